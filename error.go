@@ -1,0 +1,78 @@
+// Package gridwatch holds what every part of the service shares: the error
+// type that carries a machine-readable code from the domain packages to the
+// HTTP layer. The domain lives in geo, incident and camera; the transport in api.
+package gridwatch
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each is a stable string clients may switch on; api maps each to
+// an HTTP status.
+const (
+	EInvalid         = "invalid"          // a request is malformed or a value is out of range
+	EInvalidJSON     = "invalid_json"     // the body is not JSON
+	EInvalidGeoJSON  = "invalid_geojson"  // JSON, but not the GeoJSON the endpoint takes
+	EInvalidGeometry = "invalid_geometry" // geometry that cannot be stored as it is
+	ETopology        = "topology"         // geometry valid alone but not with its neighbours
+	ENotFound        = "not_found"        // the target does not exist
+	EConflict        = "conflict"         // the target exists or is in use
+	ETooLarge        = "too_large"        // a body or a geometry exceeds a limit
+	EUnavailable     = "unavailable"      // a dependency is down
+	EInternal        = "internal"         // a fault of ours; details are logged, not shown
+)
+
+// Error is an error a user can act on: a code, a plain message and optional
+// structured details (for a geometry: which feature, which ring, where).
+type Error struct {
+	Code    string
+	Message string
+	Details map[string]any
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WithDetails returns e with details set, for chaining after Errorf.
+func (e *Error) WithDetails(d map[string]any) *Error {
+	e.Details = d
+	return e
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal for
+// any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the user-facing message of err: the message of its
+// *Error, or a generic text for internal errors, whose text is never shown.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// ErrorDetails returns the details of the first *Error in err's chain.
+func ErrorDetails(err error) map[string]any {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Details
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+// Package database opens gridwatch's PostgreSQL pool, makes sure PostGIS is
+// there, registers the geometry codec on every connection and applies the
+// embedded migrations.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twpayne/go-geom"
+)
+
+// ErrNoPostGIS is returned when the server cannot provide the postgis extension.
+var ErrNoPostGIS = errors.New("PostGIS is not available on this PostgreSQL server")
+
+// Options tune the pool.
+type Options struct {
+	// MaxConns caps the pool; 0 keeps pgx's default (the larger of 4 and the CPU count).
+	MaxConns int32
+	Logger   *slog.Logger
+}
+
+// Open connects to dsn, creates the postgis extension if it is available but
+// missing, and returns a pool whose connections all know the geometry type.
+func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", redact(err))
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if err := EnsurePostGIS(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	cfg.AfterConnect = RegisterTypes
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, nil
+}
+
+// RegisterTypes teaches conn the geometry type (its OID differs per database),
+// so geometry values cross as EWKB. It is the pool's AfterConnect hook.
+func RegisterTypes(ctx context.Context, conn *pgx.Conn) error {
+	var oid uint32
+	if err := conn.QueryRow(ctx, "SELECT 'geometry'::regtype::oid").Scan(&oid); err != nil {
+		return fmt.Errorf("look up the geometry type: %w", err)
+	}
+	m := conn.TypeMap()
+	m.RegisterType(&pgtype.Type{Name: "geometry", OID: oid, Codec: GeometryCodec{}})
+	// The simple protocol sends parameters without types: map go-geom values
+	// to geometry by their Go type so they still encode as EWKB.
+	m.RegisterDefaultPgType(&geom.MultiPolygon{}, "geometry")
+	m.RegisterDefaultPgType(&geom.Polygon{}, "geometry")
+	m.RegisterDefaultPgType(&geom.Point{}, "geometry")
+	m.RegisterDefaultPgType(EWKB(nil), "geometry")
+	return nil
+}
+
+// EnsurePostGIS connects once with cfg and creates the postgis extension when
+// the server has it but the database does not. A server without PostGIS
+// installed, or a user not allowed to create it, is a clear error.
+func EnsurePostGIS(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to the database: %w", redact(err))
+	}
+	defer conn.Close(context.Background())
+	var installed, available bool
+	err = conn.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis'),
+		EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')`).Scan(&installed, &available)
+	if err != nil {
+		return fmt.Errorf("check for postgis: %w", err)
+	}
+	if installed {
+		return nil
+	}
+	if !available {
+		return fmt.Errorf("%w: install postgresql-NN-postgis-3 on the database server (Debian/Ubuntu) and retry", ErrNoPostGIS)
+	}
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS postgis"); err != nil {
+		return fmt.Errorf("%w: CREATE EXTENSION postgis failed (%v); ask the database owner to run it once", ErrNoPostGIS, err)
+	}
+	return nil
+}
+
+// redact keeps a password in a connection string out of error texts: pgconn's
+// parse errors may quote the string.
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("cannot parse the connection string (its text is not shown: it may hold a password)")
+	}
+	return err
+}

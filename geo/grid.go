@@ -43,18 +43,18 @@ func (l Level) Valid() bool { return l.Rank() > 0 }
 
 // Grid is one unit of the hierarchy with its current boundary.
 type Grid struct {
-	ID         int64             `json:"id"`
-	Code       string            `json:"code"`
-	Name       string            `json:"name"`
-	Level      Level             `json:"level"`
-	ParentID   *int64            `json:"parent_id"`
-	ParentCode string            `json:"parent_code,omitempty"`
+	ID         int64              `json:"id"`
+	Code       string             `json:"code"`
+	Name       string             `json:"name"`
+	Level      Level              `json:"level"`
+	ParentID   *int64             `json:"parent_id"`
+	ParentCode string             `json:"parent_code,omitempty"`
 	Geometry   *geom.MultiPolygon `json:"-"`
-	Properties map[string]any    `json:"properties"`
-	AreaM2     float64           `json:"area_m2"`
-	Version    int               `json:"version"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at"`
+	Properties map[string]any     `json:"properties"`
+	AreaM2     float64            `json:"area_m2"`
+	Version    int                `json:"version"`
+	CreatedAt  time.Time          `json:"created_at"`
+	UpdatedAt  time.Time          `json:"updated_at"`
 }
 
 // Ref is the short form of a grid used in lists and lookups.

@@ -6,6 +6,9 @@ CREATE TABLE grids (
     code        text NOT NULL UNIQUE,
     name        text NOT NULL CHECK (name <> ''),
     level       text NOT NULL CHECK (level IN ('district', 'street', 'community', 'grid')),
+    -- 1 district … 4 grid: the most specific grid covering a point has the highest rank.
+    level_rank  smallint GENERATED ALWAYS AS (CASE level
+                    WHEN 'district' THEN 1 WHEN 'street' THEN 2 WHEN 'community' THEN 3 ELSE 4 END) STORED,
     parent_id   bigint REFERENCES grids (id) ON DELETE RESTRICT,
     geom        geometry(MultiPolygon, 4326) NOT NULL,
     area_m2     double precision NOT NULL,
@@ -23,7 +26,7 @@ CREATE TABLE grids (
 
 CREATE INDEX grids_geom_gist ON grids USING gist (geom);
 CREATE INDEX grids_parent_id ON grids (parent_id);
-CREATE INDEX grids_level_code ON grids (level, code);
+CREATE INDEX grids_level_code ON grids (level_rank, code);
 
 -- Bumped by every change to grids; tiles and the in-process index key on it.
 CREATE TABLE grid_revision (

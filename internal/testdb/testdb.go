@@ -89,7 +89,7 @@ func DSN(t testing.TB) string {
 	ctx := context.Background()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), state.counter.Add(1))
 	state.mu.Lock() // CREATE DATABASE … TEMPLATE needs the template to itself
-	err := exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateDB))
+	err := exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY", name, templateDB))
 	state.mu.Unlock()
 	if err != nil {
 		t.Fatalf("testdb: create database: %v", err)

@@ -1,0 +1,55 @@
+# Gridwatch — `make help` lists the targets.
+SHELL := /bin/sh
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO ?= go
+BIN := bin/gridwatch
+LDFLAGS := -s -w -X main.version=$(VERSION)
+ASSET_SRC := $(wildcard assets/src/*) assets/build.mjs assets/package.json assets/package-lock.json
+ARTIFACTS ?= test-artifacts
+
+.PHONY: help deps test-deps assets build run test bench lint fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install PostgreSQL+PostGIS and Node/npm when missing (Debian/Ubuntu)
+	@scripts/install-deps.sh run
+
+test-deps: ## install what the tests need too (Chromium)
+	@scripts/install-deps.sh test
+
+assets/node_modules/.stamp: assets/package.json assets/package-lock.json
+	cd assets && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+assets/dist/index.html: assets/node_modules/.stamp $(ASSET_SRC)
+	cd assets && npm run --silent build
+
+assets: assets/dist/index.html ## build the web dashboard (npm ci + esbuild)
+
+build: assets ## build bin/gridwatch with the version stamped, and check the stamp
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gridwatch
+	@test "$$($(BIN) version)" = "$(VERSION)" || { echo "version stamp mismatch: $$($(BIN) version) != $(VERSION)"; exit 1; }
+	@echo "built $(BIN) $(VERSION)"
+
+run: deps build ## build, seed the demo city into ./data and serve it on 127.0.0.1:8080
+	$(BIN) demo
+
+test: test-deps build ## run every test (real PostGIS, race detector, headless Chromium)
+	@mkdir -p $(ARTIFACTS)
+	GRIDWATCH_TEST_ARTIFACTS=$(CURDIR)/$(ARTIFACTS) GRIDWATCH_REQUIRE_ALL=1 $(GO) test -race -count=1 ./...
+
+bench: deps build ## run the benchmarks (figures go into BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.txt
+
+lint: ## go vet, gofmt and go mod tidy check
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) mod tidy -diff
+
+fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
+	@for t in $$(grep -ho 'func Fuzz[A-Za-z0-9]*' geo/*_test.go | cut -d' ' -f2); do \
+		$(GO) test ./geo -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
+
+clean: ## remove build output (not ./data)
+	rm -rf bin assets/dist/*.js assets/dist/*.css assets/dist/*.html assets/dist/*.mjs $(ARTIFACTS)

@@ -1,0 +1,226 @@
+// The right-hand side panel: a grid's details and the result of a locate.
+// Everything is written with textContent; server data is never parsed as HTML.
+
+import { LEVEL_CN, LEVEL_EN } from './layers.js';
+
+const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const kmFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+const TEAM_KEYS = new Set(['leader', 'volunteers', 'staff']);
+
+/** formatArea shows an area in m² and km², the larger unit first once it reads better. */
+export function formatArea(m2) {
+  if (typeof m2 !== 'number' || !Number.isFinite(m2)) return '—';
+  const km2 = m2 / 1e6;
+  const kmText = km2 < 0.01 ? `${km2.toFixed(4)} km²` : `${kmFmt.format(km2)} km²`;
+  return m2 >= 1e6 ? `${kmText} · ${numberFmt.format(m2)} m²` : `${numberFmt.format(m2)} m² · ${kmText}`;
+}
+
+/** levelLabel is e.g. "网格 Grid"; unknown levels are shown as they are. */
+export function levelLabel(level) {
+  return LEVEL_CN[level] ? `${LEVEL_CN[level]} ${LEVEL_EN[level]}` : String(level ?? '');
+}
+
+function formatTime(s) {
+  if (!s) return '—';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return String(s);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+// A team member may be a plain name or an object such as {"name","role","phone"}.
+function person(v) {
+  if (v === null || v === undefined) return { name: '', extra: '' };
+  if (typeof v !== 'object') return { name: String(v), extra: '' };
+  const name = v.name ?? v.full_name ?? v.id ?? '';
+  const extra = [v.role ?? v.title ?? v.dept ?? v.department ?? v.org ?? v.unit, v.phone ?? v.tel]
+    .filter((x) => x !== undefined && x !== null && x !== '')
+    .join(' · ');
+  return { name: String(name || JSON.stringify(v)), extra };
+}
+
+function scalarText(v) {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'boolean') return v ? 'yes 是' : 'no 否';
+  if (typeof v === 'object') {
+    const s = JSON.stringify(v);
+    return s.length > 160 ? `${s.slice(0, 157)}…` : s;
+  }
+  return String(v);
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** Panel drives #panel. onPick(id, {fit}) is called when a chain or locate entry is clicked. */
+export class Panel {
+  constructor(root, { onPick, onClose }) {
+    this.root = root;
+    this.onPick = onPick;
+    this.onClose = onClose;
+    this.detail = root.querySelector('#detail');
+    this.locate = root.querySelector('#locate-result');
+    this.loading = root.querySelector('#panel-loading');
+    root.querySelector('#panel-close').addEventListener('click', () => this.onClose());
+    root.addEventListener('click', (ev) => {
+      const b = ev.target.closest('[data-grid-id]');
+      if (b && root.contains(b)) this.onPick(Number(b.dataset.gridId), { fit: true, fromLocate: b.closest('#locate-result') !== null });
+    });
+  }
+
+  field(name) {
+    return this.root.querySelector(`[data-field="${name}"]`);
+  }
+
+  get isOpen() {
+    return !this.root.hidden;
+  }
+
+  open() {
+    this.root.hidden = false;
+    document.body.classList.add('panel-open');
+  }
+
+  close() {
+    this.root.hidden = true;
+    this.detail.hidden = true;
+    this.locate.hidden = true;
+    this.loading.hidden = true;
+    document.body.classList.remove('panel-open');
+  }
+
+  showLoading(keepLocate) {
+    this.open();
+    if (!keepLocate) this.locate.hidden = true;
+    this.detail.hidden = true;
+    this.loading.hidden = false;
+  }
+
+  hideLoading() {
+    this.loading.hidden = true;
+  }
+
+  /** showGrid renders GET /api/v1/grids/{id}; below counts its sub-areas by level, if known. */
+  showGrid(g, below) {
+    this.open();
+    this.loading.hidden = true;
+    this.detail.hidden = false;
+    this.root.dataset.gridId = String(g.id);
+
+    const level = this.field('level');
+    level.textContent = levelLabel(g.level);
+    level.dataset.level = g.level ?? '';
+    this.field('name').textContent = g.name ?? '';
+    this.field('code').textContent = g.code ?? '';
+    this.field('area').textContent = formatArea(g.area_m2);
+    this.field('version').textContent = g.version !== undefined && g.version !== null ? `v${g.version}` : '—';
+    this.field('updated').textContent = formatTime(g.updated_at ?? g.created_at);
+    this.field('id').textContent = String(g.id);
+    const parts = below ? ['street', 'community', 'grid'].filter((l) => below[l] > 0).map((l) => `${below[l]} ${LEVEL_CN[l]}`) : [];
+    this.field('contains-row').hidden = parts.length === 0;
+    this.field('contains').textContent = parts.join(' · ');
+
+    // chain is the grid itself first, then its parents: show it district → grid.
+    const chain = this.field('chain');
+    chain.replaceChildren();
+    const items = Array.isArray(g.chain) && g.chain.length > 0 ? [...g.chain].reverse() : [g];
+    for (const c of items) {
+      const li = el('li', 'chain-item');
+      const current = Number(c.id) === Number(g.id);
+      const b = el('button', 'chain-link');
+      b.type = 'button';
+      b.dataset.gridId = String(c.id);
+      b.dataset.level = c.level ?? '';
+      b.title = `${levelLabel(c.level)} · ${c.code ?? ''}`;
+      if (current) b.setAttribute('aria-current', 'page');
+      b.append(el('span', 'chain-level', LEVEL_CN[c.level] ?? c.level ?? ''), el('span', 'chain-name', c.name ?? ''));
+      li.append(b);
+      chain.append(li);
+    }
+
+    this.renderTeam(g.properties ?? {});
+    this.renderProps(g.properties ?? {});
+  }
+
+  renderTeam(props) {
+    const team = this.field('team');
+    const leader = props.leader;
+    const vols = Array.isArray(props.volunteers) ? props.volunteers : [];
+    const staff = Array.isArray(props.staff) ? props.staff : [];
+
+    const leaderRow = this.field('leader-row');
+    leaderRow.hidden = leader === undefined || leader === null || leader === '';
+    if (!leaderRow.hidden) {
+      const p = person(leader);
+      const box = this.field('leader');
+      box.replaceChildren(el('span', 'person-name', p.name));
+      if (p.extra) box.append(el('span', 'person-extra', p.extra));
+    }
+    this.fillChips('volunteers', vols);
+    this.fillChips('staff', staff);
+    team.hidden = leaderRow.hidden && vols.length === 0 && staff.length === 0;
+  }
+
+  fillChips(name, list) {
+    this.field(`${name}-row`).hidden = list.length === 0;
+    this.field(`${name}-n`).textContent = list.length ? `(${list.length})` : '';
+    const ul = this.field(name);
+    ul.replaceChildren();
+    for (const v of list) {
+      const p = person(v);
+      const li = el('li', 'chip', p.name);
+      if (p.extra) li.title = p.extra;
+      ul.append(li);
+    }
+  }
+
+  renderProps(props) {
+    const dl = this.field('props');
+    dl.replaceChildren();
+    const keys = Object.keys(props).filter((k) => !TEAM_KEYS.has(k)).sort();
+    for (const k of keys) {
+      const row = el('div', 'prop');
+      row.append(el('dt', '', k), el('dd', '', scalarText(props[k])));
+      dl.append(row);
+    }
+    this.field('props-section').hidden = keys.length === 0;
+  }
+
+  /** showLocate renders GET /api/v1/locate; grids is null while the request runs. */
+  showLocate(lngLat, grids) {
+    this.open();
+    this.locate.hidden = false;
+    this.field('locate-coord').textContent = `${lngLat.lng.toFixed(6)}, ${lngLat.lat.toFixed(6)}`;
+    const list = this.field('locate-list');
+    list.replaceChildren();
+    const empty = this.field('locate-empty');
+    if (grids === null) {
+      empty.hidden = true;
+      list.append(el('li', 'locate-pending', 'Locating… 定位中'));
+      return;
+    }
+    empty.hidden = grids.length > 0;
+    if (grids.length === 0) {
+      this.detail.hidden = true;
+      this.loading.hidden = true;
+    }
+    for (const g of grids) {
+      const li = el('li');
+      const b = el('button', 'locate-item');
+      b.type = 'button';
+      b.dataset.gridId = String(g.id);
+      b.dataset.level = g.level ?? '';
+      b.append(el('span', 'chain-level', LEVEL_CN[g.level] ?? g.level ?? ''), el('span', 'locate-name', g.name ?? ''), el('span', 'locate-code', g.code ?? ''));
+      li.append(b);
+      list.append(li);
+    }
+  }
+
+  hideLocate() {
+    this.locate.hidden = true;
+  }
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config is gridwatch's whole configuration. Load fills it from, in order:
+// defaults, a JSON file (--config or GRIDWATCH_CONFIG), the environment
+// (GRIDWATCH_<NAME>, and DATABASE_URL) and flags; then Validate checks it.
+type Config struct {
+	Addr               string
+	DataDir            string
+	RTSPAddr           string
+	DatabaseURL        string
+	LogLevel           string
+	LogFormat          string
+	BasemapStyleURL    string
+	MaxBodyBytes       int64
+	MaxVertices        int
+	OverlapToleranceM2 float64
+	PGBinDir           string
+	ShutdownTimeout    time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		DataDir:            "./data",
+		RTSPAddr:           "127.0.0.1:8554",
+		LogLevel:           "info",
+		LogFormat:          "auto",
+		MaxBodyBytes:       32 << 20,
+		MaxVertices:        100_000,
+		OverlapToleranceM2: 1,
+		ShutdownTimeout:    15 * time.Second,
+	}
+}
+
+// option binds one setting to its flag, environment variable and file key.
+type option struct {
+	name   string // flag name; the file key is it with _ for -, the env var GRIDWATCH_ + upper
+	usage  string
+	secret bool
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
+}
+
+func options() []option {
+	str := func(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+		return func(c *Config, v string) error { *p(c) = v; return nil }, func(c *Config) string { return *p(c) }
+	}
+	opt := func(name, usage string, set func(*Config, string) error, get func(*Config) string) option {
+		return option{name: name, usage: usage, set: set, get: get}
+	}
+	addrSet, addrGet := str(func(c *Config) *string { return &c.Addr })
+	dataSet, dataGet := str(func(c *Config) *string { return &c.DataDir })
+	rtspSet, rtspGet := str(func(c *Config) *string { return &c.RTSPAddr })
+	dbSet, dbGet := str(func(c *Config) *string { return &c.DatabaseURL })
+	llSet, llGet := str(func(c *Config) *string { return &c.LogLevel })
+	lfSet, lfGet := str(func(c *Config) *string { return &c.LogFormat })
+	bmSet, bmGet := str(func(c *Config) *string { return &c.BasemapStyleURL })
+	pgSet, pgGet := str(func(c *Config) *string { return &c.PGBinDir })
+	db := opt("database-url", "PostgreSQL+PostGIS URL (env DATABASE_URL); empty runs a private cluster under <data-dir>/pg", dbSet, dbGet)
+	db.secret = true
+	return []option{
+		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
+		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
+		opt("rtsp-addr", "RTSP re-serve listen address (used by cameras)", rtspSet, rtspGet),
+		db,
+		opt("log-level", "debug, info, warn or error", llSet, llGet),
+		opt("log-format", "auto (JSON unless stderr is a terminal), json or text", lfSet, lfGet),
+		opt("basemap-style-url", "optional MapLibre style URL for the dashboard's base map (none: offline dark base)", bmSet, bmGet),
+		opt("pg-bindir", "PostgreSQL server binaries for the private cluster (default: newest /usr/lib/postgresql/*/bin)", pgSet, pgGet),
+		opt("max-body-bytes", "largest request body accepted", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			c.MaxBodyBytes = n
+			return err
+		}, func(c *Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }),
+		opt("max-vertices", "most vertices accepted in one grid boundary", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			c.MaxVertices = n
+			return err
+		}, func(c *Config) string { return strconv.Itoa(c.MaxVertices) }),
+		opt("overlap-tolerance-m2", "largest overlap between grids of one level (and part outside a parent) ignored, in m²", func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			c.OverlapToleranceM2 = f
+			return err
+		}, func(c *Config) string { return strconv.FormatFloat(c.OverlapToleranceM2, 'g', -1, 64) }),
+		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			c.ShutdownTimeout = d
+			return err
+		}, func(c *Config) string { return c.ShutdownTimeout.String() }),
+	}
+}
+
+func (o option) envName() string {
+	return "GRIDWATCH_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
+}
+
+func (o option) fileKey() string { return strings.ReplaceAll(o.name, "-", "_") }
+
+// LoadConfig builds the configuration for a subcommand from args and getenv,
+// then validates it. Usage goes to out on -h.
+func LoadConfig(cmd string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	opts := options()
+	fs := flag.NewFlagSet("gridwatch "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	configPath := fs.String("config", getenv("GRIDWATCH_CONFIG"), "JSON config file (keys as the flags, with _ for -)")
+	def := DefaultConfig()
+	given := map[string]*string{}
+	for _, o := range opts {
+		given[o.name] = fs.String(o.name, o.get(&def), o.usage+" (env "+o.envName()+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := def
+	byName := map[string]option{}
+	for _, o := range opts {
+		byName[o.name] = o
+	}
+	if *configPath != "" {
+		if err := applyFile(&cfg, *configPath, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range opts {
+		v := getenv(o.envName())
+		if o.name == "database-url" && v == "" {
+			v = getenv("DATABASE_URL")
+		}
+		if v == "" {
+			continue
+		}
+		if err := o.set(&cfg, v); err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", o.envName(), shown(o, v), err)
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		o, ok := byName[f.Name]
+		if !ok || ferr != nil {
+			return
+		}
+		if err := o.set(&cfg, *given[f.Name]); err != nil {
+			ferr = fmt.Errorf("--%s=%q: %w", f.Name, shown(o, *given[f.Name]), err)
+		}
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func shown(o option, v string) string {
+	if o.secret {
+		return "(hidden)"
+	}
+	return v
+}
+
+func applyFile(cfg *Config, path string, opts []option) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("config file %s: not a JSON object: %w", path, err)
+	}
+	known := map[string]option{}
+	for _, o := range opts {
+		known[o.fileKey()] = o
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o, ok := known[k]
+		if !ok {
+			return fmt.Errorf("config file %s: unknown key %q", path, k)
+		}
+		v := fmt.Sprint(m[k])
+		if f, isNum := m[k].(float64); isNum {
+			v = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		if err := o.set(cfg, v); err != nil {
+			return fmt.Errorf("config file %s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks every value and says which is wrong and why.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+	for name, addr := range map[string]string{"addr": c.Addr, "rtsp-addr": c.RTSPAddr} {
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port (%v)", addr, err)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad(name, "port %q is not a number from 0 to 65535", port)
+		}
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if c.DatabaseURL != "" {
+		if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+			bad("database-url", "cannot be parsed (value hidden: it may hold a password)")
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("log-level", "%v", err)
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		bad("log-format", "%q: want auto, json or text", c.LogFormat)
+	}
+	if c.BasemapStyleURL != "" {
+		u, err := url.Parse(c.BasemapStyleURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("basemap-style-url", "%q: want an absolute http(s) URL", c.BasemapStyleURL)
+		}
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("max-body-bytes", "%d: want at least 1024", c.MaxBodyBytes)
+	}
+	if c.MaxVertices < 4 {
+		bad("max-vertices", "%d: want at least 4", c.MaxVertices)
+	}
+	if c.OverlapToleranceM2 < 0 {
+		bad("overlap-tolerance-m2", "%v: want 0 or more", c.OverlapToleranceM2)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "%v: want a positive duration", c.ShutdownTimeout)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	if err != nil {
+		return l, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewLogger returns the slog logger the config asks for, writing to w: JSON
+// unless w is a terminal (or the format says otherwise).
+func NewLogger(c *Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	format := c.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"gridwatch/api"
+	"gridwatch/assets"
+	"gridwatch/geo"
+	"gridwatch/internal/database"
+	"gridwatch/internal/pgcluster"
+	"gridwatch/migrations"
+)
+
+// Main is the running service: its configuration and the parts it started.
+// Run starts them, Close stops them in reverse order. Tests drive it with
+// Addr "127.0.0.1:0" to run the real wiring.
+type Main struct {
+	Config *Config
+	Logger *slog.Logger
+	// MigrateOnly stops after migrations (and seeding).
+	MigrateOnly bool
+	// SeedDemo imports the demo city when it is not there yet.
+	SeedDemo bool
+
+	cluster *pgcluster.Cluster
+	pool    *pgxpool.Pool
+	grids   *geo.Store
+	locator *geo.Locator
+	server  *http.Server
+	ln      net.Listener
+	served  chan error
+}
+
+// NewMain returns a Main for cfg.
+func NewMain(cfg *Config, log *slog.Logger) *Main {
+	return &Main{Config: cfg, Logger: log}
+}
+
+// Run opens the database (starting the private cluster when no URL is
+// given), migrates, optionally seeds, and unless MigrateOnly starts serving.
+// It returns once the service is up.
+func (m *Main) Run(ctx context.Context) error {
+	cfg, log := m.Config, m.Logger
+	dsn := cfg.DatabaseURL
+	if dsn == "" {
+		c, err := pgcluster.Start(ctx, pgcluster.Options{
+			Dir: filepath.Join(cfg.DataDir, "pg"), BinDir: cfg.PGBinDir, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("private database: %w", err)
+		}
+		m.cluster = c
+		if err := ensureDatabase(ctx, c); err != nil {
+			return err
+		}
+		dsn = c.DSN("gridwatch")
+	}
+	pool, err := database.Open(ctx, dsn, database.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	m.pool = pool
+	applied, err := database.Migrate(ctx, pool, migrations.FS())
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("migrations applied", "versions", applied)
+	}
+	m.grids = geo.NewStore(pool, geo.StoreOptions{
+		OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2, Logger: log,
+	})
+	m.locator = geo.NewLocator(m.grids)
+	if m.SeedDemo {
+		if err := seedDemo(ctx, m.grids, log); err != nil {
+			return err
+		}
+	}
+	if m.MigrateOnly {
+		return nil
+	}
+	if err := m.locator.Refresh(ctx); err != nil {
+		return err
+	}
+	return m.serve()
+}
+
+func (m *Main) serve() error {
+	cfg := m.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		database.NewPoolCollector(m.pool))
+	srv := api.New(api.Deps{
+		Logger:          m.Logger,
+		Version:         version,
+		Grids:           m.grids,
+		Locator:         m.locator,
+		Ready:           m.ready,
+		Metrics:         reg,
+		Assets:          assets.FS(),
+		AssetsBuilt:     assets.Built(),
+		BasemapStyleURL: cfg.BasemapStyleURL,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		MaxVertices:     cfg.MaxVertices,
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	m.ln = ln
+	m.server = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // imports of large boundary files
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(ln) }()
+	m.Logger.Info("serving", "url", m.URL(), "version", version)
+	return nil
+}
+
+// URL is the base URL the service answers on.
+func (m *Main) URL() string {
+	if m.ln == nil {
+		return ""
+	}
+	return "http://" + m.ln.Addr().String()
+}
+
+// ready is /readyz: the database answers and no migration is pending.
+func (m *Main) ready(ctx context.Context) error {
+	if err := m.pool.Ping(ctx); err != nil {
+		return errors.New("database unreachable")
+	}
+	n, err := database.Pending(ctx, m.pool, migrations.FS())
+	if err != nil {
+		return errors.New("cannot read the migration state")
+	}
+	if n > 0 {
+		return fmt.Errorf("%d migrations pending", n)
+	}
+	return nil
+}
+
+// Close shuts down gracefully: stop taking requests, let those in flight
+// finish (up to the shutdown timeout), close the pool, stop the cluster.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.server = nil
+	}
+	if m.pool != nil {
+		m.pool.Close()
+		m.pool = nil
+	}
+	if m.cluster != nil {
+		if err := m.cluster.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.cluster = nil
+	}
+	return errors.Join(errs...)
+}

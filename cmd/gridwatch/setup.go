@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
+	"gridwatch/geo"
+	"gridwatch/internal/pgcluster"
+)
+
+// ensureDatabase creates the gridwatch database in a fresh private cluster.
+func ensureDatabase(ctx context.Context, c *pgcluster.Cluster) error {
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return fmt.Errorf("private database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'gridwatch')").Scan(&exists); err != nil {
+		return fmt.Errorf("private database: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE gridwatch"); err != nil {
+			return fmt.Errorf("private database: %w", err)
+		}
+	}
+	return nil
+}
+
+// seedDemo imports the demo city unless its district is already stored.
+func seedDemo(ctx context.Context, store *geo.Store, log *slog.Logger) error {
+	features, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
+	if err != nil {
+		return fmt.Errorf("demo city: %w", err)
+	}
+	existing, _, err := store.List(ctx, geo.Filter{Level: geo.LevelDistrict, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, g := range existing {
+		if g.Code == features[0].Code {
+			log.Info("demo city already present", "district", g.Code)
+			return nil
+		}
+	}
+	res, err := store.Import(ctx, features, geo.ImportOptions{})
+	if err != nil {
+		return fmt.Errorf("demo city: %w", err)
+	}
+	log.Info("demo city seeded", "grids", res.Created)
+	return nil
+}

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Installs what gridwatch needs to build, run and test, on Debian/Ubuntu:
+#   run:  PostgreSQL server + PostGIS 3, Node.js/npm (only when absent)
+#   test: the above + Chromium (browser tests)
+# Usage: scripts/install-deps.sh [run|test]. Elsewhere it says what to install.
+set -eu
+mode=${1:-run}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+pg_major() { ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sed 's#/usr/lib/postgresql/\([0-9]*\)/.*#\1#' | sort -n | tail -1; }
+postgis_ok() { m=$(pg_major); [ -n "$m" ] && ls /usr/share/postgresql/"$m"/extension/postgis.control >/dev/null 2>&1; }
+
+need=""
+postgis_ok || need="$need postgis"
+have node && have npm || need="$need node"
+if [ "$mode" = test ]; then
+	[ -x /usr/bin/chromium ] || need="$need chromium"
+fi
+[ -z "$need" ] && exit 0
+
+if ! have apt-get; then
+	echo "gridwatch needs:$need" >&2
+	echo "Install PostgreSQL 15+ with PostGIS 3, Node.js 20+ with npm, and (for tests) Chromium at /usr/bin/chromium," >&2
+	echo "or set DATABASE_URL to a PostgreSQL server with PostGIS." >&2
+	exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	have sudo || { echo "install-deps: need root (or sudo) to install:$need" >&2; exit 1; }
+	SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+	echo "install-deps: apt-get install $*" >&2
+	$SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null || {
+		$SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null
+	}
+}
+case "$need" in *postgis*)
+	[ -n "$(pg_major)" ] || apt_install postgresql
+	apt_install "postgresql-$(pg_major)-postgis-3"
+	# Debian starts a system cluster on install; gridwatch runs its own and does not need it.
+	;;
+esac
+case "$need" in *node*) apt_install nodejs npm ;; esac
+case "$need" in *chromium*) apt_install chromium ;; esac
+postgis_ok || { echo "install-deps: PostGIS still missing after install" >&2; exit 1; }

@@ -31,41 +31,46 @@ type IndexedGrid struct {
 // and two grids sharing an edge never both miss a point near it.
 type Index struct {
 	grids []indexGrid
-	// One tree per Level.Rank() (0 for an unknown level), searched from the
-	// most specific level down, so the broad parents are tested only for
-	// points outside every grid.
-	trees [5]rtree.RTreeG[polyRef]
+	// The prepared geometry lives in flat arrays, so a lookup touches a few
+	// contiguous records instead of chasing a pointer per polygon and ring;
+	// with 10,000 grids, cache misses are most of the cost.
+	polys []indexPolygon
+	holes []indexRing
+	pts   []orb.Point
+	bands []int32
+	// One tree of polygons (indexes into polys) per Level.Rank(), 0 for an
+	// unknown level, searched from the most specific level down, so the
+	// broad parents are tested only for points outside every grid.
+	trees [5]rtree.RTreeG[int32]
 }
 
-// indexGrid is a grid with its geometry prepared for lookups.
+// indexGrid is what a lookup returns for a grid.
 type indexGrid struct {
 	ref   Ref
-	order int32 // rank of (code, input position) within the grid's level
 	chain []Ref // the grid, then its ancestors present in the index
-	polys []indexPolygon
 }
 
-// polyRef names one polygon of one grid; multi-part grids enter the tree
-// once per part.
-type polyRef struct {
-	grid, poly int32
-}
-
-// indexPolygon is a polygon's bounding box and rings, exterior first.
+// indexPolygon is one polygon of a grid (multi-part grids have several):
+// its bounding box, its exterior ring and the range of its holes.
 type indexPolygon struct {
 	minX, minY, maxX, maxY float64
-	rings                  []indexRing
+	grid                   int32
+	order                  int32 // the grid's rank by (code, input position)
+	ext                    indexRing
+	holeStart, holeEnd     int32 // holes[holeStart:holeEnd]
 }
 
-// indexRing is a closed ring. Rings with many edges get a band index: the
-// ring's y-range cut into equal bands, each listing the edges that reach
-// into it, so a test reads only the edges near the point's latitude.
+// indexRing is a closed ring, pts[start:end]. Rings with many edges get a
+// band index: the ring's y-range cut into nb equal bands, each listing the
+// edges that reach into it, so a test reads only the edges near the point's
+// latitude. Band b's edges are bands[base+nb+1+bands[base+b] :
+// base+nb+1+bands[base+b+1]], edge i running from pts[start+i] to
+// pts[start+i+1].
 type indexRing struct {
-	pts       []orb.Point // closed: pts[0] == pts[len-1]
-	minY      float64
-	bandScale float64 // bands per degree; 0 = no band index
-	bandStart []int32 // edges of band b: bandEdges[bandStart[b]:bandStart[b+1]]
-	bandEdges []int32 // edge i runs from pts[i] to pts[i+1]
+	start, end int32
+	base, nb   int32
+	minY       float64
+	bandScale  float64 // bands per degree
 }
 
 // bandThreshold is the number of edges above which a ring gets a band index;
@@ -88,29 +93,34 @@ func NewIndex(grids []IndexedGrid) *Index {
 	slices.SortStableFunc(byCode, func(a, b int32) int {
 		return cmp.Compare(grids[a].Ref.Code, grids[b].Ref.Code)
 	})
+	order := make([]int32, len(grids))
 	for pos, i := range byCode {
-		ix.grids[i].order = int32(pos)
+		order[i] = int32(pos)
 	}
 
 	byID := make(map[int64]int32, len(grids))
+	npts := 0
 	for i, g := range grids {
 		if _, dup := byID[g.Ref.ID]; !dup {
 			byID[g.Ref.ID] = int32(i)
 		}
+		for _, p := range g.Geometry {
+			for _, r := range p {
+				npts += len(r) + 1
+			}
+		}
 	}
+	ix.pts = make([]orb.Point, 0, npts)
 	for i, g := range grids {
-		ig := &ix.grids[i]
-		ig.ref = g.Ref
-		ig.chain = ancestry(grids, byID, i)
+		ix.grids[i] = indexGrid{ref: g.Ref, chain: ancestry(grids, byID, i)}
 		rank := g.Ref.Level.Rank()
 		for _, p := range g.Geometry {
-			ip, ok := prepPolygon(p)
+			pi, ok := ix.addPolygon(p, int32(i), order[i])
 			if !ok {
 				continue
 			}
-			ref := polyRef{grid: int32(i), poly: int32(len(ig.polys))}
-			ig.polys = append(ig.polys, ip)
-			ix.trees[rank].Insert([2]float64{ip.minX, ip.minY}, [2]float64{ip.maxX, ip.maxY}, ref)
+			ip := &ix.polys[pi]
+			ix.trees[rank].Insert([2]float64{ip.minX, ip.minY}, [2]float64{ip.maxX, ip.maxY}, pi)
 		}
 	}
 	return ix
@@ -133,108 +143,120 @@ func ancestry(grids []IndexedGrid, byID map[int64]int32, i int) []Ref {
 	return slices.Clip(chain)
 }
 
-// prepPolygon copies a polygon, closes its rings and computes its bounding
-// box and band indexes. It reports false for a polygon that cannot contain
-// anything: no exterior ring, or a coordinate that is not finite.
-func prepPolygon(p orb.Polygon) (indexPolygon, bool) {
+// addPolygon copies a polygon into the index, closing its rings, and
+// returns its position in polys. It reports false, adding nothing, for a
+// polygon that cannot contain anything: no exterior ring, or a coordinate
+// that is not finite.
+func (ix *Index) addPolygon(p orb.Polygon, grid, order int32) (int32, bool) {
 	if len(p) == 0 || len(p[0]) == 0 {
-		return indexPolygon{}, false
+		return 0, false
+	}
+	for _, r := range p {
+		for _, pt := range r {
+			if math.IsNaN(pt[0]) || math.IsInf(pt[0], 0) || math.IsNaN(pt[1]) || math.IsInf(pt[1], 0) {
+				return 0, false
+			}
+		}
 	}
 	ip := indexPolygon{
 		minX: math.Inf(1), minY: math.Inf(1), maxX: math.Inf(-1), maxY: math.Inf(-1),
-		rings: make([]indexRing, 0, len(p)),
+		grid: grid, order: order,
 	}
-	for ri, r := range p {
-		if len(r) == 0 {
-			continue
-		}
-		pts := make([]orb.Point, len(r), len(r)+1)
-		copy(pts, r)
-		if pts[0] != pts[len(pts)-1] {
-			pts = append(pts, pts[0])
-		}
-		for _, pt := range pts {
-			if math.IsNaN(pt[0]) || math.IsInf(pt[0], 0) || math.IsNaN(pt[1]) || math.IsInf(pt[1], 0) {
-				return indexPolygon{}, false
-			}
-			if ri == 0 {
-				ip.minX, ip.maxX = min(ip.minX, pt[0]), max(ip.maxX, pt[0])
-				ip.minY, ip.maxY = min(ip.minY, pt[1]), max(ip.maxY, pt[1])
-			}
-		}
-		ip.rings = append(ip.rings, newIndexRing(pts))
+	for _, pt := range p[0] {
+		ip.minX, ip.maxX = min(ip.minX, pt[0]), max(ip.maxX, pt[0])
+		ip.minY, ip.maxY = min(ip.minY, pt[1]), max(ip.maxY, pt[1])
 	}
-	return ip, true
+	ip.ext = ix.addRing(p[0])
+	ip.holeStart = int32(len(ix.holes))
+	for _, r := range p[1:] {
+		if len(r) > 0 {
+			ix.holes = append(ix.holes, ix.addRing(r))
+		}
+	}
+	ip.holeEnd = int32(len(ix.holes))
+	ix.polys = append(ix.polys, ip)
+	return int32(len(ix.polys) - 1), true
 }
 
-// newIndexRing wraps a closed ring and, if it has many edges, bands it.
-func newIndexRing(pts []orb.Point) indexRing {
-	r := indexRing{pts: pts}
+// addRing copies a non-empty ring into pts, closed, and bands it if it has
+// many edges.
+func (ix *Index) addRing(r orb.Ring) indexRing {
+	ring := indexRing{start: int32(len(ix.pts))}
+	ix.pts = append(ix.pts, r...)
+	if r[0] != r[len(r)-1] {
+		ix.pts = append(ix.pts, r[0])
+	}
+	ring.end = int32(len(ix.pts))
+	pts := ix.pts[ring.start:ring.end]
 	edges := len(pts) - 1
 	if edges <= bandThreshold {
-		return r
+		return ring
 	}
 	minY, maxY := pts[0][1], pts[0][1]
 	for _, pt := range pts {
 		minY, maxY = min(minY, pt[1]), max(maxY, pt[1])
 	}
 	if maxY <= minY {
-		return r
+		return ring
 	}
 	nb := edges / 4 // a handful of edges per band on a typical outline
-	r.minY = minY
-	r.bandScale = float64(nb) / (maxY - minY)
-	counts := make([]int32, nb+1)
+	ring.nb = int32(nb)
+	ring.minY = minY
+	ring.bandScale = float64(nb) / (maxY - minY)
+	ring.base = int32(len(ix.bands))
+
+	starts := make([]int32, nb+1)
 	for i := range edges {
-		lo, hi := r.bands(pts[i][1], pts[i+1][1], nb)
+		lo, hi := ring.bandsOf(pts[i][1], pts[i+1][1])
 		for b := lo; b <= hi; b++ {
-			counts[b+1]++
+			starts[b+1]++
 		}
 	}
 	for b := 1; b <= nb; b++ {
-		counts[b] += counts[b-1]
+		starts[b] += starts[b-1]
 	}
-	r.bandStart = counts
-	r.bandEdges = make([]int32, counts[nb])
-	fill := slices.Clone(counts[:nb])
+	edgeList := make([]int32, starts[nb])
+	fill := slices.Clone(starts[:nb])
 	for i := range edges {
-		lo, hi := r.bands(pts[i][1], pts[i+1][1], nb)
+		lo, hi := ring.bandsOf(pts[i][1], pts[i+1][1])
 		for b := lo; b <= hi; b++ {
-			r.bandEdges[fill[b]] = int32(i)
+			edgeList[fill[b]] = int32(i)
 			fill[b]++
 		}
 	}
-	return r
+	ix.bands = append(ix.bands, starts...)
+	ix.bands = append(ix.bands, edgeList...)
+	return ring
 }
 
 // band returns the band of latitude y, clamped to the ring's bands. It is
 // monotonic in y, so an edge spanning y1…y2 is listed in every band a point
 // between them can fall in.
-func (r *indexRing) band(y float64, nb int) int {
+func (r *indexRing) band(y float64) int {
 	// Compared as floats first: converting an out-of-range float to int is
 	// implementation-defined.
 	f := (y - r.minY) * r.bandScale
 	if !(f > 0) {
 		return 0
 	}
-	if f >= float64(nb-1) {
-		return nb - 1
+	if f >= float64(r.nb-1) {
+		return int(r.nb - 1)
 	}
 	return int(f)
 }
 
-// bands returns the first and last band an edge between latitudes y1 and y2
-// reaches.
-func (r *indexRing) bands(y1, y2 float64, nb int) (int, int) {
-	return r.band(min(y1, y2), nb), r.band(max(y1, y2), nb)
+// bandsOf returns the first and last band an edge between latitudes y1 and
+// y2 reaches.
+func (r *indexRing) bandsOf(y1, y2 float64) (int, int) {
+	return r.band(min(y1, y2)), r.band(max(y1, y2))
 }
 
-// classify reports whether (x, y) is strictly inside the ring or on it, by
+// classify reports whether (x, y) is strictly inside ring r or on it, by
 // counting crossings of the ray towards +x with the half-open rule, which
 // counts a ray through a vertex once.
-func (r *indexRing) classify(x, y float64) (inside, on bool) {
-	pts := r.pts
-	if r.bandScale == 0 {
+func (ix *Index) classify(r *indexRing, x, y float64) (inside, on bool) {
+	pts := ix.pts[r.start:r.end]
+	if r.nb == 0 {
 		for i := 0; i+1 < len(pts); i++ {
 			cross, onEdge := edgeTest(pts[i], pts[i+1], x, y)
 			if onEdge {
@@ -244,9 +266,10 @@ func (r *indexRing) classify(x, y float64) (inside, on bool) {
 		}
 		return inside, false
 	}
-	nb := len(r.bandStart) - 1
-	b := r.band(y, nb)
-	for _, e := range r.bandEdges[r.bandStart[b]:r.bandStart[b+1]] {
+	b := r.band(y)
+	starts := ix.bands[r.base : r.base+r.nb+1]
+	edges := ix.bands[r.base+r.nb+1:]
+	for _, e := range edges[starts[b]:starts[b+1]] {
 		cross, onEdge := edgeTest(pts[e], pts[e+1], x, y)
 		if onEdge {
 			return false, true
@@ -290,17 +313,17 @@ func edgeTest(a, b orb.Point, x, y float64) (cross, on bool) {
 	return (o > 0) == (by > ay), false
 }
 
-// covers reports whether the polygon covers (x, y): inside or on the
-// exterior ring and not strictly inside a hole.
-func (p *indexPolygon) covers(x, y float64) bool {
+// covers reports whether polygon p covers (x, y): inside or on the exterior
+// ring and not strictly inside a hole.
+func (ix *Index) covers(p *indexPolygon, x, y float64) bool {
 	if x < p.minX || x > p.maxX || y < p.minY || y > p.maxY {
 		return false
 	}
-	if in, on := p.rings[0].classify(x, y); !in && !on {
+	if in, on := ix.classify(&p.ext, x, y); !in && !on {
 		return false
 	}
-	for i := 1; i < len(p.rings); i++ {
-		if in, _ := p.rings[i].classify(x, y); in {
+	for h := p.holeStart; h < p.holeEnd; h++ {
+		if in, _ := ix.classify(&ix.holes[h], x, y); in {
 			return false
 		}
 	}
@@ -315,14 +338,13 @@ func (ix *Index) find(lon, lat float64) int32 {
 	}
 	pt := [2]float64{lon, lat}
 	for rank := len(ix.trees) - 1; rank >= 0; rank-- {
-		best := int32(-1)
-		ix.trees[rank].Search(pt, pt, func(_, _ [2]float64, r polyRef) bool {
-			g := &ix.grids[r.grid]
-			if best >= 0 && g.order >= ix.grids[best].order {
-				return true // a lower code already covers the point
-			}
-			if g.polys[r.poly].covers(lon, lat) {
-				best = r.grid
+		best, bestOrder := int32(-1), int32(math.MaxInt32)
+		ix.trees[rank].Search(pt, pt, func(_, _ [2]float64, pi int32) bool {
+			p := &ix.polys[pi]
+			// Skip grids a lower code (or another part of the same grid)
+			// already beats.
+			if p.order < bestOrder && ix.covers(p, lon, lat) {
+				best, bestOrder = p.grid, p.order
 			}
 			return true
 		})
@@ -368,6 +390,9 @@ func OrbMultiPolygon(mp *geom.MultiPolygon) orb.MultiPolygon {
 	flat, stride := mp.FlatCoords(), mp.Stride()
 	endss := mp.Endss()
 	out := make(orb.MultiPolygon, 0, len(endss))
+	if stride < 2 {
+		return out // no coordinates without a layout
+	}
 	offset := 0
 	for _, ends := range endss {
 		poly := make(orb.Polygon, 0, len(ends))

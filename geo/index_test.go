@@ -497,7 +497,7 @@ func TestIndexBandedRing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ix := NewIndex([]IndexedGrid{{Ref: Ref{ID: 1, Code: "g", Level: LevelGrid}, Geometry: tt.mp}})
-			if ix.grids[0].polys[0].rings[0].bandScale == 0 {
+			if ix.polys[0].ext.nb == 0 {
 				t.Fatal("got no band index, want one")
 			}
 			b := tt.mp.Bound().Pad(0.01)
@@ -580,6 +580,7 @@ func TestIndexOrbMultiPolygon(t *testing.T) {
 	}{
 		{"nil", nil, nil},
 		{"empty", geom.NewMultiPolygon(geom.XY), orb.MultiPolygon{}},
+		{"no layout", geom.NewMultiPolygon(geom.NoLayout), orb.MultiPolygon{}},
 		{"xy with hole and two parts", geom.NewMultiPolygon(geom.XY).MustSetCoords([][][]geom.Coord{
 			{{{0, 0}, {4, 0}, {4, 4}, {0, 4}, {0, 0}}, {{1, 1}, {1, 2}, {2, 2}, {1, 1}}},
 			{{{10, 10}, {11, 10}, {11, 11}, {10, 10}}},

@@ -44,4 +44,8 @@ case "$need" in *postgis*)
 esac
 case "$need" in *node*) apt_install nodejs npm ;; esac
 case "$need" in *chromium*) apt_install chromium ;; esac
+if [ "$mode" = test ] && ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+	# Screenshots of the dashboard show Chinese names: a small CJK font.
+	apt_install fonts-wqy-microhei
+fi
 postgis_ok || { echo "install-deps: PostGIS still missing after install" >&2; exit 1; }

@@ -56,7 +56,13 @@ async function run() {
   page.on('response', (res) => {
     if (sameOrigin(res.url()) && res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
   });
-  const check = (step) => {
+  // The page reports API and map errors in #banner, not only on the console.
+  const check = async (step) => {
+    const banner = await page.evaluate(() => {
+      const b = document.querySelector('#banner');
+      return b && !b.hidden ? b.textContent.trim() : '';
+    });
+    if (banner) problems.push(`error banner: ${banner}`);
     if (problems.length) throw new Error(`${step}: ${problems.join('; ')}`);
   };
 
@@ -75,7 +81,7 @@ async function run() {
     gridsLoaded: Number(document.body.dataset.gridsLoaded),
     pageMs: Number(document.body.dataset.gridsLoadedMs),
   }));
-  check('after load');
+  await check('after load');
 
   // Candidates: every grid-level feature from the API, with a point strictly inside it.
   const gj = await fetch(new URL('/api/v1/grids.geojson', base));
@@ -157,7 +163,7 @@ async function run() {
   if (!panel.level) throw new Error('panel level is empty');
 
   await page.screenshot({ path: shotPath, fullPage: true });
-  check('after click');
+  await check('after click');
 
   return {
     ok: true,

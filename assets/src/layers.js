@@ -136,13 +136,18 @@ function zoomForSize(meters, pixels, lat) {
  * typical area of that level is ~110 px wide, until a little after the next
  * level's labels arrive, so the map shows one or two levels of names at a time.
  */
-function labelZoomRanges(grids) {
+function levelZooms(grids, pixels) {
   const lat = grids.bbox ? (grids.bbox[1] + grids.bbox[3]) / 2 : 0;
   const start = {};
   for (const l of LEVELS) {
     const a = grids.medianArea[l];
-    start[l] = a ? Math.max(0, Math.min(22, zoomForSize(Math.sqrt(a), 110, lat))) : null;
+    start[l] = a ? Math.max(0, Math.min(22, zoomForSize(Math.sqrt(a), pixels, lat))) : null;
   }
+  return start;
+}
+
+function labelZoomRanges(grids) {
+  const start = levelZooms(grids, 110);
   const ranges = {};
   for (let i = 0; i < LEVELS.length; i++) {
     const l = LEVELS[i];
@@ -191,6 +196,16 @@ export function addGridLayers(map, grids, { withGraticule }) {
   GRID_TINTS.forEach((c, i) => tint.push(i, c));
   tint.push(GRID_TINTS[0]);
 
+  // Fine levels fade in as they grow to a readable size (typical area ~6 → 16 px
+  // wide), so thousands of grids don't turn the city view into a mesh.
+  const tiny = levelZooms(grids, 6);
+  const readable = levelZooms(grids, 16);
+  // fade(level, lo, hi) is `lo` while a level's areas are tiny and `hi` once readable.
+  const fade = (level, lo, hi) =>
+    (level === 'grid' || level === 'community') && tiny[level] > 0
+      ? ['interpolate', ['linear'], ['zoom'], tiny[level], lo, readable[level], hi]
+      : hi;
+
   // Fills, general to specific, so a grid's fill sits over its community's.
   for (const level of LEVELS) {
     const fine = level === 'grid';
@@ -201,7 +216,11 @@ export function addGridLayers(map, grids, { withGraticule }) {
       filter: isLevel(level),
       paint: {
         'fill-color': fine ? tint : COLORS[level],
-        'fill-opacity': ['case', selected, fine ? 0.55 : 0.22, hovered, fine ? 0.42 : 0.14, fine ? 0.2 : 0.025],
+        'fill-opacity': fade(
+          level,
+          ['case', selected, fine ? 0.55 : 0.22, hovered, fine ? 0.42 : 0.14, 0],
+          ['case', selected, fine ? 0.55 : 0.22, hovered, fine ? 0.42 : 0.14, fine ? 0.2 : 0.025],
+        ),
       },
     });
   }
@@ -229,7 +248,7 @@ export function addGridLayers(map, grids, { withGraticule }) {
       source: GRID_SOURCE,
       filter: isLevel(level),
       layout: { 'line-join': 'round' },
-      paint: { 'line-color': o.color, 'line-opacity': o.opacity, 'line-width': o.width },
+      paint: { 'line-color': o.color, 'line-opacity': fade(level, 0, o.opacity), 'line-width': o.width },
     });
   }
 

@@ -81,10 +81,21 @@ map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-le
 map.addControl(new maplibregl.ScaleControl({ unit: 'metric', maxWidth: 140 }), 'bottom-right');
 window.gridwatchMap = map;
 
-// A listener replaces MapLibre's default console.error, so map errors go to the banner.
-map.on('error', (ev) => showError(ev.error ?? 'map error', 'Map'));
+let grids = null; // prepareGrids() result once the grids are drawn
 
-let grids = null;
+// A listener replaces MapLibre's default console.error, so map errors go to the banner.
+// If the configured basemap cannot be loaded at all, fall back to the offline style.
+let offlineStyle = !basemap;
+map.on('error', (ev) => {
+  if (!offlineStyle && !grids && !map.isStyleLoaded()) {
+    offlineStyle = true;
+    map.setStyle(baseStyle(), { diff: false });
+    showError(ev.error ?? 'cannot load style', `Basemap ${basemap} (using the offline style)`);
+    return;
+  }
+  showError(ev.error ?? 'map error', 'Map');
+});
+
 const panel = new Panel($('#panel'), { onPick: (id, opts) => selectGrid(id, opts), onClose: closePanel });
 
 map.on('load', async () => {
@@ -98,7 +109,7 @@ map.on('load', async () => {
     return;
   }
   grids = prepareGrids(fc);
-  addGridLayers(map, grids, { withGraticule: !basemap });
+  addGridLayers(map, grids, { withGraticule: offlineStyle });
   performance.mark('gw-layers-added');
   showCounts(grids);
   if (grids.bbox) fitAll(false);

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gw.json")
+	if err := os.WriteFile(file, []byte(`{"addr":"127.0.0.1:9000","data_dir":"/from/file","max_vertices":5000,"log_level":"debug"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig("serve", []string{"--config", file, "--data-dir", "/from/flag"},
+		envOf(map[string]string{"GRIDWATCH_ADDR": "127.0.0.1:9100", "DATABASE_URL": "postgres://u:p@db/gw", "GRIDWATCH_SHUTDOWN_TIMEOUT": "3s"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.Addr = "127.0.0.1:9100"   // env beats file
+	want.DataDir = "/from/flag"    // flag beats file
+	want.MaxVertices = 5000        // file beats default
+	want.LogLevel = "debug"        // file
+	want.DatabaseURL = "postgres://u:p@db/gw"
+	want.ShutdownTimeout = 3 * time.Second
+	if *cfg != want {
+		t.Errorf("got %+v\nwant %+v", *cfg, want)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		wantIn string
+	}{
+		{"bad addr", []string{"--addr", "nonsense"}, nil, "addr"},
+		{"bad port", []string{"--addr", "127.0.0.1:99999"}, nil, "port"},
+		{"bad log level", nil, map[string]string{"GRIDWATCH_LOG_LEVEL": "loud"}, "log-level"},
+		{"bad number", []string{"--max-vertices", "many"}, nil, "--max-vertices"},
+		{"tiny vertex limit", []string{"--max-vertices", "2"}, nil, "max-vertices"},
+		{"bad basemap", []string{"--basemap-style-url", "ftp://x"}, nil, "basemap-style-url"},
+		{"bad duration", nil, map[string]string{"GRIDWATCH_SHUTDOWN_TIMEOUT": "soon"}, "GRIDWATCH_SHUTDOWN_TIMEOUT"},
+		{"unknown flag", []string{"--colour", "red"}, nil, "colour"},
+		{"stray argument", []string{"extra"}, nil, "extra"},
+		{"bad database url", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "database-url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig("serve", tt.args, envOf(tt.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.wantIn) {
+				t.Fatalf("err = %v, want it to name %q", err, tt.wantIn)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q shows a password", err)
+			}
+		})
+	}
+}
+
+func TestConfigFileUnknownKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gw.json")
+	os.WriteFile(file, []byte(`{"adress":"x"}`), 0o600)
+	_, err := LoadConfig("serve", []string{"--config", file}, envOf(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `"adress"`) {
+		t.Fatalf("err = %v, want the unknown key named", err)
+	}
+}

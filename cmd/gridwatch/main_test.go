@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gridwatch/assets"
+	"gridwatch/internal/pgcluster"
+)
+
+// TestMain lets the test binary act as the gridwatch command for the
+// kill-and-recover test: GRIDWATCH_BE_MAIN=1 runs main() instead of tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("GRIDWATCH_BE_MAIN") == "1" {
+		os.Args = append([]string{"gridwatch"}, strings.Fields(os.Getenv("GRIDWATCH_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// requireAll is set by `make test`: nothing may be skipped there.
+func requireAll() bool { return os.Getenv("GRIDWATCH_REQUIRE_ALL") == "1" || os.Getenv("CI") != "" }
+
+func dataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gwmain-") // short: the socket path must fit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startMain runs the real wiring on 127.0.0.1:0 with a private cluster.
+func startMain(t *testing.T, dir string, seed bool) *Main {
+	t.Helper()
+	cfg, err := LoadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.SeedDemo = seed
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		t.Fatalf("run: %v", err)
+	}
+	return m
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+	}
+	return res.StatusCode
+}
+
+func TestServeDemoEndToEnd(t *testing.T) {
+	dir := dataDir(t)
+	m := startMain(t, dir, true)
+	var fc struct{ Features []json.RawMessage }
+	if code := getJSON(t, m.URL()+"/api/v1/grids.geojson", &fc); code != 200 || len(fc.Features) != 76 {
+		t.Fatalf("grids.geojson: %d, %d features; want 76", code, len(fc.Features))
+	}
+	if code := getJSON(t, m.URL()+"/readyz", nil); code != 200 {
+		t.Errorf("readyz = %d", code)
+	}
+	// A second gridwatch on the same data dir is refused with a clear error.
+	cfg := *m.Config
+	cfg.Addr = "127.0.0.1:0"
+	other := NewMain(&cfg, slog.New(slog.DiscardHandler))
+	err := other.Run(context.Background())
+	other.Close()
+	if !errors.Is(err, pgcluster.ErrInUse) {
+		t.Errorf("second serve on the same data dir: %v, want ErrInUse", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// Restart: the data is still there and seeding again adds nothing.
+	m = startMain(t, dir, true)
+	defer m.Close()
+	if getJSON(t, m.URL()+"/api/v1/grids.geojson", &fc); len(fc.Features) != 76 {
+		t.Errorf("after restart: %d features, want 76", len(fc.Features))
+	}
+}
+
+// TestRecoverAfterKill runs gridwatch as a child process, kills it with
+// SIGKILL (its postgres survives it), and starts again on the same data dir.
+func TestRecoverAfterKill(t *testing.T) {
+	dir := dataDir(t)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS=serve --addr 127.0.0.1:0 --data-dir "+dir+" --log-format text")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, url, ok := strings.Cut(sc.Text(), " is up: "); ok {
+				up <- url
+			}
+		}
+		close(up)
+	}()
+	select {
+	case url, ok := <-up:
+		if !ok {
+			t.Fatal("child exited before serving")
+		}
+		if code := getJSON(t, url+"/healthz", nil); code != 200 {
+			t.Fatalf("child healthz = %d", code)
+		}
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("child did not come up")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); err != nil {
+		t.Fatalf("want the killed owner's postgres still running: %v", err)
+	}
+	m := startMain(t, dir, false)
+	defer m.Close()
+	if code := getJSON(t, m.URL()+"/readyz", nil); code != 200 {
+		t.Errorf("readyz after recovery = %d", code)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, envOf(nil), &out, &errOut); err != nil || strings.TrimSpace(out.String()) != version {
+		t.Errorf("version: %q, %v", out.String(), err)
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, envOf(nil), &out, &errOut); err == nil || !strings.Contains(errOut.String(), "Usage") {
+		t.Errorf("unknown command: %v; usage printed: %q", err, errOut.String())
+	}
+	if err := run(context.Background(), []string{"serve", "--addr", "bad"}, envOf(nil), &out, &errOut); err == nil || !strings.Contains(err.Error(), "addr") {
+		t.Errorf("bad flag: %v", err)
+	}
+}
+
+// TestDashboardInBrowser loads the dashboard in headless Chromium (Debian's,
+// driven by playwright-core), waits for the grids to be drawn, clicks a grid
+// and checks the side panel. The screenshot is kept as a test artefact.
+func TestDashboardInBrowser(t *testing.T) {
+	if !assets.Built() {
+		skipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		skipOrFail(t, "Chromium not found at "+chromium+" (`make test` installs it)")
+	}
+	if _, err := os.Stat("../../assets/node_modules/playwright-core"); err != nil {
+		skipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
+	}
+	m := startMain(t, dataDir(t), true)
+	defer m.Close()
+	shot := filepath.Join(artifactDir(t), "dashboard.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "e2e/dashboard.mjs", m.URL(), shot)
+	cmd.Dir = "../../assets"
+	// A loaded CI machine renders WebGL in software: give each wait room.
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "E2E_TIMEOUT_MS=60000")
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser: %s", out)
+	if err != nil {
+		t.Fatalf("dashboard test failed: %v", err)
+	}
+	st, err := os.Stat(shot)
+	if err != nil || st.Size() < 10_000 {
+		t.Fatalf("screenshot %s missing or tiny: %v", shot, err)
+	}
+}
+
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if requireAll() {
+		t.Fatal(why)
+	}
+	t.Skip("skipped outside CI: " + why)
+}
+
+func artifactDir(t *testing.T) string {
+	dir := os.Getenv("GRIDWATCH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(fmt.Errorf("artifacts: %w", err))
+	}
+	return dir
+}

@@ -24,10 +24,10 @@ func TestLoadConfigPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := DefaultConfig()
-	want.Addr = "127.0.0.1:9100"   // env beats file
-	want.DataDir = "/from/flag"    // flag beats file
-	want.MaxVertices = 5000        // file beats default
-	want.LogLevel = "debug"        // file
+	want.Addr = "127.0.0.1:9100" // env beats file
+	want.DataDir = "/from/flag"  // flag beats file
+	want.MaxVertices = 5000      // file beats default
+	want.LogLevel = "debug"      // file
 	want.DatabaseURL = "postgres://u:p@db/gw"
 	want.ShutdownTimeout = 3 * time.Second
 	if *cfg != want {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"gridwatch/assets"
 	"gridwatch/internal/pgcluster"
 )
@@ -80,6 +82,8 @@ func getJSON(t *testing.T, url string, v any) int {
 }
 
 func TestServeDemoEndToEnd(t *testing.T) {
+	// Every goroutine the service starts ends by the time Close returns.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := dataDir(t)
 	m := startMain(t, dir, true)
 	var fc struct{ Features []json.RawMessage }
@@ -103,9 +107,12 @@ func TestServeDemoEndToEnd(t *testing.T) {
 	}
 	// Restart: the data is still there and seeding again adds nothing.
 	m = startMain(t, dir, true)
-	defer m.Close()
 	if getJSON(t, m.URL()+"/api/v1/grids.geojson", &fc); len(fc.Features) != 76 {
 		t.Errorf("after restart: %d features, want 76", len(fc.Features))
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,7 +3,9 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -124,24 +126,40 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 	}
 }
 
+// TestOpenWithoutPostGIS: a database without the extension, reached by a
+// user who may not create it, is a clear ErrNoPostGIS at start.
 func TestOpenWithoutPostGIS(t *testing.T) {
-	// A database whose server lacks PostGIS cannot be faked here; instead check
-	// that a bad connection string is reported without echoing its password.
+	ctx := context.Background()
+	admin := testdb.New(t)
+	name := fmt.Sprintf("nopostgis_%d", os.Getpid())
+	for _, sql := range []string{
+		"DROP ROLE IF EXISTS gw_plain",
+		"CREATE ROLE gw_plain LOGIN",
+		"CREATE DATABASE " + name + " TEMPLATE template0 OWNER gw_plain",
+	} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		admin.Exec(context.Background(), "DROP ROLE IF EXISTS gw_plain")
+	})
+	cfg := admin.Config().ConnConfig
+	dsn := fmt.Sprintf("host=%s port=%d user=gw_plain dbname=%s sslmode=disable", cfg.Host, cfg.Port, name)
+	_, err := database.Open(ctx, dsn, database.Options{})
+	if !errors.Is(err, database.ErrNoPostGIS) || !strings.Contains(err.Error(), "CREATE EXTENSION postgis") {
+		t.Fatalf("err = %v, want ErrNoPostGIS explaining CREATE EXTENSION", err)
+	}
+}
+
+func TestOpenBadURLHidesPassword(t *testing.T) {
 	_, err := database.Open(context.Background(), "postgres://u:s3cret@/db?host=%zz", database.Options{})
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	if contains(err.Error(), "s3cret") {
+	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("error %q leaks the password", err)
 	}
-	_ = errors.Is(err, database.ErrNoPostGIS)
 }
 
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
-}

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gridwatch/api"
+	"gridwatch/audit"
+	"gridwatch/auth"
 	"gridwatch/geo"
 	"gridwatch/internal/testdb"
 )
@@ -27,8 +29,13 @@ type env struct {
 	t     *testing.T
 	srv   *httptest.Server
 	store *geo.Store
+	auth  *auth.Service
 	logs  *bytes.Buffer
+	// token is sent as a bearer token by do; the bootstrap admin by default.
+	token string
 }
+
+const adminToken = "bootstrap-admin-token-for-tests"
 
 func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	t.Helper()
@@ -39,7 +46,10 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
+	svc := auth.NewService(pool, auth.Options{BootstrapToken: adminToken, Hash: auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}})
 	deps := api.Deps{
+		Auth:        svc,
+		Audit:       audit.NewStore(pool),
 		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 		Grids:       store,
@@ -53,7 +63,7 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	}
 	srv := httptest.NewServer(api.New(deps).Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: store, logs: logs}
+	return &env{t: t, srv: srv, store: store, auth: svc, logs: logs, token: adminToken}
 }
 
 type response struct {
@@ -86,6 +96,9 @@ func (e *env) do(method, path string, body []byte) response {
 	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
@@ -291,11 +304,12 @@ func TestInternalErrorsHideTheirText(t *testing.T) {
 	broken := geo.NewStore(pool, geo.StoreOptions{})
 	pool.Close() // every query now fails inside pgx
 	logs := &bytes.Buffer{}
-	srv := httptest.NewServer(api.New(api.Deps{Grids: broken, Locator: geo.NewLocator(broken),
+	srv := httptest.NewServer(api.New(api.Deps{Grids: broken, Locator: geo.NewLocator(broken), Auth: e.auth,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}).Handler())
 	defer srv.Close()
-	_ = e
-	res, err := http.Get(srv.URL + "/api/v1/grids")
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/grids", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,12 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case gridwatch.EInvalidGeometry, gridwatch.ETopology:
 		return http.StatusUnprocessableEntity
+	case gridwatch.EUnauthenticated, gridwatch.ECredentials:
+		return http.StatusUnauthorized
+	case gridwatch.EForbidden, gridwatch.ECSRF:
+		return http.StatusForbidden
+	case gridwatch.EThrottled:
+		return http.StatusTooManyRequests
 	case gridwatch.ENotFound:
 		return http.StatusNotFound
 	case gridwatch.EConflict:

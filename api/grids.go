@@ -125,6 +125,12 @@ func (s *Server) detail(c *gin.Context, id int64, withGeom bool) (*gridDetail, e
 	if err != nil {
 		return nil, err
 	}
+	if p := principal(c); p.Scoped() {
+		if chain = p.InScope(chain); len(chain) == 0 {
+			// Outside the caller's grids: as if it did not exist.
+			return nil, gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
+		}
+	}
 	d := &gridDetail{Grid: *g, Chain: chain}
 	if withGeom && g.Geometry != nil {
 		if d.Geometry, err = geojson.Marshal(g.Geometry, geojson.EncodeGeometryWithMaxDecimalDigits(7)); err != nil {
@@ -201,6 +207,7 @@ func (s *Server) gridsGeoJSON(c *gin.Context) {
 
 func gridFilter(c *gin.Context) (geo.Filter, error) {
 	var f geo.Filter
+	f.Scope = principal(c).ScopeIDs()
 	if lv := c.Query("level"); lv != "" {
 		f.Level = geo.Level(strings.ToLower(lv))
 		if !f.Level.Valid() {
@@ -245,7 +252,8 @@ func (s *Server) locate(c *gin.Context) {
 		return
 	}
 	wlon, wlat := crs.ToWGS84(lon, lat)
-	c.JSON(http.StatusOK, gin.H{"grids": s.deps.Locator.Locate(wlon, wlat), "point": []float64{wlon, wlat}})
+	chain := principal(c).InScope(s.deps.Locator.Locate(wlon, wlat))
+	c.JSON(http.StatusOK, gin.H{"grids": chain, "point": []float64{wlon, wlat}})
 }
 
 func paramError(name, value, why string) error {

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gridwatch/audit"
+	"gridwatch/auth"
 	"gridwatch/geo"
 )
 
@@ -40,6 +42,13 @@ type Deps struct {
 	BasemapStyleURL string
 	MaxBodyBytes    int64
 	MaxVertices     int
+	// Auth answers who a request is; Audit serves the trail.
+	Auth  *auth.Service
+	Audit *audit.Store
+	// TLS marks cookies Secure and sends HSTS.
+	TLS bool
+	// TrustedProxies may set X-Forwarded-For; none by default.
+	TrustedProxies []string
 }
 
 // Server is the HTTP API and dashboard.
@@ -76,29 +85,64 @@ func New(deps Deps) *Server {
 // Handler returns the http.Handler serving everything.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// routes registers every route; this is the one place to read them all.
+// Route is one entry of the routing table: what it answers and the
+// permission a caller needs. Every route is registered from this table and
+// only from it, so none can be added without a rule.
+type Route struct {
+	Method, Path string
+	Perm         auth.Permission
+	handle       gin.HandlerFunc
+}
+
+// Routes is the routing table.
+func (s *Server) Routes() []Route {
+	metrics := gin.WrapH(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
+	return []Route{
+		{"GET", "/healthz", auth.Public, s.healthz},
+		{"GET", "/readyz", auth.Public, s.readyz},
+		{"GET", "/metrics", auth.MetricsRead, metrics},
+		{"GET", "/api/v1/meta", auth.Public, s.meta},
+
+		{"POST", "/api/v1/auth/login", auth.Public, s.login},
+		{"POST", "/api/v1/auth/logout", auth.Authenticated, s.logout},
+		{"GET", "/api/v1/me", auth.Authenticated, s.me},
+		{"POST", "/api/v1/me/password", auth.Authenticated, s.changePassword},
+
+		{"GET", "/api/v1/users", auth.UsersManage, s.listUsers},
+		{"POST", "/api/v1/users", auth.UsersManage, s.createUser},
+		{"GET", "/api/v1/users/:id", auth.UsersManage, s.getUser},
+		{"PATCH", "/api/v1/users/:id", auth.UsersManage, s.updateUser},
+		{"GET", "/api/v1/tokens", auth.TokensManage, s.listTokens},
+		{"POST", "/api/v1/tokens", auth.TokensManage, s.createToken},
+		{"DELETE", "/api/v1/tokens/:id", auth.TokensManage, s.revokeToken},
+		{"GET", "/api/v1/audit", auth.AuditRead, s.listAudit},
+
+		{"GET", "/api/v1/grids", auth.GridsRead, s.listGrids},
+		{"GET", "/api/v1/grids.geojson", auth.GridsRead, s.gridsGeoJSON},
+		{"POST", "/api/v1/grids", auth.GridsWrite, s.createGrid},
+		{"POST", "/api/v1/grids/import", auth.GridsWrite, s.importGrids},
+		{"GET", "/api/v1/grids/:id", auth.GridsRead, s.getGrid},
+		{"DELETE", "/api/v1/grids/:id", auth.GridsWrite, s.deleteGrid},
+		{"GET", "/api/v1/locate", auth.Locate, s.locate},
+	}
+}
+
+// routes registers the table behind the middleware; the dashboard's files
+// (public: the login screen is one of them) are served for other GETs.
 func (s *Server) routes() {
 	e := s.engine
 	e.HandleMethodNotAllowed = true
+	// Client addresses (throttling, audit) come from the connection, never
+	// from X-Forwarded-For, unless proxies are configured.
+	_ = e.SetTrustedProxies(s.deps.TrustedProxies)
 	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.limitBody())
 	e.NoRoute(s.noRoute)
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
-
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})))
-
-	v1 := e.Group("/api/v1")
-	v1.GET("/meta", s.meta)
-	v1.GET("/grids", s.listGrids)
-	v1.GET("/grids.geojson", s.gridsGeoJSON)
-	v1.POST("/grids", s.createGrid)
-	v1.POST("/grids/import", s.importGrids)
-	v1.GET("/grids/:id", s.getGrid)
-	v1.DELETE("/grids/:id", s.deleteGrid)
-	v1.GET("/locate", s.locate)
+	for _, r := range s.Routes() {
+		e.Handle(r.Method, r.Path, s.authorize(r.Perm), r.handle)
+	}
 }
 
 // contentSecurityPolicy allows only our own scripts and styles (the

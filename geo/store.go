@@ -16,6 +16,7 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"gridwatch"
+	"gridwatch/audit"
 )
 
 // StoreOptions set the topology tolerances.
@@ -184,6 +185,18 @@ func (s *Store) importTx(ctx context.Context, tx pgx.Tx, fs []ImportFeature, opt
 	}
 	res.Created = len(res.Grids)
 	if err := bumpRevision(ctx, tx); err != nil {
+		return nil, err
+	}
+	codes := make([]string, 0, min(len(res.Grids), 50))
+	for _, g := range res.Grids[:min(len(res.Grids), 50)] {
+		codes = append(codes, g.Code)
+	}
+	target := ""
+	if len(res.Grids) == 1 {
+		target = strconv.FormatInt(res.Grids[0].ID, 10)
+	}
+	if err := audit.Record(ctx, tx, "grid.import", "grid", target, map[string]any{
+		"after": map[string]any{"created": res.Created, "codes": codes}, "repairs": len(res.Repairs)}); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -442,6 +455,8 @@ type Filter struct {
 	After int64
 	// Limit caps a list page (0: no cap, for GeoJSON).
 	Limit int
+	// Scope, when not nil, keeps only these grids and their descendants.
+	Scope []int64
 }
 
 func (f Filter) where() (string, []any) {
@@ -465,6 +480,11 @@ func (f Filter) where() (string, []any) {
 	}
 	if f.After != 0 {
 		add("g.id > ?", f.After)
+	}
+	if f.Scope != nil {
+		add(`g.id IN (WITH RECURSIVE sub AS (
+			SELECT id FROM grids WHERE id = ANY(?)
+			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, f.Scope)
 	}
 	if len(conds) == 0 {
 		return "", args
@@ -563,10 +583,10 @@ func (s *Store) WriteGeoJSON(ctx context.Context, w io.Writer, f Filter) error {
 // Delete removes grid id; a grid with children is refused.
 func (s *Store) Delete(ctx context.Context, id int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var code string
+		var code, name, level string
 		var children int
-		err := tx.QueryRow(ctx, `SELECT code, (SELECT count(*) FROM grids c WHERE c.parent_id = g.id)
-			FROM grids g WHERE id = $1 FOR UPDATE`, id).Scan(&code, &children)
+		err := tx.QueryRow(ctx, `SELECT code, name, level, (SELECT count(*) FROM grids c WHERE c.parent_id = g.id)
+			FROM grids g WHERE id = $1 FOR UPDATE`, id).Scan(&code, &name, &level, &children)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
 		}
@@ -580,7 +600,11 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM grids WHERE id = $1", id); err != nil {
 			return fmt.Errorf("delete grid %d: %w", id, err)
 		}
-		return bumpRevision(ctx, tx)
+		if err := bumpRevision(ctx, tx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "grid.delete", "grid", strconv.FormatInt(id, 10),
+			map[string]any{"before": map[string]any{"code": code, "name": name, "level": level}})
 	})
 	if err != nil {
 		return err

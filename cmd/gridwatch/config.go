@@ -34,6 +34,12 @@ type Config struct {
 	OverlapToleranceM2 float64
 	PGBinDir           string
 	ShutdownTimeout    time.Duration
+	SessionIdle        time.Duration
+	SessionMax         time.Duration
+	AdminToken         string
+	TLSCert            string
+	TLSKey             string
+	TrustedProxies     string
 }
 
 // DefaultConfig returns the defaults.
@@ -48,6 +54,8 @@ func DefaultConfig() Config {
 		MaxVertices:        100_000,
 		OverlapToleranceM2: 1,
 		ShutdownTimeout:    15 * time.Second,
+		SessionIdle:        2 * time.Hour,
+		SessionMax:         12 * time.Hour,
 	}
 }
 
@@ -75,6 +83,23 @@ func options() []option {
 	lfSet, lfGet := str(func(c *Config) *string { return &c.LogFormat })
 	bmSet, bmGet := str(func(c *Config) *string { return &c.BasemapStyleURL })
 	pgSet, pgGet := str(func(c *Config) *string { return &c.PGBinDir })
+	dur := func(p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
+		return func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				*p(c) = d
+				return err
+			}, func(c *Config) string {
+				return p(c).String()
+			}
+	}
+	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
+	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
+	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
+	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
+	keySet, keyGet := str(func(c *Config) *string { return &c.TLSKey })
+	proxSet, proxGet := str(func(c *Config) *string { return &c.TrustedProxies })
+	tok := opt("admin-token", "a value accepted as an admin API token, for automation (at least 16 characters)", tokSet, tokGet)
+	tok.secret = true
 	db := opt("database-url", "PostgreSQL+PostGIS URL (env DATABASE_URL); empty runs a private cluster under <data-dir>/pg", dbSet, dbGet)
 	db.secret = true
 	return []option{
@@ -101,6 +126,12 @@ func options() []option {
 			c.OverlapToleranceM2 = f
 			return err
 		}, func(c *Config) string { return strconv.FormatFloat(c.OverlapToleranceM2, 'g', -1, 64) }),
+		opt("session-idle", "a session unused this long ends", idleSet, idleGet),
+		opt("session-max", "any session ends this long after sign-in", maxSet, maxGet),
+		tok,
+		opt("tls-cert", "TLS certificate file (PEM); with --tls-key, serve HTTPS", certSet, certGet),
+		opt("tls-key", "TLS private key file (PEM)", keySet, keyGet),
+		opt("trusted-proxies", "comma-separated proxy addresses/CIDRs allowed to set X-Forwarded-For (default none)", proxSet, proxGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -259,6 +290,30 @@ func (c *Config) Validate() error {
 	if c.OverlapToleranceM2 < 0 {
 		bad("overlap-tolerance-m2", "%v: want 0 or more", c.OverlapToleranceM2)
 	}
+	if c.SessionIdle < time.Minute || c.SessionMax < c.SessionIdle {
+		bad("session-idle/session-max", "%v/%v: want idle of at least 1m and max no shorter than idle", c.SessionIdle, c.SessionMax)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("admin-token", "is %d characters; want at least 16 (value hidden)", len(c.AdminToken))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert/tls-key", "give both or neither")
+	}
+	for name, f := range map[string]string{"tls-cert": c.TLSCert, "tls-key": c.TLSKey} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			bad(name, "%v", err)
+		}
+	}
+	for _, p := range c.Proxies() {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad("trusted-proxies", "%q is neither an IP address nor a CIDR", p)
+			}
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%v: want a positive duration", c.ShutdownTimeout)
 	}
@@ -266,6 +321,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// Proxies returns the trusted proxies as a list.
+func (c *Config) Proxies() []string {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func parseLevel(s string) (slog.Level, error) {

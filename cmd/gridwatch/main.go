@@ -79,6 +79,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = m.Close()
 		return err
 	}
+	if m.AdminPassword != "" {
+		// Shown once, on the terminal, never in the log.
+		fmt.Fprintf(stdout, "\nFirst start: created user \"admin\" with password %s\nSign in and change it (POST /api/v1/me/password). It is not shown again.\n\n", m.AdminPassword)
+	}
 	if m.MigrateOnly {
 		return m.Close()
 	}

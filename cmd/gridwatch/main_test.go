@@ -49,9 +49,10 @@ func dataDir(t *testing.T) string {
 }
 
 // startMain runs the real wiring on 127.0.0.1:0 with a private cluster.
-func startMain(t *testing.T, dir string, seed bool) *Main {
+func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 	t.Helper()
-	cfg, err := LoadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, envOf(nil), io.Discard)
+	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--admin-token", testAdminToken}, extra...)
+	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +67,17 @@ func startMain(t *testing.T, dir string, seed bool) *Main {
 	return m
 }
 
+// testAdminToken is the bootstrap admin token the tests start gridwatch with.
+const testAdminToken = "test-admin-token-0123456789"
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	res, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +139,13 @@ func TestRecoverAfterKill(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		// Stop a postgres the child left, whatever happened to the test.
+		if c, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: filepath.Join(dir, "pg")}); err == nil {
+			c.Close()
+		}
+	})
 	up := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -163,6 +179,42 @@ func TestRecoverAfterKill(t *testing.T) {
 	defer m.Close()
 	if code := getJSON(t, m.URL()+"/readyz", nil); code != 200 {
 		t.Errorf("readyz after recovery = %d", code)
+	}
+}
+
+// TestFirstStartCreatesAdmin: without GRIDWATCH_ADMIN_TOKEN, an empty
+// database gets user "admin" with a generated password, shown once.
+func TestFirstStartCreatesAdmin(t *testing.T) {
+	dir := dataDir(t)
+	cfg, err := LoadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain(cfg, slog.New(slog.DiscardHandler))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pw := m.AdminPassword
+	if len(pw) < 16 {
+		t.Fatalf("generated password %q: want one of at least 16 characters", pw)
+	}
+	body := fmt.Sprintf(`{"username":"admin","password":%q}`, pw)
+	res, err := http.Post(m.URL()+"/api/v1/auth/login", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("login with the generated password: %d", res.StatusCode)
+	}
+	m.Close()
+	m = NewMain(cfg, slog.New(slog.DiscardHandler))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.AdminPassword != "" {
+		t.Error("a second start generated another admin password")
 	}
 }
 

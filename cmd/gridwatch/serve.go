@@ -16,6 +16,8 @@ import (
 
 	"gridwatch/api"
 	"gridwatch/assets"
+	"gridwatch/audit"
+	"gridwatch/auth"
 	"gridwatch/geo"
 	"gridwatch/internal/database"
 	"gridwatch/internal/pgcluster"
@@ -37,9 +39,14 @@ type Main struct {
 	pool    *pgxpool.Pool
 	grids   *geo.Store
 	locator *geo.Locator
-	server  *http.Server
-	ln      net.Listener
-	served  chan error
+	auth    *auth.Service
+	audit   *audit.Store
+	// AdminPassword is the generated password of the first admin, set on
+	// the first start of an empty database, to be shown once.
+	AdminPassword string
+	server        *http.Server
+	ln            net.Listener
+	served        chan error
 }
 
 // NewMain returns a Main for cfg.
@@ -82,8 +89,17 @@ func (m *Main) Run(ctx context.Context) error {
 		OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2, Logger: log,
 	})
 	m.locator = geo.NewLocator(m.grids)
+	m.auth = auth.NewService(pool, auth.Options{
+		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken, Logger: log,
+	})
+	m.audit = audit.NewStore(pool)
 	if m.SeedDemo {
-		if err := seedDemo(ctx, m.grids, log); err != nil {
+		if err := seedDemo(ctx, m.grids, m.auth, log); err != nil {
+			return err
+		}
+	}
+	if cfg.AdminToken == "" {
+		if m.AdminPassword, err = m.auth.EnsureAdmin(ctx); err != nil {
 			return err
 		}
 	}
@@ -113,6 +129,10 @@ func (m *Main) serve() error {
 		BasemapStyleURL: cfg.BasemapStyleURL,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		MaxVertices:     cfg.MaxVertices,
+		Auth:            m.auth,
+		Audit:           m.audit,
+		TLS:             cfg.TLSCert != "",
+		TrustedProxies:  cfg.Proxies(),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -129,7 +149,11 @@ func (m *Main) serve() error {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.served = make(chan error, 1)
-	go func() { m.served <- m.server.Serve(ln) }()
+	if cfg.TLSCert != "" {
+		go func() { m.served <- m.server.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
+	} else {
+		go func() { m.served <- m.server.Serve(ln) }()
+	}
 	m.Logger.Info("serving", "url", m.URL(), "version", version)
 	return nil
 }
@@ -138,6 +162,9 @@ func (m *Main) serve() error {
 func (m *Main) URL() string {
 	if m.ln == nil {
 		return ""
+	}
+	if m.Config.TLSCert != "" {
+		return "https://" + m.ln.Addr().String()
 	}
 	return "http://" + m.ln.Addr().String()
 }

@@ -162,4 +162,3 @@ func TestOpenBadURLHidesPassword(t *testing.T) {
 		t.Errorf("error %q leaks the password", err)
 	}
 }
-

@@ -1,0 +1,334 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"gridwatch"
+	"gridwatch/audit"
+	"gridwatch/auth"
+)
+
+const (
+	sessionCookie = "gw_session"
+	csrfHeader    = "X-CSRF-Token"
+	principalKey  = "principal"
+)
+
+// authorize is the one authorisation layer: it finds who the request is
+// (bearer token or session cookie), checks CSRF for cookie-authenticated
+// changes, and checks the route's permission.
+func (s *Server) authorize(perm auth.Permission) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if perm == auth.Public {
+			c.Next()
+			return
+		}
+		p, err := s.authenticate(c)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		if p.SessionID != 0 && !safeMethod(c.Request.Method) {
+			if err := checkSameOrigin(c.Request); err != nil {
+				writeError(c, s.log, err)
+				return
+			}
+			if !auth.CheckCSRF(p, c.GetHeader(csrfHeader)) {
+				writeError(c, s.log, gridwatch.Errorf(gridwatch.ECSRF, "missing or wrong %s header: send the csrf_token from sign-in or /api/v1/me", csrfHeader))
+				return
+			}
+		}
+		if !p.Can(perm) {
+			writeError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden, "your role (%s) may not do this (needs %s)", p.Role, perm).
+				WithDetails(map[string]any{"role": p.Role, "permission": perm}))
+			return
+		}
+		c.Set(principalKey, p)
+		ctx := audit.WithActor(c.Request.Context(), audit.Actor{
+			Kind: p.Kind, ID: p.ID, Name: p.Username, RequestID: c.GetString("request_id"), IP: c.ClientIP(),
+		})
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+func (s *Server) authenticate(c *gin.Context) (*auth.Principal, error) {
+	if s.deps.Auth == nil {
+		return nil, errors.New("no auth service configured")
+	}
+	if h := c.GetHeader("Authorization"); h != "" {
+		tok, err := auth.ParseBearer(h)
+		if err != nil {
+			return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "the Authorization header must be \"Bearer <token>\"")
+		}
+		return s.deps.Auth.AuthenticateToken(c.Request.Context(), tok)
+	}
+	cookie, err := c.Cookie(sessionCookie)
+	if err != nil || cookie == "" {
+		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "sign in first: no session or token")
+	}
+	return s.deps.Auth.AuthenticateSession(c.Request.Context(), cookie)
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// checkSameOrigin refuses a browser request another site sent: a cookie
+// alone must never carry a change across sites.
+func checkSameOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" {
+		return gridwatch.Errorf(gridwatch.ECSRF, "cross-site request refused")
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host != r.Host {
+		return gridwatch.Errorf(gridwatch.ECSRF, "request from origin %q refused", origin)
+	}
+	return nil
+}
+
+// principal returns the request's principal (nil on public routes).
+func principal(c *gin.Context) *auth.Principal {
+	p, _ := c.Get(principalKey)
+	pr, _ := p.(*auth.Principal)
+	return pr
+}
+
+// bindJSON decodes a JSON body into v, refusing unknown fields.
+func bindJSON(c *gin.Context, v any) error {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return gridwatch.Errorf(gridwatch.EInvalidJSON, "the body is not valid JSON: %v", err)
+		case errors.As(err, &te):
+			return gridwatch.Errorf(gridwatch.EInvalid, "field %s: want a JSON %s, got %s", te.Field, te.Type, te.Value).
+				WithDetails(map[string]any{"field": te.Field})
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return gridwatch.Errorf(gridwatch.EInvalid, "unknown field %q", f).WithDetails(map[string]any{"field": f})
+		}
+		return gridwatch.Errorf(gridwatch.EInvalid, "the body is not valid: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) login(c *gin.Context) {
+	if err := checkSameOrigin(c.Request); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := audit.WithActor(c.Request.Context(), audit.Actor{RequestID: c.GetString("request_id"), IP: c.ClientIP()})
+	p, secret, err := s.deps.Auth.Login(ctx, req.Username, req.Password, c.ClientIP(), c.Request.UserAgent())
+	if err != nil {
+		if d := gridwatch.ErrorDetails(err); d != nil {
+			if secs, ok := d["retry_after_seconds"].(int); ok {
+				c.Header("Retry-After", strconv.Itoa(secs))
+			}
+		}
+		writeError(c, s.log, err)
+		return
+	}
+	s.setSessionCookie(c, secret, 0)
+	c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) setSessionCookie(c *gin.Context, value string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: s.deps.TLS || c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) logout(c *gin.Context) {
+	if err := s.deps.Auth.Logout(c.Request.Context(), principal(c)); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	s.setSessionCookie(c, "", -1)
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) me(c *gin.Context) { c.JSON(http.StatusOK, principal(c)) }
+
+func (s *Server) changePassword(c *gin.Context) {
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.deps.Auth.ChangePassword(c.Request.Context(), principal(c), req.Current, req.New); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) listUsers(c *gin.Context) {
+	users, err := s.deps.Auth.ListUsers(c.Request.Context())
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"users": users})
+}
+
+func (s *Server) createUser(c *gin.Context) {
+	var nu auth.NewUser
+	if err := bindJSON(c, &nu); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	u, err := s.deps.Auth.CreateUser(c.Request.Context(), nu)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Header("Location", fmt.Sprintf("/api/v1/users/%d", u.ID))
+	c.JSON(http.StatusCreated, gin.H{"user": u})
+}
+
+func (s *Server) getUser(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	users, err := s.deps.Auth.ListUsers(c.Request.Context())
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	for _, u := range users {
+		if u.ID == id {
+			c.JSON(http.StatusOK, gin.H{"user": u})
+			return
+		}
+	}
+	writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "user %d not found", id))
+}
+
+func (s *Server) updateUser(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var up auth.UserPatch
+	if err := bindJSON(c, &up); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	u, err := s.deps.Auth.UpdateUser(c.Request.Context(), id, up)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"user": u})
+}
+
+func (s *Server) listTokens(c *gin.Context) {
+	toks, err := s.deps.Auth.ListTokens(c.Request.Context())
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"tokens": toks})
+}
+
+func (s *Server) createToken(c *gin.Context) {
+	var nt auth.NewToken
+	if err := bindJSON(c, &nt); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	tok, secret, err := s.deps.Auth.CreateToken(c.Request.Context(), nt)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, gin.H{"token": tok, "secret": secret})
+}
+
+func (s *Server) revokeToken(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.deps.Auth.RevokeToken(c.Request.Context(), id); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) listAudit(c *gin.Context) {
+	f := audit.Filter{Actor: c.Query("actor"), Action: c.Query("action"), TargetType: c.Query("target_type"), TargetID: c.Query("target_id")}
+	var err error
+	for _, tp := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := c.Query(tp.name); v != "" {
+			if *tp.dst, err = time.Parse(time.RFC3339, v); err != nil {
+				writeError(c, s.log, paramError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00"))
+				return
+			}
+		}
+	}
+	if f.Limit, err = intParam(c, "limit", defaultPageSize, 1, maxPageSize); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if cur := c.Query("cursor"); cur != "" {
+		if f.Before, err = strconv.ParseInt(cur, 10, 64); err != nil || f.Before <= 0 {
+			writeError(c, s.log, paramError("cursor", cur, "not a cursor from a previous page's next"))
+			return
+		}
+	}
+	entries, next, err := s.deps.Audit.List(c.Request.Context(), f)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	resp := gin.H{"entries": entries, "next": nil}
+	if next != 0 {
+		resp["next"] = strconv.FormatInt(next, 10)
+	}
+	c.JSON(http.StatusOK, resp)
+}

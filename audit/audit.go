@@ -1,0 +1,160 @@
+// Package audit keeps the append-only trail of every change: who, when, what,
+// the target, a before/after summary and the request it came from. Domain
+// stores call Record inside the transaction of the change they make, so an
+// entry exists exactly when the change does. The table refuses updates,
+// deletes and truncation.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Actor is who a change is made for, carried in the request context.
+type Actor struct {
+	Kind      string `json:"kind"` // user, token or system
+	ID        int64  `json:"id,omitempty"`
+	Name      string `json:"name"`
+	RequestID string `json:"-"`
+	IP        string `json:"-"`
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying a.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor in ctx; without one the change is the system's.
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok {
+		return a
+	}
+	return Actor{Kind: "system", Name: "gridwatch"}
+}
+
+// Entry is one audited change.
+type Entry struct {
+	ID         int64          `json:"id"`
+	At         time.Time      `json:"at"`
+	Actor      Actor          `json:"actor"`
+	Action     string         `json:"action"`
+	TargetType string         `json:"target_type"`
+	TargetID   string         `json:"target_id"`
+	Summary    map[string]any `json:"summary"`
+	RequestID  string         `json:"request_id"`
+	IP         string         `json:"ip"`
+}
+
+// Record appends an entry for the actor in ctx, in tx.
+func Record(ctx context.Context, tx pgx.Tx, action, targetType, targetID string, summary map[string]any) error {
+	a := ActorFrom(ctx)
+	if summary == nil {
+		summary = map[string]any{}
+	}
+	var actorID *int64
+	if a.ID != 0 {
+		actorID = &a.ID
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (actor_kind, actor_id, actor_name, action, target_type, target_id, summary, request_id, ip)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		a.Kind, actorID, a.Name, action, targetType, targetID, summary, a.RequestID, a.IP)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// Filter selects entries; zero fields match everything.
+type Filter struct {
+	Actor      string // actor name
+	Action     string // exact, or a prefix ending in '.' ("grid.")
+	TargetType string
+	TargetID   string
+	From, To   time.Time
+	Before     int64 // cursor: entries with a smaller id
+	Limit      int
+}
+
+// Store reads the trail.
+type Store struct{ pool *pgxpool.Pool }
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// List returns entries newest first and the cursor of the next page (0: none).
+func (s *Store) List(ctx context.Context, f Filter) ([]Entry, int64, error) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Actor != "" {
+		add("actor_name = ?", f.Actor)
+	}
+	if f.Action != "" {
+		if strings.HasSuffix(f.Action, ".") {
+			add("starts_with(action, ?)", f.Action)
+		} else {
+			add("action = ?", f.Action)
+		}
+	}
+	if f.TargetType != "" {
+		add("target_type = ?", f.TargetType)
+	}
+	if f.TargetID != "" {
+		add("target_id = ?", f.TargetID)
+	}
+	if !f.From.IsZero() {
+		add("at >= ?", f.From)
+	}
+	if !f.To.IsZero() {
+		add("at < ?", f.To)
+	}
+	if f.Before > 0 {
+		add("id < ?", f.Before)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q := `SELECT id, at, actor_kind, COALESCE(actor_id, 0), actor_name, action, target_type, target_id, summary, request_id, ip FROM audit_log`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(f.Limit+1)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("audit list: %w", err)
+	}
+	defer rows.Close()
+	out := []Entry{}
+	for rows.Next() {
+		var e Entry
+		var summary []byte
+		if err := rows.Scan(&e.ID, &e.At, &e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Action, &e.TargetType, &e.TargetID, &summary, &e.RequestID, &e.IP); err != nil {
+			return nil, 0, fmt.Errorf("audit list: %w", err)
+		}
+		if err := json.Unmarshal(summary, &e.Summary); err != nil {
+			return nil, 0, fmt.Errorf("audit list: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("audit list: %w", err)
+	}
+	var next int64
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
+}

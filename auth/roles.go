@@ -1,0 +1,138 @@
+// Package auth owns accounts and access: users with passwords, sessions,
+// API tokens, roles and their permissions, grid scopes and login throttling.
+// The HTTP layer asks it who a request is (Authenticate*) and whether that
+// principal may do something (Principal.Can); one table, in api, names the
+// permission each route needs.
+package auth
+
+import (
+	"slices"
+
+	"gridwatch/geo"
+)
+
+// Role is what a user or token is for.
+type Role string
+
+// The roles.
+const (
+	RoleAdmin       Role = "admin"       // everything, including users and settings
+	RoleCommander   Role = "commander"   // command-centre staff: all grids, cases, live video
+	RoleOperator    Role = "operator"    // camera operators: video, tags, exports
+	RoleGISEditor   Role = "gis_editor"  // grids and boundaries
+	RoleGridLeader  Role = "grid_leader" // only the incidents and cameras of their grids
+	RoleIntegration Role = "integration" // hotline, sensor or app: posts incidents, reads their status
+)
+
+// Roles lists every role.
+func Roles() []Role {
+	return []Role{RoleAdmin, RoleCommander, RoleOperator, RoleGISEditor, RoleGridLeader, RoleIntegration}
+}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return slices.Contains(Roles(), r) }
+
+// Permission is one thing a principal may do; api maps each route to one.
+type Permission string
+
+// The permissions. Public and Authenticated are not granted by roles: Public
+// needs nothing, Authenticated any valid session or token.
+const (
+	Public        Permission = "public"
+	Authenticated Permission = "authenticated"
+	GridsRead     Permission = "grids.read"
+	GridsWrite    Permission = "grids.write"
+	Locate        Permission = "locate"
+	UsersManage   Permission = "users.manage"
+	TokensManage  Permission = "tokens.manage"
+	AuditRead     Permission = "audit.read"
+	MetricsRead   Permission = "metrics.read"
+)
+
+// Permissions lists the permissions roles grant.
+func Permissions() []Permission {
+	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead}
+}
+
+// grants is the role → permission table.
+func grants(r Role) []Permission {
+	switch r {
+	case RoleAdmin:
+		return Permissions()
+	case RoleCommander, RoleOperator, RoleGridLeader:
+		return []Permission{GridsRead, Locate}
+	case RoleGISEditor:
+		return []Permission{GridsRead, GridsWrite, Locate}
+	case RoleIntegration:
+		return nil // incidents come with the incident issue
+	}
+	return nil
+}
+
+// Allowed reports whether role r grants p.
+func Allowed(r Role, p Permission) bool { return slices.Contains(grants(r), p) }
+
+// Principal is who a request acts for: a user by session or a token.
+type Principal struct {
+	Kind        string `json:"kind"` // user or token
+	ID          int64  `json:"id"`
+	Username    string `json:"username"` // the user's name, or the token's
+	DisplayName string `json:"display_name"`
+	Role        Role   `json:"role"`
+	// Grids is the scope: these grids and their descendants; nil means all.
+	Grids       []geo.Ref    `json:"grids"`
+	Permissions []Permission `json:"permissions"`
+	CSRFToken   string       `json:"csrf_token,omitempty"`
+	// SessionID is set for session principals (CSRF applies to them).
+	SessionID int64 `json:"-"`
+}
+
+// Can reports whether p may do perm.
+func (p *Principal) Can(perm Permission) bool {
+	switch perm {
+	case Public:
+		return true
+	case Authenticated:
+		return p != nil
+	}
+	return p != nil && Allowed(p.Role, perm)
+}
+
+// Scoped reports whether p sees only some grids.
+func (p *Principal) Scoped() bool { return p != nil && p.Grids != nil }
+
+// ScopeIDs returns the ids of the scope's root grids (nil: unscoped).
+func (p *Principal) ScopeIDs() []int64 {
+	if !p.Scoped() {
+		return nil
+	}
+	ids := make([]int64, len(p.Grids))
+	for i, g := range p.Grids {
+		ids[i] = g.ID
+	}
+	return ids
+}
+
+// InScope filters a chain (a grid and its ancestors, most specific first) to
+// the grids p may see: those at or below one of p's scope roots.
+func (p *Principal) InScope(chain []geo.Ref) []geo.Ref {
+	if !p.Scoped() {
+		return chain
+	}
+	roots := p.ScopeIDs()
+	// Walk from the district down: once a root is met, it and everything
+	// more specific is in scope.
+	for i := len(chain) - 1; i >= 0; i-- {
+		if slices.Contains(roots, chain[i].ID) {
+			return chain[:i+1]
+		}
+	}
+	return []geo.Ref{}
+}
+
+func (p *Principal) fill() {
+	p.Permissions = grants(p.Role)
+	if p.Permissions == nil {
+		p.Permissions = []Permission{}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -190,7 +191,10 @@ func TestLocate(t *testing.T) {
 	}
 	bad := []struct{ query, param, inMsg string }{
 		{"lat=34.7", "lon", "required"},
-		{"lon=abc&lat=34.7", "lon", "not a number"},
+		{"lon=abc&lat=34.7", "lon", "not a finite number"},
+		{"lon=Inf&lat=34.7", "lon", "not a finite number"},
+		{"lon=113.6&lat=-Infinity", "lat", "not a finite number"},
+		{"lon=NaN&lat=34.7", "lon", "not a finite number"},
 		{"lon=34.7&lat=113.6", "", "[lat, lon]"},
 		{"lon=113.6&lat=34.7&crs=epsg:3857", "crs", "3857"},
 	}
@@ -207,7 +211,7 @@ func TestLocate(t *testing.T) {
 }
 
 func TestBadInputIsRefusedAndNothingStored(t *testing.T) {
-	e := newEnv(t, func(d *api.Deps) { d.MaxBodyBytes = 4096 })
+	e := newEnv(t, func(d *api.Deps) { d.MaxBodyBytes = 8192; d.MaxVertices = 100 })
 	bowtie := `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"410105","name":"金水区","level":"district"},
 		"geometry":{"type":"Polygon","coordinates":[[[113.6,34.7],[113.7,34.8],[113.7,34.7],[113.6,34.8],[113.6,34.7]]]}}]}`
 	tests := []struct {
@@ -219,10 +223,15 @@ func TestBadInputIsRefusedAndNothingStored(t *testing.T) {
 		{"not json", "/api/v1/grids/import", `{"type":`, 400, "invalid_json"},
 		{"not geojson", "/api/v1/grids/import", `{"type":"Topology"}`, 400, "invalid_geojson"},
 		{"self intersection", "/api/v1/grids/import", bowtie, 422, "invalid_geometry"},
-		{"too large", "/api/v1/grids/import", `{"type":"FeatureCollection","features":[` + strings.Repeat(" ", 5000) + `]}`, 413, "too_large"},
+		{"too large", "/api/v1/grids/import", `{"type":"FeatureCollection","features":[` + strings.Repeat(" ", 9000) + `]}`, 413, "too_large"},
 		{"bad crs", "/api/v1/grids/import?crs=utm", bowtie, 400, "invalid"},
 		{"bad repair flag", "/api/v1/grids/import?repair=maybe", bowtie, 400, "invalid"},
 		{"single feature not a feature", "/api/v1/grids", `{"type":"Point","coordinates":[1,2]}`, 400, "invalid_geojson"},
+		{"array body", "/api/v1/grids/import", `[1,2,3]`, 400, "invalid_geojson"},
+		{"unknown parent", "/api/v1/grids", gridFeature("410105001", "street", "410105", square(113.6, 34.7, 0.1)), 400, "invalid"},
+		{"too many vertices", "/api/v1/grids", gridFeature("410105", "district", "", manyVertices(120)), 422, "invalid_geometry"},
+		{"huge property number", "/api/v1/grids", strings.Replace(gridFeature("410105", "district", "", square(113.6, 34.7, 0.1)), `"level"`, `"pop":1e400,"level"`, 1), 400, "invalid"},
+		{"nul in name", "/api/v1/grids", strings.Replace(gridFeature("410105", "district", "", square(113.6, 34.7, 0.1)), `"name":"`, `"name":"\u0000`, 1), 400, "invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +253,74 @@ func TestBadInputIsRefusedAndNothingStored(t *testing.T) {
 	r = e.do("POST", "/api/v1/grids/import?repair=true", []byte(bowtie))
 	if r.status != 201 || len(r.json(t)["repairs"].([]any)) != 1 {
 		t.Errorf("repair=true: %d %s", r.status, r.body)
+	}
+}
+
+// square is a closed square ring's Polygon geometry JSON.
+func square(lon, lat, d float64) string {
+	return fmt.Sprintf(`{"type":"Polygon","coordinates":[[[%v,%v],[%v,%v],[%v,%v],[%v,%v],[%v,%v]]]}`,
+		lon, lat, lon+d, lat, lon+d, lat+d, lon, lat+d, lon, lat)
+}
+
+// manyVertices is a Polygon geometry with n vertices on a circle.
+func manyVertices(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"type":"Polygon","coordinates":[[`)
+	for i := 0; i < n; i++ {
+		a := 2 * math.Pi * float64(i) / float64(n)
+		fmt.Fprintf(&b, "[%v,%v],", 113.65+0.05*math.Cos(a), 34.75+0.05*math.Sin(a))
+	}
+	b.WriteString(`[113.7,34.75]]]}`)
+	return b.String()
+}
+
+func gridFeature(code, level, parent, geometry string) string {
+	pc := ""
+	if parent != "" {
+		pc = fmt.Sprintf(`,"parent_code":%q`, parent)
+	}
+	return fmt.Sprintf(`{"type":"Feature","properties":{"code":%q,"name":"网格 %s","level":%q%s},"geometry":%s}`, code, code, level, pc, geometry)
+}
+
+// TestTopologyErrorsOverHTTP: the store's refusals reach the client with
+// the right status and their details.
+func TestTopologyErrorsOverHTTP(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do("POST", "/api/v1/grids", []byte(gridFeature("410105", "district", "", square(113.6, 34.7, 0.1)))); r.status != 201 {
+		t.Fatalf("district: %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/grids", []byte(gridFeature("410105001", "street", "410105", square(113.6, 34.7, 0.05)))); r.status != 201 {
+		t.Fatalf("street: %d %s", r.status, r.body)
+	}
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+		reason     string
+	}{
+		{"duplicate", gridFeature("410105001", "street", "410105", square(113.65, 34.75, 0.01)), 409, "conflict", "duplicate_code"},
+		{"overlap", gridFeature("410105002", "street", "410105", square(113.62, 34.72, 0.05)), 422, "topology", "overlap"},
+		{"outside parent", gridFeature("410105003", "street", "410105", square(113.68, 34.78, 0.05)), 422, "topology", "outside_parent"},
+		{"bowtie", gridFeature("410105004", "street", "410105", `{"type":"Polygon","coordinates":[[[113.65,34.75],[113.7,34.8],[113.7,34.75],[113.65,34.8],[113.65,34.75]]]}`), 422, "invalid_geometry", "self_intersection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do("POST", "/api/v1/grids", []byte(tt.body))
+			er := r.errorOf(t)
+			if r.status != tt.status || er["code"] != tt.code {
+				t.Fatalf("%d %s, want %d %s", r.status, r.body, tt.status, tt.code)
+			}
+			p := er["details"].(map[string]any)["problems"].([]any)[0].(map[string]any)
+			if p["reason"] != tt.reason {
+				t.Errorf("reason %v, want %s", p["reason"], tt.reason)
+			}
+			if tt.code == "topology" && (p["area_m2"] == nil || p["location"] == nil) {
+				t.Errorf("topology problem %v lacks area or location", p)
+			}
+		})
+	}
+	if n := len(e.do("GET", "/api/v1/grids", nil).json(t)["grids"].([]any)); n != 2 {
+		t.Errorf("%d grids stored, want the 2 good ones", n)
 	}
 }
 

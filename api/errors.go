@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,5 +80,13 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 			body["details"] = gin.H{"request_id": c.GetString("request_id")}
 		}
 	}
-	c.AbortWithStatusJSON(status, gin.H{"error": body})
+	out, err := json.Marshal(gin.H{"error": body})
+	if err != nil {
+		// Details that cannot be encoded (a NaN, say) must not cost the answer.
+		log.Warn("error details not encodable", "err", err, "request_id", c.GetString("request_id"))
+		delete(body, "details")
+		out, _ = json.Marshal(gin.H{"error": body})
+	}
+	c.Abort()
+	c.Data(status, "application/json; charset=utf-8", out)
 }

@@ -2,6 +2,8 @@ package api
 
 import (
 	"bufio"
+	"context"
+	"math"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"github.com/twpayne/go-geom/encoding/geojson"
 
 	"gridwatch"
+	"gridwatch/auth"
 	"gridwatch/geo"
 )
 
@@ -83,7 +86,7 @@ func (s *Server) createGrid(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	d, err := s.detail(c, res.Grids[0].ID, true)
+	d, err := s.detail(c.Request.Context(), principal(c), res.Grids[0].ID, true)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -107,7 +110,7 @@ func (s *Server) getGrid(c *gin.Context) {
 		return
 	}
 	withGeom := c.DefaultQuery("geometry", "true") != "false"
-	d, err := s.detail(c, id, withGeom)
+	d, err := s.detail(c.Request.Context(), principal(c), id, withGeom)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -115,8 +118,7 @@ func (s *Server) getGrid(c *gin.Context) {
 	c.JSON(http.StatusOK, d)
 }
 
-func (s *Server) detail(c *gin.Context, id int64, withGeom bool) (*gridDetail, error) {
-	ctx := c.Request.Context()
+func (s *Server) detail(ctx context.Context, p *auth.Principal, id int64, withGeom bool) (*gridDetail, error) {
 	g, err := s.deps.Grids.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -125,7 +127,7 @@ func (s *Server) detail(c *gin.Context, id int64, withGeom bool) (*gridDetail, e
 	if err != nil {
 		return nil, err
 	}
-	if p := principal(c); p.Scoped() {
+	if p.Scoped() {
 		if chain = p.InScope(chain); len(chain) == 0 {
 			// Outside the caller's grids: as if it did not exist.
 			return nil, gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
@@ -276,8 +278,8 @@ func floatParam(c *gin.Context, name string) (float64, error) {
 		return 0, paramError(name, v, "required")
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f != f {
-		return 0, paramError(name, v, "not a number")
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, paramError(name, v, "not a finite number")
 	}
 	return f, nil
 }

@@ -182,10 +182,25 @@ func decodeJSON(data []byte, v any) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return gridwatch.Errorf(gridwatch.EInvalidGeoJSON, "not GeoJSON: field %q should not be a JSON %s", te.Field, te.Value).
+		if te.Field == "" {
+			return gridwatch.Errorf(gridwatch.EInvalidGeoJSON, "not GeoJSON: want a JSON object, got %s", article(te.Value)).
+				WithDetails(map[string]any{"offset": te.Offset})
+		}
+		return gridwatch.Errorf(gridwatch.EInvalidGeoJSON, "not GeoJSON: field %q should not be %s", te.Field, article(te.Value)).
 			WithDetails(map[string]any{"field": te.Field, "offset": te.Offset})
 	}
 	return gridwatch.Errorf(gridwatch.EInvalidJSON, "the body is not valid JSON: %v", err)
+}
+
+// article names a JSON value kind for messages: "an array", "a string".
+func article(kind string) string {
+	switch kind {
+	case "array", "object":
+		return "an " + kind
+	case "number", "string", "bool":
+		return "a " + kind
+	}
+	return kind
 }
 
 func lineCol(data []byte, offset int64) (int, int) {
@@ -292,11 +307,58 @@ func parseProperties(f *ImportFeature, raw json.RawMessage, probs *Problems) boo
 	}
 	f.Properties = map[string]any{}
 	for k, v := range props {
+		if msg := storableValue(v); msg != "" || strings.ContainsRune(k, 0) {
+			if msg == "" {
+				msg = "its name holds a NUL character"
+			}
+			bad("bad_property", "property %q: %s", strings.ReplaceAll(k, "\x00", `\u0000`), msg)
+			ok = false
+			continue
+		}
 		if !reserved[k] {
 			f.Properties[k] = v
 		}
 	}
 	return ok
+}
+
+// storableValue returns why a property value cannot be stored and read
+// back (a number beyond float64, a NUL character), or "".
+func storableValue(v any) string {
+	switch t := v.(type) {
+	case json.Number:
+		f, err := t.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Sprintf("the number %s is out of range", truncateText(t.String(), 40))
+		}
+	case string:
+		if strings.ContainsRune(t, 0) {
+			return "text holds a NUL character (\\u0000)"
+		}
+	case []any:
+		for _, x := range t {
+			if msg := storableValue(x); msg != "" {
+				return msg
+			}
+		}
+	case map[string]any:
+		for k, x := range t {
+			if strings.ContainsRune(k, 0) {
+				return "a key holds a NUL character (\\u0000)"
+			}
+			if msg := storableValue(x); msg != "" {
+				return msg
+			}
+		}
+	}
+	return ""
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // codeValue accepts a code as a string of digits or as an integer number.
@@ -355,13 +417,13 @@ func parseGeometry(i int, code, label string, raw json.RawMessage, opts ParseOpt
 	case "Polygon":
 		var p [][][]float64
 		if err := json.Unmarshal(g.Coordinates, &p); err != nil {
-			bad(Problem{Reason: "bad_coordinates", Message: "Polygon coordinates must be an array of rings, each an array of [lon, lat] positions"})
+			bad(coordinatesProblem(err, "Polygon coordinates must be an array of rings, each an array of [lon, lat] positions"))
 			return nil, false
 		}
 		polys = [][][][]float64{p}
 	case "MultiPolygon":
 		if err := json.Unmarshal(g.Coordinates, &polys); err != nil {
-			bad(Problem{Reason: "bad_coordinates", Message: "MultiPolygon coordinates must be an array of polygons, each an array of rings of [lon, lat] positions"})
+			bad(coordinatesProblem(err, "MultiPolygon coordinates must be an array of polygons, each an array of rings of [lon, lat] positions"))
 			return nil, false
 		}
 	default:
@@ -441,6 +503,16 @@ func parseGeometry(i int, code, label string, raw json.RawMessage, opts ParseOpt
 		return nil, false
 	}
 	return geom.NewMultiPolygonFlat(geom.XY, flat, endss).SetSRID(4326), true
+}
+
+// coordinatesProblem explains why coordinates did not decode: a number too
+// large for a float64 is out of range, anything else is the wrong shape.
+func coordinatesProblem(err error, shape string) Problem {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && strings.HasPrefix(te.Value, "number ") {
+		return Problem{Reason: "out_of_range", Message: fmt.Sprintf("a coordinate (%s) is not a usable number: longitude must be within ±180 and latitude within ±90", te.Value)}
+	}
+	return Problem{Reason: "bad_coordinates", Message: shape}
 }
 
 func ringName(npolys, pi, ri int) string {

@@ -258,3 +258,31 @@ func FuzzParseBBox(f *testing.F) {
 		}
 	})
 }
+
+func TestParseRefusesUnstorableProperties(t *testing.T) {
+	tests := []struct{ props, wantIn string }{
+		{`{"code":"410105","name":"x","level":"district","pop":1e400}`, "out of range"},
+		{`{"code":"410105","name":"x","level":"district","note":"a\u0000b"}`, "NUL"},
+		{`{"code":"410105","name":"x\u0000","level":"district"}`, "NUL"},
+		{`{"code":"410105","name":"x","level":"district","deep":{"k":[1,"\u0000"]}}`, "NUL"},
+		{`{"code":"410105","name":"x","level":"district","a\u0000":1}`, "NUL"},
+	}
+	for _, tt := range tests {
+		_, err := ParseFeatureCollection(fc(feat(tt.props, squareGeom)), ParseOptions{})
+		if gridwatch.ErrorCode(err) != gridwatch.EInvalid || !strings.Contains(err.Error(), tt.wantIn) {
+			t.Errorf("%s: %v, want invalid mentioning %q", tt.props, err, tt.wantIn)
+		}
+	}
+}
+
+func TestParseMessagesForOddBodies(t *testing.T) {
+	_, err := ParseFeatureCollection([]byte(`[1,2]`), ParseOptions{})
+	if gridwatch.ErrorCode(err) != gridwatch.EInvalidGeoJSON || !strings.Contains(err.Error(), "want a JSON object, got an array") {
+		t.Errorf("array body: %v", err)
+	}
+	_, err = ParseFeatureCollection(fc(feat(districtProps, `{"type":"Polygon","coordinates":[[[1e309,34.7],[113.7,34.7],[113.7,34.8],[1e309,34.7]]]}`)), ParseOptions{})
+	probs, _ := gridwatch.ErrorDetails(err)["problems"].([]Problem)
+	if len(probs) == 0 || probs[0].Reason != "out_of_range" {
+		t.Errorf("1e309: %v, want out_of_range", err)
+	}
+}

@@ -22,10 +22,11 @@ import (
 // StoreOptions set the topology tolerances.
 type StoreOptions struct {
 	// OverlapToleranceM2 is the largest overlap between two grids of the same
-	// level that is ignored (digitising noise); default 1 m².
+	// level that is ignored (digitising noise); 0 is exact. gridwatch's
+	// configuration defaults it to 1 m².
 	OverlapToleranceM2 float64
 	// OutsideToleranceM2 is the largest part of a grid outside its parent that
-	// is ignored; default 1 m².
+	// is ignored; 0 is exact.
 	OutsideToleranceM2 float64
 	Logger             *slog.Logger
 }
@@ -42,12 +43,9 @@ type Store struct {
 
 // NewStore returns a store over pool.
 func NewStore(pool *pgxpool.Pool, opts StoreOptions) *Store {
-	if opts.OverlapToleranceM2 <= 0 {
-		opts.OverlapToleranceM2 = 1
-	}
-	if opts.OutsideToleranceM2 <= 0 {
-		opts.OutsideToleranceM2 = 1
-	}
+	// Zero tolerances are exact; negative ones make no sense and count as zero.
+	opts.OverlapToleranceM2 = max(opts.OverlapToleranceM2, 0)
+	opts.OutsideToleranceM2 = max(opts.OutsideToleranceM2, 0)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -583,6 +581,10 @@ func (s *Store) WriteGeoJSON(ctx context.Context, w io.Writer, f Filter) error {
 // Delete removes grid id; a grid with children is refused.
 func (s *Store) Delete(ctx context.Context, id int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The same lock as imports: no child can appear between the count and the delete.
+		if _, err := tx.Exec(ctx, "LOCK TABLE grids IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("delete grid %d: %w", id, err)
+		}
 		var code, name, level string
 		var children int
 		err := tx.QueryRow(ctx, `SELECT code, name, level, (SELECT count(*) FROM grids c WHERE c.parent_id = g.id)

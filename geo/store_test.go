@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"gridwatch"
 	"gridwatch/internal/testdb"
@@ -396,4 +397,34 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// TestLocatorSeesOtherWriters: a change made by another process (here, a
+// second store on the same database) reaches the index through Run.
+func TestLocatorSeesOtherWriters(t *testing.T) {
+	pool := testdb.New(t)
+	mine, theirs := NewStore(pool, StoreOptions{}), NewStore(pool, StoreOptions{})
+	loc := NewLocator(mine)
+	if err := loc.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { loc.Run(ctx, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	if _, err := theirs.Import(context.Background(), mustParse(t, fc(feat(districtProps, squareGeom))), ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		reloaded := loc.Reloaded() // taken before the check, so no reload is missed
+		if len(loc.Locate(113.65, 34.75)) > 0 {
+			break
+		}
+		select {
+		case <-reloaded:
+		case <-deadline:
+			t.Fatal("the index never saw the other writer's grid")
+		}
+	}
 }

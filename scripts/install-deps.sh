@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what gridwatch needs to build, run and test, on Debian/Ubuntu:
 #   run:  PostgreSQL server + PostGIS 3, Node.js/npm (only when absent)
-#   test: the above + Chromium (browser tests)
+#   test: also Chromium, a CJK font for screenshots and gcc (the race detector)
 # Usage: scripts/install-deps.sh [run|test]. Elsewhere it says what to install.
 set -eu
 mode=${1:-run}
@@ -15,6 +15,8 @@ postgis_ok || need="$need postgis"
 have node && have npm || need="$need node"
 if [ "$mode" = test ]; then
 	[ -x /usr/bin/chromium ] || need="$need chromium"
+	# go test -race needs cgo, so a C compiler.
+	have gcc || need="$need gcc"
 	# Screenshots of the dashboard show Chinese names: a small CJK font.
 	fc-list :lang=zh 2>/dev/null | grep -q . || need="$need fonts"
 fi
@@ -47,4 +49,9 @@ esac
 case "$need" in *node*) apt_install nodejs npm ;; esac
 case "$need" in *chromium*) apt_install chromium ;; esac
 case "$need" in *fonts*) apt_install fonts-wqy-microhei ;; esac
+case "$need" in *gcc*) apt_install gcc libc6-dev ;; esac
+if have node && [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+	echo "install-deps: Node.js $(node -v) is older than 20, which the dashboard build and browser tests need; install Node 20+" >&2
+	exit 1
+fi
 postgis_ok || { echo "install-deps: PostGIS still missing after install" >&2; exit 1; }

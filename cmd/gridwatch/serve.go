@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -47,6 +48,9 @@ type Main struct {
 	server        *http.Server
 	ln            net.Listener
 	served        chan error
+	// stopBackground ends the background loops; background waits for them.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 }
 
 // NewMain returns a Main for cfg.
@@ -68,7 +72,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("private database: %w", err)
 		}
 		m.cluster = c
-		if err := ensureDatabase(ctx, c); err != nil {
+		if err := c.EnsureDatabase(ctx, "gridwatch"); err != nil {
 			return err
 		}
 		dsn = c.DSN("gridwatch")
@@ -109,6 +113,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.locator.Refresh(ctx); err != nil {
 		return err
 	}
+	bg, stop := context.WithCancel(context.Background())
+	m.stopBackground = stop
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		m.locator.Run(bg, 2*time.Second)
+	}()
 	return m.serve()
 }
 
@@ -198,6 +209,11 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.server = nil
+	}
+	if m.stopBackground != nil {
+		m.stopBackground()
+		m.background.Wait()
+		m.stopBackground = nil
 	}
 	if m.pool != nil {
 		m.pool.Close()

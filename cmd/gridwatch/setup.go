@@ -5,31 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5"
-
 	"gridwatch/auth"
 	"gridwatch/geo"
-	"gridwatch/internal/pgcluster"
 )
-
-// ensureDatabase creates the gridwatch database in a fresh private cluster.
-func ensureDatabase(ctx context.Context, c *pgcluster.Cluster) error {
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-	if err != nil {
-		return fmt.Errorf("private database: %w", err)
-	}
-	defer conn.Close(context.Background())
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'gridwatch')").Scan(&exists); err != nil {
-		return fmt.Errorf("private database: %w", err)
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE gridwatch"); err != nil {
-			return fmt.Errorf("private database: %w", err)
-		}
-	}
-	return nil
-}
 
 // DemoAccounts are the demo users, one per role; their passwords are in the
 // README, for local use only.

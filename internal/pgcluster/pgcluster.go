@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // socketPort names the socket file (.s.PGSQL.<port>); no TCP port is opened.
@@ -66,6 +68,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("postgres dir: %w", err)
+	}
+	if strings.ContainsAny(dir, "'\"\\$`") {
+		return nil, fmt.Errorf("postgres dir %s: quotes, backslashes, $ and backticks are not allowed in the path", dir)
 	}
 	if n := len(filepath.Join(dir, "run", ".s.PGSQL.5432")); n > maxSocketPath {
 		return nil, fmt.Errorf("postgres dir %s: the socket path would be %d bytes, over the limit of %d; choose a shorter --data-dir", dir, n, maxSocketPath)
@@ -119,9 +124,6 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // FindBinDir returns the newest /usr/lib/postgresql/NN/bin holding initdb.
 func FindBinDir() (string, error) {
-	if d := os.Getenv("GRIDWATCH_PG_BINDIR"); d != "" {
-		return d, nil
-	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(matches) == 0 {
 		if p, err := exec.LookPath("initdb"); err == nil {
@@ -138,12 +140,32 @@ func pgMajor(initdbPath string) int {
 	return n
 }
 
+// EnsureDatabase creates database name in the cluster when it is missing.
+func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return fmt.Errorf("private database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("private database: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("private database: %w", err)
+	}
+	return nil
+}
+
 // SocketDir is the directory of the cluster's unix socket.
 func (c *Cluster) SocketDir() string { return filepath.Join(c.dir, "run") }
 
 // DSN returns a connection string for database dbname over the socket.
 func (c *Cluster) DSN(dbname string) string {
-	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", c.SocketDir(), socketPort, dbname)
+	return fmt.Sprintf("host='%s' port=%d user=postgres dbname='%s' sslmode=disable", c.SocketDir(), socketPort, dbname)
 }
 
 // Close stops the cluster and releases the directory.
@@ -219,9 +241,11 @@ func (c *Cluster) prepareDirs() error {
 			return fmt.Errorf("postgres dir: %w", err)
 		}
 		if st.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
-				return fmt.Errorf("make %s traversable for the postgres user: %w", d, err)
+			// Search permission only (no listing): postgres must pass through.
+			if err := os.Chmod(d, st.Mode().Perm()|0o001); err != nil {
+				return fmt.Errorf("the postgres user cannot reach %s: make it traversable (chmod o+x) or choose another --data-dir: %w", d, err)
 			}
+			c.log.Warn("made a directory traversable for the postgres user (chmod o+x)", "dir", d)
 		}
 	}
 	return nil
@@ -245,7 +269,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 func (c *Cluster) start(ctx context.Context, fast bool) error {
 	opts := []string{
 		"-c listen_addresses=''",
-		"-k " + c.SocketDir(),
+		"-k '" + c.SocketDir() + "'", // pg_ctl passes -o through a shell
 		"-c unix_socket_permissions=0700",
 		fmt.Sprintf("-p %d", socketPort),
 	}

@@ -101,3 +101,23 @@ func TestBadBinDir(t *testing.T) {
 		t.Errorf("err = %v, want initdb named", err)
 	}
 }
+
+// TestPathWithSpace: pg_ctl hands options to a shell; a space in the data
+// dir must survive it.
+func TestPathWithSpace(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "city data", "pg")
+	c, err := Start(context.Background(), Options{Dir: dir, Fast: true})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	query(t, c)
+	if err := c.EnsureDatabase(context.Background(), "gridwatch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureDatabase(context.Background(), "gridwatch"); err != nil {
+		t.Fatalf("second EnsureDatabase: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

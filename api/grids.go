@@ -3,9 +3,9 @@ package api
 import (
 	"bufio"
 	"context"
-	"math"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"

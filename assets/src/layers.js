@@ -310,3 +310,13 @@ export function addGridLayers(map, grids, { withGraticule }) {
     });
   }
 }
+
+/** removeGridLayers removes what addGridLayers added, so the grids can be drawn afresh. */
+export function removeGridLayers(map) {
+  for (const layer of map.getStyle().layers) {
+    if (layer.id.startsWith('gw-') && layer.id !== 'gw-background') map.removeLayer(layer.id);
+  }
+  for (const id of [GRID_SOURCE, LABEL_SOURCE, 'gw-graticule']) {
+    if (map.getSource(id)) map.removeSource(id);
+  }
+}

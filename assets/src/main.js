@@ -1,6 +1,9 @@
-// Gridwatch one-map dashboard: grids on a dark map, a detail panel, locate.
+// Gridwatch one-map dashboard: sign-in, grids on a dark map, a detail panel,
+// locate, and — by permission — grid import and administration.
 //
-// Test hooks (used by e2e/dashboard.mjs; no inline scripts needed):
+// Test hooks (used by e2e/*.mjs; no inline scripts needed):
+//   document.body.dataset.auth         "login" while the login overlay shows, "ok" once signed in
+//   document.body.dataset.user, .role  the signed-in username and role
 //   document.body.dataset.gridsLoaded  feature count, set at the first idle after the grids are drawn
 //   window.gridwatchMap                the maplibregl.Map
 //   #panel [data-field=name|code|level|area|chain]
@@ -8,9 +11,13 @@
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import * as maplibregl from 'maplibre-gl';
-import { ApiError, getJSON } from './api.js';
+import { AdminDialog } from './admin.js';
+import { applyPermissions, currentSession, describe, getJSON, onUnauthenticated } from './api.js';
+import { LoginDialog, showUser } from './auth.js';
+import { isModalOpen } from './dom.js';
 import { bboxOf } from './geometry.js';
-import { FILL_LAYERS, GRID_SOURCE, LEVEL_CN, LEVEL_RANK, addGridLayers, baseStyle, prepareGrids } from './layers.js';
+import { ImportDialog } from './importer.js';
+import { FILL_LAYERS, GRID_SOURCE, LEVEL_CN, LEVEL_RANK, addGridLayers, baseStyle, prepareGrids, removeGridLayers } from './layers.js';
 import { Panel, levelLabel } from './panel.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
@@ -23,7 +30,7 @@ const numberFmt = new Intl.NumberFormat('en-US');
 
 const banner = $('#banner');
 function showError(err, context) {
-  const msg = err instanceof ApiError || err instanceof Error ? err.message : String(err);
+  const msg = describe(err);
   $('#banner-text').textContent = context ? `${context}: ${msg}` : msg;
   banner.hidden = false;
   setStatus('error', 'API error');
@@ -48,7 +55,41 @@ function tick() {
 tick();
 setInterval(tick, 1000);
 
-// ---- start: meta and grids in parallel, then the map ---------------------------------
+// ---- sign in first: every API call but the login needs a session ---------------------
+
+const loginDialog = new LoginDialog($('#login'));
+
+function applyUser(me) {
+  showUser(me);
+  applyPermissions();
+}
+
+// A 401 on any later call (idle or absolute expiry) lands here: the overlay opens
+// over the page as it is, and the failed call is retried after sign-in.
+onUnauthenticated(async ({ previous }) => {
+  const me = await loginDialog.prompt({ expired: true, previous });
+  if (previous && (me.id !== previous.id || me.kind !== previous.kind)) {
+    // Someone else signed in: start afresh with their grids and permissions.
+    location.reload();
+    return new Promise(() => {});
+  }
+  applyUser(me);
+  return me;
+});
+
+setStatus('', '未登录 Signed out');
+let me = null;
+try {
+  me = await currentSession();
+} catch (err) {
+  showError(err, 'Session');
+}
+if (me) document.body.dataset.auth = 'ok';
+else me = await loginDialog.prompt();
+applyUser(me);
+setStatus('', 'Connecting…');
+
+// ---- then meta and grids in parallel, then the map ----------------------------------
 
 const metaP = getJSON('/api/v1/meta').catch((err) => {
   showError(err, 'Server info');
@@ -82,6 +123,10 @@ map.addControl(new maplibregl.ScaleControl({ unit: 'metric', maxWidth: 140 }), '
 window.gridwatchMap = map;
 
 let grids = null; // prepareGrids() result once the grids are drawn
+let gridsDrawn; // resolves once the first grids are on the map
+const gridsReady = new Promise((resolve) => {
+  gridsDrawn = resolve;
+});
 
 // A listener replaces MapLibre's default console.error, so map errors go to the banner.
 // If the configured basemap cannot be loaded at all, fall back to the offline style.
@@ -108,10 +153,8 @@ map.on('load', async () => {
     document.body.dataset.gridsLoaded = '0';
     return;
   }
-  grids = prepareGrids(fc);
-  addGridLayers(map, grids, { withGraticule: offlineStyle });
+  drawGrids(fc);
   performance.mark('gw-layers-added');
-  showCounts(grids);
   if (grids.bbox) fitAll(false);
   map.once('idle', () => {
     // Milliseconds from navigation start to grids drawn: the first-load budget.
@@ -119,7 +162,31 @@ map.on('load', async () => {
     document.body.dataset.gridsLoaded = String(grids.total);
   });
   if (banner.hidden) setStatus('ok', '在线 Online');
+  gridsDrawn();
 });
+
+function drawGrids(fc) {
+  if (grids) removeGridLayers(map);
+  hoverId = null;
+  grids = prepareGrids(fc);
+  addGridLayers(map, grids, { withGraticule: offlineStyle });
+  showCounts(grids);
+}
+
+/** reloadGrids fetches the grids again (after an import) and redraws them, keeping the selection. */
+async function reloadGrids() {
+  await gridsReady;
+  const fc = await getJSON('/api/v1/grids.geojson');
+  const keep = selectedId;
+  drawGrids(fc);
+  selectedId = null;
+  if (keep !== null && grids.byId.has(keep)) setSelected(keep);
+  else if (keep !== null) closePanel();
+  map.once('idle', () => {
+    document.body.dataset.gridsLoaded = String(grids.total);
+  });
+  return grids;
+}
 
 function showCounts(g) {
   $('#grid-count').textContent = numberFmt.format(g.counts.grid);
@@ -132,7 +199,9 @@ function showCounts(g) {
 function panelPadding() {
   const open = !$('#panel').hidden;
   const w = open ? $('#panel').getBoundingClientRect().width + 24 : 0;
-  return { top: 56, bottom: 56, left: 56, right: 56 + w };
+  const docked = document.querySelector('dialog.docked[open]');
+  const left = docked ? docked.getBoundingClientRect().right + 24 : 56;
+  return { top: 56, bottom: 56, left, right: 56 + w };
 }
 
 function fitAll(animate = true) {
@@ -296,8 +365,52 @@ async function locateAt(lngLat) {
 }
 
 document.addEventListener('keydown', (ev) => {
-  if (ev.key !== 'Escape') return;
+  // Esc in a modal dialog (login, import, admin) is the dialog's, not the map's.
+  if (ev.key !== 'Escape' || ev.defaultPrevented || isModalOpen()) return;
   if (locating) setLocating(false);
   else if (panel.isOpen) closePanel();
   else hideBanner();
 });
+
+// ---- import (grids.write) and admin (users/tokens/audit) -------------------------------
+
+let problemMarker = null;
+
+function clearProblemMarker() {
+  problemMarker?.remove();
+  problemMarker = null;
+}
+
+/** showProblemAt flies to a point an import reported and marks it. */
+function showProblemAt(lngLat, label) {
+  clearProblemMarker();
+  const node = document.createElement('div');
+  node.className = 'problem-marker';
+  node.append(Object.assign(document.createElement('span'), { className: 'problem-dot' }));
+  if (label) node.append(Object.assign(document.createElement('span'), { className: 'problem-label', textContent: label }));
+  problemMarker = new maplibregl.Marker({ element: node, anchor: 'left', offset: [-11, 0] }).setLngLat(lngLat).addTo(map);
+  map.flyTo({ center: lngLat, zoom: Math.max(map.getZoom(), 16), padding: panelPadding(), duration: 900 });
+}
+
+/** showGridsOnMap fits the map to the given grid refs (just imported). */
+function showGridsOnMap(refs) {
+  const b = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const r of refs) {
+    const f = grids?.byId.get(Number(r.id));
+    if (f) bboxOf(f.geometry, b);
+  }
+  if (!Number.isFinite(b[0])) return;
+  map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: panelPadding(), maxZoom: 17, duration: 800 });
+}
+
+const importer = new ImportDialog({
+  reloadGrids,
+  showProblemAt,
+  clearProblemMarker,
+  showGridsOnMap,
+  onError: showError,
+});
+$('#import-btn').addEventListener('click', () => importer.open());
+
+const admin = new AdminDialog({ onError: showError });
+$('#admin-btn').addEventListener('click', () => admin.open());

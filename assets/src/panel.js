@@ -1,6 +1,7 @@
 // The right-hand side panel: a grid's details and the result of a locate.
 // Everything is written with textContent; server data is never parsed as HTML.
 
+import { formatTime } from './dom.js';
 import { LEVEL_CN, LEVEL_EN } from './layers.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -18,14 +19,6 @@ export function formatArea(m2) {
 /** levelLabel is e.g. "网格 Grid"; unknown levels are shown as they are. */
 export function levelLabel(level) {
   return LEVEL_CN[level] ? `${LEVEL_CN[level]} ${LEVEL_EN[level]}` : String(level ?? '');
-}
-
-function formatTime(s) {
-  if (!s) return '—';
-  const d = new Date(s);
-  if (Number.isNaN(d.getTime())) return String(s);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 // A team member may be a plain name or an object such as {"name","role","phone"}.

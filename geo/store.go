@@ -94,6 +94,9 @@ type Repair struct {
 	AreaAfterM2  float64   `json:"area_after_m2"`
 	PartsBefore  int       `json:"parts_before"`
 	PartsAfter   int       `json:"parts_after"`
+	// Other is the parent a grid was clipped to, or the grids whose
+	// overlap was cut away (comma-separated codes).
+	Other string `json:"other,omitempty"`
 }
 
 // Import stores features as new grids, all or nothing: every geometry must be
@@ -159,6 +162,16 @@ func (s *Store) importTx(ctx context.Context, tx pgx.Tx, fs []ImportFeature, opt
 	}
 	if len(probs) > 0 {
 		return nil, probs.Err(codeFor(probs))
+	}
+	if opts.Repair {
+		reps, err := s.repairTopology(ctx, tx, &probs)
+		if err != nil {
+			return nil, err
+		}
+		res.Repairs = append(res.Repairs, reps...)
+		if len(probs) > 0 {
+			return nil, probs.Err(gridwatch.ETopology)
+		}
 	}
 	if err := s.checkTopology(ctx, tx, &probs); err != nil {
 		return nil, err
@@ -266,6 +279,82 @@ func (s *Store) repairInvalid(ctx context.Context, tx pgx.Tx, probs *Problems) (
 		reps = append(reps, r)
 	}
 	return reps, rows.Err()
+}
+
+// repairTopology makes published boundaries whose shared edges do not
+// match usable, level by level from the district down: a grid sticking out
+// of its parent is clipped to it, and where two grids of a level overlap,
+// the overlap stays with the stored grid, or between two imported ones with
+// the lower code (the tie rule of locate). Each change is reported.
+func (s *Store) repairTopology(ctx context.Context, tx pgx.Tx, probs *Problems) ([]Repair, error) {
+	const clip = `WITH parents AS (
+			SELECT code, geom FROM import_grids UNION ALL SELECT code, geom FROM grids
+		), bad AS (
+			SELECT i.idx, p.code AS other, p.geom AS cut, ST_Area(i.geom::geography) AS area_before, ST_NumGeometries(i.geom) AS parts_before
+			FROM import_grids i JOIN parents p ON p.code = i.parent_code
+			WHERE i.level_rank = $1 AND NOT ST_CoveredBy(i.geom, p.geom)
+			  AND ST_Area(ST_Difference(i.geom, p.geom)::geography) > $2
+		), upd AS (
+			UPDATE import_grids i SET geom = ST_Multi(ST_CollectionExtract(ST_Intersection(i.geom, bad.cut), 3))
+			FROM bad WHERE bad.idx = i.idx RETURNING i.idx, i.code, i.geom
+		)
+		SELECT u.idx, u.code, 'clipped_to_parent', b.other, b.area_before, b.parts_before,
+		       COALESCE(ST_Area(u.geom::geography), 0), ST_NumGeometries(u.geom), ST_IsEmpty(u.geom)
+		FROM upd u JOIN bad b USING (idx) ORDER BY u.idx`
+	const trim = `WITH others AS (
+			SELECT code, level_rank, geom, true AS imported FROM import_grids
+			UNION ALL SELECT code, level_rank, geom, false FROM grids
+		), bad AS (
+			SELECT a.idx, string_agg(o.code, ',' ORDER BY o.code) AS other, ST_Union(o.geom) AS cut,
+			       ST_Area(a.geom::geography) AS area_before, ST_NumGeometries(a.geom) AS parts_before
+			FROM import_grids a JOIN others o
+			  ON o.level_rank = a.level_rank AND o.code <> a.code AND a.geom && o.geom
+			 AND (NOT o.imported OR o.code < a.code)
+			WHERE a.level_rank = $1 AND ST_Relate(a.geom, o.geom, '2********')
+			  AND ST_Area(ST_Intersection(a.geom, o.geom)::geography) > $2
+			GROUP BY a.idx, a.geom
+		), upd AS (
+			UPDATE import_grids i SET geom = ST_Multi(ST_CollectionExtract(ST_Difference(i.geom, bad.cut), 3))
+			FROM bad WHERE bad.idx = i.idx RETURNING i.idx, i.code, i.geom
+		)
+		SELECT u.idx, u.code, 'overlap_trimmed', b.other, b.area_before, b.parts_before,
+		       COALESCE(ST_Area(u.geom::geography), 0), ST_NumGeometries(u.geom), ST_IsEmpty(u.geom)
+		FROM upd u JOIN bad b USING (idx) ORDER BY u.idx`
+	var reps []Repair
+	for rank := 1; rank <= 4; rank++ {
+		steps := []struct {
+			sql string
+			tol float64
+		}{{clip, s.opts.OutsideToleranceM2}, {trim, s.opts.OverlapToleranceM2}}
+		if rank == 1 {
+			steps = steps[1:] // districts have no parent
+		}
+		for _, step := range steps {
+			rows, err := tx.Query(ctx, step.sql, rank, step.tol)
+			if err != nil {
+				return nil, fmt.Errorf("import: repair topology: %w", err)
+			}
+			for rows.Next() {
+				var r Repair
+				var empty bool
+				if err := rows.Scan(&r.Feature, &r.Code, &r.Reason, &r.Other, &r.AreaBeforeM2, &r.PartsBefore, &r.AreaAfterM2, &r.PartsAfter, &empty); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("import: repair topology: %w", err)
+				}
+				if empty || r.PartsAfter == 0 {
+					probs.add(Problem{Feature: r.Feature, Code: r.Code, Reason: "unrepairable", Other: r.Other,
+						Message: fmt.Sprintf("%s: nothing is left once %s (%s)", featureLabel(r.Feature, r.Code), strings.ReplaceAll(r.Reason, "_", " "), r.Other)})
+					continue
+				}
+				reps = append(reps, r)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("import: repair topology: %w", err)
+			}
+		}
+	}
+	return reps, nil
 }
 
 // checkCodesAndParents finds codes already stored and parents that are

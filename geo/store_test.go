@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -426,5 +427,49 @@ func TestLocatorSeesOtherWriters(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the index never saw the other writer's grid")
 		}
+	}
+}
+
+// TestRepairMismatchedEdges: published boundaries whose shared edge does
+// not match (a 2 m strip claimed by both streets, and sticking out of the
+// district) are refused plainly, and made usable with repair=true.
+func TestRepairMismatchedEdges(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const d = 0.00002 // ≈ 2 m
+	features := fc(feat(districtProps, squareGeom),
+		feat(`{"code":"410105001","name":"a","level":"street","parent_code":"410105"}`,
+			`{"type":"Polygon","coordinates":[[[113.6,34.7],[113.65,34.7],[113.65,34.8],[113.6,34.8],[113.6,34.7]]]}`),
+		feat(`{"code":"410105002","name":"b","level":"street","parent_code":"410105"}`,
+			fmt.Sprintf(`{"type":"Polygon","coordinates":[[[%v,34.7],[%v,34.7],[%v,34.8],[%v,34.8],[%v,34.7]]]}`, 113.65-d, 113.7+d, 113.7+d, 113.65-d, 113.65-d)))
+	_, err := s.Import(ctx, mustParse(t, features), ImportOptions{})
+	if gridwatch.ErrorCode(err) != gridwatch.ETopology {
+		t.Fatalf("without repair: %v, want a topology error", err)
+	}
+	res, err := s.Import(ctx, mustParse(t, features), ImportOptions{Repair: true})
+	if err != nil {
+		t.Fatalf("with repair: %v", err)
+	}
+	got := map[string]Repair{}
+	for _, r := range res.Repairs {
+		got[r.Reason] = r
+	}
+	clip, trim := got["clipped_to_parent"], got["overlap_trimmed"]
+	if clip.Code != "410105002" || clip.Other != "410105" || clip.AreaAfterM2 >= clip.AreaBeforeM2 {
+		t.Errorf("clip repair = %+v, want street b clipped to the district", clip)
+	}
+	if trim.Code != "410105002" || trim.Other != "410105001" || trim.AreaAfterM2 >= trim.AreaBeforeM2 {
+		t.Errorf("trim repair = %+v, want b's overlap with a cut away", trim)
+	}
+	// The strip belongs to a (stored first, lower code); b starts at its edge.
+	loc := NewLocator(s)
+	if err := loc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := loc.Locate(113.65-d/2, 34.75); len(c) == 0 || c[0].Code != "410105001" {
+		t.Errorf("the former overlap locates to %v, want 410105001", codes(c))
+	}
+	if c := loc.Locate(113.7+d/2, 34.75); len(c) != 0 {
+		t.Errorf("the part outside the district locates to %v, want nothing", codes(c))
 	}
 }

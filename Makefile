@@ -47,9 +47,10 @@ lint: ## go vet, gofmt and go mod tidy check
 	@out=$$(gofmt -l .); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) mod tidy -diff
 
-fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
-	@for t in $$(grep -ho 'func Fuzz[A-Za-z0-9]*' geo/*_test.go | cut -d' ' -f2); do \
-		$(GO) test ./geo -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
+fuzz: ## run each fuzz target for a while (FUZZTIME=30s); new finds stay in <pkg>/testdata/fuzz
+	@for f in $$(grep -l 'func Fuzz' */*_test.go); do d=$$(dirname $$f); \
+		for t in $$(grep -ho 'func Fuzz[A-Za-z0-9]*' $$f | cut -d' ' -f2); do \
+		$(GO) test ./$$d -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done; done
 
 clean: ## remove build output (not ./data)
 	rm -rf bin assets/dist/*.js assets/dist/*.css assets/dist/*.html assets/dist/*.mjs $(ARTIFACTS)

@@ -1,0 +1,208 @@
+// Helpers shared by the browser tests (dashboard.mjs, roles.mjs): launching
+// Debian's Chromium through playwright-core, collecting every page error,
+// console error, CSP violation and failed same-origin request, signing in
+// through the login overlay, and finding grids that can be clicked on the map.
+
+import { chromium } from 'playwright-core';
+import { interiorPoint } from '../src/geometry.js';
+
+/** launch starts headless Chromium (env CHROMIUM, default /usr/bin/chromium). */
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
+
+/** timeoutMs is the wait for any one thing (env E2E_TIMEOUT_MS, default 20000). */
+export const timeoutMs = Number(process.env.E2E_TIMEOUT_MS) || 20000;
+
+/** deadline exits the process with a failure if the whole run takes too long. */
+export function deadline(started, ms) {
+  const t = setTimeout(() => {
+    console.error(`e2e: FAIL: gave up after ${Math.round((Date.now() - started) / 1000)} s`);
+    process.exit(1);
+  }, ms);
+  t.unref();
+}
+
+/** baseURL normalises the command-line base URL to end with a slash. */
+export function baseURL(arg) {
+  return new URL(arg.endsWith('/') ? arg : `${arg}/`);
+}
+
+/**
+ * watch records what goes wrong in a page. Responses of 400 and above are
+ * problems unless expect(...) allowed them: watcher.expect(method, pathRegExp,
+ * status) allows that answer (e.g. the 401 of GET /api/v1/me before sign-in).
+ * check(step) throws if anything was recorded, or if #banner shows an error.
+ */
+export function watch(page, base) {
+  const problems = [];
+  const allowed = [];
+  const sameOrigin = (u) => {
+    try {
+      return new URL(u).origin === base.origin;
+    } catch {
+      return false;
+    }
+  };
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    // Chromium logs every 4xx as "Failed to load resource"; the response
+    // handler below decides whether that status was expected.
+    if (/^Failed to load resource: the server responded with a status of \d+/.test(msg.text()) && sameOrigin(msg.location()?.url ?? '')) return;
+    problems.push(`console error: ${msg.text()}`);
+  });
+  page.on('requestfailed', (req) => {
+    if (sameOrigin(req.url())) problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`);
+  });
+  page.on('response', (res) => {
+    if (!sameOrigin(res.url()) || res.status() < 400) return;
+    const method = res.request().method();
+    const path = new URL(res.url()).pathname;
+    if (allowed.some((a) => a.method === method && a.path.test(path) && a.status.includes(res.status()))) return;
+    problems.push(`HTTP ${res.status()} for ${method} ${res.url()}`);
+  });
+  return {
+    problems,
+    expect(method, path, ...status) {
+      allowed.push({ method, path, status });
+    },
+    async check(step) {
+      const banner = await page.evaluate(() => {
+        const b = document.querySelector('#banner');
+        return b && !b.hidden ? b.textContent.trim() : '';
+      });
+      if (banner) problems.push(`error banner: ${banner}`);
+      if (problems.length) throw new Error(`${step}: ${problems.join('; ')}`);
+    },
+  };
+}
+
+/** waitFor waits for fn(arg) to be truthy in the page; on timeout it throws with what(): a description. */
+export async function waitFor(page, fn, arg, what) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
+  } catch (err) {
+    const detail = typeof what === 'function' ? await what().catch((e) => e.message) : what;
+    throw new Error(`${detail ?? 'condition'} not met within ${timeoutMs} ms (${err.message.split('\n')[0]})`);
+  }
+}
+
+/** loginOverlayShown reports whether the login overlay is open and in front. */
+export function loginOverlayShown(page) {
+  return page.evaluate(() => {
+    const d = document.querySelector('#login');
+    return !!d?.open && d.matches(':modal') && document.body.dataset.auth === 'login';
+  });
+}
+
+/**
+ * signIn types credentials into the login overlay and presses Enter; with
+ * expectOk it waits until the overlay is gone and the page says it is signed in.
+ */
+export async function signIn(page, username, password, { expectOk = true } = {}) {
+  await waitFor(page, () => document.querySelector('#login')?.open && document.body.dataset.auth === 'login', null, 'login overlay');
+  await page.fill('#login-username', username);
+  await page.fill('#login-password', password);
+  await page.press('#login-password', 'Enter');
+  if (!expectOk) return;
+  await waitFor(
+    page,
+    () => !document.querySelector('#login')?.open && document.body.dataset.auth === 'ok',
+    null,
+    async () => `sign-in as ${username} (login error: ${JSON.stringify(await page.textContent('#login-error'))})`,
+  );
+}
+
+/** waitGrids waits for data-grids-loaded > 0 and returns it. */
+export async function waitGrids(page, problems = []) {
+  await waitFor(page, () => Number(document.body.dataset.gridsLoaded) > 0, null, async () => {
+    const v = await page.evaluate(() => document.body.dataset.gridsLoaded);
+    return `grids drawn (data-grids-loaded=${v}; ${problems.join('; ')})`;
+  });
+  return page.evaluate(() => Number(document.body.dataset.gridsLoaded));
+}
+
+/** gridFeatures fetches the signed-in user's grids.geojson with the page's cookies. */
+export async function gridFeatures(page, base) {
+  const res = await page.context().request.get(new URL('/api/v1/grids.geojson', base).href);
+  if (!res.ok()) throw new Error(`GET /api/v1/grids.geojson: HTTP ${res.status()}`);
+  return (await res.json()).features ?? [];
+}
+
+/** gridCandidates lists grid-level features with a point strictly inside each, by id. */
+export function gridCandidates(features) {
+  const out = [];
+  for (const f of features) {
+    if (f.properties?.level !== 'grid') continue;
+    const p = interiorPoint(f.geometry);
+    if (p) out.push({ id: Number(f.id ?? f.properties.id), lon: p[0], lat: p[1], name: String(f.properties.name), code: String(f.properties.code) });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}
+
+/**
+ * place returns the candidate drawn nearest the map's middle whose point is
+ * not under an overlay (legend, controls, panel), with its page x/y; with
+ * recentre, it first centres the map on list[0] and waits for idle.
+ */
+export function place(page, list, recentre = false) {
+  return page.evaluate(
+    ([list, recentre]) =>
+      new Promise((resolve) => {
+        const map = window.gridwatchMap;
+        const choose = () => {
+          const r = map.getContainer().getBoundingClientRect();
+          let best = null;
+          for (const c of list) {
+            const p = map.project([c.lon, c.lat]);
+            const x = r.left + p.x;
+            const y = r.top + p.y;
+            if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
+            if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') continue;
+            const d = Math.hypot(p.x - r.width / 2, p.y - r.height / 2);
+            if (!best || d < best.d) best = { ...c, x, y, d };
+          }
+          resolve(best);
+        };
+        if (!recentre) return choose();
+        map.once('idle', choose);
+        map.jumpTo({ center: [list[0].lon, list[0].lat] });
+        map.triggerRepaint();
+      }),
+    [list, recentre],
+  );
+}
+
+/** clickGrid clicks a candidate's point on the map (hovering first, like a person). */
+export async function clickGrid(page, at) {
+  await page.mouse.move(at.x - 20, at.y - 20);
+  await page.mouse.move(at.x, at.y, { steps: 4 });
+  await page.mouse.click(at.x, at.y);
+}
+
+/** panelShows waits until the side panel shows the grid with this name and code. */
+export async function panelShows(page, want) {
+  await waitFor(
+    page,
+    (w) => {
+      const panel = document.querySelector('#panel');
+      if (!panel || panel.hidden || panel.getBoundingClientRect().width === 0) return false;
+      const text = (f) => panel.querySelector(`[data-field="${f}"]`)?.textContent.trim();
+      return text('name') === w.name && text('code') === w.code && !panel.querySelector('#detail').hidden;
+    },
+    want,
+    async () => {
+      const got = await page.evaluate(() => {
+        const panel = document.querySelector('#panel');
+        const text = (f) => panel?.querySelector(`[data-field="${f}"]`)?.textContent.trim();
+        return { hidden: panel?.hidden, name: text('name'), code: text('code') };
+      });
+      return `panel showing ${JSON.stringify(want)} (got ${JSON.stringify(got)})`;
+    },
+  );
+}

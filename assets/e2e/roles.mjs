@@ -1,0 +1,270 @@
+// Browser test of sign-in and the role-driven dashboard, in headless Chromium.
+//
+//   node e2e/roles.mjs <baseURL> <artifactDir>
+//
+// Each step runs in a fresh browser context (no cookies) against the demo
+// accounts that `gridwatch demo` seeds:
+//   a. "/" shows the login overlay and draws no grids; a wrong password shows an error
+//   b. demo-gis: grids drawn, Import visible, Admin absent (roles-gis.png); importing
+//      an invalid boundary is refused with a problems list, and a problem's
+//      "show" docks the dialog, flies the map there and drops a marker
+//      (roles-gis-import.png); nothing is stored
+//   c. demo-commander: grids drawn, neither Import nor Admin (roles-commander.png)
+//   d. demo-leader: fewer grids than the commander, more than none
+//   e. demo-admin: Admin opens on Users, which lists demo-gis (roles-admin.png);
+//      the Tokens and Audit tabs load
+//   f. session expiry: as demo-commander open a grid, drop the cookies, click
+//      another grid → the login overlay; sign in again → the overlay closes, the
+//      retried request shows the second grid, the map has not moved
+// Any page error, console error, CSP violation, error banner or unexpected HTTP
+// error fails the step. Prints one JSON line and exits 0, else prints
+// "e2e: FAIL: …" and exits 1.
+// Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { interiorPoint } from '../src/geometry.js';
+import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, loginOverlayShown, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+
+const [baseArg, artifactDir] = process.argv.slice(2);
+if (!baseArg || !artifactDir) {
+  console.error('usage: node e2e/roles.mjs <baseURL> <artifactDir>');
+  process.exit(2);
+}
+const base = baseURL(baseArg);
+const started = Date.now();
+deadline(started, timeoutMs * 12 + 30000);
+
+const ACCOUNTS = {
+  admin: ['demo-admin', 'gridwatch-admin'],
+  commander: ['demo-commander', 'gridwatch-commander'],
+  gis: ['demo-gis', 'gridwatch-gis'],
+  leader: ['demo-leader', 'gridwatch-leader'],
+};
+
+let browser;
+const summary = { ok: true, url: base.href, steps: {} };
+
+/** step runs fn(page, watcher) in a fresh context and records how long it took. */
+async function step(name, fn) {
+  const t0 = Date.now();
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const watcher = watch(page, base);
+  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
+  try {
+    const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
+    if (!resp || !resp.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
+    const out = await fn(page, watcher, context);
+    await watcher.check('at the end');
+    summary.steps[name] = { ...out, ms: Date.now() - t0 };
+  } catch (err) {
+    throw new Error(`step ${name}: ${err.message}`);
+  } finally {
+    await context.close().catch(() => {});
+  }
+}
+
+async function visible(page, selector) {
+  return page.evaluate((s) => {
+    const e = document.querySelector(s);
+    if (!e || e.hidden) return false;
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+  }, selector);
+}
+
+async function headerCounts(page) {
+  return page.evaluate(() => ({
+    grid: document.querySelector('#grid-count').textContent.trim(),
+    role: document.querySelector('#user-role').textContent.trim(),
+    name: document.querySelector('#user-name').textContent.trim(),
+  }));
+}
+
+async function signedInWithGrids(page, watcher, account) {
+  await signIn(page, ...account);
+  const loaded = await waitGrids(page, watcher.problems);
+  await watcher.check('after sign-in');
+  return loaded;
+}
+
+async function run() {
+  await mkdir(artifactDir, { recursive: true });
+  browser = await launch();
+
+  // a. Signed out: the overlay, no grids; a wrong password is refused in place.
+  await step('a_login', async (page, watcher) => {
+    await waitFor(page, () => document.querySelector('#login')?.open && document.body.dataset.auth === 'login', null, 'login overlay on first load');
+    if (!(await loginOverlayShown(page))) throw new Error('login overlay is not modal');
+    const focus = await page.evaluate(() => document.activeElement?.id);
+    if (focus !== 'login-username') throw new Error(`focus on load is #${focus}, want #login-username`);
+    watcher.expect('POST', /^\/api\/v1\/auth\/login$/, 401);
+    await signIn(page, ACCOUNTS.commander[0], 'not-the-password', { expectOk: false });
+    await waitFor(page, () => !document.querySelector('#login-error').hidden && document.querySelector('#login-error').textContent.trim() !== '', null, 'login error text after a wrong password');
+    const after = await page.evaluate(() => ({
+      error: document.querySelector('#login-error').textContent.trim(),
+      open: document.querySelector('#login').open,
+      focus: document.activeElement?.id,
+      grids: document.body.dataset.gridsLoaded ?? null,
+      canvas: document.querySelectorAll('#map canvas').length,
+      count: document.querySelector('#grid-count').textContent.trim(),
+    }));
+    if (!after.open) throw new Error('login overlay closed after a wrong password');
+    if (after.focus !== 'login-password') throw new Error(`focus after a wrong password is #${after.focus}, want #login-password`);
+    if (after.grids !== null || after.canvas !== 0 || after.count !== '—') throw new Error(`grids shown while signed out: ${JSON.stringify(after)}`);
+    // Everything the page fetched since it loaded: no grid request before signing in.
+    const gridCalls = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((u) => u.includes('/api/v1/grids')));
+    if (gridCalls.length) throw new Error(`grids requested while signed out: ${gridCalls.join(', ')}`);
+    return { error: after.error };
+  });
+
+  // b. GIS editor: grids, Import, no Admin; an invalid file is refused with its problems.
+  await step('b_gis', async (page, watcher) => {
+    const loaded = await signedInWithGrids(page, watcher, ACCOUNTS.gis);
+    if (!(await visible(page, '#import-btn'))) throw new Error('Import button not visible for gis_editor');
+    if (await visible(page, '#admin-btn')) throw new Error('Admin button visible for gis_editor');
+    const header = await headerCounts(page);
+    if (!header.role.includes('地理信息编辑')) throw new Error(`header role is ${JSON.stringify(header.role)}`);
+    await page.screenshot({ path: path.join(artifactDir, 'roles-gis.png') });
+
+    // A bow-tie (self-intersecting) boundary inside a community: refused, never stored.
+    const features = await gridFeatures(page, base);
+    const community = features.find((f) => f.properties?.level === 'community');
+    if (!community) throw new Error('no community to import into');
+    const [cx, cy] = interiorPoint(community.geometry);
+    const d = 0.0008;
+    const bowtie = {
+      type: 'FeatureCollection',
+      features: [
+        {
+          type: 'Feature',
+          properties: { code: `${community.properties.code}987`, name: 'e2e 自相交 bow-tie', level: 'grid', parent_code: community.properties.code },
+          geometry: { type: 'Polygon', coordinates: [[[cx - d, cy - d], [cx + d, cy + d], [cx + d, cy - d], [cx - d, cy + d], [cx - d, cy - d]]] },
+        },
+      ],
+    };
+    watcher.expect('POST', /^\/api\/v1\/grids\/import$/, 400, 409, 422);
+    await page.click('#import-btn');
+    await waitFor(page, () => document.querySelector('#import-dialog')?.matches(':modal'), null, 'import dialog open');
+    await page.setInputFiles('#import-file', { name: 'bowtie.geojson', mimeType: 'application/geo+json', buffer: Buffer.from(JSON.stringify(bowtie)) });
+    await page.click('#import-submit');
+    await waitFor(page, () => document.querySelectorAll('#problems-table tbody tr').length > 0, null, async () => `problems list (result: ${JSON.stringify(await page.textContent('#import-result').catch(() => ''))})`);
+    const problems = await page.evaluate(() => [...document.querySelectorAll('#problems-table tbody tr')].map((tr) => ({ reason: tr.dataset.reason, text: tr.textContent.trim().slice(0, 120), show: !!tr.querySelector('.btn-show') })));
+    const showable = problems.findIndex((p) => p.show);
+    if (showable < 0) throw new Error(`no problem has a location to show: ${JSON.stringify(problems)}`);
+    const loc = await page.evaluate((i) => {
+      const b = document.querySelectorAll('#problems-table tbody tr')[i].querySelector('.btn-show');
+      return [Number(b.dataset.lon), Number(b.dataset.lat)];
+    }, showable);
+    await page.locator('#problems-table tbody tr').nth(showable).locator('.btn-show').click();
+    await waitFor(
+      page,
+      (l) => {
+        const dlg = document.querySelector('#import-dialog');
+        const m = window.gridwatchMap;
+        const c = m.getCenter();
+        return dlg.open && dlg.classList.contains('docked') && !dlg.matches(':modal') && document.querySelector('.problem-marker') && !m.isMoving() && Math.abs(c.lng - l[0]) + Math.abs(c.lat - l[1]) < 0.05;
+      },
+      loc,
+      'dialog docked, map at the problem, marker shown',
+    );
+    await page.screenshot({ path: path.join(artifactDir, 'roles-gis-import.png') });
+    await page.click('#import-dialog .dialog-close');
+    await waitFor(page, () => !document.querySelector('#import-dialog').open && !document.querySelector('.problem-marker'), null, 'dialog closed and marker removed');
+    const after = await gridFeatures(page, base);
+    if (after.some((f) => f.properties?.code === `${community.properties.code}987`)) throw new Error('the refused grid was stored');
+    return { grids_loaded: loaded, import_problems: problems.map((p) => p.reason) };
+  });
+
+  // c. Commander: grids, no Import, no Admin.
+  let commanderGrids = 0;
+  await step('c_commander', async (page, watcher) => {
+    commanderGrids = await signedInWithGrids(page, watcher, ACCOUNTS.commander);
+    if (await visible(page, '#import-btn')) throw new Error('Import button visible for commander');
+    if (await visible(page, '#admin-btn')) throw new Error('Admin button visible for commander');
+    const header = await headerCounts(page);
+    if (!header.role.includes('指挥中心')) throw new Error(`header role is ${JSON.stringify(header.role)}`);
+    await page.screenshot({ path: path.join(artifactDir, 'roles-commander.png') });
+    return { grids_loaded: commanderGrids, header };
+  });
+
+  // d. Grid leader: only their community and its grids.
+  await step('d_leader', async (page, watcher) => {
+    const loaded = await signedInWithGrids(page, watcher, ACCOUNTS.leader);
+    if (!(loaded > 0 && loaded < commanderGrids)) throw new Error(`grid leader has ${loaded} grids loaded, want 0 < n < ${commanderGrids} (commander)`);
+    if ((await visible(page, '#import-btn')) || (await visible(page, '#admin-btn'))) throw new Error('Import or Admin button visible for grid_leader');
+    const header = await headerCounts(page);
+    const features = await gridFeatures(page, base);
+    const gridLevel = features.filter((f) => f.properties?.level === 'grid').length;
+    if (header.grid !== String(gridLevel)) throw new Error(`header grid count ${header.grid}, want ${gridLevel} (what was loaded)`);
+    return { grids_loaded: loaded, header };
+  });
+
+  // e. Admin: the admin view, users listing demo-gis; tokens and audit load.
+  await step('e_admin', async (page, watcher) => {
+    const loaded = await signedInWithGrids(page, watcher, ACCOUNTS.admin);
+    if (!(await visible(page, '#admin-btn'))) throw new Error('Admin button not visible for admin');
+    await page.click('#admin-btn');
+    await waitFor(page, () => document.querySelector('#admin-dialog')?.matches(':modal') && document.querySelector('#admin-dialog').dataset.tab === 'users', null, 'admin view on the Users tab');
+    await waitFor(page, () => !!document.querySelector('#users-table tbody tr[data-username="demo-gis"]'), null, async () => `users table listing demo-gis (status: ${await page.textContent('#admin-users .tab-status').catch(() => '?')})`);
+    const users = await page.evaluate(() => [...document.querySelectorAll('#users-table tbody tr[data-username]')].map((tr) => tr.dataset.username));
+    await page.screenshot({ path: path.join(artifactDir, 'roles-admin.png') });
+    await page.click('#admin-tab-tokens');
+    await waitFor(page, () => !document.querySelector('#admin-tokens').hidden && document.querySelector('#tokens-table tbody tr') !== null, null, 'tokens table');
+    await page.click('#admin-tab-audit');
+    await waitFor(page, () => !document.querySelector('#admin-audit').hidden && document.querySelector('#audit-table tbody tr') !== null, null, 'audit table');
+    const status = await page.evaluate(() => [...document.querySelectorAll('#admin-dialog .tab-status[data-state="error"]')].map((e) => e.textContent.trim()));
+    if (status.length) throw new Error(`admin view errors: ${status.join('; ')}`);
+    return { grids_loaded: loaded, users };
+  });
+
+  // f. Session expiry keeps the page: panel, map position, and the retried request.
+  await step('f_expiry', async (page, watcher, context) => {
+    await signedInWithGrids(page, watcher, ACCOUNTS.commander);
+    const candidates = gridCandidates(await gridFeatures(page, base));
+    const first = (await place(page, candidates)) ?? (await place(page, candidates.slice(0, 1), true));
+    if (!first) throw new Error('no grid can be clicked');
+    await clickGrid(page, first);
+    await panelShows(page, { name: first.name, code: first.code });
+    const second = await place(page, candidates.filter((c) => c.id !== first.id));
+    if (!second) throw new Error('no second grid can be clicked with the panel open');
+    const view = () => page.evaluate(() => ({ center: window.gridwatchMap.getCenter().toArray(), zoom: window.gridwatchMap.getZoom() }));
+    const before = await view();
+
+    await context.clearCookies();
+    watcher.expect('GET', /^\/api\/v1\/grids\/\d+$/, 401);
+    await clickGrid(page, second);
+    await waitFor(page, () => document.querySelector('#login')?.open && document.body.dataset.auth === 'login', null, 'login overlay after the session was dropped');
+    const during = await page.evaluate(() => ({
+      expired: !document.querySelector('#login-expired').hidden,
+      username: document.querySelector('#login-username').value,
+      panelOpen: !document.querySelector('#panel').hidden,
+    }));
+    if (!during.expired) throw new Error('the overlay does not say the session ended');
+    if (!during.panelOpen) throw new Error('the panel closed when the session ended');
+    await signIn(page, ...ACCOUNTS.commander);
+    await panelShows(page, { name: second.name, code: second.code });
+    const after = await view();
+    const moved = Math.abs(after.center[0] - before.center[0]) + Math.abs(after.center[1] - before.center[1]) > 1e-9 || Math.abs(after.zoom - before.zoom) > 1e-9;
+    if (moved) throw new Error(`the map moved across sign-in: ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
+    const loaded = await page.evaluate(() => Number(document.body.dataset.gridsLoaded));
+    if (!(loaded > 0)) throw new Error(`grids gone after sign-in (data-grids-loaded=${loaded})`);
+    return { first: first.code, second: second.code, prefilled_username: during.username };
+  });
+
+  summary.total_ms = Date.now() - started;
+  summary.artifacts = ['roles-gis.png', 'roles-gis-import.png', 'roles-commander.png', 'roles-admin.png'].map((n) => path.join(artifactDir, n));
+  return summary;
+}
+
+let code = 0;
+try {
+  console.log(JSON.stringify(await run()));
+} catch (err) {
+  console.error(`e2e: FAIL: ${err?.message ?? err}`);
+  code = 1;
+} finally {
+  await browser?.close().catch(() => {});
+}
+process.exit(code);

@@ -1,0 +1,605 @@
+// The "Admin 管理" view: a large modal dialog with one tab per permission —
+// Users (users.manage), API tokens (tokens.manage), Audit log (audit.read).
+// Built on first open; every call goes through api.js (CSRF, sign-in retry).
+
+import { applyPermissions, can, describe, getJSON, request, sendJSON } from './api.js';
+import { el, field, formError, formatTime, gridsText, parseCodes, roleLabel, roleOptions } from './dom.js';
+
+const TABS = [
+  { id: 'users', perm: 'users.manage', label: '用户 Users' },
+  { id: 'tokens', perm: 'tokens.manage', label: '令牌 API tokens' },
+  { id: 'audit', perm: 'audit.read', label: '审计 Audit log' },
+];
+
+function roleBadge(role) {
+  return el('span', { className: 'role-badge', dataset: { role: role ?? '' } }, roleLabel(role));
+}
+
+function codesOf(grids) {
+  return Array.isArray(grids) ? grids.map((g) => (typeof g === 'object' ? String(g.code ?? g.id) : String(g))) : [];
+}
+
+function sameList(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function nameOf(v) {
+  if (v === null || v === undefined || v === '') return '—';
+  if (typeof v === 'object') return String(v.name ?? v.username ?? v.id ?? JSON.stringify(v));
+  return String(v);
+}
+
+function table(id, headers) {
+  const tbody = el('tbody');
+  const wrap = el('div', 'table-wrap', el('table', { className: 'table', id }, el('thead', '', el('tr', '', ...headers.map((h) => el('th', '', h)))), tbody));
+  return { wrap, tbody };
+}
+
+function emptyRow(cols, text) {
+  return el('tr', 'empty-row', el('td', { colSpan: cols }, text));
+}
+
+function flash(node, text, state = 'ok') {
+  node.textContent = text;
+  node.dataset.state = state;
+}
+
+/** AdminDialog is the admin view; open() shows the first tab the user may use. */
+export class AdminDialog {
+  constructor({ onError }) {
+    this.onError = onError;
+    this.dialog = null;
+    this.tabs = {};
+    this.current = '';
+  }
+
+  open() {
+    if (!this.dialog) this.build();
+    applyPermissions(this.dialog);
+    if (!this.dialog.open) this.dialog.showModal();
+    const allowed = TABS.filter((t) => can(t.perm));
+    if (allowed.length === 0) return;
+    this.select(allowed.some((t) => t.id === this.current) ? this.current : allowed[0].id, true);
+  }
+
+  build() {
+    const tablist = el('div', { className: 'tabs', role: 'tablist', 'aria-label': 'Admin sections' });
+    const body = el('div', 'dialog-body admin-body');
+    for (const t of TABS) {
+      const btn = el('button', { type: 'button', className: 'tab', role: 'tab', id: `admin-tab-${t.id}`, dataset: { tab: t.id, perm: t.perm }, 'aria-selected': 'false', 'aria-controls': `admin-${t.id}` }, t.label);
+      btn.addEventListener('click', () => this.select(t.id, true));
+      tablist.append(btn);
+    }
+    tablist.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'ArrowLeft' && ev.key !== 'ArrowRight') return;
+      const shown = [...tablist.querySelectorAll('.tab:not([hidden])')];
+      const i = shown.indexOf(document.activeElement);
+      if (i < 0) return;
+      const next = shown[(i + (ev.key === 'ArrowRight' ? 1 : shown.length - 1)) % shown.length];
+      next.focus();
+      this.select(next.dataset.tab, true);
+    });
+    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab() };
+    for (const [id, tab] of Object.entries(this.tabs)) {
+      tab.root.id = `admin-${id}`;
+      tab.root.setAttribute('role', 'tabpanel');
+      tab.root.setAttribute('aria-labelledby', `admin-tab-${id}`);
+      tab.root.hidden = true;
+      body.append(tab.root);
+    }
+    const close = el('button', { type: 'button', className: 'dialog-close', 'aria-label': 'Close' }, '×');
+    close.addEventListener('click', () => this.dialog.close());
+    this.tablist = tablist;
+    this.dialog = el(
+      'dialog',
+      { className: 'dialog dialog-admin', id: 'admin-dialog', 'aria-labelledby': 'admin-title' },
+      el('div', 'dialog-head', el('h2', { className: 'dialog-title', id: 'admin-title' }, '管理 Admin'), tablist, close),
+      body,
+    );
+    document.body.append(this.dialog);
+  }
+
+  select(id, load) {
+    this.current = id;
+    for (const b of this.tablist.querySelectorAll('.tab')) {
+      const on = b.dataset.tab === id;
+      b.setAttribute('aria-selected', String(on));
+      b.tabIndex = on ? 0 : -1;
+    }
+    for (const [tid, tab] of Object.entries(this.tabs)) tab.root.hidden = tid !== id;
+    this.dialog.dataset.tab = id;
+    if (load) this.tabs[id].load();
+  }
+}
+
+// ---- users -------------------------------------------------------------------------
+
+class UsersTab {
+  constructor() {
+    this.users = [];
+    this.editing = null; // the user being edited, or null when creating
+    this.status = el('p', { className: 'tab-status', role: 'status' });
+    const add = el('button', { type: 'button', className: 'btn btn-primary', id: 'user-new' }, '＋ 新建用户 New user');
+    add.addEventListener('click', () => this.showForm(null));
+    const refresh = el('button', { type: 'button', className: 'btn' }, '刷新 Refresh');
+    refresh.addEventListener('click', () => this.load());
+
+    const f = {
+      username: el('input', { name: 'username', autocomplete: 'off', spellcheck: false, autocapitalize: 'none', required: true }),
+      display_name: el('input', { name: 'display_name', autocomplete: 'off' }),
+      role: el('select', { name: 'role' }),
+      grid_codes: el('input', { name: 'grid_codes', autocomplete: 'off', spellcheck: false, placeholder: '410105001001, 410105001002' }),
+      password: el('input', { name: 'password', type: 'password', autocomplete: 'new-password' }),
+      disabled: el('input', { name: 'disabled', type: 'checkbox' }),
+    };
+    roleOptions(f.role, 'commander');
+    this.f = f;
+    this.formTitle = el('h3', 'admin-form-title');
+    this.pwLabel = el('span', 'field-label');
+    this.disabledRow = el('label', 'check', f.disabled, el('span', '', '停用此账号 Disable this account (ends its sessions)'));
+    const cancel = el('button', { type: 'button', className: 'btn' }, '取消 Cancel');
+    cancel.addEventListener('click', () => this.hideForm());
+    this.save = el('button', { type: 'submit', className: 'btn btn-primary' }, '保存 Save');
+    this.form = el(
+      'form',
+      { className: 'admin-form', id: 'user-form', noValidate: true, hidden: true },
+      this.formTitle,
+      el(
+        'div',
+        'form-grid',
+        field('用户名 Username', f.username),
+        field('显示名 Display name', f.display_name),
+        field('角色 Role', f.role),
+        el('label', { className: 'field' }, this.pwLabel, f.password),
+        el('div', 'field-wide', field('网格编码 Grid codes', f.grid_codes, '逗号分隔；留空 = 全部网格 · Comma separated; empty = all grids (a grid leader needs at least one)')),
+        el('div', 'field-wide', this.disabledRow),
+      ),
+      el('p', { className: 'form-error', role: 'alert', hidden: true }),
+      el('div', 'form-actions', cancel, this.save),
+    );
+    this.form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.submit();
+    });
+
+    const { wrap, tbody } = table('users-table', ['用户名 Username', '显示名 Name', '角色 Role', '网格 Grids', '状态 Status', '创建 Created', '最近登录 Last login', '']);
+    this.tbody = tbody;
+    tbody.addEventListener('click', (ev) => {
+      const b = ev.target.closest('button[data-action]');
+      if (!b) return;
+      const u = this.users.find((x) => String(x.id) === b.dataset.id);
+      if (!u) return;
+      if (b.dataset.action === 'edit') this.showForm(u);
+      else if (b.dataset.action === 'toggle') this.toggle(u, b);
+    });
+    this.root = el('section', 'admin-tab', el('div', 'admin-toolbar', add, refresh, this.status), this.form, wrap);
+  }
+
+  async load() {
+    flash(this.status, '加载中 Loading…', '');
+    try {
+      const res = await getJSON('/api/v1/users');
+      this.users = Array.isArray(res.users) ? res.users : [];
+      this.render();
+      flash(this.status, `${this.users.length} 个用户 users`, '');
+    } catch (err) {
+      flash(this.status, describe(err), 'error');
+    }
+  }
+
+  render() {
+    this.tbody.replaceChildren();
+    if (this.users.length === 0) this.tbody.append(emptyRow(8, '没有用户 No users'));
+    for (const u of this.users) {
+      const id = String(u.id);
+      const edit = el('button', { type: 'button', className: 'btn btn-small', dataset: { action: 'edit', id } }, '编辑 Edit');
+      const toggle = el('button', { type: 'button', className: `btn btn-small ${u.disabled ? '' : 'btn-danger'}`, dataset: { action: 'toggle', id } }, u.disabled ? '启用 Enable' : '停用 Disable');
+      this.tbody.append(
+        el(
+          'tr',
+          { dataset: { username: u.username ?? '', userId: id }, className: u.disabled ? 'is-disabled' : '' },
+          el('td', 'mono strong', u.username ?? ''),
+          el('td', '', u.display_name ?? ''),
+          el('td', '', roleBadge(u.role)),
+          el('td', 'mono wrap', gridsText(u.grids)),
+          el('td', '', el('span', { className: 'state', dataset: { state: u.disabled ? 'off' : 'on' } }, u.disabled ? '已停用 Disabled' : '正常 Active')),
+          el('td', 'time', formatTime(u.created_at)),
+          el('td', 'time', formatTime(u.last_login_at)),
+          el('td', 'actions', edit, toggle),
+        ),
+      );
+    }
+  }
+
+  showForm(u) {
+    this.editing = u;
+    const f = this.f;
+    formError(this.form, null);
+    this.formTitle.textContent = u ? `编辑用户 Edit user · ${u.username}` : '新建用户 New user';
+    f.username.value = u?.username ?? '';
+    f.username.disabled = !!u;
+    f.display_name.value = u?.display_name ?? '';
+    roleOptions(f.role, u?.role ?? 'commander');
+    f.grid_codes.value = codesOf(u?.grids).join(', ');
+    f.password.value = '';
+    f.password.required = !u;
+    this.pwLabel.textContent = u ? '重置密码 Reset password (empty: keep)' : '密码 Password';
+    f.disabled.checked = !!u?.disabled;
+    this.disabledRow.hidden = !u;
+    this.save.textContent = u ? '保存 Save' : '创建 Create';
+    this.form.hidden = false;
+    (u ? f.display_name : f.username).focus();
+  }
+
+  hideForm() {
+    this.form.hidden = true;
+    this.editing = null;
+  }
+
+  async submit() {
+    const f = this.f;
+    const u = this.editing;
+    const codes = parseCodes(f.grid_codes.value);
+    let body;
+    if (u) {
+      body = {};
+      if (f.display_name.value.trim() !== (u.display_name ?? '')) body.display_name = f.display_name.value.trim();
+      if (f.role.value !== u.role) body.role = f.role.value;
+      if (!sameList(codes, codesOf(u.grids))) body.grid_codes = codes;
+      if (f.password.value) body.password = f.password.value;
+      if (f.disabled.checked !== !!u.disabled) body.disabled = f.disabled.checked;
+      if (Object.keys(body).length === 0) {
+        this.hideForm();
+        flash(this.status, '没有更改 Nothing changed', '');
+        return;
+      }
+    } else {
+      body = { username: f.username.value.trim(), display_name: f.display_name.value.trim(), role: f.role.value, password: f.password.value, grid_codes: codes };
+      if (!body.username || !body.password) {
+        formError(this.form, { message: '请填写用户名和密码 · Username and password are required.', details: { field: body.username ? 'password' : 'username' } });
+        return;
+      }
+    }
+    this.save.disabled = true;
+    try {
+      const res = u ? await sendJSON('PATCH', `/api/v1/users/${encodeURIComponent(u.id)}`, body) : await sendJSON('POST', '/api/v1/users', body);
+      this.hideForm();
+      await this.load();
+      flash(this.status, `${u ? '已保存 Saved' : '已创建 Created'} ${res?.user?.username ?? body.username ?? u?.username}`);
+    } catch (err) {
+      formError(this.form, err);
+    } finally {
+      this.save.disabled = false;
+    }
+  }
+
+  async toggle(u, button) {
+    button.disabled = true;
+    try {
+      await sendJSON('PATCH', `/api/v1/users/${encodeURIComponent(u.id)}`, { disabled: !u.disabled });
+      await this.load();
+      flash(this.status, `${u.disabled ? '已启用 Enabled' : '已停用 Disabled'} ${u.username}`);
+    } catch (err) {
+      button.disabled = false;
+      flash(this.status, describe(err), 'error');
+    }
+  }
+}
+
+// ---- API tokens --------------------------------------------------------------------
+
+class TokensTab {
+  constructor() {
+    this.tokens = [];
+    this.status = el('p', { className: 'tab-status', role: 'status' });
+    const add = el('button', { type: 'button', className: 'btn btn-primary', id: 'token-new' }, '＋ 新建令牌 New token');
+    add.addEventListener('click', () => this.showForm());
+    const refresh = el('button', { type: 'button', className: 'btn' }, '刷新 Refresh');
+    refresh.addEventListener('click', () => this.load());
+
+    const f = {
+      name: el('input', { name: 'name', autocomplete: 'off', placeholder: '12345 hotline', required: true }),
+      role: el('select', { name: 'role' }),
+      grid_codes: el('input', { name: 'grid_codes', autocomplete: 'off', spellcheck: false, placeholder: '410105001001' }),
+      expires_at: el('input', { name: 'expires_at', type: 'datetime-local' }),
+    };
+    this.f = f;
+    const cancel = el('button', { type: 'button', className: 'btn' }, '取消 Cancel');
+    cancel.addEventListener('click', () => {
+      this.form.hidden = true;
+    });
+    this.save = el('button', { type: 'submit', className: 'btn btn-primary' }, '创建 Create');
+    this.form = el(
+      'form',
+      { className: 'admin-form', id: 'token-form', noValidate: true, hidden: true },
+      el('h3', 'admin-form-title', '新建 API 令牌 New API token'),
+      el(
+        'div',
+        'form-grid',
+        field('名称 Name', f.name),
+        field('角色 Role', f.role),
+        field('过期 Expires (optional)', f.expires_at),
+        el('div', 'field-wide', field('网格编码 Grid codes', f.grid_codes, '逗号分隔；留空 = 全部网格 · Comma separated; empty = all grids')),
+      ),
+      el('p', { className: 'form-error', role: 'alert', hidden: true }),
+      el('div', 'form-actions', cancel, this.save),
+    );
+    this.form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.submit();
+    });
+
+    // The secret, shown once right after creation.
+    this.secretCode = el('code', { className: 'secret-value', id: 'token-secret' });
+    this.secretName = el('span', 'secret-name');
+    this.copyBtn = el('button', { type: 'button', className: 'btn btn-small' }, '复制 Copy');
+    this.copyBtn.addEventListener('click', () => this.copy());
+    const done = el('button', { type: 'button', className: 'btn btn-small' }, '我已保存 I have saved it');
+    done.addEventListener('click', () => this.hideSecret());
+    this.secretBox = el(
+      'div',
+      { className: 'secret-box', hidden: true, role: 'alert' },
+      el('div', 'secret-head', el('strong', '', '新令牌 New token '), this.secretName),
+      el('div', 'secret-row', this.secretCode, this.copyBtn),
+      el('p', 'secret-note', '此密钥只显示这一次，关闭后无法再次查看 · This secret is shown only once: copy it now — you won’t see it again. Use it as “Authorization: Bearer …”.'),
+      el('div', 'form-actions', done),
+    );
+
+    const { wrap, tbody } = table('tokens-table', ['名称 Name', '角色 Role', '网格 Grids', '创建 Created', '创建者 By', '最近使用 Last used', '过期 Expires', '状态 Status', '']);
+    this.tbody = tbody;
+    tbody.addEventListener('click', (ev) => {
+      const b = ev.target.closest('button[data-action="revoke"]');
+      const t = b && this.tokens.find((x) => String(x.id) === b.dataset.id);
+      if (t) this.revoke(t, b);
+    });
+    this.root = el('section', 'admin-tab', el('div', 'admin-toolbar', add, refresh, this.status), this.secretBox, this.form, wrap);
+  }
+
+  async load() {
+    flash(this.status, '加载中 Loading…', '');
+    try {
+      const res = await getJSON('/api/v1/tokens');
+      this.tokens = Array.isArray(res.tokens) ? res.tokens : [];
+      this.render();
+      flash(this.status, `${this.tokens.length} 个令牌 tokens`, '');
+    } catch (err) {
+      flash(this.status, describe(err), 'error');
+    }
+  }
+
+  render() {
+    this.tbody.replaceChildren();
+    if (this.tokens.length === 0) this.tbody.append(emptyRow(9, '没有令牌 No tokens'));
+    const now = Date.now();
+    for (const t of this.tokens) {
+      const expired = t.expires_at && new Date(t.expires_at).getTime() <= now;
+      const state = t.revoked_at ? 'revoked' : expired ? 'expired' : 'on';
+      const stateText = { revoked: `已吊销 Revoked ${formatTime(t.revoked_at)}`, expired: '已过期 Expired', on: '有效 Active' }[state];
+      const revoke = t.revoked_at ? null : el('button', { type: 'button', className: 'btn btn-small btn-danger', dataset: { action: 'revoke', id: String(t.id) } }, '吊销 Revoke');
+      this.tbody.append(
+        el(
+          'tr',
+          { dataset: { tokenId: String(t.id) }, className: state === 'on' ? '' : 'is-disabled' },
+          el('td', 'strong', t.name ?? ''),
+          el('td', '', roleBadge(t.role)),
+          el('td', 'mono wrap', gridsText(t.grids)),
+          el('td', 'time', formatTime(t.created_at)),
+          el('td', '', nameOf(t.created_by)),
+          el('td', 'time', formatTime(t.last_used_at)),
+          el('td', 'time', t.expires_at ? formatTime(t.expires_at) : '永不 Never'),
+          el('td', '', el('span', { className: 'state', dataset: { state: state === 'on' ? 'on' : 'off' } }, stateText)),
+          el('td', 'actions', revoke),
+        ),
+      );
+    }
+  }
+
+  showForm() {
+    const f = this.f;
+    formError(this.form, null);
+    f.name.value = '';
+    roleOptions(f.role, 'integration');
+    f.grid_codes.value = '';
+    f.expires_at.value = '';
+    this.form.hidden = false;
+    f.name.focus();
+  }
+
+  async submit() {
+    const f = this.f;
+    const body = { name: f.name.value.trim(), role: f.role.value, grid_codes: parseCodes(f.grid_codes.value), expires_at: null };
+    if (!body.name) {
+      formError(this.form, { message: '请填写名称 · A name is required.', details: { field: 'name' } });
+      return;
+    }
+    if (f.expires_at.value) {
+      const d = new Date(f.expires_at.value); // datetime-local is local time
+      if (Number.isNaN(d.getTime()) || d.getTime() <= Date.now()) {
+        formError(this.form, { message: '过期时间须在将来 · The expiry must be in the future.', details: { field: 'expires_at' } });
+        return;
+      }
+      body.expires_at = d.toISOString();
+    }
+    this.save.disabled = true;
+    try {
+      const res = await sendJSON('POST', '/api/v1/tokens', body);
+      this.form.hidden = true;
+      this.showSecret(res?.token?.name ?? body.name, res?.secret ?? '');
+      await this.load();
+    } catch (err) {
+      formError(this.form, err);
+    } finally {
+      this.save.disabled = false;
+    }
+  }
+
+  showSecret(name, secret) {
+    this.secretName.textContent = `${name} · ${roleLabel(this.f.role.value)}`;
+    this.secretCode.textContent = secret;
+    this.copyBtn.textContent = '复制 Copy';
+    this.secretBox.hidden = false;
+    this.copyBtn.focus();
+  }
+
+  hideSecret() {
+    this.secretCode.textContent = '';
+    this.secretBox.hidden = true;
+  }
+
+  async copy() {
+    const text = this.secretCode.textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      // No clipboard API (plain http on a LAN address): select it for Ctrl+C.
+      getSelection().selectAllChildren(this.secretCode);
+      this.copyBtn.textContent = '已选中，按 Ctrl+C · Selected: press Ctrl+C';
+      return;
+    }
+    this.copyBtn.textContent = '已复制 Copied ✓';
+  }
+
+  async revoke(t, button) {
+    if (!confirm(`吊销令牌 Revoke token “${t.name}”?\n使用它的系统将立即失去访问权限 · Anything using it loses access at once.`)) return;
+    button.disabled = true;
+    try {
+      await request('DELETE', `/api/v1/tokens/${encodeURIComponent(t.id)}`);
+      await this.load();
+      flash(this.status, `已吊销 Revoked ${t.name}`);
+    } catch (err) {
+      button.disabled = false;
+      flash(this.status, describe(err), 'error');
+    }
+  }
+}
+
+// ---- audit log ---------------------------------------------------------------------
+
+const PAGE = 50;
+
+function summaryText(s) {
+  if (s === null || s === undefined) return '';
+  if (typeof s !== 'object') return String(s);
+  const short = (v) => {
+    if (Array.isArray(v) && v.every((x) => x && typeof x === 'object' && 'code' in x)) v = v.map((x) => x.code).join(', ') || '[]';
+    const t = typeof v === 'string' ? v : JSON.stringify(v);
+    return t === undefined ? '—' : t.length > 60 ? `${t.slice(0, 57)}…` : t;
+  };
+  if (s.before && s.after && typeof s.before === 'object' && typeof s.after === 'object') {
+    const keys = [...new Set([...Object.keys(s.before), ...Object.keys(s.after)])];
+    const changed = keys.filter((k) => JSON.stringify(s.before[k]) !== JSON.stringify(s.after[k]));
+    const rest = Object.keys(s).filter((k) => k !== 'before' && k !== 'after');
+    return [...changed.map((k) => `${k}: ${short(s.before[k])} → ${short(s.after[k])}`), ...rest.map((k) => `${k}: ${short(s[k])}`)].join(' · ') || 'no change';
+  }
+  return Object.entries(s)
+    .map(([k, v]) => `${k}: ${short(v)}`)
+    .join(' · ');
+}
+
+class AuditTab {
+  constructor() {
+    this.next = null;
+    this.count = 0;
+    this.seq = 0;
+    const f = {
+      action: el('input', { name: 'action', autocomplete: 'off', spellcheck: false, placeholder: 'user.update' }),
+      actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-admin' }),
+      target_type: el('input', { name: 'target_type', autocomplete: 'off', spellcheck: false, placeholder: 'user, grid, token' }),
+      from: el('input', { name: 'from', type: 'datetime-local' }),
+      to: el('input', { name: 'to', type: 'datetime-local' }),
+    };
+    this.f = f;
+    const apply = el('button', { type: 'submit', className: 'btn btn-primary' }, '筛选 Filter');
+    const clear = el('button', { type: 'button', className: 'btn' }, '清除 Clear');
+    clear.addEventListener('click', () => {
+      this.filters.reset();
+      this.load();
+    });
+    this.filters = el(
+      'form',
+      { className: 'audit-filters', id: 'audit-filters', noValidate: true },
+      field('操作 Action', f.action),
+      field('操作者 Actor', f.actor),
+      field('对象类型 Target type', f.target_type),
+      field('从 From', f.from),
+      field('到 To', f.to),
+      el('div', 'filter-actions', apply, clear),
+    );
+    this.filters.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.load();
+    });
+    this.status = el('p', { className: 'tab-status', role: 'status' });
+    this.more = el('button', { type: 'button', className: 'btn', id: 'audit-more', hidden: true }, '更多 More');
+    this.more.addEventListener('click', () => this.page(false));
+    const { wrap, tbody } = table('audit-table', ['时间 Time', '操作者 Actor', '操作 Action', '对象 Target', '摘要 Summary', '请求 Request', '地址 IP']);
+    this.tbody = tbody;
+    this.root = el('section', 'admin-tab', this.filters, el('div', 'admin-toolbar', this.status), wrap, el('div', 'more-row', this.more));
+  }
+
+  query(cursor) {
+    const q = new URLSearchParams();
+    for (const k of ['action', 'actor', 'target_type']) {
+      const v = this.f[k].value.trim();
+      if (v) q.set(k, v);
+    }
+    for (const k of ['from', 'to']) {
+      const v = this.f[k].value;
+      const d = v ? new Date(v) : null;
+      if (d && !Number.isNaN(d.getTime())) q.set(k, d.toISOString());
+    }
+    q.set('limit', String(PAGE));
+    if (cursor) q.set('cursor', cursor);
+    return q;
+  }
+
+  load() {
+    return this.page(true);
+  }
+
+  async page(reset) {
+    const seq = ++this.seq;
+    const q = this.query(reset ? null : this.next);
+    this.more.disabled = true;
+    flash(this.status, '加载中 Loading…', '');
+    let res;
+    try {
+      res = await getJSON(`/api/v1/audit?${q}`);
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.more.disabled = false;
+      flash(this.status, describe(err), 'error');
+      return;
+    }
+    if (seq !== this.seq) return;
+    const entries = Array.isArray(res.entries) ? res.entries : [];
+    if (reset) {
+      this.tbody.replaceChildren();
+      this.count = 0;
+    }
+    for (const e of entries) this.tbody.append(this.row(e));
+    this.count += entries.length;
+    if (this.count === 0) this.tbody.append(emptyRow(7, '没有记录 No entries'));
+    this.next = res.next ?? null;
+    this.more.hidden = !this.next;
+    this.more.disabled = false;
+    flash(this.status, `${this.count} 条记录 entries${this.next ? ' · 还有更多 more available' : ''}`, '');
+  }
+
+  row(e) {
+    const a = e.actor ?? {};
+    const summary = summaryText(e.summary);
+    const full = e.summary === undefined ? '' : JSON.stringify(e.summary, null, 2);
+    return el(
+      'tr',
+      { dataset: { auditId: String(e.id ?? '') } },
+      el('td', 'time', formatTime(e.at, { seconds: true })),
+      el('td', '', el('span', { className: 'kind', dataset: { kind: a.kind ?? '' } }, a.kind ?? ''), ` ${a.name ?? a.id ?? '—'}`),
+      el('td', 'mono strong', e.action ?? ''),
+      el('td', 'mono', [e.target_type, e.target_id].filter((x) => x !== undefined && x !== null && x !== '').join(' #')),
+      el('td', { className: 'summary', title: full }, summary),
+      el('td', { className: 'mono dim', title: e.request_id ?? '' }, e.request_id ? String(e.request_id).slice(0, 8) : '—'),
+      el('td', 'mono dim', e.ip ?? ''),
+    );
+  }
+}

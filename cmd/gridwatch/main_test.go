@@ -235,6 +235,30 @@ func TestVersionAndUsage(t *testing.T) {
 // driven by playwright-core), waits for the grids to be drawn, clicks a grid
 // and checks the side panel. The screenshot is kept as a test artefact.
 func TestDashboardInBrowser(t *testing.T) {
+	var shot string
+	runBrowserScript(t, "e2e/dashboard.mjs", func(url, dir string) []string {
+		shot = filepath.Join(dir, "dashboard.png")
+		return []string{url, shot}
+	})
+	st, err := os.Stat(shot)
+	if err != nil || st.Size() < 10_000 {
+		t.Fatalf("screenshot %s missing or tiny: %v", shot, err)
+	}
+}
+
+// TestRolesInBrowser signs in as each demo role in headless Chromium and
+// checks that each sees what its role allows (assets/e2e/roles.mjs): the
+// import tool for GIS staff, none for a commander, fewer grids for a grid
+// leader, the admin view for an admin, and a session that expires without
+// losing the page.
+func TestRolesInBrowser(t *testing.T) {
+	runBrowserScript(t, "e2e/roles.mjs", func(url, dir string) []string { return []string{url, dir} })
+}
+
+// runBrowserScript starts the demo on a free port and runs a playwright-core
+// script from assets/ against it; args builds its arguments.
+func runBrowserScript(t *testing.T, script string, args func(url, artifacts string) []string) {
+	t.Helper()
 	if !assets.Built() {
 		skipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
 	}
@@ -250,21 +274,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	m := startMain(t, dataDir(t), true)
 	defer m.Close()
-	shot := filepath.Join(artifactDir(t), "dashboard.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "e2e/dashboard.mjs", m.URL(), shot)
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args(m.URL(), artifactDir(t))...)...)
 	cmd.Dir = "../../assets"
 	// A loaded CI machine renders WebGL in software: give each wait room.
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "E2E_TIMEOUT_MS=60000")
 	out, err := cmd.CombinedOutput()
-	t.Logf("browser: %s", out)
+	t.Logf("%s: %s", script, out)
 	if err != nil {
-		t.Fatalf("dashboard test failed: %v", err)
-	}
-	st, err := os.Stat(shot)
-	if err != nil || st.Size() < 10_000 {
-		t.Fatalf("screenshot %s missing or tiny: %v", shot, err)
+		t.Fatalf("%s failed: %v", script, err)
 	}
 }
 

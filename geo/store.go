@@ -233,7 +233,7 @@ func (s *Store) findInvalid(ctx context.Context, tx pgx.Tx, probs *Problems) err
 		p.Message = fmt.Sprintf("%s: invalid geometry: %s", featureLabel(idx, code), reason)
 		if x != nil && y != nil {
 			p.Location = []float64{*x, *y}
-			p.Message += fmt.Sprintf(" at [%s, %s]", formatFloat(*x), formatFloat(*y))
+			p.Message += fmt.Sprintf(" at [%s, %s]", formatFloat(round7(*x)), formatFloat(round7(*y)))
 		}
 		p.Message += " (fix it, or import with repair=true)"
 		probs.add(p)

@@ -32,27 +32,9 @@ type gridDetail struct {
 }
 
 func (s *Server) importGrids(c *gin.Context) {
-	opts, err := s.parseOptions(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	repair, err := boolParam(c, "repair")
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	features, err := geo.ParseFeatureCollection(body, opts)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	res, err := s.deps.Grids.Import(c.Request.Context(), features, geo.ImportOptions{Repair: repair})
+	res, err := s.importBody(c, func(body []byte, opts geo.ParseOptions) ([]geo.ImportFeature, error) {
+		return geo.ParseFeatureCollection(body, opts)
+	})
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -61,27 +43,10 @@ func (s *Server) importGrids(c *gin.Context) {
 }
 
 func (s *Server) createGrid(c *gin.Context) {
-	opts, err := s.parseOptions(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	repair, err := boolParam(c, "repair")
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	f, err := geo.ParseFeature(body, opts)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	res, err := s.deps.Grids.Import(c.Request.Context(), []geo.ImportFeature{f}, geo.ImportOptions{Repair: repair})
+	res, err := s.importBody(c, func(body []byte, opts geo.ParseOptions) ([]geo.ImportFeature, error) {
+		f, err := geo.ParseFeature(body, opts)
+		return []geo.ImportFeature{f}, err
+	})
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -93,6 +58,28 @@ func (s *Server) createGrid(c *gin.Context) {
 	}
 	c.Header("Location", "/api/v1/grids/"+strconv.FormatInt(d.ID, 10))
 	c.JSON(http.StatusCreated, gin.H{"grid": d, "repairs": res.Repairs})
+}
+
+// importBody reads ?crs= and ?repair=, parses the body with parse and
+// imports what it gives.
+func (s *Server) importBody(c *gin.Context, parse func([]byte, geo.ParseOptions) ([]geo.ImportFeature, error)) (*geo.ImportResult, error) {
+	opts, err := s.parseOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	repair, err := boolParam(c, "repair")
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return nil, err
+	}
+	features, err := parse(body, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.deps.Grids.Import(c.Request.Context(), features, geo.ImportOptions{Repair: repair})
 }
 
 func (s *Server) parseOptions(c *gin.Context) (geo.ParseOptions, error) {

@@ -21,6 +21,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/incident"
 	"gridwatch/internal/testdb"
 )
 
@@ -51,6 +52,7 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	deps := api.Deps{
 		Auth:        svc,
 		Audit:       audit.NewStore(pool),
+		Incidents:   incident.NewService(pool, incident.Options{Locator: loc}),
 		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 		Grids:       store,

@@ -74,6 +74,15 @@ func (s *Server) authenticate(c *gin.Context) (*auth.Principal, error) {
 		}
 		return s.deps.Auth.AuthenticateToken(c.Request.Context(), tok)
 	}
+	// Open311 clients send their key as the api_key parameter.
+	if strings.HasPrefix(c.Request.URL.Path, "/open311/") {
+		if key := c.Query("api_key"); key != "" {
+			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
+		}
+		if key := c.PostForm("api_key"); key != "" {
+			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
+		}
+	}
 	cookie, err := c.Cookie(sessionCookie)
 	if err != nil || cookie == "" {
 		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "sign in first: no session or token")

@@ -18,6 +18,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/incident"
 	"gridwatch/internal/testdb"
 )
 
@@ -51,6 +52,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 		d.Auth = auth.NewService(pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash, Now: ck.Now,
 			SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour})
 		d.Audit = audit.NewStore(pool)
+		d.Incidents = incident.NewService(pool, incident.Options{Locator: loc, Now: ck.Now})
 	})
 	ae := &authEnv{env: e, clock: ck, pool: pool}
 	ae.importDemo()
@@ -71,12 +73,13 @@ func (e *authEnv) tokenFor(role auth.Role, codes ...string) string {
 // allowed is the specification of who may do what, written out separately
 // from auth's table so that a change there must be made here too.
 var allowed = map[auth.Role][]auth.Permission{
-	auth.RoleAdmin:       {auth.GridsRead, auth.GridsWrite, auth.Locate, auth.UsersManage, auth.TokensManage, auth.AuditRead, auth.MetricsRead},
-	auth.RoleCommander:   {auth.GridsRead, auth.Locate},
-	auth.RoleOperator:    {auth.GridsRead, auth.Locate},
+	auth.RoleAdmin: {auth.GridsRead, auth.GridsWrite, auth.Locate, auth.UsersManage, auth.TokensManage, auth.AuditRead, auth.MetricsRead,
+		auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage},
+	auth.RoleCommander:   {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage},
+	auth.RoleOperator:    {auth.GridsRead, auth.Locate, auth.IncidentsRead},
 	auth.RoleGISEditor:   {auth.GridsRead, auth.GridsWrite, auth.Locate},
-	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate},
-	auth.RoleIntegration: {},
+	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition},
+	auth.RoleIntegration: {auth.IncidentsCreate, auth.IncidentsRead},
 }
 
 func may(role auth.Role, p auth.Permission) bool {

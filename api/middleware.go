@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -106,7 +107,8 @@ func (s *Server) securityHeaders() gin.HandlerFunc {
 // *http.MaxBytesError, which writeError maps to 413.
 func (s *Server) limitBody() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.Body != nil {
+		// Bulk ingest sets its own, larger cap.
+		if c.Request.Body != nil && !strings.HasSuffix(c.Request.URL.Path, "/incidents/bulk") {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.deps.MaxBodyBytes)
 		}
 		c.Next()

@@ -19,6 +19,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/incident"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Deps.MaxBodyBytes is 0.
@@ -42,6 +43,10 @@ type Deps struct {
 	BasemapStyleURL string
 	MaxBodyBytes    int64
 	MaxVertices     int
+	// Incidents is the case service.
+	Incidents *incident.Service
+	// MaxBulkBytes caps a bulk NDJSON upload (default 1 GiB).
+	MaxBulkBytes int64
 	// Auth answers who a request is; Audit serves the trail.
 	Auth  *auth.Service
 	Audit *audit.Store
@@ -68,6 +73,9 @@ func New(deps Deps) *Server {
 	}
 	if deps.MaxBodyBytes <= 0 {
 		deps.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if deps.MaxBulkBytes <= 0 {
+		deps.MaxBulkBytes = 1 << 30
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()
@@ -124,6 +132,26 @@ func (s *Server) Routes() []Route {
 		{"GET", "/api/v1/grids/:id", auth.GridsRead, s.getGrid},
 		{"DELETE", "/api/v1/grids/:id", auth.GridsWrite, s.deleteGrid},
 		{"GET", "/api/v1/locate", auth.Locate, s.locate},
+		{"GET", "/api/v1/grids/:id/staff", auth.GridsRead, s.listStaff},
+		{"POST", "/api/v1/grids/:id/staff", auth.StaffManage, s.addStaff},
+		{"DELETE", "/api/v1/staff/:id", auth.StaffManage, s.removeStaff},
+
+		{"GET", "/api/v1/categories", auth.Authenticated, s.listCategories},
+		{"POST", "/api/v1/incidents", auth.IncidentsCreate, s.createIncident},
+		{"POST", "/api/v1/incidents/bulk", auth.IncidentsCreate, s.bulkIncidents},
+		{"GET", "/api/v1/incidents", auth.IncidentsRead, s.listIncidents},
+		{"GET", "/api/v1/incidents/:id", auth.IncidentsRead, s.getIncident},
+		{"POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, s.transitionIncident},
+		{"GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats},
+		{"GET", "/api/v1/events", auth.Authenticated, s.streamEvents},
+
+		// Open311 GeoReport v2, for citizen-reporting apps: the service list
+		// is public; requests need an integration key (api_key or bearer).
+		{"GET", "/open311/v2/services.json", auth.Public, s.open311Services},
+		{"GET", "/open311/v2/services/:file", auth.Public, s.open311Service},
+		{"POST", "/open311/v2/requests.json", auth.IncidentsCreate, s.open311CreateRequest},
+		{"GET", "/open311/v2/requests.json", auth.IncidentsRead, s.open311Requests},
+		{"GET", "/open311/v2/requests/:file", auth.IncidentsRead, s.open311Request},
 	}
 }
 

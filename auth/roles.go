@@ -47,11 +47,23 @@ const (
 	TokensManage  Permission = "tokens.manage"
 	AuditRead     Permission = "audit.read"
 	MetricsRead   Permission = "metrics.read"
+	// Incidents: read (scoped; an integration token reads only its own),
+	// report, and move through the workflow — the command steps (register,
+	// reject, dispatch, verify, close) and the handling steps (accept,
+	// return, report handled). IncidentsTransition is either.
+	IncidentsRead       Permission = "incidents.read"
+	IncidentsCreate     Permission = "incidents.create"
+	IncidentsTransition Permission = "incidents.transition"
+	IncidentsCommand    Permission = "incidents.command"
+	IncidentsHandle     Permission = "incidents.handle"
+	// StaffManage edits grids' 1+X+Y teams.
+	StaffManage Permission = "staff.manage"
 )
 
 // Permissions lists the permissions roles grant.
 func Permissions() []Permission {
-	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead}
+	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
+		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage}
 }
 
 // grants is the role → permission table.
@@ -59,12 +71,16 @@ func grants(r Role) []Permission {
 	switch r {
 	case RoleAdmin:
 		return Permissions()
-	case RoleCommander, RoleOperator, RoleGridLeader:
-		return []Permission{GridsRead, Locate}
+	case RoleCommander:
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage}
+	case RoleOperator:
+		return []Permission{GridsRead, Locate, IncidentsRead}
+	case RoleGridLeader:
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle}
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:
-		return nil // incidents come with the incident issue
+		return []Permission{IncidentsCreate, IncidentsRead}
 	}
 	return nil
 }

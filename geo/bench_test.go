@@ -39,7 +39,6 @@ const (
 type pgCity struct {
 	store  *Store
 	loc    *Locator
-	grids  int // features imported, all levels
 	bound  orb.Bound
 	vertex []orb.Point // every vertex of every grid-level feature, as imported
 }
@@ -62,7 +61,7 @@ func importCity(tb testing.TB, data []byte) *pgCity {
 	if err := loc.Refresh(ctx); err != nil {
 		tb.Fatalf("load the locator: %v", err)
 	}
-	c := &pgCity{store: s, loc: loc, grids: len(fs)}
+	c := &pgCity{store: s, loc: loc}
 	first := true
 	for _, f := range fs {
 		b := f.Geometry.Bounds()
@@ -98,7 +97,12 @@ func cityPoints(bound orb.Bound, n int, seed uint64) []orb.Point {
 			pts[i] = uniform(bound)
 			continue
 		}
-		for pts[i] = uniform(outer); bound.Contains(pts[i]); pts[i] = uniform(outer) {
+		for {
+			p := uniform(outer)
+			if !bound.Contains(p) {
+				pts[i] = p
+				break
+			}
 		}
 	}
 	return pts

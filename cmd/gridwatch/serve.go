@@ -20,6 +20,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/incident"
 	"gridwatch/internal/database"
 	"gridwatch/internal/pgcluster"
 	"gridwatch/migrations"
@@ -36,12 +37,13 @@ type Main struct {
 	// SeedDemo imports the demo city when it is not there yet.
 	SeedDemo bool
 
-	cluster *pgcluster.Cluster
-	pool    *pgxpool.Pool
-	grids   *geo.Store
-	locator *geo.Locator
-	auth    *auth.Service
-	audit   *audit.Store
+	cluster   *pgcluster.Cluster
+	pool      *pgxpool.Pool
+	grids     *geo.Store
+	locator   *geo.Locator
+	auth      *auth.Service
+	incidents *incident.Service
+	audit     *audit.Store
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -97,6 +99,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken, Logger: log,
 	})
 	m.audit = audit.NewStore(pool)
+	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log})
 	if m.SeedDemo {
 		if err := seedDemo(ctx, m.grids, m.auth, log); err != nil {
 			return err
@@ -142,6 +145,7 @@ func (m *Main) serve() error {
 		MaxVertices:     cfg.MaxVertices,
 		Auth:            m.auth,
 		Audit:           m.audit,
+		Incidents:       m.incidents,
 		TLS:             cfg.TLSCert != "",
 		TrustedProxies:  cfg.Proxies(),
 	})

@@ -1,0 +1,296 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"gridwatch"
+	"gridwatch/auth"
+	"gridwatch/geo"
+	"gridwatch/incident"
+)
+
+// viewer turns the principal into the incident service's view: grid scope,
+// and an integration token's own reports only.
+func viewer(p *auth.Principal) incident.Viewer {
+	v := incident.Viewer{Grids: p.ScopeIDs()}
+	if p != nil && p.Role == auth.RoleIntegration {
+		v.OwnToken = p.ID
+		if p.Kind != "token" || p.ID == 0 {
+			v.OwnToken = -1 // an integration without a stored token sees nothing
+		}
+	}
+	return v
+}
+
+func reporter(p *auth.Principal) incident.Reporter {
+	r := incident.Reporter{Name: p.Username}
+	if p.Kind == "token" {
+		r.TokenID = p.ID
+	}
+	return r
+}
+
+func (s *Server) createIncident(c *gin.Context) {
+	crs, err := geo.ParseCRS(c.Query("crs"))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	n, err := incident.ParseNew(body, crs, time.Now())
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if n.IdempotencyKey = strings.TrimSpace(c.GetHeader("Idempotency-Key")); len(n.IdempotencyKey) > 200 {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters"))
+		return
+	}
+	p := principal(c)
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, reporter(p))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Header("Location", "/api/v1/incidents/"+strconv.FormatInt(in.ID, 10))
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK // a retry: the incident first filed
+	}
+	c.JSON(status, in)
+}
+
+// bulkIncidents reads NDJSON and answers NDJSON: one result a line, then
+// a summary line, streamed as the batches are stored.
+func (s *Server) bulkIncidents(c *gin.Context) {
+	crs, err := geo.ParseCRS(c.Query("crs"))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	// Bulk bodies are large by nature: lift the general limit for this route.
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.deps.MaxBulkBytes)
+	w := bufio.NewWriterSize(c.Writer, 32<<10)
+	enc := json.NewEncoder(w)
+	started := false
+	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, reporter(principal(c)), func(r incident.LineResult) error {
+		if !started {
+			c.Header("Content-Type", "application/x-ndjson")
+			c.Status(http.StatusOK)
+			started = true
+		}
+		return enc.Encode(r)
+	})
+	if err != nil {
+		if !started {
+			writeError(c, s.log, err)
+			return
+		}
+		s.log.Error("bulk incidents: stream broken", "err", err, "request_id", c.GetString("request_id"))
+		_ = enc.Encode(gin.H{"error": gin.H{"code": gridwatch.ErrorCode(err), "message": gridwatch.ErrorMessage(err)}})
+		_ = w.Flush()
+		return
+	}
+	if !started {
+		c.Header("Content-Type", "application/x-ndjson")
+		c.Status(http.StatusOK)
+	}
+	_ = enc.Encode(gin.H{"summary": sum})
+	_ = w.Flush()
+}
+
+func (s *Server) listIncidents(c *gin.Context) {
+	var f incident.Filter
+	var err error
+	if g := c.Query("grid"); g != "" {
+		if f.GridID, err = strconv.ParseInt(g, 10, 64); err != nil || f.GridID <= 0 {
+			writeError(c, s.log, paramError("grid", g, "want a grid id"))
+			return
+		}
+	}
+	if st := c.Query("status"); st != "" {
+		for _, x := range strings.Split(st, ",") {
+			status := incident.Status(strings.TrimSpace(x))
+			if !status.Valid() {
+				writeError(c, s.log, paramError("status", st, "unknown status "+string(status)))
+				return
+			}
+			f.Statuses = append(f.Statuses, status)
+		}
+	}
+	f.Category = c.Query("category")
+	for _, tp := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := c.Query(tp.name); v != "" {
+			if *tp.dst, err = time.Parse(time.RFC3339, v); err != nil {
+				writeError(c, s.log, paramError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00"))
+				return
+			}
+		}
+	}
+	if b := c.Query("bbox"); b != "" {
+		bb, err := geo.ParseBBox(b)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		f.BBox = &bb
+	}
+	if f.Overdue, err = boolParam(c, "overdue"); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if f.Unassigned, err = boolParam(c, "unassigned"); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if f.Limit, err = intParam(c, "limit", defaultPageSize, 1, maxPageSize); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if cur := c.Query("cursor"); cur != "" {
+		if f.Before, err = strconv.ParseInt(cur, 10, 64); err != nil || f.Before <= 0 {
+			writeError(c, s.log, paramError("cursor", cur, "not a cursor from a previous page's next"))
+			return
+		}
+	}
+	list, next, err := s.deps.Incidents.List(c.Request.Context(), f, viewer(principal(c)))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	resp := gin.H{"incidents": list, "next": nil}
+	if next != 0 {
+		resp["next"] = strconv.FormatInt(next, 10)
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) getIncident(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	in, err := s.deps.Incidents.Get(c.Request.Context(), id, viewer(principal(c)))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, in)
+}
+
+func (s *Server) transitionIncident(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var req incident.TransitionRequest
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	p := principal(c)
+	may := func(st incident.Stage) bool {
+		if st == incident.StageCommand {
+			return p.Can(auth.IncidentsCommand)
+		}
+		return p.Can(auth.IncidentsHandle)
+	}
+	in, err := s.deps.Incidents.Transition(c.Request.Context(), id, req, viewer(p), p.Username, may)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, in)
+}
+
+func (s *Server) listCategories(c *gin.Context) {
+	cats, err := s.deps.Incidents.Categories(c.Request.Context())
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"categories": cats})
+}
+
+// gridInScope answers 404 for a grid the caller may not see.
+func (s *Server) gridInScope(c *gin.Context, id int64) error {
+	_, err := s.detail(c.Request.Context(), principal(c), id, false)
+	return err
+}
+
+func (s *Server) listStaff(c *gin.Context) {
+	id, err := idParam(c)
+	if err == nil {
+		err = s.gridInScope(c, id)
+	}
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	staff, err := s.deps.Incidents.ListStaff(c.Request.Context(), id)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"staff": staff})
+}
+
+func (s *Server) addStaff(c *gin.Context) {
+	id, err := idParam(c)
+	if err == nil {
+		err = s.gridInScope(c, id)
+	}
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var st incident.Staff
+	var req struct {
+		Role         string `json:"role"`
+		Name         string `json:"name"`
+		Phone        string `json:"phone"`
+		Organisation string `json:"organisation"`
+		UserID       *int64 `json:"user_id"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	st = incident.Staff{GridID: id, Role: req.Role, Name: req.Name, Phone: req.Phone, Organisation: req.Organisation, UserID: req.UserID}
+	out, err := s.deps.Incidents.AddStaff(c.Request.Context(), st)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) removeStaff(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.deps.Incidents.RemoveStaff(c.Request.Context(), id); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

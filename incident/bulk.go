@@ -1,0 +1,282 @@
+package incident
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"gridwatch"
+	"gridwatch/audit"
+	"gridwatch/geo"
+	"gridwatch/internal/events"
+)
+
+// BulkBatch is how many lines go to the database in one transaction.
+const BulkBatch = 5000
+
+// maxLine is the longest NDJSON line accepted.
+const maxLine = 64 << 10
+
+// LineResult is what became of one NDJSON line.
+type LineResult struct {
+	Line   int    `json:"line"`
+	Status string `json:"status"` // created, duplicate or error
+	ID     int64  `json:"id,omitempty"`
+	Grid   *int64 `json:"grid_id,omitempty"`
+	Error  *struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Details map[string]any `json:"details,omitempty"`
+	} `json:"error,omitempty"`
+}
+
+// BulkSummary counts a bulk request's lines.
+type BulkSummary struct {
+	Lines      int `json:"lines"`
+	Created    int `json:"created"`
+	Duplicates int `json:"duplicates"`
+	Errors     int `json:"errors"`
+}
+
+func lineError(line int, err error) LineResult {
+	r := LineResult{Line: line, Status: "error"}
+	r.Error = &struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Details map[string]any `json:"details,omitempty"`
+	}{gridwatch.ErrorCode(err), gridwatch.ErrorMessage(err), gridwatch.ErrorDetails(err)}
+	return r
+}
+
+type pending struct {
+	line int
+	n    NewIncident
+	id   int64
+	grid *int64
+	due  time.Time
+}
+
+// Bulk files the reports of an NDJSON stream (one JSON incident a line;
+// blank lines skipped). Good lines are stored, in batches, each batch in one
+// transaction with COPY; bad lines are reported and skipped; a line that
+// repeats an earlier report (same source and external id) answers with the
+// incident first filed. emit receives every line's result, in line order.
+func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporter, emit func(LineResult) error) (BulkSummary, error) {
+	var sum BulkSummary
+	hours, err := s.subclassHours(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	var batch []pending
+	var results []LineResult
+	flush := func() error {
+		res, err := s.insertBatch(ctx, batch, by)
+		if err != nil {
+			return err
+		}
+		results = append(results, res...)
+		slices.SortFunc(results, func(a, b LineResult) int { return a.Line - b.Line })
+		for _, r := range results {
+			switch r.Status {
+			case "created":
+				sum.Created++
+			case "duplicate":
+				sum.Duplicates++
+			default:
+				sum.Errors++
+			}
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		batch, results = batch[:0], results[:0]
+		return nil
+	}
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		sum.Lines++
+		n, err := ParseNew(text, crs, s.now())
+		if err == nil {
+			if h, ok := hours[n.Category]; !ok {
+				err = FieldError("category", "%q is not a known subclass code (such as 0101; GET /api/v1/categories lists them)", n.Category)
+			} else {
+				batch = append(batch, pending{line: line, n: n, due: n.ReportedAt.Add(time.Duration(h) * time.Hour)})
+			}
+		}
+		if err != nil {
+			results = append(results, lineError(line, err))
+		}
+		if len(batch) >= BulkBatch {
+			if err := flush(); err != nil {
+				return sum, err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			line++
+			sum.Lines++
+			results = append(results, lineError(line, gridwatch.Errorf(gridwatch.ETooLarge, "line %d is longer than %d bytes; the stream stops here", line, maxLine)))
+		} else {
+			return sum, fmt.Errorf("read the stream: %w", err)
+		}
+	}
+	return sum, flush()
+}
+
+func (s *Service) subclassHours(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, "SELECT code, deadline_hours FROM incident_categories WHERE parent_code IS NOT NULL")
+	if err != nil {
+		return nil, fmt.Errorf("categories: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var code string
+		var h int
+		if err := rows.Scan(&code, &h); err != nil {
+			return nil, err
+		}
+		out[code] = h
+	}
+	return out, rows.Err()
+}
+
+// insertBatch stores one batch in one transaction: ids drawn up front, grids
+// assigned in process (or by PostGIS when the index is behind), rows copied
+// into a staging table and inserted from it, duplicates skipped.
+func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter) ([]LineResult, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	var results []LineResult
+	now := s.now()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) FROM generate_series(1, $1)", len(batch))
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		inProcess := false
+		if s.loc != nil {
+			var rev int64
+			if err := tx.QueryRow(ctx, "SELECT revision FROM grid_revision").Scan(&rev); err != nil {
+				return err
+			}
+			inProcess = rev == s.loc.Revision()
+		}
+		for i := range batch {
+			batch[i].id = ids[i]
+			if inProcess {
+				if ref, ok := s.loc.Assign(batch[i].n.Lon, batch[i].n.Lat); ok {
+					id := ref.ID
+					batch[i].grid = &id
+				}
+			}
+		}
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE bulk_incidents (
+			line int, id bigint, source text, external_id text, category text, title text, description text,
+			lon float8, lat float8, address text, reported_at timestamptz, priority text, grid_id bigint, deadline timestamptz
+		) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"bulk_incidents"},
+			[]string{"line", "id", "source", "external_id", "category", "title", "description", "lon", "lat", "address", "reported_at", "priority", "grid_id", "deadline"},
+			pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
+				p := batch[i]
+				return []any{p.line, p.id, string(p.n.Source), p.n.ExternalID, p.n.Category, p.n.Title, p.n.Description,
+					p.n.Lon, p.n.Lat, p.n.Address, p.n.ReportedAt, p.n.Priority, p.grid, p.due}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("bulk copy: %w", err)
+		}
+		if !inProcess {
+			if _, err := tx.Exec(ctx, `UPDATE bulk_incidents b SET grid_id = (SELECT g.id FROM grids g
+				WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(b.lon, b.lat), 4326)) ORDER BY g.level_rank DESC, g.code LIMIT 1)`); err != nil {
+				return fmt.Errorf("bulk assign: %w", err)
+			}
+		}
+		rows, err = tx.Query(ctx, `WITH ins AS (
+				INSERT INTO incidents (id, source, external_id, category, title, description, location, address,
+					reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at)
+				OVERRIDING SYSTEM VALUE
+				SELECT id, source, NULLIF(external_id, ''), category, title, description, ST_SetSRID(ST_MakePoint(lon, lat), 4326), address,
+					reported_at, $1, priority, grid_id, deadline, $2, NULLIF($3::bigint, 0), $1
+				FROM bulk_incidents ORDER BY line
+				ON CONFLICT DO NOTHING RETURNING id, grid_id
+			), ev AS (
+				INSERT INTO incident_events (incident_id, at, actor, action, to_status) SELECT id, $1, $2, 'report', 'reported' FROM ins
+			) SELECT id, grid_id FROM ins`, now, by.Name, by.TokenID)
+		if err != nil {
+			return fmt.Errorf("bulk insert: %w", err)
+		}
+		created := map[int64]*int64{}
+		for rows.Next() {
+			var id int64
+			var grid *int64
+			if err := rows.Scan(&id, &grid); err != nil {
+				rows.Close()
+				return err
+			}
+			created[id] = grid
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("bulk insert: %w", err)
+		}
+		dups := map[int]int64{}
+		if len(created) < len(batch) {
+			rows, err := tx.Query(ctx, `SELECT b.line, i.id FROM bulk_incidents b
+				JOIN incidents i ON i.source = b.source AND i.external_id = NULLIF(b.external_id, '') AND i.id <> b.id`)
+			if err != nil {
+				return fmt.Errorf("bulk duplicates: %w", err)
+			}
+			for rows.Next() {
+				var line int
+				var id int64
+				if err := rows.Scan(&line, &id); err != nil {
+					rows.Close()
+					return err
+				}
+				if prev, seen := dups[line]; !seen || id < prev {
+					dups[line] = id
+				}
+			}
+			rows.Close()
+		}
+		for _, p := range batch {
+			if grid, ok := created[p.id]; ok {
+				results = append(results, LineResult{Line: p.line, Status: "created", ID: p.id, Grid: grid})
+			} else if id, ok := dups[p.line]; ok {
+				results = append(results, LineResult{Line: p.line, Status: "duplicate", ID: id})
+			} else {
+				results = append(results, lineError(p.line, gridwatch.Errorf(gridwatch.EConflict, "not stored: it conflicts with another incident")))
+			}
+		}
+		if err := events.Publish(ctx, tx, events.IncidentsBulk, nil, map[string]any{"created": len(created)}); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "incident.bulk", "incident", "", map[string]any{"created": len(created), "duplicates": len(dups)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}

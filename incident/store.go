@@ -152,7 +152,7 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter) (*Inci
 		err = tx.QueryRow(ctx, `INSERT INTO incidents (source, external_id, idempotency_key, category, title, description, location,
 				address, reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at)
 			SELECT $1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326),
-				$9, $10, $11, $12, $13, $10 + c.deadline_hours * interval '1 hour', $14, NULLIF($15, 0), $11
+				$9, $10::timestamptz, $11, $12, $13, $10::timestamptz + c.deadline_hours * interval '1 hour', $14, NULLIF($15, 0), $11
 			FROM incident_categories c WHERE c.code = $4
 			ON CONFLICT DO NOTHING RETURNING id`,
 			n.Source, n.ExternalID, n.IdempotencyKey, n.Category, n.Title, n.Description, n.Lon, n.Lat,

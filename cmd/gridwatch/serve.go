@@ -101,7 +101,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.audit = audit.NewStore(pool)
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log})
 	if m.SeedDemo {
-		if err := seedDemo(ctx, m.grids, m.auth, log); err != nil {
+		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, log); err != nil {
 			return err
 		}
 	}

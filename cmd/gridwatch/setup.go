@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"log/slog"
 
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/incident"
 )
 
 // DemoAccounts are the demo users, one per role; their passwords are in the
@@ -23,11 +25,60 @@ func DemoAccounts() []auth.DemoAccount {
 
 // seedDemo imports the demo city unless its district is already stored, and
 // creates the demo accounts that are missing.
-func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, log *slog.Logger) error {
+func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, cases *incident.Service, log *slog.Logger) error {
 	if err := seedDemoCity(ctx, store, log); err != nil {
 		return err
 	}
+	if err := seedDemoStaff(ctx, store, cases); err != nil {
+		return err
+	}
 	return accounts.SeedDemo(ctx, DemoAccounts())
+}
+
+// seedDemoStaff turns each demo grid's 1+X+Y team, kept in its properties,
+// into staff that cases are dispatched to; grids with a team are skipped.
+func seedDemoStaff(ctx context.Context, store *geo.Store, cases *incident.Service) error {
+	grids, _, err := store.List(ctx, geo.Filter{Level: geo.LevelGrid})
+	if err != nil {
+		return err
+	}
+	for _, g := range grids {
+		team, err := cases.ListStaff(ctx, g.ID)
+		if err != nil {
+			return err
+		}
+		if len(team) > 0 {
+			continue
+		}
+		add := func(role string, v any) error {
+			name, _ := v.(string)
+			org := ""
+			if i := strings.Index(name, "（"); i > 0 {
+				name, org = name[:i], strings.TrimSuffix(name[i+len("（"):], "）")
+			}
+			if name == "" {
+				return nil
+			}
+			_, err := cases.AddStaff(ctx, incident.Staff{GridID: g.ID, Role: role, Name: name, Organisation: org})
+			return err
+		}
+		if err := add("leader", g.Properties["leader"]); err != nil {
+			return fmt.Errorf("demo staff: %w", err)
+		}
+		for _, key := range []string{"volunteers", "staff"} {
+			list, _ := g.Properties[key].([]any)
+			for _, v := range list {
+				role := "volunteer"
+				if key == "staff" {
+					role = "staff"
+				}
+				if err := add(role, v); err != nil {
+					return fmt.Errorf("demo staff: %w", err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func seedDemoCity(ctx context.Context, store *geo.Store, log *slog.Logger) error {

@@ -196,11 +196,12 @@ func reportRate(b *testing.B, perOp int, unit string) {
 // pointsTable is where the bulk benchmarks load their points into PostGIS.
 const pointsTable = "bench_points"
 
-// loadPoints replaces table with pts as (id int = position in pts, pt
-// geometry(Point, 4326)): the coordinates copied in as doubles and made
-// points in SQL, then a GiST index and ANALYZE, as a PostGIS user prepares
-// a bulk job.
-func loadPoints(ctx context.Context, pool *pgxpool.Pool, table string, pts []orb.Point) error {
+// loadPoints replaces the points table with pts as (id int = position in
+// pts, pt geometry(Point, 4326)): the coordinates copied in as doubles and
+// made points in SQL, then a GiST index and ANALYZE, as a PostGIS user
+// prepares a bulk job.
+func loadPoints(ctx context.Context, pool *pgxpool.Pool, pts []orb.Point) error {
+	const table = pointsTable
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+table+`;
 			CREATE TEMP TABLE points_in (id int, lon float8, lat float8) ON COMMIT DROP`); err != nil {
@@ -324,7 +325,7 @@ func BenchmarkBulkAssign(b *testing.B) {
 	})
 	loaded := false
 	load := func(b *testing.B) {
-		if err := loadPoints(ctx, pool, pointsTable, pts); err != nil {
+		if err := loadPoints(ctx, pool, pts); err != nil {
 			b.Fatalf("load points: %v", err)
 		}
 		loaded = true
@@ -416,7 +417,7 @@ func TestBenchmarkPointsAgree(t *testing.T) {
 
 	t.Run("assign", func(t *testing.T) {
 		pts := cityPoints(c.bound, 20000, bulkSeed)
-		if err := loadPoints(ctx, c.store.pool, pointsTable, pts); err != nil {
+		if err := loadPoints(ctx, c.store.pool, pts); err != nil {
 			t.Fatalf("load points: %v", err)
 		}
 		want := make([]int64, len(pts))

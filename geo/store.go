@@ -141,6 +141,12 @@ func (s *Store) importTx(ctx context.Context, tx pgx.Tx, fs []ImportFeature, opt
 	if err != nil {
 		return nil, fmt.Errorf("import: copy: %w", err)
 	}
+	// Index before any UPDATE: an index built after HOT updates in the same
+	// transaction is unusable to it (indcheckxmin), and the overlap check
+	// then degrades to comparing every pair.
+	if _, err := tx.Exec(ctx, `CREATE INDEX ON import_grids USING gist (geom); CREATE INDEX ON import_grids (code)`); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
 	res := &ImportResult{Repairs: []Repair{}, Grids: []Ref{}}
 	var probs Problems
 	if opts.Repair {
@@ -153,8 +159,8 @@ func (s *Store) importTx(ctx context.Context, tx pgx.Tx, fs []ImportFeature, opt
 	if len(probs) > 0 {
 		return nil, probs.Err(gridwatch.EInvalidGeometry)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE import_grids SET geom = ST_ForcePolygonCCW(ST_Multi(geom));
-		CREATE INDEX ON import_grids USING gist (geom); CREATE INDEX ON import_grids (code); ANALYZE import_grids`); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE import_grids SET geom = ST_ForcePolygonCCW(ST_Multi(geom)) WHERE NOT ST_IsPolygonCCW(geom) OR GeometryType(geom) <> 'MULTIPOLYGON';
+		ANALYZE import_grids`); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
 	if err := s.checkCodesAndParents(ctx, tx, &probs); err != nil {

@@ -63,27 +63,50 @@ type pending struct {
 	due  time.Time
 }
 
+// parsed is one batch of lines read from the stream: the good ones ready
+// for the database and the results of the bad ones.
+type parsed struct {
+	batch  []pending
+	failed []LineResult
+	lines  int
+	err    error // reading the stream failed
+}
+
 // Bulk files the reports of an NDJSON stream (one JSON incident a line;
 // blank lines skipped). Good lines are stored, in batches, each batch in one
 // transaction with COPY; bad lines are reported and skipped; a line that
 // repeats an earlier report (same source and external id) answers with the
 // incident first filed. emit receives every line's result, in line order.
+// Reading and parsing the next batch overlaps storing the current one.
 func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporter, emit func(LineResult) error) (BulkSummary, error) {
 	var sum BulkSummary
 	hours, err := s.subclassHours(ctx)
 	if err != nil {
 		return sum, err
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	var batch []pending
-	var results []LineResult
-	flush := func() error {
-		res, err := s.insertBatch(ctx, batch, by)
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan parsed, 1)
+	go func() {
+		defer close(batches)
+		s.parseStream(ctx, r, crs, hours, batches)
+	}()
+	// On an early return, let the reader finish before Bulk returns.
+	defer func() {
+		cancel()
+		for range batches {
 		}
-		results = append(results, res...)
+	}()
+	for p := range batches {
+		if p.err != nil {
+			return sum, p.err
+		}
+		sum.Lines += p.lines
+		stored, err := s.insertBatch(ctx, p.batch, by)
+		if err != nil {
+			return sum, err
+		}
+		results := append(p.failed, stored...)
 		slices.SortFunc(results, func(a, b LineResult) int { return a.Line - b.Line })
 		for _, r := range results {
 			switch r.Status {
@@ -95,11 +118,26 @@ func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporte
 				sum.Errors++
 			}
 			if err := emit(r); err != nil {
-				return err
+				return sum, err
 			}
 		}
-		batch, results = batch[:0], results[:0]
-		return nil
+	}
+	return sum, nil
+}
+
+// parseStream reads the stream into batches of BulkBatch good lines.
+func (s *Service) parseStream(ctx context.Context, r io.Reader, crs geo.CRS, hours map[string]int, out chan<- parsed) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	var cur parsed
+	send := func() bool {
+		select {
+		case out <- cur:
+			cur = parsed{}
+			return true
+		case <-ctx.Done():
+			return false
+		}
 	}
 	line := 0
 	for sc.Scan() {
@@ -108,34 +146,35 @@ func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporte
 		if len(text) == 0 {
 			continue
 		}
-		sum.Lines++
+		cur.lines++
 		n, err := ParseNew(text, crs, s.now())
 		if err == nil {
 			if h, ok := hours[n.Category]; !ok {
 				err = FieldError("category", "%q is not a known subclass code (such as 0101; GET /api/v1/categories lists them)", n.Category)
 			} else {
-				batch = append(batch, pending{line: line, n: n, due: n.ReportedAt.Add(time.Duration(h) * time.Hour)})
+				cur.batch = append(cur.batch, pending{line: line, n: n, due: n.ReportedAt.Add(time.Duration(h) * time.Hour)})
 			}
 		}
 		if err != nil {
-			results = append(results, lineError(line, err))
+			cur.failed = append(cur.failed, lineError(line, err))
 		}
-		if len(batch) >= BulkBatch {
-			if err := flush(); err != nil {
-				return sum, err
-			}
+		if len(cur.batch) >= BulkBatch && !send() {
+			return
 		}
 	}
 	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			line++
-			sum.Lines++
-			results = append(results, lineError(line, gridwatch.Errorf(gridwatch.ETooLarge, "line %d is longer than %d bytes; the stream stops here", line, maxLine)))
-		} else {
-			return sum, fmt.Errorf("read the stream: %w", err)
+		if !errors.Is(err, bufio.ErrTooLong) {
+			cur.err = fmt.Errorf("read the stream: %w", err)
+			send()
+			return
 		}
+		line++
+		cur.lines++
+		cur.failed = append(cur.failed, lineError(line, gridwatch.Errorf(gridwatch.ETooLarge, "line %d is longer than %d bytes; the stream stops here", line, maxLine)))
 	}
-	return sum, flush()
+	if cur.lines > 0 {
+		send()
+	}
 }
 
 func (s *Service) subclassHours(ctx context.Context) (map[string]int, error) {
@@ -221,8 +260,6 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 					reported_at, $1, priority, grid_id, deadline, $2, NULLIF($3::bigint, 0), $1
 				FROM bulk_incidents ORDER BY line
 				ON CONFLICT DO NOTHING RETURNING id, grid_id
-			), ev AS (
-				INSERT INTO incident_events (incident_id, at, actor, action, to_status) SELECT id, $1, $2, 'report', 'reported' FROM ins
 			) SELECT id, grid_id FROM ins`, now, by.Name, by.TokenID)
 		if err != nil {
 			return fmt.Errorf("bulk insert: %w", err)

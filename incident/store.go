@@ -166,10 +166,6 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter) (*Inci
 			return fmt.Errorf("create incident: %w", err)
 		}
 		created = true
-		if _, err := tx.Exec(ctx, `INSERT INTO incident_events (incident_id, at, actor, action, to_status, details)
-			VALUES ($1, $2, $3, 'report', 'reported', $4)`, id, s.now(), by.Name, map[string]any{"grid_id": gridID}); err != nil {
-			return fmt.Errorf("create incident: %w", err)
-		}
 		if err := events.Publish(ctx, tx, events.IncidentCreated, gridID, map[string]any{"id": id, "status": Reported, "category": n.Category}); err != nil {
 			return err
 		}
@@ -220,7 +216,7 @@ func (s *Service) Get(ctx context.Context, id int64, v Viewer) (*Incident, error
 	if err != nil {
 		return nil, fmt.Errorf("incident %d history: %w", id, err)
 	}
-	in.History, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
+	steps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 		var e Event
 		err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.From, &e.To, &e.Note, &e.Details)
 		return e, err
@@ -228,6 +224,10 @@ func (s *Service) Get(ctx context.Context, id int64, v Viewer) (*Incident, error
 	if err != nil {
 		return nil, fmt.Errorf("incident %d history: %w", id, err)
 	}
+	// The report itself is the incident row; it is not written twice (bulk
+	// ingest would pay for it on every line).
+	in.History = append([]Event{{At: in.ReceivedAt, Actor: in.CreatedBy, Action: "report", To: Reported,
+		Details: map[string]any{"source": in.Source, "reported_at": in.ReportedAt}}}, steps...)
 	return in, nil
 }
 

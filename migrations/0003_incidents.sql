@@ -65,9 +65,8 @@ CREATE INDEX incidents_location ON incidents USING gist (location);
 CREATE INDEX incidents_grid_status ON incidents (grid_id, status);
 CREATE INDEX incidents_open_deadline ON incidents (deadline) WHERE status NOT IN ('closed', 'rejected');
 CREATE INDEX incidents_reported_at ON incidents (reported_at);
-CREATE INDEX incidents_unassigned ON incidents (id) WHERE grid_id IS NULL;
 
--- Every transition, with who, when and why.
+-- Every transition, with who, when and why (the report itself is the incident row).
 CREATE TABLE incident_events (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     incident_id  bigint NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,

@@ -102,6 +102,23 @@ func DSN(t testing.TB) string {
 	return state.cluster.DSN(name)
 }
 
+// DSNKept is DSN for a database that outlives t: for data shared by the
+// benchmarks of one binary. The cluster, and so the database, ends with it.
+func DSNKept(t testing.TB) string {
+	t.Helper()
+	if state.cluster == nil {
+		t.Fatalf("testdb: no database: %v", state.err)
+	}
+	name := fmt.Sprintf("k%d_%d", os.Getpid(), state.counter.Add(1))
+	state.mu.Lock()
+	err := exec(context.Background(), fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY", name, templateDB))
+	state.mu.Unlock()
+	if err != nil {
+		t.Fatalf("testdb: create database: %v", err)
+	}
+	return state.cluster.DSN(name)
+}
+
 // New returns a pool on a fresh database (see DSN), closed when t ends.
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()

@@ -57,8 +57,8 @@ type StatsRow struct {
 	// subclass code, or the month as 2026-11; "total" for the totals.
 	Key  string `json:"key"`
 	Name string `json:"name"`
-	// GridID is the grid's id (grid grouping).
-	GridID *int64 `json:"grid_id,omitempty"`
+	// GridID is the grid's id (grid grouping; the key is its code).
+	GridID *int64 `json:"id,omitempty"`
 	// ClassCode and ClassName are the subclass's class (category grouping).
 	ClassCode string `json:"class_code,omitempty"`
 	ClassName string `json:"class_name,omitempty"`

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gridwatch/api"
@@ -442,5 +443,30 @@ func TestDashboardAndHeaders(t *testing.T) {
 	m := e.do("GET", "/api/v1/meta", nil).json(t)
 	if m["version"] != "test" {
 		t.Errorf("meta = %v", m)
+	}
+}
+
+// TestDatabaseDownIs503: a database that cannot be reached is a 503 the
+// client may retry, not a 500.
+func TestDatabaseDownIs503(t *testing.T) {
+	e := newEnv(t)
+	pool, err := pgxpool.New(context.Background(), "host=/nonexistent-gridwatch-socket-dir user=postgres dbname=x connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	down := geo.NewStore(pool, geo.StoreOptions{})
+	srv := httptest.NewServer(api.New(api.Deps{Grids: down, Locator: geo.NewLocator(down), Auth: e.auth}).Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/grids", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 503 || !strings.Contains(string(body), `"unavailable"`) || strings.Contains(string(body), "nonexistent") {
+		t.Errorf("%d %s; want 503 unavailable without the connection details", res.StatusCode, body)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"gridwatch"
 )
@@ -51,6 +53,17 @@ func statusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
+// isDatabaseDown reports a failure to reach PostgreSQL (as opposed to a
+// query it refused).
+func isDatabaseDown(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var ne *net.OpError
+	return errors.As(err, &ne) && gridwatch.ErrorCode(err) == gridwatch.EInternal
+}
+
 // writeError is the one place an error becomes a response:
 // {"error":{"code","message","details"}}. Internal errors are logged with the
 // request id and shown as a plain message, never their text.
@@ -68,6 +81,11 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 		body["code"] = gridwatch.ETooLarge
 		body["message"] = fmt.Sprintf("the request body is larger than the limit of %d bytes", mbe.Limit)
 		body["details"] = gin.H{"limit_bytes": mbe.Limit}
+	case isDatabaseDown(err):
+		status = http.StatusServiceUnavailable
+		body["code"], body["message"] = gridwatch.EUnavailable, "the database is unavailable; try again shortly"
+		body["details"] = gin.H{"request_id": c.GetString("request_id")}
+		log.Error("database unavailable", "err", err, "route", c.FullPath(), "request_id", c.GetString("request_id"))
 	default:
 		code := gridwatch.ErrorCode(err)
 		status = statusOf(code)

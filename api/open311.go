@@ -554,3 +554,9 @@ func (s *Server) open311Request(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, []open311RequestDoc{open311RequestOf(in)})
 }
+
+// open311XML answers the XML forms of the collections: only JSON is served.
+func (s *Server) open311XML(c *gin.Context) {
+	name := strings.TrimSuffix(path.Base(c.Request.URL.Path), ".xml")
+	s.open311Error(c, errorf(http.StatusBadRequest, "unsupported_format", "only JSON is served here: ask for %s.json", name))
+}

@@ -20,6 +20,7 @@ import (
 	"gridwatch/auth"
 	"gridwatch/geo"
 	"gridwatch/incident"
+	"gridwatch/internal/events"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Deps.MaxBodyBytes is 0.
@@ -54,6 +55,8 @@ type Deps struct {
 	TLS bool
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// Events feeds GET /api/v1/events; nil answers 503 there.
+	Events *events.Hub
 }
 
 // Server is the HTTP API and dashboard.
@@ -152,6 +155,9 @@ func (s *Server) Routes() []Route {
 		{"POST", "/open311/v2/requests.json", auth.IncidentsCreate, s.open311CreateRequest},
 		{"GET", "/open311/v2/requests.json", auth.IncidentsRead, s.open311Requests},
 		{"GET", "/open311/v2/requests/:file", auth.IncidentsRead, s.open311Request},
+		{"GET", "/open311/v2/services.xml", auth.Public, s.open311XML},
+		{"GET", "/open311/v2/requests.xml", auth.Public, s.open311XML},
+		{"POST", "/open311/v2/requests.xml", auth.Public, s.open311XML},
 	}
 }
 

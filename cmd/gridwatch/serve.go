@@ -22,6 +22,7 @@ import (
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
+	"gridwatch/internal/events"
 	"gridwatch/internal/pgcluster"
 	"gridwatch/migrations"
 )
@@ -44,6 +45,7 @@ type Main struct {
 	auth      *auth.Service
 	incidents *incident.Service
 	audit     *audit.Store
+	events    *events.Hub
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -84,6 +86,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.pool = pool
+	m.events = events.NewHub(pool, events.HubOptions{Logger: log})
 	applied, err := database.Migrate(ctx, pool, migrations.FS())
 	if err != nil {
 		return err
@@ -123,6 +126,13 @@ func (m *Main) Run(ctx context.Context) error {
 		defer m.background.Done()
 		m.locator.Run(bg, 2*time.Second)
 	}()
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		if err := m.events.Run(bg); err != nil {
+			m.Logger.Error("live events stopped", "err", err)
+		}
+	}()
 	return m.serve()
 }
 
@@ -148,6 +158,7 @@ func (m *Main) serve() error {
 		Incidents:       m.incidents,
 		TLS:             cfg.TLSCert != "",
 		TrustedProxies:  cfg.Proxies(),
+		Events:          m.events,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -163,6 +174,8 @@ func (m *Main) serve() error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	// Event streams never go idle: end them when shutdown starts.
+	m.server.RegisterOnShutdown(m.events.Close)
 	m.served = make(chan error, 1)
 	if cfg.TLSCert != "" {
 		go func() { m.served <- m.server.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()

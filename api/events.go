@@ -1,0 +1,193 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"gridwatch"
+	"gridwatch/auth"
+	"gridwatch/geo"
+	"gridwatch/internal/events"
+)
+
+const (
+	// sseWriteTimeout bounds each write of a stream: the server's
+	// WriteTimeout would cut a long-lived stream, none at all would let a
+	// client that stopped reading hold the handler forever.
+	sseWriteTimeout = 30 * time.Second
+	// sseRetryMillis is the reconnection delay EventSource is told to use.
+	sseRetryMillis = 3000
+)
+
+// streamEvents is GET /api/v1/events: Server-Sent Events of the changes the
+// principal may see. Last-Event-ID (or ?last_event_id=, for EventSource
+// polyfills) replays what was missed within the hub's window. A scoped
+// principal gets only the events of grids in its scope (the scope's grids
+// are read once, at subscribe time); events bound to no grid go to unscoped
+// principals only. Integration tokens are refused: they read the status of
+// their own reports through the incidents API.
+func (s *Server) streamEvents(c *gin.Context) {
+	p := principal(c)
+	if p.Role == auth.RoleIntegration {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden,
+			"integration tokens do not receive live events; read your reports with GET /api/v1/incidents"))
+		return
+	}
+	hub := s.deps.Events
+	if hub == nil {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "live events are not available on this server"))
+		return
+	}
+	last, err := lastEventID(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	filter, err := s.eventFilter(ctx, p)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	sub, err := hub.Subscribe(ctx, filter, last)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	defer sub.Close()
+
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	rc := http.NewResponseController(c.Writer)
+	write := func(b []byte) error {
+		if err := rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		if _, err := c.Writer.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	// The first bytes tell the client the subscription is in place.
+	if write([]byte("retry: "+strconv.Itoa(sseRetryMillis)+"\n: connected\n\n")) != nil {
+		return
+	}
+	heartbeat := time.NewTicker(hub.Heartbeat())
+	defer heartbeat.Stop()
+	var buf bytes.Buffer
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.Events():
+			if !ok {
+				// Dropped for being slow, or the server is stopping: the
+				// client reconnects with the last id it saw.
+				s.log.Debug("event stream ended", "reason", sub.Err(), "request_id", c.GetString("request_id"))
+				return
+			}
+			buf.Reset()
+			writeEvent(&buf, ev)
+			if write(buf.Bytes()) != nil {
+				return
+			}
+			heartbeat.Reset(hub.Heartbeat())
+		case <-heartbeat.C:
+			if write([]byte(": ping\n\n")) != nil {
+				return
+			}
+		}
+	}
+}
+
+// writeEvent formats ev as one Server-Sent Event. A Reset with no event to
+// resume from sends an empty id, which clears the client's stale one.
+func writeEvent(buf *bytes.Buffer, ev events.Event) {
+	buf.WriteString("id:")
+	if ev.ID > 0 {
+		buf.WriteByte(' ')
+		buf.WriteString(strconv.FormatInt(ev.ID, 10))
+	}
+	buf.WriteString("\nevent: ")
+	buf.WriteString(ev.Type)
+	buf.WriteString("\ndata: ")
+	buf.Write(ev.Data) // compact JSON: one line
+	buf.WriteString("\n\n")
+}
+
+// lastEventID reads the id a reconnecting client last saw (0: none).
+func lastEventID(c *gin.Context) (int64, error) {
+	if v := c.GetHeader("Last-Event-ID"); v != "" {
+		id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || id < 0 {
+			return 0, gridwatch.Errorf(gridwatch.EInvalid, "header Last-Event-ID=%q: want an event id from this stream", v).
+				WithDetails(map[string]any{"header": "Last-Event-ID", "value": v})
+		}
+		return id, nil
+	}
+	if v := c.Query("last_event_id"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 0 {
+			return 0, paramError("last_event_id", v, "want an event id from this stream")
+		}
+		return id, nil
+	}
+	return 0, nil
+}
+
+// eventPermission is the permission events of a kind (the type's prefix
+// before the dot) need. A kind not listed reaches no one: a new kind of
+// event must be added here with its rule.
+func eventPermission(kind string) (auth.Permission, bool) {
+	switch kind {
+	case "incident":
+		return auth.IncidentsRead, true
+	case "grid":
+		return auth.GridsRead, true
+	}
+	return "", false
+}
+
+// eventFilter returns the test an event must pass to reach p: the
+// permission its kind needs and, for a scoped principal, a grid in p's
+// scope.
+func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(events.Event) bool, error) {
+	var scope map[int64]bool
+	if p.Scoped() {
+		grids, _, err := s.deps.Grids.List(ctx, geo.Filter{Scope: p.ScopeIDs()})
+		if err != nil {
+			return nil, err
+		}
+		scope = make(map[int64]bool, len(grids))
+		for _, g := range grids {
+			scope[g.ID] = true
+		}
+	}
+	allowed := map[string]bool{}
+	return func(ev events.Event) bool {
+		kind, _, _ := strings.Cut(ev.Type, ".")
+		ok, known := allowed[kind]
+		if !known {
+			perm, listed := eventPermission(kind)
+			ok = listed && p.Can(perm)
+			allowed[kind] = ok // the hub calls the filter from one goroutine at a time
+		}
+		if !ok {
+			return false
+		}
+		if scope == nil {
+			return true
+		}
+		return ev.GridID != nil && scope[*ev.GridID]
+	}, nil
+}

@@ -53,7 +53,7 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	deps := api.Deps{
 		Auth:        svc,
 		Audit:       audit.NewStore(pool),
-		Incidents:   incident.NewService(pool, incident.Options{Locator: loc}),
+		Incidents:   incident.NewService(pool, incident.Options{Locator: loc, AttachmentDir: t.TempDir()}),
 		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 		Grids:       store,

@@ -52,7 +52,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 		d.Auth = auth.NewService(pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash, Now: ck.Now,
 			SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour})
 		d.Audit = audit.NewStore(pool)
-		d.Incidents = incident.NewService(pool, incident.Options{Locator: loc, Now: ck.Now})
+		d.Incidents = incident.NewService(pool, incident.Options{Locator: loc, Now: ck.Now, AttachmentDir: t.TempDir()})
 	})
 	ae := &authEnv{env: e, clock: ck, pool: pool}
 	ae.importDemo()

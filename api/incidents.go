@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -293,4 +294,60 @@ func (s *Server) removeStaff(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// attachPhoto takes a photo as multipart form field "file", or as the raw
+// body (with ?filename=).
+func (s *Server) attachPhoto(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var body io.Reader = c.Request.Body
+	name := c.Query("filename")
+	if strings.HasPrefix(c.ContentType(), "multipart/") {
+		fh, err := c.FormFile("file")
+		if err != nil {
+			writeError(c, s.log, incident.FieldError("file", "a multipart upload needs its photo in the field \"file\""))
+			return
+		}
+		f, err := fh.Open()
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		defer f.Close()
+		body, name = f, fh.Filename
+	}
+	p := principal(c)
+	a, err := s.deps.Incidents.Attach(c.Request.Context(), id, viewer(p), name, body, p.Username)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, a)
+}
+
+func (s *Server) getPhoto(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	aid, err := strconv.ParseInt(c.Param("aid"), 10, 64)
+	if err != nil || aid <= 0 {
+		writeError(c, s.log, paramError("aid", c.Param("aid"), "want an attachment id"))
+		return
+	}
+	a, f, err := s.deps.Incidents.OpenAttachment(c.Request.Context(), id, aid, viewer(principal(c)))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	defer f.Close()
+	c.Header("Content-Type", a.ContentType)
+	c.Header("Cache-Control", "private, max-age=3600")
+	c.Header("Content-Disposition", "inline; filename*=UTF-8''"+url.PathEscape(a.Filename))
+	http.ServeContent(c.Writer, c.Request, "", a.CreatedAt, f)
 }

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -171,5 +174,74 @@ func TestBulkOverHTTP(t *testing.T) {
 	r = e.do("POST", "/api/v1/incidents/bulk", body.Bytes())
 	if !strings.Contains(string(r.body), `"duplicates":12`) {
 		t.Errorf("replayed bulk: %s", r.body)
+	}
+}
+
+// tinyPNG is a 1×1 PNG.
+func tinyPNG(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	img := image.NewRGBA(image.Rect(0, 0, 1, 1))
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestIncidentPhotos(t *testing.T) {
+	e := newAuthEnv(t)
+	lon, lat, _, code := e.gridPoint()
+	id := int64(e.do("POST", "/api/v1/incidents", incidentBody(lon, lat, "")).json(t)["id"].(float64))
+	upload := func(name string, data []byte) response {
+		var body bytes.Buffer
+		w := multipart.NewWriter(&body)
+		fw, _ := w.CreateFormFile("file", name)
+		fw.Write(data)
+		w.Close()
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/incidents/%d/attachments", e.srv.URL, id), &body)
+		req.Header.Set("Content-Type", w.FormDataContentType())
+		req.Header.Set("Authorization", "Bearer "+e.token)
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out bytes.Buffer
+		out.ReadFrom(res.Body)
+		return response{status: res.StatusCode, header: res.Header, body: out.Bytes()}
+	}
+	pic := tinyPNG(t)
+	r := upload("../../etc/现场.png", pic)
+	if r.status != 201 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	a := r.json(t)
+	if a["content_type"] != "image/png" || a["filename"] != "现场.png" || a["bytes"].(float64) != float64(len(pic)) {
+		t.Errorf("attachment %v", a)
+	}
+	got := e.do("GET", a["url"].(string), nil)
+	if got.status != 200 || got.header.Get("Content-Type") != "image/png" || !bytes.Equal(got.body, pic) {
+		t.Errorf("download: %d %s", got.status, got.header.Get("Content-Type"))
+	}
+	if d := e.do("GET", fmt.Sprintf("/api/v1/incidents/%d", id), nil).json(t); len(d["attachments"].([]any)) != 1 {
+		t.Errorf("incident lists %v attachments", d["attachments"])
+	}
+	if r := upload("evil.png", []byte("<html><script>alert(1)</script></html>")); r.status != 400 || r.errorOf(t)["details"].(map[string]any)["field"] != "file" {
+		t.Errorf("HTML named .png: %d %s, want 400 naming file", r.status, r.body)
+	}
+	if r := upload("big.png", append(pic, make([]byte, 11<<20)...)); r.status != 413 {
+		t.Errorf("11 MiB photo: %d, want 413", r.status)
+	}
+	// A grid leader of another grid cannot see the incident's photos.
+	var otherCode string
+	for _, g := range e.do("GET", "/api/v1/grids?level=grid&limit=5", nil).json(t)["grids"].([]any) {
+		if c := g.(map[string]any)["code"].(string); c != code {
+			otherCode = c
+			break
+		}
+	}
+	e.token = e.tokenFor(auth.RoleGridLeader, otherCode)
+	if r := e.do("GET", a["url"].(string), nil); r.status != 404 {
+		t.Errorf("out-of-scope photo: %d, want 404", r.status)
 	}
 }

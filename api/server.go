@@ -145,6 +145,8 @@ func (s *Server) Routes() []Route {
 		{"GET", "/api/v1/incidents", auth.IncidentsRead, s.listIncidents},
 		{"GET", "/api/v1/incidents/:id", auth.IncidentsRead, s.getIncident},
 		{"POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, s.transitionIncident},
+		{"POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, s.attachPhoto},
+		{"GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, s.getPhoto},
 		{"GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats},
 		{"GET", "/api/v1/events", auth.Authenticated, s.streamEvents},
 

@@ -25,6 +25,8 @@ type Options struct {
 	Locator *geo.Locator
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// AttachmentDir holds the incidents' photos.
+	AttachmentDir string
 }
 
 // Service keeps incidents in PostgreSQL. All incident SQL lives in this
@@ -34,6 +36,7 @@ type Service struct {
 	loc  *geo.Locator
 	now  func() time.Time
 	log  *slog.Logger
+	dir  string
 }
 
 // NewService returns the service.
@@ -44,7 +47,7 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger}
+	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger, dir: opts.AttachmentDir}
 }
 
 // Viewer is who reads or changes cases: their grid scope and, for an
@@ -228,6 +231,9 @@ func (s *Service) Get(ctx context.Context, id int64, v Viewer) (*Incident, error
 	// ingest would pay for it on every line).
 	in.History = append([]Event{{At: in.ReceivedAt, Actor: in.CreatedBy, Action: "report", To: Reported,
 		Details: map[string]any{"source": in.Source, "reported_at": in.ReportedAt}}}, steps...)
+	if in.Attachments, err = s.Attachments(ctx, id); err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 

@@ -102,7 +102,8 @@ func (m *Main) Run(ctx context.Context) error {
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken, Logger: log,
 	})
 	m.audit = audit.NewStore(pool)
-	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log})
+	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
+		AttachmentDir: filepath.Join(cfg.DataDir, "attachments")})
 	if m.SeedDemo {
 		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, log); err != nil {
 			return err

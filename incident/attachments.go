@@ -1,0 +1,186 @@
+package incident
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"gridwatch"
+	"gridwatch/audit"
+)
+
+// MaxAttachmentBytes is the largest photo accepted.
+const MaxAttachmentBytes = 10 << 20
+
+// photoTypes are the image types accepted, by their sniffed content type.
+var photoTypes = map[string]string{"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
+
+// Attachment is a photo of an incident.
+type Attachment struct {
+	ID          int64     `json:"id"`
+	IncidentID  int64     `json:"incident_id"`
+	Filename    string    `json:"filename"`
+	ContentType string    `json:"content_type"`
+	Bytes       int64     `json:"bytes"`
+	SHA256      string    `json:"sha256"`
+	URL         string    `json:"url"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	path        string
+}
+
+// Attach stores a photo of incident id, if v may see it. The type is
+// sniffed from the bytes (the name and the declared type are not trusted);
+// the file is written under the data dir before its row, so a crash leaves
+// at worst an unreferenced file, never a row without a file.
+func (s *Service) Attach(ctx context.Context, id int64, v Viewer, filename string, r io.Reader, by string) (*Attachment, error) {
+	if s.dir == "" {
+		return nil, errors.New("attachments: no data directory configured")
+	}
+	if _, err := s.get(ctx, s.pool, id, v); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxAttachmentBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxAttachmentBytes {
+		return nil, gridwatch.Errorf(gridwatch.ETooLarge, "the photo is larger than %d MiB", MaxAttachmentBytes>>20).
+			WithDetails(map[string]any{"field": "file", "limit_bytes": MaxAttachmentBytes})
+	}
+	if len(data) == 0 {
+		return nil, FieldError("file", "is empty")
+	}
+	ctype := http.DetectContentType(data)
+	ext, ok := photoTypes[ctype]
+	if !ok {
+		return nil, FieldError("file", "is %s, not a photo: send JPEG, PNG, WebP or GIF", ctype)
+	}
+	filename = cleanFilename(filename)
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	rel := filepath.Join(strconv.FormatInt(id, 10), hash+ext)
+	full := filepath.Join(s.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
+	if err := writeFileAtomic(full, data); err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
+	a := Attachment{IncidentID: id, Filename: filename, ContentType: ctype, Bytes: int64(len(data)), SHA256: hash, CreatedBy: by}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO incident_attachments (incident_id, filename, content_type, bytes, sha256, path, created_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at`,
+			id, a.Filename, a.ContentType, a.Bytes, a.SHA256, rel, by, s.now()).Scan(&a.ID, &a.CreatedAt); err != nil {
+			return fmt.Errorf("attachments: %w", err)
+		}
+		return audit.Record(ctx, tx, "incident.attach", "incident", strconv.FormatInt(id, 10),
+			map[string]any{"after": map[string]any{"attachment": a.ID, "filename": a.Filename, "bytes": a.Bytes, "sha256": a.SHA256}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.URL = attachmentURL(id, a.ID)
+	return &a, nil
+}
+
+func attachmentURL(incident, id int64) string {
+	return fmt.Sprintf("/api/v1/incidents/%d/attachments/%d", incident, id)
+}
+
+// writeFileAtomic writes data to a temporary file and renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".upload-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, bytes.NewReader(data)); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// cleanFilename keeps a display name: no directories, no control
+// characters, at most 200 characters.
+func cleanFilename(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	if name == "." || name == "/" || name == "" {
+		name = "photo"
+	}
+	for utf8.RuneCountInString(name) > 200 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return name
+}
+
+// Attachments lists incident id's photos.
+func (s *Service) Attachments(ctx context.Context, id int64) ([]Attachment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, incident_id, filename, content_type, bytes, sha256, path, created_by, created_at
+		FROM incident_attachments WHERE incident_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Attachment, error) {
+		var a Attachment
+		err := row.Scan(&a.ID, &a.IncidentID, &a.Filename, &a.ContentType, &a.Bytes, &a.SHA256, &a.path, &a.CreatedBy, &a.CreatedAt)
+		a.URL = attachmentURL(a.IncidentID, a.ID)
+		return a, err
+	})
+	if out == nil {
+		out = []Attachment{}
+	}
+	return out, err
+}
+
+// OpenAttachment returns photo aid of incident id, if v may see the
+// incident, and an open file the caller closes.
+func (s *Service) OpenAttachment(ctx context.Context, id, aid int64, v Viewer) (*Attachment, *os.File, error) {
+	if _, err := s.get(ctx, s.pool, id, v); err != nil {
+		return nil, nil, err
+	}
+	var a Attachment
+	err := s.pool.QueryRow(ctx, `SELECT id, incident_id, filename, content_type, bytes, sha256, path, created_by, created_at
+		FROM incident_attachments WHERE id = $1 AND incident_id = $2`, aid, id).
+		Scan(&a.ID, &a.IncidentID, &a.Filename, &a.ContentType, &a.Bytes, &a.SHA256, &a.path, &a.CreatedBy, &a.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, gridwatch.Errorf(gridwatch.ENotFound, "attachment %d of incident %d not found", aid, id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("attachment %d: %w", aid, err)
+	}
+	f, err := os.Open(filepath.Join(s.dir, a.path))
+	if err != nil {
+		return nil, nil, fmt.Errorf("attachment %d file: %w", aid, err)
+	}
+	a.URL = attachmentURL(id, aid)
+	return &a, f, nil
+}

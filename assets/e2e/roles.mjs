@@ -234,6 +234,9 @@ async function run() {
 
     await context.clearCookies();
     watcher.expect('GET', /^\/api\/v1\/grids\/\d+$/, 401);
+    // Whatever else the page asks meanwhile (the grid's cases and team, a poll
+    // for incidents, the event stream) is answered 401 too, and retried after.
+    watcher.expect('GET', /^\/api\/v1\/(incidents|events|me|grids\/\d+\/staff)$/, 401);
     await clickGrid(page, second);
     await waitFor(page, () => document.querySelector('#login')?.open && document.body.dataset.auth === 'login', null, 'login overlay after the session was dropped');
     const during = await page.evaluate(() => ({

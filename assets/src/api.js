@@ -90,8 +90,8 @@ function failure(status, statusText, body, path) {
 }
 
 // fetchOnce sends one request with fetch; it resolves {status, statusText, body}.
-async function fetchOnce(method, path, { body, contentType, signal }) {
-  const headers = { Accept: 'application/json' };
+async function fetchOnce(method, path, { body, contentType, signal, accept, headers: extra }) {
+  const headers = { ...extra, Accept: accept || 'application/json' };
   if (body !== undefined && contentType) headers['Content-Type'] = contentType;
   if (MUTATING.has(method) && session.csrf) headers['X-CSRF-Token'] = session.csrf;
   let res;
@@ -102,7 +102,7 @@ async function fetchOnce(method, path, { body, contentType, signal }) {
     throw new ApiError(`Cannot reach the server (${path})`, { code: 'network', path });
   }
   const text = await res.text();
-  return { status: res.status, statusText: res.statusText, body: parse(text), empty: text === '' };
+  return { status: res.status, statusText: res.statusText, body: parse(text), empty: text === '', text, contentType: res.headers.get('Content-Type') ?? '' };
 }
 
 // xhrOnce is fetchOnce with upload progress, which fetch cannot report.
@@ -128,9 +128,11 @@ function xhrOnce(method, path, { body, contentType, signal, onProgress }) {
  * empty 2xx such as 204), or throws ApiError. Options: body (a string, Blob or
  * File), json (an object sent as JSON), contentType, signal, onProgress (use
  * XMLHttpRequest and report {phase, loaded, total}), auth: false (no sign-in
- * retry on 401: the login call itself).
+ * retry on 401: the login call itself), accept (the Accept header; with raw:
+ * true the 2xx body is returned as {text, contentType}, e.g. a CSV download),
+ * headers (more request headers, e.g. Idempotency-Key; fetch only).
  */
-export async function request(method, path, { json, body, contentType, signal, onProgress, auth = true } = {}) {
+export async function request(method, path, { json, body, contentType, signal, onProgress, auth = true, accept, raw = false, headers } = {}) {
   if (json !== undefined) {
     body = JSON.stringify(json);
     contentType = 'application/json';
@@ -138,7 +140,7 @@ export async function request(method, path, { json, body, contentType, signal, o
   const send = onProgress ? xhrOnce : fetchOnce;
   let csrfRetried = false;
   for (let signIns = 0; ; ) {
-    const res = await send(method, path, { body, contentType, signal, onProgress });
+    const res = await send(method, path, { body, contentType, signal, onProgress, accept, headers });
     if (res.status === 401 && auth && signIns < 3) {
       signIns++;
       await reauthenticate();
@@ -150,6 +152,7 @@ export async function request(method, path, { json, body, contentType, signal, o
       continue;
     }
     if (res.status < 200 || res.status > 299) throw failure(res.status, res.statusText, res.body, path);
+    if (raw) return { text: res.text ?? '', contentType: res.contentType ?? '' };
     if (res.empty) return null;
     if (res.body === undefined) {
       throw new ApiError(`The server sent an invalid response for ${path}`, { status: res.status, code: 'bad_response', path });
@@ -185,6 +188,12 @@ export async function currentSession() {
 // refreshSession fetches /me for a fresh CSRF token; a 401 there goes through sign-in.
 async function refreshSession() {
   setSession(await request('GET', '/api/v1/me'));
+}
+
+/** ensureSignedIn re-reads /me; if the session has ended it asks the person to sign in again first. */
+export async function ensureSignedIn() {
+  await refreshSession();
+  return session.user;
 }
 
 /** login signs in; it throws ApiError (401 invalid_credentials, 429 throttled, …) on refusal. */

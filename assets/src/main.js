@@ -6,19 +6,31 @@
 //   document.body.dataset.user, .role  the signed-in username and role
 //   document.body.dataset.gridsLoaded  feature count, set at the first idle after the grids are drawn
 //   window.gridwatchMap                the maplibregl.Map
-//   #panel [data-field=name|code|level|area|chain]
+//   #panel [data-field=name|code|level|area|chain|cases]
+//   document.body.dataset.incidentsLoaded  open cases loaded (incidents.read), after the first load
+//   document.body.dataset.live         "sse" (live stream), "polling" (fallback) or "connecting"
+//   window.gridwatchIncidents          {has(id), get(id), open(id), counts()}
+//   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import * as maplibregl from 'maplibre-gl';
 import { AdminDialog } from './admin.js';
-import { applyPermissions, currentSession, describe, getJSON, onUnauthenticated } from './api.js';
+import { applyPermissions, can, currentSession, describe, getJSON, onUnauthenticated } from './api.js';
 import { LoginDialog, showUser } from './auth.js';
 import { isModalOpen } from './dom.js';
 import { bboxOf } from './geometry.js';
 import { ImportDialog } from './importer.js';
 import { FILL_LAYERS, GRID_SOURCE, LEVEL_CN, LEVEL_RANK, addGridLayers, baseStyle, prepareGrids, removeGridLayers } from './layers.js';
 import { Panel, levelLabel } from './panel.js';
+import { IncidentForm } from './incident-form.js';
+import { IncidentLayer } from './incident-layer.js';
+import { IncidentView } from './incident-view.js';
+import { IncidentStore } from './incidents.js';
+import { LiveFeed } from './live.js';
+import { OPEN_STATUSES, statusLabel } from './status.js';
+import { StatsDialog } from './stats.js';
+import { toast } from './toast.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -122,6 +134,24 @@ map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-le
 map.addControl(new maplibregl.ScaleControl({ unit: 'metric', maxWidth: 140 }), 'bottom-right');
 window.gridwatchMap = map;
 
+// ---- incidents: the store, the map layer, live updates ---------------------------------
+
+const incidentsOn = can('incidents.read');
+const store = new IncidentStore({
+  onError: (err, context) => showError(err, context),
+  bounds: () => {
+    const b = map.getBounds();
+    return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+  },
+});
+const incLayer = new IncidentLayer(map, store);
+window.gridwatchIncidents = {
+  has: (id) => store.has(id),
+  get: (id) => store.get(id),
+  open: (id) => openIncident(id),
+  counts: () => store.counts(),
+};
+
 let grids = null; // prepareGrids() result once the grids are drawn
 let gridsDrawn; // resolves once the first grids are on the map
 const gridsReady = new Promise((resolve) => {
@@ -141,7 +171,7 @@ map.on('error', (ev) => {
   showError(ev.error ?? 'map error', 'Map');
 });
 
-const panel = new Panel($('#panel'), { onPick: (id, opts) => selectGrid(id, opts), onClose: closePanel });
+const panel = new Panel($('#panel'), { onPick: (id, opts) => selectGrid(id, opts), onClose: closePanel, onIncident: (id) => openIncident(id) });
 
 map.on('load', async () => {
   performance.mark('gw-map-load');
@@ -154,6 +184,7 @@ map.on('load', async () => {
     return;
   }
   drawGrids(fc);
+  if (incidentsOn) incLayer.add();
   performance.mark('gw-layers-added');
   if (grids.bbox) fitAll(false);
   map.once('idle', () => {
@@ -163,6 +194,7 @@ map.on('load', async () => {
   });
   if (banner.hidden) setStatus('ok', '在线 Online');
   gridsDrawn();
+  if (incidentsOn) startIncidents();
 });
 
 function drawGrids(fc) {
@@ -170,6 +202,7 @@ function drawGrids(fc) {
   hoverId = null;
   grids = prepareGrids(fc);
   addGridLayers(map, grids, { withGraticule: offlineStyle });
+  incLayer.afterGridsRedrawn();
   showCounts(grids);
 }
 
@@ -199,7 +232,7 @@ function showCounts(g) {
 function panelPadding() {
   const open = !$('#panel').hidden;
   const w = open ? $('#panel').getBoundingClientRect().width + 24 : 0;
-  const docked = document.querySelector('dialog.docked[open]');
+  const docked = document.querySelector('dialog.docked[open]') ?? document.querySelector('.drawer:not([hidden])');
   const left = docked ? docked.getBoundingClientRect().right + 24 : 56;
   return { top: 56, bottom: 56, left, right: 56 + w };
 }
@@ -250,6 +283,7 @@ map.on('mousemove', (ev) => {
 });
 function hoverAt(ev) {
   pendingMove = null;
+  if (hoverIncident(ev)) return;
   const f = pick(ev.point);
   setHover(f ? f.id : null);
   map.getCanvas().style.cursor = locating ? 'crosshair' : f ? 'pointer' : '';
@@ -275,8 +309,21 @@ map.getCanvasContainer().addEventListener('mouseleave', () => {
 });
 
 map.on('click', (ev) => {
+  if (newForm.picking) {
+    newForm.pickAt(ev.lngLat);
+    return;
+  }
   if (locating || ev.originalEvent.altKey) {
     locateAt(ev.lngLat);
+    return;
+  }
+  const hit = incidentsOn ? incLayer.hit(ev.point) : null;
+  if (hit?.cluster) {
+    incLayer.expand(hit.cluster);
+    return;
+  }
+  if (hit) {
+    openIncident(hit.id);
     return;
   }
   const f = pick(ev.point);
@@ -306,6 +353,7 @@ async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
     if (seq !== selectSeq) return;
     panel.showGrid(g, grids?.descendants(Number(g.id)));
     document.title = `${g.name} · ${levelLabel(g.level)} — Gridwatch`;
+    loadGridExtras(Number(g.id), seq);
   } catch (err) {
     if (seq !== selectSeq) return;
     panel.hideLoading();
@@ -367,7 +415,11 @@ async function locateAt(lngLat) {
 document.addEventListener('keydown', (ev) => {
   // Esc in a modal dialog (login, import, admin) is the dialog's, not the map's.
   if (ev.key !== 'Escape' || ev.defaultPrevented || isModalOpen()) return;
-  if (locating) setLocating(false);
+  if (ev.target instanceof HTMLElement && ev.target.closest('.drawer form') && !newForm.picking) return; // typing in a form
+  if (newForm.picking) newForm.setPicking(false);
+  else if (locating) setLocating(false);
+  else if (view.isOpen) closeIncident();
+  else if (newForm.isOpen) closeNewForm();
   else if (panel.isOpen) closePanel();
   else hideBanner();
 });
@@ -414,3 +466,255 @@ $('#import-btn').addEventListener('click', () => importer.open());
 
 const admin = new AdminDialog({ onError: showError });
 $('#admin-btn').addEventListener('click', () => admin.open());
+
+// ---- incidents: loading, live updates, the views -----------------------------------------
+
+const numberOrDash = (n) => (Number.isFinite(n) ? numberFmt.format(n) : '—');
+
+function gridLabel(id) {
+  if (id === null || id === undefined) return '';
+  const f = grids?.byId.get(Number(id));
+  return f ? `${LEVEL_CN[f.properties.level] ?? ''} ${f.properties.name ?? ''}`.trim() : '';
+}
+
+/** within reports whether grid id lies in ancestor's subtree (or is it). */
+function within(id, ancestor) {
+  let cur = grids?.byId.get(Number(id));
+  for (let hops = 0; cur && hops < 16; hops++) {
+    if (Number(cur.id ?? cur.properties.id) === Number(ancestor)) return true;
+    const parent = cur.properties?.parent_id;
+    cur = parent === null || parent === undefined ? null : grids.byId.get(Number(parent));
+  }
+  return false;
+}
+
+let countsFrame = 0;
+function showIncidentCounts() {
+  if (countsFrame) return;
+  countsFrame = requestAnimationFrame(() => {
+    countsFrame = 0;
+    const c = store.counts();
+    $('#open-count').textContent = numberOrDash(c.open);
+    $('#overdue-count').textContent = numberOrDash(c.overdue);
+    $('#overdue-count').closest('.stat').dataset.hot = String(c.overdue > 0);
+    $('#open-count').closest('.stat').title = `${c.unassigned} 件无网格 unassigned${store.truncated ? ' · only the newest are loaded' : ''}`;
+    showRamp();
+  });
+}
+setInterval(showIncidentCounts, 60000); // deadlines pass
+
+// Announcements arrive in bursts (a bulk import): up to three toasts, then one summary.
+let announceQueue = [];
+let announceTimer = 0;
+function announce(inc) {
+  announceQueue.push(inc);
+  if (!announceTimer) announceTimer = setTimeout(flushAnnouncements, 300);
+}
+function flushAnnouncements() {
+  announceTimer = 0;
+  const list = announceQueue;
+  announceQueue = [];
+  const shown = list.length > 3 ? list.slice(0, 1) : list;
+  for (const inc of shown) {
+    const where = inc.grid ? gridLabel(inc.grid.id) || inc.grid.name : '无网格 unassigned';
+    toast(`新事件 New incident: ${inc.title}`, {
+      detail: [inc.category_name, where, statusLabel(inc.status)].filter(Boolean).join(' · '),
+      kind: 'new',
+      data: { incidentId: String(inc.id) },
+      onClick: () => openIncident(inc.id, { fly: true }),
+    });
+  }
+  if (list.length > shown.length) toast(`另有 ${list.length - shown.length} 件新事件 · ${list.length - shown.length} more new incidents`, { kind: 'new' });
+}
+
+// The selected grid's case list follows the changes of its cases.
+let casesTimer = 0;
+store.subscribe((change) => {
+  showIncidentCounts();
+  if (change.kind === 'upsert' && change.announce) announce(change.incident);
+  if (selectedId === null || !panel.isOpen) return;
+  const touched = (inc) => inc?.grid && within(inc.grid.id, selectedId);
+  if (change.kind === 'reset' || touched(change.incident) || touched(change.previous)) {
+    clearTimeout(casesTimer);
+    casesTimer = setTimeout(() => loadCases(selectedId, selectSeq), 600);
+  }
+});
+
+const live = new LiveFeed({
+  onEvent: (type, data) => {
+    const id = data && typeof data === 'object' ? data.id : undefined;
+    if (type === 'incident.created') store.queue(id, { announce: true });
+    else if (type === 'incident.changed') store.queue(id);
+    else if (type === 'reset') store.refresh().catch((err) => showError(err, 'Incidents')); // missed more than the server can replay
+    else if (type === 'incident.bulk') {
+      const n = Number(data?.created);
+      if (n > 0) toast(`批量上报 ${n} 件 · ${n} incidents filed in bulk`, { kind: 'new' });
+      store.refresh().catch((err) => showError(err, 'Incidents'));
+    }
+  },
+  poll: () => store.refresh().catch((err) => showError(err, 'Incidents')),
+  onMode: (mode) => {
+    document.body.dataset.live = mode;
+    const m = $('#live-mode');
+    m.dataset.mode = mode;
+    m.textContent = mode === 'sse' ? '实时 live' : mode === 'polling' ? '轮询 polling 15 s' : '连接中 connecting';
+    m.title = mode === 'polling' ? 'The live event stream is unavailable: the map is refreshed every 15 s' : '';
+  },
+});
+
+async function startIncidents() {
+  live.start();
+  try {
+    await store.load();
+  } catch (err) {
+    showError(err, 'Loading incidents');
+  }
+  document.body.dataset.incidentsLoaded = String(store.counts().open);
+}
+
+let closedTimer = 0;
+map.on('moveend', () => {
+  if (!incidentsOn || !store.loaded) return;
+  clearTimeout(closedTimer);
+  closedTimer = setTimeout(() => store.loadClosedInView().catch((err) => console.warn('closed incidents', err)), 700);
+});
+
+// ---- the grid panel's cases and team ----------------------------------------------------
+
+async function loadCases(gridId, seq) {
+  if (!incidentsOn) return;
+  panel.showCases(gridId, { loading: true });
+  try {
+    const q = new URLSearchParams({ grid: String(gridId), status: OPEN_STATUSES.join(','), limit: '50' });
+    const res = await getJSON(`/api/v1/incidents?${q}`);
+    if (seq !== selectSeq) return;
+    panel.showCases(gridId, { list: Array.isArray(res?.incidents) ? res.incidents : [], more: !!res?.next });
+  } catch (err) {
+    if (seq !== selectSeq) return;
+    panel.showCases(gridId, { error: describe(err) });
+  }
+}
+
+async function loadGridExtras(gridId, seq) {
+  // One after the other, after the grid itself: a sign-in prompted by the grid
+  // call is over before these run.
+  loadCases(gridId, seq);
+  try {
+    const res = await getJSON(`/api/v1/grids/${encodeURIComponent(gridId)}/staff`);
+    if (seq !== selectSeq) return;
+    panel.showStaff(gridId, Array.isArray(res?.staff) ? res.staff : []);
+  } catch (err) {
+    if (seq === selectSeq) console.warn('grid staff', err);
+  }
+}
+
+// ---- the incident view, the new-incident form, statistics -------------------------------
+
+const view = new IncidentView($('#incident-view'), {
+  store,
+  onClose: closeIncident,
+  onShowGrid: (id) => selectGrid(id, { fit: true }),
+  onFly: (inc) => flyToIncident(inc),
+  gridName: gridLabel,
+  gridOptions: () =>
+    grids
+      ? [...grids.byId.values()]
+          .filter((f) => f.properties?.level === 'grid')
+          .map((f) => ({ id: Number(f.id ?? f.properties.id), code: String(f.properties.code ?? ''), name: String(f.properties.name ?? '') }))
+          .sort((a, b) => a.code.localeCompare(b.code))
+      : [],
+  onError: showError,
+});
+
+function flyToIncident(inc) {
+  const c = inc?.location?.coordinates;
+  if (!Array.isArray(c)) return;
+  map.flyTo({ center: [c[0], c[1]], zoom: Math.max(map.getZoom(), 16), padding: panelPadding(), duration: 800 });
+}
+
+function openIncident(id, { fly = false } = {}) {
+  if (newForm.isOpen) closeNewForm();
+  incLayer.select(id);
+  view.open(id);
+  if (fly) {
+    const known = store.get(id);
+    if (known) flyToIncident(known);
+  }
+}
+
+function closeIncident() {
+  view.close();
+  incLayer.select(null);
+}
+
+function setPicking(on) {
+  $('#pick-hint').hidden = !on;
+  document.body.classList.toggle('locating', on);
+  map.getCanvas().style.cursor = on ? 'crosshair' : '';
+  if (on && locating) setLocating(false);
+}
+
+const newForm = new IncidentForm($('#incident-new'), map, {
+  onPicking: setPicking,
+  onClose: closeNewForm,
+  onCreated: (inc) => {
+    store.upsert(inc);
+    closeNewForm();
+    openIncident(inc.id);
+    toast(`已上报 Reported: ${inc.title}`, { detail: inc.grid ? gridLabel(inc.grid.id) || inc.grid.name : '无网格 unassigned' });
+  },
+});
+
+function closeNewForm() {
+  newForm.close();
+}
+
+$('#new-incident-btn').addEventListener('click', () => {
+  if (view.isOpen) closeIncident();
+  if (newForm.isOpen) newForm.setPicking(true);
+  else newForm.open();
+});
+
+const stats = new StatsDialog({ onError: showError, onPickGrid: (id) => selectGrid(id, { fit: true }) });
+$('#stats-btn').addEventListener('click', () => stats.open());
+
+// Hovering a case shows its status and title.
+function hoverIncident(ev) {
+  if (!incidentsOn || newForm.picking || locating) return false;
+  const hit = incLayer.hit(ev.point);
+  if (!hit) return false;
+  setHover(null);
+  map.getCanvas().style.cursor = 'pointer';
+  tip.replaceChildren();
+  if (hit.cluster) {
+    const p = hit.cluster.properties;
+    tip.append(`${p.point_count} 件事件 incidents`);
+    if (p.overdue > 0) tip.append(Object.assign(document.createElement('span'), { className: 'tip-overdue', textContent: `${p.overdue} 超期 overdue` }));
+  } else {
+    const inc = store.get(hit.id);
+    if (!inc) return false;
+    const badge = tip.appendChild(document.createElement('span'));
+    badge.className = 'status-badge';
+    badge.dataset.status = inc.status;
+    badge.textContent = statusLabel(inc.status);
+    tip.append(` ${inc.title}`);
+  }
+  tip.style.transform = `translate(${Math.round(ev.point.x + 14)}px, ${Math.round(ev.point.y + 16)}px)`;
+  tip.hidden = false;
+  return true;
+}
+
+// Grid shading by open or overdue count.
+function setChoropleth(mode) {
+  incLayer.setChoropleth(mode);
+  for (const b of document.querySelectorAll('[data-choropleth]')) b.setAttribute('aria-pressed', String(b.dataset.choropleth === incLayer.mode));
+  showRamp();
+}
+function showRamp() {
+  const ramp = $('#choro-ramp');
+  ramp.hidden = incLayer.mode === 'none';
+  ramp.dataset.mode = incLayer.mode;
+  $('#ramp-max').textContent = String(incLayer.maxCount() || 0);
+}
+for (const b of document.querySelectorAll('[data-choropleth]')) b.addEventListener('click', () => setChoropleth(b.dataset.choropleth));
+setChoropleth(incLayer.mode);

@@ -3,6 +3,7 @@
 
 import { formatTime } from './dom.js';
 import { LEVEL_CN, LEVEL_EN } from './layers.js';
+import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const kmFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
@@ -49,17 +50,26 @@ function el(tag, className, text) {
   return e;
 }
 
-/** Panel drives #panel. onPick(id, {fit}) is called when a chain or locate entry is clicked. */
+/**
+ * Panel drives #panel. onPick(id, {fit}) is called when a chain or locate
+ * entry is clicked, onIncident(id) when a case in the grid's list is.
+ */
 export class Panel {
-  constructor(root, { onPick, onClose }) {
+  constructor(root, { onPick, onClose, onIncident = () => {} }) {
     this.root = root;
     this.onPick = onPick;
     this.onClose = onClose;
+    this.onIncident = onIncident;
     this.detail = root.querySelector('#detail');
     this.locate = root.querySelector('#locate-result');
     this.loading = root.querySelector('#panel-loading');
     root.querySelector('#panel-close').addEventListener('click', () => this.onClose());
     root.addEventListener('click', (ev) => {
+      const c = ev.target.closest('[data-incident-id]');
+      if (c && root.contains(c)) {
+        this.onIncident(Number(c.dataset.incidentId));
+        return;
+      }
       const b = ev.target.closest('[data-grid-id]');
       if (b && root.contains(b)) this.onPick(Number(b.dataset.gridId), { fit: true, fromLocate: b.closest('#locate-result') !== null });
     });
@@ -137,10 +147,80 @@ export class Panel {
 
     this.renderTeam(g.properties ?? {});
     this.renderProps(g.properties ?? {});
+    this.field('cases-section').hidden = true;
+  }
+
+  /**
+   * showStaff replaces the team drawn from the grid's properties with its
+   * 1+X+Y staff from GET /api/v1/grids/{id}/staff (when it has any).
+   */
+  showStaff(gridId, list) {
+    if (String(gridId) !== this.root.dataset.gridId || !Array.isArray(list) || list.length === 0) return;
+    const member = (s) => ({ name: s.name, org: s.organisation || undefined, phone: s.phone || undefined });
+    const leader = list.find((s) => s.role === 'leader');
+    this.renderTeam({
+      leader: leader ? member(leader) : undefined,
+      volunteers: list.filter((s) => s.role === 'volunteer').map(member),
+      staff: list.filter((s) => s.role !== 'leader' && s.role !== 'volunteer').map(member),
+    });
+    this.field('team').dataset.source = 'staff';
+  }
+
+  /**
+   * showCases lists a grid's open cases: state is {loading: true}, {error},
+   * or {list, more} (more: the server has further pages).
+   */
+  showCases(gridId, state) {
+    if (String(gridId) !== this.root.dataset.gridId) return;
+    const section = this.field('cases-section');
+    const ol = this.field('cases');
+    const note = this.field('cases-note');
+    section.hidden = false;
+    section.dataset.state = state.loading ? 'loading' : state.error ? 'error' : 'ok';
+    if (state.loading) {
+      if (ol.children.length === 0) {
+        note.hidden = false;
+        note.textContent = 'Loading… 加载中';
+      }
+      return;
+    }
+    if (state.error) {
+      ol.replaceChildren();
+      note.hidden = false;
+      note.textContent = `无法加载事件 · Cannot load the cases — ${state.error}`;
+      this.field('cases-n').textContent = '';
+      return;
+    }
+    const now = Date.now();
+    const list = [...state.list].sort((a, b) => Number(overdueNow(b, now)) - Number(overdueNow(a, now)) || Number(b.id) - Number(a.id));
+    this.field('cases-n').textContent = `(${list.length}${state.more ? '+' : ''})`;
+    ol.replaceChildren();
+    for (const inc of list) {
+      const late = overdueNow(inc, now);
+      const b = el('button', 'case-item');
+      b.type = 'button';
+      b.dataset.incidentId = String(inc.id);
+      b.dataset.status = inc.status ?? '';
+      b.style.setProperty('--status-color', STATUS_COLOR[inc.status] ?? '#94a3b8');
+      const badge = el('span', 'status-badge', statusLabel(inc.status));
+      badge.dataset.status = inc.status ?? '';
+      const meta = el('span', 'case-meta', [inc.category_name, formatTime(inc.reported_at)].filter(Boolean).join(' · '));
+      const top = el('span', 'case-top');
+      top.append(badge);
+      if (late) top.append(el('span', 'overdue-badge', '超期 overdue'));
+      top.append(el('span', 'case-id', `#${inc.id}`));
+      b.append(top, el('span', 'case-title', inc.title ?? ''), meta);
+      const li = el('li');
+      li.append(b);
+      ol.append(li);
+    }
+    note.hidden = list.length > 0 && !state.more;
+    note.textContent = list.length === 0 ? '无未结事件 · No open cases' : state.more ? '仅显示最新 · Showing the newest only' : '';
   }
 
   renderTeam(props) {
     const team = this.field('team');
+    delete team.dataset.source;
     const leader = props.leader;
     const vols = Array.isArray(props.volunteers) ? props.volunteers : [];
     const staff = Array.isArray(props.staff) ? props.staff : [];

@@ -1,0 +1,253 @@
+// Browser test of incidents on the map, through the real service.
+//
+//   node e2e/incidents.mjs <baseURL> <artifactDir>
+//
+// 1. Signs in as demo-commander (env GW_USER / GW_PASSWORD) and waits for the
+//    grids and the first load of incidents.
+// 2. From this process (not the page) posts an incident through the API with
+//    the demo integration token (env GW_TOKEN), at a point inside a grid-level
+//    feature of /api/v1/grids.geojson, and checks the server put it in that grid.
+// 3. Waits — without reloading — until the page knows the case and shows the
+//    "新事件 New incident" toast for it: through the live event stream, or the
+//    15 s polling fallback when the stream is not available.
+// 4. Zooms the map to the case and clicks its point: the incident view opens
+//    on it, status 上报 reported.
+// 5. Registers it (立案) and dispatches it (派遣) to the default assignee, the
+//    grid's leader, from the view's action buttons; the view shows 派遣
+//    dispatched, an assignee, and a history of 3 entries; the API agrees
+//    (status dispatched, version 3).
+// 6. The grid link opens the grid panel, whose case list holds the case; the
+//    "open" shading gives that grid a count of at least 1. Screenshot
+//    incidents.png.
+// Any page error, console error, CSP violation, error banner or unexpected
+// HTTP error fails the run. Prints one JSON line and exits 0, else prints
+// "e2e: FAIL: …" and exits 1.
+// Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
+
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { baseURL, deadline, gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+
+const [baseArg, artifactDir] = process.argv.slice(2);
+if (!baseArg || !artifactDir) {
+  console.error('usage: node e2e/incidents.mjs <baseURL> <artifactDir>');
+  process.exit(2);
+}
+const base = baseURL(baseArg);
+const user = process.env.GW_USER || 'demo-commander';
+const password = process.env.GW_PASSWORD || 'gridwatch-commander';
+const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const started = Date.now();
+deadline(started, timeoutMs * 8 + 20000);
+
+let browser;
+
+/** api calls the service from this process with the integration token. */
+async function api(method, p, body) {
+  const res = await fetch(new URL(p, base), {
+    method,
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // reported below with the status
+  }
+  if (!res.ok) throw new Error(`${method} ${p}: HTTP ${res.status} ${text.slice(0, 300)}`);
+  return json;
+}
+
+/** viewState is what the incident view shows. */
+function viewState(page) {
+  return page.evaluate(() => {
+    const v = document.querySelector('#incident-view');
+    const text = (f) => v?.querySelector(`[data-field="${f}"]`)?.textContent.trim() ?? null;
+    return {
+      open: !!v && !v.hidden,
+      id: v?.dataset.incidentId ?? null,
+      status: v?.dataset.status ?? null,
+      version: v?.dataset.version ?? null,
+      statusText: text('status'),
+      title: text('title'),
+      assignee: text('assignee'),
+      history: v?.querySelectorAll('#incident-history > li.timeline-item').length ?? 0,
+      actions: [...(v?.querySelectorAll('[data-transition]') ?? [])].map((b) => b.dataset.transition),
+      notice: text('notice'),
+      formError: [...(v?.querySelectorAll('.transition-form .form-error') ?? [])].filter((e) => !e.hidden).map((e) => e.textContent.trim()).join('; '),
+    };
+  });
+}
+
+async function waitStatus(page, id, status, what) {
+  await waitFor(
+    page,
+    ([id, status]) => {
+      const v = document.querySelector('#incident-view');
+      return v && !v.hidden && v.dataset.incidentId === String(id) && v.dataset.status === status && !document.querySelector('#transition-submit[data-busy]');
+    },
+    [id, status],
+    async () => `${what} (view: ${JSON.stringify(await viewState(page))})`,
+  );
+}
+
+/** transition clicks the step's button, waits for its form, and confirms. */
+async function transition(page, id, to, note) {
+  await page.click(`#incident-view [data-transition="${to}"]`);
+  await waitFor(page, (to) => document.querySelector('#transition-form')?.dataset.to === to, to, `the ${to} form`);
+  await page.fill('#transition-note', note);
+  if (to === 'dispatched') {
+    // The assignee list loads from the grid's team, defaulting to its leader.
+    await waitFor(
+      page,
+      () => {
+        const s = document.querySelector('#dispatch-assignee');
+        return s && s.value !== '' && !document.querySelector('#transition-submit').disabled;
+      },
+      null,
+      async () => `the default assignee (view: ${JSON.stringify(await viewState(page))})`,
+    );
+  }
+  const assignee = to === 'dispatched' ? await page.evaluate(() => document.querySelector('#dispatch-assignee').selectedOptions[0]?.textContent.trim()) : null;
+  await page.click('#transition-submit');
+  await waitStatus(page, id, to, `status ${to} after the ${to} step`);
+  return assignee;
+}
+
+async function run() {
+  await mkdir(artifactDir, { recursive: true });
+  browser = await launch();
+  const page = await browser.newPage({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
+  const watcher = watch(page, base);
+  const { problems, check } = watcher;
+  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
+
+  const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
+  if (!resp || !resp.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
+  await signIn(page, user, password);
+  const gridsLoaded = await waitGrids(page, problems);
+  await waitFor(page, () => document.body.dataset.incidentsLoaded !== undefined, null, async () => `first load of incidents (${problems.join('; ')})`);
+  const before = await page.evaluate(() => ({ open: Number(document.body.dataset.incidentsLoaded), live: document.body.dataset.live ?? '' }));
+  await check('after load');
+
+  // A point inside a grid-level feature (with a little jitter so repeated runs do not stack).
+  const features = await gridFeatures(page, base);
+  const candidates = gridCandidates(features);
+  if (candidates.length === 0) throw new Error('no grid-level feature in /api/v1/grids.geojson');
+  const grid = candidates[randomBytes(1)[0] % candidates.length];
+  const jitter = () => (randomBytes(1)[0] / 255 - 0.5) * 0.0002;
+  const lon = +(grid.lon + jitter()).toFixed(7);
+  const lat = +(grid.lat + jitter()).toFixed(7);
+  const title = `e2e 暴露垃圾 ${randomBytes(4).toString('hex')}`;
+
+  // Filed by an integration, from outside the page.
+  const postedAt = Date.now();
+  const created = await api('POST', '/api/v1/incidents', { source: 'hotline', category: '0101', title, location: { type: 'Point', coordinates: [lon, lat] } });
+  const id = Number(created?.id);
+  if (!(id > 0)) throw new Error(`POST /api/v1/incidents answered no id: ${JSON.stringify(created)}`);
+  if (created.status !== 'reported') throw new Error(`new incident has status ${created.status}, want reported`);
+  if (Number(created.grid?.id) !== grid.id) throw new Error(`incident at ${lon},${lat} was put in grid ${JSON.stringify(created.grid)}, want ${grid.id} (${grid.code})`);
+
+  // It appears on the open page, without a reload, with a toast.
+  await waitFor(
+    page,
+    (id) => window.gridwatchIncidents?.has(id) && !!document.querySelector(`.toast[data-incident-id="${id}"]`),
+    id,
+    async () => `incident ${id} on the page with a toast (live: ${await page.evaluate(() => document.body.dataset.live)}; ${problems.join('; ')})`,
+  );
+  const appearedMs = Date.now() - postedAt;
+  const live = await page.evaluate(() => document.body.dataset.live ?? '');
+  const toastText = await page.evaluate((id) => document.querySelector(`.toast[data-incident-id="${id}"] .toast-text`)?.textContent.trim(), id);
+  if (!toastText?.includes(title)) throw new Error(`toast says ${JSON.stringify(toastText)}, want the title ${title}`);
+
+  // Open it from the map: zoom in on it and click its point.
+  const at = await page.evaluate(
+    ([lon, lat]) =>
+      new Promise((resolve) => {
+        const map = window.gridwatchMap;
+        map.once('idle', () => {
+          const r = map.getContainer().getBoundingClientRect();
+          const p = map.project([lon, lat]);
+          const x = r.left + p.x;
+          const y = r.top + p.y;
+          resolve({ x, y, onCanvas: document.elementFromPoint(x, y)?.tagName === 'CANVAS', zoom: map.getZoom() });
+        });
+        map.jumpTo({ center: [lon, lat], zoom: 17 });
+        map.triggerRepaint();
+      }),
+    [lon, lat],
+  );
+  if (!at.onCanvas) throw new Error(`the incident's point ${JSON.stringify(at)} is covered`);
+  await page.mouse.move(at.x - 30, at.y - 30);
+  await page.mouse.move(at.x, at.y, { steps: 4 });
+  await page.mouse.click(at.x, at.y);
+  await waitStatus(page, id, 'reported', `incident view of ${id} after clicking its point`);
+  const opened = await viewState(page);
+  if (opened.title !== title) throw new Error(`view shows title ${JSON.stringify(opened.title)}, want ${title}`);
+  if (!opened.actions.includes('registered') || !opened.actions.includes('rejected')) throw new Error(`actions offered for a reported case: ${opened.actions.join(', ')}`);
+
+  // Register, then dispatch to the default assignee.
+  await transition(page, id, 'registered', 'e2e: 立案');
+  const assigneeOption = await transition(page, id, 'dispatched', 'e2e: 派遣给网格长');
+  const done = await viewState(page);
+  if (!done.statusText?.includes('派遣') || !done.statusText.includes('dispatched')) throw new Error(`status shown is ${JSON.stringify(done.statusText)}, want 派遣 dispatched`);
+  if (done.history !== 3) throw new Error(`history has ${done.history} entries, want 3 (reported, registered, dispatched)`);
+  if (!done.assignee || done.assignee === '—') throw new Error(`no assignee shown after dispatch (${JSON.stringify(done)})`);
+  if (done.notice) throw new Error(`unexpected notice: ${done.notice}`);
+
+  const server = await api('GET', `/api/v1/incidents/${id}`);
+  if (server.status !== 'dispatched' || server.version !== 3) throw new Error(`server has status ${server.status} version ${server.version}, want dispatched 3`);
+  if (server.assignee?.role !== 'leader') throw new Error(`dispatched to ${JSON.stringify(server.assignee)}, want the grid's leader`);
+  if ((server.history ?? []).length !== 3) throw new Error(`server history has ${(server.history ?? []).length} entries`);
+  const onMap = await page.evaluate((id) => window.gridwatchIncidents.get(id)?.status, id);
+  if (onMap !== 'dispatched') throw new Error(`the map's copy of ${id} has status ${onMap}`);
+
+  // The grid panel lists the case; the "open" shading counts it.
+  await page.click('#incident-view [data-field="grid"] button');
+  await panelShows(page, { name: grid.name, code: grid.code });
+  await waitFor(page, (id) => !!document.querySelector(`#panel .case-item[data-incident-id="${id}"]`), id, async () => `case ${id} in the grid panel's list (${await page.textContent('#panel [data-field="cases-section"]').catch(() => '?')})`);
+  await page.click('[data-choropleth="open"]');
+  await waitFor(
+    page,
+    (gid) => (window.gridwatchMap.getFeatureState({ source: 'gw-grids', id: gid })?.open ?? 0) >= 1,
+    grid.id,
+    'the open count of the grid in its feature-state',
+  );
+  const cases = await page.evaluate(() => document.querySelectorAll('#panel .case-item').length);
+  await page.evaluate(() => new Promise((r) => window.gridwatchMap.once('idle', r) && window.gridwatchMap.triggerRepaint()));
+
+  const shot = path.join(artifactDir, 'incidents.png');
+  await page.screenshot({ path: shot });
+  await page.click('[data-choropleth="none"]');
+  await check('at the end');
+
+  return {
+    ok: true,
+    url: base.href,
+    user,
+    grids_loaded: gridsLoaded,
+    open_before: before.open,
+    incident: { id, title, grid: grid.code, lon, lat },
+    live,
+    appeared_ms: appearedMs,
+    dispatched_to: assigneeOption,
+    history: done.history,
+    grid_cases: cases,
+    screenshot: shot,
+    total_ms: Date.now() - started,
+  };
+}
+
+let code = 0;
+try {
+  console.log(JSON.stringify(await run()));
+} catch (err) {
+  console.error(`e2e: FAIL: ${err?.message ?? err}`);
+  code = 1;
+} finally {
+  await browser?.close().catch(() => {});
+}
+process.exit(code);

@@ -1,0 +1,349 @@
+// Incidents on the map: one clustered GeoJSON source. At low zoom clusters
+// show their counts (red when any case inside is overdue); up close each case
+// is a point coloured by status, grey once closed, with a red ring and a
+// pulsing halo when overdue, and hollow with a "?" when no grid covers it.
+// Grids can be shaded by their open or overdue count (feature-state on the
+// grid source, counted here from the loaded cases).
+//
+// Layer ids do not start with "gw-" so that removeGridLayers (a grid reload)
+// leaves them alone; the choropleth layer is drawn from the grid source, so
+// it does, and afterGridsRedrawn adds it again.
+
+import { GRID_SOURCE } from './layers.js';
+import { OVERDUE_COLOR, STATUS_COLOR, STATUSES, isOpen, overdueNow } from './status.js';
+
+export const INCIDENT_SOURCE = 'incidents';
+const LAYERS = ['inc-cluster', 'inc-cluster-count', 'inc-pulse', 'inc-point', 'inc-unassigned', 'inc-selected'];
+const CLICKABLE = ['inc-cluster', 'inc-point'];
+const CHORO = 'gw-choropleth';
+const CHORO_RAMP = {
+  open: ['#b45309', '#f59e0b', '#fde68a'],
+  overdue: ['#b91c1c', '#ef4444', '#fca5a5'],
+};
+const CHORO_BASE = '#0a1322'; // grids with no case: the tints fade back so the shading reads
+
+function statusColor() {
+  const m = ['match', ['get', 'status']];
+  for (const s of STATUSES) m.push(s, STATUS_COLOR[s]);
+  m.push('#94a3b8');
+  return m;
+}
+
+const isCluster = ['has', 'point_count'];
+
+export class IncidentLayer {
+  constructor(map, store) {
+    this.map = map;
+    this.store = store;
+    this.added = false;
+    this.renderTimer = 0;
+    this.selectedId = null;
+    this.mode = 'none';
+    this.counts = new Map(); // grid id → {open, overdue}
+    this.stateIds = new Set();
+    this.pulseTimer = 0;
+    this.reducedMotion = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches ?? false;
+    try {
+      const saved = localStorage.getItem('gw.choropleth');
+      if (saved === 'open' || saved === 'overdue') this.mode = saved;
+    } catch {
+      // storage may be unavailable
+    }
+    store.subscribe(() => this.render());
+    // Cases turn overdue as time passes, without any event.
+    setInterval(() => this.render(), 60000);
+    document.addEventListener('visibilitychange', () => this.updatePulse());
+  }
+
+  /** add creates the source and layers on top of everything drawn so far. */
+  add() {
+    const map = this.map;
+    if (this.added) return;
+    map.addSource(INCIDENT_SOURCE, {
+      type: 'geojson',
+      data: this.collection(),
+      cluster: true,
+      clusterRadius: 44,
+      clusterMaxZoom: 14,
+      clusterProperties: {
+        overdue: ['+', ['case', ['get', 'overdue'], 1, 0]],
+        open: ['+', ['case', ['get', 'open'], 1, 0]],
+      },
+    });
+    map.addLayer({
+      id: 'inc-cluster',
+      type: 'circle',
+      source: INCIDENT_SOURCE,
+      filter: isCluster,
+      paint: {
+        'circle-color': ['case', ['>', ['get', 'overdue'], 0], '#b91c1c', ['>', ['get', 'open'], 0], '#0369a1', '#334155'],
+        'circle-radius': ['step', ['get', 'point_count'], 13, 10, 16, 50, 20, 200, 25, 1000, 30],
+        'circle-opacity': 0.88,
+        'circle-stroke-color': ['case', ['>', ['get', 'overdue'], 0], '#fca5a5', '#7dd3fc'],
+        'circle-stroke-width': 2,
+        'circle-stroke-opacity': 0.85,
+      },
+    });
+    map.addLayer({
+      id: 'inc-cluster-count',
+      type: 'symbol',
+      source: INCIDENT_SOURCE,
+      filter: isCluster,
+      layout: {
+        'text-field': ['get', 'point_count_abbreviated'],
+        'text-font': ['Noto Sans Bold'],
+        'text-size': 12,
+        'text-allow-overlap': true,
+        'text-ignore-placement': true,
+      },
+      paint: { 'text-color': '#f8fafc' },
+    });
+    map.addLayer({
+      id: 'inc-pulse',
+      type: 'circle',
+      source: INCIDENT_SOURCE,
+      filter: ['all', ['!', isCluster], ['==', ['get', 'overdue'], true]],
+      paint: {
+        'circle-radius': 11,
+        'circle-radius-transition': { duration: 0, delay: 0 },
+        'circle-color': 'rgba(0, 0, 0, 0)',
+        'circle-stroke-color': OVERDUE_COLOR,
+        'circle-stroke-width': 2,
+        'circle-stroke-opacity': 0.6,
+        'circle-stroke-opacity-transition': { duration: 0, delay: 0 },
+      },
+    });
+    map.addLayer({
+      id: 'inc-point',
+      type: 'circle',
+      source: INCIDENT_SOURCE,
+      filter: ['!', isCluster],
+      paint: {
+        'circle-radius': [
+          'interpolate', ['linear'], ['zoom'],
+          10, ['case', ['get', 'open'], ['case', ['get', 'urgent'], 5.5, 4.5], 3],
+          16, ['case', ['get', 'open'], ['case', ['get', 'urgent'], 9.5, 8], 5.5],
+        ],
+        'circle-color': statusColor(),
+        'circle-opacity': ['case', ['get', 'unassigned'], 0.12, ['get', 'open'], 0.95, 0.6],
+        'circle-stroke-color': ['case', ['get', 'overdue'], OVERDUE_COLOR, ['get', 'unassigned'], statusColor(), '#0b1220'],
+        'circle-stroke-width': ['case', ['get', 'overdue'], 2.5, ['get', 'unassigned'], 2.5, 1.2],
+      },
+    });
+    map.addLayer({
+      id: 'inc-unassigned',
+      type: 'symbol',
+      source: INCIDENT_SOURCE,
+      filter: ['all', ['!', isCluster], ['==', ['get', 'unassigned'], true]],
+      minzoom: 12,
+      layout: {
+        'text-field': '?',
+        'text-font': ['Noto Sans Bold'],
+        'text-size': 11,
+        'text-allow-overlap': true,
+        'text-ignore-placement': true,
+      },
+      paint: { 'text-color': '#f8fafc' },
+    });
+    map.addLayer({
+      id: 'inc-selected',
+      type: 'circle',
+      source: INCIDENT_SOURCE,
+      filter: ['all', ['!', isCluster], ['==', ['get', 'id'], -1]],
+      paint: {
+        'circle-radius': 14,
+        'circle-color': 'rgba(0, 0, 0, 0)',
+        'circle-stroke-color': '#fbbf24',
+        'circle-stroke-width': 3,
+      },
+    });
+    this.added = true;
+    this.addChoropleth();
+    this.select(this.selectedId);
+    this.render();
+  }
+
+  /** afterGridsRedrawn keeps the incidents above the redrawn grids and shades them again. */
+  afterGridsRedrawn() {
+    if (!this.added) return;
+    for (const id of LAYERS) if (this.map.getLayer(id)) this.map.moveLayer(id);
+    this.stateIds.clear(); // the grid source is new: its feature-state is gone
+    this.addChoropleth();
+    this.applyCounts();
+  }
+
+  addChoropleth() {
+    const map = this.map;
+    if (!map.getSource(GRID_SOURCE) || map.getLayer(CHORO)) return;
+    const before = map.getLayer('gw-line-grid') ? 'gw-line-grid' : undefined;
+    map.addLayer({ id: CHORO, type: 'fill', source: GRID_SOURCE, filter: ['==', ['get', 'level'], 'grid'], paint: { 'fill-opacity': 0 } }, before);
+    this.paintChoropleth();
+  }
+
+  /** setChoropleth shades grids by "open" or "overdue" count, or not at all ("none"). */
+  setChoropleth(mode) {
+    this.mode = mode === 'open' || mode === 'overdue' ? mode : 'none';
+    try {
+      localStorage.setItem('gw.choropleth', this.mode);
+    } catch {
+      // storage may be unavailable
+    }
+    this.paintChoropleth();
+  }
+
+  /** maxCount is the highest count of the current mode over all grids. */
+  maxCount() {
+    let max = 0;
+    if (this.mode === 'none') return 0;
+    for (const c of this.counts.values()) max = Math.max(max, c[this.mode]);
+    return max;
+  }
+
+  paintChoropleth() {
+    const map = this.map;
+    if (!map.getLayer(CHORO)) return;
+    if (this.mode === 'none') {
+      map.setPaintProperty(CHORO, 'fill-opacity', 0);
+      return;
+    }
+    const n = ['coalesce', ['feature-state', this.mode], 0];
+    const max = Math.max(1, this.maxCount());
+    const [lo, mid, hi] = CHORO_RAMP[this.mode];
+    const ramp = max <= 1 ? mid : ['interpolate', ['linear'], n, 1, lo, (1 + max) / 2, mid, max, hi];
+    map.setPaintProperty(CHORO, 'fill-color', ['case', ['>', n, 0], ramp, CHORO_BASE]);
+    map.setPaintProperty(CHORO, 'fill-opacity', ['case', ['>', n, 0], 0.78, 0.7]);
+  }
+
+  /** applyCounts writes each grid's open/overdue counts into the grid source's feature-state. */
+  applyCounts() {
+    const map = this.map;
+    if (!map.getSource(GRID_SOURCE)) return;
+    const next = new Set();
+    for (const [id, c] of this.counts) {
+      map.setFeatureState({ source: GRID_SOURCE, id }, { open: c.open, overdue: c.overdue });
+      next.add(id);
+    }
+    for (const id of this.stateIds) {
+      if (!next.has(id)) map.setFeatureState({ source: GRID_SOURCE, id }, { open: 0, overdue: 0 });
+    }
+    this.stateIds = next;
+    this.paintChoropleth();
+  }
+
+  collection() {
+    const now = Date.now();
+    const features = [];
+    const counts = new Map();
+    let overdue = 0;
+    for (const inc of this.store.all()) {
+      const c = inc.location?.coordinates;
+      if (!Array.isArray(c) || !Number.isFinite(c[0]) || !Number.isFinite(c[1])) continue;
+      const open = isOpen(inc.status);
+      const late = overdueNow(inc, now);
+      if (late) overdue++;
+      features.push({
+        type: 'Feature',
+        id: Number(inc.id),
+        geometry: { type: 'Point', coordinates: [c[0], c[1]] },
+        properties: {
+          id: Number(inc.id),
+          status: inc.status,
+          open,
+          overdue: late,
+          unassigned: !inc.grid,
+          urgent: inc.priority === 'urgent' || inc.priority === 'high',
+        },
+      });
+      if (open && inc.grid) {
+        const g = Number(inc.grid.id);
+        const k = counts.get(g) ?? { open: 0, overdue: 0 };
+        k.open++;
+        if (late) k.overdue++;
+        counts.set(g, k);
+      }
+    }
+    this.counts = counts;
+    this.overdueShown = overdue;
+    return { type: 'FeatureCollection', features };
+  }
+
+  /** render redraws the source from the store (debounced: a burst of changes is one redraw). */
+  render() {
+    if (this.renderTimer) return;
+    this.renderTimer = setTimeout(() => {
+      this.renderTimer = 0;
+      if (!this.added) return;
+      this.map.getSource(INCIDENT_SOURCE)?.setData(this.collection());
+      this.applyCounts();
+      this.updatePulse();
+    }, 60);
+  }
+
+  // The halo of overdue points breathes; the map repaints ~8 times a second
+  // only while some overdue case is loaded and the page is visible.
+  updatePulse() {
+    const run = this.added && this.overdueShown > 0 && !document.hidden && !this.reducedMotion;
+    if (run && !this.pulseTimer) {
+      const started = performance.now();
+      this.pulseTimer = setInterval(() => {
+        if (!this.map.getLayer('inc-pulse')) return;
+        const phase = ((performance.now() - started) % 1600) / 1600;
+        this.map.setPaintProperty('inc-pulse', 'circle-radius', 8 + 12 * phase);
+        this.map.setPaintProperty('inc-pulse', 'circle-stroke-opacity', 0.85 * (1 - phase));
+      }, 125);
+    } else if (!run && this.pulseTimer) {
+      clearInterval(this.pulseTimer);
+      this.pulseTimer = 0;
+      if (this.map.getLayer('inc-pulse')) {
+        this.map.setPaintProperty('inc-pulse', 'circle-radius', 11);
+        this.map.setPaintProperty('inc-pulse', 'circle-stroke-opacity', 0.6);
+      }
+    }
+  }
+
+  /** select rings one case on the map (null: none). */
+  select(id) {
+    this.selectedId = id === null || id === undefined ? null : Number(id);
+    if (!this.map.getLayer('inc-selected')) return;
+    this.map.setFilter('inc-selected', ['all', ['!', isCluster], ['==', ['get', 'id'], this.selectedId ?? -1]]);
+  }
+
+  /**
+   * hit returns what is under a screen point: {cluster: feature} or
+   * {id: incident id} (the nearest point; the newest when they coincide), or null.
+   */
+  hit(point) {
+    if (!this.added) return null;
+    const box = [
+      [point.x - 5, point.y - 5],
+      [point.x + 5, point.y + 5],
+    ];
+    const found = this.map.queryRenderedFeatures(box, { layers: CLICKABLE.filter((l) => this.map.getLayer(l)) });
+    if (found.length === 0) return null;
+    let best = null;
+    let bestD = Infinity;
+    for (const f of found) {
+      const p = this.map.project(f.geometry.coordinates);
+      const d = Math.hypot(p.x - point.x, p.y - point.y);
+      const better = d < bestD - 0.5 || (Math.abs(d - bestD) <= 0.5 && !f.properties.cluster && Number(f.properties.id) > Number(best?.properties.id ?? -1));
+      if (better) {
+        best = f;
+        bestD = d;
+      }
+    }
+    if (best.properties.cluster) return { cluster: best };
+    return { id: Number(best.properties.id) };
+  }
+
+  /** expand zooms into a cluster until it comes apart. */
+  async expand(feature) {
+    const src = this.map.getSource(INCIDENT_SOURCE);
+    let zoom = this.map.getZoom() + 2;
+    try {
+      zoom = await src.getClusterExpansionZoom(feature.properties.cluster_id);
+    } catch {
+      // the cluster is gone (data changed): zoom in a little
+    }
+    this.map.easeTo({ center: feature.geometry.coordinates, zoom: Math.min(zoom + 0.2, 18), duration: 600 });
+  }
+}

@@ -1,0 +1,257 @@
+// "统计 Stats" (incidents.read): the monthly report (月通报) — one table per
+// grid, per category or per month for a chosen period, from
+// GET /api/v1/stats/incidents?from&to&group, with the totals, and the same
+// table as CSV (Accept: text/csv) to download. Whatever numeric fields the
+// server sends are shown; the known ones get their Chinese names first.
+
+import { ApiError, describe, getJSON, request } from './api.js';
+import { el } from './dom.js';
+
+const GROUPS = [
+  { id: 'grid', label: '按网格 By grid' },
+  { id: 'category', label: '按类别 By category' },
+  { id: 'month', label: '按月 By month' },
+];
+
+// Known measures, in the order the report reads.
+const KNOWN = [
+  ['reported', '上报 Reported'],
+  ['registered', '立案 Registered'],
+  ['closed', '结案 Closed'],
+  ['close_rate', '结案率 Close %'],
+  ['closed_on_time', '按期结案 On time'],
+  ['on_time_close_rate', '按期率 On-time %'],
+  ['on_time_rate', '按期率 On-time %'],
+  ['median_handling_hours', '处置中位 Median h'],
+  ['open', '未结 Open'],
+  ['overdue', '超期 Overdue'],
+];
+const KNOWN_LABEL = new Map(KNOWN);
+const SKIP = new Set(['key', 'name', 'code', 'id', 'group', 'level', 'parent_code']);
+
+const p2 = (n) => String(n).padStart(2, '0');
+
+/** rfc3339 formats a local time with its UTC offset, e.g. 2026-11-01T00:00:00+08:00. */
+export function rfc3339(d) {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const a = Math.abs(off);
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}T${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}${sign}${p2(Math.floor(a / 60))}:${p2(a % 60)}`;
+}
+
+function dateValue(d) {
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}`;
+}
+
+function parseDate(v) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
+  return m ? new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : null;
+}
+
+const intFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const decFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
+
+function formatValue(key, v) {
+  if (v === null || v === undefined || v === '') return '—';
+  if (typeof v !== 'number') return String(v);
+  if (/rate|ratio|pct|percent/.test(key)) {
+    const pct = v <= 1 ? v * 100 : v;
+    return `${decFmt.format(pct)}%`;
+  }
+  return Number.isInteger(v) ? intFmt.format(v) : decFmt.format(v);
+}
+
+function columnsOf(rows, totals) {
+  const present = new Set();
+  for (const r of [...rows, totals ?? {}]) {
+    for (const [k, v] of Object.entries(r ?? {})) {
+      if (SKIP.has(k)) continue;
+      if (typeof v === 'number' || (v === null && KNOWN_LABEL.has(k))) present.add(k);
+    }
+  }
+  const known = KNOWN.map(([k]) => k).filter((k) => present.has(k));
+  const other = [...present].filter((k) => !KNOWN_LABEL.has(k)).sort();
+  return [...known, ...other];
+}
+
+export class StatsDialog {
+  /** onPickGrid(id) shows a grid of the table on the map. */
+  constructor({ onError, onPickGrid = () => {} }) {
+    this.onError = onError;
+    this.onPickGrid = onPickGrid;
+    this.dialog = null;
+    this.group = 'grid';
+    this.seq = 0;
+  }
+
+  open() {
+    if (!this.dialog) this.build();
+    if (!this.dialog.open) this.dialog.showModal();
+    this.load();
+  }
+
+  build() {
+    const now = new Date();
+    this.month = el('input', { type: 'month', id: 'stats-month', value: `${now.getFullYear()}-${p2(now.getMonth() + 1)}` });
+    this.from = el('input', { type: 'date', id: 'stats-from' });
+    this.to = el('input', { type: 'date', id: 'stats-to' });
+    this.setMonth();
+    this.month.addEventListener('change', () => {
+      this.setMonth();
+      this.load();
+    });
+    for (const i of [this.from, this.to]) i.addEventListener('change', () => this.load());
+
+    const tablist = el('div', { className: 'tabs', role: 'tablist', 'aria-label': 'Group by' });
+    for (const g of GROUPS) {
+      const b = el('button', { type: 'button', className: 'tab', role: 'tab', dataset: { group: g.id }, 'aria-selected': String(g.id === this.group) }, g.label);
+      b.addEventListener('click', () => {
+        this.group = g.id;
+        for (const t of tablist.querySelectorAll('.tab')) t.setAttribute('aria-selected', String(t.dataset.group === g.id));
+        this.load();
+      });
+      tablist.append(b);
+    }
+    // A real link (format=csv) that a click fetches with Accept: text/csv, so
+    // an expired session or a server error is shown here, not as a page.
+    this.csv = el('a', { className: 'btn', id: 'stats-csv', href: '#' }, '下载 CSV Download');
+    this.csv.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      this.download();
+    });
+    const close = el('button', { type: 'button', className: 'dialog-close', 'aria-label': 'Close' }, '×');
+    this.status = el('p', { className: 'tab-status', role: 'status' });
+    this.tableWrap = el('div', 'table-wrap stats-table-wrap');
+    this.dialog = el(
+      'dialog',
+      { className: 'dialog dialog-stats', id: 'stats-dialog', 'aria-labelledby': 'stats-title' },
+      el('div', 'dialog-head', el('h2', { className: 'dialog-title', id: 'stats-title' }, '统计 Statistics · 月通报'), tablist, close),
+      el(
+        'div',
+        'dialog-body stats-body',
+        el(
+          'div',
+          'stats-toolbar',
+          el('label', 'field', el('span', 'field-label', '月份 Month'), this.month),
+          el('label', 'field', el('span', 'field-label', '自 From'), this.from),
+          el('label', 'field', el('span', 'field-label', '至 To (不含 exclusive)'), this.to),
+          this.csv,
+          this.status,
+        ),
+        this.tableWrap,
+      ),
+    );
+    close.addEventListener('click', () => this.dialog.close());
+    document.body.append(this.dialog);
+  }
+
+  setMonth() {
+    const m = /^(\d{4})-(\d{2})$/.exec(this.month.value);
+    if (!m) return;
+    const y = Number(m[1]);
+    const mo = Number(m[2]) - 1;
+    this.from.value = dateValue(new Date(y, mo, 1));
+    this.to.value = dateValue(new Date(y, mo + 1, 1));
+  }
+
+  query() {
+    let from = parseDate(this.from.value);
+    let to = parseDate(this.to.value);
+    if (this.group === 'month' && from) {
+      // Month by month through the chosen month's year.
+      from = new Date(from.getFullYear(), 0, 1);
+      to = new Date(from.getFullYear() + 1, 0, 1);
+    }
+    const q = new URLSearchParams({ group: this.group });
+    if (from) q.set('from', rfc3339(from));
+    if (to) q.set('to', rfc3339(to));
+    return q;
+  }
+
+  setStatus(text, state = '') {
+    this.status.textContent = text;
+    this.status.dataset.state = state;
+  }
+
+  async load() {
+    const seq = ++this.seq;
+    const q = this.query();
+    const csvQ = new URLSearchParams(q);
+    csvQ.set('format', 'csv');
+    this.csv.href = `/api/v1/stats/incidents?${csvQ}`;
+    this.csv.download = this.fileName();
+    this.setStatus('Loading… 加载中');
+    this.dialog.dataset.state = 'loading';
+    try {
+      const res = await getJSON(`/api/v1/stats/incidents?${q}`);
+      if (seq !== this.seq) return;
+      this.render(res);
+      const n = Array.isArray(res?.rows) ? res.rows.length : 0;
+      this.setStatus(`${n} 行 rows`, 'ok');
+      this.dialog.dataset.state = 'ok';
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.tableWrap.replaceChildren();
+      this.dialog.dataset.state = 'error';
+      if (err instanceof ApiError && (err.status === 501 || err.status === 404)) {
+        this.setStatus('统计接口尚未就绪 · Statistics are not available on this server yet', 'error');
+      } else {
+        this.setStatus(describe(err), 'error');
+      }
+    }
+  }
+
+  render(res) {
+    const rows = Array.isArray(res?.rows) ? res.rows : [];
+    const totals = res?.totals && typeof res.totals === 'object' ? res.totals : null;
+    const cols = columnsOf(rows, totals);
+    const keyHead = { grid: '网格 Grid', category: '类别 Category', month: '月份 Month' }[this.group] ?? 'Key';
+    const thead = el('thead', '', el('tr', '', el('th', '', keyHead), el('th', '', '名称 Name'), ...cols.map((c) => el('th', { className: 'num-head' }, KNOWN_LABEL.get(c) ?? c))));
+    const tbody = el('tbody');
+    for (const r of rows) {
+      const name = r.class_name && r.class_name !== r.name ? `${r.class_name} › ${r.name ?? ''}` : String(r.name ?? '');
+      const tr = el(
+        'tr',
+        { dataset: { key: String(r.key ?? '') } },
+        el('td', 'mono', String(r.key ?? r.code ?? '')),
+        el('td', 'strong nowrap', name),
+        ...cols.map((c) => el('td', 'num', formatValue(c, r[c]))),
+      );
+      if (this.group === 'grid' && Number(r.id) > 0) {
+        tr.classList.add('is-link');
+        tr.title = '在地图上显示 Show on the map';
+        tr.addEventListener('click', () => {
+          this.dialog.close();
+          this.onPickGrid(Number(r.id));
+        });
+      }
+      tbody.append(tr);
+    }
+    if (rows.length === 0) tbody.append(el('tr', 'empty-row', el('td', { colSpan: cols.length + 2 }, '本期无事件 · No incidents in this period')));
+    const tfoot = totals ? el('tfoot', '', el('tr', '', el('td', '', '合计'), el('td', 'strong', 'Total'), ...cols.map((c) => el('td', 'num', formatValue(c, totals[c]))))) : null;
+    this.tableWrap.replaceChildren(el('table', { className: 'table stats-table', id: 'stats-table' }, thead, tbody, tfoot ?? ''));
+  }
+
+  fileName() {
+    return `gridwatch-stats-${this.group}-${this.from.value || 'all'}.csv`;
+  }
+
+  async download() {
+    const q = this.query();
+    this.setStatus('CSV…');
+    try {
+      const res = await request('GET', `/api/v1/stats/incidents?${q}`, { accept: 'text/csv', raw: true });
+      const blob = new Blob([res.text], { type: res.contentType || 'text/csv' });
+      const url = URL.createObjectURL(blob);
+      const a = el('a', { href: url, download: this.fileName() });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      this.setStatus('CSV 已下载 downloaded', 'ok');
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 501 || err.status === 404)) this.setStatus('统计接口尚未就绪 · Statistics are not available on this server yet', 'error');
+      else this.setStatus(describe(err), 'error');
+    }
+  }
+}

@@ -85,13 +85,16 @@ export function watch(page, base) {
   };
 }
 
-/** waitFor waits for fn(arg) to be truthy in the page; on timeout it throws with what(): a description. */
-export async function waitFor(page, fn, arg, what) {
+/**
+ * waitFor waits for fn(arg) to be truthy in the page (for ms, default
+ * timeoutMs); on timeout it throws with what(): a description.
+ */
+export async function waitFor(page, fn, arg, what, ms = timeoutMs) {
   try {
-    await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
+    await page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
   } catch (err) {
     const detail = typeof what === 'function' ? await what().catch((e) => e.message) : what;
-    throw new Error(`${detail ?? 'condition'} not met within ${timeoutMs} ms (${err.message.split('\n')[0]})`);
+    throw new Error(`${detail ?? 'condition'} not met within ${ms} ms (${err.message.split('\n')[0]})`);
   }
 }
 
@@ -150,7 +153,8 @@ export function gridCandidates(features) {
 
 /**
  * place returns the candidate drawn nearest the map's middle whose point is
- * not under an overlay (legend, controls, panel), with its page x/y; with
+ * not under an overlay (legend, controls, panel) nor an incident's point or
+ * cluster, with its page x/y; with
  * recentre, it first centres the map on list[0] and waits for idle.
  */
 export function place(page, list, recentre = false) {
@@ -160,6 +164,7 @@ export function place(page, list, recentre = false) {
         const map = window.gridwatchMap;
         const choose = () => {
           const r = map.getContainer().getBoundingClientRect();
+          const incidentLayers = ['inc-cluster', 'inc-point'].filter((l) => map.getLayer(l));
           let best = null;
           for (const c of list) {
             const p = map.project([c.lon, c.lat]);
@@ -167,6 +172,8 @@ export function place(page, list, recentre = false) {
             const y = r.top + p.y;
             if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
             if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') continue;
+            // An incident drawn there would take the click (it opens the case, not the grid).
+            if (incidentLayers.length && map.queryRenderedFeatures([[p.x - 14, p.y - 14], [p.x + 14, p.y + 14]], { layers: incidentLayers }).length) continue;
             const d = Math.hypot(p.x - r.width / 2, p.y - r.height / 2);
             if (!best || d < best.d) best = { ...c, x, y, d };
           }

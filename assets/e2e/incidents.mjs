@@ -19,13 +19,21 @@
 // 6. The grid link opens the grid panel, whose case list holds the case; the
 //    "open" shading gives that grid a count of at least 1. Screenshot
 //    incidents.png.
+// 7. Someone else (a second session, from this process) moves the case while
+//    the page has a step's form open: the view says "Someone else changed it —
+//    reloaded" and shows the new status (through the live event, or the 409
+//    the server answers the page's stale version).
+// 8. 统计 Stats: this month's table per grid has the grid's row with the case
+//    registered; the CSV download is a CSV with the same row.
 // Any page error, console error, CSP violation, error banner or unexpected
 // HTTP error fails the run. Prints one JSON line and exits 0, else prints
 // "e2e: FAIL: …" and exits 1.
-// Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
+// Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default
+// 20000; keep it above the 15 s polling interval), GW_E2E_LIVE=polling (the
+// page's event stream is answered 501, to test the polling fallback).
 
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { baseURL, deadline, gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
 
@@ -38,6 +46,7 @@ const base = baseURL(baseArg);
 const user = process.env.GW_USER || 'demo-commander';
 const password = process.env.GW_PASSWORD || 'gridwatch-commander';
 const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const forcePolling = process.env.GW_E2E_LIVE === 'polling';
 const started = Date.now();
 deadline(started, timeoutMs * 8 + 20000);
 
@@ -59,6 +68,28 @@ async function api(method, p, body) {
   }
   if (!res.ok) throw new Error(`${method} ${p}: HTTP ${res.status} ${text.slice(0, 300)}`);
   return json;
+}
+
+/** session signs in from this process and returns a call function with its cookie and CSRF token. */
+async function session(username, password) {
+  const res = await fetch(new URL('/api/v1/auth/login', base), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (!res.ok) throw new Error(`sign-in of ${username} from the test: HTTP ${res.status}`);
+  const me = await res.json();
+  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  return async (method, p, body) => {
+    const r = await fetch(new URL(p, base), {
+      method,
+      headers: { Cookie: cookie, 'X-CSRF-Token': me.csrf_token, Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${p} as ${username}: HTTP ${r.status} ${text.slice(0, 300)}`);
+    return JSON.parse(text);
+  };
 }
 
 /** viewState is what the incident view shows. */
@@ -125,6 +156,12 @@ async function run() {
   const { problems, check } = watcher;
   watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
 
+  if (forcePolling) {
+    await page.route(/\/api\/v1\/events(\?|$)/, (route) =>
+      route.fulfill({ status: 501, contentType: 'application/json', body: '{"error":{"code":"not_implemented","message":"live events are not implemented"}}' }),
+    );
+  }
+
   const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
   if (!resp || !resp.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
   await signIn(page, user, password);
@@ -157,6 +194,7 @@ async function run() {
     (id) => window.gridwatchIncidents?.has(id) && !!document.querySelector(`.toast[data-incident-id="${id}"]`),
     id,
     async () => `incident ${id} on the page with a toast (live: ${await page.evaluate(() => document.body.dataset.live)}; ${problems.join('; ')})`,
+    Math.max(timeoutMs, 18000), // polling, the fallback, comes every 15 s
   );
   const appearedMs = Date.now() - postedAt;
   const live = await page.evaluate(() => document.body.dataset.live ?? '');
@@ -222,6 +260,50 @@ async function run() {
   const shot = path.join(artifactDir, 'incidents.png');
   await page.screenshot({ path: shot });
   await page.click('[data-choropleth="none"]');
+  await check('after dispatch');
+
+  // A concurrent change: the page opens the "accept" form, someone else accepts first.
+  watcher.expect('POST', new RegExp(`^/api/v1/incidents/${id}/transitions$`), 409);
+  await page.click('#incident-view [data-transition="in_progress"]');
+  await waitFor(page, () => document.querySelector('#transition-form')?.dataset.to === 'in_progress', null, 'the in_progress form');
+  const other = await session('demo-commander', 'gridwatch-commander');
+  await other('POST', `/api/v1/incidents/${id}/transitions`, { to: 'in_progress', version: 3, note: 'e2e: someone else' });
+  // If the live event has not already reloaded the view, the stale submit gets the 409.
+  await page.evaluate(() => document.querySelector('#transition-submit')?.click());
+  await waitFor(
+    page,
+    (id) => {
+      const v = document.querySelector('#incident-view');
+      const notice = v?.querySelector('[data-field="notice"]');
+      return v?.dataset.incidentId === String(id) && v.dataset.status === 'in_progress' && v.dataset.version === '4' && notice && !notice.hidden && notice.textContent.includes('Someone else changed it');
+    },
+    id,
+    async () => `the view reloaded after someone else's change, saying so (view: ${JSON.stringify(await viewState(page))})`,
+  );
+  const concurrent = await viewState(page);
+
+  // The monthly report lists the grid, and downloads as CSV.
+  await page.click('#stats-btn');
+  await waitFor(
+    page,
+    (code) => document.querySelector('#stats-dialog')?.dataset.state === 'ok' && !!document.querySelector(`#stats-table tr[data-key="${code}"]`),
+    grid.code,
+    async () => `the statistics table with grid ${grid.code} (status: ${await page.textContent('#stats-dialog .tab-status').catch(() => '?')})`,
+  );
+  const statsRow = await page.evaluate((code) => {
+    const table = document.querySelector('#stats-table');
+    const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+    const cells = [...table.querySelector(`tr[data-key="${code}"]`).cells].map((td) => td.textContent.trim());
+    return Object.fromEntries(heads.map((h, i) => [h, cells[i]]));
+  }, grid.code);
+  const registeredCol = Object.keys(statsRow).find((h) => h.includes('Registered'));
+  if (!registeredCol || !(Number(statsRow[registeredCol]) >= 1)) throw new Error(`stats row of grid ${grid.code}: ${JSON.stringify(statsRow)}, want Registered >= 1`);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: timeoutMs }), page.click('#stats-csv')]);
+  const csvPath = path.join(artifactDir, 'incidents-stats.csv');
+  await download.saveAs(csvPath);
+  const csv = await readFile(csvPath, 'utf8');
+  if (!csv.split(/\r?\n/).some((line) => line.startsWith(`${grid.code},`))) throw new Error(`the CSV download has no row for ${grid.code}: ${csv.slice(0, 300)}`);
+  await page.click('#stats-dialog .dialog-close');
   await check('at the end');
 
   return {
@@ -236,6 +318,9 @@ async function run() {
     dispatched_to: assigneeOption,
     history: done.history,
     grid_cases: cases,
+    concurrent: { status: concurrent.status, version: Number(concurrent.version), notice: concurrent.notice },
+    stats_row: statsRow,
+    csv: csvPath,
     screenshot: shot,
     total_ms: Date.now() - started,
   };

@@ -2,6 +2,8 @@
 // show their counts (red when any case inside is overdue); up close each case
 // is a point coloured by status, grey once closed, with a red ring and a
 // pulsing halo when overdue, and hollow with a "?" when no grid covers it.
+// The halo is a CSS-animated marker over each overdue point drawn (at most
+// MAX_PULSES), so the pulse costs the map no repaints.
 // Grids can be shaded by their open or overdue count (feature-state on the
 // grid source, counted here from the loaded cases).
 //
@@ -9,11 +11,13 @@
 // leaves them alone; the choropleth layer is drawn from the grid source, so
 // it does, and afterGridsRedrawn adds it again.
 
+import * as maplibregl from 'maplibre-gl';
 import { GRID_SOURCE } from './layers.js';
 import { OVERDUE_COLOR, STATUS_COLOR, STATUSES, isOpen, overdueNow } from './status.js';
 
 export const INCIDENT_SOURCE = 'incidents';
-const LAYERS = ['inc-cluster', 'inc-cluster-count', 'inc-pulse', 'inc-point', 'inc-unassigned', 'inc-selected'];
+const LAYERS = ['inc-cluster', 'inc-cluster-count', 'inc-point', 'inc-unassigned', 'inc-selected'];
+const MAX_PULSES = 150;
 const CLICKABLE = ['inc-cluster', 'inc-point'];
 const CHORO = 'gw-choropleth';
 const CHORO_RAMP = {
@@ -41,8 +45,7 @@ export class IncidentLayer {
     this.mode = 'none';
     this.counts = new Map(); // grid id → {open, overdue}
     this.stateIds = new Set();
-    this.pulseTimer = 0;
-    this.reducedMotion = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches ?? false;
+    this.pulses = new Map(); // incident id → Marker
     try {
       const saved = localStorage.getItem('gw.choropleth');
       if (saved === 'open' || saved === 'overdue') this.mode = saved;
@@ -52,7 +55,8 @@ export class IncidentLayer {
     store.subscribe(() => this.render());
     // Cases turn overdue as time passes, without any event.
     setInterval(() => this.render(), 60000);
-    document.addEventListener('visibilitychange', () => this.updatePulse());
+    // Once drawn (after a move or new data), the halos follow what is shown.
+    map.on('idle', () => this.syncPulses());
   }
 
   /** add creates the source and layers on top of everything drawn so far. */
@@ -97,21 +101,6 @@ export class IncidentLayer {
         'text-ignore-placement': true,
       },
       paint: { 'text-color': '#f8fafc' },
-    });
-    map.addLayer({
-      id: 'inc-pulse',
-      type: 'circle',
-      source: INCIDENT_SOURCE,
-      filter: ['all', ['!', isCluster], ['==', ['get', 'overdue'], true]],
-      paint: {
-        'circle-radius': 11,
-        'circle-radius-transition': { duration: 0, delay: 0 },
-        'circle-color': 'rgba(0, 0, 0, 0)',
-        'circle-stroke-color': OVERDUE_COLOR,
-        'circle-stroke-width': 2,
-        'circle-stroke-opacity': 0.6,
-        'circle-stroke-opacity-transition': { duration: 0, delay: 0 },
-      },
     });
     map.addLayer({
       id: 'inc-point',
@@ -211,7 +200,9 @@ export class IncidentLayer {
     const [lo, mid, hi] = CHORO_RAMP[this.mode];
     const ramp = max <= 1 ? mid : ['interpolate', ['linear'], n, 1, lo, (1 + max) / 2, mid, max, hi];
     map.setPaintProperty(CHORO, 'fill-color', ['case', ['>', n, 0], ramp, CHORO_BASE]);
-    map.setPaintProperty(CHORO, 'fill-opacity', ['case', ['>', n, 0], 0.78, 0.7]);
+    // Strong at city scale, lighter up close where the points and labels matter.
+    const opacity = (hot, cold) => ['case', ['>', n, 0], hot, cold];
+    map.setPaintProperty(CHORO, 'fill-opacity', ['interpolate', ['linear'], ['zoom'], 13, opacity(0.78, 0.7), 17, opacity(0.4, 0.35)]);
   }
 
   /** applyCounts writes each grid's open/overdue counts into the grid source's feature-state. */
@@ -275,29 +266,38 @@ export class IncidentLayer {
       if (!this.added) return;
       this.map.getSource(INCIDENT_SOURCE)?.setData(this.collection());
       this.applyCounts();
-      this.updatePulse();
     }, 60);
   }
 
-  // The halo of overdue points breathes; the map repaints ~8 times a second
-  // only while some overdue case is loaded and the page is visible.
-  updatePulse() {
-    const run = this.added && this.overdueShown > 0 && !document.hidden && !this.reducedMotion;
-    if (run && !this.pulseTimer) {
-      const started = performance.now();
-      this.pulseTimer = setInterval(() => {
-        if (!this.map.getLayer('inc-pulse')) return;
-        const phase = ((performance.now() - started) % 1600) / 1600;
-        this.map.setPaintProperty('inc-pulse', 'circle-radius', 8 + 12 * phase);
-        this.map.setPaintProperty('inc-pulse', 'circle-stroke-opacity', 0.85 * (1 - phase));
-      }, 125);
-    } else if (!run && this.pulseTimer) {
-      clearInterval(this.pulseTimer);
-      this.pulseTimer = 0;
-      if (this.map.getLayer('inc-pulse')) {
-        this.map.setPaintProperty('inc-pulse', 'circle-radius', 11);
-        this.map.setPaintProperty('inc-pulse', 'circle-stroke-opacity', 0.6);
+  /** syncPulses puts a pulsing halo on each overdue point drawn now, and removes the others. */
+  syncPulses() {
+    if (!this.added) return;
+    const want = new Map();
+    if (this.overdueShown > 0) {
+      for (const f of this.map.queryRenderedFeatures({ layers: ['inc-point'] })) {
+        if (!f.properties.overdue) continue;
+        want.set(Number(f.properties.id), f.geometry.coordinates);
+        if (want.size >= MAX_PULSES) break;
       }
+    }
+    for (const [id, m] of this.pulses) {
+      if (!want.has(id)) {
+        m.remove();
+        this.pulses.delete(id);
+      }
+    }
+    for (const [id, at] of want) {
+      const m = this.pulses.get(id);
+      if (m) {
+        m.setLngLat(at);
+        continue;
+      }
+      // The marker element is positioned with a transform; the ring inside it is animated.
+      const holder = document.createElement('div');
+      holder.className = 'pulse';
+      holder.setAttribute('aria-hidden', 'true');
+      holder.append(Object.assign(document.createElement('span'), { className: 'pulse-ring' }));
+      this.pulses.set(id, new maplibregl.Marker({ element: holder }).setLngLat(at).addTo(this.map));
     }
   }
 

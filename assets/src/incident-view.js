@@ -203,10 +203,11 @@ export class IncidentView {
 
     const notice = el('p', { className: 'inc-notice', dataset: { field: 'notice' }, role: 'status', hidden: !this.notice }, this.notice);
 
-    const gridBtn = inc.grid
-      ? el('button', { type: 'button', className: 'link-btn', dataset: { gridId: String(inc.grid.id) }, title: inc.grid.code ?? '' }, gridText(inc.grid))
-      : el('span', 'dim', '— 不在任何网格内 · in no grid');
-    gridBtn.addEventListener?.('click', () => inc.grid && this.onShowGrid(Number(inc.grid.id)));
+    let gridBtn = el('span', 'dim', '— 不在任何网格内 · in no grid');
+    if (inc.grid) {
+      gridBtn = el('button', { type: 'button', className: 'link-btn', dataset: { gridId: String(inc.grid.id) }, title: inc.grid.code ?? '' }, gridText(inc.grid));
+      gridBtn.addEventListener('click', () => this.onShowGrid(Number(inc.grid.id)));
+    }
     const [lon, lat] = inc.location?.coordinates ?? [];
     const locBtn = el('button', { type: 'button', className: 'link-btn mono', title: 'Show on the map 在地图上显示' }, Number.isFinite(lon) ? `${lon.toFixed(6)}, ${lat.toFixed(6)}` : '—');
     locBtn.addEventListener('click', () => this.onFly(inc));
@@ -313,7 +314,6 @@ export class IncidentView {
     box.append(row);
     this.formBox = el('div', 'inc-form-box');
     box.append(this.formBox);
-    if (this.form) queueMicrotask(() => this.showForm(this.form.to));
     return box;
   }
 

@@ -97,7 +97,7 @@ export class IncidentStore {
     return { list, complete: false };
   }
 
-  /** load fetches every open case (and recent closed ones in view) and replaces what is known. */
+  /** load fetches every open case and replaces what is known (loadClosedInView adds the recently closed). */
   async load() {
     const { list, complete } = await this.fetchPages({ status: OPEN_STATUSES.join(',') });
     const listMax = list.reduce((m, i) => Math.max(m, Number(i.id) || 0), 0);
@@ -112,7 +112,6 @@ export class IncidentStore {
     this.maxId = Math.max(this.maxId, listMax);
     this.loaded = true;
     this.emit({ kind: 'reset' });
-    this.loadClosedInView().catch((err) => this.onError(err, 'Closed incidents'));
   }
 
   /**

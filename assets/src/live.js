@@ -100,7 +100,7 @@ export class LiveFeed {
       return;
     }
     if (res.status === 401) {
-      await res.body?.cancel().catch(() => {});
+      await res.text().catch(() => ''); // read, not cancelled: an aborted request looks like a failure
       // The session ended: sign in again (the overlay), then reconnect.
       try {
         await ensureSignedIn();
@@ -112,7 +112,7 @@ export class LiveFeed {
     }
     const type = res.headers.get('Content-Type') ?? '';
     if (!res.ok || !type.includes('text/event-stream') || !res.body) {
-      await res.body?.cancel().catch(() => {});
+      await res.text().catch(() => ''); // an error body: small
       // No stream here (not implemented, or not allowed): poll, and look again later.
       this.setMode('polling');
       this.startPolling();

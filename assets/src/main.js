@@ -184,17 +184,17 @@ map.on('load', async () => {
     return;
   }
   drawGrids(fc);
-  if (incidentsOn) incLayer.add();
   performance.mark('gw-layers-added');
   if (grids.bbox) fitAll(false);
   map.once('idle', () => {
     // Milliseconds from navigation start to grids drawn: the first-load budget.
     document.body.dataset.gridsLoadedMs = String(Math.round(performance.now()));
     document.body.dataset.gridsLoaded = String(grids.total);
+    // Incidents go on top once the grids are drawn: the grids come first.
+    if (incidentsOn) showIncidents();
   });
   if (banner.hidden) setStatus('ok', '在线 Online');
   gridsDrawn();
-  if (incidentsOn) startIncidents();
 });
 
 function drawGrids(fc) {
@@ -562,14 +562,20 @@ const live = new LiveFeed({
   },
 });
 
-async function startIncidents() {
-  live.start();
-  try {
-    await store.load();
-  } catch (err) {
-    showError(err, 'Loading incidents');
-  }
+// The open cases load, and the live feed starts, while the map and the grids
+// load; the layer is added once the grids are drawn.
+const incidentsLoad = incidentsOn
+  ? store.load().catch((err) => {
+      showError(err, 'Loading incidents');
+    })
+  : null;
+if (incidentsOn) live.start();
+
+async function showIncidents() {
+  incLayer.add();
+  await incidentsLoad;
   document.body.dataset.incidentsLoaded = String(store.counts().open);
+  store.loadClosedInView().catch((err) => console.warn('closed incidents', err));
 }
 
 let closedTimer = 0;

@@ -163,6 +163,9 @@ export class StatsDialog {
       to = new Date(from.getFullYear() + 1, 0, 1);
     }
     const q = new URLSearchParams({ group: this.group });
+    // Months are cut in the browser's zone, like the dates chosen here.
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (tz) q.set('tz', tz);
     if (from) q.set('from', rfc3339(from));
     if (to) q.set('to', rfc3339(to));
     return q;

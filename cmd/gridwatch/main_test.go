@@ -255,6 +255,13 @@ func TestRolesInBrowser(t *testing.T) {
 	runBrowserScript(t, "e2e/roles.mjs", func(url, dir string) []string { return []string{url, dir} })
 }
 
+// TestIncidentsInBrowser posts an incident through the API while a
+// commander has the map open (assets/e2e/incidents.mjs): it appears without
+// a reload, and is registered and dispatched from the page.
+func TestIncidentsInBrowser(t *testing.T) {
+	runBrowserScript(t, "e2e/incidents.mjs", func(url, dir string) []string { return []string{url, dir} })
+}
+
 // runBrowserScript starts the demo on a free port and runs a playwright-core
 // script from assets/ against it; args builds its arguments.
 func runBrowserScript(t *testing.T, script string, args func(url, artifacts string) []string) {

@@ -21,6 +21,7 @@ import (
 	"gridwatch/api"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/testdb"
@@ -54,6 +55,7 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 		Auth:        svc,
 		Audit:       audit.NewStore(pool),
 		Incidents:   incident.NewService(pool, incident.Options{Locator: loc, AttachmentDir: t.TempDir()}),
+		Cameras:     camera.NewStore(pool),
 		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 		Grids:       store,

@@ -17,6 +17,7 @@ import (
 	"gridwatch/api"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/testdb"
@@ -53,6 +54,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 			SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour})
 		d.Audit = audit.NewStore(pool)
 		d.Incidents = incident.NewService(pool, incident.Options{Locator: loc, Now: ck.Now, AttachmentDir: t.TempDir()})
+		d.Cameras = camera.NewStore(pool)
 	})
 	ae := &authEnv{env: e, clock: ck, pool: pool}
 	ae.importDemo()
@@ -74,11 +76,11 @@ func (e *authEnv) tokenFor(role auth.Role, codes ...string) string {
 // from auth's table so that a change there must be made here too.
 var allowed = map[auth.Role][]auth.Permission{
 	auth.RoleAdmin: {auth.GridsRead, auth.GridsWrite, auth.Locate, auth.UsersManage, auth.TokensManage, auth.AuditRead, auth.MetricsRead,
-		auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage},
-	auth.RoleCommander:   {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage},
-	auth.RoleOperator:    {auth.GridsRead, auth.Locate, auth.IncidentsRead},
+		auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasWrite},
+	auth.RoleCommander:   {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead},
+	auth.RoleOperator:    {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.CamerasRead, auth.CamerasWrite},
 	auth.RoleGISEditor:   {auth.GridsRead, auth.GridsWrite, auth.Locate},
-	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition},
+	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.CamerasRead},
 	auth.RoleIntegration: {auth.IncidentsCreate, auth.IncidentsRead},
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
@@ -44,6 +45,8 @@ type Deps struct {
 	BasemapStyleURL string
 	MaxBodyBytes    int64
 	MaxVertices     int
+	// Cameras is the camera registry.
+	Cameras *camera.Store
 	// Incidents is the case service.
 	Incidents *incident.Service
 	// MaxBulkBytes caps a bulk NDJSON upload (default 1 GiB).
@@ -148,6 +151,13 @@ func (s *Server) Routes() []Route {
 		{"POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, s.attachPhoto},
 		{"GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, s.getPhoto},
 		{"GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats},
+
+		{"GET", "/api/v1/cameras", auth.CamerasRead, s.listCameras},
+		{"POST", "/api/v1/cameras", auth.CamerasWrite, s.createCamera},
+		{"GET", "/api/v1/cameras/:id", auth.CamerasRead, s.getCamera},
+		{"PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, s.updateCamera},
+		{"DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, s.deleteCamera},
+		{"GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.gridCameras},
 		{"GET", "/api/v1/events", auth.Authenticated, s.streamEvents},
 
 		// Open311 GeoReport v2, for citizen-reporting apps: the service list

@@ -58,12 +58,16 @@ const (
 	IncidentsHandle     Permission = "incidents.handle"
 	// StaffManage edits grids' 1+X+Y teams.
 	StaffManage Permission = "staff.manage"
+	// CamerasRead sees cameras (scoped); CamerasWrite registers and edits them.
+	CamerasRead  Permission = "cameras.read"
+	CamerasWrite Permission = "cameras.write"
 )
 
 // Permissions lists the permissions roles grant.
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
-		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage}
+		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
+		CamerasRead, CamerasWrite}
 }
 
 // grants is the role → permission table.
@@ -72,11 +76,11 @@ func grants(r Role) []Permission {
 	case RoleAdmin:
 		return Permissions()
 	case RoleCommander:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead}
 	case RoleOperator:
-		return []Permission{GridsRead, Locate, IncidentsRead}
+		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite}
 	case RoleGridLeader:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead}
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:

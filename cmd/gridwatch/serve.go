@@ -19,6 +19,7 @@ import (
 	"gridwatch/assets"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
@@ -44,6 +45,7 @@ type Main struct {
 	locator   *geo.Locator
 	auth      *auth.Service
 	incidents *incident.Service
+	cameras   *camera.Store
 	audit     *audit.Store
 	events    *events.Hub
 	// AdminPassword is the generated password of the first admin, set on
@@ -102,6 +104,15 @@ func (m *Main) Run(ctx context.Context) error {
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken, Logger: log,
 	})
 	m.audit = audit.NewStore(pool)
+	m.cameras = camera.NewStore(pool)
+	m.grids.AfterChange(func(ctx context.Context) {
+		// Cameras follow the grids: the one covering each, the ones each sees.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := m.cameras.Reassign(ctx); err != nil {
+			log.Error("reassign cameras after a grid change", "err", err)
+		}
+	})
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
 		AttachmentDir: filepath.Join(cfg.DataDir, "attachments")})
 	if m.SeedDemo {
@@ -157,6 +168,7 @@ func (m *Main) serve() error {
 		Auth:            m.auth,
 		Audit:           m.audit,
 		Incidents:       m.incidents,
+		Cameras:         m.cameras,
 		TLS:             cfg.TLSCert != "",
 		TrustedProxies:  cfg.Proxies(),
 		Events:          m.events,

@@ -1,0 +1,185 @@
+// Package camera owns the cameras: their registry (placement, view cone,
+// stream URLs with credentials kept server-side), their assignment to the
+// grid covering them and their links to every grid their view cone sees.
+// Pulling, fan-out, outputs and recording come with later work.
+package camera
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/paulmach/orb"
+	orbgeo "github.com/paulmach/orb/geo"
+
+	"gridwatch"
+	"gridwatch/geo"
+)
+
+// Camera is a camera as the API shows it: URLs without credentials.
+type Camera struct {
+	ID        int64     `json:"id"`
+	Code      string    `json:"code"`
+	Name      string    `json:"name"`
+	Location  Point     `json:"location"`
+	Heading   float64   `json:"heading"`
+	FOV       float64   `json:"fov"`
+	Range     float64   `json:"range"`
+	Cone      Polygon   `json:"view_cone"`
+	MainURL   string    `json:"main_url"`
+	SubURL    string    `json:"sub_url"`
+	HasCreds  bool      `json:"has_credentials"`
+	Enabled   bool      `json:"enabled"`
+	Record    bool      `json:"record"`
+	Grid      *geo.Ref  `json:"grid"`
+	Sees      []geo.Ref `json:"sees"`
+	Status    string    `json:"status"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Point is a GeoJSON Point.
+type Point struct {
+	Type        string     `json:"type"`
+	Coordinates [2]float64 `json:"coordinates"`
+}
+
+// Polygon is a GeoJSON Polygon.
+type Polygon struct {
+	Type        string         `json:"type"`
+	Coordinates [][][2]float64 `json:"coordinates"`
+}
+
+// Spec is what defines a camera: the fields of a create or a full update.
+type Spec struct {
+	Code     string   `json:"code"`
+	Name     string   `json:"name"`
+	Location *Point   `json:"location"`
+	Heading  *float64 `json:"heading"`
+	FOV      *float64 `json:"fov"`
+	Range    *float64 `json:"range"`
+	MainURL  string   `json:"main_url"`
+	SubURL   string   `json:"sub_url"`
+	Record   bool     `json:"record"`
+	Enabled  *bool    `json:"enabled"`
+}
+
+func fieldError(field, format string, args ...any) error {
+	return gridwatch.Errorf(gridwatch.EInvalid, "%s: %s", field, fmt.Sprintf(format, args...)).
+		WithDetails(map[string]any{"field": field})
+}
+
+// Check validates a spec, converting its location from crs to WGS-84.
+func (s *Spec) Check(crs geo.CRS) error {
+	s.Code = strings.TrimSpace(s.Code)
+	s.Name = strings.TrimSpace(s.Name)
+	switch {
+	case s.Code == "" || len(s.Code) > 64 || strings.Trim(s.Code, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "":
+		return fieldError("code", "is required: 1 to 64 letters, digits, '.', '_' or '-'")
+	case s.Name == "" || len([]rune(s.Name)) > 200:
+		return fieldError("name", "is required (up to 200 characters)")
+	case s.Location == nil || s.Location.Type != "Point":
+		return fieldError("location", `is required: {"type":"Point","coordinates":[lon,lat]}`)
+	}
+	lon, lat := s.Location.Coordinates[0], s.Location.Coordinates[1]
+	if err := geo.CheckLonLat(lon, lat); err != nil {
+		return fieldError("location", "%s", strings.TrimPrefix(gridwatch.ErrorMessage(err), "point "))
+	}
+	lon, lat = crs.ToWGS84(lon, lat)
+	s.Location.Coordinates = [2]float64{lon, lat}
+	for _, f := range []struct {
+		name   string
+		v      *float64
+		lo, hi float64
+		def    float64
+	}{{"heading", s.Heading, 0, 360, 0}, {"fov", s.FOV, 0, 360, 60}, {"range", s.Range, 0, 5000, 100}} {
+		if f.v == nil {
+			continue
+		}
+		if math.IsNaN(*f.v) || *f.v < f.lo || *f.v > f.hi || (f.name != "heading" && *f.v == 0) {
+			return fieldError(f.name, "%v is out of range (%v to %v)", *f.v, f.lo, f.hi)
+		}
+	}
+	if s.Heading == nil {
+		s.Heading = ptr(0.0)
+	}
+	*s.Heading = math.Mod(*s.Heading, 360)
+	if s.FOV == nil {
+		s.FOV = ptr(60.0)
+	}
+	if s.Range == nil {
+		s.Range = ptr(100.0)
+	}
+	if err := checkStreamURL("main_url", s.MainURL, true); err != nil {
+		return err
+	}
+	return checkStreamURL("sub_url", s.SubURL, false)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// checkStreamURL accepts rtsp:// and rtsps:// URLs. Its errors never
+// repeat the URL: it may hold a password.
+func checkStreamURL(field, raw string, required bool) error {
+	if raw == "" {
+		if required {
+			return fieldError(field, "is required: rtsp://[user:password@]host[:port]/path")
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+		return fieldError(field, "is not an rtsp:// or rtsps:// URL with a host (value not shown: it may hold credentials)")
+	}
+	return nil
+}
+
+// Redact returns a stream URL without its credentials, and whether it had any.
+func Redact(raw string) (string, bool) {
+	if raw == "" {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false
+	}
+	had := u.User != nil
+	u.User = nil
+	q := u.Query()
+	for _, k := range []string{"password", "pass", "pwd", "token", "user", "username"} {
+		if q.Has(k) {
+			q.Del(k)
+			had = true
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), had
+}
+
+// ViewCone is the ground area a camera sees: a sector of radius rangeM
+// metres around heading (degrees clockwise from north) spanning fov
+// degrees, computed on the sphere, as a closed ring.
+func ViewCone(lon, lat, heading, fov, rangeM float64) orb.Ring {
+	c := orb.Point{lon, lat}
+	steps := max(int(math.Ceil(fov/5)), 2)
+	var ring orb.Ring
+	if fov < 360 {
+		ring = append(ring, c)
+	}
+	start := heading - fov/2
+	for i := 0; i <= steps; i++ {
+		if fov >= 360 && i == steps {
+			break
+		}
+		ring = append(ring, orbgeo.PointAtBearingAndDistance(c, start+fov*float64(i)/float64(steps), rangeM))
+	}
+	ring = append(ring, ring[0])
+	// Counter-clockwise, as RFC 7946 wants exterior rings.
+	if ring.Orientation() == orb.CW {
+		ring.Reverse()
+	}
+	return ring
+}

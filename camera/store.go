@@ -1,0 +1,349 @@
+package camera
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/paulmach/orb"
+	"github.com/twpayne/go-geom"
+
+	"gridwatch"
+	"gridwatch/audit"
+	"gridwatch/geo"
+)
+
+// Store keeps the camera registry in PostgreSQL; all camera SQL is here.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool, now: time.Now} }
+
+// Viewer limits what a caller sees: cameras in these grids and their
+// descendants; nil sees all.
+type Viewer struct{ Grids []int64 }
+
+func conePolygon(r orb.Ring) *geom.Polygon {
+	flat := make([]float64, 0, 2*len(r))
+	for _, p := range r {
+		flat = append(flat, p[0], p[1])
+	}
+	return geom.NewPolygonFlat(geom.XY, flat, []int{len(flat)}).SetSRID(4326)
+}
+
+const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
+	c.main_url, c.sub_url, c.enabled, c.record, g.id, g.code, g.name, g.level, c.status, c.version, c.created_at, c.updated_at`
+
+const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
+
+func scanCamera(row pgx.Row) (*Camera, error) {
+	var c Camera
+	var main, sub string
+	var gid *int64
+	var gcode, gname, glevel *string
+	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
+		&main, &sub, &c.Enabled, &c.Record, &gid, &gcode, &gname, &glevel, &c.Status, &c.Version, &c.CreatedAt, &c.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	c.Location.Type = "Point"
+	var hadMain, hadSub bool
+	c.MainURL, hadMain = Redact(main)
+	c.SubURL, hadSub = Redact(sub)
+	c.HasCreds = hadMain || hadSub
+	if gid != nil {
+		c.Grid = &geo.Ref{ID: *gid, Code: *gcode, Name: *gname, Level: geo.Level(*glevel)}
+	}
+	ring := ViewCone(c.Location.Coordinates[0], c.Location.Coordinates[1], c.Heading, c.FOV, c.Range)
+	c.Cone = Polygon{Type: "Polygon", Coordinates: [][][2]float64{make([][2]float64, len(ring))}}
+	for i, p := range ring {
+		c.Cone.Coordinates[0][i] = [2]float64{p[0], p[1]}
+	}
+	c.Sees = []geo.Ref{}
+	return &c, nil
+}
+
+func scopeCond(v Viewer, args []any) (string, []any) {
+	if v.Grids == nil {
+		return "", args
+	}
+	args = append(args, v.Grids)
+	return fmt.Sprintf(` AND c.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ANY($%d)
+		UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)`, len(args)), args
+}
+
+// place assigns camera id to the grid covering it and links it to the
+// grids its cone sees, in tx.
+func place(ctx context.Context, tx pgx.Tx, id int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE cameras c SET grid_id = (SELECT g.id FROM grids g WHERE ST_Covers(g.geom, c.location)
+		ORDER BY g.level_rank DESC, g.code LIMIT 1) WHERE c.id = $1`, id); err != nil {
+		return fmt.Errorf("place camera %d: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM camera_grids WHERE camera_id = $1", id); err != nil {
+		return fmt.Errorf("place camera %d: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO camera_grids (camera_id, grid_id)
+		SELECT c.id, g.id FROM cameras c JOIN grids g ON g.level = 'grid' AND g.geom && c.cone AND ST_Relate(g.geom, c.cone, '2********')
+		WHERE c.id = $1`, id); err != nil {
+		return fmt.Errorf("place camera %d: %w", id, err)
+	}
+	return nil
+}
+
+// Create registers a camera from a checked spec.
+func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		lon, lat := sp.Location.Coordinates[0], sp.Location.Coordinates[1]
+		cone := conePolygon(ViewCone(lon, lat, *sp.Heading, *sp.FOV, *sp.Range))
+		enabled := sp.Enabled == nil || *sp.Enabled
+		err := tx.QueryRow(ctx, `INSERT INTO cameras (code, name, location, heading, fov, range_m, cone, main_url, sub_url, enabled, record, created_at, updated_at)
+			VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326), $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id`,
+			sp.Code, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, enabled, sp.Record, s.now()).Scan(&id)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			return gridwatch.Errorf(gridwatch.EConflict, "a camera with code %s already exists", sp.Code).WithDetails(map[string]any{"field": "code"})
+		}
+		if err != nil {
+			return fmt.Errorf("create camera: %w", err)
+		}
+		if err := place(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "camera.create", "camera", strconv.FormatInt(id, 10), map[string]any{"after": summary(sp)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id, Viewer{})
+}
+
+// summary is what the audit log keeps of a spec: never the URLs' credentials.
+func summary(sp Spec) map[string]any {
+	main, _ := Redact(sp.MainURL)
+	sub, _ := Redact(sp.SubURL)
+	return map[string]any{"code": sp.Code, "name": sp.Name, "location": sp.Location.Coordinates, "heading": sp.Heading,
+		"fov": sp.FOV, "range": sp.Range, "main_url": main, "sub_url": sub, "record": sp.Record}
+}
+
+// Get returns camera id if v may see it.
+func (s *Store) Get(ctx context.Context, id int64, v Viewer) (*Camera, error) {
+	cond, args := scopeCond(v, []any{id})
+	c, err := scanCamera(s.pool.QueryRow(ctx, `SELECT `+cameraColumns+cameraFrom+` WHERE c.id = $1`+cond, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("camera %d: %w", id, err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT g.id, g.code, g.name, g.level FROM camera_grids cg JOIN grids g ON g.id = cg.grid_id
+		WHERE cg.camera_id = $1 ORDER BY g.code`, id)
+	if err != nil {
+		return nil, fmt.Errorf("camera %d: %w", id, err)
+	}
+	c.Sees, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (geo.Ref, error) {
+		var r geo.Ref
+		err := row.Scan(&r.ID, &r.Code, &r.Name, &r.Level)
+		return r, err
+	})
+	if c.Sees == nil {
+		c.Sees = []geo.Ref{}
+	}
+	return c, err
+}
+
+// Filter selects cameras.
+type Filter struct {
+	// GridID keeps cameras in this grid or its descendants, or whose cone
+	// sees into one of them.
+	GridID int64
+	BBox   *geo.BBox
+	Status string
+	After  int64
+	Limit  int
+}
+
+// List returns a page of cameras in id order and the next cursor (0: none).
+func (s *Store) List(ctx context.Context, f Filter, v Viewer) ([]Camera, int64, error) {
+	where := " WHERE true"
+	var args []any
+	add := func(cond string, vals ...any) {
+		for _, val := range vals {
+			args = append(args, val)
+			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
+		}
+		where += " AND " + cond
+	}
+	if f.GridID != 0 {
+		add(`(c.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
+			UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)
+			OR c.id IN (SELECT camera_id FROM camera_grids WHERE grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
+			UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)))`, f.GridID, f.GridID)
+	}
+	if f.BBox != nil {
+		add("c.location && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
+	}
+	if f.Status != "" {
+		add("c.status = ?", f.Status)
+	}
+	if f.After > 0 {
+		add("c.id > ?", f.After)
+	}
+	cond, args := scopeCond(v, args)
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+cameraColumns+cameraFrom+where+cond+` ORDER BY c.id LIMIT `+strconv.Itoa(f.Limit+1), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list cameras: %w", err)
+	}
+	defer rows.Close()
+	out := []Camera{}
+	for rows.Next() {
+		c, err := scanCamera(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list cameras: %w", err)
+		}
+		out = append(out, *c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list cameras: %w", err)
+	}
+	var next int64
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
+}
+
+// Patch changes some fields of a camera; nil fields stay. URLs given
+// replace the stored ones (with their credentials).
+type Patch struct {
+	Name     *string  `json:"name"`
+	Location *Point   `json:"location"`
+	Heading  *float64 `json:"heading"`
+	FOV      *float64 `json:"fov"`
+	Range    *float64 `json:"range"`
+	MainURL  *string  `json:"main_url"`
+	SubURL   *string  `json:"sub_url"`
+	Record   *bool    `json:"record"`
+	Enabled  *bool    `json:"enabled"`
+	// Version, when given, must be the camera's current version.
+	Version *int `json:"version"`
+}
+
+// Update applies a patch, checked as a whole, and places the camera again.
+func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Camera, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var sp Spec
+		var lon, lat, heading, fov, rng float64
+		var version int
+		err := tx.QueryRow(ctx, `SELECT code, name, ST_X(location), ST_Y(location), heading, fov, range_m, main_url, sub_url, record, enabled, version
+			FROM cameras WHERE id = $1 FOR UPDATE`, id).Scan(&sp.Code, &sp.Name, &lon, &lat, &heading, &fov, &rng, &sp.MainURL, &sp.SubURL, &sp.Record, &sp.Enabled, &version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
+		}
+		if err != nil {
+			return fmt.Errorf("update camera: %w", err)
+		}
+		if p.Version != nil && *p.Version != version {
+			return gridwatch.Errorf(gridwatch.EConflict, "camera %d is at version %d, not %d: reload and try again", id, version, *p.Version).
+				WithDetails(map[string]any{"current_version": version})
+		}
+		before := summary(Spec{Code: sp.Code, Name: sp.Name, Location: &Point{"Point", [2]float64{lon, lat}}, Heading: &heading, FOV: &fov, Range: &rng, MainURL: sp.MainURL, SubURL: sp.SubURL, Record: sp.Record})
+		sp.Location = &Point{Type: "Point", Coordinates: [2]float64{lon, lat}}
+		sp.Heading, sp.FOV, sp.Range = &heading, &fov, &rng
+		// Coordinates stored are WGS-84; only a new location is converted.
+		check := geo.CRSWGS84
+		if p.Location != nil {
+			sp.Location, check = p.Location, crs
+		}
+		if p.Name != nil {
+			sp.Name = *p.Name
+		}
+		if p.Heading != nil {
+			sp.Heading = p.Heading
+		}
+		if p.FOV != nil {
+			sp.FOV = p.FOV
+		}
+		if p.Range != nil {
+			sp.Range = p.Range
+		}
+		if p.MainURL != nil {
+			sp.MainURL = *p.MainURL
+		}
+		if p.SubURL != nil {
+			sp.SubURL = *p.SubURL
+		}
+		if p.Record != nil {
+			sp.Record = *p.Record
+		}
+		if p.Enabled != nil {
+			sp.Enabled = p.Enabled
+		}
+		if err := sp.Check(check); err != nil {
+			return err
+		}
+		lon, lat = sp.Location.Coordinates[0], sp.Location.Coordinates[1]
+		cone := conePolygon(ViewCone(lon, lat, *sp.Heading, *sp.FOV, *sp.Range))
+		if _, err := tx.Exec(ctx, `UPDATE cameras SET name = $2, location = ST_SetSRID(ST_MakePoint($3, $4), 4326), heading = $5, fov = $6,
+			range_m = $7, cone = $8, main_url = $9, sub_url = $10, record = $11, enabled = $12, version = version + 1, updated_at = $13 WHERE id = $1`,
+			id, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, sp.Record, sp.Enabled == nil || *sp.Enabled, s.now()); err != nil {
+			return fmt.Errorf("update camera: %w", err)
+		}
+		if err := place(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "camera.update", "camera", strconv.FormatInt(id, 10), map[string]any{"before": before, "after": summary(sp)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id, Viewer{})
+}
+
+// Delete removes camera id.
+func (s *Store) Delete(ctx context.Context, id int64) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var code string
+		err := tx.QueryRow(ctx, "DELETE FROM cameras WHERE id = $1 RETURNING code", id).Scan(&code)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
+		}
+		if err != nil {
+			return fmt.Errorf("delete camera: %w", err)
+		}
+		return audit.Record(ctx, tx, "camera.delete", "camera", strconv.FormatInt(id, 10), map[string]any{"before": map[string]any{"code": code}})
+	})
+}
+
+// Reassign places every camera again: after grids change.
+func (s *Store) Reassign(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT id FROM cameras ORDER BY id")
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := place(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -84,6 +84,14 @@ func (s *Server) streamEvents(c *gin.Context) {
 	}
 	heartbeat := time.NewTicker(hub.Heartbeat())
 	defer heartbeat.Stop()
+	// The stream ends when its session or token does (logout, expiry,
+	// a disabled account, a revoked token): recheck it now and then.
+	every := s.deps.EventsRecheck
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	recheck := time.NewTicker(every)
+	defer recheck.Stop()
 	var buf bytes.Buffer
 	for {
 		select {
@@ -104,6 +112,11 @@ func (s *Server) streamEvents(c *gin.Context) {
 			heartbeat.Reset(hub.Heartbeat())
 		case <-heartbeat.C:
 			if write([]byte(": ping\n\n")) != nil {
+				return
+			}
+		case <-recheck.C:
+			if _, err := s.authenticate(c); err != nil {
+				_ = write([]byte("event: unauthenticated\ndata: {}\n\n"))
 				return
 			}
 		}

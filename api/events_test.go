@@ -38,6 +38,7 @@ func newEventsEnv(t *testing.T) *authEnv {
 		d.Incidents = incident.NewService(ae.pool, incident.Options{Locator: loc})
 		hub = events.NewHub(ae.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
 		d.Events = hub
+		d.EventsRecheck = 100 * time.Millisecond
 	})
 	ae.env = e
 	ctx, cancel := context.WithCancel(context.Background())
@@ -335,6 +336,35 @@ func TestEventsRoles(t *testing.T) {
 		}
 		if ev.comment == "ping" {
 			n++
+		}
+	}
+}
+
+// TestEventsStreamEndsWithItsToken: revoking the token ends an open stream.
+func TestEventsStreamEndsWithItsToken(t *testing.T) {
+	e := newEventsEnv(t)
+	body, _ := json.Marshal(map[string]any{"name": "wall display", "role": "commander"})
+	created := e.do("POST", "/api/v1/tokens", body).json(t)
+	secret := created["secret"].(string)
+	id := int64(created["token"].(map[string]any)["id"].(float64))
+	s := e.openStream(secret, "")
+	if r := e.do("DELETE", fmt.Sprintf("/api/v1/tokens/%d", id), nil); r.status != 204 {
+		t.Fatalf("revoke: %d", r.status)
+	}
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("the stream ended without saying why")
+			}
+			if ev.event == "unauthenticated" {
+				if _, more := <-s.events; more {
+					t.Error("the stream went on after unauthenticated")
+				}
+				return
+			}
+		case <-time.After(eventWait):
+			t.Fatal("the stream outlived its revoked token")
 		}
 	}
 }

@@ -60,7 +60,7 @@ func (s *Server) createIncident(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, reporter(p))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, reporter(p), viewer(p))
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -285,6 +285,14 @@ func (s *Server) addStaff(c *gin.Context) {
 
 func (s *Server) removeStaff(c *gin.Context) {
 	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	grid, err := s.deps.Incidents.StaffGrid(c.Request.Context(), id)
+	if err == nil {
+		err = s.gridInScope(c, grid)
+	}
 	if err != nil {
 		writeError(c, s.log, err)
 		return

@@ -245,3 +245,46 @@ func TestIncidentPhotos(t *testing.T) {
 		t.Errorf("out-of-scope photo: %d, want 404", r.status)
 	}
 }
+
+// TestIncidentScopeHoles: replaying another's external id or key reveals
+// nothing; a scoped commander cannot remove staff or dispatch outside
+// their grids; a transition needs its version.
+func TestIncidentScopeHoles(t *testing.T) {
+	e := newAuthEnv(t)
+	lon, lat, gridID, code := e.gridPoint()
+	secret := incidentBody(lon, lat, "P-77")
+	if r := e.do("POST", "/api/v1/incidents", secret); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	e.token = e.tokenFor(auth.RoleIntegration)
+	r := e.do("POST", "/api/v1/incidents", secret)
+	if r.status != 409 || strings.Contains(string(r.body), "路口垃圾堆放") || strings.Contains(string(r.body), code) {
+		t.Errorf("replayed external id: %d %s, want 409 showing nothing", r.status, r.body)
+	}
+	e.token = adminToken
+	var other int64
+	for _, g := range e.do("GET", "/api/v1/grids?level=grid&limit=100", nil).json(t)["grids"].([]any) {
+		m := g.(map[string]any)
+		if !strings.HasPrefix(m["code"].(string), code[:12]) {
+			other = int64(m["id"].(float64))
+			break
+		}
+	}
+	staff := e.do("POST", fmt.Sprintf("/api/v1/grids/%d/staff", other), []byte(`{"role":"leader","name":"远处的网格长"}`)).json(t)
+	e.do("POST", fmt.Sprintf("/api/v1/grids/%d/staff", gridID), []byte(`{"role":"leader","name":"本地网格长"}`))
+	body, _ := json.Marshal(map[string]any{"name": "scoped commander", "role": "commander", "grid_codes": []string{code[:12]}})
+	scoped := e.do("POST", "/api/v1/tokens", body).json(t)["secret"].(string)
+	e.token = scoped
+	if r := e.do("DELETE", fmt.Sprintf("/api/v1/staff/%d", int64(staff["id"].(float64))), nil); r.status != 404 {
+		t.Errorf("scoped commander removing another grid's staff: %d, want 404", r.status)
+	}
+	id := int64(e.do("POST", "/api/v1/incidents", incidentBody(lon, lat, "")).json(t)["id"].(float64))
+	e.do("POST", fmt.Sprintf("/api/v1/incidents/%d/transitions", id), []byte(`{"to":"registered","version":1}`))
+	r = e.do("POST", fmt.Sprintf("/api/v1/incidents/%d/transitions", id), []byte(fmt.Sprintf(`{"to":"dispatched","version":2,"grid_id":%d}`, other)))
+	if r.status != 400 || r.errorOf(t)["details"].(map[string]any)["field"] != "grid_id" {
+		t.Errorf("dispatch outside the scope: %d %s, want 400 on grid_id", r.status, r.body)
+	}
+	if r := e.do("POST", fmt.Sprintf("/api/v1/incidents/%d/transitions", id), []byte(`{"to":"dispatched"}`)); r.status != 400 || r.errorOf(t)["details"].(map[string]any)["field"] != "version" {
+		t.Errorf("no version: %d %s, want 400 on version", r.status, r.body)
+	}
+}

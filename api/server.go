@@ -45,6 +45,9 @@ type Deps struct {
 	BasemapStyleURL string
 	MaxBodyBytes    int64
 	MaxVertices     int
+	// EventsRecheck is how often an open event stream checks that its
+	// session or token is still valid (default 30 s).
+	EventsRecheck time.Duration
 	// Cameras is the camera registry.
 	Cameras *camera.Store
 	// Incidents is the case service.

@@ -150,7 +150,7 @@ func BenchmarkCreateOne(b *testing.B) {
 		n := NewIncident{Source: "hotline", Category: "0101", Title: "单条", Priority: "normal", ReportedAt: time.Now(),
 			Lon: c.box.MinLon + r.Float64()*(c.box.MaxLon-c.box.MinLon), Lat: c.box.MinLat + r.Float64()*(c.box.MaxLat-c.box.MinLat)}
 		t0 := time.Now()
-		if _, _, err := c.svc.Create(ctx, n, Reporter{Name: "bench"}); err != nil {
+		if _, _, err := c.svc.Create(ctx, n, Reporter{Name: "bench"}, Viewer{}); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t0))

@@ -97,7 +97,7 @@ func (c *statsCity) report(t *testing.T, pt [2]float64, category, reported strin
 	in, _, err := c.svc.Create(context.Background(), incident.NewIncident{
 		Source: "patrol", Category: category, Title: "巡查发现", Lon: pt[0], Lat: pt[1],
 		ReportedAt: utc(reported), Priority: "normal",
-	}, c.reportedBy)
+	}, c.reportedBy, incident.Viewer{})
 	if err != nil {
 		t.Fatal(err)
 	}

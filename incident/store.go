@@ -136,8 +136,9 @@ func (s *Service) assign(ctx context.Context, tx pgx.Tx, lon, lat float64) (*int
 
 // Create files a report: assigns its grid and deadline in the same
 // transaction. A retry — the same Idempotency-Key, or the same source and
-// external id — returns the incident first filed, with created false.
-func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter) (*Incident, bool, error) {
+// external id — returns the incident first filed, with created false, if v
+// may see it; otherwise it is a conflict that shows nothing of it.
+func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v Viewer) (*Incident, bool, error) {
 	var id int64
 	created := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -178,7 +179,14 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter) (*Inci
 	if err != nil {
 		return nil, false, err
 	}
-	in, err := s.get(ctx, s.pool, id, Viewer{})
+	view := v
+	if created {
+		view = Viewer{}
+	}
+	in, err := s.get(ctx, s.pool, id, view)
+	if !created && gridwatch.ErrorCode(err) == gridwatch.ENotFound {
+		return nil, false, gridwatch.Errorf(gridwatch.EConflict, "a report with this Idempotency-Key or source and external_id already exists")
+	}
 	return in, created, err
 }
 
@@ -375,6 +383,9 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 	if !req.To.Valid() {
 		return nil, FieldError("to", "%q is not a status", req.To)
 	}
+	if req.Version <= 0 {
+		return nil, FieldError("version", "is required: the version of the case you are moving (from the last GET)")
+	}
 	if len(req.Note) > 2000 {
 		return nil, FieldError("note", "is longer than 2000 characters")
 	}
@@ -414,8 +425,12 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 		}
 		now := s.now()
 		details := map[string]any{}
+		oldGrid := gridID
 		if req.To == Dispatched {
 			if req.GridID != nil && (gridID == nil || *req.GridID != *gridID) {
+				if err := checkGridFor(ctx, tx, *req.GridID, v); err != nil {
+					return err
+				}
 				details["from_grid_id"], details["to_grid_id"] = gridID, *req.GridID
 				gridID = req.GridID
 			}
@@ -435,7 +450,7 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 			WHERE id = $1`, id, req.To, now, gridID, assignee)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" {
-			return FieldError("grid_id", "grid %d does not exist", *req.GridID)
+			return gridwatch.Errorf(gridwatch.EConflict, "the grid or the assignee changed meanwhile; reload and try again")
 		}
 		if err != nil {
 			return fmt.Errorf("transition: %w", err)
@@ -447,6 +462,12 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 		if err := events.Publish(ctx, tx, events.IncidentChanged, gridID, map[string]any{"id": id, "from": from, "status": req.To, "version": version + 1}); err != nil {
 			return err
 		}
+		if oldGrid != nil && (gridID == nil || *oldGrid != *gridID) {
+			// The grid it left hears that it went.
+			if err := events.Publish(ctx, tx, events.IncidentChanged, oldGrid, map[string]any{"id": id, "from": from, "status": req.To, "version": version + 1, "moved": true}); err != nil {
+				return err
+			}
+		}
 		return audit.Record(ctx, tx, "incident.transition", "incident", strconv.FormatInt(id, 10),
 			map[string]any{"before": map[string]any{"status": from, "version": version}, "after": map[string]any{"status": req.To, "version": version + 1}, "note": req.Note})
 	})
@@ -456,18 +477,37 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 	return s.Get(ctx, id, Viewer{})
 }
 
+// checkGridFor checks that grid id exists and lies in v's scope.
+func checkGridFor(ctx context.Context, tx pgx.Tx, id int64, v Viewer) error {
+	var ok bool
+	var err error
+	if v.Grids == nil {
+		err = tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM grids WHERE id = $1)", id).Scan(&ok)
+	} else {
+		err = tx.QueryRow(ctx, `SELECT $1 IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ANY($2)
+			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, id, v.Grids).Scan(&ok)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return FieldError("grid_id", "grid %d does not exist or is not one of yours", id)
+	}
+	return nil
+}
+
 // pickAssignee checks a chosen staff member belongs to the grid, or picks
 // the grid's leader.
 func (s *Service) pickAssignee(ctx context.Context, tx pgx.Tx, gridID int64, chosen *int64) (*int64, error) {
 	var id int64
 	if chosen != nil {
-		err := tx.QueryRow(ctx, "SELECT id FROM grid_staff WHERE id = $1 AND grid_id = $2", *chosen, gridID).Scan(&id)
+		err := tx.QueryRow(ctx, "SELECT id FROM grid_staff WHERE id = $1 AND grid_id = $2 FOR KEY SHARE", *chosen, gridID).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, FieldError("assignee_id", "staff member %d is not on the team of grid %d", *chosen, gridID)
 		}
 		return &id, err
 	}
-	err := tx.QueryRow(ctx, "SELECT id FROM grid_staff WHERE grid_id = $1 AND role = 'leader'", gridID).Scan(&id)
+	err := tx.QueryRow(ctx, "SELECT id FROM grid_staff WHERE grid_id = $1 AND role = 'leader' FOR KEY SHARE", gridID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, FieldError("assignee_id", "grid %d has no leader on its team: name the staff member to dispatch to", gridID)
 	}
@@ -561,6 +601,16 @@ func (s *Service) AddStaff(ctx context.Context, st Staff) (*Staff, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// StaffGrid returns the grid of staff member id.
+func (s *Service) StaffGrid(ctx context.Context, id int64) (int64, error) {
+	var grid int64
+	err := s.pool.QueryRow(ctx, "SELECT grid_id FROM grid_staff WHERE id = $1", id).Scan(&grid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, gridwatch.Errorf(gridwatch.ENotFound, "staff member %d not found", id)
+	}
+	return grid, err
 }
 
 // RemoveStaff removes a member from a team; their open cases keep them

@@ -83,7 +83,7 @@ func (c *city) report(t testing.TB, code string, mutate ...func(*NewIncident)) *
 	for _, m := range mutate {
 		m(&n)
 	}
-	in, created, err := c.svc.Create(context.Background(), n, Reporter{Name: "tester"})
+	in, created, err := c.svc.Create(context.Background(), n, Reporter{Name: "tester"}, Viewer{})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -115,7 +115,7 @@ func TestAssignment(t *testing.T) {
 		t.Errorf("new incident %+v: want reported, version 1, deadline 24 h (0101)", in)
 	}
 	// Outside every grid: stored, flagged, never dropped.
-	out, _, err := c.svc.Create(context.Background(), NewIncident{Source: "patrol", Category: "0502", Title: "占道经营", Lon: 120, Lat: 30, ReportedAt: c.clock(), Priority: "high"}, Reporter{Name: "tester"})
+	out, _, err := c.svc.Create(context.Background(), NewIncident{Source: "patrol", Category: "0502", Title: "占道经营", Lon: 120, Lat: 30, ReportedAt: c.clock(), Priority: "high"}, Reporter{Name: "tester"}, Viewer{})
 	if err != nil || out.Grid != nil || !out.Unassigned {
 		t.Fatalf("outside: %+v, %v; want stored and unassigned", out, err)
 	}
@@ -133,7 +133,7 @@ func TestAssignment(t *testing.T) {
 			break
 		}
 	}
-	on, _, err := c.svc.Create(context.Background(), NewIncident{Source: "sensor", Category: "0404", Title: "积水", Lon: vertex[0], Lat: vertex[1], ReportedAt: c.clock(), Priority: "urgent"}, Reporter{Name: "tester"})
+	on, _, err := c.svc.Create(context.Background(), NewIncident{Source: "sensor", Category: "0404", Title: "积水", Lon: vertex[0], Lat: vertex[1], ReportedAt: c.clock(), Priority: "urgent"}, Reporter{Name: "tester"}, Viewer{})
 	want, _ := c.loc.Assign(vertex[0], vertex[1])
 	if err != nil || on.Grid == nil || on.Grid.ID != want.ID {
 		t.Errorf("on a shared vertex: %+v, %v; want %s", on.Grid, err, want.Code)
@@ -150,7 +150,7 @@ func TestAssignmentWithoutIndex(t *testing.T) {
 	c := newCity(t)
 	sqlOnly := NewService(c.svc.pool, Options{Now: c.clock})
 	for code, p := range c.inside {
-		in, _, err := sqlOnly.Create(context.Background(), NewIncident{Source: "patrol", Category: "0101", Title: "x", Lon: p[0], Lat: p[1], ReportedAt: c.clock(), Priority: "low"}, Reporter{Name: "t"})
+		in, _, err := sqlOnly.Create(context.Background(), NewIncident{Source: "patrol", Category: "0101", Title: "x", Lon: p[0], Lat: p[1], ReportedAt: c.clock(), Priority: "low"}, Reporter{Name: "t"}, Viewer{})
 		if err != nil || in.Grid == nil || in.Grid.Code != code {
 			t.Fatalf("%s: %+v, %v", code, in, err)
 		}
@@ -162,7 +162,7 @@ func TestIdempotentRetry(t *testing.T) {
 	c := newCity(t)
 	code := anyGridCode(c)
 	first := c.report(t, code, func(n *NewIncident) { n.ExternalID = "12345-0001" })
-	again, created, err := c.svc.Create(context.Background(), NewIncident{Source: "hotline", ExternalID: "12345-0001", Category: "0101", Title: "retry", Lon: 0, Lat: 0, ReportedAt: c.clock(), Priority: "normal"}, Reporter{Name: "tester"})
+	again, created, err := c.svc.Create(context.Background(), NewIncident{Source: "hotline", ExternalID: "12345-0001", Category: "0101", Title: "retry", Lon: 0, Lat: 0, ReportedAt: c.clock(), Priority: "normal"}, Reporter{Name: "tester"}, Viewer{})
 	if err != nil || created || again.ID != first.ID || again.Title != first.Title {
 		t.Errorf("retry by external id: %+v created=%v %v; want incident %d unchanged", again, created, err, first.ID)
 	}
@@ -172,7 +172,7 @@ func TestIdempotentRetry(t *testing.T) {
 		t.Error("another source's external id was taken as a retry")
 	}
 	byKey := c.report(t, code, func(n *NewIncident) { n.IdempotencyKey = "k-1" })
-	again, created, err = c.svc.Create(context.Background(), NewIncident{Source: "patrol", Category: "0101", Title: "retry", Lon: 1, Lat: 1, ReportedAt: c.clock(), Priority: "normal", IdempotencyKey: "k-1"}, Reporter{Name: "tester"})
+	again, created, err = c.svc.Create(context.Background(), NewIncident{Source: "patrol", Category: "0101", Title: "retry", Lon: 1, Lat: 1, ReportedAt: c.clock(), Priority: "normal", IdempotencyKey: "k-1"}, Reporter{Name: "tester"}, Viewer{})
 	if err != nil || created || again.ID != byKey.ID {
 		t.Errorf("retry by key: %d created=%v %v; want %d", again.ID, created, err, byKey.ID)
 	}
@@ -184,7 +184,7 @@ func TestIdempotentRetry(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			p := c.inside[code]
-			in, _, err := c.svc.Create(context.Background(), NewIncident{Source: "hotline", ExternalID: "race", Category: "0101", Title: "race", Lon: p[0], Lat: p[1], ReportedAt: c.clock(), Priority: "normal"}, Reporter{Name: "t"})
+			in, _, err := c.svc.Create(context.Background(), NewIncident{Source: "hotline", ExternalID: "race", Category: "0101", Title: "race", Lon: p[0], Lat: p[1], ReportedAt: c.clock(), Priority: "normal"}, Reporter{Name: "t"}, Viewer{})
 			if err != nil {
 				t.Error(err)
 				return

@@ -472,3 +472,12 @@ func TestDatabaseDownIs503(t *testing.T) {
 		t.Errorf("%d %s; want 503 unavailable without the connection details", res.StatusCode, body)
 	}
 }
+
+func TestBadTextInQueryIs400(t *testing.T) {
+	e := newEnv(t)
+	for _, q := range []string{"/api/v1/grids?level=%00", "/api/v1/incidents?category=%ff", "/api/v1/audit?actor=%ff%fe"} {
+		if r := e.do("GET", q, nil); r.status != 400 || r.errorOf(t)["code"] != "invalid" {
+			t.Errorf("%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
+}

@@ -254,7 +254,7 @@ func idParam(c *gin.Context) (int64, error) {
 	v := c.Param("id")
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, gridwatch.Errorf(gridwatch.EInvalid, "grid id %q is not a positive integer", v).WithDetails(map[string]any{"param": "id", "value": v})
+		return 0, gridwatch.Errorf(gridwatch.EInvalid, "id %q in the path is not a positive integer", v).WithDetails(map[string]any{"param": "id", "value": v})
 	}
 	return id, nil
 }

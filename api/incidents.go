@@ -31,6 +31,17 @@ func viewer(p *auth.Principal) incident.Viewer {
 	return v
 }
 
+// forCaller trims what an integration (a hotline, a citizen app) sees of a
+// case to its status: not who handles it, nor the internal history.
+func forCaller(p *auth.Principal, in *incident.Incident) *incident.Incident {
+	if p == nil || p.Role != auth.RoleIntegration || in == nil {
+		return in
+	}
+	out := *in
+	out.Assignee, out.History, out.CreatedBy = nil, nil, ""
+	return &out
+}
+
 func reporter(p *auth.Principal) incident.Reporter {
 	r := incident.Reporter{Name: p.Username}
 	if p.Kind == "token" {
@@ -70,7 +81,7 @@ func (s *Server) createIncident(c *gin.Context) {
 	if !created {
 		status = http.StatusOK // a retry: the incident first filed
 	}
-	c.JSON(status, in)
+	c.JSON(status, forCaller(p, in))
 }
 
 // bulkIncidents reads NDJSON and answers NDJSON: one result a line, then
@@ -174,6 +185,9 @@ func (s *Server) listIncidents(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	for i := range list {
+		list[i] = *forCaller(principal(c), &list[i])
+	}
 	resp := gin.H{"incidents": list, "next": nil}
 	if next != 0 {
 		resp["next"] = strconv.FormatInt(next, 10)
@@ -192,7 +206,7 @@ func (s *Server) getIncident(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	c.JSON(http.StatusOK, in)
+	c.JSON(http.StatusOK, forCaller(principal(c), in))
 }
 
 func (s *Server) transitionIncident(c *gin.Context) {

@@ -132,6 +132,13 @@ func TestIncidentsOverHTTP(t *testing.T) {
 	if l := e.do("GET", "/api/v1/incidents?status=in_progress&grid="+fmt.Sprint(gridID), nil).json(t)["incidents"].([]any); len(l) != 1 {
 		t.Errorf("filtered list: %d", len(l))
 	}
+	// The hotline that reported it sees its status, not who handles it.
+	e.token = hotline
+	if r := e.do("GET", fmt.Sprintf("/api/v1/incidents/%d", id), nil); r.status != 200 || strings.Contains(string(r.body), "王芳") ||
+		r.json(t)["status"] != "in_progress" || r.json(t)["history"] != nil {
+		t.Errorf("integration view: %d %s", r.status, r.body)
+	}
+	e.token = leader
 	for _, q := range []string{"status=done", "grid=x", "from=yesterday", "bbox=1,2,3", "overdue=perhaps", "cursor=-1"} {
 		if r := e.do("GET", "/api/v1/incidents?"+q, nil); r.status != 400 {
 			t.Errorf("%s: %d, want 400", q, r.status)

@@ -8,9 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"gridwatch"
 )
 
 const requestIDHeader = "X-Request-ID"
@@ -98,6 +101,30 @@ func (s *Server) securityHeaders() gin.HandlerFunc {
 		h.Set("Content-Security-Policy", s.csp)
 		if s.deps.TLS {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		c.Next()
+	}
+}
+
+// checkText refuses query parameters and the headers gridwatch reads that
+// are not valid UTF-8 or hold a NUL: PostgreSQL would refuse them later
+// with an internal error.
+func (s *Server) checkText() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		for name, vals := range c.Request.URL.Query() {
+			for _, v := range append(vals, name) {
+				if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+					writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "query parameter %q is not valid UTF-8 text", strings.ToValidUTF8(name, "?")).
+						WithDetails(map[string]any{"param": strings.ToValidUTF8(name, "?")}))
+					return
+				}
+			}
+		}
+		for _, h := range []string{"Idempotency-Key", "Last-Event-ID"} {
+			if v := c.GetHeader(h); !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "header %s is not valid UTF-8 text", h).WithDetails(map[string]any{"header": h}))
+				return
+			}
 		}
 		c.Next()
 	}

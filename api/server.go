@@ -184,7 +184,7 @@ func (s *Server) routes() {
 	// Client addresses (throttling, audit) come from the connection, never
 	// from X-Forwarded-For, unless proxies are configured.
 	_ = e.SetTrustedProxies(s.deps.TrustedProxies)
-	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.limitBody())
+	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.limitBody(), s.checkText())
 	e.NoRoute(s.noRoute)
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))

@@ -125,10 +125,34 @@ func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporte
 	return sum, nil
 }
 
+// readLine reads one line of at most max bytes (without its newline). A
+// longer line is read to its end and dropped, with tooLong set, so the
+// lines after it are still read. err is io.EOF after the last line.
+func readLine(br *bufio.Reader, max int, buf []byte) (line []byte, tooLong bool, err error) {
+	buf = buf[:0]
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(chunk) > max+1 {
+				tooLong, buf = true, buf[:0]
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(buf, []byte("\n")), tooLong, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return buf, tooLong, err
+		}
+	}
+}
+
 // parseStream reads the stream into batches of BulkBatch good lines.
 func (s *Service) parseStream(ctx context.Context, r io.Reader, crs geo.CRS, hours map[string]int, out chan<- parsed) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var cur parsed
 	send := func() bool {
 		select {
@@ -139,38 +163,45 @@ func (s *Service) parseStream(ctx context.Context, r io.Reader, crs geo.CRS, hou
 			return false
 		}
 	}
+	buf := make([]byte, 0, 64<<10)
 	line := 0
-	for sc.Scan() {
+	for {
+		raw, tooLong, rerr := readLine(br, maxLine, buf)
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			cur.err = fmt.Errorf("read the stream: %w", rerr)
+			send()
+			return
+		}
+		if rerr != nil && len(raw) == 0 && !tooLong {
+			break
+		}
 		line++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
-		}
-		cur.lines++
-		n, err := ParseNew(text, crs, s.now())
-		if err == nil {
-			if h, ok := hours[n.Category]; !ok {
-				err = FieldError("category", "%q is not a known subclass code (such as 0101; GET /api/v1/categories lists them)", n.Category)
-			} else {
-				cur.batch = append(cur.batch, pending{line: line, n: n, due: n.ReportedAt.Add(time.Duration(h) * time.Hour)})
+		text := bytes.TrimSpace(raw)
+		switch {
+		case tooLong:
+			cur.lines++
+			cur.failed = append(cur.failed, lineError(line, gridwatch.Errorf(gridwatch.ETooLarge, "line %d is longer than %d bytes; skipped", line, maxLine)))
+		case len(text) == 0:
+		default:
+			cur.lines++
+			n, err := ParseNew(text, crs, s.now())
+			if err == nil {
+				if h, ok := hours[n.Category]; !ok {
+					err = FieldError("category", "%q is not a known subclass code (such as 0101; GET /api/v1/categories lists them)", n.Category)
+				} else {
+					cur.batch = append(cur.batch, pending{line: line, n: n, due: n.ReportedAt.Add(time.Duration(h) * time.Hour)})
+				}
 			}
-		}
-		if err != nil {
-			cur.failed = append(cur.failed, lineError(line, err))
+			if err != nil {
+				cur.failed = append(cur.failed, lineError(line, err))
+			}
 		}
 		if len(cur.batch) >= BulkBatch && !send() {
 			return
 		}
-	}
-	if err := sc.Err(); err != nil {
-		if !errors.Is(err, bufio.ErrTooLong) {
-			cur.err = fmt.Errorf("read the stream: %w", err)
-			send()
-			return
+		if rerr != nil {
+			break
 		}
-		line++
-		cur.lines++
-		cur.failed = append(cur.failed, lineError(line, gridwatch.Errorf(gridwatch.ETooLarge, "line %d is longer than %d bytes; the stream stops here", line, maxLine)))
 	}
 	if cur.lines > 0 {
 		send()

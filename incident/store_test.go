@@ -413,6 +413,8 @@ func TestBulk(t *testing.T) {
 		`{"source":"sensor","category":"9999","title":"x","location":{"type":"Point","coordinates":[113.6,34.7]}}`,
 		`{"source":"sensor","category":"0101","title":"x","location":{"type":"Point","coordinates":[34.7,113.6]}}`,
 		`{"source":"sensor","category":"0101","title":"far away","location":{"type":"Point","coordinates":[100,30]}}`,
+		`{"source":"sensor","category":"0101","title":"` + strings.Repeat("长", 30000) + `","location":{"type":"Point","coordinates":[100,30]}}`,
+		good("s-3"),
 	}
 	for _, l := range lines {
 		b.WriteString(l + "\n")
@@ -425,10 +427,10 @@ func TestBulk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Lines != 8 || sum.Created != 3 || sum.Duplicates != 1 || sum.Errors != 4 {
-		t.Errorf("summary %+v, want 8 lines: 3 created, 1 duplicate, 4 errors", sum)
+	if sum.Lines != 10 || sum.Created != 4 || sum.Duplicates != 1 || sum.Errors != 5 {
+		t.Errorf("summary %+v, want 10 lines: 4 created, 1 duplicate, 5 errors", sum)
 	}
-	want := map[int]string{1: "created", 2: "error", 3: "created", 4: "error", 6: "duplicate", 7: "error", 8: "error", 9: "created"}
+	want := map[int]string{1: "created", 2: "error", 3: "created", 4: "error", 6: "duplicate", 7: "error", 8: "error", 9: "created", 10: "error", 11: "created"}
 	for i, r := range results {
 		if want[r.Line] != r.Status {
 			t.Errorf("line %d: %s, want %s (%+v)", r.Line, r.Status, want[r.Line], r.Error)

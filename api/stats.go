@@ -37,6 +37,10 @@ func (s *Server) incidentStats(c *gin.Context) {
 				writeError(c, s.log, paramError(tp.name, v, "want an RFC 3339 time such as 2026-11-01T00:00:00+08:00"))
 				return
 			}
+			if t.Year() < 1970 || t.Year() > 9000 {
+				writeError(c, s.log, paramError(tp.name, v, "want a year from 1970 to 9000"))
+				return
+			}
 			*tp.dst = t
 		}
 	}

@@ -289,7 +289,7 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 				OVERRIDING SYSTEM VALUE
 				SELECT id, source, NULLIF(external_id, ''), category, title, description, ST_SetSRID(ST_MakePoint(lon, lat), 4326), address,
 					reported_at, $1, priority, grid_id, deadline, $2, NULLIF($3::bigint, 0), $1
-				FROM bulk_incidents ORDER BY line
+				FROM bulk_incidents ORDER BY source, external_id -- one order for all uploads: no deadlock between two
 				ON CONFLICT DO NOTHING RETURNING id, grid_id
 			) SELECT id, grid_id FROM ins`, now, by.Name, by.TokenID)
 		if err != nil {

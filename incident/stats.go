@@ -157,7 +157,7 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 			WHERE ` + strings.Join(conds, " AND ") + `
 		) SELECT GROUPING(gid, k, n, ck, cn) <> 0 AS total, gid, k, n, ck, cn,
 			count(*),
-			count(*) FILTER (WHERE registered_at IS NOT NULL),
+			count(*) FILTER (WHERE registered_at IS NOT NULL AND status <> 'rejected'),
 			count(*) FILTER (WHERE status = 'closed'),
 			count(*) FILTER (WHERE status = 'closed' AND closed_at <= deadline),
 			percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - reported_at)::float8 / 3600)

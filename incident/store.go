@@ -588,7 +588,10 @@ func (s *Service) AddStaff(ctx context.Context, st Staff) (*Staff, error) {
 			case "23505":
 				return gridwatch.Errorf(gridwatch.EConflict, "grid %d already has a leader; remove them first", st.GridID).WithDetails(map[string]any{"field": "role"})
 			case "23503":
-				return gridwatch.Errorf(gridwatch.ENotFound, "grid %d (or user) not found", st.GridID)
+				if strings.Contains(pe.ConstraintName, "user") {
+					return FieldError("user_id", "user %d does not exist", *st.UserID)
+				}
+				return gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", st.GridID)
 			}
 		}
 		if err != nil {

@@ -238,8 +238,9 @@ async function run() {
 
   const server = await api('GET', `/api/v1/incidents/${id}`);
   if (server.status !== 'dispatched' || server.version !== 3) throw new Error(`server has status ${server.status} version ${server.version}, want dispatched 3`);
-  if (server.assignee?.role !== 'leader') throw new Error(`dispatched to ${JSON.stringify(server.assignee)}, want the grid's leader`);
-  if ((server.history ?? []).length !== 3) throw new Error(`server history has ${(server.history ?? []).length} entries`);
+  // The reporting integration sees the status, not who handles it.
+  if (server.assignee != null || server.history != null) throw new Error(`the integration sees the handler or the history: ${JSON.stringify(server)}`);
+  if (!/网格长|leader/i.test(done.assignee ?? '')) throw new Error(`dispatched to ${JSON.stringify(done.assignee)} (option ${JSON.stringify(assigneeOption)}), want the grid's leader`);
   const onMap = await page.evaluate((id) => window.gridwatchIncidents.get(id)?.status, id);
   if (onMap !== 'dispatched') throw new Error(`the map's copy of ${id} has status ${onMap}`);
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,9 @@ import (
 
 // BulkBatch is how many lines go to the database in one transaction.
 const BulkBatch = 5000
+
+// BulkWorkers is how many batches are stored at once.
+const BulkWorkers = 2
 
 // maxLine is the longest NDJSON line accepted.
 const maxLine = 64 << 10
@@ -91,22 +95,61 @@ func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporte
 		defer close(batches)
 		s.parseStream(ctx, r, crs, hours, batches)
 	}()
-	// On an early return, let the reader finish before Bulk returns.
+	// Batches are stored by BulkWorkers transactions at once (PostgreSQL
+	// runs each on its own core) and answered in stream order.
+	type job struct {
+		p    parsed
+		done chan error
+		res  []LineResult
+	}
+	jobs := make(chan *job, BulkWorkers)
+	go func() {
+		defer close(jobs)
+		sem := make(chan struct{}, BulkWorkers)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for p := range batches {
+			j := &job{p: p, done: make(chan error, 1)}
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				j.done <- p.err
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				j.done <- ctx.Err()
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				stored, err := s.insertBatch(ctx, j.p.batch, by)
+				j.res = stored
+				j.done <- err
+			}()
+		}
+	}()
+	// On an early return, let the reader and the writers finish first.
 	defer func() {
 		cancel()
+		for j := range jobs {
+			<-j.done
+		}
 		for range batches {
 		}
 	}()
-	for p := range batches {
-		if p.err != nil {
-			return sum, p.err
-		}
-		sum.Lines += p.lines
-		stored, err := s.insertBatch(ctx, p.batch, by)
-		if err != nil {
+	for j := range jobs {
+		if err := <-j.done; err != nil {
 			return sum, err
 		}
-		results := append(p.failed, stored...)
+		sum.Lines += j.p.lines
+		results := append(j.p.failed, j.res...)
 		slices.SortFunc(results, func(a, b LineResult) int { return a.Line - b.Line })
 		for _, r := range results {
 			switch r.Status {
@@ -289,7 +332,7 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 				OVERRIDING SYSTEM VALUE
 				SELECT id, source, NULLIF(external_id, ''), category, title, description, ST_SetSRID(ST_MakePoint(lon, lat), 4326), address,
 					reported_at, $1, priority, grid_id, deadline, $2, NULLIF($3::bigint, 0), $1
-				FROM bulk_incidents ORDER BY source, external_id -- one order for all uploads: no deadlock between two
+				FROM bulk_incidents ORDER BY source, external_id -- one order for all writers: no deadlock between two
 				ON CONFLICT DO NOTHING RETURNING id, grid_id
 			) SELECT id, grid_id FROM ins`, now, by.Name, by.TokenID)
 		if err != nil {

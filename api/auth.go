@@ -320,15 +320,9 @@ func (s *Server) listAudit(c *gin.Context) {
 			}
 		}
 	}
-	if f.Limit, err = intParam(c, "limit", defaultPageSize, 1, maxPageSize); err != nil {
+	if f.Limit, f.Before, err = pageParams(c); err != nil {
 		writeError(c, s.log, err)
 		return
-	}
-	if cur := c.Query("cursor"); cur != "" {
-		if f.Before, err = strconv.ParseInt(cur, 10, 64); err != nil || f.Before <= 0 {
-			writeError(c, s.log, paramError("cursor", cur, "not a cursor from a previous page's next"))
-			return
-		}
 	}
 	entries, next, err := s.deps.Audit.List(c.Request.Context(), f)
 	if err != nil {

@@ -54,15 +54,9 @@ func (s *Server) cameraList(c *gin.Context, f camera.Filter) {
 		}
 		f.Status = st
 	}
-	if f.Limit, err = intParam(c, "limit", defaultPageSize, 1, maxPageSize); err != nil {
+	if f.Limit, f.After, err = pageParams(c); err != nil {
 		writeError(c, s.log, err)
 		return
-	}
-	if cur := c.Query("cursor"); cur != "" {
-		if f.After, err = strconv.ParseInt(cur, 10, 64); err != nil || f.After <= 0 {
-			writeError(c, s.log, paramError("cursor", cur, "not a cursor from a previous page's next"))
-			return
-		}
 	}
 	list, next, err := s.deps.Cameras.List(c.Request.Context(), f, cameraViewer(principal(c)))
 	if err != nil {

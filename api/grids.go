@@ -148,15 +148,9 @@ func (s *Server) listGrids(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	if f.Limit, err = intParam(c, "limit", defaultPageSize, 1, maxPageSize); err != nil {
+	if f.Limit, f.After, err = pageParams(c); err != nil {
 		writeError(c, s.log, err)
 		return
-	}
-	if cur := c.Query("cursor"); cur != "" {
-		if f.After, err = strconv.ParseInt(cur, 10, 64); err != nil || f.After < 0 {
-			writeError(c, s.log, paramError("cursor", cur, "not a cursor from a previous page's next"))
-			return
-		}
 	}
 	grids, next, err := s.deps.Grids.List(c.Request.Context(), f)
 	if err != nil {
@@ -269,6 +263,22 @@ func floatParam(c *gin.Context, name string) (float64, error) {
 		return 0, paramError(name, v, "not a finite number")
 	}
 	return f, nil
+}
+
+// pageParams reads ?limit= (default 100, at most 1000) and ?cursor= (the
+// next of a previous page).
+func pageParams(c *gin.Context) (int, int64, error) {
+	limit, err := intParam(c, "limit", defaultPageSize, 1, maxPageSize)
+	if err != nil {
+		return 0, 0, err
+	}
+	var cursor int64
+	if cur := c.Query("cursor"); cur != "" {
+		if cursor, err = strconv.ParseInt(cur, 10, 64); err != nil || cursor <= 0 {
+			return 0, 0, paramError("cursor", cur, "not a cursor from a previous page's next")
+		}
+	}
+	return limit, cursor, nil
 }
 
 func intParam(c *gin.Context, name string, def, lo, hi int) (int, error) {

@@ -170,15 +170,9 @@ func (s *Server) listIncidents(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	if f.Limit, err = intParam(c, "limit", defaultPageSize, 1, maxPageSize); err != nil {
+	if f.Limit, f.Before, err = pageParams(c); err != nil {
 		writeError(c, s.log, err)
 		return
-	}
-	if cur := c.Query("cursor"); cur != "" {
-		if f.Before, err = strconv.ParseInt(cur, 10, 64); err != nil || f.Before <= 0 {
-			writeError(c, s.log, paramError("cursor", cur, "not a cursor from a previous page's next"))
-			return
-		}
 	}
 	list, next, err := s.deps.Incidents.List(c.Request.Context(), f, viewer(principal(c)))
 	if err != nil {

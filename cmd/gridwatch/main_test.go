@@ -102,6 +102,16 @@ func TestServeDemoEndToEnd(t *testing.T) {
 	if code := getJSON(t, m.URL()+"/readyz", nil); code != 200 {
 		t.Errorf("readyz = %d", code)
 	}
+	var cams struct {
+		Cameras []struct {
+			MainURL string `json:"main_url"`
+			Grid    *struct{ Code string }
+		}
+	}
+	getJSON(t, m.URL()+"/api/v1/cameras", &cams)
+	if len(cams.Cameras) != 6 || cams.Cameras[0].Grid == nil || strings.Contains(cams.Cameras[0].MainURL, "demo@") {
+		t.Errorf("demo cameras: %+v, want 6 placed in grids, URLs without credentials", cams.Cameras)
+	}
 	// A second gridwatch on the same data dir is refused with a clear error.
 	cfg := *m.Config
 	cfg.Addr = "127.0.0.1:0"

@@ -116,7 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
 		AttachmentDir: filepath.Join(cfg.DataDir, "attachments")})
 	if m.SeedDemo {
-		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, log); err != nil {
+		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, m.cameras, log); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"strings"
 
+	"gridwatch"
 	"gridwatch/auth"
+	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
 )
@@ -25,14 +27,55 @@ func DemoAccounts() []auth.DemoAccount {
 
 // seedDemo imports the demo city unless its district is already stored, and
 // creates the demo accounts that are missing.
-func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, cases *incident.Service, log *slog.Logger) error {
+func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, cases *incident.Service, cams *camera.Store, log *slog.Logger) error {
 	if err := seedDemoCity(ctx, store, log); err != nil {
+		return err
+	}
+	if err := seedDemoCameras(ctx, cams); err != nil {
 		return err
 	}
 	if err := seedDemoStaff(ctx, store, cases); err != nil {
 		return err
 	}
 	return accounts.SeedDemo(ctx, DemoAccounts())
+}
+
+// seedDemoCameras registers one camera per community of the demo city, at
+// the middle of its first grid, pointing at where `gridwatch camsim` will
+// serve it (live video comes with the camera issue). Existing codes are kept.
+func seedDemoCameras(ctx context.Context, cams *camera.Store) error {
+	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, f := range fs {
+		if f.Level != geo.LevelGrid || seen[f.ParentCode] {
+			continue
+		}
+		seen[f.ParentCode] = true
+		n++
+		ring := f.Geometry.Polygon(0).Coords()[0]
+		var x, y float64
+		for _, p := range ring[:len(ring)-1] {
+			x += p[0]
+			y += p[1]
+		}
+		k := float64(len(ring) - 1)
+		heading, fov, rng := float64((n*73)%360), 70.0, 180.0
+		code := fmt.Sprintf("JS-CAM-%02d", n)
+		sp := camera.Spec{Code: code, Name: f.Name + " 路口摄像机", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{x / k, y / k}},
+			Heading: &heading, FOV: &fov, Range: &rng,
+			MainURL: fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/%s/main", code), SubURL: fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/%s/sub", code)}
+		if err := sp.Check(geo.CRSWGS84); err != nil {
+			return fmt.Errorf("demo camera: %w", err)
+		}
+		if _, err := cams.Create(ctx, sp); err != nil && gridwatch.ErrorCode(err) != gridwatch.EConflict {
+			return fmt.Errorf("demo camera: %w", err)
+		}
+	}
+	return nil
 }
 
 // seedDemoStaff turns each demo grid's 1+X+Y team, kept in its properties,

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -105,6 +106,10 @@ func (s *Server) streamEvents(c *gin.Context) {
 				return
 			}
 			buf.Reset()
+			if p.Scoped() && ev.Type == events.IncidentsBulk {
+				// Not which other grids got cases: only that theirs did.
+				ev.Data = json.RawMessage(`{"in_scope":true}`)
+			}
 			writeEvent(&buf, ev)
 			if write(buf.Bytes()) != nil {
 				return
@@ -200,6 +205,20 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 		}
 		if scope == nil {
 			return true
+		}
+		if ev.GridID == nil && ev.Type == events.IncidentsBulk {
+			// A bulk upload names the grids it touched: a scoped viewer
+			// hears of it when one of them is theirs.
+			var d struct {
+				Grids []int64 `json:"grids"`
+			}
+			_ = json.Unmarshal(ev.Data, &d)
+			for _, g := range d.Grids {
+				if scope[g] {
+					return true
+				}
+			}
+			return false
 		}
 		return ev.GridID != nil && scope[*ev.GridID]
 	}, nil

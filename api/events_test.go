@@ -302,6 +302,15 @@ func TestEventsScope(t *testing.T) {
 	if ev := ls.nextEvent(); ev.event != events.IncidentCreated || eventData(t, ev)["id"] != float64(inside) {
 		t.Errorf("leader's first event: %+v, want the creation of incident %d (not %d, nor the bulk)", ev, inside, outside)
 	}
+	// A bulk upload that touches one of the leader's grids reaches them,
+	// without naming the other grids it touched.
+	e.token = adminToken
+	if r := e.do("POST", "/api/v1/incidents/bulk", []byte(`{"source":"sensor","category":"0101","title":"暴露垃圾","location":{"type":"Point","coordinates":[113.6355,34.833]}}`+"\n")); r.status != 200 {
+		t.Fatalf("bulk inside: %d %s", r.status, r.body)
+	}
+	if ev := ls.nextEvent(); ev.event != events.IncidentsBulk || ev.data != `{"in_scope":true}` {
+		t.Errorf("leader's bulk event: %+v, want incident.bulk with only in_scope", ev)
+	}
 	var got []string
 	for range 3 {
 		ev := as.nextEvent()

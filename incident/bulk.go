@@ -381,7 +381,18 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 				results = append(results, lineError(p.line, gridwatch.Errorf(gridwatch.EConflict, "not stored: it conflicts with another incident")))
 			}
 		}
-		if err := events.Publish(ctx, tx, events.IncidentsBulk, nil, map[string]any{"created": len(created)}); err != nil {
+		grids := map[int64]bool{}
+		for _, g := range created {
+			if g != nil {
+				grids[*g] = true
+			}
+		}
+		touched := make([]int64, 0, len(grids))
+		for g := range grids {
+			touched = append(touched, g)
+		}
+		slices.Sort(touched)
+		if err := events.Publish(ctx, tx, events.IncidentsBulk, nil, map[string]any{"created": len(created), "grids": touched}); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, "incident.bulk", "incident", "", map[string]any{"created": len(created), "duplicates": len(dups)})

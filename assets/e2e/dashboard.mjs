@@ -5,7 +5,8 @@
 // Loads <baseURL>/, signs in through the login overlay (as demo-commander, or
 // env GW_USER / GW_PASSWORD), waits for the grids to be drawn, clicks inside
 // one grid-level feature, checks the side panel shows that grid (name, code
-// and a parent chain of at least 2 entries) and saves a screenshot. Any page
+// and a parent chain of at least 2 entries), checks the cameras source is on the
+// map when the API lists cameras, and saves a screenshot. Any page
 // error, console error, CSP violation or failed same-origin request fails the
 // run (except the 401 of GET /api/v1/me before signing in).
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
@@ -78,6 +79,19 @@ async function run() {
   if (!panel.area || panel.area === '—') throw new Error(`panel area is empty (${JSON.stringify(panel.area)})`);
   if (!panel.level) throw new Error('panel level is empty');
 
+  // Cameras: when the demo has any, the map has a gw-cameras source.
+  const camerasApi = await page.evaluate(async () => {
+    const r = await fetch('/api/v1/cameras?limit=1000', { credentials: 'same-origin' });
+    return r.ok ? ((await r.json()).cameras ?? []).length : 0;
+  });
+  if (camerasApi > 0) {
+    await page
+      .waitForFunction(() => !!window.gridwatchMap.getSource('gw-cameras'), null, { timeout })
+      .catch(() => {
+        throw new Error(`${camerasApi} cameras from the API, but no gw-cameras source on the map; ${problems.join('; ')}`);
+      });
+  }
+
   await page.screenshot({ path: shotPath, fullPage: true });
   await check('after click');
 
@@ -91,6 +105,7 @@ async function run() {
     page_loaded_ms: pageMs,
     clicked: { id: target.id, code: want.code, name: want.name, lon: +lon.toFixed(6), lat: +lat.toFixed(6) },
     panel,
+    cameras: camerasApi,
     screenshot: shotPath,
     total_ms: Date.now() - started,
   };

@@ -10,12 +10,15 @@
 //   document.body.dataset.incidentsLoaded  open cases loaded (incidents.read), after the first load
 //   document.body.dataset.live         "sse" (live stream), "polling" (fallback) or "connecting"
 //   window.gridwatchIncidents          {has(id), get(id), open(id), counts()}
+//   document.body.dataset.camerasLoaded  camera count, once the camera layer (source gw-cameras) is added
+//   #panel [data-field=cams] [data-camera-id], #camera-card[data-camera]
 //   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import * as maplibregl from 'maplibre-gl';
 import { AdminDialog } from './admin.js';
+import { CameraLayer } from './camera-layer.js';
 import { applyPermissions, can, currentSession, describe, getJSON, onUnauthenticated } from './api.js';
 import { LoginDialog, showUser } from './auth.js';
 import { isModalOpen } from './dom.js';
@@ -152,6 +155,16 @@ window.gridwatchIncidents = {
   counts: () => store.counts(),
 };
 
+// ---- cameras (cameras.read): points and view cones, loaded while the grids load ----------
+
+const camerasOn = can('cameras.read');
+const camLayer = new CameraLayer(map);
+const camerasLoad = camerasOn
+  ? camLayer.load().catch((err) => {
+      showError(err, 'Loading cameras');
+    })
+  : null;
+
 let grids = null; // prepareGrids() result once the grids are drawn
 let gridsDrawn; // resolves once the first grids are on the map
 const gridsReady = new Promise((resolve) => {
@@ -171,7 +184,12 @@ map.on('error', (ev) => {
   showError(ev.error ?? 'map error', 'Map');
 });
 
-const panel = new Panel($('#panel'), { onPick: (id, opts) => selectGrid(id, opts), onClose: closePanel, onIncident: (id) => openIncident(id) });
+const panel = new Panel($('#panel'), {
+  onPick: (id, opts) => selectGrid(id, opts),
+  onClose: closePanel,
+  onIncident: (id) => openIncident(id),
+  onCamera: (id) => openCamera(id, { fly: true }),
+});
 
 map.on('load', async () => {
   performance.mark('gw-map-load');
@@ -190,7 +208,8 @@ map.on('load', async () => {
     // Milliseconds from navigation start to grids drawn: the first-load budget.
     document.body.dataset.gridsLoadedMs = String(Math.round(performance.now()));
     document.body.dataset.gridsLoaded = String(grids.total);
-    // Incidents go on top once the grids are drawn: the grids come first.
+    // Cameras, then incidents, go on top once the grids are drawn: the grids come first.
+    if (camerasOn) addCameras();
     if (incidentsOn) showIncidents();
   });
   if (banner.hidden) setStatus('ok', '在线 Online');
@@ -202,6 +221,7 @@ function drawGrids(fc) {
   hoverId = null;
   grids = prepareGrids(fc);
   addGridLayers(map, grids, { withGraticule: offlineStyle });
+  camLayer.raise();
   incLayer.afterGridsRedrawn();
   showCounts(grids);
 }
@@ -284,6 +304,7 @@ map.on('mousemove', (ev) => {
 function hoverAt(ev) {
   pendingMove = null;
   if (hoverIncident(ev)) return;
+  if (hoverCamera(ev)) return;
   const f = pick(ev.point);
   setHover(f ? f.id : null);
   map.getCanvas().style.cursor = locating ? 'crosshair' : f ? 'pointer' : '';
@@ -326,6 +347,11 @@ map.on('click', (ev) => {
     openIncident(hit.id);
     return;
   }
+  const cam = camerasOn ? camLayer.hit(ev.point) : null;
+  if (cam) {
+    openCamera(cam.id);
+    return;
+  }
   const f = pick(ev.point);
   if (f) selectGrid(f.id, { fit: false });
   else closePanel();
@@ -344,6 +370,7 @@ function setSelected(id) {
 
 async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
   const seq = ++selectSeq;
+  camLayer.select(null);
   if (!fromLocate) clearLocateMarker();
   setSelected(id);
   panel.showLoading(fromLocate);
@@ -365,6 +392,7 @@ async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
 function closePanel() {
   selectSeq++;
   setSelected(null);
+  camLayer.select(null);
   clearLocateMarker();
   panel.close();
   document.title = 'Gridwatch 网格治理';
@@ -605,6 +633,7 @@ async function loadGridExtras(gridId, seq) {
   // One after the other, after the grid itself: a sign-in prompted by the grid
   // call is over before these run.
   loadCases(gridId, seq);
+  loadGridCameras(gridId, seq);
   try {
     const res = await getJSON(`/api/v1/grids/${encodeURIComponent(gridId)}/staff`);
     if (seq !== selectSeq) return;
@@ -612,6 +641,64 @@ async function loadGridExtras(gridId, seq) {
   } catch (err) {
     if (seq === selectSeq) console.warn('grid staff', err);
   }
+}
+
+async function loadGridCameras(gridId, seq) {
+  if (!camerasOn) return;
+  panel.showCameras(gridId, { loading: true });
+  try {
+    const res = await getJSON(`/api/v1/grids/${encodeURIComponent(gridId)}/cameras?limit=200`);
+    if (seq !== selectSeq) return;
+    panel.showCameras(gridId, { list: Array.isArray(res?.cameras) ? res.cameras : [], more: !!res?.next });
+  } catch (err) {
+    if (seq !== selectSeq) return;
+    panel.showCameras(gridId, { error: describe(err) });
+  }
+}
+
+// ---- cameras: the card, hover, flying to one ------------------------------------------------
+
+async function addCameras() {
+  await camerasLoad;
+  camLayer.add();
+  document.body.dataset.camerasLoaded = String(camLayer.byId.size);
+}
+
+async function openCamera(id, { fly = false } = {}) {
+  const seq = ++selectSeq;
+  setSelected(null);
+  clearLocateMarker();
+  let cam = camLayer.get(id);
+  if (!cam) {
+    try {
+      cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (seq === selectSeq) showError(err, `Camera ${id}`);
+      return;
+    }
+    if (seq !== selectSeq) return;
+  }
+  camLayer.select(cam.id);
+  panel.showCamera(cam);
+  document.title = `${cam.code ?? ''} ${cam.name ?? ''} — Gridwatch`;
+  const c = cam.location?.coordinates;
+  if (fly && Array.isArray(c)) map.flyTo({ center: [c[0], c[1]], zoom: Math.max(map.getZoom(), 16.5), padding: panelPadding(), duration: 800 });
+}
+
+function hoverCamera(ev) {
+  if (!camerasOn || newForm.picking || locating) return false;
+  const hit = camLayer.hit(ev.point);
+  if (!hit) return false;
+  setHover(null);
+  map.getCanvas().style.cursor = 'pointer';
+  tip.replaceChildren();
+  const code = tip.appendChild(document.createElement('span'));
+  code.className = 'tip-code';
+  code.textContent = hit.code ?? '';
+  tip.append(` ${hit.name ?? ''}`);
+  tip.style.transform = `translate(${Math.round(ev.point.x + 14)}px, ${Math.round(ev.point.y + 16)}px)`;
+  tip.hidden = false;
+  return true;
 }
 
 // ---- the incident view, the new-incident form, statistics -------------------------------

@@ -3,6 +3,7 @@
 
 import { formatTime } from './dom.js';
 import { LEVEL_CN, LEVEL_EN } from './layers.js';
+import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -55,11 +56,13 @@ function el(tag, className, text) {
  * entry is clicked, onIncident(id) when a case in the grid's list is.
  */
 export class Panel {
-  constructor(root, { onPick, onClose, onIncident = () => {} }) {
+  constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {} }) {
     this.root = root;
     this.onPick = onPick;
     this.onClose = onClose;
     this.onIncident = onIncident;
+    this.onCamera = onCamera;
+    this.camera = root.querySelector('#camera-card');
     this.detail = root.querySelector('#detail');
     this.locate = root.querySelector('#locate-result');
     this.loading = root.querySelector('#panel-loading');
@@ -68,6 +71,11 @@ export class Panel {
       const c = ev.target.closest('[data-incident-id]');
       if (c && root.contains(c)) {
         this.onIncident(Number(c.dataset.incidentId));
+        return;
+      }
+      const cam = ev.target.closest('[data-camera-id]');
+      if (cam && root.contains(cam)) {
+        this.onCamera(Number(cam.dataset.cameraId));
         return;
       }
       const b = ev.target.closest('[data-grid-id]');
@@ -93,6 +101,7 @@ export class Panel {
     this.detail.hidden = true;
     this.locate.hidden = true;
     this.loading.hidden = true;
+    this.camera.hidden = true;
     document.body.classList.remove('panel-open');
   }
 
@@ -100,6 +109,7 @@ export class Panel {
     this.open();
     if (!keepLocate) this.locate.hidden = true;
     this.detail.hidden = true;
+    this.camera.hidden = true;
     this.loading.hidden = false;
   }
 
@@ -111,6 +121,7 @@ export class Panel {
   showGrid(g, below) {
     this.open();
     this.loading.hidden = true;
+    this.camera.hidden = true;
     this.detail.hidden = false;
     this.root.dataset.gridId = String(g.id);
 
@@ -148,6 +159,82 @@ export class Panel {
     this.renderTeam(g.properties ?? {});
     this.renderProps(g.properties ?? {});
     this.field('cases-section').hidden = true;
+    this.field('cams-section').hidden = true;
+  }
+
+  /**
+   * showCameras lists the cameras in a grid or seeing into it: state is
+   * {loading: true}, {error}, or {list, more}.
+   */
+  showCameras(gridId, state) {
+    if (String(gridId) !== this.root.dataset.gridId) return;
+    const section = this.field('cams-section');
+    const ol = this.field('cams');
+    const note = this.field('cams-note');
+    section.hidden = false;
+    section.dataset.state = state.loading ? 'loading' : state.error ? 'error' : 'ok';
+    if (state.loading) {
+      ol.replaceChildren();
+      this.field('cams-n').textContent = '';
+      note.hidden = false;
+      note.textContent = 'Loading… 加载中';
+      return;
+    }
+    if (state.error) {
+      ol.replaceChildren();
+      note.hidden = false;
+      note.textContent = `无法加载摄像机 · Cannot load the cameras — ${state.error}`;
+      return;
+    }
+    this.field('cams-n').textContent = `(${state.list.length}${state.more ? '+' : ''})`;
+    ol.replaceChildren();
+    for (const c of state.list) {
+      const b = el('button', 'cam-item');
+      b.type = 'button';
+      b.dataset.cameraId = String(c.id);
+      b.title = CAMERA_STATUS_LABEL[c.status] ?? c.status ?? '';
+      const dot = el('span', 'dot dot-cam');
+      dot.dataset.status = c.status ?? '';
+      b.append(dot, el('span', 'cam-name', c.name ?? ''), el('span', 'cam-code', c.code ?? ''));
+      const li = el('li');
+      li.append(b);
+      ol.append(li);
+    }
+    note.hidden = state.list.length > 0;
+    note.textContent = state.list.length === 0 ? '无摄像机 · No cameras' : '';
+  }
+
+  /** showCamera renders one camera (GET /api/v1/cameras item) as a card. */
+  showCamera(c) {
+    this.open();
+    this.detail.hidden = true;
+    this.locate.hidden = true;
+    this.loading.hidden = true;
+    this.camera.hidden = false;
+    delete this.root.dataset.gridId;
+    this.camera.dataset.camera = String(c.id); // not data-camera-id: that marks clickable camera links
+    const status = this.field('cam-status');
+    status.dataset.status = c.status ?? '';
+    status.textContent = CAMERA_STATUS_LABEL[c.status] ?? c.status ?? '—';
+    this.field('cam-code').textContent = c.code ?? '';
+    this.field('cam-name').textContent = c.name ?? '';
+    const gridLink = (g) => {
+      const b = el('button', 'cam-grid-link', g.name ?? g.code ?? String(g.id));
+      b.type = 'button';
+      b.dataset.gridId = String(g.id);
+      b.title = `${levelLabel(g.level)} · ${g.code ?? ''}`;
+      return b;
+    };
+    this.field('cam-grid').replaceChildren(c.grid ? gridLink(c.grid) : '无网格 none');
+    const num = (v, unit) => (typeof v === 'number' && Number.isFinite(v) ? `${numberFmt.format(v)}${unit}` : '—');
+    this.field('cam-heading').textContent = num(c.heading, '°');
+    this.field('cam-fov').textContent = num(c.fov, '°');
+    this.field('cam-range').textContent = num(c.range, ' m');
+    const sees = this.field('cam-sees');
+    sees.className = 'cam-sees';
+    const list = Array.isArray(c.sees) ? c.sees : [];
+    sees.replaceChildren(...(list.length ? list.map(gridLink) : ['—']));
+    this.field('cam-url').textContent = c.main_url || '—';
   }
 
   /**
@@ -266,6 +353,7 @@ export class Panel {
   /** showLocate renders GET /api/v1/locate; grids is null while the request runs. */
   showLocate(lngLat, grids) {
     this.open();
+    this.camera.hidden = true;
     this.locate.hidden = false;
     this.field('locate-coord').textContent = `${lngLat.lng.toFixed(6)}, ${lngLat.lat.toFixed(6)}`;
     const list = this.field('locate-list');

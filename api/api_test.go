@@ -255,6 +255,14 @@ func TestBadInputIsRefusedAndNothingStored(t *testing.T) {
 	if r := e.do("GET", "/api/v1/grids", nil); len(r.json(t)["grids"].([]any)) != 0 {
 		t.Errorf("something was stored: %s", r.body)
 	}
+	// The body limit is per route: a bulk upload may be far larger.
+	var bulk strings.Builder
+	for bulk.Len() < 20000 {
+		bulk.WriteString(`{"source":"sensor","category":"0101","title":"暴露垃圾","location":{"type":"Point","coordinates":[113.6,34.7]}}` + "\n")
+	}
+	if r := e.do("POST", "/api/v1/incidents/bulk", []byte(bulk.String())); r.status != 200 || !strings.Contains(string(r.body), `"errors":0`) {
+		t.Errorf("20 KB bulk upload with an 8 KB body limit: %d %.200s", r.status, r.body)
+	}
 	r = e.do("POST", "/api/v1/grids/import?repair=true", []byte(bowtie))
 	if r.status != 201 || len(r.json(t)["repairs"].([]any)) != 1 {
 		t.Errorf("repair=true: %d %s", r.status, r.body)

@@ -28,13 +28,13 @@ const (
 // authorize is the one authorisation layer: it finds who the request is
 // (bearer token or session cookie), checks CSRF for cookie-authenticated
 // changes, and checks the route's permission.
-func (s *Server) authorize(perm auth.Permission) gin.HandlerFunc {
+func (s *Server) authorize(perm auth.Permission, apiKey bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if perm == auth.Public {
 			c.Next()
 			return
 		}
-		p, err := s.authenticate(c)
+		p, err := s.authenticate(c, apiKey)
 		if err != nil {
 			writeError(c, s.log, err)
 			return
@@ -63,7 +63,9 @@ func (s *Server) authorize(perm auth.Permission) gin.HandlerFunc {
 	}
 }
 
-func (s *Server) authenticate(c *gin.Context) (*auth.Principal, error) {
+// authenticate finds the principal: a bearer token, the api_key parameter
+// where the route allows it, or the session cookie.
+func (s *Server) authenticate(c *gin.Context, apiKey bool) (*auth.Principal, error) {
 	if s.deps.Auth == nil {
 		return nil, errors.New("no auth service configured")
 	}
@@ -74,8 +76,7 @@ func (s *Server) authenticate(c *gin.Context) (*auth.Principal, error) {
 		}
 		return s.deps.Auth.AuthenticateToken(c.Request.Context(), tok)
 	}
-	// Open311 clients send their key as the api_key parameter.
-	if strings.HasPrefix(c.Request.URL.Path, "/open311/") {
+	if apiKey {
 		if key := c.Query("api_key"); key != "" {
 			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
 		}
@@ -236,18 +237,12 @@ func (s *Server) getUser(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	users, err := s.deps.Auth.ListUsers(c.Request.Context())
+	u, err := s.deps.Auth.GetUser(c.Request.Context(), id)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
 	}
-	for _, u := range users {
-		if u.ID == id {
-			c.JSON(http.StatusOK, gin.H{"user": u})
-			return
-		}
-	}
-	writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "user %d not found", id))
+	c.JSON(http.StatusOK, gin.H{"user": u})
 }
 
 func (s *Server) updateUser(c *gin.Context) {
@@ -329,9 +324,5 @@ func (s *Server) listAudit(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	resp := gin.H{"entries": entries, "next": nil}
-	if next != 0 {
-		resp["next"] = strconv.FormatInt(next, 10)
-	}
-	c.JSON(http.StatusOK, resp)
+	c.JSON(http.StatusOK, page("entries", entries, next))
 }

@@ -63,11 +63,7 @@ func (s *Server) cameraList(c *gin.Context, f camera.Filter) {
 		writeError(c, s.log, err)
 		return
 	}
-	resp := gin.H{"cameras": list, "next": nil}
-	if next != 0 {
-		resp["next"] = strconv.FormatInt(next, 10)
-	}
-	c.JSON(http.StatusOK, resp)
+	c.JSON(http.StatusOK, page("cameras", list, next))
 }
 
 func (s *Server) createCamera(c *gin.Context) {

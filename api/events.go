@@ -120,7 +120,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 				return
 			}
 		case <-recheck.C:
-			if _, err := s.authenticate(c); err != nil {
+			if _, err := s.authenticate(c, false); err != nil {
 				_ = write([]byte("event: unauthenticated\ndata: {}\n\n"))
 				return
 			}

@@ -105,20 +105,29 @@ func (s *Server) getGrid(c *gin.Context) {
 	c.JSON(http.StatusOK, d)
 }
 
-func (s *Server) detail(ctx context.Context, p *auth.Principal, id int64, withGeom bool) (*gridDetail, error) {
-	g, err := s.deps.Grids.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
+// scopedChain returns grid id's chain as p may see it; a grid outside p's
+// scope is not found, as if it did not exist.
+func (s *Server) scopedChain(ctx context.Context, p *auth.Principal, id int64) ([]geo.Ref, error) {
 	chain, err := s.deps.Grids.Chain(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if p.Scoped() {
 		if chain = p.InScope(chain); len(chain) == 0 {
-			// Outside the caller's grids: as if it did not exist.
 			return nil, gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
 		}
+	}
+	return chain, nil
+}
+
+func (s *Server) detail(ctx context.Context, p *auth.Principal, id int64, withGeom bool) (*gridDetail, error) {
+	chain, err := s.scopedChain(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.deps.Grids.Get(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	d := &gridDetail{Grid: *g, Chain: chain}
 	if withGeom && g.Geometry != nil {
@@ -157,11 +166,7 @@ func (s *Server) listGrids(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	resp := gin.H{"grids": grids, "next": nil}
-	if next != 0 {
-		resp["next"] = strconv.FormatInt(next, 10)
-	}
-	c.JSON(http.StatusOK, resp)
+	c.JSON(http.StatusOK, page("grids", grids, next))
 }
 
 func (s *Server) gridsGeoJSON(c *gin.Context) {
@@ -263,6 +268,16 @@ func floatParam(c *gin.Context, name string) (float64, error) {
 		return 0, paramError(name, v, "not a finite number")
 	}
 	return f, nil
+}
+
+// page is a list response: the items under key and the cursor of the next
+// page, null on the last.
+func page(key string, items any, next int64) gin.H {
+	resp := gin.H{key: items, "next": nil}
+	if next != 0 {
+		resp["next"] = strconv.FormatInt(next, 10)
+	}
+	return resp
 }
 
 // pageParams reads ?limit= (default 100, at most 1000) and ?cursor= (the

@@ -130,13 +130,12 @@ func (s *Server) checkText() gin.HandlerFunc {
 	}
 }
 
-// limitBody caps every request body; reading past the cap fails with
+// limitBody caps a route's request body; reading past the cap fails with
 // *http.MaxBytesError, which writeError maps to 413.
-func (s *Server) limitBody() gin.HandlerFunc {
+func limitBody(limit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		// Bulk ingest sets its own, larger cap.
-		if c.Request.Body != nil && !strings.HasSuffix(c.Request.URL.Path, "/incidents/bulk") {
-			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.deps.MaxBodyBytes)
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		}
 		c.Next()
 	}

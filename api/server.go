@@ -109,70 +109,85 @@ type Route struct {
 	Method, Path string
 	Perm         auth.Permission
 	handle       gin.HandlerFunc
+	// maxBody overrides the body limit (bulk uploads); 0 keeps MaxBodyBytes.
+	maxBody int64
+	// apiKey lets the token come as the api_key parameter (Open311 clients).
+	apiKey bool
 }
+
+// rt is a route with the default body limit and authentication.
+func rt(method, path string, perm auth.Permission, handle gin.HandlerFunc) Route {
+	return Route{Method: method, Path: path, Perm: perm, handle: handle}
+}
+
+// bulkBody gives r the bulk upload limit.
+func (s *Server) bulkBody(r Route) Route { r.maxBody = s.deps.MaxBulkBytes; return r }
+
+// keyParam lets r's callers send their token as api_key.
+func keyParam(r Route) Route { r.apiKey = true; return r }
 
 // Routes is the routing table.
 func (s *Server) Routes() []Route {
 	metrics := gin.WrapH(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
 	return []Route{
-		{"GET", "/healthz", auth.Public, s.healthz},
-		{"GET", "/readyz", auth.Public, s.readyz},
-		{"GET", "/metrics", auth.MetricsRead, metrics},
-		{"GET", "/api/v1/meta", auth.Public, s.meta},
+		rt("GET", "/healthz", auth.Public, s.healthz),
+		rt("GET", "/readyz", auth.Public, s.readyz),
+		rt("GET", "/metrics", auth.MetricsRead, metrics),
+		rt("GET", "/api/v1/meta", auth.Public, s.meta),
 
-		{"POST", "/api/v1/auth/login", auth.Public, s.login},
-		{"POST", "/api/v1/auth/logout", auth.Authenticated, s.logout},
-		{"GET", "/api/v1/me", auth.Authenticated, s.me},
-		{"POST", "/api/v1/me/password", auth.Authenticated, s.changePassword},
+		rt("POST", "/api/v1/auth/login", auth.Public, s.login),
+		rt("POST", "/api/v1/auth/logout", auth.Authenticated, s.logout),
+		rt("GET", "/api/v1/me", auth.Authenticated, s.me),
+		rt("POST", "/api/v1/me/password", auth.Authenticated, s.changePassword),
 
-		{"GET", "/api/v1/users", auth.UsersManage, s.listUsers},
-		{"POST", "/api/v1/users", auth.UsersManage, s.createUser},
-		{"GET", "/api/v1/users/:id", auth.UsersManage, s.getUser},
-		{"PATCH", "/api/v1/users/:id", auth.UsersManage, s.updateUser},
-		{"GET", "/api/v1/tokens", auth.TokensManage, s.listTokens},
-		{"POST", "/api/v1/tokens", auth.TokensManage, s.createToken},
-		{"DELETE", "/api/v1/tokens/:id", auth.TokensManage, s.revokeToken},
-		{"GET", "/api/v1/audit", auth.AuditRead, s.listAudit},
+		rt("GET", "/api/v1/users", auth.UsersManage, s.listUsers),
+		rt("POST", "/api/v1/users", auth.UsersManage, s.createUser),
+		rt("GET", "/api/v1/users/:id", auth.UsersManage, s.getUser),
+		rt("PATCH", "/api/v1/users/:id", auth.UsersManage, s.updateUser),
+		rt("GET", "/api/v1/tokens", auth.TokensManage, s.listTokens),
+		rt("POST", "/api/v1/tokens", auth.TokensManage, s.createToken),
+		rt("DELETE", "/api/v1/tokens/:id", auth.TokensManage, s.revokeToken),
+		rt("GET", "/api/v1/audit", auth.AuditRead, s.listAudit),
 
-		{"GET", "/api/v1/grids", auth.GridsRead, s.listGrids},
-		{"GET", "/api/v1/grids.geojson", auth.GridsRead, s.gridsGeoJSON},
-		{"POST", "/api/v1/grids", auth.GridsWrite, s.createGrid},
-		{"POST", "/api/v1/grids/import", auth.GridsWrite, s.importGrids},
-		{"GET", "/api/v1/grids/:id", auth.GridsRead, s.getGrid},
-		{"DELETE", "/api/v1/grids/:id", auth.GridsWrite, s.deleteGrid},
-		{"GET", "/api/v1/locate", auth.Locate, s.locate},
-		{"GET", "/api/v1/grids/:id/staff", auth.GridsRead, s.listStaff},
-		{"POST", "/api/v1/grids/:id/staff", auth.StaffManage, s.addStaff},
-		{"DELETE", "/api/v1/staff/:id", auth.StaffManage, s.removeStaff},
+		rt("GET", "/api/v1/grids", auth.GridsRead, s.listGrids),
+		rt("GET", "/api/v1/grids.geojson", auth.GridsRead, s.gridsGeoJSON),
+		rt("POST", "/api/v1/grids", auth.GridsWrite, s.createGrid),
+		rt("POST", "/api/v1/grids/import", auth.GridsWrite, s.importGrids),
+		rt("GET", "/api/v1/grids/:id", auth.GridsRead, s.getGrid),
+		rt("DELETE", "/api/v1/grids/:id", auth.GridsWrite, s.deleteGrid),
+		rt("GET", "/api/v1/locate", auth.Locate, s.locate),
+		rt("GET", "/api/v1/grids/:id/staff", auth.GridsRead, s.listStaff),
+		rt("POST", "/api/v1/grids/:id/staff", auth.StaffManage, s.addStaff),
+		rt("DELETE", "/api/v1/staff/:id", auth.StaffManage, s.removeStaff),
 
-		{"GET", "/api/v1/categories", auth.Authenticated, s.listCategories},
-		{"POST", "/api/v1/incidents", auth.IncidentsCreate, s.createIncident},
-		{"POST", "/api/v1/incidents/bulk", auth.IncidentsCreate, s.bulkIncidents},
-		{"GET", "/api/v1/incidents", auth.IncidentsRead, s.listIncidents},
-		{"GET", "/api/v1/incidents/:id", auth.IncidentsRead, s.getIncident},
-		{"POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, s.transitionIncident},
-		{"POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, s.attachPhoto},
-		{"GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, s.getPhoto},
-		{"GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats},
+		rt("GET", "/api/v1/categories", auth.Authenticated, s.listCategories),
+		rt("POST", "/api/v1/incidents", auth.IncidentsCreate, s.createIncident),
+		s.bulkBody(Route{Method: "POST", Path: "/api/v1/incidents/bulk", Perm: auth.IncidentsCreate, handle: s.bulkIncidents}),
+		rt("GET", "/api/v1/incidents", auth.IncidentsRead, s.listIncidents),
+		rt("GET", "/api/v1/incidents/:id", auth.IncidentsRead, s.getIncident),
+		rt("POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, s.transitionIncident),
+		rt("POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, s.attachPhoto),
+		rt("GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, s.getPhoto),
+		rt("GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats),
 
-		{"GET", "/api/v1/cameras", auth.CamerasRead, s.listCameras},
-		{"POST", "/api/v1/cameras", auth.CamerasWrite, s.createCamera},
-		{"GET", "/api/v1/cameras/:id", auth.CamerasRead, s.getCamera},
-		{"PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, s.updateCamera},
-		{"DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, s.deleteCamera},
-		{"GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.gridCameras},
-		{"GET", "/api/v1/events", auth.Authenticated, s.streamEvents},
+		rt("GET", "/api/v1/cameras", auth.CamerasRead, s.listCameras),
+		rt("POST", "/api/v1/cameras", auth.CamerasWrite, s.createCamera),
+		rt("GET", "/api/v1/cameras/:id", auth.CamerasRead, s.getCamera),
+		rt("PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, s.updateCamera),
+		rt("DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, s.deleteCamera),
+		rt("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.gridCameras),
+		rt("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),
 
 		// Open311 GeoReport v2, for citizen-reporting apps: the service list
 		// is public; requests need an integration key (api_key or bearer).
-		{"GET", "/open311/v2/services.json", auth.Public, s.open311Services},
-		{"GET", "/open311/v2/services/:file", auth.Public, s.open311Service},
-		{"POST", "/open311/v2/requests.json", auth.IncidentsCreate, s.open311CreateRequest},
-		{"GET", "/open311/v2/requests.json", auth.IncidentsRead, s.open311Requests},
-		{"GET", "/open311/v2/requests/:file", auth.IncidentsRead, s.open311Request},
-		{"GET", "/open311/v2/services.xml", auth.Public, s.open311XML},
-		{"GET", "/open311/v2/requests.xml", auth.Public, s.open311XML},
-		{"POST", "/open311/v2/requests.xml", auth.Public, s.open311XML},
+		rt("GET", "/open311/v2/services.json", auth.Public, s.open311Services),
+		rt("GET", "/open311/v2/services/:file", auth.Public, s.open311Service),
+		keyParam(Route{Method: "POST", Path: "/open311/v2/requests.json", Perm: auth.IncidentsCreate, handle: s.open311CreateRequest}),
+		keyParam(Route{Method: "GET", Path: "/open311/v2/requests.json", Perm: auth.IncidentsRead, handle: s.open311Requests}),
+		keyParam(Route{Method: "GET", Path: "/open311/v2/requests/:file", Perm: auth.IncidentsRead, handle: s.open311Request}),
+		rt("GET", "/open311/v2/services.xml", auth.Public, s.open311XML),
+		rt("GET", "/open311/v2/requests.xml", auth.Public, s.open311XML),
+		rt("POST", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 	}
 }
 
@@ -184,13 +199,17 @@ func (s *Server) routes() {
 	// Client addresses (throttling, audit) come from the connection, never
 	// from X-Forwarded-For, unless proxies are configured.
 	_ = e.SetTrustedProxies(s.deps.TrustedProxies)
-	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.limitBody(), s.checkText())
+	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.checkText())
 	e.NoRoute(s.noRoute)
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	for _, r := range s.Routes() {
-		e.Handle(r.Method, r.Path, s.authorize(r.Perm), r.handle)
+		limit := r.maxBody
+		if limit == 0 {
+			limit = s.deps.MaxBodyBytes
+		}
+		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey), r.handle)
 	}
 }
 

@@ -103,9 +103,6 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	return s
 }
 
-// SessionIdle is the idle timeout, for the cookie's lifetime.
-func (s *Service) SessionIdle() time.Duration { return s.opts.SessionIdle }
-
 func (s *Service) now() time.Time { return s.opts.Now() }
 
 var errUnauthenticated = gridwatch.Errorf(gridwatch.EUnauthenticated, "sign in first: no valid session or token")
@@ -230,13 +227,15 @@ func (s *Service) AuthenticateSession(ctx context.Context, cookie string) (*Prin
 	}
 	now := s.now()
 	var (
-		sid, uid int64
-		csrf     string
+		sid      int64
 		lastSeen time.Time
+		p        = &Principal{Kind: "user"}
 	)
-	err = s.pool.QueryRow(ctx, `SELECT s.id, s.user_id, s.csrf_token, s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id
+	// One round trip on every request: the session, its user and the scope.
+	err = s.pool.QueryRow(ctx, `SELECT s.id, s.csrf_token, s.last_seen_at, u.id, u.username, u.display_name, u.role, `+scopeJSON("user_grids", "user_id", "u.id")+`
+		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND NOT u.disabled`,
-		hashSecret(secret), now, now.Add(-s.opts.SessionIdle)).Scan(&sid, &uid, &csrf, &lastSeen)
+		hashSecret(secret), now, now.Add(-s.opts.SessionIdle)).Scan(&sid, &p.CSRFToken, &lastSeen, &p.ID, &p.Username, &p.DisplayName, &p.Role, &p.Grids)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "your session has ended; sign in again")
 	}
@@ -249,12 +248,17 @@ func (s *Service) AuthenticateSession(ctx context.Context, cookie string) (*Prin
 			return nil, fmt.Errorf("session: %w", err)
 		}
 	}
-	p, err := s.userPrincipal(ctx, s.pool, uid)
-	if err != nil {
-		return nil, err
-	}
-	p.SessionID, p.CSRFToken = sid, csrf
+	p.SessionID = sid
+	p.fill()
 	return p, nil
+}
+
+// scopeJSON is a subquery giving the scope grids of owner (a column
+// expression) from table as JSON refs, NULL when unscoped. table and column
+// are constants of this file, never input.
+func scopeJSON(table, column, owner string) string {
+	return `(SELECT json_agg(json_build_object('id', g.id, 'code', g.code, 'name', g.name, 'level', g.level) ORDER BY g.code)
+		FROM ` + table + ` sg JOIN grids g ON g.id = sg.grid_id WHERE sg.` + column + ` = ` + owner + `)`
 }
 
 // CheckCSRF reports whether token is the session's CSRF token.
@@ -310,10 +314,11 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (*Princip
 		name     string
 		role     Role
 		lastUsed *time.Time
+		grids    []geo.Ref
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, name, role, last_used_at FROM api_tokens
-		WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, h, now).
-		Scan(&id, &name, &role, &lastUsed)
+	err := s.pool.QueryRow(ctx, `SELECT t.id, t.name, t.role, t.last_used_at, `+scopeJSON("token_grids", "token_id", "t.id")+` FROM api_tokens t
+		WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)`, h, now).
+		Scan(&id, &name, &role, &lastUsed, &grids)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "the API token is unknown, revoked or expired")
 	}
@@ -324,10 +329,6 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (*Princip
 		if _, err := s.pool.Exec(ctx, "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", id, now); err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
-	}
-	grids, err := scopeOf(ctx, s.pool, "token_grids", "token_id", id)
-	if err != nil {
-		return nil, err
 	}
 	p := &Principal{Kind: "token", ID: id, Username: name, DisplayName: name, Role: role, Grids: grids}
 	p.fill()
@@ -662,6 +663,11 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		}
 		return audit.Record(ctx, tx, "user.password", "user", strconv.FormatInt(p.ID, 10), map[string]any{"password_changed": true})
 	})
+}
+
+// GetUser returns account id.
+func (s *Service) GetUser(ctx context.Context, id int64) (*User, error) {
+	return getUser(ctx, s.pool, id)
 }
 
 // ListUsers lists every account by username.

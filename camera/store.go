@@ -81,20 +81,20 @@ func scopeCond(v Viewer, args []any) (string, []any) {
 		UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)`, len(args)), args
 }
 
-// place assigns camera id to the grid covering it and links it to the
-// grids its cone sees, in tx.
+// place assigns cameras to the grid covering each and links them to the
+// grids their cones see, in tx: camera id, or every camera when id is 0.
 func place(ctx context.Context, tx pgx.Tx, id int64) error {
-	if _, err := tx.Exec(ctx, `UPDATE cameras c SET grid_id = (SELECT g.id FROM grids g WHERE ST_Covers(g.geom, c.location)
-		ORDER BY g.level_rank DESC, g.code LIMIT 1) WHERE c.id = $1`, id); err != nil {
-		return fmt.Errorf("place camera %d: %w", id, err)
-	}
-	if _, err := tx.Exec(ctx, "DELETE FROM camera_grids WHERE camera_id = $1", id); err != nil {
-		return fmt.Errorf("place camera %d: %w", id, err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO camera_grids (camera_id, grid_id)
-		SELECT c.id, g.id FROM cameras c JOIN grids g ON g.level = 'grid' AND g.geom && c.cone AND ST_Relate(g.geom, c.cone, '2********')
-		WHERE c.id = $1`, id); err != nil {
-		return fmt.Errorf("place camera %d: %w", id, err)
+	for _, q := range []string{
+		`UPDATE cameras c SET grid_id = (SELECT g.id FROM grids g WHERE ST_Covers(g.geom, c.location)
+			ORDER BY g.level_rank DESC, g.code LIMIT 1) WHERE $1 = 0 OR c.id = $1`,
+		`DELETE FROM camera_grids WHERE $1 = 0 OR camera_id = $1`,
+		`INSERT INTO camera_grids (camera_id, grid_id)
+			SELECT c.id, g.id FROM cameras c JOIN grids g ON g.level = 'grid' AND g.geom && c.cone AND ST_Relate(g.geom, c.cone, '2********')
+			WHERE $1 = 0 OR c.id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, id); err != nil {
+			return fmt.Errorf("place camera %d: %w", id, err)
+		}
 	}
 	return nil
 }
@@ -328,22 +328,7 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 	})
 }
 
-// Reassign places every camera again: after grids change.
+// Reassign places every camera again, in one pass: after grids change.
 func (s *Store) Reassign(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT id FROM cameras ORDER BY id")
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := place(ctx, tx, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return place(ctx, tx, 0) })
 }

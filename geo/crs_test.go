@@ -239,7 +239,7 @@ func FuzzCRSRoundTrip(f *testing.F) {
 	f.Add(-1e300, 5e-324)
 	f.Fuzz(func(t *testing.T, a, b float64) {
 		if math.IsNaN(a) || math.IsInf(a, 0) || math.IsNaN(b) || math.IsInf(b, 0) {
-			t.Skip()
+			return // not a coordinate anyone can send: nothing to check
 		}
 		const margin = 0.05
 		lon := chinaMinLon + margin + math.Mod(math.Abs(a), chinaMaxLon-chinaMinLon-2*margin)

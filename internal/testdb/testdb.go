@@ -130,15 +130,6 @@ func New(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-// Cluster returns the test binary's cluster (for tests of startup itself).
-func Cluster(t testing.TB) *pgcluster.Cluster {
-	t.Helper()
-	if state.cluster == nil {
-		t.Fatalf("testdb: no cluster: %v", state.err)
-	}
-	return state.cluster
-}
-
 func exec(ctx context.Context, sql string) error {
 	conn, err := pgx.Connect(ctx, state.cluster.DSN("postgres"))
 	if err != nil {

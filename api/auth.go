@@ -83,6 +83,10 @@ func (s *Server) authenticate(c *gin.Context, apiKey bool) (*auth.Principal, err
 		if key := c.PostForm("api_key"); key != "" {
 			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
 		}
+		// Media players and other video systems cannot send headers.
+		if key := c.Query("token"); key != "" {
+			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
+		}
 	}
 	cookie, err := c.Cookie(sessionCookie)
 	if err != nil || cookie == "" {

@@ -101,6 +101,7 @@ func (s *Server) getCamera(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	s.streamStates(cam)
 	c.JSON(http.StatusOK, cam)
 }
 

@@ -172,6 +172,8 @@ func eventPermission(kind string) (auth.Permission, bool) {
 		return auth.IncidentsRead, true
 	case "grid":
 		return auth.GridsRead, true
+	case "camera":
+		return auth.CamerasRead, true
 	}
 	return "", false
 }

@@ -19,6 +19,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
+	"gridwatch/camera/live"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
@@ -61,6 +62,8 @@ type Deps struct {
 	TLS bool
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// Video runs the camera streams; nil answers 503 on the video routes.
+	Video *live.Manager
 	// Events feeds GET /api/v1/events; nil answers 503 there.
 	Events *events.Hub
 }
@@ -111,7 +114,9 @@ type Route struct {
 	handle       gin.HandlerFunc
 	// maxBody overrides the body limit (bulk uploads); 0 keeps MaxBodyBytes.
 	maxBody int64
-	// apiKey lets the token come as the api_key parameter (Open311 clients).
+	// apiKey lets the token come in the URL: as the api_key parameter
+	// (Open311 clients) or token (media players). Requests are logged by
+	// route pattern, so the URL and its token are never logged.
 	apiKey bool
 }
 
@@ -176,6 +181,8 @@ func (s *Server) Routes() []Route {
 		rt("PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, s.updateCamera),
 		rt("DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, s.deleteCamera),
 		rt("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.gridCameras),
+		keyParam(rt("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
+		keyParam(rt("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
 		rt("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),
 
 		// Open311 GeoReport v2, for citizen-reporting apps: the service list

@@ -61,13 +61,15 @@ const (
 	// CamerasRead sees cameras (scoped); CamerasWrite registers and edits them.
 	CamerasRead  Permission = "cameras.read"
 	CamerasWrite Permission = "cameras.write"
+	// VideoLive watches cameras live (MSE, HLS, RTSP re-serve), in scope.
+	VideoLive Permission = "video.live"
 )
 
 // Permissions lists the permissions roles grant.
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
 		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
-		CamerasRead, CamerasWrite}
+		CamerasRead, CamerasWrite, VideoLive}
 }
 
 // grants is the role → permission table.
@@ -76,15 +78,16 @@ func grants(r Role) []Permission {
 	case RoleAdmin:
 		return Permissions()
 	case RoleCommander:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, VideoLive}
 	case RoleOperator:
-		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite}
+		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, VideoLive}
 	case RoleGridLeader:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, VideoLive}
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:
-		return []Permission{IncidentsCreate, IncidentsRead}
+		// Other video systems pull the re-served streams.
+		return []Permission{IncidentsCreate, IncidentsRead, VideoLive}
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 // Package camera owns the cameras: their registry (placement, view cone,
 // stream URLs with credentials kept server-side), their assignment to the
 // grid covering them and their links to every grid their view cone sees.
-// Pulling, fan-out, outputs and recording come with later work.
+// Its sub-packages run the video: pull (RTSP in), stream (the in-memory
+// hub), live (on-demand streams, MSE and HLS out), rtspserve (RTSP out) and
+// camsim (simulated cameras).
 package camera
 
 import (
@@ -15,30 +17,38 @@ import (
 	orbgeo "github.com/paulmach/orb/geo"
 
 	"gridwatch"
+	"gridwatch/camera/pull"
 	"gridwatch/geo"
 )
 
 // Camera is a camera as the API shows it: URLs without credentials.
 type Camera struct {
-	ID        int64     `json:"id"`
-	Code      string    `json:"code"`
-	Name      string    `json:"name"`
-	Location  Point     `json:"location"`
-	Heading   float64   `json:"heading"`
-	FOV       float64   `json:"fov"`
-	Range     float64   `json:"range"`
-	Cone      Polygon   `json:"view_cone"`
-	MainURL   string    `json:"main_url"`
-	SubURL    string    `json:"sub_url"`
-	HasCreds  bool      `json:"has_credentials"`
-	Enabled   bool      `json:"enabled"`
-	Record    bool      `json:"record"`
-	Grid      *geo.Ref  `json:"grid"`
-	Sees      []geo.Ref `json:"sees"`
-	Status    string    `json:"status"`
-	Version   int       `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID       int64     `json:"id"`
+	Code     string    `json:"code"`
+	Name     string    `json:"name"`
+	Location Point     `json:"location"`
+	Heading  float64   `json:"heading"`
+	FOV      float64   `json:"fov"`
+	Range    float64   `json:"range"`
+	Cone     Polygon   `json:"view_cone"`
+	MainURL  string    `json:"main_url"`
+	SubURL   string    `json:"sub_url"`
+	HasCreds bool      `json:"has_credentials"`
+	Enabled  bool      `json:"enabled"`
+	Record   bool      `json:"record"`
+	Grid     *geo.Ref  `json:"grid"`
+	Sees     []geo.Ref `json:"sees"`
+	Status   string    `json:"status"`
+	// StatusReason says why the camera is offline; StatusSince is when
+	// the status last changed (nil: never pulled yet).
+	StatusReason string     `json:"status_reason,omitempty"`
+	StatusSince  *time.Time `json:"status_since"`
+	// Streams are the live states of the camera's running streams (main,
+	// sub): fps, bitrate, last keyframe, reconnects, uptime.
+	Streams   map[string]pull.State `json:"streams,omitempty"`
+	Version   int                   `json:"version"`
+	CreatedAt time.Time             `json:"created_at"`
+	UpdatedAt time.Time             `json:"updated_at"`
 }
 
 // Point is a GeoJSON Point.

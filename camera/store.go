@@ -21,8 +21,30 @@ import (
 
 // Store keeps the camera registry in PostgreSQL; all camera SQL is here.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	now   func() time.Time
+	after []func(context.Context)
+}
+
+// AfterChange registers fn to run after every committed create, update or
+// delete of a camera (the video manager follows the registry). Register
+// before serving.
+func (s *Store) AfterChange(fn func(context.Context)) { s.after = append(s.after, fn) }
+
+func (s *Store) changed(ctx context.Context) {
+	for _, fn := range s.after {
+		fn(ctx)
+	}
+}
+
+// IDByCode finds a camera by its code.
+func (s *Store) IDByCode(ctx context.Context, code string) (int64, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `SELECT id FROM cameras WHERE code = $1`, code).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, gridwatch.Errorf(gridwatch.ENotFound, "no camera %s", code)
+	}
+	return id, err
 }
 
 // NewStore returns a store over pool.
@@ -41,7 +63,7 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 }
 
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
-	c.main_url, c.sub_url, c.enabled, c.record, g.id, g.code, g.name, g.level, c.status, c.version, c.created_at, c.updated_at`
+	c.main_url, c.sub_url, c.enabled, c.record, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at`
 
 const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
 
@@ -51,7 +73,7 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	var gid *int64
 	var gcode, gname, glevel *string
 	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
-		&main, &sub, &c.Enabled, &c.Record, &gid, &gcode, &gname, &glevel, &c.Status, &c.Version, &c.CreatedAt, &c.UpdatedAt)
+		&main, &sub, &c.Enabled, &c.Record, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +146,7 @@ func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx)
 	return s.Get(ctx, id, Viewer{})
 }
 
@@ -310,12 +333,13 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx)
 	return s.Get(ctx, id, Viewer{})
 }
 
 // Delete removes camera id.
 func (s *Store) Delete(ctx context.Context, id int64) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var code string
 		err := tx.QueryRow(ctx, "DELETE FROM cameras WHERE id = $1 RETURNING code", id).Scan(&code)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -326,6 +350,10 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 		}
 		return audit.Record(ctx, tx, "camera.delete", "camera", strconv.FormatInt(id, 10), map[string]any{"before": map[string]any{"code": code}})
 	})
+	if err == nil {
+		s.changed(ctx)
+	}
+	return err
 }
 
 // Reassign places every camera again, in one pass: after grids change.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what gridwatch needs to build, run and test, on Debian/Ubuntu:
 #   run:  PostgreSQL server + PostGIS 3, Node.js/npm (only when absent)
-#   test: also Chromium, a CJK font for screenshots and gcc (the race detector)
+#   test: also Chromium, ffmpeg (ffprobe), a CJK font for screenshots and gcc (the race detector)
 # Usage: scripts/install-deps.sh [run|test]. Elsewhere it says what to install.
 set -eu
 mode=${1:-run}
@@ -15,6 +15,8 @@ postgis_ok || need="$need postgis"
 have node && have npm || need="$need node"
 if [ "$mode" = test ]; then
 	[ -x /usr/bin/chromium ] || need="$need chromium"
+	# Tests use ffprobe as an independent RTSP client of the camera simulator.
+	have ffprobe || need="$need ffmpeg"
 	# go test -race needs cgo, so a C compiler.
 	have gcc || need="$need gcc"
 	# Screenshots of the dashboard show Chinese names: a small CJK font.
@@ -48,6 +50,7 @@ case "$need" in *postgis*)
 esac
 case "$need" in *node*) apt_install nodejs npm ;; esac
 case "$need" in *chromium*) apt_install chromium ;; esac
+case "$need" in *ffmpeg*) apt_install ffmpeg ;; esac
 case "$need" in *fonts*) apt_install fonts-wqy-microhei ;; esac
 case "$need" in *gcc*) apt_install gcc libc6-dev ;; esac
 if have node && [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then

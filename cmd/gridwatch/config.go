@@ -25,6 +25,7 @@ type Config struct {
 	Addr               string
 	DataDir            string
 	RTSPAddr           string
+	VideoIdle          time.Duration
 	DatabaseURL        string
 	LogLevel           string
 	LogFormat          string
@@ -48,6 +49,7 @@ func DefaultConfig() Config {
 		Addr:               "127.0.0.1:8080",
 		DataDir:            "./data",
 		RTSPAddr:           "127.0.0.1:8554",
+		VideoIdle:          30 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "auto",
 		MaxBodyBytes:       32 << 20,
@@ -93,6 +95,7 @@ func options() []option {
 			}
 	}
 	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
+	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
 	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
 	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
@@ -105,7 +108,8 @@ func options() []option {
 	return []option{
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
-		opt("rtsp-addr", "RTSP re-serve listen address (used by cameras)", rtspSet, rtspGet),
+		opt("rtsp-addr", "RTSP re-serve listen address: rtsp://ADDR/cameras/{id}[/sub] (empty: off)", rtspSet, rtspGet),
+		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
 		opt("log-format", "auto (JSON unless stderr is a terminal), json or text", lfSet, lfGet),
@@ -253,6 +257,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 	}
 	for name, addr := range map[string]string{"addr": c.Addr, "rtsp-addr": c.RTSPAddr} {
+		if name == "rtsp-addr" && addr == "" {
+			continue
+		}
 		if _, port, err := net.SplitHostPort(addr); err != nil {
 			bad(name, "%q is not host:port (%v)", addr, err)
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
@@ -313,6 +320,9 @@ func (c *Config) Validate() error {
 				bad("trusted-proxies", "%q is neither an IP address nor a CIDR", p)
 			}
 		}
+	}
+	if c.VideoIdle <= 0 {
+		bad("video-idle", "%v: want a positive duration", c.VideoIdle)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%v: want a positive duration", c.ShutdownTimeout)

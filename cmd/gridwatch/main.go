@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "camsim":
+		return runCamsim(ctx, rest, getenv, stdout, stderr)
 	case "serve", "migrate", "demo":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -73,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		m.MigrateOnly = true
 	case "demo":
 		m.SeedDemo = true
+		m.Camsim = true
 		m.MigrateOnly = seedOnly
 	}
 	if err := m.Run(ctx); err != nil {

@@ -51,13 +51,15 @@ func dataDir(t *testing.T) string {
 // startMain runs the real wiring on 127.0.0.1:0 with a private cluster.
 func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 	t.Helper()
-	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--admin-token", testAdminToken}, extra...)
+	args := append([]string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dir, "--admin-token", testAdminToken}, extra...)
 	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.SeedDemo = seed
+	// The demo's cameras are simulated in process, as `gridwatch demo` does.
+	m.Camsim = seed
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {

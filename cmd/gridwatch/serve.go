@@ -20,6 +20,9 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
+	"gridwatch/camera/camsim"
+	"gridwatch/camera/live"
+	"gridwatch/camera/pull"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
@@ -38,6 +41,9 @@ type Main struct {
 	MigrateOnly bool
 	// SeedDemo imports the demo city when it is not there yet.
 	SeedDemo bool
+	// Camsim serves simulated cameras in process and points the demo
+	// cameras at them, so the demo has live video.
+	Camsim bool
 
 	cluster   *pgcluster.Cluster
 	pool      *pgxpool.Pool
@@ -48,6 +54,8 @@ type Main struct {
 	cameras   *camera.Store
 	audit     *audit.Store
 	events    *events.Hub
+	video     *live.Manager
+	sim       *camsim.Sim
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -57,6 +65,9 @@ type Main struct {
 	// stopBackground ends the background loops; background waits for them.
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
+	// stopVideo ends the camera streams (and so the video viewers) when
+	// shutdown starts; hijacked WebSockets are not waited for by Shutdown.
+	stopVideo context.CancelFunc
 }
 
 // NewMain returns a Main for cfg.
@@ -115,8 +126,26 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
 		AttachmentDir: filepath.Join(cfg.DataDir, "attachments")})
+	bg, stop := context.WithCancel(context.Background())
+	m.stopBackground = stop
+	var simURL func(cam int, stream string) string
+	if m.Camsim && !m.MigrateOnly {
+		sim, err := camsim.New(camsim.Config{N: demoCameras, Addr: "127.0.0.1:0", Logger: log.With("component", "camsim"),
+			Username: "demo", Password: "demo-camera"})
+		if err != nil {
+			return fmt.Errorf("simulated cameras: %w", err)
+		}
+		m.sim, simURL = sim, sim.URL
+		m.background.Add(1)
+		go func() {
+			defer m.background.Done()
+			if err := sim.Run(bg); err != nil {
+				log.Error("simulated cameras stopped", "err", err)
+			}
+		}()
+	}
 	if m.SeedDemo {
-		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, m.cameras, log); err != nil {
+		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, m.cameras, simURL, log); err != nil {
 			return err
 		}
 	}
@@ -131,13 +160,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.locator.Refresh(ctx); err != nil {
 		return err
 	}
-	bg, stop := context.WithCancel(context.Background())
-	m.stopBackground = stop
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
 		m.locator.Run(bg, 2*time.Second)
 	}()
+	m.startVideo()
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
@@ -148,11 +176,40 @@ func (m *Main) Run(ctx context.Context) error {
 	return m.serve()
 }
 
+// startVideo starts the camera streams manager: streams start when watched
+// or recorded, and their status goes to the registry (and so to the map and
+// the event stream).
+func (m *Main) startVideo() {
+	log := m.Logger
+	m.video = live.NewManager(live.Config{
+		Sources: m.cameras, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
+		OnState: func(ctx context.Context, k live.Key, st pull.State) {
+			if err := m.cameras.SetStatus(ctx, k.Camera, k.Stream, st); err != nil && ctx.Err() == nil {
+				log.Error("camera status", "camera", k.Camera, "err", err)
+			}
+		},
+	})
+	m.cameras.AfterChange(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := m.video.Refresh(ctx); err != nil {
+			log.Error("video: follow the camera registry", "err", err)
+		}
+	})
+	vctx, stop := context.WithCancel(context.Background())
+	m.stopVideo = stop
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		_ = m.video.Run(vctx)
+	}()
+}
+
 func (m *Main) serve() error {
 	cfg := m.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		database.NewPoolCollector(m.pool))
+		database.NewPoolCollector(m.pool), live.NewCollector(m.video))
 	srv := api.New(api.Deps{
 		Logger:          m.Logger,
 		Version:         version,
@@ -172,6 +229,7 @@ func (m *Main) serve() error {
 		TLS:             cfg.TLSCert != "",
 		TrustedProxies:  cfg.Proxies(),
 		Events:          m.events,
+		Video:           m.video,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -189,6 +247,7 @@ func (m *Main) serve() error {
 	}
 	// Event streams never go idle: end them when shutdown starts.
 	m.server.RegisterOnShutdown(m.events.Close)
+	m.server.RegisterOnShutdown(m.stopVideo)
 	m.served = make(chan error, 1)
 	if cfg.TLSCert != "" {
 		go func() { m.served <- m.server.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
@@ -239,6 +298,9 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.server = nil
+	}
+	if m.stopVideo != nil {
+		m.stopVideo()
 	}
 	if m.stopBackground != nil {
 		m.stopBackground()

@@ -27,11 +27,12 @@ func DemoAccounts() []auth.DemoAccount {
 
 // seedDemo imports the demo city unless its district is already stored, and
 // creates the demo accounts that are missing.
-func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, cases *incident.Service, cams *camera.Store, log *slog.Logger) error {
+func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, cases *incident.Service, cams *camera.Store,
+	simURL func(cam int, stream string) string, log *slog.Logger) error {
 	if err := seedDemoCity(ctx, store, log); err != nil {
 		return err
 	}
-	if err := seedDemoCameras(ctx, cams); err != nil {
+	if err := seedDemoCameras(ctx, cams, simURL); err != nil {
 		return err
 	}
 	if err := seedDemoStaff(ctx, store, cases); err != nil {
@@ -40,10 +41,15 @@ func seedDemo(ctx context.Context, store *geo.Store, accounts *auth.Service, cas
 	return accounts.SeedDemo(ctx, DemoAccounts())
 }
 
+// demoCameras is how many cameras the demo city has: one per community.
+const demoCameras = 6
+
 // seedDemoCameras registers one camera per community of the demo city, at
-// the middle of its first grid, pointing at where `gridwatch camsim` will
-// serve it (live video comes with the camera issue). Existing codes are kept.
-func seedDemoCameras(ctx context.Context, cams *camera.Store) error {
+// the middle of its first grid. With simURL (the demo's simulated cameras)
+// each points at its simulated camera and records, so it is always pulled
+// and the map shows it live; the URLs are brought up to date on every start,
+// since the simulator's port changes. Existing cameras keep everything else.
+func seedDemoCameras(ctx context.Context, cams *camera.Store, simURL func(int, string) string) error {
 	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
 	if err != nil {
 		return err
@@ -65,13 +71,23 @@ func seedDemoCameras(ctx context.Context, cams *camera.Store) error {
 		k := float64(len(ring) - 1)
 		heading, fov, rng := float64((n*73)%360), 70.0, 180.0
 		code := fmt.Sprintf("JS-CAM-%02d", n)
+		main, sub := fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/main", n), fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/sub", n)
+		if simURL != nil {
+			main, sub = simURL(n, "main"), simURL(n, "sub")
+		}
 		sp := camera.Spec{Code: code, Name: f.Name + " 路口摄像机", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{x / k, y / k}},
-			Heading: &heading, FOV: &fov, Range: &rng,
-			MainURL: fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/%s/main", code), SubURL: fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/%s/sub", code)}
+			Heading: &heading, FOV: &fov, Range: &rng, MainURL: main, SubURL: sub, Record: simURL != nil}
 		if err := sp.Check(geo.CRSWGS84); err != nil {
 			return fmt.Errorf("demo camera: %w", err)
 		}
-		if _, err := cams.Create(ctx, sp); err != nil && gridwatch.ErrorCode(err) != gridwatch.EConflict {
+		_, err := cams.Create(ctx, sp)
+		if gridwatch.ErrorCode(err) == gridwatch.EConflict && simURL != nil {
+			var id int64
+			if id, err = cams.IDByCode(ctx, code); err == nil {
+				_, err = cams.Update(ctx, id, camera.Patch{MainURL: &main, SubURL: &sub, Record: &sp.Record}, geo.CRSWGS84)
+			}
+		}
+		if err != nil && gridwatch.ErrorCode(err) != gridwatch.EConflict {
 			return fmt.Errorf("demo camera: %w", err)
 		}
 	}

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gin-gonic/gin"
+
+	"gridwatch"
+	"gridwatch/camera"
+	"gridwatch/camera/live"
+	"gridwatch/camera/pull"
+)
+
+// videoCamera resolves the camera of a video route: in the caller's scope
+// (404 outside it, as for the camera itself) and the stream asked for.
+func (s *Server) videoCamera(c *gin.Context) (*camera.Camera, string, error) {
+	if s.deps.Video == nil {
+		return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "video is not running on this server")
+	}
+	id, err := idParam(c)
+	if err != nil {
+		return nil, "", err
+	}
+	name := c.DefaultQuery("stream", live.Main)
+	if name != live.Main && name != live.Sub {
+		return nil, "", paramError("stream", name, "want main or sub")
+	}
+	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, cameraViewer(principal(c)))
+	if err != nil {
+		return nil, "", err
+	}
+	if !cam.Enabled {
+		return nil, "", gridwatch.Errorf(gridwatch.EConflict, "camera %s is disabled", cam.Code)
+	}
+	return cam, name, nil
+}
+
+// streamStates adds the running streams' live states to a camera.
+func (s *Server) streamStates(cam *camera.Camera) {
+	if s.deps.Video == nil {
+		return
+	}
+	for _, name := range []string{live.Main, live.Sub} {
+		if st, ok := s.deps.Video.State(cam.ID, name); ok {
+			if cam.Streams == nil {
+				cam.Streams = map[string]pull.State{}
+			}
+			cam.Streams[name] = st
+		}
+	}
+}
+
+// wsConn adapts a WebSocket to live.Conn.
+type wsConn struct{ c *websocket.Conn }
+
+func (w wsConn) WriteText(ctx context.Context, b []byte) error {
+	return w.c.Write(ctx, websocket.MessageText, b)
+}
+
+func (w wsConn) WriteBinary(ctx context.Context, b []byte) error {
+	return w.c.Write(ctx, websocket.MessageBinary, b)
+}
+
+// liveMSE streams a camera as fMP4 over a WebSocket for Media Source
+// Extensions (see live.ServeMSE for the messages).
+func (s *Server) liveMSE(c *gin.Context) {
+	cam, name, err := s.videoCamera(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	hub, release, err := s.deps.Video.Acquire(ctx, cam.ID, name)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	defer release()
+	// The server's write timeout is for ordinary requests; a stream sets
+	// a deadline per message instead.
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
+	// Accept checks that a browser's Origin is this host: a page on
+	// another site cannot open the stream with our cookie.
+	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return // Accept has answered
+	}
+	defer conn.CloseNow()
+	ctx = conn.CloseRead(ctx)
+	err = live.ServeMSE(ctx, hub, wsConn{conn}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) })
+	switch {
+	case err == nil || errors.Is(err, context.Canceled):
+		conn.Close(websocket.StatusNormalClosure, "")
+	default:
+		s.log.Debug("live viewer ended", "camera", cam.ID, "stream", name, "err", err)
+		conn.Close(websocket.StatusGoingAway, closeReason(err))
+	}
+}
+
+// closeReason is a WebSocket close reason: at most 123 bytes.
+func closeReason(err error) string {
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
+
+// liveHLS serves a camera's live HLS: index.m3u8, init-N.mp4, seg-N.m4s.
+func (s *Server) liveHLS(c *gin.Context) {
+	cam, name, err := s.videoCamera(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	h, err := s.deps.Video.HLS(ctx, cam.ID, name)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	file := c.Param("file")
+	c.Header("Cache-Control", "no-cache")
+	switch {
+	case file == "index.m3u8":
+		// Playlist URIs are relative; the stream choice and a URL token
+		// must follow them.
+		q := "?stream=" + name
+		if tok := c.Query("token"); tok != "" {
+			q += "&token=" + url.QueryEscape(tok)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		b, err := h.Playlist(wctx, q)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		c.Data(http.StatusOK, "application/vnd.apple.mpegurl", b)
+	case strings.HasPrefix(file, "init-") && strings.HasSuffix(file, ".mp4"):
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "init-"), ".mp4"))
+		var b []byte
+		if err == nil {
+			b, err = h.Init(n)
+		}
+		if err != nil {
+			writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s", file))
+			return
+		}
+		c.Data(http.StatusOK, "video/mp4", b)
+	case strings.HasPrefix(file, "seg-") && strings.HasSuffix(file, ".m4s"):
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "seg-"), ".m4s"))
+		var b []byte
+		if err == nil {
+			b, err = h.Segment(n)
+		}
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		c.Header("Cache-Control", "max-age=60")
+		c.Data(http.StatusOK, "video/iso.segment", b)
+	default:
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s: want index.m3u8", file))
+	}
+}

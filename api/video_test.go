@@ -1,0 +1,373 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/coder/websocket"
+
+	"gridwatch/api"
+	"gridwatch/audit"
+	"gridwatch/auth"
+	"gridwatch/camera"
+	"gridwatch/camera/camsim"
+	"gridwatch/camera/live"
+	"gridwatch/camera/pull"
+	"gridwatch/geo"
+	"gridwatch/incident"
+	"gridwatch/internal/events"
+	"gridwatch/internal/testdb"
+)
+
+// videoEnv is a server over the demo city with simulated cameras, the video
+// manager and the event stream running.
+type videoEnv struct {
+	*authEnv
+	sim   *camsim.Sim
+	video *live.Manager
+}
+
+func newVideoEnv(t *testing.T) *videoEnv {
+	t.Helper()
+	sim, err := camsim.New(camsim.Config{N: 2, Addr: "127.0.0.1:0", Username: "cam", Password: "cam-Secret-77"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hub *events.Hub
+	ve := &videoEnv{authEnv: &authEnv{}, sim: sim}
+	e := newEnv(t, func(d *api.Deps) {
+		ve.pool = testdb.New(t)
+		store := geo.NewStore(ve.pool, geo.StoreOptions{})
+		loc := geo.NewLocator(store)
+		d.Grids, d.Locator = store, loc
+		d.Auth = auth.NewService(ve.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
+		d.Audit = audit.NewStore(ve.pool)
+		d.Incidents = incident.NewService(ve.pool, incident.Options{Locator: loc})
+		cams := camera.NewStore(ve.pool)
+		d.Cameras = cams
+		hub = events.NewHub(ve.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
+		d.Events = hub
+		ve.video = live.NewManager(live.Config{Sources: cams, Idle: time.Minute,
+			Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+			OnState: func(ctx context.Context, k live.Key, st pull.State) {
+				if err := cams.SetStatus(ctx, k.Camera, k.Stream, st); err != nil && ctx.Err() == nil {
+					t.Errorf("set status: %v", err)
+				}
+			}})
+		cams.AfterChange(func(ctx context.Context) { _ = ve.video.Refresh(ctx) })
+		d.Video = ve.video
+	})
+	ve.env = e
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = hub.Run(ctx) }()
+	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
+	go func() { defer wg.Done(); _ = ve.video.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	select {
+	case <-hub.Ready():
+	case <-time.After(eventWait):
+		t.Fatal("the events hub is not listening")
+	}
+	ve.importDemo()
+	return ve
+}
+
+// addCamera registers camera n of the simulator at the middle of a grid
+// and returns its id and grid code.
+func (ve *videoEnv) addCamera(n int, code string) (int64, string) {
+	ve.t.Helper()
+	lon, lat, _, gridCode := ve.gridPoint()
+	body, _ := json.Marshal(map[string]any{"code": code, "name": "测试 " + code,
+		"location": map[string]any{"type": "Point", "coordinates": []float64{lon, lat}},
+		"main_url": ve.sim.URL(n, "main"), "sub_url": ve.sim.URL(n, "sub")})
+	r := ve.do("POST", "/api/v1/cameras", body)
+	if r.status != 201 {
+		ve.t.Fatalf("create camera: %d %s", r.status, r.body)
+	}
+	return int64(r.json(ve.t)["id"].(float64)), gridCode
+}
+
+// wsURL is a ws:// URL of the test server.
+func (ve *videoEnv) wsURL(path string) string {
+	return "ws" + strings.TrimPrefix(ve.srv.URL, "http") + path
+}
+
+// mseClient reads an MSE stream and checks it as a player would.
+type mseClient struct {
+	mime    string
+	status  []string
+	init    *fmp4.Init
+	samples []sample
+	first   time.Duration
+}
+
+type sample struct {
+	dts  uint64
+	sync bool
+}
+
+func readMSE(t *testing.T, ctx context.Context, url string, hdr http.Header, want int) (*mseClient, error) {
+	t.Helper()
+	start := time.Now()
+	c, res, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		if res != nil {
+			return nil, fmt.Errorf("dial: %d: %w", res.StatusCode, err)
+		}
+		return nil, err
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(16 << 20)
+	mc := &mseClient{}
+	for len(mc.samples) < want {
+		typ, b, err := c.Read(ctx)
+		if err != nil {
+			return mc, err
+		}
+		if typ == websocket.MessageText {
+			var m live.MSEMessage
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("text message %q: %v", b, err)
+			}
+			switch m.Type {
+			case "codec":
+				mc.mime = m.Mime
+				mc.init = nil
+			case "status":
+				mc.status = append(mc.status, string(m.State.Status))
+			}
+			continue
+		}
+		if mc.init == nil {
+			mc.init = &fmp4.Init{}
+			if err := mc.init.Unmarshal(bytes.NewReader(b)); err != nil {
+				t.Fatalf("init segment: %v", err)
+			}
+			continue
+		}
+		var parts fmp4.Parts
+		if err := parts.Unmarshal(b); err != nil {
+			t.Fatalf("fragment: %v", err)
+		}
+		if mc.first == 0 {
+			mc.first = time.Since(start)
+		}
+		for _, p := range parts {
+			for _, tr := range p.Tracks {
+				dts := tr.BaseTime
+				for _, s := range tr.Samples {
+					mc.samples = append(mc.samples, sample{dts, !s.IsNonSyncSample})
+					dts += uint64(s.Duration)
+				}
+			}
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	return mc, nil
+}
+
+func TestLiveVideoOverWebSocket(t *testing.T) {
+	ve := newVideoEnv(t)
+	id, gridCode := ve.addCamera(1, "CAM-WS-1")
+	operator := ve.tokenFor(auth.RoleOperator)
+	sse := ve.openStream(operator, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hdr := http.Header{"Authorization": {"Bearer " + operator}}
+
+	mc, err := readMSE(t, ctx, ve.wsURL(fmt.Sprintf("/api/v1/cameras/%d/live?stream=main", id)), hdr, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(mc.mime, `video/mp4; codecs="avc1.`) {
+		t.Errorf("mime %q", mc.mime)
+	}
+	if tr := mc.init.Tracks; len(tr) != 1 || tr[0].Codec.(*fmp4.CodecH264) == nil {
+		t.Fatalf("init tracks %+v", tr)
+	}
+	if !mc.samples[0].sync {
+		t.Error("the first sample is not a keyframe")
+	}
+	syncs := 0
+	for i, s := range mc.samples {
+		if i > 0 && s.dts <= mc.samples[i-1].dts {
+			t.Fatalf("sample %d: decode time %d after %d", i, s.dts, mc.samples[i-1].dts)
+		}
+		if s.sync {
+			syncs++
+		}
+	}
+	if syncs < 1 || syncs > 3 {
+		t.Errorf("%d sync samples in 50 pictures at one keyframe a second", syncs)
+	}
+
+	// The camera went online: the event reached the stream, the registry
+	// has it, and the camera shows its live stream's state.
+	for {
+		ev := sse.nextEvent()
+		if ev.event == camera.EventOnline {
+			if d := eventData(t, ev); d["code"] != "CAM-WS-1" || d["status"] != "online" {
+				t.Errorf("event data %v", d)
+			}
+			break
+		}
+	}
+	cam := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d", id), nil).json(t)
+	streams, _ := cam["streams"].(map[string]any)
+	if cam["status"] != "online" || streams == nil || streams["main"].(map[string]any)["width"].(float64) != 640 {
+		t.Errorf("camera after watching: %v", cam)
+	}
+
+	// A media player puts its token in the URL; it never reaches the log.
+	mc, err = readMSE(t, ctx, ve.wsURL(fmt.Sprintf("/api/v1/cameras/%d/live?stream=sub&token=%s", id, operator)), nil, 5)
+	if err != nil {
+		t.Fatalf("token in the URL: %v", err)
+	}
+	if !mc.samples[0].sync {
+		t.Error("sub stream: first sample not a keyframe")
+	}
+	t.Logf("late joiner on the sub stream: first picture after %v", mc.first)
+	if strings.Contains(ve.logs.String(), operator) || strings.Contains(ve.logs.String(), "cam-Secret-77") {
+		t.Error("a token or a camera password reached the log")
+	}
+
+	// Who may watch: a GIS editor may not; a grid leader outside the
+	// camera's grid does not see it; a page on another site may not use
+	// a browser's credentials.
+	for _, tc := range []struct {
+		name   string
+		hdr    http.Header
+		status int
+	}{
+		{"gis editor", http.Header{"Authorization": {"Bearer " + ve.tokenFor(auth.RoleGISEditor)}}, 403},
+		{"leader elsewhere", http.Header{"Authorization": {"Bearer " + ve.tokenFor(auth.RoleGridLeader, otherCommunity(gridCode))}}, 404},
+		{"leader of the grid", http.Header{"Authorization": {"Bearer " + ve.tokenFor(auth.RoleGridLeader, gridCode)}}, 0},
+		{"anonymous", nil, 401},
+		{"cross-site", http.Header{"Authorization": {"Bearer " + operator}, "Origin": {"https://evil.example"}}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readMSE(t, ctx, ve.wsURL(fmt.Sprintf("/api/v1/cameras/%d/live", id)), tc.hdr, 1)
+			if tc.status == 0 {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("dial: %d", tc.status)) {
+				t.Errorf("got %v, want HTTP %d", err, tc.status)
+			}
+		})
+	}
+
+	// Disabling the camera ends its viewers.
+	r := ve.do("PATCH", fmt.Sprintf("/api/v1/cameras/%d", id), []byte(`{"enabled":false}`))
+	if r.status != 200 {
+		t.Fatalf("disable: %d %s", r.status, r.body)
+	}
+	if _, ok := ve.video.State(id, live.Main); ok {
+		t.Error("a disabled camera's stream still runs")
+	}
+	if _, err := readMSE(t, ctx, ve.wsURL(fmt.Sprintf("/api/v1/cameras/%d/live", id)), hdr, 1); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("disabled camera: %v, want 409", err)
+	}
+}
+
+// otherCommunity is a community code of the demo city other than the one
+// gridCode belongs to.
+func otherCommunity(gridCode string) string {
+	for _, c := range []string{"410105001001", "410105002001"} {
+		if !strings.HasPrefix(gridCode, c) {
+			return c
+		}
+	}
+	return ""
+}
+
+func TestCameraOfflineEvent(t *testing.T) {
+	ve := newVideoEnv(t)
+	id, _ := ve.addCamera(2, "CAM-DROP")
+	sse := ve.openStream(adminToken, "")
+	_, release, err := ve.video.Acquire(context.Background(), id, live.Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	want := func(typ string) map[string]any {
+		t.Helper()
+		for {
+			if ev := sse.nextEvent(); ev.event == typ {
+				return eventData(t, ev)
+			}
+		}
+	}
+	want(camera.EventOnline)
+	ve.sim.SetFault(2, camsim.FaultDisconnect)
+	d := want(camera.EventOffline)
+	if d["reason"] == "" || strings.Contains(fmt.Sprint(d), "cam-Secret-77") {
+		t.Errorf("offline event %v: want a reason, without the camera's password", d)
+	}
+	cam := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d", id), nil).json(t)
+	if cam["status"] != "offline" || cam["status_reason"] == "" || cam["status_since"] == nil {
+		t.Errorf("camera while offline: %v", cam)
+	}
+	ve.sim.SetFault(2, camsim.FaultNone)
+	want(camera.EventOnline)
+}
+
+func TestLiveHLSReadByFFprobe(t *testing.T) {
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
+			t.Fatal("ffprobe is required (scripts/install-deps.sh test)")
+		}
+		t.Skip("ffprobe not installed (make test installs it)")
+	}
+	ve := newVideoEnv(t)
+	id, _ := ve.addCamera(1, "CAM-HLS")
+	token := ve.tokenFor(auth.RoleCommander)
+	url := fmt.Sprintf("%s/api/v1/cameras/%d/hls/index.m3u8?token=%s", ve.srv.URL, id, token)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-read_intervals", "%+3",
+		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v: %s", err, out)
+	}
+	var probe struct {
+		Streams []struct {
+			Codec  string `json:"codec_name"`
+			Width  int
+			Height int
+			Frames string `json:"nb_read_frames"`
+		}
+	}
+	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) != 1 {
+		t.Fatalf("ffprobe output %s: %v", out, err)
+	}
+	s := probe.Streams[0]
+	var frames int
+	fmt.Sscan(s.Frames, &frames)
+	if s.Codec != "h264" || s.Width != 640 || s.Height != 360 || frames < 25 {
+		t.Errorf("ffprobe: %+v, want h264 640x360 with frames", s)
+	}
+	// Playlist URIs carry the token on, since players do not.
+	r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/hls/index.m3u8?stream=sub", id), nil)
+	if r.status != 200 || !strings.Contains(string(r.body), "#EXT-X-MAP:URI=\"init-1.mp4?stream=sub\"") {
+		t.Errorf("playlist: %d %s", r.status, r.body)
+	}
+	if r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/hls/seg-999999.m4s", id), nil); r.status != 404 {
+		t.Errorf("unknown segment: %d", r.status)
+	}
+	if strings.Contains(ve.logs.String(), token) {
+		t.Error("the URL token reached the log")
+	}
+}

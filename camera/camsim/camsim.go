@@ -1,0 +1,482 @@
+// Package camsim serves simulated IP cameras over real RTSP, so that the
+// camera puller, the hub, the recorder and the end-to-end tests can run
+// against something that behaves like a camera without one on the desk.
+//
+// Each camera n has two H.264 streams, rtsp://host:port/cam/n/main (640x360)
+// and /cam/n/sub (320x180), looping an embedded 4 s clip at 25 fps with a
+// 1 s GOP and continuous 90 kHz RTP timestamps. A camera can be put in a
+// fault mode at runtime (see Fault) to exercise reconnects, stall detection,
+// loss handling and multi-slice frames. RTSP is served over TCP (interleaved)
+// only: UDP would need fixed port pairs, and tests never use fixed ports.
+package camsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+)
+
+// Fault is a fault mode a simulated camera can be put in.
+type Fault string
+
+// The fault modes. FaultNone is a healthy camera.
+const (
+	FaultNone       Fault = ""
+	FaultDisconnect Fault = "disconnect" // drop every session of that camera and refuse new ones (DESCRIBE answers 503/404) until cleared
+	FaultStall      Fault = "stall"      // sessions stay open but no packet is sent
+	FaultLoss       Fault = "loss"       // drop ~3% of RTP packets at random (seeded, reproducible), incl. middle FU-A fragments
+	FaultSlices     Fault = "slices"     // serve the 4-slices-per-frame clip (main stream; sub has no such clip), switching at the next IDR
+)
+
+// Valid reports whether f is one of the defined fault modes.
+func (f Fault) Valid() bool {
+	switch f {
+	case FaultNone, FaultDisconnect, FaultStall, FaultLoss, FaultSlices:
+		return true
+	}
+	return false
+}
+
+// Stream names, the last element of a camera's path.
+const (
+	StreamMain = "main" // 640x360, ~0.5 Mbit/s
+	StreamSub  = "sub"  // 320x180, ~0.15 Mbit/s
+)
+
+// maxCameras bounds Config.N; a simulator is for tests and demos.
+const maxCameras = 10000
+
+// Config configures a Sim.
+type Config struct {
+	N                  int          // cameras, numbered 1..N
+	Addr               string       // RTSP listen address, e.g. "127.0.0.1:0" (":0" works: tests never use fixed ports)
+	Logger             *slog.Logger // nil = discard
+	Username, Password string       // optional: when set, require these credentials (Basic or Digest MD5)
+	StartTimestamp     uint32       // first RTP timestamp (lets tests start near the 32-bit wrap); 0 = random
+	Fault              Fault        // fault for all cameras at start
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.N < 1 || c.N > maxCameras {
+		return fmt.Errorf("camsim: N = %d, want 1..%d", c.N, maxCameras)
+	}
+	if c.Addr == "" {
+		return errors.New("camsim: Addr is empty")
+	}
+	if !c.Fault.Valid() {
+		return fmt.Errorf("camsim: unknown fault %q", c.Fault)
+	}
+	if c.Username == "" && c.Password != "" {
+		return errors.New("camsim: Password set without Username")
+	}
+	if strings.Contains(c.Username, ":") {
+		return errors.New("camsim: Username must not contain ':'")
+	}
+	return nil
+}
+
+// Sim is a set of simulated RTSP cameras on one listener. Create it with
+// New, serve with Run; the other methods are safe for concurrent use.
+type Sim struct {
+	cfg   Config
+	log   *slog.Logger
+	ln    net.Listener
+	addr  string
+	cams  []*camera
+	ran   atomic.Bool
+	feeds []*feed // every camera's streams, for Run
+
+	mu       sync.Mutex                           // guards srvReady, sessions and fault changes
+	srvReady bool                                 // streams are initialised and accept readers
+	sessions map[*gortsplib.ServerSession]*reader // SETUP done, by session
+}
+
+// camera is one simulated camera: its fault and its two streams.
+type camera struct {
+	n     int
+	fault atomic.Value // Fault; written under Sim.mu, read lock-free by the pacers
+	main  *feed
+	sub   *feed
+}
+
+func (c *camera) currentFault() Fault { return c.fault.Load().(Fault) }
+
+// reader is a session that has set up one of our streams.
+type reader struct {
+	feed    *feed
+	playing bool
+}
+
+// New validates cfg, loads the clips and binds the listener. Serving starts
+// with Run; connections made before that wait in the listen backlog.
+func New(cfg Config) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	clips, err := loadClips()
+	if err != nil {
+		return nil, fmt.Errorf("camsim: %w", err)
+	}
+	s := &Sim{
+		cfg:      cfg,
+		log:      log,
+		sessions: make(map[*gortsplib.ServerSession]*reader),
+	}
+	for n := 1; n <= cfg.N; n++ {
+		c := &camera{n: n}
+		c.fault.Store(cfg.Fault)
+		if c.main, err = newFeed(c, StreamMain, clips.main, clips.slices, cfg.StartTimestamp); err != nil {
+			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
+		}
+		if c.sub, err = newFeed(c, StreamSub, clips.sub, nil, cfg.StartTimestamp); err != nil {
+			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
+		}
+		s.cams = append(s.cams, c)
+		s.feeds = append(s.feeds, c.main, c.sub)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("camsim: listen: %w", err)
+	}
+	s.ln = ln
+	s.addr = ln.Addr().String()
+	return s, nil
+}
+
+// newFeed prepares one stream of a camera. alt, if not nil, is the clip
+// served in FaultSlices. Each feed gets its own loss generator, seeded by
+// camera and stream, so a loss run is reproducible.
+func newFeed(c *camera, name string, cl, alt *clip, start uint32) (*feed, error) {
+	forma := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: cl.sps, PPS: cl.pps}
+	enc := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1}
+	if err := enc.Init(); err != nil {
+		return nil, err
+	}
+	if start == 0 {
+		start = rand.Uint32() | 1 // never 0, which means "random" in Config
+	}
+	streamSeed := uint64(1)
+	if name == StreamSub {
+		streamSeed = 2
+	}
+	return &feed{
+		cam:   c,
+		name:  name,
+		clip:  cl,
+		alt:   alt,
+		cur:   cl,
+		start: start,
+		enc:   enc,
+		rng:   rand.New(rand.NewPCG(uint64(c.n), streamSeed)),
+		media: &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}},
+		wake:  make(chan struct{}, 1),
+	}, nil
+}
+
+// Run serves RTSP until ctx ends, then closes every session, the listener
+// and the streams. Every goroutine it started has ended when it returns.
+// It returns nil after ctx ends, or the error that stopped the server.
+func (s *Sim) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("camsim: Run called twice")
+	}
+	ln := s.ln
+	srv := &gortsplib.Server{
+		Handler:     &handler{s: s},
+		RTSPAddress: s.addr,
+		// The listener was bound in New, so Addr and URL are valid before Run.
+		Listen: func(string, string) (net.Listener, error) { return ln, nil },
+	}
+
+	s.mu.Lock()
+	if err := srv.Start(); err != nil {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return fmt.Errorf("camsim: start: %w", err)
+	}
+	var err error
+	for _, f := range s.feeds {
+		f.stream = &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: []*description.Media{f.media}}}
+		if err = f.stream.Initialize(); err != nil {
+			f.stream = nil
+			break
+		}
+	}
+	if err == nil {
+		s.srvReady = true
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.closeStreams()
+		srv.Close()
+		return fmt.Errorf("camsim: stream: %w", err)
+	}
+	s.log.Info("camsim: serving", "addr", s.addr, "cameras", s.cfg.N, "fault", string(s.cfg.Fault))
+
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Wait() }()
+
+	pctx, stopPacers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, f := range s.feeds {
+		wg.Go(func() { f.run(pctx, s.log) })
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		srvErr <- err
+		runErr = fmt.Errorf("camsim: server stopped: %w", err)
+	}
+
+	// Pacers first, so nothing writes to a closed stream; then the streams
+	// (they close their readers' sessions); then the server and its conns.
+	stopPacers()
+	wg.Wait()
+	s.mu.Lock()
+	s.srvReady = false
+	s.mu.Unlock()
+	s.closeStreams()
+	srv.Close()
+	<-srvErr
+	s.log.Info("camsim: stopped", "addr", s.addr)
+	return runErr
+}
+
+func (s *Sim) closeStreams() {
+	for _, f := range s.feeds {
+		if f.stream != nil {
+			f.stream.Close()
+		}
+	}
+}
+
+// Addr returns the address the listener is bound to, as host:port.
+func (s *Sim) Addr() string { return s.addr }
+
+// URL returns the RTSP URL of a camera's stream ("main" or "sub"), with the
+// configured credentials in it. When the listener is on an unspecified
+// address (":0", "0.0.0.0:0"), the URL uses loopback, which a client can dial.
+func (s *Sim) URL(cam int, stream string) string {
+	host, port, err := net.SplitHostPort(s.addr)
+	if err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		host = net.JoinHostPort(host, port)
+	} else {
+		host = s.addr
+	}
+	u := url.URL{Scheme: "rtsp", Host: host, Path: "/cam/" + strconv.Itoa(cam) + "/" + stream}
+	if s.cfg.Username != "" {
+		u.User = url.UserPassword(s.cfg.Username, s.cfg.Password)
+	}
+	return u.String()
+}
+
+// SetFault puts camera cam in fault f at runtime. FaultDisconnect closes
+// the camera's sessions at once; FaultNone clears any fault. An unknown
+// camera or fault is ignored (and logged).
+func (s *Sim) SetFault(cam int, f Fault) {
+	c := s.camera(cam)
+	if c == nil || !f.Valid() {
+		s.log.Warn("camsim: SetFault ignored", "camera", cam, "fault", string(f))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := c.currentFault()
+	c.fault.Store(f)
+	closed := 0
+	if f == FaultDisconnect {
+		for ss, r := range s.sessions {
+			if r.feed.cam == c {
+				ss.Close() // only cancels; OnSessionClose does the bookkeeping
+				closed++
+			}
+		}
+	}
+	s.log.Info("camsim: fault", "camera", cam, "from", string(old), "to", string(f), "sessions_closed", closed)
+}
+
+// Frames returns the number of access units of a camera's stream sent so
+// far (to readers; nothing is counted while nobody watches or in a stall).
+func (s *Sim) Frames(cam int, stream string) int64 {
+	f := s.feed(cam, stream)
+	if f == nil {
+		return 0
+	}
+	return f.frames.Load()
+}
+
+func (s *Sim) camera(n int) *camera {
+	if n < 1 || n > len(s.cams) {
+		return nil
+	}
+	return s.cams[n-1]
+}
+
+func (s *Sim) feed(cam int, stream string) *feed {
+	c := s.camera(cam)
+	if c == nil {
+		return nil
+	}
+	switch stream {
+	case StreamMain:
+		return c.main
+	case StreamSub:
+		return c.sub
+	}
+	return nil
+}
+
+// feedByPath maps "/cam/{n}/{stream}" to a feed, or nil.
+func (s *Sim) feedByPath(path string) *feed {
+	rest, ok := strings.CutPrefix(path, "/cam/")
+	if !ok {
+		return nil
+	}
+	num, stream, ok := strings.Cut(rest, "/")
+	if !ok || num == "" || num[0] == '0' || num[0] == '+' {
+		return nil
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return nil
+	}
+	return s.feed(n, stream)
+}
+
+// handler answers gortsplib's callbacks. Credentials are checked on DESCRIBE
+// and SETUP (PLAY belongs to a session made by an authenticated SETUP).
+// Nothing here logs a request as a whole: its Authorization header and URL
+// may hold credentials.
+type handler struct{ s *Sim }
+
+func status(code base.StatusCode) *base.Response { return &base.Response{StatusCode: code} }
+
+// admit runs the checks shared by DESCRIBE and SETUP. It returns the feed,
+// or the response to send with its error.
+func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path string) (*feed, *base.Response, error) {
+	s := h.s
+	if s.cfg.Username != "" && !conn.VerifyCredentials(req, s.cfg.Username, s.cfg.Password) {
+		return nil, status(base.StatusUnauthorized), liberrors.ErrServerAuth{}
+	}
+	f := s.feedByPath(path)
+	if f == nil {
+		return nil, status(base.StatusNotFound), nil
+	}
+	return f, nil, nil
+}
+
+// OnConnOpen implements gortsplib.ServerHandlerOnConnOpen.
+func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	h.s.log.Debug("camsim: conn open", "remote", ctx.Conn.NetConn().RemoteAddr().String())
+}
+
+// OnConnClose implements gortsplib.ServerHandlerOnConnClose.
+func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	h.s.log.Debug("camsim: conn closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "reason", ctx.Error)
+}
+
+// OnDescribe implements gortsplib.ServerHandlerOnDescribe.
+func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	f, res, err := h.admit(ctx.Conn, ctx.Request, ctx.Path)
+	if f == nil {
+		return res, nil, err
+	}
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.srvReady || f.cam.currentFault() == FaultDisconnect {
+		return status(base.StatusServiceUnavailable), nil, nil
+	}
+	s.log.Debug("camsim: describe", "camera", f.cam.n, "stream", f.name)
+	return status(base.StatusOK), f.stream, nil
+}
+
+// OnSetup implements gortsplib.ServerHandlerOnSetup.
+func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	f, res, err := h.admit(ctx.Conn, ctx.Request, ctx.Path)
+	if f == nil {
+		return res, nil, err
+	}
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.srvReady || f.cam.currentFault() == FaultDisconnect {
+		return status(base.StatusServiceUnavailable), nil, nil
+	}
+	if r, ok := s.sessions[ctx.Session]; ok && r.feed != f {
+		return status(base.StatusBadRequest), nil, nil
+	}
+	if _, ok := s.sessions[ctx.Session]; !ok {
+		s.sessions[ctx.Session] = &reader{feed: f}
+	}
+	return status(base.StatusOK), f.stream, nil
+}
+
+// OnPlay implements gortsplib.ServerHandlerOnPlay.
+func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sessions[ctx.Session]
+	if !ok {
+		return status(base.StatusBadRequest), nil
+	}
+	if r.feed.cam.currentFault() == FaultDisconnect {
+		return status(base.StatusServiceUnavailable), nil
+	}
+	if !r.playing {
+		r.playing = true
+		r.feed.addReader()
+		s.log.Debug("camsim: play", "camera", r.feed.cam.n, "stream", r.feed.name,
+			"remote", ctx.Conn.NetConn().RemoteAddr().String())
+	}
+	return status(base.StatusOK), nil
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
+func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sessions[ctx.Session]
+	if !ok {
+		return
+	}
+	delete(s.sessions, ctx.Session)
+	if r.playing {
+		r.feed.removeReader()
+	}
+	s.log.Debug("camsim: session closed", "camera", r.feed.cam.n, "stream", r.feed.name, "reason", ctx.Error)
+}
+
+// OnStreamWriteError implements gortsplib.ServerHandlerOnStreamWriteError:
+// a reader too slow for its write queue loses packets, as with a camera.
+func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	h.s.log.Debug("camsim: write to reader failed", "reason", ctx.Error)
+}

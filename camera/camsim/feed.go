@@ -1,0 +1,159 @@
+package camsim
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+)
+
+const (
+	frameRate     = 25
+	frameDuration = time.Second / frameRate
+	clockRate     = 90000
+	ticksPerFrame = clockRate / frameRate // 3600
+	// lossRate is the share of RTP packets FaultLoss drops.
+	lossRate = 0.03
+	// maxCatchUp is how many late frames a pacer still sends in a burst
+	// (after a GC pause, say); beyond it, it skips ahead like a camera whose
+	// encoder dropped frames.
+	maxCatchUp = clipGOP
+)
+
+// feed is one stream of one camera: a gortsplib ServerStream plus the
+// goroutine that paces the clip into it.
+//
+// The frame clock is wall time: frame i is due at epoch + i*40ms and carries
+// RTP timestamp start + i*3600 (mod 2^32). The epoch is fixed when the feed
+// is first watched, so the first reader ever gets frame 0 (an IDR) with the
+// configured StartTimestamp; later the clock keeps running whether or not
+// anyone watches, so RTP time, RTCP sender reports and RTP-Info agree with
+// wall time the way a real camera's do. Frames are only encoded and sent
+// while the stream has readers.
+type feed struct {
+	cam   *camera
+	name  string
+	clip  *clip // normal clip
+	alt   *clip // served in FaultSlices, nil for none
+	media *description.Media
+	start uint32
+
+	stream *gortsplib.ServerStream // set by Run before serving
+
+	readers atomic.Int32  // playing sessions; changed under Sim.mu
+	wake    chan struct{} // cap 1: readers went 0 -> 1
+	frames  atomic.Int64  // access units sent
+
+	// Owned by the pacer goroutine (run).
+	enc   *rtph264.Encoder
+	rng   *rand.Rand
+	cur   *clip // clip of the current GOP
+	epoch time.Time
+	next  int64 // index of the next frame to send
+}
+
+func (f *feed) addReader() {
+	if f.readers.Add(1) == 1 {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *feed) removeReader() { f.readers.Add(-1) }
+
+// due returns when frame i is due.
+func (f *feed) due(i int64) time.Time { return f.epoch.Add(time.Duration(i) * frameDuration) }
+
+// lastDue returns the index of the last frame due at t (-1 before the epoch).
+func (f *feed) lastDue(t time.Time) int64 {
+	if t.Before(f.epoch) {
+		return -1
+	}
+	return int64(t.Sub(f.epoch) / frameDuration)
+}
+
+// run paces the feed until ctx ends. While the feed has no reader it sleeps
+// on the wake channel and costs nothing.
+func (f *feed) run(ctx context.Context, log *slog.Logger) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		for f.readers.Load() == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.wake:
+			}
+		}
+		now := time.Now()
+		if f.epoch.IsZero() {
+			// First frame one frame period from now: PLAY has returned and
+			// the session is an active reader by then, so it gets the IDR.
+			f.epoch = now.Add(frameDuration)
+		} else if last := f.lastDue(now); f.next <= last {
+			// Resume with the next frame due: no burst of stale frames.
+			f.next = last + 1
+		}
+		timer.Reset(time.Until(f.due(f.next)))
+		for f.readers.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+			last := f.lastDue(time.Now())
+			if last-f.next > maxCatchUp {
+				f.next = last
+			}
+			for ; f.next <= last; f.next++ {
+				f.send(f.next, log)
+			}
+			timer.Reset(time.Until(f.due(f.next)))
+		}
+		timer.Stop() // Go 1.23+ timers: no stale tick survives Stop and Reset
+	}
+}
+
+// send encodes frame i and writes it to the stream, subject to the fault.
+func (f *feed) send(i int64, log *slog.Logger) {
+	fault := f.cam.currentFault()
+	if i%clipGOP == 0 {
+		// Switch clips only at an IDR, so a reader never decodes P-frames
+		// against the other clip's pictures.
+		f.cur = f.clip
+		if fault == FaultSlices && f.alt != nil {
+			f.cur = f.alt
+		}
+	}
+	if fault == FaultStall || fault == FaultDisconnect {
+		return
+	}
+	au := f.cur.aus[i%int64(len(f.cur.aus))]
+	pkts, err := f.enc.Encode(au)
+	if err != nil {
+		log.Error("camsim: encode", "camera", f.cam.n, "stream", f.name, "err", err)
+		return
+	}
+	// uint32 arithmetic wraps at 2^32 as RTP timestamps do.
+	ts := f.start + uint32(i)*ticksPerFrame
+	ntp := f.due(i)
+	for _, pkt := range pkts {
+		pkt.Timestamp = ts
+		if fault == FaultLoss && f.rng.Float64() < lossRate {
+			continue // sequence number consumed: a real gap
+		}
+		if err := f.stream.WritePacketRTPWithNTP(f.media, pkt, ntp); err != nil {
+			log.Debug("camsim: write", "camera", f.cam.n, "stream", f.name, "err", err)
+			return
+		}
+	}
+	f.frames.Add(1)
+}

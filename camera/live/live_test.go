@@ -1,0 +1,471 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"go.uber.org/goleak"
+
+	"gridwatch"
+	"gridwatch/camera/camsim"
+	"gridwatch/camera/pull"
+	"gridwatch/camera/stream"
+)
+
+// sources is a registry in memory: the manager's tests need no database.
+type sources struct {
+	mu  sync.Mutex
+	all map[int64]Source
+}
+
+func (s *sources) Source(_ context.Context, id int64) (Source, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src, ok := s.all[id]
+	if !ok {
+		return src, gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
+	}
+	return src, nil
+}
+
+func (s *sources) Recording(context.Context) ([]Source, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Source
+	for _, src := range s.all {
+		if src.Record {
+			out = append(out, src)
+		}
+	}
+	return out, nil
+}
+
+// rig is camsim plus a running manager over it.
+type rig struct {
+	sim    *camsim.Sim
+	m      *Manager
+	states chan stateChange
+}
+
+type stateChange struct {
+	key Key
+	st  pull.State
+}
+
+func startRig(t *testing.T, n int, fault camsim.Fault, pc pull.Config) *rig {
+	t.Helper()
+	sim, err := camsim.New(camsim.Config{N: n, Addr: "127.0.0.1:0", Username: "cam", Password: "s3cret-cam", Fault: fault, StartTimestamp: 0xFFFFFFFF - 90000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &sources{all: map[int64]Source{}}
+	for i := 1; i <= n; i++ {
+		src.all[int64(i)] = Source{ID: int64(i), MainURL: sim.URL(i, "main"), SubURL: sim.URL(i, "sub"), Enabled: true}
+	}
+	r := &rig{sim: sim, states: make(chan stateChange, 100)}
+	r.m = NewManager(Config{Sources: src, Idle: time.Minute, Pull: pc,
+		OnState: func(_ context.Context, k Key, st pull.State) { r.states <- stateChange{k, st} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
+	go func() { defer wg.Done(); _ = r.m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	// Run must have stored its context before Acquire works.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.m.mu.Lock()
+		ok := r.m.ctx != nil
+		r.m.mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("manager did not start")
+		}
+		waitBriefly()
+	}
+	return r
+}
+
+// noLeaks checks, after the test and its cleanups, that every goroutine
+// the test started has ended.
+func noLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// waitBriefly yields while polling a condition that has no event to wait on.
+func waitBriefly() { <-time.After(5 * time.Millisecond) }
+
+// recConn records what ServeMSE sends.
+type recConn struct {
+	mu   sync.Mutex
+	msgs []msg
+	got  chan struct{}
+}
+
+type msg struct {
+	text bool
+	data []byte
+	at   time.Time
+}
+
+func newRecConn() *recConn { return &recConn{got: make(chan struct{}, 1000)} }
+
+func (c *recConn) add(text bool, b []byte) error {
+	c.mu.Lock()
+	c.msgs = append(c.msgs, msg{text, append([]byte(nil), b...), time.Now()})
+	c.mu.Unlock()
+	select {
+	case c.got <- struct{}{}:
+	default:
+	}
+	return nil
+}
+func (c *recConn) WriteText(_ context.Context, b []byte) error   { return c.add(true, b) }
+func (c *recConn) WriteBinary(_ context.Context, b []byte) error { return c.add(false, b) }
+
+func (c *recConn) snapshot() []msg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]msg(nil), c.msgs...)
+}
+
+// mseFrames parses what a viewer received: the codec mime, the init
+// segment and every sample with its decode time and sync flag.
+type mseSample struct {
+	dts  uint64
+	sync bool
+	size int
+}
+
+func parseMSE(t *testing.T, msgs []msg) (mime string, init []byte, samples []mseSample) {
+	t.Helper()
+	for _, m := range msgs {
+		if m.text {
+			var mm MSEMessage
+			if err := json.Unmarshal(m.data, &mm); err != nil {
+				t.Fatalf("text message %q: %v", m.data, err)
+			}
+			if mm.Type == "codec" {
+				mime = mm.Mime
+			}
+			continue
+		}
+		if init == nil {
+			init = m.data
+			var in fmp4.Init
+			if err := in.Unmarshal(bytes.NewReader(m.data)); err != nil {
+				t.Fatalf("init segment: %v", err)
+			}
+			if len(in.Tracks) != 1 || in.Tracks[0].TimeScale != stream.ClockRate {
+				t.Fatalf("init: %+v", in.Tracks)
+			}
+			continue
+		}
+		var parts fmp4.Parts
+		if err := parts.Unmarshal(m.data); err != nil {
+			t.Fatalf("fragment: %v", err)
+		}
+		for _, p := range parts {
+			for _, tr := range p.Tracks {
+				dts := tr.BaseTime
+				for _, s := range tr.Samples {
+					samples = append(samples, mseSample{dts: dts, sync: !s.IsNonSyncSample, size: len(s.Payload)})
+					dts += uint64(s.Duration)
+				}
+			}
+		}
+	}
+	return mime, init, samples
+}
+
+// watch serves a viewer until it has n samples (or the deadline passes).
+func watch(t *testing.T, hub *stream.Hub, m *Manager, key Key, n int) ([]msg, time.Duration) {
+	t.Helper()
+	conn := newRecConn()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return m.State(key.Camera, key.Stream) })
+	}()
+	deadline := time.After(20 * time.Second)
+	var first time.Duration
+	for {
+		_, _, samples := parseMSE(t, conn.snapshot())
+		if first == 0 && len(samples) > 0 {
+			first = time.Since(start)
+		}
+		if len(samples) >= n {
+			break
+		}
+		select {
+		case <-conn.got:
+		case <-deadline:
+			cancel()
+			t.Fatalf("%d samples after 20 s, want %d", len(samples), n)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeMSE: %v", err)
+	}
+	return conn.snapshot(), first
+}
+
+func checkSamples(t *testing.T, samples []mseSample, gop int) {
+	t.Helper()
+	if !samples[0].sync {
+		t.Fatalf("first sample is not a sync sample")
+	}
+	for i := 1; i < len(samples); i++ {
+		if samples[i].dts <= samples[i-1].dts {
+			t.Fatalf("sample %d: decode time %d after %d: not increasing", i, samples[i].dts, samples[i-1].dts)
+		}
+	}
+	syncs := 0
+	for _, s := range samples {
+		if s.sync {
+			syncs++
+		}
+	}
+	// One keyframe a second at 25 fps: sync flags only on those. (After a
+	// loss, pictures up to the next keyframe are dropped: no count then.)
+	if gop == 0 {
+		return
+	}
+	if want := (len(samples) + gop - 1) / gop; syncs > want+1 || syncs < want-1 {
+		t.Errorf("%d sync samples in %d, want about %d (one per GOP of %d)", syncs, len(samples), want, gop)
+	}
+}
+
+func TestMSEFromCamera(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
+	ctx := context.Background()
+	hub, release, err := r.m.Acquire(ctx, 1, Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	msgs, _ := watch(t, hub, r.m, Key{1, Main}, 60)
+	mime, _, samples := parseMSE(t, msgs)
+	if !strings.HasPrefix(mime, `video/mp4; codecs="avc1.`) {
+		t.Errorf("mime %q", mime)
+	}
+	checkSamples(t, samples, 25)
+	// The camera's RTP clock started 1 s before its 32-bit wrap: the
+	// timeline went through it without a jump.
+	for i := 1; i < len(samples); i++ {
+		if d := samples[i].dts - samples[i-1].dts; d > 2*3600 {
+			t.Fatalf("sample %d: gap of %d ticks", i, d)
+		}
+	}
+
+	// A viewer joining a running camera starts at once from the cached
+	// keyframe, not at the next one.
+	msgs, first := watch(t, hub, r.m, Key{1, Main}, 1)
+	_, _, samples = parseMSE(t, msgs)
+	if !samples[0].sync {
+		t.Error("late joiner's first sample is not a keyframe")
+	}
+	t.Logf("late joiner: first picture after %v", first)
+
+	st, ok := r.m.State(1, Main)
+	if !ok || st.Status != pull.StatusOnline || st.Width != 640 || st.Height != 360 || st.FPS == 0 && st.Uptime > 1.5 {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
+	hub, release, err := r.m.Acquire(context.Background(), 1, Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	// A viewer that never reads.
+	stalled := hub.Subscribe()
+	defer stalled.Close()
+	msgs, _ := watch(t, hub, r.m, Key{1, Main}, 100)
+	_, _, samples := parseMSE(t, msgs)
+	checkSamples(t, samples, 25)
+	// 100 pictures at 25 fps arrive in about 4 s (less the cached GOP);
+	// a stalled viewer holding the hub would have stopped them at the
+	// queue's 50.
+	if span := msgs[len(msgs)-1].at.Sub(msgs[0].at); span > 6*time.Second {
+		t.Errorf("100 pictures took %v", span)
+	}
+	if hub.Stats().Skips == 0 {
+		t.Error("the stalled viewer was never skipped ahead")
+	}
+}
+
+// decodeErrors feeds an fMP4 to ffmpeg and returns what it complains of.
+func decodeErrors(t *testing.T, init []byte, msgs []msg) string {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
+			t.Fatal("ffmpeg is required (scripts/install-deps.sh test)")
+		}
+		t.Skip("ffmpeg not installed: the decode check needs it (make test installs it)")
+	}
+	var file bytes.Buffer
+	file.Write(init)
+	for _, m := range msgs[1:] {
+		if !m.text && !bytes.Equal(m.data, init) {
+			file.Write(m.data)
+		}
+	}
+	cmd := exec.Command("ffmpeg", "-v", "warning", "-f", "mp4", "-i", "-", "-f", "null", "-")
+	cmd.Stdin = &file
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+func TestLossyAndMultiSliceStreamsDecodeCleanly(t *testing.T) {
+	for _, fault := range []camsim.Fault{camsim.FaultNone, camsim.FaultLoss, camsim.FaultSlices} {
+		t.Run(string(fault)+"fault", func(t *testing.T) {
+			r := startRig(t, 1, fault, pull.Config{})
+			hub, release, err := r.m.Acquire(context.Background(), 1, Main)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 100)
+			_, init, samples := parseMSE(t, msgs)
+			gop := 25
+			if fault == camsim.FaultLoss {
+				gop = 0
+			}
+			checkSamples(t, samples, gop)
+			if out := decodeErrors(t, init, msgs); out != "" {
+				t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
+			}
+			if fault == camsim.FaultSlices && hub.Stats().Frames > 0 {
+				// Four slices a picture are still one picture each.
+				if n := hub.Stats().Frames; float64(n) > 1.2*float64(r.sim.Frames(1, "main")) {
+					t.Errorf("%d pictures published for %d sent", n, r.sim.Frames(1, "main"))
+				}
+			}
+		})
+	}
+}
+
+func TestCameraDropAndReturn(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 2, camsim.FaultNone, pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	hub, release, err := r.m.Acquire(context.Background(), 1, Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	waitState := func(want pull.Status) pull.State {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case sc := <-r.states:
+				if sc.key == (Key{1, Main}) && sc.st.Status == want {
+					return sc.st
+				}
+			case <-deadline:
+				t.Fatalf("no %s state within 20 s", want)
+			}
+		}
+	}
+	waitState(pull.StatusOnline)
+	r.sim.SetFault(1, camsim.FaultDisconnect)
+	st := waitState(pull.StatusOffline)
+	if st.Reason == "" || strings.Contains(st.Reason, "s3cret-cam") {
+		t.Errorf("offline reason %q: want one, without the camera's password", st.Reason)
+	}
+	r.sim.SetFault(1, camsim.FaultNone)
+	waitState(pull.StatusOnline)
+	if st, _ := r.m.State(1, Main); st.Reconnects == 0 {
+		t.Errorf("reconnects = 0 after a drop")
+	}
+	// Pictures flow again, on the same continuous timeline.
+	msgs, _ := watch(t, hub, r.m, Key{1, Main}, 30)
+	_, _, samples := parseMSE(t, msgs)
+	checkSamples(t, samples, 25)
+}
+
+func TestStalledCameraGoesOffline(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 1, camsim.FaultNone, pull.Config{StallTimeout: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond})
+	_, release, err := r.m.Acquire(context.Background(), 1, Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	deadline := time.After(20 * time.Second)
+	stalled := false
+	for {
+		select {
+		case sc := <-r.states:
+			switch {
+			case sc.st.Status == pull.StatusOnline && !stalled:
+				r.sim.SetFault(1, camsim.FaultStall)
+				stalled = true
+			case sc.st.Status == pull.StatusOffline && stalled:
+				if !strings.Contains(sc.st.Reason, "no picture") {
+					t.Errorf("reason %q", sc.st.Reason)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("a stalled camera did not go offline")
+		}
+	}
+}
+
+func TestIdleStreamStops(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
+	r.m.cfg.Idle = 50 * time.Millisecond
+	hub, release, err := r.m.Acquire(context.Background(), 1, Sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	release() // twice is harmless
+	v := hub.Subscribe()
+	defer v.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := v.Next(ctx, nil); err != nil {
+			if err != stream.ErrClosed {
+				t.Fatalf("viewer ended with %v, want the stream closed after the idle delay", err)
+			}
+			break
+		}
+	}
+	if _, ok := r.m.State(1, Sub); ok {
+		t.Error("an idle stream is still running")
+	}
+	if _, _, err := r.m.Acquire(context.Background(), 99, Main); gridwatch.ErrorCode(err) != gridwatch.ENotFound {
+		t.Errorf("unknown camera: %v", err)
+	}
+}

@@ -1,0 +1,351 @@
+// Package live runs the cameras' streams: one Supervisor and one Hub per
+// camera stream, started when someone watches (or records), stopped after an
+// idle delay, and the outputs browsers read from a hub: fMP4 over WebSocket
+// for Media Source Extensions, and HLS.
+package live
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gridwatch"
+	"gridwatch/camera/pull"
+	"gridwatch/camera/stream"
+)
+
+// Stream names.
+const (
+	Main = "main"
+	Sub  = "sub"
+)
+
+// Source tells the manager how to reach a camera.
+type Source struct {
+	ID      int64
+	MainURL string // with credentials; never logged
+	SubURL  string // "" when the camera has no sub stream: the main one serves
+	Enabled bool
+	Record  bool
+}
+
+// URL is the upstream URL of a stream.
+func (s Source) URL(name string) string {
+	if name == Sub && s.SubURL != "" {
+		return s.SubURL
+	}
+	return s.MainURL
+}
+
+// Sources looks cameras up: one by id (a gridwatch.ENotFound error when it
+// does not exist), and all that record.
+type Sources interface {
+	Source(ctx context.Context, id int64) (Source, error)
+	Recording(ctx context.Context) ([]Source, error)
+}
+
+// Key names one camera stream.
+type Key struct {
+	Camera int64
+	Stream string
+}
+
+// Config configures a Manager.
+type Config struct {
+	Sources Sources
+	Logger  *slog.Logger
+	// Idle is how long a stream nobody watches keeps running (default 30 s).
+	Idle time.Duration
+	// Pull and Hub are the settings of every supervisor and hub; Pull's
+	// URL, Hub, Logger and OnState are filled in per stream.
+	Pull pull.Config
+	Hub  stream.HubOptions
+	// OnState receives every status change of every stream, in order per
+	// stream, from one goroutine; it may block (it writes to the database).
+	OnState func(context.Context, Key, pull.State)
+}
+
+// Manager owns the running camera streams.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil before Run and after it returns
+	entries map[Key]*entry
+	hls     map[Key]*HLS
+	wg      sync.WaitGroup
+
+	states  chan struct{}
+	pending map[Key]pull.State
+	order   []Key
+}
+
+type entry struct {
+	key    Key
+	url    string
+	hub    *stream.Hub
+	sup    *pull.Supervisor
+	cancel context.CancelFunc
+	done   chan struct{}
+	users  int
+	pinned bool
+	idle   *time.Timer
+}
+
+// NewManager makes a manager; Run starts it.
+func NewManager(cfg Config) *Manager {
+	if cfg.Idle <= 0 {
+		cfg.Idle = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnState == nil {
+		cfg.OnState = func(context.Context, Key, pull.State) {}
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{},
+		states: make(chan struct{}, 1), pending: map[Key]pull.State{}}
+}
+
+// Run serves until ctx ends, then stops every stream and returns once all
+// have stopped. Recording cameras are kept running.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.ctx != nil {
+		m.mu.Unlock()
+		return errors.New("live: manager already running")
+	}
+	m.ctx = ctx
+	m.mu.Unlock()
+	if err := m.Refresh(ctx); err != nil {
+		m.log.Warn("cannot start the recording cameras", "err", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			m.mu.Lock()
+			m.ctx = nil
+			for _, e := range m.entries {
+				m.stopLocked(e)
+			}
+			m.mu.Unlock()
+			m.wg.Wait()
+			m.flushStates(context.WithoutCancel(ctx))
+			return nil
+		case <-m.states:
+			m.flushStates(ctx)
+		}
+	}
+}
+
+// flushStates hands the pending status changes to OnState.
+func (m *Manager) flushStates(ctx context.Context) {
+	m.mu.Lock()
+	keys := m.order
+	m.order = nil
+	states := make([]pull.State, len(keys))
+	for i, k := range keys {
+		states[i] = m.pending[k]
+		delete(m.pending, k)
+	}
+	m.mu.Unlock()
+	for i, k := range keys {
+		m.cfg.OnState(ctx, k, states[i])
+	}
+}
+
+// Acquire returns the hub of a camera stream, starting it when it is not
+// running, and a release func to call once the caller is done with it.
+func (m *Manager) Acquire(ctx context.Context, id int64, name string) (*stream.Hub, func(), error) {
+	if name != Main && name != Sub {
+		return nil, nil, gridwatch.Errorf(gridwatch.EInvalid, "stream: %q is not main or sub", name)
+	}
+	src, err := m.cfg.Sources.Source(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !src.Enabled {
+		return nil, nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d is disabled", id)
+	}
+	key := Key{id, name}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.ensureLocked(key, src.URL(name))
+	if err != nil {
+		return nil, nil, err
+	}
+	e.users++
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
+	var once sync.Once
+	return e.hub, func() { once.Do(func() { m.release(e) }) }, nil
+}
+
+func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
+	if m.ctx == nil {
+		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "video is not running")
+	}
+	e := m.entries[key]
+	if e != nil && e.url == url {
+		return e, nil
+	}
+	if e != nil {
+		// The camera's URL changed: its viewers end and reconnect.
+		m.stopLocked(e)
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	e = &entry{key: key, url: url, cancel: cancel, done: make(chan struct{})}
+	e.hub = stream.NewHub(m.cfg.Hub)
+	pc := m.cfg.Pull
+	pc.URL, pc.Hub = url, e.hub
+	pc.Logger = m.log.With("camera", key.Camera, "stream", key.Stream)
+	pc.OnState = func(st pull.State) { m.noteState(key, st) }
+	e.sup = pull.NewSupervisor(pc)
+	m.entries[key] = e
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(e.done)
+		_ = e.sup.Run(ctx)
+	}()
+	return e, nil
+}
+
+func (m *Manager) noteState(key Key, st pull.State) {
+	m.mu.Lock()
+	if _, ok := m.pending[key]; !ok {
+		m.order = append(m.order, key)
+	}
+	m.pending[key] = st
+	m.mu.Unlock()
+	select {
+	case m.states <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) release(e *entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.users--
+	if e.users > 0 || e.pinned || m.entries[e.key] != e {
+		return
+	}
+	e.idle = time.AfterFunc(m.cfg.Idle, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if e.users == 0 && !e.pinned && m.entries[e.key] == e {
+			m.stopLocked(e)
+		}
+	})
+}
+
+// stopLocked stops a stream; its viewers end with stream.ErrClosed.
+func (m *Manager) stopLocked(e *entry) {
+	if m.entries[e.key] == e {
+		delete(m.entries, e.key)
+	}
+	if e.idle != nil {
+		e.idle.Stop()
+	}
+	e.cancel()
+	e.hub.Close()
+}
+
+// Refresh brings the running streams in line with the registry: recording
+// cameras run (main stream), streams of deleted or disabled cameras stop,
+// and a changed URL restarts its stream. Call it after cameras change.
+func (m *Manager) Refresh(ctx context.Context) error {
+	rec, err := m.cfg.Sources.Recording(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	keys := make([]Key, 0, len(m.entries))
+	for k := range m.entries {
+		keys = append(keys, k)
+	}
+	m.mu.Unlock()
+	for _, k := range keys {
+		src, err := m.cfg.Sources.Source(ctx, k.Camera)
+		m.mu.Lock()
+		if e := m.entries[k]; e != nil {
+			switch {
+			case err != nil && gridwatch.ErrorCode(err) == gridwatch.ENotFound, err == nil && !src.Enabled:
+				m.stopLocked(e)
+			case err == nil && src.URL(k.Stream) != e.url:
+				// Viewers reconnect to the new URL; a recording stream is
+				// started again below.
+				m.stopLocked(e)
+			}
+		}
+		m.mu.Unlock()
+	}
+	want := map[Key]bool{}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range rec {
+		if !s.Enabled {
+			continue
+		}
+		k := Key{s.ID, Main}
+		want[k] = true
+		e, err := m.ensureLocked(k, s.URL(Main))
+		if err != nil {
+			return err
+		}
+		e.pinned = true
+		if e.idle != nil {
+			e.idle.Stop()
+			e.idle = nil
+		}
+	}
+	for k, e := range m.entries {
+		if e.pinned && !want[k] {
+			e.pinned = false
+			if e.users == 0 {
+				m.stopLocked(e)
+			}
+		}
+	}
+	return nil
+}
+
+// State is the state of a running camera stream; ok is false when the
+// stream is not running.
+func (m *Manager) State(id int64, name string) (pull.State, bool) {
+	m.mu.Lock()
+	e := m.entries[Key{id, name}]
+	m.mu.Unlock()
+	if e == nil {
+		return pull.State{}, false
+	}
+	return e.sup.State(), true
+}
+
+// StreamStats is one running stream's state and fan-out counters.
+type StreamStats struct {
+	Key   Key
+	State pull.State
+	Hub   stream.HubStats
+}
+
+// Stats lists the running streams, for /metrics.
+func (m *Manager) Stats() []StreamStats {
+	m.mu.Lock()
+	es := make([]*entry, 0, len(m.entries))
+	for _, e := range m.entries {
+		es = append(es, e)
+	}
+	m.mu.Unlock()
+	out := make([]StreamStats, len(es))
+	for i, e := range es {
+		out[i] = StreamStats{Key: e.key, State: e.sup.State(), Hub: e.hub.Stats()}
+	}
+	return out
+}

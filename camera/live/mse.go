@@ -1,0 +1,153 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"gridwatch/camera/pull"
+	"gridwatch/camera/stream"
+)
+
+// Conn is the message connection an MSE viewer is served over: a WebSocket.
+type Conn interface {
+	WriteText(ctx context.Context, msg []byte) error
+	WriteBinary(ctx context.Context, msg []byte) error
+}
+
+// MSEMessage is a text message of the MSE protocol. A "codec" message
+// comes before every initialisation segment (the first, and again when the
+// camera's parameters change): Mime is what to give
+// MediaSource.addSourceBuffer. A "status" message says where the camera
+// stands, at the start and on every change.
+type MSEMessage struct {
+	Type   string      `json:"type"`
+	Mime   string      `json:"mime,omitempty"`
+	Width  int         `json:"width,omitempty"`
+	Height int         `json:"height,omitempty"`
+	State  *pull.State `json:"state,omitempty"`
+}
+
+// WriteTimeout bounds one write to a viewer. A viewer that cannot take a
+// message in this time is gone.
+const WriteTimeout = 10 * time.Second
+
+// ServeMSE streams a hub to one MSE viewer until ctx ends or the stream
+// does: text messages (MSEMessage), then binary ones, an initialisation
+// segment and fragments (moof+mdat), one picture per fragment, with as many
+// fragments per message as were pending: a viewer that keeps up gets one
+// message per picture, and the cached group of pictures at the start comes
+// as one message. state reports the stream's state for status messages.
+func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pull.State, bool)) error {
+	v := hub.Subscribe()
+	defer v.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wmu sync.Mutex
+	write := func(text bool, msg []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		wctx, wcancel := context.WithTimeout(ctx, WriteTimeout)
+		defer wcancel()
+		if text {
+			return conn.WriteText(wctx, msg)
+		}
+		return conn.WriteBinary(wctx, msg)
+	}
+	sendState := func(st pull.State) error {
+		b, _ := json.Marshal(MSEMessage{Type: "status", State: &st})
+		return write(true, b)
+	}
+
+	// Status messages come from a poll: the supervisor's state changes
+	// rarely and a viewer needs to hear of it within a second or so.
+	statusErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var last pull.State
+		have := false
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			st, ok := state()
+			if ok && (!have || st.Status != last.Status || st.Reason != last.Reason) {
+				if err := sendState(st); err != nil {
+					statusErr <- err
+					cancel()
+					return
+				}
+				last, have = st, true
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer wg.Wait()
+
+	var (
+		cur   *stream.Params
+		batch []*stream.AccessUnit
+		buf   []byte
+		err   error
+	)
+	for {
+		batch, err = v.Next(ctx, batch)
+		if err != nil {
+			select {
+			case serr := <-statusErr:
+				return serr
+			default:
+			}
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		buf = buf[:0]
+		for _, au := range batch {
+			if au.Params != cur {
+				if len(buf) > 0 {
+					if err := write(false, buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+				}
+				if err := sendInit(write, au.Params); err != nil {
+					return err
+				}
+				cur = au.Params
+			}
+			frag, err := au.Fragment()
+			if err != nil {
+				return err
+			}
+			buf = append(buf, frag...)
+		}
+		if len(buf) > 0 {
+			if err := write(false, buf); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func sendInit(write func(bool, []byte) error, p *stream.Params) error {
+	init, err := stream.InitSegment(p)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(MSEMessage{Type: "codec", Mime: fmt.Sprintf(`video/mp4; codecs="%s"`, p.Codec), Width: p.Width, Height: p.Height})
+	if err := write(true, b); err != nil {
+		return err
+	}
+	return write(false, init)
+}

@@ -1,0 +1,228 @@
+package pull
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"gridwatch/camera/stream"
+)
+
+// Status is where a camera stream stands.
+type Status string
+
+// A stream is connecting on its first attempt, online while pictures flow,
+// and offline after a failure until a reconnect succeeds.
+const (
+	StatusConnecting Status = "connecting"
+	StatusOnline     Status = "online"
+	StatusOffline    Status = "offline"
+)
+
+// State is a stream's status and health, as the API and /metrics show it.
+type State struct {
+	Status Status `json:"status"`
+	// Reason says why the stream is offline: the last error, without
+	// credentials.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the status last changed.
+	Since time.Time `json:"since"`
+	// FPS and Bitrate (bit/s) are measured over the last second or so.
+	FPS          float64    `json:"fps"`
+	Bitrate      int64      `json:"bitrate"`
+	LastKeyframe *time.Time `json:"last_keyframe,omitempty"`
+	Reconnects   int64      `json:"reconnects"`
+	// Uptime is how long the current session has been online, in seconds.
+	Uptime float64 `json:"uptime"`
+	Width  int     `json:"width,omitempty"`
+	Height int     `json:"height,omitempty"`
+	Codec  string  `json:"codec,omitempty"`
+}
+
+// Config configures a Supervisor. Zero durations take the defaults.
+type Config struct {
+	// URL is the camera's RTSP URL, credentials included. It is never
+	// logged nor put in a State.
+	URL    string
+	Hub    *stream.Hub
+	Logger *slog.Logger
+	// DialTimeout bounds connecting and each RTSP request (default 5 s);
+	// ReadTimeout bounds a silent connection (default 10 s).
+	DialTimeout, ReadTimeout time.Duration
+	// StallTimeout: no picture for this long restarts the session (default
+	// 5 s). KeyTimeout: no keyframe for this long does too (default 15 s).
+	StallTimeout, KeyTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between attempts (defaults
+	// 500 ms and 30 s); it doubles per failure, with ±50 % jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// OnState is called after each status change. It must not block.
+	OnState func(State)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.DialTimeout, 5*time.Second)
+	def(&c.ReadTimeout, 10*time.Second)
+	def(&c.StallTimeout, 5*time.Second)
+	def(&c.KeyTimeout, 15*time.Second)
+	def(&c.MinBackoff, 500*time.Millisecond)
+	def(&c.MaxBackoff, 30*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.OnState == nil {
+		c.OnState = func(State) {}
+	}
+}
+
+// Supervisor keeps one camera stream pulled into its hub.
+type Supervisor struct {
+	cfg Config
+
+	mu         sync.Mutex
+	st         State
+	online     time.Time
+	window     time.Time
+	winFrames  int
+	winBytes   int
+	lastKey    time.Time
+	reconnects int64
+}
+
+// NewSupervisor makes a supervisor; Run starts it.
+func NewSupervisor(cfg Config) *Supervisor {
+	cfg.defaults()
+	return &Supervisor{cfg: cfg, st: State{Status: StatusConnecting, Since: cfg.Now()}}
+}
+
+// Run pulls the stream until ctx ends, reconnecting after every failure.
+// Every goroutine it starts has ended when it returns.
+func (s *Supervisor) Run(ctx context.Context) error {
+	log := s.cfg.Logger
+	sess := &session{
+		url: s.cfg.URL, dialTimeout: s.cfg.DialTimeout, readTimeout: s.cfg.ReadTimeout,
+		stallTimeout: s.cfg.StallTimeout, keyTimeout: s.cfg.KeyTimeout, log: log, now: s.cfg.Now,
+	}
+	tl := newTimeline()
+	backoff := s.cfg.MinBackoff
+	for {
+		err := sess.run(ctx, tl, s.playing, s.publish)
+		if ctx.Err() != nil {
+			s.stopped()
+			return nil
+		}
+		s.cfg.Hub.Reset()
+		s.mu.Lock()
+		wasUp := !s.online.IsZero() && s.cfg.Now().Sub(s.online) > 10*time.Second
+		s.online = time.Time{}
+		s.mu.Unlock()
+		if wasUp {
+			backoff = s.cfg.MinBackoff
+		}
+		s.setStatus(StatusOffline, err.Error())
+		log.Warn("camera stream failed", "err", err, "retry_in", backoff.Round(time.Millisecond))
+		wait := time.Duration(float64(backoff) * (0.5 + rand.Float64()))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.stopped()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, s.cfg.MaxBackoff)
+		s.mu.Lock()
+		s.reconnects++
+		s.mu.Unlock()
+	}
+}
+
+// stopped notes that the supervisor was stopped. It is not a status
+// change of the camera: nobody watching says nothing about the camera, so
+// OnState is not called.
+func (s *Supervisor) stopped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.FPS, s.st.Bitrate = 0, 0
+	s.online = time.Time{}
+}
+
+func (s *Supervisor) playing() {
+	s.mu.Lock()
+	s.online = s.cfg.Now()
+	s.window, s.winFrames, s.winBytes = s.online, 0, 0
+	s.mu.Unlock()
+}
+
+// publish hands a picture to the hub and keeps the rates. The stream is
+// online from its first picture, not from PLAY: a camera that answers but
+// sends nothing is not online.
+func (s *Supervisor) publish(au *stream.AccessUnit) {
+	s.cfg.Hub.Publish(au)
+	s.mu.Lock()
+	s.winFrames++
+	s.winBytes += au.Size()
+	if au.Key {
+		s.lastKey = au.Received
+	}
+	if el := au.Received.Sub(s.window); el >= time.Second {
+		s.st.FPS = float64(s.winFrames) / el.Seconds()
+		s.st.Bitrate = int64(float64(s.winBytes*8) / el.Seconds())
+		s.window, s.winFrames, s.winBytes = au.Received, 0, 0
+	}
+	s.st.Width, s.st.Height, s.st.Codec = au.Params.Width, au.Params.Height, au.Params.Codec
+	up := s.st.Status != StatusOnline
+	s.mu.Unlock()
+	if up {
+		s.setStatus(StatusOnline, "")
+	}
+}
+
+func (s *Supervisor) setStatus(st Status, reason string) {
+	s.mu.Lock()
+	if s.st.Status == st && s.st.Reason == reason {
+		s.mu.Unlock()
+		return
+	}
+	if s.st.Status != st {
+		s.st.Since = s.cfg.Now()
+	}
+	s.st.Status, s.st.Reason = st, reason
+	if st != StatusOnline {
+		s.st.FPS, s.st.Bitrate = 0, 0
+	}
+	out := s.stateLocked()
+	s.mu.Unlock()
+	s.cfg.OnState(out)
+}
+
+// State is the stream's current state.
+func (s *Supervisor) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stateLocked()
+}
+
+func (s *Supervisor) stateLocked() State {
+	st := s.st
+	st.Reconnects = s.reconnects
+	if !s.lastKey.IsZero() {
+		k := s.lastKey
+		st.LastKeyframe = &k
+	}
+	if st.Status == StatusOnline && !s.online.IsZero() {
+		st.Uptime = s.cfg.Now().Sub(s.online).Seconds()
+	}
+	return st
+}

@@ -1,0 +1,330 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed ends a viewer whose hub has closed (the camera was stopped).
+var ErrClosed = errors.New("stream: closed")
+
+// ErrSlow ends a viewer that fell behind too often: skipping to the next
+// keyframe did not let it keep up.
+var ErrSlow = errors.New("stream: viewer too slow")
+
+// HubOptions bound what a hub holds. Zero values take the defaults.
+type HubOptions struct {
+	// Queue is how many pictures a viewer may have pending (default 50, two
+	// seconds at 25 fps). A viewer whose queue is full skips to the next
+	// keyframe.
+	Queue int
+	// MaxSkips is how many skips in a row drop a viewer (default 4).
+	MaxSkips int
+	// MaxGOP and MaxGOPBytes bound the cache of the latest group of
+	// pictures (defaults 300 pictures, 8 MiB). A longer GOP is not cached:
+	// a new viewer then waits for the next keyframe.
+	MaxGOP      int
+	MaxGOPBytes int
+}
+
+func (o *HubOptions) defaults() {
+	if o.Queue <= 0 {
+		o.Queue = 50
+	}
+	if o.MaxSkips <= 0 {
+		o.MaxSkips = 4
+	}
+	if o.MaxGOP <= 0 {
+		o.MaxGOP = 300
+	}
+	if o.MaxGOPBytes <= 0 {
+		o.MaxGOPBytes = 8 << 20
+	}
+}
+
+// Hub fans one camera stream out to its viewers. Publish never blocks: each
+// viewer has a bounded queue, and a viewer that cannot keep up skips ahead to
+// the next keyframe (or is dropped), so it never delays the camera or the
+// other viewers. The hub keeps the latest group of pictures, so a new viewer
+// starts at once from the last keyframe instead of waiting for the next one.
+type Hub struct {
+	opts HubOptions
+
+	mu       sync.Mutex
+	gop      []*AccessUnit
+	gopBytes int
+	viewers  map[*Viewer]struct{}
+	params   *Params
+	lastKey  time.Time
+	lastAU   time.Time
+	closed   bool
+	changed  chan struct{} // closed and replaced when the viewer count changes
+	ready    chan struct{} // closed at the first picture
+
+	frames, bytes, skips, drops atomic.Int64
+}
+
+// NewHub makes an empty hub.
+func NewHub(opts HubOptions) *Hub {
+	opts.defaults()
+	return &Hub{opts: opts, viewers: map[*Viewer]struct{}{}, changed: make(chan struct{}), ready: make(chan struct{})}
+}
+
+// Publish hands a picture to every viewer. au must not change afterwards.
+func (h *Hub) Publish(au *AccessUnit) {
+	size := au.Size()
+	h.frames.Add(1)
+	h.bytes.Add(int64(size))
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if h.params == nil {
+		close(h.ready)
+	}
+	h.params = au.Params
+	h.lastAU = au.Received
+	if au.Key {
+		h.lastKey = au.Received
+		clear(h.gop)
+		h.gop = append(h.gop[:0], au)
+		h.gopBytes = size
+	} else if len(h.gop) > 0 {
+		if len(h.gop) >= h.opts.MaxGOP || h.gopBytes+size > h.opts.MaxGOPBytes {
+			clear(h.gop)
+			h.gop = h.gop[:0]
+			h.gopBytes = 0
+		} else {
+			h.gop = append(h.gop, au)
+			h.gopBytes += size
+		}
+	}
+	for v := range h.viewers {
+		switch v.push(au, h.opts.MaxSkips) {
+		case pushSkipped:
+			h.skips.Add(1)
+		case pushDropped:
+			h.drops.Add(1)
+			h.removeLocked(v)
+		}
+	}
+}
+
+// Subscribe adds a viewer. Its first pictures are the cached group of
+// pictures, from the latest keyframe; without one it starts at the next.
+func (h *Hub) Subscribe() *Viewer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := &Viewer{hub: h, notify: make(chan struct{}, 1), limit: h.opts.Queue + len(h.gop)}
+	if h.closed {
+		v.err = ErrClosed
+		return v
+	}
+	v.q = append(make([]*AccessUnit, 0, len(h.gop)+8), h.gop...)
+	v.waitKey = len(h.gop) == 0
+	if len(v.q) > 0 {
+		v.notify <- struct{}{}
+	}
+	h.viewers[v] = struct{}{}
+	h.signalLocked()
+	return v
+}
+
+func (h *Hub) removeLocked(v *Viewer) {
+	if _, ok := h.viewers[v]; ok {
+		delete(h.viewers, v)
+		h.signalLocked()
+	}
+}
+
+func (h *Hub) signalLocked() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// Viewers is the number of viewers, and a channel closed when it changes.
+func (h *Hub) Viewers() (int, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.viewers), h.changed
+}
+
+// Ready waits for the first picture and returns the codec parameters.
+func (h *Hub) Ready(ctx context.Context) (*Params, error) {
+	select {
+	case <-h.ready:
+		return h.Params(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Params are the latest codec parameters, nil before the first picture.
+func (h *Hub) Params() *Params {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.params
+}
+
+// Reset forgets the cached pictures: after an upstream break the next
+// viewer must not start from a picture whose successors never came.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.gop)
+	h.gop = h.gop[:0]
+	h.gopBytes = 0
+}
+
+// Close ends every viewer with ErrClosed; later viewers end at once.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	for v := range h.viewers {
+		v.fail(ErrClosed)
+	}
+	clear(h.viewers)
+	h.signalLocked()
+	clear(h.gop)
+	h.gop = nil
+}
+
+// HubStats are a hub's counters.
+type HubStats struct {
+	Frames, Bytes int64
+	// Skips counts the times a viewer skipped to the next keyframe; Drops
+	// the viewers dropped for being too slow.
+	Skips, Drops int64
+	Viewers      int
+	GOP          int
+	LastKey      time.Time
+	LastPicture  time.Time
+}
+
+// Stats reads the counters.
+func (h *Hub) Stats() HubStats {
+	h.mu.Lock()
+	st := HubStats{Viewers: len(h.viewers), GOP: len(h.gop), LastKey: h.lastKey, LastPicture: h.lastAU}
+	h.mu.Unlock()
+	st.Frames, st.Bytes = h.frames.Load(), h.bytes.Load()
+	st.Skips, st.Drops = h.skips.Load(), h.drops.Load()
+	return st
+}
+
+// Viewer is one consumer of a hub: a browser, an RTSP client, the recorder.
+type Viewer struct {
+	hub    *Hub
+	notify chan struct{}
+
+	mu      sync.Mutex
+	q       []*AccessUnit
+	limit   int
+	waitKey bool
+	skips   int
+	err     error
+}
+
+type pushResult int
+
+const (
+	pushQueued pushResult = iota
+	pushSkipped
+	pushDropped
+)
+
+// push queues au for the viewer; the hub's lock is held.
+func (v *Viewer) push(au *AccessUnit, maxSkips int) pushResult {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.err != nil {
+		return pushDropped
+	}
+	res := pushQueued
+	if len(v.q) >= v.limit {
+		// Too far behind: throw the backlog away and start again at a
+		// keyframe, so what the viewer gets next is decodable.
+		clear(v.q)
+		v.q = v.q[:0]
+		v.waitKey = true
+		v.skips++
+		res = pushSkipped
+		if v.skips > maxSkips {
+			v.err = ErrSlow
+			v.wake()
+			return pushDropped
+		}
+	}
+	if v.waitKey {
+		if !au.Key {
+			return res
+		}
+		v.waitKey = false
+	}
+	v.q = append(v.q, au)
+	v.wake()
+	return res
+}
+
+func (v *Viewer) wake() {
+	select {
+	case v.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (v *Viewer) fail(err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.err == nil {
+		v.err = err
+	}
+	v.wake()
+}
+
+// Next waits for pictures and returns every one pending, oldest first,
+// appended to buf[:0]: a writer sends them together, in one system call
+// where it can. It returns the viewer's error once the viewer has ended and
+// its queue is empty, or ctx's error.
+func (v *Viewer) Next(ctx context.Context, buf []*AccessUnit) ([]*AccessUnit, error) {
+	for {
+		v.mu.Lock()
+		if len(v.q) > 0 {
+			buf = append(buf[:0], v.q...)
+			clear(v.q)
+			v.q = v.q[:0]
+			v.skips = 0
+			// The cached GOP burst is delivered; from now on the queue
+			// holds a live backlog only.
+			v.limit = v.hub.opts.Queue
+			v.mu.Unlock()
+			return buf, nil
+		}
+		err := v.err
+		v.mu.Unlock()
+		if err != nil {
+			return buf[:0], err
+		}
+		select {
+		case <-v.notify:
+		case <-ctx.Done():
+			return buf[:0], ctx.Err()
+		}
+	}
+}
+
+// Close removes the viewer from its hub.
+func (v *Viewer) Close() {
+	v.fail(ErrClosed)
+	v.hub.mu.Lock()
+	v.hub.removeLocked(v)
+	v.hub.mu.Unlock()
+}

@@ -1,0 +1,90 @@
+package camera
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"gridwatch"
+	"gridwatch/camera/live"
+	"gridwatch/camera/pull"
+	"gridwatch/internal/events"
+)
+
+// Event types of camera status changes.
+const (
+	EventOnline  = "camera.online"
+	EventOffline = "camera.offline"
+)
+
+// Source is how the video manager reaches camera id: its URLs with their
+// credentials. They never leave the server.
+func (s *Store) Source(ctx context.Context, id int64) (live.Source, error) {
+	src := live.Source{ID: id}
+	err := s.pool.QueryRow(ctx, `SELECT main_url, sub_url, enabled, record FROM cameras WHERE id = $1`, id).
+		Scan(&src.MainURL, &src.SubURL, &src.Enabled, &src.Record)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return src, gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
+	}
+	if err != nil {
+		return src, fmt.Errorf("camera %d: source: %w", id, err)
+	}
+	return src, nil
+}
+
+// Recording lists the enabled cameras that record: their main streams run
+// all the time.
+func (s *Store) Recording(ctx context.Context) ([]live.Source, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, main_url, sub_url, enabled, record FROM cameras WHERE record AND enabled ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("recording cameras: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (live.Source, error) {
+		var src live.Source
+		err := r.Scan(&src.ID, &src.MainURL, &src.SubURL, &src.Enabled, &src.Record)
+		return src, err
+	})
+}
+
+// SetStatus records a camera stream's new status. Going online or offline
+// is published as an event (camera.online, camera.offline) to the
+// camera's grid, in the same transaction. "connecting" is stored only for
+// a camera that has no status yet.
+func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st pull.State) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var prev string
+		var grid *int64
+		var code string
+		err := tx.QueryRow(ctx, `SELECT status, grid_id, code FROM cameras WHERE id = $1 FOR UPDATE`, id).Scan(&prev, &grid, &code)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // deleted meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("camera %d: status: %w", id, err)
+		}
+		status := string(st.Status)
+		if st.Status == pull.StatusConnecting {
+			// A first attempt says nothing new about a camera already
+			// known online or offline.
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE cameras SET status = $2, status_reason = $3, status_since = $4 WHERE id = $1`,
+			id, status, st.Reason, st.Since); err != nil {
+			return fmt.Errorf("camera %d: status: %w", id, err)
+		}
+		if prev == status {
+			return nil
+		}
+		typ := EventOffline
+		if st.Status == pull.StatusOnline {
+			typ = EventOnline
+		}
+		return events.Publish(ctx, tx, typ, grid, map[string]any{
+			"id": strconv.FormatInt(id, 10), "camera_id": id, "code": code, "stream": stream,
+			"status": status, "reason": st.Reason, "since": st.Since,
+		})
+	})
+}

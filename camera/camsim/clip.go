@@ -211,3 +211,26 @@ func (c *clip) check(spec clipSpec) error {
 	}
 	return nil
 }
+
+// Clip names for ClipAccessUnits.
+const (
+	ClipMain   = "main"   // 640x360, one slice a picture
+	ClipSub    = "sub"    // 320x180
+	ClipSlices = "slices" // 640x360, four slices a picture
+)
+
+// ClipAccessUnits returns the access units of an embedded clip (100
+// pictures at 25 fps, an IDR every 25, SPS and PPS before each IDR): test
+// and benchmark input for the packages that consume camera streams.
+func ClipAccessUnits(name string) ([][][]byte, error) {
+	for _, spec := range clipSpecs() {
+		if spec.file == "clips/"+name+".h264" {
+			c, err := loadClip(spec)
+			if err != nil {
+				return nil, err
+			}
+			return c.aus, nil
+		}
+	}
+	return nil, fmt.Errorf("camsim: no clip %q", name)
+}

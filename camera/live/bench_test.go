@@ -1,0 +1,346 @@
+package live
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"gridwatch/camera/camsim"
+	"gridwatch/camera/pull"
+	"gridwatch/camera/stream"
+)
+
+// benchRig is camsim, a manager and an HTTP server answering
+// /live/{camera} with ServeMSE over a WebSocket, as the API does.
+type benchRig struct {
+	*rig
+	srv *httptest.Server
+}
+
+func startBenchRig(b *testing.B, cameras int) *benchRig {
+	b.Helper()
+	sim, err := camsim.New(camsim.Config{N: cameras, Addr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := &sources{all: map[int64]Source{}}
+	for i := 1; i <= cameras; i++ {
+		src.all[int64(i)] = Source{ID: int64(i), MainURL: sim.URL(i, "main"), SubURL: sim.URL(i, "sub"), Enabled: true}
+	}
+	r := &rig{sim: sim}
+	r.m = NewManager(Config{Sources: src, Idle: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
+	go func() { defer wg.Done(); _ = r.m.Run(ctx) }()
+	for {
+		r.m.mu.Lock()
+		ok := r.m.ctx != nil
+		r.m.mu.Unlock()
+		if ok {
+			break
+		}
+		waitBriefly()
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		id, _ := strconv.ParseInt(strings.TrimPrefix(req.URL.Path, "/live/"), 10, 64)
+		hub, release, err := r.m.Acquire(req.Context(), id, Main)
+		if err != nil {
+			http.Error(w, err.Error(), 404)
+			return
+		}
+		defer release()
+		c, err := websocket.Accept(w, req, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := c.CloseRead(req.Context())
+		_ = ServeMSE(ctx, hub, wsBench{c}, func() (pull.State, bool) { return r.m.State(id, Main) })
+	}))
+	b.Cleanup(func() {
+		srv.CloseClientConnections()
+		cancel()
+		srv.Close()
+		wg.Wait()
+	})
+	return &benchRig{rig: r, srv: srv}
+}
+
+type wsBench struct{ c *websocket.Conn }
+
+func (w wsBench) WriteText(ctx context.Context, b []byte) error {
+	return w.c.Write(ctx, websocket.MessageText, b)
+}
+func (w wsBench) WriteBinary(ctx context.Context, b []byte) error {
+	return w.c.Write(ctx, websocket.MessageBinary, b)
+}
+
+// firstFrame dials /live/{cam} and returns the time to the first fragment.
+func (br *benchRig) firstFrame(b *testing.B, cam int) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(br.srv.URL, "http")+"/live/"+strconv.Itoa(cam), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(16 << 20)
+	binary := 0
+	for {
+		typ, _, err := c.Read(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The first binary message is the init segment, the second the
+		// first pictures.
+		if typ == websocket.MessageBinary {
+			if binary++; binary == 2 {
+				return time.Since(start)
+			}
+		}
+	}
+}
+
+func reportPercentiles(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	p := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(p(0.5), "p50-ms")
+	b.ReportMetric(p(0.95), "p95-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkTimeToFirstFrame measures, over a real WebSocket, how long a
+// viewer waits for its first picture: joining a camera already pulled
+// (warm: the cached GOP answers at once) and a camera nobody watched
+// (cold: RTSP connect, then the camera's next keyframe).
+func BenchmarkTimeToFirstFrame(b *testing.B) {
+	b.Run("warm", func(b *testing.B) {
+		br := startBenchRig(b, 1)
+		_, release, err := br.m.Acquire(context.Background(), 1, Main)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer release()
+		br.firstFrame(b, 1) // the camera is running from here on
+		var d []time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			d = append(d, br.firstFrame(b, 1))
+		}
+		reportPercentiles(b, d)
+	})
+	b.Run("cold", func(b *testing.B) {
+		const cams = 40
+		br := startBenchRig(b, cams)
+		br.m.cfg.Idle = time.Millisecond
+		// Watch every camera once first: camsim starts a camera's clip at
+		// an IDR for its very first viewer, which no real camera does.
+		// From then on its clock runs, so a cold join lands anywhere in
+		// the GOP and waits for the next keyframe, as with a real camera.
+		for cam := 1; cam <= cams; cam++ {
+			br.firstFrame(b, cam)
+		}
+		var d []time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			cam := i%cams + 1
+			// Wait for the stream to have stopped since its last use.
+			for {
+				if _, running := br.m.State(int64(cam), Main); !running {
+					break
+				}
+				waitBriefly()
+			}
+			// Join at a different place in the camera's GOP each time
+			// (spread evenly over its 25 pictures); joining in lockstep
+			// would always land at the same distance from a keyframe.
+			b.StopTimer()
+			<-time.After(time.Duration(i*37%25) * 40 * time.Millisecond)
+			b.StartTimer()
+			d = append(d, br.firstFrame(b, cam))
+		}
+		reportPercentiles(b, d)
+	})
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func rssMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkFanOut streams 20 cameras (camsim, ~0.5 Mbit/s each, pulled
+// over RTSP on loopback) to 10 viewers each, for one second per
+// iteration, and reports the CPU cores the whole process used (camsim and
+// the readers included), its RSS and the heap per camera.
+//
+//   - mse: viewers are WebSocket clients reading fMP4, through ServeMSE;
+//   - raw-relay: the baseline, the same pictures written as raw bytes to
+//     plain TCP sockets (no muxing, no framing), one write per picture.
+func BenchmarkFanOut(b *testing.B) {
+	const cameras, viewers = 20, 10
+	b.Run("mse-20x10", func(b *testing.B) {
+		br := startBenchRig(b, cameras)
+		var wg sync.WaitGroup
+		ctx, cancel := context.WithCancel(context.Background())
+		defer func() { cancel(); wg.Wait() }()
+		var received sync.Map
+		for cam := 1; cam <= cameras; cam++ {
+			for v := 0; v < viewers; v++ {
+				c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(br.srv.URL, "http")+"/live/"+strconv.Itoa(cam), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.SetReadLimit(16 << 20)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.CloseNow()
+					var n int64
+					for {
+						_, r, err := c.Reader(ctx)
+						if err != nil {
+							received.Store(c, n)
+							return
+						}
+						m, _ := io.Copy(io.Discard, r)
+						n += m
+					}
+				}()
+			}
+		}
+		measureFanOut(b, br.rig, cameras)
+	})
+	b.Run("raw-relay-20x10", func(b *testing.B) {
+		br := startBenchRig(b, cameras)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		defer func() { cancel(); ln.Close(); wg.Wait() }()
+		for cam := 1; cam <= cameras; cam++ {
+			hub, release, err := br.m.Acquire(ctx, int64(cam), Main)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer release()
+			conns := make([]net.Conn, viewers)
+			for v := range conns {
+				cc, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				sc, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns[v] = sc
+				wg.Add(1)
+				go func() { defer wg.Done(); defer cc.Close(); _, _ = io.Copy(io.Discard, bufio.NewReader(cc)) }()
+			}
+			for _, sc := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer sc.Close()
+					v := hub.Subscribe()
+					defer v.Close()
+					var batch []*stream.AccessUnit
+					var buf []byte
+					for {
+						var err error
+						if batch, err = v.Next(ctx, batch); err != nil {
+							return
+						}
+						buf = buf[:0]
+						for _, au := range batch {
+							for _, n := range au.NALUs {
+								buf = append(buf, n...)
+							}
+						}
+						if _, err := sc.Write(buf); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		}
+		measureFanOut(b, br.rig, cameras)
+	})
+}
+
+// measureFanOut waits for every camera to be online, then measures b.N
+// seconds of streaming.
+func measureFanOut(b *testing.B, r *rig, cameras int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for cam := 1; cam <= cameras; cam++ {
+		for {
+			if st, ok := r.m.State(int64(cam), Main); ok && st.Status == pull.StatusOnline {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("camera %d not online", cam)
+			}
+			waitBriefly()
+		}
+	}
+	<-time.After(time.Second) // let every viewer get past its GOP burst
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	frames0 := totalFrames(r)
+	cpu0, wall0 := cpuTime(), time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		<-time.After(time.Second)
+	}
+	b.StopTimer()
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
+	b.ReportMetric(rssMiB(), "RSS-MiB")
+	b.ReportMetric(float64(ms.HeapInuse)/float64(cameras)/(1<<20), "heap-MiB/camera")
+	b.ReportMetric(float64(totalFrames(r)-frames0)/wall.Seconds()/float64(cameras), "fps/camera")
+	b.ReportMetric(0, "ns/op")
+}
+
+func totalFrames(r *rig) int64 {
+	var n int64
+	for _, s := range r.m.Stats() {
+		n += s.Hub.Frames
+	}
+	return n
+}

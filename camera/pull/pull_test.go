@@ -1,0 +1,235 @@
+package pull
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/pion/rtp"
+
+	"gridwatch/camera/camsim"
+	"gridwatch/camera/stream"
+)
+
+// packets turns a clip into RTP packets as a camera would send them, from
+// RTP time start; maxPayload small makes FU-A runs, large makes STAP-A.
+func packets(t testing.TB, clip string, start uint32, maxPayload int, loops int) ([]*rtp.Packet, int) {
+	t.Helper()
+	aus, err := camsim.ClipAccessUnits(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1, PayloadMaxSize: maxPayload}
+	if err := enc.Init(); err != nil {
+		t.Fatal(err)
+	}
+	var out []*rtp.Packet
+	n := 0
+	for l := 0; l < loops; l++ {
+		for _, au := range aus {
+			pkts, err := enc.Encode(au)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pkts {
+				p.Timestamp = start + uint32(n)*3600
+			}
+			out = append(out, pkts...)
+			n++
+		}
+	}
+	return out, n
+}
+
+func newTestAssembler(t testing.TB, tl *timeline) *assembler {
+	t.Helper()
+	a, err := newAssembler(&format.H264{PayloadTyp: 96, PacketizationMode: 1}, tl, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func feed(a *assembler, pkts []*rtp.Packet) []*stream.AccessUnit {
+	var out []*stream.AccessUnit
+	for _, p := range pkts {
+		if au := a.packet(p); au != nil {
+			out = append(out, au)
+		}
+	}
+	return out
+}
+
+// checkTimeline asserts what every consumer relies on: decode times rise
+// strictly, keyframes are IDR pictures carrying their parameter sets, and
+// nothing starts before a keyframe.
+func checkTimeline(t *testing.T, aus []*stream.AccessUnit) {
+	t.Helper()
+	if len(aus) == 0 {
+		t.Fatal("no pictures")
+	}
+	if !aus[0].Key {
+		t.Fatal("the first picture is not a keyframe")
+	}
+	for i, au := range aus {
+		if i > 0 && au.DTS <= aus[i-1].DTS {
+			t.Fatalf("picture %d: DTS %d after %d", i, au.DTS, aus[i-1].DTS)
+		}
+		if au.Key != stream.IsKey(au.NALUs) {
+			t.Fatalf("picture %d: Key %v but IDR %v", i, au.Key, stream.IsKey(au.NALUs))
+		}
+		if au.Key && (au.NALUs[0][0]&0x1f != 7 || au.NALUs[1][0]&0x1f != 8) {
+			t.Fatalf("picture %d: keyframe without SPS and PPS in front", i)
+		}
+	}
+}
+
+func TestAssembler(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		clip       string
+		start      uint32
+		maxPayload int
+	}{
+		// FU-A fragments for big pictures, the usual case.
+		{"fu-a", camsim.ClipMain, 1000, 1400},
+		// Whole pictures in STAP-A packets: vdk misses these keyframes.
+		{"stap-a", camsim.ClipSub, 1000, 60000},
+		// Four slices a picture: one access unit, not four.
+		{"multi-slice", camsim.ClipSlices, 1000, 1400},
+		// The 32-bit RTP clock wraps in the middle.
+		{"wrap", camsim.ClipMain, 0xFFFFFFFF - 50*3600, 1400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pkts, n := packets(t, tc.clip, tc.start, tc.maxPayload, 2)
+			aus := feed(newTestAssembler(t, newTimeline()), pkts)
+			// The last picture waits for the next one's first packet when
+			// a camera sends no marker; here it has markers: all arrive.
+			if len(aus) != n {
+				t.Fatalf("%d pictures out of %d in", len(aus), n)
+			}
+			checkTimeline(t, aus)
+			for i, au := range aus {
+				if want := int64(i) * 3600; au.DTS != want {
+					t.Fatalf("picture %d: DTS %d, want %d", i, au.DTS, want)
+				}
+				if want := i%25 == 0; au.Key != want {
+					t.Fatalf("picture %d: key %v", i, au.Key)
+				}
+			}
+			if tc.clip == camsim.ClipSlices && len(aus[1].NALUs) != 4 {
+				t.Errorf("a multi-slice picture has %d NAL units, want 4", len(aus[1].NALUs))
+			}
+		})
+	}
+}
+
+func TestAssemblerDropsToNextKeyframeAfterLoss(t *testing.T) {
+	pkts, _ := packets(t, camsim.ClipMain, 5000, 1400, 1)
+	// Lose one packet in the middle of picture 5's FU-A run (or its only
+	// packet): pictures 5..24 cannot decode; 25 (an IDR) can.
+	var lossy []*rtp.Packet
+	lost := false
+	for _, p := range pkts {
+		if !lost && p.Timestamp == 5000+5*3600 {
+			lost = true
+			continue
+		}
+		lossy = append(lossy, p)
+	}
+	a := newTestAssembler(t, newTimeline())
+	aus := feed(a, lossy)
+	checkTimeline(t, aus)
+	if len(aus) != 5+75 {
+		t.Fatalf("%d pictures, want 5 before the loss and 75 from the next keyframe", len(aus))
+	}
+	if !aus[5].Key || aus[5].DTS != 25*3600 {
+		t.Errorf("after the loss: picture at %d (key %v), want the keyframe at %d", aus[5].DTS, aus[5].Key, 25*3600)
+	}
+	if a.lost == 0 || a.dropped == 0 {
+		t.Errorf("lost %d, dropped %d: the loss went unnoticed", a.lost, a.dropped)
+	}
+}
+
+func TestTimelineContinuesAcrossSessions(t *testing.T) {
+	tl := newTimeline()
+	first := feed(newTestAssembler(t, tl), mustPackets(t, 123456))
+	tl.newSession()
+	// The camera comes back with a clock that has nothing to do with the
+	// old one, much lower.
+	second := feed(newTestAssembler(t, tl), mustPackets(t, 7))
+	all := append(first, second...)
+	checkTimeline(t, all)
+	if gap := second[0].DTS - first[len(first)-1].DTS; gap != 3600 {
+		t.Errorf("the second session starts %d ticks after the first ends, want one picture (3600)", gap)
+	}
+}
+
+func mustPackets(t *testing.T, start uint32) []*rtp.Packet {
+	p, _ := packets(t, camsim.ClipSub, start, 1400, 1)
+	return p
+}
+
+func TestTimelinePlaceKeepsDTSRising(t *testing.T) {
+	tl := newTimeline()
+	tl.unwrap(0)
+	var last int64 = -1
+	// A camera whose clock jumps back, stands still and leaps forward.
+	for _, ts := range []int64{0, 3600, 3600, 1000, 7200, 900000} {
+		dts, pts, dur := tl.place(ts, ts)
+		if dts <= last || pts < dts || dur <= 0 {
+			t.Fatalf("ts %d → dts %d pts %d dur %d after %d", ts, dts, pts, dur, last)
+		}
+		last = dts
+	}
+}
+
+func TestSessionErrorHidesCredentials(t *testing.T) {
+	err := sessionError("rtsp://admin:Hik12345@10.0.0.9:554/ch1", errors.New("dial rtsp://admin:Hik12345@10.0.0.9:554/ch1: 401 for user admin:Hik12345"))
+	if strings.Contains(err.Error(), "Hik12345") {
+		t.Errorf("credentials in %q", err)
+	}
+}
+
+// FuzzAssembler feeds damaged RTP packets: whatever arrives, the assembler
+// does not panic and what it hands on keeps the timeline's promises.
+func FuzzAssembler(f *testing.F) {
+	pkts, _ := packets(f, camsim.ClipSub, 0xFFFFF000, 1200, 1)
+	for _, p := range pkts[:40] {
+		b, _ := p.Marshal()
+		f.Add(b, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, drop uint8) {
+		a := newTestAssembler(t, newTimeline())
+		var out []*stream.AccessUnit
+		// A valid start, the damaged packet, then valid pictures again.
+		seq := append(append([]*rtp.Packet{}, pkts[:20]...), nil)
+		seq = append(seq, pkts[20:]...)
+		for i, p := range seq {
+			if p == nil {
+				var bad rtp.Packet
+				if bad.Unmarshal(raw) != nil {
+					continue
+				}
+				p = &bad
+			} else if drop > 0 && i%int(drop) == 0 {
+				continue
+			}
+			if au := a.packet(p); au != nil {
+				out = append(out, au)
+			}
+		}
+		for i, au := range out {
+			if i > 0 && au.DTS <= out[i-1].DTS {
+				t.Fatalf("picture %d: DTS %d after %d", i, au.DTS, out[i-1].DTS)
+			}
+			if au.Key != stream.IsKey(au.NALUs) || au.Params == nil {
+				t.Fatalf("picture %d: key flag or parameters wrong", i)
+			}
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"gridwatch"
 	"gridwatch/api"
 	"gridwatch/assets"
 	"gridwatch/audit"
@@ -23,6 +24,7 @@ import (
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/rtspserve"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
@@ -55,6 +57,7 @@ type Main struct {
 	audit     *audit.Store
 	events    *events.Hub
 	video     *live.Manager
+	rtsp      *rtspserve.Server
 	sim       *camsim.Sim
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
@@ -173,6 +176,9 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("live events stopped", "err", err)
 		}
 	}()
+	if err := m.startRTSP(); err != nil {
+		return err
+	}
 	return m.serve()
 }
 
@@ -203,6 +209,60 @@ func (m *Main) startVideo() {
 		defer m.background.Done()
 		_ = m.video.Run(vctx)
 	}()
+}
+
+// startRTSP re-serves the camera streams over RTSP, behind the same
+// tokens and grid scopes as the API.
+func (m *Main) startRTSP() error {
+	if m.Config.RTSPAddr == "" {
+		return nil
+	}
+	srv, err := rtspserve.New(rtspserve.Config{
+		Addr: m.Config.RTSPAddr, Logger: m.Logger.With("component", "rtsp"),
+		Access: m.rtspAccess, Acquire: m.video.Acquire,
+	})
+	if err != nil {
+		return fmt.Errorf("rtsp re-serve on %s: %w", m.Config.RTSPAddr, err)
+	}
+	m.rtsp = srv
+	ctx, stop := context.WithCancel(context.Background())
+	prev := m.stopVideo
+	m.stopVideo = func() { stop(); prev() }
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		if err := srv.Run(ctx); err != nil {
+			m.Logger.Error("rtsp re-serve stopped", "err", err)
+		}
+	}()
+	m.Logger.Info("re-serving cameras over RTSP", "url", "rtsp://"+srv.Addr()+"/cameras/{id}")
+	return nil
+}
+
+// rtspAccess admits an RTSP client presenting an API token: it needs
+// video.live and the camera in its grid scope (outside it the camera does
+// not exist for it).
+func (m *Main) rtspAccess(ctx context.Context, token string, id int64) error {
+	if token == "" {
+		return gridwatch.Errorf(gridwatch.EUnauthenticated, "an API token is required: ?token= or the Basic password")
+	}
+	p, err := m.auth.AuthenticateToken(ctx, token)
+	if err != nil {
+		return err
+	}
+	if !p.Can(auth.VideoLive) {
+		return gridwatch.Errorf(gridwatch.EForbidden, "this token may not watch video")
+	}
+	_, err = m.cameras.Get(ctx, id, camera.Viewer{Grids: p.ScopeIDs()})
+	return err
+}
+
+// RTSPAddr is the address the RTSP re-serve listens on ("" when off).
+func (m *Main) RTSPAddr() string {
+	if m.rtsp == nil {
+		return ""
+	}
+	return m.rtsp.Addr()
 }
 
 func (m *Main) serve() error {

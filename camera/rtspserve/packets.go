@@ -1,0 +1,106 @@
+package rtspserve
+
+import (
+	"sync"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/pion/rtp"
+
+	"gridwatch/camera/stream"
+)
+
+// Bounds of a hub's packet cache: enough for the GOP burst of a new viewer
+// (a GOP of up to 4 s at 25 fps) and the backlog of a lagging one. A picture
+// that has left the cache is packetised again by the session that needs it,
+// so the bounds cost CPU, never correctness; they keep the memory the cache
+// holds on to (about the pictures' size) to a few MB per camera.
+const (
+	cachePictures = 100
+	cacheBytes    = 4 << 20
+)
+
+// packetCache packetises a hub's pictures once for all the sessions that
+// play it. rtph264.Encoder does the packetisation (RFC 6184: single NAL
+// unit, STAP-A, FU-A); each session then writes the packets with its own
+// header (its own SSRC, sequence numbers and timestamp base), so sessions
+// stay independent while the per-picture work and its garbage are paid
+// once per hub, not once per viewer. The packets are shared: read-only.
+type packetCache struct {
+	refs int // leases using it; guarded by Server.mu
+
+	mu      sync.Mutex
+	enc     rtph264.Encoder
+	entries map[*stream.AccessUnit][]*rtp.Packet
+	fifo    []*stream.AccessUnit // insertion order, oldest at head
+	head    int
+	bytes   int
+}
+
+func newPacketCache() (*packetCache, error) {
+	c := &packetCache{
+		enc:     rtph264.Encoder{PayloadType: payloadType, PacketizationMode: 1},
+		entries: make(map[*stream.AccessUnit][]*rtp.Packet),
+	}
+	if err := c.enc.Init(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// packets returns au's RTP packets. Their header's sequence number, SSRC
+// and timestamp mean nothing; the payload type and marker bit are right.
+func (c *packetCache) packets(au *stream.AccessUnit) ([]*rtp.Packet, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pkts, ok := c.entries[au]; ok {
+		return pkts, nil
+	}
+	pkts, err := c.enc.Encode(au.NALUs)
+	if err != nil {
+		return nil, err
+	}
+	c.entries[au] = pkts
+	c.fifo = append(c.fifo, au)
+	c.bytes += au.Size()
+	for len(c.fifo)-c.head > cachePictures || c.bytes > cacheBytes {
+		old := c.fifo[c.head]
+		c.fifo[c.head] = nil
+		c.head++
+		delete(c.entries, old)
+		c.bytes -= old.Size()
+	}
+	if c.head > len(c.fifo)/2 {
+		c.fifo = append(c.fifo[:0], c.fifo[c.head:]...)
+		clear(c.fifo[len(c.fifo):cap(c.fifo)])
+		c.head = 0
+	}
+	return pkts, nil
+}
+
+// packetCache returns the cache of hub, made on first use; every call is
+// matched by a dropPacketCache.
+func (s *Server) packetCache(hub *stream.Hub) (*packetCache, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.caches[hub]
+	if !ok {
+		var err error
+		if c, err = newPacketCache(); err != nil {
+			return nil, err
+		}
+		s.caches[hub] = c
+	}
+	c.refs++
+	return c, nil
+}
+
+// dropPacketCache forgets hub's cache when nobody uses it any more.
+func (s *Server) dropPacketCache(hub *stream.Hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.caches[hub]; ok {
+		if c.refs--; c.refs <= 0 {
+			delete(s.caches, hub)
+		}
+	}
+}

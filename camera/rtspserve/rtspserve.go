@@ -1,0 +1,405 @@
+// Package rtspserve re-serves camera streams over RTSP, so that VLC, ffmpeg
+// and other video systems pull live video through gridwatch instead of from
+// the cameras: rtsp://HOST:PORT/cameras/{id} is a camera's main stream and
+// rtsp://HOST:PORT/cameras/{id}/sub its sub stream. Clients authenticate
+// with an API token, in the URL (?token=…) or as the password of Basic
+// credentials.
+//
+// gortsplib's server speaks the protocol: DESCRIBE, SETUP, PLAY, TEARDOWN,
+// keepalives. DESCRIBE authorises the client first (Config.Access), then
+// acquires the camera's stream.Hub (Config.Acquire), waits for its codec
+// parameters and answers an SDP with one H.264 medium. Each acquisition is
+// released exactly once: when the session that took it over closes, or with
+// the connection when no SETUP followed.
+//
+// # Per-session writes
+//
+// Every playing session has its own hub viewer (stream.Hub.Subscribe), so a
+// new client starts at once from the hub's cached group of pictures instead
+// of waiting for the next keyframe, and a slow client is skipped ahead or
+// dropped by the hub without delaying anybody else. Its own goroutine writes
+// its pictures to that session only, with its own SSRC (the one its
+// ServerStream announced in SETUP), its own sequence numbers and its own
+// timestamp base (RTP timestamp = random base + PTS), and an RTCP sender
+// report every few seconds. There is no shared gortsplib.ServerStream
+// broadcast: a broadcast starts every reader at the same point, which is the
+// next keyframe, and its writes go through gortsplib's per-packet queue.
+//
+// The H.264 packetisation itself (rtph264.Encoder: single NAL unit, STAP-A,
+// FU-A) does not depend on the session, so it is done once per picture per
+// hub and shared by the hub's sessions, which only write their own 12-byte
+// header in front of each payload (see packetCache). Encoding per session
+// cost about a third of the server's CPU at 50 viewers.
+//
+// # Batching
+//
+// gortsplib can write to one session (ServerSession.WritePacketRTP), but
+// only packet by packet: each packet is marshalled into a fresh 1472-byte
+// buffer, queued as a closure on the session's ring buffer and written by
+// the session's writer goroutine with its own SetWriteDeadline and write(2)
+// on the socket (pkg/conn writes straight to the net.Conn, with no bufio
+// and no net.Buffers). That is one system call and two allocations per RTP
+// packet. This package writes instead: once PLAY has been answered, a
+// session's goroutine frames its RTP packets as RTSP interleaved frames
+// ('$', channel, length) into one reusable buffer and hands everything that
+// viewer.Next returned (one picture when the client keeps up, a backlog or
+// the cached GOP when it does not) to the socket in a single write, with one
+// deadline. The socket is gortsplib's own connection (ServerConn.NetConn);
+// Go serialises writes on a net.Conn, so RTSP responses to keepalives that
+// gortsplib writes meanwhile never land inside a frame. The listener wraps
+// each connection only to learn when the PLAY response has been written:
+// no RTP byte may precede it. gortsplib's per-session queue stays empty.
+// A client that stops reading blocks only its own goroutine, until the
+// write deadline closes its session; the hub skips or drops its viewer
+// meanwhile.
+//
+// Only the TCP (interleaved) transport is offered. gortsplib's UDP needs a
+// fixed, even RTP port and the next one for RTCP, which ":0" cannot give;
+// a client asking for UDP gets 461 Unsupported Transport and falls back to
+// TCP (ffmpeg and VLC do).
+//
+// Tokens never reach the logs: requests are logged by path, camera and
+// stream, never by URL (its query holds the token) or headers.
+package rtspserve
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"gridwatch"
+	"gridwatch/camera/stream"
+)
+
+// Stream names, as Acquire receives them.
+const (
+	StreamMain = "main" // rtsp://HOST:PORT/cameras/{id}
+	StreamSub  = "sub"  // rtsp://HOST:PORT/cameras/{id}/sub
+)
+
+// DefaultReadyTimeout is how long DESCRIBE waits for a camera's first
+// picture when Config.ReadyTimeout is zero.
+const DefaultReadyTimeout = 10 * time.Second
+
+// defaultWriteTimeout bounds one write to a client. A client that accepts
+// nothing for that long is closed. Until then it holds up only its own
+// writer: the hub skips or drops its viewer, never waits for it.
+const defaultWriteTimeout = 10 * time.Second
+
+// Access authorises an RTSP client for one camera. token is the API token
+// the client presented: from the URL query ?token=… or as the password of
+// Basic credentials (any user name); it is "" when none was presented. It
+// returns nil when allowed, or an error that gridwatch.ErrorCode maps to
+// gridwatch.EUnauthenticated (RTSP 401 with a WWW-Authenticate Basic
+// challenge), gridwatch.EForbidden (403) or gridwatch.ENotFound (404).
+type Access func(ctx context.Context, token string, cameraID int64) error
+
+// Acquire returns the hub of a camera stream (StreamMain or StreamSub),
+// started on demand, and a release func that the server calls exactly once
+// when the client is gone. ctx bounds the call, not the stream: the stream
+// lives until release. On error nothing was acquired and release is not
+// called. Errors map like Access's (ENotFound → 404, EUnavailable → 503).
+type Acquire func(ctx context.Context, cameraID int64, stream string) (*stream.Hub, func(), error)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the TCP address to listen on, e.g. "127.0.0.1:0"; ":0" works.
+	Addr string
+	// Access authorises a client; required.
+	Access Access
+	// Acquire provides a camera stream's hub; required.
+	Acquire Acquire
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// ReadyTimeout is how long DESCRIBE waits for the camera's first
+	// picture before answering 503 (default DefaultReadyTimeout). It bounds
+	// the whole admission: Access, Acquire and the wait.
+	ReadyTimeout time.Duration
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return errors.New("rtspserve: Addr is empty")
+	case c.Access == nil:
+		return errors.New("rtspserve: Access is nil")
+	case c.Acquire == nil:
+		return errors.New("rtspserve: Acquire is nil")
+	case c.ReadyTimeout < 0:
+		return fmt.Errorf("rtspserve: ReadyTimeout %v is negative", c.ReadyTimeout)
+	}
+	return nil
+}
+
+// Stats are a server's counters.
+type Stats struct {
+	// Sessions is the number of sessions playing now.
+	Sessions int
+	// Packets and Bytes count the RTP packets and RTCP reports written to
+	// clients and their bytes on the wire (interleaved framing included).
+	Packets, Bytes int64
+	// Writes counts the system calls that wrote them: Packets/Writes is
+	// how well writes are batched.
+	Writes int64
+}
+
+// Server re-serves camera streams over RTSP. Make it with New and serve
+// with Run; Addr and Stats are safe for concurrent use.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	ln   net.Listener
+	addr string
+	ran  atomic.Bool
+
+	// writeTimeout bounds each write to a client (tests shorten it).
+	writeTimeout time.Duration
+
+	writers sync.WaitGroup // session writers; Run waits for them
+
+	mu     sync.Mutex
+	leases map[*lease]struct{}          // acquired and not yet released
+	caches map[*stream.Hub]*packetCache // by hub, while a lease holds it
+
+	sessions                atomic.Int64
+	packets, bytes, writesN atomic.Int64
+}
+
+// New validates cfg and binds the listener. Serving starts with Run;
+// connections made before that wait in the listen backlog.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("rtspserve: listen: %w", err)
+	}
+	return &Server{
+		cfg:          cfg,
+		log:          log,
+		ln:           &gateListener{Listener: ln},
+		addr:         ln.Addr().String(),
+		writeTimeout: defaultWriteTimeout,
+		leases:       make(map[*lease]struct{}),
+		caches:       make(map[*stream.Hub]*packetCache),
+	}, nil
+}
+
+// Addr returns the address the listener is bound to, as host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Stats reads the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Sessions: int(s.sessions.Load()),
+		Packets:  s.packets.Load(),
+		Bytes:    s.bytes.Load(),
+		Writes:   s.writesN.Load(),
+	}
+}
+
+// Run serves RTSP until ctx ends, then closes every session and connection,
+// releases every acquisition and returns; every goroutine it started has
+// ended by then. It returns nil after ctx ends, or the error that stopped
+// the server. Run may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("rtspserve: Run called twice")
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln := s.ln
+	h := &handler{s: s, ctx: hctx}
+	srv := &gortsplib.Server{
+		Handler:     h,
+		RTSPAddress: s.addr,
+		// The listener was bound in New, so Addr is valid before Run.
+		Listen: func(string, string) (net.Listener, error) { return ln, nil },
+		// Nothing is queued on gortsplib's per-session writer (see the
+		// package doc), so its ring buffer can be small.
+		WriteQueueSize: 16,
+		// Sender reports are written by the session writers, which know
+		// each session's SSRC, timestamps and counts.
+		DisableRTCPSenderReports: true,
+	}
+	h.srv = srv
+	if err := srv.Start(); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("rtspserve: start: %w", err)
+	}
+	s.log.Info("rtspserve: serving", "addr", s.addr)
+
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Wait() }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		srvErr <- err
+		runErr = fmt.Errorf("rtspserve: server stopped: %w", err)
+	}
+	// Handlers blocked in Access, Acquire or Ready return first; then the
+	// server closes every connection and session, whose close callbacks
+	// stop the writers and release what they hold.
+	cancel()
+	srv.Close()
+	<-srvErr
+	s.writers.Wait()
+	if n := s.releaseAll(); n > 0 {
+		s.log.Warn("rtspserve: released acquisitions left after close", "count", n)
+	}
+	s.log.Info("rtspserve: stopped", "addr", s.addr)
+	return runErr
+}
+
+// track records an acquisition, so that Run can release any left over.
+func (s *Server) track(l *lease) {
+	s.mu.Lock()
+	s.leases[l] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) untrack(l *lease) {
+	s.mu.Lock()
+	delete(s.leases, l)
+	s.mu.Unlock()
+}
+
+// releaseAll releases the acquisitions still held and returns their number.
+// After the gortsplib server has closed there should be none.
+func (s *Server) releaseAll() int {
+	s.mu.Lock()
+	left := make([]*lease, 0, len(s.leases))
+	for l := range s.leases {
+		left = append(left, l)
+	}
+	s.mu.Unlock()
+	for _, l := range left {
+		l.close()
+	}
+	return len(left)
+}
+
+// parsePath maps "/cameras/{id}" and "/cameras/{id}/sub" to a camera id and
+// a stream name. An id is a positive decimal number without a sign or
+// leading zeros, so that every camera has exactly one path.
+func parsePath(p string) (id int64, name string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/cameras/")
+	if !ok {
+		return 0, "", false
+	}
+	name = StreamMain
+	if r, sub := strings.CutSuffix(rest, "/sub"); sub {
+		rest, name = r, StreamSub
+	}
+	if rest == "" || rest[0] < '1' || rest[0] > '9' {
+		return 0, "", false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return id, name, true
+}
+
+// requestToken returns the token a request presents: the query's token, or
+// else the password of Basic credentials, or "".
+func requestToken(req *base.Request, query string) string {
+	// ParseQuery keeps what it could parse when a later pair is malformed.
+	if q, _ := url.ParseQuery(query); q.Get("token") != "" {
+		return q.Get("token")
+	}
+	// Basic is decoded here: gortsplib's parser refuses a password with a
+	// ':' in it, which RFC 7617 allows (only the user name cannot have one).
+	h := req.Header["Authorization"]
+	if len(h) != 1 {
+		return ""
+	}
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(h[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return ""
+	}
+	_, pass, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return ""
+	}
+	return pass
+}
+
+// statusOf maps an error of Access, Acquire or the wait for a picture to
+// an RTSP status.
+func statusOf(err error) base.StatusCode {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return base.StatusServiceUnavailable
+	}
+	switch gridwatch.ErrorCode(err) {
+	case gridwatch.EUnauthenticated, gridwatch.ECredentials:
+		return base.StatusUnauthorized
+	case gridwatch.EForbidden:
+		return base.StatusForbidden
+	case gridwatch.ENotFound:
+		return base.StatusNotFound
+	case gridwatch.EUnavailable, gridwatch.EThrottled:
+		return base.StatusServiceUnavailable
+	case gridwatch.EInvalid:
+		return base.StatusBadRequest
+	}
+	return base.StatusInternalServerError
+}
+
+// redact hides the value of any token=… in s. Errors from gortsplib name
+// paths, not URLs, but a log line is no place to find out otherwise.
+func redact(s string) string {
+	const key = "token="
+	var b strings.Builder
+	for {
+		i := strings.Index(s, key)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+len(key)])
+		b.WriteString("REDACTED")
+		s = s[i+len(key):]
+		if j := strings.IndexAny(s, "&/ \t\r\n\"'"); j >= 0 {
+			s = s[j:]
+		} else {
+			s = ""
+		}
+	}
+}
+
+// errText is err's text for a log line, with any token hidden.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return redact(err.Error())
+}

@@ -1,0 +1,308 @@
+package rtspserve
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"gridwatch/camera/stream"
+)
+
+const (
+	// flushBytes is where a batch is cut into several writes: a cached
+	// GOP of a big stream need not sit in one buffer.
+	flushBytes = 64 << 10
+	// keepBytes is the largest write buffer a session keeps between
+	// batches; a bigger one (grown by a GOP burst or a keyframe) is
+	// dropped, so an idle session holds little memory.
+	keepBytes = 16 << 10
+	// srPeriod is how often a session writes an RTCP sender report, which
+	// ties its RTP timestamps to wall-clock time.
+	srPeriod = 5 * time.Second
+)
+
+// gateListener wraps the connections it accepts in gateConns.
+type gateListener struct {
+	net.Listener
+	// tune, if set, adjusts each accepted connection before use (tests
+	// shrink the socket buffers to make a stalled client stall at once).
+	tune func(net.Conn)
+}
+
+// Accept implements net.Listener.
+func (l *gateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if l.tune != nil {
+		l.tune(c)
+	}
+	return &gateConn{Conn: c}, nil
+}
+
+// gateConn is a connection as gortsplib sees it. gortsplib writes its
+// responses through it; a session writer writes RTP to the embedded Conn
+// directly. arm makes a gate that opens after gortsplib's next write, which
+// is the PLAY response when armed from OnPlay: gortsplib's own session
+// writer does not start before that response over TCP, and nothing else
+// writes to the connection.
+type gateConn struct {
+	net.Conn
+	gate atomic.Pointer[chan struct{}]
+}
+
+// arm returns a channel closed after the next write through c completes.
+func (c *gateConn) arm() <-chan struct{} {
+	ch := make(chan struct{})
+	c.gate.Store(&ch)
+	return ch
+}
+
+// Write implements net.Conn.
+func (c *gateConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if c.gate.Load() != nil {
+		if g := c.gate.Swap(nil); g != nil {
+			close(*g)
+		}
+	}
+	return n, err
+}
+
+// writerConfig is what a session writer writes, and to whom.
+type writerConfig struct {
+	lease   *lease
+	session *gortsplib.ServerSession
+	conn    *gortsplib.ServerConn
+	nc      *gateConn
+	channel byte // RTP channel; RTCP is channel+1
+	remote  string
+}
+
+// writer is one playing session's goroutine: it takes the session's
+// viewer's pictures, frames their packets with the session's own headers
+// and writes each batch in one call.
+type writer struct {
+	writerConfig
+	s      *Server
+	viewer *stream.Viewer
+	gate   <-chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
+
+	seq     uint16 // sequence number of the next RTP packet
+	base    uint32 // RTP timestamp of PTS 0
+	buf     []byte
+	lastSR  time.Time
+	packets uint32 // RTP packets and payload octets, for sender reports
+	octets  uint32
+}
+
+// startWriter subscribes to the lease's hub now, so that the cached GOP is
+// the first thing the session gets, and starts the session's writer.
+func (s *Server) startWriter(ctx context.Context, cfg writerConfig) *writer {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &writer{
+		writerConfig: cfg,
+		s:            s,
+		viewer:       cfg.lease.hub.Subscribe(),
+		gate:         cfg.nc.arm(),
+		cancel:       cancel,
+		seq:          uint16(rand.Uint32()),
+		base:         rand.Uint32(),
+	}
+	s.sessions.Add(1)
+	s.writers.Add(1)
+	go w.run(ctx)
+	return w
+}
+
+// stop ends the writer without waiting for it: its viewer is closed, so
+// nothing is queued for it any more, and a write in progress ends with the
+// connection, or at its deadline. Run waits for every writer.
+func (w *writer) stop() {
+	w.once.Do(func() {
+		w.cancel()
+		w.viewer.Close()
+		w.s.sessions.Add(-1)
+	})
+}
+
+func (w *writer) run(ctx context.Context) {
+	defer w.s.writers.Done()
+	defer w.viewer.Close()
+	err := w.loop(ctx)
+	if ctx.Err() != nil {
+		return // the session is closing already
+	}
+	log := w.s.log.With("camera", w.lease.key.camera, "stream", w.lease.key.stream, "remote", w.remote)
+	switch {
+	case errors.Is(err, stream.ErrSlow):
+		log.Info("rtspserve: client too slow, closing")
+	case errors.Is(err, stream.ErrClosed):
+		log.Info("rtspserve: stream ended, closing")
+	default:
+		// A write failed or timed out, maybe in the middle of a frame:
+		// the connection is of no further use.
+		log.Info("rtspserve: write to client failed, closing", "err", errText(err))
+		w.conn.Close()
+	}
+	w.session.Close()
+}
+
+// loop waits for the PLAY response to be out, then writes until the viewer
+// ends, a write fails or ctx ends.
+func (w *writer) loop(ctx context.Context) error {
+	select {
+	case <-w.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var batch []*stream.AccessUnit
+	for {
+		var err error
+		batch, err = w.viewer.Next(ctx, batch)
+		if err != nil {
+			return err
+		}
+		err = w.send(ctx, batch)
+		clear(batch) // let the pictures go; the hub decides how long they live
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// send frames a batch of pictures as interleaved RTP and writes it in one
+// call, or in several of about flushBytes for a large batch.
+func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
+	buf := w.buf[:0]
+	pkts := 0
+	for _, au := range batch {
+		if len(au.NALUs) == 0 {
+			continue
+		}
+		rtps, err := w.lease.cache.packets(au)
+		if err != nil {
+			return err
+		}
+		ts := w.base + uint32(au.PTS)
+		if now := time.Now(); now.Sub(w.lastSR) >= srPeriod {
+			w.lastSR = now
+			at := au.Received
+			if at.IsZero() {
+				at = now
+			}
+			buf = w.appendSR(buf, at, ts)
+			pkts++
+		}
+		for _, p := range rtps {
+			h := p.Header // the cached packet is shared: write a copy of its header
+			h.SequenceNumber = w.seq
+			h.SSRC = w.lease.ssrc
+			h.Timestamp = ts
+			buf = appendPacket(buf, w.channel, &h, p.Payload)
+			w.seq++
+			w.packets++
+			w.octets += uint32(len(p.Payload))
+		}
+		pkts += len(rtps)
+		if len(buf) >= flushBytes {
+			if err := w.write(ctx, buf, pkts); err != nil {
+				return err
+			}
+			buf, pkts = buf[:0], 0
+		}
+	}
+	if len(buf) > 0 {
+		if err := w.write(ctx, buf, pkts); err != nil {
+			return err
+		}
+	}
+	if cap(buf) > keepBytes {
+		buf = nil
+	}
+	w.buf = buf
+	return nil
+}
+
+// write writes b, which holds pkts packets, with one deadline.
+func (w *writer) write(ctx context.Context, b []byte, pkts int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	nc := w.nc.Conn
+	if err := nc.SetWriteDeadline(time.Now().Add(w.s.writeTimeout)); err != nil {
+		return err
+	}
+	n, err := nc.Write(b)
+	w.s.writesN.Add(1)
+	w.s.bytes.Add(int64(n))
+	if err != nil {
+		return err
+	}
+	w.s.packets.Add(int64(pkts))
+	return nil
+}
+
+// appendSR appends an RTCP sender report that maps RTP timestamp ts to the
+// wall-clock time at, on the RTCP channel.
+func (w *writer) appendSR(buf []byte, at time.Time, ts uint32) []byte {
+	sr := rtcp.SenderReport{
+		SSRC:        w.lease.ssrc,
+		NTPTime:     ntpTime(at),
+		RTPTime:     ts,
+		PacketCount: w.packets,
+		OctetCount:  w.octets,
+	}
+	b, err := sr.Marshal()
+	if err != nil {
+		return buf
+	}
+	return appendInterleaved(buf, w.channel+1, b)
+}
+
+// appendPacket appends an RTP packet as an RTSP interleaved frame: '$', the
+// channel, the length (big-endian 16 bits) and the packet, header h then
+// payload (RFC 2326 section 10.12).
+func appendPacket(buf []byte, channel byte, h *rtp.Header, payload []byte) []byte {
+	n := h.MarshalSize() + len(payload)
+	off := len(buf)
+	buf = slices.Grow(buf, 4+n)[:off+4+n]
+	buf[off] = '$'
+	buf[off+1] = channel
+	binary.BigEndian.PutUint16(buf[off+2:], uint16(n))
+	hn, err := h.MarshalTo(buf[off+4:])
+	if err != nil {
+		return buf[:off]
+	}
+	copy(buf[off+4+hn:], payload)
+	return buf
+}
+
+// appendInterleaved appends an already marshalled packet as a frame.
+func appendInterleaved(buf []byte, channel byte, pkt []byte) []byte {
+	buf = append(buf, '$', channel, 0, 0)
+	binary.BigEndian.PutUint16(buf[len(buf)-2:], uint16(len(pkt)))
+	return append(buf, pkt...)
+}
+
+// ntpTime is t in the 64-bit NTP format of RTCP: seconds since 1900 in the
+// high half, the fraction in the low half.
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800
+	ns := uint64(t.UnixNano()) + unixToNTP*uint64(time.Second)
+	sec, frac := ns/uint64(time.Second), ns%uint64(time.Second)
+	return sec<<32 | frac<<32/uint64(time.Second)
+}

@@ -41,7 +41,7 @@ test: test-deps build ## run every test (real PostGIS, race detector, headless C
 	@mkdir -p $(ARTIFACTS)
 	GRIDWATCH_TEST_ARTIFACTS=$(CURDIR)/$(ARTIFACTS) GRIDWATCH_REQUIRE_ALL=1 $(GO) test -race -count=1 ./...
 
-bench: deps build ## run the benchmarks (figures go into BENCHMARKS.md; the 100k-incident ingest runs 3 times, video fan-out 5 s)
+bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the 100k-incident ingest runs 3 times, video fan-out 5 s)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $$($(GO) list ./... | grep -v -e /incident$$ -e /camera/live$$) | tee bench.txt
 	$(GO) test -run '^$$' -bench BulkIngest -benchmem -benchtime 3x ./incident | tee -a bench.txt
 	$(GO) test -run '^$$' -bench CreateOne -benchmem -benchtime 2s ./incident | tee -a bench.txt

@@ -3,6 +3,7 @@ package live
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/rtspserve"
 	"gridwatch/camera/stream"
 )
 
@@ -206,6 +208,7 @@ func rssMiB() float64 {
 // the readers included), its RSS and the heap per camera.
 //
 //   - mse: viewers are WebSocket clients reading fMP4, through ServeMSE;
+//   - rtsp: viewers are RTSP clients (TCP) of the re-serve;
 //   - raw-relay: the baseline, the same pictures written as raw bytes to
 //     plain TCP sockets (no muxing, no framing), one write per picture.
 func BenchmarkFanOut(b *testing.B) {
@@ -242,6 +245,10 @@ func BenchmarkFanOut(b *testing.B) {
 		}
 		measureFanOut(b, br.rig, cameras)
 	})
+	b.Run("rtsp-20x10", func(b *testing.B) { benchRTSP(b, cameras, viewers) })
+	// The published reference: 10 cameras × 50 RTSP viewers (go2rtc 0.14
+	// cores / 62 MiB, MediaMTX 0.29 cores / 88 MiB, readers elsewhere).
+	b.Run("rtsp-10x50", func(b *testing.B) { benchRTSP(b, 10, 50) })
 	b.Run("raw-relay-20x10", func(b *testing.B) {
 		br := startBenchRig(b, cameras)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -335,6 +342,86 @@ func measureFanOut(b *testing.B, r *rig, cameras int) {
 	b.ReportMetric(float64(ms.HeapInuse)/float64(cameras)/(1<<20), "heap-MiB/camera")
 	b.ReportMetric(float64(totalFrames(r)-frames0)/wall.Seconds()/float64(cameras), "fps/camera")
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchRTSP measures the RTSP re-serve: viewers are minimal RTSP clients
+// reading over TCP.
+func benchRTSP(b *testing.B, cameras, viewers int) {
+	br := startBenchRig(b, cameras)
+	srv, err := rtspserve.New(rtspserve.Config{Addr: "127.0.0.1:0",
+		Access:  func(context.Context, string, int64) error { return nil },
+		Acquire: br.m.Acquire})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	for cam := 1; cam <= cameras; cam++ {
+		for v := 0; v < viewers; v++ {
+			nc, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			rd := bufio.NewReader(nc)
+			if err := rtspPlay(nc, rd, fmt.Sprintf("rtsp://%s/cameras/%d", srv.Addr(), cam)); err != nil {
+				b.Fatal(err)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer nc.Close(); _, _ = io.Copy(io.Discard, rd) }()
+			context.AfterFunc(ctx, func() { nc.Close() })
+		}
+	}
+	measureFanOut(b, br.rig, cameras)
+}
+
+// rtspPlay is a minimal RTSP client: DESCRIBE, SETUP over TCP, PLAY.
+func rtspPlay(nc net.Conn, rd *bufio.Reader, url string) error {
+	session := ""
+	for i, step := range []struct{ method, url, extra string }{
+		{"DESCRIBE", url, "Accept: application/sdp\r\n"},
+		{"SETUP", url + "/trackID=0", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"},
+		{"PLAY", url, ""},
+	} {
+		req := fmt.Sprintf("%s %s RTSP/1.0\r\nCSeq: %d\r\n%s", step.method, step.url, i+1, step.extra)
+		if session != "" {
+			req += "Session: " + session + "\r\n"
+		}
+		if _, err := io.WriteString(nc, req+"\r\n"); err != nil {
+			return err
+		}
+		status, err := rd.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(status, " 200 ") {
+			return fmt.Errorf("%s: %s", step.method, strings.TrimSpace(status))
+		}
+		length := 0
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			line = strings.TrimSpace(line)
+			if line == "" {
+				break
+			}
+			k, v, _ := strings.Cut(line, ":")
+			switch strings.ToLower(k) {
+			case "content-length":
+				length, _ = strconv.Atoi(strings.TrimSpace(v))
+			case "session":
+				session, _, _ = strings.Cut(strings.TrimSpace(v), ";")
+			}
+		}
+		if _, err := io.CopyN(io.Discard, rd, int64(length)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func totalFrames(r *rig) int64 {

@@ -221,7 +221,8 @@ func (s *Server) routes() {
 }
 
 // contentSecurityPolicy allows only our own scripts and styles (the
-// dashboard has no inline script), MapLibre's blob: workers, and the origin
+// dashboard has no inline script), MapLibre's blob: workers, MSE video's
+// blob: media, and the origin
 // of a configured base map.
 func contentSecurityPolicy(basemap string) string {
 	extra := ""
@@ -233,6 +234,8 @@ func contentSecurityPolicy(basemap string) string {
 		"script-src 'self'",
 		"style-src 'self'",
 		"worker-src 'self' blob:",
+		// Live video plays from a MediaSource's blob: URL (HLS is same-origin).
+		"media-src 'self' blob:",
 		"img-src 'self' data: blob:" + extra,
 		"connect-src 'self'" + extra,
 		"font-src 'self'" + extra,

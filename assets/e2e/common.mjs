@@ -6,12 +6,12 @@
 import { chromium } from 'playwright-core';
 import { interiorPoint } from '../src/geometry.js';
 
-/** launch starts headless Chromium (env CHROMIUM, default /usr/bin/chromium). */
-export function launch() {
+/** launch starts headless Chromium (env CHROMIUM, default /usr/bin/chromium), with extra command-line args if given. */
+export function launch({ args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', ...args],
   });
 }
 

@@ -40,6 +40,7 @@ export class CameraLayer {
     this.byId = new Map();
     this.added = false;
     this.selectedId = null;
+    this.redraw = 0;
   }
 
   /** load fetches every camera the user may see. */
@@ -52,6 +53,25 @@ export class CameraLayer {
 
   get(id) {
     return this.byId.get(Number(id));
+  }
+
+  /**
+   * setStatus applies a camera's new status (a camera.online/offline event):
+   * its point and cone take the status colour at the next frame. It returns
+   * false for a camera this layer does not hold.
+   */
+  setStatus(id, { status, reason, since }) {
+    const c = this.byId.get(Number(id));
+    if (!c || typeof status !== 'string') return false;
+    this.byId.set(Number(id), { ...c, status, status_reason: reason ?? '', status_since: since ?? null });
+    if (this.added && !this.redraw) {
+      // A burst of events (a switch going down) redraws once.
+      this.redraw = requestAnimationFrame(() => {
+        this.redraw = 0;
+        this.map.getSource(CAMERA_SOURCE)?.setData(this.collection());
+      });
+    }
+    return true;
   }
 
   collection() {

@@ -12,6 +12,7 @@
 //   window.gridwatchIncidents          {has(id), get(id), open(id), counts()}
 //   document.body.dataset.camerasLoaded  camera count, once the camera layer (source gw-cameras) is added
 //   #panel [data-field=cams] [data-camera-id], #camera-card[data-camera]
+//   #panel li.vtile[data-video-camera][data-state], #player-dialog (see video-wall.js)
 //   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
 
 import 'maplibre-gl/dist/maplibre-gl.css';
@@ -34,6 +35,7 @@ import { LiveFeed } from './live.js';
 import { OPEN_STATUSES, statusLabel } from './status.js';
 import { StatsDialog } from './stats.js';
 import { toast } from './toast.js';
+import { PlayerDialog } from './video-wall.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -184,11 +186,19 @@ map.on('error', (ev) => {
   showError(ev.error ?? 'map error', 'Map');
 });
 
+// Live video (video.live): the grid panel's wall and the larger player. Nothing
+// connects until a grid is open or Play is pressed.
+const videoOn = () => can('video.live');
+const player = new PlayerDialog();
+
 const panel = new Panel($('#panel'), {
   onPick: (id, opts) => selectGrid(id, opts),
   onClose: closePanel,
   onIncident: (id) => openIncident(id),
   onCamera: (id) => openCamera(id, { fly: true }),
+  onPlay: (cam, opener) => {
+    if (videoOn()) player.open(cam, { stream: 'main', opener });
+  },
 });
 
 map.on('load', async () => {
@@ -568,19 +578,59 @@ store.subscribe((change) => {
   }
 });
 
+/** cameraEvent applies camera.online/offline: the map's colour, the panel, the player. */
+function cameraEvent(data) {
+  const id = Number(data?.camera_id ?? data?.id);
+  if (!(id > 0) || typeof data.status !== 'string') return;
+  const st = { status: data.status, reason: data.reason ?? '', since: data.since ?? null };
+  // A camera the map does not hold yet was registered since it loaded: load them again.
+  if (camerasOn && !camLayer.setStatus(id, st)) reloadCamerasSoon();
+  panel.cameraStatus(id, st);
+  player.setStatus(id, st);
+  if (panel.shownCamera && Number(panel.shownCamera.id) === id) refreshCameraCard(id, selectSeq);
+}
+
+/** poll is the live feed's fallback (and its catch-up after a reconnect). */
+function pollAll() {
+  const jobs = [];
+  if (incidentsOn) jobs.push(store.refresh().catch((err) => showError(err, 'Incidents')));
+  if (camerasOn) jobs.push(reloadCameras());
+  return Promise.all(jobs);
+}
+
+let camerasTimer = 0;
+function reloadCamerasSoon() {
+  if (!camerasTimer) {
+    camerasTimer = setTimeout(() => {
+      camerasTimer = 0;
+      reloadCameras();
+    }, 1000);
+  }
+}
+
+// Without the event stream, camera colours follow a reload of the list.
+async function reloadCameras() {
+  try {
+    await camLayer.load();
+  } catch (err) {
+    console.warn('cameras', err);
+  }
+}
+
 const live = new LiveFeed({
   onEvent: (type, data) => {
     const id = data && typeof data === 'object' ? data.id : undefined;
-    if (type === 'incident.created') store.queue(id, { announce: true });
+    if (type === 'camera.online' || type === 'camera.offline') cameraEvent(data);
+    else if (type === 'incident.created') store.queue(id, { announce: true });
     else if (type === 'incident.changed') store.queue(id);
-    else if (type === 'reset') store.refresh().catch((err) => showError(err, 'Incidents')); // missed more than the server can replay
+    else if (type === 'reset') pollAll(); // missed more than the server can replay
     else if (type === 'incident.bulk') {
       const n = Number(data?.created);
       if (n > 0) toast(`批量上报 ${n} 件 · ${n} incidents filed in bulk`, { kind: 'new' });
       store.refresh().catch((err) => showError(err, 'Incidents'));
     }
   },
-  poll: () => store.refresh().catch((err) => showError(err, 'Incidents')),
+  poll: pollAll,
   onMode: (mode) => {
     document.body.dataset.live = mode;
     const m = $('#live-mode');
@@ -597,7 +647,7 @@ const incidentsLoad = incidentsOn
       showError(err, 'Loading incidents');
     })
   : null;
-if (incidentsOn) live.start();
+if (incidentsOn || camerasOn) live.start();
 
 async function showIncidents() {
   incLayer.add();
@@ -649,7 +699,9 @@ async function loadGridCameras(gridId, seq) {
   try {
     const res = await getJSON(`/api/v1/grids/${encodeURIComponent(gridId)}/cameras?limit=200`);
     if (seq !== selectSeq) return;
-    panel.showCameras(gridId, { list: Array.isArray(res?.cameras) ? res.cameras : [], more: !!res?.next });
+    const list = Array.isArray(res?.cameras) ? res.cameras : [];
+    panel.showCameras(gridId, { list, more: !!res?.next });
+    if (videoOn()) panel.showWall(gridId, list);
   } catch (err) {
     if (seq !== selectSeq) return;
     panel.showCameras(gridId, { error: describe(err) });
@@ -669,6 +721,7 @@ async function openCamera(id, { fly = false } = {}) {
   setSelected(null);
   clearLocateMarker();
   let cam = camLayer.get(id);
+  const cached = !!cam;
   if (!cam) {
     try {
       cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
@@ -683,6 +736,26 @@ async function openCamera(id, { fly = false } = {}) {
   document.title = `${cam.code ?? ''} ${cam.name ?? ''} — Gridwatch`;
   const c = cam.location?.coordinates;
   if (fly && Array.isArray(c)) map.flyTo({ center: [c[0], c[1]], zoom: Math.max(map.getZoom(), 16.5), padding: panelPadding(), duration: 800 });
+  // The list has no live figures: the camera itself has them (streams), refreshed while the card shows.
+  if (cached) refreshCameraCard(cam.id, seq);
+  clearInterval(cardTimer);
+  cardTimer = setInterval(() => {
+    if (seq !== selectSeq || !panel.isOpen) clearInterval(cardTimer);
+    else refreshCameraCard(cam.id, seq);
+  }, 10000);
+}
+
+let cardTimer = 0;
+
+/** refreshCameraCard reloads GET /api/v1/cameras/{id} into the card if it still shows that camera. */
+async function refreshCameraCard(id, seq) {
+  try {
+    const cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
+    if (seq !== selectSeq || Number(panel.shownCamera?.id) !== Number(id)) return;
+    panel.showCamera(cam);
+  } catch (err) {
+    if (seq === selectSeq) console.warn('camera', err);
+  }
 }
 
 function hoverCamera(ev) {

@@ -5,6 +5,8 @@ import { formatTime } from './dom.js';
 import { LEVEL_CN, LEVEL_EN } from './layers.js';
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
+import { formatBitrate, formatFps, formatUptime, offlineText } from './video.js';
+import { VideoWall } from './video-wall.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const kmFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
@@ -53,15 +55,24 @@ function el(tag, className, text) {
 
 /**
  * Panel drives #panel. onPick(id, {fit}) is called when a chain or locate
- * entry is clicked, onIncident(id) when a case in the grid's list is.
+ * entry is clicked, onIncident(id) when a case in the grid's list is,
+ * onCamera(id) when a camera in the list is, onPlay(camera, opener) when a
+ * tile of the video wall or the camera card's Play (opener) is.
  */
 export class Panel {
-  constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {} }) {
+  constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {} }) {
     this.root = root;
     this.onPick = onPick;
     this.onClose = onClose;
     this.onIncident = onIncident;
     this.onCamera = onCamera;
+    this.onPlay = onPlay;
+    this.shownCamera = null; // the camera the card shows
+    this.wall = new VideoWall(root.querySelector('[data-field="wall-section"]'), { onOpen: (cam, opener) => this.onPlay(cam, opener) });
+    const play = this.field('cam-play');
+    play.addEventListener('click', () => {
+      if (this.shownCamera) this.onPlay(this.shownCamera, play);
+    });
     this.camera = root.querySelector('#camera-card');
     this.detail = root.querySelector('#detail');
     this.locate = root.querySelector('#locate-result');
@@ -79,7 +90,8 @@ export class Panel {
         return;
       }
       const b = ev.target.closest('[data-grid-id]');
-      if (b && root.contains(b)) this.onPick(Number(b.dataset.gridId), { fit: true, fromLocate: b.closest('#locate-result') !== null });
+      // (#panel itself carries data-grid-id: a click on its background is no link.)
+      if (b && b !== root && root.contains(b)) this.onPick(Number(b.dataset.gridId), { fit: true, fromLocate: b.closest('#locate-result') !== null });
     });
   }
 
@@ -97,6 +109,8 @@ export class Panel {
   }
 
   close() {
+    this.wall.clear();
+    this.shownCamera = null;
     this.root.hidden = true;
     this.detail.hidden = true;
     this.locate.hidden = true;
@@ -106,6 +120,7 @@ export class Panel {
   }
 
   showLoading(keepLocate) {
+    this.wall.clear();
     this.open();
     if (!keepLocate) this.locate.hidden = true;
     this.detail.hidden = true;
@@ -204,8 +219,32 @@ export class Panel {
     note.textContent = state.list.length === 0 ? '无摄像机 · No cameras' : '';
   }
 
-  /** showCamera renders one camera (GET /api/v1/cameras item) as a card. */
+  /**
+   * showWall plays the grid's cameras in the video wall (sub streams), if the
+   * panel still shows that grid.
+   */
+  showWall(gridId, list) {
+    if (String(gridId) !== this.root.dataset.gridId || this.detail.hidden) return;
+    this.wall.show(gridId, list);
+  }
+
+  /** cameraStatus applies a camera.online/offline event to the wall, the list and the card. */
+  cameraStatus(id, st) {
+    this.wall.setStatus(id, st);
+    for (const dot of this.root.querySelectorAll(`[data-field="cams"] [data-camera-id="${Number(id)}"] .dot-cam`)) {
+      dot.dataset.status = st.status ?? '';
+      dot.parentElement.title = CAMERA_STATUS_LABEL[st.status] ?? st.status ?? '';
+    }
+    if (this.shownCamera && Number(this.shownCamera.id) === Number(id) && !this.camera.hidden) {
+      // The stream figures are stale now: the camera's own URL brings new ones (main.js).
+      this.showCamera({ ...this.shownCamera, status: st.status, status_reason: st.reason, status_since: st.since, streams: undefined });
+    }
+  }
+
+  /** showCamera renders one camera (GET /api/v1/cameras item, or the camera itself with its streams) as a card. */
   showCamera(c) {
+    this.wall.clear();
+    this.shownCamera = c;
     this.open();
     this.detail.hidden = true;
     this.locate.hidden = true;
@@ -235,6 +274,33 @@ export class Panel {
     const list = Array.isArray(c.sees) ? c.sees : [];
     sees.replaceChildren(...(list.length ? list.map(gridLink) : ['—']));
     this.field('cam-url').textContent = c.main_url || '—';
+    this.renderStream(c);
+  }
+
+  // The camera's live stream: frame rate, bitrate, uptime while online; since when and why offline.
+  renderStream(c) {
+    const play = this.field('cam-play');
+    play.disabled = c.enabled === false;
+    play.title = c.enabled === false ? '摄像机已停用 · The camera is disabled' : '在主码流播放器中打开 · Open the main stream in the player';
+    const st = c.streams?.main ?? c.streams?.sub ?? null;
+    const box = this.field('cam-stream');
+    const off = this.field('cam-offline');
+    const online = c.status === 'online' || st?.status === 'online';
+    box.hidden = !online || !st;
+    if (!box.hidden) {
+      this.field('cam-fps').textContent = formatFps(st.fps);
+      this.field('cam-bitrate').textContent = formatBitrate(st.bitrate);
+      this.field('cam-uptime').textContent = formatUptime(st.uptime);
+      const which = c.streams?.main ? '主码流 main' : '子码流 sub';
+      const parts = [which, st.width && st.height ? `${st.width}×${st.height}` : '', st.codec ?? '', Number.isFinite(st.reconnects) ? `重连 reconnects ${st.reconnects}` : ''];
+      this.field('cam-video').textContent = parts.filter(Boolean).join(' · ');
+    }
+    off.hidden = c.status !== 'offline' && st?.status !== 'offline';
+    if (!off.hidden) {
+      const reason = c.status_reason || st?.reason || '';
+      off.textContent = offlineText(c.status_since ?? st?.since, reason || (c.enabled === false ? '已停用 disabled' : ''));
+    }
+    off.dataset.status = c.status ?? '';
   }
 
   /**
@@ -352,6 +418,7 @@ export class Panel {
 
   /** showLocate renders GET /api/v1/locate; grids is null while the request runs. */
   showLocate(lngLat, grids) {
+    if (grids !== null && grids.length === 0) this.wall.clear();
     this.open();
     this.camera.hidden = true;
     this.locate.hidden = false;

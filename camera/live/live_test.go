@@ -469,3 +469,27 @@ func TestIdleStreamStops(t *testing.T) {
 		t.Errorf("unknown camera: %v", err)
 	}
 }
+
+// TestVDKClient pulls through deepch/vdk's client instead of gortsplib's:
+// the same assembler rebuilds clean pictures from its raw RTP packets,
+// multi-slice and lossy streams included, where vdk's own depacketiser
+// would split pictures and stitch corrupt ones.
+func TestVDKClient(t *testing.T) {
+	for _, fault := range []camsim.Fault{camsim.FaultLoss, camsim.FaultSlices} {
+		t.Run(string(fault), func(t *testing.T) {
+			noLeaks(t)
+			r := startRig(t, 1, fault, pull.Config{Client: pull.ClientVDK})
+			hub, release, err := r.m.Acquire(context.Background(), 1, Main)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 60)
+			_, init, samples := parseMSE(t, msgs)
+			checkSamples(t, samples, 0)
+			if out := decodeErrors(t, init, msgs); out != "" {
+				t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
+			}
+		})
+	}
+}

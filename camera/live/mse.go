@@ -31,6 +31,9 @@ type MSEMessage struct {
 	State  *pull.State `json:"state,omitempty"`
 }
 
+// statusEvery is how often an unchanged status is repeated.
+const statusEvery = 5 * time.Second
+
 // WriteTimeout bounds one write to a viewer. A viewer that cannot take a
 // message in this time is gone.
 const WriteTimeout = 10 * time.Second
@@ -45,7 +48,6 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 	v := hub.Subscribe()
 	defer v.Close()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	var wmu sync.Mutex
 	write := func(text bool, msg []byte) error {
@@ -64,19 +66,23 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 	}
 
 	// Status messages come from a poll: the supervisor's state changes
-	// rarely and a viewer needs to hear of it within a second or so.
+	// rarely and a viewer needs to hear of it within a second or so. The
+	// state is also repeated every statusEvery, so a player can tell a
+	// camera that is offline from a connection that died.
 	statusErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		var last pull.State
+		var sent time.Time
 		have := false
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
 			st, ok := state()
-			if ok && (!have || st.Status != last.Status || st.Reason != last.Reason) {
+			if ok && (!have || st.Status != last.Status || st.Reason != last.Reason || time.Since(sent) >= statusEvery) {
+				sent = time.Now()
 				if err := sendState(st); err != nil {
 					statusErr <- err
 					cancel()
@@ -91,7 +97,8 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 			}
 		}
 	}()
-	defer wg.Wait()
+	// The status goroutine ends with ctx: cancel first, then wait.
+	defer func() { cancel(); wg.Wait() }()
 
 	var (
 		cur   *stream.Params

@@ -2,27 +2,39 @@
 // session per camera stream, kept alive by a Supervisor that reconnects with
 // backoff and watches for stalls.
 //
-// The RTSP session itself (OPTIONS, DESCRIBE, SETUP over TCP, PLAY, Basic
-// and Digest authentication, keep-alives) is deepch/vdk's rtspv2 client.
-// Its depacketiser is not used: it flags keyframes only when the IDR is not
-// inside a STAP-A packet, makes one packet per NAL unit (a multi-slice
-// picture becomes several "frames"), hands out raw RTP timestamps that wrap
-// after 13¼ hours, and joins FU-A fragments across a lost packet into a
-// corrupt picture, which a decoder then smears over the following seconds.
-// vdk has no hook to fix that inside it, so we ask it for the raw RTP
-// packets (its OutgoingProxy queue) and rebuild pictures ourselves with
-// gortsplib's RTP/H.264 decoder (whole access units by marker and timestamp,
-// STAP-A and FU-A, fragment-loss detection) plus a sequence-number loss
-// detector: after any loss we drop everything up to the next IDR picture.
+// Pictures are rebuilt from RTP packets here, whichever client brings them:
+// gortsplib's RTP/H.264 depacketiser (whole access units by marker and
+// timestamp, STAP-A and FU-A, fragment-loss detection) plus a
+// sequence-number loss detector, after which everything up to the next IDR
+// picture is dropped, so no viewer sees a picture smeared by a lost packet.
 // Keyframes are found from NAL unit types; timestamps are unwrapped to 64
-// bits and rebased onto one continuous timeline, which also runs on across
-// reconnects. vdk closes a session whose queues fill (a slow reader) and its
-// Signals channel can block its reader, so every vdk channel is drained by
-// its own goroutine at once.
+// bits and rebased onto one continuous timeline that runs on across
+// reconnects.
 //
-// Remaining vdk limits: it reads RTSP over TCP only (fine for cameras on
-// thin links, where UDP loses more), and a panic inside its reader goroutine
-// (on a malformed packet) cannot be recovered from here.
+// Two RTSP clients can bring the packets (Config.Client):
+//
+//   - gortsplib's client, the default. It is a well-kept RTSP client with
+//     contexts, timeouts, Basic and Digest authentication and keep-alives,
+//     and it cannot be crashed by what a camera sends.
+//   - deepch/vdk's rtspv2 client, which the design started from and which
+//     some installations know. Its depacketiser is not used: it flags
+//     keyframes only when the IDR is not inside a STAP-A packet, makes one
+//     packet per NAL unit (a multi-slice picture becomes several frames),
+//     hands out raw RTP timestamps that wrap after 13¼ hours, and joins
+//     FU-A fragments across a lost packet into a corrupt picture. We take
+//     its raw RTP packets (the OutgoingProxy queue) instead, and drain every
+//     one of its channels at once, since it drops a camera whose queue fills
+//     and its reader blocks on a full Signals channel.
+//
+// Why vdk is not the default: three of its defects cannot be guarded from
+// outside. Its reader goroutine panics on some malformed input (an RTP
+// packet whose padding length exceeds it; a negative Content-Length), and a
+// panic in a goroutine we do not own cannot be recovered, so one broken
+// camera would stop the whole service. Its Dial leaves the connection open
+// when a request fails (a wrong password leaks a camera connection per
+// retry, and cameras accept few). And its keep-alive writes race with
+// Close. gortsplib meets those requirements; vdk is kept behind the same
+// assembler for cameras that need it (--rtsp-client vdk).
 package pull
 
 import (
@@ -30,10 +42,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
@@ -266,9 +282,20 @@ func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 	return &stream.AccessUnit{DTS: dts, PTS: pts, Duration: dur, NALUs: out, Key: key, Params: a.params, Received: a.now()}
 }
 
+// Client names the RTSP client library a session uses.
+type Client string
+
+// The RTSP clients: gortsplib's is the default; vdk's stays available for
+// cameras that only it gets along with.
+const (
+	ClientGortsplib Client = "gortsplib"
+	ClientVDK       Client = "vdk"
+)
+
 // session is one connection to a camera, from dial to the first error.
 type session struct {
 	url          string
+	client       Client
 	dialTimeout  time.Duration
 	readTimeout  time.Duration
 	stallTimeout time.Duration
@@ -277,10 +304,147 @@ type session struct {
 	now          func() time.Time
 }
 
+// source is an open upstream session: its H.264 format and its RTP
+// packets. done is closed when it has ended by itself (err says why);
+// close ends it and returns once nothing of it runs any more.
+type source struct {
+	format  *format.H264
+	packets chan *rtp.Packet
+	done    chan struct{}
+	err     error
+	close   func()
+}
+
+// packetQueue is how many RTP packets may wait between the client's reader
+// and our assembler (a second of a 4 Mbit/s stream). When it is full a
+// packet is dropped: the assembler sees the gap and waits for a keyframe,
+// and the camera's connection is never slowed.
+const packetQueue = 512
+
 // run dials the camera and feeds pictures to out until ctx ends or the
 // session fails. onPlay is called once the camera plays. Every goroutine
 // it starts has ended when it returns.
 func (s *session) run(ctx context.Context, tl *timeline, onPlay func(), out func(*stream.AccessUnit)) error {
+	var src *source
+	var err error
+	if s.client == ClientVDK {
+		src, err = s.openVDK(ctx)
+	} else {
+		src, err = s.openGortsplib(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.close()
+	asm, err := newAssembler(src.format, tl, s.log, s.now)
+	if err != nil {
+		return err
+	}
+	tl.newSession()
+	onPlay()
+	stall := time.NewTimer(s.stallTimeout)
+	defer stall.Stop()
+	key := time.NewTimer(s.keyTimeout)
+	defer key.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-src.done:
+			if src.err != nil {
+				return sessionError(s.url, src.err)
+			}
+			return errors.New("the camera closed the session")
+		case <-stall.C:
+			return fmt.Errorf("no picture for %s", s.stallTimeout)
+		case <-key.C:
+			return fmt.Errorf("no keyframe for %s", s.keyTimeout)
+		case pkt := <-src.packets:
+			if pkt.PayloadType != src.format.PayloadTyp {
+				continue
+			}
+			au := asm.packet(pkt)
+			if au == nil {
+				continue
+			}
+			stall.Reset(s.stallTimeout)
+			if au.Key {
+				key.Reset(s.keyTimeout)
+			}
+			out(au)
+		}
+	}
+}
+
+// openGortsplib opens the session with gortsplib's client over TCP.
+func (s *session) openGortsplib(ctx context.Context) (*source, error) {
+	u, err := base.ParseURL(s.url)
+	if err != nil {
+		return nil, errors.New("the camera URL cannot be parsed")
+	}
+	tcp := gortsplib.TransportTCP
+	src := &source{packets: make(chan *rtp.Packet, packetQueue), done: make(chan struct{})}
+	c := &gortsplib.Client{
+		Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
+		ReadTimeout: s.readTimeout, WriteTimeout: s.dialTimeout,
+		UserAgent: "gridwatch",
+		DialContext:   (&net.Dialer{Timeout: s.dialTimeout}).DialContext,
+	}
+	if err := c.Start2(); err != nil {
+		return nil, err
+	}
+	// Describe, Setup and Play block on the network; ctx ends them by
+	// closing the client.
+	stop := context.AfterFunc(ctx, c.Close)
+	fail := func(err error) (*source, error) {
+		stop()
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, sessionError(s.url, err)
+	}
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return fail(err)
+	}
+	var f *format.H264
+	medi := desc.FindFormat(&f)
+	if medi == nil {
+		return fail(errors.New("the camera offers no H.264 video"))
+	}
+	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+		return fail(err)
+	}
+	src.format = f
+	c.OnPacketRTP(medi, f, func(pkt *rtp.Packet) {
+		// The client may reuse its buffers: keep a copy.
+		cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
+		select {
+		case src.packets <- cp:
+		default:
+		}
+	})
+	if _, err := c.Play(nil); err != nil {
+		return fail(err)
+	}
+	stop()
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		src.err = c.Wait()
+		close(src.done)
+	}()
+	src.close = func() {
+		c.Close()
+		<-waited
+	}
+	return src, nil
+}
+
+// openVDK opens the session with vdk's rtspv2 client (see the package doc
+// for what is not used of it, and its limits).
+func (s *session) openVDK(ctx context.Context) (*source, error) {
 	type dialed struct {
 		c   *rtspv2.RTSPClient
 		err error
@@ -301,7 +465,7 @@ func (s *session) run(ctx context.Context, tl *timeline, onPlay func(), out func
 	select {
 	case d := <-dch:
 		if d.err != nil {
-			return sessionError(s.url, d.err)
+			return nil, sessionError(s.url, d.err)
 		}
 		c = d.c
 	case <-ctx.Done():
@@ -312,29 +476,23 @@ func (s *session) run(ctx context.Context, tl *timeline, onPlay func(), out func
 				drainUntilStop(d.c)
 			}
 		}()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-
 	f, err := findH264(c.SDPRaw)
 	if err != nil {
 		c.Close()
 		drainUntilStop(c)
-		return err
+		return nil, err
 	}
-	asm, err := newAssembler(f, tl, s.log, s.now)
-	if err != nil {
-		c.Close()
-		drainUntilStop(c)
-		return err
-	}
-	tl.newSession()
-
+	src := &source{format: f, packets: make(chan *rtp.Packet, packetQueue), done: make(chan struct{})}
 	// vdk's own packets are not used, but its queue must never fill: it
-	// drops the camera when it does.
+	// drops the camera when it does. Its Signals channel must never fill
+	// either: its reader blocks on it.
 	stop := make(chan struct{})
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		for {
 			select {
 			case <-c.OutgoingPacketQueue:
@@ -343,69 +501,47 @@ func (s *session) run(ctx context.Context, tl *timeline, onPlay func(), out func
 			}
 		}
 	}()
-	ended := make(chan struct{})
 	go func() {
+		defer wg.Done()
 		for {
 			select {
 			case sig := <-c.Signals:
 				if sig == rtspv2.SignalStreamRTPStop {
-					close(ended)
+					close(src.done)
 					return
+				}
+			case raw := <-c.OutgoingProxyQueue:
+				b := *raw
+				// 4 bytes of RTSP interleaving, then RTP; odd channels carry RTCP.
+				if len(b) < 4+12 || b[1]%2 == 1 {
+					continue
+				}
+				var pkt rtp.Packet
+				if pkt.Unmarshal(b[4:]) != nil {
+					continue
+				}
+				select {
+				case src.packets <- &pkt:
+				default:
 				}
 			case <-stop:
 				return
 			}
 		}
 	}()
-	defer func() {
+	src.close = func() {
 		c.Close()
 		// vdk's reader sends its stop signal on the way out; once it has,
 		// nothing of this session runs any more.
 		select {
-		case <-ended:
+		case <-src.done:
 		case <-time.After(s.readTimeout + time.Second):
-			s.log.Warn("camera reader did not stop", "url", Redact(s.url))
+			s.log.Warn("camera reader did not stop")
 		}
 		close(stop)
-		<-done
-	}()
-
-	onPlay()
-	stall := time.NewTimer(s.stallTimeout)
-	defer stall.Stop()
-	key := time.NewTimer(s.keyTimeout)
-	defer key.Stop()
-	var pkt rtp.Packet
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ended:
-			return errors.New("the camera closed the session")
-		case <-stall.C:
-			return fmt.Errorf("no picture for %s", s.stallTimeout)
-		case <-key.C:
-			return fmt.Errorf("no keyframe for %s", s.keyTimeout)
-		case raw := <-c.OutgoingProxyQueue:
-			b := *raw
-			// 4 bytes of RTSP interleaving, then RTP; odd channels carry RTCP.
-			if len(b) < 4+12 || b[1]%2 == 1 {
-				continue
-			}
-			if err := pkt.Unmarshal(b[4:]); err != nil || pkt.PayloadType != f.PayloadTyp {
-				continue
-			}
-			au := asm.packet(&pkt)
-			if au == nil {
-				continue
-			}
-			stall.Reset(s.stallTimeout)
-			if au.Key {
-				key.Reset(s.keyTimeout)
-			}
-			out(au)
-		}
+		wg.Wait()
 	}
+	return src, nil
 }
 
 // drainUntilStop empties a vdk client's channels until its reader has

@@ -47,6 +47,8 @@ type Config struct {
 	// logged nor put in a State.
 	URL    string
 	Hub    *stream.Hub
+	// Client is the RTSP client library (default gortsplib).
+	Client Client
 	Logger *slog.Logger
 	// DialTimeout bounds connecting and each RTSP request (default 5 s);
 	// ReadTimeout bounds a silent connection (default 10 s).
@@ -111,7 +113,7 @@ func NewSupervisor(cfg Config) *Supervisor {
 func (s *Supervisor) Run(ctx context.Context) error {
 	log := s.cfg.Logger
 	sess := &session{
-		url: s.cfg.URL, dialTimeout: s.cfg.DialTimeout, readTimeout: s.cfg.ReadTimeout,
+		url: s.cfg.URL, client: s.cfg.Client, dialTimeout: s.cfg.DialTimeout, readTimeout: s.cfg.ReadTimeout,
 		stallTimeout: s.cfg.StallTimeout, keyTimeout: s.cfg.KeyTimeout, log: log, now: s.cfg.Now,
 	}
 	tl := newTimeline()

@@ -26,6 +26,7 @@ type Config struct {
 	DataDir            string
 	RTSPAddr           string
 	VideoIdle          time.Duration
+	RTSPClient         string
 	DatabaseURL        string
 	LogLevel           string
 	LogFormat          string
@@ -50,6 +51,7 @@ func DefaultConfig() Config {
 		DataDir:            "./data",
 		RTSPAddr:           "127.0.0.1:8554",
 		VideoIdle:          30 * time.Second,
+		RTSPClient:         "gortsplib",
 		LogLevel:           "info",
 		LogFormat:          "auto",
 		MaxBodyBytes:       32 << 20,
@@ -96,6 +98,7 @@ func options() []option {
 	}
 	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
 	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
+	rcSet, rcGet := str(func(c *Config) *string { return &c.RTSPClient })
 	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
 	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
@@ -109,6 +112,7 @@ func options() []option {
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
 		opt("rtsp-addr", "RTSP re-serve listen address: rtsp://ADDR/cameras/{id}[/sub] (empty: off)", rtspSet, rtspGet),
+		opt("rtsp-client", "RTSP client that pulls the cameras: gortsplib, or vdk (deepch/vdk) for cameras that need it", rcSet, rcGet),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
@@ -320,6 +324,9 @@ func (c *Config) Validate() error {
 				bad("trusted-proxies", "%q is neither an IP address nor a CIDR", p)
 			}
 		}
+	}
+	if c.RTSPClient != "gortsplib" && c.RTSPClient != "vdk" {
+		bad("rtsp-client", "%q: want gortsplib or vdk", c.RTSPClient)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

@@ -189,6 +189,7 @@ func (m *Main) startVideo() {
 	log := m.Logger
 	m.video = live.NewManager(live.Config{
 		Sources: m.cameras, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
+		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient)},
 		OnState: func(ctx context.Context, k live.Key, st pull.State) {
 			if err := m.cameras.SetStatus(ctx, k.Camera, k.Stream, st); err != nil && ctx.Err() == nil {
 				log.Error("camera status", "camera", k.Camera, "err", err)

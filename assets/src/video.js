@@ -1,0 +1,620 @@
+// Live video of one camera in a <video>: Media Source Extensions fed by the
+// camera's WebSocket (fMP4), or the camera's HLS playlist where MSE is missing
+// (Safari on iOS). Nothing here runs until a player is started: the map's
+// first load does not wait for video.
+//
+// The WebSocket GET /api/v1/cameras/{id}/live?stream=main|sub sends
+//   text   {"type":"status","state":{status,reason,since,fps,bitrate,…}}  at the start and on each change
+//   text   {"type":"codec","mime":"video/mp4; codecs=\"avc1.…\"","width","height"}
+//   binary the initialisation segment (ftyp+moov), right after each codec message
+//   binary one or more fragments (moof+mdat), one picture each; the first is the
+//          cached group of pictures from the latest keyframe.
+// Each codec message starts a fresh MediaSource and SourceBuffer. The socket
+// closes when the stream stops; the player reconnects with backoff until it is
+// stopped.
+//
+// Keeping latency low: the page plays as soon as the first fragment is
+// buffered; whenever the buffer's live edge is more than MAX_LATENCY ahead of
+// the playhead (the cached GOP at the start, a stall, a throttled tab) the
+// playhead jumps to TARGET_LATENCY before the edge; a smaller lag is made up by
+// playing 20% faster. Only the last KEEP_SECONDS stay buffered.
+
+import { getJSON } from './api.js';
+
+const MAX_LATENCY = 1.0; // s behind the live edge before jumping
+const TARGET_LATENCY = 0.15; // s behind the edge after a jump
+const CATCH_UP_ABOVE = 0.5; // s: play a little faster above this lag …
+const CATCH_UP_BELOW = 0.25; // … until it is below this one
+const CATCH_UP_RATE = 1.2;
+const KEEP_SECONDS = 10; // s of video kept buffered behind the live edge
+const TRIM_EVERY_MS = 2000;
+const MAX_QUEUE_BYTES = 8 << 20; // appends waiting for the SourceBuffer: more means it is wedged
+const STALL_MS = 3000; // no new picture for this long while online: "buffering"
+const RESTART_STALLED_MS = 10000; // … and for this long: reconnect
+const SILENT_MS = 15000; // an open socket that has said nothing this long, before any picture: reconnect
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+
+/** STREAM_LABEL names the two streams of a camera. */
+export const STREAM_LABEL = { main: '主码流 main', sub: '子码流 sub' };
+
+/** mseSupported: this browser has Media Source Extensions. */
+export function mseSupported() {
+  return typeof window.MediaSource === 'function';
+}
+
+/** hlsPlayable: no MSE, but the <video> plays HLS itself (Safari, iOS). */
+export function hlsPlayable(video) {
+  return !mseSupported() && video.canPlayType('application/vnd.apple.mpegurl') !== '';
+}
+
+/** liveSocketURL is the camera's MSE WebSocket on this origin. */
+export function liveSocketURL(id, stream) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/api/v1/cameras/${encodeURIComponent(id)}/live?stream=${encodeURIComponent(stream)}`;
+}
+
+/** hlsURL is the camera's live HLS playlist on this origin. */
+export function hlsURL(id, stream) {
+  return `/api/v1/cameras/${encodeURIComponent(id)}/hls/index.m3u8?stream=${encodeURIComponent(stream)}`;
+}
+
+const p2 = (n) => String(n).padStart(2, '0');
+
+/** clockTime shows a timestamp as "HH:MM" today, else "MM-DD HH:MM"; '' for none. */
+export function clockTime(s) {
+  if (!s) return '';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return '';
+  const now = new Date();
+  const hm = `${p2(d.getHours())}:${p2(d.getMinutes())}`;
+  return d.toDateString() === now.toDateString() ? hm : `${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${hm}`;
+}
+
+/** offlineText is "离线 · Offline since HH:MM — reason" (the parts known). */
+export function offlineText(since, reason) {
+  const t = clockTime(since);
+  const head = t ? `离线 · Offline since ${t}` : '离线 · Offline';
+  return reason ? `${head} — ${reason}` : head;
+}
+
+/** formatBitrate shows bits per second as kbit/s or Mbit/s. */
+export function formatBitrate(bps) {
+  if (typeof bps !== 'number' || !Number.isFinite(bps) || bps <= 0) return '—';
+  return bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mbit/s` : `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+/** formatFps shows frames per second with one decimal. */
+export function formatFps(fps) {
+  return typeof fps === 'number' && Number.isFinite(fps) && fps > 0 ? `${fps.toFixed(1)} fps` : '—';
+}
+
+/** formatUptime shows seconds as "42 s", "12 min 5 s", "3 h 04 min" or "2 d 3 h". */
+export function formatUptime(s) {
+  if (typeof s !== 'number' || !Number.isFinite(s) || s < 0) return '—';
+  const t = Math.floor(s);
+  if (t < 60) return `${t} s`;
+  if (t < 3600) return `${Math.floor(t / 60)} min ${t % 60} s`;
+  if (t < 86400) return `${Math.floor(t / 3600)} h ${p2(Math.floor((t % 3600) / 60))} min`;
+  return `${Math.floor(t / 86400)} d ${Math.floor((t % 86400) / 3600)} h`;
+}
+
+// A media-src violation means the page's Content-Security-Policy refuses the
+// blob: URL a MediaSource is played from: no retry can help, so say so.
+let cspBlocksMedia = false;
+document.addEventListener('securitypolicyviolation', (ev) => {
+  if (/^(media-src|default-src)/.test(ev.effectiveDirective || ev.violatedDirective) && String(ev.blockedURI).startsWith('blob')) cspBlocksMedia = true;
+});
+const CSP_MESSAGE = "页面安全策略阻止了视频 · The page's Content-Security-Policy blocks video (media-src needs blob:)";
+
+/**
+ * LivePlayer plays one stream of one camera in a <video>. onChange(player) is
+ * called whenever phase, status or size change; read:
+ *   phase     'idle' | 'connecting' | 'playing' | 'stalled' | 'reconnecting' | 'offline' | 'error'
+ *   status    the last server status ({status, reason, since, fps, bitrate, …}) or null
+ *   message   what went wrong, for 'error' (and the close reason while reconnecting)
+ *   width, height, mime   from the last codec message
+ *   firstFrameAt          performance.now() of the first picture shown (0 until then)
+ *   startedAt             performance.now() of start()
+ */
+export class LivePlayer {
+  constructor(video, { cameraId, stream = 'sub', onChange = () => {} }) {
+    this.video = video;
+    this.cameraId = cameraId;
+    this.stream = stream;
+    this.onChange = onChange;
+    this.phase = 'idle';
+    this.status = null;
+    this.message = '';
+    this.width = 0;
+    this.height = 0;
+    this.mime = '';
+    this.mode = mseSupported() ? 'mse' : hlsPlayable(video) ? 'hls' : 'none';
+    this.startedAt = 0;
+    this.firstFrameAt = 0;
+    this.jumps = 0;
+    this.bytesIn = 0;
+
+    this.active = false;
+    this.ws = null;
+    this.ms = null;
+    this.sb = null;
+    this.objectURL = '';
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.haveCodec = false;
+    this.playing = false; // a picture of the current source has been shown
+    this.stalled = false;
+    this.error = '';
+    this.attempts = 0;
+    this.failedOpens = 0;
+    this.retryTimer = 0;
+    this.watchTimer = 0;
+    this.lastTrim = 0;
+    this.lastFrames = 0;
+    this.lastProgress = 0;
+    this.lastMessage = 0;
+    this.catchingUp = false;
+
+    video.muted = true;
+    video.defaultMuted = true;
+    video.playsInline = true;
+    video.autoplay = true;
+    video.disablePictureInPicture = true;
+    video.setAttribute('playsinline', '');
+    video.setAttribute('muted', '');
+    this.onVideoError = () => this.videoFailed();
+    video.addEventListener('error', this.onVideoError);
+  }
+
+  /** start connects (again); a started player reconnects on its own until stop(). */
+  start() {
+    if (this.active) return;
+    this.active = true;
+    this.error = '';
+    this.attempts = 0;
+    this.startedAt = performance.now();
+    this.firstFrameAt = 0;
+    if (this.mode === 'none') {
+      this.fail('此浏览器无法播放实时视频 · This browser cannot play live video (no MSE, no HLS)');
+      return;
+    }
+    this.watchTimer = setInterval(() => this.watch(), 500);
+    this.connect();
+  }
+
+  /** stop closes the socket and empties the video; start() may follow. */
+  stop() {
+    if (!this.active && this.phase === 'idle') return;
+    this.active = false;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.watchTimer);
+    this.retryTimer = 0;
+    this.watchTimer = 0;
+    this.closeSocket();
+    this.teardownSource();
+    this.detachVideo();
+    this.phase = 'idle';
+    this.playing = false;
+    this.stalled = false;
+  }
+
+  /** destroy stops for good and lets go of the <video>. */
+  destroy() {
+    this.stop();
+    this.video.removeEventListener('error', this.onVideoError);
+    this.onChange = () => {};
+  }
+
+  /** latency is how far behind the buffered live edge the playhead is, in seconds (NaN before any video). */
+  get latency() {
+    const b = this.video.buffered;
+    return b.length ? b.end(b.length - 1) - this.video.currentTime : NaN;
+  }
+
+  // ---- state --------------------------------------------------------------------------
+
+  update() {
+    let phase;
+    if (!this.active) phase = 'idle';
+    else if (this.error) phase = 'error';
+    else if (this.status?.status === 'offline') phase = 'offline';
+    else if (this.playing) phase = this.stalled ? 'stalled' : 'playing';
+    else if (this.attempts > 0 && !this.ws) phase = 'reconnecting';
+    else phase = 'connecting';
+    this.phase = phase;
+    this.onChange(this);
+  }
+
+  fail(message) {
+    this.error = message;
+    this.closeSocket();
+    clearTimeout(this.retryTimer);
+    this.update();
+  }
+
+  // ---- connection ---------------------------------------------------------------------
+
+  connect() {
+    if (!this.active) return;
+    this.retryTimer = 0;
+    this.stalled = false;
+    this.lastProgress = performance.now();
+    if (this.mode === 'hls') {
+      this.startHLS();
+      return;
+    }
+    let ws;
+    try {
+      ws = new WebSocket(liveSocketURL(this.cameraId, this.stream));
+    } catch (err) {
+      this.fail(`无法连接 · Cannot connect: ${err.message}`);
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    this.haveCodec = false;
+    this.lastMessage = performance.now();
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.failedOpens = 0;
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      this.lastMessage = performance.now();
+      if (typeof ev.data === 'string') this.onText(ev.data);
+      else this.onBinary(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (!opened) this.failedOpens++;
+      this.message = ev.reason || (opened ? '' : '连接被拒绝 · connection refused');
+      this.retry();
+    };
+    this.update();
+  }
+
+  closeSocket() {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws) return;
+    ws.onmessage = null;
+    ws.onclose = null;
+    if (ws.readyState === WebSocket.CONNECTING) {
+      // Closing a socket before it opens logs a console error: close it once it does.
+      ws.onopen = () => ws.close(1000);
+      ws.onerror = null;
+    } else if (ws.readyState === WebSocket.OPEN) {
+      ws.close(1000);
+    }
+  }
+
+  /** retry reconnects after a backoff; after refused handshakes it asks the API why. */
+  async retry() {
+    if (!this.active || this.error) return;
+    this.attempts++;
+    this.update();
+    if (this.failedOpens >= 2) {
+      // The handshake's HTTP status is invisible to a WebSocket: the camera's
+      // own URL tells a lost session (sign in again), no permission or no camera.
+      try {
+        await getJSON(`/api/v1/cameras/${encodeURIComponent(this.cameraId)}`);
+      } catch (err) {
+        if (err?.status === 403 || err?.status === 404) {
+          this.fail(`${err.status === 403 ? '无权限 · Not allowed' : '无此摄像机 · No such camera'} — ${err.message}`);
+          return;
+        }
+      }
+      if (!this.active) return;
+    }
+    const base = BACKOFF_MS[Math.min(this.attempts - 1, BACKOFF_MS.length - 1)];
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), base * (0.8 + Math.random() * 0.4));
+  }
+
+  /**
+   * kick connects again now, unless a picture is showing: the camera is known
+   * to be back (a camera.online event), so neither wait for the backoff nor
+   * trust a socket that has not brought video.
+   */
+  kick() {
+    if (!this.active || this.error || this.playing) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this.closeSocket();
+    this.attempts = 0;
+    this.connect();
+  }
+
+  /** restart drops the connection and its MediaSource and connects again (after a backoff). */
+  restart(why) {
+    if (!this.active) return;
+    this.message = why;
+    this.closeSocket();
+    this.teardownSource();
+    this.playing = false;
+    this.retry();
+  }
+
+  onText(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg?.type === 'status' && msg.state && typeof msg.state === 'object') {
+      // A new attempt on a camera known to be offline: still offline until it is online.
+      if (msg.state.status === 'connecting' && this.status?.status === 'offline') return;
+      this.status = msg.state;
+      if (msg.state.width > 0 && !this.width) {
+        this.width = msg.state.width;
+        this.height = msg.state.height;
+      }
+      this.update();
+    } else if (msg?.type === 'codec' && typeof msg.mime === 'string') {
+      this.mime = msg.mime;
+      this.width = Number(msg.width) || this.width;
+      this.height = Number(msg.height) || this.height;
+      if (!MediaSource.isTypeSupported(msg.mime)) {
+        this.fail(`不支持的视频编码 · This browser cannot decode ${msg.mime}`);
+        return;
+      }
+      this.newSource(msg.mime);
+    }
+  }
+
+  onBinary(buf) {
+    this.bytesIn += buf.byteLength;
+    if (!this.haveCodec) return; // the protocol sends a codec message first
+    this.queue.push(buf);
+    this.queuedBytes += buf.byteLength;
+    if (this.queuedBytes > MAX_QUEUE_BYTES) {
+      this.restart('缓冲溢出 · buffer overflow');
+      return;
+    }
+    this.pump();
+  }
+
+  // ---- Media Source -------------------------------------------------------------------
+
+  newSource(mime) {
+    this.teardownSource();
+    this.haveCodec = true;
+    this.playing = false;
+    const ms = new MediaSource();
+    this.ms = ms;
+    this.objectURL = URL.createObjectURL(ms);
+    ms.addEventListener(
+      'sourceopen',
+      () => {
+        if (this.ms !== ms) return;
+        URL.revokeObjectURL(this.objectURL);
+        this.objectURL = '';
+        let sb;
+        try {
+          sb = ms.addSourceBuffer(mime);
+          sb.mode = 'segments'; // the fragments carry their own decode times
+        } catch (err) {
+          this.fail(`无法播放 · Cannot play ${mime}: ${err.message}`);
+          return;
+        }
+        this.sb = sb;
+        sb.addEventListener('updateend', () => {
+          if (this.sb !== sb) return;
+          this.keepLive();
+          this.pump();
+        });
+        sb.addEventListener('error', () => {
+          if (this.sb === sb) this.restart('视频数据错误 · bad video data');
+        });
+        this.pump();
+      },
+      { once: true },
+    );
+    this.video.src = this.objectURL;
+    this.watchFrames();
+    this.update();
+  }
+
+  teardownSource() {
+    const ms = this.ms;
+    this.ms = null;
+    this.sb = null;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.haveCodec = false;
+    if (ms && ms.readyState === 'open') {
+      try {
+        ms.endOfStream();
+      } catch {
+        // a SourceBuffer was updating: the MediaSource is dropped anyway
+      }
+    }
+    if (this.objectURL) {
+      URL.revokeObjectURL(this.objectURL);
+      this.objectURL = '';
+    }
+  }
+
+  detachVideo() {
+    const v = this.video;
+    v.pause();
+    if (v.hasAttribute('src') || v.currentSrc) {
+      v.removeAttribute('src');
+      v.load(); // releases the decoder and the MediaSource
+    }
+  }
+
+  /** pump appends the next queued segment, or trims the buffer first. */
+  pump() {
+    const sb = this.sb;
+    if (!sb || sb.updating || this.ms?.readyState !== 'open') return;
+    const now = performance.now();
+    if (now - this.lastTrim > TRIM_EVERY_MS) {
+      this.lastTrim = now;
+      const b = sb.buffered;
+      if (b.length) {
+        const start = b.start(0);
+        const cut = Math.min(b.end(b.length - 1) - KEEP_SECONDS, this.video.currentTime - 1);
+        if (cut - start > 1) {
+          sb.remove(start, cut); // updateend pumps again
+          return;
+        }
+      }
+    }
+    const chunk = this.queue.shift();
+    if (!chunk) return;
+    this.queuedBytes -= chunk.byteLength;
+    try {
+      sb.appendBuffer(chunk);
+    } catch (err) {
+      if (err?.name === 'QuotaExceededError') {
+        this.queue.unshift(chunk);
+        this.queuedBytes += chunk.byteLength;
+        this.evict();
+      } else {
+        this.restart(`视频数据错误 · ${err?.message ?? err}`);
+      }
+    }
+  }
+
+  // The SourceBuffer is full: drop all but the last half second before the playhead.
+  evict() {
+    const sb = this.sb;
+    const b = sb.buffered;
+    const cut = this.video.currentTime - 0.5;
+    if (b.length && cut > b.start(0) + 0.05) {
+      this.lastTrim = performance.now();
+      sb.remove(b.start(0), cut);
+    } else {
+      this.restart('缓冲区已满 · buffer full');
+    }
+  }
+
+  /** keepLive starts playback once there is a picture and keeps the playhead near the live edge. */
+  keepLive() {
+    const v = this.video;
+    const b = v.buffered;
+    if (!b.length) return;
+    const start = b.start(b.length - 1);
+    const end = b.end(b.length - 1);
+    const t = v.currentTime;
+    if (t < start || end - t > MAX_LATENCY) {
+      v.currentTime = Math.max(start, end - TARGET_LATENCY);
+      this.jumps++;
+      this.catchingUp = false;
+      if (v.playbackRate !== 1) v.playbackRate = 1;
+    } else {
+      const lag = end - t;
+      if (!this.catchingUp && lag > CATCH_UP_ABOVE) this.catchingUp = true;
+      else if (this.catchingUp && lag < CATCH_UP_BELOW) this.catchingUp = false;
+      const rate = this.catchingUp ? CATCH_UP_RATE : 1;
+      if (v.playbackRate !== rate) v.playbackRate = rate;
+    }
+    if (v.paused && !this.playPending) {
+      this.playPending = true;
+      v.play()
+        .catch(() => {
+          // replaced by a new source, or not allowed: the next append tries again
+        })
+        .finally(() => {
+          this.playPending = false;
+        });
+    }
+  }
+
+  // The first picture of a source marks it playing.
+  watchFrames() {
+    const v = this.video;
+    const ms = this.ms;
+    const shown = () => {
+      if (this.ms !== ms || !this.active) return;
+      if (!this.playing) {
+        this.playing = true;
+        this.attempts = 0;
+        this.failedOpens = 0;
+        this.message = '';
+        if (!this.firstFrameAt) this.firstFrameAt = performance.now();
+        this.update();
+      }
+    };
+    if (typeof v.requestVideoFrameCallback === 'function') v.requestVideoFrameCallback(shown);
+    else v.addEventListener('playing', shown, { once: true });
+  }
+
+  /** watch runs twice a second: the live edge, stalls. */
+  watch() {
+    if (!this.active || document.hidden) return;
+    const v = this.video;
+    const frames = typeof v.getVideoPlaybackQuality === 'function' ? v.getVideoPlaybackQuality().totalVideoFrames : Number(v.webkitDecodedFrameCount) || 0;
+    const now = performance.now();
+    if (frames !== this.lastFrames) {
+      this.lastProgress = now;
+      this.lastFrames = frames;
+      if (this.stalled) {
+        this.stalled = false;
+        this.update();
+      }
+    }
+    if (this.mode === 'mse') this.keepLive();
+    const online = this.status?.status !== 'offline';
+    const quiet = now - this.lastProgress;
+    if (this.playing && online && quiet > STALL_MS && !this.stalled) {
+      this.stalled = true;
+      this.update();
+    }
+    if (this.playing && online && quiet > RESTART_STALLED_MS) {
+      this.lastProgress = now;
+      if (this.mode === 'hls') this.restartHLS();
+      else this.restart('无新画面 · no new pictures');
+    }
+    // A socket that stays silent may be half-open, or held by a stream that
+    // has stopped: a camera that is offline says so again on a new one.
+    if (this.mode === 'mse' && this.ws && !this.playing && now - this.lastMessage > SILENT_MS) this.restart('');
+  }
+
+  videoFailed() {
+    if (!this.active) return;
+    const err = this.video.error;
+    if (!err) return;
+    if (cspBlocksMedia || /safety check/i.test(err.message ?? '')) {
+      this.fail(CSP_MESSAGE);
+      return;
+    }
+    const why = `播放错误 · media error ${err.code}${err.message ? `: ${err.message}` : ''}`;
+    if (this.mode === 'hls') this.restartHLS(why);
+    else this.restart(why);
+  }
+
+  // ---- HLS (no MSE) -------------------------------------------------------------------
+
+  startHLS() {
+    const v = this.video;
+    const shown = () => {
+      if (!this.active) return;
+      if (!this.playing) {
+        this.playing = true;
+        this.attempts = 0;
+        if (!this.firstFrameAt) this.firstFrameAt = performance.now();
+        this.update();
+      }
+    };
+    v.addEventListener('playing', shown, { once: true });
+    v.src = hlsURL(this.cameraId, this.stream);
+    v.play().catch(() => {});
+    this.update();
+  }
+
+  restartHLS(why = '') {
+    if (!this.active) return;
+    this.message = why;
+    this.playing = false;
+    this.detachVideo();
+    this.attempts++;
+    this.update();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), BACKOFF_MS[Math.min(this.attempts - 1, BACKOFF_MS.length - 1)]);
+  }
+}

@@ -387,8 +387,8 @@ func (s *session) openGortsplib(ctx context.Context) (*source, error) {
 	c := &gortsplib.Client{
 		Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
 		ReadTimeout: s.readTimeout, WriteTimeout: s.dialTimeout,
-		UserAgent: "gridwatch",
-		DialContext:   (&net.Dialer{Timeout: s.dialTimeout}).DialContext,
+		UserAgent:   "gridwatch",
+		DialContext: (&net.Dialer{Timeout: s.dialTimeout}).DialContext,
 	}
 	if err := c.Start2(); err != nil {
 		return nil, err

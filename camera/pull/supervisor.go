@@ -45,8 +45,8 @@ type State struct {
 type Config struct {
 	// URL is the camera's RTSP URL, credentials included. It is never
 	// logged nor put in a State.
-	URL    string
-	Hub    *stream.Hub
+	URL string
+	Hub *stream.Hub
 	// Client is the RTSP client library (default gortsplib).
 	Client Client
 	Logger *slog.Logger

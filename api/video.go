@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
@@ -76,33 +78,75 @@ func (s *Server) liveMSE(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	ctx := c.Request.Context()
-	hub, release, err := s.deps.Video.Acquire(ctx, cam.ID, name)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	defer release()
 	// The server's write timeout is for ordinary requests; a stream sets
 	// a deadline per message instead.
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetWriteDeadline(time.Time{})
 	_ = rc.SetReadDeadline(time.Time{})
 	// Accept checks that a browser's Origin is this host: a page on
-	// another site cannot open the stream with our cookie.
+	// another site cannot open the stream with our cookie. It comes before
+	// the camera is started.
 	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept has answered
 	}
 	defer conn.CloseNow()
-	ctx = conn.CloseRead(ctx)
+	ctx, cancel := context.WithCancelCause(conn.CloseRead(c.Request.Context()))
+	defer cancel(nil)
+	hub, release, err := s.deps.Video.Acquire(ctx, cam.ID, name)
+	if err != nil {
+		conn.Close(websocket.StatusTryAgainLater, closeReason(err))
+		return
+	}
+	defer release()
+	// The stream ends when its session or token does, or the camera leaves
+	// the caller's scope: recheck now and then, as the event stream does.
+	done := make(chan struct{})
+	defer close(done)
+	go s.recheckVideo(c, cam.ID, done, cancel)
 	err = live.ServeMSE(ctx, hub, wsConn{conn}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) })
-	switch {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errAccessWithdrawn):
+		conn.Close(websocket.StatusPolicyViolation, closeReason(cause))
 	case err == nil || errors.Is(err, context.Canceled):
 		conn.Close(websocket.StatusNormalClosure, "")
 	default:
 		s.log.Debug("live viewer ended", "camera", cam.ID, "stream", name, "err", err)
 		conn.Close(websocket.StatusGoingAway, closeReason(err))
+	}
+}
+
+// errAccessWithdrawn ends a video stream whose caller may no longer watch.
+var errAccessWithdrawn = errors.New("access withdrawn")
+
+// recheckVideo checks the caller of a video stream again every
+// EventsRecheck until done, and cancels the stream when the session or
+// token has ended, the role lost video.live or the camera left the scope.
+func (s *Server) recheckVideo(c *gin.Context, id int64, done <-chan struct{}, cancel context.CancelCauseFunc) {
+	every := s.deps.EventsRecheck
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		ctx := c.Request.Context()
+		p, err := s.authenticate(c, true)
+		if err == nil && !p.Can(auth.VideoLive) {
+			err = gridwatch.Errorf(gridwatch.EForbidden, "may not watch video")
+		}
+		if err == nil {
+			_, err = s.deps.Cameras.Get(ctx, id, cameraViewer(p))
+		}
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("%w: %s", errAccessWithdrawn, gridwatch.ErrorCode(err)))
+			return
+		}
 	}
 }
 
@@ -122,13 +166,17 @@ func (s *Server) liveHLS(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	file := c.Param("file")
+	if file != "index.m3u8" && !strings.HasPrefix(file, "init-") && !strings.HasPrefix(file, "seg-") {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s: want index.m3u8", file))
+		return
+	}
 	ctx := c.Request.Context()
 	h, err := s.deps.Video.HLS(ctx, cam.ID, name)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
 	}
-	file := c.Param("file")
 	c.Header("Cache-Control", "no-cache")
 	switch {
 	case file == "index.m3u8":

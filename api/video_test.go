@@ -57,6 +57,7 @@ func newVideoEnv(t *testing.T) *videoEnv {
 		d.Cameras = cams
 		hub = events.NewHub(ve.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
 		d.Events = hub
+		d.EventsRecheck = 100 * time.Millisecond
 		ve.video = live.NewManager(live.Config{Sources: cams, Idle: time.Minute,
 			Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 			OnState: func(ctx context.Context, k live.Key, st pull.State) {
@@ -369,5 +370,47 @@ func TestLiveHLSReadByFFprobe(t *testing.T) {
 	}
 	if strings.Contains(ve.logs.String(), token) {
 		t.Error("the URL token reached the log")
+	}
+}
+
+// TestRevokedTokenEndsLiveVideo revokes the token of a viewer while it
+// watches: its stream closes at the next check.
+func TestRevokedTokenEndsLiveVideo(t *testing.T) {
+	ve := newVideoEnv(t)
+	id, _ := ve.addCamera(1, "CAM-REVOKE")
+	r := ve.do("POST", "/api/v1/tokens", []byte(`{"name":"wall display","role":"operator"}`))
+	if r.status != 201 {
+		t.Fatalf("token: %d %s", r.status, r.body)
+	}
+	tok := r.json(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, ve.wsURL(fmt.Sprintf("/api/v1/cameras/%d/live?stream=sub", id)),
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok["secret"].(string)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(16 << 20)
+	for binary := 0; binary < 2; {
+		typ, _, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("before revoking: %v", err)
+		}
+		if typ == websocket.MessageBinary {
+			binary++
+		}
+	}
+	if r := ve.do("DELETE", fmt.Sprintf("/api/v1/tokens/%v", tok["token"].(map[string]any)["id"]), nil); r.status != 204 && r.status != 200 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+				t.Errorf("stream ended with %v, want a policy-violation close", err)
+			}
+			return
+		}
 	}
 }

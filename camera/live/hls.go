@@ -31,6 +31,7 @@ type HLS struct {
 	inits    map[int][]byte
 	segs     []hlsSegment
 	nextSeq  int
+	target   int
 	lastUsed time.Time
 	err      error
 	changed  chan struct{}
@@ -45,7 +46,7 @@ type hlsSegment struct {
 }
 
 func newHLS() *HLS {
-	return &HLS{inits: map[int][]byte{}, lastUsed: time.Now(), changed: make(chan struct{}), done: make(chan struct{})}
+	return &HLS{inits: map[int][]byte{}, target: hlsTarget / stream.ClockRate, lastUsed: time.Now(), changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // run cuts the hub's pictures into segments until ctx ends, the stream
@@ -80,8 +81,6 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 		close(h.changed)
 		h.changed = make(chan struct{})
 	}
-	idle := time.NewTicker(hlsIdle / 4)
-	defer idle.Stop()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, hlsIdle/4)
 		var err error
@@ -113,10 +112,18 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 				initID++
 				h.mu.Lock()
 				h.inits[initID] = init
+				// Keep only the inits the kept segments can name.
+				delete(h.inits, initID-hlsKept)
 				h.mu.Unlock()
 			}
-			if au.Key && len(cur) > 0 && (au.DTS-cur[0].DTS >= hlsTarget || curSize > hlsMaxBytes) {
+			if au.Key && len(cur) > 0 && au.DTS-cur[0].DTS >= hlsTarget {
 				flush(au.DTS)
+				cur, curSize = cur[:0], 0
+			}
+			if curSize > hlsMaxBytes {
+				// A camera with keyframes too far apart: drop the segment
+				// rather than hold it all, and start at the next keyframe.
+				clear(cur)
 				cur, curSize = cur[:0], 0
 			}
 			if len(cur) == 0 && !au.Key {
@@ -174,13 +181,15 @@ func (h *HLS) playlistLocked(query string) []byte {
 	if len(segs) > hlsListed {
 		segs = segs[len(segs)-hlsListed:]
 	}
-	target := 1.0
+	// The target duration must not change during a playlist's life: it
+	// only grows, from the configured one.
 	for _, s := range segs {
-		target = max(target, math.Ceil(s.dur))
+		h.target = max(h.target, int(math.Ceil(s.dur)))
 	}
+	target := h.target
 	var b strings.Builder
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n",
-		int(target), segs[0].seq)
+		target, segs[0].seq)
 	initID := 0
 	for i, s := range segs {
 		if s.init != initID {
@@ -223,41 +232,65 @@ func (h *HLS) Segment(seq int) ([]byte, error) {
 // the stream) when needed.
 func (m *Manager) HLS(ctx context.Context, id int64, name string) (*HLS, error) {
 	key := Key{id, name}
-	m.mu.Lock()
-	if h := m.hls[key]; h != nil {
-		select {
-		case <-h.done:
-		default:
-			m.mu.Unlock()
-			return h, nil
-		}
+	if h := m.runningHLS(key); h != nil {
+		return h, nil
 	}
-	m.mu.Unlock()
 	hub, release, err := m.Acquire(ctx, id, name)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if h := m.hls[key]; h != nil {
-		select {
-		case <-h.done:
-		default:
-			release()
-			return h, nil
-		}
+	if h := m.hls[key]; h != nil && !h.ended() {
+		// Another request started one meanwhile; release outside the lock
+		// (release takes it).
+		m.mu.Unlock()
+		release()
+		return h, nil
 	}
 	if m.ctx == nil {
+		m.mu.Unlock()
 		release()
 		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "video is not running")
 	}
 	h := newHLS()
+	// Segment numbers go on from the last muxer of this stream, so a
+	// player never sees the media sequence go back.
+	h.nextSeq = m.hlsSeq[key]
 	m.hls[key] = h
+	ctx = m.ctx
 	m.wg.Add(1)
-	go func(ctx context.Context) {
+	m.mu.Unlock()
+	go func() {
 		defer m.wg.Done()
 		defer release()
 		h.run(ctx, hub)
-	}(m.ctx)
+		m.mu.Lock()
+		if m.hls[key] == h {
+			delete(m.hls, key)
+		}
+		h.mu.Lock()
+		m.hlsSeq[key] = h.nextSeq
+		h.segs, h.inits = nil, nil
+		h.mu.Unlock()
+		m.mu.Unlock()
+	}()
 	return h, nil
+}
+
+func (m *Manager) runningHLS(key Key) *HLS {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := m.hls[key]; h != nil && !h.ended() {
+		return h
+	}
+	return nil
+}
+
+func (h *HLS) ended() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
 }

@@ -493,3 +493,83 @@ func TestVDKClient(t *testing.T) {
 		})
 	}
 }
+
+// TestHLSConcurrentStart asks for one camera's HLS from many requests at
+// once: one muxer runs, the others' acquisitions are released, and nothing
+// locks up.
+func TestHLSConcurrentStart(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
+	var wg sync.WaitGroup
+	muxers := make([]*HLS, 20)
+	for i := range muxers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := r.m.HLS(context.Background(), 1, Sub)
+			if err != nil {
+				t.Error(err)
+			}
+			muxers[i] = h
+		}()
+	}
+	wg.Wait()
+	for _, h := range muxers[1:] {
+		if h != muxers[0] {
+			t.Fatal("two HLS muxers for one stream")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pl, err := muxers[0].Playlist(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(pl), "#EXT-X-TARGETDURATION:2") || !strings.Contains(string(pl), "seg-0.m4s") {
+		t.Errorf("playlist:\n%s", pl)
+	}
+	if st := r.m.Stats(); len(st) != 1 || st[0].Hub.Viewers != 1 {
+		t.Errorf("stats %+v: want one stream with the muxer as its one viewer", st)
+	}
+}
+
+// TestBrokenSubStreamDoesNotFlap: a camera whose sub stream fails while its
+// main stream plays stays online; its status does not flap.
+func TestBrokenSubStreamDoesNotFlap(t *testing.T) {
+	noLeaks(t)
+	r := startRig(t, 1, camsim.FaultNone, pull.Config{MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	src := r.m.cfg.Sources.(*sources)
+	src.mu.Lock()
+	s := src.all[1]
+	s.SubURL = strings.Replace(s.SubURL, "/cam/1/sub", "/cam/99/sub", 1)
+	src.all[1] = s
+	src.mu.Unlock()
+	_, releaseMain, err := r.m.Acquire(context.Background(), 1, Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseMain()
+	if sc := <-r.states; sc.st.Status != pull.StatusOnline {
+		t.Fatalf("first state %+v, want online", sc.st)
+	}
+	_, releaseSub, err := r.m.Acquire(context.Background(), 1, Sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseSub()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := r.m.State(1, Sub); st.Status == pull.StatusOffline && st.Reconnects >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the broken sub stream never failed")
+		}
+		waitBriefly()
+	}
+	select {
+	case sc := <-r.states:
+		t.Errorf("camera status changed to %+v while its main stream plays", sc.st)
+	default:
+	}
+}

@@ -62,8 +62,10 @@ type Config struct {
 	// URL, Hub, Logger and OnState are filled in per stream.
 	Pull pull.Config
 	Hub  stream.HubOptions
-	// OnState receives every status change of every stream, in order per
-	// stream, from one goroutine; it may block (it writes to the database).
+	// OnState receives every status change of every camera (online while
+	// any of its streams is), in order per camera, from one goroutine; it
+	// may block (it writes to the database). Key names the stream the
+	// state is from.
 	OnState func(context.Context, Key, pull.State)
 }
 
@@ -76,11 +78,13 @@ type Manager struct {
 	ctx     context.Context // Run's; nil before Run and after it returns
 	entries map[Key]*entry
 	hls     map[Key]*HLS
+	hlsSeq  map[Key]int
 	wg      sync.WaitGroup
 
-	states  chan struct{}
-	pending map[Key]pull.State
-	order   []Key
+	states   chan struct{}
+	pending  map[int64]keyState
+	order    []int64
+	reported map[int64]pull.State // last status passed on, per camera
 }
 
 type entry struct {
@@ -106,8 +110,8 @@ func NewManager(cfg Config) *Manager {
 	if cfg.OnState == nil {
 		cfg.OnState = func(context.Context, Key, pull.State) {}
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{},
-		states: make(chan struct{}, 1), pending: map[Key]pull.State{}}
+	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{}, hlsSeq: map[Key]int{},
+		states: make(chan struct{}, 1), pending: map[int64]keyState{}, reported: map[int64]pull.State{}}
 }
 
 // Run serves until ctx ends, then stops every stream and returns once all
@@ -144,16 +148,16 @@ func (m *Manager) Run(ctx context.Context) error {
 // flushStates hands the pending status changes to OnState.
 func (m *Manager) flushStates(ctx context.Context) {
 	m.mu.Lock()
-	keys := m.order
+	ids := m.order
 	m.order = nil
-	states := make([]pull.State, len(keys))
-	for i, k := range keys {
-		states[i] = m.pending[k]
-		delete(m.pending, k)
+	states := make([]keyState, len(ids))
+	for i, id := range ids {
+		states[i] = m.pending[id]
+		delete(m.pending, id)
 	}
 	m.mu.Unlock()
-	for i, k := range keys {
-		m.cfg.OnState(ctx, k, states[i])
+	for _, ks := range states {
+		m.cfg.OnState(ctx, ks.key, ks.st)
 	}
 }
 
@@ -216,17 +220,42 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 	return e, nil
 }
 
+// noteState turns a stream's status change into the camera's: a camera
+// is online while any of its running streams is (a broken sub stream
+// does not make a camera with a good main stream flap), and otherwise
+// takes the state just reported. Only a change of the camera's status or
+// reason is passed on.
 func (m *Manager) noteState(key Key, st pull.State) {
 	m.mu.Lock()
-	if _, ok := m.pending[key]; !ok {
-		m.order = append(m.order, key)
+	agg, aggKey := st, key
+	if st.Status != pull.StatusOnline {
+		for _, name := range []string{Main, Sub} {
+			if e := m.entries[Key{key.Camera, name}]; e != nil && name != key.Stream {
+				if os := e.sup.State(); os.Status == pull.StatusOnline {
+					agg, aggKey = os, e.key
+				}
+			}
+		}
 	}
-	m.pending[key] = st
+	if last, ok := m.reported[key.Camera]; ok && last.Status == agg.Status && last.Reason == agg.Reason {
+		m.mu.Unlock()
+		return
+	}
+	m.reported[key.Camera] = agg
+	if _, ok := m.pending[key.Camera]; !ok {
+		m.order = append(m.order, key.Camera)
+	}
+	m.pending[key.Camera] = keyState{aggKey, agg}
 	m.mu.Unlock()
 	select {
 	case m.states <- struct{}{}:
 	default:
 	}
+}
+
+type keyState struct {
+	key Key
+	st  pull.State
 }
 
 func (m *Manager) release(e *entry) {

@@ -144,6 +144,12 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 				return err
 			}
 		}
+		// The GOP burst at the start (or a backlog) can be megabytes: do
+		// not keep that much per viewer for the rest of its stream.
+		if cap(buf) > 256<<10 {
+			buf = nil
+		}
+		clear(batch)
 	}
 }
 

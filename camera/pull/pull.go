@@ -151,8 +151,15 @@ func (t *timeline) place(dts, pts int64) (int64, int64, int64) {
 		pts = dts
 	}
 	if t.lastDTS >= 0 {
-		if d := dts - t.lastDTS; d > 0 && d < 10*stream.ClockRate {
+		// The picture interval, for the duration of a picture whose
+		// successor has not come yet. A gap (pictures dropped after a
+		// loss) is not an interval: only one up to 1.5 times the current
+		// estimate replaces it at once; longer ones (a camera that really
+		// slowed down) pull it up slowly.
+		if d := dts - t.lastDTS; d > 0 && d <= 3*t.lastDur/2 {
 			t.lastDur = d
+		} else if d > 0 && d < stream.ClockRate {
+			t.lastDur += (d - t.lastDur) / 8
 		}
 	}
 	t.lastDTS = dts
@@ -172,6 +179,10 @@ type assembler struct {
 	params  *stream.Params
 	waitKey bool
 	now     func() time.Time
+	// pending: the decoder holds packets of a picture not finished yet,
+	// whose timestamp is pendingTS.
+	pending   bool
+	pendingTS uint32
 
 	lost, dropped int64
 }
@@ -195,6 +206,7 @@ func (a *assembler) reset() error {
 	a.dtsx = h264.DTSExtractor{}
 	a.dtsx.Initialize()
 	a.waitKey = true
+	a.pending = false
 	return a.dec.Init()
 }
 
@@ -206,9 +218,23 @@ func (a *assembler) packet(pkt *rtp.Packet) *stream.AccessUnit {
 		// The loss detector has seen this packet; feed it to a clean decoder.
 	}
 	nalus, err := a.dec.Decode(pkt)
+	ts := pkt.Timestamp
 	switch {
 	case err == nil:
-	case errors.Is(err, rtph264.ErrMorePacketsNeeded), errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious):
+		// Without marker bits the decoder finishes a picture when the
+		// next one's first packet arrives, and keeps that packet: the
+		// picture returned is the pending one, with its own timestamp.
+		if a.pending && a.pendingTS != pkt.Timestamp {
+			ts, a.pendingTS = a.pendingTS, pkt.Timestamp
+		} else {
+			a.pending = false
+		}
+	case errors.Is(err, rtph264.ErrMorePacketsNeeded):
+		if !a.pending {
+			a.pending, a.pendingTS = true, pkt.Timestamp
+		}
+		return nil
+	case errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious):
 		return nil
 	default:
 		// A missing FU-A fragment or a malformed packet: the picture is lost.
@@ -218,7 +244,7 @@ func (a *assembler) packet(pkt *rtp.Packet) *stream.AccessUnit {
 	}
 	// Timestamps are read before anything is dropped, so the unwrapping
 	// sees every picture.
-	ext := a.tl.unwrap(pkt.Timestamp)
+	ext := a.tl.unwrap(ts)
 	return a.picture(nalus, ext)
 }
 
@@ -246,13 +272,17 @@ func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 			out = append(out, n)
 		}
 	}
+	key := stream.IsKey(out)
 	if sps != nil {
 		a.sps = sps
 	}
 	if pps != nil {
 		a.pps = pps
 	}
-	if len(a.sps) > 0 && len(a.pps) > 0 && !a.params.Same(a.sps, a.pps) {
+	// New parameters take effect at a keyframe only: a camera that repeats
+	// or flips them between pictures must not make every viewer start
+	// over (a new init segment each time).
+	if (key || a.params == nil) && len(a.sps) > 0 && len(a.pps) > 0 && !a.params.Same(a.sps, a.pps) {
 		p, err := stream.NewParams(a.sps, a.pps)
 		if err != nil {
 			a.log.Warn("camera sent a bad SPS", "err", err)
@@ -260,7 +290,6 @@ func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 			a.params = p
 		}
 	}
-	key := stream.IsKey(out)
 	if a.waitKey && !key || a.params == nil || len(out) == 0 {
 		a.dropped++
 		return nil

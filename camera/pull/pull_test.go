@@ -94,21 +94,31 @@ func TestAssembler(t *testing.T) {
 		clip       string
 		start      uint32
 		maxPayload int
+		noMarker   bool
 	}{
 		// FU-A fragments for big pictures, the usual case.
-		{"fu-a", camsim.ClipMain, 1000, 1400},
+		{"fu-a", camsim.ClipMain, 1000, 1400, false},
 		// Whole pictures in STAP-A packets: vdk misses these keyframes.
-		{"stap-a", camsim.ClipSub, 1000, 60000},
+		{"stap-a", camsim.ClipSub, 1000, 60000, false},
 		// Four slices a picture: one access unit, not four.
-		{"multi-slice", camsim.ClipSlices, 1000, 1400},
+		{"multi-slice", camsim.ClipSlices, 1000, 1400, false},
 		// The 32-bit RTP clock wraps in the middle.
-		{"wrap", camsim.ClipMain, 0xFFFFFFFF - 50*3600, 1400},
+		{"wrap", camsim.ClipMain, 0xFFFFFFFF - 50*3600, 1400, false},
+		// Cameras that set no marker bit: a picture ends when the next
+		// one's first packet comes, and keeps its own timestamp.
+		{"no-marker", camsim.ClipMain, 1000, 1400, true},
+		{"no-marker-stap-a", camsim.ClipSub, 1000, 60000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pkts, n := packets(t, tc.clip, tc.start, tc.maxPayload, 2)
+			if tc.noMarker {
+				for _, p := range pkts {
+					p.Marker = false
+				}
+				// The last picture waits for a next one that never comes.
+				n--
+			}
 			aus := feed(newTestAssembler(t, newTimeline()), pkts)
-			// The last picture waits for the next one's first packet when
-			// a camera sends no marker; here it has markers: all arrive.
 			if len(aus) != n {
 				t.Fatalf("%d pictures out of %d in", len(aus), n)
 			}

@@ -37,6 +37,9 @@ type lease struct {
 	s       *Server
 	release func()
 	once    sync.Once
+	// token admitted the lease; the session's writer checks it again now
+	// and then, so a revoked token's stream ends.
+	token string
 }
 
 // close closes the ServerStream and calls release, the first time only.
@@ -156,7 +159,8 @@ func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path, que
 	ctx, cancel := context.WithTimeout(h.ctx, s.cfg.ReadyTimeout)
 	defer cancel()
 	// Access first: an unauthorised client must not start a camera.
-	if err := s.cfg.Access(ctx, requestToken(req, query), id); err != nil {
+	token := requestToken(req, query)
+	if err := s.cfg.Access(ctx, token, id); err != nil {
 		st := statusOf(err)
 		if st == base.StatusInternalServerError {
 			log.Error("rtspserve: access check failed", "err", errText(err))
@@ -183,7 +187,7 @@ func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path, que
 	if release == nil {
 		release = func() {}
 	}
-	l := &lease{key: key{id, name}, hub: hub, s: s, release: release}
+	l := &lease{key: key{id, name}, hub: hub, s: s, release: release, token: token}
 	s.track(l)
 	params, err := hub.Ready(ctx)
 	if err == nil {

@@ -297,6 +297,7 @@ type fakes struct {
 	rel      chan int    // gets an acquisition's number when it is released
 	acq      chan int    // gets an acquisition's number when it is made
 	accesses atomic.Int64
+	revoked  atomic.Bool // goodToken no longer grants anything
 }
 
 func newFakes() *fakes {
@@ -307,6 +308,9 @@ func (f *fakes) access(ctx context.Context, token string, id int64) error {
 	f.accesses.Add(1)
 	switch token {
 	case goodToken:
+		if f.revoked.Load() {
+			return gridwatch.Errorf(gridwatch.EUnauthenticated, "the token was revoked")
+		}
 	case forbiddenToken:
 		return gridwatch.Errorf(gridwatch.EForbidden, "not your camera")
 	default:
@@ -416,6 +420,7 @@ type envOptions struct {
 	readyTimeout time.Duration
 	writeTimeout time.Duration
 	hub          stream.HubOptions
+	recheck      time.Duration
 	sndbuf       int // SO_SNDBUF of the server's connections, 0 = the kernel's
 }
 
@@ -438,6 +443,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 		Acquire:      e.fakes.acquire,
 		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ReadyTimeout: o.readyTimeout,
+		Recheck:      o.recheck,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -128,6 +128,10 @@ type Config struct {
 	// picture before answering 503 (default DefaultReadyTimeout). It bounds
 	// the whole admission: Access, Acquire and the wait.
 	ReadyTimeout time.Duration
+	// Recheck is how often a playing session's token is checked again with
+	// Access (default 30 s): a revoked token, a disabled account or a
+	// narrowed grid scope ends the session.
+	Recheck time.Duration
 }
 
 // Validate checks the configuration.
@@ -187,6 +191,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = 30 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -804,3 +804,21 @@ func naluTypes(nalus [][]byte) []h264.NALUType {
 	}
 	return ts
 }
+
+// TestRevokedTokenEndsSession revokes the token of a playing client: at the
+// next access check its session ends and its acquisition is released.
+func TestRevokedTokenEndsSession(t *testing.T) {
+	c := testClip(t, smallClip)
+	e := startEnv(t, envOptions{recheck: 100 * time.Millisecond})
+	src := newSource(e.main, c)
+	src.publish(5)
+	src.run(t, 10*time.Millisecond)
+	p := startPlayer(t, e.url("/cameras/1", goodToken))
+	p.next(t)
+	e.fakes.revoked.Store(true)
+	e.fakes.waitRelease(t, 1)
+	if got := e.srv.Stats().Sessions; got != 0 {
+		t.Errorf("Stats().Sessions = %d after revocation, want 0", got)
+	}
+	p.close()
+}

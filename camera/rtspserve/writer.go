@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -139,6 +140,9 @@ func (w *writer) stop() {
 	})
 }
 
+// errRevoked ends a session whose token no longer grants the camera.
+var errRevoked = errors.New("access withdrawn")
+
 func (w *writer) run(ctx context.Context) {
 	defer w.s.writers.Done()
 	defer w.viewer.Close()
@@ -152,6 +156,8 @@ func (w *writer) run(ctx context.Context) {
 		log.Info("rtspserve: client too slow, closing")
 	case errors.Is(err, stream.ErrClosed):
 		log.Info("rtspserve: stream ended, closing")
+	case errors.Is(err, errRevoked):
+		log.Info("rtspserve: access withdrawn, closing", "reason", err.Error())
 	default:
 		// A write failed or timed out, maybe in the middle of a frame:
 		// the connection is of no further use.
@@ -170,11 +176,28 @@ func (w *writer) loop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	var batch []*stream.AccessUnit
+	recheck := time.Now().Add(w.s.cfg.Recheck)
 	for {
+		// Wait for pictures until the next access check is due.
+		nctx, cancel := context.WithDeadline(ctx, recheck)
 		var err error
-		batch, err = w.viewer.Next(ctx, batch)
+		batch, err = w.viewer.Next(nctx, batch)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if err := w.s.cfg.Access(ctx, w.lease.token, w.lease.key.camera); err != nil {
+				return fmt.Errorf("%w: %s", errRevoked, codeOf(err))
+			}
+			recheck = time.Now().Add(w.s.cfg.Recheck)
+			continue
+		}
 		if err != nil {
 			return err
+		}
+		if time.Now().After(recheck) {
+			if err := w.s.cfg.Access(ctx, w.lease.token, w.lease.key.camera); err != nil {
+				return fmt.Errorf("%w: %s", errRevoked, codeOf(err))
+			}
+			recheck = time.Now().Add(w.s.cfg.Recheck)
 		}
 		err = w.send(ctx, batch)
 		clear(batch) // let the pictures go; the hub decides how long they live

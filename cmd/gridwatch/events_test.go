@@ -22,7 +22,7 @@ import (
 // startMainDB runs the real wiring on 127.0.0.1:0 against the database at dsn.
 func startMainDB(t *testing.T, dsn string) *Main {
 	t.Helper()
-	args := []string{"--addr", "127.0.0.1:0", "--data-dir", dataDir(t), "--database-url", dsn, "--admin-token", testAdminToken}
+	args := []string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dataDir(t), "--database-url", dsn, "--admin-token", testAdminToken}
 	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -142,7 +142,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 func TestRecoverAfterKill(t *testing.T) {
 	dir := dataDir(t)
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS=serve --addr 127.0.0.1:0 --data-dir "+dir+" --log-format text")
+	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS=serve --addr 127.0.0.1:0 --rtsp-addr 127.0.0.1:0 --data-dir "+dir+" --log-format text")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestRecoverAfterKill(t *testing.T) {
 // database gets user "admin" with a generated password, shown once.
 func TestFirstStartCreatesAdmin(t *testing.T) {
 	dir := dataDir(t)
-	cfg, err := LoadConfig("serve", []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, envOf(nil), io.Discard)
+	cfg, err := LoadConfig("serve", []string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dir}, envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

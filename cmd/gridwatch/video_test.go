@@ -53,11 +53,14 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 			ID     int64
 			Code   string
 			Status string
+			Reason string `json:"status_reason"`
 		}
 	}
-	getJSON(t, m.URL()+"/api/v1/cameras?status=online", &cams)
-	if len(cams.Cameras) != demoCameras {
-		t.Fatalf("%d cameras online in the registry, want %d", len(cams.Cameras), demoCameras)
+	getJSON(t, m.URL()+"/api/v1/cameras", &cams)
+	for _, c := range cams.Cameras {
+		if c.Status != "online" {
+			t.Errorf("camera %s is %s (%s) after its online event", c.Code, c.Status, c.Reason)
+		}
 	}
 	id := cams.Cameras[0].ID
 

@@ -54,7 +54,7 @@ lint: ## go vet, gofmt and go mod tidy check
 	$(GO) mod tidy -diff
 
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s); new finds stay in <pkg>/testdata/fuzz
-	@for f in $$(grep -l 'func Fuzz' */*_test.go); do d=$$(dirname $$f); \
+	@for f in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules 'func Fuzz' .); do d=$$(dirname $$f); \
 		for t in $$(grep -ho 'func Fuzz[A-Za-z0-9]*' $$f | cut -d' ' -f2); do \
 		$(GO) test ./$$d -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done; done
 

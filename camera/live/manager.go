@@ -67,6 +67,9 @@ type Config struct {
 	// may block (it writes to the database). Key names the stream the
 	// state is from.
 	OnState func(context.Context, Key, pull.State)
+	// Record, when set, records a recording camera's main stream from its
+	// hub until ctx ends; the manager runs it while the camera records.
+	Record func(ctx context.Context, camera int64, hub *stream.Hub) error
 }
 
 // Manager owns the running camera streams.
@@ -97,6 +100,9 @@ type entry struct {
 	users  int
 	pinned bool
 	idle   *time.Timer
+	ctx    context.Context
+	// stopRecording ends the entry's recorder; nil when none runs.
+	stopRecording context.CancelFunc
 }
 
 // NewManager makes a manager; Run starts it.
@@ -203,7 +209,7 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 		m.stopLocked(e)
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	e = &entry{key: key, url: url, cancel: cancel, done: make(chan struct{})}
+	e = &entry{key: key, url: url, cancel: cancel, done: make(chan struct{}), ctx: ctx}
 	e.hub = stream.NewHub(m.cfg.Hub)
 	pc := m.cfg.Pull
 	pc.URL, pc.Hub = url, e.hub
@@ -333,10 +339,25 @@ func (m *Manager) Refresh(ctx context.Context) error {
 			e.idle.Stop()
 			e.idle = nil
 		}
+		if m.cfg.Record != nil && e.stopRecording == nil {
+			rctx, stop := context.WithCancel(e.ctx)
+			e.stopRecording = stop
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				if err := m.cfg.Record(rctx, k.Camera, e.hub); err != nil {
+					m.log.Error("recorder stopped", "camera", k.Camera, "err", err)
+				}
+			}()
+		}
 	}
 	for k, e := range m.entries {
 		if e.pinned && !want[k] {
 			e.pinned = false
+			if e.stopRecording != nil {
+				e.stopRecording()
+				e.stopRecording = nil
+			}
 			if e.users == 0 {
 				m.stopLocked(e)
 			}

@@ -1,0 +1,185 @@
+package record
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+
+	"gridwatch/camera/stream"
+)
+
+// ReconcileReport says what Reconcile did.
+type ReconcileReport struct {
+	// Indexed files were on disk but not in the index (the file being
+	// written when the process stopped); Truncated of them ended in a torn
+	// fragment, which was cut off. Removed files held no whole fragment.
+	// Missing rows point at files that are gone.
+	Indexed, Truncated, Removed, Missing int
+}
+
+// Reconcile brings disk and index together at start, before recording:
+// files without rows are indexed (a torn last fragment cut off) or removed,
+// rows without files are marked missing.
+func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	known := map[string]bool{}
+	rows, err := r.store.pool.Query(ctx, `SELECT path FROM recordings WHERE status = 'ok'`)
+	if err != nil {
+		return rep, fmt.Errorf("record: reconcile: %w", err)
+	}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return rep, err
+		}
+		known[p] = false
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, err
+	}
+	err = filepath.WalkDir(r.cfg.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".mp4") {
+			return nil
+		}
+		rel, _ := filepath.Rel(r.cfg.Dir, path)
+		if _, ok := known[rel]; ok {
+			known[rel] = true
+			return nil
+		}
+		rec, truncated, err := scanFile(r.cfg.Dir, rel)
+		if err != nil {
+			r.cfg.Logger.Warn("recording: unreadable file removed", "file", rel, "err", err)
+			rep.Removed++
+			return os.Remove(path)
+		}
+		if err := r.store.Add(ctx, rec); err != nil {
+			return err
+		}
+		rep.Indexed++
+		if truncated {
+			rep.Truncated++
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("record: reconcile: %w", err)
+	}
+	for p, seen := range known {
+		if seen {
+			continue
+		}
+		if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET status = 'missing' WHERE path = $1`, p); err != nil {
+			return rep, fmt.Errorf("record: reconcile: %w", err)
+		}
+		rep.Missing++
+	}
+	return rep, nil
+}
+
+// scanFile reads a recorded file back: its camera and start from its path,
+// its codec from the init segment, its fragments from the moof boxes. A
+// torn last fragment is cut off the file.
+func scanFile(dir, rel string) (Recording, bool, error) {
+	rec := Recording{Path: rel}
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) != 3 {
+		return rec, false, errors.New("not <camera>/<day>/<start>.mp4")
+	}
+	cam, err1 := strconv.ParseInt(parts[0], 10, 64)
+	ms, err2 := strconv.ParseInt(strings.TrimSuffix(parts[2], ".mp4"), 10, 64)
+	if err1 != nil || err2 != nil {
+		return rec, false, errors.New("not <camera>/<day>/<start>.mp4")
+	}
+	rec.Camera, rec.Start = cam, time.UnixMilli(ms)
+	path := filepath.Join(dir, rel)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rec, false, err
+	}
+	// Top-level boxes: ftyp, moov, then moof+mdat pairs.
+	type box struct {
+		typ        string
+		start, end int
+	}
+	var boxes []box
+	for off := 0; off+8 <= len(data); {
+		size := int(binary.BigEndian.Uint32(data[off:]))
+		if size < 8 || off+size > len(data) {
+			break
+		}
+		boxes = append(boxes, box{string(data[off+4 : off+8]), off, off + size})
+		off += size
+	}
+	if len(boxes) < 2 || boxes[0].typ != "ftyp" || boxes[1].typ != "moov" {
+		return rec, false, errors.New("no initialisation segment")
+	}
+	var init fmp4.Init
+	if err := init.Unmarshal(bytes.NewReader(data[:boxes[1].end])); err != nil {
+		return rec, false, err
+	}
+	codec, ok := init.Tracks[0].Codec.(*fmp4.CodecH264)
+	if !ok {
+		return rec, false, errors.New("not H.264")
+	}
+	p, err := stream.NewParams(codec.SPS, codec.PPS)
+	if err != nil {
+		return rec, false, err
+	}
+	rec.Codec, rec.Width, rec.Height, rec.InitSize = p.Codec, p.Width, p.Height, boxes[1].end
+	end := boxes[1].end
+	var first uint64
+	for i := 2; i+1 < len(boxes); i += 2 {
+		if boxes[i].typ != "moof" || boxes[i+1].typ != "mdat" {
+			break
+		}
+		var ps fmp4.Parts
+		if err := ps.Unmarshal(data[boxes[i].start:boxes[i+1].end]); err != nil || len(ps) != 1 || len(ps[0].Tracks) != 1 {
+			break
+		}
+		tr := ps[0].Tracks[0]
+		if len(rec.Fragments) == 0 {
+			first = tr.BaseTime
+		}
+		var dur uint64
+		for _, s := range tr.Samples {
+			dur += uint64(s.Duration)
+		}
+		rec.Fragments = append(rec.Fragments, Fragment{
+			Offset: int64(boxes[i].start), Size: int64(boxes[i+1].end - boxes[i].start),
+			Start:    stream.Duration(int64(tr.BaseTime - first)).Milliseconds(),
+			Duration: stream.Duration(int64(dur)).Milliseconds(),
+		})
+		end = boxes[i+1].end
+	}
+	if len(rec.Fragments) == 0 {
+		return rec, false, errors.New("no whole fragment")
+	}
+	truncated := end < len(data)
+	if truncated {
+		if err := os.Truncate(path, int64(end)); err != nil {
+			return rec, false, err
+		}
+	}
+	last := rec.Fragments[len(rec.Fragments)-1]
+	rec.End = rec.Start.Add(time.Duration(last.Start+last.Duration) * time.Millisecond)
+	rec.Bytes = int64(end)
+	return rec, truncated, nil
+}

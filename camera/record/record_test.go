@@ -1,0 +1,197 @@
+package record_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"gridwatch/camera"
+	"gridwatch/camera/camsim"
+	"gridwatch/camera/live"
+	"gridwatch/camera/pull"
+	"gridwatch/camera/record"
+	"gridwatch/geo"
+	"gridwatch/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// recordFor runs camsim and a recording camera for about d, then stops
+// everything; it returns the camera id, the recordings directory and the
+// time range recorded.
+func recordFor(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration) (int64, time.Time, time.Time) {
+	t.Helper()
+	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cams := camera.NewStore(pool)
+	sp := camera.Spec{Code: "REC-1", Name: "recording camera", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}},
+		MainURL: sim.URL(1, "main"), Record: true}
+	if err := sp.Check(geo.CRSWGS84); err != nil {
+		t.Fatal(err)
+	}
+	cam, err := cams.Create(context.Background(), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record.NewRecorder(record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}, record.NewStore(pool))
+	m := live.NewManager(live.Config{Sources: cams, Record: rec.Record, Pull: pull.Config{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
+	go func() { defer wg.Done(); _ = m.Run(ctx) }()
+	start := time.Now()
+	<-time.After(d) // recording for a fixed length is the point of the test
+	cancel()
+	wg.Wait()
+	return cam.ID, start, time.Now()
+}
+
+func TestRecordIndexAndPlayback(t *testing.T) {
+	pool := testdb.New(t)
+	dir := t.TempDir()
+	id, from, to := recordFor(t, pool, dir, 8*time.Second)
+	store := record.NewStore(pool)
+	recs, gaps, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) < 2 || len(gaps) != 0 {
+		t.Fatalf("%d files and %d gaps after 8 s in files of 3 s", len(recs), len(gaps))
+	}
+	var total time.Duration
+	for i, r := range recs {
+		if r.Codec == "" || r.Width != 640 || r.InitSize == 0 || len(r.Fragments) == 0 || r.Status != "ok" {
+			t.Errorf("recording %d: %+v", i, r)
+		}
+		if i > 0 && r.Start.Sub(recs[i-1].End).Abs() > 300*time.Millisecond {
+			t.Errorf("files %d and %d: %v apart, want back to back", i-1, i, r.Start.Sub(recs[i-1].End))
+		}
+		st, err := os.Stat(filepath.Join(dir, r.Path))
+		if err != nil || st.Size() != r.Bytes {
+			t.Errorf("file %s: %v, size %d, indexed %d", r.Path, err, st.Size(), r.Bytes)
+		}
+		total += r.End.Sub(r.Start)
+	}
+	if total < 5*time.Second || total > 9*time.Second {
+		t.Errorf("%v recorded in 8 s", total)
+	}
+
+	// HLS VOD of the whole range, read by ffprobe from the files.
+	pl, err := record.Playlist(recs, from.Add(-time.Minute), to, func(r record.Recording) string { return filepath.Join(dir, r.Path) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	plPath := filepath.Join(t.TempDir(), "playback.m3u8")
+	if err := os.WriteFile(plPath, pl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
+			t.Fatal("ffprobe is required (scripts/install-deps.sh test)")
+		}
+		t.Skip("ffprobe not installed (make test installs it)")
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-allowed_extensions", "ALL", "-show_entries", "format=duration:stream=codec_name,width",
+		"-of", "json", plPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v: %s\n%s", err, out, pl)
+	}
+	var probe struct {
+		Format  struct{ Duration string }
+		Streams []struct {
+			Codec string `json:"codec_name"`
+			Width int
+		}
+	}
+	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) == 0 {
+		t.Fatalf("ffprobe: %s", out)
+	}
+	dur, _ := strconv.ParseFloat(probe.Format.Duration, 64)
+	t.Logf("%d files, %v indexed, ffprobe reads %.2f s", len(recs), total, dur)
+	if probe.Streams[0].Codec != "h264" || (time.Duration(dur*float64(time.Second))-total).Abs() > time.Second {
+		t.Errorf("ffprobe: %s, duration %.2f s, want h264 and %v within 1 s", out, dur, total)
+	}
+
+	// A range with nothing in it says so.
+	if _, err := record.Playlist(recs, to.Add(time.Hour), to.Add(2*time.Hour), func(record.Recording) string { return "" }); err == nil {
+		t.Error("a playlist for a range without footage")
+	}
+}
+
+func TestReconcileAfterCrash(t *testing.T) {
+	pool := testdb.New(t)
+	dir := t.TempDir()
+	id, from, to := recordFor(t, pool, dir, 5*time.Second)
+	store := record.NewStore(pool)
+	recs, _, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
+	if err != nil || len(recs) < 2 {
+		t.Fatalf("%d recordings: %v", len(recs), err)
+	}
+	// As after a power cut: the last file was never indexed and its last
+	// fragment is torn; another file vanished from the disk.
+	last, gone := recs[len(recs)-1], recs[0]
+	if _, err := pool.Exec(context.Background(), `DELETE FROM recordings WHERE id = $1`, last.ID); err != nil {
+		t.Fatal(err)
+	}
+	lastFrag := last.Fragments[len(last.Fragments)-1]
+	if err := os.Truncate(filepath.Join(dir, last.Path), lastFrag.Offset+lastFrag.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, gone.Path)); err != nil {
+		t.Fatal(err)
+	}
+	// And a file that never got a whole fragment.
+	stub := filepath.Join(dir, fmt.Sprint(id), "2026-01-01", "1767225600000.mp4")
+	if err := os.MkdirAll(filepath.Dir(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stub, []byte("\x00\x00\x00\x08ftyp"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := record.NewRecorder(record.Config{Dir: dir}, store).Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Indexed != 1 || rep.Truncated != 1 || rep.Missing != 1 || rep.Removed != 1 {
+		t.Errorf("reconcile: %+v, want 1 indexed (truncated), 1 missing, 1 removed", rep)
+	}
+	again, _, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back record.Recording
+	for _, r := range again {
+		if r.Path == last.Path {
+			back = r
+		}
+		if r.Path == gone.Path && r.Status != "missing" {
+			t.Errorf("the vanished file is %q, want missing", r.Status)
+		}
+	}
+	if len(back.Fragments) != len(last.Fragments)-1 || back.Start.UnixMilli() != last.Start.UnixMilli() {
+		t.Errorf("re-indexed: %d fragments from %v, want %d from %v", len(back.Fragments), back.Start, len(last.Fragments)-1, last.Start)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, back.Path)); st == nil || st.Size() != back.Bytes {
+		t.Error("the torn fragment was not cut off the file")
+	}
+	if _, err := os.Stat(stub); err == nil {
+		t.Error("a file without a whole fragment was kept")
+	}
+	if err := record.CheckRange(to, from); err == nil || !strings.Contains(err.Error(), "not after") {
+		t.Errorf("reversed range: %v", err)
+	}
+}

@@ -1,0 +1,197 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"gridwatch"
+)
+
+// Fragment is one moof+mdat of a recorded file: where it is and when.
+type Fragment struct {
+	Offset int64 `json:"o"`
+	Size   int64 `json:"n"`
+	// Start and Duration are milliseconds; Start is from the file's start.
+	Start    int64 `json:"t"`
+	Duration int64 `json:"d"`
+}
+
+// Recording is one recorded file.
+type Recording struct {
+	ID        int64      `json:"id"`
+	Camera    int64      `json:"camera_id"`
+	Path      string     `json:"-"`
+	Start     time.Time  `json:"from"`
+	End       time.Time  `json:"to"`
+	Bytes     int64      `json:"bytes"`
+	Codec     string     `json:"codec"`
+	Width     int        `json:"width"`
+	Height    int        `json:"height"`
+	InitSize  int        `json:"-"`
+	Fragments []Fragment `json:"-"`
+	Status    string     `json:"status"`
+}
+
+// Gap is a time a recording camera recorded nothing, and why.
+type Gap struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// Store is the footage index in PostgreSQL; all recording SQL is here.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns the index over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+func span(from, to time.Time) pgtype.Range[pgtype.Timestamptz] {
+	return pgtype.Range[pgtype.Timestamptz]{
+		Lower: pgtype.Timestamptz{Time: from, Valid: true}, Upper: pgtype.Timestamptz{Time: to, Valid: true},
+		LowerType: pgtype.Inclusive, UpperType: pgtype.Exclusive, Valid: true,
+	}
+}
+
+// Add indexes a recorded file.
+func (s *Store) Add(ctx context.Context, r Recording) error {
+	if !r.End.After(r.Start) {
+		return fmt.Errorf("record: %s: empty time range", r.Path)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO recordings (camera_id, span, path, bytes, codec, width, height, init_size, fragments)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (path) DO NOTHING`,
+		r.Camera, span(r.Start, r.End), r.Path, r.Bytes, r.Codec, r.Width, r.Height, r.InitSize, r.Fragments)
+	if err != nil {
+		return fmt.Errorf("record: index %s: %w", r.Path, err)
+	}
+	return nil
+}
+
+// AddGap records that camera recorded nothing from from to to.
+func (s *Store) AddGap(ctx context.Context, camera int64, from, to time.Time, reason string) error {
+	if !to.After(from) {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO recording_gaps (camera_id, span, reason) VALUES ($1, $2, $3)`, camera, span(from, to), reason)
+	if err != nil {
+		return fmt.Errorf("record: gap: %w", err)
+	}
+	return nil
+}
+
+// MaxRange is the longest time range one query may ask for.
+const MaxRange = 31 * 24 * time.Hour
+
+// CheckRange validates a from/to pair as the API receives it.
+func CheckRange(from, to time.Time) error {
+	switch {
+	case from.IsZero() || to.IsZero():
+		return gridwatch.Errorf(gridwatch.EInvalid, "from and to are required (RFC 3339)")
+	case !to.After(from):
+		return gridwatch.Errorf(gridwatch.EInvalid, "to (%s) is not after from (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339)).
+			WithDetails(map[string]any{"from": from, "to": to})
+	case to.Sub(from) > MaxRange:
+		return gridwatch.Errorf(gridwatch.EInvalid, "the range is %s long; at most %d days at a time", to.Sub(from).Round(time.Hour), int(MaxRange.Hours()/24))
+	}
+	return nil
+}
+
+const recordingColumns = `id, camera_id, lower(span), upper(span), path, bytes, codec, width, height, init_size, fragments, status`
+
+func scanRecording(row pgx.Row) (Recording, error) {
+	var r Recording
+	err := row.Scan(&r.ID, &r.Camera, &r.Start, &r.End, &r.Path, &r.Bytes, &r.Codec, &r.Width, &r.Height, &r.InitSize, &r.Fragments, &r.Status)
+	return r, err
+}
+
+// List returns camera's recordings and gaps overlapping [from, to), oldest first.
+func (s *Store) List(ctx context.Context, camera int64, from, to time.Time) ([]Recording, []Gap, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+recordingColumns+` FROM recordings
+		WHERE camera_id = $1 AND span && $2 ORDER BY lower(span)`, camera, span(from, to))
+	if err != nil {
+		return nil, nil, fmt.Errorf("record: list: %w", err)
+	}
+	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Recording, error) { return scanRecording(r) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("record: list: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT lower(span), upper(span), reason FROM recording_gaps
+		WHERE camera_id = $1 AND span && $2 ORDER BY lower(span)`, camera, span(from, to))
+	if err != nil {
+		return nil, nil, fmt.Errorf("record: gaps: %w", err)
+	}
+	gaps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Gap, error) {
+		var g Gap
+		err := r.Scan(&g.From, &g.To, &g.Reason)
+		return g, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("record: gaps: %w", err)
+	}
+	return recs, gaps, nil
+}
+
+// Get returns recording id.
+func (s *Store) Get(ctx context.Context, id int64) (Recording, error) {
+	r, err := scanRecording(s.pool.QueryRow(ctx, `SELECT `+recordingColumns+` FROM recordings WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, gridwatch.Errorf(gridwatch.ENotFound, "recording %d not found", id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("record: get %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// Playlist is an HLS VOD playlist of camera's footage from the fragment
+// at or before from (a fragment starts on a keyframe) to to. uri names a
+// recording's file in the playlist; the segments are byte ranges of it.
+func Playlist(recs []Recording, from, to time.Time, uri func(Recording) string) ([]byte, error) {
+	var b strings.Builder
+	var body strings.Builder
+	target := 1.0
+	n := 0
+	for _, r := range recs {
+		if r.Status != "ok" {
+			continue
+		}
+		var frags []Fragment
+		for _, f := range r.Fragments {
+			fs := r.Start.Add(time.Duration(f.Start) * time.Millisecond)
+			fe := fs.Add(time.Duration(f.Duration) * time.Millisecond)
+			if fe.After(from) && fs.Before(to) {
+				frags = append(frags, f)
+			}
+		}
+		if len(frags) == 0 {
+			continue
+		}
+		if n > 0 {
+			body.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		fmt.Fprintf(&body, "#EXT-X-PROGRAM-DATE-TIME:%s\n", r.Start.Add(time.Duration(frags[0].Start)*time.Millisecond).UTC().Format("2006-01-02T15:04:05.000Z"))
+		fmt.Fprintf(&body, "#EXT-X-MAP:URI=\"%s\",BYTERANGE=\"%d@0\"\n", uri(r), r.InitSize)
+		for _, f := range frags {
+			d := float64(f.Duration) / 1000
+			target = max(target, math.Ceil(d))
+			fmt.Fprintf(&body, "#EXTINF:%.3f,\n#EXT-X-BYTERANGE:%d@%d\n%s\n", d, f.Size, f.Offset, uri(r))
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, gridwatch.Errorf(gridwatch.ENotFound, "no footage between %s and %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n", int(target))
+	b.WriteString(body.String())
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return []byte(b.String()), nil
+}

@@ -211,7 +211,7 @@ func (w *fileWriter) flush(endDTS int64) error {
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("record: sync %s: %w", w.rel, err)
 	}
-	startMS := stream.Duration(w.pending[0].DTS-w.firstDTS).Milliseconds()
+	startMS := stream.Duration(w.pending[0].DTS - w.firstDTS).Milliseconds()
 	endMS := stream.Duration(endDTS - w.firstDTS).Milliseconds()
 	w.frags = append(w.frags, Fragment{Offset: w.size, Size: int64(len(data)), Start: startMS, Duration: endMS - startMS})
 	w.size += int64(len(data))

@@ -20,6 +20,7 @@ import (
 	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/camera/live"
+	"gridwatch/camera/record"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
@@ -64,6 +65,9 @@ type Deps struct {
 	TrustedProxies []string
 	// Video runs the camera streams; nil answers 503 on the video routes.
 	Video *live.Manager
+	// Recordings is the footage index, RecordingsDir where its files are.
+	Recordings    *record.Store
+	RecordingsDir string
 	// Events feeds GET /api/v1/events; nil answers 503 there.
 	Events *events.Hub
 }
@@ -183,6 +187,9 @@ func (s *Server) Routes() []Route {
 		rt("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.gridCameras),
 		keyParam(rt("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
 		keyParam(rt("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
+		rt("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
+		keyParam(rt("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),
+		keyParam(rt("GET", "/api/v1/recordings/:id/file.mp4", auth.VideoPlayback, s.recordingFile)),
 		rt("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),
 
 		// Open311 GeoReport v2, for citizen-reporting apps: the service list

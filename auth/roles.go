@@ -63,13 +63,15 @@ const (
 	CamerasWrite Permission = "cameras.write"
 	// VideoLive watches cameras live (MSE, HLS, RTSP re-serve), in scope.
 	VideoLive Permission = "video.live"
+	// VideoPlayback plays recorded footage, in scope.
+	VideoPlayback Permission = "video.playback"
 )
 
 // Permissions lists the permissions roles grant.
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
 		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
-		CamerasRead, CamerasWrite, VideoLive}
+		CamerasRead, CamerasWrite, VideoLive, VideoPlayback}
 }
 
 // grants is the role → permission table.
@@ -78,11 +80,11 @@ func grants(r Role) []Permission {
 	case RoleAdmin:
 		return Permissions()
 	case RoleCommander:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, VideoLive}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, VideoLive, VideoPlayback}
 	case RoleOperator:
-		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, VideoLive}
+		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, VideoLive, VideoPlayback}
 	case RoleGridLeader:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, VideoLive}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, VideoLive, VideoPlayback}
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:

@@ -195,3 +195,40 @@ func TestReconcileAfterCrash(t *testing.T) {
 		t.Errorf("reversed range: %v", err)
 	}
 }
+
+func TestRetention(t *testing.T) {
+	pool := testdb.New(t)
+	dir := t.TempDir()
+	id, from, to := recordFor(t, pool, dir, 7*time.Second)
+	store := record.NewStore(pool)
+	ctx := context.Background()
+	recs, _, err := store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute))
+	if err != nil || len(recs) < 2 {
+		t.Fatalf("%d recordings: %v", len(recs), err)
+	}
+	var total int64
+	for _, r := range recs {
+		total += r.Bytes
+	}
+	rec := record.NewRecorder(record.Config{Dir: dir}, store)
+	// One byte over the quota: the oldest file alone goes.
+	rep, err := rec.Retain(ctx, record.Retention{MaxBytes: total - 1}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute))
+	if rep.Files != 1 || rep.Bytes != recs[0].Bytes || len(after) != len(recs)-1 || after[0].ID != recs[1].ID {
+		t.Errorf("quota: removed %+v, %d left; want the oldest of %d", rep, len(after), len(recs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, recs[0].Path)); err == nil {
+		t.Error("the oldest file is still on disk")
+	}
+	// Everything older than an hour from a day later: all of it.
+	rep, err = rec.Retain(ctx, record.Retention{MaxAge: time.Hour}, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, _, _ = store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute)); len(after) != 0 || rep.Files != len(recs)-1 {
+		t.Errorf("age: removed %+v, %d left", rep, len(after))
+	}
+}

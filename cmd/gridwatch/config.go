@@ -27,6 +27,8 @@ type Config struct {
 	RTSPAddr           string
 	VideoIdle          time.Duration
 	RTSPClient         string
+	RecordingMaxAge    time.Duration
+	RecordingMaxBytes  int64
 	DatabaseURL        string
 	LogLevel           string
 	LogFormat          string
@@ -52,6 +54,8 @@ func DefaultConfig() Config {
 		RTSPAddr:           "127.0.0.1:8554",
 		VideoIdle:          30 * time.Second,
 		RTSPClient:         "gortsplib",
+		RecordingMaxAge:    30 * 24 * time.Hour,
+		RecordingMaxBytes:  10 << 30,
 		LogLevel:           "info",
 		LogFormat:          "auto",
 		MaxBodyBytes:       32 << 20,
@@ -99,6 +103,7 @@ func options() []option {
 	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
 	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
 	rcSet, rcGet := str(func(c *Config) *string { return &c.RTSPClient })
+	rageSet, rageGet := dur(func(c *Config) *time.Duration { return &c.RecordingMaxAge })
 	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
 	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
@@ -113,6 +118,12 @@ func options() []option {
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
 		opt("rtsp-addr", "RTSP re-serve listen address: rtsp://ADDR/cameras/{id}[/sub] (empty: off)", rtspSet, rtspGet),
 		opt("rtsp-client", "RTSP client that pulls the cameras: gortsplib, or vdk (deepch/vdk) for cameras that need it", rcSet, rcGet),
+		opt("recording-max-age", "recorded footage older than this is removed (e.g. 720h for 30 days)", rageSet, rageGet),
+		opt("recording-max-bytes", "the recordings' disk quota: beyond it the oldest footage is removed", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			c.RecordingMaxBytes = n
+			return err
+		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMaxBytes, 10) }),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
@@ -327,6 +338,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RTSPClient != "gortsplib" && c.RTSPClient != "vdk" {
 		bad("rtsp-client", "%q: want gortsplib or vdk", c.RTSPClient)
+	}
+	if c.RecordingMaxAge <= 0 {
+		bad("recording-max-age", "%v: want a positive duration", c.RecordingMaxAge)
+	}
+	if c.RecordingMaxBytes < 1<<20 {
+		bad("recording-max-bytes", "%d: want at least 1048576 (1 MiB)", c.RecordingMaxBytes)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

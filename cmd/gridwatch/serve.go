@@ -24,6 +24,7 @@ import (
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/record"
 	"gridwatch/camera/rtspserve"
 	"gridwatch/geo"
 	"gridwatch/incident"
@@ -57,6 +58,8 @@ type Main struct {
 	audit     *audit.Store
 	events    *events.Hub
 	video     *live.Manager
+	footage   *record.Store
+	recorder  *record.Recorder
 	rtsp      *rtspserve.Server
 	sim       *camsim.Sim
 	// AdminPassword is the generated password of the first admin, set on
@@ -187,7 +190,19 @@ func (m *Main) Run(ctx context.Context) error {
 // the event stream).
 func (m *Main) startVideo() {
 	log := m.Logger
+	m.footage = record.NewStore(m.pool)
+	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder")}, m.footage)
+	// Disk and index agree before anything is recorded: what a crash left
+	// unindexed is indexed, torn fragments are cut, vanished files marked.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	if rep, err := m.recorder.Reconcile(ctx); err != nil {
+		log.Error("recordings: reconcile", "err", err)
+	} else if rep != (record.ReconcileReport{}) {
+		log.Info("recordings: reconciled", "indexed", rep.Indexed, "truncated", rep.Truncated, "removed", rep.Removed, "missing", rep.Missing)
+	}
+	cancel()
 	m.video = live.NewManager(live.Config{
+		Record:  m.recorder.Record,
 		Sources: m.cameras, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
 		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient)},
 		OnState: func(ctx context.Context, k live.Key, st pull.State) {
@@ -205,12 +220,18 @@ func (m *Main) startVideo() {
 	})
 	vctx, stop := context.WithCancel(context.Background())
 	m.stopVideo = stop
-	m.background.Add(1)
+	m.background.Add(2)
 	go func() {
 		defer m.background.Done()
 		_ = m.video.Run(vctx)
 	}()
+	go func() {
+		defer m.background.Done()
+		m.recorder.RunRetention(vctx, record.Retention{MaxAge: m.Config.RecordingMaxAge, MaxBytes: m.Config.RecordingMaxBytes}, time.Minute)
+	}()
 }
+
+func (m *Main) recordingsDir() string { return filepath.Join(m.Config.DataDir, "recordings") }
 
 // startRTSP re-serves the camera streams over RTSP, behind the same
 // tokens and grid scopes as the API.
@@ -291,6 +312,8 @@ func (m *Main) serve() error {
 		TrustedProxies:  cfg.Proxies(),
 		Events:          m.events,
 		Video:           m.video,
+		Recordings:      m.footage,
+		RecordingsDir:   m.recordingsDir(),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

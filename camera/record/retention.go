@@ -1,0 +1,104 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Retention bounds what the recordings keep: nothing older than MaxAge,
+// and no more than MaxBytes in all. The oldest footage goes first.
+type Retention struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
+// RetainReport says what one Retain pass removed.
+type RetainReport struct {
+	Files int
+	Bytes int64
+}
+
+// Retain removes recordings older than MaxAge, then the oldest ones until
+// the rest fit in MaxBytes (the fewest files that do). Rows go first, then
+// their files: a crash in between leaves an orphan file, which Reconcile
+// indexes again and the next pass removes.
+func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (RetainReport, error) {
+	var rep RetainReport
+	if ret.MaxAge > 0 {
+		if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE status = 'ok' AND upper(span) < $1 RETURNING path, bytes`, now.Add(-ret.MaxAge)); err != nil {
+			return rep, err
+		}
+		if _, err := r.store.pool.Exec(ctx, `DELETE FROM recording_gaps WHERE upper(span) < $1`, now.Add(-ret.MaxAge)); err != nil {
+			return rep, fmt.Errorf("record: retain: %w", err)
+		}
+	}
+	if ret.MaxBytes > 0 {
+		var total int64
+		if err := r.store.pool.QueryRow(ctx, `SELECT coalesce(sum(bytes), 0) FROM recordings WHERE status = 'ok'`).Scan(&total); err != nil {
+			return rep, fmt.Errorf("record: retain: %w", err)
+		}
+		if excess := total - ret.MaxBytes; excess > 0 {
+			// The oldest files whose sizes add up to the excess.
+			if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE id IN (
+					SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY lower(span), id) AS upto
+						FROM recordings WHERE status = 'ok') oldest
+					WHERE upto - bytes < $1)
+				RETURNING path, bytes`, excess); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, arg any) error {
+	rows, err := r.store.pool.Query(ctx, sql, arg)
+	if err != nil {
+		return fmt.Errorf("record: retain: %w", err)
+	}
+	var paths []string
+	for rows.Next() {
+		var p string
+		var b int64
+		if err := rows.Scan(&p, &b); err != nil {
+			rows.Close()
+			return fmt.Errorf("record: retain: %w", err)
+		}
+		paths = append(paths, p)
+		rep.Files++
+		rep.Bytes += b
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("record: retain: %w", err)
+	}
+	for _, p := range paths {
+		if err := os.Remove(filepath.Join(r.cfg.Dir, filepath.Clean("/"+p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.cfg.Logger.Warn("recordings: remove", "err", err)
+		}
+	}
+	return nil
+}
+
+// RunRetention applies ret every interval until ctx ends.
+func (r *Recorder) RunRetention(ctx context.Context, ret Retention, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if rep, err := r.Retain(ctx, ret, time.Now()); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Error("recordings: retention", "err", err)
+		} else if rep.Files > 0 {
+			r.cfg.Logger.Info("recordings: retention removed the oldest footage", "files", rep.Files, "bytes", rep.Bytes)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -28,6 +28,8 @@ type Config struct {
 	VideoIdle          time.Duration
 	RTSPClient         string
 	RecordingMaxAge    time.Duration
+	RecordingFragment  time.Duration
+	RecordingFile      time.Duration
 	RecordingMaxBytes  int64
 	DatabaseURL        string
 	LogLevel           string
@@ -55,6 +57,8 @@ func DefaultConfig() Config {
 		VideoIdle:          30 * time.Second,
 		RTSPClient:         "gortsplib",
 		RecordingMaxAge:    30 * 24 * time.Hour,
+		RecordingFragment:  2 * time.Second,
+		RecordingFile:      time.Minute,
 		RecordingMaxBytes:  10 << 30,
 		LogLevel:           "info",
 		LogFormat:          "auto",
@@ -104,6 +108,8 @@ func options() []option {
 	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
 	rcSet, rcGet := str(func(c *Config) *string { return &c.RTSPClient })
 	rageSet, rageGet := dur(func(c *Config) *time.Duration { return &c.RecordingMaxAge })
+	rfragSet, rfragGet := dur(func(c *Config) *time.Duration { return &c.RecordingFragment })
+	rfileSet, rfileGet := dur(func(c *Config) *time.Duration { return &c.RecordingFile })
 	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
 	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
@@ -118,6 +124,8 @@ func options() []option {
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
 		opt("rtsp-addr", "RTSP re-serve listen address: rtsp://ADDR/cameras/{id}[/sub] (empty: off)", rtspSet, rtspGet),
 		opt("rtsp-client", "RTSP client that pulls the cameras: gortsplib, or vdk (deepch/vdk) for cameras that need it", rcSet, rcGet),
+		opt("recording-fragment", "recorded fragments last at least this (each starts on a keyframe): a crash loses at most one", rfragSet, rfragGet),
+		opt("recording-file", "recorded files last at least this; a file is indexed when it closes", rfileSet, rfileGet),
 		opt("recording-max-age", "recorded footage older than this is removed (e.g. 720h for 30 days)", rageSet, rageGet),
 		opt("recording-max-bytes", "the recordings' disk quota: beyond it the oldest footage is removed", func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -338,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RTSPClient != "gortsplib" && c.RTSPClient != "vdk" {
 		bad("rtsp-client", "%q: want gortsplib or vdk", c.RTSPClient)
+	}
+	if c.RecordingFragment <= 0 || c.RecordingFile < c.RecordingFragment {
+		bad("recording-fragment", "%v (file %v): want a positive fragment no longer than a file", c.RecordingFragment, c.RecordingFile)
 	}
 	if c.RecordingMaxAge <= 0 {
 		bad("recording-max-age", "%v: want a positive duration", c.RecordingMaxAge)

@@ -191,7 +191,8 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) startVideo() {
 	log := m.Logger
 	m.footage = record.NewStore(m.pool)
-	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder")}, m.footage)
+	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
+		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile}, m.footage)
 	// Disk and index agree before anything is recorded: what a crash left
 	// unindexed is indexed, torn fragments are cut, vanished files marked.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

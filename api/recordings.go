@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -128,4 +129,86 @@ func (s *Server) recordingFile(c *gin.Context) {
 	c.Header("Cache-Control", "private, max-age=3600")
 	c.Header("Content-Type", "video/mp4")
 	http.ServeContent(c.Writer, c.Request, "", r.End, f)
+}
+
+// incidentFootage lists the footage linked to an incident the caller sees.
+func (s *Server) incidentFootage(c *gin.Context) {
+	id, err := s.visibleIncident(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	links, err := s.deps.Recordings.Links(c.Request.Context(), id)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if links == nil {
+		links = []record.Link{}
+	}
+	c.JSON(http.StatusOK, gin.H{"footage": links})
+}
+
+// linkFootage links a camera's footage to an incident by hand:
+// {"camera_id", "from", "to"}. Linked footage is on evidence hold.
+func (s *Server) linkFootage(c *gin.Context) {
+	id, err := s.visibleIncident(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var req struct {
+		CameraID int64     `json:"camera_id"`
+		From     time.Time `json:"from"`
+		To       time.Time `json:"to"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if _, err := s.deps.Cameras.Get(ctx, req.CameraID, cameraViewer(principal(c))); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	l, err := s.deps.Recordings.AddLink(ctx, id, req.CameraID, req.From, req.To, principal(c).Username)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, l)
+}
+
+// unlinkFootage removes a footage link (and its evidence hold).
+func (s *Server) unlinkFootage(c *gin.Context) {
+	id, err := s.visibleIncident(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	link, err := strconv.ParseInt(c.Param("link"), 10, 64)
+	if err != nil || link <= 0 {
+		writeError(c, s.log, paramError("link", c.Param("link"), "not a positive integer"))
+		return
+	}
+	if err := s.deps.Recordings.RemoveLink(c.Request.Context(), id, link); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// visibleIncident is the incident of the path, if the caller may see it.
+func (s *Server) visibleIncident(c *gin.Context) (int64, error) {
+	if s.deps.Recordings == nil {
+		return 0, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
+	}
+	id, err := idParam(c)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.deps.Incidents.Get(c.Request.Context(), id, viewer(principal(c))); err != nil {
+		return 0, err
+	}
+	return id, nil
 }

@@ -190,6 +190,9 @@ func (s *Server) Routes() []Route {
 		rt("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
 		keyParam(rt("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),
 		keyParam(rt("GET", "/api/v1/recordings/:id/file.mp4", auth.VideoPlayback, s.recordingFile)),
+		rt("GET", "/api/v1/incidents/:id/footage", auth.IncidentsRead, s.incidentFootage),
+		rt("POST", "/api/v1/incidents/:id/footage", auth.VideoPlayback, s.linkFootage),
+		rt("DELETE", "/api/v1/incidents/:id/footage/:link", auth.VideoPlayback, s.unlinkFootage),
 		rt("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),
 
 		// Open311 GeoReport v2, for citizen-reporting apps: the service list

@@ -54,13 +54,21 @@ func newVideoEnv(t *testing.T) *videoEnv {
 		d.Grids, d.Locator = store, loc
 		d.Auth = auth.NewService(ve.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
 		d.Audit = audit.NewStore(ve.pool)
-		d.Incidents = incident.NewService(ve.pool, incident.Options{Locator: loc})
+		footage := record.NewStore(ve.pool)
+		d.Incidents = incident.NewService(ve.pool, incident.Options{Locator: loc, OnCreated: func(ctx context.Context, in *incident.Incident) {
+			var grid *int64
+			if in.Grid != nil {
+				grid = &in.Grid.ID
+			}
+			if _, err := footage.LinkIncident(ctx, in.ID, in.Location.Coordinates[0], in.Location.Coordinates[1], grid, in.ReportedAt, record.DefaultLinkWindow); err != nil {
+				t.Errorf("link footage: %v", err)
+			}
+		}})
 		cams := camera.NewStore(ve.pool)
 		d.Cameras = cams
 		hub = events.NewHub(ve.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
 		d.Events = hub
 		d.EventsRecheck = 100 * time.Millisecond
-		footage := record.NewStore(ve.pool)
 		recDir := t.TempDir()
 		rec := record.NewRecorder(record.Config{Dir: recDir, FragmentDuration: time.Second, FileDuration: 2 * time.Second}, footage)
 		ve.video = live.NewManager(live.Config{Sources: cams, Idle: time.Minute, Record: rec.Record,
@@ -520,5 +528,69 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	}
 	if r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?%s", id, q(from, to)), nil); r.status != 404 {
 		t.Errorf("a leader elsewhere listed the recordings: %d", r.status)
+	}
+}
+
+// TestIncidentFootageLinks files incidents around a camera: one inside its
+// view cone and one near it in its grid get its footage linked (around the
+// reported time); one far away does not. Operators link and unlink by hand.
+func TestIncidentFootageLinks(t *testing.T) {
+	ve := newVideoEnv(t)
+	camID, _ := ve.addCamera(1, "CAM-LINK") // heading 0: it looks north, 100 m
+	cam := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d", camID), nil).json(t)
+	loc := cam["location"].(map[string]any)["coordinates"].([]any)
+	lon, lat := loc[0].(float64), loc[1].(float64)
+	const m = 1.0 / 111_000 // about a metre of latitude
+	file := func(dlat float64, ext string) int64 {
+		t.Helper()
+		r := ve.do("POST", "/api/v1/incidents", incidentBody(lon, lat+dlat, ext))
+		if r.status != 201 {
+			t.Fatalf("report: %d %s", r.status, r.body)
+		}
+		return int64(r.json(t)["id"].(float64))
+	}
+	links := func(id int64) []any {
+		t.Helper()
+		r := ve.do("GET", fmt.Sprintf("/api/v1/incidents/%d/footage", id), nil)
+		if r.status != 200 {
+			t.Fatalf("footage: %d %s", r.status, r.body)
+		}
+		return r.json(t)["footage"].([]any)
+	}
+	seen := file(50*m, "in-cone")
+	behind := file(-40*m, "behind-in-grid")
+	far := file(0.05, "far-away")
+	if l := links(seen); len(l) != 1 || l[0].(map[string]any)["camera_code"] != "CAM-LINK" || l[0].(map[string]any)["source"] != "auto" {
+		t.Errorf("in the cone: %v", l)
+	} else {
+		from, _ := time.Parse(time.RFC3339Nano, l[0].(map[string]any)["from"].(string))
+		to, _ := time.Parse(time.RFC3339Nano, l[0].(map[string]any)["to"].(string))
+		if to.Sub(from) != 7*time.Minute {
+			t.Errorf("window %v–%v, want 2 min before to 5 after", from, to)
+		}
+	}
+	if l := links(behind); len(l) != 1 {
+		t.Errorf("near, in its grid, no cone covering: %d links, want 1", len(l))
+	}
+	if l := links(far); len(l) != 0 {
+		t.Errorf("far away: %v", l)
+	}
+	// By hand: link, refuse a reversed range, unlink.
+	now := time.Now().UTC()
+	body := fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, now.Add(-time.Minute).Format(time.RFC3339), now.Format(time.RFC3339))
+	r := ve.do("POST", fmt.Sprintf("/api/v1/incidents/%d/footage", far), []byte(body))
+	if r.status != 201 || r.json(t)["source"] != "manual" {
+		t.Fatalf("link: %d %s", r.status, r.body)
+	}
+	linkID := int64(r.json(t)["id"].(float64))
+	bad := fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, now.Format(time.RFC3339), now.Add(-time.Minute).Format(time.RFC3339))
+	if r := ve.do("POST", fmt.Sprintf("/api/v1/incidents/%d/footage", far), []byte(bad)); r.status != 400 {
+		t.Errorf("reversed range: %d %s", r.status, r.body)
+	}
+	if r := ve.do("DELETE", fmt.Sprintf("/api/v1/incidents/%d/footage/%d", far, linkID), nil); r.status != 204 {
+		t.Errorf("unlink: %d %s", r.status, r.body)
+	}
+	if l := links(far); len(l) != 0 {
+		t.Errorf("after unlink: %v", l)
 	}
 }

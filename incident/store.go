@@ -27,16 +27,21 @@ type Options struct {
 	Logger  *slog.Logger
 	// AttachmentDir holds the incidents' photos.
 	AttachmentDir string
+	// OnCreated, when set, is called after a new incident is committed
+	// (not for a repeated report): the footage index links the cameras
+	// that saw the spot. Its failure does not undo the report.
+	OnCreated func(context.Context, *Incident)
 }
 
 // Service keeps incidents in PostgreSQL. All incident SQL lives in this
 // package.
 type Service struct {
-	pool *pgxpool.Pool
-	loc  *geo.Locator
-	now  func() time.Time
-	log  *slog.Logger
-	dir  string
+	pool      *pgxpool.Pool
+	loc       *geo.Locator
+	now       func() time.Time
+	log       *slog.Logger
+	dir       string
+	onCreated func(context.Context, *Incident)
 }
 
 // NewService returns the service.
@@ -47,7 +52,7 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger, dir: opts.AttachmentDir}
+	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger, dir: opts.AttachmentDir, onCreated: opts.OnCreated}
 }
 
 // Viewer is who reads or changes cases: their grid scope and, for an
@@ -186,6 +191,9 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 	in, err := s.get(ctx, s.pool, id, view)
 	if !created && gridwatch.ErrorCode(err) == gridwatch.ENotFound {
 		return nil, false, gridwatch.Errorf(gridwatch.EConflict, "a report with this Idempotency-Key or source and external_id already exists")
+	}
+	if created && err == nil && s.onCreated != nil {
+		s.onCreated(ctx, in)
 	}
 	return in, created, err
 }

@@ -21,6 +21,7 @@ import (
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
 	"gridwatch/geo"
+	"gridwatch/incident"
 	"gridwatch/internal/testdb"
 )
 
@@ -211,6 +212,16 @@ func TestRetention(t *testing.T) {
 		total += r.Bytes
 	}
 	rec := record.NewRecorder(record.Config{Dir: dir}, store)
+	// The newest file is evidence for an incident: it is never removed.
+	held := recs[len(recs)-1]
+	in, _, err := incident.NewService(pool, incident.Options{}).Create(ctx, incident.NewIncident{Source: "patrol", Category: "0101",
+		Title: "evidence", Lon: 113.68, Lat: 34.79, ReportedAt: held.Start, Priority: "normal"}, incident.Reporter{Name: "test"}, incident.Viewer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddLink(ctx, in.ID, id, held.Start, held.End, "test"); err != nil {
+		t.Fatal(err)
+	}
 	// One byte over the quota: the oldest file alone goes.
 	rep, err := rec.Retain(ctx, record.Retention{MaxBytes: total - 1}, time.Now())
 	if err != nil {
@@ -228,7 +239,11 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after, _, _ = store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute)); len(after) != 0 || rep.Files != len(recs)-1 {
-		t.Errorf("age: removed %+v, %d left", rep, len(after))
+	if after, _, _ = store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute)); len(after) != 1 || after[0].ID != held.ID || rep.Files != len(recs)-2 {
+		t.Errorf("age: removed %+v, %d left; want all but the held file", rep, len(after))
+	}
+	// Even over the quota, held footage stays.
+	if rep, err := rec.Retain(ctx, record.Retention{MaxBytes: 1 << 20 / 1024}, time.Now()); err != nil || rep.Files != 0 {
+		t.Errorf("quota with only held footage left: %+v, %v", rep, err)
 	}
 }

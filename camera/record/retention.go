@@ -11,7 +11,8 @@ import (
 )
 
 // Retention bounds what the recordings keep: nothing older than MaxAge,
-// and no more than MaxBytes in all. The oldest footage goes first.
+// and no more than MaxBytes in all. The oldest footage goes first; footage
+// linked to an incident (evidence hold) never goes.
 type Retention struct {
 	MaxAge   time.Duration
 	MaxBytes int64
@@ -23,6 +24,10 @@ type RetainReport struct {
 	Bytes int64
 }
 
+// unheld is true of a recording no incident's linked footage overlaps:
+// footage under evidence hold is never removed.
+const unheld = `NOT EXISTS (SELECT 1 FROM incident_footage l WHERE l.camera_id = recordings.camera_id AND l.span && recordings.span)`
+
 // Retain removes recordings older than MaxAge, then the oldest ones until
 // the rest fit in MaxBytes (the fewest files that do). Rows go first, then
 // their files: a crash in between leaves an orphan file, which Reconcile
@@ -30,7 +35,7 @@ type RetainReport struct {
 func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (RetainReport, error) {
 	var rep RetainReport
 	if ret.MaxAge > 0 {
-		if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE status = 'ok' AND upper(span) < $1 RETURNING path, bytes`, now.Add(-ret.MaxAge)); err != nil {
+		if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE status = 'ok' AND upper(span) < $1 AND `+unheld+` RETURNING path, bytes`, now.Add(-ret.MaxAge)); err != nil {
 			return rep, err
 		}
 		if _, err := r.store.pool.Exec(ctx, `DELETE FROM recording_gaps WHERE upper(span) < $1`, now.Add(-ret.MaxAge)); err != nil {
@@ -46,7 +51,7 @@ func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (Re
 			// The oldest files whose sizes add up to the excess.
 			if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE id IN (
 					SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY lower(span), id) AS upto
-						FROM recordings WHERE status = 'ok') oldest
+						FROM recordings WHERE status = 'ok' AND `+unheld+`) oldest
 					WHERE upto - bytes < $1)
 				RETURNING path, bytes`, excess); err != nil {
 				return rep, err

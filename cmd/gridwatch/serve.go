@@ -122,6 +122,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.audit = audit.NewStore(pool)
 	m.cameras = camera.NewStore(pool)
+	m.footage = record.NewStore(pool)
 	m.grids.AfterChange(func(ctx context.Context) {
 		// Cameras follow the grids: the one covering each, the ones each sees.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -131,7 +132,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	})
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
-		AttachmentDir: filepath.Join(cfg.DataDir, "attachments")})
+		AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), OnCreated: m.linkFootage})
 	bg, stop := context.WithCancel(context.Background())
 	m.stopBackground = stop
 	var simURL func(cam int, stream string) string
@@ -190,7 +191,6 @@ func (m *Main) Run(ctx context.Context) error {
 // the event stream).
 func (m *Main) startVideo() {
 	log := m.Logger
-	m.footage = record.NewStore(m.pool)
 	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
 		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile}, m.footage)
 	// Disk and index agree before anything is recorded: what a crash left
@@ -230,6 +230,19 @@ func (m *Main) startVideo() {
 		defer m.background.Done()
 		m.recorder.RunRetention(vctx, record.Retention{MaxAge: m.Config.RecordingMaxAge, MaxBytes: m.Config.RecordingMaxBytes}, time.Minute)
 	}()
+}
+
+// linkFootage links a new incident to the footage of the cameras that saw
+// its spot around its reported time (evidence hold included).
+func (m *Main) linkFootage(ctx context.Context, in *incident.Incident) {
+	var grid *int64
+	if in.Grid != nil {
+		grid = &in.Grid.ID
+	}
+	lon, lat := in.Location.Coordinates[0], in.Location.Coordinates[1]
+	if _, err := m.footage.LinkIncident(ctx, in.ID, lon, lat, grid, in.ReportedAt, record.DefaultLinkWindow); err != nil {
+		m.Logger.Error("link footage to a new incident", "incident", in.ID, "err", err)
+	}
 }
 
 func (m *Main) recordingsDir() string { return filepath.Join(m.Config.DataDir, "recordings") }

@@ -1,0 +1,122 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"gridwatch"
+	"gridwatch/audit"
+)
+
+// LinkWindow is the footage linked to a new incident: from Before the
+// reported time to After it, of the cameras whose view cone covers the spot,
+// or else of those within Radius metres in the same grid.
+type LinkWindow struct {
+	Before, After time.Duration
+	Radius        float64
+}
+
+// DefaultLinkWindow is 2 minutes before to 5 after, 150 m.
+var DefaultLinkWindow = LinkWindow{Before: 2 * time.Minute, After: 5 * time.Minute, Radius: 150}
+
+// Link is footage linked to an incident.
+type Link struct {
+	ID         int64     `json:"id"`
+	IncidentID int64     `json:"incident_id"`
+	CameraID   int64     `json:"camera_id"`
+	CameraCode string    `json:"camera_code"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	Source     string    `json:"source"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	// Recorded is how much of the window is recorded, in seconds.
+	Recorded float64 `json:"recorded_seconds"`
+}
+
+// LinkIncident links the footage of the cameras that saw incident's spot
+// around its reported time, and returns how many cameras it linked.
+func (s *Store) LinkIncident(ctx context.Context, incident int64, lon, lat float64, grid *int64, at time.Time, w LinkWindow) (int, error) {
+	tag, err := s.pool.Exec(ctx, `WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326) AS g),
+		seeing AS (SELECT c.id FROM cameras c, pt WHERE c.enabled AND ST_Covers(c.cone, pt.g)),
+		near AS (SELECT c.id FROM cameras c, pt WHERE c.enabled AND $4::bigint IS NOT NULL AND c.grid_id = $4
+			AND ST_DWithin(c.location::geography, pt.g::geography, $5) AND NOT EXISTS (SELECT 1 FROM seeing))
+		INSERT INTO incident_footage (incident_id, camera_id, span, source, created_by)
+		SELECT $1, id, tstzrange($6::timestamptz - $7::interval, $6::timestamptz + $8::interval), 'auto', 'gridwatch'
+		FROM (SELECT id FROM seeing UNION SELECT id FROM near) cams
+		ON CONFLICT DO NOTHING`, incident, lon, lat, grid, w.Radius, at, w.Before, w.After)
+	if err != nil {
+		return 0, fmt.Errorf("record: link incident %d: %w", incident, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// AddLink links camera's footage from from to to with incident, by hand.
+func (s *Store) AddLink(ctx context.Context, incident, camera int64, from, to time.Time, by string) (Link, error) {
+	if err := CheckRange(from, to); err != nil {
+		return Link{}, err
+	}
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO incident_footage (incident_id, camera_id, span, source, created_by)
+			VALUES ($1, $2, $3, 'manual', $4) RETURNING id`, incident, camera, span(from, to), by).Scan(&id)
+		var pe *pgconn.PgError
+		switch {
+		case errors.As(err, &pe) && pe.Code == "23503":
+			return gridwatch.Errorf(gridwatch.ENotFound, "no incident %d or camera %d", incident, camera)
+		case errors.As(err, &pe) && pe.Code == "23505":
+			return gridwatch.Errorf(gridwatch.EConflict, "this footage is already linked to incident %d", incident)
+		case err != nil:
+			return fmt.Errorf("record: link: %w", err)
+		}
+		return audit.Record(ctx, tx, "footage.link", "incident", fmt.Sprint(incident),
+			map[string]any{"after": map[string]any{"camera_id": camera, "from": from, "to": to}})
+	})
+	if err != nil {
+		return Link{}, err
+	}
+	links, err := s.Links(ctx, incident)
+	for _, l := range links {
+		if l.ID == id {
+			return l, err
+		}
+	}
+	return Link{}, err
+}
+
+// RemoveLink unlinks footage from incident; its evidence hold goes with it.
+func (s *Store) RemoveLink(ctx context.Context, incident, link int64) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM incident_footage WHERE id = $1 AND incident_id = $2`, link, incident)
+		if err != nil {
+			return fmt.Errorf("record: unlink: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return gridwatch.Errorf(gridwatch.ENotFound, "incident %d has no footage link %d", incident, link)
+		}
+		return audit.Record(ctx, tx, "footage.unlink", "incident", fmt.Sprint(incident), map[string]any{"before": map[string]any{"link_id": link}})
+	})
+}
+
+// Links lists the footage linked to incident, with how much of each window
+// is recorded.
+func (s *Store) Links(ctx context.Context, incident int64) ([]Link, error) {
+	rows, err := s.pool.Query(ctx, `SELECT l.id, l.incident_id, l.camera_id, c.code, lower(l.span), upper(l.span), l.source, l.created_by, l.created_at,
+			coalesce((SELECT sum(extract(epoch FROM upper(r.span * l.span) - lower(r.span * l.span)))
+				FROM recordings r WHERE r.camera_id = l.camera_id AND r.span && l.span AND r.status = 'ok'), 0)
+		FROM incident_footage l JOIN cameras c ON c.id = l.camera_id
+		WHERE l.incident_id = $1 ORDER BY c.code, lower(l.span)`, incident)
+	if err != nil {
+		return nil, fmt.Errorf("record: links: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Link, error) {
+		var l Link
+		err := r.Scan(&l.ID, &l.IncidentID, &l.CameraID, &l.CameraCode, &l.From, &l.To, &l.Source, &l.CreatedBy, &l.CreatedAt, &l.Recorded)
+		return l, err
+	})
+}

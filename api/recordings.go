@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/auth"
 	"gridwatch/camera/record"
 )
 
@@ -211,4 +212,155 @@ func (s *Server) visibleIncident(c *gin.Context) (int64, error) {
 		return 0, err
 	}
 	return id, nil
+}
+
+// listTags finds footage tags by camera, grid (with descendants), label and
+// time; a scoped caller sees only its grids' cameras' tags.
+func (s *Server) listTags(c *gin.Context) {
+	if s.deps.Recordings == nil {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server"))
+		return
+	}
+	var f record.TagFilter
+	for name, dst := range map[string]*int64{"camera": &f.CameraID} {
+		if v := c.Query(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				writeError(c, s.log, paramError(name, v, "want an id"))
+				return
+			}
+			*dst = n
+		}
+	}
+	if v := c.Query("grid"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			writeError(c, s.log, paramError("grid", v, "want a grid id"))
+			return
+		}
+		f.Grids = []int64{n}
+	}
+	f.Label = c.Query("label")
+	if c.Query("from") != "" || c.Query("to") != "" {
+		var err error
+		if f.From, err = time.Parse(time.RFC3339, c.Query("from")); err != nil {
+			writeError(c, s.log, paramError("from", c.Query("from"), "not an RFC 3339 time"))
+			return
+		}
+		if f.To, err = time.Parse(time.RFC3339, c.Query("to")); err != nil {
+			writeError(c, s.log, paramError("to", c.Query("to"), "not an RFC 3339 time"))
+			return
+		}
+		if err := record.CheckRange(f.From, f.To); err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+	}
+	tags, err := s.deps.Recordings.Tags(c.Request.Context(), f, principal(c).ScopeIDs())
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if tags == nil {
+		tags = []record.Tag{}
+	}
+	c.JSON(http.StatusOK, gin.H{"tags": tags})
+}
+
+// createTag tags a stretch of a camera's footage.
+func (s *Server) createTag(c *gin.Context) {
+	var in record.TagInput
+	if err := bindJSON(c, &in); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.tagCamera(c, in.CameraID); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	t, err := s.deps.Recordings.AddTag(c.Request.Context(), in, tagAuthor(principal(c)))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, t)
+}
+
+// updateTag edits a tag: its author or an admin.
+func (s *Server) updateTag(c *gin.Context) {
+	id, t, err := s.visibleTag(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var in record.TagInput
+	if err := bindJSON(c, &in); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if in.CameraID != 0 && in.CameraID != t.CameraID {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "camera_id: a tag stays on its camera"))
+		return
+	}
+	p := principal(c)
+	t, err = s.deps.Recordings.UpdateTag(c.Request.Context(), id, in, tagAuthor(p), p.Role == auth.RoleAdmin)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, t)
+}
+
+// deleteTag removes a tag: its author or an admin.
+func (s *Server) deleteTag(c *gin.Context) {
+	id, _, err := s.visibleTag(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	p := principal(c)
+	if err := s.deps.Recordings.DeleteTag(c.Request.Context(), id, tagAuthor(p), p.Role == auth.RoleAdmin); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// tagAuthor names the caller as a tag's author.
+func tagAuthor(p *auth.Principal) record.Author {
+	name := p.DisplayName
+	if name == "" {
+		name = p.Username
+	}
+	return record.Author{Name: name, Key: p.Kind + ":" + strconv.FormatInt(p.ID, 10)}
+}
+
+// tagCamera checks the caller sees the camera a tag is on.
+func (s *Server) tagCamera(c *gin.Context, camera int64) error {
+	if s.deps.Recordings == nil {
+		return gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
+	}
+	if camera <= 0 {
+		return gridwatch.Errorf(gridwatch.EInvalid, "camera_id: is required").WithDetails(map[string]any{"field": "camera_id"})
+	}
+	_, err := s.deps.Cameras.Get(c.Request.Context(), camera, cameraViewer(principal(c)))
+	return err
+}
+
+// visibleTag is the tag of the path, if the caller sees its camera.
+func (s *Server) visibleTag(c *gin.Context) (int64, record.Tag, error) {
+	if s.deps.Recordings == nil {
+		return 0, record.Tag{}, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
+	}
+	id, err := idParam(c)
+	if err != nil {
+		return 0, record.Tag{}, err
+	}
+	t, err := s.deps.Recordings.GetTag(c.Request.Context(), id)
+	if err == nil {
+		if err2 := s.tagCamera(c, t.CameraID); err2 != nil {
+			err = gridwatch.Errorf(gridwatch.ENotFound, "tag %d not found", id)
+		}
+	}
+	return id, t, err
 }

@@ -594,3 +594,61 @@ func TestIncidentFootageLinks(t *testing.T) {
 		t.Errorf("after unlink: %v", l)
 	}
 }
+
+// TestFootageTags: operators tag footage; tags are found by camera, grid,
+// label and time; only the author or an admin edits or deletes one.
+func TestFootageTags(t *testing.T) {
+	ve := newVideoEnv(t)
+	camID, gridCode := ve.addCamera(1, "CAM-TAG")
+	alice, bob := ve.tokenFor(auth.RoleOperator), ve.tokenFor(auth.RoleOperator)
+	leaderElsewhere := ve.tokenFor(auth.RoleGridLeader, otherCommunity(gridCode))
+	leaderHere := ve.tokenFor(auth.RoleGridLeader, gridCode)
+	now := time.Now().UTC().Truncate(time.Second)
+	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	ve.token = alice
+	r := ve.do("POST", "/api/v1/tags", []byte(fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"label":"占道经营","note":"三轮车摊位"}`, camID, ts(-2*time.Minute), ts(-time.Minute))))
+	if r.status != 201 {
+		t.Fatalf("tag: %d %s", r.status, r.body)
+	}
+	tag := r.json(t)
+	tagID := int64(tag["id"].(float64))
+	for _, tc := range []struct{ body, want string }{
+		{fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"label":" "}`, camID, ts(-time.Minute), ts(0)), "label"},
+		{fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"label":"x"}`, camID, ts(0), ts(-time.Minute)), "not after"},
+		{fmt.Sprintf(`{"from":%q,"to":%q,"label":"x"}`, ts(-time.Minute), ts(0)), "camera_id"},
+	} {
+		if r := ve.do("POST", "/api/v1/tags", []byte(tc.body)); r.status != 400 || !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("%s: %d %s, want 400 naming %s", tc.body, r.status, r.body, tc.want)
+		}
+	}
+	q := fmt.Sprintf("/api/v1/tags?camera=%d&label=%s&from=%s&to=%s", camID, url.QueryEscape("占道经营"), url.QueryEscape(ts(-90*time.Second)), url.QueryEscape(ts(0)))
+	for _, tc := range []struct {
+		token string
+		n     int
+	}{{bob, 1}, {leaderHere, 1}, {leaderElsewhere, 0}} {
+		ve.token = tc.token
+		if l := ve.do("GET", q, nil).json(t)["tags"].([]any); len(l) != tc.n {
+			t.Errorf("search: %d tags, want %d", len(l), tc.n)
+		}
+	}
+	ve.token = alice
+	if l := ve.do("GET", fmt.Sprintf("/api/v1/tags?camera=%d&from=%s&to=%s", camID, url.QueryEscape(ts(-time.Hour)), url.QueryEscape(ts(-30*time.Minute))), nil).json(t)["tags"].([]any); len(l) != 0 {
+		t.Errorf("another time: %d tags", len(l))
+	}
+	ve.token = bob
+	if r := ve.do("PATCH", fmt.Sprintf("/api/v1/tags/%d", tagID), []byte(`{"note":"bob was here"}`)); r.status != 403 {
+		t.Errorf("another operator edits: %d %s", r.status, r.body)
+	}
+	ve.token = adminToken
+	if r := ve.do("PATCH", fmt.Sprintf("/api/v1/tags/%d", tagID), []byte(`{"label":"已处理"}`)); r.status != 200 || r.json(t)["label"] != "已处理" || r.json(t)["author"] != tag["author"] {
+		t.Errorf("admin edits: %d %s", r.status, r.body)
+	}
+	ve.token = leaderElsewhere
+	if r := ve.do("DELETE", fmt.Sprintf("/api/v1/tags/%d", tagID), nil); r.status != 404 {
+		t.Errorf("outside the scope: %d", r.status)
+	}
+	ve.token = alice
+	if r := ve.do("DELETE", fmt.Sprintf("/api/v1/tags/%d", tagID), nil); r.status != 204 {
+		t.Errorf("the author deletes: %d %s", r.status, r.body)
+	}
+}

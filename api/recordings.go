@@ -364,3 +364,104 @@ func (s *Server) visibleTag(c *gin.Context) (int64, record.Tag, error) {
 	}
 	return id, t, err
 }
+
+// requestExport queues an evidence export: {"camera_id","from","to","incident_id"?}.
+func (s *Server) requestExport(c *gin.Context) {
+	if s.deps.Exports == nil {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "exports are not running on this server"))
+		return
+	}
+	var req struct {
+		CameraID   int64     `json:"camera_id"`
+		From       time.Time `json:"from"`
+		To         time.Time `json:"to"`
+		IncidentID *int64    `json:"incident_id"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.tagCamera(c, req.CameraID); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if req.IncidentID != nil {
+		if _, err := s.deps.Incidents.Get(ctx, *req.IncidentID, viewer(principal(c))); err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+	}
+	e, err := s.deps.Exports.Request(ctx, req.CameraID, req.From, req.To, req.IncidentID, principal(c).Username)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, e)
+}
+
+// visibleExport is the export of the path, if the caller sees its camera.
+func (s *Server) visibleExport(c *gin.Context) (record.Export, error) {
+	if s.deps.Exports == nil {
+		return record.Export{}, gridwatch.Errorf(gridwatch.EUnavailable, "exports are not running on this server")
+	}
+	id, err := idParam(c)
+	if err != nil {
+		return record.Export{}, err
+	}
+	e, err := s.deps.Exports.Get(c.Request.Context(), id)
+	if err == nil && s.tagCamera(c, e.CameraID) != nil {
+		err = gridwatch.Errorf(gridwatch.ENotFound, "export %d not found", id)
+	}
+	return e, err
+}
+
+// getExport is an export's state: queued, running (with progress), done
+// (with its SHA-256 and manifest) or failed (with why).
+func (s *Server) getExport(c *gin.Context) {
+	e, err := s.visibleExport(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, e)
+}
+
+// exportFile downloads a finished export.
+func (s *Server) exportFile(c *gin.Context) {
+	e, err := s.visibleExport(c)
+	if err == nil && e.Status != "done" {
+		err = gridwatch.Errorf(gridwatch.EConflict, "export %d is %s, not done", e.ID, e.Status)
+	}
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	f, err := os.Open(s.deps.Exports.Path(e.ID))
+	if err != nil {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "export %d: its file is missing", e.ID))
+		return
+	}
+	defer f.Close()
+	c.Header("Content-Type", "video/mp4")
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="gridwatch-export-%d.mp4"`, e.ID))
+	if e.SHA256 != nil {
+		c.Header("X-Content-SHA256", *e.SHA256)
+	}
+	http.ServeContent(c.Writer, c.Request, "", *e.FinishedAt, f)
+}
+
+// verifyExport recomputes the SHA-256 of an export's file.
+func (s *Server) verifyExport(c *gin.Context) {
+	e, err := s.visibleExport(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	stored, now, err := s.deps.Exports.Verify(c.Request.Context(), e.ID)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": e.ID, "sha256": stored, "recomputed": now, "ok": stored == now})
+}

@@ -68,6 +68,8 @@ type Deps struct {
 	// Recordings is the footage index, RecordingsDir where its files are.
 	Recordings    *record.Store
 	RecordingsDir string
+	// Exports makes evidence exports; nil answers 503 on their routes.
+	Exports *record.Exporter
 	// Events feeds GET /api/v1/events; nil answers 503 there.
 	Events *events.Hub
 }
@@ -190,6 +192,10 @@ func (s *Server) Routes() []Route {
 		rt("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
 		keyParam(rt("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),
 		keyParam(rt("GET", "/api/v1/recordings/:id/file.mp4", auth.VideoPlayback, s.recordingFile)),
+		rt("POST", "/api/v1/exports", auth.VideoPlayback, s.requestExport),
+		rt("GET", "/api/v1/exports/:id", auth.VideoPlayback, s.getExport),
+		keyParam(rt("GET", "/api/v1/exports/:id/file", auth.VideoPlayback, s.exportFile)),
+		rt("GET", "/api/v1/exports/:id/verify", auth.VideoPlayback, s.verifyExport),
 		rt("GET", "/api/v1/tags", auth.VideoPlayback, s.listTags),
 		rt("POST", "/api/v1/tags", auth.VideoPlayback, s.createTag),
 		rt("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.updateTag),

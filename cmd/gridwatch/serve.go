@@ -60,6 +60,7 @@ type Main struct {
 	video     *live.Manager
 	footage   *record.Store
 	recorder  *record.Recorder
+	exporter  *record.Exporter
 	rtsp      *rtspserve.Server
 	sim       *camsim.Sim
 	// AdminPassword is the generated password of the first admin, set on
@@ -226,6 +227,12 @@ func (m *Main) startVideo() {
 		defer m.background.Done()
 		_ = m.video.Run(vctx)
 	}()
+	m.exporter = record.NewExporter(m.footage, m.recorder, filepath.Join(m.Config.DataDir, "exports"))
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		m.exporter.Run(vctx)
+	}()
 	go func() {
 		defer m.background.Done()
 		m.recorder.RunRetention(vctx, record.Retention{MaxAge: m.Config.RecordingMaxAge, MaxBytes: m.Config.RecordingMaxBytes}, time.Minute)
@@ -328,6 +335,7 @@ func (m *Main) serve() error {
 		Video:           m.video,
 		Recordings:      m.footage,
 		RecordingsDir:   m.recordingsDir(),
+		Exports:         m.exporter,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -61,7 +61,9 @@ func NewExporter(store *Store, rec *Recorder, dir string) *Exporter {
 }
 
 // Path is where export id's file is.
-func (x *Exporter) Path(id int64) string { return filepath.Join(x.dir, strconv.FormatInt(id, 10)+".mp4") }
+func (x *Exporter) Path(id int64) string {
+	return filepath.Join(x.dir, strconv.FormatInt(id, 10)+".mp4")
+}
 
 // Request queues an export of camera's footage from from to to, for
 // incident when not nil. A range without footage is refused at once.

@@ -6,6 +6,8 @@
 // Output names are fixed because src/index.html refers to them:
 //   dist/index.html, dist/app.js, dist/app.css, dist/favicon.svg,
 //   dist/maplibre-gl-worker.mjs (MapLibre 6 loads its worker from this separate file).
+// Code split off by dynamic import() lands next to them as [name]-[hash].js
+// (today only hls.light-*.js, the footage player's hls.js).
 import { build } from 'esbuild';
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -29,6 +31,10 @@ await build({
   entryPoints: { app: path.join(src, 'main.js') },
   bundle: true,
   format: 'esm',
+  // hls.js (the footage player's engine) is imported dynamically: its own
+  // chunk, fetched the first time footage plays, not with the map.
+  splitting: true,
+  chunkNames: '[name]-[hash]',
   minify: true,
   sourcemap: sourcemap ? 'linked' : false,
   legalComments: 'eof',

@@ -13,6 +13,7 @@
 //   document.body.dataset.camerasLoaded  camera count, once the camera layer (source gw-cameras) is added
 //   #panel [data-field=cams] [data-camera-id], #camera-card[data-camera]
 //   #panel li.vtile[data-video-camera][data-state], #player-dialog (see video-wall.js)
+//   #camera-card [data-field=cam-footage], #footage-dialog (see footage.js)
 //   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
 
 import 'maplibre-gl/dist/maplibre-gl.css';
@@ -36,6 +37,7 @@ import { OPEN_STATUSES, statusLabel } from './status.js';
 import { StatsDialog } from './stats.js';
 import { toast } from './toast.js';
 import { PlayerDialog } from './video-wall.js';
+import { FootageDialog } from './footage.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -189,7 +191,13 @@ map.on('error', (ev) => {
 // Live video (video.live): the grid panel's wall and the larger player. Nothing
 // connects until a grid is open or Play is pressed.
 const videoOn = () => can('video.live');
-const player = new PlayerDialog();
+// Recorded footage (video.playback): the footage dialog, hls.js loaded on first use.
+const footageOn = () => can('video.playback');
+const footage = new FootageDialog();
+const openFootage = (cam, opener) => {
+  if (footageOn()) footage.open(cam, { opener });
+};
+const player = new PlayerDialog({ onPlayback: openFootage, canPlayback: footageOn });
 
 const panel = new Panel($('#panel'), {
   onPick: (id, opts) => selectGrid(id, opts),
@@ -199,6 +207,7 @@ const panel = new Panel($('#panel'), {
   onPlay: (cam, opener) => {
     if (videoOn()) player.open(cam, { stream: 'main', opener });
   },
+  onFootage: openFootage,
 });
 
 map.on('load', async () => {

@@ -57,10 +57,11 @@ function el(tag, className, text) {
  * Panel drives #panel. onPick(id, {fit}) is called when a chain or locate
  * entry is clicked, onIncident(id) when a case in the grid's list is,
  * onCamera(id) when a camera in the list is, onPlay(camera, opener) when a
- * tile of the video wall or the camera card's Play (opener) is.
+ * tile of the video wall or the camera card's Play (opener) is,
+ * onFootage(camera, opener) when the camera card's Playback is.
  */
 export class Panel {
-  constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {} }) {
+  constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {
     this.root = root;
     this.onPick = onPick;
     this.onClose = onClose;
@@ -72,6 +73,10 @@ export class Panel {
     const play = this.field('cam-play');
     play.addEventListener('click', () => {
       if (this.shownCamera) this.onPlay(this.shownCamera, play);
+    });
+    const footage = this.field('cam-footage');
+    footage.addEventListener('click', () => {
+      if (this.shownCamera) onFootage(this.shownCamera, footage);
     });
     this.camera = root.querySelector('#camera-card');
     this.detail = root.querySelector('#detail');

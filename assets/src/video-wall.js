@@ -5,7 +5,8 @@
 //   #panel li.vtile[data-video-camera=ID][data-state=connecting|playing|stalled|reconnecting|offline|error|idle]
 //     [data-status=online|connecting|offline][data-first-frame-at=performance.now() of its first picture]
 //     with a <video> and .vtile-overlay (the text over a tile that is not playing)
-//   #player-dialog[open][data-camera=ID][data-stream=main][data-state=…] with a <video>
+//   #player-dialog[open][data-camera=ID][data-stream=main][data-state=…] with a <video>,
+//     and .player-footage (回放 · Playback: the camera's recorded footage, video.playback)
 
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { el } from './dom.js';
@@ -210,7 +211,13 @@ export class VideoWall {
  * back to what opened it (the wall's tile, the camera card's Play button).
  */
 export class PlayerDialog {
-  constructor() {
+  /**
+   * onPlayback(cam, opener) opens the camera's footage: the dialog's
+   * Playback button shows only while canPlayback() is true.
+   */
+  constructor({ onPlayback = null, canPlayback = () => false } = {}) {
+    this.onPlayback = onPlayback;
+    this.canPlayback = canPlayback;
     this.dialog = null;
     this.player = null;
     this.cam = null;
@@ -231,13 +238,21 @@ export class PlayerDialog {
     this.streamLabel = el('span', 'player-stream');
     const close = el('button', { type: 'button', className: 'dialog-close', 'aria-label': '关闭 Close', title: '关闭 Close (Esc)' }, '×');
     close.addEventListener('click', () => this.close());
+    this.footageBtn = el('button', { type: 'button', className: 'btn btn-small player-footage', title: '录像回放 · Recorded footage of this camera', hidden: true }, '回放 · Playback');
+    this.footageBtn.addEventListener('click', () => {
+      const cam = this.cam;
+      const opener = this.opener;
+      this.opener = null; // the footage dialog gives the focus back instead
+      this.close();
+      if (cam && this.onPlayback) this.onPlayback(cam, opener);
+    });
     this.video = el('video', { className: 'player-video', muted: true, playsInline: true });
     this.overlay = el('div', { className: 'player-overlay', role: 'status' });
     this.stats = el('div', { className: 'player-stats', 'aria-live': 'off' });
     this.dialog = el(
       'dialog',
       { className: 'dialog dialog-player', id: 'player-dialog', 'aria-labelledby': 'player-title' },
-      el('div', 'dialog-head', this.title, this.badge, this.streamLabel, close),
+      el('div', 'dialog-head', this.title, this.badge, this.streamLabel, this.footageBtn, close),
       el('div', 'player-body', el('div', 'player-stage', this.video, this.overlay), this.stats),
     );
     this.dialog.addEventListener('close', () => {
@@ -268,6 +283,7 @@ export class PlayerDialog {
     this.streamLabel.textContent = STREAM_LABEL[stream] ?? stream;
     this.dialog.dataset.camera = String(cam.id);
     this.dialog.dataset.stream = stream;
+    this.footageBtn.hidden = !this.onPlayback || !this.canPlayback();
     this.player = new LivePlayer(this.video, { cameraId: cam.id, stream, onChange: () => this.render() });
     this.render();
     if (!this.dialog.open) this.dialog.showModal();

@@ -1,0 +1,350 @@
+// Browser test of recorded footage, through the real service, in real time.
+//
+//   node e2e/footage.mjs <baseURL> <artifactDir>
+//
+// The Go test starts gridwatch with 3 s recording files (1 s fragments), so
+// the demo cameras' footage is indexed within seconds of the start.
+// 1. As demo-operator (video.playback): wait (≤ 25 s) until GET
+//    /api/v1/cameras/{id}/recordings lists at least 2 recordings, in one
+//    recorded run of ≥ 6 s, for an online demo camera. Until footage plays,
+//    hls.js (a separate chunk, hls.light-*.js) is not fetched: the map's first
+//    load does not carry it.
+// 2. Click the camera on the map; its card's 回放 · Playback opens the footage
+//    view: the 24 h timeline draws the recorded run(s) (.tl-rec) with local
+//    hour ticks.
+// 3. Zoom to 5 min, click the timeline 5 s before the end of the latest run:
+//    the <video> plays in real time (currentTime advances, decoded frames grow)
+//    through hls.js, and the wall-clock time shown is within a few seconds of
+//    the time clicked. Screenshot footage.png.
+// 4. A click at the far left of the 24 h timeline (no footage then): the view
+//    says so (the playlist's 404), no blank player. Esc closes the view, focus
+//    goes back to the Playback button.
+// 5. The live player's 回放 · Playback opens the same view, in place of the player.
+// Any page error, console error, CSP violation, error banner or unexpected
+// HTTP error fails the run. Prints one JSON line and exits 0, else prints
+// "e2e: FAIL: …" and exits 1.
+// Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+
+const [baseArg, artifactDir] = process.argv.slice(2);
+if (!baseArg || !artifactDir) {
+  console.error('usage: node e2e/footage.mjs <baseURL> <artifactDir>');
+  process.exit(2);
+}
+const base = baseURL(baseArg);
+const started = Date.now();
+deadline(started, timeoutMs * 6 + 60000);
+const DLG = '#footage-dialog';
+const RECORDINGS_WAIT_MS = 25000;
+
+let browser;
+
+/** sample reads a <video>'s clock and decoded pictures, and the time the view shows. */
+function sample(page) {
+  return page.evaluate((sel) => {
+    const d = document.querySelector(sel);
+    const v = d?.querySelector('video');
+    if (!v) return null;
+    const q = v.getVideoPlaybackQuality();
+    return {
+      t: v.currentTime,
+      frames: q.totalVideoFrames,
+      dropped: q.droppedVideoFrames,
+      width: v.videoWidth,
+      height: v.videoHeight,
+      paused: v.paused,
+      shown: Date.parse(d.querySelector('.footage-clock')?.dataset.time ?? ''),
+      state: d.dataset.state,
+      engine: d.dataset.engine,
+      now: performance.now(),
+    };
+  }, DLG);
+}
+
+/** viewInfo describes the footage view: state, message, timeline window and recorded runs. */
+function viewInfo(page) {
+  return page.evaluate((sel) => {
+    const d = document.querySelector(sel);
+    if (!d) return null;
+    const track = d.querySelector('.tl-track');
+    const m = d.querySelector('.footage-message');
+    return {
+      open: d.open,
+      camera: d.dataset.camera,
+      state: d.dataset.state,
+      engine: d.dataset.engine,
+      message: m && !m.hidden ? m.textContent : '',
+      kind: m?.dataset.kind,
+      viewFrom: Number(track?.dataset.viewFrom),
+      viewTo: Number(track?.dataset.viewTo),
+      runs: [...d.querySelectorAll('.tl-rec')].map((r) => ({ from: Date.parse(r.dataset.from), to: Date.parse(r.dataset.to), w: r.getBoundingClientRect().width })),
+      gaps: d.querySelectorAll('.tl-gap').length,
+      labels: [...d.querySelectorAll('.tl-label')].map((l) => l.textContent),
+      clock: d.querySelector('.footage-clock')?.textContent,
+    };
+  }, DLG);
+}
+
+/** clickTime clicks the timeline where it draws time t (ms); it returns the time there as the page computed the view. */
+async function clickTime(page, t) {
+  const at = await page.evaluate(
+    ([sel, t]) => {
+      const track = document.querySelector(`${sel} .tl-track`);
+      const r = track.getBoundingClientRect();
+      const from = Number(track.dataset.viewFrom);
+      const to = Number(track.dataset.viewTo);
+      const x = r.left + ((t - from) / (to - from)) * r.width;
+      return { x, y: r.top + r.height / 2, msPerPx: (to - from) / r.width };
+    },
+    [DLG, t],
+  );
+  await page.mouse.move(at.x, at.y - 30);
+  await page.mouse.move(at.x, at.y, { steps: 3 });
+  const hit = await page.evaluate(([x, y]) => document.elementFromPoint(x, y)?.closest('.tl-track') !== null, [at.x, at.y]);
+  if (!hit) throw new Error(`the timeline is not at (${at.x.toFixed(0)}, ${at.y.toFixed(0)}) to click`);
+  await page.mouse.click(at.x, at.y);
+  return at;
+}
+
+/** clickCamera centres the map on a camera and clicks its point; false if something else would take the click. */
+async function clickCamera(page, cam) {
+  const [lon, lat] = cam.location.coordinates;
+  const at = await page.evaluate(
+    ([lon, lat]) =>
+      new Promise((resolve) => {
+        const map = window.gridwatchMap;
+        map.once('idle', () => {
+          const r = map.getContainer().getBoundingClientRect();
+          const p = map.project([lon, lat]);
+          const blockers = ['inc-point', 'inc-cluster'].filter((l) => map.getLayer(l));
+          const x = r.left + p.x;
+          const y = r.top + p.y;
+          if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') return resolve(null);
+          if (blockers.length && map.queryRenderedFeatures([[p.x - 14, p.y - 14], [p.x + 14, p.y + 14]], { layers: blockers }).length) return resolve(null);
+          if (!map.queryRenderedFeatures([[p.x - 4, p.y - 4], [p.x + 4, p.y + 4]], { layers: ['cam-point'] }).length) return resolve(null);
+          resolve({ x, y });
+        });
+        map.jumpTo({ center: [lon, lat], zoom: 17 });
+        map.triggerRepaint();
+      }),
+    [lon, lat],
+  );
+  if (!at) return false;
+  await page.mouse.move(at.x - 20, at.y - 20);
+  await page.mouse.move(at.x, at.y, { steps: 4 });
+  await page.mouse.click(at.x, at.y);
+  return true;
+}
+
+async function run() {
+  await mkdir(artifactDir, { recursive: true });
+  browser = await launch({ args: ['--autoplay-policy=no-user-gesture-required'] });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const watcher = watch(page, base);
+  const { problems, check } = watcher;
+  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
+  watcher.expect('GET', /^\/api\/v1\/cameras\/\d+\/playback\.m3u8$/, 404); // step 4: a time without footage
+  const chunks = []; // requests for the hls.js chunk
+  const footageRequests = { playlists: 0, files: 0 };
+  page.on('request', (req) => {
+    const p = new URL(req.url()).pathname;
+    if (/^\/hls[^/]*\.js$/.test(p)) chunks.push({ path: p, at: Date.now() });
+    if (/\/playback\.m3u8$/.test(p)) footageRequests.playlists++;
+    if (/^\/api\/v1\/recordings\/\d+\/file\.mp4$/.test(p)) footageRequests.files++;
+  });
+
+  await page.goto(base.href);
+  await signIn(page, 'demo-operator', 'gridwatch-operator');
+  const gridsLoaded = await waitGrids(page, problems);
+  await waitFor(page, () => Number(document.body.dataset.camerasLoaded) > 0, null, 'the camera layer');
+  if (chunks.length) throw new Error(`the first load fetched hls.js already: ${JSON.stringify(chunks)}`);
+
+  // 1. An online demo camera with ≥ 2 recordings in one run of ≥ 6 s.
+  const get = async (p) => {
+    const res = await context.request.get(new URL(p, base).href);
+    if (!res.ok()) throw new Error(`GET ${p} as demo-operator: HTTP ${res.status()} ${(await res.text()).slice(0, 300)}`);
+    return res.json();
+  };
+  const cameras = ((await get('/api/v1/cameras?limit=1000')).cameras ?? []).filter((c) => c.status === 'online' && /^JS-CAM-/.test(c.code ?? ''));
+  if (!cameras.length) throw new Error('no online demo camera (JS-CAM-…)');
+  const waitStart = Date.now();
+  let cam = null;
+  let recs = null;
+  let runEnd = 0;
+  let last = '';
+  while (!cam) {
+    for (const c of cameras) {
+      const now = Date.now();
+      const q = new URLSearchParams({ from: new Date(now - 3600e3).toISOString(), to: new Date(now + 60e3).toISOString() });
+      const body = await get(`/api/v1/cameras/${c.id}/recordings?${q}`);
+      const ok = (body.recordings ?? []).filter((r) => r.status === 'ok');
+      last = `${c.code}: ${ok.length} recordings ${JSON.stringify(ok.map((r) => [r.from, r.to]))}`;
+      if (ok.length < 2) continue;
+      // The latest run: recordings less than 2 s apart.
+      let from = Date.parse(ok[ok.length - 1].from);
+      const to = Date.parse(ok[ok.length - 1].to);
+      for (let i = ok.length - 2; i >= 0 && from - Date.parse(ok[i].to) <= 2000; i--) from = Date.parse(ok[i].from);
+      if (to - from >= 6000) {
+        cam = c;
+        recs = ok;
+        runEnd = to;
+        break;
+      }
+    }
+    if (cam) break;
+    if (Date.now() - waitStart > RECORDINGS_WAIT_MS) throw new Error(`no demo camera has 2 recordings in one 6 s run after ${RECORDINGS_WAIT_MS} ms (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const recordingsWaitMs = Date.now() - waitStart;
+  await check('after load');
+
+  // 2. The camera's card, its Playback, the 24 h timeline.
+  const order = [cam, ...cameras.filter((c) => c !== cam)];
+  let clicked = false;
+  for (let i = 0; i < 3 && !clicked; i++) clicked = await clickCamera(page, cam);
+  if (!clicked) throw new Error(`camera ${cam.code}'s point on the map is covered (by an incident?): cannot click it (${order.length} cameras)`);
+  await waitFor(
+    page,
+    (id) => {
+      const card = document.querySelector('#camera-card');
+      const b = card?.querySelector('[data-field="cam-footage"]');
+      return card && !card.hidden && card.dataset.camera === String(id) && b && !b.hidden;
+    },
+    cam.id,
+    async () => `the camera card of ${cam.code} with its Playback button (${await page.evaluate(() => document.querySelector('#camera-card')?.outerHTML.slice(0, 300))})`,
+  );
+  await page.click('#camera-card [data-field="cam-footage"]');
+  await waitFor(
+    page,
+    ([sel, id]) => {
+      const d = document.querySelector(sel);
+      return d?.open && d.dataset.camera === String(id) && d.querySelectorAll('.tl-rec').length > 0;
+    },
+    [DLG, cam.id],
+    async () => `the footage view of ${cam.code} with its recorded runs (${JSON.stringify(await viewInfo(page))})`,
+  );
+  const day = await viewInfo(page);
+  if (Math.abs(day.viewTo - day.viewFrom - 24 * 3600e3) > 1000) throw new Error(`the timeline spans ${(day.viewTo - day.viewFrom) / 3600e3} h, want 24 h`);
+  if (day.labels.length < 6 || !day.labels.every((l) => /^\d\d:00$/.test(l))) throw new Error(`the 24 h timeline's labels: ${JSON.stringify(day.labels)}`);
+  const drawn = day.runs.find((r) => r.from <= runEnd - 6000 && r.to >= runEnd - 1);
+  if (!drawn || drawn.w < 1) throw new Error(`the timeline does not draw the run ending ${new Date(runEnd).toISOString()}: ${JSON.stringify(day.runs)}`);
+  if (chunks.length) throw new Error(`hls.js was fetched before any footage played: ${JSON.stringify(chunks)}`);
+  await check('the footage view');
+
+  // 3. Zoom to 5 min; click 5 s before the end of the run; it plays from there.
+  await page.click(`${DLG} .tl-zoom[data-span="300000"]`);
+  await waitFor(page, (sel) => {
+    const t = document.querySelector(`${sel} .tl-track`);
+    return Number(t.dataset.viewTo) - Number(t.dataset.viewFrom) === 300000 && t.querySelectorAll('.tl-rec').length > 0;
+  }, DLG, 'the 5 min view');
+  const want = runEnd - 5000;
+  const clickedAt = Date.now();
+  const at = await clickTime(page, want);
+  await waitFor(
+    page,
+    (sel) => {
+      const d = document.querySelector(sel);
+      const v = d.querySelector('video');
+      return d.dataset.state === 'playing' && v.getVideoPlaybackQuality().totalVideoFrames > 0 && d.querySelector('.footage-clock')?.dataset.time;
+    },
+    DLG,
+    async () => `the footage playing after the click (${JSON.stringify(await viewInfo(page))}; ${problems.join('; ')})`,
+  );
+  const firstPictureMs = Date.now() - clickedAt;
+  const a = await sample(page);
+  const firstOffset = (a.shown - want) / 1000;
+  // The playlist starts at the keyframe at or before the time asked; the player seeks to it.
+  if (!(firstOffset > -2.5 && firstOffset < 4)) throw new Error(`the view shows ${new Date(a.shown).toISOString()}, ${firstOffset.toFixed(2)} s from the time clicked ${new Date(want).toISOString()}`);
+  await page.waitForTimeout(1500);
+  const b = await sample(page);
+  const secs = (b.now - a.now) / 1000;
+  if (!(b.t - a.t >= secs * 0.5)) throw new Error(`currentTime went ${a.t.toFixed(3)} → ${b.t.toFixed(3)} in ${secs.toFixed(1)} s of real time (${JSON.stringify({ a, b })})`);
+  if (!(b.frames - a.frames >= secs * 8)) throw new Error(`${b.frames - a.frames} pictures decoded in ${secs.toFixed(1)} s of real time (${JSON.stringify({ a, b })})`);
+  if (!(b.shown - a.shown >= secs * 500)) throw new Error(`the time shown went ${new Date(a.shown).toISOString()} → ${new Date(b.shown).toISOString()} in ${secs.toFixed(1)} s`);
+  if (b.engine !== 'hls.js') throw new Error(`the footage plays through ${b.engine}, want hls.js`);
+  if (chunks.length !== 1) throw new Error(`hls.js chunk requests: ${JSON.stringify(chunks)}, want exactly 1`);
+  const shot = path.join(artifactDir, 'footage.png');
+  await page.screenshot({ path: shot });
+  const playing = await viewInfo(page);
+  await check('footage playing');
+
+  // 4. A time without footage: a message, not a blank player.
+  await page.click(`${DLG} .tl-zoom[data-span="86400000"]`);
+  await waitFor(page, (sel) => {
+    const t = document.querySelector(`${sel} .tl-track`);
+    return Number(t.dataset.viewTo) - Number(t.dataset.viewFrom) === 86400000;
+  }, DLG, 'the 24 h view again');
+  const emptyAt = await page.evaluate((sel) => Number(document.querySelector(`${sel} .tl-track`).dataset.viewFrom) + 600e3, DLG);
+  await clickTime(page, emptyAt);
+  await waitFor(
+    page,
+    (sel) => {
+      const d = document.querySelector(sel);
+      const m = d.querySelector('.footage-message');
+      return d.dataset.state === 'empty' && !m.hidden && m.dataset.kind === 'empty' && /无录像/.test(m.textContent) && /No footage/.test(m.textContent);
+    },
+    DLG,
+    async () => `the "no footage" message (${JSON.stringify(await viewInfo(page))}; playlists ${footageRequests.playlists})`,
+  );
+  const empty = await viewInfo(page);
+  const emptyVideo = await page.evaluate((sel) => {
+    const v = document.querySelector(`${sel} video`);
+    return { src: v.getAttribute('src'), paused: v.paused };
+  }, DLG);
+  if (emptyVideo.src !== null || !emptyVideo.paused) throw new Error(`after the empty range the video still plays: ${JSON.stringify(emptyVideo)}`);
+
+  // Esc closes; focus goes back to the Playback button.
+  await page.keyboard.press('Escape');
+  await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
+  await waitFor(page, () => document.activeElement?.dataset.field === 'cam-footage', null, async () => `focus back on Playback (it is on ${await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 120))})`, 3000);
+  await check('the empty range');
+
+  // 5. From the live player: its Playback replaces it with the footage view.
+  await page.click('#camera-card [data-field="cam-play"]');
+  await waitFor(page, (id) => document.querySelector('#player-dialog')?.open && document.querySelector('#player-dialog').dataset.camera === String(id), cam.id, 'the live player');
+  await waitFor(page, () => !document.querySelector('#player-dialog .player-footage').hidden, null, "the live player's Playback button");
+  await page.click('#player-dialog .player-footage');
+  await waitFor(
+    page,
+    ([sel, id]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && !document.querySelector('#player-dialog').open,
+    [DLG, cam.id],
+    'the footage view opened from the live player, the player closed',
+  );
+  await page.keyboard.press('Escape');
+  await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
+  await check('from the live player');
+
+  return {
+    ok: true,
+    url: base.href,
+    grids_loaded: gridsLoaded,
+    camera: { id: cam.id, code: cam.code, recordings: recs.length },
+    recordings_wait_ms: recordingsWaitMs,
+    timeline_24h: { runs: day.runs.length, gaps: day.gaps, labels: day.labels.length },
+    clicked: new Date(want).toISOString(),
+    click_ms_per_px: +at.msPerPx.toFixed(1),
+    first_picture_ms: firstPictureMs,
+    shown_offset_s: +firstOffset.toFixed(3),
+    playback: { engine: b.engine, fps: +((b.frames - a.frames) / secs).toFixed(1), advanced_s: +(b.t - a.t).toFixed(3), size: `${b.width}x${b.height}`, clock: playing.clock },
+    hls_chunk: chunks[0]?.path,
+    requests: footageRequests,
+    empty_message: empty.message,
+    screenshot: shot,
+    total_ms: Date.now() - started,
+  };
+}
+
+let code = 0;
+try {
+  console.log(JSON.stringify(await run()));
+} catch (err) {
+  console.error(`e2e: FAIL: ${err?.message ?? err}`);
+  code = 1;
+} finally {
+  await browser?.close().catch(() => {});
+}
+process.exit(code);

@@ -1,0 +1,559 @@
+// The footage player (video.playback): one camera's recorded video with a
+// timeline of the last 24 hours, in a modal dialog.
+//
+// The recorded ranges come from GET /api/v1/cameras/{id}/recordings (again
+// every 30 s while open); a click on a recorded part plays an HLS VOD playlist
+// (GET /api/v1/cameras/{id}/playback.m3u8?from&to) from that moment to the end
+// of that recorded run (or to now for the latest run). Where MSE exists the
+// playlist plays through hls.js, loaded on first use (a separate chunk, see
+// build.mjs) so the map's first load does not carry it; a browser without MSE
+// but with native HLS (iPhone Safari) gets the playlist as the <video>'s src.
+//
+// Keys: Esc closes, ← / → move 10 s back / forward.
+//
+// Test hooks:
+//   #footage-dialog[open][data-camera=ID][data-state=idle|loading|playing|buffering|paused|ended|empty|error][data-engine=hls.js|native]
+//   #footage-dialog .footage-clock[data-time=ISO of the picture shown]
+//   #footage-dialog .footage-message[data-kind=hint|empty|error|ended] (the text over the video)
+//   #footage-dialog .tl-track[data-view-from][data-view-to] (ms since the epoch) with
+//     .tl-rec[data-from][data-to] (recorded runs, ISO), .tl-gap[data-reason] (title: the reason), .tl-playhead
+//   #footage-dialog .tl-zoom[data-span=ms][aria-pressed]
+
+import { ApiError, describe, request } from './api.js';
+import { el, formatTime } from './dom.js';
+
+const DAY = 24 * 3600 * 1000;
+const REFRESH_MS = 30000;
+const TICK_MS = 250;
+const JOIN_MS = 2000; // recordings this close together form one run
+const STEP_S = 10; // ← / →
+const SPANS = [
+  { ms: DAY, label: '24 h' },
+  { ms: 3600 * 1000, label: '1 h' },
+  { ms: 5 * 60 * 1000, label: '5 min' },
+];
+// Tick steps (ms) the timeline picks from: the smallest with room for it.
+const STEPS = [10e3, 30e3, 60e3, 5 * 60e3, 10 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 2 * 3600e3, 3 * 3600e3, 6 * 3600e3];
+
+let hlsModule = null;
+/** loadHls imports hls.js (its light build: no subtitles, alternate audio or DRM) once, on first use. */
+function loadHls() {
+  hlsModule ??= import('hls.js/light').then((m) => m.default);
+  return hlsModule;
+}
+
+function hasMSE() {
+  return typeof window.MediaSource === 'function' || typeof window.ManagedMediaSource === 'function';
+}
+
+const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const clock = (ms) => formatTime(new Date(ms).toISOString(), { seconds: true });
+const pad = (n) => String(n).padStart(2, '0');
+
+/** hhmm shows a local time of day as "HH:MM" (with seconds when asked). */
+function hhmm(ms, seconds = false) {
+  const d = new Date(ms);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}${seconds ? `:${pad(d.getSeconds())}` : ''}`;
+}
+
+/** runsOf merges a camera's recordings (status ok) into continuous runs [{from, to}] in ms. */
+export function runsOf(recordings) {
+  const recs = recordings
+    .filter((r) => r.status === 'ok')
+    .map((r) => ({ from: Date.parse(r.from), to: Date.parse(r.to) }))
+    .filter((r) => r.to > r.from)
+    .sort((a, b) => a.from - b.from);
+  const out = [];
+  for (const r of recs) {
+    const last = out[out.length - 1];
+    if (last && r.from - last.to <= JOIN_MS) last.to = Math.max(last.to, r.to);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+/** firstProgramDate is the first EXT-X-PROGRAM-DATE-TIME of a playlist, in ms, or NaN. */
+function firstProgramDate(text) {
+  const m = /^#EXT-X-PROGRAM-DATE-TIME:(\S+)/m.exec(text);
+  return m ? Date.parse(m[1]) : NaN;
+}
+
+/**
+ * FootageDialog plays one camera's recorded footage; open(cam, {opener})
+ * shows it, and focus goes back to opener when it closes.
+ */
+export class FootageDialog {
+  constructor() {
+    this.dialog = null;
+    this.cam = null;
+    this.opener = null;
+    this.span = DAY;
+    this.focusAt = null; // the middle of a zoomed view (ms), else the view ends now
+    this.runs = [];
+    this.gaps = [];
+    this.missing = [];
+    this.listAt = 0;
+    this.seq = 0; // bumped by every start/stop: late answers of older ones are dropped
+    this.hls = null;
+    this.engine = '';
+    this.base = null; // {at: clicked ms, pdt: first PROGRAM-DATE-TIME ms, to: playlist end ms}
+    this.refreshTimer = 0;
+    this.tickTimer = 0;
+    this.listAbort = null;
+  }
+
+  get isOpen() {
+    return !!this.dialog?.open;
+  }
+
+  build() {
+    this.title = el('h2', { className: 'dialog-title player-title', id: 'footage-title' });
+    const close = el('button', { type: 'button', className: 'dialog-close', 'aria-label': '关闭 Close', title: '关闭 Close (Esc)' }, '×');
+    close.addEventListener('click', () => this.close());
+    this.video = el('video', { className: 'player-video', muted: true, playsInline: true, controls: false });
+    this.message = el('div', { className: 'footage-message', role: 'status' });
+    this.clockEl = el('time', { className: 'footage-clock', title: '画面时间 · Time of the picture shown' }, '—');
+    this.summary = el('span', 'footage-summary');
+    this.zooms = SPANS.map((s) => {
+      const b = el('button', { type: 'button', className: 'btn btn-small tl-zoom', dataset: { span: String(s.ms) }, 'aria-pressed': String(s.ms === this.span), title: `显示 ${s.label} · Show ${s.label}` }, s.label);
+      b.addEventListener('click', () => this.zoom(s.ms));
+      return b;
+    });
+    this.track = el('div', {
+      className: 'tl-track',
+      tabIndex: 0,
+      role: 'slider',
+      'aria-label': '时间轴 Timeline — 点击录像段回放 · click a recorded part to play it',
+      'aria-valuetext': '—',
+    });
+    this.hover = el('span', { className: 'tl-hover', 'aria-hidden': 'true', hidden: true });
+    this.ticks = el('div', { className: 'tl-ticks', 'aria-hidden': 'true' });
+    this.track.addEventListener('click', (ev) => this.onTrackClick(ev));
+    this.track.addEventListener('mousemove', (ev) => this.onTrackHover(ev));
+    this.track.addEventListener('mouseleave', () => {
+      this.hover.hidden = true;
+    });
+    this.dialog = el(
+      'dialog',
+      { className: 'dialog dialog-player dialog-footage', id: 'footage-dialog', 'aria-labelledby': 'footage-title' },
+      el('div', 'dialog-head', this.title, el('span', 'player-stream', '回放 · Playback'), close),
+      el(
+        'div',
+        'player-body',
+        el('div', 'player-stage', this.video, this.message),
+        el('div', 'footage-bar', this.clockEl, this.summary, el('span', { className: 'tl-zooms', role: 'group', 'aria-label': '时间范围 Span' }, ...this.zooms)),
+        el('div', 'tl', this.track, this.hover, this.ticks),
+        el('div', 'footage-keys', '点击绿色录像段回放 · Click a green (recorded) part to play · ', el('kbd', null, '←'), ' ', el('kbd', null, '→'), ' ±10 s · ', el('kbd', null, 'Esc'), ' 关闭 close'),
+      ),
+    );
+    this.dialog.addEventListener('close', () => {
+      this.teardown();
+      const back = this.opener;
+      this.opener = null;
+      if (back?.isConnected && !back.closest('[hidden]')) back.focus({ preventScroll: true });
+    });
+    this.dialog.addEventListener('click', (ev) => {
+      if (ev.target !== this.dialog) return;
+      const r = this.dialog.getBoundingClientRect();
+      if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) this.close();
+    });
+    this.dialog.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'ArrowLeft' && ev.key !== 'ArrowRight') return;
+      if (ev.target instanceof HTMLElement && ev.target.closest('input, select, textarea')) return;
+      ev.preventDefault();
+      this.seekBy(ev.key === 'ArrowLeft' ? -STEP_S : STEP_S);
+    });
+    const v = this.video;
+    v.addEventListener('playing', () => this.setState('playing'));
+    v.addEventListener('waiting', () => this.state === 'playing' && this.setState('buffering'));
+    v.addEventListener('pause', () => this.state === 'playing' && !v.ended && this.setState('paused'));
+    v.addEventListener('ended', () => this.onEnded());
+    v.addEventListener('error', () => {
+      if (this.engine === 'native' && this.base) this.fail(`播放错误 · Media error ${v.error?.code ?? ''} ${v.error?.message ?? ''}`.trim());
+    });
+    document.body.append(this.dialog);
+  }
+
+  /** open shows camera cam ({id, code, name}); focus goes back to opener (else to what had it) on close. */
+  open(cam, { opener = null } = {}) {
+    if (!this.dialog) this.build();
+    this.teardown();
+    if (!this.dialog.open) this.opener = opener ?? (document.activeElement instanceof HTMLElement ? document.activeElement : null);
+    this.cam = cam;
+    this.runs = [];
+    this.gaps = [];
+    this.missing = [];
+    this.listAt = 0;
+    this.focusAt = null;
+    this.title.replaceChildren(el('span', 'player-code', cam.code ?? ''), ` ${cam.name ?? ''}`);
+    this.dialog.dataset.camera = String(cam.id);
+    this.say('hint', '加载录像… · Loading the recordings…');
+    this.setState('idle');
+    if (!this.dialog.open) this.dialog.showModal();
+    this.track.focus({ preventScroll: true });
+    this.refresh();
+    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
+    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
+    this.render();
+  }
+
+  close() {
+    if (this.dialog?.open) this.dialog.close(); // 'close' tears down
+  }
+
+  teardown() {
+    clearInterval(this.refreshTimer);
+    clearInterval(this.tickTimer);
+    this.refreshTimer = 0;
+    this.tickTimer = 0;
+    this.listAbort?.abort();
+    this.listAbort = null;
+    this.stopEngine();
+    this.seq++;
+    if (this.dialog) delete this.dialog.dataset.state;
+  }
+
+  // ---- the recorded ranges ------------------------------------------------------------
+
+  async refresh() {
+    const cam = this.cam;
+    if (!cam) return;
+    this.listAbort?.abort();
+    const ctl = new AbortController();
+    this.listAbort = ctl;
+    const now = Date.now();
+    const q = new URLSearchParams({ from: iso(now - DAY), to: iso(now + 60e3) });
+    try {
+      const res = await request('GET', `/api/v1/cameras/${cam.id}/recordings?${q}`, { signal: ctl.signal });
+      if (ctl.signal.aborted || this.cam !== cam) return;
+      const recs = Array.isArray(res?.recordings) ? res.recordings : [];
+      this.runs = runsOf(recs);
+      this.missing = recs.filter((r) => r.status === 'missing').map((r) => ({ from: Date.parse(r.from), to: Date.parse(r.to) }));
+      this.gaps = (Array.isArray(res?.gaps) ? res.gaps : []).map((g) => ({ from: Date.parse(g.from), to: Date.parse(g.to), reason: g.reason ?? '' }));
+      this.listAt = Date.now();
+      this.listError = '';
+      if (!this.base && this.state === 'idle') {
+        this.say(
+          this.runs.length ? 'hint' : 'empty',
+          this.runs.length ? '点击时间轴上的绿色录像段开始回放 · Click a green (recorded) part of the timeline to play it' : '最近 24 小时没有录像 · No footage in the last 24 hours',
+        );
+      }
+    } catch (err) {
+      if (err?.name === 'AbortError' || this.cam !== cam) return;
+      this.listError = describe(err);
+      if (!this.base) this.fail(`无法加载录像列表 · Cannot load the recordings — ${this.listError}`);
+    } finally {
+      if (this.listAbort === ctl) this.listAbort = null;
+    }
+    this.render();
+  }
+
+  // ---- the timeline ---------------------------------------------------------------------
+
+  /** view is the time window the track shows: [from, to] in ms. */
+  view(now = Date.now()) {
+    const dayStart = now - DAY;
+    if (this.span >= DAY) return [dayStart, now];
+    const mid = this.focusAt ?? now - this.span / 2;
+    let to = Math.min(now, mid + this.span / 2);
+    let from = to - this.span;
+    if (from < dayStart) {
+      from = dayStart;
+      to = from + this.span;
+    }
+    return [from, to];
+  }
+
+  zoom(span) {
+    this.span = span;
+    for (const b of this.zooms) b.setAttribute('aria-pressed', String(Number(b.dataset.span) === span));
+    // Zoom in on the picture shown, else on the latest footage.
+    const shown = this.shownTime();
+    const last = this.runs[this.runs.length - 1];
+    this.focusAt = Number.isFinite(shown) ? shown : last ? last.to - Math.min(span / 4, (last.to - last.from) / 2) : null;
+    this.render();
+  }
+
+  timeAt(clientX) {
+    const r = this.track.getBoundingClientRect();
+    const [from, to] = this.view();
+    const f = Math.min(1, Math.max(0, (clientX - r.left) / r.width));
+    return from + f * (to - from);
+  }
+
+  onTrackHover(ev) {
+    const t = this.timeAt(ev.clientX);
+    const r = this.track.getBoundingClientRect();
+    const box = this.track.parentElement.getBoundingClientRect();
+    const gap = this.gaps.find((g) => t >= g.from && t < g.to);
+    const run = this.runs.find((x) => t >= x.from && t < x.to);
+    this.hover.hidden = false;
+    this.hover.textContent = `${hhmm(t, this.span < DAY)}${run ? ' · 录像 recorded' : gap ? ` · 无录像 gap: ${gap.reason || '—'}` : ''}`;
+    const half = this.hover.offsetWidth / 2 + 2;
+    this.hover.style.left = `${Math.round(Math.min(Math.max(ev.clientX - box.left, half), box.width - half))}px`;
+    this.hover.style.top = `${Math.round(r.top - box.top - 4)}px`;
+  }
+
+  onTrackClick(ev) {
+    this.playAt(this.timeAt(ev.clientX));
+  }
+
+  render() {
+    if (!this.dialog) return;
+    const now = Date.now();
+    const [from, to] = this.view(now);
+    const span = to - from;
+    const pct = (t) => `${(((Math.min(Math.max(t, from), to) - from) / span) * 100).toFixed(4)}%`;
+    const seg = (cls, a, b, props) => {
+      const s = el('span', { className: cls, ...props });
+      s.style.left = pct(a);
+      s.style.width = `calc(${pct(b)} - ${pct(a)})`;
+      return s;
+    };
+    const width = this.track.clientWidth || 800;
+    const msPerPx = span / width;
+    const shown = this.shownTime();
+    this.playhead ??= el('span', { className: 'tl-playhead', 'aria-hidden': 'true' });
+    this.playhead.hidden = !(Number.isFinite(shown) && shown >= from && shown <= to);
+    if (!this.playhead.hidden) this.playhead.style.left = pct(shown);
+    this.track.setAttribute('aria-valuetext', Number.isFinite(shown) ? clock(shown) : '—');
+    // The segments are drawn again only when the data or the view (by a pixel) changed:
+    // a segment under the pointer keeps its tooltip.
+    const key = `${this.listAt}/${span}/${Math.round(from / msPerPx)}/${width}`;
+    if (key === this.drawn && this.playhead.isConnected) return;
+    this.drawn = key;
+    const parts = [];
+    for (const g of this.gaps) {
+      if (g.to <= from || g.from >= to) continue;
+      const reason = g.reason || '—';
+      parts.push(seg('tl-gap', g.from, g.to, { title: `无录像 Gap ${clock(g.from)} – ${hhmm(g.to, true)}: ${reason}`, dataset: { reason, from: iso(g.from), to: iso(g.to) } }));
+    }
+    for (const m of this.missing) {
+      if (m.to <= from || m.from >= to) continue;
+      parts.push(seg('tl-gap tl-missing', m.from, m.to, { title: `文件缺失 · File missing ${clock(m.from)} – ${hhmm(m.to, true)}`, dataset: { reason: 'missing' } }));
+    }
+    for (const x of this.runs) {
+      if (x.to <= from || x.from >= to) continue;
+      parts.push(seg('tl-rec', x.from, x.to, { title: `录像 Recorded ${clock(x.from)} – ${hhmm(x.to, true)}`, dataset: { from: new Date(x.from).toISOString(), to: new Date(x.to).toISOString() } }));
+    }
+    this.track.replaceChildren(...parts, this.playhead);
+    this.track.dataset.viewFrom = String(Math.round(from));
+    this.track.dataset.viewTo = String(Math.round(to));
+
+    // Ticks in local time: the smallest step that leaves ~40 px between ticks, labels ~90 px apart.
+    const step = STEPS.find((s) => s / msPerPx >= 40) ?? STEPS[STEPS.length - 1];
+    const labelStep = STEPS.find((s) => s >= step && s / msPerPx >= 90 && s % step === 0) ?? step;
+    const tz = (t) => new Date(t).getTimezoneOffset() * 60e3;
+    const ticks = [];
+    for (let t = Math.ceil((from - tz(from)) / step) * step + tz(from); t <= to; t += step) {
+      const local = t - tz(t);
+      const px = (t - from) / msPerPx;
+      const labelled = local % labelStep === 0 && px > 28 && px < width - 28; // no label cut by the edges
+      const tick = el('span', labelled ? 'tl-tick tl-tick-major' : 'tl-tick', labelled ? el('span', 'tl-label', hhmm(t, labelStep < 60e3)) : null);
+      tick.style.left = pct(t);
+      ticks.push(tick);
+    }
+    this.ticks.replaceChildren(...ticks);
+
+    const total = this.runs.reduce((s, x) => s + Math.max(0, Math.min(x.to, now) - Math.max(x.from, now - DAY)), 0);
+    this.summary.textContent = this.listAt ? `最近 24 小时录像 ${this.runs.length} 段 · ${this.runs.length} recorded run${this.runs.length === 1 ? '' : 's'}, ${formatDuration(total)} in 24 h` : '';
+  }
+
+  tick() {
+    const shown = this.shownTime();
+    if (Number.isFinite(shown)) {
+      this.clockEl.textContent = clock(shown);
+      this.clockEl.dateTime = new Date(shown).toISOString();
+      this.clockEl.dataset.time = new Date(shown).toISOString();
+      // A zoomed view follows the picture.
+      if (this.span < DAY) {
+        const [from, to] = this.view();
+        if (shown < from || shown > to - this.span * 0.05) this.focusAt = shown + this.span * 0.3;
+      }
+    }
+    this.render();
+  }
+
+  // ---- playback ---------------------------------------------------------------------------
+
+  /** shownTime is the wall-clock time of the picture shown (ms), or NaN. */
+  shownTime() {
+    if (!this.base || !this.video) return NaN;
+    const v = this.video;
+    const d = this.hls?.playingDate;
+    if (d instanceof Date && Number.isFinite(d.getTime()) && v.readyState > 0) return d.getTime();
+    if (this.engine === 'native' && typeof v.getStartDate === 'function') {
+      const s = v.getStartDate().getTime();
+      if (Number.isFinite(s)) return s + v.currentTime * 1000;
+    }
+    if (v.readyState === 0) return this.base.at;
+    return this.base.pdt + v.currentTime * 1000;
+  }
+
+  /**
+   * playAt plays the footage from time t (ms): to the end of the recorded run
+   * that holds t (or to now for the latest run). The server decides what there
+   * is: a time it has no footage for gets a message, never a blank player.
+   */
+  async playAt(t) {
+    if (!this.cam) return;
+    const cam = this.cam;
+    const now = Date.now();
+    t = Math.min(t, now - 1000);
+    const seq = ++this.seq;
+    this.stopEngine();
+    const run = this.runs.find((x) => t >= x.from - 500 && t < x.to);
+    const last = this.runs[this.runs.length - 1];
+    const next = this.runs.find((x) => x.from > t);
+    // Within a run: to its end (the latest run: to now, for what was indexed since). Elsewhere: ask up to the next run.
+    const to = run ? (run === last ? now : run.to) : next ? next.from : now;
+    if (run && t < run.from) t = run.from;
+    this.base = { at: t, pdt: t, to };
+    this.focusAt = this.span < DAY ? t : this.focusAt;
+    this.setState('loading');
+    this.say('hint', `加载 ${clock(t)} 的录像… · Loading the footage of ${clock(t)}…`);
+    this.render();
+    const url = `/api/v1/cameras/${cam.id}/playback.m3u8?${new URLSearchParams({ from: new Date(t).toISOString(), to: new Date(to).toISOString() })}`;
+    let text;
+    try {
+      ({ text } = await request('GET', url, { raw: true, accept: 'application/vnd.apple.mpegurl' }));
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.base = null;
+      if (err instanceof ApiError && err.status === 404) {
+        this.setState('empty');
+        this.say('empty', `${clock(t)} 起无录像 · No footage from ${clock(t)} — 请点击绿色录像段 · click a green (recorded) part of the timeline`);
+      } else this.fail(`无法加载回放 · Cannot load the footage — ${describe(err)}`);
+      this.render();
+      return;
+    }
+    if (seq !== this.seq) return;
+    const pdt = firstProgramDate(text);
+    if (Number.isFinite(pdt)) this.base.pdt = pdt;
+    const start = Math.max(0, (t - this.base.pdt) / 1000);
+    const v = this.video;
+
+    let Hls = null;
+    if (hasMSE() || !v.canPlayType('application/vnd.apple.mpegurl')) {
+      try {
+        Hls = await loadHls();
+      } catch (err) {
+        hlsModule = null;
+        if (seq !== this.seq) return;
+        if (!v.canPlayType('application/vnd.apple.mpegurl')) {
+          this.fail(`无法加载播放器 · Cannot load the player (hls.js) — ${err?.message ?? err}`);
+          return;
+        }
+      }
+      if (seq !== this.seq) return;
+      if (Hls && !Hls.isSupported()) Hls = null;
+    }
+    if (Hls) {
+      this.engine = 'hls.js';
+      const hls = new Hls({ enableWorker: false, startPosition: start, backBufferLength: 30, maxBufferLength: 20 });
+      this.hls = hls;
+      hls.on(Hls.Events.ERROR, (_e, data) => {
+        if (!data?.fatal || this.hls !== hls) return;
+        const status = data.response?.code;
+        this.fail(`回放出错 · Playback error — ${data.type}: ${data.details}${status ? ` (HTTP ${status})` : ''}`);
+      });
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        if (this.hls === hls) v.play().catch(() => {});
+      });
+      hls.attachMedia(v);
+      hls.loadSource(url);
+    } else if (v.canPlayType('application/vnd.apple.mpegurl')) {
+      this.engine = 'native';
+      v.addEventListener(
+        'loadedmetadata',
+        () => {
+          if (seq !== this.seq) return;
+          if (start > 0) v.currentTime = start;
+          v.play().catch(() => {});
+        },
+        { once: true },
+      );
+      v.src = url;
+    } else {
+      this.fail('此浏览器无法播放 HLS 回放 · This browser cannot play HLS footage (no MediaSource, no native HLS)');
+      return;
+    }
+    this.dialog.dataset.engine = this.engine;
+  }
+
+  /** seekBy moves the picture by s seconds: within the loaded playlist if it can, else from a new one. */
+  seekBy(s) {
+    const shown = this.shownTime();
+    if (!Number.isFinite(shown)) return;
+    const v = this.video;
+    const target = v.currentTime + s;
+    const end = Number.isFinite(v.duration) ? v.duration : 0;
+    if (this.base && v.readyState > 0 && target >= 0 && target < end - 0.5) {
+      v.currentTime = target;
+      if (v.paused) v.play().catch(() => {});
+      return;
+    }
+    this.playAt(shown + s * 1000);
+  }
+
+  /** onEnded goes on with footage indexed since, if there is any, else says it has reached the end. */
+  async onEnded() {
+    if (!this.base || !['playing', 'buffering', 'paused'].includes(this.state)) return;
+    const at = this.shownTime();
+    const seq = this.seq;
+    if (!Number.isFinite(at)) return;
+    await this.refresh();
+    if (seq !== this.seq) return;
+    const next = this.runs.find((x) => x.to > at + 1000 && x.from <= at + 5000);
+    if (next) {
+      this.playAt(Math.max(at, next.from));
+      return;
+    }
+    this.setState('ended');
+    this.say('ended', `已播放到 ${clock(at)}，其后暂无录像 · End of the footage at ${clock(at)}`);
+  }
+
+  stopEngine() {
+    this.hls?.destroy();
+    this.hls = null;
+    this.engine = '';
+    this.base = null;
+    if (this.dialog) delete this.dialog.dataset.engine;
+    const v = this.video;
+    if (v && (v.getAttribute('src') !== null || v.srcObject)) {
+      v.pause();
+      v.removeAttribute('src');
+      v.load();
+    }
+    if (this.clockEl) {
+      this.clockEl.textContent = '—';
+      delete this.clockEl.dataset.time;
+    }
+  }
+
+  fail(text) {
+    this.stopEngine();
+    this.setState('error');
+    this.say('error', text);
+  }
+
+  setState(state) {
+    this.state = state;
+    if (this.dialog) this.dialog.dataset.state = state;
+    if (state === 'playing') this.say('', '');
+    else if (state === 'buffering') this.say('hint', '缓冲中 · Buffering…');
+  }
+
+  say(kind, text) {
+    this.message.dataset.kind = kind;
+    this.message.textContent = text;
+    this.message.hidden = text === '';
+  }
+}
+
+function formatDuration(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}

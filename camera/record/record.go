@@ -120,8 +120,6 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 		expected := w.start.Add(stream.Duration(au.DTS - w.firstDTS))
 		late := au.Received.Sub(expected)
 		switch {
-		case au.Params != w.params:
-			w.close(ctx)
 		case late > w.r.cfg.GapTolerance || late < -w.r.cfg.GapTolerance:
 			// Pictures stopped for a while (the camera went away) or the
 			// clocks drifted apart: what follows starts a new file.
@@ -130,6 +128,9 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 			if au.Received.Sub(end) > w.r.cfg.GapTolerance {
 				w.gap(ctx, end, au.Received, "no pictures from the camera")
 			}
+		case au.Params != w.params && !w.params.Same(au.Params.SPS, au.Params.PPS):
+			// A new format needs a new initialisation segment: a new file.
+			w.close(ctx)
 		}
 	}
 	if w.f == nil {

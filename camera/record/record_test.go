@@ -32,6 +32,12 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 // time range recorded.
 func recordFor(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration) (int64, time.Time, time.Time) {
 	t.Helper()
+	return recordWith(t, pool, dir, d, nil)
+}
+
+// recordWith is recordFor with a hook run while recording.
+func recordWith(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration, during func(*camsim.Sim)) (int64, time.Time, time.Time) {
+	t.Helper()
 	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -47,17 +53,55 @@ func recordFor(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration) (i
 		t.Fatal(err)
 	}
 	rec := record.NewRecorder(record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}, record.NewStore(pool))
-	m := live.NewManager(live.Config{Sources: cams, Record: rec.Record, Pull: pull.Config{}})
+	m := live.NewManager(live.Config{Sources: cams, Record: rec.Record,
+		Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, StallTimeout: time.Second}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
 	go func() { defer wg.Done(); _ = m.Run(ctx) }()
 	start := time.Now()
-	<-time.After(d) // recording for a fixed length is the point of the test
+	if during != nil {
+		during(sim)
+	}
+	<-time.After(d - time.Since(start)) // recording for a fixed length is the point of the test
 	cancel()
 	wg.Wait()
 	return cam.ID, start, time.Now()
+}
+
+// TestCameraFlapLeavesGap drops the camera for a few seconds while it
+// records: the recording has a gap there, and every file still plays.
+func TestCameraFlapLeavesGap(t *testing.T) {
+	pool := testdb.New(t)
+	dir := t.TempDir()
+	id, from, to := recordWith(t, pool, dir, 10*time.Second, func(sim *camsim.Sim) {
+		<-time.After(3 * time.Second)
+		sim.SetFault(1, camsim.FaultDisconnect)
+		<-time.After(3 * time.Second)
+		sim.SetFault(1, camsim.FaultNone)
+	})
+	recs, gaps, err := record.NewStore(pool).List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gaps) != 1 || gaps[0].To.Sub(gaps[0].From) < 2*time.Second {
+		t.Fatalf("gaps %+v, want one of about 3 s", gaps)
+	}
+	for _, r := range recs {
+		if r.Start.Before(gaps[0].To) && r.End.After(gaps[0].From.Add(500*time.Millisecond)) {
+			t.Errorf("recording %v–%v overlaps the gap %v–%v", r.Start, r.End, gaps[0].From, gaps[0].To)
+		}
+		if _, err := exec.LookPath("ffprobe"); err == nil {
+			out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", filepath.Join(dir, r.Path)).CombinedOutput()
+			if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n == 0 {
+				t.Errorf("file %s does not play: %v %q", r.Path, err, out)
+			}
+		}
+	}
+	if len(recs) < 2 || recs[len(recs)-1].End.Before(gaps[0].To) {
+		t.Errorf("%d recordings: want some after the camera came back", len(recs))
+	}
 }
 
 func TestRecordIndexAndPlayback(t *testing.T) {

@@ -20,6 +20,16 @@
 //    says so (the playlist's 404), no blank player. Esc closes the view, focus
 //    goes back to the Playback button.
 // 5. The live player's 回放 · Playback opens the same view, in place of the player.
+// 6. Tags and exports: in the 5 min view, drag across the latest recorded run:
+//    the selection form (.footage-sel) appears; a label and note saved with
+//    标记 · Tag appear at once as a .tl-tag band and GET /api/v1/tags?camera=
+//    lists the tag; 导出 · Export of the same selection shows its progress
+//    until done, with a download link and the SHA-256, which must equal GET
+//    /api/v1/exports/{id}'s (and /verify must say ok). The author deletes the
+//    tag again.
+// 7. An incident filed (integration token) at the camera's location: its page
+//    lists the auto-linked footage of that camera (关联录像 · Linked footage);
+//    its Play opens the footage view at that window, playing.
 // Any page error, console error, CSP violation, error banner or unexpected
 // HTTP error fails the run. Prints one JSON line and exits 0, else prints
 // "e2e: FAIL: …" and exits 1.
@@ -38,6 +48,7 @@ const base = baseURL(baseArg);
 const started = Date.now();
 deadline(started, timeoutMs * 6 + 60000);
 const DLG = '#footage-dialog';
+const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
 const RECORDINGS_WAIT_MS = 25000;
 
 let browser;
@@ -318,6 +329,133 @@ async function run() {
   await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
   await check('from the live player');
 
+  // 6. Drag-select a recorded range; tag it; export it.
+  const tagsStart = Date.now();
+  await page.click('#camera-card [data-field="cam-footage"]');
+  await waitFor(page, ([sel, id]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && document.querySelectorAll(`${sel} .tl-rec`).length > 0, [DLG, cam.id], 'the footage view again');
+  await page.click(`${DLG} .tl-zoom[data-span="300000"]`);
+  await waitFor(page, (sel) => {
+    const t = document.querySelector(`${sel} .tl-track`);
+    return Number(t.dataset.viewTo) - Number(t.dataset.viewFrom) === 300000 && t.querySelectorAll('.tl-rec').length > 0;
+  }, DLG, 'the 5 min view');
+  const latest = (await viewInfo(page)).runs.at(-1);
+  if (!latest || latest.to - latest.from < 6000) throw new Error(`the latest run is too short to select: ${JSON.stringify(latest)}`);
+  const selWant = { from: latest.to - 5000, to: latest.to - 1000 };
+  const xy = await page.evaluate(
+    ([sel, a, b]) => {
+      const track = document.querySelector(`${sel} .tl-track`);
+      const r = track.getBoundingClientRect();
+      const from = Number(track.dataset.viewFrom);
+      const to = Number(track.dataset.viewTo);
+      const x = (t) => r.left + ((t - from) / (to - from)) * r.width;
+      return { x1: x(a), x2: x(b), y: r.top + r.height * 0.7 };
+    },
+    [DLG, selWant.from, selWant.to],
+  );
+  await page.mouse.move(xy.x1, xy.y);
+  await page.mouse.down();
+  await page.mouse.move((xy.x1 + xy.x2) / 2, xy.y, { steps: 3 });
+  await page.mouse.move(xy.x2, xy.y, { steps: 3 });
+  await page.mouse.up();
+  await waitFor(page, (sel) => !document.querySelector(`${sel} .footage-sel`).hidden, DLG, 'the selection form after the drag');
+  const selGot = await page.evaluate((sel) => {
+    const f = document.querySelector(`${sel} .footage-sel`);
+    return { from: Date.parse(f.dataset.from), to: Date.parse(f.dataset.to), state: document.querySelector(sel).dataset.state, active: document.activeElement?.name };
+  }, DLG);
+  if (!(Math.abs(selGot.from - selWant.from) < 2500 && Math.abs(selGot.to - selWant.to) < 2500 && selGot.to > selGot.from)) throw new Error(`dragged ${JSON.stringify(selWant)}, the selection is ${JSON.stringify(selGot)}`);
+  if (selGot.state === 'loading' || selGot.state === 'playing') throw new Error(`the drag also started playback (state ${selGot.state})`);
+  const label = `e2e 占道 ${Math.random().toString(16).slice(2, 8)}`;
+  await page.fill(`${DLG} .footage-sel input[name="label"]`, label);
+  await page.fill(`${DLG} .footage-sel input[name="note"]`, 'e2e: 三轮车摊位');
+  await page.click(`${DLG} .footage-sel .sel-tag`);
+  await waitFor(page, ([sel, label]) => [...document.querySelectorAll(`${sel} .tl-tag`)].some((t) => t.dataset.label === label), [DLG, label], 'the new tag on the timeline');
+  const tagsListed = (await get(`/api/v1/tags?camera=${cam.id}`)).tags ?? [];
+  const tag = tagsListed.find((t) => t.label === label);
+  if (!tag) throw new Error(`GET /api/v1/tags?camera=${cam.id} does not list "${label}": ${JSON.stringify(tagsListed).slice(0, 400)}`);
+  if (Math.abs(Date.parse(tag.from) - selGot.from) > 1000 || Math.abs(Date.parse(tag.to) - selGot.to) > 1000 || tag.note !== 'e2e: 三轮车摊位') throw new Error(`the tag saved is ${JSON.stringify(tag)}, the selection ${JSON.stringify(selGot)}`);
+  // The view follows the clock: where the band should be is computed from the view drawn now.
+  const band = await page.evaluate(([sel, label, a, b]) => {
+    const track = document.querySelector(`${sel} .tl-track`);
+    const tr = track.getBoundingClientRect();
+    const from = Number(track.dataset.viewFrom);
+    const to = Number(track.dataset.viewTo);
+    const x = (t) => tr.left + ((t - from) / (to - from)) * tr.width;
+    const r = [...track.querySelectorAll('.tl-tag')].find((t) => t.dataset.label === label)?.getBoundingClientRect();
+    return r && { left: r.left, right: r.right, want: [x(a), x(b)] };
+  }, [DLG, label, Date.parse(tag.from), Date.parse(tag.to)]);
+  if (!band || Math.abs(band.left - band.want[0]) > 3 || Math.abs(band.right - band.want[1]) > 3) throw new Error(`the tag band spans x ${JSON.stringify(band)}`);
+  const tagTitle = await page.evaluate(([sel, label]) => [...document.querySelectorAll(`${sel} .tl-tag`)].find((t) => t.dataset.label === label)?.title ?? '', [DLG, label]);
+  if (!tagTitle.includes('三轮车摊位') || !tagTitle.includes(tag.author)) throw new Error(`the tag's hover text "${tagTitle}" lacks its note or author (${tag.author})`);
+  const tagMs = Date.now() - tagsStart;
+
+  const exportStart = Date.now();
+  await page.click(`${DLG} .footage-sel .sel-export`);
+  await waitFor(
+    page,
+    (sel) => ['done', 'failed', 'error'].includes(document.querySelector(`${sel} .footage-sel .export-status`)?.dataset.status),
+    DLG,
+    async () => `the export done (${await page.evaluate((sel) => document.querySelector(`${sel} .footage-sel .export-status`)?.outerHTML.slice(0, 300), DLG)})`,
+    Math.max(timeoutMs, 60000),
+  );
+  const exp = await page.evaluate((sel) => {
+    const b = document.querySelector(`${sel} .footage-sel .export-status`);
+    return { status: b.dataset.status, id: b.dataset.exportId, sha: b.dataset.sha256, short: b.querySelector('.export-sha-short')?.textContent, title: b.querySelector('.export-sha-short')?.title, href: b.querySelector('a.export-download')?.getAttribute('href'), text: b.textContent };
+  }, DLG);
+  if (exp.status !== 'done') throw new Error(`the export ended ${exp.status}: ${exp.text}`);
+  const exportMs = Date.now() - exportStart;
+  const job = await get(`/api/v1/exports/${exp.id}`);
+  if (job.status !== 'done' || !/^[0-9a-f]{64}$/.test(job.sha256 ?? '') || exp.sha !== job.sha256 || exp.title !== job.sha256 || !job.sha256.startsWith(exp.short.replace('…', ''))) throw new Error(`the page shows SHA-256 ${JSON.stringify(exp)}, the API ${JSON.stringify(job)}`);
+  if (exp.href !== `/api/v1/exports/${exp.id}/file`) throw new Error(`the download link is ${exp.href}`);
+  const verify = await get(`/api/v1/exports/${exp.id}/verify`);
+  if (!verify.ok || verify.recomputed !== job.sha256) throw new Error(`/verify: ${JSON.stringify(verify)}`);
+  const exportShot = path.join(artifactDir, 'footage-export.png');
+  await page.screenshot({ path: exportShot });
+
+  // The author deletes the tag.
+  await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
+  await waitFor(page, ([sel, id]) => !document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`) && !document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), [DLG, tag.id], 'the tag deleted');
+  if (((await get(`/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');
+  await page.keyboard.press('Escape');
+  await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
+  await check('tags and exports');
+
+  // 7. An incident at the camera: its page lists the auto-linked footage.
+  const [lon, lat] = cam.location.coordinates;
+  const incRes = await fetch(new URL('/api/v1/incidents', base), {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ source: 'hotline', category: '0101', title: `e2e 录像关联 ${label}`, location: { type: 'Point', coordinates: [lon, lat] } }),
+  });
+  if (!incRes.ok) throw new Error(`POST /api/v1/incidents: HTTP ${incRes.status} ${(await incRes.text()).slice(0, 300)}`);
+  const incId = Number((await incRes.json()).id);
+  await page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
+  await waitFor(
+    page,
+    ([id, cam]) => {
+      const box = document.querySelector('#incident-view [data-field="footage"]');
+      return document.querySelector('#incident-view')?.dataset.incidentId === String(id) && !!box?.querySelector(`li[data-camera="${cam}"][data-source="auto"]`);
+    },
+    [incId, cam.id],
+    async () => `incident ${incId}'s page listing the auto-linked footage of ${cam.code} (${await page.evaluate(() => document.querySelector('#incident-view [data-field="footage"]')?.outerHTML.slice(0, 400))})`,
+  );
+  const links = (await get(`/api/v1/incidents/${incId}/footage`)).footage ?? [];
+  const shownLinks = await page.evaluate(() => [...document.querySelectorAll('#incident-view [data-field="footage"] li[data-link-id]')].map((li) => Number(li.dataset.linkId)));
+  if (shownLinks.length !== links.length || !links.every((l) => shownLinks.includes(l.id))) throw new Error(`the page lists links ${JSON.stringify(shownLinks)}, the API ${JSON.stringify(links.map((l) => l.id))}`);
+  const link = links.find((l) => l.camera_id === cam.id && l.source === 'auto');
+  await page.click(`#incident-view li[data-link-id="${link.id}"] .inc-footage-play`);
+  await waitFor(
+    page,
+    ([sel, id, from]) => {
+      const d = document.querySelector(sel);
+      return d?.open && d.dataset.camera === String(id) && d.dataset.state === 'playing' && document.querySelector(`${sel} .footage-sel`).dataset.from === from;
+    },
+    [DLG, cam.id, new Date(Date.parse(link.from)).toISOString().replace(/\.\d{3}Z$/, 'Z')],
+    async () => `the linked footage playing (${JSON.stringify(await viewInfo(page))})`,
+  );
+  await page.keyboard.press('Escape');
+  await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
+  await check('the linked footage');
+
   return {
     ok: true,
     url: base.href,
@@ -334,6 +472,9 @@ async function run() {
     requests: footageRequests,
     empty_message: empty.message,
     screenshot: shot,
+    tag: { id: tag.id, label, author: tag.author, ms: tagMs },
+    export: { id: Number(exp.id), sha256: job.sha256, bytes: job.bytes, ms: exportMs, screenshot: exportShot },
+    incident: { id: incId, links: links.length, auto: links.filter((l) => l.source === 'auto').length, recorded_s: link.recorded_seconds },
     total_ms: Date.now() - started,
   };
 }

@@ -18,9 +18,17 @@
 //   #footage-dialog .tl-track[data-view-from][data-view-to] (ms since the epoch) with
 //     .tl-rec[data-from][data-to] (recorded runs, ISO), .tl-gap[data-reason] (title: the reason), .tl-playhead
 //   #footage-dialog .tl-zoom[data-span=ms][aria-pressed]
+//   #footage-dialog .tl-tag[data-id][data-label] (tags, title: note · author), .tl-sel (the range dragged)
+//   #footage-dialog .footage-sel[data-from][data-to] (ISO) with input[name=label], input[name=note],
+//     .sel-tag, .sel-export, .sel-clear, .form-error, .export-status (see export.js)
+//   #footage-dialog .footage-tags li[data-tag-id] with .tag-delete (the author's own, or an admin's)
+//
+// Tags: GET /api/v1/tags?camera&from&to with the recordings; a drag across the
+// timeline selects a range, to tag (POST /api/v1/tags) or export (export.js).
 
-import { ApiError, describe, request } from './api.js';
+import { ApiError, describe, request, session } from './api.js';
 import { el, formatTime } from './dom.js';
+import { startExport } from './export.js';
 
 const DAY = 24 * 3600 * 1000;
 const REFRESH_MS = 30000;
@@ -49,6 +57,14 @@ function hasMSE() {
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (ms) => formatTime(new Date(ms).toISOString(), { seconds: true });
 const pad = (n) => String(n).padStart(2, '0');
+const DRAG_PX = 4; // a press moved this far is a drag (a range), not a click
+
+/** mine reports whether the signed-in user may delete tag t: its author, or an admin. */
+function mine(t) {
+  const me = session.user;
+  if (!me) return false;
+  return me.role === 'admin' || (t.author !== '' && t.author === (me.display_name || me.username));
+}
 
 /** hhmm shows a local time of day as "HH:MM" (with seconds when asked). */
 function hhmm(ms, seconds = false) {
@@ -100,6 +116,10 @@ export class FootageDialog {
     this.refreshTimer = 0;
     this.tickTimer = 0;
     this.listAbort = null;
+    this.tags = [];
+    this.sel = null; // {from, to} ms: the range dragged
+    this.drag = null;
+    this.suppressClick = false;
   }
 
   get isOpen() {
@@ -129,6 +149,15 @@ export class FootageDialog {
     this.hover = el('span', { className: 'tl-hover', 'aria-hidden': 'true', hidden: true });
     this.ticks = el('div', { className: 'tl-ticks', 'aria-hidden': 'true' });
     this.track.addEventListener('click', (ev) => this.onTrackClick(ev));
+    this.track.addEventListener('pointerdown', (ev) => this.onPointerDown(ev));
+    this.track.addEventListener('pointermove', (ev) => this.onPointerMove(ev));
+    this.track.addEventListener('pointerup', (ev) => this.onPointerUp(ev));
+    this.track.addEventListener('pointercancel', () => {
+      this.drag = null;
+    });
+    this.selEl = el('span', { className: 'tl-sel', 'aria-hidden': 'true', hidden: true });
+    this.buildSelection();
+    this.tagList = el('ul', { className: 'footage-tags', 'aria-label': '标记 Tags' });
     this.track.addEventListener('mousemove', (ev) => this.onTrackHover(ev));
     this.track.addEventListener('mouseleave', () => {
       this.hover.hidden = true;
@@ -143,7 +172,9 @@ export class FootageDialog {
         el('div', 'player-stage', this.video, this.message),
         el('div', 'footage-bar', this.clockEl, this.summary, el('span', { className: 'tl-zooms', role: 'group', 'aria-label': '时间范围 Span' }, ...this.zooms)),
         el('div', 'tl', this.track, this.hover, this.ticks),
-        el('div', 'footage-keys', '点击绿色录像段回放 · Click a green (recorded) part to play · ', el('kbd', null, '←'), ' ', el('kbd', null, '→'), ' ±10 s · ', el('kbd', null, 'Esc'), ' 关闭 close'),
+        this.selBox,
+        this.tagList,
+        el('div', 'footage-keys', '点击绿色录像段回放 · Click a green (recorded) part to play · 拖动选择时段 · drag to select a range · ', el('kbd', null, '←'), ' ', el('kbd', null, '→'), ' ±10 s · ', el('kbd', null, 'Esc'), ' 关闭 close'),
       ),
     );
     this.dialog.addEventListener('close', () => {
@@ -174,8 +205,12 @@ export class FootageDialog {
     document.body.append(this.dialog);
   }
 
-  /** open shows camera cam ({id, code, name}); focus goes back to opener (else to what had it) on close. */
-  open(cam, { opener = null } = {}) {
+  /**
+   * open shows camera cam ({id, code, name}); focus goes back to opener (else
+   * to what had it) on close. range ({from, to} in ms) selects that range and
+   * plays it.
+   */
+  open(cam, { opener = null, range = null } = {}) {
     if (!this.dialog) this.build();
     this.teardown();
     if (!this.dialog.open) this.opener = opener ?? (document.activeElement instanceof HTMLElement ? document.activeElement : null);
@@ -185,13 +220,29 @@ export class FootageDialog {
     this.missing = [];
     this.listAt = 0;
     this.focusAt = null;
+    this.tags = [];
+    this.setSelection(null);
     this.title.replaceChildren(el('span', 'player-code', cam.code ?? ''), ` ${cam.name ?? ''}`);
     this.dialog.dataset.camera = String(cam.id);
     this.say('hint', '加载录像… · Loading the recordings…');
     this.setState('idle');
     if (!this.dialog.open) this.dialog.showModal();
     this.track.focus({ preventScroll: true });
-    this.refresh();
+    const loaded = this.refresh();
+    if (range && Number.isFinite(range.from) && Number.isFinite(range.to)) {
+      const len = range.to - range.from;
+      this.span = SPANS.slice().reverse().find((s) => s.ms >= len * 1.5)?.ms ?? DAY;
+      for (const b of this.zooms) b.setAttribute('aria-pressed', String(Number(b.dataset.span) === this.span));
+      this.focusAt = range.from + len / 2;
+      this.setSelection({ from: range.from, to: range.to });
+      const seq = this.seq;
+      loaded.then(() => {
+        if (seq !== this.seq || this.cam !== cam) return;
+        // From the first footage in the range (an incident's window starts before the camera may have recorded).
+        const r = this.runs.find((x) => x.to > range.from && x.from < range.to);
+        this.playAt(r ? Math.max(range.from, r.from) : range.from);
+      });
+    }
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     this.render();
@@ -224,8 +275,14 @@ export class FootageDialog {
     const now = Date.now();
     const q = new URLSearchParams({ from: iso(now - DAY), to: iso(now + 60e3) });
     try {
-      const res = await request('GET', `/api/v1/cameras/${cam.id}/recordings?${q}`, { signal: ctl.signal });
+      const tq = new URLSearchParams({ camera: String(cam.id), from: iso(now - DAY), to: iso(now + 60e3) });
+      const [res, tags] = await Promise.all([
+        request('GET', `/api/v1/cameras/${cam.id}/recordings?${q}`, { signal: ctl.signal }),
+        request('GET', `/api/v1/tags?${tq}`, { signal: ctl.signal }),
+      ]);
       if (ctl.signal.aborted || this.cam !== cam) return;
+      this.tags = (Array.isArray(tags?.tags) ? tags.tags : []).map((t) => ({ ...t, fromMs: Date.parse(t.from), toMs: Date.parse(t.to) }));
+      this.renderTagList();
       const recs = Array.isArray(res?.recordings) ? res.recordings : [];
       this.runs = runsOf(recs);
       this.missing = recs.filter((r) => r.status === 'missing').map((r) => ({ from: Date.parse(r.from), to: Date.parse(r.to) }));
@@ -288,14 +345,187 @@ export class FootageDialog {
     const gap = this.gaps.find((g) => t >= g.from && t < g.to);
     const run = this.runs.find((x) => t >= x.from && t < x.to);
     this.hover.hidden = false;
-    this.hover.textContent = `${hhmm(t, this.span < DAY)}${run ? ' · 录像 recorded' : gap ? ` · 无录像 gap: ${gap.reason || '—'}` : ''}`;
+    const tag = this.tags.find((x) => t >= x.fromMs && t < x.toMs);
+    this.hover.textContent = `${hhmm(t, this.span < DAY)}${run ? ' · 录像 recorded' : gap ? ` · 无录像 gap: ${gap.reason || '—'}` : ''}${tag ? ` · ${tagText(tag)}` : ''}`;
     const half = this.hover.offsetWidth / 2 + 2;
     this.hover.style.left = `${Math.round(Math.min(Math.max(ev.clientX - box.left, half), box.width - half))}px`;
     this.hover.style.top = `${Math.round(r.top - box.top - 4)}px`;
   }
 
   onTrackClick(ev) {
+    if (this.suppressClick) {
+      this.suppressClick = false;
+      return;
+    }
     this.playAt(this.timeAt(ev.clientX));
+  }
+
+  // ---- selecting a range: a drag across the track ----------------------------------------
+
+  onPointerDown(ev) {
+    if (ev.button !== 0) return;
+    this.suppressClick = false;
+    this.drag = { x: ev.clientX, t: this.timeAt(ev.clientX), moved: false };
+    this.track.setPointerCapture?.(ev.pointerId);
+  }
+
+  onPointerMove(ev) {
+    const d = this.drag;
+    if (!d) return;
+    if (!d.moved && Math.abs(ev.clientX - d.x) < DRAG_PX) return;
+    d.moved = true;
+    const t = this.timeAt(ev.clientX);
+    this.setSelection({ from: Math.min(d.t, t), to: Math.max(d.t, t) }, { form: false });
+  }
+
+  onPointerUp(ev) {
+    const d = this.drag;
+    this.drag = null;
+    if (!d?.moved) return;
+    this.suppressClick = true;
+    // A click follows the pointerup only when both hit the same element: forget it if none comes.
+    setTimeout(() => {
+      this.suppressClick = false;
+    }, 0);
+    const t = this.timeAt(ev.clientX);
+    this.setSelection({ from: Math.round(Math.min(d.t, t)), to: Math.round(Math.max(d.t, t)) });
+    this.selLabel.focus({ preventScroll: true });
+  }
+
+  buildSelection() {
+    this.selRange = el('span', 'sel-range');
+    this.selLabel = el('input', { name: 'label', type: 'text', maxLength: 100, placeholder: '标签 Label', required: true, 'aria-label': '标签 Label' });
+    this.selNote = el('input', { name: 'note', type: 'text', maxLength: 2000, placeholder: '备注 Note (optional)', 'aria-label': '备注 Note' });
+    const tagBtn = el('button', { type: 'submit', className: 'btn btn-small btn-primary sel-tag' }, '标记 · Tag');
+    const exportBtn = el('button', { type: 'button', className: 'btn btn-small sel-export' }, '导出 · Export');
+    const clear = el('button', { type: 'button', className: 'btn btn-small sel-clear', title: '取消选择 · Clear the selection' }, '取消 · Clear');
+    this.selError = el('p', { className: 'form-error', role: 'alert', hidden: true });
+    this.selExport = el('div', { className: 'export-status', hidden: true });
+    this.selBox = el(
+      'form',
+      { className: 'footage-sel', hidden: true, noValidate: true },
+      el('div', 'sel-row', el('span', 'sel-title', '所选时段 · Selected'), this.selRange, clear),
+      el('div', 'sel-row', this.selLabel, this.selNote, tagBtn, exportBtn),
+      this.selError,
+      this.selExport,
+    );
+    this.selBox.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.saveTag(tagBtn);
+    });
+    exportBtn.addEventListener('click', () => {
+      if (!this.sel || !this.cam) return;
+      startExport(this.selExport, { cameraId: this.cam.id, from: this.sel.from, to: this.sel.to });
+    });
+    clear.addEventListener('click', () => this.setSelection(null));
+  }
+
+  /** setSelection shows range sel ({from, to} ms) on the track and its form below (form: false while dragging). */
+  setSelection(sel, { form = true } = {}) {
+    this.sel = sel;
+    if (!this.selBox) return;
+    this.drawSel();
+    if (!sel) {
+      this.selBox.hidden = true;
+      delete this.selBox.dataset.from;
+      delete this.selBox.dataset.to;
+      return;
+    }
+    this.selBox.dataset.from = iso(sel.from);
+    this.selBox.dataset.to = iso(sel.to);
+    this.selRange.textContent = `${clock(sel.from)} – ${hhmm(sel.to, true)} (${formatDuration(sel.to - sel.from)})`;
+    if (form) {
+      this.selBox.hidden = false;
+      this.selError.hidden = true;
+      this.selExport.hidden = true;
+      this.selExport.replaceChildren();
+      delete this.selExport.dataset.status;
+      delete this.selExport.dataset.exportId;
+      delete this.selExport.dataset.sha256;
+    }
+  }
+
+  drawSel() {
+    const s = this.sel;
+    if (!s || !this.selEl) {
+      if (this.selEl) this.selEl.hidden = true;
+      return;
+    }
+    const [from, to] = this.view();
+    const f = (t) => (Math.min(Math.max(t, from), to) - from) / (to - from);
+    this.selEl.hidden = s.to <= from || s.from >= to;
+    this.selEl.style.left = `${(f(s.from) * 100).toFixed(4)}%`;
+    this.selEl.style.width = `${((f(s.to) - f(s.from)) * 100).toFixed(4)}%`;
+  }
+
+  async saveTag(btn) {
+    const sel = this.sel;
+    const cam = this.cam;
+    if (!sel || !cam) return;
+    const label = this.selLabel.value.trim();
+    this.selError.hidden = true;
+    this.selLabel.removeAttribute('aria-invalid');
+    if (!label) {
+      this.selError.textContent = '请填写标签 · Enter a label';
+      this.selError.hidden = false;
+      this.selLabel.setAttribute('aria-invalid', 'true');
+      this.selLabel.focus();
+      return;
+    }
+    btn.disabled = true;
+    try {
+      const t = await request('POST', '/api/v1/tags', { json: { camera_id: Number(cam.id), from: iso(sel.from), to: iso(sel.to), label, note: this.selNote.value.trim() } });
+      if (this.cam !== cam) return;
+      this.tags = [...this.tags.filter((x) => x.id !== t.id), { ...t, fromMs: Date.parse(t.from), toMs: Date.parse(t.to) }].sort((a, b) => a.fromMs - b.fromMs);
+      this.selLabel.value = '';
+      this.selNote.value = '';
+      this.renderTagList();
+      this.render();
+    } catch (err) {
+      const field = err?.details?.field;
+      const msg = describe(err);
+      this.selError.textContent = field && !msg.includes(field) ? `${field}: ${msg}` : msg;
+      this.selError.hidden = false;
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async deleteTag(t, btn) {
+    btn.disabled = true;
+    try {
+      await request('DELETE', `/api/v1/tags/${encodeURIComponent(t.id)}`);
+      this.tags = this.tags.filter((x) => x.id !== t.id);
+      this.renderTagList();
+      this.render();
+    } catch (err) {
+      btn.disabled = false;
+      this.selError.textContent = `无法删除标记 · Cannot delete the tag — ${describe(err)}`;
+      this.selError.hidden = false;
+      this.selBox.hidden = false;
+    }
+  }
+
+  renderTagList() {
+    if (!this.tagList) return;
+    const items = this.tags.map((t) => {
+      const li = el(
+        'li',
+        { dataset: { tagId: String(t.id) }, title: tagText(t) },
+        el('span', 'tag-label', t.label ?? ''),
+        el('span', 'tag-time', `${clock(t.fromMs)} – ${hhmm(t.toMs, true)}`),
+        t.note ? el('span', 'tag-note', t.note) : null,
+        el('span', 'tag-author', t.author ?? ''),
+      );
+      if (mine(t)) {
+        const del = el('button', { type: 'button', className: 'btn btn-small btn-danger tag-delete', title: `删除标记 · Delete the tag “${t.label}”` }, '删除 · Delete');
+        del.addEventListener('click', () => this.deleteTag(t, del));
+        li.append(del);
+      }
+      return li;
+    });
+    this.tagList.replaceChildren(...items);
+    this.tagList.hidden = items.length === 0;
   }
 
   render() {
@@ -319,7 +549,8 @@ export class FootageDialog {
     this.track.setAttribute('aria-valuetext', Number.isFinite(shown) ? clock(shown) : '—');
     // The segments are drawn again only when the data or the view (by a pixel) changed:
     // a segment under the pointer keeps its tooltip.
-    const key = `${this.listAt}/${span}/${Math.round(from / msPerPx)}/${width}`;
+    this.drawSel();
+    const key = `${this.listAt}/${span}/${Math.round(from / msPerPx)}/${width}/${this.tags.map((t) => t.id).join(',')}`;
     if (key === this.drawn && this.playhead.isConnected) return;
     this.drawn = key;
     const parts = [];
@@ -336,7 +567,12 @@ export class FootageDialog {
       if (x.to <= from || x.from >= to) continue;
       parts.push(seg('tl-rec', x.from, x.to, { title: `录像 Recorded ${clock(x.from)} – ${hhmm(x.to, true)}`, dataset: { from: new Date(x.from).toISOString(), to: new Date(x.to).toISOString() } }));
     }
-    this.track.replaceChildren(...parts, this.playhead);
+    for (const t of this.tags) {
+      if (t.toMs <= from || t.fromMs >= to) continue;
+      parts.push(seg('tl-tag', t.fromMs, t.toMs, { title: tagText(t), dataset: { id: String(t.id), label: t.label ?? '' } }));
+      parts[parts.length - 1].append(el('span', 'tl-tag-label', t.label ?? ''));
+    }
+    this.track.replaceChildren(...parts, this.selEl, this.playhead);
     this.track.dataset.viewFrom = String(Math.round(from));
     this.track.dataset.viewTo = String(Math.round(to));
 
@@ -549,6 +785,11 @@ export class FootageDialog {
     this.message.textContent = text;
     this.message.hidden = text === '';
   }
+}
+
+/** tagText is a tag's hover text: label, note, author, time. */
+function tagText(t) {
+  return `🏷 ${t.label ?? ''}${t.note ? ` — ${t.note}` : ''} · ${t.author || '—'} · ${clock(t.fromMs)} – ${hhmm(t.toMs, true)}`;
 }
 
 function formatDuration(ms) {

@@ -4,9 +4,16 @@
 // the grid's team — the leader by default — and optionally another grid).
 // Transitions carry the version the page showed: if someone else moved the
 // case first the server answers 409, and the view says so and reloads.
+//
+// 关联录像 · Linked footage (GET /api/v1/incidents/{id}/footage): the
+// camera windows linked to the case (auto when filed, or by hand), each with
+// Play (the footage view at that range) and Export (video.playback).
+// Test hooks: #incident-view [data-field=footage][data-count] with
+//   li.inc-footage-item[data-link-id][data-camera][data-source] (.inc-footage-play, .inc-footage-export, .export-status)
 
 import { ApiError, can, describe, getJSON, sendJSON } from './api.js';
 import { el, formatTime } from './dom.js';
+import { startExport } from './export.js';
 import { LEVEL_CN } from './layers.js';
 import {
   PRIORITY_LABEL,
@@ -62,7 +69,8 @@ export class IncidentView {
    * onFly(incident), gridName(id) → text, gridOptions() → [{id, code, name}],
    * onError(err, context).
    */
-  constructor(root, { store, onClose, onShowGrid, onFly, gridName, gridOptions, onError }) {
+  constructor(root, { store, onClose, onShowGrid, onFly, gridName, gridOptions, onError, onFootage }) {
+    this.onFootage = onFootage; // (cam {id, code, name}, {from, to} ms, opener) → opens the footage view
     this.root = root;
     this.store = store;
     this.onClose = onClose;
@@ -79,6 +87,7 @@ export class IncidentView {
     this.staff = new Map(); // staff id → member, for names in the history
     this.notice = '';
     this.form = null;
+    this.footage = null; // the linked footage of the case on show, null until loaded
     root.querySelector('[data-part="close"]').addEventListener('click', () => this.onClose());
     store.subscribe((change) => this.storeChanged(change));
     // The countdown to the deadline moves on.
@@ -113,6 +122,7 @@ export class IncidentView {
     document.body.classList.add('incident-open');
     this.root.dataset.incidentId = String(this.id);
     delete this.root.dataset.status;
+    this.footage = null;
     const known = this.store.get(id);
     if (known && (!this.inc || Number(this.inc.id) !== this.id)) {
       this.inc = known;
@@ -132,6 +142,7 @@ export class IncidentView {
       this.store.upsert(inc);
       this.render();
       this.loadStaffNames(inc);
+      this.loadFootage(seq);
     } catch (err) {
       if (seq !== this.seq) return;
       if (err instanceof ApiError && err.status === 404) {
@@ -238,9 +249,75 @@ export class IncidentView {
 
     const history = el('section', 'inc-history-section', el('div', 'section-title', '流程 History'), el('ol', { className: 'timeline', id: 'incident-history' }));
 
-    this.body.replaceChildren(head, title, cat, due, notice, actions ?? '', facts, desc ?? '', history);
+    this.footageBox = el('section', { className: 'inc-footage', dataset: { field: 'footage' } });
+    this.body.replaceChildren(head, title, cat, due, notice, actions ?? '', facts, desc ?? '', this.footageBox, history);
+    this.renderFootage();
     this.renderDue();
     this.renderHistory();
+  }
+
+  async loadFootage(seq = this.seq) {
+    const id = this.id;
+    try {
+      const res = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}/footage`);
+      if (seq !== this.seq) return;
+      this.footage = Array.isArray(res?.footage) ? res.footage : [];
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.footage = { error: describe(err) };
+    }
+    this.renderFootage();
+  }
+
+  renderFootage() {
+    const box = this.footageBox;
+    if (!box) return;
+    const title = el('div', 'section-title', '关联录像 · Linked footage');
+    const list = this.footage;
+    if (list === null) {
+      delete box.dataset.count;
+      box.replaceChildren(title, el('div', 'dim', 'Loading… 加载中'));
+      return;
+    }
+    if (!Array.isArray(list)) {
+      box.replaceChildren(title, el('p', 'form-error', `无法加载关联录像 · Cannot load the linked footage — ${list.error}`));
+      return;
+    }
+    box.dataset.count = String(list.length);
+    if (list.length === 0) {
+      box.replaceChildren(title, el('div', 'dim', '— 无 none'));
+      return;
+    }
+    const playback = can('video.playback');
+    const ul = el('ul', 'inc-footage-list');
+    for (const f of list) {
+      const from = Date.parse(f.from);
+      const to = Date.parse(f.to);
+      const secs = Number(f.recorded_seconds);
+      const auto = f.source === 'auto';
+      const li = el(
+        'li',
+        { className: 'inc-footage-item', dataset: { linkId: String(f.id), camera: String(f.camera_id), source: f.source ?? '' } },
+        el(
+          'div',
+          'inc-footage-row',
+          el('span', 'inc-footage-cam', f.camera_code || `#${f.camera_id}`),
+          el('span', 'inc-footage-time', `${formatTime(f.from, { seconds: true })} – ${formatTime(f.to, { seconds: true }).slice(11)}`),
+          el('span', { className: 'inc-footage-secs', title: '已录制 · Recorded' }, Number.isFinite(secs) ? `录像 ${Math.round(secs)} s recorded` : ''),
+          el('span', { className: 'inc-footage-source', dataset: { source: f.source ?? '' }, title: auto ? '上报时自动关联 · Linked when the case was filed' : `${f.created_by ?? ''}` }, auto ? '自动 auto' : '手动 manual'),
+        ),
+      );
+      if (playback) {
+        const status = el('div', { className: 'export-status', hidden: true });
+        const play = el('button', { type: 'button', className: 'btn btn-small inc-footage-play', disabled: !(secs > 0) && Number.isFinite(secs), title: '在回放中打开此时段 · Open this window in the footage view' }, '▶ 播放 · Play');
+        play.addEventListener('click', () => this.onFootage?.({ id: Number(f.camera_id), code: f.camera_code ?? '', name: '' }, { from, to }, play));
+        const exp = el('button', { type: 'button', className: 'btn btn-small inc-footage-export' }, '导出 · Export');
+        exp.addEventListener('click', () => startExport(status, { cameraId: f.camera_id, from: f.from, to: f.to, incidentId: this.id }));
+        li.append(el('div', 'inc-footage-row', play, exp), status);
+      }
+      ul.append(li);
+    }
+    box.replaceChildren(title, ul);
   }
 
   renderDue() {

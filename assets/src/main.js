@@ -799,6 +799,9 @@ const view = new IncidentView($('#incident-view'), {
           .sort((a, b) => a.code.localeCompare(b.code))
       : [],
   onError: showError,
+  onFootage: (cam, range, opener) => {
+    if (footageOn()) footage.open(cam, { opener, range });
+  },
 });
 
 function flyToIncident(inc) {

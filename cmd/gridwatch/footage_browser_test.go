@@ -16,7 +16,10 @@ import (
 // camera's footage view, clicks its timeline inside a recorded run and checks
 // that the <video> plays from there (hls.js over the HLS VOD playlist) and
 // shows the wall-clock time clicked, and that a time without footage gets a
-// message instead of a blank player.
+// message instead of a blank player; then it drag-selects a range, tags it
+// (the API lists the tag) and exports it (the page's SHA-256 is the API's and
+// verifies), and files an incident at the camera whose page lists the
+// auto-linked footage and plays it.
 func TestFootageInBrowser(t *testing.T) {
 	runBrowserScriptWith(t, "e2e/footage.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir} })
 }

@@ -1,0 +1,76 @@
+// Footage exports (video.playback): POST /api/v1/exports for one camera and
+// time range, then GET /api/v1/exports/{id} every 500 ms until it is done
+// (a download link and the SHA-256: short, the full hash on hover) or failed
+// (the error). Used by the footage view's selection and an incident's linked
+// footage.
+//
+// Test hooks: .export-status[data-status=queued|running|done|failed|error]
+//   [data-export-id][data-sha256], with a.export-download when done.
+
+import { describe, request } from './api.js';
+import { el } from './dom.js';
+
+const POLL_MS = 500;
+
+function sizeText(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n <= 0) return '';
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * startExport posts an export of camera cameraId from..to (ms or ISO) into box
+ * (an element it fills with the progress); incidentId links it to a case.
+ * Polling stops when box leaves the page.
+ */
+export async function startExport(box, { cameraId, from, to, incidentId }) {
+  const isoOf = (t) => (typeof t === 'number' ? new Date(t).toISOString() : t);
+  box.className = 'export-status';
+  box.hidden = false;
+  const show = (status, ...children) => {
+    box.dataset.status = status;
+    box.replaceChildren(...children);
+  };
+  const bar = el('progress', { className: 'export-progress', max: 1, value: 0 });
+  show('queued', el('span', 'export-label', '导出排队中 · Export queued…'), bar);
+  const body = { camera_id: Number(cameraId), from: isoOf(from), to: isoOf(to) };
+  if (incidentId) body.incident_id = Number(incidentId);
+  let job;
+  try {
+    job = await request('POST', '/api/v1/exports', { json: body });
+  } catch (err) {
+    show('error', el('span', { className: 'form-error', role: 'alert' }, `无法导出 · Cannot export — ${describe(err)}`));
+    return;
+  }
+  box.dataset.exportId = String(job.id);
+  for (;;) {
+    if (job.status === 'done') {
+      const sha = String(job.sha256 ?? '');
+      box.dataset.sha256 = sha;
+      const link = el('a', { className: 'btn btn-small export-download', href: `/api/v1/exports/${encodeURIComponent(job.id)}/file`, download: `gridwatch-export-${job.id}.mp4` }, '下载 · Download MP4');
+      show(
+        'done',
+        el('span', 'export-label', `导出完成 · Export ready ${sizeText(job.bytes)}`.trim()),
+        link,
+        el('span', 'export-sha', 'SHA-256 ', el('code', { className: 'export-sha-short', title: sha }, sha.slice(0, 12) + (sha.length > 12 ? '…' : ''))),
+      );
+      return;
+    }
+    if (job.status === 'failed') {
+      show('failed', el('span', { className: 'form-error', role: 'alert' }, `导出失败 · Export failed — ${job.error || '—'}`));
+      return;
+    }
+    const p = Math.max(0, Math.min(1, Number(job.progress) || 0));
+    bar.value = p;
+    show(job.status === 'running' ? 'running' : 'queued', el('span', 'export-label', `${job.status === 'running' ? '导出中 · Exporting' : '导出排队中 · Export queued'} ${Math.round(p * 100)}%`), bar);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    if (!box.isConnected) return;
+    try {
+      job = await request('GET', `/api/v1/exports/${encodeURIComponent(job.id)}`);
+    } catch (err) {
+      show('error', el('span', { className: 'form-error', role: 'alert' }, `无法查询导出 · Cannot read the export — ${describe(err)}`));
+      return;
+    }
+  }
+}

@@ -101,6 +101,10 @@ func BenchmarkRangeQuery(b *testing.B) {
 		}
 		seq += time.Since(t)
 	}
+	// The connection goes back to the pool: with its planner as it was.
+	if _, err := conn.Exec(ctx, `RESET enable_indexscan; RESET enable_bitmapscan`); err != nil {
+		b.Fatal(err)
+	}
 	conn.Release()
 	b.Run("impl=gist-index", func(b *testing.B) {
 		query(b)

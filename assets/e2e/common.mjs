@@ -60,7 +60,11 @@ export function watch(page, base) {
     problems.push(`console error: ${msg.text()}`);
   });
   page.on('requestfailed', (req) => {
-    if (sameOrigin(req.url())) problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`);
+    if (!sameOrigin(req.url())) return;
+    // A player cancels the media segment it was loading when it seeks or
+    // closes (hls.js aborts the request): that is not a failure.
+    if (req.failure()?.errorText === 'net::ERR_ABORTED' && /\/api\/v1\/(recordings\/\d+\/file\.mp4|cameras\/\d+\/(hls|playback))/.test(new URL(req.url()).pathname)) return;
+    problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`);
   });
   page.on('response', (res) => {
     if (!sameOrigin(res.url()) || res.status() < 400) return;

@@ -63,7 +63,10 @@ export function watch(page, base) {
     if (!sameOrigin(req.url())) return;
     // A player cancels the media segment it was loading when it seeks or
     // closes (hls.js aborts the request): that is not a failure.
-    if (req.failure()?.errorText === 'net::ERR_ABORTED' && /\/api\/v1\/(recordings\/\d+\/file\.mp4|cameras\/\d+\/(hls|playback))/.test(new URL(req.url()).pathname)) return;
+    // Likewise the footage view cancels its own reads (recordings, tags)
+    // when it closes or moves on.
+    if (req.failure()?.errorText === 'net::ERR_ABORTED' && req.method() === 'GET' &&
+      /\/api\/v1\/(recordings\/\d+\/file\.mp4|cameras\/\d+\/(hls|playback|recordings)|tags$)/.test(new URL(req.url()).pathname)) return;
     problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`);
   });
   page.on('response', (res) => {

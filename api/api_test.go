@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gridwatch/internal/testtool"
 	"io"
 	"log/slog"
 	"math"
@@ -12,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -35,7 +35,7 @@ type env struct {
 	srv   *httptest.Server
 	store *geo.Store
 	auth  *auth.Service
-	logs  *syncBuffer
+	logs  *testtool.LogBuffer
 	// token is sent as a bearer token by do; the bootstrap admin by default.
 	token string
 }
@@ -50,7 +50,7 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	if err := loc.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testtool.LogBuffer{}
 	svc := auth.NewService(pool, auth.Options{BootstrapToken: adminToken, Hash: auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}})
 	deps := api.Deps{
 		Auth:        svc,
@@ -71,25 +71,6 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	srv := httptest.NewServer(api.New(deps).Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: store, auth: svc, logs: logs, token: adminToken}
-}
-
-// syncBuffer is a log sink tests may read while the server still writes
-// (a video stream's handler logs as it ends).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type response struct {

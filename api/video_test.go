@@ -32,6 +32,7 @@ import (
 	"gridwatch/incident"
 	"gridwatch/internal/events"
 	"gridwatch/internal/testdb"
+	"gridwatch/internal/testtool"
 )
 
 // videoEnv is a server over the demo city with simulated cameras, the video
@@ -351,12 +352,7 @@ func TestCameraOfflineEvent(t *testing.T) {
 }
 
 func TestLiveHLSReadByFFprobe(t *testing.T) {
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
-			t.Fatal("ffprobe is required (scripts/install-deps.sh test)")
-		}
-		t.Skip("ffprobe not installed (make test installs it)")
-	}
+	testtool.Require(t, "ffprobe")
 	ve := newVideoEnv(t)
 	id, _ := ve.addCamera(1, "CAM-HLS")
 	token := ve.tokenFor(auth.RoleCommander)
@@ -470,12 +466,7 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	last := recs[len(recs)-1].(map[string]any)
 	to, _ := time.Parse(time.RFC3339Nano, last["to"].(string))
 
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
-			t.Fatal("ffprobe is required (scripts/install-deps.sh test)")
-		}
-		t.Skip("ffprobe not installed (make test installs it)")
-	}
+	testtool.Require(t, "ffprobe")
 	pl := fmt.Sprintf("%s/api/v1/cameras/%d/playback.m3u8?%s&token=%s", ve.srv.URL, id, q(from, to.Add(time.Second)), operator)
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name,width", "-of", "json", pl).CombinedOutput()
 	if err != nil {
@@ -722,7 +713,8 @@ func TestEvidenceExport(t *testing.T) {
 	if err := os.WriteFile(mp4, file.body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("ffprobe"); err == nil || os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
+	{
+		testtool.Require(t, "ffprobe")
 		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "csv=p=0", mp4).CombinedOutput()
 		var codec string
 		var dur float64

@@ -6,8 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"gridwatch/internal/testtool"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -271,13 +271,7 @@ func TestVDKClient(t *testing.T) {
 
 func TestFFprobe(t *testing.T) {
 	t.Parallel()
-	ffprobe, err := exec.LookPath("ffprobe")
-	if err != nil {
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") == "1" {
-			t.Fatalf("ffprobe is required (GRIDWATCH_REQUIRE_ALL=1): %v", err)
-		}
-		t.Skipf("ffprobe not installed (scripts/install-deps.sh test installs it): %v", err)
-	}
+	ffprobe := testtool.Require(t, "ffprobe")
 	tests := []struct {
 		name   string
 		cfg    Config
@@ -561,7 +555,7 @@ func countSlices(nalus [][]byte) int {
 func TestCredentials(t *testing.T) {
 	t.Parallel()
 	const user, pass = "cam-user", "s3cret-pw"
-	var logs logBuffer
+	var logs testtool.LogBuffer
 	s := startSim(t, Config{N: 1, Username: user, Password: pass, Logger: debugLogger(&logs)})
 	plain := strings.Replace(s.URL(1, StreamMain), user+":"+pass+"@", "", 1)
 	wrong := strings.Replace(s.URL(1, StreamMain), pass, "wrong", 1)

@@ -1,9 +1,9 @@
 package camsim
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"gridwatch/internal/testtool"
 	"log/slog"
 	"sync"
 	"testing"
@@ -57,25 +57,7 @@ func startSim(t testing.TB, cfg Config) *Sim {
 	return s
 }
 
-// logBuffer is a concurrency-safe buffer for a test's slog output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func debugLogger(w *logBuffer) *slog.Logger {
+func debugLogger(w *testtool.LogBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

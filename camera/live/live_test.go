@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/stream"
+	"gridwatch/internal/testtool"
 )
 
 // sources is a registry in memory: the manager's tests need no database.
@@ -318,12 +318,7 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 // decodeErrors feeds an fMP4 to ffmpeg and returns what it complains of.
 func decodeErrors(t *testing.T, init []byte, msgs []msg) string {
 	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
-			t.Fatal("ffmpeg is required (scripts/install-deps.sh test)")
-		}
-		t.Skip("ffmpeg not installed: the decode check needs it (make test installs it)")
-	}
+	testtool.Require(t, "ffmpeg")
 	var file bytes.Buffer
 	file.Write(init)
 	for _, m := range msgs[1:] {

@@ -62,16 +62,6 @@ import (
 	"gridwatch/camera/stream"
 )
 
-// Redact removes the credentials from an RTSP URL, for logs and errors.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "rtsp://(unparsable URL)"
-	}
-	u.User = nil
-	return u.String()
-}
-
 // sessionError is an error of one upstream session, with the URL's
 // credentials scrubbed from whatever the libraries put in it.
 func sessionError(rawURL string, err error) error {

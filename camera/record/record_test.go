@@ -23,6 +23,7 @@ import (
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/testdb"
+	"gridwatch/internal/testtool"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -92,7 +93,8 @@ func TestCameraFlapLeavesGap(t *testing.T) {
 		if r.Start.Before(gaps[0].To) && r.End.After(gaps[0].From.Add(500*time.Millisecond)) {
 			t.Errorf("recording %v–%v overlaps the gap %v–%v", r.Start, r.End, gaps[0].From, gaps[0].To)
 		}
-		if _, err := exec.LookPath("ffprobe"); err == nil {
+		{
+			testtool.Require(t, "ffprobe")
 			out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", filepath.Join(dir, r.Path)).CombinedOutput()
 			if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n == 0 {
 				t.Errorf("file %s does not play: %v %q", r.Path, err, out)
@@ -143,12 +145,7 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 	if err := os.WriteFile(plPath, pl, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") != "" {
-			t.Fatal("ffprobe is required (scripts/install-deps.sh test)")
-		}
-		t.Skip("ffprobe not installed (make test installs it)")
-	}
+	testtool.Require(t, "ffprobe")
 	out, err := exec.Command("ffprobe", "-v", "error", "-allowed_extensions", "ALL", "-show_entries", "format=duration:stream=codec_name,width",
 		"-of", "json", plPath).CombinedOutput()
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/camera/stream"
+	"gridwatch/internal/testtool"
 )
 
 // waitLong bounds every wait for something that should happen within a few
@@ -83,15 +84,7 @@ func TestMain(m *testing.M) {
 // it when GRIDWATCH_REQUIRE_ALL=1) saying why.
 func requireTool(tb testing.TB, name string) string {
 	tb.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not found (%v): install ffmpeg (Debian package ffmpeg) to run this test", name, err)
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") == "1" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return p
+	return testtool.Require(tb, name)
 }
 
 // picture is one access unit of a clip, ready to publish again and again.
@@ -386,29 +379,11 @@ func (f *fakes) waitRelease(t testing.TB, n int) {
 	}
 }
 
-// logBuffer is a concurrency-safe buffer for a test's slog output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // env is a running Server with fake Access and Acquire and test hubs.
 type env struct {
 	srv   *Server
 	fakes *fakes
-	logs  *logBuffer
+	logs  *testtool.LogBuffer
 	main  *stream.Hub // camera 1 main
 	sub   *stream.Hub // camera 1 sub
 	other *stream.Hub // camera 2 main
@@ -429,7 +404,7 @@ type envOptions struct {
 // goroutine leaked and no token reached the log.
 func startEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{fakes: newFakes(), logs: &logBuffer{}}
+	e := &env{fakes: newFakes(), logs: &testtool.LogBuffer{}}
 	e.main = stream.NewHub(o.hub)
 	e.sub = stream.NewHub(o.hub)
 	e.other = stream.NewHub(o.hub)

@@ -1,14 +1,6 @@
 package main
 
-import (
-	"context"
-	"os"
-	"os/exec"
-	"testing"
-	"time"
-
-	"gridwatch/assets"
-)
+import "testing"
 
 // TestFootageInBrowser plays recorded footage in Chromium, in real time:
 // gridwatch runs with 3 s recording files (1 s fragments) so the demo
@@ -22,34 +14,4 @@ import (
 // auto-linked footage and plays it.
 func TestFootageInBrowser(t *testing.T) {
 	runBrowserScriptWith(t, "e2e/footage.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir} })
-}
-
-// runBrowserScriptWith is runBrowserScript with extra gridwatch flags.
-func runBrowserScriptWith(t *testing.T, script string, extra []string, args func(url, artifacts string) []string) {
-	t.Helper()
-	if !assets.Built() {
-		skipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		skipOrFail(t, "Chromium not found at "+chromium+" (`make test` installs it)")
-	}
-	if _, err := os.Stat("../../assets/node_modules/playwright-core"); err != nil {
-		skipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
-	}
-	m := startMain(t, dataDir(t), true, extra...)
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args(m.URL(), artifactDir(t))...)...)
-	cmd.Dir = "../../assets"
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "E2E_TIMEOUT_MS=60000")
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s: %s", script, out)
-	if err != nil {
-		t.Fatalf("%s failed: %v", script, err)
-	}
 }

@@ -278,6 +278,12 @@ func TestIncidentsInBrowser(t *testing.T) {
 // script from assets/ against it; args builds its arguments.
 func runBrowserScript(t *testing.T, script string, args func(url, artifacts string) []string) {
 	t.Helper()
+	runBrowserScriptWith(t, script, nil, args)
+}
+
+// runBrowserScriptWith is runBrowserScript with extra gridwatch flags.
+func runBrowserScriptWith(t *testing.T, script string, extra []string, args func(url, artifacts string) []string) {
+	t.Helper()
 	if !assets.Built() {
 		skipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
 	}
@@ -291,7 +297,7 @@ func runBrowserScript(t *testing.T, script string, args func(url, artifacts stri
 	if _, err := os.Stat("../../assets/node_modules/playwright-core"); err != nil {
 		skipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
 	}
-	m := startMain(t, dataDir(t), true)
+	m := startMain(t, dataDir(t), true, extra...)
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

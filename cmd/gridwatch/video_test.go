@@ -20,6 +20,7 @@ import (
 	"gridwatch/camera"
 	"gridwatch/internal/events"
 	"gridwatch/internal/pgcluster"
+	"gridwatch/internal/testtool"
 )
 
 // TestDemoVideoEndToEnd runs the demo as `make run` does, simulated cameras
@@ -87,9 +88,7 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "")
 
 	// Another video system's view: the RTSP re-serve, read by ffprobe.
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		skipOrFail(t, "ffprobe not installed (`make test` installs it)")
-	}
+	testtool.Require(t, "ffprobe")
 	url := fmt.Sprintf("rtsp://%s/cameras/%d?token=%s", m.RTSPAddr(), id, testAdminToken)
 	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
 		"-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", url).CombinedOutput()
@@ -181,9 +180,7 @@ func TestRecordingSurvivesKill(t *testing.T) {
 			t.Fatalf("camera %d after the kill: %d, %d recordings", c.ID, code, len(list.Recordings))
 		}
 	}
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		skipOrFail(t, "ffprobe not installed (`make test` installs it)")
-	}
+	testtool.Require(t, "ffprobe")
 	url := fmt.Sprintf("%s/api/v1/cameras/%d/playback.m3u8?from=%s&to=%s&token=%s", m.URL(), cams.Cameras[0].ID, from, to, testAdminToken)
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url).CombinedOutput()
 	var dur float64

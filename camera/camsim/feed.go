@@ -145,6 +145,9 @@ func (f *feed) send(i int64, log *slog.Logger) {
 	// uint32 arithmetic wraps at 2^32 as RTP timestamps do.
 	ts := f.start + uint32(i)*ticksPerFrame
 	ntp := f.due(i)
+	// Counted before the first packet goes out, so a reader that has the
+	// whole picture always finds it counted.
+	f.frames.Add(1)
 	for _, pkt := range pkts {
 		pkt.Timestamp = ts
 		if fault == FaultLoss && f.rng.Float64() < lossRate {
@@ -155,5 +158,4 @@ func (f *feed) send(i int64, log *slog.Logger) {
 			return
 		}
 	}
-	f.frames.Add(1)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,7 +141,7 @@ func keyParam(r Route) Route { r.apiKey = true; return r }
 // Routes is the routing table.
 func (s *Server) Routes() []Route {
 	metrics := gin.WrapH(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
-	return []Route{
+	table := []Route{
 		rt("GET", "/healthz", auth.Public, s.healthz),
 		rt("GET", "/readyz", auth.Public, s.readyz),
 		rt("GET", "/metrics", auth.MetricsRead, metrics),
@@ -216,6 +217,9 @@ func (s *Server) Routes() []Route {
 		rt("GET", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 		rt("POST", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 	}
+	// Vector tiles (tiles.go) and OGC API Features (ogc.go) keep their
+	// tables beside their handlers.
+	return slices.Concat(table, s.tileRoutes(), s.ogcRoutes())
 }
 
 // routes registers the table behind the middleware; the dashboard's files

@@ -1,0 +1,4 @@
+package api
+
+// ogcRoutes serves OGC API Features under /ogc.
+func (s *Server) ogcRoutes() []Route { return nil }

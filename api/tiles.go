@@ -1,0 +1,4 @@
+package api
+
+// tileRoutes serves the vector tiles.
+func (s *Server) tileRoutes() []Route { return nil }

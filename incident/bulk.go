@@ -130,6 +130,17 @@ func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporte
 				defer wg.Done()
 				defer func() { <-sem }()
 				stored, err := s.insertBatch(ctx, j.p.batch, by)
+				if err == nil && s.onCreated != nil {
+					var ids []int64
+					for _, r := range stored {
+						if r.Status == "created" {
+							ids = append(ids, r.ID)
+						}
+					}
+					if len(ids) > 0 {
+						s.onCreated(ctx, ids)
+					}
+				}
 				j.res = stored
 				j.done <- err
 			}()

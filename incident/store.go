@@ -27,10 +27,12 @@ type Options struct {
 	Logger  *slog.Logger
 	// AttachmentDir holds the incidents' photos.
 	AttachmentDir string
-	// OnCreated, when set, is called after a new incident is committed
-	// (not for a repeated report): the footage index links the cameras
-	// that saw the spot. Its failure does not undo the report.
-	OnCreated func(context.Context, *Incident)
+	// OnCreated, when set, is called with the ids of new incidents once
+	// they are committed (not for repeated reports): after each filed
+	// report, and after each batch of a bulk upload. The footage index
+	// links the cameras that saw the spots. Its failure does not undo the
+	// reports.
+	OnCreated func(ctx context.Context, ids []int64)
 }
 
 // Service keeps incidents in PostgreSQL. All incident SQL lives in this
@@ -41,7 +43,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	dir       string
-	onCreated func(context.Context, *Incident)
+	onCreated func(context.Context, []int64)
 }
 
 // NewService returns the service.
@@ -193,7 +195,7 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 		return nil, false, gridwatch.Errorf(gridwatch.EConflict, "a report with this Idempotency-Key or source and external_id already exists")
 	}
 	if created && err == nil && s.onCreated != nil {
-		s.onCreated(ctx, in)
+		s.onCreated(ctx, []int64{in.ID})
 	}
 	return in, created, err
 }

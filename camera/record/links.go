@@ -39,19 +39,27 @@ type Link struct {
 	Recorded float64 `json:"recorded_seconds"`
 }
 
-// LinkIncident links the footage of the cameras that saw incident's spot
-// around its reported time, and returns how many cameras it linked.
-func (s *Store) LinkIncident(ctx context.Context, incident int64, lon, lat float64, grid *int64, at time.Time, w LinkWindow) (int, error) {
-	tag, err := s.pool.Exec(ctx, `WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326) AS g),
-		seeing AS (SELECT c.id FROM cameras c, pt WHERE c.enabled AND ST_Covers(c.cone, pt.g)),
-		near AS (SELECT c.id FROM cameras c, pt WHERE c.enabled AND $4::bigint IS NOT NULL AND c.grid_id = $4
-			AND ST_DWithin(c.location::geography, pt.g::geography, $5) AND NOT EXISTS (SELECT 1 FROM seeing))
+// LinkIncidents links each incident to the footage of the cameras that saw
+// its spot around its reported time — those whose view cone covers it, or
+// else those within Radius of it in its grid — and returns how many links
+// it made. It reads the incidents as stored, so one call serves a filed
+// report and a bulk batch alike.
+func (s *Store) LinkIncidents(ctx context.Context, ids []int64, w LinkWindow) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `WITH inc AS (SELECT id, location, grid_id, reported_at FROM incidents WHERE id = ANY($1)),
+		seeing AS (SELECT i.id AS incident_id, c.id AS camera_id FROM inc i JOIN cameras c ON c.enabled AND ST_Covers(c.cone, i.location)),
+		near AS (SELECT i.id AS incident_id, c.id AS camera_id FROM inc i JOIN cameras c ON c.enabled AND c.grid_id = i.grid_id
+			AND ST_DWithin(c.location::geography, i.location::geography, $2)
+			WHERE NOT EXISTS (SELECT 1 FROM seeing s WHERE s.incident_id = i.id)),
+		found AS (SELECT incident_id, camera_id FROM seeing UNION SELECT incident_id, camera_id FROM near)
 		INSERT INTO incident_footage (incident_id, camera_id, span, source, created_by)
-		SELECT $1, id, tstzrange($6::timestamptz - $7::interval, $6::timestamptz + $8::interval), 'auto', 'gridwatch'
-		FROM (SELECT id FROM seeing UNION SELECT id FROM near) cams
-		ON CONFLICT DO NOTHING`, incident, lon, lat, grid, w.Radius, at, w.Before, w.After)
+		SELECT f.incident_id, f.camera_id, tstzrange(i.reported_at - $3::interval, i.reported_at + $4::interval), 'auto', 'gridwatch'
+		FROM found f JOIN inc i ON i.id = f.incident_id
+		ON CONFLICT DO NOTHING`, ids, w.Radius, w.Before, w.After)
 	if err != nil {
-		return 0, fmt.Errorf("record: link incident %d: %w", incident, err)
+		return 0, fmt.Errorf("record: link incidents: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -239,16 +239,11 @@ func (m *Main) startVideo() {
 	}()
 }
 
-// linkFootage links a new incident to the footage of the cameras that saw
-// its spot around its reported time (evidence hold included).
-func (m *Main) linkFootage(ctx context.Context, in *incident.Incident) {
-	var grid *int64
-	if in.Grid != nil {
-		grid = &in.Grid.ID
-	}
-	lon, lat := in.Location.Coordinates[0], in.Location.Coordinates[1]
-	if _, err := m.footage.LinkIncident(ctx, in.ID, lon, lat, grid, in.ReportedAt, record.DefaultLinkWindow); err != nil {
-		m.Logger.Error("link footage to a new incident", "incident", in.ID, "err", err)
+// linkFootage links new incidents to the footage of the cameras that saw
+// their spots around their reported times (evidence hold included).
+func (m *Main) linkFootage(ctx context.Context, ids []int64) {
+	if _, err := m.footage.LinkIncidents(ctx, ids, record.DefaultLinkWindow); err != nil {
+		m.Logger.Error("link footage to new incidents", "incidents", len(ids), "err", err)
 	}
 }
 

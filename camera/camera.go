@@ -23,22 +23,25 @@ import (
 
 // Camera is a camera as the API shows it: URLs without credentials.
 type Camera struct {
-	ID       int64     `json:"id"`
-	Code     string    `json:"code"`
-	Name     string    `json:"name"`
-	Location Point     `json:"location"`
-	Heading  float64   `json:"heading"`
-	FOV      float64   `json:"fov"`
-	Range    float64   `json:"range"`
-	Cone     Polygon   `json:"view_cone"`
-	MainURL  string    `json:"main_url"`
-	SubURL   string    `json:"sub_url"`
-	HasCreds bool      `json:"has_credentials"`
-	Enabled  bool      `json:"enabled"`
-	Record   bool      `json:"record"`
-	Grid     *geo.Ref  `json:"grid"`
-	Sees     []geo.Ref `json:"sees"`
-	Status   string    `json:"status"`
+	ID       int64   `json:"id"`
+	Code     string  `json:"code"`
+	Name     string  `json:"name"`
+	Location Point   `json:"location"`
+	Heading  float64 `json:"heading"`
+	FOV      float64 `json:"fov"`
+	Range    float64 `json:"range"`
+	Cone     Polygon `json:"view_cone"`
+	MainURL  string  `json:"main_url"`
+	SubURL   string  `json:"sub_url"`
+	HasCreds bool    `json:"has_credentials"`
+	Enabled  bool    `json:"enabled"`
+	Record   bool    `json:"record"`
+	// RetentionDays keeps this camera's footage that many days; nil
+	// follows the service's --recording-max-age.
+	RetentionDays *int      `json:"retention_days"`
+	Grid          *geo.Ref  `json:"grid"`
+	Sees          []geo.Ref `json:"sees"`
+	Status        string    `json:"status"`
 	// StatusReason says why the camera is offline; StatusSince is when
 	// the status last changed (nil: never pulled yet).
 	StatusReason string     `json:"status_reason,omitempty"`
@@ -75,7 +78,13 @@ type Spec struct {
 	SubURL   string   `json:"sub_url"`
 	Record   bool     `json:"record"`
 	Enabled  *bool    `json:"enabled"`
+	// RetentionDays: 1 to MaxRetentionDays; nil or 0 follows the
+	// service's default.
+	RetentionDays *int `json:"retention_days"`
 }
+
+// MaxRetentionDays is the longest a camera's footage may be kept: ten years.
+const MaxRetentionDays = 3650
 
 func fieldError(field, format string, args ...any) error {
 	return gridwatch.Errorf(gridwatch.EInvalid, "%s: %s", field, fmt.Sprintf(format, args...)).
@@ -122,6 +131,12 @@ func (s *Spec) Check(crs geo.CRS) error {
 	}
 	if s.Range == nil {
 		s.Range = ptr(100.0)
+	}
+	if d := s.RetentionDays; d != nil && (*d < 0 || *d > MaxRetentionDays) {
+		return fieldError("retention_days", "%d is out of range (1 to %d days; 0 or null follows the service default)", *d, MaxRetentionDays)
+	}
+	if d := s.RetentionDays; d != nil && *d == 0 {
+		s.RetentionDays = nil
 	}
 	if err := checkStreamURL("main_url", s.MainURL, true); err != nil {
 		return err

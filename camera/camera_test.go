@@ -95,6 +95,8 @@ func TestSpecCheck(t *testing.T) {
 		{"no url", Spec{Code: "c1", Name: "x", Location: loc}, "main_url"},
 		{"http url", Spec{Code: "c1", Name: "x", Location: loc, MainURL: "http://u:S3cret@h/p"}, "main_url"},
 		{"bad sub", Spec{Code: "c1", Name: "x", Location: loc, MainURL: "rtsp://h/p", SubURL: "ftp://x"}, "sub_url"},
+		{"retention", Spec{Code: "c1", Name: "x", Location: loc, MainURL: "rtsp://h/p", RetentionDays: ptr(3651)}, "retention_days"},
+		{"negative retention", Spec{Code: "c1", Name: "x", Location: loc, MainURL: "rtsp://h/p", RetentionDays: ptr(-1)}, "retention_days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

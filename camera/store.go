@@ -63,7 +63,7 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 }
 
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
-	c.main_url, c.sub_url, c.enabled, c.record, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at`
+	c.main_url, c.sub_url, c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at`
 
 const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
 
@@ -73,7 +73,7 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	var gid *int64
 	var gcode, gname, glevel *string
 	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
-		&main, &sub, &c.Enabled, &c.Record, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt)
+		&main, &sub, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +128,9 @@ func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
 		lon, lat := sp.Location.Coordinates[0], sp.Location.Coordinates[1]
 		cone := conePolygon(ViewCone(lon, lat, *sp.Heading, *sp.FOV, *sp.Range))
 		enabled := sp.Enabled == nil || *sp.Enabled
-		err := tx.QueryRow(ctx, `INSERT INTO cameras (code, name, location, heading, fov, range_m, cone, main_url, sub_url, enabled, record, created_at, updated_at)
-			VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326), $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id`,
-			sp.Code, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, enabled, sp.Record, s.now()).Scan(&id)
+		err := tx.QueryRow(ctx, `INSERT INTO cameras (code, name, location, heading, fov, range_m, cone, main_url, sub_url, enabled, record, retention_days, created_at, updated_at)
+			VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326), $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13) RETURNING id`,
+			sp.Code, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, enabled, sp.Record, s.now(), sp.RetentionDays).Scan(&id)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" {
 			return gridwatch.Errorf(gridwatch.EConflict, "a camera with code %s already exists", sp.Code).WithDetails(map[string]any{"field": "code"})
@@ -155,7 +155,7 @@ func summary(sp Spec) map[string]any {
 	main, _ := Redact(sp.MainURL)
 	sub, _ := Redact(sp.SubURL)
 	return map[string]any{"code": sp.Code, "name": sp.Name, "location": sp.Location.Coordinates, "heading": sp.Heading,
-		"fov": sp.FOV, "range": sp.Range, "main_url": main, "sub_url": sub, "record": sp.Record}
+		"fov": sp.FOV, "range": sp.Range, "main_url": main, "sub_url": sub, "record": sp.Record, "retention_days": sp.RetentionDays}
 }
 
 // Get returns camera id if v may see it.
@@ -261,6 +261,8 @@ type Patch struct {
 	SubURL   *string  `json:"sub_url"`
 	Record   *bool    `json:"record"`
 	Enabled  *bool    `json:"enabled"`
+	// RetentionDays: 0 returns the camera to the service's default.
+	RetentionDays *int `json:"retention_days"`
 	// Version, when given, must be the camera's current version.
 	Version *int `json:"version"`
 }
@@ -271,8 +273,8 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		var sp Spec
 		var lon, lat, heading, fov, rng float64
 		var version int
-		err := tx.QueryRow(ctx, `SELECT code, name, ST_X(location), ST_Y(location), heading, fov, range_m, main_url, sub_url, record, enabled, version
-			FROM cameras WHERE id = $1 FOR UPDATE`, id).Scan(&sp.Code, &sp.Name, &lon, &lat, &heading, &fov, &rng, &sp.MainURL, &sp.SubURL, &sp.Record, &sp.Enabled, &version)
+		err := tx.QueryRow(ctx, `SELECT code, name, ST_X(location), ST_Y(location), heading, fov, range_m, main_url, sub_url, record, enabled, retention_days, version
+			FROM cameras WHERE id = $1 FOR UPDATE`, id).Scan(&sp.Code, &sp.Name, &lon, &lat, &heading, &fov, &rng, &sp.MainURL, &sp.SubURL, &sp.Record, &sp.Enabled, &sp.RetentionDays, &version)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
 		}
@@ -283,7 +285,7 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 			return gridwatch.Errorf(gridwatch.EConflict, "camera %d is at version %d, not %d: reload and try again", id, version, *p.Version).
 				WithDetails(map[string]any{"current_version": version})
 		}
-		before := summary(Spec{Code: sp.Code, Name: sp.Name, Location: &Point{"Point", [2]float64{lon, lat}}, Heading: &heading, FOV: &fov, Range: &rng, MainURL: sp.MainURL, SubURL: sp.SubURL, Record: sp.Record})
+		before := summary(Spec{Code: sp.Code, Name: sp.Name, Location: &Point{"Point", [2]float64{lon, lat}}, Heading: &heading, FOV: &fov, Range: &rng, MainURL: sp.MainURL, SubURL: sp.SubURL, Record: sp.Record, RetentionDays: sp.RetentionDays})
 		sp.Location = &Point{Type: "Point", Coordinates: [2]float64{lon, lat}}
 		sp.Heading, sp.FOV, sp.Range = &heading, &fov, &rng
 		// Coordinates stored are WGS-84; only a new location is converted.
@@ -315,14 +317,17 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		if p.Enabled != nil {
 			sp.Enabled = p.Enabled
 		}
+		if p.RetentionDays != nil {
+			sp.RetentionDays = p.RetentionDays
+		}
 		if err := sp.Check(check); err != nil {
 			return err
 		}
 		lon, lat = sp.Location.Coordinates[0], sp.Location.Coordinates[1]
 		cone := conePolygon(ViewCone(lon, lat, *sp.Heading, *sp.FOV, *sp.Range))
 		if _, err := tx.Exec(ctx, `UPDATE cameras SET name = $2, location = ST_SetSRID(ST_MakePoint($3, $4), 4326), heading = $5, fov = $6,
-			range_m = $7, cone = $8, main_url = $9, sub_url = $10, record = $11, enabled = $12, version = version + 1, updated_at = $13 WHERE id = $1`,
-			id, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, sp.Record, sp.Enabled == nil || *sp.Enabled, s.now()); err != nil {
+			range_m = $7, cone = $8, main_url = $9, sub_url = $10, record = $11, enabled = $12, retention_days = $14, version = version + 1, updated_at = $13 WHERE id = $1`,
+			id, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, sp.Record, sp.Enabled == nil || *sp.Enabled, s.now(), sp.RetentionDays); err != nil {
 			return fmt.Errorf("update camera: %w", err)
 		}
 		if err := place(ctx, tx, id); err != nil {

@@ -277,13 +277,22 @@ func TestRetention(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, recs[0].Path)); err == nil {
 		t.Error("the oldest file is still on disk")
 	}
-	// Everything older than an hour from a day later: all of it.
-	rep, err = rec.Retain(ctx, record.Retention{MaxAge: time.Hour}, time.Now().Add(24*time.Hour))
+	// The camera keeps its footage 2 days, whatever the service default:
+	// a day later, nothing goes; three days later, all of it (but the
+	// held file).
+	days := 2
+	if _, err := camera.NewStore(pool).Update(ctx, id, camera.Patch{RetentionDays: &days}, geo.CRSWGS84); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := rec.Retain(ctx, record.Retention{MaxAge: time.Hour}, time.Now().Add(24*time.Hour)); err != nil || rep.Files != 0 {
+		t.Errorf("a day later with 2 retention days: removed %+v, %v", rep, err)
+	}
+	rep, err = rec.Retain(ctx, record.Retention{MaxAge: 30 * 24 * time.Hour}, time.Now().Add(3*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after, _, _ = store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute)); len(after) != 1 || after[0].ID != held.ID || rep.Files != len(recs)-2 {
-		t.Errorf("age: removed %+v, %d left; want all but the held file", rep, len(after))
+		t.Errorf("retention days: removed %+v, %d left; want all but the held file", rep, len(after))
 	}
 	// Even over the quota, held footage stays.
 	if rep, err := rec.Retain(ctx, record.Retention{MaxBytes: 1 << 20 / 1024}, time.Now()); err != nil || rep.Files != 0 {

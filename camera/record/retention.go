@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// Retention bounds what the recordings keep: nothing older than MaxAge,
-// and no more than MaxBytes in all. The oldest footage goes first; footage
+// Retention bounds what the recordings keep: nothing older than MaxAge
+// (or a camera's own retention days), and no more than MaxBytes in all. The oldest footage goes first; footage
 // linked to an incident (evidence hold) never goes.
 type Retention struct {
 	MaxAge   time.Duration
@@ -28,19 +28,28 @@ type RetainReport struct {
 // footage under evidence hold is never removed.
 const unheld = `NOT EXISTS (SELECT 1 FROM incident_footage l WHERE l.camera_id = recordings.camera_id AND l.span && recordings.span)`
 
-// Retain removes recordings older than MaxAge, then the oldest ones until
+// Retain removes recordings older than their camera's retention days or
+// else MaxAge, then the oldest ones until
 // the rest fit in MaxBytes (the fewest files that do). Rows go first, then
 // their files: a crash in between leaves an orphan file, which Reconcile
 // indexes again and the next pass removes.
 func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (RetainReport, error) {
 	var rep RetainReport
+	// A camera's own retention days win over MaxAge; with neither, its
+	// footage is kept (NULL compares false).
+	var maxAge *time.Duration
 	if ret.MaxAge > 0 {
-		if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE status = 'ok' AND upper(span) < $1 AND `+unheld+` RETURNING path, bytes`, now.Add(-ret.MaxAge)); err != nil {
-			return rep, err
-		}
-		if _, err := r.store.pool.Exec(ctx, `DELETE FROM recording_gaps WHERE upper(span) < $1`, now.Add(-ret.MaxAge)); err != nil {
-			return rep, fmt.Errorf("record: retain: %w", err)
-		}
+		maxAge = &ret.MaxAge
+	}
+	if err := r.remove(ctx, &rep, `DELETE FROM recordings USING cameras c
+		WHERE c.id = recordings.camera_id AND recordings.status = 'ok' AND NOT recordings.open
+			AND upper(recordings.span) < $1::timestamptz - coalesce(make_interval(days => c.retention_days), $2::interval)
+			AND `+unheld+` RETURNING recordings.path, recordings.bytes`, now, maxAge); err != nil {
+		return rep, err
+	}
+	if _, err := r.store.pool.Exec(ctx, `DELETE FROM recording_gaps USING cameras c WHERE c.id = recording_gaps.camera_id
+			AND upper(recording_gaps.span) < $1::timestamptz - coalesce(make_interval(days => c.retention_days), $2::interval)`, now, maxAge); err != nil {
+		return rep, fmt.Errorf("record: retain: %w", err)
 	}
 	if ret.MaxBytes > 0 {
 		var total int64
@@ -51,7 +60,7 @@ func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (Re
 			// The oldest files whose sizes add up to the excess.
 			if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE id IN (
 					SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY lower(span), id) AS upto
-						FROM recordings WHERE status = 'ok' AND `+unheld+`) oldest
+						FROM recordings WHERE status = 'ok' AND NOT open AND `+unheld+`) oldest
 					WHERE upto - bytes < $1)
 				RETURNING path, bytes`, excess); err != nil {
 				return rep, err
@@ -61,8 +70,8 @@ func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (Re
 	return rep, nil
 }
 
-func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, arg any) error {
-	rows, err := r.store.pool.Query(ctx, sql, arg)
+func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, args ...any) error {
+	rows, err := r.store.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("record: retain: %w", err)
 	}

@@ -43,7 +43,12 @@ export function watch(page, base) {
   const problems = [];
   // The live event stream answers 501 on a server without it; the page then
   // polls instead (src/live.js), which is not a failure.
-  const allowed = [{ method: 'GET', path: /^\/api\/v1\/events$/, status: [501] }];
+  // Likewise a server without the recorder's status (GET /api/v1/recording/status)
+  // answers 404, and the page shows no disk-full banner (src/recording-status.js).
+  const allowed = [
+    { method: 'GET', path: /^\/api\/v1\/events$/, status: [501] },
+    { method: 'GET', path: /^\/api\/v1\/recording\/status$/, status: [404] },
+  ];
   const sameOrigin = (u) => {
     try {
       return new URL(u).origin === base.origin;

@@ -26,7 +26,7 @@
 //    lists the tag; 导出 · Export of the same selection shows its progress
 //    until done, with a download link and the SHA-256, which must equal GET
 //    /api/v1/exports/{id}'s (and /verify must say ok). The author deletes the
-//    tag again.
+//    tag again (删除, then its confirm).
 // 7. An incident filed (integration token) at the camera's location: its page
 //    lists the auto-linked footage of that camera (关联录像 · Linked footage);
 //    its Play opens the footage view at that window, playing.
@@ -411,7 +411,9 @@ async function run() {
   const exportShot = path.join(artifactDir, 'footage-export.png');
   await page.screenshot({ path: exportShot });
 
-  // The author deletes the tag.
+  // The author deletes the tag (twice: 删除, then 确认删除 · Confirm delete).
+  await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
+  await waitFor(page, ([sel, id]) => document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"] .tag-delete`)?.dataset.confirm === 'true', [DLG, tag.id], 'the delete confirm');
   await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
   await waitFor(page, ([sel, id]) => !document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`) && !document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), [DLG, tag.id], 'the tag deleted');
   if (((await get(`/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');

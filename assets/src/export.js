@@ -2,7 +2,8 @@
 // time range, then GET /api/v1/exports/{id} every 500 ms until it is done
 // (a download link and the SHA-256: short, the full hash on hover) or failed
 // (the error). Used by the footage view's selection and an incident's linked
-// footage.
+// footage. followExport picks up an export already asked for (an incident's
+// page shows again the exports made in this page session).
 //
 // Test hooks: .export-status[data-status=queued|running|done|failed|error]
 //   [data-export-id][data-sha256], with a.export-download when done.
@@ -11,6 +12,7 @@ import { describe, request } from './api.js';
 import { el } from './dom.js';
 
 const POLL_MS = 500;
+const following = new WeakMap(); // box → the export id its one polling loop follows
 
 function sizeText(bytes) {
   const n = Number(bytes);
@@ -22,10 +24,12 @@ function sizeText(bytes) {
 /**
  * startExport posts an export of camera cameraId from..to (ms or ISO) into box
  * (an element it fills with the progress); incidentId links it to a case.
- * Polling stops when box leaves the page.
+ * Polling stops when box leaves the page. onJob(job) gets the export once
+ * the server took it. It resolves with the last state of the export (or null).
  */
-export async function startExport(box, { cameraId, from, to, incidentId }) {
+export async function startExport(box, { cameraId, from, to, incidentId }, { onJob = () => {} } = {}) {
   const isoOf = (t) => (typeof t === 'number' ? new Date(t).toISOString() : t);
+  following.delete(box); // a loop still following an earlier export into box stops
   box.className = 'export-status';
   box.hidden = false;
   const show = (status, ...children) => {
@@ -41,9 +45,46 @@ export async function startExport(box, { cameraId, from, to, incidentId }) {
     job = await request('POST', '/api/v1/exports', { json: body });
   } catch (err) {
     show('error', el('span', { className: 'form-error', role: 'alert' }, `无法导出 · Cannot export — ${describe(err)}`));
-    return;
+    return null;
   }
+  onJob(job);
+  return followExport(box, job);
+}
+
+/** isFinal: an export in this status changes no more. */
+export const isFinal = (status) => status === 'done' || status === 'failed';
+
+/**
+ * followExport shows export job ({id, status?}) in box, polling until it is
+ * done or failed (or box leaves the page); a job without a status is read
+ * first. It resolves with the last state read.
+ */
+export async function followExport(box, job) {
+  if (following.get(box) === job.id) return job; // already followed
+  following.set(box, job.id);
+  try {
+    return await follow(box, job);
+  } finally {
+    if (following.get(box) === job.id) following.delete(box);
+  }
+}
+
+async function follow(box, job) {
+  box.hidden = false;
   box.dataset.exportId = String(job.id);
+  const show = (status, ...children) => {
+    box.dataset.status = status;
+    box.replaceChildren(...children);
+  };
+  const bar = el('progress', { className: 'export-progress', max: 1, value: 0 });
+  if (!job.status) {
+    try {
+      job = await request('GET', `/api/v1/exports/${encodeURIComponent(job.id)}`);
+    } catch (err) {
+      show('error', el('span', { className: 'form-error', role: 'alert' }, `无法查询导出 · Cannot read the export — ${describe(err)}`));
+      return null;
+    }
+  }
   for (;;) {
     if (job.status === 'done') {
       const sha = String(job.sha256 ?? '');
@@ -55,22 +96,23 @@ export async function startExport(box, { cameraId, from, to, incidentId }) {
         link,
         el('span', 'export-sha', 'SHA-256 ', el('code', { className: 'export-sha-short', title: sha }, sha.slice(0, 12) + (sha.length > 12 ? '…' : ''))),
       );
-      return;
+      return job;
     }
     if (job.status === 'failed') {
       show('failed', el('span', { className: 'form-error', role: 'alert' }, `导出失败 · Export failed — ${job.error || '—'}`));
-      return;
+      return job;
     }
     const p = Math.max(0, Math.min(1, Number(job.progress) || 0));
     bar.value = p;
     show(job.status === 'running' ? 'running' : 'queued', el('span', 'export-label', `${job.status === 'running' ? '导出中 · Exporting' : '导出排队中 · Export queued'} ${Math.round(p * 100)}%`), bar);
     await new Promise((r) => setTimeout(r, POLL_MS));
-    if (!box.isConnected) return;
+    if (!box.isConnected || following.get(box) !== job.id) return job; // gone, or following another export
     try {
       job = await request('GET', `/api/v1/exports/${encodeURIComponent(job.id)}`);
     } catch (err) {
       show('error', el('span', { className: 'form-error', role: 'alert' }, `无法查询导出 · Cannot read the export — ${describe(err)}`));
-      return;
+      return null;
     }
+    if (following.get(box) !== job.id) return job;
   }
 }

@@ -26,9 +26,11 @@
 // Tags: GET /api/v1/tags?camera&from&to with the recordings; a drag across the
 // timeline selects a range, to tag (POST /api/v1/tags) or export (export.js).
 
-import { ApiError, describe, request, session } from './api.js';
+import { ApiError, can, describe, request, session } from './api.js';
 import { el, formatTime } from './dom.js';
 import { startExport } from './export.js';
+import { OPEN_STATUSES } from './status.js';
+import { toast } from './toast.js';
 
 const DAY = 24 * 3600 * 1000;
 const REFRESH_MS = 30000;
@@ -66,6 +68,22 @@ function mine(t) {
   return me.role === 'admin' || (t.author !== '' && t.author === (me.display_name || me.username));
 }
 
+/** localInput is ms as a datetime-local input's value (local time, with seconds). */
+export function localInput(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+let camerasP = null;
+/** cameraNames is every camera the user sees, by id ({id, code, name, grid}), fetched once a page. */
+export function cameraNames() {
+  camerasP ??= request('GET', '/api/v1/cameras?limit=1000').then((r) => new Map((Array.isArray(r?.cameras) ? r.cameras : []).map((c) => [Number(c.id), c])));
+  camerasP.catch(() => {
+    camerasP = null;
+  });
+  return camerasP;
+}
+
 /** hhmm shows a local time of day as "HH:MM" (with seconds when asked). */
 function hhmm(ms, seconds = false) {
   const d = new Date(ms);
@@ -94,6 +112,111 @@ function firstProgramDate(text) {
   return m ? Date.parse(m[1]) : NaN;
 }
 
+const HLS_MIME = 'application/vnd.apple.mpegurl';
+
+/** playbackURL is camera cameraId's HLS VOD playlist from..to (ms). */
+export function playbackURL(cameraId, from, to) {
+  return `/api/v1/cameras/${encodeURIComponent(cameraId)}/playback.m3u8?${new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() })}`;
+}
+
+/**
+ * fetchPlaylist reads the playlist at url: {text, pdt} (pdt: its first
+ * PROGRAM-DATE-TIME in ms, or NaN). It throws ApiError (404: no footage then).
+ */
+export async function fetchPlaylist(url) {
+  const { text } = await request('GET', url, { raw: true, accept: HLS_MIME });
+  return { text, pdt: firstProgramDate(text) };
+}
+
+/**
+ * attachPlaylist plays the HLS playlist at url in video from start seconds:
+ * through hls.js where MSE exists (loaded on first use), else natively. It
+ * resolves {engine: 'hls.js'|'native', hls, destroy()}, or null when current()
+ * turned false meanwhile; it throws an Error with a message to show when the
+ * browser cannot play it. onFatal(text) reports a fatal playback error later.
+ */
+export async function attachPlaylist(video, url, start, { current = () => true, onFatal = () => {} } = {}) {
+  const v = video;
+  let Hls = null;
+  if (hasMSE() || !v.canPlayType(HLS_MIME)) {
+    try {
+      Hls = await loadHls();
+    } catch (err) {
+      hlsModule = null;
+      if (!v.canPlayType(HLS_MIME)) throw new Error(`无法加载播放器 · Cannot load the player (hls.js) — ${err?.message ?? err}`);
+    }
+    if (!current()) return null;
+    if (Hls && !Hls.isSupported()) Hls = null;
+  }
+  if (Hls) {
+    const hls = new Hls({ enableWorker: false, startPosition: start, backBufferLength: 30, maxBufferLength: 20 });
+    let live = true;
+    hls.on(Hls.Events.ERROR, (_e, data) => {
+      if (!data?.fatal || !live) return;
+      const status = data.response?.code;
+      onFatal(`回放出错 · Playback error — ${data.type}: ${data.details}${status ? ` (HTTP ${status})` : ''}`);
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      if (live) v.play().catch(() => {});
+    });
+    hls.attachMedia(v);
+    hls.loadSource(url);
+    return {
+      engine: 'hls.js',
+      hls,
+      destroy() {
+        live = false;
+        hls.destroy();
+      },
+    };
+  }
+  if (v.canPlayType(HLS_MIME)) {
+    let live = true;
+    v.addEventListener(
+      'loadedmetadata',
+      () => {
+        if (!live) return;
+        if (start > 0) v.currentTime = start;
+        v.play().catch(() => {});
+      },
+      { once: true },
+    );
+    v.src = url;
+    return {
+      engine: 'native',
+      hls: null,
+      destroy() {
+        live = false;
+      },
+    };
+  }
+  throw new Error('此浏览器无法播放 HLS 回放 · This browser cannot play HLS footage (no MediaSource, no native HLS)');
+}
+
+/** stopVideo empties a <video> an engine played into. */
+export function stopVideo(v) {
+  if (v.getAttribute('src') !== null || v.srcObject) {
+    v.pause();
+    v.removeAttribute('src');
+    v.load();
+  }
+}
+
+/**
+ * pictureTime is the wall-clock time (ms) of the picture video shows, played
+ * by eng (attachPlaylist's) from base {at: the time asked, pdt: the playlist's start}.
+ */
+export function pictureTime(v, eng, base) {
+  const d = eng?.hls?.playingDate;
+  if (d instanceof Date && Number.isFinite(d.getTime()) && v.readyState > 0) return d.getTime();
+  if (eng?.engine === 'native' && typeof v.getStartDate === 'function') {
+    const s = v.getStartDate().getTime();
+    if (Number.isFinite(s)) return s + v.currentTime * 1000;
+  }
+  if (v.readyState === 0) return base.at;
+  return base.pdt + v.currentTime * 1000;
+}
+
 /**
  * FootageDialog plays one camera's recorded footage; open(cam, {opener})
  * shows it, and focus goes back to opener when it closes.
@@ -120,6 +243,7 @@ export class FootageDialog {
     this.sel = null; // {from, to} ms: the range dragged
     this.drag = null;
     this.suppressClick = false;
+    this.editing = null; // the tag being edited: the selection is its range
   }
 
   get isOpen() {
@@ -158,6 +282,9 @@ export class FootageDialog {
     this.selEl = el('span', { className: 'tl-sel', 'aria-hidden': 'true', hidden: true });
     this.buildSelection();
     this.tagList = el('ul', { className: 'footage-tags', 'aria-label': '标记 Tags' });
+    this.buildSearch();
+    const selectBtn = el('button', { type: 'button', className: 'btn btn-small tl-select', title: '选择画面前 30 秒 · Select the 30 s before the picture (then change the times)' }, '选择时段 · Select a range');
+    selectBtn.addEventListener('click', () => this.selectNear());
     this.track.addEventListener('mousemove', (ev) => this.onTrackHover(ev));
     this.track.addEventListener('mouseleave', () => {
       this.hover.hidden = true;
@@ -170,10 +297,11 @@ export class FootageDialog {
         'div',
         'player-body',
         el('div', 'player-stage', this.video, this.message),
-        el('div', 'footage-bar', this.clockEl, this.summary, el('span', { className: 'tl-zooms', role: 'group', 'aria-label': '时间范围 Span' }, ...this.zooms)),
+        el('div', 'footage-bar', this.clockEl, this.summary, selectBtn, el('span', { className: 'tl-zooms', role: 'group', 'aria-label': '时间范围 Span' }, ...this.zooms)),
         el('div', 'tl', this.track, this.hover, this.ticks),
         this.selBox,
         this.tagList,
+        this.searchBox,
         el('div', 'footage-keys', '点击绿色录像段回放 · Click a green (recorded) part to play · 拖动选择时段 · drag to select a range · ', el('kbd', null, '←'), ' ', el('kbd', null, '→'), ' ±10 s · ', el('kbd', null, 'Esc'), ' 关闭 close'),
       ),
     );
@@ -200,7 +328,7 @@ export class FootageDialog {
     v.addEventListener('pause', () => this.state === 'playing' && !v.ended && this.setState('paused'));
     v.addEventListener('ended', () => this.onEnded());
     v.addEventListener('error', () => {
-      if (this.engine === 'native' && this.base) this.fail(`播放错误 · Media error ${v.error?.code ?? ''} ${v.error?.message ?? ''}`.trim());
+      if (this.eng?.engine === 'native' && this.base) this.fail(`播放错误 · Media error ${v.error?.code ?? ''} ${v.error?.message ?? ''}`.trim());
     });
     document.body.append(this.dialog);
   }
@@ -222,6 +350,7 @@ export class FootageDialog {
     this.focusAt = null;
     this.tags = [];
     this.setSelection(null);
+    this.linkRow.hidden = true;
     this.title.replaceChildren(el('span', 'player-code', cam.code ?? ''), ` ${cam.name ?? ''}`);
     this.dialog.dataset.camera = String(cam.id);
     this.say('hint', '加载录像… · Loading the recordings…');
@@ -394,18 +523,56 @@ export class FootageDialog {
 
   buildSelection() {
     this.selRange = el('span', 'sel-range');
-    this.selLabel = el('input', { name: 'label', type: 'text', maxLength: 100, placeholder: '标签 Label', required: true, 'aria-label': '标签 Label' });
+    this.selFrom = el('input', { name: 'from', type: 'datetime-local', step: 1, 'aria-label': '开始 From' });
+    this.selTo = el('input', { name: 'to', type: 'datetime-local', step: 1, 'aria-label': '结束 To' });
+    const fromTo = () => {
+      const a = Date.parse(this.selFrom.value);
+      const b = Date.parse(this.selTo.value);
+      if (Number.isFinite(a) && Number.isFinite(b) && b > a) {
+        this.setSelection({ from: a, to: b }, { form: false });
+        this.selBox.hidden = false;
+      }
+    };
+    this.selFrom.addEventListener('change', fromTo);
+    this.selTo.addEventListener('change', fromTo);
+    this.selLabel = el('input', { name: 'label', type: 'text', maxLength: 64, placeholder: '标签 Label', required: true, 'aria-label': '标签 Label' });
     this.selNote = el('input', { name: 'note', type: 'text', maxLength: 2000, placeholder: '备注 Note (optional)', 'aria-label': '备注 Note' });
     const tagBtn = el('button', { type: 'submit', className: 'btn btn-small btn-primary sel-tag' }, '标记 · Tag');
+    this.tagBtn = tagBtn;
+    this.cancelEdit = el('button', { type: 'button', className: 'btn btn-small sel-cancel-edit', hidden: true }, '取消编辑 · Cancel edit');
+    this.cancelEdit.addEventListener('click', () => this.endEdit());
     const exportBtn = el('button', { type: 'button', className: 'btn btn-small sel-export' }, '导出 · Export');
+    const linkBtn = el('button', { type: 'button', className: 'btn btn-small sel-link', 'aria-expanded': 'false', title: '把所选时段关联到事件 · Link the selected range to an incident' }, '关联事件 · Link to incident');
     const clear = el('button', { type: 'button', className: 'btn btn-small sel-clear', title: '取消选择 · Clear the selection' }, '取消 · Clear');
     this.selError = el('p', { className: 'form-error', role: 'alert', hidden: true });
     this.selExport = el('div', { className: 'export-status', hidden: true });
+    this.selEditing = el('span', { className: 'sel-editing', hidden: true });
+    // Link to an incident: an open case of the camera's grid, or any case by its number.
+    this.linkPick = el('select', { name: 'incident', 'aria-label': '本网格未结事件 · Open incidents of the camera\'s grid' });
+    this.linkId = el('input', { name: 'incident_id', type: 'number', min: 1, step: 1, inputMode: 'numeric', placeholder: '事件编号 Incident #', 'aria-label': '事件编号 Incident number' });
+    const linkGo = el('button', { type: 'button', className: 'btn btn-small btn-primary sel-link-go' }, '关联 · Link');
+    this.linkStatus = el('span', { className: 'sel-link-status', role: 'status' });
+    this.linkRow = el('div', { className: 'sel-row sel-link-row', hidden: true }, el('span', 'sel-title', '关联到 · Link to'), this.linkPick, el('span', 'sel-title', '或 or'), this.linkId, linkGo, this.linkStatus);
+    linkBtn.addEventListener('click', () => {
+      const show = this.linkRow.hidden;
+      this.linkRow.hidden = !show;
+      linkBtn.setAttribute('aria-expanded', String(show));
+      if (show) this.loadLinkChoices();
+    });
+    linkGo.addEventListener('click', () => this.linkToIncident(linkGo));
+    this.linkId.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault();
+        this.linkToIncident(linkGo);
+      }
+    });
     this.selBox = el(
       'form',
       { className: 'footage-sel', hidden: true, noValidate: true },
-      el('div', 'sel-row', el('span', 'sel-title', '所选时段 · Selected'), this.selRange, clear),
-      el('div', 'sel-row', this.selLabel, this.selNote, tagBtn, exportBtn),
+      el('div', 'sel-row', el('span', 'sel-title', '所选时段 · Selected'), this.selRange, this.selEditing, clear),
+      el('div', 'sel-row sel-times', el('label', 'sel-time', el('span', 'sel-title', '从 From'), this.selFrom), el('label', 'sel-time', el('span', 'sel-title', '到 To'), this.selTo)),
+      el('div', 'sel-row', this.selLabel, this.selNote, tagBtn, this.cancelEdit, exportBtn, linkBtn),
+      this.linkRow,
       this.selError,
       this.selExport,
     );
@@ -420,6 +587,15 @@ export class FootageDialog {
     clear.addEventListener('click', () => this.setSelection(null));
   }
 
+  /** selectNear selects the 30 s before the picture shown (else the end of the latest footage): a range without a drag. */
+  selectNear() {
+    const shown = this.shownTime();
+    const last = this.runs[this.runs.length - 1];
+    const end = Number.isFinite(shown) ? shown : last ? last.to : Date.now();
+    this.setSelection({ from: Math.round(end - 30e3), to: Math.round(end) });
+    this.selFrom.focus({ preventScroll: true });
+  }
+
   /** setSelection shows range sel ({from, to} ms) on the track and its form below (form: false while dragging). */
   setSelection(sel, { form = true } = {}) {
     this.sel = sel;
@@ -429,11 +605,14 @@ export class FootageDialog {
       this.selBox.hidden = true;
       delete this.selBox.dataset.from;
       delete this.selBox.dataset.to;
+      this.endEdit({ keepSel: true });
       return;
     }
     this.selBox.dataset.from = iso(sel.from);
     this.selBox.dataset.to = iso(sel.to);
     this.selRange.textContent = `${clock(sel.from)} – ${hhmm(sel.to, true)} (${formatDuration(sel.to - sel.from)})`;
+    if (document.activeElement !== this.selFrom) this.selFrom.value = localInput(sel.from);
+    if (document.activeElement !== this.selTo) this.selTo.value = localInput(sel.to);
     if (form) {
       this.selBox.hidden = false;
       this.selError.hidden = true;
@@ -442,6 +621,106 @@ export class FootageDialog {
       delete this.selExport.dataset.status;
       delete this.selExport.dataset.exportId;
       delete this.selExport.dataset.sha256;
+      this.linkStatus.textContent = '';
+      delete this.linkStatus.dataset.linkId;
+    }
+  }
+
+  // ---- editing a tag: its range is the selection, its label and note the form's --------------
+
+  startEdit(t) {
+    this.setSelection({ from: t.fromMs, to: t.toMs });
+    this.editing = t;
+    this.selBox.dataset.mode = 'edit';
+    this.selBox.dataset.tagId = String(t.id);
+    this.selLabel.value = t.label ?? '';
+    this.selNote.value = t.note ?? '';
+    this.tagBtn.textContent = '保存修改 · Save';
+    this.cancelEdit.hidden = false;
+    this.selEditing.hidden = false;
+    this.selEditing.textContent = `编辑标记 · Editing “${t.label}” — 拖动时间轴或改时间以改变时段 · drag the timeline or change the times to move it`;
+    this.selLabel.focus({ preventScroll: true });
+    this.selLabel.select();
+  }
+
+  endEdit({ keepSel = false } = {}) {
+    if (!this.editing) return;
+    this.editing = null;
+    delete this.selBox.dataset.mode;
+    delete this.selBox.dataset.tagId;
+    this.tagBtn.textContent = '标记 · Tag';
+    this.cancelEdit.hidden = true;
+    this.selEditing.hidden = true;
+    this.selLabel.value = '';
+    this.selNote.value = '';
+    if (!keepSel) this.setSelection(null);
+  }
+
+  // ---- linking the selection to an incident ----------------------------------------------------
+
+  /** camGrid is the grid id of the camera on show (fetched when the caller did not pass it). */
+  async camGrid() {
+    const cam = this.cam;
+    if (cam?.grid?.id) return Number(cam.grid.id);
+    try {
+      const full = await request('GET', `/api/v1/cameras/${encodeURIComponent(cam.id)}`);
+      if (this.cam === cam) cam.grid = full?.grid ?? null;
+      return full?.grid?.id ? Number(full.grid.id) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async loadLinkChoices() {
+    const cam = this.cam;
+    const pick = this.linkPick;
+    pick.replaceChildren(el('option', { value: '' }, '加载中 Loading…'));
+    const gid = await this.camGrid();
+    if (this.cam !== cam) return;
+    if (!gid || !can('incidents.read')) {
+      pick.replaceChildren(el('option', { value: '' }, '— 输入编号 enter a number —'));
+      return;
+    }
+    try {
+      const q = new URLSearchParams({ grid: String(gid), status: OPEN_STATUSES.join(','), limit: '50' });
+      const res = await request('GET', `/api/v1/incidents?${q}`);
+      if (this.cam !== cam) return;
+      const list = Array.isArray(res?.incidents) ? res.incidents : [];
+      pick.replaceChildren(
+        el('option', { value: '' }, list.length ? `— 本网格未结事件 ${list.length} 件 · open incidents of this grid —` : '— 本网格无未结事件 · no open incident here —'),
+        ...list.map((inc) => el('option', { value: String(inc.id) }, `#${inc.id} ${inc.title ?? ''} · ${formatTime(inc.reported_at)}`)),
+      );
+    } catch (err) {
+      if (this.cam !== cam) return;
+      pick.replaceChildren(el('option', { value: '' }, `— ${describe(err)} —`));
+    }
+  }
+
+  async linkToIncident(btn) {
+    const sel = this.sel;
+    const cam = this.cam;
+    if (!sel || !cam) return;
+    const id = Number(this.linkId.value || this.linkPick.value);
+    if (!(id > 0)) {
+      this.selError.textContent = '请选择事件或输入编号 · Choose an incident or enter its number';
+      this.selError.hidden = false;
+      this.linkId.focus();
+      return;
+    }
+    btn.disabled = true;
+    this.selError.hidden = true;
+    try {
+      const l = await request('POST', `/api/v1/incidents/${encodeURIComponent(id)}/footage`, { json: { camera_id: Number(cam.id), from: iso(sel.from), to: iso(sel.to) } });
+      this.linkStatus.textContent = `已关联到事件 #${id} · Linked to incident #${id}`;
+      this.linkStatus.dataset.linkId = String(l?.id ?? '');
+      this.linkStatus.dataset.incidentId = String(id);
+      toast(`已关联到事件 #${id} · Footage linked to incident #${id}`, { detail: `${cam.code ?? ''} ${clock(sel.from)} – ${hhmm(sel.to, true)}` });
+    } catch (err) {
+      this.selError.textContent = `无法关联 · Cannot link — ${describe(err)}`;
+      this.selError.hidden = false;
+      toast(`无法关联到事件 #${id} · Cannot link to incident #${id}`, { detail: describe(err), kind: 'warn' });
+    } finally {
+      btn.disabled = false;
     }
   }
 
@@ -472,11 +751,19 @@ export class FootageDialog {
       this.selLabel.focus();
       return;
     }
+    const editing = this.editing;
     btn.disabled = true;
     try {
-      const t = await request('POST', '/api/v1/tags', { json: { camera_id: Number(cam.id), from: iso(sel.from), to: iso(sel.to), label, note: this.selNote.value.trim() } });
+      const body = { from: iso(sel.from), to: iso(sel.to), label, note: this.selNote.value.trim() };
+      const t = editing
+        ? await request('PATCH', `/api/v1/tags/${encodeURIComponent(editing.id)}`, { json: body })
+        : await request('POST', '/api/v1/tags', { json: { camera_id: Number(cam.id), ...body } });
       if (this.cam !== cam) return;
       this.tags = [...this.tags.filter((x) => x.id !== t.id), { ...t, fromMs: Date.parse(t.from), toMs: Date.parse(t.to) }].sort((a, b) => a.fromMs - b.fromMs);
+      if (editing) {
+        this.endEdit({ keepSel: true });
+        toast(`标记已修改 · Tag saved: ${t.label}`);
+      }
       this.selLabel.value = '';
       this.selNote.value = '';
       this.renderTagList();
@@ -486,46 +773,153 @@ export class FootageDialog {
       const msg = describe(err);
       this.selError.textContent = field && !msg.includes(field) ? `${field}: ${msg}` : msg;
       this.selError.hidden = false;
+      if (editing) toast('无法修改标记 · Cannot change the tag', { detail: msg, kind: 'warn' });
     } finally {
       btn.disabled = false;
     }
   }
 
+  /** deleteTag asks first (the row's 删除 becomes 确认删除 · Confirm), then deletes. */
   async deleteTag(t, btn) {
+    if (btn.dataset.confirm !== 'true') {
+      btn.dataset.confirm = 'true';
+      btn.textContent = '确认删除 · Confirm delete';
+      btn.setAttribute('aria-label', `确认删除标记 · Confirm: delete the tag “${t.label}”`);
+      btn.focus();
+      setTimeout(() => {
+        if (!btn.isConnected || btn.disabled) return;
+        delete btn.dataset.confirm;
+        btn.textContent = '删除 · Delete';
+        btn.removeAttribute('aria-label');
+      }, 5000);
+      return;
+    }
     btn.disabled = true;
     try {
       await request('DELETE', `/api/v1/tags/${encodeURIComponent(t.id)}`);
       this.tags = this.tags.filter((x) => x.id !== t.id);
+      if (this.editing?.id === t.id) this.endEdit();
       this.renderTagList();
       this.render();
+      toast(`标记已删除 · Tag deleted: ${t.label}`);
     } catch (err) {
       btn.disabled = false;
-      this.selError.textContent = `无法删除标记 · Cannot delete the tag — ${describe(err)}`;
-      this.selError.hidden = false;
-      this.selBox.hidden = false;
+      toast('无法删除标记 · Cannot delete the tag', { detail: describe(err), kind: 'warn' });
     }
   }
 
   renderTagList() {
     if (!this.tagList) return;
     const items = this.tags.map((t) => {
+      const seek = el('button', { type: 'button', className: 'link-btn tag-label', title: `从此处播放 · Play from ${clock(t.fromMs)}` }, t.label ?? '');
+      seek.addEventListener('click', () => this.playAt(t.fromMs));
       const li = el(
         'li',
-        { dataset: { tagId: String(t.id) }, title: tagText(t) },
-        el('span', 'tag-label', t.label ?? ''),
+        { dataset: { tagId: String(t.id), author: t.author ?? '' }, title: tagText(t) },
+        seek,
         el('span', 'tag-time', `${clock(t.fromMs)} – ${hhmm(t.toMs, true)}`),
         t.note ? el('span', 'tag-note', t.note) : null,
         el('span', 'tag-author', t.author ?? ''),
       );
       if (mine(t)) {
+        const edit = el('button', { type: 'button', className: 'btn btn-small tag-edit', title: `编辑标记 · Edit the tag “${t.label}”` }, '编辑 · Edit');
+        edit.addEventListener('click', () => this.startEdit(t));
         const del = el('button', { type: 'button', className: 'btn btn-small btn-danger tag-delete', title: `删除标记 · Delete the tag “${t.label}”` }, '删除 · Delete');
         del.addEventListener('click', () => this.deleteTag(t, del));
-        li.append(del);
+        li.append(edit, del);
       }
       return li;
     });
     this.tagList.replaceChildren(...items);
     this.tagList.hidden = items.length === 0;
+  }
+
+  // ---- searching tags by label, across cameras ---------------------------------------------------
+
+  buildSearch() {
+    this.searchInput = el('input', { name: 'q', type: 'search', maxLength: 64, placeholder: '按标签搜索 · Search tags by label', 'aria-label': '按标签搜索标记 · Search tags by label' });
+    this.searchScope = el(
+      'select',
+      { name: 'scope', 'aria-label': '搜索范围 · Where to search' },
+      el('option', { value: 'camera' }, '本摄像机 · This camera'),
+      el('option', { value: 'grid' }, '本网格 · This grid'),
+      el('option', { value: 'all', selected: true }, '全部摄像机 · All cameras'),
+    );
+    const go = el('button', { type: 'submit', className: 'btn btn-small tag-search-go' }, '搜索 · Search');
+    this.searchResults = el('ul', { className: 'tag-results', 'aria-label': '搜索结果 · Search results', hidden: true });
+    this.searchNote = el('span', { className: 'tag-search-note', role: 'status' });
+    this.searchBox = el('form', { className: 'tag-search', role: 'search', noValidate: true }, el('div', 'sel-row', this.searchInput, this.searchScope, go, this.searchNote), this.searchResults);
+    this.searchBox.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.searchTags();
+    });
+  }
+
+  /**
+   * searchTags finds tags whose label is, or contains, the words typed: the
+   * API filters by exact label; the newest 200 tags in scope are matched by
+   * substring here (case-insensitive).
+   */
+  async searchTags() {
+    const q = this.searchInput.value.trim();
+    const box = this.searchBox;
+    const cam = this.cam;
+    if (!q) {
+      this.searchResults.hidden = true;
+      this.searchNote.textContent = '';
+      delete box.dataset.count;
+      return;
+    }
+    const scope = this.searchScope.value;
+    const base = new URLSearchParams();
+    if (scope === 'camera') base.set('camera', String(cam.id));
+    if (scope === 'grid') {
+      const gid = await this.camGrid();
+      if (gid) base.set('grid', String(gid));
+      else base.set('camera', String(cam.id));
+    }
+    const seq = (this.searchSeq = (this.searchSeq ?? 0) + 1);
+    this.searchNote.textContent = '搜索中 Searching…';
+    delete box.dataset.count;
+    try {
+      const exact = new URLSearchParams(base);
+      exact.set('label', q);
+      const [a, b] = await Promise.all([request('GET', `/api/v1/tags?${exact}`), request('GET', `/api/v1/tags?${base}`)]);
+      if (seq !== this.searchSeq) return;
+      const needle = q.toLowerCase();
+      const seen = new Set();
+      const found = [];
+      for (const t of [...(a?.tags ?? []), ...(b?.tags ?? []).filter((t) => String(t.label ?? '').toLowerCase().includes(needle))]) {
+        if (seen.has(t.id)) continue;
+        seen.add(t.id);
+        found.push(t);
+      }
+      found.sort((x, y) => Date.parse(y.from) - Date.parse(x.from));
+      const names = await cameraNames().catch(() => new Map());
+      if (seq !== this.searchSeq) return;
+      const items = found.slice(0, 50).map((t) => {
+        const from = Date.parse(t.from);
+        const to = Date.parse(t.to);
+        const name = names.get(Number(t.camera_id))?.name ?? '';
+        const b = el(
+          'button',
+          { type: 'button', className: 'tag-result', dataset: { tagId: String(t.id), camera: String(t.camera_id) }, title: `${t.note || ''} · ${t.author || '—'}` },
+          el('span', 'tag-label', t.label ?? ''),
+          el('span', 'tag-cam', `${t.camera_code ?? `#${t.camera_id}`} ${name}`.trim()),
+          el('span', 'tag-time', `${formatTime(t.from, { seconds: true })} – ${hhmm(to, true)}`),
+        );
+        b.addEventListener('click', () => this.open({ id: Number(t.camera_id), code: t.camera_code ?? '', name, grid: names.get(Number(t.camera_id))?.grid ?? null }, { opener: this.opener, range: { from, to } }));
+        return el('li', null, b);
+      });
+      this.searchResults.replaceChildren(...items);
+      this.searchResults.hidden = items.length === 0;
+      box.dataset.count = String(items.length);
+      this.searchNote.textContent = items.length ? `${items.length} 条 · ${items.length} found${found.length > items.length ? ' (newest 50)' : ''}` : '无结果 · No tag found';
+    } catch (err) {
+      if (seq !== this.searchSeq) return;
+      this.searchNote.textContent = `无法搜索 · Cannot search — ${describe(err)}`;
+      box.dataset.count = '0';
+    }
   }
 
   render() {
@@ -615,15 +1009,7 @@ export class FootageDialog {
   /** shownTime is the wall-clock time of the picture shown (ms), or NaN. */
   shownTime() {
     if (!this.base || !this.video) return NaN;
-    const v = this.video;
-    const d = this.hls?.playingDate;
-    if (d instanceof Date && Number.isFinite(d.getTime()) && v.readyState > 0) return d.getTime();
-    if (this.engine === 'native' && typeof v.getStartDate === 'function') {
-      const s = v.getStartDate().getTime();
-      if (Number.isFinite(s)) return s + v.currentTime * 1000;
-    }
-    if (v.readyState === 0) return this.base.at;
-    return this.base.pdt + v.currentTime * 1000;
+    return pictureTime(this.video, this.eng, this.base);
   }
 
   /**
@@ -649,10 +1035,10 @@ export class FootageDialog {
     this.setState('loading');
     this.say('hint', `加载 ${clock(t)} 的录像… · Loading the footage of ${clock(t)}…`);
     this.render();
-    const url = `/api/v1/cameras/${cam.id}/playback.m3u8?${new URLSearchParams({ from: new Date(t).toISOString(), to: new Date(to).toISOString() })}`;
-    let text;
+    const url = playbackURL(cam.id, t, to);
+    let pdt;
     try {
-      ({ text } = await request('GET', url, { raw: true, accept: 'application/vnd.apple.mpegurl' }));
+      ({ pdt } = await fetchPlaylist(url));
     } catch (err) {
       if (seq !== this.seq) return;
       this.base = null;
@@ -664,56 +1050,25 @@ export class FootageDialog {
       return;
     }
     if (seq !== this.seq) return;
-    const pdt = firstProgramDate(text);
     if (Number.isFinite(pdt)) this.base.pdt = pdt;
     const start = Math.max(0, (t - this.base.pdt) / 1000);
-    const v = this.video;
-
-    let Hls = null;
-    if (hasMSE() || !v.canPlayType('application/vnd.apple.mpegurl')) {
-      try {
-        Hls = await loadHls();
-      } catch (err) {
-        hlsModule = null;
-        if (seq !== this.seq) return;
-        if (!v.canPlayType('application/vnd.apple.mpegurl')) {
-          this.fail(`无法加载播放器 · Cannot load the player (hls.js) — ${err?.message ?? err}`);
-          return;
-        }
-      }
-      if (seq !== this.seq) return;
-      if (Hls && !Hls.isSupported()) Hls = null;
-    }
-    if (Hls) {
-      this.engine = 'hls.js';
-      const hls = new Hls({ enableWorker: false, startPosition: start, backBufferLength: 30, maxBufferLength: 20 });
-      this.hls = hls;
-      hls.on(Hls.Events.ERROR, (_e, data) => {
-        if (!data?.fatal || this.hls !== hls) return;
-        const status = data.response?.code;
-        this.fail(`回放出错 · Playback error — ${data.type}: ${data.details}${status ? ` (HTTP ${status})` : ''}`);
+    let eng;
+    try {
+      eng = await attachPlaylist(this.video, url, start, {
+        current: () => seq === this.seq,
+        onFatal: (text) => this.fail(text),
       });
-      hls.on(Hls.Events.MANIFEST_PARSED, () => {
-        if (this.hls === hls) v.play().catch(() => {});
-      });
-      hls.attachMedia(v);
-      hls.loadSource(url);
-    } else if (v.canPlayType('application/vnd.apple.mpegurl')) {
-      this.engine = 'native';
-      v.addEventListener(
-        'loadedmetadata',
-        () => {
-          if (seq !== this.seq) return;
-          if (start > 0) v.currentTime = start;
-          v.play().catch(() => {});
-        },
-        { once: true },
-      );
-      v.src = url;
-    } else {
-      this.fail('此浏览器无法播放 HLS 回放 · This browser cannot play HLS footage (no MediaSource, no native HLS)');
+    } catch (err) {
+      if (seq === this.seq) this.fail(err?.message ?? String(err));
       return;
     }
+    if (!eng || seq !== this.seq) {
+      eng?.destroy();
+      return;
+    }
+    this.hls = eng.hls;
+    this.eng = eng;
+    this.engine = eng.engine;
     this.dialog.dataset.engine = this.engine;
   }
 
@@ -750,17 +1105,13 @@ export class FootageDialog {
   }
 
   stopEngine() {
-    this.hls?.destroy();
+    this.eng?.destroy();
+    this.eng = null;
     this.hls = null;
     this.engine = '';
     this.base = null;
     if (this.dialog) delete this.dialog.dataset.engine;
-    const v = this.video;
-    if (v && (v.getAttribute('src') !== null || v.srcObject)) {
-      v.pause();
-      v.removeAttribute('src');
-      v.load();
-    }
+    if (this.video) stopVideo(this.video);
     if (this.clockEl) {
       this.clockEl.textContent = '—';
       delete this.clockEl.dataset.time;
@@ -776,6 +1127,144 @@ export class FootageDialog {
   setState(state) {
     this.state = state;
     if (this.dialog) this.dialog.dataset.state = state;
+    if (state === 'playing') this.say('', '');
+    else if (state === 'buffering') this.say('hint', '缓冲中 · Buffering…');
+  }
+
+  say(kind, text) {
+    this.message.dataset.kind = kind;
+    this.message.textContent = text;
+    this.message.hidden = text === '';
+  }
+}
+
+/**
+ * InlineFootage plays one window of a camera's footage in place — an
+ * incident's linked clip — with the footage view's engine (attachPlaylist:
+ * hls.js over the HLS VOD playlist, or native HLS). The <video> has the
+ * browser's controls (keyboard usable); the bar shows the wall-clock time of
+ * the picture, and Close.
+ *
+ * Test hooks: .inline-footage[data-camera][data-from][data-to][data-state=loading|playing|buffering|paused|ended|empty|error][data-engine]
+ *   with video, .footage-clock[data-time], .footage-message[data-kind], .inline-close
+ */
+export class InlineFootage {
+  /** onClose() runs when its Close is pressed (after it stopped). */
+  constructor({ onClose = () => {} } = {}) {
+    this.onClose = onClose;
+    this.seq = 0;
+    this.eng = null;
+    this.base = null;
+    this.timer = 0;
+    this.video = el('video', { className: 'inline-video', muted: true, playsInline: true, controls: true, 'aria-label': '录像片段 · Footage clip' });
+    this.message = el('div', { className: 'footage-message', role: 'status', hidden: true });
+    this.clockEl = el('time', { className: 'footage-clock', title: '画面时间 · Time of the picture shown' }, '—');
+    this.rangeEl = el('span', 'inline-range');
+    const close = el('button', { type: 'button', className: 'btn btn-small inline-close' }, '关闭播放 · Close player');
+    close.addEventListener('click', () => {
+      this.stop();
+      this.element.remove();
+      this.onClose();
+    });
+    this.element = el(
+      'div',
+      { className: 'inline-footage', role: 'region', 'aria-label': '录像片段播放器 · Footage player' },
+      el('div', 'inline-stage', this.video, this.message),
+      el('div', 'inline-bar', this.clockEl, this.rangeEl, close),
+    );
+    const v = this.video;
+    v.addEventListener('playing', () => this.setState('playing'));
+    v.addEventListener('waiting', () => this.state === 'playing' && this.setState('buffering'));
+    v.addEventListener('pause', () => this.state === 'playing' && !v.ended && this.setState('paused'));
+    v.addEventListener('ended', () => {
+      if (!this.base) return;
+      this.setState('ended');
+      this.say('ended', '片段已播放完 · End of the clip');
+    });
+    v.addEventListener('error', () => {
+      if (this.eng?.engine === 'native' && this.base) this.fail(`播放错误 · Media error ${v.error?.code ?? ''}`.trim());
+    });
+  }
+
+  /** play plays camera cam ({id, code}) from..to (ms): from the first footage in the window to its end, or now. */
+  async play(cam, from, to) {
+    this.stop();
+    const seq = ++this.seq;
+    const now = Date.now();
+    const end = Math.min(to, now - 500);
+    const d = this.element.dataset;
+    d.camera = String(cam.id);
+    d.from = new Date(from).toISOString();
+    d.to = new Date(to).toISOString();
+    this.rangeEl.textContent = `${cam.code ?? ''} ${clock(from)} – ${hhmm(to, true)}`.trim();
+    this.setState('loading');
+    this.say('hint', '加载录像… · Loading the footage…');
+    if (!(end > from)) {
+      this.setState('empty');
+      this.say('empty', '此时段尚未开始 · This window has not started yet');
+      return;
+    }
+    const url = playbackURL(cam.id, from, end);
+    let pdt;
+    try {
+      ({ pdt } = await fetchPlaylist(url));
+    } catch (err) {
+      if (seq !== this.seq) return;
+      if (err instanceof ApiError && err.status === 404) {
+        this.setState('empty');
+        this.say('empty', '此时段无录像 · No footage in this window');
+      } else this.fail(`无法加载回放 · Cannot load the footage — ${describe(err)}`);
+      return;
+    }
+    if (seq !== this.seq) return;
+    this.base = { at: from, pdt: Number.isFinite(pdt) ? pdt : from };
+    const start = Math.max(0, (from - this.base.pdt) / 1000);
+    let eng;
+    try {
+      eng = await attachPlaylist(this.video, url, start, { current: () => seq === this.seq, onFatal: (text) => this.fail(text) });
+    } catch (err) {
+      if (seq === this.seq) this.fail(err?.message ?? String(err));
+      return;
+    }
+    if (!eng) return;
+    this.eng = eng;
+    d.engine = eng.engine;
+    this.timer = setInterval(() => this.tick(), 250);
+  }
+
+  tick() {
+    if (!this.base) return;
+    const t = pictureTime(this.video, this.eng, this.base);
+    if (!Number.isFinite(t)) return;
+    this.clockEl.textContent = clock(t);
+    this.clockEl.dateTime = new Date(t).toISOString();
+    this.clockEl.dataset.time = new Date(t).toISOString();
+  }
+
+  /** stop ends playback and frees the engine (the element stays where it is). */
+  stop() {
+    this.seq++;
+    clearInterval(this.timer);
+    this.timer = 0;
+    this.eng?.destroy();
+    this.eng = null;
+    this.base = null;
+    stopVideo(this.video);
+    delete this.element.dataset.engine;
+    delete this.element.dataset.state;
+    this.clockEl.textContent = '—';
+    delete this.clockEl.dataset.time;
+  }
+
+  fail(text) {
+    this.stop();
+    this.setState('error');
+    this.say('error', text);
+  }
+
+  setState(state) {
+    this.state = state;
+    this.element.dataset.state = state;
     if (state === 'playing') this.say('', '');
     else if (state === 'buffering') this.say('hint', '缓冲中 · Buffering…');
   }

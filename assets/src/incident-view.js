@@ -7,13 +7,26 @@
 //
 // 关联录像 · Linked footage (GET /api/v1/incidents/{id}/footage): the
 // camera windows linked to the case (auto when filed, or by hand), each with
-// Play (the footage view at that range) and Export (video.playback).
+// its camera, window, how much of it is recorded and how it was linked; and,
+// for video.playback: Play inline (the footage player's engine, in the
+// drawer), Timeline (the footage view at that range), Export (progress, then
+// the download and its SHA-256) and Unlink (after a confirm). 手动关联 · Link
+// footage by hand: a camera (the case's grid's first, then the others) and a
+// window (default 2 min before to 5 min after the reported time).
+// The server has no list of an incident's exports: the exports made in this
+// page session are listed under the footage (kept while the page lives).
+// API refusals (e.g. 409 already linked) are shown in a toast.
 // Test hooks: #incident-view [data-field=footage][data-count] with
-//   li.inc-footage-item[data-link-id][data-camera][data-source] (.inc-footage-play, .inc-footage-export, .export-status)
+//   li.inc-footage-item[data-link-id][data-camera][data-source] (.inc-footage-inline, .inc-footage-play,
+//   .inc-footage-export, .inc-footage-unlink, .inc-footage-confirm .inc-footage-unlink-yes, .inline-footage (see footage.js)),
+//   .inc-footage-add, form.inc-link-form (select[name=camera_id], input[name=from|to], .form-error),
+//   .inc-exports[data-count] li.inc-export[data-export-id] .export-status (see export.js)
 
 import { ApiError, can, describe, getJSON, sendJSON } from './api.js';
-import { el, formatTime } from './dom.js';
-import { startExport } from './export.js';
+import { el, formError, formatTime } from './dom.js';
+import { followExport, isFinal, startExport } from './export.js';
+import { InlineFootage, cameraNames, localInput } from './footage.js';
+import { toast } from './toast.js';
 import { LEVEL_CN } from './layers.js';
 import {
   PRIORITY_LABEL,
@@ -63,6 +76,9 @@ function gridText(g) {
 
 const ACTION_CN = { report: '上报 reported', transition: '' };
 
+// sessionExports: incident id → the exports made on this page ({id, cameraCode, from, to, box}), newest first.
+const sessionExports = new Map();
+
 export class IncidentView {
   /**
    * root is the drawer element. Callbacks: onClose(), onShowGrid(id),
@@ -88,6 +104,10 @@ export class IncidentView {
     this.notice = '';
     this.form = null;
     this.footage = null; // the linked footage of the case on show, null until loaded
+    this.inline = null; // {player: InlineFootage, linkId}: the clip playing in the drawer
+    this.confirmUnlink = null; // the link id whose Unlink waits for a confirm
+    this.linkForm = null; // the "link footage by hand" form, while open
+    this.camNames = null; // camera id → camera, for names
     root.querySelector('[data-part="close"]').addEventListener('click', () => this.onClose());
     store.subscribe((change) => this.storeChanged(change));
     // The countdown to the deadline moves on.
@@ -102,6 +122,9 @@ export class IncidentView {
 
   close() {
     this.seq++;
+    this.stopInline();
+    this.confirmUnlink = null;
+    this.linkForm = null;
     this.root.hidden = true;
     this.inc = null;
     this.id = null;
@@ -122,7 +145,12 @@ export class IncidentView {
     document.body.classList.add('incident-open');
     this.root.dataset.incidentId = String(this.id);
     delete this.root.dataset.status;
-    this.footage = null;
+    if (Number(this.inc?.id) !== this.id) {
+      this.stopInline();
+      this.confirmUnlink = null;
+      this.linkForm = null;
+      this.footage = null;
+    }
     const known = this.store.get(id);
     if (known && (!this.inc || Number(this.inc.id) !== this.id)) {
       this.inc = known;
@@ -258,6 +286,14 @@ export class IncidentView {
 
   async loadFootage(seq = this.seq) {
     const id = this.id;
+    if (can('cameras.read') && !this.camNames) {
+      cameraNames()
+        .then((m) => {
+          this.camNames = m;
+          if (seq === this.seq) this.renderFootage();
+        })
+        .catch(() => {});
+    }
     try {
       const res = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}/footage`);
       if (seq !== this.seq) return;
@@ -267,6 +303,17 @@ export class IncidentView {
       this.footage = { error: describe(err) };
     }
     this.renderFootage();
+  }
+
+  /** stopInline stops the inline player, if one plays. */
+  stopInline() {
+    this.inline?.player.stop();
+    this.inline?.player.element.remove();
+    this.inline = null;
+  }
+
+  camName(cameraId) {
+    return this.camNames?.get(Number(cameraId))?.name ?? '';
   }
 
   renderFootage() {
@@ -284,17 +331,15 @@ export class IncidentView {
       return;
     }
     box.dataset.count = String(list.length);
-    if (list.length === 0) {
-      box.replaceChildren(title, el('div', 'dim', '— 无 none'));
-      return;
-    }
     const playback = can('video.playback');
     const ul = el('ul', 'inc-footage-list');
+    if (this.inline && !list.some((f) => Number(f.id) === this.inline.linkId)) this.stopInline();
     for (const f of list) {
       const from = Date.parse(f.from);
       const to = Date.parse(f.to);
       const secs = Number(f.recorded_seconds);
       const auto = f.source === 'auto';
+      const name = this.camName(f.camera_id);
       const li = el(
         'li',
         { className: 'inc-footage-item', dataset: { linkId: String(f.id), camera: String(f.camera_id), source: f.source ?? '' } },
@@ -302,22 +347,226 @@ export class IncidentView {
           'div',
           'inc-footage-row',
           el('span', 'inc-footage-cam', f.camera_code || `#${f.camera_id}`),
-          el('span', 'inc-footage-time', `${formatTime(f.from, { seconds: true })} – ${formatTime(f.to, { seconds: true }).slice(11)}`),
-          el('span', { className: 'inc-footage-secs', title: '已录制 · Recorded' }, Number.isFinite(secs) ? `录像 ${Math.round(secs)} s recorded` : ''),
+          name ? el('span', 'inc-footage-name', name) : null,
           el('span', { className: 'inc-footage-source', dataset: { source: f.source ?? '' }, title: auto ? '上报时自动关联 · Linked when the case was filed' : `${f.created_by ?? ''}` }, auto ? '自动 auto' : '手动 manual'),
+        ),
+        el(
+          'div',
+          'inc-footage-row',
+          el('span', 'inc-footage-time', `${formatTime(f.from, { seconds: true })} – ${formatTime(f.to, { seconds: true }).slice(11)}`),
+          el('span', { className: 'inc-footage-secs', title: '已录制 · Recorded', dataset: { seconds: String(Number.isFinite(secs) ? secs : '') } }, Number.isFinite(secs) ? `录像 ${Math.round(secs)} s / ${Math.round((to - from) / 1000)} s recorded` : ''),
         ),
       );
       if (playback) {
-        const status = el('div', { className: 'export-status', hidden: true });
-        const play = el('button', { type: 'button', className: 'btn btn-small inc-footage-play', disabled: !(secs > 0) && Number.isFinite(secs), title: '在回放中打开此时段 · Open this window in the footage view' }, '▶ 播放 · Play');
-        play.addEventListener('click', () => this.onFootage?.({ id: Number(f.camera_id), code: f.camera_code ?? '', name: '' }, { from, to }, play));
-        const exp = el('button', { type: 'button', className: 'btn btn-small inc-footage-export' }, '导出 · Export');
-        exp.addEventListener('click', () => startExport(status, { cameraId: f.camera_id, from: f.from, to: f.to, incidentId: this.id }));
-        li.append(el('div', 'inc-footage-row', play, exp), status);
+        const cam = { id: Number(f.camera_id), code: f.camera_code ?? '', name };
+        const none = Number.isFinite(secs) && !(secs > 0);
+        const inline = el('button', { type: 'button', className: 'btn btn-small btn-primary inc-footage-inline', disabled: none, title: '在此播放这段录像 · Play this window here' }, '▶ 播放 · Play inline');
+        inline.addEventListener('click', () => this.playInline(f, cam, li));
+        const play = el('button', { type: 'button', className: 'btn btn-small inc-footage-play', disabled: none, title: '在回放时间轴中打开此时段 · Open this window in the footage view' }, '时间轴 · Timeline');
+        play.addEventListener('click', () => this.onFootage?.(cam, { from, to }, play));
+        const exp = el('button', { type: 'button', className: 'btn btn-small inc-footage-export', disabled: none }, '导出 · Export');
+        exp.addEventListener('click', () => this.exportLink(f));
+        const unlink = el('button', { type: 'button', className: 'btn btn-small btn-danger inc-footage-unlink', 'aria-expanded': String(this.confirmUnlink === f.id) }, '取消关联 · Unlink');
+        unlink.addEventListener('click', () => {
+          this.confirmUnlink = this.confirmUnlink === f.id ? null : f.id;
+          this.renderFootage();
+          this.footageBox.querySelector(`li[data-link-id="${f.id}"] .inc-footage-unlink-yes`)?.focus();
+        });
+        li.append(el('div', 'inc-footage-row', inline, play, exp, unlink));
+        if (this.confirmUnlink === f.id) {
+          const yes = el('button', { type: 'button', className: 'btn btn-small btn-danger inc-footage-unlink-yes' }, '确认取消关联 · Confirm unlink');
+          const no = el('button', { type: 'button', className: 'btn btn-small' }, '取消 · Cancel');
+          yes.addEventListener('click', () => this.unlink(f, yes));
+          no.addEventListener('click', () => {
+            this.confirmUnlink = null;
+            this.renderFootage();
+          });
+          li.append(
+            el(
+              'div',
+              { className: 'inc-footage-row inc-footage-confirm', role: 'group', 'aria-label': '确认取消关联 · Confirm unlink' },
+              el('span', 'field-help', `取消 ${f.camera_code || ''} 此时段与事件的关联（录像保全随之解除）？ · Unlink this footage (its evidence hold goes too)?`),
+              yes,
+              no,
+            ),
+          );
+        }
+        if (this.inline?.linkId === Number(f.id)) li.append(this.inline.player.element);
       }
       ul.append(li);
     }
-    box.replaceChildren(title, ul);
+    const parts = [title, list.length ? ul : el('div', 'dim', '— 无 none')];
+    if (playback) {
+      const add = el('button', { type: 'button', className: 'btn btn-small inc-footage-add', 'aria-expanded': String(!!this.linkForm) }, '＋ 手动关联录像 · Link footage by hand');
+      add.addEventListener('click', () => {
+        if (this.linkForm) this.linkForm = null;
+        else this.linkForm = this.buildLinkForm();
+        this.renderFootage();
+        this.linkForm?.elements.namedItem('camera_id')?.focus();
+      });
+      parts.push(el('div', 'inc-footage-row', add));
+      if (this.linkForm) parts.push(this.linkForm);
+      parts.push(this.renderExports());
+    }
+    box.replaceChildren(...parts);
+  }
+
+  playInline(f, cam, li) {
+    if (!this.inline) {
+      const player = new InlineFootage({ onClose: () => (this.inline = null) });
+      this.inline = { player, linkId: null };
+    }
+    this.inline.linkId = Number(f.id);
+    li.append(this.inline.player.element);
+    this.inline.player.play(cam, Date.parse(f.from), Date.parse(f.to));
+    this.inline.player.element.scrollIntoView({ block: 'nearest' });
+  }
+
+  async unlink(f, btn) {
+    const id = this.id;
+    const seq = this.seq;
+    btn.disabled = true;
+    try {
+      await sendJSON('DELETE', `/api/v1/incidents/${encodeURIComponent(id)}/footage/${encodeURIComponent(f.id)}`);
+      if (seq !== this.seq) return;
+      this.confirmUnlink = null;
+      if (this.inline?.linkId === Number(f.id)) this.stopInline();
+      this.footage = Array.isArray(this.footage) ? this.footage.filter((x) => x.id !== f.id) : this.footage;
+      this.renderFootage();
+      toast(`已取消关联 · Footage unlinked: ${f.camera_code ?? ''}`);
+      this.loadFootage(seq);
+    } catch (err) {
+      btn.disabled = false;
+      toast('无法取消关联 · Cannot unlink the footage', { detail: describe(err), kind: 'warn' });
+    }
+  }
+
+  // ---- exports of the linked footage, this page session ----------------------------------------
+
+  exportLink(f) {
+    const incId = this.id;
+    const list = sessionExports.get(incId) ?? [];
+    sessionExports.set(incId, list);
+    const entry = { id: null, cameraCode: f.camera_code ?? `#${f.camera_id}`, from: f.from, to: f.to, box: el('div', { className: 'export-status' }) };
+    list.unshift(entry);
+    this.renderFootage();
+    startExport(entry.box, { cameraId: f.camera_id, from: f.from, to: f.to, incidentId: incId }, {
+      onJob: (job) => {
+        entry.id = job.id;
+        entry.box.closest('li')?.setAttribute('data-export-id', String(job.id));
+      },
+    });
+  }
+
+  renderExports() {
+    const list = sessionExports.get(this.id) ?? [];
+    const ul = el('ul', 'inc-exports-list');
+    for (const e of list) {
+      ul.append(
+        el(
+          'li',
+          { className: 'inc-export', dataset: { exportId: e.id === null ? '' : String(e.id) } },
+          el('div', 'inc-footage-row', el('span', 'inc-footage-cam', e.cameraCode), el('span', 'inc-footage-time', `${formatTime(e.from, { seconds: true })} – ${formatTime(e.to, { seconds: true }).slice(11)}`), e.id ? el('span', 'dim', `#${e.id}`) : null),
+          e.box,
+        ),
+      );
+      // A poll stopped while the case was not on show picks up again.
+      if (e.id !== null && !isFinal(e.box.dataset.status)) queueMicrotask(() => e.box.isConnected && followExport(e.box, { id: e.id }));
+    }
+    return el(
+      'div',
+      { className: 'inc-exports', dataset: { count: String(list.length) } },
+      el('div', 'section-title', '导出 · Exports', el('span', { className: 'team-n', title: '服务器暂不提供按事件列出导出：只列本页导出的 · The server does not list an incident\'s exports yet: these are the ones made on this page' }, ' 本页 this session')),
+      list.length ? ul : el('div', 'dim', '— 本页尚未导出 · none made on this page yet'),
+    );
+  }
+
+  // ---- linking footage by hand -------------------------------------------------------------------
+
+  buildLinkForm() {
+    const inc = this.inc;
+    const at = Date.parse(inc?.reported_at ?? '') || Date.now();
+    const camSel = el('select', { name: 'camera_id', id: 'inc-link-camera', required: true }, el('option', { value: '' }, '加载中 Loading…'));
+    const from = el('input', { name: 'from', id: 'inc-link-from', type: 'datetime-local', step: 1, required: true, value: localInput(at - 2 * 60e3) });
+    const to = el('input', { name: 'to', id: 'inc-link-to', type: 'datetime-local', step: 1, required: true, value: localInput(at + 5 * 60e3) });
+    const error = el('p', { className: 'form-error', role: 'alert', hidden: true });
+    const submit = el('button', { type: 'submit', className: 'btn btn-small btn-primary inc-link-submit' }, '关联 · Link');
+    const cancel = el('button', { type: 'button', className: 'btn btn-small' }, '取消 · Cancel');
+    const form = el(
+      'form',
+      { className: 'inc-link-form', noValidate: true },
+      el('label', { className: 'field', for: 'inc-link-camera' }, el('span', 'field-label', '摄像机 Camera'), camSel),
+      el('div', 'inc-link-times', el('label', { className: 'field', for: 'inc-link-from' }, el('span', 'field-label', '从 From'), from), el('label', { className: 'field', for: 'inc-link-to' }, el('span', 'field-label', '到 To'), to)),
+      el('span', 'field-help', '默认：上报前 2 分钟至后 5 分钟 · Default: 2 min before to 5 min after the reported time'),
+      error,
+      el('div', 'form-actions', cancel, submit),
+    );
+    cancel.addEventListener('click', () => {
+      this.linkForm = null;
+      this.renderFootage();
+      this.footageBox.querySelector('.inc-footage-add')?.focus();
+    });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.submitLink(form, submit);
+    });
+    this.fillCameras(camSel, inc);
+    return form;
+  }
+
+  /** fillCameras offers the cameras of the case's grid first, then every other camera the user sees. */
+  async fillCameras(sel, inc) {
+    const gid = inc?.grid?.id;
+    let local = [];
+    let all = new Map();
+    try {
+      [local, all] = await Promise.all([
+        gid ? getJSON(`/api/v1/grids/${encodeURIComponent(gid)}/cameras?limit=200`).then((r) => (Array.isArray(r?.cameras) ? r.cameras : [])) : [],
+        cameraNames(),
+      ]);
+    } catch (err) {
+      sel.replaceChildren(el('option', { value: '' }, `— ${describe(err)} —`));
+      return;
+    }
+    const label = (c) => `${c.code ?? ''} ${c.name ?? ''}`.trim();
+    const here = new Set(local.map((c) => Number(c.id)));
+    const others = [...all.values()].filter((c) => !here.has(Number(c.id))).sort((a, b) => String(a.code).localeCompare(String(b.code)));
+    const opts = [el('option', { value: '' }, '— 选择摄像机 choose a camera —')];
+    if (local.length) opts.push(el('optgroup', { label: `本网格 This grid (${inc.grid.name ?? inc.grid.code ?? ''})` }, ...local.map((c) => el('option', { value: String(c.id) }, label(c)))));
+    if (others.length) opts.push(el('optgroup', { label: local.length ? '其他摄像机 Other cameras' : '全部摄像机 All cameras' }, ...others.map((c) => el('option', { value: String(c.id) }, label(c)))));
+    const keep = sel.value;
+    sel.replaceChildren(...opts);
+    if (keep) sel.value = keep;
+    else if (local.length === 1) sel.value = String(local[0].id);
+    sel.dataset.loaded = String(local.length + others.length);
+  }
+
+  async submitLink(form, submit) {
+    const id = this.id;
+    const seq = this.seq;
+    const cam = Number(form.elements.namedItem('camera_id').value);
+    const from = Date.parse(form.elements.namedItem('from').value);
+    const to = Date.parse(form.elements.namedItem('to').value);
+    const bad = (field, msg) => formError(form, new ApiError(msg, { details: { field } }));
+    if (!(cam > 0)) return bad('camera_id', '请选择摄像机 · Choose a camera');
+    if (!Number.isFinite(from)) return bad('from', '请填写开始时间 · Enter when it starts');
+    if (!(to > from)) return bad('to', '结束须晚于开始 · The end must come after the start');
+    formError(form, null);
+    submit.disabled = true;
+    try {
+      const l = await sendJSON('POST', `/api/v1/incidents/${encodeURIComponent(id)}/footage`, { camera_id: cam, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+      if (seq !== this.seq) return;
+      this.linkForm = null;
+      if (Array.isArray(this.footage) && l?.id) this.footage = [...this.footage.filter((x) => x.id !== l.id), l];
+      this.renderFootage();
+      toast(`已关联录像 · Footage linked: ${l?.camera_code ?? ''}`, { detail: `${formatTime(l?.from, { seconds: true })} – ${formatTime(l?.to, { seconds: true }).slice(11)}` });
+      this.loadFootage(seq);
+    } catch (err) {
+      if (seq !== this.seq) return;
+      submit.disabled = false;
+      formError(form, err);
+      toast('无法关联录像 · Cannot link the footage', { detail: describe(err), kind: 'warn' });
+    }
   }
 
   renderDue() {

@@ -38,6 +38,7 @@ import { StatsDialog } from './stats.js';
 import { toast } from './toast.js';
 import { PlayerDialog } from './video-wall.js';
 import { FootageDialog } from './footage.js';
+import { RecordingStatus } from './recording-status.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -599,9 +600,13 @@ function cameraEvent(data) {
   if (panel.shownCamera && Number(panel.shownCamera.id) === id) refreshCameraCard(id, selectSeq);
 }
 
+// The recorder's disk-full banner (video.playback).
+const recording = new RecordingStatus();
+recording.load();
+
 /** poll is the live feed's fallback (and its catch-up after a reconnect). */
 function pollAll() {
-  const jobs = [];
+  const jobs = [recording.load()];
   if (incidentsOn) jobs.push(store.refresh().catch((err) => showError(err, 'Incidents')));
   if (camerasOn) jobs.push(reloadCameras());
   return Promise.all(jobs);
@@ -629,6 +634,7 @@ async function reloadCameras() {
 const live = new LiveFeed({
   onEvent: (type, data) => {
     const id = data && typeof data === 'object' ? data.id : undefined;
+    if (recording.onEvent(type, data)) return;
     if (type === 'camera.online' || type === 'camera.offline') cameraEvent(data);
     else if (type === 'incident.created') store.queue(id, { announce: true });
     else if (type === 'incident.changed') store.queue(id);

@@ -15,3 +15,14 @@ import "testing"
 func TestFootageInBrowser(t *testing.T) {
 	runBrowserScriptWith(t, "e2e/footage.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir} })
 }
+
+// TestFootageOpsInBrowser is the operator's footage work in Chromium, in real
+// time (assets/e2e/footage-ops.mjs): on an incident's page the linked clip
+// plays inline, is exported (done, with its SHA-256), footage is linked by
+// hand and unlinked; in the footage view a tag is made, edited (label, note,
+// range), found by the tag search and deleted by its author, while another
+// non-admin is offered neither edit nor delete; a disk-full recording status
+// shows its banner.
+func TestFootageOpsInBrowser(t *testing.T) {
+	runBrowserScriptWith(t, "e2e/footage-ops.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir} })
+}

@@ -1,0 +1,339 @@
+// Browser test of the operator's footage work, through the real service, in real time.
+//
+//   node e2e/footage-ops.mjs <baseURL> <artifactDir>
+//
+// The Go test (TestFootageOpsInBrowser) starts gridwatch with 3 s recording
+// files, so the demo cameras' footage is indexed within seconds.
+// 1. As demo-operator: wait until a demo camera has a recorded run of ≥ 6 s;
+//    file an incident at it (integration token); open its page.
+// 2. The incident page lists the auto-linked footage (camera, window,
+//    recorded seconds, source). 播放 · Play inline plays the clip in the page:
+//    the <video>'s currentTime advances and decoded frames grow in real time.
+// 3. 导出 · Export: progress until done, a download link and the SHA-256, the
+//    API's; the export is listed under 导出 · Exports.
+// 4. 手动关联录像 · Link footage by hand: another camera, the default window
+//    (2 min before to 5 after the reported time): the list gains a manual
+//    link; linking it again is refused (409) and the toast says why; Unlink
+//    (with its confirm) removes it from the page and the API.
+// 5. 时间轴 · Timeline opens the footage view at the link's window; the
+//    operator tags the selected range, edits the tag (label, note and the
+//    range through the From/To fields): the API has the new values. The tag
+//    search finds it by part of its label; its result opens the camera at the
+//    tag's range. The range is linked to the incident from the footage view.
+// 6. As demo-commander (another non-admin with video.playback), in a second
+//    browser: the tag is listed without 编辑 Edit / 删除 Delete, and the
+//    server refuses a PATCH from them (403). That page is served a disk_full
+//    recording status (a routed GET /api/v1/recording/status): the banner
+//    "Recording stopped: disk full since HH:MM — N MB free" shows.
+// 7. The operator deletes the tag (with its confirm): gone from the page and the API.
+// Prints one JSON line and exits 0, else prints "e2e: FAIL: …" and exits 1.
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+
+const [baseArg, artifactDir] = process.argv.slice(2);
+if (!baseArg || !artifactDir) {
+  console.error('usage: node e2e/footage-ops.mjs <baseURL> <artifactDir>');
+  process.exit(2);
+}
+const base = baseURL(baseArg);
+const started = Date.now();
+deadline(started, timeoutMs * 8 + 60000);
+const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const DLG = '#footage-dialog';
+const IV = '#incident-view';
+const RECORDINGS_WAIT_MS = 30000;
+
+let browser;
+
+/** session signs in a browser context and returns {page, watcher, api}. */
+async function session(username, password, { route } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const watcher = watch(page, base);
+  watcher.expect('GET', /^\/api\/v1\/me$/, 401);
+  if (route) await route(page);
+  await page.goto(base.href);
+  await signIn(page, username, password);
+  await waitGrids(page, watcher.problems);
+  let csrf = '';
+  const api = async (method, p, body) => {
+    if (!csrf && method !== 'GET') csrf = (await (await context.request.get(new URL('/api/v1/me', base).href)).json()).csrf_token ?? '';
+    const res = await context.request.fetch(new URL(p, base).href, { method, headers: { Accept: 'application/json', ...(csrf ? { 'X-CSRF-Token': csrf } : {}) }, data: body });
+    const text = await res.text();
+    return { status: res.status(), body: text ? JSON.parse(text) : null };
+  };
+  return { page, watcher, api };
+}
+
+async function apiOK(api, method, p, body) {
+  const r = await api(method, p, body);
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${p}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  return r.body;
+}
+
+function isoS(ms) {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+async function run() {
+  await mkdir(artifactDir, { recursive: true });
+  browser = await launch({ args: ['--autoplay-policy=no-user-gesture-required'] });
+  const op = await session('demo-operator', 'gridwatch-operator');
+  const { page } = op;
+  const { check, expect } = op.watcher;
+  expect('POST', /^\/api\/v1\/incidents\/\d+\/footage$/, 409); // step 4: linked twice
+
+  // 1. A camera with footage; an incident at it.
+  const cameras = ((await apiOK(op.api, 'GET', '/api/v1/cameras?limit=1000')).cameras ?? []).filter((c) => c.status === 'online' && /^JS-CAM-/.test(c.code ?? ''));
+  if (cameras.length < 2) throw new Error(`want 2 online demo cameras, have ${cameras.length}`);
+  const waitStart = Date.now();
+  let cam = null;
+  while (!cam) {
+    for (const c of cameras) {
+      const now = Date.now();
+      const q = new URLSearchParams({ from: new Date(now - 3600e3).toISOString(), to: new Date(now + 60e3).toISOString() });
+      const ok = ((await apiOK(op.api, 'GET', `/api/v1/cameras/${c.id}/recordings?${q}`)).recordings ?? []).filter((r) => r.status === 'ok');
+      if (ok.length >= 2 && Date.parse(ok.at(-1).to) - Date.parse(ok[0].from) >= 6000) {
+        cam = c;
+        break;
+      }
+    }
+    if (cam) break;
+    if (Date.now() - waitStart > RECORDINGS_WAIT_MS) throw new Error(`no demo camera has a 6 s recorded run after ${RECORDINGS_WAIT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const [lon, lat] = cam.location.coordinates;
+  const incRes = await fetch(new URL('/api/v1/incidents', base), {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ source: 'hotline', category: '0101', title: `e2e 录像操作 ${Date.now()}`, location: { type: 'Point', coordinates: [lon, lat] } }),
+  });
+  if (!incRes.ok) throw new Error(`POST /api/v1/incidents: HTTP ${incRes.status} ${(await incRes.text()).slice(0, 300)}`);
+  const inc = await incRes.json();
+  const incId = Number(inc.id);
+  await page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
+  await waitFor(
+    page,
+    ([id, cam]) => document.querySelector('#incident-view')?.dataset.incidentId === String(id) && !!document.querySelector(`#incident-view li.inc-footage-item[data-camera="${cam}"][data-source="auto"] .inc-footage-inline:not([disabled])`),
+    [incId, cam.id],
+    async () => `incident ${incId}'s auto-linked footage of ${cam.code} (${await page.evaluate(() => document.querySelector('#incident-view [data-field="footage"]')?.outerHTML.slice(0, 600))})`,
+  );
+  const links = (await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? [];
+  const link = links.find((l) => l.camera_id === cam.id && l.source === 'auto');
+  const LI = `${IV} li.inc-footage-item[data-link-id="${link.id}"]`;
+  const row = await page.evaluate((sel) => document.querySelector(sel).textContent, LI);
+  if (!row.includes(cam.code) || !row.includes(cam.name) || !/录像 \d+ s/.test(row) || !row.includes('自动 auto')) throw new Error(`the link's row lacks camera code/name, recorded seconds or source: ${row}`);
+  await check('the incident page');
+
+  // 2. Play inline.
+  await page.click(`${LI} .inc-footage-inline`);
+  const INL = `${LI} .inline-footage`;
+  await waitFor(
+    page,
+    (sel) => {
+      const d = document.querySelector(sel);
+      const v = d?.querySelector('video');
+      return d?.dataset.state === 'playing' && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+    },
+    INL,
+    async () => `the inline player playing (${await page.evaluate((sel) => document.querySelector(sel)?.outerHTML.slice(0, 400), INL)})`,
+  );
+  const sample = () =>
+    page.evaluate((sel) => {
+      const d = document.querySelector(sel);
+      const v = d.querySelector('video');
+      return { t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames, now: performance.now(), engine: d.dataset.engine, shown: d.querySelector('.footage-clock')?.dataset.time, w: v.videoWidth };
+    }, INL);
+  const a = await sample();
+  await waitFor(
+    page,
+    ([sel, a]) => {
+      const v = document.querySelector(`${sel} video`);
+      return v.currentTime >= a.t + 1.5 && v.getVideoPlaybackQuality().totalVideoFrames >= a.frames + 12;
+    },
+    [INL, a],
+    async () => `the inline clip advancing 1.5 s from ${JSON.stringify(a)} (now ${JSON.stringify(await sample())})`,
+  );
+  const b = await sample();
+  const secs = (b.now - a.now) / 1000;
+  if (b.t - a.t > secs * 1.6 + 0.5) throw new Error(`the clip ran ${(b.t - a.t).toFixed(2)} s in ${secs.toFixed(2)} s of real time`);
+  if (b.engine !== 'hls.js' || !b.shown || !(b.w > 0)) throw new Error(`the inline player: ${JSON.stringify(b)}`);
+  await page.screenshot({ path: path.join(artifactDir, 'incident-inline.png') });
+  await check('playing inline');
+
+  // 3. Export.
+  await page.click(`${LI} .inc-footage-export`);
+  const EXP = `${IV} .inc-exports li.inc-export`;
+  await waitFor(
+    page,
+    (sel) => ['done', 'failed', 'error'].includes(document.querySelector(`${sel} .export-status`)?.dataset.status),
+    EXP,
+    async () => `the export done (${await page.evaluate((sel) => document.querySelector(sel)?.outerHTML.slice(0, 400), EXP)})`,
+    Math.max(timeoutMs, 60000),
+  );
+  const exp = await page.evaluate((sel) => {
+    const li = document.querySelector(sel);
+    const b = li.querySelector('.export-status');
+    return { li: li.dataset.exportId, status: b.dataset.status, id: b.dataset.exportId, sha: b.dataset.sha256, href: b.querySelector('a.export-download')?.getAttribute('href'), text: b.textContent };
+  }, EXP);
+  if (exp.status !== 'done') throw new Error(`the export ended ${exp.status}: ${exp.text}`);
+  const job = await apiOK(op.api, 'GET', `/api/v1/exports/${exp.id}`);
+  if (job.sha256 !== exp.sha || !/^[0-9a-f]{64}$/.test(exp.sha) || exp.li !== exp.id || exp.href !== `/api/v1/exports/${exp.id}/file` || Number(job.incident_id ?? incId) !== incId) throw new Error(`export: page ${JSON.stringify(exp)}, API ${JSON.stringify(job)}`);
+  await check('the export');
+
+  // 4. Link by hand, twice (409), then unlink.
+  const other = cameras.find((c) => !links.some((l) => l.camera_id === c.id));
+  if (!other) throw new Error('every demo camera is linked already');
+  await page.click(`${IV} .inc-footage-add`);
+  await waitFor(page, (id) => !!document.querySelector(`#incident-view form.inc-link-form select[name="camera_id"] option[value="${id}"]`), other.id, 'the link form with its cameras');
+  const defaults = await page.evaluate(() => {
+    const f = document.querySelector('#incident-view form.inc-link-form');
+    return { from: Date.parse(f.elements.from.value), to: Date.parse(f.elements.to.value) };
+  });
+  const reported = Date.parse(inc.reported_at);
+  if (Math.abs(defaults.from - (reported - 120e3)) > 1000 || Math.abs(defaults.to - (reported + 300e3)) > 1000) throw new Error(`the default window is ${JSON.stringify(defaults)}, reported ${inc.reported_at}`);
+  const linkByHand = async () => {
+    await page.selectOption(`${IV} form.inc-link-form select[name="camera_id"]`, String(other.id));
+    await page.click(`${IV} form.inc-link-form .inc-link-submit`);
+  };
+  await linkByHand();
+  await waitFor(page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-camera="${id}"][data-source="manual"]`) && !document.querySelector('#incident-view form.inc-link-form'), other.id, 'the manual link listed');
+  const manual = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.camera_id === other.id && l.source === 'manual');
+  if (!manual || Math.abs(Date.parse(manual.from) - defaults.from) > 1000) throw new Error(`the API's manual link: ${JSON.stringify(manual)}`);
+  await page.click(`${IV} .inc-footage-add`);
+  await waitFor(page, (id) => !!document.querySelector(`#incident-view form.inc-link-form select[name="camera_id"] option[value="${id}"]`), other.id, 'the link form again');
+  await linkByHand();
+  await waitFor(
+    page,
+    () => [...document.querySelectorAll('#toasts .toast[data-kind="warn"]')].some((t) => /already linked/.test(t.textContent)) && !document.querySelector('#incident-view form.inc-link-form .form-error').hidden,
+    null,
+    async () => `the 409 in a toast (${await page.evaluate(() => document.querySelector('#toasts')?.textContent)})`,
+  );
+  await page.click(`${IV} form.inc-link-form button:not([type=submit])`);
+  const ML = `${IV} li.inc-footage-item[data-link-id="${manual.id}"]`;
+  await page.click(`${ML} .inc-footage-unlink`);
+  await waitFor(page, (sel) => !!document.querySelector(`${sel} .inc-footage-unlink-yes`), ML, 'the unlink confirm');
+  if (!(await page.evaluate((sel) => !!document.querySelector(sel), ML))) throw new Error('unlinked before the confirm');
+  await page.click(`${ML} .inc-footage-unlink-yes`);
+  await waitFor(page, (sel) => !document.querySelector(sel), ML, 'the manual link gone from the page');
+  if (((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).some((l) => l.id === manual.id)) throw new Error('the API still lists the unlinked footage');
+  await check('link by hand and unlink');
+
+  // 5. The footage view at the window: tag, edit, search, link the range.
+  await page.click(`${LI} .inline-close`);
+  await page.click(`${LI} .inc-footage-play`);
+  await waitFor(page, ([sel, id]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && !document.querySelector(`${sel} .footage-sel`).hidden, [DLG, cam.id], 'the footage view with the window selected');
+  const label = `e2e 占道 ${Math.random().toString(16).slice(2, 8)}`;
+  await page.fill(`${DLG} .footage-sel input[name="label"]`, label);
+  await page.click(`${DLG} .footage-sel .sel-tag`);
+  await waitFor(page, ([sel, label]) => [...document.querySelectorAll(`${sel} .footage-tags li`)].some((li) => li.textContent.includes(label)), [DLG, label], 'the new tag listed');
+  let tag = ((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}&label=${encodeURIComponent(label)}`)).tags ?? [])[0];
+  if (!tag) throw new Error('the API does not list the tag');
+  const TAG = `${DLG} .footage-tags li[data-tag-id="${tag.id}"]`;
+  await page.click(`${TAG} .tag-edit`);
+  await waitFor(page, ([sel, id]) => document.querySelector(`${sel} .footage-sel`).dataset.mode === 'edit' && document.querySelector(`${sel} .footage-sel`).dataset.tagId === String(id), [DLG, tag.id], 'edit mode');
+  const label2 = `${label} 已核实`;
+  // Within the recorded run the camera had when the case was filed.
+  const newFrom = Date.parse(inc.reported_at) - 5000;
+  const newTo = Date.parse(inc.reported_at) + 3000;
+  await page.fill(`${DLG} .footage-sel input[name="label"]`, label2);
+  await page.fill(`${DLG} .footage-sel input[name="note"]`, 'e2e: 已改');
+  await page.evaluate(
+    ([sel, a, b]) => {
+      const pad = (n) => String(n).padStart(2, '0');
+      const local = (ms) => {
+        const d = new Date(ms);
+        return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      };
+      const f = document.querySelector(`${sel} .footage-sel`);
+      for (const [name, v] of [['from', a], ['to', b]]) {
+        const i = f.querySelector(`input[name="${name}"]`);
+        i.value = local(v);
+        i.dispatchEvent(new Event('change', { bubbles: true }));
+      }
+    },
+    [DLG, newFrom, newTo],
+  );
+  await page.click(`${DLG} .footage-sel .sel-tag`);
+  await waitFor(page, ([sel, label2]) => !document.querySelector(`${sel} .footage-sel`).dataset.mode && [...document.querySelectorAll(`${sel} .footage-tags li`)].some((li) => li.textContent.includes(label2)), [DLG, label2], 'the edited tag listed');
+  tag = await (async () => ((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}&label=${encodeURIComponent(label2)}`)).tags ?? [])[0])();
+  if (!tag || tag.note !== 'e2e: 已改' || Math.abs(Date.parse(tag.from) - newFrom) > 1000 || Math.abs(Date.parse(tag.to) - newTo) > 1000) throw new Error(`the edited tag: ${JSON.stringify(tag)}`);
+
+  await page.fill(`${DLG} .tag-search input[name="q"]`, '已核实');
+  await page.press(`${DLG} .tag-search input[name="q"]`, 'Enter');
+  const RES = `${DLG} .tag-results .tag-result[data-tag-id="${tag.id}"]`;
+  await waitFor(page, (sel) => !!document.querySelector(sel), RES, 'the tag found by part of its label');
+  await page.click(RES);
+  await waitFor(
+    page,
+    ([sel, id, from]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && document.querySelector(`${sel} .footage-sel`).dataset.from === from,
+    [DLG, cam.id, isoS(Date.parse(tag.from))],
+    'the search result opened at the tag',
+  );
+  await page.click(`${DLG} .footage-sel .sel-link`);
+  await page.fill(`${DLG} .sel-link-row input[name="incident_id"]`, String(incId));
+  await page.click(`${DLG} .sel-link-row .sel-link-go`);
+  await waitFor(page, (sel) => !!document.querySelector(`${sel} .sel-link-status`)?.dataset.linkId, DLG, 'the range linked to the incident');
+  const fromView = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.source === 'manual' && l.camera_id === cam.id);
+  if (!fromView || Math.abs(Date.parse(fromView.from) - Date.parse(tag.from)) > 1000) throw new Error(`the link made from the footage view: ${JSON.stringify(fromView)}`);
+  await page.screenshot({ path: path.join(artifactDir, 'footage-tag-edit.png') });
+  await check('tag, edit, search, link');
+
+  // 6. Another non-admin: no edit/delete; the server refuses. The disk-full banner.
+  const st = { state: 'disk_full', since: new Date(Date.now() - 600e3).toISOString(), free_bytes: 52428800, min_free_bytes: 1073741824, message: 'e2e' };
+  const cmd = await session('demo-commander', 'gridwatch-commander', {
+    route: (p) => p.route('**/api/v1/recording/status', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(st) })),
+  });
+  await waitFor(
+    cmd.page,
+    () => {
+      const b = document.querySelector('#recording-banner');
+      return b && !b.hidden && b.dataset.state === 'disk_full' && /Recording stopped: disk full since \d\d:\d\d — 50 MB free/.test(b.textContent);
+    },
+    null,
+    async () => `the disk-full banner (${await cmd.page.evaluate(() => document.querySelector('#recording-banner')?.outerHTML)})`,
+  );
+  await cmd.page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
+  await waitFor(cmd.page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-link-id="${id}"] .inc-footage-play`), link.id, "the commander's incident page");
+  await cmd.page.click(`${IV} li.inc-footage-item[data-link-id="${link.id}"] .inc-footage-play`);
+  await waitFor(cmd.page, (sel) => !!document.querySelector(sel), TAG, "the operator's tag in the commander's footage view");
+  const offered = await cmd.page.evaluate((sel) => ({ edit: !!document.querySelector(`${sel} .tag-edit`), del: !!document.querySelector(`${sel} .tag-delete`) }), TAG);
+  if (offered.edit || offered.del) throw new Error(`the commander is offered ${JSON.stringify(offered)} on the operator's tag`);
+  const refused = await cmd.api('PATCH', `/api/v1/tags/${tag.id}`, { label: 'not mine' });
+  if (refused.status !== 403) throw new Error(`PATCH by the commander: HTTP ${refused.status}`);
+  await cmd.page.keyboard.press('Escape');
+  await cmd.watcher.check('the commander');
+
+  // 7. The author deletes the tag.
+  await page.click(`${TAG} .tag-delete`);
+  await waitFor(page, (sel) => document.querySelector(`${sel} .tag-delete`)?.dataset.confirm === 'true', TAG, 'the delete confirm');
+  await page.click(`${TAG} .tag-delete`);
+  await waitFor(page, (sel) => !document.querySelector(sel), TAG, 'the tag deleted');
+  if (((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');
+  await page.keyboard.press('Escape');
+  await check('delete');
+
+  return {
+    ok: true,
+    camera: cam.code,
+    incident: incId,
+    inline: { engine: b.engine, advanced_s: +(b.t - a.t).toFixed(2), frames: b.frames - a.frames, real_s: +secs.toFixed(2) },
+    export: { id: Number(exp.id), sha256: exp.sha },
+    manual_link: manual.id,
+    tag: { id: tag.id, label: tag.label },
+    total_ms: Date.now() - started,
+  };
+}
+
+let code = 0;
+try {
+  console.log(JSON.stringify(await run()));
+} catch (err) {
+  console.error(`e2e: FAIL: ${err?.message ?? err}`);
+  code = 1;
+} finally {
+  await browser?.close().catch(() => {});
+}
+process.exit(code);

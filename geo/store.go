@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -550,6 +551,13 @@ type Filter struct {
 	Limit int
 	// Scope, when not nil, keeps only these grids and their descendants.
 	Scope []int64
+	// Code keeps the grid with exactly this code.
+	Code string
+	// UpdatedFrom and UpdatedUntil keep grids whose current version was
+	// written in [UpdatedFrom, UpdatedUntil]; a zero time leaves that end open.
+	UpdatedFrom, UpdatedUntil time.Time
+	// Geometry makes List return each grid's boundary too.
+	Geometry bool
 }
 
 func (f Filter) where() (string, []any) {
@@ -574,6 +582,15 @@ func (f Filter) where() (string, []any) {
 	if f.After != 0 {
 		add("g.id > ?", f.After)
 	}
+	if f.Code != "" {
+		add("g.code = ?", f.Code)
+	}
+	if !f.UpdatedFrom.IsZero() {
+		add("g.updated_at >= ?", f.UpdatedFrom)
+	}
+	if !f.UpdatedUntil.IsZero() {
+		add("g.updated_at <= ?", f.UpdatedUntil)
+	}
 	if f.Scope != nil {
 		add(`g.id IN (WITH RECURSIVE sub AS (
 			SELECT id FROM grids WHERE id = ANY(?)
@@ -585,11 +602,15 @@ func (f Filter) where() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// List returns a page of grids (without geometry) in id order and the cursor
-// of the next page, 0 when this is the last.
+// List returns a page of grids (with their geometry only when f.Geometry)
+// in id order and the cursor of the next page, 0 when this is the last.
 func (s *Store) List(ctx context.Context, f Filter) ([]Grid, int64, error) {
 	where, args := f.where()
-	q := `SELECT ` + gridColumns + ` FROM grids g LEFT JOIN grids p ON p.id = g.parent_id` + where + ` ORDER BY g.id`
+	cols := gridColumns
+	if f.Geometry {
+		cols += ", g.geom"
+	}
+	q := `SELECT ` + cols + ` FROM grids g LEFT JOIN grids p ON p.id = g.parent_id` + where + ` ORDER BY g.id`
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit+1)
 	}
@@ -601,7 +622,11 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Grid, int64, error) {
 	grids := []Grid{}
 	for rows.Next() {
 		var g Grid
-		if err := scanGrid(rows, &g); err != nil {
+		var extra []any
+		if f.Geometry {
+			extra = append(extra, &g.Geometry)
+		}
+		if err := scanGrid(rows, &g, extra...); err != nil {
 			return nil, 0, fmt.Errorf("list grids: %w", err)
 		}
 		grids = append(grids, g)

@@ -462,3 +462,46 @@ func firstDiff(a, b []int64) int {
 	}
 	return -1
 }
+
+// BenchmarkGridTile times the grid tile over the 10,000-grid city at zoom 8
+// (one tile holds the whole city: 9,900 of its 10,111 areas, the rest are
+// over the tile's western edge) and 12 (the dashboard a little zoomed in,
+// some 500 grids a tile), through Store.GridTile and, as the baseline, the
+// plain ST_AsMVT query of the PostGIS manual run directly
+// (impl=postgis-raw). impl=gridwatch reports its time over the baseline's
+// as x-raw, and each the tile's size in bytes.
+func BenchmarkGridTile(b *testing.B) {
+	c := importCity(b, SyntheticCity(10000))
+	ctx := context.Background()
+	center := c.bound.Center()
+	for _, z := range []int{8, 12} {
+		t := TileAt(z, center[0], center[1])
+		b.Run(fmt.Sprintf("z=%d", z), func(b *testing.B) {
+			var raw float64
+			b.Run("impl=postgis-raw", func(b *testing.B) {
+				q := rawGridTileQuery()
+				var tile []byte
+				for b.Loop() {
+					if err := c.store.pool.QueryRow(ctx, q, t.Z, t.X, t.Y).Scan(&tile); err != nil {
+						b.Fatal(err)
+					}
+				}
+				raw = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				b.ReportMetric(float64(len(tile)), "bytes")
+			})
+			b.Run("impl=gridwatch", func(b *testing.B) {
+				var tile []byte
+				var err error
+				for b.Loop() {
+					if tile, err = c.store.GridTile(ctx, t.Z, t.X, t.Y); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(tile)), "bytes")
+				if ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N); raw > 0 {
+					b.ReportMetric(ns/raw, "x-raw")
+				}
+			})
+		})
+	}
+}

@@ -174,6 +174,8 @@ func eventPermission(kind string) (auth.Permission, bool) {
 		return auth.GridsRead, true
 	case "camera":
 		return auth.CamerasRead, true
+	case "recording":
+		return auth.VideoPlayback, true
 	}
 	return "", false
 }
@@ -207,6 +209,9 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 		}
 		if scope == nil {
 			return true
+		}
+		if ev.GridID == nil && kind == "recording" {
+			return true // the recordings' disk is everyone's
 		}
 		if ev.GridID == nil && ev.Type == events.IncidentsBulk {
 			// A bulk upload names the grids it touched: a scoped viewer

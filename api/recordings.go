@@ -70,6 +70,16 @@ func (s *Server) listRecordings(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"camera_id": id, "from": from, "to": to, "recordings": recs, "gaps": gaps})
 }
 
+// recordingStatus says whether recording runs: a full disk stops it
+// (recording.disk_full and recording.resumed events tell the change).
+func (s *Server) recordingStatus(c *gin.Context) {
+	if s.deps.Recorder == nil {
+		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server"))
+		return
+	}
+	c.JSON(http.StatusOK, s.deps.Recorder.DiskState())
+}
+
 // playback is an HLS VOD playlist of a camera's footage from the keyframe
 // at or before from to to; its segments are byte ranges of the files.
 func (s *Server) playback(c *gin.Context) {

@@ -69,6 +69,8 @@ type Deps struct {
 	// Recordings is the footage index, RecordingsDir where its files are.
 	Recordings    *record.Store
 	RecordingsDir string
+	// Recorder says whether recording runs (a full disk stops it).
+	Recorder *record.Recorder
 	// Exports makes evidence exports; nil answers 503 on their routes.
 	Exports *record.Exporter
 	// Events feeds GET /api/v1/events; nil answers 503 there.
@@ -191,6 +193,7 @@ func (s *Server) Routes() []Route {
 		keyParam(rt("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
 		keyParam(rt("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
 		rt("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
+		rt("GET", "/api/v1/recording/status", auth.VideoPlayback, s.recordingStatus),
 		keyParam(rt("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),
 		keyParam(rt("GET", "/api/v1/recordings/:id/file.mp4", auth.VideoPlayback, s.recordingFile)),
 		rt("POST", "/api/v1/exports", auth.VideoPlayback, s.requestExport),

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ type videoEnv struct {
 	sim     *camsim.Sim
 	video   *live.Manager
 	exports *record.Exporter
+	rec     *record.Recorder
+	// free is the recordings' free space the recorder sees (0: plenty).
+	free atomic.Uint64
 }
 
 func newVideoEnv(t *testing.T) *videoEnv {
@@ -71,7 +75,14 @@ func newVideoEnv(t *testing.T) *videoEnv {
 		d.Events = hub
 		d.EventsRecheck = 100 * time.Millisecond
 		recDir := t.TempDir()
-		rec := record.NewRecorder(record.Config{Dir: recDir, FragmentDuration: time.Second, FileDuration: 2 * time.Second}, footage)
+		rec := record.NewRecorder(record.Config{Dir: recDir, FragmentDuration: time.Second, FileDuration: 2 * time.Second,
+			FreeSpace: func(string) (uint64, error) {
+				if f := ve.free.Load(); f != 0 {
+					return f, nil
+				}
+				return 1 << 40, nil
+			}}, footage)
+		ve.rec = rec
 		ve.video = live.NewManager(live.Config{Sources: cams, Idle: time.Minute, Record: rec.Record,
 			Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 			OnState: func(ctx context.Context, k live.Key, st pull.State) {
@@ -81,7 +92,7 @@ func newVideoEnv(t *testing.T) *videoEnv {
 			}})
 		cams.AfterChange(func(ctx context.Context) { _ = ve.video.Refresh(ctx) })
 		d.Video = ve.video
-		d.Recordings, d.RecordingsDir = footage, recDir
+		d.Recordings, d.RecordingsDir, d.Recorder = footage, recDir, rec
 		ve.exports = record.NewExporter(footage, rec, t.TempDir())
 		d.Exports = ve.exports
 	})
@@ -345,6 +356,54 @@ func TestCameraOfflineEvent(t *testing.T) {
 	}
 	ve.sim.SetFault(2, camsim.FaultNone)
 	want(camera.EventOnline)
+}
+
+// TestRecordingDiskFull: a full recordings disk shows in the status and
+// reaches every dashboard that may play footage, a grid leader's too (the
+// disk is not any grid's), and its end does as well.
+func TestRecordingDiskFull(t *testing.T) {
+	ve := newVideoEnv(t)
+	_, _, _, code := ve.gridPoint()
+	leader := ve.tokenFor(auth.RoleGridLeader, code)
+	sse := ve.openStream(leader, "")
+	status := func() map[string]any {
+		t.Helper()
+		r := ve.do("GET", "/api/v1/recording/status", nil)
+		if r.status != 200 {
+			t.Fatalf("status: %d %s", r.status, r.body)
+		}
+		return r.json(t)
+	}
+	if st := status(); st["state"] != "ok" || st["min_free_bytes"].(float64) != record.DefaultMinFreeBytes {
+		t.Errorf("status %v", st)
+	}
+	want := func(typ string) map[string]any {
+		t.Helper()
+		for {
+			if ev := sse.nextEvent(); ev.event == typ {
+				return eventData(t, ev)
+			}
+		}
+	}
+	ve.free.Store(10 << 20)
+	ve.rec.CheckDisk(context.Background())
+	if d := want(record.EventDiskFull); d["state"] != "disk_full" || d["free_bytes"].(float64) != 10<<20 {
+		t.Errorf("disk_full event %v", d)
+	}
+	if st := status(); st["state"] != "disk_full" || st["since"] == nil || !strings.Contains(st["message"].(string), "10 MiB free") {
+		t.Errorf("status while full %v", st)
+	}
+	ve.free.Store(0)
+	ve.rec.CheckDisk(context.Background())
+	want(record.EventResumed)
+	if st := status(); st["state"] != "ok" {
+		t.Errorf("status after %v", st)
+	}
+	// Who may not play footage does not see it.
+	ve.token = ve.tokenFor(auth.RoleGISEditor)
+	if r := ve.do("GET", "/api/v1/recording/status", nil); r.status != 403 {
+		t.Errorf("a GIS editor read the recording status: %d", r.status)
+	}
 }
 
 func TestLiveHLSReadByFFprobe(t *testing.T) {

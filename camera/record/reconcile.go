@@ -23,27 +23,32 @@ type ReconcileReport struct {
 	// Indexed files were on disk but not in the index (the file being
 	// written when the process stopped); Truncated of them ended in a torn
 	// fragment, which was cut off. Removed files held no whole fragment.
-	// Missing rows point at files that are gone.
-	Indexed, Truncated, Removed, Missing int
+	// Missing rows point at files that are gone. Finished files were
+	// open (indexed as they grew) when the process stopped: their rows
+	// now match what the files hold.
+	Indexed, Truncated, Removed, Missing, Finished int
 }
 
 // Reconcile brings disk and index together at start, before recording:
-// files without rows are indexed (a torn last fragment cut off) or removed,
+// files without rows, and files still open when the process stopped, are
+// indexed from what they hold (a torn last fragment cut off) or removed;
 // rows without files are marked missing.
 func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
-	known := map[string]bool{}
-	rows, err := r.store.pool.Query(ctx, `SELECT path FROM recordings WHERE status = 'ok'`)
+	type row struct{ seen, open bool }
+	known := map[string]*row{}
+	rows, err := r.store.pool.Query(ctx, `SELECT path, open FROM recordings WHERE status = 'ok'`)
 	if err != nil {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
 	for rows.Next() {
 		var p string
-		if err := rows.Scan(&p); err != nil {
+		var open bool
+		if err := rows.Scan(&p, &open); err != nil {
 			rows.Close()
 			return rep, err
 		}
-		known[p] = false
+		known[p] = &row{open: open}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -60,20 +65,32 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			return nil
 		}
 		rel, _ := filepath.Rel(r.cfg.Dir, path)
-		if _, ok := known[rel]; ok {
-			known[rel] = true
-			return nil
+		k := known[rel]
+		if k != nil {
+			k.seen = true
+			if !k.open {
+				return nil
+			}
 		}
 		rec, truncated, err := scanFile(r.cfg.Dir, rel)
 		if err != nil {
 			r.cfg.Logger.Warn("recording: unreadable file removed", "file", rel, "err", err)
 			rep.Removed++
+			if k != nil {
+				if _, err := r.store.pool.Exec(ctx, `DELETE FROM recordings WHERE path = $1`, rel); err != nil {
+					return err
+				}
+			}
 			return os.Remove(path)
 		}
-		if err := r.store.Add(ctx, rec); err != nil {
+		if err := r.store.Put(ctx, rec); err != nil {
 			return err
 		}
-		rep.Indexed++
+		if k != nil {
+			rep.Finished++
+		} else {
+			rep.Indexed++
+		}
 		if truncated {
 			rep.Truncated++
 		}
@@ -82,8 +99,8 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
-	for p, seen := range known {
-		if seen {
+	for p, k := range known {
+		if k.seen {
 			continue
 		}
 		if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET status = 'missing' WHERE path = $1`, p); err != nil {

@@ -6,9 +6,10 @@
 // <dir>/<camera>/<YYYY-MM-DD>/<start unix ms>.mp4: an initialisation segment,
 // then fragments (moof+mdat) of about FragmentDuration, each starting on a
 // keyframe and written in one write followed by a sync, grouped into files
-// of about FileDuration. A file is indexed when it is closed; a crash loses
-// at most the fragment being written, because Reconcile indexes at start
-// what the files hold (and cuts a torn last fragment). Where the camera
+// of about FileDuration. A file is indexed from its first fragment on, and
+// its row grows with each fragment, so playback reaches the last seconds;
+// a crash loses at most the fragment being written, because Reconcile
+// checks at start what the files hold (and cuts a torn last fragment). Where the camera
 // recorded nothing (offline, stopped) a gap is recorded.
 package record
 
@@ -37,6 +38,13 @@ type Config struct {
 	// timestamps say end the file and record a gap (default 2 s).
 	GapTolerance time.Duration
 	Logger       *slog.Logger
+	// MinFreeBytes is the free space recording leaves on the disk
+	// (default DefaultMinFreeBytes): under it, recording stops cleanly
+	// until a quarter more is free again. FreeSpace measures it (default:
+	// statfs of Dir); OnDisk hears when recording stops and resumes.
+	MinFreeBytes uint64
+	FreeSpace    func(dir string) (uint64, error)
+	OnDisk       func(DiskState)
 }
 
 func (c *Config) defaults() {
@@ -52,18 +60,27 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.FreeSpace == nil {
+		c.FreeSpace = statfsFree
+	}
 }
 
 // Recorder writes camera streams to disk and their index to the Store.
 type Recorder struct {
 	cfg   Config
 	store *Store
+	disk  disk
 }
 
 // NewRecorder returns a recorder writing under cfg.Dir and indexing into store.
 func NewRecorder(cfg Config, store *Store) *Recorder {
 	cfg.defaults()
-	return &Recorder{cfg: cfg, store: store}
+	r := &Recorder{cfg: cfg, store: store}
+	r.disk.state = DiskState{State: DiskOK, Since: time.Now(), MinFreeBytes: cfg.MinFreeBytes}
+	return r
 }
 
 // Record writes camera's stream from hub until ctx ends or the stream
@@ -112,10 +129,17 @@ type fileWriter struct {
 	pending  []*stream.AccessUnit
 	lastEnd  time.Time // wall-clock end of what was last written or closed
 	seq      uint32
+	// stopped is when a full disk stopped this camera's recording; the
+	// next file records the gap since.
+	stopped time.Time
 }
 
 // add takes one picture.
 func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
+	if w.r.isFull() {
+		w.close(ctx)
+		return nil
+	}
 	if w.f != nil {
 		expected := w.start.Add(stream.Duration(au.DTS - w.firstDTS))
 		late := au.Received.Sub(expected)
@@ -137,18 +161,24 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 		if !au.Key {
 			return nil // a file starts on a keyframe
 		}
-		if err := w.open(au); err != nil {
+		if err := w.open(ctx, au); err != nil {
 			return err
+		}
+		if w.f == nil {
+			return nil // the disk is full
 		}
 	}
 	if au.Key && len(w.pending) > 0 && stream.Duration(au.DTS-w.pending[0].DTS) >= w.r.cfg.FragmentDuration {
-		if err := w.flush(au.DTS); err != nil {
+		if err := w.flush(ctx, au.DTS); err != nil {
 			return err
 		}
 		if stream.Duration(au.DTS-w.firstDTS) >= w.r.cfg.FileDuration {
 			w.close(ctx)
-			if err := w.open(au); err != nil {
+			if err := w.open(ctx, au); err != nil {
 				return err
+			}
+			if w.f == nil {
+				return nil // the disk is full
 			}
 		}
 	}
@@ -169,8 +199,15 @@ func (w *fileWriter) end() time.Time {
 	return w.start.Add(stream.Duration(last.DTS + last.Duration - w.firstDTS))
 }
 
-// open starts a file at keyframe au.
-func (w *fileWriter) open(au *stream.AccessUnit) error {
+// open starts a file at keyframe au, unless the disk is full.
+func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
+	if w.r.CheckDisk(ctx).State == DiskFull {
+		return nil
+	}
+	if !w.stopped.IsZero() {
+		w.gap(ctx, w.stopped, au.Received, "recording stopped: disk full")
+		w.stopped = time.Time{}
+	}
 	init, err := stream.InitSegment(au.Params)
 	if err != nil {
 		return err
@@ -188,6 +225,11 @@ func (w *fileWriter) open(au *stream.AccessUnit) error {
 	if _, err := f.Write(init); err != nil {
 		f.Close()
 		os.Remove(abs)
+		if isNoSpace(err) {
+			w.r.noSpace(ctx, err)
+			w.stopped = au.Received
+			return nil
+		}
 		return fmt.Errorf("record: %w", err)
 	}
 	w.f, w.start, w.firstDTS, w.params = f, start, au.DTS, au.Params
@@ -196,8 +238,10 @@ func (w *fileWriter) open(au *stream.AccessUnit) error {
 }
 
 // flush writes the pending pictures as one fragment ending at endDTS, in
-// one write, and syncs it: once flush returns, a crash keeps it.
-func (w *fileWriter) flush(endDTS int64) error {
+// one write, syncs it and indexes it: once flush returns, a crash keeps
+// it and playback finds it. A write that fails is cut off the file, which
+// stays whole up to the fragment before.
+func (w *fileWriter) flush(ctx context.Context, endDTS int64) error {
 	if len(w.pending) == 0 {
 		return nil
 	}
@@ -206,11 +250,20 @@ func (w *fileWriter) flush(endDTS int64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.f.Write(data); err != nil {
-		return fmt.Errorf("record: write %s: %w", w.rel, err)
+	_, err = w.f.Write(data)
+	if err == nil {
+		err = w.f.Sync()
 	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("record: sync %s: %w", w.rel, err)
+	if err != nil {
+		clear(w.pending)
+		w.pending = w.pending[:0]
+		if terr := w.f.Truncate(w.size); terr != nil {
+			w.log.Error("recording: cut a failed write", "file", w.rel, "err", terr)
+		}
+		if isNoSpace(err) {
+			w.r.noSpace(ctx, err)
+		}
+		return fmt.Errorf("record: write %s: %w", w.rel, err)
 	}
 	startMS := stream.Duration(w.pending[0].DTS - w.firstDTS).Milliseconds()
 	endMS := stream.Duration(endDTS - w.firstDTS).Milliseconds()
@@ -218,7 +271,21 @@ func (w *fileWriter) flush(endDTS int64) error {
 	w.size += int64(len(data))
 	clear(w.pending)
 	w.pending = w.pending[:0]
+	if err := w.r.store.Put(ctx, w.recording(true)); err != nil {
+		// Playback misses this fragment until the file closes; a crash
+		// before then leaves it to Reconcile.
+		w.log.Error("recording: index", "file", w.rel, "err", err)
+	}
 	return nil
+}
+
+// recording is the index row of the file as written so far.
+func (w *fileWriter) recording(open bool) Recording {
+	return Recording{
+		Camera: w.camera, Path: w.rel, Start: w.start, End: w.end(), Bytes: w.size,
+		Codec: w.params.Codec, Width: w.params.Width, Height: w.params.Height,
+		InitSize: w.initSize, Fragments: w.frags, Status: "ok", Open: open,
+	}
 }
 
 // close flushes and closes the file and indexes it; a file without a
@@ -227,11 +294,16 @@ func (w *fileWriter) close(ctx context.Context) {
 	if w.f == nil {
 		return
 	}
-	if n := len(w.pending); n > 0 {
+	if n := len(w.pending); n > 0 && !w.r.isFull() {
 		last := w.pending[n-1]
-		if err := w.flush(last.DTS + last.Duration); err != nil {
+		if err := w.flush(ctx, last.DTS+last.Duration); err != nil {
 			w.log.Error("recording: last fragment", "err", err)
 		}
+	}
+	clear(w.pending)
+	w.pending = w.pending[:0]
+	if w.r.isFull() {
+		w.stopped = w.end()
 	}
 	abs := filepath.Join(w.r.cfg.Dir, w.rel)
 	if err := w.f.Close(); err != nil {
@@ -242,13 +314,9 @@ func (w *fileWriter) close(ctx context.Context) {
 		os.Remove(abs)
 		return
 	}
-	rec := Recording{
-		Camera: w.camera, Path: w.rel, Start: w.start, End: w.end(), Bytes: w.size,
-		Codec: w.params.Codec, Width: w.params.Width, Height: w.params.Height,
-		InitSize: w.initSize, Fragments: w.frags,
-	}
+	rec := w.recording(false)
 	w.lastEnd = rec.End
-	if err := w.r.store.Add(ctx, rec); err != nil {
+	if err := w.r.store.Put(ctx, rec); err != nil {
 		// The file stays: Reconcile indexes it at the next start.
 		w.log.Error("recording: index", "file", w.rel, "err", err)
 	}

@@ -176,11 +176,18 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 func TestReconcileAfterCrash(t *testing.T) {
 	pool := testdb.New(t)
 	dir := t.TempDir()
-	id, from, to := recordFor(t, pool, dir, 5*time.Second)
+	id, from, to := recordFor(t, pool, dir, 8*time.Second)
 	store := record.NewStore(pool)
 	recs, _, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
-	if err != nil || len(recs) < 2 {
+	if err != nil || len(recs) < 3 {
 		t.Fatalf("%d recordings: %v", len(recs), err)
+	}
+	// A file being written: its last fragment reached the disk, not yet
+	// the index.
+	open := recs[1]
+	if _, err := pool.Exec(context.Background(), `UPDATE recordings SET open = true, fragments = $2, bytes = $3 WHERE id = $1`,
+		open.ID, open.Fragments[:len(open.Fragments)-1], open.Fragments[len(open.Fragments)-1].Offset); err != nil {
+		t.Fatal(err)
 	}
 	// As after a power cut: the last file was never indexed and its last
 	// fragment is torn; another file vanished from the disk.
@@ -208,8 +215,12 @@ func TestReconcileAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Indexed != 1 || rep.Truncated != 1 || rep.Missing != 1 || rep.Removed != 1 {
-		t.Errorf("reconcile: %+v, want 1 indexed (truncated), 1 missing, 1 removed", rep)
+	if rep.Indexed != 1 || rep.Truncated != 1 || rep.Missing != 1 || rep.Removed != 1 || rep.Finished != 1 {
+		t.Errorf("reconcile: %+v, want 1 indexed (truncated), 1 missing, 1 removed, 1 finished", rep)
+	}
+	if r, err := store.Get(context.Background(), open.ID); err != nil || r.Open || len(r.Fragments) != len(open.Fragments) || r.Bytes != open.Bytes {
+		t.Errorf("the open file after reconcile: open %v, %d fragments, %d bytes (%v); want closed, %d, %d",
+			r.Open, len(r.Fragments), r.Bytes, err, len(open.Fragments), open.Bytes)
 	}
 	again, _, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
 	if err != nil {

@@ -38,6 +38,8 @@ type Recording struct {
 	InitSize  int        `json:"-"`
 	Fragments []Fragment `json:"-"`
 	Status    string     `json:"status"`
+	// Open is true of the file being written: it grows.
+	Open bool `json:"open"`
 }
 
 // Gap is a time a recording camera recorded nothing, and why.
@@ -62,14 +64,15 @@ func span(from, to time.Time) pgtype.Range[pgtype.Timestamptz] {
 	}
 }
 
-// Add indexes a recorded file.
-func (s *Store) Add(ctx context.Context, r Recording) error {
+// Put indexes a recorded file, or updates its row as it grows.
+func (s *Store) Put(ctx context.Context, r Recording) error {
 	if !r.End.After(r.Start) {
 		return fmt.Errorf("record: %s: empty time range", r.Path)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO recordings (camera_id, span, path, bytes, codec, width, height, init_size, fragments)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (path) DO NOTHING`,
-		r.Camera, span(r.Start, r.End), r.Path, r.Bytes, r.Codec, r.Width, r.Height, r.InitSize, r.Fragments)
+	_, err := s.pool.Exec(ctx, `INSERT INTO recordings (camera_id, span, path, bytes, codec, width, height, init_size, fragments, open)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (path) DO UPDATE SET span = EXCLUDED.span, bytes = EXCLUDED.bytes, fragments = EXCLUDED.fragments, open = EXCLUDED.open`,
+		r.Camera, span(r.Start, r.End), r.Path, r.Bytes, r.Codec, r.Width, r.Height, r.InitSize, r.Fragments, r.Open)
 	if err != nil {
 		return fmt.Errorf("record: index %s: %w", r.Path, err)
 	}
@@ -105,11 +108,11 @@ func CheckRange(from, to time.Time) error {
 	return nil
 }
 
-const recordingColumns = `id, camera_id, lower(span), upper(span), path, bytes, codec, width, height, init_size, fragments, status`
+const recordingColumns = `id, camera_id, lower(span), upper(span), path, bytes, codec, width, height, init_size, fragments, status, open`
 
 func scanRecording(row pgx.Row) (Recording, error) {
 	var r Recording
-	err := row.Scan(&r.ID, &r.Camera, &r.Start, &r.End, &r.Path, &r.Bytes, &r.Codec, &r.Width, &r.Height, &r.InitSize, &r.Fragments, &r.Status)
+	err := row.Scan(&r.ID, &r.Camera, &r.Start, &r.End, &r.Path, &r.Bytes, &r.Codec, &r.Width, &r.Height, &r.InitSize, &r.Fragments, &r.Status, &r.Open)
 	return r, err
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"gridwatch/camera/record"
 )
 
 // Config is gridwatch's whole configuration. Load fills it from, in order:
@@ -31,6 +33,7 @@ type Config struct {
 	RecordingFragment  time.Duration
 	RecordingFile      time.Duration
 	RecordingMaxBytes  int64
+	RecordingMinFree   int64
 	DatabaseURL        string
 	LogLevel           string
 	LogFormat          string
@@ -60,6 +63,7 @@ func DefaultConfig() Config {
 		RecordingFragment:  2 * time.Second,
 		RecordingFile:      time.Minute,
 		RecordingMaxBytes:  10 << 30,
+		RecordingMinFree:   record.DefaultMinFreeBytes,
 		LogLevel:           "info",
 		LogFormat:          "auto",
 		MaxBodyBytes:       32 << 20,
@@ -125,13 +129,18 @@ func options() []option {
 		opt("rtsp-addr", "RTSP re-serve listen address: rtsp://ADDR/cameras/{id}[/sub] (empty: off)", rtspSet, rtspGet),
 		opt("rtsp-client", "RTSP client that pulls the cameras: gortsplib, or vdk (deepch/vdk) for cameras that need it", rcSet, rcGet),
 		opt("recording-fragment", "recorded fragments last at least this (each starts on a keyframe): a crash loses at most one", rfragSet, rfragGet),
-		opt("recording-file", "recorded files last at least this; a file is indexed when it closes", rfileSet, rfileGet),
+		opt("recording-file", "recorded files last at least this; a file is indexed fragment by fragment as it grows", rfileSet, rfileGet),
 		opt("recording-max-age", "recorded footage older than this is removed (e.g. 720h for 30 days)", rageSet, rageGet),
 		opt("recording-max-bytes", "the recordings' disk quota: beyond it the oldest footage is removed", func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			c.RecordingMaxBytes = n
 			return err
 		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMaxBytes, 10) }),
+		opt("recording-min-free", "free bytes recording leaves on its disk: under it recording stops (status, metric, event) until a quarter more is free", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			c.RecordingMinFree = n
+			return err
+		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMinFree, 10) }),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
@@ -355,6 +364,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RecordingMaxBytes < 1<<20 {
 		bad("recording-max-bytes", "%d: want at least 1048576 (1 MiB)", c.RecordingMaxBytes)
+	}
+	if c.RecordingMinFree < 1 {
+		bad("recording-min-free", "%d: want a positive number of bytes", c.RecordingMinFree)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

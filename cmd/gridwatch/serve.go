@@ -193,7 +193,8 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) startVideo() {
 	log := m.Logger
 	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
-		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile}, m.footage)
+		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile,
+		MinFreeBytes: uint64(m.Config.RecordingMinFree)}, m.footage)
 	// Disk and index agree before anything is recorded: what a crash left
 	// unindexed is indexed, torn fragments are cut, vanished files marked.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -236,6 +237,11 @@ func (m *Main) startVideo() {
 	go func() {
 		defer m.background.Done()
 		m.recorder.RunRetention(vctx, record.Retention{MaxAge: m.Config.RecordingMaxAge, MaxBytes: m.Config.RecordingMaxBytes}, time.Minute)
+	}()
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		m.recorder.RunDiskWatch(vctx, 10*time.Second)
 	}()
 }
 
@@ -307,7 +313,7 @@ func (m *Main) serve() error {
 	cfg := m.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		database.NewPoolCollector(m.pool), live.NewCollector(m.video))
+		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder)
 	srv := api.New(api.Deps{
 		Logger:          m.Logger,
 		Version:         version,
@@ -329,6 +335,7 @@ func (m *Main) serve() error {
 		Events:          m.events,
 		Video:           m.video,
 		Recordings:      m.footage,
+		Recorder:        m.recorder,
 		RecordingsDir:   m.recordingsDir(),
 		Exports:         m.exporter,
 	})

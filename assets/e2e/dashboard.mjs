@@ -6,7 +6,10 @@
 // env GW_USER / GW_PASSWORD), waits for the grids to be drawn, clicks inside
 // one grid-level feature, checks the side panel shows that grid (name, code
 // and a parent chain of at least 2 entries), checks the cameras source is on the
-// map when the API lists cameras, and saves a screenshot. Any page
+// map when the API lists cameras, and saves a screenshot. The grids must come
+// from the vector tiles: /tiles/grids/{z}/{x}/{y}.mvt?v=<revision> answered
+// with tiles, and the clicked grid drawn there as a tile feature with its
+// id. Any page
 // error, console error, CSP violation or failed same-origin request fails the
 // run (except the 401 of GET /api/v1/me before signing in).
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
@@ -35,6 +38,14 @@ async function run() {
   const page = await browser.newPage({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
   const watcher = watch(page, base);
   const { problems, check } = watcher;
+  // Grid tiles the map asked for and what each was answered with.
+  const gridTiles = [];
+  page.on('response', (res) => {
+    const u = new URL(res.url());
+    if (u.origin === base.origin && /^\/tiles\/grids\/\d+\/\d+\/\d+\.mvt$/.test(u.pathname)) {
+      gridTiles.push({ v: u.searchParams.get('v'), status: res.status(), type: res.headers()['content-type'] ?? '' });
+    }
+  });
   // Before signing in, "who am I?" is answered 401: that is how the page knows to ask.
   watcher.expect('GET', /^\/api\/v1\/me$/, 401);
 
@@ -69,6 +80,20 @@ async function run() {
   await panelShows(page, want).catch((err) => {
     throw new Error(`grid ${target.id}: ${err.message}; ${problems.join('; ')}`);
   });
+
+  // The grids come from the vector tiles: tiles of the current revision were
+  // fetched, and the grid clicked is a tile feature under the click.
+  const revision = await page.evaluate(async () => (await (await fetch('/tiles/grids.json', { credentials: 'same-origin' })).json()).revision);
+  const drawn = gridTiles.filter((t) => t.status === 200 && t.type === 'application/vnd.mapbox-vector-tile');
+  if (drawn.length === 0) throw new Error(`no grid tile drawn: ${JSON.stringify(gridTiles)}`);
+  if (gridTiles.some((t) => t.v !== String(revision))) throw new Error(`grid tiles not of revision ${revision}: ${JSON.stringify(gridTiles)}`);
+  const tiled = await page.evaluate(([x, y, id]) => {
+    const map = window.gridwatchMap;
+    const r = map.getContainer().getBoundingClientRect();
+    const fs = map.queryRenderedFeatures([x - r.left, y - r.top], { layers: ['gw-fill-grid'] });
+    return fs.filter((f) => f.source === 'gw-grid-tiles' && f.sourceLayer === 'grids').map((f) => f.id).includes(id);
+  }, [at.x, at.y, at.id]);
+  if (!tiled) throw new Error(`grid ${at.id} is not a tile feature under the click`);
 
   const panel = await page.evaluate(() => {
     const p = document.querySelector('#panel');
@@ -106,6 +131,7 @@ async function run() {
     clicked: { id: target.id, code: want.code, name: want.name, lon: +lon.toFixed(6), lat: +lat.toFixed(6) },
     panel,
     cameras: camerasApi,
+    grid_tiles: { revision, requested: gridTiles.length, drawn: drawn.length },
     screenshot: shotPath,
     total_ms: Date.now() - started,
   };

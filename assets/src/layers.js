@@ -14,8 +14,34 @@ export const LEVEL_RANK = Object.fromEntries(LEVELS.map((l, i) => [l, i]));
 export const LEVEL_CN = { district: '区', street: '街道', community: '社区', grid: '网格' };
 export const LEVEL_EN = { district: 'District', street: 'Street', community: 'Community', grid: 'Grid' };
 
+/**
+ * GRID_TILES is the vector tile source the grids are drawn from
+ * (/tiles/grids/{z}/{x}/{y}.mvt?v=<revision>); its features' ids are the
+ * grid ids, so feature-state (hover, selection) is keyed by grid id. Its
+ * layer inside the tiles is GRID_SOURCE_LAYER.
+ */
+export const GRID_TILES = 'gw-grid-tiles';
+export const GRID_SOURCE_LAYER = 'grids';
+/**
+ * GRID_SOURCE holds the grid-level features as GeoJSON, drawn by nothing
+ * here: the incident choropleth shades it by feature-state.
+ */
 export const GRID_SOURCE = 'gw-grids';
 export const LABEL_SOURCE = 'gw-labels';
+
+/** gridFeature names grid id in the tile source, for map.setFeatureState. */
+export const gridFeature = (id) => ({ source: GRID_TILES, sourceLayer: GRID_SOURCE_LAYER, id });
+
+/**
+ * gridTilesURL is the tile URL template of the grids' TileJSON (from GET
+ * /tiles/grids.json): it carries the grid revision as ?v=, so a redraw
+ * gives new URLs and the browser may keep each tile for good.
+ */
+export function gridTilesURL(tileJSON) {
+  const url = tileJSON?.tiles?.[0];
+  if (typeof url !== 'string' || !url.includes('{z}')) throw new Error('/tiles/grids.json has no tiles URL');
+  return url;
+}
 export const FILL_LAYERS = LEVELS.map((l) => `gw-fill-${l}`);
 
 const COLORS = {
@@ -177,8 +203,12 @@ function graticule(bbox) {
   return { type: 'Feature', properties: {}, geometry: { type: 'MultiLineString', coordinates: lines } };
 }
 
-/** addGridLayers adds the grid sources and all their layers on top of the current style. */
-export function addGridLayers(map, grids, { withGraticule }) {
+/**
+ * addGridLayers adds the grid sources and all their layers on top of the
+ * current style: boundaries and fills from the vector tiles at tilesURL,
+ * labels from the index's label points.
+ */
+export function addGridLayers(map, grids, { withGraticule, tilesURL }) {
   if (withGraticule && grids.bbox) {
     map.addSource('gw-graticule', { type: 'geojson', data: graticule(grids.bbox) });
     map.addLayer({
@@ -189,10 +219,15 @@ export function addGridLayers(map, grids, { withGraticule }) {
     });
   }
 
-  map.addSource(GRID_SOURCE, { type: 'geojson', data: grids.fc, tolerance: 0.25 });
+  const source = { type: 'vector', tiles: [tilesURL], minzoom: 0, maxzoom: 16 };
+  if (grids.bbox) source.bounds = grids.bbox; // no requests for tiles with no grid
+  map.addSource(GRID_TILES, source);
+  const fineGrids = grids.fc.features.filter((f) => f.properties?.level === 'grid');
+  map.addSource(GRID_SOURCE, { type: 'geojson', data: { type: 'FeatureCollection', features: fineGrids }, tolerance: 0.25 });
   map.addSource(LABEL_SOURCE, { type: 'geojson', data: grids.labels });
+  const tiled = { source: GRID_TILES, 'source-layer': GRID_SOURCE_LAYER };
 
-  const tint = ['match', ['%', ['to-number', ['get', 'id'], 0], GRID_TINTS.length]];
+  const tint = ['match', ['%', ['to-number', ['id'], 0], GRID_TINTS.length]];
   GRID_TINTS.forEach((c, i) => tint.push(i, c));
   tint.push(GRID_TINTS[0]);
 
@@ -212,7 +247,7 @@ export function addGridLayers(map, grids, { withGraticule }) {
     map.addLayer({
       id: `gw-fill-${level}`,
       type: 'fill',
-      source: GRID_SOURCE,
+      ...tiled,
       filter: isLevel(level),
       paint: {
         'fill-color': fine ? tint : COLORS[level],
@@ -235,7 +270,7 @@ export function addGridLayers(map, grids, { withGraticule }) {
   map.addLayer({
     id: 'gw-glow-district',
     type: 'line',
-    source: GRID_SOURCE,
+    ...tiled,
     filter: isLevel('district'),
     layout: { 'line-join': 'round' },
     paint: { 'line-color': COLORS.district, 'line-opacity': 0.28, 'line-blur': 5, 'line-width': ['interpolate', ['linear'], ['zoom'], 8, 6, 16, 14] },
@@ -245,7 +280,7 @@ export function addGridLayers(map, grids, { withGraticule }) {
     map.addLayer({
       id: `gw-line-${level}`,
       type: 'line',
-      source: GRID_SOURCE,
+      ...tiled,
       filter: isLevel(level),
       layout: { 'line-join': 'round' },
       paint: { 'line-color': o.color, 'line-opacity': fade(level, 0, o.opacity), 'line-width': o.width },
@@ -255,21 +290,21 @@ export function addGridLayers(map, grids, { withGraticule }) {
   map.addLayer({
     id: 'gw-hover-line',
     type: 'line',
-    source: GRID_SOURCE,
+    ...tiled,
     layout: { 'line-join': 'round' },
     paint: { 'line-color': COLORS.hover, 'line-width': 2, 'line-opacity': ['case', hovered, 0.95, 0] },
   });
   map.addLayer({
     id: 'gw-selected-glow',
     type: 'line',
-    source: GRID_SOURCE,
+    ...tiled,
     layout: { 'line-join': 'round' },
     paint: { 'line-color': COLORS.selected, 'line-width': 10, 'line-blur': 6, 'line-opacity': ['case', selected, 0.55, 0] },
   });
   map.addLayer({
     id: 'gw-selected-line',
     type: 'line',
-    source: GRID_SOURCE,
+    ...tiled,
     layout: { 'line-join': 'round' },
     paint: { 'line-color': COLORS.selected, 'line-width': 2.5, 'line-opacity': ['case', selected, 1, 0] },
   });
@@ -316,7 +351,7 @@ export function removeGridLayers(map) {
   for (const layer of map.getStyle().layers) {
     if (layer.id.startsWith('gw-') && layer.id !== 'gw-background') map.removeLayer(layer.id);
   }
-  for (const id of [GRID_SOURCE, LABEL_SOURCE, 'gw-graticule']) {
+  for (const id of [GRID_TILES, GRID_SOURCE, LABEL_SOURCE, 'gw-graticule']) {
     if (map.getSource(id)) map.removeSource(id);
   }
 }

@@ -5,6 +5,7 @@
 //   document.body.dataset.auth         "login" while the login overlay shows, "ok" once signed in
 //   document.body.dataset.user, .role  the signed-in username and role
 //   document.body.dataset.gridsLoaded  feature count, set at the first idle after the grids are drawn
+//   document.body.dataset.gridTiles    the grids' tile URL template, ?v= the grid revision drawn
 //   window.gridwatchMap                the maplibregl.Map
 //   #panel [data-field=name|code|level|area|chain|cases]
 //   document.body.dataset.incidentsLoaded  open cases loaded (incidents.read), after the first load
@@ -26,7 +27,7 @@ import { LoginDialog, showUser } from './auth.js';
 import { isModalOpen } from './dom.js';
 import { bboxOf } from './geometry.js';
 import { ImportDialog } from './importer.js';
-import { FILL_LAYERS, GRID_SOURCE, LEVEL_CN, LEVEL_RANK, addGridLayers, baseStyle, prepareGrids, removeGridLayers } from './layers.js';
+import { FILL_LAYERS, LEVEL_CN, LEVEL_RANK, addGridLayers, baseStyle, gridFeature, gridTilesURL, prepareGrids, removeGridLayers } from './layers.js';
 import { Panel, levelLabel } from './panel.js';
 import { IncidentForm } from './incident-form.js';
 import { IncidentLayer } from './incident-layer.js';
@@ -115,7 +116,10 @@ const metaP = getJSON('/api/v1/meta').catch((err) => {
   showError(err, 'Server info');
   return {};
 });
-const gridsP = getJSON('/api/v1/grids.geojson');
+// The grids are drawn from vector tiles (their URL, with the grid revision,
+// comes from the TileJSON); the GeoJSON is the index behind names, labels,
+// counts and the panel.
+const gridsP = Promise.all([getJSON('/api/v1/grids.geojson'), getJSON('/tiles/grids.json')]);
 
 const meta = await metaP;
 if (meta.version) {
@@ -213,15 +217,15 @@ const panel = new Panel($('#panel'), {
 
 map.on('load', async () => {
   performance.mark('gw-map-load');
-  let fc;
+  let fc, tiles;
   try {
-    fc = await gridsP;
+    [fc, tiles] = await gridsP;
   } catch (err) {
     showError(err, 'Loading grids');
     document.body.dataset.gridsLoaded = '0';
     return;
   }
-  drawGrids(fc);
+  drawGrids(fc, tiles);
   performance.mark('gw-layers-added');
   if (grids.bbox) fitAll(false);
   map.once('idle', () => {
@@ -236,22 +240,28 @@ map.on('load', async () => {
   gridsDrawn();
 });
 
-function drawGrids(fc) {
+function drawGrids(fc, tiles) {
   if (grids) removeGridLayers(map);
   hoverId = null;
   grids = prepareGrids(fc);
-  addGridLayers(map, grids, { withGraticule: offlineStyle });
+  const tilesURL = gridTilesURL(tiles);
+  document.body.dataset.gridTiles = tilesURL;
+  addGridLayers(map, grids, { withGraticule: offlineStyle, tilesURL });
   camLayer.raise();
   incLayer.afterGridsRedrawn();
   showCounts(grids);
 }
 
-/** reloadGrids fetches the grids again (after an import) and redraws them, keeping the selection. */
+/**
+ * reloadGrids fetches the grids again (after an import or a grid.changed
+ * event) and redraws them from the tiles of the new revision, keeping the
+ * selection.
+ */
 async function reloadGrids() {
   await gridsReady;
-  const fc = await getJSON('/api/v1/grids.geojson');
+  const [fc, tiles] = await Promise.all([getJSON('/api/v1/grids.geojson'), getJSON('/tiles/grids.json')]);
   const keep = selectedId;
-  drawGrids(fc);
+  drawGrids(fc, tiles);
   selectedId = null;
   if (keep !== null && grids.byId.has(keep)) setSelected(keep);
   else if (keep !== null) closePanel();
@@ -293,7 +303,11 @@ function fitToGrid(id) {
 
 // ---- hover and click -----------------------------------------------------------------
 
-/** pick returns the most specific grid under a screen point (grid > community > street > district). */
+/**
+ * pick returns the most specific grid under a screen point (grid > community
+ * > street > district) as { id, properties }, the properties from the index
+ * (a zoomed-out tile leaves out small grids' names).
+ */
 function pick(point) {
   if (!grids) return null;
   let best = null;
@@ -301,7 +315,9 @@ function pick(point) {
     if (f.id === undefined) continue;
     if (!best || (LEVEL_RANK[f.properties.level] ?? -1) > (LEVEL_RANK[best.properties.level] ?? -1)) best = f;
   }
-  return best;
+  if (!best) return null;
+  const id = Number(best.id);
+  return { id, properties: grids.byId.get(id)?.properties ?? best.properties };
 }
 
 const tip = $('#map').appendChild(document.createElement('div'));
@@ -311,9 +327,9 @@ tip.hidden = true;
 let hoverId = null;
 function setHover(id) {
   if (id === hoverId) return;
-  if (hoverId !== null) map.setFeatureState({ source: GRID_SOURCE, id: hoverId }, { hover: false });
+  if (hoverId !== null) map.setFeatureState(gridFeature(hoverId), { hover: false });
   hoverId = id;
-  if (id !== null) map.setFeatureState({ source: GRID_SOURCE, id }, { hover: true });
+  if (id !== null) map.setFeatureState(gridFeature(id), { hover: true });
 }
 
 let pendingMove = null;
@@ -383,9 +399,9 @@ let selectedId = null;
 let selectSeq = 0;
 
 function setSelected(id) {
-  if (selectedId !== null) map.setFeatureState({ source: GRID_SOURCE, id: selectedId }, { selected: false });
+  if (selectedId !== null) map.setFeatureState(gridFeature(selectedId), { selected: false });
   selectedId = id;
-  if (id !== null) map.setFeatureState({ source: GRID_SOURCE, id }, { selected: true });
+  if (id !== null) map.setFeatureState(gridFeature(id), { selected: true });
 }
 
 async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
@@ -638,6 +654,7 @@ const live = new LiveFeed({
     if (type === 'camera.online' || type === 'camera.offline') cameraEvent(data);
     else if (type === 'incident.created') store.queue(id, { announce: true });
     else if (type === 'incident.changed') store.queue(id);
+    else if (type === 'grid.changed') reloadGrids().catch((err) => showError(err, 'Reloading grids'));
     else if (type === 'reset') pollAll(); // missed more than the server can replay
     else if (type === 'incident.bulk') {
       const n = Number(data?.created);

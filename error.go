@@ -11,21 +11,23 @@ import (
 // Error codes. Each is a stable string clients may switch on; api maps each to
 // an HTTP status.
 const (
-	EInvalid         = "invalid"             // a request is malformed or a value is out of range
-	EInvalidJSON     = "invalid_json"        // the body is not JSON
-	EInvalidGeoJSON  = "invalid_geojson"     // JSON, but not the GeoJSON the endpoint takes
-	EInvalidGeometry = "invalid_geometry"    // geometry that cannot be stored as it is
-	ETopology        = "topology"            // geometry valid alone but not with its neighbours
-	EUnauthenticated = "unauthenticated"     // no valid session or token
-	ECredentials     = "invalid_credentials" // login refused; never says which part was wrong
-	EForbidden       = "forbidden"           // authenticated, but the role may not do this
-	ECSRF            = "csrf"                // a cookie-authenticated change without its CSRF token
-	EThrottled       = "throttled"           // too many attempts; retry later
-	ENotFound        = "not_found"           // the target does not exist
-	EConflict        = "conflict"            // the target exists or is in use
-	ETooLarge        = "too_large"           // a body or a geometry exceeds a limit
-	EUnavailable     = "unavailable"         // a dependency is down
-	EInternal        = "internal"            // a fault of ours; details are logged, not shown
+	EInvalid         = "invalid"               // a request is malformed or a value is out of range
+	EInvalidJSON     = "invalid_json"          // the body is not JSON
+	EInvalidGeoJSON  = "invalid_geojson"       // JSON, but not the GeoJSON the endpoint takes
+	EInvalidGeometry = "invalid_geometry"      // geometry that cannot be stored as it is
+	ETopology        = "topology"              // geometry valid alone but not with its neighbours
+	EUnauthenticated = "unauthenticated"       // no valid session or token
+	ECredentials     = "invalid_credentials"   // login refused; never says which part was wrong
+	EForbidden       = "forbidden"             // authenticated, but the role may not do this
+	ECSRF            = "csrf"                  // a cookie-authenticated change without its CSRF token
+	EThrottled       = "throttled"             // too many attempts; retry later
+	ENotFound        = "not_found"             // the target does not exist
+	EConflict        = "conflict"              // the target exists or is in use
+	EStale           = "stale"                 // If-Match names a version that is no longer current
+	ENeedsVersion    = "precondition_required" // a change that must say which version it changes (If-Match)
+	ETooLarge        = "too_large"             // a body or a geometry exceeds a limit
+	EUnavailable     = "unavailable"           // a dependency is down
+	EInternal        = "internal"              // a fault of ours; details are logged, not shown
 )
 
 // Error is an error a user can act on: a code, a plain message and optional

@@ -45,6 +45,10 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case gridwatch.EConflict:
 		return http.StatusConflict
+	case gridwatch.EStale:
+		return http.StatusPreconditionFailed
+	case gridwatch.ENeedsVersion:
+		return http.StatusPreconditionRequired
 	case gridwatch.ETooLarge:
 		return http.StatusRequestEntityTooLarge
 	case gridwatch.EUnavailable:

@@ -32,14 +32,15 @@ type StoreOptions struct {
 	Logger             *slog.Logger
 }
 
-// Store keeps grids in PostGIS. All grid SQL lives in this file.
+// Store keeps grids in PostGIS. All grid SQL lives in this package.
 type Store struct {
 	pool *pgxpool.Pool
 	opts StoreOptions
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	hooks []func(context.Context)
+	mu           sync.Mutex
+	hooks        []func(context.Context)
+	participants []Participant
 }
 
 // NewStore returns a store over pool.

@@ -134,6 +134,11 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
 		AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), OnCreated: m.linkFootage})
+	// A boundary change carries cameras, cases and scopes along in its
+	// transaction (scopes first: they may veto a merge).
+	m.grids.Participate(m.auth.FollowGrids)
+	m.grids.Participate(m.cameras.FollowGrids)
+	m.grids.Participate(m.incidents.FollowGrids)
 	bg, stop := context.WithCancel(context.Background())
 	m.stopBackground = stop
 	var simURL func(cam int, stream string) string

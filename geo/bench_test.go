@@ -464,9 +464,10 @@ func firstDiff(a, b []int64) int {
 }
 
 // BenchmarkGridTile times the grid tile over the 10,000-grid city at zoom 8
-// (one tile holds the whole city: 9,900 of its 10,111 areas, the rest are
-// over the tile's western edge) and 12 (the dashboard a little zoomed in,
-// some 500 grids a tile), through Store.GridTile and, as the baseline, the
+// (one tile holds nearly the whole city: 9,917 of its 10,117 areas, the
+// rest lie over the tile's eastern edge) and 12 (the dashboard a little
+// zoomed in, some 500 grids a tile), through Store.GridTile and, as the
+// baseline, the
 // plain ST_AsMVT query of the PostGIS manual run directly
 // (impl=postgis-raw). impl=gridwatch reports its time over the baseline's
 // as x-raw, and each the tile's size in bytes.

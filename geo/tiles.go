@@ -114,8 +114,9 @@ func TileEnvelopeSQL(first int) (envelope, filter string) {
 
 // labelPixels is the width, in tile units (64 are 8 pixels of a 512-pixel
 // tile), below which a grid is drawn without its code and name: too small
-// to label or read at that zoom. Unique strings are most of what ST_AsMVT
-// spends on a tile of the whole city, so a zoomed-out tile sends them only
+// to label or read at that zoom. Unique strings are the dearest values
+// ST_AsMVT encodes (on the whole 10,000-grid city, code and name cost about
+// as much as all the geometry work), so a zoomed-out tile sends them only
 // for the grids big enough to show them; every feature keeps its id, level
 // and parent_id, and so can still be told apart, styled and clicked.
 const labelPixels = 64

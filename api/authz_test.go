@@ -55,6 +55,11 @@ func newAuthEnv(t *testing.T) *authEnv {
 		d.Audit = audit.NewStore(pool)
 		d.Incidents = incident.NewService(pool, incident.Options{Locator: loc, Now: ck.Now, AttachmentDir: t.TempDir()})
 		d.Cameras = camera.NewStore(pool)
+		// As gridwatch serve wires them: boundary changes carry scopes,
+		// cameras and cases along.
+		store.Participate(d.Auth.FollowGrids)
+		store.Participate(d.Cameras.FollowGrids)
+		store.Participate(d.Incidents.FollowGrids)
 	})
 	ae := &authEnv{env: e, clock: ck, pool: pool}
 	ae.importDemo()

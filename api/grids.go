@@ -96,12 +96,20 @@ func (s *Server) getGrid(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	if at := c.Query("at"); at != "" {
+		s.gridAt(c, id, at)
+		return
+	}
 	withGeom := c.DefaultQuery("geometry", "true") != "false"
 	d, err := s.detail(c.Request.Context(), principal(c), id, withGeom)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
 	}
+	// The ETag names the version: a change sends it back in If-Match.
+	etag := geo.ETag(id, d.Version)
+	c.Header("ETag", etag)
+	c.Header("Cache-Control", "private, no-cache")
 	c.JSON(http.StatusOK, d)
 }
 

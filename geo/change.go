@@ -2,6 +2,7 @@ package geo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -160,7 +161,8 @@ func (s *Store) Participate(p Participant) {
 // ChangeOptions are what every change request says.
 type ChangeOptions struct {
 	// IfMatch is the version of the grid the caller edited (from its ETag);
-	// 0 refuses the change (a version is required).
+	// 0 refuses the change (a version is required); negative skips the
+	// check, for previews, which change nothing.
 	IfMatch int
 	// DryRun previews: everything is done and rolled back.
 	DryRun bool
@@ -528,6 +530,9 @@ func (s *Store) checkVersions(ctx context.Context, tx pgx.Tx, ids []int64, versi
 			return fmt.Errorf("grid %d: %w", id, err)
 		}
 		want := versions[id]
+		if want < 0 {
+			continue
+		}
 		if want == 0 && id != ids[0] {
 			continue // a neighbour's version is checked only when given
 		}
@@ -731,4 +736,52 @@ func (s *Store) describe(ctx context.Context, tx pgx.Tx, ch *Change, rep *Change
 		}
 	}
 	return nil
+}
+
+// ParseLine reads a GeoJSON LineString (a new edge or a cut), converted to
+// WGS-84; field names it in errors.
+func ParseLine(data []byte, field string, opts ParseOptions) (*geom.LineString, error) {
+	bad := func(format string, args ...any) error {
+		return gridwatch.Errorf(gridwatch.EInvalidGeoJSON, "%s: %s", field, fmt.Sprintf(format, args...)).WithDetails(map[string]any{"field": field})
+	}
+	if len(data) == 0 || string(data) == "null" {
+		return nil, bad(`is required: {"type":"LineString","coordinates":[[lon,lat],…]}`)
+	}
+	var g struct {
+		Type        string       `json:"type"`
+		Coordinates [][]float64 `json:"coordinates"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		return nil, bad(`must be a GeoJSON LineString: {"type":"LineString","coordinates":[[lon,lat],…]}`)
+	}
+	if g.Type != "LineString" {
+		return nil, bad("must be a LineString, not %s", article(g.Type))
+	}
+	if len(g.Coordinates) < 2 {
+		return nil, bad("needs at least 2 positions, has %d", len(g.Coordinates))
+	}
+	if opts.MaxVertices <= 0 {
+		opts.MaxVertices = DefaultMaxVertices
+	}
+	if len(g.Coordinates) > opts.MaxVertices {
+		return nil, bad("has %d positions; at most %d", len(g.Coordinates), opts.MaxVertices)
+	}
+	flat := make([]float64, 0, 2*len(g.Coordinates))
+	for i, p := range g.Coordinates {
+		if len(p) < 2 {
+			return nil, bad("position %d has %d numbers; want [lon, lat]", i, len(p))
+		}
+		if msg := rangeProblem(p[0], p[1]); msg != "" {
+			return nil, bad("position %d %s", i, msg)
+		}
+		lon, lat := opts.CRS.ToWGS84(p[0], p[1])
+		if i > 0 && lon == flat[len(flat)-2] && lat == flat[len(flat)-1] {
+			continue // a repeated position adds nothing
+		}
+		flat = append(flat, lon, lat)
+	}
+	if len(flat) < 4 {
+		return nil, bad("all its positions are the same point")
+	}
+	return geom.NewLineStringFlat(geom.XY, flat).SetSRID(4326), nil
 }

@@ -1,0 +1,310 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/geojson"
+
+	"gridwatch"
+	"gridwatch/geo"
+)
+
+// Boundary changes: PUT a grid's geometry, move an edge, split, merge —
+// each previewed with ?dry_run=true and committed under If-Match — and
+// the grids' history.
+
+// changeOptions reads If-Match and dry_run, and checks that the caller's
+// scope holds grid id.
+func (s *Server) changeOptions(c *gin.Context, id int64) (geo.ChangeOptions, error) {
+	var opts geo.ChangeOptions
+	if _, err := s.scopedChain(c.Request.Context(), principal(c), id); err != nil {
+		return opts, err
+	}
+	dry, err := boolParam(c, "dry_run")
+	if err != nil {
+		return opts, err
+	}
+	opts.DryRun = dry
+	if h := c.GetHeader("If-Match"); h != "" {
+		if opts.IfMatch = geo.ParseETag(id, h); opts.IfMatch == 0 {
+			return opts, gridwatch.Errorf(gridwatch.EStale, "If-Match %s is not an ETag of grid %d: reload the grid and use its ETag", h, id)
+		}
+	}
+	if opts.IfMatch == 0 && dry {
+		opts.IfMatch = -1 // a preview needs no version: it changes nothing
+	}
+	return opts, nil
+}
+
+// changeResult answers a change: the report, and the grid's new ETag.
+func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, err error) {
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	for _, g := range rep.Grids {
+		if g.ID == id && rep.Committed && g.VersionAfter > 0 {
+			c.Header("ETag", geo.ETag(id, g.VersionAfter))
+		}
+	}
+	c.JSON(http.StatusOK, rep)
+}
+
+func (s *Server) putGridGeometry(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	opts, err := s.changeOptions(c, id)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	popts, err := s.parseOptions(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	// A Feature is taken for its geometry (editors send either).
+	var probe struct {
+		Type     string          `json:"type"`
+		Geometry json.RawMessage `json:"geometry"`
+	}
+	if json.Unmarshal(body, &probe) == nil && probe.Type == "Feature" {
+		body = probe.Geometry
+	}
+	g, err := geo.ParseGeometry(body, popts)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	rep, err := s.deps.Grids.Redraw(c.Request.Context(), id, g, opts)
+	s.changeResult(c, id, rep, err)
+}
+
+func (s *Server) moveGridEdge(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var req struct {
+		Neighbour        int64           `json:"neighbour"`
+		NeighbourVersion int             `json:"neighbour_version"`
+		Line             json.RawMessage `json:"line"`
+	}
+	line, opts, ok := s.lineRequest(c, id, &req, func() json.RawMessage { return req.Line })
+	if !ok {
+		return
+	}
+	if req.Neighbour == 0 {
+		writeError(c, s.log, paramError("neighbour", "", "required: the id of the grid on the other side of the edge"))
+		return
+	}
+	if _, err := s.scopedChain(c.Request.Context(), principal(c), req.Neighbour); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	rep, err := s.deps.Grids.MoveEdge(c.Request.Context(), id, req.Neighbour, line, opts, req.NeighbourVersion)
+	s.changeResult(c, id, rep, err)
+}
+
+func (s *Server) splitGrid(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var req struct {
+		Line json.RawMessage `json:"line"`
+		New  geo.NewGrid     `json:"new"`
+	}
+	line, opts, ok := s.lineRequest(c, id, &req, func() json.RawMessage { return req.Line })
+	if !ok {
+		return
+	}
+	rep, err := s.deps.Grids.Split(c.Request.Context(), id, line, req.New, opts)
+	s.changeResult(c, id, rep, err)
+}
+
+// lineRequest reads a JSON body with a line in it, and the change options.
+func (s *Server) lineRequest(c *gin.Context, id int64, req any, line func() json.RawMessage) (*geom.LineString, geo.ChangeOptions, bool) {
+	opts, err := s.changeOptions(c, id)
+	if err != nil {
+		writeError(c, s.log, err)
+		return nil, opts, false
+	}
+	popts, err := s.parseOptions(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return nil, opts, false
+	}
+	if err := bindJSON(c, req); err != nil {
+		writeError(c, s.log, err)
+		return nil, opts, false
+	}
+	l, err := geo.ParseLine(line(), "line", popts)
+	if err != nil {
+		writeError(c, s.log, err)
+		return nil, opts, false
+	}
+	return l, opts, true
+}
+
+func (s *Server) mergeGrids(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	opts, err := s.changeOptions(c, id)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	var req struct {
+		With        int64 `json:"with"`
+		WithVersion int   `json:"with_version"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if req.With == 0 {
+		writeError(c, s.log, paramError("with", "", "required: the id of the grid to merge into this one"))
+		return
+	}
+	if _, err := s.scopedChain(c.Request.Context(), principal(c), req.With); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	rep, err := s.deps.Grids.Merge(c.Request.Context(), id, req.With, opts, req.WithVersion)
+	s.changeResult(c, id, rep, err)
+}
+
+// versionJSON is a grid version with its boundary as GeoJSON.
+type versionJSON struct {
+	geo.Version
+	Geometry json.RawMessage `json:"geometry,omitempty"`
+}
+
+func marshalVersion(v geo.Version) (versionJSON, error) {
+	out := versionJSON{Version: v}
+	if v.Geometry != nil {
+		g, err := geojson.Marshal(v.Geometry, geojson.EncodeGeometryWithMaxDecimalDigits(7))
+		if err != nil {
+			return out, err
+		}
+		out.Geometry = g
+	}
+	return out, nil
+}
+
+// gridVersions lists a grid's versions, newest first; a merged-away
+// grid's history stays readable to those who may read every grid.
+func (s *Server) gridVersions(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.historyInScope(c, id); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	withGeom, err := boolParam(c, "geometry")
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	vs, err := s.deps.Grids.Versions(c.Request.Context(), id, withGeom)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	out := make([]versionJSON, 0, len(vs))
+	for _, v := range vs {
+		j, err := marshalVersion(v)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		out = append(out, j)
+	}
+	c.JSON(http.StatusOK, gin.H{"grid_id": id, "versions": out})
+}
+
+func (s *Server) gridVersion(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	n, err := strconv.Atoi(c.Param("version"))
+	if err != nil || n < 1 {
+		writeError(c, s.log, paramError("version", c.Param("version"), "not a version number"))
+		return
+	}
+	if err := s.historyInScope(c, id); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	v, err := s.deps.Grids.Version(c.Request.Context(), id, n)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	j, err := marshalVersion(*v)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, j)
+}
+
+// gridAt answers GET /api/v1/grids/{id}?at=: the grid as it was then.
+func (s *Server) gridAt(c *gin.Context, id int64, at string) {
+	t, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		writeError(c, s.log, paramError("at", at, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00"))
+		return
+	}
+	if err := s.historyInScope(c, id); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	v, err := s.deps.Grids.VersionAt(c.Request.Context(), id, t)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	j, err := marshalVersion(*v)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, j)
+}
+
+// historyInScope: a scoped caller reads the history of a grid in scope;
+// a removed grid's history only an unscoped one.
+func (s *Server) historyInScope(c *gin.Context, id int64) error {
+	p := principal(c)
+	if !p.Scoped() {
+		return nil
+	}
+	_, err := s.scopedChain(c.Request.Context(), p, id)
+	return err
+}

@@ -112,17 +112,28 @@ func TileEnvelopeSQL(first int) (envelope, filter string) {
 	return fmt.Sprintf(tileEnvelopeSQL, p(0), p(1), p(2)), fmt.Sprintf(tileFilterSQL, p(0), p(1), p(2), margin)
 }
 
-// labelPixels is the width, in tile units (64 are 8 pixels of a 512-pixel
-// tile), below which a grid is drawn without its code and name: too small
-// to label or read at that zoom. Unique strings are the dearest values
+// labelPixels is the side, in tile units (64 are 8 pixels of a 512-pixel
+// tile), of the square a grid's area must reach for the grid to carry its
+// code and name: smaller, it is too small to label or read at that zoom. Unique strings are the dearest values
 // ST_AsMVT encodes (on the whole 10,000-grid city, code and name cost about
 // as much as all the geometry work), so a zoomed-out tile sends them only
 // for the grids big enough to show them; every feature keeps its id, level
 // and parent_id, and so can still be told apart, styled and clicked.
 const labelPixels = 64
 
+// labelArea is the area in m² of a labelPixels square at the middle of
+// tile t: a tile unit is the tile's width on the ground (the Earth's
+// circumference shrunk by the cosine of the latitude) over TileExtent.
+func labelArea(t Tile) float64 {
+	b := t.Bound()
+	lat := (b.MinLat + b.MaxLat) / 2 * math.Pi / 180
+	side := 40075016.686 * math.Cos(lat) / math.Exp2(float64(t.Z)) / TileExtent * labelPixels
+	return side * side
+}
+
 // gridTileQuery is the grid tile query with the scope's condition (whose
-// parameters come before the tile's) in where.
+// parameters come before the tile's) in where; the tile's z, x and y are
+// the parameters from first on, its labelArea the next.
 //
 // Measured on the 10,000-grid city (BenchmarkGridTile): simplifying with
 // ST_Simplify before ST_AsMVTGeom made the tile slower (the grids have
@@ -134,10 +145,9 @@ func gridTileQuery(where string, first int) string {
 	if where != "" {
 		cond = strings.TrimPrefix(where, " WHERE ") + " AND " + cond
 	}
-	// A grid is wide enough for its labels when its longitude span is at
-	// least labelPixels of the tile's TileExtent (the tile is 360/2^z
-	// degrees wide).
-	big := fmt.Sprintf("(ST_XMax(g.geom) - ST_XMin(g.geom)) * 2 ^ $%d::int * %d >= 360 * %d", first, TileExtent, labelPixels)
+	// The stored area decides, not the geometry: no more work per grid
+	// than reading a column.
+	big := fmt.Sprintf("g.area_m2 >= $%d::float8", first+3)
 	return `SELECT ST_AsMVT(t, '` + GridLayer + `', ` + strconv.Itoa(TileExtent) + `, 'geom', 'id')
 		FROM (SELECT g.id, g.level, g.parent_id,
 				CASE WHEN ` + big + ` THEN g.code END AS code, CASE WHEN ` + big + ` THEN g.name END AS name,
@@ -158,8 +168,8 @@ func rawGridTileQuery() string {
 
 // GridTile returns the grids' tile z/x/y with every grid: the layer "grids",
 // each feature's id the grid id and its properties level, parent_id (absent
-// for a district) and, for a grid at least labelPixels wide in the tile,
-// code and name. A tile with no grid is empty (no bytes).
+// for a district) and, for a grid whose area reaches labelArea, code and
+// name. A tile with no grid is empty (no bytes).
 func (s *Store) GridTile(ctx context.Context, z, x, y int) ([]byte, error) {
 	b, _, err := s.GridTileFor(ctx, Tile{Z: z, X: x, Y: y}, nil)
 	return b, err
@@ -176,7 +186,7 @@ func (s *Store) GridTileFor(ctx context.Context, t Tile, scope []int64) ([]byte,
 	q := `SELECT (SELECT revision FROM grid_revision), (` + gridTileQuery(where, len(args)+1) + `)`
 	var tile []byte
 	var rev int64
-	if err := s.pool.QueryRow(ctx, q, append(args, t.Z, t.X, t.Y)...).Scan(&rev, &tile); err != nil {
+	if err := s.pool.QueryRow(ctx, q, append(args, t.Z, t.X, t.Y, labelArea(t))...).Scan(&rev, &tile); err != nil {
 		return nil, 0, fmt.Errorf("grid tile %s: %w", t, err)
 	}
 	return tile, rev, nil

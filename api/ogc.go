@@ -7,10 +7,10 @@ package api
 // reference systems by reference).
 //
 // Every route carries its collection's permission; the data comes through
-// the domain packages with the caller's grid scope, as on /api/v1. Writes
-// (Part 4) are not offered yet: grid items carry an ETag built from the
-// grid's version and updated_at so that conditional replace and delete can
-// be added beside these routes.
+// the domain packages with the caller's grid scope, as on /api/v1. The
+// grids collection also takes writes (Part 4, ogc_write.go); a grid item's
+// ETag is its version's (geo.ETag), the one a replace or delete sends back
+// in If-Match.
 
 import (
 	"encoding/json"
@@ -40,13 +40,14 @@ const (
 	mediaJSONSchema = "application/schema+json"
 )
 
-// ogcConformance lists the conformance classes implemented and tested.
-var ogcConformance = []string{
+// ogcConformance lists the conformance classes implemented and tested;
+// Part 4's (ogcWriteConformance) apply to the grids collection.
+var ogcConformance = append([]string{
 	"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
 	"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 	"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 	"http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
-}
+}, ogcWriteConformance...)
 
 // ogcLink is a link of OGC API resources; hrefs are absolute.
 type ogcLink struct {
@@ -171,6 +172,7 @@ func (s *Server) ogcRoutes() []Route {
 			rt("GET", base+"/items/:fid", col.perm, s.ogcItem(col)),
 		)
 	}
+	routes = append(routes, s.ogcGridWriteRoutes()...)
 	return append(routes,
 		rt("GET", "/ogc/collections/:cid", auth.Authenticated, s.ogcNoCollection),
 		rt("GET", "/ogc/collections/:cid/queryables", auth.Authenticated, s.ogcNoCollection),
@@ -592,8 +594,8 @@ func (s *Server) ogcGridItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, 
 }
 
 // gridFeature is a grid as a feature: its fields, and the properties kept
-// from its import where they do not clash with a field. Its ETag changes
-// with every new version of the grid.
+// from its import where they do not clash with a field. Its ETag is the
+// grid version's, as on /api/v1: a replace or delete sends it in If-Match.
 func gridFeature(g *geo.Grid, crs ogcCRS) ogcFeature {
 	props := map[string]any{}
 	for k, v := range g.Properties {
@@ -608,7 +610,7 @@ func gridFeature(g *geo.Grid, crs ogcCRS) ogcFeature {
 	props["version"], props["created_at"], props["updated_at"] = g.Version, g.CreatedAt, g.UpdatedAt
 	return ogcFeature{
 		Type: "Feature", ID: g.ID, Geometry: multiPolygonGeometry(crs, g.Geometry), Properties: props,
-		etag: `"grid-` + strconv.FormatInt(g.ID, 10) + "-v" + strconv.Itoa(g.Version) + "-" + strconv.FormatInt(g.UpdatedAt.UnixMicro(), 36) + `"`,
+		etag: geo.ETag(g.ID, g.Version),
 	}
 }
 

@@ -119,6 +119,9 @@ func TestOGCLandingConformanceAndAPI(t *testing.T) {
 		"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 		"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 		"http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+		"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+		"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+		"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 	}
 	if len(conf) != len(want) {
 		t.Errorf("conformsTo %v, want exactly %v", conf, want)

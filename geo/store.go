@@ -701,10 +701,27 @@ func (s *Store) WriteGeoJSON(ctx context.Context, w io.Writer, f Filter) error {
 
 // Delete removes grid id; a grid with children is refused.
 func (s *Store) Delete(ctx context.Context, id int64) error {
+	return s.DeleteVersion(ctx, id, -1)
+}
+
+// DeleteVersion removes grid id if version is its current version (as
+// ChangeOptions.IfMatch: 0 asks for a version, negative skips the check);
+// a grid with children is refused.
+func (s *Store) DeleteVersion(ctx context.Context, id int64, version int) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The same lock as imports: no child can appear between the count and the delete.
 		if _, err := tx.Exec(ctx, "LOCK TABLE grids IN SHARE ROW EXCLUSIVE MODE"); err != nil {
 			return fmt.Errorf("delete grid %d: %w", id, err)
+		}
+		// The history records who closed the grid's last version.
+		if _, err := tx.Exec(ctx, `SELECT set_config('gridwatch.actor', $1, true), set_config('gridwatch.change', 'delete', true)`,
+			audit.ActorFrom(ctx).Name); err != nil {
+			return fmt.Errorf("delete grid %d: %w", id, err)
+		}
+		if version >= 0 {
+			if err := s.checkVersions(ctx, tx, []int64{id}, map[int64]int{id: version}); err != nil {
+				return err
+			}
 		}
 		var code, name, level string
 		var children int

@@ -102,7 +102,7 @@ async function fetchOnce(method, path, { body, contentType, signal, accept, head
     throw new ApiError(`Cannot reach the server (${path})`, { code: 'network', path });
   }
   const text = await res.text();
-  return { status: res.status, statusText: res.statusText, body: parse(text), empty: text === '', text, contentType: res.headers.get('Content-Type') ?? '' };
+  return { status: res.status, statusText: res.statusText, body: parse(text), empty: text === '', text, contentType: res.headers.get('Content-Type') ?? '', etag: res.headers.get('ETag') ?? '' };
 }
 
 // xhrOnce is fetchOnce with upload progress, which fetch cannot report.
@@ -130,9 +130,10 @@ function xhrOnce(method, path, { body, contentType, signal, onProgress }) {
  * XMLHttpRequest and report {phase, loaded, total}), auth: false (no sign-in
  * retry on 401: the login call itself), accept (the Accept header; with raw:
  * true the 2xx body is returned as {text, contentType}, e.g. a CSV download),
- * headers (more request headers, e.g. Idempotency-Key; fetch only).
+ * headers (more request headers, e.g. Idempotency-Key or If-Match; fetch only),
+ * withETag (return {body, etag}: the parsed body and the ETag response header).
  */
-export async function request(method, path, { json, body, contentType, signal, onProgress, auth = true, accept, raw = false, headers } = {}) {
+export async function request(method, path, { json, body, contentType, signal, onProgress, auth = true, accept, raw = false, headers, withETag = false } = {}) {
   if (json !== undefined) {
     body = JSON.stringify(json);
     contentType = 'application/json';
@@ -153,11 +154,11 @@ export async function request(method, path, { json, body, contentType, signal, o
     }
     if (res.status < 200 || res.status > 299) throw failure(res.status, res.statusText, res.body, path);
     if (raw) return { text: res.text ?? '', contentType: res.contentType ?? '' };
-    if (res.empty) return null;
+    if (res.empty) return withETag ? { body: null, etag: res.etag ?? '' } : null;
     if (res.body === undefined) {
       throw new ApiError(`The server sent an invalid response for ${path}`, { status: res.status, code: 'bad_response', path });
     }
-    return res.body;
+    return withETag ? { body: res.body, etag: res.etag ?? '' } : res.body;
   }
 }
 

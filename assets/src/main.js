@@ -16,6 +16,7 @@
 //   #panel li.vtile[data-video-camera][data-state], #player-dialog (see video-wall.js)
 //   #camera-card [data-field=cam-footage], #footage-dialog (see footage.js)
 //   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
+//   #panel [data-field=edit-btn|history-btn], #editor (see editor.js), history (see history.js)
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
@@ -39,6 +40,7 @@ import { StatsDialog } from './stats.js';
 import { toast } from './toast.js';
 import { PlayerDialog } from './video-wall.js';
 import { FootageDialog } from './footage.js';
+import { GridHistory } from './history.js';
 import { RecordingStatus } from './recording-status.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
@@ -249,6 +251,8 @@ function drawGrids(fc, tiles) {
   addGridLayers(map, grids, { withGraticule: offlineStyle, tilesURL });
   camLayer.raise();
   incLayer.afterGridsRedrawn();
+  gridHistory.raise();
+  editor?.raise();
   showCounts(grids);
 }
 
@@ -339,6 +343,12 @@ map.on('mousemove', (ev) => {
 });
 function hoverAt(ev) {
   pendingMove = null;
+  if (editing()) {
+    // The editor (terra-draw) owns the cursor and the clicks.
+    setHover(null);
+    tip.hidden = true;
+    return;
+  }
   if (hoverIncident(ev)) return;
   if (hoverCamera(ev)) return;
   const f = pick(ev.point);
@@ -366,6 +376,7 @@ map.getCanvasContainer().addEventListener('mouseleave', () => {
 });
 
 map.on('click', (ev) => {
+  if (editing()) return; // the editor's own click handler picks neighbours
   if (newForm.picking) {
     newForm.pickAt(ev.lngLat);
     return;
@@ -409,6 +420,7 @@ async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
   camLayer.select(null);
   if (!fromLocate) clearLocateMarker();
   setSelected(id);
+  gridHistory.reset(id);
   panel.showLoading(fromLocate);
   if (fit) fitToGrid(id);
   try {
@@ -430,6 +442,7 @@ function closePanel() {
   setSelected(null);
   camLayer.select(null);
   clearLocateMarker();
+  gridHistory.reset();
   panel.close();
   document.title = 'Gridwatch 网格治理';
 }
@@ -478,7 +491,7 @@ async function locateAt(lngLat) {
 
 document.addEventListener('keydown', (ev) => {
   // Esc in a modal dialog (login, import, admin) is the dialog's, not the map's.
-  if (ev.key !== 'Escape' || ev.defaultPrevented || isModalOpen()) return;
+  if (ev.key !== 'Escape' || ev.defaultPrevented || isModalOpen() || editing()) return;
   if (ev.target instanceof HTMLElement && ev.target.closest('.drawer form') && !newForm.picking) return; // typing in a form
   if (newForm.picking) newForm.setPicking(false);
   else if (locating) setLocating(false);
@@ -527,6 +540,55 @@ const importer = new ImportDialog({
   onError: showError,
 });
 $('#import-btn').addEventListener('click', () => importer.open());
+
+// ---- boundary editing (grids.write) and history (grids.read) ------------------------------
+
+const gridHistory = new GridHistory($('#panel'), map, { onError: showError });
+
+// The editor and terra-draw are loaded on first use: viewers never fetch them.
+let editor = null;
+let editorLoad = null;
+function editing() {
+  return document.body.classList.contains('editing');
+}
+async function startEditing(id) {
+  if (!can('grids.write')) return;
+  const btn = $('#panel [data-field="edit-btn"]');
+  btn.disabled = true;
+  try {
+    editorLoad ??= import('./editor.js').then(
+      ({ Editor }) =>
+        new Editor({
+          map,
+          showProblemAt,
+          clearProblemMarker,
+          onClose: () => {
+            if (selectedId !== null) setSelected(selectedId);
+          },
+          onSaved: async (report, gridId) => {
+            try {
+              await reloadGrids();
+            } catch (err) {
+              showError(err, 'Reloading grids');
+            }
+            if (grids?.byId.has(Number(gridId))) selectGrid(Number(gridId));
+          },
+        }),
+    );
+    editor = await editorLoad;
+    gridHistory.reset(id);
+    await editor.open(id);
+  } catch (err) {
+    editorLoad = null;
+    showError(err, 'Editor');
+  } finally {
+    btn.disabled = false;
+  }
+}
+$('#panel [data-field="edit-btn"]').addEventListener('click', () => {
+  const id = Number($('#panel').dataset.gridId);
+  if (id > 0) startEditing(id);
+});
 
 const admin = new AdminDialog({ onError: showError });
 $('#admin-btn').addEventListener('click', () => admin.open());

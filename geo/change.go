@@ -748,7 +748,7 @@ func ParseLine(data []byte, field string, opts ParseOptions) (*geom.LineString, 
 		return nil, bad(`is required: {"type":"LineString","coordinates":[[lon,lat],…]}`)
 	}
 	var g struct {
-		Type        string       `json:"type"`
+		Type        string      `json:"type"`
 		Coordinates [][]float64 `json:"coordinates"`
 	}
 	if err := json.Unmarshal(data, &g); err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"gridwatch/geo"
 )
 
@@ -18,36 +16,80 @@ import (
 // grid has one).
 func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 	tx := ch.Tx
-	rows, err := tx.Query(ctx, `WITH cand AS (
+	// Two index scans, not one OR: the area's through the location
+	// index, the removed grids' through the grid index. The moves are
+	// then written by id.
+	rows, err := tx.Query(ctx, `WITH found AS (
+			SELECT i.id FROM incidents i, grid_change_area a WHERE ST_Covers(a.geom, i.location) AND i.status = 'reported'
+			UNION SELECT i.id FROM incidents i WHERE i.grid_id = ANY($1)
+		) SELECT id, title, old, new FROM (
 			SELECT i.id, i.title, i.grid_id AS old, `+geo.BestGrid("i.location", 1)+` AS new
-			FROM incidents i WHERE i.grid_id = ANY($1)
-				OR (i.status = 'reported' AND EXISTS (SELECT 1 FROM grid_change_area a WHERE ST_Covers(a.geom, i.location)))
-		), moved AS (
-			UPDATE incidents i SET grid_id = cand.new, needs_redispatch = false, version = i.version + 1, updated_at = now()
-			FROM cand WHERE i.id = cand.id AND cand.new IS DISTINCT FROM cand.old
-			RETURNING i.id, cand.title, cand.old, cand.new
-		) SELECT id, title, old, new FROM moved ORDER BY id`, ch.Removed)
+			FROM found JOIN incidents i ON i.id = found.id
+		) c WHERE new IS DISTINCT FROM old ORDER BY id`, ch.Removed)
 	if err != nil {
 		return fmt.Errorf("incidents follow the grids: %w", err)
 	}
-	if err := collectMoves(ch, geo.MovedIncident, rows); err != nil {
-		return err
+	var ids []int64
+	var grids []*int64
+	for rows.Next() {
+		var id int64
+		var title string
+		var from, to *int64
+		if err := rows.Scan(&id, &title, &from, &to); err != nil {
+			rows.Close()
+			return fmt.Errorf("incidents follow the grids: %w", err)
+		}
+		ids, grids = append(ids, id), append(grids, to)
+		ch.Moved(geo.MovedIncident, id, title, from, to)
 	}
-	rows, err = tx.Query(ctx, `WITH cand AS (
-			SELECT i.id, i.title, i.grid_id, i.needs_redispatch AS was,
-				NOT EXISTS (SELECT 1 FROM grids g WHERE g.id = i.grid_id AND ST_Covers(g.geom, i.location)) AS outside,
-				`+geo.BestGrid("i.location", 1)+` AS now_in
-			FROM incidents i, grid_change_area a
-			WHERE ST_Covers(a.geom, i.location) AND i.grid_id IS NOT NULL AND NOT i.grid_id = ANY($1)
-				AND i.status NOT IN ('reported', 'closed', 'rejected')
-		), flag AS (
-			UPDATE incidents i SET needs_redispatch = cand.outside FROM cand WHERE i.id = cand.id AND cand.was <> cand.outside
-		) SELECT id, title, grid_id, now_in FROM cand WHERE outside ORDER BY id`, ch.Removed)
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("incidents follow the grids: %w", err)
+	}
+	if len(ids) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE incidents i SET grid_id = m.grid, needs_redispatch = false, version = i.version + 1, updated_at = now()
+			FROM unnest($1::bigint[], $2::bigint[]) AS m(id, grid) WHERE i.id = m.id`, ids, grids); err != nil {
+			return fmt.Errorf("incidents follow the grids: %w", err)
+		}
+	}
+	// The open registered cases in the area: read first, then the few
+	// whose flag changes are updated by id (an UPDATE joined to the
+	// candidates made the planner scan every case).
+	rows, err = tx.Query(ctx, `SELECT i.id, i.title, i.grid_id, i.needs_redispatch,
+			NOT EXISTS (SELECT 1 FROM grids g WHERE g.id = i.grid_id AND ST_Covers(g.geom, i.location)),
+			`+geo.BestGrid("i.location", 1)+`
+		FROM incidents i, grid_change_area a
+		WHERE ST_Covers(a.geom, i.location) AND i.grid_id IS NOT NULL AND NOT i.grid_id = ANY($1)
+			AND i.status NOT IN ('reported', 'closed', 'rejected')
+		ORDER BY i.id`, ch.Removed)
 	if err != nil {
 		return fmt.Errorf("incidents follow the grids: %w", err)
 	}
-	if err := collectMoves(ch, geo.FlaggedCase, rows); err != nil {
-		return err
+	var toggle []int64
+	for rows.Next() {
+		var id int64
+		var title string
+		var grid, now *int64
+		var was, outside bool
+		if err := rows.Scan(&id, &title, &grid, &was, &outside, &now); err != nil {
+			rows.Close()
+			return fmt.Errorf("incidents follow the grids: %w", err)
+		}
+		if was != outside {
+			toggle = append(toggle, id)
+		}
+		if outside {
+			ch.Moved(geo.FlaggedCase, id, title, grid, now)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("incidents follow the grids: %w", err)
+	}
+	if len(toggle) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE incidents SET needs_redispatch = NOT needs_redispatch WHERE id = ANY($1)`, toggle); err != nil {
+			return fmt.Errorf("incidents follow the grids: %w", err)
+		}
 	}
 	for gone, into := range ch.MergedInto {
 		if _, err := tx.Exec(ctx, `UPDATE grid_staff SET grid_id = $2,
@@ -55,23 +97,6 @@ func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 			WHERE grid_id = $1`, gone, into); err != nil {
 			return fmt.Errorf("staff follow the grids: %w", err)
 		}
-	}
-	return nil
-}
-
-func collectMoves(ch *geo.Change, what string, rows pgx.Rows) error {
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var title string
-		var from, to *int64
-		if err := rows.Scan(&id, &title, &from, &to); err != nil {
-			return fmt.Errorf("incidents follow the grids: %w", err)
-		}
-		ch.Moved(what, id, title, from, to)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("incidents follow the grids: %w", err)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type Store struct {
 	mu           sync.Mutex
 	hooks        []func(context.Context)
 	participants []Participant
+	tiles        tileCache
 }
 
 // NewStore returns a store over pool.

@@ -182,12 +182,33 @@ func (s *Store) GridTileFor(ctx context.Context, t Tile, scope []int64) ([]byte,
 	if err := t.Check(); err != nil {
 		return nil, 0, err
 	}
+	key := tileKey{scopeString(scope), t}
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if tile, ok := s.tiles.get(rev, key); ok {
+		return tile, rev, nil
+	}
+	tile, rev, err := s.drawGridTile(ctx, t, scope)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.tiles.put(rev, key, tile)
+	return tile, rev, nil
+}
+
+// drawGridTile has PostGIS draw tile t, and says at which revision.
+func (s *Store) drawGridTile(ctx context.Context, t Tile, scope []int64) ([]byte, int64, error) {
 	where, args := Filter{Scope: scope}.where()
 	q := `SELECT (SELECT revision FROM grid_revision), (` + gridTileQuery(where, len(args)+1) + `)`
 	var tile []byte
 	var rev int64
 	if err := s.pool.QueryRow(ctx, q, append(args, t.Z, t.X, t.Y, labelArea(t))...).Scan(&rev, &tile); err != nil {
 		return nil, 0, fmt.Errorf("grid tile %s: %w", t, err)
+	}
+	if tile == nil {
+		tile = []byte{}
 	}
 	return tile, rev, nil
 }

@@ -248,3 +248,52 @@ func TestGridTile(t *testing.T) {
 		t.Errorf("deleted grid %d is still in the tile", g.ID)
 	}
 }
+
+// TestGridTilesKept: a tile is drawn once per revision and kept; a change
+// to the grids draws it again; WarmTiles draws the city's first views
+// ahead, so asking for them is a hit.
+func TestGridTilesKept(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	res, err := s.Import(ctx, mustParse(t, DemoCity()), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _, _ := s.Bounds(ctx, nil)
+	z := 12
+	tile := TileAt(z, (box.MinLon+box.MaxLon)/2, (box.MinLat+box.MaxLat)/2)
+	hits := func() int64 { s.tiles.mu.Lock(); defer s.tiles.mu.Unlock(); return s.tiles.hits }
+	first, _, err := s.GridTileFor(ctx, tile, nil)
+	if err != nil || len(first) == 0 {
+		t.Fatalf("tile: %d bytes, %v", len(first), err)
+	}
+	again, _, _ := s.GridTileFor(ctx, tile, nil)
+	if hits() != 1 || string(again) != string(first) {
+		t.Fatalf("second request: %d hits, same bytes %v", hits(), string(again) == string(first))
+	}
+	// Another scope is another tile.
+	if _, _, err := s.GridTileFor(ctx, tile, []int64{res.Grids[len(res.Grids)-1].ID}); err != nil || hits() != 1 {
+		t.Fatalf("a scoped tile was served from the unscoped one: %d hits, %v", hits(), err)
+	}
+	// A change: the tile is drawn again, without the deleted grid.
+	leaf := res.Grids[len(res.Grids)-1]
+	if err := s.Delete(ctx, leaf.ID); err != nil {
+		t.Fatal(err)
+	}
+	zw := MaxTileZoom
+	for ; zw > 0 && TileAt(zw, box.MinLon, box.MinLat) != TileAt(zw, box.MaxLon, box.MaxLat); zw-- {
+	}
+	whole := TileAt(zw, box.MinLon, box.MinLat)
+	after, _, _ := s.GridTileFor(ctx, whole, nil)
+	if n := len(decodeGrids(t, after)); n != 75 || hits() != 1 {
+		t.Errorf("after a delete: %d grids in the world tile (%d hits), want 75 drawn afresh", n, hits())
+	}
+	n, err := s.WarmTiles(ctx, 13)
+	if err != nil || n < 14 {
+		t.Fatalf("warm-up drew %d tiles, %v", n, err)
+	}
+	before := hits()
+	if _, _, err := s.GridTileFor(ctx, tile, nil); err != nil || hits() != before+1 {
+		t.Errorf("a warmed tile was drawn again (%d → %d hits), %v", before, hits(), err)
+	}
+}

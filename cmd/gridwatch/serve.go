@@ -178,6 +178,30 @@ func (m *Main) Run(ctx context.Context) error {
 		defer m.background.Done()
 		m.locator.Run(bg, 2*time.Second)
 	}()
+	// The grid tiles of the city's first views are drawn ahead, at start
+	// and after every change, so the map never waits on PostGIS for them.
+	warm := make(chan struct{}, 1)
+	warm <- struct{}{}
+	m.grids.AfterChange(func(context.Context) {
+		select {
+		case warm <- struct{}{}:
+		default:
+		}
+	})
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-warm:
+			}
+			if n, err := m.grids.WarmTiles(bg, warmTileZoom); err != nil && bg.Err() == nil {
+				m.Logger.Warn("grid tiles: warm-up", "tiles", n, "err", err)
+			}
+		}
+	}()
 	m.startVideo()
 	m.background.Add(1)
 	go func() {
@@ -191,6 +215,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	return m.serve()
 }
+
+// warmTileZoom is the deepest zoom whose grid tiles are drawn ahead: a
+// city's extent at zoom 13 is a few dozen tiles.
+const warmTileZoom = 13
 
 // startVideo starts the camera streams manager: streams start when watched
 // or recorded, and their status goes to the registry (and so to the map and

@@ -6,8 +6,10 @@
 // Output names are fixed because src/index.html refers to them:
 //   dist/index.html, dist/app.js, dist/app.css, dist/favicon.svg,
 //   dist/maplibre-gl-worker.mjs (MapLibre 6 loads its worker from this separate file).
-// Code split off by dynamic import() lands next to them as [name]-[hash].js
-// (today only hls.light-*.js, the footage player's hls.js).
+// Code split off by dynamic import() lands next to them as [name]-[hash].js:
+// hls.light-*.js (the footage player's hls.js), editor-*.js (the boundary
+// editor with terra-draw, for grids.write users) and chunk-*.js (modules the
+// two share with app.js).
 import { build } from 'esbuild';
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -31,8 +33,9 @@ await build({
   entryPoints: { app: path.join(src, 'main.js') },
   bundle: true,
   format: 'esm',
-  // hls.js (the footage player's engine) is imported dynamically: its own
-  // chunk, fetched the first time footage plays, not with the map.
+  // hls.js (the footage player's engine) and the boundary editor (terra-draw)
+  // are imported dynamically: their own chunks, fetched on first use, not
+  // with the map.
   splitting: true,
   chunkNames: '[name]-[hash]',
   minify: true,

@@ -54,6 +54,15 @@ async function openGrid(page) {
   return at;
 }
 
+/** siblings are the grid-level candidates under the same parent as grid id (the ones it may merge with). */
+async function siblings(page, id) {
+  const features = await gridFeatures(page, base);
+  const parentOf = (f) => f.properties?.parent_id;
+  const self = features.find((f) => Number(f.id ?? f.properties.id) === id);
+  const same = new Set(features.filter((f) => parentOf(f) === parentOf(self)).map((f) => Number(f.id ?? f.properties.id)));
+  return gridCandidates(features).filter((c) => same.has(c.id));
+}
+
 /** editorState reads the editor's test hook. */
 const editorState = (page) => page.evaluate(() => window.gridwatchEditor?.state() ?? null);
 
@@ -221,6 +230,73 @@ async function run() {
   result.stale = staleMsg;
   await page.click('#editor [data-field="reload"]');
   await waitEditorReady(page, v0 + 2);
+  await watcher.check('stale');
+
+  // ---- Split and merge previews (not saved) -----------------------------------------------
+  await page.click('#editor [data-tool-btn="split"]');
+  const cut = await page.evaluate((at) => {
+    const map = window.gridwatchMap;
+    const r = map.getContainer().getBoundingClientRect();
+    const p = map.project([at.lon, at.lat]);
+    return { y: r.top + p.y, x: r.left + p.x };
+  }, at);
+  // A horizontal line through the grid's inside point, well past its sides.
+  const span = await page.evaluate(() => {
+    const map = window.gridwatchMap;
+    const r = map.getContainer().getBoundingClientRect();
+    const ed = document.querySelector('#editor').getBoundingClientRect();
+    return { left: r.left + 30, right: ed.left - 30 };
+  });
+  await page.mouse.click(span.left, cut.y);
+  await page.mouse.click((span.left + span.right) / 2, cut.y + 3);
+  await page.mouse.click(span.right, cut.y);
+  await page.mouse.click(span.right, cut.y); // the last point again finishes the line
+  await page.fill('#editor input[name="new.name"]', 'E2E 分割 split');
+  await waitFor(
+    page,
+    () => {
+      const ed = document.querySelector('#editor');
+      return ed?.dataset.preview === 'ok' && ed.querySelector('[data-field="area-change"] [data-created="true"]') !== null;
+    },
+    null,
+    async () => `split preview (${await page.evaluate(() => JSON.stringify({ preview: document.querySelector('#editor')?.dataset.preview, note: document.querySelector('#editor [data-field="preview-note"]')?.textContent, code: document.querySelector('#editor input[name="new.code"]')?.value, st: window.gridwatchEditor.state() }))})`,
+  );
+  result.split = await page.$eval('#editor input[name="new.code"]', (i) => i.value);
+
+  await page.click('#editor [data-tool-btn="merge"]');
+  const neighbour = await page.evaluate(
+    ([at, cands]) => {
+      const map = window.gridwatchMap;
+      const r = map.getContainer().getBoundingClientRect();
+      const ed = document.querySelector('#editor').getBoundingClientRect();
+      let best = null;
+      for (const c of cands) {
+        if (c.id === at.id) continue;
+        const p = map.project([c.lon, c.lat]);
+        const x = r.left + p.x;
+        const y = r.top + p.y;
+        if (x < r.left + 10 || y < r.top + 10 || x > ed.left - 10 || y > r.bottom - 10 || document.elementFromPoint(x, y)?.tagName !== 'CANVAS') continue;
+        const d = Math.hypot(p.x - map.project([at.lon, at.lat]).x, p.y - map.project([at.lon, at.lat]).y);
+        if (!best || d < best.d) best = { ...c, x, y, d };
+      }
+      return best;
+    },
+    [at, await siblings(page, at.id)],
+  );
+  if (!neighbour) throw new Error('no neighbour to click for the merge');
+  await page.mouse.click(neighbour.x, neighbour.y);
+  await waitFor(
+    page,
+    () => {
+      const ed = document.querySelector('#editor');
+      return ed?.dataset.preview === 'ok' && ed.querySelector('[data-field="area-change"] [data-removed="true"]') !== null;
+    },
+    null,
+    async () => `merge preview (${await page.evaluate(() => JSON.stringify({ preview: document.querySelector('#editor')?.dataset.preview, note: document.querySelector('#editor [data-field="preview-note"]')?.textContent, pick: document.querySelector('#editor [data-field="pick"]')?.textContent }))})`,
+  );
+  result.merge = await page.textContent('#editor [data-field="pick"]');
+  await page.screenshot({ path: path.join(artifacts, 'editor-merge.png') });
+
   await page.click('#editor [data-field="cancel"]');
   await waitFor(page, () => !document.querySelector('#editor') && !document.body.classList.contains('editing'), null, 'editor closed');
   await watcher.check('stale');

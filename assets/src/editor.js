@@ -505,7 +505,13 @@ export class Editor {
   }
 
   schedulePreview(delay = PREVIEW_DELAY_MS) {
-    if (!this.root) return;
+    if (!this.root || !this.grid) return;
+    // A change the preview does not show yet holds Save back until it does.
+    const req = this.changeRequest();
+    if (req.wait !== undefined || JSON.stringify(req) !== this.lastKey) {
+      if (this.root.dataset.preview === 'ok') this.setPreviewState('pending');
+      this.updateSave();
+    }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.preview(), delay);
   }
@@ -534,7 +540,11 @@ export class Editor {
       return;
     }
     const key = JSON.stringify(req);
-    if (key === this.lastKey) return;
+    if (key === this.lastKey) {
+      if (this.report && this.root.dataset.preview === 'pending') this.setPreviewState('ok');
+      this.updateSave();
+      return;
+    }
     this.lastKey = key;
     const seq = ++this.previewSeq;
     this.setPreviewState('loading');

@@ -31,9 +31,10 @@ export function changeLabel(kind) {
 
 /** GridHistory drives the panel's history section for one grid at a time. */
 export class GridHistory {
-  constructor(panelRoot, map, { onError = () => {} } = {}) {
+  constructor(panelRoot, map, { onError = () => {}, onShow = () => {} } = {}) {
     this.map = map;
     this.onError = onError;
+    this.onShow = onShow; // (geometry): the map shows the old boundary
     const f = (name) => panelRoot.querySelector(`[data-field="${name}"]`);
     this.button = f('history-btn');
     this.section = f('history-section');
@@ -126,6 +127,7 @@ export class GridHistory {
       const v = await getJSON(`/api/v1/grids/${id}/versions/${n}`);
       if (seq !== this.seq || !v?.geometry) return;
       this.draw(v.geometry);
+      this.onShow(v.geometry);
       this.shown = { gridId: id, version: n };
       document.body.dataset.historyShown = String(n);
       this.clearBtn.hidden = false;

@@ -543,7 +543,17 @@ $('#import-btn').addEventListener('click', () => importer.open());
 
 // ---- boundary editing (grids.write) and history (grids.read) ------------------------------
 
-const gridHistory = new GridHistory($('#panel'), map, { onError: showError });
+const gridHistory = new GridHistory($('#panel'), map, {
+  onError: showError,
+  // Show the old boundary together with the current one.
+  onShow: (geometry) => {
+    const b = bboxOf(geometry);
+    if (!b) return;
+    const cur = selectedId !== null ? grids?.byId.get(selectedId) : null;
+    if (cur) bboxOf(cur.geometry, b);
+    map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: panelPadding(), maxZoom: 18, duration: 600 });
+  },
+});
 
 // The editor and terra-draw are loaded on first use: viewers never fetch them.
 let editor = null;

@@ -43,6 +43,12 @@ type authEnv struct {
 
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
+	return newAuthEnvWith(t, nil)
+}
+
+// newAuthEnvWith is newAuthEnv with more settings of the server.
+func newAuthEnvWith(t *testing.T, more func(*api.Deps)) *authEnv {
+	t.Helper()
 	ck := &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
 	var pool *pgxpool.Pool
 	e := newEnv(t, func(d *api.Deps) {
@@ -60,6 +66,9 @@ func newAuthEnv(t *testing.T) *authEnv {
 		store.Participate(d.Auth.FollowGrids)
 		store.Participate(d.Cameras.FollowGrids)
 		store.Participate(d.Incidents.FollowGrids)
+		if more != nil {
+			more(d)
+		}
 	})
 	ae := &authEnv{env: e, clock: ck, pool: pool}
 	ae.importDemo()

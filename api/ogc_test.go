@@ -620,6 +620,8 @@ func TestOGCErrors(t *testing.T) {
 		{"/ogc/collections/rivers", "", "does not exist", 404},
 		{"/ogc/collections/rivers/items", "", "does not exist", 404},
 		{"/ogc/collections/rivers/items/1", "", "does not exist", 404},
+		{"/ogc/nowhere", "", "no route", 404},
+		{"/tiles/nowhere/1", "", "no route", 404},
 	} {
 		r := e.ogcGet(c.path)
 		if r.status != c.status || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {

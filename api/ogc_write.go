@@ -282,8 +282,10 @@ func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, 
 	if err := ogcBodyType(c); err != nil {
 		return edit, geo.ChangeOptions{}, err
 	}
+	lenient := s.ogcLenient(c)
 	if strings.TrimSpace(c.GetHeader("If-Match")) == "*" {
-		// "*" matches any version: the change must name the one edited.
+		// "*" matches any version: the change must name the one edited,
+		// unless the server lets the last writer win.
 		c.Request.Header.Del("If-Match")
 	}
 	opts, err := s.changeOptions(c, id)
@@ -302,8 +304,18 @@ func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, 
 	if err != nil {
 		return edit, opts, err
 	}
+	if lenient && opts.IfMatch <= 0 {
+		opts.IfMatch = g.Version
+	}
 	edit, err = s.gridEditOf(g, body, crs, replace)
 	return edit, opts, err
+}
+
+// ogcLenient says whether an OGC write without If-Match (or with "*")
+// applies to the grid's current version, as QGIS needs: it sends none.
+func (s *Server) ogcLenient(c *gin.Context) bool {
+	h := strings.TrimSpace(c.GetHeader("If-Match"))
+	return !s.deps.OGCRequireIfMatch && (h == "" || h == "*")
 }
 
 // gridEditOf compares the body with grid g. A PUT must carry the whole
@@ -488,7 +500,14 @@ func (s *Server) ogcDeleteGrid(c *gin.Context) {
 		return
 	}
 	version := 0 // no If-Match (or "*"): the store asks for the version
-	if h := strings.TrimSpace(c.GetHeader("If-Match")); h != "" && h != "*" {
+	if s.ogcLenient(c) {
+		g, err := s.deps.Grids.Get(c.Request.Context(), id)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		version = g.Version
+	} else if h := strings.TrimSpace(c.GetHeader("If-Match")); h != "" && h != "*" {
 		if version = geo.ParseETag(id, h); version == 0 {
 			writeError(c, s.log, gridwatch.Errorf(gridwatch.EStale, "If-Match %s is not an ETag of grid %d: reload the grid and use its ETag", h, id))
 			return

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"gridwatch/api"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,7 +43,7 @@ func ogcGridFeature(code, name, level, parent, geometry string, extra ...string)
 func gridItem(id int64) string { return fmt.Sprintf("/ogc/collections/grids/items/%d", id) }
 
 func TestOGCCreateGrid(t *testing.T) {
-	e := newAuthEnv(t)
+	e := newAuthEnvWith(t, strictOGC)
 	const items = "/ogc/collections/grids/items"
 	district := ogcGridFeature("410198", "创建试验区", "district", "", bRect(cWest, cSouth, cEast, cNorth),
 		"owner", `"GIS 科"`, "area_m2", "1", "version", "7")
@@ -138,7 +139,7 @@ func replaceBody(t *testing.T, item response, name, geometry string) string {
 }
 
 func TestOGCReplaceGrid(t *testing.T) {
-	e := newAuthEnv(t)
+	e := newAuthEnvWith(t, strictOGC)
 	a, b := e.importAB()
 	e.token = e.tokenFor(auth.RoleGISEditor)
 	path := gridItem(a)
@@ -238,7 +239,7 @@ func TestOGCReplaceGrid(t *testing.T) {
 }
 
 func TestOGCUpdateGrid(t *testing.T) {
-	e := newAuthEnv(t)
+	e := newAuthEnvWith(t, strictOGC)
 	a, _ := e.importAB()
 	e.token = e.tokenFor(auth.RoleGISEditor)
 	path := gridItem(a)
@@ -291,7 +292,7 @@ func TestOGCUpdateGrid(t *testing.T) {
 }
 
 func TestOGCDeleteGrid(t *testing.T) {
-	e := newAuthEnv(t)
+	e := newAuthEnvWith(t, strictOGC)
 	a, b := e.importAB()
 	e.token = e.tokenFor(auth.RoleGISEditor)
 	path := gridItem(a)
@@ -331,7 +332,7 @@ func TestOGCDeleteGrid(t *testing.T) {
 }
 
 func TestOGCWritePermissionAndScope(t *testing.T) {
-	e := newAuthEnv(t)
+	e := newAuthEnvWith(t, strictOGC)
 	a, _ := e.importAB()
 	v1 := fmt.Sprintf(`"grid-%d-v1"`, a)
 	body := ogcGridFeature("410198", "无权区", "district", "", bRect(cWest, cSouth, cEast, cNorth))
@@ -369,7 +370,7 @@ func TestOGCWritePermissionAndScope(t *testing.T) {
 }
 
 func TestOGCWriteConformanceAndAPI(t *testing.T) {
-	e := newAuthEnv(t)
+	e := newAuthEnvWith(t, strictOGC)
 	conf := e.ogcGet("/ogc/conformance").json(t)["conformsTo"].([]any)
 	for _, c := range []string{"create-replace-delete", "update", "features"} {
 		if !slices.Contains(conf, any("http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/"+c)) {
@@ -464,5 +465,40 @@ func TestOGCWriteConformanceAndAPI(t *testing.T) {
 	}
 	if h := doc.Paths["/collections/grids/items/{featureId}"]["get"]["responses"].(map[string]any)["200"].(map[string]any)["headers"].(map[string]any); h["ETag"] == nil {
 		t.Errorf("GET item declares no ETag: %v", h)
+	}
+}
+
+// strictOGC makes OGC API writes need If-Match, as the REST API's do.
+func strictOGC(d *api.Deps) { d.OGCRequireIfMatch = true }
+
+// TestOGCWritesAsQGISSendsThem: QGIS sends no If-Match. By default such a
+// write applies to the grid's current version (still previewed, checked
+// and versioned); only a stale If-Match is refused.
+func TestOGCWritesAsQGISSendsThem(t *testing.T) {
+	e := newAuthEnv(t)
+	a, _ := e.importAB()
+	e.token = e.tokenFor(auth.RoleGISEditor)
+	path := gridItem(a)
+	item := e.ogcGet(path)
+	etag := item.header.Get("ETag")
+	smaller := bRect(bWest, bSouth, bMid-0.0005, bNorth)
+	r := e.ogcSend("PUT", path, replaceBody(t, item, "", smaller))
+	if r.status != 200 || r.header.Get("ETag") != fmt.Sprintf(`"grid-%d-v2"`, a) {
+		t.Fatalf("PUT without If-Match: %d %s", r.status, r.body)
+	}
+	// The old ETag, sent, is still checked.
+	if r := e.ogcSend("PUT", path, replaceBody(t, item, "", bRect(bWest, bSouth, bMid, bNorth)), "If-Match", etag); r.status != http.StatusPreconditionFailed {
+		t.Errorf("a stale If-Match: %d %s", r.status, r.body)
+	}
+	// An overlap is refused as ever.
+	if r := e.ogcSend("PUT", path, replaceBody(t, item, "", bRect(bWest, bSouth, bMid+0.0005, bNorth))); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("an overlapping PUT without If-Match: %d %s", r.status, r.body)
+	}
+	vs := e.do("GET", fmt.Sprintf("/api/v1/grids/%d/versions", a), nil).json(t)["versions"].([]any)
+	if len(vs) != 2 {
+		t.Errorf("%d versions, want 2", len(vs))
+	}
+	if r := e.ogcSend("DELETE", path, ""); r.status != http.StatusNoContent {
+		t.Errorf("DELETE without If-Match: %d %s", r.status, r.body)
 	}
 }

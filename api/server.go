@@ -75,6 +75,10 @@ type Deps struct {
 	Exports *record.Exporter
 	// Events feeds GET /api/v1/events; nil answers 503 there.
 	Events *events.Hub
+	// OGCRequireIfMatch refuses OGC API writes without If-Match (428).
+	// Off, a write without it (QGIS sends none) applies to the current
+	// version: the last writer wins, still under every topology rule.
+	OGCRequireIfMatch bool
 }
 
 // Server is the HTTP API and dashboard.

@@ -16,7 +16,7 @@ const notBuiltPage = `<!doctype html><meta charset="utf-8"><title>Gridwatch</tit
 // for everything else.
 func (s *Server) noRoute(c *gin.Context) {
 	p := c.Request.URL.Path
-	if strings.HasPrefix(p, "/api/") || (c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) {
+	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ogc/") || strings.HasPrefix(p, "/tiles/") || (c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) {
 		writeError(c, s.log, errorf(http.StatusNotFound, "not_found", "no route for %s %s", c.Request.Method, p))
 		return
 	}

@@ -34,6 +34,7 @@ type Config struct {
 	RecordingFile      time.Duration
 	RecordingMaxBytes  int64
 	RecordingMinFree   int64
+	OGCRequireIfMatch  bool
 	DatabaseURL        string
 	LogLevel           string
 	LogFormat          string
@@ -141,6 +142,11 @@ func options() []option {
 			c.RecordingMinFree = n
 			return err
 		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMinFree, 10) }),
+		opt("ogc-require-if-match", "refuse OGC API Features writes without If-Match (QGIS sends none: by default they apply to the current version)", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.OGCRequireIfMatch = b
+			return err
+		}, func(c *Config) string { return strconv.FormatBool(c.OGCRequireIfMatch) }),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),

@@ -134,6 +134,12 @@ func TestOGCWithGDAL(t *testing.T) {
 			}
 		}
 	}
+	// The round trip: what ogr2ogr wrote imports into an empty gridwatch
+	// as the same 76 grids.
+	fresh := newEnv(t)
+	if r := fresh.do("POST", "/api/v1/grids/import", b); r.status != 201 || r.json(t)["created"].(float64) != 76 {
+		t.Errorf("re-import of ogr2ogr's output: %d %.300s", r.status, r.body)
+	}
 	// A filter on a queryable the API definition declares runs on the
 	// server: GDAL sends level=grid.
 	out, debug := e.gdal(ctx, true, "ogrinfo", "-ro", "-so", "-oo", "PAGE_SIZE=10", "-where", "level = 'grid'", src, "grids")

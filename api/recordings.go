@@ -157,7 +157,20 @@ func (s *Server) incidentFootage(c *gin.Context) {
 	if links == nil {
 		links = []record.Link{}
 	}
-	c.JSON(http.StatusOK, gin.H{"footage": links})
+	out := gin.H{"footage": links}
+	// Its evidence exports, for those who may make and fetch them.
+	if s.deps.Exports != nil && principal(c).Can(auth.VideoPlayback) {
+		exports, err := s.deps.Exports.ForIncident(c.Request.Context(), id)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		if exports == nil {
+			exports = []record.Export{}
+		}
+		out["exports"] = exports
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // linkFootage links a camera's footage to an incident by hand:

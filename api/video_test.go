@@ -816,6 +816,11 @@ func TestEvidenceExport(t *testing.T) {
 	if v := ve.do("GET", fmt.Sprintf("/api/v1/exports/%d/verify", id), nil).json(t); v["ok"] != true {
 		t.Errorf("verify: %v", v)
 	}
+	// The incident's page lists its exports.
+	fx := ve.do("GET", fmt.Sprintf("/api/v1/incidents/%d/footage", incID), nil).json(t)
+	if xs, _ := fx["exports"].([]any); len(xs) != 1 || xs[0].(map[string]any)["id"].(float64) != float64(id) || xs[0].(map[string]any)["sha256"] != e["sha256"] {
+		t.Errorf("the incident's exports: %v", fx["exports"])
+	}
 	// Someone changes the file: verify says so.
 	path := ve.exports.Path(id)
 	b, _ := os.ReadFile(path)

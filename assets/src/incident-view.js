@@ -13,8 +13,8 @@
 // the download and its SHA-256) and Unlink (after a confirm). 手动关联 · Link
 // footage by hand: a camera (the case's grid's first, then the others) and a
 // window (default 2 min before to 5 min after the reported time).
-// The server has no list of an incident's exports: the exports made in this
-// page session are listed under the footage (kept while the page lives).
+// The incident's exports (the server's list, and those made on this page
+// while the list was loading) are shown under the footage.
 // API refusals (e.g. 409 already linked) are shown in a toast.
 // Test hooks: #incident-view [data-field=footage][data-count] with
 //   li.inc-footage-item[data-link-id][data-camera][data-source] (.inc-footage-inline, .inc-footage-play,
@@ -298,6 +298,7 @@ export class IncidentView {
       const res = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}/footage`);
       if (seq !== this.seq) return;
       this.footage = Array.isArray(res?.footage) ? res.footage : [];
+      if (Array.isArray(res?.exports)) this.mergeExports(id, res.exports);
     } catch (err) {
       if (seq !== this.seq) return;
       this.footage = { error: describe(err) };
@@ -441,7 +442,7 @@ export class IncidentView {
     }
   }
 
-  // ---- exports of the linked footage, this page session ----------------------------------------
+  // ---- exports of the linked footage ------------------------------------------------------------
 
   exportLink(f) {
     const incId = this.id;
@@ -456,6 +457,19 @@ export class IncidentView {
         entry.box.closest('li')?.setAttribute('data-export-id', String(job.id));
       },
     });
+  }
+
+  /** mergeExports adds the incident's exports the server lists to the ones this page made. */
+  mergeExports(incId, exports) {
+    const list = sessionExports.get(incId) ?? [];
+    sessionExports.set(incId, list);
+    const known = new Set(list.map((e) => e.id));
+    for (const x of exports) {
+      if (known.has(x.id)) continue;
+      const code = this.camNames?.get?.(x.camera_id)?.code ?? `#${x.camera_id}`;
+      list.push({ id: x.id, cameraCode: code, from: x.from, to: x.to, box: el('div', { className: 'export-status' }) });
+    }
+    list.sort((a, b) => (b.id ?? Infinity) - (a.id ?? Infinity));
   }
 
   renderExports() {
@@ -476,8 +490,8 @@ export class IncidentView {
     return el(
       'div',
       { className: 'inc-exports', dataset: { count: String(list.length) } },
-      el('div', 'section-title', '导出 · Exports', el('span', { className: 'team-n', title: '服务器暂不提供按事件列出导出：只列本页导出的 · The server does not list an incident\'s exports yet: these are the ones made on this page' }, ' 本页 this session')),
-      list.length ? ul : el('div', 'dim', '— 本页尚未导出 · none made on this page yet'),
+      el('div', 'section-title', '导出 · Exports'),
+      list.length ? ul : el('div', 'dim', '— 尚无导出 · no exports yet'),
     );
   }
 

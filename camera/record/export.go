@@ -112,6 +112,20 @@ func okRecordings(recs []Recording) []Recording {
 	return out
 }
 
+
+// ForIncident lists the exports made for incident, newest first.
+func (x *Exporter) ForIncident(ctx context.Context, incident int64) ([]Export, error) {
+	rows, err := x.store.pool.Query(ctx, `SELECT `+exportColumns+` FROM exports WHERE incident_id = $1 ORDER BY id DESC`, incident)
+	if err != nil {
+		return nil, fmt.Errorf("record: exports of incident %d: %w", incident, err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Export, error) { return scanExport(r) })
+	if err != nil {
+		return nil, fmt.Errorf("record: exports of incident %d: %w", incident, err)
+	}
+	return es, nil
+}
+
 // Get returns export id.
 func (x *Exporter) Get(ctx context.Context, id int64) (Export, error) {
 	e, err := scanExport(x.store.pool.QueryRow(ctx, `SELECT `+exportColumns+` FROM exports WHERE id = $1`, id))

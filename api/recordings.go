@@ -287,7 +287,16 @@ func (s *Server) listTags(c *gin.Context) {
 	if tags == nil {
 		tags = []record.Tag{}
 	}
+	for i := range tags {
+		s.markEditable(c, &tags[i])
+	}
 	c.JSON(http.StatusOK, gin.H{"tags": tags})
+}
+
+// markEditable says whether the caller may edit and delete t.
+func (s *Server) markEditable(c *gin.Context, t *record.Tag) {
+	p := principal(c)
+	t.Editable = p.Role == auth.RoleAdmin || (t.AuthorKey != "" && t.AuthorKey == tagAuthor(p).Key)
 }
 
 // createTag tags a stretch of a camera's footage.
@@ -302,6 +311,7 @@ func (s *Server) createTag(c *gin.Context) {
 		return
 	}
 	t, err := s.deps.Recordings.AddTag(c.Request.Context(), in, tagAuthor(principal(c)))
+	s.markEditable(c, &t)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -327,6 +337,7 @@ func (s *Server) updateTag(c *gin.Context) {
 	}
 	p := principal(c)
 	t, err = s.deps.Recordings.UpdateTag(c.Request.Context(), id, in, tagAuthor(p), p.Role == auth.RoleAdmin)
+	s.markEditable(c, &t)
 	if err != nil {
 		writeError(c, s.log, err)
 		return

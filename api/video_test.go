@@ -696,6 +696,9 @@ func TestFootageTags(t *testing.T) {
 	}
 	tag := r.json(t)
 	tagID := int64(tag["id"].(float64))
+	if tag["editable"] != true {
+		t.Errorf("the author's own new tag is not editable to them: %v", tag)
+	}
 	for _, tc := range []struct{ body, want string }{
 		{fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"label":" "}`, camID, ts(-time.Minute), ts(0)), "label"},
 		{fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"label":"x"}`, camID, ts(0), ts(-time.Minute)), "not after"},
@@ -720,6 +723,9 @@ func TestFootageTags(t *testing.T) {
 		t.Errorf("another time: %d tags", len(l))
 	}
 	ve.token = bob
+	if l := ve.do("GET", q, nil).json(t)["tags"].([]any); len(l) != 1 || l[0].(map[string]any)["editable"] != false {
+		t.Errorf("another operator is offered to edit: %v", l)
+	}
 	if r := ve.do("PATCH", fmt.Sprintf("/api/v1/tags/%d", tagID), []byte(`{"note":"bob was here"}`)); r.status != 403 {
 		t.Errorf("another operator edits: %d %s", r.status, r.body)
 	}

@@ -26,7 +26,7 @@
 // Tags: GET /api/v1/tags?camera&from&to with the recordings; a drag across the
 // timeline selects a range, to tag (POST /api/v1/tags) or export (export.js).
 
-import { ApiError, can, describe, request, session } from './api.js';
+import { ApiError, can, describe, request } from './api.js';
 import { el, formatTime } from './dom.js';
 import { startExport } from './export.js';
 import { OPEN_STATUSES } from './status.js';
@@ -61,11 +61,9 @@ const clock = (ms) => formatTime(new Date(ms).toISOString(), { seconds: true });
 const pad = (n) => String(n).padStart(2, '0');
 const DRAG_PX = 4; // a press moved this far is a drag (a range), not a click
 
-/** mine reports whether the signed-in user may delete tag t: its author, or an admin. */
+/** mine reports whether the signed-in user may edit and delete tag t (its author, or an admin): the server says. */
 function mine(t) {
-  const me = session.user;
-  if (!me) return false;
-  return me.role === 'admin' || (t.author !== '' && t.author === (me.display_name || me.username));
+  return t.editable === true;
 }
 
 /** localInput is ms as a datetime-local input's value (local time, with seconds). */

@@ -27,8 +27,11 @@ type Tag struct {
 	Note       string    `json:"note"`
 	Author     string    `json:"author"`
 	AuthorKey  string    `json:"-"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	// Editable says whether the caller may edit and delete it: its author
+	// or an admin (set per request by the API).
+	Editable  bool      `json:"editable"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TagInput is a new tag or the fields of an edit (nil: unchanged).

@@ -805,19 +805,17 @@ func TestEvidenceExport(t *testing.T) {
 	if err := os.WriteFile(mp4, file.body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	{
-		testtool.Require(t, "ffprobe")
-		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "csv=p=0", mp4).CombinedOutput()
-		var codec string
-		var dur float64
-		fields := strings.Fields(strings.ReplaceAll(string(out), ",", " "))
-		if len(fields) >= 2 {
-			codec = fields[0]
-			fmt.Sscan(fields[len(fields)-1], &dur)
-		}
-		if err != nil || codec != "h264" || dur < to.Sub(from).Seconds()-1 || dur > to.Sub(from).Seconds()+1 {
-			t.Errorf("ffprobe of the export: %v %q: want h264 of about %.1f s", err, out, to.Sub(from).Seconds())
-		}
+	ffprobe := testtool.Require(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "csv=p=0", mp4).CombinedOutput()
+	var codec string
+	var dur float64
+	fields := strings.Fields(strings.ReplaceAll(string(out), ",", " "))
+	if len(fields) >= 2 {
+		codec = fields[0]
+		fmt.Sscan(fields[len(fields)-1], &dur)
+	}
+	if err != nil || codec != "h264" || dur < to.Sub(from).Seconds()-1 || dur > to.Sub(from).Seconds()+1 {
+		t.Errorf("ffprobe of the export: %v %q: want h264 of about %.1f s", err, out, to.Sub(from).Seconds())
 	}
 	if v := ve.do("GET", fmt.Sprintf("/api/v1/exports/%d/verify", id), nil).json(t); v["ok"] != true {
 		t.Errorf("verify: %v", v)

@@ -112,7 +112,6 @@ func okRecordings(recs []Recording) []Recording {
 	return out
 }
 
-
 // ForIncident lists the exports made for incident, newest first.
 func (x *Exporter) ForIncident(ctx context.Context, incident int64) ([]Export, error) {
 	rows, err := x.store.pool.Query(ctx, `SELECT `+exportColumns+` FROM exports WHERE incident_id = $1 ORDER BY id DESC`, incident)

@@ -93,12 +93,10 @@ func TestCameraFlapLeavesGap(t *testing.T) {
 		if r.Start.Before(gaps[0].To) && r.End.After(gaps[0].From.Add(500*time.Millisecond)) {
 			t.Errorf("recording %v–%v overlaps the gap %v–%v", r.Start, r.End, gaps[0].From, gaps[0].To)
 		}
-		{
-			testtool.Require(t, "ffprobe")
-			out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", filepath.Join(dir, r.Path)).CombinedOutput()
-			if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n == 0 {
-				t.Errorf("file %s does not play: %v %q", r.Path, err, out)
-			}
+		ffprobe := testtool.Require(t, "ffprobe")
+		out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", filepath.Join(dir, r.Path)).CombinedOutput()
+		if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n == 0 {
+			t.Errorf("file %s does not play: %v %q", r.Path, err, out)
 		}
 	}
 	if len(recs) < 2 || recs[len(recs)-1].End.Before(gaps[0].To) {

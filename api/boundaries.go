@@ -262,11 +262,15 @@ func (s *Server) gridVersion(c *gin.Context) {
 		return
 	}
 	v, err := s.deps.Grids.Version(c.Request.Context(), id, n)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
+	s.writeVersion(c, v, err)
+}
+
+// writeVersion answers one grid version with its boundary.
+func (s *Server) writeVersion(c *gin.Context, v *geo.Version, err error) {
+	var j versionJSON
+	if err == nil {
+		j, err = marshalVersion(*v)
 	}
-	j, err := marshalVersion(*v)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -286,16 +290,7 @@ func (s *Server) gridAt(c *gin.Context, id int64, at string) {
 		return
 	}
 	v, err := s.deps.Grids.VersionAt(c.Request.Context(), id, t)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	j, err := marshalVersion(*v)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, j)
+	s.writeVersion(c, v, err)
 }
 
 // historyInScope: a scoped caller reads the history of a grid in scope;

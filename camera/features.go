@@ -77,28 +77,7 @@ func (s *Store) Features(ctx context.Context, f FeatureFilter, v Viewer) ([]Came
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cameraColumns+cameraFrom+where+` ORDER BY c.id LIMIT `+strconv.Itoa(f.Limit+1), args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("camera features: %w", err)
-	}
-	defer rows.Close()
-	out := []Camera{}
-	for rows.Next() {
-		c, err := scanCamera(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("camera features: %w", err)
-		}
-		out = append(out, *c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("camera features: %w", err)
-	}
-	var next int64
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[len(out)-1].ID
-	}
-	return out, next, nil
+	return s.page(ctx, where, args, f.Limit, "camera features")
 }
 
 // CountFeatures returns how many cameras match f and v may see, whatever

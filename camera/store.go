@@ -225,25 +225,31 @@ func (s *Store) List(ctx context.Context, f Filter, v Viewer) ([]Camera, int64, 
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cameraColumns+cameraFrom+where+cond+` ORDER BY c.id LIMIT `+strconv.Itoa(f.Limit+1), args...)
+	return s.page(ctx, where+cond, args, f.Limit, "list cameras")
+}
+
+// page runs a camera query (conditions and their arguments) for one page
+// of at most limit cameras in id order, and returns the cursor of the next.
+func (s *Store) page(ctx context.Context, where string, args []any, limit int, what string) ([]Camera, int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+cameraColumns+cameraFrom+where+` ORDER BY c.id LIMIT `+strconv.Itoa(limit+1), args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list cameras: %w", err)
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	out := []Camera{}
 	for rows.Next() {
 		c, err := scanCamera(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list cameras: %w", err)
+			return nil, 0, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, *c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list cameras: %w", err)
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	var next int64
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
+	if len(out) > limit {
+		out = out[:limit]
 		next = out[len(out)-1].ID
 	}
 	return out, next, nil

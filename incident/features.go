@@ -94,29 +94,7 @@ func (s *Service) Features(ctx context.Context, f FeatureFilter, v Viewer) ([]In
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+incidentColumns+incidentFrom+whereClause(conds)+
-		` ORDER BY i.id DESC LIMIT `+strconv.Itoa(f.Limit+1), args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("incident features: %w", err)
-	}
-	defer rows.Close()
-	out := []Incident{}
-	for rows.Next() {
-		in, err := s.scanIncident(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("incident features: %w", err)
-		}
-		out = append(out, *in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("incident features: %w", err)
-	}
-	var next int64
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[len(out)-1].ID
-	}
-	return out, next, nil
+	return s.page(ctx, conds, args, f.Limit, "incident features")
 }
 
 // CountFeatures returns how many incidents match f and v may see, whatever

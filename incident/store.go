@@ -346,30 +346,33 @@ func (s *Service) List(ctx context.Context, f Filter, v Viewer) ([]Incident, int
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	q := `SELECT ` + incidentColumns + incidentFrom
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY i.id DESC LIMIT " + strconv.Itoa(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	return s.page(ctx, conds, args, f.Limit, "list incidents")
+}
+
+// page runs an incident query (conditions and their arguments) for one
+// page of at most limit cases, newest first, and returns the cursor of the
+// next.
+func (s *Service) page(ctx context.Context, conds []string, args []any, limit int, what string) ([]Incident, int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+incidentColumns+incidentFrom+whereClause(conds)+
+		` ORDER BY i.id DESC LIMIT `+strconv.Itoa(limit+1), args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list incidents: %w", err)
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	out := []Incident{}
 	for rows.Next() {
 		in, err := s.scanIncident(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list incidents: %w", err)
+			return nil, 0, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, *in)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list incidents: %w", err)
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	var next int64
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
+	if len(out) > limit {
+		out = out[:limit]
 		next = out[len(out)-1].ID
 	}
 	return out, next, nil

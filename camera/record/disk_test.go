@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gridwatch/camera"
@@ -49,23 +50,30 @@ func (c *clipFeed) next() *stream.AccessUnit {
 		Received: c.t0.Add(stream.Duration(dts))}
 }
 
+// diskCamera is a fresh database with one recording camera in it.
+func diskCamera(t *testing.T) (*pgxpool.Pool, *camera.Camera) {
+	t.Helper()
+	pool := testdb.New(t)
+	sp := camera.Spec{Code: "DISK-1", Name: "disk", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}},
+		MainURL: "rtsp://127.0.0.1:1/x", Record: true}
+	if err := sp.Check(geo.CRSWGS84); err != nil {
+		t.Fatal(err)
+	}
+	cam, err := camera.NewStore(pool).Create(context.Background(), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, cam
+}
+
 // TestDiskFull: a write that fails for want of space (the kernel's own
 // ENOSPC, from /dev/full) stops recording cleanly — the file keeps its
 // whole fragments and is indexed, the state, the event and the metric say
 // so — and recording resumes with a new file, after a gap, once free space
 // is back over the floor.
 func TestDiskFull(t *testing.T) {
-	pool := testdb.New(t)
+	pool, cam := diskCamera(t)
 	ctx := context.Background()
-	sp := camera.Spec{Code: "DISK-1", Name: "disk", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}},
-		MainURL: "rtsp://127.0.0.1:1/x", Record: true}
-	if err := sp.Check(geo.CRSWGS84); err != nil {
-		t.Fatal(err)
-	}
-	cam, err := camera.NewStore(pool).Create(ctx, sp)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var free atomic.Uint64
 	free.Store(10 << 30)
 	var mu sync.Mutex
@@ -163,17 +171,8 @@ func TestDiskFull(t *testing.T) {
 // TestDiskFloor: free space under the floor stops recording before any
 // write fails; the open file is closed and indexed.
 func TestDiskFloor(t *testing.T) {
-	pool := testdb.New(t)
+	pool, cam := diskCamera(t)
 	ctx := context.Background()
-	sp := camera.Spec{Code: "DISK-2", Name: "disk", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}},
-		MainURL: "rtsp://127.0.0.1:1/x", Record: true}
-	if err := sp.Check(geo.CRSWGS84); err != nil {
-		t.Fatal(err)
-	}
-	cam, err := camera.NewStore(pool).Create(ctx, sp)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var free atomic.Uint64
 	free.Store(10 << 30)
 	r := NewRecorder(Config{Dir: t.TempDir(), FragmentDuration: time.Second, MinFreeBytes: 1 << 30,

@@ -11,13 +11,21 @@
 // through the API that the grid's version went up and its boundary changed.
 // Then History lists 2 versions and the old one is drawn as an overlay.
 // Stale save: edit again, change the grid through the API behind the
-// editor's back, save → the server's 412 message is shown with Reload.
+// editor's back → the grid.changed event makes the editor warn at once
+// (before any save); save anyway → the server's 412 message; the warning's
+// Reload starts again from the new version and its ETag.
+// Move edge: a pair of sibling grids sharing an edge (found through the
+// API); the second is picked with a click, the new edge drawn with mouse
+// clicks from one end of the shared edge to the other, bent ~30 m into the
+// neighbour; the preview lists both grids (one grows, the other shrinks by
+// as much), and after Save both versions went up, the areas the other way.
 // Finally a commander (no grids.write) sees History but no edit action, and
 // never downloads the editor's code.
 // Any page error, console error or unexpected HTTP error fails the run.
 // Prints one JSON line; exits 0 on success, 1 on failure.
 
 import path from 'node:path';
+import { polygonsOf } from '../src/geometry.js';
 import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
 
 const [baseArg, artifacts, adminToken] = process.argv.slice(2);
@@ -27,7 +35,7 @@ if (!baseArg || !artifacts || !adminToken) {
 }
 const base = baseURL(baseArg);
 const started = Date.now();
-deadline(started, timeoutMs * 8 + 30000);
+deadline(started, timeoutMs * 10 + 30000);
 
 /** api calls the API as the bootstrap admin (behind the editor's back). */
 async function api(method, p, body, headers = {}) {
@@ -44,9 +52,10 @@ let browser;
 const result = {};
 
 /** openGrid clicks a grid-level feature on the map and waits for the panel; returns the candidate. */
-async function openGrid(page) {
-  const candidates = gridCandidates(await gridFeatures(page, base));
-  if (candidates.length === 0) throw new Error('no grid-level feature');
+async function openGrid(page, only = null) {
+  let candidates = gridCandidates(await gridFeatures(page, base));
+  if (only !== null) candidates = candidates.filter((c) => c.id === only);
+  if (candidates.length === 0) throw new Error(`no grid-level feature${only !== null ? ` ${only}` : ''}`);
   const at = (await place(page, candidates)) ?? (await place(page, candidates.slice(0, 1), true));
   if (!at) throw new Error('no grid can be clicked');
   await clickGrid(page, at);
@@ -61,6 +70,83 @@ async function siblings(page, id) {
   const self = features.find((f) => Number(f.id ?? f.properties.id) === id);
   const same = new Set(features.filter((f) => parentOf(f) === parentOf(self)).map((f) => Number(f.id ?? f.properties.id)));
   return gridCandidates(features).filter((c) => same.has(c.id));
+}
+
+const M_PER_DEG = 111320;
+const vkey = (v) => `${v[0].toFixed(7)},${v[1].toFixed(7)}`;
+
+function inRing([x, y], ring) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i];
+    const [xj, yj] = ring[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+const inGeometry = (pt, g) => polygonsOf(g).some((poly) => inRing(pt, poly[0]) && !poly.slice(1).some((h) => inRing(pt, h)));
+
+/**
+ * edgePairs lists pairs of grid-level siblings (not grid `not`) that share
+ * an edge: a run of consecutive vertices of a's outer ring that are
+ * consecutive in b's too. Each pair has the run's two ends and the point
+ * `bend` metres off the middle of the run, inside b; the pairs whose edge
+ * fits the screen at the largest zoom come first.
+ */
+function edgePairs(features, not, bend) {
+  const grids = features.filter((f) => f.properties?.level === 'grid' && Number(f.id ?? f.properties.id) !== not);
+  const segments = (g) => {
+    const set = new Set();
+    for (const poly of polygonsOf(g)) {
+      const ring = poly[0];
+      for (let i = 0; i + 1 < ring.length; i++) {
+        set.add(`${vkey(ring[i])}|${vkey(ring[i + 1])}`);
+        set.add(`${vkey(ring[i + 1])}|${vkey(ring[i])}`);
+      }
+    }
+    return set;
+  };
+  const out = [];
+  for (const a of grids) {
+    for (const b of grids) {
+      if (a === b || a.properties.parent_id !== b.properties.parent_id) continue;
+      const bs = segments(b.geometry);
+      for (const poly of polygonsOf(a.geometry)) {
+        const ring = poly[0].slice(0, -1);
+        const n = ring.length;
+        const shared = ring.map((v, i) => bs.has(`${vkey(v)}|${vkey(ring[(i + 1) % n])}`));
+        if (!shared.some(Boolean) || shared.every(Boolean)) continue;
+        // The longest run of shared segments, around the ring.
+        let best = null;
+        for (let i = 0; i < n; i++) {
+          if (!shared[i] || shared[(i - 1 + n) % n]) continue;
+          let k = i;
+          const run = [ring[i]];
+          while (shared[k % n] && run.length <= n) run.push(ring[++k % n]);
+          if (!best || run.length > best.length) best = run;
+        }
+        const [p, q] = [best[0], best[best.length - 1]];
+        const mid = best.length > 2 ? best[Math.floor(best.length / 2)] : [(p[0] + q[0]) / 2, (p[1] + q[1]) / 2];
+        const cos = Math.cos((mid[1] * Math.PI) / 180);
+        const dx = (q[0] - p[0]) * cos * M_PER_DEG;
+        const dy = (q[1] - p[1]) * M_PER_DEG;
+        const len = Math.hypot(dx, dy);
+        if (len < 100) continue;
+        let bent = null;
+        for (const sgn of [1, -1]) {
+          const nx = (-dy / len) * sgn;
+          const ny = (dx / len) * sgn;
+          const at = (m) => [mid[0] + (nx * m) / (cos * M_PER_DEG), mid[1] + (ny * m) / M_PER_DEG];
+          if (inGeometry(at(bend), b.geometry) && !inGeometry(at(bend), a.geometry)) bent = { at, nx, ny };
+        }
+        if (!bent) continue;
+        // Metres per pixel that show the whole edge on a 1100 × 700 px stretch of the map.
+        const mpp = Math.max(Math.abs(dx) / 1100, Math.abs(dy) / 700);
+        out.push({ a: Number(a.id ?? a.properties.id), b: Number(b.id ?? b.properties.id), aCode: a.properties.code, bCode: b.properties.code, ends: [p, q], mid, run: best.length, len, mpp, bent });
+      }
+    }
+  }
+  return out.sort((x, y) => x.mpp - y.mpp);
 }
 
 /** editorState reads the editor's test hook. */
@@ -147,6 +233,136 @@ async function waitPreview(page) {
   });
 }
 
+/**
+ * moveEdge moves the edge of two sibling grids (neither grid `not`) with the
+ * editor's Move edge tool: pick the neighbour with a click, draw the new
+ * edge with clicks on the map canvas, check the preview, save, check the API.
+ */
+async function moveEdge(page, not) {
+  const BEND_M = 30;
+  const fc = await api('GET', '/api/v1/grids.geojson?level=grid');
+  if (fc.status !== 200) throw new Error(`GET grids.geojson: ${fc.status}`);
+  const pairs = edgePairs(fc.body.features, not, BEND_M);
+  if (!pairs.length) throw new Error('no two sibling grids share an edge');
+  const pair = pairs[0];
+  const [ga, gb] = await Promise.all([api('GET', `/api/v1/grids/${pair.a}`), api('GET', `/api/v1/grids/${pair.b}`)]);
+  const out = { a: pair.aCode, b: pair.bCode, edgeM: Math.round(pair.len), run: pair.run };
+
+  await openGrid(page, pair.a);
+  await page.click('#panel [data-field="edit-btn"]');
+  await waitEditorReady(page, ga.body.version);
+  await page.click('#editor [data-tool-btn="edge"]');
+  await waitFor(page, () => document.querySelector('#editor')?.dataset.tool === 'edge', null, 'the Move edge tool');
+  // Zoom to the shared edge (a person zooms in to draw it), clear of the editor panel.
+  await page.evaluate((ends) => {
+    const map = window.gridwatchMap;
+    const w = document.querySelector('#editor').getBoundingClientRect().width;
+    const xs = ends.map((e) => e[0]);
+    const ys = ends.map((e) => e[1]);
+    map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: { top: 90, bottom: 90, left: 90, right: w + 110 }, maxZoom: 18, duration: 0 });
+  }, pair.ends);
+  await waitFor(page, () => !window.gridwatchMap.isMoving() && window.gridwatchMap.loaded(), null, 'the map zoomed to the edge');
+
+  // Pixels: the edge's ends, the bent middle, and a point well inside the neighbour to pick it.
+  const px = await page.evaluate(
+    ([ends, bentM, pickPts]) => {
+      const map = window.gridwatchMap;
+      const r = map.getContainer().getBoundingClientRect();
+      const ed = document.querySelector('#editor').getBoundingClientRect();
+      const toPx = (ll) => {
+        const p = map.project(ll);
+        return { x: r.left + p.x, y: r.top + p.y };
+      };
+      const clear = (p) => document.elementFromPoint(p.x, p.y)?.tagName === 'CANVAS' && p.x < ed.left - 4 && p.x > r.left + 4 && p.y > r.top + 4 && p.y < r.bottom - 4;
+      const m0 = toPx(ends[0]);
+      const mid = toPx(bentM);
+      const pick = pickPts.map(toPx).find(clear) ?? null;
+      const mpp = (() => {
+        const c = map.getCenter();
+        const a = map.project([c.lng, c.lat]);
+        const b = map.project([c.lng, c.lat + 0.001]);
+        return 111.32 / Math.hypot(a.x - b.x, a.y - b.y);
+      })();
+      return { p: m0, q: toPx(ends[1]), bend: mid, pick, ok: [m0, toPx(ends[1]), mid].every(clear), mpp };
+    },
+    [pair.ends, pair.bent.at(BEND_M), [150, 250, 100, 350, 60].map((m) => pair.bent.at(m))],
+  );
+  out.bendPx = Math.round(Math.hypot(px.bend.x - (px.p.x + px.q.x) / 2, px.bend.y - (px.p.y + px.q.y) / 2));
+  out.mPerPx = Number(px.mpp.toFixed(2));
+  if (!px.ok || !px.pick) throw new Error(`the edge cannot be drawn on the canvas: ${JSON.stringify(px)}`);
+
+  // Pick the neighbour: the editor then draws a line.
+  await page.mouse.move(px.pick.x - 10, px.pick.y - 10);
+  await page.mouse.click(px.pick.x, px.pick.y);
+  await waitFor(
+    page,
+    () => document.querySelector('#editor [data-field="pick"]')?.dataset.picked === 'true' && window.gridwatchEditor.state().mode === 'linestring',
+    null,
+    async () => `the neighbour picked (${await page.evaluate(() => JSON.stringify({ pick: document.querySelector('#editor [data-field="pick"]')?.textContent, st: window.gridwatchEditor.state() }))})`,
+  );
+  const picked = await page.textContent('#editor [data-field="pick"]');
+  if (!picked.includes(pair.bCode)) throw new Error(`picked ${picked}, want ${pair.bCode}`);
+
+  // The new edge: one end, the bend, the other end, and the other end again to finish.
+  for (const [i, p] of [px.p, px.bend, px.q].entries()) {
+    await page.mouse.move(p.x - 6, p.y + 6, { steps: 2 });
+    await page.mouse.move(p.x, p.y, { steps: 3 });
+    await page.mouse.click(p.x, p.y);
+    if (i === 0) await waitFor(page, () => window.gridwatchEditor.state().mode === 'linestring', null, 'drawing the line');
+  }
+  await page.mouse.move(px.q.x + 3, px.q.y - 3, { steps: 2 });
+  await page.mouse.click(px.q.x, px.q.y);
+  await waitFor(
+    page,
+    () => window.gridwatchEditor.state().mode === 'select' && document.querySelector('#editor')?.dataset.preview === 'ok',
+    null,
+    async () => `the edge preview (${await page.evaluate(() => JSON.stringify({ note: document.querySelector('#editor [data-field="preview-note"]')?.textContent, st: window.gridwatchEditor.state() }))})`,
+  );
+  const shown = await page.evaluate(() => {
+    const ed = document.querySelector('#editor');
+    return {
+      kind: ed.querySelector('[data-field="report-kind"]').textContent,
+      grids: [...ed.querySelectorAll('[data-field="area-change"] .ed-grid')].map((li) => ({
+        id: Number(li.dataset.gridId),
+        area: li.querySelector('.ed-area').textContent,
+        diff: li.querySelector('.ed-diff').textContent,
+        sign: Number(li.querySelector('.ed-diff').dataset.sign),
+      })),
+      report: window.gridwatchEditor.state().report,
+      errors: Number(ed.dataset.errors),
+      saveEnabled: !ed.querySelector('[data-field="save"]').disabled,
+    };
+  });
+  out.line = await page.evaluate(() => window.gridwatchEditor.state().line);
+  out.preview = shown.grids.map(({ id, area, diff }) => ({ id, area, diff }));
+  const byId = new Map(shown.grids.map((g) => [g.id, g]));
+  if (shown.grids.length !== 2 || !byId.has(pair.a) || !byId.has(pair.b)) throw new Error(`preview lists ${JSON.stringify(shown.grids)}, want grids ${pair.a} and ${pair.b}`);
+  if (byId.get(pair.a).sign !== 1 || byId.get(pair.b).sign !== -1) throw new Error(`preview: ${pair.aCode} should grow and ${pair.bCode} shrink: ${JSON.stringify(shown.grids)}`);
+  const rg = new Map(shown.report.grids.map((g) => [Number(g.id), g]));
+  const da = rg.get(pair.a).area_after_m2 - rg.get(pair.a).area_before_m2;
+  const db = rg.get(pair.b).area_after_m2 - rg.get(pair.b).area_before_m2;
+  // The bend is a triangle: half the edge times the bend's height, taken from one grid, given to the other.
+  const expected = (pair.len * BEND_M) / 2;
+  if (Math.abs(da + db) > 0.01 * Math.abs(da) || da < expected * 0.5 || da > expected * 1.5) {
+    throw new Error(`preview areas: ${pair.aCode} ${da.toFixed(0)} m², ${pair.bCode} ${db.toFixed(0)} m², want ±${expected.toFixed(0)}`);
+  }
+  if (shown.errors !== 0 || !shown.saveEnabled) throw new Error(`cannot save the edge move: ${JSON.stringify(shown.report.findings)}`);
+  await page.screenshot({ path: path.join(artifacts, 'editor-edge.png') });
+
+  await page.click('#editor [data-field="save"]');
+  await waitFor(page, () => !document.querySelector('#editor') && document.querySelector('.toast[data-saved]') !== null, null, async () => `edge saved (${await page.evaluate(() => JSON.stringify({ save: document.querySelector('#editor')?.dataset.save, msg: document.querySelector('#editor [data-field="message"]')?.textContent }))})`);
+  const [aa, ab] = await Promise.all([api('GET', `/api/v1/grids/${pair.a}`), api('GET', `/api/v1/grids/${pair.b}`)]);
+  if (aa.body.version !== ga.body.version + 1 || ab.body.version !== gb.body.version + 1) {
+    throw new Error(`versions after the edge move: ${aa.body.version}, ${ab.body.version}; want ${ga.body.version + 1}, ${gb.body.version + 1}`);
+  }
+  const areaOf = (g) => Number(g.area_m2 ?? g.properties?.area_m2);
+  const ca = areaOf(aa.body) - areaOf(ga.body);
+  const cb = areaOf(ab.body) - areaOf(gb.body);
+  if (!(ca > 0 && cb < 0)) throw new Error(`areas after the edge move: ${pair.aCode} ${ca.toFixed(0)} m², ${pair.bCode} ${cb.toFixed(0)} m²: want one up, one down`);
+  out.saved = { versions: [aa.body.version, ab.body.version], areaChange: [Math.round(ca), Math.round(cb)] };
+  return out;
+}
+
 async function run() {
   browser = await launch();
 
@@ -163,6 +379,8 @@ async function run() {
   if (!resp?.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
   await signIn(page, 'demo-gis', 'gridwatch-gis');
   await waitGrids(page, watcher.problems);
+  // A GIS editor listens to the event stream (for grid.changed) too.
+  await waitFor(page, () => document.body.dataset.live === 'sse', null, async () => `the live event stream (${await page.evaluate(() => document.body.dataset.live)})`);
   if (editorChunks.length) throw new Error(`the editor was loaded before it was asked for: ${editorChunks}`);
   const at = await openGrid(page);
   result.grid = at.code;
@@ -220,16 +438,43 @@ async function run() {
   await dragVertex(page, [at.lon, at.lat], 0.25);
   await waitPreview(page);
   // Someone else puts the first boundary back.
+  if (await page.evaluate(() => document.querySelector('#editor')?.dataset.changedElsewhere)) throw new Error('the change-elsewhere warning shows before any change');
   const other = await api('PUT', `/api/v1/grids/${at.id}/geometry`, before.body.geometry, { 'If-Match': after.etag });
   if (other.status !== 200) throw new Error(`PUT behind the editor's back: ${other.status} ${JSON.stringify(other.body)}`);
+  // The grid.changed event reaches the editor: it warns before any save.
+  await waitFor(
+    page,
+    () => {
+      const ed = document.querySelector('#editor');
+      const w = ed?.querySelector('[data-field="stale-warning"]');
+      return ed?.dataset.changedElsewhere === 'true' && w && !w.hidden && w.getBoundingClientRect().height > 0;
+    },
+    null,
+    async () => `the change-elsewhere warning (live ${await page.evaluate(() => document.body.dataset.live)})`,
+  );
+  const warning = await page.evaluate(() => ({
+    text: document.querySelector('#editor [data-field="stale-text"]').textContent,
+    detail: document.querySelector('#editor [data-field="stale-detail"]').textContent,
+    reload: !document.querySelector('#editor [data-field="stale-reload"]').hidden,
+    save: document.querySelector('#editor').dataset.save,
+  }));
+  if (!/此网格已被他人修改/.test(warning.text) || !/changed by someone else since you started — reload before saving/.test(warning.text)) throw new Error(`warning text: ${warning.text}`);
+  if (!warning.detail.includes(`v${v0 + 1} → v${v0 + 2}`)) throw new Error(`warning detail: ${warning.detail}`);
+  if (!warning.reload || warning.save !== 'idle') throw new Error(`warning: ${JSON.stringify(warning)}`);
+  result.warning = warning;
+  await page.screenshot({ path: path.join(artifacts, 'editor-changed-elsewhere.png') });
+  // Saving anyway: the server says no (412) and why.
   watcher.expect('PUT', new RegExp(`^/api/v1/grids/${at.id}/geometry$`), 412);
   await page.click('#editor [data-field="save"]');
   await waitFor(page, () => document.querySelector('#editor')?.dataset.save === 'stale' && !document.querySelector('#editor [data-field="reload"]').hidden, null, 'the 412 shown with Reload');
   const staleMsg = await page.textContent('#editor [data-field="message"]');
   if (!/changed since/i.test(staleMsg)) throw new Error(`stale message: ${staleMsg}`);
   result.stale = staleMsg;
-  await page.click('#editor [data-field="reload"]');
+  // The warning's Reload: the edit starts again from the new version and its ETag.
+  await page.click('#editor [data-field="stale-reload"]');
   await waitEditorReady(page, v0 + 2);
+  const reloaded = await page.evaluate(() => ({ etag: window.gridwatchEditor.state().etag, changed: document.querySelector('#editor').dataset.changedElsewhere ?? null, hidden: document.querySelector('#editor [data-field="stale-warning"]').hidden }));
+  if (reloaded.etag !== `"grid-${at.id}-v${v0 + 2}"` || reloaded.changed !== null || !reloaded.hidden) throw new Error(`after Reload: ${JSON.stringify(reloaded)}`);
   await watcher.check('stale');
 
   // ---- Split and merge previews (not saved) -----------------------------------------------
@@ -299,7 +544,10 @@ async function run() {
 
   await page.click('#editor [data-field="cancel"]');
   await waitFor(page, () => !document.querySelector('#editor') && !document.body.classList.contains('editing'), null, 'editor closed');
-  await watcher.check('stale');
+  await watcher.check('split and merge');
+
+  result.edge = await moveEdge(page, at.id);
+  await watcher.check('move edge');
   await ctx.close();
 
   // ---- A viewer without grids.write ------------------------------------------------------

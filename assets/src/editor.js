@@ -19,10 +19,20 @@
 //
 // Test hooks:
 //   #editor[data-tool][data-preview=idle|pending|loading|ok|error][data-errors][data-warnings][data-save=idle|saving|stale|error|saved]
-//   #editor [data-field=area-change|findings|cameras|incidents|flagged|save|message|reload]
+//   #editor[data-changed-elsewhere]  set when a grid.changed event showed that the grid (or the
+//                                  picked neighbour) changed since editing started
+//   #editor [data-field=area-change|findings|cameras|incidents|flagged|save|message|reload|stale-warning|stale-reload]
 //   document.body.dataset.editing  the grid id being edited (absent when not editing)
-//   window.gridwatchEditor         {state(), vertices(), setGeometry(geometry)} — setGeometry
+//   window.gridwatchEditor         {state(), vertices(), setGeometry(geometry)} — state().line is
+//                                  the drawn line's coordinates; setGeometry
 //                                  feeds terra-draw a changed polygon, as a drag would.
+//
+// Someone else's change: main.js passes every grid.changed event to
+// gridChanged(data). When it names the grid being edited (or the neighbour
+// picked for a merge or an edge move), the editor asks for that grid's
+// version and, if it is not the one editing started from, warns at once —
+// before the save would fail with 412 — and offers Reload (the edit starts
+// again from the new version and its ETag).
 
 import { TerraDraw, TerraDrawLineStringMode, TerraDrawPolygonMode, TerraDrawRenderMode, TerraDrawSelectMode } from 'terra-draw';
 import { TerraDrawMapLibreGLAdapter } from 'terra-draw-maplibre-gl-adapter';
@@ -115,6 +125,7 @@ export class Editor {
       preview: this.root?.dataset.preview ?? null,
       report: this.report ?? null,
       mode: this.draw?.getMode() ?? null,
+      line: this.features('linestring')[0]?.geometry.coordinates ?? null,
     };
   }
 
@@ -691,10 +702,60 @@ export class Editor {
     }
   }
 
-  /** reload starts again from the grid as it is now (after a 412). */
-  reload() {
+  /** reload starts again from the grid as it is now (after a 412, or a change elsewhere), with the same tool. */
+  async reload() {
     const id = this.grid?.id;
-    if (id !== undefined) this.open(id);
+    const tool = this.tool;
+    if (id === undefined) return;
+    await this.open(id);
+    if (this.active && tool && tool !== this.tool && this.draw) this.setTool(tool);
+  }
+
+  // ---- changes made elsewhere --------------------------------------------------------
+
+  /**
+   * gridChanged takes the data of a grid.changed event ({grids: ids, kind,
+   * revision}). If it names the grid being edited or the picked neighbour,
+   * their versions are read again: one that is not what editing started
+   * from is shown at once (the save would fail with 412).
+   */
+  gridChanged(data) {
+    if (!this.active || !this.root || !this.grid) return;
+    // Our own save announces itself too; the editor closes when it succeeds.
+    if (this.root.dataset.save === 'saving') return;
+    const ids = new Set((Array.isArray(data?.grids) ? data.grids : []).map(Number));
+    const watched = [{ id: Number(this.grid.id), version: Number(this.grid.version), self: true }];
+    if (this.pick) watched.push({ id: Number(this.pick.id ?? this.pick.properties?.id), version: Number(this.pick.properties?.version), code: this.pick.properties?.code, self: false });
+    const hit = watched.filter((w) => ids.has(w.id));
+    if (hit.length) this.checkChanged(hit);
+  }
+
+  async checkChanged(list) {
+    const seq = this.seq;
+    const changed = [];
+    for (const w of list) {
+      try {
+        const g = await getJSON(`/api/v1/grids/${encodeURIComponent(w.id)}`);
+        if (Number(g?.version) !== w.version) changed.push({ ...w, code: g?.code ?? w.code, now: Number(g?.version) });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) changed.push({ ...w, removed: true });
+        else console.warn('editor: checking a changed grid', err);
+      }
+    }
+    if (seq !== this.seq || !this.root || !changed.length) return;
+    this.showChangedElsewhere(changed);
+  }
+
+  showChangedElsewhere(changed) {
+    const what = (c) => (c.removed ? `${c.code ?? c.id} removed` : `${c.code ?? c.id} v${c.version} → v${c.now}`);
+    const self = changed.some((c) => c.self);
+    const text = self
+      ? '此网格已被他人修改 · This grid was changed by someone else since you started — reload before saving'
+      : '相邻网格已被他人修改 · The neighbour was changed by someone else since you started — reload before saving';
+    this.root.dataset.changedElsewhere = 'true';
+    this.field('stale-text').textContent = text;
+    this.field('stale-detail').textContent = changed.map(what).join(' · ');
+    this.field('stale-warning').hidden = false;
   }
 
   // ---- the panel ---------------------------------------------------------------------
@@ -735,6 +796,13 @@ export class Editor {
       el('div', 'section-title ed-title', '编辑边界 · Edit boundary'),
       el('div', 'detail-head', el('span', { className: 'code', dataset: { field: 'grid-code' } }), el('span', { className: 'ed-version', dataset: { field: 'grid-version' } })),
       el('h2', { className: 'detail-name', dataset: { field: 'grid-name' } }),
+      el(
+        'div',
+        { className: 'ed-stale', dataset: { field: 'stale-warning' }, role: 'alert', hidden: true },
+        el('p', { className: 'ed-stale-text', dataset: { field: 'stale-text' } }),
+        el('p', { className: 'ed-stale-detail', dataset: { field: 'stale-detail' } }),
+        el('button', { type: 'button', className: 'btn btn-small', dataset: { field: 'stale-reload' } }, '重新加载 · Reload'),
+      ),
       tools,
       el('p', { className: 'ed-hint', dataset: { field: 'hint' } }),
       el(
@@ -789,7 +857,7 @@ export class Editor {
       if (t.dataset.toolBtn && this.draw && this.grid) this.setTool(t.dataset.toolBtn);
       else if (t.dataset.field === 'close' || t.dataset.field === 'cancel') this.close();
       else if (t.dataset.field === 'save') this.save();
-      else if (t.dataset.field === 'reload') this.reload();
+      else if (t.dataset.field === 'reload' || t.dataset.field === 'stale-reload') this.reload();
       else if (t.dataset.field === 'draw-anew' && this.draw) this.drawAnew();
       else if (t.dataset.field === 'restore' && this.draw) this.restore();
       else if (t.dataset.field === 'redraw-line' && this.draw) this.redrawLine();

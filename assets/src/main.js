@@ -726,7 +726,10 @@ const live = new LiveFeed({
     if (type === 'camera.online' || type === 'camera.offline') cameraEvent(data);
     else if (type === 'incident.created') store.queue(id, { announce: true });
     else if (type === 'incident.changed') store.queue(id);
-    else if (type === 'grid.changed') reloadGrids().catch((err) => showError(err, 'Reloading grids'));
+    else if (type === 'grid.changed') {
+      reloadGrids().catch((err) => showError(err, 'Reloading grids'));
+      editor?.gridChanged(data); // someone else's change to the grid being edited
+    }
     else if (type === 'reset') pollAll(); // missed more than the server can replay
     else if (type === 'incident.bulk') {
       const n = Number(data?.created);
@@ -751,7 +754,8 @@ const incidentsLoad = incidentsOn
       showError(err, 'Loading incidents');
     })
   : null;
-if (incidentsOn || camerasOn) live.start();
+// A GIS editor (no incidents or cameras) listens too: for grid.changed.
+if (incidentsOn || camerasOn || can('grids.write')) live.start();
 
 async function showIncidents() {
   incLayer.add();

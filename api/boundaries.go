@@ -12,6 +12,7 @@ import (
 	"github.com/twpayne/go-geom/encoding/geojson"
 
 	"gridwatch"
+	"gridwatch/auth"
 	"gridwatch/geo"
 )
 
@@ -45,6 +46,9 @@ func (s *Server) changeOptions(c *gin.Context, id int64) (geo.ChangeOptions, err
 // changeResult answers a change: the report, and the grid's new ETag.
 func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, err error) {
 	if err != nil {
+		if r, ok := gridwatch.ErrorDetails(err)["report"].(*geo.ChangeReport); ok {
+			redactReport(principal(c), r)
+		}
 		writeError(c, s.log, err)
 		return
 	}
@@ -53,7 +57,20 @@ func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, e
 			c.Header("ETag", geo.ETag(id, g.VersionAfter))
 		}
 	}
+	redactReport(principal(c), rep)
 	c.JSON(http.StatusOK, rep)
+}
+
+// redactReport keeps the counts of what a change moves but lists only what
+// the caller may read: a GIS editor sees how many cases move, not their
+// titles.
+func redactReport(p *auth.Principal, rep *geo.ChangeReport) {
+	if !p.Can(auth.CamerasRead) {
+		rep.Cameras.Items = []geo.Move{}
+	}
+	if !p.Can(auth.IncidentsRead) {
+		rep.Incidents.Items, rep.Flagged.Items = []geo.Move{}, []geo.Move{}
+	}
 }
 
 func (s *Server) putGridGeometry(c *gin.Context) {

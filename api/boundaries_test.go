@@ -99,10 +99,22 @@ func TestRedrawOverHTTP(t *testing.T) {
 	if err := json.Unmarshal(r.body, &rep); err != nil {
 		t.Fatal(err)
 	}
+	// A GIS editor, who may not read cases, learns how many move, not which.
 	if rep.Committed || len(rep.Findings) != 1 || rep.Findings[0].Kind != "gap" || rep.Findings[0].Severity != "warning" ||
-		rep.Incidents.Count != 1 || rep.Incidents.Items[0].ID != incID || rep.Incidents.Items[0].To == nil || rep.Incidents.Items[0].To.Code != "410199001001" {
-		t.Errorf("preview report: %s", r.body)
+		rep.Incidents.Count != 1 || len(rep.Incidents.Items) != 0 || strings.Contains(string(r.body), "暴露垃圾") {
+		t.Errorf("preview report to a GIS editor: %s", r.body)
 	}
+	gis := e.token
+	e.token = adminToken
+	r = e.do("PUT", path+"?dry_run=true", smaller)
+	rep.Incidents.Items = nil
+	if err := json.Unmarshal(r.body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Incidents.Items) != 1 || rep.Incidents.Items[0].ID != incID || rep.Incidents.Items[0].To == nil || rep.Incidents.Items[0].To.Code != "410199001001" {
+		t.Errorf("preview report to an admin: %s", r.body)
+	}
+	e.token = gis
 	// A change must name the version it edits.
 	if r := e.do("PUT", path, smaller); r.status != http.StatusPreconditionRequired || !strings.Contains(string(r.body), "If-Match") {
 		t.Errorf("without If-Match: %d %s", r.status, r.body)
@@ -167,5 +179,41 @@ func TestRedrawOverHTTP(t *testing.T) {
 	e.token = e.tokenFor(auth.RoleOperator)
 	if r := e.do("PUT", path+"?dry_run=true", smaller); r.status != 403 {
 		t.Errorf("an operator previewed a redraw: %d", r.status)
+	}
+}
+
+// TestGridChangedReachesEveryGridItTouched: moving the edge of A and B is
+// heard by a viewer scoped to B alone, though the change is filed under A.
+func TestGridChangedReachesEveryGridItTouched(t *testing.T) {
+	e := newEventsEnv(t)
+	a, b := e.importAB()
+	onlyB := e.openStream(e.tokenFor(auth.RoleGridLeader, "410199001001002"), "")
+	onlyDemo := e.openStream(e.tokenFor(auth.RoleGridLeader, "410105001001"), "")
+	body := fmt.Sprintf(`{"neighbour":%d,"line":{"type":"LineString","coordinates":[[%v,%v],[%v,%v]]}}`, b, bMid+0.0008, bSouth, bMid+0.0008, bNorth)
+	r := e.send(e.srv.Client(), "POST", fmt.Sprintf("/api/v1/grids/%d/edge", a), body, map[string]string{"If-Match": fmt.Sprintf(`"grid-%d-v1"`, a), "Authorization": "Bearer " + adminToken})
+	if r.status != 200 {
+		t.Fatalf("move edge: %d %s", r.status, r.body)
+	}
+	for {
+		ev := onlyB.nextEvent()
+		if ev.event == "grid.changed" {
+			if d := eventData(t, ev); d["kind"] != "move_edge" {
+				t.Errorf("event %v", d)
+			}
+			break
+		}
+	}
+	// A report in the demo city comes after the change: the viewer of
+	// another community hears it, and never the change before it.
+	lon, lat, _, _ := e.gridPoint()
+	e.report(lon, lat)
+	for {
+		ev := onlyDemo.nextEvent()
+		if ev.event == "grid.changed" {
+			t.Fatal("a viewer of another community heard of the change")
+		}
+		if ev.event == "incident.created" {
+			break
+		}
 	}
 }

@@ -213,6 +213,19 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 		if ev.GridID == nil && kind == "recording" {
 			return true // the recordings' disk is everyone's
 		}
+		if ev.Type == events.GridChanged {
+			// A boundary change names every grid it touched (a move of an
+			// edge, a split, a merge): a viewer of any of them hears of it.
+			var d struct {
+				Grids []int64 `json:"grids"`
+			}
+			_ = json.Unmarshal(ev.Data, &d)
+			for _, g := range d.Grids {
+				if scope[g] {
+					return true
+				}
+			}
+		}
 		if ev.GridID == nil && ev.Type == events.IncidentsBulk {
 			// A bulk upload names the grids it touched: a scoped viewer
 			// hears of it when one of them is theirs.

@@ -177,7 +177,9 @@ func (s *Server) gridTile(c *gin.Context) {
 	ctx := c.Request.Context()
 	scope := principal(c).ScopeIDs()
 	cache := func(rev int64) string {
-		if c.Query(versionParam) == strconv.FormatInt(rev, 10) {
+		// A scope can narrow without any grid changing: only an unscoped
+		// caller's tiles are immutable for their revision.
+		if scope == nil && c.Query(versionParam) == strconv.FormatInt(rev, 10) {
 			return cacheImmutable
 		}
 		return cacheRevalidate

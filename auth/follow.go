@@ -9,11 +9,24 @@ import (
 	"gridwatch/geo"
 )
 
-// FollowGrids vetoes a merge that would remove a grid some account or
-// token is scoped to: the scope row would go with the grid, and an account
+// FollowGrids vetoes a merge or a delete that would remove a grid some
+// account or token is scoped to: the scope row would go with the grid, and an account
 // left with no scope rows sees every grid. Their scope must be changed
 // first, by someone who decides what they should see.
+//
+// A grid cut from another by a split joins the scopes that held the
+// other, so no one loses sight of the cases that move into it.
 func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
+	for created, from := range ch.SplitFrom {
+		if _, err := ch.Tx.Exec(ctx, `INSERT INTO user_grids (user_id, grid_id) SELECT user_id, $2 FROM user_grids WHERE grid_id = $1 ON CONFLICT DO NOTHING`,
+			from, created); err != nil {
+			return fmt.Errorf("scopes follow the grids: %w", err)
+		}
+		if _, err := ch.Tx.Exec(ctx, `INSERT INTO token_grids (token_id, grid_id) SELECT token_id, $2 FROM token_grids WHERE grid_id = $1 ON CONFLICT DO NOTHING`,
+			from, created); err != nil {
+			return fmt.Errorf("scopes follow the grids: %w", err)
+		}
+	}
 	if len(ch.Removed) == 0 {
 		return nil
 	}
@@ -28,6 +41,6 @@ func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 		return nil
 	}
 	who := append(append([]string{}, users...), tokens...)
-	return gridwatch.Errorf(gridwatch.EConflict, "the grid to be merged away is in the scope of %s; give them another scope first", strings.Join(who, ", ")).
+	return gridwatch.Errorf(gridwatch.EConflict, "the grid to be removed is in the scope of %s; give them another scope first", strings.Join(who, ", ")).
 		WithDetails(map[string]any{"users": users, "tokens": tokens})
 }

@@ -30,6 +30,7 @@ const (
 	ChangeMoveEdge = "move_edge"
 	ChangeSplit    = "split"
 	ChangeMerge    = "merge"
+	ChangeDelete   = "delete"
 )
 
 // Finding severities: errors block a commit, warnings are shown.
@@ -119,8 +120,12 @@ type Change struct {
 	Removed    []int64
 	MergedInto map[int64]int64
 
-	moves   map[string][]rawMove
-	created []int64 // grids the change made (a split's new grid)
+	// Created are the grids the change made (a split's new grid), each
+	// cut from the grid SplitFrom names.
+	Created   []int64
+	SplitFrom map[int64]int64
+
+	moves map[string][]rawMove
 }
 
 type rawMove struct {
@@ -207,9 +212,8 @@ func ParseGeometry(data []byte, opts ParseOptions) (*geom.MultiPolygon, error) {
 // Redraw replaces grid id's boundary.
 func (s *Store) Redraw(ctx context.Context, id int64, g *geom.MultiPolygon, opts ChangeOptions) (*ChangeReport, error) {
 	return s.change(ctx, ChangeRedraw, opts, []int64{id}, map[int64]int{id: opts.IfMatch}, func(ctx context.Context, tx pgx.Tx, ch *Change, rep *ChangeReport) error {
-		code := s.codeOf(ctx, tx, id)
-		if !s.checkNew(ctx, tx, rep, code, g) {
-			return nil
+		if ok, err := s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, id), g); err != nil || !ok {
+			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE grids SET geom = ST_ForcePolygonCCW(ST_Multi($2::geometry)), area_m2 = ST_Area($2::geography) WHERE id = $1`, id, g)
 		return err
@@ -263,8 +267,8 @@ func (s *Store) MoveEdge(ctx context.Context, a, b int64, line *geom.LineString,
 				WithDetails(map[string]any{"field": "line"})
 		}
 		for _, p := range parts {
-			if !s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, p.owner), p.g) {
-				return nil
+			if ok, err := s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, p.owner), p.g); err != nil || !ok {
+				return err
 			}
 			if _, err := tx.Exec(ctx, `UPDATE grids SET geom = ST_ForcePolygonCCW($2::geometry), area_m2 = ST_Area($2::geography) WHERE id = $1`, p.owner, p.g); err != nil {
 				return err
@@ -314,8 +318,21 @@ func (s *Store) Split(ctx context.Context, id int64, line *geom.LineString, n Ne
 			}
 		}
 		code := s.codeOf(ctx, tx, id)
-		if !s.checkNew(ctx, tx, rep, code, pieces[0]) || !s.checkNew(ctx, tx, rep, n.Code, rest) {
-			return nil
+		var parent *string
+		if err := tx.QueryRow(ctx, `SELECT p.code FROM grids g LEFT JOIN grids p ON p.id = g.parent_id WHERE g.id = $1`, id).Scan(&parent); err != nil {
+			return err
+		}
+		if parent != nil && (!strings.HasPrefix(n.Code, *parent) || len(n.Code) != len(code)) {
+			return gridwatch.Errorf(gridwatch.EInvalid, "new.code: %s is not a code of this level under %s: %s and %d digits in all, like %s",
+				n.Code, *parent, *parent, len(code), code).WithDetails(map[string]any{"field": "new.code"})
+		}
+		for _, p := range []struct {
+			code string
+			g    *geom.MultiPolygon
+		}{{code, pieces[0]}, {n.Code, rest}} {
+			if ok, err := s.checkNew(ctx, tx, rep, p.code, p.g); err != nil || !ok {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE grids SET geom = ST_ForcePolygonCCW($2::geometry), area_m2 = ST_Area($2::geography) WHERE id = $1`, id, pieces[0]); err != nil {
 			return err
@@ -327,14 +344,16 @@ func (s *Store) Split(ctx context.Context, id int64, line *geom.LineString, n Ne
 		if err != nil {
 			return codeError(err, n.Code)
 		}
-		ch.created = append(ch.created, newID)
+		ch.Created = append(ch.Created, newID)
+		ch.SplitFrom = map[int64]int64{newID: id}
 		return nil
 	})
 }
 
-// Merge joins grid other into grid id: id takes other's area (and its
-// children); other is removed, its history kept. The two must be
-// neighbours of one level under one parent.
+// Merge joins grid other into grid id: id takes other's area (its cameras,
+// cases and staff follow); other is removed, its history kept. The two
+// must be neighbours of one level under one parent, and other must have no
+// child grids (their codes carry its code).
 func (s *Store) Merge(ctx context.Context, id, other int64, opts ChangeOptions, otherVersion int) (*ChangeReport, error) {
 	if id == other {
 		return nil, gridwatch.Errorf(gridwatch.EInvalid, "with: a grid cannot merge with itself")
@@ -348,14 +367,22 @@ func (s *Store) Merge(ctx context.Context, id, other int64, opts ChangeOptions, 
 			FROM grids a, grids b WHERE a.id = $1 AND b.id = $2`, id, other).Scan(&shared, &sameLevel, &sameParent, &union); err != nil {
 			return err
 		}
+		var children int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM grids WHERE parent_id = $1`, other).Scan(&children); err != nil {
+			return err
+		}
 		switch {
 		case !sameLevel || !sameParent:
 			return gridwatch.Errorf(gridwatch.EInvalid, "with: grids %s and %s are not of one level under one parent", s.codeOf(ctx, tx, id), s.codeOf(ctx, tx, other))
+		case children > 0:
+			// Their codes carry the merged grid's; they would not fit under this one.
+			return gridwatch.Errorf(gridwatch.EConflict, "with: grid %s has %d child grids; merge or move them first", s.codeOf(ctx, tx, other), children).
+				WithDetails(map[string]any{"children": children})
 		case shared < 0.01:
 			return gridwatch.Errorf(gridwatch.EInvalid, "with: grids %s and %s share no edge", s.codeOf(ctx, tx, id), s.codeOf(ctx, tx, other))
 		}
-		if !s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, id), union) {
-			return nil
+		if ok, err := s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, id), union); err != nil || !ok {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE grids SET geom = ST_ForcePolygonCCW($2::geometry), area_m2 = ST_Area($2::geography) WHERE id = $1`, id, union); err != nil {
 			return err
@@ -388,7 +415,7 @@ func (s *Store) codeOf(ctx context.Context, tx pgx.Tx, id int64) string {
 
 // checkNew reports a new boundary that cannot be stored: invalid (with
 // PostGIS's reason and where) or empty. It returns whether g is storable.
-func (s *Store) checkNew(ctx context.Context, tx pgx.Tx, rep *ChangeReport, code string, g *geom.MultiPolygon) bool {
+func (s *Store) checkNew(ctx context.Context, tx pgx.Tx, rep *ChangeReport, code string, g *geom.MultiPolygon) (bool, error) {
 	var valid bool
 	var reason *string
 	var x, y *float64
@@ -396,8 +423,7 @@ func (s *Store) checkNew(ctx context.Context, tx pgx.Tx, rep *ChangeReport, code
 	err := tx.QueryRow(ctx, `SELECT d.valid, d.reason, ST_X(d.location), ST_Y(d.location), CASE WHEN d.valid THEN ST_Area($1::geography) ELSE 0 END
 		FROM ST_IsValidDetail($1::geometry) d`, g).Scan(&valid, &reason, &x, &y, &area)
 	if err != nil {
-		rep.add(Finding{Severity: SeverityError, Kind: "invalid", Grid: code, Message: fmt.Sprintf("grid %s: the new boundary cannot be read: %v", code, err)})
-		return false
+		return false, fmt.Errorf("grid %s: check the new boundary: %w", code, err)
 	}
 	if !valid {
 		f := Finding{Severity: SeverityError, Kind: "invalid", Grid: code, Message: fmt.Sprintf("grid %s: the new boundary is invalid: %s", code, deref(reason))}
@@ -406,13 +432,13 @@ func (s *Store) checkNew(ctx context.Context, tx pgx.Tx, rep *ChangeReport, code
 			f.Message += fmt.Sprintf(" at [%s, %s]", formatFloat(round7(*x)), formatFloat(round7(*y)))
 		}
 		rep.add(f)
-		return false
+		return false, nil
 	}
 	if area < 1 {
 		rep.add(Finding{Severity: SeverityError, Kind: "empty", Grid: code, AreaM2: &area, Message: fmt.Sprintf("grid %s: the new boundary encloses %.2f m²", code, area)})
-		return false
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 func (rep *ChangeReport) add(f Finding) {
@@ -522,7 +548,7 @@ func (s *Store) checkVersions(ctx context.Context, tx pgx.Tx, ids []int64, versi
 		var by string
 		var at time.Time
 		err := tx.QueryRow(ctx, `SELECT g.code, g.version, coalesce(v.changed_by, ''), coalesce(v.valid_from, g.updated_at)
-			FROM grids g LEFT JOIN grid_versions v ON v.grid_id = g.id AND v.valid_to IS NULL WHERE g.id = $1 FOR UPDATE OF g`, id).Scan(&code, &version, &by, &at)
+			FROM grids g LEFT JOIN grid_versions v ON v.grid_id = g.id AND v.valid_to IS NULL WHERE g.id = $1 FOR NO KEY UPDATE OF g`, id).Scan(&code, &version, &by, &at)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
 		}
@@ -557,7 +583,7 @@ func (s *Store) checkVersions(ctx context.Context, tx pgx.Tx, ids []int64, versi
 // and lets the participants follow.
 func (s *Store) follow(ctx context.Context, tx pgx.Tx, ch *Change, rep *ChangeReport) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO grid_change (grid_id, old_geom, version_before, area_before)
-		SELECT id, NULL, NULL, 0 FROM grids WHERE id = ANY($1)`, ch.created); err != nil {
+		SELECT id, NULL, NULL, 0 FROM grids WHERE id = ANY($1)`, ch.Created); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE grid_change c SET new_geom = CASE WHEN c.grid_id = ANY($1) THEN NULL ELSE g.geom END FROM grids g WHERE g.id = c.grid_id`, ch.Removed); err != nil {
@@ -582,9 +608,6 @@ func (s *Store) follow(ctx context.Context, tx pgx.Tx, ch *Change, rep *ChangeRe
 		}
 	}
 	for _, gone := range ch.Removed {
-		if _, err := tx.Exec(ctx, `UPDATE grids SET parent_id = $2 WHERE parent_id = $1`, gone, ch.MergedInto[gone]); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `DELETE FROM grids WHERE id = $1`, gone); err != nil {
 			return fmt.Errorf("grid merge: remove %d: %w", gone, err)
 		}

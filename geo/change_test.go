@@ -447,3 +447,79 @@ func TestSplitAndMerge(t *testing.T) {
 		t.Errorf("merge with the parent: %v", err)
 	}
 }
+
+// TestDeleteFollows: deleting a grid is a change like the others. An
+// account scoped to it or staff on it stop it; then its camera and cases
+// go to the grid now covering them (its community), and its history is
+// closed as deleted.
+func TestDeleteFollows(t *testing.T) {
+	f := newFixture(t)
+	b := f.ids[codeB]
+	cam := f.camera("CAM-B", east-50*metre, (south+north)/2)
+	registered := f.incident("registered in B", east-60*metre, (south+north)/2, true)
+	if _, err := f.pool.Exec(f.ctx, `WITH u AS (INSERT INTO users (username, role, password_hash) VALUES ('leader-b', 'grid_leader', 'x') RETURNING id)
+		INSERT INTO user_grids SELECT id, $1 FROM u`, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.grids.Delete(f.ctx, b); gridwatch.ErrorCode(err) != gridwatch.EConflict || !strings.Contains(err.Error(), "leader-b") {
+		t.Fatalf("delete a grid someone is scoped to: %v", err)
+	}
+	if _, err := f.pool.Exec(f.ctx, `DELETE FROM user_grids; INSERT INTO grid_staff (grid_id, role, name) VALUES (`+fmt.Sprint(b)+`, 'volunteer', '李四')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.grids.Delete(f.ctx, b); gridwatch.ErrorCode(err) != gridwatch.EConflict || !strings.Contains(err.Error(), "staff") {
+		t.Fatalf("delete a grid with staff: %v", err)
+	}
+	if _, err := f.pool.Exec(f.ctx, `DELETE FROM grid_staff`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.grids.DeleteVersion(f.ctx, b, 7); gridwatch.ErrorCode(err) != gridwatch.EStale {
+		t.Fatalf("delete of a stale version: %v", err)
+	}
+	if err := f.grids.DeleteVersion(f.ctx, b, 1); err != nil {
+		t.Fatal(err)
+	}
+	if f.gridOf("cameras", cam) != codeC || f.gridOf("incidents", registered) != codeC {
+		t.Errorf("after the delete: camera in %q, case in %q; want both in the community", f.gridOf("cameras", cam), f.gridOf("incidents", registered))
+	}
+	vs, err := f.grids.Versions(f.ctx, b, false)
+	if err != nil || len(vs) != 1 || vs[0].ValidTo == nil || *vs[0].EndChange != geo.ChangeDelete || *vs[0].EndedBy != "gis-wang" {
+		t.Errorf("history of the deleted grid: %+v, %v", vs, err)
+	}
+	// The grids the fixture imported say who imported them.
+	if vs, _ := f.grids.Versions(f.ctx, f.ids[codeA], false); vs[0].Change != "import" || vs[0].ChangedBy != "gis-wang" {
+		t.Errorf("an imported grid's history: %+v", vs[0])
+	}
+}
+
+// TestSplitRules: a split's new code must be of the level under the same
+// parent; the new grid joins the scopes of the grid it was cut from.
+func TestSplitRules(t *testing.T) {
+	f := newFixture(t)
+	a := f.ids[codeA]
+	blade := line(t, [2]float64{west, south + 200*metre}, [2]float64{mid, south + 200*metre})
+	for _, code := range []string{"410105999999999", "410105001001", "4101050010010031"} {
+		if _, err := f.grids.Split(f.ctx, a, blade, geo.NewGrid{Code: code, Name: "x"}, geo.ChangeOptions{IfMatch: 1}); gridwatch.ErrorCode(err) != gridwatch.EInvalid ||
+			gridwatch.ErrorDetails(err)["field"] != "new.code" {
+			t.Errorf("split to code %s: %v", code, err)
+		}
+	}
+	if _, err := f.pool.Exec(f.ctx, `WITH u AS (INSERT INTO users (username, role, password_hash) VALUES ('leader-a', 'grid_leader', 'x') RETURNING id)
+		INSERT INTO user_grids SELECT id, $1 FROM u`, a); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.grids.Split(f.ctx, a, blade, geo.NewGrid{Code: "410105001001003", Name: "文化三网格"}, geo.ChangeOptions{IfMatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created int64
+	for _, g := range rep.Grids {
+		if g.Created {
+			created = g.ID
+		}
+	}
+	var scoped bool
+	if err := f.pool.QueryRow(f.ctx, `SELECT EXISTS (SELECT 1 FROM user_grids ug JOIN users u ON u.id = ug.user_id WHERE u.username = 'leader-a' AND ug.grid_id = $1)`, created).Scan(&scoped); err != nil || !scoped {
+		t.Errorf("the leader of the split grid does not see the new one: %v", err)
+	}
+}

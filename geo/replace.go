@@ -38,8 +38,10 @@ func (s *Store) Replace(ctx context.Context, id int64, g *geom.MultiPolygon, nam
 		newGeom = g
 	}
 	return s.change(ctx, kind, opts, []int64{id}, map[int64]int{id: opts.IfMatch}, func(ctx context.Context, tx pgx.Tx, ch *Change, rep *ChangeReport) error {
-		if g != nil && !s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, id), g) {
-			return nil
+		if g != nil {
+			if ok, err := s.checkNew(ctx, tx, rep, s.codeOf(ctx, tx, id), g); err != nil || !ok {
+				return err
+			}
 		}
 		// One UPDATE, so that the triggers open one version for both.
 		_, err := tx.Exec(ctx, `UPDATE grids SET

@@ -121,6 +121,11 @@ func (s *Store) Import(ctx context.Context, fs []ImportFeature, opts ImportOptio
 }
 
 func (s *Store) importTx(ctx context.Context, tx pgx.Tx, fs []ImportFeature, opts ImportOptions) (*ImportResult, error) {
+	// The history records who imported the grids.
+	if _, err := tx.Exec(ctx, `SELECT set_config('gridwatch.actor', $1, true), set_config('gridwatch.change', 'import', true)`,
+		audit.ActorFrom(ctx).Name); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE import_grids (
 		idx int PRIMARY KEY, code text NOT NULL, name text NOT NULL, level text NOT NULL,
 		level_rank int NOT NULL, parent_code text NOT NULL, geom geometry NOT NULL, properties jsonb NOT NULL
@@ -709,49 +714,25 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 // ChangeOptions.IfMatch: 0 asks for a version, negative skips the check);
 // a grid with children is refused.
 func (s *Store) DeleteVersion(ctx context.Context, id int64, version int) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The same lock as imports: no child can appear between the count and the delete.
-		if _, err := tx.Exec(ctx, "LOCK TABLE grids IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-			return fmt.Errorf("delete grid %d: %w", id, err)
-		}
-		// The history records who closed the grid's last version.
-		if _, err := tx.Exec(ctx, `SELECT set_config('gridwatch.actor', $1, true), set_config('gridwatch.change', 'delete', true)`,
-			audit.ActorFrom(ctx).Name); err != nil {
-			return fmt.Errorf("delete grid %d: %w", id, err)
-		}
-		if version >= 0 {
-			if err := s.checkVersions(ctx, tx, []int64{id}, map[int64]int{id: version}); err != nil {
-				return err
+	// A delete is a boundary change like the others: the cameras and cases
+	// of the grid go to the grid now covering them, an account scoped to
+	// it or staff on it stop it, history and the event follow.
+	_, err := s.change(ctx, ChangeDelete, ChangeOptions{IfMatch: version}, []int64{id}, map[int64]int{id: version},
+		func(ctx context.Context, tx pgx.Tx, ch *Change, rep *ChangeReport) error {
+			var code string
+			var children int
+			if err := tx.QueryRow(ctx, `SELECT code, (SELECT count(*) FROM grids c WHERE c.parent_id = g.id) FROM grids g WHERE id = $1`, id).
+				Scan(&code, &children); err != nil {
+				return fmt.Errorf("delete grid %d: %w", id, err)
 			}
-		}
-		var code, name, level string
-		var children int
-		err := tx.QueryRow(ctx, `SELECT code, name, level, (SELECT count(*) FROM grids c WHERE c.parent_id = g.id)
-			FROM grids g WHERE id = $1 FOR UPDATE`, id).Scan(&code, &name, &level, &children)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
-		}
-		if err != nil {
-			return fmt.Errorf("delete grid %d: %w", id, err)
-		}
-		if children > 0 {
-			return gridwatch.Errorf(gridwatch.EConflict, "grid %s has %d child grids; delete or move them first", code, children).
-				WithDetails(map[string]any{"children": children})
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM grids WHERE id = $1", id); err != nil {
-			return fmt.Errorf("delete grid %d: %w", id, err)
-		}
-		if err := bumpRevision(ctx, tx); err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, "grid.delete", "grid", strconv.FormatInt(id, 10),
-			map[string]any{"before": map[string]any{"code": code, "name": name, "level": level}})
-	})
-	if err != nil {
-		return err
-	}
-	s.changed(ctx)
-	return nil
+			if children > 0 {
+				return gridwatch.Errorf(gridwatch.EConflict, "grid %s has %d child grids; delete or move them first", code, children).
+					WithDetails(map[string]any{"children": children})
+			}
+			ch.Removed = append(ch.Removed, id)
+			return nil
+		})
+	return err
 }
 
 // LocateDB answers Locate with PostGIS: the most specific grid covering the

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"gridwatch"
 	"gridwatch/geo"
 )
 
-// FollowGrids follows a boundary change in its transaction. Cases not yet
+// FollowGrids follows a boundary change in its transaction. A grid with
+// staff is not deleted (they would go with it). Cases not yet
 // registered in the changed area go to the grid now covering them, and so
 // do all cases of a removed (merged) grid. Open registered cases keep their
 // grid — statistics count a case where it was registered — and are flagged
@@ -89,6 +91,19 @@ func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 	if len(toggle) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE incidents SET needs_redispatch = NOT needs_redispatch WHERE id = ANY($1)`, toggle); err != nil {
 			return fmt.Errorf("incidents follow the grids: %w", err)
+		}
+	}
+	for _, gone := range ch.Removed {
+		if _, merged := ch.MergedInto[gone]; merged {
+			continue
+		}
+		var staff int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM grid_staff WHERE grid_id = $1`, gone).Scan(&staff); err != nil {
+			return fmt.Errorf("staff follow the grids: %w", err)
+		}
+		if staff > 0 {
+			return gridwatch.Errorf(gridwatch.EConflict, "the grid has %d staff; move or remove them first", staff).
+				WithDetails(map[string]any{"staff": staff})
 		}
 	}
 	for gone, into := range ch.MergedInto {

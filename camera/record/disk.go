@@ -108,7 +108,13 @@ func (r *Recorder) noSpace(ctx context.Context, err error) {
 		r.disk.mu.Unlock()
 		return
 	}
-	st := DiskState{State: DiskFull, Since: time.Now(), MinFreeBytes: r.cfg.MinFreeBytes, Message: err.Error()}
+	// The event goes to every dashboard: the reason, not the path.
+	r.cfg.Logger.Error("recordings: write failed for want of space", "err", err)
+	msg := "no space left on the recordings' disk"
+	if errors.Is(err, syscall.EDQUOT) {
+		msg = "the recordings' disk quota is used up"
+	}
+	st := DiskState{State: DiskFull, Since: time.Now(), MinFreeBytes: r.cfg.MinFreeBytes, Message: msg}
 	r.setDisk(ctx, st)
 }
 

@@ -114,7 +114,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	w.close(ctx)
 	real.Close()
-	if st := r.DiskState(); st.State != DiskFull || !strings.Contains(st.Message, "no space left") {
+	if st := r.DiskState(); st.State != DiskFull || !strings.Contains(st.Message, "no space left") || strings.Contains(st.Message, "/") {
 		t.Errorf("state %+v, want disk_full with the reason", st)
 	}
 	stoppedAt := feed.next().Received
@@ -207,5 +207,39 @@ func TestDiskFloor(t *testing.T) {
 	recs, _, _ := NewStore(pool).List(ctx, cam.ID, feed.t0.Add(-time.Minute), feed.t0.Add(time.Hour))
 	if len(recs) != 1 || recs[0].Open {
 		t.Errorf("%+v: want the file closed and indexed", recs)
+	}
+}
+
+// TestDiskFullBeforeAFile: a camera whose file was not open yet when the
+// disk filled records the gap from its first dropped picture.
+func TestDiskFullBeforeAFile(t *testing.T) {
+	pool, cam := diskCamera(t)
+	ctx := context.Background()
+	var free atomic.Uint64
+	free.Store(100 << 20)
+	r := NewRecorder(Config{Dir: t.TempDir(), FragmentDuration: time.Second, MinFreeBytes: 1 << 30,
+		FreeSpace: func(string) (uint64, error) { return free.Load(), nil }}, NewStore(pool))
+	if st := r.CheckDisk(ctx); st.State != DiskFull {
+		t.Fatalf("state %+v", st)
+	}
+	w := &fileWriter{r: r, camera: cam.ID, log: r.cfg.Logger}
+	feed := newClipFeed(t, time.Now().Add(-time.Minute).Truncate(time.Millisecond))
+	first := feed.next()
+	for au := first; feed.n < 40; au = feed.next() {
+		if err := w.add(ctx, au); err != nil || w.f != nil {
+			t.Fatalf("picture %d while full: %v (file open %v)", feed.n, err, w.f != nil)
+		}
+	}
+	free.Store(2 << 30)
+	r.CheckDisk(ctx)
+	for range 60 {
+		if err := w.add(ctx, feed.next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.close(ctx)
+	recs, gaps, _ := NewStore(pool).List(ctx, cam.ID, feed.t0.Add(-time.Minute), feed.t0.Add(time.Hour))
+	if len(recs) != 1 || len(gaps) != 1 || !gaps[0].From.Equal(first.Received) || !strings.Contains(gaps[0].Reason, "disk full") {
+		t.Errorf("%d files, gaps %+v: want one file after a disk-full gap from %v", len(recs), gaps, first.Received)
 	}
 }

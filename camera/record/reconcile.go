@@ -103,7 +103,7 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		if k.seen {
 			continue
 		}
-		if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET status = 'missing' WHERE path = $1`, p); err != nil {
+		if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET status = 'missing', open = false WHERE path = $1`, p); err != nil {
 			return rep, fmt.Errorf("record: reconcile: %w", err)
 		}
 		rep.Missing++

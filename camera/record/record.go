@@ -138,6 +138,9 @@ type fileWriter struct {
 func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 	if w.r.isFull() {
 		w.close(ctx)
+		if w.stopped.IsZero() {
+			w.stopped = au.Received // nothing was open: the gap starts now
+		}
 		return nil
 	}
 	if w.f != nil {
@@ -215,10 +218,17 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 	start := au.Received
 	w.rel = filepath.Join(strconv.FormatInt(w.camera, 10), start.UTC().Format("2006-01-02"), strconv.FormatInt(start.UnixMilli(), 10)+".mp4")
 	abs := filepath.Join(w.r.cfg.Dir, w.rel)
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
-		return fmt.Errorf("record: %w", err)
+	err = os.MkdirAll(filepath.Dir(abs), 0o750)
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	}
-	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if isNoSpace(err) {
+		// No room for a directory or a file (blocks or inodes): as full.
+		w.r.noSpace(ctx, err)
+		w.stopped = au.Received
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}

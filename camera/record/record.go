@@ -68,6 +68,9 @@ func (c *Config) defaults() {
 	}
 }
 
+// indexTimeout bounds the index update after each fragment.
+const indexTimeout = 2 * time.Second
+
 // Recorder writes camera streams to disk and their index to the Store.
 type Recorder struct {
 	cfg   Config
@@ -281,10 +284,14 @@ func (w *fileWriter) flush(ctx context.Context, endDTS int64) error {
 	w.size += int64(len(data))
 	clear(w.pending)
 	w.pending = w.pending[:0]
-	if err := w.r.store.Put(ctx, w.recording(true)); err != nil {
-		// Playback misses this fragment until the file closes; a crash
-		// before then leaves it to Reconcile.
-		w.log.Error("recording: index", "file", w.rel, "err", err)
+	// A slow database must not hold the camera's pictures up for long:
+	// an update that misses is made good by the next, or when the file
+	// closes (and by Reconcile after a crash).
+	pctx, cancel := context.WithTimeout(ctx, indexTimeout)
+	err = w.r.store.Put(pctx, w.recording(true))
+	cancel()
+	if err != nil {
+		w.log.Warn("recording: index the growing file", "file", w.rel, "err", err)
 	}
 	return nil
 }

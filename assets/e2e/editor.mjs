@@ -201,6 +201,21 @@ async function dragVertex(page, toward, fraction = 0.35) {
   await page.mouse.move((px.x + px.tx) / 2, (px.y + px.ty) / 2, { steps: 6 });
   await page.mouse.move(px.tx, px.ty, { steps: 6 });
   await page.mouse.up();
+  // terra-draw may apply the last move a frame later: wait until the vertex
+  // is where the mouse let go, so the preview awaited next is of the final drag.
+  await waitFor(
+    page,
+    (px) => {
+      const map = window.gridwatchMap;
+      const r = map.getContainer().getBoundingClientRect();
+      const v = window.gridwatchEditor.vertices()[px.i];
+      if (!v) return false;
+      const p = map.project(v);
+      return Math.hypot(r.left + p.x - px.tx, r.top + p.y - px.ty) < 3;
+    },
+    px,
+    'the dragged vertex where the mouse let go',
+  );
   return px;
 }
 

@@ -228,3 +228,20 @@ export async function panelShows(page, want) {
     },
   );
 }
+
+/**
+ * main runs a script's run(), prints its result as one JSON line (or the
+ * failure), closes the browser getBrowser() returns and exits 0 or 1.
+ */
+export async function main(run, getBrowser) {
+  let code = 0;
+  try {
+    console.log(JSON.stringify(await run()));
+  } catch (err) {
+    console.error(`e2e: FAIL: ${err?.message ?? err}`);
+    code = 1;
+  } finally {
+    await getBrowser()?.close().catch(() => {});
+  }
+  process.exit(code);
+}

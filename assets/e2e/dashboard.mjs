@@ -15,7 +15,7 @@
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
 // Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
 
-import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitGrids, watch } from './common.mjs';
+import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitGrids, watch, main } from './common.mjs';
 
 const [baseArg, shotPath] = process.argv.slice(2);
 if (!baseArg || !shotPath) {
@@ -137,13 +137,4 @@ async function run() {
   };
 }
 
-let code = 0;
-try {
-  console.log(JSON.stringify(await run()));
-} catch (err) {
-  console.error(`e2e: FAIL: ${err?.message ?? err}`);
-  code = 1;
-} finally {
-  await browser?.close().catch(() => {});
-}
-process.exit(code);
+await main(run, () => browser);

@@ -37,7 +37,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
 
 const [baseArg, artifactDir] = process.argv.slice(2);
 if (!baseArg || !artifactDir) {
@@ -481,13 +481,4 @@ async function run() {
   };
 }
 
-let code = 0;
-try {
-  console.log(JSON.stringify(await run()));
-} catch (err) {
-  console.error(`e2e: FAIL: ${err?.message ?? err}`);
-  code = 1;
-} finally {
-  await browser?.close().catch(() => {});
-}
-process.exit(code);
+await main(run, () => browser);

@@ -41,7 +41,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+import { baseURL, deadline, gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
 
 const [baseArg, artifactDir] = process.argv.slice(2);
 if (!baseArg || !artifactDir) {
@@ -295,7 +295,7 @@ async function run() {
       return JSON.stringify({ open: d?.open, ...d?.dataset, width: d?.querySelector('video')?.videoWidth, overlay: d?.querySelector('.player-overlay')?.textContent });
     }, dlg)})`,
   );
-  const main = await plays(page, `${dlg} video`, `the player on ${cam.code}`, 1500);
+  const mainPlay = await plays(page, `${dlg} video`, `the player on ${cam.code}`, 1500);
   const stats = await page.textContent(`${dlg} .player-stats`);
   const playerShot = path.join(artifactDir, 'video-player.png');
   await page.screenshot({ path: playerShot });
@@ -446,7 +446,7 @@ async function run() {
       tile_start_ms: Math.round(tile.startedAt - clickAt),
       tile_first_frame_ms: tileFirstFrameMs,
       wall: { fps: wall.fps, advanced_s: wall.advanced_s, lag_s: +wall.b.lag.toFixed(3), size: `${wall.b.width}x${wall.b.height}`, dropped: wall.b.dropped },
-      player: { fps: main.fps, advanced_s: main.advanced_s, lag_s: +main.b.lag.toFixed(3), size: `${main.b.width}x${main.b.height}`, stats },
+      player: { fps: mainPlay.fps, advanced_s: mainPlay.advanced_s, lag_s: +mainPlay.b.lag.toFixed(3), size: `${mainPlay.b.width}x${mainPlay.b.height}`, stats },
       card,
       offline_tile: offline.overlay,
       events: { back_online_ms: backOnlineMs, offline_again_ms: offlineAgainMs },
@@ -460,13 +460,4 @@ async function run() {
   }
 }
 
-let code = 0;
-try {
-  console.log(JSON.stringify(await run()));
-} catch (err) {
-  console.error(`e2e: FAIL: ${err?.message ?? err}`);
-  code = 1;
-} finally {
-  await browser?.close().catch(() => {});
-}
-process.exit(code);
+await main(run, () => browser);

@@ -22,6 +22,7 @@ import (
 
 	"gridwatch/assets"
 	"gridwatch/internal/pgcluster"
+	"gridwatch/internal/testtool"
 )
 
 // TestMain lets the test binary act as the gridwatch command for the
@@ -36,8 +37,6 @@ func TestMain(m *testing.M) {
 }
 
 // requireAll is set by `make test`: nothing may be skipped there.
-func requireAll() bool { return os.Getenv("GRIDWATCH_REQUIRE_ALL") == "1" || os.Getenv("CI") != "" }
-
 func dataDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gwmain-") // short: the socket path must fit
@@ -285,17 +284,17 @@ func runBrowserScript(t *testing.T, script string, args func(url, artifacts stri
 func runBrowserScriptWith(t *testing.T, script string, extra []string, args func(url, artifacts string) []string) {
 	t.Helper()
 	if !assets.Built() {
-		skipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
+		testtool.SkipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
 	}
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		skipOrFail(t, "Chromium not found at "+chromium+" (`make test` installs it)")
+		testtool.SkipOrFail(t, "Chromium not found at "+chromium+" (`make test` installs it)")
 	}
 	if _, err := os.Stat("../../assets/node_modules/playwright-core"); err != nil {
-		skipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
+		testtool.SkipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
 	}
 	m := startMain(t, dataDir(t), true, extra...)
 	defer m.Close()
@@ -312,13 +311,6 @@ func runBrowserScriptWith(t *testing.T, script string, extra []string, args func
 	}
 }
 
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if requireAll() {
-		t.Fatal(why)
-	}
-	t.Skip("skipped outside CI: " + why)
-}
 
 func artifactDir(t *testing.T) string {
 	dir := os.Getenv("GRIDWATCH_TEST_ARTIFACTS")

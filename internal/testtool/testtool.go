@@ -4,6 +4,7 @@
 package testtool
 
 import (
+	"fmt"
 	"bytes"
 	"os"
 	"os/exec"
@@ -12,19 +13,29 @@ import (
 )
 
 // Require returns the path of an external program (ffprobe, ffmpeg). When it
-// is missing the test fails under `make test` (GRIDWATCH_REQUIRE_ALL=1) and
-// is skipped, saying why, elsewhere.
+// is missing the test fails under `make test`, and is skipped elsewhere.
 func Require(tb testing.TB, name string) string {
 	tb.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("GRIDWATCH_REQUIRE_ALL") == "1" || os.Getenv("CI") != "" {
-			tb.Fatalf("%s is required: scripts/install-deps.sh test installs it (%v)", name, err)
-		}
-		tb.Skipf("skipped outside CI: %s not installed (scripts/install-deps.sh test installs it)", name)
+		SkipOrFail(tb, fmt.Sprintf("%s not installed (scripts/install-deps.sh test installs it): %v", name, err))
 	}
 	return p
 }
+
+// SkipOrFail ends a test that lacks something make test provides: a
+// failure under `make test` (GRIDWATCH_REQUIRE_ALL=1) or in CI, a skip
+// that says why elsewhere.
+func SkipOrFail(tb testing.TB, why string) {
+	tb.Helper()
+	if RequireAll() {
+		tb.Fatal(why)
+	}
+	tb.Skip("skipped outside CI: " + why)
+}
+
+// RequireAll reports whether every external part must be there (make test, CI).
+func RequireAll() bool { return os.Getenv("GRIDWATCH_REQUIRE_ALL") == "1" || os.Getenv("CI") != "" }
 
 // LogBuffer is a log sink tests may read while the code under test still
 // writes to it.

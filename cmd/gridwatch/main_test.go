@@ -311,7 +311,6 @@ func runBrowserScriptWith(t *testing.T, script string, extra []string, args func
 	}
 }
 
-
 func artifactDir(t *testing.T) string {
 	dir := os.Getenv("GRIDWATCH_TEST_ARTIFACTS")
 	if dir == "" {

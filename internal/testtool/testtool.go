@@ -4,8 +4,8 @@
 package testtool
 
 import (
-	"fmt"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"

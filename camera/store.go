@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -197,35 +196,7 @@ type Filter struct {
 
 // List returns a page of cameras in id order and the next cursor (0: none).
 func (s *Store) List(ctx context.Context, f Filter, v Viewer) ([]Camera, int64, error) {
-	where := " WHERE true"
-	var args []any
-	add := func(cond string, vals ...any) {
-		for _, val := range vals {
-			args = append(args, val)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		where += " AND " + cond
-	}
-	if f.GridID != 0 {
-		add(`(c.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
-			UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)
-			OR c.id IN (SELECT camera_id FROM camera_grids WHERE grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
-			UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)))`, f.GridID, f.GridID)
-	}
-	if f.BBox != nil {
-		add("c.location && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
-	if f.Status != "" {
-		add("c.status = ?", f.Status)
-	}
-	if f.After > 0 {
-		add("c.id > ?", f.After)
-	}
-	cond, args := scopeCond(v, args)
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	return s.page(ctx, where+cond, args, f.Limit, "list cameras")
+	return s.Features(ctx, FeatureFilter{Filter: f}, v)
 }
 
 // page runs a camera query (conditions and their arguments) for one page

@@ -304,49 +304,7 @@ type Filter struct {
 
 // List returns a page of incidents, newest first, and the next cursor (0: none).
 func (s *Service) List(ctx context.Context, f Filter, v Viewer) ([]Incident, int64, error) {
-	conds, args := v.where(nil, nil)
-	add := func(cond string, val any) {
-		args = append(args, val)
-		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
-	if f.GridID != 0 {
-		add(`i.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
-			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, f.GridID)
-	}
-	if len(f.Statuses) > 0 {
-		ss := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			ss[i] = string(st)
-		}
-		add("i.status = ANY(?)", ss)
-	}
-	if f.Category != "" {
-		add("starts_with(i.category, ?)", f.Category)
-	}
-	if !f.From.IsZero() {
-		add("i.reported_at >= ?", f.From)
-	}
-	if !f.To.IsZero() {
-		add("i.reported_at < ?", f.To)
-	}
-	if f.BBox != nil {
-		args = append(args, f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-		n := len(args)
-		conds = append(conds, fmt.Sprintf("i.location && ST_MakeEnvelope($%d, $%d, $%d, $%d, 4326)", n-3, n-2, n-1, n))
-	}
-	if f.Overdue {
-		add("i.status NOT IN ('closed', 'rejected') AND i.deadline < ?", s.now())
-	}
-	if f.Unassigned {
-		conds = append(conds, "i.grid_id IS NULL")
-	}
-	if f.Before > 0 {
-		add("i.id < ?", f.Before)
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	return s.page(ctx, conds, args, f.Limit, "list incidents")
+	return s.Features(ctx, FeatureFilter{Filter: f}, v)
 }
 
 // page runs an incident query (conditions and their arguments) for one

@@ -73,28 +73,35 @@ func redactReport(p *auth.Principal, rep *geo.ChangeReport) {
 	}
 }
 
-func (s *Server) putGridGeometry(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
+// changeHandler serves a boundary change: it reads the grid id, If-Match,
+// dry_run and the caller's scope, lets do read the rest of the request and
+// make the change, and answers its report (or the error).
+func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, err := idParam(c)
+		var opts geo.ChangeOptions
+		if err == nil {
+			opts, err = s.changeOptions(c, id)
+		}
+		var rep *geo.ChangeReport
+		if err == nil {
+			rep, err = do(c, id, opts)
+		}
+		s.changeResult(c, id, rep, err)
 	}
-	opts, err := s.changeOptions(c, id)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+}
+
+// putGridGeometry replaces a grid's boundary: a GeoJSON geometry, or a
+// Feature (editors send either).
+func (s *Server) putGridGeometry(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error) {
 	popts, err := s.parseOptions(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return nil, err
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return nil, err
 	}
-	// A Feature is taken for its geometry (editors send either).
 	var probe struct {
 		Type     string          `json:"type"`
 		Geometry json.RawMessage `json:"geometry"`
@@ -104,111 +111,72 @@ func (s *Server) putGridGeometry(c *gin.Context) {
 	}
 	g, err := geo.ParseGeometry(body, popts)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return nil, err
 	}
-	rep, err := s.deps.Grids.Redraw(c.Request.Context(), id, g, opts)
-	s.changeResult(c, id, rep, err)
+	return s.deps.Grids.Redraw(c.Request.Context(), id, g, opts)
 }
 
-func (s *Server) moveGridEdge(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) moveGridEdge(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error) {
 	var req struct {
 		Neighbour        int64           `json:"neighbour"`
 		NeighbourVersion int             `json:"neighbour_version"`
 		Line             json.RawMessage `json:"line"`
 	}
-	line, opts, ok := s.lineRequest(c, id, &req, func() json.RawMessage { return req.Line })
-	if !ok {
-		return
+	line, err := s.lineRequest(c, &req, func() json.RawMessage { return req.Line })
+	if err != nil {
+		return nil, err
 	}
-	if req.Neighbour == 0 {
-		writeError(c, s.log, paramError("neighbour", "", "required: the id of the grid on the other side of the edge"))
-		return
+	if err := s.otherGrid(c, "neighbour", req.Neighbour, "the id of the grid on the other side of the edge"); err != nil {
+		return nil, err
 	}
-	if _, err := s.scopedChain(c.Request.Context(), principal(c), req.Neighbour); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	rep, err := s.deps.Grids.MoveEdge(c.Request.Context(), id, req.Neighbour, line, opts, req.NeighbourVersion)
-	s.changeResult(c, id, rep, err)
+	return s.deps.Grids.MoveEdge(c.Request.Context(), id, req.Neighbour, line, opts, req.NeighbourVersion)
 }
 
-func (s *Server) splitGrid(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) splitGrid(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error) {
 	var req struct {
 		Line json.RawMessage `json:"line"`
 		New  geo.NewGrid     `json:"new"`
 	}
-	line, opts, ok := s.lineRequest(c, id, &req, func() json.RawMessage { return req.Line })
-	if !ok {
-		return
+	line, err := s.lineRequest(c, &req, func() json.RawMessage { return req.Line })
+	if err != nil {
+		return nil, err
 	}
-	rep, err := s.deps.Grids.Split(c.Request.Context(), id, line, req.New, opts)
-	s.changeResult(c, id, rep, err)
+	return s.deps.Grids.Split(c.Request.Context(), id, line, req.New, opts)
 }
 
-// lineRequest reads a JSON body with a line in it, and the change options.
-func (s *Server) lineRequest(c *gin.Context, id int64, req any, line func() json.RawMessage) (*geom.LineString, geo.ChangeOptions, bool) {
-	opts, err := s.changeOptions(c, id)
-	if err != nil {
-		writeError(c, s.log, err)
-		return nil, opts, false
-	}
-	popts, err := s.parseOptions(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return nil, opts, false
-	}
-	if err := bindJSON(c, req); err != nil {
-		writeError(c, s.log, err)
-		return nil, opts, false
-	}
-	l, err := geo.ParseLine(line(), "line", popts)
-	if err != nil {
-		writeError(c, s.log, err)
-		return nil, opts, false
-	}
-	return l, opts, true
-}
-
-func (s *Server) mergeGrids(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	opts, err := s.changeOptions(c, id)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) mergeGrids(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error) {
 	var req struct {
 		With        int64 `json:"with"`
 		WithVersion int   `json:"with_version"`
 	}
 	if err := bindJSON(c, &req); err != nil {
-		writeError(c, s.log, err)
-		return
+		return nil, err
 	}
-	if req.With == 0 {
-		writeError(c, s.log, paramError("with", "", "required: the id of the grid to merge into this one"))
-		return
+	if err := s.otherGrid(c, "with", req.With, "the id of the grid to merge into this one"); err != nil {
+		return nil, err
 	}
-	if _, err := s.scopedChain(c.Request.Context(), principal(c), req.With); err != nil {
-		writeError(c, s.log, err)
-		return
+	return s.deps.Grids.Merge(c.Request.Context(), id, req.With, opts, req.WithVersion)
+}
+
+// lineRequest reads a JSON body into req and the line in it.
+func (s *Server) lineRequest(c *gin.Context, req any, line func() json.RawMessage) (*geom.LineString, error) {
+	popts, err := s.parseOptions(c)
+	if err != nil {
+		return nil, err
 	}
-	rep, err := s.deps.Grids.Merge(c.Request.Context(), id, req.With, opts, req.WithVersion)
-	s.changeResult(c, id, rep, err)
+	if err := bindJSON(c, req); err != nil {
+		return nil, err
+	}
+	return geo.ParseLine(line(), "line", popts)
+}
+
+// otherGrid checks the second grid a change names: given, and in scope.
+func (s *Server) otherGrid(c *gin.Context, field string, id int64, what string) error {
+	if id == 0 {
+		return paramError(field, "", "required: "+what)
+	}
+	_, err := s.scopedChain(c.Request.Context(), principal(c), id)
+	return err
 }
 
 // versionJSON is a grid version with its boundary as GeoJSON.

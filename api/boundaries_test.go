@@ -142,6 +142,18 @@ func TestRedrawOverHTTP(t *testing.T) {
 		!strings.Contains(string(r.body), "line") {
 		t.Errorf("a one-point line: %d %s", r.status, r.body)
 	}
+	for _, bad := range []struct{ path, body, want string }{
+		{"merge", `{}`, "with"},
+		{"merge", `{"with":"b"}`, "JSON"},
+		{"split", `{"new":{"code":"410199001001003","name":"x"}}`, "line"},
+		{"edge", fmt.Sprintf(`{"line":{"type":"LineString","coordinates":[[%v,%v],[%v,%v]]}}`, bMid, bSouth, bMid, bNorth), "neighbour"},
+		{"edge", `{"neighbour":999999,"line":{"type":"LineString","coordinates":[[1,2],[3,4]]}}`, "not found"},
+	} {
+		r := e.do("POST", fmt.Sprintf("/api/v1/grids/%d/%s?dry_run=true", a, bad.path), []byte(bad.body))
+		if r.status != 400 && r.status != 404 || !strings.Contains(string(r.body), bad.want) {
+			t.Errorf("%s %s: %d %s, want an error naming %s", bad.path, bad.body, r.status, r.body, bad.want)
+		}
+	}
 	// History and as-of.
 	r = e.do("GET", fmt.Sprintf("/api/v1/grids/%d/versions", a), nil)
 	vs := r.json(t)["versions"].([]any)

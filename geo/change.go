@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,9 +122,8 @@ type Change struct {
 	Removed    []int64
 	MergedInto map[int64]int64
 
-	// Created are the grids the change made (a split's new grid), each
-	// cut from the grid SplitFrom names.
-	Created   []int64
+	// SplitFrom maps each grid the change made (a split's new grid) to
+	// the grid it was cut from.
 	SplitFrom map[int64]int64
 
 	moves map[string][]rawMove
@@ -344,7 +345,6 @@ func (s *Store) Split(ctx context.Context, id int64, line *geom.LineString, n Ne
 		if err != nil {
 			return codeError(err, n.Code)
 		}
-		ch.Created = append(ch.Created, newID)
 		ch.SplitFrom = map[int64]int64{newID: id}
 		return nil
 	})
@@ -583,7 +583,7 @@ func (s *Store) checkVersions(ctx context.Context, tx pgx.Tx, ids []int64, versi
 // and lets the participants follow.
 func (s *Store) follow(ctx context.Context, tx pgx.Tx, ch *Change, rep *ChangeReport) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO grid_change (grid_id, old_geom, version_before, area_before)
-		SELECT id, NULL, NULL, 0 FROM grids WHERE id = ANY($1)`, ch.Created); err != nil {
+		SELECT id, NULL, NULL, 0 FROM grids WHERE id = ANY($1)`, slices.Collect(maps.Keys(ch.SplitFrom))); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE grid_change c SET new_geom = CASE WHEN c.grid_id = ANY($1) THEN NULL ELSE g.geom END FROM grids g WHERE g.id = c.grid_id`, ch.Removed); err != nil {

@@ -501,7 +501,7 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	operator := ve.tokenFor(auth.RoleOperator)
 	ve.token = operator
 	q := func(from, to time.Time) string {
-		return "from=" + url.QueryEscape(from.Format(time.RFC3339)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339))
+		return "from=" + url.QueryEscape(from.Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339Nano))
 	}
 	var recs []any
 	deadline := time.Now().Add(30 * time.Second)
@@ -522,7 +522,9 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	to, _ := time.Parse(time.RFC3339Nano, last["to"].(string))
 
 	testtool.Require(t, "ffprobe")
-	pl := fmt.Sprintf("%s/api/v1/cameras/%d/playback.m3u8?%s&token=%s", ve.srv.URL, id, q(from, to.Add(time.Second)), operator)
+	// Exactly the indexed range: the last file may still be growing, and a
+	// wider range would take in fragments indexed after the list was read.
+	pl := fmt.Sprintf("%s/api/v1/cameras/%d/playback.m3u8?%s&token=%s", ve.srv.URL, id, q(from, to), operator)
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name,width", "-of", "json", pl).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffprobe: %v: %s", err, out)

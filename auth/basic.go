@@ -11,7 +11,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,8 +46,6 @@ type basicCache struct {
 	key  []byte
 	mu   sync.Mutex
 	m    map[[32]byte]basicEntry
-	// verifications counts argon2id checks made for Basic (tests read it).
-	verifications atomic.Int64
 }
 
 type basicEntry struct {
@@ -158,7 +155,6 @@ func (s *Service) AuthenticateBasic(ctx context.Context, username, password, ip 
 		return nil, gridwatch.Errorf(gridwatch.EThrottled, "too many failed sign-ins; try again in %d s", secs).
 			WithDetails(map[string]any{"retry_after_seconds": secs})
 	}
-	s.basic.verifications.Add(1)
 	if ok := VerifyPassword(password, hash) && found && !disabled; !ok {
 		if err := s.recordFailure(ctx, keys, now, username, ip); err != nil {
 			return nil, err

@@ -27,23 +27,39 @@ const (
 
 // authorize is the one authorisation layer: it finds who the request is
 // (bearer token or session cookie), checks CSRF for cookie-authenticated
-// changes, and checks the route's permission.
-func (s *Server) authorize(perm auth.Permission, apiKey bool) gin.HandlerFunc {
+// changes, and checks the route's permission. On basic routes (GIS clients: /ogc, /tiles) it also takes HTTP Basic, and
+// a change so authenticated gets the cross-site check cookies get, since
+// browsers replay Basic credentials on their own as they do cookies.
+func (s *Server) authorize(perm auth.Permission, apiKey, basic bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if perm == auth.Public {
 			c.Next()
 			return
 		}
-		p, err := s.authenticate(c, apiKey)
+		var (
+			p   *auth.Principal
+			err error
+		)
+		viaBasic := basic && isBasicHeader(c.GetHeader("Authorization"))
+		if viaBasic {
+			p, err = s.authenticateBasic(c)
+		} else {
+			p, err = s.authenticate(c, apiKey)
+		}
 		if err != nil {
+			if basic {
+				basicChallenge(c, err)
+			}
 			writeError(c, s.log, err)
 			return
 		}
-		if p.SessionID != 0 && !safeMethod(c.Request.Method) {
+		if (p.SessionID != 0 || viaBasic) && !safeMethod(c.Request.Method) {
 			if err := checkSameOrigin(c.Request); err != nil {
 				writeError(c, s.log, err)
 				return
 			}
+		}
+		if p.SessionID != 0 && !safeMethod(c.Request.Method) {
 			if !auth.CheckCSRF(p, c.GetHeader(csrfHeader)) {
 				writeError(c, s.log, gridwatch.Errorf(gridwatch.ECSRF, "missing or wrong %s header: send the csrf_token from sign-in or /api/v1/me", csrfHeader))
 				return
@@ -71,6 +87,9 @@ func (s *Server) authenticate(c *gin.Context, apiKey bool) (*auth.Principal, err
 	}
 	if h := c.GetHeader("Authorization"); h != "" {
 		tok, err := auth.ParseBearer(h)
+		if err != nil && isBasicHeader(h) {
+			return nil, errBasicElsewhere
+		}
 		if err != nil {
 			return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "the Authorization header must be \"Bearer <token>\"")
 		}

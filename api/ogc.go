@@ -154,7 +154,7 @@ func incidentStatuses() []string {
 
 // ogcRoutes serves OGC API Features under /ogc. The collection routes
 // carry their collection's permission; the catch-all ones answer 404 for
-// collections that do not exist.
+// collections that do not exist. All take HTTP Basic too (QGIS 3.22).
 func (s *Server) ogcRoutes() []Route {
 	routes := []Route{
 		rt("GET", "/ogc", auth.Authenticated, s.ogcLanding),
@@ -173,12 +173,12 @@ func (s *Server) ogcRoutes() []Route {
 		)
 	}
 	routes = append(routes, s.ogcGridWriteRoutes()...)
-	return append(routes,
+	return basicRoutes(append(routes,
 		rt("GET", "/ogc/collections/:cid", auth.Authenticated, s.ogcNoCollection),
 		rt("GET", "/ogc/collections/:cid/queryables", auth.Authenticated, s.ogcNoCollection),
 		rt("GET", "/ogc/collections/:cid/items", auth.Authenticated, s.ogcNoCollection),
 		rt("GET", "/ogc/collections/:cid/items/:fid", auth.Authenticated, s.ogcNoCollection),
-	)
+	))
 }
 
 // ogcOrigin is scheme://host of the request as its client sent it: the

@@ -131,6 +131,8 @@ type Route struct {
 	// (Open311 clients) or token (media players). Requests are logged by
 	// route pattern, so the URL and its token are never logged.
 	apiKey bool
+	// basic also takes HTTP Basic and challenges for it (GIS clients).
+	basic bool
 }
 
 // rt is a route with the default body limit and authentication.
@@ -253,7 +255,7 @@ func (s *Server) routes() {
 		if limit == 0 {
 			limit = s.deps.MaxBodyBytes
 		}
-		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey), r.handle)
+		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey, r.basic), r.handle)
 	}
 }
 

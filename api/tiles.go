@@ -68,9 +68,9 @@ var (
 			"heading": "Number (degrees from north)", "grid_id": "Number"}}
 )
 
-// tileRoutes serves the vector tiles.
+// tileRoutes serves the vector tiles; GIS clients may use HTTP Basic.
 func (s *Server) tileRoutes() []Route {
-	return []Route{
+	return basicRoutes([]Route{
 		rt("GET", "/tiles/grids/:z/:x/:file", auth.GridsRead, s.gridTile),
 		rt("GET", "/tiles/grids.json", auth.GridsRead, s.gridTileJSON),
 		rt("GET", "/tiles/incidents/:z/:x/:file", auth.IncidentsRead, s.incidentTile),
@@ -80,7 +80,7 @@ func (s *Server) tileRoutes() []Route {
 		// Any other layer: a JSON 404, not the dashboard's file server.
 		rt("GET", "/tiles/:layer", auth.Authenticated, s.unknownTileLayer),
 		rt("GET", "/tiles/:layer/:z/:x/:file", auth.Authenticated, s.unknownTileLayer),
-	}
+	})
 }
 
 func (s *Server) unknownTileLayer(c *gin.Context) {

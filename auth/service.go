@@ -57,6 +57,7 @@ type Service struct {
 	log       *slog.Logger
 	dummyHash string
 	bootstrap []byte
+	basic     basicCache // verified Basic credentials (basic.go)
 }
 
 // NewService returns the service.

@@ -2,7 +2,8 @@
 # Installs what gridwatch needs to build, run and test, on Debian/Ubuntu:
 #   run:  PostgreSQL server + PostGIS 3, Node.js/npm (only when absent)
 #   test: also Chromium, ffmpeg (ffprobe), GDAL's ogrinfo/ogr2ogr (an OGC API Features client),
-#         a CJK font for screenshots and gcc (the race detector)
+#         QGIS's Python bindings (the GIS client, headless), a CJK font for screenshots and
+#         gcc (the race detector)
 # Usage: scripts/install-deps.sh [run|test]. Elsewhere it says what to install.
 set -eu
 mode=${1:-run}
@@ -20,6 +21,8 @@ if [ "$mode" = test ]; then
 	have ffprobe || need="$need ffmpeg"
 	# Tests read /ogc with GDAL's OAPIF driver, as QGIS does.
 	have ogr2ogr || need="$need gdal"
+	# ... and load the grids in real QGIS (Debian's, 3.22 LTR) under /usr/bin/python3.
+	QT_QPA_PLATFORM=offscreen /usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || need="$need qgis"
 	# go test -race needs cgo, so a C compiler.
 	have gcc || need="$need gcc"
 	# Screenshots of the dashboard show Chinese names: a small CJK font.
@@ -55,6 +58,7 @@ case "$need" in *node*) apt_install nodejs npm ;; esac
 case "$need" in *chromium*) apt_install chromium ;; esac
 case "$need" in *ffmpeg*) apt_install ffmpeg ;; esac
 case "$need" in *gdal*) apt_install gdal-bin ;; esac
+case "$need" in *qgis*) apt_install python3-qgis ;; esac
 case "$need" in *fonts*) apt_install fonts-wqy-microhei ;; esac
 case "$need" in *gcc*) apt_install gcc libc6-dev ;; esac
 if have node && [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then

@@ -42,10 +42,21 @@ func forCaller(p *auth.Principal, in *incident.Incident) *incident.Incident {
 	return &out
 }
 
-func reporter(p *auth.Principal) incident.Reporter {
+// reporter is who files a report: the caller (its keys are its own) and,
+// for a grid leader unless Deps.LeaderReportOutside allows it, the grids
+// the report must lie in.
+func (s *Server) reporter(p *auth.Principal) incident.Reporter {
 	r := incident.Reporter{Name: p.Username}
 	if p.Kind == "token" {
 		r.TokenID = p.ID
+	} else {
+		r.UserID = p.ID
+	}
+	if p.Role == auth.RoleGridLeader && !s.deps.LeaderReportOutside {
+		r.Confine = p.Grids
+		if r.Confine == nil {
+			r.Confine = []geo.Ref{} // a leader without grids reports nowhere
+		}
 	}
 	return r
 }
@@ -71,7 +82,7 @@ func (s *Server) createIncident(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, reporter(p), viewer(p))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, s.reporter(p), viewer(p))
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -95,7 +106,7 @@ func (s *Server) bulkIncidents(c *gin.Context) {
 	w := bufio.NewWriterSize(c.Writer, 32<<10)
 	enc := json.NewEncoder(w)
 	started := false
-	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, reporter(principal(c)), func(r incident.LineResult) error {
+	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, s.reporter(principal(c)), func(r incident.LineResult) error {
 		if !started {
 			c.Header("Content-Type", "application/x-ndjson")
 			c.Status(http.StatusOK)

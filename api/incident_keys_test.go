@@ -159,3 +159,48 @@ func TestLeaderReportsOutsideTheirGrids(t *testing.T) {
 		})
 	}
 }
+
+// TestListIncidentsByIDs: ?ids= lists those incidents only (the dashboard
+// reads a bulk upload's new cases so); a bad list names the parameter.
+func TestListIncidentsByIDs(t *testing.T) {
+	e := newAuthEnv(t)
+	lon, lat, _, _ := e.gridPoint()
+	var ids []string
+	for i := range 3 {
+		r := e.do("POST", "/api/v1/incidents", incidentBody(lon, lat, fmt.Sprint("by-id-", i)))
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		ids = append(ids, fmt.Sprint(r.json(t)["id"]))
+	}
+	for _, tc := range []struct {
+		name, query string
+		want        int
+		wantIDs     []string
+	}{
+		{"two of three", "?ids=" + ids[0] + "," + ids[2], 200, []string{ids[2], ids[0]}},
+		{"not a number", "?ids=1,x", 400, nil},
+		{"zero", "?ids=0", 400, nil},
+		{"too many", "?ids=" + strings.Repeat("1,", 1000) + "1", 400, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("GET", "/api/v1/incidents"+tc.query, nil)
+			if r.status != tc.want {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tc.want)
+			}
+			if tc.want != 200 {
+				if d, _ := r.errorOf(t)["details"].(map[string]any); d["param"] != "ids" {
+					t.Errorf("error %s: want the parameter ids named", r.body)
+				}
+				return
+			}
+			var got []string
+			for _, in := range r.json(t)["incidents"].([]any) {
+				got = append(got, fmt.Sprint(in.(map[string]any)["id"]))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantIDs) {
+				t.Errorf("ids %v, want %v", got, tc.wantIDs)
+			}
+		})
+	}
+}

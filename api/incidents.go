@@ -132,12 +132,30 @@ func (s *Server) bulkIncidents(c *gin.Context) {
 	_ = w.Flush()
 }
 
+// maxListIDs caps the ids a list may name (?ids=): a bulk event names at
+// most incident.BulkEventIDs.
+const maxListIDs = 1000
+
 func (s *Server) listIncidents(c *gin.Context) {
 	var f incident.Filter
 	var err error
 	if g := c.Query("grid"); g != "" {
 		if f.GridID, err = strconv.ParseInt(g, 10, 64); err != nil || f.GridID <= 0 {
 			writeError(c, s.log, paramError("grid", g, "want a grid id"))
+			return
+		}
+	}
+	if v := c.Query("ids"); v != "" {
+		for _, x := range strings.Split(v, ",") {
+			id, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+			if err != nil || id <= 0 {
+				writeError(c, s.log, paramError("ids", v, "want incident ids separated by commas"))
+				return
+			}
+			f.IDs = append(f.IDs, id)
+		}
+		if len(f.IDs) > maxListIDs {
+			writeError(c, s.log, paramError("ids", v, "at most "+strconv.Itoa(maxListIDs)+" ids"))
 			return
 		}
 	}

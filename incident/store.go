@@ -417,6 +417,8 @@ type Filter struct {
 	BBox       *geo.BBox
 	Overdue    bool
 	Unassigned bool
+	// IDs keeps these incidents only (the new cases a live event names).
+	IDs []int64
 	// Before is the cursor: only ids below it (lists run newest first).
 	Before int64
 	Limit  int

@@ -30,6 +30,15 @@ const (
 	EInternal        = "internal"              // a fault of ours; details are logged, not shown
 )
 
+// Error codes of reports (incidents).
+const (
+	// EOutsideScope: a report located outside the grids its reporter may
+	// report in (a grid leader's own).
+	EOutsideScope = "outside_scope"
+	// EIdempotencyMismatch: an Idempotency-Key sent again with another request.
+	EIdempotencyMismatch = "idempotency_mismatch"
+)
+
 // Error is an error a user can act on: a code, a plain message and optional
 // structured details (for a geometry: which feature, which ring, where).
 type Error struct {

@@ -33,11 +33,11 @@ func statusOf(code string) int {
 	switch code {
 	case gridwatch.EInvalid, gridwatch.EInvalidJSON, gridwatch.EInvalidGeoJSON:
 		return http.StatusBadRequest
-	case gridwatch.EInvalidGeometry, gridwatch.ETopology:
+	case gridwatch.EInvalidGeometry, gridwatch.ETopology, gridwatch.EIdempotencyMismatch:
 		return http.StatusUnprocessableEntity
 	case gridwatch.EUnauthenticated, gridwatch.ECredentials:
 		return http.StatusUnauthorized
-	case gridwatch.EForbidden, gridwatch.ECSRF:
+	case gridwatch.EForbidden, gridwatch.ECSRF, gridwatch.EOutsideScope:
 		return http.StatusForbidden
 	case gridwatch.EThrottled:
 		return http.StatusTooManyRequests

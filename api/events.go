@@ -15,6 +15,7 @@ import (
 	"gridwatch"
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/incident"
 	"gridwatch/internal/events"
 )
 
@@ -52,7 +53,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	filter, err := s.eventFilter(ctx, p)
+	filter, scope, err := s.eventFilter(ctx, p)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -106,9 +107,8 @@ func (s *Server) streamEvents(c *gin.Context) {
 				return
 			}
 			buf.Reset()
-			if p.Scoped() && ev.Type == events.IncidentsBulk {
-				// Not which other grids got cases: only that theirs did.
-				ev.Data = json.RawMessage(`{"in_scope":true}`)
+			if ev.Type == events.IncidentsBulk {
+				ev.Data = bulkEventFor(ev.Data, scope)
 			}
 			writeEvent(&buf, ev)
 			if write(buf.Bytes()) != nil {
@@ -180,15 +180,32 @@ func eventPermission(kind string) (auth.Permission, bool) {
 	return "", false
 }
 
+// bulkEventFor is what a subscriber with scope (nil: all grids) is told of
+// an incident.bulk event: the count and ids of the new cases it may see, and
+// "more" when it was not told every id (it reloads its list then); nothing
+// of other grids' cases.
+func bulkEventFor(data json.RawMessage, scope map[int64]bool) json.RawMessage {
+	v, err := incident.ViewBulkEvent(data, func(g int64) bool { return scope == nil || (g != 0 && scope[g]) })
+	if err != nil {
+		v = incident.BulkEventView{IDs: []int64{}, More: true}
+	}
+	out := map[string]any{"created": v.Created, "ids": v.IDs, "more": v.More}
+	if scope != nil {
+		out["in_scope"] = true
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
 // eventFilter returns the test an event must pass to reach p: the
 // permission its kind needs and, for a scoped principal, a grid in p's
-// scope.
-func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(events.Event) bool, error) {
+// scope; and that scope, every grid of it (nil: unscoped).
+func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(events.Event) bool, map[int64]bool, error) {
 	var scope map[int64]bool
 	if p.Scoped() {
 		grids, _, err := s.deps.Grids.List(ctx, geo.Filter{Scope: p.ScopeIDs()})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		scope = make(map[int64]bool, len(grids))
 		for _, g := range grids {
@@ -241,5 +258,5 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 			return false
 		}
 		return ev.GridID != nil && scope[*ev.GridID]
-	}, nil
+	}, scope, nil
 }

@@ -308,8 +308,8 @@ func TestEventsScope(t *testing.T) {
 	if r := e.do("POST", "/api/v1/incidents/bulk", []byte(`{"source":"sensor","category":"0101","title":"暴露垃圾","location":{"type":"Point","coordinates":[113.6355,34.833]}}`+"\n")); r.status != 200 {
 		t.Fatalf("bulk inside: %d %s", r.status, r.body)
 	}
-	if ev := ls.nextEvent(); ev.event != events.IncidentsBulk || ev.data != `{"in_scope":true}` {
-		t.Errorf("leader's bulk event: %+v, want incident.bulk with only in_scope", ev)
+	if ev := ls.nextEvent(); ev.event != events.IncidentsBulk || !strings.Contains(ev.data, `"in_scope":true`) || strings.Contains(ev.data, "grids") {
+		t.Errorf("leader's bulk event: %+v, want incident.bulk in_scope naming no grids", ev)
 	}
 	var got []string
 	for range 3 {
@@ -376,4 +376,87 @@ func TestEventsStreamEndsWithItsToken(t *testing.T) {
 			t.Fatal("the stream outlived its revoked token")
 		}
 	}
+}
+
+// bulkLines posts NDJSON lines as the admin and returns the new cases' ids
+// in line order.
+func (e *authEnv) bulkLines(lines []string) []int64 {
+	e.t.Helper()
+	tok := e.token
+	e.token = adminToken
+	defer func() { e.token = tok }()
+	r := e.do("POST", "/api/v1/incidents/bulk", []byte(strings.Join(lines, "\n")+"\n"))
+	if r.status != 200 {
+		e.t.Fatalf("bulk: %d %s", r.status, r.body)
+	}
+	var ids []int64
+	for _, l := range strings.Split(strings.TrimSpace(string(r.body)), "\n") {
+		var res struct {
+			Status string `json:"status"`
+			ID     int64  `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(l), &res); err != nil {
+			e.t.Fatalf("bulk answer line %q: %v", l, err)
+		}
+		if res.Status == "created" {
+			ids = append(ids, res.ID)
+		}
+	}
+	return ids
+}
+
+func bulkLine(lon, lat float64) string {
+	return fmt.Sprintf(`{"source":"sensor","category":"0101","title":"暴露垃圾","location":{"type":"Point","coordinates":[%v,%v]}}`, lon, lat)
+}
+
+// TestBulkEventNamesNewCases: an incident.bulk event names the new cases
+// each subscriber may see (ids, at most 100, with "more" past that), and
+// nothing of the others.
+func TestBulkEventNamesNewCases(t *testing.T) {
+	e := newEventsEnv(t)
+	leader := e.tokenFor(auth.RoleGridLeader, "410105001001")
+	ls := e.openStream(leader, "")
+	as := e.openStream(adminToken, "")
+	in, out, nowhere := [2]float64{113.6355, 34.833}, [2]float64{113.7445, 34.767}, [2]float64{120, 30}
+	type want struct {
+		created int
+		ids     []int64
+		more    bool
+	}
+	check := func(t *testing.T, who string, s *stream, w want) {
+		t.Helper()
+		ev := s.nextEvent()
+		if ev.event != events.IncidentsBulk {
+			t.Fatalf("%s: event %+v, want incident.bulk", who, ev)
+		}
+		var got struct {
+			Created int     `json:"created"`
+			IDs     []int64 `json:"ids"`
+			More    bool    `json:"more"`
+		}
+		if err := json.Unmarshal([]byte(ev.data), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Created != w.created || fmt.Sprint(got.IDs) != fmt.Sprint(w.ids) || got.More != w.more {
+			t.Errorf("%s: created %d ids %v more %v; want created %d ids %v more %v (%s)", who, got.Created, got.IDs, got.More, w.created, w.ids, w.more, ev.data)
+		}
+	}
+	t.Run("a few cases", func(t *testing.T) {
+		ids := e.bulkLines([]string{bulkLine(in[0], in[1]), bulkLine(out[0], out[1]), bulkLine(nowhere[0], nowhere[1]), bulkLine(in[0], in[1])})
+		if len(ids) != 4 {
+			t.Fatalf("created %v, want 4", ids)
+		}
+		check(t, "leader", ls, want{2, []int64{ids[0], ids[3]}, false})
+		check(t, "admin", as, want{4, ids, false})
+	})
+	t.Run("more than 100", func(t *testing.T) {
+		lines := []string{}
+		for range 105 {
+			lines = append(lines, bulkLine(in[0], in[1]))
+		}
+		lines = append(lines, bulkLine(out[0], out[1]))
+		ids := e.bulkLines(lines)
+		check(t, "leader", ls, want{105, ids[:100], true})
+		check(t, "admin", as, want{106, ids[:100], true})
+	})
 }

@@ -42,10 +42,21 @@ func forCaller(p *auth.Principal, in *incident.Incident) *incident.Incident {
 	return &out
 }
 
-func reporter(p *auth.Principal) incident.Reporter {
+// reporter is who files a report: the caller (its keys are its own) and,
+// for a grid leader unless Deps.LeaderReportOutside allows it, the grids
+// the report must lie in.
+func (s *Server) reporter(p *auth.Principal) incident.Reporter {
 	r := incident.Reporter{Name: p.Username}
 	if p.Kind == "token" {
 		r.TokenID = p.ID
+	} else {
+		r.UserID = p.ID
+	}
+	if p.Role == auth.RoleGridLeader && !s.deps.LeaderReportOutside {
+		r.Confine = p.Grids
+		if r.Confine == nil {
+			r.Confine = []geo.Ref{} // a leader without grids reports nowhere
+		}
 	}
 	return r
 }
@@ -71,7 +82,7 @@ func (s *Server) createIncident(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, reporter(p), viewer(p))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, s.reporter(p), viewer(p))
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -95,7 +106,7 @@ func (s *Server) bulkIncidents(c *gin.Context) {
 	w := bufio.NewWriterSize(c.Writer, 32<<10)
 	enc := json.NewEncoder(w)
 	started := false
-	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, reporter(principal(c)), func(r incident.LineResult) error {
+	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, s.reporter(principal(c)), func(r incident.LineResult) error {
 		if !started {
 			c.Header("Content-Type", "application/x-ndjson")
 			c.Status(http.StatusOK)
@@ -121,12 +132,30 @@ func (s *Server) bulkIncidents(c *gin.Context) {
 	_ = w.Flush()
 }
 
+// maxListIDs caps the ids a list may name (?ids=): a bulk event names at
+// most incident.BulkEventIDs.
+const maxListIDs = 1000
+
 func (s *Server) listIncidents(c *gin.Context) {
 	var f incident.Filter
 	var err error
 	if g := c.Query("grid"); g != "" {
 		if f.GridID, err = strconv.ParseInt(g, 10, 64); err != nil || f.GridID <= 0 {
 			writeError(c, s.log, paramError("grid", g, "want a grid id"))
+			return
+		}
+	}
+	if v := c.Query("ids"); v != "" {
+		for _, x := range strings.Split(v, ",") {
+			id, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+			if err != nil || id <= 0 {
+				writeError(c, s.log, paramError("ids", v, "want incident ids separated by commas"))
+				return
+			}
+			f.IDs = append(f.IDs, id)
+		}
+		if len(f.IDs) > maxListIDs {
+			writeError(c, s.log, paramError("ids", v, "at most "+strconv.Itoa(maxListIDs)+" ids"))
 			return
 		}
 	}

@@ -308,7 +308,7 @@ func (s *Server) open311CreateRequest(c *gin.Context) {
 		s.open311Error(c, gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters"))
 		return
 	}
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, reporter(principal(c)), viewer(principal(c)))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, s.reporter(principal(c)), viewer(principal(c)))
 	if err != nil {
 		s.open311Error(c, open311Rename(err))
 		return

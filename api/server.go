@@ -79,6 +79,10 @@ type Deps struct {
 	// Off, a write without it (QGIS sends none) applies to the current
 	// version: the last writer wins, still under every topology rule.
 	OGCRequireIfMatch bool
+	// LeaderReportOutside lets a grid leader report incidents located
+	// outside their grids (they land in another community's queue); off,
+	// such a report is refused (403 outside_scope).
+	LeaderReportOutside bool
 }
 
 // Server is the HTTP API and dashboard.

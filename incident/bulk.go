@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -179,6 +181,102 @@ func (s *Service) Bulk(ctx context.Context, r io.Reader, crs geo.CRS, by Reporte
 	return sum, nil
 }
 
+// BulkEventIDs caps the new cases' ids an incident.bulk event names for one
+// subscriber; past it the event says "more" and the dashboard reloads.
+const BulkEventIDs = 100
+
+// bulkEventMaxIDs caps the ids one event stores over all grids.
+const bulkEventMaxIDs = 1000
+
+// BulkEventGrid is one grid's part of an incident.bulk event: how many new
+// cases it got and the ids of up to BulkEventIDs of them.
+type BulkEventGrid struct {
+	N   int     `json:"n"`
+	IDs []int64 `json:"ids"`
+}
+
+// bulkEventData is what an incident.bulk event records of a batch: the
+// count, the grids touched and, per grid ("0" for cases in no grid), its
+// count and new ids, so that each subscriber can be told the new cases in
+// its own scope and nothing of the others (api rewrites it per
+// subscriber).
+func bulkEventData(created map[int64]*int64) map[string]any {
+	ids := make([]int64, 0, len(created))
+	for id := range created {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	byGrid := map[string]*BulkEventGrid{}
+	var touched []int64
+	stored := 0
+	for _, id := range ids {
+		var g int64
+		if created[id] != nil {
+			g = *created[id]
+		}
+		key := strconv.FormatInt(g, 10)
+		bg := byGrid[key]
+		if bg == nil {
+			bg = &BulkEventGrid{IDs: []int64{}}
+			byGrid[key] = bg
+			if g != 0 {
+				touched = append(touched, g)
+			}
+		}
+		bg.N++
+		if len(bg.IDs) < BulkEventIDs && stored < bulkEventMaxIDs {
+			bg.IDs = append(bg.IDs, id)
+			stored++
+		}
+	}
+	slices.Sort(touched)
+	if touched == nil {
+		touched = []int64{}
+	}
+	return map[string]any{"created": len(created), "grids": touched, "by_grid": byGrid}
+}
+
+// BulkEventView is what one subscriber is told of an incident.bulk event:
+// how many new cases it may see, the ids of up to BulkEventIDs of them, and
+// whether there are more (then it reloads its list).
+type BulkEventView struct {
+	Created int     `json:"created"`
+	IDs     []int64 `json:"ids"`
+	More    bool    `json:"more"`
+}
+
+// ViewBulkEvent reads the data of an incident.bulk event for a subscriber
+// who may see grid g when see(g) is true (g 0: cases in no grid).
+func ViewBulkEvent(data []byte, see func(g int64) bool) (BulkEventView, error) {
+	var d struct {
+		Created int                      `json:"created"`
+		ByGrid  map[string]BulkEventGrid `json:"by_grid"`
+	}
+	v := BulkEventView{IDs: []int64{}}
+	if err := json.Unmarshal(data, &d); err != nil {
+		return v, err
+	}
+	if d.ByGrid == nil {
+		// An event of an older version: only a count.
+		v.Created, v.More = d.Created, d.Created > 0
+		return v, nil
+	}
+	for key, bg := range d.ByGrid {
+		g, err := strconv.ParseInt(key, 10, 64)
+		if err != nil || !see(g) {
+			continue
+		}
+		v.Created += bg.N
+		v.IDs = append(v.IDs, bg.IDs...)
+		v.More = v.More || len(bg.IDs) < bg.N
+	}
+	slices.Sort(v.IDs)
+	if len(v.IDs) > BulkEventIDs {
+		v.IDs, v.More = v.IDs[:BulkEventIDs], true
+	}
+	return v, nil
+}
+
 // readLine reads one line of at most max bytes (without its newline). A
 // longer line is read to its end and dropped, with tooLong set, so the
 // lines after it are still read. err is io.EOF after the last line.
@@ -337,15 +435,40 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 				return fmt.Errorf("bulk assign: %w", err)
 			}
 		}
+		// A confined reporter's lines outside their grids are refused, each
+		// naming where it lies; the rest of the batch is stored.
+		refused := map[int]error{}
+		if by.Confine != nil {
+			rows, err := tx.Query(ctx, `DELETE FROM bulk_incidents b
+				WHERE b.grid_id IS NULL OR b.grid_id NOT IN (`+subtreeSQL(1)+`)
+				RETURNING b.line, b.lon, b.lat, (SELECT g.code FROM grids g WHERE g.id = b.grid_id)`, by.confineIDs())
+			if err != nil {
+				return fmt.Errorf("bulk scope: %w", err)
+			}
+			for rows.Next() {
+				var line int
+				var lon, lat float64
+				var code *string
+				if err := rows.Scan(&line, &lon, &lat, &code); err != nil {
+					rows.Close()
+					return err
+				}
+				refused[line] = outsideError(by, lon, lat, deref(code))
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("bulk scope: %w", err)
+			}
+		}
 		rows, err = tx.Query(ctx, `WITH ins AS (
 				INSERT INTO incidents (id, source, external_id, category, title, description, location, address,
-					reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at)
+					reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at, reporter_key)
 				OVERRIDING SYSTEM VALUE
 				SELECT id, source, NULLIF(external_id, ''), category, title, description, ST_SetSRID(ST_MakePoint(lon, lat), 4326), address,
-					reported_at, $1, priority, grid_id, deadline, $2, NULLIF($3::bigint, 0), $1
+					reported_at, $1, priority, grid_id, deadline, $2, NULLIF($3::bigint, 0), $1, $4
 				FROM bulk_incidents ORDER BY source, external_id -- one order for all writers: no deadlock between two
 				ON CONFLICT DO NOTHING RETURNING id, grid_id
-			) SELECT id, grid_id FROM ins`, now, by.Name, by.TokenID)
+			) SELECT id, grid_id FROM ins`, now, by.Name, by.TokenID, by.key())
 		if err != nil {
 			return fmt.Errorf("bulk insert: %w", err)
 		}
@@ -364,9 +487,9 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 			return fmt.Errorf("bulk insert: %w", err)
 		}
 		dups := map[int]int64{}
-		if len(created) < len(batch) {
+		if len(created)+len(refused) < len(batch) {
 			rows, err := tx.Query(ctx, `SELECT b.line, i.id FROM bulk_incidents b
-				JOIN incidents i ON i.source = b.source AND i.external_id = NULLIF(b.external_id, '') AND i.id <> b.id`)
+				JOIN incidents i ON i.source = b.source AND i.reporter_key = $1 AND i.external_id = NULLIF(b.external_id, '') AND i.id <> b.id`, by.key())
 			if err != nil {
 				return fmt.Errorf("bulk duplicates: %w", err)
 			}
@@ -384,7 +507,9 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 			rows.Close()
 		}
 		for _, p := range batch {
-			if grid, ok := created[p.id]; ok {
+			if err, ok := refused[p.line]; ok {
+				results = append(results, lineError(p.line, err))
+			} else if grid, ok := created[p.id]; ok {
 				results = append(results, LineResult{Line: p.line, Status: "created", ID: p.id, Grid: grid})
 			} else if id, ok := dups[p.line]; ok {
 				results = append(results, LineResult{Line: p.line, Status: "duplicate", ID: id})
@@ -392,18 +517,7 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 				results = append(results, lineError(p.line, gridwatch.Errorf(gridwatch.EConflict, "not stored: it conflicts with another incident")))
 			}
 		}
-		grids := map[int64]bool{}
-		for _, g := range created {
-			if g != nil {
-				grids[*g] = true
-			}
-		}
-		touched := make([]int64, 0, len(grids))
-		for g := range grids {
-			touched = append(touched, g)
-		}
-		slices.Sort(touched)
-		if err := events.Publish(ctx, tx, events.IncidentsBulk, nil, map[string]any{"created": len(created), "grids": touched}); err != nil {
+		if err := events.Publish(ctx, tx, events.IncidentsBulk, nil, bulkEventData(created)); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, "incident.bulk", "incident", "", map[string]any{"created": len(created), "duplicates": len(dups)})

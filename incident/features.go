@@ -38,6 +38,9 @@ func (f FeatureFilter) where(now time.Time, v Viewer) ([]string, []any) {
 		add(`i.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
 			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, f.GridID)
 	}
+	if len(f.IDs) > 0 {
+		add("i.id = ANY(?)", f.IDs)
+	}
 	if f.InGrid != 0 {
 		add("i.grid_id = ?", f.InGrid)
 	}

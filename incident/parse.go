@@ -2,6 +2,8 @@ package incident
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +31,11 @@ type NewIncident struct {
 	Priority    string
 	// IdempotencyKey makes a retry return the first incident.
 	IdempotencyKey string
+	// RequestHash is the SHA-256 of the canonical request (its JSON with
+	// keys sorted and whitespace dropped, and its CRS): a retry with the
+	// same Idempotency-Key must carry the same request. ParseNew sets it;
+	// empty, Create derives it from the fields.
+	RequestHash string
 }
 
 // maxFuture is how far ahead of the server's clock a report may be dated
@@ -78,6 +85,7 @@ func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 		return NewIncident{}, gridwatch.Errorf(gridwatch.EInvalidJSON, "not valid JSON: %v", err)
 	}
 	var n NewIncident
+	n.RequestHash = canonicalHash(data, crs)
 	src := deref(raw.Source)
 	if src == "" {
 		return n, FieldError("source", "is required: one of %s", joinSources())
@@ -135,6 +143,32 @@ func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 		n.Priority = *raw.Priority
 	}
 	return n, nil
+}
+
+// canonicalHash hashes a request as the IETF idempotency-key draft compares
+// them: the same JSON whatever its key order and spacing (re-encoded, which
+// sorts object keys), in the same CRS, is the same request.
+func canonicalHash(data []byte, crs geo.CRS) string {
+	var v any
+	canon := data
+	if err := json.Unmarshal(data, &v); err == nil {
+		if b, err := json.Marshal(v); err == nil {
+			canon = b
+		}
+	}
+	h := sha256.New()
+	h.Write([]byte(crs))
+	h.Write([]byte{0})
+	h.Write(canon)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fieldsHash is the request hash of a report built in code rather than
+// parsed from a body: its fields, in a fixed order.
+func (n NewIncident) fieldsHash() string {
+	b, _ := json.Marshal([]any{n.Source, n.ExternalID, n.Category, n.Title, n.Description, n.Lon, n.Lat,
+		n.Address, n.ReportedAt.UTC().Format(time.RFC3339Nano), n.Priority})
+	return canonicalHash(b, geo.CRSWGS84)
 }
 
 // parsePoint reads a GeoJSON Point and converts it from crs to WGS-84.

@@ -77,8 +77,8 @@ type StatsRow struct {
 	// MedianHours is the median of closed_at − reported_at over the closed
 	// cases, in hours; null when none closed.
 	MedianHours *float64 `json:"median_handling_hours"`
-	// Open counts the cases not yet closed or rejected; Overdue those of
-	// them past their deadline now.
+	// Open counts the cases not closed or rejected at the report's end
+	// (min(To, now)); Overdue those of them past their deadline then.
 	Open    int64 `json:"open"`
 	Overdue int64 `json:"overdue"`
 }
@@ -126,7 +126,10 @@ func (q StatsQuery) normalise(now time.Time) (StatsQuery, *time.Location, error)
 
 // Stats counts the cases v may see that were reported in the query's
 // range, per group and in all: 立案数, 结案数, 结案率, 按期结案率, the median
-// handling time, and how many are open and overdue now. Rows come in key
+// handling time, and how many are open and overdue. Every figure is as of
+// the range's end, min(To, now): a case closed after To was open at To, one
+// whose deadline passed after To was not overdue, so a past month's report
+// reads the same whenever it is run. Rows come in key
 // order (unassigned last); grouped by month, every month of the range has a
 // row, empty months too.
 func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, error) {
@@ -135,7 +138,11 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 	if err != nil {
 		return nil, err
 	}
-	args := []any{q.From, q.To, now}
+	asOf := q.To
+	if now.Before(asOf) {
+		asOf = now
+	}
+	args := []any{q.From, q.To, asOf}
 	var cols, joins string
 	switch q.Group {
 	case ByGrid:
@@ -152,7 +159,14 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 	// One pass: the groups and, from the empty grouping set, the totals
 	// (whose median is over all closed cases, not a median of medians).
 	sql := `WITH base AS (
-			SELECT ` + cols + `, i.status, i.registered_at, i.closed_at, i.reported_at, i.deadline
+			SELECT ` + cols + `,
+				-- The status at $3: the current one unless the case changed
+				-- since, else the last step taken by then.
+				CASE WHEN i.updated_at <= $3 THEN i.status ELSE coalesce((SELECT e.to_status FROM incident_events e
+					WHERE e.incident_id = i.id AND e.at <= $3 ORDER BY e.id DESC LIMIT 1), 'reported') END,
+				CASE WHEN i.registered_at <= $3 THEN i.registered_at END,
+				CASE WHEN i.closed_at <= $3 THEN i.closed_at END,
+				i.reported_at, i.deadline
 			FROM incidents i` + joins + `
 			WHERE ` + strings.Join(conds, " AND ") + `
 		) SELECT GROUPING(gid, k, n, ck, cn) <> 0 AS total, gid, k, n, ck, cn,

@@ -302,3 +302,57 @@ func TestStatsScopeDefaultsAndBadQueries(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsAsOfRangeEnd: a past range's report counts as of its end, so it
+// reads the same when run again after its cases are closed, rejected or
+// become overdue.
+func TestStatsAsOfRangeEnd(t *testing.T) {
+	c := newStatsCity(t)
+	c.seed(t)
+	// More cases in the range [11-10, 11-21), moved after its end.
+	late := c.report(t, c.ptA, "0101", "2026-11-15T00:00:00Z") // registered 11-15, closed 11-22
+	c.move(t, late, "2026-11-15T01:00:00Z", incident.Registered)
+	rejected := c.report(t, c.ptA, "0301", "2026-11-18T00:00:00Z") // registered 11-18, rejected 11-22
+	c.move(t, rejected, "2026-11-18T01:00:00Z", incident.Registered)
+	due := c.report(t, c.ptA, "0601", "2026-11-20T00:00:00Z") // 72 h: due 11-23, after the range
+	c.move(t, late, "2026-11-22T00:00:00Z", toClosed[1:]...)
+	c.move(t, rejected, "2026-11-22T00:00:00Z", incident.Rejected)
+	c.clock.Set(utc("2026-11-26T09:00:00Z"))
+
+	q := incident.StatsQuery{From: utc("2026-11-10T00:00:00Z"), To: utc("2026-11-21T00:00:00Z"), Zone: "UTC"}
+	// At 11-21: six reported; five registered (not the 0601); the two
+	// closed by then; open: the 0103, the three moved later; overdue: all
+	// of those but the 0601.
+	want := figures{key: "total", reported: 6, registered: 5, closed: 2, onTime: 1, open: 4, overdue: 3,
+		closeRate: ptr(0.4), onTimeRate: ptr(0.5), median: ptr(29.0)}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T)
+	}{
+		{"run on 11-26", func(*testing.T) {}},
+		{"run again after more closing, on 12-30", func(t *testing.T) {
+			ids := []int64{}
+			list, _, err := c.svc.List(context.Background(), incident.Filter{Statuses: []incident.Status{incident.Registered}}, incident.Viewer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range list {
+				ids = append(ids, in.ID)
+			}
+			for _, id := range ids {
+				c.move(t, id, "2026-11-27T00:00:00Z", toClosed[1:]...)
+			}
+			c.move(t, due, "2026-11-27T00:00:00Z", toClosed...)
+			c.clock.Set(utc("2026-12-30T00:00:00Z"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup(t)
+			got, err := c.svc.Stats(context.Background(), q, incident.Viewer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRow(t, figuresOf(got.Totals), want)
+		})
+	}
+}

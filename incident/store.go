@@ -70,6 +70,91 @@ type Viewer struct {
 type Reporter struct {
 	Name    string
 	TokenID int64 // the integration token, 0 for a user
+	UserID  int64 // the user, 0 for a token
+	// Confine, when not nil, is where the reporter may report: a report
+	// located outside these grids (and their descendants), or in no grid,
+	// is refused with EOutsideScope (a grid leader reports in their own
+	// grids; another community's queue is not theirs to fill).
+	Confine []geo.Ref
+}
+
+// key names the caller whose duplicate-detection keys (Idempotency-Key,
+// source and external_id) a report's are: one caller's keys never match
+// another's reports.
+func (r Reporter) key() string {
+	switch {
+	case r.TokenID != 0:
+		return "token:" + strconv.FormatInt(r.TokenID, 10)
+	case r.UserID != 0:
+		return "user:" + strconv.FormatInt(r.UserID, 10)
+	}
+	return "name:" + r.Name
+}
+
+// confineIDs returns the ids of r.Confine.
+func (r Reporter) confineIDs() []int64 {
+	ids := make([]int64, len(r.Confine))
+	for i, g := range r.Confine {
+		ids[i] = g.ID
+	}
+	return ids
+}
+
+// confineCodes returns the codes of r.Confine, for messages.
+func (r Reporter) confineCodes() []string {
+	codes := make([]string, len(r.Confine))
+	for i, g := range r.Confine {
+		codes[i] = g.Code
+	}
+	return codes
+}
+
+// subtreeSQL is the query of the grids $arg (an array of ids) and all their
+// descendants.
+func subtreeSQL(arg int) string {
+	return fmt.Sprintf(`WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ANY($%d)
+		UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub`, arg)
+}
+
+// outsideError is the refusal of a report by a confined reporter at lon,
+// lat, which lies in grid code ("" for none).
+func outsideError(by Reporter, lon, lat float64, code string) error {
+	where := "in no grid"
+	if code != "" {
+		where = "in grid " + code
+	}
+	var grid any
+	if code != "" {
+		grid = code
+	}
+	return gridwatch.Errorf(gridwatch.EOutsideScope,
+		"the location %.6f,%.6f lies %s, outside your grids (%s): report it to the command centre, which routes it to its grid",
+		lon, lat, where, strings.Join(by.confineCodes(), ", ")).
+		WithDetails(map[string]any{"field": "location", "location": []float64{lon, lat}, "grid": grid, "your_grids": by.confineCodes()})
+}
+
+// checkConfined refuses a report by a confined reporter whose grid (nil:
+// none) lies outside the grids it may report in.
+func checkConfined(ctx context.Context, tx pgx.Tx, by Reporter, gridID *int64, lon, lat float64) error {
+	if by.Confine == nil {
+		return nil
+	}
+	if gridID != nil {
+		var ok bool
+		if err := tx.QueryRow(ctx, `SELECT $1 IN (`+subtreeSQL(2)+`)`, *gridID, by.confineIDs()).Scan(&ok); err != nil {
+			return fmt.Errorf("report scope: %w", err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	code := ""
+	if gridID != nil {
+		if err := tx.QueryRow(ctx, "SELECT code FROM grids WHERE id = $1", *gridID).Scan(&code); err != nil {
+			return fmt.Errorf("report scope: %w", err)
+		}
+	}
+	return outsideError(by, lon, lat, code)
 }
 
 const incidentColumns = `i.id, i.source, i.external_id, i.category, c.name, i.title, i.description,
@@ -148,8 +233,12 @@ func (s *Service) assign(ctx context.Context, tx pgx.Tx, lon, lat float64) (*int
 func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v Viewer) (*Incident, bool, error) {
 	var id int64
 	created := false
+	key := by.key()
+	if n.IdempotencyKey != "" && n.RequestHash == "" {
+		n.RequestHash = n.fieldsHash()
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if existing, err := s.findDuplicate(ctx, tx, n); err != nil || existing != 0 {
+		if existing, err := s.findDuplicate(ctx, tx, n, key); err != nil || existing != 0 {
 			id = existing
 			return err
 		}
@@ -160,17 +249,26 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 		if err != nil {
 			return fmt.Errorf("assign grid: %w", err)
 		}
+		if err := checkConfined(ctx, tx, by, gridID, n.Lon, n.Lat); err != nil {
+			return err
+		}
+		hash := ""
+		if n.IdempotencyKey != "" {
+			hash = n.RequestHash
+		}
 		err = tx.QueryRow(ctx, `INSERT INTO incidents (source, external_id, idempotency_key, category, title, description, location,
-				address, reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at)
+				address, reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at,
+				reporter_key, request_hash)
 			SELECT $1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326),
-				$9, $10::timestamptz, $11, $12, $13, $10::timestamptz + c.deadline_hours * interval '1 hour', $14, NULLIF($15, 0), $11
+				$9, $10::timestamptz, $11, $12, $13, $10::timestamptz + c.deadline_hours * interval '1 hour', $14, NULLIF($15, 0), $11,
+				$16, NULLIF($17, '')
 			FROM incident_categories c WHERE c.code = $4
 			ON CONFLICT DO NOTHING RETURNING id`,
 			n.Source, n.ExternalID, n.IdempotencyKey, n.Category, n.Title, n.Description, n.Lon, n.Lat,
-			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID).Scan(&id)
+			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID, key, hash).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent retry won the race: answer with its incident.
-			id, err = s.findDuplicate(ctx, tx, n)
+			id, err = s.findDuplicate(ctx, tx, n, key)
 			return err
 		}
 		if err != nil {
@@ -200,19 +298,41 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 	return in, created, err
 }
 
-// findDuplicate returns the id of an incident this report repeats, or 0.
-func (s *Service) findDuplicate(ctx context.Context, q pgx.Tx, n NewIncident) (int64, error) {
-	if n.IdempotencyKey == "" && n.ExternalID == "" {
+// findDuplicate returns the id of an incident this report repeats, or 0:
+// one the same caller (key) filed with the same Idempotency-Key, or from the
+// same source with the same external id. The same Idempotency-Key with
+// another request is refused (EIdempotencyMismatch), as the IETF
+// idempotency-key draft says: answering with the first case would tell the
+// caller a different report was filed.
+func (s *Service) findDuplicate(ctx context.Context, q pgx.Tx, n NewIncident, key string) (int64, error) {
+	var id int64
+	if n.IdempotencyKey != "" {
+		var hash *string
+		err := q.QueryRow(ctx, `SELECT id, request_hash FROM incidents WHERE reporter_key = $1 AND idempotency_key = $2`,
+			key, n.IdempotencyKey).Scan(&id, &hash)
+		switch {
+		case err == nil && hash != nil && *hash != n.RequestHash:
+			return 0, gridwatch.Errorf(gridwatch.EIdempotencyMismatch,
+				"the Idempotency-Key %q was first sent with another request: send the same request to retry it, or a new key for a new report", n.IdempotencyKey).
+				WithDetails(map[string]any{"header": "Idempotency-Key", "key": n.IdempotencyKey})
+		case err == nil:
+			return id, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return 0, fmt.Errorf("find retry: %w", err)
+		}
+	}
+	if n.ExternalID == "" {
 		return 0, nil
 	}
-	var id int64
-	err := q.QueryRow(ctx, `SELECT id FROM incidents
-		WHERE ($1 <> '' AND idempotency_key = $1) OR ($3 <> '' AND source = $2 AND external_id = $3)
-		ORDER BY id LIMIT 1`, n.IdempotencyKey, n.Source, n.ExternalID).Scan(&id)
+	err := q.QueryRow(ctx, `SELECT id FROM incidents WHERE source = $1 AND reporter_key = $2 AND external_id = $3`,
+		n.Source, key, n.ExternalID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
-	return id, err
+	if err != nil {
+		return 0, fmt.Errorf("find retry: %w", err)
+	}
+	return id, nil
 }
 
 func checkCategory(ctx context.Context, tx pgx.Tx, code string) error {
@@ -297,6 +417,8 @@ type Filter struct {
 	BBox       *geo.BBox
 	Overdue    bool
 	Unassigned bool
+	// IDs keeps these incidents only (the new cases a live event names).
+	IDs []int64
 	// Before is the cursor: only ids below it (lists run newest first).
 	Before int64
 	Limit  int

@@ -171,8 +171,13 @@ func TestIdempotentRetry(t *testing.T) {
 	if other.ID == first.ID {
 		t.Error("another source's external id was taken as a retry")
 	}
-	byKey := c.report(t, code, func(n *NewIncident) { n.IdempotencyKey = "k-1" })
-	again, created, err = c.svc.Create(context.Background(), NewIncident{Source: "patrol", Category: "0101", Title: "retry", Lon: 1, Lat: 1, ReportedAt: c.clock(), Priority: "normal", IdempotencyKey: "k-1"}, Reporter{Name: "tester"}, Viewer{})
+	p := c.inside[code]
+	keyed := NewIncident{Source: "hotline", Category: "0101", Title: "暴露垃圾", Lon: p[0], Lat: p[1], ReportedAt: c.clock(), Priority: "normal", IdempotencyKey: "k-1"}
+	byKey, _, err := c.svc.Create(context.Background(), keyed, Reporter{Name: "tester"}, Viewer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, created, err = c.svc.Create(context.Background(), keyed, Reporter{Name: "tester"}, Viewer{})
 	if err != nil || created || again.ID != byKey.ID {
 		t.Errorf("retry by key: %d created=%v %v; want %d", again.ID, created, err, byKey.ID)
 	}
@@ -506,4 +511,185 @@ func FuzzParseNew(f *testing.F) {
 			t.Fatalf("accepted %+v", n)
 		}
 	})
+}
+
+// TestKeysPerCaller: Idempotency-Keys and external ids are the caller's
+// own: another caller using the same key first does not block a report,
+// and the same caller sending it again gets the first incident.
+func TestKeysPerCaller(t *testing.T) {
+	c := newCity(t)
+	ctx := context.Background()
+	code := anyGridCode(c)
+	p := c.inside[code]
+	alice, bob, token := Reporter{Name: "alice", UserID: 101}, Reporter{Name: "bob", UserID: 102}, Reporter{Name: "app", TokenID: 7}
+	for _, tc := range []struct {
+		name string
+		set  func(*NewIncident)
+	}{
+		{"Idempotency-Key", func(n *NewIncident) { n.IdempotencyKey = "shared-key" }},
+		{"source and external_id", func(n *NewIncident) { n.ExternalID = "shared-ext" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewIncident{Source: "hotline", Category: "0101", Title: "暴露垃圾", Lon: p[0], Lat: p[1], ReportedAt: c.clock(), Priority: "normal"}
+			tc.set(&n)
+			ids := map[string]int64{}
+			for _, by := range []Reporter{alice, bob, token} {
+				in, created, err := c.svc.Create(ctx, n, by, Viewer{})
+				if err != nil || !created {
+					t.Fatalf("%s's report: created=%v err=%v; want a new incident of their own", by.Name, created, err)
+				}
+				for other, id := range ids {
+					if id == in.ID {
+						t.Errorf("%s got %s's incident %d; want their own", by.Name, other, id)
+					}
+				}
+				ids[by.Name] = in.ID
+			}
+			for _, by := range []Reporter{alice, bob, token} {
+				in, created, err := c.svc.Create(ctx, n, by, Viewer{})
+				if err != nil || created || in.ID != ids[by.Name] {
+					t.Errorf("%s again: id %v created=%v err=%v; want their first, %d", by.Name, in, created, err, ids[by.Name])
+				}
+			}
+		})
+	}
+}
+
+// TestIdempotencyMismatch: the same Idempotency-Key with another request is
+// refused, naming the key, and stores nothing; the same request (whatever
+// its key order and spacing) answers with the first incident.
+func TestIdempotencyMismatch(t *testing.T) {
+	c := newCity(t)
+	ctx := context.Background()
+	p := c.inside[anyGridCode(c)]
+	body := fmt.Sprintf(`{"source":"hotline","category":"0101","title":"暴露垃圾","location":{"type":"Point","coordinates":[%v,%v]}}`, p[0], p[1])
+	parse := func(t *testing.T, b string) NewIncident {
+		t.Helper()
+		n, err := ParseNew([]byte(b), geo.CRSWGS84, c.clock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.IdempotencyKey = "k-42"
+		return n
+	}
+	by := Reporter{Name: "app", TokenID: 3}
+	first, created, err := c.svc.Create(ctx, parse(t, body), by, Viewer{})
+	if err != nil || !created {
+		t.Fatalf("first: created=%v %v", created, err)
+	}
+	c.advance(time.Minute) // a retry without reported_at is still the same request
+	for _, tc := range []struct {
+		name     string
+		body     string
+		crs      geo.CRS
+		wantCode string
+	}{
+		{"same body", body, geo.CRSWGS84, ""},
+		{"same body, other key order and spacing", fmt.Sprintf(`{ "title":"暴露垃圾", "location":{"coordinates":[%v, %v],"type":"Point"}, "category":"0101","source":"hotline" }`, p[0], p[1]), geo.CRSWGS84, ""},
+		{"another title", strings.Replace(body, "暴露垃圾", "积存垃圾", 1), geo.CRSWGS84, gridwatch.EIdempotencyMismatch},
+		{"another category", strings.Replace(body, "0101", "0102", 1), geo.CRSWGS84, gridwatch.EIdempotencyMismatch},
+		{"same body in another CRS", body, geo.CRSGCJ02, gridwatch.EIdempotencyMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := ParseNew([]byte(tc.body), tc.crs, c.clock())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.IdempotencyKey = "k-42"
+			in, created, err := c.svc.Create(ctx, n, by, Viewer{})
+			if got := gridwatch.ErrorCode(err); got != tc.wantCode {
+				t.Fatalf("code %q (%v), want %q", got, err, tc.wantCode)
+			}
+			if tc.wantCode == "" {
+				if created || in.ID != first.ID {
+					t.Errorf("got incident %d created=%v, want the first, %d", in.ID, created, first.ID)
+				}
+				return
+			}
+			if d := gridwatch.ErrorDetails(err); d["key"] != "k-42" || !strings.Contains(gridwatch.ErrorMessage(err), "k-42") {
+				t.Errorf("error %v details %v: want the key named", err, d)
+			}
+		})
+	}
+	if n, err := c.svc.CountFeatures(ctx, FeatureFilter{}, Viewer{}); err != nil || n != 1 {
+		t.Errorf("%d incidents stored (%v), want 1", n, err)
+	}
+}
+
+// TestConfinedReporter: a reporter confined to a community (a grid leader)
+// files reports inside it, and is refused, with where the report lies and
+// their grids, outside it or in no grid; one by one and in bulk.
+func TestConfinedReporter(t *testing.T) {
+	c := newCity(t)
+	ctx := context.Background()
+	var mine, other string // grid codes in the leader's community and in another
+	var community geo.Grid
+	for code, g := range c.byCode {
+		if g.Level != geo.LevelGrid {
+			continue
+		}
+		if mine == "" || code < mine {
+			mine = code
+		}
+	}
+	community = c.byCode[c.byCode[mine].ParentCode]
+	for code, g := range c.byCode {
+		if g.Level == geo.LevelGrid && g.ParentCode != community.Code && (other == "" || code < other) {
+			other = code
+		}
+	}
+	leader := Reporter{Name: "leader", UserID: 9, Confine: []geo.Ref{{ID: community.ID, Code: community.Code, Level: community.Level}}}
+	for _, tc := range []struct {
+		name     string
+		at       [2]float64
+		wantCode string
+		wantGrid any
+	}{
+		{"in a grid of their community", c.inside[mine], "", nil},
+		{"in another community's grid", c.inside[other], gridwatch.EOutsideScope, other},
+		{"in no grid", [2]float64{120, 30}, gridwatch.EOutsideScope, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewIncident{Source: "patrol", Category: "0101", Title: "x", Lon: tc.at[0], Lat: tc.at[1], ReportedAt: c.clock(), Priority: "normal"}
+			_, _, err := c.svc.Create(ctx, n, leader, Viewer{})
+			if got := gridwatch.ErrorCode(err); got != tc.wantCode {
+				t.Fatalf("code %q (%v), want %q", got, err, tc.wantCode)
+			}
+			if tc.wantCode == "" {
+				return
+			}
+			d := gridwatch.ErrorDetails(err)
+			if d["grid"] != tc.wantGrid || fmt.Sprint(d["your_grids"]) != "["+community.Code+"]" || d["location"] == nil {
+				t.Errorf("details %v: want grid %v, your_grids [%s] and the location", d, tc.wantGrid, community.Code)
+			}
+			if msg := gridwatch.ErrorMessage(err); !strings.Contains(msg, community.Code) {
+				t.Errorf("message %q does not name the leader's grids", msg)
+			}
+		})
+	}
+	// Unconfined, the same report outside is filed.
+	if _, created, err := c.svc.Create(ctx, NewIncident{Source: "patrol", Category: "0101", Title: "x", Lon: c.inside[other][0], Lat: c.inside[other][1], ReportedAt: c.clock(), Priority: "normal"}, Reporter{Name: "leader", UserID: 9}, Viewer{}); err != nil || !created {
+		t.Errorf("unconfined: created=%v %v", created, err)
+	}
+	line := func(at [2]float64) string {
+		return fmt.Sprintf(`{"source":"patrol","category":"0101","title":"x","location":{"type":"Point","coordinates":[%v,%v]}}`, at[0], at[1])
+	}
+	stream := strings.Join([]string{line(c.inside[mine]), line(c.inside[other]), line([2]float64{120, 30}), line(c.inside[mine])}, "\n")
+	var results []LineResult
+	sum, err := c.svc.Bulk(ctx, strings.NewReader(stream), geo.CRSWGS84, leader, func(r LineResult) error { results = append(results, r); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Created != 2 || sum.Errors != 2 {
+		t.Errorf("bulk summary %+v, want 2 created and 2 refused", sum)
+	}
+	for i, want := range []string{"created", gridwatch.EOutsideScope, gridwatch.EOutsideScope, "created"} {
+		got := results[i].Status
+		if results[i].Error != nil {
+			got = results[i].Error.Code
+		}
+		if got != want {
+			t.Errorf("bulk line %d: %s, want %s", results[i].Line, got, want)
+		}
+	}
 }

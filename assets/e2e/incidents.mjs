@@ -25,6 +25,9 @@
 //    the server answers the page's stale version).
 // 8. 统计 Stats: this month's table per grid has the grid's row with the case
 //    registered; the CSV download is a CSV with the same row.
+// 9. Bulk: two cases posted as NDJSON appear on the page; over the live
+//    stream they are read by id (?ids=), with no reload of the whole list.
+// Step 6 also checks the grid's community and street count its case.
 // Any page error, console error, CSP violation, error banner or unexpected
 // HTTP error fails the run. Prints one JSON line and exits 0, else prints
 // "e2e: FAIL: …" and exits 1.
@@ -255,6 +258,20 @@ async function run() {
     grid.id,
     'the open count of the grid in its feature-state',
   );
+  // Its community and its street count it too, and at least as many as the grid.
+  const byId = new Map(features.map((f) => [Number(f.id ?? f.properties.id), f]));
+  const community = Number(byId.get(grid.id)?.properties.parent_id);
+  const street = Number(byId.get(community)?.properties.parent_id);
+  if (byId.get(community)?.properties.level !== 'community' || byId.get(street)?.properties.level !== 'street') {
+    throw new Error(`grid ${grid.code} has no community and street above it in /api/v1/grids.geojson`);
+  }
+  const shade = await page.evaluate(
+    (ids) => ids.map((id) => window.gridwatchMap.getFeatureState({ source: 'gw-grids', id })?.open ?? 0),
+    [grid.id, community, street],
+  );
+  if (!(shade[1] >= shade[0] && shade[2] >= shade[1] && shade[0] >= 1)) {
+    throw new Error(`open counts grid ${shade[0]}, community ${shade[1]}, street ${shade[2]}: want the community and the street to count the grid's cases`);
+  }
   const cases = await page.evaluate(() => document.querySelectorAll('#panel .case-item').length);
   await page.evaluate(() => new Promise((r) => window.gridwatchMap.once('idle', r) && window.gridwatchMap.triggerRepaint()));
 
@@ -305,6 +322,40 @@ async function run() {
   const csv = await readFile(csvPath, 'utf8');
   if (!csv.split(/\r?\n/).some((line) => line.startsWith(`${grid.code},`))) throw new Error(`the CSV download has no row for ${grid.code}: ${csv.slice(0, 300)}`);
   await page.click('#stats-dialog .dialog-close');
+  await check('after stats');
+
+  // 9. A bulk upload: the page adds the new cases the event names, without
+  //    reading the whole list again (live events only: polling reloads).
+  let fullLoads = 0;
+  let byIds = 0;
+  const countLoads = (req) => {
+    const u = new URL(req.url());
+    if (u.pathname !== '/api/v1/incidents') return;
+    if (u.searchParams.has('ids')) byIds++;
+    else if (u.searchParams.has('status')) fullLoads++;
+  };
+  page.on('request', countLoads);
+  const line = (i) => JSON.stringify({ source: 'sensor', category: '0101', title: `${title} bulk ${i}`, location: { type: 'Point', coordinates: [lon, lat] } });
+  const bulkRes = await fetch(new URL('/api/v1/incidents/bulk', base), {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/x-ndjson' },
+    body: `${line(1)}\n${line(2)}\n`,
+  });
+  if (!bulkRes.ok) throw new Error(`POST /api/v1/incidents/bulk: HTTP ${bulkRes.status}`);
+  const bulkIds = (await bulkRes.text()).trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.status === 'created').map((r) => r.id);
+  if (bulkIds.length !== 2) throw new Error(`bulk created ${JSON.stringify(bulkIds)}, want 2 cases`);
+  await waitFor(
+    page,
+    (ids) => ids.every((id) => window.gridwatchIncidents?.has(id)),
+    bulkIds,
+    async () => `the bulk cases ${bulkIds} on the page (live: ${await page.evaluate(() => document.body.dataset.live)})`,
+    Math.max(timeoutMs, 18000),
+  );
+  page.off('request', countLoads);
+  const liveNow = await page.evaluate(() => document.body.dataset.live ?? '');
+  if (liveNow === 'sse' && (fullLoads !== 0 || byIds < 1)) {
+    throw new Error(`after a bulk upload of 2 the page read the whole list ${fullLoads} times and by ids ${byIds} times: want 0 and at least 1`);
+  }
   await check('at the end');
 
   return {
@@ -321,6 +372,7 @@ async function run() {
     grid_cases: cases,
     concurrent: { status: concurrent.status, version: Number(concurrent.version), notice: concurrent.notice },
     stats_row: statsRow,
+    bulk: { ids: bulkIds, full_loads: fullLoads, by_ids: byIds },
     csv: csvPath,
     screenshot: shot,
     total_ms: Date.now() - started,

@@ -5,14 +5,16 @@
 // The halo is a CSS-animated marker over each overdue point drawn (at most
 // MAX_PULSES), so the pulse costs the map no repaints.
 // Grids can be shaded by their open or overdue count (feature-state on the
-// grid source, counted here from the loaded cases).
+// grid source, counted here from the loaded cases): a street or a community
+// counts the cases of every area below it, and the level shaded follows the
+// zoom (streets at city scale, then communities, then grids).
 //
 // Layer ids do not start with "gw-" so that removeGridLayers (a grid reload)
 // leaves them alone; the choropleth layer is drawn from the grid source, so
 // it does, and afterGridsRedrawn adds it again.
 
 import * as maplibregl from 'maplibre-gl';
-import { GRID_SOURCE } from './layers.js';
+import { GRID_SOURCE, SHADED_LEVELS, shadeZoomRanges } from './layers.js';
 import { OVERDUE_COLOR, STATUS_COLOR, STATUSES, isOpen, overdueNow } from './status.js';
 
 export const INCIDENT_SOURCE = 'incidents';
@@ -20,6 +22,7 @@ const LAYERS = ['inc-cluster', 'inc-cluster-count', 'inc-point', 'inc-unassigned
 const MAX_PULSES = 150;
 const CLICKABLE = ['inc-cluster', 'inc-point'];
 const CHORO = 'gw-choropleth';
+const choroLayer = (level) => (level === 'grid' ? CHORO : `${CHORO}-${level}`);
 const CHORO_RAMP = {
   open: ['#b45309', '#f59e0b', '#fde68a'],
   overdue: ['#b91c1c', '#ef4444', '#fca5a5'],
@@ -43,7 +46,10 @@ export class IncidentLayer {
     this.renderTimer = 0;
     this.selectedId = null;
     this.mode = 'none';
-    this.counts = new Map(); // grid id → {open, overdue}
+    this.counts = new Map(); // grid id → {open, overdue}, its descendants' cases included
+    this.parents = new Map(); // grid id → parent id
+    this.levels = new Map(); // grid id → level
+    this.shadeRanges = { grid: [0, 24] };
     this.stateIds = new Set();
     this.pulses = new Map(); // incident id → Marker
     try {
@@ -152,6 +158,20 @@ export class IncidentLayer {
     this.render();
   }
 
+  /** setGrids takes the grid index (prepareGrids): the hierarchy the counts roll up and the zooms of each level's shading. */
+  setGrids(grids) {
+    this.parents = new Map();
+    this.levels = new Map();
+    for (const [id, f] of grids.byId) {
+      const parent = f.properties?.parent_id;
+      if (parent !== null && parent !== undefined) this.parents.set(id, Number(parent));
+      this.levels.set(id, f.properties?.level);
+    }
+    this.shadeRanges = shadeZoomRanges(grids);
+    for (const l of SHADED_LEVELS) if (this.map.getLayer(choroLayer(l))) this.map.removeLayer(choroLayer(l));
+    this.collection();
+  }
+
   /** afterGridsRedrawn keeps the incidents above the redrawn grids and shades them again. */
   afterGridsRedrawn() {
     if (!this.added) return;
@@ -163,9 +183,16 @@ export class IncidentLayer {
 
   addChoropleth() {
     const map = this.map;
-    if (!map.getSource(GRID_SOURCE) || map.getLayer(CHORO)) return;
+    if (!map.getSource(GRID_SOURCE)) return;
     const before = map.getLayer('gw-line-grid') ? 'gw-line-grid' : undefined;
-    map.addLayer({ id: CHORO, type: 'fill', source: GRID_SOURCE, filter: ['==', ['get', 'level'], 'grid'], paint: { 'fill-opacity': 0 } }, before);
+    for (const level of SHADED_LEVELS) {
+      const range = this.shadeRanges[level];
+      if (!range || map.getLayer(choroLayer(level))) continue;
+      map.addLayer(
+        { id: choroLayer(level), type: 'fill', source: GRID_SOURCE, minzoom: range[0], maxzoom: range[1], filter: ['==', ['get', 'level'], level], paint: { 'fill-opacity': 0 } },
+        before,
+      );
+    }
     this.paintChoropleth();
   }
 
@@ -180,29 +207,36 @@ export class IncidentLayer {
     this.paintChoropleth();
   }
 
-  /** maxCount is the highest count of the current mode over all grids. */
-  maxCount() {
+  /** maxCount is the highest count of the current mode over the areas of a level (all levels when none is given). */
+  maxCount(level) {
     let max = 0;
     if (this.mode === 'none') return 0;
-    for (const c of this.counts.values()) max = Math.max(max, c[this.mode]);
+    for (const [id, c] of this.counts) {
+      if (level && (this.levels.get(id) ?? 'grid') !== level) continue;
+      max = Math.max(max, c[this.mode]);
+    }
     return max;
   }
 
   paintChoropleth() {
     const map = this.map;
-    if (!map.getLayer(CHORO)) return;
-    if (this.mode === 'none') {
-      map.setPaintProperty(CHORO, 'fill-opacity', 0);
-      return;
+    for (const level of SHADED_LEVELS) {
+      const layer = choroLayer(level);
+      if (!map.getLayer(layer)) continue;
+      if (this.mode === 'none') {
+        map.setPaintProperty(layer, 'fill-opacity', 0);
+        continue;
+      }
+      // Each level has its own scale: a street's total would wash out its grids'.
+      const n = ['coalesce', ['feature-state', this.mode], 0];
+      const max = Math.max(1, this.maxCount(level));
+      const [lo, mid, hi] = CHORO_RAMP[this.mode];
+      const ramp = max <= 1 ? mid : ['interpolate', ['linear'], n, 1, lo, (1 + max) / 2, mid, max, hi];
+      map.setPaintProperty(layer, 'fill-color', ['case', ['>', n, 0], ramp, CHORO_BASE]);
+      // Strong at city scale, lighter up close where the points and labels matter.
+      const opacity = (hot, cold) => ['case', ['>', n, 0], hot, cold];
+      map.setPaintProperty(layer, 'fill-opacity', ['interpolate', ['linear'], ['zoom'], 13, opacity(0.78, 0.7), 17, opacity(0.4, 0.35)]);
     }
-    const n = ['coalesce', ['feature-state', this.mode], 0];
-    const max = Math.max(1, this.maxCount());
-    const [lo, mid, hi] = CHORO_RAMP[this.mode];
-    const ramp = max <= 1 ? mid : ['interpolate', ['linear'], n, 1, lo, (1 + max) / 2, mid, max, hi];
-    map.setPaintProperty(CHORO, 'fill-color', ['case', ['>', n, 0], ramp, CHORO_BASE]);
-    // Strong at city scale, lighter up close where the points and labels matter.
-    const opacity = (hot, cold) => ['case', ['>', n, 0], hot, cold];
-    map.setPaintProperty(CHORO, 'fill-opacity', ['interpolate', ['linear'], ['zoom'], 13, opacity(0.78, 0.7), 17, opacity(0.4, 0.35)]);
   }
 
   /** applyCounts writes each grid's open/overdue counts into the grid source's feature-state. */
@@ -246,11 +280,16 @@ export class IncidentLayer {
         },
       });
       if (open && inc.grid) {
-        const g = Number(inc.grid.id);
-        const k = counts.get(g) ?? { open: 0, overdue: 0 };
-        k.open++;
-        if (late) k.overdue++;
-        counts.set(g, k);
+        // The case counts in its grid and in every area above it.
+        const seen = new Set();
+        for (let g = Number(inc.grid.id); g !== undefined && !seen.has(g); g = this.parents.get(g)) {
+          seen.add(g);
+          if (this.levels.size > 0 && !SHADED_LEVELS.includes(this.levels.get(g))) continue;
+          const k = counts.get(g) ?? { open: 0, overdue: 0 };
+          k.open++;
+          if (late) k.overdue++;
+          counts.set(g, k);
+        }
       }
     }
     this.counts = counts;

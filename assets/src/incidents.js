@@ -186,6 +186,19 @@ export class IncidentStore {
   }
 
   /**
+   * addByIds reads the cases a bulk upload's event names (at most a few
+   * hundred) in one list request and applies them: the cases already known
+   * stay, nothing is reloaded.
+   */
+  async addByIds(ids) {
+    const want = [...new Set(ids.map(Number).filter((n) => Number.isFinite(n) && n > 0))];
+    if (want.length === 0) return;
+    const q = new URLSearchParams({ ids: want.join(','), limit: String(want.length) });
+    const res = await getJSON(`/api/v1/incidents?${q}`);
+    for (const inc of res?.incidents ?? []) this.upsert(inc);
+  }
+
+  /**
    * queue fetches the cases named by live events in small batches; a burst
    * (a bulk import) becomes one refresh instead of hundreds of requests.
    */

@@ -23,8 +23,9 @@ export const LEVEL_EN = { district: 'District', street: 'Street', community: 'Co
 export const GRID_TILES = 'gw-grid-tiles';
 export const GRID_SOURCE_LAYER = 'grids';
 /**
- * GRID_SOURCE holds the grid-level features as GeoJSON, drawn by nothing
- * here: the incident choropleth shades it by feature-state.
+ * GRID_SOURCE holds the street, community and grid features as GeoJSON,
+ * drawn by nothing here: the incident choropleth shades it by feature-state
+ * (each area counting the cases of all the areas below it).
  */
 export const GRID_SOURCE = 'gw-grids';
 export const LABEL_SOURCE = 'gw-labels';
@@ -172,6 +173,27 @@ function levelZooms(grids, pixels) {
   return start;
 }
 
+/** SHADED_LEVELS are the levels the incident choropleth shades, coarsest first. */
+export const SHADED_LEVELS = ['street', 'community', 'grid'];
+
+/**
+ * shadeZoomRanges gives each shaded level the zooms at which it is the one
+ * shaded: a level until the next finer one is readable (its areas ~40 px
+ * wide), so one level is shaded at a time and the city view shows streets.
+ */
+export function shadeZoomRanges(grids) {
+  const start = levelZooms(grids, 40);
+  const present = SHADED_LEVELS.filter((l) => grids.counts[l] > 0);
+  const ranges = {};
+  present.forEach((l, i) => {
+    const min = i === 0 ? 0 : start[l] ?? 0;
+    const next = present[i + 1];
+    const max = next ? Math.max(min + 0.5, start[next] ?? 24) : 24;
+    ranges[l] = [min, Math.min(24, max)];
+  });
+  return ranges;
+}
+
 function labelZoomRanges(grids) {
   const start = levelZooms(grids, 110);
   const ranges = {};
@@ -222,7 +244,7 @@ export function addGridLayers(map, grids, { withGraticule, tilesURL }) {
   const source = { type: 'vector', tiles: [tilesURL], minzoom: 0, maxzoom: 16 };
   if (grids.bbox) source.bounds = grids.bbox; // no requests for tiles with no grid
   map.addSource(GRID_TILES, source);
-  const fineGrids = grids.fc.features.filter((f) => f.properties?.level === 'grid');
+  const fineGrids = grids.fc.features.filter((f) => SHADED_LEVELS.includes(f.properties?.level));
   map.addSource(GRID_SOURCE, { type: 'geojson', data: { type: 'FeatureCollection', features: fineGrids }, tolerance: 0.25 });
   map.addSource(LABEL_SOURCE, { type: 'geojson', data: grids.labels });
   const tiled = { source: GRID_TILES, 'source-layer': GRID_SOURCE_LAYER };

@@ -250,6 +250,7 @@ function drawGrids(fc, tiles) {
   document.body.dataset.gridTiles = tilesURL;
   addGridLayers(map, grids, { withGraticule: offlineStyle, tilesURL });
   camLayer.raise();
+  incLayer.setGrids(grids);
   incLayer.afterGridsRedrawn();
   gridHistory.raise();
   editor?.raise();
@@ -734,7 +735,10 @@ const live = new LiveFeed({
     else if (type === 'incident.bulk') {
       const n = Number(data?.created);
       if (n > 0) toast(`批量上报 ${n} 件 · ${n} incidents filed in bulk`, { kind: 'new' });
-      store.refresh().catch((err) => showError(err, 'Incidents'));
+      // The event names the new cases in view (up to 100): add those; only
+      // past that ("more") is the whole list read again.
+      if (data?.more || !Array.isArray(data?.ids)) store.refresh().catch((err) => showError(err, 'Incidents'));
+      else store.addByIds(data.ids).catch((err) => showError(err, 'Incidents'));
     }
   },
   poll: pollAll,

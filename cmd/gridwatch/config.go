@@ -24,55 +24,59 @@ import (
 // defaults, a JSON file (--config or GRIDWATCH_CONFIG), the environment
 // (GRIDWATCH_<NAME>, and DATABASE_URL) and flags; then Validate checks it.
 type Config struct {
-	Addr               string
-	DataDir            string
-	RTSPAddr           string
-	VideoIdle          time.Duration
-	RTSPClient         string
-	RecordingMaxAge    time.Duration
-	RecordingFragment  time.Duration
-	RecordingFile      time.Duration
-	RecordingMaxBytes  int64
-	RecordingMinFree   int64
-	OGCRequireIfMatch  bool
-	DatabaseURL        string
-	LogLevel           string
-	LogFormat          string
-	BasemapStyleURL    string
-	MaxBodyBytes       int64
-	MaxVertices        int
-	OverlapToleranceM2 float64
-	PGBinDir           string
-	ShutdownTimeout    time.Duration
-	SessionIdle        time.Duration
-	SessionMax         time.Duration
-	AdminToken         string
-	TLSCert            string
-	TLSKey             string
-	TrustedProxies     string
+	Addr              string
+	DataDir           string
+	RTSPAddr          string
+	VideoIdle         time.Duration
+	RTSPClient        string
+	RecordingMaxAge   time.Duration
+	RecordingFragment time.Duration
+	RecordingFile     time.Duration
+	RecordingMaxBytes int64
+	RecordingMinFree  int64
+	OGCRequireIfMatch bool
+	// LeaderReportOutside is "allow" or "refuse" (default): whether a grid
+	// leader may report incidents located outside their grids.
+	LeaderReportOutside string
+	DatabaseURL         string
+	LogLevel            string
+	LogFormat           string
+	BasemapStyleURL     string
+	MaxBodyBytes        int64
+	MaxVertices         int
+	OverlapToleranceM2  float64
+	PGBinDir            string
+	ShutdownTimeout     time.Duration
+	SessionIdle         time.Duration
+	SessionMax          time.Duration
+	AdminToken          string
+	TLSCert             string
+	TLSKey              string
+	TrustedProxies      string
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:               "127.0.0.1:8080",
-		DataDir:            "./data",
-		RTSPAddr:           "127.0.0.1:8554",
-		VideoIdle:          30 * time.Second,
-		RTSPClient:         "gortsplib",
-		RecordingMaxAge:    30 * 24 * time.Hour,
-		RecordingFragment:  2 * time.Second,
-		RecordingFile:      time.Minute,
-		RecordingMaxBytes:  10 << 30,
-		RecordingMinFree:   record.DefaultMinFreeBytes,
-		LogLevel:           "info",
-		LogFormat:          "auto",
-		MaxBodyBytes:       32 << 20,
-		MaxVertices:        100_000,
-		OverlapToleranceM2: 1,
-		ShutdownTimeout:    15 * time.Second,
-		SessionIdle:        2 * time.Hour,
-		SessionMax:         12 * time.Hour,
+		Addr:                "127.0.0.1:8080",
+		DataDir:             "./data",
+		RTSPAddr:            "127.0.0.1:8554",
+		VideoIdle:           30 * time.Second,
+		RTSPClient:          "gortsplib",
+		RecordingMaxAge:     30 * 24 * time.Hour,
+		RecordingFragment:   2 * time.Second,
+		RecordingFile:       time.Minute,
+		RecordingMaxBytes:   10 << 30,
+		RecordingMinFree:    record.DefaultMinFreeBytes,
+		LogLevel:            "info",
+		LeaderReportOutside: "refuse",
+		LogFormat:           "auto",
+		MaxBodyBytes:        32 << 20,
+		MaxVertices:         100_000,
+		OverlapToleranceM2:  1,
+		ShutdownTimeout:     15 * time.Second,
+		SessionIdle:         2 * time.Hour,
+		SessionMax:          12 * time.Hour,
 	}
 }
 
@@ -147,6 +151,13 @@ func options() []option {
 			c.OGCRequireIfMatch = b
 			return err
 		}, func(c *Config) string { return strconv.FormatBool(c.OGCRequireIfMatch) }),
+		opt("leader-report-outside", "refuse (default) or allow a grid leader's reports located outside their grids", func(c *Config, v string) error {
+			if v != "allow" && v != "refuse" {
+				return fmt.Errorf("want allow or refuse, got %q", v)
+			}
+			c.LeaderReportOutside = v
+			return nil
+		}, func(c *Config) string { return c.LeaderReportOutside }),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),

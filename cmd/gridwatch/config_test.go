@@ -52,6 +52,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"unknown flag", []string{"--colour", "red"}, nil, "colour"},
 		{"stray argument", []string{"extra"}, nil, "extra"},
 		{"bad database url", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "database-url"},
+		{"bad leader report policy", []string{"--leader-report-outside", "maybe"}, nil, "leader-report-outside"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,5 +73,30 @@ func TestConfigFileUnknownKey(t *testing.T) {
 	_, err := LoadConfig("serve", []string{"--config", file}, envOf(nil), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `"adress"`) {
 		t.Fatalf("err = %v, want the unknown key named", err)
+	}
+}
+
+// TestLeaderReportOutsideFlag: a grid leader's reports outside their grids
+// are refused unless the flag (or its variable) says allow.
+func TestLeaderReportOutsideFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"default", nil, nil, "refuse"},
+		{"flag", []string{"--leader-report-outside", "allow"}, nil, "allow"},
+		{"environment", nil, map[string]string{"GRIDWATCH_LEADER_REPORT_OUTSIDE": "allow"}, "allow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig("serve", tc.args, envOf(tc.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LeaderReportOutside != tc.want {
+				t.Errorf("got %q, want %q", cfg.LeaderReportOutside, tc.want)
+			}
+		})
 	}
 }

@@ -267,3 +267,25 @@ func TestViewLogNeverWaitsForTheDatabase(t *testing.T) {
 	}
 	t.Logf("%d rows written, %d dropped, %d sessions in the table", l.Written(), l.Dropped(), rows)
 }
+
+// BenchmarkViewLogStartEnd is what a viewer pays on the video path to be
+// on record: a session's start and end are two non-blocking queue sends
+// (here nothing writes, so once the queue is full they are drops), and an
+// HLS request's touch is a map lookup under a mutex.
+func BenchmarkViewLogStartEnd(b *testing.B) {
+	l := NewViewLog(nil, ViewLogOptions{Queue: 1024})
+	v := Viewing{Actor: Actor{Kind: "user", ID: 1, Name: "alice", IP: "10.0.0.5"}, Kind: Live, Protocol: ProtoMSE, Camera: 1, Stream: "main"}
+	b.Run("start-end", func(b *testing.B) {
+		for b.Loop() {
+			s := l.Start(v)
+			s.Add(1000)
+			s.End()
+		}
+	})
+	v.Protocol = ProtoHLS
+	b.Run("touch", func(b *testing.B) {
+		for b.Loop() {
+			l.Touch(v, 1000)
+		}
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera/record"
 )
@@ -105,6 +106,10 @@ func (s *Server) playback(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	// The playlist and the byte ranges it names are one viewing session.
+	v := viewing(c, audit.Playback, audit.ProtoHLS, id, "")
+	v.From, v.To = &from, &to
+	s.deps.Viewings.Touch(v, int64(len(pl)))
 	c.Data(http.StatusOK, "application/vnd.apple.mpegurl", pl)
 }
 
@@ -140,6 +145,11 @@ func (s *Server) recordingFile(c *gin.Context) {
 	c.Header("Cache-Control", "private, max-age=3600")
 	c.Header("Content-Type", "video/mp4")
 	http.ServeContent(c.Writer, c.Request, "", r.End, f)
+	if st := c.Writer.Status(); st == http.StatusOK || st == http.StatusPartialContent {
+		v := viewing(c, audit.Playback, audit.ProtoFile, r.Camera, "")
+		v.From, v.To = &r.Start, &r.End
+		s.deps.Viewings.Touch(v, int64(max(c.Writer.Size(), 0)))
+	}
 }
 
 // incidentFootage lists the footage linked to an incident the caller sees.

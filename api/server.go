@@ -73,6 +73,9 @@ type Deps struct {
 	Recorder *record.Recorder
 	// Exports makes evidence exports; nil answers 503 on their routes.
 	Exports *record.Exporter
+	// Viewings records who watched which camera, live or recorded; nil
+	// records nothing.
+	Viewings *audit.ViewLog
 	// Events feeds GET /api/v1/events; nil answers 503 there.
 	Events *events.Hub
 	// OGCRequireIfMatch refuses OGC API writes without If-Match (428).
@@ -172,6 +175,7 @@ func (s *Server) Routes() []Route {
 		rt("POST", "/api/v1/tokens", auth.TokensManage, s.createToken),
 		rt("DELETE", "/api/v1/tokens/:id", auth.TokensManage, s.revokeToken),
 		rt("GET", "/api/v1/audit", auth.AuditRead, s.listAudit),
+		rt("GET", "/api/v1/audit/viewings", auth.AuditRead, s.listViewings),
 
 		rt("GET", "/api/v1/grids", auth.GridsRead, s.listGrids),
 		rt("GET", "/api/v1/grids.geojson", auth.GridsRead, s.gridsGeoJSON),

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/camera/live"
@@ -59,15 +60,34 @@ func (s *Server) streamStates(cam *camera.Camera) {
 	}
 }
 
-// wsConn adapts a WebSocket to live.Conn.
-type wsConn struct{ c *websocket.Conn }
+// wsConn adapts a WebSocket to live.Conn, counting what it sends for the
+// viewing session.
+type wsConn struct {
+	c    *websocket.Conn
+	view *audit.ViewSession
+}
 
 func (w wsConn) WriteText(ctx context.Context, b []byte) error {
-	return w.c.Write(ctx, websocket.MessageText, b)
+	err := w.c.Write(ctx, websocket.MessageText, b)
+	if err == nil {
+		w.view.Add(int64(len(b)))
+	}
+	return err
 }
 
 func (w wsConn) WriteBinary(ctx context.Context, b []byte) error {
-	return w.c.Write(ctx, websocket.MessageBinary, b)
+	err := w.c.Write(ctx, websocket.MessageBinary, b)
+	if err == nil {
+		w.view.Add(int64(len(b)))
+	}
+	return err
+}
+
+// viewing describes the caller watching a camera, for the view log: who,
+// from where, how and what.
+func viewing(c *gin.Context, kind, protocol string, cameraID int64, stream string) audit.Viewing {
+	a := audit.ActorFrom(c.Request.Context())
+	return audit.Viewing{Actor: a, Kind: kind, Protocol: protocol, Camera: cameraID, Stream: stream, IP: a.IP}
 }
 
 // liveMSE streams a camera as fMP4 over a WebSocket for Media Source
@@ -99,12 +119,21 @@ func (s *Server) liveMSE(c *gin.Context) {
 		return
 	}
 	defer release()
+	// The session is recorded from the moment there is something to watch.
+	view := s.deps.Viewings.Start(viewing(c, audit.Live, audit.ProtoMSE, cam.ID, name))
+	defer view.End()
 	// The stream ends when its session or token does, or the camera leaves
 	// the caller's scope: recheck now and then, as the event stream does.
+	// The recheck reads the gin context, which gin reuses once this
+	// handler returns: wait for it to end first.
 	done := make(chan struct{})
-	defer close(done)
-	go s.recheckVideo(c, cam.ID, done, cancel)
-	err = live.ServeMSE(ctx, hub, wsConn{conn}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) })
+	rechecked := make(chan struct{})
+	defer func() { close(done); <-rechecked }()
+	go func() {
+		defer close(rechecked)
+		s.recheckVideo(c, cam.ID, done, cancel)
+	}()
+	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) })
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errAccessWithdrawn):
 		conn.Close(websocket.StatusPolicyViolation, closeReason(cause))
@@ -193,6 +222,7 @@ func (s *Server) liveHLS(c *gin.Context) {
 			writeError(c, s.log, err)
 			return
 		}
+		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Data(http.StatusOK, "application/vnd.apple.mpegurl", b)
 	case strings.HasPrefix(file, "init-") && strings.HasSuffix(file, ".mp4"):
 		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "init-"), ".mp4"))
@@ -204,6 +234,7 @@ func (s *Server) liveHLS(c *gin.Context) {
 			writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s", file))
 			return
 		}
+		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Data(http.StatusOK, "video/mp4", b)
 	case strings.HasPrefix(file, "seg-") && strings.HasSuffix(file, ".m4s"):
 		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "seg-"), ".m4s"))
@@ -215,6 +246,7 @@ func (s *Server) liveHLS(c *gin.Context) {
 			writeError(c, s.log, err)
 			return
 		}
+		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Header("Cache-Control", "max-age=60")
 		c.Data(http.StatusOK, "video/iso.segment", b)
 	default:

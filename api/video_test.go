@@ -44,12 +44,24 @@ type videoEnv struct {
 	video   *live.Manager
 	exports *record.Exporter
 	rec     *record.Recorder
+	// viewings is the view log the server records viewing sessions in;
+	// stopViewings stops it (ending the open HTTP sessions and writing
+	// everything queued) and waits, once.
+	viewings     *audit.ViewLog
+	stopViewings func()
 	// free is the recordings' free space the recorder sees (0: plenty).
 	free atomic.Uint64
 }
 
-func newVideoEnv(t *testing.T) *videoEnv {
+// newVideoEnv starts the environment; viewOpt, when given, tunes its view
+// log (by default rows are written every 50 ms; HTTP sessions end with the
+// default gap, or when stopViewings is called).
+func newVideoEnv(t *testing.T, viewOpt ...audit.ViewLogOptions) *videoEnv {
 	t.Helper()
+	vopt := audit.ViewLogOptions{FlushEvery: 50 * time.Millisecond}
+	if len(viewOpt) > 0 {
+		vopt = viewOpt[0]
+	}
 	sim, err := camsim.New(camsim.Config{N: 2, Addr: "127.0.0.1:0", Username: "cam", Password: "cam-Secret-77"})
 	if err != nil {
 		t.Fatal(err)
@@ -95,16 +107,22 @@ func newVideoEnv(t *testing.T) *videoEnv {
 		d.Recordings, d.RecordingsDir, d.Recorder = footage, recDir, rec
 		ve.exports = record.NewExporter(footage, rec, t.TempDir())
 		d.Exports = ve.exports
+		ve.viewings = audit.NewViewLog(ve.pool, vopt)
+		d.Viewings = ve.viewings
 	})
 	ve.env = e
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(4)
+	vctx, vcancel := context.WithCancel(ctx)
+	vdone := make(chan struct{})
+	go func() { defer close(vdone); _ = ve.viewings.Run(vctx) }()
+	ve.stopViewings = func() { vcancel(); <-vdone }
 	go func() { defer wg.Done(); ve.exports.Run(ctx) }()
 	go func() { defer wg.Done(); _ = hub.Run(ctx) }()
 	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
 	go func() { defer wg.Done(); _ = ve.video.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	t.Cleanup(func() { cancel(); wg.Wait(); ve.stopViewings() })
 	select {
 	case <-hub.Ready():
 	case <-time.After(eventWait):

@@ -1,5 +1,6 @@
 // The "Admin 管理" view: a large modal dialog with one tab per permission —
-// Users (users.manage), API tokens (tokens.manage), Audit log (audit.read).
+// Users (users.manage), API tokens (tokens.manage), Audit log and Viewings
+// (audit.read: who watched which camera, live or recorded, how and when).
 // Built on first open; every call goes through api.js (CSRF, sign-in retry).
 
 import { applyPermissions, can, describe, getJSON, request, sendJSON } from './api.js';
@@ -9,6 +10,7 @@ const TABS = [
   { id: 'users', perm: 'users.manage', label: '用户 Users' },
   { id: 'tokens', perm: 'tokens.manage', label: '令牌 API tokens' },
   { id: 'audit', perm: 'audit.read', label: '审计 Audit log' },
+  { id: 'viewings', perm: 'audit.read', label: '观看记录 Viewings' },
 ];
 
 function roleBadge(role) {
@@ -79,7 +81,7 @@ export class AdminDialog {
       next.focus();
       this.select(next.dataset.tab, true);
     });
-    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab() };
+    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab(), viewings: new ViewingsTab() };
     for (const [id, tab] of Object.entries(this.tabs)) {
       tab.root.id = `admin-${id}`;
       tab.root.setAttribute('role', 'tabpanel');
@@ -600,6 +602,137 @@ class AuditTab {
       el('td', { className: 'summary', title: full }, summary),
       el('td', { className: 'mono dim', title: e.request_id ?? '' }, e.request_id ? String(e.request_id).slice(0, 8) : '—'),
       el('td', 'mono dim', e.ip ?? ''),
+    );
+  }
+}
+
+// ---- viewing sessions --------------------------------------------------------------
+
+const PROTOCOLS = { mse: 'MSE', hls: 'HLS', rtsp: 'RTSP', mp4: 'MP4', webrtc: 'WebRTC' };
+
+function bytesText(n) {
+  if (!Number.isFinite(n) || n <= 0) return '0 B';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const i = Math.min(units.length - 1, Math.floor(Math.log(n) / Math.log(1024)));
+  return `${(n / 1024 ** i).toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function durationText(from, to) {
+  const ms = new Date(to) - new Date(from);
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+/** ViewingsTab lists viewing sessions (GET /api/v1/audit/viewings), filterable by camera and person. */
+class ViewingsTab {
+  constructor() {
+    this.next = null;
+    this.count = 0;
+    this.seq = 0;
+    const f = {
+      camera: el('input', { name: 'camera', autocomplete: 'off', spellcheck: false, placeholder: 'CAM-… / id' }),
+      actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-operator' }),
+      kind: el('select', { name: 'kind' }, el('option', { value: '' }, '全部 All'), el('option', { value: 'live' }, '实时 Live'), el('option', { value: 'playback' }, '回放 Playback')),
+      from: el('input', { name: 'from', type: 'datetime-local' }),
+      to: el('input', { name: 'to', type: 'datetime-local' }),
+    };
+    this.f = f;
+    const apply = el('button', { type: 'submit', className: 'btn btn-primary' }, '筛选 Filter');
+    const clear = el('button', { type: 'button', className: 'btn' }, '清除 Clear');
+    clear.addEventListener('click', () => {
+      this.filters.reset();
+      this.load();
+    });
+    this.filters = el(
+      'form',
+      { className: 'audit-filters', id: 'viewings-filters', noValidate: true },
+      field('摄像机 Camera', f.camera),
+      field('人员 Person', f.actor),
+      field('类型 Kind', f.kind),
+      field('从 From', f.from),
+      field('到 To', f.to),
+      el('div', 'filter-actions', apply, clear),
+    );
+    this.filters.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.load();
+    });
+    this.status = el('p', { className: 'tab-status', role: 'status' });
+    this.more = el('button', { type: 'button', className: 'btn', id: 'viewings-more', hidden: true }, '更多 More');
+    this.more.addEventListener('click', () => this.page(false));
+    const { wrap, tbody } = table('viewings-table', ['开始 Started', '结束 Ended', '人员 Person', '摄像机 Camera', '方式 How', '录像范围 Footage', '流量 Sent', '地址 IP']);
+    this.tbody = tbody;
+    this.root = el('section', 'admin-tab', this.filters, el('div', 'admin-toolbar', this.status), wrap, el('div', 'more-row', this.more));
+  }
+
+  query(cursor) {
+    const q = new URLSearchParams();
+    for (const k of ['camera', 'actor', 'kind']) {
+      const v = this.f[k].value.trim();
+      if (v) q.set(k, v);
+    }
+    for (const k of ['from', 'to']) {
+      const v = this.f[k].value;
+      const d = v ? new Date(v) : null;
+      if (d && !Number.isNaN(d.getTime())) q.set(k, d.toISOString());
+    }
+    q.set('limit', String(PAGE));
+    if (cursor) q.set('cursor', cursor);
+    return q;
+  }
+
+  load() {
+    return this.page(true);
+  }
+
+  async page(reset) {
+    const seq = ++this.seq;
+    const q = this.query(reset ? null : this.next);
+    this.more.disabled = true;
+    flash(this.status, '加载中 Loading…', '');
+    let res;
+    try {
+      res = await getJSON(`/api/v1/audit/viewings?${q}`);
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.more.disabled = false;
+      flash(this.status, describe(err), 'error');
+      return;
+    }
+    if (seq !== this.seq) return;
+    const rows = Array.isArray(res.viewings) ? res.viewings : [];
+    if (reset) {
+      this.tbody.replaceChildren();
+      this.count = 0;
+    }
+    for (const v of rows) this.tbody.append(this.row(v));
+    this.count += rows.length;
+    if (this.count === 0) this.tbody.append(emptyRow(8, '没有观看记录 No viewings'));
+    this.next = res.next ?? null;
+    this.more.hidden = !this.next;
+    this.more.disabled = false;
+    flash(this.status, `${this.count} 次观看 viewings${this.next ? ' · 还有更多 more available' : ''}`, '');
+  }
+
+  row(v) {
+    const a = v.actor ?? {};
+    const how = [v.kind === 'playback' ? '回放 Playback' : '实时 Live', PROTOCOLS[v.protocol] ?? v.protocol, v.stream].filter(Boolean).join(' · ');
+    const range = v.from && v.to ? `${formatTime(v.from, { seconds: true })} – ${formatTime(v.to, { seconds: true })}` : '—';
+    const ended = v.ended_at ? `${formatTime(v.ended_at, { seconds: true })} (${durationText(v.started_at, v.ended_at)})` : '观看中 watching';
+    return el(
+      'tr',
+      { dataset: { viewingId: String(v.id ?? ''), actor: a.name ?? '', camera: v.camera_code || String(v.camera_id ?? ''), kind: v.kind ?? '', protocol: v.protocol ?? '', ended: String(!!v.ended_at) } },
+      el('td', 'time', formatTime(v.started_at, { seconds: true })),
+      el('td', 'time', ended),
+      el('td', '', el('span', { className: 'kind', dataset: { kind: a.kind ?? '' } }, a.kind ?? ''), ` ${a.name ?? a.id ?? '—'}`),
+      el('td', { className: 'mono', title: `#${v.camera_id ?? ''}` }, v.camera_code || `#${v.camera_id ?? ''}`),
+      el('td', '', how),
+      el('td', 'time', range),
+      el('td', 'mono dim', bytesText(v.bytes)),
+      el('td', 'mono dim', v.ip ?? ''),
     );
   }
 }

@@ -103,6 +103,8 @@ type sessState struct {
 	lease   *lease
 	channel int // interleaved channel of RTP; RTCP is channel+1
 	w       *writer
+	// end is what Config.Watch returned for this session's PLAY.
+	end func(bytes int64)
 }
 
 // handler answers gortsplib's callbacks. It is separate from Server so that
@@ -324,6 +326,11 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 		remote:  remote(ctx.Conn),
 	})
 	ss.w = w
+	if watch := h.s.cfg.Watch; watch != nil {
+		wctx, cancel := context.WithTimeout(h.ctx, h.s.cfg.ReadyTimeout)
+		ss.end = watch(wctx, Play{Token: ss.lease.token, Camera: ss.lease.key.camera, Stream: ss.lease.key.stream, Remote: remote(ctx.Conn)})
+		cancel()
+	}
 	h.s.log.Info("rtspserve: play", "camera", ss.lease.key.camera, "stream", ss.lease.key.stream, "remote", remote(ctx.Conn))
 	return status(base.StatusOK), nil
 }
@@ -337,6 +344,9 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	}
 	if ss.w != nil {
 		ss.w.stop()
+		if ss.end != nil {
+			ss.end(ss.w.sent.Load())
+		}
 	}
 	ss.lease.close()
 	h.s.log.Info("rtspserve: session closed", "camera", ss.lease.key.camera, "stream", ss.lease.key.stream,

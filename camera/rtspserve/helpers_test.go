@@ -397,6 +397,7 @@ type envOptions struct {
 	hub          stream.HubOptions
 	recheck      time.Duration
 	sndbuf       int // SO_SNDBUF of the server's connections, 0 = the kernel's
+	watch        Watch
 }
 
 // startEnv starts a Server on 127.0.0.1:0 for the test. Cleanup stops it,
@@ -419,6 +420,7 @@ func startEnv(t testing.TB, o envOptions) *env {
 		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ReadyTimeout: o.readyTimeout,
 		Recheck:      o.recheck,
+		Watch:        o.watch,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -114,6 +114,21 @@ type Access func(ctx context.Context, token string, cameraID int64) error
 // called. Errors map like Access's (ENotFound → 404, EUnavailable → 503).
 type Acquire func(ctx context.Context, cameraID int64, stream string) (*stream.Hub, func(), error)
 
+// Play describes a session that has started playing, for Watch: the token
+// that admitted it, the camera stream and the client's address.
+type Play struct {
+	Token  string
+	Camera int64
+	Stream string
+	Remote string
+}
+
+// Watch is told when a session starts playing, so that who watched is on
+// record; it returns the func the server calls once when the session ends
+// (teardown, disconnect, revoked token, shutdown) with the bytes written to
+// the client. It runs on the PLAY request: it must not wait for long.
+type Watch func(ctx context.Context, p Play) (end func(bytes int64))
+
 // Config configures a Server.
 type Config struct {
 	// Addr is the TCP address to listen on, e.g. "127.0.0.1:0"; ":0" works.
@@ -128,6 +143,8 @@ type Config struct {
 	// picture before answering 503 (default DefaultReadyTimeout). It bounds
 	// the whole admission: Access, Acquire and the wait.
 	ReadyTimeout time.Duration
+	// Watch, when set, hears of every session from PLAY to its end.
+	Watch Watch
 	// Recheck is how often a playing session's token is checked again with
 	// Access (default 30 s): a revoked token, a disabled account or a
 	// narrowed grid scope ends the session.

@@ -822,3 +822,58 @@ func TestRevokedTokenEndsSession(t *testing.T) {
 	}
 	p.close()
 }
+
+// watched is what Config.Watch heard of one session.
+type watched struct {
+	play  Play
+	ended chan int64 // the bytes, when the session ends
+}
+
+// TestWatchHearsEverySession: Watch hears of each session when it plays,
+// with the token, camera, stream and client address, and its end when the
+// client goes, with the bytes written to it.
+func TestWatchHearsEverySession(t *testing.T) {
+	c := testClip(t, smallClip)
+	plays := make(chan watched, 4)
+	e := startEnv(t, envOptions{watch: func(ctx context.Context, p Play) func(int64) {
+		w := watched{play: p, ended: make(chan int64, 1)}
+		plays <- w
+		return func(n int64) { w.ended <- n }
+	}})
+	newSource(e.main, c).publish(2)
+	newSource(e.sub, c).publish(2)
+	for _, tc := range []struct {
+		name, url, stream string
+	}{
+		{"main by URL token", "rtsp://" + e.srv.Addr() + "/cameras/1?token=" + goodToken, StreamMain},
+		{"sub by Basic password", "rtsp://someone:" + goodToken + "@" + e.srv.Addr() + "/cameras/1/sub", StreamSub},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPlayer(t, tc.url)
+			p.next(t)
+			var w watched
+			select {
+			case w = <-plays:
+			case <-time.After(waitLong):
+				t.Fatalf("Watch not called within %v of a picture", waitLong)
+			}
+			if w.play.Token != goodToken || w.play.Camera != camMain || w.play.Stream != tc.stream || !strings.HasPrefix(w.play.Remote, "127.0.0.1:") {
+				t.Errorf("got %+v, want token %q camera %d stream %s from 127.0.0.1", w.play, goodToken, camMain, tc.stream)
+			}
+			select {
+			case n := <-w.ended:
+				t.Fatalf("session ended (%d bytes) while playing", n)
+			default:
+			}
+			p.close()
+			select {
+			case n := <-w.ended:
+				if n <= 0 {
+					t.Errorf("got %d bytes at the end, want the bytes sent", n)
+				}
+			case <-time.After(waitLong):
+				t.Fatalf("end not heard within %v of the client closing", waitLong)
+			}
+		})
+	}
+}

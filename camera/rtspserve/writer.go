@@ -108,6 +108,8 @@ type writer struct {
 	lastSR  time.Time
 	packets uint32 // RTP packets and payload octets, for sender reports
 	octets  uint32
+	// sent counts the bytes written to this client, for Config.Watch.
+	sent atomic.Int64
 }
 
 // startWriter subscribes to the lease's hub now, so that the cached GOP is
@@ -272,6 +274,7 @@ func (w *writer) write(ctx context.Context, b []byte, pkts int) error {
 	n, err := nc.Write(b)
 	w.s.writesN.Add(1)
 	w.s.bytes.Add(int64(n))
+	w.sent.Add(int64(n))
 	if err != nil {
 		return err
 	}

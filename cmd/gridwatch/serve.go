@@ -56,6 +56,7 @@ type Main struct {
 	incidents *incident.Service
 	cameras   *camera.Store
 	audit     *audit.Store
+	viewings  *audit.ViewLog
 	events    *events.Hub
 	video     *live.Manager
 	footage   *record.Store
@@ -72,6 +73,10 @@ type Main struct {
 	// stopBackground ends the background loops; background waits for them.
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
+	// stopViewings ends the view log after the viewers: it writes what is
+	// queued, then viewings waits for it.
+	stopViewings context.CancelFunc
+	viewingsDone chan struct{}
 	// stopVideo ends the camera streams (and so the video viewers) when
 	// shutdown starts; hijacked WebSockets are not waited for by Shutdown.
 	stopVideo context.CancelFunc
@@ -202,6 +207,7 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	m.startViewings()
 	m.startVideo()
 	m.background.Add(1)
 	go func() {
@@ -214,6 +220,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	return m.serve()
+}
+
+// startViewings starts the view log: who watched which camera, live or
+// recorded. It runs until Close, after the viewers have gone, so the last
+// sessions' ends are written before the pool closes.
+func (m *Main) startViewings() {
+	m.viewings = audit.NewViewLog(m.pool, audit.ViewLogOptions{Logger: m.Logger.With("component", "viewings")})
+	ctx, stop := context.WithCancel(context.Background())
+	m.stopViewings, m.viewingsDone = stop, make(chan struct{})
+	go func() {
+		defer close(m.viewingsDone)
+		_ = m.viewings.Run(ctx)
+	}()
 }
 
 // warmTileZoom is the deepest zoom whose grid tiles are drawn ahead: a
@@ -296,7 +315,7 @@ func (m *Main) startRTSP() error {
 	}
 	srv, err := rtspserve.New(rtspserve.Config{
 		Addr: m.Config.RTSPAddr, Logger: m.Logger.With("component", "rtsp"),
-		Access: m.rtspAccess, Acquire: m.video.Acquire,
+		Access: m.rtspAccess, Acquire: m.video.Acquire, Watch: m.rtspWatch,
 	})
 	if err != nil {
 		return fmt.Errorf("rtsp re-serve on %s: %w", m.Config.RTSPAddr, err)
@@ -334,6 +353,21 @@ func (m *Main) rtspAccess(ctx context.Context, token string, id int64) error {
 	return err
 }
 
+// rtspWatch records an RTSP session from PLAY to its end, for the token
+// that admitted it.
+func (m *Main) rtspWatch(ctx context.Context, p rtspserve.Play) func(int64) {
+	a := audit.Actor{Kind: "token", Name: "(token no longer valid)"}
+	if pr, err := m.auth.AuthenticateToken(ctx, p.Token); err == nil {
+		a = audit.Actor{Kind: pr.Kind, ID: pr.ID, Name: pr.Username}
+	}
+	view := m.viewings.Start(audit.Viewing{Actor: a, Kind: audit.Live, Protocol: audit.ProtoRTSP,
+		Camera: p.Camera, Stream: p.Stream, IP: p.Remote})
+	return func(n int64) {
+		view.Add(n)
+		view.End()
+	}
+}
+
 // RTSPAddr is the address the RTSP re-serve listens on ("" when off).
 func (m *Main) RTSPAddr() string {
 	if m.rtsp == nil {
@@ -346,7 +380,7 @@ func (m *Main) serve() error {
 	cfg := m.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder)
+		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder, m.viewings)
 	srv := api.New(api.Deps{
 		Logger:              m.Logger,
 		Version:             version,
@@ -373,6 +407,7 @@ func (m *Main) serve() error {
 		LeaderReportOutside: cfg.LeaderReportOutside == "allow",
 		RecordingsDir:       m.recordingsDir(),
 		Exports:             m.exporter,
+		Viewings:            m.viewings,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -449,6 +484,11 @@ func (m *Main) Close() error {
 		m.stopBackground()
 		m.background.Wait()
 		m.stopBackground = nil
+	}
+	if m.stopViewings != nil {
+		m.stopViewings()
+		<-m.viewingsDone
+		m.stopViewings = nil
 	}
 	if m.pool != nil {
 		m.pool.Close()

@@ -131,6 +131,41 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	if want := fmt.Sprintf(`gridwatch_camera_up{camera="%d",stream="main"} 1`, id); !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
+	if !strings.Contains(string(body), "gridwatch_viewings_dropped_total 0") {
+		t.Errorf("/metrics lacks gridwatch_viewings_dropped_total 0")
+	}
+
+	// Who watched is on record: the browser's session and the RTSP
+	// client's, each with its end.
+	want := map[string]string{"mse": "sub", "rtsp": "main"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var page struct {
+			Viewings []struct {
+				Actor    struct{ Kind, Name string }
+				Kind     string
+				Protocol string
+				Stream   string
+				Camera   int64      `json:"camera_id"`
+				Ended    *time.Time `json:"ended_at"`
+				Bytes    int64
+			}
+		}
+		getJSON(t, fmt.Sprintf("%s/api/v1/audit/viewings?camera=%d", m.URL(), id), &page)
+		got := map[string]string{}
+		for _, v := range page.Viewings {
+			if v.Ended != nil && v.Kind == "live" && v.Camera == id && v.Actor.Kind == "token" && v.Actor.Name != "" && v.Bytes > 0 {
+				got[v.Protocol] = v.Stream
+			}
+		}
+		if got["mse"] == want["mse"] && got["rtsp"] == want["rtsp"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("viewing sessions after 30 s: %+v, want an ended live mse (sub) and rtsp (main) session by the token", page.Viewings)
+		}
+		<-time.After(200 * time.Millisecond) // the view log writes every second
+	}
 	http.DefaultClient.CloseIdleConnections()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

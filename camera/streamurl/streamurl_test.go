@@ -44,8 +44,12 @@ func TestSplit(t *testing.T) {
 
 // forms builds a URL carrying secret in each of the ways cameras do.
 var forms = []func(secret string) string{
-	func(s string) string { return "rtsp://" + url.UserPassword("admin", s).String() + "@10.0.0.7:554/Streaming/Channels/101" },
-	func(s string) string { return "rtsp://cam.local/live?channel=1&Password=" + url.QueryEscape(s) + "&subtype=0" },
+	func(s string) string {
+		return "rtsp://" + url.UserPassword("admin", s).String() + "@10.0.0.7:554/Streaming/Channels/101"
+	},
+	func(s string) string {
+		return "rtsp://cam.local/live?channel=1&Password=" + url.QueryEscape(s) + "&subtype=0"
+	},
 	func(s string) string { return "rtsp://cam.local/live?passwd=" + url.QueryEscape(s) },
 	func(s string) string { return "rtsp://cam.local/live?AUTH=" + url.QueryEscape(s) + "&x=1" },
 	func(s string) string { return "rtsp://cam.local/live?access_token=" + url.QueryEscape(s) },

@@ -53,11 +53,27 @@ func (s Secret) Texts() []string {
 	for _, c := range s {
 		add(c.Text)
 		t := strings.Trim(c.Text, "&;_@?/")
-		if i := strings.IndexByte(t, '='); i >= 0 {
-			add(t[i+1:])
-		} else if i := strings.IndexByte(t, ':'); i >= 0 {
-			add(t[i+1:])
-			add(t[:i])
+		if !strings.Contains(t, "=") {
+			if i := strings.IndexByte(t, ':'); i >= 0 {
+				add(t[i+1:])
+				add(t[:i])
+			}
+			continue
+		}
+		// Each value of the pairs a cut holds, up to its separator (and,
+		// Xiongmai style, up to its first '_' too).
+		for i := 0; i < len(t); i++ {
+			if t[i] != '=' {
+				continue
+			}
+			v := t[i+1:]
+			if j := strings.IndexAny(v, "&;"); j >= 0 {
+				v = v[:j]
+			}
+			add(v)
+			if j := strings.IndexByte(v, '_'); j >= 0 {
+				add(v[:j])
+			}
 		}
 	}
 	return out

@@ -184,16 +184,19 @@ func (s *Server) login(c *gin.Context) {
 	ctx := audit.WithActor(c.Request.Context(), audit.Actor{RequestID: c.GetString("request_id"), IP: c.ClientIP()})
 	p, secret, err := s.deps.Auth.Login(ctx, req.Username, req.Password, c.ClientIP(), c.Request.UserAgent())
 	if err != nil {
-		if d := gridwatch.ErrorDetails(err); d != nil {
-			if secs, ok := d["retry_after_seconds"].(int); ok {
-				c.Header("Retry-After", strconv.Itoa(secs))
-			}
-		}
+		retryAfter(c, err)
 		writeError(c, s.log, err)
 		return
 	}
 	s.setSessionCookie(c, secret, 0)
 	c.JSON(http.StatusOK, p)
+}
+
+// retryAfter sets Retry-After on the answer to a throttled attempt.
+func retryAfter(c *gin.Context, err error) {
+	if secs, ok := gridwatch.ErrorDetails(err)["retry_after_seconds"].(int); ok {
+		c.Header("Retry-After", strconv.Itoa(secs))
+	}
 }
 
 func (s *Server) setSessionCookie(c *gin.Context, value string, maxAge int) {
@@ -223,7 +226,8 @@ func (s *Server) changePassword(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	if err := s.deps.Auth.ChangePassword(c.Request.Context(), principal(c), req.Current, req.New); err != nil {
+	if err := s.deps.Auth.ChangePassword(c.Request.Context(), principal(c), req.Current, req.New, c.ClientIP()); err != nil {
+		retryAfter(c, err)
 		writeError(c, s.log, err)
 		return
 	}

@@ -95,7 +95,7 @@ var allowed = map[auth.Role][]auth.Permission{
 	auth.RoleOperator:    {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.CamerasRead, auth.CamerasWrite, auth.VideoLive, auth.VideoPlayback},
 	auth.RoleGISEditor:   {auth.GridsRead, auth.GridsWrite, auth.Locate},
 	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.CamerasRead, auth.VideoLive, auth.VideoPlayback},
-	auth.RoleIntegration: {auth.IncidentsCreate, auth.IncidentsRead, auth.VideoLive},
+	auth.RoleIntegration: {auth.IncidentsCreate, auth.IncidentsRead}, // no cameras, no video
 }
 
 func may(role auth.Role, p auth.Permission) bool {

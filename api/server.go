@@ -224,7 +224,9 @@ func (s *Server) Routes() []Route {
 		rt("POST", "/api/v1/tags", auth.VideoPlayback, s.createTag),
 		rt("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.updateTag),
 		rt("DELETE", "/api/v1/tags/:id", auth.VideoPlayback, s.deleteTag),
-		rt("GET", "/api/v1/incidents/:id/footage", auth.IncidentsRead, s.incidentFootage),
+		// Footage names cameras: for those who may see cameras, not for
+		// integrations that read their incidents.
+		rt("GET", "/api/v1/incidents/:id/footage", auth.CamerasRead, s.incidentFootage),
 		rt("POST", "/api/v1/incidents/:id/footage", auth.VideoPlayback, s.linkFootage),
 		rt("DELETE", "/api/v1/incidents/:id/footage/:link", auth.VideoPlayback, s.unlinkFootage),
 		rt("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),

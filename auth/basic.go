@@ -8,7 +8,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -147,22 +146,21 @@ func (s *Service) AuthenticateBasic(ctx context.Context, username, password, ip 
 		p.fill()
 		return p, nil
 	}
-	keys := []string{"user:" + username, "ip:" + ip}
-	if wait, err := s.lockedFor(ctx, keys, now); err != nil {
+	keys := throttleKeys(username, ip)
+	// Counted before the hash, as a sign-in is: parallel guesses cannot
+	// all pass a check made before any of them failed.
+	ownLocks, err := s.attempt(ctx, keys, now)
+	if err != nil {
 		return nil, err
-	} else if wait > 0 {
-		secs := int(math.Ceil(wait.Seconds()))
-		return nil, gridwatch.Errorf(gridwatch.EThrottled, "too many failed sign-ins; try again in %d s", secs).
-			WithDetails(map[string]any{"retry_after_seconds": secs})
 	}
 	if ok := VerifyPassword(password, hash) && found && !disabled; !ok {
-		if err := s.recordFailure(ctx, keys, now, username, ip); err != nil {
+		if err := s.recordFailure(ctx, "auth.login_failed", username, ip); err != nil {
 			return nil, err
 		}
 		return nil, gridwatch.Errorf(gridwatch.ECredentials, "wrong username or password")
 	}
 	// As a sign-in does, a success forgives the account's earlier failures.
-	if _, err := s.pool.Exec(ctx, "DELETE FROM login_throttle WHERE key = $1", keys[0]); err != nil {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.succeeded(ctx, tx, keys, ownLocks) }); err != nil {
 		return nil, fmt.Errorf("basic auth: %w", err)
 	}
 	s.basic.put(id, hashSum, now)

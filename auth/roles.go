@@ -21,7 +21,7 @@ const (
 	RoleOperator    Role = "operator"    // camera operators: video, tags, exports
 	RoleGISEditor   Role = "gis_editor"  // grids and boundaries
 	RoleGridLeader  Role = "grid_leader" // only the incidents and cameras of their grids
-	RoleIntegration Role = "integration" // hotline, sensor or app: posts incidents, reads their status
+	RoleIntegration Role = "integration" // hotline, sensor or app: posts incidents, reads their status; no cameras, no video
 )
 
 // Roles lists every role.
@@ -88,8 +88,11 @@ func grants(r Role) []Permission {
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:
-		// Other video systems pull the re-served streams.
-		return []Permission{IncidentsCreate, IncidentsRead, VideoLive}
+		// A hotline, a sensor or a citizen app (its token is also the
+		// Open311 api_key, which travels in URLs): it posts incidents and
+		// reads their status, and sees no camera and no video. A video
+		// system that pulls the re-served streams gets an operator token.
+		return []Permission{IncidentsCreate, IncidentsRead}
 	}
 	return nil
 }

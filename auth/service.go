@@ -116,20 +116,19 @@ var errUnauthenticated = gridwatch.Errorf(gridwatch.EUnauthenticated, "sign in f
 func (s *Service) Login(ctx context.Context, username, password, ip, userAgent string) (*Principal, string, error) {
 	username = strings.ToLower(strings.TrimSpace(username))
 	now := s.now()
-	keys := []string{"user:" + username, "ip:" + ip}
-	if wait, err := s.lockedFor(ctx, keys, now); err != nil {
+	keys := throttleKeys(username, ip)
+	// The attempt is counted before the password is hashed: parallel
+	// guesses cannot all pass a check made before any of them failed.
+	ownLocks, err := s.attempt(ctx, keys, now)
+	if err != nil {
 		return nil, "", err
-	} else if wait > 0 {
-		secs := int(math.Ceil(wait.Seconds()))
-		return nil, "", gridwatch.Errorf(gridwatch.EThrottled, "too many failed sign-ins; try again in %d s", secs).
-			WithDetails(map[string]any{"retry_after_seconds": secs})
 	}
 	var (
 		id       int64
 		hash     string
 		disabled bool
 	)
-	err := s.pool.QueryRow(ctx, "SELECT id, password_hash, disabled FROM users WHERE username = $1", username).Scan(&id, &hash, &disabled)
+	err = s.pool.QueryRow(ctx, "SELECT id, password_hash, disabled FROM users WHERE username = $1", username).Scan(&id, &hash, &disabled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		hash, id = s.dummyHash, 0
 	} else if err != nil {
@@ -137,7 +136,7 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 	}
 	ok := VerifyPassword(password, hash) && id != 0 && !disabled
 	if !ok {
-		if err := s.recordFailure(ctx, keys, now, username, ip); err != nil {
+		if err := s.recordFailure(ctx, "auth.login_failed", username, ip); err != nil {
 			return nil, "", err
 		}
 		return nil, "", gridwatch.Errorf(gridwatch.ECredentials, "wrong username or password")
@@ -146,7 +145,7 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 	csrf := newSecret()
 	var p *Principal
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "DELETE FROM login_throttle WHERE key = $1", keys[0]); err != nil {
+		if err := s.succeeded(ctx, tx, keys, ownLocks); err != nil {
 			return err
 		}
 		var sid int64
@@ -172,50 +171,92 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 	return p, secret, nil
 }
 
-// lockedFor returns how long the longest lock on keys still runs.
-func (s *Service) lockedFor(ctx context.Context, keys []string, now time.Time) (time.Duration, error) {
-	var until *time.Time
-	err := s.pool.QueryRow(ctx, "SELECT max(locked_until) FROM login_throttle WHERE key = ANY($1) AND locked_until > $2", keys, now).Scan(&until)
-	if err != nil {
-		return 0, fmt.Errorf("login throttle: %w", err)
-	}
-	if until == nil {
-		return 0, nil
-	}
-	return until.Sub(now), nil
+// throttleKeys are the login_throttle keys of an attempt as username
+// from address ip: the account's and the address's.
+func throttleKeys(username, ip string) []string {
+	return []string{"user:" + strings.ToLower(strings.TrimSpace(username)), "ip:" + ip}
 }
 
-// recordFailure counts a failed login against each key and locks a key that
-// reached its limit, for a time that doubles with each further failure.
-func (s *Service) recordFailure(ctx context.Context, keys []string, now time.Time, username, ip string) error {
+// attempt counts a password attempt against each key (an account, an
+// address) before the password is checked, in one statement: a key whose
+// count reaches its limit is locked by this attempt, and an attempt while
+// any key is locked is refused (EThrottled, with the wait) and counts
+// nothing. Parallel attempts queue on the keys' rows, so of N parallel
+// wrong passwords exactly the limit are checked; the rest wait out the lock.
+// After the check, a success calls succeeded with what attempt returned
+// (the locks this attempt's own count set); a failure stays counted.
+func (s *Service) attempt(ctx context.Context, keys []string, now time.Time) (ownLocks []time.Time, err error) {
 	t := s.opts.Throttle
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, key := range keys {
-			limit := t.AccountFailures
-			if strings.HasPrefix(key, "ip:") {
-				limit = t.AddressFailures
-			}
-			var failures int
-			err := tx.QueryRow(ctx, `INSERT INTO login_throttle AS t (key, failures, first_at) VALUES ($1, 1, $2)
-				ON CONFLICT (key) DO UPDATE SET
-				  failures = CASE WHEN t.first_at < $2 - $3::interval THEN 1 ELSE t.failures + 1 END,
-				  first_at = CASE WHEN t.first_at < $2 - $3::interval THEN $2 ELSE t.first_at END
-				RETURNING failures`, key, now, t.Window).Scan(&failures)
-			if err != nil {
-				return fmt.Errorf("login throttle: %w", err)
-			}
-			if failures >= limit {
-				lock := t.BaseLock << min(failures-limit, 20)
-				if lock > t.MaxLock || lock <= 0 {
-					lock = t.MaxLock
-				}
-				if _, err := tx.Exec(ctx, "UPDATE login_throttle SET locked_until = $2 WHERE key = $1", key, now.Add(lock)); err != nil {
-					return fmt.Errorf("login throttle: %w", err)
-				}
-			}
+	var (
+		until   *time.Time
+		counted int
+	)
+	// locked: a lock already committed; up: the count, skipped when
+	// locked, and, for a row locked by an attempt committed meanwhile,
+	// skipped by the WHERE of the update (which sees the newest row).
+	// Keys are taken in order, so two attempts never wait on each other
+	// in a cycle.
+	err = s.pool.QueryRow(ctx, `WITH locked AS (
+			SELECT max(locked_until) AS until FROM login_throttle WHERE key = ANY($1) AND locked_until > $2
+		), up AS (
+			INSERT INTO login_throttle AS t (key, failures, first_at, locked_until)
+			SELECT k, 1, $2, CASE WHEN 1 >= (CASE WHEN k LIKE 'ip:%' THEN $4::int ELSE $3::int END) THEN $2 + $6::interval END
+			FROM unnest($1::text[]) AS k WHERE (SELECT until FROM locked) IS NULL ORDER BY k
+			ON CONFLICT (key) DO UPDATE SET
+				failures = CASE WHEN t.first_at < $2 - $5::interval THEN 1 ELSE t.failures + 1 END,
+				first_at = CASE WHEN t.first_at < $2 - $5::interval THEN $2 ELSE t.first_at END,
+				locked_until = CASE WHEN (CASE WHEN t.first_at < $2 - $5::interval THEN 1 ELSE t.failures + 1 END)
+						>= (CASE WHEN t.key LIKE 'ip:%' THEN $4::int ELSE $3::int END)
+					THEN $2 + least($7::interval, $6::interval * power(2, least(
+						(CASE WHEN t.first_at < $2 - $5::interval THEN 1 ELSE t.failures + 1 END)
+						- (CASE WHEN t.key LIKE 'ip:%' THEN $4::int ELSE $3::int END), 20)))
+					END
+			WHERE t.locked_until IS NULL OR t.locked_until <= $2
+			RETURNING t.key, t.locked_until
+		) SELECT (SELECT until FROM locked), (SELECT count(*) FROM up),
+			(SELECT coalesce(array_agg(locked_until) FILTER (WHERE locked_until IS NOT NULL), '{}') FROM up)`,
+		keys, now, t.AccountFailures, t.AddressFailures, t.Window, t.BaseLock, t.MaxLock).Scan(&until, &counted, &ownLocks)
+	if err != nil {
+		return nil, fmt.Errorf("login throttle: %w", err)
+	}
+	if until == nil && counted == len(keys) {
+		return ownLocks, nil
+	}
+	if until == nil {
+		// Locked by an attempt that committed while this one queued.
+		if err := s.pool.QueryRow(ctx, "SELECT max(locked_until) FROM login_throttle WHERE key = ANY($1)", keys).Scan(&until); err != nil {
+			return nil, fmt.Errorf("login throttle: %w", err)
 		}
-		actx := audit.WithActor(ctx, audit.Actor{Kind: "anonymous", Name: username, IP: ip, RequestID: audit.ActorFrom(ctx).RequestID})
-		return audit.Record(actx, tx, "auth.login_failed", "user", "", map[string]any{"username": truncate(username, 64)})
+	}
+	secs := 1
+	if until != nil {
+		secs = max(int(math.Ceil(until.Sub(now).Seconds())), 1)
+	}
+	return nil, gridwatch.Errorf(gridwatch.EThrottled, "too many failed sign-ins; try again in %d s", secs).
+		WithDetails(map[string]any{"retry_after_seconds": secs})
+}
+
+// succeeded takes back what attempt counted for a right password, in tx:
+// the account starts afresh; the address loses this one attempt, and a
+// lock this attempt's own count set on it (one of ownLocks: no attempt
+// after it was counted) is lifted.
+func (s *Service) succeeded(ctx context.Context, tx pgx.Tx, keys []string, ownLocks []time.Time) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM login_throttle WHERE key = $1", keys[0]); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE login_throttle SET failures = greatest(failures - 1, 0),
+			locked_until = CASE WHEN locked_until = ANY($2) THEN NULL ELSE locked_until END
+		WHERE key = $1`, keys[1], ownLocks); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	return nil
+}
+
+// recordFailure audits a failed attempt (already counted by attempt).
+func (s *Service) recordFailure(ctx context.Context, action, username, ip string) error {
+	actx := audit.WithActor(ctx, audit.Actor{Kind: "anonymous", Name: username, IP: ip, RequestID: audit.ActorFrom(ctx).RequestID})
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return audit.Record(actx, tx, action, "user", "", map[string]any{"username": truncate(username, 64)})
 	})
 }
 
@@ -638,24 +679,38 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, up UserPatch) (*User
 	return u, nil
 }
 
-// ChangePassword lets p change their own password, given the current one.
-func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
+// ChangePassword lets p change their own password, given the current one,
+// from address ip. Guesses of the current password are throttled as
+// sign-ins are, on the same counters: the account's and the address's.
+func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next, ip string) error {
 	if p == nil || p.Kind != "user" {
 		return gridwatch.Errorf(gridwatch.EForbidden, "only users have passwords")
+	}
+	// A new password that would be refused costs no attempt.
+	if err := checkPassword(next); err != nil {
+		return err
+	}
+	keys := throttleKeys(p.Username, ip)
+	ownLocks, err := s.attempt(ctx, keys, s.now())
+	if err != nil {
+		return err
 	}
 	var hash string
 	if err := s.pool.QueryRow(ctx, "SELECT password_hash FROM users WHERE id = $1", p.ID).Scan(&hash); err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
 	if !VerifyPassword(current, hash) {
+		if err := s.recordFailure(ctx, "user.password_failed", p.Username, ip); err != nil {
+			return err
+		}
 		return gridwatch.Errorf(gridwatch.ECredentials, "the current password is wrong").WithDetails(map[string]any{"field": "current_password"})
-	}
-	if err := checkPassword(next); err != nil {
-		return err
 	}
 	newHash := HashPassword(next, s.opts.Hash)
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1", p.ID, newHash, s.now()); err != nil {
+			return err
+		}
+		if err := s.succeeded(ctx, tx, keys, ownLocks); err != nil {
 			return err
 		}
 		// Other sessions end; this one stays.

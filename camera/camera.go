@@ -18,6 +18,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/streamurl"
 	"gridwatch/geo"
 )
 
@@ -162,26 +163,53 @@ func checkStreamURL(field, raw string, required bool) error {
 	return nil
 }
 
-// Redact returns a stream URL without its credentials, and whether it had any.
+// Redact returns a stream URL without its credentials, and whether it had
+// any (see camera/streamurl for what counts as one).
 func Redact(raw string) (string, bool) {
-	if raw == "" {
-		return "", false
+	public, secret := streamurl.Split(raw)
+	return public, !secret.Empty()
+}
+
+// splitURL is streamurl.Split with the secret ready to store ([] when none).
+func splitURL(raw string) (string, streamurl.Secret) {
+	public, secret := streamurl.Split(raw)
+	if secret == nil {
+		secret = streamurl.Secret{}
 	}
-	u, err := url.Parse(raw)
+	return public, secret
+}
+
+// joinURL puts a stored URL's credentials back. A secret that does not fit
+// is an internal error naming the field, never its value.
+func joinURL(field, public string, secret streamurl.Secret) (string, error) {
+	raw, err := streamurl.Join(public, secret)
 	if err != nil {
-		return "", false
+		return "", fmt.Errorf("%s: %w", field, err)
 	}
-	had := u.User != nil
-	u.User = nil
-	q := u.Query()
-	for _, k := range []string{"password", "pass", "pwd", "token", "user", "username"} {
-		if q.Has(k) {
-			q.Del(k)
-			had = true
-		}
+	return raw, nil
+}
+
+// keepCredentials is the URL to store when a change gives next for a URL
+// stored as old (both with their credentials): next as given when it
+// brings credentials (or removes the URL); else old's credentials kept —
+// all of them when next is old as shown, its user:password@ when next
+// changes the URL. Credentials in the path or query of a changed URL
+// cannot be placed again: that is refused, asking for the URL in full.
+func keepCredentials(field, old, next string) (string, error) {
+	nextPublic, nextSecret := streamurl.Split(next)
+	oldPublic, oldSecret := streamurl.Split(old)
+	if next == "" || !nextSecret.Empty() || oldSecret.Empty() {
+		return next, nil
 	}
-	u.RawQuery = q.Encode()
-	return u.String(), had
+	if nextPublic == oldPublic {
+		return old, nil
+	}
+	i := strings.Index(oldPublic, "://")
+	j := strings.Index(nextPublic, "://")
+	if len(oldSecret) == 1 && i >= 0 && j >= 0 && oldSecret[0].At == i+3 && strings.HasSuffix(oldSecret[0].Text, "@") {
+		return nextPublic[:j+3] + oldSecret[0].Text + nextPublic[j+3:], nil
+	}
+	return "", fieldError(field, "the stored credentials are in the URL's path or query and cannot be carried over to a changed URL: give the URL with its credentials")
 }
 
 // ViewCone is the ground area a camera sees: a sector of radius rangeM

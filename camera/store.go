@@ -15,6 +15,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/camera/streamurl"
 	"gridwatch/geo"
 )
 
@@ -62,25 +63,28 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 }
 
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
-	c.main_url, c.sub_url, c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at`
+	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at`
 
 const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
 
 func scanCamera(row pgx.Row) (*Camera, error) {
 	var c Camera
 	var main, sub string
+	var hasCreds bool
 	var gid *int64
 	var gcode, gname, glevel *string
 	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
-		&main, &sub, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt)
+		&main, &sub, &hasCreds, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
 	c.Location.Type = "Point"
+	// The stored URLs are without their credentials; split again all
+	// the same, so a row written by other means shows none either.
 	var hadMain, hadSub bool
 	c.MainURL, hadMain = Redact(main)
 	c.SubURL, hadSub = Redact(sub)
-	c.HasCreds = hadMain || hadSub
+	c.HasCreds = hasCreds || hadMain || hadSub
 	if gid != nil {
 		c.Grid = &geo.Ref{ID: *gid, Code: *gcode, Name: *gname, Level: geo.Level(*glevel)}
 	}
@@ -127,9 +131,11 @@ func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
 		lon, lat := sp.Location.Coordinates[0], sp.Location.Coordinates[1]
 		cone := conePolygon(ViewCone(lon, lat, *sp.Heading, *sp.FOV, *sp.Range))
 		enabled := sp.Enabled == nil || *sp.Enabled
-		err := tx.QueryRow(ctx, `INSERT INTO cameras (code, name, location, heading, fov, range_m, cone, main_url, sub_url, enabled, record, retention_days, created_at, updated_at)
-			VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326), $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13) RETURNING id`,
-			sp.Code, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, enabled, sp.Record, s.now(), sp.RetentionDays).Scan(&id)
+		main, mainSecret := splitURL(sp.MainURL)
+		sub, subSecret := splitURL(sp.SubURL)
+		err := tx.QueryRow(ctx, `INSERT INTO cameras (code, name, location, heading, fov, range_m, cone, main_url, sub_url, enabled, record, retention_days, created_at, updated_at, main_secret, sub_secret)
+			VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326), $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13, $15, $16) RETURNING id`,
+			sp.Code, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, main, sub, enabled, sp.Record, s.now(), sp.RetentionDays, mainSecret, subSecret).Scan(&id)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" {
 			return gridwatch.Errorf(gridwatch.EConflict, "a camera with code %s already exists", sp.Code).WithDetails(map[string]any{"field": "code"})
@@ -226,8 +232,11 @@ func (s *Store) page(ctx context.Context, where string, args []any, limit int, w
 	return out, next, nil
 }
 
-// Patch changes some fields of a camera; nil fields stay. URLs given
-// replace the stored ones (with their credentials).
+// Patch changes some fields of a camera; nil fields stay. A URL given with
+// credentials replaces the stored one and its credentials; one without
+// keeps the stored credentials: unchanged (the URL as shown), or with a
+// new host, port or path when they were a user:password@ (credentials in
+// the path or query of a changed URL must be given again).
 type Patch struct {
 	Name     *string  `json:"name"`
 	Location *Point   `json:"location"`
@@ -250,8 +259,9 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		var sp Spec
 		var lon, lat, heading, fov, rng float64
 		var version int
-		err := tx.QueryRow(ctx, `SELECT code, name, ST_X(location), ST_Y(location), heading, fov, range_m, main_url, sub_url, record, enabled, retention_days, version
-			FROM cameras WHERE id = $1 FOR UPDATE`, id).Scan(&sp.Code, &sp.Name, &lon, &lat, &heading, &fov, &rng, &sp.MainURL, &sp.SubURL, &sp.Record, &sp.Enabled, &sp.RetentionDays, &version)
+		var mainSecret, subSecret streamurl.Secret
+		err := tx.QueryRow(ctx, `SELECT code, name, ST_X(location), ST_Y(location), heading, fov, range_m, main_url, sub_url, record, enabled, retention_days, version, main_secret, sub_secret
+			FROM cameras WHERE id = $1 FOR UPDATE`, id).Scan(&sp.Code, &sp.Name, &lon, &lat, &heading, &fov, &rng, &sp.MainURL, &sp.SubURL, &sp.Record, &sp.Enabled, &sp.RetentionDays, &version, &mainSecret, &subSecret)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
 		}
@@ -261,6 +271,12 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		if p.Version != nil && *p.Version != version {
 			return gridwatch.Errorf(gridwatch.EConflict, "camera %d is at version %d, not %d: reload and try again", id, version, *p.Version).
 				WithDetails(map[string]any{"current_version": version})
+		}
+		if sp.MainURL, err = joinURL("main_url", sp.MainURL, mainSecret); err != nil {
+			return err
+		}
+		if sp.SubURL, err = joinURL("sub_url", sp.SubURL, subSecret); err != nil {
+			return err
 		}
 		before := summary(Spec{Code: sp.Code, Name: sp.Name, Location: &Point{"Point", [2]float64{lon, lat}}, Heading: &heading, FOV: &fov, Range: &rng, MainURL: sp.MainURL, SubURL: sp.SubURL, Record: sp.Record, RetentionDays: sp.RetentionDays})
 		sp.Location = &Point{Type: "Point", Coordinates: [2]float64{lon, lat}}
@@ -283,10 +299,14 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 			sp.Range = p.Range
 		}
 		if p.MainURL != nil {
-			sp.MainURL = *p.MainURL
+			if sp.MainURL, err = keepCredentials("main_url", sp.MainURL, *p.MainURL); err != nil {
+				return err
+			}
 		}
 		if p.SubURL != nil {
-			sp.SubURL = *p.SubURL
+			if sp.SubURL, err = keepCredentials("sub_url", sp.SubURL, *p.SubURL); err != nil {
+				return err
+			}
 		}
 		if p.Record != nil {
 			sp.Record = *p.Record
@@ -302,9 +322,12 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		}
 		lon, lat = sp.Location.Coordinates[0], sp.Location.Coordinates[1]
 		cone := conePolygon(ViewCone(lon, lat, *sp.Heading, *sp.FOV, *sp.Range))
+		main, mainSecret := splitURL(sp.MainURL)
+		sub, subSecret := splitURL(sp.SubURL)
 		if _, err := tx.Exec(ctx, `UPDATE cameras SET name = $2, location = ST_SetSRID(ST_MakePoint($3, $4), 4326), heading = $5, fov = $6,
-			range_m = $7, cone = $8, main_url = $9, sub_url = $10, record = $11, enabled = $12, retention_days = $14, version = version + 1, updated_at = $13 WHERE id = $1`,
-			id, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, sp.MainURL, sp.SubURL, sp.Record, sp.Enabled == nil || *sp.Enabled, s.now(), sp.RetentionDays); err != nil {
+			range_m = $7, cone = $8, main_url = $9, sub_url = $10, record = $11, enabled = $12, retention_days = $14, version = version + 1, updated_at = $13,
+			main_secret = $15, sub_secret = $16 WHERE id = $1`,
+			id, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, main, sub, sp.Record, sp.Enabled == nil || *sp.Enabled, s.now(), sp.RetentionDays, mainSecret, subSecret); err != nil {
 			return fmt.Errorf("update camera: %w", err)
 		}
 		if err := place(ctx, tx, id); err != nil {

@@ -11,6 +11,7 @@ import (
 	"gridwatch"
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/streamurl"
 	"gridwatch/internal/events"
 )
 
@@ -23,9 +24,7 @@ const (
 // Source is how the video manager reaches camera id: its URLs with their
 // credentials. They never leave the server.
 func (s *Store) Source(ctx context.Context, id int64) (live.Source, error) {
-	src := live.Source{ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT main_url, sub_url, enabled, record FROM cameras WHERE id = $1`, id).
-		Scan(&src.MainURL, &src.SubURL, &src.Enabled, &src.Record)
+	src, err := scanSource(s.pool.QueryRow(ctx, `SELECT id, `+sourceColumns+` FROM cameras WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return src, gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
 	}
@@ -35,18 +34,37 @@ func (s *Store) Source(ctx context.Context, id int64) (live.Source, error) {
 	return src, nil
 }
 
+// sourceColumns are what scanSource reads after the id.
+const sourceColumns = `main_url, main_secret, sub_url, sub_secret, enabled, record`
+
+// scanSource reads a camera's source, its credentials put back into its
+// URLs: the one place they are.
+func scanSource(row pgx.Row) (live.Source, error) {
+	var src live.Source
+	var mainSecret, subSecret streamurl.Secret
+	if err := row.Scan(&src.ID, &src.MainURL, &mainSecret, &src.SubURL, &subSecret, &src.Enabled, &src.Record); err != nil {
+		return src, err
+	}
+	var err error
+	if src.MainURL, err = streamurl.Join(src.MainURL, mainSecret); err != nil {
+		return src, err
+	}
+	src.SubURL, err = streamurl.Join(src.SubURL, subSecret)
+	return src, err
+}
+
 // Recording lists the enabled cameras that record: their main streams run
 // all the time.
 func (s *Store) Recording(ctx context.Context) ([]live.Source, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, main_url, sub_url, enabled, record FROM cameras WHERE record AND enabled ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT id, `+sourceColumns+` FROM cameras WHERE record AND enabled ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("recording cameras: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (live.Source, error) {
-		var src live.Source
-		err := r.Scan(&src.ID, &src.MainURL, &src.SubURL, &src.Enabled, &src.Record)
-		return src, err
-	})
+	srcs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (live.Source, error) { return scanSource(r) })
+	if err != nil {
+		return nil, fmt.Errorf("recording cameras: %w", err)
+	}
+	return srcs, nil
 }
 
 // SetStatus records a camera stream's new status. Going online or offline

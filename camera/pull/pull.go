@@ -60,17 +60,21 @@ import (
 	"github.com/pion/rtp"
 
 	"gridwatch/camera/stream"
+	"gridwatch/camera/streamurl"
 )
 
 // sessionError is an error of one upstream session, with the URL's
-// credentials scrubbed from whatever the libraries put in it.
+// credentials (wherever the URL carries them: see camera/streamurl)
+// scrubbed from whatever the libraries put in it: it becomes the camera's
+// status reason, shown to users, and goes to the log.
 func sessionError(rawURL string, err error) error {
 	msg := err.Error()
 	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "***")
-		}
 		msg = strings.ReplaceAll(msg, u.User.String()+"@", "")
+	}
+	_, secret := streamurl.Split(rawURL)
+	for _, text := range secret.Texts() {
+		msg = strings.ReplaceAll(msg, text, "***")
 	}
 	return errors.New(msg)
 }

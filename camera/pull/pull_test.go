@@ -1,7 +1,7 @@
 package pull
 
 import (
-	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -199,9 +199,17 @@ func TestTimelinePlaceKeepsDTSRising(t *testing.T) {
 }
 
 func TestSessionErrorHidesCredentials(t *testing.T) {
-	err := sessionError("rtsp://admin:Hik12345@10.0.0.9:554/ch1", errors.New("dial rtsp://admin:Hik12345@10.0.0.9:554/ch1: 401 for user admin:Hik12345"))
-	if strings.Contains(err.Error(), "Hik12345") {
-		t.Errorf("credentials in %q", err)
+	for _, raw := range []string{
+		"rtsp://admin:Hik12345@10.0.0.9:554/ch1",
+		"rtsp://10.0.0.9/live?channel=1&Password=Hik12345",
+		"rtsp://10.0.0.9/live?passwd=Hik12345",
+		"rtsp://10.0.0.9/user=admin&password=Hik12345&channel=1&stream=0.sdp",
+		"rtsp://10.0.0.9/user=admin_password=Hik12345_channel=1_stream=0.sdp?real_stream",
+	} {
+		err := sessionError(raw, fmt.Errorf("dial %s: 401 for password Hik12345", raw))
+		if strings.Contains(err.Error(), "Hik12345") {
+			t.Errorf("credentials of %s in %q", raw, err)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/internal/events"
 	"gridwatch/internal/pgcluster"
@@ -117,6 +118,13 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	out, _ = exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", fmt.Sprintf("rtsp://%s/cameras/%d", m.RTSPAddr(), id)).CombinedOutput()
 	if !strings.Contains(string(out), "401") {
 		t.Errorf("RTSP without a token: %q, want 401", out)
+	}
+	// The integration token (a hotline's, and the Open311 api_key) posts
+	// incidents; it may not pull a camera.
+	out, _ = exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+		fmt.Sprintf("rtsp://%s/cameras/%d?token=%s", m.RTSPAddr(), id, auth.DemoIntegrationToken)).CombinedOutput()
+	if !strings.Contains(string(out), "403") {
+		t.Errorf("RTSP with the integration token: %q, want 403", out)
 	}
 
 	// Operations: the streams in /metrics.

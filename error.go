@@ -27,6 +27,7 @@ const (
 	ENeedsVersion    = "precondition_required" // a change that must say which version it changes (If-Match)
 	ETooLarge        = "too_large"             // a body or a geometry exceeds a limit
 	EUnavailable     = "unavailable"           // a dependency is down
+	ENoSpace         = "insufficient_storage"  // not enough free disk space for what was asked
 	EInternal        = "internal"              // a fault of ours; details are logged, not shown
 )
 

@@ -53,6 +53,8 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case gridwatch.EUnavailable:
 		return http.StatusServiceUnavailable
+	case gridwatch.ENoSpace:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

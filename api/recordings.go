@@ -438,10 +438,56 @@ func (s *Server) requestExport(c *gin.Context) {
 	}
 	e, err := s.deps.Exports.Request(ctx, req.CameraID, req.From, req.To, req.IncidentID, principal(c).Username)
 	if err != nil {
+		if d := gridwatch.ErrorDetails(err); gridwatch.ErrorCode(err) == gridwatch.EThrottled && d["retry_after_s"] != nil {
+			c.Header("Retry-After", fmt.Sprint(d["retry_after_s"]))
+		}
 		writeError(c, s.log, err)
 		return
 	}
+	if e.Existing {
+		// The same request was made before: its export, not a second copy.
+		c.JSON(http.StatusOK, e)
+		return
+	}
 	c.JSON(http.StatusAccepted, e)
+}
+
+// deleteExport removes an export, its file and its row (admins; audited).
+// A held export must be released first.
+func (s *Server) deleteExport(c *gin.Context) {
+	e, err := s.visibleExport(c)
+	if err == nil {
+		err = s.deps.Exports.Delete(c.Request.Context(), e.ID)
+	}
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// holdExport sets or clears an admin's hold on an export: {"held": bool}.
+// A held export outlives --export-max-age and cannot be deleted.
+func (s *Server) holdExport(c *gin.Context) {
+	var req struct {
+		Held *bool `json:"held"`
+	}
+	e, err := s.visibleExport(c)
+	if err == nil {
+		err = bindJSON(c, &req)
+	}
+	if err == nil && req.Held == nil {
+		err = gridwatch.Errorf(gridwatch.EInvalid, "held is required: true to hold the export, false to release it").
+			WithDetails(map[string]any{"field": "held"})
+	}
+	if err == nil {
+		e, err = s.deps.Exports.Hold(c.Request.Context(), e.ID, *req.Held, principal(c).Username)
+	}
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, e)
 }
 
 // visibleExport is the export of the path, if the caller sees its camera.

@@ -220,6 +220,8 @@ func (s *Server) Routes() []Route {
 		rt("GET", "/api/v1/exports/:id", auth.VideoPlayback, s.getExport),
 		keyParam(rt("GET", "/api/v1/exports/:id/file", auth.VideoPlayback, s.exportFile)),
 		rt("GET", "/api/v1/exports/:id/verify", auth.VideoPlayback, s.verifyExport),
+		rt("DELETE", "/api/v1/exports/:id", auth.ExportsManage, s.deleteExport),
+		rt("PUT", "/api/v1/exports/:id/hold", auth.ExportsManage, s.holdExport),
 		rt("GET", "/api/v1/tags", auth.VideoPlayback, s.listTags),
 		rt("POST", "/api/v1/tags", auth.VideoPlayback, s.createTag),
 		rt("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.updateTag),

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/coder/websocket"
 
+	"gridwatch"
 	"gridwatch/api"
 	"gridwatch/audit"
 	"gridwatch/auth"
@@ -51,23 +53,40 @@ type videoEnv struct {
 	stopViewings func()
 	// free is the recordings' free space the recorder sees (0: plenty).
 	free atomic.Uint64
+	// exportFree is the free space the exporter sees (0: plenty).
+	exportFree atomic.Uint64
+	// exportLimits are the exporter's limits; with manualExports its
+	// worker does not run and a test makes exports with Drain.
+	exportLimits  record.ExportLimits
+	manualExports bool
+	// viewOpt tunes the view log (withViewLog).
+	viewOpt *audit.ViewLogOptions
 }
 
-// newVideoEnv starts the environment; viewOpt, when given, tunes its view
-// log (by default rows are written every 50 ms; HTTP sessions end with the
-// default gap, or when stopViewings is called).
-func newVideoEnv(t *testing.T, viewOpt ...audit.ViewLogOptions) *videoEnv {
+// videoOpt changes a videoEnv before its server starts.
+type videoOpt func(*videoEnv)
+
+// withViewLog tunes the view log (by default rows are written every 50 ms;
+// HTTP sessions end with the default gap, or when stopViewings is called).
+func withViewLog(o audit.ViewLogOptions) videoOpt {
+	return func(ve *videoEnv) { ve.viewOpt = &o }
+}
+
+func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 	t.Helper()
-	vopt := audit.ViewLogOptions{FlushEvery: 50 * time.Millisecond}
-	if len(viewOpt) > 0 {
-		vopt = viewOpt[0]
-	}
 	sim, err := camsim.New(camsim.Config{N: 2, Addr: "127.0.0.1:0", Username: "cam", Password: "cam-Secret-77"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hub *events.Hub
 	ve := &videoEnv{authEnv: &authEnv{}, sim: sim}
+	for _, o := range opts {
+		o(ve)
+	}
+	vopt := audit.ViewLogOptions{FlushEvery: 50 * time.Millisecond}
+	if ve.viewOpt != nil {
+		vopt = *ve.viewOpt
+	}
 	e := newEnv(t, func(d *api.Deps) {
 		ve.pool = testdb.New(t)
 		store := geo.NewStore(ve.pool, geo.StoreOptions{})
@@ -105,7 +124,14 @@ func newVideoEnv(t *testing.T, viewOpt ...audit.ViewLogOptions) *videoEnv {
 		cams.AfterChange(func(ctx context.Context) { _ = ve.video.Refresh(ctx) })
 		d.Video = ve.video
 		d.Recordings, d.RecordingsDir, d.Recorder = footage, recDir, rec
-		ve.exports = record.NewExporter(footage, rec, t.TempDir())
+		limits := ve.exportLimits
+		limits.FreeSpace = func(string) (uint64, error) {
+			if f := ve.exportFree.Load(); f != 0 {
+				return f, nil
+			}
+			return 1 << 40, nil
+		}
+		ve.exports = record.NewExporter(footage, rec, t.TempDir()).WithLimits(limits)
 		d.Exports = ve.exports
 		ve.viewings = audit.NewViewLog(ve.pool, vopt)
 		d.Viewings = ve.viewings
@@ -118,7 +144,12 @@ func newVideoEnv(t *testing.T, viewOpt ...audit.ViewLogOptions) *videoEnv {
 	vdone := make(chan struct{})
 	go func() { defer close(vdone); _ = ve.viewings.Run(vctx) }()
 	ve.stopViewings = func() { vcancel(); <-vdone }
-	go func() { defer wg.Done(); ve.exports.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if !ve.manualExports {
+			ve.exports.Run(ctx)
+		}
+	}()
 	go func() { defer wg.Done(); _ = hub.Run(ctx) }()
 	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
 	go func() { defer wg.Done(); _ = ve.video.Run(ctx) }()
@@ -854,5 +885,131 @@ func TestEvidenceExport(t *testing.T) {
 	}
 	if v := ve.do("GET", fmt.Sprintf("/api/v1/exports/%d/verify", id), nil).json(t); v["ok"] != false {
 		t.Errorf("verify after tampering: %v", v)
+	}
+}
+
+// TestExportLimitsAPI: identical requests get the first export (200, not a
+// second copy); a range over --export-max-range is a 400 naming it; a user
+// with too many exports waiting gets a 429 with Retry-After; a disk without
+// room a 507; only admins hold and delete exports (audited), a held export
+// cannot be deleted, and a deleted one's file is gone.
+func TestExportLimitsAPI(t *testing.T) {
+	ve := newVideoEnv(t, func(ve *videoEnv) {
+		ve.exportLimits = record.ExportLimits{MaxRange: time.Minute, MaxPending: 1}
+		ve.manualExports = true
+	})
+	start := time.Now()
+	camID, _ := ve.addCameraRecording(1, "CAM-LIM", true)
+	operator := ve.tokenFor(auth.RoleOperator)
+	admin := ve.token
+	rfc := func(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
+	var recs []any
+	for deadline := time.Now().Add(30 * time.Second); len(recs) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d recordings after 30 s", len(recs))
+		}
+		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
+		q := fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", camID, url.QueryEscape(rfc(start.Add(-time.Minute))), url.QueryEscape(rfc(time.Now().Add(time.Minute))))
+		recs = ve.do("GET", q, nil).json(t)["recordings"].([]any)
+	}
+	from, _ := time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
+	to, _ := time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	body := func(f, t time.Time) []byte {
+		return []byte(fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, rfc(f), rfc(t)))
+	}
+	ctx := context.Background()
+	errOf := func(r response) (code string, details map[string]any) {
+		e, _ := r.json(t)["error"].(map[string]any)
+		code, _ = e["code"].(string)
+		details, _ = e["details"].(map[string]any)
+		return code, details
+	}
+
+	ve.token = operator
+	first := ve.do("POST", "/api/v1/exports", body(from, to))
+	if first.status != 202 {
+		t.Fatalf("export: %d %s", first.status, first.body)
+	}
+	id := int64(first.json(t)["id"].(float64))
+	cases := []struct {
+		name       string
+		body       []byte
+		status     int
+		code       string
+		limit      string
+		retryAfter string
+	}{
+		{"over the range limit", body(from, from.Add(61*time.Second)), 400, gridwatch.EInvalid, "export-max-range", ""},
+		{"a second export while one waits", body(from, to.Add(-500*time.Millisecond)), 429, gridwatch.EThrottled, "export-max-pending", "30"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ve.do("POST", "/api/v1/exports", tc.body)
+			code, d := errOf(r)
+			if r.status != tc.status || code != tc.code || d["limit"] != tc.limit || r.header.Get("Retry-After") != tc.retryAfter {
+				t.Errorf("got %d %s (Retry-After %q); want %d %s naming %s (Retry-After %q)", r.status, r.body, r.header.Get("Retry-After"), tc.status, tc.code, tc.limit, tc.retryAfter)
+			}
+		})
+	}
+	// The same request again, waiting or done: the same export.
+	for _, step := range []string{"queued", "done"} {
+		r := ve.do("POST", "/api/v1/exports", body(from, to))
+		if r.status != 200 || int64(r.json(t)["id"].(float64)) != id || r.json(t)["existing"] != true {
+			t.Errorf("%s: the same request again: %d %s; want 200 with export %d", step, r.status, r.body, id)
+		}
+		ve.exports.Drain(ctx)
+	}
+	ve.exportFree.Store(1 << 20)
+	r := ve.do("POST", "/api/v1/exports", body(from, to.Add(-time.Second)))
+	if code, d := errOf(r); r.status != 507 || code != gridwatch.ENoSpace || d["free_bytes"] != float64(1<<20) {
+		t.Errorf("no room: %d %s; want 507 %s with free_bytes", r.status, r.body, gridwatch.ENoSpace)
+	}
+	ve.exportFree.Store(0)
+
+	// Hold and delete: admins only.
+	path := fmt.Sprintf("/api/v1/exports/%d", id)
+	if r := ve.do("PUT", path+"/hold", []byte(`{"held":true}`)); r.status != 403 {
+		t.Errorf("operator holds: %d; want 403", r.status)
+	}
+	if r := ve.do("DELETE", path, nil); r.status != 403 {
+		t.Errorf("operator deletes: %d; want 403", r.status)
+	}
+	ve.token = admin
+	steps := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"hold", "PUT", path + "/hold", `{"held":true}`, 200, ""},
+		{"delete while held", "DELETE", path, "", 409, gridwatch.EConflict},
+		{"hold without held", "PUT", path + "/hold", `{}`, 400, gridwatch.EInvalid},
+		{"release", "PUT", path + "/hold", `{"held":false}`, 200, ""},
+		{"delete", "DELETE", path, "", 204, ""},
+		{"get after delete", "GET", path, "", 404, gridwatch.ENotFound},
+		{"delete again", "DELETE", path, "", 404, gridwatch.ENotFound},
+	}
+	for _, st := range steps {
+		var b []byte
+		if st.body != "" {
+			b = []byte(st.body)
+		}
+		r := ve.do(st.method, st.path, b)
+		code := ""
+		if r.status >= 400 {
+			code, _ = errOf(r)
+		}
+		if r.status != st.status || code != st.code {
+			t.Errorf("%s: %d %s; want %d %s", st.name, r.status, r.body, st.status, st.code)
+		}
+		if st.name == "hold" && r.json(t)["held"] != true {
+			t.Errorf("hold: %s; want held true", r.body)
+		}
+	}
+	if _, err := os.Stat(ve.exports.Path(id)); !os.IsNotExist(err) {
+		t.Errorf("the deleted export's file: %v; want it gone", err)
+	}
+	var who string
+	if err := ve.pool.QueryRow(ctx, `SELECT actor_name FROM audit_log WHERE action = 'export.delete' AND target_id = $1`, strconv.FormatInt(id, 10)).Scan(&who); err != nil || who == "" {
+		t.Errorf("audit of the delete: %q, %v; want the admin's name", who, err)
 	}
 }

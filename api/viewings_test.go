@@ -267,7 +267,7 @@ func TestViewingSessionsAreAudited(t *testing.T) {
 // table, so no row can be written: viewers still get their pictures, and
 // the rows that do not fit the queue are counted as dropped.
 func TestViewingNeverWaitsForTheAudit(t *testing.T) {
-	ve := newVideoEnv(t, audit.ViewLogOptions{Queue: 1, Batch: 1, FlushEvery: 10 * time.Millisecond})
+	ve := newVideoEnv(t, withViewLog(audit.ViewLogOptions{Queue: 1, Batch: 1, FlushEvery: 10 * time.Millisecond}))
 	id, _ := ve.addCamera(1, "CAM-BUSY")
 	tok := ve.tokenFor(auth.RoleOperator)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -65,13 +65,15 @@ const (
 	VideoLive Permission = "video.live"
 	// VideoPlayback plays recorded footage, in scope.
 	VideoPlayback Permission = "video.playback"
+	// ExportsManage holds evidence exports against retention and deletes them.
+	ExportsManage Permission = "exports.manage"
 )
 
 // Permissions lists the permissions roles grant.
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
 		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
-		CamerasRead, CamerasWrite, VideoLive, VideoPlayback}
+		CamerasRead, CamerasWrite, VideoLive, VideoPlayback, ExportsManage}
 }
 
 // grants is the role → permission table.

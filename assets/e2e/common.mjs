@@ -67,11 +67,12 @@ export function watch(page, base) {
   page.on('requestfailed', (req) => {
     if (!sameOrigin(req.url())) return;
     // A player cancels the media segment it was loading when it seeks or
-    // closes (hls.js aborts the request): that is not a failure.
+    // closes (hls.js aborts the request), and a <video> its read of a whole
+    // file once it has the metadata (an export played): that is not a failure.
     // Likewise the footage view cancels its own reads (recordings, tags)
     // when it closes or moves on, and the map the tiles a move leaves behind.
     if (req.failure()?.errorText === 'net::ERR_ABORTED' && req.method() === 'GET' &&
-      /^\/api\/v1\/(recordings\/\d+\/file\.mp4|cameras\/\d+\/(hls|playback|recordings)|tags$)|^\/tiles\/\w+\/\d+\/\d+\/\d+\.mvt$/.test(new URL(req.url()).pathname)) return;
+      /^\/api\/v1\/(recordings\/\d+\/file\.mp4|exports\/\d+\/file|cameras\/\d+\/(hls|playback|recordings)|tags$)|^\/tiles\/\w+\/\d+\/\d+\/\d+\.mvt$/.test(new URL(req.url()).pathname)) return;
     problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`);
   });
   page.on('response', (res) => {

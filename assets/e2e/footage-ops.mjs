@@ -1,6 +1,6 @@
 // Browser test of the operator's footage work, through the real service, in real time.
 //
-//   node e2e/footage-ops.mjs <baseURL> <artifactDir>
+//   node e2e/footage-ops.mjs <baseURL> <artifactDir> [footage|exports]
 //
 // The Go test (TestFootageOpsInBrowser) starts gridwatch with 3 s recording
 // files, so the demo cameras' footage is indexed within seconds.
@@ -10,7 +10,10 @@
 //    recorded seconds, source). 播放 · Play inline plays the clip in the page:
 //    the <video>'s currentTime advances and decoded frames grow in real time.
 // 3. 导出 · Export: progress until done, a download link and the SHA-256, the
-//    API's; the export is listed under 导出 · Exports.
+//    API's; the export is listed under 导出 · Exports, not held, without the
+//    admin's Hold/Delete. 播放 · Play opens the clip: its video.duration is the
+//    clip's own length (last_frame_at − first_frame_at in the manifest, plus a
+//    picture), starting at 0 — not the recording's timeline.
 // 4. 手动关联录像 · Link footage by hand: another camera, the default window
 //    (2 min before to 5 after the reported time): the list gains a manual
 //    link; linking it again is refused (409) and the toast says why; Unlink
@@ -26,13 +29,21 @@
 //    recording status (a routed GET /api/v1/recording/status): the banner
 //    "Recording stopped: disk full since HH:MM — N MB free" shows.
 // 7. The operator deletes the tag (with its confirm): gone from the page and the API.
+// 8. As demo-admin: an export of 4 s from well into the recording, listed on
+//    the incident page: its video lasts about 4 s from 0 (not the recording's
+//    time up to there). The export offers 保全 · Hold and 删除 · Delete;
+//    Hold marks it held (badge, API) and disables Delete; Release, then
+//    Delete with its confirm: the export leaves the list and the API (404).
 // Prints one JSON line and exits 0, else prints "e2e: FAIL: …" and exits 1.
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
 
-const [baseArg, artifactDir] = process.argv.slice(2);
+const [baseArg, artifactDir, modeArg] = process.argv.slice(2);
+// footage: steps 1–7; exports: steps 1–3 and 8 (two runs, each within the
+// Go test's time on a shared machine).
+const mode = modeArg === 'exports' ? 'exports' : 'footage';
 if (!baseArg || !artifactDir) {
   console.error('usage: node e2e/footage-ops.mjs <baseURL> <artifactDir>');
   process.exit(2);
@@ -75,6 +86,37 @@ async function apiOK(api, method, p, body) {
 
 function isoS(ms) {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * playExport clicks 播放 · Play on the export in sel (job: its API state) and
+ * checks the <video>: it starts at 0 and lasts the clip's own length — the
+ * manifest's last_frame_at − first_frame_at plus a picture (give or take the
+ * camera clock's drift against the server's, 1%), at most a GOP more than asked.
+ */
+async function playExport(page, sel, job) {
+  await page.click(`${sel} .export-play`);
+  await waitFor(
+    page,
+    (sel) => {
+      const v = document.querySelector(`${sel} video.export-video`);
+      return v && v.readyState >= 1 && Number.isFinite(v.duration) && v.duration > 0;
+    },
+    sel,
+    async () => `the export's video loaded (${await page.evaluate((sel) => document.querySelector(`${sel} video.export-video`)?.outerHTML, sel)})`,
+  );
+  const clip = await page.evaluate((sel) => {
+    const v = document.querySelector(`${sel} video.export-video`);
+    return { duration: v.duration, start: v.seekable.length ? v.seekable.start(0) : null };
+  }, sel);
+  const m = job.manifest ?? {};
+  const span = (Date.parse(m.last_frame_at) - Date.parse(m.first_frame_at)) / 1000;
+  const asked = (Date.parse(job.to) - Date.parse(job.from)) / 1000;
+  const slack = Math.max(0.3, span * 0.01);
+  if (!(span >= 0) || Math.abs(clip.duration - m.duration_s) > 0.1 || Math.abs(clip.duration - span) > slack || clip.duration > asked + 1.5 || clip.start !== 0) {
+    throw new Error(`the export's video: ${JSON.stringify(clip)}; manifest ${m.first_frame_at} – ${m.last_frame_at} (${span} s, duration_s ${m.duration_s}), asked ${asked} s`);
+  }
+  return clip;
 }
 
 async function run() {
@@ -181,150 +223,199 @@ async function run() {
   if (exp.status !== 'done') throw new Error(`the export ended ${exp.status}: ${exp.text}`);
   const job = await apiOK(op.api, 'GET', `/api/v1/exports/${exp.id}`);
   if (job.sha256 !== exp.sha || !/^[0-9a-f]{64}$/.test(exp.sha) || exp.li !== exp.id || exp.href !== `/api/v1/exports/${exp.id}/file` || Number(job.incident_id ?? incId) !== incId) throw new Error(`export: page ${JSON.stringify(exp)}, API ${JSON.stringify(job)}`);
+  const opControls = await page.evaluate((sel) => {
+    const b = document.querySelector(`${sel} .export-status`);
+    return { held: b.dataset.held, badge: !!b.querySelector('.export-held'), hold: !!b.querySelector('.export-hold'), del: !!b.querySelector('.export-delete') };
+  }, EXP);
+  if (opControls.held !== 'false' || opControls.badge || opControls.hold || opControls.del) throw new Error(`the operator's export controls: ${JSON.stringify(opControls)}`);
+  const clip = await playExport(page, EXP, job);
+  await page.evaluate((sel) => document.querySelector(`${sel} video.export-video`)?.pause(), EXP);
   await check('the export');
 
-  // 4. Link by hand, twice (409), then unlink.
-  const other = cameras.find((c) => !links.some((l) => l.camera_id === c.id));
-  if (!other) throw new Error('every demo camera is linked already');
-  await page.click(`${IV} .inc-footage-add`);
-  await waitFor(page, (id) => !!document.querySelector(`#incident-view form.inc-link-form select[name="camera_id"] option[value="${id}"]`), other.id, 'the link form with its cameras');
-  const defaults = await page.evaluate(() => {
-    const f = document.querySelector('#incident-view form.inc-link-form');
-    return { from: Date.parse(f.elements.from.value), to: Date.parse(f.elements.to.value) };
-  });
-  const reported = Date.parse(inc.reported_at);
-  if (Math.abs(defaults.from - (reported - 120e3)) > 1000 || Math.abs(defaults.to - (reported + 300e3)) > 1000) throw new Error(`the default window is ${JSON.stringify(defaults)}, reported ${inc.reported_at}`);
-  const linkByHand = async () => {
-    await page.selectOption(`${IV} form.inc-link-form select[name="camera_id"]`, String(other.id));
-    await page.click(`${IV} form.inc-link-form .inc-link-submit`);
-  };
-  await linkByHand();
-  await waitFor(page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-camera="${id}"][data-source="manual"]`) && !document.querySelector('#incident-view form.inc-link-form'), other.id, 'the manual link listed');
-  const manual = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.camera_id === other.id && l.source === 'manual');
-  if (!manual || Math.abs(Date.parse(manual.from) - defaults.from) > 1000) throw new Error(`the API's manual link: ${JSON.stringify(manual)}`);
-  await page.click(`${IV} .inc-footage-add`);
-  await waitFor(page, (id) => !!document.querySelector(`#incident-view form.inc-link-form select[name="camera_id"] option[value="${id}"]`), other.id, 'the link form again');
-  await linkByHand();
-  await waitFor(
-    page,
-    () => [...document.querySelectorAll('#toasts .toast[data-kind="warn"]')].some((t) => /already linked/.test(t.textContent)) && !document.querySelector('#incident-view form.inc-link-form .form-error').hidden,
-    null,
-    async () => `the 409 in a toast (${await page.evaluate(() => document.querySelector('#toasts')?.textContent)})`,
-  );
-  await page.click(`${IV} form.inc-link-form button:not([type=submit])`);
-  const ML = `${IV} li.inc-footage-item[data-link-id="${manual.id}"]`;
-  await page.click(`${ML} .inc-footage-unlink`);
-  await waitFor(page, (sel) => !!document.querySelector(`${sel} .inc-footage-unlink-yes`), ML, 'the unlink confirm');
-  if (!(await page.evaluate((sel) => !!document.querySelector(sel), ML))) throw new Error('unlinked before the confirm');
-  await page.click(`${ML} .inc-footage-unlink-yes`);
-  await waitFor(page, (sel) => !document.querySelector(sel), ML, 'the manual link gone from the page');
-  if (((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).some((l) => l.id === manual.id)) throw new Error('the API still lists the unlinked footage');
-  await check('link by hand and unlink');
+  const out = {};
+  if (mode === 'footage') {
+    // 4. Link by hand, twice (409), then unlink.
+    const other = cameras.find((c) => !links.some((l) => l.camera_id === c.id));
+    if (!other) throw new Error('every demo camera is linked already');
+    await page.click(`${IV} .inc-footage-add`);
+    await waitFor(page, (id) => !!document.querySelector(`#incident-view form.inc-link-form select[name="camera_id"] option[value="${id}"]`), other.id, 'the link form with its cameras');
+    const defaults = await page.evaluate(() => {
+      const f = document.querySelector('#incident-view form.inc-link-form');
+      return { from: Date.parse(f.elements.from.value), to: Date.parse(f.elements.to.value) };
+    });
+    const reported = Date.parse(inc.reported_at);
+    if (Math.abs(defaults.from - (reported - 120e3)) > 1000 || Math.abs(defaults.to - (reported + 300e3)) > 1000) throw new Error(`the default window is ${JSON.stringify(defaults)}, reported ${inc.reported_at}`);
+    const linkByHand = async () => {
+      await page.selectOption(`${IV} form.inc-link-form select[name="camera_id"]`, String(other.id));
+      await page.click(`${IV} form.inc-link-form .inc-link-submit`);
+    };
+    await linkByHand();
+    await waitFor(page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-camera="${id}"][data-source="manual"]`) && !document.querySelector('#incident-view form.inc-link-form'), other.id, 'the manual link listed');
+    const manual = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.camera_id === other.id && l.source === 'manual');
+    if (!manual || Math.abs(Date.parse(manual.from) - defaults.from) > 1000) throw new Error(`the API's manual link: ${JSON.stringify(manual)}`);
+    await page.click(`${IV} .inc-footage-add`);
+    await waitFor(page, (id) => !!document.querySelector(`#incident-view form.inc-link-form select[name="camera_id"] option[value="${id}"]`), other.id, 'the link form again');
+    await linkByHand();
+    await waitFor(
+      page,
+      () => [...document.querySelectorAll('#toasts .toast[data-kind="warn"]')].some((t) => /already linked/.test(t.textContent)) && !document.querySelector('#incident-view form.inc-link-form .form-error').hidden,
+      null,
+      async () => `the 409 in a toast (${await page.evaluate(() => document.querySelector('#toasts')?.textContent)})`,
+    );
+    await page.click(`${IV} form.inc-link-form button:not([type=submit])`);
+    const ML = `${IV} li.inc-footage-item[data-link-id="${manual.id}"]`;
+    await page.click(`${ML} .inc-footage-unlink`);
+    await waitFor(page, (sel) => !!document.querySelector(`${sel} .inc-footage-unlink-yes`), ML, 'the unlink confirm');
+    if (!(await page.evaluate((sel) => !!document.querySelector(sel), ML))) throw new Error('unlinked before the confirm');
+    await page.click(`${ML} .inc-footage-unlink-yes`);
+    await waitFor(page, (sel) => !document.querySelector(sel), ML, 'the manual link gone from the page');
+    if (((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).some((l) => l.id === manual.id)) throw new Error('the API still lists the unlinked footage');
+    await check('link by hand and unlink');
 
-  // 5. The footage view at the window: tag, edit, search, link the range.
-  await page.click(`${LI} .inline-close`);
-  await page.click(`${LI} .inc-footage-play`);
-  await waitFor(page, ([sel, id]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && !document.querySelector(`${sel} .footage-sel`).hidden, [DLG, cam.id], 'the footage view with the window selected');
-  const label = `e2e 占道 ${Math.random().toString(16).slice(2, 8)}`;
-  await page.fill(`${DLG} .footage-sel input[name="label"]`, label);
-  await page.click(`${DLG} .footage-sel .sel-tag`);
-  await waitFor(page, ([sel, label]) => [...document.querySelectorAll(`${sel} .footage-tags li`)].some((li) => li.textContent.includes(label)), [DLG, label], 'the new tag listed');
-  let tag = ((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}&label=${encodeURIComponent(label)}`)).tags ?? [])[0];
-  if (!tag) throw new Error('the API does not list the tag');
-  const TAG = `${DLG} .footage-tags li[data-tag-id="${tag.id}"]`;
-  await page.click(`${TAG} .tag-edit`);
-  await waitFor(page, ([sel, id]) => document.querySelector(`${sel} .footage-sel`).dataset.mode === 'edit' && document.querySelector(`${sel} .footage-sel`).dataset.tagId === String(id), [DLG, tag.id], 'edit mode');
-  const label2 = `${label} 已核实`;
-  // Within the recorded run the camera had when the case was filed.
-  const newFrom = Date.parse(inc.reported_at) - 5000;
-  const newTo = Date.parse(inc.reported_at) + 3000;
-  await page.fill(`${DLG} .footage-sel input[name="label"]`, label2);
-  await page.fill(`${DLG} .footage-sel input[name="note"]`, 'e2e: 已改');
-  await page.evaluate(
-    ([sel, a, b]) => {
-      const pad = (n) => String(n).padStart(2, '0');
-      const local = (ms) => {
-        const d = new Date(ms);
-        return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-      };
-      const f = document.querySelector(`${sel} .footage-sel`);
-      for (const [name, v] of [['from', a], ['to', b]]) {
-        const i = f.querySelector(`input[name="${name}"]`);
-        i.value = local(v);
-        i.dispatchEvent(new Event('change', { bubbles: true }));
-      }
-    },
-    [DLG, newFrom, newTo],
-  );
-  await page.click(`${DLG} .footage-sel .sel-tag`);
-  await waitFor(page, ([sel, label2]) => !document.querySelector(`${sel} .footage-sel`).dataset.mode && [...document.querySelectorAll(`${sel} .footage-tags li`)].some((li) => li.textContent.includes(label2)), [DLG, label2], 'the edited tag listed');
-  tag = await (async () => ((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}&label=${encodeURIComponent(label2)}`)).tags ?? [])[0])();
-  if (!tag || tag.note !== 'e2e: 已改' || Math.abs(Date.parse(tag.from) - newFrom) > 1000 || Math.abs(Date.parse(tag.to) - newTo) > 1000) throw new Error(`the edited tag: ${JSON.stringify(tag)}`);
+    // 5. The footage view at the window: tag, edit, search, link the range.
+    await page.click(`${LI} .inline-close`);
+    await page.click(`${LI} .inc-footage-play`);
+    await waitFor(page, ([sel, id]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && !document.querySelector(`${sel} .footage-sel`).hidden, [DLG, cam.id], 'the footage view with the window selected');
+    const label = `e2e 占道 ${Math.random().toString(16).slice(2, 8)}`;
+    await page.fill(`${DLG} .footage-sel input[name="label"]`, label);
+    await page.click(`${DLG} .footage-sel .sel-tag`);
+    await waitFor(page, ([sel, label]) => [...document.querySelectorAll(`${sel} .footage-tags li`)].some((li) => li.textContent.includes(label)), [DLG, label], 'the new tag listed');
+    let tag = ((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}&label=${encodeURIComponent(label)}`)).tags ?? [])[0];
+    if (!tag) throw new Error('the API does not list the tag');
+    const TAG = `${DLG} .footage-tags li[data-tag-id="${tag.id}"]`;
+    await page.click(`${TAG} .tag-edit`);
+    await waitFor(page, ([sel, id]) => document.querySelector(`${sel} .footage-sel`).dataset.mode === 'edit' && document.querySelector(`${sel} .footage-sel`).dataset.tagId === String(id), [DLG, tag.id], 'edit mode');
+    const label2 = `${label} 已核实`;
+    // Within the recorded run the camera had when the case was filed.
+    const newFrom = Date.parse(inc.reported_at) - 5000;
+    const newTo = Date.parse(inc.reported_at) + 3000;
+    await page.fill(`${DLG} .footage-sel input[name="label"]`, label2);
+    await page.fill(`${DLG} .footage-sel input[name="note"]`, 'e2e: 已改');
+    await page.evaluate(
+      ([sel, a, b]) => {
+        const pad = (n) => String(n).padStart(2, '0');
+        const local = (ms) => {
+          const d = new Date(ms);
+          return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+        };
+        const f = document.querySelector(`${sel} .footage-sel`);
+        for (const [name, v] of [['from', a], ['to', b]]) {
+          const i = f.querySelector(`input[name="${name}"]`);
+          i.value = local(v);
+          i.dispatchEvent(new Event('change', { bubbles: true }));
+        }
+      },
+      [DLG, newFrom, newTo],
+    );
+    await page.click(`${DLG} .footage-sel .sel-tag`);
+    await waitFor(page, ([sel, label2]) => !document.querySelector(`${sel} .footage-sel`).dataset.mode && [...document.querySelectorAll(`${sel} .footage-tags li`)].some((li) => li.textContent.includes(label2)), [DLG, label2], 'the edited tag listed');
+    tag = await (async () => ((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}&label=${encodeURIComponent(label2)}`)).tags ?? [])[0])();
+    if (!tag || tag.note !== 'e2e: 已改' || Math.abs(Date.parse(tag.from) - newFrom) > 1000 || Math.abs(Date.parse(tag.to) - newTo) > 1000) throw new Error(`the edited tag: ${JSON.stringify(tag)}`);
 
-  await page.fill(`${DLG} .tag-search input[name="q"]`, '已核实');
-  await page.press(`${DLG} .tag-search input[name="q"]`, 'Enter');
-  const RES = `${DLG} .tag-results .tag-result[data-tag-id="${tag.id}"]`;
-  await waitFor(page, (sel) => !!document.querySelector(sel), RES, 'the tag found by part of its label');
-  await page.click(RES);
-  await waitFor(
-    page,
-    ([sel, id, from]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && document.querySelector(`${sel} .footage-sel`).dataset.from === from,
-    [DLG, cam.id, isoS(Date.parse(tag.from))],
-    'the search result opened at the tag',
-  );
-  await page.click(`${DLG} .footage-sel .sel-link`);
-  await page.fill(`${DLG} .sel-link-row input[name="incident_id"]`, String(incId));
-  await page.click(`${DLG} .sel-link-row .sel-link-go`);
-  await waitFor(page, (sel) => !!document.querySelector(`${sel} .sel-link-status`)?.dataset.linkId, DLG, 'the range linked to the incident');
-  const fromView = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.source === 'manual' && l.camera_id === cam.id);
-  if (!fromView || Math.abs(Date.parse(fromView.from) - Date.parse(tag.from)) > 1000) throw new Error(`the link made from the footage view: ${JSON.stringify(fromView)}`);
-  await page.screenshot({ path: path.join(artifactDir, 'footage-tag-edit.png') });
-  await check('tag, edit, search, link');
+    await page.fill(`${DLG} .tag-search input[name="q"]`, '已核实');
+    await page.press(`${DLG} .tag-search input[name="q"]`, 'Enter');
+    const RES = `${DLG} .tag-results .tag-result[data-tag-id="${tag.id}"]`;
+    await waitFor(page, (sel) => !!document.querySelector(sel), RES, 'the tag found by part of its label');
+    await page.click(RES);
+    await waitFor(
+      page,
+      ([sel, id, from]) => document.querySelector(sel)?.open && document.querySelector(sel).dataset.camera === String(id) && document.querySelector(`${sel} .footage-sel`).dataset.from === from,
+      [DLG, cam.id, isoS(Date.parse(tag.from))],
+      'the search result opened at the tag',
+    );
+    await page.click(`${DLG} .footage-sel .sel-link`);
+    await page.fill(`${DLG} .sel-link-row input[name="incident_id"]`, String(incId));
+    await page.click(`${DLG} .sel-link-row .sel-link-go`);
+    await waitFor(page, (sel) => !!document.querySelector(`${sel} .sel-link-status`)?.dataset.linkId, DLG, 'the range linked to the incident');
+    const fromView = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.source === 'manual' && l.camera_id === cam.id);
+    if (!fromView || Math.abs(Date.parse(fromView.from) - Date.parse(tag.from)) > 1000) throw new Error(`the link made from the footage view: ${JSON.stringify(fromView)}`);
+    await page.screenshot({ path: path.join(artifactDir, 'footage-tag-edit.png') });
+    await check('tag, edit, search, link');
 
-  // 6. Another non-admin: no edit/delete; the server refuses. The disk-full banner.
-  const st = { state: 'disk_full', since: new Date(Date.now() - 600e3).toISOString(), free_bytes: 52428800, min_free_bytes: 1073741824, message: 'e2e' };
-  const cmd = await session('demo-commander', 'gridwatch-commander', {
-    route: (p) => p.route('**/api/v1/recording/status', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(st) })),
-  });
-  await waitFor(
-    cmd.page,
-    () => {
-      const b = document.querySelector('#recording-banner');
-      return b && !b.hidden && b.dataset.state === 'disk_full' && /Recording stopped: disk full since \d\d:\d\d — 50 MB free/.test(b.textContent);
-    },
-    null,
-    async () => `the disk-full banner (${await cmd.page.evaluate(() => document.querySelector('#recording-banner')?.outerHTML)})`,
-  );
-  await cmd.page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
-  await waitFor(cmd.page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-link-id="${id}"] .inc-footage-play`), link.id, "the commander's incident page");
-  await cmd.page.click(`${IV} li.inc-footage-item[data-link-id="${link.id}"] .inc-footage-play`);
-  await waitFor(cmd.page, (sel) => !!document.querySelector(sel), TAG, "the operator's tag in the commander's footage view");
-  const offered = await cmd.page.evaluate((sel) => ({ edit: !!document.querySelector(`${sel} .tag-edit`), del: !!document.querySelector(`${sel} .tag-delete`) }), TAG);
-  if (offered.edit || offered.del) throw new Error(`the commander is offered ${JSON.stringify(offered)} on the operator's tag`);
-  const refused = await cmd.api('PATCH', `/api/v1/tags/${tag.id}`, { label: 'not mine' });
-  if (refused.status !== 403) throw new Error(`PATCH by the commander: HTTP ${refused.status}`);
-  await cmd.page.keyboard.press('Escape');
-  await cmd.watcher.check('the commander');
+    // 6. Another non-admin: no edit/delete; the server refuses. The disk-full banner.
+    const st = { state: 'disk_full', since: new Date(Date.now() - 600e3).toISOString(), free_bytes: 52428800, min_free_bytes: 1073741824, message: 'e2e' };
+    const cmd = await session('demo-commander', 'gridwatch-commander', {
+      route: (p) => p.route('**/api/v1/recording/status', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(st) })),
+    });
+    await waitFor(
+      cmd.page,
+      () => {
+        const b = document.querySelector('#recording-banner');
+        return b && !b.hidden && b.dataset.state === 'disk_full' && /Recording stopped: disk full since \d\d:\d\d — 50 MB free/.test(b.textContent);
+      },
+      null,
+      async () => `the disk-full banner (${await cmd.page.evaluate(() => document.querySelector('#recording-banner')?.outerHTML)})`,
+    );
+    await cmd.page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
+    await waitFor(cmd.page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-link-id="${id}"] .inc-footage-play`), link.id, "the commander's incident page");
+    await cmd.page.click(`${IV} li.inc-footage-item[data-link-id="${link.id}"] .inc-footage-play`);
+    await waitFor(cmd.page, (sel) => !!document.querySelector(sel), TAG, "the operator's tag in the commander's footage view");
+    const offered = await cmd.page.evaluate((sel) => ({ edit: !!document.querySelector(`${sel} .tag-edit`), del: !!document.querySelector(`${sel} .tag-delete`) }), TAG);
+    if (offered.edit || offered.del) throw new Error(`the commander is offered ${JSON.stringify(offered)} on the operator's tag`);
+    const refused = await cmd.api('PATCH', `/api/v1/tags/${tag.id}`, { label: 'not mine' });
+    if (refused.status !== 403) throw new Error(`PATCH by the commander: HTTP ${refused.status}`);
+    await cmd.page.keyboard.press('Escape');
+    await cmd.watcher.check('the commander');
+    await cmd.page.context().close(); // a shared machine: one browser fewer drawing the map
 
-  // 7. The author deletes the tag.
-  await page.click(`${TAG} .tag-delete`);
-  await waitFor(page, (sel) => document.querySelector(`${sel} .tag-delete`)?.dataset.confirm === 'true', TAG, 'the delete confirm');
-  await page.click(`${TAG} .tag-delete`);
-  await waitFor(page, (sel) => !document.querySelector(sel), TAG, 'the tag deleted');
-  if (((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');
-  await page.keyboard.press('Escape');
-  await check('delete');
+    // 7. The author deletes the tag.
+    await page.click(`${TAG} .tag-delete`);
+    await waitFor(page, (sel) => document.querySelector(`${sel} .tag-delete`)?.dataset.confirm === 'true', TAG, 'the delete confirm');
+    await page.click(`${TAG} .tag-delete`);
+    await waitFor(page, (sel) => !document.querySelector(sel), TAG, 'the tag deleted');
+    if (((await apiOK(op.api, 'GET', `/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');
+    await page.keyboard.press('Escape');
+    await check('delete');
+      out.manual_link = manual.id;
+      out.tag = { id: tag.id, label: tag.label };
+  } else {
+    // 8. The admin exports 4 s from well into the recording (its clock minutes
+    // on): the clip lasts 4 s, not the recording's time up to there; then holds,
+    // releases and deletes it.
+    const adm = await session('demo-admin', 'gridwatch-admin');
+    const nowQ = new URLSearchParams({ from: new Date(Date.now() - 3600e3).toISOString(), to: new Date(Date.now() + 60e3).toISOString() });
+    const lastRec = ((await apiOK(adm.api, 'GET', `/api/v1/cameras/${cam.id}/recordings?${nowQ}`)).recordings ?? []).filter((r) => r.status === 'ok' && !r.open).at(-1);
+    const lateTo = Date.parse(lastRec.to) - 500;
+    const lateX = await apiOK(adm.api, 'POST', '/api/v1/exports', { camera_id: cam.id, from: new Date(lateTo - 4000).toISOString(), to: new Date(lateTo).toISOString(), incident_id: incId });
+    let lateJob = lateX;
+    for (const until = Date.now() + Math.max(timeoutMs, 60000); lateJob.status !== 'done' && lateJob.status !== 'failed'; ) {
+      if (Date.now() > until) throw new Error(`the late export still ${lateJob.status}`);
+      await new Promise((r) => setTimeout(r, 250)); // the export runs in the background: poll as a client would
+      lateJob = await apiOK(adm.api, 'GET', `/api/v1/exports/${lateX.id}`);
+    }
+    if (lateJob.status !== 'done') throw new Error(`the late export: ${JSON.stringify(lateJob)}`);
+    const lateId = String(lateX.id);
+    await adm.page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
+    await waitFor(adm.page, (sel) => !!document.querySelector(`${sel} .export-status[data-status="done"] .export-play`), `${IV} .inc-exports li.inc-export[data-export-id="${lateId}"]`, 'the late export on the incident page');
+    const lateClip = await playExport(adm.page, `${IV} .inc-exports li.inc-export[data-export-id="${lateId}"]`, lateJob);
+    const AX = `${IV} .inc-exports li.inc-export[data-export-id="${lateId}"] .export-status`;
+    await waitFor(adm.page, (sel) => !!document.querySelector(`${sel}[data-status="done"] .export-hold`), AX, "the admin's Hold on the export");
+    await adm.page.click(`${AX} .export-hold`);
+    await waitFor(adm.page, (sel) => document.querySelector(sel)?.dataset.held === 'true' && !!document.querySelector(`${sel} .export-held`) && document.querySelector(`${sel} .export-delete`)?.disabled, AX, 'the export held, Delete disabled');
+    const heldJob = await apiOK(adm.api, 'GET', `/api/v1/exports/${lateId}`);
+    if (heldJob.held !== true || heldJob.held_by !== 'demo-admin') throw new Error(`the held export: ${JSON.stringify(heldJob)}`);
+    await adm.page.click(`${AX} .export-hold`);
+    await waitFor(adm.page, (sel) => document.querySelector(sel)?.dataset.held === 'false' && !document.querySelector(`${sel} .export-delete`)?.disabled, AX, 'the export released');
+    await adm.page.click(`${AX} .export-delete`);
+    await adm.page.click(`${AX} .export-delete-yes`);
+    await waitFor(adm.page, (sel) => !document.querySelector(sel), `${IV} .inc-exports li.inc-export[data-export-id="${lateId}"]`, 'the deleted export off the list');
+    const gone = await adm.api('GET', `/api/v1/exports/${lateId}`);
+    if (gone.status !== 404) throw new Error(`GET of the deleted export: HTTP ${gone.status}`);
+    await adm.watcher.check('the admin');
+      out.late_export = { id: Number(lateId), duration_s: +lateClip.duration.toFixed(3), manifest: { first: lateJob.manifest.first_frame_at, last: lateJob.manifest.last_frame_at } };
+  }
 
   return {
     ok: true,
+    mode,
     camera: cam.code,
     incident: incId,
     inline: { engine: b.engine, advanced_s: +(b.t - a.t).toFixed(2), frames: b.frames - a.frames, real_s: +secs.toFixed(2) },
-    export: { id: Number(exp.id), sha256: exp.sha },
-    manual_link: manual.id,
-    tag: { id: tag.id, label: tag.label },
+    export: { id: Number(exp.id), sha256: exp.sha, duration_s: +clip.duration.toFixed(3) },
+    ...out,
     total_ms: Date.now() - started,
   };
+
 }
 
 await main(run, () => browser);

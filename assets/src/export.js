@@ -5,10 +5,18 @@
 // footage. followExport picks up an export already asked for (an incident's
 // page shows again the exports made in this page session).
 //
-// Test hooks: .export-status[data-status=queued|running|done|failed|error]
-//   [data-export-id][data-sha256], with a.export-download when done.
+// A finished export shows whether an admin holds it (保全 · Held, kept past
+// --export-max-age) and, for exports.manage (admins), Hold/Release and
+// Delete (with a confirm); a deleted export's box says so and fires
+// 'export-deleted' (bubbling) for the list that holds it. 播放 · Play opens
+// the clip in a <video> (its length is the clip's, from 0).
+//
+// Test hooks: .export-status[data-status=queued|running|done|failed|error|deleted]
+//   [data-export-id][data-sha256][data-held=true|false], with a.export-download and
+//   .export-play → video.export-video when done; .export-held; .export-hold,
+//   .export-delete → .export-delete-yes (admins).
 
-import { describe, request } from './api.js';
+import { can, describe, request } from './api.js';
 import { el } from './dom.js';
 
 const POLL_MS = 500;
@@ -86,20 +94,8 @@ async function follow(box, job) {
     }
   }
   for (;;) {
-    if (job.status === 'done') {
-      const sha = String(job.sha256 ?? '');
-      box.dataset.sha256 = sha;
-      const link = el('a', { className: 'btn btn-small export-download', href: `/api/v1/exports/${encodeURIComponent(job.id)}/file`, download: `gridwatch-export-${job.id}.mp4` }, '下载 · Download MP4');
-      show(
-        'done',
-        el('span', 'export-label', `导出完成 · Export ready ${sizeText(job.bytes)}`.trim()),
-        link,
-        el('span', 'export-sha', 'SHA-256 ', el('code', { className: 'export-sha-short', title: sha }, sha.slice(0, 12) + (sha.length > 12 ? '…' : ''))),
-      );
-      return job;
-    }
-    if (job.status === 'failed') {
-      show('failed', el('span', { className: 'form-error', role: 'alert' }, `导出失败 · Export failed — ${job.error || '—'}`));
+    if (isFinal(job.status)) {
+      showFinal(box, job);
       return job;
     }
     const p = Math.max(0, Math.min(1, Number(job.progress) || 0));
@@ -115,4 +111,75 @@ async function follow(box, job) {
     }
     if (following.get(box) !== job.id) return job;
   }
+}
+
+/** showFinal shows a done or failed export in box, with its hold state and the admin's controls. */
+function showFinal(box, job) {
+  box.dataset.status = job.status;
+  box.dataset.held = String(Boolean(job.held));
+  const fileURL = `/api/v1/exports/${encodeURIComponent(job.id)}/file`;
+  const parts = [];
+  if (job.status === 'done') {
+    const sha = String(job.sha256 ?? '');
+    box.dataset.sha256 = sha;
+    const play = el('button', { type: 'button', className: 'btn btn-small export-play' }, '播放 · Play');
+    play.addEventListener('click', () => {
+      if (box.querySelector('video.export-video')) return;
+      box.append(el('video', { className: 'export-video', controls: true, preload: 'metadata', src: fileURL }));
+    });
+    parts.push(
+      el('span', 'export-label', `导出完成 · Export ready ${sizeText(job.bytes)}`.trim()),
+      el('a', { className: 'btn btn-small export-download', href: fileURL, download: `gridwatch-export-${job.id}.mp4` }, '下载 · Download MP4'),
+      play,
+      el('span', 'export-sha', 'SHA-256 ', el('code', { className: 'export-sha-short', title: sha }, sha.slice(0, 12) + (sha.length > 12 ? '…' : ''))),
+    );
+  } else {
+    parts.push(el('span', { className: 'form-error', role: 'alert' }, `导出失败 · Export failed — ${job.error || '—'}`));
+  }
+  if (job.held) {
+    parts.push(el('span', { className: 'export-held', title: `${job.held_by ?? ''} ${job.held_at ?? ''}`.trim() }, '保全 · Held'));
+  }
+  if (can('exports.manage')) parts.push(...adminControls(box, job));
+  box.replaceChildren(...parts);
+}
+
+/** adminControls: Hold/Release and Delete (after a confirm) for admins. */
+function adminControls(box, job) {
+  const id = encodeURIComponent(job.id);
+  const fail = (what, err) => {
+    box.querySelector('.export-admin-error')?.remove();
+    box.append(el('span', { className: 'form-error export-admin-error', role: 'alert' }, `${what} — ${describe(err)}`));
+  };
+  const hold = el('button', { type: 'button', className: 'btn btn-small export-hold' }, job.held ? '解除保全 · Release' : '保全 · Hold');
+  hold.addEventListener('click', async () => {
+    hold.disabled = true;
+    try {
+      showFinal(box, await request('PUT', `/api/v1/exports/${id}/hold`, { json: { held: !job.held } }));
+    } catch (err) {
+      hold.disabled = false;
+      fail('无法更改保全 · Cannot change the hold', err);
+    }
+  });
+  const del = el('button', { type: 'button', className: 'btn btn-small btn-danger export-delete', disabled: Boolean(job.held), title: job.held ? '先解除保全 · Release the hold first' : '' }, '删除 · Delete');
+  del.addEventListener('click', () => {
+    const yes = el('button', { type: 'button', className: 'btn btn-small btn-danger export-delete-yes' }, '确认删除 · Delete for good');
+    const no = el('button', { type: 'button', className: 'btn btn-small export-delete-no' }, '取消 · Cancel');
+    const ask = el('span', 'export-confirm', yes, no);
+    no.addEventListener('click', () => ask.replaceWith(del));
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      try {
+        await request('DELETE', `/api/v1/exports/${id}`);
+      } catch (err) {
+        yes.disabled = false;
+        fail('无法删除 · Cannot delete', err);
+        return;
+      }
+      box.dataset.status = 'deleted';
+      box.replaceChildren(el('span', 'export-label', `导出 #${job.id} 已删除 · Export deleted`));
+      box.dispatchEvent(new CustomEvent('export-deleted', { bubbles: true, detail: { id: job.id } }));
+    });
+    del.replaceWith(ask);
+  });
+  return [hold, del];
 }

@@ -448,7 +448,7 @@ export class IncidentView {
     const incId = this.id;
     const list = sessionExports.get(incId) ?? [];
     sessionExports.set(incId, list);
-    const entry = { id: null, cameraCode: f.camera_code ?? `#${f.camera_id}`, from: f.from, to: f.to, box: el('div', { className: 'export-status' }) };
+    const entry = { id: null, cameraCode: f.camera_code ?? `#${f.camera_id}`, from: f.from, to: f.to, box: this.exportBox(incId) };
     list.unshift(entry);
     this.renderFootage();
     startExport(entry.box, { cameraId: f.camera_id, from: f.from, to: f.to, incidentId: incId }, {
@@ -459,6 +459,20 @@ export class IncidentView {
     });
   }
 
+  /** exportBox is the status box of one of incident incId's exports; deleting it takes it off the list. */
+  exportBox(incId) {
+    const box = el('div', { className: 'export-status' });
+    box.addEventListener('export-deleted', (ev) => {
+      const list = sessionExports.get(incId) ?? [];
+      const i = list.findIndex((e) => e.id === ev.detail.id);
+      if (i >= 0) list.splice(i, 1);
+      box.closest('li.inc-export')?.remove();
+      const wrap = this.body?.querySelector('.inc-exports');
+      if (wrap && this.id === incId) wrap.dataset.count = String(list.length);
+    });
+    return box;
+  }
+
   /** mergeExports adds the incident's exports the server lists to the ones this page made. */
   mergeExports(incId, exports) {
     const list = sessionExports.get(incId) ?? [];
@@ -467,7 +481,10 @@ export class IncidentView {
     for (const x of exports) {
       if (known.has(x.id)) continue;
       const code = this.camNames?.get?.(x.camera_id)?.code ?? `#${x.camera_id}`;
-      list.push({ id: x.id, cameraCode: code, from: x.from, to: x.to, box: el('div', { className: 'export-status' }) });
+      const box = this.exportBox(incId);
+      // A finished export shows at once (with its hold state), without a poll.
+      if (isFinal(x.status)) queueMicrotask(() => followExport(box, x));
+      list.push({ id: x.id, cameraCode: code, from: x.from, to: x.to, box });
     }
     list.sort((a, b) => (b.id ?? Infinity) - (a.id ?? Infinity));
   }

@@ -34,6 +34,10 @@ type Config struct {
 	RecordingFile     time.Duration
 	RecordingMaxBytes int64
 	RecordingMinFree  int64
+	ExportMaxRange    time.Duration
+	ExportMaxAge      time.Duration
+	ExportMaxPending  int
+	ExportMinFree     int64
 	OGCRequireIfMatch bool
 	// LeaderReportOutside is "allow" or "refuse" (default): whether a grid
 	// leader may report incidents located outside their grids.
@@ -68,6 +72,10 @@ func DefaultConfig() Config {
 		RecordingFile:       time.Minute,
 		RecordingMaxBytes:   10 << 30,
 		RecordingMinFree:    record.DefaultMinFreeBytes,
+		ExportMaxRange:      record.DefaultExportMaxRange,
+		ExportMaxAge:        record.DefaultExportMaxAge,
+		ExportMaxPending:    record.DefaultExportMaxPending,
+		ExportMinFree:       record.DefaultExportMinFree,
 		LogLevel:            "info",
 		LeaderReportOutside: "refuse",
 		LogFormat:           "auto",
@@ -120,6 +128,8 @@ func options() []option {
 	rfragSet, rfragGet := dur(func(c *Config) *time.Duration { return &c.RecordingFragment })
 	rfileSet, rfileGet := dur(func(c *Config) *time.Duration { return &c.RecordingFile })
 	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
+	xrangeSet, xrangeGet := dur(func(c *Config) *time.Duration { return &c.ExportMaxRange })
+	xageSet, xageGet := dur(func(c *Config) *time.Duration { return &c.ExportMaxAge })
 	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
 	keySet, keyGet := str(func(c *Config) *string { return &c.TLSKey })
@@ -146,6 +156,18 @@ func options() []option {
 			c.RecordingMinFree = n
 			return err
 		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMinFree, 10) }),
+		opt("export-max-range", "the longest range one evidence export covers (at most 24h)", xrangeSet, xrangeGet),
+		opt("export-max-age", "evidence exports older than this are removed, file and row, unless held by an admin or their incident is still open (e.g. 2160h for 90 days)", xageSet, xageGet),
+		opt("export-max-pending", "how many exports one user may have queued or running at once (more: 429 with Retry-After)", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			c.ExportMaxPending = n
+			return err
+		}, func(c *Config) string { return strconv.Itoa(c.ExportMaxPending) }),
+		opt("export-min-free", "free bytes an export leaves on the exports' disk beyond its estimated size (else 507)", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			c.ExportMinFree = n
+			return err
+		}, func(c *Config) string { return strconv.FormatInt(c.ExportMinFree, 10) }),
 		opt("ogc-require-if-match", "refuse OGC API Features writes without If-Match (QGIS sends none: by default they apply to the current version)", func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			c.OGCRequireIfMatch = b
@@ -384,6 +406,18 @@ func (c *Config) Validate() error {
 	}
 	if c.RecordingMinFree < 1 {
 		bad("recording-min-free", "%d: want a positive number of bytes", c.RecordingMinFree)
+	}
+	if c.ExportMaxRange <= 0 || c.ExportMaxRange > 24*time.Hour {
+		bad("export-max-range", "%v: want a positive duration of at most 24h", c.ExportMaxRange)
+	}
+	if c.ExportMaxAge <= 0 {
+		bad("export-max-age", "%v: want a positive duration", c.ExportMaxAge)
+	}
+	if c.ExportMaxPending < 1 {
+		bad("export-max-pending", "%d: want at least 1", c.ExportMaxPending)
+	}
+	if c.ExportMinFree < 1 {
+		bad("export-min-free", "%d: want a positive number of bytes", c.ExportMinFree)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

@@ -51,6 +51,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad duration", nil, map[string]string{"GRIDWATCH_SHUTDOWN_TIMEOUT": "soon"}, "GRIDWATCH_SHUTDOWN_TIMEOUT"},
 		{"unknown flag", []string{"--colour", "red"}, nil, "colour"},
 		{"stray argument", []string{"extra"}, nil, "extra"},
+		{"export range over a day", []string{"--export-max-range", "25h"}, nil, "export-max-range"},
+		{"no export age", nil, map[string]string{"GRIDWATCH_EXPORT_MAX_AGE": "0s"}, "export-max-age"},
+		{"no exports pending", []string{"--export-max-pending", "0"}, nil, "export-max-pending"},
 		{"bad database url", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "database-url"},
 		{"bad leader report policy", []string{"--leader-report-outside", "maybe"}, nil, "leader-report-outside"},
 	}

@@ -24,5 +24,13 @@ func TestFootageInBrowser(t *testing.T) {
 // non-admin is offered neither edit nor delete; a disk-full recording status
 // shows its banner.
 func TestFootageOpsInBrowser(t *testing.T) {
-	runBrowserScriptWith(t, "e2e/footage-ops.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir} })
+	runBrowserScriptWith(t, "e2e/footage-ops.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir, "footage"} })
+}
+
+// TestExportsInBrowser: an incident's export plays with its own length
+// (video.duration, from 0), also one taken from well into the recording;
+// operators see no hold or delete; an admin holds, releases and deletes an
+// export from the incident page (footage-ops.mjs, steps 1–3 and 8).
+func TestExportsInBrowser(t *testing.T) {
+	runBrowserScriptWith(t, "e2e/footage-ops.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir, "exports"} })
 }

@@ -280,7 +280,8 @@ func (m *Main) startVideo() {
 		defer m.background.Done()
 		_ = m.video.Run(vctx)
 	}()
-	m.exporter = record.NewExporter(m.footage, m.recorder, filepath.Join(m.Config.DataDir, "exports"))
+	m.exporter = record.NewExporter(m.footage, m.recorder, filepath.Join(m.Config.DataDir, "exports")).WithLimits(record.ExportLimits{
+		MaxRange: m.Config.ExportMaxRange, MaxAge: m.Config.ExportMaxAge, MaxPending: m.Config.ExportMaxPending, MinFreeBytes: uint64(m.Config.ExportMinFree)})
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()

@@ -49,11 +49,11 @@ export GRIDWATCH_REQUIRE_ALL=1
 export GRIDWATCH_TEST_ARTIFACTS="$PWD/test-artifacts"
 start=$(date +%s)
 status=0
-{
+(
 	"$go" test -race -count="$count" -timeout "$timeout" -v -run "$main_run" ./cmd/gridwatch/ || status=1
 	"$go" test -race -count="$count" -timeout "$timeout" -v "${camera_pkgs[@]}" || status=1
 	exit $status
-} >"$log" 2>&1
+) >"$log" 2>&1
 status=$?
 stop_hogs
 
@@ -64,6 +64,10 @@ grep -E '^--- (PASS|FAIL)' "$log" | awk '{n[$3]++; if ($2 == "PASS:") p[$3]++; e
 pass=$(grep -cE '^--- PASS' "$log")
 fail=$(grep -cE '^--- FAIL' "$log")
 echo "stress: $pass passed, $fail failed"
+if [ "$pass" -eq 0 ]; then
+	echo "stress: no test ran (details in $log)" >&2
+	exit 1
+fi
 if [ "$status" -ne 0 ] || [ "$fail" -ne 0 ]; then
 	grep -E '^(--- FAIL|FAIL|panic:)|_test\.go:[0-9]+:|e2e: FAIL' "$log" | head -40 >&2
 	echo "stress: FAILED (details in $log)" >&2

@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ASSET_SRC := $(wildcard assets/src/*) assets/build.mjs assets/package.json assets/package-lock.json
 ARTIFACTS ?= test-artifacts
 
-.PHONY: help deps test-deps assets build run test bench lint fuzz clean
+.PHONY: help deps test-deps assets build run test stress bench lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ run: deps build ## build, seed the demo city into ./data and serve it on 127.0.0
 test: test-deps build ## run every test (real PostGIS, race detector, headless Chromium)
 	@mkdir -p $(ARTIFACTS)
 	GRIDWATCH_TEST_ARTIFACTS=$(CURDIR)/$(ARTIFACTS) GRIDWATCH_REQUIRE_ALL=1 $(GO) test -race -count=1 ./...
+
+stress: test-deps build ## run the browser and real-time video tests STRESS_COUNT (10) times beside a CPU hog; per-test pass counts
+	@scripts/stress.sh
 
 bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the 100k-incident ingest runs 3 times, video fan-out 5 s, the footage index loads 10.5M rows first)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $$($(GO) list ./... | grep -v -e /incident$$ -e /camera/live$$ -e /camera/record$$) | tee bench.txt

@@ -20,7 +20,10 @@
 //    says so (the playlist's 404), no blank player. Esc closes the view, focus
 //    goes back to the Playback button.
 // 5. The live player's 回放 · Playback opens the same view, in place of the player.
-// 6. Tags and exports: in the 5 min view, drag across the latest recorded run:
+// 6. Tags and exports: in the 5 min view (which scrolls with the clock), drag
+//    across the latest recorded run, slowly (the clock runs 4 s on meanwhile):
+//    the view holds still under the drag, the range selected is the one
+//    dragged over, and after the drag the view follows the clock again;
 //    the selection form (.footage-sel) appears; a label and note saved with
 //    标记 · Tag appear at once as a .tl-tag band and GET /api/v1/tags?camera=
 //    lists the tag; 导出 · Export of the same selection shows its progress
@@ -50,6 +53,7 @@ deadline(started, timeoutMs * 6 + 60000);
 const DLG = '#footage-dialog';
 const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
 const RECORDINGS_WAIT_MS = 25000;
+const DRIFT_MS = 4000; // how far the clock runs on while a drag is held, in step 6
 
 let browser;
 
@@ -99,25 +103,53 @@ function viewInfo(page) {
   }, DLG);
 }
 
-/** clickTime clicks the timeline where it draws time t (ms); it returns the time there as the page computed the view. */
-async function clickTime(page, t) {
-  const at = await page.evaluate(
-    ([sel, t]) => {
+/** trackAt is where the timeline draws time t (ms) now: {x, y, msPerPx}; y at fraction fy of its height. */
+function trackAt(page, t, fy = 0.5) {
+  return page.evaluate(
+    ([sel, t, fy]) => {
       const track = document.querySelector(`${sel} .tl-track`);
       const r = track.getBoundingClientRect();
       const from = Number(track.dataset.viewFrom);
       const to = Number(track.dataset.viewTo);
-      const x = r.left + ((t - from) / (to - from)) * r.width;
-      return { x, y: r.top + r.height / 2, msPerPx: (to - from) / r.width };
+      return { x: r.left + ((t - from) / (to - from)) * r.width, y: r.top + r.height * fy, msPerPx: (to - from) / r.width };
     },
-    [DLG, t],
+    [DLG, t, fy],
   );
+}
+
+/**
+ * press puts the mouse button down at (x, y) on the timeline and waits until
+ * the view holds still under it (.tl-track[data-held]); it returns that view
+ * ({from, to, msPerPx, t: the time at x, now: the page's clock}). The live
+ * view scrolls with the clock, so where a time was drawn before the press is
+ * not where it is at the press on a loaded machine: the time under the
+ * pointer is read from the view held at the press.
+ */
+async function press(page, x, y) {
+  await page.mouse.down();
+  await waitFor(page, (sel) => document.querySelector(`${sel} .tl-track`)?.dataset.held === '', DLG, 'the timeline held still under the press');
+  return page.evaluate(
+    ([sel, x]) => {
+      const track = document.querySelector(`${sel} .tl-track`);
+      const r = track.getBoundingClientRect();
+      const from = Number(track.dataset.viewFrom);
+      const to = Number(track.dataset.viewTo);
+      return { from, to, msPerPx: (to - from) / r.width, t: from + ((x - r.left) / r.width) * (to - from), now: Date.now() };
+    },
+    [DLG, x],
+  );
+}
+
+/** clickTime clicks the timeline where it draws time t (ms); it returns where, and the time there in the view held under the press (t). */
+async function clickTime(page, t) {
+  const at = await trackAt(page, t);
   await page.mouse.move(at.x, at.y - 30);
   await page.mouse.move(at.x, at.y, { steps: 3 });
   const hit = await page.evaluate(([x, y]) => document.elementFromPoint(x, y)?.closest('.tl-track') !== null, [at.x, at.y]);
   if (!hit) throw new Error(`the timeline is not at (${at.x.toFixed(0)}, ${at.y.toFixed(0)}) to click`);
-  await page.mouse.click(at.x, at.y);
-  return at;
+  const held = await press(page, at.x, at.y);
+  await page.mouse.up();
+  return { ...at, t: held.t };
 }
 
 /** clickCamera centres the map on a camera and clicks its point; false if something else would take the click. */
@@ -252,9 +284,9 @@ async function run() {
     const t = document.querySelector(`${sel} .tl-track`);
     return Number(t.dataset.viewTo) - Number(t.dataset.viewFrom) === 300000 && t.querySelectorAll('.tl-rec').length > 0;
   }, DLG, 'the 5 min view');
-  const want = runEnd - 5000;
   const clickedAt = Date.now();
-  const at = await clickTime(page, want);
+  const at = await clickTime(page, runEnd - 5000);
+  const want = at.t;
   await waitFor(
     page,
     (sel) => {
@@ -340,29 +372,38 @@ async function run() {
   }, DLG, 'the 5 min view');
   const latest = (await viewInfo(page)).runs.at(-1);
   if (!latest || latest.to - latest.from < 6000) throw new Error(`the latest run is too short to select: ${JSON.stringify(latest)}`);
-  const selWant = { from: latest.to - 5000, to: latest.to - 1000 };
-  const xy = await page.evaluate(
-    ([sel, a, b]) => {
-      const track = document.querySelector(`${sel} .tl-track`);
-      const r = track.getBoundingClientRect();
-      const from = Number(track.dataset.viewFrom);
-      const to = Number(track.dataset.viewTo);
-      const x = (t) => r.left + ((t - from) / (to - from)) * r.width;
-      return { x1: x(a), x2: x(b), y: r.top + r.height * 0.7 };
-    },
-    [DLG, selWant.from, selWant.to],
-  );
-  await page.mouse.move(xy.x1, xy.y);
-  await page.mouse.down();
-  await page.mouse.move((xy.x1 + xy.x2) / 2, xy.y, { steps: 3 });
-  await page.mouse.move(xy.x2, xy.y, { steps: 3 });
+  // The 5 min view ends at the clock and scrolls with it. The drag lasts
+  // while the clock runs DRIFT_MS on (as a user's slow drag would): the view
+  // must hold still under it, so the range selected is the one dragged over.
+  const x1 = await trackAt(page, latest.to - 5000, 0.7);
+  await page.mouse.move(x1.x, x1.y);
+  const held = await press(page, x1.x, x1.y);
+  const selWant = { from: held.t, to: held.t + 4000 };
+  const x2 = x1.x + 4000 / held.msPerPx;
+  await page.mouse.move((x1.x + x2) / 2, x1.y, { steps: 3 });
+  await waitFor(page, (t) => Date.now() >= t, held.now + DRIFT_MS, `the clock ${DRIFT_MS} ms on under the drag`, DRIFT_MS + timeoutMs);
+  const during = await viewInfo(page);
+  await page.mouse.move(x2, x1.y, { steps: 3 });
   await page.mouse.up();
+  if (during.viewFrom !== held.from || during.viewTo !== held.to) throw new Error(`the timeline scrolled under the drag: held ${JSON.stringify([held.from, held.to])}, ${DRIFT_MS} ms on it shows ${JSON.stringify([during.viewFrom, during.viewTo])}`);
   await waitFor(page, (sel) => !document.querySelector(`${sel} .footage-sel`).hidden, DLG, 'the selection form after the drag');
   const selGot = await page.evaluate((sel) => {
     const f = document.querySelector(`${sel} .footage-sel`);
     return { from: Date.parse(f.dataset.from), to: Date.parse(f.dataset.to), state: document.querySelector(sel).dataset.state, active: document.activeElement?.name };
   }, DLG);
-  if (!(Math.abs(selGot.from - selWant.from) < 2500 && Math.abs(selGot.to - selWant.to) < 2500 && selGot.to > selGot.from)) throw new Error(`dragged ${JSON.stringify(selWant)}, the selection is ${JSON.stringify(selGot)}`);
+  // data-from/to are whole seconds (cut, not rounded), and the pointer lands on whole pixels.
+  const slack = (ms) => ms > -1000 - 1.5 * held.msPerPx && ms < 1.5 * held.msPerPx;
+  if (!(slack(selGot.from - selWant.from) && slack(selGot.to - selWant.to) && selGot.to > selGot.from)) throw new Error(`dragged ${JSON.stringify(selWant)} (${held.msPerPx.toFixed(0)} ms/px), the selection is ${JSON.stringify(selGot)}`);
+  // Released, the view follows the clock again.
+  await waitFor(
+    page,
+    ([sel, to]) => {
+      const t = document.querySelector(`${sel} .tl-track`);
+      return t.dataset.held === undefined && Number(t.dataset.viewTo) > to + 1000;
+    },
+    [DLG, held.to],
+    async () => `the timeline following the clock again after the drag (${JSON.stringify(await viewInfo(page))})`,
+  );
   if (selGot.state === 'loading' || selGot.state === 'playing') throw new Error(`the drag also started playback (state ${selGot.state})`);
   const label = `e2e 占道 ${Math.random().toString(16).slice(2, 8)}`;
   await page.fill(`${DLG} .footage-sel input[name="label"]`, label);
@@ -415,7 +456,7 @@ async function run() {
   await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
   await waitFor(page, ([sel, id]) => document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"] .tag-delete`)?.dataset.confirm === 'true', [DLG, tag.id], 'the delete confirm');
   await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
-  await waitFor(page, ([sel, id]) => !document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`) && !document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), [DLG, tag.id], 'the tag deleted');
+  await waitFor(page, ([sel, id]) => !document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`) && !document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), [DLG, tag.id], async () => `the tag deleted (${await page.evaluate(([sel, id]) => JSON.stringify({ li: document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`)?.outerHTML.slice(0, 300), band: !!document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), held: document.querySelector(`${sel} .tl-track`).dataset.held, toasts: [...document.querySelectorAll('.toast, [role=status]')].map((t) => t.textContent).join(' | ').slice(0, 300) }), [DLG, tag.id])}; ${problems.join('; ')})`);
   if (((await get(`/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');
   await page.keyboard.press('Escape');
   await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');

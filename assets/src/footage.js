@@ -15,7 +15,8 @@
 //   #footage-dialog[open][data-camera=ID][data-state=idle|loading|playing|buffering|paused|ended|empty|error][data-engine=hls.js|native]
 //   #footage-dialog .footage-clock[data-time=ISO of the picture shown]
 //   #footage-dialog .footage-message[data-kind=hint|empty|error|ended] (the text over the video)
-//   #footage-dialog .tl-track[data-view-from][data-view-to] (ms since the epoch) with
+//   #footage-dialog .tl-track[data-view-from][data-view-to] (ms since the epoch)[data-held while a
+//     press on it holds the view still] with
 //     .tl-rec[data-from][data-to] (recorded runs, ISO), .tl-gap[data-reason] (title: the reason), .tl-playhead
 //   #footage-dialog .tl-zoom[data-span=ms][aria-pressed]
 //   #footage-dialog .tl-tag[data-id][data-label] (tags, title: note · author), .tl-sel (the range dragged)
@@ -60,6 +61,13 @@ const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const clock = (ms) => formatTime(new Date(ms).toISOString(), { seconds: true });
 const pad = (n) => String(n).padStart(2, '0');
 const DRAG_PX = 4; // a press moved this far is a drag (a range), not a click
+
+/** armDelete makes a tag's delete button ask for its confirmation (确认删除): the next click deletes. */
+function armDelete(t, btn) {
+  btn.dataset.confirm = 'true';
+  btn.textContent = '确认删除 · Confirm delete';
+  btn.setAttribute('aria-label', `确认删除标记 · Confirm: delete the tag “${t.label}”`);
+}
 
 /** mine reports whether the signed-in user may edit and delete tag t (its author, or an admin): the server says. */
 function mine(t) {
@@ -240,7 +248,11 @@ export class FootageDialog {
     this.tags = [];
     this.sel = null; // {from, to} ms: the range dragged
     this.drag = null;
+    this.held = null; // [from, to] ms: the view held still while a pointer is down on the track
+    this.clickAt = NaN; // the time under a press released without a drag: what the click that follows plays
     this.suppressClick = false;
+    this.confirmDelete = null; // the tag whose delete waits for its confirmation (5 s)
+    this.confirmTimer = 0;
     this.editing = null; // the tag being edited: the selection is its range
   }
 
@@ -274,9 +286,9 @@ export class FootageDialog {
     this.track.addEventListener('pointerdown', (ev) => this.onPointerDown(ev));
     this.track.addEventListener('pointermove', (ev) => this.onPointerMove(ev));
     this.track.addEventListener('pointerup', (ev) => this.onPointerUp(ev));
-    this.track.addEventListener('pointercancel', () => {
-      this.drag = null;
-    });
+    this.track.addEventListener('pointercancel', () => this.endPress());
+    // Capture lost without a pointerup (the dialog closed, the window lost the pointer): the press is over.
+    this.track.addEventListener('lostpointercapture', () => this.drag && this.endPress());
     this.selEl = el('span', { className: 'tl-sel', 'aria-hidden': 'true', hidden: true });
     this.buildSelection();
     this.tagList = el('ul', { className: 'footage-tags', 'aria-label': '标记 Tags' });
@@ -386,6 +398,7 @@ export class FootageDialog {
     this.tickTimer = 0;
     this.listAbort?.abort();
     this.listAbort = null;
+    this.endPress();
     this.stopEngine();
     this.seq++;
     if (this.dialog) delete this.dialog.dataset.state;
@@ -434,8 +447,14 @@ export class FootageDialog {
 
   // ---- the timeline ---------------------------------------------------------------------
 
-  /** view is the time window the track shows: [from, to] in ms. */
+  /**
+   * view is the time window the track shows: [from, to] in ms. It follows
+   * the clock (and a zoomed view the picture), except while a pointer is
+   * down on the track: then it holds still, so a press or drag selects the
+   * times that were under the pointer, not times the view scrolled to since.
+   */
   view(now = Date.now()) {
+    if (this.held) return [this.held[0], this.held[1]];
     const dayStart = now - DAY;
     if (this.span >= DAY) return [dayStart, now];
     const mid = this.focusAt ?? now - this.span / 2;
@@ -484,7 +503,11 @@ export class FootageDialog {
       this.suppressClick = false;
       return;
     }
-    this.playAt(this.timeAt(ev.clientX));
+    // The time under the press when it was released (the view held still till then), else (a click
+    // without a press on the track, e.g. from a script) the time under the pointer now.
+    const t = Number.isFinite(this.clickAt) ? this.clickAt : this.timeAt(ev.clientX);
+    this.clickAt = NaN;
+    this.playAt(t);
   }
 
   // ---- selecting a range: a drag across the track ----------------------------------------
@@ -492,8 +515,27 @@ export class FootageDialog {
   onPointerDown(ev) {
     if (ev.button !== 0) return;
     this.suppressClick = false;
+    this.clickAt = NaN;
+    // Hold the view drawn until the press ends: the times under the pointer stay where they are drawn.
+    this.held = this.drawnView ?? this.view();
+    this.track.dataset.held = '';
     this.drag = { x: ev.clientX, t: this.timeAt(ev.clientX), moved: false };
     this.track.setPointerCapture?.(ev.pointerId);
+  }
+
+  /** endPress ends a press on the track without a selection (cancelled, or the view closed): the view follows again. */
+  endPress() {
+    this.drag = null;
+    this.release();
+  }
+
+  /** release lets the view follow the clock (and the picture) again after a press held it. */
+  release() {
+    if (!this.held) return;
+    this.held = null;
+    if (this.track) delete this.track.dataset.held;
+    // No redraw here: a click follows this pointerup only if the part pressed is still there.
+    // The next tick (or the click's playback) draws the view following again.
   }
 
   onPointerMove(ev) {
@@ -508,13 +550,22 @@ export class FootageDialog {
   onPointerUp(ev) {
     const d = this.drag;
     this.drag = null;
-    if (!d?.moved) return;
+    // The time under the pointer in the view held since the press, before the view follows again.
+    const t = this.timeAt(ev.clientX);
+    this.release();
+    if (!d) return;
+    if (!d.moved) {
+      this.clickAt = t;
+      // A click follows the pointerup only when both hit the same element: forget it if none comes.
+      setTimeout(() => {
+        this.clickAt = NaN;
+      }, 0);
+      return;
+    }
     this.suppressClick = true;
-    // A click follows the pointerup only when both hit the same element: forget it if none comes.
     setTimeout(() => {
       this.suppressClick = false;
     }, 0);
-    const t = this.timeAt(ev.clientX);
     this.setSelection({ from: Math.round(Math.min(d.t, t)), to: Math.round(Math.max(d.t, t)) });
     this.selLabel.focus({ preventScroll: true });
   }
@@ -780,15 +831,18 @@ export class FootageDialog {
   /** deleteTag asks first (the row's 删除 becomes 确认删除 · Confirm), then deletes. */
   async deleteTag(t, btn) {
     if (btn.dataset.confirm !== 'true') {
-      btn.dataset.confirm = 'true';
-      btn.textContent = '确认删除 · Confirm delete';
-      btn.setAttribute('aria-label', `确认删除标记 · Confirm: delete the tag “${t.label}”`);
+      // The list is drawn again by every refresh (30 s): the question asked stays asked in it.
+      this.confirmDelete = t.id;
+      armDelete(t, btn);
       btn.focus();
-      setTimeout(() => {
-        if (!btn.isConnected || btn.disabled) return;
-        delete btn.dataset.confirm;
-        btn.textContent = '删除 · Delete';
-        btn.removeAttribute('aria-label');
+      clearTimeout(this.confirmTimer);
+      this.confirmTimer = setTimeout(() => {
+        this.confirmDelete = null;
+        const cur = [...(this.tagList?.querySelectorAll('li[data-tag-id]') ?? [])].find((li) => li.dataset.tagId === String(t.id))?.querySelector('.tag-delete');
+        if (!cur || cur.disabled) return;
+        delete cur.dataset.confirm;
+        cur.textContent = '删除 · Delete';
+        cur.removeAttribute('aria-label');
       }, 5000);
       return;
     }
@@ -824,6 +878,11 @@ export class FootageDialog {
         edit.addEventListener('click', () => this.startEdit(t));
         const del = el('button', { type: 'button', className: 'btn btn-small btn-danger tag-delete', title: `删除标记 · Delete the tag “${t.label}”` }, '删除 · Delete');
         del.addEventListener('click', () => this.deleteTag(t, del));
+        if (this.confirmDelete === t.id) {
+          const had = document.activeElement?.closest?.('.tag-delete') && this.tagList.contains(document.activeElement);
+          armDelete(t, del);
+          if (had) queueMicrotask(() => del.focus({ preventScroll: true }));
+        }
         li.append(edit, del);
       }
       return li;
@@ -942,8 +1001,15 @@ export class FootageDialog {
     // The segments are drawn again only when the data or the view (by a pixel) changed:
     // a segment under the pointer keeps its tooltip.
     this.drawSel();
+    // The view's window is always the one just computed: a press holds it (and a test reads it).
+    this.drawnView = [from, to];
+    this.track.dataset.viewFrom = String(Math.round(from));
+    this.track.dataset.viewTo = String(Math.round(to));
     const key = `${this.listAt}/${span}/${Math.round(from / msPerPx)}/${width}/${this.tags.map((t) => t.id).join(',')}`;
     if (key === this.drawn && this.playhead.isConnected) return;
+    // Under a press the parts stay (new recordings are drawn after it): were the part pressed
+    // replaced, no click would follow the press.
+    if (this.drag) return;
     this.drawn = key;
     const parts = [];
     for (const g of this.gaps) {
@@ -965,8 +1031,6 @@ export class FootageDialog {
       parts[parts.length - 1].append(el('span', 'tl-tag-label', t.label ?? ''));
     }
     this.track.replaceChildren(...parts, this.selEl, this.playhead);
-    this.track.dataset.viewFrom = String(Math.round(from));
-    this.track.dataset.viewTo = String(Math.round(to));
 
     // Ticks in local time: the smallest step that leaves ~40 px between ticks, labels ~90 px apart.
     const step = STEPS.find((s) => s / msPerPx >= 40) ?? STEPS[STEPS.length - 1];
@@ -993,8 +1057,8 @@ export class FootageDialog {
       this.clockEl.textContent = clock(shown);
       this.clockEl.dateTime = new Date(shown).toISOString();
       this.clockEl.dataset.time = new Date(shown).toISOString();
-      // A zoomed view follows the picture.
-      if (this.span < DAY) {
+      // A zoomed view follows the picture (not under a press: the view holds still then).
+      if (this.span < DAY && !this.held) {
         const [from, to] = this.view();
         if (shown < from || shown > to - this.span * 0.05) this.focusAt = shown + this.span * 0.3;
       }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"gridwatch/assets"
+	"gridwatch/auth"
 	"gridwatch/internal/pgcluster"
 	"gridwatch/internal/testtool"
 )
@@ -59,6 +60,7 @@ func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 	m.SeedDemo = seed
 	// The demo's cameras are simulated in process, as `gridwatch demo` does.
 	m.Camsim = seed
+	m.PasswordHash = cheapHash
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {
@@ -67,6 +69,12 @@ func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 	}
 	return m
 }
+
+// cheapHash is the password hashing of the gridwatch the tests start: the
+// demo users and every sign-in of the browser tests would otherwise cost
+// an argon2id hash of 19 MiB each, slow under the race detector on a loaded
+// machine (a start ran out of its 2 min in SeedDemo's users under make stress).
+var cheapHash = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}
 
 // testAdminToken is the bootstrap admin token the tests start gridwatch with.
 const testAdminToken = "test-admin-token-0123456789"

@@ -47,6 +47,11 @@ type Main struct {
 	// Camsim serves simulated cameras in process and points the demo
 	// cameras at them, so the demo has live video.
 	Camsim bool
+	// PasswordHash sets the cost of hashing passwords (zero: argon2id at
+	// OWASP's minimum). Tests that start the service many times, on a
+	// loaded machine and under the race detector, set a cheap one: each demo
+	// user and each sign-in otherwise costs a hash of 19 MiB, twice.
+	PasswordHash auth.HashParams
 
 	cluster   *pgcluster.Cluster
 	pool      *pgxpool.Pool
@@ -125,6 +130,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.locator = geo.NewLocator(m.grids)
 	m.auth = auth.NewService(pool, auth.Options{
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken, Logger: log,
+		Hash: m.PasswordHash,
 	})
 	m.audit = audit.NewStore(pool)
 	m.cameras = camera.NewStore(pool)

@@ -214,7 +214,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	m.startViewings()
-	m.startVideo()
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
@@ -222,6 +221,18 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("live events stopped", "err", err)
 		}
 	}()
+	// The feed listens before the cameras start: a camera's first
+	// camera.online is then on it for every subscriber once Run returns,
+	// rather than lost to a hub that began after it (it starts at the
+	// newest event).
+	select {
+	case <-m.events.Ready():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		m.Logger.Warn("live events: not listening after 30 s; starting the cameras anyway")
+	}
+	m.startVideo()
 	if err := m.startRTSP(); err != nil {
 		return err
 	}

@@ -36,23 +36,52 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	defer cancel()
 
 	// The demo cameras record, so they are pulled from the start: each
-	// goes online and says so on the event stream.
-	sub, err := m.events.Subscribe(ctx, func(ev events.Event) bool { return ev.Type == camera.EventOnline }, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// goes online and says so on the event stream. Read as a client does:
+	// subscribe, then take what the registry already says, then the live
+	// events; a subscription the hub drops (a slow reader under load) is
+	// resumed after the last event read, so no online event is missed.
 	online := map[string]bool{}
+	last := int64(0)
 	for len(online) < demoCameras {
-		select {
-		case ev := <-sub.Events():
-			var d struct{ Code string }
-			_ = json.Unmarshal(ev.Data, &d)
-			online[d.Code] = true
-		case <-ctx.Done():
-			t.Fatalf("cameras online: %v, want all %d demo cameras", online, demoCameras)
+		sub, err := m.events.Subscribe(ctx, func(ev events.Event) bool { return ev.Type == camera.EventOnline }, last)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if last == 0 {
+			var snap struct{ Cameras []struct{ Code, Status string } }
+			getJSON(t, m.URL()+"/api/v1/cameras", &snap)
+			for _, c := range snap.Cameras {
+				if c.Status == "online" {
+					online[c.Code] = true
+				}
+			}
+		}
+		for len(online) < demoCameras {
+			var ev events.Event
+			var ok bool
+			select {
+			case ev, ok = <-sub.Events():
+			case <-ctx.Done():
+				var snap struct{ Cameras []struct{ Code, Status, StatusReason string } }
+				getJSON(t, m.URL()+"/api/v1/cameras", &snap)
+				t.Fatalf("cameras online by their events: %v, want all %d demo cameras; the registry says %+v", online, demoCameras, snap.Cameras)
+			}
+			if !ok {
+				t.Logf("event subscription ended (%v); resuming after event %d", sub.Err(), last)
+				break
+			}
+			if ev.Type == events.Reset {
+				t.Fatalf("event replay after %d refused: %s", last, ev.Data)
+			}
+			last = ev.ID
+			var d struct{ Code string }
+			if err := json.Unmarshal(ev.Data, &d); err != nil || d.Code == "" {
+				t.Fatalf("camera.online event %d without a camera code: %s (%v)", ev.ID, ev.Data, err)
+			}
+			online[d.Code] = true
+		}
+		sub.Close()
 	}
-	sub.Close()
 
 	var cams struct {
 		Cameras []struct {

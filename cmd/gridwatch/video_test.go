@@ -48,7 +48,9 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		if last == 0 {
-			var snap struct{ Cameras []struct{ Code, Status string } }
+			var snap struct {
+				Cameras []struct{ Code, Status string }
+			}
 			getJSON(t, m.URL()+"/api/v1/cameras", &snap)
 			for _, c := range snap.Cameras {
 				if c.Status == "online" {
@@ -62,7 +64,9 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 			select {
 			case ev, ok = <-sub.Events():
 			case <-ctx.Done():
-				var snap struct{ Cameras []struct{ Code, Status, StatusReason string } }
+				var snap struct {
+					Cameras []struct{ Code, Status, StatusReason string }
+				}
 				getJSON(t, m.URL()+"/api/v1/cameras", &snap)
 				t.Fatalf("cameras online by their events: %v, want all %d demo cameras; the registry says %+v", online, demoCameras, snap.Cameras)
 			}

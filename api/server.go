@@ -253,7 +253,7 @@ func (s *Server) routes() {
 		if limit == 0 {
 			limit = s.deps.MaxBodyBytes
 		}
-		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey), r.handle)
+		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey), s.checkInput(r, s.queryRules()), r.handle)
 	}
 }
 

@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -237,9 +239,9 @@ func (s *Server) gridVersion(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	n, err := strconv.Atoi(c.Param("version"))
-	if err != nil || n < 1 {
-		writeError(c, s.log, paramError("version", c.Param("version"), "not a version number"))
+	n, err := pathVersion(id, c.Param("version"))
+	if err != nil {
+		writeError(c, s.log, err)
 		return
 	}
 	if err := s.historyInScope(c, id); err != nil {
@@ -248,6 +250,22 @@ func (s *Server) gridVersion(c *gin.Context) {
 	}
 	v, err := s.deps.Grids.Version(c.Request.Context(), id, n)
 	s.writeVersion(c, v, err)
+}
+
+// pathVersion reads a version number from the path. Versions are
+// PostgreSQL integers: a larger number is no version of the grid (404),
+// not a query the database refuses (which was a 500).
+func pathVersion(grid int64, v string) (int, error) {
+	n, err := strconv.ParseInt(v, 10, 32)
+	var ne *strconv.NumError
+	switch {
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) && !strings.HasPrefix(v, "-"):
+		return 0, gridwatch.Errorf(gridwatch.ENotFound, "grid %d has no version %s", grid, v)
+	case err != nil || n < 1:
+		return 0, gridwatch.Errorf(gridwatch.EInvalid, "version %q in the path is not a version number (1, 2, …)", v).
+			WithDetails(map[string]any{"param": "version", "value": v})
+	}
+	return int(n), nil
 }
 
 // writeVersion answers one grid version with its boundary.

@@ -262,12 +262,13 @@ func (s *Server) routes() {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
+	rules := s.queryRules()
 	for _, r := range s.Routes() {
 		limit := r.maxBody
 		if limit == 0 {
 			limit = s.deps.MaxBodyBytes
 		}
-		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey, r.basic), r.handle)
+		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey, r.basic), s.checkInput(r, rules), r.handle)
 	}
 }
 

@@ -188,16 +188,45 @@ func closeReason(err error) string {
 	return msg
 }
 
+// hlsFile is a file of a live HLS stream, from its name: index.m3u8,
+// init-N.mp4 or seg-N.m4s.
+type hlsFile struct {
+	kind string // "index", "init" or "seg"
+	n    int
+}
+
+// parseHLSFile reads a live HLS file name. Anything else — seg-abc.m4s, a
+// number beyond int, a sign — is no such file (404): the names are ours,
+// written into the playlist, so a client never has a reason to send others.
+func parseHLSFile(name string) (hlsFile, error) {
+	if name == "index.m3u8" {
+		return hlsFile{kind: "index"}, nil
+	}
+	for _, f := range []struct{ kind, prefix, suffix string }{{"init", "init-", ".mp4"}, {"seg", "seg-", ".m4s"}} {
+		digits, ok := strings.CutPrefix(name, f.prefix)
+		if digits, ok = strings.CutSuffix(digits, f.suffix); !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		n, err := strconv.ParseInt(digits, 10, 32)
+		if err != nil {
+			break
+		}
+		return hlsFile{kind: f.kind, n: int(n)}, nil
+	}
+	return hlsFile{}, gridwatch.Errorf(gridwatch.ENotFound, "no such file %q: the playlist is index.m3u8 and names its init-N.mp4 and seg-N.m4s", name)
+}
+
 // liveHLS serves a camera's live HLS: index.m3u8, init-N.mp4, seg-N.m4s.
 func (s *Server) liveHLS(c *gin.Context) {
-	cam, name, err := s.videoCamera(c)
+	// The name first: a bad one should not start pulling the camera.
+	file, err := parseHLSFile(c.Param("file"))
 	if err != nil {
 		writeError(c, s.log, err)
 		return
 	}
-	file := c.Param("file")
-	if file != "index.m3u8" && !strings.HasPrefix(file, "init-") && !strings.HasPrefix(file, "seg-") {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s: want index.m3u8", file))
+	cam, name, err := s.videoCamera(c)
+	if err != nil {
+		writeError(c, s.log, err)
 		return
 	}
 	ctx := c.Request.Context()
@@ -207,8 +236,8 @@ func (s *Server) liveHLS(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-cache")
-	switch {
-	case file == "index.m3u8":
+	switch file.kind {
+	case "index":
 		// Playlist URIs are relative; the stream choice and a URL token
 		// must follow them.
 		q := "?stream=" + name
@@ -224,24 +253,16 @@ func (s *Server) liveHLS(c *gin.Context) {
 		}
 		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Data(http.StatusOK, "application/vnd.apple.mpegurl", b)
-	case strings.HasPrefix(file, "init-") && strings.HasSuffix(file, ".mp4"):
-		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "init-"), ".mp4"))
-		var b []byte
-		if err == nil {
-			b, err = h.Init(n)
-		}
+	case "init":
+		b, err := h.Init(file.n)
 		if err != nil {
-			writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s", file))
+			writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s", c.Param("file")))
 			return
 		}
 		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Data(http.StatusOK, "video/mp4", b)
-	case strings.HasPrefix(file, "seg-") && strings.HasSuffix(file, ".m4s"):
-		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "seg-"), ".m4s"))
-		var b []byte
-		if err == nil {
-			b, err = h.Segment(n)
-		}
+	default:
+		b, err := h.Segment(file.n)
 		if err != nil {
 			writeError(c, s.log, err)
 			return
@@ -249,7 +270,5 @@ func (s *Server) liveHLS(c *gin.Context) {
 		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Header("Cache-Control", "max-age=60")
 		c.Data(http.StatusOK, "video/iso.segment", b)
-	default:
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s: want index.m3u8", file))
 	}
 }

@@ -490,8 +490,11 @@ func TestLiveHLSReadByFFprobe(t *testing.T) {
 	if r.status != 200 || !strings.Contains(string(r.body), "#EXT-X-MAP:URI=\"init-1.mp4?stream=sub\"") {
 		t.Errorf("playlist: %d %s", r.status, r.body)
 	}
-	if r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/hls/seg-999999.m4s", id), nil); r.status != 404 {
-		t.Errorf("unknown segment: %d", r.status)
+	// Names that are no segment are no file (404), never a 500.
+	for _, name := range []string{"seg-999999.m4s", "seg-abc.m4s", "seg-99999999999.m4s", "seg-.m4s", "seg--1.m4s", "init-abc.mp4", "init-99999999999.mp4", "index.m3u"} {
+		if r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/hls/%s", id, name), nil); r.status != 404 {
+			t.Errorf("%s: %d %s, want 404", name, r.status, r.body)
+		}
 	}
 	if strings.Contains(ve.logs.String(), token) {
 		t.Error("the URL token reached the log")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,20 @@ type Problem struct {
 	AreaM2 *float64 `json:"area_m2,omitempty"`
 	// Other names the other grid involved, for overlaps and duplicates.
 	Other string `json:"other,omitempty"`
+	// Property names the property at fault, for a free property too deep
+	// or too large.
+	Property string `json:"property,omitempty"`
 }
+
+// MaxPropertyDepth is how deeply a grid's free properties may nest (a
+// scalar is 0, {"a":1} is 1), and MaxPropertiesBytes how large they may be
+// together, encoded as JSON. They are stored as given and served in every
+// grid list: 9,000 levels of nesting stored fine but broke the clients that
+// read the lists (Python's json, jq), and unbounded text bloats every page.
+const (
+	MaxPropertyDepth   = 16
+	MaxPropertiesBytes = 64 << 10
+)
 
 // Problems is a list of problems that becomes one *gridwatch.Error.
 type Problems []Problem
@@ -160,7 +174,7 @@ func problemsCode(ps Problems) string {
 			if code == gridwatch.EInvalid {
 				code = gridwatch.EConflict
 			}
-		case "missing_property", "bad_property", "bad_code", "bad_parent":
+		case "missing_property", "bad_property", "bad_code", "bad_parent", "property_too_deep", "properties_too_large":
 		default:
 			return gridwatch.EInvalidGeometry
 		}
@@ -319,7 +333,62 @@ func parseProperties(f *ImportFeature, raw json.RawMessage, probs *Problems) boo
 			f.Properties[k] = v
 		}
 	}
+	if !boundedProperties(f, probs) {
+		ok = false
+	}
 	return ok
+}
+
+// boundedProperties checks the free properties' depth and size
+// (MaxPropertyDepth, MaxPropertiesBytes), naming the property at fault;
+// keys are taken in order, so the same file names the same property.
+func boundedProperties(f *ImportFeature, probs *Problems) bool {
+	keys := make([]string, 0, len(f.Properties))
+	for k := range f.Properties {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	total, ok := 2, true // the braces
+	for _, k := range keys {
+		v := f.Properties[k]
+		if d := depth(v, MaxPropertyDepth+1); d > MaxPropertyDepth {
+			probs.add(Problem{Feature: f.Index, Code: f.Code, Property: k, Reason: "property_too_deep",
+				Message: fmt.Sprintf("%s: property %q nests more than %d levels deep; at most %d are kept", featureLabel(f.Index, f.Code), k, MaxPropertyDepth, MaxPropertyDepth)})
+			ok = false
+			continue
+		}
+		b, err := json.Marshal(map[string]any{k: v})
+		if err != nil {
+			continue // storableValue has refused what cannot be encoded
+		}
+		if total += len(b) - 1; total > MaxPropertiesBytes {
+			probs.add(Problem{Feature: f.Index, Code: f.Code, Property: k, Reason: "properties_too_large",
+				Message: fmt.Sprintf("%s: the properties are larger than %d bytes with property %q; keep large data elsewhere and link to it", featureLabel(f.Index, f.Code), MaxPropertiesBytes, k)})
+			return false
+		}
+	}
+	return ok
+}
+
+// depth is how deeply v nests arrays and objects, counted up to limit.
+func depth(v any, limit int) int {
+	if limit == 0 {
+		return 0
+	}
+	most := 0
+	switch t := v.(type) {
+	case []any:
+		for _, x := range t {
+			most = max(most, depth(x, limit-1))
+		}
+	case map[string]any:
+		for _, x := range t {
+			most = max(most, depth(x, limit-1))
+		}
+	default:
+		return 0
+	}
+	return most + 1
 }
 
 // storableValue returns why a property value cannot be stored and read

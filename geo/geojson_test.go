@@ -286,3 +286,54 @@ func TestParseMessagesForOddBodies(t *testing.T) {
 		t.Errorf("1e309: %v, want out_of_range", err)
 	}
 }
+
+// nestedArrays is a JSON value n arrays deep around 1.
+func nestedArrays(n int) string { return strings.Repeat("[", n) + "1" + strings.Repeat("]", n) }
+
+func TestParseBoundsFreeProperties(t *testing.T) {
+	big := strings.Repeat("x", MaxPropertiesBytes)
+	half := strings.Repeat("y", MaxPropertiesBytes/2)
+	for _, tc := range []struct {
+		name, extra  string // free properties added to a district's
+		reason, prop string // "" reason: accepted
+	}{
+		{"flat", `"note":"kept","pop":12`, "", ""},
+		{"at the depth limit", `"deep":` + nestedArrays(MaxPropertyDepth), "", ""},
+		{"objects at the limit", `"deep":` + strings.Repeat(`{"a":`, MaxPropertyDepth) + "1" + strings.Repeat("}", MaxPropertyDepth), "", ""},
+		{"one level too deep", `"deep":` + nestedArrays(MaxPropertyDepth+1), "property_too_deep", "deep"},
+		{"nine thousand levels", `"note":"ok","tree":` + nestedArrays(9000), "property_too_deep", "tree"},
+		{"one value too large", `"blob":"` + big + `"`, "properties_too_large", "blob"},
+		{"together too large", `"a":"` + half + `","b":"` + half + `"`, "properties_too_large", "b"},
+		{"half is fine", `"a":"` + half + `"`, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			props := `{"code":"410106","name":"二七区","level":"district",` + tc.extra + `}`
+			body := fc(feat(districtProps, squareGeom), feat(props, squareGeom))
+			_, err := ParseFeatureCollection(body, ParseOptions{})
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("got %v, want accepted", err)
+				}
+				return
+			}
+			probs, _ := gridwatch.ErrorDetails(err)["problems"].([]Problem)
+			if gridwatch.ErrorCode(err) != gridwatch.EInvalid || len(probs) == 0 {
+				t.Fatalf("got %v, want invalid with problems", err)
+			}
+			var found *Problem
+			for i := range probs {
+				if probs[i].Reason == tc.reason {
+					found = &probs[i]
+				}
+			}
+			if found == nil || found.Feature != 1 || found.Property != tc.prop {
+				t.Fatalf("problems %+v, want %s at feature 1 property %q", probs, tc.reason, tc.prop)
+			}
+			// The single create refuses the same.
+			_, err = ParseFeature([]byte(feat(props, squareGeom)), ParseOptions{})
+			if probs, _ := gridwatch.ErrorDetails(err)["problems"].([]Problem); len(probs) == 0 || probs[0].Property != tc.prop {
+				t.Errorf("ParseFeature: %v, want %s naming %q", err, tc.reason, tc.prop)
+			}
+		})
+	}
+}

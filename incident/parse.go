@@ -16,6 +16,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/geo"
+	"gridwatch/internal/jsoncheck"
 )
 
 // NewIncident is a report as it arrives, checked and converted to WGS-84.
@@ -64,6 +65,11 @@ func FieldError(field, format string, args ...any) error {
 // field is named in the error. Coordinates in crs are converted to WGS-84.
 // Whether the category exists is checked by the store.
 func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
+	// A bulk line is decoded here only, so the text check (NUL, UTF-8, a
+	// second document on the line) is here too; it names the field.
+	if err := jsoncheck.Check(data); err != nil {
+		return NewIncident{}, err
+	}
 	var raw rawIncident
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -220,32 +220,45 @@ async function dragVertex(page, toward, fraction = 0.35) {
 }
 
 async function waitPreview(page) {
-  await waitFor(
-    page,
-    () => {
+  // A preview is settled when it shows the latest change: Save is offered
+  // (or the report has errors). terra-draw may still apply a last move after
+  // the vertex reached the mouse, and the editor then holds Save back until
+  // that change's preview is in; the snapshot is taken in the same
+  // evaluation as the check, so it cannot catch that window.
+  for (let round = 0; ; round++) {
+    if (round === 20) throw new Error('the preview kept changing: 20 previews went stale as they were read');
+    await waitFor(
+      page,
+      () => {
+        const ed = document.querySelector('#editor');
+        if (!ed || ed.dataset.preview !== 'ok') return false;
+        const diff = ed.querySelector('[data-field="area-change"] .ed-diff');
+        const findings = ed.querySelectorAll('[data-field="findings"] .ed-finding').length;
+        const moves = ['cameras', 'incidents', 'flagged'].some((f) => Number(ed.querySelector(`[data-field="${f}"]`)?.dataset.count) > 0);
+        const settled = !ed.querySelector('[data-field="save"]').disabled || Number(ed.dataset.errors) > 0;
+        return diff && diff.dataset.sign !== '0' && (findings > 0 || moves) && settled;
+      },
+      null,
+      async () => `a settled preview with an area change and a finding or a count, Save offered unless it has errors (${await page.evaluate(() => {
+        const ed = document.querySelector('#editor');
+        return JSON.stringify({ preview: ed?.dataset.preview, save: !ed?.querySelector('[data-field="save"]')?.disabled, note: ed?.querySelector('[data-field="preview-note"]')?.textContent, report: window.gridwatchEditor?.state().report });
+      })})`,
+    );
+    const shown = await page.evaluate(() => {
       const ed = document.querySelector('#editor');
-      if (!ed || ed.dataset.preview !== 'ok') return false;
-      const diff = ed.querySelector('[data-field="area-change"] .ed-diff');
-      const findings = ed.querySelectorAll('[data-field="findings"] .ed-finding').length;
-      const moves = ['cameras', 'incidents', 'flagged'].some((f) => Number(ed.querySelector(`[data-field="${f}"]`)?.dataset.count) > 0);
-      return diff && diff.dataset.sign !== '0' && (findings > 0 || moves);
-    },
-    null,
-    async () => `preview with an area change and a finding or a count (${await page.evaluate(() => {
-      const ed = document.querySelector('#editor');
-      return JSON.stringify({ preview: ed?.dataset.preview, note: ed?.querySelector('[data-field="preview-note"]')?.textContent, report: window.gridwatchEditor?.state().report });
-    })})`,
-  );
-  return page.evaluate(() => {
-    const ed = document.querySelector('#editor');
-    return {
-      area: ed.querySelector('[data-field="area-change"] .ed-area').textContent,
-      diff: ed.querySelector('[data-field="area-change"] .ed-diff').textContent,
-      findings: [...ed.querySelectorAll('[data-field="findings"] .ed-finding')].map((b) => `${b.dataset.severity}:${b.dataset.kind}`),
-      errors: Number(ed.dataset.errors),
-      saveEnabled: !ed.querySelector('[data-field="save"]').disabled,
-    };
-  });
+      return {
+        state: ed.dataset.preview,
+        area: ed.querySelector('[data-field="area-change"] .ed-area').textContent,
+        diff: ed.querySelector('[data-field="area-change"] .ed-diff').textContent,
+        findings: [...ed.querySelectorAll('[data-field="findings"] .ed-finding')].map((b) => `${b.dataset.severity}:${b.dataset.kind}`),
+        errors: Number(ed.dataset.errors),
+        saveEnabled: !ed.querySelector('[data-field="save"]').disabled,
+      };
+    });
+    if (shown.state !== 'ok') continue; // a later change came in between: wait for its preview
+    delete shown.state;
+    return shown;
+  }
 }
 
 /**

@@ -498,19 +498,19 @@ function summaryText(s) {
     .join(' · ');
 }
 
-class AuditTab {
-  constructor() {
+/**
+ * LogTab is a filtered, paged log read from the API: a filter form (text
+ * fields sent trimmed, datetime fields as ISO times), a table, and "More"
+ * for the next cursor page. spec names the element ids, the fields, the
+ * endpoint, the list's key in the answer, the headers and the texts.
+ */
+class LogTab {
+  constructor(spec) {
+    this.spec = spec;
     this.next = null;
     this.count = 0;
     this.seq = 0;
-    const f = {
-      action: el('input', { name: 'action', autocomplete: 'off', spellcheck: false, placeholder: 'user.update' }),
-      actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-admin' }),
-      target_type: el('input', { name: 'target_type', autocomplete: 'off', spellcheck: false, placeholder: 'user, grid, token' }),
-      from: el('input', { name: 'from', type: 'datetime-local' }),
-      to: el('input', { name: 'to', type: 'datetime-local' }),
-    };
-    this.f = f;
+    this.f = spec.fields;
     const apply = el('button', { type: 'submit', className: 'btn btn-primary' }, '筛选 Filter');
     const clear = el('button', { type: 'button', className: 'btn' }, '清除 Clear');
     clear.addEventListener('click', () => {
@@ -519,12 +519,8 @@ class AuditTab {
     });
     this.filters = el(
       'form',
-      { className: 'audit-filters', id: 'audit-filters', noValidate: true },
-      field('操作 Action', f.action),
-      field('操作者 Actor', f.actor),
-      field('对象类型 Target type', f.target_type),
-      field('从 From', f.from),
-      field('到 To', f.to),
+      { className: 'audit-filters', id: `${spec.id}-filters`, noValidate: true },
+      ...spec.labels.map(([k, label]) => field(label, this.f[k])),
       el('div', 'filter-actions', apply, clear),
     );
     this.filters.addEventListener('submit', (ev) => {
@@ -532,23 +528,24 @@ class AuditTab {
       this.load();
     });
     this.status = el('p', { className: 'tab-status', role: 'status' });
-    this.more = el('button', { type: 'button', className: 'btn', id: 'audit-more', hidden: true }, '更多 More');
+    this.more = el('button', { type: 'button', className: 'btn', id: `${spec.id}-more`, hidden: true }, '更多 More');
     this.more.addEventListener('click', () => this.page(false));
-    const { wrap, tbody } = table('audit-table', ['时间 Time', '操作者 Actor', '操作 Action', '对象 Target', '摘要 Summary', '请求 Request', '地址 IP']);
+    const { wrap, tbody } = table(`${spec.id}-table`, spec.headers);
     this.tbody = tbody;
     this.root = el('section', 'admin-tab', this.filters, el('div', 'admin-toolbar', this.status), wrap, el('div', 'more-row', this.more));
   }
 
   query(cursor) {
     const q = new URLSearchParams();
-    for (const k of ['action', 'actor', 'target_type']) {
-      const v = this.f[k].value.trim();
-      if (v) q.set(k, v);
-    }
-    for (const k of ['from', 'to']) {
-      const v = this.f[k].value;
-      const d = v ? new Date(v) : null;
-      if (d && !Number.isNaN(d.getTime())) q.set(k, d.toISOString());
+    for (const [k, input] of Object.entries(this.f)) {
+      const v = input.value.trim();
+      if (!v) continue;
+      if (input.type === 'datetime-local') {
+        const d = new Date(v);
+        if (!Number.isNaN(d.getTime())) q.set(k, d.toISOString());
+      } else {
+        q.set(k, v);
+      }
     }
     q.set('limit', String(PAGE));
     if (cursor) q.set('cursor', cursor);
@@ -560,13 +557,14 @@ class AuditTab {
   }
 
   async page(reset) {
+    const { endpoint, list, empty, counted } = this.spec;
     const seq = ++this.seq;
     const q = this.query(reset ? null : this.next);
     this.more.disabled = true;
     flash(this.status, '加载中 Loading…', '');
     let res;
     try {
-      res = await getJSON(`/api/v1/audit?${q}`);
+      res = await getJSON(`${endpoint}?${q}`);
     } catch (err) {
       if (seq !== this.seq) return;
       this.more.disabled = false;
@@ -574,18 +572,46 @@ class AuditTab {
       return;
     }
     if (seq !== this.seq) return;
-    const entries = Array.isArray(res.entries) ? res.entries : [];
+    const rows = Array.isArray(res[list]) ? res[list] : [];
     if (reset) {
       this.tbody.replaceChildren();
       this.count = 0;
     }
-    for (const e of entries) this.tbody.append(this.row(e));
-    this.count += entries.length;
-    if (this.count === 0) this.tbody.append(emptyRow(7, '没有记录 No entries'));
+    for (const r of rows) this.tbody.append(this.row(r));
+    this.count += rows.length;
+    if (this.count === 0) this.tbody.append(emptyRow(this.spec.headers.length, empty));
     this.next = res.next ?? null;
     this.more.hidden = !this.next;
     this.more.disabled = false;
-    flash(this.status, `${this.count} 条记录 entries${this.next ? ' · 还有更多 more available' : ''}`, '');
+    flash(this.status, `${this.count} ${counted}${this.next ? ' · 还有更多 more available' : ''}`, '');
+  }
+}
+
+/** AuditTab is the audit trail (GET /api/v1/audit). */
+class AuditTab extends LogTab {
+  constructor() {
+    super({
+      id: 'audit',
+      endpoint: '/api/v1/audit',
+      list: 'entries',
+      fields: {
+        action: el('input', { name: 'action', autocomplete: 'off', spellcheck: false, placeholder: 'user.update' }),
+        actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-admin' }),
+        target_type: el('input', { name: 'target_type', autocomplete: 'off', spellcheck: false, placeholder: 'user, grid, token' }),
+        from: el('input', { name: 'from', type: 'datetime-local' }),
+        to: el('input', { name: 'to', type: 'datetime-local' }),
+      },
+      labels: [
+        ['action', '操作 Action'],
+        ['actor', '操作者 Actor'],
+        ['target_type', '对象类型 Target type'],
+        ['from', '从 From'],
+        ['to', '到 To'],
+      ],
+      headers: ['时间 Time', '操作者 Actor', '操作 Action', '对象 Target', '摘要 Summary', '请求 Request', '地址 IP'],
+      empty: '没有记录 No entries',
+      counted: '条记录 entries',
+    });
   }
 
   row(e) {
@@ -627,94 +653,30 @@ function durationText(from, to) {
 }
 
 /** ViewingsTab lists viewing sessions (GET /api/v1/audit/viewings), filterable by camera and person. */
-class ViewingsTab {
+class ViewingsTab extends LogTab {
   constructor() {
-    this.next = null;
-    this.count = 0;
-    this.seq = 0;
-    const f = {
-      camera: el('input', { name: 'camera', autocomplete: 'off', spellcheck: false, placeholder: 'CAM-… / id' }),
-      actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-operator' }),
-      kind: el('select', { name: 'kind' }, el('option', { value: '' }, '全部 All'), el('option', { value: 'live' }, '实时 Live'), el('option', { value: 'playback' }, '回放 Playback')),
-      from: el('input', { name: 'from', type: 'datetime-local' }),
-      to: el('input', { name: 'to', type: 'datetime-local' }),
-    };
-    this.f = f;
-    const apply = el('button', { type: 'submit', className: 'btn btn-primary' }, '筛选 Filter');
-    const clear = el('button', { type: 'button', className: 'btn' }, '清除 Clear');
-    clear.addEventListener('click', () => {
-      this.filters.reset();
-      this.load();
+    super({
+      id: 'viewings',
+      endpoint: '/api/v1/audit/viewings',
+      list: 'viewings',
+      fields: {
+        camera: el('input', { name: 'camera', autocomplete: 'off', spellcheck: false, placeholder: 'CAM-… / id' }),
+        actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-operator' }),
+        kind: el('select', { name: 'kind' }, el('option', { value: '' }, '全部 All'), el('option', { value: 'live' }, '实时 Live'), el('option', { value: 'playback' }, '回放 Playback')),
+        from: el('input', { name: 'from', type: 'datetime-local' }),
+        to: el('input', { name: 'to', type: 'datetime-local' }),
+      },
+      labels: [
+        ['camera', '摄像机 Camera'],
+        ['actor', '人员 Person'],
+        ['kind', '类型 Kind'],
+        ['from', '从 From'],
+        ['to', '到 To'],
+      ],
+      headers: ['开始 Started', '结束 Ended', '人员 Person', '摄像机 Camera', '方式 How', '录像范围 Footage', '流量 Sent', '地址 IP'],
+      empty: '没有观看记录 No viewings',
+      counted: '次观看 viewings',
     });
-    this.filters = el(
-      'form',
-      { className: 'audit-filters', id: 'viewings-filters', noValidate: true },
-      field('摄像机 Camera', f.camera),
-      field('人员 Person', f.actor),
-      field('类型 Kind', f.kind),
-      field('从 From', f.from),
-      field('到 To', f.to),
-      el('div', 'filter-actions', apply, clear),
-    );
-    this.filters.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      this.load();
-    });
-    this.status = el('p', { className: 'tab-status', role: 'status' });
-    this.more = el('button', { type: 'button', className: 'btn', id: 'viewings-more', hidden: true }, '更多 More');
-    this.more.addEventListener('click', () => this.page(false));
-    const { wrap, tbody } = table('viewings-table', ['开始 Started', '结束 Ended', '人员 Person', '摄像机 Camera', '方式 How', '录像范围 Footage', '流量 Sent', '地址 IP']);
-    this.tbody = tbody;
-    this.root = el('section', 'admin-tab', this.filters, el('div', 'admin-toolbar', this.status), wrap, el('div', 'more-row', this.more));
-  }
-
-  query(cursor) {
-    const q = new URLSearchParams();
-    for (const k of ['camera', 'actor', 'kind']) {
-      const v = this.f[k].value.trim();
-      if (v) q.set(k, v);
-    }
-    for (const k of ['from', 'to']) {
-      const v = this.f[k].value;
-      const d = v ? new Date(v) : null;
-      if (d && !Number.isNaN(d.getTime())) q.set(k, d.toISOString());
-    }
-    q.set('limit', String(PAGE));
-    if (cursor) q.set('cursor', cursor);
-    return q;
-  }
-
-  load() {
-    return this.page(true);
-  }
-
-  async page(reset) {
-    const seq = ++this.seq;
-    const q = this.query(reset ? null : this.next);
-    this.more.disabled = true;
-    flash(this.status, '加载中 Loading…', '');
-    let res;
-    try {
-      res = await getJSON(`/api/v1/audit/viewings?${q}`);
-    } catch (err) {
-      if (seq !== this.seq) return;
-      this.more.disabled = false;
-      flash(this.status, describe(err), 'error');
-      return;
-    }
-    if (seq !== this.seq) return;
-    const rows = Array.isArray(res.viewings) ? res.viewings : [];
-    if (reset) {
-      this.tbody.replaceChildren();
-      this.count = 0;
-    }
-    for (const v of rows) this.tbody.append(this.row(v));
-    this.count += rows.length;
-    if (this.count === 0) this.tbody.append(emptyRow(8, '没有观看记录 No viewings'));
-    this.next = res.next ?? null;
-    this.more.hidden = !this.next;
-    this.more.disabled = false;
-    flash(this.status, `${this.count} 次观看 viewings${this.next ? ' · 还有更多 more available' : ''}`, '');
   }
 
   row(v) {

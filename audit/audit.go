@@ -92,12 +92,8 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // List returns entries newest first and the cursor of the next page (0: none).
 func (s *Store) List(ctx context.Context, f Filter) ([]Entry, int64, error) {
-	var conds []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
+	var w where
+	add := w.add
 	if f.Actor != "" {
 		add("actor_name = ?", f.Actor)
 	}
@@ -127,11 +123,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Entry, int64, error) {
 		f.Limit = 100
 	}
 	q := `SELECT id, at, actor_kind, COALESCE(actor_id, 0), actor_name, action, target_type, target_id, summary, request_id, ip FROM audit_log`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	q += w.sql() + " ORDER BY id DESC LIMIT " + strconv.Itoa(f.Limit+1)
+	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("audit list: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -422,15 +421,8 @@ type ViewingFilter struct {
 // Viewings returns viewing sessions newest first (by start) and the cursor
 // of the next page (0: none).
 func (s *Store) Viewings(ctx context.Context, f ViewingFilter) ([]Viewing, int64, error) {
-	var conds []string
-	var args []any
-	add := func(cond string, vs ...any) {
-		for _, v := range vs {
-			args = append(args, v)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		conds = append(conds, cond)
-	}
+	var w where
+	add := w.add
 	if f.Camera != "" {
 		if id, err := strconv.ParseInt(f.Camera, 10, 64); err == nil {
 			add("(v.camera_id = ? OR c.code = ?)", id, f.Camera)
@@ -459,11 +451,8 @@ func (s *Store) Viewings(ctx context.Context, f ViewingFilter) ([]Viewing, int64
 	q := `SELECT v.id, v.session::text, v.actor_kind, COALESCE(v.actor_id, 0), v.actor_name, v.kind, v.protocol,
 		v.camera_id, COALESCE(c.code, ''), v.stream, v.range_from, v.range_to, v.ip, v.started_at, v.ended_at, v.bytes
 		FROM viewing_sessions v LEFT JOIN cameras c ON c.id = v.camera_id`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY v.id DESC LIMIT " + strconv.Itoa(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	q += w.sql() + " ORDER BY v.id DESC LIMIT " + strconv.Itoa(f.Limit+1)
+	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("viewings: %w", err)
 	}

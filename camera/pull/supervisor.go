@@ -2,13 +2,48 @@ package pull
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+
 	"gridwatch/camera/stream"
 )
+
+// Source is where a camera stream comes from: all a Supervisor needs of
+// a camera. The supervisor opens it once per attempt and reads the
+// session until it ends, fails or stalls; a new kind of camera (ONVIF,
+// GB/T 28181, a relay from another node) is a new Source, not a change
+// here.
+type Source interface {
+	// Open connects and starts the stream. ctx bounds the opening only:
+	// the session, once open, runs until it ends or is closed. Errors are
+	// shown to users as the stream's status reason, so they must carry no
+	// credentials.
+	Open(ctx context.Context) (Session, error)
+}
+
+// Session is an open upstream session of a Source.
+type Session interface {
+	// Format is the stream's video: H.264, its RTP payload type,
+	// packetisation mode and parameter sets as announced.
+	Format() *format.H264
+	// Packets are the video's RTP packets in arrival order; their
+	// timestamps are the stream's timing (90 kHz). Packets of other
+	// payload types are ignored.
+	Packets() <-chan *rtp.Packet
+	// Done is closed when the session has ended by itself; Err then says
+	// why (nil: the camera closed it), without credentials.
+	Done() <-chan struct{}
+	Err() error
+	// Close ends the session and returns once nothing of it runs any more.
+	Close()
+}
 
 // Status is where a camera stream stands.
 type Status string
@@ -49,6 +84,9 @@ type Config struct {
 	Hub *stream.Hub
 	// Client is the RTSP client library (default gortsplib).
 	Client Client
+	// Source, when set, is where the stream comes from instead of the
+	// RTSP camera at URL (URL and Client are then not used).
+	Source Source
 	Logger *slog.Logger
 	// DialTimeout bounds connecting and each RTSP request (default 5 s);
 	// ReadTimeout bounds a silent connection (default 10 s).
@@ -86,6 +124,9 @@ func (c *Config) defaults() {
 	if c.OnState == nil {
 		c.OnState = func(State) {}
 	}
+	if c.Source == nil {
+		c.Source = RTSP{URL: c.URL, Client: c.Client, DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, Logger: c.Logger}
+	}
 }
 
 // Supervisor keeps one camera stream pulled into its hub.
@@ -112,14 +153,10 @@ func NewSupervisor(cfg Config) *Supervisor {
 // Every goroutine it starts has ended when it returns.
 func (s *Supervisor) Run(ctx context.Context) error {
 	log := s.cfg.Logger
-	sess := &session{
-		url: s.cfg.URL, client: s.cfg.Client, dialTimeout: s.cfg.DialTimeout, readTimeout: s.cfg.ReadTimeout,
-		stallTimeout: s.cfg.StallTimeout, keyTimeout: s.cfg.KeyTimeout, log: log, now: s.cfg.Now,
-	}
 	tl := newTimeline()
 	backoff := s.cfg.MinBackoff
 	for {
-		err := sess.run(ctx, tl, s.playing, s.publish)
+		err := s.session(ctx, tl)
 		if ctx.Err() != nil {
 			s.stopped()
 			return nil
@@ -147,6 +184,57 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.mu.Lock()
 		s.reconnects++
 		s.mu.Unlock()
+	}
+}
+
+// session opens the source and feeds its pictures to the hub until ctx
+// ends or the session fails, ends, stalls or sends no keyframe for too
+// long. Every goroutine of the session has ended when it returns.
+func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
+	sess, err := s.cfg.Source.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	f := sess.Format()
+	asm, err := newAssembler(f, tl, s.cfg.Logger, s.cfg.Now)
+	if err != nil {
+		return err
+	}
+	tl.newSession()
+	s.playing()
+	stall := time.NewTimer(s.cfg.StallTimeout)
+	defer stall.Stop()
+	key := time.NewTimer(s.cfg.KeyTimeout)
+	defer key.Stop()
+	packets := sess.Packets()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sess.Done():
+			if err := sess.Err(); err != nil {
+				return err
+			}
+			return errors.New("the camera closed the session")
+		case <-stall.C:
+			return fmt.Errorf("no picture for %s", s.cfg.StallTimeout)
+		case <-key.C:
+			return fmt.Errorf("no keyframe for %s", s.cfg.KeyTimeout)
+		case pkt := <-packets:
+			if pkt.PayloadType != f.PayloadTyp {
+				continue
+			}
+			au := asm.packet(pkt)
+			if au == nil {
+				continue
+			}
+			stall.Reset(s.cfg.StallTimeout)
+			if au.Key {
+				key.Reset(s.cfg.KeyTimeout)
+			}
+			s.publish(au)
+		}
 	}
 }
 

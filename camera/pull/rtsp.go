@@ -1,0 +1,99 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+
+	"gridwatch/camera/streamurl"
+)
+
+// Client names the RTSP client library a session uses.
+type Client string
+
+// The RTSP clients: gortsplib's is the default; vdk's stays available for
+// cameras that only it gets along with.
+const (
+	ClientGortsplib Client = "gortsplib"
+	ClientVDK       Client = "vdk"
+)
+
+// RTSP is a camera that serves its stream over RTSP, the Source a
+// Supervisor uses unless told otherwise. The session runs over TCP.
+type RTSP struct {
+	// URL is the camera's RTSP URL, credentials included. It is never
+	// logged, and errors have it scrubbed of them.
+	URL string
+	// Client is the client library (default gortsplib).
+	Client Client
+	// DialTimeout bounds connecting and each RTSP request; ReadTimeout
+	// bounds a silent connection.
+	DialTimeout, ReadTimeout time.Duration
+	Logger                   *slog.Logger
+}
+
+// Open connects to the camera and has it play its H.264 video.
+func (r RTSP) Open(ctx context.Context) (Session, error) {
+	if r.Client == ClientVDK {
+		return r.openVDK(ctx)
+	}
+	return r.openGortsplib(ctx)
+}
+
+// sessionError is an error of one upstream session, with the URL's
+// credentials (wherever the URL carries them: see camera/streamurl)
+// scrubbed from whatever the libraries put in it: it becomes the camera's
+// status reason, shown to users, and goes to the log.
+func sessionError(rawURL string, err error) error {
+	msg := err.Error()
+	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
+		msg = strings.ReplaceAll(msg, u.User.String()+"@", "")
+	}
+	_, secret := streamurl.Split(rawURL)
+	for _, text := range secret.Texts() {
+		msg = strings.ReplaceAll(msg, text, "***")
+	}
+	return errors.New(msg)
+}
+
+// packetQueue is how many RTP packets may wait between the client's reader
+// and our assembler (a second of a 4 Mbit/s stream). When it is full a
+// packet is dropped: the assembler sees the gap and waits for a keyframe,
+// and the camera's connection is never slowed.
+const packetQueue = 512
+
+// rtspSession is an open RTSP session, whichever client runs it. done is
+// closed when it has ended by itself (err says why, already scrubbed of
+// credentials); close ends it and returns once nothing of it runs any more.
+type rtspSession struct {
+	format  *format.H264
+	packets chan *rtp.Packet
+	done    chan struct{}
+	err     error
+	close   func()
+}
+
+func newRTSPSession() *rtspSession {
+	return &rtspSession{packets: make(chan *rtp.Packet, packetQueue), done: make(chan struct{})}
+}
+
+// offer queues a packet for the assembler, or drops it when the queue is
+// full (see packetQueue).
+func (s *rtspSession) offer(pkt *rtp.Packet) {
+	select {
+	case s.packets <- pkt:
+	default:
+	}
+}
+
+func (s *rtspSession) Format() *format.H264        { return s.format }
+func (s *rtspSession) Packets() <-chan *rtp.Packet { return s.packets }
+func (s *rtspSession) Done() <-chan struct{}       { return s.done }
+func (s *rtspSession) Err() error                  { return s.err }
+func (s *rtspSession) Close()                      { s.close() }

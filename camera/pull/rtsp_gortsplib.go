@@ -1,0 +1,77 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// openGortsplib opens the session with gortsplib's client.
+func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
+	u, err := base.ParseURL(r.URL)
+	if err != nil {
+		return nil, errors.New("the camera URL cannot be parsed")
+	}
+	tcp := gortsplib.TransportTCP
+	src := newRTSPSession()
+	c := &gortsplib.Client{
+		Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
+		ReadTimeout: r.ReadTimeout, WriteTimeout: r.DialTimeout,
+		UserAgent:   "gridwatch",
+		DialContext: (&net.Dialer{Timeout: r.DialTimeout}).DialContext,
+	}
+	if err := c.Start2(); err != nil {
+		return nil, err
+	}
+	// Describe, Setup and Play block on the network; ctx ends them by
+	// closing the client.
+	stop := context.AfterFunc(ctx, c.Close)
+	fail := func(err error) (Session, error) {
+		stop()
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, sessionError(r.URL, err)
+	}
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return fail(err)
+	}
+	var f *format.H264
+	medi := desc.FindFormat(&f)
+	if medi == nil {
+		return fail(errors.New("the camera offers no H.264 video"))
+	}
+	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+		return fail(err)
+	}
+	src.format = f
+	c.OnPacketRTP(medi, f, func(pkt *rtp.Packet) {
+		// The client may reuse its buffers: keep a copy.
+		cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
+		src.offer(cp)
+	})
+	if _, err := c.Play(nil); err != nil {
+		return fail(err)
+	}
+	stop()
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		if err := c.Wait(); err != nil {
+			src.err = sessionError(r.URL, err)
+		}
+		close(src.done)
+	}()
+	src.close = func() {
+		c.Close()
+		<-waited
+	}
+	return src, nil
+}

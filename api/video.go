@@ -53,7 +53,7 @@ func (s *Server) streamStates(cam *camera.Camera) {
 	for _, name := range []string{live.Main, live.Sub} {
 		if st, ok := s.deps.Video.State(cam.ID, name); ok {
 			if cam.Streams == nil {
-				cam.Streams = map[string]pull.State{}
+				cam.Streams = map[string]any{}
 			}
 			cam.Streams[name] = st
 		}

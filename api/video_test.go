@@ -31,6 +31,7 @@ import (
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
+	"gridwatch/camera/video"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
@@ -114,13 +115,9 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 				return 1 << 40, nil
 			}}, footage)
 		ve.rec = rec
-		ve.video = live.NewManager(live.Config{Sources: cams, Idle: time.Minute, Record: rec.Record,
-			Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
-			OnState: func(ctx context.Context, k live.Key, st pull.State) {
-				if err := cams.SetStatus(ctx, k.Camera, k.Stream, st); err != nil && ctx.Err() == nil {
-					t.Errorf("set status: %v", err)
-				}
-			}})
+		ve.video = video.NewManager(cams, live.Config{Idle: time.Minute, Record: rec.Record,
+			Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}},
+			func(_ live.Key, err error) { t.Errorf("set status: %v", err) })
 		cams.AfterChange(func(ctx context.Context) { _ = ve.video.Refresh(ctx) })
 		d.Video = ve.video
 		d.Recordings, d.RecordingsDir, d.Recorder = footage, recDir, rec

@@ -1,9 +1,12 @@
 // Package camera owns the cameras: their registry (placement, view cone,
 // stream URLs with credentials kept server-side), their assignment to the
 // grid covering them and their links to every grid their view cone sees.
-// Its sub-packages run the video: pull (RTSP in), stream (the in-memory
-// hub), live (on-demand streams, MSE and HLS out), rtspserve (RTSP out) and
-// camsim (simulated cameras).
+// Its sub-packages run the video: pull (camera sources in, supervisor),
+// stream (the in-memory hub), live (on-demand streams, MSE and HLS out),
+// rtspserve (RTSP out), record (recording and footage) and camsim
+// (simulated cameras). The registry imports none of the video packages:
+// camera/video joins the two, giving the live streams their sources from
+// here and writing their status back.
 package camera
 
 import (
@@ -17,7 +20,6 @@ import (
 	orbgeo "github.com/paulmach/orb/geo"
 
 	"gridwatch"
-	"gridwatch/camera/pull"
 	"gridwatch/camera/streamurl"
 	"gridwatch/geo"
 )
@@ -48,11 +50,13 @@ type Camera struct {
 	StatusReason string     `json:"status_reason,omitempty"`
 	StatusSince  *time.Time `json:"status_since"`
 	// Streams are the live states of the camera's running streams (main,
-	// sub): fps, bitrate, last keyframe, reconnects, uptime.
-	Streams   map[string]pull.State `json:"streams,omitempty"`
-	Version   int                   `json:"version"`
-	CreatedAt time.Time             `json:"created_at"`
-	UpdatedAt time.Time             `json:"updated_at"`
+	// sub): fps, bitrate, last keyframe, reconnects, uptime. The HTTP
+	// layer fills them in from the video (pull.State); the registry does
+	// not know them.
+	Streams   map[string]any `json:"streams,omitempty"`
+	Version   int            `json:"version"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
 
 // Point is a GeoJSON Point.

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"gridwatch"
-	"gridwatch/camera/live"
-	"gridwatch/camera/pull"
 	"gridwatch/camera/streamurl"
 	"gridwatch/internal/events"
 )
@@ -21,9 +20,36 @@ const (
 	EventOffline = "camera.offline"
 )
 
-// Source is how the video manager reaches camera id: its URLs with their
-// credentials. They never leave the server.
-func (s *Store) Source(ctx context.Context, id int64) (live.Source, error) {
+// Source is how the video reaches a camera: its stream URLs with their
+// credentials, which never leave the server, and whether it runs and
+// records. (camera/video hands it to the live streams: this package knows
+// nothing of them.)
+type Source struct {
+	ID      int64
+	MainURL string // with credentials; never logged
+	SubURL  string // "" when the camera has no sub stream
+	Enabled bool
+	Record  bool
+}
+
+// Stream statuses as the registry keeps them (cameras.status): a stream is
+// connecting on its first attempt, online while pictures flow, offline
+// after a failure.
+const (
+	StatusConnecting = "connecting"
+	StatusOnline     = "online"
+	StatusOffline    = "offline"
+)
+
+// StreamStatus is what the registry keeps of a stream's state.
+type StreamStatus struct {
+	Status string // StatusConnecting, StatusOnline or StatusOffline
+	Reason string // why it is offline, without credentials
+	Since  time.Time
+}
+
+// Source is how the video reaches camera id.
+func (s *Store) Source(ctx context.Context, id int64) (Source, error) {
 	src, err := scanSource(s.pool.QueryRow(ctx, `SELECT id, `+sourceColumns+` FROM cameras WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return src, gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
@@ -39,8 +65,8 @@ const sourceColumns = `main_url, main_secret, sub_url, sub_secret, enabled, reco
 
 // scanSource reads a camera's source, its credentials put back into its
 // URLs: the one place they are.
-func scanSource(row pgx.Row) (live.Source, error) {
-	var src live.Source
+func scanSource(row pgx.Row) (Source, error) {
+	var src Source
 	var mainSecret, subSecret streamurl.Secret
 	if err := row.Scan(&src.ID, &src.MainURL, &mainSecret, &src.SubURL, &subSecret, &src.Enabled, &src.Record); err != nil {
 		return src, err
@@ -55,12 +81,12 @@ func scanSource(row pgx.Row) (live.Source, error) {
 
 // Recording lists the enabled cameras that record: their main streams run
 // all the time.
-func (s *Store) Recording(ctx context.Context) ([]live.Source, error) {
+func (s *Store) Recording(ctx context.Context) ([]Source, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, `+sourceColumns+` FROM cameras WHERE record AND enabled ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("recording cameras: %w", err)
 	}
-	srcs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (live.Source, error) { return scanSource(r) })
+	srcs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Source, error) { return scanSource(r) })
 	if err != nil {
 		return nil, fmt.Errorf("recording cameras: %w", err)
 	}
@@ -71,7 +97,7 @@ func (s *Store) Recording(ctx context.Context) ([]live.Source, error) {
 // is published as an event (camera.online, camera.offline) to the
 // camera's grid, in the same transaction. "connecting" is stored only for
 // a camera that has no status yet.
-func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st pull.State) error {
+func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st StreamStatus) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var prev string
 		var grid *int64
@@ -83,8 +109,8 @@ func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st pull.
 		if err != nil {
 			return fmt.Errorf("camera %d: status: %w", id, err)
 		}
-		status := string(st.Status)
-		if st.Status == pull.StatusConnecting {
+		status := st.Status
+		if st.Status == StatusConnecting {
 			// A first attempt says nothing new about a camera already
 			// known online or offline.
 			return nil
@@ -97,7 +123,7 @@ func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st pull.
 			return nil
 		}
 		typ := EventOffline
-		if st.Status == pull.StatusOnline {
+		if st.Status == StatusOnline {
 			typ = EventOnline
 		}
 		return events.Publish(ctx, tx, typ, grid, map[string]any{

@@ -15,6 +15,7 @@ import (
 	"gridwatch/camera/live"
 	"gridwatch/camera/record"
 	"gridwatch/camera/stream"
+	"gridwatch/camera/video"
 	"gridwatch/geo"
 	"gridwatch/internal/testdb"
 )
@@ -217,7 +218,7 @@ func BenchmarkRecord20(b *testing.B) {
 		}
 	}
 	rec := record.NewRecorder(record.Config{Dir: dir}, record.NewStore(pool))
-	m := live.NewManager(live.Config{Sources: cams, Record: rec.Record})
+	m := live.NewManager(live.Config{Sources: video.Sources{Cameras: cams}, Record: rec.Record})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)

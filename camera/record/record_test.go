@@ -20,6 +20,7 @@ import (
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
+	"gridwatch/camera/video"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/testdb"
@@ -54,7 +55,7 @@ func recordWith(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration, d
 		t.Fatal(err)
 	}
 	rec := record.NewRecorder(record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}, record.NewStore(pool))
-	m := live.NewManager(live.Config{Sources: cams, Record: rec.Record,
+	m := live.NewManager(live.Config{Sources: video.Sources{Cameras: cams}, Record: rec.Record,
 		Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, StallTimeout: time.Second}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

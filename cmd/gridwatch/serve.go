@@ -26,6 +26,7 @@ import (
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
 	"gridwatch/camera/rtspserve"
+	"gridwatch/camera/video"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
@@ -273,16 +274,10 @@ func (m *Main) startVideo() {
 		log.Info("recordings: reconciled", "indexed", rep.Indexed, "truncated", rep.Truncated, "removed", rep.Removed, "missing", rep.Missing)
 	}
 	cancel()
-	m.video = live.NewManager(live.Config{
-		Record:  m.recorder.Record,
-		Sources: m.cameras, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
+	m.video = video.NewManager(m.cameras, live.Config{
+		Record: m.recorder.Record, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
 		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient)},
-		OnState: func(ctx context.Context, k live.Key, st pull.State) {
-			if err := m.cameras.SetStatus(ctx, k.Camera, k.Stream, st); err != nil && ctx.Err() == nil {
-				log.Error("camera status", "camera", k.Camera, "err", err)
-			}
-		},
-	})
+	}, func(k live.Key, err error) { log.Error("camera status", "camera", k.Camera, "err", err) })
 	m.cameras.AfterChange(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"gridwatch/internal/testtool"
 	"net"
 	"os/exec"
 	"slices"
@@ -19,6 +18,10 @@ import (
 	"github.com/deepch/vdk/codec/h264parser"
 	"github.com/deepch/vdk/format/rtspv2"
 	"go.uber.org/goleak"
+
+	"gridwatch/camera/internal/rtsptest"
+	"gridwatch/camera/stream"
+	"gridwatch/internal/testtool"
 )
 
 // TestRunEndsEverything runs first and serially: after Run returns, with a
@@ -29,30 +32,19 @@ func TestRunEndsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	p, err := tryPlay(s.URL(1, StreamMain))
+	stop := testtool.Run(t, waitLong, s.Run)
+	p, err := rtsptest.TryPlay(s.URL(1, StreamMain))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.next(t)
-	cancel()
+	p.NextPacket(t)
+	stop()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil", err)
-		}
-	case <-time.After(waitLong):
-		t.Fatal("Run did not return after cancel")
-	}
-	select {
-	case <-p.done: // the server closed the session
-		p.done <- nil
+	case <-p.Done(): // the server closed the session
 	case <-time.After(waitLong):
 		t.Error("client session still open after Run returned")
 	}
-	p.close()
+	p.Close()
 	if err := s.Run(context.Background()); err == nil {
 		t.Error("second Run = nil, want error")
 	}
@@ -180,35 +172,35 @@ func TestTimestamps(t *testing.T) {
 		t.Run(tt.stream, func(t *testing.T) {
 			t.Parallel()
 			s := startSim(t, Config{StartTimestamp: start})
-			p := play(t, s.URL(1, tt.stream))
-			if got := p.forma.SPS; !bytes.Equal(got, tt.clip.sps) {
+			p := rtsptest.Play(t, s.URL(1, tt.stream))
+			if got := p.Forma.SPS; !bytes.Equal(got, tt.clip.sps) {
 				t.Errorf("SDP SPS = %x, want %x", got, tt.clip.sps)
 			}
-			aus := p.accessUnits(t, 105)
-			if aus[0].ts != start {
-				t.Errorf("first timestamp = %d, want StartTimestamp %d", aus[0].ts, start)
+			aus := p.AccessUnits(t, 105)
+			if aus[0].TS != start {
+				t.Errorf("first timestamp = %d, want StartTimestamp %d", aus[0].TS, start)
 			}
 			wrapped := false
 			for i, a := range aus {
-				frame := (a.ts - start) / ticksPerFrame
+				frame := (a.TS - start) / ticksPerFrame
 				want := tt.clip.aus[frame%clipFrames]
-				if !slices.EqualFunc(a.nalus, want, bytes.Equal) {
+				if !slices.EqualFunc(a.NALUs, want, bytes.Equal) {
 					t.Errorf("access unit %d (frame %d) differs from the clip", i, frame)
 				}
 				if i == 0 {
 					continue
 				}
-				if d := a.ts - aus[i-1].ts; d != ticksPerFrame {
+				if d := a.TS - aus[i-1].TS; d != ticksPerFrame {
 					t.Errorf("access unit %d: timestamp step %d, want %d", i, d, ticksPerFrame)
 				}
-				if a.ts < aus[i-1].ts {
+				if a.TS < aus[i-1].TS {
 					wrapped = true
 				}
 			}
 			if !wrapped {
 				t.Error("timestamps never wrapped")
 			}
-			if !isRandomAccess(aus[100].nalus) {
+			if !stream.IsKey(aus[100].NALUs) {
 				t.Error("frame 100 (clip loop) is not an IDR")
 			}
 			if n := s.Frames(1, tt.stream); n < 105 {
@@ -323,10 +315,10 @@ func TestFFprobe(t *testing.T) {
 func TestDisconnect(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, Config{N: 2})
-	p1 := play(t, s.URL(1, StreamMain))
-	p2 := play(t, s.URL(2, StreamMain))
-	p1.next(t)
-	p2.next(t)
+	p1 := rtsptest.Play(t, s.URL(1, StreamMain))
+	p2 := rtsptest.Play(t, s.URL(2, StreamMain))
+	p1.NextPacket(t)
+	p2.NextPacket(t)
 
 	// A client that described camera 1 before the fault, to SETUP after it.
 	u, err := base.ParseURL(s.URL(1, StreamMain))
@@ -346,39 +338,36 @@ func TestDisconnect(t *testing.T) {
 
 	s.SetFault(1, FaultDisconnect)
 	select {
-	case err := <-p1.done:
-		p1.done <- err
-		t.Logf("camera 1 session ended: %v", err)
+	case <-p1.Done():
+		t.Logf("camera 1 session ended: %v", p1.Err())
 	case <-time.After(waitLong):
 		t.Fatal("camera 1 session still open after FaultDisconnect")
 	}
 
 	// Camera 2 is untouched: its session is open and packets still come.
-	for len(p2.pkts) > 0 {
-		<-p2.pkts
-	}
-	p2.next(t)
+	p2.Drain()
+	p2.NextPacket(t)
 	select {
-	case err := <-p2.done:
-		t.Fatalf("camera 2 session ended: %v", err)
+	case <-p2.Done():
+		t.Fatalf("camera 2 session ended: %v", p2.Err())
 	default:
 	}
 
 	// New sessions of camera 1 are refused, at DESCRIBE and at SETUP.
-	if got := statusOf(describeErr(t, s.URL(1, StreamMain))); got != base.StatusServiceUnavailable {
+	if got := rtsptest.StatusOf(rtsptest.Describe(t, s.URL(1, StreamMain))); got != base.StatusServiceUnavailable {
 		t.Errorf("DESCRIBE while disconnected: status %d, want 503", got)
 	}
-	if got := statusOf(describeErr(t, s.URL(1, StreamSub))); got != base.StatusServiceUnavailable {
+	if got := rtsptest.StatusOf(rtsptest.Describe(t, s.URL(1, StreamSub))); got != base.StatusServiceUnavailable {
 		t.Errorf("DESCRIBE sub while disconnected: status %d, want 503", got)
 	}
-	if _, err := late.Setup(desc.BaseURL, desc.Medias[0], 0, 0); statusOf(err) != base.StatusServiceUnavailable {
+	if _, err := late.Setup(desc.BaseURL, desc.Medias[0], 0, 0); rtsptest.StatusOf(err) != base.StatusServiceUnavailable {
 		t.Errorf("SETUP while disconnected: %v, want status 503", err)
 	}
 
 	// Cleared, camera 1 serves again.
 	s.SetFault(1, FaultNone)
-	p3 := play(t, s.URL(1, StreamMain))
-	p3.accessUnits(t, 1)
+	p3 := rtsptest.Play(t, s.URL(1, StreamMain))
+	p3.AccessUnits(t, 1)
 }
 
 func TestStall(t *testing.T) {
@@ -398,25 +387,19 @@ func TestStall(t *testing.T) {
 				cfg.Fault = FaultStall
 			}
 			s := startSim(t, cfg)
-			p := play(t, s.URL(1, StreamMain))
+			p := rtsptest.Play(t, s.URL(1, StreamMain))
 			if !tt.atStart {
-				p.next(t)
+				p.NextPacket(t)
 				s.SetFault(1, FaultStall)
-				p.quiet(t, 400*time.Millisecond) // packets already in flight
+				p.Quiet(t, 400*time.Millisecond) // packets already in flight
 			}
 			before := s.Frames(1, StreamMain)
-			select {
-			case pkt := <-p.pkts:
-				t.Fatalf("packet (ts %d) during a stall", pkt.Timestamp)
-			case err := <-p.done:
-				t.Fatalf("session ended during a stall: %v", err)
-			case <-time.After(20 * frameDuration):
-			}
+			p.NoPacketFor(t, 20*frameDuration) // a stall
 			if got := s.Frames(1, StreamMain); got != before {
 				t.Errorf("Frames went from %d to %d during a stall", before, got)
 			}
 			s.SetFault(1, FaultNone)
-			p.accessUnits(t, 1) // the same session resumes, from the next IDR
+			p.AccessUnits(t, 1) // the same session resumes, from the next IDR
 		})
 	}
 }
@@ -427,11 +410,11 @@ func TestStall(t *testing.T) {
 func lossRun(t *testing.T) (seqs []uint16, received, lost int, insideFUA bool) {
 	const start = 90000
 	s := startSim(t, Config{Fault: FaultLoss, StartTimestamp: start})
-	p := play(t, s.URL(1, StreamMain))
+	p := rtsptest.Play(t, s.URL(1, StreamMain))
 	var prevSeq uint16
 	var prevTS uint32
 	for {
-		pkt := p.next(t)
+		pkt := p.NextPacket(t)
 		if (pkt.Timestamp-start)/ticksPerFrame >= clipFrames {
 			return seqs, received, lost, insideFUA
 		}
@@ -511,30 +494,23 @@ func TestSlices(t *testing.T) {
 				cfg.Fault = FaultSlices
 			}
 			s := startSim(t, cfg)
-			p := play(t, s.URL(1, tt.stream))
+			p := rtsptest.Play(t, s.URL(1, tt.stream))
 			if !tt.atStart {
-				p.accessUnits(t, 1)
+				p.AccessUnits(t, 1)
 				s.SetFault(1, FaultSlices)
 				// The switch waits for the next GOP: skip single-slice AUs.
-				dec, err := p.forma.CreateDecoder()
-				if err != nil {
-					t.Fatal(err)
-				}
 				for {
-					nalus, err := dec.Decode(p.next(t))
-					if err != nil {
-						continue
-					}
+					nalus := p.Next(t).NALUs
 					if countSlices(nalus) != 1 {
-						if !isRandomAccess(nalus) {
+						if !stream.IsKey(nalus) {
 							t.Fatal("clip switched in the middle of a GOP")
 						}
 						break
 					}
 				}
 			}
-			for i, a := range p.accessUnits(t, 30) {
-				if got := countSlices(a.nalus); got != tt.wantSlices {
+			for i, a := range p.AccessUnits(t, 30) {
+				if got := countSlices(a.NALUs); got != tt.wantSlices {
 					t.Fatalf("access unit %d: %d slices, want %d", i, got, tt.wantSlices)
 				}
 			}
@@ -572,14 +548,14 @@ func TestCredentials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.wantStatus != 0 {
-				if got := statusOf(describeErr(t, tt.url)); got != tt.wantStatus {
+				if got := rtsptest.StatusOf(rtsptest.Describe(t, tt.url)); got != tt.wantStatus {
 					t.Errorf("DESCRIBE status %d, want %d", got, tt.wantStatus)
 				}
 				return
 			}
-			p := play(t, tt.url)
-			p.accessUnits(t, 1)
-			p.close()
+			p := rtsptest.Play(t, tt.url)
+			p.AccessUnits(t, 1)
+			p.Close()
 		})
 	}
 	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
@@ -600,7 +576,7 @@ func TestUnknownPath(t *testing.T) {
 	tests := []string{"/cam/3/main", "/cam/0/main", "/cam/1/hd", "/cam/1", "/foo", "/"}
 	for _, path := range tests {
 		t.Run(path, func(t *testing.T) {
-			if got := statusOf(describeErr(t, base+path)); got != 404 {
+			if got := rtsptest.StatusOf(rtsptest.Describe(t, base+path)); got != 404 {
 				t.Errorf("DESCRIBE %s: status %d, want 404", path, got)
 			}
 		})
@@ -612,8 +588,8 @@ func TestUnknownPath(t *testing.T) {
 func TestIdle(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, Config{N: 20})
-	p := play(t, s.URL(3, StreamSub))
-	p.accessUnits(t, 2)
+	p := rtsptest.Play(t, s.URL(3, StreamSub))
+	p.AccessUnits(t, 2)
 	for cam := 1; cam <= 20; cam++ {
 		for _, st := range []string{StreamMain, StreamSub} {
 			got := s.Frames(cam, st)
@@ -625,7 +601,7 @@ func TestIdle(t *testing.T) {
 	if got := s.Frames(21, StreamMain) + s.Frames(1, "hd"); got != 0 {
 		t.Errorf("Frames of unknown streams = %d, want 0", got)
 	}
-	p.close()
+	p.Close()
 	f := s.feed(3, StreamSub)
 	waitFor(t, "reader gone", func() bool { return f.readers.Load() == 0 })
 	before := s.Frames(3, StreamSub)

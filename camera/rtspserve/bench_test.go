@@ -22,6 +22,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 
 	"gridwatch/camera/stream"
+	"gridwatch/internal/testtool"
 )
 
 // benchClip is a realistic camera stream: 640x360, 25 fps, 1 s GOP,
@@ -75,17 +76,9 @@ func benchFanOut(b *testing.B, c *clip, mode string, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(ctx) }()
+		stop = testtool.Run(b, waitLong, srv.Run)
 		addr, readerMode = srv.Addr(), "rtsp"
 		written = func() (int64, int64) { st := srv.Stats(); return st.Bytes, st.Writes }
-		stop = func() {
-			cancel()
-			if err := <-done; err != nil {
-				b.Error(err)
-			}
-		}
 	default:
 		r := startRelay(b, hub, c)
 		addr, readerMode = r.ln.Addr().String(), "raw"

@@ -2,7 +2,6 @@ package rtspserve
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,24 +17,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/pion/rtp"
 	"go.uber.org/goleak"
 
 	"gridwatch"
 	"gridwatch/camera/stream"
 	"gridwatch/internal/testtool"
+
+	"gridwatch/camera/internal/rtsptest"
 )
 
 // waitLong bounds every wait for something that should happen within a few
-// pictures; generous so that -race on a busy machine does not flake.
-const waitLong = 10 * time.Second
+// pictures.
+const waitLong = rtsptest.WaitLong
 
 // Tokens the fake Access knows. Each is long and unique, so that finding one
 // in a log is never a coincidence.
@@ -436,27 +431,16 @@ func startEnv(t testing.TB, o envOptions) *env {
 		}
 	}
 	e.srv = srv
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	stopRun := testtool.Run(t, waitLong, srv.Run)
 	var once sync.Once
-	e.stop = func() { once.Do(func() { e.shutdown(t, cancel, done) }) }
+	e.stop = func() { once.Do(func() { stopRun(); e.checkAfterRun(t) }) }
 	t.Cleanup(e.stop)
 	return e
 }
 
-// shutdown stops Run and checks what must hold after it.
-func (e *env) shutdown(t testing.TB, cancel func(), done <-chan error) {
+// checkAfterRun checks what must hold once Run has returned.
+func (e *env) checkAfterRun(t testing.TB) {
 	t.Helper()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(waitLong):
-		t.Fatalf("Run did not return %v after cancel", waitLong)
-	}
 	e.fakes.check(t)
 	if st := e.srv.Stats(); st.Sessions != 0 {
 		t.Errorf("Stats().Sessions = %d after Run, want 0", st.Sessions)
@@ -594,142 +578,4 @@ func (c *rawClient) frame(t testing.TB) *base.InterleavedFrame {
 		t.Fatalf("read frame: %v", err)
 	}
 	return &f
-}
-
-// gotAU is an access unit a player received.
-type gotAU struct {
-	ts    uint32
-	ssrc  uint32
-	nalus [][]byte
-	at    time.Time
-}
-
-// player is a gortsplib client playing one stream over TCP, decoding its
-// RTP into access units.
-type player struct {
-	c     *gortsplib.Client
-	media *description.Media
-	forma *format.H264
-	aus   chan gotAU
-	done  chan error
-	stop  chan struct{}
-	once  sync.Once
-	errs  atomic.Int64 // RTP that did not decode
-}
-
-// tryPlay DESCRIBEs, SETUPs and PLAYs rawURL with a gortsplib client.
-func tryPlay(rawURL string) (*player, error) {
-	u, err := base.ParseURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	tcp := gortsplib.TransportTCP
-	p := &player{
-		c:    &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp, ReadTimeout: waitLong},
-		aus:  make(chan gotAU, 4096),
-		done: make(chan error, 1),
-		stop: make(chan struct{}),
-	}
-	if err := p.c.Start2(); err != nil {
-		return nil, err
-	}
-	desc, _, err := p.c.Describe(u)
-	if err != nil {
-		p.c.Close()
-		return nil, err
-	}
-	p.media = desc.FindFormat(&p.forma)
-	if p.media == nil {
-		p.c.Close()
-		return nil, errors.New("no H.264 media in the SDP")
-	}
-	if _, err := p.c.Setup(desc.BaseURL, p.media, 0, 0); err != nil {
-		p.c.Close()
-		return nil, err
-	}
-	dec, err := p.forma.CreateDecoder()
-	if err != nil {
-		p.c.Close()
-		return nil, err
-	}
-	p.c.OnPacketRTP(p.media, p.forma, func(pkt *rtp.Packet) {
-		nalus, err := dec.Decode(pkt)
-		if err != nil {
-			if !errors.Is(err, rtph264.ErrMorePacketsNeeded) {
-				p.errs.Add(1)
-			}
-			return
-		}
-		cp := make([][]byte, len(nalus))
-		for i, n := range nalus {
-			cp[i] = bytes.Clone(n)
-		}
-		select {
-		case p.aus <- gotAU{ts: pkt.Timestamp, ssrc: pkt.SSRC, nalus: cp, at: time.Now()}:
-		case <-p.stop:
-		}
-	})
-	if _, err := p.c.Play(nil); err != nil {
-		p.c.Close()
-		return nil, err
-	}
-	go func() { p.done <- p.c.Wait() }()
-	return p, nil
-}
-
-// startPlayer plays rawURL; it fails the test on error and closes the
-// player at cleanup.
-func startPlayer(t testing.TB, rawURL string) *player {
-	t.Helper()
-	p, err := tryPlay(rawURL)
-	if err != nil {
-		t.Fatalf("play: %v", err)
-	}
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *player) close() {
-	p.once.Do(func() {
-		close(p.stop)
-		p.c.Close()
-		<-p.done
-	})
-}
-
-// next returns the next access unit, failing the test after waitLong.
-func (p *player) next(t testing.TB) gotAU {
-	t.Helper()
-	select {
-	case au := <-p.aus:
-		return au
-	case err := <-p.done:
-		p.done <- err
-		t.Fatalf("session ended while waiting for a picture: %v", err)
-	case <-time.After(waitLong):
-		t.Fatalf("no picture within %v", waitLong)
-	}
-	return gotAU{}
-}
-
-// statusOfClientErr returns the RTSP status in a gortsplib client error, or 0.
-func statusOfClientErr(err error) base.StatusCode {
-	var bad liberrors.ErrClientBadStatusCode
-	if errors.As(err, &bad) {
-		return bad.Code
-	}
-	return 0
-}
-
-// equalNALUs reports whether two access units have the same NAL units.
-func equalNALUs(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ import (
 
 	"gridwatch"
 	"gridwatch/camera/stream"
+
+	"gridwatch/camera/internal/rtsptest"
 )
 
 var smallClip = clipSpec{size: "320x180"}
@@ -35,52 +38,52 @@ func TestPlayStartsFromCachedGOP(t *testing.T) {
 	src.publish(5) // a keyframe and 4 pictures after it, then nothing
 
 	start := time.Now()
-	p := startPlayer(t, e.url("/cameras/1", goodToken))
+	p := rtsptest.Play(t, e.url("/cameras/1", goodToken))
 	if got := e.srv.Stats().Sessions; got != 1 {
 		t.Errorf("Stats().Sessions = %d while playing, want 1", got)
 	}
-	first := p.next(t)
+	first := p.Next(t)
 	if wait := time.Since(start); wait > 500*time.Millisecond {
 		t.Errorf("first picture after %v, want it at once (< 500ms; the next keyframe is 1 s away)", wait)
 	}
-	if !stream.IsKey(first.nalus) {
-		t.Fatalf("first picture is not an IDR: NAL types %v", naluTypes(first.nalus))
+	if !stream.IsKey(first.NALUs) {
+		t.Fatalf("first picture is not an IDR: NAL types %v", naluTypes(first.NALUs))
 	}
-	if !equalNALUs(first.nalus, c.pics[0].nalus) {
+	if !slices.EqualFunc(first.NALUs, c.pics[0].nalus, bytes.Equal) {
 		t.Fatalf("first picture differs from the published keyframe")
 	}
 	for i := 1; i < 5; i++ {
-		au := p.next(t)
-		if d := int64(au.ts - first.ts); d != int64(i)*3600 {
+		au := p.Next(t)
+		if d := int64(au.TS - first.TS); d != int64(i)*3600 {
 			t.Fatalf("cached picture %d: timestamp +%d, want +%d", i, d, i*3600)
 		}
 	}
 
 	// Live from here: every picture arrives, intact, in order.
 	src.run(t, 10*time.Millisecond)
-	prev := first.ts + 4*3600
+	prev := first.TS + 4*3600
 	for range 60 {
-		au := p.next(t)
-		if d := int32(au.ts - prev); d <= 0 {
-			t.Fatalf("timestamp went from %d to %d", prev, au.ts)
+		au := p.Next(t)
+		if d := int32(au.TS - prev); d <= 0 {
+			t.Fatalf("timestamp went from %d to %d", prev, au.TS)
 		}
-		prev = au.ts
-		pts := int64(au.ts - first.ts)
+		prev = au.TS
+		pts := int64(au.TS - first.TS)
 		if pts%3600 != 0 {
 			t.Fatalf("timestamp +%d is not on the 25 fps grid", pts)
 		}
-		if want := src.picture(pts); !equalNALUs(au.nalus, want.nalus) {
+		if want := src.picture(pts); !slices.EqualFunc(au.NALUs, want.nalus, bytes.Equal) {
 			t.Fatalf("picture at +%d differs from the one published", pts)
 		}
 	}
-	if n := p.errs.Load(); n != 0 {
+	if n := p.DecodeErrors.Load(); n != 0 {
 		t.Errorf("%d RTP packets did not decode", n)
 	}
 	st := e.srv.Stats()
 	if st.Packets == 0 || st.Bytes == 0 || st.Writes == 0 || st.Writes > st.Packets {
 		t.Errorf("Stats = %+v, want packets, bytes and no more writes than packets", st)
 	}
-	p.close()
+	p.Close()
 	e.fakes.waitRelease(t, 1)
 	if got := e.srv.Stats().Sessions; got != 0 {
 		t.Errorf("Stats().Sessions = %d after the client left, want 0", got)
@@ -93,13 +96,13 @@ func TestSessionsHaveOwnSSRC(t *testing.T) {
 	e := startEnv(t, envOptions{})
 	src := newSource(e.main, c)
 	src.publish(1)
-	p1 := startPlayer(t, e.url("/cameras/1", goodToken))
-	p2 := startPlayer(t, e.url("/cameras/1", goodToken))
-	a, b := p1.next(t), p2.next(t)
-	if a.ssrc == b.ssrc {
-		t.Errorf("both sessions have SSRC %08x", a.ssrc)
+	p1 := rtsptest.Play(t, e.url("/cameras/1", goodToken))
+	p2 := rtsptest.Play(t, e.url("/cameras/1", goodToken))
+	a, b := p1.Next(t), p2.Next(t)
+	if a.SSRC == b.SSRC {
+		t.Errorf("both sessions have SSRC %08x", a.SSRC)
 	}
-	if !equalNALUs(a.nalus, b.nalus) {
+	if !slices.EqualFunc(a.NALUs, b.NALUs, bytes.Equal) {
 		t.Errorf("the sessions got different first pictures")
 	}
 }
@@ -232,8 +235,8 @@ func TestSubStreamAndSetupWithoutDescribe(t *testing.T) {
 	e := startEnv(t, envOptions{})
 	newSource(e.sub, c).publish(3)
 
-	p := startPlayer(t, e.url("/cameras/1/sub", goodToken))
-	if au := p.next(t); !stream.IsKey(au.nalus) {
+	p := rtsptest.Play(t, e.url("/cameras/1/sub", goodToken))
+	if au := p.Next(t); !stream.IsKey(au.NALUs) {
 		t.Fatalf("first picture of the sub stream is not an IDR")
 	}
 	e.fakes.mu.Lock()
@@ -419,11 +422,11 @@ func TestBasicCredentialsPlay(t *testing.T) {
 	c := testClip(t, smallClip)
 	e := startEnv(t, envOptions{})
 	newSource(e.main, c).publish(2)
-	p := startPlayer(t, "rtsp://someone:"+goodToken+"@"+e.srv.Addr()+"/cameras/1")
-	if au := p.next(t); !stream.IsKey(au.nalus) {
+	p := rtsptest.Play(t, "rtsp://someone:"+goodToken+"@"+e.srv.Addr()+"/cameras/1")
+	if au := p.Next(t); !stream.IsKey(au.NALUs) {
 		t.Fatal("first picture is not an IDR")
 	}
-	if _, err := tryPlay("rtsp://someone:" + badToken + "@" + e.srv.Addr() + "/cameras/1"); statusOfClientErr(err) != base.StatusUnauthorized {
+	if _, err := rtsptest.TryPlay("rtsp://someone:" + badToken + "@" + e.srv.Addr() + "/cameras/1"); rtsptest.StatusOf(err) != base.StatusUnauthorized {
 		t.Errorf("bad password: %v, want 401", err)
 	}
 }
@@ -580,36 +583,40 @@ func TestStalledClientDoesNotSlowOthers(t *testing.T) {
 
 	stalled := dialRaw(t, e.srv.Addr(), 4<<10)
 	stalled.play(t, e, "/cameras/1", goodToken) // acquisition 1; never read again
-	fast := startPlayer(t, e.url("/cameras/1", goodToken))
+	fast := rtsptest.Play(t, e.url("/cameras/1", goodToken))
 
 	const interval = 20 * time.Millisecond
 	src.run(t, interval)
-	first := fast.next(t)
+	first := fast.Next(t)
 	want := int64(0) // next PTS the fast client must get
-	if !stream.IsKey(first.nalus) {
+	if !stream.IsKey(first.NALUs) {
 		t.Fatal("fast client's first picture is not an IDR")
 	}
 	want += 3600
 	released := false
 	var maxLag time.Duration
-	deadline := time.After(3 * waitLong)
+	// The publisher runs on, so the fast client's next picture is never
+	// far off: the release and the deadline are looked at after each.
+	deadline := time.Now().Add(3 * waitLong)
 	for !released || want < 150*3600 {
+		au := fast.Next(t)
+		pts := int64(au.TS - first.TS)
+		if pts != want {
+			t.Fatalf("fast client got +%d, want +%d: it was skipped", pts, want)
+		}
+		src.mu.Lock()
+		lag := au.At.Sub(src.pub[pts])
+		src.mu.Unlock()
+		maxLag = max(maxLag, lag)
+		want += 3600
 		select {
-		case au := <-fast.aus:
-			pts := int64(au.ts - first.ts)
-			if pts != want {
-				t.Fatalf("fast client got +%d, want +%d: it was skipped", pts, want)
-			}
-			src.mu.Lock()
-			lag := au.at.Sub(src.pub[pts])
-			src.mu.Unlock()
-			maxLag = max(maxLag, lag)
-			want += 3600
 		case n := <-e.fakes.rel:
 			if n == 1 {
 				released = true
 			}
-		case <-deadline:
+		default:
+		}
+		if time.Now().After(deadline) {
 			t.Fatalf("after %v: fast client at +%d, stalled session released: %v", 3*waitLong, want, released)
 		}
 	}
@@ -813,14 +820,14 @@ func TestRevokedTokenEndsSession(t *testing.T) {
 	src := newSource(e.main, c)
 	src.publish(5)
 	src.run(t, 10*time.Millisecond)
-	p := startPlayer(t, e.url("/cameras/1", goodToken))
-	p.next(t)
+	p := rtsptest.Play(t, e.url("/cameras/1", goodToken))
+	p.Next(t)
 	e.fakes.revoked.Store(true)
 	e.fakes.waitRelease(t, 1)
 	if got := e.srv.Stats().Sessions; got != 0 {
 		t.Errorf("Stats().Sessions = %d after revocation, want 0", got)
 	}
-	p.close()
+	p.Close()
 }
 
 // watched is what Config.Watch heard of one session.
@@ -849,8 +856,8 @@ func TestWatchHearsEverySession(t *testing.T) {
 		{"sub by Basic password", "rtsp://someone:" + goodToken + "@" + e.srv.Addr() + "/cameras/1/sub", StreamSub},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startPlayer(t, tc.url)
-			p.next(t)
+			p := rtsptest.Play(t, tc.url)
+			p.Next(t)
 			var w watched
 			select {
 			case w = <-plays:
@@ -865,7 +872,7 @@ func TestWatchHearsEverySession(t *testing.T) {
 				t.Fatalf("session ended (%d bytes) while playing", n)
 			default:
 			}
-			p.close()
+			p.Close()
 			select {
 			case n := <-w.ended:
 				if n <= 0 {

@@ -15,6 +15,7 @@ import (
 
 	"gridwatch/internal/database"
 	"gridwatch/internal/testdb"
+	"gridwatch/internal/testtool"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -26,19 +27,11 @@ const wait = 15 * time.Second
 func startHub(t *testing.T, pool *pgxpool.Pool, opts HubOptions) *Hub {
 	t.Helper()
 	h := NewHub(pool, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	// A hub that ends before listening fails the test at cleanup, with
+	// Run's error.
+	t.Cleanup(testtool.Run(t, wait, h.Run))
 	select {
 	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("hub ended before listening: %v", err)
 	case <-time.After(wait):
 		t.Fatal("hub is not listening")
 	}
@@ -382,9 +375,7 @@ func TestHubRunEnds(t *testing.T) {
 	pool := testdb.New(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	h := NewHub(pool, HubOptions{RetainEvery: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
+	stop := testtool.Run(t, wait, h.Run)
 	<-h.Ready()
 	sub, err := h.Subscribe(context.Background(), nil, 0)
 	if err != nil {
@@ -392,15 +383,7 @@ func TestHubRunEnds(t *testing.T) {
 	}
 	publish(t, pool, IncidentCreated, nil, nil)
 	next(t, sub)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("Run did not return after cancel")
-	}
+	stop()
 	if _, ok := <-sub.Events(); ok || !errors.Is(sub.Err(), ErrClosed) {
 		t.Errorf("open subscription after Run: still open or %v, want ErrClosed", sub.Err())
 	}

@@ -570,29 +570,17 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	last := recs[len(recs)-1].(map[string]any)
 	to, _ := time.Parse(time.RFC3339Nano, last["to"].(string))
 
-	testtool.Require(t, "ffprobe")
 	// Exactly the indexed range: the last file may still be growing, and a
 	// wider range would take in fragments indexed after the list was read.
 	pl := fmt.Sprintf("%s/api/v1/cameras/%d/playback.m3u8?%s&token=%s", ve.srv.URL, id, q(from, to), operator)
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name,width", "-of", "json", pl).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe: %v: %s", err, out)
+	probe := testtool.FFprobe(t, "-show_entries", "format=duration:stream=codec_name,width", pl)
+	if len(probe.Streams) == 0 {
+		t.Fatalf("ffprobe: %s", probe.Out)
 	}
-	var probe struct {
-		Format  struct{ Duration string }
-		Streams []struct {
-			Codec string `json:"codec_name"`
-			Width int
-		}
-	}
-	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) == 0 {
-		t.Fatalf("ffprobe: %s", out)
-	}
-	var dur float64
-	fmt.Sscan(probe.Format.Duration, &dur)
+	dur := probe.Seconds()
 	want := to.Sub(from).Seconds()
-	if probe.Streams[0].Codec != "h264" || probe.Streams[0].Width != 640 || dur < want-1 || dur > want+1 {
-		t.Errorf("ffprobe: %s: %.2f s, want h264 640 wide, %.2f s within 1 s", out, dur, want)
+	if probe.Streams[0].CodecName != "h264" || probe.Streams[0].Width != 640 || dur < want-1 || dur > want+1 {
+		t.Errorf("ffprobe: %s: %.2f s, want h264 640 wide, %.2f s within 1 s", probe.Out, dur, want)
 	}
 	t.Logf("%d files indexed, playback %.2f s (index says %.2f s)", len(recs), dur, want)
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,34 +18,6 @@ const (
 	EventOnline  = "camera.online"
 	EventOffline = "camera.offline"
 )
-
-// Source is how the video reaches a camera: its stream URLs with their
-// credentials, which never leave the server, and whether it runs and
-// records. (camera/video hands it to the live streams: this package knows
-// nothing of them.)
-type Source struct {
-	ID      int64
-	MainURL string // with credentials; never logged
-	SubURL  string // "" when the camera has no sub stream
-	Enabled bool
-	Record  bool
-}
-
-// Stream statuses as the registry keeps them (cameras.status): a stream is
-// connecting on its first attempt, online while pictures flow, offline
-// after a failure.
-const (
-	StatusConnecting = "connecting"
-	StatusOnline     = "online"
-	StatusOffline    = "offline"
-)
-
-// StreamStatus is what the registry keeps of a stream's state.
-type StreamStatus struct {
-	Status string // StatusConnecting, StatusOnline or StatusOffline
-	Reason string // why it is offline, without credentials
-	Since  time.Time
-}
 
 // Source is how the video reaches camera id.
 func (s *Store) Source(ctx context.Context, id int64) (Source, error) {

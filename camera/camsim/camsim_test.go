@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"net"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -212,102 +209,80 @@ func TestTimestamps(t *testing.T) {
 
 func TestVDKClient(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name   string
-		cfg    Config
-		stream string
-		w, h   int
-	}{
-		{"main", Config{}, StreamMain, 640, 360},
-		{"sub", Config{}, StreamSub, 320, 180},
-		{"digest credentials", Config{Username: "vdk", Password: "vdk-pass"}, StreamMain, 640, 360},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := startSim(t, tt.cfg)
-			c, err := rtspv2.Dial(rtspv2.RTSPClientOptions{
-				URL: s.URL(1, tt.stream), DialTimeout: waitLong, ReadWriteTimeout: waitLong, DisableAudio: true,
-			})
-			if err != nil {
-				t.Fatalf("rtspv2.Dial: %v", err)
-			}
-			defer c.Close()
-			if len(c.CodecData) != 1 {
-				t.Fatalf("codec data = %d entries, want 1", len(c.CodecData))
-			}
-			cd, ok := c.CodecData[0].(h264parser.CodecData)
-			if !ok || cd.Width() != tt.w || cd.Height() != tt.h {
-				t.Fatalf("codec data = %T %v, want H.264 %dx%d (from sprop-parameter-sets)", c.CodecData[0], c.CodecData[0], tt.w, tt.h)
-			}
-			keyframes, packets := 0, 0
-			deadline := time.After(waitLong)
-			for keyframes < 1 || packets < 30 {
-				select {
-				case pkt := <-c.OutgoingPacketQueue:
-					packets++
-					if pkt.IsKeyFrame {
-						keyframes++
-					}
-				case sig := <-c.Signals:
-					if sig == rtspv2.SignalStreamRTPStop {
-						t.Fatal("vdk client stopped")
-					}
-				case <-deadline:
-					t.Fatalf("got %d packets, %d keyframes in %v", packets, keyframes, waitLong)
-				}
-			}
+	eachStream(t, "vdk", nil, func(t *testing.T, s *Sim, tt streamCase) {
+		c, err := rtspv2.Dial(rtspv2.RTSPClientOptions{
+			URL: s.URL(1, tt.stream), DialTimeout: waitLong, ReadWriteTimeout: waitLong, DisableAudio: true,
 		})
-	}
+		if err != nil {
+			t.Fatalf("rtspv2.Dial: %v", err)
+		}
+		defer c.Close()
+		if len(c.CodecData) != 1 {
+			t.Fatalf("codec data = %d entries, want 1", len(c.CodecData))
+		}
+		cd, ok := c.CodecData[0].(h264parser.CodecData)
+		if !ok || cd.Width() != tt.w || cd.Height() != tt.h {
+			t.Fatalf("codec data = %T %v, want H.264 %dx%d (from sprop-parameter-sets)", c.CodecData[0], c.CodecData[0], tt.w, tt.h)
+		}
+		keyframes, packets := 0, 0
+		deadline := time.After(waitLong)
+		for keyframes < 1 || packets < 30 {
+			select {
+			case pkt := <-c.OutgoingPacketQueue:
+				packets++
+				if pkt.IsKeyFrame {
+					keyframes++
+				}
+			case sig := <-c.Signals:
+				if sig == rtspv2.SignalStreamRTPStop {
+					t.Fatal("vdk client stopped")
+				}
+			case <-deadline:
+				t.Fatalf("got %d packets, %d keyframes in %v", packets, keyframes, waitLong)
+			}
+		}
+	})
 }
 
 func TestFFprobe(t *testing.T) {
 	t.Parallel()
-	ffprobe := testtool.Require(t, "ffprobe")
-	tests := []struct {
-		name   string
-		cfg    Config
-		stream string
-		w, h   int
-	}{
+	testtool.Require(t, "ffprobe")
+	sliced := streamCase{"slices", Config{Fault: FaultSlices}, StreamMain, 640, 360}
+	eachStream(t, "ff", []streamCase{sliced}, func(t *testing.T, s *Sim, tt streamCase) {
+		got := testtool.FFprobe(t, "-rtsp_transport", "tcp",
+			"-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height", s.URL(1, tt.stream))
+		if len(got.Streams) != 1 {
+			t.Fatalf("ffprobe streams = %d, want 1: %s", len(got.Streams), got.Out)
+		}
+		st := got.Streams[0]
+		if st.CodecName != "h264" || st.Width != tt.w || st.Height != tt.h {
+			t.Errorf("ffprobe = %s %dx%d, want h264 %dx%d", st.CodecName, st.Width, st.Height, tt.w, tt.h)
+		}
+	})
+}
+
+// streamCase is a stream a client must read from a Sim set up by cfg, and
+// the picture size it must find.
+type streamCase struct {
+	name   string
+	cfg    Config
+	stream string
+	w, h   int
+}
+
+// eachStream runs check, in parallel, against the main and the sub
+// stream, a camera that asks user for a password, and the extra cases,
+// each on a Sim of its own.
+func eachStream(t *testing.T, user string, extra []streamCase, check func(*testing.T, *Sim, streamCase)) {
+	cases := append([]streamCase{
 		{"main", Config{}, StreamMain, 640, 360},
 		{"sub", Config{}, StreamSub, 320, 180},
-		{"credentials", Config{Username: "ff", Password: "ff-pass"}, StreamMain, 640, 360},
-		{"slices", Config{Fault: FaultSlices}, StreamMain, 640, 360},
-	}
-	for _, tt := range tests {
+		{"credentials", Config{Username: user, Password: user + "-pass"}, StreamMain, 640, 360},
+	}, extra...)
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := startSim(t, tt.cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*waitLong)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-rtsp_transport", "tcp",
-				"-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height",
-				"-of", "json", s.URL(1, tt.stream)).Output()
-			if err != nil {
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					t.Logf("ffprobe stderr: %s", ee.Stderr)
-				}
-				t.Fatalf("ffprobe: %v", err)
-			}
-			var got struct {
-				Streams []struct {
-					CodecName string `json:"codec_name"`
-					Width     int    `json:"width"`
-					Height    int    `json:"height"`
-				} `json:"streams"`
-			}
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("ffprobe output %q: %v", out, err)
-			}
-			if len(got.Streams) != 1 {
-				t.Fatalf("ffprobe streams = %d, want 1: %s", len(got.Streams), out)
-			}
-			st := got.Streams[0]
-			if st.CodecName != "h264" || st.Width != tt.w || st.Height != tt.h {
-				t.Errorf("ffprobe = %s %dx%d, want h264 %dx%d", st.CodecName, st.Width, st.Height, tt.w, tt.h)
-			}
+			check(t, startSim(t, tt.cfg), tt)
 		})
 	}
 }

@@ -35,30 +35,7 @@ type benchRig struct {
 
 func startBenchRig(b *testing.B, cameras int) *benchRig {
 	b.Helper()
-	sim, err := camsim.New(camsim.Config{N: cameras, Addr: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	src := &sources{all: map[int64]Source{}}
-	for i := 1; i <= cameras; i++ {
-		src.all[int64(i)] = Source{ID: int64(i), MainURL: sim.URL(i, "main"), SubURL: sim.URL(i, "sub"), Enabled: true}
-	}
-	r := &rig{sim: sim}
-	r.m = NewManager(Config{Sources: src, Idle: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
-	go func() { defer wg.Done(); _ = r.m.Run(ctx) }()
-	for {
-		r.m.mu.Lock()
-		ok := r.m.ctx != nil
-		r.m.mu.Unlock()
-		if ok {
-			break
-		}
-		waitBriefly()
-	}
+	r := newRig(b, camsim.Config{N: cameras, Addr: "127.0.0.1:0"}, Config{Idle: time.Minute})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		id, _ := strconv.ParseInt(strings.TrimPrefix(req.URL.Path, "/live/"), 10, 64)
 		hub, release, err := r.m.Acquire(req.Context(), id, Main)
@@ -76,10 +53,9 @@ func startBenchRig(b *testing.B, cameras int) *benchRig {
 		_ = ServeMSE(ctx, hub, wsBench{c}, func() (pull.State, bool) { return r.m.State(id, Main) })
 	}))
 	b.Cleanup(func() {
+		// Before the rig's cleanup: the viewers' handlers end first.
 		srv.CloseClientConnections()
-		cancel()
 		srv.Close()
-		wg.Wait()
 	})
 	return &benchRig{rig: r, srv: srv}
 }

@@ -62,23 +62,33 @@ type stateChange struct {
 
 func startRig(t *testing.T, n int, fault camsim.Fault, pc pull.Config) *rig {
 	t.Helper()
-	sim, err := camsim.New(camsim.Config{N: n, Addr: "127.0.0.1:0", Username: "cam", Password: "s3cret-cam", Fault: fault, StartTimestamp: 0xFFFFFFFF - 90000})
+	states := make(chan stateChange, 100)
+	r := newRig(t, camsim.Config{N: n, Addr: "127.0.0.1:0", Username: "cam", Password: "s3cret-cam", Fault: fault, StartTimestamp: 0xFFFFFFFF - 90000},
+		Config{Idle: time.Minute, Pull: pc, OnState: func(_ context.Context, k Key, st pull.State) { states <- stateChange{k, st} }})
+	r.states = states
+	return r
+}
+
+// newRig runs simulated cameras and a manager of their streams (cfg, its
+// Sources filled in) until the test ends; it returns once the manager
+// takes Acquire calls.
+func newRig(tb testing.TB, simCfg camsim.Config, cfg Config) *rig {
+	tb.Helper()
+	sim, err := camsim.New(simCfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	src := &sources{all: map[int64]Source{}}
-	for i := 1; i <= n; i++ {
+	for i := 1; i <= simCfg.N; i++ {
 		src.all[int64(i)] = Source{ID: int64(i), MainURL: sim.URL(i, "main"), SubURL: sim.URL(i, "sub"), Enabled: true}
 	}
-	r := &rig{sim: sim, states: make(chan stateChange, 100)}
-	r.m = NewManager(Config{Sources: src, Idle: time.Minute, Pull: pc,
-		OnState: func(_ context.Context, k Key, st pull.State) { r.states <- stateChange{k, st} }})
+	cfg.Sources = src
+	r := &rig{sim: sim, m: NewManager(cfg)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
-	go func() { defer wg.Done(); _ = r.m.Run(ctx) }()
-	t.Cleanup(func() {
+	wg.Go(func() { _ = sim.Run(ctx) })
+	wg.Go(func() { _ = r.m.Run(ctx) })
+	tb.Cleanup(func() {
 		cancel()
 		wg.Wait()
 	})
@@ -92,7 +102,7 @@ func startRig(t *testing.T, n int, fault camsim.Fault, pc pull.Config) *rig {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("manager did not start")
+			tb.Fatal("manager did not start")
 		}
 		waitBriefly()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
+	"gridwatch/camera/internal/cliptest"
 	"gridwatch/camera/stream"
 	"gridwatch/geo"
 	"gridwatch/internal/testdb"
@@ -30,14 +31,7 @@ type clipFeed struct {
 
 func newClipFeed(t *testing.T, t0 time.Time) *clipFeed {
 	t.Helper()
-	aus, err := camsim.ClipAccessUnits(camsim.ClipMain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params, err := stream.NewParams(aus[0][0], aus[0][1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	aus, params := cliptest.Clip(t, camsim.ClipMain)
 	return &clipFeed{aus: aus, params: params, t0: t0}
 }
 
@@ -66,6 +60,23 @@ func diskCamera(t *testing.T) (*pgxpool.Pool, *camera.Camera) {
 	return pool, cam
 }
 
+// diskRecorder is a recorder whose free space is what free says, with a
+// floor of 1 GiB and one-second fragments unless cfg says otherwise, and
+// the writer of cam's files.
+func diskRecorder(t *testing.T, pool *pgxpool.Pool, cam *camera.Camera, free *atomic.Uint64, cfg Config) (*Recorder, *fileWriter) {
+	t.Helper()
+	cfg.Dir = t.TempDir()
+	if cfg.FragmentDuration == 0 {
+		cfg.FragmentDuration = time.Second
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 1 << 30
+	}
+	cfg.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
+	r := NewRecorder(cfg, NewStore(pool))
+	return r, &fileWriter{r: r, camera: cam.ID, log: r.cfg.Logger}
+}
+
 // TestDiskFull: a write that fails for want of space (the kernel's own
 // ENOSPC, from /dev/full) stops recording cleanly — the file keeps its
 // whole fragments and is indexed, the state, the event and the metric say
@@ -78,14 +89,12 @@ func TestDiskFull(t *testing.T) {
 	free.Store(10 << 30)
 	var mu sync.Mutex
 	var told []string
-	r := NewRecorder(Config{Dir: t.TempDir(), FragmentDuration: time.Second, FileDuration: time.Minute, MinFreeBytes: 1 << 30,
-		FreeSpace: func(string) (uint64, error) { return free.Load(), nil },
+	r, w := diskRecorder(t, pool, cam, &free, Config{FileDuration: time.Minute,
 		OnDisk: func(st DiskState) {
 			mu.Lock()
 			defer mu.Unlock()
 			told = append(told, st.State)
-		}}, NewStore(pool))
-	w := &fileWriter{r: r, camera: cam.ID, log: r.cfg.Logger}
+		}})
 	feed := newClipFeed(t, time.Now().Add(-time.Minute).Truncate(time.Millisecond))
 	// Three seconds: a file with two fragments written and indexed (open).
 	for range 75 {
@@ -175,9 +184,7 @@ func TestDiskFloor(t *testing.T) {
 	ctx := context.Background()
 	var free atomic.Uint64
 	free.Store(10 << 30)
-	r := NewRecorder(Config{Dir: t.TempDir(), FragmentDuration: time.Second, MinFreeBytes: 1 << 30,
-		FreeSpace: func(string) (uint64, error) { return free.Load(), nil }}, NewStore(pool))
-	w := &fileWriter{r: r, camera: cam.ID, log: r.cfg.Logger}
+	r, w := diskRecorder(t, pool, cam, &free, Config{})
 	feed := newClipFeed(t, time.Now().Add(-time.Minute).Truncate(time.Millisecond))
 	for range 60 {
 		if err := w.add(ctx, feed.next()); err != nil {
@@ -217,12 +224,10 @@ func TestDiskFullBeforeAFile(t *testing.T) {
 	ctx := context.Background()
 	var free atomic.Uint64
 	free.Store(100 << 20)
-	r := NewRecorder(Config{Dir: t.TempDir(), FragmentDuration: time.Second, MinFreeBytes: 1 << 30,
-		FreeSpace: func(string) (uint64, error) { return free.Load(), nil }}, NewStore(pool))
+	r, w := diskRecorder(t, pool, cam, &free, Config{})
 	if st := r.CheckDisk(ctx); st.State != DiskFull {
 		t.Fatalf("state %+v", st)
 	}
-	w := &fileWriter{r: r, camera: cam.ID, log: r.cfg.Logger}
 	feed := newClipFeed(t, time.Now().Add(-time.Minute).Truncate(time.Millisecond))
 	first := feed.next()
 	for au := first; feed.n < 40; au = feed.next() {

@@ -17,6 +17,7 @@ import (
 	"gridwatch"
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
+	"gridwatch/camera/internal/cliptest"
 	"gridwatch/camera/record"
 	"gridwatch/camera/stream"
 	"gridwatch/geo"
@@ -51,14 +52,7 @@ func newFootage(t testing.TB) *footage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aus, err := camsim.ClipAccessUnits(camsim.ClipMain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params, err := stream.NewParams(aus[0][0], aus[0][1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	aus, params := cliptest.Clip(t, camsim.ClipMain)
 	return &footage{t: t, dir: t.TempDir(), store: record.NewStore(pool), pool: pool, cam: cam.ID, aus: aus, params: params}
 }
 

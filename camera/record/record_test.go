@@ -2,7 +2,6 @@ package record_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,26 +143,14 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 	if err := os.WriteFile(plPath, pl, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testtool.Require(t, "ffprobe")
-	out, err := exec.Command("ffprobe", "-v", "error", "-allowed_extensions", "ALL", "-show_entries", "format=duration:stream=codec_name,width",
-		"-of", "json", plPath).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe: %v: %s\n%s", err, out, pl)
+	probe := testtool.FFprobe(t, "-allowed_extensions", "ALL", "-show_entries", "format=duration:stream=codec_name,width", plPath)
+	if len(probe.Streams) == 0 {
+		t.Fatalf("ffprobe: %s\n%s", probe.Out, pl)
 	}
-	var probe struct {
-		Format  struct{ Duration string }
-		Streams []struct {
-			Codec string `json:"codec_name"`
-			Width int
-		}
-	}
-	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) == 0 {
-		t.Fatalf("ffprobe: %s", out)
-	}
-	dur, _ := strconv.ParseFloat(probe.Format.Duration, 64)
+	dur := probe.Seconds()
 	t.Logf("%d files, %v indexed, ffprobe reads %.2f s", len(recs), total, dur)
-	if probe.Streams[0].Codec != "h264" || (time.Duration(dur*float64(time.Second))-total).Abs() > time.Second {
-		t.Errorf("ffprobe: %s, duration %.2f s, want h264 and %v within 1 s", out, dur, total)
+	if probe.Streams[0].CodecName != "h264" || (time.Duration(dur*float64(time.Second))-total).Abs() > time.Second {
+		t.Errorf("ffprobe: %s, duration %.2f s, want h264 and %v within 1 s", probe.Out, dur, total)
 	}
 
 	// A range with nothing in it says so.

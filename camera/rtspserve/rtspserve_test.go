@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +22,7 @@ import (
 	"gridwatch/camera/stream"
 
 	"gridwatch/camera/internal/rtsptest"
+	"gridwatch/internal/testtool"
 )
 
 var smallClip = clipSpec{size: "320x180"}
@@ -261,7 +260,7 @@ func TestSubStreamAndSetupWithoutDescribe(t *testing.T) {
 // the token in the query, as Basic credentials, and with ffmpeg's default
 // transport order (UDP, answered 461, then TCP).
 func TestFFprobe(t *testing.T) {
-	ffprobe := requireTool(t, "ffprobe")
+	requireTool(t, "ffprobe")
 	c := testClip(t, smallClip)
 	e := startEnv(t, envOptions{})
 	src := newSource(e.main, c)
@@ -278,18 +277,8 @@ func TestFFprobe(t *testing.T) {
 		{"default transports", []string{e.url("/cameras/1", goodToken)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := runProbe(t, ffprobe, append([]string{"-select_streams", "v:0",
-				"-show_entries", "stream=codec_name,width,height", "-of", "json"}, tc.args...)...)
-			var got struct {
-				Streams []struct {
-					CodecName string `json:"codec_name"`
-					Width     int    `json:"width"`
-					Height    int    `json:"height"`
-				} `json:"streams"`
-			}
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("ffprobe output: %v\n%s", err, out)
-			}
+			got := testtool.FFprobe(t, append([]string{"-rw_timeout", "10000000", "-select_streams", "v:0",
+				"-show_entries", "stream=codec_name,width,height"}, tc.args...)...)
 			if len(got.Streams) != 1 || got.Streams[0].CodecName != "h264" ||
 				got.Streams[0].Width != 320 || got.Streams[0].Height != 180 {
 				t.Fatalf("ffprobe streams = %+v, want one h264 320x180", got.Streams)
@@ -298,39 +287,15 @@ func TestFFprobe(t *testing.T) {
 	}
 
 	t.Run("frames decode", func(t *testing.T) {
-		out := runProbe(t, ffprobe, "-rtsp_transport", "tcp", "-select_streams", "v:0", "-count_frames",
-			"-read_intervals", "%+2", "-show_entries", "stream=nb_read_frames", "-of", "json",
-			e.url("/cameras/1", goodToken))
-		var got struct {
-			Streams []struct {
-				Frames string `json:"nb_read_frames"`
-			} `json:"streams"`
-		}
-		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatalf("ffprobe output: %v\n%s", err, out)
-		}
+		got := testtool.FFprobe(t, "-rw_timeout", "10000000", "-rtsp_transport", "tcp", "-select_streams", "v:0", "-count_frames",
+			"-read_intervals", "%+2", "-show_entries", "stream=nb_read_frames", e.url("/cameras/1", goodToken))
 		if len(got.Streams) != 1 {
 			t.Fatalf("ffprobe streams = %+v", got.Streams)
 		}
-		if n, err := strconv.Atoi(got.Streams[0].Frames); err != nil || n < 25 {
-			t.Fatalf("ffprobe decoded %q frames in 2 s of stream, want >= 25", got.Streams[0].Frames)
+		if n, err := strconv.Atoi(got.Streams[0].ReadFrames); err != nil || n < 25 {
+			t.Fatalf("ffprobe decoded %q frames in 2 s of stream, want >= 25", got.Streams[0].ReadFrames)
 		}
 	})
-}
-
-// runProbe runs ffprobe -v error with args and returns its stdout.
-func runProbe(t *testing.T, ffprobe string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ffprobe, append([]string{"-v", "error", "-rw_timeout", "10000000"}, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ffprobe %v: %v\n%s", args[:len(args)-1], err, stderr.String())
-	}
-	return out
 }
 
 // Access decides before anything touches a camera: 401 with a Basic

@@ -132,13 +132,7 @@ func TestSlowViewerSkipsThenIsDropped(t *testing.T) {
 			total += len(next(t, fast))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var err error
-	for err == nil {
-		_, err = slow.Next(ctx, nil)
-	}
-	if !errors.Is(err, ErrSlow) {
+	if err := drain(t, slow); !errors.Is(err, ErrSlow) {
 		t.Errorf("slow viewer ended with %v, want ErrSlow", err)
 	}
 	if total != 100 {
@@ -163,16 +157,10 @@ func TestCloseEndsViewers(t *testing.T) {
 		t.Error("Ready did not return the parameters")
 	}
 	h.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var err error
-	for err == nil {
-		_, err = v.Next(ctx, nil)
-	}
-	if !errors.Is(err, ErrClosed) {
+	if err := drain(t, v); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
-	if _, err := h.Subscribe().Next(ctx, nil); !errors.Is(err, ErrClosed) {
+	if err := drain(t, h.Subscribe()); !errors.Is(err, ErrClosed) {
 		t.Errorf("subscribing to a closed hub: %v", err)
 	}
 }
@@ -213,5 +201,18 @@ func TestFragments(t *testing.T) {
 	b, _ := aus[1].Fragment()
 	if &a[0] != &b[0] {
 		t.Error("a picture's fragment was built twice")
+	}
+}
+
+// drain reads v until it ends and returns why; reading on for a second
+// ends it too (with context.DeadlineExceeded).
+func drain(t *testing.T, v *Viewer) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for {
+		if _, err := v.Next(ctx, nil); err != nil {
+			return err
+		}
 	}
 }

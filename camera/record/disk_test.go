@@ -60,11 +60,22 @@ func diskCamera(t *testing.T) (*pgxpool.Pool, *camera.Camera) {
 	return pool, cam
 }
 
-// diskRecorder is a recorder whose free space is what free says, with a
-// floor of 1 GiB and one-second fragments unless cfg says otherwise, and
-// the writer of cam's files.
-func diskRecorder(t *testing.T, pool *pgxpool.Pool, cam *camera.Camera, free *atomic.Uint64, cfg Config) (*Recorder, *fileWriter) {
+// diskRig is a recording camera whose recorder sees the free space the
+// test sets, with a floor of 1 GiB and one-second fragments unless cfg
+// says otherwise, and the writer of the camera's files.
+type diskRig struct {
+	pool *pgxpool.Pool
+	cam  *camera.Camera
+	free atomic.Uint64
+	r    *Recorder
+	w    *fileWriter
+}
+
+func newDiskRig(t *testing.T, free uint64, cfg Config) *diskRig {
 	t.Helper()
+	d := &diskRig{}
+	d.pool, d.cam = diskCamera(t)
+	d.free.Store(free)
 	cfg.Dir = t.TempDir()
 	if cfg.FragmentDuration == 0 {
 		cfg.FragmentDuration = time.Second
@@ -72,9 +83,10 @@ func diskRecorder(t *testing.T, pool *pgxpool.Pool, cam *camera.Camera, free *at
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = 1 << 30
 	}
-	cfg.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
-	r := NewRecorder(cfg, NewStore(pool))
-	return r, &fileWriter{r: r, camera: cam.ID, log: r.cfg.Logger}
+	cfg.FreeSpace = func(string) (uint64, error) { return d.free.Load(), nil }
+	d.r = NewRecorder(cfg, NewStore(d.pool))
+	d.w = &fileWriter{r: d.r, camera: d.cam.ID, log: d.r.cfg.Logger}
+	return d
 }
 
 // TestDiskFull: a write that fails for want of space (the kernel's own
@@ -83,18 +95,16 @@ func diskRecorder(t *testing.T, pool *pgxpool.Pool, cam *camera.Camera, free *at
 // so — and recording resumes with a new file, after a gap, once free space
 // is back over the floor.
 func TestDiskFull(t *testing.T) {
-	pool, cam := diskCamera(t)
 	ctx := context.Background()
-	var free atomic.Uint64
-	free.Store(10 << 30)
 	var mu sync.Mutex
 	var told []string
-	r, w := diskRecorder(t, pool, cam, &free, Config{FileDuration: time.Minute,
+	d := newDiskRig(t, 10<<30, Config{FileDuration: time.Minute,
 		OnDisk: func(st DiskState) {
 			mu.Lock()
 			defer mu.Unlock()
 			told = append(told, st.State)
 		}})
+	pool, cam, r, w := d.pool, d.cam, d.r, d.w
 	feed := newClipFeed(t, time.Now().Add(-time.Minute).Truncate(time.Millisecond))
 	// Three seconds: a file with two fragments written and indexed (open).
 	for range 75 {
@@ -141,11 +151,11 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("after the failed write: %+v; want the file closed with its 2 whole fragments", recs)
 	}
 	// Free space over the floor but not by a quarter more: still stopped.
-	free.Store(1<<30 + 100<<20)
+	d.free.Store(1<<30 + 100<<20)
 	if st := r.CheckDisk(ctx); st.State != DiskFull {
 		t.Errorf("just over the floor: %s, want still disk_full", st.State)
 	}
-	free.Store(2 << 30)
+	d.free.Store(2 << 30)
 	if st := r.CheckDisk(ctx); st.State != DiskOK || st.FreeBytes != 2<<30 {
 		t.Errorf("space back: %+v", st)
 	}
@@ -180,18 +190,16 @@ func TestDiskFull(t *testing.T) {
 // TestDiskFloor: free space under the floor stops recording before any
 // write fails; the open file is closed and indexed.
 func TestDiskFloor(t *testing.T) {
-	pool, cam := diskCamera(t)
 	ctx := context.Background()
-	var free atomic.Uint64
-	free.Store(10 << 30)
-	r, w := diskRecorder(t, pool, cam, &free, Config{})
+	d := newDiskRig(t, 10<<30, Config{})
+	pool, cam, r, w := d.pool, d.cam, d.r, d.w
 	feed := newClipFeed(t, time.Now().Add(-time.Minute).Truncate(time.Millisecond))
 	for range 60 {
 		if err := w.add(ctx, feed.next()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	free.Store(100 << 20)
+	d.free.Store(100 << 20)
 	if st := r.CheckDisk(ctx); st.State != DiskFull || st.FreeBytes != 100<<20 || !strings.Contains(st.Message, "100 MiB free") {
 		t.Fatalf("under the floor: %+v", st)
 	}
@@ -220,11 +228,9 @@ func TestDiskFloor(t *testing.T) {
 // TestDiskFullBeforeAFile: a camera whose file was not open yet when the
 // disk filled records the gap from its first dropped picture.
 func TestDiskFullBeforeAFile(t *testing.T) {
-	pool, cam := diskCamera(t)
 	ctx := context.Background()
-	var free atomic.Uint64
-	free.Store(100 << 20)
-	r, w := diskRecorder(t, pool, cam, &free, Config{})
+	d := newDiskRig(t, 100<<20, Config{})
+	pool, cam, r, w := d.pool, d.cam, d.r, d.w
 	if st := r.CheckDisk(ctx); st.State != DiskFull {
 		t.Fatalf("state %+v", st)
 	}
@@ -235,7 +241,7 @@ func TestDiskFullBeforeAFile(t *testing.T) {
 			t.Fatalf("picture %d while full: %v (file open %v)", feed.n, err, w.f != nil)
 		}
 	}
-	free.Store(2 << 30)
+	d.free.Store(2 << 30)
 	r.CheckDisk(ctx)
 	for range 60 {
 		if err := w.add(ctx, feed.next()); err != nil {

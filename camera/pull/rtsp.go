@@ -92,6 +92,7 @@ func (s *rtspSession) offer(pkt *rtp.Packet) {
 	}
 }
 
+// The Session methods: see Session.
 func (s *rtspSession) Format() *format.H264        { return s.format }
 func (s *rtspSession) Packets() <-chan *rtp.Packet { return s.packets }
 func (s *rtspSession) Done() <-chan struct{}       { return s.done }

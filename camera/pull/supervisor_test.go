@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
+	"go.uber.org/goleak"
 
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/stream"
@@ -96,6 +97,7 @@ func nextState(t *testing.T, states <-chan State) State {
 // session and its end: the states it reports, the reconnect count, the
 // growing backoff and that every session it opened is closed.
 func TestSupervisorWithFakeSource(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	pkts, n := packets(t, camsim.ClipSub, 1000, 1400, 1)
 	first, second := newFakeSession(pkts), newFakeSession(pkts)
 	src := &fakeSource{script: []*fakeSession{nil, nil, first, nil, second}}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"gridwatch/internal/testtool"
 	"io"
 	"log/slog"
 	"math"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"gridwatch/internal/testtool"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"

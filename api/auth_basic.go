@@ -25,7 +25,7 @@ var errBasicElsewhere = gridwatch.Errorf(gridwatch.EUnauthenticated,
 // use rs.
 func basicRoutes(rs []Route) []Route {
 	for i := range rs {
-		rs[i].basic = true
+		rs[i].Basic = true
 	}
 	return rs
 }

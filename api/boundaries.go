@@ -14,6 +14,7 @@ import (
 	"github.com/twpayne/go-geom/encoding/geojson"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/auth"
 	"gridwatch/geo"
 )
@@ -26,10 +27,10 @@ import (
 // scope holds grid id.
 func (s *Server) changeOptions(c *gin.Context, id int64) (geo.ChangeOptions, error) {
 	var opts geo.ChangeOptions
-	if _, err := s.scopedChain(c.Request.Context(), principal(c), id); err != nil {
+	if _, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id); err != nil {
 		return opts, err
 	}
-	dry, err := boolParam(c, "dry_run")
+	dry, err := httpapi.BoolParam(c, "dry_run")
 	if err != nil {
 		return opts, err
 	}
@@ -46,21 +47,21 @@ func (s *Server) changeOptions(c *gin.Context, id int64) (geo.ChangeOptions, err
 }
 
 // changeResult answers a change: the report, and the grid's new ETag.
-func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, err error) {
+func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, err error) error {
 	if err != nil {
 		if r, ok := gridwatch.ErrorDetails(err)["report"].(*geo.ChangeReport); ok {
-			redactReport(principal(c), r)
+			redactReport(httpapi.Principal(c), r)
 		}
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	for _, g := range rep.Grids {
 		if g.ID == id && rep.Committed && g.VersionAfter > 0 {
 			c.Header("ETag", geo.ETag(id, g.VersionAfter))
 		}
 	}
-	redactReport(principal(c), rep)
+	redactReport(httpapi.Principal(c), rep)
 	c.JSON(http.StatusOK, rep)
+	return nil
 }
 
 // redactReport keeps the counts of what a change moves but lists only what
@@ -78,9 +79,9 @@ func redactReport(p *auth.Principal, rep *geo.ChangeReport) {
 // changeHandler serves a boundary change: it reads the grid id, If-Match,
 // dry_run and the caller's scope, lets do read the rest of the request and
 // make the change, and answers its report (or the error).
-func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error)) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id, err := idParam(c)
+func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error)) httpapi.Handler {
+	return func(c *gin.Context) error {
+		id, err := httpapi.IDParam(c)
 		var opts geo.ChangeOptions
 		if err == nil {
 			opts, err = s.changeOptions(c, id)
@@ -89,7 +90,7 @@ func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.Change
 		if err == nil {
 			rep, err = do(c, id, opts)
 		}
-		s.changeResult(c, id, rep, err)
+		return s.changeResult(c, id, rep, err)
 	}
 }
 
@@ -151,7 +152,7 @@ func (s *Server) mergeGrids(c *gin.Context, id int64, opts geo.ChangeOptions) (*
 		With        int64 `json:"with"`
 		WithVersion int   `json:"with_version"`
 	}
-	if err := bindJSON(c, &req); err != nil {
+	if err := httpapi.BindJSON(c, &req); err != nil {
 		return nil, err
 	}
 	if err := s.otherGrid(c, "with", req.With, "the id of the grid to merge into this one"); err != nil {
@@ -166,7 +167,7 @@ func (s *Server) lineRequest(c *gin.Context, req any, line func() json.RawMessag
 	if err != nil {
 		return nil, err
 	}
-	if err := bindJSON(c, req); err != nil {
+	if err := httpapi.BindJSON(c, req); err != nil {
 		return nil, err
 	}
 	return geo.ParseLine(line(), "line", popts)
@@ -175,9 +176,9 @@ func (s *Server) lineRequest(c *gin.Context, req any, line func() json.RawMessag
 // otherGrid checks the second grid a change names: given, and in scope.
 func (s *Server) otherGrid(c *gin.Context, field string, id int64, what string) error {
 	if id == 0 {
-		return paramError(field, "", "required: "+what)
+		return httpapi.ParamError(field, "", "required: "+what)
 	}
-	_, err := s.scopedChain(c.Request.Context(), principal(c), id)
+	_, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id)
 	return err
 }
 
@@ -201,55 +202,40 @@ func marshalVersion(v geo.Version) (versionJSON, error) {
 
 // gridVersions lists a grid's versions, newest first; a merged-away
 // grid's history stays readable to those who may read every grid.
-func (s *Server) gridVersions(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) gridVersions(c *gin.Context, id int64) error {
 	if err := s.historyInScope(c, id); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	withGeom, err := boolParam(c, "geometry")
+	withGeom, err := httpapi.BoolParam(c, "geometry")
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	vs, err := s.deps.Grids.Versions(c.Request.Context(), id, withGeom)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	out := make([]versionJSON, 0, len(vs))
 	for _, v := range vs {
 		j, err := marshalVersion(v)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		out = append(out, j)
 	}
 	c.JSON(http.StatusOK, gin.H{"grid_id": id, "versions": out})
+	return nil
 }
 
-func (s *Server) gridVersion(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) gridVersion(c *gin.Context, id int64) error {
 	n, err := pathVersion(id, c.Param("version"))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if err := s.historyInScope(c, id); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	v, err := s.deps.Grids.Version(c.Request.Context(), id, n)
-	s.writeVersion(c, v, err)
+	return s.writeVersion(c, v, err)
 }
 
 // pathVersion reads a version number from the path. Versions are
@@ -269,40 +255,38 @@ func pathVersion(grid int64, v string) (int, error) {
 }
 
 // writeVersion answers one grid version with its boundary.
-func (s *Server) writeVersion(c *gin.Context, v *geo.Version, err error) {
+func (s *Server) writeVersion(c *gin.Context, v *geo.Version, err error) error {
 	var j versionJSON
 	if err == nil {
 		j, err = marshalVersion(*v)
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, j)
+	return nil
 }
 
 // gridAt answers GET /api/v1/grids/{id}?at=: the grid as it was then.
-func (s *Server) gridAt(c *gin.Context, id int64, at string) {
+func (s *Server) gridAt(c *gin.Context, id int64, at string) error {
 	t, err := time.Parse(time.RFC3339, at)
 	if err != nil {
-		writeError(c, s.log, paramError("at", at, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00"))
-		return
+		return httpapi.ParamError("at", at, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00")
 	}
 	if err := s.historyInScope(c, id); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	v, err := s.deps.Grids.VersionAt(c.Request.Context(), id, t)
-	s.writeVersion(c, v, err)
+	return s.writeVersion(c, v, err)
 }
 
 // historyInScope: a scoped caller reads the history of a grid in scope;
 // a removed grid's history only an unscoped one.
 func (s *Server) historyInScope(c *gin.Context, id int64) error {
-	p := principal(c)
+	p := httpapi.Principal(c)
 	if !p.Scoped() {
 		return nil
 	}
-	_, err := s.scopedChain(c.Request.Context(), p, id)
+	_, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, p, id)
 	return err
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/geo"
@@ -157,27 +158,27 @@ func incidentStatuses() []string {
 // collections that do not exist. All take HTTP Basic too (QGIS 3.22).
 func (s *Server) ogcRoutes() []Route {
 	routes := []Route{
-		rt("GET", "/ogc", auth.Authenticated, s.ogcLanding),
-		rt("GET", "/ogc/", auth.Authenticated, s.ogcLanding),
-		rt("GET", "/ogc/conformance", auth.Authenticated, s.ogcConformanceDoc),
-		rt("GET", "/ogc/api", auth.Authenticated, s.ogcAPI),
-		rt("GET", "/ogc/collections", auth.Authenticated, s.ogcCollectionList),
+		httpapi.R("GET", "/ogc", auth.Authenticated, s.ogcLanding),
+		httpapi.R("GET", "/ogc/", auth.Authenticated, s.ogcLanding),
+		httpapi.R("GET", "/ogc/conformance", auth.Authenticated, s.ogcConformanceDoc),
+		httpapi.R("GET", "/ogc/api", auth.Authenticated, s.ogcAPI),
+		httpapi.R("GET", "/ogc/collections", auth.Authenticated, s.ogcCollectionList),
 	}
 	for _, col := range s.ogcCollections() {
 		base := "/ogc/collections/" + col.id
 		routes = append(routes,
-			rt("GET", base, col.perm, s.ogcCollectionDoc(col)),
-			rt("GET", base+"/queryables", col.perm, s.ogcQueryablesDoc(col)),
-			rt("GET", base+"/items", col.perm, s.ogcItems(col)),
-			rt("GET", base+"/items/:fid", col.perm, s.ogcItem(col)),
+			httpapi.R("GET", base, col.perm, s.ogcCollectionDoc(col)),
+			httpapi.R("GET", base+"/queryables", col.perm, s.ogcQueryablesDoc(col)),
+			httpapi.R("GET", base+"/items", col.perm, s.ogcItems(col)),
+			httpapi.R("GET", base+"/items/:fid", col.perm, s.ogcItem(col)),
 		)
 	}
 	routes = append(routes, s.ogcGridWriteRoutes()...)
 	return basicRoutes(append(routes,
-		rt("GET", "/ogc/collections/:cid", auth.Authenticated, s.ogcNoCollection),
-		rt("GET", "/ogc/collections/:cid/queryables", auth.Authenticated, s.ogcNoCollection),
-		rt("GET", "/ogc/collections/:cid/items", auth.Authenticated, s.ogcNoCollection),
-		rt("GET", "/ogc/collections/:cid/items/:fid", auth.Authenticated, s.ogcNoCollection),
+		httpapi.R("GET", "/ogc/collections/:cid", auth.Authenticated, s.ogcNoCollection),
+		httpapi.R("GET", "/ogc/collections/:cid/queryables", auth.Authenticated, s.ogcNoCollection),
+		httpapi.R("GET", "/ogc/collections/:cid/items", auth.Authenticated, s.ogcNoCollection),
+		httpapi.R("GET", "/ogc/collections/:cid/items/:fid", auth.Authenticated, s.ogcNoCollection),
 	))
 }
 
@@ -250,13 +251,13 @@ func (s *Server) fromTrustedProxy(remote string) bool {
 }
 
 // ogcWrite answers v as JSON with the given media type.
-func (s *Server) ogcWrite(c *gin.Context, status int, mediaType string, v any) {
+func (s *Server) ogcWrite(c *gin.Context, status int, mediaType string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Data(status, mediaType, b)
+	return nil
 }
 
 // ogcOnlyParams refuses parameters other than allowed, and formats other
@@ -271,13 +272,12 @@ func ogcOnlyParams(c *gin.Context, allowed ...string) error {
 	return checkFormat(c.Query("f"))
 }
 
-func (s *Server) ogcLanding(c *gin.Context) {
+func (s *Server) ogcLanding(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	base := s.ogcOrigin(c) + "/ogc"
-	s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{
+	return s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{
 		"title":       "Gridwatch",
 		"description": "Grids, incidents and cameras of the city grid-governance service, as OGC API Features.",
 		"links": []ogcLink{
@@ -289,21 +289,19 @@ func (s *Server) ogcLanding(c *gin.Context) {
 	})
 }
 
-func (s *Server) ogcConformanceDoc(c *gin.Context) {
+func (s *Server) ogcConformanceDoc(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{"conformsTo": ogcConformance})
+	return s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{"conformsTo": ogcConformance})
 }
 
-func (s *Server) ogcCollectionList(c *gin.Context) {
+func (s *Server) ogcCollectionList(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	base := s.ogcOrigin(c) + "/ogc"
-	p := principal(c)
+	p := httpapi.Principal(c)
 	cols := []gin.H{}
 	for _, col := range s.ogcCollections() {
 		if !p.Can(col.perm) {
@@ -311,12 +309,11 @@ func (s *Server) ogcCollectionList(c *gin.Context) {
 		}
 		doc, err := s.ogcCollectionJSON(c, col, base)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		cols = append(cols, doc)
 	}
-	s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{
+	return s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{
 		"links": []ogcLink{{Href: base + "/collections", Rel: "self", Type: mediaJSON}},
 		// Part 2: the CRSs every collection offers.
 		"crs":         ogcCRSURIs(),
@@ -324,18 +321,16 @@ func (s *Server) ogcCollectionList(c *gin.Context) {
 	})
 }
 
-func (s *Server) ogcCollectionDoc(col *ogcCollection) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Server) ogcCollectionDoc(col *ogcCollection) httpapi.Handler {
+	return func(c *gin.Context) error {
 		if err := ogcOnlyParams(c, "f"); err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		doc, err := s.ogcCollectionJSON(c, col, s.ogcOrigin(c)+"/ogc")
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
-		s.ogcWrite(c, http.StatusOK, mediaJSON, doc)
+		return s.ogcWrite(c, http.StatusOK, mediaJSON, doc)
 	}
 }
 
@@ -377,11 +372,10 @@ func (s *Server) ogcCollectionJSON(c *gin.Context, col *ogcCollection, base stri
 	return doc, nil
 }
 
-func (s *Server) ogcQueryablesDoc(col *ogcCollection) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Server) ogcQueryablesDoc(col *ogcCollection) httpapi.Handler {
+	return func(c *gin.Context) error {
 		if err := ogcOnlyParams(c, "f"); err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		props := gin.H{}
 		for _, q := range col.queryables {
@@ -391,7 +385,7 @@ func (s *Server) ogcQueryablesDoc(col *ogcCollection) gin.HandlerFunc {
 			}
 			props[q.Name] = p
 		}
-		s.ogcWrite(c, http.StatusOK, mediaJSONSchema, gin.H{
+		return s.ogcWrite(c, http.StatusOK, mediaJSONSchema, gin.H{
 			"$schema":              "https://json-schema.org/draft/2020-12/schema",
 			"$id":                  s.ogcOrigin(c) + "/ogc/collections/" + col.id + "/queryables",
 			"type":                 "object",
@@ -402,18 +396,16 @@ func (s *Server) ogcQueryablesDoc(col *ogcCollection) gin.HandlerFunc {
 	}
 }
 
-func (s *Server) ogcItems(col *ogcCollection) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Server) ogcItems(col *ogcCollection) httpapi.Handler {
+	return func(c *gin.Context) error {
 		q, err := parseOGCQuery(c.Request.URL.Query(), col.queryableNames())
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		q.collectionID = col.id
 		page, err := col.list(c, q)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		origin := s.ogcOrigin(c)
 		path := "/ogc/collections/" + col.id + "/items"
@@ -434,7 +426,7 @@ func (s *Server) ogcItems(col *ogcCollection) gin.HandlerFunc {
 			links = append(links, ogcLink{Href: origin + path + "?" + v.Encode(), Rel: "next", Type: mediaGeoJSON, Title: "The next page"})
 		}
 		c.Header("Content-Crs", "<"+q.crs.URI+">")
-		s.ogcWrite(c, http.StatusOK, mediaGeoJSON, gin.H{
+		return s.ogcWrite(c, http.StatusOK, mediaGeoJSON, gin.H{
 			"type":           "FeatureCollection",
 			"features":       page.features,
 			"numberMatched":  page.matched,
@@ -445,27 +437,23 @@ func (s *Server) ogcItems(col *ogcCollection) gin.HandlerFunc {
 	}
 }
 
-func (s *Server) ogcItem(col *ogcCollection) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Server) ogcItem(col *ogcCollection) httpapi.Handler {
+	return func(c *gin.Context) error {
 		if err := ogcOnlyParams(c, "f", "crs"); err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		crs, err := parseOGCCRS("crs", c.Query("crs"))
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		fid := c.Param("fid")
 		id, err := strconv.ParseInt(fid, 10, 64)
 		if err != nil || id <= 0 {
-			writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "feature %q not found in %s", fid, col.id))
-			return
+			return gridwatch.Errorf(gridwatch.ENotFound, "feature %q not found in %s", fid, col.id)
 		}
 		f, err := col.get(c, id, crs)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		origin := s.ogcOrigin(c)
 		self := origin + c.Request.URL.Path
@@ -481,10 +469,10 @@ func (s *Server) ogcItem(col *ogcCollection) gin.HandlerFunc {
 			c.Header("ETag", f.etag)
 			if inm := c.GetHeader("If-None-Match"); inm != "" && etagMatches(inm, f.etag) {
 				c.Status(http.StatusNotModified)
-				return
+				return nil
 			}
 		}
-		s.ogcWrite(c, http.StatusOK, mediaGeoJSON, f)
+		return s.ogcWrite(c, http.StatusOK, mediaGeoJSON, f)
 	}
 }
 
@@ -501,15 +489,16 @@ func etagMatches(list, etag string) bool {
 	return false
 }
 
-func (s *Server) ogcNoCollection(c *gin.Context) {
+func (s *Server) ogcNoCollection(c *gin.Context) error {
 	var names []string
 	for _, col := range s.ogcCollections() {
-		if principal(c).Can(col.perm) {
+		if httpapi.Principal(c).Can(col.perm) {
 			names = append(names, col.id)
 		}
 	}
-	writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "collection %q does not exist; GET /ogc/collections lists them (%s)",
+	httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "collection %q does not exist; GET /ogc/collections lists them (%s)",
 		c.Param("cid"), strings.Join(names, ", ")).WithDetails(map[string]any{"collection": c.Param("cid")}))
+	return nil
 }
 
 // Geometries.
@@ -544,16 +533,16 @@ func multiPolygonGeometry(crs ogcCRS, mp *geom.MultiPolygon) *ogcGeometry {
 // Grids.
 
 func (s *Server) ogcGridFilter(c *gin.Context, q ogcQuery) (geo.Filter, error) {
-	f := geo.Filter{Scope: principal(c).ScopeIDs(), BBox: q.bbox, UpdatedFrom: q.from, UpdatedUntil: q.until, Code: q.props["code"]}
+	f := geo.Filter{Scope: httpapi.Principal(c).ScopeIDs(), BBox: q.bbox, UpdatedFrom: q.from, UpdatedUntil: q.until, Code: q.props["code"]}
 	if lv := q.props["level"]; lv != "" {
 		if f.Level = geo.Level(lv); !f.Level.Valid() {
-			return f, paramError("level", lv, "want district, street, community or grid")
+			return f, httpapi.ParamError("level", lv, "want district, street, community or grid")
 		}
 	}
 	if p := q.props["parent_id"]; p != "" {
 		id, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || id <= 0 {
-			return f, paramError("parent_id", p, "want a grid id")
+			return f, httpapi.ParamError("parent_id", p, "want a grid id")
 		}
 		f.ParentID = id
 	}
@@ -583,7 +572,7 @@ func (s *Server) ogcGridItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
 }
 
 func (s *Server) ogcGridItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, error) {
-	if _, err := s.scopedChain(c.Request.Context(), principal(c), id); err != nil {
+	if _, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id); err != nil {
 		return ogcFeature{}, err
 	}
 	g, err := s.deps.Grids.Get(c.Request.Context(), id)
@@ -615,7 +604,7 @@ func gridFeature(g *geo.Grid, crs ogcCRS) ogcFeature {
 }
 
 func (s *Server) ogcGridExtent(c *gin.Context) (*geo.Extent, error) {
-	return s.deps.Grids.ExtentOf(c.Request.Context(), geo.Filter{Scope: principal(c).ScopeIDs()})
+	return s.deps.Grids.ExtentOf(c.Request.Context(), geo.Filter{Scope: httpapi.Principal(c).ScopeIDs()})
 }
 
 // Incidents.
@@ -626,27 +615,27 @@ func (s *Server) ogcIncidentFilter(q ogcQuery) (incident.FeatureFilter, error) {
 		for _, x := range strings.Split(st, ",") {
 			status := incident.Status(strings.TrimSpace(x))
 			if !status.Valid() {
-				return f, paramError("status", st, "unknown status "+string(status))
+				return f, httpapi.ParamError("status", st, "unknown status "+string(status))
 			}
 			f.Statuses = append(f.Statuses, status)
 		}
 	}
 	if cat := q.props["category"]; cat != "" {
 		if _, err := strconv.ParseUint(cat, 10, 32); err != nil || (len(cat) != 2 && len(cat) != 4) {
-			return f, paramError("category", cat, "want a 2-digit class or 4-digit subclass code")
+			return f, httpapi.ParamError("category", cat, "want a 2-digit class or 4-digit subclass code")
 		}
 		f.Category = cat
 	}
 	if p := q.props["priority"]; p != "" {
 		if !contains(incident.Priorities(), p) {
-			return f, paramError("priority", p, "want one of "+strings.Join(incident.Priorities(), ", "))
+			return f, httpapi.ParamError("priority", p, "want one of "+strings.Join(incident.Priorities(), ", "))
 		}
 		f.Priority = p
 	}
 	if g := q.props["grid_id"]; g != "" {
 		id, err := strconv.ParseInt(g, 10, 64)
 		if err != nil || id <= 0 {
-			return f, paramError("grid_id", g, "want a grid id")
+			return f, httpapi.ParamError("grid_id", g, "want a grid id")
 		}
 		f.InGrid = id
 	}
@@ -658,8 +647,8 @@ func (s *Server) ogcIncidentItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
 	if err != nil {
 		return ogcPage{}, err
 	}
-	p := principal(c)
-	v := viewer(p)
+	p := httpapi.Principal(c)
+	v := httpapi.IncidentViewer(p)
 	var page ogcPage
 	if page.matched, err = s.deps.Incidents.CountFeatures(c.Request.Context(), f, v); err != nil {
 		return page, err
@@ -678,8 +667,8 @@ func (s *Server) ogcIncidentItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
 }
 
 func (s *Server) ogcIncidentItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, error) {
-	p := principal(c)
-	in, err := s.deps.Incidents.Get(c.Request.Context(), id, viewer(p))
+	p := httpapi.Principal(c)
+	in, err := s.deps.Incidents.Get(c.Request.Context(), id, httpapi.IncidentViewer(p))
 	if err != nil {
 		return ogcFeature{}, err
 	}
@@ -712,7 +701,7 @@ func incidentFeature(in *incident.Incident, crs ogcCRS) ogcFeature {
 }
 
 func (s *Server) ogcIncidentExtent(c *gin.Context) (*geo.Extent, error) {
-	return s.deps.Incidents.ExtentOf(c.Request.Context(), viewer(principal(c)))
+	return s.deps.Incidents.ExtentOf(c.Request.Context(), httpapi.IncidentViewer(httpapi.Principal(c)))
 }
 
 // Cameras.
@@ -721,18 +710,18 @@ func (s *Server) ogcCameraItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
 	f := camera.FeatureFilter{Filter: camera.Filter{BBox: q.bbox}, Code: q.props["code"], UpdatedFrom: q.from, UpdatedUntil: q.until}
 	if st := q.props["status"]; st != "" {
 		if st != "online" && st != "connecting" && st != "offline" {
-			return ogcPage{}, paramError("status", st, "want online, connecting or offline")
+			return ogcPage{}, httpapi.ParamError("status", st, "want online, connecting or offline")
 		}
 		f.Status = st
 	}
 	if g := q.props["grid_id"]; g != "" {
 		id, err := strconv.ParseInt(g, 10, 64)
 		if err != nil || id <= 0 {
-			return ogcPage{}, paramError("grid_id", g, "want a grid id")
+			return ogcPage{}, httpapi.ParamError("grid_id", g, "want a grid id")
 		}
 		f.InGrid = id
 	}
-	v := cameraViewer(principal(c))
+	v := httpapi.CameraViewer(httpapi.Principal(c))
 	var page ogcPage
 	var err error
 	if page.matched, err = s.deps.Cameras.CountFeatures(c.Request.Context(), f, v); err != nil {
@@ -752,7 +741,7 @@ func (s *Server) ogcCameraItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
 }
 
 func (s *Server) ogcCameraItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, error) {
-	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, cameraViewer(principal(c)))
+	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c)))
 	if err != nil {
 		return ogcFeature{}, err
 	}
@@ -777,5 +766,5 @@ func cameraFeature(cam *camera.Camera, crs ogcCRS) ogcFeature {
 }
 
 func (s *Server) ogcCameraExtent(c *gin.Context) (*geo.Extent, error) {
-	return s.deps.Cameras.ExtentOf(c.Request.Context(), cameraViewer(principal(c)))
+	return s.deps.Cameras.ExtentOf(c.Request.Context(), httpapi.CameraViewer(httpapi.Principal(c)))
 }

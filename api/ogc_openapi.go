@@ -9,12 +9,11 @@ import (
 // ogcAPI serves the OpenAPI 3.0 definition of /ogc. Clients read the items
 // parameters from it: GDAL takes each collection's queryables from the
 // parameters of its own items path.
-func (s *Server) ogcAPI(c *gin.Context) {
+func (s *Server) ogcAPI(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	s.ogcWrite(c, http.StatusOK, mediaOpenAPI, s.ogcOpenAPI(s.ogcOrigin(c)+"/ogc"))
+	return s.ogcWrite(c, http.StatusOK, mediaOpenAPI, s.ogcOpenAPI(s.ogcOrigin(c)+"/ogc"))
 }
 
 func ref(name string) gin.H { return gin.H{"$ref": "#/components/parameters/" + name} }

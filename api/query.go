@@ -203,21 +203,18 @@ func (s *Server) queryRules() map[string][]string {
 func (s *Server) checkInput(r Route, rules map[string][]string) gin.HandlerFunc {
 	key := r.Method + " " + r.Path
 	allowed := slices.Clone(rules[key])
-	if r.apiKey {
+	if r.APIKey {
 		allowed = append(allowed, tokenQuery...)
 	}
 	kind := bodyKinds[key]
-	fail := func(c *gin.Context, err error) { writeError(c, s.log, err) }
-	if strings.HasPrefix(r.Path, "/open311/") {
-		fail = s.open311Error // GeoReport v2 clients read its error list
-	}
+	fail := r.Fail()
 	return func(c *gin.Context) {
 		if err := checkQuery(c.Request.URL.RawQuery, allowed); err != nil {
-			fail(c, err)
+			fail(c, s.log, err)
 			return
 		}
 		if err := checkBody(c, kind); err != nil {
-			fail(c, err)
+			fail(c, s.log, err)
 			return
 		}
 		c.Next()

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,9 +16,8 @@ import (
 )
 
 const (
-	sessionCookie = "gw_session"
-	csrfHeader    = "X-CSRF-Token"
-	principalKey  = "principal"
+	csrfHeader   = "X-CSRF-Token"
+	principalKey = "principal"
 )
 
 // authorize is the one authorisation layer: it finds who the request is
@@ -104,7 +102,7 @@ func (s *Server) authenticate(c *gin.Context, apiKey bool) (*auth.Principal, err
 			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
 		}
 	}
-	cookie, err := c.Cookie(sessionCookie)
+	cookie, err := c.Cookie(httpapi.SessionCookie)
 	if err != nil || cookie == "" {
 		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "sign in first: no session or token")
 	}
@@ -163,7 +161,7 @@ func retryAfter(c *gin.Context, err error) {
 
 func (s *Server) setSessionCookie(c *gin.Context, value string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge,
+		Name: httpapi.SessionCookie, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: s.deps.TLS || c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 }
@@ -243,15 +241,8 @@ func (s *Server) revokeToken(c *gin.Context, id int64) error {
 func (s *Server) listAudit(c *gin.Context) error {
 	f := audit.Filter{Actor: c.Query("actor"), Action: c.Query("action"), TargetType: c.Query("target_type"), TargetID: c.Query("target_id")}
 	var err error
-	for _, tp := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := c.Query(tp.name); v != "" {
-			if *tp.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				return httpapi.ParamError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00")
-			}
-		}
+	if err := httpapi.Span(c, &f.From, &f.To); err != nil {
+		return err
 	}
 	if f.Limit, f.Before, err = httpapi.PageParams(c); err != nil {
 		return err

@@ -15,66 +15,12 @@ import (
 
 	"gridwatch"
 	"gridwatch/api/httpapi"
-	"gridwatch/auth"
 	"gridwatch/geo"
 )
 
 // Boundary changes: PUT a grid's geometry, move an edge, split, merge —
 // each previewed with ?dry_run=true and committed under If-Match — and
 // the grids' history.
-
-// changeOptions reads If-Match and dry_run, and checks that the caller's
-// scope holds grid id.
-func (s *Server) changeOptions(c *gin.Context, id int64) (geo.ChangeOptions, error) {
-	var opts geo.ChangeOptions
-	if _, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id); err != nil {
-		return opts, err
-	}
-	dry, err := httpapi.BoolParam(c, "dry_run")
-	if err != nil {
-		return opts, err
-	}
-	opts.DryRun = dry
-	if h := c.GetHeader("If-Match"); h != "" {
-		if opts.IfMatch = geo.ParseETag(id, h); opts.IfMatch == 0 {
-			return opts, gridwatch.Errorf(gridwatch.EStale, "If-Match %s is not an ETag of grid %d: reload the grid and use its ETag", h, id)
-		}
-	}
-	if opts.IfMatch == 0 && dry {
-		opts.IfMatch = -1 // a preview needs no version: it changes nothing
-	}
-	return opts, nil
-}
-
-// changeResult answers a change: the report, and the grid's new ETag.
-func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, err error) error {
-	if err != nil {
-		if r, ok := gridwatch.ErrorDetails(err)["report"].(*geo.ChangeReport); ok {
-			redactReport(httpapi.Principal(c), r)
-		}
-		return err
-	}
-	for _, g := range rep.Grids {
-		if g.ID == id && rep.Committed && g.VersionAfter > 0 {
-			c.Header("ETag", geo.ETag(id, g.VersionAfter))
-		}
-	}
-	redactReport(httpapi.Principal(c), rep)
-	c.JSON(http.StatusOK, rep)
-	return nil
-}
-
-// redactReport keeps the counts of what a change moves but lists only what
-// the caller may read: a GIS editor sees how many cases move, not their
-// titles.
-func redactReport(p *auth.Principal, rep *geo.ChangeReport) {
-	if !p.Can(auth.CamerasRead) {
-		rep.Cameras.Items = []geo.Move{}
-	}
-	if !p.Can(auth.IncidentsRead) {
-		rep.Incidents.Items, rep.Flagged.Items = []geo.Move{}, []geo.Move{}
-	}
-}
 
 // changeHandler serves a boundary change: it reads the grid id, If-Match,
 // dry_run and the caller's scope, lets do read the rest of the request and
@@ -84,13 +30,13 @@ func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.Change
 		id, err := httpapi.IDParam(c)
 		var opts geo.ChangeOptions
 		if err == nil {
-			opts, err = s.changeOptions(c, id)
+			opts, err = httpapi.ChangeOptions(c, s.deps.Grids, id)
 		}
 		var rep *geo.ChangeReport
 		if err == nil {
 			rep, err = do(c, id, opts)
 		}
-		return s.changeResult(c, id, rep, err)
+		return httpapi.ChangeResult(c, id, rep, err)
 	}
 }
 

@@ -14,10 +14,8 @@ import (
 func (s *Server) listCameras(c *gin.Context) error {
 	var f camera.Filter
 	var err error
-	if g := c.Query("grid"); g != "" {
-		if f.GridID, err = strconv.ParseInt(g, 10, 64); err != nil || f.GridID <= 0 {
-			return httpapi.ParamError("grid", g, "want a grid id")
-		}
+	if f.GridID, err = httpapi.IDQuery(c, "grid", "a grid"); err != nil {
+		return err
 	}
 	return s.cameraList(c, f)
 }
@@ -48,13 +46,20 @@ func (s *Server) cameraList(c *gin.Context, f camera.Filter) error {
 	return httpapi.JSON(c, http.StatusOK, httpapi.Page("cameras", list, next), err)
 }
 
-func (s *Server) createCamera(c *gin.Context) error {
+// bindInCRS reads ?crs= and then the JSON body into v, whose coordinates
+// are in that CRS.
+func bindInCRS(c *gin.Context, v any) (geo.CRS, error) {
 	crs, err := geo.ParseCRS(c.Query("crs"))
 	if err != nil {
-		return err
+		return crs, err
 	}
+	return crs, httpapi.BindJSON(c, v)
+}
+
+func (s *Server) createCamera(c *gin.Context) error {
 	var sp camera.Spec
-	if err := httpapi.BindJSON(c, &sp); err != nil {
+	crs, err := bindInCRS(c, &sp)
+	if err != nil {
 		return err
 	}
 	if err := sp.Check(crs); err != nil {
@@ -80,12 +85,9 @@ func (s *Server) getCamera(c *gin.Context, id int64) error {
 }
 
 func (s *Server) updateCamera(c *gin.Context, id int64) error {
-	crs, err := geo.ParseCRS(c.Query("crs"))
-	if err != nil {
-		return err
-	}
 	var p camera.Patch
-	if err := httpapi.BindJSON(c, &p); err != nil {
+	crs, err := bindInCRS(c, &p)
+	if err != nil {
 		return err
 	}
 	cam, err := s.deps.Cameras.Update(c.Request.Context(), id, p, crs)

@@ -227,33 +227,31 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 		if ev.GridID == nil && kind == "recording" {
 			return true // the recordings' disk is everyone's
 		}
-		if ev.Type == events.GridChanged {
+		if ev.Type == events.GridChanged && namesGridIn(ev, scope) {
 			// A boundary change names every grid it touched (a move of an
 			// edge, a split, a merge): a viewer of any of them hears of it.
-			var d struct {
-				Grids []int64 `json:"grids"`
-			}
-			_ = json.Unmarshal(ev.Data, &d)
-			for _, g := range d.Grids {
-				if scope[g] {
-					return true
-				}
-			}
+			return true
 		}
 		if ev.GridID == nil && ev.Type == events.IncidentsBulk {
 			// A bulk upload names the grids it touched: a scoped viewer
 			// hears of it when one of them is theirs.
-			var d struct {
-				Grids []int64 `json:"grids"`
-			}
-			_ = json.Unmarshal(ev.Data, &d)
-			for _, g := range d.Grids {
-				if scope[g] {
-					return true
-				}
-			}
-			return false
+			return namesGridIn(ev, scope)
 		}
 		return ev.GridID != nil && scope[*ev.GridID]
 	}, scope, nil
+}
+
+// namesGridIn reports whether an event that lists the grids it touched
+// (data {"grids":[…]}) names one in scope.
+func namesGridIn(ev events.Event, scope map[int64]bool) bool {
+	var d struct {
+		Grids []int64 `json:"grids"`
+	}
+	_ = json.Unmarshal(ev.Data, &d)
+	for _, g := range d.Grids {
+		if scope[g] {
+			return true
+		}
+	}
+	return false
 }

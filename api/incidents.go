@@ -19,36 +19,6 @@ import (
 	"gridwatch/incident"
 )
 
-// forCaller trims what an integration (a hotline, a citizen app) sees of a
-// case to its status: not who handles it, nor the internal history.
-func forCaller(p *auth.Principal, in *incident.Incident) *incident.Incident {
-	if p == nil || p.Role != auth.RoleIntegration || in == nil {
-		return in
-	}
-	out := *in
-	out.Assignee, out.History, out.CreatedBy = nil, nil, ""
-	return &out
-}
-
-// reporter is who files a report: the caller (its keys are its own) and,
-// for a grid leader unless Deps.LeaderReportOutside allows it, the grids
-// the report must lie in.
-func (s *Server) reporter(p *auth.Principal) incident.Reporter {
-	r := incident.Reporter{Name: p.Username}
-	if p.Kind == "token" {
-		r.TokenID = p.ID
-	} else {
-		r.UserID = p.ID
-	}
-	if p.Role == auth.RoleGridLeader && !s.deps.LeaderReportOutside {
-		r.Confine = p.Grids
-		if r.Confine == nil {
-			r.Confine = []geo.Ref{} // a leader without grids reports nowhere
-		}
-	}
-	return r
-}
-
 func (s *Server) createIncident(c *gin.Context) error {
 	crs, err := geo.ParseCRS(c.Query("crs"))
 	if err != nil {
@@ -66,7 +36,7 @@ func (s *Server) createIncident(c *gin.Context) error {
 		return gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters")
 	}
 	p := httpapi.Principal(c)
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, s.reporter(p), httpapi.IncidentViewer(p))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, httpapi.Reporter(s.deps.LeaderReportOutside, p), httpapi.IncidentViewer(p))
 	if err != nil {
 		return err
 	}
@@ -75,7 +45,7 @@ func (s *Server) createIncident(c *gin.Context) error {
 	if !created {
 		status = http.StatusOK // a retry: the incident first filed
 	}
-	c.JSON(status, forCaller(p, in))
+	c.JSON(status, httpapi.ForCaller(p, in))
 	return nil
 }
 
@@ -89,7 +59,7 @@ func (s *Server) bulkIncidents(c *gin.Context) error {
 	w := bufio.NewWriterSize(c.Writer, 32<<10)
 	enc := json.NewEncoder(w)
 	started := false
-	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, s.reporter(httpapi.Principal(c)), func(r incident.LineResult) error {
+	sum, err := s.deps.Incidents.Bulk(c.Request.Context(), c.Request.Body, crs, httpapi.Reporter(s.deps.LeaderReportOutside, httpapi.Principal(c)), func(r incident.LineResult) error {
 		if !started {
 			c.Header("Content-Type", "application/x-ndjson")
 			c.Status(http.StatusOK)
@@ -122,10 +92,8 @@ const maxListIDs = 1000
 func (s *Server) listIncidents(c *gin.Context) error {
 	var f incident.Filter
 	var err error
-	if g := c.Query("grid"); g != "" {
-		if f.GridID, err = strconv.ParseInt(g, 10, 64); err != nil || f.GridID <= 0 {
-			return httpapi.ParamError("grid", g, "want a grid id")
-		}
+	if f.GridID, err = httpapi.IDQuery(c, "grid", "a grid"); err != nil {
+		return err
 	}
 	if v := c.Query("ids"); v != "" {
 		for _, x := range strings.Split(v, ",") {
@@ -149,15 +117,8 @@ func (s *Server) listIncidents(c *gin.Context) error {
 		}
 	}
 	f.Category = c.Query("category")
-	for _, tp := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := c.Query(tp.name); v != "" {
-			if *tp.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				return httpapi.ParamError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00")
-			}
-		}
+	if err := httpapi.Span(c, &f.From, &f.To); err != nil {
+		return err
 	}
 	if b := c.Query("bbox"); b != "" {
 		bb, err := geo.ParseBBox(b)
@@ -180,7 +141,7 @@ func (s *Server) listIncidents(c *gin.Context) error {
 		return err
 	}
 	for i := range list {
-		list[i] = *forCaller(httpapi.Principal(c), &list[i])
+		list[i] = *httpapi.ForCaller(httpapi.Principal(c), &list[i])
 	}
 	c.JSON(http.StatusOK, httpapi.Page("incidents", list, next))
 	return nil
@@ -188,7 +149,7 @@ func (s *Server) listIncidents(c *gin.Context) error {
 
 func (s *Server) getIncident(c *gin.Context, id int64) error {
 	in, err := s.deps.Incidents.Get(c.Request.Context(), id, httpapi.IncidentViewer(httpapi.Principal(c)))
-	return httpapi.JSON(c, http.StatusOK, forCaller(httpapi.Principal(c), in), err)
+	return httpapi.JSON(c, http.StatusOK, httpapi.ForCaller(httpapi.Principal(c), in), err)
 }
 
 func (s *Server) transitionIncident(c *gin.Context, id int64) error {

@@ -284,29 +284,31 @@ func (s *Server) markEditable(c *gin.Context, t *record.Tag) {
 }
 
 // createTag tags a stretch of a camera's footage.
-func (s *Server) createTag(c *gin.Context) error {
-	var in record.TagInput
-	if err := httpapi.BindJSON(c, &in); err != nil {
-		return err
-	}
+func (s *Server) createTag(c *gin.Context, in *record.TagInput) error {
 	if err := s.tagCamera(c, in.CameraID); err != nil {
 		return err
 	}
-	t, err := s.deps.Recordings.AddTag(c.Request.Context(), in, tagAuthor(httpapi.Principal(c)))
+	t, err := s.deps.Recordings.AddTag(c.Request.Context(), *in, tagAuthor(httpapi.Principal(c)))
 	s.markEditable(c, &t)
-	if err != nil {
-		return err
+	return httpapi.JSON(c, http.StatusCreated, t, err)
+}
+
+// tagEdit is a handler of a change to the tag named by the path's :id,
+// which the caller must see; by is the caller as a tag author, admin
+// whether it may change others' tags.
+func (s *Server) tagEdit(do func(c *gin.Context, id int64, t record.Tag, by record.Author, admin bool) error) httpapi.Handler {
+	return func(c *gin.Context) error {
+		id, t, err := s.visibleTag(c)
+		if err != nil {
+			return err
+		}
+		p := httpapi.Principal(c)
+		return do(c, id, t, tagAuthor(p), p.Role == auth.RoleAdmin)
 	}
-	c.JSON(http.StatusCreated, t)
-	return nil
 }
 
 // updateTag edits a tag: its author or an admin.
-func (s *Server) updateTag(c *gin.Context) error {
-	id, t, err := s.visibleTag(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) updateTag(c *gin.Context, id int64, t record.Tag, by record.Author, admin bool) error {
 	var in record.TagInput
 	if err := httpapi.BindJSON(c, &in); err != nil {
 		return err
@@ -314,24 +316,14 @@ func (s *Server) updateTag(c *gin.Context) error {
 	if in.CameraID != 0 && in.CameraID != t.CameraID {
 		return gridwatch.Errorf(gridwatch.EInvalid, "camera_id: a tag stays on its camera")
 	}
-	p := httpapi.Principal(c)
-	t, err = s.deps.Recordings.UpdateTag(c.Request.Context(), id, in, tagAuthor(p), p.Role == auth.RoleAdmin)
+	t, err := s.deps.Recordings.UpdateTag(c.Request.Context(), id, in, by, admin)
 	s.markEditable(c, &t)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, t)
-	return nil
+	return httpapi.JSON(c, http.StatusOK, t, err)
 }
 
 // deleteTag removes a tag: its author or an admin.
-func (s *Server) deleteTag(c *gin.Context) error {
-	id, _, err := s.visibleTag(c)
-	if err != nil {
-		return err
-	}
-	p := httpapi.Principal(c)
-	return httpapi.NoContent(c, s.deps.Recordings.DeleteTag(c.Request.Context(), id, tagAuthor(p), p.Role == auth.RoleAdmin))
+func (s *Server) deleteTag(c *gin.Context, id int64, _ record.Tag, by record.Author, admin bool) error {
+	return httpapi.NoContent(c, s.deps.Recordings.DeleteTag(c.Request.Context(), id, by, admin))
 }
 
 // tagAuthor names the caller as a tag's author.

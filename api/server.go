@@ -1,6 +1,15 @@
-// Package api is gridwatch's HTTP transport: routing, middleware, request and
-// response mapping and the one place errors become HTTP statuses. It calls the
-// domain packages and never writes SQL.
+// Package api is gridwatch's HTTP transport: the one routing table,
+// middleware (authorisation, input checks, request origin) and the
+// /api/v1 handlers. It calls the domain packages and never writes SQL.
+//
+// Shape: every handler is an httpapi.Handler that returns its error, and
+// httpapi.Handle (the one adapter) writes it through httpapi.WriteError,
+// the one place errors become HTTP statuses. OGC API Features (api/ogc),
+// Open311 (api/open311) and the vector tiles (api/tiles) are packages of
+// their own that export their route entries and query rules; Routes
+// gathers them, so the route × role test and the query rules walk every
+// route. What they all share lives in api/httpapi, which imports none of
+// them.
 package api
 
 import (
@@ -18,6 +27,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gridwatch/api/httpapi"
+	"gridwatch/api/ogc"
+	"gridwatch/api/open311"
+	"gridwatch/api/tiles"
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
@@ -96,6 +108,9 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *httpMetrics
 	csp     string
+	tiles   *tiles.Service
+	open311 *open311.Service
+	ogc     *ogc.Service
 }
 
 // New builds the server and its routes.
@@ -119,6 +134,10 @@ func New(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Logger, engine: gin.New()}
 	s.metrics = newHTTPMetrics(deps.Metrics)
 	s.csp = contentSecurityPolicy(deps.BasemapStyleURL)
+	s.open311 = open311.New(open311.Deps{Incidents: deps.Incidents, LeaderReportOutside: deps.LeaderReportOutside})
+	s.ogc = ogc.New(ogc.Deps{Logger: deps.Logger, Version: deps.Version, Grids: deps.Grids, Incidents: deps.Incidents,
+		Cameras: deps.Cameras, MaxVertices: deps.MaxVertices, OGCRequireIfMatch: deps.OGCRequireIfMatch})
+	s.tiles = tiles.New(tiles.Deps{Grids: deps.Grids, Incidents: deps.Incidents, Cameras: deps.Cameras, TLS: deps.TLS})
 	s.routes()
 	return s
 }
@@ -202,9 +221,9 @@ func (s *Server) Routes() []Route {
 		httpapi.R("DELETE", "/api/v1/exports/:id", auth.ExportsManage, s.deleteExport),
 		httpapi.R("PUT", "/api/v1/exports/:id/hold", auth.ExportsManage, s.holdExport),
 		httpapi.R("GET", "/api/v1/tags", auth.VideoPlayback, s.listTags),
-		httpapi.R("POST", "/api/v1/tags", auth.VideoPlayback, s.createTag),
-		httpapi.R("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.updateTag),
-		httpapi.R("DELETE", "/api/v1/tags/:id", auth.VideoPlayback, s.deleteTag),
+		httpapi.R("POST", "/api/v1/tags", auth.VideoPlayback, httpapi.Bind(s.createTag)),
+		httpapi.R("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.tagEdit(s.updateTag)),
+		httpapi.R("DELETE", "/api/v1/tags/:id", auth.VideoPlayback, s.tagEdit(s.deleteTag)),
 		// Footage names cameras: for those who may see cameras, not for
 		// integrations that read their incidents.
 		httpapi.R("GET", "/api/v1/incidents/:id/footage", auth.CamerasRead, s.incidentFootage),
@@ -214,7 +233,7 @@ func (s *Server) Routes() []Route {
 	}
 	// Open311 (open311.go), vector tiles (tiles.go) and OGC API Features
 	// (ogc.go) keep their tables beside their handlers.
-	return slices.Concat(table, s.open311Routes(), s.tileRoutes(), s.ogcRoutes())
+	return slices.Concat(table, s.open311.Routes(), s.tiles.Routes(), s.ogc.Routes())
 }
 
 // routes registers the table behind the middleware; the dashboard's files
@@ -225,7 +244,7 @@ func (s *Server) routes() {
 	// Client addresses (throttling, audit) come from the connection, never
 	// from X-Forwarded-For, unless proxies are configured.
 	_ = e.SetTrustedProxies(s.deps.TrustedProxies)
-	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.checkText())
+	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.checkText(), httpapi.OriginFrom(s.deps.TrustedProxies))
 	e.NoRoute(httpapi.Handle(s.log, s.noRoute, nil))
 	e.NoMethod(func(c *gin.Context) {
 		httpapi.WriteError(c, s.log, httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))

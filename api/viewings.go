@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,17 +18,8 @@ func (s *Server) listViewings(c *gin.Context) error {
 	if f.Kind != "" && f.Kind != audit.Live && f.Kind != audit.Playback {
 		return httpapi.ParamError("kind", f.Kind, "want live or playback")
 	}
-	for _, tp := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := c.Query(tp.name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return httpapi.ParamError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00")
-			}
-			*tp.dst = t
-		}
+	if err := httpapi.Span(c, &f.From, &f.To); err != nil {
+		return err
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return httpapi.ParamError("to", c.Query("to"), "must be after from")

@@ -55,3 +55,37 @@ func ScopedChain(ctx context.Context, grids *geo.Store, p *auth.Principal, id in
 	}
 	return chain, nil
 }
+
+// Reporter is who files a report: the caller p (its keys are its own)
+// and, for a grid leader unless leaderOutside allows it, the grids the
+// report must lie in.
+func Reporter(leaderOutside bool, p *auth.Principal) incident.Reporter {
+	r := incident.Reporter{Name: p.Username}
+	if p.Kind == "token" {
+		r.TokenID = p.ID
+	} else {
+		r.UserID = p.ID
+	}
+	if p.Role == auth.RoleGridLeader && !leaderOutside {
+		r.Confine = p.Grids
+		if r.Confine == nil {
+			r.Confine = []geo.Ref{} // a leader without grids reports nowhere
+		}
+	}
+	return r
+}
+
+// ForCaller trims what an integration (a hotline, a citizen app) sees of a
+// case to its status: not who handles it, nor the internal history.
+func ForCaller(p *auth.Principal, in *incident.Incident) *incident.Incident {
+	if p == nil || p.Role != auth.RoleIntegration || in == nil {
+		return in
+	}
+	out := *in
+	out.Assignee, out.History, out.CreatedBy = nil, nil, ""
+	return &out
+}
+
+// SessionCookie is the name of the cookie a signed-in browser's session
+// travels in.
+const SessionCookie = "gw_session"

@@ -28,33 +28,34 @@ func Errorf(status int, code, format string, args ...any) error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// statuses are the HTTP statuses of the error codes; any other code
+// (internal) is a 500.
+var statuses = map[string]int{
+	gridwatch.EInvalid:             http.StatusBadRequest,
+	gridwatch.EInvalidJSON:         http.StatusBadRequest,
+	gridwatch.EInvalidGeoJSON:      http.StatusBadRequest,
+	gridwatch.EInvalidGeometry:     http.StatusUnprocessableEntity,
+	gridwatch.ETopology:            http.StatusUnprocessableEntity,
+	gridwatch.EIdempotencyMismatch: http.StatusUnprocessableEntity,
+	gridwatch.EUnauthenticated:     http.StatusUnauthorized,
+	gridwatch.ECredentials:         http.StatusUnauthorized,
+	gridwatch.EForbidden:           http.StatusForbidden,
+	gridwatch.ECSRF:                http.StatusForbidden,
+	gridwatch.EOutsideScope:        http.StatusForbidden,
+	gridwatch.EThrottled:           http.StatusTooManyRequests,
+	gridwatch.ENotFound:            http.StatusNotFound,
+	gridwatch.EConflict:            http.StatusConflict,
+	gridwatch.EStale:               http.StatusPreconditionFailed,
+	gridwatch.ENeedsVersion:        http.StatusPreconditionRequired,
+	gridwatch.ETooLarge:            http.StatusRequestEntityTooLarge,
+	gridwatch.EUnavailable:         http.StatusServiceUnavailable,
+	gridwatch.ENoSpace:             http.StatusInsufficientStorage,
+}
+
 // StatusOf maps an error code to its HTTP status.
 func StatusOf(code string) int {
-	switch code {
-	case gridwatch.EInvalid, gridwatch.EInvalidJSON, gridwatch.EInvalidGeoJSON:
-		return http.StatusBadRequest
-	case gridwatch.EInvalidGeometry, gridwatch.ETopology, gridwatch.EIdempotencyMismatch:
-		return http.StatusUnprocessableEntity
-	case gridwatch.EUnauthenticated, gridwatch.ECredentials:
-		return http.StatusUnauthorized
-	case gridwatch.EForbidden, gridwatch.ECSRF, gridwatch.EOutsideScope:
-		return http.StatusForbidden
-	case gridwatch.EThrottled:
-		return http.StatusTooManyRequests
-	case gridwatch.ENotFound:
-		return http.StatusNotFound
-	case gridwatch.EConflict:
-		return http.StatusConflict
-	case gridwatch.EStale:
-		return http.StatusPreconditionFailed
-	case gridwatch.ENeedsVersion:
-		return http.StatusPreconditionRequired
-	case gridwatch.ETooLarge:
-		return http.StatusRequestEntityTooLarge
-	case gridwatch.EUnavailable:
-		return http.StatusServiceUnavailable
-	case gridwatch.ENoSpace:
-		return http.StatusInsufficientStorage
+	if st, ok := statuses[code]; ok {
+		return st
 	}
 	return http.StatusInternalServerError
 }

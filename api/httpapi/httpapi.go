@@ -87,3 +87,12 @@ func Handle(log *slog.Logger, h Handler, write ErrorWriter) gin.HandlerFunc {
 func Wrap(h gin.HandlerFunc) Handler {
 	return func(c *gin.Context) error { h(c); return nil }
 }
+
+// Basic lets GIS clients that can only send HTTP Basic (QGIS 3.22) use
+// routes.
+func Basic(routes []Route) []Route {
+	for i := range routes {
+		routes[i].Basic = true
+	}
+	return routes
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -126,4 +127,36 @@ func BoolParam(c *gin.Context, name string) (bool, error) {
 		return false, ParamError(name, v, "want true or false")
 	}
 	return b, nil
+}
+
+// Span reads the optional from and to of a time-filtered list, each an
+// RFC 3339 time.
+func Span(c *gin.Context, from, to *time.Time) error {
+	for _, tp := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", from}, {"to", to}} {
+		if v := c.Query(tp.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return ParamError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00")
+			}
+			*tp.dst = t
+		}
+	}
+	return nil
+}
+
+// IDQuery reads an optional id from the query (?grid=, ?camera=): 0 when
+// absent; what names it is what (a grid, a camera) in the error.
+func IDQuery(c *gin.Context, name, what string) (int64, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, ParamError(name, v, "want "+what+" id")
+	}
+	return id, nil
 }

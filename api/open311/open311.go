@@ -1,11 +1,13 @@
-package api
-
-// Open311 GeoReport v2 at /open311/v2, JSON only, so that existing
+// Package open311 is Open311 GeoReport v2 at /open311/v2, JSON only, so that existing
 // citizen-reporting apps can post and follow requests: a service is an
 // incident subclass (service_code = category code), a service request is an
 // incident, agency_responsible is its grid. Errors take the spec's form,
 // [{"code":400,"description":"…"}], with the same HTTP status — except 401
 // and 403, which the authorisation layer answers before these handlers run.
+// Its routes (Routes) and their query parameters (Query) are gathered by
+// package api into its one table; the handlers are httpapi.Handlers whose
+// errors writeError puts in GeoReport's form.
+package open311
 
 import (
 	"bytes"
@@ -45,31 +47,65 @@ const (
 	open311TitleRunes = 60
 )
 
-// open311Routes is GeoReport v2, for citizen-reporting apps: the service
+// Deps are what Open311 needs from the rest of the service.
+type Deps struct {
+	Incidents *incident.Service
+	// LeaderReportOutside: see api.Deps.
+	LeaderReportOutside bool
+}
+
+// Service serves the Open311 routes.
+type Service struct{ deps Deps }
+
+// New returns the Open311 service.
+func New(deps Deps) *Service { return &Service{deps: deps} }
+
+// jurisdiction is the parameter every GeoReport v2 call may name (one
+// jurisdiction here: accepted and ignored, as the spec allows).
+const jurisdiction = "jurisdiction_id"
+
+// Query lists, for every route of Routes as "METHOD /path", the query
+// parameters it reads (api checks them before the handler runs).
+var Query = map[string][]string{
+	"GET /open311/v2/services.json":  {jurisdiction},
+	"GET /open311/v2/services/:file": {jurisdiction},
+	"POST /open311/v2/requests.json": {jurisdiction, "crs"},
+	"GET /open311/v2/requests.json":  {jurisdiction, "service_request_id", "service_code", "start_date", "end_date", "status"},
+	"GET /open311/v2/requests/:file": {jurisdiction},
+	"GET /open311/v2/services.xml":   {jurisdiction},
+	"GET /open311/v2/requests.xml":   {jurisdiction},
+	"POST /open311/v2/requests.xml":  {jurisdiction},
+}
+
+// Bodies are the routes whose body is a form (or, when so labelled, JSON)
+// rather than one JSON document.
+var Bodies = []string{"POST /open311/v2/requests.json", "POST /open311/v2/requests.xml"}
+
+// Routes is GeoReport v2, for citizen-reporting apps: the service
 // list is public; requests need an integration key (api_key or bearer).
 // Every error, the input checks' included, takes GeoReport's form.
-func (s *Server) open311Routes() []Route {
-	routes := []Route{
+func (s *Service) Routes() []httpapi.Route {
+	routes := []httpapi.Route{
 		httpapi.R("GET", "/open311/v2/services.json", auth.Public, s.open311Services),
 		httpapi.R("GET", "/open311/v2/services/:file", auth.Public, s.open311Service),
-		httpapi.KeyParam(Route{Method: "POST", Path: "/open311/v2/requests.json", Perm: auth.IncidentsCreate, Handle: s.open311CreateRequest}),
-		httpapi.KeyParam(Route{Method: "GET", Path: "/open311/v2/requests.json", Perm: auth.IncidentsRead, Handle: s.open311Requests}),
-		httpapi.KeyParam(Route{Method: "GET", Path: "/open311/v2/requests/:file", Perm: auth.IncidentsRead, Handle: s.open311Request}),
+		httpapi.KeyParam(httpapi.Route{Method: "POST", Path: "/open311/v2/requests.json", Perm: auth.IncidentsCreate, Handle: s.open311CreateRequest}),
+		httpapi.KeyParam(httpapi.Route{Method: "GET", Path: "/open311/v2/requests.json", Perm: auth.IncidentsRead, Handle: s.open311Requests}),
+		httpapi.KeyParam(httpapi.Route{Method: "GET", Path: "/open311/v2/requests/:file", Perm: auth.IncidentsRead, Handle: s.open311Request}),
 		httpapi.R("GET", "/open311/v2/services.xml", auth.Public, s.open311XML),
 		httpapi.R("GET", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 		httpapi.R("POST", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 	}
 	for i := range routes {
-		routes[i].Errors = writeOpen311Error
+		routes[i].Errors = writeError
 	}
 	return routes
 }
 
-// writeOpen311Error answers err in GeoReport's error format. Internal
+// writeError answers err in GeoReport's error format. Internal
 // errors are logged (by httpapi.ProblemOf) and shown as a plain message
 // with the request id; the database out of reach stays a 500 here, as
 // GeoReport clients knew it.
-func writeOpen311Error(c *gin.Context, log *slog.Logger, err error) {
+func writeError(c *gin.Context, log *slog.Logger, err error) {
 	p := httpapi.ProblemOf(c, log, err)
 	if p.Internal {
 		p.Status, p.Message = http.StatusInternalServerError, "internal error (request id "+c.GetString("request_id")+")"
@@ -104,7 +140,7 @@ type open311ServiceDoc struct {
 
 // open311Catalogue returns the services — the incident subclasses — in
 // code order.
-func (s *Server) open311Catalogue(c *gin.Context) ([]open311ServiceDoc, error) {
+func (s *Service) open311Catalogue(c *gin.Context) ([]open311ServiceDoc, error) {
 	cats, err := s.deps.Incidents.Categories(c.Request.Context())
 	if err != nil {
 		return nil, err
@@ -142,14 +178,14 @@ func open311FindService(services []open311ServiceDoc, code string) (open311Servi
 	return services[i], true
 }
 
-func (s *Server) open311Services(c *gin.Context) error {
+func (s *Service) open311Services(c *gin.Context) error {
 	services, err := s.open311Catalogue(c)
 	return httpapi.JSON(c, http.StatusOK, services, err)
 }
 
 // open311Service is a service definition: we ask for no attributes beyond
 // the spec's own fields.
-func (s *Server) open311Service(c *gin.Context) error {
+func (s *Service) open311Service(c *gin.Context) error {
 	code, err := open311File(c.Param("file"), "services")
 	if err != nil {
 		return err
@@ -260,7 +296,7 @@ func open311Rename(err error) error {
 // open311CreateRequest files a citizen's report: POST requests.json with
 // service_code, lat, long (honouring ?crs=), address_string, description.
 // An Idempotency-Key header makes a retry return the first request (200).
-func (s *Server) open311CreateRequest(c *gin.Context) error {
+func (s *Service) open311CreateRequest(c *gin.Context) error {
 	crs, err := geo.ParseCRS(c.Query("crs"))
 	if err != nil {
 		return err
@@ -305,7 +341,7 @@ func (s *Server) open311CreateRequest(c *gin.Context) error {
 	if n.IdempotencyKey = strings.TrimSpace(c.GetHeader("Idempotency-Key")); len(n.IdempotencyKey) > 200 {
 		return gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters")
 	}
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, s.reporter(httpapi.Principal(c)), httpapi.IncidentViewer(httpapi.Principal(c)))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, httpapi.Reporter(s.deps.LeaderReportOutside, httpapi.Principal(c)), httpapi.IncidentViewer(httpapi.Principal(c)))
 	if err != nil {
 		return open311Rename(err)
 	}
@@ -409,7 +445,7 @@ func open311RequestOf(in *incident.Incident) open311RequestDoc {
 // start_date, end_date (both inclusive; default the last 90 days) and
 // status (open, closed or both). Newest first, at most 1000. An
 // integration token sees its own requests only.
-func (s *Server) open311Requests(c *gin.Context) error {
+func (s *Service) open311Requests(c *gin.Context) error {
 	ctx := c.Request.Context()
 	v := httpapi.IncidentViewer(httpapi.Principal(c))
 	out := []open311RequestDoc{}
@@ -521,7 +557,7 @@ func (s *Server) open311Requests(c *gin.Context) error {
 }
 
 // open311Request answers GET requests/{id}.json: a list of the one request.
-func (s *Server) open311Request(c *gin.Context) error {
+func (s *Service) open311Request(c *gin.Context) error {
 	base, err := open311File(c.Param("file"), "requests")
 	if err != nil {
 		return err
@@ -542,7 +578,7 @@ func (s *Server) open311Request(c *gin.Context) error {
 }
 
 // open311XML answers the XML forms of the collections: only JSON is served.
-func (s *Server) open311XML(c *gin.Context) error {
+func (s *Service) open311XML(c *gin.Context) error {
 	name := strings.TrimSuffix(path.Base(c.Request.URL.Path), ".xml")
 	return httpapi.Errorf(http.StatusBadRequest, "unsupported_format", "only JSON is served here: ask for %s.json", name)
 }

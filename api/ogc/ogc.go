@@ -1,6 +1,4 @@
-package api
-
-// OGC API Features (read side) under /ogc: the landing page, conformance,
+// Package ogc is OGC API Features under /ogc: the landing page, conformance,
 // the OpenAPI document, and the grids, incidents and cameras collections
 // with their items, so that QGIS and GDAL load them. Standards: OGC 17-069r4
 // (Part 1: Core, GeoJSON, OpenAPI 3.0) and OGC 18-058 (Part 2: coordinate
@@ -11,24 +9,29 @@ package api
 // grids collection also takes writes (Part 4, ogc_write.go); a grid item's
 // ETag is its version's (geo.ETag), the one a replace or delete sends back
 // in If-Match.
+//
+// Shape: the routes (Routes) and their query parameters (Query,
+// QueryRules) are gathered by package api into its one table and checked
+// there; the handlers are httpapi.Handlers. ogc.go holds the documents
+// (landing, conformance, collections, items), ogc_params.go the query
+// parsers, one file per collection its adapter (grids.go, incidents.go,
+// cameras.go), ogc_write.go the grids' writes, ogc_openapi.go the OpenAPI
+// document; links are built on the request's origin (httpapi.Origin).
+package ogc
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/twpayne/go-geom"
 
 	"gridwatch"
 	"gridwatch/api/httpapi"
 	"gridwatch/auth"
-	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
 )
@@ -109,7 +112,7 @@ func (col *ogcCollection) queryableNames() []string {
 }
 
 // ogcCollections are the collections offered, in the order listed.
-func (s *Server) ogcCollections() []*ogcCollection {
+func (s *Service) ogcCollections() []*ogcCollection {
 	return []*ogcCollection{
 		{
 			id: "grids", title: "Grids", perm: auth.GridsRead,
@@ -153,11 +156,11 @@ func incidentStatuses() []string {
 	return out
 }
 
-// ogcRoutes serves OGC API Features under /ogc. The collection routes
+// Routes serves OGC API Features under /ogc. The collection routes
 // carry their collection's permission; the catch-all ones answer 404 for
 // collections that do not exist. All take HTTP Basic too (QGIS 3.22).
-func (s *Server) ogcRoutes() []Route {
-	routes := []Route{
+func (s *Service) Routes() []httpapi.Route {
+	routes := []httpapi.Route{
 		httpapi.R("GET", "/ogc", auth.Authenticated, s.ogcLanding),
 		httpapi.R("GET", "/ogc/", auth.Authenticated, s.ogcLanding),
 		httpapi.R("GET", "/ogc/conformance", auth.Authenticated, s.ogcConformanceDoc),
@@ -174,7 +177,7 @@ func (s *Server) ogcRoutes() []Route {
 		)
 	}
 	routes = append(routes, s.ogcGridWriteRoutes()...)
-	return basicRoutes(append(routes,
+	return httpapi.Basic(append(routes,
 		httpapi.R("GET", "/ogc/collections/:cid", auth.Authenticated, s.ogcNoCollection),
 		httpapi.R("GET", "/ogc/collections/:cid/queryables", auth.Authenticated, s.ogcNoCollection),
 		httpapi.R("GET", "/ogc/collections/:cid/items", auth.Authenticated, s.ogcNoCollection),
@@ -182,76 +185,8 @@ func (s *Server) ogcRoutes() []Route {
 	))
 }
 
-// ogcOrigin is scheme://host of the request as its client sent it: the
-// Host header and the connection's TLS; X-Forwarded-Proto and
-// X-Forwarded-Host count only from a configured trusted proxy.
-func (s *Server) ogcOrigin(c *gin.Context) string {
-	scheme := "http"
-	if c.Request.TLS != nil {
-		scheme = "https"
-	}
-	host := c.Request.Host
-	if s.fromTrustedProxy(c.Request.RemoteAddr) {
-		if p := firstHeaderValue(c.GetHeader("X-Forwarded-Proto")); p == "http" || p == "https" {
-			scheme = p
-		}
-		if h := firstHeaderValue(c.GetHeader("X-Forwarded-Host")); validHost(h) {
-			host = h
-		}
-	}
-	if !validHost(host) {
-		host = "localhost"
-	}
-	return scheme + "://" + host
-}
-
-func firstHeaderValue(v string) string {
-	first, _, _ := strings.Cut(v, ",")
-	return strings.TrimSpace(first)
-}
-
-// validHost accepts a host[:port] made of the characters a host name, an
-// IPv4 or a bracketed IPv6 address may hold.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-.:[]_", r)) {
-			return false
-		}
-	}
-	return true
-}
-
-// fromTrustedProxy reports whether the connection comes from one of
-// Deps.TrustedProxies (addresses or CIDR prefixes, as gin takes them).
-func (s *Server) fromTrustedProxy(remote string) bool {
-	if len(s.deps.TrustedProxies) == 0 {
-		return false
-	}
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range s.deps.TrustedProxies {
-		if pre, err := netip.ParsePrefix(p); err == nil && pre.Contains(addr) {
-			return true
-		}
-		if a, err := netip.ParseAddr(p); err == nil && a.Unmap() == addr {
-			return true
-		}
-	}
-	return false
-}
-
 // ogcWrite answers v as JSON with the given media type.
-func (s *Server) ogcWrite(c *gin.Context, status int, mediaType string, v any) error {
+func (s *Service) ogcWrite(c *gin.Context, status int, mediaType string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -272,11 +207,11 @@ func ogcOnlyParams(c *gin.Context, allowed ...string) error {
 	return checkFormat(c.Query("f"))
 }
 
-func (s *Server) ogcLanding(c *gin.Context) error {
+func (s *Service) ogcLanding(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
 		return err
 	}
-	base := s.ogcOrigin(c) + "/ogc"
+	base := httpapi.Origin(c) + "/ogc"
 	return s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{
 		"title":       "Gridwatch",
 		"description": "Grids, incidents and cameras of the city grid-governance service, as OGC API Features.",
@@ -289,18 +224,18 @@ func (s *Server) ogcLanding(c *gin.Context) error {
 	})
 }
 
-func (s *Server) ogcConformanceDoc(c *gin.Context) error {
+func (s *Service) ogcConformanceDoc(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
 		return err
 	}
 	return s.ogcWrite(c, http.StatusOK, mediaJSON, gin.H{"conformsTo": ogcConformance})
 }
 
-func (s *Server) ogcCollectionList(c *gin.Context) error {
+func (s *Service) ogcCollectionList(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
 		return err
 	}
-	base := s.ogcOrigin(c) + "/ogc"
+	base := httpapi.Origin(c) + "/ogc"
 	p := httpapi.Principal(c)
 	cols := []gin.H{}
 	for _, col := range s.ogcCollections() {
@@ -321,12 +256,12 @@ func (s *Server) ogcCollectionList(c *gin.Context) error {
 	})
 }
 
-func (s *Server) ogcCollectionDoc(col *ogcCollection) httpapi.Handler {
+func (s *Service) ogcCollectionDoc(col *ogcCollection) httpapi.Handler {
 	return func(c *gin.Context) error {
 		if err := ogcOnlyParams(c, "f"); err != nil {
 			return err
 		}
-		doc, err := s.ogcCollectionJSON(c, col, s.ogcOrigin(c)+"/ogc")
+		doc, err := s.ogcCollectionJSON(c, col, httpapi.Origin(c)+"/ogc")
 		if err != nil {
 			return err
 		}
@@ -336,7 +271,7 @@ func (s *Server) ogcCollectionDoc(col *ogcCollection) httpapi.Handler {
 
 // ogcCollectionJSON describes col as the caller sees it: the extent is of
 // the features in their scope.
-func (s *Server) ogcCollectionJSON(c *gin.Context, col *ogcCollection, base string) (gin.H, error) {
+func (s *Service) ogcCollectionJSON(c *gin.Context, col *ogcCollection, base string) (gin.H, error) {
 	ext, err := col.extent(c)
 	if err != nil {
 		return nil, err
@@ -372,7 +307,7 @@ func (s *Server) ogcCollectionJSON(c *gin.Context, col *ogcCollection, base stri
 	return doc, nil
 }
 
-func (s *Server) ogcQueryablesDoc(col *ogcCollection) httpapi.Handler {
+func (s *Service) ogcQueryablesDoc(col *ogcCollection) httpapi.Handler {
 	return func(c *gin.Context) error {
 		if err := ogcOnlyParams(c, "f"); err != nil {
 			return err
@@ -387,7 +322,7 @@ func (s *Server) ogcQueryablesDoc(col *ogcCollection) httpapi.Handler {
 		}
 		return s.ogcWrite(c, http.StatusOK, mediaJSONSchema, gin.H{
 			"$schema":              "https://json-schema.org/draft/2020-12/schema",
-			"$id":                  s.ogcOrigin(c) + "/ogc/collections/" + col.id + "/queryables",
+			"$id":                  httpapi.Origin(c) + "/ogc/collections/" + col.id + "/queryables",
 			"type":                 "object",
 			"title":                col.title,
 			"properties":           props,
@@ -396,7 +331,7 @@ func (s *Server) ogcQueryablesDoc(col *ogcCollection) httpapi.Handler {
 	}
 }
 
-func (s *Server) ogcItems(col *ogcCollection) httpapi.Handler {
+func (s *Service) ogcItems(col *ogcCollection) httpapi.Handler {
 	return func(c *gin.Context) error {
 		q, err := parseOGCQuery(c.Request.URL.Query(), col.queryableNames())
 		if err != nil {
@@ -407,7 +342,7 @@ func (s *Server) ogcItems(col *ogcCollection) httpapi.Handler {
 		if err != nil {
 			return err
 		}
-		origin := s.ogcOrigin(c)
+		origin := httpapi.Origin(c)
 		path := "/ogc/collections/" + col.id + "/items"
 		self := origin + path
 		if raw := c.Request.URL.RawQuery; raw != "" {
@@ -437,7 +372,7 @@ func (s *Server) ogcItems(col *ogcCollection) httpapi.Handler {
 	}
 }
 
-func (s *Server) ogcItem(col *ogcCollection) httpapi.Handler {
+func (s *Service) ogcItem(col *ogcCollection) httpapi.Handler {
 	return func(c *gin.Context) error {
 		if err := ogcOnlyParams(c, "f", "crs"); err != nil {
 			return err
@@ -455,7 +390,7 @@ func (s *Server) ogcItem(col *ogcCollection) httpapi.Handler {
 		if err != nil {
 			return err
 		}
-		origin := s.ogcOrigin(c)
+		origin := httpapi.Origin(c)
 		self := origin + c.Request.URL.Path
 		if raw := c.Request.URL.RawQuery; raw != "" {
 			self += "?" + raw
@@ -489,7 +424,7 @@ func etagMatches(list, etag string) bool {
 	return false
 }
 
-func (s *Server) ogcNoCollection(c *gin.Context) error {
+func (s *Service) ogcNoCollection(c *gin.Context) error {
 	var names []string
 	for _, col := range s.ogcCollections() {
 		if httpapi.Principal(c).Can(col.perm) {
@@ -499,272 +434,4 @@ func (s *Server) ogcNoCollection(c *gin.Context) error {
 	httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "collection %q does not exist; GET /ogc/collections lists them (%s)",
 		c.Param("cid"), strings.Join(names, ", ")).WithDetails(map[string]any{"collection": c.Param("cid")}))
 	return nil
-}
-
-// Geometries.
-
-func pointGeometry(crs ogcCRS, lon, lat float64) *ogcGeometry {
-	x, y := crs.out(lon, lat)
-	return &ogcGeometry{Type: "Point", Coordinates: [2]float64{x, y}}
-}
-
-func multiPolygonGeometry(crs ogcCRS, mp *geom.MultiPolygon) *ogcGeometry {
-	if mp == nil {
-		return nil
-	}
-	polys := make([][][][2]float64, mp.NumPolygons())
-	for i := range polys {
-		p := mp.Polygon(i)
-		rings := make([][][2]float64, p.NumLinearRings())
-		for j := range rings {
-			lr := p.LinearRing(j)
-			pts := make([][2]float64, lr.NumCoords())
-			for k := range pts {
-				co := lr.Coord(k)
-				pts[k][0], pts[k][1] = crs.out(co.X(), co.Y())
-			}
-			rings[j] = pts
-		}
-		polys[i] = rings
-	}
-	return &ogcGeometry{Type: "MultiPolygon", Coordinates: polys}
-}
-
-// Grids.
-
-func (s *Server) ogcGridFilter(c *gin.Context, q ogcQuery) (geo.Filter, error) {
-	f := geo.Filter{Scope: httpapi.Principal(c).ScopeIDs(), BBox: q.bbox, UpdatedFrom: q.from, UpdatedUntil: q.until, Code: q.props["code"]}
-	if lv := q.props["level"]; lv != "" {
-		if f.Level = geo.Level(lv); !f.Level.Valid() {
-			return f, httpapi.ParamError("level", lv, "want district, street, community or grid")
-		}
-	}
-	if p := q.props["parent_id"]; p != "" {
-		id, err := strconv.ParseInt(p, 10, 64)
-		if err != nil || id <= 0 {
-			return f, httpapi.ParamError("parent_id", p, "want a grid id")
-		}
-		f.ParentID = id
-	}
-	return f, nil
-}
-
-func (s *Server) ogcGridItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
-	f, err := s.ogcGridFilter(c, q)
-	if err != nil {
-		return ogcPage{}, err
-	}
-	var page ogcPage
-	if page.matched, err = s.deps.Grids.Count(c.Request.Context(), f); err != nil {
-		return page, err
-	}
-	f.Limit, f.After, f.Geometry = q.limit, q.cursor, true
-	grids, next, err := s.deps.Grids.List(c.Request.Context(), f)
-	if err != nil {
-		return page, err
-	}
-	page.next = next
-	page.features = make([]ogcFeature, len(grids))
-	for i := range grids {
-		page.features[i] = gridFeature(&grids[i], q.crs)
-	}
-	return page, nil
-}
-
-func (s *Server) ogcGridItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, error) {
-	if _, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id); err != nil {
-		return ogcFeature{}, err
-	}
-	g, err := s.deps.Grids.Get(c.Request.Context(), id)
-	if err != nil {
-		return ogcFeature{}, err
-	}
-	return gridFeature(g, crs), nil
-}
-
-// gridFeature is a grid as a feature: its fields, and the properties kept
-// from its import where they do not clash with a field. Its ETag is the
-// grid version's, as on /api/v1: a replace or delete sends it in If-Match.
-func gridFeature(g *geo.Grid, crs ogcCRS) ogcFeature {
-	props := map[string]any{}
-	for k, v := range g.Properties {
-		props[k] = v
-	}
-	var parentCode any
-	if g.ParentCode != "" {
-		parentCode = g.ParentCode
-	}
-	props["code"], props["name"], props["level"] = g.Code, g.Name, string(g.Level)
-	props["parent_id"], props["parent_code"], props["area_m2"] = g.ParentID, parentCode, g.AreaM2
-	props["version"], props["created_at"], props["updated_at"] = g.Version, g.CreatedAt, g.UpdatedAt
-	return ogcFeature{
-		Type: "Feature", ID: g.ID, Geometry: multiPolygonGeometry(crs, g.Geometry), Properties: props,
-		etag: geo.ETag(g.ID, g.Version),
-	}
-}
-
-func (s *Server) ogcGridExtent(c *gin.Context) (*geo.Extent, error) {
-	return s.deps.Grids.ExtentOf(c.Request.Context(), geo.Filter{Scope: httpapi.Principal(c).ScopeIDs()})
-}
-
-// Incidents.
-
-func (s *Server) ogcIncidentFilter(q ogcQuery) (incident.FeatureFilter, error) {
-	f := incident.FeatureFilter{Filter: incident.Filter{BBox: q.bbox, From: q.from}, Until: q.until}
-	if st := q.props["status"]; st != "" {
-		for _, x := range strings.Split(st, ",") {
-			status := incident.Status(strings.TrimSpace(x))
-			if !status.Valid() {
-				return f, httpapi.ParamError("status", st, "unknown status "+string(status))
-			}
-			f.Statuses = append(f.Statuses, status)
-		}
-	}
-	if cat := q.props["category"]; cat != "" {
-		if _, err := strconv.ParseUint(cat, 10, 32); err != nil || (len(cat) != 2 && len(cat) != 4) {
-			return f, httpapi.ParamError("category", cat, "want a 2-digit class or 4-digit subclass code")
-		}
-		f.Category = cat
-	}
-	if p := q.props["priority"]; p != "" {
-		if !contains(incident.Priorities(), p) {
-			return f, httpapi.ParamError("priority", p, "want one of "+strings.Join(incident.Priorities(), ", "))
-		}
-		f.Priority = p
-	}
-	if g := q.props["grid_id"]; g != "" {
-		id, err := strconv.ParseInt(g, 10, 64)
-		if err != nil || id <= 0 {
-			return f, httpapi.ParamError("grid_id", g, "want a grid id")
-		}
-		f.InGrid = id
-	}
-	return f, nil
-}
-
-func (s *Server) ogcIncidentItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
-	f, err := s.ogcIncidentFilter(q)
-	if err != nil {
-		return ogcPage{}, err
-	}
-	p := httpapi.Principal(c)
-	v := httpapi.IncidentViewer(p)
-	var page ogcPage
-	if page.matched, err = s.deps.Incidents.CountFeatures(c.Request.Context(), f, v); err != nil {
-		return page, err
-	}
-	f.Limit, f.Before = q.limit, q.cursor
-	list, next, err := s.deps.Incidents.Features(c.Request.Context(), f, v)
-	if err != nil {
-		return page, err
-	}
-	page.next = next
-	page.features = make([]ogcFeature, len(list))
-	for i := range list {
-		page.features[i] = incidentFeature(forCaller(p, &list[i]), q.crs)
-	}
-	return page, nil
-}
-
-func (s *Server) ogcIncidentItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, error) {
-	p := httpapi.Principal(c)
-	in, err := s.deps.Incidents.Get(c.Request.Context(), id, httpapi.IncidentViewer(p))
-	if err != nil {
-		return ogcFeature{}, err
-	}
-	return incidentFeature(forCaller(p, in), crs), nil
-}
-
-// incidentFeature is an incident as a feature: the fields of the REST
-// representation, flat (a grid and an assignee become their id and name).
-func incidentFeature(in *incident.Incident, crs ogcCRS) ogcFeature {
-	props := map[string]any{
-		"source": in.Source, "external_id": in.ExternalID, "category": in.Category, "category_name": in.CategoryName,
-		"title": in.Title, "description": in.Description, "address": in.Address,
-		"reported_at": in.ReportedAt, "received_at": in.ReceivedAt, "priority": in.Priority,
-		"grid_id": nil, "grid_code": nil, "grid_name": nil, "unassigned": in.Unassigned,
-		"assignee_id": nil, "assignee_name": nil,
-		"deadline": in.Deadline, "overdue": in.Overdue, "status": in.Status, "version": in.Version,
-		"registered_at": in.RegisteredAt, "closed_at": in.ClosedAt, "created_by": nil, "updated_at": in.UpdatedAt,
-	}
-	if in.Grid != nil {
-		props["grid_id"], props["grid_code"], props["grid_name"] = in.Grid.ID, in.Grid.Code, in.Grid.Name
-	}
-	if in.Assignee != nil {
-		props["assignee_id"], props["assignee_name"] = in.Assignee.ID, in.Assignee.Name
-	}
-	if in.CreatedBy != "" {
-		props["created_by"] = in.CreatedBy
-	}
-	return ogcFeature{Type: "Feature", ID: in.ID, Properties: props,
-		Geometry: pointGeometry(crs, in.Location.Coordinates[0], in.Location.Coordinates[1])}
-}
-
-func (s *Server) ogcIncidentExtent(c *gin.Context) (*geo.Extent, error) {
-	return s.deps.Incidents.ExtentOf(c.Request.Context(), httpapi.IncidentViewer(httpapi.Principal(c)))
-}
-
-// Cameras.
-
-func (s *Server) ogcCameraItems(c *gin.Context, q ogcQuery) (ogcPage, error) {
-	f := camera.FeatureFilter{Filter: camera.Filter{BBox: q.bbox}, Code: q.props["code"], UpdatedFrom: q.from, UpdatedUntil: q.until}
-	if st := q.props["status"]; st != "" {
-		if st != "online" && st != "connecting" && st != "offline" {
-			return ogcPage{}, httpapi.ParamError("status", st, "want online, connecting or offline")
-		}
-		f.Status = st
-	}
-	if g := q.props["grid_id"]; g != "" {
-		id, err := strconv.ParseInt(g, 10, 64)
-		if err != nil || id <= 0 {
-			return ogcPage{}, httpapi.ParamError("grid_id", g, "want a grid id")
-		}
-		f.InGrid = id
-	}
-	v := httpapi.CameraViewer(httpapi.Principal(c))
-	var page ogcPage
-	var err error
-	if page.matched, err = s.deps.Cameras.CountFeatures(c.Request.Context(), f, v); err != nil {
-		return page, err
-	}
-	f.Limit, f.After = q.limit, q.cursor
-	list, next, err := s.deps.Cameras.Features(c.Request.Context(), f, v)
-	if err != nil {
-		return page, err
-	}
-	page.next = next
-	page.features = make([]ogcFeature, len(list))
-	for i := range list {
-		page.features[i] = cameraFeature(&list[i], q.crs)
-	}
-	return page, nil
-}
-
-func (s *Server) ogcCameraItem(c *gin.Context, id int64, crs ogcCRS) (ogcFeature, error) {
-	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c)))
-	if err != nil {
-		return ogcFeature{}, err
-	}
-	return cameraFeature(cam, crs), nil
-}
-
-// cameraFeature is a camera as a feature, from the camera API's public
-// representation: its stream URLs have no credentials.
-func cameraFeature(cam *camera.Camera, crs ogcCRS) ogcFeature {
-	props := map[string]any{
-		"code": cam.Code, "name": cam.Name, "heading": cam.Heading, "fov": cam.FOV, "range": cam.Range,
-		"main_url": cam.MainURL, "sub_url": cam.SubURL, "has_credentials": cam.HasCreds,
-		"enabled": cam.Enabled, "record": cam.Record, "grid_id": nil, "grid_code": nil,
-		"status": cam.Status, "status_reason": cam.StatusReason, "status_since": cam.StatusSince,
-		"version": cam.Version, "created_at": cam.CreatedAt, "updated_at": cam.UpdatedAt,
-	}
-	if cam.Grid != nil {
-		props["grid_id"], props["grid_code"] = cam.Grid.ID, cam.Grid.Code
-	}
-	return ogcFeature{Type: "Feature", ID: cam.ID, Properties: props,
-		Geometry: pointGeometry(crs, cam.Location.Coordinates[0], cam.Location.Coordinates[1])}
-}
-
-func (s *Server) ogcCameraExtent(c *gin.Context) (*geo.Extent, error) {
-	return s.deps.Cameras.ExtentOf(c.Request.Context(), httpapi.CameraViewer(httpapi.Principal(c)))
 }

@@ -1,4 +1,4 @@
-package api
+package ogc
 
 // OGC API Features Part 4 (OGC 20-002: create, replace, update and delete)
 // for the grids collection, so that QGIS edits grids. Every write goes
@@ -42,9 +42,9 @@ var ogcWriteConformance = []string{
 
 // ogcGridWriteRoutes are the write routes of the grids collection; the
 // other collections are read only (their items paths answer 405 to writes).
-func (s *Server) ogcGridWriteRoutes() []Route {
+func (s *Service) ogcGridWriteRoutes() []httpapi.Route {
 	const items = "/ogc/collections/grids/items"
-	return []Route{
+	return []httpapi.Route{
 		httpapi.R("POST", items, auth.GridsWrite, s.ogcCreateGrid),
 		httpapi.R("PUT", items+"/:fid", auth.GridsWrite, s.ogcChangeGrid(true)),
 		httpapi.R("PATCH", items+"/:fid", auth.GridsWrite, s.ogcChangeGrid(false)),
@@ -160,7 +160,7 @@ func ogcBodyObject(body []byte) (map[string]json.RawMessage, error) {
 
 // ogcCreateGrid answers POST /ogc/collections/grids/items: the feature is
 // imported as one new grid, as POST /api/v1/grids does.
-func (s *Server) ogcCreateGrid(c *gin.Context) error {
+func (s *Service) ogcCreateGrid(c *gin.Context) error {
 	f, err := s.ogcNewGrid(c)
 	if err != nil {
 		return err
@@ -174,7 +174,7 @@ func (s *Server) ogcCreateGrid(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	origin := s.ogcOrigin(c)
+	origin := httpapi.Origin(c)
 	href := origin + "/ogc/collections/grids/items/" + strconv.FormatInt(g.ID, 10)
 	feature := gridFeature(g, ogcCRSs[0])
 	feature.Links = []ogcLink{
@@ -190,7 +190,7 @@ func (s *Server) ogcCreateGrid(c *gin.Context) error {
 // ogcNewGrid reads the feature of a create: checked by geo.ParseFeature,
 // its geometry converted from Content-Crs, the read-only properties
 // dropped, and its parent in the caller's scope.
-func (s *Server) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
+func (s *Service) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
 	var f geo.ImportFeature
 	if err := ogcOnlyParams(c, "f"); err != nil {
 		return f, err
@@ -246,7 +246,7 @@ func (s *Server) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
 // ogcChangeGrid answers PUT (replace, whole feature) and PATCH (update,
 // a partial feature) of a grid: a new boundary and a new name make one new
 // version; the code, level and parent cannot change here.
-func (s *Server) ogcChangeGrid(replace bool) httpapi.Handler {
+func (s *Service) ogcChangeGrid(replace bool) httpapi.Handler {
 	return func(c *gin.Context) error {
 		id, err := ogcFID(c)
 		if err != nil {
@@ -257,7 +257,7 @@ func (s *Server) ogcChangeGrid(replace bool) httpapi.Handler {
 			return err
 		}
 		rep, err := s.deps.Grids.Replace(c.Request.Context(), id, edit.geometry, edit.name, opts)
-		return s.changeResult(c, id, rep, err)
+		return httpapi.ChangeResult(c, id, rep, err)
 	}
 }
 
@@ -270,7 +270,7 @@ type gridEdit struct {
 
 // ogcGridEdit reads a PUT or PATCH of grid id: its parameters, If-Match,
 // scope and body.
-func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, geo.ChangeOptions, error) {
+func (s *Service) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, geo.ChangeOptions, error) {
 	var edit gridEdit
 	if err := ogcOnlyParams(c, "f", "dry_run"); err != nil {
 		return edit, geo.ChangeOptions{}, err
@@ -284,7 +284,7 @@ func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, 
 		// unless the server lets the last writer win.
 		c.Request.Header.Del("If-Match")
 	}
-	opts, err := s.changeOptions(c, id)
+	opts, err := httpapi.ChangeOptions(c, s.deps.Grids, id)
 	if err != nil {
 		return edit, opts, err
 	}
@@ -309,7 +309,7 @@ func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, 
 
 // ogcLenient says whether an OGC write without If-Match (or with "*")
 // applies to the grid's current version, as QGIS needs: it sends none.
-func (s *Server) ogcLenient(c *gin.Context) bool {
+func (s *Service) ogcLenient(c *gin.Context) bool {
 	h := strings.TrimSpace(c.GetHeader("If-Match"))
 	return !s.deps.OGCRequireIfMatch && (h == "" || h == "*")
 }
@@ -318,7 +318,7 @@ func (s *Server) ogcLenient(c *gin.Context) bool {
 // feature (geometry and name); a PATCH carries what changes. Read-only
 // properties are ignored; code, level and parent, and the properties kept
 // from the import, may only be sent unchanged.
-func (s *Server) gridEditOf(g *geo.Grid, body []byte, crs ogcCRS, replace bool) (gridEdit, error) {
+func (s *Service) gridEditOf(g *geo.Grid, body []byte, crs ogcCRS, replace bool) (gridEdit, error) {
 	var edit gridEdit
 	m, err := ogcBodyObject(body)
 	if err != nil {
@@ -481,7 +481,7 @@ func sameBoundary(a, b *geom.MultiPolygon) bool {
 
 // ogcDeleteGrid answers DELETE of a grid: If-Match must name its current
 // version; a grid with children is refused (409, with their count).
-func (s *Server) ogcDeleteGrid(c *gin.Context) error {
+func (s *Service) ogcDeleteGrid(c *gin.Context) error {
 	id, err := ogcFID(c)
 	if err != nil {
 		return err

@@ -1,4 +1,9 @@
-package api
+// Package tiles serves Mapbox Vector Tiles of the grids, incidents and
+// cameras, and each layer's TileJSON, as route entries (Routes) that
+// package api gathers into its table; Query lists their query parameters.
+// Tiles are drawn by the domain stores; this package reads the tile from
+// the path, caches by ETag and answers.
+package tiles
 
 import (
 	"crypto/sha256"
@@ -69,9 +74,39 @@ var (
 			"heading": "Number (degrees from north)", "grid_id": "Number"}}
 )
 
-// tileRoutes serves the vector tiles; GIS clients may use HTTP Basic.
-func (s *Server) tileRoutes() []Route {
-	return basicRoutes([]Route{
+// Deps are what the tiles need from the rest of the service.
+type Deps struct {
+	Grids     *geo.Store
+	Incidents *incident.Service
+	Cameras   *camera.Store
+	// TLS makes the TileJSON's tile URLs https.
+	TLS bool
+}
+
+// Service serves the tile routes.
+type Service struct{ deps Deps }
+
+// New returns the tile service.
+func New(deps Deps) *Service { return &Service{deps: deps} }
+
+// Query lists, for every route of Routes as "METHOD /path", the query
+// parameters it reads (api checks them before the handler runs). Grid
+// tiles name the revision they were drawn for as ?v= (TileJSON's
+// template), the cache key that every change bumps.
+var Query = map[string][]string{
+	"GET /tiles/grids/:z/:x/:file":     {versionParam},
+	"GET /tiles/grids.json":            nil,
+	"GET /tiles/incidents/:z/:x/:file": {"status"},
+	"GET /tiles/incidents.json":        nil,
+	"GET /tiles/cameras/:z/:x/:file":   {"status"},
+	"GET /tiles/cameras.json":          nil,
+	"GET /tiles/:layer":                nil,
+	"GET /tiles/:layer/:z/:x/:file":    nil,
+}
+
+// Routes serves the vector tiles; GIS clients may use HTTP Basic.
+func (s *Service) Routes() []httpapi.Route {
+	return httpapi.Basic([]httpapi.Route{
 		httpapi.R("GET", "/tiles/grids/:z/:x/:file", auth.GridsRead, s.gridTile),
 		httpapi.R("GET", "/tiles/grids.json", auth.GridsRead, s.gridTileJSON),
 		httpapi.R("GET", "/tiles/incidents/:z/:x/:file", auth.IncidentsRead, s.incidentTile),
@@ -84,10 +119,9 @@ func (s *Server) tileRoutes() []Route {
 	})
 }
 
-func (s *Server) unknownTileLayer(c *gin.Context) error {
+func (s *Service) unknownTileLayer(c *gin.Context) error {
 	layer := strings.TrimSuffix(c.Param("layer"), ".json")
-	httpapi.WriteError(c, s.log, httpapi.Errorf(http.StatusNotFound, "not_found", "no tile layer %q: the layers are grids, incidents and cameras", layer))
-	return nil
+	return httpapi.Errorf(http.StatusNotFound, "not_found", "no tile layer %q: the layers are grids, incidents and cameras", layer)
 }
 
 // tileParam reads the tile from the path: z, x and the file {y}.mvt.
@@ -170,7 +204,7 @@ func writeTile(c *gin.Context, tile []byte, etag, cacheControl string) {
 	}
 }
 
-func (s *Server) gridTile(c *gin.Context) error {
+func (s *Service) gridTile(c *gin.Context) error {
 	t, err := tileParam(c)
 	if err != nil {
 		return err
@@ -205,51 +239,59 @@ func (s *Server) gridTile(c *gin.Context) error {
 	return nil
 }
 
-func (s *Server) incidentTile(c *gin.Context) error {
+// pointTile answers a tile of a layer of points (incidents, cameras):
+// drawn fresh by draw, its ETag that of its bytes.
+func pointTile(c *gin.Context, l tileLayer, etagPrefix string, draw func(t geo.Tile) ([]byte, error)) error {
 	t, err := tileParam(c)
 	if err == nil {
-		err = incidentTiles.check(t)
+		err = l.check(t)
 	}
 	if err != nil {
 		return err
 	}
-	var f incident.TileFilter
-	if st := c.Query("status"); st != "" {
-		for _, x := range strings.Split(st, ",") {
-			x = strings.TrimSpace(x)
-			if x == "open" {
-				f.Statuses = append(f.Statuses, incident.OpenStatuses()...)
-				continue
-			}
-			if status := incident.Status(x); status.Valid() {
-				f.Statuses = append(f.Statuses, status)
-				continue
-			}
-			return httpapi.ParamError("status", st, "unknown status "+x+": want open or statuses such as reported,dispatched")
-		}
-	}
-	tile, err := s.deps.Incidents.Tile(c.Request.Context(), t, f, httpapi.IncidentViewer(httpapi.Principal(c)))
+	tile, err := draw(t)
 	if err != nil {
 		return err
 	}
-	writeTile(c, tile, bytesETag("i", tile), cacheRevalidate)
+	writeTile(c, tile, bytesETag(etagPrefix, tile), cacheRevalidate)
 	return nil
 }
 
-func (s *Server) cameraTile(c *gin.Context) error {
-	t, err := tileParam(c)
-	if err == nil {
-		err = cameraTiles.check(t)
+func (s *Service) incidentTile(c *gin.Context) error {
+	return pointTile(c, incidentTiles, "i", func(t geo.Tile) ([]byte, error) {
+		f, err := incidentTileFilter(c.Query("status"))
+		if err != nil {
+			return nil, err
+		}
+		return s.deps.Incidents.Tile(c.Request.Context(), t, f, httpapi.IncidentViewer(httpapi.Principal(c)))
+	})
+}
+
+// incidentTileFilter reads ?status=: open, or a list of statuses.
+func incidentTileFilter(st string) (incident.TileFilter, error) {
+	var f incident.TileFilter
+	if st == "" {
+		return f, nil
 	}
-	if err != nil {
-		return err
+	for _, x := range strings.Split(st, ",") {
+		x = strings.TrimSpace(x)
+		if x == "open" {
+			f.Statuses = append(f.Statuses, incident.OpenStatuses()...)
+			continue
+		}
+		if status := incident.Status(x); status.Valid() {
+			f.Statuses = append(f.Statuses, status)
+			continue
+		}
+		return f, httpapi.ParamError("status", st, "unknown status "+x+": want open or statuses such as reported,dispatched")
 	}
-	tile, err := s.deps.Cameras.Tile(c.Request.Context(), t, httpapi.CameraViewer(httpapi.Principal(c)))
-	if err != nil {
-		return err
-	}
-	writeTile(c, tile, bytesETag("c", tile), cacheRevalidate)
-	return nil
+	return f, nil
+}
+
+func (s *Service) cameraTile(c *gin.Context) error {
+	return pointTile(c, cameraTiles, "c", func(t geo.Tile) ([]byte, error) {
+		return s.deps.Cameras.Tile(c.Request.Context(), t, httpapi.CameraViewer(httpapi.Principal(c)))
+	})
 }
 
 // tileJSON is a TileJSON 3.0.0 document.
@@ -280,7 +322,7 @@ type vectorLayer struct {
 }
 
 // baseURL is the scheme and host the request came to.
-func (s *Server) baseURL(c *gin.Context) string {
+func (s *Service) baseURL(c *gin.Context) string {
 	scheme := "http"
 	if s.deps.TLS || c.Request.TLS != nil {
 		scheme = "https"
@@ -300,7 +342,7 @@ func (l tileLayer) document(base, query string) tileJSON {
 
 // tileJSON serves the TileJSON of a layer of points, drawn fresh for every
 // request (no version in its URL).
-func (s *Server) tileJSON(l tileLayer) httpapi.Handler {
+func (s *Service) tileJSON(l tileLayer) httpapi.Handler {
 	return func(c *gin.Context) error {
 		c.Header("Cache-Control", cacheRevalidate)
 		c.JSON(http.StatusOK, l.document(s.baseURL(c), ""))
@@ -313,7 +355,7 @@ func (s *Server) tileJSON(l tileLayer) httpapi.Handler {
 // minor number is the revision (TileJSON: "when changes across tiles are
 // introduced the minor version MUST change"). Bounds and center are those
 // of the grids the caller sees.
-func (s *Server) gridTileJSON(c *gin.Context) error {
+func (s *Service) gridTileJSON(c *gin.Context) error {
 	ctx := c.Request.Context()
 	scope := httpapi.Principal(c).ScopeIDs()
 	rev, err := s.deps.Grids.Revision(ctx)

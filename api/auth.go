@@ -15,10 +15,7 @@ import (
 	"gridwatch/auth"
 )
 
-const (
-	csrfHeader   = "X-CSRF-Token"
-	principalKey = "principal"
-)
+const csrfHeader = "X-CSRF-Token"
 
 // authorize is the one authorisation layer: it finds who the request is
 // (bearer token or session cookie), checks CSRF for cookie-authenticated

@@ -50,14 +50,21 @@ func (s *Server) footageCamera(c *gin.Context) (int64, time.Time, time.Time, err
 	return id, from, to, nil
 }
 
+// footage lists what the camera of a footage route recorded in the range
+// asked for: the files and the gaps.
+func (s *Server) footage(c *gin.Context) (int64, time.Time, time.Time, []record.Recording, []record.Gap, error) {
+	id, from, to, err := s.footageCamera(c)
+	if err != nil {
+		return id, from, to, nil, nil, err
+	}
+	recs, gaps, err := s.deps.Recordings.List(c.Request.Context(), id, from, to)
+	return id, from, to, recs, gaps, err
+}
+
 // listRecordings answers what a camera recorded between from and to: the
 // recorded files and the gaps.
 func (s *Server) listRecordings(c *gin.Context) error {
-	id, from, to, err := s.footageCamera(c)
-	if err != nil {
-		return err
-	}
-	recs, gaps, err := s.deps.Recordings.List(c.Request.Context(), id, from, to)
+	id, from, to, recs, gaps, err := s.footage(c)
 	if err != nil {
 		return err
 	}
@@ -84,11 +91,7 @@ func (s *Server) recordingStatus(c *gin.Context) error {
 // playback is an HLS VOD playlist of a camera's footage from the keyframe
 // at or before from to to; its segments are byte ranges of the files.
 func (s *Server) playback(c *gin.Context) error {
-	id, from, to, err := s.footageCamera(c)
-	if err != nil {
-		return err
-	}
-	recs, _, err := s.deps.Recordings.List(c.Request.Context(), id, from, to)
+	id, from, to, recs, _, err := s.footage(c)
 	if err != nil {
 		return err
 	}

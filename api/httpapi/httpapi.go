@@ -10,9 +10,11 @@
 //   - a route is a Route: method, path, permission and handler, which
 //     package api gathers into its one table and registers behind the
 //     authorisation and input checks;
-//   - decoding (BindJSON, IDParam, the query parameters, Page), the
-//     caller (Principal and what it may see), the request's public origin
-//     and the grid scope checks are here once.
+//   - the shapes handlers share (ByID, Bind, BindByID, JSON, NoContent),
+//     decoding (BindJSON, IDParam, the query parameters, Span, Page), the
+//     caller (Principal and what it may see, ScopedChain), the request's
+//     public origin (OriginFrom, Origin) and a boundary change's options
+//     and answer (ChangeOptions, ChangeResult) are here once.
 //
 // It imports the domain packages' types only; api imports it, never the
 // other way round.

@@ -88,9 +88,9 @@ func (s *Service) Routes() []httpapi.Route {
 	routes := []httpapi.Route{
 		httpapi.R("GET", "/open311/v2/services.json", auth.Public, s.open311Services),
 		httpapi.R("GET", "/open311/v2/services/:file", auth.Public, s.open311Service),
-		httpapi.KeyParam(httpapi.Route{Method: "POST", Path: "/open311/v2/requests.json", Perm: auth.IncidentsCreate, Handle: s.open311CreateRequest}),
-		httpapi.KeyParam(httpapi.Route{Method: "GET", Path: "/open311/v2/requests.json", Perm: auth.IncidentsRead, Handle: s.open311Requests}),
-		httpapi.KeyParam(httpapi.Route{Method: "GET", Path: "/open311/v2/requests/:file", Perm: auth.IncidentsRead, Handle: s.open311Request}),
+		httpapi.KeyParam(httpapi.R("POST", "/open311/v2/requests.json", auth.IncidentsCreate, s.open311CreateRequest)),
+		httpapi.KeyParam(httpapi.R("GET", "/open311/v2/requests.json", auth.IncidentsRead, s.open311Requests)),
+		httpapi.KeyParam(httpapi.R("GET", "/open311/v2/requests/:file", auth.IncidentsRead, s.open311Request)),
 		httpapi.R("GET", "/open311/v2/services.xml", auth.Public, s.open311XML),
 		httpapi.R("GET", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 		httpapi.R("POST", "/open311/v2/requests.xml", auth.Public, s.open311XML),

@@ -39,9 +39,8 @@ const (
 func (s *Server) streamEvents(c *gin.Context) error {
 	p := httpapi.Principal(c)
 	if p.Role == auth.RoleIntegration {
-		httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden,
-			"integration tokens do not receive live events; read your reports with GET /api/v1/incidents"))
-		return nil
+		return gridwatch.Errorf(gridwatch.EForbidden,
+			"integration tokens do not receive live events; read your reports with GET /api/v1/incidents")
 	}
 	hub := s.deps.Events
 	if hub == nil {

@@ -431,7 +431,6 @@ func (s *Service) ogcNoCollection(c *gin.Context) error {
 			names = append(names, col.id)
 		}
 	}
-	httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "collection %q does not exist; GET /ogc/collections lists them (%s)",
-		c.Param("cid"), strings.Join(names, ", ")).WithDetails(map[string]any{"collection": c.Param("cid")}))
-	return nil
+	return gridwatch.Errorf(gridwatch.ENotFound, "collection %q does not exist; GET /ogc/collections lists them (%s)",
+		c.Param("cid"), strings.Join(names, ", ")).WithDetails(map[string]any{"collection": c.Param("cid")})
 }

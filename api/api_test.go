@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"gridwatch/internal/testtool"
 	"io"
 	"log/slog"
 	"math"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"gridwatch/internal/testtool"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -398,16 +399,9 @@ func TestInternalErrorsHideTheirText(t *testing.T) {
 	srv := httptest.NewServer(api.New(api.Deps{Grids: broken, Locator: geo.NewLocator(broken), Auth: e.auth,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}).Handler())
 	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/grids", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 500 || !strings.Contains(string(body), `"internal error"`) || strings.Contains(string(body), "closed") {
-		t.Errorf("%d %s; want 500 with a plain message", res.StatusCode, body)
+	status, body := adminGet(t, srv.URL+"/api/v1/grids")
+	if status != 500 || !strings.Contains(string(body), `"internal error"`) || strings.Contains(string(body), "closed") {
+		t.Errorf("%d %s; want 500 with a plain message", status, body)
 	}
 	if !strings.Contains(logs.String(), "closed") || !strings.Contains(logs.String(), "request_id") {
 		t.Errorf("the log should hold the real error and the request id: %s", logs)
@@ -469,16 +463,9 @@ func TestDatabaseDownIs503(t *testing.T) {
 	down := geo.NewStore(pool, geo.StoreOptions{})
 	srv := httptest.NewServer(api.New(api.Deps{Grids: down, Locator: geo.NewLocator(down), Auth: e.auth}).Handler())
 	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/grids", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 503 || !strings.Contains(string(body), `"unavailable"`) || strings.Contains(string(body), "nonexistent") {
-		t.Errorf("%d %s; want 503 unavailable without the connection details", res.StatusCode, body)
+	status, body := adminGet(t, srv.URL+"/api/v1/grids")
+	if status != 503 || !strings.Contains(string(body), `"unavailable"`) || strings.Contains(string(body), "nonexistent") {
+		t.Errorf("%d %s; want 503 unavailable without the connection details", status, body)
 	}
 }
 
@@ -489,4 +476,18 @@ func TestBadTextInQueryIs400(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400", q, r.status, r.body)
 		}
 	}
+}
+
+// adminGet GETs url with the admin token: the status and the body.
+func adminGet(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, body
 }

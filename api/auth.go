@@ -1,29 +1,21 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/audit"
 	"gridwatch/auth"
 )
 
-const (
-	sessionCookie = "gw_session"
-	csrfHeader    = "X-CSRF-Token"
-	principalKey  = "principal"
-)
+const csrfHeader = "X-CSRF-Token"
 
 // authorize is the one authorisation layer: it finds who the request is
 // (bearer token or session cookie), checks CSRF for cookie-authenticated
@@ -50,27 +42,27 @@ func (s *Server) authorize(perm auth.Permission, apiKey, basic bool) gin.Handler
 			if basic {
 				basicChallenge(c, err)
 			}
-			writeError(c, s.log, err)
+			httpapi.WriteError(c, s.log, err)
 			return
 		}
 		if (p.SessionID != 0 || viaBasic) && !safeMethod(c.Request.Method) {
 			if err := checkSameOrigin(c.Request); err != nil {
-				writeError(c, s.log, err)
+				httpapi.WriteError(c, s.log, err)
 				return
 			}
 		}
 		if p.SessionID != 0 && !safeMethod(c.Request.Method) {
 			if !auth.CheckCSRF(p, c.GetHeader(csrfHeader)) {
-				writeError(c, s.log, gridwatch.Errorf(gridwatch.ECSRF, "missing or wrong %s header: send the csrf_token from sign-in or /api/v1/me", csrfHeader))
+				httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.ECSRF, "missing or wrong %s header: send the csrf_token from sign-in or /api/v1/me", csrfHeader))
 				return
 			}
 		}
 		if !p.Can(perm) {
-			writeError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden, "your role (%s) may not do this (needs %s)", p.Role, perm).
+			httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden, "your role (%s) may not do this (needs %s)", p.Role, perm).
 				WithDetails(map[string]any{"role": p.Role, "permission": perm}))
 			return
 		}
-		c.Set(principalKey, p)
+		httpapi.SetPrincipal(c, p)
 		ctx := audit.WithActor(c.Request.Context(), audit.Actor{
 			Kind: p.Kind, ID: p.ID, Name: p.Username, RequestID: c.GetString("request_id"), IP: c.ClientIP(),
 		})
@@ -107,7 +99,7 @@ func (s *Server) authenticate(c *gin.Context, apiKey bool) (*auth.Principal, err
 			return s.deps.Auth.AuthenticateToken(c.Request.Context(), key)
 		}
 	}
-	cookie, err := c.Cookie(sessionCookie)
+	cookie, err := c.Cookie(httpapi.SessionCookie)
 	if err != nil || cookie == "" {
 		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "sign in first: no session or token")
 	}
@@ -135,61 +127,26 @@ func checkSameOrigin(r *http.Request) error {
 	return nil
 }
 
-// principal returns the request's principal (nil on public routes).
-func principal(c *gin.Context) *auth.Principal {
-	p, _ := c.Get(principalKey)
-	pr, _ := p.(*auth.Principal)
-	return pr
-}
-
-// bindJSON decodes a JSON body into v, refusing unknown fields.
-func bindJSON(c *gin.Context, v any) error {
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return gridwatch.Errorf(gridwatch.EInvalidJSON, "the body is not valid JSON: %v", err)
-		case errors.As(err, &te):
-			return gridwatch.Errorf(gridwatch.EInvalid, "field %s: want a JSON %s, got %s", te.Field, te.Type, te.Value).
-				WithDetails(map[string]any{"field": te.Field})
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return gridwatch.Errorf(gridwatch.EInvalid, "unknown field %q", f).WithDetails(map[string]any{"field": f})
-		}
-		return gridwatch.Errorf(gridwatch.EInvalid, "the body is not valid: %v", err)
-	}
-	return nil
-}
-
-func (s *Server) login(c *gin.Context) {
+func (s *Server) login(c *gin.Context) error {
 	if err := checkSameOrigin(c.Request); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	if err := bindJSON(c, &req); err != nil {
-		writeError(c, s.log, err)
-		return
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
 	}
 	ctx := audit.WithActor(c.Request.Context(), audit.Actor{RequestID: c.GetString("request_id"), IP: c.ClientIP()})
 	p, secret, err := s.deps.Auth.Login(ctx, req.Username, req.Password, c.ClientIP(), c.Request.UserAgent())
 	if err != nil {
 		retryAfter(c, err)
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	s.setSessionCookie(c, secret, 0)
 	c.JSON(http.StatusOK, p)
+	return nil
 }
 
 // retryAfter sets Retry-After on the answer to a throttled attempt.
@@ -201,155 +158,92 @@ func retryAfter(c *gin.Context, err error) {
 
 func (s *Server) setSessionCookie(c *gin.Context, value string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge,
+		Name: httpapi.SessionCookie, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: s.deps.TLS || c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 }
 
-func (s *Server) logout(c *gin.Context) {
-	if err := s.deps.Auth.Logout(c.Request.Context(), principal(c)); err != nil {
-		writeError(c, s.log, err)
-		return
+func (s *Server) logout(c *gin.Context) error {
+	if err := s.deps.Auth.Logout(c.Request.Context(), httpapi.Principal(c)); err != nil {
+		return err
 	}
 	s.setSessionCookie(c, "", -1)
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) me(c *gin.Context) { c.JSON(http.StatusOK, principal(c)) }
+func (s *Server) me(c *gin.Context) error {
+	c.JSON(http.StatusOK, httpapi.Principal(c))
+	return nil
+}
 
-func (s *Server) changePassword(c *gin.Context) {
+func (s *Server) changePassword(c *gin.Context) error {
 	var req struct {
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
 	}
-	if err := bindJSON(c, &req); err != nil {
-		writeError(c, s.log, err)
-		return
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
 	}
-	if err := s.deps.Auth.ChangePassword(c.Request.Context(), principal(c), req.Current, req.New, c.ClientIP()); err != nil {
+	if err := s.deps.Auth.ChangePassword(c.Request.Context(), httpapi.Principal(c), req.Current, req.New, c.ClientIP()); err != nil {
 		retryAfter(c, err)
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) listUsers(c *gin.Context) {
+func (s *Server) listUsers(c *gin.Context) error {
 	users, err := s.deps.Auth.ListUsers(c.Request.Context())
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"users": users})
+	return httpapi.JSON(c, http.StatusOK, gin.H{"users": users}, err)
 }
 
-func (s *Server) createUser(c *gin.Context) {
-	var nu auth.NewUser
-	if err := bindJSON(c, &nu); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	u, err := s.deps.Auth.CreateUser(c.Request.Context(), nu)
+func (s *Server) createUser(c *gin.Context, nu *auth.NewUser) error {
+	u, err := s.deps.Auth.CreateUser(c.Request.Context(), *nu)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Header("Location", fmt.Sprintf("/api/v1/users/%d", u.ID))
 	c.JSON(http.StatusCreated, gin.H{"user": u})
+	return nil
 }
 
-func (s *Server) getUser(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) getUser(c *gin.Context, id int64) error {
 	u, err := s.deps.Auth.GetUser(c.Request.Context(), id)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"user": u})
+	return httpapi.JSON(c, http.StatusOK, gin.H{"user": u}, err)
 }
 
-func (s *Server) updateUser(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	var up auth.UserPatch
-	if err := bindJSON(c, &up); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	u, err := s.deps.Auth.UpdateUser(c.Request.Context(), id, up)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"user": u})
+func (s *Server) updateUser(c *gin.Context, id int64, up *auth.UserPatch) error {
+	u, err := s.deps.Auth.UpdateUser(c.Request.Context(), id, *up)
+	return httpapi.JSON(c, http.StatusOK, gin.H{"user": u}, err)
 }
 
-func (s *Server) listTokens(c *gin.Context) {
+func (s *Server) listTokens(c *gin.Context) error {
 	toks, err := s.deps.Auth.ListTokens(c.Request.Context())
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"tokens": toks})
+	return httpapi.JSON(c, http.StatusOK, gin.H{"tokens": toks}, err)
 }
 
-func (s *Server) createToken(c *gin.Context) {
-	var nt auth.NewToken
-	if err := bindJSON(c, &nt); err != nil {
-		writeError(c, s.log, err)
-		return
+func (s *Server) createToken(c *gin.Context, nt *auth.NewToken) error {
+	tok, secret, err := s.deps.Auth.CreateToken(c.Request.Context(), *nt)
+	if err == nil {
+		c.Header("Cache-Control", "no-store")
 	}
-	tok, secret, err := s.deps.Auth.CreateToken(c.Request.Context(), nt)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, gin.H{"token": tok, "secret": secret})
+	return httpapi.JSON(c, http.StatusCreated, gin.H{"token": tok, "secret": secret}, err)
 }
 
-func (s *Server) revokeToken(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	if err := s.deps.Auth.RevokeToken(c.Request.Context(), id); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+func (s *Server) revokeToken(c *gin.Context, id int64) error {
+	return httpapi.NoContent(c, s.deps.Auth.RevokeToken(c.Request.Context(), id))
 }
 
-func (s *Server) listAudit(c *gin.Context) {
+func (s *Server) listAudit(c *gin.Context) error {
 	f := audit.Filter{Actor: c.Query("actor"), Action: c.Query("action"), TargetType: c.Query("target_type"), TargetID: c.Query("target_id")}
 	var err error
-	for _, tp := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := c.Query(tp.name); v != "" {
-			if *tp.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				writeError(c, s.log, paramError(tp.name, v, "want an RFC 3339 time such as 2026-11-26T08:00:00+08:00"))
-				return
-			}
-		}
+	if err := httpapi.Span(c, &f.From, &f.To); err != nil {
+		return err
 	}
-	if f.Limit, f.Before, err = pageParams(c); err != nil {
-		writeError(c, s.log, err)
-		return
+	if f.Limit, f.Before, err = httpapi.PageParams(c); err != nil {
+		return err
 	}
 	entries, next, err := s.deps.Audit.List(c.Request.Context(), f)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, page("entries", entries, next))
+	return httpapi.JSON(c, http.StatusOK, httpapi.Page("entries", entries, next), err)
 }

@@ -21,15 +21,6 @@ var errBasicElsewhere = gridwatch.Errorf(gridwatch.EUnauthenticated,
 	"HTTP Basic authentication is accepted only on /ogc and /tiles; send \"Bearer <token>\" or sign in").
 	WithDetails(map[string]any{"scheme": "Basic"})
 
-// basicRoutes lets GIS clients that can only send HTTP Basic (QGIS 3.22)
-// use rs.
-func basicRoutes(rs []Route) []Route {
-	for i := range rs {
-		rs[i].basic = true
-	}
-	return rs
-}
-
 // isBasicHeader reports whether an Authorization value uses the Basic scheme.
 func isBasicHeader(h string) bool {
 	scheme, _, _ := strings.Cut(strings.TrimSpace(h), " ")

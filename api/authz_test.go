@@ -198,9 +198,20 @@ func (e *authEnv) send(c *http.Client, method, path, body string, hdr map[string
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return readResponse(res)
+}
+
+// login signs in as user with pw from the browser c.
+func (e *authEnv) login(c *http.Client, user, pw string) response {
+	return e.send(c, "POST", "/api/v1/auth/login", fmt.Sprintf(`{"username":%q,"password":%q}`, user, pw), nil)
+}
+
+// readResponse reads res to its end, or to where it broke off (what was
+// read is kept), and closes it.
+func readResponse(res *http.Response) response {
 	defer res.Body.Close()
 	var b strings.Builder
-	buf := make([]byte, 4096)
+	buf := make([]byte, 32<<10)
 	for {
 		n, err := res.Body.Read(buf)
 		b.Write(buf[:n])
@@ -223,9 +234,7 @@ func TestSessionLoginCSRFLogout(t *testing.T) {
 	e := newAuthEnv(t)
 	e.createUser("lisi", "correct horse battery", auth.RoleGISEditor)
 	b := e.browser()
-	login := func(user, pw string) response {
-		return e.send(b, "POST", "/api/v1/auth/login", fmt.Sprintf(`{"username":%q,"password":%q}`, user, pw), nil)
-	}
+	login := func(user, pw string) response { return e.login(b, user, pw) }
 	wrong := login("lisi", "wrong password!")
 	unknown := login("nobody", "wrong password!")
 	if wrong.status != 401 || unknown.status != 401 || wrong.errorOf(t)["message"] != unknown.errorOf(t)["message"] {
@@ -307,9 +316,7 @@ func TestLoginThrottling(t *testing.T) {
 	e := newAuthEnv(t)
 	e.createUser("zhaoliu", "correct horse battery", auth.RoleCommander)
 	b := e.browser()
-	try := func(user, pw string) response {
-		return e.send(b, "POST", "/api/v1/auth/login", fmt.Sprintf(`{"username":%q,"password":%q}`, user, pw), nil)
-	}
+	try := func(user, pw string) response { return e.login(b, user, pw) }
 	for i := range 5 {
 		if r := try("zhaoliu", "guess number "+fmt.Sprint(i)); r.status != 401 {
 			t.Fatalf("failure %d: %d", i, r.status)

@@ -14,7 +14,7 @@ import (
 	"github.com/twpayne/go-geom/encoding/geojson"
 
 	"gridwatch"
-	"gridwatch/auth"
+	"gridwatch/api/httpapi"
 	"gridwatch/geo"
 )
 
@@ -22,74 +22,21 @@ import (
 // each previewed with ?dry_run=true and committed under If-Match — and
 // the grids' history.
 
-// changeOptions reads If-Match and dry_run, and checks that the caller's
-// scope holds grid id.
-func (s *Server) changeOptions(c *gin.Context, id int64) (geo.ChangeOptions, error) {
-	var opts geo.ChangeOptions
-	if _, err := s.scopedChain(c.Request.Context(), principal(c), id); err != nil {
-		return opts, err
-	}
-	dry, err := boolParam(c, "dry_run")
-	if err != nil {
-		return opts, err
-	}
-	opts.DryRun = dry
-	if h := c.GetHeader("If-Match"); h != "" {
-		if opts.IfMatch = geo.ParseETag(id, h); opts.IfMatch == 0 {
-			return opts, gridwatch.Errorf(gridwatch.EStale, "If-Match %s is not an ETag of grid %d: reload the grid and use its ETag", h, id)
-		}
-	}
-	if opts.IfMatch == 0 && dry {
-		opts.IfMatch = -1 // a preview needs no version: it changes nothing
-	}
-	return opts, nil
-}
-
-// changeResult answers a change: the report, and the grid's new ETag.
-func (s *Server) changeResult(c *gin.Context, id int64, rep *geo.ChangeReport, err error) {
-	if err != nil {
-		if r, ok := gridwatch.ErrorDetails(err)["report"].(*geo.ChangeReport); ok {
-			redactReport(principal(c), r)
-		}
-		writeError(c, s.log, err)
-		return
-	}
-	for _, g := range rep.Grids {
-		if g.ID == id && rep.Committed && g.VersionAfter > 0 {
-			c.Header("ETag", geo.ETag(id, g.VersionAfter))
-		}
-	}
-	redactReport(principal(c), rep)
-	c.JSON(http.StatusOK, rep)
-}
-
-// redactReport keeps the counts of what a change moves but lists only what
-// the caller may read: a GIS editor sees how many cases move, not their
-// titles.
-func redactReport(p *auth.Principal, rep *geo.ChangeReport) {
-	if !p.Can(auth.CamerasRead) {
-		rep.Cameras.Items = []geo.Move{}
-	}
-	if !p.Can(auth.IncidentsRead) {
-		rep.Incidents.Items, rep.Flagged.Items = []geo.Move{}, []geo.Move{}
-	}
-}
-
 // changeHandler serves a boundary change: it reads the grid id, If-Match,
 // dry_run and the caller's scope, lets do read the rest of the request and
 // make the change, and answers its report (or the error).
-func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error)) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id, err := idParam(c)
+func (s *Server) changeHandler(do func(c *gin.Context, id int64, opts geo.ChangeOptions) (*geo.ChangeReport, error)) httpapi.Handler {
+	return func(c *gin.Context) error {
+		id, err := httpapi.IDParam(c)
 		var opts geo.ChangeOptions
 		if err == nil {
-			opts, err = s.changeOptions(c, id)
+			opts, err = httpapi.ChangeOptions(c, s.deps.Grids, id)
 		}
 		var rep *geo.ChangeReport
 		if err == nil {
 			rep, err = do(c, id, opts)
 		}
-		s.changeResult(c, id, rep, err)
+		return httpapi.ChangeResult(c, id, rep, err)
 	}
 }
 
@@ -151,7 +98,7 @@ func (s *Server) mergeGrids(c *gin.Context, id int64, opts geo.ChangeOptions) (*
 		With        int64 `json:"with"`
 		WithVersion int   `json:"with_version"`
 	}
-	if err := bindJSON(c, &req); err != nil {
+	if err := httpapi.BindJSON(c, &req); err != nil {
 		return nil, err
 	}
 	if err := s.otherGrid(c, "with", req.With, "the id of the grid to merge into this one"); err != nil {
@@ -166,7 +113,7 @@ func (s *Server) lineRequest(c *gin.Context, req any, line func() json.RawMessag
 	if err != nil {
 		return nil, err
 	}
-	if err := bindJSON(c, req); err != nil {
+	if err := httpapi.BindJSON(c, req); err != nil {
 		return nil, err
 	}
 	return geo.ParseLine(line(), "line", popts)
@@ -175,9 +122,9 @@ func (s *Server) lineRequest(c *gin.Context, req any, line func() json.RawMessag
 // otherGrid checks the second grid a change names: given, and in scope.
 func (s *Server) otherGrid(c *gin.Context, field string, id int64, what string) error {
 	if id == 0 {
-		return paramError(field, "", "required: "+what)
+		return httpapi.ParamError(field, "", "required: "+what)
 	}
-	_, err := s.scopedChain(c.Request.Context(), principal(c), id)
+	_, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id)
 	return err
 }
 
@@ -201,55 +148,40 @@ func marshalVersion(v geo.Version) (versionJSON, error) {
 
 // gridVersions lists a grid's versions, newest first; a merged-away
 // grid's history stays readable to those who may read every grid.
-func (s *Server) gridVersions(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) gridVersions(c *gin.Context, id int64) error {
 	if err := s.historyInScope(c, id); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	withGeom, err := boolParam(c, "geometry")
+	withGeom, err := httpapi.BoolParam(c, "geometry")
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	vs, err := s.deps.Grids.Versions(c.Request.Context(), id, withGeom)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	out := make([]versionJSON, 0, len(vs))
 	for _, v := range vs {
 		j, err := marshalVersion(v)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		out = append(out, j)
 	}
 	c.JSON(http.StatusOK, gin.H{"grid_id": id, "versions": out})
+	return nil
 }
 
-func (s *Server) gridVersion(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) gridVersion(c *gin.Context, id int64) error {
 	n, err := pathVersion(id, c.Param("version"))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if err := s.historyInScope(c, id); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	v, err := s.deps.Grids.Version(c.Request.Context(), id, n)
-	s.writeVersion(c, v, err)
+	return s.writeVersion(c, v, err)
 }
 
 // pathVersion reads a version number from the path. Versions are
@@ -269,40 +201,38 @@ func pathVersion(grid int64, v string) (int, error) {
 }
 
 // writeVersion answers one grid version with its boundary.
-func (s *Server) writeVersion(c *gin.Context, v *geo.Version, err error) {
+func (s *Server) writeVersion(c *gin.Context, v *geo.Version, err error) error {
 	var j versionJSON
 	if err == nil {
 		j, err = marshalVersion(*v)
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, j)
+	return nil
 }
 
 // gridAt answers GET /api/v1/grids/{id}?at=: the grid as it was then.
-func (s *Server) gridAt(c *gin.Context, id int64, at string) {
+func (s *Server) gridAt(c *gin.Context, id int64, at string) error {
 	t, err := time.Parse(time.RFC3339, at)
 	if err != nil {
-		writeError(c, s.log, paramError("at", at, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00"))
-		return
+		return httpapi.ParamError("at", at, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00")
 	}
 	if err := s.historyInScope(c, id); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	v, err := s.deps.Grids.VersionAt(c.Request.Context(), id, t)
-	s.writeVersion(c, v, err)
+	return s.writeVersion(c, v, err)
 }
 
 // historyInScope: a scoped caller reads the history of a grid in scope;
 // a removed grid's history only an unscoped one.
 func (s *Server) historyInScope(c *gin.Context, id int64) error {
-	p := principal(c)
+	p := httpapi.Principal(c)
 	if !p.Scoped() {
 		return nil
 	}
-	_, err := s.scopedChain(c.Request.Context(), p, id)
+	_, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, p, id)
 	return err
 }

@@ -6,138 +6,94 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"gridwatch/auth"
+	"gridwatch/api/httpapi"
 	"gridwatch/camera"
 	"gridwatch/geo"
 )
 
-func cameraViewer(p *auth.Principal) camera.Viewer { return camera.Viewer{Grids: p.ScopeIDs()} }
-
-func (s *Server) listCameras(c *gin.Context) {
+func (s *Server) listCameras(c *gin.Context) error {
 	var f camera.Filter
 	var err error
-	if g := c.Query("grid"); g != "" {
-		if f.GridID, err = strconv.ParseInt(g, 10, 64); err != nil || f.GridID <= 0 {
-			writeError(c, s.log, paramError("grid", g, "want a grid id"))
-			return
-		}
+	if f.GridID, err = httpapi.IDQuery(c, "grid", "a grid"); err != nil {
+		return err
 	}
-	s.cameraList(c, f)
+	return s.cameraList(c, f)
 }
 
-func (s *Server) gridCameras(c *gin.Context) {
-	id, err := idParam(c)
-	if err == nil {
-		err = s.gridInScope(c, id)
-	}
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	s.cameraList(c, camera.Filter{GridID: id})
+func (s *Server) gridCameras(c *gin.Context, id int64) error {
+	return s.cameraList(c, camera.Filter{GridID: id})
 }
 
-func (s *Server) cameraList(c *gin.Context, f camera.Filter) {
+func (s *Server) cameraList(c *gin.Context, f camera.Filter) error {
 	var err error
 	if b := c.Query("bbox"); b != "" {
 		bb, err := geo.ParseBBox(b)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		f.BBox = &bb
 	}
 	if st := c.Query("status"); st != "" {
 		if st != "online" && st != "connecting" && st != "offline" {
-			writeError(c, s.log, paramError("status", st, "want online, connecting or offline"))
-			return
+			return httpapi.ParamError("status", st, "want online, connecting or offline")
 		}
 		f.Status = st
 	}
-	if f.Limit, f.After, err = pageParams(c); err != nil {
-		writeError(c, s.log, err)
-		return
+	if f.Limit, f.After, err = httpapi.PageParams(c); err != nil {
+		return err
 	}
-	list, next, err := s.deps.Cameras.List(c.Request.Context(), f, cameraViewer(principal(c)))
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, page("cameras", list, next))
+	list, next, err := s.deps.Cameras.List(c.Request.Context(), f, httpapi.CameraViewer(httpapi.Principal(c)))
+	return httpapi.JSON(c, http.StatusOK, httpapi.Page("cameras", list, next), err)
 }
 
-func (s *Server) createCamera(c *gin.Context) {
+// bindInCRS reads ?crs= and then the JSON body into v, whose coordinates
+// are in that CRS.
+func bindInCRS(c *gin.Context, v any) (geo.CRS, error) {
 	crs, err := geo.ParseCRS(c.Query("crs"))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return crs, err
 	}
+	return crs, httpapi.BindJSON(c, v)
+}
+
+func (s *Server) createCamera(c *gin.Context) error {
 	var sp camera.Spec
-	if err := bindJSON(c, &sp); err != nil {
-		writeError(c, s.log, err)
-		return
+	crs, err := bindInCRS(c, &sp)
+	if err != nil {
+		return err
 	}
 	if err := sp.Check(crs); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	cam, err := s.deps.Cameras.Create(c.Request.Context(), sp)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Header("Location", "/api/v1/cameras/"+strconv.FormatInt(cam.ID, 10))
 	c.JSON(http.StatusCreated, cam)
+	return nil
 }
 
-func (s *Server) getCamera(c *gin.Context) {
-	id, err := idParam(c)
+func (s *Server) getCamera(c *gin.Context, id int64) error {
+	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c)))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, cameraViewer(principal(c)))
-	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	s.streamStates(cam)
 	c.JSON(http.StatusOK, cam)
+	return nil
 }
 
-func (s *Server) updateCamera(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	crs, err := geo.ParseCRS(c.Query("crs"))
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) updateCamera(c *gin.Context, id int64) error {
 	var p camera.Patch
-	if err := bindJSON(c, &p); err != nil {
-		writeError(c, s.log, err)
-		return
+	crs, err := bindInCRS(c, &p)
+	if err != nil {
+		return err
 	}
 	cam, err := s.deps.Cameras.Update(c.Request.Context(), id, p, crs)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, cam)
+	return httpapi.JSON(c, http.StatusOK, cam, err)
 }
 
-func (s *Server) deleteCamera(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	if err := s.deps.Cameras.Delete(c.Request.Context(), id); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+func (s *Server) deleteCamera(c *gin.Context, id int64) error {
+	return httpapi.NoContent(c, s.deps.Cameras.Delete(c.Request.Context(), id))
 }

@@ -9,27 +9,29 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"gridwatch/api/httpapi"
+
 	"github.com/gin-gonic/gin"
 )
 
-// decodeEngine is the decoding layer alone: checkInput, then bindJSON into
+// decodeEngine is the decoding layer alone: checkInput, then BindJSON into
 // a struct with free-form members, as a route's handler does.
 func decodeEngine() *gin.Engine {
 	s := New(Deps{})
 	e := gin.New()
 	r := Route{Method: "POST", Path: "/x"}
-	e.POST("/x", s.checkInput(r, map[string][]string{"POST /x": nil}), func(c *gin.Context) {
+	e.POST("/x", s.checkInput(r, map[string][]string{"POST /x": nil}), httpapi.Handle(s.log, func(c *gin.Context) error {
 		var v struct {
 			Note  string         `json:"note"`
 			Tags  []string       `json:"tags"`
 			Other map[string]any `json:"other"`
 		}
-		if err := bindJSON(c, &v); err != nil {
-			writeError(c, s.log, err)
-			return
+		if err := httpapi.BindJSON(c, &v); err != nil {
+			return err
 		}
 		c.Status(http.StatusNoContent)
-	})
+		return nil
+	}, nil))
 	return e
 }
 

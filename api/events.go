@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/auth"
 	"gridwatch/geo"
 	"gridwatch/incident"
@@ -35,33 +36,28 @@ const (
 // are read once, at subscribe time); events bound to no grid go to unscoped
 // principals only. Integration tokens are refused: they read the status of
 // their own reports through the incidents API.
-func (s *Server) streamEvents(c *gin.Context) {
-	p := principal(c)
+func (s *Server) streamEvents(c *gin.Context) error {
+	p := httpapi.Principal(c)
 	if p.Role == auth.RoleIntegration {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden,
-			"integration tokens do not receive live events; read your reports with GET /api/v1/incidents"))
-		return
+		return gridwatch.Errorf(gridwatch.EForbidden,
+			"integration tokens do not receive live events; read your reports with GET /api/v1/incidents")
 	}
 	hub := s.deps.Events
 	if hub == nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "live events are not available on this server"))
-		return
+		return gridwatch.Errorf(gridwatch.EUnavailable, "live events are not available on this server")
 	}
 	last, err := lastEventID(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	filter, scope, err := s.eventFilter(ctx, p)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	sub, err := hub.Subscribe(ctx, filter, last)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	defer sub.Close()
 
@@ -82,7 +78,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 	}
 	// The first bytes tell the client the subscription is in place.
 	if write([]byte("retry: "+strconv.Itoa(sseRetryMillis)+"\n: connected\n\n")) != nil {
-		return
+		return nil
 	}
 	heartbeat := time.NewTicker(hub.Heartbeat())
 	defer heartbeat.Stop()
@@ -98,13 +94,13 @@ func (s *Server) streamEvents(c *gin.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case ev, ok := <-sub.Events():
 			if !ok {
 				// Dropped for being slow, or the server is stopping: the
 				// client reconnects with the last id it saw.
 				s.log.Debug("event stream ended", "reason", sub.Err(), "request_id", c.GetString("request_id"))
-				return
+				return nil
 			}
 			buf.Reset()
 			if ev.Type == events.IncidentsBulk {
@@ -112,17 +108,17 @@ func (s *Server) streamEvents(c *gin.Context) {
 			}
 			writeEvent(&buf, ev)
 			if write(buf.Bytes()) != nil {
-				return
+				return nil
 			}
 			heartbeat.Reset(hub.Heartbeat())
 		case <-heartbeat.C:
 			if write([]byte(": ping\n\n")) != nil {
-				return
+				return nil
 			}
 		case <-recheck.C:
 			if _, err := s.authenticate(c, false); err != nil {
 				_ = write([]byte("event: unauthenticated\ndata: {}\n\n"))
-				return
+				return nil
 			}
 		}
 	}
@@ -156,7 +152,7 @@ func lastEventID(c *gin.Context) (int64, error) {
 	if v := c.Query("last_event_id"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 0 {
-			return 0, paramError("last_event_id", v, "want an event id from this stream")
+			return 0, httpapi.ParamError("last_event_id", v, "want an event id from this stream")
 		}
 		return id, nil
 	}
@@ -230,33 +226,31 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 		if ev.GridID == nil && kind == "recording" {
 			return true // the recordings' disk is everyone's
 		}
-		if ev.Type == events.GridChanged {
+		if ev.Type == events.GridChanged && namesGridIn(ev, scope) {
 			// A boundary change names every grid it touched (a move of an
 			// edge, a split, a merge): a viewer of any of them hears of it.
-			var d struct {
-				Grids []int64 `json:"grids"`
-			}
-			_ = json.Unmarshal(ev.Data, &d)
-			for _, g := range d.Grids {
-				if scope[g] {
-					return true
-				}
-			}
+			return true
 		}
 		if ev.GridID == nil && ev.Type == events.IncidentsBulk {
 			// A bulk upload names the grids it touched: a scoped viewer
 			// hears of it when one of them is theirs.
-			var d struct {
-				Grids []int64 `json:"grids"`
-			}
-			_ = json.Unmarshal(ev.Data, &d)
-			for _, g := range d.Grids {
-				if scope[g] {
-					return true
-				}
-			}
-			return false
+			return namesGridIn(ev, scope)
 		}
 		return ev.GridID != nil && scope[*ev.GridID]
 	}, scope, nil
+}
+
+// namesGridIn reports whether an event that lists the grids it touched
+// (data {"grids":[…]}) names one in scope.
+func namesGridIn(ev events.Event, scope map[int64]bool) bool {
+	var d struct {
+		Grids []int64 `json:"grids"`
+	}
+	_ = json.Unmarshal(ev.Data, &d)
+	for _, g := range d.Grids {
+		if scope[g] {
+			return true
+		}
+	}
+	return false
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,14 +12,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/twpayne/go-geom/encoding/geojson"
 
-	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/auth"
 	"gridwatch/geo"
-)
-
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
 )
 
 // gridDetail is a grid in responses: its fields, its chain (itself first, up
@@ -31,33 +25,32 @@ type gridDetail struct {
 	Geometry json.RawMessage `json:"geometry,omitempty"`
 }
 
-func (s *Server) importGrids(c *gin.Context) {
+func (s *Server) importGrids(c *gin.Context) error {
 	res, err := s.importBody(c, func(body []byte, opts geo.ParseOptions) ([]geo.ImportFeature, error) {
 		return geo.ParseFeatureCollection(body, opts)
 	})
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusCreated, res)
+	return nil
 }
 
-func (s *Server) createGrid(c *gin.Context) {
+func (s *Server) createGrid(c *gin.Context) error {
 	res, err := s.importBody(c, func(body []byte, opts geo.ParseOptions) ([]geo.ImportFeature, error) {
 		f, err := geo.ParseFeature(body, opts)
 		return []geo.ImportFeature{f}, err
 	})
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	d, err := s.detail(c.Request.Context(), principal(c), res.Grids[0].ID, true)
+	d, err := s.detail(c.Request.Context(), httpapi.Principal(c), res.Grids[0].ID, true)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Header("Location", "/api/v1/grids/"+strconv.FormatInt(d.ID, 10))
 	c.JSON(http.StatusCreated, gin.H{"grid": d, "repairs": res.Repairs})
+	return nil
 }
 
 // importBody reads ?crs= and ?repair=, parses the body with parse and
@@ -67,7 +60,7 @@ func (s *Server) importBody(c *gin.Context, parse func([]byte, geo.ParseOptions)
 	if err != nil {
 		return nil, err
 	}
-	repair, err := boolParam(c, "repair")
+	repair, err := httpapi.BoolParam(c, "repair")
 	if err != nil {
 		return nil, err
 	}
@@ -90,46 +83,25 @@ func (s *Server) parseOptions(c *gin.Context) (geo.ParseOptions, error) {
 	return geo.ParseOptions{CRS: crs, MaxVertices: s.deps.MaxVertices}, nil
 }
 
-func (s *Server) getGrid(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) getGrid(c *gin.Context, id int64) error {
 	if at := c.Query("at"); at != "" {
-		s.gridAt(c, id, at)
-		return
+		return s.gridAt(c, id, at)
 	}
 	withGeom := c.DefaultQuery("geometry", "true") != "false"
-	d, err := s.detail(c.Request.Context(), principal(c), id, withGeom)
+	d, err := s.detail(c.Request.Context(), httpapi.Principal(c), id, withGeom)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	// The ETag names the version: a change sends it back in If-Match.
 	etag := geo.ETag(id, d.Version)
 	c.Header("ETag", etag)
 	c.Header("Cache-Control", "private, no-cache")
 	c.JSON(http.StatusOK, d)
-}
-
-// scopedChain returns grid id's chain as p may see it; a grid outside p's
-// scope is not found, as if it did not exist.
-func (s *Server) scopedChain(ctx context.Context, p *auth.Principal, id int64) ([]geo.Ref, error) {
-	chain, err := s.deps.Grids.Chain(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if p.Scoped() {
-		if chain = p.InScope(chain); len(chain) == 0 {
-			return nil, gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", id)
-		}
-	}
-	return chain, nil
+	return nil
 }
 
 func (s *Server) detail(ctx context.Context, p *auth.Principal, id int64, withGeom bool) (*gridDetail, error) {
-	chain, err := s.scopedChain(ctx, p, id)
+	chain, err := httpapi.ScopedChain(ctx, s.deps.Grids, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -146,42 +118,26 @@ func (s *Server) detail(ctx context.Context, p *auth.Principal, id int64, withGe
 	return d, nil
 }
 
-func (s *Server) deleteGrid(c *gin.Context) {
-	id, err := idParam(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	if err := s.deps.Grids.Delete(c.Request.Context(), id); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+func (s *Server) deleteGrid(c *gin.Context, id int64) error {
+	return httpapi.NoContent(c, s.deps.Grids.Delete(c.Request.Context(), id))
 }
 
-func (s *Server) listGrids(c *gin.Context) {
+func (s *Server) listGrids(c *gin.Context) error {
 	f, err := gridFilter(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	if f.Limit, f.After, err = pageParams(c); err != nil {
-		writeError(c, s.log, err)
-		return
+	if f.Limit, f.After, err = httpapi.PageParams(c); err != nil {
+		return err
 	}
 	grids, next, err := s.deps.Grids.List(c.Request.Context(), f)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, page("grids", grids, next))
+	return httpapi.JSON(c, http.StatusOK, httpapi.Page("grids", grids, next), err)
 }
 
-func (s *Server) gridsGeoJSON(c *gin.Context) {
+func (s *Server) gridsGeoJSON(c *gin.Context) error {
 	f, err := gridFilter(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	// Buffer the head so an error before the first byte is still a JSON error.
 	c.Header("Content-Type", "application/geo+json")
@@ -190,30 +146,30 @@ func (s *Server) gridsGeoJSON(c *gin.Context) {
 		if c.Writer.Written() {
 			s.log.Error("grids geojson: stream broken", "err", err, "request_id", c.GetString("request_id"))
 			c.Abort()
-			return
+			return nil
 		}
 		c.Writer.Header().Set("Content-Type", "application/json")
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if err := w.Flush(); err != nil {
 		s.log.Debug("grids geojson: client went away", "err", err)
 	}
+	return nil
 }
 
 func gridFilter(c *gin.Context) (geo.Filter, error) {
 	var f geo.Filter
-	f.Scope = principal(c).ScopeIDs()
+	f.Scope = httpapi.Principal(c).ScopeIDs()
 	if lv := c.Query("level"); lv != "" {
 		f.Level = geo.Level(strings.ToLower(lv))
 		if !f.Level.Valid() {
-			return f, paramError("level", lv, "want district, street, community or grid")
+			return f, httpapi.ParamError("level", lv, "want district, street, community or grid")
 		}
 	}
 	if p := c.Query("parent"); p != "" {
 		id, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || id <= 0 {
-			return f, paramError("parent", p, "want a grid id")
+			return f, httpapi.ParamError("parent", p, "want a grid id")
 		}
 		f.ParentID = id
 	}
@@ -227,103 +183,24 @@ func gridFilter(c *gin.Context) (geo.Filter, error) {
 	return f, nil
 }
 
-func (s *Server) locate(c *gin.Context) {
-	lon, err := floatParam(c, "lon")
+func (s *Server) locate(c *gin.Context) error {
+	lon, err := httpapi.FloatParam(c, "lon")
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	lat, err := floatParam(c, "lat")
+	lat, err := httpapi.FloatParam(c, "lat")
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	crs, err := geo.ParseCRS(c.Query("crs"))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if err := geo.CheckLonLat(lon, lat); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	wlon, wlat := crs.ToWGS84(lon, lat)
-	chain := principal(c).InScope(s.deps.Locator.Locate(wlon, wlat))
+	chain := httpapi.Principal(c).InScope(s.deps.Locator.Locate(wlon, wlat))
 	c.JSON(http.StatusOK, gin.H{"grids": chain, "point": []float64{wlon, wlat}})
-}
-
-func paramError(name, value, why string) error {
-	return gridwatch.Errorf(gridwatch.EInvalid, "query parameter %s=%q: %s", name, value, why).
-		WithDetails(map[string]any{"param": name, "value": value})
-}
-
-func idParam(c *gin.Context) (int64, error) {
-	v := c.Param("id")
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, gridwatch.Errorf(gridwatch.EInvalid, "id %q in the path is not a positive integer", v).WithDetails(map[string]any{"param": "id", "value": v})
-	}
-	return id, nil
-}
-
-func floatParam(c *gin.Context, name string) (float64, error) {
-	v, ok := c.GetQuery(name)
-	if !ok || v == "" {
-		return 0, paramError(name, v, "required")
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, paramError(name, v, "not a finite number")
-	}
-	return f, nil
-}
-
-// page is a list response: the items under key and the cursor of the next
-// page, null on the last.
-func page(key string, items any, next int64) gin.H {
-	resp := gin.H{key: items, "next": nil}
-	if next != 0 {
-		resp["next"] = strconv.FormatInt(next, 10)
-	}
-	return resp
-}
-
-// pageParams reads ?limit= (default 100, at most 1000) and ?cursor= (the
-// next of a previous page).
-func pageParams(c *gin.Context) (int, int64, error) {
-	limit, err := intParam(c, "limit", defaultPageSize, 1, maxPageSize)
-	if err != nil {
-		return 0, 0, err
-	}
-	var cursor int64
-	if cur := c.Query("cursor"); cur != "" {
-		if cursor, err = strconv.ParseInt(cur, 10, 64); err != nil || cursor <= 0 {
-			return 0, 0, paramError("cursor", cur, "not a cursor from a previous page's next")
-		}
-	}
-	return limit, cursor, nil
-}
-
-func intParam(c *gin.Context, name string, def, lo, hi int) (int, error) {
-	v := c.Query(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, paramError(name, v, "want an integer from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
-	}
-	return n, nil
-}
-
-func boolParam(c *gin.Context, name string) (bool, error) {
-	v := c.Query(name)
-	if v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, paramError(name, v, "want true or false")
-	}
-	return b, nil
+	return nil
 }

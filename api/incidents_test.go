@@ -83,10 +83,7 @@ func TestIncidentsOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer res.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(res.Body)
-		return response{status: res.StatusCode, body: b.Bytes()}
+		return readResponse(res)
 	}
 	a, b := req("retry-key-1"), req("retry-key-1")
 	if a.status != 201 || b.status != 200 || a.json(t)["id"] != b.json(t)["id"] {
@@ -158,15 +155,7 @@ func TestBulkOverHTTP(t *testing.T) {
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "application/x-ndjson") {
 		t.Fatalf("bulk: %d %s", r.status, r.body)
 	}
-	var lines []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(r.body))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("answer line %q: %v", sc.Text(), err)
-		}
-		lines = append(lines, m)
-	}
+	lines := r.ndjson(t)
 	if len(lines) != 14 {
 		t.Fatalf("%d answer lines, want 13 results and a summary", len(lines))
 	}
@@ -212,10 +201,7 @@ func TestIncidentPhotos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer res.Body.Close()
-		var out bytes.Buffer
-		out.ReadFrom(res.Body)
-		return response{status: res.StatusCode, header: res.Header, body: out.Bytes()}
+		return readResponse(res)
 	}
 	pic := tinyPNG(t)
 	r := upload("../../etc/现场.png", pic)
@@ -296,4 +282,19 @@ func TestIncidentScopeHoles(t *testing.T) {
 	if r := e.do("POST", fmt.Sprintf("/api/v1/incidents/%d/transitions", id), []byte(`{"to":"dispatched"}`)); r.status != 400 || r.errorOf(t)["details"].(map[string]any)["field"] != "version" {
 		t.Errorf("no version: %d %s, want 400 on version", r.status, r.body)
 	}
+}
+
+// ndjson reads the body as NDJSON, one object a line.
+func (r response) ndjson(t testing.TB) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(r.body))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("answer line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
 }

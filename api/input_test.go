@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -54,10 +53,7 @@ func (e *env) doType(method, path, ctype string, body []byte) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(res.Body)
-	return response{status: res.StatusCode, header: res.Header, body: b.Bytes()}
+	return readResponse(res)
 }
 
 // TestBadTextInBodiesIs400OnEveryRoute sends a NUL, invalid UTF-8 and a
@@ -141,15 +137,7 @@ func TestBadTextInBulkLinesNamesLineAndField(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("bulk: %d %s", r.status, r.body)
 	}
-	var got []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(r.body))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("answer line %q: %v", sc.Text(), err)
-		}
-		got = append(got, m)
-	}
+	got := r.ndjson(t)
 	if len(got) != 6 {
 		t.Fatalf("%d answer lines, want 5 results and a summary: %s", len(got), r.body)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"gridwatch/api/httpapi"
+
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -114,7 +116,7 @@ func (s *Server) checkText() gin.HandlerFunc {
 		for name, vals := range c.Request.URL.Query() {
 			for _, v := range append(vals, name) {
 				if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-					writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "query parameter %q is not valid UTF-8 text", strings.ToValidUTF8(name, "?")).
+					httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "query parameter %q is not valid UTF-8 text", strings.ToValidUTF8(name, "?")).
 						WithDetails(map[string]any{"param": strings.ToValidUTF8(name, "?")}))
 					return
 				}
@@ -122,7 +124,7 @@ func (s *Server) checkText() gin.HandlerFunc {
 		}
 		for _, h := range []string{"Idempotency-Key", "Last-Event-ID"} {
 			if v := c.GetHeader(h); !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-				writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "header %s is not valid UTF-8 text", h).WithDetails(map[string]any{"header": h}))
+				httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "header %s is not valid UTF-8 text", h).WithDetails(map[string]any{"header": h}))
 				return
 			}
 		}
@@ -149,7 +151,7 @@ func (s *Server) recoverer() gin.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				writeError(c, s.log, fmt.Errorf("panic: %v", r))
+				httpapi.WriteError(c, s.log, fmt.Errorf("panic: %v", r))
 			}
 		}()
 		c.Next()

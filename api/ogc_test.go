@@ -33,17 +33,7 @@ func (e *env) ogcGet(path string, hdr ...string) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := res.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return response{status: res.StatusCode, header: res.Header, body: []byte(b.String())}
+	return readResponse(res)
 }
 
 // linkOf returns the href of the first link with rel (and type, if given).

@@ -3,11 +3,12 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
-	"gridwatch/api"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+
+	"gridwatch/api"
 
 	"gridwatch/auth"
 )

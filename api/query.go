@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/api/open311"
+	"gridwatch/api/tiles"
 	"gridwatch/internal/jsoncheck"
 )
 
@@ -29,16 +32,13 @@ var pageQuery = []string{"limit", "cursor"}
 // tokenQuery may carry the caller's token on keyParam routes (authenticate).
 var tokenQuery = []string{"api_key", "token"}
 
-// open311Query is the jurisdiction every GeoReport v2 call may name (one
-// jurisdiction here: accepted and ignored, as the spec allows).
-const open311Jurisdiction = "jurisdiction_id"
-
 // queryParams lists, for every route as "METHOD /path" exactly as in
 // Server.Routes, the query parameters it reads. A route added to the table
 // without an entry here fails TestEveryRouteDeclaresItsQuery, and at run
-// time takes no parameters. keyParam routes take tokenQuery as well. OGC
-// API Features items routes add their collection's queryables
-// (ogcQueryRules).
+// time takes no parameters. KeyParam routes take tokenQuery as well. The
+// route packages keep their entries beside their routes (tiles.Query,
+// open311.Query, ogc.Query; OGC items routes add their collection's
+// queryables, ogc.Service.QueryRules); queryRules gathers them all.
 var queryParams = map[string][]string{
 	"GET /healthz":             nil,
 	"GET /readyz":              nil,
@@ -112,42 +112,6 @@ var queryParams = map[string][]string{
 	"POST /api/v1/incidents/:id/footage":         nil,
 	"DELETE /api/v1/incidents/:id/footage/:link": nil,
 	"GET /api/v1/events":                         {"last_event_id"},
-
-	"GET /open311/v2/services.json":  {open311Jurisdiction},
-	"GET /open311/v2/services/:file": {open311Jurisdiction},
-	"POST /open311/v2/requests.json": {open311Jurisdiction, "crs"},
-	"GET /open311/v2/requests.json":  {open311Jurisdiction, "service_request_id", "service_code", "start_date", "end_date", "status"},
-	"GET /open311/v2/requests/:file": {open311Jurisdiction},
-	"GET /open311/v2/services.xml":   {open311Jurisdiction},
-	"GET /open311/v2/requests.xml":   {open311Jurisdiction},
-	"POST /open311/v2/requests.xml":  {open311Jurisdiction},
-
-	// Grid tiles name the revision they were drawn for as ?v= (TileJSON's
-	// template), the cache key that every change bumps.
-	"GET /tiles/grids/:z/:x/:file":     {versionParam},
-	"GET /tiles/grids.json":            nil,
-	"GET /tiles/incidents/:z/:x/:file": {"status"},
-	"GET /tiles/incidents.json":        nil,
-	"GET /tiles/cameras/:z/:x/:file":   {"status"},
-	"GET /tiles/cameras.json":          nil,
-	"GET /tiles/:layer":                nil,
-	"GET /tiles/:layer/:z/:x/:file":    nil,
-
-	// OGC API Features: the handlers refuse other parameters with the
-	// collection's list themselves; the table says the same.
-	"GET /ogc":                                 {"f"},
-	"GET /ogc/":                                {"f"},
-	"GET /ogc/conformance":                     {"f"},
-	"GET /ogc/api":                             {"f"},
-	"GET /ogc/collections":                     {"f"},
-	"GET /ogc/collections/:cid":                {"f"},
-	"GET /ogc/collections/:cid/queryables":     {"f"},
-	"GET /ogc/collections/:cid/items":          ogcCommonParams,
-	"GET /ogc/collections/:cid/items/:fid":     {"f", "crs"},
-	"POST /ogc/collections/grids/items":        {"f"},
-	"PUT /ogc/collections/grids/items/:fid":    {"f", "dry_run"},
-	"PATCH /ogc/collections/grids/items/:fid":  {"f", "dry_run"},
-	"DELETE /ogc/collections/grids/items/:fid": {"f"},
 }
 
 // bodyKind is how checkInput treats a route's request body.
@@ -168,30 +132,15 @@ const (
 var bodyKinds = map[string]bodyKind{
 	"POST /api/v1/incidents/bulk":            bodyRaw,
 	"POST /api/v1/incidents/:id/attachments": bodyRaw,
-	"POST /open311/v2/requests.json":         bodyForm,
-	"POST /open311/v2/requests.xml":          bodyForm,
 }
 
-// ogcQueryRules adds each OGC collection's items routes, whose parameters
-// are the common ones and the collection's queryables (OGC API Features
-// Part 1: a queryable property is a parameter; anything else is a 400).
-func (s *Server) ogcQueryRules(rules map[string][]string) {
-	for _, col := range s.ogcCollections() {
-		base := "/ogc/collections/" + col.id
-		rules["GET "+base] = []string{"f"}
-		rules["GET "+base+"/queryables"] = []string{"f"}
-		rules["GET "+base+"/items"] = append(slices.Clone(ogcCommonParams), col.queryableNames()...)
-		rules["GET "+base+"/items/:fid"] = []string{"f", "crs"}
-	}
-}
-
-// queryRules is queryParams with the OGC collections' routes.
+// queryRules is queryParams with the route packages' entries.
 func (s *Server) queryRules() map[string][]string {
 	rules := make(map[string][]string, len(queryParams)+16)
-	for k, v := range queryParams {
-		rules[k] = v
+	for _, m := range []map[string][]string{queryParams, tiles.Query, open311.Query} {
+		maps.Copy(rules, m)
 	}
-	s.ogcQueryRules(rules)
+	s.ogc.QueryRules(rules)
 	return rules
 }
 
@@ -203,21 +152,21 @@ func (s *Server) queryRules() map[string][]string {
 func (s *Server) checkInput(r Route, rules map[string][]string) gin.HandlerFunc {
 	key := r.Method + " " + r.Path
 	allowed := slices.Clone(rules[key])
-	if r.apiKey {
+	if r.APIKey {
 		allowed = append(allowed, tokenQuery...)
 	}
 	kind := bodyKinds[key]
-	fail := func(c *gin.Context, err error) { writeError(c, s.log, err) }
-	if strings.HasPrefix(r.Path, "/open311/") {
-		fail = s.open311Error // GeoReport v2 clients read its error list
+	if slices.Contains(open311.Bodies, key) {
+		kind = bodyForm
 	}
+	fail := r.Fail()
 	return func(c *gin.Context) {
 		if err := checkQuery(c.Request.URL.RawQuery, allowed); err != nil {
-			fail(c, err)
+			fail(c, s.log, err)
 			return
 		}
 		if err := checkBody(c, kind); err != nil {
-			fail(c, err)
+			fail(c, s.log, err)
 			return
 		}
 		c.Next()

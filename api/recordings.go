@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera/record"
@@ -23,7 +24,7 @@ func (s *Server) footageCamera(c *gin.Context) (int64, time.Time, time.Time, err
 	if s.deps.Recordings == nil {
 		return 0, time.Time{}, time.Time{}, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
 	}
-	id, err := idParam(c)
+	id, err := httpapi.IDParam(c)
 	if err != nil {
 		return 0, time.Time{}, time.Time{}, err
 	}
@@ -34,33 +35,38 @@ func (s *Server) footageCamera(c *gin.Context) (int64, time.Time, time.Time, err
 	}{{"from", &from}, {"to", &to}} {
 		v := c.Query(p.name)
 		if v == "" {
-			return 0, from, to, paramError(p.name, v, "required: an RFC 3339 time")
+			return 0, from, to, httpapi.ParamError(p.name, v, "required: an RFC 3339 time")
 		}
 		if *p.t, err = time.Parse(time.RFC3339, v); err != nil {
-			return 0, from, to, paramError(p.name, v, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00")
+			return 0, from, to, httpapi.ParamError(p.name, v, "not an RFC 3339 time, like 2026-11-26T09:00:00+08:00")
 		}
 	}
 	if err := record.CheckRange(from, to); err != nil {
 		return 0, from, to, err
 	}
-	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, cameraViewer(principal(c))); err != nil {
+	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
 		return 0, from, to, err
 	}
 	return id, from, to, nil
 }
 
-// listRecordings answers what a camera recorded between from and to: the
-// recorded files and the gaps.
-func (s *Server) listRecordings(c *gin.Context) {
+// footage lists what the camera of a footage route recorded in the range
+// asked for: the files and the gaps.
+func (s *Server) footage(c *gin.Context) (int64, time.Time, time.Time, []record.Recording, []record.Gap, error) {
 	id, from, to, err := s.footageCamera(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return id, from, to, nil, nil, err
 	}
 	recs, gaps, err := s.deps.Recordings.List(c.Request.Context(), id, from, to)
+	return id, from, to, recs, gaps, err
+}
+
+// listRecordings answers what a camera recorded between from and to: the
+// recorded files and the gaps.
+func (s *Server) listRecordings(c *gin.Context) error {
+	id, from, to, recs, gaps, err := s.footage(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if recs == nil {
 		recs = []record.Recording{}
@@ -69,30 +75,25 @@ func (s *Server) listRecordings(c *gin.Context) {
 		gaps = []record.Gap{}
 	}
 	c.JSON(http.StatusOK, gin.H{"camera_id": id, "from": from, "to": to, "recordings": recs, "gaps": gaps})
+	return nil
 }
 
 // recordingStatus says whether recording runs: a full disk stops it
 // (recording.disk_full and recording.resumed events tell the change).
-func (s *Server) recordingStatus(c *gin.Context) {
+func (s *Server) recordingStatus(c *gin.Context) error {
 	if s.deps.Recorder == nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server"))
-		return
+		return gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
 	}
 	c.JSON(http.StatusOK, s.deps.Recorder.DiskState())
+	return nil
 }
 
 // playback is an HLS VOD playlist of a camera's footage from the keyframe
 // at or before from to to; its segments are byte ranges of the files.
-func (s *Server) playback(c *gin.Context) {
-	id, from, to, err := s.footageCamera(c)
+func (s *Server) playback(c *gin.Context) error {
+	id, from, to, recs, _, err := s.footage(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	recs, _, err := s.deps.Recordings.List(c.Request.Context(), id, from, to)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	// Players do not carry a URL token over to the segments: name it.
 	q := ""
@@ -103,43 +104,39 @@ func (s *Server) playback(c *gin.Context) {
 		return fmt.Sprintf("/api/v1/recordings/%d/file.mp4%s", r.ID, q)
 	})
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	// The playlist and the byte ranges it names are one viewing session.
 	v := viewing(c, audit.Playback, audit.ProtoHLS, id, "")
 	v.From, v.To = &from, &to
 	s.deps.Viewings.Touch(v, int64(len(pl)))
 	c.Data(http.StatusOK, "application/vnd.apple.mpegurl", pl)
+	return nil
 }
 
 // recordingFile serves a recorded file, with byte ranges.
-func (s *Server) recordingFile(c *gin.Context) {
+func (s *Server) recordingFile(c *gin.Context) error {
 	if s.deps.Recordings == nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server"))
-		return
+		return gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
 	}
-	id, err := idParam(c)
+	id, err := httpapi.IDParam(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	r, err := s.deps.Recordings.Get(ctx, id)
 	if err == nil {
 		// Footage of a camera outside the caller's scope does not exist for it.
-		if _, err2 := s.deps.Cameras.Get(ctx, r.Camera, cameraViewer(principal(c))); err2 != nil {
+		if _, err2 := s.deps.Cameras.Get(ctx, r.Camera, httpapi.CameraViewer(httpapi.Principal(c))); err2 != nil {
 			err = gridwatch.Errorf(gridwatch.ENotFound, "recording %d not found", id)
 		}
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	f, err := os.Open(filepath.Join(s.deps.RecordingsDir, filepath.Clean("/"+r.Path)))
 	if err != nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "recording %d: its file is missing", id))
-		return
+		return gridwatch.Errorf(gridwatch.ENotFound, "recording %d: its file is missing", id)
 	}
 	defer f.Close()
 	c.Header("Cache-Control", "private, max-age=3600")
@@ -150,30 +147,28 @@ func (s *Server) recordingFile(c *gin.Context) {
 		v.From, v.To = &r.Start, &r.End
 		s.deps.Viewings.Touch(v, int64(max(c.Writer.Size(), 0)))
 	}
+	return nil
 }
 
 // incidentFootage lists the footage linked to an incident the caller sees.
-func (s *Server) incidentFootage(c *gin.Context) {
+func (s *Server) incidentFootage(c *gin.Context) error {
 	id, err := s.visibleIncident(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	links, err := s.deps.Recordings.Links(c.Request.Context(), id)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if links == nil {
 		links = []record.Link{}
 	}
 	out := gin.H{"footage": links}
 	// Its evidence exports, for those who may make and fetch them.
-	if s.deps.Exports != nil && principal(c).Can(auth.VideoPlayback) {
+	if s.deps.Exports != nil && httpapi.Principal(c).Can(auth.VideoPlayback) {
 		exports, err := s.deps.Exports.ForIncident(c.Request.Context(), id)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		if exports == nil {
 			exports = []record.Export{}
@@ -181,55 +176,43 @@ func (s *Server) incidentFootage(c *gin.Context) {
 		out["exports"] = exports
 	}
 	c.JSON(http.StatusOK, out)
+	return nil
 }
 
 // linkFootage links a camera's footage to an incident by hand:
 // {"camera_id", "from", "to"}. Linked footage is on evidence hold.
-func (s *Server) linkFootage(c *gin.Context) {
+func (s *Server) linkFootage(c *gin.Context) error {
 	id, err := s.visibleIncident(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	var req struct {
 		CameraID int64     `json:"camera_id"`
 		From     time.Time `json:"from"`
 		To       time.Time `json:"to"`
 	}
-	if err := bindJSON(c, &req); err != nil {
-		writeError(c, s.log, err)
-		return
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
 	}
 	ctx := c.Request.Context()
-	if _, err := s.deps.Cameras.Get(ctx, req.CameraID, cameraViewer(principal(c))); err != nil {
-		writeError(c, s.log, err)
-		return
+	if _, err := s.deps.Cameras.Get(ctx, req.CameraID, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
+		return err
 	}
-	l, err := s.deps.Recordings.AddLink(ctx, id, req.CameraID, req.From, req.To, principal(c).Username)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusCreated, l)
+	l, err := s.deps.Recordings.AddLink(ctx, id, req.CameraID, req.From, req.To, httpapi.Principal(c).Username)
+	return httpapi.JSON(c, http.StatusCreated, l, err)
 }
 
 // unlinkFootage removes a footage link (and its evidence hold).
-func (s *Server) unlinkFootage(c *gin.Context) {
+func (s *Server) unlinkFootage(c *gin.Context) error {
 	id, err := s.visibleIncident(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	link, err := strconv.ParseInt(c.Param("link"), 10, 64)
 	if err != nil || link <= 0 {
-		writeError(c, s.log, paramError("link", c.Param("link"), "not a positive integer"))
-		return
+		return httpapi.ParamError("link", c.Param("link"), "not a positive integer")
 	}
-	if err := s.deps.Recordings.RemoveLink(c.Request.Context(), id, link); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return httpapi.NoContent(c, s.deps.Recordings.RemoveLink(c.Request.Context(), id, link))
 }
 
 // visibleIncident is the incident of the path, if the caller may see it.
@@ -237,11 +220,11 @@ func (s *Server) visibleIncident(c *gin.Context) (int64, error) {
 	if s.deps.Recordings == nil {
 		return 0, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
 	}
-	id, err := idParam(c)
+	id, err := httpapi.IDParam(c)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.deps.Incidents.Get(c.Request.Context(), id, viewer(principal(c))); err != nil {
+	if _, err := s.deps.Incidents.Get(c.Request.Context(), id, httpapi.IncidentViewer(httpapi.Principal(c))); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -249,18 +232,16 @@ func (s *Server) visibleIncident(c *gin.Context) (int64, error) {
 
 // listTags finds footage tags by camera, grid (with descendants), label and
 // time; a scoped caller sees only its grids' cameras' tags.
-func (s *Server) listTags(c *gin.Context) {
+func (s *Server) listTags(c *gin.Context) error {
 	if s.deps.Recordings == nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server"))
-		return
+		return gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
 	}
 	var f record.TagFilter
 	for name, dst := range map[string]*int64{"camera": &f.CameraID} {
 		if v := c.Query(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n <= 0 {
-				writeError(c, s.log, paramError(name, v, "want an id"))
-				return
+				return httpapi.ParamError(name, v, "want an id")
 			}
 			*dst = n
 		}
@@ -268,8 +249,7 @@ func (s *Server) listTags(c *gin.Context) {
 	if v := c.Query("grid"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			writeError(c, s.log, paramError("grid", v, "want a grid id"))
-			return
+			return httpapi.ParamError("grid", v, "want a grid id")
 		}
 		f.Grids = []int64{n}
 	}
@@ -277,22 +257,18 @@ func (s *Server) listTags(c *gin.Context) {
 	if c.Query("from") != "" || c.Query("to") != "" {
 		var err error
 		if f.From, err = time.Parse(time.RFC3339, c.Query("from")); err != nil {
-			writeError(c, s.log, paramError("from", c.Query("from"), "not an RFC 3339 time"))
-			return
+			return httpapi.ParamError("from", c.Query("from"), "not an RFC 3339 time")
 		}
 		if f.To, err = time.Parse(time.RFC3339, c.Query("to")); err != nil {
-			writeError(c, s.log, paramError("to", c.Query("to"), "not an RFC 3339 time"))
-			return
+			return httpapi.ParamError("to", c.Query("to"), "not an RFC 3339 time")
 		}
 		if err := record.CheckRange(f.From, f.To); err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 	}
-	tags, err := s.deps.Recordings.Tags(c.Request.Context(), f, principal(c).ScopeIDs())
+	tags, err := s.deps.Recordings.Tags(c.Request.Context(), f, httpapi.Principal(c).ScopeIDs())
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if tags == nil {
 		tags = []record.Tag{}
@@ -301,73 +277,56 @@ func (s *Server) listTags(c *gin.Context) {
 		s.markEditable(c, &tags[i])
 	}
 	c.JSON(http.StatusOK, gin.H{"tags": tags})
+	return nil
 }
 
 // markEditable says whether the caller may edit and delete t.
 func (s *Server) markEditable(c *gin.Context, t *record.Tag) {
-	p := principal(c)
+	p := httpapi.Principal(c)
 	t.Editable = p.Role == auth.RoleAdmin || (t.AuthorKey != "" && t.AuthorKey == tagAuthor(p).Key)
 }
 
 // createTag tags a stretch of a camera's footage.
-func (s *Server) createTag(c *gin.Context) {
-	var in record.TagInput
-	if err := bindJSON(c, &in); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) createTag(c *gin.Context, in *record.TagInput) error {
 	if err := s.tagCamera(c, in.CameraID); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	t, err := s.deps.Recordings.AddTag(c.Request.Context(), in, tagAuthor(principal(c)))
+	t, err := s.deps.Recordings.AddTag(c.Request.Context(), *in, tagAuthor(httpapi.Principal(c)))
 	s.markEditable(c, &t)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
+	return httpapi.JSON(c, http.StatusCreated, t, err)
+}
+
+// tagEdit is a handler of a change to the tag named by the path's :id,
+// which the caller must see; by is the caller as a tag author, admin
+// whether it may change others' tags.
+func (s *Server) tagEdit(do func(c *gin.Context, id int64, t record.Tag, by record.Author, admin bool) error) httpapi.Handler {
+	return func(c *gin.Context) error {
+		id, t, err := s.visibleTag(c)
+		if err != nil {
+			return err
+		}
+		p := httpapi.Principal(c)
+		return do(c, id, t, tagAuthor(p), p.Role == auth.RoleAdmin)
 	}
-	c.JSON(http.StatusCreated, t)
 }
 
 // updateTag edits a tag: its author or an admin.
-func (s *Server) updateTag(c *gin.Context) {
-	id, t, err := s.visibleTag(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
+func (s *Server) updateTag(c *gin.Context, id int64, t record.Tag, by record.Author, admin bool) error {
 	var in record.TagInput
-	if err := bindJSON(c, &in); err != nil {
-		writeError(c, s.log, err)
-		return
+	if err := httpapi.BindJSON(c, &in); err != nil {
+		return err
 	}
 	if in.CameraID != 0 && in.CameraID != t.CameraID {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EInvalid, "camera_id: a tag stays on its camera"))
-		return
+		return gridwatch.Errorf(gridwatch.EInvalid, "camera_id: a tag stays on its camera")
 	}
-	p := principal(c)
-	t, err = s.deps.Recordings.UpdateTag(c.Request.Context(), id, in, tagAuthor(p), p.Role == auth.RoleAdmin)
+	t, err := s.deps.Recordings.UpdateTag(c.Request.Context(), id, in, by, admin)
 	s.markEditable(c, &t)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, t)
+	return httpapi.JSON(c, http.StatusOK, t, err)
 }
 
 // deleteTag removes a tag: its author or an admin.
-func (s *Server) deleteTag(c *gin.Context) {
-	id, _, err := s.visibleTag(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	p := principal(c)
-	if err := s.deps.Recordings.DeleteTag(c.Request.Context(), id, tagAuthor(p), p.Role == auth.RoleAdmin); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+func (s *Server) deleteTag(c *gin.Context, id int64, _ record.Tag, by record.Author, admin bool) error {
+	return httpapi.NoContent(c, s.deps.Recordings.DeleteTag(c.Request.Context(), id, by, admin))
 }
 
 // tagAuthor names the caller as a tag's author.
@@ -387,7 +346,7 @@ func (s *Server) tagCamera(c *gin.Context, camera int64) error {
 	if camera <= 0 {
 		return gridwatch.Errorf(gridwatch.EInvalid, "camera_id: is required").WithDetails(map[string]any{"field": "camera_id"})
 	}
-	_, err := s.deps.Cameras.Get(c.Request.Context(), camera, cameraViewer(principal(c)))
+	_, err := s.deps.Cameras.Get(c.Request.Context(), camera, httpapi.CameraViewer(httpapi.Principal(c)))
 	return err
 }
 
@@ -396,7 +355,7 @@ func (s *Server) visibleTag(c *gin.Context) (int64, record.Tag, error) {
 	if s.deps.Recordings == nil {
 		return 0, record.Tag{}, gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
 	}
-	id, err := idParam(c)
+	id, err := httpapi.IDParam(c)
 	if err != nil {
 		return 0, record.Tag{}, err
 	}
@@ -410,10 +369,9 @@ func (s *Server) visibleTag(c *gin.Context) (int64, record.Tag, error) {
 }
 
 // requestExport queues an evidence export: {"camera_id","from","to","incident_id"?}.
-func (s *Server) requestExport(c *gin.Context) {
+func (s *Server) requestExport(c *gin.Context) error {
 	if s.deps.Exports == nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.EUnavailable, "exports are not running on this server"))
-		return
+		return gridwatch.Errorf(gridwatch.EUnavailable, "exports are not running on this server")
 	}
 	var req struct {
 		CameraID   int64     `json:"camera_id"`
@@ -421,73 +379,70 @@ func (s *Server) requestExport(c *gin.Context) {
 		To         time.Time `json:"to"`
 		IncidentID *int64    `json:"incident_id"`
 	}
-	if err := bindJSON(c, &req); err != nil {
-		writeError(c, s.log, err)
-		return
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
 	}
 	if err := s.tagCamera(c, req.CameraID); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	if req.IncidentID != nil {
-		if _, err := s.deps.Incidents.Get(ctx, *req.IncidentID, viewer(principal(c))); err != nil {
-			writeError(c, s.log, err)
-			return
+		if _, err := s.deps.Incidents.Get(ctx, *req.IncidentID, httpapi.IncidentViewer(httpapi.Principal(c))); err != nil {
+			return err
 		}
 	}
-	e, err := s.deps.Exports.Request(ctx, req.CameraID, req.From, req.To, req.IncidentID, principal(c).Username)
+	e, err := s.deps.Exports.Request(ctx, req.CameraID, req.From, req.To, req.IncidentID, httpapi.Principal(c).Username)
 	if err != nil {
 		if d := gridwatch.ErrorDetails(err); gridwatch.ErrorCode(err) == gridwatch.EThrottled && d["retry_after_s"] != nil {
 			c.Header("Retry-After", fmt.Sprint(d["retry_after_s"]))
 		}
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if e.Existing {
 		// The same request was made before: its export, not a second copy.
 		c.JSON(http.StatusOK, e)
-		return
+		return nil
 	}
 	c.JSON(http.StatusAccepted, e)
+	return nil
 }
 
 // deleteExport removes an export, its file and its row (admins; audited).
 // A held export must be released first.
-func (s *Server) deleteExport(c *gin.Context) {
+func (s *Server) deleteExport(c *gin.Context) error {
 	e, err := s.visibleExport(c)
 	if err == nil {
 		err = s.deps.Exports.Delete(c.Request.Context(), e.ID)
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // holdExport sets or clears an admin's hold on an export: {"held": bool}.
 // A held export outlives --export-max-age and cannot be deleted.
-func (s *Server) holdExport(c *gin.Context) {
+func (s *Server) holdExport(c *gin.Context) error {
 	var req struct {
 		Held *bool `json:"held"`
 	}
 	e, err := s.visibleExport(c)
 	if err == nil {
-		err = bindJSON(c, &req)
+		err = httpapi.BindJSON(c, &req)
 	}
 	if err == nil && req.Held == nil {
 		err = gridwatch.Errorf(gridwatch.EInvalid, "held is required: true to hold the export, false to release it").
 			WithDetails(map[string]any{"field": "held"})
 	}
 	if err == nil {
-		e, err = s.deps.Exports.Hold(c.Request.Context(), e.ID, *req.Held, principal(c).Username)
+		e, err = s.deps.Exports.Hold(c.Request.Context(), e.ID, *req.Held, httpapi.Principal(c).Username)
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, e)
+	return nil
 }
 
 // visibleExport is the export of the path, if the caller sees its camera.
@@ -495,7 +450,7 @@ func (s *Server) visibleExport(c *gin.Context) (record.Export, error) {
 	if s.deps.Exports == nil {
 		return record.Export{}, gridwatch.Errorf(gridwatch.EUnavailable, "exports are not running on this server")
 	}
-	id, err := idParam(c)
+	id, err := httpapi.IDParam(c)
 	if err != nil {
 		return record.Export{}, err
 	}
@@ -508,29 +463,23 @@ func (s *Server) visibleExport(c *gin.Context) (record.Export, error) {
 
 // getExport is an export's state: queued, running (with progress), done
 // (with its SHA-256 and manifest) or failed (with why).
-func (s *Server) getExport(c *gin.Context) {
+func (s *Server) getExport(c *gin.Context) error {
 	e, err := s.visibleExport(c)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, e)
+	return httpapi.JSON(c, http.StatusOK, e, err)
 }
 
 // exportFile downloads a finished export.
-func (s *Server) exportFile(c *gin.Context) {
+func (s *Server) exportFile(c *gin.Context) error {
 	e, err := s.visibleExport(c)
 	if err == nil && e.Status != "done" {
 		err = gridwatch.Errorf(gridwatch.EConflict, "export %d is %s, not done", e.ID, e.Status)
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	f, err := os.Open(s.deps.Exports.Path(e.ID))
 	if err != nil {
-		writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "export %d: its file is missing", e.ID))
-		return
+		return gridwatch.Errorf(gridwatch.ENotFound, "export %d: its file is missing", e.ID)
 	}
 	defer f.Close()
 	c.Header("Content-Type", "video/mp4")
@@ -539,19 +488,15 @@ func (s *Server) exportFile(c *gin.Context) {
 		c.Header("X-Content-SHA256", *e.SHA256)
 	}
 	http.ServeContent(c.Writer, c.Request, "", *e.FinishedAt, f)
+	return nil
 }
 
 // verifyExport recomputes the SHA-256 of an export's file.
-func (s *Server) verifyExport(c *gin.Context) {
+func (s *Server) verifyExport(c *gin.Context) error {
 	e, err := s.visibleExport(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	stored, now, err := s.deps.Exports.Verify(c.Request.Context(), e.ID)
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"id": e.ID, "sha256": stored, "recomputed": now, "ok": stored == now})
+	return httpapi.JSON(c, http.StatusOK, gin.H{"id": e.ID, "sha256": stored, "recomputed": now, "ok": stored == now}, err)
 }

@@ -1,6 +1,15 @@
-// Package api is gridwatch's HTTP transport: routing, middleware, request and
-// response mapping and the one place errors become HTTP statuses. It calls the
-// domain packages and never writes SQL.
+// Package api is gridwatch's HTTP transport: the one routing table,
+// middleware (authorisation, input checks, request origin) and the
+// /api/v1 handlers. It calls the domain packages and never writes SQL.
+//
+// Shape: every handler is an httpapi.Handler that returns its error, and
+// httpapi.Handle (the one adapter) writes it through httpapi.WriteError,
+// the one place errors become HTTP statuses. OGC API Features (api/ogc),
+// Open311 (api/open311) and the vector tiles (api/tiles) are packages of
+// their own that export their route entries and query rules; Routes
+// gathers them, so the route × role test and the query rules walk every
+// route. What they all share lives in api/httpapi, which imports none of
+// them.
 package api
 
 import (
@@ -17,6 +26,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gridwatch/api/httpapi"
+	"gridwatch/api/ogc"
+	"gridwatch/api/open311"
+	"gridwatch/api/tiles"
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
@@ -95,6 +108,9 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *httpMetrics
 	csp     string
+	tiles   *tiles.Service
+	open311 *open311.Service
+	ogc     *ogc.Service
 }
 
 // New builds the server and its routes.
@@ -118,6 +134,10 @@ func New(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Logger, engine: gin.New()}
 	s.metrics = newHTTPMetrics(deps.Metrics)
 	s.csp = contentSecurityPolicy(deps.BasemapStyleURL)
+	s.open311 = open311.New(open311.Deps{Incidents: deps.Incidents, LeaderReportOutside: deps.LeaderReportOutside})
+	s.ogc = ogc.New(ogc.Deps{Logger: deps.Logger, Version: deps.Version, Grids: deps.Grids, Incidents: deps.Incidents,
+		Cameras: deps.Cameras, MaxVertices: deps.MaxVertices, OGCRequireIfMatch: deps.OGCRequireIfMatch})
+	s.tiles = tiles.New(tiles.Deps{Grids: deps.Grids, Incidents: deps.Incidents, Cameras: deps.Cameras, TLS: deps.TLS})
 	s.routes()
 	return s
 }
@@ -125,128 +145,95 @@ func New(deps Deps) *Server {
 // Handler returns the http.Handler serving everything.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Route is one entry of the routing table: what it answers and the
-// permission a caller needs. Every route is registered from this table and
-// only from it, so none can be added without a rule.
-type Route struct {
-	Method, Path string
-	Perm         auth.Permission
-	handle       gin.HandlerFunc
-	// maxBody overrides the body limit (bulk uploads); 0 keeps MaxBodyBytes.
-	maxBody int64
-	// apiKey lets the token come in the URL: as the api_key parameter
-	// (Open311 clients) or token (media players). Requests are logged by
-	// route pattern, so the URL and its token are never logged.
-	apiKey bool
-	// basic also takes HTTP Basic and challenges for it (GIS clients).
-	basic bool
-}
-
-// rt is a route with the default body limit and authentication.
-func rt(method, path string, perm auth.Permission, handle gin.HandlerFunc) Route {
-	return Route{Method: method, Path: path, Perm: perm, handle: handle}
-}
+// Route is one entry of the routing table (httpapi.Route).
+type Route = httpapi.Route
 
 // bulkBody gives r the bulk upload limit.
-func (s *Server) bulkBody(r Route) Route { r.maxBody = s.deps.MaxBulkBytes; return r }
-
-// keyParam lets r's callers send their token as api_key.
-func keyParam(r Route) Route { r.apiKey = true; return r }
+func (s *Server) bulkBody(r Route) Route { r.MaxBody = s.deps.MaxBulkBytes; return r }
 
 // Routes is the routing table.
 func (s *Server) Routes() []Route {
-	metrics := gin.WrapH(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}))
+	metrics := httpapi.Wrap(gin.WrapH(promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})))
 	table := []Route{
-		rt("GET", "/healthz", auth.Public, s.healthz),
-		rt("GET", "/readyz", auth.Public, s.readyz),
-		rt("GET", "/metrics", auth.MetricsRead, metrics),
-		rt("GET", "/api/v1/meta", auth.Public, s.meta),
+		httpapi.R("GET", "/healthz", auth.Public, s.healthz),
+		httpapi.R("GET", "/readyz", auth.Public, s.readyz),
+		httpapi.R("GET", "/metrics", auth.MetricsRead, metrics),
+		httpapi.R("GET", "/api/v1/meta", auth.Public, s.meta),
 
-		rt("POST", "/api/v1/auth/login", auth.Public, s.login),
-		rt("POST", "/api/v1/auth/logout", auth.Authenticated, s.logout),
-		rt("GET", "/api/v1/me", auth.Authenticated, s.me),
-		rt("POST", "/api/v1/me/password", auth.Authenticated, s.changePassword),
+		httpapi.R("POST", "/api/v1/auth/login", auth.Public, s.login),
+		httpapi.R("POST", "/api/v1/auth/logout", auth.Authenticated, s.logout),
+		httpapi.R("GET", "/api/v1/me", auth.Authenticated, s.me),
+		httpapi.R("POST", "/api/v1/me/password", auth.Authenticated, s.changePassword),
 
-		rt("GET", "/api/v1/users", auth.UsersManage, s.listUsers),
-		rt("POST", "/api/v1/users", auth.UsersManage, s.createUser),
-		rt("GET", "/api/v1/users/:id", auth.UsersManage, s.getUser),
-		rt("PATCH", "/api/v1/users/:id", auth.UsersManage, s.updateUser),
-		rt("GET", "/api/v1/tokens", auth.TokensManage, s.listTokens),
-		rt("POST", "/api/v1/tokens", auth.TokensManage, s.createToken),
-		rt("DELETE", "/api/v1/tokens/:id", auth.TokensManage, s.revokeToken),
-		rt("GET", "/api/v1/audit", auth.AuditRead, s.listAudit),
-		rt("GET", "/api/v1/audit/viewings", auth.AuditRead, s.listViewings),
+		httpapi.R("GET", "/api/v1/users", auth.UsersManage, s.listUsers),
+		httpapi.R("POST", "/api/v1/users", auth.UsersManage, httpapi.Bind(s.createUser)),
+		httpapi.R("GET", "/api/v1/users/:id", auth.UsersManage, httpapi.ByID(s.getUser)),
+		httpapi.R("PATCH", "/api/v1/users/:id", auth.UsersManage, httpapi.BindByID(s.updateUser)),
+		httpapi.R("GET", "/api/v1/tokens", auth.TokensManage, s.listTokens),
+		httpapi.R("POST", "/api/v1/tokens", auth.TokensManage, httpapi.Bind(s.createToken)),
+		httpapi.R("DELETE", "/api/v1/tokens/:id", auth.TokensManage, httpapi.ByID(s.revokeToken)),
+		httpapi.R("GET", "/api/v1/audit", auth.AuditRead, s.listAudit),
+		httpapi.R("GET", "/api/v1/audit/viewings", auth.AuditRead, s.listViewings),
 
-		rt("GET", "/api/v1/grids", auth.GridsRead, s.listGrids),
-		rt("GET", "/api/v1/grids.geojson", auth.GridsRead, s.gridsGeoJSON),
-		rt("POST", "/api/v1/grids", auth.GridsWrite, s.createGrid),
-		rt("POST", "/api/v1/grids/import", auth.GridsWrite, s.importGrids),
-		rt("GET", "/api/v1/grids/:id", auth.GridsRead, s.getGrid),
-		rt("DELETE", "/api/v1/grids/:id", auth.GridsWrite, s.deleteGrid),
-		rt("PUT", "/api/v1/grids/:id/geometry", auth.GridsWrite, s.changeHandler(s.putGridGeometry)),
-		rt("POST", "/api/v1/grids/:id/edge", auth.GridsWrite, s.changeHandler(s.moveGridEdge)),
-		rt("POST", "/api/v1/grids/:id/split", auth.GridsWrite, s.changeHandler(s.splitGrid)),
-		rt("POST", "/api/v1/grids/:id/merge", auth.GridsWrite, s.changeHandler(s.mergeGrids)),
-		rt("GET", "/api/v1/grids/:id/versions", auth.GridsRead, s.gridVersions),
-		rt("GET", "/api/v1/grids/:id/versions/:version", auth.GridsRead, s.gridVersion),
-		rt("GET", "/api/v1/locate", auth.Locate, s.locate),
-		rt("GET", "/api/v1/grids/:id/staff", auth.GridsRead, s.listStaff),
-		rt("POST", "/api/v1/grids/:id/staff", auth.StaffManage, s.addStaff),
-		rt("DELETE", "/api/v1/staff/:id", auth.StaffManage, s.removeStaff),
+		httpapi.R("GET", "/api/v1/grids", auth.GridsRead, s.listGrids),
+		httpapi.R("GET", "/api/v1/grids.geojson", auth.GridsRead, s.gridsGeoJSON),
+		httpapi.R("POST", "/api/v1/grids", auth.GridsWrite, s.createGrid),
+		httpapi.R("POST", "/api/v1/grids/import", auth.GridsWrite, s.importGrids),
+		httpapi.R("GET", "/api/v1/grids/:id", auth.GridsRead, httpapi.ByID(s.getGrid)),
+		httpapi.R("DELETE", "/api/v1/grids/:id", auth.GridsWrite, httpapi.ByID(s.deleteGrid)),
+		httpapi.R("PUT", "/api/v1/grids/:id/geometry", auth.GridsWrite, s.changeHandler(s.putGridGeometry)),
+		httpapi.R("POST", "/api/v1/grids/:id/edge", auth.GridsWrite, s.changeHandler(s.moveGridEdge)),
+		httpapi.R("POST", "/api/v1/grids/:id/split", auth.GridsWrite, s.changeHandler(s.splitGrid)),
+		httpapi.R("POST", "/api/v1/grids/:id/merge", auth.GridsWrite, s.changeHandler(s.mergeGrids)),
+		httpapi.R("GET", "/api/v1/grids/:id/versions", auth.GridsRead, httpapi.ByID(s.gridVersions)),
+		httpapi.R("GET", "/api/v1/grids/:id/versions/:version", auth.GridsRead, httpapi.ByID(s.gridVersion)),
+		httpapi.R("GET", "/api/v1/locate", auth.Locate, s.locate),
+		httpapi.R("GET", "/api/v1/grids/:id/staff", auth.GridsRead, s.inGrid(s.listStaff)),
+		httpapi.R("POST", "/api/v1/grids/:id/staff", auth.StaffManage, s.inGrid(s.addStaff)),
+		httpapi.R("DELETE", "/api/v1/staff/:id", auth.StaffManage, httpapi.ByID(s.removeStaff)),
 
-		rt("GET", "/api/v1/categories", auth.Authenticated, s.listCategories),
-		rt("POST", "/api/v1/incidents", auth.IncidentsCreate, s.createIncident),
-		s.bulkBody(Route{Method: "POST", Path: "/api/v1/incidents/bulk", Perm: auth.IncidentsCreate, handle: s.bulkIncidents}),
-		rt("GET", "/api/v1/incidents", auth.IncidentsRead, s.listIncidents),
-		rt("GET", "/api/v1/incidents/:id", auth.IncidentsRead, s.getIncident),
-		rt("POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, s.transitionIncident),
-		rt("POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, s.attachPhoto),
-		rt("GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, s.getPhoto),
-		rt("GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats),
+		httpapi.R("GET", "/api/v1/categories", auth.Authenticated, s.listCategories),
+		httpapi.R("POST", "/api/v1/incidents", auth.IncidentsCreate, s.createIncident),
+		s.bulkBody(Route{Method: "POST", Path: "/api/v1/incidents/bulk", Perm: auth.IncidentsCreate, Handle: s.bulkIncidents}),
+		httpapi.R("GET", "/api/v1/incidents", auth.IncidentsRead, s.listIncidents),
+		httpapi.R("GET", "/api/v1/incidents/:id", auth.IncidentsRead, httpapi.ByID(s.getIncident)),
+		httpapi.R("POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, httpapi.ByID(s.transitionIncident)),
+		httpapi.R("POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, httpapi.ByID(s.attachPhoto)),
+		httpapi.R("GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, httpapi.ByID(s.getPhoto)),
+		httpapi.R("GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats),
 
-		rt("GET", "/api/v1/cameras", auth.CamerasRead, s.listCameras),
-		rt("POST", "/api/v1/cameras", auth.CamerasWrite, s.createCamera),
-		rt("GET", "/api/v1/cameras/:id", auth.CamerasRead, s.getCamera),
-		rt("PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, s.updateCamera),
-		rt("DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, s.deleteCamera),
-		rt("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.gridCameras),
-		keyParam(rt("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
-		keyParam(rt("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
-		rt("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
-		rt("GET", "/api/v1/recording/status", auth.VideoPlayback, s.recordingStatus),
-		keyParam(rt("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),
-		keyParam(rt("GET", "/api/v1/recordings/:id/file.mp4", auth.VideoPlayback, s.recordingFile)),
-		rt("POST", "/api/v1/exports", auth.VideoPlayback, s.requestExport),
-		rt("GET", "/api/v1/exports/:id", auth.VideoPlayback, s.getExport),
-		keyParam(rt("GET", "/api/v1/exports/:id/file", auth.VideoPlayback, s.exportFile)),
-		rt("GET", "/api/v1/exports/:id/verify", auth.VideoPlayback, s.verifyExport),
-		rt("DELETE", "/api/v1/exports/:id", auth.ExportsManage, s.deleteExport),
-		rt("PUT", "/api/v1/exports/:id/hold", auth.ExportsManage, s.holdExport),
-		rt("GET", "/api/v1/tags", auth.VideoPlayback, s.listTags),
-		rt("POST", "/api/v1/tags", auth.VideoPlayback, s.createTag),
-		rt("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.updateTag),
-		rt("DELETE", "/api/v1/tags/:id", auth.VideoPlayback, s.deleteTag),
+		httpapi.R("GET", "/api/v1/cameras", auth.CamerasRead, s.listCameras),
+		httpapi.R("POST", "/api/v1/cameras", auth.CamerasWrite, s.createCamera),
+		httpapi.R("GET", "/api/v1/cameras/:id", auth.CamerasRead, httpapi.ByID(s.getCamera)),
+		httpapi.R("PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, httpapi.ByID(s.updateCamera)),
+		httpapi.R("DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, httpapi.ByID(s.deleteCamera)),
+		httpapi.R("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.inGrid(s.gridCameras)),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
+		httpapi.R("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
+		httpapi.R("GET", "/api/v1/recording/status", auth.VideoPlayback, s.recordingStatus),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/recordings/:id/file.mp4", auth.VideoPlayback, s.recordingFile)),
+		httpapi.R("POST", "/api/v1/exports", auth.VideoPlayback, s.requestExport),
+		httpapi.R("GET", "/api/v1/exports/:id", auth.VideoPlayback, s.getExport),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/exports/:id/file", auth.VideoPlayback, s.exportFile)),
+		httpapi.R("GET", "/api/v1/exports/:id/verify", auth.VideoPlayback, s.verifyExport),
+		httpapi.R("DELETE", "/api/v1/exports/:id", auth.ExportsManage, s.deleteExport),
+		httpapi.R("PUT", "/api/v1/exports/:id/hold", auth.ExportsManage, s.holdExport),
+		httpapi.R("GET", "/api/v1/tags", auth.VideoPlayback, s.listTags),
+		httpapi.R("POST", "/api/v1/tags", auth.VideoPlayback, httpapi.Bind(s.createTag)),
+		httpapi.R("PATCH", "/api/v1/tags/:id", auth.VideoPlayback, s.tagEdit(s.updateTag)),
+		httpapi.R("DELETE", "/api/v1/tags/:id", auth.VideoPlayback, s.tagEdit(s.deleteTag)),
 		// Footage names cameras: for those who may see cameras, not for
 		// integrations that read their incidents.
-		rt("GET", "/api/v1/incidents/:id/footage", auth.CamerasRead, s.incidentFootage),
-		rt("POST", "/api/v1/incidents/:id/footage", auth.VideoPlayback, s.linkFootage),
-		rt("DELETE", "/api/v1/incidents/:id/footage/:link", auth.VideoPlayback, s.unlinkFootage),
-		rt("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),
-
-		// Open311 GeoReport v2, for citizen-reporting apps: the service list
-		// is public; requests need an integration key (api_key or bearer).
-		rt("GET", "/open311/v2/services.json", auth.Public, s.open311Services),
-		rt("GET", "/open311/v2/services/:file", auth.Public, s.open311Service),
-		keyParam(Route{Method: "POST", Path: "/open311/v2/requests.json", Perm: auth.IncidentsCreate, handle: s.open311CreateRequest}),
-		keyParam(Route{Method: "GET", Path: "/open311/v2/requests.json", Perm: auth.IncidentsRead, handle: s.open311Requests}),
-		keyParam(Route{Method: "GET", Path: "/open311/v2/requests/:file", Perm: auth.IncidentsRead, handle: s.open311Request}),
-		rt("GET", "/open311/v2/services.xml", auth.Public, s.open311XML),
-		rt("GET", "/open311/v2/requests.xml", auth.Public, s.open311XML),
-		rt("POST", "/open311/v2/requests.xml", auth.Public, s.open311XML),
+		httpapi.R("GET", "/api/v1/incidents/:id/footage", auth.CamerasRead, s.incidentFootage),
+		httpapi.R("POST", "/api/v1/incidents/:id/footage", auth.VideoPlayback, s.linkFootage),
+		httpapi.R("DELETE", "/api/v1/incidents/:id/footage/:link", auth.VideoPlayback, s.unlinkFootage),
+		httpapi.R("GET", "/api/v1/events", auth.Authenticated, s.streamEvents),
 	}
-	// Vector tiles (tiles.go) and OGC API Features (ogc.go) keep their
-	// tables beside their handlers.
-	return slices.Concat(table, s.tileRoutes(), s.ogcRoutes())
+	// Open311 (open311.go), vector tiles (tiles.go) and OGC API Features
+	// (ogc.go) keep their tables beside their handlers.
+	return slices.Concat(table, s.open311.Routes(), s.tiles.Routes(), s.ogc.Routes())
 }
 
 // routes registers the table behind the middleware; the dashboard's files
@@ -257,18 +244,18 @@ func (s *Server) routes() {
 	// Client addresses (throttling, audit) come from the connection, never
 	// from X-Forwarded-For, unless proxies are configured.
 	_ = e.SetTrustedProxies(s.deps.TrustedProxies)
-	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.checkText())
-	e.NoRoute(s.noRoute)
+	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.checkText(), httpapi.OriginFrom(s.deps.TrustedProxies))
+	e.NoRoute(httpapi.Handle(s.log, s.noRoute, nil))
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, s.log, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		httpapi.WriteError(c, s.log, httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	rules := s.queryRules()
 	for _, r := range s.Routes() {
-		limit := r.maxBody
+		limit := r.MaxBody
 		if limit == 0 {
 			limit = s.deps.MaxBodyBytes
 		}
-		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.apiKey, r.basic), s.checkInput(r, rules), r.handle)
+		e.Handle(r.Method, r.Path, limitBody(limit), s.authorize(r.Perm, r.APIKey, r.Basic), s.checkInput(r, rules), httpapi.Handle(s.log, r.Handle, r.Errors))
 	}
 }
 
@@ -297,21 +284,24 @@ func contentSecurityPolicy(basemap string) string {
 	}, "; ")
 }
 
-func (s *Server) healthz(c *gin.Context) {
+func (s *Server) healthz(c *gin.Context) error {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.deps.Version})
+	return nil
 }
 
-func (s *Server) readyz(c *gin.Context) {
+func (s *Server) readyz(c *gin.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
 	if err := s.deps.Ready(ctx); err != nil {
 		s.log.Warn("not ready", "err", err)
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": err.Error()})
-		return
+		return nil
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	return nil
 }
 
-func (s *Server) meta(c *gin.Context) {
+func (s *Server) meta(c *gin.Context) error {
 	c.JSON(http.StatusOK, gin.H{"version": s.deps.Version, "basemap_style_url": s.deps.BasemapStyleURL})
+	return nil
 }

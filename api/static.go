@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"gridwatch/api/httpapi"
+
 	"github.com/gin-gonic/gin"
 )
 
@@ -14,15 +16,14 @@ const notBuiltPage = `<!doctype html><meta charset="utf-8"><title>Gridwatch</tit
 
 // noRoute serves the dashboard for GET requests outside /api, and JSON 404s
 // for everything else.
-func (s *Server) noRoute(c *gin.Context) {
+func (s *Server) noRoute(c *gin.Context) error {
 	p := c.Request.URL.Path
 	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ogc/") || strings.HasPrefix(p, "/tiles/") || (c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) {
-		writeError(c, s.log, errorf(http.StatusNotFound, "not_found", "no route for %s %s", c.Request.Method, p))
-		return
+		return httpapi.Errorf(http.StatusNotFound, "not_found", "no route for %s %s", c.Request.Method, p)
 	}
 	if !s.deps.AssetsBuilt {
 		c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(notBuiltPage))
-		return
+		return nil
 	}
 	if p == "/" || p == "/index.html" {
 		c.Header("Cache-Control", "no-cache")
@@ -33,4 +34,5 @@ func (s *Server) noRoute(c *gin.Context) {
 		c.Header("Content-Type", "text/javascript; charset=utf-8")
 	}
 	http.FileServerFS(s.deps.Assets).ServeHTTP(c.Writer, c.Request)
+	return nil
 }

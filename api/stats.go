@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"gridwatch/api/httpapi"
 	"gridwatch/incident"
 )
 
@@ -21,11 +22,10 @@ const mimeCSV = "text/csv"
 // from and to are RFC 3339 (default: the 30 days up to now); tz is the zone
 // months are cut in (default Asia/Shanghai). JSON, or CSV for Accept:
 // text/csv or format=csv (a download link cannot set headers).
-func (s *Server) incidentStats(c *gin.Context) {
+func (s *Server) incidentStats(c *gin.Context) error {
 	q := incident.StatsQuery{Group: incident.StatsGroup(c.Query("group")), Zone: c.Query("tz")}
 	if q.Group != "" && !q.Group.Valid() {
-		writeError(c, s.log, paramError("group", string(q.Group), "want grid, category or month"))
-		return
+		return httpapi.ParamError("group", string(q.Group), "want grid, category or month")
 	}
 	for _, tp := range []struct {
 		name string
@@ -34,19 +34,16 @@ func (s *Server) incidentStats(c *gin.Context) {
 		if v := c.Query(tp.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				writeError(c, s.log, paramError(tp.name, v, "want an RFC 3339 time such as 2026-11-01T00:00:00+08:00"))
-				return
+				return httpapi.ParamError(tp.name, v, "want an RFC 3339 time such as 2026-11-01T00:00:00+08:00")
 			}
 			if t.Year() < 1970 || t.Year() > 9000 {
-				writeError(c, s.log, paramError(tp.name, v, "want a year from 1970 to 9000"))
-				return
+				return httpapi.ParamError(tp.name, v, "want a year from 1970 to 9000")
 			}
 			*tp.dst = t
 		}
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
-		writeError(c, s.log, paramError("from", c.Query("from"), "must be before to ("+c.Query("to")+")"))
-		return
+		return httpapi.ParamError("from", c.Query("from"), "must be before to ("+c.Query("to")+")")
 	}
 	asCSV := false
 	switch f := c.Query("format"); f {
@@ -56,21 +53,20 @@ func (s *Server) incidentStats(c *gin.Context) {
 	case "csv":
 		asCSV = true
 	default:
-		writeError(c, s.log, paramError("format", f, "want json or csv"))
-		return
+		return httpapi.ParamError("format", f, "want json or csv")
 	}
-	st, err := s.deps.Incidents.Stats(c.Request.Context(), q, viewer(principal(c)))
+	st, err := s.deps.Incidents.Stats(c.Request.Context(), q, httpapi.IncidentViewer(httpapi.Principal(c)))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if !asCSV {
 		c.JSON(http.StatusOK, st)
-		return
+		return nil
 	}
 	name := fmt.Sprintf("incident-stats-%s-%s-%s.csv", st.Group, st.From.Format("20060102"), st.To.Format("20060102"))
 	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 	c.Data(http.StatusOK, mimeCSV+"; charset=utf-8", statsCSV(st))
+	return nil
 }
 
 // statsCSV writes the report as CSV: a header row in Chinese and English,

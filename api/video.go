@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
@@ -27,15 +28,15 @@ func (s *Server) videoCamera(c *gin.Context) (*camera.Camera, string, error) {
 	if s.deps.Video == nil {
 		return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "video is not running on this server")
 	}
-	id, err := idParam(c)
+	id, err := httpapi.IDParam(c)
 	if err != nil {
 		return nil, "", err
 	}
 	name := c.DefaultQuery("stream", live.Main)
 	if name != live.Main && name != live.Sub {
-		return nil, "", paramError("stream", name, "want main or sub")
+		return nil, "", httpapi.ParamError("stream", name, "want main or sub")
 	}
-	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, cameraViewer(principal(c)))
+	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c)))
 	if err != nil {
 		return nil, "", err
 	}
@@ -92,11 +93,10 @@ func viewing(c *gin.Context, kind, protocol string, cameraID int64, stream strin
 
 // liveMSE streams a camera as fMP4 over a WebSocket for Media Source
 // Extensions (see live.ServeMSE for the messages).
-func (s *Server) liveMSE(c *gin.Context) {
+func (s *Server) liveMSE(c *gin.Context) error {
 	cam, name, err := s.videoCamera(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	// The server's write timeout is for ordinary requests; a stream sets
 	// a deadline per message instead.
@@ -108,7 +108,7 @@ func (s *Server) liveMSE(c *gin.Context) {
 	// the camera is started.
 	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
-		return // Accept has answered
+		return nil // Accept has answered
 	}
 	defer conn.CloseNow()
 	ctx, cancel := context.WithCancelCause(conn.CloseRead(c.Request.Context()))
@@ -116,7 +116,7 @@ func (s *Server) liveMSE(c *gin.Context) {
 	hub, release, err := s.deps.Video.Acquire(ctx, cam.ID, name)
 	if err != nil {
 		conn.Close(websocket.StatusTryAgainLater, closeReason(err))
-		return
+		return nil
 	}
 	defer release()
 	// The session is recorded from the moment there is something to watch.
@@ -143,6 +143,7 @@ func (s *Server) liveMSE(c *gin.Context) {
 		s.log.Debug("live viewer ended", "camera", cam.ID, "stream", name, "err", err)
 		conn.Close(websocket.StatusGoingAway, closeReason(err))
 	}
+	return nil
 }
 
 // errAccessWithdrawn ends a video stream whose caller may no longer watch.
@@ -170,7 +171,7 @@ func (s *Server) recheckVideo(c *gin.Context, id int64, done <-chan struct{}, ca
 			err = gridwatch.Errorf(gridwatch.EForbidden, "may not watch video")
 		}
 		if err == nil {
-			_, err = s.deps.Cameras.Get(ctx, id, cameraViewer(p))
+			_, err = s.deps.Cameras.Get(ctx, id, httpapi.CameraViewer(p))
 		}
 		if err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("%w: %s", errAccessWithdrawn, gridwatch.ErrorCode(err)))
@@ -217,23 +218,20 @@ func parseHLSFile(name string) (hlsFile, error) {
 }
 
 // liveHLS serves a camera's live HLS: index.m3u8, init-N.mp4, seg-N.m4s.
-func (s *Server) liveHLS(c *gin.Context) {
+func (s *Server) liveHLS(c *gin.Context) error {
 	// The name first: a bad one should not start pulling the camera.
 	file, err := parseHLSFile(c.Param("file"))
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	cam, name, err := s.videoCamera(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	h, err := s.deps.Video.HLS(ctx, cam.ID, name)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	c.Header("Cache-Control", "no-cache")
 	switch file.kind {
@@ -248,27 +246,25 @@ func (s *Server) liveHLS(c *gin.Context) {
 		defer cancel()
 		b, err := h.Playlist(wctx, q)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Data(http.StatusOK, "application/vnd.apple.mpegurl", b)
 	case "init":
 		b, err := h.Init(file.n)
 		if err != nil {
-			writeError(c, s.log, gridwatch.Errorf(gridwatch.ENotFound, "no such file %s", c.Param("file")))
-			return
+			return gridwatch.Errorf(gridwatch.ENotFound, "no such file %s", c.Param("file"))
 		}
 		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Data(http.StatusOK, "video/mp4", b)
 	default:
 		b, err := h.Segment(file.n)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		s.deps.Viewings.Touch(viewing(c, audit.Live, audit.ProtoHLS, cam.ID, name), int64(len(b)))
 		c.Header("Cache-Control", "max-age=60")
 		c.Data(http.StatusOK, "video/iso.segment", b)
 	}
+	return nil
 }

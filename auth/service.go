@@ -21,6 +21,7 @@ import (
 	"gridwatch"
 	"gridwatch/audit"
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // Options configure the service.
@@ -572,8 +573,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 		var id int64
 		err = tx.QueryRow(ctx, `INSERT INTO users (username, display_name, role, password_hash, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, nu.Username, strings.TrimSpace(nu.DisplayName), nu.Role, hash, s.now()).Scan(&id)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" {
+		if v, _ := database.Violated(err); v == database.Unique {
 			return gridwatch.Errorf(gridwatch.EConflict, "user %s already exists", nu.Username).WithDetails(map[string]any{"field": "username"})
 		}
 		if err != nil {

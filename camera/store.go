@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/paulmach/orb"
 	"github.com/twpayne/go-geom"
@@ -17,6 +16,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/camera/streamurl"
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // Store keeps the camera registry in PostgreSQL; all camera SQL is here.
@@ -136,8 +136,7 @@ func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
 		err := tx.QueryRow(ctx, `INSERT INTO cameras (code, name, location, heading, fov, range_m, cone, main_url, sub_url, enabled, record, retention_days, created_at, updated_at, main_secret, sub_secret)
 			VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326), $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13, $15, $16) RETURNING id`,
 			sp.Code, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, main, sub, enabled, sp.Record, s.now(), sp.RetentionDays, mainSecret, subSecret).Scan(&id)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" {
+		if v, _ := database.Violated(err); v == database.Unique {
 			return gridwatch.Errorf(gridwatch.EConflict, "a camera with code %s already exists", sp.Code).WithDetails(map[string]any{"field": "code"})
 		}
 		if err != nil {

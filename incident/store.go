@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch"
 	"gridwatch/audit"
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 	"gridwatch/internal/events"
 )
 
@@ -541,8 +541,7 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 			registered_at = CASE WHEN $2 = 'registered' THEN $3 ELSE registered_at END,
 			closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE closed_at END
 			WHERE id = $1`, id, req.To, now, gridID, assignee)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23503" {
+		if v, _ := database.Violated(err); v == database.ForeignKey {
 			return gridwatch.Errorf(gridwatch.EConflict, "the grid or the assignee changed meanwhile; reload and try again")
 		}
 		if err != nil {
@@ -675,17 +674,14 @@ func (s *Service) AddStaff(ctx context.Context, st Staff) (*Staff, error) {
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, grid_id, role, name, phone, organisation, user_id, created_at`,
 			st.GridID, st.Role, st.Name, st.Phone, st.Organisation, st.UserID).
 			Scan(&out.ID, &out.GridID, &out.Role, &out.Name, &out.Phone, &out.Organisation, &out.UserID, &out.CreatedAt)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
-			switch pe.Code {
-			case "23505":
-				return gridwatch.Errorf(gridwatch.EConflict, "grid %d already has a leader; remove them first", st.GridID).WithDetails(map[string]any{"field": "role"})
-			case "23503":
-				if strings.Contains(pe.ConstraintName, "user") {
-					return FieldError("user_id", "user %d does not exist", *st.UserID)
-				}
-				return gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", st.GridID)
+		switch v, constraint := database.Violated(err); v {
+		case database.Unique:
+			return gridwatch.Errorf(gridwatch.EConflict, "grid %d already has a leader; remove them first", st.GridID).WithDetails(map[string]any{"field": "role"})
+		case database.ForeignKey:
+			if strings.Contains(constraint, "user") {
+				return FieldError("user_id", "user %d does not exist", *st.UserID)
 			}
+			return gridwatch.Errorf(gridwatch.ENotFound, "grid %d not found", st.GridID)
 		}
 		if err != nil {
 			return fmt.Errorf("add staff: %w", err)

@@ -2,15 +2,14 @@ package record
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/internal/database"
 )
 
 // LinkWindow is the footage linked to a new incident: from Before the
@@ -73,11 +72,11 @@ func (s *Store) AddLink(ctx context.Context, incident, camera int64, from, to ti
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO incident_footage (incident_id, camera_id, span, source, created_by)
 			VALUES ($1, $2, $3, 'manual', $4) RETURNING id`, incident, camera, span(from, to), by).Scan(&id)
-		var pe *pgconn.PgError
+		v, _ := database.Violated(err)
 		switch {
-		case errors.As(err, &pe) && pe.Code == "23503":
+		case v == database.ForeignKey:
 			return gridwatch.Errorf(gridwatch.ENotFound, "no incident %d or camera %d", incident, camera)
-		case errors.As(err, &pe) && pe.Code == "23505":
+		case v == database.Unique:
 			return gridwatch.Errorf(gridwatch.EConflict, "this footage is already linked to incident %d", incident)
 		case err != nil:
 			return fmt.Errorf("record: link: %w", err)

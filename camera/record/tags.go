@@ -10,10 +10,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/internal/database"
 )
 
 // Tag is an operator's note on a stretch of a camera's footage.
@@ -144,8 +144,7 @@ func (s *Store) AddTag(ctx context.Context, in TagInput, by Author) (Tag, error)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO footage_tags (camera_id, span, label, note, author, author_key) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 			t.CameraID, span(t.From, t.To), t.Label, t.Note, by.Name, by.Key).Scan(&id)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23503" {
+		if v, _ := database.Violated(err); v == database.ForeignKey {
 			return gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", t.CameraID)
 		}
 		if err != nil {

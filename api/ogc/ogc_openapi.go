@@ -1,7 +1,9 @@
-package api
+package ogc
 
 import (
 	"net/http"
+
+	"gridwatch/api/httpapi"
 
 	"github.com/gin-gonic/gin"
 )
@@ -9,12 +11,11 @@ import (
 // ogcAPI serves the OpenAPI 3.0 definition of /ogc. Clients read the items
 // parameters from it: GDAL takes each collection's queryables from the
 // parameters of its own items path.
-func (s *Server) ogcAPI(c *gin.Context) {
+func (s *Service) ogcAPI(c *gin.Context) error {
 	if err := ogcOnlyParams(c, "f"); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	s.ogcWrite(c, http.StatusOK, mediaOpenAPI, s.ogcOpenAPI(s.ogcOrigin(c)+"/ogc"))
+	return s.ogcWrite(c, http.StatusOK, mediaOpenAPI, s.ogcOpenAPI(httpapi.Origin(c)+"/ogc"))
 }
 
 func ref(name string) gin.H { return gin.H{"$ref": "#/components/parameters/" + name} }
@@ -39,7 +40,7 @@ func withErrors(ok gin.H) gin.H {
 }
 
 // ogcOpenAPI builds the definition; base is the absolute /ogc URL.
-func (s *Server) ogcOpenAPI(base string) gin.H {
+func (s *Service) ogcOpenAPI(base string) gin.H {
 	get := func(summary, opID string, params []any, ok gin.H) gin.H {
 		op := gin.H{"summary": summary, "operationId": opID, "responses": withErrors(ok)}
 		if params == nil {
@@ -92,7 +93,7 @@ func (s *Server) ogcOpenAPI(base string) gin.H {
 		"components": gin.H{
 			"securitySchemes": gin.H{
 				"bearerAuth": gin.H{"type": "http", "scheme": "bearer", "description": "An API token (POST /api/v1/tokens)."},
-				"cookieAuth": gin.H{"type": "apiKey", "in": "cookie", "name": sessionCookie},
+				"cookieAuth": gin.H{"type": "apiKey", "in": "cookie", "name": httpapi.SessionCookie},
 			},
 			"parameters": gin.H{
 				"f": gin.H{"name": "f", "in": "query", "required": false, "description": "The format: JSON (GeoJSON for features) is the only one.",

@@ -1,11 +1,13 @@
-package api
-
-// Open311 GeoReport v2 at /open311/v2, JSON only, so that existing
+// Package open311 is Open311 GeoReport v2 at /open311/v2, JSON only, so that existing
 // citizen-reporting apps can post and follow requests: a service is an
 // incident subclass (service_code = category code), a service request is an
 // incident, agency_responsible is its grid. Errors take the spec's form,
 // [{"code":400,"description":"…"}], with the same HTTP status — except 401
 // and 403, which the authorisation layer answers before these handlers run.
+// Its routes (Routes) and their query parameters (Query) are gathered by
+// package api into its one table; the handlers are httpapi.Handlers whose
+// errors writeError puts in GeoReport's form.
+package open311
 
 import (
 	"bytes"
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"path"
@@ -26,6 +29,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
+	"gridwatch/auth"
 	"gridwatch/geo"
 	"gridwatch/incident"
 )
@@ -42,27 +47,70 @@ const (
 	open311TitleRunes = 60
 )
 
-// open311Error answers err in GeoReport's error format. Internal errors are
-// logged and shown as a plain message with the request id.
-func (s *Server) open311Error(c *gin.Context, err error) {
-	var he *httpError
-	var mbe *http.MaxBytesError
-	var status int
-	var msg string
-	switch {
-	case errors.As(err, &he):
-		status, msg = he.status, he.message
-	case errors.As(err, &mbe):
-		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than the limit of %d bytes", mbe.Limit)
-	default:
-		code := gridwatch.ErrorCode(err)
-		status, msg = statusOf(code), gridwatch.ErrorMessage(err)
-		if code == gridwatch.EInternal {
-			s.log.Error("internal error", "err", err, "route", c.FullPath(), "request_id", c.GetString("request_id"))
-			msg = "internal error (request id " + c.GetString("request_id") + ")"
-		}
+// Deps are what Open311 needs from the rest of the service.
+type Deps struct {
+	Incidents *incident.Service
+	// LeaderReportOutside: see api.Deps.
+	LeaderReportOutside bool
+}
+
+// Service serves the Open311 routes.
+type Service struct{ deps Deps }
+
+// New returns the Open311 service.
+func New(deps Deps) *Service { return &Service{deps: deps} }
+
+// jurisdiction is the parameter every GeoReport v2 call may name (one
+// jurisdiction here: accepted and ignored, as the spec allows).
+const jurisdiction = "jurisdiction_id"
+
+// Query lists, for every route of Routes as "METHOD /path", the query
+// parameters it reads (api checks them before the handler runs).
+var Query = map[string][]string{
+	"GET /open311/v2/services.json":  {jurisdiction},
+	"GET /open311/v2/services/:file": {jurisdiction},
+	"POST /open311/v2/requests.json": {jurisdiction, "crs"},
+	"GET /open311/v2/requests.json":  {jurisdiction, "service_request_id", "service_code", "start_date", "end_date", "status"},
+	"GET /open311/v2/requests/:file": {jurisdiction},
+	"GET /open311/v2/services.xml":   {jurisdiction},
+	"GET /open311/v2/requests.xml":   {jurisdiction},
+	"POST /open311/v2/requests.xml":  {jurisdiction},
+}
+
+// Bodies are the routes whose body is a form (or, when so labelled, JSON)
+// rather than one JSON document.
+var Bodies = []string{"POST /open311/v2/requests.json", "POST /open311/v2/requests.xml"}
+
+// Routes is GeoReport v2, for citizen-reporting apps: the service
+// list is public; requests need an integration key (api_key or bearer).
+// Every error, the input checks' included, takes GeoReport's form.
+func (s *Service) Routes() []httpapi.Route {
+	routes := []httpapi.Route{
+		httpapi.R("GET", "/open311/v2/services.json", auth.Public, s.open311Services),
+		httpapi.R("GET", "/open311/v2/services/:file", auth.Public, s.open311Service),
+		httpapi.KeyParam(httpapi.R("POST", "/open311/v2/requests.json", auth.IncidentsCreate, s.open311CreateRequest)),
+		httpapi.KeyParam(httpapi.R("GET", "/open311/v2/requests.json", auth.IncidentsRead, s.open311Requests)),
+		httpapi.KeyParam(httpapi.R("GET", "/open311/v2/requests/:file", auth.IncidentsRead, s.open311Request)),
+		httpapi.R("GET", "/open311/v2/services.xml", auth.Public, s.open311XML),
+		httpapi.R("GET", "/open311/v2/requests.xml", auth.Public, s.open311XML),
+		httpapi.R("POST", "/open311/v2/requests.xml", auth.Public, s.open311XML),
 	}
-	c.AbortWithStatusJSON(status, []gin.H{{"code": status, "description": msg}})
+	for i := range routes {
+		routes[i].Errors = writeError
+	}
+	return routes
+}
+
+// writeError answers err in GeoReport's error format. Internal
+// errors are logged (by httpapi.ProblemOf) and shown as a plain message
+// with the request id; the database out of reach stays a 500 here, as
+// GeoReport clients knew it.
+func writeError(c *gin.Context, log *slog.Logger, err error) {
+	p := httpapi.ProblemOf(c, log, err)
+	if p.Internal {
+		p.Status, p.Message = http.StatusInternalServerError, "internal error (request id "+c.GetString("request_id")+")"
+	}
+	c.AbortWithStatusJSON(p.Status, []gin.H{{"code": p.Status, "description": p.Message}})
 }
 
 // open311File reads a resource name such as 0101.json: the part before
@@ -74,9 +122,9 @@ func open311File(file, collection string) (string, error) {
 	case ext == ".json" && base != "":
 		return base, nil
 	case strings.EqualFold(ext, ".xml"):
-		return "", errorf(http.StatusBadRequest, "unsupported_format", "only JSON is served here: ask for %s/%s.json", collection, base)
+		return "", httpapi.Errorf(http.StatusBadRequest, "unsupported_format", "only JSON is served here: ask for %s/%s.json", collection, base)
 	}
-	return "", errorf(http.StatusNotFound, "not_found", "no such resource %s/%s: ask for %s/{id}.json", collection, file, collection)
+	return "", httpapi.Errorf(http.StatusNotFound, "not_found", "no such resource %s/%s: ask for %s/{id}.json", collection, file, collection)
 }
 
 // open311ServiceDoc is one entry of services.json.
@@ -92,7 +140,7 @@ type open311ServiceDoc struct {
 
 // open311Catalogue returns the services — the incident subclasses — in
 // code order.
-func (s *Server) open311Catalogue(c *gin.Context) ([]open311ServiceDoc, error) {
+func (s *Service) open311Catalogue(c *gin.Context) ([]open311ServiceDoc, error) {
 	cats, err := s.deps.Incidents.Categories(c.Request.Context())
 	if err != nil {
 		return nil, err
@@ -130,33 +178,27 @@ func open311FindService(services []open311ServiceDoc, code string) (open311Servi
 	return services[i], true
 }
 
-func (s *Server) open311Services(c *gin.Context) {
+func (s *Service) open311Services(c *gin.Context) error {
 	services, err := s.open311Catalogue(c)
-	if err != nil {
-		s.open311Error(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, services)
+	return httpapi.JSON(c, http.StatusOK, services, err)
 }
 
 // open311Service is a service definition: we ask for no attributes beyond
 // the spec's own fields.
-func (s *Server) open311Service(c *gin.Context) {
+func (s *Service) open311Service(c *gin.Context) error {
 	code, err := open311File(c.Param("file"), "services")
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	services, err := s.open311Catalogue(c)
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	if _, ok := open311FindService(services, code); !ok {
-		s.open311Error(c, gridwatch.Errorf(gridwatch.ENotFound, "service_code %q not found: services.json lists them", code))
-		return
+		return gridwatch.Errorf(gridwatch.ENotFound, "service_code %q not found: services.json lists them", code)
 	}
 	c.JSON(http.StatusOK, gin.H{"service_code": code, "attributes": []any{}})
+	return nil
 }
 
 // open311Args are the POST arguments read; the rest (jurisdiction_id,
@@ -254,41 +296,34 @@ func open311Rename(err error) error {
 // open311CreateRequest files a citizen's report: POST requests.json with
 // service_code, lat, long (honouring ?crs=), address_string, description.
 // An Idempotency-Key header makes a retry return the first request (200).
-func (s *Server) open311CreateRequest(c *gin.Context) {
+func (s *Service) open311CreateRequest(c *gin.Context) error {
 	crs, err := geo.ParseCRS(c.Query("crs"))
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	form, err := open311Form(c)
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	code := strings.TrimSpace(form["service_code"])
 	if code == "" {
-		s.open311Error(c, incident.FieldError("service_code", "is required: a service_code from services.json"))
-		return
+		return incident.FieldError("service_code", "is required: a service_code from services.json")
 	}
 	services, err := s.open311Catalogue(c)
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	service, ok := open311FindService(services, code)
 	if !ok {
-		s.open311Error(c, incident.FieldError("service_code", "%q is not a service code: services.json lists them", code))
-		return
+		return incident.FieldError("service_code", "%q is not a service code: services.json lists them", code)
 	}
 	lat, err := open311Coord(form, "lat", 90)
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	long, err := open311Coord(form, "long", 180)
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	description := strings.TrimSpace(form["description"])
 	report, _ := json.Marshal(map[string]any{
@@ -301,17 +336,14 @@ func (s *Server) open311CreateRequest(c *gin.Context) {
 	})
 	n, err := incident.ParseNew(report, crs, time.Now())
 	if err != nil {
-		s.open311Error(c, open311Rename(err))
-		return
+		return open311Rename(err)
 	}
 	if n.IdempotencyKey = strings.TrimSpace(c.GetHeader("Idempotency-Key")); len(n.IdempotencyKey) > 200 {
-		s.open311Error(c, gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters"))
-		return
+		return gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters")
 	}
-	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, s.reporter(principal(c)), viewer(principal(c)))
+	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, httpapi.Reporter(s.deps.LeaderReportOutside, httpapi.Principal(c)), httpapi.IncidentViewer(httpapi.Principal(c)))
 	if err != nil {
-		s.open311Error(c, open311Rename(err))
-		return
+		return open311Rename(err)
 	}
 	id := strconv.FormatInt(in.ID, 10)
 	c.Header("Location", "/open311/v2/requests/"+id+".json")
@@ -320,6 +352,7 @@ func (s *Server) open311CreateRequest(c *gin.Context) {
 		status = http.StatusOK // a retry: the request first filed
 	}
 	c.JSON(status, []gin.H{{"service_request_id": id, "service_notice": open311Notice(in), "account_id": nil}})
+	return nil
 }
 
 // open311RequestDoc is a service request as GET requests.json shows it.
@@ -412,34 +445,31 @@ func open311RequestOf(in *incident.Incident) open311RequestDoc {
 // start_date, end_date (both inclusive; default the last 90 days) and
 // status (open, closed or both). Newest first, at most 1000. An
 // integration token sees its own requests only.
-func (s *Server) open311Requests(c *gin.Context) {
+func (s *Service) open311Requests(c *gin.Context) error {
 	ctx := c.Request.Context()
-	v := viewer(principal(c))
+	v := httpapi.IncidentViewer(httpapi.Principal(c))
 	out := []open311RequestDoc{}
 	if list := c.Query("service_request_id"); list != "" {
 		parts := strings.Split(list, ",")
 		if len(parts) > open311MaxIDs {
-			s.open311Error(c, incident.FieldError("service_request_id", "lists %d ids; at most %d at once", len(parts), open311MaxIDs))
-			return
+			return incident.FieldError("service_request_id", "lists %d ids; at most %d at once", len(parts), open311MaxIDs)
 		}
 		for _, p := range parts {
 			id, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
 			if err != nil || id <= 0 {
-				s.open311Error(c, incident.FieldError("service_request_id", "%q is not a service request id", p))
-				return
+				return incident.FieldError("service_request_id", "%q is not a service request id", p)
 			}
 			in, err := s.deps.Incidents.Get(ctx, id, v)
 			if gridwatch.ErrorCode(err) == gridwatch.ENotFound {
 				continue // the spec lists what is found
 			}
 			if err != nil {
-				s.open311Error(c, err)
-				return
+				return err
 			}
 			out = append(out, open311RequestOf(in))
 		}
 		c.JSON(http.StatusOK, out)
-		return
+		return nil
 	}
 
 	f := incident.Filter{Limit: open311MaxRequests}
@@ -451,16 +481,14 @@ func (s *Server) open311Requests(c *gin.Context) {
 		if val := c.Query(tp.name); val != "" {
 			t, err := time.Parse(time.RFC3339, val)
 			if err != nil {
-				s.open311Error(c, incident.FieldError(tp.name, "%q is not a w3c datetime such as 2026-11-01T00:00:00+08:00", val))
-				return
+				return incident.FieldError(tp.name, "%q is not a w3c datetime such as 2026-11-01T00:00:00+08:00", val)
 			}
 			*tp.dst = t
 		}
 	}
 	switch {
 	case !start.IsZero() && !end.IsZero() && end.Before(start):
-		s.open311Error(c, incident.FieldError("end_date", "%s is before start_date %s", end.Format(time.RFC3339), start.Format(time.RFC3339)))
-		return
+		return incident.FieldError("end_date", "%s is before start_date %s", end.Format(time.RFC3339), start.Format(time.RFC3339))
 	case start.IsZero() && end.IsZero():
 		f.From = time.Now().Add(-open311Window)
 	case start.IsZero():
@@ -480,8 +508,7 @@ func (s *Server) open311Requests(c *gin.Context) {
 			case "closed":
 				closed = true
 			default:
-				s.open311Error(c, incident.FieldError("status", "%q is not open or closed", x))
-				return
+				return incident.FieldError("status", "%q is not open or closed", x)
 			}
 		}
 		if open != closed {
@@ -496,15 +523,13 @@ func (s *Server) open311Requests(c *gin.Context) {
 	if list := c.Query("service_code"); list != "" {
 		services, err := s.open311Catalogue(c)
 		if err != nil {
-			s.open311Error(c, err)
-			return
+			return err
 		}
 		codes = nil
 		for _, code := range strings.Split(list, ",") {
 			code = strings.TrimSpace(code)
 			if _, ok := open311FindService(services, code); !ok {
-				s.open311Error(c, incident.FieldError("service_code", "%q is not a service code: services.json lists them", code))
-				return
+				return incident.FieldError("service_code", "%q is not a service code: services.json lists them", code)
 			}
 			if !slices.Contains(codes, code) {
 				codes = append(codes, code)
@@ -516,8 +541,7 @@ func (s *Server) open311Requests(c *gin.Context) {
 		f.Category = code
 		list, _, err := s.deps.Incidents.List(ctx, f, v)
 		if err != nil {
-			s.open311Error(c, err)
-			return
+			return err
 		}
 		found = append(found, list...)
 	}
@@ -529,34 +553,32 @@ func (s *Server) open311Requests(c *gin.Context) {
 		out = append(out, open311RequestOf(&found[i]))
 	}
 	c.JSON(http.StatusOK, out)
+	return nil
 }
 
 // open311Request answers GET requests/{id}.json: a list of the one request.
-func (s *Server) open311Request(c *gin.Context) {
+func (s *Service) open311Request(c *gin.Context) error {
 	base, err := open311File(c.Param("file"), "requests")
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	id, err := strconv.ParseInt(base, 10, 64)
 	if err != nil || id <= 0 {
-		s.open311Error(c, gridwatch.Errorf(gridwatch.ENotFound, "service request %q not found", base))
-		return
+		return gridwatch.Errorf(gridwatch.ENotFound, "service request %q not found", base)
 	}
-	in, err := s.deps.Incidents.Get(c.Request.Context(), id, viewer(principal(c)))
+	in, err := s.deps.Incidents.Get(c.Request.Context(), id, httpapi.IncidentViewer(httpapi.Principal(c)))
 	if gridwatch.ErrorCode(err) == gridwatch.ENotFound {
-		s.open311Error(c, gridwatch.Errorf(gridwatch.ENotFound, "service request %d not found", id))
-		return
+		return gridwatch.Errorf(gridwatch.ENotFound, "service request %d not found", id)
 	}
 	if err != nil {
-		s.open311Error(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, []open311RequestDoc{open311RequestOf(in)})
+	return nil
 }
 
 // open311XML answers the XML forms of the collections: only JSON is served.
-func (s *Server) open311XML(c *gin.Context) {
+func (s *Service) open311XML(c *gin.Context) error {
 	name := strings.TrimSuffix(path.Base(c.Request.URL.Path), ".xml")
-	s.open311Error(c, errorf(http.StatusBadRequest, "unsupported_format", "only JSON is served here: ask for %s.json", name))
+	return httpapi.Errorf(http.StatusBadRequest, "unsupported_format", "only JSON is served here: ask for %s.json", name)
 }

@@ -1,4 +1,4 @@
-package api
+package ogc
 
 // OGC API Features Part 4 (OGC 20-002: create, replace, update and delete)
 // for the grids collection, so that QGIS edits grids. Every write goes
@@ -27,6 +27,7 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/auth"
 	"gridwatch/geo"
 )
@@ -41,13 +42,13 @@ var ogcWriteConformance = []string{
 
 // ogcGridWriteRoutes are the write routes of the grids collection; the
 // other collections are read only (their items paths answer 405 to writes).
-func (s *Server) ogcGridWriteRoutes() []Route {
+func (s *Service) ogcGridWriteRoutes() []httpapi.Route {
 	const items = "/ogc/collections/grids/items"
-	return []Route{
-		rt("POST", items, auth.GridsWrite, s.ogcCreateGrid),
-		rt("PUT", items+"/:fid", auth.GridsWrite, s.ogcChangeGrid(true)),
-		rt("PATCH", items+"/:fid", auth.GridsWrite, s.ogcChangeGrid(false)),
-		rt("DELETE", items+"/:fid", auth.GridsWrite, s.ogcDeleteGrid),
+	return []httpapi.Route{
+		httpapi.R("POST", items, auth.GridsWrite, s.ogcCreateGrid),
+		httpapi.R("PUT", items+"/:fid", auth.GridsWrite, s.ogcChangeGrid(true)),
+		httpapi.R("PATCH", items+"/:fid", auth.GridsWrite, s.ogcChangeGrid(false)),
+		httpapi.R("DELETE", items+"/:fid", auth.GridsWrite, s.ogcDeleteGrid),
 	}
 }
 
@@ -83,7 +84,7 @@ func ogcBodyType(c *gin.Context) error {
 			return nil
 		}
 	}
-	return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+	return httpapi.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
 		"Content-Type %q is not accepted: send the feature as %s", ct, mediaGeoJSON)
 }
 
@@ -159,24 +160,21 @@ func ogcBodyObject(body []byte) (map[string]json.RawMessage, error) {
 
 // ogcCreateGrid answers POST /ogc/collections/grids/items: the feature is
 // imported as one new grid, as POST /api/v1/grids does.
-func (s *Server) ogcCreateGrid(c *gin.Context) {
+func (s *Service) ogcCreateGrid(c *gin.Context) error {
 	f, err := s.ogcNewGrid(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	res, err := s.deps.Grids.Import(ctx, []geo.ImportFeature{f}, geo.ImportOptions{})
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	g, err := s.deps.Grids.Get(ctx, res.Grids[0].ID)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	origin := s.ogcOrigin(c)
+	origin := httpapi.Origin(c)
 	href := origin + "/ogc/collections/grids/items/" + strconv.FormatInt(g.ID, 10)
 	feature := gridFeature(g, ogcCRSs[0])
 	feature.Links = []ogcLink{
@@ -186,13 +184,13 @@ func (s *Server) ogcCreateGrid(c *gin.Context) {
 	c.Header("Location", href)
 	c.Header("ETag", feature.etag)
 	c.Header("Content-Crs", "<"+crs84URI+">")
-	s.ogcWrite(c, http.StatusCreated, mediaGeoJSON, feature)
+	return s.ogcWrite(c, http.StatusCreated, mediaGeoJSON, feature)
 }
 
 // ogcNewGrid reads the feature of a create: checked by geo.ParseFeature,
 // its geometry converted from Content-Crs, the read-only properties
 // dropped, and its parent in the caller's scope.
-func (s *Server) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
+func (s *Service) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
 	var f geo.ImportFeature
 	if err := ogcOnlyParams(c, "f"); err != nil {
 		return f, err
@@ -226,7 +224,7 @@ func (s *Server) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
 	for _, k := range append(ogcReadOnlyProperties, "parent_id") {
 		delete(f.Properties, k)
 	}
-	p := principal(c)
+	p := httpapi.Principal(c)
 	if !p.Scoped() {
 		return f, nil
 	}
@@ -248,20 +246,18 @@ func (s *Server) ogcNewGrid(c *gin.Context) (geo.ImportFeature, error) {
 // ogcChangeGrid answers PUT (replace, whole feature) and PATCH (update,
 // a partial feature) of a grid: a new boundary and a new name make one new
 // version; the code, level and parent cannot change here.
-func (s *Server) ogcChangeGrid(replace bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Service) ogcChangeGrid(replace bool) httpapi.Handler {
+	return func(c *gin.Context) error {
 		id, err := ogcFID(c)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		edit, opts, err := s.ogcGridEdit(c, id, replace)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		rep, err := s.deps.Grids.Replace(c.Request.Context(), id, edit.geometry, edit.name, opts)
-		s.changeResult(c, id, rep, err)
+		return httpapi.ChangeResult(c, id, rep, err)
 	}
 }
 
@@ -274,7 +270,7 @@ type gridEdit struct {
 
 // ogcGridEdit reads a PUT or PATCH of grid id: its parameters, If-Match,
 // scope and body.
-func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, geo.ChangeOptions, error) {
+func (s *Service) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, geo.ChangeOptions, error) {
 	var edit gridEdit
 	if err := ogcOnlyParams(c, "f", "dry_run"); err != nil {
 		return edit, geo.ChangeOptions{}, err
@@ -288,7 +284,7 @@ func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, 
 		// unless the server lets the last writer win.
 		c.Request.Header.Del("If-Match")
 	}
-	opts, err := s.changeOptions(c, id)
+	opts, err := httpapi.ChangeOptions(c, s.deps.Grids, id)
 	if err != nil {
 		return edit, opts, err
 	}
@@ -313,7 +309,7 @@ func (s *Server) ogcGridEdit(c *gin.Context, id int64, replace bool) (gridEdit, 
 
 // ogcLenient says whether an OGC write without If-Match (or with "*")
 // applies to the grid's current version, as QGIS needs: it sends none.
-func (s *Server) ogcLenient(c *gin.Context) bool {
+func (s *Service) ogcLenient(c *gin.Context) bool {
 	h := strings.TrimSpace(c.GetHeader("If-Match"))
 	return !s.deps.OGCRequireIfMatch && (h == "" || h == "*")
 }
@@ -322,7 +318,7 @@ func (s *Server) ogcLenient(c *gin.Context) bool {
 // feature (geometry and name); a PATCH carries what changes. Read-only
 // properties are ignored; code, level and parent, and the properties kept
 // from the import, may only be sent unchanged.
-func (s *Server) gridEditOf(g *geo.Grid, body []byte, crs ogcCRS, replace bool) (gridEdit, error) {
+func (s *Service) gridEditOf(g *geo.Grid, body []byte, crs ogcCRS, replace bool) (gridEdit, error) {
 	var edit gridEdit
 	m, err := ogcBodyObject(body)
 	if err != nil {
@@ -485,37 +481,28 @@ func sameBoundary(a, b *geom.MultiPolygon) bool {
 
 // ogcDeleteGrid answers DELETE of a grid: If-Match must name its current
 // version; a grid with children is refused (409, with their count).
-func (s *Server) ogcDeleteGrid(c *gin.Context) {
+func (s *Service) ogcDeleteGrid(c *gin.Context) error {
 	id, err := ogcFID(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	if err := ogcOnlyParams(c, "f"); err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	if _, err := s.scopedChain(c.Request.Context(), principal(c), id); err != nil {
-		writeError(c, s.log, err)
-		return
+	if _, err := httpapi.ScopedChain(c.Request.Context(), s.deps.Grids, httpapi.Principal(c), id); err != nil {
+		return err
 	}
 	version := 0 // no If-Match (or "*"): the store asks for the version
 	if s.ogcLenient(c) {
 		g, err := s.deps.Grids.Get(c.Request.Context(), id)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		version = g.Version
 	} else if h := strings.TrimSpace(c.GetHeader("If-Match")); h != "" && h != "*" {
 		if version = geo.ParseETag(id, h); version == 0 {
-			writeError(c, s.log, gridwatch.Errorf(gridwatch.EStale, "If-Match %s is not an ETag of grid %d: reload the grid and use its ETag", h, id))
-			return
+			return gridwatch.Errorf(gridwatch.EStale, "If-Match %s is not an ETag of grid %d: reload the grid and use its ETag", h, id)
 		}
 	}
-	if err := s.deps.Grids.DeleteVersion(c.Request.Context(), id, version); err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return httpapi.NoContent(c, s.deps.Grids.DeleteVersion(c.Request.Context(), id, version))
 }

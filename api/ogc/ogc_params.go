@@ -1,4 +1,4 @@
-package api
+package ogc
 
 import (
 	"math"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gridwatch"
+	"gridwatch/api/httpapi"
 	"gridwatch/geo"
 )
 
@@ -207,7 +208,7 @@ func parseOGCLimit(v string) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > ogcMaxLimit {
-		return 0, paramError("limit", v, "want an integer from 1 to "+strconv.Itoa(ogcMaxLimit))
+		return 0, httpapi.ParamError("limit", v, "want an integer from 1 to "+strconv.Itoa(ogcMaxLimit))
 	}
 	return n, nil
 }
@@ -240,7 +241,7 @@ func parseOGCQuery(q url.Values, queryables []string) (ogcQuery, error) {
 				WithDetails(map[string]any{"param": name})
 		}
 		if len(vals) > 1 {
-			return out, paramError(name, strings.Join(vals, ","), "given more than once")
+			return out, httpapi.ParamError(name, strings.Join(vals, ","), "given more than once")
 		}
 	}
 	if err := checkFormat(q.Get("f")); err != nil {
@@ -264,7 +265,7 @@ func parseOGCQuery(q url.Values, queryables []string) (ogcQuery, error) {
 		}
 		out.bbox = &bb
 	} else if q.Has("bbox") {
-		return out, paramError("bbox", "", "want 4 comma-separated numbers")
+		return out, httpapi.ParamError("bbox", "", "want 4 comma-separated numbers")
 	}
 	if d := q.Get("datetime"); d != "" {
 		if out.from, out.until, err = parseOGCDatetime(d); err != nil {
@@ -273,7 +274,7 @@ func parseOGCQuery(q url.Values, queryables []string) (ogcQuery, error) {
 	}
 	if cur := q.Get("cursor"); cur != "" {
 		if out.cursor, err = strconv.ParseInt(cur, 10, 64); err != nil || out.cursor <= 0 {
-			return out, paramError("cursor", cur, "not a cursor from a next link")
+			return out, httpapi.ParamError("cursor", cur, "not a cursor from a next link")
 		}
 	}
 	for _, name := range queryables {
@@ -291,7 +292,7 @@ func checkFormat(f string) error {
 	case "", "json", "geojson", "application/json", "application/geo+json":
 		return nil
 	}
-	return paramError("f", f, "only json is offered")
+	return httpapi.ParamError("f", f, "only json is offered")
 }
 
 func contains(list []string, s string) bool {

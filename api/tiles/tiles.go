@@ -1,4 +1,9 @@
-package api
+// Package tiles serves Mapbox Vector Tiles of the grids, incidents and
+// cameras, and each layer's TileJSON, as route entries (Routes) that
+// package api gathers into its table; Query lists their query parameters.
+// Tiles are drawn by the domain stores; this package reads the tile from
+// the path, caches by ETag and answers.
+package tiles
 
 import (
 	"crypto/sha256"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"gridwatch/api/httpapi"
 	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/geo"
@@ -68,24 +74,54 @@ var (
 			"heading": "Number (degrees from north)", "grid_id": "Number"}}
 )
 
-// tileRoutes serves the vector tiles; GIS clients may use HTTP Basic.
-func (s *Server) tileRoutes() []Route {
-	return basicRoutes([]Route{
-		rt("GET", "/tiles/grids/:z/:x/:file", auth.GridsRead, s.gridTile),
-		rt("GET", "/tiles/grids.json", auth.GridsRead, s.gridTileJSON),
-		rt("GET", "/tiles/incidents/:z/:x/:file", auth.IncidentsRead, s.incidentTile),
-		rt("GET", "/tiles/incidents.json", auth.IncidentsRead, s.tileJSON(incidentTiles)),
-		rt("GET", "/tiles/cameras/:z/:x/:file", auth.CamerasRead, s.cameraTile),
-		rt("GET", "/tiles/cameras.json", auth.CamerasRead, s.tileJSON(cameraTiles)),
+// Deps are what the tiles need from the rest of the service.
+type Deps struct {
+	Grids     *geo.Store
+	Incidents *incident.Service
+	Cameras   *camera.Store
+	// TLS makes the TileJSON's tile URLs https.
+	TLS bool
+}
+
+// Service serves the tile routes.
+type Service struct{ deps Deps }
+
+// New returns the tile service.
+func New(deps Deps) *Service { return &Service{deps: deps} }
+
+// Query lists, for every route of Routes as "METHOD /path", the query
+// parameters it reads (api checks them before the handler runs). Grid
+// tiles name the revision they were drawn for as ?v= (TileJSON's
+// template), the cache key that every change bumps.
+var Query = map[string][]string{
+	"GET /tiles/grids/:z/:x/:file":     {versionParam},
+	"GET /tiles/grids.json":            nil,
+	"GET /tiles/incidents/:z/:x/:file": {"status"},
+	"GET /tiles/incidents.json":        nil,
+	"GET /tiles/cameras/:z/:x/:file":   {"status"},
+	"GET /tiles/cameras.json":          nil,
+	"GET /tiles/:layer":                nil,
+	"GET /tiles/:layer/:z/:x/:file":    nil,
+}
+
+// Routes serves the vector tiles; GIS clients may use HTTP Basic.
+func (s *Service) Routes() []httpapi.Route {
+	return httpapi.Basic([]httpapi.Route{
+		httpapi.R("GET", "/tiles/grids/:z/:x/:file", auth.GridsRead, s.gridTile),
+		httpapi.R("GET", "/tiles/grids.json", auth.GridsRead, s.gridTileJSON),
+		httpapi.R("GET", "/tiles/incidents/:z/:x/:file", auth.IncidentsRead, s.incidentTile),
+		httpapi.R("GET", "/tiles/incidents.json", auth.IncidentsRead, s.tileJSON(incidentTiles)),
+		httpapi.R("GET", "/tiles/cameras/:z/:x/:file", auth.CamerasRead, s.cameraTile),
+		httpapi.R("GET", "/tiles/cameras.json", auth.CamerasRead, s.tileJSON(cameraTiles)),
 		// Any other layer: a JSON 404, not the dashboard's file server.
-		rt("GET", "/tiles/:layer", auth.Authenticated, s.unknownTileLayer),
-		rt("GET", "/tiles/:layer/:z/:x/:file", auth.Authenticated, s.unknownTileLayer),
+		httpapi.R("GET", "/tiles/:layer", auth.Authenticated, s.unknownTileLayer),
+		httpapi.R("GET", "/tiles/:layer/:z/:x/:file", auth.Authenticated, s.unknownTileLayer),
 	})
 }
 
-func (s *Server) unknownTileLayer(c *gin.Context) {
+func (s *Service) unknownTileLayer(c *gin.Context) error {
 	layer := strings.TrimSuffix(c.Param("layer"), ".json")
-	writeError(c, s.log, errorf(http.StatusNotFound, "not_found", "no tile layer %q: the layers are grids, incidents and cameras", layer))
+	return httpapi.Errorf(http.StatusNotFound, "not_found", "no tile layer %q: the layers are grids, incidents and cameras", layer)
 }
 
 // tileParam reads the tile from the path: z, x and the file {y}.mvt.
@@ -93,7 +129,7 @@ func tileParam(c *gin.Context) (geo.Tile, error) {
 	file := c.Param("file")
 	y, ok := strings.CutSuffix(file, ".mvt")
 	if !ok {
-		return geo.Tile{}, errorf(http.StatusNotFound, "not_found", "no tile %q: tiles are {y}.mvt", file)
+		return geo.Tile{}, httpapi.Errorf(http.StatusNotFound, "not_found", "no tile %q: tiles are {y}.mvt", file)
 	}
 	return geo.ParseTile(c.Param("z"), c.Param("x"), y)
 }
@@ -101,7 +137,7 @@ func tileParam(c *gin.Context) (geo.Tile, error) {
 // check refuses a tile shallower than the layer serves.
 func (l tileLayer) check(t geo.Tile) error {
 	if t.Z < l.minZoom {
-		return paramError("z", strconv.Itoa(t.Z), "the "+l.name+" layer is served from zoom "+strconv.Itoa(l.minZoom))
+		return httpapi.ParamError("z", strconv.Itoa(t.Z), "the "+l.name+" layer is served from zoom "+strconv.Itoa(l.minZoom))
 	}
 	return nil
 }
@@ -168,14 +204,13 @@ func writeTile(c *gin.Context, tile []byte, etag, cacheControl string) {
 	}
 }
 
-func (s *Server) gridTile(c *gin.Context) {
+func (s *Service) gridTile(c *gin.Context) error {
 	t, err := tileParam(c)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
-	scope := principal(c).ScopeIDs()
+	scope := httpapi.Principal(c).ScopeIDs()
 	cache := func(rev int64) string {
 		// A scope can narrow without any grid changing: only an unscoped
 		// caller's tiles are immutable for their revision.
@@ -189,70 +224,74 @@ func (s *Server) gridTile(c *gin.Context) {
 	if c.GetHeader("If-None-Match") != "" {
 		rev, err := s.deps.Grids.Revision(ctx)
 		if err != nil {
-			writeError(c, s.log, err)
-			return
+			return err
 		}
 		if etag := gridETag(rev, scope, t); notModified(c, etag) {
 			writeTile(c, nil, etag, cache(rev))
-			return
+			return nil
 		}
 	}
 	tile, rev, err := s.deps.Grids.GridTileFor(ctx, t, scope)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	writeTile(c, tile, gridETag(rev, scope, t), cache(rev))
+	return nil
 }
 
-func (s *Server) incidentTile(c *gin.Context) {
+// pointTile answers a tile of a layer of points (incidents, cameras):
+// drawn fresh by draw, its ETag that of its bytes.
+func pointTile(c *gin.Context, l tileLayer, etagPrefix string, draw func(t geo.Tile) ([]byte, error)) error {
 	t, err := tileParam(c)
 	if err == nil {
-		err = incidentTiles.check(t)
+		err = l.check(t)
 	}
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
-	var f incident.TileFilter
-	if st := c.Query("status"); st != "" {
-		for _, x := range strings.Split(st, ",") {
-			x = strings.TrimSpace(x)
-			if x == "open" {
-				f.Statuses = append(f.Statuses, incident.OpenStatuses()...)
-				continue
-			}
-			if status := incident.Status(x); status.Valid() {
-				f.Statuses = append(f.Statuses, status)
-				continue
-			}
-			writeError(c, s.log, paramError("status", st, "unknown status "+x+": want open or statuses such as reported,dispatched"))
-			return
+	tile, err := draw(t)
+	if err != nil {
+		return err
+	}
+	writeTile(c, tile, bytesETag(etagPrefix, tile), cacheRevalidate)
+	return nil
+}
+
+func (s *Service) incidentTile(c *gin.Context) error {
+	return pointTile(c, incidentTiles, "i", func(t geo.Tile) ([]byte, error) {
+		f, err := incidentTileFilter(c.Query("status"))
+		if err != nil {
+			return nil, err
 		}
-	}
-	tile, err := s.deps.Incidents.Tile(c.Request.Context(), t, f, viewer(principal(c)))
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	writeTile(c, tile, bytesETag("i", tile), cacheRevalidate)
+		return s.deps.Incidents.Tile(c.Request.Context(), t, f, httpapi.IncidentViewer(httpapi.Principal(c)))
+	})
 }
 
-func (s *Server) cameraTile(c *gin.Context) {
-	t, err := tileParam(c)
-	if err == nil {
-		err = cameraTiles.check(t)
+// incidentTileFilter reads ?status=: open, or a list of statuses.
+func incidentTileFilter(st string) (incident.TileFilter, error) {
+	var f incident.TileFilter
+	if st == "" {
+		return f, nil
 	}
-	if err != nil {
-		writeError(c, s.log, err)
-		return
+	for _, x := range strings.Split(st, ",") {
+		x = strings.TrimSpace(x)
+		if x == "open" {
+			f.Statuses = append(f.Statuses, incident.OpenStatuses()...)
+			continue
+		}
+		if status := incident.Status(x); status.Valid() {
+			f.Statuses = append(f.Statuses, status)
+			continue
+		}
+		return f, httpapi.ParamError("status", st, "unknown status "+x+": want open or statuses such as reported,dispatched")
 	}
-	tile, err := s.deps.Cameras.Tile(c.Request.Context(), t, cameraViewer(principal(c)))
-	if err != nil {
-		writeError(c, s.log, err)
-		return
-	}
-	writeTile(c, tile, bytesETag("c", tile), cacheRevalidate)
+	return f, nil
+}
+
+func (s *Service) cameraTile(c *gin.Context) error {
+	return pointTile(c, cameraTiles, "c", func(t geo.Tile) ([]byte, error) {
+		return s.deps.Cameras.Tile(c.Request.Context(), t, httpapi.CameraViewer(httpapi.Principal(c)))
+	})
 }
 
 // tileJSON is a TileJSON 3.0.0 document.
@@ -283,7 +322,7 @@ type vectorLayer struct {
 }
 
 // baseURL is the scheme and host the request came to.
-func (s *Server) baseURL(c *gin.Context) string {
+func (s *Service) baseURL(c *gin.Context) string {
 	scheme := "http"
 	if s.deps.TLS || c.Request.TLS != nil {
 		scheme = "https"
@@ -303,10 +342,11 @@ func (l tileLayer) document(base, query string) tileJSON {
 
 // tileJSON serves the TileJSON of a layer of points, drawn fresh for every
 // request (no version in its URL).
-func (s *Server) tileJSON(l tileLayer) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Service) tileJSON(l tileLayer) httpapi.Handler {
+	return func(c *gin.Context) error {
 		c.Header("Cache-Control", cacheRevalidate)
 		c.JSON(http.StatusOK, l.document(s.baseURL(c), ""))
+		return nil
 	}
 }
 
@@ -315,18 +355,16 @@ func (s *Server) tileJSON(l tileLayer) gin.HandlerFunc {
 // minor number is the revision (TileJSON: "when changes across tiles are
 // introduced the minor version MUST change"). Bounds and center are those
 // of the grids the caller sees.
-func (s *Server) gridTileJSON(c *gin.Context) {
+func (s *Service) gridTileJSON(c *gin.Context) error {
 	ctx := c.Request.Context()
-	scope := principal(c).ScopeIDs()
+	scope := httpapi.Principal(c).ScopeIDs()
 	rev, err := s.deps.Grids.Revision(ctx)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	box, found, err := s.deps.Grids.Bounds(ctx, scope)
 	if err != nil {
-		writeError(c, s.log, err)
-		return
+		return err
 	}
 	doc := gridTiles.document(s.baseURL(c), "?"+versionParam+"="+strconv.FormatInt(rev, 10))
 	doc.Version = "1." + strconv.FormatInt(rev, 10) + ".0"
@@ -338,6 +376,7 @@ func (s *Server) gridTileJSON(c *gin.Context) {
 	}
 	c.Header("Cache-Control", cacheRevalidate)
 	c.JSON(http.StatusOK, doc)
+	return nil
 }
 
 // fitZoom is the deepest zoom at which box fits in one 512-pixel tile,

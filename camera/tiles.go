@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // CameraLayer is the name of the cameras' layer inside their tiles.
@@ -20,15 +21,19 @@ func (s *Store) Tile(ctx context.Context, t geo.Tile, v Viewer) ([]byte, error) 
 	if err := t.Check(); err != nil {
 		return nil, err
 	}
-	cond, args := scopeCond(v, nil)
-	env, filter := geo.TileEnvelopeSQL(len(args) + 1)
-	args = append(args, t.Z, t.X, t.Y)
+	var w database.Where
+	env, filter := geo.TileEnvelopeSQL(1)
+	w.Arg(t.Z)
+	w.Arg(t.X)
+	w.Arg(t.Y)
+	w.Add("c.location && " + filter)
+	v.where(&w)
 	q := `SELECT ST_AsMVT(m, '` + CameraLayer + `', ` + strconv.Itoa(geo.TileExtent) + `, 'geom', 'id')
 		FROM (SELECT c.id, c.code, c.name, c.status, c.enabled, c.heading, c.grid_id,
 				ST_AsMVTGeom(ST_Transform(c.location, 3857), ` + env + `, ` + strconv.Itoa(geo.TileExtent) + `, ` + strconv.Itoa(geo.TileBuffer) + `, true) AS geom
-			FROM cameras c WHERE c.location && ` + filter + cond + `) m`
+			FROM cameras c` + w.SQL() + `) m`
 	var tile []byte
-	if err := s.pool.QueryRow(ctx, q, args...).Scan(&tile); err != nil {
+	if err := s.pool.QueryRow(ctx, q, w.Args()...).Scan(&tile); err != nil {
 		return nil, fmt.Errorf("camera tile %s: %w", t, err)
 	}
 	return tile, nil

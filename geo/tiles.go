@@ -200,11 +200,11 @@ func (s *Store) GridTileFor(ctx context.Context, t Tile, scope []int64) ([]byte,
 
 // drawGridTile has PostGIS draw tile t, and says at which revision.
 func (s *Store) drawGridTile(ctx context.Context, t Tile, scope []int64) ([]byte, int64, error) {
-	where, args := Filter{Scope: scope}.where()
-	q := `SELECT (SELECT revision FROM grid_revision), (` + gridTileQuery(where, len(args)+1) + `)`
+	w := Filter{Scope: scope}.where()
+	q := `SELECT (SELECT revision FROM grid_revision), (` + gridTileQuery(w.SQL(), len(w.Args())+1) + `)`
 	var tile []byte
 	var rev int64
-	if err := s.pool.QueryRow(ctx, q, append(args, t.Z, t.X, t.Y, labelArea(t))...).Scan(&rev, &tile); err != nil {
+	if err := s.pool.QueryRow(ctx, q, append(w.Args(), t.Z, t.X, t.Y, labelArea(t))...).Scan(&rev, &tile); err != nil {
 		return nil, 0, fmt.Errorf("grid tile %s: %w", t, err)
 	}
 	if tile == nil {
@@ -216,10 +216,10 @@ func (s *Store) drawGridTile(ctx context.Context, t Tile, scope []int64) ([]byte
 // Bounds returns the box around the grids scope sees (nil: all) and
 // whether there is any.
 func (s *Store) Bounds(ctx context.Context, scope []int64) (BBox, bool, error) {
-	where, args := Filter{Scope: scope}.where()
+	w := Filter{Scope: scope}.where()
 	var minLon, minLat, maxLon, maxLat *float64
 	err := s.pool.QueryRow(ctx, `SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
-		FROM (SELECT ST_Extent(g.geom) AS e FROM grids g`+where+`) x`, args...).Scan(&minLon, &minLat, &maxLon, &maxLat)
+		FROM (SELECT ST_Extent(g.geom) AS e FROM grids g`+w.SQL()+`) x`, w.Args()...).Scan(&minLon, &minLat, &maxLon, &maxLat)
 	if err != nil {
 		return BBox{}, false, fmt.Errorf("grid extent: %w", err)
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // IncidentLayer is the name of the incidents' layer inside their tiles.
@@ -38,28 +38,25 @@ func (s *Service) Tile(ctx context.Context, t geo.Tile, f TileFilter, v Viewer) 
 	if err := t.Check(); err != nil {
 		return nil, err
 	}
-	conds, args := v.where(nil, nil)
+	var w database.Where
+	v.where(&w)
 	if len(f.Statuses) > 0 {
-		ss := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			ss[i] = string(st)
-		}
-		args = append(args, ss)
-		conds = append(conds, "i.status = ANY($"+strconv.Itoa(len(args))+")")
+		w.Add("i.status = ANY(?)", statusStrings(f.Statuses))
 	}
-	args = append(args, s.now())
-	now := "$" + strconv.Itoa(len(args))
-	env, filter := geo.TileEnvelopeSQL(len(args) + 1)
-	args = append(args, t.Z, t.X, t.Y)
-	conds = append(conds, "i.location && "+filter)
+	now := w.Arg(s.now())
+	env, filter := geo.TileEnvelopeSQL(len(w.Args()) + 1)
+	w.Arg(t.Z)
+	w.Arg(t.X)
+	w.Arg(t.Y)
+	w.Add("i.location && " + filter)
 	q := `SELECT ST_AsMVT(m, '` + IncidentLayer + `', ` + strconv.Itoa(geo.TileExtent) + `, 'geom', 'id')
 		FROM (SELECT i.id, i.status, i.priority, i.category, i.title, i.grid_id,
 				to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS reported_at,
 				i.status NOT IN ('closed', 'rejected') AND i.deadline < ` + now + `::timestamptz AS overdue,
 				ST_AsMVTGeom(ST_Transform(i.location, 3857), ` + env + `, ` + strconv.Itoa(geo.TileExtent) + `, ` + strconv.Itoa(geo.TileBuffer) + `, true) AS geom
-			FROM incidents i WHERE ` + strings.Join(conds, " AND ") + `) m`
+			FROM incidents i` + w.SQL() + `) m`
 	var tile []byte
-	if err := s.pool.QueryRow(ctx, q, args...).Scan(&tile); err != nil {
+	if err := s.pool.QueryRow(ctx, q, w.Args()...).Scan(&tile); err != nil {
 		return nil, fmt.Errorf("incident tile %s: %w", t, err)
 	}
 	return tile, nil

@@ -11,9 +11,6 @@ import (
 // DefaultLimit is the size of a page whose Keyset names none.
 const DefaultLimit = 100
 
-// NoLimit as a Keyset's Limit reads every row in one page.
-const NoLimit = -1
-
 // Keyset is one page of a list read in the order of a unique bigint key
 // (keyset pagination): the rows after the cursor, at most Limit of them.
 // The next page starts after the last row of this one, so pages stay
@@ -25,12 +22,18 @@ type Keyset struct {
 	Desc bool
 	// Cursor is the key the previous page ended on; 0 for the first page.
 	Cursor int64
-	// Limit is the page size: DefaultLimit when 0, every row when NoLimit.
+	// Limit is the page size: DefaultLimit when 0 or less.
 	Limit int
+	// All reads every row in one page, whatever Limit says.
+	All bool
 }
 
+// limit is the page size, 0 for all rows.
 func (k Keyset) limit() int {
-	if k.Limit == 0 {
+	switch {
+	case k.All:
+		return 0
+	case k.Limit <= 0:
 		return DefaultLimit
 	}
 	return k.Limit
@@ -39,6 +42,15 @@ func (k Keyset) limit() int {
 // Querier runs a query: a pool, a connection or a transaction.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Count returns how many rows of from (a FROM list, e.g. "cameras c")
+// match w: the total a paged list reports beside its page.
+func Count(ctx context.Context, q Querier, from string, w Where) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT count(*) FROM `+from+w.SQL(), w.Args()...).Scan(&n)
+	return n, err
 }
 
 // QueryPage runs query (a SELECT … FROM …, without WHERE) with w and k's

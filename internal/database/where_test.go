@@ -206,11 +206,11 @@ func TestQueryPage(t *testing.T) {
 		if err != nil || page == nil || len(page) != 0 || next != 0 {
 			t.Errorf("empty: %v, %d, %v; want [] (not nil), 0, nil", page, next, err)
 		}
-		page, next, err = database.QueryPage(ctx, pool, `SELECT s.id FROM generate_series(1, 250) s (id)`, database.Where{}, database.Keyset{Key: "s.id", Limit: database.NoLimit}, scan, key)
+		page, next, err = database.QueryPage(ctx, pool, `SELECT s.id FROM generate_series(1, 250) s (id)`, database.Where{}, database.Keyset{Key: "s.id", All: true}, scan, key)
 		if err != nil || len(page) != 250 || next != 0 {
-			t.Errorf("NoLimit: %d rows, next %d, %v; want 250, 0, nil", len(page), next, err)
+			t.Errorf("All: %d rows, next %d, %v; want 250, 0, nil", len(page), next, err)
 		}
-		page, next, err = database.QueryPage(ctx, pool, `SELECT s.id FROM generate_series(1, 250) s (id)`, database.Where{}, database.Keyset{Key: "s.id"}, scan, key)
+		page, next, err = database.QueryPage(ctx, pool, `SELECT s.id FROM generate_series(1, 250) s (id)`, database.Where{}, database.Keyset{Key: "s.id", Limit: -5}, scan, key)
 		if err != nil || len(page) != database.DefaultLimit || next != database.DefaultLimit {
 			t.Errorf("default: %d rows, next %d, %v; want %d, %d, nil", len(page), next, err, database.DefaultLimit, database.DefaultLimit)
 		}

@@ -41,18 +41,11 @@ func (f FeatureFilter) where(v Viewer) database.Where {
 	if f.Code != "" {
 		w.Add("c.code = ?", f.Code)
 	}
-	if f.BBox != nil {
-		w.Add("c.location && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
+	f.BBox.Where(&w, "c.location")
 	if f.Status != "" {
 		w.Add("c.status = ?", f.Status)
 	}
-	if !f.UpdatedFrom.IsZero() {
-		w.Add("c.updated_at >= ?", f.UpdatedFrom)
-	}
-	if !f.UpdatedUntil.IsZero() {
-		w.Add("c.updated_at <= ?", f.UpdatedUntil)
-	}
+	w.Within("c.updated_at", f.UpdatedFrom, f.UpdatedUntil)
 	v.where(&w)
 	return w
 }

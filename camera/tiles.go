@@ -3,7 +3,6 @@ package camera
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"gridwatch/geo"
 	"gridwatch/internal/database"
@@ -22,18 +21,10 @@ func (s *Store) Tile(ctx context.Context, t geo.Tile, v Viewer) ([]byte, error) 
 		return nil, err
 	}
 	var w database.Where
-	env, filter := geo.TileEnvelopeSQL(1)
-	w.Arg(t.Z)
-	w.Arg(t.X)
-	w.Arg(t.Y)
-	w.Add("c.location && " + filter)
 	v.where(&w)
-	q := `SELECT ST_AsMVT(m, '` + CameraLayer + `', ` + strconv.Itoa(geo.TileExtent) + `, 'geom', 'id')
-		FROM (SELECT c.id, c.code, c.name, c.status, c.enabled, c.heading, c.grid_id,
-				ST_AsMVTGeom(ST_Transform(c.location, 3857), ` + env + `, ` + strconv.Itoa(geo.TileExtent) + `, ` + strconv.Itoa(geo.TileBuffer) + `, true) AS geom
-			FROM cameras c` + w.SQL() + `) m`
-	var tile []byte
-	if err := s.pool.QueryRow(ctx, q, w.Args()...).Scan(&tile); err != nil {
+	tile, err := geo.QueryPointTile(ctx, s.pool, t, CameraLayer, "c.id, c.code, c.name, c.status, c.enabled, c.heading, c.grid_id",
+		"c.location", "cameras c", w)
+	if err != nil {
 		return nil, fmt.Errorf("camera tile %s: %w", t, err)
 	}
 	return tile, nil

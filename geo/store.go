@@ -578,18 +578,11 @@ func (f Filter) where() database.Where {
 	if f.ParentID != 0 {
 		w.Add("g.parent_id = ?", f.ParentID)
 	}
-	if f.BBox != nil {
-		w.Add("g.geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
+	f.BBox.Where(&w, "g.geom")
 	if f.Code != "" {
 		w.Add("g.code = ?", f.Code)
 	}
-	if !f.UpdatedFrom.IsZero() {
-		w.Add("g.updated_at >= ?", f.UpdatedFrom)
-	}
-	if !f.UpdatedUntil.IsZero() {
-		w.Add("g.updated_at <= ?", f.UpdatedUntil)
-	}
+	w.Within("g.updated_at", f.UpdatedFrom, f.UpdatedUntil)
 	if f.Scope != nil {
 		w.Add("g.id IN (SELECT * FROM grid_subtree(?))", f.Scope)
 	}

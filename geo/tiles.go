@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"gridwatch"
+	"gridwatch/internal/database"
 )
 
 // Mapbox Vector Tiles (MVT) of the grids, drawn by PostGIS: ST_AsMVTGeom
@@ -110,6 +111,27 @@ func TileEnvelopeSQL(first int) (envelope, filter string) {
 	p := func(i int) string { return "$" + strconv.Itoa(first+i) + "::int" }
 	margin := strconv.FormatFloat(float64(TileBuffer)/TileExtent, 'f', -1, 64)
 	return fmt.Sprintf(tileEnvelopeSQL, p(0), p(1), p(2)), fmt.Sprintf(tileFilterSQL, p(0), p(1), p(2), margin)
+}
+
+// QueryPointTile draws tile t's point layer named layer: one feature per
+// row of from (a FROM list, e.g. "cameras c") that matches w and whose
+// point column at lies in the tile, with the properties cols (which must
+// include the id, the feature id). It is the one query of the incident and
+// camera layers; w's arguments come first, so cols may use them.
+func QueryPointTile(ctx context.Context, q database.Querier, t Tile, layer, cols, at, from string, w database.Where) ([]byte, error) {
+	w.Clip()
+	env, filter := TileEnvelopeSQL(len(w.Args()) + 1)
+	w.Arg(t.Z)
+	w.Arg(t.X)
+	w.Arg(t.Y)
+	w.Add(at + " && " + filter)
+	sql := `SELECT ST_AsMVT(m, '` + layer + `', ` + strconv.Itoa(TileExtent) + `, 'geom', 'id')
+		FROM (SELECT ` + cols + `,
+				ST_AsMVTGeom(ST_Transform(` + at + `, 3857), ` + env + `, ` + strconv.Itoa(TileExtent) + `, ` + strconv.Itoa(TileBuffer) + `, true) AS geom
+			FROM ` + from + w.SQL() + `) m`
+	var tile []byte
+	err := q.QueryRow(ctx, sql, w.Args()...).Scan(&tile)
+	return tile, err
 }
 
 // labelPixels is the side, in tile units (64 are 8 pixels of a 512-pixel

@@ -47,18 +47,11 @@ func (f FeatureFilter) where(now time.Time, v Viewer) database.Where {
 	if f.Priority != "" {
 		w.Add("i.priority = ?", f.Priority)
 	}
-	if !f.From.IsZero() {
-		w.Add("i.reported_at >= ?", f.From)
-	}
+	w.Within("i.reported_at", f.From, f.Until)
 	if !f.To.IsZero() {
 		w.Add("i.reported_at < ?", f.To)
 	}
-	if !f.Until.IsZero() {
-		w.Add("i.reported_at <= ?", f.Until)
-	}
-	if f.BBox != nil {
-		w.Add("i.location && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
+	f.BBox.Where(&w, "i.location")
 	if f.Overdue {
 		w.Add("i.status NOT IN ('closed', 'rejected') AND i.deadline < ?", now)
 	}

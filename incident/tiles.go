@@ -3,7 +3,6 @@ package incident
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"gridwatch/geo"
 	"gridwatch/internal/database"
@@ -44,19 +43,11 @@ func (s *Service) Tile(ctx context.Context, t geo.Tile, f TileFilter, v Viewer) 
 		w.Add("i.status = ANY(?)", statusStrings(f.Statuses))
 	}
 	now := w.Arg(s.now())
-	env, filter := geo.TileEnvelopeSQL(len(w.Args()) + 1)
-	w.Arg(t.Z)
-	w.Arg(t.X)
-	w.Arg(t.Y)
-	w.Add("i.location && " + filter)
-	q := `SELECT ST_AsMVT(m, '` + IncidentLayer + `', ` + strconv.Itoa(geo.TileExtent) + `, 'geom', 'id')
-		FROM (SELECT i.id, i.status, i.priority, i.category, i.title, i.grid_id,
-				to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS reported_at,
-				i.status NOT IN ('closed', 'rejected') AND i.deadline < ` + now + `::timestamptz AS overdue,
-				ST_AsMVTGeom(ST_Transform(i.location, 3857), ` + env + `, ` + strconv.Itoa(geo.TileExtent) + `, ` + strconv.Itoa(geo.TileBuffer) + `, true) AS geom
-			FROM incidents i` + w.SQL() + `) m`
-	var tile []byte
-	if err := s.pool.QueryRow(ctx, q, w.Args()...).Scan(&tile); err != nil {
+	tile, err := geo.QueryPointTile(ctx, s.pool, t, IncidentLayer, `i.id, i.status, i.priority, i.category, i.title, i.grid_id,
+		to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS reported_at,
+		i.status NOT IN ('closed', 'rejected') AND i.deadline < `+now+`::timestamptz AS overdue`,
+		"i.location", "incidents i", w)
+	if err != nil {
 		return nil, fmt.Errorf("incident tile %s: %w", t, err)
 	}
 	return tile, nil

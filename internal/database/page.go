@@ -2,7 +2,6 @@ package database
 
 import (
 	"context"
-	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -59,9 +58,7 @@ func Count(ctx context.Context, q Querier, from string, w Where) (int64, error) 
 // last row, read with key, or 0 when this page is the last.
 func QueryPage[T any](ctx context.Context, q Querier, query string, w Where, k Keyset,
 	scan func(pgx.CollectableRow) (T, error), key func(T) int64) ([]T, int64, error) {
-	// w is the caller's copy: clip its slices so adding here never writes
-	// into their spare capacity.
-	w.conds, w.args = slices.Clip(w.conds), slices.Clip(w.args)
+	w.Clip()
 	if k.Cursor > 0 {
 		if k.Desc {
 			w.Add(k.Key+" < ?", k.Cursor)

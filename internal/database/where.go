@@ -2,8 +2,10 @@ package database
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Where builds the WHERE clause of a query from conditions written with "?"
@@ -36,6 +38,17 @@ func (w *Where) Add(cond string, args ...any) {
 	w.conds = append(w.conds, b.String())
 }
 
+// Within keeps the rows whose col lies in [from, until]; a zero time leaves
+// that end open, and two zero times add nothing.
+func (w *Where) Within(col string, from, until time.Time) {
+	if !from.IsZero() {
+		w.Add(col+" >= ?", from)
+	}
+	if !until.IsZero() {
+		w.Add(col+" <= ?", until)
+	}
+}
+
 // Arg appends an argument used elsewhere in the query (a column list, a
 // tile envelope) and returns its placeholder, "$n".
 func (w *Where) Arg(v any) string {
@@ -49,6 +62,13 @@ func (w *Where) SQL() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// Clip makes later additions to w copy its slices first: a Where passed by
+// value can then grow without writing into the spare capacity the caller's
+// copy shares.
+func (w *Where) Clip() {
+	w.conds, w.args = slices.Clip(w.conds), slices.Clip(w.args)
 }
 
 // Args are the query's arguments, in placeholder order.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -215,4 +216,25 @@ func TestQueryPage(t *testing.T) {
 			t.Errorf("default: %d rows, next %d, %v; want %d, %d, nil", len(page), next, err, database.DefaultLimit, database.DefaultLimit)
 		}
 	})
+}
+
+func TestWhereWithin(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name        string
+		from, until time.Time
+		want        string
+		args        int
+	}{
+		{"open", time.Time{}, time.Time{}, "", 0},
+		{"from", t0, time.Time{}, " WHERE t >= $1", 1},
+		{"until", time.Time{}, t0, " WHERE t <= $1", 1},
+		{"both", t0, t0, " WHERE t >= $1 AND t <= $2", 2},
+	} {
+		var w database.Where
+		w.Within("t", tc.from, tc.until)
+		if got := w.SQL(); got != tc.want || len(w.Args()) != tc.args {
+			t.Errorf("%s: %q with %d args, want %q with %d", tc.name, got, len(w.Args()), tc.want, tc.args)
+		}
+	}
 }

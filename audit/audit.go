@@ -94,28 +94,21 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // List returns entries newest first and the cursor of the next page (0: none).
 func (s *Store) List(ctx context.Context, f Filter) ([]Entry, int64, error) {
 	var w database.Where
-	add := w.Add
-	if f.Actor != "" {
-		add("actor_name = ?", f.Actor)
-	}
+	w.Eq("actor_name", f.Actor)
 	if f.Action != "" {
 		if strings.HasSuffix(f.Action, ".") {
-			add("starts_with(action, ?)", f.Action)
+			w.Add("starts_with(action, ?)", f.Action)
 		} else {
-			add("action = ?", f.Action)
+			w.Add("action = ?", f.Action)
 		}
 	}
-	if f.TargetType != "" {
-		add("target_type = ?", f.TargetType)
-	}
-	if f.TargetID != "" {
-		add("target_id = ?", f.TargetID)
-	}
+	w.Eq("target_type", f.TargetType)
+	w.Eq("target_id", f.TargetID)
 	if !f.From.IsZero() {
-		add("at >= ?", f.From)
+		w.Add("at >= ?", f.From)
 	}
 	if !f.To.IsZero() {
-		add("at < ?", f.To)
+		w.Add("at < ?", f.To)
 	}
 	out, next, err := database.QueryPage(ctx, s.pool,
 		`SELECT id, at, actor_kind, COALESCE(actor_id, 0), actor_name, action, target_type, target_id, summary, request_id, ip FROM audit_log`,

@@ -424,25 +424,20 @@ type ViewingFilter struct {
 // of the next page (0: none).
 func (s *Store) Viewings(ctx context.Context, f ViewingFilter) ([]Viewing, int64, error) {
 	var w database.Where
-	add := w.Add
 	if f.Camera != "" {
 		if id, err := strconv.ParseInt(f.Camera, 10, 64); err == nil {
-			add("(v.camera_id = ? OR c.code = ?)", id, f.Camera)
+			w.Add("(v.camera_id = ? OR c.code = ?)", id, f.Camera)
 		} else {
-			add("c.code = ?", f.Camera)
+			w.Add("c.code = ?", f.Camera)
 		}
 	}
-	if f.Actor != "" {
-		add("v.actor_name = ?", f.Actor)
-	}
-	if f.Kind != "" {
-		add("v.kind = ?", f.Kind)
-	}
+	w.Eq("v.actor_name", f.Actor)
+	w.Eq("v.kind", f.Kind)
 	if !f.From.IsZero() {
-		add("(v.ended_at IS NULL OR v.ended_at >= ?)", f.From)
+		w.Add("(v.ended_at IS NULL OR v.ended_at >= ?)", f.From)
 	}
 	if !f.To.IsZero() {
-		add("v.started_at < ?", f.To)
+		w.Add("v.started_at < ?", f.To)
 	}
 	q := `SELECT v.id, v.session::text, v.actor_kind, COALESCE(v.actor_id, 0), v.actor_name, v.kind, v.protocol,
 		v.camera_id, COALESCE(c.code, ''), v.stream, v.range_from, v.range_to, v.ip, v.started_at, v.ended_at, v.bytes

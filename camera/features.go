@@ -38,13 +38,9 @@ func (f FeatureFilter) where(v Viewer) database.Where {
 	if f.InGrid != 0 {
 		w.Add("c.grid_id = ?", f.InGrid)
 	}
-	if f.Code != "" {
-		w.Add("c.code = ?", f.Code)
-	}
+	w.Eq("c.code", f.Code)
 	f.BBox.Where(&w, "c.location")
-	if f.Status != "" {
-		w.Add("c.status = ?", f.Status)
-	}
+	w.Eq("c.status", f.Status)
 	w.Within("c.updated_at", f.UpdatedFrom, f.UpdatedUntil)
 	v.where(&w)
 	return w

@@ -572,16 +572,12 @@ type Filter struct {
 // are List's.
 func (f Filter) where() database.Where {
 	var w database.Where
-	if f.Level != "" {
-		w.Add("g.level = ?", string(f.Level))
-	}
+	w.Eq("g.level", string(f.Level))
 	if f.ParentID != 0 {
 		w.Add("g.parent_id = ?", f.ParentID)
 	}
 	f.BBox.Where(&w, "g.geom")
-	if f.Code != "" {
-		w.Add("g.code = ?", f.Code)
-	}
+	w.Eq("g.code", f.Code)
 	w.Within("g.updated_at", f.UpdatedFrom, f.UpdatedUntil)
 	if f.Scope != nil {
 		w.Add("g.id IN (SELECT * FROM grid_subtree(?))", f.Scope)

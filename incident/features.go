@@ -44,9 +44,7 @@ func (f FeatureFilter) where(now time.Time, v Viewer) database.Where {
 	if f.Category != "" {
 		w.Add("starts_with(i.category, ?)", f.Category)
 	}
-	if f.Priority != "" {
-		w.Add("i.priority = ?", f.Priority)
-	}
+	w.Eq("i.priority", f.Priority)
 	w.Within("i.reported_at", f.From, f.Until)
 	if !f.To.IsZero() {
 		w.Add("i.reported_at < ?", f.To)

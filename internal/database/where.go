@@ -38,6 +38,14 @@ func (w *Where) Add(cond string, args ...any) {
 	w.conds = append(w.conds, b.String())
 }
 
+// Eq keeps the rows whose col equals v; an empty v (a filter left out)
+// adds nothing.
+func (w *Where) Eq(col, v string) {
+	if v != "" {
+		w.Add(col+" = ?", v)
+	}
+}
+
 // Within keeps the rows whose col lies in [from, until]; a zero time leaves
 // that end open, and two zero times add nothing.
 func (w *Where) Within(col string, from, until time.Time) {

@@ -238,3 +238,12 @@ func TestWhereWithin(t *testing.T) {
 		}
 	}
 }
+
+func TestWhereEq(t *testing.T) {
+	var w database.Where
+	w.Eq("a", "")
+	w.Eq("b", "x")
+	if got, want := w.SQL(), " WHERE b = $1"; got != want || len(w.Args()) != 1 || w.Args()[0] != "x" {
+		t.Errorf("SQL() = %q with %v, want %q with [x]", got, w.Args(), want)
+	}
+}

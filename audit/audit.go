@@ -9,12 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"gridwatch/internal/database"
 )
 
 // Actor is who a change is made for, carried in the request context.
@@ -92,62 +93,36 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // List returns entries newest first and the cursor of the next page (0: none).
 func (s *Store) List(ctx context.Context, f Filter) ([]Entry, int64, error) {
-	var w where
-	add := w.add
-	if f.Actor != "" {
-		add("actor_name = ?", f.Actor)
-	}
+	var w database.Where
+	w.Eq("actor_name", f.Actor)
 	if f.Action != "" {
 		if strings.HasSuffix(f.Action, ".") {
-			add("starts_with(action, ?)", f.Action)
+			w.Add("starts_with(action, ?)", f.Action)
 		} else {
-			add("action = ?", f.Action)
+			w.Add("action = ?", f.Action)
 		}
 	}
-	if f.TargetType != "" {
-		add("target_type = ?", f.TargetType)
-	}
-	if f.TargetID != "" {
-		add("target_id = ?", f.TargetID)
-	}
+	w.Eq("target_type", f.TargetType)
+	w.Eq("target_id", f.TargetID)
 	if !f.From.IsZero() {
-		add("at >= ?", f.From)
+		w.Add("at >= ?", f.From)
 	}
 	if !f.To.IsZero() {
-		add("at < ?", f.To)
+		w.Add("at < ?", f.To)
 	}
-	if f.Before > 0 {
-		add("id < ?", f.Before)
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	q := `SELECT id, at, actor_kind, COALESCE(actor_id, 0), actor_name, action, target_type, target_id, summary, request_id, ip FROM audit_log`
-	q += w.sql() + " ORDER BY id DESC LIMIT " + strconv.Itoa(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, w.args...)
+	out, next, err := database.QueryPage(ctx, s.pool,
+		`SELECT id, at, actor_kind, COALESCE(actor_id, 0), actor_name, action, target_type, target_id, summary, request_id, ip FROM audit_log`,
+		w, database.Keyset{Key: "id", Desc: true, Cursor: f.Before, Limit: f.Limit},
+		func(r pgx.CollectableRow) (Entry, error) {
+			var e Entry
+			var summary []byte
+			if err := r.Scan(&e.ID, &e.At, &e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Action, &e.TargetType, &e.TargetID, &summary, &e.RequestID, &e.IP); err != nil {
+				return e, err
+			}
+			return e, json.Unmarshal(summary, &e.Summary)
+		}, func(e Entry) int64 { return e.ID })
 	if err != nil {
 		return nil, 0, fmt.Errorf("audit list: %w", err)
-	}
-	defer rows.Close()
-	out := []Entry{}
-	for rows.Next() {
-		var e Entry
-		var summary []byte
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Action, &e.TargetType, &e.TargetID, &summary, &e.RequestID, &e.IP); err != nil {
-			return nil, 0, fmt.Errorf("audit list: %w", err)
-		}
-		if err := json.Unmarshal(summary, &e.Summary); err != nil {
-			return nil, 0, fmt.Errorf("audit list: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("audit list: %w", err)
-	}
-	var next int64
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[len(out)-1].ID
 	}
 	return out, next, nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"gridwatch/internal/database"
 )
 
 // Viewing kinds: live video or recorded footage.
@@ -421,54 +423,34 @@ type ViewingFilter struct {
 // Viewings returns viewing sessions newest first (by start) and the cursor
 // of the next page (0: none).
 func (s *Store) Viewings(ctx context.Context, f ViewingFilter) ([]Viewing, int64, error) {
-	var w where
-	add := w.add
+	var w database.Where
 	if f.Camera != "" {
 		if id, err := strconv.ParseInt(f.Camera, 10, 64); err == nil {
-			add("(v.camera_id = ? OR c.code = ?)", id, f.Camera)
+			w.Add("(v.camera_id = ? OR c.code = ?)", id, f.Camera)
 		} else {
-			add("c.code = ?", f.Camera)
+			w.Add("c.code = ?", f.Camera)
 		}
 	}
-	if f.Actor != "" {
-		add("v.actor_name = ?", f.Actor)
-	}
-	if f.Kind != "" {
-		add("v.kind = ?", f.Kind)
-	}
+	w.Eq("v.actor_name", f.Actor)
+	w.Eq("v.kind", f.Kind)
 	if !f.From.IsZero() {
-		add("(v.ended_at IS NULL OR v.ended_at >= ?)", f.From)
+		w.Add("(v.ended_at IS NULL OR v.ended_at >= ?)", f.From)
 	}
 	if !f.To.IsZero() {
-		add("v.started_at < ?", f.To)
-	}
-	if f.Before > 0 {
-		add("v.id < ?", f.Before)
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
+		w.Add("v.started_at < ?", f.To)
 	}
 	q := `SELECT v.id, v.session::text, v.actor_kind, COALESCE(v.actor_id, 0), v.actor_name, v.kind, v.protocol,
 		v.camera_id, COALESCE(c.code, ''), v.stream, v.range_from, v.range_to, v.ip, v.started_at, v.ended_at, v.bytes
 		FROM viewing_sessions v LEFT JOIN cameras c ON c.id = v.camera_id`
-	q += w.sql() + " ORDER BY v.id DESC LIMIT " + strconv.Itoa(f.Limit+1)
-	rows, err := s.pool.Query(ctx, q, w.args...)
+	out, next, err := database.QueryPage(ctx, s.pool, q, w, database.Keyset{Key: "v.id", Desc: true, Cursor: f.Before, Limit: f.Limit},
+		func(r pgx.CollectableRow) (Viewing, error) {
+			var v Viewing
+			err := r.Scan(&v.ID, &v.Session, &v.Actor.Kind, &v.Actor.ID, &v.Actor.Name, &v.Kind, &v.Protocol,
+				&v.Camera, &v.CameraCode, &v.Stream, &v.From, &v.To, &v.IP, &v.StartedAt, &v.EndedAt, &v.Bytes)
+			return v, err
+		}, func(v Viewing) int64 { return v.ID })
 	if err != nil {
 		return nil, 0, fmt.Errorf("viewings: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Viewing, error) {
-		var v Viewing
-		err := r.Scan(&v.ID, &v.Session, &v.Actor.Kind, &v.Actor.ID, &v.Actor.Name, &v.Kind, &v.Protocol,
-			&v.Camera, &v.CameraCode, &v.Stream, &v.From, &v.To, &v.IP, &v.StartedAt, &v.EndedAt, &v.Bytes)
-		return v, err
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("viewings: %w", err)
-	}
-	var next int64
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[len(out)-1].ID
 	}
 	return out, next, nil
 }

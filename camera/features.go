@@ -3,11 +3,12 @@ package camera
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // FeatureFilter is a Filter with what OGC API Features queries add: a code,
@@ -24,44 +25,25 @@ type FeatureFilter struct {
 	UpdatedFrom, UpdatedUntil time.Time
 }
 
-// where returns the conditions of f and v (always at least one), with
-// their arguments; the cursor and the limit are left to the caller.
-func (f FeatureFilter) where(v Viewer) (string, []any) {
-	where := " WHERE true"
-	var args []any
-	add := func(cond string, vals ...any) {
-		for _, val := range vals {
-			args = append(args, val)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		where += " AND " + cond
-	}
+// where returns the conditions of f and v, with their arguments; the
+// cursor and the limit are left to the caller.
+func (f FeatureFilter) where(v Viewer) database.Where {
+	var w database.Where
 	if f.GridID != 0 {
-		add(`(c.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
-			UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)
-			OR c.id IN (SELECT camera_id FROM camera_grids WHERE grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
-			UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)))`, f.GridID, f.GridID)
+		sub := []int64{f.GridID}
+		add := "(c.grid_id IN (SELECT * FROM grid_subtree(?))" +
+			" OR c.id IN (SELECT camera_id FROM camera_grids WHERE grid_id IN (SELECT * FROM grid_subtree(?))))"
+		w.Add(add, sub, sub)
 	}
 	if f.InGrid != 0 {
-		add("c.grid_id = ?", f.InGrid)
+		w.Add("c.grid_id = ?", f.InGrid)
 	}
-	if f.Code != "" {
-		add("c.code = ?", f.Code)
-	}
-	if f.BBox != nil {
-		add("c.location && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
-	if f.Status != "" {
-		add("c.status = ?", f.Status)
-	}
-	if !f.UpdatedFrom.IsZero() {
-		add("c.updated_at >= ?", f.UpdatedFrom)
-	}
-	if !f.UpdatedUntil.IsZero() {
-		add("c.updated_at <= ?", f.UpdatedUntil)
-	}
-	cond, args := scopeCond(v, args)
-	return where + cond, args
+	w.Eq("c.code", f.Code)
+	f.BBox.Where(&w, "c.location")
+	w.Eq("c.status", f.Status)
+	w.Within("c.updated_at", f.UpdatedFrom, f.UpdatedUntil)
+	v.where(&w)
+	return w
 }
 
 // Features returns a page of the cameras matching f that v may see, in id
@@ -69,23 +51,26 @@ func (f FeatureFilter) where(v Viewer) (string, []any) {
 // f.Limit defaults to 100. Stream URLs come without credentials, as from
 // List.
 func (s *Store) Features(ctx context.Context, f FeatureFilter, v Viewer) ([]Camera, int64, error) {
-	where, args := f.where(v)
-	if f.After > 0 {
-		args = append(args, f.After)
-		where += " AND c.id > $" + strconv.Itoa(len(args))
+	out, next, err := database.QueryPage(ctx, s.pool, `SELECT `+cameraColumns+cameraFrom, f.where(v),
+		database.Keyset{Key: "c.id", Cursor: f.After, Limit: f.Limit},
+		func(r pgx.CollectableRow) (Camera, error) {
+			c, err := scanCamera(r)
+			if err != nil {
+				return Camera{}, err
+			}
+			return *c, nil
+		}, func(c Camera) int64 { return c.ID })
+	if err != nil {
+		return nil, 0, fmt.Errorf("camera features: %w", err)
 	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	return s.page(ctx, where, args, f.Limit, "camera features")
+	return out, next, nil
 }
 
 // CountFeatures returns how many cameras match f and v may see, whatever
 // the cursor and the limit.
 func (s *Store) CountFeatures(ctx context.Context, f FeatureFilter, v Viewer) (int64, error) {
-	where, args := f.where(v)
-	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM cameras c`+where, args...).Scan(&n); err != nil {
+	n, err := database.Count(ctx, s.pool, "cameras c", f.where(v))
+	if err != nil {
 		return 0, fmt.Errorf("count cameras: %w", err)
 	}
 	return n, nil
@@ -94,17 +79,9 @@ func (s *Store) CountFeatures(ctx context.Context, f FeatureFilter, v Viewer) (i
 // ExtentOf returns the box around the cameras v may see and the span of
 // their updated_at times.
 func (s *Store) ExtentOf(ctx context.Context, v Viewer) (*geo.Extent, error) {
-	where, args := FeatureFilter{}.where(v)
-	var e geo.Extent
-	var minX, minY, maxX, maxY *float64
-	err := s.pool.QueryRow(ctx, `SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b), t0, t1 FROM (
-		SELECT ST_Extent(c.location)::box2d AS b, min(c.updated_at) AS t0, max(c.updated_at) AS t1 FROM cameras c`+where+`) x`, args...).
-		Scan(&minX, &minY, &maxX, &maxY, &e.From, &e.To)
+	e, err := geo.QueryExtent(ctx, s.pool, "cameras c", "c.location", "c.updated_at", FeatureFilter{}.where(v))
 	if err != nil {
 		return nil, fmt.Errorf("camera extent: %w", err)
 	}
-	if minX != nil {
-		e.BBox = &geo.BBox{MinLon: *minX, MinLat: *minY, MaxLon: *maxX, MaxLat: *maxY}
-	}
-	return &e, nil
+	return e, nil
 }

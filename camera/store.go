@@ -97,13 +97,12 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	return &c, nil
 }
 
-func scopeCond(v Viewer, args []any) (string, []any) {
-	if v.Grids == nil {
-		return "", args
+// where adds v's scope to a query's conditions: the cameras in its grids
+// and their descendants.
+func (v Viewer) where(w *database.Where) {
+	if v.Grids != nil {
+		w.Add("c.grid_id IN (SELECT * FROM grid_subtree(?))", v.Grids)
 	}
-	args = append(args, v.Grids)
-	return fmt.Sprintf(` AND c.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ANY($%d)
-		UNION SELECT g2.id FROM grids g2 JOIN sub ON g2.parent_id = sub.id) SELECT id FROM sub)`, len(args)), args
 }
 
 // place assigns cameras to the grid covering each and links them to the
@@ -164,8 +163,10 @@ func summary(sp Spec) map[string]any {
 
 // Get returns camera id if v may see it.
 func (s *Store) Get(ctx context.Context, id int64, v Viewer) (*Camera, error) {
-	cond, args := scopeCond(v, []any{id})
-	c, err := scanCamera(s.pool.QueryRow(ctx, `SELECT `+cameraColumns+cameraFrom+` WHERE c.id = $1`+cond, args...))
+	var w database.Where
+	w.Add("c.id = ?", id)
+	v.where(&w)
+	c, err := scanCamera(s.pool.QueryRow(ctx, `SELECT `+cameraColumns+cameraFrom+w.SQL(), w.Args()...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, gridwatch.Errorf(gridwatch.ENotFound, "camera %d not found", id)
 	}
@@ -202,33 +203,6 @@ type Filter struct {
 // List returns a page of cameras in id order and the next cursor (0: none).
 func (s *Store) List(ctx context.Context, f Filter, v Viewer) ([]Camera, int64, error) {
 	return s.Features(ctx, FeatureFilter{Filter: f}, v)
-}
-
-// page runs a camera query (conditions and their arguments) for one page
-// of at most limit cameras in id order, and returns the cursor of the next.
-func (s *Store) page(ctx context.Context, where string, args []any, limit int, what string) ([]Camera, int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+cameraColumns+cameraFrom+where+` ORDER BY c.id LIMIT `+strconv.Itoa(limit+1), args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []Camera{}
-	for rows.Next() {
-		c, err := scanCamera(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, *c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", what, err)
-	}
-	var next int64
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[len(out)-1].ID
-	}
-	return out, next, nil
 }
 
 // Patch changes some fields of a camera; nil fields stay. A URL given with

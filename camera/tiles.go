@@ -3,9 +3,9 @@ package camera
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // CameraLayer is the name of the cameras' layer inside their tiles.
@@ -20,15 +20,11 @@ func (s *Store) Tile(ctx context.Context, t geo.Tile, v Viewer) ([]byte, error) 
 	if err := t.Check(); err != nil {
 		return nil, err
 	}
-	cond, args := scopeCond(v, nil)
-	env, filter := geo.TileEnvelopeSQL(len(args) + 1)
-	args = append(args, t.Z, t.X, t.Y)
-	q := `SELECT ST_AsMVT(m, '` + CameraLayer + `', ` + strconv.Itoa(geo.TileExtent) + `, 'geom', 'id')
-		FROM (SELECT c.id, c.code, c.name, c.status, c.enabled, c.heading, c.grid_id,
-				ST_AsMVTGeom(ST_Transform(c.location, 3857), ` + env + `, ` + strconv.Itoa(geo.TileExtent) + `, ` + strconv.Itoa(geo.TileBuffer) + `, true) AS geom
-			FROM cameras c WHERE c.location && ` + filter + cond + `) m`
-	var tile []byte
-	if err := s.pool.QueryRow(ctx, q, args...).Scan(&tile); err != nil {
+	var w database.Where
+	v.where(&w)
+	tile, err := geo.QueryPointTile(ctx, s.pool, t, CameraLayer, "c.id, c.code, c.name, c.status, c.enabled, c.heading, c.grid_id",
+		"c.location", "cameras c", w)
+	if err != nil {
 		return nil, fmt.Errorf("camera tile %s: %w", t, err)
 	}
 	return tile, nil

@@ -5,11 +5,20 @@ import (
 	"strings"
 
 	"gridwatch"
+	"gridwatch/internal/database"
 )
 
 // BBox is a lon/lat bounding box in WGS-84.
 type BBox struct {
 	MinLon, MinLat, MaxLon, MaxLat float64
+}
+
+// Where keeps, in w, the rows whose geometry col (in 4326) meets b's box,
+// through col's spatial index; a nil b adds nothing.
+func (b *BBox) Where(w *database.Where, col string) {
+	if b != nil {
+		w.Add(col+" && ST_MakeEnvelope(?, ?, ?, ?, 4326)", b.MinLon, b.MinLat, b.MaxLon, b.MaxLat)
+	}
 }
 
 // ParseBBox reads "minLon,minLat,maxLon,maxLat" (as in GeoJSON and OGC API

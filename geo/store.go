@@ -18,6 +18,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/internal/database"
 )
 
 // StoreOptions set the topology tolerances.
@@ -567,84 +568,43 @@ type Filter struct {
 	Geometry bool
 }
 
-func (f Filter) where() (string, []any) {
-	var conds []string
-	var args []any
-	add := func(cond string, v ...any) {
-		for _, x := range v {
-			args = append(args, x)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		conds = append(conds, cond)
-	}
-	if f.Level != "" {
-		add("g.level = ?", string(f.Level))
-	}
+// where returns f's conditions: all but the cursor and the limit, which
+// are List's.
+func (f Filter) where() database.Where {
+	var w database.Where
+	w.Eq("g.level", string(f.Level))
 	if f.ParentID != 0 {
-		add("g.parent_id = ?", f.ParentID)
+		w.Add("g.parent_id = ?", f.ParentID)
 	}
-	if f.BBox != nil {
-		add("g.geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
-	if f.After != 0 {
-		add("g.id > ?", f.After)
-	}
-	if f.Code != "" {
-		add("g.code = ?", f.Code)
-	}
-	if !f.UpdatedFrom.IsZero() {
-		add("g.updated_at >= ?", f.UpdatedFrom)
-	}
-	if !f.UpdatedUntil.IsZero() {
-		add("g.updated_at <= ?", f.UpdatedUntil)
-	}
+	f.BBox.Where(&w, "g.geom")
+	w.Eq("g.code", f.Code)
+	w.Within("g.updated_at", f.UpdatedFrom, f.UpdatedUntil)
 	if f.Scope != nil {
-		add(`g.id IN (WITH RECURSIVE sub AS (
-			SELECT id FROM grids WHERE id = ANY(?)
-			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, f.Scope)
+		w.Add("g.id IN (SELECT * FROM grid_subtree(?))", f.Scope)
 	}
-	if len(conds) == 0 {
-		return "", args
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return w
 }
 
 // List returns a page of grids (with their geometry only when f.Geometry)
 // in id order and the cursor of the next page, 0 when this is the last.
 func (s *Store) List(ctx context.Context, f Filter) ([]Grid, int64, error) {
-	where, args := f.where()
 	cols := gridColumns
 	if f.Geometry {
 		cols += ", g.geom"
 	}
-	q := `SELECT ` + cols + ` FROM grids g LEFT JOIN grids p ON p.id = g.parent_id` + where + ` ORDER BY g.id`
-	if f.Limit > 0 {
-		q += " LIMIT " + strconv.Itoa(f.Limit+1)
-	}
-	rows, err := s.pool.Query(ctx, q, args...)
+	k := database.Keyset{Key: "g.id", Cursor: f.After, Limit: f.Limit, All: f.Limit <= 0}
+	grids, next, err := database.QueryPage(ctx, s.pool, `SELECT `+cols+` FROM grids g LEFT JOIN grids p ON p.id = g.parent_id`, f.where(), k,
+		func(r pgx.CollectableRow) (Grid, error) {
+			var g Grid
+			var extra []any
+			if f.Geometry {
+				extra = append(extra, &g.Geometry)
+			}
+			err := scanGrid(r, &g, extra...)
+			return g, err
+		}, func(g Grid) int64 { return g.ID })
 	if err != nil {
 		return nil, 0, fmt.Errorf("list grids: %w", err)
-	}
-	defer rows.Close()
-	grids := []Grid{}
-	for rows.Next() {
-		var g Grid
-		var extra []any
-		if f.Geometry {
-			extra = append(extra, &g.Geometry)
-		}
-		if err := scanGrid(rows, &g, extra...); err != nil {
-			return nil, 0, fmt.Errorf("list grids: %w", err)
-		}
-		grids = append(grids, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list grids: %w", err)
-	}
-	var next int64
-	if f.Limit > 0 && len(grids) > f.Limit {
-		grids = grids[:f.Limit]
-		next = grids[len(grids)-1].ID
 	}
 	return grids, next, nil
 }
@@ -653,9 +613,14 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Grid, int64, error) {
 // each feature's id is the grid id; its properties are the grid's fields and
 // its kept properties (which never override the fields).
 func (s *Store) WriteGeoJSON(ctx context.Context, w io.Writer, f Filter) error {
-	where, args := f.where()
+	where := f.where()
+	if f.After != 0 {
+		// Not a page (the order is by level and code), but the cursor
+		// still keeps only the grids after it, as it always has.
+		where.Add("g.id > ?", f.After)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT g.id, g.code, g.name, g.level, g.parent_id, p.code, g.area_m2, g.version, g.properties,
-		ST_AsGeoJSON(g.geom, 7) FROM grids g LEFT JOIN grids p ON p.id = g.parent_id`+where+` ORDER BY g.level_rank, g.code`, args...)
+		ST_AsGeoJSON(g.geom, 7) FROM grids g LEFT JOIN grids p ON p.id = g.parent_id`+where.SQL()+` ORDER BY g.level_rank, g.code`, where.Args()...)
 	if err != nil {
 		return fmt.Errorf("grids geojson: %w", err)
 	}

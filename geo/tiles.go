@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"gridwatch"
+	"gridwatch/internal/database"
 )
 
 // Mapbox Vector Tiles (MVT) of the grids, drawn by PostGIS: ST_AsMVTGeom
@@ -112,6 +113,27 @@ func TileEnvelopeSQL(first int) (envelope, filter string) {
 	return fmt.Sprintf(tileEnvelopeSQL, p(0), p(1), p(2)), fmt.Sprintf(tileFilterSQL, p(0), p(1), p(2), margin)
 }
 
+// QueryPointTile draws tile t's point layer named layer: one feature per
+// row of from (a FROM list, e.g. "cameras c") that matches w and whose
+// point column at lies in the tile, with the properties cols (which must
+// include the id, the feature id). It is the one query of the incident and
+// camera layers; w's arguments come first, so cols may use them.
+func QueryPointTile(ctx context.Context, q database.Querier, t Tile, layer, cols, at, from string, w database.Where) ([]byte, error) {
+	w.Clip()
+	env, filter := TileEnvelopeSQL(len(w.Args()) + 1)
+	w.Arg(t.Z)
+	w.Arg(t.X)
+	w.Arg(t.Y)
+	w.Add(at + " && " + filter)
+	sql := `SELECT ST_AsMVT(m, '` + layer + `', ` + strconv.Itoa(TileExtent) + `, 'geom', 'id')
+		FROM (SELECT ` + cols + `,
+				ST_AsMVTGeom(ST_Transform(` + at + `, 3857), ` + env + `, ` + strconv.Itoa(TileExtent) + `, ` + strconv.Itoa(TileBuffer) + `, true) AS geom
+			FROM ` + from + w.SQL() + `) m`
+	var tile []byte
+	err := q.QueryRow(ctx, sql, w.Args()...).Scan(&tile)
+	return tile, err
+}
+
 // labelPixels is the side, in tile units (64 are 8 pixels of a 512-pixel
 // tile), of the square a grid's area must reach for the grid to carry its
 // code and name: smaller, it is too small to label or read at that zoom. Unique strings are the dearest values
@@ -200,11 +222,11 @@ func (s *Store) GridTileFor(ctx context.Context, t Tile, scope []int64) ([]byte,
 
 // drawGridTile has PostGIS draw tile t, and says at which revision.
 func (s *Store) drawGridTile(ctx context.Context, t Tile, scope []int64) ([]byte, int64, error) {
-	where, args := Filter{Scope: scope}.where()
-	q := `SELECT (SELECT revision FROM grid_revision), (` + gridTileQuery(where, len(args)+1) + `)`
+	w := Filter{Scope: scope}.where()
+	q := `SELECT (SELECT revision FROM grid_revision), (` + gridTileQuery(w.SQL(), len(w.Args())+1) + `)`
 	var tile []byte
 	var rev int64
-	if err := s.pool.QueryRow(ctx, q, append(args, t.Z, t.X, t.Y, labelArea(t))...).Scan(&rev, &tile); err != nil {
+	if err := s.pool.QueryRow(ctx, q, append(w.Args(), t.Z, t.X, t.Y, labelArea(t))...).Scan(&rev, &tile); err != nil {
 		return nil, 0, fmt.Errorf("grid tile %s: %w", t, err)
 	}
 	if tile == nil {
@@ -216,10 +238,10 @@ func (s *Store) drawGridTile(ctx context.Context, t Tile, scope []int64) ([]byte
 // Bounds returns the box around the grids scope sees (nil: all) and
 // whether there is any.
 func (s *Store) Bounds(ctx context.Context, scope []int64) (BBox, bool, error) {
-	where, args := Filter{Scope: scope}.where()
+	w := Filter{Scope: scope}.where()
 	var minLon, minLat, maxLon, maxLat *float64
 	err := s.pool.QueryRow(ctx, `SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
-		FROM (SELECT ST_Extent(g.geom) AS e FROM grids g`+where+`) x`, args...).Scan(&minLon, &minLat, &maxLon, &maxLat)
+		FROM (SELECT ST_Extent(g.geom) AS e FROM grids g`+w.SQL()+`) x`, w.Args()...).Scan(&minLon, &minLat, &maxLon, &maxLat)
 	if err != nil {
 		return BBox{}, false, fmt.Errorf("grid extent: %w", err)
 	}

@@ -440,7 +440,7 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 		refused := map[int]error{}
 		if by.Confine != nil {
 			rows, err := tx.Query(ctx, `DELETE FROM bulk_incidents b
-				WHERE b.grid_id IS NULL OR b.grid_id NOT IN (`+subtreeSQL(1)+`)
+				WHERE b.grid_id IS NULL OR b.grid_id NOT IN (SELECT * FROM grid_subtree($1))
 				RETURNING b.line, b.lon, b.lat, (SELECT g.code FROM grids g WHERE g.id = b.grid_id)`, by.confineIDs())
 			if err != nil {
 				return fmt.Errorf("bulk scope: %w", err)

@@ -3,11 +3,12 @@ package incident
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // FeatureFilter is a Filter with what OGC API Features queries add: an
@@ -25,87 +26,72 @@ type FeatureFilter struct {
 
 // where returns the conditions of f and v, with their arguments; the
 // cursor and the limit are left to the caller.
-func (f FeatureFilter) where(now time.Time, v Viewer) ([]string, []any) {
-	conds, args := v.where(nil, nil)
-	add := func(cond string, vals ...any) {
-		for _, val := range vals {
-			args = append(args, val)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		conds = append(conds, cond)
-	}
+func (f FeatureFilter) where(now time.Time, v Viewer) database.Where {
+	var w database.Where
+	v.where(&w)
 	if f.GridID != 0 {
-		add(`i.grid_id IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ?
-			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, f.GridID)
+		w.Add("i.grid_id IN (SELECT * FROM grid_subtree(?))", []int64{f.GridID})
 	}
 	if len(f.IDs) > 0 {
-		add("i.id = ANY(?)", f.IDs)
+		w.Add("i.id = ANY(?)", f.IDs)
 	}
 	if f.InGrid != 0 {
-		add("i.grid_id = ?", f.InGrid)
+		w.Add("i.grid_id = ?", f.InGrid)
 	}
 	if len(f.Statuses) > 0 {
-		ss := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			ss[i] = string(st)
-		}
-		add("i.status = ANY(?)", ss)
+		w.Add("i.status = ANY(?)", statusStrings(f.Statuses))
 	}
 	if f.Category != "" {
-		add("starts_with(i.category, ?)", f.Category)
+		w.Add("starts_with(i.category, ?)", f.Category)
 	}
-	if f.Priority != "" {
-		add("i.priority = ?", f.Priority)
-	}
-	if !f.From.IsZero() {
-		add("i.reported_at >= ?", f.From)
-	}
+	w.Eq("i.priority", f.Priority)
+	w.Within("i.reported_at", f.From, f.Until)
 	if !f.To.IsZero() {
-		add("i.reported_at < ?", f.To)
+		w.Add("i.reported_at < ?", f.To)
 	}
-	if !f.Until.IsZero() {
-		add("i.reported_at <= ?", f.Until)
-	}
-	if f.BBox != nil {
-		add("i.location && ST_MakeEnvelope(?, ?, ?, ?, 4326)", f.BBox.MinLon, f.BBox.MinLat, f.BBox.MaxLon, f.BBox.MaxLat)
-	}
+	f.BBox.Where(&w, "i.location")
 	if f.Overdue {
-		add("i.status NOT IN ('closed', 'rejected') AND i.deadline < ?", now)
+		w.Add("i.status NOT IN ('closed', 'rejected') AND i.deadline < ?", now)
 	}
 	if f.Unassigned {
-		conds = append(conds, "i.grid_id IS NULL")
+		w.Add("i.grid_id IS NULL")
 	}
-	return conds, args
+	return w
 }
 
-func whereClause(conds []string) string {
-	if len(conds) == 0 {
-		return ""
+// statusStrings is ss as text, for a status = ANY($n) parameter.
+func statusStrings(ss []Status) []string {
+	out := make([]string, len(ss))
+	for i, st := range ss {
+		out[i] = string(st)
 	}
-	return " WHERE " + strings.Join(conds, " AND ")
+	return out
 }
 
 // Features returns a page of the incidents matching f that v may see,
 // newest first, and the cursor of the next page (0: none). f.Before is the
 // cursor; f.Limit defaults to 100.
 func (s *Service) Features(ctx context.Context, f FeatureFilter, v Viewer) ([]Incident, int64, error) {
-	conds, args := f.where(s.now(), v)
-	if f.Before > 0 {
-		args = append(args, f.Before)
-		conds = append(conds, "i.id < $"+strconv.Itoa(len(args)))
+	out, next, err := database.QueryPage(ctx, s.pool, `SELECT `+incidentColumns+incidentFrom, f.where(s.now(), v),
+		database.Keyset{Key: "i.id", Desc: true, Cursor: f.Before, Limit: f.Limit},
+		func(r pgx.CollectableRow) (Incident, error) {
+			in, err := s.scanIncident(r)
+			if err != nil {
+				return Incident{}, err
+			}
+			return *in, nil
+		}, func(in Incident) int64 { return in.ID })
+	if err != nil {
+		return nil, 0, fmt.Errorf("incident features: %w", err)
 	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	return s.page(ctx, conds, args, f.Limit, "incident features")
+	return out, next, nil
 }
 
 // CountFeatures returns how many incidents match f and v may see, whatever
 // the cursor and the limit.
 func (s *Service) CountFeatures(ctx context.Context, f FeatureFilter, v Viewer) (int64, error) {
-	conds, args := f.where(s.now(), v)
-	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM incidents i`+whereClause(conds), args...).Scan(&n); err != nil {
+	n, err := database.Count(ctx, s.pool, "incidents i", f.where(s.now(), v))
+	if err != nil {
 		return 0, fmt.Errorf("count incidents: %w", err)
 	}
 	return n, nil
@@ -114,17 +100,9 @@ func (s *Service) CountFeatures(ctx context.Context, f FeatureFilter, v Viewer) 
 // ExtentOf returns the box around the incidents v may see and the span of
 // their reported_at times.
 func (s *Service) ExtentOf(ctx context.Context, v Viewer) (*geo.Extent, error) {
-	conds, args := FeatureFilter{}.where(s.now(), v)
-	var e geo.Extent
-	var minX, minY, maxX, maxY *float64
-	err := s.pool.QueryRow(ctx, `SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b), t0, t1 FROM (
-		SELECT ST_Extent(i.location)::box2d AS b, min(i.reported_at) AS t0, max(i.reported_at) AS t1 FROM incidents i`+whereClause(conds)+`) x`, args...).
-		Scan(&minX, &minY, &maxX, &maxY, &e.From, &e.To)
+	e, err := geo.QueryExtent(ctx, s.pool, "incidents i", "i.location", "i.reported_at", FeatureFilter{}.where(s.now(), v))
 	if err != nil {
 		return nil, fmt.Errorf("incident extent: %w", err)
 	}
-	if minX != nil {
-		e.BBox = &geo.BBox{MinLon: *minX, MinLat: *minY, MaxLon: *maxX, MaxLat: *maxY}
-	}
-	return &e, nil
+	return e, nil
 }

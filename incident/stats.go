@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
+
+	"gridwatch/internal/database"
 )
 
 // StatsGroup is what statistics are broken down by.
@@ -142,7 +143,11 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 	if now.Before(asOf) {
 		asOf = now
 	}
-	args := []any{q.From, q.To, asOf}
+	// $1, $2 and $3 are the period and the end the report is as of.
+	var w database.Where
+	w.Arg(q.From)
+	w.Arg(q.To)
+	w.Arg(asOf)
 	var cols, joins string
 	switch q.Group {
 	case ByGrid:
@@ -152,10 +157,10 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 		cols = "NULL::bigint, c.code, c.name, p.code, p.name"
 		joins = " JOIN incident_categories c ON c.code = i.category LEFT JOIN incident_categories p ON p.code = c.parent_code"
 	case ByMonth:
-		args = append(args, q.Zone)
-		cols = "NULL::bigint, to_char(i.reported_at AT TIME ZONE $4, 'YYYY-MM'), NULL::text, NULL::text, NULL::text"
+		cols = "NULL::bigint, to_char(i.reported_at AT TIME ZONE " + w.Arg(q.Zone) + ", 'YYYY-MM'), NULL::text, NULL::text, NULL::text"
 	}
-	conds, args := v.where([]string{"i.reported_at >= $1", "i.reported_at < $2"}, args)
+	w.Add("i.reported_at >= $1 AND i.reported_at < $2")
+	v.where(&w)
 	// One pass: the groups and, from the empty grouping set, the totals
 	// (whose median is over all closed cases, not a median of medians).
 	sql := `WITH base AS (
@@ -167,8 +172,7 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 				CASE WHEN i.registered_at <= $3 THEN i.registered_at END,
 				CASE WHEN i.closed_at <= $3 THEN i.closed_at END,
 				i.reported_at, i.deadline
-			FROM incidents i` + joins + `
-			WHERE ` + strings.Join(conds, " AND ") + `
+			FROM incidents i` + joins + w.SQL() + `
 		) SELECT GROUPING(gid, k, n, ck, cn) <> 0 AS total, gid, k, n, ck, cn,
 			count(*),
 			count(*) FILTER (WHERE registered_at IS NOT NULL AND status <> 'rejected'),
@@ -181,7 +185,7 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 		FROM base AS b (gid, k, n, ck, cn, status, registered_at, closed_at, reported_at, deadline)
 		GROUP BY GROUPING SETS ((gid, k, n, ck, cn), ())
 		ORDER BY total, k NULLS LAST`
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.pool.Query(ctx, sql, w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("incident stats: %w", err)
 	}

@@ -109,13 +109,6 @@ func (r Reporter) confineCodes() []string {
 	return codes
 }
 
-// subtreeSQL is the query of the grids $arg (an array of ids) and all their
-// descendants.
-func subtreeSQL(arg int) string {
-	return fmt.Sprintf(`WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ANY($%d)
-		UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub`, arg)
-}
-
 // outsideError is the refusal of a report by a confined reporter at lon,
 // lat, which lies in grid code ("" for none).
 func outsideError(by Reporter, lon, lat float64, code string) error {
@@ -141,7 +134,7 @@ func checkConfined(ctx context.Context, tx pgx.Tx, by Reporter, gridID *int64, l
 	}
 	if gridID != nil {
 		var ok bool
-		if err := tx.QueryRow(ctx, `SELECT $1 IN (`+subtreeSQL(2)+`)`, *gridID, by.confineIDs()).Scan(&ok); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT $1 IN (SELECT * FROM grid_subtree($2))`, *gridID, by.confineIDs()).Scan(&ok); err != nil {
 			return fmt.Errorf("report scope: %w", err)
 		}
 		if ok {
@@ -380,8 +373,10 @@ type queryRower interface {
 }
 
 func (s *Service) get(ctx context.Context, q queryRower, id int64, v Viewer) (*Incident, error) {
-	conds, args := v.where([]string{"i.id = $1"}, []any{id})
-	in, err := s.scanIncident(q.QueryRow(ctx, `SELECT `+incidentColumns+incidentFrom+` WHERE `+strings.Join(conds, " AND "), args...))
+	var w database.Where
+	w.Add("i.id = ?", id)
+	v.where(&w)
+	in, err := s.scanIncident(q.QueryRow(ctx, `SELECT `+incidentColumns+incidentFrom+w.SQL(), w.Args()...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, gridwatch.Errorf(gridwatch.ENotFound, "incident %d not found", id)
 	}
@@ -392,18 +387,13 @@ func (s *Service) get(ctx context.Context, q queryRower, id int64, v Viewer) (*I
 }
 
 // where adds v's limits to a query's conditions.
-func (v Viewer) where(conds []string, args []any) ([]string, []any) {
+func (v Viewer) where(w *database.Where) {
 	if v.Grids != nil {
-		args = append(args, v.Grids)
-		conds = append(conds, fmt.Sprintf(`i.grid_id IN (WITH RECURSIVE sub AS (
-			SELECT id FROM grids WHERE id = ANY($%d)
-			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, len(args)))
+		w.Add("i.grid_id IN (SELECT * FROM grid_subtree(?))", v.Grids)
 	}
 	if v.OwnToken != 0 {
-		args = append(args, v.OwnToken)
-		conds = append(conds, fmt.Sprintf("i.created_by_token = $%d", len(args)))
+		w.Add("i.created_by_token = ?", v.OwnToken)
 	}
-	return conds, args
 }
 
 // Filter selects incidents for a list.
@@ -427,35 +417,6 @@ type Filter struct {
 // List returns a page of incidents, newest first, and the next cursor (0: none).
 func (s *Service) List(ctx context.Context, f Filter, v Viewer) ([]Incident, int64, error) {
 	return s.Features(ctx, FeatureFilter{Filter: f}, v)
-}
-
-// page runs an incident query (conditions and their arguments) for one
-// page of at most limit cases, newest first, and returns the cursor of the
-// next.
-func (s *Service) page(ctx context.Context, conds []string, args []any, limit int, what string) ([]Incident, int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+incidentColumns+incidentFrom+whereClause(conds)+
-		` ORDER BY i.id DESC LIMIT `+strconv.Itoa(limit+1), args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []Incident{}
-	for rows.Next() {
-		in, err := s.scanIncident(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, *in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", what, err)
-	}
-	var next int64
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[len(out)-1].ID
-	}
-	return out, next, nil
 }
 
 // TransitionRequest moves a case one step.
@@ -483,7 +444,9 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 		return nil, FieldError("note", "is longer than 2000 characters")
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		conds, args := v.where([]string{"i.id = $1"}, []any{id})
+		var w database.Where
+		w.Add("i.id = ?", id)
+		v.where(&w)
 		var (
 			from     Status
 			version  int
@@ -491,8 +454,8 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 			assignee *int64
 			updated  time.Time
 		)
-		err := tx.QueryRow(ctx, `SELECT i.status, i.version, i.grid_id, i.assignee_id, i.updated_at FROM incidents i WHERE `+
-			strings.Join(conds, " AND ")+` FOR UPDATE`, args...).Scan(&from, &version, &gridID, &assignee, &updated)
+		err := tx.QueryRow(ctx, `SELECT i.status, i.version, i.grid_id, i.assignee_id, i.updated_at FROM incidents i`+
+			w.SQL()+` FOR UPDATE`, w.Args()...).Scan(&from, &version, &gridID, &assignee, &updated)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return gridwatch.Errorf(gridwatch.ENotFound, "incident %d not found", id)
 		}
@@ -576,8 +539,7 @@ func checkGridFor(ctx context.Context, tx pgx.Tx, id int64, v Viewer) error {
 	if v.Grids == nil {
 		err = tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM grids WHERE id = $1)", id).Scan(&ok)
 	} else {
-		err = tx.QueryRow(ctx, `SELECT $1 IN (WITH RECURSIVE sub AS (SELECT id FROM grids WHERE id = ANY($2)
-			UNION SELECT c.id FROM grids c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, id, v.Grids).Scan(&ok)
+		err = tx.QueryRow(ctx, `SELECT $1 IN (SELECT * FROM grid_subtree($2))`, id, v.Grids).Scan(&ok)
 	}
 	if err != nil {
 		return err

@@ -3,10 +3,9 @@ package incident
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // IncidentLayer is the name of the incidents' layer inside their tiles.
@@ -38,28 +37,17 @@ func (s *Service) Tile(ctx context.Context, t geo.Tile, f TileFilter, v Viewer) 
 	if err := t.Check(); err != nil {
 		return nil, err
 	}
-	conds, args := v.where(nil, nil)
+	var w database.Where
+	v.where(&w)
 	if len(f.Statuses) > 0 {
-		ss := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			ss[i] = string(st)
-		}
-		args = append(args, ss)
-		conds = append(conds, "i.status = ANY($"+strconv.Itoa(len(args))+")")
+		w.Add("i.status = ANY(?)", statusStrings(f.Statuses))
 	}
-	args = append(args, s.now())
-	now := "$" + strconv.Itoa(len(args))
-	env, filter := geo.TileEnvelopeSQL(len(args) + 1)
-	args = append(args, t.Z, t.X, t.Y)
-	conds = append(conds, "i.location && "+filter)
-	q := `SELECT ST_AsMVT(m, '` + IncidentLayer + `', ` + strconv.Itoa(geo.TileExtent) + `, 'geom', 'id')
-		FROM (SELECT i.id, i.status, i.priority, i.category, i.title, i.grid_id,
-				to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS reported_at,
-				i.status NOT IN ('closed', 'rejected') AND i.deadline < ` + now + `::timestamptz AS overdue,
-				ST_AsMVTGeom(ST_Transform(i.location, 3857), ` + env + `, ` + strconv.Itoa(geo.TileExtent) + `, ` + strconv.Itoa(geo.TileBuffer) + `, true) AS geom
-			FROM incidents i WHERE ` + strings.Join(conds, " AND ") + `) m`
-	var tile []byte
-	if err := s.pool.QueryRow(ctx, q, args...).Scan(&tile); err != nil {
+	now := w.Arg(s.now())
+	tile, err := geo.QueryPointTile(ctx, s.pool, t, IncidentLayer, `i.id, i.status, i.priority, i.category, i.title, i.grid_id,
+		to_char(i.reported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS reported_at,
+		i.status NOT IN ('closed', 'rejected') AND i.deadline < `+now+`::timestamptz AS overdue`,
+		"i.location", "incidents i", w)
+	if err != nil {
 		return nil, fmt.Errorf("incident tile %s: %w", t, err)
 	}
 	return tile, nil

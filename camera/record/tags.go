@@ -79,36 +79,28 @@ func scanTag(r pgx.Row) (Tag, error) {
 // Tags lists tags, newest footage first. scope, when not nil, limits them
 // to cameras in those grids and their descendants.
 func (s *Store) Tags(ctx context.Context, f TagFilter, scope []int64) ([]Tag, error) {
-	conds := []string{"true"}
-	args := []any{}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
+	var w database.Where
 	if f.CameraID != 0 {
-		add("t.camera_id = ?", f.CameraID)
+		w.Add("t.camera_id = ?", f.CameraID)
 	}
 	if f.Label != "" {
-		add("t.label = ?", f.Label)
+		w.Add("t.label = ?", f.Label)
 	}
 	if !f.From.IsZero() && !f.To.IsZero() {
-		add("t.span && ?", span(f.From, f.To))
-	}
-	inGrids := func(ids []int64) {
-		add(`EXISTS (SELECT 1 FROM grids g, grids a WHERE g.id = c.grid_id AND a.id = ANY(?) AND (g.id = a.id OR g.code LIKE a.code || '%'))`, ids)
+		w.Add("t.span && ?", span(f.From, f.To))
 	}
 	if f.Grids != nil {
-		inGrids(f.Grids)
+		w.Add("c.grid_id IN (SELECT * FROM grid_subtree(?))", f.Grids)
 	}
 	if scope != nil {
-		inGrids(scope)
+		w.Add("c.grid_id IN (SELECT * FROM grid_subtree(?))", scope)
 	}
 	limit := f.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+tagColumns+` FROM footage_tags t JOIN cameras c ON c.id = t.camera_id
-		WHERE `+strings.Join(conds, " AND ")+` ORDER BY lower(t.span) DESC, t.id DESC LIMIT `+strconv.Itoa(limit), args...)
+	rows, err := s.pool.Query(ctx, `SELECT `+tagColumns+` FROM footage_tags t JOIN cameras c ON c.id = t.camera_id`+
+		w.SQL()+` ORDER BY lower(t.span) DESC, t.id DESC LIMIT `+strconv.Itoa(limit), w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("record: tags: %w", err)
 	}

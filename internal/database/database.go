@@ -1,6 +1,14 @@
 // Package database opens gridwatch's PostgreSQL pool, makes sure PostGIS is
 // there, registers the geometry codec on every connection and applies the
 // embedded migrations.
+//
+// It also holds the query pieces every domain store shares, so each list is
+// written once: Where builds a filter's WHERE clause from "?" conditions
+// numbered $1, $2, …; Keyset and QueryPage read one keyset page of a list
+// and its next cursor; Count counts a filter's rows. The SQL itself stays
+// in the domain packages (incident, camera, geo, audit, camera/record);
+// the grid scope they all use is the SQL function grid_subtree (migration
+// 0020).
 package database
 
 import (

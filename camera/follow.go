@@ -15,15 +15,7 @@ import (
 // the cameras whose view cones reach the area are linked again to the
 // grids they see.
 func (s *Store) FollowGrids(ctx context.Context, tx pgx.Tx, ch *geo.Change) error {
-	// Two index scans, not one OR; the moves are then written by id.
-	if err := ch.Relocate(ctx, tx, geo.Relocation{
-		What: geo.MovedCamera,
-		Find: `WITH found AS (
-				SELECT c.id FROM cameras c WHERE ST_Covers($1::geometry, c.location)
-				UNION SELECT c.id FROM cameras c WHERE c.grid_id = ANY($2)
-			) SELECT c.id, c.code, c.grid_id, c.location FROM found JOIN cameras c ON c.id = found.id`,
-		Move: `UPDATE cameras c SET grid_id = m.grid FROM unnest($1::bigint[], $2::bigint[]) AS m(id, grid) WHERE c.id = m.id`,
-	}); err != nil {
+	if err := ch.Relocate(ctx, tx, geo.Relocation{What: geo.MovedCamera, Table: "cameras", Label: "code"}); err != nil {
 		return err
 	}
 	if err := linkSees(ctx, tx, `c.cone && $1::geometry AND ST_Intersects(c.cone, $1::geometry)`, ch.Area, ch.Removed); err != nil {

@@ -80,12 +80,7 @@ func TestParticipantsPlaceLikeFromScratch(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.placedLikeFromScratch("the split")
-	var created int64
-	for _, g := range rep.Grids {
-		if g.Created {
-			created = g.ID
-		}
-	}
+	created := createdGrid(rep)
 	if _, err := f.grids.Merge(f.ctx, a, created, geo.ChangeOptions{IfMatch: f.version(codeA)}, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +164,7 @@ func TestHandovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var created int64
-	for _, g := range rep.Grids {
-		if g.Created {
-			created = g.ID
-		}
-	}
+	created := createdGrid(rep)
 	check("a split", pair{a, created})
 	if _, err := f.grids.Merge(f.ctx, a, created, geo.ChangeOptions{IfMatch: -1, DryRun: true}, -1); err != nil {
 		t.Fatal(err)
@@ -184,4 +174,14 @@ func TestHandovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("a delete", pair{b, 0})
+}
+
+// createdGrid is the id of the grid a change report says was created.
+func createdGrid(rep *geo.ChangeReport) int64 {
+	for _, g := range rep.Grids {
+		if g.Created {
+			return g.ID
+		}
+	}
+	return 0
 }

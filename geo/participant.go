@@ -85,27 +85,45 @@ func GridAt(point, removed string) string {
 	return fmt.Sprintf(`(SELECT g.id FROM grids g WHERE ST_Covers(g.geom, %s)%s ORDER BY g.level_rank DESC, g.code LIMIT 1)`, point, not)
 }
 
-// Relocation is how a participant finds and moves its located things for
-// Relocate; both statements are the participant's own SQL.
+// Relocation names a participant's table of located things (cameras,
+// cases) for Relocate. The table has the columns id, grid_id and location
+// (a point in WGS-84); the SQL that moves them is written once, here, so
+// cameras and cases follow a change by one rule.
 type Relocation struct {
 	// What is the list the moves are reported in (MovedCamera, MovedIncident).
 	What string
-	// Find selects the candidates as (id, label, grid id, location): at
-	// least everything that lies in $1 (the change's Area) or is assigned
-	// to a grid in $2 (the removed grids).
-	Find string
-	// Move assigns the things $1 (bigint[]) to the grids $2 (bigint[], a
-	// NULL for none), element by element.
-	Move string
+	// Table is the participant's table; Label the column of it shown in
+	// the report.
+	Table, Label string
+	// Only, when not empty, is an SQL condition on the table's rows (as t)
+	// that the rows in the changed area must meet to move; rows assigned
+	// to a removed grid move regardless.
+	Only string
+	// Set, when not empty, are more assignments made to a moved row (as t).
+	Set string
 }
 
-// Relocate is the one "move to the grid now covering it" routine: each
-// candidate r.Find selects goes to GridAt its location, and those whose
-// grid changes are reported and moved, by id, in one statement.
+// Relocate is the one "move to the grid now covering it" routine: the
+// rows of r.Table in the change's Area (meeting r.Only) or assigned to a
+// removed grid go to GridAt their location; those whose grid changes are
+// reported as moved and written by id, in one statement.
 func (ch *Change) Relocate(ctx context.Context, tx pgx.Tx, r Relocation) error {
-	rows, err := tx.Query(ctx, `SELECT id, label, old, new FROM (
-			SELECT f.id, f.label, f.old, `+GridAt("f.location", "$2")+` AS new
-			FROM (`+r.Find+`) AS f (id, label, old, location)
+	only, set := "", ""
+	if r.Only != "" {
+		only = " AND (" + r.Only + ")"
+	}
+	if r.Set != "" {
+		set = ", " + r.Set
+	}
+	// Two index scans, not one OR: the area's through the location
+	// index, the removed grids' through the grid index (with an OR the
+	// planner tested every row).
+	rows, err := tx.Query(ctx, `WITH found AS (
+			SELECT t.id FROM `+r.Table+` t WHERE ST_Covers($1::geometry, t.location)`+only+`
+			UNION SELECT t.id FROM `+r.Table+` t WHERE t.grid_id = ANY($2::bigint[])
+		) SELECT id, label, old, new FROM (
+			SELECT t.id, t.`+r.Label+` AS label, t.grid_id AS old, `+GridAt("t.location", "$2")+` AS new
+			FROM found JOIN `+r.Table+` t ON t.id = found.id
 		) m WHERE new IS DISTINCT FROM old ORDER BY id`, ch.Area, ch.Removed)
 	if err != nil {
 		return fmt.Errorf("%s follows the grids: %w", r.What, err)
@@ -130,7 +148,10 @@ func (ch *Change) Relocate(ctx context.Context, tx pgx.Tx, r Relocation) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, r.Move, ids, grids); err != nil {
+	// The moves by id: an UPDATE joined to the candidates hash-joined the
+	// whole table.
+	if _, err := tx.Exec(ctx, `UPDATE `+r.Table+` t SET grid_id = m.grid`+set+`
+		FROM unnest($1::bigint[], $2::bigint[]) AS m(id, grid) WHERE t.id = m.id`, ids, grids); err != nil {
 		return fmt.Errorf("%s follows the grids: %w", r.What, err)
 	}
 	return nil

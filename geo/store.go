@@ -31,10 +31,12 @@ type StoreOptions struct {
 	Logger             *slog.Logger
 }
 
-// Store keeps grids in PostGIS. All grid SQL lives in this package, but
-// for one shared fragment: GridAt, the placement rule (the finest grid
-// covering a point), which camera and incident statements embed so that a
-// camera's or case's grid is decided in the statement that stores it.
+// Store keeps grids in PostGIS. All grid SQL lives in this package. Two
+// pieces of it reach other packages' tables, on purpose, so that a rule is
+// written once: GridAt, the placement rule (the finest grid covering a
+// point), which camera placement embeds, and Change.Relocate, the one
+// statement that moves a participant's cameras or cases to the grid now
+// covering them (the participant names its table).
 type Store struct {
 	pool *pgxpool.Pool
 	opts StoreOptions

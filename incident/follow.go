@@ -19,18 +19,8 @@ import (
 // removed grid join the grid it merged into (its leader as staff if that
 // grid has one).
 func (s *Service) FollowGrids(ctx context.Context, tx pgx.Tx, ch *geo.Change) error {
-	// Two index scans, not one OR: the area's through the location
-	// index, the removed grids' through the grid index. The moves are
-	// then written by id.
-	if err := ch.Relocate(ctx, tx, geo.Relocation{
-		What: geo.MovedIncident,
-		Find: `WITH found AS (
-				SELECT i.id FROM incidents i WHERE ST_Covers($1::geometry, i.location) AND i.status = 'reported'
-				UNION SELECT i.id FROM incidents i WHERE i.grid_id = ANY($2)
-			) SELECT i.id, i.title, i.grid_id, i.location FROM found JOIN incidents i ON i.id = found.id`,
-		Move: `UPDATE incidents i SET grid_id = m.grid, needs_redispatch = false, version = i.version + 1, updated_at = now()
-			FROM unnest($1::bigint[], $2::bigint[]) AS m(id, grid) WHERE i.id = m.id`,
-	}); err != nil {
+	if err := ch.Relocate(ctx, tx, geo.Relocation{What: geo.MovedIncident, Table: "incidents", Label: "title",
+		Only: "t.status = 'reported'", Set: "needs_redispatch = false, version = t.version + 1, updated_at = now()"}); err != nil {
 		return err
 	}
 	// The open registered cases in the area: read first, then the few

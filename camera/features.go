@@ -95,16 +95,9 @@ func (s *Store) CountFeatures(ctx context.Context, f FeatureFilter, v Viewer) (i
 // their updated_at times.
 func (s *Store) ExtentOf(ctx context.Context, v Viewer) (*geo.Extent, error) {
 	where, args := FeatureFilter{}.where(v)
-	var e geo.Extent
-	var minX, minY, maxX, maxY *float64
-	err := s.pool.QueryRow(ctx, `SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b), t0, t1 FROM (
-		SELECT ST_Extent(c.location)::box2d AS b, min(c.updated_at) AS t0, max(c.updated_at) AS t1 FROM cameras c`+where+`) x`, args...).
-		Scan(&minX, &minY, &maxX, &maxY, &e.From, &e.To)
+	e, err := geo.QueryExtent(ctx, s.pool, "c.location", "c.updated_at", "cameras c"+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("camera extent: %w", err)
 	}
-	if minX != nil {
-		e.BBox = &geo.BBox{MinLon: *minX, MinLat: *minY, MaxLon: *maxX, MaxLat: *maxY}
-	}
-	return &e, nil
+	return e, nil
 }

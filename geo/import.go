@@ -246,21 +246,15 @@ func (s *Store) repairInvalid(ctx context.Context, tx pgx.Tx, probs *Problems) (
 // the overlap stays with the stored grid, or between two imported ones with
 // the lower code (the tie rule of locate). Each change is reported.
 func (s *Store) repairTopology(ctx context.Context, tx pgx.Tx, probs *Problems) ([]Repair, error) {
-	const clip = `WITH parents AS (
+	clip := `WITH parents AS (
 			SELECT code, geom FROM import_grids UNION ALL SELECT code, geom FROM grids
 		), bad AS (
 			SELECT i.idx, p.code AS other, p.geom AS cut, ST_Area(i.geom::geography) AS area_before, ST_NumGeometries(i.geom) AS parts_before
 			FROM import_grids i JOIN parents p ON p.code = i.parent_code
 			WHERE i.level_rank = $1 AND NOT ST_CoveredBy(i.geom, p.geom)
 			  AND ST_Area(ST_Difference(i.geom, p.geom)::geography) > $2
-		), upd AS (
-			UPDATE import_grids i SET geom = ST_Multi(ST_CollectionExtract(ST_Intersection(i.geom, bad.cut), 3))
-			FROM bad WHERE bad.idx = i.idx RETURNING i.idx, i.code, i.geom
-		)
-		SELECT u.idx, u.code, 'clipped_to_parent', b.other, b.area_before, b.parts_before,
-		       COALESCE(ST_Area(u.geom::geography), 0), ST_NumGeometries(u.geom), ST_IsEmpty(u.geom)
-		FROM upd u JOIN bad b USING (idx) ORDER BY u.idx`
-	const trim = `WITH others AS (
+		)` + repairTail("ST_Intersection", "clipped_to_parent")
+	trim := `WITH others AS (
 			SELECT code, level_rank, geom, true AS imported FROM import_grids
 			UNION ALL SELECT code, level_rank, geom, false FROM grids
 		), bad AS (
@@ -272,13 +266,7 @@ func (s *Store) repairTopology(ctx context.Context, tx pgx.Tx, probs *Problems) 
 			WHERE a.level_rank = $1 AND ST_Relate(a.geom, o.geom, '2********')
 			  AND ST_Area(ST_Intersection(a.geom, o.geom)::geography) > $2
 			GROUP BY a.idx, a.geom
-		), upd AS (
-			UPDATE import_grids i SET geom = ST_Multi(ST_CollectionExtract(ST_Difference(i.geom, bad.cut), 3))
-			FROM bad WHERE bad.idx = i.idx RETURNING i.idx, i.code, i.geom
-		)
-		SELECT u.idx, u.code, 'overlap_trimmed', b.other, b.area_before, b.parts_before,
-		       COALESCE(ST_Area(u.geom::geography), 0), ST_NumGeometries(u.geom), ST_IsEmpty(u.geom)
-		FROM upd u JOIN bad b USING (idx) ORDER BY u.idx`
+		)` + repairTail("ST_Difference", "overlap_trimmed")
 	var reps []Repair
 	for rank := 1; rank <= 4; rank++ {
 		steps := []struct {
@@ -314,6 +302,19 @@ func (s *Store) repairTopology(ctx context.Context, tx pgx.Tx, probs *Problems) 
 		}
 	}
 	return reps, nil
+}
+
+// repairTail is the end of a repairTopology step, after its CTE bad
+// (idx, other, cut, area_before, parts_before): each bad grid becomes
+// op(geom, cut), and the step returns what changed, as reason.
+func repairTail(op, reason string) string {
+	return `, upd AS (
+			UPDATE import_grids i SET geom = ST_Multi(ST_CollectionExtract(` + op + `(i.geom, bad.cut), 3))
+			FROM bad WHERE bad.idx = i.idx RETURNING i.idx, i.code, i.geom
+		)
+		SELECT u.idx, u.code, '` + reason + `', b.other, b.area_before, b.parts_before,
+		       COALESCE(ST_Area(u.geom::geography), 0), ST_NumGeometries(u.geom), ST_IsEmpty(u.geom)
+		FROM upd u JOIN bad b USING (idx) ORDER BY u.idx`
 }
 
 // checkCodesAndParents finds codes already stored and parents that are

@@ -115,16 +115,9 @@ func (s *Service) CountFeatures(ctx context.Context, f FeatureFilter, v Viewer) 
 // their reported_at times.
 func (s *Service) ExtentOf(ctx context.Context, v Viewer) (*geo.Extent, error) {
 	conds, args := FeatureFilter{}.where(s.now(), v)
-	var e geo.Extent
-	var minX, minY, maxX, maxY *float64
-	err := s.pool.QueryRow(ctx, `SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b), t0, t1 FROM (
-		SELECT ST_Extent(i.location)::box2d AS b, min(i.reported_at) AS t0, max(i.reported_at) AS t1 FROM incidents i`+whereClause(conds)+`) x`, args...).
-		Scan(&minX, &minY, &maxX, &maxY, &e.From, &e.To)
+	e, err := geo.QueryExtent(ctx, s.pool, "i.location", "i.reported_at", "incidents i"+whereClause(conds), args...)
 	if err != nil {
 		return nil, fmt.Errorf("incident extent: %w", err)
 	}
-	if minX != nil {
-		e.BBox = &geo.BBox{MinLon: *minX, MinLat: *minY, MaxLon: *maxX, MaxLat: *maxY}
-	}
-	return &e, nil
+	return e, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"gridwatch"
 	"gridwatch/geo"
 )
@@ -14,15 +16,20 @@ import (
 // left with no scope rows sees every grid. Their scope must be changed
 // first, by someone who decides what they should see.
 //
-// A grid cut from another by a split joins the scopes that held the
-// other, so no one loses sight of the cases that move into it.
-func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
-	for created, from := range ch.SplitFrom {
-		if _, err := ch.Tx.Exec(ctx, `INSERT INTO user_grids (user_id, grid_id) SELECT user_id, $2 FROM user_grids WHERE grid_id = $1 ON CONFLICT DO NOTHING`,
+// A grid a change creates joins the scopes that held the grid it was cut
+// from (the handover to it), so no one loses sight of the cases that move
+// into it.
+func (s *Service) FollowGrids(ctx context.Context, tx pgx.Tx, ch *geo.Change) error {
+	for _, h := range ch.Handovers {
+		if h.From == 0 || !ch.IsCreated(h.To) {
+			continue
+		}
+		from, created := h.From, h.To
+		if _, err := tx.Exec(ctx, `INSERT INTO user_grids (user_id, grid_id) SELECT user_id, $2 FROM user_grids WHERE grid_id = $1 ON CONFLICT DO NOTHING`,
 			from, created); err != nil {
 			return fmt.Errorf("scopes follow the grids: %w", err)
 		}
-		if _, err := ch.Tx.Exec(ctx, `INSERT INTO token_grids (token_id, grid_id) SELECT token_id, $2 FROM token_grids WHERE grid_id = $1 ON CONFLICT DO NOTHING`,
+		if _, err := tx.Exec(ctx, `INSERT INTO token_grids (token_id, grid_id) SELECT token_id, $2 FROM token_grids WHERE grid_id = $1 ON CONFLICT DO NOTHING`,
 			from, created); err != nil {
 			return fmt.Errorf("scopes follow the grids: %w", err)
 		}
@@ -31,7 +38,7 @@ func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 		return nil
 	}
 	var users, tokens []string
-	if err := ch.Tx.QueryRow(ctx, `SELECT
+	if err := tx.QueryRow(ctx, `SELECT
 			coalesce((SELECT array_agg(u.username ORDER BY u.username) FROM user_grids ug JOIN users u ON u.id = ug.user_id WHERE ug.grid_id = ANY($1)), '{}'),
 			coalesce((SELECT array_agg(t.name ORDER BY t.name) FROM token_grids tg JOIN api_tokens t ON t.id = tg.token_id
 				WHERE tg.grid_id = ANY($1) AND t.revoked_at IS NULL), '{}')`, ch.Removed).Scan(&users, &tokens); err != nil {

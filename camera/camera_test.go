@@ -184,9 +184,10 @@ func TestStorePlacesCameras(t *testing.T) {
 	}
 }
 
-// TestReassignFollowsGrids: a camera placed before its grids exist is
-// assigned and linked once they are imported and Reassign runs.
-func TestReassignFollowsGrids(t *testing.T) {
+// TestImportPlacesCameras: a camera placed before its grids exist is
+// assigned and linked once they are imported: the import runs the
+// participants, no re-placement of every camera follows.
+func TestImportPlacesCameras(t *testing.T) {
 	ctx := context.Background()
 	pool := testdb.New(t)
 	s := NewStore(pool)
@@ -196,11 +197,9 @@ func TestReassignFollowsGrids(t *testing.T) {
 		t.Fatalf("create before grids: %+v, %v", cam, err)
 	}
 	grids := geo.NewStore(pool, geo.StoreOptions{})
+	grids.Participate(s.FollowGrids)
 	fs, _ := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
 	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Reassign(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.Get(ctx, cam.ID, Viewer{})

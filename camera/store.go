@@ -105,20 +105,14 @@ func (v Viewer) where(w *database.Where) {
 	}
 }
 
-// place assigns cameras to the grid covering each and links them to the
-// grids their cones see, in tx: camera id, or every camera when id is 0.
+// place assigns camera id to the grid covering it (geo's placement rule)
+// and links it to the grids its cone sees, in tx.
 func place(ctx context.Context, tx pgx.Tx, id int64) error {
-	for _, q := range []string{
-		`UPDATE cameras c SET grid_id = (SELECT g.id FROM grids g WHERE ST_Covers(g.geom, c.location)
-			ORDER BY g.level_rank DESC, g.code LIMIT 1) WHERE $1 = 0 OR c.id = $1`,
-		`DELETE FROM camera_grids WHERE $1 = 0 OR camera_id = $1`,
-		`INSERT INTO camera_grids (camera_id, grid_id)
-			SELECT c.id, g.id FROM cameras c JOIN grids g ON g.level = 'grid' AND g.geom && c.cone AND ST_Relate(g.geom, c.cone, '2********')
-			WHERE $1 = 0 OR c.id = $1`,
-	} {
-		if _, err := tx.Exec(ctx, q, id); err != nil {
-			return fmt.Errorf("place camera %d: %w", id, err)
-		}
+	if _, err := tx.Exec(ctx, `UPDATE cameras c SET grid_id = `+geo.GridAt("c.location", "")+` WHERE c.id = $1`, id); err != nil {
+		return fmt.Errorf("place camera %d: %w", id, err)
+	}
+	if err := linkSees(ctx, tx, `c.id = $1`, id, []int64{}); err != nil {
+		return fmt.Errorf("place camera %d: %w", id, err)
 	}
 	return nil
 }
@@ -332,9 +326,4 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 		s.changed(ctx)
 	}
 	return err
-}
-
-// Reassign places every camera again, in one pass: after grids change.
-func (s *Store) Reassign(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return place(ctx, tx, 0) })
 }

@@ -512,12 +512,7 @@ func TestSplitRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var created int64
-	for _, g := range rep.Grids {
-		if g.Created {
-			created = g.ID
-		}
-	}
+	created := createdGrid(rep)
 	var scoped bool
 	if err := f.pool.QueryRow(f.ctx, `SELECT EXISTS (SELECT 1 FROM user_grids ug JOIN users u ON u.id = ug.user_id WHERE u.username = 'leader-a' AND ug.grid_id = $1)`, created).Scan(&scoped); err != nil || !scoped {
 		t.Errorf("the leader of the split grid does not see the new one: %v", err)

@@ -279,24 +279,8 @@ func TestDemoCityTeams(t *testing.T) {
 			if leader, _ := f.Props["leader"].(string); !nameRE.MatchString(leader) {
 				t.Errorf("got leader %v, want a Chinese name", f.Props["leader"])
 			}
-			vols, _ := f.Props["volunteers"].([]any)
-			if len(vols) < 2 || len(vols) > 4 {
-				t.Errorf("got %d volunteers, want 2–4", len(vols))
-			}
-			for _, v := range vols {
-				if s, _ := v.(string); !nameRE.MatchString(s) {
-					t.Errorf("got volunteer %v, want a Chinese name", v)
-				}
-			}
-			staff, _ := f.Props["staff"].([]any)
-			if len(staff) < 1 || len(staff) > 2 {
-				t.Errorf("got %d staff, want 1–2", len(staff))
-			}
-			for _, v := range staff {
-				if s, _ := v.(string); !staffRE.MatchString(s) {
-					t.Errorf("got staff %v, want name（department）", v)
-				}
-			}
+			checkMembers(t, f.Props["volunteers"], "volunteer", 2, 4, nameRE, "a Chinese name")
+			checkMembers(t, f.Props["staff"], "staff", 1, 2, staffRE, "name（department）")
 			pop, ok := f.Props["population"].(json.Number)
 			if n, err := pop.Int64(); !ok || err != nil || n <= 0 {
 				t.Errorf("got population %v, want a positive integer", f.Props["population"])
@@ -409,5 +393,20 @@ func TestDemoChineseNumber(t *testing.T) {
 func BenchmarkSyntheticCity10000(b *testing.B) {
 	for b.Loop() {
 		SyntheticCity(10000)
+	}
+}
+
+// checkMembers checks a list of a team's members: lo to hi of them, each
+// matching re (described by want).
+func checkMembers(t *testing.T, list any, what string, lo, hi int, re *regexp.Regexp, want string) {
+	t.Helper()
+	members, _ := list.([]any)
+	if len(members) < lo || len(members) > hi {
+		t.Errorf("got %d %s, want %d–%d", len(members), what, lo, hi)
+	}
+	for _, v := range members {
+		if s, _ := v.(string); !re.MatchString(s) {
+			t.Errorf("got %s %v, want %s", what, v, want)
+		}
 	}
 }

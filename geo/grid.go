@@ -2,6 +2,15 @@
 // store, point-in-polygon lookup (in PostGIS and in process), the Chinese
 // coordinate systems (GCJ-02, BD-09) and GeoJSON in and out.
 //
+// Boundary changes (change.go the engine, change_ops.go the redraw, edge
+// move, split, merge and delete, change_report.go what they report) and
+// imports (import.go) run in one transaction each. Other packages follow
+// them as participants (participant.go): geo tells each, in typed values,
+// the area that changed hands and which grid handed it to which; the
+// participant moves its own rows in the same transaction, with the one
+// placement rule (GridAt) and the one "move to the grid now covering it"
+// routine (Change.Relocate), and may veto the change.
+//
 // Coordinates are WGS-84 (EPSG:4326) in lon/lat order, as in RFC 7946.
 // A point on a shared edge belongs to the grid with the lowest code.
 package geo

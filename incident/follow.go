@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"gridwatch"
 	"gridwatch/geo"
 )
@@ -16,54 +18,21 @@ import (
 // for re-dispatch while their grid no longer covers them. The staff of a
 // removed grid join the grid it merged into (its leader as staff if that
 // grid has one).
-func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
-	tx := ch.Tx
-	// Two index scans, not one OR: the area's through the location
-	// index, the removed grids' through the grid index. The moves are
-	// then written by id.
-	rows, err := tx.Query(ctx, `WITH found AS (
-			SELECT i.id FROM incidents i, grid_change_area a WHERE ST_Covers(a.geom, i.location) AND i.status = 'reported'
-			UNION SELECT i.id FROM incidents i WHERE i.grid_id = ANY($1)
-		) SELECT id, title, old, new FROM (
-			SELECT i.id, i.title, i.grid_id AS old, `+geo.BestGrid("i.location", 1)+` AS new
-			FROM found JOIN incidents i ON i.id = found.id
-		) c WHERE new IS DISTINCT FROM old ORDER BY id`, ch.Removed)
-	if err != nil {
-		return fmt.Errorf("incidents follow the grids: %w", err)
-	}
-	var ids []int64
-	var grids []*int64
-	for rows.Next() {
-		var id int64
-		var title string
-		var from, to *int64
-		if err := rows.Scan(&id, &title, &from, &to); err != nil {
-			rows.Close()
-			return fmt.Errorf("incidents follow the grids: %w", err)
-		}
-		ids, grids = append(ids, id), append(grids, to)
-		ch.Moved(geo.MovedIncident, id, title, from, to)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("incidents follow the grids: %w", err)
-	}
-	if len(ids) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE incidents i SET grid_id = m.grid, needs_redispatch = false, version = i.version + 1, updated_at = now()
-			FROM unnest($1::bigint[], $2::bigint[]) AS m(id, grid) WHERE i.id = m.id`, ids, grids); err != nil {
-			return fmt.Errorf("incidents follow the grids: %w", err)
-		}
+func (s *Service) FollowGrids(ctx context.Context, tx pgx.Tx, ch *geo.Change) error {
+	if err := ch.Relocate(ctx, tx, geo.Relocation{What: geo.MovedIncident, Table: "incidents", Label: "title",
+		Only: "t.status = 'reported'", Set: "needs_redispatch = false, version = t.version + 1, updated_at = now()"}); err != nil {
+		return err
 	}
 	// The open registered cases in the area: read first, then the few
 	// whose flag changes are updated by id (an UPDATE joined to the
 	// candidates made the planner scan every case).
-	rows, err = tx.Query(ctx, `SELECT i.id, i.title, i.grid_id, i.needs_redispatch,
+	rows, err := tx.Query(ctx, `SELECT i.id, i.title, i.grid_id, i.needs_redispatch,
 			NOT EXISTS (SELECT 1 FROM grids g WHERE g.id = i.grid_id AND ST_Covers(g.geom, i.location)),
-			`+geo.BestGrid("i.location", 1)+`
-		FROM incidents i, grid_change_area a
-		WHERE ST_Covers(a.geom, i.location) AND i.grid_id IS NOT NULL AND NOT i.grid_id = ANY($1)
+			`+geo.GridAt("i.location", "$2")+`
+		FROM incidents i
+		WHERE ST_Covers($1::geometry, i.location) AND i.grid_id IS NOT NULL AND NOT i.grid_id = ANY($2)
 			AND i.status NOT IN ('reported', 'closed', 'rejected')
-		ORDER BY i.id`, ch.Removed)
+		ORDER BY i.id`, ch.Area, ch.Removed)
 	if err != nil {
 		return fmt.Errorf("incidents follow the grids: %w", err)
 	}
@@ -93,8 +62,16 @@ func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 			return fmt.Errorf("incidents follow the grids: %w", err)
 		}
 	}
+	// A removed grid handed to another (a merge) passes its staff on; one
+	// handed to no grid (a delete) must have none.
+	into := map[int64]int64{}
+	for _, h := range ch.Handovers {
+		if h.To != 0 && ch.IsRemoved(h.From) {
+			into[h.From] = h.To
+		}
+	}
 	for _, gone := range ch.Removed {
-		if _, merged := ch.MergedInto[gone]; merged {
+		if _, merged := into[gone]; merged {
 			continue
 		}
 		var staff int
@@ -106,10 +83,10 @@ func (s *Service) FollowGrids(ctx context.Context, ch *geo.Change) error {
 				WithDetails(map[string]any{"staff": staff})
 		}
 	}
-	for gone, into := range ch.MergedInto {
+	for gone, to := range into {
 		if _, err := tx.Exec(ctx, `UPDATE grid_staff SET grid_id = $2,
 				role = CASE WHEN role = 'leader' AND EXISTS (SELECT 1 FROM grid_staff WHERE grid_id = $2 AND role = 'leader') THEN 'staff' ELSE role END
-			WHERE grid_id = $1`, gone, into); err != nil {
+			WHERE grid_id = $1`, gone, to); err != nil {
 			return fmt.Errorf("staff follow the grids: %w", err)
 		}
 	}

@@ -136,18 +136,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.audit = audit.NewStore(pool)
 	m.cameras = camera.NewStore(pool)
 	m.footage = record.NewStore(pool)
-	m.grids.AfterChange(func(ctx context.Context) {
-		// Cameras follow the grids: the one covering each, the ones each sees.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := m.cameras.Reassign(ctx); err != nil {
-			log.Error("reassign cameras after a grid change", "err", err)
-		}
-	})
 	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
 		AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), OnCreated: m.linkFootage})
-	// A boundary change carries cameras, cases and scopes along in its
-	// transaction (scopes first: they may veto a merge).
+	// A boundary change or an import carries cameras, cases and scopes
+	// along in its transaction (scopes first: they may veto a merge); no
+	// re-placement of the whole city follows.
 	m.grids.Participate(m.auth.FollowGrids)
 	m.grids.Participate(m.cameras.FollowGrids)
 	m.grids.Participate(m.incidents.FollowGrids)

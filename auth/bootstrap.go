@@ -2,10 +2,8 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
+	"strings"
 
 	"gridwatch/audit"
 )
@@ -32,39 +30,19 @@ func (s *Service) EnsureAdmin(ctx context.Context) (string, error) {
 	return pw, nil
 }
 
-// DemoAccount is one of the demo users `gridwatch demo` creates.
-type DemoAccount struct {
-	Username, Password, DisplayName string
-	Role                            Role
-	GridCodes                       []string
-}
-
-// DemoIntegrationToken is the demo city's integration token, for local use.
-const DemoIntegrationToken = "gw_demo-integration-token-for-local-use-only"
-
-// SeedDemo creates the accounts that are missing and the demo integration
-// token when absent.
-func (s *Service) SeedDemo(ctx context.Context, accounts []DemoAccount) error {
-	ctx = audit.WithActor(ctx, audit.Actor{Kind: "system", Name: "demo"})
-	for _, a := range accounts {
-		var exists bool
-		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)", a.Username).Scan(&exists); err != nil {
-			return err
-		}
-		if exists {
-			continue
-		}
-		if _, err := s.CreateUser(ctx, NewUser{Username: a.Username, DisplayName: a.DisplayName, Role: a.Role, Password: a.Password, GridCodes: a.GridCodes}); err != nil {
-			return fmt.Errorf("demo user %s: %w", a.Username, err)
-		}
+// EnsureToken creates the token nt with a secret chosen by the caller, not
+// generated, unless a token of that secret exists: for tokens whose secret
+// is known beforehand, such as the demo city's integration token. The
+// secret must have the shape of a token (TokenPrefix first).
+func (s *Service) EnsureToken(ctx context.Context, nt NewToken, secret string) error {
+	if !strings.HasPrefix(secret, TokenPrefix) {
+		return fieldError("secret", "a token secret starts with "+TokenPrefix)
 	}
-	h := sha256.Sum256([]byte(DemoIntegrationToken))
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO api_tokens (name, token_hash, role, created_by, created_at)
-			VALUES ('demo 12345 hotline', $1, 'integration', 'demo', $2) ON CONFLICT (token_hash) DO NOTHING`, h[:], s.now())
-		if err != nil || tag.RowsAffected() == 0 {
-			return err
-		}
-		return audit.Record(ctx, tx, "token.create", "token", "", map[string]any{"after": map[string]any{"name": "demo 12345 hotline", "role": RoleIntegration}})
-	})
+	if !nt.Role.Valid() {
+		return fieldError("role", fmt.Sprintf("unknown role %q", nt.Role))
+	}
+	if _, err := s.createToken(ctx, nt, secret); err != nil {
+		return fmt.Errorf("token %s: %w", nt.Name, err)
+	}
+	return nil
 }

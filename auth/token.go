@@ -93,6 +93,19 @@ func (s *Service) CreateToken(ctx context.Context, nt NewToken) (*Token, string,
 		return nil, "", fieldError("expires_at", "is in the past")
 	}
 	secret := TokenPrefix + newSecret()
+	tok, err := s.createToken(ctx, nt, secret)
+	if err != nil {
+		return nil, "", err
+	}
+	if tok == nil { // a fresh random secret never meets a stored one
+		return nil, "", errors.New("create token: the new secret is taken")
+	}
+	return tok, secret, nil
+}
+
+// createToken stores a token of secret (only its hash); it returns nil,
+// nil when a token of that secret exists already.
+func (s *Service) createToken(ctx context.Context, nt NewToken, secret string) (*Token, error) {
 	var tok *Token
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		gridIDs, err := resolveGrids(ctx, tx, nt.GridCodes, nt.Role)
@@ -100,9 +113,13 @@ func (s *Service) CreateToken(ctx context.Context, nt NewToken) (*Token, string,
 			return err
 		}
 		var id int64
-		if err := tx.QueryRow(ctx, `INSERT INTO api_tokens (name, token_hash, role, created_by, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-			nt.Name, hashSecret(secret), nt.Role, audit.ActorFrom(ctx).Name, s.now(), nt.ExpiresAt).Scan(&id); err != nil {
+		err = tx.QueryRow(ctx, `INSERT INTO api_tokens (name, token_hash, role, created_by, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_hash) DO NOTHING RETURNING id`,
+			nt.Name, hashSecret(secret), nt.Role, audit.ActorFrom(ctx).Name, s.now(), nt.ExpiresAt).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO token_grids (token_id, grid_id) SELECT $1, unnest($2::bigint[])", id, gridIDs); err != nil {
@@ -114,31 +131,12 @@ func (s *Service) CreateToken(ctx context.Context, nt NewToken) (*Token, string,
 		return audit.Record(ctx, tx, "token.create", "token", strconv.FormatInt(id, 10),
 			map[string]any{"after": map[string]any{"name": tok.Name, "role": tok.Role, "grids": refCodes(tok.Grids), "expires_at": tok.ExpiresAt}})
 	})
-	if err != nil {
-		return nil, "", err
-	}
-	return tok, secret, nil
+	return tok, err
 }
 
 // ListTokens lists every token, newest first.
 func (s *Service) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.pool.Query(ctx, "SELECT id FROM api_tokens ORDER BY id DESC")
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	out := make([]Token, 0, len(ids))
-	for _, id := range ids {
-		t, err := getToken(ctx, s.pool, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *t)
-	}
-	return out, nil
+	return listEach(ctx, s.pool, "list tokens", "SELECT id FROM api_tokens ORDER BY id DESC", getToken)
 }
 
 // RevokeToken revokes token id; it stops working at once.

@@ -249,21 +249,27 @@ func (s *Service) GetUser(ctx context.Context, id int64) (*User, error) {
 
 // ListUsers lists every account by username.
 func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.pool.Query(ctx, "SELECT id FROM users ORDER BY username")
+	return listEach(ctx, s.pool, "list users", "SELECT id FROM users ORDER BY username", getUser)
+}
+
+// listEach lists the ids query returns, each read with get: accounts and
+// tokens are listed as they are shown one by one, scopes included.
+func listEach[T any](ctx context.Context, q querier, what, query string, get func(context.Context, querier, int64) (*T, error)) ([]T, error) {
+	rows, err := q.Query(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	out := make([]User, 0, len(ids))
+	out := make([]T, 0, len(ids))
 	for _, id := range ids {
-		u, err := getUser(ctx, s.pool, id)
+		v, err := get(ctx, q, id)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *u)
+		out = append(out, *v)
 	}
 	return out, nil
 }

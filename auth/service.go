@@ -48,31 +48,17 @@ type Service struct {
 
 // NewService returns the service.
 func NewService(pool *pgxpool.Pool, opts Options) *Service {
-	if opts.SessionIdle <= 0 {
-		opts.SessionIdle = 2 * time.Hour
-	}
-	if opts.SessionMax <= 0 {
-		opts.SessionMax = 12 * time.Hour
-	}
+	orDefault(&opts.SessionIdle, 2*time.Hour)
+	orDefault(&opts.SessionMax, 12*time.Hour)
 	if opts.Hash.MemoryKiB == 0 {
 		opts.Hash = DefaultHashParams()
 	}
 	t := &opts.Throttle
-	if t.AccountFailures <= 0 {
-		t.AccountFailures = 5
-	}
-	if t.AddressFailures <= 0 {
-		t.AddressFailures = 20
-	}
-	if t.Window <= 0 {
-		t.Window = 15 * time.Minute
-	}
-	if t.BaseLock <= 0 {
-		t.BaseLock = 30 * time.Second
-	}
-	if t.MaxLock <= 0 {
-		t.MaxLock = 15 * time.Minute
-	}
+	orDefault(&t.AccountFailures, 5)
+	orDefault(&t.AddressFailures, 20)
+	orDefault(&t.Window, 15*time.Minute)
+	orDefault(&t.BaseLock, 30*time.Second)
+	orDefault(&t.MaxLock, 15*time.Minute)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -88,6 +74,13 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 		s.bootstrap = hashSecret(opts.BootstrapToken)
 	}
 	return s
+}
+
+// orDefault sets an option left at zero (or below) to its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 func (s *Service) now() time.Time { return s.opts.Now() }

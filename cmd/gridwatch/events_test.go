@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -40,23 +39,7 @@ func startMainDB(t *testing.T, dsn string) *Main {
 // post sends body as the admin and decodes the JSON answer into v.
 func post(t *testing.T, client *http.Client, url string, body []byte, v any) int {
 	t.Helper()
-	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-			t.Fatalf("%s: %v", url, err)
-		}
-	}
-	return res.StatusCode
+	return doJSON(t, client, "POST", url, body, v)
 }
 
 // sseLine is one line of an event stream, or the error that ended it.

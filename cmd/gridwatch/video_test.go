@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +19,6 @@ import (
 	"gridwatch/camera"
 	"gridwatch/internal/domain"
 	"gridwatch/internal/events"
-	"gridwatch/internal/pgcluster"
 	"gridwatch/internal/testtool"
 )
 
@@ -161,14 +159,7 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	}
 
 	// Operations: the streams in /metrics.
-	req, _ := http.NewRequestWithContext(ctx, "GET", m.URL()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	_, body := send(t, http.DefaultClient, "GET", m.URL()+"/metrics", nil)
 	if want := fmt.Sprintf(`gridwatch_camera_up{camera="%d",stream="main"} 1`, id); !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
@@ -218,19 +209,10 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 // here), starts again on the same data dir and plays back what was written.
 func TestRecordingSurvivesKill(t *testing.T) {
 	dir := dataDir(t)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS=demo --addr 127.0.0.1:0 --rtsp-addr 127.0.0.1:0 --data-dir "+dir+
-		" --log-format text --recording-fragment 1s --recording-file 1h --admin-token "+testAdminToken)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd := childCmd(t, "demo", dir, " --recording-fragment 1s --recording-file 1h --admin-token "+testAdminToken)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if c, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: filepath.Join(dir, "pg")}); err == nil {
-			c.Close()
-		}
-	})
 	// Wait until every demo camera has a file holding a few fragments.
 	recDir := filepath.Join(dir, "recordings")
 	deadline := time.Now().Add(90 * time.Second)

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,19 +19,7 @@ import (
 // startMainDB runs the real wiring on 127.0.0.1:0 against the database at dsn.
 func startMainDB(t *testing.T, dsn string) *Main {
 	t.Helper()
-	args := []string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dataDir(t), "--database-url", dsn, "--admin-token", testAdminToken}
-	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := NewMain(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		m.Close()
-		t.Fatalf("run: %v", err)
-	}
-	return m
+	return startMain(t, dataDir(t), false, "--database-url", dsn)
 }
 
 // post sends body as the admin and decodes the JSON answer into v.

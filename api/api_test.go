@@ -15,18 +15,15 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"gridwatch/internal/testtool"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gridwatch/api"
-	"gridwatch/audit"
 	"gridwatch/auth"
-	"gridwatch/camera"
 	"gridwatch/geo"
-	"gridwatch/incident"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
+	"gridwatch/internal/testtool"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -45,33 +42,33 @@ const adminToken = "bootstrap-admin-token-for-tests"
 
 func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	t.Helper()
-	pool := testdb.New(t)
-	store := geo.NewStore(pool, geo.StoreOptions{})
-	loc := geo.NewLocator(store)
-	if err := loc.Refresh(context.Background()); err != nil {
+	return newEnvOn(t, testdb.New(t), domain.Options{}, tweak...)
+}
+
+// newEnvOn is newEnv over pool, with the domain built as gridwatch serve
+// builds it from opts, plus the bootstrap admin token, a cheap password hash
+// and a temporary attachment directory.
+func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts domain.Options, tweak ...func(*api.Deps)) *env {
+	t.Helper()
+	opts.Auth.BootstrapToken, opts.Auth.Hash = adminToken, cheapHash
+	opts.Incidents.AttachmentDir = t.TempDir()
+	d := domain.New(pool, opts)
+	if err := d.Locator.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	logs := &testtool.LogBuffer{}
-	svc := auth.NewService(pool, auth.Options{BootstrapToken: adminToken, Hash: auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}})
-	deps := api.Deps{
-		Auth:        svc,
-		Audit:       audit.NewStore(pool),
-		Incidents:   incident.NewService(pool, incident.Options{Locator: loc, AttachmentDir: t.TempDir()}),
-		Cameras:     camera.NewStore(pool),
-		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Version:     "test",
-		Grids:       store,
-		Locator:     loc,
-		Metrics:     prometheus.NewRegistry(),
-		Assets:      fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Gridwatch</title>")}, "maplibre-gl-worker.mjs": {Data: []byte("//")}},
-		AssetsBuilt: true,
-	}
+	deps := d.APIDeps()
+	deps.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	deps.Version = "test"
+	deps.Metrics = prometheus.NewRegistry()
+	deps.Assets = fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Gridwatch</title>")}, "maplibre-gl-worker.mjs": {Data: []byte("//")}}
+	deps.AssetsBuilt = true
 	for _, f := range tweak {
 		f(&deps)
 	}
 	srv := httptest.NewServer(api.New(deps).Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: store, auth: svc, logs: logs, token: adminToken}
+	return &env{t: t, srv: srv, store: d.Grids, auth: d.Auth, logs: logs, token: adminToken}
 }
 
 type response struct {

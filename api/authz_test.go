@@ -15,11 +15,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch/api"
-	"gridwatch/audit"
 	"gridwatch/auth"
-	"gridwatch/camera"
-	"gridwatch/geo"
 	"gridwatch/incident"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
 
@@ -50,22 +48,11 @@ func newAuthEnv(t *testing.T) *authEnv {
 func newAuthEnvWith(t *testing.T, more func(*api.Deps)) *authEnv {
 	t.Helper()
 	ck := &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-	var pool *pgxpool.Pool
-	e := newEnv(t, func(d *api.Deps) {
-		pool = testdb.New(t)
-		store := geo.NewStore(pool, geo.StoreOptions{})
-		loc := geo.NewLocator(store)
-		d.Grids, d.Locator = store, loc
-		d.Auth = auth.NewService(pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash, Now: ck.Now,
-			SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour})
-		d.Audit = audit.NewStore(pool)
-		d.Incidents = incident.NewService(pool, incident.Options{Locator: loc, Now: ck.Now, AttachmentDir: t.TempDir()})
-		d.Cameras = camera.NewStore(pool)
-		// As gridwatch serve wires them: boundary changes carry scopes,
-		// cameras and cases along.
-		store.Participate(d.Auth.FollowGrids)
-		store.Participate(d.Cameras.FollowGrids)
-		store.Participate(d.Incidents.FollowGrids)
+	pool := testdb.New(t)
+	e := newEnvOn(t, pool, domain.Options{
+		Auth:      auth.Options{Now: ck.Now, SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour},
+		Incidents: incident.Options{Now: ck.Now},
+	}, func(d *api.Deps) {
 		if more != nil {
 			more(d)
 		}

@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"gridwatch/api"
-	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/geo"
-	"gridwatch/incident"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
 
@@ -25,25 +24,22 @@ import (
 func BenchmarkPostIncident(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
-	store := geo.NewStore(pool, geo.StoreOptions{})
+	d := domain.New(pool, domain.Options{Auth: auth.Options{Hash: cheapHash}})
 	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := store.Import(ctx, fs, geo.ImportOptions{}); err != nil {
+	if _, err := d.Grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	loc := geo.NewLocator(store)
-	if err := loc.Refresh(ctx); err != nil {
+	if err := d.Locator.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
-	svc := auth.NewService(pool, auth.Options{Hash: cheapHash})
-	tok, secret, err := svc.CreateToken(ctx, auth.NewToken{Name: "bench hotline", Role: auth.RoleIntegration})
+	tok, secret, err := d.Auth.CreateToken(ctx, auth.NewToken{Name: "bench hotline", Role: auth.RoleIntegration})
 	if err != nil || tok == nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Deps{Grids: store, Locator: loc, Auth: svc, Audit: audit.NewStore(pool),
-		Incidents: incident.NewService(pool, incident.Options{Locator: loc})}).Handler())
+	srv := httptest.NewServer(api.New(d.APIDeps()).Handler())
 	defer srv.Close()
 	client := srv.Client()
 	bb := fs[0].Geometry.Bounds()

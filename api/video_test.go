@@ -97,7 +97,7 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 		d.Audit = audit.NewStore(ve.pool)
 		footage := record.NewStore(ve.pool)
 		d.Incidents = incident.NewService(ve.pool, incident.Options{Locator: loc, OnCreated: func(ctx context.Context, ids []int64) {
-			if _, err := footage.LinkIncidents(ctx, ids, record.DefaultLinkWindow); err != nil {
+			if _, err := footage.LinkIncidents(ctx, ids, record.DefaultLinkWindow()); err != nil {
 				t.Errorf("link footage: %v", err)
 			}
 		}})

@@ -3,6 +3,10 @@
 // The HTTP layer asks it who a request is (Authenticate*) and whether that
 // principal may do something (Principal.Can); one table, in api, names the
 // permission each route needs.
+//
+// The Service (service.go) is split by what it keeps: sessions and sign-in
+// (session.go), API tokens (token.go), accounts and their grid scopes
+// (user.go), and the first admin and known-secret tokens (bootstrap.go).
 package auth
 
 import (

@@ -6,10 +6,8 @@ import (
 
 	"github.com/twpayne/go-geom"
 
-	"gridwatch/auth"
-	"gridwatch/camera"
 	"gridwatch/geo"
-	"gridwatch/incident"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
 
@@ -21,10 +19,7 @@ import (
 func BenchmarkRedrawPreview(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
-	grids := geo.NewStore(pool, geo.StoreOptions{OverlapToleranceM2: 1})
-	grids.Participate(auth.NewService(pool, auth.Options{}).FollowGrids)
-	grids.Participate(camera.NewStore(pool).FollowGrids)
-	grids.Participate(incident.NewService(pool, incident.Options{}).FollowGrids)
+	grids := domain.New(pool, domain.Options{Grids: geo.StoreOptions{OverlapToleranceM2: 1}}).Grids
 	fs, err := geo.ParseFeatureCollection(geo.SyntheticCity(10000), geo.ParseOptions{})
 	if err != nil {
 		b.Fatal(err)

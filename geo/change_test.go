@@ -12,10 +12,10 @@ import (
 
 	"gridwatch"
 	"gridwatch/audit"
-	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
 
@@ -55,12 +55,9 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	pool := testdb.New(t)
-	f := &fixture{t: t, pool: pool, grids: geo.NewStore(pool, geo.StoreOptions{OverlapToleranceM2: 1}),
-		cams: camera.NewStore(pool), incidents: incident.NewService(pool, incident.Options{}), ids: map[string]int64{},
+	d := domain.New(pool, domain.Options{Grids: geo.StoreOptions{OverlapToleranceM2: 1}})
+	f := &fixture{t: t, pool: pool, grids: d.Grids, cams: d.Cameras, incidents: d.Incidents, ids: map[string]int64{},
 		ctx: audit.WithActor(context.Background(), audit.Actor{Kind: "user", Name: "gis-wang"})}
-	f.grids.Participate(auth.NewService(pool, auth.Options{}).FollowGrids)
-	f.grids.Participate(f.cams.FollowGrids)
-	f.grids.Participate(f.incidents.FollowGrids)
 	all := rect(west, south, east, north)
 	fc := `{"type":"FeatureCollection","features":[` + strings.Join([]string{
 		feature("410105", "金水区", "district", "", all),

@@ -14,7 +14,8 @@ type Locator struct {
 	mu    sync.Mutex // serialises reloads
 	ix    atomic.Pointer[Index]
 	rev   atomic.Int64
-	// reloaded is closed and replaced at each reload (a broadcast).
+	// reloaded is closed and replaced at each reload (a broadcast the
+	// tests wait on: Reloaded, in testonly_test.go).
 	reloaded atomic.Pointer[chan struct{}]
 }
 
@@ -74,9 +75,6 @@ func (l *Locator) Refresh(ctx context.Context) error {
 	close(*l.reloaded.Swap(&next))
 	return nil
 }
-
-// Reloaded returns a channel closed at the next reload of the index.
-func (l *Locator) Reloaded() <-chan struct{} { return *l.reloaded.Load() }
 
 // Locate returns the chain of grids covering the point, most specific first.
 func (l *Locator) Locate(lon, lat float64) []Ref { return l.ix.Load().Locate(lon, lat) }

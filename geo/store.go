@@ -253,31 +253,6 @@ func (s *Store) WriteGeoJSON(ctx context.Context, w io.Writer, f Filter) error {
 	return err
 }
 
-// LocateDB answers Locate with PostGIS: the most specific grid covering the
-// point (lowest code on ties) and its ancestors. It is the baseline the
-// in-process Index is measured and checked against.
-func (s *Store) LocateDB(ctx context.Context, lon, lat float64) ([]Ref, error) {
-	rows, err := s.pool.Query(ctx, `WITH RECURSIVE hit AS (
-			SELECT id FROM grids WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326))
-			ORDER BY level_rank DESC, code LIMIT 1
-		), chain AS (
-			SELECT g.id, g.code, g.name, g.level, g.parent_id, 0 AS depth FROM grids g JOIN hit USING (id)
-			UNION ALL
-			SELECT g.id, g.code, g.name, g.level, g.parent_id, c.depth + 1 FROM grids g JOIN chain c ON g.id = c.parent_id
-		) SELECT id, code, name, level FROM chain ORDER BY depth`, lon, lat)
-	if err != nil {
-		return nil, fmt.Errorf("locate: %w", err)
-	}
-	refs, err := pgx.CollectRows(rows, scanRef)
-	if err != nil {
-		return nil, fmt.Errorf("locate: %w", err)
-	}
-	if refs == nil {
-		refs = []Ref{}
-	}
-	return refs, nil
-}
-
 // Revision returns the grid revision, bumped by every change.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	var rev int64

@@ -177,26 +177,6 @@ func gridTileQuery(where string, first int) string {
 			FROM grids g WHERE ` + cond + `) t`
 }
 
-// rawGridTileQuery is the tile query as the PostGIS manual writes it, every
-// property on every feature and no scope: the baseline GridTile is
-// measured against.
-func rawGridTileQuery() string {
-	env, filter := TileEnvelopeSQL(1)
-	return `SELECT ST_AsMVT(t, '` + GridLayer + `', ` + strconv.Itoa(TileExtent) + `, 'geom', 'id')
-		FROM (SELECT g.id, g.code, g.name, g.level, g.parent_id,
-				ST_AsMVTGeom(ST_Transform(g.geom, 3857), ` + env + `, ` + strconv.Itoa(TileExtent) + `, ` + strconv.Itoa(TileBuffer) + `, true) AS geom
-			FROM grids g WHERE g.geom && ` + filter + `) t`
-}
-
-// GridTile returns the grids' tile z/x/y with every grid: the layer "grids",
-// each feature's id the grid id and its properties level, parent_id (absent
-// for a district) and, for a grid whose area reaches labelArea, code and
-// name. A tile with no grid is empty (no bytes).
-func (s *Store) GridTile(ctx context.Context, z, x, y int) ([]byte, error) {
-	b, _, err := s.GridTileFor(ctx, Tile{Z: z, X: x, Y: y}, nil)
-	return b, err
-}
-
 // GridTileFor returns tile t as a caller with scope sees it (nil: every
 // grid; else these grids and their descendants) and the grid revision it
 // was drawn at, read in the same snapshot.

@@ -20,8 +20,12 @@ type LinkWindow struct {
 	Radius        float64
 }
 
-// DefaultLinkWindow is 2 minutes before to 5 after, 150 m.
-var DefaultLinkWindow = LinkWindow{Before: 2 * time.Minute, After: 5 * time.Minute, Radius: 150}
+// DefaultLinkWindow is the window new incidents are linked with: 2 minutes
+// before to 5 after, 150 m. A function rather than a variable, so no caller
+// can change it for the others.
+func DefaultLinkWindow() LinkWindow {
+	return LinkWindow{Before: 2 * time.Minute, After: 5 * time.Minute, Radius: 150}
+}
 
 // Link is footage linked to an incident.
 type Link struct {

@@ -88,6 +88,24 @@ func DefaultConfig() Config {
 	}
 }
 
+// setting binds a Config field of type T to its text form: set parses v
+// into the field (written even when parse fails, as the flag package does),
+// get formats it.
+func setting[T any](field func(*Config) *T, parse func(string) (T, error), format func(T) string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			x, err := parse(v)
+			*field(c) = x
+			return err
+		}, func(c *Config) string {
+			return format(*field(c))
+		}
+}
+
+func parseInt64(v string) (int64, error)   { return strconv.ParseInt(v, 10, 64) }
+func formatInt64(n int64) string           { return strconv.FormatInt(n, 10) }
+func parseFloat(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+func formatFloat(f float64) string         { return strconv.FormatFloat(f, 'g', -1, 64) }
+
 // option binds one setting to its flag, environment variable and file key.
 type option struct {
 	name   string // flag name; the file key is it with _ for -, the env var GRIDWATCH_ + upper
@@ -113,13 +131,7 @@ func options() []option {
 	bmSet, bmGet := str(func(c *Config) *string { return &c.BasemapStyleURL })
 	pgSet, pgGet := str(func(c *Config) *string { return &c.PGBinDir })
 	dur := func(p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
-		return func(c *Config, v string) error {
-				d, err := time.ParseDuration(v)
-				*p(c) = d
-				return err
-			}, func(c *Config) string {
-				return p(c).String()
-			}
+		return setting(p, time.ParseDuration, time.Duration.String)
 	}
 	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
 	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
@@ -134,6 +146,14 @@ func options() []option {
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
 	keySet, keyGet := str(func(c *Config) *string { return &c.TLSKey })
 	proxSet, proxGet := str(func(c *Config) *string { return &c.TrustedProxies })
+	recordingMaxBytesSet, recordingMaxBytesGet := setting(func(c *Config) *int64 { return &c.RecordingMaxBytes }, parseInt64, formatInt64)
+	recordingMinFreeSet, recordingMinFreeGet := setting(func(c *Config) *int64 { return &c.RecordingMinFree }, parseInt64, formatInt64)
+	exportMaxPendingSet, exportMaxPendingGet := setting(func(c *Config) *int { return &c.ExportMaxPending }, strconv.Atoi, strconv.Itoa)
+	exportMinFreeSet, exportMinFreeGet := setting(func(c *Config) *int64 { return &c.ExportMinFree }, parseInt64, formatInt64)
+	ogcRequireIfMatchSet, ogcRequireIfMatchGet := setting(func(c *Config) *bool { return &c.OGCRequireIfMatch }, strconv.ParseBool, strconv.FormatBool)
+	maxBodyBytesSet, maxBodyBytesGet := setting(func(c *Config) *int64 { return &c.MaxBodyBytes }, parseInt64, formatInt64)
+	maxVerticesSet, maxVerticesGet := setting(func(c *Config) *int { return &c.MaxVertices }, strconv.Atoi, strconv.Itoa)
+	overlapToleranceM2Set, overlapToleranceM2Get := setting(func(c *Config) *float64 { return &c.OverlapToleranceM2 }, parseFloat, formatFloat)
 	tok := opt("admin-token", "a value accepted as an admin API token, for automation (at least 16 characters)", tokSet, tokGet)
 	tok.secret = true
 	db := opt("database-url", "PostgreSQL+PostGIS URL (env DATABASE_URL); empty runs a private cluster under <data-dir>/pg", dbSet, dbGet)
@@ -146,33 +166,13 @@ func options() []option {
 		opt("recording-fragment", "recorded fragments last at least this (each starts on a keyframe): a crash loses at most one", rfragSet, rfragGet),
 		opt("recording-file", "recorded files last at least this; a file is indexed fragment by fragment as it grows", rfileSet, rfileGet),
 		opt("recording-max-age", "recorded footage older than this is removed (e.g. 720h for 30 days)", rageSet, rageGet),
-		opt("recording-max-bytes", "the recordings' disk quota: beyond it the oldest footage is removed", func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			c.RecordingMaxBytes = n
-			return err
-		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMaxBytes, 10) }),
-		opt("recording-min-free", "free bytes recording leaves on its disk: under it recording stops (status, metric, event) until a quarter more is free", func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			c.RecordingMinFree = n
-			return err
-		}, func(c *Config) string { return strconv.FormatInt(c.RecordingMinFree, 10) }),
+		opt("recording-max-bytes", "the recordings' disk quota: beyond it the oldest footage is removed", recordingMaxBytesSet, recordingMaxBytesGet),
+		opt("recording-min-free", "free bytes recording leaves on its disk: under it recording stops (status, metric, event) until a quarter more is free", recordingMinFreeSet, recordingMinFreeGet),
 		opt("export-max-range", "the longest range one evidence export covers (at most 24h)", xrangeSet, xrangeGet),
 		opt("export-max-age", "evidence exports older than this are removed, file and row, unless held by an admin or their incident is still open (e.g. 2160h for 90 days)", xageSet, xageGet),
-		opt("export-max-pending", "how many exports one user may have queued or running at once (more: 429 with Retry-After)", func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			c.ExportMaxPending = n
-			return err
-		}, func(c *Config) string { return strconv.Itoa(c.ExportMaxPending) }),
-		opt("export-min-free", "free bytes an export leaves on the exports' disk beyond its estimated size (else 507)", func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			c.ExportMinFree = n
-			return err
-		}, func(c *Config) string { return strconv.FormatInt(c.ExportMinFree, 10) }),
-		opt("ogc-require-if-match", "refuse OGC API Features writes without If-Match (QGIS sends none: by default they apply to the current version)", func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			c.OGCRequireIfMatch = b
-			return err
-		}, func(c *Config) string { return strconv.FormatBool(c.OGCRequireIfMatch) }),
+		opt("export-max-pending", "how many exports one user may have queued or running at once (more: 429 with Retry-After)", exportMaxPendingSet, exportMaxPendingGet),
+		opt("export-min-free", "free bytes an export leaves on the exports' disk beyond its estimated size (else 507)", exportMinFreeSet, exportMinFreeGet),
+		opt("ogc-require-if-match", "refuse OGC API Features writes without If-Match (QGIS sends none: by default they apply to the current version)", ogcRequireIfMatchSet, ogcRequireIfMatchGet),
 		opt("leader-report-outside", "refuse (default) or allow a grid leader's reports located outside their grids", func(c *Config, v string) error {
 			if v != "allow" && v != "refuse" {
 				return fmt.Errorf("want allow or refuse, got %q", v)
@@ -186,21 +186,9 @@ func options() []option {
 		opt("log-format", "auto (JSON unless stderr is a terminal), json or text", lfSet, lfGet),
 		opt("basemap-style-url", "optional MapLibre style URL for the dashboard's base map (none: offline dark base)", bmSet, bmGet),
 		opt("pg-bindir", "PostgreSQL server binaries for the private cluster (default: newest /usr/lib/postgresql/*/bin)", pgSet, pgGet),
-		opt("max-body-bytes", "largest request body accepted", func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			c.MaxBodyBytes = n
-			return err
-		}, func(c *Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }),
-		opt("max-vertices", "most vertices accepted in one grid boundary", func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			c.MaxVertices = n
-			return err
-		}, func(c *Config) string { return strconv.Itoa(c.MaxVertices) }),
-		opt("overlap-tolerance-m2", "largest overlap between grids of one level (and part outside a parent) ignored, in m²", func(c *Config, v string) error {
-			f, err := strconv.ParseFloat(v, 64)
-			c.OverlapToleranceM2 = f
-			return err
-		}, func(c *Config) string { return strconv.FormatFloat(c.OverlapToleranceM2, 'g', -1, 64) }),
+		opt("max-body-bytes", "largest request body accepted", maxBodyBytesSet, maxBodyBytesGet),
+		opt("max-vertices", "most vertices accepted in one grid boundary", maxVerticesSet, maxVerticesGet),
+		opt("overlap-tolerance-m2", "largest overlap between grids of one level (and part outside a parent) ignored, in m²", overlapToleranceM2Set, overlapToleranceM2Get),
 		opt("session-idle", "a session unused this long ends", idleSet, idleGet),
 		opt("session-max", "any session ends this long after sign-in", maxSet, maxGet),
 		tok,

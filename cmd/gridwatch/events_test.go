@@ -2,11 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -22,41 +19,13 @@ import (
 // startMainDB runs the real wiring on 127.0.0.1:0 against the database at dsn.
 func startMainDB(t *testing.T, dsn string) *Main {
 	t.Helper()
-	args := []string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dataDir(t), "--database-url", dsn, "--admin-token", testAdminToken}
-	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := NewMain(cfg, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		m.Close()
-		t.Fatalf("run: %v", err)
-	}
-	return m
+	return startMain(t, dataDir(t), false, "--database-url", dsn)
 }
 
 // post sends body as the admin and decodes the JSON answer into v.
 func post(t *testing.T, client *http.Client, url string, body []byte, v any) int {
 	t.Helper()
-	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-			t.Fatalf("%s: %v", url, err)
-		}
-	}
-	return res.StatusCode
+	return doJSON(t, client, "POST", url, body, v)
 }
 
 // sseLine is one line of an event stream, or the error that ended it.

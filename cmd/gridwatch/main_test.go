@@ -79,24 +79,74 @@ var cheapHash = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}
 // testAdminToken is the bootstrap admin token the tests start gridwatch with.
 const testAdminToken = "test-admin-token-0123456789"
 
+// getJSON gets url as the admin and decodes the JSON answer into v.
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	return doJSON(t, http.DefaultClient, "GET", url, nil, v)
+}
+
+// doJSON sends body (nil: none) as the admin and decodes the JSON answer
+// into v (nil: not read); it returns the status.
+func doJSON(t *testing.T, client *http.Client, method, url string, body []byte, v any) int {
+	t.Helper()
+	status, b := send(t, client, method, url, body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+	}
+	return status
+}
+
+// send sends body (nil: none; else JSON) as the admin and returns the
+// status and the answer.
+func send(t *testing.T, client *http.Client, method, url string, body []byte) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res, err := http.DefaultClient.Do(req)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-			t.Fatalf("%s: %v", url, err)
-		}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", url, err)
 	}
-	return res.StatusCode
+	return res.StatusCode, b
+}
+
+// childCmd is gridwatch command (serve, demo) as a child process, this
+// test binary acting as main, on data dir dir with flags more, not yet
+// started; its stdout goes nowhere unless the caller takes it. The child,
+// and any postgres it leaves behind, is stopped when the test ends,
+// whatever happened to it.
+func childCmd(t *testing.T, command, dir, more string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS="+command+" --addr 127.0.0.1:0 --rtsp-addr 127.0.0.1:0 --data-dir "+dir+
+		" --log-format text"+more)
+	cmd.Stderr = io.Discard
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait() // an error when the test waited already
+		}
+		if c, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: filepath.Join(dir, "pg")}); err == nil {
+			c.Close()
+		}
+	})
+	return cmd
 }
 
 func TestServeDemoEndToEnd(t *testing.T) {
@@ -148,23 +198,14 @@ func TestServeDemoEndToEnd(t *testing.T) {
 // SIGKILL (its postgres survives it), and starts again on the same data dir.
 func TestRecoverAfterKill(t *testing.T) {
 	dir := dataDir(t)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS=serve --addr 127.0.0.1:0 --rtsp-addr 127.0.0.1:0 --data-dir "+dir+" --log-format text")
+	cmd := childCmd(t, "serve", dir, "")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		// Stop a postgres the child left, whatever happened to the test.
-		if c, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: filepath.Join(dir, "pg")}); err == nil {
-			c.Close()
-		}
-	})
 	up := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -30,6 +30,7 @@ import (
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/events"
 	"gridwatch/internal/pgcluster"
 	"gridwatch/migrations"
@@ -54,22 +55,16 @@ type Main struct {
 	// user and each sign-in otherwise costs a hash of 19 MiB, twice.
 	PasswordHash auth.HashParams
 
-	cluster   *pgcluster.Cluster
-	pool      *pgxpool.Pool
-	grids     *geo.Store
-	locator   *geo.Locator
-	auth      *auth.Service
-	incidents *incident.Service
-	cameras   *camera.Store
-	audit     *audit.Store
-	viewings  *audit.ViewLog
-	events    *events.Hub
-	video     *live.Manager
-	footage   *record.Store
-	recorder  *record.Recorder
-	exporter  *record.Exporter
-	rtsp      *rtspserve.Server
-	sim       *camsim.Sim
+	cluster  *pgcluster.Cluster
+	pool     *pgxpool.Pool
+	domain   *domain.Domain
+	viewings *audit.ViewLog
+	events   *events.Hub
+	video    *live.Manager
+	recorder *record.Recorder
+	exporter *record.Exporter
+	rtsp     *rtspserve.Server
+	sim      *camsim.Sim
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -79,6 +74,8 @@ type Main struct {
 	// stopBackground ends the background loops; background waits for them.
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
+	// bg is the context of the background loops; stopBackground ends it.
+	bg context.Context
 	// stopViewings ends the view log after the viewers: it writes what is
 	// queued, then viewings waits for it.
 	stopViewings context.CancelFunc
@@ -94,9 +91,30 @@ func NewMain(cfg *Config, log *slog.Logger) *Main {
 }
 
 // Run opens the database (starting the private cluster when no URL is
-// given), migrates, optionally seeds, and unless MigrateOnly starts serving.
-// It returns once the service is up.
+// given), migrates, builds the domain, optionally seeds, and unless
+// MigrateOnly starts the background parts and serving. It returns once the
+// service is up.
 func (m *Main) Run(ctx context.Context) error {
+	if err := m.openDatabase(ctx); err != nil {
+		return err
+	}
+	m.buildDomain()
+	m.bg, m.stopBackground = context.WithCancel(context.Background())
+	if err := m.seed(ctx); err != nil {
+		return err
+	}
+	if m.MigrateOnly {
+		return nil
+	}
+	if err := m.startBackground(ctx); err != nil {
+		return err
+	}
+	return m.serve()
+}
+
+// openDatabase connects to the configured database, or starts the private
+// cluster when none is given, and applies the pending migrations.
+func (m *Main) openDatabase(ctx context.Context) error {
 	cfg, log := m.Config, m.Logger
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
@@ -117,7 +135,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.pool = pool
-	m.events = events.NewHub(pool, events.HubOptions{Logger: log})
 	applied, err := database.Migrate(ctx, pool, migrations.FS())
 	if err != nil {
 		return err
@@ -125,96 +142,93 @@ func (m *Main) Run(ctx context.Context) error {
 	if len(applied) > 0 {
 		log.Info("migrations applied", "versions", applied)
 	}
-	m.grids = geo.NewStore(pool, geo.StoreOptions{
-		OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2, Logger: log,
+	return nil
+}
+
+// buildDomain builds the stores and services over the pool (see package
+// domain for how they are wired to each other) and the live event hub.
+func (m *Main) buildDomain() {
+	cfg, log := m.Config, m.Logger
+	m.events = events.NewHub(m.pool, events.HubOptions{Logger: log})
+	m.domain = domain.New(m.pool, domain.Options{
+		Logger: log,
+		Grids:  geo.StoreOptions{OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2},
+		Auth: auth.Options{SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken,
+			Hash: m.PasswordHash},
+		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments")},
 	})
-	m.locator = geo.NewLocator(m.grids)
-	m.auth = auth.NewService(pool, auth.Options{
-		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken, Logger: log,
-		Hash: m.PasswordHash,
-	})
-	m.audit = audit.NewStore(pool)
-	m.cameras = camera.NewStore(pool)
-	m.footage = record.NewStore(pool)
-	m.incidents = incident.NewService(pool, incident.Options{Locator: m.locator, Logger: log,
-		AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), OnCreated: m.linkFootage})
-	// A boundary change or an import carries cameras, cases and scopes
-	// along in its transaction (scopes first: they may veto a merge); no
-	// re-placement of the whole city follows.
-	m.grids.Participate(m.auth.FollowGrids)
-	m.grids.Participate(m.cameras.FollowGrids)
-	m.grids.Participate(m.incidents.FollowGrids)
-	bg, stop := context.WithCancel(context.Background())
-	m.stopBackground = stop
+}
+
+// seed seeds the demo when asked (with the simulated cameras, started here
+// so that the demo cameras can point at them) and creates the first admin
+// of an empty database unless an admin token is configured.
+func (m *Main) seed(ctx context.Context) error {
 	var simURL func(cam int, stream string) string
 	if m.Camsim && !m.MigrateOnly {
-		sim, err := camsim.New(camsim.Config{N: demoCameras, Addr: "127.0.0.1:0", Logger: log.With("component", "camsim"),
+		sim, err := camsim.New(camsim.Config{N: domain.DemoCameras, Addr: "127.0.0.1:0", Logger: m.Logger.With("component", "camsim"),
 			Username: "demo", Password: "demo-camera"})
 		if err != nil {
 			return fmt.Errorf("simulated cameras: %w", err)
 		}
 		m.sim, simURL = sim, sim.URL
-		m.background.Add(1)
-		go func() {
-			defer m.background.Done()
-			if err := sim.Run(bg); err != nil {
-				log.Error("simulated cameras stopped", "err", err)
+		m.background.Go(func() {
+			if err := sim.Run(m.bg); err != nil {
+				m.Logger.Error("simulated cameras stopped", "err", err)
 			}
-		}()
+		})
 	}
 	if m.SeedDemo {
-		if err := seedDemo(ctx, m.grids, m.auth, m.incidents, m.cameras, simURL, log); err != nil {
+		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL}); err != nil {
 			return err
 		}
 	}
-	if cfg.AdminToken == "" {
-		if m.AdminPassword, err = m.auth.EnsureAdmin(ctx); err != nil {
+	if m.Config.AdminToken == "" {
+		var err error
+		if m.AdminPassword, err = m.domain.Auth.EnsureAdmin(ctx); err != nil {
 			return err
 		}
 	}
-	if m.MigrateOnly {
-		return nil
-	}
-	if err := m.locator.Refresh(ctx); err != nil {
+	return nil
+}
+
+// startBackground loads the locator and starts what runs beside the
+// requests: the locator's reloads, the tile warm-up, the view log, the live
+// event feed, the camera streams and the RTSP re-serve. Each loop ends with
+// m.bg (or its own stop) and is waited for by Close.
+func (m *Main) startBackground(ctx context.Context) error {
+	grids, locator := m.domain.Grids, m.domain.Locator
+	if err := locator.Refresh(ctx); err != nil {
 		return err
 	}
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
-		m.locator.Run(bg, 2*time.Second)
-	}()
+	m.background.Go(func() { locator.Run(m.bg, 2*time.Second) })
 	// The grid tiles of the city's first views are drawn ahead, at start
 	// and after every change, so the map never waits on PostGIS for them.
 	warm := make(chan struct{}, 1)
 	warm <- struct{}{}
-	m.grids.AfterChange(func(context.Context) {
+	grids.AfterChange(func(context.Context) {
 		select {
 		case warm <- struct{}{}:
 		default:
 		}
 	})
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
+	m.background.Go(func() {
 		for {
 			select {
-			case <-bg.Done():
+			case <-m.bg.Done():
 				return
 			case <-warm:
 			}
-			if n, err := m.grids.WarmTiles(bg, warmTileZoom); err != nil && bg.Err() == nil {
+			if n, err := grids.WarmTiles(m.bg, warmTileZoom); err != nil && m.bg.Err() == nil {
 				m.Logger.Warn("grid tiles: warm-up", "tiles", n, "err", err)
 			}
 		}
-	}()
+	})
 	m.startViewings()
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
-		if err := m.events.Run(bg); err != nil {
+	m.background.Go(func() {
+		if err := m.events.Run(m.bg); err != nil {
 			m.Logger.Error("live events stopped", "err", err)
 		}
-	}()
+	})
 	// The feed listens before the cameras start: a camera's first
 	// camera.online is then on it for every subscriber once Run returns,
 	// rather than lost to a hub that began after it (it starts at the
@@ -227,10 +241,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Warn("live events: not listening after 30 s; starting the cameras anyway")
 	}
 	m.startVideo()
-	if err := m.startRTSP(); err != nil {
-		return err
-	}
-	return m.serve()
+	return m.startRTSP()
 }
 
 // startViewings starts the view log: who watched which camera, live or
@@ -257,7 +268,7 @@ func (m *Main) startVideo() {
 	log := m.Logger
 	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
 		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile,
-		MinFreeBytes: uint64(m.Config.RecordingMinFree)}, m.footage)
+		MinFreeBytes: uint64(m.Config.RecordingMinFree)}, m.domain.Footage)
 	// Disk and index agree before anything is recorded: what a crash left
 	// unindexed is indexed, torn fragments are cut, vanished files marked.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -267,11 +278,11 @@ func (m *Main) startVideo() {
 		log.Info("recordings: reconciled", "indexed", rep.Indexed, "truncated", rep.Truncated, "removed", rep.Removed, "missing", rep.Missing)
 	}
 	cancel()
-	m.video = video.NewManager(m.cameras, live.Config{
+	m.video = video.NewManager(m.domain.Cameras, live.Config{
 		Record: m.recorder.Record, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
 		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient)},
 	}, func(k live.Key, err error) { log.Error("camera status", "camera", k.Camera, "err", err) })
-	m.cameras.AfterChange(func(ctx context.Context) {
+	m.domain.Cameras.AfterChange(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := m.video.Refresh(ctx); err != nil {
@@ -280,35 +291,14 @@ func (m *Main) startVideo() {
 	})
 	vctx, stop := context.WithCancel(context.Background())
 	m.stopVideo = stop
-	m.background.Add(2)
-	go func() {
-		defer m.background.Done()
-		_ = m.video.Run(vctx)
-	}()
-	m.exporter = record.NewExporter(m.footage, m.recorder, filepath.Join(m.Config.DataDir, "exports")).WithLimits(record.ExportLimits{
+	m.background.Go(func() { _ = m.video.Run(vctx) })
+	m.exporter = record.NewExporter(m.domain.Footage, m.recorder, filepath.Join(m.Config.DataDir, "exports")).WithLimits(record.ExportLimits{
 		MaxRange: m.Config.ExportMaxRange, MaxAge: m.Config.ExportMaxAge, MaxPending: m.Config.ExportMaxPending, MinFreeBytes: uint64(m.Config.ExportMinFree)})
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
-		m.exporter.Run(vctx)
-	}()
-	go func() {
-		defer m.background.Done()
+	m.background.Go(func() { m.exporter.Run(vctx) })
+	m.background.Go(func() {
 		m.recorder.RunRetention(vctx, record.Retention{MaxAge: m.Config.RecordingMaxAge, MaxBytes: m.Config.RecordingMaxBytes}, time.Minute)
-	}()
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
-		m.recorder.RunDiskWatch(vctx, 10*time.Second)
-	}()
-}
-
-// linkFootage links new incidents to the footage of the cameras that saw
-// their spots around their reported times (evidence hold included).
-func (m *Main) linkFootage(ctx context.Context, ids []int64) {
-	if _, err := m.footage.LinkIncidents(ctx, ids, record.DefaultLinkWindow); err != nil {
-		m.Logger.Error("link footage to new incidents", "incidents", len(ids), "err", err)
-	}
+	})
+	m.background.Go(func() { m.recorder.RunDiskWatch(vctx, 10*time.Second) })
 }
 
 func (m *Main) recordingsDir() string { return filepath.Join(m.Config.DataDir, "recordings") }
@@ -330,13 +320,11 @@ func (m *Main) startRTSP() error {
 	ctx, stop := context.WithCancel(context.Background())
 	prev := m.stopVideo
 	m.stopVideo = func() { stop(); prev() }
-	m.background.Add(1)
-	go func() {
-		defer m.background.Done()
+	m.background.Go(func() {
 		if err := srv.Run(ctx); err != nil {
 			m.Logger.Error("rtsp re-serve stopped", "err", err)
 		}
-	}()
+	})
 	m.Logger.Info("re-serving cameras over RTSP", "url", "rtsp://"+srv.Addr()+"/cameras/{id}")
 	return nil
 }
@@ -348,14 +336,14 @@ func (m *Main) rtspAccess(ctx context.Context, token string, id int64) error {
 	if token == "" {
 		return gridwatch.Errorf(gridwatch.EUnauthenticated, "an API token is required: ?token= or the Basic password")
 	}
-	p, err := m.auth.AuthenticateToken(ctx, token)
+	p, err := m.domain.Auth.AuthenticateToken(ctx, token)
 	if err != nil {
 		return err
 	}
 	if !p.Can(auth.VideoLive) {
 		return gridwatch.Errorf(gridwatch.EForbidden, "this token may not watch video")
 	}
-	_, err = m.cameras.Get(ctx, id, camera.Viewer{Grids: p.ScopeIDs()})
+	_, err = m.domain.Cameras.Get(ctx, id, camera.Viewer{Grids: p.ScopeIDs()})
 	return err
 }
 
@@ -363,7 +351,7 @@ func (m *Main) rtspAccess(ctx context.Context, token string, id int64) error {
 // that admitted it.
 func (m *Main) rtspWatch(ctx context.Context, p rtspserve.Play) func(int64) {
 	a := audit.Actor{Kind: "token", Name: "(token no longer valid)"}
-	if pr, err := m.auth.AuthenticateToken(ctx, p.Token); err == nil {
+	if pr, err := m.domain.Auth.AuthenticateToken(ctx, p.Token); err == nil {
 		a = audit.Actor{Kind: pr.Kind, ID: pr.ID, Name: pr.Username}
 	}
 	view := m.viewings.Start(audit.Viewing{Actor: a, Kind: audit.Live, Protocol: audit.ProtoRTSP,
@@ -387,34 +375,24 @@ func (m *Main) serve() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder, m.viewings)
-	srv := api.New(api.Deps{
-		Logger:              m.Logger,
-		Version:             version,
-		Grids:               m.grids,
-		Locator:             m.locator,
-		Ready:               m.ready,
-		Metrics:             reg,
-		Assets:              assets.FS(),
-		AssetsBuilt:         assets.Built(),
-		BasemapStyleURL:     cfg.BasemapStyleURL,
-		MaxBodyBytes:        cfg.MaxBodyBytes,
-		MaxVertices:         cfg.MaxVertices,
-		Auth:                m.auth,
-		Audit:               m.audit,
-		Incidents:           m.incidents,
-		Cameras:             m.cameras,
-		TLS:                 cfg.TLSCert != "",
-		TrustedProxies:      cfg.Proxies(),
-		Events:              m.events,
-		Video:               m.video,
-		Recordings:          m.footage,
-		Recorder:            m.recorder,
-		OGCRequireIfMatch:   cfg.OGCRequireIfMatch,
-		LeaderReportOutside: cfg.LeaderReportOutside == "allow",
-		RecordingsDir:       m.recordingsDir(),
-		Exports:             m.exporter,
-		Viewings:            m.viewings,
-	})
+	deps := m.domain.APIDeps()
+	deps.Logger = m.Logger
+	deps.Version = version
+	deps.Ready = m.ready
+	deps.Metrics = reg
+	deps.Assets, deps.AssetsBuilt = assets.FS(), assets.Built()
+	deps.BasemapStyleURL = cfg.BasemapStyleURL
+	deps.MaxBodyBytes, deps.MaxVertices = cfg.MaxBodyBytes, cfg.MaxVertices
+	deps.TLS = cfg.TLSCert != ""
+	deps.TrustedProxies = cfg.Proxies()
+	deps.Events = m.events
+	deps.Video = m.video
+	deps.Recordings, deps.Recorder, deps.RecordingsDir = m.domain.Footage, m.recorder, m.recordingsDir()
+	deps.Exports = m.exporter
+	deps.Viewings = m.viewings
+	deps.OGCRequireIfMatch = cfg.OGCRequireIfMatch
+	deps.LeaderReportOutside = cfg.LeaderReportOutside == "allow"
+	srv := api.New(deps)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)

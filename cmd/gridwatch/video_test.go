@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,10 +16,9 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
-	"gridwatch/auth"
 	"gridwatch/camera"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/events"
-	"gridwatch/internal/pgcluster"
 	"gridwatch/internal/testtool"
 )
 
@@ -42,7 +40,7 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	// resumed after the last event read, so no online event is missed.
 	online := map[string]bool{}
 	last := int64(0)
-	for len(online) < demoCameras {
+	for len(online) < domain.DemoCameras {
 		sub, err := m.events.Subscribe(ctx, func(ev events.Event) bool { return ev.Type == camera.EventOnline }, last)
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +56,7 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 				}
 			}
 		}
-		for len(online) < demoCameras {
+		for len(online) < domain.DemoCameras {
 			var ev events.Event
 			var ok bool
 			select {
@@ -68,7 +66,7 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 					Cameras []struct{ Code, Status, StatusReason string }
 				}
 				getJSON(t, m.URL()+"/api/v1/cameras", &snap)
-				t.Fatalf("cameras online by their events: %v, want all %d demo cameras; the registry says %+v", online, demoCameras, snap.Cameras)
+				t.Fatalf("cameras online by their events: %v, want all %d demo cameras; the registry says %+v", online, domain.DemoCameras, snap.Cameras)
 			}
 			if !ok {
 				t.Logf("event subscription ended (%v); resuming after event %d", sub.Err(), last)
@@ -109,7 +107,7 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 				offline = append(offline, fmt.Sprintf("%s is %s (%s)", c.Code, c.Status, c.Reason))
 			}
 		}
-		if len(offline) == 0 && len(cams.Cameras) == demoCameras {
+		if len(offline) == 0 && len(cams.Cameras) == domain.DemoCameras {
 			break
 		}
 		if time.Since(asked) > 5*time.Second {
@@ -155,20 +153,13 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	// The integration token (a hotline's, and the Open311 api_key) posts
 	// incidents; it may not pull a camera.
 	out, _ = exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
-		fmt.Sprintf("rtsp://%s/cameras/%d?token=%s", m.RTSPAddr(), id, auth.DemoIntegrationToken)).CombinedOutput()
+		fmt.Sprintf("rtsp://%s/cameras/%d?token=%s", m.RTSPAddr(), id, domain.DemoIntegrationToken)).CombinedOutput()
 	if !strings.Contains(string(out), "403") {
 		t.Errorf("RTSP with the integration token: %q, want 403", out)
 	}
 
 	// Operations: the streams in /metrics.
-	req, _ := http.NewRequestWithContext(ctx, "GET", m.URL()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	_, body := send(t, http.DefaultClient, "GET", m.URL()+"/metrics", nil)
 	if want := fmt.Sprintf(`gridwatch_camera_up{camera="%d",stream="main"} 1`, id); !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
@@ -218,19 +209,10 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 // here), starts again on the same data dir and plays back what was written.
 func TestRecordingSurvivesKill(t *testing.T) {
 	dir := dataDir(t)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "GRIDWATCH_BE_MAIN=1", "GRIDWATCH_ARGS=demo --addr 127.0.0.1:0 --rtsp-addr 127.0.0.1:0 --data-dir "+dir+
-		" --log-format text --recording-fragment 1s --recording-file 1h --admin-token "+testAdminToken)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd := childCmd(t, "demo", dir, " --recording-fragment 1s --recording-file 1h --admin-token "+testAdminToken)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if c, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: filepath.Join(dir, "pg")}); err == nil {
-			c.Close()
-		}
-	})
 	// Wait until every demo camera has a file holding a few fragments.
 	recDir := filepath.Join(dir, "recordings")
 	deadline := time.Now().Add(90 * time.Second)
@@ -242,11 +224,11 @@ func TestRecordingSurvivesKill(t *testing.T) {
 				big++
 			}
 		}
-		if big >= demoCameras {
+		if big >= domain.DemoCameras {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d cameras recorded after 90 s", big, demoCameras)
+			t.Fatalf("%d of %d cameras recorded after 90 s", big, domain.DemoCameras)
 		}
 		<-time.After(100 * time.Millisecond) // polling the disk: no event to wait on
 	}
@@ -259,7 +241,7 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	defer m.Close()
 	var cams struct{ Cameras []struct{ ID int64 } }
 	getJSON(t, m.URL()+"/api/v1/cameras", &cams)
-	if len(cams.Cameras) != demoCameras {
+	if len(cams.Cameras) != domain.DemoCameras {
 		t.Fatalf("%d cameras after restart", len(cams.Cameras))
 	}
 	from := time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)

@@ -80,20 +80,7 @@ func buildTemplate(ctx context.Context, c *pgcluster.Cluster) error {
 // dropped when t ends.
 func DSN(t testing.TB) string {
 	t.Helper()
-	if state.cluster == nil {
-		if state.err != nil {
-			t.Fatalf("testdb: no database (PostgreSQL with PostGIS is required; `make test` installs it): %v", state.err)
-		}
-		t.Fatal("testdb: Main was not called from TestMain")
-	}
-	ctx := context.Background()
-	name := fmt.Sprintf("t%d_%d", os.Getpid(), state.counter.Add(1))
-	state.mu.Lock() // CREATE DATABASE … TEMPLATE needs the template to itself
-	err := exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY", name, templateDB))
-	state.mu.Unlock()
-	if err != nil {
-		t.Fatalf("testdb: create database: %v", err)
-	}
+	name := create(t, "t")
 	t.Cleanup(func() {
 		if err := exec(context.Background(), fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
 			t.Errorf("testdb: drop database: %v", err)
@@ -103,20 +90,31 @@ func DSN(t testing.TB) string {
 }
 
 // DSNKept is DSN for a database that outlives t: for data shared by the
-// benchmarks of one binary. The cluster, and so the database, ends with it.
+// benchmarks of one binary (incident's 10,000-grid city). The cluster, and
+// so the database, ends with the binary.
 func DSNKept(t testing.TB) string {
 	t.Helper()
+	return state.cluster.DSN(create(t, "k"))
+}
+
+// create clones the template into a new database named with prefix and
+// returns its name.
+func create(t testing.TB, prefix string) string {
+	t.Helper()
 	if state.cluster == nil {
-		t.Fatalf("testdb: no database: %v", state.err)
+		if state.err != nil {
+			t.Fatalf("testdb: no database (PostgreSQL with PostGIS is required; `make test` installs it): %v", state.err)
+		}
+		t.Fatal("testdb: Main was not called from TestMain")
 	}
-	name := fmt.Sprintf("k%d_%d", os.Getpid(), state.counter.Add(1))
-	state.mu.Lock()
+	name := fmt.Sprintf("%s%d_%d", prefix, os.Getpid(), state.counter.Add(1))
+	state.mu.Lock() // CREATE DATABASE … TEMPLATE needs the template to itself
 	err := exec(context.Background(), fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s STRATEGY FILE_COPY", name, templateDB))
 	state.mu.Unlock()
 	if err != nil {
 		t.Fatalf("testdb: create database: %v", err)
 	}
-	return state.cluster.DSN(name)
+	return name
 }
 
 // New returns a pool on a fresh database (see DSN), closed when t ends.

@@ -1,0 +1,248 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"gridwatch"
+	"gridwatch/audit"
+)
+
+// Sessions: sign-in with login throttling, the session cookie, CSRF and
+// sign-out; the principal a session or token stands for.
+
+// Login checks a username and password and opens a session. It returns the
+// principal and the cookie value. Wrong usernames and wrong passwords get
+// the same answer; repeated failures lock the account and the address.
+func (s *Service) Login(ctx context.Context, username, password, ip, userAgent string) (*Principal, string, error) {
+	username = strings.ToLower(strings.TrimSpace(username))
+	now := s.now()
+	keys := throttleKeys(username, ip)
+	// The attempt is counted before the password is hashed: parallel
+	// guesses cannot all pass a check made before any of them failed.
+	ownLocks, err := s.attempt(ctx, keys, now)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		id       int64
+		hash     string
+		disabled bool
+	)
+	err = s.pool.QueryRow(ctx, "SELECT id, password_hash, disabled FROM users WHERE username = $1", username).Scan(&id, &hash, &disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		hash, id = s.dummyHash, 0
+	} else if err != nil {
+		return nil, "", fmt.Errorf("login: %w", err)
+	}
+	ok := VerifyPassword(password, hash) && id != 0 && !disabled
+	if !ok {
+		if err := s.recordFailure(ctx, "auth.login_failed", username, ip); err != nil {
+			return nil, "", err
+		}
+		return nil, "", gridwatch.Errorf(gridwatch.ECredentials, "wrong username or password")
+	}
+	secret := newSecret()
+	csrf := newSecret()
+	var p *Principal
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.succeeded(ctx, tx, keys, ownLocks); err != nil {
+			return err
+		}
+		var sid int64
+		if err := tx.QueryRow(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent)
+			VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING id`,
+			hashSecret(secret), id, csrf, now, now.Add(s.opts.SessionMax), ip, truncate(userAgent, 300)).Scan(&sid); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE users SET last_login_at = $2 WHERE id = $1", id, now); err != nil {
+			return err
+		}
+		var err error
+		if p, err = s.userPrincipal(ctx, tx, id); err != nil {
+			return err
+		}
+		p.SessionID, p.CSRFToken = sid, csrf
+		actx := audit.WithActor(ctx, audit.Actor{Kind: "user", ID: id, Name: username, IP: ip, RequestID: audit.ActorFrom(ctx).RequestID})
+		return audit.Record(actx, tx, "auth.login", "user", strconv.FormatInt(id, 10), map[string]any{"session": sid})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("login: %w", err)
+	}
+	return p, secret, nil
+}
+
+// throttleKeys are the login_throttle keys of an attempt as username
+// from address ip: the account's and the address's.
+func throttleKeys(username, ip string) []string {
+	return []string{"user:" + strings.ToLower(strings.TrimSpace(username)), "ip:" + ip}
+}
+
+// attempt counts a password attempt against each key (an account, an
+// address) before the password is checked, in one statement: a key whose
+// count reaches its limit is locked by this attempt, and an attempt while
+// any key is locked is refused (EThrottled, with the wait) and counts
+// nothing. Parallel attempts queue on the keys' rows, so of N parallel
+// wrong passwords exactly the limit are checked; the rest wait out the lock.
+// After the check, a success calls succeeded with what attempt returned
+// (the locks this attempt's own count set); a failure stays counted.
+func (s *Service) attempt(ctx context.Context, keys []string, now time.Time) (ownLocks []time.Time, err error) {
+	t := s.opts.Throttle
+	var (
+		until   *time.Time
+		counted int
+	)
+	// locked: a lock already committed; up: the count, skipped when
+	// locked, and, for a row locked by an attempt committed meanwhile,
+	// skipped by the WHERE of the update (which sees the newest row).
+	// Keys are taken in order, so two attempts never wait on each other
+	// in a cycle.
+	err = s.pool.QueryRow(ctx, `WITH locked AS (
+			SELECT max(locked_until) AS until FROM login_throttle WHERE key = ANY($1) AND locked_until > $2
+		), up AS (
+			INSERT INTO login_throttle AS t (key, failures, first_at, locked_until)
+			SELECT k, 1, $2, CASE WHEN 1 >= (CASE WHEN k LIKE 'ip:%' THEN $4::int ELSE $3::int END) THEN $2 + $6::interval END
+			FROM unnest($1::text[]) AS k WHERE (SELECT until FROM locked) IS NULL ORDER BY k
+			ON CONFLICT (key) DO UPDATE SET
+				failures = CASE WHEN t.first_at < $2 - $5::interval THEN 1 ELSE t.failures + 1 END,
+				first_at = CASE WHEN t.first_at < $2 - $5::interval THEN $2 ELSE t.first_at END,
+				locked_until = CASE WHEN (CASE WHEN t.first_at < $2 - $5::interval THEN 1 ELSE t.failures + 1 END)
+						>= (CASE WHEN t.key LIKE 'ip:%' THEN $4::int ELSE $3::int END)
+					THEN $2 + least($7::interval, $6::interval * power(2, least(
+						(CASE WHEN t.first_at < $2 - $5::interval THEN 1 ELSE t.failures + 1 END)
+						- (CASE WHEN t.key LIKE 'ip:%' THEN $4::int ELSE $3::int END), 20)))
+					END
+			WHERE t.locked_until IS NULL OR t.locked_until <= $2
+			RETURNING t.key, t.locked_until
+		) SELECT (SELECT until FROM locked), (SELECT count(*) FROM up),
+			(SELECT coalesce(array_agg(locked_until) FILTER (WHERE locked_until IS NOT NULL), '{}') FROM up)`,
+		keys, now, t.AccountFailures, t.AddressFailures, t.Window, t.BaseLock, t.MaxLock).Scan(&until, &counted, &ownLocks)
+	if err != nil {
+		return nil, fmt.Errorf("login throttle: %w", err)
+	}
+	if until == nil && counted == len(keys) {
+		return ownLocks, nil
+	}
+	if until == nil {
+		// Locked by an attempt that committed while this one queued.
+		if err := s.pool.QueryRow(ctx, "SELECT max(locked_until) FROM login_throttle WHERE key = ANY($1)", keys).Scan(&until); err != nil {
+			return nil, fmt.Errorf("login throttle: %w", err)
+		}
+	}
+	secs := 1
+	if until != nil {
+		secs = max(int(math.Ceil(until.Sub(now).Seconds())), 1)
+	}
+	return nil, gridwatch.Errorf(gridwatch.EThrottled, "too many failed sign-ins; try again in %d s", secs).
+		WithDetails(map[string]any{"retry_after_seconds": secs})
+}
+
+// succeeded takes back what attempt counted for a right password, in tx:
+// the account starts afresh; the address loses this one attempt, and a
+// lock this attempt's own count set on it (one of ownLocks: no attempt
+// after it was counted) is lifted.
+func (s *Service) succeeded(ctx context.Context, tx pgx.Tx, keys []string, ownLocks []time.Time) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM login_throttle WHERE key = $1", keys[0]); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE login_throttle SET failures = greatest(failures - 1, 0),
+			locked_until = CASE WHEN locked_until = ANY($2) THEN NULL ELSE locked_until END
+		WHERE key = $1`, keys[1], ownLocks); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	return nil
+}
+
+// recordFailure audits a failed attempt (already counted by attempt).
+func (s *Service) recordFailure(ctx context.Context, action, username, ip string) error {
+	actx := audit.WithActor(ctx, audit.Actor{Kind: "anonymous", Name: username, IP: ip, RequestID: audit.ActorFrom(ctx).RequestID})
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return audit.Record(actx, tx, action, "user", "", map[string]any{"username": truncate(username, 64)})
+	})
+}
+
+// AuthenticateSession returns the principal of a session cookie value, and
+// keeps the session alive.
+func (s *Service) AuthenticateSession(ctx context.Context, cookie string) (*Principal, error) {
+	secret, err := ParseSessionCookie(cookie)
+	if err != nil {
+		return nil, errUnauthenticated
+	}
+	now := s.now()
+	var (
+		sid      int64
+		lastSeen time.Time
+		p        = &Principal{Kind: "user"}
+	)
+	// One round trip on every request: the session, its user and the scope.
+	err = s.pool.QueryRow(ctx, `SELECT s.id, s.csrf_token, s.last_seen_at, u.id, u.username, u.display_name, u.role, `+scopeJSON("user_grids", "user_id", "u.id")+`
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND NOT u.disabled`,
+		hashSecret(secret), now, now.Add(-s.opts.SessionIdle)).Scan(&sid, &p.CSRFToken, &lastSeen, &p.ID, &p.Username, &p.DisplayName, &p.Role, &p.Grids)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "your session has ended; sign in again")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	// Touch at most once a minute: one write per user per minute, not per request.
+	if now.Sub(lastSeen) > time.Minute {
+		if _, err := s.pool.Exec(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id = $1", sid, now); err != nil {
+			return nil, fmt.Errorf("session: %w", err)
+		}
+	}
+	p.SessionID = sid
+	p.fill()
+	return p, nil
+}
+
+// scopeJSON is a subquery giving the scope grids of owner (a column
+// expression) from table as JSON refs, NULL when unscoped. table and column
+// are constants of this file, never input.
+func scopeJSON(table, column, owner string) string {
+	return `(SELECT json_agg(json_build_object('id', g.id, 'code', g.code, 'name', g.name, 'level', g.level) ORDER BY g.code)
+		FROM ` + table + ` sg JOIN grids g ON g.id = sg.grid_id WHERE sg.` + column + ` = ` + owner + `)`
+}
+
+// CheckCSRF reports whether token is the session's CSRF token.
+func CheckCSRF(p *Principal, token string) bool {
+	return p != nil && p.CSRFToken != "" && subtle.ConstantTimeCompare([]byte(p.CSRFToken), []byte(token)) == 1
+}
+
+// Logout ends p's session.
+func (s *Service) Logout(ctx context.Context, p *Principal) error {
+	if p == nil || p.SessionID == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE id = $1", p.SessionID); err != nil {
+			return fmt.Errorf("logout: %w", err)
+		}
+		return audit.Record(ctx, tx, "auth.logout", "user", strconv.FormatInt(p.ID, 10), nil)
+	})
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func (s *Service) userPrincipal(ctx context.Context, q querier, id int64) (*Principal, error) {
+	u, err := getUser(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	p := &Principal{Kind: "user", ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role, Grids: u.Grids}
+	p.fill()
+	return p, nil
+}

@@ -1,0 +1,209 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"gridwatch"
+	"gridwatch/audit"
+	"gridwatch/auth"
+	"gridwatch/camera"
+	"gridwatch/geo"
+	"gridwatch/incident"
+)
+
+// DemoAccount is one of the demo users SeedDemo creates.
+type DemoAccount struct {
+	Username, Password, DisplayName string
+	Role                            auth.Role
+	GridCodes                       []string
+}
+
+// DemoAccounts are the demo users, one per role; their passwords are in the
+// README, for local use only.
+func DemoAccounts() []DemoAccount {
+	return []DemoAccount{
+		{Username: "demo-admin", Password: "gridwatch-admin", DisplayName: "演示管理员", Role: auth.RoleAdmin},
+		{Username: "demo-commander", Password: "gridwatch-commander", DisplayName: "指挥中心值班员", Role: auth.RoleCommander},
+		{Username: "demo-operator", Password: "gridwatch-operator", DisplayName: "视频操作员", Role: auth.RoleOperator},
+		{Username: "demo-gis", Password: "gridwatch-gis", DisplayName: "地理信息编辑", Role: auth.RoleGISEditor},
+		{Username: "demo-leader", Password: "gridwatch-leader", DisplayName: "经八路第一社区网格长", Role: auth.RoleGridLeader, GridCodes: []string{"410105001001"}},
+	}
+}
+
+// DemoIntegrationToken is the demo city's integration token (a 12345
+// hotline), for local use.
+const DemoIntegrationToken = "gw_demo-integration-token-for-local-use-only"
+
+// DemoCameras is how many cameras the demo city has: one per community.
+const DemoCameras = 6
+
+// DemoOptions say how the demo is seeded.
+type DemoOptions struct {
+	// SimURL, when set, is the URL of a stream of the demo's simulated
+	// cameras (camera 1…DemoCameras, stream "main" or "sub"): the demo
+	// cameras point at them and record, so the map shows them live.
+	SimURL func(cam int, stream string) string
+}
+
+// SeedDemo fills the database with the demo: the demo city unless its
+// district is stored already, one camera per community, each grid's team as
+// staff, the demo accounts that are missing and the demo integration token.
+// Run again, it adds only what is missing (and points the cameras at the
+// simulator's new port).
+func (d *Domain) SeedDemo(ctx context.Context, opts DemoOptions) error {
+	city, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
+	if err != nil {
+		return fmt.Errorf("demo city: %w", err)
+	}
+	if err := d.seedDemoCity(ctx, city); err != nil {
+		return err
+	}
+	if err := d.seedDemoCameras(ctx, city, opts.SimURL); err != nil {
+		return err
+	}
+	if err := d.seedDemoStaff(ctx); err != nil {
+		return err
+	}
+	return d.seedDemoAccess(ctx)
+}
+
+func (d *Domain) seedDemoCity(ctx context.Context, features []geo.ImportFeature) error {
+	existing, _, err := d.Grids.List(ctx, geo.Filter{Level: geo.LevelDistrict, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, g := range existing {
+		if g.Code == features[0].Code {
+			d.log.Info("demo city already present", "district", g.Code)
+			return nil
+		}
+	}
+	res, err := d.Grids.Import(ctx, features, geo.ImportOptions{})
+	if err != nil {
+		return fmt.Errorf("demo city: %w", err)
+	}
+	d.log.Info("demo city seeded", "grids", res.Created)
+	return nil
+}
+
+// seedDemoCameras registers one camera per community of the demo city, at
+// the middle of its first grid. With simURL each points at its simulated
+// camera and records, so it is always pulled and the map shows it live; the
+// URLs are brought up to date on every start, since the simulator's port
+// changes. Existing cameras keep everything else.
+func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, simURL func(int, string) string) error {
+	seen := map[string]bool{}
+	n := 0
+	for _, f := range city {
+		if f.Level != geo.LevelGrid || seen[f.ParentCode] {
+			continue
+		}
+		seen[f.ParentCode] = true
+		n++
+		ring := f.Geometry.Polygon(0).Coords()[0]
+		var x, y float64
+		for _, p := range ring[:len(ring)-1] {
+			x += p[0]
+			y += p[1]
+		}
+		k := float64(len(ring) - 1)
+		heading, fov, rng := float64((n*73)%360), 70.0, 180.0
+		code := fmt.Sprintf("JS-CAM-%02d", n)
+		main, sub := fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/main", n), fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/sub", n)
+		if simURL != nil {
+			main, sub = simURL(n, "main"), simURL(n, "sub")
+		}
+		sp := camera.Spec{Code: code, Name: f.Name + " 路口摄像机", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{x / k, y / k}},
+			Heading: &heading, FOV: &fov, Range: &rng, MainURL: main, SubURL: sub, Record: simURL != nil}
+		if err := sp.Check(geo.CRSWGS84); err != nil {
+			return fmt.Errorf("demo camera: %w", err)
+		}
+		_, err := d.Cameras.Create(ctx, sp)
+		if gridwatch.ErrorCode(err) == gridwatch.EConflict && simURL != nil {
+			var id int64
+			if id, err = d.Cameras.IDByCode(ctx, code); err == nil {
+				_, err = d.Cameras.Update(ctx, id, camera.Patch{MainURL: &main, SubURL: &sub, Record: &sp.Record}, geo.CRSWGS84)
+			}
+		}
+		if err != nil && gridwatch.ErrorCode(err) != gridwatch.EConflict {
+			return fmt.Errorf("demo camera: %w", err)
+		}
+	}
+	return nil
+}
+
+// seedDemoStaff turns each demo grid's 1+X+Y team, kept in its properties,
+// into staff that cases are dispatched to; grids with a team are skipped.
+func (d *Domain) seedDemoStaff(ctx context.Context) error {
+	grids, _, err := d.Grids.List(ctx, geo.Filter{Level: geo.LevelGrid})
+	if err != nil {
+		return err
+	}
+	for _, g := range grids {
+		team, err := d.Incidents.ListStaff(ctx, g.ID)
+		if err != nil {
+			return err
+		}
+		if len(team) > 0 {
+			continue
+		}
+		for _, m := range demoTeam(g.Properties) {
+			m.GridID = g.ID
+			if _, err := d.Incidents.AddStaff(ctx, m); err != nil {
+				return fmt.Errorf("demo staff: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// demoTeam reads a demo grid's team from its properties: "leader", then
+// "volunteers" and "staff", each a name with its organisation in full-width
+// brackets, as in "王芳（社区居委会）".
+func demoTeam(props map[string]any) []incident.Staff {
+	var team []incident.Staff
+	add := func(role string, v any) {
+		name, _ := v.(string)
+		org := ""
+		if i := strings.Index(name, "（"); i > 0 {
+			name, org = name[:i], strings.TrimSuffix(name[i+len("（"):], "）")
+		}
+		if name != "" {
+			team = append(team, incident.Staff{Role: role, Name: name, Organisation: org})
+		}
+	}
+	add("leader", props["leader"])
+	for _, k := range [...]struct{ key, role string }{{"volunteers", "volunteer"}, {"staff", "staff"}} {
+		list, _ := props[k.key].([]any)
+		for _, v := range list {
+			add(k.role, v)
+		}
+	}
+	return team
+}
+
+// seedDemoAccess creates the demo accounts that are missing (a password
+// hash is dear: existing ones are not hashed again) and the demo
+// integration token when absent.
+func (d *Domain) seedDemoAccess(ctx context.Context) error {
+	ctx = audit.WithActor(ctx, audit.Actor{Kind: "system", Name: "demo"})
+	users, err := d.Auth.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, u := range users {
+		have[u.Username] = true
+	}
+	for _, a := range DemoAccounts() {
+		if have[a.Username] {
+			continue
+		}
+		if _, err := d.Auth.CreateUser(ctx, auth.NewUser{Username: a.Username, DisplayName: a.DisplayName, Role: a.Role, Password: a.Password, GridCodes: a.GridCodes}); err != nil {
+			return fmt.Errorf("demo user %s: %w", a.Username, err)
+		}
+	}
+	return d.Auth.EnsureToken(ctx, auth.NewToken{Name: "demo 12345 hotline", Role: auth.RoleIntegration}, DemoIntegrationToken)
+}

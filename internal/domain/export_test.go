@@ -1,0 +1,4 @@
+package domain
+
+// DemoTeam is demoTeam, for the external tests.
+var DemoTeam = demoTeam

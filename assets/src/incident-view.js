@@ -25,7 +25,9 @@
 import { ApiError, can, describe, getJSON, sendJSON } from './api.js';
 import { el, formError, formatTime } from './dom.js';
 import { followExport, isFinal, startExport } from './export.js';
-import { InlineFootage, cameraNames, localInput } from './footage.js';
+import { localInput } from './footage-format.js';
+import { InlineFootage } from './footage-inline.js';
+import { cameraNames } from './footage-search.js';
 import { toast } from './toast.js';
 import { LEVEL_CN } from './layers.js';
 import {

@@ -25,7 +25,7 @@
 // Prints one JSON line; exits 0 on success, 1 on failure.
 
 import path from 'node:path';
-import { polygonsOf } from '../src/geometry.js';
+import { pointInGeometry, polygonsOf } from '../src/geometry.js';
 import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
 
 const [baseArg, artifacts, adminToken] = process.argv.slice(2);
@@ -75,16 +75,6 @@ async function siblings(page, id) {
 const M_PER_DEG = 111320;
 const vkey = (v) => `${v[0].toFixed(7)},${v[1].toFixed(7)}`;
 
-function inRing([x, y], ring) {
-  let inside = false;
-  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-    const [xi, yi] = ring[i];
-    const [xj, yj] = ring[j];
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
-const inGeometry = (pt, g) => polygonsOf(g).some((poly) => inRing(pt, poly[0]) && !poly.slice(1).some((h) => inRing(pt, h)));
 
 /**
  * edgePairs lists pairs of grid-level siblings (not grid `not`) that share
@@ -137,7 +127,7 @@ function edgePairs(features, not, bend) {
           const nx = (-dy / len) * sgn;
           const ny = (dx / len) * sgn;
           const at = (m) => [mid[0] + (nx * m) / (cos * M_PER_DEG), mid[1] + (ny * m) / M_PER_DEG];
-          if (inGeometry(at(bend), b.geometry) && !inGeometry(at(bend), a.geometry)) bent = { at, nx, ny };
+          if (pointInGeometry(at(bend), b.geometry) && !pointInGeometry(at(bend), a.geometry)) bent = { at, nx, ny };
         }
         if (!bent) continue;
         // Metres per pixel that show the whole edge on a 1100 × 700 px stretch of the map.

@@ -46,6 +46,22 @@ function flash(node, text, state = 'ok') {
   node.dataset.state = state;
 }
 
+/**
+ * loadTable reads the list under key of GET path into show(list) and counts
+ * it in the status line (label: what the rows are); an error is shown there.
+ */
+async function loadTable(status, path, key, label, show) {
+  flash(status, '加载中 Loading…', '');
+  try {
+    const res = await getJSON(path);
+    const list = Array.isArray(res[key]) ? res[key] : [];
+    show(list);
+    flash(status, `${list.length} ${label}`, '');
+  } catch (err) {
+    flash(status, describe(err), 'error');
+  }
+}
+
 /** AdminDialog is the admin view; open() shows the first tab the user may use. */
 export class AdminDialog {
   constructor({ onError }) {
@@ -177,16 +193,11 @@ class UsersTab {
     this.root = el('section', 'admin-tab', el('div', 'admin-toolbar', add, refresh, this.status), this.form, wrap);
   }
 
-  async load() {
-    flash(this.status, '加载中 Loading…', '');
-    try {
-      const res = await getJSON('/api/v1/users');
-      this.users = Array.isArray(res.users) ? res.users : [];
+  load() {
+    return loadTable(this.status, '/api/v1/users', 'users', '个用户 users', (list) => {
+      this.users = list;
       this.render();
-      flash(this.status, `${this.users.length} 个用户 users`, '');
-    } catch (err) {
-      flash(this.status, describe(err), 'error');
-    }
+    });
   }
 
   render() {
@@ -357,16 +368,11 @@ class TokensTab {
     this.root = el('section', 'admin-tab', el('div', 'admin-toolbar', add, refresh, this.status), this.secretBox, this.form, wrap);
   }
 
-  async load() {
-    flash(this.status, '加载中 Loading…', '');
-    try {
-      const res = await getJSON('/api/v1/tokens');
-      this.tokens = Array.isArray(res.tokens) ? res.tokens : [];
+  load() {
+    return loadTable(this.status, '/api/v1/tokens', 'tokens', '个令牌 tokens', (list) => {
+      this.tokens = list;
       this.render();
-      flash(this.status, `${this.tokens.length} 个令牌 tokens`, '');
-    } catch (err) {
-      flash(this.status, describe(err), 'error');
-    }
+    });
   }
 
   render() {

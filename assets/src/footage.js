@@ -37,7 +37,7 @@
 // footage-player.js's, shared with the inline clip player (footage-inline.js).
 
 import { describe, request } from './api.js';
-import { el } from './dom.js';
+import { el, wireModal } from './dom.js';
 import { DAY, clock, iso } from './footage-format.js';
 import { FootagePlayer, pictureTime, playbackURL, stopVideo } from './footage-player.js';
 import { searchMethods } from './footage-search.js';
@@ -163,17 +163,8 @@ export class FootageDialog extends FootagePlayer {
         el('div', 'footage-keys', '点击绿色录像段回放 · Click a green (recorded) part to play · 拖动选择时段 · drag to select a range · ', el('kbd', null, '←'), ' ', el('kbd', null, '→'), ' ±10 s · ', el('kbd', null, 'Esc'), ' 关闭 close'),
       ),
     );
-    this.dialog.addEventListener('close', () => {
-      this.teardown();
-      const back = this.opener;
-      this.opener = null;
-      if (back?.isConnected && !back.closest('[hidden]')) back.focus({ preventScroll: true });
-    });
-    this.dialog.addEventListener('click', (ev) => {
-      if (ev.target !== this.dialog) return;
-      const r = this.dialog.getBoundingClientRect();
-      if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) this.close();
-    });
+    // A click on the backdrop closes it; focus goes back to what opened it.
+    wireModal(this.dialog, this);
     this.dialog.addEventListener('keydown', (ev) => {
       if (ev.key !== 'ArrowLeft' && ev.key !== 'ArrowRight') return;
       if (ev.target instanceof HTMLElement && ev.target.closest('input, select, textarea')) return;

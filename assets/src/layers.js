@@ -309,27 +309,15 @@ export function addGridLayers(map, grids, { withGraticule, tilesURL }) {
     });
   }
 
-  map.addLayer({
-    id: 'gw-hover-line',
-    type: 'line',
-    ...tiled,
-    layout: { 'line-join': 'round' },
-    paint: { 'line-color': COLORS.hover, 'line-width': 2, 'line-opacity': ['case', hovered, 0.95, 0] },
-  });
-  map.addLayer({
-    id: 'gw-selected-glow',
-    type: 'line',
-    ...tiled,
-    layout: { 'line-join': 'round' },
-    paint: { 'line-color': COLORS.selected, 'line-width': 10, 'line-blur': 6, 'line-opacity': ['case', selected, 0.55, 0] },
-  });
-  map.addLayer({
-    id: 'gw-selected-line',
-    type: 'line',
-    ...tiled,
-    layout: { 'line-join': 'round' },
-    paint: { 'line-color': COLORS.selected, 'line-width': 2.5, 'line-opacity': ['case', selected, 1, 0] },
-  });
+  // The hovered grid's outline, the selected grid's glow and line: all there, shown by feature state.
+  const marks = [
+    ['gw-hover-line', COLORS.hover, { 'line-width': 2, 'line-opacity': ['case', hovered, 0.95, 0] }],
+    ['gw-selected-glow', COLORS.selected, { 'line-width': 10, 'line-blur': 6, 'line-opacity': ['case', selected, 0.55, 0] }],
+    ['gw-selected-line', COLORS.selected, { 'line-width': 2.5, 'line-opacity': ['case', selected, 1, 0] }],
+  ];
+  for (const [id, color, paint] of marks) {
+    map.addLayer({ id, type: 'line', ...tiled, layout: { 'line-join': 'round' }, paint: { 'line-color': color, ...paint } });
+  }
 
   // Labels: finest first so the general names above them win label collisions.
   const ranges = labelZoomRanges(grids);

@@ -59,11 +59,7 @@ const SKY = '#38bdf8';
  */
 export class Editor {
   constructor({ map, onClose = () => {}, onSaved = () => {}, showProblemAt = () => {}, clearProblemMarker = () => {} }) {
-    this.map = map;
-    this.onClose = onClose;
-    this.onSaved = onSaved;
-    this.showProblemAt = showProblemAt;
-    this.clearProblemMarker = clearProblemMarker;
+    Object.assign(this, { map, onClose, onSaved, showProblemAt, clearProblemMarker });
     this.draw = null;
     this.root = null;
     this.grid = null;

@@ -89,14 +89,7 @@ export class IncidentView {
    */
   constructor(root, { store, onClose, onShowGrid, onFly, gridName, gridOptions, onError, onFootage }) {
     this.onFootage = onFootage; // (cam {id, code, name}, {from, to} ms, opener) → opens the footage view
-    this.root = root;
-    this.store = store;
-    this.onClose = onClose;
-    this.onShowGrid = onShowGrid;
-    this.onFly = onFly;
-    this.gridName = gridName;
-    this.gridOptions = gridOptions;
-    this.onError = onError;
+    Object.assign(this, { root, store, onClose, onShowGrid, onFly, gridName, gridOptions, onError });
     this.body = root.querySelector('[data-part="body"]');
     this.inc = null;
     this.id = null;

@@ -26,16 +26,9 @@
 
 import path from 'node:path';
 import { pointInGeometry, polygonsOf } from '../src/geometry.js';
-import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage } from './common.mjs';
 
-const [baseArg, artifacts, adminToken] = process.argv.slice(2);
-if (!baseArg || !artifacts || !adminToken) {
-  console.error('usage: node e2e/editor.mjs <baseURL> <artifactsDir> <adminToken>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 10 + 30000);
+const { base, args: [artifacts, adminToken], started } = scriptArgs('editor.mjs', '<artifactsDir> <adminToken>', timeoutMs * 10 + 30000);
 
 /** api calls the API as the bootstrap admin (behind the editor's back). */
 async function api(method, p, body, headers = {}) {
@@ -385,10 +378,7 @@ async function run() {
   browser = await launch();
 
   // ---- GIS editor: edit, preview, save ---------------------------------------------------
-  const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await ctx.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401);
+  const { context: ctx, page, watcher } = await openPage(browser, base);
   const editorChunks = [];
   page.on('request', (req) => {
     if (/\/editor-[\w-]+\.js$/.test(new URL(req.url()).pathname)) editorChunks.push(req.url());
@@ -569,10 +559,7 @@ async function run() {
   await ctx.close();
 
   // ---- A viewer without grids.write ------------------------------------------------------
-  const vctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const vpage = await vctx.newPage();
-  const vwatch = watch(vpage, base);
-  vwatch.expect('GET', /^\/api\/v1\/me$/, 401);
+  const { context: vctx, page: vpage, watcher: vwatch } = await openPage(browser, base);
   const vchunks = [];
   vpage.on('request', (req) => {
     if (/\/editor-[\w-]+\.js$/.test(new URL(req.url()).pathname)) vchunks.push(req.url());

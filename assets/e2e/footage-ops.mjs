@@ -38,20 +38,13 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage } from './common.mjs';
 
-const [baseArg, artifactDir, modeArg] = process.argv.slice(2);
+const { base, args: [artifactDir, modeArg], started } = scriptArgs('footage-ops.mjs', '<artifactDir>', timeoutMs * 8 + 60000);
 // footage: steps 1–7; exports: steps 1–3 and 8 (two runs, each within the
 // Go test's time on a shared machine).
 const mode = modeArg === 'exports' ? 'exports' : 'footage';
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/footage-ops.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 8 + 60000);
-const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const token = demoToken;
 const DLG = '#footage-dialog';
 const IV = '#incident-view';
 const RECORDINGS_WAIT_MS = 30000;
@@ -60,10 +53,7 @@ let browser;
 
 /** session signs in a browser context and returns {page, watcher, api}. */
 async function session(username, password, { route } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401);
+  const { context, page, watcher } = await openPage(browser, base);
   if (route) await route(page);
   await page.goto(base.href);
   await signIn(page, username, password);

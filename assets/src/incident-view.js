@@ -20,7 +20,7 @@
 // (their methods are the view's own, mixed into its prototype below).
 // Test hooks: #incident-view [data-field=footage][data-count] with
 //   li.inc-footage-item[data-link-id][data-camera][data-source] (.inc-footage-inline, .inc-footage-play,
-//   .inc-footage-export, .inc-footage-unlink, .inc-footage-confirm .inc-footage-unlink-yes, .inline-footage (see footage.js)),
+//   .inc-footage-export, .inc-footage-unlink, .inc-footage-confirm .inc-footage-unlink-yes, .inline-footage (see footage-inline.js)),
 //   .inc-footage-add, form.inc-link-form (select[name=camera_id], input[name=from|to], .form-error),
 //   .inc-exports[data-count] li.inc-export[data-export-id] .export-status (see export.js)
 

@@ -28,6 +28,16 @@ function summaryText(s) {
     .join(' · ');
 }
 
+/** periodFields are a log filter's time window: from and to, local times. */
+function periodFields() {
+  return { from: el('input', { name: 'from', type: 'datetime-local' }), to: el('input', { name: 'to', type: 'datetime-local' }) };
+}
+
+const PERIOD_LABELS = [
+  ['from', '从 From'],
+  ['to', '到 To'],
+];
+
 /**
  * LogTab is a filtered, paged log read from the API: a filter form (text
  * fields sent trimmed, datetime fields as ISO times), a table, and "More"
@@ -128,15 +138,13 @@ export class AuditTab extends LogTab {
         action: el('input', { name: 'action', autocomplete: 'off', spellcheck: false, placeholder: 'user.update' }),
         actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-admin' }),
         target_type: el('input', { name: 'target_type', autocomplete: 'off', spellcheck: false, placeholder: 'user, grid, token' }),
-        from: el('input', { name: 'from', type: 'datetime-local' }),
-        to: el('input', { name: 'to', type: 'datetime-local' }),
+        ...periodFields(),
       },
       labels: [
         ['action', '操作 Action'],
         ['actor', '操作者 Actor'],
         ['target_type', '对象类型 Target type'],
-        ['from', '从 From'],
-        ['to', '到 To'],
+        ...PERIOD_LABELS,
       ],
       headers: ['时间 Time', '操作者 Actor', '操作 Action', '对象 Target', '摘要 Summary', '请求 Request', '地址 IP'],
       empty: '没有记录 No entries',
@@ -193,15 +201,13 @@ export class ViewingsTab extends LogTab {
         camera: el('input', { name: 'camera', autocomplete: 'off', spellcheck: false, placeholder: 'CAM-… / id' }),
         actor: el('input', { name: 'actor', autocomplete: 'off', spellcheck: false, placeholder: 'demo-operator' }),
         kind: el('select', { name: 'kind' }, el('option', { value: '' }, '全部 All'), el('option', { value: 'live' }, '实时 Live'), el('option', { value: 'playback' }, '回放 Playback')),
-        from: el('input', { name: 'from', type: 'datetime-local' }),
-        to: el('input', { name: 'to', type: 'datetime-local' }),
+        ...periodFields(),
       },
       labels: [
         ['camera', '摄像机 Camera'],
         ['actor', '人员 Person'],
         ['kind', '类型 Kind'],
-        ['from', '从 From'],
-        ['to', '到 To'],
+        ...PERIOD_LABELS,
       ],
       headers: ['开始 Started', '结束 Ended', '人员 Person', '摄像机 Camera', '方式 How', '录像范围 Footage', '流量 Sent', '地址 IP'],
       empty: '没有观看记录 No viewings',

@@ -62,12 +62,7 @@ function el(tag, className, text) {
  */
 export class Panel {
   constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {
-    this.root = root;
-    this.onPick = onPick;
-    this.onClose = onClose;
-    this.onIncident = onIncident;
-    this.onCamera = onCamera;
-    this.onPlay = onPlay;
+    Object.assign(this, { root, onPick, onClose, onIncident, onCamera, onPlay });
     this.shownCamera = null; // the camera the card shows
     this.wall = new VideoWall(root.querySelector('[data-field="wall-section"]'), { onOpen: (cam, opener) => this.onPlay(cam, opener) });
     const play = this.field('cam-play');

@@ -46,6 +46,27 @@ export function scriptArgs(script, usage, budgetMs) {
   return { base: baseURL(baseArg), args, started };
 }
 
+/**
+ * bearerFetch calls the service at base from this process (behind the page's
+ * back) with a bearer token: method, path p, body sent as JSON if given, extra
+ * headers. It returns {status, ok, etag, text} of the answer.
+ */
+export async function bearerFetch(base, token, method, p, body, headers = {}) {
+  const res = await fetch(new URL(p, base), {
+    method,
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, ok: res.ok, etag: res.headers.get('ETag'), text: await res.text() };
+}
+
+/** fileIncident files a hotline case (category 0101) titled title at coordinates [lon, lat] through the API with token; it returns the case. */
+export async function fileIncident(base, token, title, coordinates) {
+  const r = await bearerFetch(base, token, 'POST', '/api/v1/incidents', { source: 'hotline', category: '0101', title, location: { type: 'Point', coordinates } });
+  if (!r.ok) throw new Error(`POST /api/v1/incidents: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+  return JSON.parse(r.text);
+}
+
 /** demoToken is the demo integration token (env GW_TOKEN): incidents and tags filed by "the system". */
 export const demoToken = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
 

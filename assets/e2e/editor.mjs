@@ -26,19 +26,14 @@
 
 import path from 'node:path';
 import { pointInGeometry, polygonsOf } from '../src/geometry.js';
-import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage, bearerFetch } from './common.mjs';
 
 const { base, args: [artifacts, adminToken], started } = scriptArgs('editor.mjs', '<artifactsDir> <adminToken>', timeoutMs * 10 + 30000);
 
 /** api calls the API as the bootstrap admin (behind the editor's back). */
 async function api(method, p, body, headers = {}) {
-  const res = await fetch(new URL(p, base), {
-    method,
-    headers: { Authorization: `Bearer ${adminToken}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, etag: res.headers.get('ETag'), body: text ? JSON.parse(text) : null };
+  const { status, etag, text } = await bearerFetch(base, adminToken, method, p, body, headers);
+  return { status, etag, body: text ? JSON.parse(text) : null };
 }
 
 let browser;

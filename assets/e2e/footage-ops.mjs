@@ -38,7 +38,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, fileIncident } from './common.mjs';
 
 const { base, args: [artifactDir, modeArg], started } = scriptArgs('footage-ops.mjs', '<artifactDir>', timeoutMs * 8 + 60000);
 // footage: steps 1–7; exports: steps 1–3 and 8 (two runs, each within the
@@ -137,13 +137,7 @@ async function run() {
     await new Promise((r) => setTimeout(r, 500));
   }
   const [lon, lat] = cam.location.coordinates;
-  const incRes = await fetch(new URL('/api/v1/incidents', base), {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ source: 'hotline', category: '0101', title: `e2e 录像操作 ${Date.now()}`, location: { type: 'Point', coordinates: [lon, lat] } }),
-  });
-  if (!incRes.ok) throw new Error(`POST /api/v1/incidents: HTTP ${incRes.status} ${(await incRes.text()).slice(0, 300)}`);
-  const inc = await incRes.json();
+  const inc = await fileIncident(base, token, `e2e 录像操作 ${Date.now()}`, [lon, lat]);
   const incId = Number(inc.id);
   await page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
   await waitFor(

@@ -40,7 +40,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, clickAt, pointAt } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('footage.mjs', '<artifactDir>', timeoutMs * 6 + 60000);
 const DLG = '#footage-dialog';
@@ -435,13 +435,7 @@ async function run() {
 
   // 7. An incident at the camera: its page lists the auto-linked footage.
   const [lon, lat] = cam.location.coordinates;
-  const incRes = await fetch(new URL('/api/v1/incidents', base), {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ source: 'hotline', category: '0101', title: `e2e 录像关联 ${label}`, location: { type: 'Point', coordinates: [lon, lat] } }),
-  });
-  if (!incRes.ok) throw new Error(`POST /api/v1/incidents: HTTP ${incRes.status} ${(await incRes.text()).slice(0, 300)}`);
-  const incId = Number((await incRes.json()).id);
+  const incId = Number((await fileIncident(base, token, `e2e 录像关联 ${label}`, [lon, lat])).id);
   await page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
   await waitFor(
     page,

@@ -38,7 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, demoToken, scriptArgs, clickAt, pointAt } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('incidents.mjs', '<artifactDir>', timeoutMs * 8 + 20000);
 const user = process.env.GW_USER || 'demo-commander';
@@ -50,12 +50,8 @@ let browser;
 
 /** api calls the service from this process with the integration token. */
 async function api(method, p, body) {
-  const res = await fetch(new URL(p, base), {
-    method,
-    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
+  const res = await bearerFetch(base, token, method, p, body);
+  const { text } = res;
   let json = null;
   try {
     json = JSON.parse(text);

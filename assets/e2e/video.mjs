@@ -41,7 +41,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage, bearerFetch } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('video.mjs', '<artifactDir>', timeoutMs * 10 + 30000);
 const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
@@ -54,12 +54,8 @@ let serverCSPOK = true;
 
 /** api calls the service from this process with the bootstrap admin token. */
 async function api(method, p, body) {
-  const res = await fetch(new URL(p, base), {
-    method,
-    headers: { Authorization: `Bearer ${adminToken}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
+  const res = await bearerFetch(base, adminToken, method, p, body);
+  const { text } = res;
   if (!res.ok) throw new Error(`${method} ${p}: HTTP ${res.status} ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : null;
 }

@@ -1,4 +1,5 @@
-// Helpers shared by the browser tests (dashboard.mjs, roles.mjs): launching
+// Helpers shared by the browser tests (every e2e/*.mjs): reading the command
+// line (scriptArgs), opening a watched page (openPage), launching
 // Debian's Chromium through playwright-core, collecting every page error,
 // console error, CSP violation and failed same-origin request, signing in
 // through the login overlay, and finding grids that can be clicked on the map.
@@ -27,9 +28,103 @@ export function deadline(started, ms) {
   t.unref();
 }
 
+/**
+ * scriptArgs reads a script's command line, `node e2e/<script> <baseURL>
+ * <usage>`: a missing argument (each <…> of usage is required) exits with the
+ * usage. It starts the run's hard deadline of budgetMs (never hang a test run)
+ * and returns {base (the URL), args (the arguments after it), started (ms)}.
+ */
+export function scriptArgs(script, usage, budgetMs) {
+  const [baseArg, ...args] = process.argv.slice(2);
+  const required = (usage.match(/</g) ?? []).length;
+  if (!baseArg || args.slice(0, required).filter(Boolean).length < required) {
+    console.error(`usage: node e2e/${script} <baseURL> ${usage}`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  deadline(started, budgetMs);
+  return { base: baseURL(baseArg), args, started };
+}
+
+/**
+ * bearerFetch calls the service at base from this process (behind the page's
+ * back) with a bearer token: method, path p, body sent as JSON if given, extra
+ * headers. It returns {status, ok, etag, text} of the answer.
+ */
+export async function bearerFetch(base, token, method, p, body, headers = {}) {
+  const res = await fetch(new URL(p, base), {
+    method,
+    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, ok: res.ok, etag: res.headers.get('ETag'), text: await res.text() };
+}
+
+/** fileIncident files a hotline case (category 0101) titled title at coordinates [lon, lat] through the API with token; it returns the case. */
+export async function fileIncident(base, token, title, coordinates) {
+  const r = await bearerFetch(base, token, 'POST', '/api/v1/incidents', { source: 'hotline', category: '0101', title, location: { type: 'Point', coordinates } });
+  if (!r.ok) throw new Error(`POST /api/v1/incidents: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+  return JSON.parse(r.text);
+}
+
+/** demoToken is the demo integration token (env GW_TOKEN): incidents and tags filed by "the system". */
+export const demoToken = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+
 /** baseURL normalises the command-line base URL to end with a slash. */
 export function baseURL(arg) {
   return new URL(arg.endsWith('/') ? arg : `${arg}/`);
+}
+
+/**
+ * pointAt centres the map on [lon, lat] at zoom 17 and, once it has drawn,
+ * tells where that point is on the page: {x, y, zoom, onCanvas (the map, not
+ * something over it, is there), near}. near counts, for each name of around
+ * ({name: {layers, px}}), the features drawn within px of the point on those
+ * of its layers the map has.
+ */
+export function pointAt(page, [lon, lat], around = {}) {
+  return page.evaluate(
+    ([lon, lat, around]) =>
+      new Promise((resolve) => {
+        const map = window.gridwatchMap;
+        map.once('idle', () => {
+          const r = map.getContainer().getBoundingClientRect();
+          const p = map.project([lon, lat]);
+          const x = r.left + p.x;
+          const y = r.top + p.y;
+          const near = {};
+          for (const [name, { layers, px }] of Object.entries(around)) {
+            const have = layers.filter((l) => map.getLayer(l));
+            near[name] = have.length ? map.queryRenderedFeatures([[p.x - px, p.y - px], [p.x + px, p.y + px]], { layers: have }).length : 0;
+          }
+          resolve({ x, y, onCanvas: document.elementFromPoint(x, y)?.tagName === 'CANVAS', zoom: map.getZoom(), near });
+        });
+        map.jumpTo({ center: [lon, lat], zoom: 17 });
+        map.triggerRepaint();
+      }),
+    [lon, lat, around],
+  );
+}
+
+/** clickAt moves the mouse to page point at (from off px up and left of it, as a hand would) and clicks. */
+export async function clickAt(page, at, off) {
+  await page.mouse.move(at.x - off, at.y - off);
+  await page.mouse.move(at.x, at.y, { steps: 4 });
+  await page.mouse.click(at.x, at.y);
+}
+
+/**
+ * openPage opens a page in a new browser context the size of a control-room
+ * screen (1600×900, with contextOptions added) and watches it (see watch),
+ * allowing the 401 of GET /api/v1/me ("who am I?") before sign-in. It
+ * returns {context, page, watcher}.
+ */
+export async function openPage(browser, base, contextOptions = {}) {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1, ...contextOptions });
+  const page = await context.newPage();
+  const watcher = watch(page, base);
+  watcher.expect('GET', /^\/api\/v1\/me$/, 401);
+  return { context, page, watcher };
 }
 
 /**

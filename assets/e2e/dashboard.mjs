@@ -15,21 +15,12 @@
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
 // Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
 
-import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitGrids, watch, main } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitGrids, watch, main, scriptArgs } from './common.mjs';
 
-const [baseArg, shotPath] = process.argv.slice(2);
-if (!baseArg || !shotPath) {
-  console.error('usage: node e2e/dashboard.mjs <baseURL> <screenshotPath>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
+const { base, args: [shotPath], started } = scriptArgs('dashboard.mjs', '<screenshotPath>', timeoutMs * 3 + 10000);
 const timeout = timeoutMs;
 const user = process.env.GW_USER || 'demo-commander';
 const password = process.env.GW_PASSWORD || 'gridwatch-commander';
-const started = Date.now();
-
-// Never hang a test run: the whole script has a hard deadline.
-deadline(started, timeout * 3 + 10000);
 
 let browser;
 

@@ -25,27 +25,15 @@
 // Prints one JSON line; exits 0 on success, 1 on failure.
 
 import path from 'node:path';
-import { polygonsOf } from '../src/geometry.js';
-import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+import { pointInGeometry, polygonsOf } from '../src/geometry.js';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage, bearerFetch } from './common.mjs';
 
-const [baseArg, artifacts, adminToken] = process.argv.slice(2);
-if (!baseArg || !artifacts || !adminToken) {
-  console.error('usage: node e2e/editor.mjs <baseURL> <artifactsDir> <adminToken>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 10 + 30000);
+const { base, args: [artifacts, adminToken], started } = scriptArgs('editor.mjs', '<artifactsDir> <adminToken>', timeoutMs * 10 + 30000);
 
 /** api calls the API as the bootstrap admin (behind the editor's back). */
 async function api(method, p, body, headers = {}) {
-  const res = await fetch(new URL(p, base), {
-    method,
-    headers: { Authorization: `Bearer ${adminToken}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, etag: res.headers.get('ETag'), body: text ? JSON.parse(text) : null };
+  const { status, etag, text } = await bearerFetch(base, adminToken, method, p, body, headers);
+  return { status, etag, body: text ? JSON.parse(text) : null };
 }
 
 let browser;
@@ -75,16 +63,6 @@ async function siblings(page, id) {
 const M_PER_DEG = 111320;
 const vkey = (v) => `${v[0].toFixed(7)},${v[1].toFixed(7)}`;
 
-function inRing([x, y], ring) {
-  let inside = false;
-  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-    const [xi, yi] = ring[i];
-    const [xj, yj] = ring[j];
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
-const inGeometry = (pt, g) => polygonsOf(g).some((poly) => inRing(pt, poly[0]) && !poly.slice(1).some((h) => inRing(pt, h)));
 
 /**
  * edgePairs lists pairs of grid-level siblings (not grid `not`) that share
@@ -137,7 +115,7 @@ function edgePairs(features, not, bend) {
           const nx = (-dy / len) * sgn;
           const ny = (dx / len) * sgn;
           const at = (m) => [mid[0] + (nx * m) / (cos * M_PER_DEG), mid[1] + (ny * m) / M_PER_DEG];
-          if (inGeometry(at(bend), b.geometry) && !inGeometry(at(bend), a.geometry)) bent = { at, nx, ny };
+          if (pointInGeometry(at(bend), b.geometry) && !pointInGeometry(at(bend), a.geometry)) bent = { at, nx, ny };
         }
         if (!bent) continue;
         // Metres per pixel that show the whole edge on a 1100 × 700 px stretch of the map.
@@ -395,10 +373,7 @@ async function run() {
   browser = await launch();
 
   // ---- GIS editor: edit, preview, save ---------------------------------------------------
-  const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await ctx.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401);
+  const { context: ctx, page, watcher } = await openPage(browser, base);
   const editorChunks = [];
   page.on('request', (req) => {
     if (/\/editor-[\w-]+\.js$/.test(new URL(req.url()).pathname)) editorChunks.push(req.url());
@@ -579,10 +554,7 @@ async function run() {
   await ctx.close();
 
   // ---- A viewer without grids.write ------------------------------------------------------
-  const vctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const vpage = await vctx.newPage();
-  const vwatch = watch(vpage, base);
-  vwatch.expect('GET', /^\/api\/v1\/me$/, 401);
+  const { context: vctx, page: vpage, watcher: vwatch } = await openPage(browser, base);
   const vchunks = [];
   vpage.on('request', (req) => {
     if (/\/editor-[\w-]+\.js$/.test(new URL(req.url()).pathname)) vchunks.push(req.url());

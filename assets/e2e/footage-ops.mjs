@@ -38,20 +38,13 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, fileIncident } from './common.mjs';
 
-const [baseArg, artifactDir, modeArg] = process.argv.slice(2);
+const { base, args: [artifactDir, modeArg], started } = scriptArgs('footage-ops.mjs', '<artifactDir>', timeoutMs * 8 + 60000);
 // footage: steps 1–7; exports: steps 1–3 and 8 (two runs, each within the
 // Go test's time on a shared machine).
 const mode = modeArg === 'exports' ? 'exports' : 'footage';
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/footage-ops.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 8 + 60000);
-const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const token = demoToken;
 const DLG = '#footage-dialog';
 const IV = '#incident-view';
 const RECORDINGS_WAIT_MS = 30000;
@@ -60,10 +53,7 @@ let browser;
 
 /** session signs in a browser context and returns {page, watcher, api}. */
 async function session(username, password, { route } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401);
+  const { context, page, watcher } = await openPage(browser, base);
   if (route) await route(page);
   await page.goto(base.href);
   await signIn(page, username, password);
@@ -147,13 +137,7 @@ async function run() {
     await new Promise((r) => setTimeout(r, 500));
   }
   const [lon, lat] = cam.location.coordinates;
-  const incRes = await fetch(new URL('/api/v1/incidents', base), {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ source: 'hotline', category: '0101', title: `e2e 录像操作 ${Date.now()}`, location: { type: 'Point', coordinates: [lon, lat] } }),
-  });
-  if (!incRes.ok) throw new Error(`POST /api/v1/incidents: HTTP ${incRes.status} ${(await incRes.text()).slice(0, 300)}`);
-  const inc = await incRes.json();
+  const inc = await fileIncident(base, token, `e2e 录像操作 ${Date.now()}`, [lon, lat]);
   const incId = Number(inc.id);
   await page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
   await waitFor(

@@ -40,18 +40,11 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident } from './common.mjs';
 
-const [baseArg, artifactDir] = process.argv.slice(2);
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/footage.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 6 + 60000);
+const { base, args: [artifactDir], started } = scriptArgs('footage.mjs', '<artifactDir>', timeoutMs * 6 + 60000);
 const DLG = '#footage-dialog';
-const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const token = demoToken;
 const RECORDINGS_WAIT_MS = 25000;
 const DRIFT_MS = 4000; // how far the clock runs on while a drag is held, in step 6
 
@@ -154,42 +147,20 @@ async function clickTime(page, t) {
 
 /** clickCamera centres the map on a camera and clicks its point; false if something else would take the click. */
 async function clickCamera(page, cam) {
-  const [lon, lat] = cam.location.coordinates;
-  const at = await page.evaluate(
-    ([lon, lat]) =>
-      new Promise((resolve) => {
-        const map = window.gridwatchMap;
-        map.once('idle', () => {
-          const r = map.getContainer().getBoundingClientRect();
-          const p = map.project([lon, lat]);
-          const blockers = ['inc-point', 'inc-cluster'].filter((l) => map.getLayer(l));
-          const x = r.left + p.x;
-          const y = r.top + p.y;
-          if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') return resolve(null);
-          if (blockers.length && map.queryRenderedFeatures([[p.x - 14, p.y - 14], [p.x + 14, p.y + 14]], { layers: blockers }).length) return resolve(null);
-          if (!map.queryRenderedFeatures([[p.x - 4, p.y - 4], [p.x + 4, p.y + 4]], { layers: ['cam-point'] }).length) return resolve(null);
-          resolve({ x, y });
-        });
-        map.jumpTo({ center: [lon, lat], zoom: 17 });
-        map.triggerRepaint();
-      }),
-    [lon, lat],
-  );
-  if (!at) return false;
-  await page.mouse.move(at.x - 20, at.y - 20);
-  await page.mouse.move(at.x, at.y, { steps: 4 });
-  await page.mouse.click(at.x, at.y);
+  const at = await pointAt(page, cam.location.coordinates, {
+    blockers: { layers: ['inc-point', 'inc-cluster'], px: 14 },
+    cam: { layers: ['cam-point'], px: 4 },
+  });
+  if (!at.onCanvas || at.near.blockers || !at.near.cam) return false;
+  await clickAt(page, at, 20);
   return true;
 }
 
 async function run() {
   await mkdir(artifactDir, { recursive: true });
   browser = await launch({ args: ['--autoplay-policy=no-user-gesture-required'] });
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  const watcher = watch(page, base);
+  const { context, page, watcher } = await openPage(browser, base);
   const { problems, check } = watcher;
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
   watcher.expect('GET', /^\/api\/v1\/cameras\/\d+\/playback\.m3u8$/, 404); // step 4: a time without footage
   const chunks = []; // requests for the hls.js chunk
   const footageRequests = { playlists: 0, files: 0 };
@@ -464,13 +435,7 @@ async function run() {
 
   // 7. An incident at the camera: its page lists the auto-linked footage.
   const [lon, lat] = cam.location.coordinates;
-  const incRes = await fetch(new URL('/api/v1/incidents', base), {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ source: 'hotline', category: '0101', title: `e2e 录像关联 ${label}`, location: { type: 'Point', coordinates: [lon, lat] } }),
-  });
-  if (!incRes.ok) throw new Error(`POST /api/v1/incidents: HTTP ${incRes.status} ${(await incRes.text()).slice(0, 300)}`);
-  const incId = Number((await incRes.json()).id);
+  const incId = Number((await fileIncident(base, token, `e2e 录像关联 ${label}`, [lon, lat])).id);
   await page.evaluate((id) => window.gridwatchIncidents.open(id), incId);
   await waitFor(
     page,

@@ -38,31 +38,20 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
 
-const [baseArg, artifactDir] = process.argv.slice(2);
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/incidents.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
+const { base, args: [artifactDir], started } = scriptArgs('incidents.mjs', '<artifactDir>', timeoutMs * 8 + 20000);
 const user = process.env.GW_USER || 'demo-commander';
 const password = process.env.GW_PASSWORD || 'gridwatch-commander';
-const token = process.env.GW_TOKEN || 'gw_demo-integration-token-for-local-use-only';
+const token = demoToken;
 const forcePolling = process.env.GW_E2E_LIVE === 'polling';
-const started = Date.now();
-deadline(started, timeoutMs * 8 + 20000);
 
 let browser;
 
 /** api calls the service from this process with the integration token. */
 async function api(method, p, body) {
-  const res = await fetch(new URL(p, base), {
-    method,
-    headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
+  const res = await bearerFetch(base, token, method, p, body);
+  const { text } = res;
   let json = null;
   try {
     json = JSON.parse(text);
@@ -205,26 +194,9 @@ async function run() {
   if (!toastText?.includes(title)) throw new Error(`toast says ${JSON.stringify(toastText)}, want the title ${title}`);
 
   // Open it from the map: zoom in on it and click its point.
-  const at = await page.evaluate(
-    ([lon, lat]) =>
-      new Promise((resolve) => {
-        const map = window.gridwatchMap;
-        map.once('idle', () => {
-          const r = map.getContainer().getBoundingClientRect();
-          const p = map.project([lon, lat]);
-          const x = r.left + p.x;
-          const y = r.top + p.y;
-          resolve({ x, y, onCanvas: document.elementFromPoint(x, y)?.tagName === 'CANVAS', zoom: map.getZoom() });
-        });
-        map.jumpTo({ center: [lon, lat], zoom: 17 });
-        map.triggerRepaint();
-      }),
-    [lon, lat],
-  );
+  const at = await pointAt(page, [lon, lat]);
   if (!at.onCanvas) throw new Error(`the incident's point ${JSON.stringify(at)} is covered`);
-  await page.mouse.move(at.x - 30, at.y - 30);
-  await page.mouse.move(at.x, at.y, { steps: 4 });
-  await page.mouse.click(at.x, at.y);
+  await clickAt(page, at, 30);
   await waitStatus(page, id, 'reported', `incident view of ${id} after clicking its point`);
   const opened = await viewState(page);
   if (opened.title !== title) throw new Error(`view shows title ${JSON.stringify(opened.title)}, want ${title}`);

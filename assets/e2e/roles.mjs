@@ -24,16 +24,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { interiorPoint } from '../src/geometry.js';
-import { baseURL, clickGrid, deadline, gridCandidates, gridFeatures, launch, loginOverlayShown, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, loginOverlayShown, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage } from './common.mjs';
 
-const [baseArg, artifactDir] = process.argv.slice(2);
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/roles.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 12 + 30000);
+const { base, args: [artifactDir], started } = scriptArgs('roles.mjs', '<artifactDir>', timeoutMs * 12 + 30000);
 
 const ACCOUNTS = {
   admin: ['demo-admin', 'gridwatch-admin'],
@@ -48,10 +41,7 @@ const summary = { ok: true, url: base.href, steps: {} };
 /** step runs fn(page, watcher) in a fresh context and records how long it took. */
 async function step(name, fn) {
   const t0 = Date.now();
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
+  const { context, page, watcher } = await openPage(browser, base);
   try {
     const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
     if (!resp || !resp.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);

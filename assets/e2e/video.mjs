@@ -41,32 +41,21 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { baseURL, deadline, gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage, bearerFetch } from './common.mjs';
 
-const [baseArg, artifactDir] = process.argv.slice(2);
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/video.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
+const { base, args: [artifactDir], started } = scriptArgs('video.mjs', '<artifactDir>', timeoutMs * 10 + 30000);
 const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
 const patchCSP = process.env.GW_E2E_CSP_PATCH === '1';
 // The demo's simulated cameras ask for these credentials (cmd/gridwatch/serve.go).
 const camsimUser = process.env.GW_CAMSIM_USERINFO || 'demo:demo-camera';
-const started = Date.now();
-deadline(started, timeoutMs * 10 + 30000);
 
 let browser;
 let serverCSPOK = true;
 
 /** api calls the service from this process with the bootstrap admin token. */
 async function api(method, p, body) {
-  const res = await fetch(new URL(p, base), {
-    method,
-    headers: { Authorization: `Bearer ${adminToken}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
+  const res = await bearerFetch(base, adminToken, method, p, body);
+  const { text } = res;
   if (!res.ok) throw new Error(`${method} ${p}: HTTP ${res.status} ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : null;
 }
@@ -94,10 +83,7 @@ async function newPage() {
   // (A document answered by page.route would lose its loopback address and
   // Chromium's local-network checks would then refuse its WebSockets: the
   // diagnostic bypasses the policy instead of rewriting it.)
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1, bypassCSP: patchCSP && !serverCSPOK });
-  const page = await context.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
+  const { context, page, watcher } = await openPage(browser, base, { bypassCSP: patchCSP && !serverCSPOK });
   // Every WebSocket to a camera's live stream, and whether it has closed.
   const sockets = [];
   page.on('websocket', (ws) => {

@@ -22,25 +22,15 @@
 // Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
 
 import path from 'node:path';
-import { baseURL, deadline, launch, signIn, timeoutMs, waitFor, waitGrids, watch, main } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage } from './common.mjs';
 
-const [baseArg, artifactDir] = process.argv.slice(2);
-if (!baseArg || !artifactDir) {
-  console.error('usage: node e2e/viewings.mjs <baseURL> <artifactDir>');
-  process.exit(2);
-}
-const base = baseURL(baseArg);
-const started = Date.now();
-deadline(started, timeoutMs * 6 + 30000);
+const { base, args: [artifactDir], started } = scriptArgs('viewings.mjs', '<artifactDir>', timeoutMs * 6 + 30000);
 
 let browser;
 
 /** signedIn opens a fresh context on the dashboard, signed in as username. */
 async function signedIn(username, password) {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  const watcher = watch(page, base);
-  watcher.expect('GET', /^\/api\/v1\/me$/, 401); // "who am I?" before signing in
+  const { context, page, watcher } = await openPage(browser, base);
   const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
   if (!resp || !resp.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
   await signIn(page, username, password);

@@ -103,3 +103,23 @@ export function formError(form, err) {
 export function field(label, control, help) {
   return el('label', { className: 'field', dataset: { fieldFor: control.name ?? '' } }, el('span', 'field-label', label), control, help ? el('span', 'field-help', help) : null);
 }
+
+/**
+ * wireModal makes a modal dialog close on a click on its backdrop (outside
+ * its box) and, once it has closed, calls owner.teardown() and gives the
+ * focus back to owner.opener (the element that opened it; then cleared) if
+ * that is still on show.
+ */
+export function wireModal(dialog, owner) {
+  dialog.addEventListener('close', () => {
+    owner.teardown();
+    const back = owner.opener;
+    owner.opener = null;
+    if (back?.isConnected && !back.closest('[hidden]')) back.focus({ preventScroll: true });
+  });
+  dialog.addEventListener('click', (ev) => {
+    if (ev.target !== dialog || !dialog.open) return;
+    const r = dialog.getBoundingClientRect();
+    if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) dialog.close();
+  });
+}

@@ -9,6 +9,22 @@ export function polygonsOf(geometry) {
   return [];
 }
 
+/** pointInRing is the even-odd test of [x, y] against a ring. */
+export function pointInRing([x, y], ring) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i];
+    const [xj, yj] = ring[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+/** pointInGeometry reports whether [x, y] lies inside a Polygon or MultiPolygon (holes respected). */
+export function pointInGeometry(pt, geometry) {
+  return polygonsOf(geometry).some((poly) => pointInRing(pt, poly[0]) && !poly.slice(1).some((hole) => pointInRing(pt, hole)));
+}
+
 /** ringArea is the planar (degree²) area of a ring, always positive. */
 export function ringArea(ring) {
   let sum = 0;

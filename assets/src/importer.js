@@ -30,11 +30,7 @@ function sizeText(bytes) {
 /** ImportDialog is built on first open; callbacks come from the map page. */
 export class ImportDialog {
   constructor({ reloadGrids, showProblemAt, clearProblemMarker, showGridsOnMap, onError }) {
-    this.reloadGrids = reloadGrids;
-    this.showProblemAt = showProblemAt;
-    this.clearProblemMarker = clearProblemMarker;
-    this.showGridsOnMap = showGridsOnMap;
-    this.onError = onError;
+    Object.assign(this, { reloadGrids, showProblemAt, clearProblemMarker, showGridsOnMap, onError });
     this.dialog = null;
     this.busy = false;
   }

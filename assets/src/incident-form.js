@@ -49,11 +49,7 @@ export function fillCategories(select, cats, { withAll = false } = {}) {
 export class IncidentForm {
   /** root is the drawer; callbacks: onCreated(incident), onClose(), onPicking(on). */
   constructor(root, map, { onCreated, onClose, onPicking }) {
-    this.root = root;
-    this.map = map;
-    this.onCreated = onCreated;
-    this.onClose = onClose;
-    this.onPicking = onPicking;
+    Object.assign(this, { root, map, onCreated, onClose, onPicking });
     this.body = root.querySelector('[data-part="body"]');
     this.picking = false;
     this.marker = null;

@@ -309,27 +309,15 @@ export function addGridLayers(map, grids, { withGraticule, tilesURL }) {
     });
   }
 
-  map.addLayer({
-    id: 'gw-hover-line',
-    type: 'line',
-    ...tiled,
-    layout: { 'line-join': 'round' },
-    paint: { 'line-color': COLORS.hover, 'line-width': 2, 'line-opacity': ['case', hovered, 0.95, 0] },
-  });
-  map.addLayer({
-    id: 'gw-selected-glow',
-    type: 'line',
-    ...tiled,
-    layout: { 'line-join': 'round' },
-    paint: { 'line-color': COLORS.selected, 'line-width': 10, 'line-blur': 6, 'line-opacity': ['case', selected, 0.55, 0] },
-  });
-  map.addLayer({
-    id: 'gw-selected-line',
-    type: 'line',
-    ...tiled,
-    layout: { 'line-join': 'round' },
-    paint: { 'line-color': COLORS.selected, 'line-width': 2.5, 'line-opacity': ['case', selected, 1, 0] },
-  });
+  // The hovered grid's outline, the selected grid's glow and line: all there, shown by feature state.
+  const marks = [
+    ['gw-hover-line', COLORS.hover, { 'line-width': 2, 'line-opacity': ['case', hovered, 0.95, 0] }],
+    ['gw-selected-glow', COLORS.selected, { 'line-width': 10, 'line-blur': 6, 'line-opacity': ['case', selected, 0.55, 0] }],
+    ['gw-selected-line', COLORS.selected, { 'line-width': 2.5, 'line-opacity': ['case', selected, 1, 0] }],
+  ];
+  for (const [id, color, paint] of marks) {
+    map.addLayer({ id, type: 'line', ...tiled, layout: { 'line-join': 'round' }, paint: { 'line-color': color, ...paint } });
+  }
 
   // Labels: finest first so the general names above them win label collisions.
   const ranges = labelZoomRanges(grids);
@@ -376,4 +364,49 @@ export function removeGridLayers(map) {
   for (const id of [GRID_TILES, GRID_SOURCE, LABEL_SOURCE, 'gw-graticule']) {
     if (map.getSource(id)) map.removeSource(id);
   }
+}
+
+/**
+ * pickGrid returns the most specific grid under a screen point (grid >
+ * community > street > district) as { id, properties }, the properties from
+ * the index grids (prepareGrids'): a zoomed-out tile leaves out small grids'
+ * names.
+ */
+export function pickGrid(map, grids, point) {
+  if (!grids) return null;
+  let best = null;
+  for (const f of map.queryRenderedFeatures(point, { layers: FILL_LAYERS })) {
+    if (f.id === undefined) continue;
+    if (!best || (LEVEL_RANK[f.properties.level] ?? -1) > (LEVEL_RANK[best.properties.level] ?? -1)) best = f;
+  }
+  if (!best) return null;
+  const id = Number(best.id);
+  return { id, properties: grids.byId.get(id)?.properties ?? best.properties };
+}
+
+/** gridLabel names grid id by its level and name ("网格 …") from the index grids, or ''. */
+export function gridLabel(grids, id) {
+  if (id === null || id === undefined) return '';
+  const f = grids?.byId.get(Number(id));
+  return f ? `${LEVEL_CN[f.properties.level] ?? ''} ${f.properties.name ?? ''}`.trim() : '';
+}
+
+/** withinGrid reports whether grid id lies in ancestor's subtree (or is it), by the index grids. */
+export function withinGrid(grids, id, ancestor) {
+  let cur = grids?.byId.get(Number(id));
+  for (let hops = 0; cur && hops < 16; hops++) {
+    if (Number(cur.id ?? cur.properties.id) === Number(ancestor)) return true;
+    const parent = cur.properties?.parent_id;
+    cur = parent === null || parent === undefined ? null : grids.byId.get(Number(parent));
+  }
+  return false;
+}
+
+/** gridOptions lists the grid-level areas of the index grids as {id, code, name}, by code. */
+export function gridOptions(grids) {
+  if (!grids) return [];
+  return [...grids.byId.values()]
+    .filter((f) => f.properties?.level === 'grid')
+    .map((f) => ({ id: Number(f.id ?? f.properties.id), code: String(f.properties.code ?? ''), name: String(f.properties.name ?? '') }))
+    .sort((a, b) => a.code.localeCompare(b.code));
 }

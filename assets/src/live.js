@@ -18,11 +18,7 @@ const EVENTS_PATH = '/api/v1/events';
  */
 export class LiveFeed {
   constructor({ onEvent, poll, onMode = () => {}, pollMs = 15000, retryUnavailableMs = 120000 }) {
-    this.onEvent = onEvent;
-    this.poll = poll;
-    this.onMode = onMode;
-    this.pollMs = pollMs;
-    this.retryUnavailableMs = retryUnavailableMs;
+    Object.assign(this, { onEvent, poll, onMode, pollMs, retryUnavailableMs });
     this.mode = '';
     this.lastId = '';
     this.retryMs = 3000;

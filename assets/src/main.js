@@ -17,66 +17,55 @@
 //   #camera-card [data-field=cam-footage], #footage-dialog (see footage.js)
 //   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
 //   #panel [data-field=edit-btn|history-btn], #editor (see editor.js), history (see history.js)
+//
+// This file wires the parts together and keeps the selection (grid, camera,
+// case, locate); the parts live in their own modules: header.js (banner,
+// status, clock), map-setup.js (the map, its errors, framing), map-tip.js
+// (hover), live-updates.js (the live feed's events), grid-extras.js (the grid
+// panel's cases, cameras and staff), camera-card.js, editor-loader.js (the
+// boundary editor, loaded on first use), locate.js, incident-panels.js (the
+// case drawers), counts.js (figures and shading).
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import * as maplibregl from 'maplibre-gl';
 import { AdminDialog } from './admin.js';
 import { CameraLayer } from './camera-layer.js';
-import { applyPermissions, can, currentSession, describe, getJSON, onUnauthenticated } from './api.js';
+import { applyPermissions, can, currentSession, getJSON, onUnauthenticated } from './api.js';
 import { LoginDialog, showUser } from './auth.js';
 import { isModalOpen } from './dom.js';
 import { bboxOf } from './geometry.js';
 import { ImportDialog } from './importer.js';
-import { FILL_LAYERS, LEVEL_CN, LEVEL_RANK, addGridLayers, baseStyle, gridFeature, gridTilesURL, prepareGrids, removeGridLayers } from './layers.js';
+import { addGridLayers, gridFeature, gridLabel as labelOf, gridOptions, gridTilesURL, pickGrid, prepareGrids, removeGridLayers, withinGrid } from './layers.js';
 import { Panel, levelLabel } from './panel.js';
-import { IncidentForm } from './incident-form.js';
 import { IncidentLayer } from './incident-layer.js';
-import { IncidentView } from './incident-view.js';
+import { IncidentPanels } from './incident-panels.js';
 import { IncidentStore } from './incidents.js';
-import { LiveFeed } from './live.js';
-import { OPEN_STATUSES, statusLabel } from './status.js';
 import { StatsDialog } from './stats.js';
-import { toast } from './toast.js';
 import { PlayerDialog } from './video-wall.js';
 import { FootageDialog } from './footage.js';
 import { GridHistory } from './history.js';
 import { RecordingStatus } from './recording-status.js';
+import { IncidentCounts, showGridCounts } from './counts.js';
+import { GridExtras } from './grid-extras.js';
+import { Header } from './header.js';
+import { LiveUpdates } from './live-updates.js';
+import { ProblemMarker, createMap, fitBox, fitGrids, watchMapErrors } from './map-setup.js';
+import { Locator } from './locate.js';
+import { CameraCard } from './camera-card.js';
+import { EditorLoader } from './editor-loader.js';
+import { MapTip } from './map-tip.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
 
 const $ = (sel) => document.querySelector(sel);
-const numberFmt = new Intl.NumberFormat('en-US');
 
 // ---- header: banner, status, clock -------------------------------------------------
 
-const banner = $('#banner');
-function showError(err, context) {
-  const msg = describe(err);
-  $('#banner-text').textContent = context ? `${context}: ${msg}` : msg;
-  banner.hidden = false;
-  setStatus('error', 'API error');
-}
-function hideBanner() {
-  banner.hidden = true;
-  if (grids) setStatus('ok', '在线 Online');
-}
-$('#banner-close').addEventListener('click', hideBanner);
-
-function setStatus(kind, text) {
-  $('#status').dataset.state = kind;
-  $('#status-text').textContent = text;
-}
-
-function tick() {
-  const d = new Date();
-  const p = (n) => String(n).padStart(2, '0');
-  $('#clock').textContent = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-  $('#clock').dateTime = d.toISOString();
-}
-tick();
-setInterval(tick, 1000);
+const header = new Header({ online: () => grids !== null });
+const showError = (err, context) => header.showError(err, context);
+const setStatus = (kind, text) => header.setStatus(kind, text);
 
 // ---- sign in first: every API call but the login needs a session ---------------------
 
@@ -130,22 +119,7 @@ if (meta.version) {
 }
 const basemap = typeof meta.basemap_style_url === 'string' && meta.basemap_style_url.trim() !== '' ? meta.basemap_style_url.trim() : '';
 
-const map = new maplibregl.Map({
-  container: 'map',
-  style: basemap || baseStyle(),
-  center: [113.65, 34.78],
-  zoom: 10,
-  attributionControl: { compact: true },
-  dragRotate: false,
-  pitchWithRotate: false,
-  touchPitch: false,
-  maxPitch: 0,
-  localIdeographFontFamily: "'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
-});
-map.touchZoomRotate.disableRotation();
-map.keyboard.disableRotation();
-map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
-map.addControl(new maplibregl.ScaleControl({ unit: 'metric', maxWidth: 140 }), 'bottom-right');
+const map = createMap(basemap);
 window.gridwatchMap = map;
 
 // ---- incidents: the store, the map layer, live updates ---------------------------------
@@ -182,18 +156,7 @@ const gridsReady = new Promise((resolve) => {
   gridsDrawn = resolve;
 });
 
-// A listener replaces MapLibre's default console.error, so map errors go to the banner.
-// If the configured basemap cannot be loaded at all, fall back to the offline style.
-let offlineStyle = !basemap;
-map.on('error', (ev) => {
-  if (!offlineStyle && !grids && !map.isStyleLoaded()) {
-    offlineStyle = true;
-    map.setStyle(baseStyle(), { diff: false });
-    showError(ev.error ?? 'cannot load style', `Basemap ${basemap} (using the offline style)`);
-    return;
-  }
-  showError(ev.error ?? 'map error', 'Map');
-});
+const offlineStyle = watchMapErrors(map, basemap, { drawn: () => grids !== null, showError });
 
 // Live video (video.live): the grid panel's wall and the larger player. Nothing
 // connects until a grid is open or Play is pressed.
@@ -238,23 +201,23 @@ map.on('load', async () => {
     if (camerasOn) addCameras();
     if (incidentsOn) showIncidents();
   });
-  if (banner.hidden) setStatus('ok', '在线 Online');
+  if (!header.bannerShown) setStatus('ok', '在线 Online');
   gridsDrawn();
 });
 
 function drawGrids(fc, tiles) {
   if (grids) removeGridLayers(map);
-  hoverId = null;
+  tip.forget();
   grids = prepareGrids(fc);
   const tilesURL = gridTilesURL(tiles);
   document.body.dataset.gridTiles = tilesURL;
-  addGridLayers(map, grids, { withGraticule: offlineStyle, tilesURL });
+  addGridLayers(map, grids, { withGraticule: offlineStyle(), tilesURL });
   camLayer.raise();
   incLayer.setGrids(grids);
   incLayer.afterGridsRedrawn();
   gridHistory.raise();
-  editor?.raise();
-  showCounts(grids);
+  editors.editor?.raise();
+  showGridCounts(grids);
 }
 
 /**
@@ -276,26 +239,9 @@ async function reloadGrids() {
   return grids;
 }
 
-function showCounts(g) {
-  $('#grid-count').textContent = numberFmt.format(g.counts.grid);
-  $('#stats').title = `${numberFmt.format(g.total)} areas in all`;
-  for (const node of document.querySelectorAll('[data-count]')) {
-    node.textContent = numberFmt.format(g.counts[node.dataset.count] ?? 0);
-  }
-}
-
-function panelPadding() {
-  const open = !$('#panel').hidden;
-  const w = open ? $('#panel').getBoundingClientRect().width + 24 : 0;
-  const docked = document.querySelector('dialog.docked[open]') ?? document.querySelector('.drawer:not([hidden])');
-  const left = docked ? docked.getBoundingClientRect().right + 24 : 56;
-  return { top: 56, bottom: 56, left, right: 56 + w };
-}
-
 function fitAll(animate = true) {
   if (!grids?.bbox) return;
-  const [a, b, c, d] = grids.bbox;
-  map.fitBounds([[a, b], [c, d]], { padding: panelPadding(), animate, duration: 700 });
+  fitBox(map, grids.bbox, { animate, duration: 700 });
 }
 $('#fit-btn').addEventListener('click', () => fitAll(true));
 
@@ -303,39 +249,13 @@ function fitToGrid(id) {
   const f = grids?.byId.get(id);
   const b = f && bboxOf(f.geometry);
   if (!b) return;
-  map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: panelPadding(), maxZoom: 18, duration: 700 });
+  fitBox(map, b, { maxZoom: 18, duration: 700 });
 }
 
 // ---- hover and click -----------------------------------------------------------------
 
-/**
- * pick returns the most specific grid under a screen point (grid > community
- * > street > district) as { id, properties }, the properties from the index
- * (a zoomed-out tile leaves out small grids' names).
- */
-function pick(point) {
-  if (!grids) return null;
-  let best = null;
-  for (const f of map.queryRenderedFeatures(point, { layers: FILL_LAYERS })) {
-    if (f.id === undefined) continue;
-    if (!best || (LEVEL_RANK[f.properties.level] ?? -1) > (LEVEL_RANK[best.properties.level] ?? -1)) best = f;
-  }
-  if (!best) return null;
-  const id = Number(best.id);
-  return { id, properties: grids.byId.get(id)?.properties ?? best.properties };
-}
-
-const tip = $('#map').appendChild(document.createElement('div'));
-tip.className = 'hover-tip';
-tip.hidden = true;
-
-let hoverId = null;
-function setHover(id) {
-  if (id === hoverId) return;
-  if (hoverId !== null) map.setFeatureState(gridFeature(hoverId), { hover: false });
-  hoverId = id;
-  if (id !== null) map.setFeatureState(gridFeature(id), { hover: true });
-}
+const tip = new MapTip(map);
+const pick = (point) => pickGrid(map, grids, point);
 
 let pendingMove = null;
 map.on('mousemove', (ev) => {
@@ -346,35 +266,18 @@ function hoverAt(ev) {
   pendingMove = null;
   if (editing()) {
     // The editor (terra-draw) owns the cursor and the clicks.
-    setHover(null);
-    tip.hidden = true;
+    tip.clear();
     return;
   }
   if (hoverIncident(ev)) return;
   if (hoverCamera(ev)) return;
   const f = pick(ev.point);
-  setHover(f ? f.id : null);
-  map.getCanvas().style.cursor = locating ? 'crosshair' : f ? 'pointer' : '';
-  if (!f) {
-    tip.hidden = true;
-    return;
-  }
-  tip.replaceChildren();
-  const lv = tip.appendChild(document.createElement('span'));
-  lv.className = 'tip-level';
-  lv.dataset.level = f.properties.level;
-  lv.textContent = LEVEL_CN[f.properties.level] ?? f.properties.level;
-  tip.append(` ${f.properties.name ?? ''}`);
-  const code = tip.appendChild(document.createElement('span'));
-  code.className = 'tip-code';
-  code.textContent = f.properties.code ?? '';
-  tip.style.transform = `translate(${Math.round(ev.point.x + 14)}px, ${Math.round(ev.point.y + 16)}px)`;
-  tip.hidden = false;
+  tip.setHover(f ? f.id : null);
+  map.getCanvas().style.cursor = locator.active ? 'crosshair' : f ? 'pointer' : '';
+  if (f) tip.showGrid(ev.point, f);
+  else tip.hide();
 }
-map.getCanvasContainer().addEventListener('mouseleave', () => {
-  setHover(null);
-  tip.hidden = true;
-});
+map.getCanvasContainer().addEventListener('mouseleave', () => tip.clear());
 
 map.on('click', (ev) => {
   if (editing()) return; // the editor's own click handler picks neighbours
@@ -382,8 +285,8 @@ map.on('click', (ev) => {
     newForm.pickAt(ev.lngLat);
     return;
   }
-  if (locating || ev.originalEvent.altKey) {
-    locateAt(ev.lngLat);
+  if (locator.active || ev.originalEvent.altKey) {
+    locator.at(ev.lngLat);
     return;
   }
   const hit = incidentsOn ? incLayer.hit(ev.point) : null;
@@ -429,7 +332,7 @@ async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
     if (seq !== selectSeq) return;
     panel.showGrid(g, grids?.descendants(Number(g.id)));
     document.title = `${g.name} · ${levelLabel(g.level)} — Gridwatch`;
-    loadGridExtras(Number(g.id), seq);
+    extras.load(Number(g.id), seq);
   } catch (err) {
     if (seq !== selectSeq) return;
     panel.hideLoading();
@@ -450,94 +353,43 @@ function closePanel() {
 
 // ---- locate --------------------------------------------------------------------------
 
-let locating = false;
-let marker = null;
-
-function setLocating(on) {
-  locating = on;
-  $('#locate-btn').setAttribute('aria-pressed', String(on));
-  $('#locate-hint').hidden = !on;
-  document.body.classList.toggle('locating', on);
-  map.getCanvas().style.cursor = on ? 'crosshair' : '';
-}
-$('#locate-btn').addEventListener('click', () => setLocating(!locating));
-
-function clearLocateMarker() {
-  marker?.remove();
-  marker = null;
-}
-
-async function locateAt(lngLat) {
-  setLocating(false);
-  const seq = ++selectSeq;
-  clearLocateMarker();
-  const dot = document.createElement('div');
-  dot.className = 'locate-marker';
-  marker = new maplibregl.Marker({ element: dot }).setLngLat(lngLat).addTo(map);
-  setSelected(null);
-  panel.showLocate(lngLat, null);
-  try {
-    const q = new URLSearchParams({ lon: lngLat.lng.toFixed(7), lat: lngLat.lat.toFixed(7) });
-    const res = await getJSON(`/api/v1/locate?${q}`);
-    if (seq !== selectSeq) return;
-    const list = Array.isArray(res.grids) ? res.grids : [];
-    panel.showLocate(lngLat, list);
-    if (list.length > 0) selectGrid(Number(list[0].id), { fromLocate: true });
-  } catch (err) {
-    if (seq !== selectSeq) return;
-    panel.showLocate(lngLat, []);
-    showError(err, 'Locate');
-  }
-}
+const locator = new Locator({
+  map,
+  panel,
+  showError,
+  begin: () => {
+    const seq = ++selectSeq;
+    setSelected(null);
+    return seq;
+  },
+  current: (seq) => seq === selectSeq,
+  onFound: (id) => selectGrid(id, { fromLocate: true }),
+});
+const clearLocateMarker = () => locator.clearMarker();
 
 document.addEventListener('keydown', (ev) => {
   // Esc in a modal dialog (login, import, admin) is the dialog's, not the map's.
   if (ev.key !== 'Escape' || ev.defaultPrevented || isModalOpen() || editing()) return;
   if (ev.target instanceof HTMLElement && ev.target.closest('.drawer form') && !newForm.picking) return; // typing in a form
   if (newForm.picking) newForm.setPicking(false);
-  else if (locating) setLocating(false);
+  else if (locator.active) locator.set(false);
   else if (view.isOpen) closeIncident();
   else if (newForm.isOpen) closeNewForm();
   else if (panel.isOpen) closePanel();
-  else hideBanner();
+  else header.hideBanner();
 });
 
 // ---- import (grids.write) and admin (users/tokens/audit) -------------------------------
 
-let problemMarker = null;
-
-function clearProblemMarker() {
-  problemMarker?.remove();
-  problemMarker = null;
-}
-
-/** showProblemAt flies to a point an import reported and marks it. */
-function showProblemAt(lngLat, label) {
-  clearProblemMarker();
-  const node = document.createElement('div');
-  node.className = 'problem-marker';
-  node.append(Object.assign(document.createElement('span'), { className: 'problem-dot' }));
-  if (label) node.append(Object.assign(document.createElement('span'), { className: 'problem-label', textContent: label }));
-  problemMarker = new maplibregl.Marker({ element: node, anchor: 'left', offset: [-11, 0] }).setLngLat(lngLat).addTo(map);
-  map.flyTo({ center: lngLat, zoom: Math.max(map.getZoom(), 16), padding: panelPadding(), duration: 900 });
-}
-
-/** showGridsOnMap fits the map to the given grid refs (just imported). */
-function showGridsOnMap(refs) {
-  const b = [Infinity, Infinity, -Infinity, -Infinity];
-  for (const r of refs) {
-    const f = grids?.byId.get(Number(r.id));
-    if (f) bboxOf(f.geometry, b);
-  }
-  if (!Number.isFinite(b[0])) return;
-  map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: panelPadding(), maxZoom: 17, duration: 800 });
-}
+const problem = new ProblemMarker(map);
+const showProblemAt = (lngLat, label) => problem.show(lngLat, label);
+const clearProblemMarker = () => problem.clear();
 
 const importer = new ImportDialog({
   reloadGrids,
   showProblemAt,
   clearProblemMarker,
-  showGridsOnMap,
+  showGridsOnMap: (refs) => fitGrids(map, grids, refs),
   onError: showError,
 });
 $('#import-btn').addEventListener('click', () => importer.open());
@@ -552,53 +404,35 @@ const gridHistory = new GridHistory($('#panel'), map, {
     if (!b) return;
     const cur = selectedId !== null ? grids?.byId.get(selectedId) : null;
     if (cur) bboxOf(cur.geometry, b);
-    map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: panelPadding(), maxZoom: 18, duration: 600 });
+    fitBox(map, b, { maxZoom: 18, duration: 600 });
   },
 });
 
 // The editor and terra-draw are loaded on first use: viewers never fetch them.
-let editor = null;
-let editorLoad = null;
+const editors = new EditorLoader({
+  map,
+  showProblemAt,
+  clearProblemMarker,
+  onClose: () => {
+    if (selectedId !== null) setSelected(selectedId);
+  },
+  onSaved: async (report, gridId) => {
+    try {
+      await reloadGrids();
+    } catch (err) {
+      showError(err, 'Reloading grids');
+    }
+    if (grids?.byId.has(Number(gridId))) selectGrid(Number(gridId));
+  },
+  showError,
+  beforeOpen: (id) => gridHistory.reset(id),
+});
 function editing() {
   return document.body.classList.contains('editing');
 }
-async function startEditing(id) {
-  if (!can('grids.write')) return;
-  const btn = $('#panel [data-field="edit-btn"]');
-  btn.disabled = true;
-  try {
-    editorLoad ??= import('./editor.js').then(
-      ({ Editor }) =>
-        new Editor({
-          map,
-          showProblemAt,
-          clearProblemMarker,
-          onClose: () => {
-            if (selectedId !== null) setSelected(selectedId);
-          },
-          onSaved: async (report, gridId) => {
-            try {
-              await reloadGrids();
-            } catch (err) {
-              showError(err, 'Reloading grids');
-            }
-            if (grids?.byId.has(Number(gridId))) selectGrid(Number(gridId));
-          },
-        }),
-    );
-    editor = await editorLoad;
-    gridHistory.reset(id);
-    await editor.open(id);
-  } catch (err) {
-    editorLoad = null;
-    showError(err, 'Editor');
-  } finally {
-    btn.disabled = false;
-  }
-}
 $('#panel [data-field="edit-btn"]').addEventListener('click', () => {
   const id = Number($('#panel').dataset.gridId);
-  if (id > 0) startEditing(id);
+  if (id > 0) editors.start(id, $('#panel [data-field="edit-btn"]'));
 });
 
 const admin = new AdminDialog({ onError: showError });
@@ -606,149 +440,39 @@ $('#admin-btn').addEventListener('click', () => admin.open());
 
 // ---- incidents: loading, live updates, the views -----------------------------------------
 
-const numberOrDash = (n) => (Number.isFinite(n) ? numberFmt.format(n) : '—');
+const gridLabel = (id) => labelOf(grids, id);
 
-function gridLabel(id) {
-  if (id === null || id === undefined) return '';
-  const f = grids?.byId.get(Number(id));
-  return f ? `${LEVEL_CN[f.properties.level] ?? ''} ${f.properties.name ?? ''}`.trim() : '';
-}
+const counts = new IncidentCounts(store, incLayer);
 
-/** within reports whether grid id lies in ancestor's subtree (or is it). */
-function within(id, ancestor) {
-  let cur = grids?.byId.get(Number(id));
-  for (let hops = 0; cur && hops < 16; hops++) {
-    if (Number(cur.id ?? cur.properties.id) === Number(ancestor)) return true;
-    const parent = cur.properties?.parent_id;
-    cur = parent === null || parent === undefined ? null : grids.byId.get(Number(parent));
-  }
-  return false;
-}
-
-let countsFrame = 0;
-function showIncidentCounts() {
-  if (countsFrame) return;
-  countsFrame = requestAnimationFrame(() => {
-    countsFrame = 0;
-    const c = store.counts();
-    $('#open-count').textContent = numberOrDash(c.open);
-    $('#overdue-count').textContent = numberOrDash(c.overdue);
-    $('#overdue-count').closest('.stat').dataset.hot = String(c.overdue > 0);
-    $('#open-count').closest('.stat').title = `${c.unassigned} 件无网格 unassigned${store.truncated ? ' · only the newest are loaded' : ''}`;
-    showRamp();
-  });
-}
-setInterval(showIncidentCounts, 60000); // deadlines pass
-
-// Announcements arrive in bursts (a bulk import): up to three toasts, then one summary.
-let announceQueue = [];
-let announceTimer = 0;
-function announce(inc) {
-  announceQueue.push(inc);
-  if (!announceTimer) announceTimer = setTimeout(flushAnnouncements, 300);
-}
-function flushAnnouncements() {
-  announceTimer = 0;
-  const list = announceQueue;
-  announceQueue = [];
-  const shown = list.length > 3 ? list.slice(0, 1) : list;
-  for (const inc of shown) {
-    const where = inc.grid ? gridLabel(inc.grid.id) || inc.grid.name : '无网格 unassigned';
-    toast(`新事件 New incident: ${inc.title}`, {
-      detail: [inc.category_name, where, statusLabel(inc.status)].filter(Boolean).join(' · '),
-      kind: 'new',
-      data: { incidentId: String(inc.id) },
-      onClick: () => openIncident(inc.id, { fly: true }),
-    });
-  }
-  if (list.length > shown.length) toast(`另有 ${list.length - shown.length} 件新事件 · ${list.length - shown.length} more new incidents`, { kind: 'new' });
-}
+const recording = new RecordingStatus(); // the recorder's disk-full banner (video.playback)
+const live = new LiveUpdates({
+  store,
+  recording,
+  camLayer,
+  panel,
+  player,
+  incidentsOn,
+  camerasOn,
+  showError,
+  reloadGrids,
+  gridChanged: (data) => editors.editor?.gridChanged(data),
+  refreshCard: (id) => card.refresh(id, selectSeq),
+  openIncident,
+  gridLabel,
+});
+recording.load();
 
 // The selected grid's case list follows the changes of its cases.
 let casesTimer = 0;
 store.subscribe((change) => {
-  showIncidentCounts();
-  if (change.kind === 'upsert' && change.announce) announce(change.incident);
+  counts.show();
+  if (change.kind === 'upsert' && change.announce) live.announce(change.incident);
   if (selectedId === null || !panel.isOpen) return;
-  const touched = (inc) => inc?.grid && within(inc.grid.id, selectedId);
+  const touched = (inc) => inc?.grid && withinGrid(grids, inc.grid.id, selectedId);
   if (change.kind === 'reset' || touched(change.incident) || touched(change.previous)) {
     clearTimeout(casesTimer);
-    casesTimer = setTimeout(() => loadCases(selectedId, selectSeq), 600);
+    casesTimer = setTimeout(() => extras.loadCases(selectedId, selectSeq), 600);
   }
-});
-
-/** cameraEvent applies camera.online/offline: the map's colour, the panel, the player. */
-function cameraEvent(data) {
-  const id = Number(data?.camera_id ?? data?.id);
-  if (!(id > 0) || typeof data.status !== 'string') return;
-  const st = { status: data.status, reason: data.reason ?? '', since: data.since ?? null };
-  // A camera the map does not hold yet was registered since it loaded: load them again.
-  if (camerasOn && !camLayer.setStatus(id, st)) reloadCamerasSoon();
-  panel.cameraStatus(id, st);
-  player.setStatus(id, st);
-  if (panel.shownCamera && Number(panel.shownCamera.id) === id) refreshCameraCard(id, selectSeq);
-}
-
-// The recorder's disk-full banner (video.playback).
-const recording = new RecordingStatus();
-recording.load();
-
-/** poll is the live feed's fallback (and its catch-up after a reconnect). */
-function pollAll() {
-  const jobs = [recording.load()];
-  if (incidentsOn) jobs.push(store.refresh().catch((err) => showError(err, 'Incidents')));
-  if (camerasOn) jobs.push(reloadCameras());
-  return Promise.all(jobs);
-}
-
-let camerasTimer = 0;
-function reloadCamerasSoon() {
-  if (!camerasTimer) {
-    camerasTimer = setTimeout(() => {
-      camerasTimer = 0;
-      reloadCameras();
-    }, 1000);
-  }
-}
-
-// Without the event stream, camera colours follow a reload of the list.
-async function reloadCameras() {
-  try {
-    await camLayer.load();
-  } catch (err) {
-    console.warn('cameras', err);
-  }
-}
-
-const live = new LiveFeed({
-  onEvent: (type, data) => {
-    const id = data && typeof data === 'object' ? data.id : undefined;
-    if (recording.onEvent(type, data)) return;
-    if (type === 'camera.online' || type === 'camera.offline') cameraEvent(data);
-    else if (type === 'incident.created') store.queue(id, { announce: true });
-    else if (type === 'incident.changed') store.queue(id);
-    else if (type === 'grid.changed') {
-      reloadGrids().catch((err) => showError(err, 'Reloading grids'));
-      editor?.gridChanged(data); // someone else's change to the grid being edited
-    }
-    else if (type === 'reset') pollAll(); // missed more than the server can replay
-    else if (type === 'incident.bulk') {
-      const n = Number(data?.created);
-      if (n > 0) toast(`批量上报 ${n} 件 · ${n} incidents filed in bulk`, { kind: 'new' });
-      // The event names the new cases in view (up to 100): add those; only
-      // past that ("more") is the whole list read again.
-      if (data?.more || !Array.isArray(data?.ids)) store.refresh().catch((err) => showError(err, 'Incidents'));
-      else store.addByIds(data.ids).catch((err) => showError(err, 'Incidents'));
-    }
-  },
-  poll: pollAll,
-  onMode: (mode) => {
-    document.body.dataset.live = mode;
-    const m = $('#live-mode');
-    m.dataset.mode = mode;
-    m.textContent = mode === 'sse' ? '实时 live' : mode === 'polling' ? '轮询 polling 15 s' : '连接中 connecting';
-    m.title = mode === 'polling' ? 'The live event stream is unavailable: the map is refreshed every 15 s' : '';
-  },
 });
 
 // The open cases load, and the live feed starts, while the map and the grids
@@ -777,48 +501,7 @@ map.on('moveend', () => {
 
 // ---- the grid panel's cases and team ----------------------------------------------------
 
-async function loadCases(gridId, seq) {
-  if (!incidentsOn) return;
-  panel.showCases(gridId, { loading: true });
-  try {
-    const q = new URLSearchParams({ grid: String(gridId), status: OPEN_STATUSES.join(','), limit: '50' });
-    const res = await getJSON(`/api/v1/incidents?${q}`);
-    if (seq !== selectSeq) return;
-    panel.showCases(gridId, { list: Array.isArray(res?.incidents) ? res.incidents : [], more: !!res?.next });
-  } catch (err) {
-    if (seq !== selectSeq) return;
-    panel.showCases(gridId, { error: describe(err) });
-  }
-}
-
-async function loadGridExtras(gridId, seq) {
-  // One after the other, after the grid itself: a sign-in prompted by the grid
-  // call is over before these run.
-  loadCases(gridId, seq);
-  loadGridCameras(gridId, seq);
-  try {
-    const res = await getJSON(`/api/v1/grids/${encodeURIComponent(gridId)}/staff`);
-    if (seq !== selectSeq) return;
-    panel.showStaff(gridId, Array.isArray(res?.staff) ? res.staff : []);
-  } catch (err) {
-    if (seq === selectSeq) console.warn('grid staff', err);
-  }
-}
-
-async function loadGridCameras(gridId, seq) {
-  if (!camerasOn) return;
-  panel.showCameras(gridId, { loading: true });
-  try {
-    const res = await getJSON(`/api/v1/grids/${encodeURIComponent(gridId)}/cameras?limit=200`);
-    if (seq !== selectSeq) return;
-    const list = Array.isArray(res?.cameras) ? res.cameras : [];
-    panel.showCameras(gridId, { list, more: !!res?.next });
-    if (videoOn()) panel.showWall(gridId, list);
-  } catch (err) {
-    if (seq !== selectSeq) return;
-    panel.showCameras(gridId, { error: describe(err) });
-  }
-}
+const extras = new GridExtras({ panel, current: (seq) => seq === selectSeq, incidentsOn, camerasOn, videoOn });
 
 // ---- cameras: the card, hover, flying to one ------------------------------------------------
 
@@ -828,174 +511,69 @@ async function addCameras() {
   document.body.dataset.camerasLoaded = String(camLayer.byId.size);
 }
 
-async function openCamera(id, { fly = false } = {}) {
-  const seq = ++selectSeq;
-  setSelected(null);
-  clearLocateMarker();
-  let cam = camLayer.get(id);
-  const cached = !!cam;
-  if (!cam) {
-    try {
-      cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
-    } catch (err) {
-      if (seq === selectSeq) showError(err, `Camera ${id}`);
-      return;
-    }
-    if (seq !== selectSeq) return;
-  }
-  camLayer.select(cam.id);
-  panel.showCamera(cam);
-  document.title = `${cam.code ?? ''} ${cam.name ?? ''} — Gridwatch`;
-  const c = cam.location?.coordinates;
-  if (fly && Array.isArray(c)) map.flyTo({ center: [c[0], c[1]], zoom: Math.max(map.getZoom(), 16.5), padding: panelPadding(), duration: 800 });
-  // The list has no live figures: the camera itself has them (streams), refreshed while the card shows.
-  if (cached) refreshCameraCard(cam.id, seq);
-  clearInterval(cardTimer);
-  cardTimer = setInterval(() => {
-    if (seq !== selectSeq || !panel.isOpen) clearInterval(cardTimer);
-    else refreshCameraCard(cam.id, seq);
-  }, 10000);
-}
-
-let cardTimer = 0;
-
-/** refreshCameraCard reloads GET /api/v1/cameras/{id} into the card if it still shows that camera. */
-async function refreshCameraCard(id, seq) {
-  try {
-    const cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
-    if (seq !== selectSeq || Number(panel.shownCamera?.id) !== Number(id)) return;
-    panel.showCamera(cam);
-  } catch (err) {
-    if (seq === selectSeq) console.warn('camera', err);
-  }
+const card = new CameraCard({
+  map,
+  camLayer,
+  panel,
+  showError,
+  begin: () => {
+    const seq = ++selectSeq;
+    setSelected(null);
+    clearLocateMarker();
+    return seq;
+  },
+  current: (seq) => seq === selectSeq,
+});
+function openCamera(id, opts) {
+  return card.open(id, opts);
 }
 
 function hoverCamera(ev) {
-  if (!camerasOn || newForm.picking || locating) return false;
+  if (!camerasOn || newForm.picking || locator.active) return false;
   const hit = camLayer.hit(ev.point);
   if (!hit) return false;
-  setHover(null);
   map.getCanvas().style.cursor = 'pointer';
-  tip.replaceChildren();
-  const code = tip.appendChild(document.createElement('span'));
-  code.className = 'tip-code';
-  code.textContent = hit.code ?? '';
-  tip.append(` ${hit.name ?? ''}`);
-  tip.style.transform = `translate(${Math.round(ev.point.x + 14)}px, ${Math.round(ev.point.y + 16)}px)`;
-  tip.hidden = false;
+  tip.showCamera(ev.point, hit);
   return true;
 }
 
 // ---- the incident view, the new-incident form, statistics -------------------------------
 
-const view = new IncidentView($('#incident-view'), {
+const cases = new IncidentPanels({
+  map,
   store,
-  onClose: closeIncident,
-  onShowGrid: (id) => selectGrid(id, { fit: true }),
-  onFly: (inc) => flyToIncident(inc),
-  gridName: gridLabel,
-  gridOptions: () =>
-    grids
-      ? [...grids.byId.values()]
-          .filter((f) => f.properties?.level === 'grid')
-          .map((f) => ({ id: Number(f.id ?? f.properties.id), code: String(f.properties.code ?? ''), name: String(f.properties.name ?? '') }))
-          .sort((a, b) => a.code.localeCompare(b.code))
-      : [],
-  onError: showError,
+  incLayer,
+  locator,
+  showGrid: (id) => selectGrid(id, { fit: true }),
+  gridLabel,
+  gridOptions: () => gridOptions(grids),
+  showError,
   onFootage: (cam, range, opener) => {
     if (footageOn()) footage.open(cam, { opener, range });
   },
 });
-
-function flyToIncident(inc) {
-  const c = inc?.location?.coordinates;
-  if (!Array.isArray(c)) return;
-  map.flyTo({ center: [c[0], c[1]], zoom: Math.max(map.getZoom(), 16), padding: panelPadding(), duration: 800 });
+const { view, form: newForm } = cases;
+function openIncident(id, opts) {
+  cases.open(id, opts);
 }
-
-function openIncident(id, { fly = false } = {}) {
-  if (newForm.isOpen) closeNewForm();
-  incLayer.select(id);
-  view.open(id);
-  if (fly) {
-    const known = store.get(id);
-    if (known) flyToIncident(known);
-  }
-}
-
-function closeIncident() {
-  view.close();
-  incLayer.select(null);
-}
-
-function setPicking(on) {
-  $('#pick-hint').hidden = !on;
-  document.body.classList.toggle('locating', on);
-  map.getCanvas().style.cursor = on ? 'crosshair' : '';
-  if (on && locating) setLocating(false);
-}
-
-const newForm = new IncidentForm($('#incident-new'), map, {
-  onPicking: setPicking,
-  onClose: closeNewForm,
-  onCreated: (inc) => {
-    store.upsert(inc);
-    closeNewForm();
-    openIncident(inc.id);
-    toast(`已上报 Reported: ${inc.title}`, { detail: inc.grid ? gridLabel(inc.grid.id) || inc.grid.name : '无网格 unassigned' });
-  },
-});
-
-function closeNewForm() {
-  newForm.close();
-}
-
-$('#new-incident-btn').addEventListener('click', () => {
-  if (view.isOpen) closeIncident();
-  if (newForm.isOpen) newForm.setPicking(true);
-  else newForm.open();
-});
+const closeIncident = () => cases.close();
+const closeNewForm = () => cases.closeForm();
 
 const stats = new StatsDialog({ onError: showError, onPickGrid: (id) => selectGrid(id, { fit: true }) });
 $('#stats-btn').addEventListener('click', () => stats.open());
 
 // Hovering a case shows its status and title.
 function hoverIncident(ev) {
-  if (!incidentsOn || newForm.picking || locating) return false;
+  if (!incidentsOn || newForm.picking || locator.active) return false;
   const hit = incLayer.hit(ev.point);
   if (!hit) return false;
-  setHover(null);
+  const inc = hit.cluster ? null : store.get(hit.id);
+  if (!hit.cluster && !inc) return false;
   map.getCanvas().style.cursor = 'pointer';
-  tip.replaceChildren();
-  if (hit.cluster) {
-    const p = hit.cluster.properties;
-    tip.append(`${p.point_count} 件事件 incidents`);
-    if (p.overdue > 0) tip.append(Object.assign(document.createElement('span'), { className: 'tip-overdue', textContent: `${p.overdue} 超期 overdue` }));
-  } else {
-    const inc = store.get(hit.id);
-    if (!inc) return false;
-    const badge = tip.appendChild(document.createElement('span'));
-    badge.className = 'status-badge';
-    badge.dataset.status = inc.status;
-    badge.textContent = statusLabel(inc.status);
-    tip.append(` ${inc.title}`);
-  }
-  tip.style.transform = `translate(${Math.round(ev.point.x + 14)}px, ${Math.round(ev.point.y + 16)}px)`;
-  tip.hidden = false;
+  if (hit.cluster) tip.showCluster(ev.point, hit.cluster.properties);
+  else tip.showIncident(ev.point, inc);
   return true;
 }
 
 // Grid shading by open or overdue count.
-function setChoropleth(mode) {
-  incLayer.setChoropleth(mode);
-  for (const b of document.querySelectorAll('[data-choropleth]')) b.setAttribute('aria-pressed', String(b.dataset.choropleth === incLayer.mode));
-  showRamp();
-}
-function showRamp() {
-  const ramp = $('#choro-ramp');
-  ramp.hidden = incLayer.mode === 'none';
-  ramp.dataset.mode = incLayer.mode;
-  $('#ramp-max').textContent = String(incLayer.maxCount() || 0);
-}
-for (const b of document.querySelectorAll('[data-choropleth]')) b.addEventListener('click', () => setChoropleth(b.dataset.choropleth));
-setChoropleth(incLayer.mode);
+counts.setChoropleth(incLayer.mode);

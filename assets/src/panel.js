@@ -62,12 +62,7 @@ function el(tag, className, text) {
  */
 export class Panel {
   constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {
-    this.root = root;
-    this.onPick = onPick;
-    this.onClose = onClose;
-    this.onIncident = onIncident;
-    this.onCamera = onCamera;
-    this.onPlay = onPlay;
+    Object.assign(this, { root, onPick, onClose, onIncident, onCamera, onPlay });
     this.shownCamera = null; // the camera the card shows
     this.wall = new VideoWall(root.querySelector('[data-field="wall-section"]'), { onOpen: (cam, opener) => this.onPlay(cam, opener) });
     const play = this.field('cam-play');
@@ -183,16 +178,26 @@ export class Panel {
   }
 
   /**
+   * listSection shows the section of list name (its [data-field]s name-section,
+   * name and name-note) in state ({loading: true}, {error} or {list, more}) for
+   * grid gridId: {ol, note}, or null when the panel shows another grid.
+   */
+  listSection(gridId, name, state) {
+    if (String(gridId) !== this.root.dataset.gridId) return null;
+    const section = this.field(`${name}-section`);
+    section.hidden = false;
+    section.dataset.state = state.loading ? 'loading' : state.error ? 'error' : 'ok';
+    return { ol: this.field(name), note: this.field(`${name}-note`) };
+  }
+
+  /**
    * showCameras lists the cameras in a grid or seeing into it: state is
    * {loading: true}, {error}, or {list, more}.
    */
   showCameras(gridId, state) {
-    if (String(gridId) !== this.root.dataset.gridId) return;
-    const section = this.field('cams-section');
-    const ol = this.field('cams');
-    const note = this.field('cams-note');
-    section.hidden = false;
-    section.dataset.state = state.loading ? 'loading' : state.error ? 'error' : 'ok';
+    const part = this.listSection(gridId, 'cams', state);
+    if (!part) return;
+    const { ol, note } = part;
     if (state.loading) {
       ol.replaceChildren();
       this.field('cams-n').textContent = '';
@@ -201,9 +206,7 @@ export class Panel {
       return;
     }
     if (state.error) {
-      ol.replaceChildren();
-      note.hidden = false;
-      note.textContent = `无法加载摄像机 · Cannot load the cameras — ${state.error}`;
+      showListError(ol, note, `无法加载摄像机 · Cannot load the cameras — ${state.error}`);
       return;
     }
     this.field('cams-n').textContent = `(${state.list.length}${state.more ? '+' : ''})`;
@@ -329,12 +332,9 @@ export class Panel {
    * or {list, more} (more: the server has further pages).
    */
   showCases(gridId, state) {
-    if (String(gridId) !== this.root.dataset.gridId) return;
-    const section = this.field('cases-section');
-    const ol = this.field('cases');
-    const note = this.field('cases-note');
-    section.hidden = false;
-    section.dataset.state = state.loading ? 'loading' : state.error ? 'error' : 'ok';
+    const part = this.listSection(gridId, 'cases', state);
+    if (!part) return;
+    const { ol, note } = part;
     if (state.loading) {
       if (ol.children.length === 0) {
         note.hidden = false;
@@ -343,9 +343,7 @@ export class Panel {
       return;
     }
     if (state.error) {
-      ol.replaceChildren();
-      note.hidden = false;
-      note.textContent = `无法加载事件 · Cannot load the cases — ${state.error}`;
+      showListError(ol, note, `无法加载事件 · Cannot load the cases — ${state.error}`);
       this.field('cases-n').textContent = '';
       return;
     }
@@ -456,4 +454,11 @@ export class Panel {
   hideLocate() {
     this.locate.hidden = true;
   }
+}
+
+/** showListError empties a panel list and says why in its note. */
+function showListError(ol, note, text) {
+  ol.replaceChildren();
+  note.hidden = false;
+  note.textContent = text;
 }

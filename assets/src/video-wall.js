@@ -9,7 +9,7 @@
 //     and .player-footage (回放 · Playback: the camera's recorded footage, video.playback)
 
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
-import { el } from './dom.js';
+import { el, wireModal } from './dom.js';
 import { LivePlayer, STREAM_LABEL, formatBitrate, formatFps, offlineText } from './video.js';
 
 const MAX_TILES = 24; // more cameras are listed, not played at once
@@ -255,18 +255,8 @@ export class PlayerDialog {
       el('div', 'dialog-head', this.title, this.badge, this.streamLabel, this.footageBtn, close),
       el('div', 'player-body', el('div', 'player-stage', this.video, this.overlay), this.stats),
     );
-    this.dialog.addEventListener('close', () => {
-      this.teardown();
-      const back = this.opener;
-      this.opener = null;
-      if (back?.isConnected && !back.closest('[hidden]')) back.focus({ preventScroll: true });
-    });
-    // A click on the backdrop (outside the dialog's box) closes it.
-    this.dialog.addEventListener('click', (ev) => {
-      if (ev.target !== this.dialog) return;
-      const r = this.dialog.getBoundingClientRect();
-      if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) this.close();
-    });
+    // A click on the backdrop closes it; focus goes back to what opened it.
+    wireModal(this.dialog, this);
     document.body.append(this.dialog);
   }
 

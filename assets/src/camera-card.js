@@ -1,0 +1,61 @@
+// The camera card: a camera picked on the map or in a grid's list, shown in
+// the panel and kept fresh (its live figures) while it shows.
+
+import { getJSON } from './api.js';
+import { flyNear } from './map-setup.js';
+
+const REFRESH_MS = 10000;
+
+/**
+ * CameraCard shows one camera in the panel. deps: map, camLayer, panel,
+ * showError(err, context); begin() starts a new selection (the grid and the
+ * locate marker go) and returns its seq; current(seq) reports whether that
+ * selection is still the one on show.
+ */
+export class CameraCard {
+  constructor(deps) {
+    this.deps = deps;
+    this.timer = 0;
+  }
+
+  /** open shows camera id (flying to it when fly). */
+  async open(id, { fly = false } = {}) {
+    const { map, camLayer, panel, current } = this.deps;
+    const seq = this.deps.begin();
+    let cam = camLayer.get(id);
+    const cached = !!cam;
+    if (!cam) {
+      try {
+        cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
+      } catch (err) {
+        if (current(seq)) this.deps.showError(err, `Camera ${id}`);
+        return;
+      }
+      if (!current(seq)) return;
+    }
+    camLayer.select(cam.id);
+    panel.showCamera(cam);
+    document.title = `${cam.code ?? ''} ${cam.name ?? ''} — Gridwatch`;
+    const c = cam.location?.coordinates;
+    if (fly && Array.isArray(c)) flyNear(map, [c[0], c[1]], 16.5, 800);
+    // The list has no live figures: the camera itself has them (streams), refreshed while the card shows.
+    if (cached) this.refresh(cam.id, seq);
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      if (!current(seq) || !panel.isOpen) clearInterval(this.timer);
+      else this.refresh(cam.id, seq);
+    }, REFRESH_MS);
+  }
+
+  /** refresh reloads GET /api/v1/cameras/{id} into the card if it still shows that camera (selection seq). */
+  async refresh(id, seq) {
+    const { panel, current } = this.deps;
+    try {
+      const cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
+      if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id)) return;
+      panel.showCamera(cam);
+    } catch (err) {
+      if (current(seq)) console.warn('camera', err);
+    }
+  }
+}

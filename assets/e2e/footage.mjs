@@ -424,8 +424,16 @@ async function run() {
   await page.screenshot({ path: exportShot });
 
   // The author deletes the tag (twice: 删除, then 确认删除 · Confirm delete).
+  // Turning away (a click elsewhere) takes the question back; the question
+  // asked again then stays until it is answered (no clock runs it out).
+  const armed = ([sel, id]) => document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"] .tag-delete`)?.dataset.confirm === 'true';
   await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
-  await waitFor(page, ([sel, id]) => document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"] .tag-delete`)?.dataset.confirm === 'true', [DLG, tag.id], 'the delete confirm');
+  await waitFor(page, armed, [DLG, tag.id], 'the delete confirm');
+  await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-time`);
+  await waitFor(page, (a) => !document.querySelector(`${a[0]} .footage-tags li[data-tag-id="${a[1]}"] .tag-delete`)?.dataset.confirm, [DLG, tag.id], 'the delete confirm taken back by a click elsewhere');
+  if (!(await page.evaluate(([sel, id]) => !!document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`), [DLG, tag.id]))) throw new Error('the tag went with a click beside its delete button');
+  await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
+  await waitFor(page, armed, [DLG, tag.id], 'the delete confirm asked again');
   await page.click(`${DLG} .footage-tags li[data-tag-id="${tag.id}"] .tag-delete`);
   await waitFor(page, ([sel, id]) => !document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`) && !document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), [DLG, tag.id], async () => `the tag deleted (${await page.evaluate(([sel, id]) => JSON.stringify({ li: document.querySelector(`${sel} .footage-tags li[data-tag-id="${id}"]`)?.outerHTML.slice(0, 300), band: !!document.querySelector(`${sel} .tl-tag[data-id="${id}"]`), held: document.querySelector(`${sel} .tl-track`).dataset.held, toasts: [...document.querySelectorAll('.toast, [role=status]')].map((t) => t.textContent).join(' | ').slice(0, 300) }), [DLG, tag.id])}; ${problems.join('; ')})`);
   if (((await get(`/api/v1/tags?camera=${cam.id}`)).tags ?? []).some((t) => t.id === tag.id)) throw new Error('the deleted tag is still listed');

@@ -270,24 +270,39 @@ export const tagMethods = {
     }
   },
 
-  /** deleteTag asks first (the row's 删除 becomes 确认删除 · Confirm), then deletes. */
+  /**
+   * deleteTag asks first (the row's 删除 becomes 确认删除 · Confirm), then
+   * deletes. The question stays asked until the user answers it or turns
+   * away (a click anywhere else, Escape): never on a clock, which a slow
+   * phone or a busy machine would beat between the two clicks.
+   */
   async deleteTag(t, btn) {
     if (btn.dataset.confirm !== 'true') {
       // The list is drawn again by every refresh (30 s): the question asked stays asked in it.
+      this.disarmDelete?.();
       this.confirmDelete = t.id;
       armDelete(t, btn);
       btn.focus();
-      clearTimeout(this.confirmTimer);
-      this.confirmTimer = setTimeout(() => {
+      const away = (e) => {
+        if (e.type === 'keydown' ? e.key !== 'Escape' : e.target.closest?.('.tag-delete')?.dataset.confirm === 'true') return;
+        this.disarmDelete();
+      };
+      this.disarmDelete = () => {
+        document.removeEventListener('pointerdown', away, true);
+        document.removeEventListener('keydown', away, true);
+        this.disarmDelete = null;
         this.confirmDelete = null;
         const cur = [...(this.tagList?.querySelectorAll('li[data-tag-id]') ?? [])].find((li) => li.dataset.tagId === String(t.id))?.querySelector('.tag-delete');
         if (!cur || cur.disabled) return;
         delete cur.dataset.confirm;
         cur.textContent = '删除 · Delete';
         cur.removeAttribute('aria-label');
-      }, 5000);
+      };
+      document.addEventListener('pointerdown', away, true);
+      document.addEventListener('keydown', away, true);
       return;
     }
+    this.disarmDelete?.();
     btn.disabled = true;
     try {
       await request('DELETE', `/api/v1/tags/${encodeURIComponent(t.id)}`);

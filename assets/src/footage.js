@@ -94,8 +94,8 @@ export class FootageDialog extends FootagePlayer {
     this.held = null; // [from, to] ms: the view held still while a pointer is down on the track
     this.clickAt = NaN; // the time under a press released without a drag: what the click that follows plays
     this.suppressClick = false;
-    this.confirmDelete = null; // the tag whose delete waits for its confirmation (5 s)
-    this.confirmTimer = 0;
+    this.confirmDelete = null; // the tag whose delete waits for its confirmation
+    this.disarmDelete = null; // takes the question back (a click elsewhere, Escape)
     this.editing = null; // the tag being edited: the selection is its range
   }
 

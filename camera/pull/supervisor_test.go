@@ -101,13 +101,18 @@ func TestSupervisorWithFakeSource(t *testing.T) {
 	pkts, n := packets(t, camsim.ClipSub, 1000, 1400, 1)
 	first, second := newFakeSession(pkts), newFakeSession(pkts)
 	src := &fakeSource{script: []*fakeSession{nil, nil, first, nil, second}}
-	hub := stream.NewHub(stream.HubOptions{})
+	// The viewer may fall behind on a loaded machine: a queue for the whole
+	// clip, so that it skips nothing and counts every picture.
+	hub := stream.NewHub(stream.HubOptions{Queue: 2*n + 10})
 	viewer := hub.Subscribe()
 	defer viewer.Close()
 	states := make(chan State, 16)
 	const minBackoff = 20 * time.Millisecond
 	sup := NewSupervisor(Config{
 		Source: src, Hub: hub, MinBackoff: minBackoff, MaxBackoff: 4 * minBackoff,
+		// The sessions end when the test says: a stall (no picture after the
+		// script's last) must not end one first on a loaded machine.
+		StallTimeout: time.Hour, KeyTimeout: time.Hour,
 		OnState: func(st State) { states <- st },
 	})
 	ctx, cancel := context.WithCancel(context.Background())

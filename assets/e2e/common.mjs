@@ -194,6 +194,16 @@ export function watch(page, base) {
 }
 
 /**
+ * passed is a run's last step: check(step) (a watcher's check: nothing went
+ * wrong so far), then the run's summary, which every script starts with ok
+ * and the page it tested: { ok: true, url, ...fields }.
+ */
+export async function passed(check, step, base, fields) {
+  await check(step);
+  return { ok: true, url: base.href, ...fields };
+}
+
+/**
  * waitFor waits for fn(arg) to be truthy in the page (for ms, default
  * timeoutMs); on timeout it throws with what(): a description.
  */

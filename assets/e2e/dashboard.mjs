@@ -15,7 +15,7 @@
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
 // Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
 
-import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitGrids, watch, main, scriptArgs } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitGrids, watch, main, passed, scriptArgs } from './common.mjs';
 
 const { base, args: [shotPath], started } = scriptArgs('dashboard.mjs', '<screenshotPath>', timeoutMs * 3 + 10000);
 const timeout = timeoutMs;
@@ -109,11 +109,7 @@ async function run() {
   }
 
   await page.screenshot({ path: shotPath, fullPage: true });
-  await check('after click');
-
-  return {
-    ok: true,
-    url: base.href,
+  return passed(check, 'after click', base, {
     user,
     signed_in_ms: signedInMs,
     grids_loaded: gridsLoaded,
@@ -125,7 +121,7 @@ async function run() {
     grid_tiles: { revision, requested: gridTiles.length, drawn: drawn.length },
     screenshot: shotPath,
     total_ms: Date.now() - started,
-  };
+  });
 }
 
 await main(run, () => browser);

@@ -369,6 +369,34 @@ async function moveEdge(page, not) {
   return out;
 }
 
+/**
+ * waitAreaChange waits for the editor's preview of a split or merge (what):
+ * previewed ok, with a grid in its area change marked data-<mark>="true"
+ * ('created' by a split, 'removed' by a merge). On a timeout it says what the
+ * editor showed instead.
+ */
+async function waitAreaChange(page, what, mark) {
+  await waitFor(
+    page,
+    (attr) => {
+      const ed = document.querySelector('#editor');
+      return ed?.dataset.preview === 'ok' && ed.querySelector(`[data-field="area-change"] [${attr}="true"]`) !== null;
+    },
+    `data-${mark}`,
+    async () =>
+      `${what} preview (${await page.evaluate(() => {
+        const ed = document.querySelector('#editor');
+        return JSON.stringify({
+          preview: ed?.dataset.preview,
+          note: ed?.querySelector('[data-field="preview-note"]')?.textContent,
+          code: ed?.querySelector('input[name="new.code"]')?.value,
+          pick: ed?.querySelector('[data-field="pick"]')?.textContent,
+          st: window.gridwatchEditor?.state(),
+        });
+      })})`,
+  );
+}
+
 async function run() {
   browser = await launch();
 
@@ -500,15 +528,7 @@ async function run() {
   await page.mouse.click(span.right, cut.y);
   await page.mouse.click(span.right, cut.y); // the last point again finishes the line
   await page.fill('#editor input[name="new.name"]', 'E2E 分割 split');
-  await waitFor(
-    page,
-    () => {
-      const ed = document.querySelector('#editor');
-      return ed?.dataset.preview === 'ok' && ed.querySelector('[data-field="area-change"] [data-created="true"]') !== null;
-    },
-    null,
-    async () => `split preview (${await page.evaluate(() => JSON.stringify({ preview: document.querySelector('#editor')?.dataset.preview, note: document.querySelector('#editor [data-field="preview-note"]')?.textContent, code: document.querySelector('#editor input[name="new.code"]')?.value, st: window.gridwatchEditor.state() }))})`,
-  );
+  await waitAreaChange(page, 'split', 'created');
   result.split = await page.$eval('#editor input[name="new.code"]', (i) => i.value);
 
   await page.click('#editor [data-tool-btn="merge"]');
@@ -533,15 +553,7 @@ async function run() {
   );
   if (!neighbour) throw new Error('no neighbour to click for the merge');
   await page.mouse.click(neighbour.x, neighbour.y);
-  await waitFor(
-    page,
-    () => {
-      const ed = document.querySelector('#editor');
-      return ed?.dataset.preview === 'ok' && ed.querySelector('[data-field="area-change"] [data-removed="true"]') !== null;
-    },
-    null,
-    async () => `merge preview (${await page.evaluate(() => JSON.stringify({ preview: document.querySelector('#editor')?.dataset.preview, note: document.querySelector('#editor [data-field="preview-note"]')?.textContent, pick: document.querySelector('#editor [data-field="pick"]')?.textContent }))})`,
-  );
+  await waitAreaChange(page, 'merge', 'removed');
   result.merge = await page.textContent('#editor [data-field="pick"]');
   await page.screenshot({ path: path.join(artifacts, 'editor-merge.png') });
 

@@ -40,7 +40,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, passed, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('footage.mjs', '<artifactDir>', timeoutMs * 6 + 60000);
 const DLG = '#footage-dialog';
@@ -470,11 +470,7 @@ async function run() {
   );
   await page.keyboard.press('Escape');
   await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
-  await check('the linked footage');
-
-  return {
-    ok: true,
-    url: base.href,
+  return passed(check, 'the linked footage', base, {
     grids_loaded: gridsLoaded,
     camera: { id: cam.id, code: cam.code, recordings: recs.length },
     recordings_wait_ms: recordingsWaitMs,
@@ -492,7 +488,7 @@ async function run() {
     export: { id: Number(exp.id), sha256: job.sha256, bytes: job.bytes, ms: exportMs, screenshot: exportShot },
     incident: { id: incId, links: links.length, auto: links.filter((l) => l.source === 'auto').length, recorded_s: link.recorded_seconds },
     total_ms: Date.now() - started,
-  };
+  });
 }
 
 await main(run, () => browser);

@@ -38,7 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, passed, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('incidents.mjs', '<artifactDir>', timeoutMs * 8 + 20000);
 const user = process.env.GW_USER || 'demo-commander';
@@ -328,11 +328,7 @@ async function run() {
   if (liveNow === 'sse' && (fullLoads !== 0 || byIds < 1)) {
     throw new Error(`after a bulk upload of 2 the page read the whole list ${fullLoads} times and by ids ${byIds} times: want 0 and at least 1`);
   }
-  await check('at the end');
-
-  return {
-    ok: true,
-    url: base.href,
+  return passed(check, 'at the end', base, {
     user,
     grids_loaded: gridsLoaded,
     open_before: before.open,
@@ -348,7 +344,7 @@ async function run() {
     csv: csvPath,
     screenshot: shot,
     total_ms: Date.now() - started,
-  };
+  });
 }
 
 await main(run, () => browser);

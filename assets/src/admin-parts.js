@@ -28,8 +28,40 @@ export function table(id, headers) {
   return { wrap, tbody };
 }
 
+/**
+ * adminForm is an admin tab's form, hidden until asked for: its title, the
+ * fields in a grid, the error line and the actions (Cancel, save). The
+ * browser's own validation is off (the server's message is shown instead);
+ * a submit calls onSubmit.
+ */
+export function adminForm(id, title, fields, actions, onSubmit) {
+  const form = el(
+    'form',
+    { className: 'admin-form', id, noValidate: true, hidden: true },
+    title,
+    el('div', 'form-grid', ...fields),
+    el('p', { className: 'form-error', role: 'alert', hidden: true }),
+    el('div', 'form-actions', ...actions),
+  );
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    onSubmit();
+  });
+  return form;
+}
+
 export function emptyRow(cols, text) {
   return el('tr', 'empty-row', el('td', { colSpan: cols }, text));
+}
+
+/**
+ * fillRows shows list in tbody (a table() body), one row(item) each, or one
+ * row saying empty across the whole table when there is none.
+ */
+export function fillRows(tbody, list, empty, row) {
+  tbody.replaceChildren();
+  if (list.length === 0) tbody.append(emptyRow(tbody.parentElement.tHead.rows[0].cells.length, empty));
+  for (const item of list) tbody.append(row(item));
 }
 
 export function flash(node, text, state = 'ok') {

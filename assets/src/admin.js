@@ -7,7 +7,7 @@
 
 import { applyPermissions, can, describe, request, sendJSON } from './api.js';
 import { el, field, formError, formatTime, gridsText, parseCodes, roleLabel, roleOptions } from './dom.js';
-import { codesOf, emptyRow, flash, loadTable, nameOf, roleBadge, sameList, table } from './admin-parts.js';
+import { adminForm, codesOf, fillRows, flash, loadTable, nameOf, roleBadge, sameList, table } from './admin-parts.js';
 import { AuditTab, ViewingsTab } from './admin-logs.js';
 
 const TABS = [
@@ -113,27 +113,15 @@ class UsersTab {
     const cancel = el('button', { type: 'button', className: 'btn' }, '取消 Cancel');
     cancel.addEventListener('click', () => this.hideForm());
     this.save = el('button', { type: 'submit', className: 'btn btn-primary' }, '保存 Save');
-    this.form = el(
-      'form',
-      { className: 'admin-form', id: 'user-form', noValidate: true, hidden: true },
-      this.formTitle,
-      el(
-        'div',
-        'form-grid',
-        field('用户名 Username', f.username),
-        field('显示名 Display name', f.display_name),
-        field('角色 Role', f.role),
-        el('label', { className: 'field' }, this.pwLabel, f.password),
-        el('div', 'field-wide', field('网格编码 Grid codes', f.grid_codes, '逗号分隔；留空 = 全部网格 · Comma separated; empty = all grids (a grid leader needs at least one)')),
-        el('div', 'field-wide', this.disabledRow),
-      ),
-      el('p', { className: 'form-error', role: 'alert', hidden: true }),
-      el('div', 'form-actions', cancel, this.save),
-    );
-    this.form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      this.submit();
-    });
+    const fields = [
+      field('用户名 Username', f.username),
+      field('显示名 Display name', f.display_name),
+      field('角色 Role', f.role),
+      el('label', { className: 'field' }, this.pwLabel, f.password),
+      el('div', 'field-wide', field('网格编码 Grid codes', f.grid_codes, '逗号分隔；留空 = 全部网格 · Comma separated; empty = all grids (a grid leader needs at least one)')),
+      el('div', 'field-wide', this.disabledRow),
+    ];
+    this.form = adminForm('user-form', this.formTitle, fields, [cancel, this.save], () => this.submit());
 
     const { wrap, tbody } = table('users-table', ['用户名 Username', '显示名 Name', '角色 Role', '网格 Grids', '状态 Status', '创建 Created', '最近登录 Last login', '']);
     this.tbody = tbody;
@@ -151,32 +139,26 @@ class UsersTab {
   load() {
     return loadTable(this.status, '/api/v1/users', 'users', '个用户 users', (list) => {
       this.users = list;
-      this.render();
+      fillRows(this.tbody, list, '没有用户 No users', (u) => this.row(u));
     });
   }
 
-  render() {
-    this.tbody.replaceChildren();
-    if (this.users.length === 0) this.tbody.append(emptyRow(8, '没有用户 No users'));
-    for (const u of this.users) {
-      const id = String(u.id);
-      const edit = el('button', { type: 'button', className: 'btn btn-small', dataset: { action: 'edit', id } }, '编辑 Edit');
-      const toggle = el('button', { type: 'button', className: `btn btn-small ${u.disabled ? '' : 'btn-danger'}`, dataset: { action: 'toggle', id } }, u.disabled ? '启用 Enable' : '停用 Disable');
-      this.tbody.append(
-        el(
-          'tr',
-          { dataset: { username: u.username ?? '', userId: id }, className: u.disabled ? 'is-disabled' : '' },
-          el('td', 'mono strong', u.username ?? ''),
-          el('td', '', u.display_name ?? ''),
-          el('td', '', roleBadge(u.role)),
-          el('td', 'mono wrap', gridsText(u.grids)),
-          el('td', '', el('span', { className: 'state', dataset: { state: u.disabled ? 'off' : 'on' } }, u.disabled ? '已停用 Disabled' : '正常 Active')),
-          el('td', 'time', formatTime(u.created_at)),
-          el('td', 'time', formatTime(u.last_login_at)),
-          el('td', 'actions', edit, toggle),
-        ),
-      );
-    }
+  row(u) {
+    const id = String(u.id);
+    const edit = el('button', { type: 'button', className: 'btn btn-small', dataset: { action: 'edit', id } }, '编辑 Edit');
+    const toggle = el('button', { type: 'button', className: `btn btn-small ${u.disabled ? '' : 'btn-danger'}`, dataset: { action: 'toggle', id } }, u.disabled ? '启用 Enable' : '停用 Disable');
+    return el(
+      'tr',
+      { dataset: { username: u.username ?? '', userId: id }, className: u.disabled ? 'is-disabled' : '' },
+      el('td', 'mono strong', u.username ?? ''),
+      el('td', '', u.display_name ?? ''),
+      el('td', '', roleBadge(u.role)),
+      el('td', 'mono wrap', gridsText(u.grids)),
+      el('td', '', el('span', { className: 'state', dataset: { state: u.disabled ? 'off' : 'on' } }, u.disabled ? '已停用 Disabled' : '正常 Active')),
+      el('td', 'time', formatTime(u.created_at)),
+      el('td', 'time', formatTime(u.last_login_at)),
+      el('td', 'actions', edit, toggle),
+    );
   }
 
   showForm(u) {
@@ -277,25 +259,13 @@ class TokensTab {
       this.form.hidden = true;
     });
     this.save = el('button', { type: 'submit', className: 'btn btn-primary' }, '创建 Create');
-    this.form = el(
-      'form',
-      { className: 'admin-form', id: 'token-form', noValidate: true, hidden: true },
-      el('h3', 'admin-form-title', '新建 API 令牌 New API token'),
-      el(
-        'div',
-        'form-grid',
-        field('名称 Name', f.name),
-        field('角色 Role', f.role),
-        field('过期 Expires (optional)', f.expires_at),
-        el('div', 'field-wide', field('网格编码 Grid codes', f.grid_codes, '逗号分隔；留空 = 全部网格 · Comma separated; empty = all grids')),
-      ),
-      el('p', { className: 'form-error', role: 'alert', hidden: true }),
-      el('div', 'form-actions', cancel, this.save),
-    );
-    this.form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      this.submit();
-    });
+    const fields = [
+      field('名称 Name', f.name),
+      field('角色 Role', f.role),
+      field('过期 Expires (optional)', f.expires_at),
+      el('div', 'field-wide', field('网格编码 Grid codes', f.grid_codes, '逗号分隔；留空 = 全部网格 · Comma separated; empty = all grids')),
+    ];
+    this.form = adminForm('token-form', el('h3', 'admin-form-title', '新建 API 令牌 New API token'), fields, [cancel, this.save], () => this.submit());
 
     // The secret, shown once right after creation.
     this.secretCode = el('code', { className: 'secret-value', id: 'token-secret' });
@@ -326,35 +296,29 @@ class TokensTab {
   load() {
     return loadTable(this.status, '/api/v1/tokens', 'tokens', '个令牌 tokens', (list) => {
       this.tokens = list;
-      this.render();
+      const now = Date.now();
+      fillRows(this.tbody, list, '没有令牌 No tokens', (t) => this.row(t, now));
     });
   }
 
-  render() {
-    this.tbody.replaceChildren();
-    if (this.tokens.length === 0) this.tbody.append(emptyRow(9, '没有令牌 No tokens'));
-    const now = Date.now();
-    for (const t of this.tokens) {
-      const expired = t.expires_at && new Date(t.expires_at).getTime() <= now;
-      const state = t.revoked_at ? 'revoked' : expired ? 'expired' : 'on';
-      const stateText = { revoked: `已吊销 Revoked ${formatTime(t.revoked_at)}`, expired: '已过期 Expired', on: '有效 Active' }[state];
-      const revoke = t.revoked_at ? null : el('button', { type: 'button', className: 'btn btn-small btn-danger', dataset: { action: 'revoke', id: String(t.id) } }, '吊销 Revoke');
-      this.tbody.append(
-        el(
-          'tr',
-          { dataset: { tokenId: String(t.id) }, className: state === 'on' ? '' : 'is-disabled' },
-          el('td', 'strong', t.name ?? ''),
-          el('td', '', roleBadge(t.role)),
-          el('td', 'mono wrap', gridsText(t.grids)),
-          el('td', 'time', formatTime(t.created_at)),
-          el('td', '', nameOf(t.created_by)),
-          el('td', 'time', formatTime(t.last_used_at)),
-          el('td', 'time', t.expires_at ? formatTime(t.expires_at) : '永不 Never'),
-          el('td', '', el('span', { className: 'state', dataset: { state: state === 'on' ? 'on' : 'off' } }, stateText)),
-          el('td', 'actions', revoke),
-        ),
-      );
-    }
+  row(t, now) {
+    const expired = t.expires_at && new Date(t.expires_at).getTime() <= now;
+    const state = t.revoked_at ? 'revoked' : expired ? 'expired' : 'on';
+    const stateText = { revoked: `已吊销 Revoked ${formatTime(t.revoked_at)}`, expired: '已过期 Expired', on: '有效 Active' }[state];
+    const revoke = t.revoked_at ? null : el('button', { type: 'button', className: 'btn btn-small btn-danger', dataset: { action: 'revoke', id: String(t.id) } }, '吊销 Revoke');
+    return el(
+      'tr',
+      { dataset: { tokenId: String(t.id) }, className: state === 'on' ? '' : 'is-disabled' },
+      el('td', 'strong', t.name ?? ''),
+      el('td', '', roleBadge(t.role)),
+      el('td', 'mono wrap', gridsText(t.grids)),
+      el('td', 'time', formatTime(t.created_at)),
+      el('td', '', nameOf(t.created_by)),
+      el('td', 'time', formatTime(t.last_used_at)),
+      el('td', 'time', t.expires_at ? formatTime(t.expires_at) : '永不 Never'),
+      el('td', '', el('span', { className: 'state', dataset: { state: state === 'on' ? 'on' : 'off' } }, stateText)),
+      el('td', 'actions', revoke),
+    );
   }
 
   showForm() {

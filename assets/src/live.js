@@ -9,8 +9,11 @@
 // pollMs; after each reconnect poll() runs once to reconcile.
 
 import { ensureSignedIn } from './api.js';
+import { Reconnect, backoffMs } from './reconnect.js';
 
 const EVENTS_PATH = '/api/v1/events';
+const BACKOFF_MAX_MS = 30000; // the longest wait between attempts …
+const BACKOFF_DOUBLINGS = 4; // … and how often the server's retry doubles on the way there
 
 /**
  * LiveFeed calls onEvent(type, data, id) for every event, poll() while the
@@ -22,10 +25,9 @@ export class LiveFeed {
     this.mode = '';
     this.lastId = '';
     this.retryMs = 3000;
-    this.failures = 0;
+    this.retrying = new Reconnect(() => this.connect()); // attempts: failures since the last stream
     this.connects = 0;
     this.pollTimer = 0;
-    this.reconnectTimer = 0;
     this.controller = null;
     this.stopped = true;
     this.polling = false;
@@ -39,7 +41,7 @@ export class LiveFeed {
 
   stop() {
     this.stopped = true;
-    clearTimeout(this.reconnectTimer);
+    this.retrying.cancel();
     this.stopPolling();
     this.controller?.abort();
     this.controller = null;
@@ -75,9 +77,9 @@ export class LiveFeed {
 
   /** reconnect schedules the next connection attempt after ms. */
   reconnect(ms) {
-    clearTimeout(this.reconnectTimer);
+    this.retrying.cancel();
     if (this.stopped) return;
-    this.reconnectTimer = setTimeout(() => this.connect(), ms);
+    this.retrying.after(ms);
   }
 
   async connect() {
@@ -116,7 +118,7 @@ export class LiveFeed {
       return;
     }
 
-    this.failures = 0;
+    this.retrying.attempts = 0;
     this.connects++;
     this.stopPolling();
     this.setMode('sse');
@@ -133,11 +135,10 @@ export class LiveFeed {
 
   // down: the stream failed or ended; poll meanwhile and reconnect with backoff.
   down() {
-    this.failures++;
+    this.retrying.attempts++;
     this.setMode('polling');
     this.startPolling();
-    const backoff = Math.min(30000, this.retryMs * 2 ** Math.min(this.failures - 1, 4));
-    this.reconnect(backoff);
+    this.reconnect(backoffMs(this.retrying.attempts, this.retryMs, BACKOFF_MAX_MS, BACKOFF_DOUBLINGS));
   }
 
   async read(body, signal) {

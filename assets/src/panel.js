@@ -5,7 +5,7 @@ import { formatTime } from './dom.js';
 import { LEVEL_CN, LEVEL_EN } from './layers.js';
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
-import { formatBitrate, formatFps, formatUptime, offlineText } from './video.js';
+import { formatBitrate, formatFps, formatUptime, offlineText } from './video-format.js';
 import { VideoWall } from './video-wall.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });

@@ -10,7 +10,8 @@
 
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { el, wireModal } from './dom.js';
-import { LivePlayer, STREAM_LABEL, formatBitrate, formatFps, offlineText } from './video.js';
+import { LivePlayer, STREAM_LABEL } from './video.js';
+import { formatBitrate, formatFps, offlineText } from './video-format.js';
 
 const MAX_TILES = 24; // more cameras are listed, not played at once
 const OFFSCREEN_STOP_MS = 3000; // a tile scrolled out of sight stops after this

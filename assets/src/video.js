@@ -9,30 +9,21 @@
 //   binary the initialisation segment (ftyp+moov), right after each codec message
 //   binary one or more fragments (moof+mdat), one picture each; the first is the
 //          cached group of pictures from the latest keyframe.
-// Each codec message starts a fresh MediaSource and SourceBuffer. The socket
-// closes when the stream stops; the player reconnects with backoff until it is
-// stopped.
-//
-// Keeping latency low: the page plays as soon as the first fragment is
-// buffered; whenever the buffer's live edge is more than MAX_LATENCY ahead of
-// the playhead (the cached GOP at the start, a stall, a throttled tab) the
-// playhead jumps to TARGET_LATENCY before the edge; a smaller lag is made up by
-// playing 20% faster. Only the last KEEP_SECONDS stay buffered.
+// Each codec message starts a fresh MediaSource and SourceBuffer (MediaFeed,
+// video-mse.js, which also keeps the playhead near the live edge). The socket
+// closes when the stream stops; the player reconnects with backoff
+// (reconnect.js) until it is stopped. How the stream's numbers read is in
+// video-format.js.
 
 import { getJSON } from './api.js';
+import { MediaFeed } from './video-mse.js';
+import { Reconnect, backoffMs } from './reconnect.js';
 
-const MAX_LATENCY = 1.0; // s behind the live edge before jumping
-const TARGET_LATENCY = 0.15; // s behind the edge after a jump
-const CATCH_UP_ABOVE = 0.5; // s: play a little faster above this lag …
-const CATCH_UP_BELOW = 0.25; // … until it is below this one
-const CATCH_UP_RATE = 1.2;
-const KEEP_SECONDS = 10; // s of video kept buffered behind the live edge
-const TRIM_EVERY_MS = 2000;
-const MAX_QUEUE_BYTES = 8 << 20; // appends waiting for the SourceBuffer: more means it is wedged
 const STALL_MS = 3000; // no new picture for this long while online: "buffering"
 const RESTART_STALLED_MS = 10000; // … and for this long: reconnect
 const SILENT_MS = 15000; // an open socket that has said nothing this long, before any picture: reconnect
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+const BACKOFF_FIRST_MS = 500; // the first retry's wait, doubled for each one after …
+const BACKOFF_MAX_MS = 15000; // … up to this
 
 /** STREAM_LABEL names the two streams of a camera. */
 export const STREAM_LABEL = { main: '主码流 main', sub: '子码流 sub' };
@@ -56,46 +47,6 @@ export function liveSocketURL(id, stream) {
 /** hlsURL is the camera's live HLS playlist on this origin. */
 export function hlsURL(id, stream) {
   return `/api/v1/cameras/${encodeURIComponent(id)}/hls/index.m3u8?stream=${encodeURIComponent(stream)}`;
-}
-
-const p2 = (n) => String(n).padStart(2, '0');
-
-/** clockTime shows a timestamp as "HH:MM" today, else "MM-DD HH:MM"; '' for none. */
-export function clockTime(s) {
-  if (!s) return '';
-  const d = new Date(s);
-  if (Number.isNaN(d.getTime())) return '';
-  const now = new Date();
-  const hm = `${p2(d.getHours())}:${p2(d.getMinutes())}`;
-  return d.toDateString() === now.toDateString() ? hm : `${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${hm}`;
-}
-
-/** offlineText is "离线 · Offline since HH:MM — reason" (the parts known). */
-export function offlineText(since, reason) {
-  const t = clockTime(since);
-  const head = t ? `离线 · Offline since ${t}` : '离线 · Offline';
-  return reason ? `${head} — ${reason}` : head;
-}
-
-/** formatBitrate shows bits per second as kbit/s or Mbit/s. */
-export function formatBitrate(bps) {
-  if (typeof bps !== 'number' || !Number.isFinite(bps) || bps <= 0) return '—';
-  return bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mbit/s` : `${Math.round(bps / 1e3)} kbit/s`;
-}
-
-/** formatFps shows frames per second with one decimal. */
-export function formatFps(fps) {
-  return typeof fps === 'number' && Number.isFinite(fps) && fps > 0 ? `${fps.toFixed(1)} fps` : '—';
-}
-
-/** formatUptime shows seconds as "42 s", "12 min 5 s", "3 h 04 min" or "2 d 3 h". */
-export function formatUptime(s) {
-  if (typeof s !== 'number' || !Number.isFinite(s) || s < 0) return '—';
-  const t = Math.floor(s);
-  if (t < 60) return `${t} s`;
-  if (t < 3600) return `${Math.floor(t / 60)} min ${t % 60} s`;
-  if (t < 86400) return `${Math.floor(t / 3600)} h ${p2(Math.floor((t % 3600) / 60))} min`;
-  return `${Math.floor(t / 86400)} d ${Math.floor((t % 86400) / 3600)} h`;
 }
 
 // A media-src violation means the page's Content-Security-Policy refuses the
@@ -131,29 +82,20 @@ export class LivePlayer {
     this.mode = mseSupported() ? 'mse' : hlsPlayable(video) ? 'hls' : 'none';
     this.startedAt = 0;
     this.firstFrameAt = 0;
-    this.jumps = 0;
     this.bytesIn = 0;
 
     this.active = false;
     this.ws = null;
-    this.ms = null;
-    this.sb = null;
-    this.objectURL = '';
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.haveCodec = false;
+    this.feed = new MediaFeed(video, { fail: (message) => this.fail(message), restart: (why) => this.restart(why) });
+    this.retrying = new Reconnect(() => this.connect());
     this.playing = false; // a picture of the current source has been shown
     this.stalled = false;
     this.error = '';
-    this.attempts = 0;
     this.failedOpens = 0;
-    this.retryTimer = 0;
     this.watchTimer = 0;
-    this.lastTrim = 0;
     this.lastFrames = 0;
     this.lastProgress = 0;
     this.lastMessage = 0;
-    this.catchingUp = false;
 
     video.muted = true;
     video.defaultMuted = true;
@@ -171,7 +113,7 @@ export class LivePlayer {
     if (this.active) return;
     this.active = true;
     this.error = '';
-    this.attempts = 0;
+    this.retrying.attempts = 0;
     this.startedAt = performance.now();
     this.firstFrameAt = 0;
     if (this.mode === 'none') {
@@ -186,12 +128,11 @@ export class LivePlayer {
   stop() {
     if (!this.active && this.phase === 'idle') return;
     this.active = false;
-    clearTimeout(this.retryTimer);
+    this.retrying.cancel();
     clearInterval(this.watchTimer);
-    this.retryTimer = 0;
     this.watchTimer = 0;
     this.closeSocket();
-    this.teardownSource();
+    this.feed.close();
     this.detachVideo();
     this.phase = 'idle';
     this.playing = false;
@@ -219,7 +160,7 @@ export class LivePlayer {
     else if (this.error) phase = 'error';
     else if (this.status?.status === 'offline') phase = 'offline';
     else if (this.playing) phase = this.stalled ? 'stalled' : 'playing';
-    else if (this.attempts > 0 && !this.ws) phase = 'reconnecting';
+    else if (this.retrying.attempts > 0 && !this.ws) phase = 'reconnecting';
     else phase = 'connecting';
     this.phase = phase;
     this.onChange(this);
@@ -228,7 +169,7 @@ export class LivePlayer {
   fail(message) {
     this.error = message;
     this.closeSocket();
-    clearTimeout(this.retryTimer);
+    this.retrying.cancel();
     this.update();
   }
 
@@ -236,7 +177,6 @@ export class LivePlayer {
 
   connect() {
     if (!this.active) return;
-    this.retryTimer = 0;
     this.stalled = false;
     this.lastProgress = performance.now();
     if (this.mode === 'hls') {
@@ -252,7 +192,7 @@ export class LivePlayer {
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    this.haveCodec = false;
+    this.feed.haveCodec = false; // a new socket starts with a codec message
     this.lastMessage = performance.now();
     let opened = false;
     ws.onopen = () => {
@@ -293,7 +233,7 @@ export class LivePlayer {
   /** retry reconnects after a backoff; after refused handshakes it asks the API why. */
   async retry() {
     if (!this.active || this.error) return;
-    this.attempts++;
+    this.retrying.attempts++;
     this.update();
     if (this.failedOpens >= 2) {
       // The handshake's HTTP status is invisible to a WebSocket: the camera's
@@ -308,9 +248,8 @@ export class LivePlayer {
       }
       if (!this.active) return;
     }
-    const base = BACKOFF_MS[Math.min(this.attempts - 1, BACKOFF_MS.length - 1)];
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.connect(), base * (0.8 + Math.random() * 0.4));
+    const base = backoffMs(this.retrying.attempts, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+    this.retrying.after(base * (0.8 + Math.random() * 0.4));
   }
 
   /**
@@ -320,10 +259,9 @@ export class LivePlayer {
    */
   kick() {
     if (!this.active || this.error || this.playing) return;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = 0;
+    this.retrying.cancel();
     this.closeSocket();
-    this.attempts = 0;
+    this.retrying.attempts = 0;
     this.connect();
   }
 
@@ -332,7 +270,7 @@ export class LivePlayer {
     if (!this.active) return;
     this.message = why;
     this.closeSocket();
-    this.teardownSource();
+    this.feed.close();
     this.playing = false;
     this.retry();
   }
@@ -361,82 +299,19 @@ export class LivePlayer {
         this.fail(`不支持的视频编码 · This browser cannot decode ${msg.mime}`);
         return;
       }
-      this.newSource(msg.mime);
+      const ms = this.feed.open(msg.mime);
+      this.playing = false;
+      this.watchFrames(ms);
+      this.update();
     }
   }
 
   onBinary(buf) {
     this.bytesIn += buf.byteLength;
-    if (!this.haveCodec) return; // the protocol sends a codec message first
-    this.queue.push(buf);
-    this.queuedBytes += buf.byteLength;
-    if (this.queuedBytes > MAX_QUEUE_BYTES) {
-      this.restart('缓冲溢出 · buffer overflow');
-      return;
-    }
-    this.pump();
+    this.feed.push(buf);
   }
 
-  // ---- Media Source -------------------------------------------------------------------
-
-  newSource(mime) {
-    this.teardownSource();
-    this.haveCodec = true;
-    this.playing = false;
-    const ms = new MediaSource();
-    this.ms = ms;
-    this.objectURL = URL.createObjectURL(ms);
-    ms.addEventListener(
-      'sourceopen',
-      () => {
-        if (this.ms !== ms) return;
-        URL.revokeObjectURL(this.objectURL);
-        this.objectURL = '';
-        let sb;
-        try {
-          sb = ms.addSourceBuffer(mime);
-          sb.mode = 'segments'; // the fragments carry their own decode times
-        } catch (err) {
-          this.fail(`无法播放 · Cannot play ${mime}: ${err.message}`);
-          return;
-        }
-        this.sb = sb;
-        sb.addEventListener('updateend', () => {
-          if (this.sb !== sb) return;
-          this.keepLive();
-          this.pump();
-        });
-        sb.addEventListener('error', () => {
-          if (this.sb === sb) this.restart('视频数据错误 · bad video data');
-        });
-        this.pump();
-      },
-      { once: true },
-    );
-    this.video.src = this.objectURL;
-    this.watchFrames();
-    this.update();
-  }
-
-  teardownSource() {
-    const ms = this.ms;
-    this.ms = null;
-    this.sb = null;
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.haveCodec = false;
-    if (ms && ms.readyState === 'open') {
-      try {
-        ms.endOfStream();
-      } catch {
-        // a SourceBuffer was updating: the MediaSource is dropped anyway
-      }
-    }
-    if (this.objectURL) {
-      URL.revokeObjectURL(this.objectURL);
-      this.objectURL = '';
-    }
-  }
+  // ---- the video ----------------------------------------------------------------------
 
   detachVideo() {
     const v = this.video;
@@ -447,93 +322,14 @@ export class LivePlayer {
     }
   }
 
-  /** pump appends the next queued segment, or trims the buffer first. */
-  pump() {
-    const sb = this.sb;
-    if (!sb || sb.updating || this.ms?.readyState !== 'open') return;
-    const now = performance.now();
-    if (now - this.lastTrim > TRIM_EVERY_MS) {
-      this.lastTrim = now;
-      const b = sb.buffered;
-      if (b.length) {
-        const start = b.start(0);
-        const cut = Math.min(b.end(b.length - 1) - KEEP_SECONDS, this.video.currentTime - 1);
-        if (cut - start > 1) {
-          sb.remove(start, cut); // updateend pumps again
-          return;
-        }
-      }
-    }
-    const chunk = this.queue.shift();
-    if (!chunk) return;
-    this.queuedBytes -= chunk.byteLength;
-    try {
-      sb.appendBuffer(chunk);
-    } catch (err) {
-      if (err?.name === 'QuotaExceededError') {
-        this.queue.unshift(chunk);
-        this.queuedBytes += chunk.byteLength;
-        this.evict();
-      } else {
-        this.restart(`视频数据错误 · ${err?.message ?? err}`);
-      }
-    }
-  }
-
-  // The SourceBuffer is full: drop all but the last half second before the playhead.
-  evict() {
-    const sb = this.sb;
-    const b = sb.buffered;
-    const cut = this.video.currentTime - 0.5;
-    if (b.length && cut > b.start(0) + 0.05) {
-      this.lastTrim = performance.now();
-      sb.remove(b.start(0), cut);
-    } else {
-      this.restart('缓冲区已满 · buffer full');
-    }
-  }
-
-  /** keepLive starts playback once there is a picture and keeps the playhead near the live edge. */
-  keepLive() {
+  // The first picture of source ms marks it playing.
+  watchFrames(ms) {
     const v = this.video;
-    const b = v.buffered;
-    if (!b.length) return;
-    const start = b.start(b.length - 1);
-    const end = b.end(b.length - 1);
-    const t = v.currentTime;
-    if (t < start || end - t > MAX_LATENCY) {
-      v.currentTime = Math.max(start, end - TARGET_LATENCY);
-      this.jumps++;
-      this.catchingUp = false;
-      if (v.playbackRate !== 1) v.playbackRate = 1;
-    } else {
-      const lag = end - t;
-      if (!this.catchingUp && lag > CATCH_UP_ABOVE) this.catchingUp = true;
-      else if (this.catchingUp && lag < CATCH_UP_BELOW) this.catchingUp = false;
-      const rate = this.catchingUp ? CATCH_UP_RATE : 1;
-      if (v.playbackRate !== rate) v.playbackRate = rate;
-    }
-    if (v.paused && !this.playPending) {
-      this.playPending = true;
-      v.play()
-        .catch(() => {
-          // replaced by a new source, or not allowed: the next append tries again
-        })
-        .finally(() => {
-          this.playPending = false;
-        });
-    }
-  }
-
-  // The first picture of a source marks it playing.
-  watchFrames() {
-    const v = this.video;
-    const ms = this.ms;
     const shown = () => {
-      if (this.ms !== ms || !this.active) return;
+      if (this.feed.ms !== ms || !this.active) return;
       if (!this.playing) {
         this.playing = true;
-        this.attempts = 0;
+        this.retrying.attempts = 0;
         this.failedOpens = 0;
         this.message = '';
         if (!this.firstFrameAt) this.firstFrameAt = performance.now();
@@ -558,7 +354,7 @@ export class LivePlayer {
         this.update();
       }
     }
-    if (this.mode === 'mse') this.keepLive();
+    if (this.mode === 'mse') this.feed.keepLive();
     const online = this.status?.status !== 'offline';
     const quiet = now - this.lastProgress;
     if (this.playing && online && quiet > STALL_MS && !this.stalled) {
@@ -596,7 +392,7 @@ export class LivePlayer {
       if (!this.active) return;
       if (!this.playing) {
         this.playing = true;
-        this.attempts = 0;
+        this.retrying.attempts = 0;
         if (!this.firstFrameAt) this.firstFrameAt = performance.now();
         this.update();
       }
@@ -612,9 +408,8 @@ export class LivePlayer {
     this.message = why;
     this.playing = false;
     this.detachVideo();
-    this.attempts++;
+    this.retrying.attempts++;
     this.update();
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.connect(), BACKOFF_MS[Math.min(this.attempts - 1, BACKOFF_MS.length - 1)]);
+    this.retrying.after(backoffMs(this.retrying.attempts, BACKOFF_FIRST_MS, BACKOFF_MAX_MS));
   }
 }

@@ -14,6 +14,7 @@ import (
 	"gridwatch/api"
 	"gridwatch/auth"
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
@@ -25,13 +26,7 @@ func BenchmarkPostIncident(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
 	d := domain.New(pool, domain.Options{Auth: auth.Options{Hash: cheapHash}})
-	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := d.Grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		b.Fatal(err)
-	}
+	fs := geotest.Import(b, d.Grids, geo.DemoCity())
 	if err := d.Locator.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}

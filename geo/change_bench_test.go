@@ -7,6 +7,7 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
@@ -20,13 +21,7 @@ func BenchmarkRedrawPreview(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
 	grids := domain.New(pool, domain.Options{Grids: geo.StoreOptions{OverlapToleranceM2: 1}}).Grids
-	fs, err := geo.ParseFeatureCollection(geo.SyntheticCity(10000), geo.ParseOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		b.Fatal(err)
-	}
+	geotest.Import(b, grids, geo.SyntheticCity(10000))
 	// 100 cases inside each grid (1,000,000), half of them registered.
 	if _, err := pool.Exec(ctx, `INSERT INTO incidents (source, category, title, location, reported_at, deadline, status, grid_id, created_by)
 		SELECT 'patrol', '0101', 'bench', p.geom, now(), now() + interval '1 day',

@@ -11,6 +11,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/internal/testdb"
 )
 
@@ -37,41 +38,19 @@ func (c *city) advance(d time.Duration) {
 
 func newCity(t testing.TB) *city {
 	t.Helper()
-	ctx := context.Background()
-	pool := testdb.New(t)
-	grids := geo.NewStore(pool, geo.StoreOptions{})
-	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	loc := geo.NewLocator(grids)
-	if err := loc.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := &city{grids: grids, loc: loc, inside: map[string][2]float64{}, byCode: map[string]geo.Grid{}, now: time.Now()}
-	c.svc = NewService(pool, Options{Locator: loc, Now: c.clock})
-	list, _, err := grids.List(ctx, geo.Filter{})
+	demo := geotest.Demo(t)
+	loc := geotest.Locator(t, demo.Grids)
+	c := &city{grids: demo.Grids, loc: loc, inside: map[string][2]float64{}, byCode: map[string]geo.Grid{}, now: time.Now()}
+	c.svc = NewService(demo.Pool, Options{Locator: loc, Now: c.clock})
+	list, _, err := demo.Grids.List(context.Background(), geo.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range list {
 		c.byCode[g.Code] = g
 	}
-	for _, f := range fs {
-		if f.Level != geo.LevelGrid {
-			continue
-		}
-		ring := f.Geometry.Polygon(0).Coords()[0]
-		var x, y float64
-		for _, p := range ring[:len(ring)-1] {
-			x += p[0]
-			y += p[1]
-		}
-		n := float64(len(ring) - 1)
-		c.inside[f.Code] = [2]float64{x / n, y / n} // the demo cells are convex
+	for _, f := range geotest.Cells(demo.Features) {
+		c.inside[f.Code] = geotest.Middle(f) // the demo cells are convex
 	}
 	return c
 }

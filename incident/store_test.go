@@ -20,13 +20,14 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 // city is a store over the demo city with an in-process locator, each
 // grid-level cell's interior point, and a clock the test moves.
 type city struct {
-	svc    *Service
-	grids  *geo.Store
-	loc    *geo.Locator
-	inside map[string][2]float64 // grid code → a point inside it
-	byCode map[string]geo.Grid
-	now    time.Time
-	mu     sync.Mutex
+	svc      *Service
+	grids    *geo.Store
+	loc      *geo.Locator
+	inside   map[string][2]float64 // grid code → a point inside it
+	features []geo.ImportFeature   // the city's, as imported
+	byCode   map[string]geo.Grid
+	now      time.Time
+	mu       sync.Mutex
 }
 
 func (c *city) clock() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
@@ -40,7 +41,7 @@ func newCity(t testing.TB) *city {
 	t.Helper()
 	demo := geotest.Demo(t)
 	loc := geotest.Locator(t, demo.Grids)
-	c := &city{grids: demo.Grids, loc: loc, inside: map[string][2]float64{}, byCode: map[string]geo.Grid{}, now: time.Now()}
+	c := &city{grids: demo.Grids, features: demo.Features, loc: loc, inside: map[string][2]float64{}, byCode: map[string]geo.Grid{}, now: time.Now()}
 	c.svc = NewService(demo.Pool, Options{Locator: loc, Now: c.clock})
 	list, _, err := demo.Grids.List(context.Background(), geo.Filter{})
 	if err != nil {
@@ -103,15 +104,7 @@ func TestAssignment(t *testing.T) {
 		t.Errorf("unassigned filter: %v, %v", list, err)
 	}
 	// On a vertex shared by several grids: the lowest code, as locate says.
-	f, _ := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	var vertex [2]float64
-	for _, x := range f {
-		if x.Level == geo.LevelGrid {
-			v := x.Geometry.Polygon(0).Coords()[0][2]
-			vertex = [2]float64{v[0], v[1]}
-			break
-		}
-	}
+	vertex := geotest.SharedVertex(c.features)
 	on, _, err := c.svc.Create(context.Background(), NewIncident{Source: "sensor", Category: "0404", Title: "积水", Lon: vertex[0], Lat: vertex[1], ReportedAt: c.clock(), Priority: "urgent"}, Reporter{Name: "tester"}, Viewer{})
 	want, _ := c.loc.Assign(vertex[0], vertex[1])
 	if err != nil || on.Grid == nil || on.Grid.ID != want.ID {

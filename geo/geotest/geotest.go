@@ -97,3 +97,11 @@ func KeptPool(tb testing.TB) *pgxpool.Pool {
 	}
 	return pool
 }
+
+// SharedVertex is the third vertex of the first grid cell of fs: in the
+// demo city a lattice vertex that several grids share, where the placement
+// rule (lowest code) decides and a camera there sees into several grids.
+func SharedVertex(fs []geo.ImportFeature) [2]float64 {
+	v := Cells(fs)[0].Geometry.Polygon(0).Coords()[0][2]
+	return [2]float64{v[0], v[1]}
+}

@@ -21,7 +21,7 @@ func BenchmarkRedrawPreview(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
 	grids := domain.New(pool, domain.Options{Grids: geo.StoreOptions{OverlapToleranceM2: 1}}).Grids
-	geotest.Import(b, grids, geo.SyntheticCity(10000))
+	geotest.Import(b, grids, geotest.Synthetic(10000))
 	// 100 cases inside each grid (1,000,000), half of them registered.
 	if _, err := pool.Exec(ctx, `INSERT INTO incidents (source, category, title, location, reported_at, deadline, status, grid_id, created_by)
 		SELECT 'patrol', '0101', 'bench', p.geom, now(), now() + interval '1 day',

@@ -36,7 +36,7 @@ func loadBenchCityT(b testing.TB) *benchCity {
 	benchOnce.Do(func() {
 		pool := geotest.KeptPool(b) // shared by the binary's benchmarks
 		grids := geo.NewStore(pool, geo.StoreOptions{})
-		fs := geotest.Import(b, grids, geo.SyntheticCity(10000))
+		fs := geotest.Import(b, grids, geotest.Synthetic(10000))
 		bb := fs[0].Geometry.Bounds()
 		benchData = &benchCity{pool: pool, svc: NewService(pool, Options{Locator: geotest.Locator(b, grids)}),
 			box: geo.BBox{MinLon: bb.Min(0), MinLat: bb.Min(1), MaxLon: bb.Max(0), MaxLat: bb.Max(1)}}

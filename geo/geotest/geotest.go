@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch/geo"
+	"gridwatch/geo/internal/citygen"
 	"gridwatch/internal/database"
 	"gridwatch/internal/testdb"
 )
@@ -105,3 +106,9 @@ func SharedVertex(fs []geo.ImportFeature) [2]float64 {
 	v := Cells(fs)[0].Geometry.Polygon(0).Coords()[0][2]
 	return [2]float64{v[0], v[1]}
 }
+
+// Synthetic returns a synthetic city of at least n grids (clamped to 1 to a
+// million), as a GeoJSON FeatureCollection: a district like the demo city's,
+// of jittered cells about 400 m across, the same for the same n. It is for
+// benchmarks and load tests; geo exports only the demo city.
+func Synthetic(n int) []byte { return citygen.Synthetic(n) }

@@ -14,9 +14,8 @@ import (
 	"gridwatch/api"
 	"gridwatch/auth"
 	"gridwatch/geo"
-	"gridwatch/geo/geotest"
 	"gridwatch/internal/domain"
-	"gridwatch/internal/testdb"
+	"gridwatch/internal/domain/domaintest"
 )
 
 // BenchmarkPostIncident is one report at a time over loopback HTTP, with
@@ -24,9 +23,7 @@ import (
 // sees. Reports p50 and p99.
 func BenchmarkPostIncident(b *testing.B) {
 	ctx := context.Background()
-	pool := testdb.New(b)
-	d := domain.New(pool, domain.Options{Auth: auth.Options{Hash: cheapHash}})
-	fs := geotest.Import(b, d.Grids, geo.DemoCity())
+	d := domaintest.New(b, domain.Options{Auth: auth.Options{Hash: cheapHash}}, geo.DemoCity())
 	if err := d.Locator.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -37,7 +34,7 @@ func BenchmarkPostIncident(b *testing.B) {
 	srv := httptest.NewServer(api.New(d.APIDeps()).Handler())
 	defer srv.Close()
 	client := srv.Client()
-	bb := fs[0].Geometry.Bounds()
+	bb := d.Features[0].Geometry.Bounds()
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {

@@ -15,7 +15,7 @@ import (
 	"gridwatch/auth"
 	"gridwatch/geo"
 	"gridwatch/internal/domain"
-	"gridwatch/internal/testdb"
+	"gridwatch/internal/domain/domaintest"
 )
 
 // BenchmarkPostIncident is one report at a time over loopback HTTP, with
@@ -23,15 +23,7 @@ import (
 // sees. Reports p50 and p99.
 func BenchmarkPostIncident(b *testing.B) {
 	ctx := context.Background()
-	pool := testdb.New(b)
-	d := domain.New(pool, domain.Options{Auth: auth.Options{Hash: cheapHash}})
-	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := d.Grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		b.Fatal(err)
-	}
+	d := domaintest.New(b, domain.Options{Auth: auth.Options{Hash: cheapHash}}, geo.DemoCity())
 	if err := d.Locator.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -42,7 +34,7 @@ func BenchmarkPostIncident(b *testing.B) {
 	srv := httptest.NewServer(api.New(d.APIDeps()).Handler())
 	defer srv.Close()
 	client := srv.Client()
-	bb := fs[0].Geometry.Bounds()
+	bb := d.Features[0].Geometry.Bounds()
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {

@@ -14,6 +14,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/internal/testdb"
 )
 
@@ -116,27 +117,10 @@ func TestSpecCheck(t *testing.T) {
 
 func TestStorePlacesCameras(t *testing.T) {
 	ctx := context.Background()
-	pool := testdb.New(t)
-	grids := geo.NewStore(pool, geo.StoreOptions{})
-	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	s := NewStore(pool)
+	city := geotest.Demo(t)
+	s := NewStore(city.Pool)
 	// A camera on a vertex shared by grid cells, looking across them.
-	var vertex [2]float64
-	var code string
-	for _, f := range fs {
-		if f.Level == geo.LevelGrid {
-			v := f.Geometry.Polygon(0).Coords()[0][2]
-			vertex, code = [2]float64{v[0], v[1]}, f.Code
-			break
-		}
-	}
-	_ = code
+	vertex := geotest.SharedVertex(city.Features)
 	heading, fov, rng := 45.0, 360.0, 150.0
 	cam, err := s.Create(ctx, Spec{Code: "JS-001", Name: "经八路口", Location: &Point{"Point", vertex}, Heading: &heading, FOV: &fov, Range: &rng,
 		MainURL: "rtsp://admin:S3cret@10.1.1.1:554/main", SubURL: "rtsp://admin:S3cret@10.1.1.1:554/sub"})
@@ -198,10 +182,7 @@ func TestImportPlacesCameras(t *testing.T) {
 	}
 	grids := geo.NewStore(pool, geo.StoreOptions{})
 	grids.Participate(s.FollowGrids)
-	fs, _ := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	geotest.Import(t, grids, geo.DemoCity())
 	got, _ := s.Get(ctx, cam.ID, Viewer{})
 	if got.Grid == nil || got.Grid.Level != geo.LevelGrid || len(got.Sees) == 0 {
 		t.Errorf("after the grids came: grid %v, sees %v", got.Grid, got.Sees)

@@ -7,33 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"gridwatch/geo"
-	"gridwatch/internal/testdb"
+	"gridwatch/geo/geotest"
 )
 
 func TestFeaturesCountAndExtent(t *testing.T) {
 	ctx := context.Background()
-	pool := testdb.New(t)
-	grids := geo.NewStore(pool, geo.StoreOptions{})
-	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	s := NewStore(pool)
-	var cells [][2]float64
-	for _, f := range fs {
-		if f.Level == geo.LevelGrid && len(cells) < 2 {
-			ring := f.Geometry.Polygon(0).Coords()[0]
-			var x, y float64
-			for _, p := range ring[:len(ring)-1] {
-				x, y = x+p[0], y+p[1]
-			}
-			cells = append(cells, [2]float64{x / float64(len(ring)-1), y / float64(len(ring)-1)})
-		}
-	}
+	city := geotest.Demo(t)
+	s := NewStore(city.Pool)
+	first := geotest.Cells(city.Features)
+	cells := [][2]float64{geotest.Middle(first[0]), geotest.Middle(first[1])}
 	heading, fov, rng := 0.0, 10.0, 5.0
 	var cams []*Camera
 	for i, code := range []string{"A-1", "A-2", "B-1"} {

@@ -3,6 +3,7 @@ package geo
 import (
 	"context"
 	"fmt"
+	"gridwatch/geo/internal/citygen"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -116,7 +117,7 @@ func BenchmarkLocate(b *testing.B) {
 	for _, city := range []struct {
 		grids int
 		data  func() []byte
-	}{{66, DemoCity}, {10000, func() []byte { return SyntheticCity(10000) }}} {
+	}{{66, DemoCity}, {10000, func() []byte { return citygen.Synthetic(10000) }}} {
 		// A benchmark with sub-benchmarks runs once, so the city is imported
 		// once for all four.
 		b.Run(fmt.Sprintf("grids=%d", city.grids), func(b *testing.B) {
@@ -304,7 +305,7 @@ func assignIndexParallel(loc *Locator, pts []orb.Point, out []int64, workers int
 // (1 for PostGIS at -benchtime 2s); the PostGIS load is timed on its own
 // (impl=postgis-load) and not in the joins.
 func BenchmarkBulkAssign(b *testing.B) {
-	c := importCity(b, SyntheticCity(10000))
+	c := importCity(b, citygen.Synthetic(10000))
 	pts := cityPoints(c.bound, bulkPoints, bulkSeed)
 	out := make([]int64, len(pts))
 	ctx := context.Background()
@@ -361,7 +362,7 @@ func BenchmarkBulkAssign(b *testing.B) {
 // BenchmarkImport parses the 10,000-grid synthetic city and imports it with
 // every check into a fresh database (whose creation is not timed).
 func BenchmarkImport(b *testing.B) {
-	data := SyntheticCity(10000)
+	data := citygen.Synthetic(10000)
 	ctx := context.Background()
 	n := 0
 	for b.Loop() {
@@ -386,7 +387,7 @@ func BenchmarkImport(b *testing.B) {
 // lowest-code rule decides), and the assigned grid for the first 20,000 bulk
 // points with both assignment queries.
 func TestBenchmarkPointsAgree(t *testing.T) {
-	c := importCity(t, SyntheticCity(10000))
+	c := importCity(t, citygen.Synthetic(10000))
 	ctx := context.Background()
 
 	t.Run("locate", func(t *testing.T) {
@@ -472,7 +473,7 @@ func firstDiff(a, b []int64) int {
 // (impl=postgis-raw). impl=gridwatch reports its time over the baseline's
 // as x-raw, and each the tile's size in bytes.
 func BenchmarkGridTile(b *testing.B) {
-	c := importCity(b, SyntheticCity(10000))
+	c := importCity(b, citygen.Synthetic(10000))
 	ctx := context.Background()
 	center := c.bound.Center()
 	for _, z := range []int{8, 12} {

@@ -7,8 +7,9 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/internal/domain"
-	"gridwatch/internal/testdb"
+	"gridwatch/internal/domain/domaintest"
 )
 
 // BenchmarkRedrawPreview times the preview of a grid redraw (the dry run
@@ -18,15 +19,8 @@ import (
 // area and find the neighbours the new boundary overlaps.
 func BenchmarkRedrawPreview(b *testing.B) {
 	ctx := context.Background()
-	pool := testdb.New(b)
-	grids := domain.New(pool, domain.Options{Grids: geo.StoreOptions{OverlapToleranceM2: 1}}).Grids
-	fs, err := geo.ParseFeatureCollection(geo.SyntheticCity(10000), geo.ParseOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		b.Fatal(err)
-	}
+	city := domaintest.New(b, domain.Options{Grids: geo.StoreOptions{OverlapToleranceM2: 1}}, geotest.Synthetic(10000))
+	pool, grids := city.Pool, city.Grids
 	// 100 cases inside each grid (1,000,000), half of them registered.
 	if _, err := pool.Exec(ctx, `INSERT INTO incidents (source, category, title, location, reported_at, deadline, status, grid_id, created_by)
 		SELECT 'patrol', '0101', 'bench', p.geom, now(), now() + interval '1 day',

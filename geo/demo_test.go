@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"gridwatch/geo/internal/citygen"
 	"math"
 	"regexp"
 	"strings"
@@ -326,7 +327,7 @@ func TestSyntheticCity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
-			data := SyntheticCity(tt.n)
+			data := citygen.Synthetic(tt.n)
 			counts := checkCity(t, parseCity(t, data))
 			if counts[LevelDistrict] != 1 || counts[LevelStreet] < 1 || counts[LevelCommunity] < 1 {
 				t.Errorf("got %v, want one district and at least one street and community", counts)
@@ -344,7 +345,7 @@ func TestSyntheticCity(t *testing.T) {
 func TestSyntheticCityCellSize(t *testing.T) {
 	var sum float64
 	var n int
-	for _, f := range parseCity(t, SyntheticCity(400)) {
+	for _, f := range parseCity(t, citygen.Synthetic(400)) {
 		if f.Level != LevelGrid {
 			continue
 		}
@@ -368,31 +369,14 @@ func TestSyntheticCityCellSize(t *testing.T) {
 // TestSyntheticCityDeterministic: the same n gives the same bytes (its
 // speed is measured by BenchmarkSyntheticCity10000, never asserted here).
 func TestSyntheticCityDeterministic(t *testing.T) {
-	if !bytes.Equal(SyntheticCity(500), SyntheticCity(500)) {
-		t.Error("SyntheticCity(500) differs between calls")
-	}
-}
-
-func TestDemoChineseNumber(t *testing.T) {
-	tests := []struct {
-		n    int
-		want string
-	}{
-		{0, "0"}, {1, "一"}, {9, "九"}, {10, "十"}, {11, "十一"}, {20, "二十"}, {35, "三十五"},
-		{100, "一百"}, {105, "一百零五"}, {110, "一百一十"}, {999, "九百九十九"}, {1000, "1000"},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
-			if got := chineseNumber(tt.n); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
+	if !bytes.Equal(citygen.Synthetic(500), citygen.Synthetic(500)) {
+		t.Error("citygen.Synthetic(500) differs between calls")
 	}
 }
 
 func BenchmarkSyntheticCity10000(b *testing.B) {
 	for b.Loop() {
-		SyntheticCity(10000)
+		citygen.Synthetic(10000)
 	}
 }
 

@@ -2,6 +2,7 @@ package geo
 
 import (
 	"fmt"
+	"gridwatch/geo/internal/citygen"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -430,7 +431,7 @@ func TestIndexMatchesOrb(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		data []byte
-	}{{"demo", DemoCity()}, {"synthetic 400", SyntheticCity(400)}} {
+	}{{"demo", DemoCity()}, {"synthetic 400", citygen.Synthetic(400)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ix, fs := cityIndex(t, tc.data)
 			b := fs[0].Geometry.Bound().Pad(0.002)
@@ -550,7 +551,7 @@ func TestIndexConcurrent(t *testing.T) {
 }
 
 func TestIndexAssignAllocs(t *testing.T) {
-	ix, _ := cityIndex(t, SyntheticCity(400))
+	ix, _ := cityIndex(t, citygen.Synthetic(400))
 	tests := []struct {
 		name     string
 		lon, lat float64
@@ -631,10 +632,10 @@ func benchLocate(b *testing.B, data []byte) {
 
 func BenchmarkIndexLocate66(b *testing.B) { benchLocate(b, DemoCity()) }
 
-func BenchmarkIndexLocate10000(b *testing.B) { benchLocate(b, SyntheticCity(10000)) }
+func BenchmarkIndexLocate10000(b *testing.B) { benchLocate(b, citygen.Synthetic(10000)) }
 
 func BenchmarkIndexAssign10000(b *testing.B) {
-	ix, fs := cityIndex(b, SyntheticCity(10000))
+	ix, fs := cityIndex(b, citygen.Synthetic(10000))
 	pts := benchPoints(fs, 1<<14)
 	b.ReportAllocs()
 	i := 0
@@ -647,7 +648,7 @@ func BenchmarkIndexAssign10000(b *testing.B) {
 }
 
 func BenchmarkIndexBuild10000(b *testing.B) {
-	fs := parseCity(b, SyntheticCity(10000))
+	fs := parseCity(b, citygen.Synthetic(10000))
 	grids := make([]IndexedGrid, len(fs))
 	for i, f := range fs {
 		grids[i] = IndexedGrid{Ref: Ref{ID: int64(i + 1), Code: f.Code, Level: f.Level}, Geometry: f.Geometry}

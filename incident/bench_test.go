@@ -13,8 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch/geo"
-	"gridwatch/internal/database"
-	"gridwatch/internal/testdb"
+	"gridwatch/geo/geotest"
 )
 
 // benchCity is the 10,000-grid synthetic city, imported once per benchmark
@@ -35,27 +34,11 @@ func loadBenchCity(b *testing.B) *benchCity { return loadBenchCityT(b) }
 func loadBenchCityT(b testing.TB) *benchCity {
 	b.Helper()
 	benchOnce.Do(func() {
-		ctx := context.Background()
-		// Not testdb.New(b): its cleanup would drop the database when the
-		// first benchmark ends; the cluster goes with the test binary.
-		pool, err := database.Open(ctx, testdb.DSNKept(b), database.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		pool := geotest.KeptPool(b) // shared by the binary's benchmarks
 		grids := geo.NewStore(pool, geo.StoreOptions{})
-		fs, err := geo.ParseFeatureCollection(geo.SyntheticCity(10000), geo.ParseOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		loc := geo.NewLocator(grids)
-		if err := loc.Refresh(ctx); err != nil {
-			b.Fatal(err)
-		}
+		fs := geotest.Import(b, grids, geotest.Synthetic(10000))
 		bb := fs[0].Geometry.Bounds()
-		benchData = &benchCity{pool: pool, svc: NewService(pool, Options{Locator: loc}),
+		benchData = &benchCity{pool: pool, svc: NewService(pool, Options{Locator: geotest.Locator(b, grids)}),
 			box: geo.BBox{MinLon: bb.Min(0), MinLat: bb.Min(1), MaxLon: bb.Max(0), MaxLat: bb.Max(1)}}
 	})
 	if benchData == nil {

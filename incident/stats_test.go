@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"gridwatch"
-	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/incident"
-	"gridwatch/internal/testdb"
 )
 
 // TestMain is store_test.go's (one per test binary).
@@ -49,15 +48,7 @@ type statsCity struct {
 func newStatsCity(t *testing.T) *statsCity {
 	t.Helper()
 	ctx := context.Background()
-	pool := testdb.New(t)
-	store := geo.NewStore(pool, geo.StoreOptions{})
-	features, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Import(ctx, features, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	pool := geotest.Demo(t).Pool
 	c := &statsCity{clock: &testClock{now: utc("2026-11-26T09:00:00Z")}, nowhere: [2]float64{0, 0}, reportedBy: incident.Reporter{Name: "test"}}
 	c.svc = incident.NewService(pool, incident.Options{Now: c.clock.Now})
 	rows, err := pool.Query(ctx, `SELECT id, code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom))

@@ -11,6 +11,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 	"gridwatch/internal/testdb"
 )
 
@@ -19,13 +20,14 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 // city is a store over the demo city with an in-process locator, each
 // grid-level cell's interior point, and a clock the test moves.
 type city struct {
-	svc    *Service
-	grids  *geo.Store
-	loc    *geo.Locator
-	inside map[string][2]float64 // grid code → a point inside it
-	byCode map[string]geo.Grid
-	now    time.Time
-	mu     sync.Mutex
+	svc      *Service
+	grids    *geo.Store
+	loc      *geo.Locator
+	inside   map[string][2]float64 // grid code → a point inside it
+	features []geo.ImportFeature   // the city's, as imported
+	byCode   map[string]geo.Grid
+	now      time.Time
+	mu       sync.Mutex
 }
 
 func (c *city) clock() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
@@ -37,41 +39,19 @@ func (c *city) advance(d time.Duration) {
 
 func newCity(t testing.TB) *city {
 	t.Helper()
-	ctx := context.Background()
-	pool := testdb.New(t)
-	grids := geo.NewStore(pool, geo.StoreOptions{})
-	fs, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := grids.Import(ctx, fs, geo.ImportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	loc := geo.NewLocator(grids)
-	if err := loc.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := &city{grids: grids, loc: loc, inside: map[string][2]float64{}, byCode: map[string]geo.Grid{}, now: time.Now()}
-	c.svc = NewService(pool, Options{Locator: loc, Now: c.clock})
-	list, _, err := grids.List(ctx, geo.Filter{})
+	demo := geotest.Demo(t)
+	loc := geotest.Locator(t, demo.Grids)
+	c := &city{grids: demo.Grids, features: demo.Features, loc: loc, inside: map[string][2]float64{}, byCode: map[string]geo.Grid{}, now: time.Now()}
+	c.svc = NewService(demo.Pool, Options{Locator: loc, Now: c.clock})
+	list, _, err := demo.Grids.List(context.Background(), geo.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range list {
 		c.byCode[g.Code] = g
 	}
-	for _, f := range fs {
-		if f.Level != geo.LevelGrid {
-			continue
-		}
-		ring := f.Geometry.Polygon(0).Coords()[0]
-		var x, y float64
-		for _, p := range ring[:len(ring)-1] {
-			x += p[0]
-			y += p[1]
-		}
-		n := float64(len(ring) - 1)
-		c.inside[f.Code] = [2]float64{x / n, y / n} // the demo cells are convex
+	for _, f := range geotest.Cells(demo.Features) {
+		c.inside[f.Code] = geotest.Middle(f) // the demo cells are convex
 	}
 	return c
 }
@@ -124,15 +104,7 @@ func TestAssignment(t *testing.T) {
 		t.Errorf("unassigned filter: %v, %v", list, err)
 	}
 	// On a vertex shared by several grids: the lowest code, as locate says.
-	f, _ := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
-	var vertex [2]float64
-	for _, x := range f {
-		if x.Level == geo.LevelGrid {
-			v := x.Geometry.Polygon(0).Coords()[0][2]
-			vertex = [2]float64{v[0], v[1]}
-			break
-		}
-	}
+	vertex := geotest.SharedVertex(c.features)
 	on, _, err := c.svc.Create(context.Background(), NewIncident{Source: "sensor", Category: "0404", Title: "积水", Lon: vertex[0], Lat: vertex[1], ReportedAt: c.clock(), Priority: "urgent"}, Reporter{Name: "tester"}, Viewer{})
 	want, _ := c.loc.Assign(vertex[0], vertex[1])
 	if err != nil || on.Grid == nil || on.Grid.ID != want.ID {

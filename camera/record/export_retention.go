@@ -45,16 +45,11 @@ func (x *Exporter) Expire(ctx context.Context, now time.Time) (int, error) {
 			sha        *string
 		}
 		var gs []gone
-		for rows.Next() {
-			var g gone
-			if err := rows.Scan(&g.id, &g.camera, &g.sha); err != nil {
-				rows.Close()
-				return fmt.Errorf("record: expire exports: %w", err)
-			}
+		var g gone
+		if _, err := pgx.ForEachRow(rows, []any{&g.id, &g.camera, &g.sha}, func() error {
 			gs = append(gs, g)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		}); err != nil {
 			return fmt.Errorf("record: expire exports: %w", err)
 		}
 		for _, g := range gs {

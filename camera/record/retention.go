@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Retention bounds what the recordings keep: nothing older than MaxAge
@@ -76,19 +78,14 @@ func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, ar
 		return fmt.Errorf("record: retain: %w", err)
 	}
 	var paths []string
-	for rows.Next() {
-		var p string
-		var b int64
-		if err := rows.Scan(&p, &b); err != nil {
-			rows.Close()
-			return fmt.Errorf("record: retain: %w", err)
-		}
+	var p string
+	var b int64
+	if _, err := pgx.ForEachRow(rows, []any{&p, &b}, func() error {
 		paths = append(paths, p)
 		rep.Files++
 		rep.Bytes += b
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return fmt.Errorf("record: retain: %w", err)
 	}
 	for _, p := range paths {

@@ -14,9 +14,10 @@
 //
 // Evidence exports are cut by concern: export.go (the request and the
 // export rows: get, hold, delete, verify), export_limits.go (what an export
-// may cost), export_run.go (the background job runner), export_clip.go (the
-// pictures a range holds and the MP4 written from them, not re-encoded) and
-// export_retention.go (expiry and orphaned files).
+// may cost), export_run.go (the background job runner) and export_clip.go
+// (the pictures a range holds and the MP4 written from them, not
+// re-encoded); their expiry and orphaned files sit with the recordings'
+// retention in retention.go.
 package record
 
 import (

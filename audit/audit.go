@@ -104,12 +104,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Entry, int64, error) {
 	}
 	w.Eq("target_type", f.TargetType)
 	w.Eq("target_id", f.TargetID)
-	if !f.From.IsZero() {
-		w.Add("at >= ?", f.From)
-	}
-	if !f.To.IsZero() {
-		w.Add("at < ?", f.To)
-	}
+	w.AddTime("at >= ?", f.From)
+	w.AddTime("at < ?", f.To)
 	out, next, err := database.QueryPage(ctx, s.pool,
 		`SELECT id, at, actor_kind, COALESCE(actor_id, 0), actor_name, action, target_type, target_id, summary, request_id, ip FROM audit_log`,
 		w, database.Keyset{Key: "id", Desc: true, Cursor: f.Before, Limit: f.Limit},

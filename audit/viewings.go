@@ -433,12 +433,8 @@ func (s *Store) Viewings(ctx context.Context, f ViewingFilter) ([]Viewing, int64
 	}
 	w.Eq("v.actor_name", f.Actor)
 	w.Eq("v.kind", f.Kind)
-	if !f.From.IsZero() {
-		w.Add("(v.ended_at IS NULL OR v.ended_at >= ?)", f.From)
-	}
-	if !f.To.IsZero() {
-		w.Add("v.started_at < ?", f.To)
-	}
+	w.AddTime("(v.ended_at IS NULL OR v.ended_at >= ?)", f.From)
+	w.AddTime("v.started_at < ?", f.To)
 	q := `SELECT v.id, v.session::text, v.actor_kind, COALESCE(v.actor_id, 0), v.actor_name, v.kind, v.protocol,
 		v.camera_id, COALESCE(c.code, ''), v.stream, v.range_from, v.range_to, v.ip, v.started_at, v.ended_at, v.bytes
 		FROM viewing_sessions v LEFT JOIN cameras c ON c.id = v.camera_id`

@@ -63,7 +63,7 @@ type Token struct {
 	ID         int64      `json:"id"`
 	Name       string     `json:"name"`
 	Role       Role       `json:"role"`
-	Grids      []geo.Ref  `json:"grids"`
+	Grids      []geo.Ref  `json:"grids" db:"-"`
 	CreatedBy  string     `json:"created_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	ExpiresAt  *time.Time `json:"expires_at"`
@@ -122,7 +122,7 @@ func (s *Service) createToken(ctx context.Context, nt NewToken, secret string) (
 		if err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO token_grids (token_id, grid_id) SELECT $1, unnest($2::bigint[])", id, gridIDs); err != nil {
+		if err := addScope(ctx, tx, "token_grids", "token_id", id, gridIDs); err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
 		if tok, err = getToken(ctx, tx, id); err != nil {
@@ -162,17 +162,6 @@ func (s *Service) RevokeToken(ctx context.Context, id int64) error {
 }
 
 func getToken(ctx context.Context, q querier, id int64) (*Token, error) {
-	var t Token
-	err := q.QueryRow(ctx, `SELECT id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at FROM api_tokens WHERE id = $1`, id).
-		Scan(&t.ID, &t.Name, &t.Role, &t.CreatedBy, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.RevokedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, gridwatch.Errorf(gridwatch.ENotFound, "token %d not found", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("token %d: %w", id, err)
-	}
-	if t.Grids, err = scopeOf(ctx, q, "token_grids", "token_id", id); err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return getScoped(ctx, q, "token", `SELECT id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at FROM api_tokens WHERE id = $1`,
+		"token_grids", "token_id", id, func(t *Token) *[]geo.Ref { return &t.Grids })
 }

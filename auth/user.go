@@ -27,7 +27,7 @@ type User struct {
 	Username    string     `json:"username"`
 	DisplayName string     `json:"display_name"`
 	Role        Role       `json:"role"`
-	Grids       []geo.Ref  `json:"grids"`
+	Grids       []geo.Ref  `json:"grids" db:"-"`
 	Disabled    bool       `json:"disabled"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
@@ -99,7 +99,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 		if err != nil {
 			return fmt.Errorf("create user: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO user_grids (user_id, grid_id) SELECT $1, unnest($2::bigint[])", id, gridIDs); err != nil {
+		if err := addScope(ctx, tx, "user_grids", "user_id", id, gridIDs); err != nil {
 			return fmt.Errorf("create user: %w", err)
 		}
 		if u, err = getUser(ctx, tx, id); err != nil {
@@ -174,7 +174,7 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, up UserPatch) (*User
 			if _, err := tx.Exec(ctx, "DELETE FROM user_grids WHERE user_id = $1", id); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO user_grids (user_id, grid_id) SELECT $1, unnest($2::bigint[])", id, gridIDs); err != nil {
+			if err := addScope(ctx, tx, "user_grids", "user_id", id, gridIDs); err != nil {
 				return err
 			}
 		}
@@ -274,19 +274,37 @@ func listEach[T any](ctx context.Context, q querier, what, query string, get fun
 }
 
 func getUser(ctx context.Context, q querier, id int64) (*User, error) {
-	var u User
-	err := q.QueryRow(ctx, `SELECT id, username, display_name, role, disabled, created_at, updated_at, last_login_at FROM users WHERE id = $1`, id).
-		Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.Disabled, &u.CreatedAt, &u.UpdatedAt, &u.LastLoginAt)
+	return getScoped(ctx, q, "user", `SELECT id, username, display_name, role, disabled, created_at, updated_at, last_login_at FROM users WHERE id = $1`,
+		"user_grids", "user_id", id, func(u *User) *[]geo.Ref { return &u.Grids })
+}
+
+// getScoped reads the account or token id (kind names it in errors): its
+// row by query into T's fields by column name, then its grid scope from
+// scopeTable (see scopeOf) into the field grids points at.
+func getScoped[T any](ctx context.Context, q querier, kind, query, scopeTable, scopeColumn string, id int64, grids func(*T) *[]geo.Ref) (*T, error) {
+	rows, err := q.Query(ctx, query, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s %d: %w", kind, id, err)
+	}
+	v, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByName[T])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, gridwatch.Errorf(gridwatch.ENotFound, "user %d not found", id)
+		return nil, gridwatch.Errorf(gridwatch.ENotFound, "%s %d not found", kind, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user %d: %w", id, err)
+		return nil, fmt.Errorf("%s %d: %w", kind, id, err)
 	}
-	if u.Grids, err = scopeOf(ctx, q, "user_grids", "user_id", id); err != nil {
+	if *grids(v), err = scopeOf(ctx, q, scopeTable, scopeColumn, id); err != nil {
 		return nil, err
 	}
-	return &u, nil
+	return v, nil
+}
+
+// addScope adds the grids gridIDs to the scope of a user or token, in
+// table (user_grids or token_grids) by column; both are constants of this
+// package, never user input.
+func addScope(ctx context.Context, tx pgx.Tx, table, column string, id int64, gridIDs []int64) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+table+" ("+column+", grid_id) SELECT $1, unnest($2::bigint[])", id, gridIDs)
+	return err
 }
 
 // scopeOf returns the scope roots of a user or token; nil when unscoped.

@@ -220,6 +220,21 @@ type Patch struct {
 	Version *int `json:"version"`
 }
 
+// patchValue applies one field of a Patch: a nil v leaves *dst unchanged.
+func patchValue[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// patchPointer applies one field of a Patch to an optional field of a
+// Spec: a nil v leaves *dst unchanged.
+func patchPointer[T any](dst **T, v *T) {
+	if v != nil {
+		*dst = v
+	}
+}
+
 // Update applies a patch, checked as a whole, and places the camera again.
 func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Camera, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -253,18 +268,10 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		if p.Location != nil {
 			sp.Location, check = p.Location, crs
 		}
-		if p.Name != nil {
-			sp.Name = *p.Name
-		}
-		if p.Heading != nil {
-			sp.Heading = p.Heading
-		}
-		if p.FOV != nil {
-			sp.FOV = p.FOV
-		}
-		if p.Range != nil {
-			sp.Range = p.Range
-		}
+		patchValue(&sp.Name, p.Name)
+		patchPointer(&sp.Heading, p.Heading)
+		patchPointer(&sp.FOV, p.FOV)
+		patchPointer(&sp.Range, p.Range)
 		if p.MainURL != nil {
 			if sp.MainURL, err = keepCredentials("main_url", sp.MainURL, *p.MainURL); err != nil {
 				return err
@@ -275,15 +282,9 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 				return err
 			}
 		}
-		if p.Record != nil {
-			sp.Record = *p.Record
-		}
-		if p.Enabled != nil {
-			sp.Enabled = p.Enabled
-		}
-		if p.RetentionDays != nil {
-			sp.RetentionDays = p.RetentionDays
-		}
+		patchValue(&sp.Record, p.Record)
+		patchPointer(&sp.Enabled, p.Enabled)
+		patchPointer(&sp.RetentionDays, p.RetentionDays)
 		if err := sp.Check(check); err != nil {
 			return err
 		}

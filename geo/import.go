@@ -334,26 +334,38 @@ func (s *Store) checkCodesAndParents(ctx context.Context, tx pgx.Tx, probs *Prob
 	if err != nil {
 		return fmt.Errorf("import: parents: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var idx int
-		var code, reason, other string
-		var otherLevel *string
-		if err := rows.Scan(&idx, &code, &reason, &other, &otherLevel); err != nil {
-			return fmt.Errorf("import: parents: %w", err)
-		}
-		p := Problem{Feature: idx, Code: code, Reason: reason, Other: other}
-		switch reason {
+	var otherLevel *string
+	err = problemRows(rows, probs, []any{&otherLevel}, func(p *Problem) {
+		label := featureLabel(p.Feature, p.Code)
+		switch p.Reason {
 		case "duplicate_code":
-			p.Message = fmt.Sprintf("%s: a grid with code %s already exists", featureLabel(idx, code), code)
+			p.Message = fmt.Sprintf("%s: a grid with code %s already exists", label, p.Code)
 		case "unknown_parent":
-			p.Message = fmt.Sprintf("%s: parent %s is neither stored nor in this import", featureLabel(idx, code), other)
+			p.Message = fmt.Sprintf("%s: parent %s is neither stored nor in this import", label, p.Other)
 		default:
-			p.Message = fmt.Sprintf("%s: parent %s is a %s; a grid's parent must be one level up", featureLabel(idx, code), other, deref(otherLevel))
+			p.Message = fmt.Sprintf("%s: parent %s is a %s; a grid's parent must be one level up", label, p.Other, deref(otherLevel))
 		}
-		probs.add(p)
+	})
+	if err != nil {
+		return fmt.Errorf("import: parents: %w", err)
 	}
-	return rows.Err()
+	return nil
+}
+
+// problemRows adds a problem to probs for each row of a database check:
+// its first columns are the feature's index, its code, the reason and the
+// other grid involved; the rest are scanned into more, which finish reads
+// to complete the problem (its message, area, location).
+func problemRows(rows pgx.Rows, probs *Problems, more []any, finish func(p *Problem)) error {
+	var row Problem
+	scans := append([]any{&row.Feature, &row.Code, &row.Reason, &row.Other}, more...)
+	_, err := pgx.ForEachRow(rows, scans, func() error {
+		p := Problem{Feature: row.Feature, Code: row.Code, Reason: row.Reason, Other: row.Other}
+		finish(&p)
+		probs.add(p)
+		return nil
+	})
+	return err
 }
 
 // checkTopology finds grids outside their parent and grids overlapping
@@ -386,29 +398,27 @@ func (s *Store) checkTopology(ctx context.Context, tx pgx.Tx, probs *Problems) e
 	if err != nil {
 		return fmt.Errorf("import: topology: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var idx int
-		var code, reason, other string
-		var area float64
-		var x, y *float64
-		if err := rows.Scan(&idx, &code, &reason, &other, &area, &x, &y); err != nil {
-			return fmt.Errorf("import: topology: %w", err)
-		}
-		p := Problem{Feature: idx, Code: code, Reason: reason, Other: other, AreaM2: &area}
+	var area float64
+	var x, y *float64
+	err = problemRows(rows, probs, []any{&area, &x, &y}, func(p *Problem) {
+		m2 := area // each problem its own: area is scanned again for the next row
+		p.AreaM2 = &m2
 		where := ""
 		if x != nil && y != nil {
 			p.Location = []float64{*x, *y}
 			where = fmt.Sprintf(" around [%s, %s]", formatFloat(round7(*x)), formatFloat(round7(*y)))
 		}
-		if reason == "overlap" {
-			p.Message = fmt.Sprintf("%s overlaps grid %s by %.1f m²%s", featureLabel(idx, code), other, area, where)
+		label := featureLabel(p.Feature, p.Code)
+		if p.Reason == "overlap" {
+			p.Message = fmt.Sprintf("%s overlaps grid %s by %.1f m²%s", label, p.Other, area, where)
 		} else {
-			p.Message = fmt.Sprintf("%s lies %.1f m² outside its parent %s%s", featureLabel(idx, code), area, other, where)
+			p.Message = fmt.Sprintf("%s lies %.1f m² outside its parent %s%s", label, area, p.Other, where)
 		}
-		probs.add(p)
+	})
+	if err != nil {
+		return fmt.Errorf("import: topology: %w", err)
 	}
-	return rows.Err()
+	return nil
 }
 
 func round7(f float64) float64 {

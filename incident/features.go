@@ -46,9 +46,7 @@ func (f FeatureFilter) where(now time.Time, v Viewer) database.Where {
 	}
 	w.Eq("i.priority", f.Priority)
 	w.Within("i.reported_at", f.From, f.Until)
-	if !f.To.IsZero() {
-		w.Add("i.reported_at < ?", f.To)
-	}
+	w.AddTime("i.reported_at < ?", f.To)
 	f.BBox.Where(&w, "i.location")
 	if f.Overdue {
 		w.Add("i.status NOT IN ('closed', 'rejected') AND i.deadline < ?", now)

@@ -37,24 +37,21 @@ func (s *Service) FollowGrids(ctx context.Context, tx pgx.Tx, ch *geo.Change) er
 		return fmt.Errorf("incidents follow the grids: %w", err)
 	}
 	var toggle []int64
-	for rows.Next() {
-		var id int64
-		var title string
-		var grid, now *int64
-		var was, outside bool
-		if err := rows.Scan(&id, &title, &grid, &was, &outside, &now); err != nil {
-			rows.Close()
-			return fmt.Errorf("incidents follow the grids: %w", err)
-		}
+	var (
+		id           int64
+		title        string
+		grid, now    *int64
+		was, outside bool
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &title, &grid, &was, &outside, &now}, func() error {
 		if was != outside {
 			toggle = append(toggle, id)
 		}
 		if outside {
 			ch.Moved(geo.FlaggedCase, id, title, grid, now)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return fmt.Errorf("incidents follow the grids: %w", err)
 	}
 	if len(toggle) > 0 {

@@ -5,6 +5,12 @@
 // (处置) → handled (反馈) → verified (核查) → closed (结案), with rejected (不予
 // 立案) and returned (退回) — against a deadline per category. It also owns
 // each grid's 1+X+Y staff, to whom cases are dispatched.
+//
+// The Service is cut by concern: store.go (the service, reading cases and
+// the scope a viewer sees), report.go (filing a report: its grid, the
+// reporter's confinement, retries), transition.go (one workflow step),
+// staff.go (the grids' teams), bulk.go (bulk ingest), stats.go, follow.go,
+// attachments.go, features.go and tiles.go.
 package incident
 
 import (

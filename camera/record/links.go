@@ -29,15 +29,12 @@ func DefaultLinkWindow() LinkWindow {
 
 // Link is footage linked to an incident.
 type Link struct {
-	ID         int64     `json:"id"`
-	IncidentID int64     `json:"incident_id"`
-	CameraID   int64     `json:"camera_id"`
-	CameraCode string    `json:"camera_code"`
-	From       time.Time `json:"from"`
-	To         time.Time `json:"to"`
-	Source     string    `json:"source"`
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         int64 `json:"id"`
+	IncidentID int64 `json:"incident_id"`
+	Stretch
+	Source    string    `json:"source"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
 	// Recorded is how much of the window is recorded, in seconds.
 	Recorded float64 `json:"recorded_seconds"`
 }
@@ -117,17 +114,17 @@ func (s *Store) RemoveLink(ctx context.Context, incident, link int64) error {
 // Links lists the footage linked to incident, with how much of each window
 // is recorded.
 func (s *Store) Links(ctx context.Context, incident int64) ([]Link, error) {
-	rows, err := s.pool.Query(ctx, `SELECT l.id, l.incident_id, l.camera_id, c.code, lower(l.span), upper(l.span), l.source, l.created_by, l.created_at,
-			coalesce((SELECT sum(extract(epoch FROM upper(r.span * l.span) - lower(r.span * l.span)))
-				FROM recordings r WHERE r.camera_id = l.camera_id AND r.span && l.span AND r.status = 'ok'), 0)
-		FROM incident_footage l JOIN cameras c ON c.id = l.camera_id
-		WHERE l.incident_id = $1 ORDER BY c.code, lower(l.span)`, incident)
+	rows, err := s.pool.Query(ctx, `SELECT t.id, t.incident_id, `+stretchColumns+`, t.source, t.created_by, t.created_at,
+			coalesce((SELECT sum(extract(epoch FROM upper(r.span * t.span) - lower(r.span * t.span)))
+				FROM recordings r WHERE r.camera_id = t.camera_id AND r.span && t.span AND r.status = 'ok'), 0)
+		FROM incident_footage t JOIN cameras c ON c.id = t.camera_id
+		WHERE t.incident_id = $1 ORDER BY c.code, lower(t.span)`, incident)
 	if err != nil {
 		return nil, fmt.Errorf("record: links: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Link, error) {
 		var l Link
-		err := r.Scan(&l.ID, &l.IncidentID, &l.CameraID, &l.CameraCode, &l.From, &l.To, &l.Source, &l.CreatedBy, &l.CreatedAt, &l.Recorded)
+		err := r.Scan(append(append([]any{&l.ID, &l.IncidentID}, l.Stretch.dest()...), &l.Source, &l.CreatedBy, &l.CreatedAt, &l.Recorded)...)
 		return l, err
 	})
 }

@@ -11,6 +11,13 @@
 // a crash loses at most the fragment being written, because Reconcile
 // checks at start what the files hold (and cuts a torn last fragment). Where the camera
 // recorded nothing (offline, stopped) a gap is recorded.
+//
+// Evidence exports are cut by concern: export.go (the request and the
+// export rows: get, hold, delete, verify), export_limits.go (what an export
+// may cost), export_run.go (the background job runner) and export_clip.go
+// (the pictures a range holds and the MP4 written from them, not
+// re-encoded); their expiry and orphaned files sit with the recordings'
+// retention in retention.go.
 package record
 
 import (

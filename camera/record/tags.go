@@ -16,17 +16,29 @@ import (
 	"gridwatch/internal/database"
 )
 
-// Tag is an operator's note on a stretch of a camera's footage.
-type Tag struct {
-	ID         int64     `json:"id"`
+// Stretch is a stretch of one camera's footage, as a tag marks it and a
+// link points at it: the camera by id and code, and the time range.
+type Stretch struct {
 	CameraID   int64     `json:"camera_id"`
 	CameraCode string    `json:"camera_code"`
 	From       time.Time `json:"from"`
 	To         time.Time `json:"to"`
-	Label      string    `json:"label"`
-	Note       string    `json:"note"`
-	Author     string    `json:"author"`
-	AuthorKey  string    `json:"-"`
+}
+
+// stretchColumns select a Stretch from a table aliased t with a span
+// column, joined to cameras as c; dest scans them.
+const stretchColumns = `t.camera_id, c.code, lower(t.span), upper(t.span)`
+
+func (st *Stretch) dest() []any { return []any{&st.CameraID, &st.CameraCode, &st.From, &st.To} }
+
+// Tag is an operator's note on a stretch of a camera's footage.
+type Tag struct {
+	ID int64 `json:"id"`
+	Stretch
+	Label     string `json:"label"`
+	Note      string `json:"note"`
+	Author    string `json:"author"`
+	AuthorKey string `json:"-"`
 	// Editable says whether the caller may edit and delete it: its author
 	// or an admin (set per request by the API).
 	Editable  bool      `json:"editable"`
@@ -68,11 +80,11 @@ type TagFilter struct {
 	Limit    int
 }
 
-const tagColumns = `t.id, t.camera_id, c.code, lower(t.span), upper(t.span), t.label, t.note, t.author, t.author_key, t.created_at, t.updated_at`
+const tagColumns = `t.id, ` + stretchColumns + `, t.label, t.note, t.author, t.author_key, t.created_at, t.updated_at`
 
 func scanTag(r pgx.Row) (Tag, error) {
 	var t Tag
-	err := r.Scan(&t.ID, &t.CameraID, &t.CameraCode, &t.From, &t.To, &t.Label, &t.Note, &t.Author, &t.AuthorKey, &t.CreatedAt, &t.UpdatedAt)
+	err := r.Scan(append(append([]any{&t.ID}, t.Stretch.dest()...), &t.Label, &t.Note, &t.Author, &t.AuthorKey, &t.CreatedAt, &t.UpdatedAt)...)
 	return t, err
 }
 
@@ -121,7 +133,7 @@ type Author struct{ Name, Key string }
 
 // AddTag tags footage.
 func (s *Store) AddTag(ctx context.Context, in TagInput, by Author) (Tag, error) {
-	t := Tag{CameraID: in.CameraID, Author: by.Name, AuthorKey: by.Key}
+	t := Tag{Stretch: Stretch{CameraID: in.CameraID}, Author: by.Name, AuthorKey: by.Key}
 	if in.From == nil || in.To == nil || in.Label == nil {
 		return t, gridwatch.Errorf(gridwatch.EInvalid, "camera_id, from, to and label are required")
 	}

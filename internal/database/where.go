@@ -49,11 +49,16 @@ func (w *Where) Eq(col, v string) {
 // Within keeps the rows whose col lies in [from, until]; a zero time leaves
 // that end open, and two zero times add nothing.
 func (w *Where) Within(col string, from, until time.Time) {
-	if !from.IsZero() {
-		w.Add(col+" >= ?", from)
-	}
-	if !until.IsZero() {
-		w.Add(col+" <= ?", until)
+	w.AddTime(col+" >= ?", from)
+	w.AddTime(col+" <= ?", until)
+}
+
+// AddTime appends cond, with its one "?" taking t, unless t is zero: the
+// optional end of a time filter, for ranges other than Within's (half-open,
+// or overlapping a span).
+func (w *Where) AddTime(cond string, t time.Time) {
+	if !t.IsZero() {
+		w.Add(cond, t)
 	}
 }
 

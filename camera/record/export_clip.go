@@ -1,0 +1,290 @@
+package record
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/pmp4"
+
+	"gridwatch"
+	"gridwatch/camera/stream"
+)
+
+// clipSample is one picture of an export: where its bytes are in a
+// recorded file and when it was seen.
+type clipSample struct {
+	file      int // index into clip.files
+	off       int64
+	size      uint32
+	dur       uint32 // 90 kHz ticks, as recorded
+	ptsOffset int32
+	key       bool
+	wall      time.Time
+}
+
+// clip is what an export will hold: its pictures, cut to the request, from
+// which files, and the gaps between them.
+type clip struct {
+	init    []byte
+	files   []string
+	samples []clipSample
+	used    []map[string]any
+	gaps    []map[string]any
+}
+
+// gapThreshold: a file starting this much later than the previous one ended
+// is a gap in the footage, kept in the clip's timeline (the last picture
+// before it is held) so that clip time stays wall-clock time.
+const gapThreshold = time.Second
+
+// plan finds the pictures of the export: from the keyframe at or before
+// its start to the first picture at or after its end, across files. Each
+// picture's wall-clock time is its file's start plus its decode time's
+// distance from the file's first, as the recorder indexed it.
+func (x *Exporter) plan(ctx context.Context, e Export) (*clip, error) {
+	recs, _, err := x.store.List(ctx, e.CameraID, e.From, e.To)
+	if err != nil {
+		return nil, err
+	}
+	recs = okRecordings(recs)
+	if len(recs) == 0 {
+		return nil, gridwatch.Errorf(gridwatch.ENotFound, "no footage left in the range (removed since the request)")
+	}
+	c := &clip{}
+	reachedEnd := false
+	for _, r := range recs {
+		if reachedEnd {
+			break
+		}
+		abs := filepath.Join(x.rec.cfg.Dir, filepath.Clean("/"+r.Path))
+		f, err := os.Open(abs)
+		if err != nil {
+			return nil, gridwatch.Errorf(gridwatch.ENotFound, "a recorded file of the range is missing (%s)", r.Start.Format(time.RFC3339))
+		}
+		n, err := c.addFile(f, r, e.From, e.To, len(c.files))
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			c.files = append(c.files, abs)
+			c.used = append(c.used, map[string]any{"recording_id": r.ID, "from": r.Start, "to": r.End})
+		}
+		reachedEnd = len(c.samples) > 0 && !c.samples[len(c.samples)-1].wall.Before(e.To)
+	}
+	// Cut at the keyframe at or before from (or the first picture, when the
+	// footage starts later), and after the first picture at or after to.
+	first := 0
+	for i, s := range c.samples {
+		if s.wall.After(e.From) {
+			break
+		}
+		if s.key {
+			first = i
+		}
+	}
+	for first < len(c.samples) && !c.samples[first].key {
+		first++
+	}
+	c.samples = c.samples[first:]
+	for i, s := range c.samples {
+		if !s.wall.Before(e.To) {
+			c.samples = c.samples[:i+1]
+			break
+		}
+	}
+	if len(c.samples) == 0 {
+		return nil, gridwatch.Errorf(gridwatch.ENotFound, "no footage left in the range")
+	}
+	// Across a gap between files the picture before it is held, so the
+	// clip's time stays the wall clock's.
+	for i := 0; i+1 < len(c.samples); i++ {
+		s, next := &c.samples[i], c.samples[i+1]
+		if s.file == next.file {
+			continue
+		}
+		end := s.wall.Add(stream.Duration(int64(s.dur)))
+		if next.wall.Sub(end) > gapThreshold {
+			s.dur = uint32(stream.Ticks(next.wall.Sub(s.wall)))
+			c.gaps = append(c.gaps, map[string]any{"from": end, "to": next.wall})
+		}
+	}
+	return c, nil
+}
+
+// addFile adds the pictures of r's fragments that end after from, up to
+// the first picture at or after to; it returns how many it added.
+func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (int, error) {
+	head := make([]byte, r.InitSize)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return 0, fmt.Errorf("record: export: %w", err)
+	}
+	added := 0
+	for _, fr := range r.Fragments {
+		fs := r.Start.Add(time.Duration(fr.Start) * time.Millisecond)
+		fe := fs.Add(time.Duration(fr.Duration) * time.Millisecond)
+		if !fe.After(from) {
+			continue
+		}
+		if c.init == nil {
+			c.init = head
+		} else if !bytes.Equal(c.init, head) {
+			return added, gridwatch.Errorf(gridwatch.EConflict, "the camera's video format changed at %s: export up to there and from there separately", r.Start.Format(time.RFC3339))
+		}
+		data := make([]byte, fr.Size)
+		if _, err := f.ReadAt(data, fr.Offset); err != nil {
+			return added, fmt.Errorf("record: export: read fragment at %d: %w", fr.Offset, err)
+		}
+		var parts fmp4.Parts
+		if err := parts.Unmarshal(data); err != nil || len(parts) != 1 || len(parts[0].Tracks) != 1 || len(data) < 8 {
+			return added, fmt.Errorf("record: export: fragment at %d of %s is not one moof+mdat: %v", fr.Offset, r.Path, err)
+		}
+		// The recorder writes moof then mdat, the samples in order from the
+		// start of mdat's payload; the payloads the parser found must be there.
+		pos := int64(binary.BigEndian.Uint32(data)) + 8
+		tr := parts[0].Tracks[0]
+		dts := int64(tr.BaseTime)
+		base := dts
+		for _, s := range tr.Samples {
+			n := int64(len(s.Payload))
+			if pos+n > int64(len(data)) || !bytes.Equal(data[pos:pos+n], s.Payload) {
+				return added, fmt.Errorf("record: export: fragment at %d of %s: samples not where expected", fr.Offset, r.Path)
+			}
+			wall := fs.Add(stream.Duration(dts - base))
+			c.samples = append(c.samples, clipSample{file: file, off: fr.Offset + pos, size: uint32(n), dur: s.Duration,
+				ptsOffset: s.PTSOffset, key: !s.IsNonSyncSample, wall: wall})
+			added++
+			pos += n
+			dts += int64(s.Duration)
+			if !wall.Before(to) {
+				return added, nil
+			}
+		}
+	}
+	return added, nil
+}
+
+// maxExportBytes: an export is one progressive MP4 with 32-bit chunk
+// offsets, so its media must stay under 4 GiB.
+const maxExportBytes = 4<<30 - 64<<20
+
+// make writes one export: a progressive MP4 (ftyp, moov, mdat: moov first,
+// so it plays while downloading) holding the recorded H.264 pictures, not
+// re-encoded, on the clip's own timeline from 0: its first picture is the
+// keyframe at or before the request's start, its last the first picture at
+// or after its end. The manifest records the wall-clock time of both.
+func (x *Exporter) make(ctx context.Context, e Export) error {
+	c, err := x.plan(ctx, e)
+	if err != nil {
+		return err
+	}
+	var init fmp4.Init
+	if err := init.Unmarshal(bytes.NewReader(c.init)); err != nil || len(init.Tracks) != 1 {
+		return fmt.Errorf("record: export: initialisation segment: %v", err)
+	}
+	files := make([]*os.File, len(c.files))
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for i, p := range c.files {
+		if files[i], err = os.Open(p); err != nil {
+			return gridwatch.Errorf(gridwatch.ENotFound, "a recorded file of the range went missing")
+		}
+	}
+	var total int64
+	var ticks int64
+	samples := make([]*pmp4.Sample, len(c.samples))
+	written := int64(0)
+	lastReport := time.Now()
+	for i := range c.samples {
+		s := c.samples[i]
+		total += int64(s.size)
+		ticks += int64(s.dur)
+		samples[i] = &pmp4.Sample{Duration: s.dur, PTSOffset: s.ptsOffset, IsNonSyncSample: !s.key, PayloadSize: s.size,
+			GetPayload: func() ([]byte, error) {
+				b := make([]byte, s.size)
+				if _, err := files[s.file].ReadAt(b, s.off); err != nil {
+					return nil, fmt.Errorf("record: export: read picture: %w", err)
+				}
+				written += int64(s.size)
+				if time.Since(lastReport) > 250*time.Millisecond {
+					lastReport = time.Now()
+					_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET progress = $2 WHERE id = $1`, e.ID, float64(written)/float64(total))
+				}
+				return b, nil
+			}}
+	}
+	if total > maxExportBytes {
+		return gridwatch.Errorf(gridwatch.ETooLarge, "the export would hold %d bytes of video; one file holds at most %d: export a shorter range", total, int64(maxExportBytes))
+	}
+	pres := pmp4.Presentation{Tracks: []*pmp4.Track{{ID: 1, TimeScale: stream.ClockRate, Codec: init.Tracks[0].Codec, Samples: samples}}}
+	if err := os.MkdirAll(x.dir, 0o750); err != nil {
+		return fmt.Errorf("record: export: %w", err)
+	}
+	tmp := x.Path(e.ID) + ".part"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("record: export: %w", err)
+	}
+	defer os.Remove(tmp)
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(out, h)}
+	if err := pres.Marshal(cw); err != nil {
+		out.Close()
+		return fmt.Errorf("record: export: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("record: export: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("record: export: %w", err)
+	}
+	if err := os.Rename(tmp, x.Path(e.ID)); err != nil {
+		return fmt.Errorf("record: export: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	var code string
+	_ = x.store.pool.QueryRow(ctx, `SELECT code FROM cameras WHERE id = $1`, e.CameraID).Scan(&code)
+	gaps := c.gaps
+	if gaps == nil {
+		gaps = []map[string]any{}
+	}
+	manifest := map[string]any{
+		"export_id": e.ID, "camera_id": e.CameraID, "camera_code": code, "from": e.From, "to": e.To,
+		"first_frame_at": c.samples[0].wall, "last_frame_at": c.samples[len(c.samples)-1].wall,
+		"frames": len(c.samples), "duration_s": float64(ticks) / stream.ClockRate, "gaps": gaps,
+		"incident_id": e.IncidentID, "requested_by": e.RequestedBy, "requested_at": e.CreatedAt,
+		"made_at": time.Now().UTC(), "sha256": sum, "bytes": cw.n,
+		"format":     "MP4 (moov first), H.264 as recorded, not re-encoded; time 0 is first_frame_at, a gap holds the picture before it",
+		"recordings": c.used,
+	}
+	_, err = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now() WHERE id = $1`,
+		e.ID, sum, cw.n, manifest)
+	return err
+}
+
+// countWriter counts what passes through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -179,6 +179,30 @@ func (ve *videoEnv) addCameraRecording(n int, code string, rec bool) (int64, str
 	return int64(r.json(ve.t)["id"].(float64)), gridCode
 }
 
+// waitRecordings waits (30 s at most) until camera id has n recordings
+// indexed since since, as its recordings list shows them with the caller's
+// token, and returns the range they cover: from the first one's start to the
+// last one's end, and the list. Files are indexed as they close, every 2 s here.
+func (ve *videoEnv) waitRecordings(id int64, since time.Time, n int) (recs []any, from, to time.Time) {
+	t := ve.t
+	t.Helper()
+	rfc := func(tm time.Time) string { return url.QueryEscape(tm.UTC().Format(time.RFC3339Nano)) }
+	for deadline := time.Now().Add(30 * time.Second); len(recs) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d recordings indexed after 30 s, want %d", len(recs), n)
+		}
+		<-time.After(200 * time.Millisecond)
+		r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", id, rfc(since), rfc(time.Now().Add(time.Minute))), nil)
+		if r.status != 200 {
+			t.Fatalf("recordings: %d %s", r.status, r.body)
+		}
+		recs = r.json(t)["recordings"].([]any)
+	}
+	from, _ = time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
+	to, _ = time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	return recs, from, to
+}
+
 // wsURL is a ws:// URL of the test server.
 func (ve *videoEnv) wsURL(path string) string {
 	return "ws" + strings.TrimPrefix(ve.srv.URL, "http") + path
@@ -552,23 +576,8 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	q := func(from, to time.Time) string {
 		return "from=" + url.QueryEscape(from.Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339Nano))
 	}
-	var recs []any
-	deadline := time.Now().Add(30 * time.Second)
-	for len(recs) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d recordings indexed after 30 s", len(recs))
-		}
-		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
-		r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?%s", id, q(start, time.Now().Add(time.Minute))), nil)
-		if r.status != 200 {
-			t.Fatalf("recordings: %d %s", r.status, r.body)
-		}
-		recs = r.json(t)["recordings"].([]any)
-	}
+	recs, from, to := ve.waitRecordings(id, start, 3)
 	first := recs[0].(map[string]any)
-	from, _ := time.Parse(time.RFC3339Nano, first["from"].(string))
-	last := recs[len(recs)-1].(map[string]any)
-	to, _ := time.Parse(time.RFC3339Nano, last["to"].(string))
 
 	// Exactly the indexed range: the last file may still be growing, and a
 	// wider range would take in fragments indexed after the list was read.
@@ -795,18 +804,7 @@ func TestEvidenceExport(t *testing.T) {
 		t.Fatalf("incident: %d %s", inc.status, inc.body)
 	}
 	incID := int64(inc.json(t)["id"].(float64))
-	rfc := func(tm time.Time) string { return url.QueryEscape(tm.UTC().Format(time.RFC3339Nano)) }
-	var recs []any
-	deadline := time.Now().Add(30 * time.Second)
-	for len(recs) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d recordings after 30 s", len(recs))
-		}
-		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
-		recs = ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", camID, rfc(start), rfc(time.Now().Add(time.Minute))), nil).json(t)["recordings"].([]any)
-	}
-	from, _ := time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
-	to, _ := time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	_, from, to := ve.waitRecordings(camID, start, 3)
 	body := func(f, t time.Time) []byte {
 		return []byte(fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"incident_id":%d}`, camID, f.UTC().Format(time.RFC3339Nano), t.UTC().Format(time.RFC3339Nano), incID))
 	}
@@ -891,17 +889,7 @@ func TestExportLimitsAPI(t *testing.T) {
 	operator := ve.tokenFor(auth.RoleOperator)
 	admin := ve.token
 	rfc := func(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
-	var recs []any
-	for deadline := time.Now().Add(30 * time.Second); len(recs) < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d recordings after 30 s", len(recs))
-		}
-		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
-		q := fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", camID, url.QueryEscape(rfc(start.Add(-time.Minute))), url.QueryEscape(rfc(time.Now().Add(time.Minute))))
-		recs = ve.do("GET", q, nil).json(t)["recordings"].([]any)
-	}
-	from, _ := time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
-	to, _ := time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	_, from, to := ve.waitRecordings(camID, start.Add(-time.Minute), 2)
 	body := func(f, t time.Time) []byte {
 		return []byte(fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, rfc(f), rfc(t)))
 	}

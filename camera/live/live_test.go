@@ -60,6 +60,22 @@ type stateChange struct {
 	st  pull.State
 }
 
+// waitState waits for key's next state of status want, skipping the others,
+// and fails the test when deadline passes first.
+func (r *rig) waitState(t *testing.T, key Key, want pull.Status, deadline <-chan time.Time) pull.State {
+	t.Helper()
+	for {
+		select {
+		case sc := <-r.states:
+			if sc.key == key && sc.st.Status == want {
+				return sc.st
+			}
+		case <-deadline:
+			t.Fatalf("no %s state of %v in time", want, key)
+		}
+	}
+}
+
 func startRig(t *testing.T, n int, fault camsim.Fault, pc pull.Config) *rig {
 	t.Helper()
 	states := make(chan stateChange, 100)
@@ -383,18 +399,7 @@ func TestCameraDropAndReturn(t *testing.T) {
 	}
 	defer release()
 	waitState := func(want pull.Status) pull.State {
-		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for {
-			select {
-			case sc := <-r.states:
-				if sc.key == (Key{1, Main}) && sc.st.Status == want {
-					return sc.st
-				}
-			case <-deadline:
-				t.Fatalf("no %s state within 20 s", want)
-			}
-		}
+		return r.waitState(t, Key{1, Main}, want, time.After(20*time.Second))
 	}
 	waitState(pull.StatusOnline)
 	r.sim.SetFault(1, camsim.FaultDisconnect)
@@ -422,23 +427,10 @@ func TestStalledCameraGoesOffline(t *testing.T) {
 	}
 	defer release()
 	deadline := time.After(20 * time.Second)
-	stalled := false
-	for {
-		select {
-		case sc := <-r.states:
-			switch {
-			case sc.st.Status == pull.StatusOnline && !stalled:
-				r.sim.SetFault(1, camsim.FaultStall)
-				stalled = true
-			case sc.st.Status == pull.StatusOffline && stalled:
-				if !strings.Contains(sc.st.Reason, "no picture") {
-					t.Errorf("reason %q", sc.st.Reason)
-				}
-				return
-			}
-		case <-deadline:
-			t.Fatal("a stalled camera did not go offline")
-		}
+	r.waitState(t, Key{1, Main}, pull.StatusOnline, deadline)
+	r.sim.SetFault(1, camsim.FaultStall)
+	if st := r.waitState(t, Key{1, Main}, pull.StatusOffline, deadline); !strings.Contains(st.Reason, "no picture") {
+		t.Errorf("reason %q", st.Reason)
 	}
 }
 

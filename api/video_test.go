@@ -35,7 +35,6 @@ import (
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
-	"gridwatch/internal/testdb"
 	"gridwatch/internal/testtool"
 )
 
@@ -89,12 +88,8 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 		vopt = *ve.viewOpt
 	}
 	e := newEnv(t, func(d *api.Deps) {
-		ve.pool = testdb.New(t)
-		store := geo.NewStore(ve.pool, geo.StoreOptions{})
-		loc := geo.NewLocator(store)
-		d.Grids, d.Locator = store, loc
-		d.Auth = auth.NewService(ve.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
-		d.Audit = audit.NewStore(ve.pool)
+		var loc *geo.Locator
+		loc, hub = ve.wireWithHub(t, d)
 		footage := record.NewStore(ve.pool)
 		d.Incidents = incident.NewService(ve.pool, incident.Options{Locator: loc, OnCreated: func(ctx context.Context, ids []int64) {
 			if _, err := footage.LinkIncidents(ctx, ids, record.DefaultLinkWindow()); err != nil {
@@ -103,9 +98,6 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 		}})
 		cams := camera.NewStore(ve.pool)
 		d.Cameras = cams
-		hub = events.NewHub(ve.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
-		d.Events = hub
-		d.EventsRecheck = 100 * time.Millisecond
 		recDir := t.TempDir()
 		rec := record.NewRecorder(record.Config{Dir: recDir, FragmentDuration: time.Second, FileDuration: 2 * time.Second,
 			FreeSpace: func(string) (uint64, error) {
@@ -151,11 +143,7 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
 	go func() { defer wg.Done(); _ = ve.video.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait(); ve.stopViewings() })
-	select {
-	case <-hub.Ready():
-	case <-time.After(eventWait):
-		t.Fatal("the events hub is not listening")
-	}
+	awaitHub(t, hub)
 	ve.importDemo()
 	return ve
 }

@@ -665,29 +665,13 @@ func TestIncidentFootageLinks(t *testing.T) {
 		t.Errorf("far away: %v", l)
 	}
 	// A bulk upload links its incidents the same way.
-	var bulk strings.Builder
+	var bulk []string
 	for i, dlat := range []float64{60 * m, 0.05} {
-		fmt.Fprintf(&bulk, `{"source":"sensor","external_id":"bulk-link-%d","category":"0404","title":"积水","location":{"type":"Point","coordinates":[%v,%v]}}`+"\n", i, lon, lat+dlat)
+		bulk = append(bulk, fmt.Sprintf(`{"source":"sensor","external_id":"bulk-link-%d","category":"0404","title":"积水","location":{"type":"Point","coordinates":[%v,%v]}}`, i, lon, lat+dlat))
 	}
-	r := ve.do("POST", "/api/v1/incidents/bulk", []byte(bulk.String()))
-	if r.status != 200 {
-		t.Fatalf("bulk: %d %s", r.status, r.body)
-	}
-	var bulkIDs []int64
-	for _, line := range strings.Split(strings.TrimSpace(string(r.body)), "\n") {
-		var res struct {
-			Status string `json:"status"`
-			ID     int64  `json:"id"`
-		}
-		if err := json.Unmarshal([]byte(line), &res); err != nil {
-			t.Fatalf("bulk answer %q: %v", line, err)
-		}
-		if res.Status == "created" {
-			bulkIDs = append(bulkIDs, res.ID)
-		}
-	}
+	bulkIDs := ve.bulkLines(bulk)
 	if len(bulkIDs) != 2 {
-		t.Fatalf("bulk created %v, want 2 incidents: %s", bulkIDs, r.body)
+		t.Fatalf("bulk created %v, want 2 incidents", bulkIDs)
 	}
 	if l := links(bulkIDs[0]); len(l) != 1 || l[0].(map[string]any)["camera_code"] != "CAM-LINK" {
 		t.Errorf("bulk incident in the cone: %v", l)
@@ -698,7 +682,7 @@ func TestIncidentFootageLinks(t *testing.T) {
 	// By hand: link, refuse a reversed range, unlink.
 	now := time.Now().UTC()
 	body := fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, now.Add(-time.Minute).Format(time.RFC3339), now.Format(time.RFC3339))
-	r = ve.do("POST", fmt.Sprintf("/api/v1/incidents/%d/footage", far), []byte(body))
+	r := ve.do("POST", fmt.Sprintf("/api/v1/incidents/%d/footage", far), []byte(body))
 	if r.status != 201 || r.json(t)["source"] != "manual" {
 		t.Fatalf("link: %d %s", r.status, r.body)
 	}

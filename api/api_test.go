@@ -96,6 +96,36 @@ func (r response) errorOf(t *testing.T) map[string]any {
 	return e
 }
 
+// badQuery is a request the API refuses: the status, the query parameter
+// its error names in the details ("" when it names none) and a piece of its
+// message.
+type badQuery struct {
+	path, param, inMessage string
+	status                 int
+}
+
+// checkBadQueries sends each query with get and checks the JSON error it
+// answers: the status, a message that says what is wrong, the parameter.
+func checkBadQueries(t *testing.T, get func(path string) response, queries []badQuery) {
+	t.Helper()
+	for _, q := range queries {
+		r := get(q.path)
+		if r.status != q.status || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %s, want %d JSON", q.path, r.status, r.body, q.status)
+			continue
+		}
+		er := r.errorOf(t)
+		if msg, _ := er["message"].(string); msg == "" || !strings.Contains(msg, q.inMessage) {
+			t.Errorf("%s: message %q, want one with %q", q.path, er["message"], q.inMessage)
+		}
+		if q.param != "" {
+			if d, _ := er["details"].(map[string]any); d == nil || d["param"] != q.param {
+				t.Errorf("%s: details %v, want param %s", q.path, er["details"], q.param)
+			}
+		}
+	}
+}
+
 func (e *env) do(method, path string, body []byte) response {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))

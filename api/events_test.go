@@ -29,29 +29,45 @@ func newEventsEnv(t *testing.T) *authEnv {
 	var hub *events.Hub
 	ae := &authEnv{}
 	e := newEnv(t, func(d *api.Deps) {
-		ae.pool = testdb.New(t)
-		store := geo.NewStore(ae.pool, geo.StoreOptions{})
-		loc := geo.NewLocator(store)
-		d.Grids, d.Locator = store, loc
-		d.Auth = auth.NewService(ae.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
-		d.Audit = audit.NewStore(ae.pool)
+		var loc *geo.Locator
+		loc, hub = ae.wireWithHub(t, d)
 		d.Incidents = incident.NewService(ae.pool, incident.Options{Locator: loc})
-		hub = events.NewHub(ae.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
-		d.Events = hub
-		d.EventsRecheck = 100 * time.Millisecond
 	})
 	ae.env = e
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- hub.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	awaitHub(t, hub)
+	ae.importDemo()
+	return ae
+}
+
+// wireWithHub points d's grids, locator, accounts and audit at stores over
+// a fresh database (ae.pool), as the events and video tests have them, and
+// gives d an events hub over it, rechecked every 100 ms. It returns the
+// locator, for the incident service the caller builds, and the hub, which
+// the caller runs and awaits (awaitHub).
+func (ae *authEnv) wireWithHub(t *testing.T, d *api.Deps) (*geo.Locator, *events.Hub) {
+	ae.pool = testdb.New(t)
+	store := geo.NewStore(ae.pool, geo.StoreOptions{})
+	loc := geo.NewLocator(store)
+	d.Grids, d.Locator = store, loc
+	d.Auth = auth.NewService(ae.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
+	d.Audit = audit.NewStore(ae.pool)
+	hub := events.NewHub(ae.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
+	d.Events, d.EventsRecheck = hub, 100*time.Millisecond
+	return loc, hub
+}
+
+// awaitHub fails the test unless the running hub listens within eventWait.
+func awaitHub(t *testing.T, hub *events.Hub) {
+	t.Helper()
 	select {
 	case <-hub.Ready():
 	case <-time.After(eventWait):
 		t.Fatal("the events hub is not listening")
 	}
-	ae.importDemo()
-	return ae
 }
 
 // sseEvent is one dispatched Server-Sent Event, or a comment.

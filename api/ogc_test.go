@@ -581,10 +581,7 @@ func TestOGCCamerasShowNoCredentials(t *testing.T) {
 
 func TestOGCErrors(t *testing.T) {
 	e := newAuthEnv(t)
-	for _, c := range []struct {
-		path, param, inMessage string
-		status                 int
-	}{
+	checkBadQueries(t, func(path string) response { return e.ogcGet(path) }, []badQuery{
 		{"/ogc/collections/grids/items?bbox=1,2,3", "bbox", "4", 400},
 		{"/ogc/collections/grids/items?bbox=1,2,x,4", "bbox", "number", 400},
 		{"/ogc/collections/grids/items?bbox=113,34,114,35,0,10", "bbox", "3D bbox not supported", 400},
@@ -612,22 +609,7 @@ func TestOGCErrors(t *testing.T) {
 		{"/ogc/collections/rivers/items/1", "", "does not exist", 404},
 		{"/ogc/nowhere", "", "no route", 404},
 		{"/tiles/nowhere/1", "", "no route", 404},
-	} {
-		r := e.ogcGet(c.path)
-		if r.status != c.status || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
-			t.Errorf("%s: %d %s, want %d JSON", c.path, r.status, r.body, c.status)
-			continue
-		}
-		er := r.errorOf(t)
-		if !strings.Contains(er["message"].(string), c.inMessage) {
-			t.Errorf("%s: message %q lacks %q", c.path, er["message"], c.inMessage)
-		}
-		if c.param != "" {
-			if d, _ := er["details"].(map[string]any); d == nil || d["param"] != c.param {
-				t.Errorf("%s: details %v, want param %s", c.path, er["details"], c.param)
-			}
-		}
-	}
+	})
 }
 
 // TestOGCLinksBehindProxy: links follow X-Forwarded-Proto and -Host from a

@@ -35,7 +35,6 @@ import (
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
-	"gridwatch/internal/testdb"
 	"gridwatch/internal/testtool"
 )
 
@@ -89,12 +88,8 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 		vopt = *ve.viewOpt
 	}
 	e := newEnv(t, func(d *api.Deps) {
-		ve.pool = testdb.New(t)
-		store := geo.NewStore(ve.pool, geo.StoreOptions{})
-		loc := geo.NewLocator(store)
-		d.Grids, d.Locator = store, loc
-		d.Auth = auth.NewService(ve.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
-		d.Audit = audit.NewStore(ve.pool)
+		var loc *geo.Locator
+		loc, hub = ve.wireWithHub(t, d)
 		footage := record.NewStore(ve.pool)
 		d.Incidents = incident.NewService(ve.pool, incident.Options{Locator: loc, OnCreated: func(ctx context.Context, ids []int64) {
 			if _, err := footage.LinkIncidents(ctx, ids, record.DefaultLinkWindow()); err != nil {
@@ -103,9 +98,6 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 		}})
 		cams := camera.NewStore(ve.pool)
 		d.Cameras = cams
-		hub = events.NewHub(ve.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
-		d.Events = hub
-		d.EventsRecheck = 100 * time.Millisecond
 		recDir := t.TempDir()
 		rec := record.NewRecorder(record.Config{Dir: recDir, FragmentDuration: time.Second, FileDuration: 2 * time.Second,
 			FreeSpace: func(string) (uint64, error) {
@@ -151,11 +143,7 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
 	go func() { defer wg.Done(); _ = ve.video.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait(); ve.stopViewings() })
-	select {
-	case <-hub.Ready():
-	case <-time.After(eventWait):
-		t.Fatal("the events hub is not listening")
-	}
+	awaitHub(t, hub)
 	ve.importDemo()
 	return ve
 }
@@ -177,6 +165,30 @@ func (ve *videoEnv) addCameraRecording(n int, code string, rec bool) (int64, str
 		ve.t.Fatalf("create camera: %d %s", r.status, r.body)
 	}
 	return int64(r.json(ve.t)["id"].(float64)), gridCode
+}
+
+// waitRecordings waits (30 s at most) until camera id has n recordings
+// indexed since since, as its recordings list shows them with the caller's
+// token, and returns the range they cover: from the first one's start to the
+// last one's end, and the list. Files are indexed as they close, every 2 s here.
+func (ve *videoEnv) waitRecordings(id int64, since time.Time, n int) (recs []any, from, to time.Time) {
+	t := ve.t
+	t.Helper()
+	rfc := func(tm time.Time) string { return url.QueryEscape(tm.UTC().Format(time.RFC3339Nano)) }
+	for deadline := time.Now().Add(30 * time.Second); len(recs) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d recordings indexed after 30 s, want %d", len(recs), n)
+		}
+		<-time.After(200 * time.Millisecond)
+		r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", id, rfc(since), rfc(time.Now().Add(time.Minute))), nil)
+		if r.status != 200 {
+			t.Fatalf("recordings: %d %s", r.status, r.body)
+		}
+		recs = r.json(t)["recordings"].([]any)
+	}
+	from, _ = time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
+	to, _ = time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	return recs, from, to
 }
 
 // wsURL is a ws:// URL of the test server.
@@ -552,23 +564,8 @@ func TestRecordingsOverHTTP(t *testing.T) {
 	q := func(from, to time.Time) string {
 		return "from=" + url.QueryEscape(from.Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339Nano))
 	}
-	var recs []any
-	deadline := time.Now().Add(30 * time.Second)
-	for len(recs) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d recordings indexed after 30 s", len(recs))
-		}
-		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
-		r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?%s", id, q(start, time.Now().Add(time.Minute))), nil)
-		if r.status != 200 {
-			t.Fatalf("recordings: %d %s", r.status, r.body)
-		}
-		recs = r.json(t)["recordings"].([]any)
-	}
+	recs, from, to := ve.waitRecordings(id, start, 3)
 	first := recs[0].(map[string]any)
-	from, _ := time.Parse(time.RFC3339Nano, first["from"].(string))
-	last := recs[len(recs)-1].(map[string]any)
-	to, _ := time.Parse(time.RFC3339Nano, last["to"].(string))
 
 	// Exactly the indexed range: the last file may still be growing, and a
 	// wider range would take in fragments indexed after the list was read.
@@ -668,29 +665,13 @@ func TestIncidentFootageLinks(t *testing.T) {
 		t.Errorf("far away: %v", l)
 	}
 	// A bulk upload links its incidents the same way.
-	var bulk strings.Builder
+	var bulk []string
 	for i, dlat := range []float64{60 * m, 0.05} {
-		fmt.Fprintf(&bulk, `{"source":"sensor","external_id":"bulk-link-%d","category":"0404","title":"积水","location":{"type":"Point","coordinates":[%v,%v]}}`+"\n", i, lon, lat+dlat)
+		bulk = append(bulk, fmt.Sprintf(`{"source":"sensor","external_id":"bulk-link-%d","category":"0404","title":"积水","location":{"type":"Point","coordinates":[%v,%v]}}`, i, lon, lat+dlat))
 	}
-	r := ve.do("POST", "/api/v1/incidents/bulk", []byte(bulk.String()))
-	if r.status != 200 {
-		t.Fatalf("bulk: %d %s", r.status, r.body)
-	}
-	var bulkIDs []int64
-	for _, line := range strings.Split(strings.TrimSpace(string(r.body)), "\n") {
-		var res struct {
-			Status string `json:"status"`
-			ID     int64  `json:"id"`
-		}
-		if err := json.Unmarshal([]byte(line), &res); err != nil {
-			t.Fatalf("bulk answer %q: %v", line, err)
-		}
-		if res.Status == "created" {
-			bulkIDs = append(bulkIDs, res.ID)
-		}
-	}
+	bulkIDs := ve.bulkLines(bulk)
 	if len(bulkIDs) != 2 {
-		t.Fatalf("bulk created %v, want 2 incidents: %s", bulkIDs, r.body)
+		t.Fatalf("bulk created %v, want 2 incidents", bulkIDs)
 	}
 	if l := links(bulkIDs[0]); len(l) != 1 || l[0].(map[string]any)["camera_code"] != "CAM-LINK" {
 		t.Errorf("bulk incident in the cone: %v", l)
@@ -701,7 +682,7 @@ func TestIncidentFootageLinks(t *testing.T) {
 	// By hand: link, refuse a reversed range, unlink.
 	now := time.Now().UTC()
 	body := fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, now.Add(-time.Minute).Format(time.RFC3339), now.Format(time.RFC3339))
-	r = ve.do("POST", fmt.Sprintf("/api/v1/incidents/%d/footage", far), []byte(body))
+	r := ve.do("POST", fmt.Sprintf("/api/v1/incidents/%d/footage", far), []byte(body))
 	if r.status != 201 || r.json(t)["source"] != "manual" {
 		t.Fatalf("link: %d %s", r.status, r.body)
 	}
@@ -795,18 +776,7 @@ func TestEvidenceExport(t *testing.T) {
 		t.Fatalf("incident: %d %s", inc.status, inc.body)
 	}
 	incID := int64(inc.json(t)["id"].(float64))
-	rfc := func(tm time.Time) string { return url.QueryEscape(tm.UTC().Format(time.RFC3339Nano)) }
-	var recs []any
-	deadline := time.Now().Add(30 * time.Second)
-	for len(recs) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d recordings after 30 s", len(recs))
-		}
-		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
-		recs = ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", camID, rfc(start), rfc(time.Now().Add(time.Minute))), nil).json(t)["recordings"].([]any)
-	}
-	from, _ := time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
-	to, _ := time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	_, from, to := ve.waitRecordings(camID, start, 3)
 	body := func(f, t time.Time) []byte {
 		return []byte(fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q,"incident_id":%d}`, camID, f.UTC().Format(time.RFC3339Nano), t.UTC().Format(time.RFC3339Nano), incID))
 	}
@@ -891,17 +861,7 @@ func TestExportLimitsAPI(t *testing.T) {
 	operator := ve.tokenFor(auth.RoleOperator)
 	admin := ve.token
 	rfc := func(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
-	var recs []any
-	for deadline := time.Now().Add(30 * time.Second); len(recs) < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d recordings after 30 s", len(recs))
-		}
-		<-time.After(200 * time.Millisecond) // files are indexed as they close, every 2 s here
-		q := fmt.Sprintf("/api/v1/cameras/%d/recordings?from=%s&to=%s", camID, url.QueryEscape(rfc(start.Add(-time.Minute))), url.QueryEscape(rfc(time.Now().Add(time.Minute))))
-		recs = ve.do("GET", q, nil).json(t)["recordings"].([]any)
-	}
-	from, _ := time.Parse(time.RFC3339Nano, recs[0].(map[string]any)["from"].(string))
-	to, _ := time.Parse(time.RFC3339Nano, recs[len(recs)-1].(map[string]any)["to"].(string))
+	_, from, to := ve.waitRecordings(camID, start.Add(-time.Minute), 2)
 	body := func(f, t time.Time) []byte {
 		return []byte(fmt.Sprintf(`{"camera_id":%d,"from":%q,"to":%q}`, camID, rfc(f), rfc(t)))
 	}

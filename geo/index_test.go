@@ -617,17 +617,21 @@ func benchPoints(fs []demoFeature, n int) []orb.Point {
 	return pts
 }
 
-func benchLocate(b *testing.B, data []byte) {
+// indexBench builds a city's index for a benchmark and returns it with the
+// points to look up, random in the bounding box of the city's district.
+func indexBench(b *testing.B, data []byte) (*Index, pointCycle) {
 	ix, fs := cityIndex(b, data)
-	pts := benchPoints(fs, 1<<14)
 	b.ReportAllocs()
-	i := 0
+	return ix, pointCycle{pts: benchPoints(fs, 1<<14)}
+}
+
+func benchLocate(b *testing.B, data []byte) {
+	ix, ps := indexBench(b, data)
 	for b.Loop() {
-		p := pts[i&(len(pts)-1)]
+		p := ps.next()
 		ix.Locate(p[0], p[1])
-		i++
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+	reportRate(b, 1, "lookups/s")
 }
 
 func BenchmarkIndexLocate66(b *testing.B) { benchLocate(b, DemoCity()) }
@@ -635,16 +639,12 @@ func BenchmarkIndexLocate66(b *testing.B) { benchLocate(b, DemoCity()) }
 func BenchmarkIndexLocate10000(b *testing.B) { benchLocate(b, citygen.Synthetic(10000)) }
 
 func BenchmarkIndexAssign10000(b *testing.B) {
-	ix, fs := cityIndex(b, citygen.Synthetic(10000))
-	pts := benchPoints(fs, 1<<14)
-	b.ReportAllocs()
-	i := 0
+	ix, ps := indexBench(b, citygen.Synthetic(10000))
 	for b.Loop() {
-		p := pts[i&(len(pts)-1)]
+		p := ps.next()
 		ix.Assign(p[0], p[1])
-		i++
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+	reportRate(b, 1, "lookups/s")
 }
 
 func BenchmarkIndexBuild10000(b *testing.B) {

@@ -30,6 +30,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+
+	"gridwatch/camera/internal/rtsprun"
 )
 
 // Fault is a fault mode a simulated camera can be put in.
@@ -234,33 +236,25 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 	s.log.Info("camsim: serving", "addr", s.addr, "cameras", s.cfg.N, "fault", string(s.cfg.Fault))
 
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Wait() }()
-
 	pctx, stopPacers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, f := range s.feeds {
 		wg.Go(func() { f.run(pctx, s.log) })
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-srvErr:
-		srvErr <- err
-		runErr = fmt.Errorf("camsim: server stopped: %w", err)
-	}
-
 	// Pacers first, so nothing writes to a closed stream; then the streams
 	// (they close their readers' sessions); then the server and its conns.
-	stopPacers()
-	wg.Wait()
-	s.mu.Lock()
-	s.srvReady = false
-	s.mu.Unlock()
-	s.closeStreams()
-	srv.Close()
-	<-srvErr
+	var runErr error
+	if err := rtsprun.Until(ctx, srv, func() {
+		stopPacers()
+		wg.Wait()
+		s.mu.Lock()
+		s.srvReady = false
+		s.mu.Unlock()
+		s.closeStreams()
+	}); err != nil {
+		runErr = fmt.Errorf("camsim: server stopped: %w", err)
+	}
 	s.log.Info("camsim: stopped", "addr", s.addr)
 	return runErr
 }
@@ -403,23 +397,33 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	f, res, err := h.admit(ctx.Conn, ctx.Request, ctx.Path)
-	if f == nil {
-		return res, nil, err
-	}
-	s := h.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.srvReady || f.cam.currentFault() == FaultDisconnect {
-		return status(base.StatusServiceUnavailable), nil, nil
-	}
-	s.log.Debug("camsim: describe", "camera", f.cam.n, "stream", f.name)
-	return status(base.StatusOK), f.stream, nil
+	return h.offer(ctx.Conn, ctx.Request, ctx.Path, func(f *feed) *base.Response {
+		h.s.log.Debug("camsim: describe", "camera", f.cam.n, "stream", f.name)
+		return nil
+	})
 }
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	f, res, err := h.admit(ctx.Conn, ctx.Request, ctx.Path)
+	return h.offer(ctx.Conn, ctx.Request, ctx.Path, func(f *feed) *base.Response {
+		s := h.s
+		r, ok := s.sessions[ctx.Session]
+		if ok && r.feed != f {
+			return status(base.StatusBadRequest)
+		}
+		if !ok {
+			s.sessions[ctx.Session] = &reader{feed: f}
+		}
+		return nil
+	})
+}
+
+// offer answers DESCRIBE and SETUP: admit's checks, then, under s.mu, the
+// camera's state (a server shutting down or a disconnected camera answers
+// 503), then the request's own step, which may refuse with a response.
+// Otherwise it offers the feed's stream.
+func (h *handler) offer(conn *gortsplib.ServerConn, req *base.Request, path string, step func(*feed) *base.Response) (*base.Response, *gortsplib.ServerStream, error) {
+	f, res, err := h.admit(conn, req, path)
 	if f == nil {
 		return res, nil, err
 	}
@@ -429,11 +433,8 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if !s.srvReady || f.cam.currentFault() == FaultDisconnect {
 		return status(base.StatusServiceUnavailable), nil, nil
 	}
-	if r, ok := s.sessions[ctx.Session]; ok && r.feed != f {
-		return status(base.StatusBadRequest), nil, nil
-	}
-	if _, ok := s.sessions[ctx.Session]; !ok {
-		s.sessions[ctx.Session] = &reader{feed: f}
+	if res := step(f); res != nil {
+		return res, nil, nil
 	}
 	return status(base.StatusOK), f.stream, nil
 }

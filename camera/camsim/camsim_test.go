@@ -357,15 +357,8 @@ func TestStall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{}
-			if tt.atStart {
-				cfg.Fault = FaultStall
-			}
-			s := startSim(t, cfg)
-			p := rtsptest.Play(t, s.URL(1, StreamMain))
+			s, p := playFaulted(t, FaultStall, tt.atStart, StreamMain, func(p *rtsptest.Player) { p.NextPacket(t) })
 			if !tt.atStart {
-				p.NextPacket(t)
-				s.SetFault(1, FaultStall)
 				p.Quiet(t, 400*time.Millisecond) // packets already in flight
 			}
 			before := s.Frames(1, StreamMain)
@@ -464,15 +457,8 @@ func TestSlices(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{}
-			if tt.atStart {
-				cfg.Fault = FaultSlices
-			}
-			s := startSim(t, cfg)
-			p := rtsptest.Play(t, s.URL(1, tt.stream))
+			_, p := playFaulted(t, FaultSlices, tt.atStart, tt.stream, func(p *rtsptest.Player) { p.AccessUnits(t, 1) })
 			if !tt.atStart {
-				p.AccessUnits(t, 1)
-				s.SetFault(1, FaultSlices)
 				// The switch waits for the next GOP: skip single-slice AUs.
 				for {
 					nalus := p.Next(t).NALUs

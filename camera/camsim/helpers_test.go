@@ -36,6 +36,25 @@ func startSim(t testing.TB, cfg Config) *Sim {
 	return s
 }
 
+// playFaulted starts a Sim with camera 1 in fault f and plays camera 1's
+// stream. With atStart the fault comes from the config; otherwise the
+// stream plays healthy first, until before has read what it wants from the
+// player, and the fault is set at runtime.
+func playFaulted(t testing.TB, f Fault, atStart bool, stream string, before func(*rtsptest.Player)) (*Sim, *rtsptest.Player) {
+	t.Helper()
+	cfg := Config{}
+	if atStart {
+		cfg.Fault = f
+	}
+	s := startSim(t, cfg)
+	p := rtsptest.Play(t, s.URL(1, stream))
+	if !atStart {
+		before(p)
+		s.SetFault(1, f)
+	}
+	return s, p
+}
+
 func debugLogger(w *testtool.LogBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -60,6 +60,34 @@ type stateChange struct {
 	st  pull.State
 }
 
+// hold acquires camera id's stream name for the rest of the test (it is
+// released when the test ends) and returns its hub.
+func (r *rig) hold(t *testing.T, id int64, name string) *stream.Hub {
+	t.Helper()
+	hub, release, err := r.m.Acquire(context.Background(), id, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return hub
+}
+
+// waitState waits for key's next state of status want, skipping the others,
+// and fails the test when deadline passes first.
+func (r *rig) waitState(t *testing.T, key Key, want pull.Status, deadline <-chan time.Time) pull.State {
+	t.Helper()
+	for {
+		select {
+		case sc := <-r.states:
+			if sc.key == key && sc.st.Status == want {
+				return sc.st
+			}
+		case <-deadline:
+			t.Fatalf("no %s state of %v in time", want, key)
+		}
+	}
+}
+
 func startRig(t *testing.T, n int, fault camsim.Fault, pc pull.Config) *rig {
 	t.Helper()
 	states := make(chan stateChange, 100)
@@ -303,11 +331,7 @@ func TestMSEFromCamera(t *testing.T) {
 func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	noLeaks(t)
 	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
-	hub, release, err := r.m.Acquire(context.Background(), 1, Main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
+	hub := r.hold(t, 1, Main)
 	// A viewer that never reads.
 	stalled := hub.Subscribe()
 	defer stalled.Close()
@@ -349,11 +373,7 @@ func TestLossyAndMultiSliceStreamsDecodeCleanly(t *testing.T) {
 	for _, fault := range []camsim.Fault{camsim.FaultNone, camsim.FaultLoss, camsim.FaultSlices} {
 		t.Run(string(fault)+"fault", func(t *testing.T) {
 			r := startRig(t, 1, fault, pull.Config{})
-			hub, release, err := r.m.Acquire(context.Background(), 1, Main)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer release()
+			hub := r.hold(t, 1, Main)
 			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 100)
 			_, init, samples := parseMSE(t, msgs)
 			gop := 25
@@ -377,24 +397,9 @@ func TestLossyAndMultiSliceStreamsDecodeCleanly(t *testing.T) {
 func TestCameraDropAndReturn(t *testing.T) {
 	noLeaks(t)
 	r := startRig(t, 2, camsim.FaultNone, pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	hub, release, err := r.m.Acquire(context.Background(), 1, Main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
+	hub := r.hold(t, 1, Main)
 	waitState := func(want pull.Status) pull.State {
-		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for {
-			select {
-			case sc := <-r.states:
-				if sc.key == (Key{1, Main}) && sc.st.Status == want {
-					return sc.st
-				}
-			case <-deadline:
-				t.Fatalf("no %s state within 20 s", want)
-			}
-		}
+		return r.waitState(t, Key{1, Main}, want, time.After(20*time.Second))
 	}
 	waitState(pull.StatusOnline)
 	r.sim.SetFault(1, camsim.FaultDisconnect)
@@ -416,29 +421,12 @@ func TestCameraDropAndReturn(t *testing.T) {
 func TestStalledCameraGoesOffline(t *testing.T) {
 	noLeaks(t)
 	r := startRig(t, 1, camsim.FaultNone, pull.Config{StallTimeout: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond})
-	_, release, err := r.m.Acquire(context.Background(), 1, Main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
+	r.hold(t, 1, Main)
 	deadline := time.After(20 * time.Second)
-	stalled := false
-	for {
-		select {
-		case sc := <-r.states:
-			switch {
-			case sc.st.Status == pull.StatusOnline && !stalled:
-				r.sim.SetFault(1, camsim.FaultStall)
-				stalled = true
-			case sc.st.Status == pull.StatusOffline && stalled:
-				if !strings.Contains(sc.st.Reason, "no picture") {
-					t.Errorf("reason %q", sc.st.Reason)
-				}
-				return
-			}
-		case <-deadline:
-			t.Fatal("a stalled camera did not go offline")
-		}
+	r.waitState(t, Key{1, Main}, pull.StatusOnline, deadline)
+	r.sim.SetFault(1, camsim.FaultStall)
+	if st := r.waitState(t, Key{1, Main}, pull.StatusOffline, deadline); !strings.Contains(st.Reason, "no picture") {
+		t.Errorf("reason %q", st.Reason)
 	}
 }
 
@@ -484,11 +472,7 @@ func TestVDKClient(t *testing.T) {
 		t.Run(string(fault), func(t *testing.T) {
 			noLeaks(t)
 			r := startRig(t, 1, fault, pull.Config{Client: pull.ClientVDK})
-			hub, release, err := r.m.Acquire(context.Background(), 1, Main)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer release()
+			hub := r.hold(t, 1, Main)
 			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 60)
 			_, init, samples := parseMSE(t, msgs)
 			checkSamples(t, samples, 0)
@@ -549,19 +533,11 @@ func TestBrokenSubStreamDoesNotFlap(t *testing.T) {
 	s.SubURL = strings.Replace(s.SubURL, "/cam/1/sub", "/cam/99/sub", 1)
 	src.all[1] = s
 	src.mu.Unlock()
-	_, releaseMain, err := r.m.Acquire(context.Background(), 1, Main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer releaseMain()
+	r.hold(t, 1, Main)
 	if sc := <-r.states; sc.st.Status != pull.StatusOnline {
 		t.Fatalf("first state %+v, want online", sc.st)
 	}
-	_, releaseSub, err := r.m.Acquire(context.Background(), 1, Sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer releaseSub()
+	r.hold(t, 1, Sub)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if st, _ := r.m.State(1, Sub); st.Status == pull.StatusOffline && st.Reconnects >= 2 {

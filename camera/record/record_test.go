@@ -28,17 +28,39 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
-// recordFor runs camsim and a recording camera for about d, then stops
-// everything; it returns the camera id, the recordings directory and the
-// time range recorded.
-func recordFor(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration) (int64, time.Time, time.Time) {
+// recorded is what recordFor leaves: a fresh database and recordings
+// directory, the footage store over them, the recording camera and the time
+// range it recorded.
+type recorded struct {
+	pool     *pgxpool.Pool
+	dir      string
+	store    *record.Store
+	id       int64
+	from, to time.Time
+}
+
+// list lists the camera's recordings and gaps over the range recorded, a
+// minute wider on either side; it fails the test on an error.
+func (rc recorded) list(t *testing.T) ([]record.Recording, []record.Gap) {
 	t.Helper()
-	return recordWith(t, pool, dir, d, nil)
+	recs, gaps, err := rc.store.List(context.Background(), rc.id, rc.from.Add(-time.Minute), rc.to.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs, gaps
+}
+
+// recordFor runs camsim and a recording camera for about d, in a fresh
+// database and directory, then stops everything.
+func recordFor(t *testing.T, d time.Duration) recorded {
+	t.Helper()
+	return recordWith(t, d, nil)
 }
 
 // recordWith is recordFor with a hook run while recording.
-func recordWith(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration, during func(*camsim.Sim)) (int64, time.Time, time.Time) {
+func recordWith(t *testing.T, d time.Duration, during func(*camsim.Sim)) recorded {
 	t.Helper()
+	pool, dir := testdb.New(t), t.TempDir()
 	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -68,24 +90,19 @@ func recordWith(t *testing.T, pool *pgxpool.Pool, dir string, d time.Duration, d
 	<-time.After(d - time.Since(start)) // recording for a fixed length is the point of the test
 	cancel()
 	wg.Wait()
-	return cam.ID, start, time.Now()
+	return recorded{pool: pool, dir: dir, store: record.NewStore(pool), id: cam.ID, from: start, to: time.Now()}
 }
 
 // TestCameraFlapLeavesGap drops the camera for a few seconds while it
 // records: the recording has a gap there, and every file still plays.
 func TestCameraFlapLeavesGap(t *testing.T) {
-	pool := testdb.New(t)
-	dir := t.TempDir()
-	id, from, to := recordWith(t, pool, dir, 10*time.Second, func(sim *camsim.Sim) {
+	rc := recordWith(t, 10*time.Second, func(sim *camsim.Sim) {
 		<-time.After(3 * time.Second)
 		sim.SetFault(1, camsim.FaultDisconnect)
 		<-time.After(3 * time.Second)
 		sim.SetFault(1, camsim.FaultNone)
 	})
-	recs, gaps, err := record.NewStore(pool).List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs, gaps := rc.list(t)
 	if len(gaps) != 1 || gaps[0].To.Sub(gaps[0].From) < 2*time.Second {
 		t.Fatalf("gaps %+v, want one of about 3 s", gaps)
 	}
@@ -94,7 +111,7 @@ func TestCameraFlapLeavesGap(t *testing.T) {
 			t.Errorf("recording %v–%v overlaps the gap %v–%v", r.Start, r.End, gaps[0].From, gaps[0].To)
 		}
 		ffprobe := testtool.Require(t, "ffprobe")
-		out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", filepath.Join(dir, r.Path)).CombinedOutput()
+		out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", filepath.Join(rc.dir, r.Path)).CombinedOutput()
 		if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n == 0 {
 			t.Errorf("file %s does not play: %v %q", r.Path, err, out)
 		}
@@ -105,14 +122,9 @@ func TestCameraFlapLeavesGap(t *testing.T) {
 }
 
 func TestRecordIndexAndPlayback(t *testing.T) {
-	pool := testdb.New(t)
-	dir := t.TempDir()
-	id, from, to := recordFor(t, pool, dir, 8*time.Second)
-	store := record.NewStore(pool)
-	recs, gaps, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := recordFor(t, 8*time.Second)
+	dir, from, to := rc.dir, rc.from, rc.to
+	recs, gaps := rc.list(t)
 	if len(recs) < 2 || len(gaps) != 0 {
 		t.Fatalf("%d files and %d gaps after 8 s in files of 3 s", len(recs), len(gaps))
 	}
@@ -160,13 +172,11 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 }
 
 func TestReconcileAfterCrash(t *testing.T) {
-	pool := testdb.New(t)
-	dir := t.TempDir()
-	id, from, to := recordFor(t, pool, dir, 8*time.Second)
-	store := record.NewStore(pool)
-	recs, _, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
-	if err != nil || len(recs) < 3 {
-		t.Fatalf("%d recordings: %v", len(recs), err)
+	rc := recordFor(t, 8*time.Second)
+	pool, dir, store := rc.pool, rc.dir, rc.store
+	recs, _ := rc.list(t)
+	if len(recs) < 3 {
+		t.Fatalf("%d recordings, want 3 or more", len(recs))
 	}
 	// A file being written: its last fragment reached the disk, not yet
 	// the index.
@@ -189,7 +199,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And a file that never got a whole fragment.
-	stub := filepath.Join(dir, fmt.Sprint(id), "2026-01-01", "1767225600000.mp4")
+	stub := filepath.Join(dir, fmt.Sprint(rc.id), "2026-01-01", "1767225600000.mp4")
 	if err := os.MkdirAll(filepath.Dir(stub), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -208,10 +218,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 		t.Errorf("the open file after reconcile: open %v, %d fragments, %d bytes (%v); want closed, %d, %d",
 			r.Open, len(r.Fragments), r.Bytes, err, len(open.Fragments), open.Bytes)
 	}
-	again, _, err := store.List(context.Background(), id, from.Add(-time.Minute), to.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	again, _ := rc.list(t)
 	var back record.Recording
 	for _, r := range again {
 		if r.Path == last.Path {
@@ -230,20 +237,18 @@ func TestReconcileAfterCrash(t *testing.T) {
 	if _, err := os.Stat(stub); err == nil {
 		t.Error("a file without a whole fragment was kept")
 	}
-	if err := record.CheckRange(to, from); err == nil || !strings.Contains(err.Error(), "not after") {
+	if err := record.CheckRange(rc.to, rc.from); err == nil || !strings.Contains(err.Error(), "not after") {
 		t.Errorf("reversed range: %v", err)
 	}
 }
 
 func TestRetention(t *testing.T) {
-	pool := testdb.New(t)
-	dir := t.TempDir()
-	id, from, to := recordFor(t, pool, dir, 7*time.Second)
-	store := record.NewStore(pool)
+	rc := recordFor(t, 7*time.Second)
+	pool, dir, store, id := rc.pool, rc.dir, rc.store, rc.id
 	ctx := context.Background()
-	recs, _, err := store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute))
-	if err != nil || len(recs) < 2 {
-		t.Fatalf("%d recordings: %v", len(recs), err)
+	recs, _ := rc.list(t)
+	if len(recs) < 2 {
+		t.Fatalf("%d recordings, want 2 or more", len(recs))
 	}
 	var total int64
 	for _, r := range recs {
@@ -267,7 +272,7 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, _, _ := store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute))
+	after, _ := rc.list(t)
 	if rep.Files != 1 || rep.Bytes != recs[0].Bytes || len(after) != len(recs)-1 || after[0].ID != recs[1].ID {
 		t.Errorf("quota: removed %+v, %d left; want the oldest of %d", rep, len(after), len(recs))
 	}
@@ -288,7 +293,7 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after, _, _ = store.List(ctx, id, from.Add(-time.Minute), to.Add(time.Minute)); len(after) != 1 || after[0].ID != held.ID || rep.Files != len(recs)-2 {
+	if after, _ = rc.list(t); len(after) != 1 || after[0].ID != held.ID || rep.Files != len(recs)-2 {
 		t.Errorf("retention days: removed %+v, %d left; want all but the held file", rep, len(after))
 	}
 	// Even over the quota, held footage stays.

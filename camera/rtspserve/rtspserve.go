@@ -81,6 +81,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
 	"gridwatch"
+	"gridwatch/camera/internal/rtsprun"
 	"gridwatch/camera/stream"
 )
 
@@ -275,22 +276,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("rtspserve: serving", "addr", s.addr)
 
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Wait() }()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-srvErr:
-		srvErr <- err
-		runErr = fmt.Errorf("rtspserve: server stopped: %w", err)
-	}
 	// Handlers blocked in Access, Acquire or Ready return first; then the
 	// server closes every connection and session, whose close callbacks
 	// stop the writers and release what they hold.
-	cancel()
-	srv.Close()
-	<-srvErr
+	var runErr error
+	if err := rtsprun.Until(ctx, srv, cancel); err != nil {
+		runErr = fmt.Errorf("rtspserve: server stopped: %w", err)
+	}
 	s.writers.Wait()
 	if n := s.releaseAll(); n > 0 {
 		s.log.Warn("rtspserve: released acquisitions left after close", "count", n)

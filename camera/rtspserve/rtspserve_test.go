@@ -663,23 +663,22 @@ func TestNewValidates(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { done <- s.Run(ctx) }()
 	go func() { done <- s.Run(ctx) }()
-	var refused error
-	select {
-	case refused = <-done:
-	case <-time.After(waitLong):
-		t.Fatal("neither Run refused to run twice")
+	returned := func(failure string) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(waitLong):
+			t.Fatal(failure)
+			return nil
+		}
 	}
-	if refused == nil || !strings.Contains(refused.Error(), "twice") {
+	if refused := returned("neither Run refused to run twice"); refused == nil || !strings.Contains(refused.Error(), "twice") {
 		t.Errorf("second Run: %v, want an error", refused)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(waitLong):
-		t.Fatal("Run did not return")
+	if err := returned("Run did not return"); err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
 

@@ -1,0 +1,33 @@
+// Package rtsprun is how the camera packages' RTSP servers (camsim's
+// simulated cameras, rtspserve's re-served streams) run a gortsplib server
+// they have started: until their context ends or the server fails, then an
+// ordered close in which nothing of the server outlives the call.
+package rtsprun
+
+import (
+	"context"
+
+	"github.com/bluenviron/gortsplib/v4"
+)
+
+// Until runs the started srv until ctx ends or srv stops by itself. Then it
+// calls shutdown, which ends what must not run once connections close (the
+// server's own writers, handlers still waiting), closes srv and waits for
+// every goroutine of it. It returns nil when ctx ended, or the error the
+// server stopped with by itself.
+func Until(ctx context.Context, srv *gortsplib.Server, shutdown func()) error {
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Wait() }()
+
+	var stopped error
+	select {
+	case <-ctx.Done():
+	case stopped = <-srvErr:
+		// Wait has returned already; the close below must not block on it.
+		srvErr <- stopped
+	}
+	shutdown()
+	srv.Close()
+	<-srvErr
+	return stopped
+}

@@ -345,6 +345,11 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	if ss.w != nil {
 		ss.w.stop()
 		if ss.end != nil {
+			// The count is final once the writer has returned (its write
+			// has a deadline, so this wait is bounded): under load a
+			// client can read a picture and leave before the Write that
+			// sent it returned and was counted.
+			<-ss.w.done
 			ss.end(ss.w.sent.Load())
 		}
 	}

@@ -110,6 +110,9 @@ type writer struct {
 	octets  uint32
 	// sent counts the bytes written to this client, for Config.Watch.
 	sent atomic.Int64
+	// done is closed when run has returned: sent is final then (a client
+	// may read a packet before the Write that sent it has returned).
+	done chan struct{}
 }
 
 // startWriter subscribes to the lease's hub now, so that the cached GOP is
@@ -120,6 +123,7 @@ func (s *Server) startWriter(ctx context.Context, cfg writerConfig) *writer {
 		writerConfig: cfg,
 		s:            s,
 		viewer:       cfg.lease.hub.Subscribe(),
+		done:         make(chan struct{}),
 		gate:         cfg.nc.arm(),
 		cancel:       cancel,
 		seq:          uint16(rand.Uint32()),
@@ -147,6 +151,7 @@ var errRevoked = errors.New("access withdrawn")
 
 func (w *writer) run(ctx context.Context) {
 	defer w.s.writers.Done()
+	defer close(w.done)
 	defer w.viewer.Close()
 	err := w.loop(ctx)
 	if ctx.Err() != nil {

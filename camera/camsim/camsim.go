@@ -3,8 +3,9 @@
 // against something that behaves like a camera without one on the desk.
 //
 // Each camera n has two H.264 streams, rtsp://host:port/cam/n/main (640x360)
-// and /cam/n/sub (320x180), looping an embedded 4 s clip at 25 fps with a
-// 1 s GOP and continuous 90 kHz RTP timestamps. A camera can be put in a
+// and /cam/n/sub (320x180), and an H.265 one, /cam/n/h265 (640x360, as a
+// camera whose main stream is set to H.265), each looping an embedded 4 s
+// clip at 25 fps with a 1 s GOP and continuous 90 kHz RTP timestamps. A camera can be put in a
 // fault mode at runtime (see Fault) to exercise reconnects, stall detection,
 // loss handling and multi-slice frames. RTSP is served over TCP (interleaved)
 // only: UDP would need fixed port pairs, and tests never use fixed ports.
@@ -29,9 +30,11 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
 	"gridwatch/camera/internal/rtsprun"
+	"gridwatch/camera/stream"
 )
 
 // Fault is a fault mode a simulated camera can be put in.
@@ -44,12 +47,13 @@ const (
 	FaultStall      Fault = "stall"      // sessions stay open but no packet is sent
 	FaultLoss       Fault = "loss"       // drop ~3% of RTP packets at random (seeded, reproducible), incl. middle FU-A fragments
 	FaultSlices     Fault = "slices"     // serve the 4-slices-per-frame clip (main stream; sub has no such clip), switching at the next IDR
+	FaultSlices32   Fault = "slices32"   // serve the 32-slices-per-frame clip (main stream), more NAL units a picture than mediacommon's decoders take
 )
 
 // Valid reports whether f is one of the defined fault modes.
 func (f Fault) Valid() bool {
 	switch f {
-	case FaultNone, FaultDisconnect, FaultStall, FaultLoss, FaultSlices:
+	case FaultNone, FaultDisconnect, FaultStall, FaultLoss, FaultSlices, FaultSlices32:
 		return true
 	}
 	return false
@@ -57,8 +61,9 @@ func (f Fault) Valid() bool {
 
 // Stream names, the last element of a camera's path.
 const (
-	StreamMain = "main" // 640x360, ~0.5 Mbit/s
-	StreamSub  = "sub"  // 320x180, ~0.15 Mbit/s
+	StreamMain = "main" // H.264 640x360, ~0.5 Mbit/s
+	StreamSub  = "sub"  // H.264 320x180, ~0.15 Mbit/s
+	StreamH265 = "h265" // H.265 640x360, ~0.5 Mbit/s: a camera's main stream set to H.265
 )
 
 // maxCameras bounds Config.N; a simulator is for tests and demos.
@@ -110,12 +115,13 @@ type Sim struct {
 	sessions map[*gortsplib.ServerSession]*reader // SETUP done, by session
 }
 
-// camera is one simulated camera: its fault and its two streams.
+// camera is one simulated camera: its fault and its streams.
 type camera struct {
 	n     int
 	fault atomic.Value // Fault; written under Sim.mu, read lock-free by the pacers
 	main  *feed
 	sub   *feed
+	h265  *feed
 }
 
 func (c *camera) currentFault() Fault { return c.fault.Load().(Fault) }
@@ -148,14 +154,18 @@ func New(cfg Config) (*Sim, error) {
 	for n := 1; n <= cfg.N; n++ {
 		c := &camera{n: n}
 		c.fault.Store(cfg.Fault)
-		if c.main, err = newFeed(c, StreamMain, clips.main, clips.slices, cfg.StartTimestamp); err != nil {
+		alt := map[Fault]*clip{FaultSlices: clips.slices, FaultSlices32: clips.slices32}
+		if c.main, err = newFeed(c, StreamMain, clips.main, alt, cfg.StartTimestamp); err != nil {
 			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
 		}
 		if c.sub, err = newFeed(c, StreamSub, clips.sub, nil, cfg.StartTimestamp); err != nil {
 			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
 		}
+		if c.h265, err = newFeed(c, StreamH265, clips.h265, nil, cfg.StartTimestamp); err != nil {
+			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
+		}
 		s.cams = append(s.cams, c)
-		s.feeds = append(s.feeds, c.main, c.sub)
+		s.feeds = append(s.feeds, c.main, c.sub, c.h265)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -166,22 +176,32 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
-// newFeed prepares one stream of a camera. alt, if not nil, is the clip
-// served in FaultSlices. Each feed gets its own loss generator, seeded by
-// camera and stream, so a loss run is reproducible.
-func newFeed(c *camera, name string, cl, alt *clip, start uint32) (*feed, error) {
-	forma := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: cl.sps, PPS: cl.pps}
-	enc := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1}
-	if err := enc.Init(); err != nil {
-		return nil, err
+// newFeed prepares one stream of a camera. alt holds the clips served in
+// fault modes (FaultSlices, FaultSlices32), if any. Each feed gets its own
+// loss generator, seeded by camera and stream, so a loss run is
+// reproducible.
+func newFeed(c *camera, name string, cl *clip, alt map[Fault]*clip, start uint32) (*feed, error) {
+	var forma format.Format
+	var enc encoder
+	if cl.kind == stream.H265 {
+		forma = &format.H265{PayloadTyp: 96, VPS: cl.vps, SPS: cl.sps, PPS: cl.pps}
+		e := &rtph265.Encoder{PayloadType: 96}
+		if err := e.Init(); err != nil {
+			return nil, err
+		}
+		enc = e
+	} else {
+		forma = &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: cl.sps, PPS: cl.pps}
+		e := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1}
+		if err := e.Init(); err != nil {
+			return nil, err
+		}
+		enc = e
 	}
 	if start == 0 {
 		start = rand.Uint32() | 1 // never 0, which means "random" in Config
 	}
-	streamSeed := uint64(1)
-	if name == StreamSub {
-		streamSeed = 2
-	}
+	streamSeed := map[string]uint64{StreamMain: 1, StreamSub: 2, StreamH265: 3}[name]
 	return &feed{
 		cam:   c,
 		name:  name,
@@ -342,6 +362,8 @@ func (s *Sim) feed(cam int, stream string) *feed {
 		return c.main
 	case StreamSub:
 		return c.sub
+	case StreamH265:
+		return c.h265
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package camsim
 import (
 	"slices"
 	"testing"
+
+	"gridwatch/camera/stream"
 )
 
 func TestClips(t *testing.T) {
@@ -17,6 +19,8 @@ func TestClips(t *testing.T) {
 		{"main", specs[0], 640, 360, 1},
 		{"sub", specs[1], 320, 180, 1},
 		{"slices", specs[2], 640, 360, 4},
+		{"slices32", specs[3], 640, 360, 32},
+		{"h265", specs[4], 640, 360, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,7 +31,7 @@ func TestClips(t *testing.T) {
 			if len(data) >= 300<<10 {
 				t.Errorf("clip is %d bytes, want < 300 KiB", len(data))
 			}
-			c, err := parseClip(tt.name, data)
+			c, err := parseClip(tt.spec.file, data)
 			if err != nil {
 				t.Fatalf("parseClip: %v", err)
 			}
@@ -40,18 +44,20 @@ func TestClips(t *testing.T) {
 			var idrs []int
 			for i, au := range c.aus {
 				slicesN := 0
+				role := h264Units
+				if c.kind == stream.H265 {
+					role = h265Units
+				}
 				for _, n := range au {
-					switch n[0] & 0x1f {
-					case 5:
-						if !slices.Contains(idrs, i) {
-							idrs = append(idrs, i)
-						}
+					switch role(n) {
+					case roleSlice, roleNewSlice:
 						slicesN++
-					case 1:
-						slicesN++
-					case 9:
+					case roleDelim:
 						t.Errorf("access unit %d keeps an AUD", i)
 					}
+				}
+				if c.kind.IsKey(au) && !slices.Contains(idrs, i) {
+					idrs = append(idrs, i)
 				}
 				if slicesN != tt.wantSlices {
 					t.Errorf("access unit %d: %d slices, want %d", i, slicesN, tt.wantSlices)
@@ -60,10 +66,17 @@ func TestClips(t *testing.T) {
 			if want := []int{0, 25, 50, 75}; !slices.Equal(idrs, want) {
 				t.Errorf("IDRs at %v, want %v", idrs, want)
 			}
+			want := []string{"sps", "pps"}
+			if c.kind == stream.H265 {
+				want = []string{"vps", "sps", "pps"}
+			}
 			for _, i := range idrs {
-				types := []byte{c.aus[i][0][0] & 0x1f, c.aus[i][1][0] & 0x1f}
-				if types[0] != 7 || types[1] != 8 {
-					t.Errorf("access unit %d starts with NAL types %v, want SPS, PPS", i, types)
+				var got []string
+				for _, n := range c.aus[i][:len(want)] {
+					got = append(got, c.kind.ParamSet(n))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("access unit %d starts with %v, want %v", i, got, want)
 				}
 			}
 			if err := c.check(tt.spec); err != nil {
@@ -100,7 +113,7 @@ func TestSplitAccessUnits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := splitAccessUnits(tt.in)
+			got := splitAccessUnits(tt.in, h264Units)
 			var sizes []int
 			for _, au := range got {
 				sizes = append(sizes, len(au))

@@ -9,8 +9,13 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/pion/rtp"
 )
+
+// encoder is gortsplib's H.264 or H.265 RTP packetiser.
+type encoder interface {
+	Encode(au [][]byte) ([]*rtp.Packet, error)
+}
 
 const (
 	frameRate     = 25
@@ -38,8 +43,8 @@ const (
 type feed struct {
 	cam   *camera
 	name  string
-	clip  *clip // normal clip
-	alt   *clip // served in FaultSlices, nil for none
+	clip  *clip           // normal clip
+	alt   map[Fault]*clip // served in a fault mode instead (FaultSlices…), if any
 	media *description.Media
 	start uint32
 
@@ -50,7 +55,7 @@ type feed struct {
 	frames  atomic.Int64  // access units sent
 
 	// Owned by the pacer goroutine (run).
-	enc   *rtph264.Encoder
+	enc   encoder
 	rng   *rand.Rand
 	cur   *clip // clip of the current GOP
 	epoch time.Time
@@ -129,8 +134,8 @@ func (f *feed) send(i int64, log *slog.Logger) {
 		// Switch clips only at an IDR, so a reader never decodes P-frames
 		// against the other clip's pictures.
 		f.cur = f.clip
-		if fault == FaultSlices && f.alt != nil {
-			f.cur = f.alt
+		if alt := f.alt[fault]; alt != nil {
+			f.cur = alt
 		}
 	}
 	if fault == FaultStall || fault == FaultDisconnect {

@@ -52,7 +52,18 @@ func (s *sources) Recording(context.Context) ([]Source, error) {
 type rig struct {
 	sim    *camsim.Sim
 	m      *Manager
+	src    *sources
 	states chan stateChange
+}
+
+// setMain points camera id's main stream at another simulated stream
+// (camsim.StreamH265: a camera whose main stream is set to H.265).
+func (r *rig) setMain(id int64, simStream string) {
+	r.src.mu.Lock()
+	defer r.src.mu.Unlock()
+	s := r.src.all[id]
+	s.MainURL = r.sim.URL(int(id), simStream)
+	r.src.all[id] = s
 }
 
 type stateChange struct {
@@ -111,7 +122,7 @@ func newRig(tb testing.TB, simCfg camsim.Config, cfg Config) *rig {
 		src.all[int64(i)] = Source{ID: int64(i), MainURL: sim.URL(i, "main"), SubURL: sim.URL(i, "sub"), Enabled: true}
 	}
 	cfg.Sources = src
-	r := &rig{sim: sim, m: NewManager(cfg)}
+	r := &rig{sim: sim, m: NewManager(cfg), src: src}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = sim.Run(ctx) })
@@ -328,6 +339,42 @@ func TestMSEFromCamera(t *testing.T) {
 	}
 }
 
+// A camera whose main stream is H.265 plays over MSE as hvc1, decodes
+// cleanly (ffmpeg reads the fMP4) and says its codec in its state.
+func TestH265FromCamera(t *testing.T) {
+	noLeaks(t)
+	for _, fault := range []camsim.Fault{camsim.FaultNone, camsim.FaultLoss} {
+		t.Run(string(fault)+"fault", func(t *testing.T) {
+			r := startRig(t, 1, fault, pull.Config{})
+			r.setMain(1, camsim.StreamH265)
+			hub := r.hold(t, 1, Main)
+			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 60)
+			mime, init, samples := parseMSE(t, msgs)
+			if !strings.HasPrefix(mime, `video/mp4; codecs="hvc1.1.`) {
+				t.Errorf("mime %q, want hvc1 Main profile", mime)
+			}
+			var in fmp4.Init
+			if err := in.Unmarshal(bytes.NewReader(init)); err != nil {
+				t.Fatal(err)
+			}
+			if c, ok := in.Tracks[0].Codec.(*fmp4.CodecH265); !ok || len(c.VPS) == 0 || len(c.SPS) == 0 || len(c.PPS) == 0 {
+				t.Fatalf("init segment codec %T, want H.265 with its parameter sets", in.Tracks[0].Codec)
+			}
+			gop := 25
+			if fault == camsim.FaultLoss {
+				gop = 0
+			}
+			checkSamples(t, samples, gop)
+			if out := decodeErrors(t, init, msgs); out != "" {
+				t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
+			}
+			if st, _ := r.m.State(1, Main); !strings.HasPrefix(st.Codec, "hvc1.") || st.Width != 640 {
+				t.Errorf("state %+v", st)
+			}
+		})
+	}
+}
+
 func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	noLeaks(t)
 	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
@@ -370,7 +417,7 @@ func decodeErrors(t *testing.T, init []byte, msgs []msg) string {
 }
 
 func TestLossyAndMultiSliceStreamsDecodeCleanly(t *testing.T) {
-	for _, fault := range []camsim.Fault{camsim.FaultNone, camsim.FaultLoss, camsim.FaultSlices} {
+	for _, fault := range []camsim.Fault{camsim.FaultNone, camsim.FaultLoss, camsim.FaultSlices, camsim.FaultSlices32} {
 		t.Run(string(fault)+"fault", func(t *testing.T) {
 			r := startRig(t, 1, fault, pull.Config{})
 			hub := r.hold(t, 1, Main)
@@ -384,8 +431,8 @@ func TestLossyAndMultiSliceStreamsDecodeCleanly(t *testing.T) {
 			if out := decodeErrors(t, init, msgs); out != "" {
 				t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
 			}
-			if fault == camsim.FaultSlices && hub.Stats().Frames > 0 {
-				// Four slices a picture are still one picture each.
+			if (fault == camsim.FaultSlices || fault == camsim.FaultSlices32) && hub.Stats().Frames > 0 {
+				// Four (or 32) slices a picture are still one picture each.
 				if n := hub.Stats().Frames; float64(n) > 1.2*float64(r.sim.Frames(1, "main")) {
 					t.Errorf("%d pictures published for %d sent", n, r.sim.Frames(1, "main"))
 				}

@@ -2,139 +2,172 @@ package pull
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/rtplossdetector"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
 	"gridwatch/camera/stream"
 )
 
+// dtsExtractor is mediacommon's H.264 or H.265 DTS extractor.
+type dtsExtractor interface {
+	Extract(au [][]byte, pts int64) (int64, error)
+}
+
 // assembler turns RTP packets into access units for the hub.
 type assembler struct {
-	log     *slog.Logger
-	dec     *rtph264.Decoder
-	mode    int
-	loss    *rtplossdetector.LossDetector
-	dtsx    h264.DTSExtractor
-	tl      *timeline
-	sps     []byte
-	pps     []byte
-	params  *stream.Params
-	waitKey bool
-	now     func() time.Time
-	// pending: the decoder holds packets of a picture not finished yet,
-	// whose timestamp is pendingTS.
-	pending   bool
-	pendingTS uint32
+	log  *slog.Logger
+	kind stream.Kind
+	dp   depacketizer
+	loss *rtplossdetector.LossDetector
+	dtsx dtsExtractor
+	tl   *timeline
+	// The latest parameter sets seen, in the SDP or in band.
+	vps, sps, pps []byte
+	params        *stream.Params
+	waitKey       bool
+	now           func() time.Time
+	units         []unit               // reused by packet
+	out           []*stream.AccessUnit // reused by packet
 
 	lost, dropped int64
 }
 
-func newAssembler(f *format.H264, tl *timeline, log *slog.Logger, now func() time.Time) (*assembler, error) {
-	a := &assembler{log: log, mode: f.PacketizationMode, tl: tl, now: now, waitKey: true}
-	a.sps, a.pps = f.SafeParams()
-	if len(a.sps) > 0 && len(a.pps) > 0 {
-		if p, err := stream.NewParams(a.sps, a.pps); err == nil {
-			a.params = p
+// videoFormat reads what the assembler needs of an announced format: the
+// coding and the parameter sets the SDP carries.
+func videoFormat(f format.Format) (kind stream.Kind, vps, sps, pps []byte, err error) {
+	switch f := f.(type) {
+	case *format.H264:
+		if f.PacketizationMode > 1 {
+			return 0, nil, nil, nil, errors.New("the camera's H.264 uses packetization mode 2 (interleaved), which is not supported")
 		}
+		sps, pps = f.SafeParams()
+		return stream.H264, nil, sps, pps, nil
+	case *format.H265:
+		if f.MaxDONDiff != 0 {
+			return 0, nil, nil, nil, errors.New("the camera's H.265 uses decoding order numbers (sprop-max-don-diff), which are not supported")
+		}
+		vps, sps, pps = f.SafeParams()
+		return stream.H265, vps, sps, pps, nil
+	case nil:
+		return 0, nil, nil, nil, errors.New("the camera offers no video")
 	}
-	return a, a.reset()
+	return 0, nil, nil, nil, fmt.Errorf("the camera's video is %s, not H.264 or H.265", f.Codec())
+}
+
+func newAssembler(f format.Format, tl *timeline, log *slog.Logger, now func() time.Time) (*assembler, error) {
+	kind, vps, sps, pps, err := videoFormat(f)
+	if err != nil {
+		return nil, err
+	}
+	a := &assembler{log: log, kind: kind, tl: tl, now: now, vps: vps, sps: sps, pps: pps}
+	a.params = a.newParams()
+	a.reset()
+	return a, nil
+}
+
+// newParams builds parameters from the latest sets, or nil when some are
+// missing or the SPS does not parse.
+func (a *assembler) newParams() *stream.Params {
+	var p *stream.Params
+	var err error
+	switch {
+	case len(a.sps) == 0 || len(a.pps) == 0:
+		return nil
+	case a.kind == stream.H265 && len(a.vps) == 0:
+		return nil
+	case a.kind == stream.H265:
+		p, err = stream.NewH265Params(a.vps, a.sps, a.pps)
+	default:
+		p, err = stream.NewParams(a.sps, a.pps)
+	}
+	if err != nil {
+		a.log.Warn("camera sent bad parameter sets", "err", err)
+		return nil
+	}
+	return p
 }
 
 // reset throws away a partial picture; pictures are dropped until the next
-// IDR picture, the first one that decodes without what was lost.
-func (a *assembler) reset() error {
-	a.dec = &rtph264.Decoder{PacketizationMode: a.mode}
+// keyframe, the first one that decodes without what was lost.
+func (a *assembler) reset() {
+	a.dp = depacketizer{kind: a.kind}
 	a.loss = rtplossdetector.New()
-	a.dtsx = h264.DTSExtractor{}
-	a.dtsx.Initialize()
+	a.resetDTS()
 	a.waitKey = true
-	a.pending = false
-	return a.dec.Init()
 }
 
-// packet feeds one RTP packet; it returns a finished picture or nil.
-func (a *assembler) packet(pkt *rtp.Packet) *stream.AccessUnit {
+func (a *assembler) resetDTS() {
+	if a.kind == stream.H265 {
+		x := &h265.DTSExtractor{}
+		x.Initialize()
+		a.dtsx = x
+	} else {
+		x := &h264.DTSExtractor{}
+		x.Initialize()
+		a.dtsx = x
+	}
+}
+
+// packet feeds one RTP packet; it returns the pictures it finished (most
+// often none or one). The slice is reused by the next call.
+func (a *assembler) packet(pkt *rtp.Packet) []*stream.AccessUnit {
+	a.out = a.out[:0]
 	if lost := a.loss.Process(pkt); lost > 0 {
 		a.lost += int64(lost)
-		a.resetKeepLoss()
-		// The loss detector has seen this packet; feed it to a clean decoder.
+		// Whatever was gathered misses packets: drop it, wait for a
+		// keyframe, and read this packet into a clean depacketiser.
+		loss := a.loss
+		a.reset()
+		a.loss = loss
 	}
-	nalus, err := a.dec.Decode(pkt)
-	ts := pkt.Timestamp
-	switch {
-	case err == nil:
-		// Without marker bits the decoder finishes a picture when the
-		// next one's first packet arrives, and keeps that packet: the
-		// picture returned is the pending one, with its own timestamp.
-		if a.pending && a.pendingTS != pkt.Timestamp {
-			ts, a.pendingTS = a.pendingTS, pkt.Timestamp
-		} else {
-			a.pending = false
-		}
-	case errors.Is(err, rtph264.ErrMorePacketsNeeded):
-		if !a.pending {
-			a.pending, a.pendingTS = true, pkt.Timestamp
-		}
-		return nil
-	case errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious):
-		return nil
-	default:
-		// A missing FU-A fragment or a malformed packet: the picture is lost.
+	units, err := a.dp.push(a.units[:0], pkt.Timestamp, pkt.Marker, pkt.Payload)
+	a.units = units
+	if err != nil {
 		a.lost++
-		a.resetKeepLoss()
-		return nil
+		a.waitKey = true
+		a.log.Debug("RTP", "err", err)
 	}
-	// Timestamps are read before anything is dropped, so the unwrapping
-	// sees every picture.
-	ext := a.tl.unwrap(ts)
-	return a.picture(nalus, ext)
-}
-
-func (a *assembler) resetKeepLoss() {
-	loss := a.loss
-	_ = a.reset()
-	a.loss = loss
+	for _, u := range units {
+		// Timestamps are read before anything is dropped, so the
+		// unwrapping sees every picture.
+		ext := a.tl.unwrap(u.ts)
+		if au := a.picture(u.nalus, ext); au != nil {
+			a.out = append(a.out, au)
+		}
+	}
+	clear(a.units)
+	return a.out
 }
 
 func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
-	var sps, pps []byte
-	out := make([][]byte, 0, len(nalus)+2)
+	out := make([][]byte, 0, len(nalus)+3)
 	for _, n := range nalus {
-		if len(n) == 0 {
-			continue
-		}
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			sps = n
-		case h264.NALUTypePPS:
-			pps = n
-		case h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeFillerData:
-			// Carry nothing a decoder needs; MSE players dislike stray AUDs.
+		switch a.kind.ParamSet(n) {
+		case "vps":
+			a.vps = n
+		case "sps":
+			a.sps = n
+		case "pps":
+			a.pps = n
 		default:
-			out = append(out, n)
+			if !a.dropUnit(n) {
+				out = append(out, n)
+			}
 		}
 	}
-	key := stream.IsKey(out)
-	if sps != nil {
-		a.sps = sps
-	}
-	if pps != nil {
-		a.pps = pps
-	}
+	key := a.kind.IsKey(out)
 	// New parameters take effect at a keyframe only: a camera that repeats
 	// or flips them between pictures must not make every viewer start
 	// over (a new init segment each time).
-	if (key || a.params == nil) && len(a.sps) > 0 && len(a.pps) > 0 && !a.params.Same(a.sps, a.pps) {
-		p, err := stream.NewParams(a.sps, a.pps)
-		if err != nil {
-			a.log.Warn("camera sent a bad SPS", "err", err)
-		} else {
+	if (key || a.params == nil) && a.setsChanged() {
+		if p := a.newParams(); p != nil {
 			a.params = p
 		}
 	}
@@ -145,16 +178,43 @@ func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 	if key {
 		// Every keyframe carries its parameter sets, so a recording or a
 		// re-served stream can start at any keyframe.
-		out = append([][]byte{a.params.SPS, a.params.PPS}, out...)
+		out = append(a.params.Sets(), out...)
 	}
 	dts, err := a.dtsx.Extract(out, pts)
 	if err != nil {
 		a.log.Debug("DTS", "err", err)
 		a.dropped++
-		_ = a.reset()
+		a.resetDTS()
+		a.waitKey = true
 		return nil
 	}
 	a.waitKey = false
 	dts, pts, dur := a.tl.place(dts, pts)
 	return &stream.AccessUnit{DTS: dts, PTS: pts, Duration: dur, NALUs: out, Key: key, Params: a.params, Received: a.now()}
+}
+
+// setsChanged reports whether the latest parameter sets differ from the
+// current parameters'.
+func (a *assembler) setsChanged() bool {
+	p := a.params
+	return p == nil || string(p.SPS) != string(a.sps) || string(p.PPS) != string(a.pps) ||
+		a.kind == stream.H265 && string(p.VPS) != string(a.vps)
+}
+
+// dropUnit reports whether a NAL unit carries nothing a decoder needs:
+// access unit delimiters, filler data and end-of-sequence markers (MSE
+// players dislike stray ones; the hub's consumers add what they need).
+func (a *assembler) dropUnit(n []byte) bool {
+	if a.kind == stream.H265 {
+		switch h265.NALUType((n[0] >> 1) & 0x3f) {
+		case h265.NALUType_AUD_NUT, h265.NALUType_FD_NUT, h265.NALUType_EOS_NUT, h265.NALUType_EOB_NUT:
+			return true
+		}
+		return false
+	}
+	switch h264.NALUType(n[0] & 0x1f) {
+	case h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeFillerData:
+		return true
+	}
+	return false
 }

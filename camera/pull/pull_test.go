@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/pion/rtp"
 
 	"gridwatch/camera/camsim"
@@ -23,9 +24,21 @@ func packets(t testing.TB, clip string, start uint32, maxPayload int, loops int)
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1, PayloadMaxSize: maxPayload}
-	if err := enc.Init(); err != nil {
-		t.Fatal(err)
+	var enc interface {
+		Encode([][]byte) ([]*rtp.Packet, error)
+	}
+	if clip == camsim.ClipH265 {
+		e := &rtph265.Encoder{PayloadType: 96, PayloadMaxSize: maxPayload}
+		if err := e.Init(); err != nil {
+			t.Fatal(err)
+		}
+		enc = e
+	} else {
+		e := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1, PayloadMaxSize: maxPayload}
+		if err := e.Init(); err != nil {
+			t.Fatal(err)
+		}
+		enc = e
 	}
 	var out []*rtp.Packet
 	n := 0
@@ -47,7 +60,12 @@ func packets(t testing.TB, clip string, start uint32, maxPayload int, loops int)
 
 func newTestAssembler(t testing.TB, tl *timeline) *assembler {
 	t.Helper()
-	a, err := newAssembler(&format.H264{PayloadTyp: 96, PacketizationMode: 1}, tl, slog.New(slog.DiscardHandler), time.Now)
+	return newTestAssemblerFor(t, tl, &format.H264{PayloadTyp: 96, PacketizationMode: 1})
+}
+
+func newTestAssemblerFor(t testing.TB, tl *timeline, f format.Format) *assembler {
+	t.Helper()
+	a, err := newAssembler(f, tl, slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +75,7 @@ func newTestAssembler(t testing.TB, tl *timeline) *assembler {
 func feed(a *assembler, pkts []*rtp.Packet) []*stream.AccessUnit {
 	var out []*stream.AccessUnit
 	for _, p := range pkts {
-		if au := a.packet(p); au != nil {
-			out = append(out, au)
-		}
+		out = append(out, a.packet(p)...)
 	}
 	return out
 }
@@ -79,11 +95,16 @@ func checkTimeline(t *testing.T, aus []*stream.AccessUnit) {
 		if i > 0 && au.DTS <= aus[i-1].DTS {
 			t.Fatalf("picture %d: DTS %d after %d", i, au.DTS, aus[i-1].DTS)
 		}
-		if au.Key != stream.IsKey(au.NALUs) {
-			t.Fatalf("picture %d: Key %v but IDR %v", i, au.Key, stream.IsKey(au.NALUs))
+		k := au.Params.Kind
+		if au.Key != k.IsKey(au.NALUs) {
+			t.Fatalf("picture %d: Key %v but IDR %v", i, au.Key, k.IsKey(au.NALUs))
 		}
-		if au.Key && (au.NALUs[0][0]&0x1f != 7 || au.NALUs[1][0]&0x1f != 8) {
-			t.Fatalf("picture %d: keyframe without SPS and PPS in front", i)
+		if au.Key {
+			for j, set := range au.Params.Sets() {
+				if string(au.NALUs[j]) != string(set) {
+					t.Fatalf("picture %d: keyframe without its parameter sets in front", i)
+				}
+			}
 		}
 	}
 }
@@ -95,19 +116,27 @@ func TestAssembler(t *testing.T) {
 		start      uint32
 		maxPayload int
 		noMarker   bool
+		slices     int // NAL units of a P picture; 0: 1
 	}{
 		// FU-A fragments for big pictures, the usual case.
-		{"fu-a", camsim.ClipMain, 1000, 1400, false},
+		{"fu-a", camsim.ClipMain, 1000, 1400, false, 0},
 		// Whole pictures in STAP-A packets: vdk misses these keyframes.
-		{"stap-a", camsim.ClipSub, 1000, 60000, false},
+		{"stap-a", camsim.ClipSub, 1000, 60000, false, 0},
 		// Four slices a picture: one access unit, not four.
-		{"multi-slice", camsim.ClipSlices, 1000, 1400, false},
+		{"multi-slice", camsim.ClipSlices, 1000, 1400, false, 4},
+		// 32 slices a picture: more than mediacommon's decoder takes (25).
+		{"32-slices", camsim.ClipSlices32, 1000, 1400, false, 32},
+		{"32-slices-no-marker", camsim.ClipSlices32, 1000, 1400, true, 32},
+		// H.265: fragmentation units, aggregation packets, no marker.
+		{"h265-fu", camsim.ClipH265, 1000, 1400, false, 0},
+		{"h265-ap", camsim.ClipH265, 1000, 60000, false, 0},
+		{"h265-no-marker", camsim.ClipH265, 1000, 1400, true, 0},
 		// The 32-bit RTP clock wraps in the middle.
-		{"wrap", camsim.ClipMain, 0xFFFFFFFF - 50*3600, 1400, false},
+		{"wrap", camsim.ClipMain, 0xFFFFFFFF - 50*3600, 1400, false, 0},
 		// Cameras that set no marker bit: a picture ends when the next
 		// one's first packet comes, and keeps its own timestamp.
-		{"no-marker", camsim.ClipMain, 1000, 1400, true},
-		{"no-marker-stap-a", camsim.ClipSub, 1000, 60000, true},
+		{"no-marker", camsim.ClipMain, 1000, 1400, true, 0},
+		{"no-marker-stap-a", camsim.ClipSub, 1000, 60000, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pkts, n := packets(t, tc.clip, tc.start, tc.maxPayload, 2)
@@ -118,7 +147,11 @@ func TestAssembler(t *testing.T) {
 				// The last picture waits for a next one that never comes.
 				n--
 			}
-			aus := feed(newTestAssembler(t, newTimeline()), pkts)
+			var f format.Format = &format.H264{PayloadTyp: 96, PacketizationMode: 1}
+			if tc.clip == camsim.ClipH265 {
+				f = &format.H265{PayloadTyp: 96}
+			}
+			aus := feed(newTestAssemblerFor(t, newTimeline(), f), pkts)
 			if len(aus) != n {
 				t.Fatalf("%d pictures out of %d in", len(aus), n)
 			}
@@ -131,8 +164,15 @@ func TestAssembler(t *testing.T) {
 					t.Fatalf("picture %d: key %v", i, au.Key)
 				}
 			}
-			if tc.clip == camsim.ClipSlices && len(aus[1].NALUs) != 4 {
-				t.Errorf("a multi-slice picture has %d NAL units, want 4", len(aus[1].NALUs))
+			if want := max(tc.slices, 1); len(aus[1].NALUs) != want {
+				t.Errorf("a P picture has %d NAL units, want %d", len(aus[1].NALUs), want)
+			}
+			if want := stream.H264; tc.clip == camsim.ClipH265 {
+				if aus[0].Params.Kind != stream.H265 || !strings.HasPrefix(aus[0].Params.Codec, "hvc1.") {
+					t.Errorf("H.265 clip read as %v, codec %q", aus[0].Params.Kind, aus[0].Params.Codec)
+				}
+			} else if aus[0].Params.Kind != want {
+				t.Errorf("H.264 clip read as %v", aus[0].Params.Kind)
 			}
 		})
 	}
@@ -237,15 +277,13 @@ func FuzzAssembler(f *testing.F) {
 			} else if drop > 0 && i%int(drop) == 0 {
 				continue
 			}
-			if au := a.packet(p); au != nil {
-				out = append(out, au)
-			}
+			out = append(out, a.packet(p)...)
 		}
 		for i, au := range out {
 			if i > 0 && au.DTS <= out[i-1].DTS {
 				t.Fatalf("picture %d: DTS %d after %d", i, au.DTS, out[i-1].DTS)
 			}
-			if au.Key != stream.IsKey(au.NALUs) || au.Params == nil {
+			if au.Params == nil || au.Key != au.Params.Kind.IsKey(au.NALUs) {
 				t.Fatalf("picture %d: key flag or parameters wrong", i)
 			}
 		}

@@ -3,11 +3,13 @@ package pull
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
@@ -38,7 +40,7 @@ type RTSP struct {
 	Logger                   *slog.Logger
 }
 
-// Open connects to the camera and has it play its H.264 video.
+// Open connects to the camera and has it play its H.264 or H.265 video.
 func (r RTSP) Open(ctx context.Context) (Session, error) {
 	if r.Client == ClientVDK {
 		return r.openVDK(ctx)
@@ -72,7 +74,7 @@ const packetQueue = 512
 // closed when it has ended by itself (err says why, already scrubbed of
 // credentials); close ends it and returns once nothing of it runs any more.
 type rtspSession struct {
-	format  *format.H264
+	format  format.Format
 	packets chan *rtp.Packet
 	done    chan struct{}
 	err     error
@@ -93,8 +95,28 @@ func (s *rtspSession) offer(pkt *rtp.Packet) {
 }
 
 // The Session methods: see Session.
-func (s *rtspSession) Format() *format.H264        { return s.format }
+func (s *rtspSession) Format() format.Format       { return s.format }
 func (s *rtspSession) Packets() <-chan *rtp.Packet { return s.packets }
 func (s *rtspSession) Done() <-chan struct{}       { return s.done }
 func (s *rtspSession) Err() error                  { return s.err }
 func (s *rtspSession) Close()                      { s.close() }
+
+// findVideo picks the video a session plays: the first H.264 or H.265
+// medium the camera announces (a camera offering both is read as H.264,
+// which every output can play without transcoding).
+func findVideo(desc *description.Session) (*description.Media, format.Format, error) {
+	var h4 *format.H264
+	if m := desc.FindFormat(&h4); m != nil {
+		return m, h4, nil
+	}
+	var h5 *format.H265
+	if m := desc.FindFormat(&h5); m != nil {
+		return m, h5, nil
+	}
+	for _, m := range desc.Medias {
+		if m.Type == description.MediaTypeVideo && len(m.Formats) > 0 {
+			return nil, nil, fmt.Errorf("the camera's video is %s, not H.264 or H.265", m.Formats[0].Codec())
+		}
+	}
+	return nil, nil, errors.New("the camera offers no video")
+}

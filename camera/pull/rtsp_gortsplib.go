@@ -7,7 +7,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 )
 
@@ -43,10 +42,9 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 	if err != nil {
 		return fail(err)
 	}
-	var f *format.H264
-	medi := desc.FindFormat(&f)
-	if medi == nil {
-		return fail(errors.New("the camera offers no H.264 video"))
+	medi, f, err := findVideo(desc)
+	if err != nil {
+		return fail(err)
 	}
 	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
 		return fail(err)

@@ -2,7 +2,6 @@ package pull
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ func (r RTSP) openVDK(ctx context.Context) (Session, error) {
 		}()
 		return nil, ctx.Err()
 	}
-	f, err := findH264(c.SDPRaw)
+	f, err := findVideoSDP(c.SDPRaw)
 	if err != nil {
 		c.Close()
 		drainUntilStop(c)
@@ -134,8 +133,8 @@ func drainUntilStop(c *rtspv2.RTSPClient) {
 	}
 }
 
-// findH264 reads the video format from the SDP vdk received.
-func findH264(raw []byte) (*format.H264, error) {
+// findVideoSDP reads the video format from the SDP vdk received.
+func findVideoSDP(raw []byte) (format.Format, error) {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(raw); err != nil {
 		return nil, fmt.Errorf("SDP: %w", err)
@@ -144,9 +143,6 @@ func findH264(raw []byte) (*format.H264, error) {
 	if err := desc.Unmarshal(&sd); err != nil {
 		return nil, fmt.Errorf("SDP: %w", err)
 	}
-	var f *format.H264
-	if desc.FindFormat(&f) == nil {
-		return nil, errors.New("the camera offers no H.264 video")
-	}
-	return f, nil
+	_, f, err := findVideo(&desc)
+	return f, err
 }

@@ -30,9 +30,9 @@ type Source interface {
 
 // Session is an open upstream session of a Source.
 type Session interface {
-	// Format is the stream's video: H.264, its RTP payload type,
-	// packetisation mode and parameter sets as announced.
-	Format() *format.H264
+	// Format is the stream's video as announced: H.264 or H.265, its RTP
+	// payload type, packetisation and parameter sets.
+	Format() format.Format
 	// Packets are the video's RTP packets in arrival order; their
 	// timestamps are the stream's timing (90 kHz). Packets of other
 	// payload types are ignored.
@@ -222,18 +222,16 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
 		case <-key.C:
 			return fmt.Errorf("no keyframe for %s", s.cfg.KeyTimeout)
 		case pkt := <-packets:
-			if pkt.PayloadType != f.PayloadTyp {
+			if pkt.PayloadType != f.PayloadType() {
 				continue
 			}
-			au := asm.packet(pkt)
-			if au == nil {
-				continue
+			for _, au := range asm.packet(pkt) {
+				stall.Reset(s.cfg.StallTimeout)
+				if au.Key {
+					key.Reset(s.cfg.KeyTimeout)
+				}
+				s.publish(au)
 			}
-			stall.Reset(s.cfg.StallTimeout)
-			if au.Key {
-				key.Reset(s.cfg.KeyTimeout)
-			}
-			s.publish(au)
 		}
 	}
 }

@@ -63,7 +63,7 @@ func newFakeSession(pkts []*rtp.Packet) *fakeSession {
 	return s
 }
 
-func (s *fakeSession) Format() *format.H264 {
+func (s *fakeSession) Format() format.Format {
 	return &format.H264{PayloadTyp: 96, PacketizationMode: 1}
 }
 func (s *fakeSession) Packets() <-chan *rtp.Packet { return s.packets }

@@ -152,11 +152,15 @@ func scanFile(dir, rel string) (Recording, bool, error) {
 	if err := init.Unmarshal(bytes.NewReader(data[:boxes[1].end])); err != nil {
 		return rec, false, err
 	}
-	codec, ok := init.Tracks[0].Codec.(*fmp4.CodecH264)
-	if !ok {
-		return rec, false, errors.New("not H.264")
+	var p *stream.Params
+	switch codec := init.Tracks[0].Codec.(type) {
+	case *fmp4.CodecH264:
+		p, err = stream.NewParams(codec.SPS, codec.PPS)
+	case *fmp4.CodecH265:
+		p, err = stream.NewH265Params(codec.VPS, codec.SPS, codec.PPS)
+	default:
+		err = errors.New("neither H.264 nor H.265")
 	}
-	p, err := stream.NewParams(codec.SPS, codec.PPS)
 	if err != nil {
 		return rec, false, err
 	}

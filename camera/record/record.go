@@ -165,7 +165,7 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 			if au.Received.Sub(end) > w.r.cfg.GapTolerance {
 				w.gap(ctx, end, au.Received, "no pictures from the camera")
 			}
-		case au.Params != w.params && !w.params.Same(au.Params.SPS, au.Params.PPS):
+		case au.Params != w.params && !w.params.Equal(au.Params):
 			// A new format needs a new initialisation segment: a new file.
 			w.close(ctx)
 		}

@@ -34,6 +34,7 @@ type lease struct {
 	st      *gortsplib.ServerStream
 	media   *description.Media
 	ssrc    uint32
+	kind    stream.Kind // the coding the SDP announced
 	s       *Server
 	release func()
 	once    sync.Once
@@ -208,10 +209,15 @@ func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path, que
 }
 
 // describe builds the ServerStream that describes the hub to gortsplib: one
-// H.264 medium with the SPS and PPS, packetization mode 1. Its SSRC is the
-// one the session's writer uses; gortsplib announces it in SETUP.
+// video medium, H.264 with the SPS and PPS in packetization mode 1, or
+// H.265 with the VPS, SPS and PPS. Its SSRC is the one the session's
+// writer uses; gortsplib announces it in SETUP.
 func (l *lease) describe(srv *gortsplib.Server, p *stream.Params) error {
-	forma := &format.H264{PayloadTyp: payloadType, PacketizationMode: 1, SPS: p.SPS, PPS: p.PPS}
+	var forma format.Format = &format.H264{PayloadTyp: payloadType, PacketizationMode: 1, SPS: p.SPS, PPS: p.PPS}
+	if p.Kind == stream.H265 {
+		forma = &format.H265{PayloadTyp: payloadType, VPS: p.VPS, SPS: p.SPS, PPS: p.PPS}
+	}
+	l.kind = p.Kind
 	l.media = &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
 	st := &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: []*description.Media{l.media}}}
 	if err := st.Initialize(); err != nil {

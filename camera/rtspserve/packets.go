@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/pion/rtp"
 
 	"gridwatch/camera/stream"
@@ -20,8 +21,9 @@ const (
 )
 
 // packetCache packetises a hub's pictures once for all the sessions that
-// play it. rtph264.Encoder does the packetisation (RFC 6184: single NAL
-// unit, STAP-A, FU-A); each session then writes the packets with its own
+// play it. rtph264.Encoder (RFC 6184: single NAL unit, STAP-A, FU-A) or
+// rtph265.Encoder (RFC 7798: single NAL unit, AP, FU) does the
+// packetisation, by the picture's coding; each session then writes the packets with its own
 // header (its own SSRC, sequence numbers and timestamp base), so sessions
 // stay independent while the per-picture work and its garbage are paid
 // once per hub, not once per viewer. The packets are shared: read-only.
@@ -30,6 +32,7 @@ type packetCache struct {
 
 	mu      sync.Mutex
 	enc     rtph264.Encoder
+	enc265  rtph265.Encoder
 	entries map[*stream.AccessUnit][]*rtp.Packet
 	fifo    []*stream.AccessUnit // insertion order, oldest at head
 	head    int
@@ -39,9 +42,13 @@ type packetCache struct {
 func newPacketCache() (*packetCache, error) {
 	c := &packetCache{
 		enc:     rtph264.Encoder{PayloadType: payloadType, PacketizationMode: 1},
+		enc265:  rtph265.Encoder{PayloadType: payloadType},
 		entries: make(map[*stream.AccessUnit][]*rtp.Packet),
 	}
 	if err := c.enc.Init(); err != nil {
+		return nil, err
+	}
+	if err := c.enc265.Init(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -55,7 +62,13 @@ func (c *packetCache) packets(au *stream.AccessUnit) ([]*rtp.Packet, error) {
 	if pkts, ok := c.entries[au]; ok {
 		return pkts, nil
 	}
-	pkts, err := c.enc.Encode(au.NALUs)
+	var pkts []*rtp.Packet
+	var err error
+	if au.Params != nil && au.Params.Kind == stream.H265 {
+		pkts, err = c.enc265.Encode(au.NALUs)
+	} else {
+		pkts, err = c.enc.Encode(au.NALUs)
+	}
 	if err != nil {
 		return nil, err
 	}

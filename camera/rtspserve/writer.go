@@ -149,6 +149,10 @@ func (w *writer) stop() {
 // errRevoked ends a session whose token no longer grants the camera.
 var errRevoked = errors.New("access withdrawn")
 
+// errCodingChanged ends a session whose camera switched between H.264 and
+// H.265: the client must DESCRIBE again to learn the new coding.
+var errCodingChanged = errors.New("the camera changed its video coding")
+
 func (w *writer) run(ctx context.Context) {
 	defer w.s.writers.Done()
 	defer close(w.done)
@@ -163,6 +167,8 @@ func (w *writer) run(ctx context.Context) {
 		log.Info("rtspserve: client too slow, closing")
 	case errors.Is(err, stream.ErrClosed):
 		log.Info("rtspserve: stream ended, closing")
+	case errors.Is(err, errCodingChanged):
+		log.Info("rtspserve: the camera changed its coding, closing so the client describes it again")
 	case errors.Is(err, errRevoked):
 		log.Info("rtspserve: access withdrawn, closing", "reason", err.Error())
 	default:
@@ -222,6 +228,10 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 	for _, au := range batch {
 		if len(au.NALUs) == 0 {
 			continue
+		}
+		if au.Params != nil && au.Params.Kind != w.lease.kind {
+			// The SDP the client holds describes the other coding.
+			return errCodingChanged
 		}
 		rtps, err := w.lease.cache.packets(au)
 		if err != nil {

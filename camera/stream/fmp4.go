@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 )
@@ -24,10 +25,14 @@ func InitSegment(p *Params) ([]byte, error) {
 	if p == nil {
 		return nil, errors.New("stream: no codec parameters yet")
 	}
+	var codec fmp4.Codec = &fmp4.CodecH264{SPS: p.SPS, PPS: p.PPS}
+	if p.Kind == H265 {
+		codec = &fmp4.CodecH265{VPS: p.VPS, SPS: p.SPS, PPS: p.PPS}
+	}
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{
 		ID:        TrackID,
 		TimeScale: ClockRate,
-		Codec:     &fmp4.CodecH264{SPS: p.SPS, PPS: p.PPS},
+		Codec:     codec,
 	}}}
 	var buf seekablebuffer.Buffer
 	if err := init.Marshal(&buf); err != nil {
@@ -54,11 +59,13 @@ func Fragment(seq uint32, aus []*AccessUnit, endDTS int64) ([]byte, error) {
 			d = defaultDuration
 		}
 		s := &fmp4.Sample{Duration: uint32(d), PTSOffset: int32(au.PTS - au.DTS)}
-		if err := s.FillH264(s.PTSOffset, au.NALUs); err != nil {
+		// H.264 and H.265 samples are both length-prefixed NAL units. The
+		// sync flag follows the puller's keyframe detection.
+		payload, err := h264.AVCC(au.NALUs).Marshal()
+		if err != nil {
 			return nil, fmt.Errorf("stream: sample: %w", err)
 		}
-		// The sync flag follows our own IDR detection, not the AVCC helper's.
-		s.IsNonSyncSample = !au.Key
+		s.Payload, s.IsNonSyncSample = payload, !au.Key
 		samples[i] = s
 	}
 	part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{

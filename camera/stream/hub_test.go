@@ -1,4 +1,4 @@
-package stream
+package stream_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"gridwatch/camera/camsim"
+	"gridwatch/camera/stream"
 )
 
 // testSPS and testPPS are the SPS and PPS of camsim's 320x180 clip.
@@ -22,9 +23,9 @@ var testSPS, testPPS = func() ([]byte, []byte) {
 	return aus[0][0], aus[0][1]
 }()
 
-func testParams(t testing.TB) *Params {
+func testParams(t testing.TB) *stream.Params {
 	t.Helper()
-	p, err := NewParams(testSPS, testPPS)
+	p, err := stream.NewParams(testSPS, testPPS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,16 +33,16 @@ func testParams(t testing.TB) *Params {
 }
 
 // pic is picture i of a stream with a keyframe every gop pictures.
-func pic(p *Params, i, gop int) *AccessUnit {
+func pic(p *stream.Params, i, gop int) *stream.AccessUnit {
 	key := i%gop == 0
 	nalus := [][]byte{{0x41, 0x9a, byte(i)}}
 	if key {
 		nalus = [][]byte{p.SPS, p.PPS, {0x65, 0x88, byte(i)}}
 	}
-	return &AccessUnit{DTS: int64(i) * 3600, PTS: int64(i) * 3600, Duration: 3600, NALUs: nalus, Key: key, Params: p, Received: time.Now()}
+	return &stream.AccessUnit{DTS: int64(i) * 3600, PTS: int64(i) * 3600, Duration: 3600, NALUs: nalus, Key: key, Params: p, Received: time.Now()}
 }
 
-func next(t *testing.T, v *Viewer) []*AccessUnit {
+func next(t *testing.T, v *stream.Viewer) []*stream.AccessUnit {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -61,7 +62,7 @@ func TestParams(t *testing.T) {
 		t.Error("Same")
 	}
 	for _, bad := range [][2][]byte{{nil, testPPS}, {testPPS, testSPS}, {{0x67, 0xff, 0xff, 0xff}, testPPS}} {
-		if _, err := NewParams(bad[0], bad[1]); err == nil {
+		if _, err := stream.NewParams(bad[0], bad[1]); err == nil {
 			t.Errorf("NewParams(%x, %x) accepted", bad[0], bad[1])
 		}
 	}
@@ -69,7 +70,7 @@ func TestParams(t *testing.T) {
 
 func TestNewViewerStartsAtCachedKeyframe(t *testing.T) {
 	p := testParams(t)
-	h := NewHub(HubOptions{})
+	h := stream.NewHub(stream.HubOptions{})
 	for i := 0; i < 33; i++ { // keyframes at 0, 25; 8 pictures after the last
 		h.Publish(pic(p, i, 25))
 	}
@@ -90,7 +91,7 @@ func TestNewViewerStartsAtCachedKeyframe(t *testing.T) {
 
 func TestViewerWithoutCacheWaitsForKeyframe(t *testing.T) {
 	p := testParams(t)
-	h := NewHub(HubOptions{MaxGOP: 5}) // a GOP of 25 does not fit: no cache
+	h := stream.NewHub(stream.HubOptions{MaxGOP: 5}) // a GOP of 25 does not fit: no cache
 	for i := 0; i < 10; i++ {
 		h.Publish(pic(p, i, 25))
 	}
@@ -107,7 +108,7 @@ func TestViewerWithoutCacheWaitsForKeyframe(t *testing.T) {
 
 func TestSlowViewerSkipsThenIsDropped(t *testing.T) {
 	p := testParams(t)
-	h := NewHub(HubOptions{Queue: 10, MaxSkips: 2})
+	h := stream.NewHub(stream.HubOptions{Queue: 10, MaxSkips: 2})
 	fast, slow := h.Subscribe(), h.Subscribe()
 	defer fast.Close()
 	total := 0
@@ -132,7 +133,7 @@ func TestSlowViewerSkipsThenIsDropped(t *testing.T) {
 			total += len(next(t, fast))
 		}
 	}
-	if err := drain(t, slow); !errors.Is(err, ErrSlow) {
+	if err := drain(t, slow); !errors.Is(err, stream.ErrSlow) {
 		t.Errorf("slow viewer ended with %v, want ErrSlow", err)
 	}
 	if total != 100 {
@@ -145,9 +146,9 @@ func TestSlowViewerSkipsThenIsDropped(t *testing.T) {
 
 func TestCloseEndsViewers(t *testing.T) {
 	p := testParams(t)
-	h := NewHub(HubOptions{})
+	h := stream.NewHub(stream.HubOptions{})
 	v := h.Subscribe()
-	ready := make(chan *Params, 1)
+	ready := make(chan *stream.Params, 1)
 	go func() {
 		got, _ := h.Ready(context.Background())
 		ready <- got
@@ -157,17 +158,17 @@ func TestCloseEndsViewers(t *testing.T) {
 		t.Error("Ready did not return the parameters")
 	}
 	h.Close()
-	if err := drain(t, v); !errors.Is(err, ErrClosed) {
+	if err := drain(t, v); !errors.Is(err, stream.ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
-	if err := drain(t, h.Subscribe()); !errors.Is(err, ErrClosed) {
+	if err := drain(t, h.Subscribe()); !errors.Is(err, stream.ErrClosed) {
 		t.Errorf("subscribing to a closed hub: %v", err)
 	}
 }
 
 func TestFragments(t *testing.T) {
 	p := testParams(t)
-	init, err := InitSegment(p)
+	init, err := stream.InitSegment(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +176,11 @@ func TestFragments(t *testing.T) {
 	if err := in.Unmarshal(bytes.NewReader(init)); err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := in.Tracks[0].Codec.(*fmp4.CodecH264); !ok || !bytes.Equal(c.SPS, testSPS) || in.Tracks[0].TimeScale != ClockRate {
+	if c, ok := in.Tracks[0].Codec.(*fmp4.CodecH264); !ok || !bytes.Equal(c.SPS, testSPS) || in.Tracks[0].TimeScale != stream.ClockRate {
 		t.Fatalf("init %+v", in.Tracks[0])
 	}
-	aus := []*AccessUnit{pic(p, 25, 25), pic(p, 26, 25), pic(p, 27, 25)}
-	frag, err := Fragment(7, aus, 28*3600)
+	aus := []*stream.AccessUnit{pic(p, 25, 25), pic(p, 26, 25), pic(p, 27, 25)}
+	frag, err := stream.Fragment(7, aus, 28*3600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func TestFragments(t *testing.T) {
 
 // drain reads v until it ends and returns why; reading on for a second
 // ends it too (with context.DeadlineExceeded).
-func drain(t *testing.T, v *Viewer) error {
+func drain(t *testing.T, v *stream.Viewer) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

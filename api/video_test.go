@@ -649,7 +649,7 @@ func TestIncidentFootageLinks(t *testing.T) {
 	seen := file(50*m, "in-cone")
 	behind := file(-40*m, "behind-in-grid")
 	far := file(0.05, "far-away")
-	if l := links(seen); len(l) != 1 || l[0].(map[string]any)["camera_code"] != "CAM-LINK" || l[0].(map[string]any)["source"] != "auto" {
+	if l := links(seen); len(l) != 1 || l[0].(map[string]any)["camera_code"] != "CAM-LINK" || l[0].(map[string]any)["camera_name"] != "测试 CAM-LINK" || l[0].(map[string]any)["source"] != "auto" {
 		t.Errorf("in the cone: %v", l)
 	} else {
 		from, _ := time.Parse(time.RFC3339Nano, l[0].(map[string]any)["from"].(string))

@@ -84,7 +84,7 @@ export const searchMethods = {
       const items = found.slice(0, 50).map((t) => {
         const from = Date.parse(t.from);
         const to = Date.parse(t.to);
-        const name = names.get(Number(t.camera_id))?.name ?? '';
+        const name = t.camera_name || names.get(Number(t.camera_id))?.name || '';
         const b = el(
           'button',
           { type: 'button', className: 'tag-result', dataset: { tagId: String(t.id), camera: String(t.camera_id) }, title: `${t.note || ''} · ${t.author || '—'}` },

@@ -73,7 +73,9 @@ export const footageMethods = {
       const to = Date.parse(f.to);
       const secs = Number(f.recorded_seconds);
       const auto = f.source === 'auto';
-      const name = this.camName(f.camera_id);
+      // The link carries its camera's name; the camera list (loaded
+      // beside it) is only a fallback for an older server.
+      const name = f.camera_name || this.camName(f.camera_id);
       const li = el(
         'li',
         { className: 'inc-footage-item', dataset: { linkId: String(f.id), camera: String(f.camera_id), source: f.source ?? '' } },

@@ -17,19 +17,22 @@ import (
 )
 
 // Stretch is a stretch of one camera's footage, as a tag marks it and a
-// link points at it: the camera by id and code, and the time range.
+// link points at it: the camera by id, code and name, and the time range.
 type Stretch struct {
 	CameraID   int64     `json:"camera_id"`
 	CameraCode string    `json:"camera_code"`
+	CameraName string    `json:"camera_name"`
 	From       time.Time `json:"from"`
 	To         time.Time `json:"to"`
 }
 
 // stretchColumns select a Stretch from a table aliased t with a span
 // column, joined to cameras as c; dest scans them.
-const stretchColumns = `t.camera_id, c.code, lower(t.span), upper(t.span)`
+const stretchColumns = `t.camera_id, c.code, c.name, lower(t.span), upper(t.span)`
 
-func (st *Stretch) dest() []any { return []any{&st.CameraID, &st.CameraCode, &st.From, &st.To} }
+func (st *Stretch) dest() []any {
+	return []any{&st.CameraID, &st.CameraCode, &st.CameraName, &st.From, &st.To}
+}
 
 // Tag is an operator's note on a stretch of a camera's footage.
 type Tag struct {

@@ -71,7 +71,13 @@ type State struct {
 	Reconnects   int64      `json:"reconnects"`
 	// Uptime is how long the current session has been online, in seconds.
 	Uptime float64 `json:"uptime"`
-	Width  int     `json:"width,omitempty"`
+	// GOP is the longest interval between keyframes seen lately, in
+	// seconds (a camera in a "smart" H.264+/H.265+ mode stretches it to
+	// 10 s or more); KeyTimeout is how long the stream now waits for a
+	// keyframe before it reconnects, learnt from it.
+	GOP        float64 `json:"gop,omitempty"`
+	KeyTimeout float64 `json:"key_timeout,omitempty"`
+	Width      int     `json:"width,omitempty"`
 	Height int     `json:"height,omitempty"`
 	Codec  string  `json:"codec,omitempty"`
 }
@@ -92,8 +98,14 @@ type Config struct {
 	// ReadTimeout bounds a silent connection (default 10 s).
 	DialTimeout, ReadTimeout time.Duration
 	// StallTimeout: no picture for this long restarts the session (default
-	// 5 s). KeyTimeout: no keyframe for this long does too (default 15 s).
+	// 5 s). KeyTimeout: no keyframe for this long does too (default 15 s),
+	// unless the camera's GOP is known to be longer: see keyWatch.
 	StallTimeout, KeyTimeout time.Duration
+	// KeyGOPs is how many of the camera's longest GOPs the keyframe
+	// watchdog waits (default 2); MaxKeyTimeout bounds the wait however
+	// long the GOP (default 2 min).
+	KeyGOPs       float64
+	MaxKeyTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts (defaults
 	// 500 ms and 30 s); it doubles per failure, with ±50 % jitter.
 	MinBackoff, MaxBackoff time.Duration
@@ -113,6 +125,11 @@ func (c *Config) defaults() {
 	def(&c.ReadTimeout, 10*time.Second)
 	def(&c.StallTimeout, 5*time.Second)
 	def(&c.KeyTimeout, 15*time.Second)
+	def(&c.MaxKeyTimeout, 2*time.Minute)
+	c.MaxKeyTimeout = max(c.MaxKeyTimeout, c.KeyTimeout)
+	if c.KeyGOPs <= 0 {
+		c.KeyGOPs = 2
+	}
 	def(&c.MinBackoff, 500*time.Millisecond)
 	def(&c.MaxBackoff, 30*time.Second)
 	if c.Logger == nil {
@@ -141,12 +158,14 @@ type Supervisor struct {
 	winBytes   int
 	lastKey    time.Time
 	reconnects int64
+	keys       keyWatch // used by the session goroutine only; its GOP is read under mu
 }
 
 // NewSupervisor makes a supervisor; Run starts it.
 func NewSupervisor(cfg Config) *Supervisor {
 	cfg.defaults()
-	return &Supervisor{cfg: cfg, st: State{Status: StatusConnecting, Since: cfg.Now()}}
+	return &Supervisor{cfg: cfg, st: State{Status: StatusConnecting, Since: cfg.Now()},
+		keys: keyWatch{floor: cfg.KeyTimeout, gops: cfg.KeyGOPs, ceiling: cfg.MaxKeyTimeout}}
 }
 
 // Run pulls the stream until ctx ends, reconnecting after every failure.
@@ -205,7 +224,11 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
 	s.playing()
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
-	key := time.NewTimer(s.cfg.KeyTimeout)
+	s.mu.Lock()
+	s.keys.newSession()
+	s.mu.Unlock()
+	keyWait := s.keys.wait()
+	key := time.NewTimer(keyWait)
 	defer key.Stop()
 	packets := sess.Packets()
 	for {
@@ -220,7 +243,10 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
 		case <-stall.C:
 			return fmt.Errorf("no picture for %s", s.cfg.StallTimeout)
 		case <-key.C:
-			return fmt.Errorf("no keyframe for %s", s.cfg.KeyTimeout)
+			s.mu.Lock()
+			s.keys.missed()
+			s.mu.Unlock()
+			return fmt.Errorf("no keyframe for %s", keyWait)
 		case pkt := <-packets:
 			if pkt.PayloadType != f.PayloadType() {
 				continue
@@ -228,7 +254,11 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
 			for _, au := range asm.packet(pkt) {
 				stall.Reset(s.cfg.StallTimeout)
 				if au.Key {
-					key.Reset(s.cfg.KeyTimeout)
+					s.mu.Lock()
+					s.keys.key(au.Received)
+					s.mu.Unlock()
+					keyWait = s.keys.wait()
+					key.Reset(keyWait)
 				}
 				s.publish(au)
 			}
@@ -308,6 +338,10 @@ func (s *Supervisor) stateLocked() State {
 	if !s.lastKey.IsZero() {
 		k := s.lastKey
 		st.LastKeyframe = &k
+	}
+	if g := s.keys.gop(); g > 0 {
+		st.GOP = g.Seconds()
+		st.KeyTimeout = s.keys.wait().Seconds()
 	}
 	if st.Status == StatusOnline && !s.online.IsZero() {
 		st.Uptime = s.cfg.Now().Sub(s.online).Seconds()

@@ -52,6 +52,7 @@ type fakeSession struct {
 	done    chan struct{}
 	err     error
 	closes  int
+	onClose func() // called by the first Close
 	mu      sync.Mutex
 }
 
@@ -73,6 +74,9 @@ func (s *fakeSession) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closes++
+	if s.onClose != nil && s.closes == 1 {
+		s.onClose()
+	}
 }
 
 // end makes the session end by itself with err.

@@ -28,6 +28,7 @@ type Config struct {
 	DataDir           string
 	RTSPAddr          string
 	VideoIdle         time.Duration
+	KeyTimeout        time.Duration
 	RTSPClient        string
 	RecordingMaxAge   time.Duration
 	RecordingFragment time.Duration
@@ -66,6 +67,7 @@ func DefaultConfig() Config {
 		DataDir:             "./data",
 		RTSPAddr:            "127.0.0.1:8554",
 		VideoIdle:           30 * time.Second,
+		KeyTimeout:          15 * time.Second,
 		RTSPClient:          "gortsplib",
 		RecordingMaxAge:     30 * 24 * time.Hour,
 		RecordingFragment:   2 * time.Second,
@@ -135,6 +137,7 @@ func options() []option {
 	}
 	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
 	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
+	ktSet, ktGet := dur(func(c *Config) *time.Duration { return &c.KeyTimeout })
 	rcSet, rcGet := str(func(c *Config) *string { return &c.RTSPClient })
 	rageSet, rageGet := dur(func(c *Config) *time.Duration { return &c.RecordingMaxAge })
 	rfragSet, rfragGet := dur(func(c *Config) *time.Duration { return &c.RecordingFragment })
@@ -181,6 +184,7 @@ func options() []option {
 			return nil
 		}, func(c *Config) string { return c.LeaderReportOutside }),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
+		opt("key-timeout", "the least a camera stream waits for a keyframe before it reconnects; a camera with a longer GOP (H.264+/H.265+ smart modes) gets twice its GOP, learnt", ktSet, ktGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
 		opt("log-format", "auto (JSON unless stderr is a terminal), json or text", lfSet, lfGet),
@@ -406,6 +410,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExportMinFree < 1 {
 		bad("export-min-free", "%d: want a positive number of bytes", c.ExportMinFree)
+	}
+	if c.KeyTimeout < time.Second || c.KeyTimeout > 10*time.Minute {
+		bad("key-timeout", "%v: want 1s to 10m", c.KeyTimeout)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

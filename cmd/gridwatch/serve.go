@@ -280,7 +280,7 @@ func (m *Main) startVideo() {
 	cancel()
 	m.video = video.NewManager(m.domain.Cameras, live.Config{
 		Record: m.recorder.Record, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
-		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient)},
+		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient), KeyTimeout: m.Config.KeyTimeout},
 	}, func(k live.Key, err error) { log.Error("camera status", "camera", k.Camera, "err", err) })
 	m.domain.Cameras.AfterChange(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

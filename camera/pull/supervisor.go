@@ -78,8 +78,8 @@ type State struct {
 	GOP        float64 `json:"gop,omitempty"`
 	KeyTimeout float64 `json:"key_timeout,omitempty"`
 	Width      int     `json:"width,omitempty"`
-	Height int     `json:"height,omitempty"`
-	Codec  string  `json:"codec,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	Codec      string  `json:"codec,omitempty"`
 }
 
 // Config configures a Supervisor. Zero durations take the defaults.

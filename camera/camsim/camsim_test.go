@@ -197,7 +197,7 @@ func TestTimestamps(t *testing.T) {
 			if !wrapped {
 				t.Error("timestamps never wrapped")
 			}
-			if !stream.IsKey(aus[100].NALUs) {
+			if !stream.H264.IsKey(aus[100].NALUs) {
 				t.Error("frame 100 (clip loop) is not an IDR")
 			}
 			if n := s.Frames(1, tt.stream); n < 105 {
@@ -463,7 +463,7 @@ func TestSlices(t *testing.T) {
 				for {
 					nalus := p.Next(t).NALUs
 					if countSlices(nalus) != 1 {
-						if !stream.IsKey(nalus) {
+						if !stream.H264.IsKey(nalus) {
 							t.Fatal("clip switched in the middle of a GOP")
 						}
 						break

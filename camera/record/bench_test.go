@@ -149,7 +149,7 @@ func BenchmarkExport60s(b *testing.B) {
 		<-time.After(0)
 		au := aus[n%len(aus)]
 		dts := int64(n) * 3600
-		hub.Publish(&stream.AccessUnit{DTS: dts, PTS: dts, Duration: 3600, NALUs: au, Key: stream.IsKey(au), Params: params,
+		hub.Publish(&stream.AccessUnit{DTS: dts, PTS: dts, Duration: 3600, NALUs: au, Key: params.Kind.IsKey(au), Params: params,
 			Received: t0.Add(stream.Duration(dts))})
 		if n == 0 {
 			// The recorder must be subscribed before the rest is published.

@@ -40,7 +40,7 @@ func (c *clipFeed) next() *stream.AccessUnit {
 	au := c.aus[c.n%len(c.aus)]
 	dts := int64(c.n) * 3600
 	c.n++
-	return &stream.AccessUnit{DTS: dts, PTS: dts, Duration: 3600, NALUs: au, Key: stream.IsKey(au), Params: c.params,
+	return &stream.AccessUnit{DTS: dts, PTS: dts, Duration: 3600, NALUs: au, Key: c.params.Kind.IsKey(au), Params: c.params,
 		Received: c.t0.Add(stream.Duration(dts))}
 }
 

@@ -42,6 +42,12 @@ type footage struct {
 
 func newFootage(t testing.TB) *footage {
 	t.Helper()
+	return newFootageOf(t, camsim.ClipMain)
+}
+
+// newFootageOf is newFootage whose files hold another of camsim's clips.
+func newFootageOf(t testing.TB, clip string) *footage {
+	t.Helper()
 	pool := testdb.New(t)
 	cams := camera.NewStore(pool)
 	sp := camera.Spec{Code: "EXP-1", Name: "export camera", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}}, MainURL: "rtsp://127.0.0.1/x"}
@@ -52,7 +58,7 @@ func newFootage(t testing.TB) *footage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aus, params := cliptest.Clip(t, camsim.ClipMain)
+	aus, params := cliptest.Clip(t, clip)
 	return &footage{t: t, dir: t.TempDir(), store: record.NewStore(pool), pool: pool, cam: cam.ID, aus: aus, params: params}
 }
 
@@ -74,7 +80,7 @@ func (f *footage) file(start time.Time, dts0 int64, n int) {
 		for k := i; k < j; k++ {
 			dts := dts0 + int64(k)*frameTicks
 			nalus := f.aus[k%len(f.aus)]
-			aus = append(aus, &stream.AccessUnit{DTS: dts, PTS: dts, Duration: frameTicks, NALUs: nalus, Key: stream.IsKey(nalus), Params: f.params})
+			aus = append(aus, &stream.AccessUnit{DTS: dts, PTS: dts, Duration: frameTicks, NALUs: nalus, Key: f.params.Kind.IsKey(nalus), Params: f.params})
 		}
 		data, err := stream.Fragment(uint32(i/50+1), aus, dts0+int64(j)*frameTicks)
 		if err != nil {
@@ -191,6 +197,34 @@ func TestExportTimeline(t *testing.T) {
 				t.Errorf("ffprobe: %d frames; manifest says %v", frames, want)
 			}
 		})
+	}
+}
+
+// An H.265 camera's footage exports as H.265 (hvc1 with its parameter
+// sets), on the clip's own timeline, as H.264 footage does.
+func TestExportH265(t *testing.T) {
+	f := newFootageOf(t, camsim.ClipH265)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	f.file(t0, int64(20*60)*stream.ClockRate, 1000) // 40 s, the stream's clock at 20 min
+	x := f.exporter(record.ExportLimits{})
+	ctx := context.Background()
+	e, err := x.Request(ctx, f.cam, t0.Add(10300*time.Millisecond), t0.Add(25300*time.Millisecond), nil, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Drain(ctx)
+	if e, err = x.Get(ctx, e.ID); err != nil || e.Status != "done" {
+		t.Fatalf("export: %v %s %s", err, e.Status, deref(e.Error))
+	}
+	start, dur, frames, codec := ffprobe(t, x.Path(e.ID))
+	if codec != "hevc" || math.Abs(start) > 0.001 || dur < 15 || dur > 16.1 || frames < 375 {
+		t.Errorf("ffprobe: %s starting at %.3f s lasting %.3f s, %d frames; want hevc from 0 for 15–16 s", codec, start, dur, frames)
+	}
+	// Every picture decodes: the keyframe the clip starts at carries its
+	// VPS, SPS and PPS.
+	out, err := exec.Command(testtool.Require(t, "ffmpeg"), "-v", "error", "-i", x.Path(e.ID), "-f", "null", "-").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decoding the export: %v %s", err, out)
 	}
 }
 
@@ -386,4 +420,11 @@ func TestExportRetention(t *testing.T) {
 	if fmt.Sprint(actions) != "[export.hold export.release export.delete]" {
 		t.Errorf("audit of the held export: %v; want [export.hold export.release export.delete]", actions)
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

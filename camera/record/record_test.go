@@ -60,6 +60,13 @@ func recordFor(t *testing.T, d time.Duration) recorded {
 // recordWith is recordFor with a hook run while recording.
 func recordWith(t *testing.T, d time.Duration, during func(*camsim.Sim)) recorded {
 	t.Helper()
+	return recordStream(t, d, camsim.StreamMain, during)
+}
+
+// recordStream is recordWith of another of the simulator's streams as the
+// camera's main stream (camsim.StreamH265).
+func recordStream(t *testing.T, d time.Duration, simStream string, during func(*camsim.Sim)) recorded {
+	t.Helper()
 	pool, dir := testdb.New(t), t.TempDir()
 	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0"})
 	if err != nil {
@@ -67,7 +74,7 @@ func recordWith(t *testing.T, d time.Duration, during func(*camsim.Sim)) recorde
 	}
 	cams := camera.NewStore(pool)
 	sp := camera.Spec{Code: "REC-1", Name: "recording camera", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}},
-		MainURL: sim.URL(1, "main"), Record: true}
+		MainURL: sim.URL(1, simStream), Record: true}
 	if err := sp.Check(geo.CRSWGS84); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +129,19 @@ func TestCameraFlapLeavesGap(t *testing.T) {
 }
 
 func TestRecordIndexAndPlayback(t *testing.T) {
-	rc := recordFor(t, 8*time.Second)
+	for _, tc := range []struct{ stream, codec, rfc6381 string }{
+		{camsim.StreamMain, "h264", "avc1."},
+		{camsim.StreamH265, "hevc", "hvc1."},
+	} {
+		t.Run(tc.codec, func(t *testing.T) { recordAndPlay(t, tc.stream, tc.codec, tc.rfc6381) })
+	}
+}
+
+// recordAndPlay records a camera's stream for 8 s: files back to back,
+// indexed with their codec, and an HLS VOD of them that ffprobe reads as
+// the codec for as long as was indexed.
+func recordAndPlay(t *testing.T, simStream, codec, rfc6381 string) {
+	rc := recordStream(t, 8*time.Second, simStream, nil)
 	dir, from, to := rc.dir, rc.from, rc.to
 	recs, gaps := rc.list(t)
 	if len(recs) < 2 || len(gaps) != 0 {
@@ -130,7 +149,7 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 	}
 	var total time.Duration
 	for i, r := range recs {
-		if r.Codec == "" || r.Width != 640 || r.InitSize == 0 || len(r.Fragments) == 0 || r.Status != "ok" {
+		if !strings.HasPrefix(r.Codec, rfc6381) || r.Width != 640 || r.InitSize == 0 || len(r.Fragments) == 0 || r.Status != "ok" {
 			t.Errorf("recording %d: %+v", i, r)
 		}
 		if i > 0 && r.Start.Sub(recs[i-1].End).Abs() > 300*time.Millisecond {
@@ -161,8 +180,8 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 	}
 	dur := probe.Seconds()
 	t.Logf("%d files, %v indexed, ffprobe reads %.2f s", len(recs), total, dur)
-	if probe.Streams[0].CodecName != "h264" || (time.Duration(dur*float64(time.Second))-total).Abs() > time.Second {
-		t.Errorf("ffprobe: %s, duration %.2f s, want h264 and %v within 1 s", probe.Out, dur, total)
+	if probe.Streams[0].CodecName != codec || (time.Duration(dur*float64(time.Second))-total).Abs() > time.Second {
+		t.Errorf("ffprobe: %s, duration %.2f s, want %s and %v within 1 s", probe.Out, dur, codec, total)
 	}
 
 	// A range with nothing in it says so.

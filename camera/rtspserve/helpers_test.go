@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"gridwatch"
+	"gridwatch/camera/internal/cliptest"
 	"gridwatch/camera/stream"
 	"gridwatch/internal/testtool"
 
@@ -106,6 +107,18 @@ var (
 	clips   = map[clipSpec]*clip{}
 )
 
+// camsimClip is one of camsim's embedded clips (camsim.ClipH265, …) as a
+// test clip.
+func camsimClip(tb testing.TB, name string) *clip {
+	tb.Helper()
+	aus, params := cliptest.Clip(tb, name)
+	c := &clip{params: params}
+	for _, au := range aus {
+		c.pics = append(c.pics, picture{nalus: au, key: params.Kind.IsKey(au)})
+	}
+	return c
+}
+
 // testClip returns the 4 s test clip, made by ffmpeg once per spec.
 func testClip(tb testing.TB, spec clipSpec) *clip {
 	tb.Helper()
@@ -155,7 +168,7 @@ func parseClip(data []byte) (*clip, error) {
 				pps = n
 			}
 		}
-		c.pics = append(c.pics, picture{nalus: au, key: stream.IsKey(au)})
+		c.pics = append(c.pics, picture{nalus: au, key: stream.H264.IsKey(au)})
 	}
 	if len(c.pics) == 0 || !c.pics[0].key {
 		return nil, errors.New("no pictures, or the first is not a keyframe")

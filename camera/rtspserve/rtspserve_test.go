@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtp"
 
 	"gridwatch"
+	"gridwatch/camera/camsim"
 	"gridwatch/camera/stream"
 
 	"gridwatch/camera/internal/rtsptest"
@@ -45,7 +46,7 @@ func TestPlayStartsFromCachedGOP(t *testing.T) {
 	if wait := time.Since(start); wait > 500*time.Millisecond {
 		t.Errorf("first picture after %v, want it at once (< 500ms; the next keyframe is 1 s away)", wait)
 	}
-	if !stream.IsKey(first.NALUs) {
+	if !stream.H264.IsKey(first.NALUs) {
 		t.Fatalf("first picture is not an IDR: NAL types %v", naluTypes(first.NALUs))
 	}
 	if !slices.EqualFunc(first.NALUs, c.pics[0].nalus, bytes.Equal) {
@@ -235,7 +236,7 @@ func TestSubStreamAndSetupWithoutDescribe(t *testing.T) {
 	newSource(e.sub, c).publish(3)
 
 	p := rtsptest.Play(t, e.url("/cameras/1/sub", goodToken))
-	if au := p.Next(t); !stream.IsKey(au.NALUs) {
+	if au := p.Next(t); !stream.H264.IsKey(au.NALUs) {
 		t.Fatalf("first picture of the sub stream is not an IDR")
 	}
 	e.fakes.mu.Lock()
@@ -296,6 +297,24 @@ func TestFFprobe(t *testing.T) {
 			t.Fatalf("ffprobe decoded %q frames in 2 s of stream, want >= 25", got.Streams[0].ReadFrames)
 		}
 	})
+}
+
+// An H.265 camera is re-served as H.265 (RFC 7798, its VPS, SPS and PPS in
+// the SDP): ffprobe reads hevc 640x360 and decodes its pictures.
+func TestFFprobeH265(t *testing.T) {
+	requireTool(t, "ffprobe")
+	e := startEnv(t, envOptions{})
+	src := newSource(e.main, camsimClip(t, camsim.ClipH265))
+	src.publish(1)
+	src.run(t, 40*time.Millisecond)
+	got := testtool.FFprobe(t, "-rw_timeout", "10000000", "-rtsp_transport", "tcp", "-select_streams", "v:0", "-count_frames",
+		"-read_intervals", "%+2", "-show_entries", "stream=codec_name,width,height,nb_read_frames", e.url("/cameras/1", goodToken))
+	if len(got.Streams) != 1 || got.Streams[0].CodecName != "hevc" || got.Streams[0].Width != 640 || got.Streams[0].Height != 360 {
+		t.Fatalf("ffprobe streams = %+v, want one hevc 640x360", got.Streams)
+	}
+	if n, err := strconv.Atoi(got.Streams[0].ReadFrames); err != nil || n < 25 {
+		t.Fatalf("ffprobe decoded %q frames in 2 s of stream, want >= 25", got.Streams[0].ReadFrames)
+	}
 }
 
 // Access decides before anything touches a camera: 401 with a Basic
@@ -388,7 +407,7 @@ func TestBasicCredentialsPlay(t *testing.T) {
 	e := startEnv(t, envOptions{})
 	newSource(e.main, c).publish(2)
 	p := rtsptest.Play(t, "rtsp://someone:"+goodToken+"@"+e.srv.Addr()+"/cameras/1")
-	if au := p.Next(t); !stream.IsKey(au.NALUs) {
+	if au := p.Next(t); !stream.H264.IsKey(au.NALUs) {
 		t.Fatal("first picture is not an IDR")
 	}
 	if _, err := rtsptest.TryPlay("rtsp://someone:" + badToken + "@" + e.srv.Addr() + "/cameras/1"); rtsptest.StatusOf(err) != base.StatusUnauthorized {
@@ -554,7 +573,7 @@ func TestStalledClientDoesNotSlowOthers(t *testing.T) {
 	src.run(t, interval)
 	first := fast.Next(t)
 	want := int64(0) // next PTS the fast client must get
-	if !stream.IsKey(first.NALUs) {
+	if !stream.H264.IsKey(first.NALUs) {
 		t.Fatal("fast client's first picture is not an IDR")
 	}
 	want += 3600

@@ -258,6 +258,3 @@ func (au *AccessUnit) Size() int {
 	return n
 }
 
-// IsKey reports whether H.264 NAL units contain an IDR slice; see
-// Kind.IsKey.
-func IsKey(nalus [][]byte) bool { return H264.IsKey(nalus) }

@@ -10,16 +10,22 @@ import (
 	"gridwatch/camera/stream"
 )
 
-// Clip returns one of camsim's clips (camsim.ClipMain, …) as access units,
-// with the stream parameters of its first picture (whose SPS and PPS lead
-// it), for tests that publish or record pictures without a camera.
+// Clip returns one of camsim's clips (camsim.ClipMain, camsim.ClipH265, …)
+// as access units, with the stream parameters of its first picture (whose
+// parameter sets lead it), for tests that publish or record pictures
+// without a camera.
 func Clip(tb testing.TB, name string) ([][][]byte, *stream.Params) {
 	tb.Helper()
 	aus, err := camsim.ClipAccessUnits(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	params, err := stream.NewParams(aus[0][0], aus[0][1])
+	var params *stream.Params
+	if name == camsim.ClipH265 {
+		params, err = stream.NewH265Params(aus[0][0], aus[0][1], aus[0][2])
+	} else {
+		params, err = stream.NewParams(aus[0][0], aus[0][1])
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -197,7 +197,7 @@ func (p *Player) AccessUnits(t testing.TB, n int) []AU {
 	var out []AU
 	for len(out) < n {
 		au := p.Next(t)
-		if len(out) == 0 && !stream.IsKey(au.NALUs) {
+		if len(out) == 0 && !stream.H264.IsKey(au.NALUs) {
 			continue
 		}
 		out = append(out, au)

@@ -257,4 +257,3 @@ func (au *AccessUnit) Size() int {
 	}
 	return n
 }
-

@@ -33,8 +33,8 @@ func (s *Server) videoCamera(c *gin.Context) (*camera.Camera, string, error) {
 		return nil, "", err
 	}
 	name := c.DefaultQuery("stream", live.Main)
-	if name != live.Main && name != live.Sub {
-		return nil, "", httpapi.ParamError("stream", name, "want main or sub")
+	if name != live.Main && name != live.Sub && name != live.Transcoded {
+		return nil, "", httpapi.ParamError("stream", name, "want main, sub or h264 (the main stream transcoded to H.264)")
 	}
 	cam, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c)))
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Server) streamStates(cam *camera.Camera) {
 	if s.deps.Video == nil {
 		return
 	}
-	for _, name := range []string{live.Main, live.Sub} {
+	for _, name := range []string{live.Main, live.Sub, live.Transcoded} {
 		if st, ok := s.deps.Video.State(cam.ID, name); ok {
 			if cam.Streams == nil {
 				cam.Streams = map[string]any{}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -16,10 +17,12 @@ import (
 	"gridwatch/camera/stream"
 )
 
-// Stream names.
+// Stream names. Transcoded is the main stream transcoded to H.264, for
+// browsers that cannot decode an H.265 camera (see transcoder).
 const (
-	Main = "main"
-	Sub  = "sub"
+	Main       = "main"
+	Sub        = "sub"
+	Transcoded = "h264"
 )
 
 // Source tells the manager how to reach a camera.
@@ -31,7 +34,7 @@ type Source struct {
 	Record  bool
 }
 
-// URL is the upstream URL of a stream.
+// URL is the upstream URL of a stream (for Transcoded, the main stream's).
 func (s Source) URL(name string) string {
 	if name == Sub && s.SubURL != "" {
 		return s.SubURL
@@ -70,6 +73,13 @@ type Config struct {
 	// Record, when set, records a recording camera's main stream from its
 	// hub until ctx ends; the manager runs it while the camera records.
 	Record func(ctx context.Context, camera int64, hub *stream.Hub) error
+	// FFmpeg is the ffmpeg binary transcoding runs ("": none, and the
+	// Transcoded stream answers unavailable). MaxTranscodes bounds the
+	// cameras transcoded at once on this node (default 2); TranscodeIdle
+	// is how long a transcode nobody watches keeps running (default 5 s).
+	FFmpeg        string
+	MaxTranscodes int
+	TranscodeIdle time.Duration
 }
 
 // Manager owns the running camera streams.
@@ -83,6 +93,8 @@ type Manager struct {
 	hls     map[Key]*HLS
 	hlsSeq  map[Key]int
 	wg      sync.WaitGroup
+
+	transcodes transcodeStats
 
 	states   chan struct{}
 	pending  map[int64]keyState
@@ -116,8 +128,16 @@ func NewManager(cfg Config) *Manager {
 	if cfg.OnState == nil {
 		cfg.OnState = func(context.Context, Key, pull.State) {}
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{}, hlsSeq: map[Key]int{},
+	if cfg.MaxTranscodes <= 0 {
+		cfg.MaxTranscodes = 2
+	}
+	if cfg.TranscodeIdle <= 0 {
+		cfg.TranscodeIdle = 5 * time.Second
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{}, hlsSeq: map[Key]int{},
 		states: make(chan struct{}, 1), pending: map[int64]keyState{}, reported: map[int64]pull.State{}}
+	m.transcodes.procs = map[*os.Process]bool{}
+	return m
 }
 
 // Run serves until ctx ends, then stops every stream and returns once all
@@ -170,8 +190,8 @@ func (m *Manager) flushStates(ctx context.Context) {
 // Acquire returns the hub of a camera stream, starting it when it is not
 // running, and a release func to call once the caller is done with it.
 func (m *Manager) Acquire(ctx context.Context, id int64, name string) (*stream.Hub, func(), error) {
-	if name != Main && name != Sub {
-		return nil, nil, gridwatch.Errorf(gridwatch.EInvalid, "stream: %q is not main or sub", name)
+	if name != Main && name != Sub && name != Transcoded {
+		return nil, nil, gridwatch.Errorf(gridwatch.EInvalid, "stream: %q is not main, sub or h264", name)
 	}
 	src, err := m.cfg.Sources.Source(ctx, id)
 	if err != nil {
@@ -183,6 +203,21 @@ func (m *Manager) Acquire(ctx context.Context, id int64, name string) (*stream.H
 	key := Key{id, name}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if name == Transcoded && m.entries[key] == nil {
+		if m.cfg.FFmpeg == "" {
+			return nil, nil, gridwatch.Errorf(gridwatch.EUnavailable, "this node cannot transcode: ffmpeg is not installed")
+		}
+		n := 0
+		for k := range m.entries {
+			if k.Stream == Transcoded {
+				n++
+			}
+		}
+		if n >= m.cfg.MaxTranscodes {
+			m.transcodes.refusals.Add(1)
+			return nil, nil, gridwatch.Errorf(gridwatch.EUnavailable, "this node transcodes %d cameras already, its limit (--transcode-max)", n)
+		}
+	}
 	e, err := m.ensureLocked(key, src.URL(name))
 	if err != nil {
 		return nil, nil, err
@@ -215,6 +250,9 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 	pc.URL, pc.Hub = url, e.hub
 	pc.Logger = m.log.With("camera", key.Camera, "stream", key.Stream)
 	pc.OnState = func(st pull.State) { m.noteState(key, st) }
+	if key.Stream == Transcoded {
+		pc.Source = transcoder{m: m, camera: key.Camera}
+	}
 	e.sup = pull.NewSupervisor(pc)
 	m.entries[key] = e
 	m.wg.Add(1)
@@ -271,7 +309,11 @@ func (m *Manager) release(e *entry) {
 	if e.users > 0 || e.pinned || m.entries[e.key] != e {
 		return
 	}
-	e.idle = time.AfterFunc(m.cfg.Idle, func() {
+	idle := m.cfg.Idle
+	if e.key.Stream == Transcoded {
+		idle = min(idle, m.cfg.TranscodeIdle)
+	}
+	e.idle = time.AfterFunc(idle, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if e.users == 0 && !e.pinned && m.entries[e.key] == e {

@@ -12,6 +12,8 @@ type Collector struct {
 	m                                       *Manager
 	up, fps, bitrate, viewers, lastKey      *prometheus.Desc
 	frames, bytes, skips, drops, reconnects *prometheus.Desc
+	// The node's transcodes (H.265 to H.264), not per stream.
+	tcRunning, tcStarted, tcCPU, tcRefused *prometheus.Desc
 }
 
 // NewCollector returns a collector over m.
@@ -31,18 +33,28 @@ func NewCollector(m *Manager) *Collector {
 		skips:      d("viewer_skips_total", "times a slow viewer skipped to the next keyframe"),
 		drops:      d("viewer_drops_total", "viewers dropped for being too slow"),
 		reconnects: d("reconnects_total", "reconnections to the camera"),
+		tcRunning:  prometheus.NewDesc("gridwatch_transcodes", "cameras being transcoded to H.264 now (one ffmpeg each)", nil, nil),
+		tcStarted:  prometheus.NewDesc("gridwatch_transcodes_started_total", "transcodes started", nil, nil),
+		tcCPU:      prometheus.NewDesc("gridwatch_transcode_cpu_seconds_total", "CPU time the transcoding ffmpeg processes have used", nil, nil),
+		tcRefused:  prometheus.NewDesc("gridwatch_transcodes_refused_total", "transcodes refused at the node's limit (--transcode-max)", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.fps, c.bitrate, c.viewers, c.lastKey, c.frames, c.bytes, c.skips, c.drops, c.reconnects} {
+	for _, d := range []*prometheus.Desc{c.up, c.fps, c.bitrate, c.viewers, c.lastKey, c.frames, c.bytes, c.skips, c.drops, c.reconnects,
+		c.tcRunning, c.tcStarted, c.tcCPU, c.tcRefused} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	tc := &c.m.transcodes
+	ch <- prometheus.MustNewConstMetric(c.tcRunning, prometheus.GaugeValue, float64(tc.running.Load()))
+	ch <- prometheus.MustNewConstMetric(c.tcStarted, prometheus.CounterValue, float64(tc.started.Load()))
+	ch <- prometheus.MustNewConstMetric(c.tcCPU, prometheus.CounterValue, tc.cpu().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.tcRefused, prometheus.CounterValue, float64(tc.refusals.Load()))
 	for _, s := range c.m.Stats() {
 		l := []string{strconv.FormatInt(s.Key.Camera, 10), s.Key.Stream}
 		g := func(d *prometheus.Desc, v float64) {

@@ -29,6 +29,7 @@ type Config struct {
 	RTSPAddr          string
 	VideoIdle         time.Duration
 	KeyTimeout        time.Duration
+	TranscodeMax      int
 	RTSPClient        string
 	RecordingMaxAge   time.Duration
 	RecordingFragment time.Duration
@@ -68,6 +69,7 @@ func DefaultConfig() Config {
 		RTSPAddr:            "127.0.0.1:8554",
 		VideoIdle:           30 * time.Second,
 		KeyTimeout:          15 * time.Second,
+		TranscodeMax:        2,
 		RTSPClient:          "gortsplib",
 		RecordingMaxAge:     30 * 24 * time.Hour,
 		RecordingFragment:   2 * time.Second,
@@ -138,6 +140,7 @@ func options() []option {
 	idleSet, idleGet := dur(func(c *Config) *time.Duration { return &c.SessionIdle })
 	vidleSet, vidleGet := dur(func(c *Config) *time.Duration { return &c.VideoIdle })
 	ktSet, ktGet := dur(func(c *Config) *time.Duration { return &c.KeyTimeout })
+	tcSet, tcGet := setting(func(c *Config) *int { return &c.TranscodeMax }, strconv.Atoi, strconv.Itoa)
 	rcSet, rcGet := str(func(c *Config) *string { return &c.RTSPClient })
 	rageSet, rageGet := dur(func(c *Config) *time.Duration { return &c.RecordingMaxAge })
 	rfragSet, rfragGet := dur(func(c *Config) *time.Duration { return &c.RecordingFragment })
@@ -184,6 +187,7 @@ func options() []option {
 			return nil
 		}, func(c *Config) string { return c.LeaderReportOutside }),
 		opt("video-idle", "how long a camera stream nobody watches (and that does not record) stays pulled", vidleSet, vidleGet),
+		opt("transcode-max", "cameras this node transcodes from H.265 to H.264 at once for browsers that cannot decode H.265 (one ffmpeg each)", tcSet, tcGet),
 		opt("key-timeout", "the least a camera stream waits for a keyframe before it reconnects; a camera with a longer GOP (H.264+/H.265+ smart modes) gets twice its GOP, learnt", ktSet, ktGet),
 		db,
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
@@ -404,6 +408,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExportMaxAge <= 0 {
 		bad("export-max-age", "%v: want a positive duration", c.ExportMaxAge)
+	}
+	if c.TranscodeMax < 1 {
+		bad("transcode-max", "%d: want at least 1", c.TranscodeMax)
 	}
 	if c.ExportMaxPending < 1 {
 		bad("export-max-pending", "%d: want at least 1", c.ExportMaxPending)

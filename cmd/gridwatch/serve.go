@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -280,7 +281,8 @@ func (m *Main) startVideo() {
 	cancel()
 	m.video = video.NewManager(m.domain.Cameras, live.Config{
 		Record: m.recorder.Record, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
-		Pull: pull.Config{Client: pull.Client(m.Config.RTSPClient), KeyTimeout: m.Config.KeyTimeout},
+		Pull:   pull.Config{Client: pull.Client(m.Config.RTSPClient), KeyTimeout: m.Config.KeyTimeout},
+		FFmpeg: findFFmpeg(log), MaxTranscodes: m.Config.TranscodeMax,
 	}, func(k live.Key, err error) { log.Error("camera status", "camera", k.Camera, "err", err) })
 	m.domain.Cameras.AfterChange(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -485,4 +487,15 @@ func (m *Main) Close() error {
 		m.cluster = nil
 	}
 	return errors.Join(errs...)
+}
+
+// findFFmpeg is the ffmpeg that transcodes H.265 cameras for browsers
+// without an H.265 decoder, or "" (said in the log) when there is none.
+func findFFmpeg(log *slog.Logger) string {
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		log.Info("ffmpeg not found: H.265 cameras play only in browsers that decode H.265 (or from their H.264 sub stream)")
+		return ""
+	}
+	return p
 }

@@ -59,6 +59,9 @@ type Deps struct {
 	AssetsBuilt bool
 	// BasemapStyleURL is an optional MapLibre style for the dashboard's base map.
 	BasemapStyleURL string
+	// RTSPPort is the RTSP re-serve's port (0: off), which the dashboard
+	// offers when a browser cannot play a camera itself.
+	RTSPPort int
 	MaxBodyBytes    int64
 	MaxVertices     int
 	// EventsRecheck is how often an open event stream checks that its
@@ -302,6 +305,10 @@ func (s *Server) readyz(c *gin.Context) error {
 }
 
 func (s *Server) meta(c *gin.Context) error {
-	c.JSON(http.StatusOK, gin.H{"version": s.deps.Version, "basemap_style_url": s.deps.BasemapStyleURL})
+	meta := gin.H{"version": s.deps.Version, "basemap_style_url": s.deps.BasemapStyleURL}
+	if s.deps.RTSPPort > 0 {
+		meta["rtsp_port"] = s.deps.RTSPPort
+	}
+	c.JSON(http.StatusOK, meta)
 	return nil
 }

@@ -322,6 +322,12 @@ func TestLiveVideoOverWebSocket(t *testing.T) {
 		t.Errorf("camera after watching: %v", cam)
 	}
 
+	// A stream that is not main, sub or h264 (the transcode) is refused,
+	// naming the parameter.
+	if r := ve.do("GET", fmt.Sprintf("/api/v1/cameras/%d/hls/index.m3u8?stream=hevc", id), nil); r.status != 400 || !strings.Contains(string(r.body), "h264") {
+		t.Errorf("stream=hevc: %d %s", r.status, r.body)
+	}
+
 	// A media player puts its token in the URL; it never reaches the log.
 	mc, err = readMSE(t, ctx, ve.wsURL(fmt.Sprintf("/api/v1/cameras/%d/live?stream=sub&token=%s", id, operator)), nil, 5)
 	if err != nil {

@@ -28,6 +28,10 @@
 //    Closing the panel closes every video socket; the camera is then deleted.
 // 5. demo-gis (no video.live, no cameras.read) opens the same grid: no wall,
 //    no video socket.
+// 6. The demo's H.265 dome (JS-H265-07, no sub stream) plays in its grid's
+//    wall: where this Chromium cannot decode its hvc1 codec in MSE, the tile
+//    falls back to the server's H.264 transcode (data-playing="h264", a badge
+//    saying so); where it can, the camera's own stream.
 // Any page error, console error, CSP violation, error banner or unexpected
 // HTTP error fails the run. Prints one JSON line and exits 0, else prints
 // "e2e: FAIL: …" and exits 1.
@@ -420,6 +424,40 @@ async function run() {
     await gis.watcher.check('demo-gis');
     await gis.context.close();
 
+    // 6. The H.265 dome (no sub stream): its tile plays. Where this Chromium
+    //    cannot decode hvc1 in MSE the tile falls back to the server's H.264
+    //    transcode and a badge says so; where it can, it plays the camera.
+    const h5cam = cameras.find((c) => c.code === 'JS-H265-07');
+    if (!h5cam?.grid) throw new Error(`no placed H.265 demo camera among ${JSON.stringify(cameras.map((c) => c.code))}`);
+    const op2 = await newPage();
+    await signIn(op2.page, 'demo-operator', 'gridwatch-operator');
+    await waitGrids(op2.page, op2.watcher.problems);
+    const h5detail = await (await op2.context.request.get(new URL(`/api/v1/cameras/${h5cam.id}`, base).href)).json();
+    const hvc = h5detail.streams?.main?.codec ?? '';
+    if (!/^hvc1\./.test(hvc)) throw new Error(`the H.265 camera's main stream reports codec ${JSON.stringify(hvc)}, want hvc1.…`);
+    const canHEVC = await op2.page.evaluate((c) => MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`), hvc);
+    const h5grid = gridCandidates(features).find((g) => g.id === Number(h5cam.grid.id));
+    await openGrid(op2.page, h5grid);
+    const h5tile = `#panel li.vtile[data-video-camera="${h5cam.id}"]`;
+    await waitFor(
+      op2.page,
+      (sel) => document.querySelector(sel)?.dataset.firstFrameAt !== undefined,
+      h5tile,
+      async () => `a first picture in the H.265 camera's tile (${JSON.stringify(await op2.page.evaluate((sel) => ({ ...document.querySelector(sel)?.dataset, overlay: document.querySelector(`${sel} .vtile-overlay`)?.textContent }), h5tile))})`,
+      timeoutMs * 2,
+    );
+    const h5play = await plays(op2.page, `${h5tile} video`, "the H.265 camera's tile");
+    const h5shown = await op2.page.evaluate((sel) => {
+      const li = document.querySelector(sel);
+      const via = li.querySelector('.vtile-via');
+      return { playing: li.dataset.playing, via: via && !via.hidden ? via.textContent : '' };
+    }, h5tile);
+    if (canHEVC ? h5shown.playing !== 'sub' : h5shown.playing !== 'h264' || !/H\.264/.test(h5shown.via)) {
+      throw new Error(`the H.265 camera's tile plays ${JSON.stringify(h5shown)} where this Chromium ${canHEVC ? 'decodes' : 'cannot decode'} ${hvc}`);
+    }
+    await op2.watcher.check('the H.265 camera');
+    await op2.context.close();
+
     return {
       ok: true,
       url: base.href,
@@ -437,6 +475,7 @@ async function run() {
       offline_tile: offline.overlay,
       events: { back_online_ms: backOnlineMs, offline_again_ms: offlineAgainMs },
       sockets: sockets.length,
+      h265: { codec: hvc, browser_decodes: canHEVC, tile: h5shown, fps: h5play.fps, size: `${h5play.b.width}x${h5play.b.height}` },
       screenshot: shot,
       player_screenshot: playerShot,
       total_ms: Date.now() - started,

@@ -42,6 +42,7 @@ import { IncidentLayer } from './incident-layer.js';
 import { IncidentPanels } from './incident-panels.js';
 import { IncidentStore } from './incidents.js';
 import { StatsDialog } from './stats.js';
+import { setRTSPPort } from './video.js';
 import { PlayerDialog } from './video-wall.js';
 import { FootageDialog } from './footage.js';
 import { GridHistory } from './history.js';
@@ -113,6 +114,7 @@ const metaP = getJSON('/api/v1/meta').catch((err) => {
 const gridsP = Promise.all([getJSON('/api/v1/grids.geojson'), getJSON('/tiles/grids.json')]);
 
 const meta = await metaP;
+setRTSPPort(meta.rtsp_port);
 if (meta.version) {
   const v = String(meta.version);
   $('#version').textContent = /^\d/.test(v) ? `v${v}` : v;

@@ -152,7 +152,9 @@ export class VideoWall {
       el('span', 'vtile-bar', el('span', 'vtile-code', cam.code ?? ''), el('span', 'vtile-name', cam.name ?? '')),
     );
     const li = el('li', { className: 'vtile', dataset: { videoCamera: String(cam.id), state: 'idle', status: cam.status ?? '' } }, btn);
-    const t = { cam, li, video, overlay, badge: b, player: null, visible: false, offTimer: 0 };
+    const via = el('span', { className: 'vtile-via', hidden: true });
+    btn.append(via);
+    const t = { cam, li, video, overlay, badge: b, via, player: null, visible: false, offTimer: 0 };
     t.player = new LivePlayer(video, { cameraId: cam.id, stream: 'sub', onChange: () => this.render(t) });
     btn.addEventListener('click', () => this.onOpen(t.cam, btn));
     this.render(t);
@@ -165,6 +167,11 @@ export class VideoWall {
     const status = statusOf(p, t.cam);
     t.li.dataset.state = phase;
     t.li.dataset.status = status;
+    // Which stream plays: the sub stream, or its fallback when this browser
+    // cannot decode it (an H.265 camera): the tile says so.
+    if (p) t.li.dataset.playing = p.stream;
+    t.via.hidden = !p || p.stream === p.asked;
+    t.via.textContent = p ? (STREAM_LABEL[p.stream] ?? p.stream) : '';
     if (p?.firstFrameAt) t.li.dataset.firstFrameAt = String(Math.round(p.firstFrameAt));
     if (p?.startedAt) t.li.dataset.startedAt = String(Math.round(p.startedAt));
     const text = overlayText(phase, p, t.cam);
@@ -312,6 +319,10 @@ export class PlayerDialog {
     const phase = effectivePhase(p, this.cam);
     const status = statusOf(p, this.cam);
     this.dialog.dataset.state = phase;
+    // The stream playing may be a fallback of the one asked for (an H.265
+    // camera in a browser without H.265): say which.
+    this.dialog.dataset.playing = p.stream;
+    this.streamLabel.textContent = STREAM_LABEL[p.stream] ?? p.stream;
     this.badge.dataset.status = status;
     this.badge.textContent = CAMERA_STATUS_LABEL[status] ?? status;
     const text = overlayText(phase, p, this.cam);

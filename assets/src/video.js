@@ -25,8 +25,27 @@ const SILENT_MS = 15000; // an open socket that has said nothing this long, befo
 const BACKOFF_FIRST_MS = 500; // the first retry's wait, doubled for each one after …
 const BACKOFF_MAX_MS = 15000; // … up to this
 
-/** STREAM_LABEL names the two streams of a camera. */
-export const STREAM_LABEL = { main: '主码流 main', sub: '子码流 sub' };
+/** STREAM_LABEL names the streams of a camera (h264: the main stream transcoded by the server). */
+export const STREAM_LABEL = { main: '主码流 main', sub: '子码流 sub', h264: '转码 H.264 transcoded' };
+
+// FALLBACK: when this browser cannot decode a stream's codec (an H.265
+// camera, and no H.265 decoder), the stream to try next: the sub stream
+// (often H.264), then the main stream transcoded to H.264 by the server.
+const FALLBACK = { main: 'sub', sub: 'h264' };
+
+// rtspPort is the server's RTSP re-serve port (from /api/v1/meta), offered
+// when nothing here can play a camera.
+let rtspPort = 0;
+
+/** setRTSPPort tells the players the RTSP re-serve's port (0: none). */
+export function setRTSPPort(port) {
+  rtspPort = Number(port) || 0;
+}
+
+/** rtspLink is a camera's RTSP re-serve URL on this host, or '' when there is none. */
+export function rtspLink(id) {
+  return rtspPort ? `rtsp://${location.hostname}:${rtspPort}/cameras/${encodeURIComponent(id)}` : '';
+}
 
 /** mseSupported: this browser has Media Source Extensions. */
 export function mseSupported() {
@@ -64,6 +83,8 @@ const CSP_MESSAGE = "页面安全策略阻止了视频 · The page's Content-Sec
  *   status    the last server status ({status, reason, since, fps, bitrate, …}) or null
  *   message   what went wrong, for 'error' (and the close reason while reconnecting)
  *   width, height, mime   from the last codec message
+ *   stream    the stream playing: the one asked for, or its fallback (FALLBACK) when
+ *             this browser cannot decode that one's codec; asked: the one asked for
  *   firstFrameAt          performance.now() of the first picture shown (0 until then)
  *   startedAt             performance.now() of start()
  */
@@ -71,6 +92,7 @@ export class LivePlayer {
   constructor(video, { cameraId, stream = 'sub', onChange = () => {} }) {
     this.video = video;
     this.cameraId = cameraId;
+    this.asked = stream;
     this.stream = stream;
     this.onChange = onChange;
     this.phase = 'idle';
@@ -113,6 +135,7 @@ export class LivePlayer {
     if (this.active) return;
     this.active = true;
     this.error = '';
+    this.stream = this.asked;
     this.retrying.attempts = 0;
     this.startedAt = performance.now();
     this.firstFrameAt = 0;
@@ -210,6 +233,12 @@ export class LivePlayer {
       this.ws = null;
       if (!opened) this.failedOpens++;
       this.message = ev.reason || (opened ? '' : '连接被拒绝 · connection refused');
+      if (this.stream === 'h264' && /ffmpeg/.test(ev.reason)) {
+        // The last fallback cannot run here at all: no retry will help.
+        const link = rtspLink(this.cameraId);
+        this.fail(`此浏览器无法解码此摄像机的 H.265，服务器也无法转码 · This browser cannot decode the camera's H.265 and the server cannot transcode (${ev.reason})${link ? ` — 请用 VLC 打开 · open in VLC: ${link}` : ''}`);
+        return;
+      }
       this.retry();
     };
     this.update();
@@ -296,7 +325,7 @@ export class LivePlayer {
       this.width = Number(msg.width) || this.width;
       this.height = Number(msg.height) || this.height;
       if (!MediaSource.isTypeSupported(msg.mime)) {
-        this.fail(`不支持的视频编码 · This browser cannot decode ${msg.mime}`);
+        this.unsupported(msg.mime);
         return;
       }
       const ms = this.feed.open(msg.mime);
@@ -304,6 +333,27 @@ export class LivePlayer {
       this.watchFrames(ms);
       this.update();
     }
+  }
+
+  /** unsupported moves to the next stream this browser might decode, or says nothing here can play the camera. */
+  unsupported(mime) {
+    const codec = mime.replace(/^video\/mp4;\s*codecs="?([^"]+)"?$/, '$1');
+    const next = FALLBACK[this.stream];
+    if (next) {
+      this.stream = next;
+      this.mime = '';
+      this.closeSocket();
+      this.feed.close();
+      this.playing = false;
+      this.retrying.cancel();
+      this.retrying.attempts = 0;
+      this.failedOpens = 0;
+      this.message = `此浏览器无法解码 ${codec}，改用${STREAM_LABEL[next]} · This browser cannot decode ${codec}: trying ${STREAM_LABEL[next]}`;
+      this.connect();
+      return;
+    }
+    const link = rtspLink(this.cameraId);
+    this.fail(`此浏览器无法解码 ${codec} · This browser cannot decode ${codec}${link ? ` — 请用 VLC 打开 · open in VLC: ${link}` : ''}`);
   }
 
   onBinary(buf) {

@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"gridwatch/internal/domain"
 	"gridwatch/assets"
 	"gridwatch/auth"
 	"gridwatch/internal/pgcluster"
@@ -168,8 +169,13 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		}
 	}
 	getJSON(t, m.URL()+"/api/v1/cameras", &cams)
-	if len(cams.Cameras) != 6 || cams.Cameras[0].Grid == nil || strings.Contains(cams.Cameras[0].MainURL, "demo@") {
-		t.Errorf("demo cameras: %+v, want 6 placed in grids, URLs without credentials", cams.Cameras)
+	if len(cams.Cameras) != domain.DemoCameras {
+		t.Errorf("demo cameras: %+v, want %d", cams.Cameras, domain.DemoCameras)
+	}
+	for _, c := range cams.Cameras {
+		if c.Grid == nil || strings.Contains(c.MainURL, "demo@") {
+			t.Errorf("demo camera %+v: want it placed in a grid, its URL without credentials", c)
+		}
 	}
 	// A second gridwatch on the same data dir is refused with a clear error.
 	cfg := *m.Config

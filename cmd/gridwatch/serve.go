@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -389,6 +390,11 @@ func (m *Main) serve() error {
 	deps.TrustedProxies = cfg.Proxies()
 	deps.Events = m.events
 	deps.Video = m.video
+	if m.rtsp != nil {
+		if _, port, err := net.SplitHostPort(m.rtsp.Addr()); err == nil {
+			deps.RTSPPort, _ = strconv.Atoi(port)
+		}
+	}
 	deps.Recordings, deps.Recorder, deps.RecordingsDir = m.domain.Footage, m.recorder, m.recordingsDir()
 	deps.Exports = m.exporter
 	deps.Viewings = m.viewings

@@ -36,8 +36,14 @@ func DemoAccounts() []DemoAccount {
 // hotline), for local use.
 const DemoIntegrationToken = "gw_demo-integration-token-for-local-use-only"
 
-// DemoCameras is how many cameras the demo city has: one per community.
-const DemoCameras = 6
+// DemoCameras is how many cameras the demo city has: one H.264 camera per
+// community (JS-CAM-01…06), and one H.265 dome without a sub stream in the
+// second grid of the first community (JS-H265-07), as many cameras in the
+// field are set: browsers without an H.265 decoder watch it transcoded.
+const DemoCameras = 7
+
+// DemoH265Camera is the code of the demo's H.265 camera.
+const DemoH265Camera = "JS-H265-07"
 
 // DemoOptions say how the demo is seeded.
 type DemoOptions struct {
@@ -96,11 +102,25 @@ func (d *Domain) seedDemoCity(ctx context.Context, features []geo.ImportFeature)
 func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, simURL func(int, string) string) error {
 	seen := map[string]bool{}
 	n := 0
-	for _, f := range city {
-		if f.Level != geo.LevelGrid || seen[f.ParentCode] {
+	var second *geo.ImportFeature // the first community's second grid
+	var places []*geo.ImportFeature
+	for i, f := range city {
+		if f.Level != geo.LevelGrid {
+			continue
+		}
+		if seen[f.ParentCode] {
+			if len(places) == 1 && second == nil && f.ParentCode == places[0].ParentCode {
+				second = &city[i]
+			}
 			continue
 		}
 		seen[f.ParentCode] = true
+		places = append(places, &city[i])
+	}
+	if second != nil {
+		places = append(places, second)
+	}
+	for _, f := range places {
 		n++
 		ring := f.Geometry.Polygon(0).Coords()[0]
 		var x, y float64
@@ -110,12 +130,22 @@ func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, 
 		}
 		k := float64(len(ring) - 1)
 		heading, fov, rng := float64((n*73)%360), 70.0, 180.0
-		code := fmt.Sprintf("JS-CAM-%02d", n)
-		main, sub := fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/main", n), fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/sub", n)
-		if simURL != nil {
-			main, sub = simURL(n, "main"), simURL(n, "sub")
+		code, name := fmt.Sprintf("JS-CAM-%02d", n), f.Name+" 路口摄像机"
+		mainStream, subStream := "main", "sub"
+		if f == second {
+			code, name, mainStream, subStream = DemoH265Camera, f.Name+" H.265 球机", "h265", ""
 		}
-		sp := camera.Spec{Code: code, Name: f.Name + " 路口摄像机", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{x / k, y / k}},
+		main, sub := fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/%s", n, mainStream), ""
+		if subStream != "" {
+			sub = fmt.Sprintf("rtsp://demo:demo@127.0.0.1:8554/cam/%d/%s", n, subStream)
+		}
+		if simURL != nil {
+			main = simURL(n, mainStream)
+			if subStream != "" {
+				sub = simURL(n, subStream)
+			}
+		}
+		sp := camera.Spec{Code: code, Name: name, Location: &camera.Point{Type: "Point", Coordinates: [2]float64{x / k, y / k}},
 			Heading: &heading, FOV: &fov, Range: &rng, MainURL: main, SubURL: sub, Record: simURL != nil}
 		if err := sp.Check(geo.CRSWGS84); err != nil {
 			return fmt.Errorf("demo camera: %w", err)

@@ -48,10 +48,20 @@ func TestSeedDemo(t *testing.T) {
 		if len(cams) != domain.DemoCameras {
 			t.Errorf("round %d: %d cameras, want %d", round, len(cams), domain.DemoCameras)
 		}
+		h265 := 0
 		for _, c := range cams {
+			if c.Code == domain.DemoH265Camera {
+				h265++
+				if !strings.HasSuffix(c.MainURL, "/h265") || c.SubURL != "" {
+					t.Errorf("round %d: the H.265 camera: main %s, sub %q; want the simulator's h265 stream and no sub", round, c.MainURL, c.SubURL)
+				}
+			}
 			if !c.Record || c.Grid == nil || !strings.Contains(c.MainURL, fmt.Sprintf(":%d/", port)) {
 				t.Errorf("round %d: camera %s: record %v, grid %v, %s; want recording, placed, on port %d", round, c.Code, c.Record, c.Grid, c.MainURL, port)
 			}
+		}
+		if h265 != 1 {
+			t.Errorf("round %d: %d H.265 demo cameras, want 1", round, h265)
 		}
 		users, err := d.Auth.ListUsers(ctx)
 		if err != nil {

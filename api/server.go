@@ -61,9 +61,9 @@ type Deps struct {
 	BasemapStyleURL string
 	// RTSPPort is the RTSP re-serve's port (0: off), which the dashboard
 	// offers when a browser cannot play a camera itself.
-	RTSPPort int
-	MaxBodyBytes    int64
-	MaxVertices     int
+	RTSPPort     int
+	MaxBodyBytes int64
+	MaxVertices  int
 	// EventsRecheck is how often an open event stream checks that its
 	// session or token is still valid (default 30 s).
 	EventsRecheck time.Duration

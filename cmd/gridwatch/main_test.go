@@ -20,9 +20,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"gridwatch/internal/domain"
 	"gridwatch/assets"
 	"gridwatch/auth"
+	"gridwatch/internal/domain"
 	"gridwatch/internal/pgcluster"
 	"gridwatch/internal/testtool"
 )

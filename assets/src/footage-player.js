@@ -69,6 +69,11 @@ export async function attachPlaylist(video, url, start, { current = () => true, 
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (!data?.fatal || !live) return;
       const status = data.response?.code;
+      if (/codec/i.test(String(data.details))) {
+        // Footage of an H.265 camera in a browser without an H.265 decoder.
+        onFatal(`此浏览器无法解码这段录像的编码（H.265？）· This browser cannot decode this footage's codec (H.265?) — 请导出后用 VLC 播放 · export it and play the MP4 in VLC (${data.details})`);
+        return;
+      }
       onFatal(`回放出错 · Playback error — ${data.type}: ${data.details}${status ? ` (HTTP ${status})` : ''}`);
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {

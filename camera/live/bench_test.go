@@ -24,6 +24,7 @@ import (
 	"gridwatch/camera/pull"
 	"gridwatch/camera/rtspserve"
 	"gridwatch/camera/stream"
+	"gridwatch/internal/testtool"
 )
 
 // benchRig is camsim, a manager and an HTTP server answering
@@ -221,10 +222,13 @@ func BenchmarkFanOut(b *testing.B) {
 		}
 		measureFanOut(b, br.rig, cameras)
 	})
-	b.Run("rtsp-20x10", func(b *testing.B) { benchRTSP(b, cameras, viewers) })
+	b.Run("rtsp-20x10", func(b *testing.B) { benchRTSP(b, cameras, viewers, camsim.StreamMain) })
+	// The same with H.265 cameras (a similar bitrate): what the second
+	// codec costs the relay.
+	b.Run("rtsp-h265-20x10", func(b *testing.B) { benchRTSP(b, cameras, viewers, camsim.StreamH265) })
 	// The published reference: 10 cameras × 50 RTSP viewers (go2rtc 0.14
 	// cores / 62 MiB, MediaMTX 0.29 cores / 88 MiB, readers elsewhere).
-	b.Run("rtsp-10x50", func(b *testing.B) { benchRTSP(b, 10, 50) })
+	b.Run("rtsp-10x50", func(b *testing.B) { benchRTSP(b, 10, 50, camsim.StreamMain) })
 	b.Run("raw-relay-20x10", func(b *testing.B) {
 		br := startBenchRig(b, cameras)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -322,8 +326,11 @@ func measureFanOut(b *testing.B, r *rig, cameras int) {
 
 // benchRTSP measures the RTSP re-serve: viewers are minimal RTSP clients
 // reading over TCP.
-func benchRTSP(b *testing.B, cameras, viewers int) {
+func benchRTSP(b *testing.B, cameras, viewers int, simStream string) {
 	br := startBenchRig(b, cameras)
+	for cam := 1; cam <= cameras; cam++ {
+		br.setMain(int64(cam), simStream)
+	}
 	srv, err := rtspserve.New(rtspserve.Config{Addr: "127.0.0.1:0",
 		Access:  func(context.Context, string, int64) error { return nil },
 		Acquire: br.m.Acquire})
@@ -406,4 +413,63 @@ func totalFrames(r *rig) int64 {
 		n += s.Hub.Frames
 	}
 	return n
+}
+
+// BenchmarkTranscode measures what an H.265 camera costs when browsers
+// without an H.265 decoder watch it: one ffmpeg (H.265 to H.264, 640x360
+// at 25 fps) whether one or ten viewers watch. Reported: the ffmpeg
+// process's cores, the transcodes started (1 however many viewers), and
+// the gridwatch process's own cores beside it.
+func BenchmarkTranscode(b *testing.B) {
+	ffmpeg := testtool.Require(b, "ffmpeg")
+	for _, viewers := range []int{1, 10} {
+		b.Run(fmt.Sprintf("h265-to-h264-%dviewers", viewers), func(b *testing.B) {
+			r := newRig(b, camsim.Config{N: 1, Addr: "127.0.0.1:0"}, Config{Idle: time.Minute, FFmpeg: ffmpeg})
+			r.setMain(1, camsim.StreamH265)
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			defer func() { cancel(); wg.Wait() }()
+			for range viewers {
+				hub, release, err := r.m.Acquire(ctx, 1, Transcoded)
+				if err != nil {
+					b.Fatal(err)
+				}
+				v := hub.Subscribe()
+				wg.Go(func() {
+					defer release()
+					defer v.Close()
+					var batch []*stream.AccessUnit
+					for {
+						var err error
+						if batch, err = v.Next(ctx, batch); err != nil {
+							return
+						}
+						clear(batch)
+					}
+				})
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if st, ok := r.m.State(1, Transcoded); ok && st.Status == pull.StatusOnline {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatal("the transcode is not online after 30 s")
+				}
+				waitBriefly()
+			}
+			<-time.After(time.Second) // past ffmpeg's start
+			tc0, cpu0, wall0 := r.m.transcodes.cpu(), cpuTime(), time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				<-time.After(time.Second)
+			}
+			b.StopTimer()
+			wall := time.Since(wall0).Seconds()
+			b.ReportMetric((r.m.transcodes.cpu()-tc0).Seconds()/wall, "ffmpeg-cores")
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/wall, "gridwatch-cores")
+			b.ReportMetric(float64(r.m.transcodes.started.Load()), "transcodes")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

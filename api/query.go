@@ -94,6 +94,8 @@ var queryParams = map[string][]string{
 	"GET /api/v1/grids/:id/cameras":              append([]string{"bbox", "status"}, pageQuery...),
 	"GET /api/v1/cameras/:id/live":               {"stream"},
 	"GET /api/v1/cameras/:id/hls/:file":          {"stream"},
+	"POST /api/v1/cameras/:id/whep":              {"stream"},
+	"DELETE /api/v1/cameras/:id/whep/:session":   nil,
 	"GET /api/v1/cameras/:id/recordings":         {"from", "to"},
 	"GET /api/v1/recording/status":               nil,
 	"GET /api/v1/cameras/:id/playback.m3u8":      {"from", "to"},
@@ -132,6 +134,7 @@ const (
 var bodyKinds = map[string]bodyKind{
 	"POST /api/v1/incidents/bulk":            bodyRaw,
 	"POST /api/v1/incidents/:id/attachments": bodyRaw,
+	"POST /api/v1/cameras/:id/whep":          bodyRaw, // an SDP offer, read by pion
 }
 
 // queryRules is queryParams with the route packages' entries.

@@ -35,6 +35,7 @@ import (
 	"gridwatch/camera"
 	"gridwatch/camera/live"
 	"gridwatch/camera/record"
+	"gridwatch/camera/whep"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
@@ -82,6 +83,8 @@ type Deps struct {
 	TrustedProxies []string
 	// Video runs the camera streams; nil answers 503 on the video routes.
 	Video *live.Manager
+	// WHEP answers WebRTC offers for the camera streams; nil answers 503.
+	WHEP *whep.Server
 	// Recordings is the footage index, RecordingsDir where its files are.
 	Recordings    *record.Store
 	RecordingsDir string
@@ -213,6 +216,8 @@ func (s *Server) Routes() []Route {
 		httpapi.R("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.inGrid(s.gridCameras)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
+		httpapi.KeyParam(httpapi.R("POST", "/api/v1/cameras/:id/whep", auth.VideoLive, s.whepOffer)),
+		httpapi.KeyParam(httpapi.R("DELETE", "/api/v1/cameras/:id/whep/:session", auth.VideoLive, s.whepDelete)),
 		httpapi.R("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
 		httpapi.R("GET", "/api/v1/recording/status", auth.VideoPlayback, s.recordingStatus),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/playback.m3u8", auth.VideoPlayback, s.playback)),

@@ -27,10 +27,11 @@ const (
 // Viewing protocols as recorded. The column is an open string, so a new
 // output (WebRTC) needs no migration.
 const (
-	ProtoMSE  = "mse"  // fMP4 over a WebSocket
-	ProtoHLS  = "hls"  // live HLS, or the playback playlist and its byte ranges
-	ProtoRTSP = "rtsp" // the RTSP re-serve
-	ProtoFile = "mp4"  // a recorded file fetched on its own
+	ProtoMSE  = "mse"    // fMP4 over a WebSocket
+	ProtoHLS  = "hls"    // live HLS, or the playback playlist and its byte ranges
+	ProtoRTSP = "rtsp"   // the RTSP re-serve
+	ProtoFile = "mp4"    // a recorded file fetched on its own
+	ProtoRTC  = "webrtc" // WebRTC (WHEP)
 )
 
 // Viewing is one session of watching a camera: who, how, which camera and

@@ -59,6 +59,9 @@ type Config struct {
 	TLSCert             string
 	TLSKey              string
 	TrustedProxies      string
+	// WebRTCPublicIPs are the addresses WebRTC announces instead of the
+	// host's (a server behind 1:1 NAT), comma-separated.
+	WebRTCPublicIPs string
 }
 
 // DefaultConfig returns the defaults.
@@ -152,6 +155,7 @@ func options() []option {
 	certSet, certGet := str(func(c *Config) *string { return &c.TLSCert })
 	keySet, keyGet := str(func(c *Config) *string { return &c.TLSKey })
 	proxSet, proxGet := str(func(c *Config) *string { return &c.TrustedProxies })
+	rtcSet, rtcGet := str(func(c *Config) *string { return &c.WebRTCPublicIPs })
 	recordingMaxBytesSet, recordingMaxBytesGet := setting(func(c *Config) *int64 { return &c.RecordingMaxBytes }, parseInt64, formatInt64)
 	recordingMinFreeSet, recordingMinFreeGet := setting(func(c *Config) *int64 { return &c.RecordingMinFree }, parseInt64, formatInt64)
 	exportMaxPendingSet, exportMaxPendingGet := setting(func(c *Config) *int { return &c.ExportMaxPending }, strconv.Atoi, strconv.Itoa)
@@ -203,6 +207,7 @@ func options() []option {
 		opt("tls-cert", "TLS certificate file (PEM); with --tls-key, serve HTTPS", certSet, certGet),
 		opt("tls-key", "TLS private key file (PEM)", keySet, keyGet),
 		opt("trusted-proxies", "comma-separated proxy addresses/CIDRs allowed to set X-Forwarded-For (default none)", proxSet, proxGet),
+		opt("webrtc-public-ips", "comma-separated addresses WebRTC announces instead of this host's (behind 1:1 NAT); default the host's own", rtcSet, rtcGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -409,6 +414,11 @@ func (c *Config) Validate() error {
 	if c.ExportMaxAge <= 0 {
 		bad("export-max-age", "%v: want a positive duration", c.ExportMaxAge)
 	}
+	for _, ip := range c.WebRTCIPs() {
+		if net.ParseIP(ip) == nil {
+			bad("webrtc-public-ips", "%q is not an IP address", ip)
+		}
+	}
 	if c.TranscodeMax < 1 {
 		bad("transcode-max", "%d: want at least 1", c.TranscodeMax)
 	}
@@ -431,6 +441,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// WebRTCIPs returns the addresses WebRTC announces, as a list.
+func (c *Config) WebRTCIPs() []string {
+	var out []string
+	for _, p := range strings.Split(c.WebRTCPublicIPs, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Proxies returns the trusted proxies as a list.

@@ -29,6 +29,7 @@ import (
 	"gridwatch/camera/record"
 	"gridwatch/camera/rtspserve"
 	"gridwatch/camera/video"
+	"gridwatch/camera/whep"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
@@ -85,6 +86,8 @@ type Main struct {
 	// stopVideo ends the camera streams (and so the video viewers) when
 	// shutdown starts; hijacked WebSockets are not waited for by Shutdown.
 	stopVideo context.CancelFunc
+	// whep answers WebRTC offers (nil before the video starts).
+	whep *whep.Server
 }
 
 // NewMain returns a Main for cfg.
@@ -243,7 +246,23 @@ func (m *Main) startBackground(ctx context.Context) error {
 		m.Logger.Warn("live events: not listening after 30 s; starting the cameras anyway")
 	}
 	m.startVideo()
+	if err := m.startWHEP(); err != nil {
+		return err
+	}
 	return m.startRTSP()
+}
+
+// startWHEP answers WebRTC (WHEP) offers for the camera streams.
+func (m *Main) startWHEP() error {
+	srv, err := whep.New(whep.Config{Acquire: m.video.Acquire, Logger: m.Logger.With("component", "webrtc"),
+		PublicIPs: m.Config.WebRTCIPs()})
+	if err != nil {
+		return fmt.Errorf("webrtc: %w", err)
+	}
+	m.whep = srv
+	prev := m.stopVideo
+	m.stopVideo = func() { srv.Close(); prev() }
+	return nil
 }
 
 // startViewings starts the view log: who watched which camera, live or
@@ -390,6 +409,7 @@ func (m *Main) serve() error {
 	deps.TrustedProxies = cfg.Proxies()
 	deps.Events = m.events
 	deps.Video = m.video
+	deps.WHEP = m.whep
 	if m.rtsp != nil {
 		if _, port, err := net.SplitHostPort(m.rtsp.Addr()); err == nil {
 			deps.RTSPPort, _ = strconv.Atoi(port)

@@ -1,0 +1,384 @@
+// Package whep serves camera streams over WebRTC, answering WHEP offers
+// (the WebRTC-HTTP Egress Protocol, draft-ietf-wish-whep, which go2rtc and
+// MediaMTX speak too): a viewer POSTs an SDP offer, gets an answer, and
+// receives the camera's video over SRTP with sub-second latency.
+//
+// A session reads the camera's hub like every other output. Its first
+// pictures are the hub's cached group of pictures, sent at once with tiny
+// durations so the browser decodes through them and shows the latest
+// picture immediately instead of queueing a GOP's worth of delay; after that
+// each picture keeps its own duration. H.264 goes as it arrives; an H.265
+// camera goes as H.265 to a viewer whose offer includes it, and otherwise
+// from the camera's transcoded H.264 stream.
+//
+// Offers are answered without trickle ICE: the answer carries the server's
+// host candidates (and any configured public addresses), so one POST
+// suffices, as WHEP allows.
+package whep
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"gridwatch"
+	"gridwatch/camera/stream"
+)
+
+// Acquirer hands out a camera stream's hub (live.Manager.Acquire).
+type Acquirer func(ctx context.Context, camera int64, name string) (*stream.Hub, func(), error)
+
+// Config configures a Server.
+type Config struct {
+	Acquire Acquirer
+	Logger  *slog.Logger
+	// PublicIPs are addresses to announce instead of the host's own (a
+	// server behind 1:1 NAT); empty: the host's addresses.
+	PublicIPs []string
+	// UDPPortMin and UDPPortMax bound the ports sessions use (0: any).
+	UDPPortMin, UDPPortMax uint16
+	// GatherTimeout bounds waiting for the server's candidates (default 2 s).
+	GatherTimeout time.Duration
+	// MaxSessions bounds the sessions at once (default 500).
+	MaxSessions int
+}
+
+// Server answers WHEP offers and runs their sessions.
+type Server struct {
+	cfg Config
+	api *webrtc.API
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// New makes a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Acquire == nil {
+		return nil, errors.New("whep: Acquire is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.GatherTimeout <= 0 {
+		cfg.GatherTimeout = 2 * time.Second
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 500
+	}
+	me := &webrtc.MediaEngine{}
+	for _, c := range []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032"}, PayloadType: 112},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}, PayloadType: 49},
+	} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("whep: %w", err)
+		}
+	}
+	se := webrtc.SettingEngine{}
+	// A viewer on the same host (the demo, the tests) reaches loopback.
+	se.SetIncludeLoopbackCandidate(true)
+	// Host candidates only, no mDNS: the server's addresses are what the
+	// viewer must reach.
+	se.SetICEMulticastDNSMode(0)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	if cfg.UDPPortMin > 0 || cfg.UDPPortMax > 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("whep: UDP ports: %w", err)
+		}
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+	return &Server{cfg: cfg, api: api, log: cfg.Logger, sessions: map[string]*Session{}}, nil
+}
+
+// Session is one viewer's WebRTC session.
+type Session struct {
+	ID     string
+	Camera int64
+	// Stream is the camera stream it plays (main, sub, or h264 when an
+	// H.265 camera is transcoded for a viewer without H.265).
+	Stream string
+	// Codec is what it sends: "H264" or "H265".
+	Codec string
+
+	pc      *webrtc.PeerConnection
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	bytes   int64
+	started time.Time
+}
+
+// Bytes is how many bytes of video the session has sent so far.
+func (s *Session) Bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// Done is closed once the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close ends the session; it returns once its writer has stopped.
+func (s *Session) Close() {
+	s.cancel()
+	<-s.done
+}
+
+// offersH265 reports whether an SDP offer lists H.265 among its video codecs.
+func offersH265(offer string) bool {
+	return strings.Contains(strings.ToUpper(offer), "H265/90000")
+}
+
+// Offer answers a viewer's SDP offer for a camera stream ("main" or
+// "sub"): the session starts and its answer is returned. The session runs
+// until the viewer leaves (ICE fails or the connection closes), Close or
+// Delete ends it, or the stream ends.
+func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*Session, string, error) {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "WebRTC is shutting down")
+	case len(s.sessions) >= s.cfg.MaxSessions:
+		s.mu.Unlock()
+		return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "this node has %d WebRTC sessions, its limit", len(s.sessions))
+	}
+	s.mu.Unlock()
+	if !strings.Contains(offer, "m=video") {
+		return nil, "", gridwatch.Errorf(gridwatch.EInvalid, "the SDP offer has no video medium")
+	}
+	hub, release, err := s.cfg.Acquire(ctx, camera, name)
+	if err != nil {
+		return nil, "", err
+	}
+	rctx, cancelReady := context.WithTimeout(ctx, 15*time.Second)
+	params, err := hub.Ready(rctx)
+	cancelReady()
+	if err != nil {
+		release()
+		return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "camera %d has sent no picture yet", camera)
+	}
+	codec, playing := webrtc.MimeTypeH264, name
+	if params.Kind == stream.H265 {
+		if offersH265(offer) {
+			codec = webrtc.MimeTypeH265
+		} else {
+			// The viewer cannot take H.265: its H.264 transcode.
+			release()
+			playing = "h264"
+			if hub, release, err = s.cfg.Acquire(ctx, camera, playing); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	sess, answer, err := s.start(camera, playing, codec, hub, offer)
+	if err != nil {
+		release()
+		return nil, "", err
+	}
+	s.wg.Go(func() {
+		defer release()
+		<-sess.done
+	})
+	return sess, answer, nil
+}
+
+func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, offer string) (*Session, string, error) {
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, "", fmt.Errorf("whep: %w", err)
+	}
+	fail := func(err error) (*Session, string, error) {
+		_ = pc.Close()
+		return nil, "", err
+	}
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: codec, ClockRate: 90000}, "video", "gridwatch")
+	if err != nil {
+		return fail(err)
+	}
+	sender, err := pc.AddTrack(track)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(gridwatch.Errorf(gridwatch.EInvalid, "the SDP offer: %v", err))
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(gridwatch.Errorf(gridwatch.EInvalid, "no answer to the offer (does it receive %s video?): %v", strings.TrimPrefix(codec, "video/"), err))
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fail(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(s.cfg.GatherTimeout):
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sess := &Session{ID: newID(), Camera: camera, Stream: name, Codec: strings.TrimPrefix(codec, "video/"),
+		pc: pc, cancel: cancel, done: make(chan struct{}), started: time.Now()}
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			once.Do(func() { close(connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateDisconnected:
+			cancel()
+		}
+	})
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		return fail(gridwatch.Errorf(gridwatch.EUnavailable, "WebRTC is shutting down"))
+	}
+	s.sessions[sess.ID] = sess
+	s.mu.Unlock()
+	local := pc.LocalDescription()
+	s.wg.Go(func() {
+		defer close(sess.done)
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess.ID)
+			s.mu.Unlock()
+			_ = pc.Close()
+		}()
+		// RTCP from the viewer (receiver reports, PLI) must be read for
+		// the interceptors to work; its content is not needed here.
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := sender.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		// A viewer that never connects is given up after a while.
+		select {
+		case <-connected:
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Second):
+			s.log.Info("whep: the viewer never connected", "camera", camera)
+			return
+		}
+		if err := sess.send(ctx, hub, track); err != nil && ctx.Err() == nil {
+			s.log.Info("whep: session ended", "camera", camera, "err", err)
+		}
+	})
+	return sess, local.SDP, nil
+}
+
+// send writes the hub's pictures to the track until ctx ends or the hub
+// does. The pictures of each batch but the last go with a tiny duration,
+// so a burst (the cached GOP, a backlog) is decoded through at once and
+// the viewer stays at the live edge.
+func (sess *Session) send(ctx context.Context, hub *stream.Hub, track *webrtc.TrackLocalStaticSample) error {
+	v := hub.Subscribe()
+	defer v.Close()
+	var batch []*stream.AccessUnit
+	var buf []byte
+	for {
+		var err error
+		batch, err = v.Next(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for i, au := range batch {
+			d := stream.Duration(au.Duration)
+			if i < len(batch)-1 {
+				d = time.Millisecond
+			}
+			buf, err = annexB(buf[:0], au.NALUs)
+			if err != nil {
+				return err
+			}
+			if err := track.WriteSample(media.Sample{Data: buf, Duration: d}); err != nil {
+				return err
+			}
+			sess.mu.Lock()
+			sess.bytes += int64(len(buf))
+			sess.mu.Unlock()
+		}
+		clear(batch)
+	}
+}
+
+// annexB writes NAL units with start codes, as pion's payloaders take them.
+func annexB(dst []byte, nalus [][]byte) ([]byte, error) {
+	b, err := h264.AnnexB(nalus).Marshal()
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// Delete ends a session by id; false when there is none.
+func (s *Server) Delete(id string) bool {
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess == nil {
+		return false
+	}
+	sess.Close()
+	return true
+}
+
+// Get returns a running session by id.
+func (s *Server) Get(id string) *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+// Sessions is the number of running sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close ends every session and refuses new ones; it returns once all have
+// stopped.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.cancel()
+	}
+	s.wg.Wait()
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -62,7 +62,8 @@ func (e *env) doType(method, path, ctype string, body []byte) response {
 func TestBadTextInBodiesIs400OnEveryRoute(t *testing.T) {
 	e := newEnv(t)
 	e.importDemo()
-	raw := map[string]bool{"POST /api/v1/incidents/bulk": true, "POST /api/v1/incidents/:id/attachments": true}
+	// Bodies that are not JSON: NDJSON, photos, an SDP offer.
+	raw := map[string]bool{"POST /api/v1/incidents/bulk": true, "POST /api/v1/incidents/:id/attachments": true, "POST /api/v1/cameras/:id/whep": true}
 	for _, tc := range []struct {
 		name, body, field string
 	}{

@@ -29,6 +29,7 @@ import (
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/live"
+	"gridwatch/camera/whep"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
 	"gridwatch/camera/video"
@@ -112,6 +113,12 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 			func(_ live.Key, err error) { t.Errorf("set status: %v", err) })
 		cams.AfterChange(func(ctx context.Context) { _ = ve.video.Refresh(ctx) })
 		d.Video = ve.video
+		w, err := whep.New(whep.Config{Acquire: ve.video.Acquire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		d.WHEP = w
 		d.Recordings, d.RecordingsDir, d.Recorder = footage, recDir, rec
 		limits := ve.exportLimits
 		limits.FreeSpace = func(string) (uint64, error) {

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/internal/cliptest"
 	"gridwatch/camera/stream"
+	"gridwatch/camera/whep/wheptest"
 )
 
 // noLeaks checks, after everything else the test set up has been torn
@@ -52,106 +52,17 @@ func publisher(t *testing.T, clip string) *stream.Hub {
 	return hub
 }
 
-// received is what a viewer got: pictures (by marker bit), whether the
-// first one was a keyframe, and when the first packet came.
-type received struct {
-	mu       sync.Mutex
-	mime     string
-	pictures int
-	firstKey bool
-	first    time.Time
-	got      chan struct{} // closed at the 25th picture
-}
-
-// view is a WHEP viewer (pion, as a browser would be): it offers to receive
-// video (H.264, and H.265 when h265), posts the offer to srv and reads what
-// comes.
-func view(t *testing.T, srv *Server, camera int64, h265 bool) (*Session, *received, time.Time) {
+// view offers straight to srv for the camera's main stream.
+func view(t *testing.T, srv *Server, camera int64, h265 bool) (*Session, *wheptest.Viewer) {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	codecs := []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}}
-	if h265 {
-		codecs = append(codecs, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}, PayloadType: 49})
-	}
-	for _, c := range codecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			t.Fatal(err)
-		}
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(0)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	rec := &received{got: make(chan struct{})}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		rec.mu.Lock()
-		rec.mime = tr.Codec().MimeType
-		rec.mu.Unlock()
-		for {
-			pkt, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			rec.packet(pkt, tr.Codec().MimeType == webrtc.MimeTypeH265)
-		}
+	var sess *Session
+	v := wheptest.Dial(t, h265, func(offer string) (string, error) {
+		var answer string
+		var err error
+		sess, answer, err = srv.Offer(context.Background(), camera, "main", offer)
+		return answer, err
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	asked := time.Now()
-	sess, answer, err := srv.Offer(context.Background(), camera, "main", pc.LocalDescription().SDP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	return sess, rec, asked
-}
-
-func (r *received) packet(p *rtp.Packet, h265 bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.first.IsZero() {
-		r.first = time.Now()
-		// The first packet starts the first picture: a keyframe's
-		// parameter set (SPS 7 / VPS 32), alone or aggregated.
-		if len(p.Payload) > 3 {
-			if h265 {
-				t := (p.Payload[0] >> 1) & 0x3f
-				if t == 48 { // AP: its first unit's header
-					t = (p.Payload[4] >> 1) & 0x3f
-				}
-				r.firstKey = t == 32 || t == 33 || t == 34 || (t >= 16 && t <= 21)
-			} else {
-				t := p.Payload[0] & 0x1f
-				if t == 24 { // STAP-A
-					t = p.Payload[3] & 0x1f
-				}
-				r.firstKey = t == 7 || t == 8 || t == 5
-			}
-		}
-	}
-	if p.Marker {
-		r.pictures++
-		if r.pictures == 25 {
-			close(r.got)
-		}
-	}
+	return sess, v
 }
 
 // A viewer gets the camera's picture at once (from the cached GOP, a
@@ -172,18 +83,11 @@ func TestWHEPPlaysH264(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	sess, rec, asked := view(t, srv, 1, false)
-	select {
-	case <-rec.got:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("25 pictures not received in 20 s (%d)", rec.pictures)
-	}
-	rec.mu.Lock()
-	first, firstKey, mime := rec.first.Sub(asked), rec.firstKey, rec.mime
-	rec.mu.Unlock()
-	t.Logf("first packet %v after the offer was posted", first)
-	if !firstKey || mime != webrtc.MimeTypeH264 || sess.Codec != "H264" || sess.Stream != "main" {
-		t.Errorf("first picture a keyframe: %v; track %s; session %+v", firstKey, mime, sess)
+	sess, v := view(t, srv, 1, false)
+	st := v.Wait(t, 20*time.Second)
+	t.Logf("first packet %v after the offer was posted", st.First.Sub(v.Asked))
+	if !st.FirstKey || st.Mime != webrtc.MimeTypeH264 || sess.Codec != "H264" || sess.Stream != "main" {
+		t.Errorf("first picture a keyframe: %v; track %s; session %+v", st.FirstKey, st.Mime, sess)
 	}
 	if sess.Bytes() == 0 || srv.Sessions() != 1 {
 		t.Errorf("session sent %d bytes; %d sessions", sess.Bytes(), srv.Sessions())
@@ -212,17 +116,10 @@ func TestWHEPH265OrTranscode(t *testing.T) {
 		offers           bool
 		codec, streamWas string
 	}{{true, "H265", "main"}, {false, "H264", "h264"}} {
-		sess, rec, _ := view(t, srv, 7, tc.offers)
-		select {
-		case <-rec.got:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("offer with H.265 %v: 25 pictures not received in 20 s (%d)", tc.offers, rec.pictures)
-		}
-		rec.mu.Lock()
-		firstKey := rec.firstKey
-		rec.mu.Unlock()
-		if sess.Codec != tc.codec || sess.Stream != tc.streamWas || !firstKey {
-			t.Errorf("offer with H.265 %v: session %s from %s, first a keyframe %v; want %s from %s", tc.offers, sess.Codec, sess.Stream, firstKey, tc.codec, tc.streamWas)
+		sess, v := view(t, srv, 7, tc.offers)
+		st := v.Wait(t, 20*time.Second)
+		if sess.Codec != tc.codec || sess.Stream != tc.streamWas || !st.FirstKey {
+			t.Errorf("offer with H.265 %v: session %s from %s, first a keyframe %v; want %s from %s", tc.offers, sess.Codec, sess.Stream, st.FirstKey, tc.codec, tc.streamWas)
 		}
 		sess.Close()
 	}

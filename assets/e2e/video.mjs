@@ -162,18 +162,27 @@ async function openGrid(page, cand) {
 
 /** sample reads a <video>'s clock, decoded pictures and size. */
 function sample(page, selector) {
-  return page.evaluate((sel) => {
+  return page.evaluate(async (sel) => {
     const v = document.querySelector(sel);
     if (!v) return null;
     const b = v.buffered;
+    // How far behind live: the MSE buffer's live edge, or for WebRTC the
+    // receiver's mean jitter-buffer delay (getStats of the peer connection).
+    let lag = b.length ? b.end(b.length - 1) - v.currentTime : null;
+    if (v.srcObject && v.rtcPeer) {
+      (await v.rtcPeer.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video' && r.jitterBufferEmittedCount > 0) lag = r.jitterBufferDelay / r.jitterBufferEmittedCount;
+      });
+    }
     return {
+      engine: v.srcObject ? 'webrtc' : 'mse',
       t: v.currentTime,
       frames: v.getVideoPlaybackQuality().totalVideoFrames,
       dropped: v.getVideoPlaybackQuality().droppedVideoFrames,
       width: v.videoWidth,
       height: v.videoHeight,
       paused: v.paused,
-      lag: b.length ? b.end(b.length - 1) - v.currentTime : null,
+      lag,
       now: performance.now(),
     };
   }, selector);
@@ -196,7 +205,7 @@ async function tileInfo(page, id) {
     const li = document.querySelector(`#panel li.vtile[data-video-camera="${id}"]`);
     if (!li) return null;
     const o = li.querySelector('.vtile-overlay');
-    return { state: li.dataset.state, status: li.dataset.status, overlay: o && !o.hidden ? o.textContent.trim() : '', firstFrameAt: Number(li.dataset.firstFrameAt) || 0, startedAt: Number(li.dataset.startedAt) || 0 };
+    return { state: li.dataset.state, status: li.dataset.status, engine: li.dataset.engine, overlay: o && !o.hidden ? o.textContent.trim() : '', firstFrameAt: Number(li.dataset.firstFrameAt) || 0, startedAt: Number(li.dataset.startedAt) || 0 };
   }, id);
 }
 
@@ -227,6 +236,9 @@ async function run() {
   browser = await launch({ args: ['--autoplay-policy=no-user-gesture-required'] });
   const { context, page, watcher, sockets } = await newPage();
   const { problems, check } = watcher;
+  // A camera that sends nothing (step 4's unreachable one) answers WebRTC
+  // offers 503 at once; its tile falls back to MSE, which reports its state.
+  watcher.expect('POST', /^\/api\/v1\/cameras\/\d+\/whep$/, 503);
   await signIn(page, 'demo-operator', 'gridwatch-operator');
   const gridsLoaded = await waitGrids(page, problems);
 
@@ -264,7 +276,9 @@ async function run() {
   const wallSize = await page.evaluate(() => document.querySelectorAll('#panel li.vtile').length);
   const wall = await plays(page, `${tileSel} video`, `the wall's tile of ${cam.code}`);
   if (wall.b.width !== 320) throw new Error(`the wall's tile plays ${wall.b.width}×${wall.b.height}, want the 320×180 sub stream`);
-  if (!(wall.b.lag < 1.2)) throw new Error(`the wall's tile is ${wall.b.lag?.toFixed(2)} s behind its buffered live edge, want < 1.2 s`);
+  if (!(wall.b.lag < 1.2)) throw new Error(`the wall's tile is ${wall.b.lag?.toFixed(2)} s behind its live edge, want < 1.2 s`);
+  // Chromium has WebRTC: the tile plays over it (MSE is the fallback).
+  if (wall.b.engine !== 'webrtc' || (await tileInfo(page, cam.id)).engine !== 'webrtc') throw new Error(`the wall's tile plays over ${wall.b.engine} (tile says ${(await tileInfo(page, cam.id)).engine}), want WebRTC`);
   const afterWall = await tileInfo(page, cam.id);
   if (afterWall.state !== 'playing' || afterWall.overlay) throw new Error(`the playing tile shows ${JSON.stringify(afterWall)}`);
   await check('the wall');
@@ -469,8 +483,8 @@ async function run() {
       first_frame_ms: firstFrameMs,
       tile_start_ms: Math.round(tile.startedAt - clickAt),
       tile_first_frame_ms: tileFirstFrameMs,
-      wall: { fps: wall.fps, advanced_s: wall.advanced_s, lag_s: +wall.b.lag.toFixed(3), size: `${wall.b.width}x${wall.b.height}`, dropped: wall.b.dropped },
-      player: { fps: mainPlay.fps, advanced_s: mainPlay.advanced_s, lag_s: +mainPlay.b.lag.toFixed(3), size: `${mainPlay.b.width}x${mainPlay.b.height}`, stats },
+      wall: { engine: wall.b.engine, fps: wall.fps, advanced_s: wall.advanced_s, lag_s: +wall.b.lag.toFixed(3), size: `${wall.b.width}x${wall.b.height}`, dropped: wall.b.dropped },
+      player: { engine: mainPlay.b.engine, fps: mainPlay.fps, advanced_s: mainPlay.advanced_s, lag_s: +(mainPlay.b.lag ?? NaN).toFixed(3), size: `${mainPlay.b.width}x${mainPlay.b.height}`, stats },
       card,
       offline_tile: offline.overlay,
       events: { back_online_ms: backOnlineMs, offline_again_ms: offlineAgainMs },

@@ -11,6 +11,9 @@
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { el, wireModal } from './dom.js';
 import { LivePlayer, STREAM_LABEL } from './video.js';
+
+// ENGINE_LABEL names how a player plays, shown on its tile and in its figures.
+const ENGINE_LABEL = { webrtc: 'WebRTC', mse: 'MSE', hls: 'HLS' };
 import { formatBitrate, formatFps, offlineText } from './video-format.js';
 
 const MAX_TILES = 24; // more cameras are listed, not played at once
@@ -153,8 +156,10 @@ export class VideoWall {
     );
     const li = el('li', { className: 'vtile', dataset: { videoCamera: String(cam.id), state: 'idle', status: cam.status ?? '' } }, btn);
     const via = el('span', { className: 'vtile-via', hidden: true });
+    const engineEl = el('span', { className: 'vtile-engine', title: '播放方式 · How this tile plays' });
     btn.append(via);
-    const t = { cam, li, video, overlay, badge: b, via, player: null, visible: false, offTimer: 0 };
+    btn.querySelector('.vtile-bar')?.append(engineEl);
+    const t = { cam, li, video, overlay, badge: b, via, engineEl, player: null, visible: false, offTimer: 0 };
     t.player = new LivePlayer(video, { cameraId: cam.id, stream: 'sub', onChange: () => this.render(t) });
     btn.addEventListener('click', () => this.onOpen(t.cam, btn));
     this.render(t);
@@ -170,6 +175,8 @@ export class VideoWall {
     // Which stream plays: the sub stream, or its fallback when this browser
     // cannot decode it (an H.265 camera): the tile says so.
     if (p) t.li.dataset.playing = p.stream;
+    if (p?.engine) t.li.dataset.engine = p.engine;
+    t.engineEl.textContent = p?.engine && p.phase === 'playing' ? ENGINE_LABEL[p.engine] ?? p.engine : '';
     t.via.hidden = !p || p.stream === p.asked;
     t.via.textContent = p ? (STREAM_LABEL[p.stream] ?? p.stream) : '';
     if (p?.firstFrameAt) t.li.dataset.firstFrameAt = String(Math.round(p.firstFrameAt));
@@ -322,6 +329,7 @@ export class PlayerDialog {
     // The stream playing may be a fallback of the one asked for (an H.265
     // camera in a browser without H.265): say which.
     this.dialog.dataset.playing = p.stream;
+    if (p.engine) this.dialog.dataset.engine = p.engine;
     this.streamLabel.textContent = STREAM_LABEL[p.stream] ?? p.stream;
     this.badge.dataset.status = status;
     this.badge.textContent = CAMERA_STATUS_LABEL[status] ?? status;
@@ -351,7 +359,8 @@ export class PlayerDialog {
       const lag = p.latency;
       if (Number.isFinite(lag)) parts.push(`缓冲 buffer ${lag.toFixed(2)} s`);
     }
-    if (p.mime) parts.push(p.mime.replace(/^video\/mp4;\s*codecs="?([^"]+)"?$/, '$1'));
+    if (p.mime) parts.push(p.mime.replace(/^video\/mp4;\s*codecs="?([^"]+)"?$/, '$1').replace(/^video\//, ''));
+    if (p.engine) parts.push(ENGINE_LABEL[p.engine] ?? p.engine);
     this.stats.textContent = parts.join(' · ');
   }
 }

@@ -18,12 +18,23 @@
 import { getJSON } from './api.js';
 import { MediaFeed } from './video-mse.js';
 import { Reconnect, backoffMs } from './reconnect.js';
+import { RTCFeed, webrtcSupported } from './video-webrtc.js';
 
 const STALL_MS = 3000; // no new picture for this long while online: "buffering"
 const RESTART_STALLED_MS = 10000; // … and for this long: reconnect
 const SILENT_MS = 15000; // an open socket that has said nothing this long, before any picture: reconnect
 const BACKOFF_FIRST_MS = 500; // the first retry's wait, doubled for each one after …
 const BACKOFF_MAX_MS = 15000; // … up to this
+const RTC_FIRST_PICTURE_MS = 6000; // a WebRTC session without a picture by then falls back to MSE
+
+// noWebRTC: WebRTC switched off for this browser (localStorage gridwatch.webrtc = "off"), to compare or to work around a network.
+function noWebRTC() {
+  try {
+    return localStorage.getItem('gridwatch.webrtc') === 'off';
+  } catch {
+    return false;
+  }
+}
 
 /** STREAM_LABEL names the streams of a camera (h264: the main stream transcoded by the server). */
 export const STREAM_LABEL = { main: '主码流 main', sub: '子码流 sub', h264: '转码 H.264 transcoded' };
@@ -85,6 +96,7 @@ const CSP_MESSAGE = "页面安全策略阻止了视频 · The page's Content-Sec
  *   width, height, mime   from the last codec message
  *   stream    the stream playing: the one asked for, or its fallback (FALLBACK) when
  *             this browser cannot decode that one's codec; asked: the one asked for
+ *   engine    how it plays: 'webrtc' (tried first, WHEP), 'mse' (fMP4 over a WebSocket) or 'hls'
  *   firstFrameAt          performance.now() of the first picture shown (0 until then)
  *   startedAt             performance.now() of start()
  */
@@ -102,6 +114,12 @@ export class LivePlayer {
     this.height = 0;
     this.mime = '';
     this.mode = mseSupported() ? 'mse' : hlsPlayable(video) ? 'hls' : 'none';
+    // WebRTC first where the browser has it; a failure falls back to this
+    // mode until the player is started again.
+    this.rtcAllowed = webrtcSupported() && !noWebRTC();
+    this.rtcFailed = false;
+    this.rtc = null;
+    this.engine = '';
     this.startedAt = 0;
     this.firstFrameAt = 0;
     this.bytesIn = 0;
@@ -136,11 +154,12 @@ export class LivePlayer {
     this.active = true;
     this.error = '';
     this.stream = this.asked;
+    this.rtcFailed = false;
     this.retrying.attempts = 0;
     this.startedAt = performance.now();
     this.firstFrameAt = 0;
-    if (this.mode === 'none') {
-      this.fail('此浏览器无法播放实时视频 · This browser cannot play live video (no MSE, no HLS)');
+    if (this.mode === 'none' && !this.rtcAllowed) {
+      this.fail('此浏览器无法播放实时视频 · This browser cannot play live video (no WebRTC, no MSE, no HLS)');
       return;
     }
     this.watchTimer = setInterval(() => this.watch(), 500);
@@ -202,6 +221,14 @@ export class LivePlayer {
     if (!this.active) return;
     this.stalled = false;
     this.lastProgress = performance.now();
+    if (this.rtcAllowed && !this.rtcFailed) {
+      this.startWebRTC();
+      return;
+    }
+    if (this.mode === 'none') {
+      this.fail('此浏览器无法播放实时视频 · This browser cannot play live video (WebRTC failed; no MSE, no HLS)');
+      return;
+    }
     if (this.mode === 'hls') {
       this.startHLS();
       return;
@@ -215,6 +242,7 @@ export class LivePlayer {
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
+    this.engine = 'mse';
     this.feed.haveCodec = false; // a new socket starts with a codec message
     this.lastMessage = performance.now();
     let opened = false;
@@ -245,6 +273,11 @@ export class LivePlayer {
   }
 
   closeSocket() {
+    if (this.rtc) {
+      clearTimeout(this.rtcTimer);
+      this.rtc.close();
+      this.rtc = null;
+    }
     const ws = this.ws;
     this.ws = null;
     if (!ws) return;
@@ -335,6 +368,67 @@ export class LivePlayer {
     }
   }
 
+  // ---- WebRTC (WHEP) ---------------------------------------------------------------------
+
+  /** startWebRTC opens a WHEP session; any failure before a picture falls back to MSE (or HLS). */
+  async startWebRTC() {
+    const feed = new RTCFeed(this.video, { onEnd: (why) => this.rtcEnded(feed, why) });
+    this.rtc = feed;
+    this.engine = 'webrtc';
+    this.update();
+    // No picture soon: this network does not carry WebRTC (UDP blocked).
+    this.rtcTimer = setTimeout(() => this.rtcEnded(feed, '无画面 · no picture'), RTC_FIRST_PICTURE_MS);
+    let info;
+    try {
+      info = await feed.open(this.cameraId, this.stream);
+    } catch (err) {
+      if (this.rtc !== feed) return;
+      if (err.status === 401 || err.status === 403 || err.status === 404) {
+        this.fail(`${err.status === 404 ? '无此摄像机 · No such camera' : '无权限 · Not allowed'} — ${err.message}`);
+        return;
+      }
+      this.rtcEnded(feed, err.message);
+      return;
+    }
+    if (this.rtc !== feed) return;
+    if (info.stream !== this.stream) this.stream = info.stream;
+    this.mime = info.codec ? `video/${info.codec}` : '';
+    const v = this.video;
+    const shown = () => {
+      if (this.rtc !== feed || !this.active) return;
+      clearTimeout(this.rtcTimer);
+      if (!this.playing) {
+        this.playing = true;
+        this.retrying.attempts = 0;
+        this.message = '';
+        if (!this.firstFrameAt) this.firstFrameAt = performance.now();
+        this.update();
+      }
+    };
+    if (typeof v.requestVideoFrameCallback === 'function') v.requestVideoFrameCallback(shown);
+    else v.addEventListener('playing', shown, { once: true });
+    this.update();
+  }
+
+  /** rtcEnded: a WebRTC session that failed before its first picture falls back; one that played reconnects. */
+  rtcEnded(feed, why) {
+    if (this.rtc !== feed || !this.active) return;
+    clearTimeout(this.rtcTimer);
+    feed.close();
+    this.rtc = null;
+    const played = this.playing;
+    this.playing = false;
+    if (!played) {
+      this.rtcFailed = true;
+      this.engine = this.mode;
+      this.message = `WebRTC: ${why} — ${this.mode.toUpperCase()}`;
+      this.connect();
+      return;
+    }
+    this.message = why;
+    this.retry();
+  }
+
   /** unsupported moves to the next stream this browser might decode, or says nothing here can play the camera. */
   unsupported(mime) {
     const codec = mime.replace(/^video\/mp4;\s*codecs="?([^"]+)"?$/, '$1');
@@ -366,6 +460,7 @@ export class LivePlayer {
   detachVideo() {
     const v = this.video;
     v.pause();
+    if (v.srcObject) v.srcObject = null;
     if (v.hasAttribute('src') || v.currentSrc) {
       v.removeAttribute('src');
       v.load(); // releases the decoder and the MediaSource
@@ -437,6 +532,7 @@ export class LivePlayer {
   // ---- HLS (no MSE) -------------------------------------------------------------------
 
   startHLS() {
+    this.engine = 'hls';
     const v = this.video;
     const shown = () => {
       if (!this.active) return;

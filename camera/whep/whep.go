@@ -171,7 +171,9 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 	if err != nil {
 		return nil, "", err
 	}
-	rctx, cancelReady := context.WithTimeout(ctx, 15*time.Second)
+	// A camera that has sent nothing within a few seconds is answered 503
+	// at once: the player falls back to MSE, which reports its state.
+	rctx, cancelReady := context.WithTimeout(ctx, 5*time.Second)
 	params, err := hub.Ready(rctx)
 	cancelReady()
 	if err != nil {

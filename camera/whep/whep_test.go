@@ -26,6 +26,12 @@ func noLeaks(t *testing.T) {
 // until the test ends.
 func publisher(t *testing.T, clip string) *stream.Hub {
 	t.Helper()
+	return publisherTB(t, clip)
+}
+
+// publisherTB is publisher for a test or a benchmark.
+func publisherTB(t testing.TB, clip string) *stream.Hub {
+	t.Helper()
 	aus, params := cliptest.Clip(t, clip)
 	hub := stream.NewHub(stream.HubOptions{})
 	ctx, cancel := context.WithCancel(context.Background())

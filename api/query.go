@@ -95,6 +95,7 @@ var queryParams = map[string][]string{
 	"GET /api/v1/cameras/:id/live":               {"stream"},
 	"GET /api/v1/cameras/:id/hls/:file":          {"stream"},
 	"POST /api/v1/cameras/:id/whep":              {"stream"},
+	"GET /api/v1/cameras/:id/snapshot.jpg":       {"stream"},
 	"DELETE /api/v1/cameras/:id/whep/:session":   nil,
 	"GET /api/v1/cameras/:id/recordings":         {"from", "to"},
 	"GET /api/v1/recording/status":               nil,

@@ -217,6 +217,7 @@ func (s *Server) Routes() []Route {
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
 		httpapi.KeyParam(httpapi.R("POST", "/api/v1/cameras/:id/whep", auth.VideoLive, s.whepOffer)),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/snapshot.jpg", auth.VideoLive, s.snapshot)),
 		httpapi.KeyParam(httpapi.R("DELETE", "/api/v1/cameras/:id/whep/:session", auth.VideoLive, s.whepDelete)),
 		httpapi.R("GET", "/api/v1/cameras/:id/recordings", auth.VideoPlayback, s.listRecordings),
 		httpapi.R("GET", "/api/v1/recording/status", auth.VideoPlayback, s.recordingStatus),

@@ -268,3 +268,28 @@ func (s *Server) liveHLS(c *gin.Context) error {
 	}
 	return nil
 }
+
+// snapshot answers a still of a camera (GET /api/v1/cameras/{id}/
+// snapshot.jpg?stream=main|sub): its latest keyframe as a JPEG, the same
+// for every caller for live.SnapshotTTL. X-Snapshot-Time says when the
+// picture arrived. Taking one is recorded as watching.
+func (s *Server) snapshot(c *gin.Context) error {
+	cam, name, err := s.videoCamera(c)
+	if err != nil {
+		return err
+	}
+	if name == live.Transcoded {
+		name = live.Main
+	}
+	snap, err := s.deps.Video.Snapshot(c.Request.Context(), cam.ID, name)
+	if err != nil {
+		return err
+	}
+	view := s.deps.Viewings.Start(viewing(c, audit.Live, audit.ProtoJPEG, cam.ID, name))
+	view.Add(int64(len(snap.JPEG)))
+	view.End()
+	c.Header("Cache-Control", "private, max-age="+strconv.Itoa(int(live.SnapshotTTL/time.Second)))
+	c.Header("X-Snapshot-Time", snap.At.UTC().Format(time.RFC3339Nano))
+	c.Data(http.StatusOK, "image/jpeg", snap.JPEG)
+	return nil
+}

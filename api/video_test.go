@@ -108,7 +108,7 @@ func newVideoEnv(t *testing.T, opts ...videoOpt) *videoEnv {
 				return 1 << 40, nil
 			}}, footage)
 		ve.rec = rec
-		ve.video = video.NewManager(cams, live.Config{Idle: time.Minute, Record: rec.Record,
+		ve.video = video.NewManager(cams, live.Config{Idle: time.Minute, Record: rec.Record, FFmpeg: testtool.Require(t, "ffmpeg"),
 			Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}},
 			func(_ live.Key, err error) { t.Errorf("set status: %v", err) })
 		cams.AfterChange(func(ctx context.Context) { _ = ve.video.Refresh(ctx) })

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"net/http"
 	"strings"
@@ -109,5 +111,35 @@ func TestWHEPThroughTheAPI(t *testing.T) {
 		if res, body := ve.whepPost(path, tc.token, tc.ct, tc.offer); res.StatusCode != tc.status {
 			t.Errorf("%s: %d %s, want %d", tc.name, res.StatusCode, body, tc.status)
 		}
+	}
+}
+
+// A snapshot is the camera's latest picture as a JPEG, to those who may
+// watch it live; taking one is in the view log.
+func TestSnapshotThroughTheAPI(t *testing.T) {
+	ve := newVideoEnv(t)
+	id, _ := ve.addCamera(1, "CAM-SNAP")
+	tok := ve.namedToken("snapshots", auth.RoleOperator)
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v1/cameras/%d/snapshot.jpg", ve.srv.URL, id), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" || res.Header.Get("X-Snapshot-Time") == "" {
+		t.Fatalf("snapshot: %d %s %q", res.StatusCode, res.Header, body[:min(len(body), 200)])
+	}
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(body))
+	if err != nil || cfg.Width != 640 || cfg.Height != 360 {
+		t.Errorf("snapshot: %dx%d JPEG, %v", cfg.Width, cfg.Height, err)
+	}
+	if st, _ := ve.get(fmt.Sprintf("/api/v1/cameras/%d/snapshot.jpg", id), ve.tokenFor(auth.RoleIntegration)); st != 403 {
+		t.Errorf("the integration role's snapshot: %d, want 403", st)
+	}
+	rows := ve.waitViewings(fmt.Sprintf("camera=%d", id), 1)
+	if len(rows) != 1 || rows[0].Protocol != "jpeg" || rows[0].Bytes != int64(len(body)) {
+		t.Errorf("viewings %+v, want the snapshot as jpeg with its bytes", rows)
 	}
 }

@@ -32,6 +32,7 @@ const (
 	ProtoRTSP = "rtsp"   // the RTSP re-serve
 	ProtoFile = "mp4"    // a recorded file fetched on its own
 	ProtoRTC  = "webrtc" // WebRTC (WHEP)
+	ProtoJPEG = "jpeg"   // a snapshot: the latest keyframe as a still
 )
 
 // Viewing is one session of watching a camera: who, how, which camera and

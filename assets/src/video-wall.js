@@ -143,6 +143,9 @@ export class VideoWall {
 
   tile(cam) {
     const video = el('video', { className: 'vtile-video', muted: true, playsInline: true, 'aria-hidden': 'true' });
+    // The camera's latest picture (a snapshot of its sub stream) until the
+    // live picture comes: an online camera's tile is never blank.
+    if (cam.status === 'online') video.poster = `/api/v1/cameras/${encodeURIComponent(cam.id)}/snapshot.jpg?stream=sub`;
     const overlay = el('span', 'vtile-overlay');
     const b = badge(cam.status ?? 'offline', 'vtile-badge');
     const label = `${cam.code ?? ''} ${cam.name ?? ''}`.trim();

@@ -95,6 +95,7 @@ type Manager struct {
 	wg      sync.WaitGroup
 
 	transcodes transcodeStats
+	snapshots  snapshotCache
 
 	states   chan struct{}
 	pending  map[int64]keyState

@@ -59,6 +59,7 @@ type Hub struct {
 	viewers  map[*Viewer]struct{}
 	params   *Params
 	lastKey  time.Time
+	key      *AccessUnit // the latest keyframe, cached GOP or not
 	lastAU   time.Time
 	closed   bool
 	changed  chan struct{} // closed and replaced when the viewer count changes
@@ -91,6 +92,7 @@ func (h *Hub) Publish(au *AccessUnit) {
 	h.lastAU = au.Received
 	if au.Key {
 		h.lastKey = au.Received
+		h.key = au
 		clear(h.gop)
 		h.gop = append(h.gop[:0], au)
 		h.gopBytes = size
@@ -179,6 +181,15 @@ func (h *Hub) Reset() {
 	clear(h.gop)
 	h.gop = h.gop[:0]
 	h.gopBytes = 0
+	h.key = nil
+}
+
+// Keyframe is the latest keyframe (its parameter sets in front), nil
+// before the first or after a Reset: a still of the camera (snapshots).
+func (h *Hub) Keyframe() *AccessUnit {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.key
 }
 
 // Close ends every viewer with ErrClosed; later viewers end at once.

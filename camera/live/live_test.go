@@ -360,14 +360,7 @@ func TestH265FromCamera(t *testing.T) {
 			if c, ok := in.Tracks[0].Codec.(*fmp4.CodecH265); !ok || len(c.VPS) == 0 || len(c.SPS) == 0 || len(c.PPS) == 0 {
 				t.Fatalf("init segment codec %T, want H.265 with its parameter sets", in.Tracks[0].Codec)
 			}
-			gop := 25
-			if fault == camsim.FaultLoss {
-				gop = 0
-			}
-			checkSamples(t, samples, gop)
-			if out := decodeErrors(t, init, msgs); out != "" {
-				t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
-			}
+			checkDecodes(t, fault, init, msgs, samples)
 			if st, _ := r.m.State(1, Main); !strings.HasPrefix(st.Codec, "hvc1.") || st.Width != 640 {
 				t.Errorf("state %+v", st)
 			}
@@ -393,6 +386,21 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	}
 	if hub.Stats().Skips == 0 {
 		t.Error("the stalled viewer was never skipped ahead")
+	}
+}
+
+// checkDecodes checks what a viewer got from a camera in fault: a sync
+// sample a GOP (unless packets were lost) and pictures ffmpeg decodes
+// without complaint.
+func checkDecodes(t *testing.T, fault camsim.Fault, init []byte, msgs []msg, samples []mseSample) {
+	t.Helper()
+	gop := 25
+	if fault == camsim.FaultLoss {
+		gop = 0
+	}
+	checkSamples(t, samples, gop)
+	if out := decodeErrors(t, init, msgs); out != "" {
+		t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
 	}
 }
 
@@ -423,14 +431,7 @@ func TestLossyAndMultiSliceStreamsDecodeCleanly(t *testing.T) {
 			hub := r.hold(t, 1, Main)
 			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 100)
 			_, init, samples := parseMSE(t, msgs)
-			gop := 25
-			if fault == camsim.FaultLoss {
-				gop = 0
-			}
-			checkSamples(t, samples, gop)
-			if out := decodeErrors(t, init, msgs); out != "" {
-				t.Errorf("ffmpeg found corrupt pictures:\n%s", out)
-			}
+			checkDecodes(t, fault, init, msgs, samples)
 			if (fault == camsim.FaultSlices || fault == camsim.FaultSlices32) && hub.Stats().Frames > 0 {
 				// Four (or 32) slices a picture are still one picture each.
 				if n := hub.Stats().Frames; float64(n) > 1.2*float64(r.sim.Frames(1, "main")) {

@@ -444,20 +444,15 @@ func (c *Config) Validate() error {
 }
 
 // WebRTCIPs returns the addresses WebRTC announces, as a list.
-func (c *Config) WebRTCIPs() []string {
-	var out []string
-	for _, p := range strings.Split(c.WebRTCPublicIPs, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (c *Config) WebRTCIPs() []string { return commaList(c.WebRTCPublicIPs) }
 
 // Proxies returns the trusted proxies as a list.
-func (c *Config) Proxies() []string {
+func (c *Config) Proxies() []string { return commaList(c.TrustedProxies) }
+
+// commaList splits a comma-separated setting, dropping empty items.
+func commaList(s string) []string {
 	var out []string
-	for _, p := range strings.Split(c.TrustedProxies, ",") {
+	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}

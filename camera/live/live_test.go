@@ -516,10 +516,14 @@ func TestIdleStreamStops(t *testing.T) {
 // multi-slice and lossy streams included, where vdk's own depacketiser
 // would split pictures and stitch corrupt ones.
 func TestVDKClient(t *testing.T) {
-	for _, fault := range []camsim.Fault{camsim.FaultLoss, camsim.FaultSlices} {
-		t.Run(string(fault), func(t *testing.T) {
+	for _, tc := range []struct {
+		fault  camsim.Fault
+		stream string
+	}{{camsim.FaultLoss, camsim.StreamMain}, {camsim.FaultSlices, camsim.StreamMain}, {camsim.FaultNone, camsim.StreamH265}} {
+		t.Run(string(tc.fault)+tc.stream, func(t *testing.T) {
 			noLeaks(t)
-			r := startRig(t, 1, fault, pull.Config{Client: pull.ClientVDK})
+			r := startRig(t, 1, tc.fault, pull.Config{Client: pull.ClientVDK})
+			r.setMain(1, tc.stream)
 			hub := r.hold(t, 1, Main)
 			msgs, _ := watch(t, hub, r.m, Key{1, Main}, 60)
 			_, init, samples := parseMSE(t, msgs)

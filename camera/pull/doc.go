@@ -3,7 +3,8 @@
 // backoff and watches for stalls.
 //
 // The supervisor reads from a Source (supervisor.go): something it can
-// open into a Session that gives the stream's H.264 format and its RTP
+// open into a Session that gives the stream's video format (H.264 or H.265)
+// and its RTP
 // packets, says when it has ended and why, and closes. The RTSP camera
 // (RTSP, rtsp.go) is the one source today, with two client libraries behind
 // it (rtsp_gortsplib.go, rtsp_vdk.go); the sources to come (ONVIF-resolved
@@ -11,11 +12,15 @@
 // are new Source types, and the supervisor does not change for them.
 //
 // Pictures are rebuilt from RTP packets here (assembler.go), whichever
-// source brings them: gortsplib's RTP/H.264 depacketiser (whole access
-// units by marker and timestamp, STAP-A and FU-A, fragment-loss detection)
-// plus a sequence-number loss detector, after which everything up to the
-// next IDR picture is dropped, so no viewer sees a picture smeared by a
-// lost packet. Keyframes are found from NAL unit types; timestamps are
+// source brings them: our own depacketiser (depack.go: RFC 6184 single NAL
+// unit, STAP-A and FU-A; RFC 7798 single NAL unit, AP and FU; whole access
+// units by marker and timestamp; fragment-loss detection; no cap of 25 or
+// 21 NAL units a picture as mediacommon's decoders have, so cameras that
+// send many slices work) plus a sequence-number loss detector, after which
+// everything up to the next keyframe is dropped, so no viewer sees a
+// picture smeared by a lost packet. Keyframes are found from NAL unit
+// types (H.264 IDR, H.265 IRAP); the keyframe watchdog learns each
+// camera's GOP (keywatch.go); timestamps are
 // unwrapped to 64 bits and rebased onto one continuous timeline
 // (timeline.go) that runs on across reconnects.
 //
@@ -42,5 +47,6 @@
 // when a request fails (a wrong password leaks a camera connection per
 // retry, and cameras accept few). And its keep-alive writes race with
 // Close. gortsplib meets those requirements; vdk is kept behind the same
-// assembler for cameras that need it (--rtsp-client vdk).
+// assembler for cameras that need it (--rtsp-client vdk), H.264 and H.265
+// alike, since only its raw packets are used.
 package pull

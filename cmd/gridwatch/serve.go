@@ -396,7 +396,14 @@ func (m *Main) serve() error {
 	cfg := m.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder, m.viewings)
+		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder, m.viewings,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridwatch_webrtc_sessions", Help: "WebRTC (WHEP) viewing sessions now"},
+			func() float64 {
+				if m.whep == nil {
+					return 0
+				}
+				return float64(m.whep.Sessions())
+			}))
 	deps := m.domain.APIDeps()
 	deps.Logger = m.Logger
 	deps.Version = version

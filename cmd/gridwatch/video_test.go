@@ -163,8 +163,10 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	if want := fmt.Sprintf(`gridwatch_camera_up{camera="%d",stream="main"} 1`, id); !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
-	if !strings.Contains(string(body), "gridwatch_viewings_dropped_total 0") {
-		t.Errorf("/metrics lacks gridwatch_viewings_dropped_total 0")
+	for _, want := range []string{"gridwatch_viewings_dropped_total 0", "gridwatch_webrtc_sessions ", "gridwatch_transcodes ", "gridwatch_transcode_cpu_seconds_total "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 
 	// Who watched is on record: the browser's session and the RTSP

@@ -121,11 +121,16 @@ func (a *assembler) packet(pkt *rtp.Packet) []*stream.AccessUnit {
 	a.out = a.out[:0]
 	if lost := a.loss.Process(pkt); lost > 0 {
 		a.lost += int64(lost)
-		// Whatever was gathered misses packets: drop it, wait for a
-		// keyframe, and read this packet into a clean depacketiser.
+		// Whatever was gathered misses packets: drop it and wait for a
+		// keyframe. This packet goes to a clean depacketiser if it begins a
+		// picture; if not, the lost packets were that picture's first ones
+		// and the rest of it is dropped too.
 		loss := a.loss
 		a.reset()
 		a.loss = loss
+		if !startsPicture(a.kind, pkt.Payload) {
+			a.dp.skip(pkt.Timestamp)
+		}
 	}
 	units, err := a.dp.push(a.units[:0], pkt.Timestamp, pkt.Marker, pkt.Payload)
 	a.units = units

@@ -39,6 +39,11 @@ type depacketizer struct {
 
 	frag     []byte // a fragmented NAL unit being gathered
 	fragging bool
+
+	// skipping: the picture at skipTS is damaged (a packet of it was lost
+	// or malformed); its remaining packets are dropped.
+	skipping bool
+	skipTS   uint32
 }
 
 // unit is a finished access unit with its RTP timestamp.
@@ -53,20 +58,36 @@ func (d *depacketizer) reset() {
 	d.frag, d.fragging = nil, false
 }
 
+// skip drops the rest of the picture at ts: a packet of it was lost.
+func (d *depacketizer) skip(ts uint32) {
+	d.reset()
+	d.skipping, d.skipTS = true, ts
+}
+
 // push reads one packet's payload. Finished pictures are appended to out
 // (up to two: the previous picture, closed by this packet's new timestamp,
 // and this one, closed by its marker). On error the partial picture is
-// dropped; pictures finished before the error are still returned.
+// dropped, and so are its packets still to come, so that no truncated
+// picture (a keyframe missing slices) is ever handed on; pictures finished
+// before the error are still returned.
 func (d *depacketizer) push(out []unit, ts uint32, marker bool, payload []byte) ([]unit, error) {
+	if d.skipping {
+		if ts == d.skipTS {
+			return out, nil
+		}
+		d.skipping = false
+	}
+	var prev error
 	if d.open && ts != d.ts {
 		// A new picture began without the last one's marker.
 		if d.fragging {
-			// Its last fragment was lost: that picture is damaged.
+			// Its last fragment was lost: that picture is damaged; this
+			// packet starts the next one.
 			d.reset()
-			d.open, d.ts = true, ts
-			return out, fmt.Errorf("%w: fragmented NAL unit without its end", errDepack)
+			prev = fmt.Errorf("%w: fragmented NAL unit without its end", errDepack)
+		} else {
+			out = d.finish(out)
 		}
-		out = d.finish(out)
 	}
 	if !d.open {
 		d.open, d.ts = true, ts
@@ -78,7 +99,7 @@ func (d *depacketizer) push(out []unit, ts uint32, marker bool, payload []byte) 
 		err = d.h264(payload)
 	}
 	if err != nil {
-		d.reset()
+		d.skip(ts)
 		return out, err
 	}
 	if marker {
@@ -88,7 +109,60 @@ func (d *depacketizer) push(out []unit, ts uint32, marker bool, payload []byte) 
 		}
 		out = d.finish(out)
 	}
-	return out, nil
+	return out, prev
+}
+
+// startsPicture reports whether an RTP payload begins a picture: its
+// first NAL unit is a parameter set, delimiter or SEI, or a slice that is
+// the first of its picture (H.264 first_mb_in_slice 0, H.265
+// first_slice_segment_in_pic_flag), whole or as a start fragment. After a
+// loss, a packet that does not is the middle of a damaged picture.
+func startsPicture(kind stream.Kind, p []byte) bool {
+	if kind == stream.H265 {
+		if len(p) < 3 {
+			return false
+		}
+		t, first := (p[0]>>1)&0x3f, p[2]
+		switch t {
+		case h265AP:
+			if len(p) < 7 {
+				return false
+			}
+			t, first = (p[4]>>1)&0x3f, p[6]
+		case h265FU:
+			if len(p) < 4 || p[2]&0x80 == 0 {
+				return false
+			}
+			t, first = p[2]&0x3f, p[3]
+		}
+		if t < 32 {
+			return first&0x80 != 0
+		}
+		return t >= 32 && t <= 40 // VPS, SPS, PPS, AUD, EOS, EOB, FD, SEI
+	}
+	if len(p) < 2 {
+		return false
+	}
+	t, first := p[0]&0x1f, p[1]
+	switch t {
+	case h264STAPA:
+		if len(p) < 5 {
+			return false
+		}
+		t, first = p[3]&0x1f, p[4]
+	case h264FUA:
+		if len(p) < 3 || p[1]&0x80 == 0 {
+			return false
+		}
+		t, first = p[1]&0x1f, p[2]
+	}
+	switch {
+	case t == 1 || t == 2 || t == 5:
+		return first&0x80 != 0
+	case t >= 6 && t <= 9: // SEI, SPS, PPS, AUD
+		return true
+	}
+	return false
 }
 
 func (d *depacketizer) finish(out []unit) []unit {
@@ -215,7 +289,7 @@ const (
 )
 
 func (d *depacketizer) h265(p []byte) error {
-	if len(p) < 3 {
+	if len(p) < 2 {
 		return fmt.Errorf("%w: payload shorter than a NAL unit header", errDepack)
 	}
 	switch t := (p[0] >> 1) & 0x3f; t {
@@ -225,6 +299,9 @@ func (d *depacketizer) h265(p []byte) error {
 		}
 		return d.aggregated(p, 2)
 	case h265FU:
+		if len(p) < 4 {
+			return fmt.Errorf("%w: truncated FU", errDepack)
+		}
 		fu := p[2]
 		header := []byte{p[0]&0x81 | (fu&0x3f)<<1, p[1]}
 		return d.fragment(fu&0x80 != 0, fu&0x40 != 0, header, p[3:])

@@ -6,6 +6,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/pion/rtp"
 
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/stream"
@@ -68,12 +69,8 @@ func TestDepacketizerDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = d.push(nil, 3, true, []byte{0x65, 9, 9})
-	if !errors.Is(err, errDepack) {
-		t.Fatalf("lost end fragment: %v", err)
-	}
-	out, err = d.push(out, 3, true, []byte{0x65, 9, 9})
-	if err != nil || len(out) != 1 || out[0].ts != 3 {
-		t.Fatalf("the next picture: %v, %+v", err, out)
+	if !errors.Is(err, errDepack) || len(out) != 1 || out[0].ts != 3 {
+		t.Fatalf("lost end fragment: %v; the next picture: %+v", err, out)
 	}
 	// A STAP-A whose unit overruns the packet.
 	if _, err := d.push(nil, 4, true, []byte{24, 0, 9, 0x67, 1}); !errors.Is(err, errDepack) {
@@ -84,8 +81,41 @@ func TestDepacketizerDamage(t *testing.T) {
 	if _, err := d5.push(nil, 1, true, []byte{50 << 1, 1, 0, 0}); !errors.Is(err, errDepack) {
 		t.Fatalf("PACI: %v", err)
 	}
-	if _, err := d5.push(nil, 1, true, []byte{1 << 1}); !errors.Is(err, errDepack) {
+	if _, err := d5.push(nil, 2, true, []byte{1 << 1}); !errors.Is(err, errDepack) {
 		t.Fatalf("short H.265 payload: %v", err)
+	}
+}
+
+// A packet lost inside a keyframe: the rest of that keyframe is dropped
+// (never published short of slices), and so is every picture up to the
+// next keyframe; a loss just before a keyframe's first packet costs nothing.
+func TestAssemblerDropsDamagedKeyframe(t *testing.T) {
+	pkts, _ := packets(t, camsim.ClipSlices32, 7000, 1400, 1)
+	drop := func(pic int, nth int) []*rtp.Packet {
+		var out []*rtp.Packet
+		seen := 0
+		for _, p := range pkts {
+			if p.Timestamp == 7000+uint32(pic)*3600 {
+				if seen == nth {
+					seen++
+					continue
+				}
+				seen++
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	// The third packet of keyframe 25 (one of its 32 slices) is lost.
+	aus := feed(newTestAssembler(t, newTimeline()), drop(25, 2))
+	checkTimeline(t, aus)
+	if len(aus) != 25+50 || aus[25].DTS != 50*3600 || !aus[25].Key {
+		t.Fatalf("%d pictures; after the loss the first is at %d (key %v); want 25, then the keyframe at %d", len(aus), aus[min(25, len(aus)-1)].DTS, aus[min(25, len(aus)-1)].Key, 50*3600)
+	}
+	for _, au := range aus {
+		if au.Key && len(au.NALUs) != 2+32 {
+			t.Fatalf("keyframe at %d has %d NAL units, want SPS, PPS and 32 slices", au.DTS, len(au.NALUs))
+		}
 	}
 }
 

@@ -11,7 +11,8 @@ import "time"
 // watchdog runs on), times gops, and never less than floor nor more than
 // ceiling. Until a GOP is known, a wait that ran out doubles for the next
 // session, so a camera whose first GOP outlasts the floor is learnt after
-// a reconnect or two instead of never.
+// a reconnect or two instead of never; and a camera whose GOP stretches
+// beyond what was learnt (day to night) widens the wait the same way.
 type keyWatch struct {
 	floor, ceiling time.Duration
 	gops           float64
@@ -55,9 +56,17 @@ func (k *keyWatch) wait() time.Duration {
 	return min(w, k.ceiling)
 }
 
-// missed notes that a session's wait ran out.
+// missed notes that a session's wait ran out. Before a GOP is known the
+// wait doubles; after, the camera's GOP is now longer than the wait allowed
+// (a still night scene in a smart mode stretches it), so the wait itself
+// counts as a GOP seen: the next wait is gops times it.
 func (k *keyWatch) missed() {
+	w := k.wait()
 	if k.gop() == 0 {
 		k.unknown = min(2*max(k.floor, k.unknown), k.ceiling)
+		return
 	}
+	k.recent[k.next] = w
+	k.next = (k.next + 1) % len(k.recent)
+	k.n = min(k.n+1, len(k.recent))
 }

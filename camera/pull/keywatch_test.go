@@ -46,6 +46,14 @@ func TestKeyWatchLearnsTheGOP(t *testing.T) {
 	if g, w := k.gop(), k.wait(); g != time.Second || w != 15*time.Second {
 		t.Fatalf("after 1 s GOPs: gop %v, wait %v; want 1 s and the 15 s floor", g, w)
 	}
+	// The scene goes still: the GOP stretches past the learnt wait. Each
+	// miss widens it (15 s → 30 s → 60 s), so it catches up.
+	for _, want := range []time.Duration{30 * time.Second, 60 * time.Second} {
+		k.missed()
+		if w := k.wait(); w != want {
+			t.Fatalf("after a miss with a 1 s GOP known: wait %v, want %v", w, want)
+		}
+	}
 	// A GOP beyond reason is capped.
 	k.key(at.Add(10 * time.Minute))
 	if w := k.wait(); w != 2*time.Minute {

@@ -137,7 +137,7 @@ func NewManager(cfg Config) *Manager {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{}, hlsSeq: map[Key]int{},
 		states: make(chan struct{}, 1), pending: map[int64]keyState{}, reported: map[int64]pull.State{}}
-	m.transcodes.procs = map[*os.Process]bool{}
+	m.transcodes.procs = map[*os.Process]time.Duration{}
 	return m
 }
 
@@ -201,6 +201,13 @@ func (m *Manager) Acquire(ctx context.Context, id int64, name string) (*stream.H
 	if !src.Enabled {
 		return nil, nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d is disabled", id)
 	}
+	if name == Transcoded {
+		// Only an H.265 camera is transcoded: an H.264 one would hold one
+		// of the node's transcode slots for nothing.
+		if err := m.checkTranscodable(ctx, id); err != nil {
+			return nil, nil, err
+		}
+	}
 	key := Key{id, name}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -230,6 +237,27 @@ func (m *Manager) Acquire(ctx context.Context, id int64, name string) (*stream.H
 	}
 	var once sync.Once
 	return e.hub, func() { once.Do(func() { m.release(e) }) }, nil
+}
+
+// checkTranscodable refuses the Transcoded stream of a camera whose main
+// stream is not H.265 (its main stream is started, and kept for the idle
+// delay, to find out: the transcode needs it anyway).
+func (m *Manager) checkTranscodable(ctx context.Context, id int64) error {
+	hub, release, err := m.Acquire(ctx, id, Main)
+	if err != nil {
+		return err
+	}
+	defer release()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p, err := hub.Ready(rctx)
+	if err != nil {
+		return gridwatch.Errorf(gridwatch.EUnavailable, "camera %d has sent no picture yet", id)
+	}
+	if p.Kind != stream.H265 {
+		return gridwatch.Errorf(gridwatch.EConflict, "camera %d's main stream is %s already: play it, no transcoding needed", id, p.Kind)
+	}
+	return nil
 }
 
 func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {

@@ -76,17 +76,26 @@ func (m *Manager) Snapshot(ctx context.Context, id int64, name string) (*Snapsho
 	e = &snapshotEntry{done: make(chan struct{}), at: time.Now()}
 	c.entries[key] = e
 	c.mu.Unlock()
-	e.snap, e.err = m.takeSnapshot(ctx, id, name)
-	if e.err != nil {
-		// A failure is not kept: the next caller tries again.
-		c.mu.Lock()
-		if c.entries[key] == e {
-			delete(c.entries, key)
+	// The picture is taken for every caller waiting on it: not under this
+	// caller's context, which ends when its request does.
+	go func() {
+		e.snap, e.err = m.takeSnapshot(context.WithoutCancel(ctx), id, name)
+		if e.err != nil {
+			// A failure is not kept: the next caller tries again.
+			c.mu.Lock()
+			if c.entries[key] == e {
+				delete(c.entries, key)
+			}
+			c.mu.Unlock()
 		}
-		c.mu.Unlock()
+		close(e.done)
+	}()
+	select {
+	case <-e.done:
+		return e.snap, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	close(e.done)
-	return e.snap, e.err
 }
 
 func isDone(ch chan struct{}) bool {

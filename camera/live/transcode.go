@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -37,15 +38,18 @@ import (
 // instead of being retimed by ffmpeg.
 
 // transcodeArgs are ffmpeg's arguments: H.265 in on stdin, H.264 out on
-// stdout, no B-frames, a keyframe every second (a late viewer's wait, and
-// the GOP cache's size), low latency (no lookahead, one thread a camera).
+// stdout, at most 720 lines high (a 4 MP or 4K main stream would not
+// encode in real time on a core or two, and a browser tile does not need
+// it), no B-frames, a keyframe every second (a late viewer's wait, and the
+// GOP cache's size), low latency (no lookahead), two threads a camera.
 var transcodeArgs = []string{
 	"-hide_banner", "-nostdin", "-loglevel", "error",
 	"-fflags", "+nobuffer", "-probesize", "65536", "-analyzeduration", "0",
 	"-f", "mpegts", "-i", "pipe:0",
 	"-map", "0:v:0", "-copyts", "-fps_mode", "passthrough",
+	"-vf", "scale=-2:'min(720,ih)'",
 	"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high",
-	"-bf", "0", "-force_key_frames", "expr:gte(t,n_forced*1)", "-threads", "1",
+	"-bf", "0", "-force_key_frames", "expr:gte(t,n_forced*1)", "-threads", "2",
 	"-f", "mpegts", "-muxdelay", "0", "pipe:1",
 }
 
@@ -55,7 +59,7 @@ type transcodeStats struct {
 	started  atomic.Int64
 	mu       sync.Mutex
 	cpuDone  time.Duration        // CPU time of ffmpeg processes that have ended
-	procs    map[*os.Process]bool // running ffmpeg processes
+	procs    map[*os.Process]time.Duration // running ffmpeg processes, with the CPU time last read
 	refusals atomic.Int64         // transcodes refused by the limit
 }
 
@@ -64,8 +68,13 @@ func (s *transcodeStats) cpu() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := s.cpuDone
-	for p := range s.procs {
-		total += procCPU(p.Pid)
+	for p, last := range s.procs {
+		// A process just reaped reads 0 (its /proc entry is gone) until
+		// its end is accounted: never less than last read, so the
+		// counter never goes back.
+		c := max(procCPU(p.Pid), last)
+		s.procs[p] = c
+		total += c
 	}
 	return total
 }
@@ -142,7 +151,7 @@ func (t transcoder) Open(ctx context.Context) (pull.Session, error) {
 	st.running.Add(1)
 	st.started.Add(1)
 	st.mu.Lock()
-	st.procs[cmd.Process] = true
+	st.procs[cmd.Process] = 0
 	st.mu.Unlock()
 
 	s := &transcodeSession{packets: make(chan *rtp.Packet, 1024), done: make(chan struct{})}
@@ -161,21 +170,25 @@ func (t transcoder) Open(ctx context.Context) (pull.Session, error) {
 		viewer.Close()
 		release()
 		st.mu.Lock()
-		delete(st.procs, cmd.Process)
+		used := st.procs[cmd.Process]
 		if ps := cmd.ProcessState; ps != nil {
-			st.cpuDone += ps.UserTime() + ps.SystemTime()
+			used = max(used, ps.UserTime()+ps.SystemTime())
 		}
+		st.cpuDone += used
+		delete(st.procs, cmd.Process)
 		st.mu.Unlock()
 		st.running.Add(-1)
 		stopFeed()
+		// ffmpeg's own account first: a write to its stdin after it died
+		// says only "broken pipe".
 		switch {
 		case sctx.Err() != nil:
-		case feedErr != nil && !errors.Is(feedErr, io.ErrClosedPipe):
-			s.err = fmt.Errorf("transcoding: the main stream: %w", feedErr)
-		case readErr != nil:
-			s.err = fmt.Errorf("transcoding: %w %s", readErr, strings.TrimSpace(stderr.String()))
 		case waitErr != nil:
 			s.err = fmt.Errorf("transcoding: ffmpeg: %w %s", waitErr, strings.TrimSpace(stderr.String()))
+		case readErr != nil:
+			s.err = fmt.Errorf("transcoding: %w %s", readErr, strings.TrimSpace(stderr.String()))
+		case feedErr != nil && !errors.Is(feedErr, io.ErrClosedPipe) && !errors.Is(feedErr, syscall.EPIPE):
+			s.err = fmt.Errorf("transcoding: the main stream: %w", feedErr)
 		}
 		close(s.done)
 	}()

@@ -80,27 +80,20 @@ func TestTranscodeH265(t *testing.T) {
 	release3()
 }
 
-// An H.264 camera has nothing to transcode: the stream says why.
+// An H.264 camera has nothing to transcode: asking for it is refused at
+// once, saying why, and holds none of the node's transcode slots.
 func TestTranscodeRefusesH264(t *testing.T) {
 	noLeaks(t)
 	ffmpeg := testtool.Require(t, "ffmpeg")
-	r := newRig(t, camsim.Config{N: 1, Addr: "127.0.0.1:0"}, Config{Idle: time.Minute, FFmpeg: ffmpeg})
-	r.hold(t, 1, Transcoded)
-	// The camera itself is online (its main stream plays); only the
-	// transcoded stream's own state says it is offline, and why.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, _ := r.m.State(1, Transcoded)
-		if st.Status == pull.StatusOffline {
-			if !strings.Contains(st.Reason, "H.264 already") {
-				t.Errorf("offline reason %q", st.Reason)
-			}
-			break
+	r := newRig(t, camsim.Config{N: 1, Addr: "127.0.0.1:0"}, Config{Idle: time.Minute, FFmpeg: ffmpeg, MaxTranscodes: 1})
+	for range 2 {
+		_, _, err := r.m.Acquire(context.Background(), 1, Transcoded)
+		if gridwatch.ErrorCode(err) != gridwatch.EConflict || !strings.Contains(err.Error(), "H.264 already") {
+			t.Fatalf("the transcode of an H.264 camera: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transcoded stream of an H.264 camera: %+v after 20 s", st)
-		}
-		waitBriefly()
+	}
+	if _, ok := r.m.State(1, Transcoded); ok {
+		t.Error("a refused transcode left a stream running")
 	}
 	if n := r.m.transcodes.started.Load(); n != 0 {
 		t.Errorf("%d ffmpeg started for an H.264 camera", n)

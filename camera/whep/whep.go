@@ -193,19 +193,17 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 			}
 		}
 	}
-	sess, answer, err := s.start(camera, playing, codec, hub, offer)
+	sess, answer, err := s.start(camera, playing, codec, hub, release, offer)
 	if err != nil {
 		release()
 		return nil, "", err
 	}
-	s.wg.Go(func() {
-		defer release()
-		<-sess.done
-	})
 	return sess, answer, nil
 }
 
-func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, offer string) (*Session, string, error) {
+// start sets up the peer connection and runs the session; the session
+// calls release when it ends (start's caller does, if start fails).
+func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, release func(), offer string) (*Session, string, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("whep: %w", err)
@@ -246,7 +244,9 @@ func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, offer 
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
 			once.Do(func() { close(connected) })
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateDisconnected:
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// Disconnected is not the end: consent may resume (a Wi-Fi
+			// blip); pion calls it failed after its ICE timeout.
 			cancel()
 		}
 	})
@@ -257,9 +257,14 @@ func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, offer 
 		return fail(gridwatch.Errorf(gridwatch.EUnavailable, "WebRTC is shutting down"))
 	}
 	s.sessions[sess.ID] = sess
+	// Added under the lock that Close takes before it waits: no session
+	// starts once Close is waiting.
+	s.wg.Add(1)
 	s.mu.Unlock()
 	local := pc.LocalDescription()
-	s.wg.Go(func() {
+	go func() {
+		defer s.wg.Done()
+		defer release()
 		defer close(sess.done)
 		defer func() {
 			s.mu.Lock()
@@ -289,7 +294,7 @@ func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, offer 
 		if err := sess.send(ctx, hub, track); err != nil && ctx.Err() == nil {
 			s.log.Info("whep: session ended", "camera", camera, "err", err)
 		}
-	})
+	}()
 	return sess, local.SDP, nil
 }
 
@@ -309,6 +314,11 @@ func (sess *Session) send(ctx context.Context, hub *stream.Hub, track *webrtc.Tr
 			return err
 		}
 		for i, au := range batch {
+			if au.Params != nil && au.Params.Kind.String() != codecName(sess.Codec) {
+				// The camera switched coding: the negotiated track cannot
+				// carry it; the viewer offers again.
+				return errCodingChanged
+			}
 			d := stream.Duration(au.Duration)
 			if i < len(batch)-1 {
 				d = time.Millisecond
@@ -326,6 +336,18 @@ func (sess *Session) send(ctx context.Context, hub *stream.Hub, track *webrtc.Tr
 		}
 		clear(batch)
 	}
+}
+
+// errCodingChanged ends a session whose camera switched between H.264 and
+// H.265.
+var errCodingChanged = errors.New("the camera changed its video coding")
+
+// codecName is a session's codec ("H264") as stream.Kind names it.
+func codecName(codec string) string {
+	if codec == "H265" {
+		return stream.H265.String()
+	}
+	return stream.H264.String()
 }
 
 // annexB writes NAL units with start codes, as pion's payloaders take them.

@@ -17,10 +17,26 @@ export function webrtcSupported() {
 
 /** WHEPError is a failed WHEP request: status 0 for a network or WebRTC failure. */
 export class WHEPError extends Error {
-  constructor(message, status = 0) {
+  constructor(message, status = 0, code = '') {
     super(message);
     this.status = status;
+    this.code = code;
   }
+}
+
+// A network that does not carry WebRTC (UDP blocked) is remembered for a
+// while, so every tile that starts again does not wait for it to fail.
+const BLOCKED_MS = 5 * 60 * 1000;
+let blockedUntil = 0;
+
+/** rtcBlocked: WebRTC failed on this page lately for want of a connection. */
+export function rtcBlocked() {
+  return performance.now() < blockedUntil;
+}
+
+/** noteRTCBlocked remembers that WebRTC could not connect. */
+export function noteRTCBlocked() {
+  blockedUntil = performance.now() + BLOCKED_MS;
 }
 
 /**
@@ -74,12 +90,15 @@ export class RTCFeed {
     const text = await res.text();
     if (res.status !== 201) {
       let message = `HTTP ${res.status}`;
+      let code = '';
       try {
-        message = JSON.parse(text)?.error?.message || message;
+        const e = JSON.parse(text)?.error;
+        message = e?.message || message;
+        code = e?.code ?? '';
       } catch {
         // not JSON
       }
-      throw new WHEPError(message, res.status);
+      throw new WHEPError(message, res.status, code);
     }
     this.location = res.headers.get('Location') ?? '';
     if (this.closed) {

@@ -18,7 +18,7 @@
 import { getJSON } from './api.js';
 import { MediaFeed } from './video-mse.js';
 import { Reconnect, backoffMs } from './reconnect.js';
-import { RTCFeed, webrtcSupported } from './video-webrtc.js';
+import { RTCFeed, noteRTCBlocked, rtcBlocked, webrtcSupported } from './video-webrtc.js';
 
 const STALL_MS = 3000; // no new picture for this long while online: "buffering"
 const RESTART_STALLED_MS = 10000; // … and for this long: reconnect
@@ -154,7 +154,8 @@ export class LivePlayer {
     this.active = true;
     this.error = '';
     this.stream = this.asked;
-    this.rtcFailed = false;
+    this.rtcFailed = rtcBlocked();
+    this.status = null; // a state an earlier MSE session reported is no longer news
     this.retrying.attempts = 0;
     this.startedAt = performance.now();
     this.firstFrameAt = 0;
@@ -376,14 +377,12 @@ export class LivePlayer {
     this.rtc = feed;
     this.engine = 'webrtc';
     this.update();
-    // No picture soon: this network does not carry WebRTC (UDP blocked).
-    this.rtcTimer = setTimeout(() => this.rtcEnded(feed, '无画面 · no picture'), RTC_FIRST_PICTURE_MS);
     let info;
     try {
       info = await feed.open(this.cameraId, this.stream);
     } catch (err) {
       if (this.rtc !== feed) return;
-      if (err.status === 401 || err.status === 403 || err.status === 404) {
+      if (err.status === 401 || (err.status === 403 && err.code !== 'csrf') || err.status === 404) {
         this.fail(`${err.status === 404 ? '无此摄像机 · No such camera' : '无权限 · Not allowed'} — ${err.message}`);
         return;
       }
@@ -391,6 +390,12 @@ export class LivePlayer {
       return;
     }
     if (this.rtc !== feed) return;
+    // Answered: no picture soon means this network does not carry WebRTC
+    // (UDP blocked), remembered for the page's other players.
+    this.rtcTimer = setTimeout(() => {
+      noteRTCBlocked();
+      this.rtcEnded(feed, '无画面 · no picture');
+    }, RTC_FIRST_PICTURE_MS);
     if (info.stream !== this.stream) this.stream = info.stream;
     this.mime = info.codec ? `video/${info.codec}` : '';
     const v = this.video;
@@ -419,6 +424,7 @@ export class LivePlayer {
     const played = this.playing;
     this.playing = false;
     if (!played) {
+      if (/failed/.test(why)) noteRTCBlocked(); // ICE failed: this network does not carry it
       this.rtcFailed = true;
       this.engine = this.mode;
       this.message = `WebRTC: ${why} — ${this.mode.toUpperCase()}`;

@@ -185,20 +185,28 @@ func hevcCodec(p *h265.SPS_ProfileTierLevel) string {
 		b.WriteByte('L')
 	}
 	fmt.Fprintf(&b, "%d", p.GeneralLevelIdc)
-	// The first constraint byte: progressive, interlaced, non-packed and
-	// frame-only, then four format flags; the rest are rarely set and
-	// dropped as trailing zeros would be.
-	var c0 byte
-	for i, set := range []bool{p.GeneralProgressiveSourceFlag, p.GeneralInterlacedSourceFlag,
+	// The constraint flags, 48 bits from general_progressive_source_flag,
+	// as bytes; trailing zero bytes are left out.
+	flags := []bool{p.GeneralProgressiveSourceFlag, p.GeneralInterlacedSourceFlag,
 		p.GeneralNonPackedConstraintFlag, p.GeneralFrameOnlyConstraintFlag,
+		// The range-extension profiles' flags (zero for Main, Main 10).
 		p.GeneralMax12bitConstraintFlag, p.GeneralMax10bitConstraintFlag,
-		p.GeneralMax8bitConstraintFlag, p.GeneralMax422ChromeConstraintFlag} {
+		p.GeneralMax8bitConstraintFlag, p.GeneralMax422ChromeConstraintFlag,
+		p.GeneralMax420ChromaConstraintFlag, p.GeneralMaxMonochromeConstraintFlag,
+		p.GeneralIntraConstraintFlag, p.GeneralOnePictureOnlyConstraintFlag,
+		p.GeneralLowerBitRateConstraintFlag, p.GeneralMax14BitConstraintFlag}
+	var cons [6]byte
+	for i, set := range flags {
 		if set {
-			c0 |= 0x80 >> i
+			cons[i/8] |= 0x80 >> (i % 8)
 		}
 	}
-	if c0 != 0 {
-		fmt.Fprintf(&b, ".%X", c0)
+	n := len(cons)
+	for n > 0 && cons[n-1] == 0 {
+		n--
+	}
+	for _, c := range cons[:n] {
+		fmt.Fprintf(&b, ".%X", c)
 	}
 	return b.String()
 }

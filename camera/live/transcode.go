@@ -58,9 +58,9 @@ type transcodeStats struct {
 	running  atomic.Int64
 	started  atomic.Int64
 	mu       sync.Mutex
-	cpuDone  time.Duration        // CPU time of ffmpeg processes that have ended
+	cpuDone  time.Duration                 // CPU time of ffmpeg processes that have ended
 	procs    map[*os.Process]time.Duration // running ffmpeg processes, with the CPU time last read
-	refusals atomic.Int64         // transcodes refused by the limit
+	refusals atomic.Int64                  // transcodes refused by the limit
 }
 
 // cpu is the CPU time (user+system) all transcodes have used so far.

@@ -50,6 +50,7 @@ bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the
 	$(GO) test -run '^$$' -bench CreateOne -benchmem -benchtime 2s ./incident | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'FanOut|Transcode' -benchtime 5x ./camera/live | tee -a bench.txt
 	$(GO) test -run '^$$' -bench TimeToFirstFrame -benchtime 40x ./camera/live | tee -a bench.txt
+	$(GO) test -run '^$$' -bench Latency -benchtime 200x ./camera/live | tee -a bench.txt
 	$(GO) test -run '^$$' -bench FirstPicture -benchtime 40x ./camera/whep | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'Record20|Export60s' -benchtime 10x ./camera/record | tee -a bench.txt
 	$(GO) test -run '^$$' -bench RangeQuery -benchtime 200x -timeout 30m ./camera/record | tee -a bench.txt

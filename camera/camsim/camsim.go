@@ -77,6 +77,10 @@ type Config struct {
 	Username, Password string       // optional: when set, require these credentials (Basic or Digest MD5)
 	StartTimestamp     uint32       // first RTP timestamp (lets tests start near the 32-bit wrap); 0 = random
 	Fault              Fault        // fault for all cameras at start
+	// StampSEI puts the wall-clock time each picture is sent in an SEI
+	// message in front of its slices (see SEITime), to measure latency
+	// through every output.
+	StampSEI bool
 }
 
 // Validate checks the configuration.
@@ -118,6 +122,7 @@ type Sim struct {
 // camera is one simulated camera: its fault and its streams.
 type camera struct {
 	n     int
+	stamp bool // Config.StampSEI
 	fault atomic.Value // Fault; written under Sim.mu, read lock-free by the pacers
 	main  *feed
 	sub   *feed
@@ -152,7 +157,7 @@ func New(cfg Config) (*Sim, error) {
 		sessions: make(map[*gortsplib.ServerSession]*reader),
 	}
 	for n := 1; n <= cfg.N; n++ {
-		c := &camera{n: n}
+		c := &camera{n: n, stamp: cfg.StampSEI}
 		c.fault.Store(cfg.Fault)
 		alt := map[Fault]*clip{FaultSlices: clips.slices, FaultSlices32: clips.slices32}
 		if c.main, err = newFeed(c, StreamMain, clips.main, alt, cfg.StartTimestamp); err != nil {

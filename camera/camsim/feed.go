@@ -142,6 +142,10 @@ func (f *feed) send(i int64, log *slog.Logger) {
 		return
 	}
 	au := f.cur.aus[i%int64(len(f.cur.aus))]
+	ntp := f.due(i)
+	if f.cam.stamp {
+		au = withSEI(f.cur.kind, au, time.Now())
+	}
 	pkts, err := f.enc.Encode(au)
 	if err != nil {
 		log.Error("camsim: encode", "camera", f.cam.n, "stream", f.name, "err", err)
@@ -149,7 +153,6 @@ func (f *feed) send(i int64, log *slog.Logger) {
 	}
 	// uint32 arithmetic wraps at 2^32 as RTP timestamps do.
 	ts := f.start + uint32(i)*ticksPerFrame
-	ntp := f.due(i)
 	// Counted before the first packet goes out, so a reader that has the
 	// whole picture always finds it counted.
 	f.frames.Add(1)

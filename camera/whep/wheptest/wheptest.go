@@ -43,8 +43,9 @@ func (v *Viewer) Stats() Stats {
 
 // Dial offers to receive video (H.264, and H.265 when h265), hands the
 // offer to post, which returns the answer (through the API, or straight to
-// a whep.Server), and reads the track until the test ends.
-func Dial(t testing.TB, h265 bool, post func(offer string) (string, error)) *Viewer {
+// a whep.Server), and reads the track until the test ends. onPacket, if
+// given, sees every RTP packet as it arrives (on the reading goroutine).
+func Dial(t testing.TB, h265 bool, post func(offer string) (string, error), onPacket ...func(*rtp.Packet)) *Viewer {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	codecs := []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
@@ -81,6 +82,9 @@ func Dial(t testing.TB, h265 bool, post func(offer string) (string, error)) *Vie
 				return
 			}
 			v.packet(pkt, mime == webrtc.MimeTypeH265)
+			for _, f := range onPacket {
+				f(pkt)
+			}
 		}
 	})
 	offer, err := pc.CreateOffer(nil)

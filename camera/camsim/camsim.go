@@ -122,7 +122,7 @@ type Sim struct {
 // camera is one simulated camera: its fault and its streams.
 type camera struct {
 	n     int
-	stamp bool // Config.StampSEI
+	stamp bool         // Config.StampSEI
 	fault atomic.Value // Fault; written under Sim.mu, read lock-free by the pacers
 	main  *feed
 	sub   *feed

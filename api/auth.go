@@ -13,6 +13,7 @@ import (
 	"gridwatch/api/httpapi"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/camera/whep"
 )
 
 const csrfHeader = "X-CSRF-Token"
@@ -173,7 +174,17 @@ func (s *Server) logout(c *gin.Context) error {
 }
 
 func (s *Server) me(c *gin.Context) error {
-	c.JSON(http.StatusOK, httpapi.Principal(c))
+	p := httpapi.Principal(c)
+	if s.deps.WHEP == nil || !p.Can(auth.VideoLive) {
+		c.JSON(http.StatusOK, p)
+		return nil
+	}
+	// Who may watch video gets the STUN/TURN servers for WebRTC (none on
+	// a LAN); they are not on the public /meta, as TURN has a credential.
+	c.JSON(http.StatusOK, struct {
+		*auth.Principal
+		ICEServers []whep.ICEServer `json:"ice_servers"`
+	}{p, s.deps.WHEP.ICEServers()})
 	return nil
 }
 

@@ -315,6 +315,7 @@ func (s *Server) meta(c *gin.Context) error {
 	if s.deps.RTSPPort > 0 {
 		meta["rtsp_port"] = s.deps.RTSPPort
 	}
+
 	c.JSON(http.StatusOK, meta)
 	return nil
 }

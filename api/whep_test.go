@@ -97,6 +97,15 @@ func TestWHEPThroughTheAPI(t *testing.T) {
 		t.Errorf("the revoked token's session still exists: %v %v", err, res.StatusCode)
 	}
 
+	// Who may watch gets the STUN/TURN servers (none here) in /me; who
+	// may not, does not.
+	if st, b := ve.get("/api/v1/me", tok); st != 200 || !strings.Contains(string(b), `"ice_servers"`) {
+		t.Errorf("/me of a video viewer: %d %s", st, b)
+	}
+	if st, b := ve.get("/api/v1/me", ve.tokenFor(auth.RoleIntegration)); st != 200 || strings.Contains(string(b), `"ice_servers"`) {
+		t.Errorf("/me of the integration role: %d %s", st, b)
+	}
+
 	// Refusals: no token, the integration role, a leader outside the
 	// camera's grids, a body that is not SDP, an offer without video.
 	for _, tc := range []struct {

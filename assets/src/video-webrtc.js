@@ -55,7 +55,9 @@ export class RTCFeed {
   }
 
   async open(cameraId, stream) {
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    // STUN/TURN from the server (GET /api/v1/me: ice_servers; none on a LAN).
+    const iceServers = Array.isArray(session.user?.ice_servers) ? session.user.ice_servers : [];
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.ontrack = (ev) => {

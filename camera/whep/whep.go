@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -45,6 +46,11 @@ type Config struct {
 	// PublicIPs are addresses to announce instead of the host's own (a
 	// server behind 1:1 NAT); empty: the host's addresses.
 	PublicIPs []string
+	// ICEServers are STUN and TURN servers (stun:, turn:, turns: URLs)
+	// the server gathers candidates through, and offers the browsers
+	// (ICEServers()); TURNUsername and TURNCredential go with the TURN ones.
+	ICEServers                   []string
+	TURNUsername, TURNCredential string
 	// UDPPortMin and UDPPortMax bound the ports sessions use (0: any).
 	UDPPortMin, UDPPortMax uint16
 	// GatherTimeout bounds waiting for the server's candidates (default 2 s).
@@ -144,6 +150,45 @@ func (s *Session) Close() {
 	<-s.done
 }
 
+// ICEServer is a STUN or TURN server as a browser's RTCPeerConnection
+// takes it.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ICEServers are the configured STUN and TURN servers, for the browsers.
+func (s *Server) ICEServers() []ICEServer {
+	var out []ICEServer
+	for _, u := range s.cfg.ICEServers {
+		is := ICEServer{URLs: []string{u}}
+		if strings.HasPrefix(u, "turn") {
+			is.Username, is.Credential = s.cfg.TURNUsername, s.cfg.TURNCredential
+		}
+		out = append(out, is)
+	}
+	return out
+}
+
+func (s *Server) iceServers() []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	for _, is := range s.ICEServers() {
+		w := webrtc.ICEServer{URLs: is.URLs}
+		if is.Username != "" {
+			w.Username, w.Credential = is.Username, is.Credential
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// CheckICEServer says what is wrong with a STUN or TURN URL, if anything.
+func CheckICEServer(u string) error {
+	_, err := stunURL(u)
+	return err
+}
+
 // offersH265 reports whether an SDP offer lists H.265 among its video codecs.
 func offersH265(offer string) bool {
 	return strings.Contains(strings.ToUpper(offer), "H265/90000")
@@ -204,7 +249,7 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 // start sets up the peer connection and runs the session; the session
 // calls release when it ends (start's caller does, if start fails).
 func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, release func(), offer string) (*Session, string, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.iceServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whep: %w", err)
 	}
@@ -405,4 +450,13 @@ func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// stunURL parses a STUN or TURN URL as pion does (RFC 7064, RFC 7065).
+func stunURL(u string) (*stun.URI, error) {
+	uri, err := stun.ParseURI(u)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a stun:, turn: or turns: URL: %v", u, err)
+	}
+	return uri, nil
 }

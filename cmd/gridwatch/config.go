@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch/camera/record"
+	"gridwatch/camera/whep"
 )
 
 // Config is gridwatch's whole configuration. Load fills it from, in order:
@@ -62,6 +63,11 @@ type Config struct {
 	// WebRTCPublicIPs are the addresses WebRTC announces instead of the
 	// host's (a server behind 1:1 NAT), comma-separated.
 	WebRTCPublicIPs string
+	// WebRTCICEServers are STUN/TURN URLs (comma-separated), with the
+	// TURN servers' username and credential.
+	WebRTCICEServers     string
+	WebRTCTURNUsername   string
+	WebRTCTURNCredential string
 }
 
 // DefaultConfig returns the defaults.
@@ -156,6 +162,9 @@ func options() []option {
 	keySet, keyGet := str(func(c *Config) *string { return &c.TLSKey })
 	proxSet, proxGet := str(func(c *Config) *string { return &c.TrustedProxies })
 	rtcSet, rtcGet := str(func(c *Config) *string { return &c.WebRTCPublicIPs })
+	iceSet, iceGet := str(func(c *Config) *string { return &c.WebRTCICEServers })
+	turnUSet, turnUGet := str(func(c *Config) *string { return &c.WebRTCTURNUsername })
+	turnCSet, turnCGet := str(func(c *Config) *string { return &c.WebRTCTURNCredential })
 	recordingMaxBytesSet, recordingMaxBytesGet := setting(func(c *Config) *int64 { return &c.RecordingMaxBytes }, parseInt64, formatInt64)
 	recordingMinFreeSet, recordingMinFreeGet := setting(func(c *Config) *int64 { return &c.RecordingMinFree }, parseInt64, formatInt64)
 	exportMaxPendingSet, exportMaxPendingGet := setting(func(c *Config) *int { return &c.ExportMaxPending }, strconv.Atoi, strconv.Itoa)
@@ -168,6 +177,8 @@ func options() []option {
 	tok.secret = true
 	db := opt("database-url", "PostgreSQL+PostGIS URL (env DATABASE_URL); empty runs a private cluster under <data-dir>/pg", dbSet, dbGet)
 	db.secret = true
+	turnCred := opt("webrtc-turn-credential", "the TURN servers' credential", turnCSet, turnCGet)
+	turnCred.secret = true
 	return []option{
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
@@ -207,6 +218,9 @@ func options() []option {
 		opt("tls-cert", "TLS certificate file (PEM); with --tls-key, serve HTTPS", certSet, certGet),
 		opt("tls-key", "TLS private key file (PEM)", keySet, keyGet),
 		opt("trusted-proxies", "comma-separated proxy addresses/CIDRs allowed to set X-Forwarded-For (default none)", proxSet, proxGet),
+		opt("webrtc-ice-servers", "comma-separated STUN/TURN URLs (stun:host:3478, turn:host:3478?transport=udp) WebRTC gathers through and the browsers are given", iceSet, iceGet),
+		opt("webrtc-turn-username", "the TURN servers' username", turnUSet, turnUGet),
+		turnCred,
 		opt("webrtc-public-ips", "comma-separated addresses WebRTC announces instead of this host's (behind 1:1 NAT); default the host's own", rtcSet, rtcGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -413,6 +427,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ExportMaxAge <= 0 {
 		bad("export-max-age", "%v: want a positive duration", c.ExportMaxAge)
+	}
+	for _, u := range commaList(c.WebRTCICEServers) {
+		if err := whep.CheckICEServer(u); err != nil {
+			bad("webrtc-ice-servers", "%v", err)
+		}
 	}
 	for _, ip := range c.WebRTCIPs() {
 		if net.ParseIP(ip) == nil {

@@ -56,6 +56,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"no exports pending", []string{"--export-max-pending", "0"}, nil, "export-max-pending"},
 		{"bad database url", nil, map[string]string{"DATABASE_URL": "postgres://u:secret@host:notaport/db"}, "database-url"},
 		{"bad leader report policy", []string{"--leader-report-outside", "maybe"}, nil, "leader-report-outside"},
+		{"not a STUN URL", []string{"--webrtc-ice-servers", "http://stun.example"}, nil, "webrtc-ice-servers"},
 		{"keyframe wait under a second", []string{"--key-timeout", "500ms"}, nil, "key-timeout"},
 	}
 	for _, tt := range tests {

@@ -255,7 +255,8 @@ func (m *Main) startBackground(ctx context.Context) error {
 // startWHEP answers WebRTC (WHEP) offers for the camera streams.
 func (m *Main) startWHEP() error {
 	srv, err := whep.New(whep.Config{Acquire: m.video.Acquire, Logger: m.Logger.With("component", "webrtc"),
-		PublicIPs: m.Config.WebRTCIPs()})
+		PublicIPs: m.Config.WebRTCIPs(), ICEServers: commaList(m.Config.WebRTCICEServers),
+		TURNUsername: m.Config.WebRTCTURNUsername, TURNCredential: m.Config.WebRTCTURNCredential})
 	if err != nil {
 		return fmt.Errorf("webrtc: %w", err)
 	}

@@ -110,6 +110,9 @@ type Params struct {
 	VPS, SPS, PPS []byte
 	Width         int
 	Height        int
+	// Profile is the coding's profile: H.264 profile_idc (66 Baseline,
+	// 77 Main, 100 High), H.265 general_profile_idc (1 Main, 2 Main 10).
+	Profile int
 	// Codec is the RFC 6381 codec string, e.g. "avc1.64001f" or
 	// "hvc1.1.6.L93.B0", for MSE's isTypeSupported and HLS's CODECS.
 	Codec string
@@ -128,11 +131,12 @@ func NewParams(sps, pps []byte) (*Params, error) {
 		return nil, fmt.Errorf("stream: SPS: %w", err)
 	}
 	return &Params{
-		Kind:   H264,
-		SPS:    append([]byte(nil), sps...),
-		PPS:    append([]byte(nil), pps...),
-		Width:  s.Width(),
-		Height: s.Height(),
+		Kind:    H264,
+		SPS:     append([]byte(nil), sps...),
+		PPS:     append([]byte(nil), pps...),
+		Width:   s.Width(),
+		Height:  s.Height(),
+		Profile: int(sps[1]),
 		// profile_idc, constraint flags and level_idc are SPS bytes 1..3.
 		Codec: fmt.Sprintf("avc1.%02x%02x%02x", sps[1], sps[2], sps[3]),
 	}, nil
@@ -151,13 +155,14 @@ func NewH265Params(vps, sps, pps []byte) (*Params, error) {
 		return nil, fmt.Errorf("stream: SPS: %w", err)
 	}
 	return &Params{
-		Kind:   H265,
-		VPS:    append([]byte(nil), vps...),
-		SPS:    append([]byte(nil), sps...),
-		PPS:    append([]byte(nil), pps...),
-		Width:  s.Width(),
-		Height: s.Height(),
-		Codec:  hevcCodec(&s.ProfileTierLevel),
+		Kind:    H265,
+		VPS:     append([]byte(nil), vps...),
+		SPS:     append([]byte(nil), sps...),
+		PPS:     append([]byte(nil), pps...),
+		Width:   s.Width(),
+		Height:  s.Height(),
+		Profile: int(s.ProfileTierLevel.GeneralProfileIdc),
+		Codec:   hevcCodec(&s.ProfileTierLevel),
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package whep
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,4 +44,30 @@ func TestICEServers(t *testing.T) {
 		t.Errorf("the first picture came %v after the offer with an unanswering STUN server", took)
 	}
 	sess.Close()
+}
+
+// H.265 goes to a viewer only in a profile it offers: a Main camera to a
+// viewer offering Main (profile-id 1, or none), a Main 10 camera only to
+// one offering profile-id 2.
+func TestOffersH265(t *testing.T) {
+	const main, main10 = 1, 2
+	offer := func(lines ...string) string {
+		return "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 98\r\na=rtpmap:96 H264/90000\r\n" + strings.Join(lines, "\r\n") + "\r\n"
+	}
+	for _, tc := range []struct {
+		name    string
+		offer   string
+		profile int
+		want    bool
+	}{
+		{"no H.265", offer(), main, false},
+		{"H.265, no profile-id", offer("a=rtpmap:98 H265/90000"), main, true},
+		{"Main offered, Main 10 camera", offer("a=rtpmap:98 H265/90000", "a=fmtp:98 level-id=93;profile-id=1;tier-flag=0"), main10, false},
+		{"Main 10 offered", offer("a=rtpmap:98 H265/90000", "a=fmtp:98 profile-id=2"), main10, true},
+		{"Main 10 only, Main camera", offer("a=rtpmap:98 h265/90000", "a=fmtp:98 profile-id=2"), main, false},
+	} {
+		if got := offersH265(tc.offer, tc.profile); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -91,7 +92,10 @@ func New(cfg Config) (*Server, error) {
 			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032"}, PayloadType: 112},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}, PayloadType: 49},
+		// H.265 Main and Main 10 (profile-id 1 and 2), offered to whom
+		// offers them.
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000, SDPFmtpLine: "profile-id=1"}, PayloadType: 49},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000, SDPFmtpLine: "profile-id=2"}, PayloadType: 50},
 	} {
 		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, fmt.Errorf("whep: %w", err)
@@ -189,9 +193,43 @@ func CheckICEServer(u string) error {
 	return err
 }
 
-// offersH265 reports whether an SDP offer lists H.265 among its video codecs.
-func offersH265(offer string) bool {
-	return strings.Contains(strings.ToUpper(offer), "H265/90000")
+// offersH265 reports whether an SDP offer lists H.265 of a profile
+// (general_profile_idc: 1 Main, 2 Main 10) among its video codecs. An
+// H.265 payload type without a profile-id is Main (RFC 7798 7.1).
+func offersH265(offer string, profile int) bool {
+	pts := map[string]string{} // H.265 payload types → their profile-id
+	for _, line := range strings.Split(offer, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "a=rtpmap:"); ok {
+			pt, codec, _ := strings.Cut(rest, " ")
+			if strings.EqualFold(codec, "H265/90000") {
+				if _, seen := pts[pt]; !seen {
+					pts[pt] = "1"
+				}
+			}
+		}
+	}
+	for _, line := range strings.Split(offer, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "a=fmtp:"); ok {
+			pt, params, _ := strings.Cut(rest, " ")
+			if _, ok := pts[pt]; !ok {
+				continue
+			}
+			for _, kv := range strings.Split(params, ";") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == "profile-id" {
+					pts[pt] = v
+				}
+			}
+		}
+	}
+	want := strconv.Itoa(profile)
+	for _, id := range pts {
+		if id == want {
+			return true
+		}
+	}
+	return false
 }
 
 // Offer answers a viewer's SDP offer for a camera stream ("main" or
@@ -225,10 +263,10 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 		release()
 		return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "camera %d has sent no picture yet", camera)
 	}
-	codec, playing := webrtc.MimeTypeH264, name
+	codec, fmtp, playing := webrtc.MimeTypeH264, "", name
 	if params.Kind == stream.H265 {
-		if offersH265(offer) {
-			codec = webrtc.MimeTypeH265
+		if offersH265(offer, params.Profile) {
+			codec, fmtp = webrtc.MimeTypeH265, "profile-id="+strconv.Itoa(params.Profile)
 		} else {
 			// The viewer cannot take H.265: its H.264 transcode.
 			release()
@@ -238,7 +276,7 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 			}
 		}
 	}
-	sess, answer, err := s.start(camera, playing, codec, hub, release, offer)
+	sess, answer, err := s.start(camera, playing, codec, fmtp, hub, release, offer)
 	if err != nil {
 		release()
 		return nil, "", err
@@ -248,7 +286,7 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 
 // start sets up the peer connection and runs the session; the session
 // calls release when it ends (start's caller does, if start fails).
-func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, release func(), offer string) (*Session, string, error) {
+func (s *Server) start(camera int64, name, codec, fmtp string, hub *stream.Hub, release func(), offer string) (*Session, string, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.iceServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whep: %w", err)
@@ -257,7 +295,7 @@ func (s *Server) start(camera int64, name, codec string, hub *stream.Hub, releas
 		_ = pc.Close()
 		return nil, "", err
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: codec, ClockRate: 90000}, "video", "gridwatch")
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: codec, ClockRate: 90000, SDPFmtpLine: fmtp}, "video", "gridwatch")
 	if err != nil {
 		return fail(err)
 	}

@@ -505,7 +505,19 @@ export class LivePlayer {
         this.update();
       }
     }
-    if (this.mode === 'mse') this.feed.keepLive();
+    if (this.engine === 'mse') this.feed.keepLive();
+    if (this.engine === 'webrtc' && this.rtc?.pc) {
+      // WebRTC's bytes, for the bitrate shown: the receiver's counter.
+      const rtc = this.rtc;
+      rtc.pc
+        .getStats()
+        .then((st) =>
+          st.forEach((r) => {
+            if (this.rtc === rtc && r.type === 'inbound-rtp' && r.kind === 'video') this.bytesIn = r.bytesReceived;
+          }),
+        )
+        .catch(() => {});
+    }
     const online = this.status?.status !== 'offline';
     const quiet = now - this.lastProgress;
     if (this.playing && online && quiet > STALL_MS && !this.stalled) {

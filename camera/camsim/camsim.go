@@ -114,6 +114,9 @@ type Sim struct {
 	ran   atomic.Bool
 	feeds []*feed // every camera's streams, for Run
 
+	ptzOnce sync.Once  // makes heads on the first ONVIFHandler
+	heads   []*ptzHead // the cameras' PTZ heads, by camera - 1
+
 	mu       sync.Mutex                           // guards srvReady, sessions and fault changes
 	srvReady bool                                 // streams are initialised and accept readers
 	sessions map[*gortsplib.ServerSession]*reader // SETUP done, by session

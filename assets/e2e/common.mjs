@@ -134,6 +134,14 @@ export async function openPage(browser, base, contextOptions = {}) {
  * status) allows that answer (e.g. the 401 of GET /api/v1/me before sign-in).
  * check(step) throws if anything was recorded, or if #banner shows an error.
  */
+// watchers holds every watch's problems, for the failure report of main().
+const watchers = [];
+
+/** problemsSeen is what every watcher recorded so far, for a failure's report. */
+export function problemsSeen() {
+  return watchers.flat();
+}
+
 export function watch(page, base) {
   const problems = [];
   // The live event stream answers 501 on a server without it; the page then
@@ -175,8 +183,14 @@ export function watch(page, base) {
     const method = res.request().method();
     const path = new URL(res.url()).pathname;
     if (allowed.some((a) => a.method === method && a.path.test(path) && a.status.includes(res.status()))) return;
-    problems.push(`HTTP ${res.status()} for ${method} ${res.url()}`);
+    // The answer's body says why; it is read after the fact, so the entry is
+    // completed in place when it arrives.
+    const at = problems.push(`HTTP ${res.status()} for ${method} ${res.url()}`) - 1;
+    res.text().then((body) => {
+      problems[at] += ` → ${body.slice(0, 400)}`;
+    }, () => {});
   });
+  watchers.push(problems);
   return {
     problems,
     expect(method, path, ...status) {
@@ -345,9 +359,16 @@ export async function main(run, getBrowser) {
     console.log(JSON.stringify(await run()));
   } catch (err) {
     console.error(`e2e: FAIL: ${err?.message ?? err}`);
+    reportProblems();
     code = 1;
   } finally {
     await getBrowser()?.close().catch(() => {});
   }
   process.exit(code);
+}
+
+/** reportProblems prints what the watchers recorded (a failure's context). */
+export function reportProblems() {
+  const seen = problemsSeen();
+  if (seen.length) console.error(`e2e: the pages also saw: ${seen.join('; ')}`);
 }

@@ -26,7 +26,7 @@
 
 import path from 'node:path';
 import { pointInGeometry, polygonsOf } from '../src/geometry.js';
-import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage, bearerFetch } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage, bearerFetch, reportProblems } from './common.mjs';
 
 const { base, args: [artifacts, adminToken], started } = scriptArgs('editor.mjs', '<artifactsDir> <adminToken>', timeoutMs * 10 + 30000);
 
@@ -38,6 +38,7 @@ async function api(method, p, body, headers = {}) {
 
 let browser;
 const result = {};
+const traffic = [];
 
 /** openGrid clicks a grid-level feature on the map and waits for the panel; returns the candidate. */
 async function openGrid(page, only = null) {
@@ -128,6 +129,23 @@ function edgePairs(features, not, bend) {
 }
 
 /** editorState reads the editor's test hook. */
+// editorSnapshot describes the editor's preview and save for a failure's message.
+const editorSnapshot = (page) =>
+  page.evaluate(() => {
+    const ed = document.querySelector('#editor');
+    if (!ed) return 'no editor';
+    const save = ed.querySelector('[data-field="save"]');
+    return JSON.stringify({
+      tool: ed.dataset.tool,
+      preview: ed.dataset.preview,
+      note: ed.querySelector('[data-field="preview-note"]')?.textContent,
+      save: ed.dataset.save,
+      saveDisabled: save?.disabled,
+      saveTitle: save?.title,
+      message: ed.querySelector('[data-field="message"]')?.textContent,
+      errors: ed.dataset.errors,
+    });
+  });
 const editorState = (page) => page.evaluate(() => window.gridwatchEditor?.state() ?? null);
 
 async function waitEditorReady(page, version) {
@@ -406,6 +424,11 @@ async function run() {
   page.on('request', (req) => {
     if (/\/editor-[\w-]+\.js$/.test(new URL(req.url()).pathname)) editorChunks.push(req.url());
   });
+  // The page's grid writes and previews, in order, for a failure's report.
+  page.on('response', (res) => {
+    const u = new URL(res.url());
+    if (/^\/api\/v1\/grids\/\d+\//.test(u.pathname) && res.request().method() !== 'GET') traffic.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${res.request().method()} ${u.pathname}${u.search} ${res.status()}`);
+  });
   const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
   if (!resp?.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
   await signIn(page, 'demo-gis', 'gridwatch-gis');
@@ -496,6 +519,7 @@ async function run() {
   await page.screenshot({ path: path.join(artifacts, 'editor-changed-elsewhere.png') });
   // Saving anyway: the server says no (412) and why.
   watcher.expect('PUT', new RegExp(`^/api/v1/grids/${at.id}/geometry$`), 412);
+  await waitFor(page, () => !document.querySelector('#editor [data-field="save"]').disabled, null, async () => `Save offered after the warning (${await editorSnapshot(page)})`);
   await page.click('#editor [data-field="save"]');
   await waitFor(page, () => document.querySelector('#editor')?.dataset.save === 'stale' && !document.querySelector('#editor [data-field="reload"]').hidden, null, 'the 412 shown with Reload');
   const staleMsg = await page.textContent('#editor [data-field="message"]');
@@ -594,6 +618,8 @@ try {
   process.exit(0);
 } catch (err) {
   console.error(`e2e: FAIL: ${err.message}`);
+  reportProblems();
+  if (traffic.length) console.error(`e2e: the editor's grid requests: ${traffic.join(' | ')}`);
   console.log(JSON.stringify({ ok: false, ...result }));
   await browser?.close().catch(() => {});
   process.exit(1);

@@ -8,6 +8,9 @@ import { formatArea } from './panel.js';
 import { toast } from './toast.js';
 
 const PREVIEW_DELAY_MS = 400;
+// A preview that failed on the way is asked again this often, after this long.
+const PREVIEW_RETRIES = 3;
+const PREVIEW_RETRY_MS = 1500;
 
 /** previewMethods build, preview and save the editor's change. */
 export const previewMethods = {
@@ -87,6 +90,10 @@ export const previewMethods = {
       this.updateSave();
       return;
     }
+    if (key !== this.retryKey) {
+      this.retryKey = key;
+      this.previewRetries = 0;
+    }
     this.lastKey = key;
     const seq = ++this.previewSeq;
     this.setPreviewState('loading');
@@ -104,8 +111,22 @@ export const previewMethods = {
       this.lastReq = null;
       const rep = err instanceof ApiError ? err.details?.report : null;
       this.renderReport(rep ?? null);
-      this.setPreviewState('error', describe(err));
+      // A refused change stays refused until it changes; a preview that
+      // failed on the way (the network, a busy server) is asked again.
+      const transient = !(err instanceof ApiError) || err.status === 0 || err.status === 429 || err.status >= 500;
+      if (transient) this.lastKey = '';
+      if (transient && this.previewRetries < PREVIEW_RETRIES) {
+        this.previewRetries++;
+        this.setPreviewState('error', `预览失败，稍后重试 · The preview failed (${describe(err)}); trying again…`);
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.preview(), PREVIEW_RETRY_MS);
+      } else {
+        this.setPreviewState('error', describe(err));
+      }
+      this.updateSave();
+      return;
     }
+    this.previewRetries = 0;
     this.updateSave();
   },
 

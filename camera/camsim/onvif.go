@@ -118,14 +118,19 @@ func (s *Sim) serveONVIF(w http.ResponseWriter, r *http.Request) {
 		main.PTZ = &struct {
 			Token string `xml:"token,attr"`
 		}{Token: "ptz"}
-		r.Profiles = []onvif.ProfileXML{main, {Token: "sub", Name: "subStream", Encoding: "H264", Width: 320, Height: 180}}
+		h265 := onvif.ProfileXML{Token: "h265", Name: "mainStreamH265", Encoding: "H265", Width: 640, Height: 360}
+		h265.PTZ = main.PTZ
+		r.Profiles = []onvif.ProfileXML{main, {Token: "sub", Name: "subStream", Encoding: "H264", Width: 320, Height: 180}, h265}
 		onvif.Respond(w, 200, r)
 	case "media_service/GetStreamUri":
 		var req onvif.GetStreamURI
 		_ = xml.Unmarshal(env.Body.Inner, &req)
 		name := StreamMain
-		if req.Profile == "sub" {
+		switch req.Profile {
+		case "sub":
 			name = StreamSub
+		case "h265":
+			name = StreamH265
 		}
 		u, _ := url.Parse(s.URL(n, name))
 		u.User = nil // a device does not put its credentials in the URI

@@ -41,7 +41,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Manufacturer != "Gridwatch" || d.Serial != "CAMSIM-0001" || !d.PTZ || len(d.Profiles) != 2 || d.ClockOffset.Abs() > 2*time.Second {
+	if d.Manufacturer != "Gridwatch" || d.Serial != "CAMSIM-0001" || !d.PTZ || len(d.Profiles) != 3 || d.ClockOffset.Abs() > 2*time.Second {
 		t.Fatalf("device %+v", d)
 	}
 	if p := d.Profiles[0]; p.Token != "main" || p.Width != 640 || p.Encoding != "H264" || !p.PTZ {

@@ -62,6 +62,15 @@ func (s *Server) createCamera(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	// A camera added by its ONVIF address takes its streams from the device
+	// unless given.
+	r, err := s.prepareONVIF(c, 0, sp.ONVIF)
+	if err != nil {
+		return err
+	}
+	if r != nil && sp.MainURL == "" {
+		sp.MainURL, sp.SubURL = r.MainURL, r.SubURL
+	}
 	if err := sp.Check(crs); err != nil {
 		return err
 	}
@@ -89,6 +98,14 @@ func (s *Server) updateCamera(c *gin.Context, id int64) error {
 	crs, err := bindInCRS(c, &p)
 	if err != nil {
 		return err
+	}
+	// A new ONVIF address brings its streams unless they are given too.
+	r, err := s.prepareONVIF(c, id, p.ONVIF)
+	if err != nil {
+		return err
+	}
+	if r != nil && p.MainURL == nil {
+		p.MainURL, p.SubURL = &r.MainURL, &r.SubURL
 	}
 	cam, err := s.deps.Cameras.Update(c.Request.Context(), id, p, crs)
 	return httpapi.JSON(c, http.StatusOK, cam, err)

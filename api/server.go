@@ -34,6 +34,7 @@ import (
 	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/camera/live"
+	"gridwatch/camera/onvifcam"
 	"gridwatch/camera/record"
 	"gridwatch/camera/whep"
 	"gridwatch/geo"
@@ -83,6 +84,9 @@ type Deps struct {
 	TrustedProxies []string
 	// Video runs the camera streams; nil answers 503 on the video routes.
 	Video *live.Manager
+	// ONVIF probes, discovers and steers cameras over ONVIF; nil answers
+	// 503 on its routes (and to a camera given an onvif address).
+	ONVIF *onvifcam.Service
 	// WHEP answers WebRTC offers for the camera streams; nil answers 503.
 	WHEP *whep.Server
 	// Recordings is the footage index, RecordingsDir where its files are.
@@ -214,6 +218,10 @@ func (s *Server) Routes() []Route {
 		httpapi.R("PATCH", "/api/v1/cameras/:id", auth.CamerasWrite, httpapi.ByID(s.updateCamera)),
 		httpapi.R("DELETE", "/api/v1/cameras/:id", auth.CamerasWrite, httpapi.ByID(s.deleteCamera)),
 		httpapi.R("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.inGrid(s.gridCameras)),
+		httpapi.R("POST", "/api/v1/onvif/probe", auth.CamerasWrite, s.probeONVIF),
+		httpapi.R("GET", "/api/v1/onvif/discover", auth.CamerasWrite, s.discoverONVIF),
+		httpapi.R("GET", "/api/v1/cameras/:id/ptz", auth.CamerasPTZ, httpapi.ByID(s.ptzStatus)),
+		httpapi.R("POST", "/api/v1/cameras/:id/ptz", auth.CamerasPTZ, httpapi.ByID(s.ptzCommand)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/hls/:file", auth.VideoLive, s.liveHLS)),
 		httpapi.KeyParam(httpapi.R("POST", "/api/v1/cameras/:id/whep", auth.VideoLive, s.whepOffer)),

@@ -65,6 +65,8 @@ const (
 	// CamerasRead sees cameras (scoped); CamerasWrite registers and edits them.
 	CamerasRead  Permission = "cameras.read"
 	CamerasWrite Permission = "cameras.write"
+	// CamerasPTZ steers PTZ cameras (in scope): move, zoom, presets, home.
+	CamerasPTZ Permission = "cameras.ptz"
 	// VideoLive watches cameras live (MSE, HLS, RTSP re-serve), in scope.
 	VideoLive Permission = "video.live"
 	// VideoPlayback plays recorded footage, in scope.
@@ -77,7 +79,7 @@ const (
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
 		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
-		CamerasRead, CamerasWrite, VideoLive, VideoPlayback, ExportsManage}
+		CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback, ExportsManage}
 }
 
 // grants is the role → permission table.
@@ -86,11 +88,11 @@ func grants(r Role) []Permission {
 	case RoleAdmin:
 		return Permissions()
 	case RoleCommander:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, VideoLive, VideoPlayback}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback}
 	case RoleOperator:
-		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, VideoLive, VideoPlayback}
+		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback}
 	case RoleGridLeader:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, VideoLive, VideoPlayback}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback}
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:

@@ -53,10 +53,12 @@ type Camera struct {
 	// sub): fps, bitrate, last keyframe, reconnects, uptime. The HTTP
 	// layer fills them in from the video (pull.State); the registry does
 	// not know them.
-	Streams   map[string]any `json:"streams,omitempty"`
-	Version   int            `json:"version"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	Streams map[string]any `json:"streams,omitempty"`
+	// ONVIF is how the camera is managed over ONVIF (nil: it is not).
+	ONVIF     *ONVIF    `json:"onvif"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Source is how the video reaches a camera: its stream URLs with their
@@ -114,6 +116,8 @@ type Spec struct {
 	// RetentionDays: 1 to MaxRetentionDays; nil or 0 follows the
 	// service's default.
 	RetentionDays *int `json:"retention_days"`
+	// ONVIF, when given, manages the camera over ONVIF (see ONVIFSpec).
+	ONVIF *ONVIFSpec `json:"onvif"`
 }
 
 // MaxRetentionDays is the longest a camera's footage may be kept: ten years.
@@ -170,6 +174,9 @@ func (s *Spec) Check(crs geo.CRS) error {
 	}
 	if d := s.RetentionDays; d != nil && *d == 0 {
 		s.RetentionDays = nil
+	}
+	if err := s.ONVIF.check(); err != nil {
+		return err
 	}
 	if err := checkStreamURL("main_url", s.MainURL, true); err != nil {
 		return err

@@ -63,7 +63,8 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 }
 
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
-	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at`
+	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at,
+	c.onvif_url, c.onvif_secret <> '{}', c.onvif_profile, c.onvif_device`
 
 const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
 
@@ -73,11 +74,16 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	var hasCreds bool
 	var gid *int64
 	var gcode, gname, glevel *string
+	var onvifURL, onvifProfile string
+	var onvifCreds bool
+	var onvifDevice []byte
 	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
-		&main, &sub, &hasCreds, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt)
+		&main, &sub, &hasCreds, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt,
+		&onvifURL, &onvifCreds, &onvifProfile, &onvifDevice)
 	if err != nil {
 		return nil, err
 	}
+	c.ONVIF = scanONVIF(onvifURL, onvifCreds, onvifProfile, onvifDevice)
 	c.Location.Type = "Point"
 	// The stored URLs are without their credentials; split again all
 	// the same, so a row written by other means shows none either.
@@ -135,6 +141,9 @@ func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
 		if err != nil {
 			return fmt.Errorf("create camera: %w", err)
 		}
+		if err := writeONVIF(ctx, tx, id, sp.ONVIF); err != nil {
+			return err
+		}
 		if err := place(ctx, tx, id); err != nil {
 			return err
 		}
@@ -151,8 +160,13 @@ func (s *Store) Create(ctx context.Context, sp Spec) (*Camera, error) {
 func summary(sp Spec) map[string]any {
 	main, _ := Redact(sp.MainURL)
 	sub, _ := Redact(sp.SubURL)
-	return map[string]any{"code": sp.Code, "name": sp.Name, "location": sp.Location.Coordinates, "heading": sp.Heading,
+	out := map[string]any{"code": sp.Code, "name": sp.Name, "location": sp.Location.Coordinates, "heading": sp.Heading,
 		"fov": sp.FOV, "range": sp.Range, "main_url": main, "sub_url": sub, "record": sp.Record, "retention_days": sp.RetentionDays}
+	if o := sp.ONVIF; o != nil {
+		// The address and the profile; never the account.
+		out["onvif"] = map[string]any{"url": o.URL, "profile": o.Profile, "has_credentials": o.Username != ""}
+	}
+	return out
 }
 
 // Get returns camera id if v may see it.
@@ -216,6 +230,9 @@ type Patch struct {
 	Enabled  *bool    `json:"enabled"`
 	// RetentionDays: 0 returns the camera to the service's default.
 	RetentionDays *int `json:"retention_days"`
+	// ONVIF manages the camera over ONVIF (an empty url: no longer); it is
+	// probed by the API before the store applies it.
+	ONVIF *ONVIFSpec `json:"onvif"`
 	// Version, when given, must be the camera's current version.
 	Version *int `json:"version"`
 }
@@ -285,6 +302,7 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 		patchValue(&sp.Record, p.Record)
 		patchPointer(&sp.Enabled, p.Enabled)
 		patchPointer(&sp.RetentionDays, p.RetentionDays)
+		sp.ONVIF = p.ONVIF
 		if err := sp.Check(check); err != nil {
 			return err
 		}
@@ -297,6 +315,9 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch, crs geo.CRS) (*Ca
 			main_secret = $15, sub_secret = $16 WHERE id = $1`,
 			id, sp.Name, lon, lat, *sp.Heading, *sp.FOV, *sp.Range, cone, main, sub, sp.Record, sp.Enabled == nil || *sp.Enabled, s.now(), sp.RetentionDays, mainSecret, subSecret); err != nil {
 			return fmt.Errorf("update camera: %w", err)
+		}
+		if err := writeONVIF(ctx, tx, id, p.ONVIF); err != nil {
+			return err
 		}
 		if err := place(ctx, tx, id); err != nil {
 			return err

@@ -33,12 +33,16 @@ type ptzHead struct {
 	pos     onvif.Vector // at since
 	vel     onvif.Vector
 	since   time.Time
+	until   time.Time // a move with a timeout stops then (zero: no timeout)
 	presets []onvif.PresetXML
 	at      map[string]onvif.Vector // preset token → position
 }
 
 // position is where the head is at now.
 func (h *ptzHead) position(now time.Time) onvif.Vector {
+	if !h.until.IsZero() && now.After(h.until) {
+		now = h.until
+	}
 	dt := now.Sub(h.since).Seconds()
 	clamp := func(v, lo float64) float64 { return math.Max(lo, math.Min(1, v)) }
 	return onvif.Vector{
@@ -50,7 +54,12 @@ func (h *ptzHead) position(now time.Time) onvif.Vector {
 
 // set moves the head to p, at speed v from now.
 func (h *ptzHead) set(now time.Time, p, v onvif.Vector) {
-	h.pos, h.vel, h.since = p, v, now
+	h.pos, h.vel, h.since, h.until = p, v, now, time.Time{}
+}
+
+// moving reports whether the head moves at now.
+func (h *ptzHead) moving(now time.Time) bool {
+	return h.vel != (onvif.Vector{}) && (h.until.IsZero() || now.Before(h.until))
 }
 
 // ONVIFHandler serves the simulated cameras' ONVIF services.
@@ -142,6 +151,9 @@ func (s *Sim) serveONVIF(w http.ResponseWriter, r *http.Request) {
 		_ = xml.Unmarshal(env.Body.Inner, &req)
 		head.mu.Lock()
 		head.set(now, head.position(now), onvif.Vector{Pan: req.Velocity.PanTilt.X, Tilt: req.Velocity.PanTilt.Y, Zoom: req.Velocity.Zoom.X})
+		if d, ok := onvif.ParseDuration(req.Timeout); ok && d > 0 {
+			head.until = now.Add(d)
+		}
 		head.mu.Unlock()
 		onvif.Respond(w, 200, []byte(`<ContinuousMoveResponse xmlns="`+onvif.NSPTZ+`"/>`))
 	case "ptz_service/Stop":
@@ -151,7 +163,7 @@ func (s *Sim) serveONVIF(w http.ResponseWriter, r *http.Request) {
 		onvif.Respond(w, 200, []byte(`<StopResponse xmlns="`+onvif.NSPTZ+`"/>`))
 	case "ptz_service/GetStatus":
 		head.mu.Lock()
-		p, moving := head.position(now), head.vel != (onvif.Vector{})
+		p, moving := head.position(now), head.moving(now)
 		head.mu.Unlock()
 		var r onvif.GetStatusResponse
 		r.Position.PanTilt.X, r.Position.PanTilt.Y, r.Position.Zoom.X = p.Pan, p.Tilt, p.Zoom

@@ -41,7 +41,8 @@ type Profile struct {
 
 // Preset is a saved PTZ position.
 type Preset struct {
-	Token, Name string
+	Token string `json:"token"`
+	Name  string `json:"name"`
 }
 
 func (c *Client) http() *http.Client {
@@ -131,8 +132,9 @@ func (c *Client) ptzURL() (string, error) {
 	return c.ptz, nil
 }
 
-// Move starts moving the head at a speed (pan, tilt, zoom in [-1, 1]).
-func (c *Client) Move(ctx context.Context, profile string, speed Vector) error {
+// Move starts moving the head at a speed (pan, tilt, zoom in [-1, 1]); with
+// a timeout, the device stops by itself after it (unless moved again).
+func (c *Client) Move(ctx context.Context, profile string, speed Vector, timeout time.Duration) error {
 	u, err := c.ptzURL()
 	if err != nil {
 		return err
@@ -140,7 +142,11 @@ func (c *Client) Move(ctx context.Context, profile string, speed Vector) error {
 	if err := speed.check(-1); err != nil {
 		return err
 	}
-	return call(ctx, c.http(), u, c.token(), ContinuousMove{Profile: profile, Velocity: toXML(speed)}, nil)
+	m := ContinuousMove{Profile: profile, Velocity: toXML(speed)}
+	if timeout > 0 {
+		m.Timeout = Duration(timeout)
+	}
+	return call(ctx, c.http(), u, c.token(), m, nil)
 }
 
 // Stop stops the head.

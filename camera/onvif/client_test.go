@@ -87,7 +87,7 @@ func TestPTZ(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Move(ctx, "main", onvif.Vector{Pan: 0.5, Tilt: -0.2}); err != nil {
+	if err := c.Move(ctx, "main", onvif.Vector{Pan: 0.5, Tilt: -0.2}, 0); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -114,6 +114,31 @@ func TestPTZ(t *testing.T) {
 	if err != nil || moving {
 		t.Fatalf("after stop: moving %v, %v", moving, err)
 	}
+	// A move with a timeout stops by itself: the dead man's switch when the
+	// stop never comes (a browser that lost its network mid-press).
+	if err := c.Move(ctx, "main", onvif.Vector{Zoom: 0.5}, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, moving, err := c.Position(ctx, "main")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !moving {
+			if p.Zoom <= 0 || p.Zoom > 0.5*0.1+0.01 {
+				t.Errorf("zoom after a 100 ms move at 0.5/s: %v", p.Zoom)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a move with a timeout never stopped")
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	if err := c.Stop(ctx, "main"); err != nil {
+		t.Fatal(err)
+	}
+	at, _, _ = c.Position(ctx, "main")
 	tok, err := c.SetPreset(ctx, "main", "东门 gate")
 	if err != nil || tok == "" {
 		t.Fatalf("set preset: %q %v", tok, err)
@@ -137,7 +162,7 @@ func TestPTZ(t *testing.T) {
 	if err := c.GotoPreset(ctx, "main", "99"); err == nil || !strings.Contains(err.Error(), "no preset") {
 		t.Errorf("unknown preset: %v", err)
 	}
-	if err := c.Move(ctx, "main", onvif.Vector{Pan: 2}); err == nil {
+	if err := c.Move(ctx, "main", onvif.Vector{Pan: 2}, 0); err == nil {
 		t.Error("a speed of 2 was sent")
 	}
 }
@@ -179,4 +204,21 @@ func FuzzDeviceService(f *testing.F) {
 			t.Fatalf("status %d", rec.Code)
 		}
 	})
+}
+
+// xs:durations as devices write them.
+func TestDuration(t *testing.T) {
+	if got := onvif.Duration(1500 * time.Millisecond); got != "PT1.5S" {
+		t.Errorf("Duration: %s", got)
+	}
+	for in, want := range map[string]time.Duration{"PT2S": 2 * time.Second, "PT1M30S": 90 * time.Second, "PT0.25S": 250 * time.Millisecond, "PT1H": time.Hour} {
+		if d, ok := onvif.ParseDuration(in); !ok || d != want {
+			t.Errorf("ParseDuration(%s) = %v %v, want %v", in, d, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "PT", "P1D", "PT-1S", "PTS", "PT1X", "2S"} {
+		if _, ok := onvif.ParseDuration(bad); ok {
+			t.Errorf("ParseDuration(%q) took it", bad)
+		}
+	}
 }

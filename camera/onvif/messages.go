@@ -1,6 +1,11 @@
 package onvif
 
-import "encoding/xml"
+import (
+	"encoding/xml"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // The messages gridwatch sends and the simulator answers. Requests carry
 // their service's namespace; answers are read by local names, as cameras
@@ -102,7 +107,9 @@ type MediaURIResponse struct {
 // Vector is a PTZ position or speed: pan and tilt in [-1, 1], zoom in
 // [0, 1] (a speed: zoom in [-1, 1]).
 type Vector struct {
-	Pan, Tilt, Zoom float64
+	Pan  float64 `json:"pan"`
+	Tilt float64 `json:"tilt"`
+	Zoom float64 `json:"zoom"`
 }
 
 // ptzVector is a Vector as sent.
@@ -129,6 +136,38 @@ type ContinuousMove struct {
 	XMLName  xml.Name  `xml:"http://www.onvif.org/ver20/ptz/wsdl ContinuousMove"`
 	Profile  string    `xml:"ProfileToken"`
 	Velocity ptzVector `xml:"Velocity"`
+	// Timeout (an xs:duration, PT2S) stops the move by itself: the
+	// device's own dead man's switch, should the stop never come.
+	Timeout string `xml:"Timeout,omitempty"`
+}
+
+// Duration writes d as an xs:duration in seconds (PT1.5S).
+func Duration(d time.Duration) string {
+	return "PT" + strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "S"
+}
+
+// ParseDuration reads the simple xs:durations devices get: PTnS, PTnM, PTnH
+// and their sums (PT1M30S); ok false for anything else.
+func ParseDuration(s string) (time.Duration, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "PT")
+	if !ok || rest == "" {
+		return 0, false
+	}
+	var total time.Duration
+	for rest != "" {
+		i := strings.IndexAny(rest, "HMS")
+		if i <= 0 {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(rest[:i], 64)
+		if err != nil || v < 0 || v > 1e6 {
+			return 0, false
+		}
+		unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second}[rest[i]]
+		total += time.Duration(v * float64(unit))
+		rest = rest[i+1:]
+	}
+	return total, true
 }
 
 // Stop stops moving.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"gridwatch/camera/onvif"
 	"gridwatch/camera/record"
 	"gridwatch/camera/whep"
 )
@@ -68,6 +69,13 @@ type Config struct {
 	WebRTCICEServers     string
 	WebRTCTURNUsername   string
 	WebRTCTURNCredential string
+	// ONVIFDiscoveryAddr is where WS-Discovery probes go (the multicast
+	// group by default); ONVIFInterface the interface they leave by.
+	ONVIFDiscoveryAddr string
+	ONVIFInterface     string
+	// PTZHold is how long control of a PTZ camera stays with an operator
+	// after their last command.
+	PTZHold time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -98,6 +106,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     15 * time.Second,
 		SessionIdle:         2 * time.Hour,
 		SessionMax:          12 * time.Hour,
+		ONVIFDiscoveryAddr:  onvif.DiscoveryAddr,
+		PTZHold:             30 * time.Second,
 	}
 }
 
@@ -165,6 +175,9 @@ func options() []option {
 	iceSet, iceGet := str(func(c *Config) *string { return &c.WebRTCICEServers })
 	turnUSet, turnUGet := str(func(c *Config) *string { return &c.WebRTCTURNUsername })
 	turnCSet, turnCGet := str(func(c *Config) *string { return &c.WebRTCTURNCredential })
+	odaSet, odaGet := str(func(c *Config) *string { return &c.ONVIFDiscoveryAddr })
+	oifSet, oifGet := str(func(c *Config) *string { return &c.ONVIFInterface })
+	holdSet, holdGet := dur(func(c *Config) *time.Duration { return &c.PTZHold })
 	recordingMaxBytesSet, recordingMaxBytesGet := setting(func(c *Config) *int64 { return &c.RecordingMaxBytes }, parseInt64, formatInt64)
 	recordingMinFreeSet, recordingMinFreeGet := setting(func(c *Config) *int64 { return &c.RecordingMinFree }, parseInt64, formatInt64)
 	exportMaxPendingSet, exportMaxPendingGet := setting(func(c *Config) *int { return &c.ExportMaxPending }, strconv.Atoi, strconv.Itoa)
@@ -222,6 +235,9 @@ func options() []option {
 		opt("webrtc-turn-username", "the TURN servers' username", turnUSet, turnUGet),
 		turnCred,
 		opt("webrtc-public-ips", "comma-separated addresses WebRTC announces instead of this host's (behind 1:1 NAT); default the host's own", rtcSet, rtcGet),
+		opt("onvif-discovery-addr", "where WS-Discovery probes for ONVIF cameras go: the multicast group, or a host:port that answers them", odaSet, odaGet),
+		opt("onvif-interface", "the network interface ONVIF discovery probes leave by (default: the system's route to the group)", oifSet, oifGet),
+		opt("ptz-hold", "how long control of a PTZ camera stays with an operator after their last command (others see who)", holdSet, holdGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -449,6 +465,12 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyTimeout < time.Second || c.KeyTimeout > 10*time.Minute {
 		bad("key-timeout", "%v: want 1s to 10m", c.KeyTimeout)
+	}
+	if _, err := net.ResolveUDPAddr("udp4", c.ONVIFDiscoveryAddr); err != nil || c.ONVIFDiscoveryAddr == "" {
+		bad("onvif-discovery-addr", "%q is not a host:port", c.ONVIFDiscoveryAddr)
+	}
+	if c.PTZHold < time.Second || c.PTZHold > time.Hour {
+		bad("ptz-hold", "%v: want 1s to 1h", c.PTZHold)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

@@ -25,6 +25,8 @@ import (
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/live"
+	"gridwatch/camera/onvif"
+	"gridwatch/camera/onvifcam"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
 	"gridwatch/camera/rtspserve"
@@ -169,6 +171,7 @@ func (m *Main) buildDomain() {
 // of an empty database unless an admin token is configured.
 func (m *Main) seed(ctx context.Context) error {
 	var simURL func(cam int, stream string) string
+	var onvifURL func(cam int) string
 	if m.Camsim && !m.MigrateOnly {
 		sim, err := camsim.New(camsim.Config{N: domain.DemoCameras, Addr: "127.0.0.1:0", Logger: m.Logger.With("component", "camsim"),
 			Username: "demo", Password: "demo-camera"})
@@ -181,9 +184,12 @@ func (m *Main) seed(ctx context.Context) error {
 				m.Logger.Error("simulated cameras stopped", "err", err)
 			}
 		})
+		if onvifURL, err = m.serveSimONVIF(sim); err != nil {
+			return err
+		}
 	}
 	if m.SeedDemo {
-		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL}); err != nil {
+		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL, ONVIFURL: onvifURL}); err != nil {
 			return err
 		}
 	}
@@ -194,6 +200,43 @@ func (m *Main) seed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// serveSimONVIF serves the simulated cameras' ONVIF devices on a loopback
+// port, and their WS-Discovery answers on another; unless discovery was
+// pointed elsewhere, this node's probes go to the simulator. It returns
+// the device service URL of a simulated camera.
+func (m *Main) serveSimONVIF(sim *camsim.Sim) (func(cam int) string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("simulated ONVIF devices: %w", err)
+	}
+	hs := &http.Server{Handler: sim.ONVIFHandler(), ReadHeaderTimeout: 10 * time.Second}
+	base := "http://" + ln.Addr().String()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("simulated ONVIF discovery: %w", err)
+	}
+	m.background.Go(func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("simulated ONVIF devices stopped", "err", err)
+		}
+	})
+	m.background.Go(func() {
+		<-m.bg.Done()
+		_ = hs.Close()
+	})
+	m.background.Go(func() {
+		if err := sim.ServeDiscovery(m.bg, udp, base); err != nil {
+			m.Logger.Error("simulated ONVIF discovery stopped", "err", err)
+		}
+	})
+	if m.Config.ONVIFDiscoveryAddr == onvif.DiscoveryAddr {
+		m.Config.ONVIFDiscoveryAddr = udp.LocalAddr().String()
+	}
+	m.Logger.Info("simulated ONVIF devices", "addr", base, "discovery", udp.LocalAddr().String())
+	return func(cam int) string { return fmt.Sprintf("%s/onvif/%d/device_service", base, cam) }, nil
 }
 
 // startBackground loads the locator and starts what runs beside the
@@ -418,6 +461,11 @@ func (m *Main) serve() error {
 	deps.Events = m.events
 	deps.Video = m.video
 	deps.WHEP = m.whep
+	deps.ONVIF = onvifcam.New(m.pool, m.domain.Cameras, onvifcam.Options{
+		Hold:      cfg.PTZHold,
+		Discovery: onvif.DiscoverOptions{Addr: cfg.ONVIFDiscoveryAddr, Interface: cfg.ONVIFInterface},
+		Logger:    m.Logger.With("component", "onvif"),
+	})
 	if m.rtsp != nil {
 		if _, port, err := net.SplitHostPort(m.rtsp.Addr()); err == nil {
 			deps.RTSPPort, _ = strconv.Atoi(port)

@@ -51,7 +51,13 @@ type DemoOptions struct {
 	// cameras (camera 1…DemoCameras, stream "main" or "sub"): the demo
 	// cameras point at them and record, so the map shows them live.
 	SimURL func(cam int, stream string) string
+	// ONVIFURL, when set, is the ONVIF device service of a simulated
+	// camera: the demo's H.265 dome is managed over ONVIF (PTZ, presets).
+	ONVIFURL func(cam int) string
 }
+
+// DemoONVIFAccount is the account of the demo's simulated ONVIF devices.
+var DemoONVIFAccount = camera.ONVIFAccount{Username: "demo", Password: "demo-camera"}
 
 // SeedDemo fills the database with the demo: the demo city unless its
 // district is stored already, one camera per community, each grid's team as
@@ -66,7 +72,7 @@ func (d *Domain) SeedDemo(ctx context.Context, opts DemoOptions) error {
 	if err := d.seedDemoCity(ctx, city); err != nil {
 		return err
 	}
-	if err := d.seedDemoCameras(ctx, city, opts.SimURL); err != nil {
+	if err := d.seedDemoCameras(ctx, city, opts.SimURL, opts.ONVIFURL); err != nil {
 		return err
 	}
 	if err := d.seedDemoStaff(ctx); err != nil {
@@ -99,7 +105,7 @@ func (d *Domain) seedDemoCity(ctx context.Context, features []geo.ImportFeature)
 // camera and records, so it is always pulled and the map shows it live; the
 // URLs are brought up to date on every start, since the simulator's port
 // changes. Existing cameras keep everything else.
-func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, simURL func(int, string) string) error {
+func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, simURL func(int, string) string, onvifURL func(int) string) error {
 	seen := map[string]bool{}
 	n := 0
 	var second *geo.ImportFeature // the first community's second grid
@@ -147,6 +153,10 @@ func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, 
 		}
 		sp := camera.Spec{Code: code, Name: name, Location: &camera.Point{Type: "Point", Coordinates: [2]float64{x / k, y / k}},
 			Heading: &heading, FOV: &fov, Range: &rng, MainURL: main, SubURL: sub, Record: simURL != nil}
+		if f == second && onvifURL != nil {
+			// The dome is steered over ONVIF; the device is read on first use.
+			sp.ONVIF = &camera.ONVIFSpec{URL: onvifURL(n), Username: DemoONVIFAccount.Username, Password: DemoONVIFAccount.Password, Profile: "h265"}
+		}
 		if err := sp.Check(geo.CRSWGS84); err != nil {
 			return fmt.Errorf("demo camera: %w", err)
 		}
@@ -154,7 +164,7 @@ func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, 
 		if gridwatch.ErrorCode(err) == gridwatch.EConflict && simURL != nil {
 			var id int64
 			if id, err = d.Cameras.IDByCode(ctx, code); err == nil {
-				_, err = d.Cameras.Update(ctx, id, camera.Patch{MainURL: &main, SubURL: &sub, Record: &sp.Record}, geo.CRSWGS84)
+				_, err = d.Cameras.Update(ctx, id, camera.Patch{MainURL: &main, SubURL: &sub, Record: &sp.Record, ONVIF: sp.ONVIF}, geo.CRSWGS84)
 			}
 		}
 		if err != nil && gridwatch.ErrorCode(err) != gridwatch.EConflict {

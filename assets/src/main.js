@@ -30,6 +30,7 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import * as maplibregl from 'maplibre-gl';
 import { AdminDialog } from './admin.js';
+import { CameraAddDialog } from './camera-add.js';
 import { CameraLayer } from './camera-layer.js';
 import { applyPermissions, can, currentSession, getJSON, onUnauthenticated } from './api.js';
 import { LoginDialog, showUser } from './auth.js';
@@ -395,6 +396,19 @@ const importer = new ImportDialog({
   onError: showError,
 });
 $('#import-btn').addEventListener('click', () => importer.open());
+
+// Adding a camera by its ONVIF address (cameras.write).
+const cameraAdd = new CameraAddDialog({
+  centre: () => {
+    const c = map.getCenter();
+    return [c.lng, c.lat];
+  },
+  onAdded: async (cam) => {
+    if (camerasOn) await camLayer.load().catch((err) => showError(err, 'Cameras'));
+    openCamera(cam.id, { fly: true });
+  },
+});
+$('#camera-add-btn').addEventListener('click', () => cameraAdd.open());
 
 // ---- boundary editing (grids.write) and history (grids.read) ------------------------------
 

@@ -60,6 +60,9 @@ function el(tag, className, text) {
  * tile of the video wall or the camera card's Play (opener) is,
  * onFootage(camera, opener) when the camera card's Playback is.
  */
+// CLOCK_WARN_S is how far off a camera's clock may be before the card warns (the server's ClockWarnAfter).
+const CLOCK_WARN_S = 5;
+
 export class Panel {
   constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {
     Object.assign(this, { root, onPick, onClose, onIncident, onCamera, onPlay });
@@ -282,7 +285,28 @@ export class Panel {
     const list = Array.isArray(c.sees) ? c.sees : [];
     sees.replaceChildren(...(list.length ? list.map(gridLink) : ['—']));
     this.field('cam-url').textContent = c.main_url || '—';
+    this.renderDevice(c);
     this.renderStream(c);
+  }
+
+  // A camera managed over ONVIF: what the device is, and a warning when its
+  // clock is off (footage is indexed by time).
+  renderDevice(c) {
+    const o = c.onvif;
+    const d = o?.device;
+    this.field('cam-device-row').hidden = !o;
+    this.field('cam-clock-row').hidden = !d;
+    if (!o) return;
+    const what = d ? [d.manufacturer, d.model, d.firmware ? `fw ${d.firmware}` : '', d.serial ? `SN ${d.serial}` : '', d.ptz ? '云台 PTZ' : ''].filter(Boolean).join(' · ') : '尚未读取 · not read yet';
+    this.field('cam-device').textContent = `${what} — ${o.url}`;
+    if (!d) return;
+    const off = Number(d.clock_offset_ms) / 1000;
+    const clock = this.field('cam-clock');
+    const bad = Math.abs(off) > CLOCK_WARN_S;
+    clock.dataset.warn = String(bad);
+    clock.textContent = bad
+      ? `⚠ 摄像机时钟偏差 ${off.toFixed(1)} 秒，录像时间可能不准 · The camera's clock is off by ${off.toFixed(1)} s: set it (NTP)`
+      : `偏差 ${off.toFixed(1)} 秒 · off by ${off.toFixed(1)} s`;
   }
 
   // The camera's live stream: frame rate, bitrate, uptime while online; since when and why offline.

@@ -11,6 +11,7 @@
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { el, wireModal } from './dom.js';
 import { LivePlayer, STREAM_LABEL } from './video.js';
+import { PTZPad } from './ptz.js';
 
 // ENGINE_LABEL names how a player plays, shown on its tile and in its figures.
 const ENGINE_LABEL = { webrtc: 'WebRTC', mse: 'MSE', hls: 'HLS' };
@@ -236,6 +237,7 @@ export class PlayerDialog {
   constructor({ onPlayback = null, canPlayback = () => false } = {}) {
     this.onPlayback = onPlayback;
     this.canPlayback = canPlayback;
+    this.ptz = new PTZPad();
     this.dialog = null;
     this.player = null;
     this.cam = null;
@@ -271,8 +273,10 @@ export class PlayerDialog {
       'dialog',
       { className: 'dialog dialog-player', id: 'player-dialog', 'aria-labelledby': 'player-title' },
       el('div', 'dialog-head', this.title, this.badge, this.streamLabel, this.footageBtn, close),
-      el('div', 'player-body', el('div', 'player-stage', this.video, this.overlay), this.stats),
+      el('div', 'player-body', el('div', 'player-col', el('div', 'player-stage', this.video, this.overlay), this.stats)),
     );
+    // A PTZ camera gets its pad beside the picture (cameras.ptz).
+    this.ptz.mount(this.dialog.querySelector('.player-body'));
     // A click on the backdrop closes it; focus goes back to what opened it.
     wireModal(this.dialog, this);
     document.body.append(this.dialog);
@@ -301,6 +305,7 @@ export class PlayerDialog {
     this.lastBytes = 0;
     this.timer = setInterval(() => this.showStats(), 1000);
     this.showStats();
+    this.ptz.show(cam);
   }
 
   close() {
@@ -318,6 +323,7 @@ export class PlayerDialog {
   teardown() {
     clearInterval(this.timer);
     this.timer = 0;
+    this.ptz.hide();
     this.player?.destroy();
     this.player = null;
     if (this.dialog) delete this.dialog.dataset.state;

@@ -1,0 +1,289 @@
+// The PTZ pad of the player: for a camera managed over ONVIF with a PTZ head,
+// and a user with cameras.ptz. Press and hold an arrow (or the zoom buttons)
+// to move: the move is sent again while held, each with the device's own
+// timeout, so a dome stops by itself if this page goes away; letting go
+// stops it. Presets: go to one, or save the position under a name. One
+// operator steers a camera at a time: the pad says who does, until when
+// (GET /api/v1/cameras/{id}/ptz, read every 2 s while it shows), and lets go
+// when the player closes.
+//
+// Test hooks: .ptz[data-state=idle|ready|busy|error|none],
+// [data-controller=you|other|none], .ptz [data-dir] buttons (up, down, left,
+// right, up-left, …, in, out), [data-field=ptz-home|ptz-presets|ptz-name|
+// ptz-save|ptz-who|ptz-position|ptz-message].
+
+import { ApiError, can, describe, getJSON, sendJSON } from './api.js';
+import { el } from './dom.js';
+
+const POLL_MS = 2000;
+
+// Direction → speed components (pan right +, tilt up +, zoom in +).
+const DIRS = {
+  'up-left': [-1, 1, 0, '↖'],
+  up: [0, 1, 0, '↑'],
+  'up-right': [1, 1, 0, '↗'],
+  left: [-1, 0, 0, '←'],
+  right: [1, 0, 0, '→'],
+  'down-left': [-1, -1, 0, '↙'],
+  down: [0, -1, 0, '↓'],
+  'down-right': [1, -1, 0, '↘'],
+  in: [0, 0, 1, '+'],
+  out: [0, 0, -1, '−'],
+};
+const DIR_LABEL = {
+  up: '上 Up', down: '下 Down', left: '左 Left', right: '右 Right', 'up-left': '左上 Up left', 'up-right': '右上 Up right',
+  'down-left': '左下 Down left', 'down-right': '右下 Down right', in: '放大 Zoom in', out: '缩小 Zoom out',
+};
+
+/** PTZPad steers one camera from the player dialog; mount() once, show(cam) per camera, hide() on close. */
+export class PTZPad {
+  constructor() {
+    this.root = null;
+    this.cam = null;
+    this.timer = 0;
+    this.repeat = 0;
+    this.held = null; // the direction held, while a move repeats
+    this.status = null;
+    this.seq = 0;
+  }
+
+  /** mount builds the pad into parent (hidden until a PTZ camera shows). */
+  mount(parent) {
+    const pad = el('div', 'ptz-pad');
+    for (const d of ['up-left', 'up', 'up-right', 'left', 'home', 'right', 'down-left', 'down', 'down-right']) {
+      if (d === 'home') {
+        this.homeBtn = el('button', { type: 'button', className: 'ptz-btn ptz-home', dataset: { field: 'ptz-home' }, title: '回到原位 · Home position', 'aria-label': '回到原位 Home' }, '⌂');
+        this.homeBtn.addEventListener('click', () => this.command({ op: 'home' }));
+        pad.append(this.homeBtn);
+      } else pad.append(this.dirButton(d));
+    }
+    const zoom = el('div', 'ptz-zoom', this.dirButton('out'), el('span', 'ptz-zoom-label', '变倍 Zoom'), this.dirButton('in'));
+    this.speed = el('input', { type: 'range', min: '0.1', max: '1', step: '0.1', value: '0.5', className: 'ptz-speed', 'aria-label': '速度 Speed', dataset: { field: 'ptz-speed' } });
+    this.who = el('div', { className: 'ptz-who', dataset: { field: 'ptz-who' }, role: 'status' });
+    this.position = el('div', { className: 'ptz-position', dataset: { field: 'ptz-position' } });
+    this.presets = el('ol', { className: 'ptz-presets', dataset: { field: 'ptz-presets' } });
+    this.nameInput = el('input', { type: 'text', maxLength: 64, placeholder: '预置位名称 Preset name', className: 'ptz-name', dataset: { field: 'ptz-name' } });
+    this.saveBtn = el('button', { type: 'button', className: 'btn btn-small', dataset: { field: 'ptz-save' } }, '保存 · Save');
+    this.saveBtn.title = '把当前位置保存为预置位 · Save the current position as a preset';
+    this.saveBtn.addEventListener('click', () => this.savePreset());
+    this.nameInput.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') this.savePreset();
+    });
+    this.message = el('p', { className: 'ptz-message', dataset: { field: 'ptz-message' }, hidden: true });
+    this.releaseBtn = el('button', { type: 'button', className: 'btn btn-small ptz-release', dataset: { field: 'ptz-release' }, hidden: true, title: '让出控制 · Let others steer' }, '释放控制 · Let go');
+    this.releaseBtn.addEventListener('click', () => this.command({ op: 'release' }));
+    this.root = el(
+      'aside',
+      { className: 'ptz', hidden: true, 'aria-label': '云台控制 PTZ control', dataset: { state: 'none' } },
+      el('div', 'section-title', '云台 PTZ'),
+      this.who,
+      pad,
+      zoom,
+      el('label', 'ptz-speed-row', el('span', null, '速度 Speed'), this.speed),
+      this.position,
+      this.releaseBtn,
+      el('div', 'section-title', '预置位 Presets'),
+      this.presets,
+      el('div', 'ptz-save-row', this.nameInput, this.saveBtn),
+      this.message,
+    );
+    parent.append(this.root);
+  }
+
+  dirButton(d) {
+    const [, , , glyph] = DIRS[d];
+    const b = el('button', { type: 'button', className: `ptz-btn ptz-${d}`, dataset: { dir: d }, title: `${DIR_LABEL[d]}（按住移动 · hold to move）`, 'aria-label': DIR_LABEL[d] }, glyph);
+    const start = (ev) => {
+      ev.preventDefault();
+      if (ev.pointerId !== undefined) b.setPointerCapture?.(ev.pointerId);
+      this.hold(d);
+    };
+    const end = () => {
+      if (this.held === d) this.letGo();
+    };
+    b.addEventListener('pointerdown', start);
+    b.addEventListener('pointerup', end);
+    b.addEventListener('pointercancel', end);
+    b.addEventListener('lostpointercapture', end);
+    b.addEventListener('keydown', (ev) => {
+      if ((ev.key === ' ' || ev.key === 'Enter') && !ev.repeat) start(ev);
+    });
+    b.addEventListener('keyup', (ev) => {
+      if (ev.key === ' ' || ev.key === 'Enter') end();
+    });
+    b.addEventListener('blur', end);
+    return b;
+  }
+
+  /** show steers cam (a camera of the API) if it is a PTZ camera the user may steer; else the pad hides. */
+  async show(cam) {
+    this.hide();
+    const seq = ++this.seq;
+    if (!this.root || !can('cameras.ptz')) return;
+    let c = cam;
+    if (c && c.onvif === undefined) {
+      try {
+        c = await getJSON(`/api/v1/cameras/${encodeURIComponent(cam.id)}`);
+      } catch {
+        return;
+      }
+      if (seq !== this.seq) return;
+    }
+    if (!c?.onvif || c.onvif.device?.ptz === false) return;
+    this.cam = c;
+    this.root.hidden = false;
+    this.root.dataset.state = 'ready';
+    this.root.dataset.camera = String(c.id);
+    this.refresh();
+    this.timer = setInterval(() => this.refresh(), POLL_MS);
+  }
+
+  /** hide stops any move, lets go of the camera if this user holds it, and hides the pad. */
+  hide() {
+    this.seq++;
+    clearInterval(this.timer);
+    this.timer = 0;
+    const cam = this.cam;
+    if (this.held) this.letGo();
+    if (cam && this.status?.controller?.you) sendJSON('POST', this.path(cam), { op: 'release' }).catch(() => {});
+    this.cam = null;
+    this.status = null;
+    if (this.root) {
+      this.root.hidden = true;
+      this.root.dataset.state = 'none';
+      delete this.root.dataset.controller;
+    }
+  }
+
+  path(cam = this.cam) {
+    return `/api/v1/cameras/${encodeURIComponent(cam.id)}/ptz`;
+  }
+
+  async refresh() {
+    const cam = this.cam;
+    if (!cam) return;
+    const seq = this.seq;
+    try {
+      const st = await getJSON(this.path(cam));
+      if (seq !== this.seq) return;
+      this.render(st);
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.say(describe(err), true);
+    }
+  }
+
+  render(st) {
+    this.status = st;
+    const ctl = st.controller;
+    this.root.dataset.controller = ctl ? (ctl.you ? 'you' : 'other') : 'none';
+    if (st.error) {
+      this.root.dataset.state = 'error';
+      this.say(st.error, true);
+    } else if (ctl && !ctl.you) {
+      this.root.dataset.state = 'busy';
+    } else if (this.root.dataset.state !== 'ready') {
+      this.root.dataset.state = 'ready';
+      this.say('');
+    }
+    const until = ctl ? new Date(ctl.until).toLocaleTimeString() : '';
+    this.who.textContent = !ctl ? '无人控制 · Nobody is steering' : ctl.you ? `你正在控制（至 ${until}）· You are steering (until ${until})` : `${ctl.name} 正在控制，至 ${until} · ${ctl.name} is steering until ${until}`;
+    this.releaseBtn.hidden = !ctl?.you;
+    const busy = this.root.dataset.state === 'busy';
+    for (const b of this.root.querySelectorAll('.ptz-btn, [data-field="ptz-save"], .ptz-presets button')) b.disabled = busy;
+    const p = st.position;
+    this.position.textContent = p ? `P ${p.pan.toFixed(2)} · T ${p.tilt.toFixed(2)} · Z ${p.zoom.toFixed(2)}${st.moving ? ' · 移动中 moving' : ''}` : '';
+    if (p) {
+      this.position.dataset.pan = String(p.pan);
+      this.position.dataset.tilt = String(p.tilt);
+      this.position.dataset.zoom = String(p.zoom);
+      this.position.dataset.moving = String(!!st.moving);
+    }
+    const presets = Array.isArray(st.presets) ? st.presets : [];
+    const have = [...this.presets.querySelectorAll('button')].map((b) => `${b.dataset.preset}:${b.textContent}`).join('|');
+    const want = presets.map((x) => `${x.token}:${x.name || x.token}`).join('|');
+    if (have !== want) {
+      this.presets.replaceChildren(
+        ...presets.map((x) => {
+          const b = el('button', { type: 'button', className: 'ptz-preset', dataset: { preset: x.token }, disabled: busy, title: '转到此预置位 · Go to this preset' }, x.name || x.token);
+          b.addEventListener('click', () => this.command({ op: 'goto', preset: x.token }));
+          return el('li', null, b);
+        }),
+      );
+    }
+    if (!presets.length) this.presets.replaceChildren(el('li', 'ptz-none', '无预置位 · No presets'));
+  }
+
+  say(text, error = false) {
+    this.message.textContent = text;
+    this.message.hidden = !text;
+    this.message.dataset.kind = error ? 'error' : '';
+  }
+
+  /** hold starts moving in direction d and repeats the move while it is held. */
+  hold(d) {
+    if (this.held === d || !this.cam) return;
+    if (this.held) this.letGo();
+    this.held = d;
+    const [pan, tilt, zoom] = DIRS[d];
+    const s = Number(this.speed.value) || 0.5;
+    const move = { op: 'move', pan: pan * s, tilt: tilt * s, zoom: zoom * s };
+    this.root.querySelector(`[data-dir="${d}"]`)?.setAttribute('aria-pressed', 'true');
+    this.command(move);
+    // The device stops by itself after its timeout: repeat well within it.
+    const every = Math.max(300, Math.floor((this.status?.move_timeout_ms || 2000) / 2));
+    clearInterval(this.repeat);
+    this.repeat = setInterval(() => {
+      if (this.held === d) this.command(move, { quiet: true });
+    }, every);
+  }
+
+  /** letGo stops the move held. */
+  letGo() {
+    const d = this.held;
+    this.held = null;
+    clearInterval(this.repeat);
+    this.repeat = 0;
+    if (d) this.root.querySelector(`[data-dir="${d}"]`)?.removeAttribute('aria-pressed');
+    if (this.cam) this.command({ op: 'stop' });
+  }
+
+  async savePreset() {
+    const name = this.nameInput.value.trim();
+    if (!name) {
+      this.say('请输入预置位名称 · Give the preset a name', true);
+      this.nameInput.focus();
+      return;
+    }
+    const res = await this.command({ op: 'set_preset', name });
+    if (res) {
+      this.nameInput.value = '';
+      this.say(`已保存预置位 · Preset saved: ${name}`);
+    }
+  }
+
+  /** command sends one PTZ command; the answer's controller is shown, a refusal said. */
+  async command(cmd, { quiet = false } = {}) {
+    const cam = this.cam;
+    if (!cam) return null;
+    const seq = this.seq;
+    try {
+      const res = await sendJSON('POST', this.path(cam), cmd);
+      if (seq !== this.seq) return res;
+      if (!quiet && cmd.op !== 'set_preset') this.say('');
+      if (this.status) this.render({ ...this.status, controller: res?.controller ?? null });
+      if (cmd.op !== 'move') this.refresh();
+      return res;
+    } catch (err) {
+      if (seq !== this.seq) return null;
+      if (err instanceof ApiError && err.status === 409 && err.details?.controller) {
+        // Someone else steers: say who, stop repeating.
+        this.held = null;
+        clearInterval(this.repeat);
+        this.render({ ...(this.status ?? {}), controller: { ...err.details.controller, you: false } });
+      }
+      this.say(describe(err), true);
+      return null;
+    }
+  }
+}

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"image/jpeg"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,8 +15,10 @@ import (
 	"gridwatch/api"
 	"gridwatch/auth"
 	"gridwatch/camera/camsim"
+	"gridwatch/camera/live"
 	"gridwatch/camera/onvif"
 	"gridwatch/camera/onvifcam"
+	"gridwatch/camera/video"
 	"gridwatch/incident"
 	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
@@ -30,7 +34,7 @@ type onvifEnv struct {
 
 const simPassword = "Hik12345-secret"
 
-func newONVIFEnv(t *testing.T) *onvifEnv {
+func newONVIFEnv(t *testing.T, tweak ...func(*api.Deps)) *onvifEnv {
 	t.Helper()
 	sim, err := camsim.New(camsim.Config{N: 2, Addr: "127.0.0.1:0", Username: "admin", Password: simPassword})
 	if err != nil {
@@ -59,6 +63,9 @@ func newONVIFEnv(t *testing.T) *onvifEnv {
 			Hold: 30 * time.Second, Now: ck.Now,
 			Discovery: onvif.DiscoverOptions{Addr: udp.LocalAddr().String(), Wait: 2 * time.Second},
 		})
+		for _, f := range tweak {
+			f(d)
+		}
 	})
 	e.importDemo()
 	return &onvifEnv{authEnv: &authEnv{env: e, clock: ck, pool: pool}, sim: sim, base: dev.URL}
@@ -435,4 +442,38 @@ func TestPTZOverHTTP(t *testing.T) {
 func errMessage(t *testing.T, r response) string {
 	m, _ := r.errorOf(t)["message"].(string)
 	return m
+}
+
+// A camera's snapshot comes from its device's snapshot URI (HTTP Digest
+// with its account) when the stream gives none — here a node without
+// ffmpeg to decode a keyframe; a camera not managed over ONVIF still says
+// why there is no snapshot.
+func TestSnapshotFromONVIF(t *testing.T) {
+	e := newONVIFEnv(t, func(d *api.Deps) {
+		d.Video = video.NewManager(d.Cameras, live.Config{Idle: time.Minute}, func(live.Key, error) {})
+	})
+	e.token = e.tokenFor(auth.RoleOperator)
+	lon, lat, _, _ := e.gridPoint()
+	r := e.post("/api/v1/cameras", map[string]any{"code": "SNAP-1", "name": "球机", "location": map[string]any{"type": "Point", "coordinates": []float64{lon, lat}},
+		"onvif": map[string]any{"url": e.deviceURL(2), "username": "admin", "password": simPassword}})
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := int64(r.json(t)["id"].(float64))
+	r = e.do("GET", fmt.Sprintf("/api/v1/cameras/%d/snapshot.jpg", id), nil)
+	if r.status != 200 || r.header.Get("Content-Type") != "image/jpeg" || r.header.Get("X-Snapshot-Source") != "onvif" {
+		t.Fatalf("snapshot: %d %v %.200s", r.status, r.header, r.body)
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(r.body)); err != nil {
+		t.Errorf("the snapshot is not a JPEG: %v", err)
+	}
+	r = e.post("/api/v1/cameras", map[string]any{"code": "SNAP-2", "name": "枪机", "location": map[string]any{"type": "Point", "coordinates": []float64{lon, lat}},
+		"main_url": "rtsp://127.0.0.1:1/x"})
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	r = e.do("GET", fmt.Sprintf("/api/v1/cameras/%d/snapshot.jpg", int64(r.json(t)["id"].(float64))), nil)
+	if r.status != 503 || !strings.Contains(errMessage(t, r), "ffmpeg") {
+		t.Errorf("a camera without ONVIF on a node without ffmpeg: %d %s", r.status, r.body)
+	}
 }

@@ -282,6 +282,16 @@ func (s *Server) snapshot(c *gin.Context) error {
 		name = live.Main
 	}
 	snap, err := s.deps.Video.Snapshot(c.Request.Context(), cam.ID, name)
+	if err != nil && cam.ONVIF != nil && s.deps.ONVIF != nil && c.Request.Context().Err() == nil {
+		// No picture from the stream (it does not connect, no ffmpeg on this
+		// node): the camera's own snapshot, over ONVIF.
+		jpg, at, oerr := s.deps.ONVIF.Snapshot(c.Request.Context(), cam.ID)
+		if oerr != nil {
+			return err
+		}
+		snap, err = &live.Snapshot{JPEG: jpg, At: at}, nil
+		c.Header("X-Snapshot-Source", "onvif")
+	}
 	if err != nil {
 		return err
 	}

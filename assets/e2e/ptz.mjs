@@ -108,6 +108,30 @@ async function run() {
     throw new Error(`the camera through the API: ${cam.text}`);
   }
 
+  // The map's hover over the new camera shows its latest picture once it is online.
+  const at = cam.body.location.coordinates;
+  for (let i = 0, deadline = Date.now() + timeoutMs; ; i++) {
+    const pt = await page.evaluate((at) => {
+      const map = window.gridwatchMap;
+      const r = map.getContainer().getBoundingClientRect();
+      const p = map.project(at);
+      return { x: r.left + p.x, y: r.top + p.y };
+    }, at);
+    await page.mouse.move(pt.x + (i % 2), pt.y);
+    const tip = await page.evaluate(() => {
+      const t = document.querySelector('.hover-tip');
+      const img = t?.querySelector('img.tip-snap');
+      return { code: t && !t.hidden ? t.querySelector('.tip-code')?.textContent : '', loaded: !!img && img.complete && img.naturalWidth > 0, width: img?.naturalWidth ?? 0 };
+    });
+    if (tip.code === code && tip.loaded) {
+      out.tip_snapshot_width = tip.width;
+      break;
+    }
+    if (Date.now() > deadline) throw new Error(`the hover over the camera: ${JSON.stringify(tip)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await page.mouse.move(5, 300);
+
   // ---- 2. Steer it -------------------------------------------------------------------
   await page.click('#camera-card [data-field="cam-play"]');
   await waitFor(page, () => document.querySelector('#player-dialog')?.open, null, 'the player');

@@ -2,6 +2,7 @@
 // names what is there (a grid, a camera, a case or a cluster of cases).
 
 import { LEVEL_CN, gridFeature } from './layers.js';
+import { can } from './api.js';
 import { statusLabel } from './status.js';
 
 const span = (className, textContent) => Object.assign(document.createElement('span'), { className, textContent });
@@ -54,10 +55,25 @@ export class MapTip {
     this.show(point, lv, ` ${f.properties.name ?? ''}`, span('tip-code', f.properties.code ?? ''));
   }
 
-  /** showCamera names camera cam ({code, name}) at point. */
+  /**
+   * showCamera names camera cam ({id, code, name, status}) at point, with its
+   * latest picture (the snapshot, cached a few seconds by the server) when
+   * it is online and the user may watch it.
+   */
   showCamera(point, cam) {
     this.setHover(null);
-    this.show(point, span('tip-code', cam.code ?? ''), ` ${cam.name ?? ''}`);
+    const parts = [span('tip-code', cam.code ?? ''), ` ${cam.name ?? ''}`];
+    if (cam.status === 'online' && can('video.live') && cam.id !== undefined) {
+      // One <img> per camera hovered: moving over it does not ask again.
+      if (this.snap?.id !== cam.id) {
+        const img = Object.assign(document.createElement('img'), { className: 'tip-snap', alt: '', decoding: 'async' });
+        img.src = `/api/v1/cameras/${encodeURIComponent(cam.id)}/snapshot.jpg?stream=sub`;
+        img.addEventListener('error', () => img.remove());
+        this.snap = { id: cam.id, img };
+      }
+      parts.push(this.snap.img);
+    }
+    this.show(point, ...parts);
   }
 
   /** showCluster counts a cluster of cases (its properties p) at point. */

@@ -2,6 +2,8 @@ package camsim
 
 import (
 	"bytes"
+	"crypto/md5"
+	"crypto/subtle"
 	"encoding/xml"
 	"fmt"
 	"image"
@@ -82,6 +84,12 @@ func (s *Sim) serveONVIF(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if service == "snapshot.jpg" && r.Method == http.MethodGet {
+		// As cameras do: HTTP Digest with the device's account.
+		if s.cfg.Username != "" && !s.digestOK(r) {
+			w.Header().Set("WWW-Authenticate", `Digest realm="camsim", qop="auth", algorithm=MD5, nonce="`+strconv.FormatInt(time.Now().UnixNano(), 16)+`"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
 		s.snapshot(w, n)
 		return
 	}
@@ -222,6 +230,21 @@ func firstElement(inner []byte) string {
 			return se.Name.Local
 		}
 	}
+}
+
+// digestOK checks a request's Digest authorization against the account
+// (any nonce the simulator could have issued is taken).
+func (s *Sim) digestOK(r *http.Request) bool {
+	scheme, params, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Digest") {
+		return false
+	}
+	p := onvif.ParseChallenge(params)
+	if p["username"] != s.cfg.Username || p["realm"] != "camsim" || p["uri"] != r.URL.RequestURI() {
+		return false
+	}
+	want := onvif.DigestResponse(md5.New, s.cfg.Username, "camsim", s.cfg.Password, r.Method, p["uri"], p["nonce"], p["nc"], p["cnonce"], p["qop"])
+	return subtle.ConstantTimeCompare([]byte(want), []byte(p["response"])) == 1
 }
 
 // snapshot serves a small JPEG whose shade follows the head's pan, so a

@@ -1,7 +1,9 @@
 package onvif_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"errors"
 	"image/jpeg"
@@ -58,13 +60,25 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The snapshot URI is behind the device's account (HTTP Digest, as
+	// cameras do): refused bare, fetched with the account.
 	res, err := http.Get(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	if _, err := jpeg.Decode(res.Body); err != nil {
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Digest ") {
+		t.Errorf("a bare snapshot request: %d %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	}
+	jpg, err := c.Snapshot(ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(jpg)); err != nil {
 		t.Errorf("snapshot %s: %v", snap, err)
+	}
+	if _, err := onvif.GetWithAuth(ctx, http.DefaultClient, snap, "admin", "wrong", 1<<20); !errors.Is(err, onvif.ErrUnauthorized) {
+		t.Errorf("a snapshot with a wrong password: %v", err)
 	}
 
 	// A wrong password is refused, and said so.
@@ -221,4 +235,28 @@ func TestDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) took it", bad)
 		}
 	}
+}
+
+// Digest as RFC 7616 computes it (its MD5 example), and challenges as
+// cameras write them.
+func TestDigest(t *testing.T) {
+	got := onvif.DigestResponse(md5.New, "Mufasa", "http-auth@example.org", "Circle of Life", "GET", "/dir/index.html",
+		"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", "00000001", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", "auth")
+	if got != "8ca523f5e9506fed4657c9700eebdbec" {
+		t.Errorf("RFC 7616 MD5 example: %s", got)
+	}
+	p := onvif.ParseChallenge(`realm="IP Camera(C1234)", qop="auth,auth-int", nonce="4e5a3\"x", stale=FALSE, opaque=""`)
+	if p["realm"] != "IP Camera(C1234)" || p["qop"] != "auth,auth-int" || p["nonce"] != `4e5a3"x` || p["stale"] != "FALSE" || p["opaque"] != "" {
+		t.Errorf("challenge %q", p)
+	}
+}
+
+// FuzzChallenge: any challenge parses to parameters, never a panic.
+func FuzzChallenge(f *testing.F) {
+	f.Add(`realm="a", nonce="b", qop="auth"`)
+	f.Add(`realm="unterminated`)
+	f.Add(`=,,=="\`)
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = onvif.ParseChallenge(s)
+	})
 }

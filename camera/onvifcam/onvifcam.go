@@ -62,6 +62,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	clients map[int64]*device // connected devices by camera
+	snaps   map[int64]snapshot
 }
 
 // device is a connected client and the access it was made from.
@@ -87,7 +88,7 @@ func New(pool *pgxpool.Pool, cams *camera.Store, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{pool: pool, cams: cams, opts: opts, log: opts.Logger, clients: map[int64]*device{}}
+	return &Service{pool: pool, cams: cams, opts: opts, log: opts.Logger, clients: map[int64]*device{}, snaps: map[int64]snapshot{}}
 }
 
 // MoveTimeout is the timeout of the continuous moves the service sends.
@@ -415,6 +416,45 @@ func deviceError(id int64, err error) error {
 		return gridwatch.Errorf(gridwatch.EUnavailable, "camera %d refused its stored ONVIF account: give the camera its user name and password again", id)
 	}
 	return gridwatch.Errorf(gridwatch.EUnavailable, "camera %d did not answer over ONVIF (%s)", id, strings.TrimPrefix(err.Error(), "onvif: "))
+}
+
+// ---- snapshots -------------------------------------------------------------------------
+
+// SnapshotTTL is how long a device's snapshot is reused.
+const SnapshotTTL = 5 * time.Second
+
+type snapshot struct {
+	jpeg []byte
+	at   time.Time
+}
+
+// Snapshot is camera id's still from its device's snapshot URI (signed in
+// with its account; reused for SnapshotTTL), for when the stream gives none.
+func (s *Service) Snapshot(ctx context.Context, id int64) ([]byte, time.Time, error) {
+	s.mu.Lock()
+	if sn, ok := s.snaps[id]; ok && time.Since(sn.at) < SnapshotTTL {
+		s.mu.Unlock()
+		return sn.jpeg, sn.at, nil
+	}
+	s.mu.Unlock()
+	c, acc, err := s.client(ctx, id)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	profile := acc.Profile
+	if profile == "" && acc.Device != nil && len(acc.Device.Profiles) > 0 {
+		profile = acc.Device.Profiles[0].Token
+	}
+	jpg, err := c.Snapshot(ctx, profile)
+	if err != nil {
+		s.forget(id)
+		return nil, time.Time{}, deviceError(id, err)
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.snaps[id] = snapshot{jpeg: jpg, at: now}
+	s.mu.Unlock()
+	return jpg, now, nil
 }
 
 // ---- PTZ ------------------------------------------------------------------------------

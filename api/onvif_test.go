@@ -3,9 +3,9 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"image/jpeg"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -71,7 +71,9 @@ func newONVIFEnv(t *testing.T, tweak ...func(*api.Deps)) *onvifEnv {
 	return &onvifEnv{authEnv: &authEnv{env: e, clock: ck, pool: pool}, sim: sim, base: dev.URL}
 }
 
-func (e *onvifEnv) deviceURL(n int) string { return fmt.Sprintf("%s/onvif/%d/device_service", e.base, n) }
+func (e *onvifEnv) deviceURL(n int) string {
+	return fmt.Sprintf("%s/onvif/%d/device_service", e.base, n)
+}
 
 func (e *onvifEnv) post(path string, v any) response {
 	e.t.Helper()

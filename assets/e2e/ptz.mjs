@@ -13,7 +13,7 @@
 //    the device's streams and its password nowhere.
 // 2. The card's Play opens the player with the PTZ pad: holding → moves
 //    the simulated head right (the pad's position follows), letting go stops
-//    it; the pad says the operator steers; someone else (the admin token,
+//    it (dragging on the picture to the left, later, turns it back left); the pad says the operator steers; someone else (the admin token,
 //    from this process) is refused with a 409 naming demo-operator; a preset
 //    saved by name is listed; Home goes back to 0, the preset returns.
 //    Screenshot ptz-player.png.
@@ -162,6 +162,16 @@ async function run() {
   await page.click('#player-dialog .ptz-preset');
   await waitFor(page, (pan) => Number(document.querySelector('#player-dialog [data-field="ptz-position"]')?.dataset.pan) === pan, held.pan, async () => `back at the preset (${JSON.stringify(await pad(page))})`);
   await page.screenshot({ path: path.join(artifactDir, 'ptz-player.png') });
+  // Dragging on the picture steers too: left of where it was pressed turns the head left.
+  const stage = await (await page.$('#player-dialog .player-stage')).boundingBox();
+  const cx = stage.x + stage.width / 2;
+  const cy = stage.y + stage.height / 2;
+  await page.mouse.move(cx, cy);
+  await page.mouse.down();
+  await page.mouse.move(cx - stage.width / 4, cy, { steps: 5 });
+  await waitFor(page, (pan) => Number(document.querySelector('#player-dialog [data-field="ptz-position"]')?.dataset.pan) < pan - 0.05, held.pan, async () => `the head turning left while dragged (${JSON.stringify(await pad(page))})`);
+  await page.mouse.up();
+  await waitFor(page, () => document.querySelector('#player-dialog [data-field="ptz-position"]')?.dataset.moving === 'false', null, async () => `stopped after the drag (${JSON.stringify(await pad(page))})`);
 
   // ---- 3. Closing lets go -----------------------------------------------------------
   await page.keyboard.press('Escape');

@@ -223,29 +223,75 @@ export class PTZPad {
   /** hold starts moving in direction d and repeats the move while it is held. */
   hold(d) {
     if (this.held === d || !this.cam) return;
-    if (this.held) this.letGo();
-    this.held = d;
     const [pan, tilt, zoom] = DIRS[d];
     const s = Number(this.speed.value) || 0.5;
-    const move = { op: 'move', pan: pan * s, tilt: tilt * s, zoom: zoom * s };
+    this.holdMove(d, { op: 'move', pan: pan * s, tilt: tilt * s, zoom: zoom * s });
     this.root.querySelector(`[data-dir="${d}"]`)?.setAttribute('aria-pressed', 'true');
+  }
+
+  /** holdMove sends move (held as key) and repeats it until letGo or another move. */
+  holdMove(key, move) {
+    if (this.held && this.held !== key) this.letGo({ stop: false });
+    this.held = key;
     this.command(move);
     // The device stops by itself after its timeout: repeat well within it.
     const every = Math.max(300, Math.floor((this.status?.move_timeout_ms || 2000) / 2));
     clearInterval(this.repeat);
     this.repeat = setInterval(() => {
-      if (this.held === d) this.command(move, { quiet: true });
+      if (this.held === key) this.command(move, { quiet: true });
     }, every);
   }
 
-  /** letGo stops the move held. */
-  letGo() {
+  /** letGo stops the move held (and the head, unless stop is false: another move follows). */
+  letGo({ stop = true } = {}) {
     const d = this.held;
     this.held = null;
     clearInterval(this.repeat);
     this.repeat = 0;
     if (d) this.root.querySelector(`[data-dir="${d}"]`)?.removeAttribute('aria-pressed');
-    if (this.cam) this.command({ op: 'stop' });
+    if (this.cam && stop) this.command({ op: 'stop' });
+  }
+
+  /**
+   * attachStage lets the picture steer too: press on it and drag — the head
+   * turns toward the drag, faster the further it goes (a quarter of the
+   * picture is full speed); letting go stops it.
+   */
+  attachStage(stage) {
+    let origin = null;
+    let last = '';
+    const active = () => this.cam && !this.root.hidden && this.root.dataset.state !== 'busy';
+    stage.addEventListener('pointerdown', (ev) => {
+      if (ev.button !== 0 || !active()) return;
+      origin = { x: ev.clientX, y: ev.clientY };
+      last = '';
+      stage.setPointerCapture?.(ev.pointerId);
+      stage.dataset.ptzDrag = 'true';
+    });
+    stage.addEventListener('pointermove', (ev) => {
+      if (!origin || !active()) return;
+      const r = stage.getBoundingClientRect();
+      const q = (v) => Math.max(-1, Math.min(1, Math.round(v * 10) / 10));
+      const pan = q((ev.clientX - origin.x) / (r.width / 4));
+      const tilt = q(-(ev.clientY - origin.y) / (r.height / 4));
+      const key = `drag:${pan}:${tilt}`;
+      if (key === last) return;
+      last = key;
+      if (pan === 0 && tilt === 0) {
+        if (this.held?.startsWith('drag:')) this.letGo();
+        return;
+      }
+      this.holdMove(key, { op: 'move', pan, tilt, zoom: 0 });
+    });
+    const end = () => {
+      if (!origin) return;
+      origin = null;
+      delete stage.dataset.ptzDrag;
+      if (this.held?.startsWith('drag:')) this.letGo();
+    };
+    stage.addEventListener('pointerup', end);
+    stage.addEventListener('pointercancel', end);
+    stage.addEventListener('lostpointercapture', end);
   }
 
   async savePreset() {

@@ -277,6 +277,7 @@ export class PlayerDialog {
     );
     // A PTZ camera gets its pad beside the picture (cameras.ptz).
     this.ptz.mount(this.dialog.querySelector('.player-body'));
+    this.ptz.attachStage(this.dialog.querySelector('.player-stage'));
     // A click on the backdrop closes it; focus goes back to what opened it.
     wireModal(this.dialog, this);
     document.body.append(this.dialog);

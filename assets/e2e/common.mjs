@@ -159,7 +159,7 @@ export function watch(page, base) {
       return false;
     }
   };
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('pageerror', (err) => problems.push(`page error: ${err.stack || err.message}`));
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     // Chromium logs every 4xx as "Failed to load resource"; the response

@@ -517,6 +517,17 @@ async function run() {
   if (!warning.reload || warning.save !== 'idle') throw new Error(`warning: ${JSON.stringify(warning)}`);
   result.warning = warning;
   await page.screenshot({ path: path.join(artifacts, 'editor-changed-elsewhere.png') });
+  // Editing goes on after the warning: the change is previewed against the
+  // grid as it is now (a late move of terra-draw's does the same). The
+  // editor's test hook moves a vertex a little, as a drag would.
+  await page.evaluate(() => {
+    const ring = window.gridwatchEditor.vertices().map((p) => [...p]);
+    const i = 2;
+    const r6 = (v) => Math.round(v * 1e6) / 1e6; // terra-draw refuses more precision than it keeps
+    ring[i] = [r6(ring[i][0] + (ring[0][0] - ring[i][0]) * 0.05), r6(ring[i][1] + (ring[0][1] - ring[i][1]) * 0.05)];
+    window.gridwatchEditor.setGeometry({ type: 'Polygon', coordinates: [ring] });
+  });
+  await waitPreview(page);
   // Saving anyway: the server says no (412) and why.
   watcher.expect('PUT', new RegExp(`^/api/v1/grids/${at.id}/geometry$`), 412);
   await waitFor(page, () => !document.querySelector('#editor [data-field="save"]').disabled, null, async () => `Save offered after the warning (${await editorSnapshot(page)})`);

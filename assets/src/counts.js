@@ -10,8 +10,10 @@ const numberOrDash = (n) => (Number.isFinite(n) ? numberFmt.format(n) : '—');
 export function showGridCounts(g) {
   $('#grid-count').textContent = numberFmt.format(g.counts.grid);
   $('#stats').title = `${numberFmt.format(g.total)} areas in all`;
-  for (const node of document.querySelectorAll('[data-count]')) {
-    node.textContent = numberFmt.format(g.counts[node.dataset.count] ?? 0);
+  // Only the header's figures: [data-count] elsewhere (the editor's moves,
+  // footage lists) is other code's, and writing it would wipe their contents.
+  for (const node of document.querySelectorAll('#stats [data-level-count]')) {
+    node.textContent = numberFmt.format(g.counts[node.dataset.levelCount] ?? 0);
   }
 }
 

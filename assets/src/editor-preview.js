@@ -98,13 +98,9 @@ export const previewMethods = {
     const seq = ++this.previewSeq;
     this.setPreviewState('loading');
     this.updateSave();
+    let rep;
     try {
-      const rep = await request(req.method, `${req.path}?dry_run=true`, { json: req.json });
-      if (seq !== this.previewSeq || !this.root) return;
-      this.report = rep;
-      this.lastReq = req;
-      this.renderReport(rep);
-      this.setPreviewState('ok');
+      rep = await request(req.method, `${req.path}?dry_run=true`, { json: req.json });
     } catch (err) {
       if (seq !== this.previewSeq || !this.root) return;
       this.report = null;
@@ -126,7 +122,15 @@ export const previewMethods = {
       this.updateSave();
       return;
     }
+    // Only the request's failures are the preview's: a fault in showing
+    // the report is a bug, thrown as such (not a preview error that would
+    // hold Save back without saying why).
+    if (seq !== this.previewSeq || !this.root) return;
+    this.report = rep;
+    this.lastReq = req;
     this.previewRetries = 0;
+    this.renderReport(rep);
+    this.setPreviewState('ok');
     this.updateSave();
   },
 

@@ -29,7 +29,11 @@ import (
 //   - rtsp: the RTSP re-serve, read by gortsplib's client (TCP);
 //   - webrtc: WHEP, read by a pion viewer (the picture's last packet);
 //   - mse: the fMP4 messages ServeMSE writes, taken as they are written
-//     (no socket: the WebSocket adds a loopback write).
+//     (no socket: the WebSocket adds a loopback write);
+//   - hls: when a picture can first be fetched — its segment finished and
+//     listed (segments of about 2 s cut at keyframes): the floor under any
+//     HLS player's latency, which adds its own buffer (typically three
+//     segments) on top.
 func BenchmarkLatency(b *testing.B) {
 	r := newRig(b, camsim.Config{N: 1, Addr: "127.0.0.1:0", StampSEI: true}, Config{Idle: time.Minute})
 	hub, release, err := r.m.Acquire(context.Background(), 1, Main)
@@ -155,6 +159,61 @@ func BenchmarkLatency(b *testing.B) {
 		b.StopTimer()
 		stop()
 		<-done
+		reportLatency(b, lat[:b.N])
+	})
+	b.Run("hls", func(b *testing.B) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(b.N)*time.Second/10)
+		defer cancel()
+		h, err := r.m.HLS(ctx, 1, Main)
+		if err != nil {
+			b.Fatal(err)
+		}
+		joined := time.Now()
+		var lat []time.Duration
+		last := -1
+		b.ResetTimer()
+		for len(lat) < b.N {
+			h.mu.Lock()
+			segs, changed, ferr := h.segs, h.changed, h.err
+			h.mu.Unlock()
+			now := time.Now()
+			for _, sg := range segs {
+				if sg.seq <= last {
+					continue
+				}
+				last = sg.seq
+				var parts fmp4.Parts
+				if err := parts.Unmarshal(sg.data); err != nil {
+					b.Fatalf("segment %d: %v", sg.seq, err)
+				}
+				for _, pt := range parts {
+					for _, tr := range pt.Tracks {
+						for _, smp := range tr.Samples {
+							var au h264.AVCC
+							if au.Unmarshal(smp.Payload) != nil {
+								continue
+							}
+							if at, ok := camsim.SEITime(stream.H264, au); ok && at.After(joined) {
+								lat = append(lat, now.Sub(at))
+							}
+						}
+					}
+				}
+			}
+			if ferr != nil {
+				b.Fatalf("HLS: %v", ferr)
+			}
+			if len(lat) >= b.N {
+				break
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				b.Fatalf("HLS: %d pictures in time", len(lat))
+			}
+		}
+		b.StopTimer()
+		h.touch()
 		reportLatency(b, lat[:b.N])
 	})
 }

@@ -62,6 +62,15 @@ func (s *Server) prepareONVIF(c *gin.Context, id int64, o *camera.ONVIFSpec) (*o
 	if o == nil {
 		return nil, nil
 	}
+	if o.URL == "" {
+		// Letting go of ONVIF needs no device; anything else without an
+		// address is a mistake, not a removal.
+		if o.Username != "" || o.Password != "" || o.MainProfile != "" || o.SubProfile != "" {
+			return nil, gridwatch.Errorf(gridwatch.EInvalid, "onvif.url: required (give \"url\": \"\" alone to stop managing the camera over ONVIF)").
+				WithDetails(map[string]any{"field": "onvif.url"})
+		}
+		return nil, nil
+	}
 	svc, err := s.onvifService()
 	if err != nil {
 		return nil, err

@@ -222,6 +222,14 @@ func TestAddCameraByONVIF(t *testing.T) {
 	if r.status != 400 || fieldOf(t, r) != "onvif.password" {
 		t.Errorf("a new address without its account: %d %s", r.status, r.body)
 	}
+	// Profiles without an address are a mistake, not a removal: nothing changes.
+	r = e.do("PATCH", fmt.Sprintf("/api/v1/cameras/%d", id), []byte(`{"onvif":{"sub_profile":"none"}}`))
+	if r.status != 400 || fieldOf(t, r) != "onvif.url" {
+		t.Errorf("onvif without a url: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", fmt.Sprintf("/api/v1/cameras/%d", id), nil); r.json(t)["onvif"] == nil {
+		t.Errorf("a refused change dropped the camera's ONVIF: %s", r.body)
+	}
 	// An empty address: no longer managed over ONVIF; the streams stay.
 	r = e.do("PATCH", fmt.Sprintf("/api/v1/cameras/%d", id), []byte(`{"onvif":{"url":""}}`))
 	if r.status != 200 || r.json(t)["onvif"] != nil || r.json(t)["main_url"] != wantH265 {

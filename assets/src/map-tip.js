@@ -5,6 +5,10 @@ import { LEVEL_CN, gridFeature } from './layers.js';
 import { can } from './api.js';
 import { statusLabel } from './status.js';
 
+// The hover's picture of a camera is asked again after this long (the
+// server keeps a snapshot 5 s).
+const SNAP_FRESH_MS = 10000;
+
 const span = (className, textContent) => Object.assign(document.createElement('span'), { className, textContent });
 
 /** MapTip is the map's hover state: the grid highlighted and the tooltip. */
@@ -65,11 +69,11 @@ export class MapTip {
     const parts = [span('tip-code', cam.code ?? ''), ` ${cam.name ?? ''}`];
     if (cam.status === 'online' && can('video.live') && cam.id !== undefined) {
       // One <img> per camera hovered: moving over it does not ask again.
-      if (this.snap?.id !== cam.id) {
+      if (this.snap?.id !== cam.id || performance.now() - this.snap.at > SNAP_FRESH_MS) {
         const img = Object.assign(document.createElement('img'), { className: 'tip-snap', alt: '', decoding: 'async' });
         img.src = `/api/v1/cameras/${encodeURIComponent(cam.id)}/snapshot.jpg?stream=sub`;
         img.addEventListener('error', () => img.remove());
-        this.snap = { id: cam.id, img };
+        this.snap = { id: cam.id, img, at: performance.now() };
       }
       parts.push(this.snap.img);
     }

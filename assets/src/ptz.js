@@ -45,6 +45,10 @@ export class PTZPad {
     this.held = null; // the direction held, while a move repeats
     this.status = null;
     this.seq = 0;
+    this.queue = Promise.resolve(); // the commands in flight, in order
+    this.pending = 0;
+    this.sent = false; // a command went to the camera on show (so closing lets go)
+    this.polling = false;
   }
 
   /** mount builds the pad into parent (hidden until a PTZ camera shows). */
@@ -145,7 +149,10 @@ export class PTZPad {
     this.timer = 0;
     const cam = this.cam;
     if (this.held) this.letGo();
-    if (cam && this.status?.controller?.you) sendJSON('POST', this.path(cam), { op: 'release' }).catch(() => {});
+    // Let go of the camera after everything sent before (the stop above
+    // included), so a late command cannot take control again.
+    if (cam && (this.sent || this.status?.controller?.you)) this.enqueue(() => sendJSON('POST', this.path(cam), { op: 'release' })).catch(() => {});
+    this.sent = false;
     this.cam = null;
     this.status = null;
     if (this.root) {
@@ -161,8 +168,9 @@ export class PTZPad {
 
   async refresh() {
     const cam = this.cam;
-    if (!cam) return;
+    if (!cam || this.polling) return; // one read at a time (an unreachable dome answers slowly)
     const seq = this.seq;
+    this.polling = true;
     try {
       const st = await getJSON(this.path(cam));
       if (seq !== this.seq) return;
@@ -170,7 +178,20 @@ export class PTZPad {
     } catch (err) {
       if (seq !== this.seq) return;
       this.say(describe(err), true);
+    } finally {
+      this.polling = false;
     }
+  }
+
+  /**
+   * enqueue runs send after every command sent before it has been answered:
+   * commands reach the server in the order given, so a stop is never
+   * overtaken by the move it stops.
+   */
+  enqueue(send) {
+    const run = this.queue.then(send, send);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   render(st) {
@@ -238,7 +259,8 @@ export class PTZPad {
     const every = Math.max(300, Math.floor((this.status?.move_timeout_ms || 2000) / 2));
     clearInterval(this.repeat);
     this.repeat = setInterval(() => {
-      if (this.held === key) this.command(move, { quiet: true });
+      // A repeat while the last one is unanswered would only queue up.
+      if (this.held === key && this.pending === 0) this.command(move, { quiet: true });
     }, every);
   }
 
@@ -313,8 +335,10 @@ export class PTZPad {
     const cam = this.cam;
     if (!cam) return null;
     const seq = this.seq;
+    this.pending++;
+    this.sent = true;
     try {
-      const res = await sendJSON('POST', this.path(cam), cmd);
+      const res = await this.enqueue(() => sendJSON('POST', this.path(cam), cmd));
       if (seq !== this.seq) return res;
       if (!quiet && cmd.op !== 'set_preset') this.say('');
       if (this.status) this.render({ ...this.status, controller: res?.controller ?? null });
@@ -324,12 +348,13 @@ export class PTZPad {
       if (seq !== this.seq) return null;
       if (err instanceof ApiError && err.status === 409 && err.details?.controller) {
         // Someone else steers: say who, stop repeating.
-        this.held = null;
-        clearInterval(this.repeat);
+        if (this.held) this.letGo({ stop: false });
         this.render({ ...(this.status ?? {}), controller: { ...err.details.controller, you: false } });
       }
       this.say(describe(err), true);
       return null;
+    } finally {
+      this.pending--;
     }
   }
 }

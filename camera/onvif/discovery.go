@@ -35,6 +35,9 @@ const (
 	actionMatch  = nsDiscovery + "/ProbeMatches"
 )
 
+// probeGap is the wait before the probe's repeat.
+const probeGap = 100 * time.Millisecond
+
 // maxDatagram bounds a discovery message read.
 const maxDatagram = 64 << 10
 
@@ -112,10 +115,12 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 	probe := ProbeMessage(id)
 	// UDP may lose the probe: it is sent twice (SOAP-over-UDP's repeat).
 	for i := range 2 {
-		if _, err := conn.WriteToUDP(probe, to); err != nil {
-			if i == 0 {
-				return nil, fmt.Errorf("onvif discovery: sending the probe: %w", err)
-			}
+		if i > 0 {
+			// SOAP-over-UDP's repeat, a little later, past a burst of loss.
+			time.Sleep(min(probeGap, time.Until(deadline)/4))
+		}
+		if _, err := conn.WriteToUDP(probe, to); err != nil && i == 0 {
+			return nil, fmt.Errorf("onvif discovery: sending the probe: %w", err)
 		}
 	}
 	var out []Found

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -30,13 +31,31 @@ func (c *Client) Snapshot(ctx context.Context, profile string) ([]byte, error) {
 	if uri == "" {
 		return nil, errors.New("onvif: the device gives no snapshot URI")
 	}
-	return GetWithAuth(ctx, c.http(), uri, c.Username, c.Password, maxSnapshot)
+	// Only the device itself is asked (its account is sent there), and only
+	// a JPEG is taken back.
+	dev, err1 := url.Parse(c.URL)
+	snap, err2 := url.Parse(uri)
+	if err1 != nil || err2 != nil || (snap.Scheme != "http" && snap.Scheme != "https") || snap.Hostname() != dev.Hostname() {
+		return nil, errors.New("onvif: the device's snapshot URI is not on the device itself")
+	}
+	body, err := GetWithAuth(ctx, c.http(), uri, c.Username, c.Password, maxSnapshot)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) < 3 || body[0] != 0xFF || body[1] != 0xD8 || body[2] != 0xFF {
+		return nil, errors.New("onvif: the device's snapshot is not a JPEG")
+	}
+	return body, nil
 }
 
 // GetWithAuth GETs url, answering a Digest or Basic challenge with the
 // account, and returns the body (at most limit bytes). Its errors never
 // carry the password.
 func GetWithAuth(ctx context.Context, hc *http.Client, url, username, password string, limit int64) ([]byte, error) {
+	// A redirect is not followed: the account is for this address only.
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc = &noRedirect
 	res, err := get(ctx, hc, url, "")
 	if err != nil {
 		return nil, err
@@ -88,11 +107,18 @@ func get(ctx context.Context, hc *http.Client, url, auth string) (*http.Response
 // or MD5, qop auth) before Basic.
 func authorization(challenges []string, username, password, rawURL string) (string, error) {
 	var basic bool
+	var lastErr error
 	for _, ch := range challenges {
 		scheme, params, _ := strings.Cut(strings.TrimSpace(ch), " ")
 		switch strings.ToLower(scheme) {
 		case "digest":
-			return digest(ParseChallenge(params), username, password, rawURL)
+			// A digest this client cannot compute (another algorithm) gives
+			// way to the next challenge.
+			auth, err := digest(ParseChallenge(params), username, password, rawURL)
+			if err == nil {
+				return auth, nil
+			}
+			lastErr = err
 		case "basic":
 			basic = true
 		}
@@ -101,6 +127,9 @@ func authorization(challenges []string, username, password, rawURL string) (stri
 		req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
 		req.SetBasicAuth(username, password)
 		return req.Header.Get("Authorization"), nil
+	}
+	if lastErr != nil {
+		return "", lastErr
 	}
 	return "", errors.New("onvif: snapshot: the camera asks for an authentication scheme other than Digest or Basic")
 }

@@ -552,6 +552,9 @@ type Command struct {
 	Name   string  `json:"name"`
 }
 
+// commandTimeout bounds one PTZ command's call to the device.
+const commandTimeout = 4 * time.Second
+
 // Ops are the commands, in the order the API lists them.
 var Ops = []string{"move", "stop", "goto", "set_preset", "home", "release"}
 
@@ -643,57 +646,62 @@ func (s *Service) Do(ctx context.Context, id int64, cmd Command) (*Result, error
 			return nil, fieldError("preset", "camera %d has no preset %q", id, cmd.Preset)
 		}
 	}
+	// Control is taken (or kept) in one short statement; the device is
+	// then told outside any transaction, so a slow dome holds neither a
+	// database connection nor the row, and anyone else is told at once
+	// who steers.
 	var res Result
-	var devErr error
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		now := s.opts.Now()
-		var last map[string]any
-		var since time.Time
-		err := tx.QueryRow(ctx, `INSERT INTO camera_ptz_control AS c (camera_id, actor_kind, actor_id, actor_name, since, until)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (camera_id) DO UPDATE SET actor_kind = excluded.actor_kind, actor_id = excluded.actor_id, actor_name = excluded.actor_name,
-				since = CASE WHEN c.until > $5 THEN c.since ELSE excluded.since END,
-				last_command = CASE WHEN c.until > $5 THEN c.last_command ELSE '{}' END,
-				until = excluded.until
-			WHERE c.until <= $5 OR (c.actor_kind = excluded.actor_kind AND c.actor_id = excluded.actor_id)
-			RETURNING last_command, since`, id, a.Kind, a.ID, a.Name, now, now.Add(s.opts.Hold)).Scan(&last, &since)
-		if errors.Is(err, pgx.ErrNoRows) {
-			holder, err := s.controller(ctx, tx, id, a)
-			if err != nil {
-				return err
-			}
-			if holder == nil { // let go between the two statements
-				return gridwatch.Errorf(gridwatch.EConflict, "camera %d: control changed hands; try again", id)
-			}
-			return gridwatch.Errorf(gridwatch.EConflict, "camera %d is being steered by %s until %s", id, holder.Name, holder.Until.Local().Format("15:04:05")).
-				WithDetails(map[string]any{"controller": holder})
-		}
+	now := s.opts.Now()
+	var last map[string]any
+	var since time.Time
+	err = s.pool.QueryRow(ctx, `INSERT INTO camera_ptz_control AS c (camera_id, actor_kind, actor_id, actor_name, since, until)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (camera_id) DO UPDATE SET actor_kind = excluded.actor_kind, actor_id = excluded.actor_id, actor_name = excluded.actor_name,
+			since = CASE WHEN c.until > $5 THEN c.since ELSE excluded.since END,
+			last_command = CASE WHEN c.until > $5 THEN c.last_command ELSE '{}' END,
+			until = excluded.until
+		WHERE c.until <= $5 OR (c.actor_kind = excluded.actor_kind AND c.actor_id = excluded.actor_id)
+		RETURNING last_command, since`, id, a.Kind, a.ID, a.Name, now, now.Add(s.opts.Hold)).Scan(&last, &since)
+	if errors.Is(err, pgx.ErrNoRows) {
+		holder, err := s.controller(ctx, s.pool, id, a)
 		if err != nil {
-			return fmt.Errorf("ptz control of camera %d: %w", id, err)
+			return nil, err
 		}
-		res.Controller = &Controller{Kind: a.Kind, ID: a.ID, Name: a.Name, Since: since, Until: now.Add(s.opts.Hold), You: true}
-		devErr = s.send(ctx, c, acc.Profile, &cmd, &res)
-		key := cmd.key()
-		repeat := devErr == nil && cmd.Op == "move" && sameCommand(last, key)
-		if !repeat {
-			summary := map[string]any{"command": key}
-			if devErr != nil {
-				summary["error"] = gridwatch.ErrorMessage(deviceError(id, devErr))
-			}
-			if res.Preset != "" {
-				summary["preset"] = res.Preset
-			}
-			if err := audit.Record(ctx, tx, "camera.ptz", "camera", strconv.FormatInt(id, 10), summary); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE camera_ptz_control SET last_command = $2 WHERE camera_id = $1`, id, key); err != nil {
-				return err
-			}
+		if holder == nil { // let go between the two statements
+			return nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d: control changed hands; try again", id)
 		}
-		return nil
-	})
+		return nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d is being steered by %s until %s", id, holder.Name, holder.Until.Local().Format("15:04:05")).
+			WithDetails(map[string]any{"controller": holder})
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ptz control of camera %d: %w", id, err)
+	}
+	res.Controller = &Controller{Kind: a.Kind, ID: a.ID, Name: a.Name, Since: since, Until: now.Add(s.opts.Hold), You: true}
+	dctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	devErr := s.send(dctx, c, acc.Profile, &cmd, &res)
+	cancel()
+	// The audit is written whatever becomes of the request: the device has
+	// acted (or failed) by now.
+	key := cmd.key()
+	if repeat := devErr == nil && cmd.Op == "move" && sameCommand(last, key); !repeat {
+		summary := map[string]any{"command": key}
+		if devErr != nil {
+			summary["error"] = gridwatch.ErrorMessage(deviceError(id, devErr))
+		}
+		if res.Preset != "" {
+			summary["preset"] = res.Preset
+		}
+		actx := context.WithoutCancel(ctx)
+		err := pgx.BeginFunc(actx, s.pool, func(tx pgx.Tx) error {
+			if err := audit.Record(actx, tx, "camera.ptz", "camera", strconv.FormatInt(id, 10), summary); err != nil {
+				return err
+			}
+			_, err := tx.Exec(actx, `UPDATE camera_ptz_control SET last_command = $2 WHERE camera_id = $1 AND actor_kind = $3 AND actor_id = $4`, id, key, a.Kind, a.ID)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ptz audit of camera %d: %w", id, err)
+		}
 	}
 	if devErr != nil {
 		s.forget(id)

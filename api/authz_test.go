@@ -47,8 +47,16 @@ func newAuthEnv(t *testing.T) *authEnv {
 // newAuthEnvWith is newAuthEnv with more settings of the server.
 func newAuthEnvWith(t *testing.T, more func(*api.Deps)) *authEnv {
 	t.Helper()
-	ck := &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-	pool := testdb.New(t)
+	return newAuthEnvOn(t, testdb.New(t), newClock(), more)
+}
+
+// newClock is the tests' settable clock, at a fixed morning.
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)} }
+
+// newAuthEnvOn is newAuthEnvWith over pool, on clock ck (for parts the
+// caller wires to the same database and time).
+func newAuthEnvOn(t *testing.T, pool *pgxpool.Pool, ck *clock, more func(*api.Deps)) *authEnv {
+	t.Helper()
 	e := newEnvOn(t, pool, domain.Options{
 		Auth:      auth.Options{Now: ck.Now, SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour},
 		Incidents: incident.Options{Now: ck.Now},

@@ -19,8 +19,6 @@ import (
 	"gridwatch/camera/onvif"
 	"gridwatch/camera/onvifcam"
 	"gridwatch/camera/video"
-	"gridwatch/incident"
-	"gridwatch/internal/domain"
 	"gridwatch/internal/testdb"
 )
 
@@ -53,12 +51,9 @@ func newONVIFEnv(t *testing.T, tweak ...func(*api.Deps)) *onvifEnv {
 		cancel()
 		<-done
 	})
-	ck := &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+	ck := newClock()
 	pool := testdb.New(t)
-	e := newEnvOn(t, pool, domain.Options{
-		Auth:      auth.Options{Now: ck.Now, SessionIdle: 30 * time.Minute, SessionMax: 8 * time.Hour},
-		Incidents: incident.Options{Now: ck.Now},
-	}, func(d *api.Deps) {
+	ae := newAuthEnvOn(t, pool, ck, func(d *api.Deps) {
 		d.ONVIF = onvifcam.New(pool, d.Cameras, onvifcam.Options{
 			Hold: 30 * time.Second, Now: ck.Now,
 			Discovery: onvif.DiscoverOptions{Addr: udp.LocalAddr().String(), Wait: 2 * time.Second},
@@ -67,8 +62,7 @@ func newONVIFEnv(t *testing.T, tweak ...func(*api.Deps)) *onvifEnv {
 			f(d)
 		}
 	})
-	e.importDemo()
-	return &onvifEnv{authEnv: &authEnv{env: e, clock: ck, pool: pool}, sim: sim, base: dev.URL}
+	return &onvifEnv{authEnv: ae, sim: sim, base: dev.URL}
 }
 
 func (e *onvifEnv) deviceURL(n int) string {

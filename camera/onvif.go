@@ -41,22 +41,6 @@ type DeviceInfo struct {
 	CheckedAt     time.Time       `json:"checked_at"`
 }
 
-// ClockWarnAfter is how far a camera's clock may be off before it is shown
-// as a warning.
-const ClockWarnAfter = 5 * time.Second
-
-// ClockOff reports whether the camera's clock is off by more than ClockWarnAfter.
-func (d *DeviceInfo) ClockOff() bool {
-	return d != nil && time.Duration(abs(d.ClockOffsetMS))*time.Millisecond > ClockWarnAfter
-}
-
-func abs(v int64) int64 {
-	if v < 0 {
-		return -v
-	}
-	return v
-}
-
 // DeviceProfile is one of a device's media profiles.
 type DeviceProfile struct {
 	Token    string `json:"token"`

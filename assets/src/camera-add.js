@@ -13,6 +13,7 @@
 
 import { describe, getJSON, sendJSON } from './api.js';
 import { el, field, formError, wireModal } from './dom.js';
+import { CLOCK_WARN_S } from './panel.js';
 import { toast } from './toast.js';
 
 /** CameraAddDialog is built on first open. deps: centre() [lon, lat] of the map; onAdded(cam). */
@@ -178,7 +179,7 @@ export class CameraAddDialog {
       this.device.textContent = [d.manufacturer, d.model, d.firmware ? `fw ${d.firmware}` : '', d.serial ? `SN ${d.serial}` : '', d.ptz ? '云台 PTZ' : ''].filter(Boolean).join(' · ');
       this.device.hidden = false;
       const off = Number(d.clock_offset_ms) / 1000;
-      this.clock.hidden = !(Math.abs(off) > 5);
+      this.clock.hidden = !(Math.abs(off) > CLOCK_WARN_S);
       this.clock.textContent = `⚠ 摄像机时钟偏差 ${off.toFixed(1)} 秒 · The camera's clock is off by ${off.toFixed(1)} s: recordings are indexed by time, set it (NTP)`;
       const option = (s) => el('option', { value: s.token }, `${s.name || s.token} · ${s.encoding} ${s.width}×${s.height}`);
       const streams = Array.isArray(p.streams) ? p.streams : [];

@@ -60,8 +60,9 @@ function el(tag, className, text) {
  * tile of the video wall or the camera card's Play (opener) is,
  * onFootage(camera, opener) when the camera card's Playback is.
  */
-// CLOCK_WARN_S is how far off a camera's clock may be before the card warns (the server's ClockWarnAfter).
-const CLOCK_WARN_S = 5;
+// CLOCK_WARN_S is how far off a camera's clock may be (seconds) before the
+// dashboard warns: footage is indexed by time.
+export const CLOCK_WARN_S = 5;
 
 export class Panel {
   constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {

@@ -136,23 +136,7 @@ func BenchmarkLatency(b *testing.B) {
 				if m.text {
 					continue
 				}
-				var parts fmp4.Parts
-				if parts.Unmarshal(m.data) != nil {
-					continue // the init segment
-				}
-				for _, pt := range parts {
-					for _, tr := range pt.Tracks {
-						for _, s := range tr.Samples {
-							var au h264.AVCC
-							if au.Unmarshal(s.Payload) != nil {
-								continue
-							}
-							if at, ok := camsim.SEITime(stream.H264, au); ok && at.After(joined) {
-								lat = append(lat, m.at.Sub(at))
-							}
-						}
-					}
-				}
+				lat = append(lat, seiLatencies(m.data, joined, m.at)...) // nothing from the init segment
 			}
 			seen = len(msgs)
 		}
@@ -182,23 +166,7 @@ func BenchmarkLatency(b *testing.B) {
 					continue
 				}
 				last = sg.seq
-				var parts fmp4.Parts
-				if err := parts.Unmarshal(sg.data); err != nil {
-					b.Fatalf("segment %d: %v", sg.seq, err)
-				}
-				for _, pt := range parts {
-					for _, tr := range pt.Tracks {
-						for _, smp := range tr.Samples {
-							var au h264.AVCC
-							if au.Unmarshal(smp.Payload) != nil {
-								continue
-							}
-							if at, ok := camsim.SEITime(stream.H264, au); ok && at.After(joined) {
-								lat = append(lat, now.Sub(at))
-							}
-						}
-					}
-				}
+				lat = append(lat, seiLatencies(sg.data, joined, now)...) // none from pictures sent before joining
 			}
 			if ferr != nil {
 				b.Fatalf("HLS: %v", ferr)
@@ -216,6 +184,31 @@ func BenchmarkLatency(b *testing.B) {
 		h.touch()
 		reportLatency(b, lat[:b.N])
 	})
+}
+
+// seiLatencies reads the pictures of fMP4 fragments (moof+mdat, one or
+// many) and returns, for each stamped after joined, how long before at it
+// was sent; nothing for what is not a fragment (an init segment).
+func seiLatencies(data []byte, joined, at time.Time) []time.Duration {
+	var parts fmp4.Parts
+	if parts.Unmarshal(data) != nil {
+		return nil
+	}
+	var out []time.Duration
+	for _, pt := range parts {
+		for _, tr := range pt.Tracks {
+			for _, smp := range tr.Samples {
+				var au h264.AVCC
+				if au.Unmarshal(smp.Payload) != nil {
+					continue
+				}
+				if sent, ok := camsim.SEITime(stream.H264, au); ok && sent.After(joined) {
+					out = append(out, at.Sub(sent))
+				}
+			}
+		}
+	}
+	return out
 }
 
 // rtpSEITime reads the SEI stamp from an RTP payload that carries it: a

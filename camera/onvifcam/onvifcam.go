@@ -91,12 +91,6 @@ func New(pool *pgxpool.Pool, cams *camera.Store, opts Options) *Service {
 	return &Service{pool: pool, cams: cams, opts: opts, log: opts.Logger, clients: map[int64]*device{}, snaps: map[int64]snapshot{}}
 }
 
-// MoveTimeout is the timeout of the continuous moves the service sends.
-func (s *Service) MoveTimeout() time.Duration { return s.opts.MoveTimeout }
-
-// Hold is how long control stays after the holder's last command.
-func (s *Service) Hold() time.Duration { return s.opts.Hold }
-
 // ---- probing and registration --------------------------------------------------------
 
 // Stream is one of a probed device's profiles with its stream URI (as

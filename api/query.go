@@ -92,7 +92,7 @@ var queryParams = map[string][]string{
 	"PATCH /api/v1/cameras/:id":                  {"crs"},
 	"DELETE /api/v1/cameras/:id":                 nil,
 	"GET /api/v1/grids/:id/cameras":              append([]string{"bbox", "status"}, pageQuery...),
-	"GET /api/v1/cameras/:id/live":               {"stream"},
+	"GET /api/v1/cameras/:id/live":               {"stream", "audio"},
 	"GET /api/v1/cameras/:id/hls/:file":          {"stream"},
 	"POST /api/v1/cameras/:id/whep":              {"stream"},
 	"GET /api/v1/cameras/:id/snapshot.jpg":       {"stream"},

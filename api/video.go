@@ -133,7 +133,7 @@ func (s *Server) liveMSE(c *gin.Context) error {
 		defer close(rechecked)
 		s.recheckVideo(c, cam.ID, done, cancel)
 	}()
-	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) })
+	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) }, live.MSEOptions{Audio: c.Query("audio") == "1"})
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errAccessWithdrawn):
 		conn.Close(websocket.StatusPolicyViolation, closeReason(cause))

@@ -51,7 +51,7 @@ func startBenchRig(b *testing.B, cameras int) *benchRig {
 		}
 		defer c.CloseNow()
 		ctx := c.CloseRead(req.Context())
-		_ = ServeMSE(ctx, hub, wsBench{c}, func() (pull.State, bool) { return r.m.State(id, Main) })
+		_ = ServeMSE(ctx, hub, wsBench{c}, func() (pull.State, bool) { return r.m.State(id, Main) }, MSEOptions{})
 	}))
 	b.Cleanup(func() {
 		// Before the rig's cleanup: the viewers' handlers end first.

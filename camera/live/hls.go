@@ -53,12 +53,13 @@ func newHLS() *HLS {
 // ends or nobody asked for a playlist or segment for hlsIdle.
 func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 	defer close(h.done)
-	v := hub.Subscribe()
+	v := hub.SubscribeAV()
 	defer v.Close()
 	var (
 		cur     []*stream.AccessUnit
 		curSize int
 		params  *stream.Params
+		audio   *stream.Audio // in the current init segment, if it goes into MP4
 		initID  int
 		batch   []*stream.AccessUnit
 	)
@@ -98,12 +99,21 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 			return
 		}
 		for _, au := range batch {
-			if au.Params != params {
+			if au.Audio != nil {
+				// Audio (AAC, Opus) rides in the segments of its pictures.
+				if au.Audio == audio && len(cur) > 0 {
+					cur = append(cur, au)
+					curSize += au.Size()
+				}
+				continue
+			}
+			if au.Params != params || audio != mp4Audio(hub.Audio()) {
 				if len(cur) > 0 {
 					flush(au.DTS)
 					cur, curSize = cur[:0], 0
 				}
-				init, err := stream.InitSegment(au.Params)
+				audio = mp4Audio(hub.Audio())
+				init, err := stream.InitSegment(au.Params, audio)
 				if err != nil {
 					h.fail(err)
 					return
@@ -133,6 +143,14 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 			curSize += au.Size()
 		}
 	}
+}
+
+// mp4Audio is a, when it goes into MP4, or nil.
+func mp4Audio(a *stream.Audio) *stream.Audio {
+	if a.InMP4() {
+		return a
+	}
+	return nil
 }
 
 func (h *HLS) fail(err error) {

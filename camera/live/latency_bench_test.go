@@ -120,7 +120,7 @@ func BenchmarkLatency(b *testing.B) {
 		joined := time.Now()
 		go func() {
 			defer close(done)
-			_ = ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return r.m.State(1, Main) })
+			_ = ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return r.m.State(1, Main) }, MSEOptions{})
 		}()
 		var lat []time.Duration
 		b.ResetTimer()

@@ -249,7 +249,7 @@ func watch(t *testing.T, hub *stream.Hub, m *Manager, key Key, n int) ([]msg, ti
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return m.State(key.Camera, key.Stream) })
+		done <- ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return m.State(key.Camera, key.Stream) }, MSEOptions{})
 	}()
 	deadline := time.After(20 * time.Second)
 	var first time.Duration

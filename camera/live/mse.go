@@ -24,11 +24,23 @@ type Conn interface {
 // MediaSource.addSourceBuffer. A "status" message says where the camera
 // stands, at the start and on every change.
 type MSEMessage struct {
-	Type   string      `json:"type"`
-	Mime   string      `json:"mime,omitempty"`
-	Width  int         `json:"width,omitempty"`
-	Height int         `json:"height,omitempty"`
-	State  *pull.State `json:"state,omitempty"`
+	Type   string `json:"type"`
+	Mime   string `json:"mime,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	// Audio names the audio track the fragments carry ("AAC 16 kHz
+	// mono"); AudioNote says why a camera's audio is not in them.
+	Audio     string      `json:"audio,omitempty"`
+	AudioNote string      `json:"audio_note,omitempty"`
+	State     *pull.State `json:"state,omitempty"`
+}
+
+// MSEOptions are what a viewer asked for.
+type MSEOptions struct {
+	// Audio: the viewer plays audio, so the camera's AAC or Opus goes into
+	// the fragments (a browser whose MediaSource refuses the combined type
+	// asks without it).
+	Audio bool
 }
 
 // statusEvery is how often an unchanged status is repeated.
@@ -44,8 +56,11 @@ const WriteTimeout = 10 * time.Second
 // fragments per message as were pending: a viewer that keeps up gets one
 // message per picture, and the cached group of pictures at the start comes
 // as one message. state reports the stream's state for status messages.
-func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pull.State, bool)) error {
+func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pull.State, bool), opts MSEOptions) error {
 	v := hub.Subscribe()
+	if opts.Audio {
+		v = hub.SubscribeAV()
+	}
 	defer v.Close()
 	ctx, cancel := context.WithCancel(ctx)
 
@@ -102,6 +117,7 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 
 	var (
 		cur   *stream.Params
+		audio *stream.Audio // in the current init segment
 		batch []*stream.AccessUnit
 		buf   []byte
 		err   error
@@ -121,17 +137,27 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 		}
 		buf = buf[:0]
 		for _, au := range batch {
-			if au.Params != cur {
+			if au.Audio != nil && (cur == nil || !au.Audio.InMP4()) {
+				continue // before the first picture, or not for MSE
+			}
+			if au.Audio == nil && au.Params != cur || au.Audio != nil && au.Audio != audio {
 				if len(buf) > 0 {
 					if err := write(false, buf); err != nil {
 						return err
 					}
 					buf = buf[:0]
 				}
-				if err := sendInit(write, au.Params); err != nil {
+				if au.Audio != nil {
+					audio = au.Audio
+				} else {
+					cur = au.Params
+					if opts.Audio {
+						audio = hub.Audio()
+					}
+				}
+				if err := sendInit(write, cur, audio); err != nil {
 					return err
 				}
-				cur = au.Params
 			}
 			frag, err := au.Fragment()
 			if err != nil {
@@ -153,14 +179,27 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 	}
 }
 
-func sendInit(write func(bool, []byte) error, p *stream.Params) error {
-	init, err := stream.InitSegment(p)
+func sendInit(write func(bool, []byte) error, p *stream.Params, a *stream.Audio) error {
+	init, err := stream.InitSegment(p, a)
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(MSEMessage{Type: "codec", Mime: fmt.Sprintf(`video/mp4; codecs="%s"`, p.Codec), Width: p.Width, Height: p.Height})
+	msg := MSEMessage{Type: "codec", Mime: fmt.Sprintf(`video/mp4; codecs="%s"`, p.Codec), Width: p.Width, Height: p.Height}
+	switch {
+	case a.InMP4():
+		msg.Mime = fmt.Sprintf(`video/mp4; codecs="%s,%s"`, p.Codec, a.MIME)
+		msg.Audio = a.String()
+	case a != nil:
+		msg.AudioNote = audioNote(a)
+	}
+	b, _ := json.Marshal(msg)
 	if err := write(true, b); err != nil {
 		return err
 	}
 	return write(false, init)
+}
+
+// audioNote says why a camera's audio does not reach an MSE or HLS player.
+func audioNote(a *stream.Audio) string {
+	return fmt.Sprintf("the camera's audio (%s) plays over WebRTC only: browsers do not play it from MP4", a)
 }

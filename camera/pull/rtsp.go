@@ -76,13 +76,29 @@ const packetQueue = 512
 type rtspSession struct {
 	format  format.Format
 	packets chan *rtp.Packet
-	done    chan struct{}
-	err     error
-	close   func()
+	// audio and audioPackets are the audio played with the video, if any.
+	audio        format.Format
+	audioPackets chan *rtp.Packet
+	done         chan struct{}
+	err          error
+	close        func()
 }
 
 func newRTSPSession() *rtspSession {
-	return &rtspSession{packets: make(chan *rtp.Packet, packetQueue), done: make(chan struct{})}
+	return &rtspSession{packets: make(chan *rtp.Packet, packetQueue), done: make(chan struct{}),
+		audioPackets: make(chan *rtp.Packet, audioQueue)}
+}
+
+// audioQueue is how many audio packets may wait: two seconds of G.711 in
+// 20 ms packets.
+const audioQueue = 100
+
+// offerAudio queues an audio packet, or drops it when the queue is full.
+func (s *rtspSession) offerAudio(pkt *rtp.Packet) {
+	select {
+	case s.audioPackets <- pkt:
+	default:
+	}
 }
 
 // offer queues a packet for the assembler, or drops it when the queue is
@@ -100,6 +116,10 @@ func (s *rtspSession) Packets() <-chan *rtp.Packet { return s.packets }
 func (s *rtspSession) Done() <-chan struct{}       { return s.done }
 func (s *rtspSession) Err() error                  { return s.err }
 func (s *rtspSession) Close()                      { s.close() }
+
+// The AudioSession methods: see AudioSession.
+func (s *rtspSession) AudioFormat() format.Format       { return s.audio }
+func (s *rtspSession) AudioPackets() <-chan *rtp.Packet { return s.audioPackets }
 
 // findVideo picks the video a session plays: the first H.264 or H.265
 // medium the camera announces (a camera offering both is read as H.264,
@@ -119,4 +139,12 @@ func findVideo(desc *description.Session) (*description.Media, format.Format, er
 		}
 	}
 	return nil, nil, errors.New("the camera offers no video")
+}
+
+// logger is the session's logger, a discarding one when none was given.
+func (r RTSP) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
 }

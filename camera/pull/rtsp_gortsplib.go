@@ -55,6 +55,20 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 		cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
 		src.offer(cp)
 	})
+	// The audio, when the camera has some we carry, plays in the same
+	// session; a camera that refuses its SETUP is played without sound.
+	if am, af, why := findAudio(desc); am != nil {
+		if _, err := c.Setup(desc.BaseURL, am, 0, 0); err != nil {
+			r.logger().Info("camera audio not played", "err", sessionError(r.URL, err))
+		} else {
+			src.audio = af
+			c.OnPacketRTP(am, af, func(pkt *rtp.Packet) {
+				src.offerAudio(&rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)})
+			})
+		}
+	} else if why != "" {
+		r.logger().Info("camera audio not played", "reason", why)
+	}
 	if _, err := c.Play(nil); err != nil {
 		return fail(err)
 	}

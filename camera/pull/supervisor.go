@@ -80,6 +80,9 @@ type State struct {
 	Width      int     `json:"width,omitempty"`
 	Height     int     `json:"height,omitempty"`
 	Codec      string  `json:"codec,omitempty"`
+	// Audio is the camera's audio as played ("AAC 16 kHz mono"), empty
+	// when it sends none the stream carries.
+	Audio string `json:"audio,omitempty"`
 }
 
 // Config configures a Supervisor. Zero durations take the defaults.
@@ -173,9 +176,10 @@ func NewSupervisor(cfg Config) *Supervisor {
 func (s *Supervisor) Run(ctx context.Context) error {
 	log := s.cfg.Logger
 	tl := newTimeline()
+	var audio *audioTrack // kept across sessions while the audio stays the same
 	backoff := s.cfg.MinBackoff
 	for {
-		err := s.session(ctx, tl)
+		err := s.session(ctx, tl, &audio)
 		if ctx.Err() != nil {
 			s.stopped()
 			return nil
@@ -209,7 +213,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // session opens the source and feeds its pictures to the hub until ctx
 // ends or the session fails, ends, stalls or sends no keyframe for too
 // long. Every goroutine of the session has ended when it returns.
-func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
+func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTrack) error {
 	sess, err := s.cfg.Source.Open(ctx)
 	if err != nil {
 		return err
@@ -221,6 +225,10 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
 		return err
 	}
 	tl.newSession()
+	at, audioPackets := s.openAudio(sess, *audio)
+	*audio = at
+	// The latest picture of this session: audio is placed from it.
+	var lastPicture *stream.AccessUnit
 	s.playing()
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -261,9 +269,59 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline) error {
 					key.Reset(keyWait)
 				}
 				s.publish(au)
+				lastPicture = au
+			}
+		case pkt := <-audioPackets:
+			if pkt.PayloadType != at.dp.format.PayloadType() {
+				continue
+			}
+			for _, au := range at.packet(pkt, lastPicture, s.cfg.Now()) {
+				s.cfg.Hub.Publish(au)
 			}
 		}
 	}
+}
+
+// openAudio prepares the session's audio: the track its frames are placed
+// on (the previous session's, when the audio is the same, so its time
+// goes on) and its packets; nil and a nil channel when the session plays
+// none. It tells the hub, before the session's first frame.
+func (s *Supervisor) openAudio(sess Session, prev *audioTrack) (*audioTrack, <-chan *rtp.Packet) {
+	as, ok := sess.(AudioSession)
+	var f format.Format
+	if ok {
+		f = as.AudioFormat()
+	}
+	var dp *audioDepacketizer
+	if f != nil {
+		var err error
+		if dp, err = newAudioDepacketizer(f); err != nil {
+			s.cfg.Logger.Info("camera audio not played", "reason", err)
+		}
+	}
+	if dp == nil {
+		s.cfg.Hub.SetAudio(nil)
+		s.setAudio("")
+		return nil, nil
+	}
+	dp.format = f
+	s.cfg.Hub.SetAudio(dp.audio)
+	// Frames carry the hub's pointer: consumers compare them with it.
+	dp.audio = s.cfg.Hub.Audio()
+	s.setAudio(dp.audio.String())
+	at := prev
+	if at == nil || !at.dp.audio.Equal(dp.audio) {
+		at = newAudioTrack(dp)
+	}
+	at.dp = dp
+	at.newSession()
+	return at, as.AudioPackets()
+}
+
+func (s *Supervisor) setAudio(a string) {
+	s.mu.Lock()
+	s.st.Audio = a
+	s.mu.Unlock()
 }
 
 // stopped notes that the supervisor was stopped. It is not a status

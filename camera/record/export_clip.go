@@ -37,8 +37,13 @@ type clip struct {
 	init    []byte
 	files   []string
 	samples []clipSample
-	used    []map[string]any
-	gaps    []map[string]any
+	// audio are the recorded audio frames (AAC, Opus) of the files used,
+	// their dur in ticks of the audio's sample rate; cut to the pictures
+	// by cutAudio.
+	audio []clipSample
+	rate  int // the audio's sample rate, 0 without audio
+	used  []map[string]any
+	gaps  []map[string]any
 }
 
 // gapThreshold: a file starting this much later than the previous one ended
@@ -137,6 +142,10 @@ func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (i
 		}
 		if c.init == nil {
 			c.init = head
+			var init fmp4.Init
+			if err := init.Unmarshal(bytes.NewReader(head)); err == nil && len(init.Tracks) > 1 && init.Tracks[1].ID == stream.AudioTrackID {
+				c.rate = int(init.Tracks[1].TimeScale)
+			}
 		} else if !bytes.Equal(c.init, head) {
 			return added, gridwatch.Errorf(gridwatch.EConflict, "the camera's video format changed at %s: export up to there and from there separately", r.Start.Format(time.RFC3339))
 		}
@@ -145,32 +154,80 @@ func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (i
 			return added, fmt.Errorf("record: export: read fragment at %d: %w", fr.Offset, err)
 		}
 		var parts fmp4.Parts
-		if err := parts.Unmarshal(data); err != nil || len(parts) != 1 || len(parts[0].Tracks) != 1 || len(data) < 8 {
+		if err := parts.Unmarshal(data); err != nil || len(parts) != 1 || len(parts[0].Tracks) == 0 ||
+			parts[0].Tracks[0].ID != stream.TrackID || len(data) < 8 {
 			return added, fmt.Errorf("record: export: fragment at %d of %s is not one moof+mdat: %v", fr.Offset, r.Path, err)
 		}
 		// The recorder writes moof then mdat, the samples in order from the
-		// start of mdat's payload; the payloads the parser found must be there.
+		// start of mdat's payload, the pictures' then the audio's; the
+		// payloads the parser found must be there.
 		pos := int64(binary.BigEndian.Uint32(data)) + 8
-		tr := parts[0].Tracks[0]
-		dts := int64(tr.BaseTime)
-		base := dts
-		for _, s := range tr.Samples {
-			n := int64(len(s.Payload))
-			if pos+n > int64(len(data)) || !bytes.Equal(data[pos:pos+n], s.Payload) {
-				return added, fmt.Errorf("record: export: fragment at %d of %s: samples not where expected", fr.Offset, r.Path)
+		base := int64(parts[0].Tracks[0].BaseTime)
+		reached := false
+		for _, tr := range parts[0].Tracks {
+			dts := int64(tr.BaseTime)
+			for _, s := range tr.Samples {
+				n := int64(len(s.Payload))
+				if pos+n > int64(len(data)) || !bytes.Equal(data[pos:pos+n], s.Payload) {
+					return added, fmt.Errorf("record: export: fragment at %d of %s: samples not where expected", fr.Offset, r.Path)
+				}
+				cs := clipSample{file: file, off: fr.Offset + pos, size: uint32(n), dur: s.Duration,
+					ptsOffset: s.PTSOffset, key: !s.IsNonSyncSample}
+				pos += n
+				if tr.ID == stream.AudioTrackID && c.rate > 0 {
+					// The audio's ticks are its sample rate's, on the
+					// pictures' timeline.
+					cs.wall = fs.Add(time.Duration(dts)*time.Second/time.Duration(c.rate) - stream.Duration(base))
+					c.audio = append(c.audio, cs)
+					dts += int64(s.Duration)
+					continue
+				}
+				if tr.ID != stream.TrackID || reached {
+					continue
+				}
+				cs.wall = fs.Add(stream.Duration(dts - base))
+				c.samples = append(c.samples, cs)
+				added++
+				dts += int64(s.Duration)
+				reached = !cs.wall.Before(to)
 			}
-			wall := fs.Add(stream.Duration(dts - base))
-			c.samples = append(c.samples, clipSample{file: file, off: fr.Offset + pos, size: uint32(n), dur: s.Duration,
-				ptsOffset: s.PTSOffset, key: !s.IsNonSyncSample, wall: wall})
-			added++
-			pos += n
-			dts += int64(s.Duration)
-			if !wall.Before(to) {
-				return added, nil
-			}
+		}
+		if reached {
+			return added, nil
 		}
 	}
 	return added, nil
+}
+
+// cutAudio keeps the audio frames heard while the pictures show, and holds
+// (lengthens) the frame before a gap between files as the pictures hold
+// theirs. It returns the pause before the first frame, in the audio's ticks.
+func (c *clip) cutAudio() int32 {
+	if len(c.audio) == 0 || len(c.samples) == 0 || c.rate <= 0 {
+		c.audio = nil
+		return 0
+	}
+	first := c.samples[0].wall
+	lastS := c.samples[len(c.samples)-1]
+	end := lastS.wall.Add(stream.Duration(int64(lastS.dur)))
+	tick := func(d time.Duration) int64 { return int64(d) * int64(c.rate) / int64(time.Second) }
+	kept := c.audio[:0]
+	for _, a := range c.audio {
+		if !a.wall.Before(first) && a.wall.Before(end) {
+			kept = append(kept, a)
+		}
+	}
+	c.audio = kept
+	for i := 0; i+1 < len(c.audio); i++ {
+		a, next := &c.audio[i], c.audio[i+1]
+		if gap := tick(next.wall.Sub(a.wall)); gap > int64(a.dur)*3/2 {
+			a.dur = uint32(gap)
+		}
+	}
+	if len(c.audio) == 0 {
+		return 0
+	}
+	return int32(tick(c.audio[0].wall.Sub(first)))
 }
 
 // maxExportBytes: an export is one progressive MP4 with 32-bit chunk
@@ -188,7 +245,7 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 		return err
 	}
 	var init fmp4.Init
-	if err := init.Unmarshal(bytes.NewReader(c.init)); err != nil || len(init.Tracks) != 1 {
+	if err := init.Unmarshal(bytes.NewReader(c.init)); err != nil || len(init.Tracks) == 0 || init.Tracks[0].ID != stream.TrackID {
 		return fmt.Errorf("record: export: initialisation segment: %v", err)
 	}
 	files := make([]*os.File, len(c.files))
@@ -206,31 +263,43 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	}
 	var total int64
 	var ticks int64
-	samples := make([]*pmp4.Sample, len(c.samples))
 	written := int64(0)
 	lastReport := time.Now()
-	for i := range c.samples {
-		s := c.samples[i]
-		total += int64(s.size)
-		ticks += int64(s.dur)
-		samples[i] = &pmp4.Sample{Duration: s.dur, PTSOffset: s.ptsOffset, IsNonSyncSample: !s.key, PayloadSize: s.size,
-			GetPayload: func() ([]byte, error) {
-				b := make([]byte, s.size)
-				if _, err := files[s.file].ReadAt(b, s.off); err != nil {
-					return nil, fmt.Errorf("record: export: read picture: %w", err)
-				}
-				written += int64(s.size)
-				if time.Since(lastReport) > 250*time.Millisecond {
-					lastReport = time.Now()
-					_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET progress = $2 WHERE id = $1`, e.ID, float64(written)/float64(total))
-				}
-				return b, nil
-			}}
+	toSamples := func(cs []clipSample) []*pmp4.Sample {
+		out := make([]*pmp4.Sample, len(cs))
+		for i := range cs {
+			s := cs[i]
+			total += int64(s.size)
+			out[i] = &pmp4.Sample{Duration: s.dur, PTSOffset: s.ptsOffset, IsNonSyncSample: !s.key, PayloadSize: s.size,
+				GetPayload: func() ([]byte, error) {
+					b := make([]byte, s.size)
+					if _, err := files[s.file].ReadAt(b, s.off); err != nil {
+						return nil, fmt.Errorf("record: export: read sample: %w", err)
+					}
+					written += int64(s.size)
+					if time.Since(lastReport) > 250*time.Millisecond {
+						lastReport = time.Now()
+						_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET progress = $2 WHERE id = $1`, e.ID, float64(written)/float64(total))
+					}
+					return b, nil
+				}}
+		}
+		return out
 	}
+	for _, s := range c.samples {
+		ticks += int64(s.dur)
+	}
+	samples := toSamples(c.samples)
+	pause := c.cutAudio()
+	audio := toSamples(c.audio)
 	if total > maxExportBytes {
 		return gridwatch.Errorf(gridwatch.ETooLarge, "the export would hold %d bytes of video; one file holds at most %d: export a shorter range", total, int64(maxExportBytes))
 	}
 	pres := pmp4.Presentation{Tracks: []*pmp4.Track{{ID: 1, TimeScale: stream.ClockRate, Codec: init.Tracks[0].Codec, Samples: samples}}}
+	if len(audio) > 0 && len(init.Tracks) > 1 {
+		at := init.Tracks[1]
+		pres.Tracks = append(pres.Tracks, &pmp4.Track{ID: 2, TimeScale: at.TimeScale, TimeOffset: pause, Codec: at.Codec, Samples: audio})
+	}
 	if err := os.MkdirAll(x.dir, 0o750); err != nil {
 		return fmt.Errorf("record: export: %w", err)
 	}
@@ -269,7 +338,8 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 		"frames": len(c.samples), "duration_s": float64(ticks) / stream.ClockRate, "gaps": gaps,
 		"incident_id": e.IncidentID, "requested_by": e.RequestedBy, "requested_at": e.CreatedAt,
 		"made_at": time.Now().UTC(), "sha256": sum, "bytes": cw.n,
-		"format":     "MP4 (moov first), H.264 as recorded, not re-encoded; time 0 is first_frame_at, a gap holds the picture before it",
+		"format":     "MP4 (moov first), video (H.264 or H.265) and audio (AAC or Opus) as recorded, not re-encoded; time 0 is first_frame_at, a gap holds the picture before it",
+		"audio":      len(audio) > 0,
 		"recordings": c.used,
 	}
 	_, err = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now() WHERE id = $1`,

@@ -68,7 +68,7 @@ const frameTicks = stream.ClockRate / 25
 // time is dts0 on the camera stream's timeline.
 func (f *footage) file(start time.Time, dts0 int64, n int) {
 	f.t.Helper()
-	init, err := stream.InitSegment(f.params)
+	init, err := stream.InitSegment(f.params, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}

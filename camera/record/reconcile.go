@@ -172,7 +172,9 @@ func scanFile(dir, rel string) (Recording, bool, error) {
 			break
 		}
 		var ps fmp4.Parts
-		if err := ps.Unmarshal(data[boxes[i].start:boxes[i+1].end]); err != nil || len(ps) != 1 || len(ps[0].Tracks) != 1 {
+		// One part: the pictures' track first, the audio's after it.
+		if err := ps.Unmarshal(data[boxes[i].start:boxes[i+1].end]); err != nil || len(ps) != 1 || len(ps[0].Tracks) == 0 ||
+			ps[0].Tracks[0].ID != stream.TrackID {
 			break
 		}
 		tr := ps[0].Tracks[0]

@@ -97,9 +97,9 @@ func NewRecorder(cfg Config, store *Store) *Recorder {
 // does, closing (and indexing) its last file on the way out.
 func (r *Recorder) Record(ctx context.Context, camera int64, hub *stream.Hub) error {
 	log := r.cfg.Logger.With("camera", camera)
-	v := hub.Subscribe()
+	v := hub.SubscribeAV()
 	defer v.Close()
-	w := &fileWriter{r: r, camera: camera, log: log}
+	w := &fileWriter{r: r, camera: camera, log: log, hub: hub}
 	// Closing the last file must reach the index even when ctx has ended.
 	defer w.close(context.WithoutCancel(ctx))
 	var batch []*stream.AccessUnit
@@ -127,25 +127,37 @@ type fileWriter struct {
 	r      *Recorder
 	camera int64
 	log    *slog.Logger
+	hub    *stream.Hub
 
 	f        *os.File
 	rel      string // path relative to the recordings directory
 	start    time.Time
 	firstDTS int64
 	params   *stream.Params
+	audio    *stream.Audio // the file's audio track (AAC, Opus), nil for none
 	size     int64
 	initSize int
 	frags    []Fragment
 	pending  []*stream.AccessUnit
-	lastEnd  time.Time // wall-clock end of what was last written or closed
-	seq      uint32
+	// pendingAudio are the audio frames of the pending fragment.
+	pendingAudio []*stream.AccessUnit
+	lastEnd      time.Time // wall-clock end of what was last written or closed
+	seq          uint32
 	// stopped is when a full disk stopped this camera's recording; the
 	// next file records the gap since.
 	stopped time.Time
 }
 
-// add takes one picture.
+// add takes one picture or audio frame.
 func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
+	if au.Audio != nil {
+		// Audio goes into the file it began in, with the pictures around
+		// it; a track the file was not opened with waits for the next file.
+		if w.f != nil && len(w.pending) > 0 && au.Audio == w.audio {
+			w.pendingAudio = append(w.pendingAudio, au)
+		}
+		return nil
+	}
 	if w.r.isFull() {
 		w.close(ctx)
 		if w.stopped.IsZero() {
@@ -165,7 +177,7 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 			if au.Received.Sub(end) > w.r.cfg.GapTolerance {
 				w.gap(ctx, end, au.Received, "no pictures from the camera")
 			}
-		case au.Params != w.params && !w.params.Equal(au.Params):
+		case au.Params != w.params && !w.params.Equal(au.Params), au.Key && mp4Audio(w.hub.Audio()) != w.audio:
 			// A new format needs a new initialisation segment: a new file.
 			w.close(ctx)
 		}
@@ -221,7 +233,8 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 		w.gap(ctx, w.stopped, au.Received, "recording stopped: disk full")
 		w.stopped = time.Time{}
 	}
-	init, err := stream.InitSegment(au.Params)
+	audio := mp4Audio(w.hub.Audio())
+	init, err := stream.InitSegment(au.Params, audio)
 	if err != nil {
 		return err
 	}
@@ -252,7 +265,7 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 		}
 		return fmt.Errorf("record: %w", err)
 	}
-	w.f, w.start, w.firstDTS, w.params = f, start, au.DTS, au.Params
+	w.f, w.start, w.firstDTS, w.params, w.audio = f, start, au.DTS, au.Params, audio
 	w.size, w.initSize, w.frags, w.pending = int64(len(init)), len(init), nil, w.pending[:0]
 	return nil
 }
@@ -266,7 +279,9 @@ func (w *fileWriter) flush(ctx context.Context, endDTS int64) error {
 		return nil
 	}
 	w.seq++
-	data, err := stream.Fragment(w.seq, w.pending, endDTS)
+	data, err := stream.Fragment(w.seq, append(w.pending, w.pendingAudio...), endDTS)
+	clear(w.pendingAudio)
+	w.pendingAudio = w.pendingAudio[:0]
 	if err != nil {
 		return err
 	}
@@ -326,6 +341,8 @@ func (w *fileWriter) close(ctx context.Context) {
 	}
 	clear(w.pending)
 	w.pending = w.pending[:0]
+	clear(w.pendingAudio)
+	w.pendingAudio = w.pendingAudio[:0]
 	if w.r.isFull() {
 		w.stopped = w.end()
 	}
@@ -350,4 +367,12 @@ func (w *fileWriter) gap(ctx context.Context, from, to time.Time, reason string)
 	if err := w.r.store.AddGap(ctx, w.camera, from, to, reason); err != nil {
 		w.log.Error("recording: gap", "err", err)
 	}
+}
+
+// mp4Audio is a when it goes into a recording (AAC, Opus), nil otherwise.
+func mp4Audio(a *stream.Audio) *stream.Audio {
+	if a.InMP4() {
+		return a
+	}
+	return nil
 }

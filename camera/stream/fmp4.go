@@ -17,11 +17,16 @@ import (
 // pictures are sync samples, and every fragment's decode time comes from the
 // stream's continuous timeline.
 
-// TrackID is the one track of every fMP4 this package writes.
-const TrackID = 1
+// TrackID is the video track of every fMP4 this package writes;
+// AudioTrackID its audio track, when it has one.
+const (
+	TrackID      = 1
+	AudioTrackID = 2
+)
 
-// InitSegment is the fMP4 initialisation segment (ftyp+moov) for p.
-func InitSegment(p *Params) ([]byte, error) {
+// InitSegment is the fMP4 initialisation segment (ftyp+moov) for p, with an
+// audio track for a when a goes into MP4 (Audio.InMP4; nil: no audio).
+func InitSegment(p *Params, a *Audio) ([]byte, error) {
 	if p == nil {
 		return nil, errors.New("stream: no codec parameters yet")
 	}
@@ -34,6 +39,13 @@ func InitSegment(p *Params) ([]byte, error) {
 		TimeScale: ClockRate,
 		Codec:     codec,
 	}}}
+	if a.InMP4() {
+		var ac fmp4.Codec = &fmp4.CodecOpus{ChannelCount: a.Channels}
+		if a.Codec == AAC {
+			ac = &fmp4.CodecMPEG4Audio{Config: *a.Config}
+		}
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: AudioTrackID, TimeScale: uint32(a.ClockRate()), Codec: ac})
+	}
 	var buf seekablebuffer.Buffer
 	if err := init.Marshal(&buf); err != nil {
 		return nil, fmt.Errorf("stream: init segment: %w", err)
@@ -42,12 +54,59 @@ func InitSegment(p *Params) ([]byte, error) {
 }
 
 // Fragment writes aus as one fMP4 fragment (moof+mdat) with sequence number
-// seq. Each sample lasts until the next one's DTS; the last lasts until
+// seq. Each picture lasts until the next one's DTS; the last lasts until
 // endDTS, or its own Duration estimate when endDTS is not after it.
+// Audio frames among aus go to the audio track (each lasts until the next
+// one, the last its own Duration) when their track goes into MP4, and are
+// left out otherwise.
 func Fragment(seq uint32, aus []*AccessUnit, endDTS int64) ([]byte, error) {
-	if len(aus) == 0 {
+	var video, audio []*AccessUnit
+	for _, au := range aus {
+		switch {
+		case au.Audio == nil:
+			video = append(video, au)
+		case au.Audio.InMP4():
+			audio = append(audio, au)
+		}
+	}
+	if len(video) == 0 && len(audio) == 0 {
 		return nil, errors.New("stream: empty fragment")
 	}
+	part := fmp4.Part{SequenceNumber: seq}
+	if len(video) > 0 {
+		vt, err := videoTrack(video, endDTS)
+		if err != nil {
+			return nil, err
+		}
+		part.Tracks = append(part.Tracks, vt)
+	}
+	if len(audio) > 0 {
+		part.Tracks = append(part.Tracks, audioTrack(audio))
+	}
+	var buf seekablebuffer.Buffer
+	if err := part.Marshal(&buf); err != nil {
+		return nil, fmt.Errorf("stream: fragment: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// audioTrack is the audio frames' part of a fragment.
+func audioTrack(aus []*AccessUnit) *fmp4.PartTrack {
+	samples := make([]*fmp4.Sample, len(aus))
+	for i, au := range aus {
+		d := au.Duration
+		if i+1 < len(aus) {
+			if next := aus[i+1].DTS - au.DTS; next > 0 && next < int64(au.Audio.ClockRate()) {
+				d = next
+			}
+		}
+		samples[i] = &fmp4.Sample{Duration: uint32(max(d, 1)), Payload: au.Payload}
+	}
+	return &fmp4.PartTrack{ID: AudioTrackID, BaseTime: uint64(aus[0].DTS), Samples: samples}
+}
+
+// videoTrack is the pictures' part of a fragment.
+func videoTrack(aus []*AccessUnit, endDTS int64) (*fmp4.PartTrack, error) {
 	samples := make([]*fmp4.Sample, len(aus))
 	for i, au := range aus {
 		next := endDTS
@@ -68,16 +127,7 @@ func Fragment(seq uint32, aus []*AccessUnit, endDTS int64) ([]byte, error) {
 		s.Payload, s.IsNonSyncSample = payload, !au.Key
 		samples[i] = s
 	}
-	part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{
-		ID:       TrackID,
-		BaseTime: uint64(aus[0].DTS),
-		Samples:  samples,
-	}}}
-	var buf seekablebuffer.Buffer
-	if err := part.Marshal(&buf); err != nil {
-		return nil, fmt.Errorf("stream: fragment: %w", err)
-	}
-	return buf.Bytes(), nil
+	return &fmp4.PartTrack{ID: TrackID, BaseTime: uint64(aus[0].DTS), Samples: samples}, nil
 }
 
 // defaultDuration is one picture at 25 fps, for a sample whose successor is
@@ -95,10 +145,15 @@ type fragCache struct {
 // Fragment is the access unit as a one-sample fMP4 fragment, built on first
 // use and then shared. Its sequence number is the picture's DTS in
 // frames, which increases as MSE expects; its duration is au.Duration.
+// An audio frame makes a fragment of the audio track.
 func (au *AccessUnit) Fragment() ([]byte, error) {
 	au.frag.once.Do(func() {
 		end := au.DTS + au.Duration
-		au.frag.data, au.frag.err = Fragment(uint32(au.DTS/defaultDuration)+1, []*AccessUnit{au}, end)
+		seq := uint32(au.DTS/defaultDuration) + 1
+		if au.Audio != nil {
+			seq = uint32(au.DTS*25/int64(au.Audio.ClockRate())) + 1
+		}
+		au.frag.data, au.frag.err = Fragment(seq, []*AccessUnit{au}, end)
 	})
 	return au.frag.data, au.frag.err
 }

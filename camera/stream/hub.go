@@ -54,18 +54,23 @@ type Hub struct {
 	opts HubOptions
 
 	mu       sync.Mutex
-	gop      []*AccessUnit
+	gop      []*AccessUnit // from the latest keyframe, audio frames included
 	gopBytes int
-	viewers  map[*Viewer]struct{}
-	params   *Params
-	lastKey  time.Time
-	key      *AccessUnit // the latest keyframe, cached GOP or not
-	lastAU   time.Time
-	closed   bool
-	changed  chan struct{} // closed and replaced when the viewer count changes
-	ready    chan struct{} // closed at the first picture
+	// gopPictures counts the pictures in gop (MaxGOP bounds them; the
+	// audio frames between them come along).
+	gopPictures int
+	viewers     map[*Viewer]struct{}
+	params      *Params
+	audio       *Audio
+	lastKey     time.Time
+	key         *AccessUnit // the latest keyframe, cached GOP or not
+	lastAU      time.Time
+	closed      bool
+	changed     chan struct{} // closed and replaced when the viewer count changes
+	ready       chan struct{} // closed at the first picture
 
 	frames, bytes, skips, drops atomic.Int64
+	audioFrames, audioBytes     atomic.Int64
 }
 
 // NewHub makes an empty hub.
@@ -74,8 +79,13 @@ func NewHub(opts HubOptions) *Hub {
 	return &Hub{opts: opts, viewers: map[*Viewer]struct{}{}, changed: make(chan struct{}), ready: make(chan struct{})}
 }
 
-// Publish hands a picture to every viewer. au must not change afterwards.
+// Publish hands a picture or an audio frame to every viewer. au must not
+// change afterwards.
 func (h *Hub) Publish(au *AccessUnit) {
+	if au.Audio != nil {
+		h.publishAudio(au)
+		return
+	}
 	size := au.Size()
 	h.frames.Add(1)
 	h.bytes.Add(int64(size))
@@ -96,14 +106,16 @@ func (h *Hub) Publish(au *AccessUnit) {
 		clear(h.gop)
 		h.gop = append(h.gop[:0], au)
 		h.gopBytes = size
+		h.gopPictures = 1
 	} else if len(h.gop) > 0 {
-		if len(h.gop) >= h.opts.MaxGOP || h.gopBytes+size > h.opts.MaxGOPBytes {
+		if h.gopPictures >= h.opts.MaxGOP || h.gopBytes+size > h.opts.MaxGOPBytes {
 			clear(h.gop)
 			h.gop = h.gop[:0]
 			h.gopBytes = 0
 		} else {
 			h.gop = append(h.gop, au)
 			h.gopBytes += size
+			h.gopPictures++
 		}
 	}
 	for v := range h.viewers {
@@ -117,17 +129,94 @@ func (h *Hub) Publish(au *AccessUnit) {
 	}
 }
 
-// Subscribe adds a viewer. Its first pictures are the cached group of
-// pictures, from the latest keyframe; without one it starts at the next.
-func (h *Hub) Subscribe() *Viewer {
+// publishAudio hands an audio frame to the viewers that take audio. It is
+// kept with the cached group of pictures (a new viewer hears from the
+// keyframe it starts at) when there is one.
+func (h *Hub) publishAudio(au *AccessUnit) {
+	size := len(au.Payload)
+	h.audioFrames.Add(1)
+	h.audioBytes.Add(int64(size))
+
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v := &Viewer{hub: h, notify: make(chan struct{}, 1), limit: h.opts.Queue + len(h.gop)}
+	if h.closed {
+		return
+	}
+	if len(h.gop) > 0 {
+		if h.gopBytes+size > h.opts.MaxGOPBytes || len(h.gop) >= h.opts.MaxGOP*audioPerPicture {
+			clear(h.gop)
+			h.gop = h.gop[:0]
+			h.gopBytes, h.gopPictures = 0, 0
+		} else {
+			h.gop = append(h.gop, au)
+			h.gopBytes += size
+		}
+	}
+	for v := range h.viewers {
+		if !v.audio {
+			continue
+		}
+		switch v.push(au, h.opts.MaxSkips) {
+		case pushSkipped:
+			h.skips.Add(1)
+		case pushDropped:
+			h.drops.Add(1)
+			h.removeLocked(v)
+		}
+	}
+}
+
+// audioPerPicture is how many more queue entries a viewer taking audio
+// gets per picture: AAC at 48 kHz sends 47 frames a second and G.711 50
+// packets, against 25 pictures.
+const audioPerPicture = 3
+
+// SetAudio says which audio track the stream carries from now on (nil: none).
+// The puller calls it when a session opens, before the session's first
+// frame; an equal track keeps the pointer consumers compare.
+func (h *Hub) SetAudio(a *Audio) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.audio.Equal(a) {
+		h.audio = a
+	}
+}
+
+// Audio is the stream's audio track, nil when it has none.
+func (h *Hub) Audio() *Audio {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.audio
+}
+
+// Subscribe adds a viewer of the pictures only. Its first pictures are the
+// cached group of pictures, from the latest keyframe; without one it starts
+// at the next.
+func (h *Hub) Subscribe() *Viewer { return h.subscribe(false) }
+
+// SubscribeAV adds a viewer of the pictures and the audio frames, in the
+// order they arrived. Like a picture, an audio frame is dropped while the
+// viewer waits for a keyframe.
+func (h *Hub) SubscribeAV() *Viewer { return h.subscribe(true) }
+
+func (h *Hub) subscribe(audio bool) *Viewer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	queue := h.opts.Queue
+	if audio {
+		queue *= audioPerPicture
+	}
+	v := &Viewer{hub: h, notify: make(chan struct{}, 1), audio: audio, queue: queue, limit: queue + len(h.gop)}
 	if h.closed {
 		v.err = ErrClosed
 		return v
 	}
-	v.q = append(make([]*AccessUnit, 0, len(h.gop)+8), h.gop...)
+	v.q = make([]*AccessUnit, 0, len(h.gop)+8)
+	for _, au := range h.gop {
+		if audio || au.Audio == nil {
+			v.q = append(v.q, au)
+		}
+	}
 	v.waitKey = len(h.gop) == 0
 	if len(v.q) > 0 {
 		v.notify <- struct{}{}
@@ -180,7 +269,7 @@ func (h *Hub) Reset() {
 	defer h.mu.Unlock()
 	clear(h.gop)
 	h.gop = h.gop[:0]
-	h.gopBytes = 0
+	h.gopBytes, h.gopPictures = 0, 0
 	h.key = nil
 }
 
@@ -215,19 +304,22 @@ type HubStats struct {
 	// Skips counts the times a viewer skipped to the next keyframe; Drops
 	// the viewers dropped for being too slow.
 	Skips, Drops int64
-	Viewers      int
-	GOP          int
-	LastKey      time.Time
-	LastPicture  time.Time
+	// AudioFrames and AudioBytes count the audio frames published.
+	AudioFrames, AudioBytes int64
+	Viewers                 int
+	GOP                     int
+	LastKey                 time.Time
+	LastPicture             time.Time
 }
 
 // Stats reads the counters.
 func (h *Hub) Stats() HubStats {
 	h.mu.Lock()
-	st := HubStats{Viewers: len(h.viewers), GOP: len(h.gop), LastKey: h.lastKey, LastPicture: h.lastAU}
+	st := HubStats{Viewers: len(h.viewers), GOP: h.gopPictures, LastKey: h.lastKey, LastPicture: h.lastAU}
 	h.mu.Unlock()
 	st.Frames, st.Bytes = h.frames.Load(), h.bytes.Load()
 	st.Skips, st.Drops = h.skips.Load(), h.drops.Load()
+	st.AudioFrames, st.AudioBytes = h.audioFrames.Load(), h.audioBytes.Load()
 	return st
 }
 
@@ -235,6 +327,9 @@ func (h *Hub) Stats() HubStats {
 type Viewer struct {
 	hub    *Hub
 	notify chan struct{}
+
+	audio bool // takes audio frames (SubscribeAV)
+	queue int  // the live backlog allowed: HubOptions.Queue, more with audio
 
 	mu      sync.Mutex
 	q       []*AccessUnit
@@ -315,7 +410,7 @@ func (v *Viewer) Next(ctx context.Context, buf []*AccessUnit) ([]*AccessUnit, er
 			v.skips = 0
 			// The cached GOP burst is delivered; from now on the queue
 			// holds a live backlog only.
-			v.limit = v.hub.opts.Queue
+			v.limit = v.queue
 			v.mu.Unlock()
 			return buf, nil
 		}

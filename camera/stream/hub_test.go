@@ -168,7 +168,7 @@ func TestCloseEndsViewers(t *testing.T) {
 
 func TestFragments(t *testing.T) {
 	p := testParams(t)
-	init, err := stream.InitSegment(p)
+	init, err := stream.InitSegment(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

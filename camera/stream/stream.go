@@ -259,11 +259,22 @@ type AccessUnit struct {
 	// Received is the wall-clock time the last packet of the picture arrived.
 	Received time.Time
 
+	// Audio is set on an audio frame, nil on a picture. An audio frame has
+	// Payload instead of NALUs and Params, is never Key, and its DTS, PTS
+	// and Duration are in ticks of Audio.ClockRate (see Audio).
+	Audio *Audio
+	// Payload is an audio frame's coded data: one AAC access unit, one Opus
+	// packet, or a run of G.711 samples.
+	Payload []byte
+
 	frag fragCache
 }
 
 // Size is the number of bytes of the picture's NAL units.
 func (au *AccessUnit) Size() int {
+	if au.Audio != nil {
+		return len(au.Payload)
+	}
 	n := 0
 	for _, nalu := range au.NALUs {
 		n += len(nalu)

@@ -39,7 +39,7 @@ func TestH265Params(t *testing.T) {
 	if got := p.Sets(); len(got) != 3 || !bytes.Equal(got[0], key[0]) {
 		t.Errorf("sets %d", len(got))
 	}
-	init, err := stream.InitSegment(p)
+	init, err := stream.InitSegment(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,166 @@
+package stream_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+
+	"gridwatch/camera/stream"
+)
+
+func testAAC(t testing.TB) *stream.Audio {
+	t.Helper()
+	a, err := stream.NewAudio(stream.AAC, 0, 0, &mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 16000, ChannelCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// frame is audio frame i of a: 1024 samples each.
+func frame(a *stream.Audio, i int) *stream.AccessUnit {
+	return &stream.AccessUnit{Audio: a, Payload: []byte{0x21, 0x10, byte(i)}, DTS: int64(i) * 1024, PTS: int64(i) * 1024, Duration: 1024, Received: time.Now()}
+}
+
+func TestNewAudio(t *testing.T) {
+	a := testAAC(t)
+	if a.MIME != "mp4a.40.2" || a.ClockRate() != 16000 || a.String() != "AAC 16 kHz mono" || !a.InMP4() {
+		t.Errorf("AAC: %+v %q", a, a.String())
+	}
+	g, err := stream.NewAudio(stream.PCMA, 8000, 1, nil)
+	if err != nil || g.InMP4() || g.MIME != "alaw" || g.String() != "G.711 A-law 8 kHz mono" {
+		t.Errorf("G.711: %+v %v", g, err)
+	}
+	o, err := stream.NewAudio(stream.Opus, 0, 2, nil)
+	if err != nil || o.ClockRate() != 48000 || !o.InMP4() || o.String() != "Opus 48 kHz stereo" {
+		t.Errorf("Opus: %+v %v", o, err)
+	}
+	for _, bad := range []struct {
+		c        stream.AudioCodec
+		rate, ch int
+	}{{stream.AAC, 16000, 1}, {stream.PCMU, 0, 1}, {stream.PCMU, 8000, 0}, {stream.PCMU, 8000, 9}, {99, 8000, 1}} {
+		if _, err := stream.NewAudio(bad.c, bad.rate, bad.ch, nil); err == nil {
+			t.Errorf("NewAudio(%v, %d, %d) took it", bad.c, bad.rate, bad.ch)
+		}
+	}
+	if !a.Equal(testAAC(t)) || a.Equal(g) || a.Equal(nil) {
+		t.Error("Equal")
+	}
+}
+
+// A viewer of pictures never sees audio; a viewer of both gets them in
+// the order they came, starting at the cached keyframe with the audio
+// heard since.
+func TestHubAudio(t *testing.T) {
+	p := testParams(t)
+	a := testAAC(t)
+	h := stream.NewHub(stream.HubOptions{})
+	h.SetAudio(a)
+	if h.Audio() != a {
+		t.Fatal("Audio")
+	}
+	h.SetAudio(testAAC(t))
+	if h.Audio() != a {
+		t.Error("an equal track replaced the pointer consumers compare")
+	}
+	h.Publish(frame(a, 0)) // before any picture: nobody starts with it
+	h.Publish(pic(p, 0, 25))
+	h.Publish(frame(a, 1))
+	h.Publish(pic(p, 1, 25))
+	h.Publish(frame(a, 2))
+
+	video := h.Subscribe()
+	defer video.Close()
+	av := h.SubscribeAV()
+	defer av.Close()
+	if got := next(t, video); len(got) != 2 || got[0].IsAudio() || got[1].IsAudio() {
+		t.Fatalf("video viewer: %d units", len(got))
+	}
+	got := next(t, av)
+	want := []string{"v0", "a1", "v1", "a2"}
+	if len(got) != len(want) {
+		t.Fatalf("AV viewer: %d units, want %d", len(got), len(want))
+	}
+	for i, au := range got {
+		kind := "v"
+		if au.IsAudio() {
+			kind = "a"
+		}
+		if kind != want[i][:1] {
+			t.Errorf("unit %d is %s, want %s", i, kind, want[i])
+		}
+	}
+	h.Publish(frame(a, 3))
+	if got := next(t, av); len(got) != 1 || !got[0].IsAudio() || got[0].Payload[2] != 3 {
+		t.Errorf("live audio frame: %+v", got)
+	}
+	if st := h.Stats(); st.AudioFrames != 4 || st.Frames != 2 || st.GOP != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// Recordings, MSE and HLS carry AAC as a second track; G.711 stays out.
+func TestFragmentsWithAudio(t *testing.T) {
+	p := testParams(t)
+	a := testAAC(t)
+	init, err := stream.InitSegment(p, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in fmp4.Init
+	if err := in.Unmarshal(bytes.NewReader(init)); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Tracks) != 2 || in.Tracks[1].ID != stream.AudioTrackID || in.Tracks[1].TimeScale != 16000 {
+		t.Fatalf("init tracks %+v", in.Tracks)
+	}
+	if c, ok := in.Tracks[1].Codec.(*fmp4.CodecMPEG4Audio); !ok || c.Config.SampleRate != 16000 {
+		t.Fatalf("audio codec %#v", in.Tracks[1].Codec)
+	}
+	g, _ := stream.NewAudio(stream.PCMU, 8000, 1, nil)
+	if init, err := stream.InitSegment(p, g); err != nil {
+		t.Fatal(err)
+	} else {
+		var gin fmp4.Init
+		if err := gin.Unmarshal(bytes.NewReader(init)); err != nil || len(gin.Tracks) != 1 {
+			t.Fatalf("G.711 init: %d tracks, %v", len(gin.Tracks), err)
+		}
+	}
+
+	aus := []*stream.AccessUnit{pic(p, 25, 25), frame(a, 16), pic(p, 26, 25), frame(a, 17), frame(a, 18)}
+	frag, err := stream.Fragment(3, aus, 27*3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(frag); err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 1 || len(parts[0].Tracks) != 2 {
+		t.Fatalf("parts %+v", parts)
+	}
+	v, au := parts[0].Tracks[0], parts[0].Tracks[1]
+	if v.ID != stream.TrackID || len(v.Samples) != 2 || v.BaseTime != 25*3600 {
+		t.Errorf("video track %+v", v)
+	}
+	if au.ID != stream.AudioTrackID || len(au.Samples) != 3 || au.BaseTime != 16*1024 {
+		t.Errorf("audio track: id %d, %d samples, base %d", au.ID, len(au.Samples), au.BaseTime)
+	}
+	for i, s := range au.Samples {
+		if s.Duration != 1024 || s.Payload[2] != byte(16+i) {
+			t.Errorf("audio sample %d: %d ticks, payload %x", i, s.Duration, s.Payload)
+		}
+	}
+	// An audio frame alone makes a fragment of the audio track.
+	one, err := frame(a, 5).Fragment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oneParts fmp4.Parts
+	if err := oneParts.Unmarshal(one); err != nil || len(oneParts) != 1 || len(oneParts[0].Tracks) != 1 || oneParts[0].Tracks[0].ID != stream.AudioTrackID {
+		t.Errorf("audio frame's fragment: %v %+v", err, oneParts)
+	}
+}

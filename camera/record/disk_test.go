@@ -85,7 +85,7 @@ func newDiskRig(t *testing.T, free uint64, cfg Config) *diskRig {
 	}
 	cfg.FreeSpace = func(string) (uint64, error) { return d.free.Load(), nil }
 	d.r = NewRecorder(cfg, NewStore(d.pool))
-	d.w = &fileWriter{r: d.r, camera: d.cam.ID, log: d.r.cfg.Logger}
+	d.w = &fileWriter{r: d.r, camera: d.cam.ID, log: d.r.cfg.Logger, hub: stream.NewHub(stream.HubOptions{})}
 	return d
 }
 

@@ -3,6 +3,8 @@ package rtspserve
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -28,16 +30,21 @@ type key struct {
 // that describes it to gortsplib. It belongs to a connection between
 // DESCRIBE and SETUP, then to the session; close releases it once.
 type lease struct {
-	key     key
-	hub     *stream.Hub
-	cache   *packetCache // the hub's, shared with its other leases
-	st      *gortsplib.ServerStream
-	media   *description.Media
-	ssrc    uint32
-	kind    stream.Kind // the coding the SDP announced
-	s       *Server
-	release func()
-	once    sync.Once
+	key   key
+	hub   *stream.Hub
+	cache *packetCache // the hub's, shared with its other leases
+	st    *gortsplib.ServerStream
+	media *description.Media
+	ssrc  uint32
+	kind  stream.Kind // the coding the SDP announced
+	// audio is the audio track the SDP announced (nil: none), as its
+	// second medium.
+	audio      *stream.Audio
+	audioMedia *description.Media
+	audioSSRC  uint32
+	s          *Server
+	release    func()
+	once       sync.Once
 	// token admitted the lease; the session's writer checks it again now
 	// and then, so a revoked token's stream ends.
 	token string
@@ -101,9 +108,11 @@ func (c *connState) peek(k key) *lease {
 // sessState is what a session holds: its lease from SETUP on, and from
 // PLAY on its writer.
 type sessState struct {
-	lease   *lease
-	channel int // interleaved channel of RTP; RTCP is channel+1
-	w       *writer
+	lease *lease
+	// channel is the interleaved channel of the video's RTP (RTCP is
+	// channel+1); audioChannel the audio's. -1: that medium is not set up.
+	channel, audioChannel int
+	w                     *writer
 	// end is what Config.Watch returned for this session's PLAY.
 	end func(bytes int64)
 }
@@ -194,7 +203,7 @@ func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path, que
 	s.track(l)
 	params, err := hub.Ready(ctx)
 	if err == nil {
-		err = l.describe(h.srv, params)
+		err = l.describe(h.srv, params, hub.Audio())
 	}
 	if err == nil {
 		l.cache, err = s.packetCache(hub)
@@ -208,23 +217,39 @@ func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path, que
 	return l, nil
 }
 
-// describe builds the ServerStream that describes the hub to gortsplib: one
+// describe builds the ServerStream that describes the hub to gortsplib: a
 // video medium, H.264 with the SPS and PPS in packetization mode 1, or
-// H.265 with the VPS, SPS and PPS. Its SSRC is the one the session's
-// writer uses; gortsplib announces it in SETUP.
-func (l *lease) describe(srv *gortsplib.Server, p *stream.Params) error {
+// H.265 with the VPS, SPS and PPS; then, when the camera has audio, an
+// audio medium (see audioFormat). Their SSRCs are the ones the session's
+// writer uses; gortsplib announces them in SETUP.
+func (l *lease) describe(srv *gortsplib.Server, p *stream.Params, a *stream.Audio) error {
 	var forma format.Format = &format.H264{PayloadTyp: payloadType, PacketizationMode: 1, SPS: p.SPS, PPS: p.PPS}
 	if p.Kind == stream.H265 {
 		forma = &format.H265{PayloadTyp: payloadType, VPS: p.VPS, SPS: p.SPS, PPS: p.PPS}
 	}
 	l.kind = p.Kind
 	l.media = &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
-	st := &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: []*description.Media{l.media}}}
+	desc := &description.Session{Medias: []*description.Media{l.media}}
+	var aforma format.Format
+	if a != nil {
+		var err error
+		if aforma, err = audioFormat(a); err != nil {
+			return err
+		}
+		l.audio = a
+		l.audioMedia = &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{aforma}}
+		desc.Medias = append(desc.Medias, l.audioMedia)
+	}
+	st := &gortsplib.ServerStream{Server: srv, Desc: desc}
 	if err := st.Initialize(); err != nil {
 		return err
 	}
 	l.st = st
-	l.ssrc = st.Stats().Medias[l.media].Formats[forma].LocalSSRC
+	stats := st.Stats()
+	l.ssrc = stats.Medias[l.media].Formats[forma].LocalSSRC
+	if l.audioMedia != nil {
+		l.audioSSRC = stats.Medias[l.audioMedia].Formats[aforma].LocalSSRC
+	}
 	return nil
 }
 
@@ -271,7 +296,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		if ss.lease.key != k {
 			return status(base.StatusBadRequest), nil, nil
 		}
-		ss.channel = interleavedChannel(ctx.Request)
+		ss.setup(ctx.Request)
 		return status(base.StatusOK), ss.lease.st, nil
 	}
 	var l *lease
@@ -284,28 +309,62 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 			return res, nil, nil
 		}
 	}
-	ctx.Session.SetUserData(&sessState{lease: l, channel: interleavedChannel(ctx.Request)})
+	ss := &sessState{lease: l, channel: -1, audioChannel: -1}
+	ss.setup(ctx.Request)
+	ctx.Session.SetUserData(ss)
 	return status(base.StatusOK), l.st, nil
+}
+
+// setup notes the channel of the medium a SETUP is for: the video (the
+// first medium, trackID=0) or the audio (trackID=1).
+func (ss *sessState) setup(req *base.Request) {
+	used := 0
+	if ss.channel >= 0 {
+		used++
+	}
+	if ss.audioChannel >= 0 {
+		used++
+	}
+	ch := interleavedChannel(req, used)
+	if setupTrack(req) == 1 && ss.lease.audioMedia != nil {
+		ss.audioChannel = ch
+	} else {
+		ss.channel = ch
+	}
+}
+
+// setupTrack is the medium a SETUP names: gortsplib's controls end in
+// "/trackID=N", N the medium's index (in the path, or in the query when
+// the stream's URL has one). No control is the first medium.
+func setupTrack(req *base.Request) int {
+	for _, s := range []string{req.URL.RawQuery, req.URL.Path} {
+		if i := strings.LastIndex(s, "/trackID="); i >= 0 {
+			if n, err := strconv.Atoi(s[i+len("/trackID="):]); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // interleavedChannel returns the RTP channel gortsplib assigns in SETUP:
 // the client's interleaved=a-b when it gives one in the first transport
-// gortsplib supports (the first TCP one: UDP is not offered), else 0, the
-// first free pair of a session with one medium.
-func interleavedChannel(req *base.Request) int {
+// gortsplib supports (the first TCP one: UDP is not offered), else the
+// first free pair after the used media's.
+func interleavedChannel(req *base.Request, used int) int {
 	var ths headers.Transports
 	if err := ths.Unmarshal(req.Header["Transport"]); err != nil {
-		return 0
+		return 2 * used
 	}
 	for _, th := range ths {
 		if th.Protocol == headers.TransportProtocolTCP && !th.Secure {
 			if th.InterleavedIDs != nil {
 				return th.InterleavedIDs[0]
 			}
-			return 0
+			return 2 * used
 		}
 	}
-	return 0
+	return 2 * used
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay: it subscribes the
@@ -320,16 +379,17 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 		return status(base.StatusOK), nil // PLAY again while playing
 	}
 	cs, ok := ctx.Conn.UserData().(*connState)
-	if !ok || cs.nc == nil || ss.channel < 0 || ss.channel > 253 {
+	if !ok || cs.nc == nil || ss.channel > 253 || ss.audioChannel > 253 || ss.channel < 0 && ss.audioChannel < 0 {
 		return status(base.StatusInternalServerError), nil
 	}
 	w := h.s.startWriter(h.ctx, writerConfig{
-		lease:   ss.lease,
-		session: ctx.Session,
-		conn:    ctx.Conn,
-		nc:      cs.nc,
-		channel: byte(ss.channel),
-		remote:  remote(ctx.Conn),
+		lease:        ss.lease,
+		session:      ctx.Session,
+		conn:         ctx.Conn,
+		nc:           cs.nc,
+		channel:      ss.channel,
+		audioChannel: ss.audioChannel,
+		remote:       remote(ctx.Conn),
 	})
 	ss.w = w
 	if watch := h.s.cfg.Watch; watch != nil {

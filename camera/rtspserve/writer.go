@@ -87,8 +87,10 @@ type writerConfig struct {
 	session *gortsplib.ServerSession
 	conn    *gortsplib.ServerConn
 	nc      *gateConn
-	channel byte // RTP channel; RTCP is channel+1
-	remote  string
+	// channel is the video's RTP channel, audioChannel the audio's (RTCP
+	// is on the next one); -1 for a medium the session did not set up.
+	channel, audioChannel int
+	remote                string
 }
 
 // writer is one playing session's goroutine: it takes the session's
@@ -102,17 +104,28 @@ type writer struct {
 	cancel context.CancelFunc
 	once   sync.Once
 
-	seq     uint16 // sequence number of the next RTP packet
-	base    uint32 // RTP timestamp of PTS 0
-	buf     []byte
-	lastSR  time.Time
-	packets uint32 // RTP packets and payload octets, for sender reports
-	octets  uint32
+	video, audio track
+	buf          []byte
 	// sent counts the bytes written to this client, for Config.Watch.
 	sent atomic.Int64
 	// done is closed when run has returned: sent is final then (a client
 	// may read a packet before the Write that sent it has returned).
 	done chan struct{}
+}
+
+// track is the RTP state of one medium of a session.
+type track struct {
+	channel byte   // RTP channel; RTCP is channel+1
+	ssrc    uint32 // the one SETUP announced
+	seq     uint16 // sequence number of the next RTP packet
+	base    uint32 // RTP timestamp of PTS 0
+	lastSR  time.Time
+	packets uint32 // RTP packets and payload octets, for sender reports
+	octets  uint32
+}
+
+func newTrack(channel int, ssrc uint32) track {
+	return track{channel: byte(channel), ssrc: ssrc, seq: uint16(rand.Uint32()), base: rand.Uint32()}
 }
 
 // startWriter subscribes to the lease's hub now, so that the cached GOP is
@@ -122,12 +135,16 @@ func (s *Server) startWriter(ctx context.Context, cfg writerConfig) *writer {
 	w := &writer{
 		writerConfig: cfg,
 		s:            s,
-		viewer:       cfg.lease.hub.Subscribe(),
 		done:         make(chan struct{}),
 		gate:         cfg.nc.arm(),
 		cancel:       cancel,
-		seq:          uint16(rand.Uint32()),
-		base:         rand.Uint32(),
+		video:        newTrack(cfg.channel, cfg.lease.ssrc),
+		audio:        newTrack(cfg.audioChannel, cfg.lease.audioSSRC),
+	}
+	if cfg.audioChannel >= 0 {
+		w.viewer = cfg.lease.hub.SubscribeAV()
+	} else {
+		w.viewer = cfg.lease.hub.Subscribe()
 	}
 	s.sessions.Add(1)
 	s.writers.Add(1)
@@ -226,10 +243,16 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 	buf := w.buf[:0]
 	pkts := 0
 	for _, au := range batch {
-		if len(au.NALUs) == 0 {
+		tr := &w.video
+		switch {
+		case au.Audio != nil:
+			if au.Audio != w.lease.audio && !au.Audio.Equal(w.lease.audio) {
+				continue // not the track the client was told of
+			}
+			tr = &w.audio
+		case len(au.NALUs) == 0 || w.channel < 0:
 			continue
-		}
-		if au.Params != nil && au.Params.Kind != w.lease.kind {
+		case au.Params != nil && au.Params.Kind != w.lease.kind:
 			// The SDP the client holds describes the other coding.
 			return errCodingChanged
 		}
@@ -237,25 +260,30 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 		if err != nil {
 			return err
 		}
-		ts := w.base + uint32(au.PTS)
-		if now := time.Now(); now.Sub(w.lastSR) >= srPeriod {
-			w.lastSR = now
+		ts := tr.base + uint32(au.PTS)
+		if now := time.Now(); now.Sub(tr.lastSR) >= srPeriod {
+			tr.lastSR = now
 			at := au.Received
 			if at.IsZero() {
 				at = now
 			}
-			buf = w.appendSR(buf, at, ts)
+			buf = tr.appendSR(buf, at, ts)
 			pkts++
 		}
 		for _, p := range rtps {
 			h := p.Header // the cached packet is shared: write a copy of its header
-			h.SequenceNumber = w.seq
-			h.SSRC = w.lease.ssrc
+			h.SequenceNumber = tr.seq
+			h.SSRC = tr.ssrc
+			// A video packet's encoder timestamp means nothing; an audio
+			// one's is its offset in the frame.
 			h.Timestamp = ts
-			buf = appendPacket(buf, w.channel, &h, p.Payload)
-			w.seq++
-			w.packets++
-			w.octets += uint32(len(p.Payload))
+			if au.Audio != nil {
+				h.Timestamp += p.Timestamp
+			}
+			buf = appendPacket(buf, tr.channel, &h, p.Payload)
+			tr.seq++
+			tr.packets++
+			tr.octets += uint32(len(p.Payload))
 		}
 		pkts += len(rtps)
 		if len(buf) >= flushBytes {
@@ -298,20 +326,20 @@ func (w *writer) write(ctx context.Context, b []byte, pkts int) error {
 }
 
 // appendSR appends an RTCP sender report that maps RTP timestamp ts to the
-// wall-clock time at, on the RTCP channel.
-func (w *writer) appendSR(buf []byte, at time.Time, ts uint32) []byte {
+// wall-clock time at, on the track's RTCP channel.
+func (tr *track) appendSR(buf []byte, at time.Time, ts uint32) []byte {
 	sr := rtcp.SenderReport{
-		SSRC:        w.lease.ssrc,
+		SSRC:        tr.ssrc,
 		NTPTime:     ntpTime(at),
 		RTPTime:     ts,
-		PacketCount: w.packets,
-		OctetCount:  w.octets,
+		PacketCount: tr.packets,
+		OctetCount:  tr.octets,
 	}
 	b, err := sr.Marshal()
 	if err != nil {
 		return buf
 	}
-	return appendInterleaved(buf, w.channel+1, b)
+	return appendInterleaved(buf, tr.channel+1, b)
 }
 
 // appendPacket appends an RTP packet as an RTSP interleaved frame: '$', the

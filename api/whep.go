@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -52,8 +54,31 @@ func (s *Server) whepOffer(c *gin.Context) error {
 	c.Header("Location", "/api/v1/cameras/"+strconv.FormatInt(cam.ID, 10)+"/whep/"+sess.ID)
 	c.Header("X-Gridwatch-Stream", sess.Stream)
 	c.Header("X-Gridwatch-Codec", sess.Codec)
+	// What the session does with the camera's audio: sends it, or why not.
+	if sess.Audio != "" {
+		c.Header("X-Gridwatch-Audio", headerText(sess.Audio))
+	}
+	if sess.AudioNote != "" {
+		c.Header("X-Gridwatch-Audio-Note", headerText(sess.AudioNote))
+	}
 	c.Data(http.StatusCreated, "application/sdp", []byte(answer))
 	return nil
+}
+
+// headerText makes a description fit for a response header. A browser
+// reads a header's bytes as Latin-1, so UTF-8 beyond ASCII ("G.711 µ-law")
+// and '%' are percent-encoded, which decodeURIComponent undoes; plain
+// ASCII, most descriptions, reads as it is.
+func headerText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // followWHEP records a session's viewing until it ends, and ends it when

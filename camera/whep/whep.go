@@ -1,7 +1,8 @@
 // Package whep serves camera streams over WebRTC, answering WHEP offers
 // (the WebRTC-HTTP Egress Protocol, draft-ietf-wish-whep, which go2rtc and
 // MediaMTX speak too): a viewer POSTs an SDP offer, gets an answer, and
-// receives the camera's video over SRTP with sub-second latency.
+// receives the camera's video, and its audio when a browser can play it,
+// over SRTP with sub-second latency.
 //
 // A session reads the camera's hub like every other output. Its first
 // pictures are the hub's cached group of pictures, sent at once with tiny
@@ -10,6 +11,14 @@
 // each picture keeps its own duration. H.264 goes as it arrives; an H.265
 // camera goes as H.265 to a viewer whose offer includes it, and otherwise
 // from the camera's transcoded H.264 stream.
+//
+// Audio goes on a second track when the camera sends G.711 at 8 kHz mono
+// or Opus, WebRTC's own codecs, and the offer receives that codec; only
+// then does a session read the hub's audio frames too. AAC, which most
+// cameras send, is no WebRTC codec: such a camera's viewers get its video
+// only (MSE and HLS carry its audio), and the Session says so. Audio is
+// sent as it arrives, each frame with its own duration, except that of a
+// burst only the last moments go (see audioBurst).
 //
 // Offers are answered without trickle ICE: the answer carries the server's
 // host candidates (and any configured public addresses), so one POST
@@ -101,6 +110,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("whep: %w", err)
 		}
 	}
+	// The audio a camera may send that browsers play over WebRTC (see
+	// webrtcAudio); registered, they are answered to whom offers them.
+	for _, c := range []webrtc.RTPCodecParameters{opusCodec, pcmuCodec, pcmaCodec} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("whep: %w", err)
+		}
+	}
 	se := webrtc.SettingEngine{}
 	// A viewer on the same host (the demo, the tests) reaches loopback.
 	se.SetIncludeLoopbackCandidate(true)
@@ -129,6 +145,13 @@ type Session struct {
 	Stream string
 	// Codec is what it sends: "H264" or "H265".
 	Codec string
+	// Audio describes the camera's audio track when the session sends it
+	// too ("G.711 A-law 8 kHz mono"); "" when it sends video only.
+	Audio string
+	// AudioNote says why a camera's audio is not sent ("the camera's audio
+	// (AAC 16 kHz mono) is not playable over WebRTC: MSE/HLS carry it");
+	// "" when it is, or the camera has none.
+	AudioNote string
 
 	pc      *webrtc.PeerConnection
 	cancel  context.CancelFunc
@@ -138,7 +161,7 @@ type Session struct {
 	started time.Time
 }
 
-// Bytes is how many bytes of video the session has sent so far.
+// Bytes is how many bytes of video and audio the session has sent so far.
 func (s *Session) Bytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -276,7 +299,9 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 			}
 		}
 	}
-	sess, answer, err := s.start(camera, playing, codec, fmtp, hub, release, offer)
+	// The audio is the played stream's: a transcode carries what it does.
+	audio := planAudio(hub.Audio(), offer)
+	sess, answer, err := s.start(camera, playing, codec, fmtp, audio, hub, release, offer)
 	if err != nil {
 		release()
 		return nil, "", err
@@ -286,7 +311,7 @@ func (s *Server) Offer(ctx context.Context, camera int64, name, offer string) (*
 
 // start sets up the peer connection and runs the session; the session
 // calls release when it ends (start's caller does, if start fails).
-func (s *Server) start(camera int64, name, codec, fmtp string, hub *stream.Hub, release func(), offer string) (*Session, string, error) {
+func (s *Server) start(camera int64, name, codec, fmtp string, audio audioPlan, hub *stream.Hub, release func(), offer string) (*Session, string, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.iceServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whep: %w", err)
@@ -302,6 +327,22 @@ func (s *Server) start(camera int64, name, codec, fmtp string, hub *stream.Hub, 
 	sender, err := pc.AddTrack(track)
 	if err != nil {
 		return fail(err)
+	}
+	senders := []*webrtc.RTPSender{sender}
+	var at *audioTrack
+	if audio.codec.MimeType != "" {
+		// In the video's stream: a browser puts both tracks in one
+		// MediaStream and keeps them in sync.
+		tr, err := webrtc.NewTrackLocalStaticSample(audio.codec, "audio", "gridwatch")
+		if err != nil {
+			return fail(err)
+		}
+		sender, err := pc.AddTrack(tr)
+		if err != nil {
+			return fail(err)
+		}
+		senders = append(senders, sender)
+		at = &audioTrack{track: tr, mime: audio.codec.MimeType}
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fail(gridwatch.Errorf(gridwatch.EInvalid, "the SDP offer: %v", err))
@@ -320,6 +361,7 @@ func (s *Server) start(camera int64, name, codec, fmtp string, hub *stream.Hub, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sess := &Session{ID: newID(), Camera: camera, Stream: name, Codec: strings.TrimPrefix(codec, "video/"),
+		Audio: audio.sent, AudioNote: audio.note,
 		pc: pc, cancel: cancel, done: make(chan struct{}), started: time.Now()}
 	connected := make(chan struct{})
 	var once sync.Once
@@ -356,15 +398,18 @@ func (s *Server) start(camera int64, name, codec, fmtp string, hub *stream.Hub, 
 			_ = pc.Close()
 		}()
 		// RTCP from the viewer (receiver reports, PLI) must be read for
-		// the interceptors to work; its content is not needed here.
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := sender.Read(buf); err != nil {
-					return
+		// the interceptors to work; its content is not needed here. The
+		// readers end when the connection closes.
+		for _, sender := range senders {
+			go func() {
+				buf := make([]byte, 1500)
+				for {
+					if _, _, err := sender.Read(buf); err != nil {
+						return
+					}
 				}
-			}
-		}()
+			}()
+		}
 		// A viewer that never connects is given up after a while.
 		select {
 		case <-connected:
@@ -374,36 +419,68 @@ func (s *Server) start(camera int64, name, codec, fmtp string, hub *stream.Hub, 
 			s.log.Info("whep: the viewer never connected", "camera", camera)
 			return
 		}
-		if err := sess.send(ctx, hub, track); err != nil && ctx.Err() == nil {
+		if err := sess.send(ctx, hub, track, at); err != nil && ctx.Err() == nil {
 			s.log.Info("whep: session ended", "camera", camera, "err", err)
 		}
 	}()
 	return sess, local.SDP, nil
 }
 
-// send writes the hub's pictures to the track until ctx ends or the hub
-// does. The pictures of each batch but the last go with a tiny duration,
-// so a burst (the cached GOP, a backlog) is decoded through at once and
-// the viewer stays at the live edge.
-func (sess *Session) send(ctx context.Context, hub *stream.Hub, track *webrtc.TrackLocalStaticSample) error {
-	v := hub.Subscribe()
+// send writes the hub's pictures to the track, and its audio frames to
+// audio when the session sends audio (nil: it does not), until ctx ends or
+// the hub does. The pictures of each batch but the last go with a tiny
+// duration, so a burst (the cached GOP, a backlog) is decoded through at
+// once and the viewer stays at the live edge; of its audio, only the last
+// moments go (staleAudio).
+func (sess *Session) send(ctx context.Context, hub *stream.Hub, track *webrtc.TrackLocalStaticSample, audio *audioTrack) error {
+	var v *stream.Viewer
+	if audio != nil {
+		v = hub.SubscribeAV()
+	} else {
+		// A viewer of the pictures only is not sent the audio frames at
+		// all, nor queued for them.
+		v = hub.Subscribe()
+	}
 	defer v.Close()
 	var batch []*stream.AccessUnit
 	var buf []byte
+	var skip []bool
 	for {
 		var err error
 		batch, err = v.Next(ctx, batch)
 		if err != nil {
 			return err
 		}
+		lastPicture := len(batch) - 1
+		if audio != nil {
+			for lastPicture >= 0 && batch[lastPicture].Audio != nil {
+				lastPicture--
+			}
+			skip = staleAudio(skip, batch)
+		}
 		for i, au := range batch {
+			if au.Audio != nil {
+				// A frame the negotiated track cannot carry (the camera
+				// changed its audio coding) is dropped: the video goes on.
+				if audio == nil || skip[i] || !audio.carries(au.Audio) {
+					continue
+				}
+				n, err := audio.write(au)
+				if err != nil {
+					return err
+				}
+				sess.mu.Lock()
+				sess.bytes += int64(n)
+				sess.mu.Unlock()
+				continue
+			}
 			if au.Params != nil && au.Params.Kind.String() != codecName(sess.Codec) {
 				// The camera switched coding: the negotiated track cannot
 				// carry it; the viewer offers again.
 				return errCodingChanged
 			}
 			d := stream.Duration(au.Duration)
-			if i < len(batch)-1 {
+			if i < lastPicture {
 				d = time.Millisecond
 			}
 			buf, err = annexB(buf[:0], au.NALUs)

@@ -1,5 +1,6 @@
 // Package wheptest is a WHEP viewer for tests: a pion peer connection that
-// offers to receive video, as a browser does, and counts what comes.
+// offers to receive video, and audio if asked, as a browser does, and
+// counts what comes.
 package wheptest
 
 import (
@@ -24,6 +25,30 @@ type Viewer struct {
 	pictures int
 	firstKey bool
 	first    time.Time
+
+	// heard is signalled (without blocking) at each audio packet.
+	heard     chan struct{}
+	audioMime string
+	audio     []*rtp.Packet
+}
+
+// Offer is what a viewer offers to receive.
+type Offer struct {
+	// H265 offers H.265 besides H.264.
+	H265 bool
+	// Audio are the audio codecs offered (webrtc.MimeTypeOpus,
+	// MimeTypePCMU, MimeTypePCMA) with the payload types browsers give
+	// them; none: no audio medium, as a video-only player offers.
+	Audio []string
+}
+
+// audioCodecs are the audio codecs a viewer may offer, as Chrome and
+// Firefox offer them.
+var audioCodecs = map[string]webrtc.RTPCodecParameters{
+	webrtc.MimeTypeOpus: {RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
+	webrtc.MimeTypePCMU: {RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
+	webrtc.MimeTypePCMA: {RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
 }
 
 // Stats are a viewer's figures so far.
@@ -44,17 +69,34 @@ func (v *Viewer) Stats() Stats {
 // Dial offers to receive video (H.264, and H.265 when h265), hands the
 // offer to post, which returns the answer (through the API, or straight to
 // a whep.Server), and reads the track until the test ends. onPacket, if
-// given, sees every RTP packet as it arrives (on the reading goroutine).
+// given, sees every RTP packet of the video as it arrives (on the reading
+// goroutine).
 func Dial(t testing.TB, h265 bool, post func(offer string) (string, error), onPacket ...func(*rtp.Packet)) *Viewer {
+	t.Helper()
+	return DialOffer(t, Offer{H265: h265}, post, onPacket...)
+}
+
+// DialOffer is Dial for an offer that may receive audio too; the audio
+// packets are kept (Audio, WaitAudio), not given to onPacket.
+func DialOffer(t testing.TB, o Offer, post func(offer string) (string, error), onPacket ...func(*rtp.Packet)) *Viewer {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	codecs := []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}}
-	if h265 {
+	if o.H265 {
 		codecs = append(codecs, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}, PayloadType: 49})
 	}
 	for _, c := range codecs {
 		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mime := range o.Audio {
+		c, ok := audioCodecs[mime]
+		if !ok {
+			t.Fatalf("wheptest: no audio codec %q", mime)
+		}
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,10 +111,19 @@ func Dial(t testing.TB, h265 bool, post func(offer string) (string, error), onPa
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
+	if len(o.Audio) > 0 {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	got := make(chan struct{})
-	v := &Viewer{Got: got, got: got}
+	v := &Viewer{Got: got, got: got, heard: make(chan struct{}, 1)}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		mime := tr.Codec().MimeType
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			v.readAudio(tr)
+			return
+		}
 		v.mu.Lock()
 		v.mime = mime
 		v.mu.Unlock()
@@ -105,6 +156,54 @@ func Dial(t testing.TB, h265 bool, post func(offer string) (string, error), onPa
 		t.Fatal(err)
 	}
 	return v
+}
+
+// readAudio keeps the audio track's packets until the connection closes.
+func (v *Viewer) readAudio(tr *webrtc.TrackRemote) {
+	v.mu.Lock()
+	v.audioMime = tr.Codec().MimeType
+	v.mu.Unlock()
+	for {
+		// ReadRTP unmarshals into a buffer of its own each time: the
+		// packet may be kept.
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		v.mu.Lock()
+		v.audio = append(v.audio, pkt)
+		v.mu.Unlock()
+		select {
+		case v.heard <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Audio returns the audio track's codec ("" before it is known) and the
+// audio packets received so far, in order of arrival.
+func (v *Viewer) Audio() (string, []*rtp.Packet) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.audioMime, append([]*rtp.Packet(nil), v.audio...)
+}
+
+// WaitAudio waits for n audio packets, failing the test after d, and
+// returns what Audio does.
+func (v *Viewer) WaitAudio(t testing.TB, n int, d time.Duration) (string, []*rtp.Packet) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		mime, pkts := v.Audio()
+		if len(pkts) >= n {
+			return mime, pkts
+		}
+		select {
+		case <-v.heard:
+		case <-deadline:
+			t.Fatalf("%d audio packets not received in %v (%d came, codec %q)", n, d, len(pkts), mime)
+		}
+	}
 }
 
 // Wait waits for 25 pictures, failing the test after d.

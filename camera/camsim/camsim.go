@@ -9,6 +9,17 @@
 // fault mode at runtime (see Fault) to exercise reconnects, stall detection,
 // loss handling and multi-slice frames. RTSP is served over TCP (interleaved)
 // only: UDP would need fixed port pairs, and tests never use fixed ports.
+//
+// With Config.Audio, each camera also has streams with sound, as real
+// cameras send it: a video stream plus one audio medium in the same
+// session (video first). main-aac, main-latm, main-pcma, main-pcmu and
+// main-opus are the main stream with AAC-LC 16 kHz (RFC 3640
+// MPEG4-GENERIC), the same AAC in LATM (RFC 6416), G.711 A-law or µ-law
+// 8 kHz, or Opus 48 kHz; h265-aac is the H.265 stream with AAC. The sound
+// is a 1 kHz beep for the first 100 ms of every second, in step with the
+// video's keyframes, paced by the video's pacer on the same clock. The AAC
+// and Opus clips are embedded (see clips/make.sh); G.711 is made at New.
+// Without Config.Audio these paths do not exist (404) and cost nothing.
 package camsim
 
 import (
@@ -64,7 +75,35 @@ const (
 	StreamMain = "main" // H.264 640x360, ~0.5 Mbit/s
 	StreamSub  = "sub"  // H.264 320x180, ~0.15 Mbit/s
 	StreamH265 = "h265" // H.265 640x360, ~0.5 Mbit/s: a camera's main stream set to H.265
+
+	// The streams with audio (Config.Audio): a video stream above plus an
+	// audio medium.
+	StreamMainAAC  = "main-aac"  // main + AAC-LC 16 kHz mono, MPEG4-GENERIC (RFC 3640), payload type 97
+	StreamMainLATM = "main-latm" // main + the same AAC as MP4A-LATM (RFC 6416, cpresent=0), payload type 97
+	StreamMainPCMA = "main-pcma" // main + G.711 A-law 8 kHz mono, static payload type 8
+	StreamMainPCMU = "main-pcmu" // main + G.711 µ-law 8 kHz mono, static payload type 0
+	StreamMainOpus = "main-opus" // main + Opus 48 kHz mono, payload type 97
+	StreamH265AAC  = "h265-aac"  // h265 + AAC-LC 16 kHz mono, MPEG4-GENERIC
 )
+
+// audioStream says what a stream with audio is made of.
+type audioStream struct {
+	name  string
+	video string // the stream whose video it carries
+	codec audioCodec
+}
+
+// audioStreams lists the streams with audio.
+func audioStreams() []audioStream {
+	return []audioStream{
+		{StreamMainAAC, StreamMain, audioAAC},
+		{StreamMainLATM, StreamMain, audioLATM},
+		{StreamMainPCMA, StreamMain, audioPCMA},
+		{StreamMainPCMU, StreamMain, audioPCMU},
+		{StreamMainOpus, StreamMain, audioOpus},
+		{StreamH265AAC, StreamH265, audioAAC},
+	}
+}
 
 // maxCameras bounds Config.N; a simulator is for tests and demos.
 const maxCameras = 10000
@@ -81,6 +120,11 @@ type Config struct {
 	// message in front of its slices (see SEITime), to measure latency
 	// through every output.
 	StampSEI bool
+	// Audio adds the streams with audio (StreamMainAAC…) to every camera.
+	// Off, they answer 404 and a simulator of many cameras pays nothing
+	// for them. With StartTimestamp set, their audio starts at that RTP
+	// timestamp too, at the same instant as the video.
+	Audio bool
 }
 
 // Validate checks the configuration.
@@ -130,6 +174,7 @@ type camera struct {
 	main  *feed
 	sub   *feed
 	h265  *feed
+	audio map[string]*feed // the streams with audio, by name; nil without Config.Audio
 }
 
 func (c *camera) currentFault() Fault { return c.fault.Load().(Fault) }
@@ -154,6 +199,12 @@ func New(cfg Config) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("camsim: %w", err)
 	}
+	var audio audioClipSet
+	if cfg.Audio {
+		if audio, err = loadAudioClips(); err != nil {
+			return nil, fmt.Errorf("camsim: %w", err)
+		}
+	}
 	s := &Sim{
 		cfg:      cfg,
 		log:      log,
@@ -174,6 +225,11 @@ func New(cfg Config) (*Sim, error) {
 		}
 		s.cams = append(s.cams, c)
 		s.feeds = append(s.feeds, c.main, c.sub, c.h265)
+		if cfg.Audio {
+			if err := s.addAudioFeeds(c, clips, audio); err != nil {
+				return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
+			}
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -182,6 +238,49 @@ func New(cfg Config) (*Sim, error) {
 	s.ln = ln
 	s.addr = ln.Addr().String()
 	return s, nil
+}
+
+// addAudioFeeds gives camera c its streams with audio: each a feed of its
+// own (own pacer, RTP sequence and SSRC, as a camera encodes each stream
+// separately) with the video of the stream it repeats.
+func (s *Sim) addAudioFeeds(c *camera, clips clipSet, audio audioClipSet) error {
+	c.audio = make(map[string]*feed)
+	for _, as := range audioStreams() {
+		cl, alt := clips.main, map[Fault]*clip{FaultSlices: clips.slices, FaultSlices32: clips.slices32}
+		if as.video == StreamH265 {
+			cl, alt = clips.h265, nil
+		}
+		f, err := newFeed(c, as.name, cl, alt, s.cfg.StartTimestamp)
+		if err != nil {
+			return err
+		}
+		seed := [2]uint64{uint64(c.n), streamSeed(as.name) | 1<<32}
+		if f.audio, err = newAudioTrack(as.codec, audio, s.cfg.StartTimestamp, seed); err != nil {
+			return fmt.Errorf("%s: %w", as.name, err)
+		}
+		c.audio[as.name] = f
+		s.feeds = append(s.feeds, f)
+	}
+	return nil
+}
+
+// streamSeed tells streams apart in the loss generators' seeds, so that
+// each stream of a camera loses its own packets.
+func streamSeed(name string) uint64 {
+	switch name {
+	case StreamMain:
+		return 1
+	case StreamSub:
+		return 2
+	case StreamH265:
+		return 3
+	}
+	for i, as := range audioStreams() {
+		if as.name == name {
+			return uint64(4 + i)
+		}
+	}
+	return 0
 }
 
 // newFeed prepares one stream of a camera. alt holds the clips served in
@@ -209,7 +308,6 @@ func newFeed(c *camera, name string, cl *clip, alt map[Fault]*clip, start uint32
 	if start == 0 {
 		start = rand.Uint32() | 1 // never 0, which means "random" in Config
 	}
-	streamSeed := map[string]uint64{StreamMain: 1, StreamSub: 2, StreamH265: 3}[name]
 	return &feed{
 		cam:   c,
 		name:  name,
@@ -218,7 +316,7 @@ func newFeed(c *camera, name string, cl *clip, alt map[Fault]*clip, start uint32
 		cur:   cl,
 		start: start,
 		enc:   enc,
-		rng:   rand.New(rand.NewPCG(uint64(c.n), streamSeed)),
+		rng:   rand.New(rand.NewPCG(uint64(c.n), streamSeed(name))),
 		media: &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}},
 		wake:  make(chan struct{}, 1),
 	}, nil
@@ -247,7 +345,7 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 	var err error
 	for _, f := range s.feeds {
-		f.stream = &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: []*description.Media{f.media}}}
+		f.stream = &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: f.medias()}}
 		if err = f.stream.Initialize(); err != nil {
 			f.stream = nil
 			break
@@ -298,7 +396,7 @@ func (s *Sim) closeStreams() {
 // Addr returns the address the listener is bound to, as host:port.
 func (s *Sim) Addr() string { return s.addr }
 
-// URL returns the RTSP URL of a camera's stream ("main" or "sub"), with the
+// URL returns the RTSP URL of a camera's stream (StreamMain…), with the
 // configured credentials in it. When the listener is on an unspecified
 // address (":0", "0.0.0.0:0"), the URL uses loopback, which a client can dial.
 func (s *Sim) URL(cam int, stream string) string {
@@ -343,14 +441,26 @@ func (s *Sim) SetFault(cam int, f Fault) {
 	s.log.Info("camsim: fault", "camera", cam, "from", string(old), "to", string(f), "sessions_closed", closed)
 }
 
-// Frames returns the number of access units of a camera's stream sent so
-// far (to readers; nothing is counted while nobody watches or in a stall).
+// Frames returns the number of video access units of a camera's stream
+// sent so far (to readers; nothing is counted while nobody watches or in a
+// stall). For a stream with audio it counts the pictures; see AudioFrames.
 func (s *Sim) Frames(cam int, stream string) int64 {
 	f := s.feed(cam, stream)
 	if f == nil {
 		return 0
 	}
 	return f.frames.Load()
+}
+
+// AudioFrames returns the number of audio frames (AAC access units, Opus
+// or G.711 packets) of a camera's stream with audio sent so far, counted
+// as Frames counts pictures; 0 for a stream without audio.
+func (s *Sim) AudioFrames(cam int, stream string) int64 {
+	f := s.feed(cam, stream)
+	if f == nil || f.audio == nil {
+		return 0
+	}
+	return f.audio.frames.Load()
 }
 
 func (s *Sim) camera(n int) *camera {
@@ -373,7 +483,7 @@ func (s *Sim) feed(cam int, stream string) *feed {
 	case StreamH265:
 		return c.h265
 	}
-	return nil
+	return c.audio[stream] // nil map without Config.Audio: no such stream
 }
 
 // feedByPath maps "/cam/{n}/{stream}" to a feed, or nil.

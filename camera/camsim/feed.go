@@ -40,6 +40,11 @@ const (
 // anyone watches, so RTP time, RTCP sender reports and RTP-Info agree with
 // wall time the way a real camera's do. Frames are only encoded and sent
 // while the stream has readers.
+//
+// A stream with audio has a second medium on the same clock (see
+// audioTrack): the pacer sends, after video frame i, the audio frames that
+// start before frame i+1 is due, so the first reader gets audio frame 0
+// with video frame 0, and audio is never more than a video frame ahead.
 type feed struct {
 	cam   *camera
 	name  string
@@ -47,6 +52,7 @@ type feed struct {
 	alt   map[Fault]*clip // served in a fault mode instead (FaultSlices…), if any
 	media *description.Media
 	start uint32
+	audio *audioTrack // the audio medium, for the streams with audio; else nil
 
 	stream *gortsplib.ServerStream // set by Run before serving
 
@@ -60,6 +66,14 @@ type feed struct {
 	cur   *clip // clip of the current GOP
 	epoch time.Time
 	next  int64 // index of the next frame to send
+}
+
+// medias returns the stream's media: the video, then the audio if any.
+func (f *feed) medias() []*description.Media {
+	if f.audio != nil {
+		return []*description.Media{f.media, f.audio.media}
+	}
+	return []*description.Media{f.media}
 }
 
 func (f *feed) addReader() {
@@ -127,7 +141,9 @@ func (f *feed) run(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// send encodes frame i and writes it to the stream, subject to the fault.
+// send writes video frame i to the stream and, for a stream with audio,
+// the audio frames that start before frame i+1 is due, subject to the
+// fault: one pacer and one clock for both media.
 func (f *feed) send(i int64, log *slog.Logger) {
 	fault := f.cam.currentFault()
 	if i%clipGOP == 0 {
@@ -141,6 +157,14 @@ func (f *feed) send(i int64, log *slog.Logger) {
 	if fault == FaultStall || fault == FaultDisconnect {
 		return
 	}
+	f.sendVideo(i, fault, log)
+	if f.audio != nil {
+		f.sendAudio(i, fault, log)
+	}
+}
+
+// sendVideo encodes video frame i and writes it to the stream.
+func (f *feed) sendVideo(i int64, fault Fault, log *slog.Logger) {
 	au := f.cur.aus[i%int64(len(f.cur.aus))]
 	ntp := f.due(i)
 	if f.cam.stamp {
@@ -164,6 +188,36 @@ func (f *feed) send(i int64, log *slog.Logger) {
 		if err := f.stream.WritePacketRTPWithNTP(f.media, pkt, ntp); err != nil {
 			log.Debug("camsim: write", "camera", f.cam.n, "stream", f.name, "err", err)
 			return
+		}
+	}
+}
+
+// sendAudio writes the audio frames that start in [due(i), due(i+1)),
+// each with its own NTP time so that RTCP sender reports map its RTP time
+// to wall time exactly. Frames that start earlier and were not sent (the
+// pacer skipped ahead, or the camera stalled) are skipped too, as a camera
+// drops the audio it could not send: RTP time keeps to wall time.
+func (f *feed) sendAudio(i int64, fault Fault, log *slog.Logger) {
+	a := f.audio
+	a.next = max(a.next, a.firstAt(i))
+	for end := a.firstAt(i + 1); a.next < end; a.next++ {
+		k := a.next
+		pkts, err := a.pack(a.clip.frames[k%int64(len(a.clip.frames))])
+		if err != nil {
+			log.Error("camsim: encode audio", "camera", f.cam.n, "stream", f.name, "err", err)
+			continue
+		}
+		ts, ntp := a.timestamp(k), f.epoch.Add(a.offset(k))
+		a.frames.Add(1) // before the packets, as for video
+		for _, pkt := range pkts {
+			pkt.Timestamp += ts // the packetiser's are relative to the frame
+			if fault == FaultLoss && a.rng.Float64() < lossRate {
+				continue
+			}
+			if err := f.stream.WritePacketRTPWithNTP(a.media, pkt, ntp); err != nil {
+				log.Debug("camsim: write audio", "camera", f.cam.n, "stream", f.name, "err", err)
+				return
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package record_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ type recorded struct {
 	store    *record.Store
 	id       int64
 	from, to time.Time
+	rec      *record.Recorder
 }
 
 // list lists the camera's recordings and gaps over the range recorded, a
@@ -68,7 +70,7 @@ func recordWith(t *testing.T, d time.Duration, during func(*camsim.Sim)) recorde
 func recordStream(t *testing.T, d time.Duration, simStream string, during func(*camsim.Sim)) recorded {
 	t.Helper()
 	pool, dir := testdb.New(t), t.TempDir()
-	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0"})
+	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0", Audio: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +85,7 @@ func recordStream(t *testing.T, d time.Duration, simStream string, during func(*
 		t.Fatal(err)
 	}
 	rec := record.NewRecorder(record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}, record.NewStore(pool))
+	rc := recorded{pool: pool, dir: dir, store: record.NewStore(pool), id: cam.ID, rec: rec}
 	m := live.NewManager(live.Config{Sources: video.Sources{Cameras: cams}, Record: rec.Record,
 		Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, StallTimeout: time.Second}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -97,7 +100,8 @@ func recordStream(t *testing.T, d time.Duration, simStream string, during func(*
 	<-time.After(d - time.Since(start)) // recording for a fixed length is the point of the test
 	cancel()
 	wg.Wait()
-	return recorded{pool: pool, dir: dir, store: record.NewStore(pool), id: cam.ID, from: start, to: time.Now()}
+	rc.from, rc.to = start, time.Now()
+	return rc
 }
 
 // TestCameraFlapLeavesGap drops the camera for a few seconds while it
@@ -134,6 +138,68 @@ func TestRecordIndexAndPlayback(t *testing.T) {
 		{camsim.StreamH265, "hevc", "hvc1."},
 	} {
 		t.Run(tc.codec, func(t *testing.T) { recordAndPlay(t, tc.stream, tc.codec, tc.rfc6381) })
+	}
+}
+
+// A camera's sound is recorded with its pictures (AAC and Opus as they
+// come; G.711 is not, see stream.Audio.InMP4), plays back with them, and
+// goes into an evidence export, where it lasts as long as the pictures.
+func TestRecordSound(t *testing.T) {
+	for _, tc := range []struct{ stream, audio string }{
+		{camsim.StreamMainAAC, "aac"},
+		{camsim.StreamMainOpus, "opus"},
+		{camsim.StreamMainPCMA, ""},
+	} {
+		t.Run(tc.stream, func(t *testing.T) {
+			rc := recordStream(t, 8*time.Second, tc.stream, nil)
+			recs, _ := rc.list(t)
+			if len(recs) < 2 {
+				t.Fatalf("%d files after 8 s in files of 3 s", len(recs))
+			}
+			for _, r := range recs {
+				probe := testtool.FFprobe(t, "-show_entries", "stream=codec_type,codec_name,duration", filepath.Join(rc.dir, r.Path))
+				var got []string
+				for _, s := range probe.Streams {
+					got = append(got, s.CodecName)
+				}
+				want := "h264"
+				if tc.audio != "" {
+					want += " " + tc.audio
+				}
+				if strings.Join(got, " ") != want {
+					t.Errorf("file %s: streams %v, want %s", r.Path, got, want)
+				}
+			}
+			x := record.NewExporter(rc.store, rc.rec, filepath.Join(rc.dir, "exports"))
+			ctx := context.Background()
+			e, err := x.Request(ctx, rc.id, recs[0].Start.Add(500*time.Millisecond), recs[len(recs)-1].End.Add(-500*time.Millisecond), nil, "tester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.Drain(ctx)
+			if e, err = x.Get(ctx, e.ID); err != nil || e.Status != "done" {
+				t.Fatalf("export: %v %s", err, e.Status)
+			}
+			probe := testtool.FFprobe(t, "-show_entries", "stream=codec_name,duration", x.Path(e.ID))
+			if tc.audio == "" {
+				if len(probe.Streams) != 1 {
+					t.Errorf("export of a G.711 camera: %s", probe.Out)
+				}
+				return
+			}
+			if len(probe.Streams) != 2 || probe.Streams[1].CodecName != tc.audio {
+				t.Fatalf("export: %s, want h264 and %s", probe.Out, tc.audio)
+			}
+			v, a := probe.Streams[0].Seconds(), probe.Streams[1].Seconds()
+			t.Logf("export: pictures %.3f s, sound %.3f s", v, a)
+			if v < 3 || math.Abs(v-a) > 0.3 {
+				t.Errorf("export: pictures %.3f s, sound %.3f s: want them together", v, a)
+			}
+			out, err := exec.Command(testtool.Require(t, "ffmpeg"), "-v", "error", "-i", x.Path(e.ID), "-f", "null", "-").CombinedOutput()
+			if err != nil || len(out) > 0 {
+				t.Errorf("ffmpeg decoding the export: %v %s", err, out)
+			}
+		})
 	}
 }
 

@@ -174,7 +174,7 @@ func (m *Main) seed(ctx context.Context) error {
 	var onvifURL func(cam int) string
 	if m.Camsim && !m.MigrateOnly {
 		sim, err := camsim.New(camsim.Config{N: domain.DemoCameras, Addr: "127.0.0.1:0", Logger: m.Logger.With("component", "camsim"),
-			Username: "demo", Password: "demo-camera"})
+			Username: "demo", Password: "demo-camera", Audio: true})
 		if err != nil {
 			return fmt.Errorf("simulated cameras: %w", err)
 		}

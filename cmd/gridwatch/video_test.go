@@ -118,7 +118,11 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	if d := time.Since(asked); d > 100*time.Millisecond {
 		t.Logf("the registry showed every camera online %v after the events", d)
 	}
-	id := cams.Cameras[0].ID
+	byCode := map[string]int64{}
+	for _, c := range cams.Cameras {
+		byCode[c.Code] = c.ID
+	}
+	id := byCode["JS-CAM-01"]
 
 	// A browser's view: the WebSocket MSE stream.
 	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws%s/api/v1/cameras/%d/live?stream=sub&token=%s", strings.TrimPrefix(m.URL(), "http"), id, testAdminToken), nil)
@@ -141,10 +145,17 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	// Another video system's view: the RTSP re-serve, read by ffprobe.
 	testtool.Require(t, "ffprobe")
 	url := fmt.Sprintf("rtsp://%s/cameras/%d?token=%s", m.RTSPAddr(), id, testAdminToken)
-	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", url).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "h264,640,360" {
-		t.Errorf("ffprobe of the RTSP re-serve: %v: %q, want h264,640,360", err, out)
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+		"-show_entries", "stream=codec_type,codec_name,width,height,sample_rate", "-of", "csv=p=0", url).CombinedOutput()
+	// The first demo camera sends AAC with its pictures; the second G.711.
+	if got := strings.Fields(string(out)); err != nil || strings.Join(got, " ") != "h264,video,640,360 aac,audio,16000" {
+		t.Errorf("ffprobe of the RTSP re-serve: %v: %q, want h264 640x360 and AAC at 16 kHz", err, out)
+	}
+	out, err = exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "a:0",
+		"-show_entries", "stream=codec_name,sample_rate", "-of", "csv=p=0",
+		fmt.Sprintf("rtsp://%s/cameras/%d?token=%s", m.RTSPAddr(), byCode["JS-CAM-02"], testAdminToken)).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "pcm_alaw,8000" {
+		t.Errorf("ffprobe of the second camera's sound: %v: %q, want pcm_alaw,8000", err, out)
 	}
 	out, _ = exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", fmt.Sprintf("rtsp://%s/cameras/%d", m.RTSPAddr(), id)).CombinedOutput()
 	if !strings.Contains(string(out), "401") {

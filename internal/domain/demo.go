@@ -138,6 +138,15 @@ func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, 
 		heading, fov, rng := float64((n*73)%360), 70.0, 180.0
 		code, name := fmt.Sprintf("JS-CAM-%02d", n), f.Name+" 路口摄像机"
 		mainStream, subStream := "main", "sub"
+		// Cameras with sound, as the city's are: AAC on the first, G.711
+		// A-law on the second (the simulator's streams with a beep at each
+		// keyframe).
+		switch n {
+		case 1:
+			mainStream = "main-aac"
+		case 2:
+			mainStream = "main-pcma"
+		}
 		if f == second {
 			code, name, mainStream, subStream = DemoH265Camera, f.Name+" H.265 球机", "h265", ""
 		}

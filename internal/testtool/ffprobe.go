@@ -28,6 +28,14 @@ type ProbeStream struct {
 	Height    int    `json:"height"`
 	// ReadFrames is how many frames ffprobe decoded (-count_frames).
 	ReadFrames string `json:"nb_read_frames"`
+	// Duration is the stream's own duration (stream=duration).
+	Duration string `json:"duration"`
+}
+
+// Seconds is the stream's duration, 0 when ffprobe gave none.
+func (s ProbeStream) Seconds() float64 {
+	d, _ := strconv.ParseFloat(s.Duration, 64)
+	return d
 }
 
 // Seconds is the container's duration, 0 when ffprobe gave none.

@@ -472,6 +472,62 @@ async function run() {
     await op2.watcher.check('the H.265 camera');
     await op2.context.close();
 
+    // 7. Sound. The wall is silent; a tile with sound offers it. The G.711
+    //    camera's sound comes over WebRTC with its pictures: one click and it
+    //    is heard (audio RTP arriving, the <video> unmuted). The AAC camera's
+    //    sound cannot go over WebRTC: its tile offers it over MSE, and one
+    //    click moves the tile there and plays it (audio decoded).
+    const snd = await newPage();
+    await signIn(snd.page, 'demo-operator', 'gridwatch-operator');
+    await waitGrids(snd.page, snd.watcher.problems);
+    const sound = {};
+    for (const [code, how] of [['JS-CAM-02', 'webrtc'], ['JS-CAM-01', 'mse']]) {
+      const c = cameras.find((x) => x.code === code);
+      if (!c?.grid) throw new Error(`no placed demo camera ${code}`);
+      await openGrid(snd.page, gridCandidates(features).find((g) => g.id === Number(c.grid.id)));
+      const sel = `#panel li.vtile[data-video-camera="${c.id}"]`;
+      const btn = `${sel} .vsound`;
+      await waitFor(
+        snd.page,
+        (b) => {
+          const e = document.querySelector(b);
+          return e && !e.hidden;
+        },
+        btn,
+        async () => `the sound switch on ${code}'s tile (${JSON.stringify(await snd.page.evaluate((s) => ({ ...document.querySelector(s)?.dataset, sound: document.querySelector(`${s} .vsound`)?.outerHTML }), sel))})`,
+        timeoutMs * 2,
+      );
+      const before = await snd.page.evaluate((s) => ({ muted: document.querySelector(`${s} video`).muted, label: document.querySelector(`${s} .vsound`).getAttribute('aria-label'), elsewhere: document.querySelector(`${s} .vsound`).dataset.elsewhere }), sel);
+      if (!before.muted) throw new Error(`${code}'s tile was not muted before its sound was asked for`);
+      if ((before.elsewhere === 'true') !== (how === 'mse')) throw new Error(`${code}'s sound switch: ${JSON.stringify(before)}, want its sound ${how === 'mse' ? 'offered over MSE' : 'playing over WebRTC'}`);
+      await snd.page.click(btn);
+      // Heard: WebRTC counts the audio packets it receives; MSE the audio bytes it decodes.
+      const heard = (s) =>
+        snd.page.evaluate(async (s) => {
+          const v = document.querySelector(`${s} video`);
+          let rtp = 0;
+          if (v.srcObject && v.rtcPeer) (await v.rtcPeer.getStats()).forEach((r) => r.type === 'inbound-rtp' && r.kind === 'audio' && (rtp = r.packetsReceived));
+          return { muted: v.muted, engine: document.querySelector(s).dataset.engine, rtp, decoded: v.webkitAudioDecodedByteCount ?? 0, switchMuted: document.querySelector(`${s} .vsound`).dataset.muted };
+        }, s);
+      let first = null;
+      const until = Date.now() + timeoutMs * 2;
+      for (;;) {
+        const h = await heard(sel);
+        const n = how === 'webrtc' ? h.rtp : h.decoded;
+        if (!h.muted && h.engine === how && h.switchMuted === 'false' && n > 0) {
+          if (!first) first = { ...h, n };
+          else if (n > first.n) {
+            sound[code] = { engine: h.engine, [how === 'webrtc' ? 'audio_packets' : 'audio_bytes_decoded']: n };
+            break;
+          }
+        }
+        if (Date.now() > until) throw new Error(`${code}'s sound after its switch was clicked: ${JSON.stringify(h)}, want it heard over ${how}`);
+        await snd.page.waitForTimeout(200); // polled: the counters have no event
+      }
+    }
+    await snd.watcher.check('sound');
+    await snd.context.close();
+
     return {
       ok: true,
       url: base.href,
@@ -490,6 +546,7 @@ async function run() {
       events: { back_online_ms: backOnlineMs, offline_again_ms: offlineAgainMs },
       sockets: sockets.length,
       h265: { codec: hvc, browser_decodes: canHEVC, tile: h5shown, fps: h5play.fps, size: `${h5play.b.width}x${h5play.b.height}` },
+      sound,
       screenshot: shot,
       player_screenshot: playerShot,
       total_ms: Date.now() - started,

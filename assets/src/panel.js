@@ -325,7 +325,7 @@ export class Panel {
       this.field('cam-bitrate').textContent = formatBitrate(st.bitrate);
       this.field('cam-uptime').textContent = formatUptime(st.uptime);
       const which = c.streams?.main ? '主码流 main' : '子码流 sub';
-      const parts = [which, st.width && st.height ? `${st.width}×${st.height}` : '', st.codec ?? '', Number.isFinite(st.reconnects) ? `重连 reconnects ${st.reconnects}` : ''];
+      const parts = [which, st.width && st.height ? `${st.width}×${st.height}` : '', st.codec ?? '', st.audio ? `声音 audio ${st.audio}` : '', Number.isFinite(st.reconnects) ? `重连 reconnects ${st.reconnects}` : ''];
       this.field('cam-video').textContent = parts.filter(Boolean).join(' · ');
     }
     off.hidden = c.status !== 'offline' && st?.status !== 'offline';

@@ -284,7 +284,8 @@ export class PTZPad {
     let last = '';
     const active = () => this.cam && !this.root.hidden && this.root.dataset.state !== 'busy';
     stage.addEventListener('pointerdown', (ev) => {
-      if (ev.button !== 0 || !active()) return;
+      // A control on the picture (its sound switch) is not a drag.
+      if (ev.button !== 0 || !active() || ev.target.closest?.('button')) return;
       origin = { x: ev.clientX, y: ev.clientY };
       last = '';
       stage.setPointerCapture?.(ev.pointerId);

@@ -158,14 +158,22 @@ export class VideoWall {
       b,
       el('span', 'vtile-bar', el('span', 'vtile-code', cam.code ?? ''), el('span', 'vtile-name', cam.name ?? '')),
     );
-    const li = el('li', { className: 'vtile', dataset: { videoCamera: String(cam.id), state: 'idle', status: cam.status ?? '' } }, btn);
+    // The wall is silent; a tile with sound offers it (one heard at a time).
+    const sound = soundButton();
+    const li = el('li', { className: 'vtile', dataset: { videoCamera: String(cam.id), state: 'idle', status: cam.status ?? '' } }, btn, sound);
     const via = el('span', { className: 'vtile-via', hidden: true });
     const engineEl = el('span', { className: 'vtile-engine', title: '播放方式 · How this tile plays' });
     btn.append(via);
     btn.querySelector('.vtile-bar')?.append(engineEl);
-    const t = { cam, li, video, overlay, badge: b, via, engineEl, player: null, visible: false, offTimer: 0 };
+    const t = { cam, li, video, overlay, badge: b, via, engineEl, sound, player: null, visible: false, offTimer: 0 };
     t.player = new LivePlayer(video, { cameraId: cam.id, stream: 'sub', onChange: () => this.render(t) });
     btn.addEventListener('click', () => this.onOpen(t.cam, btn));
+    sound.addEventListener('click', () => {
+      const unmute = t.player.muted || t.player.soundElsewhere;
+      if (unmute) for (const o of this.tiles.values()) if (o !== t && !o.player.muted) o.player.setMuted(true);
+      if (unmute) t.player.playWithSound();
+      else t.player.setMuted(true);
+    });
     this.render(t);
     return t;
   }
@@ -183,6 +191,7 @@ export class VideoWall {
     t.engineEl.textContent = p?.engine && p.phase === 'playing' ? ENGINE_LABEL[p.engine] ?? p.engine : '';
     t.via.hidden = !p || p.stream === p.asked;
     t.via.textContent = p ? (STREAM_LABEL[p.stream] ?? p.stream) : '';
+    renderSound(t.sound, p);
     if (p?.firstFrameAt) t.li.dataset.firstFrameAt = String(Math.round(p.firstFrameAt));
     if (p?.startedAt) t.li.dataset.startedAt = String(Math.round(p.startedAt));
     const text = overlayText(phase, p, t.cam);
@@ -267,13 +276,20 @@ export class PlayerDialog {
       if (cam && this.onPlayback) this.onPlayback(cam, opener);
     });
     this.video = el('video', { className: 'player-video', muted: true, playsInline: true });
+    this.sound = soundButton();
+    this.sound.addEventListener('click', () => {
+      const p = this.player;
+      if (!p) return;
+      if (p.muted || p.soundElsewhere) p.playWithSound();
+      else p.setMuted(true);
+    });
     this.overlay = el('div', { className: 'player-overlay', role: 'status' });
     this.stats = el('div', { className: 'player-stats', 'aria-live': 'off' });
     this.dialog = el(
       'dialog',
       { className: 'dialog dialog-player', id: 'player-dialog', 'aria-labelledby': 'player-title' },
       el('div', 'dialog-head', this.title, this.badge, this.streamLabel, this.footageBtn, close),
-      el('div', 'player-body', el('div', 'player-col', el('div', 'player-stage', this.video, this.overlay), this.stats)),
+      el('div', 'player-body', el('div', 'player-col', el('div', 'player-stage', this.video, this.overlay, this.sound), this.stats)),
     );
     // A PTZ camera gets its pad beside the picture (cameras.ptz).
     this.ptz.mount(this.dialog.querySelector('.player-body'));
@@ -341,6 +357,7 @@ export class PlayerDialog {
     this.dialog.dataset.playing = p.stream;
     if (p.engine) this.dialog.dataset.engine = p.engine;
     this.streamLabel.textContent = STREAM_LABEL[p.stream] ?? p.stream;
+    renderSound(this.sound, p);
     this.badge.dataset.status = status;
     this.badge.textContent = CAMERA_STATUS_LABEL[status] ?? status;
     const text = overlayText(phase, p, this.cam);
@@ -371,6 +388,34 @@ export class PlayerDialog {
     }
     if (p.mime) parts.push(p.mime.replace(/^video\/mp4;\s*codecs="?([^"]+)"?$/, '$1').replace(/^video\//, ''));
     if (p.engine) parts.push(ENGINE_LABEL[p.engine] ?? p.engine);
+    if (p.audio) parts.push(p.audio);
+    else if (p.audioNote) parts.push(`无声 · no sound: ${p.audioNote}`);
     this.stats.textContent = parts.join(' · ');
   }
+}
+
+/** soundButton is a player's mute switch, shown once its sound plays. */
+function soundButton() {
+  return el('button', { type: 'button', className: 'vsound', hidden: true, dataset: { muted: 'true' } });
+}
+
+/** renderSound shows p's sound and whether it is heard on button b. */
+function renderSound(b, p) {
+  const elsewhere = Boolean(p?.soundElsewhere);
+  const has = (Boolean(p?.audio) || elsewhere) && p.phase === 'playing';
+  b.hidden = !has;
+  if (!has) return;
+  const muted = p.muted || elsewhere;
+  b.dataset.muted = String(muted);
+  b.dataset.elsewhere = String(elsewhere);
+  b.textContent = muted ? '🔇' : '🔊';
+  const other = p.engine === 'webrtc' ? 'MSE' : 'WebRTC';
+  const label = elsewhere
+    ? `打开声音（改用 ${other}）· Unmute (plays over ${other})`
+    : muted
+      ? `打开声音 · Unmute (${p.audio})`
+      : `静音 · Mute (${p.audio})`;
+  b.title = label;
+  b.setAttribute('aria-label', label);
+  b.setAttribute('aria-pressed', String(!muted));
 }

@@ -41,8 +41,9 @@ export function noteRTCBlocked() {
 
 /**
  * RTCFeed is one WHEP session playing into a <video>. open() resolves
- * {stream, codec} (what the server sends: the stream asked for, or h264 when
- * an H.265 camera is transcoded for this browser) or throws WHEPError;
+ * {stream, codec, audio, audioNote} (what the server sends: the stream asked
+ * for, or h264 when an H.265 camera is transcoded for this browser; the
+ * sound sent, or why none) or throws WHEPError;
  * onEnd(reason) is called once if the connection fails or closes afterwards.
  */
 export class RTCFeed {
@@ -60,11 +61,15 @@ export class RTCFeed {
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
+    // The camera's sound where it is G.711 or Opus (AAC is not sent over WebRTC).
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const media = new MediaStream();
     pc.ontrack = (ev) => {
       if (this.closed) return;
       // For diagnostics (its getStats: jitter-buffer delay, frames).
       this.video.rtcPeer = pc;
-      this.video.srcObject = ev.streams?.[0] ?? new MediaStream([ev.track]);
+      media.addTrack(ev.track);
+      if (this.video.srcObject !== media) this.video.srcObject = media;
       this.video.play().catch(() => {});
     };
     pc.onconnectionstatechange = () => {
@@ -108,7 +113,12 @@ export class RTCFeed {
       throw new WHEPError('closed');
     }
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
-    return { stream: res.headers.get('X-Gridwatch-Stream') || stream, codec: res.headers.get('X-Gridwatch-Codec') || '' };
+    return {
+      stream: res.headers.get('X-Gridwatch-Stream') || stream,
+      codec: res.headers.get('X-Gridwatch-Codec') || '',
+      audio: decodeHeader(res.headers.get('X-Gridwatch-Audio')),
+      audioNote: decodeHeader(res.headers.get('X-Gridwatch-Audio-Note')),
+    };
   }
 
   end(reason) {
@@ -136,6 +146,16 @@ export class RTCFeed {
     const url = this.location;
     this.location = '';
     return fetch(url, { method: 'DELETE', headers, credentials: 'same-origin', keepalive: true }).catch(() => {});
+  }
+}
+
+// decodeHeader reads a header the server percent-encodes (it may hold µ).
+function decodeHeader(v) {
+  if (!v) return '';
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
   }
 }
 

@@ -68,10 +68,10 @@ export function hlsPlayable(video) {
   return !mseSupported() && video.canPlayType('application/vnd.apple.mpegurl') !== '';
 }
 
-/** liveSocketURL is the camera's MSE WebSocket on this origin. */
-export function liveSocketURL(id, stream) {
+/** liveSocketURL is the camera's MSE WebSocket on this origin; audio asks for the camera's sound in the fragments. */
+export function liveSocketURL(id, stream, audio = false) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/api/v1/cameras/${encodeURIComponent(id)}/live?stream=${encodeURIComponent(stream)}`;
+  return `${scheme}//${location.host}/api/v1/cameras/${encodeURIComponent(id)}/live?stream=${encodeURIComponent(stream)}${audio ? '&audio=1' : ''}`;
 }
 
 /** hlsURL is the camera's live HLS playlist on this origin. */
@@ -113,6 +113,13 @@ export class LivePlayer {
     this.width = 0;
     this.height = 0;
     this.mime = '';
+    // audio names the sound playing with the picture ('' for none);
+    // audioNote says why the camera's sound is not here (G.711 over MSE).
+    // noAudio: this browser's MediaSource refused the picture with its
+    // sound, so MSE asks for the picture alone.
+    this.audio = '';
+    this.audioNote = '';
+    this.noAudio = false;
     this.mode = mseSupported() ? 'mse' : hlsPlayable(video) ? 'hls' : 'none';
     // WebRTC first where the browser has it; a failure falls back to this
     // mode until the player is started again.
@@ -189,6 +196,47 @@ export class LivePlayer {
     this.onChange = () => {};
   }
 
+  /** muted: the player starts silent (a wall of cameras must not all speak); setMuted(false) lets one be heard. */
+  get muted() {
+    return this.video.muted;
+  }
+
+  setMuted(on) {
+    this.video.muted = on;
+    if (!on) this.video.play().catch(() => {});
+    this.onChange(this);
+  }
+
+  /**
+   * soundElsewhere: the camera has sound the way this player plays does not
+   * carry (AAC over WebRTC; G.711 over MSE), and the other way may: asking
+   * for the sound (playWithSound) switches to it.
+   */
+  get soundElsewhere() {
+    if (this.audio || !this.audioNote || !this.active) return false;
+    if (this.engine === 'webrtc') return this.mode === 'mse';
+    return this.engine === 'mse' && this.rtcAllowed;
+  }
+
+  /** playWithSound unmutes, moving to the way that carries the camera's sound when this one does not. */
+  playWithSound() {
+    if (!this.soundElsewhere) {
+      this.setMuted(false);
+      return;
+    }
+    this.video.muted = false;
+    this.rtcFailed = this.engine === 'webrtc'; // WebRTC → MSE, MSE → WebRTC
+    this.message = this.rtcFailed ? '声音经 MSE 播放 · sound plays over MSE' : '声音经 WebRTC 播放 · sound plays over WebRTC';
+    this.audio = '';
+    this.audioNote = '';
+    this.retrying.cancel();
+    this.closeSocket();
+    this.feed.close();
+    this.playing = false;
+    this.connect();
+    this.update();
+  }
+
   /** latency is how far behind the buffered live edge the playhead is, in seconds (NaN before any video). */
   get latency() {
     const b = this.video.buffered;
@@ -236,7 +284,7 @@ export class LivePlayer {
     }
     let ws;
     try {
-      ws = new WebSocket(liveSocketURL(this.cameraId, this.stream));
+      ws = new WebSocket(liveSocketURL(this.cameraId, this.stream, !this.noAudio));
     } catch (err) {
       this.fail(`无法连接 · Cannot connect: ${err.message}`);
       return;
@@ -358,7 +406,21 @@ export class LivePlayer {
       this.mime = msg.mime;
       this.width = Number(msg.width) || this.width;
       this.height = Number(msg.height) || this.height;
+      this.audio = typeof msg.audio === 'string' ? msg.audio : '';
+      this.audioNote = typeof msg.audio_note === 'string' ? msg.audio_note : '';
       if (!MediaSource.isTypeSupported(msg.mime)) {
+        if (this.audio && !this.noAudio) {
+          // The picture may play without its sound: ask for it alone.
+          this.noAudio = true;
+          this.audioNote = `此浏览器无法播放 ${this.audio} · This browser cannot play ${this.audio}`;
+          this.audio = '';
+          this.closeSocket();
+          this.feed.close();
+          this.playing = false;
+          this.retrying.cancel();
+          this.connect();
+          return;
+        }
         this.unsupported(msg.mime);
         return;
       }
@@ -398,6 +460,8 @@ export class LivePlayer {
     }, RTC_FIRST_PICTURE_MS);
     if (info.stream !== this.stream) this.stream = info.stream;
     this.mime = info.codec ? `video/${info.codec}` : '';
+    this.audio = info.audio;
+    this.audioNote = info.audioNote;
     const v = this.video;
     const shown = () => {
       if (this.rtc !== feed || !this.active) return;

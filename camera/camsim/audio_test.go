@@ -63,6 +63,8 @@ func audioCases() []audioCase {
 		{StreamMainPCMU, stream.H264, 0, "PCMU/8000", nil, 8000, 160, "pcm_mulaw"},
 		{StreamMainOpus, stream.H264, 97, "opus/48000/2", map[string]string{"sprop-stereo": "0"}, 48000, 960, "opus"},
 		{StreamH265AAC, stream.H265, 97, "mpeg4-generic/16000/1", aacFMTP, 16000, 1024, "aac"},
+		{StreamSubAAC, stream.H264, 97, "mpeg4-generic/16000/1", aacFMTP, 16000, 1024, "aac"},
+		{StreamSubPCMA, stream.H264, 8, "PCMA/8000", nil, 8000, 160, "pcm_alaw"},
 	}
 }
 

@@ -84,6 +84,9 @@ const (
 	StreamMainPCMU = "main-pcmu" // main + G.711 µ-law 8 kHz mono, static payload type 0
 	StreamMainOpus = "main-opus" // main + Opus 48 kHz mono, payload type 97
 	StreamH265AAC  = "h265-aac"  // h265 + AAC-LC 16 kHz mono, MPEG4-GENERIC
+	// A camera's sub stream carries the same sound as its main one.
+	StreamSubAAC  = "sub-aac"  // sub + AAC-LC 16 kHz mono, MPEG4-GENERIC
+	StreamSubPCMA = "sub-pcma" // sub + G.711 A-law 8 kHz mono
 )
 
 // audioStream says what a stream with audio is made of.
@@ -102,6 +105,8 @@ func audioStreams() []audioStream {
 		{StreamMainPCMU, StreamMain, audioPCMU},
 		{StreamMainOpus, StreamMain, audioOpus},
 		{StreamH265AAC, StreamH265, audioAAC},
+		{StreamSubAAC, StreamSub, audioAAC},
+		{StreamSubPCMA, StreamSub, audioPCMA},
 	}
 }
 
@@ -247,8 +252,11 @@ func (s *Sim) addAudioFeeds(c *camera, clips clipSet, audio audioClipSet) error 
 	c.audio = make(map[string]*feed)
 	for _, as := range audioStreams() {
 		cl, alt := clips.main, map[Fault]*clip{FaultSlices: clips.slices, FaultSlices32: clips.slices32}
-		if as.video == StreamH265 {
+		switch as.video {
+		case StreamH265:
 			cl, alt = clips.h265, nil
+		case StreamSub:
+			cl, alt = clips.sub, nil
 		}
 		f, err := newFeed(c, as.name, cl, alt, s.cfg.StartTimestamp)
 		if err != nil {

@@ -143,9 +143,9 @@ func (d *Domain) seedDemoCameras(ctx context.Context, city []geo.ImportFeature, 
 		// keyframe).
 		switch n {
 		case 1:
-			mainStream = "main-aac"
+			mainStream, subStream = "main-aac", "sub-aac"
 		case 2:
-			mainStream = "main-pcma"
+			mainStream, subStream = "main-pcma", "sub-pcma"
 		}
 		if f == second {
 			code, name, mainStream, subStream = DemoH265Camera, f.Name+" H.265 球机", "h265", ""

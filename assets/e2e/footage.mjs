@@ -67,6 +67,7 @@ function sample(page) {
       shown: Date.parse(d.querySelector('.footage-clock')?.dataset.time ?? ''),
       state: d.dataset.state,
       engine: d.dataset.engine,
+      audioBytes: v.webkitAudioDecodedByteCount ?? 0,
       now: performance.now(),
     };
   }, DLG);
@@ -185,6 +186,10 @@ async function run() {
   };
   const cameras = ((await get('/api/v1/cameras?limit=1000')).cameras ?? []).filter((c) => c.status === 'online' && /^JS-CAM-/.test(c.code ?? ''));
   if (!cameras.length) throw new Error('no online demo camera (JS-CAM-…)');
+  // The G.711 camera when there is one: its recordings carry a sound track
+  // ('alaw') no browser plays, and its footage must play all the same.
+  const g711 = cameras.filter((c) => c.code === 'JS-CAM-02');
+  if (g711.length) cameras.splice(0, cameras.length, ...g711);
   const waitStart = Date.now();
   let cam = null;
   let recs = null;
@@ -280,6 +285,8 @@ async function run() {
   if (!(b.frames - a.frames >= secs * 8)) throw new Error(`${b.frames - a.frames} pictures decoded in ${secs.toFixed(1)} s of real time (${JSON.stringify({ a, b })})`);
   if (!(b.shown - a.shown >= secs * 500)) throw new Error(`the time shown went ${new Date(a.shown).toISOString()} → ${new Date(b.shown).toISOString()} in ${secs.toFixed(1)} s`);
   if (b.engine !== 'hls.js') throw new Error(`the footage plays through ${b.engine}, want hls.js`);
+  // The G.711 camera's sound is recorded (as FLAC) and plays with its pictures.
+  if (cam.code === 'JS-CAM-02' && !(b.audioBytes > a.audioBytes)) throw new Error(`the G.711 camera's recorded sound is not decoded (${a.audioBytes} → ${b.audioBytes} bytes)`);
   if (chunks.length !== 1) throw new Error(`hls.js chunk requests: ${JSON.stringify(chunks)}, want exactly 1`);
   const shot = path.join(artifactDir, 'footage.png');
   await page.screenshot({ path: shot });
@@ -479,7 +486,7 @@ async function run() {
     click_ms_per_px: +at.msPerPx.toFixed(1),
     first_picture_ms: firstPictureMs,
     shown_offset_s: +firstOffset.toFixed(3),
-    playback: { engine: b.engine, fps: +((b.frames - a.frames) / secs).toFixed(1), advanced_s: +(b.t - a.t).toFixed(3), size: `${b.width}x${b.height}`, clock: playing.clock },
+    playback: { engine: b.engine, audio_bytes_decoded: b.audioBytes, fps: +((b.frames - a.frames) / secs).toFixed(1), advanced_s: +(b.t - a.t).toFixed(3), size: `${b.width}x${b.height}`, clock: playing.clock },
     hls_chunk: chunks[0]?.path,
     requests: footageRequests,
     empty_message: empty.message,

@@ -107,12 +107,12 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 				}
 				continue
 			}
-			if au.Params != params || audio != mp4Audio(hub.Audio()) {
+			if au.Params != params || audio != hub.Audio() {
 				if len(cur) > 0 {
 					flush(au.DTS)
 					cur, curSize = cur[:0], 0
 				}
-				audio = mp4Audio(hub.Audio())
+				audio = hub.Audio()
 				init, err := stream.InitSegment(au.Params, audio)
 				if err != nil {
 					h.fail(err)
@@ -143,14 +143,6 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 			curSize += au.Size()
 		}
 	}
-}
-
-// mp4Audio is a, when it goes into MP4, or nil.
-func mp4Audio(a *stream.Audio) *stream.Audio {
-	if a.InMP4() {
-		return a
-	}
-	return nil
 }
 
 func (h *HLS) fail(err error) {

@@ -29,10 +29,9 @@ type MSEMessage struct {
 	Width  int    `json:"width,omitempty"`
 	Height int    `json:"height,omitempty"`
 	// Audio names the audio track the fragments carry ("AAC 16 kHz
-	// mono"); AudioNote says why a camera's audio is not in them.
-	Audio     string      `json:"audio,omitempty"`
-	AudioNote string      `json:"audio_note,omitempty"`
-	State     *pull.State `json:"state,omitempty"`
+	// mono"; G.711 goes as FLAC, mime "flac").
+	Audio string      `json:"audio,omitempty"`
+	State *pull.State `json:"state,omitempty"`
 }
 
 // MSEOptions are what a viewer asked for.
@@ -137,8 +136,8 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 		}
 		buf = buf[:0]
 		for _, au := range batch {
-			if au.Audio != nil && (cur == nil || !au.Audio.InMP4()) {
-				continue // before the first picture, or not for MSE
+			if au.Audio != nil && cur == nil {
+				continue // before the first picture
 			}
 			if au.Audio == nil && au.Params != cur || au.Audio != nil && au.Audio != audio {
 				if len(buf) > 0 {
@@ -185,21 +184,13 @@ func sendInit(write func(bool, []byte) error, p *stream.Params, a *stream.Audio)
 		return err
 	}
 	msg := MSEMessage{Type: "codec", Mime: fmt.Sprintf(`video/mp4; codecs="%s"`, p.Codec), Width: p.Width, Height: p.Height}
-	switch {
-	case a.InMP4():
+	if a != nil {
 		msg.Mime = fmt.Sprintf(`video/mp4; codecs="%s,%s"`, p.Codec, a.MIME)
 		msg.Audio = a.String()
-	case a != nil:
-		msg.AudioNote = audioNote(a)
 	}
 	b, _ := json.Marshal(msg)
 	if err := write(true, b); err != nil {
 		return err
 	}
 	return write(false, init)
-}
-
-// audioNote says why a camera's audio does not reach an MSE or HLS player.
-func audioNote(a *stream.Audio) string {
-	return fmt.Sprintf("the camera's audio (%s) plays over WebRTC only: browsers do not play it from MP4", a)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -142,8 +143,7 @@ func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (i
 		}
 		if c.init == nil {
 			c.init = head
-			var init fmp4.Init
-			if err := init.Unmarshal(bytes.NewReader(head)); err == nil && len(init.Tracks) > 1 && init.Tracks[1].ID == stream.AudioTrackID {
+			if init, _, err := stream.ParseInit(head); err == nil && len(init.Tracks) > 1 && init.Tracks[1].ID == stream.AudioTrackID {
 				c.rate = int(init.Tracks[1].TimeScale)
 			}
 		} else if !bytes.Equal(c.init, head) {
@@ -244,8 +244,8 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	if err != nil {
 		return err
 	}
-	var init fmp4.Init
-	if err := init.Unmarshal(bytes.NewReader(c.init)); err != nil || len(init.Tracks) == 0 || init.Tracks[0].ID != stream.TrackID {
+	init, flac, err := stream.ParseInit(c.init)
+	if err != nil || len(init.Tracks) == 0 || init.Tracks[0].ID != stream.TrackID {
 		return fmt.Errorf("record: export: initialisation segment: %v", err)
 	}
 	files := make([]*os.File, len(c.files))
@@ -311,7 +311,15 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	defer os.Remove(tmp)
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(out, h)}
-	if err := pres.Marshal(cw); err != nil {
+	var w io.Writer = cw
+	if lpcm, ok := pres.Tracks[len(pres.Tracks)-1].Codec.(*fmp4.CodecLPCM); ok && flac && len(pres.Tracks) > 1 {
+		w = &flacEntry{w: cw, rate: lpcm.SampleRate, channels: lpcm.ChannelCount}
+	}
+	err = pres.Marshal(w)
+	if fe, ok := w.(*flacEntry); ok && err == nil {
+		err = fe.flush()
+	}
+	if err != nil {
 		out.Close()
 		return fmt.Errorf("record: export: %w", err)
 	}
@@ -344,6 +352,57 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	}
 	_, err = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now() WHERE id = $1`,
 		e.ID, sum, cw.n, manifest)
+	return err
+}
+
+// flacEntry holds what passes through it until the moov has passed, then
+// writes it with its audio entry turned into FLAC's (stream.FLACEntry): the
+// recordings carry a G.711 camera's sound as FLAC frames, and mediacommon,
+// which does not know FLAC, wrote an LPCM entry for them. The moov grows;
+// FLACEntry moves the chunk offsets with it.
+type flacEntry struct {
+	w              io.Writer
+	rate, channels int
+	buf            []byte
+	done           bool
+}
+
+func (e *flacEntry) Write(p []byte) (int, error) {
+	if e.done {
+		return e.w.Write(p)
+	}
+	e.buf = append(e.buf, p...)
+	// The top-level boxes: ftyp, then moov; once the moov is whole, rename.
+	for off := 0; off+8 <= len(e.buf); {
+		size := int(binary.BigEndian.Uint32(e.buf[off:]))
+		if size < 8 {
+			return 0, errors.New("record: export: a box of the MP4 has a bad size")
+		}
+		if string(e.buf[off+4:off+8]) == "moov" {
+			if off+size > len(e.buf) {
+				break
+			}
+			moov, err := stream.FLACEntry(e.buf[:off+size], e.rate, e.channels)
+			if err != nil {
+				return 0, err
+			}
+			e.buf = append(moov, e.buf[off+size:]...)
+			return len(p), e.flush()
+		}
+		off += size
+	}
+	return len(p), nil
+}
+
+// flush writes what is held and lets the rest pass.
+func (e *flacEntry) flush() error {
+	e.done = true
+	b := e.buf
+	e.buf = nil
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := e.w.Write(b)
 	return err
 }
 

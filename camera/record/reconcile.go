@@ -1,7 +1,6 @@
 package record
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -148,8 +147,8 @@ func scanFile(dir, rel string) (Recording, bool, error) {
 	if len(boxes) < 2 || boxes[0].typ != "ftyp" || boxes[1].typ != "moov" {
 		return rec, false, errors.New("no initialisation segment")
 	}
-	var init fmp4.Init
-	if err := init.Unmarshal(bytes.NewReader(data[:boxes[1].end])); err != nil {
+	init, _, err := stream.ParseInit(data[:boxes[1].end])
+	if err != nil {
 		return rec, false, err
 	}
 	var p *stream.Params

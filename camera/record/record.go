@@ -177,7 +177,7 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 			if au.Received.Sub(end) > w.r.cfg.GapTolerance {
 				w.gap(ctx, end, au.Received, "no pictures from the camera")
 			}
-		case au.Params != w.params && !w.params.Equal(au.Params), au.Key && mp4Audio(w.hub.Audio()) != w.audio:
+		case au.Params != w.params && !w.params.Equal(au.Params), au.Key && w.hub.Audio() != w.audio:
 			// A new format needs a new initialisation segment: a new file.
 			w.close(ctx)
 		}
@@ -233,7 +233,7 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 		w.gap(ctx, w.stopped, au.Received, "recording stopped: disk full")
 		w.stopped = time.Time{}
 	}
-	audio := mp4Audio(w.hub.Audio())
+	audio := w.hub.Audio()
 	init, err := stream.InitSegment(au.Params, audio)
 	if err != nil {
 		return err
@@ -367,12 +367,4 @@ func (w *fileWriter) gap(ctx context.Context, from, to time.Time, reason string)
 	if err := w.r.store.AddGap(ctx, w.camera, from, to, reason); err != nil {
 		w.log.Error("recording: gap", "err", err)
 	}
-}
-
-// mp4Audio is a when it goes into a recording (AAC, Opus), nil otherwise.
-func mp4Audio(a *stream.Audio) *stream.Audio {
-	if a.InMP4() {
-		return a
-	}
-	return nil
 }

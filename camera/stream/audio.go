@@ -49,8 +49,8 @@ type Audio struct {
 	Channels   int
 	// Config is the AAC AudioSpecificConfig (nil for the others).
 	Config *mpeg4audio.AudioSpecificConfig
-	// MIME is the RFC 6381 codec string a browser is asked about:
-	// "mp4a.40.2" (AAC LC), "opus", "alaw", "ulaw".
+	// MIME is the RFC 6381 codec string of the track in MP4, as a browser
+	// is asked about it: "mp4a.40.2" (AAC LC), "opus", "flac" (G.711).
 	MIME string
 }
 
@@ -65,10 +65,9 @@ func NewAudio(codec AudioCodec, sampleRate, channels int, config *mpeg4audio.Aud
 		cp := *config
 		a.Config, a.SampleRate, a.Channels = &cp, config.SampleRate, config.ChannelCount
 		a.MIME = fmt.Sprintf("mp4a.40.%d", config.Type)
-	case PCMA:
-		a.MIME = "alaw"
-	case PCMU:
-		a.MIME = "ulaw"
+	case PCMA, PCMU:
+		// Carried in MP4 as FLAC (see flac.go).
+		a.MIME = "flac"
 	case Opus:
 		// Opus runs at 48 kHz on the wire whatever it was captured at.
 		a.SampleRate = 48000
@@ -119,11 +118,6 @@ func (a *Audio) String() string {
 	}
 	return fmt.Sprintf("%s %s %s", a.Codec, rate, ch)
 }
-
-// InMP4 reports whether the track goes into the fMP4 this package writes
-// (recordings, MSE, HLS). AAC and Opus do; G.711 has no ISO BMFF sample
-// entry mediacommon writes, and no browser plays it outside WebRTC.
-func (a *Audio) InMP4() bool { return a != nil && (a.Codec == AAC || a.Codec == Opus) }
 
 // IsAudio reports whether the access unit is an audio frame.
 func (au *AccessUnit) IsAudio() bool { return au.Audio != nil }

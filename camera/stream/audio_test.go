@@ -2,13 +2,17 @@ package stream_test
 
 import (
 	"bytes"
+	"os/exec"
 	"testing"
 	"time"
 
+	g711pkg "github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
+	"gridwatch/camera/camsim"
 	"gridwatch/camera/stream"
+	"gridwatch/internal/testtool"
 )
 
 func testAAC(t testing.TB) *stream.Audio {
@@ -27,15 +31,15 @@ func frame(a *stream.Audio, i int) *stream.AccessUnit {
 
 func TestNewAudio(t *testing.T) {
 	a := testAAC(t)
-	if a.MIME != "mp4a.40.2" || a.ClockRate() != 16000 || a.String() != "AAC 16 kHz mono" || !a.InMP4() {
+	if a.MIME != "mp4a.40.2" || a.ClockRate() != 16000 || a.String() != "AAC 16 kHz mono" {
 		t.Errorf("AAC: %+v %q", a, a.String())
 	}
 	g, err := stream.NewAudio(stream.PCMA, 8000, 1, nil)
-	if err != nil || g.InMP4() || g.MIME != "alaw" || g.String() != "G.711 A-law 8 kHz mono" {
+	if err != nil || g.MIME != "flac" || g.String() != "G.711 A-law 8 kHz mono" {
 		t.Errorf("G.711: %+v %v", g, err)
 	}
 	o, err := stream.NewAudio(stream.Opus, 0, 2, nil)
-	if err != nil || o.ClockRate() != 48000 || !o.InMP4() || o.String() != "Opus 48 kHz stereo" {
+	if err != nil || o.ClockRate() != 48000 || o.MIME != "opus" || o.String() != "Opus 48 kHz stereo" {
 		t.Errorf("Opus: %+v %v", o, err)
 	}
 	for _, bad := range []struct {
@@ -120,14 +124,25 @@ func TestFragmentsWithAudio(t *testing.T) {
 	if c, ok := in.Tracks[1].Codec.(*fmp4.CodecMPEG4Audio); !ok || c.Config.SampleRate != 16000 {
 		t.Fatalf("audio codec %#v", in.Tracks[1].Codec)
 	}
+	// G.711 goes in as FLAC, which ParseInit reads back as the LPCM
+	// mediacommon knows (see flac.go; ffmpeg's view is in TestG711AsFLAC).
 	g, _ := stream.NewAudio(stream.PCMU, 8000, 1, nil)
-	if init, err := stream.InitSegment(p, g); err != nil {
+	ginit, err := stream.InitSegment(p, g)
+	if err != nil {
 		t.Fatal(err)
-	} else {
-		var gin fmp4.Init
-		if err := gin.Unmarshal(bytes.NewReader(init)); err != nil || len(gin.Tracks) != 1 {
-			t.Fatalf("G.711 init: %d tracks, %v", len(gin.Tracks), err)
-		}
+	}
+	if !bytes.Contains(ginit, []byte("fLaC")) || !bytes.Contains(ginit, []byte("dfLa")) || bytes.Contains(ginit, []byte("ipcm")) {
+		t.Error("the G.711 entry is not FLAC's")
+	}
+	gin, flac, err := stream.ParseInit(ginit)
+	if err != nil || !flac || len(gin.Tracks) != 2 || gin.Tracks[1].TimeScale != 8000 {
+		t.Fatalf("G.711 init read back: %v, flac %v, %+v", err, flac, gin)
+	}
+	if c, ok := gin.Tracks[1].Codec.(*fmp4.CodecLPCM); !ok || c.BitDepth != 16 || c.SampleRate != 8000 {
+		t.Errorf("G.711 codec read back %#v", gin.Tracks[1].Codec)
+	}
+	if _, flac, err := stream.ParseInit(init); err != nil || flac {
+		t.Errorf("AAC init read back: flac %v, %v", flac, err)
 	}
 
 	aus := []*stream.AccessUnit{pic(p, 25, 25), frame(a, 16), pic(p, 26, 25), frame(a, 17), frame(a, 18)}
@@ -162,5 +177,89 @@ func TestFragmentsWithAudio(t *testing.T) {
 	var oneParts fmp4.Parts
 	if err := oneParts.Unmarshal(one); err != nil || len(oneParts) != 1 || len(oneParts[0].Tracks) != 1 || oneParts[0].Tracks[0].ID != stream.AudioTrackID {
 		t.Errorf("audio frame's fragment: %v %+v", err, oneParts)
+	}
+}
+
+// FuzzParseInit: whatever the bytes, reading them as an initialisation
+// segment (and swapping its sample entry) returns an error or a result,
+// never a panic.
+func FuzzParseInit(f *testing.F) {
+	p := testParams(f)
+	for _, c := range []stream.AudioCodec{stream.PCMA, stream.PCMU, stream.AAC} {
+		var a *stream.Audio
+		if c == stream.AAC {
+			a = testAAC(f)
+		} else {
+			a, _ = stream.NewAudio(c, 8000, 1, nil)
+		}
+		b, err := stream.InitSegment(p, a)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, flac, err := stream.ParseInit(b)
+		if err == nil && flac && len(in.Tracks) == 0 {
+			t.Error("FLAC without tracks")
+		}
+		if out, err := stream.FLACEntry(append([]byte(nil), b...), 8000, 1); err == nil && len(out) != len(b) && !bytes.Contains(out, []byte("fLaC")) {
+			t.Error("an entry changed size but is not FLAC's")
+		}
+	})
+}
+
+// G.711 is carried in MP4 as FLAC: ffmpeg, an independent reader, decodes
+// it to exactly the samples G.711 stands for, frame sizes varying as a
+// camera's packets do.
+func TestG711AsFLAC(t *testing.T) {
+	ffmpeg := testtool.Require(t, "ffmpeg")
+	p := testParams(t)
+	for _, codec := range []stream.AudioCodec{stream.PCMA, stream.PCMU} {
+		a, _ := stream.NewAudio(codec, 8000, 1, nil)
+		init, err := stream.InitSegment(p, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := bytes.NewBuffer(init)
+		clip, err := camsim.ClipAccessUnits(camsim.ClipSub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g711 []byte
+		dts := int64(0)
+		for i := range 50 {
+			au := &stream.AccessUnit{DTS: int64(i) * 3600, PTS: int64(i) * 3600, Duration: 3600, NALUs: clip[i], Key: i%25 == 0, Params: p, Received: time.Now()}
+			// 160 samples a frame, now and then 80 or 240.
+			n := []int{160, 160, 80, 240}[i%4]
+			payload := make([]byte, n)
+			for j := range payload {
+				payload[j] = byte(i*31 + j*7)
+			}
+			g711 = append(g711, payload...)
+			frag, err := stream.Fragment(uint32(i+1), []*stream.AccessUnit{au,
+				{Audio: a, Payload: payload, DTS: dts, PTS: dts, Duration: int64(n), Received: time.Now()}}, au.DTS+3600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file.Write(frag)
+			dts += int64(n)
+		}
+		cmd := exec.Command(ffmpeg, "-v", "error", "-f", "mp4", "-i", "-", "-map", "0:a", "-f", "s16be", "-")
+		cmd.Stdin = file
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil || errOut.Len() > 0 {
+			t.Fatalf("%s: ffmpeg: %v %s", codec, err, errOut.String())
+		}
+		var want []byte
+		if codec == stream.PCMA {
+			want = g711pkg.DecodeAlaw(g711)
+		} else {
+			want = g711pkg.DecodeMulaw(g711)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("%s: ffmpeg decoded %d bytes, want the %d of the G.711 samples", codec, out.Len(), len(want))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -25,7 +26,7 @@ const (
 )
 
 // InitSegment is the fMP4 initialisation segment (ftyp+moov) for p, with an
-// audio track for a when a goes into MP4 (Audio.InMP4; nil: no audio).
+// audio track for a (nil: no audio).
 func InitSegment(p *Params, a *Audio) ([]byte, error) {
 	if p == nil {
 		return nil, errors.New("stream: no codec parameters yet")
@@ -39,33 +40,59 @@ func InitSegment(p *Params, a *Audio) ([]byte, error) {
 		TimeScale: ClockRate,
 		Codec:     codec,
 	}}}
-	if a.InMP4() {
-		var ac fmp4.Codec = &fmp4.CodecOpus{ChannelCount: a.Channels}
-		if a.Codec == AAC {
-			ac = &fmp4.CodecMPEG4Audio{Config: *a.Config}
-		}
-		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: AudioTrackID, TimeScale: uint32(a.ClockRate()), Codec: ac})
+	if a != nil {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: AudioTrackID, TimeScale: uint32(a.ClockRate()), Codec: mp4Codec(a)})
 	}
 	var buf seekablebuffer.Buffer
 	if err := init.Marshal(&buf); err != nil {
 		return nil, fmt.Errorf("stream: init segment: %w", err)
 	}
-	return buf.Bytes(), nil
+	b := buf.Bytes()
+	if a != nil && (a.Codec == PCMA || a.Codec == PCMU) {
+		return FLACEntry(b, a.SampleRate, a.Channels)
+	}
+	return b, nil
+}
+
+// mp4Codec is mediacommon's codec of an audio track. G.711 is written as
+// 16-bit LPCM, whose sample entry FLACEntry then turns into FLAC's.
+func mp4Codec(a *Audio) fmp4.Codec {
+	switch a.Codec {
+	case AAC:
+		return &fmp4.CodecMPEG4Audio{Config: *a.Config}
+	case PCMA, PCMU:
+		return &fmp4.CodecLPCM{BitDepth: 16, SampleRate: a.SampleRate, ChannelCount: a.Channels}
+	}
+	return &fmp4.CodecOpus{ChannelCount: a.Channels}
+}
+
+// ParseInit reads an initialisation segment this package wrote; flac says
+// its audio track is G.711 carried as FLAC (mediacommon, which does not
+// know FLAC, is handed a copy with the LPCM entry it wrote instead).
+func ParseInit(b []byte) (init *fmp4.Init, flac bool, err error) {
+	nb, err := swapEntry(b, "fLaC", "ipcm", pcmCBox())
+	if err != nil {
+		return nil, false, err
+	}
+	flac = len(nb) != len(b)
+	init = &fmp4.Init{}
+	if err := init.Unmarshal(bytes.NewReader(nb)); err != nil {
+		return nil, false, err
+	}
+	return init, flac, nil
 }
 
 // Fragment writes aus as one fMP4 fragment (moof+mdat) with sequence number
 // seq. Each picture lasts until the next one's DTS; the last lasts until
 // endDTS, or its own Duration estimate when endDTS is not after it.
 // Audio frames among aus go to the audio track (each lasts until the next
-// one, the last its own Duration) when their track goes into MP4, and are
-// left out otherwise.
+// one, the last its own Duration; G.711 as FLAC frames).
 func Fragment(seq uint32, aus []*AccessUnit, endDTS int64) ([]byte, error) {
 	var video, audio []*AccessUnit
 	for _, au := range aus {
-		switch {
-		case au.Audio == nil:
+		if au.Audio == nil {
 			video = append(video, au)
-		case au.Audio.InMP4():
+		} else {
 			audio = append(audio, au)
 		}
 	}
@@ -100,7 +127,11 @@ func audioTrack(aus []*AccessUnit) *fmp4.PartTrack {
 				d = next
 			}
 		}
-		samples[i] = &fmp4.Sample{Duration: uint32(max(d, 1)), Payload: au.Payload}
+		payload := au.Payload
+		if c := au.Audio.Codec; c == PCMA || c == PCMU {
+			payload = flacFrame(c, au.Audio.Channels, au.Payload, au.DTS)
+		}
+		samples[i] = &fmp4.Sample{Duration: uint32(max(d, 1)), Payload: payload}
 	}
 	return &fmp4.PartTrack{ID: AudioTrackID, BaseTime: uint64(aus[0].DTS), Samples: samples}
 }

@@ -61,7 +61,7 @@ func planAudio(a *stream.Audio, offer string) audioPlan {
 	}
 	codec, ok := webrtcAudio(a)
 	switch {
-	case !ok && a.InMP4():
+	case !ok && a.Codec == stream.AAC:
 		return audioPlan{note: fmt.Sprintf("the camera's audio (%s) is not playable over WebRTC: MSE/HLS carry it", a)}
 	case !ok:
 		return audioPlan{note: fmt.Sprintf("the camera's audio (%s) is not playable over WebRTC, which takes G.711 at 8 kHz mono only", a)}

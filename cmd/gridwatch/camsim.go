@@ -15,7 +15,9 @@ const camsimUsage = `Usage: gridwatch camsim [flags]
 Serves simulated RTSP cameras (H.264 and H.265, TCP) until interrupted, and
 prints the main-stream URL of each camera, one a line (the password, if any,
 redacted). Camera n serves rtsp://ADDR/cam/n/main (H.264 640x360),
-rtsp://ADDR/cam/n/sub (H.264 320x180) and rtsp://ADDR/cam/n/h265 (H.265 640x360).
+rtsp://ADDR/cam/n/sub (H.264 320x180) and rtsp://ADDR/cam/n/h265 (H.265 640x360);
+with --audio also main-aac, main-latm, main-pcma, main-pcmu, main-opus, h265-aac,
+sub-aac and sub-pcma: the same pictures with sound (a beep at every keyframe).
 
 Flags:
 `
@@ -31,6 +33,7 @@ func runCamsim(ctx context.Context, args []string, getenv func(string) string, s
 	n := fs.Int("n", 4, "number of cameras, numbered 1..n")
 	addr := fs.String("addr", "127.0.0.1:8554", "RTSP listen address")
 	fault := fs.String("fault", "", "fault for every camera: disconnect, stall, loss, slices or slices32")
+	audio := fs.Bool("audio", false, "also serve the streams with sound (main-aac, main-pcma, …)")
 	// Env defaults are applied after parsing, so -h never prints a password.
 	user := fs.String("user", "", "require this user name (env GRIDWATCH_CAMSIM_USER)")
 	password := fs.String("password", "", "require this password (env GRIDWATCH_CAMSIM_PASSWORD)")
@@ -55,7 +58,7 @@ func runCamsim(ctx context.Context, args []string, getenv func(string) string, s
 	sim, err := camsim.New(camsim.Config{
 		N: *n, Addr: *addr, Logger: log,
 		Username: *user, Password: *password,
-		Fault: camsim.Fault(*fault),
+		Fault: camsim.Fault(*fault), Audio: *audio,
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/pion/rtp"
 
+	"gridwatch/camera/internal/rtpaudio"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/stream"
 )
@@ -156,10 +157,19 @@ func (t transcoder) Open(ctx context.Context) (pull.Session, error) {
 
 	s := &transcodeSession{packets: make(chan *rtp.Packet, 1024), done: make(chan struct{})}
 	viewer := hub.Subscribe()
+	if a := hub.Audio(); a != nil {
+		// The camera's sound needs no transcoding: it is handed on beside
+		// the new pictures (see transcodeSession.sound).
+		if s.audioFormat, err = rtpaudio.Format(a); err == nil {
+			s.audio, s.audioPackets = a, make(chan *rtp.Packet, 256)
+			viewer.Close()
+			viewer = hub.SubscribeAV()
+		}
+	}
 	var wg sync.WaitGroup
 	var feedErr, readErr error
 	fctx, stopFeed := context.WithCancel(sctx)
-	wg.Go(func() { feedErr = feedTranscoder(fctx, viewer, stdin) })
+	wg.Go(func() { feedErr = feedTranscoder(fctx, viewer, stdin, s.hold) })
 	wg.Go(func() {
 		readErr = s.read(stdout)
 		stopFeed() // ffmpeg has ended: nothing more to feed it
@@ -200,8 +210,9 @@ func (t transcoder) Open(ctx context.Context) (pull.Session, error) {
 }
 
 // feedTranscoder writes the main stream's pictures to ffmpeg as MPEG-TS until the
-// viewer or ffmpeg ends; closing stdin then lets ffmpeg finish.
-func feedTranscoder(ctx context.Context, v *stream.Viewer, stdin io.WriteCloser) error {
+// viewer or ffmpeg ends; closing stdin then lets ffmpeg finish. Audio
+// frames go to sound instead.
+func feedTranscoder(ctx context.Context, v *stream.Viewer, stdin io.WriteCloser, sound func(*stream.AccessUnit)) error {
 	defer stdin.Close()
 	bw := bufio.NewWriterSize(stdin, 64<<10)
 	track := &mpegts.Track{Codec: &mpegts.CodecH265{}}
@@ -220,6 +231,10 @@ func feedTranscoder(ctx context.Context, v *stream.Viewer, stdin io.WriteCloser)
 			return err
 		}
 		for _, au := range batch {
+			if au.Audio != nil {
+				sound(au)
+				continue
+			}
 			if au.Params == nil || au.Params.Kind != stream.H265 {
 				return errors.New("the main stream is no longer H.265")
 			}
@@ -235,13 +250,83 @@ func feedTranscoder(ctx context.Context, v *stream.Viewer, stdin io.WriteCloser)
 }
 
 // transcodeSession is the pull.Session of a running transcode: ffmpeg's
-// H.264 pictures, packetised as a camera would send them.
+// H.264 pictures, packetised as a camera would send them, and the camera's
+// sound as it came.
+//
+// The sound does not go through ffmpeg (MPEG-TS cannot carry G.711, and it
+// needs no transcoding), but it must not run ahead of the pictures, which
+// ffmpeg delays: the supervisor places audio by its arrival against the
+// pictures. So each audio frame is held until ffmpeg has put out the
+// picture of the same moment (-copyts keeps the camera's times), and
+// handed on just after it.
 type transcodeSession struct {
 	packets chan *rtp.Packet
 	done    chan struct{}
 	err     error
 	close   func()
+
+	audio        *stream.Audio // the camera's sound, nil for none
+	audioFormat  format.Format
+	audioPackets chan *rtp.Packet
+
+	mu   sync.Mutex
+	held []*stream.AccessUnit // audio frames waiting for their picture
 }
+
+// heldAudio bounds the audio frames held for their pictures: about 4 s of
+// G.711 in 20 ms packets, far more than ffmpeg's delay.
+const heldAudio = 200
+
+// hold keeps an audio frame of the camera's until its picture is out.
+func (s *transcodeSession) hold(au *stream.AccessUnit) {
+	if au.Audio != s.audio {
+		return // not the sound the session announced
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.held) >= heldAudio {
+		s.held = s.held[1:]
+	}
+	s.held = append(s.held, au)
+}
+
+// release hands on the audio frames heard by picture time pts (90 kHz, the
+// camera's timeline mod 2^33, as MPEG-TS carries it).
+func (s *transcodeSession) release(pts int64, enc func(*stream.AccessUnit) ([]*rtp.Packet, error)) {
+	s.mu.Lock()
+	n := 0
+	for _, au := range s.held {
+		at := au.DTS * stream.ClockRate / int64(s.audio.ClockRate())
+		// Wrap-aware: the frame is due when it is not after the picture.
+		if d := (at - pts) & tsMask; d != 0 && d < tsMask/2 {
+			break
+		}
+		n++
+	}
+	due := s.held[:n:n]
+	s.held = s.held[n:]
+	s.mu.Unlock()
+	for _, au := range due {
+		pkts, err := enc(au)
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			p.Timestamp += uint32(au.PTS)
+			select {
+			case s.audioPackets <- p:
+			default:
+			}
+		}
+	}
+}
+
+// tsMask is MPEG-TS's 33-bit clock.
+const tsMask = 1<<33 - 1
+
+// The AudioSession methods: see pull.AudioSession.
+func (s *transcodeSession) AudioFormat() format.Format       { return s.audioFormat }
+func (s *transcodeSession) AudioPackets() <-chan *rtp.Packet { return s.audioPackets }
 
 var transcodeFormat = &format.H264{PayloadTyp: 96, PacketizationMode: 1}
 
@@ -274,6 +359,13 @@ func (s *transcodeSession) read(stdout io.Reader) error {
 	if err := enc.Init(); err != nil {
 		return err
 	}
+	var aenc func(*stream.AccessUnit) ([]*rtp.Packet, error)
+	if s.audio != nil {
+		var err error
+		if aenc, err = rtpaudio.Encoder(s.audio); err != nil {
+			return err
+		}
+	}
 	r.OnDecodeError(func(error) {})
 	r.OnDataH264(track, func(pts, _ int64, au [][]byte) error {
 		pkts, err := enc.Encode(au)
@@ -286,6 +378,9 @@ func (s *transcodeSession) read(stdout io.Reader) error {
 			case s.packets <- p:
 			default:
 			}
+		}
+		if aenc != nil {
+			s.release(pts, aenc)
 		}
 		return nil
 	})

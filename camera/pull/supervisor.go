@@ -227,8 +227,6 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 	tl.newSession()
 	at, audioPackets := s.openAudio(sess, *audio)
 	*audio = at
-	// The latest picture of this session: audio is placed from it.
-	var lastPicture *stream.AccessUnit
 	s.playing()
 	stall := time.NewTimer(s.cfg.StallTimeout)
 	defer stall.Stop()
@@ -239,6 +237,25 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 	key := time.NewTimer(keyWait)
 	defer key.Stop()
 	packets := sess.Packets()
+	// The latest picture of this session: audio is placed from it.
+	var lastPicture *stream.AccessUnit
+	video := func(pkt *rtp.Packet) {
+		if pkt.PayloadType != f.PayloadType() {
+			return
+		}
+		for _, au := range asm.packet(pkt) {
+			stall.Reset(s.cfg.StallTimeout)
+			if au.Key {
+				s.mu.Lock()
+				s.keys.key(au.Received)
+				s.mu.Unlock()
+				keyWait = s.keys.wait()
+				key.Reset(keyWait)
+			}
+			s.publish(au)
+			lastPicture = au
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -256,24 +273,22 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 			s.mu.Unlock()
 			return fmt.Errorf("no keyframe for %s", keyWait)
 		case pkt := <-packets:
-			if pkt.PayloadType != f.PayloadType() {
-				continue
-			}
-			for _, au := range asm.packet(pkt) {
-				stall.Reset(s.cfg.StallTimeout)
-				if au.Key {
-					s.mu.Lock()
-					s.keys.key(au.Received)
-					s.mu.Unlock()
-					keyWait = s.keys.wait()
-					key.Reset(keyWait)
-				}
-				s.publish(au)
-				lastPicture = au
-			}
+			video(pkt)
 		case pkt := <-audioPackets:
 			if pkt.PayloadType != at.dp.format.PayloadType() {
 				continue
+			}
+			// The pictures that came before it first: audio is placed
+			// against the latest picture, which must not be one behind
+			// because select picked the audio first.
+		drain:
+			for {
+				select {
+				case vp := <-packets:
+					video(vp)
+				default:
+					break drain
+				}
 			}
 			for _, au := range at.packet(pkt, lastPicture, s.cfg.Now()) {
 				s.cfg.Hub.Publish(au)

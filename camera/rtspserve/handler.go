@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
 	"gridwatch"
+	"gridwatch/camera/internal/rtpaudio"
 	"gridwatch/camera/stream"
 )
 
@@ -220,7 +221,7 @@ func (h *handler) admit(conn *gortsplib.ServerConn, req *base.Request, path, que
 // describe builds the ServerStream that describes the hub to gortsplib: a
 // video medium, H.264 with the SPS and PPS in packetization mode 1, or
 // H.265 with the VPS, SPS and PPS; then, when the camera has audio, an
-// audio medium (see audioFormat). Their SSRCs are the ones the session's
+// audio medium (see rtpaudio.Format). Their SSRCs are the ones the session's
 // writer uses; gortsplib announces them in SETUP.
 func (l *lease) describe(srv *gortsplib.Server, p *stream.Params, a *stream.Audio) error {
 	var forma format.Format = &format.H264{PayloadTyp: payloadType, PacketizationMode: 1, SPS: p.SPS, PPS: p.PPS}
@@ -233,7 +234,7 @@ func (l *lease) describe(srv *gortsplib.Server, p *stream.Params, a *stream.Audi
 	var aforma format.Format
 	if a != nil {
 		var err error
-		if aforma, err = audioFormat(a); err != nil {
+		if aforma, err = rtpaudio.Format(a); err != nil {
 			return err
 		}
 		l.audio = a

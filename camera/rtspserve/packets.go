@@ -1,14 +1,13 @@
 package rtspserve
 
 import (
-	"fmt"
 	"sync"
 
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/pion/rtp"
 
+	"gridwatch/camera/internal/rtpaudio"
 	"gridwatch/camera/stream"
 )
 
@@ -72,7 +71,7 @@ func (c *packetCache) packets(au *stream.AccessUnit) ([]*rtp.Packet, error) {
 	switch {
 	case au.Audio != nil:
 		if au.Audio != c.audio {
-			if c.aenc, err = audioEncoder(au.Audio); err != nil {
+			if c.aenc, err = rtpaudio.Encoder(au.Audio); err != nil {
 				return nil, err
 			}
 			c.audio = au.Audio
@@ -102,65 +101,6 @@ func (c *packetCache) packets(au *stream.AccessUnit) ([]*rtp.Packet, error) {
 		c.head = 0
 	}
 	return pkts, nil
-}
-
-// audioPayloadType is the dynamic RTP payload type of AAC and Opus; G.711
-// keeps its static one (0 µ-law, 8 A-law), which every client knows.
-const audioPayloadType = 97
-
-// audioFormat is how the re-serve announces an audio track: AAC as
-// MPEG4-GENERIC (RFC 3640, AAC-hbr), whatever it came in (LATM is
-// unpacked by the puller), G.711 and Opus as they are.
-func audioFormat(a *stream.Audio) (format.Format, error) {
-	switch a.Codec {
-	case stream.AAC:
-		return &format.MPEG4Audio{PayloadTyp: audioPayloadType, Config: a.Config, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}, nil
-	case stream.PCMA, stream.PCMU:
-		pt := uint8(8)
-		if a.Codec == stream.PCMU {
-			pt = 0
-		}
-		return &format.G711{PayloadTyp: pt, MULaw: a.Codec == stream.PCMU, SampleRate: a.SampleRate, ChannelCount: a.Channels}, nil
-	case stream.Opus:
-		return &format.Opus{PayloadTyp: audioPayloadType, ChannelCount: a.Channels}, nil
-	}
-	return nil, fmt.Errorf("rtspserve: no RTP format for %s", a.Codec)
-}
-
-// audioEncoder packetises the frames of track a. A packet's timestamp is
-// its offset from the frame's start (G.711 split over several packets).
-func audioEncoder(a *stream.Audio) (func(*stream.AccessUnit) ([]*rtp.Packet, error), error) {
-	f, err := audioFormat(a)
-	if err != nil {
-		return nil, err
-	}
-	switch f := f.(type) {
-	case *format.MPEG4Audio:
-		e, err := f.CreateEncoder()
-		if err != nil {
-			return nil, err
-		}
-		return func(au *stream.AccessUnit) ([]*rtp.Packet, error) { return e.Encode([][]byte{au.Payload}) }, nil
-	case *format.G711:
-		e, err := f.CreateEncoder()
-		if err != nil {
-			return nil, err
-		}
-		return func(au *stream.AccessUnit) ([]*rtp.Packet, error) { return e.Encode(au.Payload) }, nil
-	case *format.Opus:
-		e, err := f.CreateEncoder()
-		if err != nil {
-			return nil, err
-		}
-		return func(au *stream.AccessUnit) ([]*rtp.Packet, error) {
-			p, err := e.Encode(au.Payload)
-			if err != nil {
-				return nil, err
-			}
-			return []*rtp.Packet{p}, nil
-		}, nil
-	}
-	return nil, fmt.Errorf("rtspserve: no encoder for %s", a.Codec)
 }
 
 // packetCache returns the cache of hub, made on first use; every call is

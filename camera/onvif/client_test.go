@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"image/jpeg"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -259,4 +262,78 @@ func FuzzChallenge(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = onvif.ParseChallenge(s)
 	})
+}
+
+// A device's snapshot URI is followed only to the device itself, without
+// redirects, and only a JPEG is taken: the account goes nowhere else, and
+// a device cannot make the server fetch (or pass on) anything else.
+func TestSnapshotRefusals(t *testing.T) {
+	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0", Username: "admin", Password: "Hik12345"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Elsewhere: another host (127.0.0.2; loopback is all of 127/8) that
+	// must never be asked. (The device's own host on another port is the
+	// device: ONVIF and snapshots often answer on different ports.)
+	var asked []string
+	elsewhere := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Path+" "+r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "image/jpeg")
+		_, _ = w.Write([]byte{0xFF, 0xD8, 0xFF, 0xE0})
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere.Listener.Close()
+	elsewhere.Listener = ln
+	elsewhere.Start()
+	defer elsewhere.Close()
+	// The device, whose snapshot URI the test chooses.
+	var snapURI string
+	onvifHandler := sim.ONVIFHandler()
+	var dev *httptest.Server
+	dev = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/html":
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html>login</html>"))
+			return
+		case "/redirect":
+			http.Redirect(w, r, elsewhere.URL+"/snap.jpg", http.StatusFound)
+			return
+		}
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(r.Body)
+		if strings.Contains(body.String(), "GetSnapshotUri") {
+			onvif.Respond(w, 200, onvif.MediaURIResponse{XMLName: xml.Name{Local: "GetSnapshotUriResponse"}, URI: strings.ReplaceAll(snapURI, "DEVICE", dev.URL)})
+			return
+		}
+		r.Body = io.NopCloser(&body)
+		onvifHandler.ServeHTTP(w, r)
+	}))
+	defer dev.Close()
+	ctx := context.Background()
+	c := &onvif.Client{URL: dev.URL + "/onvif/1/device_service", Username: "admin", Password: "Hik12345"}
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ uri, want string }{
+		{elsewhere.URL + "/snap.jpg", "not on the device itself"},
+		{"file:///etc/passwd", "not on the device itself"},
+		{"DEVICE/html", "not a JPEG"},
+		{"DEVICE/redirect", ""},
+	} {
+		snapURI = tc.uri
+		jpg, err := c.Snapshot(ctx, "main")
+		if err == nil || !strings.Contains(err.Error(), tc.want) || jpg != nil {
+			t.Errorf("snapshot URI %s: %d bytes, %v; want an error saying %q", tc.uri, len(jpg), err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Hik12345") {
+			t.Errorf("snapshot URI %s: the error shows the password: %v", tc.uri, err)
+		}
+	}
+	if len(asked) > 0 {
+		t.Errorf("a host other than the device was asked: %v", asked)
+	}
 }

@@ -169,9 +169,8 @@ export class VideoWall {
     t.player = new LivePlayer(video, { cameraId: cam.id, stream: 'sub', onChange: () => this.render(t) });
     btn.addEventListener('click', () => this.onOpen(t.cam, btn));
     sound.addEventListener('click', () => {
-      const unmute = t.player.muted || t.player.soundElsewhere;
-      if (unmute) for (const o of this.tiles.values()) if (o !== t && !o.player.muted) o.player.setMuted(true);
-      if (unmute) t.player.playWithSound();
+      // Unmuting one player mutes the others (LivePlayer's sound event).
+      if (t.player.muted || t.player.soundElsewhere) t.player.playWithSound();
       else t.player.setMuted(true);
     });
     this.render(t);

@@ -68,6 +68,9 @@ export function hlsPlayable(video) {
   return !mseSupported() && video.canPlayType('application/vnd.apple.mpegurl') !== '';
 }
 
+/** SOUND_EVENT tells the page's players that one of them is now heard. */
+const SOUND_EVENT = 'gridwatch-sound';
+
 /** liveSocketURL is the camera's MSE WebSocket on this origin; audio asks for the camera's sound in the fragments. */
 export function liveSocketURL(id, stream, audio = false) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -153,6 +156,10 @@ export class LivePlayer {
     video.setAttribute('muted', '');
     this.onVideoError = () => this.videoFailed();
     video.addEventListener('error', this.onVideoError);
+    this.onOtherSound = (ev) => {
+      if (ev.detail !== this && !this.video.muted) this.setMuted(true);
+    };
+    window.addEventListener(SOUND_EVENT, this.onOtherSound);
   }
 
   /** start connects (again); a started player reconnects on its own until stop(). */
@@ -160,6 +167,8 @@ export class LivePlayer {
     if (this.active) return;
     this.active = true;
     this.error = '';
+    this.noAudio = false;
+    this.audioNote = '';
     this.stream = this.asked;
     this.rtcFailed = rtcBlocked();
     this.status = null; // a state an earlier MSE session reported is no longer news
@@ -193,6 +202,7 @@ export class LivePlayer {
   destroy() {
     this.stop();
     this.video.removeEventListener('error', this.onVideoError);
+    window.removeEventListener(SOUND_EVENT, this.onOtherSound);
     this.onChange = () => {};
   }
 
@@ -203,7 +213,11 @@ export class LivePlayer {
 
   setMuted(on) {
     this.video.muted = on;
-    if (!on) this.video.play().catch(() => {});
+    if (!on) {
+      this.video.play().catch(() => {});
+      // One player heard at a time, on the whole page (the wall's tiles and the player).
+      window.dispatchEvent(new CustomEvent(SOUND_EVENT, { detail: this }));
+    }
     this.onChange(this);
   }
 
@@ -225,6 +239,7 @@ export class LivePlayer {
       return;
     }
     this.video.muted = false;
+    window.dispatchEvent(new CustomEvent(SOUND_EVENT, { detail: this }));
     this.rtcFailed = this.engine === 'webrtc'; // WebRTC → MSE, MSE → WebRTC
     this.message = this.rtcFailed ? '声音经 MSE 播放 · sound plays over MSE' : '声音经 WebRTC 播放 · sound plays over WebRTC';
     this.audio = '';
@@ -407,9 +422,12 @@ export class LivePlayer {
       this.width = Number(msg.width) || this.width;
       this.height = Number(msg.height) || this.height;
       this.audio = typeof msg.audio === 'string' ? msg.audio : '';
-      this.audioNote = typeof msg.audio_note === 'string' ? msg.audio_note : '';
+      if (!this.noAudio) this.audioNote = '';
+      const videoOnly = msg.mime.replace(/,[^,"]+"$/, '"');
       if (!MediaSource.isTypeSupported(msg.mime)) {
-        if (this.audio && !this.noAudio) {
+        // The picture may play without its sound (a browser that refuses
+        // the sound, not the picture): ask for the picture alone.
+        if (this.audio && !this.noAudio && videoOnly !== msg.mime && MediaSource.isTypeSupported(videoOnly)) {
           // The picture may play without its sound: ask for it alone.
           this.noAudio = true;
           this.audioNote = `此浏览器无法播放 ${this.audio} · This browser cannot play ${this.audio}`;
@@ -506,6 +524,7 @@ export class LivePlayer {
     if (next) {
       this.stream = next;
       this.mime = '';
+      this.noAudio = false; // the next stream's sound may well play
       this.closeSocket();
       this.feed.close();
       this.playing = false;

@@ -100,19 +100,23 @@ func (h *HLS) run(ctx context.Context, hub *stream.Hub) {
 		}
 		for _, au := range batch {
 			if au.Audio != nil {
-				// Audio (AAC, Opus) rides in the segments of its pictures.
+				// Sound rides in the segments of its pictures.
 				if au.Audio == audio && len(cur) > 0 {
 					cur = append(cur, au)
 					curSize += au.Size()
 				}
 				continue
 			}
-			if au.Params != params || audio != hub.Audio() {
+			var want *stream.Audio
+			if au.Key || au.Params != params {
+				want = hub.LiveAudio()
+			}
+			if au.Params != params || au.Key && want != audio {
 				if len(cur) > 0 {
 					flush(au.DTS)
 					cur, curSize = cur[:0], 0
 				}
-				audio = hub.Audio()
+				audio = want
 				init, err := stream.InitSegment(au.Params, audio)
 				if err != nil {
 					h.fail(err)

@@ -136,24 +136,23 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 		}
 		buf = buf[:0]
 		for _, au := range batch {
-			if au.Audio != nil && cur == nil {
-				continue // before the first picture
+			if au.Audio != nil && (cur == nil || au.Audio != audio) {
+				continue // not in the current init segment (yet)
 			}
-			if au.Audio == nil && au.Params != cur || au.Audio != nil && au.Audio != audio {
+			// A new init segment at new parameters, or at a keyframe where
+			// the sound started or stopped coming (see Hub.LiveAudio).
+			var want *stream.Audio
+			if au.Audio == nil && opts.Audio && (au.Key || au.Params != cur) {
+				want = hub.LiveAudio()
+			}
+			if au.Audio == nil && (au.Params != cur || au.Key && want != audio) {
 				if len(buf) > 0 {
 					if err := write(false, buf); err != nil {
 						return err
 					}
 					buf = buf[:0]
 				}
-				if au.Audio != nil {
-					audio = au.Audio
-				} else {
-					cur = au.Params
-					if opts.Audio {
-						audio = hub.Audio()
-					}
-				}
+				cur, audio = au.Params, want
 				if err := sendInit(write, cur, audio); err != nil {
 					return err
 				}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpfragmented"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/pion/rtp"
@@ -122,12 +124,16 @@ func newAudioDepacketizer(f format.Format) (*audioDepacketizer, error) {
 		if err != nil {
 			return nil, err
 		}
+		ch := f.ChannelCount
 		return &audioDepacketizer{audio: a, decode: func(pkt *rtp.Packet) ([][]byte, []int64, error) {
 			samples, err := d.Decode(pkt)
+			// Whole samples of every channel only: a camera may send a
+			// stray byte.
+			samples = samples[:len(samples)/ch*ch]
 			if err != nil || len(samples) == 0 {
 				return nil, nil, err
 			}
-			return [][]byte{samples}, []int64{int64(len(samples) / f.ChannelCount)}, nil
+			return [][]byte{samples}, []int64{int64(len(samples) / ch)}, nil
 		}}, nil
 	case *format.Opus:
 		a, err := stream.NewAudio(stream.Opus, 48000, max(f.ChannelCount, 1), nil)
@@ -186,7 +192,7 @@ type audioTrack struct {
 	anchor  int64 // timeline ticks (audio clock) of first
 	end     int64 // end of the last frame handed out; -1 before any
 
-	lost int64
+	lost, resets int64
 }
 
 func newAudioTrack(dp *audioDepacketizer) *audioTrack {
@@ -204,31 +210,38 @@ func (t *audioTrack) packet(pkt *rtp.Packet, video *stream.AccessUnit, now time.
 	}
 	frames, samples, err := t.dp.decode(pkt)
 	if err != nil {
-		t.lost++
+		if !errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) && !errors.Is(err, rtpfragmented.ErrMorePacketsNeeded) {
+			t.lost++
+		}
 		return nil
 	}
 	if len(frames) == 0 {
 		return nil
 	}
+	// Where arrival puts it: the picture's time plus what has passed since
+	// it arrived, in the audio's clock.
+	est := (video.PTS + stream.Ticks(now.Sub(video.Received))) * t.rate / stream.ClockRate
 	if !t.started {
 		t.started = true
 		t.first, t.last, t.ext = pkt.Timestamp, pkt.Timestamp, 0
-		// The picture's time plus what has passed since it arrived, in
-		// the audio's clock.
-		at := video.PTS + stream.Ticks(now.Sub(video.Received))
-		t.anchor = at * t.rate / stream.ClockRate
-		if t.anchor < t.end {
-			t.anchor = t.end
-		}
+		t.anchor = max(est, t.end)
 	} else {
 		t.ext += int64(int32(pkt.Timestamp - t.last))
 		t.last = pkt.Timestamp
 	}
 	pts := t.anchor + t.ext
+	if d := pts - est; d > t.rate || d < -t.rate {
+		// More than a second from where arrival puts it: the camera's
+		// audio clock jumped (its encoder restarted, say). Start again
+		// from the pictures.
+		t.anchor += max(est, t.end) - pts
+		t.resets++
+		pts = t.anchor + t.ext
+	}
 	if pts < t.end {
-		// A camera whose audio clock stepped back: keep time going
-		// forward from where it was.
-		t.anchor += t.end - pts
+		// A little overlap (a camera stamping its sound with jitter): this
+		// frame starts where the last ended; the anchor stays, so the
+		// sound does not drift later frame by frame.
 		pts = t.end
 	}
 	out := make([]*stream.AccessUnit, len(frames))

@@ -177,7 +177,7 @@ func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (i
 				if tr.ID == stream.AudioTrackID && c.rate > 0 {
 					// The audio's ticks are its sample rate's, on the
 					// pictures' timeline.
-					cs.wall = fs.Add(time.Duration(dts)*time.Second/time.Duration(c.rate) - stream.Duration(base))
+					cs.wall = fs.Add(stream.Duration(dts*stream.ClockRate/int64(c.rate) - base))
 					c.audio = append(c.audio, cs)
 					dts += int64(s.Duration)
 					continue
@@ -293,7 +293,7 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	pause := c.cutAudio()
 	audio := toSamples(c.audio)
 	if total > maxExportBytes {
-		return gridwatch.Errorf(gridwatch.ETooLarge, "the export would hold %d bytes of video; one file holds at most %d: export a shorter range", total, int64(maxExportBytes))
+		return gridwatch.Errorf(gridwatch.ETooLarge, "the export would hold %d bytes of video and sound; one file holds at most %d: export a shorter range", total, int64(maxExportBytes))
 	}
 	pres := pmp4.Presentation{Tracks: []*pmp4.Track{{ID: 1, TimeScale: stream.ClockRate, Codec: init.Tracks[0].Codec, Samples: samples}}}
 	if len(audio) > 0 && len(init.Tracks) > 1 {

@@ -177,7 +177,7 @@ func (w *fileWriter) add(ctx context.Context, au *stream.AccessUnit) error {
 			if au.Received.Sub(end) > w.r.cfg.GapTolerance {
 				w.gap(ctx, end, au.Received, "no pictures from the camera")
 			}
-		case au.Params != w.params && !w.params.Equal(au.Params), au.Key && w.hub.Audio() != w.audio:
+		case au.Params != w.params && !w.params.Equal(au.Params), au.Key && w.hub.LiveAudio() != w.audio:
 			// A new format needs a new initialisation segment: a new file.
 			w.close(ctx)
 		}
@@ -233,7 +233,7 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 		w.gap(ctx, w.stopped, au.Received, "recording stopped: disk full")
 		w.stopped = time.Time{}
 	}
-	audio := w.hub.Audio()
+	audio := w.hub.LiveAudio()
 	init, err := stream.InitSegment(au.Params, audio)
 	if err != nil {
 		return err

@@ -257,6 +257,9 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 			return errCodingChanged
 		}
 		rtps, err := w.lease.cache.packets(au)
+		if err != nil && au.Audio != nil {
+			continue // one audio frame that will not packetise (an oversized Opus packet): skipped, the session goes on
+		}
 		if err != nil {
 			return err
 		}

@@ -263,3 +263,83 @@ func TestG711AsFLAC(t *testing.T) {
 		}
 	}
 }
+
+// A G.711 stream hours old (its sample numbers past 2^31, where ffmpeg
+// stops decoding FLAC, and past 2^36, where FLAC's numbers end) still
+// decodes.
+func TestG711AsFLACLate(t *testing.T) {
+	ffmpeg := testtool.Require(t, "ffmpeg")
+	p := testParams(t)
+	clip, err := camsim.ClipAccessUnits(camsim.ClipSub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := stream.NewAudio(stream.PCMA, 8000, 1, nil)
+	for _, start := range []int64{1<<31 - 2000, 1 << 32, 1<<36 - 800} {
+		init, err := stream.InitSegment(p, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := bytes.NewBuffer(init)
+		var g711 []byte
+		for i := range 25 {
+			payload := bytes.Repeat([]byte{byte(0x55 + i)}, 160)
+			g711 = append(g711, payload...)
+			dts := start + int64(i)*160
+			vdts := int64(i) * 3600
+			frag, err := stream.Fragment(uint32(i+1), []*stream.AccessUnit{
+				{DTS: vdts, PTS: vdts, Duration: 3600, NALUs: clip[i], Key: i == 0, Params: p, Received: time.Now()},
+				{Audio: a, Payload: payload, DTS: dts, PTS: dts, Duration: 160, Received: time.Now()}}, vdts+3600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file.Write(frag)
+		}
+		cmd := exec.Command(ffmpeg, "-v", "error", "-f", "mp4", "-i", "-", "-map", "0:a", "-f", "s16be", "-")
+		cmd.Stdin = file
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil || errOut.Len() > 0 || !bytes.Equal(out.Bytes(), g711pkg.DecodeAlaw(g711)) {
+			t.Errorf("from sample %d: ffmpeg: %v %s; %d bytes decoded, want %d", start, err, errOut.String(), out.Len(), 2*len(g711))
+		}
+	}
+}
+
+// A viewer that takes sound is held to the same backlog of pictures as one
+// that does not (a camera without sound behaves as before), and its audio
+// entries are bounded too.
+func TestAVViewerBacklog(t *testing.T) {
+	p := testParams(t)
+	for _, withAudio := range []bool{false, true} {
+		h := stream.NewHub(stream.HubOptions{Queue: 10, MaxSkips: 100})
+		a := testAAC(t)
+		if withAudio {
+			h.SetAudio(a)
+		}
+		video, av := h.Subscribe(), h.SubscribeAV()
+		for i := range 45 {
+			h.Publish(pic(p, i, 200))
+			if withAudio {
+				for k := range 5 {
+					h.Publish(frame(a, 5*i+k))
+				}
+			}
+		}
+		st := h.Stats()
+		// 10 pictures fit; the 11th skips to the next keyframe, which does
+		// not come: one skip each, whether the viewer takes sound or not.
+		if st.Skips != 2 {
+			t.Errorf("audio %v: %d skips, want one for each viewer", withAudio, st.Skips)
+		}
+		video.Close()
+		av.Close()
+	}
+	// A cache overflowing its pictures is emptied, and says so.
+	h := stream.NewHub(stream.HubOptions{MaxGOP: 5})
+	for i := range 7 {
+		h.Publish(pic(p, i, 100))
+	}
+	if st := h.Stats(); st.GOP != 0 {
+		t.Errorf("GOP %d after the cache overflowed, want 0", st.GOP)
+	}
+}

@@ -47,7 +47,9 @@ func flacFrame(codec AudioCodec, channels int, payload []byte, first int64) []by
 		chanBits = byte(channels - 1) // independent channels
 	}
 	b = append(b, chanBits<<4|0x4<<1) // 16 bits a sample
-	b = appendFLACNumber(b, uint64(first))
+	// The number runs modulo 2^31: ffmpeg refuses larger ones (74 hours of
+	// a stream at 8 kHz), and in MP4 the times come from the boxes anyway.
+	b = appendFLACNumber(b, uint64(first)&flacNumberMask)
 	b = binary.BigEndian.AppendUint16(b, uint16(n-1))
 	b = append(b, crc8(b))
 	for ch := 0; ch < channels; ch++ {
@@ -64,9 +66,13 @@ func flacFrame(codec AudioCodec, channels int, payload []byte, first int64) []by
 	return binary.BigEndian.AppendUint16(b, crc16(b))
 }
 
+// flacNumberMask bounds the sample numbers written.
+const flacNumberMask = 1<<31 - 1
+
 // appendFLACNumber codes a sample number as FLAC's frame headers do: like
-// UTF-8, extended to 36 bits.
+// UTF-8, extended to 36 bits (larger values are cut to 36 bits).
 func appendFLACNumber(b []byte, v uint64) []byte {
+	v &= 1<<36 - 1
 	if v < 0x80 {
 		return append(b, byte(v))
 	}

@@ -62,12 +62,15 @@ type Hub struct {
 	viewers     map[*Viewer]struct{}
 	params      *Params
 	audio       *Audio
-	lastKey     time.Time
-	key         *AccessUnit // the latest keyframe, cached GOP or not
-	lastAU      time.Time
-	closed      bool
-	changed     chan struct{} // closed and replaced when the viewer count changes
-	ready       chan struct{} // closed at the first picture
+	// audioSet is when SetAudio last announced sound; lastAudio when the
+	// latest audio frame came (see LiveAudio).
+	audioSet, lastAudio time.Time
+	lastKey             time.Time
+	key                 *AccessUnit // the latest keyframe, cached GOP or not
+	lastAU              time.Time
+	closed              bool
+	changed             chan struct{} // closed and replaced when the viewer count changes
+	ready               chan struct{} // closed at the first picture
 
 	frames, bytes, skips, drops atomic.Int64
 	audioFrames, audioBytes     atomic.Int64
@@ -111,7 +114,7 @@ func (h *Hub) Publish(au *AccessUnit) {
 		if h.gopPictures >= h.opts.MaxGOP || h.gopBytes+size > h.opts.MaxGOPBytes {
 			clear(h.gop)
 			h.gop = h.gop[:0]
-			h.gopBytes = 0
+			h.gopBytes, h.gopPictures = 0, 0
 		} else {
 			h.gop = append(h.gop, au)
 			h.gopBytes += size
@@ -142,8 +145,9 @@ func (h *Hub) publishAudio(au *AccessUnit) {
 	if h.closed {
 		return
 	}
+	h.lastAudio = au.Received
 	if len(h.gop) > 0 {
-		if h.gopBytes+size > h.opts.MaxGOPBytes || len(h.gop) >= h.opts.MaxGOP*audioPerPicture {
+		if h.gopBytes+size > h.opts.MaxGOPBytes || len(h.gop) >= h.opts.MaxGOP*entriesPerPicture {
 			clear(h.gop)
 			h.gop = h.gop[:0]
 			h.gopBytes, h.gopPictures = 0, 0
@@ -166,10 +170,11 @@ func (h *Hub) publishAudio(au *AccessUnit) {
 	}
 }
 
-// audioPerPicture is how many more queue entries a viewer taking audio
-// gets per picture: AAC at 48 kHz sends 47 frames a second and G.711 50
-// packets, against 25 pictures.
-const audioPerPicture = 3
+// entriesPerPicture bounds the entries a cache or queue holds per picture
+// it may hold, audio frames included: G.711 in 10 ms packets sends four
+// between two pictures at 25 fps. Pictures alone are bounded as before
+// (MaxGOP, Queue), so a camera without sound behaves as it always did.
+const entriesPerPicture = 6
 
 // SetAudio says which audio track the stream carries from now on (nil: none).
 // The puller calls it when a session opens, before the session's first
@@ -180,7 +185,30 @@ func (h *Hub) SetAudio(a *Audio) {
 	if !h.audio.Equal(a) {
 		h.audio = a
 	}
+	h.audioSet = time.Now()
 }
+
+// LiveAudio is the stream's audio track when sound is actually coming: a
+// frame within the last liveAudio, or the sound announced less than
+// audioGrace ago (it starts a little after the pictures). A camera that
+// announces sound but sends none (or stops) must not be given an audio
+// track: a browser's MediaSource buffers what both tracks hold, so an empty
+// one stops the pictures. Consumers that start an MP4 at a keyframe ask it.
+func (h *Hub) LiveAudio() *Audio {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if h.audio == nil || now.Sub(h.lastAudio) > liveAudio && now.Sub(h.audioSet) > audioGrace {
+		return nil
+	}
+	return h.audio
+}
+
+// How recent sound must be to count as coming (see LiveAudio).
+const (
+	liveAudio  = 2 * time.Second
+	audioGrace = 3 * time.Second
+)
 
 // Audio is the stream's audio track, nil when it has none.
 func (h *Hub) Audio() *Audio {
@@ -203,17 +231,17 @@ func (h *Hub) subscribe(audio bool) *Viewer {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	queue := h.opts.Queue
-	if audio {
-		queue *= audioPerPicture
-	}
-	v := &Viewer{hub: h, notify: make(chan struct{}, 1), audio: audio, queue: queue, limit: queue + len(h.gop)}
+	v := &Viewer{hub: h, notify: make(chan struct{}, 1), audio: audio, queue: queue, limit: queue + h.gopPictures}
 	if h.closed {
 		v.err = ErrClosed
 		return v
 	}
 	v.q = make([]*AccessUnit, 0, len(h.gop)+8)
 	for _, au := range h.gop {
-		if audio || au.Audio == nil {
+		if au.Audio == nil {
+			v.q = append(v.q, au)
+			v.pics++
+		} else if audio {
 			v.q = append(v.q, au)
 		}
 	}
@@ -329,11 +357,12 @@ type Viewer struct {
 	notify chan struct{}
 
 	audio bool // takes audio frames (SubscribeAV)
-	queue int  // the live backlog allowed: HubOptions.Queue, more with audio
+	queue int  // the live backlog allowed, in pictures: HubOptions.Queue
 
 	mu      sync.Mutex
 	q       []*AccessUnit
-	limit   int
+	pics    int // the pictures in q
+	limit   int // pictures; entries are bounded by entriesPerPicture times it
 	waitKey bool
 	skips   int
 	err     error
@@ -355,11 +384,12 @@ func (v *Viewer) push(au *AccessUnit, maxSkips int) pushResult {
 		return pushDropped
 	}
 	res := pushQueued
-	if len(v.q) >= v.limit {
+	if v.pics >= v.limit || len(v.q) >= v.limit*entriesPerPicture {
 		// Too far behind: throw the backlog away and start again at a
 		// keyframe, so what the viewer gets next is decodable.
 		clear(v.q)
 		v.q = v.q[:0]
+		v.pics = 0
 		v.waitKey = true
 		v.skips++
 		res = pushSkipped
@@ -376,6 +406,9 @@ func (v *Viewer) push(au *AccessUnit, maxSkips int) pushResult {
 		v.waitKey = false
 	}
 	v.q = append(v.q, au)
+	if au.Audio == nil {
+		v.pics++
+	}
 	v.wake()
 	return res
 }
@@ -407,6 +440,7 @@ func (v *Viewer) Next(ctx context.Context, buf []*AccessUnit) ([]*AccessUnit, er
 			buf = append(buf[:0], v.q...)
 			clear(v.q)
 			v.q = v.q[:0]
+			v.pics = 0
 			v.skips = 0
 			// The cached GOP burst is delivered; from now on the queue
 			// holds a live backlog only.

@@ -18,6 +18,7 @@ import (
 // holds on to (about the pictures' size) to a few MB per camera.
 const (
 	cachePictures = 100
+	cacheEntries  = 3 // entries a picture, audio included: 25 pictures and 50 G.711 packets a second
 	cacheBytes    = 4 << 20
 )
 
@@ -41,6 +42,8 @@ type packetCache struct {
 	fifo    []*stream.AccessUnit // insertion order, oldest at head
 	head    int
 	bytes   int
+	// pictures counts the pictures among the entries.
+	pictures int
 }
 
 func newPacketCache() (*packetCache, error) {
@@ -88,12 +91,21 @@ func (c *packetCache) packets(au *stream.AccessUnit) ([]*rtp.Packet, error) {
 	c.entries[au] = pkts
 	c.fifo = append(c.fifo, au)
 	c.bytes += au.Size()
-	for len(c.fifo)-c.head > cachePictures || c.bytes > cacheBytes {
+	if au.Audio == nil {
+		c.pictures++
+	}
+	// Pictures are bounded as ever; the audio frames between them come
+	// along (up to cacheEntries entries a picture), so that a camera's
+	// sound does not push its pictures out.
+	for c.pictures > cachePictures || len(c.fifo)-c.head > cachePictures*cacheEntries || c.bytes > cacheBytes {
 		old := c.fifo[c.head]
 		c.fifo[c.head] = nil
 		c.head++
 		delete(c.entries, old)
 		c.bytes -= old.Size()
+		if old.Audio == nil {
+			c.pictures--
+		}
 	}
 	if c.head > len(c.fifo)/2 {
 		c.fifo = append(c.fifo[:0], c.fifo[c.head:]...)

@@ -59,12 +59,13 @@ const (
 	FaultLoss       Fault = "loss"       // drop ~3% of RTP packets at random (seeded, reproducible), incl. middle FU-A fragments
 	FaultSlices     Fault = "slices"     // serve the 4-slices-per-frame clip (main stream; sub has no such clip), switching at the next IDR
 	FaultSlices32   Fault = "slices32"   // serve the 32-slices-per-frame clip (main stream), more NAL units a picture than mediacommon's decoders take
+	FaultMute       Fault = "mute"       // streams with sound announce it but send none (the pictures go on)
 )
 
 // Valid reports whether f is one of the defined fault modes.
 func (f Fault) Valid() bool {
 	switch f {
-	case FaultNone, FaultDisconnect, FaultStall, FaultLoss, FaultSlices, FaultSlices32:
+	case FaultNone, FaultDisconnect, FaultStall, FaultLoss, FaultSlices, FaultSlices32, FaultMute:
 		return true
 	}
 	return false

@@ -158,7 +158,7 @@ func (f *feed) send(i int64, log *slog.Logger) {
 		return
 	}
 	f.sendVideo(i, fault, log)
-	if f.audio != nil {
+	if f.audio != nil && fault != FaultMute {
 		f.sendAudio(i, fault, log)
 	}
 }

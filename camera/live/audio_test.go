@@ -360,3 +360,72 @@ func TestTranscodedSound(t *testing.T) {
 	}
 	checkLipSync(t, msgs, samples)
 }
+
+// A camera that announces sound and sends none must not stop a browser's
+// pictures (a MediaSource plays what both its tracks hold): past the grace
+// for sound to start, the MSE stream goes on without an audio track, at a
+// keyframe, and a new viewer is given none.
+func TestSilentCamera(t *testing.T) {
+	noLeaks(t)
+	r := newRig(t, camsim.Config{N: 1, Addr: "127.0.0.1:0", Audio: true, Fault: camsim.FaultMute}, Config{Idle: time.Minute})
+	r.setMain(1, camsim.StreamMainAAC)
+	hub := r.hold(t, 1, Main)
+	conn := newRecConn()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return r.m.State(1, Main) }, MSEOptions{Audio: true})
+	}()
+	// Codec messages in order: one without sound must come, and pictures
+	// after it, starting at a keyframe.
+	deadline := time.After(30 * time.Second)
+	silentAt := -1
+	for {
+		msgs := conn.snapshot()
+		codecs := 0
+		for i, m := range msgs {
+			var mm MSEMessage
+			if m.text && json.Unmarshal(m.data, &mm) == nil && mm.Type == "codec" {
+				codecs++
+				if mm.Audio == "" && !strings.Contains(mm.Mime, ",") && silentAt < 0 {
+					silentAt = i
+				}
+			}
+		}
+		if silentAt >= 0 {
+			_, _, after := parseAV(t, msgs[silentAt:])
+			if len(after) >= 30 {
+				if !after[0].key {
+					t.Errorf("the stream without sound starts with a picture that is not a keyframe")
+				}
+				for _, s := range after {
+					if s.track != stream.TrackID {
+						t.Fatalf("an audio sample after the init without sound")
+					}
+				}
+				break
+			}
+		}
+		select {
+		case <-conn.got:
+		case <-deadline:
+			cancel()
+			t.Fatalf("after 30 s: %d codec messages, none without sound", codecs)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if a := hub.LiveAudio(); a != nil {
+		t.Errorf("a camera that sends no sound has live sound %v", a)
+	}
+	// A viewer joining now gets the pictures alone from the start.
+	msgs, _ := watch(t, hub, r.m, Key{1, Main}, 5)
+	for _, m := range msgs {
+		var mm MSEMessage
+		if m.text && json.Unmarshal(m.data, &mm) == nil && mm.Type == "codec" && (mm.Audio != "" || strings.Contains(mm.Mime, ",")) {
+			t.Errorf("a new viewer of the silent camera is given sound: %+v", mm)
+		}
+	}
+}

@@ -32,7 +32,7 @@ func runCamsim(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	n := fs.Int("n", 4, "number of cameras, numbered 1..n")
 	addr := fs.String("addr", "127.0.0.1:8554", "RTSP listen address")
-	fault := fs.String("fault", "", "fault for every camera: disconnect, stall, loss, slices or slices32")
+	fault := fs.String("fault", "", "fault for every camera: disconnect, stall, loss, slices, slices32 or mute (sound announced, none sent)")
 	audio := fs.Bool("audio", false, "also serve the streams with sound (main-aac, main-pcma, …)")
 	// Env defaults are applied after parsing, so -h never prints a password.
 	user := fs.String("user", "", "require this user name (env GRIDWATCH_CAMSIM_USER)")

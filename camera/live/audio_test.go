@@ -70,15 +70,15 @@ func parseAV(t *testing.T, msgs []msg) (codec MSEMessage, tracks []*fmp4.InitTra
 	return codec, tracks, samples
 }
 
-// watchAV serves an MSE viewer that asked for sound until it has secs
-// seconds of it.
-func watchAV(t *testing.T, hub *stream.Hub, r *rig, secs float64) []msg {
+// watchAV serves an MSE viewer of key's stream that asked for sound until
+// it has secs seconds of it.
+func watchAV(t *testing.T, hub *stream.Hub, r *rig, key Key, secs float64) []msg {
 	t.Helper()
 	conn := newRecConn()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return r.m.State(1, Main) }, MSEOptions{Audio: true})
+		done <- ServeMSE(ctx, hub, conn, func() (pull.State, bool) { return r.m.State(key.Camera, key.Stream) }, MSEOptions{Audio: true})
 	}()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -142,7 +142,7 @@ func TestCameraSound(t *testing.T) {
 			if st, _ := r.m.State(1, Main); st.Audio != tc.state {
 				t.Errorf("state audio %q, want %q", st.Audio, tc.state)
 			}
-			msgs := watchAV(t, hub, r, 3.5)
+			msgs := watchAV(t, hub, r, Key{1, Main}, 3.5)
 			codec, tracks, samples := parseAV(t, msgs)
 			if !strings.HasSuffix(codec.Mime, ","+tc.mime+`"`) || codec.Audio != tc.state || len(tracks) != 2 {
 				t.Fatalf("codec message %+v, %d tracks", codec, len(tracks))
@@ -321,39 +321,7 @@ func TestTranscodedSound(t *testing.T) {
 	if a := hub.Audio(); a == nil || a.String() != "AAC 16 kHz mono" {
 		t.Fatalf("the transcode's sound: %v, want the camera's AAC", a)
 	}
-	conn := newRecConn()
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- ServeMSE(sctx, hub, conn, func() (pull.State, bool) { return r.m.State(1, Transcoded) }, MSEOptions{Audio: true})
-	}()
-	deadline := time.After(30 * time.Second)
-	for {
-		_, _, samples := parseAV(t, conn.snapshot())
-		first, last := -1.0, 0.0
-		for _, s := range samples {
-			if s.track == stream.AudioTrackID {
-				if first < 0 {
-					first = s.at
-				}
-				last = s.at
-			}
-		}
-		if first >= 0 && last-first >= 3.5 {
-			break
-		}
-		select {
-		case <-conn.got:
-		case <-deadline:
-			stop()
-			t.Fatalf("%.1f s of sound from the transcode after 30 s", last-first)
-		}
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	msgs := conn.snapshot()
+	msgs := watchAV(t, hub, r, Key{1, Transcoded}, 3.5)
 	codec, _, samples := parseAV(t, msgs)
 	if !strings.HasPrefix(codec.Mime, `video/mp4; codecs="avc1.`) || !strings.HasSuffix(codec.Mime, `,mp4a.40.2"`) {
 		t.Errorf("transcode's mime %q, want H.264 with AAC", codec.Mime)

@@ -156,15 +156,18 @@ func (t transcoder) Open(ctx context.Context) (pull.Session, error) {
 	st.mu.Unlock()
 
 	s := &transcodeSession{packets: make(chan *rtp.Packet, 1024), done: make(chan struct{})}
-	viewer := hub.Subscribe()
+	// The camera's sound needs no transcoding: it is handed on beside the
+	// new pictures (see transcodeSession).
+	var viewer *stream.Viewer
 	if a := hub.Audio(); a != nil {
-		// The camera's sound needs no transcoding: it is handed on beside
-		// the new pictures (see transcodeSession.sound).
-		if s.audioFormat, err = rtpaudio.Format(a); err == nil {
-			s.audio, s.audioPackets = a, make(chan *rtp.Packet, 256)
-			viewer.Close()
-			viewer = hub.SubscribeAV()
+		if f, ferr := rtpaudio.Format(a); ferr == nil {
+			s.audio, s.audioFormat, s.audioPackets = a, f, make(chan *rtp.Packet, 256)
 		}
+	}
+	if s.audio != nil {
+		viewer = hub.SubscribeAV()
+	} else {
+		viewer = hub.Subscribe()
 	}
 	var wg sync.WaitGroup
 	var feedErr, readErr error

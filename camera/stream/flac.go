@@ -14,7 +14,7 @@ import (
 // decoded (a table lookup) to the 16-bit samples it stands for, and those
 // go, unchanged, into one FLAC frame of VERBATIM subframes. Nothing is lost
 // — G.711 encodes those samples back to the very bytes the camera sent —
-// and every browser with MSE plays it (codecs "flac"), as do ffmpeg and VLC.
+// and browsers play it from MSE (codecs "flac": Chromium, tested; Firefox), as do ffmpeg and VLC.
 // The cost is twice G.711's bytes (16 kB/s for 8 kHz mono), small beside
 // the pictures.
 //

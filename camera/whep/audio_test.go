@@ -47,14 +47,14 @@ func audioPayload(i, size int) []byte {
 	return p
 }
 
-// avHub plays camsim's main clip into a hub at 25 pictures a second and,
+// avHub plays one of camsim's clips into a hub at 25 pictures a second and,
 // when audio is set, an audio frame of size bytes (audioPayload) every
 // 20 ms of audio's clock, the same timeline. trackOf, if given, says the
 // track audio frame i is published with (a camera that changed its coding);
 // otherwise it is audio. It runs until the test ends.
-func avHub(t *testing.T, audio *stream.Audio, size int, trackOf func(i int) *stream.Audio) *stream.Hub {
+func avHub(t testing.TB, clip string, audio *stream.Audio, size int, trackOf func(i int) *stream.Audio) *stream.Hub {
 	t.Helper()
-	aus, params := cliptest.Clip(t, camsim.ClipMain)
+	aus, params := cliptest.Clip(t, clip)
 	hub := stream.NewHub(stream.HubOptions{})
 	hub.SetAudio(audio)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -149,7 +149,7 @@ func TestWHEPSendsAudio(t *testing.T) {
 			// An equal track the puller might have made anew: carried.
 			same := newAudio(t, tc.codec, tc.rate, tc.ch, nil)
 			other := newAudio(t, tc.other, 8000, 1, nil)
-			hub := avHub(t, audio, tc.size, func(i int) *stream.Audio {
+			hub := avHub(t, camsim.ClipMain, audio, tc.size, func(i int) *stream.Audio {
 				switch i % 5 {
 				case 2:
 					return same
@@ -248,7 +248,7 @@ func TestWHEPWithoutAudio(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
-			hub := avHub(t, tc.audio(t), 160, nil)
+			hub := avHub(t, camsim.ClipMain, tc.audio(t), 160, nil)
 			srv := serverOf(t, hub)
 			sess, v := viewOffer(t, srv, wheptest.Offer{Audio: tc.offer})
 			st := v.Wait(t, 20*time.Second)

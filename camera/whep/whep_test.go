@@ -10,7 +10,6 @@ import (
 	"go.uber.org/goleak"
 
 	"gridwatch/camera/camsim"
-	"gridwatch/camera/internal/cliptest"
 	"gridwatch/camera/stream"
 	"gridwatch/camera/whep/wheptest"
 )
@@ -32,30 +31,7 @@ func publisher(t *testing.T, clip string) *stream.Hub {
 // publisherTB is publisher for a test or a benchmark.
 func publisherTB(t testing.TB, clip string) *stream.Hub {
 	t.Helper()
-	aus, params := cliptest.Clip(t, clip)
-	hub := stream.NewHub(stream.HubOptions{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			au := aus[i%len(aus)]
-			hub.Publish(&stream.AccessUnit{DTS: int64(i) * 3600, PTS: int64(i) * 3600, Duration: 3600, NALUs: au,
-				Key: params.Kind.IsKey(au), Params: params, Received: time.Now()})
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		hub.Close()
-	})
-	return hub
+	return avHub(t, clip, nil, 0, nil)
 }
 
 // view offers straight to srv for the camera's main stream.

@@ -25,7 +25,7 @@ type httpMetrics struct {
 	latency  *prometheus.HistogramVec
 }
 
-func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gridwatch_http_requests_total",

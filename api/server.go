@@ -32,6 +32,7 @@ import (
 	"gridwatch/api/tiles"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/cluster"
 	"gridwatch/camera"
 	"gridwatch/camera/live"
 	"gridwatch/camera/onvifcam"
@@ -55,7 +56,7 @@ type Deps struct {
 	// migrations current).
 	Ready func(context.Context) error
 	// Metrics is the registry /metrics serves; HTTP metrics are added to it.
-	Metrics *prometheus.Registry
+	Metrics Registry
 	// Assets is the built dashboard; AssetsBuilt false serves a hint instead.
 	Assets      fs.FS
 	AssetsBuilt bool
@@ -109,6 +110,17 @@ type Deps struct {
 	// outside their grids (they land in another community's queue); off,
 	// such a report is refused (403 outside_scope).
 	LeaderReportOutside bool
+	// Nodes lists the cluster's nodes for GET /api/v1/nodes, and Node is
+	// this node's id (nil, "": one node, answered as such).
+	Nodes func(context.Context) ([]cluster.Info, error)
+	Node  string
+}
+
+// Registry is where metrics are registered and gathered from: a
+// *prometheus.Registry, or one whose metrics carry a label (the node's).
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
 }
 
 // Server is the HTTP API and dashboard.
@@ -169,6 +181,7 @@ func (s *Server) Routes() []Route {
 		httpapi.R("GET", "/readyz", auth.Public, s.readyz),
 		httpapi.R("GET", "/metrics", auth.MetricsRead, metrics),
 		httpapi.R("GET", "/api/v1/meta", auth.Public, s.meta),
+		httpapi.R("GET", "/api/v1/nodes", auth.MetricsRead, s.listNodes),
 
 		httpapi.R("POST", "/api/v1/auth/login", auth.Public, s.login),
 		httpapi.R("POST", "/api/v1/auth/logout", auth.Authenticated, s.logout),
@@ -315,6 +328,22 @@ func (s *Server) readyz(c *gin.Context) error {
 		return nil
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	return nil
+}
+
+// listNodes is GET /api/v1/nodes: every node that shares the database,
+// alive or not, with the cameras it pulls and the viewers it serves, and
+// which of them answered ("self").
+func (s *Server) listNodes(c *gin.Context) error {
+	if s.deps.Nodes == nil {
+		c.JSON(http.StatusOK, gin.H{"nodes": []cluster.Info{}, "self": s.deps.Node})
+		return nil
+	}
+	nodes, err := s.deps.Nodes(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"nodes": nodes, "self": s.deps.Node})
 	return nil
 }
 

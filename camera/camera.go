@@ -55,7 +55,10 @@ type Camera struct {
 	// not know them.
 	Streams map[string]any `json:"streams,omitempty"`
 	// ONVIF is how the camera is managed over ONVIF (nil: it is not).
-	ONVIF     *ONVIF    `json:"onvif"`
+	ONVIF *ONVIF `json:"onvif"`
+	// Node is the id of the node that pulls the camera (its lease's
+	// owner), nil while none does.
+	Node      *string   `json:"node"`
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`

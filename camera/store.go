@@ -64,7 +64,8 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
 	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at,
-	c.onvif_url, c.onvif_secret <> '{}', c.onvif_profile, c.onvif_device`
+	c.onvif_url, c.onvif_secret <> '{}', c.onvif_profile, c.onvif_device,
+	(SELECT l.node_id FROM camera_leases l WHERE l.camera_id = c.id AND l.expires_at > now())`
 
 const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
 
@@ -79,7 +80,7 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	var onvifDevice []byte
 	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
 		&main, &sub, &hasCreds, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt,
-		&onvifURL, &onvifCreds, &onvifProfile, &onvifDevice)
+		&onvifURL, &onvifCreds, &onvifProfile, &onvifDevice, &c.Node)
 	if err != nil {
 		return nil, err
 	}

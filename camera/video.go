@@ -11,6 +11,7 @@ import (
 	"gridwatch"
 	"gridwatch/camera/streamurl"
 	"gridwatch/internal/events"
+	"gridwatch/internal/fence"
 )
 
 // Event types of camera status changes.
@@ -67,9 +68,17 @@ func (s *Store) Recording(ctx context.Context) ([]Source, error) {
 // SetStatus records a camera stream's new status. Going online or offline
 // is published as an event (camera.online, camera.offline) to the
 // camera's grid, in the same transaction. "connecting" is stored only for
-// a camera that has no status yet.
+// a camera that has no status yet. With several nodes only the camera's
+// owner writes its status: when ctx carries a fence (package fence) that is
+// no longer the owner's, nothing is written and the error says so
+// (fence.IsStale).
 func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st StreamStatus) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if f := fence.From(ctx); f.Valid() {
+			if _, err := tx.Exec(ctx, `SELECT gridwatch_fence($1, $2, $3)`, id, f.Node, f.Epoch); err != nil {
+				return fmt.Errorf("camera %d: status: %w", id, fence.Check(err))
+			}
+		}
 		var prev string
 		var grid *int64
 		var code string

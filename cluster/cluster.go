@@ -177,6 +177,21 @@ func randomText(n int) string {
 // ID is the node's ID.
 func (n *Node) ID() string { return n.cfg.ID }
 
+// SetURLs sets how other nodes reach this one (see Config), before Run
+// when they are known only once its listeners are up.
+func (n *Node) SetURLs(url, rtspURL string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.URL, n.cfg.RTSPURL = url, rtspURL
+}
+
+// Draining reports whether Drain has begun.
+func (n *Node) Draining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.draining
+}
+
 // Lease is the lease length.
 func (n *Node) Lease() time.Duration { return n.cfg.Lease }
 
@@ -341,6 +356,10 @@ func (n *Node) listen(ctx context.Context) {
 func (n *Node) Beat(ctx context.Context) error {
 	n.pass.Lock()
 	defer n.pass.Unlock()
+	// A beat that hangs (a cut network) must not outlast the leases it
+	// renews: past the deadline, this node drops them (below).
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Lease/2)
+	defer cancel()
 	changed := false
 	defer func() {
 		if changed {
@@ -361,6 +380,7 @@ func (n *Node) Beat(ctx context.Context) error {
 		interest = append(interest, c)
 	}
 	n.beats++
+	url, rtspURL := n.cfg.URL, n.cfg.RTSPURL
 	n.mu.Unlock()
 	viewers, load := n.cfg.Stats()
 	lease := n.cfg.Lease.Milliseconds()
@@ -373,7 +393,7 @@ func (n *Node) Beat(ctx context.Context) error {
 			started_at = CASE WHEN nodes.instance = EXCLUDED.instance THEN nodes.started_at ELSE now() END,
 			instance = EXCLUDED.instance, last_beat = now(), lease_ms = EXCLUDED.lease_ms, draining = false,
 			max_cameras = EXCLUDED.max_cameras, cameras = EXCLUDED.cameras, viewers = EXCLUDED.viewers, load = EXCLUDED.load`,
-		n.cfg.ID, n.cfg.URL, n.cfg.RTSPURL, n.cfg.Version, n.instance, lease, n.cfg.MaxCameras, len(cams), viewers, load)
+		n.cfg.ID, url, rtspURL, n.cfg.Version, n.instance, lease, n.cfg.MaxCameras, len(cams), viewers, load)
 	var renewed []int64
 	b.Queue(`UPDATE camera_leases l SET expires_at = now() + $2 * interval '1 millisecond'
 		FROM unnest($3::bigint[], $4::bigint[]) AS o(camera, epoch)

@@ -73,3 +73,7 @@ BEGIN
     END IF;
     RETURN true;
 END $$;
+
+-- The node that wrote a recording (NULL: one node, before several): where
+-- its file is while it is on that node's disk.
+ALTER TABLE recordings ADD COLUMN node_id text;

@@ -5,16 +5,19 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"gridwatch"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/stream"
+	"gridwatch/internal/fence"
 )
 
 // Stream names. Transcoded is the main stream transcoded to H.264, for
@@ -80,7 +83,46 @@ type Config struct {
 	FFmpeg        string
 	MaxTranscodes int
 	TranscodeIdle time.Duration
+	// Router, when set, places the streams among several nodes (see
+	// Router); nil: this node pulls every camera itself.
+	Router Router
 }
+
+// Router places camera streams when several nodes share the cameras
+// (package cluster): only a camera's owner pulls it from the camera, and
+// records it and writes its status; every other node that has a viewer
+// for it relays it from the owner's RTSP re-serve, one relay per stream
+// however many viewers.
+type Router interface {
+	// Route is where camera's streams come from now.
+	Route(camera int64) Route
+	// Want is told of each stream of camera that starts here (on) and of
+	// each that stops: a camera wanted on any node gets an owner.
+	Want(camera int64, on bool)
+}
+
+// Route is where a camera's streams come from: this node pulls it (Local,
+// with the fence of its lease, which its writes carry), or relays it from
+// the owner's re-serve at Relay ("rtsp://user:token@host:port"), or
+// neither while no node has taken the camera (the stream waits).
+type Route struct {
+	Local bool
+	Fence fence.Fence
+	Relay string
+}
+
+// url is the stream's URL on the relay.
+func (r Route) url(k Key) string {
+	u := r.Relay + "/cameras/" + strconv.FormatInt(k.Camera, 10)
+	if k.Stream == Sub {
+		u += "/sub"
+	}
+	return u
+}
+
+// ownerWait bounds how long a stream waits for a node to take its camera
+// before its attempt fails (and is made again).
+const ownerWait = 15 * time.Second
 
 // Manager owns the running camera streams.
 type Manager struct {
@@ -96,6 +138,9 @@ type Manager struct {
 
 	transcodes transcodeStats
 	snapshots  snapshotCache
+
+	// routes is closed (and replaced) whenever Reroute changed a route.
+	routes chan struct{}
 
 	states   chan struct{}
 	pending  map[int64]keyState
@@ -115,7 +160,17 @@ type entry struct {
 	idle   *time.Timer
 	ctx    context.Context
 	// stopRecording ends the entry's recorder; nil when none runs.
+	// recDone is closed when it has ended, recFence is the fence it writes with.
 	stopRecording context.CancelFunc
+	recDone       chan struct{}
+	recFence      fence.Fence
+	// routed: the Router places this stream (all but the transcoded);
+	// route is where it comes from now, dialed where its source last
+	// opened, waiting whether it waits for an owner (see routedSource).
+	routed  bool
+	route   Route
+	dialed  Route
+	waiting bool
 }
 
 // NewManager makes a manager; Run starts it.
@@ -136,7 +191,7 @@ func NewManager(cfg Config) *Manager {
 		cfg.TranscodeIdle = 5 * time.Second
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, entries: map[Key]*entry{}, hls: map[Key]*HLS{}, hlsSeq: map[Key]int{},
-		states: make(chan struct{}, 1), pending: map[int64]keyState{}, reported: map[int64]pull.State{}}
+		states: make(chan struct{}, 1), pending: map[int64]keyState{}, reported: map[int64]pull.State{}, routes: make(chan struct{})}
 	m.transcodes.procs = map[*os.Process]time.Duration{}
 	return m
 }
@@ -184,7 +239,11 @@ func (m *Manager) flushStates(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	for _, ks := range states {
-		m.cfg.OnState(ctx, ks.key, ks.st)
+		sctx := ctx
+		if ks.fence.Valid() {
+			sctx = fence.With(ctx, ks.fence)
+		}
+		m.cfg.OnState(sctx, ks.key, ks.st)
 	}
 }
 
@@ -281,6 +340,10 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 	pc.OnState = func(st pull.State) { m.noteState(key, st) }
 	if key.Stream == Transcoded {
 		pc.Source = transcoder{m: m, camera: key.Camera}
+	} else if m.cfg.Router != nil {
+		e.routed, e.route = true, m.cfg.Router.Route(key.Camera)
+		pc.Source = routedSource{m: m, e: e}
+		m.cfg.Router.Want(key.Camera, true)
 	}
 	e.sup = pull.NewSupervisor(pc)
 	m.entries[key] = e
@@ -300,6 +363,17 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 // reason is passed on.
 func (m *Manager) noteState(key Key, st pull.State) {
 	m.mu.Lock()
+	e := m.entries[key]
+	if e != nil && e.routed && !e.route.Local {
+		// A relay's state is this node's, not the camera's: only the
+		// owner says whether the camera is online.
+		m.mu.Unlock()
+		return
+	}
+	var f fence.Fence
+	if e != nil {
+		f = e.route.Fence
+	}
 	agg, aggKey := st, key
 	if st.Status != pull.StatusOnline {
 		for _, name := range []string{Main, Sub} {
@@ -318,7 +392,7 @@ func (m *Manager) noteState(key Key, st pull.State) {
 	if _, ok := m.pending[key.Camera]; !ok {
 		m.order = append(m.order, key.Camera)
 	}
-	m.pending[key.Camera] = keyState{aggKey, agg}
+	m.pending[key.Camera] = keyState{aggKey, agg, f}
 	m.mu.Unlock()
 	select {
 	case m.states <- struct{}{}:
@@ -327,8 +401,9 @@ func (m *Manager) noteState(key Key, st pull.State) {
 }
 
 type keyState struct {
-	key Key
-	st  pull.State
+	key   Key
+	st    pull.State
+	fence fence.Fence
 }
 
 func (m *Manager) release(e *entry) {
@@ -355,6 +430,9 @@ func (m *Manager) release(e *entry) {
 func (m *Manager) stopLocked(e *entry) {
 	if m.entries[e.key] == e {
 		delete(m.entries, e.key)
+		if e.routed {
+			m.cfg.Router.Want(e.key.Camera, false)
+		}
 	}
 	if e.idle != nil {
 		e.idle.Stop()
@@ -399,6 +477,9 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		if !s.Enabled {
 			continue
 		}
+		if m.cfg.Router != nil && !m.cfg.Router.Route(s.ID).Local {
+			continue // another node records it
+		}
 		k := Key{s.ID, Main}
 		want[k] = true
 		e, err := m.ensureLocked(k, s.URL(Main))
@@ -412,11 +493,20 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		}
 		if m.cfg.Record != nil && e.stopRecording == nil {
 			rctx, stop := context.WithCancel(e.ctx)
-			e.stopRecording = stop
+			if e.route.Fence.Valid() {
+				rctx = fence.With(rctx, e.route.Fence)
+			}
+			done := make(chan struct{})
+			e.stopRecording, e.recDone, e.recFence = stop, done, e.route.Fence
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				if err := m.cfg.Record(rctx, k.Camera, e.hub); err != nil {
+				defer close(done)
+				err := m.cfg.Record(rctx, k.Camera, e.hub)
+				switch {
+				case fence.IsStale(err):
+					m.log.Info("recorder stopped: another node owns the camera now", "camera", k.Camera)
+				case err != nil:
 					m.log.Error("recorder stopped", "camera", k.Camera, "err", err)
 				}
 			}()
@@ -435,6 +525,108 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Reroute follows the Router: every stream whose camera's route changed
+// reopens where it points now (its viewers stay: a relay follows its camera
+// to the new owner), the recorders of the cameras this node lost have
+// stopped (their last rows written) when it returns, and the recording
+// cameras this node gained are started. The cluster calls it after every
+// change of owner, before it releases a camera it hands over.
+func (m *Manager) Reroute(ctx context.Context) {
+	if m.cfg.Router == nil {
+		return
+	}
+	m.mu.Lock()
+	var restart []*pull.Supervisor
+	var recorders []chan struct{}
+	for _, e := range m.entries {
+		if !e.routed {
+			continue
+		}
+		r := m.cfg.Router.Route(e.key.Camera)
+		if r == e.route {
+			continue
+		}
+		if r.Local && !e.route.Local {
+			// The camera's status comes from this node again: the next
+			// state is written even if it is the last one this node wrote.
+			delete(m.reported, e.key.Camera)
+		}
+		e.route = r
+		if !e.waiting && e.dialed != r {
+			// A stream that waits for an owner opens as soon as routes
+			// changes; one that opened elsewhere reopens.
+			restart = append(restart, e.sup)
+		}
+		if e.stopRecording != nil && e.recFence != r.Fence {
+			e.stopRecording()
+			e.stopRecording = nil
+			recorders = append(recorders, e.recDone)
+		}
+	}
+	close(m.routes)
+	m.routes = make(chan struct{})
+	m.mu.Unlock()
+	for _, s := range restart {
+		s.Restart()
+	}
+	for _, done := range recorders {
+		<-done
+	}
+	if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
+		m.log.Warn("video: after a change of owners", "err", err)
+	}
+}
+
+// routedSource is a routed stream's source: the camera itself where this
+// node owns it, else the owner's re-serve; while no node has the camera
+// it waits (the stream shows "connecting", not offline).
+type routedSource struct {
+	m *Manager
+	e *entry
+}
+
+func (r routedSource) Open(ctx context.Context) (pull.Session, error) {
+	m := r.m
+	wait := time.NewTimer(ownerWait)
+	defer wait.Stop()
+	for {
+		m.mu.Lock()
+		route, url, changed := r.e.route, r.e.url, m.routes
+		if route.Local || route.Relay != "" {
+			r.e.dialed, r.e.waiting = route, false
+		} else {
+			r.e.waiting = true
+		}
+		m.mu.Unlock()
+		switch {
+		case route.Local:
+			return m.rtspSource(url).Open(ctx)
+		case route.Relay != "":
+			return m.rtspSource(route.url(r.e.key)).Open(ctx)
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+			continue
+		case <-wait.C:
+		}
+		m.mu.Lock()
+		r.e.waiting = false
+		m.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errors.New("no node has taken this camera yet")
+	}
+}
+
+// rtspSource is an RTSP source at url with the manager's pull settings.
+func (m *Manager) rtspSource(url string) pull.RTSP {
+	pc := m.cfg.Pull
+	return pull.RTSP{URL: url, Client: pc.Client, DialTimeout: cmp.Or(pc.DialTimeout, 5*time.Second),
+		ReadTimeout: cmp.Or(pc.ReadTimeout, 10*time.Second), Logger: m.log}
 }
 
 // State is the state of a running camera stream; ok is false when the

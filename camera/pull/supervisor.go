@@ -162,12 +162,27 @@ type Supervisor struct {
 	lastKey    time.Time
 	reconnects int64
 	keys       keyWatch // used by the session goroutine only; its GOP is read under mu
+	restart    chan struct{}
+}
+
+// errRestart ends a session that Restart asked to end.
+var errRestart = errors.New("restarted: the stream's source changed")
+
+// Restart ends the current session (or the wait before the next attempt)
+// and opens the source again at once, without going offline: the stream
+// moves to where the Source now points (a relay that follows its camera to
+// a new owner node). The hub's viewers stay.
+func (s *Supervisor) Restart() {
+	select {
+	case s.restart <- struct{}{}:
+	default:
+	}
 }
 
 // NewSupervisor makes a supervisor; Run starts it.
 func NewSupervisor(cfg Config) *Supervisor {
 	cfg.defaults()
-	return &Supervisor{cfg: cfg, st: State{Status: StatusConnecting, Since: cfg.Now()},
+	return &Supervisor{cfg: cfg, st: State{Status: StatusConnecting, Since: cfg.Now()}, restart: make(chan struct{}, 1),
 		keys: keyWatch{floor: cfg.KeyTimeout, gops: cfg.KeyGOPs, ceiling: cfg.MaxKeyTimeout}}
 }
 
@@ -179,12 +194,20 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	var audio *audioTrack // kept across sessions while the audio stays the same
 	backoff := s.cfg.MinBackoff
 	for {
+		select {
+		case <-s.restart: // asked before this attempt: it opens where the source points now
+		default:
+		}
 		err := s.session(ctx, tl, &audio)
 		if ctx.Err() != nil {
 			s.stopped()
 			return nil
 		}
 		s.cfg.Hub.Reset()
+		if errors.Is(err, errRestart) {
+			s.cfg.Logger.Info("camera stream: source changed, reopening")
+			continue
+		}
 		s.mu.Lock()
 		wasUp := !s.online.IsZero() && s.cfg.Now().Sub(s.online) > 10*time.Second
 		s.online = time.Time{}
@@ -202,6 +225,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			s.stopped()
 			return nil
 		case <-t.C:
+		case <-s.restart:
+			t.Stop() // where the source points changed: try it now
 		}
 		backoff = min(2*backoff, s.cfg.MaxBackoff)
 		s.mu.Lock()
@@ -260,6 +285,8 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.restart:
+			return errRestart
 		case <-sess.Done():
 			if err := sess.Err(); err != nil {
 				return err

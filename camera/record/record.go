@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"gridwatch/camera/stream"
+	"gridwatch/internal/fence"
 )
 
 // Config configures a Recorder. Zero durations take the defaults.
@@ -100,6 +101,12 @@ func (r *Recorder) Record(ctx context.Context, camera int64, hub *stream.Hub) er
 	v := hub.SubscribeAV()
 	defer v.Close()
 	w := &fileWriter{r: r, camera: camera, log: log, hub: hub}
+	// Where the camera's footage last ended: the time between then and
+	// this recorder's first file is a gap (its node stopped or died and
+	// this one took the camera over), when it is recent.
+	if end, err := r.store.LastEnd(ctx, camera); err == nil && time.Since(end) < resumeWindow {
+		w.resume = end
+	}
 	// Closing the last file must reach the index even when ctx has ended.
 	defer w.close(context.WithoutCancel(ctx))
 	var batch []*stream.AccessUnit
@@ -113,7 +120,14 @@ func (r *Recorder) Record(ctx context.Context, camera int64, hub *stream.Hub) er
 			return err
 		}
 		for _, au := range batch {
-			if err := w.add(ctx, au); err != nil {
+			err := w.add(ctx, au)
+			if w.stale {
+				// Another node owns the camera now: this one stops,
+				// keeping only what the index holds.
+				w.discardUnindexed()
+				return fence.ErrStale
+			}
+			if err != nil {
 				log.Error("recording", "err", err)
 				w.close(ctx)
 			}
@@ -146,6 +160,63 @@ type fileWriter struct {
 	// stopped is when a full disk stopped this camera's recording; the
 	// next file records the gap since.
 	stopped time.Time
+	// indexed is how much of the file the index holds (0: none yet);
+	// stale is set once the index refused a write for a stale fence.
+	indexed int64
+	stale   bool
+	// resume is where the camera's footage ended before this recorder
+	// (zero: long ago, or never).
+	resume time.Time
+}
+
+// resumeWindow is how recent the end of a camera's footage must be for a
+// recorder that starts on it to record the time since as a gap: a camera
+// taken over from a stopped or dead node, or a node restarted. Older ends
+// are recording that was turned off, not lost.
+const resumeWindow = 10 * time.Minute
+
+// resumeGapMin is the least time between the end of a camera's footage and
+// a new recorder's first file that is listed as a gap: two recorders never
+// abut exactly, and a hand-over loses at least the wait for a keyframe.
+const resumeGapMin = 500 * time.Millisecond
+
+// put indexes rec, noting how much of the file the index now covers, or
+// that it was refused because this node no longer owns the camera.
+func (w *fileWriter) put(ctx context.Context, rec Recording) error {
+	err := w.r.store.Put(ctx, rec)
+	switch {
+	case err == nil:
+		w.indexed = rec.Bytes
+	case fence.IsStale(err):
+		w.stale = true
+	}
+	return err
+}
+
+// discardUnindexed ends the file at what the index holds (removing it when
+// it holds none of it), after a fenced write was refused: what this node
+// wrote after losing the camera must not be indexed later by Reconcile,
+// beside the new owner's footage.
+func (w *fileWriter) discardUnindexed() {
+	if w.f != nil {
+		_ = w.f.Close()
+		w.f = nil
+	}
+	if w.rel == "" {
+		return
+	}
+	abs := filepath.Join(w.r.cfg.Dir, w.rel)
+	if w.indexed == 0 {
+		_ = os.Remove(abs)
+	} else if err := os.Truncate(abs, w.indexed); err != nil {
+		w.log.Error("recording: cut what the index does not hold", "file", w.rel, "err", err)
+	}
+	clear(w.pending)
+	w.pending, w.frags = w.pending[:0], nil
+	clear(w.pendingAudio)
+	w.pendingAudio = w.pendingAudio[:0]
+	w.log.Info("recording stopped: this node no longer owns the camera", "file", w.rel)
+	w.rel = ""
 }
 
 // add takes one picture or audio frame.
@@ -233,6 +304,12 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 		w.gap(ctx, w.stopped, au.Received, "recording stopped: disk full")
 		w.stopped = time.Time{}
 	}
+	if !w.resume.IsZero() {
+		if au.Received.Sub(w.resume) > resumeGapMin {
+			w.gap(ctx, w.resume, au.Received, "not recorded: the camera's recorder stopped (node stopped, died or handed it over) until another took it")
+		}
+		w.resume = time.Time{}
+	}
 	audio := w.hub.LiveAudio()
 	init, err := stream.InitSegment(au.Params, audio)
 	if err != nil {
@@ -267,6 +344,7 @@ func (w *fileWriter) open(ctx context.Context, au *stream.AccessUnit) error {
 	}
 	w.f, w.start, w.firstDTS, w.params, w.audio = f, start, au.DTS, au.Params, audio
 	w.size, w.initSize, w.frags, w.pending = int64(len(init)), len(init), nil, w.pending[:0]
+	w.indexed = 0
 	return nil
 }
 
@@ -310,8 +388,11 @@ func (w *fileWriter) flush(ctx context.Context, endDTS int64) error {
 	// an update that misses is made good by the next, or when the file
 	// closes (and by Reconcile after a crash).
 	pctx, cancel := context.WithTimeout(ctx, indexTimeout)
-	err = w.r.store.Put(pctx, w.recording(true))
+	err = w.put(pctx, w.recording(true))
 	cancel()
+	if w.stale {
+		return err
+	}
 	if err != nil {
 		w.log.Warn("recording: index the growing file", "file", w.rel, "err", err)
 	}
@@ -336,6 +417,10 @@ func (w *fileWriter) close(ctx context.Context) {
 	if n := len(w.pending); n > 0 && !w.r.isFull() {
 		last := w.pending[n-1]
 		if err := w.flush(ctx, last.DTS+last.Duration); err != nil {
+			if w.stale {
+				w.discardUnindexed()
+				return
+			}
 			w.log.Error("recording: last fragment", "err", err)
 		}
 	}
@@ -357,7 +442,11 @@ func (w *fileWriter) close(ctx context.Context) {
 	}
 	rec := w.recording(false)
 	w.lastEnd = rec.End
-	if err := w.r.store.Put(ctx, rec); err != nil {
+	if err := w.put(ctx, rec); err != nil {
+		if w.stale {
+			w.discardUnindexed()
+			return
+		}
 		// The file stays: Reconcile indexes it at the next start.
 		w.log.Error("recording: index", "file", w.rel, "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch"
+	"gridwatch/internal/fence"
 )
 
 // Fragment is one moof+mdat of a recorded file: where it is and when.
@@ -64,31 +65,60 @@ func span(from, to time.Time) pgtype.Range[pgtype.Timestamptz] {
 	}
 }
 
-// Put indexes a recorded file, or updates its row as it grows.
+// Put indexes a recorded file, or updates its row as it grows. When ctx
+// carries a fence (the node's lease on the camera, see package fence) the
+// write is refused with an error fence.IsStale reports once the lease is
+// no longer this node's: a node that lost the camera writes nothing more.
 func (s *Store) Put(ctx context.Context, r Recording) error {
 	if !r.End.After(r.Start) {
 		return fmt.Errorf("record: %s: empty time range", r.Path)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO recordings (camera_id, span, path, bytes, codec, width, height, init_size, fragments, open)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	f := fence.From(ctx)
+	var node *string
+	if f.Valid() {
+		node = &f.Node
+	}
+	args := []any{r.Camera, span(r.Start, r.End), r.Path, r.Bytes, r.Codec, r.Width, r.Height, r.InitSize, r.Fragments, r.Open, node}
+	where := ""
+	if f.Valid() {
+		where, args = ` WHERE gridwatch_fence($1, $12, $13)`, append(args, f.Node, f.Epoch)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO recordings (camera_id, span, path, bytes, codec, width, height, init_size, fragments, open, node_id)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11`+where+`
 		ON CONFLICT (path) DO UPDATE SET span = EXCLUDED.span, bytes = EXCLUDED.bytes, fragments = EXCLUDED.fragments, open = EXCLUDED.open`,
-		r.Camera, span(r.Start, r.End), r.Path, r.Bytes, r.Codec, r.Width, r.Height, r.InitSize, r.Fragments, r.Open)
+		args...)
 	if err != nil {
-		return fmt.Errorf("record: index %s: %w", r.Path, err)
+		return fmt.Errorf("record: index %s: %w", r.Path, fence.Check(err))
 	}
 	return nil
 }
 
-// AddGap records that camera recorded nothing from from to to.
+// AddGap records that camera recorded nothing from from to to (fenced as
+// Put is).
 func (s *Store) AddGap(ctx context.Context, camera int64, from, to time.Time, reason string) error {
 	if !to.After(from) {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO recording_gaps (camera_id, span, reason) VALUES ($1, $2, $3)`, camera, span(from, to), reason)
+	args := []any{camera, span(from, to), reason}
+	where := ""
+	if f := fence.From(ctx); f.Valid() {
+		where, args = ` WHERE gridwatch_fence($1, $4, $5)`, append(args, f.Node, f.Epoch)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO recording_gaps (camera_id, span, reason) SELECT $1, $2, $3`+where, args...)
 	if err != nil {
-		return fmt.Errorf("record: gap: %w", err)
+		return fmt.Errorf("record: gap: %w", fence.Check(err))
 	}
 	return nil
+}
+
+// LastEnd is where camera's indexed footage ends (the zero time: none).
+func (s *Store) LastEnd(ctx context.Context, camera int64) (time.Time, error) {
+	var end *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT max(upper(span)) FROM recordings WHERE camera_id = $1`, camera).Scan(&end)
+	if err != nil || end == nil {
+		return time.Time{}, err
+	}
+	return *end, nil
 }
 
 // MaxRange is the longest time range one query may ask for.

@@ -8,10 +8,13 @@ package video
 
 import (
 	"context"
+	"net/url"
 
 	"gridwatch/camera"
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
+	"gridwatch/cluster"
+	"gridwatch/internal/fence"
 )
 
 // NewManager makes a live.Manager whose cameras come from cams and whose
@@ -22,7 +25,9 @@ func NewManager(cams *camera.Store, cfg live.Config, onErr func(live.Key, error)
 	cfg.Sources = Sources{cams}
 	cfg.OnState = func(ctx context.Context, k live.Key, st pull.State) {
 		err := cams.SetStatus(ctx, k.Camera, k.Stream, camera.StreamStatus{Status: string(st.Status), Reason: st.Reason, Since: st.Since})
-		if err != nil && ctx.Err() == nil && onErr != nil {
+		// A status refused because another node owns the camera now is
+		// the fence working, not an error: the new owner writes it.
+		if err != nil && ctx.Err() == nil && onErr != nil && !fence.IsStale(err) {
 			onErr(k, err)
 		}
 	}
@@ -48,3 +53,37 @@ func (s Sources) Recording(ctx context.Context) ([]live.Source, error) {
 	}
 	return out, err
 }
+
+// Router is the cluster node as the live manager's router: a camera this
+// node holds the lease on is pulled here; one another node holds is relayed
+// from that node's RTSP re-serve, signed in with the cluster's peer token
+// (a camera's own credentials never travel between nodes).
+type Router struct{ Node *cluster.Node }
+
+// Route implements live.Router.
+func (r Router) Route(camera int64) live.Route {
+	o, ok := r.Node.Owner(camera)
+	switch {
+	case !ok:
+		return live.Route{}
+	case o.Self:
+		return live.Route{Local: true, Fence: fence.Fence{Node: o.Node, Epoch: o.Epoch}}
+	case o.RTSPURL == "":
+		return live.Route{} // its owner re-serves nothing: nothing to relay
+	}
+	u, err := url.Parse(o.RTSPURL)
+	if err != nil {
+		return live.Route{}
+	}
+	u.User = url.UserPassword(PeerUser, r.Node.PeerToken())
+	// The owner's fence is part of the route only so that a new owner
+	// (even the same node again) is a new route and the relay reopens; a
+	// relay writes nothing.
+	return live.Route{Relay: u.String(), Fence: fence.Fence{Node: o.Node, Epoch: o.Epoch}}
+}
+
+// Want implements live.Router.
+func (r Router) Want(camera int64, on bool) { r.Node.Want(camera, on) }
+
+// PeerUser is the user name a node relaying a camera signs in with.
+const PeerUser = "gridwatch-node"

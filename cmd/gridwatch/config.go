@@ -76,6 +76,15 @@ type Config struct {
 	// PTZHold is how long control of a PTZ camera stays with an operator
 	// after their last command.
 	PTZHold time.Duration
+	// Several nodes (package cluster): this node's ID ("" : the host
+	// name), how other nodes reach it ("" : its listen address), the
+	// secret intra-cluster requests carry ("" : the database's), the
+	// camera lease and the most cameras it pulls (0: no bound).
+	NodeID        string
+	AdvertiseURL  string
+	ClusterSecret string
+	Lease         time.Duration
+	MaxCameras    int
 }
 
 // DefaultConfig returns the defaults.
@@ -108,6 +117,7 @@ func DefaultConfig() Config {
 		SessionMax:          12 * time.Hour,
 		ONVIFDiscoveryAddr:  onvif.DiscoveryAddr,
 		PTZHold:             30 * time.Second,
+		Lease:               10 * time.Second,
 	}
 }
 
@@ -192,6 +202,13 @@ func options() []option {
 	db.secret = true
 	turnCred := opt("webrtc-turn-credential", "the TURN servers' credential", turnCSet, turnCGet)
 	turnCred.secret = true
+	nodeSet, nodeGet := str(func(c *Config) *string { return &c.NodeID })
+	advSet, advGet := str(func(c *Config) *string { return &c.AdvertiseURL })
+	csSet, csGet := str(func(c *Config) *string { return &c.ClusterSecret })
+	leaseSet, leaseGet := dur(func(c *Config) *time.Duration { return &c.Lease })
+	mcSet, mcGet := setting(func(c *Config) *int { return &c.MaxCameras }, strconv.Atoi, strconv.Itoa)
+	clusterSecret := opt("cluster-secret", "the secret nodes authenticate each other's requests with (default: one kept in the database, made by the first node)", csSet, csGet)
+	clusterSecret.secret = true
 	return []option{
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
@@ -238,6 +255,11 @@ func options() []option {
 		opt("onvif-discovery-addr", "where WS-Discovery probes for ONVIF cameras go: the multicast group, or a host:port that answers them", odaSet, odaGet),
 		opt("onvif-interface", "the network interface ONVIF discovery probes leave by (default: the system's route to the group)", oifSet, oifGet),
 		opt("ptz-hold", "how long control of a PTZ camera stays with an operator after their last command (others see who)", holdSet, holdGet),
+		opt("node-id", "this node's ID among several on one database (default: the host name)", nodeSet, nodeGet),
+		opt("advertise-url", "how other nodes reach this one: http(s)://host:port of its HTTP; its RTSP re-serve is on the same host at the --rtsp-addr port (default: the listen addresses, the host name for an unspecified host)", advSet, advGet),
+		clusterSecret,
+		opt("lease", "how long a node holds a camera without renewing (it renews every third): a dead node's cameras move after it", leaseSet, leaseGet),
+		opt("max-cameras", "the most cameras this node pulls (0: no bound); the others go to nodes with room", mcSet, mcGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -357,6 +379,20 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+	if c.Lease < 300*time.Millisecond || c.Lease > 10*time.Minute {
+		bad("lease", "%v is not from 300ms to 10m", c.Lease)
+	}
+	if c.MaxCameras < 0 {
+		bad("max-cameras", "%d is negative", c.MaxCameras)
+	}
+	if len(c.NodeID) > 200 || strings.ContainsAny(c.NodeID, " \t\n/") {
+		bad("node-id", "%q is longer than 200 bytes or has a space or slash", c.NodeID)
+	}
+	if c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("advertise-url", "%q is not http(s)://host[:port]", c.AdvertiseURL)
+		}
 	}
 	for name, addr := range map[string]string{"addr": c.Addr, "rtsp-addr": c.RTSPAddr} {
 		if name == "rtsp-addr" && addr == "" {

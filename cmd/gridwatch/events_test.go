@@ -16,10 +16,11 @@ import (
 	"gridwatch/internal/pgcluster"
 )
 
-// startMainDB runs the real wiring on 127.0.0.1:0 against the database at dsn.
-func startMainDB(t *testing.T, dsn string) *Main {
+// startMainDB runs the real wiring on 127.0.0.1:0 against the database at
+// dsn, as node id (nodes on one database need distinct ids).
+func startMainDB(t *testing.T, dsn, id string) *Main {
 	t.Helper()
-	return startMain(t, dataDir(t), false, "--database-url", dsn)
+	return startMain(t, dataDir(t), false, "--database-url", dsn, "--node-id", id)
 }
 
 // post sends body as the admin and decodes the JSON answer into v.
@@ -130,9 +131,9 @@ func TestEventsAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	dsn := cluster.DSN("gridwatch")
-	a := startMainDB(t, dsn)
+	a := startMainDB(t, dsn, "events-a")
 	defer a.Close()
-	b := startMainDB(t, dsn)
+	b := startMainDB(t, dsn, "events-b")
 	defer b.Close()
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()

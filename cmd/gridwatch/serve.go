@@ -32,6 +32,7 @@ import (
 	"gridwatch/camera/rtspserve"
 	"gridwatch/camera/video"
 	"gridwatch/camera/whep"
+	"gridwatch/cluster"
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/database"
@@ -90,6 +91,10 @@ type Main struct {
 	stopVideo context.CancelFunc
 	// whep answers WebRTC offers (nil before the video starts).
 	whep *whep.Server
+	// node is this process in the cluster of nodes sharing the database
+	// (one node alone is a cluster of one); its loop starts once the
+	// listeners are up (startNode).
+	node *cluster.Node
 }
 
 // NewMain returns a Main for cfg.
@@ -116,7 +121,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startBackground(ctx); err != nil {
 		return err
 	}
-	return m.serve()
+	if err := m.serve(); err != nil {
+		return err
+	}
+	return m.startNode()
 }
 
 // openDatabase connects to the configured database, or starts the private
@@ -272,6 +280,9 @@ func (m *Main) startBackground(ctx context.Context) error {
 		}
 	})
 	m.startViewings()
+	if err := m.newNode(ctx); err != nil {
+		return err
+	}
 	m.background.Go(func() {
 		if err := m.events.Run(m.bg); err != nil {
 			m.Logger.Error("live events stopped", "err", err)
@@ -347,10 +358,14 @@ func (m *Main) startVideo() {
 		Record: m.recorder.Record, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
 		Pull:   pull.Config{Client: pull.Client(m.Config.RTSPClient), KeyTimeout: m.Config.KeyTimeout},
 		FFmpeg: findFFmpeg(log), MaxTranscodes: m.Config.TranscodeMax,
+		Router: video.Router{Node: m.node},
 	}, func(k live.Key, err error) { log.Error("camera status", "camera", k.Camera, "err", err) })
 	m.domain.Cameras.AfterChange(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
+		// Every node looks again: a camera that now records is claimed
+		// by the node it falls to, a disabled one released.
+		m.node.Notify(ctx)
 		if err := m.video.Refresh(ctx); err != nil {
 			log.Error("video: follow the camera registry", "err", err)
 		}
@@ -397,8 +412,16 @@ func (m *Main) startRTSP() error {
 
 // rtspAccess admits an RTSP client presenting an API token: it needs
 // video.live and the camera in its grid scope (outside it the camera does
-// not exist for it).
+// not exist for it). Another node relaying a camera presents the cluster's
+// peer token instead, and is served only the cameras this node owns (a
+// relay of a relay would outlive a change of owner).
 func (m *Main) rtspAccess(ctx context.Context, token string, id int64) error {
+	if m.node.IsPeer(token) {
+		if !m.node.Owns(id) {
+			return gridwatch.Errorf(gridwatch.EUnavailable, "camera %d is not pulled by node %s", id, m.node.ID())
+		}
+		return nil
+	}
 	if token == "" {
 		return gridwatch.Errorf(gridwatch.EUnauthenticated, "an API token is required: ?token= or the Basic password")
 	}
@@ -416,6 +439,10 @@ func (m *Main) rtspAccess(ctx context.Context, token string, id int64) error {
 // rtspWatch records an RTSP session from PLAY to its end, for the token
 // that admitted it.
 func (m *Main) rtspWatch(ctx context.Context, p rtspserve.Play) func(int64) {
+	if m.node.IsPeer(p.Token) {
+		// Another node's relay: its viewers are on record there.
+		return func(int64) {}
+	}
 	a := audit.Actor{Kind: "token", Name: "(token no longer valid)"}
 	if pr, err := m.domain.Auth.AuthenticateToken(ctx, p.Token); err == nil {
 		a = audit.Actor{Kind: pr.Kind, ID: pr.ID, Name: pr.Username}
@@ -438,7 +465,10 @@ func (m *Main) RTSPAddr() string {
 
 func (m *Main) serve() error {
 	cfg := m.Config
-	reg := prometheus.NewRegistry()
+	// Every metric carries the node's id: several nodes scraped into one
+	// Prometheus stay apart even behind one Service.
+	inner := prometheus.NewRegistry()
+	reg := labelledRegistry{prometheus.WrapRegistererWith(prometheus.Labels{"node": m.node.ID()}, inner), inner}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		database.NewPoolCollector(m.pool), live.NewCollector(m.video), m.recorder, m.viewings,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridwatch_webrtc_sessions", Help: "WebRTC (WHEP) viewing sessions now"},
@@ -476,6 +506,8 @@ func (m *Main) serve() error {
 	deps.Viewings = m.viewings
 	deps.OGCRequireIfMatch = cfg.OGCRequireIfMatch
 	deps.LeaderReportOutside = cfg.LeaderReportOutside == "allow"
+	deps.Nodes = func(ctx context.Context) ([]cluster.Info, error) { return cluster.List(ctx, m.pool) }
+	deps.Node = m.node.ID()
 	srv := api.New(deps)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -504,6 +536,13 @@ func (m *Main) serve() error {
 	return nil
 }
 
+// labelledRegistry registers with a label added and gathers from the
+// registry underneath.
+type labelledRegistry struct {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 // URL is the base URL the service answers on.
 func (m *Main) URL() string {
 	if m.ln == nil {
@@ -515,8 +554,12 @@ func (m *Main) URL() string {
 	return "http://" + m.ln.Addr().String()
 }
 
-// ready is /readyz: the database answers and no migration is pending.
+// ready is /readyz: the database answers, no migration is pending and the
+// node is not draining.
 func (m *Main) ready(ctx context.Context) error {
+	if m.node != nil && m.node.Draining() {
+		return errors.New("draining: this node is handing its cameras over and stopping")
+	}
 	if err := m.pool.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
@@ -534,6 +577,15 @@ func (m *Main) ready(ctx context.Context) error {
 // finish (up to the shutdown timeout), close the pool, stop the cluster.
 func (m *Main) Close() error {
 	var errs []error
+	if m.node != nil && m.server != nil {
+		// Cameras first: the other nodes pull them again while this one
+		// finishes its requests.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := m.node.Drain(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		if err := m.server.Shutdown(ctx); err != nil {
@@ -557,6 +609,14 @@ func (m *Main) Close() error {
 		m.stopViewings()
 		<-m.viewingsDone
 		m.stopViewings = nil
+	}
+	if m.node != nil && m.pool != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := m.node.Leave(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
+		}
+		cancel()
+		m.node = nil
 	}
 	if m.pool != nil {
 		m.pool.Close()

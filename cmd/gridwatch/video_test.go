@@ -169,12 +169,14 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 		t.Errorf("RTSP with the integration token: %q, want 403", out)
 	}
 
-	// Operations: the streams in /metrics.
+	// Operations: the streams in /metrics, every metric labelled with the node.
 	_, body := send(t, http.DefaultClient, "GET", m.URL()+"/metrics", nil)
-	if want := fmt.Sprintf(`gridwatch_camera_up{camera="%d",stream="main"} 1`, id); !strings.Contains(string(body), want) {
+	node := m.node.ID()
+	if want := fmt.Sprintf(`gridwatch_camera_up{camera="%d",node="%s",stream="main"} 1`, id, node); !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
-	for _, want := range []string{"gridwatch_viewings_dropped_total 0", "gridwatch_webrtc_sessions ", "gridwatch_transcodes ", "gridwatch_transcode_cpu_seconds_total "} {
+	for _, want := range []string{`gridwatch_viewings_dropped_total{node="` + node + `"} 0`, `gridwatch_webrtc_sessions{node="` + node + `"} `,
+		`gridwatch_transcodes{node="` + node + `"} `, `gridwatch_transcode_cpu_seconds_total{node="` + node + `"} `, `go_goroutines{node="` + node + `"} `} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

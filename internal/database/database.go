@@ -99,6 +99,12 @@ func EnsurePostGIS(ctx context.Context, cfg *pgx.ConnConfig) error {
 	if !available {
 		return fmt.Errorf("%w: install postgresql-NN-postgis-3 on the database server (Debian/Ubuntu) and retry", ErrNoPostGIS)
 	}
+	// Nodes starting at once would race on CREATE EXTENSION (IF NOT EXISTS
+	// does not hold against a concurrent create): they take the migrations'
+	// lock, and the connection's end lets it go.
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("check for postgis: lock: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS postgis"); err != nil {
 		return fmt.Errorf("%w: CREATE EXTENSION postgis failed (%v); ask the database owner to run it once", ErrNoPostGIS, err)
 	}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"gridwatch/cluster"
+)
+
+// newNode makes this process's cluster node (its loop starts in startNode,
+// once the listeners are up and it can say how to reach it). Its changes of
+// owner go to the video manager.
+func (m *Main) newNode(ctx context.Context) error {
+	cfg := m.Config
+	id := cfg.NodeID
+	if id == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return fmt.Errorf("node id: no --node-id and no host name (%v)", err)
+		}
+		id = h
+	}
+	n, err := cluster.New(ctx, m.pool, cluster.Config{
+		ID: id, Version: version, Lease: cfg.Lease, MaxCameras: cfg.MaxCameras, Secret: cfg.ClusterSecret,
+		Logger: m.Logger.With("component", "cluster"), Stats: m.nodeStats,
+		OnChange: func() {
+			if m.video != nil {
+				m.video.Reroute(m.bg)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.node = n
+	return nil
+}
+
+// startNode says how to reach this node and starts its beats: from then on
+// it claims cameras, and the video follows.
+func (m *Main) startNode() error {
+	httpURL, rtspURL, err := m.advertised()
+	if err != nil {
+		return err
+	}
+	m.node.SetURLs(httpURL, rtspURL)
+	m.background.Go(func() {
+		if err := m.node.Run(m.bg); err != nil {
+			m.Logger.Error("cluster node stopped", "err", err)
+		}
+	})
+	m.Logger.Info("cluster node", "id", m.node.ID(), "url", httpURL, "rtsp", rtspURL, "lease", m.node.Lease())
+	return nil
+}
+
+// advertised is how other nodes reach this one: --advertise-url, or the
+// listen address (the host name in place of an unspecified host); the RTSP
+// re-serve on the same host at its own port.
+func (m *Main) advertised() (httpURL, rtspURL string, err error) {
+	host := ""
+	if a := m.Config.AdvertiseURL; a != "" {
+		u, err := url.Parse(a)
+		if err != nil {
+			return "", "", fmt.Errorf("advertise-url: %w", err)
+		}
+		httpURL, host = strings.TrimSuffix(a, "/"), u.Hostname()
+	} else {
+		h, port, _ := net.SplitHostPort(m.ln.Addr().String())
+		host = advertisedHost(h)
+		scheme := "http"
+		if m.Config.TLSCert != "" {
+			scheme = "https"
+		}
+		httpURL = scheme + "://" + net.JoinHostPort(host, port)
+	}
+	if m.rtsp != nil {
+		_, port, _ := net.SplitHostPort(m.rtsp.Addr())
+		rtspURL = "rtsp://" + net.JoinHostPort(host, port)
+	}
+	return httpURL, rtspURL, nil
+}
+
+// advertisedHost is h, or the host name when h is unspecified.
+func advertisedHost(h string) string {
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			return name
+		}
+	}
+	return h
+}
+
+// nodeStats is what this node's row shows: its viewers (of every live
+// output: one per hub subscriber, WebRTC included through its hub) and
+// its load (the 1-minute load average per core).
+func (m *Main) nodeStats() (int, float64) {
+	viewers := 0
+	if m.video != nil {
+		for _, s := range m.video.Stats() {
+			viewers += s.Hub.Viewers
+		}
+	}
+	return viewers, loadPerCore()
+}
+
+func loadPerCore() float64 {
+	f, err := os.Open("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString(' ')
+	l, err := strconv.ParseFloat(strings.TrimSpace(line), 64)
+	if err != nil {
+		return 0
+	}
+	return l / float64(runtime.NumCPU())
+}

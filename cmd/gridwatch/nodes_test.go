@@ -81,7 +81,7 @@ func newNodeCluster(t *testing.T) *nodeCluster {
 	}
 	nc := &nodeCluster{t: t, pg: pg, dsn: pg.DSN("gridwatch"), nodes: map[string]*gwNode{}}
 	t.Cleanup(func() {
-			if t.Failed() {
+		if t.Failed() {
 			for _, n := range nc.nodes {
 				select {
 				case <-n.done:
@@ -205,10 +205,10 @@ func (nc *nodeCluster) owners() map[int64]string {
 }
 
 type nodeCamera struct {
-	ID      int64           `json:"id"`
-	Code    string          `json:"code"`
-	Node    *string         `json:"node"`
-	Status  string          `json:"status"`
+	ID      int64   `json:"id"`
+	Code    string  `json:"code"`
+	Node    *string `json:"node"`
+	Status  string  `json:"status"`
 	Streams map[string]struct {
 		Status string  `json:"status"`
 		FPS    float64 `json:"fps"`

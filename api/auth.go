@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -27,6 +28,10 @@ func (s *Server) authorize(perm auth.Permission, apiKey, basic bool) gin.Handler
 	return func(c *gin.Context) {
 		if perm == auth.Public {
 			c.Next()
+			return
+		}
+		if perm == auth.ClusterPeer {
+			s.authorizePeer(c)
 			return
 		}
 		var (
@@ -69,6 +74,21 @@ func (s *Server) authorize(perm auth.Permission, apiKey, basic bool) gin.Handler
 		})
 		c.Request = c.Request.WithContext(ctx)
 		c.Next()
+	}
+}
+
+// authorizePeer admits another node of the cluster: its bearer token must
+// be the cluster's peer token. Users' tokens and sessions are refused.
+func (s *Server) authorizePeer(c *gin.Context) {
+	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	switch {
+	case ok && s.deps.IsPeer != nil && s.deps.IsPeer(tok):
+		c.Next()
+	case !ok || tok == "":
+		httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.EUnauthenticated, "for the cluster's nodes: the peer token is required"))
+	default:
+		httpapi.WriteError(c, s.log, gridwatch.Errorf(gridwatch.EForbidden, "for the cluster's nodes only").
+			WithDetails(map[string]any{"permission": auth.ClusterPeer}))
 	}
 }
 

@@ -40,14 +40,16 @@ var tokenQuery = []string{"api_key", "token"}
 // open311.Query, ogc.Query; OGC items routes add their collection's
 // queryables, ogc.Service.QueryRules); queryRules gathers them all.
 var queryParams = map[string][]string{
-	"GET /healthz":             nil,
-	"GET /readyz":              nil,
-	"GET /metrics":             nil,
-	"GET /api/v1/meta":         nil,
-	"POST /api/v1/auth/login":  nil,
-	"POST /api/v1/auth/logout": nil,
-	"GET /api/v1/me":           nil,
-	"POST /api/v1/me/password": nil,
+	"GET /healthz":                         nil,
+	"GET /readyz":                          nil,
+	"GET /metrics":                         nil,
+	"GET /api/v1/meta":                     nil,
+	"GET /api/v1/nodes":                    nil,
+	"GET /internal/v1/recordings/:id/file": nil,
+	"POST /api/v1/auth/login":              nil,
+	"POST /api/v1/auth/logout":             nil,
+	"GET /api/v1/me":                       nil,
+	"POST /api/v1/me/password":             nil,
 
 	"GET /api/v1/users":          nil,
 	"POST /api/v1/users":         nil,

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -134,9 +132,9 @@ func (s *Server) recordingFile(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(s.deps.RecordingsDir, filepath.Clean("/"+r.Path)))
+	f, err := s.deps.Recorder.OpenFile(ctx, r)
 	if err != nil {
-		return gridwatch.Errorf(gridwatch.ENotFound, "recording %d: its file is missing", id)
+		return err
 	}
 	defer f.Close()
 	c.Header("Cache-Control", "private, max-age=3600")
@@ -147,6 +145,35 @@ func (s *Server) recordingFile(c *gin.Context) error {
 		v.From, v.To = &r.Start, &r.End
 		s.deps.Viewings.Touch(v, int64(max(c.Writer.Size(), 0)))
 	}
+	return nil
+}
+
+// peerRecordingFile serves another node a recorded file on this node's
+// disk (a file still growing, or not yet uploaded to the object store):
+// only to the cluster's peer token (auth.ClusterPeer).
+func (s *Server) peerRecordingFile(c *gin.Context) error {
+	if s.deps.Recordings == nil {
+		return gridwatch.Errorf(gridwatch.EUnavailable, "recording is not running on this server")
+	}
+	id, err := httpapi.IDParam(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.deps.Recordings.Get(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	if r.Object != "" || (r.Node != "" && r.Node != s.deps.Node) {
+		return gridwatch.Errorf(gridwatch.ENotFound, "recording %d is not on this node", id)
+	}
+	r.Node = ""
+	f, err := s.deps.Recorder.OpenFile(c.Request.Context(), r)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c.Header("Content-Type", "video/mp4")
+	http.ServeContent(c.Writer, c.Request, "", r.End, f)
 	return nil
 }
 
@@ -477,9 +504,9 @@ func (s *Server) exportFile(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(s.deps.Exports.Path(e.ID))
+	f, err := s.deps.Exports.Open(c.Request.Context(), e)
 	if err != nil {
-		return gridwatch.Errorf(gridwatch.ENotFound, "export %d: its file is missing", e.ID)
+		return err
 	}
 	defer f.Close()
 	c.Header("Content-Type", "video/mp4")

@@ -114,6 +114,9 @@ type Deps struct {
 	// this node's id (nil, "": one node, answered as such).
 	Nodes func(context.Context) ([]cluster.Info, error)
 	Node  string
+	// IsPeer reports whether a bearer token is the cluster's peer token:
+	// it admits another node to /internal/v1 (and nothing else).
+	IsPeer func(token string) bool
 }
 
 // Registry is where metrics are registered and gathered from: a
@@ -182,6 +185,7 @@ func (s *Server) Routes() []Route {
 		httpapi.R("GET", "/metrics", auth.MetricsRead, metrics),
 		httpapi.R("GET", "/api/v1/meta", auth.Public, s.meta),
 		httpapi.R("GET", "/api/v1/nodes", auth.MetricsRead, s.listNodes),
+		httpapi.R("GET", "/internal/v1/recordings/:id/file", auth.ClusterPeer, s.peerRecordingFile),
 
 		httpapi.R("POST", "/api/v1/auth/login", auth.Public, s.login),
 		httpapi.R("POST", "/api/v1/auth/logout", auth.Authenticated, s.logout),

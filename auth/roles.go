@@ -73,6 +73,9 @@ const (
 	VideoPlayback Permission = "video.playback"
 	// ExportsManage holds evidence exports against retention and deletes them.
 	ExportsManage Permission = "exports.manage"
+	// ClusterPeer is another node of the cluster, presenting the cluster's
+	// peer token (package cluster); no role grants it.
+	ClusterPeer Permission = "cluster.peer"
 )
 
 // Permissions lists the permissions roles grant.

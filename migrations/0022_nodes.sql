@@ -77,3 +77,15 @@ END $$;
 -- The node that wrote a recording (NULL: one node, before several): where
 -- its file is while it is on that node's disk.
 ALTER TABLE recordings ADD COLUMN node_id text;
+
+-- Footage in an object store: once a closed file is uploaded (its checksum
+-- verified), object_key names it there and the node's copy is removed;
+-- sha256 is the file's. NULL object_key: the file is on node_id's disk.
+ALTER TABLE recordings ADD COLUMN object_key text, ADD COLUMN sha256 bytea;
+CREATE INDEX recordings_to_upload ON recordings (node_id) WHERE object_key IS NULL AND NOT open;
+
+-- Exports are made once in the cluster: the node making one holds it until
+-- claimed_until (renewed as it works); one whose node died is made again
+-- elsewhere. With an object store the finished file is uploaded there
+-- (object_key) and any node serves it.
+ALTER TABLE exports ADD COLUMN node_id text, ADD COLUMN claimed_until timestamptz, ADD COLUMN object_key text;

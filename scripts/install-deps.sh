@@ -2,8 +2,9 @@
 # Installs what gridwatch needs to build, run and test, on Debian/Ubuntu:
 #   run:  PostgreSQL server + PostGIS 3, Node.js/npm (only when absent)
 #   test: also Chromium, ffmpeg (ffprobe), GDAL's ogrinfo/ogr2ogr (an OGC API Features client),
-#         QGIS's Python bindings (the GIS client, headless), a CJK font for screenshots and
-#         gcc (the race detector)
+#         QGIS's Python bindings (the GIS client, headless), a CJK font for screenshots,
+#         gcc (the race detector) and SeaweedFS (the several-node tests' S3 object store,
+#         built from its Go module by scripts/install-weed.sh)
 # Usage: scripts/install-deps.sh [run|test]. Elsewhere it says what to install.
 set -eu
 mode=${1:-run}
@@ -28,7 +29,12 @@ if [ "$mode" = test ]; then
 	# Screenshots of the dashboard show Chinese names: a small CJK font.
 	fc-list :lang=zh 2>/dev/null | grep -q . || need="$need fonts"
 fi
-[ -z "$need" ] && exit 0
+weed() {
+	if [ "$mode" = test ]; then
+		"$(dirname "$0")/install-weed.sh" >/dev/null
+	fi
+}
+[ -z "$need" ] && { weed; exit 0; }
 
 if ! have apt-get; then
 	echo "gridwatch needs:$need" >&2
@@ -66,3 +72,4 @@ if have node && [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; t
 	exit 1
 fi
 postgis_ok || { echo "install-deps: PostGIS still missing after install" >&2; exit 1; }
+weed

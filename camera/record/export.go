@@ -42,13 +42,17 @@ type Export struct {
 	// Existing is true when the request was answered with an identical
 	// export made or queued before.
 	Existing bool `json:"existing,omitempty"`
+	// object is the export's key in the object store ("": on the disk of
+	// node, the node that made it).
+	object, node string
 }
 
-const exportColumns = `id, camera_id, lower(span), upper(span), incident_id, status, progress, sha256, bytes, error, manifest, requested_by, created_at, finished_at, held_by, held_at`
+const exportColumns = `id, camera_id, lower(span), upper(span), incident_id, status, progress, sha256, bytes, error, manifest, requested_by, created_at, finished_at, held_by, held_at, coalesce(object_key, ''), coalesce(node_id, '')`
 
 func scanExport(r pgx.Row) (Export, error) {
 	var e Export
-	err := r.Scan(&e.ID, &e.CameraID, &e.From, &e.To, &e.IncidentID, &e.Status, &e.Progress, &e.SHA256, &e.Bytes, &e.Error, &e.Manifest, &e.RequestedBy, &e.CreatedAt, &e.FinishedAt, &e.HeldBy, &e.HeldAt)
+	err := r.Scan(&e.ID, &e.CameraID, &e.From, &e.To, &e.IncidentID, &e.Status, &e.Progress, &e.SHA256, &e.Bytes, &e.Error, &e.Manifest, &e.RequestedBy, &e.CreatedAt, &e.FinishedAt, &e.HeldBy, &e.HeldAt,
+		&e.object, &e.node)
 	e.Held = e.HeldAt != nil
 	return e, err
 }
@@ -298,6 +302,29 @@ func deref(s *string) string {
 	return *s
 }
 
+// Open opens a finished export's file: from the object store when it was
+// uploaded there, else from this node's exports directory.
+func (x *Exporter) Open(ctx context.Context, e Export) (File, error) {
+	if e.object != "" {
+		if x.rec.cfg.Objects == nil {
+			return nil, gridwatch.Errorf(gridwatch.EUnavailable, "export %d is in the object store, which this node is not configured for (--footage-store)", e.ID)
+		}
+		obj, _, err := x.rec.cfg.Objects.Open(ctx, e.object)
+		if err != nil {
+			return nil, gridwatch.Errorf(gridwatch.ENotFound, "export %d: its object: %v", e.ID, err)
+		}
+		return obj, nil
+	}
+	f, err := os.Open(x.Path(e.ID))
+	if err != nil {
+		if e.node != "" && e.node != x.rec.cfg.Node {
+			return nil, gridwatch.Errorf(gridwatch.EUnavailable, "export %d was made on node %s and is kept there (no object store is configured)", e.ID, e.node)
+		}
+		return nil, gridwatch.Errorf(gridwatch.ENotFound, "export %d: its file is missing", e.ID)
+	}
+	return f, nil
+}
+
 // Verify recomputes the SHA-256 of export id's file.
 func (x *Exporter) Verify(ctx context.Context, id int64) (stored, now string, err error) {
 	e, err := x.Get(ctx, id)
@@ -307,9 +334,9 @@ func (x *Exporter) Verify(ctx context.Context, id int64) (stored, now string, er
 	if e.Status != "done" || e.SHA256 == nil {
 		return "", "", gridwatch.Errorf(gridwatch.EConflict, "export %d is %s, not done", id, e.Status)
 	}
-	f, err := os.Open(x.Path(id))
+	f, err := x.Open(ctx, e)
 	if err != nil {
-		return *e.SHA256, "", gridwatch.Errorf(gridwatch.ENotFound, "export %d: its file is missing", id)
+		return *e.SHA256, "", err
 	}
 	defer f.Close()
 	h := sha256.New()

@@ -45,6 +45,9 @@ type clip struct {
 	rate  int // the audio's sample rate, 0 without audio
 	used  []map[string]any
 	gaps  []map[string]any
+	// tmp holds the copies of files this node does not have (the object
+	// store's, another node's); removed once the export is made.
+	tmp string
 }
 
 // gapThreshold: a file starting this much later than the previous one ended
@@ -65,15 +68,20 @@ func (x *Exporter) plan(ctx context.Context, e Export) (*clip, error) {
 	if len(recs) == 0 {
 		return nil, gridwatch.Errorf(gridwatch.ENotFound, "no footage left in the range (removed since the request)")
 	}
-	c := &clip{}
+	c := &clip{tmp: filepath.Join(x.dir, fmt.Sprintf("%d.files", e.ID))}
 	reachedEnd := false
 	for _, r := range recs {
 		if reachedEnd {
 			break
 		}
-		abs := filepath.Join(x.rec.cfg.Dir, filepath.Clean("/"+r.Path))
+		abs, err := x.rec.localPath(ctx, r, c.tmp)
+		if err != nil {
+			os.RemoveAll(c.tmp)
+			return nil, err
+		}
 		f, err := os.Open(abs)
 		if err != nil {
+			os.RemoveAll(c.tmp)
 			return nil, gridwatch.Errorf(gridwatch.ENotFound, "a recorded file of the range is missing (%s)", r.Start.Format(time.RFC3339))
 		}
 		n, err := c.addFile(f, r, e.From, e.To, len(c.files))
@@ -244,6 +252,7 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(c.tmp)
 	init, flac, err := stream.ParseInit(c.init)
 	if err != nil || len(init.Tracks) == 0 || init.Tracks[0].ID != stream.TrackID {
 		return fmt.Errorf("record: export: initialisation segment: %v", err)
@@ -334,6 +343,16 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 		return fmt.Errorf("record: export: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
+	// With an object store, the export goes there: any node serves it.
+	var object *string
+	if o := x.rec.cfg.Objects; o != nil {
+		key := o.Key(fmt.Sprintf("exports/%d.mp4", e.ID))
+		if _, err := o.Upload(ctx, key, x.Path(e.ID)); err != nil {
+			return fmt.Errorf("record: export: upload: %w", err)
+		}
+		object = &key
+		defer os.Remove(x.Path(e.ID))
+	}
 	var code string
 	_ = x.store.pool.QueryRow(ctx, `SELECT code FROM cameras WHERE id = $1`, e.CameraID).Scan(&code)
 	gaps := c.gaps
@@ -350,8 +369,8 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 		"audio":      len(audio) > 0,
 		"recordings": c.used,
 	}
-	_, err = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now() WHERE id = $1`,
-		e.ID, sum, cw.n, manifest)
+	_, err = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now(),
+		object_key = $5 WHERE id = $1`, e.ID, sum, cw.n, manifest, object)
 	return err
 }
 

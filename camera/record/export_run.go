@@ -10,6 +10,24 @@ import (
 	"gridwatch"
 )
 
+// exportHold is how long a node holds the export it makes without renewing.
+const exportHold = 30 * time.Second
+
+// holdExport renews this node's hold on export id until ctx ends.
+func (x *Exporter) holdExport(ctx context.Context, id int64) {
+	t := time.NewTicker(exportHold / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET claimed_until = now() + $3 * interval '1 millisecond'
+				WHERE id = $1 AND node_id = $2 AND status = 'running'`, id, x.rec.cfg.Node, exportHold.Milliseconds())
+		}
+	}
+}
+
 // expireEvery is how often Run applies retention to exports.
 const expireEvery = time.Hour
 
@@ -42,9 +60,15 @@ func (x *Exporter) Run(ctx context.Context) {
 func (x *Exporter) Drain(ctx context.Context) {
 	log := x.rec.cfg.Logger
 	for {
-		e, err := scanExport(x.store.pool.QueryRow(ctx, `UPDATE exports SET status = 'running', progress = 0
-			WHERE id = (SELECT id FROM exports WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-			RETURNING `+exportColumns))
+		// One node makes each export: it holds the export while it works
+		// (claimed_until, renewed); one whose node died (its hold lapsed),
+		// or that this node was making when it stopped, is made again.
+		e, err := scanExport(x.store.pool.QueryRow(ctx, `UPDATE exports SET status = 'running', progress = 0, node_id = $1,
+				claimed_until = now() + $2 * interval '1 millisecond'
+			WHERE id = (SELECT id FROM exports WHERE status = 'queued'
+					OR (status = 'running' AND (claimed_until IS NULL OR claimed_until < now() OR node_id = $1))
+				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING `+exportColumns, x.rec.cfg.Node, exportHold.Milliseconds()))
 		if errors.Is(err, pgx.ErrNoRows) || ctx.Err() != nil {
 			return
 		}
@@ -52,7 +76,11 @@ func (x *Exporter) Drain(ctx context.Context) {
 			log.Error("export: next", "err", err)
 			return
 		}
-		if err := x.make(ctx, e); err != nil && ctx.Err() == nil {
+		hold, stop := context.WithCancel(ctx)
+		go x.holdExport(hold, e.ID)
+		err = x.make(ctx, e)
+		stop()
+		if err != nil && ctx.Err() == nil {
 			log.Warn("export failed", "export", e.ID, "err", err)
 			msg := err.Error()
 			if gridwatch.ErrorCode(err) == gridwatch.EInternal {

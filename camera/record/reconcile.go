@@ -36,7 +36,10 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	type row struct{ seen, open bool }
 	known := map[string]*row{}
-	rows, err := r.store.pool.Query(ctx, `SELECT path, open FROM recordings WHERE status = 'ok'`)
+	// Only the rows of files on this node's disk: not those of other
+	// nodes, nor those uploaded to the object store.
+	rows, err := r.store.pool.Query(ctx, `SELECT path, open FROM recordings WHERE status = 'ok' AND object_key IS NULL
+		AND (node_id IS NULL OR node_id = $1)`, r.cfg.Node)
 	if err != nil {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
@@ -82,6 +85,24 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			}
 			return os.Remove(path)
 		}
+		// What this node wrote past its last index update belongs to it
+		// only if no other recorder has footage of the camera from then
+		// (another node took the camera over): else the file is cut back
+		// to what the index holds, or removed when it holds none.
+		if over, err := r.store.overlaps(ctx, rec, r.cfg.Node); err != nil {
+			return err
+		} else if over {
+			rep.Removed++
+			if k != nil {
+				var size int64
+				if err := r.store.pool.QueryRow(ctx, `UPDATE recordings SET open = false WHERE path = $1 RETURNING bytes`, rel).Scan(&size); err != nil {
+					return err
+				}
+				return os.Truncate(path, size)
+			}
+			return os.Remove(path)
+		}
+		rec.Node = r.cfg.Node
 		if err := r.store.Put(ctx, rec); err != nil {
 			return err
 		}

@@ -53,6 +53,12 @@ type Config struct {
 	MinFreeBytes uint64
 	FreeSpace    func(dir string) (uint64, error)
 	OnDisk       func(DiskState)
+	// Several nodes: Node is this node's id (its files' rows say so),
+	// Objects the object store closed files go to (nil: they stay on the
+	// local disk), Peers how to read a file another node holds.
+	Node    string
+	Objects Objects
+	Peers   Peers
 }
 
 func (c *Config) defaults() {
@@ -84,12 +90,14 @@ type Recorder struct {
 	cfg   Config
 	store *Store
 	disk  disk
+	// closed is signalled when a file closes (the uploader wakes).
+	closed chan struct{}
 }
 
 // NewRecorder returns a recorder writing under cfg.Dir and indexing into store.
 func NewRecorder(cfg Config, store *Store) *Recorder {
 	cfg.defaults()
-	r := &Recorder{cfg: cfg, store: store}
+	r := &Recorder{cfg: cfg, store: store, closed: make(chan struct{}, 1)}
 	r.disk.state = DiskState{State: DiskOK, Since: time.Now(), MinFreeBytes: cfg.MinFreeBytes}
 	return r
 }
@@ -442,7 +450,14 @@ func (w *fileWriter) close(ctx context.Context) {
 	}
 	rec := w.recording(false)
 	w.lastEnd = rec.End
-	if err := w.put(ctx, rec); err != nil {
+	err := w.put(ctx, rec)
+	if err == nil {
+		select {
+		case w.r.closed <- struct{}{}:
+		default:
+		}
+	}
+	if err != nil {
 		if w.stale {
 			w.discardUnindexed()
 			return

@@ -30,8 +30,18 @@ type RetainReport struct {
 }
 
 // unheld is true of a recording no incident's linked footage overlaps:
-// footage under evidence hold is never removed.
-const unheld = `NOT EXISTS (SELECT 1 FROM incident_footage l WHERE l.camera_id = recordings.camera_id AND l.span && recordings.span)`
+// footage under evidence hold is never removed. reachable is true of the
+// recordings this node can remove the file of: those in the object store
+// and those on its own disk (the node's id is parameter $node); another
+// node's local files are removed once uploaded.
+func unheld(node int) string {
+	return `NOT EXISTS (SELECT 1 FROM incident_footage l WHERE l.camera_id = recordings.camera_id AND l.span && recordings.span)
+	AND (recordings.object_key IS NOT NULL OR recordings.node_id IS NULL OR recordings.node_id = $` + strconv.Itoa(node) + `)`
+}
+
+// retentionLock is the advisory lock that makes one node at a time apply
+// retention: several nodes on one database remove footage once.
+const retentionLock = 0x67726972 // "grir"
 
 // Retain removes recordings older than their camera's retention days or
 // else MaxAge, then the oldest ones until
@@ -40,6 +50,19 @@ const unheld = `NOT EXISTS (SELECT 1 FROM incident_footage l WHERE l.camera_id =
 // indexes again and the next pass removes.
 func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (RetainReport, error) {
 	var rep RetainReport
+	conn, err := r.store.pool.Acquire(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("record: retain: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&got); err != nil {
+		return rep, fmt.Errorf("record: retain: %w", err)
+	}
+	if !got {
+		return rep, nil // another node is applying it now
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, retentionLock) //nolint:errcheck
 	// A camera's own retention days win over MaxAge; with neither, its
 	// footage is kept (NULL compares false).
 	var maxAge *time.Duration
@@ -49,7 +72,7 @@ func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (Re
 	if err := r.remove(ctx, &rep, `DELETE FROM recordings USING cameras c
 		WHERE c.id = recordings.camera_id AND recordings.status = 'ok' AND NOT recordings.open
 			AND upper(recordings.span) < $1::timestamptz - coalesce(make_interval(days => c.retention_days), $2::interval)
-			AND `+unheld+` RETURNING recordings.path, recordings.bytes`, now, maxAge); err != nil {
+			AND `+unheld(3)+` RETURNING recordings.path, recordings.bytes, coalesce(recordings.object_key, '')`, now, maxAge, r.cfg.Node); err != nil {
 		return rep, err
 	}
 	if _, err := r.store.pool.Exec(ctx, `DELETE FROM recording_gaps USING cameras c WHERE c.id = recording_gaps.camera_id
@@ -65,9 +88,9 @@ func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (Re
 			// The oldest files whose sizes add up to the excess.
 			if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE id IN (
 					SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY lower(span), id) AS upto
-						FROM recordings WHERE status = 'ok' AND NOT open AND `+unheld+`) oldest
+						FROM recordings WHERE status = 'ok' AND NOT open AND `+unheld(2)+`) oldest
 					WHERE upto - bytes < $1)
-				RETURNING path, bytes`, excess); err != nil {
+				RETURNING path, bytes, coalesce(object_key, '')`, excess, r.cfg.Node); err != nil {
 				return rep, err
 			}
 		}
@@ -80,11 +103,15 @@ func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, ar
 	if err != nil {
 		return fmt.Errorf("record: retain: %w", err)
 	}
-	var paths []string
-	var p string
+	var paths, keys []string
+	var p, key string
 	var b int64
-	if _, err := pgx.ForEachRow(rows, []any{&p, &b}, func() error {
-		paths = append(paths, p)
+	if _, err := pgx.ForEachRow(rows, []any{&p, &b, &key}, func() error {
+		if key != "" {
+			keys = append(keys, key)
+		} else {
+			paths = append(paths, p)
+		}
 		rep.Files++
 		rep.Bytes += b
 		return nil
@@ -94,6 +121,15 @@ func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, ar
 	for _, p := range paths {
 		if err := os.Remove(filepath.Join(r.cfg.Dir, filepath.Clean("/"+p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			r.cfg.Logger.Warn("recordings: remove", "err", err)
+		}
+	}
+	for _, k := range keys {
+		if r.cfg.Objects == nil {
+			r.cfg.Logger.Warn("recordings: an object to remove, and no object store configured", "key", k)
+			continue
+		}
+		if err := r.cfg.Objects.Remove(ctx, k); err != nil {
+			r.cfg.Logger.Warn("recordings: remove from the object store", "key", k, "err", err)
 		}
 	}
 	return nil
@@ -120,6 +156,13 @@ func (r *Recorder) RunRetention(ctx context.Context, ret Retention, every time.D
 func (x *Exporter) removeFile(id int64) {
 	if err := os.Remove(x.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		x.rec.cfg.Logger.Warn("export: remove file", "export", id, "err", err)
+	}
+	if o := x.rec.cfg.Objects; o != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := o.Remove(ctx, o.Key(fmt.Sprintf("exports/%d.mp4", id))); err != nil {
+			x.rec.cfg.Logger.Warn("export: remove from the object store", "export", id, "err", err)
+		}
 	}
 }
 

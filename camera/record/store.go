@@ -41,6 +41,14 @@ type Recording struct {
 	Status    string     `json:"status"`
 	// Open is true of the file being written: it grows.
 	Open bool `json:"open"`
+	// Node is the node whose disk holds the file ("" with one node, or
+	// once uploaded); Object its key in the object store ("": not there).
+	// Where says where the footage is now: "object store", "node <id>",
+	// or "node <id>, unreachable" while that node is down and its file
+	// not yet uploaded (it is when the node comes back).
+	Node   string `json:"node,omitempty"`
+	Object string `json:"-"`
+	Where  string `json:"where"`
 }
 
 // Gap is a time a recording camera recorded nothing, and why.
@@ -75,7 +83,10 @@ func (s *Store) Put(ctx context.Context, r Recording) error {
 	}
 	f := fence.From(ctx)
 	var node *string
-	if f.Valid() {
+	switch {
+	case r.Node != "":
+		node = &r.Node
+	case f.Valid():
 		node = &f.Node
 	}
 	args := []any{r.Camera, span(r.Start, r.End), r.Path, r.Bytes, r.Codec, r.Width, r.Height, r.InitSize, r.Fragments, r.Open, node}
@@ -111,6 +122,17 @@ func (s *Store) AddGap(ctx context.Context, camera int64, from, to time.Time, re
 	return nil
 }
 
+// overlaps reports whether another node's footage of rec's camera covers
+// part of rec's time (more than the few milliseconds two files of one
+// recorder may share: their times come from two clocks).
+func (s *Store) overlaps(ctx context.Context, rec Recording, node string) (bool, error) {
+	var over bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recordings WHERE camera_id = $1 AND path <> $2 AND span && $3
+			AND node_id IS DISTINCT FROM nullif($4, '') AND upper(span * $3) - lower(span * $3) > interval '500 milliseconds')`,
+		rec.Camera, rec.Path, span(rec.Start, rec.End), node).Scan(&over)
+	return over, err
+}
+
 // LastEnd is where camera's indexed footage ends (the zero time: none).
 func (s *Store) LastEnd(ctx context.Context, camera int64) (time.Time, error) {
 	var end *time.Time
@@ -138,11 +160,25 @@ func CheckRange(from, to time.Time) error {
 	return nil
 }
 
-const recordingColumns = `id, camera_id, lower(span), upper(span), path, bytes, codec, width, height, init_size, fragments, status, open`
+const recordingColumns = `id, camera_id, lower(span), upper(span), path, bytes, codec, width, height, init_size, fragments, status, open,
+	coalesce(node_id, ''), coalesce(object_key, ''),
+	object_key IS NULL AND node_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = recordings.node_id AND n.last_beat + n.lease_ms * interval '1 millisecond' > now())`
 
 func scanRecording(row pgx.Row) (Recording, error) {
 	var r Recording
-	err := row.Scan(&r.ID, &r.Camera, &r.Start, &r.End, &r.Path, &r.Bytes, &r.Codec, &r.Width, &r.Height, &r.InitSize, &r.Fragments, &r.Status, &r.Open)
+	var unreachable bool
+	err := row.Scan(&r.ID, &r.Camera, &r.Start, &r.End, &r.Path, &r.Bytes, &r.Codec, &r.Width, &r.Height, &r.InitSize, &r.Fragments, &r.Status, &r.Open,
+		&r.Node, &r.Object, &unreachable)
+	switch {
+	case r.Object != "":
+		r.Where = "object store"
+	case r.Node == "":
+		r.Where = "this node"
+	case unreachable:
+		r.Where = "node " + r.Node + ", unreachable"
+	default:
+		r.Where = "node " + r.Node
+	}
 	return r, err
 }
 

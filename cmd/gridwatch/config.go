@@ -20,6 +20,7 @@ import (
 	"gridwatch/camera/onvif"
 	"gridwatch/camera/record"
 	"gridwatch/camera/whep"
+	"gridwatch/internal/objstore"
 )
 
 // Config is gridwatch's whole configuration. Load fills it from, in order:
@@ -85,6 +86,13 @@ type Config struct {
 	ClusterSecret string
 	Lease         time.Duration
 	MaxCameras    int
+	// FootageStore is "local" (closed files stay on this node's disk) or
+	// s3://bucket/prefix; S3Endpoint, S3Region and S3PathStyle say how to
+	// reach it (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+	FootageStore string
+	S3Endpoint   string
+	S3Region     string
+	S3PathStyle  bool
 }
 
 // DefaultConfig returns the defaults.
@@ -118,6 +126,7 @@ func DefaultConfig() Config {
 		ONVIFDiscoveryAddr:  onvif.DiscoveryAddr,
 		PTZHold:             30 * time.Second,
 		Lease:               10 * time.Second,
+		FootageStore:        "local",
 	}
 }
 
@@ -209,6 +218,10 @@ func options() []option {
 	mcSet, mcGet := setting(func(c *Config) *int { return &c.MaxCameras }, strconv.Atoi, strconv.Itoa)
 	clusterSecret := opt("cluster-secret", "the secret nodes authenticate each other's requests with (default: one kept in the database, made by the first node)", csSet, csGet)
 	clusterSecret.secret = true
+	fsSet, fsGet := str(func(c *Config) *string { return &c.FootageStore })
+	s3eSet, s3eGet := str(func(c *Config) *string { return &c.S3Endpoint })
+	s3rSet, s3rGet := str(func(c *Config) *string { return &c.S3Region })
+	s3pSet, s3pGet := setting(func(c *Config) *bool { return &c.S3PathStyle }, strconv.ParseBool, strconv.FormatBool)
 	return []option{
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
@@ -260,6 +273,10 @@ func options() []option {
 		clusterSecret,
 		opt("lease", "how long a node holds a camera without renewing (it renews every third): a dead node's cameras move after it", leaseSet, leaseGet),
 		opt("max-cameras", "the most cameras this node pulls (0: no bound); the others go to nodes with room", mcSet, mcGet),
+		opt("footage-store", "where closed recordings and exports go: local (this node's disk) or s3://bucket/prefix, an S3-compatible store every node shares (keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)", fsSet, fsGet),
+		opt("s3-endpoint", "the object store's S3 API, http(s)://host:port (default Amazon S3)", s3eSet, s3eGet),
+		opt("s3-region", "the object store's region", s3rSet, s3rGet),
+		opt("s3-path-style", "address the bucket in the path (MinIO, SeaweedFS), not the host name", s3pSet, s3pGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -388,6 +405,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.NodeID) > 200 || strings.ContainsAny(c.NodeID, " \t\n/") {
 		bad("node-id", "%q is longer than 200 bytes or has a space or slash", c.NodeID)
+	}
+	if c.FootageStore != "local" {
+		if _, _, err := objstore.ParseURL(c.FootageStore); err != nil {
+			bad("footage-store", "%q is not local or s3://bucket[/prefix]", c.FootageStore)
+		}
 	}
 	if c.AdvertiseURL != "" {
 		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {

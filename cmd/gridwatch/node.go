@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"gridwatch/cluster"
+	"gridwatch/internal/objstore"
 )
 
 // newNode makes this process's cluster node (its loop starts in startNode,
@@ -41,6 +44,38 @@ func (m *Main) newNode(ctx context.Context) error {
 	}
 	m.node = n
 	return nil
+}
+
+// openObjects connects to the object store when --footage-store names one.
+func (m *Main) openObjects(ctx context.Context) error {
+	cfg := m.Config
+	if cfg.FootageStore == "" || cfg.FootageStore == "local" {
+		return nil
+	}
+	s, err := objstore.Open(ctx, objstore.Config{URL: cfg.FootageStore, Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, PathStyle: cfg.S3PathStyle})
+	if err != nil {
+		return err
+	}
+	m.objects = s
+	m.Logger.Info("footage goes to the object store", "store", s.String())
+	return nil
+}
+
+// peers is how the recorder reaches another node's files: its HTTP base
+// from the nodes table, and the cluster's peer token.
+type peers struct {
+	pool *pgxpool.Pool
+	node *cluster.Node
+}
+
+func (p peers) Peer(ctx context.Context, id string) (string, string, bool) {
+	var url string
+	var alive bool
+	err := p.pool.QueryRow(ctx, `SELECT url, last_beat + lease_ms * interval '1 millisecond' > now() FROM nodes WHERE id = $1`, id).Scan(&url, &alive)
+	if err != nil {
+		return "", "", false
+	}
+	return url, p.node.PeerToken(), alive
 }
 
 // startNode says how to reach this node and starts its beats: from then on

@@ -38,6 +38,7 @@ import (
 	"gridwatch/internal/database"
 	"gridwatch/internal/domain"
 	"gridwatch/internal/events"
+	"gridwatch/internal/objstore"
 	"gridwatch/internal/pgcluster"
 	"gridwatch/migrations"
 )
@@ -95,6 +96,8 @@ type Main struct {
 	// (one node alone is a cluster of one); its loop starts once the
 	// listeners are up (startNode).
 	node *cluster.Node
+	// objects is the object store footage goes to (nil: the local disk).
+	objects *objstore.Store
 }
 
 // NewMain returns a Main for cfg.
@@ -283,6 +286,9 @@ func (m *Main) startBackground(ctx context.Context) error {
 	if err := m.newNode(ctx); err != nil {
 		return err
 	}
+	if err := m.openObjects(ctx); err != nil {
+		return err
+	}
 	m.background.Go(func() {
 		if err := m.events.Run(m.bg); err != nil {
 			m.Logger.Error("live events stopped", "err", err)
@@ -344,7 +350,8 @@ func (m *Main) startVideo() {
 	log := m.Logger
 	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
 		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile,
-		MinFreeBytes: uint64(m.Config.RecordingMinFree)}, m.domain.Footage)
+		MinFreeBytes: uint64(m.Config.RecordingMinFree),
+		Node:         m.node.ID(), Objects: m.objects, Peers: peers{m.pool, m.node}}, m.domain.Footage)
 	// Disk and index agree before anything is recorded: what a crash left
 	// unindexed is indexed, torn fragments are cut, vanished files marked.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -380,6 +387,9 @@ func (m *Main) startVideo() {
 		m.recorder.RunRetention(vctx, record.Retention{MaxAge: m.Config.RecordingMaxAge, MaxBytes: m.Config.RecordingMaxBytes}, time.Minute)
 	})
 	m.background.Go(func() { m.recorder.RunDiskWatch(vctx, 10*time.Second) })
+	if m.objects != nil {
+		m.background.Go(func() { m.recorder.RunUploads(vctx, 10*time.Second) })
+	}
 }
 
 func (m *Main) recordingsDir() string { return filepath.Join(m.Config.DataDir, "recordings") }
@@ -508,6 +518,7 @@ func (m *Main) serve() error {
 	deps.LeaderReportOutside = cfg.LeaderReportOutside == "allow"
 	deps.Nodes = func(ctx context.Context) ([]cluster.Info, error) { return cluster.List(ctx, m.pool) }
 	deps.Node = m.node.ID()
+	deps.IsPeer = m.node.IsPeer
 	srv := api.New(deps)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"gridwatch/camera/camsim"
+	"gridwatch/geo"
 	"gridwatch/internal/objstore"
 	"gridwatch/internal/objstore/objtest"
 	"gridwatch/internal/pgcluster"
@@ -755,5 +756,169 @@ func checkExport(t *testing.T, ctx context.Context, at, from *gwNode, camera int
 	probe := testtool.FFprobe(t, "-show_entries", "format=duration:stream=codec_name,width", path)
 	if len(probe.Streams) == 0 || probe.Streams[0].CodecName != "h264" || probe.Seconds() < 1 {
 		t.Fatalf("export %d: ffprobe %+v", e.ID, probe)
+	}
+}
+
+// TestSeveralNodesIngestAndEvents: a bulk ingest through all three nodes
+// while one is killed: the batches the killed node did not acknowledge are
+// sent again to another node (the same external ids), every acknowledged
+// incident is stored exactly once, and the event streams of the surviving
+// nodes each announce every new incident (LISTEN/NOTIFY between nodes).
+func TestSeveralNodesIngestAndEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several real processes: not in -short")
+	}
+	nc := newNodeCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ids := []string{"ingest-a", "ingest-b", "ingest-c"}
+	for _, id := range ids {
+		nc.spawn(id)
+	}
+	for _, id := range ids {
+		nc.waitUp(nc.nodes[id])
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	if code := post(t, client, nc.nodes["ingest-a"].url+"/api/v1/grids/import", geo.DemoCity(), nil); code != http.StatusCreated {
+		t.Fatalf("import the demo city: %d", code)
+	}
+	streamCtx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	streams := map[string]<-chan sseLine{}
+	for _, id := range ids[:2] {
+		streams[id] = openEvents(t, streamCtx, client, nc.nodes[id].url)
+	}
+
+	// Three writers, one per node, 8 batches of 40 each; the third node is
+	// killed while its writer is at it, which then sends its batches to the
+	// first node.
+	const batches, perBatch = 8, 40
+	batch := func(w, b int) []byte {
+		var buf bytes.Buffer
+		for i := range perBatch {
+			fmt.Fprintf(&buf, `{"source":"sensor","external_id":"w%d-b%d-%d","category":"0101","title":"传感器告警","location":{"type":"Point","coordinates":[%.5f,%.5f]}}`+"\n",
+				w, b, i, 113.66+float64(i%20)*0.002, 34.77+float64(b)*0.003)
+		}
+		return buf.Bytes()
+	}
+	send := func(url string, body []byte) (map[string]int64, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/api/v1/incidents/bulk", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		res, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != 200 {
+			return nil, fmt.Errorf("status %d", res.StatusCode)
+		}
+		acked := map[string]int64{}
+		dec := json.NewDecoder(res.Body)
+		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+		summary := false
+		for {
+			var r struct {
+				Line    int             `json:"line"`
+				Status  string          `json:"status"`
+				ID      int64           `json:"id"`
+				Summary json.RawMessage `json:"summary"`
+			}
+			if err := dec.Decode(&r); err != nil {
+				break
+			}
+			if r.Summary != nil {
+				summary = true
+				continue
+			}
+			if r.Status == "created" || r.Status == "duplicate" {
+				var l struct {
+					ExternalID string `json:"external_id"`
+				}
+				_ = json.Unmarshal([]byte(lines[r.Line-1]), &l)
+				acked[l.ExternalID] = r.ID
+			}
+		}
+		if !summary {
+			return nil, fmt.Errorf("the stream broke before its summary")
+		}
+		return acked, nil
+	}
+	var mu sync.Mutex
+	acked := map[string]int64{}
+	resent := 0
+	var wg sync.WaitGroup
+	killAfter := make(chan struct{})
+	for w, id := range ids {
+		wg.Go(func() {
+			for b := range batches {
+				if w == 2 && b == 3 {
+					close(killAfter)
+				}
+				body := batch(w, b)
+				got, err := send(nc.nodes[id].url, body)
+				if err != nil {
+					// Not acknowledged: the same lines again, to a live node.
+					mu.Lock()
+					resent++
+					mu.Unlock()
+					if got, err = send(nc.nodes[ids[0]].url, body); err != nil {
+						t.Errorf("writer %d batch %d, sent again to %s: %v", w, b, ids[0], err)
+						return
+					}
+				}
+				mu.Lock()
+				for k, v := range got {
+					if prev, ok := acked[k]; ok && prev != v {
+						t.Errorf("%s acknowledged as %d and as %d", k, prev, v)
+					}
+					acked[k] = v
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	<-killAfter
+	nc.nodes["ingest-c"].kill()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(acked) != 3*batches*perBatch {
+		t.Fatalf("%d lines acknowledged, want %d", len(acked), 3*batches*perBatch)
+	}
+	if resent == 0 {
+		t.Fatal("no batch was sent again: the killed node acknowledged them all")
+	}
+	t.Logf("%d batches sent again after the kill", resent)
+	// Stored exactly once each.
+	rows := nc.query(`SELECT external_id, count(*), min(id) FROM incidents WHERE source = 'sensor' GROUP BY external_id`)
+	if len(rows) != len(acked) {
+		t.Errorf("%d external ids stored, %d acknowledged", len(rows), len(acked))
+	}
+	for _, r := range rows {
+		if r[1].(int64) != 1 || acked[r[0].(string)] != r[2].(int64) {
+			t.Errorf("%s stored %d times (id %d, acknowledged %d)", r[0], r[1], r[2], acked[r[0].(string)])
+		}
+	}
+	// Each surviving node's stream announced every new incident.
+	want := map[int64]bool{}
+	for _, id := range acked {
+		want[id] = true
+	}
+	for node, lines := range streams {
+		seen := map[int64]bool{}
+		for len(seen) < len(want) {
+			data := nextEvent(t, lines, "incident.bulk")
+			for _, v := range data["ids"].([]any) {
+				seen[int64(v.(float64))] = true
+			}
+		}
+		for id := range want {
+			if !seen[id] {
+				t.Errorf("%s's event stream never announced incident %d", node, id)
+			}
+		}
 	}
 }

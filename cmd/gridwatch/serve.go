@@ -270,15 +270,27 @@ func (m *Main) startBackground(ctx context.Context) error {
 		default:
 		}
 	})
+	// The cache is this node's memory: every node warms its own, also
+	// after a change made through another node (seen by the revision).
 	m.background.Go(func() {
+		check := time.NewTicker(5 * time.Second)
+		defer check.Stop()
+		warmed := int64(-1)
 		for {
 			select {
 			case <-m.bg.Done():
 				return
 			case <-warm:
+			case <-check.C:
+				if rev, err := grids.Revision(m.bg); err != nil || rev == warmed {
+					continue
+				}
 			}
+			rev, _ := grids.Revision(m.bg)
 			if n, err := grids.WarmTiles(m.bg, warmTileZoom); err != nil && m.bg.Err() == nil {
 				m.Logger.Warn("grid tiles: warm-up", "tiles", n, "err", err)
+			} else if err == nil {
+				warmed = rev
 			}
 		}
 	})

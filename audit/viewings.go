@@ -270,6 +270,16 @@ func (l *ViewLog) enqueue(v Viewing) {
 	}
 }
 
+// Watching is how many viewing sessions are open now: the people
+// watching through this node, live or recorded (not the recorders, nor
+// another node's relay).
+func (l *ViewLog) Watching() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.open.Load())
+}
+
 // Dropped is the number of rows dropped so far.
 func (l *ViewLog) Dropped() uint64 { return l.dropped.Load() }
 

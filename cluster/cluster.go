@@ -31,6 +31,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -408,6 +409,9 @@ func (n *Node) Beat(ctx context.Context) error {
 		WHERE EXISTS (SELECT 1 FROM cameras WHERE id = c)
 		ON CONFLICT (camera_id, node_id) DO UPDATE SET until = EXCLUDED.until`, n.cfg.ID, lease, interest)
 	b.Queue(`DELETE FROM camera_demand WHERE node_id = $1 AND camera_id <> ALL($2::bigint[])`, n.cfg.ID, interest)
+	// Nodes gone for a week leave the list (a node that comes back is
+	// listed again at its first beat).
+	b.Queue(`DELETE FROM nodes WHERE last_beat < now() - interval '7 days'`)
 	err := n.pool.SendBatch(ctx, &b).Close()
 	n.mu.Lock()
 	if err != nil {
@@ -777,7 +781,7 @@ func (n *Node) Drain(ctx context.Context) error {
 	clear(n.others)
 	n.mu.Unlock()
 	start := time.Now()
-	if _, err := n.pool.Exec(ctx, `UPDATE nodes SET draining = true, cameras = 0 WHERE id = $1`, n.cfg.ID); err != nil {
+	if _, err := n.pool.Exec(ctx, `UPDATE nodes SET draining = true, cameras = 0, last_beat = now() WHERE id = $1`, n.cfg.ID); err != nil {
 		return fmt.Errorf("cluster: drain: %w", err)
 	}
 	n.cfg.OnChange()
@@ -836,7 +840,7 @@ func List(ctx context.Context, pool *pgxpool.Pool) ([]Info, error) {
 		var i Info
 		var load float32
 		err := r.Scan(&i.ID, &i.URL, &i.RTSPURL, &i.Alive, &i.Draining, &i.Cameras, &i.MaxCameras, &i.Viewers, &load, &i.Version, &i.StartedAt, &i.LastBeat)
-		i.Load = float64(load)
+		i.Load = math.Round(float64(load)*100) / 100
 		if !i.Alive {
 			i.Viewers, i.Load = 0, 0
 		}

@@ -12,7 +12,11 @@
 //   c. demo-commander: grids drawn, neither Import nor Admin (roles-commander.png)
 //   d. demo-leader: fewer grids than the commander, more than none
 //   e. demo-admin: Admin opens on Users, which lists demo-gis (roles-admin.png);
-//      the Tokens and Audit tabs load
+//      the Tokens and Audit tabs load; the Nodes tab lists this node (the id
+//      GET /api/v1/nodes answers as "self") alive and marked "this node", with
+//      its last beat a few seconds ago, and reads the list again while it
+//      shows (roles-admin-nodes.png); once the dialog is closed it asks no
+//      more; a camera's card says "pulled by" this node
 //   f. session expiry: as demo-commander open a grid, drop the cookies, click
 //      another grid → the login overlay; sign in again → the overlay closes, the
 //      retried request shows the second grid, the map has not moved
@@ -24,9 +28,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { interiorPoint } from '../src/geometry.js';
-import { clickGrid, gridCandidates, gridFeatures, launch, loginOverlayShown, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage } from './common.mjs';
+import { clickAt, clickGrid, gridCandidates, gridFeatures, launch, loginOverlayShown, panelShows, place, pointAt, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage } from './common.mjs';
 
-const { base, args: [artifactDir], started } = scriptArgs('roles.mjs', '<artifactDir>', timeoutMs * 12 + 30000);
+const { base, args: [artifactDir], started } = scriptArgs('roles.mjs', '<artifactDir>', timeoutMs * 15 + 30000);
 
 const ACCOUNTS = {
   admin: ['demo-admin', 'gridwatch-admin'],
@@ -70,6 +74,105 @@ async function headerCounts(page) {
     role: document.querySelector('#user-role').textContent.trim(),
     name: document.querySelector('#user-name').textContent.trim(),
   }));
+}
+
+/**
+ * adminNodes opens Admin → Nodes (the admin view open): this node (self of
+ * GET /api/v1/nodes) is listed alive, marked as the one that answered, its
+ * last beat seconds ago; the table is read again while it shows. Closing the
+ * dialog stops that: it returns {self, row, closed()} — closed() tells
+ * whether the page asked for the nodes again since.
+ */
+async function adminNodes(page) {
+  const res = await page.context().request.get(new URL('/api/v1/nodes', base).href);
+  if (!res.ok()) throw new Error(`GET /api/v1/nodes as demo-admin: HTTP ${res.status()}`);
+  const { self, nodes } = await res.json();
+  if (!self || !nodes.some((n) => n.id === self && n.alive)) throw new Error(`GET /api/v1/nodes does not list self ${JSON.stringify(self)} alive: ${JSON.stringify(nodes)}`);
+  if (!(await visible(page, '#admin-tab-nodes'))) throw new Error('Nodes tab not visible for admin');
+  await page.click('#admin-tab-nodes');
+  const sel = `#nodes-table tbody tr[data-node-id="${self}"]`;
+  await waitFor(
+    page,
+    (s) => {
+      const tr = document.querySelector(s);
+      return !document.querySelector('#admin-nodes').hidden && tr?.dataset.state === 'alive' && tr.dataset.self === 'true';
+    },
+    sel,
+    async () => `Nodes tab listing ${self} alive as this node (status: ${await page.textContent('#admin-nodes .tab-status').catch(() => '?')}; rows: ${await page.evaluate(() => JSON.stringify([...document.querySelectorAll('#nodes-table tbody tr')].map((tr) => ({ ...tr.dataset, text: tr.textContent }))))})`,
+  );
+  const row = await page.evaluate((s) => {
+    const cells = [...document.querySelector(s).cells].map((td) => td.textContent.trim());
+    return { id: cells[0], state: cells[1], cameras: cells[2], version: cells[5], beat: cells[6], rows: document.querySelectorAll('#nodes-table tbody tr[data-node-id]').length, self: document.querySelector(`${s} .kind[data-kind="self"]`)?.textContent ?? '' };
+  }, sel);
+  if (!row.id.startsWith(self) || !/this node/.test(row.self)) throw new Error(`this node's row does not say so: ${JSON.stringify(row)}`);
+  if (!/alive/.test(row.state)) throw new Error(`this node's state reads ${JSON.stringify(row.state)}`);
+  if (!/^\d+ s ago$/.test(row.beat)) throw new Error(`this node's last beat reads ${JSON.stringify(row.beat)}, want "N s ago"`);
+  if (row.rows !== nodes.length) throw new Error(`the Nodes tab lists ${row.rows} nodes, the API ${nodes.length}`);
+  await page.screenshot({ path: path.join(artifactDir, 'roles-admin-nodes.png') });
+  // While the tab shows, the list is read again: the row is drawn anew.
+  await page.evaluate((s) => {
+    document.querySelector(s).dataset.seen = 'yes';
+  }, sel);
+  await waitFor(page, (s) => document.querySelector(s) && document.querySelector(s).dataset.seen !== 'yes', sel, 'the Nodes tab read again while it shows');
+  // Closed, it asks no more: the requests for the nodes started after the
+  // dialog closed (one on its way then does not count).
+  await page.evaluate(() => {
+    window.__e2eNodesAsked = 0;
+    document.querySelector('#admin-dialog').addEventListener(
+      'close',
+      () => {
+        const closedAt = performance.now();
+        new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) if (new URL(e.name).pathname === '/api/v1/nodes' && e.startTime > closedAt) window.__e2eNodesAsked++;
+        }).observe({ type: 'resource' });
+      },
+      { once: true },
+    );
+  });
+  await page.click('#admin-dialog .dialog-close');
+  await waitFor(page, () => !document.querySelector('#admin-dialog').open, null, 'the admin view closed');
+  return { self, row, closed: () => page.evaluate(() => window.__e2eNodesAsked) };
+}
+
+/**
+ * cameraCardNode opens the card of a demo camera pulled by node self (on the
+ * map) and waits for it to say "pulled by" self.
+ */
+async function cameraCardNode(page, self) {
+  await waitFor(page, () => Number(document.body.dataset.camerasLoaded) > 0, null, 'the camera layer');
+  // The demo's cameras record: their node pulls them all the time, once it has claimed them.
+  let cams = [];
+  for (const until = Date.now() + timeoutMs; ; ) {
+    const res = await page.context().request.get(new URL('/api/v1/cameras?limit=1000', base).href);
+    if (!res.ok()) throw new Error(`GET /api/v1/cameras as demo-admin: HTTP ${res.status()}`);
+    const all = (await res.json()).cameras ?? [];
+    if (all.some((c) => !('node' in c))) throw new Error(`a camera without its "node": ${JSON.stringify(all[0])}`);
+    cams = all.filter((c) => c.node === self);
+    if (cams.length) break;
+    if (Date.now() > until) throw new Error(`no camera pulled by ${self}: ${JSON.stringify(all.map((c) => [c.code, c.node]))}`);
+    await page.waitForTimeout(250); // the node claims its cameras on its next beat
+  }
+  let cam = null;
+  for (const c of cams) {
+    const at = await pointAt(page, c.location.coordinates, { blockers: { layers: ['inc-point', 'inc-cluster'], px: 14 }, cam: { layers: ['cam-point'], px: 4 } });
+    if (!at.onCanvas || at.near.blockers || !at.near.cam) continue;
+    await clickAt(page, at, 20);
+    cam = c;
+    break;
+  }
+  if (!cam) throw new Error(`none of the ${cams.length} cameras pulled by ${self} can be clicked on the map`);
+  await waitFor(
+    page,
+    ([id, node]) => {
+      const card = document.querySelector('#camera-card');
+      const line = card?.querySelector('[data-field="cam-node"]');
+      return card && !card.hidden && card.dataset.camera === String(id) && line && !line.hidden && line.dataset.node === node && line.textContent.includes(`pulled by ${node}`);
+    },
+    [cam.id, self],
+    async () => `the card of ${cam.code} saying it is pulled by ${self} (card: ${await page.evaluate(() => document.querySelector('#camera-card')?.textContent.trim().slice(0, 300))})`,
+  );
+  const line = await page.textContent('#camera-card [data-field="cam-node"]');
+  return { camera: cam.code, line };
 }
 
 async function signedInWithGrids(page, watcher, account) {
@@ -206,7 +309,11 @@ async function run() {
     await waitFor(page, () => !document.querySelector('#admin-audit').hidden && document.querySelector('#audit-table tbody tr') !== null, null, 'audit table');
     const status = await page.evaluate(() => [...document.querySelectorAll('#admin-dialog .tab-status[data-state="error"]')].map((e) => e.textContent.trim()));
     if (status.length) throw new Error(`admin view errors: ${status.join('; ')}`);
-    return { grids_loaded: loaded, users };
+    const nodes = await adminNodes(page);
+    const card = await cameraCardNode(page, nodes.self);
+    const asked = await nodes.closed();
+    if (asked) throw new Error(`the closed admin view asked for the nodes ${asked} times while the camera card opened`);
+    return { grids_loaded: loaded, users, nodes: { self: nodes.self, row: nodes.row }, card };
   });
 
   // f. Session expiry keeps the page: panel, map position, and the retried request.
@@ -247,7 +354,7 @@ async function run() {
   });
 
   summary.total_ms = Date.now() - started;
-  summary.artifacts = ['roles-gis.png', 'roles-gis-import.png', 'roles-commander.png', 'roles-admin.png'].map((n) => path.join(artifactDir, n));
+  summary.artifacts = ['roles-gis.png', 'roles-gis-import.png', 'roles-commander.png', 'roles-admin.png', 'roles-admin-nodes.png'].map((n) => path.join(artifactDir, n));
   return summary;
 }
 

@@ -1,20 +1,25 @@
 // The "Admin 管理" view: a large modal dialog with one tab per permission —
 // Users (users.manage), API tokens (tokens.manage), Audit log and Viewings
-// (audit.read: who watched which camera, live or recorded, how and when).
+// (audit.read: who watched which camera, live or recorded, how and when),
+// Nodes (metrics.read: the gridwatch nodes sharing the database).
 // Built on first open; every call goes through api.js (CSRF, sign-in retry).
 // This file has the dialog and the users and tokens tabs; the log tabs are
-// admin-logs.js's, what the tabs share admin-parts.js's.
+// admin-logs.js's, the nodes tab admin-nodes.js's, what the tabs share
+// admin-parts.js's. A tab with a stop() (one that refreshes itself) is
+// stopped when another tab is chosen or the dialog closes.
 
 import { applyPermissions, can, describe, request, sendJSON } from './api.js';
 import { el, field, formError, formatTime, gridsText, parseCodes, roleLabel, roleOptions } from './dom.js';
 import { adminForm, codesOf, fillRows, flash, loadTable, nameOf, roleBadge, sameList, table } from './admin-parts.js';
 import { AuditTab, ViewingsTab } from './admin-logs.js';
+import { NodesTab } from './admin-nodes.js';
 
 const TABS = [
   { id: 'users', perm: 'users.manage', label: '用户 Users' },
   { id: 'tokens', perm: 'tokens.manage', label: '令牌 API tokens' },
   { id: 'audit', perm: 'audit.read', label: '审计 Audit log' },
   { id: 'viewings', perm: 'audit.read', label: '观看记录 Viewings' },
+  { id: 'nodes', perm: 'metrics.read', label: '节点 Nodes' },
 ];
 
 /** AdminDialog is the admin view; open() shows the first tab the user may use. */
@@ -52,7 +57,7 @@ export class AdminDialog {
       next.focus();
       this.select(next.dataset.tab, true);
     });
-    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab(), viewings: new ViewingsTab() };
+    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab(), viewings: new ViewingsTab(), nodes: new NodesTab() };
     for (const [id, tab] of Object.entries(this.tabs)) {
       tab.root.id = `admin-${id}`;
       tab.root.setAttribute('role', 'tabpanel');
@@ -69,6 +74,9 @@ export class AdminDialog {
       el('div', 'dialog-head', el('h2', { className: 'dialog-title', id: 'admin-title' }, '管理 Admin'), tablist, close),
       body,
     );
+    this.dialog.addEventListener('close', () => {
+      for (const tab of Object.values(this.tabs)) tab.stop?.();
+    });
     document.body.append(this.dialog);
   }
 
@@ -79,7 +87,10 @@ export class AdminDialog {
       b.setAttribute('aria-selected', String(on));
       b.tabIndex = on ? 0 : -1;
     }
-    for (const [tid, tab] of Object.entries(this.tabs)) tab.root.hidden = tid !== id;
+    for (const [tid, tab] of Object.entries(this.tabs)) {
+      tab.root.hidden = tid !== id;
+      if (tid !== id) tab.stop?.();
+    }
     this.dialog.dataset.tab = id;
     if (load) this.tabs[id].load();
   }

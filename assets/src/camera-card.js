@@ -1,5 +1,6 @@
 // The camera card: a camera picked on the map or in a grid's list, shown in
-// the panel and kept fresh (its live figures) while it shows.
+// the panel and kept fresh (its live figures) while it shows; with several
+// nodes, which node pulls it.
 
 import { getJSON } from './api.js';
 import { flyNear } from './map-setup.js';
@@ -35,6 +36,7 @@ export class CameraCard {
     }
     camLayer.select(cam.id);
     panel.showCamera(cam);
+    showNode(panel.camera, cam);
     document.title = `${cam.code ?? ''} ${cam.name ?? ''} — Gridwatch`;
     const c = cam.location?.coordinates;
     if (fly && Array.isArray(c)) flyNear(map, [c[0], c[1]], 16.5, 800);
@@ -54,8 +56,27 @@ export class CameraCard {
       const cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
       if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id)) return;
       panel.showCamera(cam);
+      showNode(panel.camera, cam);
     } catch (err) {
       if (current(seq)) console.warn('camera', err);
     }
   }
+}
+
+/**
+ * showNode says in the card (#camera-card) which node pulls camera cam — its
+ * "node", a node's id, or null while none does — in a small line under the
+ * name; a camera without the field (an older server) shows none.
+ */
+function showNode(card, cam) {
+  let line = card.querySelector('[data-field="cam-node"]');
+  if (!line) {
+    line = document.createElement('p');
+    line.className = 'cam-node';
+    line.dataset.field = 'cam-node';
+    card.querySelector('.detail-name').after(line);
+  }
+  line.hidden = !('node' in cam);
+  line.dataset.node = cam.node ?? '';
+  line.textContent = line.hidden ? '' : cam.node ? `由节点 ${cam.node} 拉流 · pulled by ${cam.node}` : '无节点拉流 · not pulled';
 }

@@ -132,17 +132,12 @@ func advertisedHost(h string) string {
 	return h
 }
 
-// nodeStats is what this node's row shows: its viewers (of every live
-// output: one per hub subscriber, WebRTC included through its hub) and
-// its load (the 1-minute load average per core).
+// nodeStats is what this node's row shows: its viewers (the viewing
+// sessions open through it, live or recorded, every protocol; not its
+// recorders nor other nodes' relays) and its load (the host's 1-minute
+// load average per core).
 func (m *Main) nodeStats() (int, float64) {
-	viewers := 0
-	if m.video != nil {
-		for _, s := range m.video.Stats() {
-			viewers += s.Hub.Viewers
-		}
-	}
-	return viewers, loadPerCore()
+	return m.viewings.Watching(), loadPerCore()
 }
 
 func loadPerCore() float64 {

@@ -20,6 +20,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/internal/objstore"
 )
 
 // MaxAttachmentBytes is the largest photo accepted.
@@ -42,12 +43,23 @@ type Attachment struct {
 	path        string
 }
 
+// Blobs is an object store for the photos (package objstore): with several
+// nodes, a photo uploaded through one is served by all.
+type Blobs interface {
+	Key(rel string) string
+	Put(ctx context.Context, key, contentType string, data []byte) error
+	Open(ctx context.Context, key string) (objstore.Object, int64, error)
+}
+
+// objectPrefix marks an attachment's path that is an object key.
+const objectPrefix = "object:"
+
 // Attach stores a photo of incident id, if v may see it. The type is
 // sniffed from the bytes (the name and the declared type are not trusted);
 // the file is written under the data dir before its row, so a crash leaves
 // at worst an unreferenced file, never a row without a file.
 func (s *Service) Attach(ctx context.Context, id int64, v Viewer, filename string, r io.Reader, by string) (*Attachment, error) {
-	if s.dir == "" {
+	if s.dir == "" && s.blobs == nil {
 		return nil, errors.New("attachments: no data directory configured")
 	}
 	if _, err := s.get(ctx, s.pool, id, v); err != nil {
@@ -73,12 +85,20 @@ func (s *Service) Attach(ctx context.Context, id int64, v Viewer, filename strin
 	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
 	rel := filepath.Join(strconv.FormatInt(id, 10), hash+ext)
-	full := filepath.Join(s.dir, rel)
-	if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
-		return nil, fmt.Errorf("attachments: %w", err)
-	}
-	if err := writeFileAtomic(full, data); err != nil {
-		return nil, fmt.Errorf("attachments: %w", err)
+	if s.blobs != nil {
+		key := s.blobs.Key("attachments/" + filepath.ToSlash(rel))
+		if err := s.blobs.Put(ctx, key, ctype, data); err != nil {
+			return nil, gridwatch.Errorf(gridwatch.EUnavailable, "attachments: the object store: %v", err)
+		}
+		rel = objectPrefix + key
+	} else {
+		full := filepath.Join(s.dir, rel)
+		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
+			return nil, fmt.Errorf("attachments: %w", err)
+		}
+		if err := writeFileAtomic(full, data); err != nil {
+			return nil, fmt.Errorf("attachments: %w", err)
+		}
 	}
 	a := Attachment{IncidentID: id, Filename: filename, ContentType: ctype, Bytes: int64(len(data)), SHA256: hash, CreatedBy: by}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -162,8 +182,9 @@ func (s *Service) Attachments(ctx context.Context, id int64) ([]Attachment, erro
 }
 
 // OpenAttachment returns photo aid of incident id, if v may see the
-// incident, and an open file the caller closes.
-func (s *Service) OpenAttachment(ctx context.Context, id, aid int64, v Viewer) (*Attachment, *os.File, error) {
+// incident, and its bytes open (the caller closes them): from the object
+// store, or the data dir of the node it was uploaded to.
+func (s *Service) OpenAttachment(ctx context.Context, id, aid int64, v Viewer) (*Attachment, io.ReadSeekCloser, error) {
 	if _, err := s.get(ctx, s.pool, id, v); err != nil {
 		return nil, nil, err
 	}
@@ -177,10 +198,20 @@ func (s *Service) OpenAttachment(ctx context.Context, id, aid int64, v Viewer) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("attachment %d: %w", aid, err)
 	}
+	a.URL = attachmentURL(id, aid)
+	if key, ok := strings.CutPrefix(a.path, objectPrefix); ok {
+		if s.blobs == nil {
+			return nil, nil, gridwatch.Errorf(gridwatch.EUnavailable, "attachment %d is in the object store, which this node is not configured for (--footage-store)", aid)
+		}
+		obj, _, err := s.blobs.Open(ctx, key)
+		if err != nil {
+			return nil, nil, gridwatch.Errorf(gridwatch.EUnavailable, "attachment %d: the object store: %v", aid, err)
+		}
+		return &a, obj, nil
+	}
 	f, err := os.Open(filepath.Join(s.dir, a.path))
 	if err != nil {
 		return nil, nil, fmt.Errorf("attachment %d file: %w", aid, err)
 	}
-	a.URL = attachmentURL(id, aid)
 	return &a, f, nil
 }

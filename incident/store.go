@@ -21,8 +21,10 @@ type Options struct {
 	Locator *geo.Locator
 	Now     func() time.Time
 	Logger  *slog.Logger
-	// AttachmentDir holds the incidents' photos.
+	// AttachmentDir holds the incidents' photos; Blobs, when set, holds
+	// them instead (the object store every node shares).
 	AttachmentDir string
+	Blobs         Blobs
 	// OnCreated, when set, is called with the ids of new incidents once
 	// they are committed (not for repeated reports): after each filed
 	// report, and after each batch of a bulk upload. The footage index
@@ -39,6 +41,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	dir       string
+	blobs     Blobs
 	onCreated func(context.Context, []int64)
 }
 
@@ -50,7 +53,7 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger, dir: opts.AttachmentDir, onCreated: opts.OnCreated}
+	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger, dir: opts.AttachmentDir, blobs: opts.Blobs, onCreated: opts.OnCreated}
 }
 
 // Viewer is who reads or changes cases: their grid scope and, for an

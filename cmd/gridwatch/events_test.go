@@ -24,7 +24,7 @@ func startMainDB(t *testing.T, dsn, id string) *Main {
 }
 
 // post sends body as the admin and decodes the JSON answer into v.
-func post(t *testing.T, client *http.Client, url string, body []byte, v any) int {
+func post(t testing.TB, client *http.Client, url string, body []byte, v any) int {
 	t.Helper()
 	return doJSON(t, client, "POST", url, body, v)
 }

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 // requireAll is set by `make test`: nothing may be skipped there.
-func dataDir(t *testing.T) string {
+func dataDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gwmain-") // short: the socket path must fit
 	if err != nil {
@@ -81,14 +81,14 @@ var cheapHash = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}
 const testAdminToken = "test-admin-token-0123456789"
 
 // getJSON gets url as the admin and decodes the JSON answer into v.
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	return doJSON(t, http.DefaultClient, "GET", url, nil, v)
 }
 
 // doJSON sends body (nil: none) as the admin and decodes the JSON answer
 // into v (nil: not read); it returns the status.
-func doJSON(t *testing.T, client *http.Client, method, url string, body []byte, v any) int {
+func doJSON(t testing.TB, client *http.Client, method, url string, body []byte, v any) int {
 	t.Helper()
 	status, b := send(t, client, method, url, body)
 	if v != nil {
@@ -101,7 +101,7 @@ func doJSON(t *testing.T, client *http.Client, method, url string, body []byte, 
 
 // send sends body (nil: none; else JSON) as the admin and returns the
 // status and the answer.
-func send(t *testing.T, client *http.Client, method, url string, body []byte) (int, []byte) {
+func send(t testing.TB, client *http.Client, method, url string, body []byte) (int, []byte) {
 	t.Helper()
 	var r io.Reader
 	if body != nil {

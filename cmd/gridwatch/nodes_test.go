@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,7 +69,7 @@ func (l *lockedBuffer) String() string {
 
 // nodeCluster is the database and the nodes of one test.
 type nodeCluster struct {
-	t     *testing.T
+	t     testing.TB
 	pg    *pgcluster.Cluster
 	dsn   string
 	db    *pgx.Conn
@@ -74,9 +78,12 @@ type nodeCluster struct {
 	// the object store they share (zero: footage stays on their disks).
 	dirs  map[string]string
 	store objstore.Config
+	// lease is the nodes' --lease (default nodeLease); extra more flags.
+	lease time.Duration
+	extra string
 }
 
-func newNodeCluster(t *testing.T) *nodeCluster {
+func newNodeCluster(t testing.TB) *nodeCluster {
 	t.Helper()
 	dir := dataDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -134,7 +141,7 @@ func (nc *nodeCluster) spawn(id string) *gwNode {
 		nc.dirs[id] = dir
 	}
 	args := "serve --addr 127.0.0.1:0 --rtsp-addr 127.0.0.1:0 --data-dir " + dir + " --node-id " + id +
-		" --admin-token " + testAdminToken + " --lease " + nodeLease.String() + " --log-format text --recording-fragment 1s --recording-file 4s"
+		" --admin-token " + testAdminToken + " --lease " + cmp.Or(nc.lease, nodeLease).String() + " --log-format text --recording-fragment 1s --recording-file 4s" + nc.extra
 	env := []string{"GRIDWATCH_BE_MAIN=1", "DATABASE_URL=" + nc.dsn}
 	if st := nc.store; st.URL != "" {
 		args += " --footage-store " + st.URL + " --s3-endpoint " + st.Endpoint + " --s3-region " + st.Region + " --s3-path-style true"
@@ -261,6 +268,23 @@ func (nc *nodeCluster) pulled(id int64) (string, bool) {
 	return owner, cam.Node != nil && *cam.Node == owner && cam.Streams["main"].Status == "online"
 }
 
+// waitIdle waits until node n runs no stream of camera (its viewers gone
+// and --video-idle passed).
+func (nc *nodeCluster) waitIdle(n *gwNode, camera int64, within time.Duration) {
+	nc.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var cam nodeCamera
+		if getJSON(nc.t, fmt.Sprintf("%s/api/v1/cameras/%d", n.url, camera), &cam) == 200 && len(cam.Streams) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			nc.t.Fatalf("%s still runs camera %d's streams after %v", n.id, camera, within)
+		}
+		time.Sleep(50 * time.Millisecond) // polled as a dashboard would
+	}
+}
+
 // quickClient gives up on a node that does not answer (SIGSTOP).
 var quickClient = &http.Client{Timeout: 2 * time.Second}
 
@@ -294,9 +318,10 @@ type mseViewer struct {
 	frames []time.Time
 	ended  chan struct{}
 	err    error
+	stop   context.CancelFunc
 }
 
-func watchMSE(t *testing.T, ctx context.Context, n *gwNode, camera int64) *mseViewer {
+func watchMSE(t testing.TB, ctx context.Context, n *gwNode, camera int64) *mseViewer {
 	t.Helper()
 	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws%s/api/v1/cameras/%d/live?stream=main&token=%s", strings.TrimPrefix(n.url, "http"), camera, testAdminToken), nil)
 	if err != nil {
@@ -304,6 +329,7 @@ func watchMSE(t *testing.T, ctx context.Context, n *gwNode, camera int64) *mseVi
 	}
 	ws.SetReadLimit(16 << 20)
 	v := &mseViewer{ended: make(chan struct{})}
+	ctx, v.stop = context.WithCancel(ctx)
 	go func() {
 		defer close(v.ended)
 		defer ws.CloseNow()
@@ -323,6 +349,22 @@ func watchMSE(t *testing.T, ctx context.Context, n *gwNode, camera int64) *mseVi
 		}
 	}()
 	return v
+}
+
+// firstAt is when the n-th segment arrived (zero: not yet).
+func (v *mseViewer) firstAt(n int) time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.frames) < n {
+		return time.Time{}
+	}
+	return v.frames[n-1]
+}
+
+// close ends the viewer and waits for its reader.
+func (v *mseViewer) close() {
+	v.stop()
+	<-v.ended
 }
 
 // after is how many segments arrived after t.
@@ -356,7 +398,7 @@ func (v *mseViewer) waitSegments(n int, since time.Time, within time.Duration) b
 }
 
 // createCameras registers n recording cameras of sim through node.
-func createCameras(t *testing.T, node *gwNode, sim *camsim.Sim, n int) []int64 {
+func createCameras(t testing.TB, node *gwNode, sim *camsim.Sim, n int) []int64 {
 	t.Helper()
 	var ids []int64
 	for i := 1; i <= n; i++ {
@@ -557,6 +599,9 @@ func TestSeveralNodesEndToEnd(t *testing.T) {
 	// recorded: made from the object store, served by another node, it
 	// plays and its SHA-256 is the one stored.
 	checkExport(t, ctx, nc.nodes[survivors[1]], nc.nodes[survivors[0]], cam, uploaded[0], uploaded[0].Add(2*time.Second))
+	// A photo attached to an incident through one node is served by another
+	// (the object store holds it).
+	checkPhoto(t, nc.nodes[survivors[0]], nc.nodes[survivors[1]])
 	// A file still growing on a live node plays from any other node: the
 	// node asked fetches it from the one that writes it.
 	var growing [][]any
@@ -920,5 +965,47 @@ func TestSeveralNodesIngestAndEvents(t *testing.T) {
 				t.Errorf("%s's event stream never announced incident %d", node, id)
 			}
 		}
+	}
+}
+
+// checkPhoto reports an incident through node at, attaches a photo to it
+// there, and reads the photo back through node from.
+func checkPhoto(t *testing.T, at, from *gwNode) {
+	t.Helper()
+	var in struct {
+		ID int64 `json:"id"`
+	}
+	body := []byte(`{"source":"hotline","category":"0101","title":"暴露垃圾","location":{"type":"Point","coordinates":[118.781,32.04]}}`)
+	if st := post(t, http.DefaultClient, at.url+"/api/v1/incidents", body, &in); st != http.StatusCreated {
+		t.Fatalf("report through %s: %d", at.id, st)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	var photo bytes.Buffer
+	if err := png.Encode(&photo, img); err != nil {
+		t.Fatal(err)
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "scene.png")
+	fw.Write(photo.Bytes())
+	mw.Close()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/incidents/%d/attachments", at.url, in.ID), &form)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		URL string `json:"url"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&a)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated || err != nil || a.URL == "" {
+		t.Fatalf("attach through %s: %d %v %+v", at.id, res.StatusCode, err, a)
+	}
+	st, got := send(t, http.DefaultClient, "GET", from.url+a.URL, nil)
+	if st != 200 || !bytes.Equal(got, photo.Bytes()) {
+		t.Fatalf("the photo through %s: %d, %d bytes (want %d)", from.id, st, len(got), photo.Len())
 	}
 }

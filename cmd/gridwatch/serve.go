@@ -113,6 +113,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openDatabase(ctx); err != nil {
 		return err
 	}
+	if err := m.openObjects(ctx); err != nil {
+		return err
+	}
 	m.buildDomain()
 	m.bg, m.stopBackground = context.WithCancel(context.Background())
 	if err := m.seed(ctx); err != nil {
@@ -173,8 +176,16 @@ func (m *Main) buildDomain() {
 		Grids:  geo.StoreOptions{OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2},
 		Auth: auth.Options{SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken,
 			Hash: m.PasswordHash},
-		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments")},
+		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), Blobs: m.blobs()},
 	})
+}
+
+// blobs is the object store for the incidents' photos (nil: the data dir).
+func (m *Main) blobs() incident.Blobs {
+	if m.objects == nil {
+		return nil
+	}
+	return m.objects
 }
 
 // seed seeds the demo when asked (with the simulated cameras, started here
@@ -296,9 +307,6 @@ func (m *Main) startBackground(ctx context.Context) error {
 	})
 	m.startViewings()
 	if err := m.newNode(ctx); err != nil {
-		return err
-	}
-	if err := m.openObjects(ctx); err != nil {
 		return err
 	}
 	m.background.Go(func() {

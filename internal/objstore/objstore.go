@@ -7,6 +7,7 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -145,6 +146,21 @@ func (s *Store) Upload(ctx context.Context, key, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: %d bytes stored, %d sent", ErrCorrupt, key, st.Size, size)
 	}
 	return sum, nil
+}
+
+// Put stores data under key (small objects: photos), verified as Upload
+// verifies a file.
+func (s *Store) Put(ctx context.Context, key, contentType string, data []byte) error {
+	sum := md5.Sum(data)
+	info, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+		ContentType: contentType, SendContentMd5: true, DisableMultipart: true})
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", key, err)
+	}
+	if strings.Trim(info.ETag, `"`) != hex.EncodeToString(sum[:]) || info.Size != int64(len(data)) {
+		return fmt.Errorf("%w: %s: etag %s size %d", ErrCorrupt, key, info.ETag, info.Size)
+	}
+	return nil
 }
 
 // Object is a stored object being read: it seeks and reads at offsets with

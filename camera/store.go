@@ -65,7 +65,7 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
 	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at,
 	c.onvif_url, c.onvif_secret <> '{}', c.onvif_profile, c.onvif_device,
-	(SELECT l.node_id FROM camera_leases l WHERE l.camera_id = c.id AND l.expires_at > now())`
+	(SELECT o.node_id FROM camera_owners o WHERE o.camera_id = c.id)`
 
 const cameraFrom = ` FROM cameras c LEFT JOIN grids g ON g.id = c.grid_id`
 

@@ -53,7 +53,7 @@ func BenchmarkBeat1000Cameras5Nodes(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if err := pool.QueryRow(ctx, `SELECT count(*) FROM camera_leases WHERE expires_at > now() AND node_id IS NOT NULL`).Scan(&owned); err != nil {
+				if err := pool.QueryRow(ctx, `SELECT count(*) FROM camera_owners`).Scan(&owned); err != nil {
 					b.Fatal(err)
 				}
 				if time.Since(start) > time.Minute {

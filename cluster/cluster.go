@@ -8,7 +8,7 @@
 // every change of owner. Nodes claim the cameras nobody holds by rendezvous
 // hashing over the live nodes (each camera goes to the node that scores
 // highest for it among those with room), renew all their leases in one
-// statement per beat, and hand a camera over when a node that scores higher
+// statement per beat (a lease is held while its node beats), and hand a camera over when a node that scores higher
 // for it joins. A node that misses its lease loses its cameras; the others
 // claim them on their next beat. Only the owner pulls a camera from the
 // camera; the other nodes relay it from the owner's RTSP re-serve (see
@@ -153,17 +153,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Node, error) {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte("gridwatch node relay"))
 	n.peer = "gwn_" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-	// A restarted node (same ID, new process) takes its leases back now
-	// rather than after they lapse: they are released, with new epochs to
-	// come, so that nothing the old process still writes is stored.
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE camera_leases SET node_id = NULL, expires_at = now() WHERE node_id = $1`, cfg.ID); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `DELETE FROM camera_demand WHERE node_id = $1`, cfg.ID)
-		return err
-	})
-	if err != nil {
+	// A restarted node (same ID, new process) holds none of the old
+	// process's leases (they are the old instance's): it claims its
+	// cameras again, with new epochs, so that nothing the old process
+	// still writes is stored. Its old demand goes.
+	if _, err := pool.Exec(ctx, `DELETE FROM camera_demand WHERE node_id = $1`, cfg.ID); err != nil {
 		return nil, fmt.Errorf("cluster: start node %s: %w", cfg.ID, err)
 	}
 	return n, nil
@@ -350,8 +344,9 @@ func (n *Node) listen(ctx context.Context) {
 	}
 }
 
-// Beat is one pass: the node's row, its leases renewed and its demand
-// stated in one round trip; then the cameras nobody holds claimed, the
+// Beat is one pass: the node's row (which renews all its leases at once),
+// the leases it still holds read back and its demand stated, in one round
+// trip; then the cameras nobody holds claimed, the
 // ones to hand over handed over, and the owners of the cameras of interest
 // read. Cameras whose lease could not be renewed in time are dropped.
 func (n *Node) Beat(ctx context.Context) error {
@@ -395,13 +390,16 @@ func (n *Node) Beat(ctx context.Context) error {
 			instance = EXCLUDED.instance, last_beat = now(), lease_ms = EXCLUDED.lease_ms, draining = false,
 			max_cameras = EXCLUDED.max_cameras, cameras = EXCLUDED.cameras, viewers = EXCLUDED.viewers, load = EXCLUDED.load`,
 		n.cfg.ID, url, rtspURL, n.cfg.Version, n.instance, lease, n.cfg.MaxCameras, len(cams), viewers, load)
-	var renewed []int64
-	b.Queue(`UPDATE camera_leases l SET expires_at = now() + $2 * interval '1 millisecond'
-		FROM unnest($3::bigint[], $4::bigint[]) AS o(camera, epoch)
-		WHERE l.camera_id = o.camera AND l.epoch = o.epoch AND l.node_id = $1 AND l.expires_at > now()
-		RETURNING l.camera_id`, n.cfg.ID, lease, cams, epochs).Query(func(rows pgx.Rows) error {
-		var err error
-		renewed, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	// The row just written renews every lease this process holds; which
+	// it still holds (none taken by another node while this one was
+	// thought dead) is read back.
+	held := map[int64]int64{}
+	b.Queue(`SELECT camera_id, epoch FROM camera_leases WHERE node_id = $1 AND instance = $2`, n.cfg.ID, n.instance).Query(func(rows pgx.Rows) error {
+		var c, e int64
+		_, err := pgx.ForEachRow(rows, []any{&c, &e}, func() error {
+			held[c] = e
+			return nil
+		})
 		return err
 	})
 	b.Queue(`INSERT INTO camera_demand (camera_id, node_id, until)
@@ -425,16 +423,12 @@ func (n *Node) Beat(ctx context.Context) error {
 		n.mu.Unlock()
 		return err
 	}
-	keep := make(map[int64]bool, len(renewed))
-	for _, c := range renewed {
-		keep[c] = true
-	}
 	asked := make(map[int64]int64, len(cams))
 	for i, c := range cams {
 		asked[c] = epochs[i]
 	}
 	for c, e := range n.owned {
-		if ep, ok := asked[c]; ok && ep == e && !keep[c] {
+		if ep, ok := asked[c]; ok && ep == e && held[c] != e {
 			delete(n.owned, c)
 			changed = true
 			n.log.Warn("cluster: lease lost", "camera", c, "epoch", e)
@@ -471,7 +465,7 @@ func (l liveNode) room() bool { return l.max == 0 || l.cameras < l.max }
 // node scores higher for. It reports whether this node's cameras changed.
 func (n *Node) place(ctx context.Context) (bool, error) {
 	rows, err := n.pool.Query(ctx, `SELECT id, max_cameras,
-			(SELECT count(*) FROM camera_leases l WHERE l.node_id = nodes.id AND l.expires_at > now())::int
+			(SELECT count(*) FROM camera_leases l WHERE l.node_id = nodes.id AND l.instance = nodes.instance)::int
 		FROM nodes WHERE last_beat + lease_ms * interval '1 millisecond' > now() AND NOT draining`)
 	if err != nil {
 		return false, fmt.Errorf("live nodes: %w", err)
@@ -509,14 +503,15 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	}
 
 	// The cameras that must be pulled and that nobody holds: those that
-	// record and those some node has a viewer for. stale: the lease lapsed
-	// (or was released) more than two beats ago, so the node they fall to
-	// is not taking them; any node with room then does.
+	// record and those some node has a viewer for. stale: their lease
+	// lapsed (its node's beat) or was released more than two beats ago, so
+	// the node they fall to is not taking them; any node with room then does.
 	beat := n.cfg.Lease / 3
-	rows, err = n.pool.Query(ctx, `SELECT c.id, coalesce(l.expires_at < now() - $1 * interval '1 millisecond', false)
-		FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id
+	rows, err = n.pool.Query(ctx, `SELECT c.id,
+			coalesce(coalesce(o.last_beat + o.lease_ms * interval '1 millisecond', l.since) < now() - $1 * interval '1 millisecond', false)
+		FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id LEFT JOIN nodes o ON o.id = l.node_id
 		WHERE c.enabled AND (c.record OR EXISTS (SELECT 1 FROM camera_demand d WHERE d.camera_id = c.id AND d.until > now()))
-		  AND (l.camera_id IS NULL OR l.node_id IS NULL OR l.expires_at <= now())
+		  AND NOT EXISTS (SELECT 1 FROM camera_owners w WHERE w.camera_id = c.id)
 		ORDER BY c.id`, (2 * beat).Milliseconds())
 	if err != nil {
 		return false, fmt.Errorf("cameras to claim: %w", err)
@@ -562,7 +557,7 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	rows, err = n.pool.Query(ctx, `SELECT l.camera_id,
 			NOT coalesce(c.enabled AND (c.record OR EXISTS (SELECT 1 FROM camera_demand d WHERE d.camera_id = l.camera_id AND d.until > now())), false)
 		FROM camera_leases l LEFT JOIN cameras c ON c.id = l.camera_id
-		WHERE l.node_id = $1 AND l.expires_at > now()`, n.cfg.ID)
+		WHERE l.node_id = $1 AND l.instance = $2`, n.cfg.ID, n.instance)
 	if err != nil {
 		return changed, fmt.Errorf("cameras held: %w", err)
 	}
@@ -663,14 +658,23 @@ func Score(node string, camera int64) uint64 {
 // claim takes the leases of cameras that nobody holds (a lease another
 // node took meanwhile stays its), each with a new epoch, in one statement.
 func (n *Node) claim(ctx context.Context, cams []int64) ([]int64, error) {
-	sent := time.Now()
-	rows, err := n.pool.Query(ctx, `INSERT INTO camera_leases (camera_id, node_id, epoch, expires_at, since)
-		SELECT c, $1, 1, now() + $2 * interval '1 millisecond', now() FROM unnest($3::bigint[]) AS c
-		WHERE EXISTS (SELECT 1 FROM cameras WHERE id = c)
-		ON CONFLICT (camera_id) DO UPDATE SET node_id = EXCLUDED.node_id, epoch = camera_leases.epoch + 1,
-			expires_at = EXCLUDED.expires_at, since = EXCLUDED.since
-		WHERE camera_leases.node_id IS NULL OR camera_leases.expires_at <= now()
-		RETURNING camera_id, epoch`, n.cfg.ID, n.cfg.Lease.Milliseconds(), cams)
+	// A lease row is taken over when it was released or its holder's beat
+	// lapsed (a concurrent claimer waits on the row lock, then finds it
+	// held); a camera without one gets one.
+	rows, err := n.pool.Query(ctx, `WITH want AS (SELECT unnest($3::bigint[]) AS id),
+		taken AS (
+			UPDATE camera_leases l SET node_id = $1, instance = $2, epoch = l.epoch + 1, since = now()
+			FROM want WHERE l.camera_id = want.id AND (l.node_id IS NULL OR NOT EXISTS (
+				SELECT 1 FROM nodes o WHERE o.id = l.node_id AND o.instance = l.instance
+					AND o.last_beat + o.lease_ms * interval '1 millisecond' > now()))
+			RETURNING l.camera_id, l.epoch),
+		made AS (
+			INSERT INTO camera_leases (camera_id, node_id, instance, epoch, since)
+			SELECT want.id, $1, $2, 1, now() FROM want
+			WHERE EXISTS (SELECT 1 FROM cameras WHERE id = want.id) AND NOT EXISTS (SELECT 1 FROM camera_leases WHERE camera_id = want.id)
+			ON CONFLICT (camera_id) DO NOTHING
+			RETURNING camera_id, epoch)
+		SELECT camera_id, epoch FROM taken UNION ALL SELECT camera_id, epoch FROM made`, n.cfg.ID, n.instance, cams)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
@@ -683,11 +687,9 @@ func (n *Node) claim(ctx context.Context, cams []int64) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
+	// They last as long as this node's beat, like the rest (the deadline).
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(n.owned) == 0 || sent.Add(n.cfg.Lease).Before(n.deadline) {
-		n.deadline = sent.Add(n.cfg.Lease)
-	}
 	out := make([]int64, len(gots))
 	for i, g := range gots {
 		n.owned[g.cam] = g.epoch
@@ -714,7 +716,7 @@ func (n *Node) release(ctx context.Context, cams []int64) error {
 		return nil
 	}
 	n.cfg.OnChange()
-	_, err := n.pool.Exec(ctx, `UPDATE camera_leases l SET node_id = NULL, expires_at = now()
+	_, err := n.pool.Exec(ctx, `UPDATE camera_leases l SET node_id = NULL, instance = NULL, since = now()
 		FROM unnest($2::bigint[], $3::bigint[]) AS o(camera, epoch)
 		WHERE l.camera_id = o.camera AND l.epoch = o.epoch AND l.node_id = $1`, n.cfg.ID, cams, epochs)
 	if err != nil {
@@ -737,9 +739,8 @@ func (n *Node) readOwners(ctx context.Context) bool {
 	n.mu.Unlock()
 	found := map[int64]Owner{}
 	if len(ask) > 0 {
-		rows, err := n.pool.Query(ctx, `SELECT l.camera_id, l.node_id, l.epoch, n.rtsp_url
-			FROM camera_leases l JOIN nodes n ON n.id = l.node_id
-			WHERE l.camera_id = ANY($1) AND l.expires_at > now() AND l.node_id <> $2`, ask, n.cfg.ID)
+		rows, err := n.pool.Query(ctx, `SELECT camera_id, node_id, epoch, rtsp_url FROM camera_owners
+			WHERE camera_id = ANY($1) AND node_id <> $2`, ask, n.cfg.ID)
 		if err != nil {
 			n.log.Warn("cluster: read owners", "err", err)
 			return false
@@ -786,7 +787,7 @@ func (n *Node) Drain(ctx context.Context) error {
 	}
 	n.cfg.OnChange()
 	err := pgx.BeginFunc(ctx, n.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE camera_leases SET node_id = NULL, expires_at = now() WHERE node_id = $1`, n.cfg.ID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE camera_leases SET node_id = NULL, instance = NULL, since = now() WHERE node_id = $1 AND instance = $2`, n.cfg.ID, n.instance); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM camera_demand WHERE node_id = $1`, n.cfg.ID); err != nil {
@@ -830,7 +831,7 @@ type Info struct {
 // leases it holds now (a dead node holds none).
 func List(ctx context.Context, pool *pgxpool.Pool) ([]Info, error) {
 	rows, err := pool.Query(ctx, `SELECT id, url, rtsp_url, last_beat + lease_ms * interval '1 millisecond' > now(), draining,
-			(SELECT count(*) FROM camera_leases l WHERE l.node_id = nodes.id AND l.expires_at > now())::int,
+			(SELECT count(*) FROM camera_owners o WHERE o.node_id = nodes.id)::int,
 			max_cameras, viewers, load, version, started_at, last_beat
 		FROM nodes ORDER BY id`)
 	if err != nil {

@@ -71,7 +71,7 @@ func beat(t *testing.T, nodes ...*testNode) {
 // owners is camera → owner node from the database (valid leases only).
 func owners(t *testing.T, pool *pgxpool.Pool) map[int64]string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT camera_id, node_id FROM camera_leases WHERE node_id IS NOT NULL AND expires_at > now()`)
+	rows, err := pool.Query(context.Background(), `SELECT camera_id, node_id FROM camera_owners`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func waitLapse(t *testing.T, pool *pgxpool.Pool, node string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var left bool
-		if err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM camera_leases WHERE node_id = $1 AND expires_at > now())`, node).Scan(&left); err != nil {
+		if err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM camera_owners WHERE node_id = $1)`, node).Scan(&left); err != nil {
 			t.Fatal(err)
 		}
 		if !left {

@@ -23,19 +23,28 @@ CREATE TABLE nodes (
     load        real NOT NULL DEFAULT 0
 );
 
--- Who pulls each camera: exactly one owner node at a time, for a lease.
--- epoch grows with every change of owner and is never reused; every write
--- that belongs to the owner (recordings, gaps, status, its events) carries
--- the epoch it was given and is refused once it is stale (gridwatch_fence).
--- node_id NULL: released (handed over), free to claim at once.
+-- Who pulls each camera: exactly one owner node at a time. A lease is
+-- held by a node's process (instance) for as long as that node beats: a
+-- node's beat renews all its leases at once, and when its beat lapses (its
+-- lease_ms) they lapse with it; the camera_owners view is the leases held
+-- now. epoch grows with every change of owner and is never reused; every
+-- write that belongs to the owner (recordings, gaps, status, its events)
+-- carries the epoch it was given and is refused once it is stale
+-- (gridwatch_fence). node_id NULL: released (handed over) at since.
 CREATE TABLE camera_leases (
-    camera_id  bigint PRIMARY KEY REFERENCES cameras (id) ON DELETE CASCADE,
-    node_id    text,
-    epoch      bigint NOT NULL CHECK (epoch > 0),
-    expires_at timestamptz NOT NULL,
-    since      timestamptz NOT NULL
+    camera_id bigint PRIMARY KEY REFERENCES cameras (id) ON DELETE CASCADE,
+    node_id   text,
+    instance  text,
+    epoch     bigint NOT NULL CHECK (epoch > 0),
+    since     timestamptz NOT NULL,
+    CHECK ((node_id IS NULL) = (instance IS NULL))
 );
 CREATE INDEX camera_leases_node ON camera_leases (node_id) WHERE node_id IS NOT NULL;
+
+CREATE VIEW camera_owners AS
+SELECT l.camera_id, l.node_id, l.epoch, l.since, n.url, n.rtsp_url
+FROM camera_leases l JOIN nodes n ON n.id = l.node_id AND n.instance = l.instance
+WHERE n.last_beat + n.lease_ms * interval '1 millisecond' > now();
 
 -- Cameras someone watches on a node: a camera that records, or that some
 -- node has a viewer for, must be pulled by one node. Rows are renewed with
@@ -63,10 +72,10 @@ CREATE TABLE cluster_settings (
 CREATE FUNCTION gridwatch_fence(camera bigint, node text, epoch bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM camera_leases l
+    PERFORM 1 FROM camera_leases l JOIN nodes n ON n.id = l.node_id AND n.instance = l.instance
       WHERE l.camera_id = gridwatch_fence.camera AND l.node_id = gridwatch_fence.node
-        AND l.epoch = gridwatch_fence.epoch AND l.expires_at > now()
-      FOR SHARE;
+        AND l.epoch = gridwatch_fence.epoch AND n.last_beat + n.lease_ms * interval '1 millisecond' > now()
+      FOR SHARE OF l;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'node % no longer holds camera %''s lease (epoch %)', node, camera, epoch
             USING ERRCODE = 'GWF01';

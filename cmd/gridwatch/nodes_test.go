@@ -224,7 +224,7 @@ func (nc *nodeCluster) tryQuery(sql string, args ...any) ([][]any, error) {
 // owners is camera → owner node (valid leases).
 func (nc *nodeCluster) owners() map[int64]string {
 	out := map[int64]string{}
-	for _, r := range nc.query(`SELECT camera_id, node_id FROM camera_leases WHERE node_id IS NOT NULL AND expires_at > now()`) {
+	for _, r := range nc.query(`SELECT camera_id, node_id FROM camera_owners`) {
 		out[r[0].(int64)] = r[1].(string)
 	}
 	return out

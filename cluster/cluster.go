@@ -108,6 +108,7 @@ type Node struct {
 	others   map[int64]Owner // owners of the cameras of interest that are not this node
 	interest map[int64]int   // cameras with streams running here (a count per camera)
 	seen     map[string]int  // live nodes other than this one → beats seen alive in a row
+	fresh    map[int64]bool  // cameras wanted here since the last pass with no known owner
 	draining bool
 	beats    int64
 }
@@ -139,7 +140,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Node, error) {
 		cfg.OnChange = func() {}
 	}
 	n := &Node{cfg: cfg, pool: pool, log: cfg.Logger, instance: randomText(12), wake: make(chan struct{}, 1),
-		owned: map[int64]int64{}, others: map[int64]Owner{}, interest: map[int64]int{}, seen: map[string]int{}}
+		owned: map[int64]int64{}, others: map[int64]Owner{}, interest: map[int64]int{}, seen: map[string]int{}, fresh: map[int64]bool{}}
 	secret := cfg.Secret
 	if secret == "" {
 		if _, err := pool.Exec(ctx, `INSERT INTO cluster_settings (secret) VALUES ($1) ON CONFLICT DO NOTHING`, randomText(32)); err != nil {
@@ -251,6 +252,9 @@ func (n *Node) Want(camera int64, on bool) {
 	}
 	_, owned := n.owned[camera]
 	_, known := n.others[camera]
+	if on && !owned && !known {
+		n.fresh[camera] = true
+	}
 	n.mu.Unlock()
 	if on && !owned && !known {
 		n.Wake()
@@ -414,8 +418,9 @@ func (n *Node) Beat(ctx context.Context) error {
 	n.mu.Lock()
 	if err != nil {
 		// Without a renewal the leases last until the deadline of the
-		// last one that succeeded; past it, this node pulls nothing.
-		if len(n.owned) > 0 && time.Now().After(n.deadline) {
+		// last one that succeeded; past it, another node may claim them,
+		// so this one pulls nothing — unless it was alone, when nobody can.
+		if len(n.owned) > 0 && time.Now().After(n.deadline) && len(n.seen) > 0 {
 			n.log.Error("cluster: leases lapsed (no renewal): this node stops pulling its cameras", "cameras", len(n.owned))
 			clear(n.owned)
 			changed = true
@@ -432,6 +437,16 @@ func (n *Node) Beat(ctx context.Context) error {
 			delete(n.owned, c)
 			changed = true
 			n.log.Warn("cluster: lease lost", "camera", c, "epoch", e)
+		}
+	}
+	// Leases this process still holds that it had dropped (its beat could
+	// not be renewed for a while, and nobody claimed them meanwhile): they
+	// are its again, same epochs.
+	for c, e := range held {
+		if _, ok := n.owned[c]; !ok {
+			n.owned[c] = e
+			changed = true
+			n.log.Info("cluster: lease kept through a lapse", "camera", c, "epoch", e)
 		}
 	}
 	n.deadline = sent.Add(n.cfg.Lease)
@@ -507,8 +522,12 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	// lapsed (its node's beat) or was released more than two beats ago, so
 	// the node they fall to is not taking them; any node with room then does.
 	beat := n.cfg.Lease / 3
+	// (Wanted for two beats too: a camera opened after a long rest is
+	// left to the node it falls to, not taken by the first node awake.)
 	rows, err = n.pool.Query(ctx, `SELECT c.id,
 			coalesce(coalesce(o.last_beat + o.lease_ms * interval '1 millisecond', l.since) < now() - $1 * interval '1 millisecond', false)
+			AND (CASE WHEN c.record THEN c.updated_at
+				ELSE (SELECT min(d.since) FROM camera_demand d WHERE d.camera_id = c.id AND d.until > now()) END) < now() - $1 * interval '1 millisecond'
 		FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id LEFT JOIN nodes o ON o.id = l.node_id
 		WHERE c.enabled AND (c.record OR EXISTS (SELECT 1 FROM camera_demand d WHERE d.camera_id = c.id AND d.until > now()))
 		  AND NOT EXISTS (SELECT 1 FROM camera_owners w WHERE w.camera_id = c.id)
@@ -529,6 +548,11 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("cameras to claim: %w", err)
 	}
 	var claim []int64
+	othersToClaim := false
+	n.mu.Lock()
+	fresh := n.fresh
+	n.fresh = map[int64]bool{}
+	n.mu.Unlock()
 	for _, o := range orphans {
 		top := pick(live, o.id)
 		if top == self || (o.stale && live[self].room()) {
@@ -539,9 +563,18 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 			live[self].cameras++
 		} else if top >= 0 {
 			live[top].cameras++ // counted as gone there, for the rest of this pass
+			othersToClaim = othersToClaim || fresh[o.id]
 		}
 	}
 	changed := false
+	if othersToClaim {
+		// A camera just wanted here that falls to another node: that node
+		// claims it now rather than at its beat (once: a camera is fresh
+		// for one pass).
+		if _, err := n.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, n.cfg.ID); err != nil {
+			return false, fmt.Errorf("notify: %w", err)
+		}
+	}
 	if len(claim) > 0 {
 		got, err := n.claim(ctx, claim)
 		if err != nil {

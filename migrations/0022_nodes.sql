@@ -52,6 +52,7 @@ WHERE n.last_beat + n.lease_ms * interval '1 millisecond' > now();
 CREATE TABLE camera_demand (
     camera_id bigint NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
     node_id   text NOT NULL,
+    since     timestamptz NOT NULL DEFAULT now(),
     until     timestamptz NOT NULL,
     PRIMARY KEY (camera_id, node_id)
 );
@@ -64,18 +65,21 @@ CREATE TABLE cluster_settings (
     secret text NOT NULL
 );
 
--- gridwatch_fence is true when node holds camera's lease at epoch, now;
--- otherwise it raises SQLSTATE GWF01, which ends the caller's statement
--- and transaction: an owner's write is made WHERE gridwatch_fence(…). It
--- locks the lease row FOR SHARE, so a new owner cannot claim the camera
--- while an old owner's write is still being made.
+-- gridwatch_fence is true when node holds camera's lease at epoch: no
+-- other node has claimed the camera since (a claim is the only way another
+-- node takes a camera, and it bumps the epoch); otherwise it raises SQLSTATE
+-- GWF01, which ends the caller's statement and transaction: an owner's
+-- write is made WHERE gridwatch_fence(…). A node whose beat lapsed while
+-- nobody claimed its cameras (a database outage, a long pause) loses
+-- nothing it writes once it is back. It locks the lease row FOR SHARE, so a
+-- new owner cannot claim the camera while an old owner's write is being made.
 CREATE FUNCTION gridwatch_fence(camera bigint, node text, epoch bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM camera_leases l JOIN nodes n ON n.id = l.node_id AND n.instance = l.instance
+    PERFORM 1 FROM camera_leases l
       WHERE l.camera_id = gridwatch_fence.camera AND l.node_id = gridwatch_fence.node
-        AND l.epoch = gridwatch_fence.epoch AND n.last_beat + n.lease_ms * interval '1 millisecond' > now()
-      FOR SHARE OF l;
+        AND l.epoch = gridwatch_fence.epoch
+      FOR SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'node % no longer holds camera %''s lease (epoch %)', node, camera, epoch
             USING ERRCODE = 'GWF01';

@@ -120,6 +120,10 @@ func (r Route) url(k Key) string {
 	return u
 }
 
+// recorderStopWait bounds how long Reroute waits for the recorders of the
+// cameras this node lost to write their last rows.
+const recorderStopWait = 10 * time.Second
+
 // ownerWait bounds how long a stream waits for a node to take its camera
 // before its attempt fails (and is made again).
 const ownerWait = 15 * time.Second
@@ -369,9 +373,10 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 func (m *Manager) noteState(key Key, st pull.State) {
 	m.mu.Lock()
 	e := m.entries[key]
-	if e != nil && e.routed && !e.route.Local {
-		// A relay's state is this node's, not the camera's: only the
-		// owner says whether the camera is online.
+	if m.cfg.Router != nil && (e == nil || !e.routed || !e.route.Local || !e.route.Fence.Valid()) {
+		// A relay's state (or a transcode's) is this node's, not the
+		// camera's: only the owner's pull says whether the camera is
+		// online, under its lease's fence.
 		m.mu.Unlock()
 		return
 	}
@@ -496,7 +501,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 			e.idle.Stop()
 			e.idle = nil
 		}
-		if m.cfg.Record != nil && e.stopRecording == nil {
+		if m.cfg.Record != nil && e.stopRecording == nil && (m.cfg.Router == nil || (e.route.Local && e.route.Fence.Valid())) {
 			rctx, stop := context.WithCancel(e.ctx)
 			if e.route.Fence.Valid() {
 				rctx = fence.With(rctx, e.route.Fence)
@@ -514,6 +519,13 @@ func (m *Manager) Refresh(ctx context.Context) error {
 				case err != nil:
 					m.log.Error("recorder stopped", "camera", k.Camera, "err", err)
 				}
+				// A recorder that ended by itself may be started again
+				// (by the next Refresh or Reroute).
+				m.mu.Lock()
+				if e.recDone == done {
+					e.stopRecording, e.recDone = nil, nil
+				}
+				m.mu.Unlock()
 			}()
 		}
 	}
@@ -576,8 +588,16 @@ func (m *Manager) Reroute(ctx context.Context) {
 	for _, s := range restart {
 		s.Restart()
 	}
+	// Their last rows are written before the cameras are released; a
+	// database that does not answer does not hold the hand-over for long.
+	wait := time.NewTimer(recorderStopWait)
+	defer wait.Stop()
 	for _, done := range recorders {
-		<-done
+		select {
+		case <-done:
+		case <-wait.C:
+			m.log.Warn("video: a recorder did not stop in time for the hand-over", "wait", recorderStopWait)
+		}
 	}
 	if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 		m.log.Warn("video: after a change of owners", "err", err)

@@ -264,6 +264,7 @@ func (x *Exporter) Hold(ctx context.Context, id int64, held bool, by string) (Ex
 // Delete removes export id, row and file, audited with what it was. A held
 // export, or one being made, is refused (conflict).
 func (x *Exporter) Delete(ctx context.Context, id int64) error {
+	var object string
 	err := pgx.BeginFunc(ctx, x.store.pool, func(tx pgx.Tx) error {
 		e, err := scanExport(tx.QueryRow(ctx, `SELECT `+exportColumns+` FROM exports WHERE id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -279,6 +280,7 @@ func (x *Exporter) Delete(ctx context.Context, id int64) error {
 		case e.Status == "running":
 			return gridwatch.Errorf(gridwatch.EConflict, "export %d is being made: delete it when it is done", id)
 		}
+		object = e.object
 		if _, err := tx.Exec(ctx, `DELETE FROM exports WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("record: delete export %d: %w", id, err)
 		}
@@ -291,7 +293,7 @@ func (x *Exporter) Delete(ctx context.Context, id int64) error {
 	}
 	// The row is gone first: a crash here leaves a file no row names,
 	// which Expire removes.
-	x.removeFile(id)
+	x.removeFile(id, object)
 	return nil
 }
 

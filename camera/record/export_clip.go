@@ -346,7 +346,7 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 	// With an object store, the export goes there: any node serves it.
 	var object *string
 	if o := x.rec.cfg.Objects; o != nil {
-		key := o.Key(fmt.Sprintf("exports/%d.mp4", e.ID))
+		key := o.Key(fmt.Sprintf("exports/%d-%s.mp4", e.ID, sum[:16]))
 		if _, err := o.Upload(ctx, key, x.Path(e.ID)); err != nil {
 			return fmt.Errorf("record: export: upload: %w", err)
 		}
@@ -369,8 +369,13 @@ func (x *Exporter) make(ctx context.Context, e Export) error {
 		"audio":      len(audio) > 0,
 		"recordings": c.used,
 	}
-	_, err = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now(),
-		object_key = $5 WHERE id = $1`, e.ID, sum, cw.n, manifest, object)
+	// Only while this node still holds the export (a hold that lapsed may
+	// have let another node make it again: its file and sum stand).
+	tag, err := x.store.pool.Exec(ctx, `UPDATE exports SET status = 'done', progress = 1, sha256 = $2, bytes = $3, manifest = $4, finished_at = now(),
+		object_key = $5 WHERE id = $1 AND status = 'running' AND node_id IS NOT DISTINCT FROM nullif($6, '')`, e.ID, sum, cw.n, manifest, object, x.rec.cfg.Node)
+	if err == nil && tag.RowsAffected() == 0 {
+		x.rec.cfg.Logger.Warn("export: made twice; the other node's stands", "export", e.ID)
+	}
 	return err
 }
 

@@ -23,7 +23,7 @@ func (x *Exporter) holdExport(ctx context.Context, id int64) {
 			return
 		case <-t.C:
 			_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET claimed_until = now() + $3 * interval '1 millisecond'
-				WHERE id = $1 AND node_id = $2 AND status = 'running'`, id, x.rec.cfg.Node, exportHold.Milliseconds())
+				WHERE id = $1 AND node_id IS NOT DISTINCT FROM nullif($2, '') AND status = 'running'`, id, x.rec.cfg.Node, exportHold.Milliseconds())
 		}
 	}
 }
@@ -63,10 +63,10 @@ func (x *Exporter) Drain(ctx context.Context) {
 		// One node makes each export: it holds the export while it works
 		// (claimed_until, renewed); one whose node died (its hold lapsed),
 		// or that this node was making when it stopped, is made again.
-		e, err := scanExport(x.store.pool.QueryRow(ctx, `UPDATE exports SET status = 'running', progress = 0, node_id = $1,
+		e, err := scanExport(x.store.pool.QueryRow(ctx, `UPDATE exports SET status = 'running', progress = 0, node_id = nullif($1, ''),
 				claimed_until = now() + $2 * interval '1 millisecond'
 			WHERE id = (SELECT id FROM exports WHERE status = 'queued'
-					OR (status = 'running' AND (claimed_until IS NULL OR claimed_until < now() OR node_id = $1))
+					OR (status = 'running' AND (claimed_until IS NULL OR claimed_until < now() OR node_id IS NOT DISTINCT FROM nullif($1, '')))
 				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
 			RETURNING `+exportColumns, x.rec.cfg.Node, exportHold.Milliseconds()))
 		if errors.Is(err, pgx.ErrNoRows) || ctx.Err() != nil {
@@ -86,7 +86,8 @@ func (x *Exporter) Drain(ctx context.Context) {
 			if gridwatch.ErrorCode(err) == gridwatch.EInternal {
 				msg = "the export could not be made; see the server log"
 			}
-			_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'failed', error = $2, finished_at = now() WHERE id = $1`, e.ID, msg)
+			_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'failed', error = $2, finished_at = now()
+				WHERE id = $1 AND status = 'running' AND node_id IS NOT DISTINCT FROM nullif($3, '')`, e.ID, msg, x.rec.cfg.Node)
 		}
 	}
 }

@@ -136,11 +136,12 @@ func (r *Recorder) Upload(ctx context.Context) (int, error) {
 	if r.cfg.Objects == nil {
 		return 0, nil
 	}
-	n := 0
+	n, after := 0, int64(0)
+	var failed error
 	for {
 		rows, err := r.store.pool.Query(ctx, `SELECT id, path FROM recordings
-			WHERE object_key IS NULL AND NOT open AND status = 'ok' AND (node_id = $1 OR node_id IS NULL)
-			ORDER BY lower(span) LIMIT 50`, r.cfg.Node)
+			WHERE NOT open AND status = 'ok' AND `+mine(1)+` AND id > $2
+			ORDER BY id LIMIT 50`, r.cfg.Node, after)
 		if err != nil {
 			return n, fmt.Errorf("record: upload: %w", err)
 		}
@@ -162,9 +163,10 @@ func (r *Recorder) Upload(ctx context.Context) (int, error) {
 			return n, err
 		}
 		if len(batch) == 0 {
-			return n, nil
+			return n, failed
 		}
 		for _, t := range batch {
+			after = t.id
 			abs := filepath.Join(r.cfg.Dir, filepath.Clean("/"+t.path))
 			key := r.cfg.Objects.Key(t.path)
 			sum, err := r.cfg.Objects.Upload(ctx, key, abs)
@@ -175,7 +177,12 @@ func (r *Recorder) Upload(ctx context.Context) (int, error) {
 				continue
 			}
 			if err != nil {
-				return n, fmt.Errorf("record: upload %s: %w", t.path, err)
+				// The next files still go; this one is tried again next pass.
+				failed = fmt.Errorf("record: upload %s: %w", t.path, err)
+				if ctx.Err() != nil {
+					return n, failed
+				}
+				continue
 			}
 			tag, err := r.store.pool.Exec(ctx, `UPDATE recordings SET object_key = $2, sha256 = $3 WHERE id = $1 AND object_key IS NULL`, t.id, key, sum)
 			if err != nil {

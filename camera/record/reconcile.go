@@ -34,23 +34,26 @@ type ReconcileReport struct {
 // rows without files are marked missing.
 func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
-	type row struct{ seen, open bool }
+	type row struct{ seen, open, mine bool }
 	known := map[string]*row{}
 	// Only the rows of files on this node's disk: not those of other
 	// nodes, nor those uploaded to the object store.
-	rows, err := r.store.pool.Query(ctx, `SELECT path, open FROM recordings WHERE status = 'ok' AND object_key IS NULL
-		AND (node_id IS NULL OR node_id = $1)`, r.cfg.Node)
+	// A row without a node (written before there were several) is this
+	// node's if its file is on this disk: it is adopted below. Only this
+	// node's rows are marked missing when their files are not here.
+	rows, err := r.store.pool.Query(ctx, `SELECT path, open, node_id IS NOT DISTINCT FROM nullif($1, '') FROM recordings
+		WHERE status = 'ok' AND object_key IS NULL AND (node_id IS NULL OR node_id = $1)`, r.cfg.Node)
 	if err != nil {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
 	for rows.Next() {
 		var p string
-		var open bool
-		if err := rows.Scan(&p, &open); err != nil {
+		var open, mine bool
+		if err := rows.Scan(&p, &open, &mine); err != nil {
 			rows.Close()
 			return rep, err
 		}
-		known[p] = &row{open: open}
+		known[p] = &row{open: open, mine: mine}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -70,6 +73,12 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		k := known[rel]
 		if k != nil {
 			k.seen = true
+			if !k.mine {
+				if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET node_id = $2 WHERE path = $1 AND node_id IS NULL`, rel, r.cfg.Node); err != nil {
+					return err
+				}
+				k.mine = true
+			}
 			if !k.open {
 				return nil
 			}
@@ -120,7 +129,7 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
 	for p, k := range known {
-		if k.seen {
+		if k.seen || !k.mine {
 			continue
 		}
 		if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET status = 'missing', open = false WHERE path = $1`, p); err != nil {

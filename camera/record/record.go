@@ -82,6 +82,9 @@ func (c *Config) defaults() {
 	}
 }
 
+// closeTimeout bounds the last index update of a recorder that stops.
+const closeTimeout = 10 * time.Second
+
 // indexTimeout bounds the index update after each fragment.
 const indexTimeout = 2 * time.Second
 
@@ -115,8 +118,13 @@ func (r *Recorder) Record(ctx context.Context, camera int64, hub *stream.Hub) er
 	if end, err := r.store.LastEnd(ctx, camera); err == nil && time.Since(end) < resumeWindow {
 		w.resume = end
 	}
-	// Closing the last file must reach the index even when ctx has ended.
-	defer w.close(context.WithoutCancel(ctx))
+	// Closing the last file must reach the index even when ctx has ended
+	// (bounded: a database that does not answer must not hold a hand-over).
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		w.close(cctx)
+	}()
 	var batch []*stream.AccessUnit
 	for {
 		var err error
@@ -223,6 +231,12 @@ func (w *fileWriter) discardUnindexed() {
 	w.pending, w.frags = w.pending[:0], nil
 	clear(w.pendingAudio)
 	w.pendingAudio = w.pendingAudio[:0]
+	// The row (what the index holds) is finished: nothing grows it now.
+	ctx, cancel := context.WithTimeout(context.Background(), indexTimeout)
+	defer cancel()
+	if err := w.r.store.finish(ctx, w.rel); err != nil {
+		w.log.Warn("recording: finish the row of a cut file", "file", w.rel, "err", err)
+	}
 	w.log.Info("recording stopped: this node no longer owns the camera", "file", w.rel)
 	w.rel = ""
 }

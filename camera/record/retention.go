@@ -36,7 +36,14 @@ type RetainReport struct {
 // node's local files are removed once uploaded.
 func unheld(node int) string {
 	return `NOT EXISTS (SELECT 1 FROM incident_footage l WHERE l.camera_id = recordings.camera_id AND l.span && recordings.span)
-	AND (recordings.object_key IS NOT NULL OR recordings.node_id IS NULL OR recordings.node_id = $` + strconv.Itoa(node) + `)`
+	AND (recordings.object_key IS NOT NULL OR ` + mine(node) + `)`
+}
+
+// mine is true of the recordings whose files are on this node's disk (the
+// node's id is parameter $node; "" with one node and no cluster, whose
+// rows have no node).
+func mine(node int) string {
+	return `(recordings.object_key IS NULL AND recordings.node_id IS NOT DISTINCT FROM nullif($` + strconv.Itoa(node) + `, ''))`
 }
 
 // retentionLock is the advisory lock that makes one node at a time apply
@@ -44,23 +51,49 @@ func unheld(node int) string {
 const retentionLock = 0x67726972 // "grir"
 
 // Retain removes recordings older than their camera's retention days or
-// else MaxAge, then the oldest ones until
-// the rest fit in MaxBytes (the fewest files that do). Rows go first, then
-// their files: a crash in between leaves an orphan file, which Reconcile
-// indexes again and the next pass removes.
+// else MaxAge (once in the cluster: the node that holds the lock removes
+// them, from the object store or its disk), then the oldest files on this
+// node's disk until the rest fit in MaxBytes (the fewest files that do): the
+// quota is each node's disk's. Rows go first, then their files: a crash in
+// between leaves an orphan file, which Reconcile indexes again and the next
+// pass removes.
 func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (RetainReport, error) {
 	var rep RetainReport
+	if err := r.retainAge(ctx, &rep, ret, now); err != nil {
+		return rep, err
+	}
+	if ret.MaxBytes > 0 {
+		var total int64
+		if err := r.store.pool.QueryRow(ctx, `SELECT coalesce(sum(bytes), 0) FROM recordings WHERE status = 'ok' AND `+mine(1), r.cfg.Node).Scan(&total); err != nil {
+			return rep, fmt.Errorf("record: retain: %w", err)
+		}
+		if excess := total - ret.MaxBytes; excess > 0 {
+			// The oldest files whose sizes add up to the excess.
+			if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE id IN (
+					SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY lower(span), id) AS upto
+						FROM recordings WHERE status = 'ok' AND NOT open AND `+mine(2)+` AND `+unheld(2)+`) oldest
+					WHERE upto - bytes < $1)
+				RETURNING path, bytes, coalesce(object_key, '')`, excess, r.cfg.Node); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+// retainAge removes what is older than its retention, once in the cluster.
+func (r *Recorder) retainAge(ctx context.Context, rep *RetainReport, ret Retention, now time.Time) error {
 	conn, err := r.store.pool.Acquire(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("record: retain: %w", err)
+		return fmt.Errorf("record: retain: %w", err)
 	}
 	defer conn.Release()
 	var got bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&got); err != nil {
-		return rep, fmt.Errorf("record: retain: %w", err)
+		return fmt.Errorf("record: retain: %w", err)
 	}
 	if !got {
-		return rep, nil // another node is applying it now
+		return nil // another node is applying it now
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, retentionLock) //nolint:errcheck
 	// A camera's own retention days win over MaxAge; with neither, its
@@ -69,33 +102,17 @@ func (r *Recorder) Retain(ctx context.Context, ret Retention, now time.Time) (Re
 	if ret.MaxAge > 0 {
 		maxAge = &ret.MaxAge
 	}
-	if err := r.remove(ctx, &rep, `DELETE FROM recordings USING cameras c
+	if err := r.remove(ctx, rep, `DELETE FROM recordings USING cameras c
 		WHERE c.id = recordings.camera_id AND recordings.status = 'ok' AND NOT recordings.open
 			AND upper(recordings.span) < $1::timestamptz - coalesce(make_interval(days => c.retention_days), $2::interval)
 			AND `+unheld(3)+` RETURNING recordings.path, recordings.bytes, coalesce(recordings.object_key, '')`, now, maxAge, r.cfg.Node); err != nil {
-		return rep, err
+		return err
 	}
 	if _, err := r.store.pool.Exec(ctx, `DELETE FROM recording_gaps USING cameras c WHERE c.id = recording_gaps.camera_id
 			AND upper(recording_gaps.span) < $1::timestamptz - coalesce(make_interval(days => c.retention_days), $2::interval)`, now, maxAge); err != nil {
-		return rep, fmt.Errorf("record: retain: %w", err)
+		return fmt.Errorf("record: retain: %w", err)
 	}
-	if ret.MaxBytes > 0 {
-		var total int64
-		if err := r.store.pool.QueryRow(ctx, `SELECT coalesce(sum(bytes), 0) FROM recordings WHERE status = 'ok'`).Scan(&total); err != nil {
-			return rep, fmt.Errorf("record: retain: %w", err)
-		}
-		if excess := total - ret.MaxBytes; excess > 0 {
-			// The oldest files whose sizes add up to the excess.
-			if err := r.remove(ctx, &rep, `DELETE FROM recordings WHERE id IN (
-					SELECT id FROM (SELECT id, bytes, sum(bytes) OVER (ORDER BY lower(span), id) AS upto
-						FROM recordings WHERE status = 'ok' AND NOT open AND `+unheld(2)+`) oldest
-					WHERE upto - bytes < $1)
-				RETURNING path, bytes, coalesce(object_key, '')`, excess, r.cfg.Node); err != nil {
-				return rep, err
-			}
-		}
-	}
-	return rep, nil
+	return nil
 }
 
 func (r *Recorder) remove(ctx context.Context, rep *RetainReport, sql string, args ...any) error {
@@ -153,14 +170,16 @@ func (r *Recorder) RunRetention(ctx context.Context, ret Retention, every time.D
 	}
 }
 
-func (x *Exporter) removeFile(id int64) {
+// removeFile removes export id's file here, and its object (key object,
+// "" for none) from the store.
+func (x *Exporter) removeFile(id int64, object string) {
 	if err := os.Remove(x.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		x.rec.cfg.Logger.Warn("export: remove file", "export", id, "err", err)
 	}
-	if o := x.rec.cfg.Objects; o != nil {
+	if o := x.rec.cfg.Objects; o != nil && object != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := o.Remove(ctx, o.Key(fmt.Sprintf("exports/%d.mp4", id))); err != nil {
+		if err := o.Remove(ctx, object); err != nil {
 			x.rec.cfg.Logger.Warn("export: remove from the object store", "export", id, "err", err)
 		}
 	}
@@ -179,19 +198,22 @@ const expirable = `status IN ('done', 'failed') AND held_at IS NULL
 // many exports it removed.
 func (x *Exporter) Expire(ctx context.Context, now time.Time) (int, error) {
 	var ids []int64
+	objects := map[int64]string{}
 	err := pgx.BeginFunc(ctx, x.store.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `DELETE FROM exports WHERE created_at < $1 AND `+expirable+` RETURNING id, camera_id, sha256`, now.Add(-x.limits.MaxAge))
+		rows, err := tx.Query(ctx, `DELETE FROM exports WHERE created_at < $1 AND `+expirable+` RETURNING id, camera_id, sha256, coalesce(object_key, '')`, now.Add(-x.limits.MaxAge))
 		if err != nil {
 			return fmt.Errorf("record: expire exports: %w", err)
 		}
 		type gone struct {
 			id, camera int64
 			sha        *string
+			object     string
 		}
 		var gs []gone
 		var g gone
-		if _, err := pgx.ForEachRow(rows, []any{&g.id, &g.camera, &g.sha}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&g.id, &g.camera, &g.sha, &g.object}, func() error {
 			gs = append(gs, g)
+			objects[g.id] = g.object
 			return nil
 		}); err != nil {
 			return fmt.Errorf("record: expire exports: %w", err)
@@ -209,7 +231,7 @@ func (x *Exporter) Expire(ctx context.Context, now time.Time) (int, error) {
 		return 0, err
 	}
 	for _, id := range ids {
-		x.removeFile(id)
+		x.removeFile(id, objects[id])
 	}
 	x.removeOrphans(ctx)
 	return len(ids), nil
@@ -234,7 +256,7 @@ func (x *Exporter) removeOrphans(ctx context.Context) {
 		}
 		var exists bool
 		if err := x.store.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM exports WHERE id = $1)`, id).Scan(&exists); err == nil && !exists {
-			x.removeFile(id)
+			x.removeFile(id, "")
 		}
 	}
 }

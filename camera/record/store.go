@@ -133,10 +133,18 @@ func (s *Store) overlaps(ctx context.Context, rec Recording, node string) (bool,
 	return over, err
 }
 
-// LastEnd is where camera's indexed footage ends (the zero time: none).
+// finish marks a file's row no longer growing (a cut file's: its index
+// holds what it keeps).
+func (s *Store) finish(ctx context.Context, path string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE recordings SET open = false WHERE path = $1`, path)
+	return err
+}
+
+// LastEnd is where camera's recent indexed footage ends (the zero time: none).
 func (s *Store) LastEnd(ctx context.Context, camera int64) (time.Time, error) {
 	var end *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT max(upper(span)) FROM recordings WHERE camera_id = $1`, camera).Scan(&end)
+	err := s.pool.QueryRow(ctx, `SELECT max(upper(span)) FROM recordings WHERE camera_id = $1 AND span && tstzrange(now() - $2 * interval '1 second', NULL)`,
+		camera, resumeWindow.Seconds()).Scan(&end)
 	if err != nil || end == nil {
 		return time.Time{}, err
 	}

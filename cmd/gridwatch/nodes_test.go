@@ -550,7 +550,7 @@ func TestSeveralNodesEndToEnd(t *testing.T) {
 	for _, c := range lost {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			gaps := nc.query(`SELECT extract(epoch FROM upper(span) - lower(span))::float8 FROM recording_gaps WHERE camera_id = $1 AND upper(span) > $2`, c, killed)
+			gaps := nc.query(`SELECT extract(epoch FROM upper(span) - lower(span))::float8 FROM recording_gaps WHERE camera_id = $1 AND upper(span) > $2 ORDER BY lower(span)`, c, killed)
 			if len(gaps) > 0 {
 				if d := gaps[0][0].(float64); d > (nodeLease + 5*time.Second).Seconds() {
 					t.Errorf("camera %d: a gap of %.1f s across the failover, over lease + 5 s", c, d)
@@ -748,7 +748,7 @@ func TestSeveralNodesEndToEnd(t *testing.T) {
 	for _, c := range drainCams {
 		var gap []any
 		for deadline := time.Now().Add(20 * time.Second); ; {
-			rows := nc.query(`SELECT extract(epoch FROM upper(span) - lower(span))::float8 FROM recording_gaps WHERE camera_id = $1 AND upper(span) > $2`, c, term)
+			rows := nc.query(`SELECT extract(epoch FROM upper(span) - lower(span))::float8 FROM recording_gaps WHERE camera_id = $1 AND upper(span) > $2 ORDER BY lower(span)`, c, term)
 			if len(rows) > 0 {
 				gap = rows[0]
 				break

@@ -636,6 +636,15 @@ func (m *Main) Close() error {
 		m.background.Wait()
 		m.stopBackground = nil
 	}
+	if m.objects != nil && m.recorder != nil && m.pool != nil {
+		// The files the recorders just closed go to the store before the
+		// node leaves: a node scaled down leaves nothing only on its disk.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if _, err := m.recorder.Upload(ctx); err != nil {
+			m.Logger.Warn("recordings: the last uploads", "err", err)
+		}
+		cancel()
+	}
 	if m.stopViewings != nil {
 		m.stopViewings()
 		<-m.viewingsDone

@@ -357,8 +357,8 @@ func (n *Node) Beat(ctx context.Context) error {
 	n.pass.Lock()
 	defer n.pass.Unlock()
 	// A beat that hangs (a cut network) must not outlast the leases it
-	// renews: past the deadline, this node drops them (below).
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Lease/2)
+	// renews by much: past the deadline, this node drops them (below).
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Lease)
 	defer cancel()
 	changed := false
 	defer func() {

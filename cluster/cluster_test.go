@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
 // lease is short so that lapses happen within a test; the beats are driven
 // by hand (Beat), so nothing depends on the timing of a loop.
-const lease = 600 * time.Millisecond
+const lease = 1500 * time.Millisecond
 
 type testNode struct {
 	*cluster.Node

@@ -264,11 +264,6 @@ func (m *Manager) Acquire(ctx context.Context, id int64, name string) (*stream.H
 	if !src.Enabled {
 		return nil, nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d is disabled", id)
 	}
-	if name == Sub && src.SubURL == "" {
-		// A camera without a sub stream: its main one serves, from one
-		// upstream session (a camera accepts few).
-		name = Main
-	}
 	if name == Transcoded {
 		// Only an H.265 camera is transcoded: an H.264 one would hold one
 		// of the node's transcode slots for nothing.

@@ -180,6 +180,15 @@ func (m *Main) buildDomain() {
 	})
 }
 
+// footageObjects is the object store for the recordings (nil: the local
+// disk; a nil *objstore.Store in the interface would not be nil).
+func (m *Main) footageObjects() record.Objects {
+	if m.objects == nil {
+		return nil
+	}
+	return m.objects
+}
+
 // blobs is the object store for the incidents' photos (nil: the data dir).
 func (m *Main) blobs() incident.Blobs {
 	if m.objects == nil {
@@ -371,7 +380,7 @@ func (m *Main) startVideo() {
 	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
 		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile,
 		MinFreeBytes: uint64(m.Config.RecordingMinFree),
-		Node:         m.node.ID(), Objects: m.objects, Peers: peers{m.pool, m.node}}, m.domain.Footage)
+		Node:         m.node.ID(), Objects: m.footageObjects(), Peers: peers{m.pool, m.node}}, m.domain.Footage)
 	// Disk and index agree before anything is recorded: what a crash left
 	// unindexed is indexed, torn fragments are cut, vanished files marked.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -235,7 +235,27 @@ func (c *clip) cutAudio() int32 {
 	if len(c.audio) == 0 {
 		return 0
 	}
-	return int32(tick(c.audio[0].wall.Sub(first)))
+	offset := tick(c.audio[0].wall.Sub(first))
+	// The sound ends with the pictures: its placement comes from arrival
+	// times, so its frames' durations may add up past the last picture
+	// (a player would then show the clip longer than its pictures).
+	total, limit := offset, tick(end.Sub(first))
+	for _, a := range c.audio {
+		total += int64(a.dur)
+	}
+	for len(c.audio) > 0 && total > limit {
+		last := &c.audio[len(c.audio)-1]
+		if start := total - int64(last.dur); start < limit {
+			last.dur = uint32(limit - start)
+			break
+		}
+		total -= int64(last.dur)
+		c.audio = c.audio[:len(c.audio)-1]
+	}
+	if len(c.audio) == 0 {
+		return 0
+	}
+	return int32(offset)
 }
 
 // maxExportBytes: an export is one progressive MP4 with 32-bit chunk

@@ -426,9 +426,6 @@ func (nc *nodeCluster) overlaps() int64 {
 }
 
 func TestSeveralNodesEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("several real processes: not in -short")
-	}
 	nc := newNodeCluster(t)
 	nc.store = objtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -810,9 +807,6 @@ func checkExport(t *testing.T, ctx context.Context, at, from *gwNode, camera int
 // incident is stored exactly once, and the event streams of the surviving
 // nodes each announce every new incident (LISTEN/NOTIFY between nodes).
 func TestSeveralNodesIngestAndEvents(t *testing.T) {
-	if testing.Short() {
-		t.Skip("several real processes: not in -short")
-	}
 	nc := newNodeCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

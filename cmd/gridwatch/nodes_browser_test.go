@@ -21,9 +21,6 @@ import (
 // its owner; Admin → Nodes lists both nodes alive, the one that answered
 // marked as such, and the killed one dead, in red, after them.
 func TestNodesInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("several real processes and a browser: not in -short")
-	}
 	chromium := browserReady(t)
 	nc := newNodeCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

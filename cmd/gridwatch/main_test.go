@@ -328,15 +328,10 @@ func TestIncidentsInBrowser(t *testing.T) {
 	runBrowserScript(t, "e2e/incidents.mjs", func(url, dir string) []string { return []string{url, dir} })
 }
 
-// runBrowserScript starts the demo on a free port and runs a playwright-core
-// script from assets/ against it; args builds its arguments.
-func runBrowserScript(t *testing.T, script string, args func(url, artifacts string) []string) {
-	t.Helper()
-	runBrowserScriptWith(t, script, nil, args)
-}
-
-// runBrowserScriptWith is runBrowserScript with extra gridwatch flags.
-func runBrowserScriptWith(t *testing.T, script string, extra []string, args func(url, artifacts string) []string) {
+// browserReady is the Chromium to drive (env CHROMIUM, else Debian's), once
+// the dashboard is built into this test binary and playwright-core is
+// installed; else the test is skipped (or fails under make test).
+func browserReady(t *testing.T) string {
 	t.Helper()
 	if !assets.Built() {
 		testtool.SkipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
@@ -351,6 +346,20 @@ func runBrowserScriptWith(t *testing.T, script string, extra []string, args func
 	if _, err := os.Stat("../../assets/node_modules/playwright-core"); err != nil {
 		testtool.SkipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
 	}
+	return chromium
+}
+
+// runBrowserScript starts the demo on a free port and runs a playwright-core
+// script from assets/ against it; args builds its arguments.
+func runBrowserScript(t *testing.T, script string, args func(url, artifacts string) []string) {
+	t.Helper()
+	runBrowserScriptWith(t, script, nil, args)
+}
+
+// runBrowserScriptWith is runBrowserScript with extra gridwatch flags.
+func runBrowserScriptWith(t *testing.T, script string, extra []string, args func(url, artifacts string) []string) {
+	t.Helper()
+	chromium := browserReady(t)
 	m := startMain(t, dataDir(t), true, extra...)
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

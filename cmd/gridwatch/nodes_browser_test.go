@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"gridwatch/assets"
 	"gridwatch/camera/camsim"
-	"gridwatch/internal/testtool"
 )
 
 // TestNodesInBrowser runs two real nodes on one database with two recording
@@ -84,25 +82,4 @@ func TestNodesInBrowser(t *testing.T) {
 	if got := nc.owners()[cam]; got != owner.id {
 		t.Errorf("camera %d is owned by %q after the browser watched it on %s, want %s", cam, got, viewer.id, owner.id)
 	}
-}
-
-// browserReady is the Chromium to drive (env CHROMIUM, else Debian's), once
-// the dashboard is built into this test binary and playwright-core is
-// installed; else the test is skipped (or fails under make test).
-func browserReady(t *testing.T) string {
-	t.Helper()
-	if !assets.Built() {
-		testtool.SkipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		testtool.SkipOrFail(t, "Chromium not found at "+chromium+" (`make test` installs it)")
-	}
-	if _, err := os.Stat("../../assets/node_modules/playwright-core"); err != nil {
-		testtool.SkipOrFail(t, "playwright-core is not installed in assets/node_modules (run `make assets`)")
-	}
-	return chromium
 }

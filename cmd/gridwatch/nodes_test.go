@@ -221,6 +221,17 @@ func (nc *nodeCluster) tryQuery(sql string, args ...any) ([][]any, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
 }
 
+// ownedBy lists the cameras node id owns now.
+func (nc *nodeCluster) ownedBy(id string) []int64 {
+	var out []int64
+	for c, o := range nc.owners() {
+		if o == id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // owners is camera → owner node (valid leases).
 func (nc *nodeCluster) owners() map[int64]string {
 	out := map[int64]string{}
@@ -638,13 +649,7 @@ func TestSeveralNodesEndToEnd(t *testing.T) {
 	var paused string
 	var pausedCams []int64
 	for _, id := range ids {
-		var mine []int64
-		for c, o := range nc.owners() {
-			if o == id {
-				mine = append(mine, c)
-			}
-		}
-		if len(mine) > 0 {
+		if mine := nc.ownedBy(id); len(mine) > 0 {
 			paused, pausedCams = id, mine
 			break
 		}
@@ -691,13 +696,7 @@ func TestSeveralNodesEndToEnd(t *testing.T) {
 	var drained string
 	var drainCams []int64
 	for _, id := range ids {
-		var mine []int64
-		for c, o := range nc.owners() {
-			if o == id {
-				mine = append(mine, c)
-			}
-		}
-		if id != paused && len(mine) > 0 {
+		if mine := nc.ownedBy(id); id != paused && len(mine) > 0 {
 			drained, drainCams = id, mine
 			break
 		}

@@ -33,6 +33,7 @@ import (
 	"gridwatch/audit"
 	"gridwatch/auth"
 	"gridwatch/camera"
+	"gridwatch/camera/gb28181"
 	"gridwatch/camera/live"
 	"gridwatch/camera/onvifcam"
 	"gridwatch/camera/record"
@@ -88,6 +89,10 @@ type Deps struct {
 	// ONVIF probes, discovers and steers cameras over ONVIF; nil answers
 	// 503 on its routes (and to a camera given an onvif address).
 	ONVIF *onvifcam.Service
+	// GB is the GB/T 28181 signalling (catalog, status, device
+	// recordings), GBStore its devices; nil answers 503 on their routes.
+	GB      *gb28181.Server
+	GBStore *gb28181.Store
 	// WHEP answers WebRTC offers for the camera streams; nil answers 503.
 	WHEP *whep.Server
 	// Recordings is the footage index, RecordingsDir where its files are.
@@ -237,6 +242,13 @@ func (s *Server) Routes() []Route {
 		httpapi.R("GET", "/api/v1/grids/:id/cameras", auth.CamerasRead, s.inGrid(s.gridCameras)),
 		httpapi.R("POST", "/api/v1/onvif/probe", auth.CamerasWrite, s.probeONVIF),
 		httpapi.R("GET", "/api/v1/onvif/discover", auth.CamerasWrite, s.discoverONVIF),
+		httpapi.R("GET", "/api/v1/gb28181/devices", auth.CamerasWrite, s.listGBDevices),
+		httpapi.R("GET", "/api/v1/gb28181/devices/:id", auth.CamerasWrite, s.getGBDevice),
+		httpapi.R("PUT", "/api/v1/gb28181/devices/:id", auth.CamerasWrite, s.putGBDevice),
+		httpapi.R("POST", "/api/v1/gb28181/devices/:id/catalog", auth.CamerasWrite, s.syncGBCatalog),
+		httpapi.R("GET", "/api/v1/gb28181/devices/:id/status", auth.CamerasWrite, s.gbDeviceStatus),
+		httpapi.R("POST", "/api/v1/gb28181/channels/:id/place", auth.CamerasWrite, s.placeGBChannel),
+		httpapi.R("GET", "/api/v1/cameras/:id/device-recordings", auth.VideoPlayback, s.deviceRecordings),
 		httpapi.R("GET", "/api/v1/cameras/:id/ptz", auth.CamerasPTZ, httpapi.ByID(s.ptzStatus)),
 		httpapi.R("POST", "/api/v1/cameras/:id/ptz", auth.CamerasPTZ, httpapi.ByID(s.ptzCommand)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),

@@ -198,11 +198,24 @@ func checkStreamURL(field, raw string, required bool) error {
 		}
 		return nil
 	}
+	if rest, ok := strings.CutPrefix(raw, "gb28181://"); ok {
+		// A GB/T 28181 channel: gb28181://DEVICE/CHANNEL, both 20-digit IDs.
+		dev, ch, _ := strings.Cut(rest, "/")
+		if !gbID(dev) || !gbID(ch) {
+			return fieldError(field, "a GB/T 28181 stream is gb28181://DEVICE/CHANNEL with two 20-digit IDs")
+		}
+		return nil
+	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
 		return fieldError(field, "is not an rtsp:// or rtsps:// URL with a host (value not shown: it may hold credentials)")
 	}
 	return nil
+}
+
+// gbID reports whether s is a 20-digit GB/T 28181 ID.
+func gbID(s string) bool {
+	return len(s) == 20 && strings.Trim(s, "0123456789") == ""
 }
 
 // Redact returns a stream URL without its credentials, and whether it had

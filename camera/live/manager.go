@@ -86,6 +86,10 @@ type Config struct {
 	// Router, when set, places the streams among several nodes (see
 	// Router); nil: this node pulls every camera itself.
 	Router Router
+	// Openers, when set, gives the source of a stream URL that is not
+	// RTSP (a GB/T 28181 channel's gb28181:// URL); false: the URL is
+	// pulled over RTSP.
+	Openers func(url string) (pull.Source, bool)
 }
 
 // Router places camera streams when several nodes share the cameras
@@ -348,6 +352,8 @@ func (m *Manager) ensureLocked(key Key, url string) (*entry, error) {
 		e.routed, e.route = true, m.cfg.Router.Route(key.Camera)
 		pc.Source = routedSource{m: m, e: e}
 		m.cfg.Router.Want(key.Camera, true)
+	} else if src, ok := m.otherSource(url); ok {
+		pc.Source = src
 	}
 	e.sup = pull.NewSupervisor(pc)
 	m.entries[key] = e
@@ -622,6 +628,9 @@ func (r routedSource) Open(ctx context.Context) (pull.Session, error) {
 		m.mu.Unlock()
 		switch {
 		case route.Local:
+			if src, ok := m.otherSource(url); ok {
+				return src.Open(ctx)
+			}
 			return m.rtspSource(url).Open(ctx)
 		case route.Relay != "":
 			return m.rtspSource(route.url(r.e.key)).Open(ctx)
@@ -640,6 +649,14 @@ func (r routedSource) Open(ctx context.Context) (pull.Session, error) {
 		}
 		return nil, errors.New("no node has taken this camera yet")
 	}
+}
+
+// otherSource is the source of a URL that is not pulled over RTSP.
+func (m *Manager) otherSource(url string) (pull.Source, bool) {
+	if m.cfg.Openers == nil {
+		return nil, false
+	}
+	return m.cfg.Openers(url)
 }
 
 // rtspSource is an RTSP source at url with the manager's pull settings.

@@ -51,6 +51,30 @@ type Options struct {
 	Discovery onvif.DiscoverOptions
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Driver steers the PTZ cameras that are not managed over ONVIF (GB/T
+	// 28181 channels) under the same control and audit; nil: none.
+	Driver Driver
+}
+
+// Driver steers PTZ cameras reached by other means than ONVIF.
+type Driver interface {
+	// Drives reports whether camera id is one of its cameras, and whether
+	// it has a PTZ head.
+	Drives(ctx context.Context, id int64) (ok, ptz bool, err error)
+	// Send gives camera id one checked command (never release).
+	Send(ctx context.Context, id int64, cmd Command) error
+}
+
+// driver is the Driver of camera id, nil when ONVIF drives it.
+func (s *Service) driver(ctx context.Context, id int64) (Driver, bool, error) {
+	if s.opts.Driver == nil {
+		return nil, false, nil
+	}
+	ok, ptz, err := s.opts.Driver.Drives(ctx, id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return s.opts.Driver, ptz, nil
 }
 
 // Service is the ONVIF side of the camera registry.
@@ -489,6 +513,13 @@ func (s *Service) Status(ctx context.Context, id int64, a audit.Actor) (*Status,
 		return nil, err
 	}
 	st.Controller = ctl
+	if d, ptz, err := s.driver(ctx, id); err != nil {
+		return nil, err
+	} else if d != nil {
+		// Its presets are numbers, its head's position unknown.
+		st.PTZ = ptz
+		return st, nil
+	}
 	c, acc, err := s.client(ctx, id)
 	if gridwatch.ErrorCode(err) == gridwatch.EUnavailable {
 		st.Error = gridwatch.ErrorMessage(err)
@@ -619,27 +650,89 @@ func (s *Service) Do(ctx context.Context, id int64, cmd Command) (*Result, error
 		return nil, err
 	}
 	a := audit.ActorFrom(ctx)
-	if cmd.Op == "release" {
-		return s.release(ctx, id, a)
-	}
-	c, acc, err := s.client(ctx, id)
+	drv, ptz, err := s.driver(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if acc.Device != nil && !acc.Device.PTZ {
-		return nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d has no PTZ head", id)
+	if cmd.Op == "release" {
+		return s.release(ctx, id, a, drv != nil)
 	}
+	var send func(ctx context.Context, cmd *Command, res *Result) error
+	if drv != nil {
+		if !ptz {
+			return nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d has no PTZ head", id)
+		}
+		send = func(ctx context.Context, cmd *Command, res *Result) error {
+			if err := drv.Send(ctx, id, *cmd); err != nil {
+				return err
+			}
+			if cmd.Op == "set_preset" {
+				res.Preset = cmd.Preset
+			}
+			return nil
+		}
+		if err := checkNumbered(&cmd); err != nil {
+			return nil, err
+		}
+	}
+	if drv == nil {
+		c, acc, err := s.client(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if acc.Device != nil && !acc.Device.PTZ {
+			return nil, gridwatch.Errorf(gridwatch.EConflict, "camera %d has no PTZ head", id)
+		}
+		if err := s.checkPreset(ctx, c, acc, id, &cmd); err != nil {
+			return nil, err
+		}
+		send = func(ctx context.Context, cmd *Command, res *Result) error {
+			return s.send(ctx, c, acc.Profile, cmd, res)
+		}
+	}
+	return s.do(ctx, id, a, &cmd, send)
+}
+
+// checkNumbered checks a command for a camera whose presets are numbers
+// 1 to 255 (GB/T 28181): a preset saved takes the number given as its
+// preset (or its name).
+func checkNumbered(cmd *Command) error {
+	switch cmd.Op {
+	case "home":
+		return fieldError("op", "this camera has no home command: go to a preset instead")
+	case "set_preset":
+		if cmd.Preset == "" {
+			cmd.Preset = cmd.Name
+		}
+		fallthrough
+	case "goto":
+		n, err := strconv.Atoi(cmd.Preset)
+		if err != nil || n < 1 || n > 255 {
+			return fieldError("preset", "%q is not a preset number (1 to 255)", cmd.Preset)
+		}
+	}
+	return nil
+}
+
+// checkPreset refuses to go to a preset the ONVIF camera does not have.
+func (s *Service) checkPreset(ctx context.Context, c *onvif.Client, acc *camera.ONVIFAccess, id int64, cmd *Command) error {
 	if cmd.Op == "goto" {
 		// An unknown preset is the caller's mistake, not the camera's fault.
 		ps, err := c.Presets(ctx, acc.Profile)
 		if err != nil {
 			s.forget(id)
-			return nil, deviceError(id, err)
+			return deviceError(id, err)
 		}
 		if !slices.ContainsFunc(ps, func(p onvif.Preset) bool { return p.Token == cmd.Preset }) {
-			return nil, fieldError("preset", "camera %d has no preset %q", id, cmd.Preset)
+			return fieldError("preset", "camera %d has no preset %q", id, cmd.Preset)
 		}
 	}
+	return nil
+}
+
+// do takes (or keeps) control of camera id for a, sends the command and
+// audits it.
+func (s *Service) do(ctx context.Context, id int64, a audit.Actor, cmd *Command, send func(context.Context, *Command, *Result) error) (*Result, error) {
 	// Control is taken (or kept) in one short statement; the device is
 	// then told outside any transaction, so a slow dome holds neither a
 	// database connection nor the row, and anyone else is told at once
@@ -648,7 +741,7 @@ func (s *Service) Do(ctx context.Context, id int64, cmd Command) (*Result, error
 	now := s.opts.Now()
 	var last map[string]any
 	var since time.Time
-	err = s.pool.QueryRow(ctx, `INSERT INTO camera_ptz_control AS c (camera_id, actor_kind, actor_id, actor_name, since, until)
+	err := s.pool.QueryRow(ctx, `INSERT INTO camera_ptz_control AS c (camera_id, actor_kind, actor_id, actor_name, since, until)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (camera_id) DO UPDATE SET actor_kind = excluded.actor_kind, actor_id = excluded.actor_id, actor_name = excluded.actor_name,
 			since = CASE WHEN c.until > $5 THEN c.since ELSE excluded.since END,
@@ -672,7 +765,7 @@ func (s *Service) Do(ctx context.Context, id int64, cmd Command) (*Result, error
 	}
 	res.Controller = &Controller{Kind: a.Kind, ID: a.ID, Name: a.Name, Since: since, Until: now.Add(s.opts.Hold), You: true}
 	dctx, cancel := context.WithTimeout(ctx, commandTimeout)
-	devErr := s.send(dctx, c, acc.Profile, &cmd, &res)
+	devErr := send(dctx, cmd, &res)
 	cancel()
 	// The audit is written whatever becomes of the request: the device has
 	// acted (or failed) by now.
@@ -738,9 +831,11 @@ func sameCommand(last, key map[string]any) bool {
 
 // release lets go of camera id if the actor holds it (audited); letting go
 // of a camera one does not hold changes nothing.
-func (s *Service) release(ctx context.Context, id int64, a audit.Actor) (*Result, error) {
-	if _, err := s.cams.ONVIFAccess(ctx, id); err != nil {
-		return nil, err
+func (s *Service) release(ctx context.Context, id int64, a audit.Actor, driven bool) (*Result, error) {
+	if !driven {
+		if _, err := s.cams.ONVIFAccess(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM camera_ptz_control WHERE camera_id = $1 AND actor_kind = $2 AND actor_id = $3 AND until > $4`, id, a.Kind, a.ID, s.opts.Now())

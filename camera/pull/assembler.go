@@ -151,6 +151,15 @@ func (a *assembler) packet(pkt *rtp.Packet) []*stream.AccessUnit {
 	return a.out
 }
 
+// unit takes a whole picture from a UnitSession.
+func (a *assembler) unit(u Unit) *stream.AccessUnit {
+	if u.Loss {
+		a.lost++
+		a.waitKey = true
+	}
+	return a.picture(u.NALUs, a.tl.unwrap(u.TS))
+}
+
 func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 	out := make([][]byte, 0, len(nalus)+3)
 	for _, n := range nalus {

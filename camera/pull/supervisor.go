@@ -45,6 +45,25 @@ type Session interface {
 	Close()
 }
 
+// UnitSession is a Session whose source brings whole pictures rather than
+// RTP packets of the video (a GB/T 28181 channel's program stream, taken
+// apart by its source). Its Packets are then not read.
+type UnitSession interface {
+	Units() <-chan Unit
+}
+
+// Unit is one picture of a UnitSession.
+type Unit struct {
+	// NALUs are the picture's NAL units, without start codes.
+	NALUs [][]byte
+	// TS is its presentation time on the 90 kHz clock (wrapping as an RTP
+	// timestamp does).
+	TS uint32
+	// Loss says something was lost before it: the pictures wait for the
+	// next keyframe.
+	Loss bool
+}
+
 // Status is where a camera stream stands.
 type Status string
 
@@ -262,23 +281,30 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 	key := time.NewTimer(keyWait)
 	defer key.Stop()
 	packets := sess.Packets()
+	var units <-chan Unit
+	if us, ok := sess.(UnitSession); ok {
+		units, packets = us.Units(), nil
+	}
 	// The latest picture of this session: audio is placed from it.
 	var lastPicture *stream.AccessUnit
+	picture := func(au *stream.AccessUnit) {
+		stall.Reset(s.cfg.StallTimeout)
+		if au.Key {
+			s.mu.Lock()
+			s.keys.key(au.Received)
+			s.mu.Unlock()
+			keyWait = s.keys.wait()
+			key.Reset(keyWait)
+		}
+		s.publish(au)
+		lastPicture = au
+	}
 	video := func(pkt *rtp.Packet) {
 		if pkt.PayloadType != f.PayloadType() {
 			return
 		}
 		for _, au := range asm.packet(pkt) {
-			stall.Reset(s.cfg.StallTimeout)
-			if au.Key {
-				s.mu.Lock()
-				s.keys.key(au.Received)
-				s.mu.Unlock()
-				keyWait = s.keys.wait()
-				key.Reset(keyWait)
-			}
-			s.publish(au)
-			lastPicture = au
+			picture(au)
 		}
 	}
 	for {
@@ -301,6 +327,10 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 			return fmt.Errorf("no keyframe for %s", keyWait)
 		case pkt := <-packets:
 			video(pkt)
+		case u := <-units:
+			if au := asm.unit(u); au != nil {
+				picture(au)
+			}
 		case pkt := <-audioPackets:
 			if pkt.PayloadType != at.dp.format.PayloadType() {
 				continue
@@ -313,6 +343,10 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 				select {
 				case vp := <-packets:
 					video(vp)
+				case u := <-units:
+					if au := asm.unit(u); au != nil {
+						picture(au)
+					}
 				default:
 					break drain
 				}

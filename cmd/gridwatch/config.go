@@ -93,6 +93,19 @@ type Config struct {
 	S3Endpoint   string
 	S3Region     string
 	S3PathStyle  bool
+	// GB/T 28181: where the SIP server listens ("": off), the platform's
+	// ID, realm and default device password, the address media is sent to,
+	// the media transport of live channels, the keepalive interval devices
+	// use and how many may be missed, and the category alarms become.
+	GB28181Addr             string
+	GB28181ID               string
+	GB28181Realm            string
+	GB28181Password         string
+	GB28181MediaIP          string
+	GB28181Transport        string
+	GB28181Keepalive        time.Duration
+	GB28181MissedKeepalives int
+	GB28181AlarmCategory    string
 }
 
 // DefaultConfig returns the defaults.
@@ -127,6 +140,11 @@ func DefaultConfig() Config {
 		PTZHold:             30 * time.Second,
 		Lease:               10 * time.Second,
 		FootageStore:        "local",
+		GB28181ID:               "34020000002000000001",
+		GB28181Transport:        "udp",
+		GB28181Keepalive:        60 * time.Second,
+		GB28181MissedKeepalives: 3,
+		GB28181AlarmCategory:    "0601",
 	}
 }
 
@@ -222,6 +240,17 @@ func options() []option {
 	s3eSet, s3eGet := str(func(c *Config) *string { return &c.S3Endpoint })
 	s3rSet, s3rGet := str(func(c *Config) *string { return &c.S3Region })
 	s3pSet, s3pGet := setting(func(c *Config) *bool { return &c.S3PathStyle }, strconv.ParseBool, strconv.FormatBool)
+	gbaSet, gbaGet := str(func(c *Config) *string { return &c.GB28181Addr })
+	gbiSet, gbiGet := str(func(c *Config) *string { return &c.GB28181ID })
+	gbrSet, gbrGet := str(func(c *Config) *string { return &c.GB28181Realm })
+	gbpSet, gbpGet := str(func(c *Config) *string { return &c.GB28181Password })
+	gbmSet, gbmGet := str(func(c *Config) *string { return &c.GB28181MediaIP })
+	gbtSet, gbtGet := str(func(c *Config) *string { return &c.GB28181Transport })
+	gbkSet, gbkGet := dur(func(c *Config) *time.Duration { return &c.GB28181Keepalive })
+	gbnSet, gbnGet := setting(func(c *Config) *int { return &c.GB28181MissedKeepalives }, strconv.Atoi, strconv.Itoa)
+	gbcSet, gbcGet := str(func(c *Config) *string { return &c.GB28181AlarmCategory })
+	gbPassword := opt("gb28181-password", "the password GB/T 28181 devices register with, unless a device is given its own (PUT /api/v1/gb28181/devices/{id})", gbpSet, gbpGet)
+	gbPassword.secret = true
 	return []option{
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
@@ -277,6 +306,15 @@ func options() []option {
 		opt("s3-endpoint", "the object store's S3 API, http(s)://host:port (default Amazon S3)", s3eSet, s3eGet),
 		opt("s3-region", "the object store's region", s3rSet, s3rGet),
 		opt("s3-path-style", "address the bucket in the path (MinIO, SeaweedFS), not the host name", s3pSet, s3pGet),
+		opt("gb28181-addr", "where the GB/T 28181 SIP server listens for devices, UDP and TCP (host:port, usually :5060; empty: off; the demo picks a free loopback port)", gbaSet, gbaGet),
+		opt("gb28181-id", "this platform's 20-digit GB/T 28181 ID (SIP user)", gbiSet, gbiGet),
+		opt("gb28181-realm", "the platform's SIP realm (default: the first 10 digits of its ID)", gbrSet, gbrGet),
+		gbPassword,
+		opt("gb28181-media-ip", "the address devices send media to (default: the SIP listen address, or this host's route to the device)", gbmSet, gbmGet),
+		opt("gb28181-transport", "how live GB/T 28181 channels send media: udp, tcp-passive (they connect to us) or tcp-active (we connect to them)", gbtSet, gbtGet),
+		opt("gb28181-keepalive", "the keepalive interval GB/T 28181 devices use", gbkSet, gbkGet),
+		opt("gb28181-missed-keepalives", "keepalives a device may miss before it is offline", gbnSet, gbnGet),
+		opt("gb28181-alarm-category", "the incident category a device's alarm becomes", gbcSet, gbcGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -529,6 +567,26 @@ func (c *Config) Validate() error {
 	}
 	if c.PTZHold < time.Second || c.PTZHold > time.Hour {
 		bad("ptz-hold", "%v: want 1s to 1h", c.PTZHold)
+	}
+	if c.GB28181Addr != "" {
+		if _, _, err := net.SplitHostPort(c.GB28181Addr); err != nil {
+			bad("gb28181-addr", "%q is not a host:port", c.GB28181Addr)
+		}
+	}
+	if len(c.GB28181ID) != 20 || strings.Trim(c.GB28181ID, "0123456789") != "" {
+		bad("gb28181-id", "%q: want a 20-digit GB/T 28181 ID", c.GB28181ID)
+	}
+	if c.GB28181MediaIP != "" && net.ParseIP(c.GB28181MediaIP) == nil {
+		bad("gb28181-media-ip", "%q is not an IP address", c.GB28181MediaIP)
+	}
+	if c.GB28181Transport != "udp" && c.GB28181Transport != "tcp-passive" && c.GB28181Transport != "tcp-active" {
+		bad("gb28181-transport", "%q: want udp, tcp-passive or tcp-active", c.GB28181Transport)
+	}
+	if c.GB28181Keepalive < 100*time.Millisecond || c.GB28181Keepalive > time.Hour {
+		bad("gb28181-keepalive", "%v: want 100ms to 1h", c.GB28181Keepalive)
+	}
+	if c.GB28181MissedKeepalives < 1 || c.GB28181MissedKeepalives > 100 {
+		bad("gb28181-missed-keepalives", "%d: want 1 to 100", c.GB28181MissedKeepalives)
 	}
 	if c.VideoIdle <= 0 {
 		bad("video-idle", "%v: want a positive duration", c.VideoIdle)

@@ -24,6 +24,7 @@ import (
 	"gridwatch/auth"
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
+	"gridwatch/camera/gb28181"
 	"gridwatch/camera/live"
 	"gridwatch/camera/onvif"
 	"gridwatch/camera/onvifcam"
@@ -72,6 +73,9 @@ type Main struct {
 	exporter *record.Exporter
 	rtsp     *rtspserve.Server
 	sim      *camsim.Sim
+	// gb is the GB/T 28181 signalling, gbStore its devices (nil: off).
+	gb      *gb28181.Server
+	gbStore *gb28181.Store
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -334,11 +338,17 @@ func (m *Main) startBackground(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		m.Logger.Warn("live events: not listening after 30 s; starting the cameras anyway")
 	}
+	if err := m.newGB(); err != nil {
+		return err
+	}
 	m.startVideo()
 	if err := m.startWHEP(); err != nil {
 		return err
 	}
-	return m.startRTSP()
+	if err := m.startRTSP(); err != nil {
+		return err
+	}
+	return m.runGB()
 }
 
 // startWHEP answers WebRTC (WHEP) offers for the camera streams.
@@ -394,7 +404,7 @@ func (m *Main) startVideo() {
 		Record: m.recorder.Record, Logger: log.With("component", "video"), Idle: m.Config.VideoIdle,
 		Pull:   pull.Config{Client: pull.Client(m.Config.RTSPClient), KeyTimeout: m.Config.KeyTimeout},
 		FFmpeg: findFFmpeg(log), MaxTranscodes: m.Config.TranscodeMax,
-		Router: video.Router{Node: m.node},
+		Router: video.Router{Node: m.node}, Openers: m.gbSources,
 	}, func(k live.Key, err error) { log.Error("camera status", "camera", k.Camera, "err", err) })
 	m.domain.Cameras.AfterChange(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -534,7 +544,9 @@ func (m *Main) serve() error {
 		Hold:      cfg.PTZHold,
 		Discovery: onvif.DiscoverOptions{Addr: cfg.ONVIFDiscoveryAddr, Interface: cfg.ONVIFInterface},
 		Logger:    m.Logger.With("component", "onvif"),
+		Driver:    m.ptzDriver(),
 	})
+	deps.GB, deps.GBStore = m.gb, m.gbStore
 	if m.rtsp != nil {
 		if _, port, err := net.SplitHostPort(m.rtsp.Addr()); err == nil {
 			deps.RTSPPort, _ = strconv.Atoi(port)

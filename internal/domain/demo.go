@@ -256,3 +256,47 @@ func (d *Domain) seedDemoAccess(ctx context.Context) error {
 	}
 	return d.Auth.EnsureToken(ctx, auth.NewToken{Name: "demo 12345 hotline", Role: auth.RoleIntegration}, DemoIntegrationToken)
 }
+
+// DemoPlace is a spot in the demo city: the middle of one of its grids.
+type DemoPlace struct {
+	Grid     string
+	Name     string
+	Lon, Lat float64
+}
+
+// DemoNVRPlaces are where the demo's simulated GB/T 28181 NVR reports its
+// channels: the middle of the last grid of each community (grids the
+// demo's RTSP cameras do not stand in), up to n.
+func DemoNVRPlaces(n int) ([]DemoPlace, error) {
+	city, err := geo.ParseFeatureCollection(geo.DemoCity(), geo.ParseOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("demo city: %w", err)
+	}
+	last := map[string]int{}
+	var order []string
+	for i, f := range city {
+		if f.Level != geo.LevelGrid {
+			continue
+		}
+		if _, ok := last[f.ParentCode]; !ok {
+			order = append(order, f.ParentCode)
+		}
+		last[f.ParentCode] = i
+	}
+	var out []DemoPlace
+	for _, c := range order {
+		if len(out) == n {
+			break
+		}
+		f := city[last[c]]
+		ring := f.Geometry.Polygon(0).Coords()[0]
+		var x, y float64
+		for _, p := range ring[:len(ring)-1] {
+			x += p[0]
+			y += p[1]
+		}
+		k := float64(len(ring) - 1)
+		out = append(out, DemoPlace{Grid: f.Code, Name: f.Name, Lon: x / k, Lat: y / k})
+	}
+	return out, nil
+}

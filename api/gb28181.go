@@ -1,16 +1,22 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
 	"gridwatch/api/httpapi"
+	"gridwatch/audit"
 	"gridwatch/camera"
 	"gridwatch/camera/gb28181"
 	"gridwatch/camera/gb28181/manscdp"
+	"gridwatch/camera/live"
+	"gridwatch/camera/pull"
 	"gridwatch/geo"
 )
 
@@ -183,4 +189,140 @@ func (s *Server) deviceRecordings(c *gin.Context) error {
 		return gridwatch.Errorf(gridwatch.EUnavailable, "%s", err.Error())
 	}
 	return httpapi.JSON(c, http.StatusOK, gin.H{"camera_id": id, "device": dev, "channel": ch, "recordings": recs}, nil)
+}
+
+// Device playback: a recording the device holds, played through
+// gridwatch (MSE, like a live stream) with pause, seek and speed.
+
+func (s *Server) playbacks() (*gb28181.Playbacks, error) {
+	if s.deps.GBPlaybacks == nil {
+		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "GB/T 28181 is not running on this server (start it with --gb28181-addr)")
+	}
+	return s.deps.GBPlaybacks, nil
+}
+
+// startDevicePlayback plays camera :id's recording held on its device.
+func (s *Server) startDevicePlayback(c *gin.Context) error {
+	pbs, err := s.playbacks()
+	if err != nil {
+		return err
+	}
+	st, err := s.gb()
+	if err != nil {
+		return err
+	}
+	id, err := httpapi.IDParam(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		From      time.Time `json:"from"`
+		To        time.Time `json:"to"`
+		Transport string    `json:"transport"`
+	}
+	if err := httpapi.BindJSON(c, &body); err != nil {
+		return err
+	}
+	if body.From.IsZero() || body.To.IsZero() {
+		return gridwatch.Errorf(gridwatch.EInvalid, "from, to: both are required (RFC 3339 times)").WithDetails(map[string]any{"field": "from"})
+	}
+	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
+		return err
+	}
+	dev, ch, err := st.CameraChannel(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	pb, err := pbs.Start(c.Request.Context(), id, dev, ch, body.From, body.To, body.Transport)
+	if err != nil {
+		return err
+	}
+	state, err := pbs.Get(pb.ID)
+	return httpapi.JSON(c, http.StatusCreated, state, err)
+}
+
+// devicePlayback is playback :pb if the caller may see its camera.
+func (s *Server) devicePlayback(c *gin.Context) (*gb28181.Playbacks, gb28181.PlaybackState, error) {
+	pbs, err := s.playbacks()
+	if err != nil {
+		return nil, gb28181.PlaybackState{}, err
+	}
+	st, err := pbs.Get(c.Param("pb"))
+	if err != nil {
+		return nil, st, err
+	}
+	if _, err := s.deps.Cameras.Get(c.Request.Context(), st.Camera, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
+		return nil, st, gridwatch.Errorf(gridwatch.ENotFound, "no device playback %s", c.Param("pb"))
+	}
+	return pbs, st, nil
+}
+
+func (s *Server) getDevicePlayback(c *gin.Context) error {
+	_, st, err := s.devicePlayback(c)
+	return httpapi.JSON(c, http.StatusOK, st, err)
+}
+
+func (s *Server) controlDevicePlayback(c *gin.Context) error {
+	pbs, st, err := s.devicePlayback(c)
+	if err != nil {
+		return err
+	}
+	var cmd gb28181.Command
+	if err := httpapi.BindJSON(c, &cmd); err != nil {
+		return err
+	}
+	st, err = pbs.Control(c.Request.Context(), st.ID, cmd)
+	return httpapi.JSON(c, http.StatusOK, st, err)
+}
+
+func (s *Server) stopDevicePlayback(c *gin.Context) error {
+	pbs, st, err := s.devicePlayback(c)
+	if err != nil {
+		return err
+	}
+	return httpapi.NoContent(c, pbs.Stop(st.ID))
+}
+
+// devicePlaybackMSE streams a device playback as fMP4 over a WebSocket,
+// as liveMSE does a live stream.
+func (s *Server) devicePlaybackMSE(c *gin.Context) error {
+	pbs, st, err := s.devicePlayback(c)
+	if err != nil {
+		return err
+	}
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
+	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return nil
+	}
+	defer conn.CloseNow()
+	ctx, cancel := context.WithCancelCause(conn.CloseRead(c.Request.Context()))
+	defer cancel(nil)
+	hub, state, release, err := pbs.Acquire(st.ID)
+	if err != nil {
+		conn.Close(websocket.StatusTryAgainLater, closeReason(err))
+		return nil
+	}
+	defer release()
+	view := s.deps.Viewings.Start(viewing(c, audit.Playback, audit.ProtoMSE, st.Camera, "device"))
+	defer view.End()
+	done := make(chan struct{})
+	rechecked := make(chan struct{})
+	defer func() { close(done); <-rechecked }()
+	go func() {
+		defer close(rechecked)
+		s.recheckVideo(c, st.Camera, done, cancel)
+	}()
+	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, func() (pull.State, bool) { return state(), true }, live.MSEOptions{Audio: c.Query("audio") == "1"})
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errAccessWithdrawn):
+		conn.Close(websocket.StatusPolicyViolation, closeReason(cause))
+	case err == nil || errors.Is(err, context.Canceled):
+		conn.Close(websocket.StatusNormalClosure, "")
+	default:
+		conn.Close(websocket.StatusGoingAway, closeReason(err))
+	}
+	return nil
 }

@@ -91,8 +91,9 @@ type Deps struct {
 	ONVIF *onvifcam.Service
 	// GB is the GB/T 28181 signalling (catalog, status, device
 	// recordings), GBStore its devices; nil answers 503 on their routes.
-	GB      *gb28181.Server
-	GBStore *gb28181.Store
+	GB          *gb28181.Server
+	GBStore     *gb28181.Store
+	GBPlaybacks *gb28181.Playbacks
 	// WHEP answers WebRTC offers for the camera streams; nil answers 503.
 	WHEP *whep.Server
 	// Recordings is the footage index, RecordingsDir where its files are.
@@ -249,6 +250,11 @@ func (s *Server) Routes() []Route {
 		httpapi.R("GET", "/api/v1/gb28181/devices/:id/status", auth.CamerasWrite, s.gbDeviceStatus),
 		httpapi.R("POST", "/api/v1/gb28181/channels/:id/place", auth.CamerasWrite, s.placeGBChannel),
 		httpapi.R("GET", "/api/v1/cameras/:id/device-recordings", auth.VideoPlayback, s.deviceRecordings),
+		httpapi.R("POST", "/api/v1/cameras/:id/device-playback", auth.VideoPlayback, s.startDevicePlayback),
+		httpapi.R("GET", "/api/v1/device-playbacks/:pb", auth.VideoPlayback, s.getDevicePlayback),
+		httpapi.R("POST", "/api/v1/device-playbacks/:pb/control", auth.VideoPlayback, s.controlDevicePlayback),
+		httpapi.R("DELETE", "/api/v1/device-playbacks/:pb", auth.VideoPlayback, s.stopDevicePlayback),
+		httpapi.KeyParam(httpapi.R("GET", "/api/v1/device-playbacks/:pb/live", auth.VideoPlayback, s.devicePlaybackMSE)),
 		httpapi.R("GET", "/api/v1/cameras/:id/ptz", auth.CamerasPTZ, httpapi.ByID(s.ptzStatus)),
 		httpapi.R("POST", "/api/v1/cameras/:id/ptz", auth.CamerasPTZ, httpapi.ByID(s.ptzCommand)),
 		httpapi.KeyParam(httpapi.R("GET", "/api/v1/cameras/:id/live", auth.VideoLive, s.liveMSE)),

@@ -1,10 +1,12 @@
 // The "Admin 管理" view: a large modal dialog with one tab per permission —
 // Users (users.manage), API tokens (tokens.manage), Audit log and Viewings
 // (audit.read: who watched which camera, live or recorded, how and when),
-// Nodes (metrics.read: the gridwatch nodes sharing the database).
-// Built on first open; every call goes through api.js (CSRF, sign-in retry).
+// Nodes (metrics.read: the gridwatch nodes sharing the database), GB/T
+// 28181 devices (cameras.write: the devices registered over SIP, their
+// channels, placing the unplaced ones). Built on first open; every call goes through api.js (CSRF, sign-in retry).
 // This file has the dialog and the users and tokens tabs; the log tabs are
-// admin-logs.js's, the nodes tab admin-nodes.js's, what the tabs share
+// admin-logs.js's, the nodes tab admin-nodes.js's, the GB/T 28181 tab
+// admin-gb28181.js's, what the tabs share
 // admin-parts.js's. A tab with a stop() (one that refreshes itself) is
 // stopped when another tab is chosen or the dialog closes.
 
@@ -13,6 +15,7 @@ import { el, field, formError, formatTime, gridsText, parseCodes, roleLabel, rol
 import { adminForm, codesOf, fillRows, flash, loadTable, nameOf, roleBadge, sameList, table } from './admin-parts.js';
 import { AuditTab, ViewingsTab } from './admin-logs.js';
 import { NodesTab } from './admin-nodes.js';
+import { GBTab } from './admin-gb28181.js';
 
 const TABS = [
   { id: 'users', perm: 'users.manage', label: '用户 Users' },
@@ -20,24 +23,82 @@ const TABS = [
   { id: 'audit', perm: 'audit.read', label: '审计 Audit log' },
   { id: 'viewings', perm: 'audit.read', label: '观看记录 Viewings' },
   { id: 'nodes', perm: 'metrics.read', label: '节点 Nodes' },
+  { id: 'gb', perm: 'cameras.write', label: '国标设备 GB/T 28181' },
 ];
 
-/** AdminDialog is the admin view; open() shows the first tab the user may use. */
+/**
+ * AdminDialog is the admin view; open() shows the first tab the user may use.
+ * deps: onError(err, context); onCamera(id) shows camera id on the map (the
+ * view closed first); pickPoint(hint) takes one click on the map (a promise
+ * of {lng, lat}, or null when cancelled).
+ */
 export class AdminDialog {
-  constructor({ onError }) {
+  constructor({ onError, onCamera = () => {}, pickPoint = null }) {
     this.onError = onError;
+    this.onCamera = onCamera;
+    this.pickPoint = pickPoint;
     this.dialog = null;
     this.tabs = {};
     this.current = '';
+    this.absent = new Set(); // tabs the server has no route for
+  }
+
+  allowed() {
+    return TABS.filter((t) => can(t.perm) && !this.absent.has(t.id));
   }
 
   open() {
     if (!this.dialog) this.build();
     applyPermissions(this.dialog);
+    for (const id of this.absent) this.tablist.querySelector(`[data-tab="${id}"]`).hidden = true;
     if (!this.dialog.open) this.dialog.showModal();
-    const allowed = TABS.filter((t) => can(t.perm));
+    const allowed = this.allowed();
     if (allowed.length === 0) return;
     this.select(allowed.some((t) => t.id === this.current) ? this.current : allowed[0].id, true);
+  }
+
+  /** openGBDevice opens the GB/T 28181 tab on device id (the camera card's link). */
+  openGBDevice(id) {
+    if (!can('cameras.write') || this.absent.has('gb')) return;
+    if (!this.dialog) this.build();
+    this.current = 'gb';
+    this.open();
+    this.tabs.gb.showDevice(id);
+  }
+
+  /** onEvent hands the live feed's gb.device.* events to the GB/T 28181 tab (if it shows). */
+  onEvent(type, data) {
+    this.tabs.gb?.onEvent(type, data);
+  }
+
+  /** showCamera closes the view and shows camera id on the map. */
+  showCamera(id) {
+    this.dialog.close();
+    this.onCamera(id);
+  }
+
+  /** pick steps the view aside for one click on the map, then opens it again where it was. */
+  async pick(hint) {
+    if (!this.pickPoint) return null;
+    this.dialog.close();
+    let p = null;
+    try {
+      p = await this.pickPoint(hint);
+    } finally {
+      this.open();
+    }
+    return p;
+  }
+
+  /** tabAbsent hides a tab whose route the server does not have, and shows another. */
+  tabAbsent(id) {
+    this.absent.add(id);
+    this.tablist.querySelector(`[data-tab="${id}"]`).hidden = true;
+    if (this.current !== id) return;
+    this.tabs[id].stop?.();
+    const next = this.allowed()[0];
+    if (next) this.select(next.id, true);
+    else this.tabs[id].root.hidden = true;
   }
 
   build() {
@@ -57,7 +118,9 @@ export class AdminDialog {
       next.focus();
       this.select(next.dataset.tab, true);
     });
-    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab(), viewings: new ViewingsTab(), nodes: new NodesTab() };
+    const gb = new GBTab({ showCamera: (id) => this.showCamera(id), pick: (hint) => this.pick(hint), onAbsent: () => this.tabAbsent('gb') });
+    if (!this.pickPoint) gb.placeForm.querySelector('[data-action="pick"]').hidden = true;
+    this.tabs = { users: new UsersTab(), tokens: new TokensTab(), audit: new AuditTab(), viewings: new ViewingsTab(), nodes: new NodesTab(), gb };
     for (const [id, tab] of Object.entries(this.tabs)) {
       tab.root.id = `admin-${id}`;
       tab.root.setAttribute('role', 'tabpanel');

@@ -1,8 +1,10 @@
 // The camera card: a camera picked on the map or in a grid's list, shown in
 // the panel and kept fresh (its live figures) while it shows; with several
-// nodes, which node pulls it.
+// nodes, which node pulls it; for a GB/T 28181 channel, its device.
 
-import { getJSON } from './api.js';
+import { can, getJSON } from './api.js';
+import { el } from './dom.js';
+import { gbChannelOf } from './gb-url.js';
 import { flyNear } from './map-setup.js';
 
 const REFRESH_MS = 10000;
@@ -11,7 +13,8 @@ const REFRESH_MS = 10000;
  * CameraCard shows one camera in the panel. deps: map, camLayer, panel,
  * showError(err, context); begin() starts a new selection (the grid and the
  * locate marker go) and returns its seq; current(seq) reports whether that
- * selection is still the one on show.
+ * selection is still the one on show; onGBDevice(id) opens GB/T 28181 device
+ * id in the admin view.
  */
 export class CameraCard {
   constructor(deps) {
@@ -37,6 +40,7 @@ export class CameraCard {
     camLayer.select(cam.id);
     panel.showCamera(cam);
     showNode(panel.camera, cam);
+    this.showGB(panel.camera, cam);
     document.title = `${cam.code ?? ''} ${cam.name ?? ''} — Gridwatch`;
     const c = cam.location?.coordinates;
     if (fly && Array.isArray(c)) flyNear(map, [c[0], c[1]], 16.5, 800);
@@ -57,9 +61,39 @@ export class CameraCard {
       if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id)) return;
       panel.showCamera(cam);
       showNode(panel.camera, cam);
+      this.showGB(panel.camera, cam);
     } catch (err) {
       if (current(seq)) console.warn('camera', err);
     }
+  }
+
+  /**
+   * showGB says in the card (#camera-card) that camera cam is a GB/T 28181
+   * channel, and of which device: a link to the device in the admin view for
+   * a user who may manage the devices (cameras.write). Any other camera shows
+   * none. Hook: [data-field="cam-gb"][data-device][data-channel] with
+   * [data-field="cam-gb-device"] (a button when it links).
+   */
+  showGB(card, cam) {
+    let line = card.querySelector('[data-field="cam-gb"]');
+    if (!line) {
+      line = el('p', { className: 'cam-gb', dataset: { field: 'cam-gb' } });
+      card.querySelector('.detail-name').after(line);
+    }
+    const gb = gbChannelOf(cam.main_url);
+    line.hidden = !gb;
+    line.dataset.device = gb?.device ?? '';
+    line.dataset.channel = gb?.channel ?? '';
+    if (!gb) {
+      line.replaceChildren();
+      return;
+    }
+    const linked = can('cameras.write') && this.deps.onGBDevice;
+    const device = linked
+      ? el('button', { type: 'button', className: 'link-btn mono', dataset: { field: 'cam-gb-device' }, title: '在管理视图中打开此设备 · Open this device in the admin view' }, gb.device)
+      : el('span', { className: 'mono', dataset: { field: 'cam-gb-device' } }, gb.device);
+    if (linked) device.addEventListener('click', () => this.deps.onGBDevice(gb.device));
+    line.replaceChildren(el('span', 'cam-gb-kind', '国标通道 GB/T 28181 channel'), ' · 设备 device ', device);
   }
 }
 

@@ -1,6 +1,7 @@
 // What the dashboard does with the live feed's events (and, without the event
 // stream, with polling): cases added and changed, camera status, grids
-// redrawn, bulk filings, and the toasts that announce new cases.
+// redrawn, bulk filings, GB/T 28181 devices coming and going (for the admin
+// view), and the toasts that announce new cases.
 
 import { LiveFeed } from './live.js';
 import { statusLabel } from './status.js';
@@ -11,7 +12,8 @@ import { toast } from './toast.js';
  * IncidentStore), recording (RecordingStatus), camLayer, panel, player,
  * incidentsOn, camerasOn; showError(err, context); reloadGrids();
  * gridChanged(data) (the editor's); refreshCard(id) (the camera card, if it
- * shows camera id); openIncident(id, {fly}); gridLabel(id).
+ * shows camera id); gbEvent(type, data) (gb.device.online/offline);
+ * openIncident(id, {fly}); gridLabel(id).
  */
 export class LiveUpdates {
   constructor(deps) {
@@ -41,6 +43,7 @@ export class LiveUpdates {
     const id = data && typeof data === 'object' ? data.id : undefined;
     if (recording.onEvent(type, data)) return;
     if (type === 'camera.online' || type === 'camera.offline') this.cameraEvent(data);
+    else if (type === 'gb.device.online' || type === 'gb.device.offline') this.deps.gbEvent?.(type, data); // the admin view's GB/T 28181 tab
     else if (type === 'incident.created') store.queue(id, { announce: true });
     else if (type === 'incident.changed') store.queue(id);
     else if (type === 'grid.changed') {

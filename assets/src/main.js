@@ -17,6 +17,8 @@
 //   #camera-card [data-field=cam-footage], #footage-dialog (see footage.js)
 //   #incident-view[data-incident-id][data-status][data-version], #incident-history > li
 //   #panel [data-field=edit-btn|history-btn], #editor (see editor.js), history (see history.js)
+//   #camera-card [data-field=cam-gb] (a GB/T 28181 channel, see camera-card.js), #admin-gb (admin-gb28181.js)
+//   document.body.dataset.mapPick while the map waits for a click for the admin view (map-pick.js)
 //
 // This file wires the parts together and keeps the selection (grid, camera,
 // case, locate); the parts live in their own modules: header.js (banner,
@@ -57,6 +59,7 @@ import { Locator } from './locate.js';
 import { CameraCard } from './camera-card.js';
 import { EditorLoader } from './editor-loader.js';
 import { MapTip } from './map-tip.js';
+import { MapPicker } from './map-pick.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -124,6 +127,8 @@ const basemap = typeof meta.basemap_style_url === 'string' && meta.basemap_style
 
 const map = createMap(basemap);
 window.gridwatchMap = map;
+// A point on the map for the admin view (placing a GB/T 28181 channel): the view steps aside meanwhile.
+const picker = new MapPicker(map);
 
 // ---- incidents: the store, the map layer, live updates ---------------------------------
 
@@ -167,8 +172,11 @@ const videoOn = () => can('video.live');
 // Recorded footage (video.playback): the footage dialog, hls.js loaded on first use.
 const footageOn = () => can('video.playback');
 const footage = new FootageDialog();
+// The footage view tells a GB/T 28181 channel by its URL: a camera handed over without it
+// (an incident's linked footage) takes it from the map's list.
+const withURL = (cam) => (cam && cam.main_url === undefined ? { ...cam, main_url: camLayer.get(cam.id)?.main_url } : cam);
 const openFootage = (cam, opener) => {
-  if (footageOn()) footage.open(cam, { opener });
+  if (footageOn()) footage.open(withURL(cam), { opener });
 };
 const player = new PlayerDialog({ onPlayback: openFootage, canPlayback: footageOn });
 
@@ -267,6 +275,11 @@ map.on('mousemove', (ev) => {
 });
 function hoverAt(ev) {
   pendingMove = null;
+  if (picker.active) {
+    tip.clear();
+    map.getCanvas().style.cursor = 'crosshair';
+    return;
+  }
   if (editing()) {
     // The editor (terra-draw) owns the cursor and the clicks.
     tip.clear();
@@ -283,6 +296,10 @@ function hoverAt(ev) {
 map.getCanvasContainer().addEventListener('mouseleave', () => tip.clear());
 
 map.on('click', (ev) => {
+  if (picker.active) {
+    picker.at(ev.lngLat); // a point asked for by the admin view (placing a GB/T 28181 channel)
+    return;
+  }
   if (editing()) return; // the editor's own click handler picks neighbours
   if (newForm.picking) {
     newForm.pickAt(ev.lngLat);
@@ -374,7 +391,8 @@ document.addEventListener('keydown', (ev) => {
   // Esc in a modal dialog (login, import, admin) is the dialog's, not the map's.
   if (ev.key !== 'Escape' || ev.defaultPrevented || isModalOpen() || editing()) return;
   if (ev.target instanceof HTMLElement && ev.target.closest('.drawer form') && !newForm.picking) return; // typing in a form
-  if (newForm.picking) newForm.setPicking(false);
+  if (picker.active) picker.cancel();
+  else if (newForm.picking) newForm.setPicking(false);
   else if (locator.active) locator.set(false);
   else if (view.isOpen) closeIncident();
   else if (newForm.isOpen) closeNewForm();
@@ -451,7 +469,11 @@ $('#panel [data-field="edit-btn"]').addEventListener('click', () => {
   if (id > 0) editors.start(id, $('#panel [data-field="edit-btn"]'));
 });
 
-const admin = new AdminDialog({ onError: showError });
+const admin = new AdminDialog({
+  onError: showError,
+  onCamera: (id) => showCameraOnMap(id),
+  pickPoint: (hint) => picker.start(hint),
+});
 $('#admin-btn').addEventListener('click', () => admin.open());
 
 // ---- incidents: loading, live updates, the views -----------------------------------------
@@ -473,6 +495,7 @@ const live = new LiveUpdates({
   reloadGrids,
   gridChanged: (data) => editors.editor?.gridChanged(data),
   refreshCard: (id) => card.refresh(id, selectSeq),
+  gbEvent: (type, data) => admin.onEvent(type, data),
   openIncident,
   gridLabel,
 });
@@ -539,9 +562,16 @@ const card = new CameraCard({
     return seq;
   },
   current: (seq) => seq === selectSeq,
+  onGBDevice: (id) => admin.openGBDevice(id),
 });
 function openCamera(id, opts) {
   return card.open(id, opts);
+}
+
+/** showCameraOnMap flies to camera id and shows its card; one the map does not hold yet (just placed) is loaded first. */
+async function showCameraOnMap(id) {
+  if (camerasOn && !camLayer.get(id)) await camLayer.load().catch((err) => showError(err, 'Loading cameras'));
+  return openCamera(id, { fly: true });
 }
 
 function hoverCamera(ev) {
@@ -565,7 +595,7 @@ const cases = new IncidentPanels({
   gridOptions: () => gridOptions(grids),
   showError,
   onFootage: (cam, range, opener) => {
-    if (footageOn()) footage.open(cam, { opener, range });
+    if (footageOn()) footage.open(withURL(cam), { opener, range });
   },
 });
 const { view, form: newForm } = cases;

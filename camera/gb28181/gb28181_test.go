@@ -463,3 +463,83 @@ func TestAlarm(t *testing.T) {
 		t.Fatal("the repeated alarm was not handled")
 	}
 }
+
+// pictures reads n pictures from a hub, failing after wait.
+func pictures(t *testing.T, hub *stream.Hub, n int, wait time.Duration) []*stream.AccessUnit {
+	t.Helper()
+	sub := hub.Subscribe()
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var out []*stream.AccessUnit
+	for len(out) < n {
+		aus, err := sub.Next(ctx, nil)
+		if err != nil {
+			t.Fatalf("%d of %d pictures, then %v", len(out), n, err)
+		}
+		out = append(out, aus...)
+	}
+	return out
+}
+
+// TestPlayback: a device's recording is played from its start, paused,
+// resumed, moved and sped up over INFO; a short range ends by itself
+// when the device says so.
+func TestPlayback(t *testing.T) {
+	r := newRig(t, nil)
+	now := time.Now().Truncate(time.Second)
+	dev := r.start(r.nvr(func(c *gbsim.Config) {
+		c.Records = []gbsim.Record{{Channel: chanID(1), Start: now.Add(-time.Hour), End: now, Type: "time"}}
+	}))
+	r.wait("the catalog", func() bool { return r.device(nvrID).Cameras == 4 })
+	cam := *r.channels(nvrID)[chanID(1)].Camera
+	pbs := &gb28181.Playbacks{Server: r.srv}
+	t.Cleanup(testtool.Run(t, 15*time.Second, pbs.Run))
+	ctx := context.Background()
+	var pb *gb28181.Playback
+	var err error
+	r.wait("playback running", func() bool {
+		pb, err = pbs.Start(ctx, cam, nvrID, chanID(1), now.Add(-time.Hour), now.Add(-50*time.Minute), gb28181.TCPPassive)
+		return err == nil
+	})
+	hub, _, release, err := pbs.Acquire(pb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if aus := pictures(t, hub, 10, 30*time.Second); !aus[0].Key {
+		t.Error("the playback does not start at a keyframe")
+	}
+	for _, c := range []gb28181.Command{{Op: "pause"}, {Op: "resume"}, {Op: "seek", At: 120}, {Op: "speed", Scale: 2}} {
+		st, err := pbs.Control(ctx, pb.ID, c)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Op, err)
+		}
+		if c.Op == "pause" && !st.Paused || c.Op == "speed" && st.Scale != 2 {
+			t.Errorf("%s: state %+v", c.Op, st)
+		}
+	}
+	pictures(t, hub, 10, 30*time.Second)
+	for _, bad := range []gb28181.Command{{Op: "rewind"}, {Op: "seek", At: 3601}, {Op: "speed", Scale: 100}} {
+		if _, err := pbs.Control(ctx, pb.ID, bad); err == nil {
+			t.Errorf("%+v was accepted", bad)
+		}
+	}
+	if err := pbs.Stop(pb.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.wait("the device's stream ended", func() bool { return dev.Streams() == 0 })
+
+	// Two seconds of recording: the device says it is over.
+	short, err := pbs.Start(ctx, cam, nvrID, chanID(1), now.Add(-time.Hour), now.Add(-time.Hour+2*time.Second), gb28181.UDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.wait("the short playback ended", func() bool {
+		st, err := pbs.Get(short.ID)
+		return err == nil && st.Ended
+	})
+	if _, err := pbs.Start(ctx, cam, nvrID, chanID(1), now, now.Add(-time.Minute), gb28181.UDP); err == nil {
+		t.Error("a backwards range was played")
+	}
+}

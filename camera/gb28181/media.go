@@ -30,6 +30,9 @@ type session struct {
 	callID          string
 	dialog          *sipgo.DialogClientSession
 	playback        bool
+	// onEnd, when set, is called when the device says a playback reached
+	// the end of its recording.
+	onEnd func()
 
 	units chan pull.Unit
 	audio chan *rtp.Packet
@@ -62,6 +65,7 @@ type session struct {
 	// The last picture's time and the step between pictures (90 kHz).
 	lastPTS, lastStep int64
 	havePTS           bool
+	jump              int64 // added to a playback's times after a seek
 }
 
 func newSession(srv *Server, device, channel string, playback bool) *session {
@@ -275,6 +279,14 @@ func (s *session) picture(f ps.Frame) {
 		pts = s.lastPTS + max(s.lastStep, 1)
 	} else if s.havePTS && pts > s.lastPTS && pts-s.lastPTS < 90000 {
 		s.lastStep = pts - s.lastPTS
+	}
+	if s.playback && s.havePTS && f.HasPTS {
+		// A playback moved (seek) jumps in time: its pictures go on one
+		// interval after the last, so a player keeps playing.
+		if d := pts + s.jump - s.lastPTS; d <= 0 || d > 2*90000 {
+			s.jump = s.lastPTS + max(s.lastStep, 1) - pts
+		}
+		pts += s.jump
 	}
 	s.lastPTS, s.havePTS = pts, true
 	u := pull.Unit{NALUs: au, TS: uint32(pts), Loss: s.lost}

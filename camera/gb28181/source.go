@@ -23,6 +23,8 @@ type Source struct {
 	// Transport is the media transport (default UDP).
 	Transport string
 	From, To  time.Time
+	// onEnd is told when a playback reaches the end of its recording.
+	onEnd func()
 }
 
 // Open invites the channel's stream and returns once its first picture
@@ -70,6 +72,7 @@ func (s *Server) invite(ctx context.Context, src Source) (pull.Session, error) {
 	}
 	playback := !src.From.IsZero()
 	ss := newSession(s, src.Device, src.Channel, playback)
+	ss.onEnd = src.onEnd
 	ok = false
 	defer func() {
 		if !ok {
@@ -206,6 +209,9 @@ func (s *Server) mediaStatus(req *sip.Request, notifyType string) {
 	ss := s.sessions[id]
 	s.mu.Unlock()
 	if ss != nil && strings.TrimSpace(notifyType) == "121" {
+		if ss.onEnd != nil {
+			ss.onEnd()
+		}
 		ss.fail(errors.New("the recording ended"))
 	}
 }

@@ -48,6 +48,7 @@ func (m *Main) newGB() error {
 		return err
 	}
 	m.gb = srv
+	m.gbPlaybacks = &gb28181.Playbacks{Server: srv}
 	return nil
 }
 
@@ -73,11 +74,17 @@ func (m *Main) runGB() error {
 		<-done
 		prev()
 	}
+	pbDone := make(chan struct{})
+	go func() {
+		defer close(pbDone)
+		_ = m.gbPlaybacks.Run(ctx)
+	}()
 	go func() {
 		defer close(done)
 		if err := m.gb.Run(ctx); err != nil {
 			m.Logger.Error("GB/T 28181 stopped", "err", err)
 		}
+		<-pbDone
 	}()
 	m.Logger.Info("GB/T 28181 platform listening", "addr", m.gb.Addr(), "id", m.Config.GB28181ID)
 	if !m.Camsim {

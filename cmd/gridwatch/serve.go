@@ -74,8 +74,9 @@ type Main struct {
 	rtsp     *rtspserve.Server
 	sim      *camsim.Sim
 	// gb is the GB/T 28181 signalling, gbStore its devices (nil: off).
-	gb      *gb28181.Server
-	gbStore *gb28181.Store
+	gb          *gb28181.Server
+	gbStore     *gb28181.Store
+	gbPlaybacks *gb28181.Playbacks
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -546,7 +547,7 @@ func (m *Main) serve() error {
 		Logger:    m.Logger.With("component", "onvif"),
 		Driver:    m.ptzDriver(),
 	})
-	deps.GB, deps.GBStore = m.gb, m.gbStore
+	deps.GB, deps.GBStore, deps.GBPlaybacks = m.gb, m.gbStore, m.gbPlaybacks
 	if m.rtsp != nil {
 		if _, port, err := net.SplitHostPort(m.rtsp.Addr()); err == nil {
 			deps.RTSPPort, _ = strconv.Atoi(port)

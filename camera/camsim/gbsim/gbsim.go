@@ -9,6 +9,27 @@
 //
 // Every socket binds Config.LocalIP on port 0: the device never uses a
 // fixed port.
+//
+// What a platform can rely on:
+//   - Over UDP every SIP request leaves from the listener, the Contact
+//     port; requests may come to it from any port. Over TCP the device
+//     dials the platform and takes requests on that connection (send them
+//     to the REGISTER's source address; sipgo reuses the connection) as
+//     well as on its listener, the Contact port (Contact has
+//     transport=tcp).
+//   - A keepalive the platform refuses (any final answer but 200), or
+//     three unanswered, make the device register again at once.
+//   - Catalog and RecordInfo responses come one MESSAGE after another,
+//     each once the last was answered. Catalog items carry DeviceID, Name,
+//     Manufacturer, Model, CivilCode, ParentID, Status, the position and
+//     Info/PTZType, so that two fit in a UDP MESSAGE; one that would not
+//     fit goes in smaller pages.
+//   - Media: PTS (and the RTP timestamp) start at 0 and grow 3600 a
+//     picture; a playback's 0 is its t= start and a seek moves the clock
+//     to the keyframe at the position. With audio each picture's pack is
+//     followed by two 20 ms G.711 packs at PTS and PTS+1800.
+//   - MediaStatus 121 is a MESSAGE from the device (From its ID) carrying
+//     the Call-ID of the playback's INVITE.
 package gbsim
 
 import (
@@ -620,7 +641,10 @@ func (d *Device) registerLoop() {
 			}
 		}
 		if err := d.register(d.ctx, d.cfg.Expires); err != nil {
-			if d.ctx.Err() != nil {
+			d.mu.Lock()
+			closed := d.closed
+			d.mu.Unlock()
+			if closed || d.ctx.Err() != nil {
 				return
 			}
 			d.log.Warn("gbsim: register again", "err", err)

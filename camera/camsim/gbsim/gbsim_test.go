@@ -439,9 +439,18 @@ func TestPlayback(t *testing.T) {
 			t.Fatalf("timestamp %d after seeking to 6 s, want %d", ts[0], 6*90000)
 		}
 	}
-	m := recv(t, p.msgs, "MediaStatus")
-	if m.CmdType != manscdp.CmdMediaStatus || m.NotifyType != "121" || m.DeviceID != channelID(2) {
+	req := recv(t, p.ended, "MediaStatus")
+	m, err := manscdp.Decode(req.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Root() != manscdp.RootNotify || m.NotifyType != "121" || m.DeviceID != channelID(2) {
 		t.Errorf("media status %+v", m)
+	}
+	// A platform finds the playback by the INVITE's Call-ID, and the
+	// device by the From.
+	if req.CallID().Value() != c.sess.InviteRequest.CallID().Value() || req.From().Address.User != testDeviceID {
+		t.Errorf("MediaStatus Call-ID %s From %s, want the INVITE's %s and the device", req.CallID().Value(), req.From().Address.User, c.sess.InviteRequest.CallID().Value())
 	}
 	if d.Streams() != 1 {
 		t.Errorf("Streams() = %d after the end, want 1 until BYE", d.Streams())

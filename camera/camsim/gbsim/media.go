@@ -214,7 +214,7 @@ func (s *session) run() {
 		s.bye()
 		return
 	case ended:
-		if err := d.mediaStatus(s.ctx, s.ch.ID); err != nil {
+		if err := d.mediaStatus(s.ctx, s.ch.ID, s.callID); err != nil {
 			d.log.Info("gbsim: MediaStatus", "channel", s.ch.ID, "err", err)
 		}
 		<-s.ctx.Done()

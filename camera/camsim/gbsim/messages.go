@@ -297,13 +297,27 @@ func (d *Device) catalogNotifyBody(ch Channel, event string) ([]byte, error) {
 }
 
 // mediaStatus tells the platform a playback of channel reached its end
-// (NotifyType 121).
-func (d *Device) mediaStatus(ctx context.Context, channel string) error {
+// (NotifyType 121). The MESSAGE is the device's (From its ID, to the
+// platform) but carries the Call-ID of the playback's INVITE, as devices
+// send it: that is how a platform knows which playback ended.
+func (d *Device) mediaStatus(ctx context.Context, channel, callID string) error {
 	m := manscdp.Notify(manscdp.CmdMediaStatus, channel, d.nextSN())
 	m.NotifyType = "121"
 	body, err := d.encode(m)
 	if err != nil {
 		return err
 	}
-	return d.sendOK(ctx, body)
+	req := d.newMessage(body)
+	cid := sip.CallIDHeader(callID)
+	req.AppendHeader(&cid)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := d.client.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("gbsim: MediaStatus: %w", err)
+	}
+	if res.StatusCode != sip.StatusOK {
+		return fmt.Errorf("gbsim: MediaStatus: %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
 }

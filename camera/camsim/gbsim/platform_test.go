@@ -87,7 +87,8 @@ type platform struct {
 	keepalives chan *manscdp.Message
 	msgs       chan *manscdp.Message // other MESSAGEs: responses, alarms, media status
 	notifies   chan *sip.Request
-	byes       chan string // Call-IDs
+	ended      chan *sip.Request // MediaStatus MESSAGEs
+	byes       chan string       // Call-IDs
 
 	mu              sync.Mutex
 	password        string
@@ -107,7 +108,7 @@ func newPlatform(t testing.TB, qop bool) *platform {
 	}
 	p := &platform{t: t, qop: qop, ua: ua, nonce: newToken(8), password: testPassword,
 		regs: make(chan registration, 64), keepalives: make(chan *manscdp.Message, 256),
-		msgs: make(chan *manscdp.Message, 256), notifies: make(chan *sip.Request, 64), byes: make(chan string, 64)}
+		msgs: make(chan *manscdp.Message, 256), notifies: make(chan *sip.Request, 64), ended: make(chan *sip.Request, 64), byes: make(chan string, 64)}
 	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(log)); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +224,11 @@ func (p *platform) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		p.keepalives <- m
+		respond(req, tx, sip.StatusOK, "OK")
+		return
+	}
+	if m.CmdType == manscdp.CmdMediaStatus {
+		p.ended <- req
 		respond(req, tx, sip.StatusOK, "OK")
 		return
 	}

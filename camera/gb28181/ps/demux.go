@@ -44,8 +44,9 @@ var (
 // PTS goes to the first access unit beginning in it. Audio is a frame a
 // PES.
 //
-// Only the first video and the first audio stream met are followed. A
-// Demuxer is not safe for concurrent use, and OnFrame must not call it.
+// One video and one audio stream are followed: the first met, unless the
+// PSM lists another and not it. A Demuxer is not safe for concurrent use,
+// and OnFrame must not call it.
 type Demuxer struct {
 	OnFrame func(Frame)
 	// MaxFrame bounds one frame's size (default DefaultMaxFrame); a bigger
@@ -429,11 +430,7 @@ func (d *Demuxer) header(b []byte) error {
 		left = size - len(b)
 	}
 	if id >= 0xE0 {
-		if d.vid == 0 {
-			d.vid = id
-			d.setTypes()
-		}
-		if id != d.vid {
+		if !d.follow(&d.vid, id) {
 			d.payloadOf(toNone, left)
 			return nil
 		}
@@ -441,11 +438,7 @@ func (d *Demuxer) header(b []byte) error {
 		d.payloadOf(toVideo, left)
 		return nil
 	}
-	if d.aid == 0 {
-		d.aid = id
-		d.setTypes()
-	}
-	if id != d.aid {
+	if !d.follow(&d.aid, id) {
 		d.payloadOf(toNone, left)
 		return nil
 	}
@@ -453,6 +446,23 @@ func (d *Demuxer) header(b []byte) error {
 	d.abuf = d.abuf[:0]
 	d.payloadOf(toAudio, left)
 	return nil
+}
+
+// follow reports whether the PES of stream id is the one followed (*cur):
+// the first met, but one the PSM lists over one it does not (a device may
+// name another id in its PSM than in its PES).
+func (d *Demuxer) follow(cur *byte, id byte) bool {
+	switch c := *cur; {
+	case c == id:
+		return true
+	case c != 0 && (d.psmTypes[id-0xC0] == 0 || d.psmTypes[c-0xC0] != 0):
+		return false
+	case c != 0 && id >= 0xE0:
+		d.dropVideo()
+	}
+	*cur = id
+	d.setTypes()
+	return true
 }
 
 // readTS reads a 33-bit timestamp with its marker bits.
@@ -567,9 +577,9 @@ func (d *Demuxer) readPSM(b []byte) {
 		d.report(fmt.Errorf("ps: PSM of %d bytes is too short", len(b)))
 		return
 	}
-	if b[6]&0x80 == 0 {
-		return // current_next_indicator 0: not in force yet
-	}
+	// current_next_indicator is not looked at: a map sent ahead of its
+	// time is unheard of, one with the bit wrong is not, and without the
+	// map G.711 µ-law would be taken for A-law.
 	end := len(b) - 4 // CRC_32 (not checked: devices get it wrong)
 	info := int(binary.BigEndian.Uint16(b[8:]))
 	p := 10 + info
@@ -691,12 +701,19 @@ func (d *Demuxer) videoPES(pts, dts int64, has bool) {
 	}
 }
 
-// videoData gathers video payload.
+// videoData gathers video payload, 64 KiB at a time at most, so that
+// vbuf stays within MaxFrame and that however big the pieces written.
 func (d *Demuxer) videoData(b []byte) {
-	d.vbuf = append(d.vbuf, b...)
-	d.scan()
-	if len(d.vbuf) > d.maxFrame() {
-		d.oversize()
+	for len(b) > 0 {
+		n := min(len(b), 64<<10)
+		d.vbuf = append(d.vbuf, b[:n]...)
+		b = b[n:]
+		d.scan()
+		// Up to vscan the bytes are this frame's; after it are at most the
+		// few of a start code not told yet, maybe the next frame's.
+		if d.vscan > d.maxFrame() {
+			d.oversize()
+		}
 	}
 }
 

@@ -52,29 +52,60 @@ func FuzzDemux(f *testing.F) {
 	}
 	const maxFrame = 300
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
-		d := Demuxer{MaxFrame: maxFrame}
-		d.OnFrame = func(fr Frame) {
-			if len(fr.Data) == 0 || len(fr.Data) > maxFrame {
-				t.Fatalf("a frame of %d bytes", len(fr.Data))
+		// Whole, and in the fuzzer's pieces: the same frames.
+		whole := demuxPieces(t, data, nil, maxFrame, false)
+		split := demuxPieces(t, data, cuts, maxFrame, false)
+		if len(whole.frames) != len(split.frames) || whole.stats != split.stats {
+			t.Fatalf("whole: %d frames, %+v; in pieces: %d frames, %+v", len(whole.frames), whole.stats, len(split.frames), split.stats)
+		}
+		for i, f := range whole.frames {
+			g := split.frames[i]
+			if f.Type != g.Type || f.Video != g.Video || f.Key != g.Key || f.HasPTS != g.HasPTS ||
+				f.PTS != g.PTS || f.DTS != g.DTS || !bytes.Equal(f.Data, g.Data) {
+				t.Fatalf("frame %d: whole %+v, in pieces %+v", i, f, g)
 			}
 		}
-		for i := 0; len(data) > 0; i++ {
-			n, op := len(data), byte(0)
-			if i < len(cuts) {
-				n, op = min(n, int(cuts[i]>>2)+1), cuts[i]&3
-			}
-			d.Write(data[:n])
-			data = data[n:]
-			switch op {
-			case 1:
-				d.Flush()
-			case 2:
-				d.Reset()
-			}
-			if len(d.vbuf) > maxFrame+64 || len(d.hdr) > 6+0xFFFF || len(d.abuf) > 0xFFFF {
-				t.Fatalf("buffers of %d, %d and %d bytes", len(d.vbuf), len(d.hdr), len(d.abuf))
-			}
-		}
-		d.Flush()
+		// With Flush and Reset between the pieces.
+		demuxPieces(t, data, cuts, maxFrame, true)
 	})
+}
+
+type demuxed struct {
+	frames []Frame
+	stats  Stats
+}
+
+// demuxPieces demultiplexes data cut where cuts say (each byte: a piece
+// of 1 to 64 bytes, and with ops a Flush or Reset after it), checking
+// the frames' and buffers' bounds.
+func demuxPieces(t *testing.T, data, cuts []byte, maxFrame int, ops bool) demuxed {
+	var out demuxed
+	d := Demuxer{MaxFrame: maxFrame}
+	d.OnFrame = func(fr Frame) {
+		if len(fr.Data) == 0 || len(fr.Data) > maxFrame {
+			t.Fatalf("a frame of %d bytes", len(fr.Data))
+		}
+		out.frames = append(out.frames, fr)
+	}
+	for i := 0; len(data) > 0; i++ {
+		n, op := len(data), byte(0)
+		if i < len(cuts) {
+			n, op = min(n, int(cuts[i]>>2)+1), cuts[i]&3
+		}
+		d.Write(data[:n])
+		data = data[n:]
+		switch {
+		case !ops:
+		case op == 1:
+			d.Flush()
+		case op == 2:
+			d.Reset()
+		}
+		if len(d.vbuf) > maxFrame+n || len(d.hdr) > 6+0xFFFF || len(d.abuf) > 0xFFFF {
+			t.Fatalf("buffers of %d, %d and %d bytes", len(d.vbuf), len(d.hdr), len(d.abuf))
+		}
+	}
+	d.Flush()
+	out.stats = d.Stats()
+	return out
 }

@@ -68,7 +68,7 @@ func (t StreamType) String() string {
 // Frame is one elementary-stream frame taken out of a program stream.
 type Frame struct {
 	// Type is what the PSM says of the stream; when no PSM was seen (or it
-	// names neither H.264 nor H.265 for data that is clearly one of them),
+	// says H.264 of data that is clearly H.265, or the other way round),
 	// what the data looks like.
 	Type  StreamType
 	Video bool // stream_id 0xE0-0xEF; else audio, 0xC0-0xDF

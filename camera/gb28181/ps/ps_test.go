@@ -340,9 +340,13 @@ func TestPESPerNALUnit(t *testing.T) {
 			packs = append(packs, p)
 			nalus = nalus[2:]
 		}
+		hl := 10
+		if it.pts == it.dts {
+			hl = 5
+		}
 		p := packHeader(nil, it.dts)
 		for _, n := range nalus {
-			p = append(p, pes(nil, videoID, n, it.pts, it.dts, map[bool]int{true: 5, false: 10}[it.pts == it.dts])...)
+			p = pes(p, videoID, n, it.pts, it.dts, hl)
 		}
 		packs = append(packs, p)
 	}
@@ -612,9 +616,20 @@ func TestOversize(t *testing.T) {
 				if err := d.Write(junk); err != nil {
 					errs++
 				}
-				if cap(d.vbuf) > 2*max {
+				if cap(d.vbuf) > 3*max {
 					t.Fatalf("buffer grew to %d", cap(d.vbuf))
 				}
+			}
+		}
+		if endless {
+			// All at once: the buffer stays bounded all the same.
+			junk := join(packHeader(nil, 0), []byte{0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1},
+				nalu(r, 0, 0x65, 0x88), bytes.Repeat(nalu(r, 10_000)[4:], 100))
+			if err := d.Write(junk); err == nil {
+				t.Error("no error for a megabyte of video without a frame start")
+			}
+			if cap(d.vbuf) > 3*max {
+				t.Fatalf("buffer grew to %d", cap(d.vbuf))
 			}
 		}
 		for _, f := range got {
@@ -734,5 +749,104 @@ func TestGuessVideo(t *testing.T) {
 		if got := guessAudio(c.b); got != c.want {
 			t.Errorf("% X: %v, want %v", c.b, got, c.want)
 		}
+	}
+}
+
+// A PSM that says H.264 of H.265 data (or the other way round) is
+// overruled by the data.
+func TestPSMWrongCodec(t *testing.T) {
+	for _, c := range []struct{ says, is StreamType }{{H264, H265}, {H265, H264}} {
+		r := rand.New(rand.NewPCG(13, uint64(c.is)))
+		items := fakeVideo(r, c.is)
+		packs := mux(&Muxer{Video: c.says}, items)
+		for _, flush := range []bool{true, false} {
+			var d Demuxer
+			check(t, feed(t, &d, packs, 1400, flush), items, c.is, 0)
+			if v, _ := d.Streams(); v != c.is {
+				t.Errorf("PSM %v, data %v: Streams() = %v", c.says, c.is, v)
+			}
+		}
+	}
+}
+
+// Video of another codec (SVAC, MPEG-4) is not split by NAL units: a
+// frame ends at a new pack, a new PTS, or Flush.
+func TestOtherVideoCodec(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 14))
+	var items []item
+	for i := range 6 {
+		f := make([]byte, 500+r.IntN(100_000))
+		for k := range f {
+			f[k] = byte(1 + r.IntN(255))
+		}
+		items = append(items, item{video: true, data: f, pts: int64(i) * 3600, dts: int64(i) * 3600})
+	}
+	items = interleave(items, fakeAudio(r, G711U, 6))
+	packs := mux(&Muxer{Video: SVAC, Audio: G711U}, items)
+	for _, flush := range []bool{true, false} {
+		var d Demuxer
+		check(t, feed(t, &d, packs, 1400, flush), items, SVAC, G711U)
+	}
+	// Several packs of one frame, the later PES without a PTS: a pack
+	// ends it all the same (as the devices that send such codecs do).
+	var d Demuxer
+	p := packHeader(nil, 0)
+	p = append(p, pesPacket(0xE0, []byte{1, 2, 3}, 3600)...)
+	p = append(p, pesPacket(0xE0, []byte{4, 5}, -1)...)
+	p = append(p, packHeader(nil, 0)...)
+	p = append(p, pesPacket(0xE0, []byte{6}, -1)...)
+	got := feed(t, &d, [][]byte{p}, 0, false)
+	if len(got) != 2 || !bytes.Equal(got[0].Data, []byte{1, 2, 3, 4, 5}) || !got[0].HasPTS || got[1].HasPTS {
+		t.Errorf("frames %+v", got)
+	}
+}
+
+// Packets that are not followed are skipped by their length: private
+// streams, padding, a second video and audio stream, the program end. A
+// stream the PSM does not list is dropped for one it lists (here the
+// second video stream comes first).
+func TestOtherPackets(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 15))
+	items := interleave(fakeVideo(r, H264), fakeAudio(r, AAC, 20))
+	other := func(id byte, n int) []byte {
+		b := []byte{0, 0, 1, id, byte(n >> 8), byte(n)}
+		for k := range n {
+			// 00 00 01: start codes must not be looked for in them.
+			b = append(b, byte(k%3/2))
+		}
+		return b
+	}
+	packs := rewrite(t, mux(&Muxer{Video: H264, Audio: AAC}, items), func(pkt []byte) []byte {
+		switch pkt[3] {
+		case 0xE0:
+			return join(other(0xBD, 40), pesPacket(0xE1, nalu(r, 100, 0x65, 0x88), 1), pkt, other(0xBE, 300))
+		case 0xC0:
+			return join(pkt, pesPacket(0xC1, []byte{0xFF, 0xF1, 1, 2}, 5), other(0xBF, 0), other(0xF0, 3))
+		}
+		return pkt
+	})
+	packs = append(packs, []byte{0, 0, 1, 0xB9})
+	var d Demuxer
+	var got []Frame
+	d.OnFrame = func(f Frame) { got = append(got, f) }
+	for _, p := range packs {
+		for piece := range slices.Chunk(p, 100) {
+			if err := d.Write(piece); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The end code handed on the last picture.
+	check(t, got, items, H264, AAC)
+}
+
+// The PSM is read before any PES: Streams knows the codecs at once.
+func TestStreamsFromPSM(t *testing.T) {
+	m := &Muxer{Video: H265, Audio: G711U}
+	pack := m.WriteVideo(nil, []byte{0, 0, 0, 1, 0x26, 0x01, 0xAF, 1}, 0, 0, true)
+	var d Demuxer
+	d.Write(pack[:60]) // the pack header, system header and PSM
+	if v, a := d.Streams(); v != H265 || a != G711U {
+		t.Errorf("Streams() = %v, %v", v, a)
 	}
 }

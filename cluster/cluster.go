@@ -527,7 +527,8 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	rows, err = n.pool.Query(ctx, `SELECT c.id,
 			coalesce(coalesce(o.last_beat + o.lease_ms * interval '1 millisecond', l.since) < now() - $1 * interval '1 millisecond', false)
 			AND (CASE WHEN c.record THEN c.updated_at
-				ELSE (SELECT min(d.since) FROM camera_demand d WHERE d.camera_id = c.id AND d.until > now()) END) < now() - $1 * interval '1 millisecond'
+				ELSE (SELECT min(d.since) FROM camera_demand d WHERE d.camera_id = c.id AND d.until > now()) END) < now() - $1 * interval '1 millisecond',
+			coalesce((SELECT p.node_id FROM camera_pins p WHERE p.camera_id = c.id), '')
 		FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id LEFT JOIN nodes o ON o.id = l.node_id
 		WHERE c.enabled AND (c.record OR EXISTS (SELECT 1 FROM camera_demand d WHERE d.camera_id = c.id AND d.until > now()))
 		  AND NOT EXISTS (SELECT 1 FROM camera_owners w WHERE w.camera_id = c.id)
@@ -538,10 +539,11 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	type orphan struct {
 		id    int64
 		stale bool
+		pin   string // the only node that can pull it ("": any)
 	}
 	orphans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orphan, error) {
 		var o orphan
-		err := r.Scan(&o.id, &o.stale)
+		err := r.Scan(&o.id, &o.stale, &o.pin)
 		return o, err
 	})
 	if err != nil {
@@ -554,6 +556,15 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	n.fresh = map[int64]bool{}
 	n.mu.Unlock()
 	for _, o := range orphans {
+		if o.pin != "" {
+			// Pinned: its node takes it, room or not; while that node
+			// is not alive nobody can pull it.
+			if o.pin == n.cfg.ID {
+				claim = append(claim, o.id)
+				live[self].cameras++
+			}
+			continue
+		}
 		top := pick(live, o.id)
 		if top == self || (o.stale && live[self].room()) {
 			if !live[self].room() {
@@ -588,7 +599,8 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	// or deleted) are released; so are those a stable node with room scores
 	// higher for (a joined node takes its share), a bounded number per beat.
 	rows, err = n.pool.Query(ctx, `SELECT l.camera_id,
-			NOT coalesce(c.enabled AND (c.record OR EXISTS (SELECT 1 FROM camera_demand d WHERE d.camera_id = l.camera_id AND d.until > now())), false)
+			NOT coalesce(c.enabled AND (c.record OR EXISTS (SELECT 1 FROM camera_demand d WHERE d.camera_id = l.camera_id AND d.until > now())), false),
+			coalesce((SELECT p.node_id FROM camera_pins p WHERE p.camera_id = l.camera_id), '')
 		FROM camera_leases l LEFT JOIN cameras c ON c.id = l.camera_id
 		WHERE l.node_id = $1 AND l.instance = $2`, n.cfg.ID, n.instance)
 	if err != nil {
@@ -597,10 +609,11 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 	type held struct {
 		id     int64
 		unwant bool
+		pin    string
 	}
 	holds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (held, error) {
 		var h held
-		err := r.Scan(&h.id, &h.unwant)
+		err := r.Scan(&h.id, &h.unwant, &h.pin)
 		return h, err
 	})
 	if err != nil {
@@ -615,6 +628,14 @@ func (n *Node) place(ctx context.Context) (bool, error) {
 		}
 		if h.unwant {
 			if n.interest[h.id] == 0 {
+				release = append(release, h.id)
+			}
+			continue
+		}
+		if h.pin != "" {
+			// Pinned elsewhere (its device registered with another
+			// node): this node cannot pull it; that one does, when alive.
+			if h.pin != n.cfg.ID {
 				release = append(release, h.id)
 			}
 			continue

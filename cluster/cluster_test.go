@@ -344,3 +344,54 @@ func TestPeerToken(t *testing.T) {
 		t.Fatal("a node with another secret accepts the token")
 	}
 }
+
+// TestPinnedCameras: a camera only one node can pull (a GB/T 28181
+// channel whose device registered with it) goes to that node whatever the
+// hashing says, moves when the device registers elsewhere, and is pulled
+// by nobody while its node is not alive.
+func TestPinnedCameras(t *testing.T) {
+	pool := testdb.New(t)
+	ctx := context.Background()
+	cams := addCameras(t, pool, 8, true)
+	a, b := newNode(t, pool, "pin-a", 0), newNode(t, pool, "pin-b", 0)
+	pin := func(node string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO gb_devices (id, node_id, online) VALUES ('32010600001180000001', $1, true)
+			ON CONFLICT (id) DO UPDATE SET node_id = $1, online = true`, node); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cams {
+			if _, err := pool.Exec(ctx, `INSERT INTO gb_channels (id, device_id, camera_id) VALUES ($1, '32010600001180000001', $2) ON CONFLICT (id) DO NOTHING`,
+				fmt.Sprintf("320106000013100000%02d", i+1), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pin("pin-a")
+	for range 6 {
+		beat(t, a, b)
+	}
+	for _, c := range cams {
+		if o := owners(t, pool)[c]; o != "pin-a" {
+			t.Fatalf("camera %d pinned to pin-a is pulled by %q", c, o)
+		}
+	}
+	// The device registers with b: a hands its cameras over.
+	pin("pin-b")
+	for range 6 {
+		beat(t, a, b)
+	}
+	for _, c := range cams {
+		if o := owners(t, pool)[c]; o != "pin-b" {
+			t.Fatalf("camera %d pinned to pin-b is pulled by %q", c, o)
+		}
+	}
+	// Pinned to a node that is not alive: nobody pulls them.
+	pin("pin-gone")
+	for range 6 {
+		beat(t, a, b)
+	}
+	if got := owners(t, pool); len(got) != 0 {
+		t.Fatalf("cameras pinned to a dead node are pulled: %v", got)
+	}
+}

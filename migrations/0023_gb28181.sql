@@ -66,3 +66,11 @@ CREATE TABLE gb_alarms (
     received_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (channel_id, alarm_time, method, alarm_type)
 );
+
+-- Cameras only one node can pull: a GB/T 28181 channel is pulled by the
+-- node its device registered with (the device sends its media where that
+-- node's INVITE says). The cluster gives such a camera to that node.
+CREATE VIEW camera_pins AS
+    SELECT c.camera_id, d.node_id
+    FROM gb_channels c JOIN gb_devices d ON d.id = c.device_id
+    WHERE c.camera_id IS NOT NULL AND d.online AND d.node_id IS NOT NULL;

@@ -5,7 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 	"github.com/pion/rtp"
+
+	"gridwatch/camera/gb28181/manscdp"
 )
 
 func TestParseAnswer(t *testing.T) {
@@ -106,4 +110,38 @@ func TestReorder(t *testing.T) {
 	if len(out) != 4 || out[2] != (got{5000, true}) || out[3] != (got{5001, false}) {
 		t.Fatalf("jump: %v", out)
 	}
+}
+
+// FuzzSIPRequest feeds what a device could send through sipgo's parser and
+// everything of ours that reads a request before it is answered: the From
+// ID, the expiry, the digest credentials, the MANSCDP body. None may panic
+// (a panic in the SIP server's reader would stop every device's signalling).
+func FuzzSIPRequest(f *testing.F) {
+	f.Add([]byte("REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\n" +
+		"From: <sip:32010600001180000001@3402000000>;tag=1\r\nTo: <sip:32010600001180000001@3402000000>\r\nCall-ID: 1\r\nCSeq: 1 REGISTER\r\n" +
+		"Contact: <sip:32010600001180000001@127.0.0.1:5061>;expires=3600\r\nExpires: 3600\r\n" +
+		"Authorization: Digest username=\"32010600001180000001\", realm=\"3402000000\", nonce=\"x\", uri=\"sip:3402000000\", response=\"00\"\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("MESSAGE sip:34020000002000000001@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK2\r\n" +
+		"From: <sip:32010600001180000001@3402000000>;tag=1\r\nTo: <sip:34020000002000000001@3402000000>\r\nCall-ID: 2\r\nCSeq: 2 MESSAGE\r\n" +
+		"Content-Type: Application/MANSCDP+xml\r\nContent-Length: 119\r\n\r\n" +
+		"<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>32010600001180000001</DeviceID><Status>OK</Status></Notify>"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg, err := sip.ParseMessage(b)
+		if err != nil {
+			return
+		}
+		req, ok := msg.(*sip.Request)
+		if !ok {
+			return
+		}
+		_ = fromID(req)
+		if d := registerExpiry(req); d < 0 {
+			t.Fatalf("negative expiry %v", d)
+		}
+		if h := req.GetHeader("Authorization"); h != nil {
+			_, _ = digest.ParseCredentials(h.Value())
+		}
+		_, _ = manscdp.Decode(req.Body())
+		_, _ = parseAnswer(req.Body())
+	})
 }

@@ -26,7 +26,7 @@ const (
 // incidents.
 func (m *Main) newGB() error {
 	cfg := m.Config
-	if cfg.GB28181Addr == "" && m.Camsim && !m.MigrateOnly {
+	if cfg.GB28181Addr == "" && m.DemoNVR && m.Camsim && !m.MigrateOnly {
 		cfg.GB28181Addr = "127.0.0.1:0"
 	}
 	if cfg.GB28181Addr == "" || m.MigrateOnly {
@@ -87,7 +87,7 @@ func (m *Main) runGB() error {
 		<-pbDone
 	}()
 	m.Logger.Info("GB/T 28181 platform listening", "addr", m.gb.Addr(), "id", m.Config.GB28181ID)
-	if !m.Camsim {
+	if !m.Camsim || !m.DemoNVR {
 		return nil
 	}
 	return m.startDemoNVR(ctx)

@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "demo":
 		m.SeedDemo = true
 		m.Camsim = true
+		m.DemoNVR = true
 		m.MigrateOnly = seedOnly
 	}
 	if err := m.Run(ctx); err != nil {

@@ -52,6 +52,12 @@ func dataDir(t testing.TB) string {
 // startMain runs the real wiring on 127.0.0.1:0 with a private cluster.
 func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 	t.Helper()
+	return startMainWith(t, dir, seed, nil, extra...)
+}
+
+// startMainWith is startMain with tune applied to the Main before it runs.
+func startMainWith(t *testing.T, dir string, seed bool, tune func(*Main), extra ...string) *Main {
+	t.Helper()
 	args := append([]string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dir, "--admin-token", testAdminToken}, extra...)
 	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
 	if err != nil {
@@ -62,6 +68,9 @@ func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 	// The demo's cameras are simulated in process, as `gridwatch demo` does.
 	m.Camsim = seed
 	m.PasswordHash = cheapHash
+	if tune != nil {
+		tune(m)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {

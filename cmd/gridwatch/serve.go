@@ -57,6 +57,10 @@ type Main struct {
 	// Camsim serves simulated cameras in process and points the demo
 	// cameras at them, so the demo has live video.
 	Camsim bool
+	// DemoNVR also runs the GB/T 28181 platform on a free loopback port
+	// (unless --gb28181-addr says where) and registers a simulated NVR
+	// with it, whose channels become cameras in the demo city (with Camsim).
+	DemoNVR bool
 	// PasswordHash sets the cost of hashing passwords (zero: argon2id at
 	// OWASP's minimum). Tests that start the service many times, on a
 	// loaded machine and under the race detector, set a cheap one: each demo

@@ -326,3 +326,54 @@ func (s *Server) devicePlaybackMSE(c *gin.Context) error {
 	}
 	return nil
 }
+
+// startDeviceFetch brings what camera :id's device holds of a range, and
+// gridwatch does not, into gridwatch's footage.
+func (s *Server) startDeviceFetch(c *gin.Context) error {
+	if s.deps.GBFetches == nil {
+		return gridwatch.Errorf(gridwatch.EUnavailable, "fetching from GB/T 28181 devices is not running on this server")
+	}
+	st, err := s.gb()
+	if err != nil {
+		return err
+	}
+	id, err := httpapi.IDParam(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		From time.Time `json:"from"`
+		To   time.Time `json:"to"`
+	}
+	if err := httpapi.BindJSON(c, &body); err != nil {
+		return err
+	}
+	if body.From.IsZero() || body.To.IsZero() {
+		return gridwatch.Errorf(gridwatch.EInvalid, "from, to: both are required (RFC 3339 times)").WithDetails(map[string]any{"field": "from"})
+	}
+	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
+		return err
+	}
+	dev, ch, err := st.CameraChannel(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	f, err := s.deps.GBFetches.Start(c.Request.Context(), id, dev, ch, body.From, body.To)
+	return httpapi.JSON(c, http.StatusAccepted, f, err)
+}
+
+// getDeviceFetch is camera :id's latest fetch from its device.
+func (s *Server) getDeviceFetch(c *gin.Context) error {
+	if s.deps.GBFetches == nil {
+		return gridwatch.Errorf(gridwatch.EUnavailable, "fetching from GB/T 28181 devices is not running on this server")
+	}
+	id, err := httpapi.IDParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
+		return err
+	}
+	f, err := s.deps.GBFetches.Get(id)
+	return httpapi.JSON(c, http.StatusOK, f, err)
+}

@@ -106,6 +106,8 @@ var queryParams = map[string][]string{
 	"GET /api/v1/cameras/:id/recordings":         {"from", "to"},
 	"GET /api/v1/cameras/:id/device-recordings":  {"from", "to"},
 	"POST /api/v1/cameras/:id/device-playback":   nil,
+	"POST /api/v1/cameras/:id/device-fetch":      nil,
+	"GET /api/v1/cameras/:id/device-fetch":       nil,
 	"GET /api/v1/device-playbacks/:pb":           nil,
 	"POST /api/v1/device-playbacks/:pb/control":  nil,
 	"DELETE /api/v1/device-playbacks/:pb":        nil,

@@ -94,6 +94,7 @@ type Deps struct {
 	GB          *gb28181.Server
 	GBStore     *gb28181.Store
 	GBPlaybacks *gb28181.Playbacks
+	GBFetches   *gb28181.Fetches
 	// WHEP answers WebRTC offers for the camera streams; nil answers 503.
 	WHEP *whep.Server
 	// Recordings is the footage index, RecordingsDir where its files are.
@@ -251,6 +252,8 @@ func (s *Server) Routes() []Route {
 		httpapi.R("POST", "/api/v1/gb28181/channels/:id/place", auth.CamerasWrite, s.placeGBChannel),
 		httpapi.R("GET", "/api/v1/cameras/:id/device-recordings", auth.VideoPlayback, s.deviceRecordings),
 		httpapi.R("POST", "/api/v1/cameras/:id/device-playback", auth.VideoPlayback, s.startDevicePlayback),
+		httpapi.R("POST", "/api/v1/cameras/:id/device-fetch", auth.VideoPlayback, s.startDeviceFetch),
+		httpapi.R("GET", "/api/v1/cameras/:id/device-fetch", auth.VideoPlayback, s.getDeviceFetch),
 		httpapi.R("GET", "/api/v1/device-playbacks/:pb", auth.VideoPlayback, s.getDevicePlayback),
 		httpapi.R("POST", "/api/v1/device-playbacks/:pb/control", auth.VideoPlayback, s.controlDevicePlayback),
 		httpapi.R("DELETE", "/api/v1/device-playbacks/:pb", auth.VideoPlayback, s.stopDevicePlayback),

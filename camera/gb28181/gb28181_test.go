@@ -18,6 +18,7 @@ import (
 	"gridwatch/camera/gb28181/manscdp"
 	"gridwatch/camera/onvifcam"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/record"
 	"gridwatch/camera/stream"
 	"gridwatch/incident"
 	"gridwatch/internal/domain"
@@ -541,5 +542,55 @@ func TestPlayback(t *testing.T) {
 	})
 	if _, err := pbs.Start(ctx, cam, nvrID, chanID(1), now, now.Add(-time.Minute), gb28181.UDP); err == nil {
 		t.Error("a backwards range was played")
+	}
+}
+
+// TestFetch: a device's recording of a range gridwatch did not record is
+// fetched (played back faster than real time) into gridwatch's footage at
+// the device's times; fetching it again finds nothing missing.
+func TestFetch(t *testing.T) {
+	r := newRig(t, nil)
+	now := time.Now().Truncate(time.Second)
+	r.start(r.nvr(func(c *gbsim.Config) {
+		c.Records = []gbsim.Record{{Channel: chanID(1), Start: now.Add(-time.Hour), End: now, Type: "time"}}
+	}))
+	r.wait("the catalog", func() bool { return r.device(nvrID).Cameras == 4 })
+	cam := *r.channels(nvrID)[chanID(1)].Camera
+	rec := record.NewRecorder(record.Config{Dir: t.TempDir(), FragmentDuration: time.Second, FileDuration: 10 * time.Second, Node: "node-a"}, r.d.Footage)
+	pbs := &gb28181.Playbacks{Server: r.srv}
+	t.Cleanup(testtool.Run(t, 15*time.Second, pbs.Run))
+	fx := &gb28181.Fetches{Playbacks: pbs, Footage: r.d.Footage, Record: rec.Record}
+	t.Cleanup(testtool.Run(t, 30*time.Second, fx.Run))
+	ctx := context.Background()
+	from, to := now.Add(-50*time.Minute), now.Add(-50*time.Minute+20*time.Second)
+	var f gb28181.Fetch
+	var err error
+	r.wait("the fetch started", func() bool {
+		f, err = fx.Start(ctx, cam, nvrID, chanID(1), from, to)
+		return err == nil
+	})
+	if len(f.Ranges) != 1 || !f.Running {
+		t.Fatalf("fetch %+v", f)
+	}
+	r.wait("the fetch done", func() bool {
+		f, _ = fx.Get(cam)
+		return !f.Running
+	})
+	if f.Error != "" {
+		t.Fatalf("fetch failed: %s", f.Error)
+	}
+	recs, _, err := r.d.Footage.List(ctx, cam, from.Add(-time.Minute), to.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 || recs[0].Start.Sub(from).Abs() > time.Second || to.Sub(recs[len(recs)-1].End) > 2*time.Second {
+		t.Fatalf("fetched footage %v to %v: %+v", from, to, recs)
+	}
+	f, err = fx.Start(ctx, cam, nvrID, chanID(1), from, to)
+	if err != nil || f.Running || len(f.Ranges) != 0 {
+		t.Errorf("fetching what is held again: %+v %v", f, err)
+	}
+	if _, err := fx.Start(ctx, cam, nvrID, chanID(1), now, now.Add(time.Hour)); err == nil {
+		t.Error("a fetch of the future was started")
 	}
 }

@@ -328,6 +328,14 @@ func (ps playbackSource) Open(ctx context.Context) (pull.Session, error) {
 		ps.pb.mu.Lock()
 		ps.pb.ended = true
 		ps.pb.mu.Unlock()
+		// Its viewers see the end (after what was sent).
+		go func() {
+			select {
+			case <-ps.pb.done:
+			case <-time.After(time.Second):
+			}
+			ps.pb.hub.Close()
+		}()
 	}
 	s, err := src.Open(ctx)
 	if err != nil {

@@ -66,6 +66,8 @@ func (m *Main) runGB() error {
 	if m.gb == nil {
 		return nil
 	}
+	m.gbFetches = &gb28181.Fetches{Playbacks: m.gbPlaybacks, Footage: m.domain.Footage, Record: m.recorder.Record,
+		Logger: m.Logger.With("component", "gb28181")}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	prev := m.stopVideo
@@ -77,7 +79,13 @@ func (m *Main) runGB() error {
 	pbDone := make(chan struct{})
 	go func() {
 		defer close(pbDone)
+		fxDone := make(chan struct{})
+		go func() {
+			defer close(fxDone)
+			_ = m.gbFetches.Run(ctx)
+		}()
 		_ = m.gbPlaybacks.Run(ctx)
+		<-fxDone
 	}()
 	go func() {
 		defer close(done)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +162,54 @@ func TestGB28181EndToEnd(t *testing.T) {
 	}
 	if st, _ := send(t, http.DefaultClient, "GET", url+"/api/v1/device-playbacks/"+pb.ID, nil); st != 404 {
 		t.Errorf("a stopped playback: %d", st)
+	}
+
+	// What the device holds of a range gridwatch did not record is
+	// fetched into gridwatch's footage, then exported like any footage.
+	fFrom, fTo := from.Add(5*time.Minute), from.Add(5*time.Minute+8*time.Second)
+	body = fmt.Sprintf(`{"from":%q,"to":%q}`, fFrom.Format(time.RFC3339), fTo.Format(time.RFC3339))
+	var fetch struct {
+		Running bool   `json:"running"`
+		Error   string `json:"error"`
+		Ranges  [][2]time.Time
+	}
+	if st := doJSON(t, http.DefaultClient, "POST", fmt.Sprintf("%s/api/v1/cameras/%d/device-fetch", url, fixed), []byte(body), &fetch); st != 202 || len(fetch.Ranges) != 1 {
+		t.Fatalf("fetch: %d %+v", st, fetch)
+	}
+	for deadline := time.Now().Add(90 * time.Second); fetch.Running; {
+		if time.Now().After(deadline) {
+			t.Fatalf("fetch still running: %+v", fetch)
+		}
+		<-time.After(100 * time.Millisecond) // polled as the dashboard does
+		getJSON(t, fmt.Sprintf("%s/api/v1/cameras/%d/device-fetch", url, fixed), &fetch)
+	}
+	if fetch.Error != "" {
+		t.Fatalf("fetch failed: %s", fetch.Error)
+	}
+	exp, _ := json.Marshal(map[string]any{"camera_id": fixed, "from": fFrom, "to": fTo})
+	var e struct {
+		ID     int64   `json:"id"`
+		Status string  `json:"status"`
+		Error  *string `json:"error"`
+	}
+	if st := doJSON(t, http.DefaultClient, "POST", url+"/api/v1/exports", exp, &e); st != 202 && st != 201 && st != 200 {
+		t.Fatalf("export of fetched footage: %d %+v", st, e)
+	}
+	for deadline := time.Now().Add(60 * time.Second); e.Status != "done"; {
+		if e.Status == "failed" || time.Now().After(deadline) {
+			t.Fatalf("export %d: %s (%v)", e.ID, e.Status, e.Error)
+		}
+		<-time.After(100 * time.Millisecond) // polled as the dashboard does
+		getJSON(t, fmt.Sprintf("%s/api/v1/exports/%d", url, e.ID), &e)
+	}
+	st, clip := send(t, http.DefaultClient, "GET", fmt.Sprintf("%s/api/v1/exports/%d/file", url, e.ID), nil)
+	path := filepath.Join(t.TempDir(), "device.mp4")
+	if err := os.WriteFile(path, clip, 0o600); err != nil || st != 200 {
+		t.Fatalf("export file: %d %v", st, err)
+	}
+	probe := testtool.FFprobe(t, "-show_entries", "format=duration:stream=codec_name", path)
+	if len(probe.Streams) == 0 || probe.Streams[0].CodecName != "h264" || probe.Seconds() < 6 {
+		t.Errorf("export of fetched footage: %s", probe.Out)
 	}
 
 	// The channel without a position is placed: a camera.

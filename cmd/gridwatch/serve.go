@@ -81,6 +81,7 @@ type Main struct {
 	gb          *gb28181.Server
 	gbStore     *gb28181.Store
 	gbPlaybacks *gb28181.Playbacks
+	gbFetches   *gb28181.Fetches
 	// AdminPassword is the generated password of the first admin, set on
 	// the first start of an empty database, to be shown once.
 	AdminPassword string
@@ -551,7 +552,7 @@ func (m *Main) serve() error {
 		Logger:    m.Logger.With("component", "onvif"),
 		Driver:    m.ptzDriver(),
 	})
-	deps.GB, deps.GBStore, deps.GBPlaybacks = m.gb, m.gbStore, m.gbPlaybacks
+	deps.GB, deps.GBStore, deps.GBPlaybacks, deps.GBFetches = m.gb, m.gbStore, m.gbPlaybacks, m.gbFetches
 	if m.rtsp != nil {
 		if _, port, err := net.SplitHostPort(m.rtsp.Addr()); err == nil {
 			deps.RTSPPort, _ = strconv.Atoi(port)

@@ -1,0 +1,251 @@
+package gb28181
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gridwatch"
+	"gridwatch/camera/record"
+	"gridwatch/camera/stream"
+)
+
+// Fetches bring a device's recording into gridwatch's own footage: the
+// parts of a range the footage index does not hold are played back from
+// the device (faster than real time where the device can) and recorded
+// at the device's times, so they show on the timeline, play, link to
+// incidents and export like any footage — an export can then take what
+// the device held.
+type Fetches struct {
+	Playbacks *Playbacks
+	Footage   *record.Store
+	// Record records a hub as camera's footage (record.Recorder.Record).
+	Record func(ctx context.Context, camera int64, hub *stream.Hub) error
+	// Scale is the playback speed asked of the device (default 4).
+	Scale  float64
+	Logger *slog.Logger
+
+	mu   sync.Mutex
+	runs map[int64]*Fetch
+	wg   sync.WaitGroup
+	ctx  context.Context
+}
+
+// Fetch is one camera's fetch, as the API shows it.
+type Fetch struct {
+	Camera int64     `json:"camera_id"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	// Ranges are the parts not held by gridwatch, fetched in order; Done
+	// is how far the fetch has come (device time).
+	Ranges  [][2]time.Time `json:"ranges"`
+	Done    time.Time      `json:"done_until"`
+	Running bool           `json:"running"`
+	Error   string         `json:"error,omitempty"`
+	Started time.Time      `json:"started"`
+	Ended   *time.Time     `json:"ended,omitempty"`
+}
+
+// maxFetch bounds one fetch's range.
+const maxFetch = 6 * time.Hour
+
+// Run keeps the fetches until ctx ends.
+func (f *Fetches) Run(ctx context.Context) error {
+	f.mu.Lock()
+	f.ctx = ctx
+	if f.runs == nil {
+		f.runs = map[int64]*Fetch{}
+	}
+	f.mu.Unlock()
+	<-ctx.Done()
+	f.wg.Wait()
+	return nil
+}
+
+// Get is camera's latest fetch.
+func (f *Fetches) Get(camera int64) (Fetch, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.runs[camera]
+	if r == nil {
+		return Fetch{}, gridwatch.Errorf(gridwatch.ENotFound, "no fetch from the device of camera %d", camera)
+	}
+	return *r, nil
+}
+
+// Start fetches camera's recording from from to to from its device.
+func (f *Fetches) Start(ctx context.Context, camera int64, device, channel string, from, to time.Time) (Fetch, error) {
+	if !to.After(from) || to.Sub(from) > maxFetch {
+		return Fetch{}, gridwatch.Errorf(gridwatch.EInvalid, "to: the range must be after from and at most %s", maxFetch).WithDetails(map[string]any{"field": "to"})
+	}
+	if to.After(time.Now()) {
+		return Fetch{}, gridwatch.Errorf(gridwatch.EInvalid, "to: %s is in the future", to.Format(time.RFC3339)).WithDetails(map[string]any{"field": "to"})
+	}
+	recs, _, err := f.Footage.List(ctx, camera, from, to)
+	if err != nil {
+		return Fetch{}, err
+	}
+	ranges := missing(recs, from, to)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ctx == nil {
+		return Fetch{}, gridwatch.Errorf(gridwatch.EUnavailable, "fetching from devices is not running")
+	}
+	if r := f.runs[camera]; r != nil && r.Running {
+		return Fetch{}, gridwatch.Errorf(gridwatch.EConflict, "camera %d is fetching %s to %s from its device already", camera, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	}
+	now := time.Now()
+	r := &Fetch{Camera: camera, From: from, To: to, Ranges: ranges, Done: from, Running: len(ranges) > 0, Started: now}
+	if len(ranges) == 0 {
+		r.Ended = &now
+	}
+	f.runs[camera] = r
+	if len(ranges) > 0 {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			err := f.run(f.ctx, r, device, channel)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			end := time.Now()
+			r.Running, r.Ended = false, &end
+			if err != nil {
+				r.Error = err.Error()
+			}
+		}()
+	}
+	return *r, nil
+}
+
+// missing is what of [from, to) the recordings do not cover, in order;
+// pieces under a second are left alone.
+func missing(recs []record.Recording, from, to time.Time) [][2]time.Time {
+	var out [][2]time.Time
+	at := from
+	for _, r := range recs { // List returns them by start
+		if r.Start.After(at) {
+			out = append(out, [2]time.Time{at, minTime(r.Start, to)})
+		}
+		if r.End.After(at) {
+			at = r.End
+		}
+		if !at.Before(to) {
+			break
+		}
+	}
+	if at.Before(to) {
+		out = append(out, [2]time.Time{at, to})
+	}
+	kept := out[:0]
+	for _, p := range out {
+		if p[1].Sub(p[0]) >= time.Second {
+			kept = append(kept, p)
+		}
+	}
+	return kept
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (f *Fetches) run(ctx context.Context, r *Fetch, device, channel string) error {
+	for _, rg := range r.Ranges {
+		if err := f.fetch(ctx, r, device, channel, rg[0], rg[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetch plays one range back and records it at the device's times.
+func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, from, to time.Time) error {
+	pb, err := f.Playbacks.Start(ctx, r.Camera, device, channel, from, to, "")
+	if err != nil {
+		return err
+	}
+	defer f.Playbacks.Stop(pb.ID)
+	hub, _, release, err := f.Playbacks.Acquire(pb.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	scale := f.Scale
+	if scale == 0 {
+		scale = 4
+	}
+	retimed := stream.NewHub(stream.HubOptions{})
+	defer retimed.Close()
+	v := hub.SubscribeAV()
+	defer v.Close()
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	recorded := make(chan error, 1)
+	go func() { recorded <- f.Record(rctx, r.Camera, retimed) }()
+	sped := false
+	var first int64 = -1
+	var batch []*stream.AccessUnit
+	for {
+		nctx, cancel := context.WithTimeout(ctx, time.Minute)
+		batch, err = v.Next(nctx, batch[:0])
+		cancel()
+		if err != nil {
+			st, _ := f.Playbacks.Get(pb.ID)
+			stop()
+			rerr := <-recorded
+			if st.Ended {
+				return rerr // the device played it all
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the device stopped sending %s into the range: %v", f.done(r).Sub(from).Round(time.Second), err)
+		}
+		if !sped && scale != 1 {
+			// Faster than real time, when the device can.
+			if _, err := f.Playbacks.Control(ctx, pb.ID, Command{Op: "speed", Scale: scale}); err == nil {
+				sped = true
+			} else {
+				sped, scale = true, 1
+			}
+		}
+		for _, au := range batch {
+			if first < 0 {
+				if au.Audio != nil {
+					continue
+				}
+				first = au.DTS
+			}
+			c := stream.AccessUnit{DTS: au.DTS, PTS: au.PTS, Duration: au.Duration, NALUs: au.NALUs, Key: au.Key, Params: au.Params, Payload: au.Payload}
+			at := c.DTS - first
+			if au.Audio != nil {
+				at = au.DTS*stream.ClockRate/int64(au.Audio.ClockRate()) - first
+				// Frames carry their hub's track.
+				retimed.SetAudio(au.Audio)
+				c.Audio = retimed.Audio()
+			}
+			c.Received = from.Add(time.Duration(at) * time.Second / stream.ClockRate)
+			if !c.Received.Before(to) {
+				stop()
+				return <-recorded
+			}
+			retimed.Publish(&c)
+			if au.Audio == nil {
+				f.mu.Lock()
+				r.Done = c.Received
+				f.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (f *Fetches) done(r *Fetch) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return r.Done
+}

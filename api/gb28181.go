@@ -95,11 +95,16 @@ func (s *Server) syncGBCatalog(c *gin.Context) error {
 	if s.deps.GB == nil {
 		return gridwatch.Errorf(gridwatch.EUnavailable, "GB/T 28181 signalling is not running on this server")
 	}
-	res, err := s.deps.GB.SyncCatalog(c.Request.Context(), id)
-	if err != nil {
-		return gridwatch.Errorf(gridwatch.EUnavailable, "%s", err.Error())
+	if _, err := s.deps.GBStore.Device(c.Request.Context(), id); err != nil {
+		return err
 	}
-	return httpapi.JSON(c, http.StatusOK, res, nil)
+	res, err := s.deps.GB.SyncCatalog(c.Request.Context(), id)
+	if err != nil && res.Channels > 0 {
+		// Part of it came and was applied: said so beside what it did.
+		return httpapi.JSON(c, http.StatusOK, gin.H{"channels": res.Channels, "added": res.Added, "updated": res.Updated,
+			"unplaced": res.Unplaced, "gone": res.Gone, "refused": res.Refused, "partial": gridwatch.ErrorMessage(err)}, nil)
+	}
+	return httpapi.JSON(c, http.StatusOK, res, err)
 }
 
 // gbDeviceStatus asks a device for its status now.
@@ -114,9 +119,12 @@ func (s *Server) gbDeviceStatus(c *gin.Context) error {
 	if s.deps.GB == nil {
 		return gridwatch.Errorf(gridwatch.EUnavailable, "GB/T 28181 signalling is not running on this server")
 	}
+	if _, err := s.deps.GBStore.Device(c.Request.Context(), id); err != nil {
+		return err
+	}
 	m, err := s.deps.GB.Status(c.Request.Context(), id)
 	if err != nil {
-		return gridwatch.Errorf(gridwatch.EUnavailable, "%s", err.Error())
+		return err
 	}
 	return httpapi.JSON(c, http.StatusOK, gin.H{"online": m.Online, "status": m.Status, "encode": m.Encode, "record": m.Record,
 		"device_time": m.DeviceTime, "result": m.Result}, nil)
@@ -171,8 +179,11 @@ func (s *Server) deviceRecordings(c *gin.Context) error {
 	if err := httpapi.Span(c, &from, &to); err != nil {
 		return err
 	}
-	if from.IsZero() || to.IsZero() || !to.After(from) {
-		return httpapi.ParamError("to", c.Query("to"), "from and to are required, from before to")
+	if from.IsZero() {
+		return httpapi.ParamError("from", c.Query("from"), "required: an RFC 3339 time")
+	}
+	if to.IsZero() || !to.After(from) {
+		return httpapi.ParamError("to", c.Query("to"), "required: an RFC 3339 time after from")
 	}
 	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
 		return err
@@ -186,7 +197,7 @@ func (s *Server) deviceRecordings(c *gin.Context) error {
 	}
 	recs, err := s.deps.GB.Records(c.Request.Context(), dev, ch, from, to)
 	if err != nil {
-		return gridwatch.Errorf(gridwatch.EUnavailable, "%s", err.Error())
+		return err
 	}
 	return httpapi.JSON(c, http.StatusOK, gin.H{"camera_id": id, "device": dev, "channel": ch, "recordings": recs}, nil)
 }
@@ -223,8 +234,8 @@ func (s *Server) startDevicePlayback(c *gin.Context) error {
 	if err := httpapi.BindJSON(c, &body); err != nil {
 		return err
 	}
-	if body.From.IsZero() || body.To.IsZero() {
-		return gridwatch.Errorf(gridwatch.EInvalid, "from, to: both are required (RFC 3339 times)").WithDetails(map[string]any{"field": "from"})
+	if err := requireSpan(body.From, body.To); err != nil {
+		return err
 	}
 	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
 		return err
@@ -348,8 +359,8 @@ func (s *Server) startDeviceFetch(c *gin.Context) error {
 	if err := httpapi.BindJSON(c, &body); err != nil {
 		return err
 	}
-	if body.From.IsZero() || body.To.IsZero() {
-		return gridwatch.Errorf(gridwatch.EInvalid, "from, to: both are required (RFC 3339 times)").WithDetails(map[string]any{"field": "from"})
+	if err := requireSpan(body.From, body.To); err != nil {
+		return err
 	}
 	if _, err := s.deps.Cameras.Get(c.Request.Context(), id, httpapi.CameraViewer(httpapi.Principal(c))); err != nil {
 		return err
@@ -376,4 +387,17 @@ func (s *Server) getDeviceFetch(c *gin.Context) error {
 	}
 	f, err := s.deps.GBFetches.Get(id)
 	return httpapi.JSON(c, http.StatusOK, f, err)
+}
+
+// requireSpan names the time of a range a body lacks.
+func requireSpan(from, to time.Time) error {
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"from", from}, {"to", to}} {
+		if f.t.IsZero() {
+			return gridwatch.Errorf(gridwatch.EInvalid, "%s: is required (an RFC 3339 time)", f.name).WithDetails(map[string]any{"field": f.name})
+		}
+	}
+	return nil
 }

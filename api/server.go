@@ -252,7 +252,7 @@ func (s *Server) Routes() []Route {
 		httpapi.R("POST", "/api/v1/gb28181/channels/:id/place", auth.CamerasWrite, s.placeGBChannel),
 		httpapi.R("GET", "/api/v1/cameras/:id/device-recordings", auth.VideoPlayback, s.deviceRecordings),
 		httpapi.R("POST", "/api/v1/cameras/:id/device-playback", auth.VideoPlayback, s.startDevicePlayback),
-		httpapi.R("POST", "/api/v1/cameras/:id/device-fetch", auth.VideoPlayback, s.startDeviceFetch),
+		httpapi.R("POST", "/api/v1/cameras/:id/device-fetch", auth.CamerasWrite, s.startDeviceFetch),
 		httpapi.R("GET", "/api/v1/cameras/:id/device-fetch", auth.VideoPlayback, s.getDeviceFetch),
 		httpapi.R("GET", "/api/v1/device-playbacks/:pb", auth.VideoPlayback, s.getDevicePlayback),
 		httpapi.R("POST", "/api/v1/device-playbacks/:pb/control", auth.VideoPlayback, s.controlDevicePlayback),

@@ -70,7 +70,11 @@ CREATE TABLE gb_alarms (
 -- Cameras only one node can pull: a GB/T 28181 channel is pulled by the
 -- node its device registered with (the device sends its media where that
 -- node's INVITE says). The cluster gives such a camera to that node.
+-- (A registration that expired, or whose node stopped beating, pins
+-- nothing: the device will register again somewhere.)
 CREATE VIEW camera_pins AS
     SELECT c.camera_id, d.node_id
     FROM gb_channels c JOIN gb_devices d ON d.id = c.device_id
-    WHERE c.camera_id IS NOT NULL AND d.online AND d.node_id IS NOT NULL;
+    JOIN nodes n ON n.id = d.node_id
+    WHERE c.camera_id IS NOT NULL AND d.online AND d.expires_at > now()
+      AND n.last_beat + n.lease_ms * interval '1 millisecond' > now();

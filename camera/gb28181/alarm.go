@@ -66,15 +66,20 @@ func (al *Alarms) handle(ctx context.Context, a Alarm) (int64, error) {
 	if err != nil || !fresh {
 		return 0, err
 	}
-	lon, lat, _, ok, err := al.Store.channelPosition(ctx, a.Channel)
+	lon, lat, _, ok, err := al.Store.channelPosition(ctx, a.Device, a.Channel)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
 		if !a.HasPos {
-			return 0, fmt.Errorf("alarm of channel %s: the channel has no position and the alarm carried none: no incident", a.Channel)
+			return 0, fmt.Errorf("alarm of channel %s: not a placed channel of device %s, and the alarm carried no position: no incident", a.Channel, a.Device)
 		}
-		lon, lat = a.Lon, a.Lat
+		// In the device's datum, as its catalog's positions are.
+		crs, err := al.Store.deviceCRS(ctx, a.Device)
+		if err != nil {
+			return 0, err
+		}
+		lon, lat = crs.ToWGS84(a.Lon, a.Lat)
 	}
 	cat := al.Category
 	if cat == "" {

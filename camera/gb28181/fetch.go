@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,7 +88,13 @@ func (f *Fetches) Start(ctx context.Context, camera int64, device, channel strin
 	if err != nil {
 		return Fetch{}, err
 	}
-	ranges := missing(recs, from, to)
+	// Only what the device holds: a range it did not record would be
+	// dated from its first picture, wrongly.
+	held, err := f.Playbacks.Server.Records(ctx, device, channel, from, to)
+	if err != nil {
+		return Fetch{}, err
+	}
+	ranges := intersect(missing(recs, from, to), held)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ctx == nil {
@@ -147,6 +154,39 @@ func missing(recs []record.Recording, from, to time.Time) [][2]time.Time {
 	return kept
 }
 
+// intersect is the parts of the ranges the device's recordings cover, in
+// order (one playback each), pieces under a second left alone.
+func intersect(ranges [][2]time.Time, held []DeviceRecording) [][2]time.Time {
+	var out [][2]time.Time
+	for _, rg := range ranges {
+		for _, h := range held {
+			a, b := maxTime(rg[0], h.From), minTime(rg[1], h.To)
+			if b.Sub(a) >= time.Second {
+				out = append(out, [2]time.Time{a, b})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y [2]time.Time) int { return x[0].Compare(y[0]) })
+	// Recordings that overlap (a device listing a time and an alarm
+	// recording of the same minutes) are fetched once.
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && !r[0].After(merged[n-1][1]) {
+			merged[n-1][1] = maxTime(merged[n-1][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
@@ -165,7 +205,7 @@ func (f *Fetches) run(ctx context.Context, r *Fetch, device, channel string) err
 
 // fetch plays one range back and records it at the device's times.
 func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, from, to time.Time) error {
-	pb, err := f.Playbacks.Start(ctx, r.Camera, device, channel, from, to, "")
+	pb, err := f.Playbacks.start(ctx, r.Camera, device, channel, from, to, "", true)
 	if err != nil {
 		return err
 	}
@@ -198,6 +238,9 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 			st, _ := f.Playbacks.Get(pb.ID)
 			stop()
 			rerr := <-recorded
+			if st.Failure != "" {
+				return fmt.Errorf("%s %s into the range", st.Failure, f.done(r).Sub(from).Round(time.Second))
+			}
 			if st.Ended {
 				return rerr // the device played it all
 			}

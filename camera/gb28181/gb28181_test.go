@@ -383,7 +383,7 @@ func TestPTZAndRecords(t *testing.T) {
 	}))
 	r.wait("the catalog", func() bool { return r.device(nvrID).Cameras == 4 })
 	cam := *r.channels(nvrID)[chanID(1)].Camera
-	svc := onvifcam.New(r.pool, r.d.Cameras, onvifcam.Options{Driver: gb28181.PTZDriver{Server: r.srv}})
+	svc := onvifcam.New(r.pool, r.d.Cameras, onvifcam.Options{Driver: &gb28181.PTZDriver{Server: r.srv, MoveTimeout: 300 * time.Millisecond}})
 	ctx := context.Background()
 	if _, err := svc.Do(ctx, cam, onvifcam.Command{Op: "move", Pan: 0.5, Tilt: -1}); err != nil {
 		t.Fatal(err)
@@ -392,6 +392,11 @@ func TestPTZAndRecords(t *testing.T) {
 	if n != 1 || got.Pan != 1 || got.Tilt != -1 || got.PanSpeed != 128 || got.TiltSpeed != 255 {
 		t.Errorf("the dome got %+v (%d commands)", got, n)
 	}
+	// Not repeated: the move is stopped by the platform.
+	r.wait("the move stopped", func() bool {
+		got, n := dev.LastPTZ(chanID(1))
+		return n == 2 && got.Stop
+	})
 	if _, err := svc.Do(ctx, cam, onvifcam.Command{Op: "goto", Preset: "3"}); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ type session struct {
 	// onEnd, when set, is called when the device says a playback reached
 	// the end of its recording.
 	onEnd func()
+	raw   bool // a fetch's playback: times as sent
 
 	units chan pull.Unit
 	audio chan *rtp.Packet
@@ -60,8 +61,8 @@ type session struct {
 	aReady  bool
 	vType   ps.StreamType
 	// Frames that came before the first picture's audio was known.
-	held   []ps.Frame
-	waited int
+	held         []ps.Frame
+	firstPicture time.Time
 	// The last picture's time and the step between pictures (90 kHz).
 	lastPTS, lastStep int64
 	havePTS           bool
@@ -70,7 +71,7 @@ type session struct {
 
 func newSession(srv *Server, device, channel string, playback bool) *session {
 	s := &session{srv: srv, device: device, channel: channel, playback: playback,
-		units: make(chan pull.Unit, 256), audio: make(chan *rtp.Packet, 256),
+		units: make(chan pull.Unit, 64), audio: make(chan *rtp.Packet, 128),
 		ready: make(chan struct{}), done: make(chan struct{})}
 	s.demux.OnFrame = s.frame
 	return s
@@ -137,13 +138,21 @@ func (s *session) Close() {
 func (s *session) readUDP(c net.PacketConn) {
 	defer s.wg.Done()
 	buf := make([]byte, 65536)
+	var from net.Addr
 	for {
-		n, _, err := c.ReadFrom(buf)
+		n, addr, err := c.ReadFrom(buf)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				s.fail(fmt.Errorf("media: %w", err))
 			}
 			return
+		}
+		// The first sender is the stream's: packets from any other
+		// address are not mixed in.
+		if from == nil {
+			from = addr
+		} else if addr.String() != from.String() {
+			continue
 		}
 		var p rtp.Packet
 		if err := p.Unmarshal(buf[:n]); err != nil {
@@ -280,7 +289,7 @@ func (s *session) picture(f ps.Frame) {
 	} else if s.havePTS && pts > s.lastPTS && pts-s.lastPTS < 90000 {
 		s.lastStep = pts - s.lastPTS
 	}
-	if s.playback && s.havePTS && f.HasPTS {
+	if s.playback && !s.raw && s.havePTS && f.HasPTS {
 		// A playback moved (seek) jumps in time: its pictures go on one
 		// interval after the last, so a player keeps playing.
 		if d := pts + s.jump - s.lastPTS; d <= 0 || d > 2*90000 {
@@ -299,8 +308,11 @@ func (s *session) picture(f ps.Frame) {
 	if !s.aReady {
 		// AAC is announced but none has come yet: its configuration is
 		// in its first frame. The session opens when it comes, or
-		// without sound after a second of pictures.
-		if s.waited++; s.waited < 25 {
+		// without sound a second after the first picture.
+		if s.firstPicture.IsZero() {
+			s.firstPicture = time.Now()
+		}
+		if time.Since(s.firstPicture) < time.Second {
 			return
 		}
 		s.srv.log.Info("gb28181: channel audio not played", "channel", s.channel, "reason", "its AAC was announced but none came")

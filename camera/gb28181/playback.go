@@ -57,6 +57,9 @@ type Playback struct {
 	ended           bool
 	cseq            int
 	lastCommandedAt time.Time
+	fetch           bool   // a fetch's: opened once
+	opened          bool   // its INVITE was answered once
+	failure         string // why a fetch's playback stopped short
 }
 
 // PlaybackState is a playback as the API shows it.
@@ -66,6 +69,8 @@ type PlaybackState struct {
 	Paused bool       `json:"paused"`
 	Scale  float64    `json:"scale"`
 	Ended  bool       `json:"ended"`
+	// Failure says why a fetch's playback stopped before its end.
+	Failure string `json:"failure,omitempty"`
 }
 
 // Run keeps the playbacks until ctx ends, ending idle ones.
@@ -127,6 +132,17 @@ const maxPlayback = 24 * time.Hour
 
 // Start plays a channel's recording from from to to (on the device).
 func (p *Playbacks) Start(ctx context.Context, camera int64, device, channel string, from, to time.Time, transport string) (*Playback, error) {
+	return p.start(ctx, camera, device, channel, from, to, transport, false)
+}
+
+// maxPerDevice bounds the playbacks of one device at once: devices serve
+// few.
+const maxPerDevice = 4
+
+// start is Start; a fetch's playback keeps the device's times as they are
+// (no smoothing over a jump) and is never invited again once it fails
+// (a second INVITE would start the range over).
+func (p *Playbacks) start(ctx context.Context, camera int64, device, channel string, from, to time.Time, transport string, fetch bool) (*Playback, error) {
 	if !to.After(from) || to.Sub(from) > maxPlayback {
 		return nil, gridwatch.Errorf(gridwatch.EInvalid, "to: the range must be after from and at most %s", maxPlayback).WithDetails(map[string]any{"field": "to"})
 	}
@@ -147,18 +163,27 @@ func (p *Playbacks) Start(ctx context.Context, camera int64, device, channel str
 	if p.ctx == nil {
 		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "device playback is not running")
 	}
+	n := 0
+	for _, r := range p.runs {
+		if r.Device == device {
+			n++
+		}
+	}
+	if n >= maxPerDevice {
+		return nil, gridwatch.Errorf(gridwatch.EConflict, "device %s plays back %d recordings already, the most it is asked for at once", device, n)
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	now := time.Now()
 	pb := &Playback{ID: hex.EncodeToString(b[:]), Camera: camera, Device: device, Channel: channel, From: from, To: to, Transport: transport,
-		Created: now, idleSince: now, scale: 1, done: make(chan struct{})}
+		Created: now, idleSince: now, scale: 1, done: make(chan struct{}), fetch: fetch}
 	pb.hub = stream.NewHub(stream.HubOptions{})
 	ctx, cancel := context.WithCancel(p.ctx)
 	pb.cancel = cancel
 	// A paused playback sends nothing: that is no stall.
 	pb.sup = pull.NewSupervisor(pull.Config{Hub: pb.hub, Logger: p.Server.log.With("playback", pb.ID, "channel", channel),
 		StallTimeout: time.Hour, KeyTimeout: time.Hour, MaxKeyTimeout: time.Hour,
-		Source: playbackSource{pb: pb, src: Source{Server: p.Server, Device: device, Channel: channel, Transport: transport, From: from, To: to}}})
+		Source: playbackSource{pb: pb, src: Source{Server: p.Server, Device: device, Channel: channel, Transport: transport, From: from, To: to, raw: fetch}}})
 	p.runs[pb.ID] = pb
 	p.wg.Add(1)
 	go func() {
@@ -179,7 +204,7 @@ func (p *Playbacks) Get(id string) (PlaybackState, error) {
 	}
 	pb.mu.Lock()
 	defer pb.mu.Unlock()
-	return PlaybackState{Playback: pb, Stream: pb.sup.State(), Paused: pb.paused, Scale: pb.scale, Ended: pb.ended}, nil
+	return PlaybackState{Playback: pb, Stream: pb.sup.State(), Paused: pb.paused, Scale: pb.scale, Ended: pb.ended, Failure: pb.failure}, nil
 }
 
 // Acquire is a playback's hub for one viewer; release lets go of it.
@@ -318,6 +343,13 @@ type playbackSource struct {
 func (ps playbackSource) Open(ctx context.Context) (pull.Session, error) {
 	ps.pb.mu.Lock()
 	ended := ps.pb.ended
+	if ps.pb.fetch && ps.pb.opened && !ended {
+		// A fetch's stream broke off: asking again would start the range
+		// over and record it twice.
+		ps.pb.ended, ps.pb.failure = true, "the device's stream broke off"
+		ended = true
+		go ps.pb.hub.Close()
+	}
 	ps.pb.mu.Unlock()
 	if ended {
 		<-ctx.Done() // nothing more to play: wait to be stopped
@@ -343,7 +375,7 @@ func (ps playbackSource) Open(ctx context.Context) (pull.Session, error) {
 	}
 	ss := s.(*session)
 	ps.pb.mu.Lock()
-	ps.pb.sess, ps.pb.paused, ps.pb.scale = ss, false, 1
+	ps.pb.sess, ps.pb.paused, ps.pb.scale, ps.pb.opened = ss, false, 1, true
 	ps.pb.mu.Unlock()
 	return ss, nil
 }

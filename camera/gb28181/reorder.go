@@ -18,6 +18,7 @@ type reorder struct {
 	slots   [reorderSize]*rtp.Packet
 	at      [reorderSize]time.Time
 	held    int
+	late    int // packets in a row that came behind next
 }
 
 const (
@@ -32,9 +33,19 @@ func (r *reorder) push(p *rtp.Packet, now time.Time, out func(p *rtp.Packet, los
 		r.started, r.next = true, p.SequenceNumber
 	}
 	d := int16(p.SequenceNumber - r.next)
+	if d >= 0 {
+		r.late = 0
+	}
 	switch {
 	case d < 0:
-		// Late (its slot was given up) or a duplicate: dropped.
+		// Late (its slot was given up) or a duplicate: dropped; a run of
+		// them is a sender that started its numbers again.
+		if r.late++; r.late > reorderSize {
+			r.flush(out)
+			r.next, r.late = p.SequenceNumber, 0
+			out(p, true)
+			r.next++
+		}
 		return
 	case int(d) >= reorderSize:
 		// Far ahead: everything held is flushed as lost up to it.

@@ -37,6 +37,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"gridwatch"
 	"gridwatch/camera/gb28181/manscdp"
 )
 
@@ -115,6 +116,7 @@ type Server struct {
 	udp      net.PacketConn
 	tcp      net.Listener
 	mediaIP  string
+	bindHost string // the listen host: media sockets bind it too
 
 	mu       sync.Mutex
 	devices  map[string]*device
@@ -143,11 +145,13 @@ type pendingKey struct {
 // pending is a query waiting for its answer: one message, or for a
 // catalog or a record list as many as it takes to bring SumNum items.
 type pending struct {
-	msg   *manscdp.Message
-	items []manscdp.Item
-	recs  []manscdp.RecordItem
-	done  chan struct{}
-	once  sync.Once
+	device string
+	seen   map[string]bool
+	msg    *manscdp.Message
+	items  []manscdp.Item
+	recs   []manscdp.RecordItem
+	done   chan struct{}
+	once   sync.Once
 }
 
 func (p *pending) finish() { p.once.Do(func() { close(p.done) }) }
@@ -221,6 +225,7 @@ func (s *Server) Listen() error {
 		s.udp, s.tcp = udp, tcp
 		break
 	}
+	s.bindHost = host
 	s.mediaIP = s.cfg.MediaIP
 	if s.mediaIP == "" {
 		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
@@ -286,14 +291,23 @@ func (s *Server) sweepEvery() time.Duration {
 
 func (s *Server) shutdown() {
 	s.mu.Lock()
+	// Handlers start no more work from here on (see background).
+	s.ctx = nil
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
+	// Their BYEs go out at once, not one after another.
+	var wg sync.WaitGroup
 	for _, ss := range sessions {
-		ss.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss.Close()
+		}()
 	}
+	wg.Wait()
 	s.wg.Wait()
 	s.srv.Close()
 	s.udp.Close()
@@ -304,6 +318,31 @@ func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_ = s.cfg.Store.nodeRestarted(ctx)
+}
+
+// background runs f in a goroutine with Run's context, unless Run is not
+// running (or is stopping): then it returns false and f does not run.
+func (s *Server) background(f func(ctx context.Context)) bool {
+	s.mu.Lock()
+	ctx := s.ctx
+	if ctx == nil {
+		s.mu.Unlock()
+		return false
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		f(ctx)
+	}()
+	return true
+}
+
+// runContext is Run's context, nil when it is not running.
+func (s *Server) runContext() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ctx
 }
 
 // sweep takes offline the devices whose keepalives stopped or whose
@@ -337,6 +376,9 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 	}
 	for _, g := range gone {
+		if _, back := s.registered(g.id); back {
+			continue // it registered again meanwhile
+		}
 		s.log.Info("gb28181: device offline", "device", g.id, "reason", g.reason)
 		if err := s.cfg.Store.offline(ctx, g.id, g.reason); err != nil && ctx.Err() == nil {
 			s.log.Warn("gb28181: device offline", "device", g.id, "err", err)
@@ -362,33 +404,44 @@ func (s *Server) endDevice(id, why string) {
 }
 
 // nonce makes a digest nonce that proves itself: the time it was made and
-// an HMAC of it, so no nonce is kept per device.
-func (s *Server) nonce(now time.Time) string {
+// an HMAC of it and of the address asking, so no nonce is kept per device
+// and one captured is no use from another address.
+func (s *Server) nonce(now time.Time, host string) string {
 	var b [8 + 16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
-	m := hmac.New(sha256.New, s.nonceKey[:])
-	m.Write(b[:8])
-	copy(b[8:], m.Sum(nil))
+	copy(b[8:], s.nonceMAC(b[:8], host))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// nonceFresh checks a nonce this server made within the last 5 minutes.
-func (s *Server) nonceFresh(n string, now time.Time) bool {
+func (s *Server) nonceMAC(stamp []byte, host string) []byte {
+	m := hmac.New(sha256.New, s.nonceKey[:])
+	m.Write(stamp)
+	m.Write([]byte(host))
+	return m.Sum(nil)[:16]
+}
+
+// nonceFresh checks a nonce this server made for host within the last 5
+// minutes.
+func (s *Server) nonceFresh(n, host string, now time.Time) bool {
 	b, err := base64.RawURLEncoding.DecodeString(n)
 	if err != nil || len(b) != 24 {
 		return false
 	}
-	m := hmac.New(sha256.New, s.nonceKey[:])
-	m.Write(b[:8])
-	if !hmac.Equal(m.Sum(nil)[:16], b[8:]) {
+	if !hmac.Equal(s.nonceMAC(b[:8], host), b[8:]) {
 		return false
 	}
 	age := now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))))
 	return age >= -time.Minute && age < 5*time.Minute
 }
 
+// sourceHost is the address a request came from, without its port.
+func sourceHost(req *sip.Request) string {
+	h, _ := splitHostPort(req.Source())
+	return h
+}
+
 func (s *Server) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
-	ch := digest.Challenge{Realm: s.cfg.Realm, Nonce: s.nonce(s.cfg.Now()), Algorithm: "MD5", Stale: stale}
+	ch := digest.Challenge{Realm: s.cfg.Realm, Nonce: s.nonce(s.cfg.Now(), sourceHost(req)), Algorithm: "MD5", Stale: stale}
 	res := sip.NewResponseFromRequest(req, sip.StatusUnauthorized, "Unauthorized", nil)
 	res.AppendHeader(sip.NewHeader("WWW-Authenticate", ch.String()))
 	_ = tx.Respond(res)
@@ -427,7 +480,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, sip.StatusForbidden, "Forbidden")
 		return
 	}
-	if !s.nonceFresh(cred.Nonce, s.cfg.Now()) {
+	if !s.nonceFresh(cred.Nonce, sourceHost(req), s.cfg.Now()) {
 		s.challenge(req, tx, true)
 		return
 	}
@@ -439,6 +492,12 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if password == "" {
 		password = s.cfg.Password
+	}
+	if password == "" {
+		// No password, no entry: the digest of an empty one proves nothing.
+		s.log.Warn("gb28181: registration refused: no password is set for this device nor for the platform (--gb28181-password)", "device", id, "source", req.Source())
+		respond(req, tx, sip.StatusForbidden, "Forbidden")
+		return
 	}
 	ch := digest.Challenge{Realm: s.cfg.Realm, Nonce: cred.Nonce, Algorithm: cred.Algorithm, Opaque: cred.Opaque}
 	if cred.QOP != "" {
@@ -478,20 +537,21 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	s.mu.Lock()
 	prev := s.devices[id]
 	s.devices[id] = d
-	runCtx := s.ctx
 	s.mu.Unlock()
 	s.ok(req, tx, expires)
 	if prev == nil || fresh {
 		s.log.Info("gb28181: device registered", "device", id, "transport", transport, "source", d.source)
 		s.noteDevice(id, true)
-		if runCtx != nil {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.afterRegister(runCtx, id)
-			}()
-		}
+		s.background(func(ctx context.Context) { s.afterRegister(ctx, id) })
+		return
 	}
+	// A refresh: the catalog subscription, which lasts as long as the
+	// registration, is renewed with it.
+	s.background(func(ctx context.Context) {
+		if err := s.subscribeCatalog(ctx, id); err != nil && ctx.Err() == nil {
+			s.log.Info("gb28181: catalog subscription", "device", id, "err", err)
+		}
+	})
 }
 
 // localAddr is the address of ours a request reached.
@@ -574,29 +634,34 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.mu.Lock()
 	d := s.devices[id]
-	if d != nil && m.CmdType == "Keepalive" {
+	known := d != nil && d.source == req.Source()
+	if known && m.CmdType == "Keepalive" {
 		d.alive = s.cfg.Now()
-		d.source = req.Source()
 	}
 	s.mu.Unlock()
-	if d == nil {
+	if !known {
 		// A device that thinks it is registered with us while we do not
-		// know it: the refusal makes it register again.
+		// know it, or a message in a registered device's name from
+		// another address than it registered from (a device that moves
+		// registers again, authenticated): the refusal makes a real
+		// device register again.
 		respond(req, tx, sip.StatusForbidden, "Not registered")
 		return
 	}
-	respond(req, tx, sip.StatusOK, "OK")
 	switch {
 	case m.CmdType == "Keepalive":
 	case m.XMLName.Local == "Response":
-		s.answer(m)
+		s.answer(id, m)
 	case m.XMLName.Local == "Notify" && m.CmdType == "Alarm":
+		// Handled before the answer: a device waits for it before its
+		// next one, so a flood is paced and alarms keep their order.
 		s.alarm(id, m)
 	case m.XMLName.Local == "Notify" && m.CmdType == "MediaStatus":
-		s.mediaStatus(req, m.NotifyType)
+		s.mediaStatus(req, id, m.DeviceID, m.NotifyType)
 	case m.XMLName.Local == "Notify" && m.CmdType == "Catalog":
 		s.catalogNotify(id, m)
 	}
+	respond(req, tx, sip.StatusOK, "OK")
 }
 
 // onNotify takes a catalog subscription's notifications.
@@ -607,22 +672,23 @@ func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, sip.StatusBadRequest, "Bad Request")
 		return
 	}
-	if _, ok := s.registered(id); !ok {
+	if d, ok := s.registered(id); !ok || d.source != req.Source() {
 		respond(req, tx, sip.StatusForbidden, "Not registered")
 		return
 	}
-	respond(req, tx, sip.StatusOK, "OK")
 	if m.CmdType == "Catalog" {
+		// Applied before the answer, so changes keep their order.
 		s.catalogNotify(id, m)
 	}
+	respond(req, tx, sip.StatusOK, "OK")
 }
 
-// answer hands a Response to the query waiting for it.
-func (s *Server) answer(m *manscdp.Message) {
+// answer hands a Response from device id to the query waiting for it.
+func (s *Server) answer(id string, m *manscdp.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.pending[pendingKey{m.CmdType, m.SN}]
-	if p == nil {
+	if p == nil || p.device != id {
 		return
 	}
 	if p.msg == nil {
@@ -631,14 +697,26 @@ func (s *Server) answer(m *manscdp.Message) {
 	switch m.CmdType {
 	case "Catalog":
 		if m.DeviceList != nil {
-			p.items = append(p.items, m.DeviceList.Items...)
+			for _, it := range m.DeviceList.Items {
+				// A page sent twice counts once.
+				if !p.seen[it.DeviceID] {
+					p.seen[it.DeviceID] = true
+					p.items = append(p.items, it)
+				}
+			}
 		}
 		if len(p.items) >= m.SumNum {
 			p.finish()
 		}
 	case "RecordInfo":
 		if m.RecordList != nil {
-			p.recs = append(p.recs, m.RecordList.Items...)
+			for _, it := range m.RecordList.Items {
+				k := it.DeviceID + "|" + it.StartTime + "|" + it.EndTime + "|" + it.FilePath
+				if !p.seen[k] {
+					p.seen[k] = true
+					p.recs = append(p.recs, it)
+				}
+			}
 		}
 		if len(p.recs) >= m.SumNum {
 			p.finish()
@@ -650,7 +728,7 @@ func (s *Server) answer(m *manscdp.Message) {
 
 // errNotRegistered says a device is not registered with this node.
 func errNotRegistered(id string) error {
-	return fmt.Errorf("device %s is not registered with this node", id)
+	return gridwatch.Errorf(gridwatch.EConflict, "device %s is not registered with this node: it is offline, or registered with another node", id)
 }
 
 // request sends a request to a registered device (to target: the device
@@ -659,10 +737,11 @@ func (s *Server) request(ctx context.Context, d *device, method sip.RequestMetho
 	req := s.newRequest(d, method, target, body, headers...)
 	res, err := s.cli.Do(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("%s to device %s: %w", method, d.id, err)
+		s.log.Info("gb28181: request", "method", method, "device", d.id, "err", err)
+		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "device %s did not answer %s", d.id, method)
 	}
 	if res.StatusCode >= 300 {
-		return res, fmt.Errorf("%s to device %s: %d %s", method, d.id, res.StatusCode, res.Reason)
+		return res, gridwatch.Errorf(gridwatch.EUnavailable, "device %s refused %s: %d %s", d.id, method, res.StatusCode, clip(res.Reason, 80))
 	}
 	return res, nil
 }
@@ -712,7 +791,7 @@ func (s *Server) query(ctx context.Context, id, target, cmd string, fill func(*m
 	if err != nil {
 		return nil, err
 	}
-	p := &pending{done: make(chan struct{})}
+	p := &pending{device: id, seen: map[string]bool{}, done: make(chan struct{})}
 	key := pendingKey{cmd, sn}
 	s.mu.Lock()
 	s.pending[key] = p
@@ -736,9 +815,9 @@ func (s *Server) query(ctx context.Context, id, target, cmd string, fill func(*m
 		if p.msg != nil && (cmd == "Catalog" || cmd == "RecordInfo") {
 			// Part of a long answer: what came is used, and the
 			// caller is told it is partial.
-			return p, fmt.Errorf("device %s answered %s in part (%d of %d items) within %s", id, cmd, len(p.items)+len(p.recs), p.msg.SumNum, s.cfg.Timeout)
+			return p, gridwatch.Errorf(gridwatch.EUnavailable, "device %s answered %s in part (%d of %d items) within %s", id, cmd, len(p.items)+len(p.recs), p.msg.SumNum, s.cfg.Timeout)
 		}
-		return nil, fmt.Errorf("device %s did not answer %s within %s", id, cmd, s.cfg.Timeout)
+		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "device %s did not answer %s within %s", id, cmd, s.cfg.Timeout)
 	}
 }
 
@@ -789,26 +868,20 @@ func (s *Server) noteDevice(id string, online bool) {
 	}
 }
 
-// catalogNotify applies a catalog change a device notified.
+// catalogNotify applies a catalog change a device notified, before it is
+// answered (a device sends the next change after the answer).
 func (s *Server) catalogNotify(id string, m *manscdp.Message) {
-	if m.DeviceList == nil {
+	ctx := s.runContext()
+	if m.DeviceList == nil || ctx == nil {
 		return
 	}
-	s.mu.Lock()
-	ctx := s.ctx
-	s.mu.Unlock()
-	if ctx == nil {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	if _, err := s.cfg.Store.applyEvents(ctx, id, m.DeviceList.Items); err != nil && ctx.Err() == nil {
+		s.log.Warn("gb28181: catalog notification", "device", id, "err", err)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if _, err := s.cfg.Store.applyEvents(ctx, id, m.DeviceList.Items); err != nil && ctx.Err() == nil {
-			s.log.Warn("gb28181: catalog notification", "device", id, "err", err)
-			return
-		}
-		s.noteSynced(id)
-	}()
+	s.noteSynced(id)
 }
 
 // subscribeCatalog subscribes to a device's catalog changes for as long
@@ -917,17 +990,13 @@ func (s *Server) alarm(id string, m *manscdp.Message) {
 	if lon, lat, ok := m.Position(); ok {
 		a.Lon, a.Lat, a.HasPos = lon, lat, true
 	}
-	s.mu.Lock()
-	ctx := s.ctx
-	s.mu.Unlock()
+	ctx := s.runContext()
 	if ctx == nil || s.cfg.OnAlarm == nil {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.cfg.OnAlarm(ctx, a)
-	}()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	s.cfg.OnAlarm(ctx, a)
 }
 
 // DeviceRecording is a recording a device holds.

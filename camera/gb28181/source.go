@@ -25,6 +25,8 @@ type Source struct {
 	From, To  time.Time
 	// onEnd is told when a playback reaches the end of its recording.
 	onEnd func()
+	// raw keeps a playback's times as the device sends them (a fetch).
+	raw bool
 }
 
 // Open invites the channel's stream and returns once its first picture
@@ -73,6 +75,7 @@ func (s *Server) invite(ctx context.Context, src Source) (pull.Session, error) {
 	playback := !src.From.IsZero()
 	ss := newSession(s, src.Device, src.Channel, playback)
 	ss.onEnd = src.onEnd
+	ss.raw = src.raw
 	ok = false
 	defer func() {
 		if !ok {
@@ -84,7 +87,7 @@ func (s *Server) invite(ctx context.Context, src Source) (pull.Session, error) {
 	var tcpLn net.Listener
 	switch transport {
 	case UDP:
-		c, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
+		c, err := net.ListenPacket("udp", net.JoinHostPort(s.bindHost, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("media: %w", err)
 		}
@@ -94,7 +97,7 @@ func (s *Server) invite(ctx context.Context, src Source) (pull.Session, error) {
 		ss.wg.Add(1)
 		go ss.readUDP(c)
 	case TCPPassive:
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		ln, err := net.Listen("tcp", net.JoinHostPort(s.bindHost, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("media: %w", err)
 		}
@@ -156,8 +159,11 @@ func (s *Server) invite(ctx context.Context, src Source) (pull.Session, error) {
 		if ans.port == 0 || ans.port == 9 {
 			return nil, fmt.Errorf("channel %s answered TCP active without a port to connect to", src.Channel)
 		}
+		// To the device's own address, whatever its answer's c= line
+		// says: the platform connects to no one else.
+		host, _ := splitHostPort(d.source)
 		var dl net.Dialer
-		c, err := dl.DialContext(ctx, "tcp", net.JoinHostPort(ans.ip, strconv.Itoa(ans.port)))
+		c, err := dl.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(ans.port)))
 		if err != nil {
 			return nil, fmt.Errorf("media connection to channel %s: %w", src.Channel, err)
 		}
@@ -199,19 +205,49 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// mediaStatus: a playback reached its end (NotifyType 121).
-func (s *Server) mediaStatus(req *sip.Request, notifyType string) {
+// mediaStatus: a playback reached its end (NotifyType 121). The message
+// is matched to its session by its Call-ID (sent in the dialog), else by
+// the device and channel (sent outside it) when one playback of it runs.
+func (s *Server) mediaStatus(req *sip.Request, device, channel, notifyType string) {
+	if strings.TrimSpace(notifyType) != "121" {
+		return
+	}
 	id := ""
 	if c := req.CallID(); c != nil {
 		id = c.Value()
 	}
 	s.mu.Lock()
 	ss := s.sessions[id]
+	if ss == nil || ss.device != device {
+		ss = nil
+		n := 0
+		for _, c := range s.sessions {
+			if c.device == device && c.channel == channel && c.playback {
+				ss, n = c, n+1
+			}
+		}
+		if n != 1 {
+			ss = nil
+		}
+	}
 	s.mu.Unlock()
-	if ss != nil && strings.TrimSpace(notifyType) == "121" {
-		if ss.onEnd != nil {
-			ss.onEnd()
+	if ss == nil {
+		return
+	}
+	if ss.onEnd != nil {
+		ss.onEnd()
+	}
+	// What the device sent before it said so is still on its way: the
+	// session ends once its pictures are taken (or after a while).
+	go func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for len(ss.units) > 0 && time.Now().Before(deadline) {
+			select {
+			case <-ss.done:
+				return
+			case <-time.After(20 * time.Millisecond): // the supervisor drains them
+			}
 		}
 		ss.fail(errors.New("the recording ended"))
-	}
+	}()
 }

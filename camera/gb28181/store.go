@@ -224,7 +224,9 @@ func (s *Store) registered(ctx context.Context, d *device, now time.Time) (fresh
 // offline marks a device offline, with why.
 func (s *Store) offline(ctx context.Context, id, reason string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE gb_devices SET online = false, offline_reason = $2, updated_at = now() WHERE id = $1 AND online`, id, reason)
+		// Only this node's registration: a device that moved to another
+		// node is that node's.
+		tag, err := tx.Exec(ctx, `UPDATE gb_devices SET online = false, offline_reason = $2, updated_at = now() WHERE id = $1 AND online AND node_id = $3`, id, reason, s.node)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
@@ -272,8 +274,14 @@ func clip(s string, n int) string {
 	return string(r)
 }
 
+// errTaken: a catalog lists another device's channel.
+var errTaken = errors.New("gb28181: a channel of another device is ignored")
+
 // CatalogResult says what a catalog changed.
 type CatalogResult struct {
+	// Refused counts the channels listed that belong to another device
+	// (a device does not take over another one's channels).
+	Refused  int `json:"refused,omitempty"`
 	Channels int `json:"channels"`
 	Added    int `json:"added"`
 	Updated  int `json:"updated"`
@@ -314,6 +322,12 @@ func (s *Store) syncCatalog(ctx context.Context, device string, items []manscdp.
 		seen = append(seen, it.DeviceID)
 		res.Channels++
 		added, updated, placed, err := s.upsertChannel(ctx, device, it, crs)
+		if errors.Is(err, errTaken) {
+			res.Refused++
+			res.Channels--
+			seen = seen[:len(seen)-1]
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
@@ -371,6 +385,10 @@ func (s *Store) applyEvents(ctx context.Context, device string, items []manscdp.
 			}
 			res.Channels++
 			added, updated, placed, err := s.upsertChannel(ctx, device, it, crs)
+			if errors.Is(err, errTaken) {
+				res.Refused++
+				continue
+			}
 			if err != nil {
 				return res, err
 			}
@@ -416,9 +434,15 @@ func (s *Store) upsertChannel(ctx context.Context, device string, it manscdp.Ite
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, false, now())
 		ON CONFLICT (id) DO UPDATE SET device_id = $2, name = $3, manufacturer = $4, model = $5, civil_code = $6, parent_id = $7, address = $8,
 			status = $9, ptz_type = $10, lon = coalesce($11, gb_channels.lon), lat = coalesce($12, gb_channels.lat), gone = false, updated_at = now()
+			WHERE gb_channels.device_id = $2 OR gb_channels.gone
 		RETURNING (SELECT camera_id FROM old), (SELECT lon FROM old), (SELECT lat FROM old), coalesce((SELECT name FROM old), ''), EXISTS (SELECT 1 FROM old)`,
 		it.DeviceID, device, name, clip(it.Manufacturer, 200), clip(it.Model, 200), clip(it.CivilCode, 20), clip(it.ParentID, 40),
 		clip(it.Address, 200), clip(strings.ToUpper(it.Status), 20), ptz, lon, lat).Scan(&camID, &oldLon, &oldLat, &oldName, &existed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another device's channel (not gone from it): a device does not
+		// take over what another one lists.
+		return false, false, false, fmt.Errorf("%w: device %s lists channel %s, which device %s has", errTaken, device, it.DeviceID, s.channelDevice(ctx, it.DeviceID))
+	}
 	if err != nil {
 		return false, false, false, fmt.Errorf("gb28181: channel %s: %w", it.DeviceID, err)
 	}
@@ -457,6 +481,15 @@ func (s *Store) upsertChannel(ctx context.Context, device string, it manscdp.Ite
 	return added, updated, true, nil
 }
 
+// channelDevice is the device a channel belongs to ("?" when unknown).
+func (s *Store) channelDevice(ctx context.Context, channel string) string {
+	var d string
+	if err := s.pool.QueryRow(ctx, `SELECT device_id FROM gb_channels WHERE id = $1`, channel).Scan(&d); err != nil {
+		return "?"
+	}
+	return d
+}
+
 func samePos(aLon, aLat, bLon, bLat *float64) bool {
 	if aLon == nil || bLon == nil {
 		return aLon == nil && bLon == nil
@@ -467,6 +500,11 @@ func samePos(aLon, aLat, bLon, bLat *float64) bool {
 // placeChannel makes the camera of a channel at lon, lat (WGS-84): a
 // camera with the channel's code already registered is taken over.
 func (s *Store) placeChannel(ctx context.Context, device, channel, name string, lon, lat float64) (int64, error) {
+	return s.placeChannelAs(system(ctx), device, channel, name, lon, lat)
+}
+
+// placeChannelAs is placeChannel audited as the actor in ctx.
+func (s *Store) placeChannelAs(ctx context.Context, device, channel, name string, lon, lat float64) (int64, error) {
 	if name == "" {
 		name = channel
 	}
@@ -474,7 +512,6 @@ func (s *Store) placeChannel(ctx context.Context, device, channel, name string, 
 	if err := sp.Check(geo.CRSWGS84); err != nil {
 		return 0, fmt.Errorf("gb28181: camera of channel %s: %w", channel, err)
 	}
-	ctx = system(ctx)
 	var id int64
 	c, err := s.cameras.Create(ctx, sp)
 	switch {
@@ -519,7 +556,7 @@ func (s *Store) Place(ctx context.Context, channel string, lon, lat float64, crs
 	if _, err := s.pool.Exec(ctx, `UPDATE gb_channels SET lon = $2, lat = $3 WHERE id = $1`, channel, lon, lat); err != nil {
 		return 0, fmt.Errorf("gb28181: channel %s: %w", channel, err)
 	}
-	return s.placeChannel(ctx, device, channel, name, lon, lat)
+	return s.placeChannelAs(ctx, device, channel, name, lon, lat)
 }
 
 // CameraChannel is the device and channel of a camera that is a GB/T
@@ -575,11 +612,11 @@ func (s *Store) alarmIncident(ctx context.Context, alarm, incident int64) error 
 
 // channelPosition is where a channel is: its camera's place, or what it
 // reported.
-func (s *Store) channelPosition(ctx context.Context, channel string) (lon, lat float64, cam int64, ok bool, err error) {
+func (s *Store) channelPosition(ctx context.Context, device, channel string) (lon, lat float64, cam int64, ok bool, err error) {
 	var x, y *float64
 	var c *int64
 	err = s.pool.QueryRow(ctx, `SELECT coalesce(ST_X(cm.location), ch.lon), coalesce(ST_Y(cm.location), ch.lat), ch.camera_id
-		FROM gb_channels ch LEFT JOIN cameras cm ON cm.id = ch.camera_id WHERE ch.id = $1`, channel).Scan(&x, &y, &c)
+		FROM gb_channels ch LEFT JOIN cameras cm ON cm.id = ch.camera_id WHERE ch.id = $1 AND ch.device_id = $2`, channel, device).Scan(&x, &y, &c)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, 0, false, nil
 	}

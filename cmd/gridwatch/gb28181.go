@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"gridwatch/camera/camsim/gbsim"
 	"gridwatch/camera/gb28181"
@@ -113,13 +114,22 @@ func (m *Main) startDemoNVR(ctx context.Context) error {
 		return err
 	}
 	var chans []gbsim.Channel
+	var recs []gbsim.Record
+	now := time.Now().Truncate(time.Hour)
 	for i, p := range places {
-		chans = append(chans, gbsim.Channel{ID: fmt.Sprintf("320106000013100000%02d", i+1), Name: p.Name + " 视频监控点", Lon: p.Lon, Lat: p.Lat, PTZ: i == 0})
+		id := fmt.Sprintf("320106000013100000%02d", i+1)
+		chans = append(chans, gbsim.Channel{ID: id, Name: p.Name + " 视频监控点", Lon: p.Lon, Lat: p.Lat, PTZ: i == 0})
+		// The NVR holds the last day in hourly files, and goes on
+		// recording: what it holds can be listed, played and fetched.
+		for h := 24; h > 0; h-- {
+			recs = append(recs, gbsim.Record{Channel: id, Start: now.Add(-time.Duration(h) * time.Hour), End: now.Add(-time.Duration(h-1) * time.Hour), Type: "time"})
+		}
+		recs = append(recs, gbsim.Record{Channel: id, Start: now, End: now.Add(30 * 24 * time.Hour), Type: "time"})
 	}
 	chans = append(chans, gbsim.Channel{ID: fmt.Sprintf("320106000013100000%02d", len(places)+1), Name: "未标注位置的通道", NoPosition: true})
 	host, _, _ := net.SplitHostPort(m.gb.Addr())
 	dev, err := gbsim.Start(ctx, gbsim.Config{Server: m.gb.Addr(), ServerID: m.Config.GB28181ID, Realm: m.Config.GB28181Realm,
-		DeviceID: demoNVRID, Password: demoNVRPassword, Name: "演示 NVR", Channels: chans, Audio: true,
+		DeviceID: demoNVRID, Password: demoNVRPassword, Name: "演示 NVR", Channels: chans, Records: recs, Audio: true,
 		Keepalive: m.Config.GB28181Keepalive, LocalIP: host, Logger: m.Logger.With("component", "gbsim")})
 	if err != nil {
 		return fmt.Errorf("demo NVR: %w", err)
@@ -139,5 +149,5 @@ func (m *Main) ptzDriver() onvifcam.Driver {
 	if m.gb == nil {
 		return nil
 	}
-	return gb28181.PTZDriver{Server: m.gb}
+	return &gb28181.PTZDriver{Server: m.gb, MoveTimeout: 2 * time.Second}
 }

@@ -145,3 +145,15 @@ func FuzzSIPRequest(f *testing.F) {
 		_, _ = parseAnswer(req.Body())
 	})
 }
+
+func TestSIPOnly(t *testing.T) {
+	for in, keep := range map[string]bool{
+		"REGISTER sip:x SIP/2.0\r\n": true, "MESSAGE sip:x SIP/2.0\r\n": true, "SIP/2.0 200 OK\r\n": true,
+		"\x00\x01garbage": false, "": false, "register sip:x": false, "A sip": false, "GET / HTTP/1.1": true,
+	} {
+		out, err := sipOnly(sip.TransportReadProps{}, []byte(in))
+		if err != nil || (len(out) > 0) != keep {
+			t.Errorf("%q: kept %v (%v), want %v", in, len(out) > 0, err, keep)
+		}
+	}
+}

@@ -15,6 +15,7 @@
 package gb28181
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -65,6 +66,9 @@ type Config struct {
 	MissedKeepalives int
 	// Timeout bounds a query's answer (default 10 s).
 	Timeout time.Duration
+	// Location is the time zone of the devices' clocks: MANSCDP times
+	// carry none (default the server's).
+	Location *time.Location
 	Store   *Store
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -99,6 +103,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Location == nil {
+		c.Location = time.Local
 	}
 	return nil
 }
@@ -161,7 +168,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.ID), sipgo.WithUserAgentHostname(cfg.Realm))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.ID), sipgo.WithUserAgentHostname(cfg.Realm),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(sipOnly)))
 	if err != nil {
 		return nil, fmt.Errorf("gb28181: %w", err)
 	}
@@ -184,6 +192,26 @@ func New(cfg Config) (*Server, error) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
 	return s, nil
+}
+
+// sipOnly drops, before it is parsed or its sender remembered, what does
+// not begin as a SIP message does (a request line's method, or a status
+// line): noise on the port costs nothing. It never fails (an error would
+// stop the listener).
+func sipOnly(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
+		return data, nil
+	}
+	for i, c := range data {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			continue
+		case c == ' ' && i > 1:
+			return data, nil
+		}
+		break
+	}
+	return nil, nil
 }
 
 // quiet is sipgo's logger: its debug chatter off, its warnings kept.
@@ -582,7 +610,7 @@ func registerExpiry(req *sip.Request) time.Duration {
 func (s *Server) ok(req *sip.Request, tx sip.ServerTransaction, expires time.Duration) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	// Devices set their clocks from it (GB/T 28181-2016 §9.10.2).
-	res.AppendHeader(sip.NewHeader("Date", s.cfg.Now().Format("2006-01-02T15:04:05.000")))
+	res.AppendHeader(sip.NewHeader("Date", s.cfg.Now().In(s.cfg.Location).Format("2006-01-02T15:04:05.000")))
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	_ = tx.Respond(res)
 }
@@ -950,8 +978,8 @@ func (s *Server) PTZ(ctx context.Context, device, channel string, cmd manscdp.PT
 // [from, to).
 func (s *Server) RecordInfo(ctx context.Context, device, channel string, from, to time.Time) ([]manscdp.RecordItem, error) {
 	p, err := s.query(ctx, device, channel, "RecordInfo", func(m *manscdp.Message) {
-		m.StartTime = manscdp.FormatTime(from, time.Local)
-		m.EndTime = manscdp.FormatTime(to, time.Local)
+		m.StartTime = manscdp.FormatTime(from, s.cfg.Location)
+		m.EndTime = manscdp.FormatTime(to, s.cfg.Location)
 		m.Type = "all"
 	})
 	if p == nil {
@@ -982,7 +1010,7 @@ func (s *Server) alarm(id string, m *manscdp.Message) {
 		typ = m.Info.AlarmType
 	}
 	a.Type, _ = strconv.Atoi(strings.TrimSpace(typ))
-	t, err := manscdp.ParseTime(m.AlarmTime, time.Local)
+	t, err := manscdp.ParseTime(m.AlarmTime, s.cfg.Location)
 	if err != nil {
 		t = s.cfg.Now()
 	}
@@ -1017,8 +1045,8 @@ func (s *Server) Records(ctx context.Context, device, channel string, from, to t
 	}
 	out := make([]DeviceRecording, 0, len(items))
 	for _, it := range items {
-		a, err1 := manscdp.ParseTime(it.StartTime, time.Local)
-		b, err2 := manscdp.ParseTime(it.EndTime, time.Local)
+		a, err1 := manscdp.ParseTime(it.StartTime, s.cfg.Location)
+		b, err2 := manscdp.ParseTime(it.EndTime, s.cfg.Location)
 		if err1 != nil || err2 != nil || !b.After(a) {
 			continue
 		}

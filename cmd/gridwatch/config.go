@@ -106,6 +106,9 @@ type Config struct {
 	GB28181Keepalive        time.Duration
 	GB28181MissedKeepalives int
 	GB28181AlarmCategory    string
+	// GB28181TimeZone is the devices' clocks' zone (IANA name; "Local":
+	// this server's): MANSCDP times carry none.
+	GB28181TimeZone string
 }
 
 // DefaultConfig returns the defaults.
@@ -145,6 +148,7 @@ func DefaultConfig() Config {
 		GB28181Keepalive:        60 * time.Second,
 		GB28181MissedKeepalives: 3,
 		GB28181AlarmCategory:    "0601",
+		GB28181TimeZone:         "Local",
 	}
 }
 
@@ -249,6 +253,7 @@ func options() []option {
 	gbkSet, gbkGet := dur(func(c *Config) *time.Duration { return &c.GB28181Keepalive })
 	gbnSet, gbnGet := setting(func(c *Config) *int { return &c.GB28181MissedKeepalives }, strconv.Atoi, strconv.Itoa)
 	gbcSet, gbcGet := str(func(c *Config) *string { return &c.GB28181AlarmCategory })
+	gbzSet, gbzGet := str(func(c *Config) *string { return &c.GB28181TimeZone })
 	gbPassword := opt("gb28181-password", "the password GB/T 28181 devices register with, unless a device is given its own (PUT /api/v1/gb28181/devices/{id})", gbpSet, gbpGet)
 	gbPassword.secret = true
 	return []option{
@@ -315,6 +320,7 @@ func options() []option {
 		opt("gb28181-keepalive", "the keepalive interval GB/T 28181 devices use", gbkSet, gbkGet),
 		opt("gb28181-missed-keepalives", "keepalives a device may miss before it is offline", gbnSet, gbnGet),
 		opt("gb28181-alarm-category", "the incident category a device's alarm becomes", gbcSet, gbcGet),
+		opt("gb28181-time-zone", "the time zone of the devices' clocks (IANA name such as Asia/Shanghai; Local: this server's): GB/T 28181 times carry none", gbzSet, gbzGet),
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -584,6 +590,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GB28181Keepalive < 100*time.Millisecond || c.GB28181Keepalive > time.Hour {
 		bad("gb28181-keepalive", "%v: want 100ms to 1h", c.GB28181Keepalive)
+	}
+	if _, err := time.LoadLocation(c.GB28181TimeZone); err != nil || c.GB28181TimeZone == "" {
+		bad("gb28181-time-zone", "%q is not a time zone (an IANA name such as Asia/Shanghai, or Local)", c.GB28181TimeZone)
 	}
 	if c.GB28181MissedKeepalives < 1 || c.GB28181MissedKeepalives > 100 {
 		bad("gb28181-missed-keepalives", "%d: want 1 to 100", c.GB28181MissedKeepalives)

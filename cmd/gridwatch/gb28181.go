@@ -36,7 +36,12 @@ func (m *Main) newGB() error {
 	m.gbStore = gb28181.NewStore(m.pool, m.domain.Cameras, m.node.ID())
 	alarms := &gb28181.Alarms{Store: m.gbStore, Incidents: m.domain.Incidents, Category: cfg.GB28181AlarmCategory,
 		Logger: m.Logger.With("component", "gb28181")}
+	loc, err := time.LoadLocation(cfg.GB28181TimeZone)
+	if err != nil {
+		return err
+	}
 	srv, err := gb28181.New(gb28181.Config{
+		Location: loc,
 		Addr: cfg.GB28181Addr, ID: cfg.GB28181ID, Realm: cfg.GB28181Realm, Password: cfg.GB28181Password,
 		MediaIP: cfg.GB28181MediaIP, MediaTransport: cfg.GB28181Transport,
 		Keepalive: cfg.GB28181Keepalive, MissedKeepalives: cfg.GB28181MissedKeepalives,

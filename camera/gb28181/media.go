@@ -392,7 +392,11 @@ func (s *session) sound(f ps.Frame) {
 	if s.aenc == nil || f.Type != s.aType {
 		return
 	}
-	for _, p := range s.aenc(f.Data, f.PTS) {
+	pts := f.PTS
+	if s.playback && !s.raw {
+		pts += s.jump // moved with the pictures after a seek
+	}
+	for _, p := range s.aenc(f.Data, pts) {
 		select {
 		case s.audio <- p:
 		case <-s.done:

@@ -172,6 +172,9 @@ func eventPermission(kind string) (auth.Permission, bool) {
 		return auth.CamerasRead, true
 	case "recording":
 		return auth.VideoPlayback, true
+	case "gb":
+		// GB/T 28181 devices: for those who manage cameras.
+		return auth.CamerasWrite, true
 	}
 	return "", false
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"gridwatch/api"
 	"gridwatch/audit"
 	"gridwatch/auth"
@@ -475,4 +477,34 @@ func TestBulkEventNamesNewCases(t *testing.T) {
 		check(t, "leader", ls, want{105, ids[:100], true})
 		check(t, "admin", as, want{106, ids[:100], true})
 	})
+}
+
+// TestEventsGBDevices: a GB/T 28181 device's online and offline events
+// reach those who manage cameras (an admin, an operator), not a
+// commander.
+func TestEventsGBDevices(t *testing.T) {
+	e := newEventsEnv(t)
+	commander := e.openStream(e.tokenFor(auth.RoleCommander), "")
+	operator := e.openStream(e.tokenFor(auth.RoleOperator), "")
+	admin := e.openStream(adminToken, "")
+	ctx := context.Background()
+	if err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		return events.Publish(ctx, tx, "gb.device.offline", nil, map[string]any{"id": "32010600001180000001", "reason": "test"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*stream{admin, operator} {
+		if ev := s.nextEvent(); ev.event != "gb.device.offline" {
+			t.Errorf("got %+v, want gb.device.offline", ev)
+		}
+	}
+	for n := 0; n < 2; {
+		ev := commander.next()
+		if ev.comment == "" {
+			t.Fatalf("a commander received %+v", ev)
+		}
+		if ev.comment == "ping" {
+			n++
+		}
+	}
 }

@@ -12,14 +12,18 @@
 //   c. demo-commander: grids drawn, neither Import nor Admin (roles-commander.png)
 //   d. demo-leader: fewer grids than the commander, more than none
 //   e. demo-admin: Admin opens on Users, which lists demo-gis (roles-admin.png);
-//      the Tokens and Audit tabs load; the Nodes tab lists this node (the id
-//      GET /api/v1/nodes answers as "self") alive and marked "this node", with
-//      its last beat a few seconds ago, and reads the list again while it
-//      shows (roles-admin-nodes.png); once the dialog is closed it asks no
-//      more; a camera's card says "pulled by" this node
+//      the Tokens and Audit tabs load, the GB/T 28181 tab is offered; the
+//      Nodes tab lists this node (the id GET /api/v1/nodes answers as "self")
+//      alive and marked "this node", with its last beat a few seconds ago,
+//      and reads the list again while it shows (roles-admin-nodes.png); once
+//      the dialog is closed it asks no more; a camera's card says "pulled by"
+//      this node
 //   f. session expiry: as demo-commander open a grid, drop the cookies, click
 //      another grid → the login overlay; sign in again → the overlay closes, the
 //      retried request shows the second grid, the map has not moved
+//   g. demo-operator (cameras.write, no admin permission): Admin shows one tab,
+//      国标设备 GB/T 28181, listing the devices the API lists — or, on a server
+//      without GB/T 28181 (its 503), saying it is not running (roles-operator.png)
 // Any page error, console error, CSP violation, error banner or unexpected HTTP
 // error fails the step. Prints one JSON line and exits 0, else prints
 // "e2e: FAIL: …" and exits 1.
@@ -37,6 +41,7 @@ const ACCOUNTS = {
   commander: ['demo-commander', 'gridwatch-commander'],
   gis: ['demo-gis', 'gridwatch-gis'],
   leader: ['demo-leader', 'gridwatch-leader'],
+  operator: ['demo-operator', 'gridwatch-operator'],
 };
 
 let browser;
@@ -309,6 +314,7 @@ async function run() {
     await waitFor(page, () => !document.querySelector('#admin-audit').hidden && document.querySelector('#audit-table tbody tr') !== null, null, 'audit table');
     const status = await page.evaluate(() => [...document.querySelectorAll('#admin-dialog .tab-status[data-state="error"]')].map((e) => e.textContent.trim()));
     if (status.length) throw new Error(`admin view errors: ${status.join('; ')}`);
+    if (!(await visible(page, '#admin-tab-gb'))) throw new Error('the GB/T 28181 tab is not offered to an admin');
     const nodes = await adminNodes(page);
     const card = await cameraCardNode(page, nodes.self);
     const asked = await nodes.closed();
@@ -353,8 +359,41 @@ async function run() {
     return { first: first.code, second: second.code, prefilled_username: during.username };
   });
 
+  // g. Operator: the admin view has only the GB/T 28181 devices.
+  await step('g_operator', async (page, watcher, context) => {
+    const loaded = await signedInWithGrids(page, watcher, ACCOUNTS.operator);
+    if (!(await visible(page, '#admin-btn'))) throw new Error('Admin button not visible for operator (cameras.write: the GB/T 28181 devices)');
+    const res = await context.request.get(new URL('/api/v1/gb28181/devices', base).href);
+    const running = res.status() === 200;
+    if (!running && res.status() !== 503) throw new Error(`GET /api/v1/gb28181/devices as demo-operator: HTTP ${res.status()}`);
+    if (!running) watcher.expect('GET', /^\/api\/v1\/gb28181\/devices$/, 503);
+    const ids = running ? ((await res.json()).devices ?? []).map((d) => d.id) : [];
+    await page.click('#admin-btn');
+    await waitFor(page, () => document.querySelector('#admin-dialog')?.matches(':modal') && document.querySelector('#admin-dialog').dataset.tab === 'gb', null, 'admin view on the GB/T 28181 tab');
+    const tabs = await page.evaluate(() => [...document.querySelectorAll('#admin-dialog .tab')].filter((b) => !b.hidden).map((b) => b.dataset.tab));
+    if (tabs.join() !== 'gb') throw new Error(`the operator's admin tabs: ${JSON.stringify(tabs)}, want only gb`);
+    if (running) {
+      await waitFor(
+        page,
+        (ids) => {
+          const rows = [...document.querySelectorAll('#gb-devices-table tbody tr')];
+          const listed = rows.filter((tr) => tr.dataset.deviceId).map((tr) => tr.dataset.deviceId);
+          return ids.length ? listed.join() === ids.join() : rows.length === 1 && rows[0].classList.contains('empty-row');
+        },
+        ids,
+        async () => `the GB/T 28181 tab listing ${JSON.stringify(ids)} (status: ${await page.textContent('#admin-gb .tab-status').catch(() => '?')})`,
+      );
+    } else {
+      await waitFor(page, () => /GB\/T 28181 is not running on this server/.test(document.querySelector('#admin-gb .gb-unavailable:not([hidden])')?.textContent ?? ''), null, 'the GB/T 28181 tab saying it is not running');
+    }
+    await page.screenshot({ path: path.join(artifactDir, 'roles-operator.png') });
+    await page.click('#admin-dialog .dialog-close');
+    await waitFor(page, () => !document.querySelector('#admin-dialog').open, null, 'the admin view closed');
+    return { grids_loaded: loaded, tabs, gb: running ? { devices: ids } : 'not running' };
+  });
+
   summary.total_ms = Date.now() - started;
-  summary.artifacts = ['roles-gis.png', 'roles-gis-import.png', 'roles-commander.png', 'roles-admin.png', 'roles-admin-nodes.png'].map((n) => path.join(artifactDir, n));
+  summary.artifacts = ['roles-gis.png', 'roles-gis-import.png', 'roles-commander.png', 'roles-admin.png', 'roles-admin-nodes.png', 'roles-operator.png'].map((n) => path.join(artifactDir, n));
   return summary;
 }
 

@@ -4,8 +4,9 @@
 // channels (GET /api/v1/gb28181/devices/{id}): each a camera on the map, or
 // "unplaced" (it reported no position) until someone places it (POST
 // /api/v1/gb28181/channels/{id}/place, a point clicked on the map or typed).
-// A device's catalog can be read again and its status asked now (both 503
-// while it is offline: the server's message is shown); its own password
+// A device's catalog can be read again and its status asked now (refused
+// while it is offline or registered with another node: the server's message
+// is shown); its own password
 // (never shown, never prefilled: has_password says whether it has one) and
 // the datum of the positions it reports are set with PUT, which also
 // provisions a device before it first registers.
@@ -19,7 +20,7 @@
 //   #gb-devices-table tr[data-device-id][data-online][data-channels][data-cameras][data-unplaced][data-gone][data-has-password][data-crs]
 //   #admin-gb .gb-unavailable (the 503 note), #gb-provision (button), #gb-provision-form
 //   #gb-device[data-device-id][data-online][data-has-password][data-crs] with #gb-back,
-//     [data-action=sync|status], .gb-result[data-kind=sync|status][data-state=busy|ok|error]
+//     [data-action=sync|status], .gb-result[data-kind=sync|status][data-state=busy|ok|partial|error]
 //     (a sync's counts as data-channels, data-added, …), #gb-device-form,
 //     #gb-channels-table tr[data-channel-id][data-unplaced][data-gone][data-camera-id]
 //     with [data-action=camera|place], #gb-place-form (lon, lat, crs, [data-action=pick])
@@ -77,9 +78,15 @@ function numCell(n, { warn = false } = {}) {
   return el('td', { className: `num${warn && n > 0 ? ' gb-warn' : ''}` }, String(n ?? 0));
 }
 
-/** syncText says what a catalog read changed. */
+/**
+ * syncText says what a catalog read changed: with the channels it listed
+ * that are another device's (refused), and why only part of it came
+ * (partial: what came was applied).
+ */
 function syncText(r) {
-  return `目录已同步 Catalog read: ${r.channels ?? 0} 通道 channels · ${r.added ?? 0} 新增 added · ${r.updated ?? 0} 更新 updated · ${r.unplaced ?? 0} 未放置 unplaced · ${r.gone ?? 0} 移除 gone`;
+  const counts = `${r.channels ?? 0} 通道 channels · ${r.added ?? 0} 新增 added · ${r.updated ?? 0} 更新 updated · ${r.unplaced ?? 0} 未放置 unplaced · ${r.gone ?? 0} 移除 gone`;
+  const refused = r.refused > 0 ? ` · ${r.refused} 属于其他设备，未采用 another device's, not taken` : '';
+  return r.partial ? `目录只读到一部分 Catalog read in part: ${counts}${refused} — ${r.partial}` : `目录已同步 Catalog read: ${counts}${refused}`;
 }
 
 /** statusText is a device's DeviceStatus answer. */
@@ -113,6 +120,7 @@ export class GBTab {
     this.device = null;
     this.channels = [];
     this.placing = null; // the channel being placed
+    this.crsFor = null; // the device whose datum the settings form shows
 
     this.status = el('p', { className: 'tab-status', role: 'status' });
     const refresh = el('button', { type: 'button', className: 'btn' }, '刷新 Refresh');
@@ -145,7 +153,7 @@ export class GBTab {
       () => this.provision(),
     );
 
-    const { wrap, tbody } = table('gb-devices-table', ['设备 Device', '状态 State', '厂商 型号 Maker · model', '地址 Address', '节点 Node', '心跳 Last keepalive', '通道 Channels', '摄像机 Cameras', '未放置 Unplaced', '已移除 Gone', '']);
+    const { wrap, tbody } = table('gb-devices-table', ['设备 Device', '状态 State', '厂商 型号 Maker · model', '地址 Address', '节点 Node', '心跳 Keepalive', '通道 Ch.', '摄像机 Cams', '未放置 Unplaced', '已移除 Gone']);
     this.tbody = tbody;
     this.listWrap = wrap;
     tbody.addEventListener('click', (ev) => {
@@ -274,7 +282,7 @@ export class GBTab {
   onEvent(type, data) {
     if (!this.showing() || !type.startsWith('gb.device.')) return;
     this.fetchList({ quiet: true });
-    if (this.deviceId && data?.id === this.deviceId) this.fetchDevice();
+    if (this.deviceId && data?.id === this.deviceId) this.fetchDevice({ quiet: true });
   }
 
   async fetchList({ quiet = false } = {}) {
@@ -300,21 +308,23 @@ export class GBTab {
     }
     if (seq !== this.seq || mine !== this.listSeq) return;
     this.unavailable.hidden = true;
-    this.provisionBtn.disabled = false;
+    this.provisionBtn.hidden = !!this.deviceId;
     this.listWrap.hidden = false;
     this.devices = Array.isArray(res?.devices) ? res.devices : [];
     const now = Date.now();
     fillRows(this.tbody, this.devices, '没有国标设备 No GB/T 28181 devices', (d) => this.row(d, now));
     const online = this.devices.filter((d) => d.online).length;
-    flash(this.status, `${this.devices.length} 台设备 devices · ${online} 在线 online`, '');
+    // A quiet read (the timer's, or after an action) leaves the line to what the action said.
+    if (!quiet && !this.deviceId) flash(this.status, `${this.devices.length} 台设备 devices · ${online} 在线 online`, '');
     const shown = this.deviceId && this.devices.find((d) => d.id === this.deviceId);
     if (shown) this.showFacts(shown, now);
   }
 
   showUnavailable(err) {
-    this.unavailable.textContent = `国标平台未在此服务器运行 · GB/T 28181 is not running on this server — ${err.message}`;
+    const msg = err.message;
+    this.unavailable.textContent = `国标平台未在此服务器运行 · ${/not running/i.test(msg) ? msg : `GB/T 28181 is not running on this server — ${msg}`}`;
     this.unavailable.hidden = false;
-    this.provisionBtn.disabled = true;
+    this.provisionBtn.hidden = true;
     this.provisionForm.hidden = true;
     this.listWrap.hidden = true;
     this.detail.hidden = true;
@@ -325,14 +335,13 @@ export class GBTab {
 
   row(d, now) {
     const state = deviceState(d);
-    const open = el('button', { type: 'button', className: 'btn btn-small', dataset: { action: 'open' } }, '详情 Open');
     return el(
       'tr',
       {
         className: `gb-row${state === 'online' ? '' : ' is-disabled'}`,
         dataset: { deviceId: d.id, online: String(!!d.online), channels: String(d.channels ?? 0), cameras: String(d.cameras ?? 0), unplaced: String(d.unplaced ?? 0), gone: String(d.gone ?? 0), hasPassword: String(!!d.has_password), crs: d.crs ?? '' },
       },
-      el('td', '', el('button', { type: 'button', className: 'link-btn' }, d.name || d.id), el('div', 'mono dim', d.id)),
+      el('td', '', el('button', { type: 'button', className: 'link-btn', dataset: { action: 'open' }, title: '打开此设备 · Open this device' }, d.name || '未命名 Unnamed'), el('div', 'mono dim', d.id)),
       el('td', '', stateBadge(d), d.offline_reason && !d.online ? el('div', 'gb-reason', d.offline_reason) : null),
       el('td', '', makerText(d)),
       el('td', 'mono', addressText(d)),
@@ -342,7 +351,6 @@ export class GBTab {
       numCell(d.cameras),
       numCell(d.unplaced, { warn: true }),
       numCell(d.gone),
-      el('td', 'actions', open),
     );
   }
 
@@ -399,6 +407,7 @@ export class GBTab {
       this.sf.password.value = '';
       this.sf.platform.checked = false;
       this.sf.password.disabled = false;
+      this.crsFor = null;
     }
     this.deviceId = id;
     this.detail.dataset.deviceId = id;
@@ -415,10 +424,10 @@ export class GBTab {
     this.detail.hidden = true;
     this.listView.hidden = false;
     this.provisionBtn.hidden = false;
-    return this.fetchList({ quiet: true });
+    return this.fetchList();
   }
 
-  async fetchDevice() {
+  async fetchDevice({ quiet = false } = {}) {
     const id = this.deviceId;
     if (!id) return;
     const seq = this.seq;
@@ -436,12 +445,15 @@ export class GBTab {
       return;
     }
     if (seq !== this.seq || mine !== this.devSeq || id !== this.deviceId) return;
-    const firstShow = !this.device || this.device.id !== id;
     this.showFacts(res.device ?? {}, Date.now());
-    if (firstShow) this.sf.crs.value = res.device?.crs || 'wgs84';
+    if (this.crsFor !== id) {
+      // The form shows the device's datum; later reads leave a choice being made alone.
+      this.sf.crs.value = res.device?.crs || 'wgs84';
+      this.crsFor = id;
+    }
     this.channels = Array.isArray(res.channels) ? res.channels : [];
     fillRows(this.chBody, this.channels, '设备未报告通道 · The device has reported no channels', (c) => this.channelRow(c));
-    flash(this.status, `${this.channels.length} 个通道 channels`, '');
+    if (!quiet) flash(this.status, `${this.channels.length} 个通道 channels`, '');
   }
 
   /** showFacts shows device d (GET …/devices/{id}'s device, or its row of the list) in the detail's head. */
@@ -510,9 +522,9 @@ export class GBTab {
     try {
       const r = await sendJSON('POST', `${DEVICES}/${id}/catalog`, {});
       if (id !== this.deviceId) return;
-      const counts = Object.fromEntries(['channels', 'added', 'updated', 'unplaced', 'gone'].map((k) => [k, String(r?.[k] ?? 0)]));
-      this.say('sync', 'ok', syncText(r ?? {}), counts);
-      await Promise.all([this.fetchDevice(), this.fetchList({ quiet: true })]);
+      const counts = Object.fromEntries(['channels', 'added', 'updated', 'unplaced', 'gone', 'refused'].map((k) => [k, String(r?.[k] ?? 0)]));
+      this.say('sync', r?.partial ? 'partial' : 'ok', syncText(r ?? {}), counts);
+      await Promise.all([this.fetchDevice({ quiet: true }), this.fetchList({ quiet: true })]);
     } catch (err) {
       if (id === this.deviceId) this.say('sync', 'error', `无法同步目录 · Cannot read the catalog — ${describe(err)}`);
     } finally {
@@ -626,7 +638,7 @@ export class GBTab {
       const cam = await sendJSON('POST', `/api/v1/gb28181/channels/${ch.id}/place`, { location: { type: 'Point', coordinates: [lon, lat] }, crs: f.crs.value });
       this.hidePlace();
       flash(this.status, `已放置 Placed ${ch.id} → 摄像机 camera #${cam?.id}${cam?.grid ? ` · ${cam.grid.name}` : ' · 无网格 in no grid'}`);
-      await Promise.all([this.fetchDevice(), this.fetchList({ quiet: true })]);
+      await Promise.all([this.fetchDevice({ quiet: true }), this.fetchList({ quiet: true })]);
       if (cam?.id) this.deps.showCamera(cam.id);
     } catch (err) {
       formError(this.placeForm, err);

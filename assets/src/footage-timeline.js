@@ -1,8 +1,9 @@
 // The footage dialog's timeline: the window of time it shows (following the
 // clock, or the picture when zoomed, held still under a press), drawing the
-// recorded runs, gaps, tags, selection, ticks and playhead, and what a hover,
-// click, press and drag on it do. timelineMethods are FootageDialog's own
-// (footage.js mixes them into its prototype).
+// recorded runs, gaps, tags, selection, ticks and playhead (and, for a GB/T
+// 28181 channel, the device's own recordings in their lane: footage-device.js),
+// and what a hover, click, press and drag on it do. timelineMethods are
+// FootageDialog's own (footage.js mixes them into its prototype).
 
 import { el } from './dom.js';
 import { DAY, clock, formatDuration, hhmm, iso, tagText } from './footage-format.js';
@@ -185,7 +186,7 @@ export const timelineMethods = {
     this.drawnView = [from, to];
     this.track.dataset.viewFrom = String(Math.round(from));
     this.track.dataset.viewTo = String(Math.round(to));
-    const key = `${this.listAt}/${span}/${Math.round(from / msPerPx)}/${width}/${this.tags.map((t) => t.id).join(',')}`;
+    const key = `${this.listAt}/${this.devAt}/${span}/${Math.round(from / msPerPx)}/${width}/${this.tags.map((t) => t.id).join(',')}`;
     if (key === this.drawn && this.playhead.isConnected) return;
     // Under a press the parts stay (new recordings are drawn after it): were the part pressed
     // replaced, no click would follow the press.
@@ -211,6 +212,7 @@ export const timelineMethods = {
       parts[parts.length - 1].append(el('span', 'tl-tag-label', t.label ?? ''));
     }
     this.track.replaceChildren(...parts, this.selEl, this.playhead);
+    this.drawDevice(from, to, seg);
 
     // Ticks in local time: the smallest step that leaves ~40 px between ticks, labels ~90 px apart.
     const step = STEPS.find((s) => s / msPerPx >= 40) ?? STEPS[STEPS.length - 1];

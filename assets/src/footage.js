@@ -26,14 +26,19 @@
 //
 // Tags: GET /api/v1/tags?camera&from&to with the recordings; a drag across the
 // timeline selects a range, to tag (POST /api/v1/tags) or export (export.js).
+//
+// A GB/T 28181 channel has a second lane under the timeline: the recordings
+// the device itself holds ("设备录像 On device", footage-device.js; hooks
+// #footage-dialog[data-device-lane] .tl-device, see there).
 
 //
 // The dialog is split by concern: this file opens it, lists the recordings
 // and plays them; footage-timeline.js draws the timeline and takes its
 // presses and drags; footage-tags.js is the selected range (tag, export,
 // link to an incident) and the tag list; footage-search.js finds tags by
-// label. Their methods are the dialog's own (mixed into its prototype below),
-// so they share its state as one class. The engine and the state shown are
+// label; footage-device.js draws a GB/T 28181 device's own recordings.
+// Their methods are the dialog's own (mixed into its prototype below), so
+// they share its state as one class. The engine and the state shown are
 // footage-player.js's, shared with the inline clip player (footage-inline.js).
 
 import { describe, request } from './api.js';
@@ -43,6 +48,7 @@ import { FootagePlayer, pictureTime, playbackURL, stopVideo } from './footage-pl
 import { searchMethods } from './footage-search.js';
 import { tagMethods } from './footage-tags.js';
 import { SPANS, timelineMethods } from './footage-timeline.js';
+import { deviceMethods } from './footage-device.js';
 
 const REFRESH_MS = 30000;
 const TICK_MS = 250;
@@ -156,7 +162,7 @@ export class FootageDialog extends FootagePlayer {
         'player-body',
         el('div', 'player-stage', this.video, this.message),
         el('div', 'footage-bar', this.clockEl, this.summary, selectBtn, el('span', { className: 'tl-zooms', role: 'group', 'aria-label': '时间范围 Span' }, ...this.zooms)),
-        el('div', 'tl', this.track, this.hover, this.ticks),
+        el('div', 'tl', this.track, this.buildDevice(), this.hover, this.ticks),
         this.selBox,
         this.tagList,
         this.searchBox,
@@ -200,6 +206,7 @@ export class FootageDialog extends FootagePlayer {
     this.linkRow.hidden = true;
     this.title.replaceChildren(el('span', 'player-code', cam.code ?? ''), ` ${cam.name ?? ''}`);
     this.dialog.dataset.camera = String(cam.id);
+    this.openDevice(cam);
     this.say('hint', '加载录像… · Loading the recordings…');
     this.setState('idle');
     if (!this.dialog.open) this.dialog.showModal();
@@ -237,6 +244,7 @@ export class FootageDialog extends FootagePlayer {
     this.listAbort = null;
     this.endPress();
     this.stop();
+    this.stopDevice();
     this.seq++;
     if (this.dialog) delete this.dialog.dataset.state;
   }
@@ -377,4 +385,4 @@ export class FootageDialog extends FootagePlayer {
   }
 }
 
-Object.assign(FootageDialog.prototype, timelineMethods, tagMethods, searchMethods);
+Object.assign(FootageDialog.prototype, timelineMethods, tagMethods, searchMethods, deviceMethods);

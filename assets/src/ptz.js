@@ -1,19 +1,23 @@
 // The PTZ pad of the player: for a camera managed over ONVIF with a PTZ head,
-// and a user with cameras.ptz. Press and hold an arrow (or the zoom buttons)
-// to move: the move is sent again while held, each with the device's own
-// timeout, so a dome stops by itself if this page goes away; letting go
-// stops it. Presets: go to one, or save the position under a name. One
-// operator steers a camera at a time: the pad says who does, until when
-// (GET /api/v1/cameras/{id}/ptz, read every 2 s while it shows), and lets go
-// when the player closes.
+// or a GB/T 28181 channel whose head the server can steer, and a user with
+// cameras.ptz. Press and hold an arrow (or the zoom buttons) to move: the
+// move is sent again while held, each with the device's own timeout, so a
+// dome stops by itself if this page goes away; letting go stops it.
+// Presets: go to one, or save the position under a name. One operator
+// steers a camera at a time: the pad says who does, until when (GET
+// /api/v1/cameras/{id}/ptz, read every 2 s while it shows), and lets go when
+// the player closes. A GB/T 28181 dome's presets are numbers (1–255),
+// called or saved by number, and it has no home command: the pad offers a
+// number and Go instead of Home (data-presets=numbered).
 //
 // Test hooks: .ptz[data-state=idle|ready|busy|error|none],
 // [data-controller=you|other|none], .ptz [data-dir] buttons (up, down, left,
 // right, up-left, …, in, out), [data-field=ptz-home|ptz-presets|ptz-name|
-// ptz-save|ptz-who|ptz-position|ptz-message].
+// ptz-save|ptz-go|ptz-who|ptz-position|ptz-message], .ptz[data-presets=named|numbered].
 
 import { ApiError, can, describe, getJSON, sendJSON } from './api.js';
 import { el } from './dom.js';
+import { isGBCamera } from './gb-url.js';
 
 const POLL_MS = 2000;
 
@@ -49,6 +53,7 @@ export class PTZPad {
     this.pending = 0;
     this.sent = false; // a command went to the camera on show (so closing lets go)
     this.polling = false;
+    this.numbered = false; // a GB/T 28181 channel: presets by number, no home
   }
 
   /** mount builds the pad into parent (hidden until a PTZ camera shows). */
@@ -70,6 +75,8 @@ export class PTZPad {
     this.saveBtn = el('button', { type: 'button', className: 'btn btn-small', dataset: { field: 'ptz-save' } }, '保存 · Save');
     this.saveBtn.title = '把当前位置保存为预置位 · Save the current position as a preset';
     this.saveBtn.addEventListener('click', () => this.savePreset());
+    this.goBtn = el('button', { type: 'button', className: 'btn btn-small', dataset: { field: 'ptz-go' }, hidden: true, title: '转到此编号的预置位 · Go to the preset of this number' }, '转到 · Go');
+    this.goBtn.addEventListener('click', () => this.gotoNumber());
     this.nameInput.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter') this.savePreset();
     });
@@ -88,7 +95,7 @@ export class PTZPad {
       this.releaseBtn,
       el('div', 'section-title', '预置位 Presets'),
       this.presets,
-      el('div', 'ptz-save-row', this.nameInput, this.saveBtn),
+      el('div', 'ptz-save-row', this.nameInput, this.goBtn, this.saveBtn),
       this.message,
     );
     parent.append(this.root);
@@ -133,13 +140,61 @@ export class PTZPad {
       }
       if (seq !== this.seq) return;
     }
-    if (!c?.onvif || c.onvif.device?.ptz === false) return;
+    if (c?.onvif) {
+      if (c.onvif.device?.ptz === false) return;
+      this.setNumbered(false);
+    } else if (isGBCamera(c)) {
+      // A GB/T 28181 channel: the server says whether its catalog gives it a head.
+      let st;
+      try {
+        st = await getJSON(this.path(c));
+      } catch {
+        return;
+      }
+      if (seq !== this.seq || !st?.ptz) return;
+      this.setNumbered(true);
+    } else {
+      return;
+    }
     this.cam = c;
     this.root.hidden = false;
     this.root.dataset.state = 'ready';
     this.root.dataset.camera = String(c.id);
     this.refresh();
     this.timer = setInterval(() => this.refresh(), POLL_MS);
+  }
+
+  /** setNumbered switches the presets between named (ONVIF) and numbered 1–255 with no home (GB/T 28181). */
+  setNumbered(on) {
+    this.numbered = on;
+    this.root.dataset.presets = on ? 'numbered' : 'named';
+    // Its place on the pad stays (the arrows keep theirs): hidden by the stylesheet, not taken out.
+    this.homeBtn.disabled = on;
+    this.goBtn.hidden = !on;
+    const input = this.nameInput;
+    input.value = '';
+    input.type = on ? 'number' : 'text';
+    if (on) Object.assign(input, { min: '1', max: '255', step: '1' });
+    else for (const a of ['min', 'max', 'step']) input.removeAttribute(a);
+    input.placeholder = on ? '1–255' : '预置位名称 Preset name';
+    input.title = on ? '预置位号 Preset number, 1–255' : '';
+    this.saveBtn.title = on ? '把当前位置保存为此编号的预置位 · Save the current position as the preset of this number' : '把当前位置保存为预置位 · Save the current position as a preset';
+  }
+
+  /** presetNumber is the number typed for a numbered preset, or null (and says why). */
+  presetNumber() {
+    const n = Number(this.nameInput.value);
+    if (!Number.isInteger(n) || n < 1 || n > 255) {
+      this.say('预置位号为 1 至 255 · A preset number is 1 to 255', true);
+      this.nameInput.focus();
+      return null;
+    }
+    return String(n);
+  }
+
+  async gotoNumber() {
+    const n = this.presetNumber();
+    if (n) await this.command({ op: 'goto', preset: n });
   }
 
   /** hide stops any move, lets go of the camera if this user holds it, and hides the pad. */
@@ -211,7 +266,7 @@ export class PTZPad {
     this.who.textContent = !ctl ? '无人控制 · Nobody is steering' : ctl.you ? `你正在控制（至 ${until}）· You are steering (until ${until})` : `${ctl.name} 正在控制，至 ${until} · ${ctl.name} is steering until ${until}`;
     this.releaseBtn.hidden = !ctl?.you;
     const busy = this.root.dataset.state === 'busy';
-    for (const b of this.root.querySelectorAll('.ptz-btn, [data-field="ptz-save"], .ptz-presets button')) b.disabled = busy;
+    for (const b of this.root.querySelectorAll('.ptz-btn, [data-field="ptz-save"], [data-field="ptz-go"], .ptz-presets button')) b.disabled = busy;
     const p = st.position;
     this.position.textContent = p ? `P ${p.pan.toFixed(2)} · T ${p.tilt.toFixed(2)} · Z ${p.zoom.toFixed(2)}${st.moving ? ' · 移动中 moving' : ''}` : '';
     if (p) {
@@ -232,7 +287,7 @@ export class PTZPad {
         }),
       );
     }
-    if (!presets.length) this.presets.replaceChildren(el('li', 'ptz-none', '无预置位 · No presets'));
+    if (!presets.length) this.presets.replaceChildren(el('li', 'ptz-none', this.numbered ? '预置位按编号调用 · Presets are called by number (1–255)' : '无预置位 · No presets'));
   }
 
   say(text, error = false) {
@@ -318,6 +373,14 @@ export class PTZPad {
   }
 
   async savePreset() {
+    if (this.numbered) {
+      const n = this.presetNumber();
+      if (n && (await this.command({ op: 'set_preset', name: n, preset: n }))) {
+        this.nameInput.value = '';
+        this.say(`已保存预置位 · Preset saved: ${n}`);
+      }
+      return;
+    }
     const name = this.nameInput.value.trim();
     if (!name) {
       this.say('请输入预置位名称 · Give the preset a name', true);

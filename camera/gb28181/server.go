@@ -250,6 +250,8 @@ func (s *Server) Listen() error {
 			}
 			return fmt.Errorf("gb28181: listen tcp %s: %w", s.cfg.Addr, err)
 		}
+		// A thousand devices keeping alive at once must not overflow it.
+		_ = udp.(*net.UDPConn).SetReadBuffer(4 << 20)
 		s.udp, s.tcp = udp, tcp
 		break
 	}
@@ -392,7 +394,7 @@ func (s *Server) sweep(ctx context.Context) {
 		case now.Sub(d.alive) > limit:
 			gone = append(gone, off{id, fmt.Sprintf("no keepalive for %s (%d missed)", now.Sub(d.alive).Round(time.Second), s.cfg.MissedKeepalives)})
 			delete(s.devices, id)
-		case d.alive != d.flushed:
+		case d.alive.Sub(d.flushed) >= keepaliveWrite:
 			ids, times = append(ids, id), append(times, d.alive)
 			d.flushed = d.alive
 		}
@@ -415,6 +417,11 @@ func (s *Server) sweep(ctx context.Context) {
 		s.noteDevice(g.id, false)
 	}
 }
+
+// keepaliveWrite is how stale a device's last keepalive may be in the
+// database (what the devices page shows): keepalives are counted in
+// memory, where offline is decided, and written at most this often.
+const keepaliveWrite = 30 * time.Second
 
 // endDevice ends the media sessions of a device that left.
 func (s *Server) endDevice(id, why string) {
@@ -652,8 +659,27 @@ func (s *Server) Online() []string {
 	return out
 }
 
+// keepaliveBody is what every keepalive body holds: the one message a
+// device sends every minute is recognised without decoding it.
+var keepaliveBody = []byte("<CmdType>Keepalive</CmdType>")
+
 func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	id := fromID(req)
+	if body := req.Body(); len(body) < 1024 && bytes.Contains(body, keepaliveBody) {
+		s.mu.Lock()
+		d := s.devices[id]
+		known := d != nil && d.source == req.Source()
+		if known {
+			d.alive = s.cfg.Now()
+		}
+		s.mu.Unlock()
+		if known {
+			respond(req, tx, sip.StatusOK, "OK")
+		} else {
+			respond(req, tx, sip.StatusForbidden, "Not registered")
+		}
+		return
+	}
 	m, err := manscdp.Decode(req.Body())
 	if err != nil {
 		s.log.Info("gb28181: bad message", "device", id, "source", req.Source(), "err", err)

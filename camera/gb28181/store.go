@@ -89,12 +89,15 @@ type Channel struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-const deviceColumns = `d.id, d.name, d.manufacturer, d.model, d.firmware, d.password <> '', d.crs, d.transport, d.address, d.node_id,
+// deviceSelect reads devices with their channel counts (one grouped pass
+// over the channels); where goes before the grouping.
+func deviceSelect(where string) string {
+	return `SELECT d.id, d.name, d.manufacturer, d.model, d.firmware, d.password <> '', d.crs, d.transport, d.address, d.node_id,
 	d.online, d.offline_reason, d.registered_at, d.expires_at, d.last_keepalive, d.catalog_at,
-	(SELECT count(*) FROM gb_channels c WHERE c.device_id = d.id AND NOT c.gone),
-	(SELECT count(*) FROM gb_channels c WHERE c.device_id = d.id AND c.camera_id IS NOT NULL),
-	(SELECT count(*) FROM gb_channels c WHERE c.device_id = d.id AND c.camera_id IS NULL AND NOT c.gone),
-	(SELECT count(*) FROM gb_channels c WHERE c.device_id = d.id AND c.gone)`
+	count(c.id) FILTER (WHERE NOT c.gone), count(c.id) FILTER (WHERE c.camera_id IS NOT NULL),
+	count(c.id) FILTER (WHERE c.camera_id IS NULL AND NOT c.gone), count(c.id) FILTER (WHERE c.gone)
+	FROM gb_devices d LEFT JOIN gb_channels c ON c.device_id = d.id ` + where + ` GROUP BY d.id`
+}
 
 func scanDevice(row pgx.Row) (Device, error) {
 	var d Device
@@ -106,7 +109,7 @@ func scanDevice(row pgx.Row) (Device, error) {
 
 // Devices lists every device, online ones first.
 func (s *Store) Devices(ctx context.Context) ([]Device, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+deviceColumns+` FROM gb_devices d ORDER BY d.online DESC, d.id`)
+	rows, err := s.pool.Query(ctx, deviceSelect("")+` ORDER BY d.online DESC, d.id`)
 	if err != nil {
 		return nil, fmt.Errorf("gb28181: devices: %w", err)
 	}
@@ -115,7 +118,7 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, id string) (Device, error) {
-	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM gb_devices d WHERE d.id = $1`, id))
+	d, err := scanDevice(s.pool.QueryRow(ctx, deviceSelect("WHERE d.id = $1"), id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, gridwatch.Errorf(gridwatch.ENotFound, "no GB/T 28181 device %s", id)
 	}
@@ -235,22 +238,27 @@ func (s *Store) offline(ctx context.Context, id, reason string) error {
 }
 
 // nodeRestarted marks offline the devices this node had online: after a
-// restart (or on stopping) it holds no registration.
+// restart (or on stopping) it holds no registration. One statement,
+// however many devices.
 func (s *Store) nodeRestarted(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM gb_devices WHERE node_id = $1 AND online`, s.node)
-	if err != nil {
-		return err
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.offline(ctx, id, "the node it registered with restarted"); err != nil {
+	const reason = "the node it registered with restarted"
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE gb_devices SET online = false, offline_reason = $2, updated_at = now()
+			WHERE node_id = $1 AND online RETURNING id`, s.node, reason)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := events.Publish(ctx, tx, EventDeviceOffline, nil, map[string]any{"id": id, "reason": reason}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // keepalives writes the last keepalive of several devices at once.

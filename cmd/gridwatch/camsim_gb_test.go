@@ -5,9 +5,8 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"os"
-	"runtime/pprof"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ type camsimRun struct {
 	out, log *lockedBuffer
 	cancel   context.CancelFunc
 	done     chan error
+	stopped  sync.Once
 }
 
 func startCamsim(args []string, env map[string]string) *camsimRun {
@@ -53,19 +53,21 @@ func (r *camsimRun) lines(t *testing.T, n int) []string {
 	}
 }
 
-// stop interrupts it and wants it to end cleanly.
+// stop interrupts it and wants it to end cleanly (once: it is deferred
+// too).
 func (r *camsimRun) stop(t *testing.T) {
 	t.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Errorf("camsim: %v", err)
+	r.stopped.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("camsim: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("camsim did not stop within 30 s of the interrupt")
 		}
-	case <-time.After(30 * time.Second):
-		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-		t.Fatal("camsim did not stop within 30 s of the interrupt")
-	}
+	})
 }
 
 // TestCamsimGB28181 runs `gridwatch camsim --gb28181` against the real

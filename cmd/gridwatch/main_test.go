@@ -368,8 +368,15 @@ func runBrowserScript(t *testing.T, script string, args func(url, artifacts stri
 // runBrowserScriptWith is runBrowserScript with extra gridwatch flags.
 func runBrowserScriptWith(t *testing.T, script string, extra []string, args func(url, artifacts string) []string) {
 	t.Helper()
+	runBrowserScriptTuned(t, script, nil, extra, args)
+}
+
+// runBrowserScriptTuned is runBrowserScriptWith with tune applied to the
+// Main before it starts (nil: none).
+func runBrowserScriptTuned(t *testing.T, script string, tune func(*Main), extra []string, args func(url, artifacts string) []string) {
+	t.Helper()
 	chromium := browserReady(t)
-	m := startMain(t, dataDir(t), true, extra...)
+	m := startMainWith(t, dataDir(t), true, tune, extra...)
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -1,0 +1,406 @@
+// Browser test of GB/T 28181 devices, through the real service and the demo's
+// simulated NVR (real SIP on loopback: 32010600001180000001 "演示 NVR", five
+// channels, four with a position — cameras, the first a PTZ dome — and one
+// without, 32010600001310000005).
+//
+//   node e2e/gb28181.mjs <baseURL> <artifactDir>
+//
+// 1. As demo-admin: Admin → 国标设备 GB/T 28181 lists the NVR online, its
+//    keepalive seconds or minutes ago, 5 channels / 4 cameras / 1 unplaced /
+//    0 gone (gb-devices.png).
+// 2. Its detail: five channels, the dome's PTZ type, four camera links and
+//    the fifth marked unplaced with Place. 同步目录 Sync catalog shows the
+//    counts the device answered (5 channels, 1 unplaced); 查询状态 Query
+//    status shows its answer (ONLINE, OK). Its password set again (the one it
+//    registers with, so it stays registered): has_password shows, the API
+//    never returns the password, the audit log holds the change.
+// 3. Place: Pick on map steps the admin view aside; a click on the map fills
+//    the position in and the view comes back. Coordinates typed over it (an
+//    interior point of another grid of the demo city) place the channel: the
+//    card of the new camera shows on the map (its code the channel's ID, in
+//    that grid, "国标通道 GB/T 28181 channel" naming the NVR) (gb-placed.png);
+//    the admin view opened again shows the channel as that camera, and the
+//    list 5 / 5 / 0.
+// 4. Provision device: a new ID with a password and GCJ-02 is listed, never
+//    registered, with its own password; asking it for its catalog or status
+//    shows the server's refusal (409 or 503) and its message; its detail
+//    shows its datum; "use the platform's password" clears has_password and
+//    leaves the datum alone.
+// 5. The dome's camera link shows its card; the card's device link opens the
+//    admin view on the NVR. Play: the live player plays the channel
+//    (currentTime advances a second and more, pictures decoded); the PTZ pad
+//    offers numbered presets and no Home; preset 3 is saved
+//    (gb-player.png).
+// 6. Playback: the footage view has the "设备录像 On device" lane: the demo
+//    NVR holds no recordings, so the lane says so (empty, not an error); any
+//    ranges it does hold are drawn (gb-footage.png).
+// Any page error, console error, error banner or unexpected HTTP error
+// fails the run. Prints one JSON line and exits 0, else "e2e: FAIL: …" and 1.
+// Environment: CHROMIUM, E2E_TIMEOUT_MS, GW_ADMIN_TOKEN (default
+// test-admin-token-0123456789, what the Go test starts gridwatch with).
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { bearerFetch, clickAt, gridCandidates, gridFeatures, launch, main, openPage, passed, pointAt, scriptArgs, signIn, timeoutMs, waitFor, waitGrids } from './common.mjs';
+
+const { base, args: [artifactDir], started } = scriptArgs('gb28181.mjs', '<artifactDir>', timeoutMs * 14 + 60000);
+const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
+// The demo's simulated NVR (cmd/gridwatch/gb28181.go).
+const NVR = '32010600001180000001';
+const NVR_PASSWORD = 'demo-nvr';
+const UNPLACED = '32010600001310000005';
+const DOME = '32010600001310000001';
+const PROVISIONED = '32010600001180000099';
+
+let browser;
+
+async function api(method, p, body) {
+  const res = await bearerFetch(base, adminToken, method, p, body);
+  return { status: res.status, body: res.text ? JSON.parse(res.text) : null, text: res.text };
+}
+
+async function apiOK(method, p, body) {
+  const r = await api(method, p, body);
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${p}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+  return r.body;
+}
+
+/** deviceRows is what the devices table shows, one entry a row. */
+function deviceRows(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('#gb-devices-table tbody tr[data-device-id]')].map((tr) => ({ ...tr.dataset, cells: [...tr.cells].map((td) => td.textContent.trim()) })),
+  );
+}
+
+/** channelRows is what the device's channel table shows. */
+function channelRows(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('#gb-channels-table tbody tr[data-channel-id]')].map((tr) => ({
+      ...tr.dataset,
+      cells: [...tr.cells].map((td) => td.textContent.trim()),
+      place: !!tr.querySelector('[data-action="place"]'),
+      link: !!tr.querySelector('[data-action="camera"]'),
+    })),
+  );
+}
+
+function gbState(page) {
+  return page.evaluate(() => {
+    const d = document.querySelector('#gb-device');
+    const r = d?.querySelector('.gb-result');
+    return {
+      tab: document.querySelector('#admin-dialog')?.dataset.tab,
+      open: document.querySelector('#admin-dialog')?.open,
+      status: document.querySelector('#admin-gb .tab-status')?.textContent,
+      detail: d && !d.hidden ? { ...d.dataset } : null,
+      result: r && !r.hidden ? { ...r.dataset, text: r.textContent } : null,
+      errors: [...document.querySelectorAll('#admin-gb .form-error:not([hidden])')].map((e) => e.textContent),
+    };
+  });
+}
+
+/** waitRow waits for the devices table to show device id as want(row dataset) says. */
+async function waitRow(page, id, want, what) {
+  await waitFor(
+    page,
+    ([id, want]) => {
+      if (document.querySelector('#admin-gb')?.hidden) return false;
+      const tr = document.querySelector(`#gb-devices-table tr[data-device-id="${id}"]`);
+      return !!tr && Object.entries(want).every(([k, v]) => tr.dataset[k] === v);
+    },
+    [id, want],
+    async () => `${what} (rows: ${JSON.stringify(await deviceRows(page))}; ${JSON.stringify(await gbState(page))})`,
+  );
+}
+
+/** openAdminGB opens the admin view (on the GB/T 28181 tab, clicking it if need be). */
+async function openAdminGB(page) {
+  await page.click('#admin-btn');
+  await waitFor(page, () => document.querySelector('#admin-dialog')?.matches(':modal'), null, 'the admin view');
+  if ((await page.evaluate(() => document.querySelector('#admin-dialog').dataset.tab)) !== 'gb') await page.click('#admin-tab-gb');
+  await waitFor(page, () => !document.querySelector('#admin-gb').hidden, null, 'the GB/T 28181 tab');
+}
+
+async function closeAdmin(page) {
+  await page.click('#admin-dialog .dialog-close');
+  await waitFor(page, () => !document.querySelector('#admin-dialog').open, null, 'the admin view closed');
+}
+
+/** result waits for the detail's result line of kind to settle (ok or error) and returns it. */
+async function result(page, kind) {
+  await waitFor(
+    page,
+    (kind) => {
+      const r = document.querySelector('#gb-device .gb-result');
+      return r && !r.hidden && r.dataset.kind === kind && ['ok', 'partial', 'error'].includes(r.dataset.state);
+    },
+    kind,
+    async () => `the answer to ${kind} (${JSON.stringify(await gbState(page))})`,
+  );
+  return page.evaluate(() => {
+    const r = document.querySelector('#gb-device .gb-result');
+    return { ...r.dataset, text: r.textContent };
+  });
+}
+
+/** waitCard waits for the camera card of camera id, with its GB/T 28181 line naming device. */
+async function waitCard(page, id, device) {
+  await waitFor(
+    page,
+    ([id, device]) => {
+      const card = document.querySelector('#camera-card');
+      const line = card?.querySelector('[data-field="cam-gb"]');
+      return card && !card.hidden && card.dataset.camera === String(id) && line && !line.hidden && line.dataset.device === device;
+    },
+    [id, device],
+    async () => `the card of camera ${id} as a channel of ${device} (card: ${await page.evaluate(() => document.querySelector('#camera-card')?.textContent.trim().replace(/\s+/g, ' ').slice(0, 300))})`,
+  );
+  return page.evaluate(() => {
+    const t = (f) => document.querySelector(`#camera-card [data-field="${f}"]`)?.textContent.trim();
+    const line = document.querySelector('#camera-card [data-field="cam-gb"]');
+    return { code: t('cam-code'), name: t('cam-name'), grid: t('cam-grid'), gb: line.textContent.trim(), channel: line.dataset.channel, linked: line.querySelector('[data-field="cam-gb-device"]')?.tagName === 'BUTTON' };
+  });
+}
+
+function videoInfo(page) {
+  return page.evaluate(() => {
+    const d = document.querySelector('#player-dialog');
+    const v = d?.querySelector('video');
+    return v ? { ...d.dataset, t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, height: v.videoHeight, overlay: d.querySelector('.player-overlay')?.textContent ?? '' } : null;
+  });
+}
+
+async function run() {
+  await mkdir(artifactDir, { recursive: true });
+  browser = await launch({ args: ['--autoplay-policy=no-user-gesture-required'] });
+  const out = {};
+  const { page, watcher } = await openPage(browser, base);
+  const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
+  if (!resp?.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
+  await signIn(page, 'demo-admin', 'gridwatch-admin');
+  await waitGrids(page, watcher.problems);
+  await waitFor(page, () => Number(document.body.dataset.camerasLoaded) > 0, null, 'the camera layer');
+  await watcher.check('after sign-in');
+
+  // ---- 1. The devices ---------------------------------------------------------------
+  await openAdminGB(page);
+  await waitRow(page, NVR, { online: 'true', channels: '5', cameras: '4', unplaced: '1', gone: '0' }, 'the demo NVR online with 5 channels, 4 cameras, 1 unplaced');
+  const nvrRow = (await deviceRows(page)).find((r) => r.deviceId === NVR);
+  const [nameCell, stateCell, , addressCell, , keepaliveCell] = nvrRow.cells;
+  if (!nameCell.includes('演示 NVR') || !stateCell.includes('在线 online') || !/UDP|TCP/.test(addressCell) || !/^\d+ (s|min) ago$/.test(keepaliveCell)) {
+    throw new Error(`the NVR's row reads ${JSON.stringify(nvrRow)}`);
+  }
+  out.device_row = nvrRow.cells.slice(0, 10);
+  await page.screenshot({ path: path.join(artifactDir, 'gb-devices.png') });
+
+  // ---- 2. Its detail: channels, catalog, status, password --------------------------------
+  await page.click(`#gb-devices-table tr[data-device-id="${NVR}"] [data-action="open"]`);
+  await waitFor(
+    page,
+    (id) => {
+      const d = document.querySelector('#gb-device');
+      return d && !d.hidden && d.dataset.deviceId === id && d.dataset.online === 'true' && document.querySelectorAll('#gb-channels-table tr[data-channel-id]').length === 5;
+    },
+    NVR,
+    async () => `the NVR's detail with 5 channels (${JSON.stringify(await gbState(page))}; ${JSON.stringify(await channelRows(page))})`,
+  );
+  const chans = await channelRows(page);
+  const unplaced = chans.find((c) => c.channelId === UNPLACED);
+  if (!unplaced || unplaced.unplaced !== 'true' || !unplaced.place || unplaced.cameraId) throw new Error(`channel ${UNPLACED}: ${JSON.stringify(unplaced)}`);
+  const cams = chans.filter((c) => c.cameraId);
+  if (cams.length !== 4 || cams.some((c) => !c.link || c.unplaced !== 'false' || c.place)) throw new Error(`the channels that are cameras: ${JSON.stringify(chans)}`);
+  const dome = chans.find((c) => c.channelId === DOME);
+  if (!dome?.cells[3].includes('dome')) throw new Error(`the dome's PTZ type: ${JSON.stringify(dome)}`);
+
+  await page.click('#gb-device [data-action="sync"]');
+  const sync = await result(page, 'sync');
+  if (sync.state !== 'ok' || sync.channels !== '5' || sync.unplaced !== '1' || !/Catalog read/.test(sync.text)) throw new Error(`sync catalog: ${JSON.stringify(sync)}`);
+  out.sync = sync.text;
+  await page.click('#gb-device [data-action="status"]');
+  const st = await result(page, 'status');
+  if (st.state !== 'ok' || st.online !== 'ONLINE' || st.result !== 'OK' || !/ONLINE/.test(st.text)) throw new Error(`query status: ${JSON.stringify(st)}`);
+  out.status = st.text;
+  await page.screenshot({ path: path.join(artifactDir, 'gb-device.png') });
+
+  await page.fill('#gb-device-form [name="password"]', NVR_PASSWORD);
+  await page.click('#gb-device-form button[type="submit"]');
+  await waitFor(page, () => /已保存 Saved/.test(document.querySelector('#admin-gb .tab-status')?.textContent ?? ''), null, async () => `the password saved (${JSON.stringify(await gbState(page))})`);
+  const pw = await page.evaluate(() => ({ field: document.querySelector('#gb-device-form [name="password"]').value, has: document.querySelector('#gb-device').dataset.hasPassword, help: document.querySelector('#gb-device .gb-has-password')?.textContent }));
+  if (pw.field !== '' || pw.has !== 'true' || !/has its own password/.test(pw.help)) throw new Error(`after setting the password: ${JSON.stringify(pw)}`);
+  const dev = await api('GET', `/api/v1/gb28181/devices/${NVR}`);
+  if (!dev.body?.device?.has_password || dev.text.includes(NVR_PASSWORD)) throw new Error(`the NVR through the API: ${dev.text.slice(0, 400)}`);
+  const trail = await apiOK('GET', `/api/v1/audit?action=gb28181.device.configure&limit=20`);
+  if (!(trail.entries ?? []).some((e) => e.target_id === NVR && e.actor?.name === 'demo-admin' && e.summary?.password_changed === true)) throw new Error(`the audit log lacks the password change: ${JSON.stringify(trail.entries)}`);
+  await watcher.check('the device detail');
+
+  // ---- 3. Place the unplaced channel ----------------------------------------------------
+  const grids = gridCandidates(await gridFeatures(page, base));
+  if (grids.length < 2) throw new Error(`only ${grids.length} grids to place in`);
+  const [picked, typed] = [grids[0], grids[grids.length - 1]];
+  await page.click(`#gb-channels-table tr[data-channel-id="${UNPLACED}"] [data-action="place"]`);
+  await waitFor(page, (id) => !document.querySelector('#gb-place-form').hidden && document.querySelector('#gb-place-form').dataset.channelId === id, UNPLACED, 'the place form');
+  // Pick on map: the view steps aside, a click on the map comes back as the position.
+  await page.click('#gb-place-form [data-action="pick"]');
+  await waitFor(page, () => !document.querySelector('#admin-dialog').open && document.body.dataset.mapPick === 'true' && !!document.querySelector('.map-pick-hint'), null, 'the map waiting for a click');
+  const at = await pointAt(page, [picked.lon, picked.lat]);
+  if (!at.onCanvas) throw new Error(`the map is not where the point is: ${JSON.stringify(at)}`);
+  await clickAt(page, at, 10);
+  await waitFor(
+    page,
+    () => document.querySelector('#admin-dialog').open && !document.querySelector('#gb-place-form').hidden && document.querySelector('#gb-place-form [name="lon"]').value !== '' && document.body.dataset.mapPick === undefined,
+    null,
+    async () => `the admin view back with the picked position (${JSON.stringify(await gbState(page))})`,
+  );
+  const filled = await page.evaluate(() => ({ lon: Number(document.querySelector('#gb-place-form [name="lon"]').value), lat: Number(document.querySelector('#gb-place-form [name="lat"]').value), crs: document.querySelector('#gb-place-form [name="crs"]').value }));
+  if (Math.abs(filled.lon - picked.lon) > 1e-4 || Math.abs(filled.lat - picked.lat) > 1e-4 || filled.crs !== 'wgs84') throw new Error(`picked ${JSON.stringify(filled)}, clicked at ${picked.lon}, ${picked.lat}`);
+  out.picked = filled;
+  // Typed over: another grid's interior point.
+  await page.fill('#gb-place-form [name="lon"]', typed.lon.toFixed(6));
+  await page.fill('#gb-place-form [name="lat"]', typed.lat.toFixed(6));
+  await page.click('#gb-place-form button[type="submit"]');
+  await waitFor(page, () => !document.querySelector('#admin-dialog').open, null, async () => `the admin view closed after placing (${JSON.stringify(await gbState(page))})`);
+  const placedCh = (await apiOK('GET', `/api/v1/gb28181/devices/${NVR}`)).channels.find((c) => c.id === UNPLACED);
+  if (!placedCh?.camera_id || placedCh.unplaced) throw new Error(`channel ${UNPLACED} after placing: ${JSON.stringify(placedCh)}`);
+  const placedCard = await waitCard(page, placedCh.camera_id, NVR);
+  if (placedCard.code !== UNPLACED || placedCard.channel !== UNPLACED || !placedCard.grid.includes(typed.name) || !/GB\/T 28181 channel/.test(placedCard.gb) || !placedCard.gb.includes(NVR)) {
+    throw new Error(`the placed camera's card: ${JSON.stringify(placedCard)} (want grid ${typed.name})`);
+  }
+  const placedCam = await apiOK('GET', `/api/v1/cameras/${placedCh.camera_id}`);
+  if (placedCam.main_url !== `gb28181://${NVR}/${UNPLACED}` || placedCam.grid?.code !== typed.code) throw new Error(`the placed camera: ${JSON.stringify({ main_url: placedCam.main_url, grid: placedCam.grid })}`);
+  out.placed = { camera: placedCh.camera_id, grid: typed.code, card: placedCard.gb };
+  await page.screenshot({ path: path.join(artifactDir, 'gb-placed.png') });
+
+  // The admin view opened again: the channel is that camera; the list counts it.
+  await openAdminGB(page);
+  await waitFor(
+    page,
+    ([ch, cam]) => {
+      const tr = document.querySelector(`#gb-channels-table tr[data-channel-id="${ch}"]`);
+      return !document.querySelector('#gb-device').hidden && tr?.dataset.unplaced === 'false' && tr.dataset.cameraId === String(cam) && !tr.querySelector('[data-action="place"]') && !!tr.querySelector('[data-action="camera"]');
+    },
+    [UNPLACED, placedCh.camera_id],
+    async () => `the channel shown as camera ${placedCh.camera_id} (${JSON.stringify(await channelRows(page))})`,
+  );
+  await page.click('#gb-back');
+  await waitRow(page, NVR, { online: 'true', channels: '5', cameras: '5', unplaced: '0', gone: '0' }, 'the NVR with 5 cameras, none unplaced');
+  await watcher.check('placing');
+
+  // ---- 4. Provision a device that has not registered -------------------------------------
+  await page.click('#gb-provision');
+  await page.fill('#gb-provision-form [name="id"]', PROVISIONED);
+  await page.fill('#gb-provision-form [name="password"]', 'provisioned-secret');
+  await page.selectOption('#gb-provision-form [name="crs"]', 'gcj02');
+  await page.click('#gb-provision-form button[type="submit"]');
+  await waitRow(page, PROVISIONED, { online: 'false', hasPassword: 'true', crs: 'gcj02', channels: '0' }, 'the provisioned device listed');
+  const provRow = (await deviceRows(page)).find((r) => r.deviceId === PROVISIONED);
+  if (!provRow.cells[1].includes('未注册 never registered')) throw new Error(`the provisioned device's state: ${JSON.stringify(provRow)}`);
+  const rows = await deviceRows(page);
+  if (rows[0].deviceId !== NVR) throw new Error(`online devices first: ${JSON.stringify(rows.map((r) => r.deviceId))}`);
+  // Asking a device that is not registered: refused (409, or 503 as the
+  // first API had it), the server's message shown.
+  const refusedSync = await api('POST', `/api/v1/gb28181/devices/${PROVISIONED}/catalog`, {});
+  const refusedStatus = await api('GET', `/api/v1/gb28181/devices/${PROVISIONED}/status`);
+  const refusal = (r) => [409, 503].includes(r.status) && typeof r.body?.error?.message === 'string';
+  if (!refusal(refusedSync) || !refusal(refusedStatus)) throw new Error(`an unregistered device asked: catalog ${refusedSync.status} ${refusedSync.text}, status ${refusedStatus.status} ${refusedStatus.text}`);
+  watcher.expect('POST', new RegExp(`^/api/v1/gb28181/devices/${PROVISIONED}/catalog$`), refusedSync.status);
+  watcher.expect('GET', new RegExp(`^/api/v1/gb28181/devices/${PROVISIONED}/status$`), refusedStatus.status);
+  await page.click(`#gb-devices-table tr[data-device-id="${PROVISIONED}"] [data-action="open"]`);
+  await waitFor(page, (id) => document.querySelector('#gb-device')?.dataset.deviceId === id && !document.querySelector('#gb-device').hidden && document.querySelector('#gb-channels-table tbody tr.empty-row'), PROVISIONED, 'the provisioned device\'s detail, without channels');
+  await page.click('#gb-device [data-action="sync"]');
+  const syncErr = await result(page, 'sync');
+  if (syncErr.state !== 'error' || !syncErr.text.includes(refusedSync.body.error.message)) throw new Error(`sync of an unregistered device shows ${JSON.stringify(syncErr)}, want the server's "${refusedSync.body.error.message}"`);
+  await page.click('#gb-device [data-action="status"]');
+  const stErr = await result(page, 'status');
+  if (stErr.state !== 'error' || !stErr.text.includes(refusedStatus.body.error.message)) throw new Error(`status of an unregistered device shows ${JSON.stringify(stErr)}`);
+  out.refused = syncErr.text;
+  const crsShown = await page.inputValue('#gb-device-form [name="crs"]');
+  if (crsShown !== 'gcj02') throw new Error(`the provisioned device's datum shows as ${crsShown}, want gcj02`);
+  await page.check('#gb-device-form [name="platform"]');
+  await page.click('#gb-device-form button[type="submit"]');
+  await waitFor(page, () => document.querySelector('#gb-device').dataset.hasPassword === 'false', null, async () => `has_password cleared (${JSON.stringify(await gbState(page))})`);
+  const cleared = (await apiOK('GET', `/api/v1/gb28181/devices/${PROVISIONED}`)).device;
+  if (cleared.has_password || cleared.crs !== 'gcj02') throw new Error(`the provisioned device after "use the platform's password": ${JSON.stringify(cleared)}`);
+  await page.click('#gb-back');
+  await waitRow(page, PROVISIONED, { hasPassword: 'false' }, 'the provisioned device without its own password');
+  await watcher.check('provisioning');
+
+  // ---- 5. The dome: card ↔ device, live video, PTZ ----------------------------------------
+  await page.click(`#gb-devices-table tr[data-device-id="${NVR}"] [data-action="open"]`);
+  await waitFor(page, (ch) => !!document.querySelector(`#gb-channels-table tr[data-channel-id="${ch}"] [data-action="camera"]`), DOME, 'the dome\'s camera link');
+  const domeCam = Number(await page.getAttribute(`#gb-channels-table tr[data-channel-id="${DOME}"]`, 'data-camera-id'));
+  await page.click(`#gb-channels-table tr[data-channel-id="${DOME}"] [data-action="camera"]`);
+  await waitFor(page, () => !document.querySelector('#admin-dialog').open, null, 'the admin view closed for the camera');
+  const domeCard = await waitCard(page, domeCam, NVR);
+  if (domeCard.code !== DOME || !domeCard.linked) throw new Error(`the dome's card: ${JSON.stringify(domeCard)}`);
+  await page.click('#camera-card [data-field="cam-gb-device"]');
+  await waitFor(page, (id) => document.querySelector('#admin-dialog')?.open && document.querySelector('#admin-dialog').dataset.tab === 'gb' && document.querySelector('#gb-device')?.dataset.deviceId === id && !document.querySelector('#gb-device').hidden && document.querySelectorAll('#gb-channels-table tr[data-channel-id]').length === 5, NVR, async () => `the card's device link opening the NVR (${JSON.stringify(await gbState(page))})`);
+  await closeAdmin(page);
+
+  await page.click('#camera-card [data-field="cam-play"]');
+  await waitFor(
+    page,
+    (id) => {
+      const d = document.querySelector('#player-dialog');
+      const v = d?.querySelector('video');
+      return d?.open && d.dataset.camera === String(id) && v && v.currentTime > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+    },
+    domeCam,
+    async () => `the player on the dome showing a picture (${JSON.stringify(await videoInfo(page))})`,
+  );
+  const first = await videoInfo(page);
+  await waitFor(
+    page,
+    (a) => {
+      const v = document.querySelector('#player-dialog video');
+      return v.currentTime >= a.t + 1.5 && v.getVideoPlaybackQuality().totalVideoFrames >= a.frames + 20;
+    },
+    first,
+    async () => `the dome playing on (first ${JSON.stringify(first)}, now ${JSON.stringify(await videoInfo(page))})`,
+  );
+  const later = await videoInfo(page);
+  if (!(later.width > 0)) throw new Error(`the player decodes no picture: ${JSON.stringify(later)}`);
+  out.played = { engine: later.engine, from: first.t, to: later.t, frames: later.frames - first.frames, size: `${later.width}×${later.height}` };
+  await waitFor(page, () => {
+    const p = document.querySelector('#player-dialog .ptz');
+    return p && !p.hidden && p.dataset.presets === 'numbered' && p.dataset.state === 'ready';
+  }, null, async () => `the PTZ pad for the dome (${await page.evaluate(() => JSON.stringify({ ...document.querySelector('#player-dialog .ptz')?.dataset }))})`);
+  if (await page.isVisible('#player-dialog [data-field="ptz-home"]')) throw new Error('the GB/T 28181 dome is offered Home');
+  await page.fill('#player-dialog [data-field="ptz-name"]', '3');
+  await page.click('#player-dialog [data-field="ptz-save"]');
+  await waitFor(page, () => /Preset saved: 3/.test(document.querySelector('#player-dialog [data-field="ptz-message"]')?.textContent ?? ''), null, async () => `preset 3 saved (${await page.textContent('#player-dialog [data-field="ptz-message"]')})`);
+  await page.screenshot({ path: path.join(artifactDir, 'gb-player.png') });
+  await page.click('#player-dialog .dialog-close');
+  await waitFor(page, () => !document.querySelector('#player-dialog').open, null, 'the player closed');
+  await watcher.check('live video');
+
+  // ---- 6. Its footage: the device's own recordings in their lane -----------------------------
+  await page.click('#camera-card [data-field="cam-footage"]');
+  await waitFor(
+    page,
+    (id) => {
+      const d = document.querySelector('#footage-dialog');
+      const lane = d?.querySelector('.tl-device');
+      return d?.open && d.dataset.camera === String(id) && lane && !lane.hidden && ['ok', 'empty', 'error'].includes(lane.dataset.state);
+    },
+    domeCam,
+    async () => `the footage view with the device's lane (${await page.evaluate(() => JSON.stringify({ ...document.querySelector('#footage-dialog .tl-device')?.dataset, note: document.querySelector('#footage-dialog .tl-device-note')?.textContent }))})`,
+  );
+  const lane = await page.evaluate(() => {
+    const l = document.querySelector('#footage-dialog .tl-device');
+    return { ...l.dataset, label: l.querySelector('.tl-device-label').textContent, note: l.querySelector('.tl-device-note').textContent, drawn: l.querySelectorAll('.tl-dev').length, message: document.querySelector('#footage-dialog .footage-message')?.dataset.kind };
+  });
+  const held = await apiOK('GET', `/api/v1/cameras/${domeCam}/device-recordings?from=${new Date(Date.now() - 86400e3).toISOString()}&to=${new Date().toISOString()}`);
+  const want = (held.recordings ?? []).length;
+  if (lane.label !== '设备录像 On device' || lane.state === 'error') throw new Error(`the device lane: ${JSON.stringify(lane)}`);
+  if (want === 0 && (lane.state !== 'empty' || !/no recordings/.test(lane.note))) throw new Error(`the device holds none, the lane shows ${JSON.stringify(lane)}`);
+  if (want > 0 && (lane.state !== 'ok' || lane.drawn === 0)) throw new Error(`the device holds ${want}, the lane shows ${JSON.stringify(lane)}`);
+  if (lane.message === 'error') throw new Error(`the footage view shows an error: ${await page.textContent('#footage-dialog .footage-message')}`);
+  out.device_lane = lane;
+  await page.screenshot({ path: path.join(artifactDir, 'gb-footage.png') });
+  await page.keyboard.press('Escape');
+  await waitFor(page, () => !document.querySelector('#footage-dialog').open, null, 'the footage view closed');
+
+  return passed(watcher.check, 'at the end', base, { ms: Date.now() - started, ...out, screenshots: ['gb-devices.png', 'gb-device.png', 'gb-placed.png', 'gb-player.png', 'gb-footage.png'].map((n) => path.join(artifactDir, n)) });
+}
+
+await main(run, () => browser);

@@ -85,6 +85,7 @@ func runCamsim(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&gb.charset, "gb-charset", "GB2312", "encoding of the devices' MANSCDP bodies: GB2312 or UTF-8")
 	fs.DurationVar(&gb.keepalive, "gb-keepalive", 60*time.Second, "keepalive interval")
 	fs.BoolVar(&gb.noPosition, "gb-no-position", false, "report no position for any channel (they stay unplaced on the platform)")
+	fs.DurationVar(&gb.alarmEvery, "gb-alarm-every", 0, "raise a motion alarm (video alarm, type 2) on a channel, in turn, this often (0: never)")
 	fs.StringVar(&gb.localIP, "gb-local-ip", "", "the address the devices bind and announce (default: loopback for a loopback platform, else this host's route to it)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -159,6 +160,7 @@ type gbFlags struct {
 	keepalive          time.Duration
 	noPosition, audio  bool
 	localIP            string
+	alarmEvery         time.Duration
 }
 
 // check validates the flags; the errors name the flag.
@@ -201,6 +203,9 @@ func (g *gbFlags) check() error {
 	}
 	if g.keepalive < 100*time.Millisecond || g.keepalive > time.Hour {
 		return fmt.Errorf("camsim: --gb-keepalive %v: want 100ms to 1h", g.keepalive)
+	}
+	if g.alarmEvery != 0 && g.alarmEvery < 100*time.Millisecond {
+		return fmt.Errorf("camsim: --gb-alarm-every %v: want 0 (never) or at least 100ms", g.alarmEvery)
 	}
 	if g.localIP != "" && net.ParseIP(g.localIP) == nil {
 		return fmt.Errorf("camsim: --gb-local-ip %q is not an IP address", g.localIP)
@@ -397,6 +402,27 @@ func runGBSim(ctx context.Context, g gbFlags, log *slog.Logger, stdout io.Writer
 	}
 	log.Info("camsim: GB/T 28181 devices registered", "server", g.server, "devices", len(cfgs), "channels", len(cfgs)*g.channels,
 		"transport", g.transport, "keepalive", g.keepalive)
+	if g.alarmEvery > 0 && g.channels > 0 {
+		// Each channel in turn raises a motion alarm, as a camera's
+		// motion detection would.
+		tick := time.NewTicker(g.alarmEvery)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-ctx.Done():
+				closeAll()
+				return nil
+			case <-tick.C:
+			}
+			i := n % (len(devs) * g.channels)
+			d, ch := devs[i/g.channels], cfgs[i/g.channels].Channels[i%g.channels].ID
+			if err := d.Alarm(ch, 2, 5, time.Now(), "移动侦测 motion detected"); err != nil {
+				log.Warn("camsim: alarm", "channel", ch, "err", err)
+			} else {
+				log.Info("camsim: alarm raised", "channel", ch)
+			}
+		}
+	}
 	<-ctx.Done()
 	closeAll()
 	return nil

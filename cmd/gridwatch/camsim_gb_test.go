@@ -182,6 +182,29 @@ func TestCamsimGB28181(t *testing.T) {
 		}
 	})
 
+	t.Run("alarms", func(t *testing.T) {
+		r := startCamsim([]string{"--gb28181", m.gb.Addr(), "--gb-password", secret, "--gb-device-id", "32010600001180000301",
+			"--gb-channels", "1", "--gb-alarm-every", "200ms"}, nil)
+		defer r.stop(t)
+		id := strings.Fields(r.lines(t, 1)[0])[0]
+		waitFor("the catalog of "+id, func() bool { return known(id) && device(id).Cameras == 1 })
+		// The channel's motion alarms become cases, in its grid.
+		var list struct {
+			Incidents []struct {
+				Title, Source, Category string
+				Grid                    *struct{ Code string }
+			}
+		}
+		waitFor("an alarm's incident", func() bool {
+			getJSON(t, m.URL()+"/api/v1/incidents?category=0601", &list)
+			return len(list.Incidents) > 0
+		})
+		inc := list.Incidents[0]
+		if !strings.Contains(inc.Title, "motion") || inc.Source != "camera" || inc.Grid == nil {
+			t.Errorf("alarm incident %+v", inc)
+		}
+	})
+
 	t.Run("tcp-utf8-no-position", func(t *testing.T) {
 		r := startCamsim([]string{"--gb28181", m.gb.Addr(), "--gb-password", secret, "--gb-transport", "TCP", "--gb-charset", "utf-8",
 			"--gb-device-id", "32010600001180000201", "--gb-channels", "2", "--gb-no-position"}, nil)

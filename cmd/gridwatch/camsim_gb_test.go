@@ -99,7 +99,7 @@ func TestCamsimGB28181(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-time.After(100 * time.Millisecond) // polled as a client would: the rows announce nothing
 		}
 	}
 	device := func(id string) gb28181.Device {

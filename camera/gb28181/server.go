@@ -69,11 +69,12 @@ type Config struct {
 	// Location is the time zone of the devices' clocks: MANSCDP times
 	// carry none (default the server's).
 	Location *time.Location
-	Store   *Store
-	Logger  *slog.Logger
-	Now     func() time.Time
-	// OnAlarm receives every alarm a device raises (it makes incidents);
-	// it runs in its own goroutine.
+	Store    *Store
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// OnAlarm receives every alarm a device raises (it makes incidents),
+	// before the device is answered: a device sends its next alarm after
+	// the answer, so alarms are paced and keep their order.
 	OnAlarm func(context.Context, Alarm)
 	// OnDevice, when set, is told of each device that came online or went
 	// offline (once it is written), and OnCatalog of each catalog or catalog

@@ -41,8 +41,7 @@ func (m *Main) newGB() error {
 		return err
 	}
 	srv, err := gb28181.New(gb28181.Config{
-		Location: loc,
-		Addr: cfg.GB28181Addr, ID: cfg.GB28181ID, Realm: cfg.GB28181Realm, Password: cfg.GB28181Password,
+		Addr: cfg.GB28181Addr, ID: cfg.GB28181ID, Realm: cfg.GB28181Realm, Password: cfg.GB28181Password, Location: loc,
 		MediaIP: cfg.GB28181MediaIP, MediaTransport: cfg.GB28181Transport,
 		Keepalive: cfg.GB28181Keepalive, MissedKeepalives: cfg.GB28181MissedKeepalives,
 		Store: m.gbStore, Logger: m.Logger, OnAlarm: alarms.Handle,

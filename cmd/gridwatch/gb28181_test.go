@@ -217,7 +217,9 @@ func TestGB28181EndToEnd(t *testing.T) {
 		ID   int64 `json:"id"`
 		Grid *struct{ Code string }
 	}
-	var c1 struct{ Location struct{ Coordinates [2]float64 } }
+	var c1 struct {
+		Location struct{ Coordinates [2]float64 }
+	}
 	getJSON(t, fmt.Sprintf("%s/api/v1/cameras/%d", url, fixed), &c1)
 	loc := fmt.Sprintf(`{"location":{"type":"Point","coordinates":[%v,%v]}}`, c1.Location.Coordinates[0]+0.0002, c1.Location.Coordinates[1])
 	if st := doJSON(t, http.DefaultClient, "POST", url+"/api/v1/gb28181/channels/"+unplaced+"/place", []byte(loc), &placed); st != 201 || placed.Grid == nil {

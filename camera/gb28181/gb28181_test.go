@@ -599,3 +599,22 @@ func TestFetch(t *testing.T) {
 		t.Error("a fetch of the future was started")
 	}
 }
+
+// TestRegistrationExpires: a device that stops refreshing its registration
+// goes offline when it expires, keepalives or not, and is back when it
+// registers again.
+func TestRegistrationExpires(t *testing.T) {
+	r := newRig(t, func(c *gb28181.Config) { c.Keepalive, c.MissedKeepalives = 10*time.Second, 3 })
+	dev := r.start(r.nvr(func(c *gbsim.Config) { c.Expires = 2 * time.Second }))
+	r.wait("online", func() bool { return r.device(nvrID).Online })
+	if d := r.device(nvrID); d.ExpiresAt == nil || d.ExpiresAt.Sub(*d.RegisteredAt) != 2*time.Second {
+		t.Fatalf("registration: %+v", d)
+	}
+	dev.PauseRegistration(true)
+	r.wait("the registration expired", func() bool { return !r.device(nvrID).Online })
+	if d := r.device(nvrID); d.OfflineReason != "its registration expired" {
+		t.Errorf("offline reason %q", d.OfflineReason)
+	}
+	dev.PauseRegistration(false)
+	r.wait("registered again", func() bool { return r.device(nvrID).Online })
+}

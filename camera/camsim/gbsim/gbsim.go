@@ -227,6 +227,7 @@ type Device struct {
 	loss      atomic.Int32
 	reorder   atomic.Bool
 	paused    atomic.Bool
+	noRefresh atomic.Bool   // registration refresh paused (tests: let it expire)
 	resume    chan struct{} // wakes the keepalive loop
 	regKick   chan struct{} // wakes the register loop
 	closeOnce sync.Once
@@ -507,6 +508,18 @@ func (d *Device) PauseKeepalive(paused bool) {
 	}
 }
 
+// PauseRegistration stops (or resumes) refreshing the registration, so the
+// platform sees it expire; resuming registers at once.
+func (d *Device) PauseRegistration(paused bool) {
+	d.noRefresh.Store(paused)
+	if !paused {
+		d.mu.Lock()
+		d.needReg = true
+		d.mu.Unlock()
+		kick(d.regKick)
+	}
+}
+
 // SetPassword sets the password the next REGISTER uses.
 func (d *Device) SetPassword(p string) {
 	d.mu.Lock()
@@ -639,6 +652,15 @@ func (d *Device) registerLoop() {
 				continue
 			case <-t.C:
 			}
+		}
+		if d.noRefresh.Load() {
+			// Paused: the registration is left to expire until resumed.
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-d.regKick:
+			}
+			continue
 		}
 		if err := d.register(d.ctx, d.cfg.Expires); err != nil {
 			d.mu.Lock()

@@ -169,12 +169,14 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	sipLog := quiet(cfg.Logger)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.ID), sipgo.WithUserAgentHostname(cfg.Realm),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(sipOnly)))
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(sipOnly), sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)))
 	if err != nil {
 		return nil, fmt.Errorf("gb28181: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet(cfg.Logger)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
 	if err != nil {
 		return nil, fmt.Errorf("gb28181: %w", err)
 	}

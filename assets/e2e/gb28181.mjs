@@ -31,9 +31,23 @@
 //    (currentTime advances a second and more, pictures decoded); the PTZ pad
 //    offers numbered presets and no Home; preset 3 is saved
 //    (gb-player.png).
-// 6. Playback: the footage view has the "设备录像 On device" lane: the demo
-//    NVR holds no recordings, so the lane says so (empty, not an error); any
-//    ranges it does hold are drawn (gb-footage.png).
+// 6. Playback: the footage view has the "设备录像 On device" lane, drawing
+//    what the demo NVR holds (the last day in hourly files, and the one it is
+//    still recording), each hourly file as the API lists it (gb-footage.png).
+// 7. Play from device: a click a quarter into the recording of 3 h ago
+//    selects from there to its end; "Play from device" plays it in the
+//    player area (gridwatch's own player out of sight): the <video>'s
+//    currentTime advances and the device time shown is the range's start
+//    (gb-device-playback.png). Pause: the picture and the device's stream
+//    stand still (no fragment for 2 s), the state says paused; resume: it
+//    plays on from there. The slider half-way: the device time shown jumps
+//    there. 2×: the state says scale 2 and the device time runs about twice
+//    the clock's. Close: the server was told (GET …/device-playbacks/{id} is
+//    404 through the page's session) and gridwatch's player is back.
+// 8. Fetch: 20 s of that recording typed into the range's times and fetched
+//    (as the admin: cameras.write); the progress ends done; the fetch's
+//    state through the API, gridwatch's recordings through the API and
+//    gridwatch's lane in the view all cover those 20 s (gb-fetch.png).
 // Any page error, console error, error banner or unexpected HTTP error
 // fails the run. Prints one JSON line and exits 0, else "e2e: FAIL: …" and 1.
 // Environment: CHROMIUM, E2E_TIMEOUT_MS, GW_ADMIN_TOKEN (default
@@ -43,7 +57,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { bearerFetch, clickAt, gridCandidates, gridFeatures, launch, main, openPage, passed, pointAt, scriptArgs, signIn, timeoutMs, waitFor, waitGrids } from './common.mjs';
 
-const { base, args: [artifactDir], started } = scriptArgs('gb28181.mjs', '<artifactDir>', timeoutMs * 14 + 60000);
+const { base, args: [artifactDir], started } = scriptArgs('gb28181.mjs', '<artifactDir>', timeoutMs * 24 + 60000);
 const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
 // The demo's simulated NVR (cmd/gridwatch/gb28181.go).
 const NVR = '32010600001180000001';
@@ -168,6 +182,76 @@ function videoInfo(page) {
     const v = d?.querySelector('video');
     return v ? { ...d.dataset, t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, height: v.videoHeight, overlay: d.querySelector('.player-overlay')?.textContent ?? '' } : null;
   });
+}
+
+/** isoS is ms as the API writes times: ISO without milliseconds. */
+const isoS = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** covers reports whether ranges ([from, to] ms, recordings less than 2 s apart joined) cover [a, b]. */
+function covers(ranges, a, b) {
+  let at = a;
+  for (const [from, to] of ranges.sort((x, y) => x[0] - y[0])) {
+    if (from > at + 2000) break;
+    at = Math.max(at, to);
+  }
+  return at >= b;
+}
+
+/** laneInfo is what the footage view's device lane shows. */
+function laneInfo(page) {
+  return page.evaluate(() => {
+    const l = document.querySelector('#footage-dialog .tl-device');
+    if (!l) return null;
+    return {
+      ...l.dataset,
+      hidden: l.hidden,
+      label: l.querySelector('.tl-device-label')?.textContent,
+      note: l.querySelector('.tl-device-note')?.textContent,
+      ranges: [...l.querySelectorAll('.tl-dev')].map((s) => ({ from: s.dataset.from, to: s.dataset.to })),
+      message: document.querySelector('#footage-dialog .footage-message')?.dataset.kind,
+    };
+  });
+}
+
+/** devSel is the range selected on the device lane, as its form shows it. */
+function devSel(page) {
+  return page.evaluate(() => {
+    const b = document.querySelector('#footage-dialog .footage-devsel');
+    return { ...b.dataset, hidden: b.hidden, text: b.querySelector('.sel-range')?.textContent, fetchHidden: b.querySelector('.devsel-fetch').hidden, error: b.querySelector('.form-error:not([hidden])')?.textContent };
+  });
+}
+
+/** devPlayInfo is the device playback as the footage view shows it. */
+function devPlayInfo(page) {
+  return page.evaluate(() => {
+    const d = document.querySelector('#footage-dialog');
+    const bar = d?.querySelector('.devplay');
+    const v = d?.querySelector('video.devplay-video');
+    if (!bar || !v) return null;
+    return {
+      ...bar.dataset,
+      mode: d.dataset.mode,
+      time: bar.querySelector('.devplay-time')?.dataset.time,
+      shown: bar.querySelector('.devplay-time')?.textContent,
+      max: bar.querySelector('.devplay-seek')?.max,
+      note: bar.querySelector('.devplay-note')?.textContent,
+      message: d.querySelector('.devplay-message:not([hidden])')?.textContent,
+      t: v.currentTime,
+      rate: v.playbackRate,
+      frames: v.getVideoPlaybackQuality().totalVideoFrames,
+      width: v.videoWidth,
+      height: v.videoHeight,
+    };
+  });
+}
+
+/** pageGet is GET p through the page's own session: {status, body}. */
+function pageGet(page, p) {
+  return page.evaluate(async (p) => {
+    const res = await fetch(p, { headers: { Accept: 'application/json' } });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }, p);
 }
 
 async function run() {
@@ -383,24 +467,206 @@ async function run() {
       return d?.open && d.dataset.camera === String(id) && lane && !lane.hidden && ['ok', 'empty', 'error'].includes(lane.dataset.state);
     },
     domeCam,
-    async () => `the footage view with the device's lane (${await page.evaluate(() => JSON.stringify({ ...document.querySelector('#footage-dialog .tl-device')?.dataset, note: document.querySelector('#footage-dialog .tl-device-note')?.textContent }))})`,
+    async () => `the footage view with the device's lane (${JSON.stringify(await laneInfo(page))})`,
   );
-  const lane = await page.evaluate(() => {
-    const l = document.querySelector('#footage-dialog .tl-device');
-    return { ...l.dataset, label: l.querySelector('.tl-device-label').textContent, note: l.querySelector('.tl-device-note').textContent, drawn: l.querySelectorAll('.tl-dev').length, message: document.querySelector('#footage-dialog .footage-message')?.dataset.kind };
-  });
-  const held = await apiOK('GET', `/api/v1/cameras/${domeCam}/device-recordings?from=${new Date(Date.now() - 86400e3).toISOString()}&to=${new Date().toISOString()}`);
-  const want = (held.recordings ?? []).length;
-  if (lane.label !== '设备录像 On device' || lane.state === 'error') throw new Error(`the device lane: ${JSON.stringify(lane)}`);
-  if (want === 0 && (lane.state !== 'empty' || !/no recordings/.test(lane.note))) throw new Error(`the device holds none, the lane shows ${JSON.stringify(lane)}`);
-  if (want > 0 && (lane.state !== 'ok' || lane.drawn === 0)) throw new Error(`the device holds ${want}, the lane shows ${JSON.stringify(lane)}`);
+  const lane = await laneInfo(page);
+  const now = Date.now();
+  const held = (await apiOK('GET', `/api/v1/cameras/${domeCam}/device-recordings?from=${new Date(now - 86400e3).toISOString()}&to=${new Date(now).toISOString()}`)).recordings ?? [];
+  // The demo NVR holds the last day in hourly files and one it is still recording.
+  const hourly = held.filter((r) => Date.parse(r.to) - Date.parse(r.from) === 3600e3 && Date.parse(r.to) <= now);
+  if (lane.label !== '设备录像 On device' || lane.state !== 'ok' || hourly.length < 20) throw new Error(`the device lane: ${JSON.stringify(lane)} (the device holds ${held.length}, ${hourly.length} hourly)`);
+  const drawnSet = new Set(lane.ranges.map((r) => `${r.from}/${r.to}`));
+  const undrawn = hourly.filter((r) => Date.parse(r.from) > now - 86000e3 && !drawnSet.has(`${isoS(Date.parse(r.from))}/${isoS(Date.parse(r.to))}`));
+  if (undrawn.length) throw new Error(`the lane does not draw ${JSON.stringify(undrawn.slice(0, 3))} (drawn: ${JSON.stringify(lane.ranges.slice(0, 5))}…)`);
   if (lane.message === 'error') throw new Error(`the footage view shows an error: ${await page.textContent('#footage-dialog .footage-message')}`);
-  out.device_lane = lane;
+  out.device_lane = { state: lane.state, count: lane.count, drawn: lane.ranges.length, note: lane.note };
   await page.screenshot({ path: path.join(artifactDir, 'gb-footage.png') });
+  await watcher.check('the device lane');
+
+  // ---- 7. Play from device: pause, resume, seek, speed, close --------------------------------
+  // A recording of three hours ago, clicked a quarter into it: from there to its end.
+  const rec = hourly.find((r) => Date.parse(r.from) <= now - 3 * 3600e3 && Date.parse(r.to) > now - 3 * 3600e3);
+  if (!rec) throw new Error(`no recording of 3 h ago among ${JSON.stringify(hourly.map((r) => r.from))}`);
+  const recFrom = Date.parse(rec.from);
+  const recTo = Date.parse(rec.to);
+  const seg = await page.evaluate((from) => {
+    const s = document.querySelector(`#footage-dialog .tl-dev[data-from="${from}"]`);
+    const r = s?.getBoundingClientRect();
+    return r ? { x: r.left + r.width * 0.25, y: r.top + r.height / 2, width: r.width } : null;
+  }, isoS(recFrom));
+  if (!seg || seg.width < 20) throw new Error(`the recording ${rec.from} on the lane: ${JSON.stringify(seg)}`);
+  await page.mouse.click(seg.x, seg.y);
+  await waitFor(page, () => !document.querySelector('#footage-dialog .footage-devsel').hidden, null, 'the range selected on the device');
+  const sel = await devSel(page);
+  // A quarter in (a pixel is 90 s of the 24-hour view): 15 min after its start, to its end.
+  if (sel.to !== isoS(recTo) || Math.abs(Date.parse(sel.from) - (recFrom + 900e3)) > 180e3 || sel.fetchHidden) throw new Error(`the range selected: ${JSON.stringify(sel)} (the recording ${rec.from} – ${rec.to})`);
+  out.device_selected = [sel.from, sel.to];
+
+  await page.click('#footage-dialog .devsel-play');
+  await waitFor(
+    page,
+    () => {
+      const d = document.querySelector('#footage-dialog');
+      const bar = d.querySelector('.devplay');
+      const v = d.querySelector('video.devplay-video');
+      return d.dataset.mode === 'device' && bar.dataset.state === 'playing' && !!bar.dataset.playback && v.currentTime > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+    },
+    null,
+    async () => `the device playing (${JSON.stringify(await devPlayInfo(page))})`,
+  );
+  const pbId = (await devPlayInfo(page)).playback;
+  // The player area is the device's: gridwatch's own player is out of sight, idle.
+  const area = await page.evaluate(() => {
+    const d = document.querySelector('#footage-dialog');
+    return { main: getComputedStyle(d.querySelector('video:not(.devplay-video)')).display, device: getComputedStyle(d.querySelector('video.devplay-video')).display, state: d.dataset.state };
+  });
+  if (area.main !== 'none' || area.device === 'none' || area.state !== 'idle') throw new Error(`the player area while the device plays: ${JSON.stringify(area)}`);
+  const p0 = await devPlayInfo(page);
+  await waitFor(page, (a) => document.querySelector('#footage-dialog video.devplay-video').currentTime >= a.t + 1.5, p0, async () => `the device playback playing on (first ${JSON.stringify(p0)}, now ${JSON.stringify(await devPlayInfo(page))})`);
+  const p1 = await devPlayInfo(page);
+  const selFrom = Date.parse(sel.from);
+  if (!(Date.parse(p1.time) >= selFrom && Date.parse(p1.time) < selFrom + 120e3) || p1.from !== sel.from || p1.to !== sel.to) throw new Error(`the device time shown: ${JSON.stringify(p1)} (the range ${sel.from} – ${sel.to})`);
+  out.device_played = { playback: pbId, from: p0.t, to: p1.t, time: p1.time, size: `${p1.width}×${p1.height}` };
+  await page.screenshot({ path: path.join(artifactDir, 'gb-device-playback.png') });
+
+  // Pause: the picture stands still and the device stops sending.
+  await page.click('#footage-dialog .devplay-pause[data-action="pause"]');
+  await waitFor(page, () => {
+    const bar = document.querySelector('#footage-dialog .devplay');
+    return bar.dataset.state === 'paused' && bar.dataset.paused === 'true';
+  }, null, async () => `paused (${JSON.stringify(await devPlayInfo(page))})`);
+  await page.evaluate(() => {
+    window.__still = null;
+  });
+  await waitFor(
+    page,
+    () => {
+      const v = document.querySelector('#footage-dialog video.devplay-video');
+      const n = document.querySelector('#footage-dialog .devplay').dataset.fragments;
+      const now = performance.now();
+      const w = window.__still;
+      if (!w || w.t !== v.currentTime || w.n !== n) {
+        window.__still = { t: v.currentTime, n, at: now };
+        return false;
+      }
+      return now - w.at >= 2000;
+    },
+    null,
+    async () => `the picture and the device still while paused (${JSON.stringify(await devPlayInfo(page))})`,
+  );
+  const paused = await devPlayInfo(page);
+  const pausedState = await pageGet(page, `/api/v1/device-playbacks/${pbId}`);
+  if (pausedState.status !== 200 || pausedState.body.paused !== true) throw new Error(`the playback while paused: ${JSON.stringify(pausedState)}`);
+
+  // Resume: it plays on from there (the device did not run on meanwhile).
+  await page.click('#footage-dialog .devplay-pause[data-action="resume"]');
+  await waitFor(
+    page,
+    (a) => {
+      const bar = document.querySelector('#footage-dialog .devplay');
+      return bar.dataset.paused === 'false' && bar.dataset.state === 'playing' && document.querySelector('#footage-dialog video.devplay-video').currentTime >= a.t + 1;
+    },
+    paused,
+    async () => `playing on after resume (paused ${JSON.stringify(paused)}, now ${JSON.stringify(await devPlayInfo(page))})`,
+  );
+  const resumed = await devPlayInfo(page);
+  if (Date.parse(resumed.time) - Date.parse(paused.time) > 10e3) throw new Error(`after resume the device time ran on from ${paused.time} to ${resumed.time}`);
+
+  // Seek half-way: the device time shown jumps there, and plays on.
+  const seekAt = Math.round(Number(resumed.max) / 2);
+  await page.fill('#footage-dialog .devplay-seek', String(seekAt));
+  const target = selFrom + seekAt * 1000;
+  await waitFor(
+    page,
+    ([target, t]) => {
+      const time = Date.parse(document.querySelector('#footage-dialog .devplay-time').dataset.time);
+      return Math.abs(time - target) < 20e3 && document.querySelector('#footage-dialog video.devplay-video').currentTime > t + 1;
+    },
+    [target, resumed.t],
+    async () => `the device time at ${new Date(target).toISOString()} after the seek to ${seekAt} s (${JSON.stringify(await devPlayInfo(page))})`,
+  );
+  const sought = await devPlayInfo(page);
+  out.device_seek = { at: seekAt, time: sought.time, want: new Date(target).toISOString() };
+
+  // 2×: the device says scale 2, and its time runs twice as fast as the clock.
+  await page.click('#footage-dialog .devplay-speed[data-scale="2"]');
+  await waitFor(page, () => {
+    const bar = document.querySelector('#footage-dialog .devplay');
+    return bar.dataset.scale === '2' && bar.querySelector('.devplay-speed[data-scale="2"]').getAttribute('aria-pressed') === 'true';
+  }, null, async () => `speed 2× (${JSON.stringify(await devPlayInfo(page))})`);
+  const fast = await pageGet(page, `/api/v1/device-playbacks/${pbId}`);
+  if (fast.status !== 200 || fast.body.scale !== 2 || fast.body.paused) throw new Error(`the playback at 2×: ${JSON.stringify(fast)}`);
+  const f0 = { ...(await devPlayInfo(page)), wall: Date.now() };
+  await waitFor(page, (a) => Date.parse(document.querySelector('#footage-dialog .devplay-time').dataset.time) >= Date.parse(a.time) + 6000, f0, async () => `the device time running on at 2× (from ${JSON.stringify(f0)}, now ${JSON.stringify(await devPlayInfo(page))})`);
+  const f1 = { ...(await devPlayInfo(page)), wall: Date.now() };
+  const rate = (Date.parse(f1.time) - Date.parse(f0.time)) / (f1.wall - f0.wall);
+  if (rate < 1.3) throw new Error(`at 2× the device time ran ${rate.toFixed(2)}× the clock (${JSON.stringify([f0, f1])})`);
+  out.device_speed = { scale: fast.body.scale, rate: Number(rate.toFixed(2)) };
+
+  // Close: the playback is gone on the server, gridwatch's player is back.
+  watcher.expect('GET', /^\/api\/v1\/device-playbacks\/[0-9a-f]+$/, 404);
+  await page.click('#footage-dialog .devplay-close');
+  await waitFor(page, (id) => {
+    const d = document.querySelector('#footage-dialog');
+    return d.dataset.devicePlaybackClosed === id && d.dataset.mode === undefined && d.querySelector('.devplay').hidden;
+  }, pbId, async () => `the device playback closed (${JSON.stringify(await devPlayInfo(page))})`);
+  const gone = await pageGet(page, `/api/v1/device-playbacks/${pbId}`);
+  if (gone.status !== 404) throw new Error(`the playback after close: ${JSON.stringify(gone)}`);
+  const back = await page.evaluate(() => getComputedStyle(document.querySelector('#footage-dialog video:not(.devplay-video)')).display);
+  if (back === 'none') throw new Error("gridwatch's footage player did not come back");
+  await watcher.check('playing from the device');
+
+  // ---- 8. Fetch 20 s of it into gridwatch's footage (an admin: cameras.write) -------------------
+  const fFrom = recFrom + 600e3;
+  const fTo = fFrom + 20e3;
+  const [fromInput, toInput] = await page.evaluate(([a, b]) => {
+    const p = (n) => String(n).padStart(2, '0');
+    const local = (ms) => {
+      const d = new Date(ms);
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    };
+    return [local(a), local(b)];
+  }, [fFrom, fTo]);
+  await page.fill('#footage-dialog .footage-devsel input[name="from"]', fromInput);
+  await page.fill('#footage-dialog .footage-devsel input[name="to"]', toInput);
+  await waitFor(page, ([a, b]) => {
+    const box = document.querySelector('#footage-dialog .footage-devsel');
+    return box.dataset.from === a && box.dataset.to === b;
+  }, [isoS(fFrom), isoS(fTo)], async () => `the 20 s range typed (${JSON.stringify(await devSel(page))})`);
+  const have = await apiOK('GET', `/api/v1/cameras/${domeCam}/recordings?from=${isoS(fFrom)}&to=${isoS(fTo)}`);
+  if ((have.recordings ?? []).length) throw new Error(`gridwatch holds footage of ${isoS(fFrom)} already: ${JSON.stringify(have.recordings)}`);
+  await page.click('#footage-dialog .devsel-fetch');
+  await waitFor(
+    page,
+    () => ['done', 'empty', 'error'].includes(document.querySelector('#footage-dialog .devsel-status')?.dataset.state),
+    null,
+    async () => `the fetch done (${await page.evaluate(() => JSON.stringify({ ...document.querySelector('#footage-dialog .devsel-status')?.dataset, text: document.querySelector('#footage-dialog .devsel-status')?.textContent }))})`,
+    timeoutMs * 2,
+  );
+  const fetched = await page.evaluate(() => {
+    const s = document.querySelector('#footage-dialog .devsel-status');
+    return { ...s.dataset, text: s.textContent };
+  });
+  if (fetched.state !== 'done' || fetched.from !== isoS(fFrom) || fetched.to !== isoS(fTo) || !/Fetched into gridwatch/.test(fetched.text)) throw new Error(`the fetch: ${JSON.stringify(fetched)}`);
+  const fetch = await apiOK('GET', `/api/v1/cameras/${domeCam}/device-fetch`);
+  if (fetch.running || fetch.error || (fetch.ranges ?? []).length !== 1) throw new Error(`the fetch through the API: ${JSON.stringify(fetch)}`);
+  // gridwatch's footage covers the range now: through the API …
+  const recs = ((await apiOK('GET', `/api/v1/cameras/${domeCam}/recordings?from=${isoS(fFrom - 5e3)}&to=${isoS(fTo + 5e3)}`)).recordings ?? []).filter((r) => r.status === 'ok');
+  const covered = covers(recs.map((r) => [Date.parse(r.from), Date.parse(r.to)]), fFrom + 1500, fTo - 1500);
+  if (!covered) throw new Error(`gridwatch's recordings after the fetch of ${isoS(fFrom)} – ${isoS(fTo)}: ${JSON.stringify(recs.map((r) => [r.from, r.to]))} (the fetch: ${JSON.stringify(fetch)})`);
+  // … and in its lane.
+  await waitFor(
+    page,
+    ([a, b]) => [...document.querySelectorAll('#footage-dialog .tl-rec')].some((r) => Date.parse(r.dataset.from) <= a && Date.parse(r.dataset.to) >= b),
+    [fFrom + 1500, fTo - 1500],
+    async () => `gridwatch's lane covering ${isoS(fFrom)} – ${isoS(fTo)} (${await page.evaluate(() => JSON.stringify([...document.querySelectorAll('#footage-dialog .tl-rec')].map((r) => [r.dataset.from, r.dataset.to])))})`,
+  );
+  out.fetched = { range: [isoS(fFrom), isoS(fTo)], recordings: recs.map((r) => [r.from, r.to]), text: fetched.text };
+  await page.screenshot({ path: path.join(artifactDir, 'gb-fetch.png') });
   await page.keyboard.press('Escape');
   await waitFor(page, () => !document.querySelector('#footage-dialog').open, null, 'the footage view closed');
 
-  return passed(watcher.check, 'at the end', base, { ms: Date.now() - started, ...out, screenshots: ['gb-devices.png', 'gb-device.png', 'gb-placed.png', 'gb-player.png', 'gb-footage.png'].map((n) => path.join(artifactDir, n)) });
+  return passed(watcher.check, 'at the end', base, { ms: Date.now() - started, ...out, screenshots: ['gb-devices.png', 'gb-device.png', 'gb-placed.png', 'gb-player.png', 'gb-footage.png', 'gb-device-playback.png', 'gb-fetch.png'].map((n) => path.join(artifactDir, n)) });
 }
 
 await main(run, () => browser);

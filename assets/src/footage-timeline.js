@@ -182,6 +182,7 @@ export const timelineMethods = {
     // The segments are drawn again only when the data or the view (by a pixel) changed:
     // a segment under the pointer keeps its tooltip.
     this.drawSel();
+    this.drawDeviceMarks(from, to);
     // The view's window is always the one just computed: a press holds it (and a test reads it).
     this.drawnView = [from, to];
     this.track.dataset.viewFrom = String(Math.round(from));
@@ -234,6 +235,7 @@ export const timelineMethods = {
   },
 
   tick() {
+    this.tickDevicePlay();
     const shown = this.shownTime();
     if (Number.isFinite(shown)) {
       this.clockEl.textContent = clock(shown);

@@ -29,14 +29,17 @@
 //
 // A GB/T 28181 channel has a second lane under the timeline: the recordings
 // the device itself holds ("设备录像 On device", footage-device.js; hooks
-// #footage-dialog[data-device-lane] .tl-device, see there).
-
+// #footage-dialog[data-device-lane] .tl-device, .footage-devsel, see there).
+// A range of them plays from the device in the player area
+// (footage-device-play.js; hooks #footage-dialog[data-mode=device] .devplay)
+// or is fetched into gridwatch's footage.
 //
 // The dialog is split by concern: this file opens it, lists the recordings
 // and plays them; footage-timeline.js draws the timeline and takes its
 // presses and drags; footage-tags.js is the selected range (tag, export,
 // link to an incident) and the tag list; footage-search.js finds tags by
-// label; footage-device.js draws a GB/T 28181 device's own recordings.
+// label; footage-device.js draws a GB/T 28181 device's own recordings and
+// fetches them, footage-device-play.js plays them from the device.
 // Their methods are the dialog's own (mixed into its prototype below), so
 // they share its state as one class. The engine and the state shown are
 // footage-player.js's, shared with the inline clip player (footage-inline.js).
@@ -49,6 +52,7 @@ import { searchMethods } from './footage-search.js';
 import { tagMethods } from './footage-tags.js';
 import { SPANS, timelineMethods } from './footage-timeline.js';
 import { deviceMethods } from './footage-device.js';
+import { devicePlayMethods } from './footage-device-play.js';
 
 const REFRESH_MS = 30000;
 const TICK_MS = 250;
@@ -147,6 +151,7 @@ export class FootageDialog extends FootagePlayer {
     this.buildSelection();
     this.tagList = el('ul', { className: 'footage-tags', 'aria-label': '标记 Tags' });
     this.buildSearch();
+    const devBar = this.buildDevicePlay();
     const selectBtn = el('button', { type: 'button', className: 'btn btn-small tl-select', title: '选择画面前 30 秒 · Select the 30 s before the picture (then change the times)' }, '选择时段 · Select a range');
     selectBtn.addEventListener('click', () => this.selectNear());
     this.track.addEventListener('mousemove', (ev) => this.onTrackHover(ev));
@@ -160,10 +165,12 @@ export class FootageDialog extends FootagePlayer {
       el(
         'div',
         'player-body',
-        el('div', 'player-stage', this.video, this.message),
+        el('div', 'player-stage', this.video, this.message, this.devVideo, this.devMessage),
+        devBar,
         el('div', 'footage-bar', this.clockEl, this.summary, selectBtn, el('span', { className: 'tl-zooms', role: 'group', 'aria-label': '时间范围 Span' }, ...this.zooms)),
         el('div', 'tl', this.track, this.buildDevice(), this.hover, this.ticks),
         this.selBox,
+        this.buildDeviceSel(),
         this.tagList,
         this.searchBox,
         el('div', 'footage-keys', '点击绿色录像段回放 · Click a green (recorded) part to play · 拖动选择时段 · drag to select a range · ', el('kbd', null, '←'), ' ', el('kbd', null, '→'), ' ±10 s · ', el('kbd', null, 'Esc'), ' 关闭 close'),
@@ -175,7 +182,9 @@ export class FootageDialog extends FootagePlayer {
       if (ev.key !== 'ArrowLeft' && ev.key !== 'ArrowRight') return;
       if (ev.target instanceof HTMLElement && ev.target.closest('input, select, textarea')) return;
       ev.preventDefault();
-      this.seekBy(ev.key === 'ArrowLeft' ? -STEP_S : STEP_S);
+      const s = ev.key === 'ArrowLeft' ? -STEP_S : STEP_S;
+      if (this.devicePlaying()) this.seekDeviceBy(s);
+      else this.seekBy(s);
     });
     const v = this.video;
     this.watchVideo();
@@ -306,6 +315,7 @@ export class FootageDialog extends FootagePlayer {
    */
   async playAt(t) {
     if (!this.cam) return;
+    this.closeDevicePlay(); // gridwatch's footage takes the player area back
     const cam = this.cam;
     const now = Date.now();
     t = Math.min(t, now - 1000);
@@ -385,4 +395,4 @@ export class FootageDialog extends FootagePlayer {
   }
 }
 
-Object.assign(FootageDialog.prototype, timelineMethods, tagMethods, searchMethods, deviceMethods);
+Object.assign(FootageDialog.prototype, timelineMethods, tagMethods, searchMethods, deviceMethods, devicePlayMethods);

@@ -7,6 +7,11 @@
 // the playhead (the cached GOP at the start, a stall, a throttled tab) the
 // playhead jumps to TARGET_LATENCY before the edge; a smaller lag is made up by
 // playing 20% faster. Only the last KEEP_SECONDS stay buffered.
+//
+// A device playback (device-playback.js) plays through the same feed: its
+// pictures come at the speed asked of the device, so rate sets the speed
+// the feed plays at (and catches up from), and hold keeps a paused picture
+// still however much arrives.
 
 const MAX_LATENCY = 1.0; // s behind the live edge before jumping
 const TARGET_LATENCY = 0.15; // s behind the edge after a jump
@@ -34,6 +39,8 @@ export class MediaFeed {
     this.catchingUp = false;
     this.playPending = false;
     this.objectURL = '';
+    this.rate = 1; // the speed played at: a device playback's scale
+    this.hold = false; // paused by the viewer: no play(), no jump to the edge
     this.close(); // no source yet: the state close() leaves
   }
 
@@ -161,20 +168,22 @@ export class MediaFeed {
   keepLive() {
     const v = this.video;
     const b = v.buffered;
-    if (!b.length) return;
+    if (!b.length || this.hold) return;
     const start = b.start(b.length - 1);
     const end = b.end(b.length - 1);
     const t = v.currentTime;
-    if (t < start || end - t > MAX_LATENCY) {
-      v.currentTime = Math.max(start, end - TARGET_LATENCY);
+    // Lags in the media's seconds: played faster, the same wait holds more of them.
+    const k = Math.max(1, this.rate);
+    if (t < start || end - t > MAX_LATENCY * k) {
+      v.currentTime = Math.max(start, end - TARGET_LATENCY * k);
       this.jumps++;
       this.catchingUp = false;
-      if (v.playbackRate !== 1) v.playbackRate = 1;
+      if (v.playbackRate !== this.rate) v.playbackRate = this.rate;
     } else {
       const lag = end - t;
-      if (!this.catchingUp && lag > CATCH_UP_ABOVE) this.catchingUp = true;
-      else if (this.catchingUp && lag < CATCH_UP_BELOW) this.catchingUp = false;
-      const rate = this.catchingUp ? CATCH_UP_RATE : 1;
+      if (!this.catchingUp && lag > CATCH_UP_ABOVE * k) this.catchingUp = true;
+      else if (this.catchingUp && lag < CATCH_UP_BELOW * k) this.catchingUp = false;
+      const rate = this.catchingUp ? this.rate * CATCH_UP_RATE : this.rate;
       if (v.playbackRate !== rate) v.playbackRate = rate;
     }
     if (v.paused && !this.playPending) {

@@ -242,7 +242,11 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 				return fmt.Errorf("%s %s into the range", st.Failure, f.done(r).Sub(from).Round(time.Second))
 			}
 			if st.Ended {
-				return rerr // the device played it all
+				// The device says it played it all: it must have.
+				if short := to.Sub(f.done(r)); rerr == nil && short > 1500*time.Millisecond {
+					return fmt.Errorf("the device ended the recording %s before the range's end", short.Round(100*time.Millisecond))
+				}
+				return rerr
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()

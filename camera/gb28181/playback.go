@@ -348,10 +348,12 @@ func (ps playbackSource) Open(ctx context.Context) (pull.Session, error) {
 		// over and record it twice.
 		ps.pb.ended, ps.pb.failure = true, "the device's stream broke off"
 		ended = true
-		go ps.pb.hub.Close()
 	}
 	ps.pb.mu.Unlock()
 	if ended {
+		// The last session has handed on all it had (the supervisor asks
+		// again only once it is over): its viewers see the end now.
+		ps.pb.hub.Close()
 		<-ctx.Done() // nothing more to play: wait to be stopped
 		return nil, errors.New("the recording ended")
 	}
@@ -360,14 +362,6 @@ func (ps playbackSource) Open(ctx context.Context) (pull.Session, error) {
 		ps.pb.mu.Lock()
 		ps.pb.ended = true
 		ps.pb.mu.Unlock()
-		// Its viewers see the end (after what was sent).
-		go func() {
-			select {
-			case <-ps.pb.done:
-			case <-time.After(time.Second):
-			}
-			ps.pb.hub.Close()
-		}()
 	}
 	s, err := src.Open(ctx)
 	if err != nil {

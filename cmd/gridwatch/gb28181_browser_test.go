@@ -12,7 +12,10 @@ import "testing"
 // the server's refusal shown when it is asked; the dome's card linking to its
 // device, its live video playing in the player with the numbered PTZ pad;
 // and its footage view with the device's own recordings in their lane
-// ("On device", empty for the demo NVR). Screenshots gb-*.png.
+// ("On device"): a range of them played from the device (pause, resume,
+// seek, 2×, close: the playback gone on the server), and 20 s of them
+// fetched into gridwatch's footage, which then covers them (the API and
+// the lane). Screenshots gb-*.png.
 func TestGB28181InBrowser(t *testing.T) {
 	// The demo as `gridwatch demo` runs it: with the GB/T 28181 platform and its NVR.
 	runBrowserScriptTuned(t, "e2e/gb28181.mjs", func(m *Main) { m.DemoNVR = true }, nil,

@@ -48,6 +48,9 @@
 //    (as the admin: cameras.write); the progress ends done; the fetch's
 //    state through the API, gridwatch's recordings through the API and
 //    gridwatch's lane in the view all cover those 20 s (gb-fetch.png).
+// 9. The video wall: a fixed channel's grid opened on the map, its tile
+//    plays (currentTime advances, pictures decoded) like any camera's
+//    (gb-wall.png).
 // Any page error, console error, error banner or unexpected HTTP error
 // fails the run. Prints one JSON line and exits 0, else "e2e: FAIL: …" and 1.
 // Environment: CHROMIUM, E2E_TIMEOUT_MS, GW_ADMIN_TOKEN (default
@@ -55,7 +58,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { bearerFetch, clickAt, gridCandidates, gridFeatures, launch, main, openPage, passed, pointAt, scriptArgs, signIn, timeoutMs, waitFor, waitGrids } from './common.mjs';
+import { bearerFetch, clickAt, gridCandidates, gridFeatures, launch, main, openGrid, openPage, passed, plays, pointAt, scriptArgs, signIn, tileInfo, timeoutMs, waitFor, waitGrids } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('gb28181.mjs', '<artifactDir>', timeoutMs * 24 + 60000);
 const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
@@ -666,7 +669,28 @@ async function run() {
   await page.keyboard.press('Escape');
   await waitFor(page, () => !document.querySelector('#footage-dialog').open, null, 'the footage view closed');
 
-  return passed(watcher.check, 'at the end', base, { ms: Date.now() - started, ...out, screenshots: ['gb-devices.png', 'gb-device.png', 'gb-placed.png', 'gb-player.png', 'gb-footage.png', 'gb-device-playback.png', 'gb-fetch.png'].map((n) => path.join(artifactDir, n)) });
+  // ---- 9. The video wall of a channel's grid ----------------------------------------------
+  // A fixed channel (not the dome the player had): its grid's wall has its
+  // tile, and the tile plays, as every other camera's does.
+  const allCams = (await apiOK('GET', '/api/v1/cameras?limit=1000')).cameras ?? [];
+  const wallCam = allCams.find((c) => c.main_url?.startsWith('gb28181://') && c.id !== domeCam && c.grid?.level === 'grid');
+  if (!wallCam) throw new Error(`no GB/T 28181 camera in a grid besides the dome: ${JSON.stringify(allCams.map((c) => [c.code, c.main_url, c.grid?.code]))}`);
+  const wallGrid = gridCandidates(await gridFeatures(page, base)).find((g) => g.id === Number(wallCam.grid.id));
+  if (!wallGrid) throw new Error(`camera ${wallCam.code}'s grid ${wallCam.grid.code} is not among the grid-level features`);
+  await openGrid(page, wallGrid);
+  const tileSel = `#panel li.vtile[data-video-camera="${wallCam.id}"]`;
+  await waitFor(
+    page,
+    (sel) => document.querySelector(sel)?.dataset.firstFrameAt !== undefined,
+    tileSel,
+    async () => `a first picture in the wall's tile of ${wallCam.code} (tile: ${JSON.stringify(await tileInfo(page, wallCam.id))})`,
+    timeoutMs * 2,
+  );
+  const wall = await plays(page, `${tileSel} video`, `the wall's tile of GB/T 28181 camera ${wallCam.code}`);
+  out.wall = { camera: wallCam.code, grid: wallGrid.code, engine: wall.b.engine, fps: wall.fps, size: `${wall.b.width}×${wall.b.height}` };
+  await page.screenshot({ path: path.join(artifactDir, 'gb-wall.png') });
+
+  return passed(watcher.check, 'at the end', base, { ms: Date.now() - started, ...out, screenshots: ['gb-devices.png', 'gb-device.png', 'gb-placed.png', 'gb-player.png', 'gb-footage.png', 'gb-device-playback.png', 'gb-fetch.png', 'gb-wall.png'].map((n) => path.join(artifactDir, n)) });
 }
 
 await main(run, () => browser);

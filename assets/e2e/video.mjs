@@ -45,7 +45,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage, bearerFetch } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage, bearerFetch, openGrid, plays, tileInfo } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('video.mjs', '<artifactDir>', timeoutMs * 10 + 30000);
 const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
@@ -101,112 +101,6 @@ async function newPage() {
   const resp = await page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
   if (!resp || !resp.ok()) throw new Error(`GET ${base.href}: HTTP ${resp?.status()}`);
   return { context, page, watcher, sockets };
-}
-
-/**
- * openGrid centres the map on a grid and clicks a point of it where no camera
- * or incident would take the click; it returns performance.now() in the page
- * at the click.
- */
-async function openGrid(page, cand) {
-  const at = await page.evaluate(
-    ([gridId, lon, lat]) =>
-      new Promise((resolve) => {
-        const map = window.gridwatchMap;
-        map.once('idle', () => {
-          const r = map.getContainer().getBoundingClientRect();
-          const fills = ['gw-fill-district', 'gw-fill-street', 'gw-fill-community', 'gw-fill-grid'].filter((l) => map.getLayer(l));
-          const blockers = ['cam-point', 'cam-cone-fill', 'inc-point', 'inc-cluster'].filter((l) => map.getLayer(l));
-          const c = map.project([lon, lat]);
-          // A spiral of points around the grid's interior point.
-          for (let ring = 0; ring <= 10; ring++) {
-            const n = ring === 0 ? 1 : ring * 8;
-            for (let i = 0; i < n; i++) {
-              const a = (2 * Math.PI * i) / n;
-              const p = { x: c.x + Math.cos(a) * ring * 22, y: c.y + Math.sin(a) * ring * 22 };
-              const x = r.left + p.x;
-              const y = r.top + p.y;
-              if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
-              if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') continue;
-              const hit = map.queryRenderedFeatures([p.x, p.y], { layers: fills }).some((f) => Number(f.id) === gridId && f.properties.level === 'grid');
-              if (!hit) continue;
-              if (blockers.length && map.queryRenderedFeatures([[p.x - 16, p.y - 16], [p.x + 16, p.y + 16]], { layers: blockers }).length) continue;
-              resolve({ x, y });
-              return;
-            }
-          }
-          resolve(null);
-        });
-        map.jumpTo({ center: [lon, lat], zoom: 15.5 });
-        map.triggerRepaint();
-      }),
-    [cand.id, cand.lon, cand.lat],
-  );
-  if (!at) throw new Error(`no free point of grid ${cand.code} to click on the map`);
-  await page.evaluate(() => {
-    window.__e2eClickAt = 0;
-    document.addEventListener(
-      'click',
-      () => {
-        window.__e2eClickAt = performance.now();
-      },
-      { capture: true, once: true },
-    );
-  });
-  await page.mouse.move(at.x - 20, at.y - 20);
-  await page.mouse.move(at.x, at.y, { steps: 4 });
-  await page.mouse.click(at.x, at.y);
-  await panelShows(page, { name: cand.name, code: cand.code });
-  return page.evaluate(() => window.__e2eClickAt);
-}
-
-/** sample reads a <video>'s clock, decoded pictures and size. */
-function sample(page, selector) {
-  return page.evaluate(async (sel) => {
-    const v = document.querySelector(sel);
-    if (!v) return null;
-    const b = v.buffered;
-    // How far behind live: the MSE buffer's live edge, or for WebRTC the
-    // receiver's mean jitter-buffer delay (getStats of the peer connection).
-    let lag = b.length ? b.end(b.length - 1) - v.currentTime : null;
-    if (v.srcObject && v.rtcPeer) {
-      (await v.rtcPeer.getStats()).forEach((r) => {
-        if (r.type === 'inbound-rtp' && r.kind === 'video' && r.jitterBufferEmittedCount > 0) lag = r.jitterBufferDelay / r.jitterBufferEmittedCount;
-      });
-    }
-    return {
-      engine: v.srcObject ? 'webrtc' : 'mse',
-      t: v.currentTime,
-      frames: v.getVideoPlaybackQuality().totalVideoFrames,
-      dropped: v.getVideoPlaybackQuality().droppedVideoFrames,
-      width: v.videoWidth,
-      height: v.videoHeight,
-      paused: v.paused,
-      lag,
-      now: performance.now(),
-    };
-  }, selector);
-}
-
-/** plays checks in real time that a <video> advances over ms; it returns the two samples. */
-async function plays(page, selector, what, ms = 2000) {
-  const a = await sample(page, selector);
-  await page.waitForTimeout(ms);
-  const b = await sample(page, selector);
-  if (!a || !b) throw new Error(`${what}: no <video> at ${selector}`);
-  const secs = (b.now - a.now) / 1000;
-  if (!(b.t - a.t >= secs * 0.5)) throw new Error(`${what}: currentTime went ${a.t.toFixed(3)} → ${b.t.toFixed(3)} in ${secs.toFixed(1)} s of real time (${JSON.stringify({ a, b })})`);
-  if (!(b.frames - a.frames >= secs * 8)) throw new Error(`${what}: ${b.frames - a.frames} pictures decoded in ${secs.toFixed(1)} s, want about 25 per second (${JSON.stringify({ a, b })})`);
-  return { a, b, fps: +((b.frames - a.frames) / secs).toFixed(1), advanced_s: +(b.t - a.t).toFixed(3) };
-}
-
-async function tileInfo(page, id) {
-  return page.evaluate((id) => {
-    const li = document.querySelector(`#panel li.vtile[data-video-camera="${id}"]`);
-    if (!li) return null;
-    const o = li.querySelector('.vtile-overlay');
-    return { state: li.dataset.state, status: li.dataset.status, engine: li.dataset.engine, overlay: o && !o.hidden ? o.textContent.trim() : '', firstFrameAt: Number(li.dataset.firstFrameAt) || 0, startedAt: Number(li.dataset.startedAt) || 0 };
-  }, id);
 }
 
 async function waitSocketsClosed(sockets, what) {

@@ -229,6 +229,12 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 	go func() { recorded <- f.Record(rctx, r.Camera, retimed) }()
 	sped := false
 	var first int64 = -1
+	// A jump in the device's times (a file boundary restarting them)
+	// is placed one picture on, not as a gap or a step back.
+	var shift, last, step int64 = 0, -1, stream.ClockRate / 25
+	f.mu.Lock()
+	r.Done = from
+	f.mu.Unlock()
 	var batch []*stream.AccessUnit
 	for {
 		nctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -238,6 +244,10 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 			st, _ := f.Playbacks.Get(pb.ID)
 			stop()
 			rerr := <-recorded
+			if st.Failure != "" && to.Sub(f.done(r)) <= 1500*time.Millisecond {
+				// The device closed the stream at its end before saying so.
+				return rerr
+			}
 			if st.Failure != "" {
 				return fmt.Errorf("%s %s into the range", st.Failure, f.done(r).Sub(from).Round(time.Second))
 			}
@@ -275,7 +285,17 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 				// Frames carry their hub's track.
 				retimed.SetAudio(au.Audio)
 				c.Audio = retimed.Audio()
+			} else {
+				if last >= 0 {
+					if d := at + shift - last; d <= 0 || d > 5*stream.ClockRate {
+						shift = last + step - at
+					} else {
+						step = d
+					}
+				}
+				last = at + shift
 			}
+			at += shift
 			c.Received = from.Add(time.Duration(at) * time.Second / stream.ClockRate)
 			if !c.Received.Before(to) {
 				stop()

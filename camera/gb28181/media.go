@@ -300,25 +300,27 @@ func (s *session) picture(f ps.Frame) {
 	s.lastPTS, s.havePTS = pts, true
 	u := pull.Unit{NALUs: au, TS: uint32(pts), Loss: s.lost}
 	s.lost = false
-	select {
-	case s.units <- u:
-	case <-s.done:
-		return
-	}
 	if !s.aReady {
 		// AAC is announced but none has come yet: its configuration is
 		// in its first frame. The session opens when it comes, or
-		// without sound a second after the first picture.
+		// without sound a second after the first picture — or before the
+		// pictures waiting for it would fill the queue (nobody reads it
+		// until the session opens).
 		if s.firstPicture.IsZero() {
 			s.firstPicture = time.Now()
 		}
-		if time.Since(s.firstPicture) < time.Second {
-			return
+		if time.Since(s.firstPicture) >= time.Second || len(s.units) >= cap(s.units)-1 {
+			s.srv.log.Info("gb28181: channel audio not played", "channel", s.channel, "reason", "its AAC was announced but none came")
+			s.aReady = true
 		}
-		s.srv.log.Info("gb28181: channel audio not played", "channel", s.channel, "reason", "its AAC was announced but none came")
-		s.aReady = true
 	}
-	s.readyOnce.Do(func() { close(s.ready) })
+	if s.aReady {
+		s.readyOnce.Do(func() { close(s.ready) })
+	}
+	select {
+	case s.units <- u:
+	case <-s.done:
+	}
 }
 
 // openAudio prepares the audio of the stream once its coding is known

@@ -51,14 +51,15 @@ func (d *PTZDriver) Send(ctx context.Context, id int64, cmd onvifcam.Command) er
 	if err != nil {
 		return err
 	}
-	err = d.Server.PTZ(ctx, dev, ch, ptzOf(cmd))
+	// A move's stop is armed before it is sent (a slow answer does not
+	// let the head stop between repeats), and a failed repeat leaves the
+	// stop armed: the dome may have moved.
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t := d.stops[id]; t != nil {
+	if t := d.stops[id]; t != nil && cmd.Op != "move" {
 		t.Stop()
 		delete(d.stops, id)
 	}
-	if cmd.Op == "move" && err == nil {
+	if cmd.Op == "move" {
 		if d.stops == nil {
 			d.stops = map[int64]*time.Timer{}
 		}
@@ -66,15 +67,23 @@ func (d *PTZDriver) Send(ctx context.Context, id int64, cmd onvifcam.Command) er
 		if timeout <= 0 {
 			timeout = 2 * time.Second
 		}
-		d.stops[id] = time.AfterFunc(timeout, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-			defer cancel()
-			if err := d.Server.PTZ(ctx, dev, ch, manscdp.PTZ{Stop: true, Addr: 1}); err != nil {
-				d.Server.log.Warn("gb28181: stopping a move not repeated", "channel", ch, "err", err)
-			}
-		})
+		if t := d.stops[id]; t != nil {
+			t.Reset(timeout)
+		} else {
+			d.stops[id] = time.AfterFunc(timeout, func() {
+				d.mu.Lock()
+				delete(d.stops, id)
+				d.mu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+				defer cancel()
+				if err := d.Server.PTZ(ctx, dev, ch, manscdp.PTZ{Stop: true, Addr: 1}); err != nil {
+					d.Server.log.Warn("gb28181: stopping a move not repeated", "channel", ch, "err", err)
+				}
+			})
+		}
 	}
-	return err
+	d.mu.Unlock()
+	return d.Server.PTZ(ctx, dev, ch, ptzOf(cmd))
 }
 
 // ptzOf is a checked command as a PTZCmd: speeds in [-1, 1] become a

@@ -155,6 +155,7 @@ type pendingKey struct {
 type pending struct {
 	device string
 	seen   map[string]bool
+	count  int // items received, duplicates included
 	msg    *manscdp.Message
 	items  []manscdp.Item
 	recs   []manscdp.RecordItem
@@ -291,15 +292,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	errc := make(chan error, 2)
-	go func() { errc <- s.srv.ServeUDP(s.udp) }()
-	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
 	// Devices this node had registered before it stopped are offline
 	// until they register again (they will: their registration expires or
-	// their keepalives are refused).
+	// their keepalives are refused) — written before serving, so a device
+	// registering at once is not marked offline after it.
 	if err := s.cfg.Store.nodeRestarted(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("gb28181: mark devices offline", "err", err)
 	}
+	errc := make(chan error, 2)
+	go func() { errc <- s.srv.ServeUDP(s.udp) }()
+	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
 	tick := time.NewTicker(s.sweepEvery())
 	defer tick.Stop()
 	for {
@@ -751,31 +753,34 @@ func (s *Server) answer(id string, m *manscdp.Message) {
 	if p.msg == nil {
 		p.msg = m
 	}
+	// Items are counted as sent toward SumNum (a platform may list a
+	// channel under two groups) and kept once.
 	switch m.CmdType {
 	case "Catalog":
 		if m.DeviceList != nil {
+			p.count += len(m.DeviceList.Items)
 			for _, it := range m.DeviceList.Items {
-				// A page sent twice counts once.
 				if !p.seen[it.DeviceID] {
 					p.seen[it.DeviceID] = true
 					p.items = append(p.items, it)
 				}
 			}
 		}
-		if len(p.items) >= m.SumNum {
+		if p.count >= m.SumNum {
 			p.finish()
 		}
 	case "RecordInfo":
 		if m.RecordList != nil {
+			p.count += len(m.RecordList.Items)
 			for _, it := range m.RecordList.Items {
-				k := it.DeviceID + "|" + it.StartTime + "|" + it.EndTime + "|" + it.FilePath
+				k := strings.Join([]string{it.DeviceID, it.StartTime, it.EndTime, it.FilePath, it.Type, it.Name, it.Address}, "|")
 				if !p.seen[k] {
 					p.seen[k] = true
 					p.recs = append(p.recs, it)
 				}
 			}
 		}
-		if len(p.recs) >= m.SumNum {
+		if p.count >= m.SumNum {
 			p.finish()
 		}
 	default:

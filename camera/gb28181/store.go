@@ -437,15 +437,17 @@ func (s *Store) upsertChannel(ctx context.Context, device string, it manscdp.Ite
 	var oldLon, oldLat *float64
 	var oldName string
 	var existed bool
-	err = s.pool.QueryRow(ctx, `WITH old AS (SELECT camera_id, lon, lat, name FROM gb_channels WHERE id = $1)
+	var oldDevice string
+	err = s.pool.QueryRow(ctx, `WITH old AS (SELECT camera_id, lon, lat, name, device_id FROM gb_channels WHERE id = $1)
 		INSERT INTO gb_channels (id, device_id, name, manufacturer, model, civil_code, parent_id, address, status, ptz_type, lon, lat, gone, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, false, now())
 		ON CONFLICT (id) DO UPDATE SET device_id = $2, name = $3, manufacturer = $4, model = $5, civil_code = $6, parent_id = $7, address = $8,
 			status = $9, ptz_type = $10, lon = coalesce($11, gb_channels.lon), lat = coalesce($12, gb_channels.lat), gone = false, updated_at = now()
 			WHERE gb_channels.device_id = $2 OR gb_channels.gone
-		RETURNING (SELECT camera_id FROM old), (SELECT lon FROM old), (SELECT lat FROM old), coalesce((SELECT name FROM old), ''), EXISTS (SELECT 1 FROM old)`,
+		RETURNING (SELECT camera_id FROM old), (SELECT lon FROM old), (SELECT lat FROM old), coalesce((SELECT name FROM old), ''), EXISTS (SELECT 1 FROM old),
+			coalesce((SELECT device_id FROM old), $2)`,
 		it.DeviceID, device, name, clip(it.Manufacturer, 200), clip(it.Model, 200), clip(it.CivilCode, 20), clip(it.ParentID, 40),
-		clip(it.Address, 200), clip(strings.ToUpper(it.Status), 20), ptz, lon, lat).Scan(&camID, &oldLon, &oldLat, &oldName, &existed)
+		clip(it.Address, 200), clip(strings.ToUpper(it.Status), 20), ptz, lon, lat).Scan(&camID, &oldLon, &oldLat, &oldName, &existed, &oldDevice)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Another device's channel (not gone from it): a device does not
 		// take over what another one lists.
@@ -458,6 +460,15 @@ func (s *Store) upsertChannel(ctx context.Context, device string, it manscdp.Ite
 	updated = existed && (oldName != name || !samePos(oldLon, oldLat, lon, lat))
 	if lon == nil && oldLon != nil {
 		lon, lat = oldLon, oldLat
+	}
+	if camID != nil && oldDevice != device {
+		// A channel gone from one device and listed by another (moved to
+		// another NVR): its camera is pulled from the new one.
+		u := URL(device, it.DeviceID)
+		if _, err := s.cameras.Update(system(ctx), *camID, camera.Patch{MainURL: &u}, geo.CRSWGS84); err != nil && gridwatch.ErrorCode(err) != gridwatch.ENotFound {
+			return added, true, true, fmt.Errorf("gb28181: camera of channel %s: %w", it.DeviceID, err)
+		}
+		updated = true
 	}
 	if camID != nil {
 		if !updated {

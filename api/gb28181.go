@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
 
 	"gridwatch"
@@ -15,8 +13,8 @@ import (
 	"gridwatch/camera"
 	"gridwatch/camera/gb28181"
 	"gridwatch/camera/gb28181/manscdp"
-	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/stream"
 	"gridwatch/geo"
 )
 
@@ -83,19 +81,30 @@ func (s *Server) putGBDevice(c *gin.Context) error {
 	return httpapi.JSON(c, http.StatusOK, d, err)
 }
 
-// syncGBCatalog reads a device's catalog again now.
-func (s *Server) syncGBCatalog(c *gin.Context) error {
-	if _, err := s.gb(); err != nil {
-		return err
+// gbKnownDevice is the :id of a route that asks the device itself: a
+// device known to the store (404 otherwise), with the signalling running.
+func (s *Server) gbKnownDevice(c *gin.Context) (string, error) {
+	st, err := s.gb()
+	if err != nil {
+		return "", err
 	}
 	id, err := gbDeviceID(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if s.deps.GB == nil {
-		return gridwatch.Errorf(gridwatch.EUnavailable, "GB/T 28181 signalling is not running on this server")
+		return "", gridwatch.Errorf(gridwatch.EUnavailable, "GB/T 28181 signalling is not running on this server")
 	}
-	if _, err := s.deps.GBStore.Device(c.Request.Context(), id); err != nil {
+	if _, err := st.Device(c.Request.Context(), id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// syncGBCatalog reads a device's catalog again now.
+func (s *Server) syncGBCatalog(c *gin.Context) error {
+	id, err := s.gbKnownDevice(c)
+	if err != nil {
 		return err
 	}
 	res, err := s.deps.GB.SyncCatalog(c.Request.Context(), id)
@@ -109,17 +118,8 @@ func (s *Server) syncGBCatalog(c *gin.Context) error {
 
 // gbDeviceStatus asks a device for its status now.
 func (s *Server) gbDeviceStatus(c *gin.Context) error {
-	if _, err := s.gb(); err != nil {
-		return err
-	}
-	id, err := gbDeviceID(c)
+	id, err := s.gbKnownDevice(c)
 	if err != nil {
-		return err
-	}
-	if s.deps.GB == nil {
-		return gridwatch.Errorf(gridwatch.EUnavailable, "GB/T 28181 signalling is not running on this server")
-	}
-	if _, err := s.deps.GBStore.Device(c.Request.Context(), id); err != nil {
 		return err
 	}
 	m, err := s.deps.GB.Status(c.Request.Context(), id)
@@ -301,41 +301,10 @@ func (s *Server) devicePlaybackMSE(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(c.Writer)
-	_ = rc.SetWriteDeadline(time.Time{})
-	_ = rc.SetReadDeadline(time.Time{})
-	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
-		return nil
-	}
-	defer conn.CloseNow()
-	ctx, cancel := context.WithCancelCause(conn.CloseRead(c.Request.Context()))
-	defer cancel(nil)
-	hub, state, release, err := pbs.Acquire(st.ID)
-	if err != nil {
-		conn.Close(websocket.StatusTryAgainLater, closeReason(err))
-		return nil
-	}
-	defer release()
-	view := s.deps.Viewings.Start(viewing(c, audit.Playback, audit.ProtoMSE, st.Camera, "device"))
-	defer view.End()
-	done := make(chan struct{})
-	rechecked := make(chan struct{})
-	defer func() { close(done); <-rechecked }()
-	go func() {
-		defer close(rechecked)
-		s.recheckVideo(c, st.Camera, done, cancel)
-	}()
-	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, func() (pull.State, bool) { return state(), true }, live.MSEOptions{Audio: c.Query("audio") == "1"})
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errAccessWithdrawn):
-		conn.Close(websocket.StatusPolicyViolation, closeReason(cause))
-	case err == nil || errors.Is(err, context.Canceled):
-		conn.Close(websocket.StatusNormalClosure, "")
-	default:
-		conn.Close(websocket.StatusGoingAway, closeReason(err))
-	}
-	return nil
+	return s.serveMSE(c, st.Camera, "device", audit.Playback, func(context.Context) (*stream.Hub, func() (pull.State, bool), func(), error) {
+		hub, state, release, err := pbs.Acquire(st.ID)
+		return hub, func() (pull.State, bool) { return state(), true }, release, err
+	})
 }
 
 // startDeviceFetch brings what camera :id's device holds of a range, and

@@ -20,6 +20,7 @@ import (
 	"gridwatch/camera"
 	"gridwatch/camera/live"
 	"gridwatch/camera/pull"
+	"gridwatch/camera/stream"
 )
 
 // videoCamera resolves the camera of a video route: in the caller's scope
@@ -98,6 +99,18 @@ func (s *Server) liveMSE(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.serveMSE(c, cam.ID, name, audit.Live, func(ctx context.Context) (*stream.Hub, func() (pull.State, bool), func(), error) {
+		hub, release, err := s.deps.Video.Acquire(ctx, cam.ID, name)
+		return hub, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) }, release, err
+	})
+}
+
+// serveMSE serves a hub as fMP4 over a WebSocket (live.ServeMSE) to a
+// viewer of camera, recorded in the view log as kind, until the viewer
+// leaves or may no longer watch; acquire gives the hub (after the socket
+// is accepted: a refused one closes it with the reason), its state and its
+// release.
+func (s *Server) serveMSE(c *gin.Context, camera int64, name, kind string, acquire func(ctx context.Context) (*stream.Hub, func() (pull.State, bool), func(), error)) error {
 	// The server's write timeout is for ordinary requests; a stream sets
 	// a deadline per message instead.
 	rc := http.NewResponseController(c.Writer)
@@ -113,14 +126,14 @@ func (s *Server) liveMSE(c *gin.Context) error {
 	defer conn.CloseNow()
 	ctx, cancel := context.WithCancelCause(conn.CloseRead(c.Request.Context()))
 	defer cancel(nil)
-	hub, release, err := s.deps.Video.Acquire(ctx, cam.ID, name)
+	hub, state, release, err := acquire(ctx)
 	if err != nil {
 		conn.Close(websocket.StatusTryAgainLater, closeReason(err))
 		return nil
 	}
 	defer release()
 	// The session is recorded from the moment there is something to watch.
-	view := s.deps.Viewings.Start(viewing(c, audit.Live, audit.ProtoMSE, cam.ID, name))
+	view := s.deps.Viewings.Start(viewing(c, kind, audit.ProtoMSE, camera, name))
 	defer view.End()
 	// The stream ends when its session or token does, or the camera leaves
 	// the caller's scope: recheck now and then, as the event stream does.
@@ -131,16 +144,16 @@ func (s *Server) liveMSE(c *gin.Context) error {
 	defer func() { close(done); <-rechecked }()
 	go func() {
 		defer close(rechecked)
-		s.recheckVideo(c, cam.ID, done, cancel)
+		s.recheckVideo(c, camera, done, cancel)
 	}()
-	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, func() (pull.State, bool) { return s.deps.Video.State(cam.ID, name) }, live.MSEOptions{Audio: c.Query("audio") == "1"})
+	err = live.ServeMSE(ctx, hub, wsConn{conn, view}, state, live.MSEOptions{Audio: c.Query("audio") == "1"})
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errAccessWithdrawn):
 		conn.Close(websocket.StatusPolicyViolation, closeReason(cause))
 	case err == nil || errors.Is(err, context.Canceled):
 		conn.Close(websocket.StatusNormalClosure, "")
 	default:
-		s.log.Debug("live viewer ended", "camera", cam.ID, "stream", name, "err", err)
+		s.log.Debug("video viewer ended", "camera", camera, "stream", name, "err", err)
 		conn.Close(websocket.StatusGoingAway, closeReason(err))
 	}
 	return nil

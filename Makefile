@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 BIN := bin/gridwatch
 LDFLAGS := -s -w -X main.version=$(VERSION)
-ASSET_SRC := $(wildcard assets/src/*) assets/build.mjs assets/package.json assets/package-lock.json
+ASSET_SRC := $(shell find assets/src -type f) assets/build.mjs assets/package.json assets/package-lock.json
 ARTIFACTS ?= test-artifacts
 
 .PHONY: help deps test-deps assets build run test stress bench lint fuzz clean
@@ -69,4 +69,4 @@ fuzz: ## run each fuzz target for a while (FUZZTIME=30s); new finds stay in <pkg
 		$(GO) test ./$$d -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done; done
 
 clean: ## remove build output (not ./data)
-	rm -rf bin assets/dist/*.js assets/dist/*.css assets/dist/*.html assets/dist/*.mjs $(ARTIFACTS)
+	rm -rf bin assets/dist/* assets/.dist-build-* assets/.dist-old-* $(ARTIFACTS)

@@ -155,18 +155,37 @@ func (s *Server) login(c *gin.Context) error {
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
+		// Device names the phone of a field app sign-in: a device session.
+		Device string `json:"device"`
 	}
 	if err := httpapi.BindJSON(c, &req); err != nil {
 		return err
 	}
 	ctx := audit.WithActor(c.Request.Context(), audit.Actor{RequestID: c.GetString("request_id"), IP: c.ClientIP()})
-	p, secret, err := s.deps.Auth.Login(ctx, req.Username, req.Password, c.ClientIP(), c.Request.UserAgent())
+	p, secret, err := s.deps.Auth.Login(ctx, req.Username, req.Password, req.Device, c.ClientIP(), c.Request.UserAgent())
 	if err != nil {
 		retryAfter(c, err)
 		return err
 	}
-	s.setSessionCookie(c, secret, 0)
+	s.setSessionCookie(c, secret, s.deps.Auth.CookieMaxAge(p))
 	c.JSON(http.StatusOK, p)
+	return nil
+}
+
+// listSessions is GET /api/v1/users/:id/sessions: the user's open sessions,
+// with the device of each field app sign-in.
+func (s *Server) listSessions(c *gin.Context, id int64) error {
+	list, err := s.deps.Auth.Sessions(c.Request.Context(), id)
+	return httpapi.JSON(c, http.StatusOK, gin.H{"sessions": list}, err)
+}
+
+// revokeSession is DELETE /api/v1/sessions/:id: signs a session out (a lost
+// phone); its next request is told to sign in again.
+func (s *Server) revokeSession(c *gin.Context, id int64) error {
+	if err := s.deps.Auth.RevokeSession(c.Request.Context(), id); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
 	return nil
 }
 

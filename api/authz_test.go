@@ -85,11 +85,12 @@ func (e *authEnv) tokenFor(role auth.Role, codes ...string) string {
 // from auth's table so that a change there must be made here too.
 var allowed = map[auth.Role][]auth.Permission{
 	auth.RoleAdmin: {auth.GridsRead, auth.GridsWrite, auth.Locate, auth.UsersManage, auth.TokensManage, auth.AuditRead, auth.MetricsRead,
-		auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasWrite, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.ExportsManage},
-	auth.RoleCommander:   {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback},
+		auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasWrite, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.ExportsManage,
+		auth.PatrolsRecord, auth.PatrolsRead},
+	auth.RoleCommander:   {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.PatrolsRecord, auth.PatrolsRead},
 	auth.RoleOperator:    {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.CamerasRead, auth.CamerasWrite, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback},
 	auth.RoleGISEditor:   {auth.GridsRead, auth.GridsWrite, auth.Locate},
-	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback},
+	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.PatrolsRecord},
 	auth.RoleIntegration: {auth.IncidentsCreate, auth.IncidentsRead}, // no cameras, no video
 }
 

@@ -175,6 +175,11 @@ func eventPermission(kind string) (auth.Permission, bool) {
 	case "gb":
 		// GB/T 28181 devices: for those who manage cameras.
 		return auth.CamerasWrite, true
+	case "patrol":
+		// Patrols: for the command centre; a member also hears of their
+		// own (ownPatrolEvent), and a scoped viewer of the patrols that
+		// touched its grids (the event's "grids").
+		return auth.PatrolsRead, true
 	}
 	return "", false
 }
@@ -214,6 +219,9 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 	allowed := map[string]bool{}
 	return func(ev events.Event) bool {
 		kind, _, _ := strings.Cut(ev.Type, ".")
+		if kind == "patrol" && ownPatrolEvent(ev, p) {
+			return true
+		}
 		ok, known := allowed[kind]
 		if !known {
 			perm, listed := eventPermission(kind)
@@ -234,6 +242,11 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 			// edge, a split, a merge): a viewer of any of them hears of it.
 			return true
 		}
+		if kind == "patrol" && namesGridIn(ev, scope) {
+			// A patrol's events name every grid it touched: a scoped
+			// viewer who may see the patrol follows all of it.
+			return true
+		}
 		if ev.GridID == nil && ev.Type == events.IncidentsBulk {
 			// A bulk upload names the grids it touched: a scoped viewer
 			// hears of it when one of them is theirs.
@@ -241,6 +254,18 @@ func (s *Server) eventFilter(ctx context.Context, p *auth.Principal) (func(event
 		}
 		return ev.GridID != nil && scope[*ev.GridID]
 	}, scope, nil
+}
+
+// ownPatrolEvent reports whether ev is about a patrol of p's own (data
+// {"user_id"}): its member hears of it, patrols.read or not.
+func ownPatrolEvent(ev events.Event, p *auth.Principal) bool {
+	if p.Kind != "user" {
+		return false
+	}
+	var d struct {
+		UserID int64 `json:"user_id"`
+	}
+	return json.Unmarshal(ev.Data, &d) == nil && d.UserID == p.ID
 }
 
 // namesGridIn reports whether an event that lists the grids it touched

@@ -133,6 +133,16 @@ func (s *Server) listIncidents(c *gin.Context) error {
 	if f.Unassigned, err = httpapi.BoolParam(c, "unassigned"); err != nil {
 		return err
 	}
+	if a := c.Query("assignee"); a != "" {
+		p := httpapi.Principal(c)
+		if a != "me" {
+			return httpapi.ParamError("assignee", a, `want "me": the cases assigned to you`)
+		}
+		if p.Kind != "user" {
+			return httpapi.ParamError("assignee", a, "an API token is nobody's staff member: assignee=me is for signed-in users")
+		}
+		f.AssigneeUser = p.ID
+	}
 	if f.Limit, f.Before, err = httpapi.PageParams(c); err != nil {
 		return err
 	}
@@ -164,8 +174,50 @@ func (s *Server) transitionIncident(c *gin.Context, id int64) error {
 		}
 		return p.Can(auth.IncidentsHandle)
 	}
-	in, err := s.deps.Incidents.Transition(c.Request.Context(), id, req, httpapi.IncidentViewer(p), p.Username, may)
+	once, err := onceOf(c, p)
+	if err != nil {
+		return err
+	}
+	in, replayed, err := s.deps.Incidents.TransitionOnce(c.Request.Context(), id, req, once, httpapi.IncidentViewer(p), p.Username, may)
+	if replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
 	return httpapi.JSON(c, http.StatusOK, in, err)
+}
+
+// onceOf reads a request's Idempotency-Key (8 to 64 letters, digits, _ or
+// -, as a phone's queue makes them) and who sent it.
+func onceOf(c *gin.Context, p *auth.Principal) (incident.Once, error) {
+	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if key == "" {
+		return incident.Once{}, nil
+	}
+	if !validKey(key) {
+		return incident.Once{}, gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header %q is not 8 to 64 letters, digits, _ or -", truncateRunes(key, 80)).
+			WithDetails(map[string]any{"header": "Idempotency-Key"})
+	}
+	return incident.Once{Caller: p.Kind + ":" + strconv.FormatInt(p.ID, 10), Key: key}, nil
+}
+
+// validKey reports whether k is 8 to 64 characters of [A-Za-z0-9_-].
+func validKey(k string) bool {
+	if len(k) < 8 || len(k) > 64 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 func (s *Server) listCategories(c *gin.Context) error {
@@ -243,6 +295,101 @@ func (s *Server) attachPhoto(c *gin.Context, id int64) error {
 	p := httpapi.Principal(c)
 	a, err := s.deps.Incidents.Attach(c.Request.Context(), id, httpapi.IncidentViewer(p), name, body, p.Username)
 	return httpapi.JSON(c, http.StatusCreated, a, err)
+}
+
+// uploadOf reads an upload's key from the path; its caller is p.
+func uploadOf(c *gin.Context, p *auth.Principal) (incident.Once, error) {
+	key := c.Param("key")
+	if !validKey(key) {
+		return incident.Once{}, httpapi.ParamError("key", key, "want 8 to 64 letters, digits, _ or -, made by the client for this file")
+	}
+	return incident.Once{Caller: p.Kind + ":" + strconv.FormatInt(p.ID, 10), Key: key}, nil
+}
+
+// putUploadChunk is PUT /api/v1/incidents/:id/attachments/uploads/:key: one
+// chunk of a resumable upload, placed by its Content-Range ("bytes S-E/T").
+// 200 while incomplete, 201 when this chunk completed the attachment.
+func (s *Server) putUploadChunk(c *gin.Context, id int64) error {
+	p := httpapi.Principal(c)
+	once, err := uploadOf(c, p)
+	if err != nil {
+		return err
+	}
+	start, end, total, err := parseContentRange(c.GetHeader("Content-Range"))
+	if err != nil {
+		return err
+	}
+	data, err := incident.ReadChunk(c.Request.Body, end-start+1)
+	if err != nil {
+		return err
+	}
+	up, complete, err := s.deps.Incidents.UploadChunk(c.Request.Context(), id, httpapi.IncidentViewer(p), once, c.Query("filename"),
+		incident.Chunk{Start: start, Total: total, Data: data}, p.Username)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if complete {
+		status = http.StatusCreated
+	}
+	c.JSON(status, up)
+	return nil
+}
+
+// getUpload is GET /api/v1/incidents/:id/attachments/uploads/:key: how
+// much of an upload arrived (a phone resuming asks this first).
+func (s *Server) getUpload(c *gin.Context, id int64) error {
+	p := httpapi.Principal(c)
+	once, err := uploadOf(c, p)
+	if err != nil {
+		return err
+	}
+	up, err := s.deps.Incidents.UploadState(c.Request.Context(), id, httpapi.IncidentViewer(p), once)
+	return httpapi.JSON(c, http.StatusOK, up, err)
+}
+
+// parseContentRange reads "bytes START-END/TOTAL" (END inclusive, TOTAL
+// known), as a resumable upload's chunk carries it.
+func parseContentRange(h string) (start, end, total int64, err error) {
+	bad := func(why string) error {
+		return gridwatch.Errorf(gridwatch.EInvalid, "Content-Range %q: %s; want bytes START-END/TOTAL, such as bytes 0-262143/1048576", truncateRunes(h, 80), why).
+			WithDetails(map[string]any{"header": "Content-Range"})
+	}
+	if h == "" {
+		return 0, 0, 0, bad("missing")
+	}
+	spec, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, 0, 0, bad(`not in bytes`)
+	}
+	rng, tot, ok := strings.Cut(spec, "/")
+	if !ok {
+		return 0, 0, 0, bad("no total")
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, 0, bad("no range")
+	}
+	num := func(v string) (int64, bool) {
+		if v == "" || len(v) > 12 || strings.TrimLeft(v, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	var ok1, ok2, ok3 bool
+	start, ok1 = num(a)
+	end, ok2 = num(b)
+	total, ok3 = num(tot)
+	switch {
+	case !ok1 || !ok2 || !ok3:
+		return 0, 0, 0, bad("not whole numbers")
+	case end < start:
+		return 0, 0, 0, bad("the range ends before it starts")
+	case total <= end:
+		return 0, 0, 0, bad("the range ends past the total")
+	}
+	return start, end, total, nil
 }
 
 func (s *Server) getPhoto(c *gin.Context, id int64) error {

@@ -42,6 +42,7 @@ import (
 	"gridwatch/geo"
 	"gridwatch/incident"
 	"gridwatch/internal/events"
+	"gridwatch/patrol"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Deps.MaxBodyBytes is 0.
@@ -75,6 +76,8 @@ type Deps struct {
 	Cameras *camera.Store
 	// Incidents is the case service.
 	Incidents *incident.Service
+	// Patrols records the members' patrols; nil answers 503 on their routes.
+	Patrols *patrol.Service
 	// MaxBulkBytes caps a bulk NDJSON upload (default 1 GiB).
 	MaxBulkBytes int64
 	// Auth answers who a request is; Audit serves the trail.
@@ -203,6 +206,8 @@ func (s *Server) Routes() []Route {
 		httpapi.R("POST", "/api/v1/users", auth.UsersManage, httpapi.Bind(s.createUser)),
 		httpapi.R("GET", "/api/v1/users/:id", auth.UsersManage, httpapi.ByID(s.getUser)),
 		httpapi.R("PATCH", "/api/v1/users/:id", auth.UsersManage, httpapi.BindByID(s.updateUser)),
+		httpapi.R("GET", "/api/v1/users/:id/sessions", auth.UsersManage, httpapi.ByID(s.listSessions)),
+		httpapi.R("DELETE", "/api/v1/sessions/:id", auth.UsersManage, httpapi.ByID(s.revokeSession)),
 		httpapi.R("GET", "/api/v1/tokens", auth.TokensManage, s.listTokens),
 		httpapi.R("POST", "/api/v1/tokens", auth.TokensManage, httpapi.Bind(s.createToken)),
 		httpapi.R("DELETE", "/api/v1/tokens/:id", auth.TokensManage, httpapi.ByID(s.revokeToken)),
@@ -234,7 +239,19 @@ func (s *Server) Routes() []Route {
 		httpapi.R("POST", "/api/v1/incidents/:id/transitions", auth.IncidentsTransition, httpapi.ByID(s.transitionIncident)),
 		httpapi.R("POST", "/api/v1/incidents/:id/attachments", auth.IncidentsCreate, httpapi.ByID(s.attachPhoto)),
 		httpapi.R("GET", "/api/v1/incidents/:id/attachments/:aid", auth.IncidentsRead, httpapi.ByID(s.getPhoto)),
+		httpapi.R("PUT", "/api/v1/incidents/:id/attachments/uploads/:key", auth.IncidentsCreate, httpapi.ByID(s.putUploadChunk)),
+		httpapi.R("GET", "/api/v1/incidents/:id/attachments/uploads/:key", auth.IncidentsCreate, httpapi.ByID(s.getUpload)),
 		httpapi.R("GET", "/api/v1/stats/incidents", auth.IncidentsRead, s.incidentStats),
+
+		// Patrols (patrols.go): a member records their own; reading narrows
+		// to what the caller may see (patrols.read: others' in scope).
+		httpapi.R("POST", "/api/v1/patrols", auth.PatrolsRecord, s.startPatrol),
+		httpapi.R("GET", "/api/v1/patrols", auth.PatrolsRecord, s.listPatrols),
+		httpapi.R("GET", "/api/v1/patrols/:id", auth.PatrolsRecord, httpapi.ByID(s.getPatrol)),
+		httpapi.R("POST", "/api/v1/patrols/:id/points", auth.PatrolsRecord, httpapi.ByID(s.patrolPoints)),
+		httpapi.R("POST", "/api/v1/patrols/:id/end", auth.PatrolsRecord, httpapi.ByID(s.endPatrol)),
+		httpapi.R("GET", "/api/v1/patrols/:id/track", auth.PatrolsRecord, httpapi.ByID(s.patrolTrack)),
+		httpapi.R("GET", "/api/v1/stats/patrols", auth.PatrolsRecord, s.patrolStats),
 
 		httpapi.R("GET", "/api/v1/cameras", auth.CamerasRead, s.listCameras),
 		httpapi.R("POST", "/api/v1/cameras", auth.CamerasWrite, s.createCamera),
@@ -300,7 +317,7 @@ func (s *Server) routes() {
 	// from X-Forwarded-For, unless proxies are configured.
 	_ = e.SetTrustedProxies(s.deps.TrustedProxies)
 	e.Use(s.recoverer(), s.requestID(), s.observe(), s.securityHeaders(), s.checkText(), httpapi.OriginFrom(s.deps.TrustedProxies))
-	e.NoRoute(httpapi.Handle(s.log, s.noRoute, nil))
+	e.NoRoute(httpapi.Handle(s.log, s.noRoute(), nil))
 	e.NoMethod(func(c *gin.Context) {
 		httpapi.WriteError(c, s.log, httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})

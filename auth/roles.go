@@ -73,6 +73,12 @@ const (
 	VideoPlayback Permission = "video.playback"
 	// ExportsManage holds evidence exports against retention and deletes them.
 	ExportsManage Permission = "exports.manage"
+	// PatrolsRecord starts and ends one's own patrols (巡查) and records
+	// their tracks; its holder always reads their own patrols.
+	PatrolsRecord Permission = "patrols.record"
+	// PatrolsRead reads everyone's patrols in scope, live and in the
+	// monthly statistics.
+	PatrolsRead Permission = "patrols.read"
 	// ClusterPeer is another node of the cluster, presenting the cluster's
 	// peer token (package cluster); no role grants it.
 	ClusterPeer Permission = "cluster.peer"
@@ -82,7 +88,7 @@ const (
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
 		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
-		CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback, ExportsManage}
+		CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback, ExportsManage, PatrolsRecord, PatrolsRead}
 }
 
 // grants is the role → permission table.
@@ -91,11 +97,11 @@ func grants(r Role) []Permission {
 	case RoleAdmin:
 		return Permissions()
 	case RoleCommander:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback, PatrolsRecord, PatrolsRead}
 	case RoleOperator:
 		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback}
 	case RoleGridLeader:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback, PatrolsRecord}
 	case RoleGISEditor:
 		return []Permission{GridsRead, GridsWrite, Locate}
 	case RoleIntegration:
@@ -124,6 +130,8 @@ type Principal struct {
 	CSRFToken   string       `json:"csrf_token,omitempty"`
 	// SessionID is set for session principals (CSRF applies to them).
 	SessionID int64 `json:"-"`
+	// Session describes a session principal's session (nil for a token).
+	Session *SessionInfo `json:"session,omitempty"`
 }
 
 // Can reports whether p may do perm.

@@ -15,6 +15,11 @@ type Options struct {
 	SessionIdle time.Duration
 	// SessionMax ends any session this long after login (default 12 h: a shift).
 	SessionMax time.Duration
+	// DeviceSessionIdle and DeviceSessionMax are the limits of a device
+	// session: a sign-in from the field app that names its phone (defaults
+	// 30 days and 180 days). An admin revokes one by its device name.
+	DeviceSessionIdle time.Duration
+	DeviceSessionMax  time.Duration
 	// BootstrapToken, when set, is accepted as an admin API token
 	// (GRIDWATCH_ADMIN_TOKEN, for automation).
 	BootstrapToken string
@@ -50,6 +55,8 @@ type Service struct {
 func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	orDefault(&opts.SessionIdle, 2*time.Hour)
 	orDefault(&opts.SessionMax, 12*time.Hour)
+	orDefault(&opts.DeviceSessionIdle, 30*24*time.Hour)
+	orDefault(&opts.DeviceSessionMax, 180*24*time.Hour)
 	if opts.Hash.MemoryKiB == 0 {
 		opts.Hash = DefaultHashParams()
 	}

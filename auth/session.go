@@ -20,11 +20,37 @@ import (
 // Sessions: sign-in with login throttling, the session cookie, CSRF and
 // sign-out; the principal a session or token stands for.
 
+// SessionInfo describes a session: the signed-in user's own (in /me) or,
+// for an admin, each of a user's.
+type SessionInfo struct {
+	ID int64 `json:"id"`
+	// Device names the phone of a device session ("" for a dashboard
+	// sign-in, which ends with the shift).
+	Device     string    `json:"device"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// IdleUntil is when the session ends if it is not used meanwhile.
+	IdleUntil time.Time `json:"idle_until"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+}
+
+// MaxDeviceName is the longest device name a sign-in may give.
+const MaxDeviceName = 100
+
 // Login checks a username and password and opens a session. It returns the
 // principal and the cookie value. Wrong usernames and wrong passwords get
 // the same answer; repeated failures lock the account and the address.
-func (s *Service) Login(ctx context.Context, username, password, ip, userAgent string) (*Principal, string, error) {
+// A device name (the field app's sign-in on a phone) opens a device
+// session, with the longer device limits.
+func (s *Service) Login(ctx context.Context, username, password, device, ip, userAgent string) (*Principal, string, error) {
 	username = strings.ToLower(strings.TrimSpace(username))
+	device = strings.TrimSpace(device)
+	if n := len([]rune(device)); n > MaxDeviceName || strings.ContainsFunc(device, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, "", gridwatch.Errorf(gridwatch.EInvalid, "device: a device name is at most %d characters, without control characters", MaxDeviceName).
+			WithDetails(map[string]any{"field": "device"})
+	}
 	now := s.now()
 	keys := throttleKeys(username, ip)
 	// The attempt is counted before the password is hashed: parallel
@@ -59,9 +85,10 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 			return err
 		}
 		var sid int64
-		if err := tx.QueryRow(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent)
-			VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING id`,
-			hashSecret(secret), id, csrf, now, now.Add(s.opts.SessionMax), ip, truncate(userAgent, 300)).Scan(&sid); err != nil {
+		idle, maxAge := s.limits(device)
+		if err := tx.QueryRow(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent, device)
+			VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8) RETURNING id`,
+			hashSecret(secret), id, csrf, now, now.Add(maxAge), ip, truncate(userAgent, 300), device).Scan(&sid); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "UPDATE users SET last_login_at = $2 WHERE id = $1", id, now); err != nil {
@@ -72,8 +99,13 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 			return err
 		}
 		p.SessionID, p.CSRFToken = sid, csrf
+		p.Session = &SessionInfo{ID: sid, Device: device, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(maxAge), IdleUntil: now.Add(idle)}
 		actx := audit.WithActor(ctx, audit.Actor{Kind: "user", ID: id, Name: username, IP: ip, RequestID: audit.ActorFrom(ctx).RequestID})
-		return audit.Record(actx, tx, "auth.login", "user", strconv.FormatInt(id, 10), map[string]any{"session": sid})
+		summary := map[string]any{"session": sid}
+		if device != "" {
+			summary["device"] = device
+		}
+		return audit.Record(actx, tx, "auth.login", "user", strconv.FormatInt(id, 10), summary)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("login: %w", err)
@@ -182,12 +214,16 @@ func (s *Service) AuthenticateSession(ctx context.Context, cookie string) (*Prin
 		sid      int64
 		lastSeen time.Time
 		p        = &Principal{Kind: "user"}
+		info     SessionInfo
 	)
 	// One round trip on every request: the session, its user and the scope.
-	err = s.pool.QueryRow(ctx, `SELECT s.id, s.csrf_token, s.last_seen_at, u.id, u.username, u.display_name, u.role, `+scopeJSON("user_grids", "user_id", "u.id")+`
+	// A device session has the longer idle limit.
+	err = s.pool.QueryRow(ctx, `SELECT s.id, s.csrf_token, s.last_seen_at, s.device, s.created_at, s.expires_at,
+			u.id, u.username, u.display_name, u.role, `+scopeJSON("user_grids", "user_id", "u.id")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND NOT u.disabled`,
-		hashSecret(secret), now, now.Add(-s.opts.SessionIdle)).Scan(&sid, &p.CSRFToken, &lastSeen, &p.ID, &p.Username, &p.DisplayName, &p.Role, &p.Grids)
+		WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > CASE WHEN s.device = '' THEN $3::timestamptz ELSE $4::timestamptz END AND NOT u.disabled`,
+		hashSecret(secret), now, now.Add(-s.opts.SessionIdle), now.Add(-s.opts.DeviceSessionIdle)).
+		Scan(&sid, &p.CSRFToken, &lastSeen, &info.Device, &info.CreatedAt, &info.ExpiresAt, &p.ID, &p.Username, &p.DisplayName, &p.Role, &p.Grids)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, gridwatch.Errorf(gridwatch.EUnauthenticated, "your session has ended; sign in again")
 	}
@@ -199,10 +235,82 @@ func (s *Service) AuthenticateSession(ctx context.Context, cookie string) (*Prin
 		if _, err := s.pool.Exec(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id = $1", sid, now); err != nil {
 			return nil, fmt.Errorf("session: %w", err)
 		}
+		lastSeen = now
 	}
-	p.SessionID = sid
+	idle, _ := s.limits(info.Device)
+	info.ID, info.LastSeenAt, info.IdleUntil = sid, lastSeen, earlier(lastSeen.Add(idle), info.ExpiresAt)
+	p.SessionID, p.Session = sid, &info
 	p.fill()
 	return p, nil
+}
+
+// limits returns the idle and the absolute limit of a session opened with
+// device ("" for a dashboard session).
+func (s *Service) limits(device string) (idle, maxAge time.Duration) {
+	if device != "" {
+		return s.opts.DeviceSessionIdle, s.opts.DeviceSessionMax
+	}
+	return s.opts.SessionIdle, s.opts.SessionMax
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// CookieMaxAge is how long the browser should keep the cookie of p's
+// session: a device session's cookie outlives the browser (a phone closes
+// it often); a dashboard session's ends with the browser (0).
+func (s *Service) CookieMaxAge(p *Principal) int {
+	if p == nil || p.Session == nil || p.Session.Device == "" {
+		return 0
+	}
+	return max(int(p.Session.ExpiresAt.Sub(s.now()).Seconds()), 1)
+}
+
+// Sessions lists user id's sessions that have not ended, newest first.
+func (s *Service) Sessions(ctx context.Context, userID int64) ([]SessionInfo, error) {
+	if _, err := getUser(ctx, s.pool, userID); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	rows, err := s.pool.Query(ctx, `SELECT id, device, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
+		WHERE user_id = $1 AND expires_at > $2 AND last_seen_at > CASE WHEN device = '' THEN $3::timestamptz ELSE $4::timestamptz END
+		ORDER BY last_seen_at DESC, id DESC`, userID, now, now.Add(-s.opts.SessionIdle), now.Add(-s.opts.DeviceSessionIdle))
+	if err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SessionInfo, error) {
+		var i SessionInfo
+		err := row.Scan(&i.ID, &i.Device, &i.CreatedAt, &i.LastSeenAt, &i.ExpiresAt, &i.IP, &i.UserAgent)
+		idle, _ := s.limits(i.Device)
+		i.IdleUntil = earlier(i.LastSeenAt.Add(idle), i.ExpiresAt)
+		return i, err
+	})
+	if out == nil {
+		out = []SessionInfo{}
+	}
+	return out, err
+}
+
+// RevokeSession ends session id (an admin signing out a lost phone), audited.
+func (s *Service) RevokeSession(ctx context.Context, id int64) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var (
+			user   int64
+			device string
+		)
+		err := tx.QueryRow(ctx, "DELETE FROM sessions WHERE id = $1 RETURNING user_id, device", id).Scan(&user, &device)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return gridwatch.Errorf(gridwatch.ENotFound, "session %d not found (it may have ended already)", id)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		return audit.Record(ctx, tx, "auth.session_revoked", "user", strconv.FormatInt(user, 10), map[string]any{"session": id, "device": device})
+	})
 }
 
 // scopeJSON is a subquery giving the scope grids of owner (a column

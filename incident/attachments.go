@@ -29,10 +29,12 @@ const MaxAttachmentBytes = 10 << 20
 // photoTypes are the image types accepted, by their sniffed content type.
 var photoTypes = map[string]string{"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
 
-// Attachment is a photo of an incident.
+// Attachment is a photo or a voice note of an incident.
 type Attachment struct {
-	ID          int64     `json:"id"`
-	IncidentID  int64     `json:"incident_id"`
+	ID         int64 `json:"id"`
+	IncidentID int64 `json:"incident_id"`
+	// Kind is "photo" or "voice".
+	Kind        string    `json:"kind"`
 	Filename    string    `json:"filename"`
 	ContentType string    `json:"content_type"`
 	Bytes       int64     `json:"bytes"`
@@ -54,10 +56,21 @@ type Blobs interface {
 // objectPrefix marks an attachment's path that is an object key.
 const objectPrefix = "object:"
 
-// Attach stores a photo of incident id, if v may see it. The type is
-// sniffed from the bytes (the name and the declared type are not trusted);
-// the file is written under the data dir before its row, so a crash leaves
-// at worst an unreferenced file, never a row without a file.
+// voiceTypes are the sound types accepted as voice notes, by their sniffed
+// content type (a phone's MediaRecorder writes WebM or MP4; Ogg and MP3
+// come from elsewhere), and the type they are served as.
+var voiceTypes = map[string]struct{ ctype, ext string }{
+	"video/webm":      {"audio/webm", ".webm"},
+	"application/ogg": {"audio/ogg", ".ogg"},
+	"video/mp4":       {"audio/mp4", ".m4a"},
+	"audio/mpeg":      {"audio/mpeg", ".mp3"},
+	"audio/wave":      {"audio/wav", ".wav"},
+}
+
+// Attach stores a photo or a voice note of incident id, if v may see it.
+// The type is sniffed from the bytes (the name and the declared type are
+// not trusted); the file is written under the data dir before its row, so
+// a crash leaves at worst an unreferenced file, never a row without a file.
 func (s *Service) Attach(ctx context.Context, id int64, v Viewer, filename string, r io.Reader, by string) (*Attachment, error) {
 	if s.dir == "" && s.blobs == nil {
 		return nil, errors.New("attachments: no data directory configured")
@@ -70,51 +83,75 @@ func (s *Service) Attach(ctx context.Context, id int64, v Viewer, filename strin
 		return nil, err
 	}
 	if len(data) > MaxAttachmentBytes {
-		return nil, gridwatch.Errorf(gridwatch.ETooLarge, "the photo is larger than %d MiB", MaxAttachmentBytes>>20).
-			WithDetails(map[string]any{"field": "file", "limit_bytes": MaxAttachmentBytes})
+		return nil, tooLarge()
 	}
+	a, rel, err := s.storeFile(ctx, id, filename, data, by)
+	if err != nil {
+		return nil, err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return s.insertAttachment(ctx, tx, a, rel)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func tooLarge() error {
+	return gridwatch.Errorf(gridwatch.ETooLarge, "the file is larger than %d MiB", MaxAttachmentBytes>>20).
+		WithDetails(map[string]any{"field": "file", "limit_bytes": MaxAttachmentBytes})
+}
+
+// storeFile checks an attachment's bytes (a photo or a voice note, by its
+// sniffed type) and writes them to the object store or the data dir; it
+// returns the attachment to insert and its path.
+func (s *Service) storeFile(ctx context.Context, id int64, filename string, data []byte, by string) (*Attachment, string, error) {
 	if len(data) == 0 {
-		return nil, FieldError("file", "is empty")
+		return nil, "", FieldError("file", "is empty")
 	}
-	ctype := http.DetectContentType(data)
-	ext, ok := photoTypes[ctype]
+	sniffed := http.DetectContentType(data)
+	ctype, kind := sniffed, "photo"
+	ext, ok := photoTypes[sniffed]
 	if !ok {
-		return nil, FieldError("file", "is %s, not a photo: send JPEG, PNG, WebP or GIF", ctype)
+		vt, isVoice := voiceTypes[sniffed]
+		if !isVoice {
+			return nil, "", FieldError("file", "is %s, neither a photo nor a voice note: send JPEG, PNG, WebP or GIF, or WebM, MP4, Ogg, MP3 or WAV sound", sniffed)
+		}
+		ctype, ext, kind = vt.ctype, vt.ext, "voice"
 	}
-	filename = cleanFilename(filename)
+	filename = cleanFilename(filename, kind)
 	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
 	rel := filepath.Join(strconv.FormatInt(id, 10), hash+ext)
 	if s.blobs != nil {
 		key := s.blobs.Key("attachments/" + filepath.ToSlash(rel))
 		if err := s.blobs.Put(ctx, key, ctype, data); err != nil {
-			return nil, gridwatch.Errorf(gridwatch.EUnavailable, "attachments: the object store: %v", err)
+			return nil, "", gridwatch.Errorf(gridwatch.EUnavailable, "attachments: the object store: %v", err)
 		}
 		rel = objectPrefix + key
 	} else {
 		full := filepath.Join(s.dir, rel)
 		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
-			return nil, fmt.Errorf("attachments: %w", err)
+			return nil, "", fmt.Errorf("attachments: %w", err)
 		}
 		if err := writeFileAtomic(full, data); err != nil {
-			return nil, fmt.Errorf("attachments: %w", err)
+			return nil, "", fmt.Errorf("attachments: %w", err)
 		}
 	}
-	a := Attachment{IncidentID: id, Filename: filename, ContentType: ctype, Bytes: int64(len(data)), SHA256: hash, CreatedBy: by}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO incident_attachments (incident_id, filename, content_type, bytes, sha256, path, created_by, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at`,
-			id, a.Filename, a.ContentType, a.Bytes, a.SHA256, rel, by, s.now()).Scan(&a.ID, &a.CreatedAt); err != nil {
-			return fmt.Errorf("attachments: %w", err)
-		}
-		return audit.Record(ctx, tx, "incident.attach", "incident", strconv.FormatInt(id, 10),
-			map[string]any{"after": map[string]any{"attachment": a.ID, "filename": a.Filename, "bytes": a.Bytes, "sha256": a.SHA256}})
-	})
-	if err != nil {
-		return nil, err
+	return &Attachment{IncidentID: id, Kind: kind, Filename: filename, ContentType: ctype, Bytes: int64(len(data)), SHA256: hash, CreatedBy: by}, rel, nil
+}
+
+// insertAttachment records a stored file as attachment a, in tx, audited.
+func (s *Service) insertAttachment(ctx context.Context, tx pgx.Tx, a *Attachment, rel string) error {
+	if err := tx.QueryRow(ctx, `INSERT INTO incident_attachments (incident_id, kind, filename, content_type, bytes, sha256, path, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at`,
+		a.IncidentID, a.Kind, a.Filename, a.ContentType, a.Bytes, a.SHA256, rel, a.CreatedBy, s.now()).Scan(&a.ID, &a.CreatedAt); err != nil {
+		return fmt.Errorf("attachments: %w", err)
 	}
-	a.URL = attachmentURL(id, a.ID)
-	return &a, nil
+	a.URL = attachmentURL(a.IncidentID, a.ID)
+	return audit.Record(ctx, tx, "incident.attach", "incident", strconv.FormatInt(a.IncidentID, 10),
+		map[string]any{"after": map[string]any{"attachment": a.ID, "kind": a.Kind, "filename": a.Filename, "bytes": a.Bytes, "sha256": a.SHA256}})
 }
 
 func attachmentURL(incident, id int64) string {
@@ -144,7 +181,7 @@ func writeFileAtomic(path string, data []byte) error {
 
 // cleanFilename keeps a display name: no directories, no control
 // characters, at most 200 characters.
-func cleanFilename(name string) string {
+func cleanFilename(name, kind string) string {
 	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
 	name = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -153,7 +190,7 @@ func cleanFilename(name string) string {
 		return r
 	}, name)
 	if name == "." || name == "/" || name == "" {
-		name = "photo"
+		name = kind
 	}
 	for utf8.RuneCountInString(name) > 200 {
 		_, size := utf8.DecodeLastRuneInString(name)
@@ -164,14 +201,14 @@ func cleanFilename(name string) string {
 
 // Attachments lists incident id's photos.
 func (s *Service) Attachments(ctx context.Context, id int64) ([]Attachment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, incident_id, filename, content_type, bytes, sha256, path, created_by, created_at
+	rows, err := s.pool.Query(ctx, `SELECT id, incident_id, kind, filename, content_type, bytes, sha256, path, created_by, created_at
 		FROM incident_attachments WHERE incident_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("attachments: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Attachment, error) {
 		var a Attachment
-		err := row.Scan(&a.ID, &a.IncidentID, &a.Filename, &a.ContentType, &a.Bytes, &a.SHA256, &a.path, &a.CreatedBy, &a.CreatedAt)
+		err := row.Scan(&a.ID, &a.IncidentID, &a.Kind, &a.Filename, &a.ContentType, &a.Bytes, &a.SHA256, &a.path, &a.CreatedBy, &a.CreatedAt)
 		a.URL = attachmentURL(a.IncidentID, a.ID)
 		return a, err
 	})
@@ -188,17 +225,10 @@ func (s *Service) OpenAttachment(ctx context.Context, id, aid int64, v Viewer) (
 	if _, err := s.get(ctx, s.pool, id, v); err != nil {
 		return nil, nil, err
 	}
-	var a Attachment
-	err := s.pool.QueryRow(ctx, `SELECT id, incident_id, filename, content_type, bytes, sha256, path, created_by, created_at
-		FROM incident_attachments WHERE id = $1 AND incident_id = $2`, aid, id).
-		Scan(&a.ID, &a.IncidentID, &a.Filename, &a.ContentType, &a.Bytes, &a.SHA256, &a.path, &a.CreatedBy, &a.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil, gridwatch.Errorf(gridwatch.ENotFound, "attachment %d of incident %d not found", aid, id)
-	}
+	a, err := s.attachment(ctx, s.pool, id, aid)
 	if err != nil {
-		return nil, nil, fmt.Errorf("attachment %d: %w", aid, err)
+		return nil, nil, err
 	}
-	a.URL = attachmentURL(id, aid)
 	if key, ok := strings.CutPrefix(a.path, objectPrefix); ok {
 		if s.blobs == nil {
 			return nil, nil, gridwatch.Errorf(gridwatch.EUnavailable, "attachment %d is in the object store, which this node is not configured for (--footage-store)", aid)
@@ -207,11 +237,11 @@ func (s *Service) OpenAttachment(ctx context.Context, id, aid int64, v Viewer) (
 		if err != nil {
 			return nil, nil, gridwatch.Errorf(gridwatch.EUnavailable, "attachment %d: the object store: %v", aid, err)
 		}
-		return &a, obj, nil
+		return a, obj, nil
 	}
 	f, err := os.Open(filepath.Join(s.dir, a.path))
 	if err != nil {
 		return nil, nil, fmt.Errorf("attachment %d file: %w", aid, err)
 	}
-	return &a, f, nil
+	return a, f, nil
 }

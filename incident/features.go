@@ -54,6 +54,9 @@ func (f FeatureFilter) where(now time.Time, v Viewer) database.Where {
 	if f.Unassigned {
 		w.Add("i.grid_id IS NULL")
 	}
+	if f.AssigneeUser != 0 {
+		w.Add("i.assignee_id IN (SELECT id FROM grid_staff WHERE user_id = ?)", f.AssigneeUser)
+	}
 	return w
 }
 

@@ -113,32 +113,36 @@ func Priorities() []string { return []string{"low", "normal", "high", "urgent"} 
 
 // Incident is a case.
 type Incident struct {
-	ID           int64        `json:"id"`
-	Source       Source       `json:"source"`
-	ExternalID   *string      `json:"external_id"`
-	Category     string       `json:"category"`
-	CategoryName string       `json:"category_name"`
-	Title        string       `json:"title"`
-	Description  string       `json:"description"`
-	Location     Point        `json:"location"`
-	Address      string       `json:"address"`
-	ReportedAt   time.Time    `json:"reported_at"`
-	ReceivedAt   time.Time    `json:"received_at"`
-	Priority     string       `json:"priority"`
-	Grid         *geo.Ref     `json:"grid"`
-	Unassigned   bool         `json:"unassigned"`
-	Assignee     *Staff       `json:"assignee"`
-	Deadline     time.Time    `json:"deadline"`
-	Overdue      bool         `json:"overdue"`
-	Status       Status       `json:"status"`
-	Allowed      []Status     `json:"allowed_transitions"`
-	Version      int          `json:"version"`
-	RegisteredAt *time.Time   `json:"registered_at"`
-	ClosedAt     *time.Time   `json:"closed_at"`
-	CreatedBy    string       `json:"created_by"`
-	UpdatedAt    time.Time    `json:"updated_at"`
-	History      []Event      `json:"history,omitempty"`
-	Attachments  []Attachment `json:"attachments,omitempty"`
+	ID           int64      `json:"id"`
+	Source       Source     `json:"source"`
+	ExternalID   *string    `json:"external_id"`
+	Category     string     `json:"category"`
+	CategoryName string     `json:"category_name"`
+	Title        string     `json:"title"`
+	Description  string     `json:"description"`
+	Location     Point      `json:"location"`
+	Address      string     `json:"address"`
+	ReportedAt   time.Time  `json:"reported_at"`
+	ReceivedAt   time.Time  `json:"received_at"`
+	Priority     string     `json:"priority"`
+	Grid         *geo.Ref   `json:"grid"`
+	Unassigned   bool       `json:"unassigned"`
+	Assignee     *Staff     `json:"assignee"`
+	Deadline     time.Time  `json:"deadline"`
+	Overdue      bool       `json:"overdue"`
+	Status       Status     `json:"status"`
+	Allowed      []Status   `json:"allowed_transitions"`
+	Version      int        `json:"version"`
+	RegisteredAt *time.Time `json:"registered_at"`
+	ClosedAt     *time.Time `json:"closed_at"`
+	CreatedBy    string     `json:"created_by"`
+	// Via is "field" for a report from the field app, with AccuracyM the
+	// phone's accuracy of the location, in metres.
+	Via         string       `json:"via,omitempty"`
+	AccuracyM   *float64     `json:"accuracy_m,omitempty"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	History     []Event      `json:"history,omitempty"`
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Point is a GeoJSON Point in WGS-84.

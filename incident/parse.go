@@ -30,6 +30,10 @@ type NewIncident struct {
 	Address     string
 	ReportedAt  time.Time
 	Priority    string
+	// Via is "field" for a report from the field app ("" otherwise), and
+	// AccuracyM the phone's accuracy of its position, in metres.
+	Via       string
+	AccuracyM *float64
 	// IdempotencyKey makes a retry return the first incident.
 	IdempotencyKey string
 	// RequestHash is the SHA-256 of the canonical request (its JSON with
@@ -53,6 +57,8 @@ type rawIncident struct {
 	Address     *string         `json:"address"`
 	ReportedAt  *string         `json:"reported_at"`
 	Priority    *string         `json:"priority"`
+	Via         *string         `json:"via"`
+	AccuracyM   *float64        `json:"accuracy_m"`
 }
 
 // FieldError is a bad field of a report: it names the field.
@@ -147,6 +153,15 @@ func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 			return n, FieldError("priority", "%q is not one of %s", *raw.Priority, strings.Join(Priorities(), ", "))
 		}
 		n.Priority = *raw.Priority
+	}
+	if n.Via = deref(raw.Via); n.Via != "" && n.Via != "field" {
+		return n, FieldError("via", "%q is not known: \"field\" (the field app) or leave it out", n.Via)
+	}
+	if raw.AccuracyM != nil {
+		if a := *raw.AccuracyM; math.IsNaN(a) || a < 0 || a > 100000 {
+			return n, FieldError("accuracy_m", "%v is not an accuracy in metres (0 to 100000)", a)
+		}
+		n.AccuracyM = raw.AccuracyM
 	}
 	return n, nil
 }

@@ -156,14 +156,14 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO incidents (source, external_id, idempotency_key, category, title, description, location,
 				address, reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at,
-				reporter_key, request_hash)
+				reporter_key, request_hash, via, accuracy_m)
 			SELECT $1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326),
 				$9, $10::timestamptz, $11, $12, $13, $10::timestamptz + c.deadline_hours * interval '1 hour', $14, NULLIF($15, 0), $11,
-				$16, NULLIF($17, '')
+				$16, NULLIF($17, ''), $18, $19
 			FROM incident_categories c WHERE c.code = $4
 			ON CONFLICT DO NOTHING RETURNING id`,
 			n.Source, n.ExternalID, n.IdempotencyKey, n.Category, n.Title, n.Description, n.Lon, n.Lat,
-			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID, key, hash).Scan(&id)
+			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID, key, hash, n.Via, n.AccuracyM).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent retry won the race: answer with its incident.
 			id, err = s.findDuplicate(ctx, tx, n, key)

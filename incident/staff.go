@@ -99,3 +99,17 @@ func (s *Service) RemoveStaff(ctx context.Context, id int64) error {
 			map[string]any{"before": map[string]any{"grid_id": grid, "role": role, "name": name}})
 	})
 }
+
+// LinkStaff makes user userID the first member of grid gridID's team in
+// role who has no account yet (a grid leader signing in to the field app
+// finds the cases dispatched to that member as theirs). A team that has a
+// member of role linked to the user already is left as it is.
+func (s *Service) LinkStaff(ctx context.Context, gridID int64, role string, userID int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE grid_staff SET user_id = $3
+		WHERE id = (SELECT id FROM grid_staff WHERE grid_id = $1 AND role = $2 AND user_id IS NULL ORDER BY id LIMIT 1)
+		AND NOT EXISTS (SELECT 1 FROM grid_staff WHERE grid_id = $1 AND role = $2 AND user_id = $3)`, gridID, role, userID)
+	if err != nil {
+		return fmt.Errorf("link staff: %w", err)
+	}
+	return nil
+}

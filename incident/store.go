@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,7 +70,7 @@ const incidentColumns = `i.id, i.source, i.external_id, i.category, c.name, i.ti
 	ST_X(i.location), ST_Y(i.location), i.address, i.reported_at, i.received_at, i.priority,
 	g.id, g.code, g.name, g.level,
 	s.id, s.grid_id, s.role, s.name, s.phone, s.organisation, s.user_id, s.created_at,
-	i.deadline, i.status, i.version, i.registered_at, i.closed_at, i.created_by, i.updated_at`
+	i.deadline, i.status, i.version, i.registered_at, i.closed_at, i.created_by, i.updated_at, i.via, i.accuracy_m`
 
 const incidentFrom = ` FROM incidents i
 	JOIN incident_categories c ON c.code = i.category
@@ -84,16 +85,21 @@ func (s *Service) scanIncident(row pgx.Row) (*Incident, error) {
 		sid, sgrid, suser          *int64
 		srole, sname, sphone, sorg *string
 		screated                   *time.Time
+		accuracy                   *float32
 	)
 	err := row.Scan(&in.ID, &in.Source, &in.ExternalID, &in.Category, &in.CategoryName, &in.Title, &in.Description,
 		&in.Location.Coordinates[0], &in.Location.Coordinates[1], &in.Address, &in.ReportedAt, &in.ReceivedAt, &in.Priority,
 		&gid, &gcode, &gname, &glevel,
 		&sid, &sgrid, &srole, &sname, &sphone, &sorg, &suser, &screated,
-		&in.Deadline, &in.Status, &in.Version, &in.RegisteredAt, &in.ClosedAt, &in.CreatedBy, &in.UpdatedAt)
+		&in.Deadline, &in.Status, &in.Version, &in.RegisteredAt, &in.ClosedAt, &in.CreatedBy, &in.UpdatedAt, &in.Via, &accuracy)
 	if err != nil {
 		return nil, err
 	}
 	in.Location.Type = "Point"
+	if accuracy != nil {
+		a := math.Round(float64(*accuracy)*10) / 10
+		in.AccuracyM = &a
+	}
 	if gid != nil {
 		in.Grid = &geo.Ref{ID: *gid, Code: *gcode, Name: *gname, Level: geo.Level(*glevel)}
 	}
@@ -130,8 +136,15 @@ func (s *Service) Get(ctx context.Context, id int64, v Viewer) (*Incident, error
 	}
 	// The report itself is the incident row; it is not written twice (bulk
 	// ingest would pay for it on every line).
-	in.History = append([]Event{{At: in.ReceivedAt, Actor: in.CreatedBy, Action: "report", To: Reported,
-		Details: map[string]any{"source": in.Source, "reported_at": in.ReportedAt}}}, steps...)
+	report := map[string]any{"source": in.Source, "reported_at": in.ReportedAt}
+	if in.Via != "" {
+		// Reported from the field app: where the phone put it, how sure it was.
+		report["via"], report["location"] = in.Via, in.Location.Coordinates
+		if in.AccuracyM != nil {
+			report["accuracy_m"] = *in.AccuracyM
+		}
+	}
+	in.History = append([]Event{{At: in.ReceivedAt, Actor: in.CreatedBy, Action: "report", To: Reported, Details: report}}, steps...)
 	if in.Attachments, err = s.Attachments(ctx, id); err != nil {
 		return nil, err
 	}
@@ -177,6 +190,9 @@ type Filter struct {
 	BBox       *geo.BBox
 	Overdue    bool
 	Unassigned bool
+	// AssigneeUser keeps the cases assigned to the staff member who is this
+	// user (a grid member's "my tasks").
+	AssigneeUser int64
 	// IDs keeps these incidents only (the new cases a live event names).
 	IDs []int64
 	// Before is the cursor: only ids below it (lists run newest first).

@@ -2,6 +2,9 @@ package incident
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -31,14 +34,44 @@ type TransitionRequest struct {
 // it stands, req.Version is current (else 409: someone else moved it first)
 // and may(stage) says the caller may take that step.
 func (s *Service) Transition(ctx context.Context, id int64, req TransitionRequest, v Viewer, actor string, may func(Stage) bool) (*Incident, error) {
+	in, _, err := s.TransitionOnce(ctx, id, req, Once{}, v, actor, may)
+	return in, err
+}
+
+// Once names a request that must be applied at most once: the caller
+// ("user:<id>" or "token:<id>") and its Idempotency-Key. The zero Once
+// asks nothing.
+type Once struct {
+	Caller, Key string
+}
+
+// hash is the request hash of a keyed transition: the same key with
+// another request is refused, not answered with the first one's result.
+func (req TransitionRequest) hash() string {
+	b, _ := json.Marshal([]any{req.To, req.Version, strings.TrimSpace(req.Note), req.AssigneeID, req.GridID})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// TransitionOnce is Transition with an idempotency key: when the caller
+// already moved the case with this key (a phone's queue sending again
+// after a lost answer), nothing is applied again and the case is returned
+// as it stands, with replayed true.
+func (s *Service) TransitionOnce(ctx context.Context, id int64, req TransitionRequest, once Once, v Viewer, actor string, may func(Stage) bool) (*Incident, bool, error) {
+	replayed := false
 	if !req.To.Valid() {
-		return nil, FieldError("to", "%q is not a status", req.To)
+		return nil, false, FieldError("to", "%q is not a status", req.To)
 	}
 	if req.Version <= 0 {
-		return nil, FieldError("version", "is required: the version of the case you are moving (from the last GET)")
+		return nil, false, FieldError("version", "is required: the version of the case you are moving (from the last GET)")
 	}
 	if len(req.Note) > 2000 {
-		return nil, FieldError("note", "is longer than 2000 characters")
+		return nil, false, FieldError("note", "is longer than 2000 characters")
+	}
+	var reqHash *string
+	if once.Key != "" {
+		h := req.hash()
+		reqHash = &h
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var w database.Where
@@ -58,6 +91,24 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 		}
 		if err != nil {
 			return fmt.Errorf("transition: %w", err)
+		}
+		if reqHash != nil {
+			// The row lock above orders two sends of one key: the second
+			// finds the first's step here.
+			var first *string
+			err := tx.QueryRow(ctx, `SELECT request_hash FROM incident_events WHERE incident_id = $1 AND caller_key = $2 AND idempotency_key = $3`,
+				id, once.Caller, once.Key).Scan(&first)
+			switch {
+			case err == nil && (first == nil || *first != *reqHash):
+				return gridwatch.Errorf(gridwatch.EIdempotencyMismatch,
+					"the Idempotency-Key %q was first sent with another transition of incident %d: send the same request to retry it, or a new key", once.Key, id).
+					WithDetails(map[string]any{"header": "Idempotency-Key", "key": once.Key})
+			case err == nil:
+				replayed = true
+				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return fmt.Errorf("transition: %w", err)
+			}
 		}
 		if req.Version != version {
 			var last string
@@ -107,8 +158,10 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 		if err != nil {
 			return fmt.Errorf("transition: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, note, details)
-			VALUES ($1, $2, $3, 'transition', $4, $5, $6, $7)`, id, now, actor, from, req.To, strings.TrimSpace(req.Note), details); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, note, details,
+				caller_key, idempotency_key, request_hash)
+			VALUES ($1, $2, $3, 'transition', $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''), $10)`,
+			id, now, actor, from, req.To, strings.TrimSpace(req.Note), details, once.Caller, once.Key, reqHash); err != nil {
 			return fmt.Errorf("transition: %w", err)
 		}
 		if err := events.Publish(ctx, tx, events.IncidentChanged, gridID, map[string]any{"id": id, "from": from, "status": req.To, "version": version + 1}); err != nil {
@@ -124,9 +177,10 @@ func (s *Service) Transition(ctx context.Context, id int64, req TransitionReques
 			map[string]any{"before": map[string]any{"status": from, "version": version}, "after": map[string]any{"status": req.To, "version": version + 1}, "note": req.Note})
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.Get(ctx, id, Viewer{})
+	in, err := s.Get(ctx, id, Viewer{})
+	return in, replayed, err
 }
 
 // checkGridFor checks that grid id exists and lies in v's scope.

@@ -10,7 +10,7 @@
 // admin-parts.js's. A tab with a stop() (one that refreshes itself) is
 // stopped when another tab is chosen or the dialog closes.
 
-import { applyPermissions, can, describe, request, sendJSON } from './api.js';
+import { applyPermissions, can, describe, getJSON, request, sendJSON } from './api.js';
 import { el, field, formError, formatTime, gridsText, parseCodes, roleLabel, roleOptions } from './dom.js';
 import { adminForm, codesOf, fillRows, flash, loadTable, nameOf, roleBadge, sameList, table } from './admin-parts.js';
 import { AuditTab, ViewingsTab } from './admin-logs.js';
@@ -206,6 +206,8 @@ class UsersTab {
       if (!u) return;
       if (b.dataset.action === 'edit') this.showForm(u);
       else if (b.dataset.action === 'toggle') this.toggle(u, b);
+      else if (b.dataset.action === 'sessions') this.toggleSessions(u, b);
+      else if (b.dataset.action === 'revoke-session') this.revokeSession(u, b);
     });
     this.root = el('section', 'admin-tab', el('div', 'admin-toolbar', add, refresh, this.status), this.form, wrap);
   }
@@ -221,6 +223,7 @@ class UsersTab {
     const id = String(u.id);
     const edit = el('button', { type: 'button', className: 'btn btn-small', dataset: { action: 'edit', id } }, '编辑 Edit');
     const toggle = el('button', { type: 'button', className: `btn btn-small ${u.disabled ? '' : 'btn-danger'}`, dataset: { action: 'toggle', id } }, u.disabled ? '启用 Enable' : '停用 Disable');
+    const sessions = el('button', { type: 'button', className: 'btn btn-small', dataset: { action: 'sessions', id }, 'aria-expanded': 'false', title: '登录的设备与会话，可逐个注销 · Signed-in devices and sessions; sign one out' }, '设备 Devices');
     return el(
       'tr',
       { dataset: { username: u.username ?? '', userId: id }, className: u.disabled ? 'is-disabled' : '' },
@@ -231,8 +234,60 @@ class UsersTab {
       el('td', '', el('span', { className: 'state', dataset: { state: u.disabled ? 'off' : 'on' } }, u.disabled ? '已停用 Disabled' : '正常 Active')),
       el('td', 'time', formatTime(u.created_at)),
       el('td', 'time', formatTime(u.last_login_at)),
-      el('td', 'actions', edit, toggle),
+      el('td', 'actions', edit, sessions, toggle),
     );
+  }
+
+  /** toggleSessions shows or hides the user's open sessions under their row. */
+  async toggleSessions(u, button) {
+    const row = button.closest('tr');
+    const next = row.nextElementSibling;
+    if (next?.dataset.sessionsOf === String(u.id)) {
+      next.remove();
+      button.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    button.setAttribute('aria-expanded', 'true');
+    const cell = el('td', { colSpan: 8 }, el('span', 'dim', 'Loading… 加载中'));
+    const sub = el('tr', { className: 'sessions-row', dataset: { sessionsOf: String(u.id) } }, cell);
+    row.after(sub);
+    await this.fillSessions(u, cell);
+  }
+
+  async fillSessions(u, cell) {
+    try {
+      const res = await getJSON(`/api/v1/users/${encodeURIComponent(u.id)}/sessions`);
+      const list = res?.sessions ?? [];
+      if (list.length === 0) {
+        cell.replaceChildren(el('span', 'dim', '没有登录中的会话 · No open sessions'));
+        return;
+      }
+      const ul = el('ul', 'session-list');
+      for (const sn of list) {
+        const kind = sn.device ? `📱 ${sn.device}` : '🖥 仪表盘 Dashboard';
+        const revoke = el('button', { type: 'button', className: 'btn btn-small btn-danger', dataset: { action: 'revoke-session', id: String(u.id), session: String(sn.id) } }, '注销 Sign out');
+        ul.append(el('li', { className: 'session-item', dataset: { sessionId: String(sn.id), device: sn.device ?? '' } },
+          el('span', 'strong', kind),
+          el('span', 'dim', ` · 最近 last seen ${formatTime(sn.last_seen_at)} · 到期 ends ${formatTime(sn.idle_until)} · ${sn.ip ?? ''}`),
+          ' ', revoke));
+      }
+      cell.replaceChildren(ul);
+    } catch (err) {
+      cell.replaceChildren(el('span', 'form-error', describe(err)));
+    }
+  }
+
+  async revokeSession(u, button) {
+    button.disabled = true;
+    try {
+      await sendJSON('DELETE', `/api/v1/sessions/${encodeURIComponent(button.dataset.session)}`);
+      flash(this.status, `已注销 Signed out: ${u.username}`);
+      const cell = button.closest('td');
+      await this.fillSessions(u, cell);
+    } catch (err) {
+      button.disabled = false;
+      flash(this.status, describe(err), 'error');
+    }
   }
 
   showForm(u) {

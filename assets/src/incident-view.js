@@ -26,6 +26,7 @@
 
 import { ApiError, can, describe, getJSON, sendJSON } from './api.js';
 import { el, formatTime } from './dom.js';
+import './incident-media.css';
 import { footageMethods } from './incident-footage.js';
 import { LEVEL_CN } from './layers.js';
 import {
@@ -268,7 +269,8 @@ export class IncidentView {
     const history = el('section', 'inc-history-section', el('div', 'section-title', '流程 History'), el('ol', { className: 'timeline', id: 'incident-history' }));
 
     this.footageBox = el('section', { className: 'inc-footage', dataset: { field: 'footage' } });
-    this.body.replaceChildren(head, title, cat, due, notice, actions ?? '', facts, desc ?? '', this.footageBox, history);
+    const media = this.renderMedia(inc);
+    this.body.replaceChildren(head, title, cat, due, notice, actions ?? '', facts, desc ?? '', media ?? '', this.footageBox, history);
     this.renderFootage();
     this.renderDue();
     this.renderHistory();
@@ -313,9 +315,39 @@ export class IncidentView {
     if (list.length === 0) ol.append(el('li', 'timeline-empty', '—'));
   }
 
+  /** renderMedia: the case's photos and voice notes, each with who sent it and when. */
+  renderMedia(inc) {
+    const list = Array.isArray(inc.attachments) ? inc.attachments : [];
+    if (list.length === 0) return null;
+    const box = el('section', { className: 'inc-media', dataset: { field: 'attachments' } },
+      el('div', 'section-title', `照片与语音 Photos & voice (${list.length})`));
+    const grid = el('ol', 'inc-media-list');
+    for (const a of list) {
+      const caption = el('div', 'inc-media-caption', `${a.created_by || '—'} · ${formatTime(a.created_at)}`);
+      let item;
+      if (a.kind === 'voice') {
+        const audio = el('audio', { controls: true, preload: 'none', src: a.url });
+        item = el('li', { className: 'inc-media-item inc-media-voice', dataset: { kind: 'voice', attachment: String(a.id) } }, el('span', 'inc-media-label', '语音 Voice note'), audio, caption);
+      } else {
+        const img = el('img', { src: a.url, alt: a.filename || 'photo', loading: 'lazy', decoding: 'async' });
+        const link = el('a', { href: a.url, target: '_blank', rel: 'noopener', title: `${a.filename} · ${Math.round((a.bytes ?? 0) / 1024)} KiB` }, img);
+        item = el('li', { className: 'inc-media-item', dataset: { kind: 'photo', attachment: String(a.id) } }, link, caption);
+      }
+      grid.append(item);
+    }
+    box.append(grid);
+    return box;
+  }
+
   detailText(d) {
     if (!d || typeof d !== 'object') return '';
     const parts = [];
+    if (d.via === 'field') {
+      const [lon, lat] = Array.isArray(d.location) ? d.location : [];
+      const where = Number.isFinite(lon) ? ` ${lon.toFixed(6)}, ${lat.toFixed(6)}` : '';
+      const acc = Number.isFinite(d.accuracy_m) ? ` ±${Math.round(d.accuracy_m)} m` : '';
+      parts.push(`网格员现场上报 from the field app ·${where}${acc}`);
+    }
     if (d.assignee_id !== undefined && d.assignee_id !== null) {
       const s = this.staff.get(Number(d.assignee_id));
       parts.push(`处置人 assignee: ${s ? staffLabel(s) : `#${d.assignee_id}`}`);

@@ -58,6 +58,8 @@ type Config struct {
 	ShutdownTimeout     time.Duration
 	SessionIdle         time.Duration
 	SessionMax          time.Duration
+	DeviceSessionIdle   time.Duration
+	DeviceSessionMax    time.Duration
 	AdminToken          string
 	TLSCert             string
 	TLSKey              string
@@ -139,6 +141,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:         15 * time.Second,
 		SessionIdle:             2 * time.Hour,
 		SessionMax:              12 * time.Hour,
+		DeviceSessionIdle:       30 * 24 * time.Hour,
+		DeviceSessionMax:        180 * 24 * time.Hour,
 		ONVIFDiscoveryAddr:      onvif.DiscoveryAddr,
 		PTZHold:                 30 * time.Second,
 		Lease:                   10 * time.Second,
@@ -206,6 +210,8 @@ func options() []option {
 	rfragSet, rfragGet := dur(func(c *Config) *time.Duration { return &c.RecordingFragment })
 	rfileSet, rfileGet := dur(func(c *Config) *time.Duration { return &c.RecordingFile })
 	maxSet, maxGet := dur(func(c *Config) *time.Duration { return &c.SessionMax })
+	didleSet, didleGet := dur(func(c *Config) *time.Duration { return &c.DeviceSessionIdle })
+	dmaxSet, dmaxGet := dur(func(c *Config) *time.Duration { return &c.DeviceSessionMax })
 	xrangeSet, xrangeGet := dur(func(c *Config) *time.Duration { return &c.ExportMaxRange })
 	xageSet, xageGet := dur(func(c *Config) *time.Duration { return &c.ExportMaxAge })
 	tokSet, tokGet := str(func(c *Config) *string { return &c.AdminToken })
@@ -291,6 +297,8 @@ func options() []option {
 		opt("overlap-tolerance-m2", "largest overlap between grids of one level (and part outside a parent) ignored, in m²", overlapToleranceM2Set, overlapToleranceM2Get),
 		opt("session-idle", "a session unused this long ends", idleSet, idleGet),
 		opt("session-max", "any session ends this long after sign-in", maxSet, maxGet),
+		opt("device-session-idle", "a field app's device session unused this long ends", didleSet, didleGet),
+		opt("device-session-max", "a field app's device session ends this long after sign-in (an admin revokes one sooner)", dmaxSet, dmaxGet),
 		tok,
 		opt("tls-cert", "TLS certificate file (PEM); with --tls-key, serve HTTPS", certSet, certGet),
 		opt("tls-key", "TLS private key file (PEM)", keySet, keyGet),
@@ -503,6 +511,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionIdle < time.Minute || c.SessionMax < c.SessionIdle {
 		bad("session-idle/session-max", "%v/%v: want idle of at least 1m and max no shorter than idle", c.SessionIdle, c.SessionMax)
+	}
+	if c.DeviceSessionIdle < time.Minute || c.DeviceSessionMax < c.DeviceSessionIdle {
+		bad("device-session-idle/device-session-max", "%v/%v: want idle of at least 1m and max no shorter than idle", c.DeviceSessionIdle, c.DeviceSessionMax)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("admin-token", "is %d characters; want at least 16 (value hidden)", len(c.AdminToken))

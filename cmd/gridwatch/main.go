@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		m.SeedDemo = true
 		m.Camsim = true
 		m.DemoNVR = true
+		m.DemoTasks = true
 		m.MigrateOnly = seedOnly
 	}
 	if err := m.Run(ctx); err != nil {

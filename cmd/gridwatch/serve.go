@@ -61,6 +61,9 @@ type Main struct {
 	// (unless --gb28181-addr says where) and registers a simulated NVR
 	// with it, whose channels become cameras in the demo city (with Camsim).
 	DemoNVR bool
+	// DemoTasks dispatches a few cases to the demo grid leader (the field
+	// app's first screen), once.
+	DemoTasks bool
 	// PasswordHash sets the cost of hashing passwords (zero: argon2id at
 	// OWASP's minimum). Tests that start the service many times, on a
 	// loaded machine and under the race detector, set a cheap one: each demo
@@ -184,7 +187,7 @@ func (m *Main) buildDomain() {
 	m.domain = domain.New(m.pool, domain.Options{
 		Logger: log,
 		Grids:  geo.StoreOptions{OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2},
-		Auth: auth.Options{SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, BootstrapToken: cfg.AdminToken,
+		Auth: auth.Options{SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, DeviceSessionIdle: cfg.DeviceSessionIdle, DeviceSessionMax: cfg.DeviceSessionMax, BootstrapToken: cfg.AdminToken,
 			Hash: m.PasswordHash},
 		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), Blobs: m.blobs()},
 	})
@@ -230,7 +233,7 @@ func (m *Main) seed(ctx context.Context) error {
 		}
 	}
 	if m.SeedDemo {
-		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL, ONVIFURL: onvifURL}); err != nil {
+		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL, ONVIFURL: onvifURL, Tasks: m.DemoTasks}); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"gridwatch"
 	"gridwatch/audit"
@@ -54,6 +55,9 @@ type DemoOptions struct {
 	// ONVIFURL, when set, is the ONVIF device service of a simulated
 	// camera: the demo's H.265 dome is managed over ONVIF (PTZ, presets).
 	ONVIFURL func(cam int) string
+	// Tasks seeds a few cases dispatched to the demo grid leader (the field
+	// app's "my tasks"), once.
+	Tasks bool
 }
 
 // DemoONVIFAccount is the account of the demo's simulated ONVIF devices.
@@ -78,7 +82,102 @@ func (d *Domain) SeedDemo(ctx context.Context, opts DemoOptions) error {
 	if err := d.seedDemoStaff(ctx); err != nil {
 		return err
 	}
-	return d.seedDemoAccess(ctx)
+	if err := d.seedDemoAccess(ctx); err != nil {
+		return err
+	}
+	if !opts.Tasks {
+		return nil
+	}
+	return d.seedDemoTasks(ctx)
+}
+
+// demoTasks are the cases the demo dispatches to its grid leader: one
+// overdue, one due today, one being handled.
+var demoTasks = []struct {
+	category, title string
+	age             time.Duration
+	dx, dy          float64
+	handling        bool
+}{
+	{"0101", "小区门口垃圾满溢 · Overflowing bins at the gate", 50 * time.Hour, -0.3, 0.2, false},
+	{"0504", "人行道乱停电动车 · E-bikes blocking the pavement", 2 * time.Hour, 0.25, -0.1, false},
+	{"0101", "楼道堆放杂物 · Clutter in the stairwell", 5 * time.Hour, 0.05, 0.3, true},
+}
+
+// seedDemoTasks links the demo grid leader's account to the leader of its
+// grid's team and dispatches demoTasks to it, each once (external ids make
+// a second seeding find them).
+func (d *Domain) seedDemoTasks(ctx context.Context) error {
+	var leader DemoAccount
+	for _, a := range DemoAccounts() {
+		if a.Role == auth.RoleGridLeader {
+			leader = a
+		}
+	}
+	// The demo leader's scope is a community: the account leads each of
+	// its grids' teams.
+	scope, _, err := d.Grids.List(ctx, geo.Filter{Code: leader.GridCodes[0], Limit: 1})
+	if err != nil || len(scope) == 0 {
+		return fmt.Errorf("demo tasks: grid %s: %v", leader.GridCodes[0], err)
+	}
+	grids, _, err := d.Grids.List(ctx, geo.Filter{Scope: []int64{scope[0].ID}, Level: geo.LevelGrid, Geometry: true})
+	if err != nil || len(grids) == 0 {
+		return fmt.Errorf("demo tasks: the grids of %s: %v", leader.GridCodes[0], err)
+	}
+	users, err := d.Auth.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Username != leader.Username {
+			continue
+		}
+		for _, g := range grids {
+			if err := d.Incidents.LinkStaff(ctx, g.ID, "leader", u.ID); err != nil {
+				return err
+			}
+		}
+	}
+	g := grids[0]
+	if err := d.Locator.Refresh(ctx); err != nil {
+		return err
+	}
+	box := g.Geometry.Bounds()
+	mid := [2]float64{(box.Min(0) + box.Max(0)) / 2, (box.Min(1) + box.Max(1)) / 2}
+	w, h := box.Max(0)-box.Min(0), box.Max(1)-box.Min(1)
+	now := time.Now()
+	ctx = audit.WithActor(ctx, audit.Actor{Kind: "system", Name: "demo"})
+	for i, task := range demoTasks {
+		lon, lat := mid[0]+task.dx*w, mid[1]+task.dy*h
+		if ref, ok := d.Locator.Assign(lon, lat); !ok || ref.ID != g.ID {
+			lon, lat = mid[0], mid[1]
+		}
+		in, created, err := d.Incidents.Create(ctx, incident.NewIncident{Source: "superior", ExternalID: fmt.Sprintf("demo-task-%d", i+1),
+			Category: task.category, Title: task.title, Lon: lon, Lat: lat, ReportedAt: now.Add(-task.age), Priority: "normal"},
+			incident.Reporter{Name: "demo"}, incident.Viewer{})
+		if err != nil {
+			return fmt.Errorf("demo task: %w", err)
+		}
+		if !created {
+			continue
+		}
+		steps := []incident.Status{incident.Registered, incident.Dispatched}
+		if task.handling {
+			steps = append(steps, incident.InProgress)
+		}
+		for _, to := range steps {
+			req := incident.TransitionRequest{To: to, Version: in.Version}
+			if to == incident.Dispatched {
+				req.GridID = &g.ID
+			}
+			if in, err = d.Incidents.Transition(ctx, in.ID, req, incident.Viewer{}, "demo",
+				func(incident.Stage) bool { return true }); err != nil {
+				return fmt.Errorf("demo task: %w", err)
+			}
+		}
+	}
+	d.log.Info("demo tasks seeded", "grid", g.Code)
+	return nil
 }
 
 func (d *Domain) seedDemoCity(ctx context.Context, features []geo.ImportFeature) error {

@@ -92,7 +92,7 @@ func TestSeedDemo(t *testing.T) {
 	if p.Role != auth.RoleIntegration {
 		t.Errorf("demo token role %s, want %s", p.Role, auth.RoleIntegration)
 	}
-	leader, _, err := d.Auth.Login(ctx, "demo-leader", "gridwatch-leader", "127.0.0.1", "test")
+	leader, _, err := d.Auth.Login(ctx, "demo-leader", "gridwatch-leader", "", "127.0.0.1", "test")
 	if err != nil {
 		t.Fatalf("demo leader sign-in: %v", err)
 	}
@@ -128,5 +128,47 @@ func TestDemoTeam(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("team\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSeedDemoTasks: the demo grid leader's account is the leader of its
+// grid's team, and finds the demo's dispatched cases as its own; seeding
+// again adds none.
+func TestSeedDemoTasks(t *testing.T) {
+	ctx := context.Background()
+	d := domain.New(testdb.New(t), domain.Options{Auth: auth.Options{Hash: cheapHash}})
+	for round := 1; round <= 2; round++ {
+		if err := d.SeedDemo(ctx, domain.DemoOptions{Tasks: true}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	leader, _, err := d.Auth.Login(ctx, "demo-leader", "gridwatch-leader", "test phone", "127.0.0.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, _, err := d.Incidents.List(ctx, incident.Filter{AssigneeUser: leader.ID}, incident.Viewer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := d.Incidents.List(ctx, incident.Filter{}, incident.Viewer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mine) != 3 || len(all) != 3 {
+		t.Fatalf("the leader's tasks: %d of %d cases, want 3 of 3", len(mine), len(all))
+	}
+	statuses := map[incident.Status]int{}
+	overdue := 0
+	for _, in := range mine {
+		statuses[in.Status]++
+		if in.Overdue {
+			overdue++
+		}
+		if in.Grid == nil || !strings.HasPrefix(in.Grid.Code, leader.Grids[0].Code) || in.Grid.Level != geo.LevelGrid {
+			t.Errorf("task %d is in grid %v, want a grid of %s", in.ID, in.Grid, leader.Grids[0].Code)
+		}
+	}
+	if statuses[incident.Dispatched] != 2 || statuses[incident.InProgress] != 1 || overdue != 1 {
+		t.Errorf("tasks by status %v, %d overdue; want 2 dispatched, 1 in progress, 1 overdue", statuses, overdue)
 	}
 }

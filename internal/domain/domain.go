@@ -26,6 +26,7 @@ import (
 	"gridwatch/camera/record"
 	"gridwatch/geo"
 	"gridwatch/incident"
+	"gridwatch/patrol"
 )
 
 // Options configure the parts New builds. Each part's own options are
@@ -36,6 +37,7 @@ type Options struct {
 	Grids     geo.StoreOptions
 	Auth      auth.Options
 	Incidents incident.Options
+	Patrols   patrol.Options
 }
 
 // Domain is the stores and services of one database, wired.
@@ -47,6 +49,7 @@ type Domain struct {
 	Incidents *incident.Service
 	Cameras   *camera.Store
 	Footage   *record.Store
+	Patrols   *patrol.Service
 
 	log *slog.Logger
 }
@@ -77,6 +80,10 @@ func New(pool *pgxpool.Pool, opts Options) *Domain {
 	opts.Incidents.Locator = d.Locator
 	opts.Incidents.OnCreated = d.linkFootage
 	d.Incidents = incident.NewService(pool, opts.Incidents)
+	if opts.Patrols.Logger == nil {
+		opts.Patrols.Logger = log
+	}
+	d.Patrols = patrol.NewService(pool, opts.Patrols)
 
 	// A boundary change or an import carries scopes, cameras and cases
 	// along in its transaction, from what geo tells them changed hands (no
@@ -99,7 +106,7 @@ func (d *Domain) linkFootage(ctx context.Context, ids []int64) {
 }
 
 // APIDeps returns the API's dependencies on the domain: grids, locator,
-// accounts, audit, incidents and cameras. The caller adds the rest (video,
+// accounts, audit, incidents, cameras and patrols. The caller adds the rest (video,
 // recordings, events, settings), which the service starts separately.
 func (d *Domain) APIDeps() api.Deps {
 	return api.Deps{
@@ -109,5 +116,6 @@ func (d *Domain) APIDeps() api.Deps {
 		Audit:     d.Audit,
 		Incidents: d.Incidents,
 		Cameras:   d.Cameras,
+		Patrols:   d.Patrols,
 	}
 }

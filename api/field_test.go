@@ -95,6 +95,15 @@ func TestDeviceSessions(t *testing.T) {
 	if r.status != 400 || r.errorOf(t)["details"].(map[string]any)["field"] != "device" {
 		t.Errorf("long device name: %d %s", r.status, r.body)
 	}
+	// An account that manages users signs in on the dashboard only.
+	e.createUser("qianer", "correct horse battery", auth.RoleAdmin)
+	r = e.send(e.browser(), "POST", "/api/v1/auth/login", `{"username":"qianer","password":"correct horse battery","device":"admin phone"}`, nil)
+	if r.status != 403 || r.errorOf(t)["details"].(map[string]any)["field"] != "device" || r.header.Get("Set-Cookie") != "" {
+		t.Errorf("admin device login: %d %s %q, want 403 naming device and no cookie", r.status, r.body, r.header.Get("Set-Cookie"))
+	}
+	if r := e.login(e.browser(), "qianer", "correct horse battery"); r.status != 200 {
+		t.Errorf("the admin's dashboard login after it: %d %s", r.status, r.body)
+	}
 	// The device session's own limit: 30 idle days (the default) end it.
 	phone2, _, _ := e.fieldUserAgain("zhaoliu")
 	e.clock.Add(31 * 24 * time.Hour)
@@ -111,8 +120,9 @@ func (e *authEnv) fieldUserAgain(name string) (*http.Client, string, map[string]
 	if r.status != 200 {
 		e.t.Fatalf("device login: %d %s", r.status, r.body)
 	}
-	if !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=") {
-		e.t.Errorf("device cookie %q: want a lasting cookie (Max-Age)", r.header.Get("Set-Cookie"))
+	// The cookie lasts as long as the session may: 180 days by default.
+	if c := r.header.Get("Set-Cookie"); !strings.Contains(c, "Max-Age=15552000") && !strings.Contains(c, "Max-Age=15551999") {
+		e.t.Errorf("device cookie %q: want Max-Age of 180 days", c)
 	}
 	me := r.json(e.t)
 	return b, me["csrf_token"].(string), me
@@ -157,6 +167,17 @@ func TestFieldTasksAndReplayedTransitions(t *testing.T) {
 		if r := send(phone, csrf, "POST", "/api/v1/incidents", body, nil); r.status != 400 || !strings.Contains(r.errorOf(t)["message"].(string), strings.Split(strings.Trim(bad, `"`), `"`)[0]) {
 			t.Errorf("%s: %d %s, want 400 naming the field", bad, r.status, r.body)
 		}
+	}
+	// Only the field app (a device session) says via field: a token or a
+	// dashboard session cannot pass a report off as one.
+	e.token = e.tokenFor(auth.RoleIntegration)
+	if r := e.do("POST", "/api/v1/incidents", []byte(report)); r.status != 400 || r.errorOf(t)["details"].(map[string]any)["field"] != "via" {
+		t.Errorf("via field from a token: %d %s", r.status, r.body)
+	}
+	e.token = adminToken
+	bulk := e.do("POST", "/api/v1/incidents/bulk", []byte(report+"\n"))
+	if !strings.Contains(string(bulk.body), "not in bulk") || !strings.Contains(string(bulk.body), `"created":0`) {
+		t.Errorf("via in bulk: %d %s", bulk.status, bulk.body)
 	}
 	// The command centre registers and dispatches it to the member.
 	version := 1
@@ -229,6 +250,29 @@ func TestFieldTasksAndReplayedTransitions(t *testing.T) {
 	}
 	if accepts != 1 {
 		t.Errorf("history has %d accepts, want 1", accepts)
+	}
+	// Six sends of one keyed step at once (a queue flushing on every
+	// reconnect): applied once, the others replayed.
+	handled := fmt.Sprintf(`{"to":"handled","version":%d,"note":"已清理"}`, version)
+	codes := make(chan response, 6)
+	for range 6 {
+		go func() {
+			codes <- send(phone, csrf, "POST", fmt.Sprintf("/api/v1/incidents/%d/transitions", id), handled, map[string]string{"Idempotency-Key": "handled-0000001"})
+		}()
+	}
+	replays := 0
+	for range 6 {
+		r := <-codes
+		if r.status != 200 {
+			t.Errorf("concurrent keyed step: %d %s", r.status, r.body)
+		}
+		if r.header.Get("Idempotent-Replayed") == "true" {
+			replays++
+		}
+	}
+	in = e.do("GET", fmt.Sprintf("/api/v1/incidents/%d", id), nil).json(t)
+	if replays != 5 || in["status"] != "handled" || in["version"].(float64) != float64(version+1) {
+		t.Errorf("six concurrent sends: %d replays, status %v version %v; want 5, handled, %d", replays, in["status"], in["version"], version+1)
 	}
 }
 
@@ -333,10 +377,72 @@ func TestResumableUploads(t *testing.T) {
 	if n := len(in["attachments"].([]any)); n != 2 {
 		t.Errorf("%d attachments, want the photo and the voice note", n)
 	}
-	// Another member cannot read or continue this member's upload, and an
-	// incident out of scope is not found.
-	other, _, _ := e.fieldUser("zhengshi", "410105001002")
+	// A text file whose first chunk is too short to tell: refused when it
+	// is whole, and dropped, so the phone does not resend it for ever.
+	long := []byte(strings.Repeat("plain text, not a photo. ", 40))
+	tpath := fmt.Sprintf("/api/v1/incidents/%d/attachments/uploads/text-0002", id)
+	if r := e.send(phone, "PUT", tpath, string(long[:300]), map[string]string{"X-CSRF-Token": csrf, "Content-Range": fmt.Sprintf("bytes 0-299/%d", len(long))}); r.status != 200 {
+		t.Fatalf("short first chunk: %d %s", r.status, r.body)
+	}
+	if r := e.send(phone, "PUT", tpath, string(long[300:]), map[string]string{"X-CSRF-Token": csrf, "Content-Range": fmt.Sprintf("bytes 300-%d/%d", len(long)-1, len(long))}); r.status != 400 {
+		t.Errorf("the whole text file: %d %s, want 400", r.status, r.body)
+	}
+	if r := e.send(phone, "GET", tpath, "", nil); r.status != 404 {
+		t.Errorf("a refused upload is kept: %d %s", r.status, r.body)
+	}
+	var pending int
+	if err := e.pool.QueryRow(t.Context(), "SELECT count(*) FROM attachment_uploads WHERE attachment_id IS NULL").Scan(&pending); err != nil || pending != 0 {
+		t.Errorf("%d unfinished uploads kept after the refusals (%v), want 0", pending, err)
+	}
+	// An iPhone's voice note (MP4 sound, brand "M4A ") is a voice note.
+	m4a := append([]byte{0, 0, 0, 0x1c, 'f', 't', 'y', 'p', 'M', '4', 'A', ' ', 0, 0, 0, 0, 'M', '4', 'A', ' ', 'i', 's', 'o', 'm'}, make([]byte, 1000)...)
+	r = e.send(phone, "PUT", fmt.Sprintf("/api/v1/incidents/%d/attachments/uploads/voice-0002", id), string(m4a), map[string]string{
+		"X-CSRF-Token": csrf, "Content-Range": fmt.Sprintf("bytes 0-%d/%d", len(m4a)-1, len(m4a))})
+	if r.status != 201 || r.json(t)["attachment"].(map[string]any)["content_type"] != "audio/mp4" {
+		t.Errorf("m4a voice note: %d %s", r.status, r.body)
+	}
+	// Another member of the same grid sees the case but not this member's
+	// upload: the same key is theirs alone, and leaves this one as it was.
+	other, ocsrf, _ := e.fieldUser("zhengshi", code)
 	if r := e.send(other, "GET", path, "", nil); r.status != 404 {
-		t.Errorf("another grid's member reads the upload: %d, want 404", r.status)
+		t.Errorf("another member reads the upload: %d, want 404", r.status)
+	}
+	if r := e.send(other, "PUT", tpath, string(photo[:1000]), map[string]string{"X-CSRF-Token": ocsrf, "Content-Range": "bytes 0-999/2000"}); r.status != 200 {
+		t.Errorf("another member's own upload under the same key: %d %s", r.status, r.body)
+	}
+	if r := e.send(phone, "GET", path, "", nil); r.status != 200 || r.json(t)["attachment"].(map[string]any)["id"] != att["id"] {
+		t.Errorf("the owner's upload after another member's: %d %s", r.status, r.body)
+	}
+	// Eight sends of one whole file at once: one attachment.
+	whole := tinyJPEG(5000)
+	done := make(chan response, 8)
+	for range 8 {
+		go func() {
+			done <- e.send(phone, "PUT", fmt.Sprintf("/api/v1/incidents/%d/attachments/uploads/race-0001", id), string(whole), map[string]string{
+				"X-CSRF-Token": csrf, "Content-Range": fmt.Sprintf("bytes 0-%d/%d", len(whole)-1, len(whole))})
+		}()
+	}
+	ids := map[any]bool{}
+	for range 8 {
+		r := <-done
+		if r.status != 200 && r.status != 201 {
+			t.Errorf("concurrent whole file: %d %s", r.status, r.body)
+			continue
+		}
+		ids[r.json(t)["attachment"].(map[string]any)["id"]] = true
+	}
+	if len(ids) != 1 {
+		t.Errorf("eight concurrent sends made attachments %v, want one", ids)
+	}
+	// A caller's unfinished uploads are bounded.
+	for i := range 20 {
+		r := e.send(phone, "PUT", fmt.Sprintf("/api/v1/incidents/%d/attachments/uploads/open-%05d", id, i), string(photo[:1000]), map[string]string{
+			"X-CSRF-Token": csrf, "Content-Range": "bytes 0-999/100000"})
+		if i < 16 && r.status != 200 {
+			t.Fatalf("unfinished upload %d: %d %s", i, r.status, r.body)
+		}
+		if i >= 16 && (r.status != 429 || !strings.Contains(r.errorOf(t)["message"].(string), "unfinished uploads")) {
+			t.Errorf("unfinished upload %d: %d %s, want 429", i, r.status, r.body)
+		}
 	}
 }

@@ -36,6 +36,13 @@ func (s *Server) createIncident(c *gin.Context) error {
 		return gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header is longer than 200 characters")
 	}
 	p := httpapi.Principal(c)
+	if (n.Via != "" || n.AccuracyM != nil) && (p.Session == nil || p.Session.Device == "") {
+		field := "via"
+		if n.Via == "" {
+			field = "accuracy_m"
+		}
+		return incident.FieldError(field, "is sent by the field app, signed in on a phone: other callers give the place alone")
+	}
 	in, created, err := s.deps.Incidents.Create(c.Request.Context(), n, httpapi.Reporter(s.deps.LeaderReportOutside, p), httpapi.IncidentViewer(p))
 	if err != nil {
 		return err

@@ -36,6 +36,13 @@ type SessionInfo struct {
 	UserAgent string    `json:"user_agent,omitempty"`
 }
 
+// DeviceSessionsFor reports whether accounts of role r may open device
+// sessions (months long, on a phone): not those that manage users or API
+// tokens, whose stolen cookie would be worth the most.
+func DeviceSessionsFor(r Role) bool {
+	return !Allowed(r, UsersManage) && !Allowed(r, TokensManage)
+}
+
 // MaxDeviceName is the longest device name a sign-in may give.
 const MaxDeviceName = 100
 
@@ -63,8 +70,9 @@ func (s *Service) Login(ctx context.Context, username, password, device, ip, use
 		id       int64
 		hash     string
 		disabled bool
+		role     Role
 	)
-	err = s.pool.QueryRow(ctx, "SELECT id, password_hash, disabled FROM users WHERE username = $1", username).Scan(&id, &hash, &disabled)
+	err = s.pool.QueryRow(ctx, "SELECT id, password_hash, disabled, role FROM users WHERE username = $1", username).Scan(&id, &hash, &disabled, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		hash, id = s.dummyHash, 0
 	} else if err != nil {
@@ -76,6 +84,15 @@ func (s *Service) Login(ctx context.Context, username, password, device, ip, use
 			return nil, "", err
 		}
 		return nil, "", gridwatch.Errorf(gridwatch.ECredentials, "wrong username or password")
+	}
+	if device != "" && !DeviceSessionsFor(role) {
+		// The right password, for an account whose sessions must stay
+		// short: the attempt is not a failure, and opens nothing.
+		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.succeeded(ctx, tx, keys, ownLocks) }); err != nil {
+			return nil, "", err
+		}
+		return nil, "", gridwatch.Errorf(gridwatch.EForbidden, "device: an account that manages users or tokens signs in on the dashboard only, for a shift, not as a device").
+			WithDetails(map[string]any{"field": "device"})
 	}
 	secret := newSecret()
 	csrf := newSecret()

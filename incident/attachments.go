@@ -67,6 +67,30 @@ var voiceTypes = map[string]struct{ ctype, ext string }{
 	"audio/wave":      {"audio/wav", ".wav"},
 }
 
+// mp4Brands are the ftyp brands of the MP4 sound a phone records (an
+// iPhone's .m4a is "M4A "; others write isom…iso6 or mp41/mp42), which
+// http.DetectContentType knows only when the brand starts with "mp4".
+var mp4Brands = map[string]bool{"M4A ": true, "M4B ": true, "isom": true, "iso2": true, "iso3": true, "iso4": true,
+	"iso5": true, "iso6": true, "mp41": true, "mp42": true, "dash": true, "3gp4": true, "3gp5": true, "3gp6": true}
+
+// sniffAttachment says what the bytes of an attachment are, from their
+// start (the first 512 bytes decide): the type to serve it as, its file
+// extension and its kind, or an error naming the file as neither a photo
+// nor a voice note.
+func sniffAttachment(data []byte) (ctype, ext, kind string, err error) {
+	sniffed := http.DetectContentType(data)
+	if ext, ok := photoTypes[sniffed]; ok {
+		return sniffed, ext, "photo", nil
+	}
+	if vt, ok := voiceTypes[sniffed]; ok {
+		return vt.ctype, vt.ext, "voice", nil
+	}
+	if len(data) >= 12 && string(data[4:8]) == "ftyp" && mp4Brands[string(data[8:12])] {
+		return "audio/mp4", ".m4a", "voice", nil
+	}
+	return "", "", "", FieldError("file", "is %s, neither a photo nor a voice note: send JPEG, PNG, WebP or GIF, or WebM, MP4, Ogg, MP3 or WAV sound", sniffed)
+}
+
 // Attach stores a photo or a voice note of incident id, if v may see it.
 // The type is sniffed from the bytes (the name and the declared type are
 // not trusted); the file is written under the data dir before its row, so
@@ -110,15 +134,9 @@ func (s *Service) storeFile(ctx context.Context, id int64, filename string, data
 	if len(data) == 0 {
 		return nil, "", FieldError("file", "is empty")
 	}
-	sniffed := http.DetectContentType(data)
-	ctype, kind := sniffed, "photo"
-	ext, ok := photoTypes[sniffed]
-	if !ok {
-		vt, isVoice := voiceTypes[sniffed]
-		if !isVoice {
-			return nil, "", FieldError("file", "is %s, neither a photo nor a voice note: send JPEG, PNG, WebP or GIF, or WebM, MP4, Ogg, MP3 or WAV sound", sniffed)
-		}
-		ctype, ext, kind = vt.ctype, vt.ext, "voice"
+	ctype, ext, kind, err := sniffAttachment(data)
+	if err != nil {
+		return nil, "", err
 	}
 	filename = cleanFilename(filename, kind)
 	sum := sha256.Sum256(data)

@@ -23,8 +23,17 @@ import (
 // MaxUploadChunk is the largest chunk one request may carry.
 const MaxUploadChunk = 4 << 20
 
-// staleUploads is how long an unfinished upload is kept.
-const staleUploads = 7 * 24 * time.Hour
+// staleUploads is how long an unfinished upload nobody continues is kept.
+const staleUploads = 48 * time.Hour
+
+// A caller has at most maxOpenUploads unfinished uploads, declaring at
+// most maxPendingBytes between them: a phone that makes a new key for
+// every retry, or a caller filling the database, is told to finish or
+// wait (EThrottled) instead.
+const (
+	maxOpenUploads  = 16
+	maxPendingBytes = 64 << 20
+)
 
 // Upload is where an upload stands: the bytes received of total, and the
 // attachment once complete.
@@ -64,28 +73,44 @@ func (s *Service) UploadChunk(ctx context.Context, id int64, v Viewer, once Once
 	case c.Start < 0 || c.Start+int64(len(c.Data)) > c.Total:
 		return nil, false, FieldError("Content-Range", "bytes %d to %d lie outside a file of %d bytes", c.Start, c.Start+int64(len(c.Data))-1, c.Total)
 	}
+	if c.Start == 0 && (len(c.Data) >= 512 || int64(len(c.Data)) == c.Total) {
+		// The first chunk says what the file is: a file that will never
+		// be accepted is refused before any of it is kept.
+		if _, _, _, err := sniffAttachment(c.Data); err != nil {
+			return nil, false, err
+		}
+	}
 	if _, err := s.get(ctx, s.pool, id, v); err != nil {
 		return nil, false, err
 	}
 	var (
 		up       Upload
 		complete bool
+		uid      int64
+		rejected bool
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
-			uid      int64
 			name     string
 			attached *int64
 		)
-		err := tx.QueryRow(ctx, `INSERT INTO attachment_uploads (incident_id, caller_key, upload_key, filename, total, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-			ON CONFLICT (incident_id, caller_key, upload_key) DO UPDATE SET updated_at = attachment_uploads.updated_at
-			RETURNING id, filename, total, received, attachment_id`,
-			id, once.Caller, once.Key, cleanFilename(filename, "file"), c.Total, by, s.now()).Scan(&uid, &name, &up.Total, &up.Offset, &attached)
+		err := tx.QueryRow(ctx, `SELECT id, filename, total, received, attachment_id FROM attachment_uploads
+			WHERE incident_id = $1 AND caller_key = $2 AND upload_key = $3 FOR UPDATE`,
+			id, once.Caller, once.Key).Scan(&uid, &name, &up.Total, &up.Offset, &attached)
+		if errors.Is(err, pgx.ErrNoRows) {
+			if err := s.checkUploadRoom(ctx, tx, once.Caller, c.Total); err != nil {
+				return err
+			}
+			err = tx.QueryRow(ctx, `INSERT INTO attachment_uploads (incident_id, caller_key, upload_key, filename, total, created_by, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+				ON CONFLICT (incident_id, caller_key, upload_key) DO UPDATE SET updated_at = attachment_uploads.updated_at
+				RETURNING id, filename, total, received, attachment_id`,
+				id, once.Caller, once.Key, cleanFilename(filename, "file"), c.Total, by, s.now()).Scan(&uid, &name, &up.Total, &up.Offset, &attached)
+		}
 		if err != nil {
 			return fmt.Errorf("upload: %w", err)
 		}
-		// The upsert locked the row: two chunks of one upload queue here.
+		// The row is locked: two chunks of one upload queue here.
 		if up.Total != c.Total {
 			return gridwatch.Errorf(gridwatch.EConflict, "upload %q was started for a file of %d bytes, not %d: use a new key for another file", once.Key, up.Total, c.Total).
 				WithDetails(map[string]any{"offset": up.Offset, "total": up.Total})
@@ -116,6 +141,9 @@ func (s *Service) UploadChunk(ctx context.Context, id int64, v Viewer, once Once
 			return err
 		}
 		a, rel, err := s.storeFile(ctx, id, name, data, by)
+		if gridwatch.ErrorCode(err) == gridwatch.EInvalid {
+			rejected = true // never to be accepted: dropped below
+		}
 		if err != nil {
 			return err
 		}
@@ -131,6 +159,13 @@ func (s *Service) UploadChunk(ctx context.Context, id int64, v Viewer, once Once
 		up.Attachment, complete = a, true
 		return nil
 	})
+	if rejected {
+		// The whole file is not one to keep: its chunks go, and a retry
+		// starts afresh (and is refused on its first chunk).
+		if _, derr := s.pool.Exec(ctx, "DELETE FROM attachment_uploads WHERE id = $1", uid); derr != nil {
+			s.log.Warn("dropping a refused upload", "err", derr)
+		}
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -138,6 +173,30 @@ func (s *Service) UploadChunk(ctx context.Context, id int64, v Viewer, once Once
 		s.purgeStaleUploads(ctx)
 	}
 	return &up, complete, nil
+}
+
+// checkUploadRoom refuses a new upload of total bytes by caller when the
+// caller has too many unfinished ones or declares too many bytes in them;
+// the caller's uploads are counted under a lock of the caller, so two new
+// uploads at once cannot both fit in the last place.
+func (s *Service) checkUploadRoom(ctx context.Context, tx pgx.Tx, caller string, total int64) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('attachment_uploads:' || $1, 0))", caller); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	var (
+		open    int
+		pending int64
+	)
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(total), 0) FROM attachment_uploads
+		WHERE caller_key = $1 AND attachment_id IS NULL AND updated_at >= $2`, caller, s.now().Add(-staleUploads)).Scan(&open, &pending); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	if open >= maxOpenUploads || pending+total > maxPendingBytes {
+		return gridwatch.Errorf(gridwatch.EThrottled, "you have %d unfinished uploads (%d MiB): finish them before starting another (at most %d, %d MiB); unfinished ones are dropped after %s",
+			open, pending>>20, maxOpenUploads, maxPendingBytes>>20, staleUploads).
+			WithDetails(map[string]any{"open_uploads": open, "pending_bytes": pending, "retry_after_seconds": 60})
+	}
+	return nil
 }
 
 // UploadState returns where upload once on incident id stands (ENotFound

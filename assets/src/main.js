@@ -19,6 +19,10 @@
 //   #panel [data-field=edit-btn|history-btn], #editor (see editor.js), history (see history.js)
 //   #camera-card [data-field=cam-gb] (a GB/T 28181 channel, see camera-card.js), #admin-gb (admin-gb28181.js)
 //   document.body.dataset.mapPick while the map waits for a click for the admin view (map-pick.js)
+//   #menu-btn[aria-expanded] and #topbar-menu (topbar-menu.js), #legend[data-collapsed] (legend.js),
+//   #field-banner (header.js)
+//   document.body.dataset.patrolsLoaded, .patrol-marker[data-patrol-id], #patrol-card (patrol-layer.js,
+//   patrol-card.js), window.gridwatchPatrols {members(), open(id)}
 //
 // This file wires the parts together and keeps the selection (grid, camera,
 // case, locate); the parts live in their own modules: header.js (banner,
@@ -26,7 +30,9 @@
 // (hover), live-updates.js (the live feed's events), grid-extras.js (the grid
 // panel's cases, cameras and staff), camera-card.js, editor-loader.js (the
 // boundary editor, loaded on first use), locate.js, incident-panels.js (the
-// case drawers), counts.js (figures and shading).
+// case drawers), counts.js (figures and shading), topbar-menu.js and
+// legend.js (the bar and the legend on a narrow screen), patrol-layer.js and
+// patrol-card.js (members on patrol).
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
@@ -60,6 +66,10 @@ import { CameraCard } from './camera-card.js';
 import { EditorLoader } from './editor-loader.js';
 import { MapTip } from './map-tip.js';
 import { MapPicker } from './map-pick.js';
+import { TopbarMenu } from './topbar-menu.js';
+import { Legend } from './legend.js';
+import { PatrolLayer } from './patrol-layer.js';
+import { PatrolCard } from './patrol-card.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -69,6 +79,9 @@ const $ = (sel) => document.querySelector(sel);
 // ---- header: banner, status, clock -------------------------------------------------
 
 const header = new Header({ online: () => grids !== null });
+// Below 1100 px the bar's tools fold into a ☰ menu and the legend into its title.
+new TopbarMenu();
+new Legend();
 const showError = (err, context) => header.showError(err, context);
 const setStatus = (kind, text) => header.setStatus(kind, text);
 
@@ -104,6 +117,7 @@ try {
 if (me) document.body.dataset.auth = 'ok';
 else me = await loginDialog.prompt();
 applyUser(me);
+header.suggestFieldApp(me);
 setStatus('', 'Connecting…');
 
 // ---- then meta and grids in parallel, then the map ----------------------------------
@@ -158,6 +172,33 @@ const camerasLoad = camerasOn
     })
   : null;
 
+// ---- patrols (patrols.read): members on patrol, their card and tracks ---------------------
+
+const patrolsOn = can('patrols.read');
+const patrols = new PatrolLayer(map, { onOpen: (id) => patrolCard.open(id), onError: showError });
+const patrolCard = new PatrolCard({
+  map,
+  layer: patrols,
+  onOpen: () => {
+    if (panel.isOpen) closePanel();
+  },
+});
+// The grid panel (a grid, a camera, a locate) and the patrol card share the right-hand side.
+new MutationObserver(() => {
+  if (!$('#panel').hidden) patrolCard.close();
+}).observe($('#panel'), { attributes: true, attributeFilter: ['hidden'] });
+$('#patrol-toggle').addEventListener('click', (ev) => {
+  const on = ev.currentTarget.getAttribute('aria-pressed') !== 'true';
+  ev.currentTarget.setAttribute('aria-pressed', String(on));
+  patrols.setVisible(on);
+  if (!on) patrolCard.close();
+});
+window.gridwatchPatrols = {
+  members: () => patrols.list().map((p) => ({ id: p.id, userId: p.userId, name: p.name, lon: p.last?.lon, lat: p.last?.lat, at: p.last?.at, distanceM: p.distanceM })),
+  open: (id) => patrolCard.open(id),
+  refresh: () => patrols.refresh({ throwErrors: true }),
+};
+
 let grids = null; // prepareGrids() result once the grids are drawn
 let gridsDrawn; // resolves once the first grids are on the map
 const gridsReady = new Promise((resolve) => {
@@ -211,6 +252,7 @@ map.on('load', async () => {
     // Cameras, then incidents, go on top once the grids are drawn: the grids come first.
     if (camerasOn) addCameras();
     if (incidentsOn) showIncidents();
+    if (patrolsOn) patrols.start().catch((err) => showError(err, 'Loading patrols'));
   });
   if (!header.bannerShown) setStatus('ok', '在线 Online');
   gridsDrawn();
@@ -224,6 +266,7 @@ function drawGrids(fc, tiles) {
   document.body.dataset.gridTiles = tilesURL;
   addGridLayers(map, grids, { withGraticule: offlineStyle(), tilesURL });
   camLayer.raise();
+  patrols.raise();
   incLayer.setGrids(grids);
   incLayer.afterGridsRedrawn();
   gridHistory.raise();
@@ -396,6 +439,7 @@ document.addEventListener('keydown', (ev) => {
   else if (locator.active) locator.set(false);
   else if (view.isOpen) closeIncident();
   else if (newForm.isOpen) closeNewForm();
+  else if (patrolCard.isOpen) patrolCard.close();
   else if (panel.isOpen) closePanel();
   else header.hideBanner();
 });
@@ -483,7 +527,21 @@ const gridLabel = (id) => labelOf(grids, id);
 const counts = new IncidentCounts(store, incLayer);
 
 const recording = new RecordingStatus(); // the recorder's disk-full banner (video.playback)
-const live = new LiveUpdates({
+// The live feed's patrol.* events go to the patrol layer; without the stream, its poll reads the patrols too.
+class DashboardLive extends LiveUpdates {
+  onEvent(type, data) {
+    if (typeof type === 'string' && type.startsWith('patrol.')) {
+      if (patrolsOn) patrols.onEvent(type, data);
+      return;
+    }
+    super.onEvent(type, data);
+  }
+
+  pollAll() {
+    return Promise.all([super.pollAll(), patrolsOn && patrols.started ? patrols.refresh() : null]);
+  }
+}
+const live = new DashboardLive({
   store,
   recording,
   camLayer,
@@ -522,7 +580,7 @@ const incidentsLoad = incidentsOn
     })
   : null;
 // A GIS editor (no incidents or cameras) listens too: for grid.changed.
-if (incidentsOn || camerasOn || can('grids.write')) live.start();
+if (incidentsOn || camerasOn || patrolsOn || can('grids.write')) live.start();
 
 async function showIncidents() {
   incLayer.add();

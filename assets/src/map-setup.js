@@ -49,11 +49,23 @@ export function watchMapErrors(map, basemap, { drawn, showError }) {
   return () => offlineStyle;
 }
 
+// SHEET_SHARE is the most of the map a sheet covers on a phone (style.css: .panel, .drawer max-height).
+const SHEET_SHARE = 0.62;
+
 /** panelPadding is the map padding that keeps clear of the open panel and a docked dialog or drawer. */
 export function panelPadding() {
   const panel = document.querySelector('#panel');
-  const w = panel.hidden ? 0 : panel.getBoundingClientRect().width + 24;
   const docked = document.querySelector('dialog.docked[open]') ?? document.querySelector('.drawer:not([hidden])');
+  // On a phone the panel and the drawers are sheets the width of the screen, rising from
+  // the bottom (style.css): keep clear above them instead of beside them — above as
+  // tall as they may grow (a grid's panel is fitted to while it still says "Loading…").
+  const container = document.querySelector('#map').getBoundingClientRect();
+  const sheetTop = Math.min(...[panel.hidden ? null : panel, docked].filter(Boolean).map((e) => e.getBoundingClientRect()).filter((r) => r.width >= container.width * 0.9).map((r) => r.top));
+  if (Number.isFinite(sheetTop)) {
+    const sheet = Math.max(container.bottom - sheetTop, container.height * SHEET_SHARE);
+    return { top: 24, left: 24, right: 24, bottom: Math.min(sheet + 16, container.height * 0.8) };
+  }
+  const w = panel.hidden ? 0 : panel.getBoundingClientRect().width + 24;
   const left = docked ? docked.getBoundingClientRect().right + 24 : 56;
   return { top: 56, bottom: 56, left, right: 56 + w };
 }

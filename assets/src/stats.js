@@ -3,15 +3,50 @@
 // GET /api/v1/stats/incidents?from&to&group, with the totals, and the same
 // table as CSV (Accept: text/csv) to download. Whatever numeric fields the
 // server sends are shown; the known ones get their Chinese names first.
+//
+// "网格员 Members" (patrols.read): each grid member's month — patrols,
+// hours, distance, grids covered, open and overdue tasks — from GET
+// /api/v1/stats/patrols?month=YYYY-MM, sortable by any column, and the
+// table as shown as CSV.
 
-import { ApiError, describe, getJSON, request } from './api.js';
+import { ApiError, can, describe, getJSON, request } from './api.js';
 import { el } from './dom.js';
 
 const GROUPS = [
   { id: 'grid', label: '按网格 By grid' },
   { id: 'category', label: '按类别 By category' },
   { id: 'month', label: '按月 By month' },
+  { id: 'members', label: '网格员 Members', perm: 'patrols.read' },
 ];
+
+// The members' columns: key, heading, how a row gives its value (a number, or text for the name).
+const MEMBER_COLUMNS = [
+  { key: 'name', label: '网格员 Member', text: true, value: (r) => String(userOf(r).display_name || r.name || userOf(r).username || (userOf(r).id ? `#${userOf(r).id}` : '')) },
+  { key: 'patrols', label: '巡查 Patrols', value: (r) => num(r.patrols ?? r.patrol_count) },
+  { key: 'hours', label: '时长 Hours', value: (r) => num(r.hours ?? (r.duration_s !== undefined ? Number(r.duration_s) / 3600 : r.seconds !== undefined ? Number(r.seconds) / 3600 : undefined)), digits: 1 },
+  { key: 'distance_km', label: '距离 km', value: (r) => num(r.distance_m !== undefined && r.distance_m !== null ? Number(r.distance_m) / 1000 : r.distance_km), digits: 2 },
+  { key: 'grids_covered', label: '网格 Grids covered', value: (r) => num(Array.isArray(r.grids_covered) ? r.grids_covered.length : r.grids_covered) },
+  { key: 'open_tasks', label: '在办 Open tasks', value: (r) => num(r.open_tasks) },
+  { key: 'overdue_tasks', label: '超期 Overdue tasks', value: (r) => num(r.overdue_tasks) },
+];
+
+/** userOf is a member row's user: {id, username, display_name} (nested as user, or flat). */
+function userOf(r) {
+  const u = r?.user && typeof r.user === 'object' ? r.user : {};
+  return { id: u.id ?? r?.user_id ?? '', username: u.username ?? r?.username ?? '', display_name: u.display_name ?? r?.display_name ?? '' };
+}
+
+function num(v) {
+  if (v === null || v === undefined || v === '') return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** csvCell quotes a CSV field when it needs it (RFC 4180). */
+function csvCell(v) {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
 
 // Known measures, in the order the report reads.
 const KNOWN = [
@@ -82,6 +117,8 @@ export class StatsDialog {
     this.dialog = null;
     this.group = 'grid';
     this.seq = 0;
+    this.members = []; // the members' rows as last loaded
+    this.sort = { key: 'hours', dir: 'descending' };
   }
 
   open() {
@@ -104,7 +141,8 @@ export class StatsDialog {
 
     const tablist = el('div', { className: 'tabs', role: 'tablist', 'aria-label': 'Group by' });
     for (const g of GROUPS) {
-      const b = el('button', { type: 'button', className: 'tab', role: 'tab', dataset: { group: g.id }, 'aria-selected': String(g.id === this.group) }, g.label);
+      if (g.perm && !can(g.perm)) continue;
+      const b = el('button', { type: 'button', className: 'tab', role: 'tab', id: `stats-tab-${g.id}`, dataset: { group: g.id }, 'aria-selected': String(g.id === this.group) }, g.label);
       b.addEventListener('click', () => {
         this.group = g.id;
         for (const t of tablist.querySelectorAll('.tab')) t.setAttribute('aria-selected', String(t.dataset.group === g.id));
@@ -133,8 +171,8 @@ export class StatsDialog {
           'div',
           'stats-toolbar',
           el('label', 'field', el('span', 'field-label', '月份 Month'), this.month),
-          el('label', 'field', el('span', 'field-label', '自 From'), this.from),
-          el('label', 'field', el('span', 'field-label', '至 To (不含 exclusive)'), this.to),
+          el('label', 'field stats-range', el('span', 'field-label', '自 From'), this.from),
+          el('label', 'field stats-range', el('span', 'field-label', '至 To (不含 exclusive)'), this.to),
           this.csv,
           this.status,
         ),
@@ -177,6 +215,9 @@ export class StatsDialog {
   }
 
   async load() {
+    this.dialog.classList.toggle('stats-dialog-members', this.group === 'members');
+    this.dialog.dataset.group = this.group;
+    if (this.group === 'members') return this.loadMembers();
     const seq = ++this.seq;
     const q = this.query();
     const csvQ = new URLSearchParams(q);
@@ -240,6 +281,10 @@ export class StatsDialog {
   }
 
   async download() {
+    if (this.group === 'members') {
+      this.downloadMembers();
+      return;
+    }
     const q = this.query();
     this.setStatus('CSV…');
     try {
@@ -256,5 +301,127 @@ export class StatsDialog {
       if (err instanceof ApiError && (err.status === 501 || err.status === 404)) this.setStatus('统计接口尚未就绪 · Statistics are not available on this server yet', 'error');
       else this.setStatus(describe(err), 'error');
     }
+  }
+
+  // ---- 网格员 Members: the month's patrols and tasks per member ----------------------
+
+  monthValue() {
+    return /^\d{4}-\d{2}$/.test(this.month.value) ? this.month.value : '';
+  }
+
+  async loadMembers() {
+    const seq = ++this.seq;
+    const month = this.monthValue();
+    const q = new URLSearchParams();
+    if (month) q.set('month', month);
+    // The month is cut in the browser's zone, like the other tabs' dates.
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (tz) q.set('tz', tz);
+    this.csv.href = '#';
+    this.csv.download = this.membersFileName();
+    this.setStatus('Loading… 加载中');
+    this.dialog.dataset.state = 'loading';
+    try {
+      const res = await getJSON(`/api/v1/stats/patrols?${q}`);
+      if (seq !== this.seq) return;
+      const rows = Array.isArray(res) ? res : Array.isArray(res?.members) ? res.members : Array.isArray(res?.rows) ? res.rows : [];
+      this.members = rows;
+      this.memberTotals = res?.totals && typeof res.totals === 'object' ? res.totals : null;
+      this.renderMembers();
+      this.setStatus(`${rows.length} 人 members`, 'ok');
+      this.dialog.dataset.state = 'ok';
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.tableWrap.replaceChildren();
+      this.dialog.dataset.state = 'error';
+      if (err instanceof ApiError && (err.status === 501 || err.status === 404)) this.setStatus('巡查统计尚未就绪 · Patrol statistics are not available on this server yet', 'error');
+      else this.setStatus(describe(err), 'error');
+    }
+  }
+
+  /** sortedMembers is the members' rows in the chosen order (empty values last either way). */
+  sortedMembers() {
+    const col = MEMBER_COLUMNS.find((c) => c.key === this.sort.key) ?? MEMBER_COLUMNS[0];
+    const sign = this.sort.dir === 'ascending' ? 1 : -1;
+    return [...this.members].sort((a, b) => {
+      const va = col.value(a);
+      const vb = col.value(b);
+      if (va === null || va === '') return vb === null || vb === '' ? 0 : 1;
+      if (vb === null || vb === '') return -1;
+      const d = col.text ? String(va).localeCompare(String(vb), 'zh-CN') : va - vb;
+      return d !== 0 ? sign * d : MEMBER_COLUMNS[0].value(a).localeCompare(MEMBER_COLUMNS[0].value(b), 'zh-CN');
+    });
+  }
+
+  renderMembers() {
+    const fmt = (c, v) => (v === null || v === undefined ? '—' : c.text ? String(v) : c.digits ? v.toFixed(c.digits) : intFmt.format(v));
+    const head = el(
+      'tr',
+      '',
+      ...MEMBER_COLUMNS.map((c) => {
+        const sorted = this.sort.key === c.key;
+        const b = el('button', { type: 'button', className: 'sort-btn', dataset: { sort: c.key } }, c.label);
+        b.addEventListener('click', () => {
+          this.sort = { key: c.key, dir: sorted && this.sort.dir === 'descending' ? 'ascending' : sorted ? 'descending' : c.text ? 'ascending' : 'descending' };
+          this.renderMembers();
+          this.tableWrap.querySelector(`[data-sort="${c.key}"]`)?.focus();
+        });
+        return el('th', { className: c.text ? '' : 'num-head', 'aria-sort': sorted ? this.sort.dir : 'none', dataset: { key: c.key } }, b);
+      }),
+    );
+    const tbody = el('tbody');
+    for (const r of this.sortedMembers()) {
+      const u = userOf(r);
+      const tr = el('tr', { dataset: { userId: String(u.id), username: String(u.username) } });
+      for (const c of MEMBER_COLUMNS) {
+        const v = c.value(r);
+        const td = el('td', { className: c.text ? 'strong nowrap' : 'num', dataset: { key: c.key } }, fmt(c, v));
+        if (c.text && u.username && u.username !== v) {
+          td.append(' ', el('span', 'dim', u.username));
+        }
+        if (c.key === 'overdue_tasks') {
+          td.classList.add('overdue-cell');
+          td.dataset.hot = String(v > 0);
+        }
+        tr.append(td);
+      }
+      tbody.append(tr);
+    }
+    if (this.members.length === 0) tbody.append(el('tr', 'empty-row', el('td', { colSpan: MEMBER_COLUMNS.length }, '本月无巡查记录 · No patrols or tasks this month')));
+    const totals = this.memberTotals;
+    const sum = (c) => {
+      if (totals) return c.value(totals);
+      if (c.key === 'grids_covered') return null; // a grid two members covered counts once: the server's to say
+      const vs = this.members.map((r) => c.value(r)).filter((v) => v !== null);
+      return vs.length ? vs.reduce((a, b) => a + b, 0) : null;
+    };
+    const tfoot = this.members.length
+      ? el('tfoot', '', el('tr', '', el('td', 'strong', '合计 Total'), ...MEMBER_COLUMNS.slice(1).map((c) => el('td', 'num', fmt(c, sum(c))))))
+      : null;
+    this.tableWrap.replaceChildren(el('table', { className: 'table stats-table', id: 'stats-table', dataset: { group: 'members' } }, el('thead', '', head), tbody, tfoot ?? ''));
+  }
+
+  membersFileName() {
+    return `gridwatch-members-${this.monthValue() || 'month'}.csv`;
+  }
+
+  /** downloadMembers saves the members' table, in its current order, as CSV (UTF-8 with a BOM, for Excel). */
+  downloadMembers() {
+    const lines = [['user_id', 'username', ...MEMBER_COLUMNS.map((c) => c.label)].map(csvCell).join(',')];
+    for (const r of this.sortedMembers()) {
+      const u = userOf(r);
+      lines.push([u.id, u.username, ...MEMBER_COLUMNS.map((c) => {
+        const v = c.value(r);
+        return v === null ? '' : c.text || !c.digits ? v : v.toFixed(c.digits);
+      })].map(csvCell).join(','));
+    }
+    const blob = new Blob([`\ufeff${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: this.membersFileName() });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    this.setStatus('CSV 已下载 downloaded', 'ok');
   }
 }

@@ -358,8 +358,8 @@ func TestResumableUploads(t *testing.T) {
 	text := []byte("this is not a photo at all, it is some text")
 	for _, c := range []struct {
 		rng, key, want string
-		body       []byte
-		status     int
+		body           []byte
+		status         int
 	}{
 		{fmt.Sprintf("bytes 0-%d/%d", len(text)-1, len(text)), "text-0001", "neither a photo nor a voice note", text, 400},
 		{"bytes 0-9", "rng-00001", "Content-Range", text[:10], 400},

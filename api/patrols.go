@@ -85,7 +85,11 @@ func replayed(c *gin.Context) { c.Header("Idempotent-Replayed", "true") }
 
 // startPatrol is POST /api/v1/patrols: body {} or {"started_at"}, header
 // Idempotency-Key (optional, 8..64 [A-Za-z0-9_-]). 201 with the patrol; a
-// replay 200 with the same patrol.
+// replay 200 with the same patrol. The member's patrol left open (or ended
+// after started_at) that began before started_at is closed by the start,
+// at its last point or started_at: the answer names it (closed_patrol_id).
+// 409 when one of theirs began at or after started_at: details.patrol_id
+// names it, and details.open_patrol_id too when it is still open.
 func (s *Server) startPatrol(c *gin.Context) error {
 	svc, err := s.patrols()
 	if err != nil {
@@ -132,8 +136,11 @@ func (s *Server) patrolPoints(c *gin.Context, id int64) error {
 	return httpapi.JSON(c, http.StatusOK, added, err)
 }
 
-// endPatrol is POST /api/v1/patrols/:id/end: body {} or {"ended_at"}.
-// Ending an ended patrol answers it as it is.
+// endPatrol is POST /api/v1/patrols/:id/end: body {} or {"ended_at"}; {}
+// ends it now, or at its last point when the phone's clock put that later.
+// Ending an ended patrol answers it as it is (Idempotent-Replayed), unless
+// ended_at is earlier than its end and fits it, which brings the end
+// forward (the member's own end arriving after the server ended it).
 func (s *Server) endPatrol(c *gin.Context, id int64) error {
 	svc, err := s.patrols()
 	if err != nil {
@@ -215,6 +222,9 @@ func (s *Server) patrolTrack(c *gin.Context, id int64) error {
 // patrolStats is GET /api/v1/stats/patrols?month=YYYY-MM&tz=: per member,
 // the month's patrols, hours, distance and grids covered, with their open
 // and overdue cases now. A member without patrols.read gets their own row.
+// An open patrol's hours run to 10 minutes (patrol.LostAfter) past its last
+// point, or to now when sooner; GET /patrols?active=true still lists it,
+// its fresh_seconds telling how long it has been silent.
 func (s *Server) patrolStats(c *gin.Context) error {
 	svc, err := s.patrols()
 	if err != nil {

@@ -487,3 +487,122 @@ func TestPatrolStatsOverHTTP(t *testing.T) {
 		t.Errorf("default month %v", st["month"])
 	}
 }
+
+// fieldStart is the field app's start over HTTP (assets/src/field/outbox.js,
+// startPatrol): POST the start; on a 409 naming an open patrol, end that
+// one with {} and POST the same start again. It returns the last answer
+// and the steps ("start 409", "end 200", …).
+func (m *member) fieldStart(key string, startedAt time.Time) (response, []string) {
+	m.e.t.Helper()
+	body := `{"started_at":"` + startedAt.Format(time.RFC3339Nano) + `"}`
+	r := m.do("POST", "/api/v1/patrols", body, "Idempotency-Key", key)
+	steps := []string{fmt.Sprint("start ", r.status)}
+	if r.status != http.StatusConflict {
+		return r, steps
+	}
+	d, _ := r.errorOf(m.e.t)["details"].(map[string]any)
+	open, _ := d["open_patrol_id"].(float64)
+	if open <= 0 {
+		return r, steps
+	}
+	end := m.do("POST", fmt.Sprintf("/api/v1/patrols/%v/end", open), `{}`)
+	steps = append(steps, fmt.Sprint("end ", end.status))
+	r = m.do("POST", "/api/v1/patrols", body, "Idempotency-Key", key)
+	return r, append(steps, fmt.Sprint("start ", r.status))
+}
+
+// timeOf reads an RFC 3339 time of an answer.
+func timeOf(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, _ := v.(string)
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %v: %v", v, err)
+	}
+	return at
+}
+
+// TestPatrolFieldRecoveryOverHTTP: a phone starting a patrol while one of
+// the member's is left open gets its patrol started: the start closes the
+// old one (closed_patrol_id); the phones the old server had answered 409
+// (and that ended the old patrol with {}) get theirs on their next try;
+// a patrol begun after the tap stays a conflict naming it. {} ends a
+// patrol at its last point when the phone's clock put that ahead.
+func TestPatrolFieldRecoveryOverHTTP(t *testing.T) {
+	e := newPatrolEnv(t)
+	t0 := e.clock.Now()
+	wang := e.signIn("wangfang", auth.RoleGridLeader, "410105001001")
+	li := e.signIn("lisi", auth.RoleGridLeader, "410105001001")
+	zhao := e.signIn("zhaolei", auth.RoleGridLeader, "410105002001")
+	startAt := func(m *member, at time.Time) float64 {
+		t.Helper()
+		r := m.do("POST", "/api/v1/patrols", `{"started_at":"`+at.Format(time.RFC3339)+`"}`)
+		return want(t, "start", r, http.StatusCreated, "")["id"].(float64)
+	}
+	old := map[*member]float64{}
+	for _, m := range []*member{wang, li} {
+		old[m] = startAt(m, t0)
+		want(t, "points", m.do("POST", fmt.Sprintf("/api/v1/patrols/%v/points", old[m]), points(patrolInside, t0, 0, time.Minute)), http.StatusOK, "")
+	}
+	e.clock.Add(10 * time.Hour) // the phone was lost; another, hours later (within the sessions' 12 h)
+	tap := e.clock.Now().Add(-3 * time.Second)
+
+	// This server: one request.
+	r, steps := wang.fieldStart("phone-b-start-0001", tap)
+	p := want(t, "start", r, http.StatusCreated, "")
+	if p["closed_patrol_id"] != old[wang] || !timeOf(t, p["started_at"]).Equal(tap) || fmt.Sprint(steps) != "[start 201]" {
+		t.Errorf("start: %v %s", steps, r.body)
+	}
+	got := want(t, "old", wang.do("GET", fmt.Sprintf("/api/v1/patrols/%v", old[wang]), ""), http.StatusOK, "")
+	if got["active"] != false || !timeOf(t, got["ended_at"]).Equal(t0.Add(time.Minute)) {
+		t.Errorf("the old patrol: %v, want it ended at its last point", got)
+	}
+	if _, ok := got["closed_patrol_id"]; ok {
+		t.Errorf("a patrol read has closed_patrol_id: %v", got)
+	}
+	r = wang.do("POST", "/api/v1/patrols", `{"started_at":"`+tap.Format(time.RFC3339Nano)+`"}`, "Idempotency-Key", "phone-b-start-0001")
+	if want(t, "replay", r, http.StatusOK, "")["id"] != p["id"] || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay: %s", r.body)
+	}
+
+	// A phone the old server answered 409 ended the old patrol with {}
+	// (now, after its tap); its next try of the start succeeds.
+	want(t, "end {}", li.do("POST", fmt.Sprintf("/api/v1/patrols/%v/end", old[li]), `{}`), http.StatusOK, "")
+	r, steps = li.fieldStart("phone-b-start-0002", tap)
+	if p := want(t, "start after end {}", r, http.StatusCreated, ""); p["closed_patrol_id"] != old[li] || fmt.Sprint(steps) != "[start 201]" {
+		t.Errorf("start after end {}: %v %s", steps, r.body)
+	}
+	got = want(t, "old", li.do("GET", fmt.Sprintf("/api/v1/patrols/%v", old[li]), ""), http.StatusOK, "")
+	if !timeOf(t, got["ended_at"]).Equal(t0.Add(time.Minute)) {
+		t.Errorf("li's old patrol: %v, want it ended at its last point", got)
+	}
+
+	// A patrol begun after the tap (a phone whose clock is behind): 409
+	// naming it open; the app ends it and tries again: 409 naming it.
+	now := e.clock.Now()
+	begun := startAt(zhao, now.Add(-time.Minute))
+	r, steps = zhao.fieldStart("phone-c-start-0001", now.Add(-2*time.Minute))
+	want(t, "start before an ended patrol", r, http.StatusConflict, "conflict", "patrol_id", begun, "open_patrol_id", nil)
+	if fmt.Sprint(steps) != "[start 409 end 200 start 409]" {
+		t.Errorf("steps %v", steps)
+	}
+
+	// {} with the last point 2 minutes ahead of the server's clock.
+	id := p["id"].(float64)
+	path := fmt.Sprintf("/api/v1/patrols/%v", id)
+	want(t, "points ahead", wang.do("POST", path+"/points", points(patrolInside, now, 0, 2*time.Minute)), http.StatusOK, "")
+	ended := want(t, "end {}", wang.do("POST", path+"/end", `{}`), http.StatusOK, "")
+	if ended["active"] != false || !timeOf(t, ended["ended_at"]).Equal(now.Add(2*time.Minute)) {
+		t.Errorf("end {}: %v, want it ended at its last point", ended)
+	}
+
+	// The audit trail: the old patrol closed by the member's start.
+	var trail []string
+	for _, x := range want(t, "audit", e.do("GET", fmt.Sprintf("/api/v1/audit?target_type=patrol&target_id=%v", old[wang]), nil), http.StatusOK, "")["entries"].([]any) {
+		x := x.(map[string]any)
+		trail = append(trail, fmt.Sprint(x["action"], " ", x["actor"].(map[string]any)["name"], " ", x["summary"].(map[string]any)["closed_by_patrol_id"]))
+	}
+	if wantTrail := []string{fmt.Sprintf("patrol.end wangfang %v", id), "patrol.start wangfang <nil>"}; fmt.Sprint(trail) != fmt.Sprint(wantTrail) {
+		t.Errorf("audit trail %v, want %v", trail, wantTrail)
+	}
+}

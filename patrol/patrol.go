@@ -54,6 +54,11 @@ const (
 	// MaxBackdate is how long ago a patrol may be said to have started (a
 	// start queued on a phone offline).
 	MaxBackdate = 7 * 24 * time.Hour
+	// LostAfter is how long after its last point (or its start, without
+	// one) an open patrol is taken to have been walked: past it the
+	// dashboard shows the member lost, and the monthly hours stop counting
+	// it (see Stats).
+	LostAfter = 10 * time.Minute
 )
 
 // Event types (kind "patrol"), published in the transaction of the change.
@@ -99,6 +104,10 @@ type Patrol struct {
 	FreshSeconds *int64    `json:"fresh_seconds"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// ClosedPatrolID, in the answer of the start that opened this patrol
+	// only, names the member's earlier patrol the start closed (one left
+	// open, or ended after this one's start): see Service.Start.
+	ClosedPatrolID int64 `json:"closed_patrol_id,omitempty"`
 }
 
 // Options configure the service.

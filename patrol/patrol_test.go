@@ -560,8 +560,8 @@ func TestPatrolEvents(t *testing.T) {
 }
 
 // TestPatrolStats: a month's figures per member, a patrol across the
-// month's boundary split by its times, an open patrol counted up to now,
-// members with cases and no patrols.
+// month's boundary split by its times, an open patrol counted up to
+// LostAfter past its last point, members with cases and no patrols.
 func TestPatrolStats(t *testing.T) {
 	now := time.Date(2026, 11, 5, 12, 0, 0, 0, shanghai)
 	c := newCity(t, now)
@@ -593,7 +593,8 @@ func TestPatrolStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	octDist, novDist := c.geoLength(pts[:6]), c.geoLength(pts[5:])
-	// li: open since 11:00 today, in W.
+	// li: open since 11:00 today, in W, one point at 11:10: counted until
+	// 11:20 (LostAfter past the last point), not until now (12:00).
 	q := c.start(li, now.Add(-time.Hour))
 	c.add(q.ID, li, Point{At: now.Add(-50 * time.Minute), Lon: w[0], Lat: w[1]})
 
@@ -612,7 +613,7 @@ func TestPatrolStats(t *testing.T) {
 			[]string{"wang patrols=1 hours=1.00 grids=1 tasks=1/0", "zhao patrols=0 hours=0.00 grids=0 tasks=3/1"},
 			map[string]float64{"wang": octDist}},
 		{"November", "2026-11", Viewer{All: true}, nil,
-			[]string{"li patrols=1 hours=1.00 grids=1 tasks=0/0", "wang patrols=1 hours=1.00 grids=2 tasks=1/0", "zhao patrols=0 hours=0.00 grids=0 tasks=3/1"},
+			[]string{"li patrols=1 hours=0.33 grids=1 tasks=0/0", "wang patrols=1 hours=1.00 grids=2 tasks=1/0", "zhao patrols=0 hours=0.00 grids=0 tasks=3/1"},
 			map[string]float64{"wang": novDist, "li": 0}},
 		{"November, scoped to X", "2026-11", Viewer{All: true, Grids: []int64{c.ids[codeX]}}, nil,
 			[]string{"wang patrols=1 hours=1.00 grids=2 tasks=1/0", "zhao patrols=0 hours=0.00 grids=0 tasks=3/1"}, nil},

@@ -35,7 +35,11 @@ type MemberStats struct {
 	User User `json:"user"`
 	// Patrols counts the patrols overlapping the month.
 	Patrols int64 `json:"patrols"`
-	// Hours is their time within the month (an open patrol's up to now).
+	// Hours is their time within the month. An open patrol counts up to
+	// LostAfter (10 min) past its last point (its start, without one), or
+	// up to now when that is sooner: a phone lost or left with a patrol
+	// open does not add hours it did not walk. Points sent late add their
+	// time when they arrive.
 	Hours float64 `json:"hours"`
 	// DistanceM is the distance walked within the month (by the points'
 	// times).
@@ -62,7 +66,9 @@ type Stats struct {
 // q.To): how many, their hours and distance within the period and the
 // grids covered, with each member's open and overdue cases from q.Tasks.
 // Members with cases and no patrols have a row, as do those with patrols
-// and no cases. Rows come by username.
+// and no cases. Rows come by username. An open patrol counts until
+// LostAfter past its last point (or start), or now if sooner: it is in the
+// month when that time is (MemberStats.Hours).
 func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, error) {
 	if !q.From.Before(q.To) {
 		return nil, FieldError("month", nil, "the period %s to %s is empty", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
@@ -81,19 +87,25 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 	w.Arg(q.To)
 	w.Arg(s.now())
 	w.Arg(extra)
+	w.Arg(LostAfter.Seconds())
+	// The patrols_span index's expression: an open patrol's range is
+	// unbounded above.
 	w.Add("tstzrange(p.started_at, p.ended_at, '[]') && tstzrange($1::timestamptz, $2::timestamptz, '[)')")
-	// An open patrol runs until now, not into the months ahead.
-	w.Add("coalesce(p.ended_at, $3::timestamptz) >= $1::timestamptz")
+	// An open patrol counts until it was last seen walking (its last point,
+	// or its start) plus LostAfter, or until now when that is sooner — not
+	// into the months ahead, nor for the days a lost phone kept it open.
+	w.Add("coalesce(p.ended_at, least($3::timestamptz, greatest(p.started_at, p.last_at) + $5::float8 * interval '1 second')) >= $1::timestamptz")
 	if q.Members != nil {
 		w.Add("p.user_id = ANY(?)", q.Members)
 	}
 	v.where(&w)
 	sql := `WITH vis AS (
-			SELECT p.id, p.user_id, p.started_at, p.ended_at FROM patrols p` + w.SQL() + `
+			SELECT p.id, p.user_id, p.started_at,
+				coalesce(p.ended_at, least($3::timestamptz, greatest(p.started_at, p.last_at) + $5::float8 * interval '1 second')) AS until
+			FROM patrols p` + w.SQL() + `
 		), per AS (
 			SELECT user_id, count(*) AS n,
-				sum(greatest(extract(epoch FROM least(coalesce(ended_at, $3::timestamptz), $2::timestamptz)
-					- greatest(started_at, $1::timestamptz))::float8, 0)) AS secs
+				sum(greatest(extract(epoch FROM least(until, $2::timestamptz) - greatest(started_at, $1::timestamptz))::float8, 0)) AS secs
 			FROM vis GROUP BY user_id
 		), walked AS (
 			SELECT v.user_id, sum(pp.segment_m) AS dist, count(DISTINCT pp.grid_id) FILTER (WHERE g.level = 'grid') AS grids

@@ -171,9 +171,17 @@ func (s *Service) checkTime(field string, t, now time.Time) error {
 
 // Start opens a patrol for member v.UserID, at startedAt (nil: now). A
 // retry with the same Idempotency-Key returns the patrol it opened, with
-// created false; the same key with another start time is refused. A member
-// has one open patrol: another start is a conflict naming it
-// (details.open_patrol_id), as is a start before the end of their last one.
+// created false; the same key with another start time is refused.
+//
+// A member walks one patrol at a time. A start makes room for itself in
+// the same transaction (makeRoom): a patrol of theirs that began before
+// startedAt and is still open, or ended after startedAt, is closed at its
+// last point, or at startedAt when that comes first — the phone left it
+// open (lost, reinstalled) or the server ended it on the phone's behalf
+// ({} at the server's time). The new patrol's ClosedPatrolID names it. A
+// patrol of theirs that began at or after startedAt cannot make room: the
+// start is a conflict naming it (details.patrol_id, and
+// details.open_patrol_id when it is open).
 func (s *Service) Start(ctx context.Context, v Viewer, key string, startedAt *time.Time) (*Patrol, bool, error) {
 	if v.UserID == 0 {
 		return nil, false, gridwatch.Errorf(gridwatch.EForbidden, "patrols are recorded by a signed-in member, not by an API token")
@@ -192,7 +200,10 @@ func (s *Service) Start(ctx context.Context, v Viewer, key string, startedAt *ti
 			return nil, false, FieldError("started_at", nil, "%s is more than %d days ago", at.Format(time.RFC3339), int(MaxBackdate/(24*time.Hour)))
 		}
 	}
-	var id int64
+	var (
+		id     int64
+		closed []closing
+	)
 	created := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		replay, err := findKey(ctx, tx, v.UserID, key, startedAt, at)
@@ -200,7 +211,7 @@ func (s *Service) Start(ctx context.Context, v Viewer, key string, startedAt *ti
 			id = replay
 			return err
 		}
-		if err := checkFree(ctx, tx, v.UserID, at); err != nil {
+		if closed, err = makeRoom(ctx, tx, v.UserID, at, now); err != nil {
 			return err
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO patrols (user_id, idempotency_key, started_at, created_at, updated_at)
@@ -210,8 +221,12 @@ func (s *Service) Start(ctx context.Context, v Viewer, key string, startedAt *ti
 			if id, err = findKey(ctx, tx, v.UserID, key, startedAt, at); err != nil || id != 0 {
 				return err
 			}
-			if err := checkFree(ctx, tx, v.UserID, at); err != nil {
-				return err
+			var open int64
+			var started time.Time
+			if err := tx.QueryRow(ctx, "SELECT id, started_at FROM patrols WHERE user_id = $1 AND ended_at IS NULL", v.UserID).
+				Scan(&open, &started); err == nil {
+				return gridwatch.Errorf(gridwatch.EConflict, "patrol %d was started at the same moment (at %s); reload and try again",
+					open, started.Format(time.RFC3339)).WithDetails(map[string]any{"open_patrol_id": open, "patrol_id": open, "started_at": started})
 			}
 			return gridwatch.Errorf(gridwatch.EConflict, "another patrol was started at the same moment; reload and try again")
 		}
@@ -219,20 +234,33 @@ func (s *Service) Start(ctx context.Context, v Viewer, key string, startedAt *ti
 			return fmt.Errorf("start patrol: %w", err)
 		}
 		created = true
+		for _, c := range closed {
+			if err := c.record(ctx, tx, map[string]any{"closed_by_patrol_id": id}); err != nil {
+				return err
+			}
+		}
 		var username string
 		if err := tx.QueryRow(ctx, "SELECT username FROM users WHERE id = $1", v.UserID).Scan(&username); err != nil {
 			return fmt.Errorf("start patrol: %w", err)
 		}
-		if err := events.Publish(ctx, tx, EventStarted, nil, map[string]any{"id": id, "user_id": v.UserID, "username": username,
-			"started_at": at, "grids": []int64{}}); err != nil {
+		data := map[string]any{"id": id, "user_id": v.UserID, "username": username, "started_at": at, "grids": []int64{}}
+		after := map[string]any{"started_at": at}
+		if len(closed) > 0 {
+			data["closed_patrol_id"] = closed[len(closed)-1].id
+			after["closed_patrol_id"] = closed[len(closed)-1].id
+		}
+		if err := events.Publish(ctx, tx, EventStarted, nil, data); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "patrol.start", "patrol", strconv.FormatInt(id, 10), map[string]any{"after": map[string]any{"started_at": at}})
+		return audit.Record(ctx, tx, "patrol.start", "patrol", strconv.FormatInt(id, 10), map[string]any{"after": after})
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	p, err := s.get(ctx, s.pool, id, Viewer{UserID: v.UserID})
+	if err == nil && created && len(closed) > 0 {
+		p.ClosedPatrolID = closed[len(closed)-1].id
+	}
 	return p, created, err
 }
 
@@ -259,93 +287,173 @@ func findKey(ctx context.Context, tx pgx.Tx, user int64, key string, given *time
 	return id, nil
 }
 
-// checkFree refuses a start for member user at: they have an open patrol,
-// or their last one ended after at.
-func checkFree(ctx context.Context, tx pgx.Tx, user int64, at time.Time) error {
-	var id int64
-	var started time.Time
-	err := tx.QueryRow(ctx, "SELECT id, started_at FROM patrols WHERE user_id = $1 AND ended_at IS NULL", user).Scan(&id, &started)
-	if err == nil {
-		return gridwatch.Errorf(gridwatch.EConflict, "you have an open patrol (%d, started %s): end it before starting another",
-			id, started.Format(time.RFC3339)).WithDetails(map[string]any{"open_patrol_id": id, "started_at": started})
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("start patrol: %w", err)
-	}
-	var ended time.Time
-	err = tx.QueryRow(ctx, `SELECT id, ended_at FROM patrols WHERE user_id = $1 AND ended_at > $2
-		ORDER BY ended_at DESC LIMIT 1`, user, at).Scan(&id, &ended)
-	if err == nil {
-		return gridwatch.Errorf(gridwatch.EConflict, "started_at %s is before the end of your patrol %d (%s): patrols do not overlap",
-			at.Format(time.RFC3339), id, ended.Format(time.RFC3339)).
-			WithDetails(map[string]any{"field": "started_at", "patrol_id": id, "ended_at": ended})
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("start patrol: %w", err)
-	}
-	return nil
+// locked is a patrol row locked for a change of its end.
+type locked struct {
+	id, owner int64
+	started   time.Time
+	ended     *time.Time
+	lastAt    *time.Time
+	lastGrid  *int64
+	distance  float64
+	points    int
+	grids     []int64
 }
 
-// End closes patrol id at endedAt (nil: now); only its member may. Ending
-// an ended patrol returns it as it is, with changed false.
+// lockColumns are what scanLocked reads, of patrols p.
+const lockColumns = `p.id, p.user_id, p.started_at, p.ended_at, p.last_at, p.last_grid_id, p.distance_m, p.points,
+	ARRAY(SELECT grid_id FROM patrol_grids WHERE patrol_id = p.id ORDER BY grid_id)`
+
+func scanLocked(row pgx.Row) (locked, error) {
+	var l locked
+	err := row.Scan(&l.id, &l.owner, &l.started, &l.ended, &l.lastAt, &l.lastGrid, &l.distance, &l.points, &l.grids)
+	if l.grids == nil {
+		l.grids = []int64{}
+	}
+	return l, err
+}
+
+// activeUntil is the last moment patrol l is known to have been walked:
+// its last point, or its start when it has none (or only fixes taken
+// before it).
+func (l locked) activeUntil() time.Time {
+	if l.lastAt != nil && l.lastAt.After(l.started) {
+		return *l.lastAt
+	}
+	return l.started
+}
+
+// closing is a patrol makeRoom closed (or whose end it brought forward),
+// to be recorded once the new patrol has its id.
+type closing struct {
+	locked
+	at time.Time
+}
+
+// record publishes closing c's patrol.ended event and audits it, with
+// more in the event's data and the audit's summary.
+func (c closing) record(ctx context.Context, tx pgx.Tx, more map[string]any) error {
+	data := map[string]any{"id": c.id, "user_id": c.owner, "ended_at": c.at,
+		"distance_m": roundTo(c.distance, 1), "points": c.points, "grids": c.grids}
+	summary := map[string]any{"after": map[string]any{"ended_at": c.at, "distance_m": roundTo(c.distance, 1), "points": c.points}}
+	if c.ended != nil {
+		summary["before"] = map[string]any{"ended_at": *c.ended}
+	}
+	for k, v := range more {
+		data[k], summary[k] = v, v
+	}
+	if err := events.Publish(ctx, tx, EventEnded, c.lastGrid, data); err != nil {
+		return err
+	}
+	return audit.Record(ctx, tx, "patrol.end", "patrol", strconv.FormatInt(c.id, 10), summary)
+}
+
+// makeRoom makes room for a patrol of member user starting at: their
+// patrols that began before at and are open, or ended after at, end at
+// their last activity (activeUntil) or at, whichever comes first. It
+// returns them, their events and audit still to be recorded. A patrol of
+// theirs that is open or ends after at and began at or after at is a
+// conflict: the new patrol would contain its start. The error names it
+// (details.patrol_id; details.open_patrol_id when it is open).
+func makeRoom(ctx context.Context, tx pgx.Tx, user int64, at, now time.Time) ([]closing, error) {
+	rows, err := tx.Query(ctx, `SELECT `+lockColumns+` FROM patrols p
+		WHERE p.user_id = $1 AND (p.ended_at IS NULL OR p.ended_at > $2) ORDER BY p.started_at FOR UPDATE`, user, at)
+	if err != nil {
+		return nil, fmt.Errorf("start patrol: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (locked, error) { return scanLocked(row) })
+	if err != nil {
+		return nil, fmt.Errorf("start patrol: %w", err)
+	}
+	for _, l := range list {
+		if l.started.Before(at) {
+			continue
+		}
+		d := map[string]any{"field": "started_at", "patrol_id": l.id, "started_at": l.started}
+		if l.ended == nil {
+			d["open_patrol_id"] = l.id
+			return nil, gridwatch.Errorf(gridwatch.EConflict,
+				"you have an open patrol (%d, started %s), and started_at %s is before it: end it before starting another",
+				l.id, l.started.Format(time.RFC3339), at.Format(time.RFC3339)).WithDetails(d)
+		}
+		d["ended_at"] = *l.ended
+		return nil, gridwatch.Errorf(gridwatch.EConflict,
+			"started_at %s is before your patrol %d (%s to %s): patrols do not overlap; start at or after %s",
+			at.Format(time.RFC3339), l.id, l.started.Format(time.RFC3339), l.ended.Format(time.RFC3339), l.ended.Format(time.RFC3339)).
+			WithDetails(d)
+	}
+	out := make([]closing, 0, len(list))
+	for _, l := range list {
+		c := closing{locked: l, at: l.activeUntil()}
+		if at.Before(c.at) {
+			c.at = at
+		}
+		if _, err := tx.Exec(ctx, "UPDATE patrols SET ended_at = $2, updated_at = $3 WHERE id = $1", l.id, c.at, now); err != nil {
+			return nil, fmt.Errorf("close patrol %d: %w", l.id, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// End closes patrol id at endedAt; only its member may. Without endedAt
+// it ends now, or at its last point when that is later (a phone's clock
+// ahead of the server's). An end before the patrol's start or its last
+// point is refused.
+//
+// Ending an ended patrol never fails: it answers the patrol with changed
+// false, unless endedAt comes before its end and fits the patrol (not
+// before its start nor its last point) — the member's own end arriving
+// after the server ended it for them — which brings the end forward. The
+// end a patrol keeps is thus the earliest one given, whatever the order
+// the requests come in, and a replay changes nothing.
 func (s *Service) End(ctx context.Context, id int64, v Viewer, endedAt *time.Time) (*Patrol, bool, error) {
 	now := s.now()
 	changed := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var (
-			owner      int64
-			started    time.Time
-			ended      *time.Time
-			lastAt     *time.Time
-			lastGrid   *int64
-			distance   float64
-			points     int
-			gridsTouch []int64
-		)
-		err := tx.QueryRow(ctx, `SELECT user_id, started_at, ended_at, last_at, last_grid_id, distance_m, points,
-				ARRAY(SELECT grid_id FROM patrol_grids WHERE patrol_id = p.id ORDER BY grid_id)
-			FROM patrols p WHERE id = $1 FOR UPDATE`, id).
-			Scan(&owner, &started, &ended, &lastAt, &lastGrid, &distance, &points, &gridsTouch)
+		l, err := scanLocked(tx.QueryRow(ctx, `SELECT `+lockColumns+` FROM patrols p WHERE p.id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound(id)
 		}
 		if err != nil {
 			return fmt.Errorf("end patrol %d: %w", id, err)
 		}
-		if err := checkOwner(ctx, tx, id, owner, v); err != nil {
+		if err := checkOwner(ctx, tx, id, l.owner, v); err != nil {
 			return err
 		}
-		if ended != nil {
-			return nil
-		}
-		at := now.Truncate(time.Microsecond)
-		if endedAt != nil {
+		var at time.Time
+		switch {
+		case l.ended != nil:
+			if endedAt == nil {
+				return nil
+			}
+			at = endedAt.Truncate(time.Microsecond)
+			if !at.Before(*l.ended) || at.Before(l.started) || (l.lastAt != nil && at.Before(*l.lastAt)) {
+				return nil
+			}
+		case endedAt == nil:
+			at = now.Truncate(time.Microsecond)
+			if l.lastAt != nil && l.lastAt.After(at) {
+				at = *l.lastAt
+			}
+		default:
 			at = endedAt.Truncate(time.Microsecond)
 			if err := s.checkTime("ended_at", at, now); err != nil {
 				return err
 			}
-		}
-		switch {
-		case at.Before(started):
-			return FieldError("ended_at", map[string]any{"started_at": started}, "%s is before the patrol started (%s)",
-				at.Format(time.RFC3339), started.Format(time.RFC3339))
-		case lastAt != nil && at.Before(*lastAt):
-			return FieldError("ended_at", map[string]any{"last_at": *lastAt}, "%s is before the patrol's last point (%s)",
-				at.Format(time.RFC3339Nano), lastAt.Format(time.RFC3339Nano))
+			switch {
+			case at.Before(l.started):
+				return FieldError("ended_at", map[string]any{"started_at": l.started}, "%s is before the patrol started (%s)",
+					at.Format(time.RFC3339), l.started.Format(time.RFC3339))
+			case l.lastAt != nil && at.Before(*l.lastAt):
+				return FieldError("ended_at", map[string]any{"last_at": *l.lastAt}, "%s is before the patrol's last point (%s)",
+					at.Format(time.RFC3339Nano), l.lastAt.Format(time.RFC3339Nano))
+			}
 		}
 		if _, err := tx.Exec(ctx, "UPDATE patrols SET ended_at = $2, updated_at = $3 WHERE id = $1", id, at, now); err != nil {
 			return fmt.Errorf("end patrol %d: %w", id, err)
 		}
 		changed = true
-		if gridsTouch == nil {
-			gridsTouch = []int64{}
-		}
-		if err := events.Publish(ctx, tx, EventEnded, lastGrid, map[string]any{"id": id, "user_id": owner, "ended_at": at,
-			"distance_m": roundTo(distance, 1), "points": points, "grids": gridsTouch}); err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, "patrol.end", "patrol", strconv.FormatInt(id, 10),
-			map[string]any{"after": map[string]any{"ended_at": at, "distance_m": roundTo(distance, 1), "points": points}})
+		return closing{locked: l, at: at}.record(ctx, tx, nil)
 	})
 	if err != nil {
 		return nil, false, err

@@ -56,7 +56,7 @@ func startMain(t *testing.T, dir string, seed bool, extra ...string) *Main {
 }
 
 // startMainWith is startMain with tune applied to the Main before it runs.
-func startMainWith(t *testing.T, dir string, seed bool, tune func(*Main), extra ...string) *Main {
+func startMainWith(t testing.TB, dir string, seed bool, tune func(*Main), extra ...string) *Main {
 	t.Helper()
 	args := append([]string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dir, "--admin-token", testAdminToken}, extra...)
 	cfg, err := LoadConfig("serve", args, envOf(nil), io.Discard)
@@ -340,7 +340,7 @@ func TestIncidentsInBrowser(t *testing.T) {
 // browserReady is the Chromium to drive (env CHROMIUM, else Debian's), once
 // the dashboard is built into this test binary and playwright-core is
 // installed; else the test is skipped (or fails under make test).
-func browserReady(t *testing.T) string {
+func browserReady(t testing.TB) string {
 	t.Helper()
 	if !assets.Built() {
 		testtool.SkipOrFail(t, "dashboard assets are not built into this test binary (run `make assets` first)")
@@ -391,7 +391,7 @@ func runBrowserScriptTuned(t *testing.T, script string, tune func(*Main), extra 
 	}
 }
 
-func artifactDir(t *testing.T) string {
+func artifactDir(t testing.TB) string {
 	dir := os.Getenv("GRIDWATCH_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = t.TempDir()

@@ -1,0 +1,20 @@
+package main
+
+import "testing"
+
+// TestFieldBrowser runs the field app (/field/) on a phone in headless
+// Chromium (assets/e2e/field.mjs): demo-leader signs in with a device
+// session, sees their tasks (the demo's, overdue first) and one dispatched
+// live, reports with a photo and a fake position (resized on the phone);
+// offline, reports again and hands a task in, and both arrive exactly once
+// when the network returns, through lost answers; a step the case moved past
+// meanwhile stays on the task as a conflict. It checks installability (CDP),
+// the service worker's offline shell and saved task list, no sideways
+// scrolling at 390 and 360 px, 44 px controls, every action within one tap,
+// and a patrol's points and monthly statistics. It logs the FIELD-BENCH
+// figures (first load throttled, cold and from the cache; the photo's upload
+// size) and keeps screenshots field-*.png as artefacts.
+func TestFieldBrowser(t *testing.T) {
+	runBrowserScriptTuned(t, "e2e/field.mjs", func(m *Main) { m.DemoTasks = true }, nil,
+		func(url, dir string) []string { return []string{url, dir} })
+}

@@ -18,3 +18,12 @@ func TestFieldBrowser(t *testing.T) {
 	runBrowserScriptTuned(t, "e2e/field.mjs", func(m *Main) { m.DemoTasks = true }, nil,
 		func(url, dir string) []string { return []string{url, dir} })
 }
+
+// TestDevicesBrowser: a lost phone signed out by an admin
+// (assets/e2e/devices.mjs): demo-leader signs in to the field app with a
+// device name; demo-admin finds the phone under Admin → Users → Devices and
+// signs it out; the phone's cookie is refused and the app asks to sign in
+// again; the audit log names the phone.
+func TestDevicesBrowser(t *testing.T) {
+	runBrowserScript(t, "e2e/devices.mjs", func(url, dir string) []string { return []string{url, dir} })
+}

@@ -14,7 +14,15 @@ import (
 // from concurrent goroutines as a city's phones would; each batch is
 // placed in grids, deduplicated, walked for its distance and published in
 // one transaction. Reports points/s.
-func BenchmarkPatrolPoints(b *testing.B) {
+func BenchmarkPatrolPoints(b *testing.B) { benchPoints(b, false) }
+
+// BenchmarkPatrolPointsRawInsert is the baseline in the same run: the same
+// batches, from the same goroutines, inserted into patrol_points by one
+// plain INSERT … unnest each (no grid, no distance, no lock, no event): what
+// PostgreSQL itself costs per point.
+func BenchmarkPatrolPointsRawInsert(b *testing.B) { benchPoints(b, true) }
+
+func benchPoints(b *testing.B, raw bool) {
 	const patrols, batch = 1000, 50
 	now := time.Now()
 	started := now.Add(-6 * 24 * time.Hour)
@@ -55,6 +63,19 @@ func BenchmarkPatrolPoints(b *testing.B) {
 				a := float64(i) * 0.05
 				pts[k] = Point{At: started.Add(time.Duration(i) * 5 * time.Second),
 					Lon: mid[0] + 0.0005*math.Cos(a), Lat: mid[1] + 0.0005*math.Sin(a), AccuracyM: &accuracy}
+			}
+			if raw {
+				ats, lons, lats := make([]time.Time, batch), make([]float64, batch), make([]float64, batch)
+				for k, pt := range pts {
+					ats[k], lons[k], lats[k] = pt.At, pt.Lon, pt.Lat
+				}
+				if _, err := c.pool.Exec(ctx, `INSERT INTO patrol_points (patrol_id, at, geom, accuracy_m)
+					SELECT $1, a, ST_SetSRID(ST_MakePoint(x, y), 4326), $5 FROM unnest($2::timestamptz[], $3::float8[], $4::float8[]) AS t(a, x, y)
+					ON CONFLICT DO NOTHING`, ids[p], ats, lons, lats, accuracy); err != nil {
+					b.Error(err)
+					return
+				}
+				continue
 			}
 			if _, err := c.svc.AddPoints(ctx, ids[p], Viewer{UserID: users[p]}, pts); err != nil {
 				b.Error(err)

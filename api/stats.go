@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -85,9 +86,9 @@ func statsCSV(st *incident.Stats) []byte {
 		"未结案 open", "超期 overdue")
 	_ = w.Write(header)
 	for _, r := range append(slices.Clip(st.Rows), st.Totals) {
-		rec := []string{r.Key, r.Name}
+		rec := []string{csvText(r.Key), csvText(r.Name)}
 		if st.Group == incident.ByCategory {
-			rec = append(rec, r.ClassCode, r.ClassName)
+			rec = append(rec, csvText(r.ClassCode), csvText(r.ClassName))
 		}
 		rec = append(rec, statsInt(r.Reported), statsInt(r.Registered), statsInt(r.Closed), statsFloat(r.CloseRate),
 			statsInt(r.ClosedOnTime), statsFloat(r.OnTimeRate), statsFloat(r.MedianHours), statsInt(r.Open), statsInt(r.Overdue))
@@ -95,6 +96,16 @@ func statsCSV(st *incident.Stats) []byte {
 	}
 	w.Flush()
 	return b.Bytes()
+}
+
+// csvText is a text cell a spreadsheet will not run as a formula: one
+// that starts with =, +, -, @, a tab or a carriage return (a grid named
+// "=HYPERLINK(…)") gets a leading apostrophe.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 func statsInt(n int64) string { return strconv.FormatInt(n, 10) }

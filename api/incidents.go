@@ -410,7 +410,7 @@ func (s *Server) getPhoto(c *gin.Context, id int64) error {
 	}
 	defer f.Close()
 	c.Header("Content-Type", a.ContentType)
-	c.Header("Cache-Control", "private, max-age=3600")
+	c.Header("Cache-Control", "private, no-cache") // a phone shared by two members keeps no case photo of the first
 	c.Header("Content-Disposition", "inline; filename*=UTF-8''"+url.PathEscape(a.Filename))
 	http.ServeContent(c.Writer, c.Request, "", a.CreatedAt, f)
 	return nil

@@ -10,16 +10,23 @@
 //     labelled with their name and coloured "lost" (no fix for ≥ 10 min);
 //   - a point 5 minutes old, then one of now, posted through the API move
 //     the marker live (the event stream; the list is not read again
-//     meanwhile) and turn it "stale", then "fresh";
-//   - a click on the marker opens the card: the name, the distance the API
-//     counts, the grids covered, the last fix's age and accuracy;
+//     meanwhile, but for the layer's own 30 s re-read) and turn it
+//     "stale", then "fresh";
+//   - a click on the marker opens the card (the grid panel shut): the name,
+//     the distance the API counts, the grids covered, the last fix's age
+//     and accuracy;
 //   - "今日轨迹 Today's tracks" draws the track, a segment per step,
-//     coloured by time; yesterday (the date picker) has none;
+//     coloured by time; yesterday (the date picker) has none, and leaves
+//     nothing drawn; today again, asked for twice in a row, is drawn again;
 //   - the layer's legend switch hides and shows the marker;
 //   - Stats → "网格员 Members" has the leader's row (patrols, distance,
-//     grids) and sorts by a column; its CSV downloads with the row;
-//   - ending the patrol (API) takes the marker off the map, live.
-// As the grid leader the dashboard has no patrol layer (no patrols.read).
+//     grids) and sorts by a column; its CSV downloads with the row, and a
+//     member whose display name starts with "=" (created through the API,
+//     with a patrol of their own) has it as text there ('=…), no formula;
+//   - ending the patrol (API) takes the marker off the map, live; its open
+//     card shows the end, and a duration to it that no longer runs.
+// As the grid leader the dashboard has no patrol layer (no patrols.read): it
+// asks nothing of /api/v1/patrols.
 // Screenshots patrols-map.png and patrols-stats.png in artifactDir.
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
 
@@ -36,11 +43,11 @@ const COMMANDER = { username: 'demo-commander', password: 'gridwatch-commander' 
 
 let browser;
 
-/** leaderAPI signs demo-leader in through the API; call(method, path, body, headers) answers {status, body}. */
-async function leaderAPI() {
+/** apiAs signs a user in through the API; call(method, path, body, headers) answers {status, body}. */
+async function apiAs({ username, password }) {
   const ctx = await apiRequest.newContext({ baseURL: base.href });
-  const login = await ctx.post('/api/v1/auth/login', { data: { username: LEADER.username, password: LEADER.password } });
-  if (!login.ok()) throw new Error(`sign-in as ${LEADER.username}: HTTP ${login.status()} ${await login.text()}`);
+  const login = await ctx.post('/api/v1/auth/login', { data: { username, password } });
+  if (!login.ok()) throw new Error(`sign-in as ${username}: HTTP ${login.status()} ${await login.text()}`);
   const me = await login.json();
   const call = async (method, p, body, headers = {}) => {
     const res = await ctx.fetch(p, { method, headers: { Accept: 'application/json', 'X-CSRF-Token': me.csrf_token, ...headers }, data: body });
@@ -54,6 +61,29 @@ async function leaderAPI() {
     return { status: res.status(), body: parsed };
   };
   return { ctx, me, call };
+}
+
+/** seconds reads a duration as the card shows it ("2 h 05 min", "12 min 40 s", "35 s") in seconds, or NaN. */
+function seconds(text) {
+  const m = /^(?:(\d+) h )?(?:(\d+) min)? ?(?:(\d+) s)?$/.exec(String(text ?? '').trim());
+  if (!m || (!m[1] && !m[2] && !m[3])) return NaN;
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+/** drawnTracks waits for the map to go idle (sources updated, frame drawn), then reads the tracks on it. */
+function drawnTracks(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const map = window.gridwatchMap;
+        map.once('idle', () => {
+          const fs = map.getLayer('patrol-track-line') ? map.queryRenderedFeatures({ layers: ['patrol-track-line'] }) : [];
+          const ts = [...new Set(fs.map((f) => +f.properties.t.toFixed(3)))].sort((a, b) => a - b);
+          resolve({ segments: Number(document.body.dataset.patrolTracks), rendered: fs.length, ts, color: map.getLayer('patrol-track-line') ? map.getPaintProperty('patrol-track-line', 'line-color') : null, rows: document.querySelectorAll('#patrol-card [data-field="tracks-list"] li').length });
+        });
+        map.triggerRepaint();
+      }),
+  );
 }
 
 /** must checks an API answer's status and returns its body. */
@@ -104,7 +134,7 @@ function marker(page, id) {
 
 async function run() {
   browser = await launch();
-  const leader = await leaderAPI();
+  const leader = await apiAs(LEADER);
 
   // A grid of the leader's community, from the grids API, and a walk inside it.
   const fc = must(await leader.call('GET', '/api/v1/grids.geojson'), 'GET /api/v1/grids.geojson as the leader', 200);
@@ -128,6 +158,18 @@ async function run() {
     { at: iso(now - 13 * 60000), lon: pts[0][0], lat: pts[0][1], accuracy_m: 9 },
     { at: iso(now - 12 * 60000), lon: pts[1][0], lat: pts[1][1], accuracy_m: 8 },
   ] }), `points of patrol ${id}`, 200);
+
+  // A member whose display name reads like a spreadsheet formula, with a short patrol of
+  // their own (started, one point, ended): a row of Stats → Members, and of its CSV.
+  const admin = await apiAs({ username: 'demo-admin', password: 'gridwatch-admin' });
+  const FORMULA = { username: `e2e-formula-${now.toString(36)}`, password: `pw-formula-${now}`, display_name: `=1+2 e2e ${now.toString(36)}` };
+  must(await admin.call('POST', '/api/v1/users', { username: FORMULA.username, display_name: FORMULA.display_name, role: 'grid_leader', password: FORMULA.password, grid_codes: [LEADER.community] }), `creating user ${FORMULA.username}`, 201, 200);
+  await admin.ctx.dispose();
+  const formula = await apiAs(FORMULA);
+  const fp = must(await formula.call('POST', '/api/v1/patrols', { started_at: iso(now - 3 * 60000) }, { 'Idempotency-Key': `e2e-formula-${now}` }), `a patrol of ${FORMULA.username}`, 201);
+  must(await formula.call('POST', `/api/v1/patrols/${fp.id}/points`, { points: [{ at: iso(now - 2 * 60000), lon: pts[0][0], lat: pts[0][1], accuracy_m: 10 }] }), `points of patrol ${fp.id}`, 200);
+  must(await formula.call('POST', `/api/v1/patrols/${fp.id}/end`, {}), `ending patrol ${fp.id}`, 200);
+  await formula.ctx.dispose();
 
   // The commander's dashboard.
   const { page, watcher } = await openPage(browser, base, { acceptDownloads: true });
@@ -158,8 +200,12 @@ async function run() {
 
   // Live: a point 5 min old moves the marker and makes it stale; one of now makes it fresh.
   const moves = [];
+  // The layer reads the list again every 30 s on its own (REFRESH_MS): those reads are
+  // counted apart (gridwatchPatrols.reads(), by cause); any other read fails the move.
+  const layerReads = () => page.evaluate(() => window.gridwatchPatrols.reads());
   for (const [i, age, want] of [[2, 5 * 60000, 'stale'], [3, 2000, 'fresh']]) {
     const reads = listReads.length;
+    const causes0 = await layerReads();
     const t0 = Date.now();
     await send(i, age, 6);
     await waitFor(
@@ -172,7 +218,11 @@ async function run() {
       async () => `the marker moved live to point ${i} (${want}); it shows ${JSON.stringify(await marker(page, id))}`,
     );
     moves.push(Date.now() - t0);
-    if (listReads.length !== reads) throw new Error(`the marker moved after the list was read again, not by the event (${listReads.length - reads} reads)`);
+    const causes1 = await layerReads();
+    const delta = Object.fromEntries(Object.keys(causes1).map((k) => [k, causes1[k] - (causes0[k] ?? 0)]).filter(([, n]) => n !== 0));
+    const timerReads = delta.timer ?? 0;
+    const otherReads = Object.values(delta).reduce((a, b) => a + b, 0) - timerReads;
+    if (otherReads !== 0 || listReads.length - reads > timerReads) throw new Error(`the marker moved after the list was read again, not by the event (${listReads.length - reads} reads: ${JSON.stringify(delta)})`);
   }
   await page.evaluate(([lon, lat]) => window.gridwatchMap.jumpTo({ center: [lon, lat], zoom: 16 }), pts[3]);
   m = await marker(page, id);
@@ -199,36 +249,35 @@ async function run() {
   if (!/just now|s 前 ago/.test(card.lastAge)) throw new Error(`card last fix ${JSON.stringify(card.lastAge)}, want seconds ago`);
   if (!/^1[45] min/.test(card.duration)) throw new Error(`card duration ${JSON.stringify(card.duration)}, want about 15 min`);
   if (card.freshness !== 'fresh' || !card.started || card.started === '—') throw new Error(`card ${JSON.stringify(card)}`);
+  if (card.panelHidden !== true) throw new Error(`the grid panel stays open beside the patrol card: ${JSON.stringify(card)}`);
 
   // Today's tracks: the four points as three segments, coloured by time, on the map.
   await page.click('#patrol-card [data-field="tracks-btn"]');
   await waitFor(page, () => document.querySelector('#patrol-card').dataset.tracks === 'shown', null, async () => `today's tracks drawn (${await page.textContent('#patrol-card [data-field="tracks-note"]')})`);
-  const tracks = await page.evaluate(
-    () =>
-      new Promise((resolve) => {
-        const map = window.gridwatchMap;
-        map.once('idle', () => {
-          const fs = map.queryRenderedFeatures({ layers: ['patrol-track-line'] });
-          const ts = [...new Set(fs.map((f) => +f.properties.t.toFixed(3)))].sort((a, b) => a - b);
-          resolve({ segments: Number(document.body.dataset.patrolTracks), rendered: fs.length, ts, color: map.getPaintProperty('patrol-track-line', 'line-color'), rows: document.querySelectorAll('#patrol-card [data-field="tracks-list"] li').length });
-        });
-        map.triggerRepaint();
-      }),
-  );
+  const tracks = await drawnTracks(page);
   if (tracks.segments !== 3) throw new Error(`today's track has ${tracks.segments} segments, want 3: ${JSON.stringify(tracks)}`);
   if (tracks.rendered === 0) throw new Error(`the track is not drawn on the map: ${JSON.stringify(tracks)}`);
   if (tracks.ts.length < 2 || tracks.ts[0] !== 0 || !Array.isArray(tracks.color) || tracks.color[0] !== 'interpolate') throw new Error(`the track is not coloured by time: ${JSON.stringify(tracks)}`);
   if (tracks.rows < 1) throw new Error('the card lists no patrol of the day');
   await page.screenshot({ path: path.join(artifactDir, 'patrols-map.png') });
 
-  // Yesterday (the date picker): no patrol.
-  const yesterday = await page.evaluate(() => {
-    const d = new Date(Date.now() - 86400000);
-    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  // Yesterday (the date picker): no patrol, and nothing left drawn once the map has caught up.
+  const [today, yesterday] = await page.evaluate(() => {
+    const day = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+    return [day(new Date()), day(new Date(Date.now() - 86400000))];
   });
   await page.fill('#patrol-card [data-field="track-day"]', yesterday);
   await waitFor(page, () => document.querySelector('#patrol-card').dataset.tracks === 'none', null, async () => `yesterday's tracks (${await page.textContent('#patrol-card [data-field="tracks-note"]')})`);
-  if (await page.evaluate(() => window.gridwatchMap.queryRenderedFeatures({ layers: ['patrol-track-line'] }).length)) throw new Error("yesterday's (empty) tracks left today's on the map");
+  const none = await drawnTracks(page);
+  if (none.rendered || none.segments !== 0) throw new Error(`yesterday's (empty) tracks left today's on the map: ${JSON.stringify(none)}`);
+
+  // Today again, at once, then asked for a second time right after (the map still busy
+  // with the first): today's track is what is drawn, not yesterday's nothing.
+  await page.fill('#patrol-card [data-field="track-day"]', today);
+  await page.click('#patrol-card [data-field="tracks-btn"]');
+  await waitFor(page, () => document.querySelector('#patrol-card').dataset.tracks === 'shown' && document.body.dataset.patrolTracks === '3', null, async () => `today's tracks drawn again (${await page.textContent('#patrol-card [data-field="tracks-note"]')}; ${await page.evaluate(() => document.body.dataset.patrolTracks)} segments)`);
+  const again = await drawnTracks(page);
+  if (again.segments !== 3 || again.rendered === 0) throw new Error(`today's tracks, asked for again, are not on the map: ${JSON.stringify(again)}`);
 
   // The legend's switch hides the layer, and shows it again.
   await page.click('#patrol-toggle');
@@ -260,24 +309,69 @@ async function run() {
   const csvPath = path.join(artifactDir, 'patrols-members.csv');
   await download.saveAs(csvPath);
   const csv = fs.readFileSync(csvPath, 'utf8');
-  if (!csv.split(/\r?\n/).some((l) => l.includes(`,${LEADER.username},`))) throw new Error(`the members' CSV has no row of ${LEADER.username}: ${csv.slice(0, 300)}`);
+  const csvLines = csv.split(/\r?\n/);
+  if (!csvLines.some((l) => l.includes(`,${LEADER.username},`))) throw new Error(`the members' CSV has no row of ${LEADER.username}: ${csv.slice(0, 300)}`);
+  // The formula-like display name: in the table as it is, in the CSV as text ('=…).
+  const formulaShown = await page.evaluate((u) => document.querySelector(`#stats-table tr[data-username="${u}"] td[data-key="name"]`)?.textContent ?? null, FORMULA.username);
+  if (!formulaShown?.startsWith(FORMULA.display_name)) throw new Error(`the members' table shows ${JSON.stringify(formulaShown)} for ${FORMULA.username}, want ${JSON.stringify(FORMULA.display_name)}`);
+  const formulaLine = csvLines.find((l) => l.includes(`,${FORMULA.username},`));
+  if (!formulaLine) throw new Error(`the members' CSV has no row of ${FORMULA.username}: ${csv.slice(0, 400)}`);
+  const formulaCell = formulaLine.split(',')[2];
+  if (formulaCell !== `'${FORMULA.display_name}`) throw new Error(`the members' CSV has ${JSON.stringify(formulaCell)} for the name ${JSON.stringify(FORMULA.display_name)}, want it as text: ${JSON.stringify(`'${FORMULA.display_name}`)} (row ${JSON.stringify(formulaLine)})`);
+  if (!/^\d+$/.test(formulaLine.split(',')[0]) || !/^\d+(\.\d+)?$/.test(formulaLine.split(',')[3])) throw new Error(`the members' CSV figures are not plain numbers: ${JSON.stringify(formulaLine)}`);
   await page.click('#stats-dialog .dialog-close');
+
+  // The card open as the patrol ends: it shows the end, and a duration to it that stops running.
+  await page.evaluate((id) => window.gridwatchPatrols.open(id), id);
+  await waitFor(page, (id) => {
+    const c = document.querySelector('#patrol-card');
+    return c && !c.hidden && c.dataset.patrolId === String(id) && c.dataset.freshness !== 'ended';
+  }, id, 'the patrol card open again');
 
   // The end of the patrol takes the marker off, live.
   must(await leader.call('POST', `/api/v1/patrols/${id}/end`, {}), `ending patrol ${id}`, 200);
   await waitFor(page, (id) => !document.querySelector(`.patrol-marker[data-patrol-id="${id}"]`), id, 'the marker gone once the patrol ended');
+  const readEnded = () => page.evaluate(() => {
+    const c = document.querySelector('#patrol-card');
+    const f = (n) => c.querySelector(`[data-field="${n}"]`)?.textContent.trim();
+    return { open: !c.hidden, freshness: c.dataset.freshness, ended: f('ended'), endedShown: !c.querySelector('[data-field="ended"]').closest('[hidden]'), duration: f('duration'), distance: f('distance'), badge: f('freshness') };
+  });
+  await waitFor(page, () => {
+    const c = document.querySelector('#patrol-card');
+    const ended = c.querySelector('[data-field="ended"]');
+    return !c.hidden && c.dataset.freshness === 'ended' && !ended.closest('[hidden]') && ended.textContent.trim() !== '' && ended.textContent.trim() !== '—';
+  }, null, async () => `the card showing the patrol's end (${JSON.stringify(await readEnded())})`);
+  const endedCard = await readEnded();
+  const endedAPI = must(await leader.call('GET', `/api/v1/patrols/${id}`), `GET /api/v1/patrols/${id}`, 200);
+  const wantSecs = Math.floor((Date.parse(endedAPI.ended_at) - Date.parse(endedAPI.started_at)) / 1000);
+  const gotSecs = seconds(endedCard.duration);
+  // The card shows minutes only past an hour: compare at what it shows.
+  const unit = wantSecs >= 3600 ? 60 : 1;
+  if (!(Math.abs(Math.floor(gotSecs / unit) - Math.floor(wantSecs / unit)) <= 1)) throw new Error(`the ended card's duration is ${JSON.stringify(endedCard.duration)}, want the patrol's ${wantSecs} s (${endedAPI.started_at} to ${endedAPI.ended_at})`);
   await check('commander');
 
-  // The grid leader's dashboard has no patrol layer.
+  // The grid leader's dashboard has no patrol layer, and asks nothing of the patrols API.
   const lp = await openPage(browser, base);
+  const leaderPatrolCalls = [];
+  lp.page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.pathname === '/api/v1/patrols' || u.pathname.startsWith('/api/v1/patrols/')) leaderPatrolCalls.push(`${req.method()} ${u.pathname}${u.search}`);
+  });
   await lp.page.goto(base.href, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
   await signIn(lp.page, LEADER.username, LEADER.password);
   await waitGrids(lp.page, lp.watcher.problems);
-  if (!(await lp.page.evaluate(() => document.querySelector('#legend-patrols').hidden && document.body.dataset.patrolsLoaded === undefined))) throw new Error('the grid leader sees the patrol layer');
+  // By now the layer would have started (at the grids' first idle, before the cases are shown) and the live feed too.
+  await waitFor(lp.page, () => document.body.dataset.incidentsLoaded !== undefined && ['sse', 'polling'].includes(document.body.dataset.live), null, "the grid leader's cases loaded and live feed connected");
+  if (!(await lp.page.evaluate(() => document.querySelector('#legend-patrols').hidden))) throw new Error('the grid leader sees the patrol layer');
+  if (leaderPatrolCalls.length) throw new Error(`the grid leader's dashboard asked the patrols API: ${leaderPatrolCalls.join(', ')}`);
   await lp.watcher.check('leader');
   await leader.ctx.dispose();
 
-  return passed(check, 'end', base, { patrol: id, grid: grid.properties.code, moves_ms: moves, card, tracks, members_row: row, total_ms: Date.now() - started });
+  // Seconds later, the ended card's duration has not moved: its clock stopped.
+  const later = await readEnded();
+  if (later.duration !== endedCard.duration || later.freshness !== 'ended') throw new Error(`the ended card still runs: ${JSON.stringify(endedCard)} then ${JSON.stringify(later)}`);
+
+  return passed(check, 'end', base, { patrol: id, grid: grid.properties.code, moves_ms: moves, card, ended_card: endedCard, tracks, tracks_again: again, members_row: row, formula_row: formulaLine, total_ms: Date.now() - started });
 }
 
 await main(run, () => browser);

@@ -13,7 +13,8 @@
 //   - every action of the top bar (locate, all grids, new incident, stats,
 //     import, admin, sign out — those the role has) is on the first screen or
 //     one tap away: in the ☰ menu, which opens with aria-expanded, takes the
-//     focus, closes on Esc and gives the focus back; stats and new incident
+//     focus, closes on Esc and gives the focus back, and closes when
+//     Shift+Tab takes the focus back past ☰ (out of both); stats and new incident
 //     are used through it. On the desktop everything is in the bar and there
 //     is no ☰ button (the layout of old);
 //   - the legend starts folded on a phone and a tablet (open on the desktop),
@@ -262,6 +263,15 @@ async function runOne(size, user) {
       noOverflow(l, `${what} (menu open)`);
       await page.screenshot({ path: path.join(artifactDir, `responsive-${size.name}-${user.role}-menu.png`) });
       await closeMenuWithEsc(page, what);
+
+      // Shift+Tab from the menu's first control goes back to ☰ (the menu stays open); once
+      // more, the focus leaves both (out of the page: nothing comes before ☰) and the menu closes.
+      await page.keyboard.press('Enter');
+      await waitFor(page, () => document.querySelector('#menu-btn').getAttribute('aria-expanded') === 'true' && document.querySelector('#topbar-menu').contains(document.activeElement), null, `${what}: Enter on ☰ opens the menu again`);
+      await page.keyboard.press('Shift+Tab');
+      await waitFor(page, () => document.activeElement?.id === 'menu-btn' && document.querySelector('#menu-btn').getAttribute('aria-expanded') === 'true', null, async () => `${what}: Shift+Tab from the menu's first control focuses ☰, the menu still open (focus on ${await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName)})`);
+      await page.keyboard.press('Shift+Tab');
+      await waitFor(page, () => document.querySelector('#menu-btn').getAttribute('aria-expanded') === 'false' && document.activeElement?.id !== 'menu-btn', null, async () => `${what}: Shift+Tab past ☰ closes the menu (focus on ${await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName)})`);
 
       // A tap outside the open menu (on the bar's name) closes it.
       await press(page, '#menu-btn', touch);

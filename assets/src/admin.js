@@ -10,7 +10,7 @@
 // admin-parts.js's. A tab with a stop() (one that refreshes itself) is
 // stopped when another tab is chosen or the dialog closes.
 
-import { applyPermissions, can, describe, getJSON, request, sendJSON } from './api.js';
+import { applyPermissions, can, describe, getJSON, request, sendJSON, session } from './api.js';
 import { el, field, formError, formatTime, gridsText, parseCodes, roleLabel, roleOptions } from './dom.js';
 import { adminForm, codesOf, fillRows, flash, loadTable, nameOf, roleBadge, sameList, table } from './admin-parts.js';
 import { AuditTab, ViewingsTab } from './admin-logs.js';
@@ -263,10 +263,15 @@ class UsersTab {
         return;
       }
       const ul = el('ul', 'session-list');
+      // The admin's own session, the one this page runs on: marked, and not offered to sign out here (the top bar's sign-out is).
+      const mine = session.user?.kind === 'user' && session.user.session?.id !== undefined && session.user.session?.id !== null ? String(session.user.session.id) : '';
       for (const sn of list) {
         const kind = sn.device ? `📱 ${sn.device}` : '🖥 仪表盘 Dashboard';
-        const revoke = el('button', { type: 'button', className: 'btn btn-small btn-danger', dataset: { action: 'revoke-session', id: String(u.id), session: String(sn.id) } }, '注销 Sign out');
-        ul.append(el('li', { className: 'session-item', dataset: { sessionId: String(sn.id), device: sn.device ?? '' } },
+        const current = mine !== '' && String(sn.id) === mine;
+        const revoke = current
+          ? el('span', { className: 'strong session-current', dataset: { field: 'this-session' } }, '本机 this session')
+          : el('button', { type: 'button', className: 'btn btn-small btn-danger', dataset: { action: 'revoke-session', id: String(u.id), session: String(sn.id) } }, '注销 Sign out');
+        ul.append(el('li', { className: 'session-item', dataset: { sessionId: String(sn.id), device: sn.device ?? '', current: String(current) } },
           el('span', 'strong', kind),
           el('span', 'dim', ` · 最近 last seen ${formatTime(sn.last_seen_at)} · 到期 ends ${formatTime(sn.idle_until)} · ${sn.ip ?? ''}`),
           ' ', revoke));

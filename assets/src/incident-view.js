@@ -270,7 +270,14 @@ export class IncidentView {
 
     this.footageBox = el('section', { className: 'inc-footage', dataset: { field: 'footage' } });
     const media = this.renderMedia(inc);
-    this.body.replaceChildren(head, title, cat, due, notice, actions ?? '', facts, desc ?? '', media ?? '', this.footageBox, history);
+    const parts = [head, title, cat, due, notice, actions ?? '', facts, desc ?? '', media ?? '', this.footageBox, history];
+    if (media && media.parentNode === this.body) {
+      // The same photos and voice notes: their box stays in the page (a voice note playing is not cut off).
+      const i = parts.indexOf(media);
+      for (const n of [...this.body.childNodes]) if (n !== media) n.remove();
+      media.before(...parts.slice(0, i));
+      media.after(...parts.slice(i + 1));
+    } else this.body.replaceChildren(...parts);
     this.renderFootage();
     this.renderDue();
     this.renderHistory();
@@ -315,27 +322,47 @@ export class IncidentView {
     if (list.length === 0) ol.append(el('li', 'timeline-empty', '—'));
   }
 
-  /** renderMedia: the case's photos and voice notes, each with who sent it and when. */
+  /**
+   * renderMedia: the case's photos and voice notes, each with who sent it and
+   * when. The view re-renders on every change of the case (incident.changed):
+   * when the attachments are the same, the box shown is returned as it is
+   * (render keeps it in the page), so a voice note playing goes on playing;
+   * otherwise an attachment shown before keeps its node (matched by id, and
+   * by what it shows) and only new ones are built.
+   */
   renderMedia(inc) {
     const list = Array.isArray(inc.attachments) ? inc.attachments : [];
+    const before = this.mediaNodes instanceof Map ? this.mediaNodes : new Map();
+    const keyOf = (a) => JSON.stringify([inc.id, a.id, a.kind, a.url, a.created_by, a.created_at, a.filename, a.bytes]);
+    const listKey = JSON.stringify(list.map(keyOf));
+    if (list.length > 0 && this.mediaBox?.isConnected && this.mediaKey === listKey) return this.mediaBox;
+    this.mediaNodes = new Map();
+    this.mediaBox = null;
+    this.mediaKey = listKey;
     if (list.length === 0) return null;
     const box = el('section', { className: 'inc-media', dataset: { field: 'attachments' } },
       el('div', 'section-title', `照片与语音 Photos & voice (${list.length})`));
     const grid = el('ol', 'inc-media-list');
     for (const a of list) {
-      const caption = el('div', 'inc-media-caption', `${a.created_by || '—'} · ${formatTime(a.created_at)}`);
-      let item;
-      if (a.kind === 'voice') {
-        const audio = el('audio', { controls: true, preload: 'none', src: a.url });
-        item = el('li', { className: 'inc-media-item inc-media-voice', dataset: { kind: 'voice', attachment: String(a.id) } }, el('span', 'inc-media-label', '语音 Voice note'), audio, caption);
-      } else {
-        const img = el('img', { src: a.url, alt: a.filename || 'photo', loading: 'lazy', decoding: 'async' });
-        const link = el('a', { href: a.url, target: '_blank', rel: 'noopener', title: `${a.filename} · ${Math.round((a.bytes ?? 0) / 1024)} KiB` }, img);
-        item = el('li', { className: 'inc-media-item', dataset: { kind: 'photo', attachment: String(a.id) } }, link, caption);
+      const key = keyOf(a);
+      const old = before.get(String(a.id));
+      let item = old?.key === key ? old.node : null;
+      if (!item) {
+        const caption = el('div', 'inc-media-caption', `${a.created_by || '—'} · ${formatTime(a.created_at)}`);
+        if (a.kind === 'voice') {
+          const audio = el('audio', { controls: true, preload: 'none', src: a.url });
+          item = el('li', { className: 'inc-media-item inc-media-voice', dataset: { kind: 'voice', attachment: String(a.id) } }, el('span', 'inc-media-label', '语音 Voice note'), audio, caption);
+        } else {
+          const img = el('img', { src: a.url, alt: a.filename || 'photo', loading: 'lazy', decoding: 'async' });
+          const link = el('a', { href: a.url, target: '_blank', rel: 'noopener', title: `${a.filename} · ${Math.round((a.bytes ?? 0) / 1024)} KiB` }, img);
+          item = el('li', { className: 'inc-media-item', dataset: { kind: 'photo', attachment: String(a.id) } }, link, caption);
+        }
       }
+      this.mediaNodes.set(String(a.id), { key, node: item });
       grid.append(item);
     }
     box.append(grid);
+    this.mediaBox = box;
     return box;
   }
 

@@ -22,7 +22,7 @@
 //   #menu-btn[aria-expanded] and #topbar-menu (topbar-menu.js), #legend[data-collapsed] (legend.js),
 //   #field-banner (header.js)
 //   document.body.dataset.patrolsLoaded, .patrol-marker[data-patrol-id], #patrol-card (patrol-layer.js,
-//   patrol-card.js), window.gridwatchPatrols {members(), open(id)}
+//   patrol-card.js), window.gridwatchPatrols {members(), open(id), refresh(), reads()}
 //
 // This file wires the parts together and keeps the selection (grid, camera,
 // case, locate); the parts live in their own modules: header.js (banner,
@@ -94,12 +94,20 @@ function applyUser(me) {
   applyPermissions();
 }
 
+/** sameAccess says whether two /me answers grant the same: permissions and grid scope (the page is built on them). */
+function sameAccess(a, b) {
+  const perms = (u) => JSON.stringify([...new Set(Array.isArray(u?.permissions) ? u.permissions : [])].sort());
+  const scope = (u) => (Array.isArray(u?.grids) ? JSON.stringify(u.grids.map((g) => Number(g?.id ?? g)).sort((x, y) => x - y)) : 'all');
+  return perms(a) === perms(b) && scope(a) === scope(b);
+}
+
 // A 401 on any later call (idle or absolute expiry) lands here: the overlay opens
 // over the page as it is, and the failed call is retried after sign-in.
 onUnauthenticated(async ({ previous }) => {
   const me = await loginDialog.prompt({ expired: true, previous });
-  if (previous && (me.id !== previous.id || me.kind !== previous.kind)) {
-    // Someone else signed in: start afresh with their grids and permissions.
+  if (previous && (me.id !== previous.id || me.kind !== previous.kind || !sameAccess(me, previous))) {
+    // Someone else signed in, or the same person with other permissions or grids (the
+    // layers, tools and live feed were chosen by them): start afresh with theirs.
     location.reload();
     return new Promise(() => {});
   }
@@ -196,7 +204,9 @@ $('#patrol-toggle').addEventListener('click', (ev) => {
 window.gridwatchPatrols = {
   members: () => patrols.list().map((p) => ({ id: p.id, userId: p.userId, name: p.name, lon: p.last?.lon, lat: p.last?.lat, at: p.last?.at, distanceM: p.distanceM })),
   open: (id) => patrolCard.open(id),
-  refresh: () => patrols.refresh({ throwErrors: true }),
+  refresh: () => patrols.refresh({ throwErrors: true, cause: 'api' }),
+  // How many times the list was read, by cause (see patrol-layer.js).
+  reads: () => ({ ...patrols.reads }),
 };
 
 let grids = null; // prepareGrids() result once the grids are drawn
@@ -538,7 +548,7 @@ class DashboardLive extends LiveUpdates {
   }
 
   pollAll() {
-    return Promise.all([super.pollAll(), patrolsOn && patrols.started ? patrols.refresh() : null]);
+    return Promise.all([super.pollAll(), patrolsOn && patrols.started ? patrols.refresh({ cause: 'poll' }) : null]);
   }
 }
 const live = new DashboardLive({

@@ -1,18 +1,19 @@
 // The card of a member on patrol (#patrol-card, on the right like the grid
 // panel; a sheet from the bottom on a phone): who, since when, how long, how
 // far, how many grids, how old and how precise the last fix is — kept
-// current by the patrol layer's updates and a one-second clock — and
+// current by the patrol layer's updates and a one-second clock (stopped once
+// the patrol ends: the card then shows its end and its final figures) — and
 // "今日轨迹 Today's tracks": the member's patrols of a day (a date picker
 // for other days) drawn on the map, coloured by time.
 //
 // Test hooks: #patrol-card[data-patrol-id][data-freshness], its
-// [data-field=name|started|duration|distance|grids|last-age|accuracy],
+// [data-field=name|started|ended|duration|distance|grids|last-age|accuracy],
 // [data-field=tracks-btn|track-day|tracks-list|tracks-note], and
 // #patrol-card[data-tracks="loading|shown|none|error"].
 
 import { describe, getJSON } from './api.js';
 import { el, formatTime } from './dom.js';
-import { clockTime, dayValue, formatAge, formatDistance, formatDuration, freshness, readPatrol, trackPoints } from './patrol-data.js';
+import { clockTime, dayValue, formatAge, formatDistance, formatDuration, freshness, mergePatrol, readPatrol, trackPoints } from './patrol-data.js';
 import { browserZone, fetchPatrols } from './patrol-layer.js';
 
 const FRESH_LABEL = { fresh: '在线 Fresh', stale: '信号迟滞 Stale', lost: '失联 Lost', ended: '已结束 Ended' };
@@ -26,6 +27,7 @@ export class PatrolCard {
     this.patrol = null; // the patrol shown (kept once it leaves the active list)
     this.trackSeq = 0;
     this.clock = 0;
+    this.endAsked = null; // the patrol whose end was asked of the API (once)
     this.build();
     layer.subscribe((id) => {
       if (this.isOpen && id === this.patrolId) this.render();
@@ -35,6 +37,8 @@ export class PatrolCard {
   build() {
     const f = (name, tag = 'dd', props = {}) => el(tag, { ...props, dataset: { field: name } });
     const fact = (label, name, wide = false) => el('div', wide ? 'fact fact-wide' : 'fact', el('dt', '', label), f(name));
+    this.endedFact = fact('结束 Ended', 'ended');
+    this.endedFact.hidden = true;
     this.close_ = el('button', { type: 'button', className: 'panel-close', 'aria-label': '关闭 Close' }, '×');
     this.badge = el('span', { className: 'fresh-badge', dataset: { field: 'freshness' } });
     this.code = el('span', { className: 'code', dataset: { field: 'patrol-code' } });
@@ -57,6 +61,7 @@ export class PatrolCard {
         'facts',
         fact('距离 Distance', 'distance'),
         fact('开始 Started', 'started'),
+        this.endedFact,
         fact('时长 Duration', 'duration'),
         fact('网格 Grids covered', 'grids'),
         fact('最后定位 Last fix', 'last-age'),
@@ -84,7 +89,8 @@ export class PatrolCard {
     this.clearBtn.addEventListener('click', () => this.clearTracks());
     this.day.addEventListener('change', () => {
       this.labelTracksBtn();
-      if (this.root.dataset.tracks && this.root.dataset.tracks !== 'loading') this.showTracks();
+      // Also while a day loads: the newer request wins (trackSeq), the picker's day is the one drawn.
+      if (this.root.dataset.tracks) this.showTracks();
     });
   }
 
@@ -129,6 +135,7 @@ export class PatrolCard {
     this.clearTracks();
     this.patrolId = null;
     this.patrol = null;
+    this.endAsked = null;
     const back = this.opener;
     this.opener = null;
     if (back?.isConnected && focused) back.focus({ preventScroll: true });
@@ -141,10 +148,21 @@ export class PatrolCard {
   render() {
     const live = this.layer.get(this.patrolId);
     if (live) this.patrol = live;
+    else {
+      // Off the map: the patrol ended. The layer keeps it as it left, with the end the live feed told.
+      const gone = this.layer.ended(this.patrolId);
+      if (gone) this.patrol = gone;
+    }
     const p = this.patrol;
     if (!p) return;
     const now = this.layer.now();
     const ended = !live || Number.isFinite(p.endedAt);
+    if (ended) {
+      // Nothing moves any more: the clock stops, and an end nobody told is asked of the API, once.
+      clearInterval(this.clock);
+      this.clock = 0;
+      if (!Number.isFinite(p.endedAt) && this.endAsked !== p.id) this.askEnd(p.id);
+    }
     const fresh = ended ? 'ended' : freshness(p.last?.at, now);
     this.root.dataset.patrolId = String(p.id);
     this.root.dataset.freshness = fresh;
@@ -159,16 +177,36 @@ export class PatrolCard {
     started.textContent = startedFull.startsWith(dayValue(new Date(now))) ? clockTime(p.startedAt) : startedFull;
     started.title = startedFull;
     this.field('points').textContent = Number.isFinite(p.points) ? String(p.points) : '—';
-    const end = Number.isFinite(p.endedAt) ? p.endedAt : now;
+    const endFull = Number.isFinite(p.endedAt) ? formatTime(new Date(p.endedAt).toISOString()) : '—';
+    this.endedFact.hidden = !ended;
+    this.field('ended').textContent = endFull.startsWith(dayValue(new Date(now))) ? clockTime(p.endedAt) : endFull;
+    this.field('ended').title = endFull;
+    // An ended patrol's duration is its own (to its end), not a clock's; without a known end it is not guessed.
+    const end = Number.isFinite(p.endedAt) ? p.endedAt : ended ? NaN : now;
     this.field('duration').textContent = formatDuration(end - p.startedAt);
     this.field('distance').textContent = formatDistance(p.distanceM);
     const grids = this.field('grids');
     grids.textContent = Number.isFinite(p.grids) ? String(p.grids) : '—';
     grids.title = p.gridNames.join(', ');
-    this.field('last-age').textContent = p.last ? formatAge(p.last.at, now) : '—';
+    // Once ended, the last fix by its time (an age would have to keep counting).
+    this.field('last-age').textContent = !p.last ? '—' : ended ? clockTime(p.last.at) : formatAge(p.last.at, now);
     this.field('last-age').title = p.last && Number.isFinite(p.last.at) ? formatTime(new Date(p.last.at).toISOString(), { seconds: true }) : '';
     this.field('accuracy').textContent = p.last && Number.isFinite(p.last.accuracy) ? `± ${Math.round(p.last.accuracy)} m` : '—';
     this.centre.disabled = !p.last;
+  }
+
+  /** askEnd reads patrol id (GET /api/v1/patrols/{id}) for the end and the figures the card has not been told. */
+  async askEnd(id) {
+    this.endAsked = id;
+    try {
+      const p = readPatrol(await getJSON(`/api/v1/patrols/${encodeURIComponent(id)}`));
+      if (!p || this.patrolId !== id || !this.isOpen || this.layer.get(id)) return;
+      this.patrol = mergePatrol(this.patrol, { ...p, id });
+      this.layer.remember(id, this.patrol);
+      this.render();
+    } catch (err) {
+      console.warn('patrol', id, err);
+    }
   }
 
   labelTracksBtn() {

@@ -123,6 +123,23 @@ export function readPatrol(src) {
   };
 }
 
+/**
+ * mergePatrol is patrol cur with the fields p (an event's, or another read's)
+ * has: empty ones (NaN, '', null, []) leave cur's; grid names stay cur's (an
+ * event names grids by id only); a last fix older than cur's is ignored.
+ */
+export function mergePatrol(cur, p) {
+  if (!cur) return p;
+  const next = { ...cur };
+  for (const [k, v] of Object.entries(p)) {
+    if (k === 'last' || k === 'gridNames' || v === null || v === undefined || v === '' || (typeof v === 'number' && Number.isNaN(v))) continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    next[k] = v;
+  }
+  if (p.last && !(cur.last && p.last.at < cur.last.at)) next.last = p.last;
+  return next;
+}
+
 /** latest is the point of pts with the latest time (the last one when none has a time). */
 export function latest(pts) {
   let best = null;

@@ -10,16 +10,20 @@
 //
 // Test hooks: document.body.dataset.patrolsLoaded (members after the first
 // load), .patrol-marker[data-patrol-id][data-user-id][data-freshness]
-// [data-lon][data-lat], window.gridwatchPatrols (see main.js).
+// [data-lon][data-lat], window.gridwatchPatrols (see main.js), and the
+// layer's reads: how many times the list was read, by cause (first, timer,
+// event, shown, poll, api).
 
 import * as maplibregl from 'maplibre-gl';
 import { ApiError, getJSON } from './api.js';
-import { TRACK_RAMP, freshness, latest, listOf, readPatrol, readPoint, trackSegments } from './patrol-data.js';
+import { TRACK_RAMP, freshness, latest, listOf, mergePatrol, readPatrol, readPoint, trackSegments } from './patrol-data.js';
 
 /** REFRESH_MS is how often the active patrols are read again, events or not. */
 export const REFRESH_MS = 30000;
 /** RECOLOUR_MS is how often the markers' freshness is looked at again. */
 const RECOLOUR_MS = 10000;
+/** ENDED_KEPT is how many patrols that left the map are remembered (the card of one stays open). */
+const ENDED_KEPT = 50;
 
 export const TRACK_SOURCE = 'gw-patrol-tracks';
 // Layer ids do not start with "gw-": a grid reload (removeGridLayers) leaves them alone.
@@ -67,7 +71,11 @@ export class PatrolLayer {
     this.selectedId = null;
     this.loadSeq = 0;
     this.refreshTimer = 0;
+    this.recolourTimer = 0;
     this.soonTimer = 0;
+    this.timersOn = false; // the re-reads run (paused while the layer is hidden)
+    this.reads = {}; // cause → how many times the list was read
+    this.gone = new Map(); // patrol id → the patrol as it left the map (with its end, when an event told it)
     this.listeners = new Set();
     this.tracksShown = false;
     this.skew = 0; // ms the page's clock runs ahead of the server's (see refresh)
@@ -86,7 +94,7 @@ export class PatrolLayer {
     if (this.started) return;
     this.started = true;
     try {
-      await this.refresh({ throwErrors: true });
+      await this.refresh({ throwErrors: true, cause: 'first' });
     } catch (err) {
       if (err instanceof ApiError && [404, 501, 503].includes(err.status)) {
         console.info('patrols are not available on this server:', err.message);
@@ -94,12 +102,20 @@ export class PatrolLayer {
         document.querySelector('#legend-patrols')?.setAttribute('hidden', '');
         return;
       }
+      // Any other failure (the network, a 500) may pass: the re-reads and the events go on.
+      this.startTimers();
       throw err;
     } finally {
       document.body.dataset.patrolsLoaded = String(this.members.size);
     }
-    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
-    setInterval(() => this.recolour(), RECOLOUR_MS);
+    this.startTimers();
+  }
+
+  /** startTimers starts the re-reads (unless the layer is hidden) and the recolouring, once. */
+  startTimers() {
+    this.timersOn = true;
+    if (!this.refreshTimer && this.visible) this.refreshTimer = setInterval(() => this.refresh({ cause: 'timer' }), REFRESH_MS);
+    if (!this.recolourTimer) this.recolourTimer = setInterval(() => this.recolour(), RECOLOUR_MS);
   }
 
   /** subscribe calls fn(patrolId) whenever a member's data changes (the card follows it). */
@@ -122,7 +138,8 @@ export class PatrolLayer {
   }
 
   /** refresh reads the active patrols again and redraws the markers. */
-  async refresh({ throwErrors = false } = {}) {
+  async refresh({ throwErrors = false, cause = 'other' } = {}) {
+    this.reads[cause] = (this.reads[cause] ?? 0) + 1;
     const seq = ++this.loadSeq;
     let res;
     try {
@@ -155,7 +172,7 @@ export class PatrolLayer {
   /** refreshSoon reads the list again shortly, once however many events ask for it. */
   refreshSoon(ms = 400) {
     clearTimeout(this.soonTimer);
-    this.soonTimer = setTimeout(() => this.refresh(), ms);
+    this.soonTimer = setTimeout(() => this.refresh({ cause: 'event' }), ms);
   }
 
   /**
@@ -171,28 +188,37 @@ export class PatrolLayer {
       // The list may lag behind a position the live feed brought: keep the newer fix.
       const keep = cur.patrol.last && p.last && cur.patrol.last.at > p.last.at ? cur.patrol.last : p.last ?? cur.patrol.last;
       next = { ...p, last: keep };
-    } else {
-      next = { ...cur.patrol };
-      for (const [k, v] of Object.entries(p)) {
-        // An event names grids by id only: the list's names stay.
-        if (k === 'last' || k === 'gridNames' || v === null || v === '' || (typeof v === 'number' && Number.isNaN(v))) continue;
-        if (Array.isArray(v) && v.length === 0) continue;
-        next[k] = v;
-      }
-      if (p.last && !(cur.patrol.last && p.last.at < cur.patrol.last.at)) next.last = p.last;
+    } else next = mergePatrol(cur.patrol, p);
+    if (!cur) {
+      this.gone.delete(p.id);
+      this.members.set(p.id, { patrol: next, marker: null, node: null });
     }
-    if (!cur) this.members.set(p.id, { patrol: next, marker: null, node: null });
     else cur.patrol = next;
     this.draw(p.id);
     this.changed(p.id);
   }
 
-  remove(id) {
+  /** remove takes patrol id off the map; final is the patrol as it ended (by default as last shown), kept for ended(id). */
+  remove(id, final = null) {
     const m = this.members.get(id);
     if (!m) return;
     m.marker?.remove();
     this.members.delete(id);
+    this.remember(id, final ?? m.patrol);
     this.changed(id);
+  }
+
+  /** remember keeps p as patrol id left the map (the last ENDED_KEPT of them). */
+  remember(id, p) {
+    this.gone.delete(id);
+    this.gone.set(id, p);
+    while (this.gone.size > ENDED_KEPT) this.gone.delete(this.gone.keys().next().value);
+  }
+
+  /** ended is patrol id as it left the map (null if it is on it, or unknown): its end and figures when the live feed told them. */
+  ended(id) {
+    const n = Number(id);
+    return this.members.has(n) ? null : this.gone.get(n) ?? null;
   }
 
   /** draw places (or moves) the marker of patrol id. */
@@ -261,7 +287,16 @@ export class PatrolLayer {
 
   /** setVisible shows or hides the layer: the markers and any tracks drawn. */
   setVisible(on) {
+    const was = this.visible;
     this.visible = !!on;
+    // No re-reads for a hidden layer (the events still keep it current); shown again, it is read once.
+    if (!this.visible) {
+      clearInterval(this.refreshTimer);
+      this.refreshTimer = 0;
+    } else if (!was && this.timersOn) {
+      this.refresh({ cause: 'shown' });
+      this.startTimers();
+    }
     for (const m of this.members.values()) {
       if (!m.marker) continue;
       if (this.visible) m.marker.addTo(this.map);
@@ -283,7 +318,16 @@ export class PatrolLayer {
     const nested = data.patrol && typeof data.patrol === 'object' ? data.patrol : null;
     const p = readPatrol(nested ? { ...nested, ...data, patrol: undefined, id: first(data.patrol_id, nested.id, data.id) } : data);
     if (type === 'patrol.ended') {
-      if (p?.id > 0) this.remove(p.id);
+      if (p?.id > 0) {
+        // The event carries the end and the final figures: the card of the patrol shows them.
+        const cur = this.members.get(p.id)?.patrol ?? this.gone.get(p.id);
+        const final = mergePatrol(cur, p);
+        if (this.members.has(p.id)) this.remove(p.id, final);
+        else if (cur) {
+          this.remember(p.id, final);
+          this.changed(p.id);
+        }
+      }
       this.count();
       this.refreshSoon();
       return;
@@ -303,31 +347,32 @@ export class PatrolLayer {
 
   // ---- tracks -----------------------------------------------------------------------
 
-  /** showTracks draws tracks ([[{lon, lat, at}]]) coloured by time; it returns trackSegments' {from, to, bbox}. */
+  /**
+   * showTracks draws tracks ([[{lon, lat, at}]]) coloured by time, at once
+   * (the card opens after the map's load; map.isStyleLoaded() is no guard:
+   * it is false while tiles load or a source is being updated); it returns
+   * trackSegments' {from, to, bbox}, or throws when the map cannot take them.
+   */
   showTracks(tracks) {
     const seg = trackSegments(tracks);
-    const add = () => {
-      const src = this.map.getSource(TRACK_SOURCE);
-      if (src) src.setData(seg.fc);
-      else {
-        this.map.addSource(TRACK_SOURCE, { type: 'geojson', data: seg.fc });
-        const lines = ['==', ['geometry-type'], 'LineString'];
-        this.map.addLayer({ id: 'patrol-track-casing', type: 'line', source: TRACK_SOURCE, filter: lines, layout: { 'line-join': 'round', 'line-cap': 'round' }, paint: { 'line-color': '#020617', 'line-width': 7, 'line-opacity': 0.75 } });
-        this.map.addLayer({ id: 'patrol-track-line', type: 'line', source: TRACK_SOURCE, filter: lines, layout: { 'line-join': 'round', 'line-cap': 'round' }, paint: { 'line-color': rampColor(), 'line-width': 4 } });
-        this.map.addLayer({
-          id: 'patrol-track-ends',
-          type: 'circle',
-          source: TRACK_SOURCE,
-          filter: ['==', ['geometry-type'], 'Point'],
-          paint: { 'circle-radius': 5, 'circle-color': ['match', ['get', 'end'], 'start', TRACK_RAMP[0][1], TRACK_RAMP[TRACK_RAMP.length - 1][1]], 'circle-stroke-color': '#f8fafc', 'circle-stroke-width': 2 },
-        });
-      }
-      for (const id of TRACK_LAYERS) this.map.setLayoutProperty(id, 'visibility', this.visible ? 'visible' : 'none');
-      this.tracksShown = seg.fc.features.length > 0;
-      document.body.dataset.patrolTracks = String(seg.fc.features.filter((f) => f.geometry.type === 'LineString').length);
-    };
-    if (this.map.isStyleLoaded()) add();
-    else this.map.once('load', add);
+    const src = this.map.getSource(TRACK_SOURCE);
+    if (src) src.setData(seg.fc);
+    else {
+      this.map.addSource(TRACK_SOURCE, { type: 'geojson', data: seg.fc });
+      const lines = ['==', ['geometry-type'], 'LineString'];
+      this.map.addLayer({ id: 'patrol-track-casing', type: 'line', source: TRACK_SOURCE, filter: lines, layout: { 'line-join': 'round', 'line-cap': 'round' }, paint: { 'line-color': '#020617', 'line-width': 7, 'line-opacity': 0.75 } });
+      this.map.addLayer({ id: 'patrol-track-line', type: 'line', source: TRACK_SOURCE, filter: lines, layout: { 'line-join': 'round', 'line-cap': 'round' }, paint: { 'line-color': rampColor(), 'line-width': 4 } });
+      this.map.addLayer({
+        id: 'patrol-track-ends',
+        type: 'circle',
+        source: TRACK_SOURCE,
+        filter: ['==', ['geometry-type'], 'Point'],
+        paint: { 'circle-radius': 5, 'circle-color': ['match', ['get', 'end'], 'start', TRACK_RAMP[0][1], TRACK_RAMP[TRACK_RAMP.length - 1][1]], 'circle-stroke-color': '#f8fafc', 'circle-stroke-width': 2 },
+      });
+    }
+    for (const id of TRACK_LAYERS) this.map.setLayoutProperty(id, 'visibility', this.visible ? 'visible' : 'none');
+    this.tracksShown = seg.fc.features.length > 0;
+    document.body.dataset.patrolTracks = String(seg.fc.features.filter((f) => f.geometry.type === 'LineString').length);
     return seg;
   }
 

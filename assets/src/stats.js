@@ -42,9 +42,15 @@ function num(v) {
   return Number.isFinite(n) ? n : null;
 }
 
-/** csvCell quotes a CSV field when it needs it (RFC 4180). */
-function csvCell(v) {
-  const s = v === null || v === undefined ? '' : String(v);
+/**
+ * csvCell quotes a CSV field when it needs it (RFC 4180). A text field
+ * (text: a string by default) that starts like a formula (= + - @, a tab or
+ * a CR) gets a ' first, so a spreadsheet shows it as text instead of running
+ * it (CSV injection); numbers are left as they are.
+ */
+export function csvCell(v, text = typeof v === 'string') {
+  let s = v === null || v === undefined ? '' : String(v);
+  if (text && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -155,7 +161,7 @@ export class StatsDialog {
     this.csv = el('a', { className: 'btn', id: 'stats-csv', href: '#' }, '下载 CSV Download');
     this.csv.addEventListener('click', (ev) => {
       ev.preventDefault();
-      this.download();
+      if (this.dialog.dataset.state === 'ok') this.download();
     });
     const close = el('button', { type: 'button', className: 'dialog-close', 'aria-label': 'Close' }, '×');
     this.status = el('p', { className: 'tab-status', role: 'status' });
@@ -214,6 +220,21 @@ export class StatsDialog {
     this.status.dataset.state = state;
   }
 
+  /**
+   * setState marks the dialog loading, ok or error; Download is offered only
+   * for a table that loaded (ok): not while another period loads, nor after
+   * a failure, when the rows at hand are not the period shown.
+   */
+  setState(state) {
+    this.dialog.dataset.state = state;
+    const ok = state === 'ok';
+    if (ok) this.csv.setAttribute('href', this.csvHref || '#');
+    else this.csv.removeAttribute('href');
+    this.csv.setAttribute('aria-disabled', String(!ok));
+    this.csv.style.opacity = ok ? '' : '0.55';
+    this.csv.style.cursor = ok ? '' : 'default';
+  }
+
   async load() {
     this.dialog.classList.toggle('stats-dialog-members', this.group === 'members');
     this.dialog.dataset.group = this.group;
@@ -222,21 +243,21 @@ export class StatsDialog {
     const q = this.query();
     const csvQ = new URLSearchParams(q);
     csvQ.set('format', 'csv');
-    this.csv.href = `/api/v1/stats/incidents?${csvQ}`;
+    this.csvHref = `/api/v1/stats/incidents?${csvQ}`;
     this.csv.download = this.fileName();
     this.setStatus('Loading… 加载中');
-    this.dialog.dataset.state = 'loading';
+    this.setState('loading');
     try {
       const res = await getJSON(`/api/v1/stats/incidents?${q}`);
       if (seq !== this.seq) return;
       this.render(res);
       const n = Array.isArray(res?.rows) ? res.rows.length : 0;
       this.setStatus(`${n} 行 rows`, 'ok');
-      this.dialog.dataset.state = 'ok';
+      this.setState('ok');
     } catch (err) {
       if (seq !== this.seq) return;
       this.tableWrap.replaceChildren();
-      this.dialog.dataset.state = 'error';
+      this.setState('error');
       if (err instanceof ApiError && (err.status === 501 || err.status === 404)) {
         this.setStatus('统计接口尚未就绪 · Statistics are not available on this server yet', 'error');
       } else {
@@ -317,10 +338,13 @@ export class StatsDialog {
     // The month is cut in the browser's zone, like the other tabs' dates.
     const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
     if (tz) q.set('tz', tz);
-    this.csv.href = '#';
+    this.csvHref = '#';
     this.csv.download = this.membersFileName();
+    // The rows at hand are another month's (or another tab's): none until this month's arrive.
+    this.members = [];
+    this.memberTotals = null;
     this.setStatus('Loading… 加载中');
-    this.dialog.dataset.state = 'loading';
+    this.setState('loading');
     try {
       const res = await getJSON(`/api/v1/stats/patrols?${q}`);
       if (seq !== this.seq) return;
@@ -329,11 +353,13 @@ export class StatsDialog {
       this.memberTotals = res?.totals && typeof res.totals === 'object' ? res.totals : null;
       this.renderMembers();
       this.setStatus(`${rows.length} 人 members`, 'ok');
-      this.dialog.dataset.state = 'ok';
+      this.setState('ok');
     } catch (err) {
       if (seq !== this.seq) return;
+      this.members = [];
+      this.memberTotals = null;
       this.tableWrap.replaceChildren();
-      this.dialog.dataset.state = 'error';
+      this.setState('error');
       if (err instanceof ApiError && (err.status === 501 || err.status === 404)) this.setStatus('巡查统计尚未就绪 · Patrol statistics are not available on this server yet', 'error');
       else this.setStatus(describe(err), 'error');
     }
@@ -407,13 +433,20 @@ export class StatsDialog {
 
   /** downloadMembers saves the members' table, in its current order, as CSV (UTF-8 with a BOM, for Excel). */
   downloadMembers() {
-    const lines = [['user_id', 'username', ...MEMBER_COLUMNS.map((c) => c.label)].map(csvCell).join(',')];
+    const lines = [['user_id', 'username', ...MEMBER_COLUMNS.map((c) => c.label)].map((v) => csvCell(v)).join(',')];
     for (const r of this.sortedMembers()) {
       const u = userOf(r);
-      lines.push([u.id, u.username, ...MEMBER_COLUMNS.map((c) => {
-        const v = c.value(r);
-        return v === null ? '' : c.text || !c.digits ? v : v.toFixed(c.digits);
-      })].map(csvCell).join(','));
+      // [value, text]: names are text (a formula's start is neutralised), figures are not.
+      const cells = [
+        [u.id, typeof u.id !== 'number'],
+        [u.username, true],
+        ...MEMBER_COLUMNS.map((c) => {
+          const v = c.value(r);
+          if (v === null) return ['', false];
+          return c.text ? [String(v), true] : [c.digits ? v.toFixed(c.digits) : v, false];
+        }),
+      ];
+      lines.push(cells.map(([v, text]) => csvCell(v, text)).join(','));
     }
     const blob = new Blob([`\ufeff${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
     const url = URL.createObjectURL(blob);

@@ -5,7 +5,8 @@
 // shows. The button is a disclosure: aria-expanded says whether the menu is
 // open; opening it moves the focus to its first control, Esc closes it and
 // gives the focus back to the button, as does a tap outside it (without the
-// focus), a control chosen inside it, or the focus leaving it.
+// focus), a control chosen inside it, or the focus leaving it and the ☰
+// button (Tab past its last control, Shift+Tab past the button).
 //
 // On a wide screen the bar must still fit: how wide it is depends on the
 // role (an admin has two tools more) and the user's name. When it would run
@@ -47,15 +48,43 @@ export class TopbarMenu {
       },
       true,
     );
+    // A press inside the menu on what takes no focus (its figures) moves the focus to the
+    // page: that is no leaving. The flag lasts the press's own task.
+    this.pressing = false;
+    for (const type of ['pointerdown', 'mousedown']) {
+      document.addEventListener(
+        type,
+        (ev) => {
+          if (!this.holds(ev.target)) return;
+          this.pressing = true;
+          setTimeout(() => (this.pressing = false), 0);
+        },
+        true,
+      );
+    }
     // A tool chosen in the menu does its work on the map or in a dialog: the menu steps aside.
     menu.addEventListener('click', (ev) => {
       if (!this.isOpen) return;
       const b = ev.target.closest('button, a');
       if (b && menu.contains(b)) this.close();
     });
-    menu.addEventListener('focusout', (ev) => {
-      if (this.isOpen && ev.relatedTarget instanceof Node && !menu.contains(ev.relatedTarget) && !button.contains(ev.relatedTarget)) this.close();
-    });
+    // The focus leaving the menu or the ☰ button, for anything but the other, closes the menu.
+    const leave = (ev) => {
+      if (!this.isOpen) return;
+      const to = ev.relatedTarget;
+      if (to instanceof Node) {
+        if (!this.holds(to)) this.close();
+        return;
+      }
+      // No new target: the focus left the page (Shift+Tab past ☰ at the start of it), the
+      // window lost it (the button keeps it: document.activeElement stays), or a press in the menu.
+      if (this.pressing) return;
+      setTimeout(() => {
+        if (this.isOpen && !this.pressing && !this.holds(document.activeElement)) this.close();
+      }, 0);
+    };
+    menu.addEventListener('focusout', leave);
+    button.addEventListener('focusout', leave);
     this.narrow.addEventListener('change', () => {
       if (!this.narrow.matches) this.close();
       this.fitSoon();
@@ -107,6 +136,11 @@ export class TopbarMenu {
       else delete bar.dataset.fit;
       if (!overflows()) return;
     }
+  }
+
+  /** holds says whether node is the ☰ button or inside the menu. */
+  holds(node) {
+    return node instanceof Node && (this.menu.contains(node) || this.button.contains(node));
   }
 
   get isOpen() {

@@ -275,6 +275,10 @@ func TestCatalogChanges(t *testing.T) {
 	r := newRig(t, nil)
 	dev := r.start(r.nvr(nil))
 	r.wait("the catalog", func() bool { return r.device(nvrID).Cameras == 4 })
+	// The platform subscribes after reading the catalog: a change made
+	// before its SUBSCRIBE arrives would reach nobody (the next full read
+	// would find it, not the NOTIFY this test is about).
+	r.wait("the catalog subscription", dev.Subscribed)
 	p := r.places[1]
 	if err := dev.AddChannel(gbsim.Channel{ID: chanID(6), Name: "新增通道", Lon: p.Lon + 0.0001, Lat: p.Lat}); err != nil {
 		t.Fatal(err)

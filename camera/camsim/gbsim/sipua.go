@@ -162,6 +162,20 @@ func (d *Device) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// Subscribed reports whether a platform holds a live catalog subscription
+// of the device: only then does AddChannel or RemoveChannel reach it.
+func (d *Device) Subscribed() bool {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.subs {
+		if now.Before(s.until) {
+			return true
+		}
+	}
+	return false
+}
+
 // notifyCatalog tells every catalog subscriber that ch was added, updated
 // or deleted (event ADD, UPDATE, DEL), and waits for their answers.
 func (d *Device) notifyCatalog(ch Channel, event string) error {

@@ -376,13 +376,14 @@ export function reportProblems() {
 // ---- the video wall (video.mjs, gb28181.mjs) ----
 
 /**
- * openGrid centres the map on a grid and clicks a point of it where no camera
- * or incident would take the click; it returns performance.now() in the page
- * at the click.
+ * freeGridPoint centres the map on grid cand (zoom 15.5) and, once it is
+ * idle, finds a point on a spiral around cand's interior point (step px
+ * apart) where the grid's own fill is on top and no camera or incident
+ * would take a click: its page coordinates, or null.
  */
-export async function openGrid(page, cand) {
-  const at = await page.evaluate(
-    ([gridId, lon, lat]) =>
+export function freeGridPoint(page, cand, step = 22) {
+  return page.evaluate(
+    ([gridId, lon, lat, stepPx]) =>
       new Promise((resolve) => {
         const map = window.gridwatchMap;
         map.once('idle', () => {
@@ -390,12 +391,11 @@ export async function openGrid(page, cand) {
           const fills = ['gw-fill-district', 'gw-fill-street', 'gw-fill-community', 'gw-fill-grid'].filter((l) => map.getLayer(l));
           const blockers = ['cam-point', 'cam-cone-fill', 'inc-point', 'inc-cluster'].filter((l) => map.getLayer(l));
           const c = map.project([lon, lat]);
-          // A spiral of points around the grid's interior point.
           for (let ring = 0; ring <= 10; ring++) {
             const n = ring === 0 ? 1 : ring * 8;
             for (let i = 0; i < n; i++) {
               const a = (2 * Math.PI * i) / n;
-              const p = { x: c.x + Math.cos(a) * ring * 22, y: c.y + Math.sin(a) * ring * 22 };
+              const p = { x: c.x + Math.cos(a) * ring * stepPx, y: c.y + Math.sin(a) * ring * stepPx };
               const x = r.left + p.x;
               const y = r.top + p.y;
               if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
@@ -412,8 +412,17 @@ export async function openGrid(page, cand) {
         map.jumpTo({ center: [lon, lat], zoom: 15.5 });
         map.triggerRepaint();
       }),
-    [cand.id, cand.lon, cand.lat],
+    [cand.id, cand.lon, cand.lat, step],
   );
+}
+
+/**
+ * openGrid centres the map on a grid and clicks a point of it where no camera
+ * or incident would take the click; it returns performance.now() in the page
+ * at the click.
+ */
+export async function openGrid(page, cand) {
+  const at = await freeGridPoint(page, cand);
   if (!at) throw new Error(`no free point of grid ${cand.code} to click on the map`);
   await page.evaluate(() => {
     window.__e2eClickAt = 0;

@@ -29,7 +29,7 @@
 // Prints one JSON line; exits 0 on success, 1 on failure (with the reason).
 
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, main, panelShows, passed, scriptArgs, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
+import { freeGridPoint, gridCandidates, gridFeatures, launch, main, panelShows, passed, scriptArgs, signIn, timeoutMs, waitFor, waitGrids, watch } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('responsive.mjs', '<artifactDir>', timeoutMs * 16 + 60000);
 
@@ -144,36 +144,7 @@ async function closeMenuWithEsc(page, what) {
 
 /** tapGrid finds a free point of grid cand on the map and taps (or clicks) it. */
 async function tapGrid(page, cand, touch) {
-  const at = await page.evaluate(
-    ([gridId, lon, lat]) =>
-      new Promise((resolve) => {
-        const map = window.gridwatchMap;
-        map.once('idle', () => {
-          const r = map.getContainer().getBoundingClientRect();
-          const blockers = ['cam-point', 'cam-cone-fill', 'inc-point', 'inc-cluster'].filter((l) => map.getLayer(l));
-          const c = map.project([lon, lat]);
-          for (let ring = 0; ring <= 10; ring++) {
-            const n = ring === 0 ? 1 : ring * 8;
-            for (let i = 0; i < n; i++) {
-              const a = (2 * Math.PI * i) / n;
-              const p = { x: c.x + Math.cos(a) * ring * 18, y: c.y + Math.sin(a) * ring * 18 };
-              const x = r.left + p.x;
-              const y = r.top + p.y;
-              if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
-              if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') continue;
-              if (!map.queryRenderedFeatures([p.x, p.y], { layers: ['gw-fill-grid'] }).some((f) => Number(f.id) === gridId)) continue;
-              if (blockers.length && map.queryRenderedFeatures([[p.x - 16, p.y - 16], [p.x + 16, p.y + 16]], { layers: blockers }).length) continue;
-              resolve({ x, y });
-              return;
-            }
-          }
-          resolve(null);
-        });
-        map.jumpTo({ center: [lon, lat], zoom: 15.5 });
-        map.triggerRepaint();
-      }),
-    [cand.id, cand.lon, cand.lat],
-  );
+  const at = await freeGridPoint(page, cand, 18);
   if (!at) throw new Error(`no free point of grid ${cand.code} to tap on the map`);
   if (touch) await page.touchscreen.tap(at.x, at.y);
   else {

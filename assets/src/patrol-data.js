@@ -7,6 +7,8 @@
 // as a GeoJSON Point or Feature, or as [lon, lat]; a time as RFC 3339 or
 // epoch seconds/milliseconds. What they return is always the same.
 
+import { distanceM } from './geometry.js';
+
 /** FRESH_MS and STALE_MS bound a member's freshness: a last fix younger than FRESH_MS is fresh, than STALE_MS stale, else lost. */
 export const FRESH_MS = 2 * 60 * 1000;
 export const STALE_MS = 10 * 60 * 1000;
@@ -213,14 +215,7 @@ export function trackPoints(gj) {
 }
 
 /** metres is the great-circle distance between two {lon, lat} points. */
-export function metres(a, b) {
-  const R = 6371008.8;
-  const rad = Math.PI / 180;
-  const dLat = (b.lat - a.lat) * rad;
-  const dLon = (b.lon - a.lon) * rad;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(h)));
-}
+export const metres = distanceM;
 
 /** formatDistance shows metres as "850 m" or "3.21 km"; "—" for none. */
 export function formatDistance(m) {

@@ -29,6 +29,13 @@
 //    title, its photo once), the handed-in task moved once (one "handled"
 //    event), and the conflicting accept stays on the task, "已被他人处理 ·
 //    moved on by demo-leader", until dismissed.
+//    (Back online, only the three dropped answers may fail; offline, only
+//    what a missing network causes.)
+// 4b. Offline, three taps on Accept at once queue one step; reported handled
+//    with a photo behind it (the photo queued before the step). The command
+//    centre takes the case back and dispatches it again meanwhile: online,
+//    the accept conflicts; Retry rebases it and the step after it, and both
+//    land in order (one accept, one handled, by demo-leader).
 // 5. Installability: CDP Page.getInstallabilityErrors has none; the manifest
 //    parses without errors; the service worker is activated and controls the
 //    page. Reloaded offline, the app shell and the saved task list show.
@@ -36,6 +43,15 @@
 //    least 44 px, and every action is on the first screen or one tap away.
 //    My grid: a camera of the grid plays live on a tap (its sub stream).
 //    Without WebGL the maps say so, and the lists and the report still work.
+// 6c. A dashboard session's cookie (no device): /field/ shows its own
+//    sign-in, demo-leader filled in. One phone, two leaders: demo-leader
+//    queues a step and a report offline, an admin revokes the phone's
+//    session, and back online a second leader (created with another grid of
+//    the community) signs in: nothing of demo-leader's goes as theirs (API),
+//    the app offers "sign in as demo-leader" or "discard"; signed in as
+//    demo-leader, it all arrives as demo-leader's. Signing out offline is
+//    refused; signed out, then the second leader: demo-leader's grids and
+//    photo come from no cache, online or offline.
 // 7. Patrol: start, then the fake position walks (context.setGeolocation):
 //    the points are uploaded (GET /api/v1/patrols?active=true has the patrol
 //    with ≥ 2 points); stop: GET /api/v1/stats/patrols?month= counts its
@@ -59,7 +75,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { gridCandidates, launch, main, scriptArgs, timeoutMs, waitFor, watch } from './common.mjs';
 
-const { base, args: [artifactDir], started } = scriptArgs('field.mjs', '<artifactDir>', timeoutMs * 14 + 60000);
+const { base, args: [artifactDir], started } = scriptArgs('field.mjs', '<artifactDir>', timeoutMs * 20 + 60000);
 const FIELD = new URL('/field/', base).href;
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DEVICE = 'e2e phone · Chromium';
@@ -255,11 +271,36 @@ async function report(page, { title, photo, gridId, voice = false }) {
   return thumb;
 }
 
-// forgive drops, from the watcher's problems since index from, what an
-// offline phone and the answers dropped on purpose cause (and only that).
-function forgive(problems, from) {
-  const expected = /net::ERR_INTERNET_DISCONNECTED|net::ERR_FAILED|net::ERR_NETWORK_CHANGED|offline, and nothing saved|Failed to fetch|GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)|GET \S+\/field\/icon-\d+\.png \(net::ERR_ABORTED\)/;
-  for (let i = problems.length - 1; i >= from; i--) if (expected.test(problems[i])) problems.splice(i, 1);
+// OFFLINE is what an offline phone causes: a request that found no network
+// (or the network changing under it), the service worker's "offline, and
+// nothing saved" answer, a fetch that failed for it, the event stream and an
+// icon cut off.
+const OFFLINE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|offline, and nothing saved|Failed to fetch|GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)|GET \S+\/field\/icon-\d+\.png \(net::ERR_ABORTED\)/;
+
+// forgive drops, from the watcher's problems at indexes from..to, those
+// matching re — at most max of them — and returns how many it dropped.
+function forgive(problems, from, re = OFFLINE, { to = problems.length, max = Infinity } = {}) {
+  let n = 0;
+  for (let i = Math.min(to, problems.length) - 1; i >= from && n < max; i--) {
+    if (re.test(problems[i])) {
+      problems.splice(i, 1);
+      n++;
+    }
+  }
+  return n;
+}
+
+// forgiveLost drops, from problems since from, what each answer dropped on
+// purpose causes: its failed request (lost: {what: count}, patterns: {what:
+// RegExp}) and the console's line about it — and nothing more.
+function forgiveLost(problems, from, lost, patterns) {
+  let all = 0;
+  for (const [what, re] of Object.entries(patterns)) {
+    const n = forgive(problems, from, re, { max: lost[what] });
+    if (n !== lost[what]) throw new Error(`${lost[what]} dropped answer(s) to ${what}, ${n} failure(s) seen: ${problems.slice(from).join('; ')}`);
+    all += n;
+  }
+  forgive(problems, from, /^console error: Failed to load resource: net::ERR_FAILED$/, { max: all });
 }
 
 /** overflow reports how far the page scrolls sideways, and controls under 44 px, on the current screen. */
@@ -340,6 +381,7 @@ async function run() {
   if (order.some((t, i) => t.overdue === 'true' && (i > firstOnTime && firstOnTime >= 0))) throw new Error(`overdue tasks are not first: ${JSON.stringify(order)}`);
   if (order.some((t) => t.overdue === 'true' && !t.marked)) throw new Error(`an overdue task is not marked: ${JSON.stringify(order)}`);
   const overdueTasks = order.filter((t) => t.overdue === 'true').length;
+  if (overdueTasks < 1) throw new Error(`no overdue task on the list (the demo seeds one): ${JSON.stringify(order)}`);
 
   // A task dispatched while the app is open arrives by itself, with a toast.
   const t2 = await dispatchTask(cmd, `e2e 任务二 ${tag}`, at(-0.0001, 0));
@@ -465,6 +507,7 @@ async function run() {
   });
 
   // ---- back online ----
+  const onlineAt = problems.length;
   await context.setOffline(false);
   await waitFor(
     page,
@@ -499,8 +542,61 @@ async function run() {
   await page.tap('#task-queued .notice[data-kind="conflict"] [data-act="dismiss"]');
   await waitFor(page, () => Number(document.body.dataset.queue) === 0, null, 'the queue empty after dismissing the conflict');
   await context.unrouteAll({ behavior: 'ignoreErrors' });
-  forgive(problems, offlineFrom);
+  // Back online, only the answers dropped on purpose failed (one each);
+  // what failed before is what being offline causes.
+  forgiveLost(problems, onlineAt, lost, {
+    report: /^request failed: POST \S+\/api\/v1\/incidents \(net::ERR_FAILED\)$/,
+    step: new RegExp(`^request failed: POST \\S+/api/v1/incidents/${t1.id}/transitions \\(net::ERR_FAILED\\)$`),
+    chunk: /^request failed: PUT \S+\/api\/v1\/incidents\/\d+\/attachments\/uploads\/[\w-]+\?filename=\S+ \(net::ERR_FAILED\)$/,
+  });
+  forgive(problems, offlineFrom, OFFLINE, { to: onlineAt });
   await check('offline and back');
+
+  // ---- 4b. a double tap queues one step; two steps after a conflict land in order ----
+  const t3 = await dispatchTask(cmd, `e2e 任务三 ${tag}`, at(0.0002, 0));
+  await waitFor(page, (id) => !!document.querySelector(`#task-list .task[data-incident-id="${id}"]`), t3.id, `task ${t3.id} listed`);
+  const offline2From = problems.length;
+  await context.setOffline(true);
+  await waitFor(page, () => document.body.dataset.online === 'false', null, 'offline again');
+  await openTask(page, t3.id);
+  await waitFor(page, () => document.querySelector('#task-actions [data-step="in_progress"]'), null, 'the accept offered');
+  // Three taps in one go, before the first is saved: one step.
+  await page.evaluate(() => {
+    const b = document.querySelector('#task-actions [data-step="in_progress"]');
+    b.click();
+    b.click();
+    b.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+  });
+  await waitFor(page, () => document.querySelector('#task-actions [data-step="handled"]'), null, 'the report-handled step offered after the queued accept');
+  const accepts3 = await page.evaluate((id) => window.gridwatchField.outbox.items.filter((it) => it.incident === id && it.kind === 'transition').length, t3.id);
+  if (accepts3 !== 1) throw new Error(`a double tap on Accept queued ${accepts3} steps, want 1`);
+  // Reported handled, with a photo, behind the accept.
+  await page.tap('#task-actions [data-step="handled"]');
+  await page.fill('#step-note', `e2e ${tag}: done after a conflict`);
+  await page.setInputFiles('#step-photos', { name: 'after.jpg', mimeType: 'image/jpeg', buffer: small });
+  await waitFor(page, () => document.querySelectorAll('#step-form .thumbs li').length === 1 && !document.querySelector('#step-submit').disabled, null, 'the photo of the handed-in task');
+  await page.tap('#step-submit');
+  await waitFor(page, (id) => window.gridwatchField.outbox.items.filter((it) => it.incident === id).length === 3, t3.id, 'the accept, the photo and the handed-in step queued');
+  const order3 = await page.evaluate((id) => window.gridwatchField.outbox.items.filter((it) => it.incident === id).map((it) => `${it.kind}${it.to ? `:${it.to}` : ''}@${it.version ?? ''}`), t3.id);
+  if (!/^transition:in_progress@\d+,upload@,transition:handled@\d+$/.test(order3.join(','))) throw new Error(`queued for task ${t3.id}: ${order3}; want the accept, the photo, then the handed-in step`);
+  // Meanwhile the command centre takes the case back and dispatches it again (version + 2).
+  let t3now = await must(cmd, 'GET', `/api/v1/incidents/${t3.id}`);
+  t3now = await must(cmd, 'POST', `/api/v1/incidents/${t3.id}/transitions`, { to: 'returned', version: t3now.version, note: 'e2e: back to the command centre' });
+  await must(cmd, 'POST', `/api/v1/incidents/${t3.id}/transitions`, { to: 'dispatched', version: t3now.version, note: 'e2e: dispatched again' });
+  const online2At = problems.length;
+  await context.setOffline(false);
+  await waitFor(page, (id) => window.gridwatchField.outbox.items.find((it) => it.incident === id)?.state === 'conflict', t3.id, async () => `the accept of task ${t3.id} in conflict (${JSON.stringify(await state(page))})`);
+  await page.tap('#task-queued .notice[data-kind="conflict"] [data-act="retry"]');
+  await waitFor(page, (id) => !window.gridwatchField.outbox.items.some((it) => it.incident === id), t3.id, async () => `task ${t3.id}'s steps sent after the retry (${JSON.stringify(await state(page))})`);
+  const t3after = await must(leader, 'GET', `/api/v1/incidents/${t3.id}`);
+  const moves = (t3after.history ?? []).filter((e) => e.to).map((e) => `${e.to}:${e.actor}`);
+  const mine3 = moves.filter((m) => /:demo-leader$/.test(m));
+  if (t3after.status !== 'handled' || mine3.join(',') !== 'in_progress:demo-leader,handled:demo-leader' || !/returned:[^,]+,dispatched:[^,]+,in_progress:demo-leader,handled:demo-leader$/.test(moves.join(','))) {
+    throw new Error(`task ${t3.id} after the retry: ${t3after.status}, moves ${moves.join(' → ')}; want one accept then one handled, after the command centre's`);
+  }
+  if ((t3after.attachments ?? []).length !== 1) throw new Error(`task ${t3.id}: ${t3after.attachments?.length} photos, want the one handed in`);
+  forgive(problems, offline2From, OFFLINE, { to: online2At });
+  await check('a double tap, and a retry after a conflict');
 
   // ---- 5. installable; reload offline ----
   const sw = await page.evaluate(async () => {
@@ -588,6 +684,10 @@ async function run() {
   const noMap = await withoutWebGL();
   await check('my grid');
 
+  // ---- 6c. a dashboard session; another member on the same phone ----
+  const dashboard = await dashboardSession(leader);
+  const members = await twoMembers({ leader, cmd, grid, other: cands[1], at, photoURL: photo1.url || `/api/v1/incidents/${case1.id}/attachments/${photo1.id}`, photo: small });
+
   // ---- 7. patrol ----
   await page.evaluate(() => {
     location.hash = 'patrol';
@@ -642,6 +742,8 @@ async function run() {
     layout,
     live,
     no_webgl: noMap,
+    dashboard_session: dashboard,
+    members,
     bench,
     seconds: Math.round((Date.now() - started) / 1000),
   };
@@ -680,6 +782,182 @@ async function installable() {
     await context.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+// dashboardSession opens the app with the cookie of a dashboard session
+// (signed in without a device name, as the command centre's page does):
+// that is not this phone's sign-in, and field reports need one, so the app
+// shows its own sign-in, the member's name filled in.
+async function dashboardSession(leader) {
+  const context = await browser.newContext({ ...PHONE });
+  await context.addCookies(cookiesOf(leader));
+  const page = await context.newPage();
+  const watcher = watch(page, base);
+  await page.goto(FIELD, { waitUntil: 'domcontentloaded' });
+  await waitFor(page, () => document.body.dataset.auth === 'login' && !document.querySelector('#login').hidden, null, async () => `the field sign-in over a dashboard session (${JSON.stringify(await state(page))})`);
+  const shown = await page.evaluate(() => ({ username: document.querySelector('#login-username').value, note: document.querySelector('#login-expired').hidden ? '' : document.querySelector('#login-expired').textContent }));
+  if (shown.username !== 'demo-leader' || !/dashboard/.test(shown.note)) throw new Error(`over a dashboard session the field sign-in shows ${JSON.stringify(shown)}; want demo-leader filled in and a word on why`);
+  await shot(page, 'dashboard-session');
+  await watcher.check('a dashboard session');
+  await context.close();
+  return { field_sign_in: true };
+}
+
+/** cacheHolding lists, in the page, the caches holding url (and every cache's name). */
+function cacheHolding(page, url) {
+  return page.evaluate(async (u) => {
+    const names = await caches.keys();
+    const holding = [];
+    for (const n of names) if (await (await caches.open(n)).match(u)) holding.push(n);
+    return { names, holding };
+  }, url);
+}
+
+// twoMembers: one phone, two grid leaders of the same community.
+// (a) demo-leader queues a step and a report offline; their session is
+// revoked meanwhile (an admin signs the phone out); back online the app
+// asks to sign in, and the second leader does: nothing of demo-leader's
+// queue goes under the second leader's name — the app offers to sign in as
+// demo-leader to send it, or to discard it. Signed in as demo-leader again,
+// it all arrives as theirs.
+// Signing out offline is refused (the server must end the session).
+// (e) demo-leader signs out; the second leader signs in: demo-leader's
+// grids and their case's photo are not served from a cache, online or off.
+async function twoMembers({ leader, cmd, grid, other, at, photoURL, photo }) {
+  if (!other) throw new Error('demo-leader has one grid: a second leader needs another grid of the community');
+  const admin = await session('demo-admin', 'gridwatch-admin');
+  const second = { username: `e2e-leader2-${tag}`, password: 'e2e-second-leader-password' };
+  await must(admin, 'POST', '/api/v1/users', { username: second.username, display_name: 'e2e 第二网格员', role: 'grid_leader', password: second.password, grid_codes: [other.code] });
+  const secondAPI = await session(second.username, second.password);
+  const secondGrids = (await must(secondAPI, 'GET', '/api/v1/grids.geojson')).features.length;
+  const leaderGrids = (await must(leader, 'GET', '/api/v1/grids.geojson')).features.length;
+  if (secondGrids === leaderGrids) throw new Error(`both leaders see ${secondGrids} grids: the cache check cannot tell them apart`);
+  const device = `e2e shared phone ${tag}`;
+  const context = await browser.newContext({ ...PHONE, permissions: ['geolocation'], geolocation: { latitude: grid.lat, longitude: grid.lon, accuracy: 12 } });
+  const page = await context.newPage();
+  const watcher = watch(page, base);
+  watcher.expect('GET', /^\/api\/v1\/.*/, 401); // the revoked session's reads
+  watcher.expect('POST', /^\/api\/v1\/.*/, 401); // … and its sends
+  watcher.expect('GET', /^\/api\/v1\/incidents\/\d+\/attachments\/\d+$/, 403, 404, 503); // demo-leader's photo, asked for by the second leader (offline: nothing saved)
+  const signInAs = async (username, password, { filled = '' } = {}) => {
+    await waitFor(page, () => document.body.dataset.auth === 'login' && !document.querySelector('#login').hidden, null, async () => `the sign-in screen for ${username} (${JSON.stringify(await state(page))})`);
+    const value = await page.inputValue('#login-username');
+    if (value !== filled) throw new Error(`the sign-in screen has ${JSON.stringify(value)} filled in, want ${JSON.stringify(filled)}`);
+    await page.fill('#login-username', username);
+    await page.fill('#login-password', password);
+    await page.fill('#login-device', device);
+    await page.tap('#login-submit');
+  };
+  await page.goto(FIELD, { waitUntil: 'domcontentloaded' });
+  await signInAs('demo-leader', 'gridwatch-leader');
+  await waitFor(page, () => document.body.dataset.auth === 'ok' && document.body.dataset.sw === 'warm', null, async () => `demo-leader signed in, the service worker warm (${JSON.stringify(await state(page))})`);
+  // demo-leader's photo, read on this phone, is kept in demo-leader's cache.
+  const got = await page.evaluate(async (u) => (await fetch(u)).status, photoURL);
+  if (got !== 200) throw new Error(`demo-leader's photo ${photoURL}: HTTP ${got}`);
+  const leaderId = leader.me.id;
+  const gridsURL = new URL('/api/v1/grids.geojson', base).href;
+  const before = { photo: await cacheHolding(page, new URL(photoURL, base).href), grids: await cacheHolding(page, gridsURL) };
+  const mine = new RegExp(`^gw-field-u${leaderId}-`);
+  if (!before.photo.holding.some((n) => mine.test(n)) || !before.grids.holding.every((n) => mine.test(n)) || !before.grids.holding.length) {
+    throw new Error(`demo-leader's photo and grids are not kept in demo-leader's own caches: ${JSON.stringify(before)}`);
+  }
+
+  // (a) queued offline …
+  const t4 = await dispatchTask(cmd, `e2e 任务四 ${tag}`, at(-0.0002, 0));
+  await waitFor(page, (id) => !!document.querySelector(`#task-list .task[data-incident-id="${id}"]`), t4.id, `task ${t4.id} listed`);
+  const offlineFrom = watcher.problems.length;
+  await context.setOffline(true);
+  await waitFor(page, () => document.body.dataset.online === 'false', null, 'offline');
+  await openTask(page, t4.id);
+  await page.tap('#task-actions [data-step="in_progress"]');
+  await waitFor(page, () => document.querySelector('#task-queued .notice[data-kind="queued"]'), null, 'the accept queued');
+  await page.evaluate(() => {
+    location.hash = 'tasks';
+  });
+  const titleA = `e2e 上报 ${tag} before the switch`;
+  await report(page, { title: titleA, photo, gridId: grid.id });
+  await waitFor(page, () => Number(document.body.dataset.queue) === 3, null, async () => `the accept, the report and its photo queued (${JSON.stringify(await state(page))})`);
+  // … and the phone signed out by an admin meanwhile.
+  const { sessions } = await must(admin, 'GET', `/api/v1/users/${leaderId}/sessions`);
+  const sid = sessions.find((x) => x.device === device)?.id;
+  if (!sid) throw new Error(`no session of demo-leader named ${device}: ${JSON.stringify(sessions)}`);
+  const revoked = await admin('DELETE', `/api/v1/sessions/${sid}`);
+  if (revoked.status !== 204) throw new Error(`DELETE /api/v1/sessions/${sid}: HTTP ${revoked.status} ${revoked.text}`);
+  const onlineAt = watcher.problems.length;
+  await context.setOffline(false);
+  // The first send finds the session ended: the second leader signs in.
+  await signInAs(second.username, second.password, { filled: 'demo-leader' });
+  await waitFor(page, () => document.body.dataset.auth === 'switch' && !document.querySelector('#switch').hidden, null, async () => `the choice: sign in as demo-leader, or discard (${JSON.stringify(await state(page))})`);
+  const offer = await page.evaluate(() => ({ text: document.querySelector('#switch-text').textContent, owner: document.querySelector('#switch-owner').textContent, discard: document.querySelector('#switch-discard').textContent }));
+  if (!/demo-leader/.test(offer.text) || !/3 item/.test(offer.text) || !/Sign in as demo-leader/.test(offer.owner) || !new RegExp(`continue as ${second.username}`).test(offer.discard)) {
+    throw new Error(`the choice offered: ${JSON.stringify(offer)}`);
+  }
+  await shot(page, 'switch');
+  // Nothing of demo-leader's queue went as the second leader.
+  const t4mid = await must(cmd, 'GET', `/api/v1/incidents/${t4.id}`);
+  if (t4mid.status !== 'dispatched') throw new Error(`task ${t4.id} became ${t4mid.status} while the second leader was signed in`);
+  if ((await byTitle(cmd, titleA)).length) throw new Error('demo-leader\'s report was filed while the second leader was signed in');
+  // Sign in as demo-leader: the queue goes, as theirs.
+  await page.tap('#switch-owner');
+  await signInAs('demo-leader', 'gridwatch-leader', { filled: 'demo-leader' });
+  await waitFor(page, () => document.body.dataset.auth === 'ok' && Number(document.body.dataset.queue) === 0, null, async () => `demo-leader's queue sent (${JSON.stringify(await state(page))})`);
+  const t4after = await must(cmd, 'GET', `/api/v1/incidents/${t4.id}`);
+  const accepts = (t4after.history ?? []).filter((e) => e.to === 'in_progress');
+  if (t4after.status !== 'in_progress' || accepts.length !== 1 || accepts[0].actor !== 'demo-leader') throw new Error(`task ${t4.id}: ${t4after.status}, accepts ${JSON.stringify(accepts)}; want one, by demo-leader`);
+  const filed = await byTitle(cmd, titleA);
+  if (filed.length !== 1 || filed[0].created_by !== 'demo-leader') throw new Error(`demo-leader's report: ${JSON.stringify(filed.map((i) => ({ id: i.id, created_by: i.created_by })))}; want one, by demo-leader`);
+  forgive(watcher.problems, offlineFrom, OFFLINE, { to: onlineAt });
+  await watcher.check('another member signing in on the phone');
+
+  // (e) demo-leader signs out; the second leader signs in.
+  await page.evaluate(() => {
+    location.hash = 'account';
+  });
+  await waitFor(page, () => document.body.dataset.tab === 'account', null, 'the account screen');
+  // Offline, signing out is refused, with the reason: the server has to end the session.
+  const offline3From = watcher.problems.length;
+  await context.setOffline(true);
+  await waitFor(page, () => document.body.dataset.online === 'false', null, 'offline on the account screen');
+  await page.tap('#logout-btn');
+  await waitFor(page, () => /Cannot sign out offline/.test(document.querySelector('.toast[data-sign-out="offline"]')?.textContent ?? ''), null, 'signing out refused offline, with the reason');
+  if ((await page.evaluate(() => document.body.dataset.auth)) !== 'ok') throw new Error('signing out offline left the app signed out on the phone only');
+  await context.setOffline(false);
+  await waitFor(page, () => document.body.dataset.online === 'true', null, 'online on the account screen');
+  forgive(watcher.problems, offline3From);
+  const stillIn = (await must(admin, 'GET', `/api/v1/users/${leaderId}/sessions`)).sessions.filter((x) => x.device === device);
+  if (stillIn.length !== 1) throw new Error(`demo-leader's sessions on this phone after the refused sign-out: ${JSON.stringify(stillIn)}`);
+  const signOutAt = watcher.problems.length;
+  await page.tap('#logout-btn');
+  await until(async () => !(await must(admin, 'GET', `/api/v1/users/${leaderId}/sessions`)).sessions.some((x) => x.device === device), 'the phone\'s session ended on the server by signing out');
+  await signInAs(second.username, second.password); // nothing of demo-leader's filled in
+  await waitFor(page, () => document.body.dataset.auth === 'ok' && document.body.dataset.tasksLoaded !== undefined, null, async () => `the second leader signed in (${JSON.stringify(await state(page))})`);
+  const read = () =>
+    page.evaluate(
+      async ([grids, photo]) => {
+        const g = await fetch(grids, { headers: { Accept: 'application/json' } });
+        const p = await fetch(photo);
+        return { grids: g.ok ? (await g.json()).features.length : -g.status, photo: p.status, photoCached: p.headers.get('X-Gridwatch-Cached') };
+      },
+      [gridsURL, photoURL],
+    );
+  const online = await read();
+  if (online.grids !== secondGrids || online.photo === 200) throw new Error(`the second leader reads ${JSON.stringify(online)}; want their ${secondGrids} grids and not demo-leader's photo`);
+  const after = { photo: await cacheHolding(page, new URL(photoURL, base).href), grids: await cacheHolding(page, gridsURL) };
+  if (after.photo.holding.length || after.grids.names.some((n) => mine.test(n))) throw new Error(`demo-leader's data is still cached after signing out: ${JSON.stringify(after)}`);
+  // Offline, too: their own grids, and no photo of demo-leader's.
+  const offline2From = watcher.problems.length;
+  await context.setOffline(true);
+  await context.route((u) => u.origin === base.origin, (route) => route.abort('internetdisconnected'));
+  const offline = await read();
+  await context.unrouteAll({ behavior: 'ignoreErrors' });
+  await context.setOffline(false);
+  if (offline.grids !== secondGrids || offline.photo === 200) throw new Error(`offline the second leader reads ${JSON.stringify(offline)}; want their ${secondGrids} grids and not demo-leader's photo`);
+  forgive(watcher.problems, offline2From);
+  forgive(watcher.problems, signOutAt, /GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)/); // the reload after signing out cuts the event stream
+  await shot(page, 'second-member');
+  await watcher.check('signed out, then another member');
+  await context.close();
+  return { second: second.username, queued_as_first: 3, sent_as: 'demo-leader', grids: [leaderGrids, secondGrids], photo_after_sign_out: [online.photo, offline.photo] };
 }
 
 // withoutWebGL opens the app where WebGL is missing (getContext answers

@@ -93,38 +93,54 @@ export class LoginDialog {
   }
 
   refused(err) {
-    if (err instanceof ApiError && err.code === 'throttled') {
-      this.throttled(Number(err.details?.retry_after_seconds) || 30);
+    const why = refusal(err);
+    if (why.waitSeconds) {
+      clearInterval(this.throttleTimer);
+      this.throttleTimer = countdown(why.waitSeconds, this.submit, (text) => this.setError(text), () => this.password.focus());
       return;
     }
-    if (err instanceof ApiError && (err.code === 'invalid_credentials' || err.status === 401)) {
-      this.setError(`用户名或密码错误 · ${err.message || 'Wrong username or password.'}`);
-    } else {
-      this.setError(`无法登录 Cannot sign in — ${describe(err)}`);
-    }
+    this.setError(why.message);
     this.password.select();
     this.password.focus();
   }
+}
 
-  // throttled counts down until the server accepts another attempt.
-  throttled(seconds) {
-    clearInterval(this.throttleTimer);
-    const until = Date.now() + seconds * 1000;
-    this.submit.disabled = true;
-    const show = () => {
-      const left = Math.ceil((until - Date.now()) / 1000);
-      if (left <= 0) {
-        clearInterval(this.throttleTimer);
-        this.submit.disabled = false;
-        this.setError('可以再试一次 · You can try again now.');
-        this.password.focus();
-        return;
-      }
-      this.setError(`尝试次数过多，请 ${left} 秒后再试 · Too many attempts — try again in ${left} s.`);
-    };
-    show();
-    this.throttleTimer = setInterval(show, 1000);
+/**
+ * refusal says why a sign-in was refused: {waitSeconds} when the server
+ * throttles attempts, else {message} to show (offline: offlineText, when given).
+ */
+export function refusal(err, { offlineText = '' } = {}) {
+  if (err instanceof ApiError && err.code === 'throttled') return { waitSeconds: Number(err.details?.retry_after_seconds) || 30 };
+  if (err instanceof ApiError && (err.code === 'invalid_credentials' || err.status === 401)) {
+    return { message: `用户名或密码错误 · ${err.message || 'Wrong username or password.'}` };
   }
+  if (offlineText && err instanceof ApiError && err.code === 'network') return { message: offlineText };
+  return { message: `无法登录 Cannot sign in — ${describe(err)}` };
+}
+
+/**
+ * countdown disables submit and shows, every second, the wait until the
+ * server takes another attempt; then enables it and calls done. It returns
+ * the interval (clear it to stop early).
+ */
+export function countdown(seconds, submit, show, done) {
+  const until = Date.now() + seconds * 1000;
+  submit.disabled = true;
+  let timer = 0;
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(timer);
+      submit.disabled = false;
+      show('可以再试一次 · You can try again now.');
+      done?.();
+      return;
+    }
+    show(`尝试次数过多，请 ${left} 秒后再试 · Too many attempts — try again in ${left} s.`);
+  };
+  timer = setInterval(tick, 1000);
+  tick();
+  return timer;
 }
 
 /** showUser fills the header's user box and wires its sign-out button (once). */

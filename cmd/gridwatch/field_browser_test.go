@@ -8,7 +8,12 @@ import "testing"
 // live, reports with a photo and a fake position (resized on the phone);
 // offline, reports again and hands a task in, and both arrive exactly once
 // when the network returns, through lost answers; a step the case moved past
-// meanwhile stays on the task as a conflict. It checks installability (CDP),
+// meanwhile stays on the task as a conflict; a double tap queues one step,
+// and a retried conflict carries the steps queued after it. A dashboard
+// session is not taken for the phone's; another member signing in on the
+// phone sends nothing of the first one's queue and is offered to sign in as
+// them or discard it; signing out offline is refused, and signed out, the
+// first member's grids and photos are in no cache. It checks installability (CDP),
 // the service worker's offline shell and saved task list, no sideways
 // scrolling at 390 and 360 px, 44 px controls, every action within one tap,
 // and a patrol's points and monthly statistics. It logs the FIELD-BENCH

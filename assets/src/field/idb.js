@@ -96,6 +96,27 @@ export function put(store, value) {
   return run(store, 'readwrite', (s) => s[store].put(value));
 }
 
+/**
+ * update rewrites one record in a single transaction: fn(current) returns
+ * the new record (or undefined to leave it). A record removed meanwhile
+ * (an item dismissed) stays removed: update resolves false and writes
+ * nothing, so a stale copy is never written back.
+ */
+export async function update(store, key, fn) {
+  const out = await run(store, 'readwrite', (s) => {
+    const r = { found: false };
+    const req = s[store].get(key);
+    req.onsuccess = () => {
+      if (req.result === undefined) return;
+      r.found = true;
+      const next = fn(req.result);
+      if (next !== undefined) s[store].put(next);
+    };
+    return r;
+  });
+  return out.found;
+}
+
 /** del removes one record by key. */
 export function del(store, key) {
   return run(store, 'readwrite', (s) => {

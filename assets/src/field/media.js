@@ -70,12 +70,15 @@ export const MAX_VOICE_MS = 2 * 60 * 1000;
 
 /**
  * VoiceRecorder records one voice note: start() asks for the microphone,
- * stop() resolves the Blob. onTick(ms) reports the length while recording.
+ * stop() resolves the Blob. onTick(ms) reports the length while recording;
+ * onCap() is called when it reaches MAX_VOICE_MS (the caller stops it and
+ * keeps the note, as if the person had tapped Stop).
  */
 export class VoiceRecorder {
-  constructor(type, onTick = () => {}) {
+  constructor(type, onTick = () => {}, onCap = null) {
     this.type = type;
     this.onTick = onTick;
+    this.onCap = onCap;
     this.rec = null;
     this.stream = null;
     this.chunks = [];
@@ -90,7 +93,14 @@ export class VoiceRecorder {
   async start() {
     this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     this.chunks = [];
-    this.rec = new MediaRecorder(this.stream, { mimeType: this.type, audioBitsPerSecond: 32000 });
+    try {
+      this.rec = new MediaRecorder(this.stream, { mimeType: this.type, audioBitsPerSecond: 32000 });
+    } catch (err) {
+      // The microphone is not left on for a recorder that never started.
+      for (const t of this.stream.getTracks()) t.stop();
+      this.stream = null;
+      throw err;
+    }
     this.rec.ondataavailable = (ev) => {
       if (ev.data?.size) this.chunks.push(ev.data);
     };
@@ -102,7 +112,11 @@ export class VoiceRecorder {
     this.timer = setInterval(() => {
       const ms = Date.now() - this.startedAt;
       this.onTick(ms);
-      if (ms >= MAX_VOICE_MS) this.stop();
+      if (ms >= MAX_VOICE_MS) {
+        clearInterval(this.timer);
+        if (this.onCap) this.onCap();
+        else this.stop();
+      }
     }, 250);
   }
 

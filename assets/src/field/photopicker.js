@@ -31,15 +31,18 @@ export class PhotoPicker {
 
   async take(files) {
     this.input.value = ''; // the same photo may be picked again after removing it
-    const room = Math.max(0, MAX_PHOTOS - this.photos.length);
+    // Room counts the photos still being made smaller too: two quick picks do not pass the cap.
+    const room = Math.max(0, MAX_PHOTOS - this.photos.length - this.pending);
     this.error = files.length > room ? `最多 ${MAX_PHOTOS} 张照片 · at most ${MAX_PHOTOS} photos` : '';
     const list = files.filter((f) => f.type.startsWith('image/') || f.type === '').slice(0, room);
     this.pending += list.length;
     this.thumbs.dataset.busy = 'true';
     this.onChange();
+    const round = this.cleared ?? 0;
     for (const f of list) {
       try {
         const shrunk = await shrinkPhoto(f);
+        if ((this.cleared ?? 0) !== round) continue; // the form was cleared meanwhile
         const name = shrunk.resized ? `${(f.name || 'photo').replace(/\.[^.]+$/, '')}.jpg` : f.name || 'photo.jpg';
         this.photos.push({ blob: shrunk.blob, name, originalBytes: shrunk.originalBytes, width: shrunk.width, height: shrunk.height, url: URL.createObjectURL(shrunk.blob) });
       } catch (err) {
@@ -71,10 +74,11 @@ export class PhotoPicker {
     this.render();
   }
 
-  /** clear forgets every photo (after they were queued). */
+  /** clear forgets every photo (queued, or the form cancelled) and lets go of their previews. */
   clear() {
     for (const p of this.photos) URL.revokeObjectURL(p.url);
     this.photos = [];
+    this.cleared = (this.cleared ?? 0) + 1; // photos still being made smaller are dropped when done
     this.error = '';
     this.render();
   }

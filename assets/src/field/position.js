@@ -52,14 +52,7 @@ function geoMessage(err) {
 }
 
 /** distanceM is the great-circle distance in metres between {lon, lat} points. */
-export function distanceM(a, b) {
-  const R = 6371008.8;
-  const rad = Math.PI / 180;
-  const dLat = (b.lat - a.lat) * rad;
-  const dLon = (b.lon - a.lon) * rad;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(h)));
-}
+export { distanceM } from '../geometry.js';
 
 /** accuracyText is e.g. "±12 m"; quality "poor" above 50 m. */
 export function accuracyText(acc) {

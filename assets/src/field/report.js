@@ -209,12 +209,18 @@ export class Report {
         this.stopVoice();
         return;
       }
-      this.recorder = new VoiceRecorder(type, (ms) => {
-        this.voiceLabel.textContent = `停止 Stop ${clock(ms)}`;
-      });
+      this.recorder = new VoiceRecorder(
+        type,
+        (ms) => {
+          this.voiceLabel.textContent = `停止 Stop ${clock(ms)}`;
+        },
+        // At the cap the note is kept, as if Stop had been tapped.
+        () => this.stopVoice(),
+      );
       try {
         await this.recorder.start();
       } catch (err) {
+        this.recorder = null;
         this.showError(`无法录音 · Cannot record: ${err.message}`);
         return;
       }
@@ -225,10 +231,13 @@ export class Report {
   }
 
   async stopVoice() {
-    const blob = await this.recorder.stop();
+    const rec = this.recorder;
+    if (!rec || rec.stopping) return;
+    rec.stopping = true;
+    const blob = await rec.stop();
     this.voiceBtn.dataset.recording = 'false';
     this.voiceLabel.textContent = '录音 Voice';
-    if (blob.size > 0) this.setVoice({ blob, name: `voice.${extensionOf(blob.type || this.recorder.type)}` });
+    if (blob.size > 0) this.setVoice({ blob, name: `voice.${extensionOf(blob.type || rec.type)}` });
   }
 
   setVoice(v) {

@@ -4,7 +4,8 @@
 // The same screen comes back if the session ends (api.js asks for it on a
 // 401) and the page carries on from where it was.
 
-import { ApiError, describe, request, session } from '../api.js';
+import { request, session } from '../api.js';
+import { countdown, refusal } from '../auth.js';
 import { deviceName } from './ui.js';
 
 /** SIGNED_IN_KEY notes in localStorage that this phone has a session ("1"), to read the tasks beside "who am I" at start. */
@@ -25,21 +26,27 @@ export class SignIn {
     this.expired = document.querySelector('#login-expired');
     this.waiters = [];
     this.throttle = 0;
+    this.expiredText = this.expired.textContent;
     this.form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       this.trySignIn();
     });
   }
 
-  /** prompt shows the screen and resolves with the /me body once signed in. */
-  prompt({ expired = false, previous = null } = {}) {
+  /**
+   * prompt shows the screen and resolves with the /me body once signed in.
+   * previous: who was signed in (their username is filled in); note: why
+   * signing in is asked for, instead of "your session has ended".
+   */
+  prompt({ expired = false, previous = null, note = '' } = {}) {
     forget(SIGNED_IN_KEY);
     return new Promise((resolve) => {
       this.waiters.push(resolve);
       if (!this.box.hidden) return;
-      this.expired.hidden = !expired;
+      this.expired.textContent = note || this.expiredText;
+      this.expired.hidden = !(expired || note);
       this.show('');
-      this.username.value = previous?.username || remembered(USER_KEY) || this.username.value;
+      this.username.value = previous?.username || remembered(USER_KEY) || '';
       this.device.value = remembered(DEVICE_KEY) || deviceName();
       this.password.value = '';
       this.submit.disabled = false;
@@ -84,43 +91,27 @@ export class SignIn {
     remember(DEVICE_KEY, device);
     this.password.value = '';
     this.box.hidden = true;
-    document.body.dataset.auth = 'ok';
+    document.body.dataset.auth = 'checking'; // main.js decides: this phone's data may be someone else's
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w(me);
   }
 
-  refused(err) {
-    if (err instanceof ApiError && err.code === 'throttled') {
-      this.countdown(Number(err.details?.retry_after_seconds) || 30);
-      return;
-    }
-    if (err instanceof ApiError && (err.code === 'invalid_credentials' || err.status === 401)) {
-      this.show(`用户名或密码错误 · ${err.message || 'Wrong username or password.'}`);
-    } else if (err instanceof ApiError && err.code === 'network') {
-      this.show('无网络，无法登录 · No network: signing in needs the server once.');
-    } else {
-      this.show(`无法登录 Cannot sign in — ${describe(err)}`);
-    }
-    this.password.select();
+  /** forgetUser forgets the last username (signed out: the next person types theirs). */
+  forgetUser() {
+    forget(USER_KEY);
+    this.username.value = '';
   }
 
-  countdown(seconds) {
-    clearInterval(this.throttle);
-    const until = Date.now() + seconds * 1000;
-    this.submit.disabled = true;
-    const tick = () => {
-      const left = Math.ceil((until - Date.now()) / 1000);
-      if (left <= 0) {
-        clearInterval(this.throttle);
-        this.submit.disabled = false;
-        this.show('可以再试一次 · You can try again now.');
-        return;
-      }
-      this.show(`尝试次数过多，请 ${left} 秒后再试 · Too many attempts — try again in ${left} s.`);
-    };
-    tick();
-    this.throttle = setInterval(tick, 1000);
+  refused(err) {
+    const why = refusal(err, { offlineText: '无网络，无法登录 · No network: signing in needs the server once.' });
+    if (why.waitSeconds) {
+      clearInterval(this.throttle);
+      this.throttle = countdown(why.waitSeconds, this.submit, (text) => this.show(text));
+      return;
+    }
+    this.show(why.message);
+    this.password.select();
   }
 }
 

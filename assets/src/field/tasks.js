@@ -20,6 +20,8 @@ export const TASK_STATUSES = ['dispatched', 'in_progress', 'handled'];
 // The list is put in order here (byUrgency); the server's sort=deadline
 // (contract) is to be added to this query once the API takes it.
 const TASKS_PATH = `/api/v1/incidents?assignee=me&status=${TASK_STATUSES.join(',')}&limit=200`;
+// A list answered from the cache while online is read again after this long.
+const STALE_RETRY_MS = 15000;
 
 // The steps a handler takes, by target status.
 const STEPS = {
@@ -59,6 +61,9 @@ export class Tasks {
     this.mapBox = null; // its map's box, and the map once drawn
     this.mapDone = null;
     this.stepForm = null;
+    this.stepPicker = null; // the open step's photos
+    this.queuing = new Set(); // cases whose step is being queued: a second tap queues nothing
+    this.staleTimer = 0;
     this.ul = document.querySelector('#task-list');
     this.note = document.querySelector('#tasks-note');
     this.empty = document.querySelector('#tasks-empty');
@@ -118,6 +123,9 @@ export class Tasks {
     this.list = list;
     this.byId = new Map(list.map((i) => [i.id, i]));
     this.showNote(res.cachedAt ? `离线：显示 ${hhmm(res.cachedAt)} 保存的任务 · Offline: your tasks as saved at ${hhmm(res.cachedAt)}` : '');
+    // A saved list while the phone says it is online (a slow network): read again soon.
+    clearTimeout(this.staleTimer);
+    if (res.cachedAt && navigator.onLine !== false) this.staleTimer = setTimeout(() => this.refresh(), STALE_RETRY_MS);
     this.render();
     this.markLoaded(res.cachedAt ? 'cache' : 'network');
     for (const inc of fresh.slice(0, 3)) {
@@ -339,8 +347,12 @@ export class Tasks {
     const steps = blocked ? [] : allowed.filter((to) => STEPS[to] && can(permissionFor(status, to)));
     actions.replaceChildren(
       ...steps.map((to) => {
-        const b = el('button', { type: 'button', className: `btn btn-block ${STEPS[to].kind}`, dataset: { step: to } }, STEPS[to].label);
-        b.addEventListener('click', () => this.startStep(inc, to));
+        const b = el('button', { type: 'button', className: `btn btn-block ${STEPS[to].kind}`, dataset: { step: to }, disabled: this.queuing.has(inc.id) }, STEPS[to].label);
+        b.addEventListener('click', () => {
+          if (b.disabled || this.queuing.has(inc.id)) return;
+          if (!STEPS[to].needs) b.disabled = true; // at once: a double tap queues one step
+          this.startStep(inc, to);
+        });
         return b;
       }),
     );
@@ -381,7 +393,7 @@ export class Tasks {
     const err = el('p', { className: 'form-error', hidden: true, role: 'alert' });
     const input = el('input', { type: 'file', id: 'step-photos', className: 'visually-hidden', accept: 'image/*', capture: 'environment', multiple: true });
     const thumbs = el('ul', 'thumbs');
-    const picker = isReturn ? null : new PhotoPicker(input, thumbs, { onChange: () => (submit.disabled = picker.busy) });
+    const picker = isReturn ? null : new PhotoPicker(input, thumbs, { onChange: () => (submit.disabled = picker.busy || this.queuing.has(inc.id)) });
     const submit = el('button', { type: 'submit', className: `btn btn-block ${STEPS[to].kind}`, id: 'step-submit' }, STEPS[to].label);
     const cancel = el('button', { type: 'button', className: 'btn btn-block' }, '取消 Cancel');
     const form = el(
@@ -408,30 +420,56 @@ export class Tasks {
         note.focus();
         return;
       }
-      if (picker?.busy) return;
-      this.queueStep(inc, to, text, picker?.photos ?? []).then(() => picker?.clear());
+      if (picker?.busy || submit.disabled || this.queuing.has(inc.id)) return;
+      submit.disabled = true; // at once: a double tap queues one step
+      this.queueStep(inc, to, text, picker?.photos ?? []).finally(() => {
+        if (form.isConnected) submit.disabled = picker?.busy ?? false;
+      });
     });
     this.stepForm = form;
+    this.stepPicker = picker;
     actions.replaceChildren(form);
     note.focus();
   }
 
+  // closeStep closes the step form; its photos' previews are let go (queued ones are in the outbox).
   closeStep() {
+    this.stepPicker?.clear();
+    this.stepPicker = null;
     this.stepForm = null;
   }
 
+  /**
+   * queueStep queues a step of case inc to status to, with a note and
+   * photos. The photos go first (an upload does not change the case's
+   * version, and the step reported handled arrives with its photos there);
+   * they are not part of the step: dismissing the step keeps them. One step
+   * of a case at a time is queued (queuing): a second tap does nothing.
+   */
   async queueStep(inc, to, note, photos) {
-    const { version } = this.expected(inc);
-    const label = `${STEPS[to].label} · ${inc.title}`;
-    const group = `inc:${inc.id}`;
-    const step = { kind: 'transition', group, incident: inc.id, to, from: inc.status, version, note, label };
-    const up = uploadDrafts({ photos, ref: inc.id, group, parent: 0, label: inc.title });
+    if (this.queuing.has(inc.id)) return;
+    this.queuing.add(inc.id);
     try {
-      await this.outbox.add([step, ...up.drafts], up.blobs);
-    } catch (err) {
-      toast(`无法保存 · Cannot save on this phone: ${err.message}`, { kind: 'warn' });
-      return;
+      const { version } = this.expected(inc);
+      const label = `${STEPS[to].label} · ${inc.title}`;
+      const group = `inc:${inc.id}`;
+      const step = { kind: 'transition', group, incident: inc.id, to, from: inc.status, version, note, label };
+      const up = uploadDrafts({ photos, ref: inc.id, group, label: inc.title });
+      try {
+        await this.outbox.add([...up.drafts, step], up.blobs);
+      } catch (err) {
+        toast(`无法保存 · Cannot save on this phone: ${err.message}`, { kind: 'warn' });
+        return;
+      }
+      this.stepPicker?.clear();
+      this.queued(label);
+    } finally {
+      this.queuing.delete(inc.id);
+      if (this.openId === inc.id && !this.stepForm) this.renderQueued();
     }
+  }
+
+  queued(label) {
     this.closeStep();
     this.renderQueued();
     this.render();

@@ -192,32 +192,19 @@ func (s *Server) transitionIncident(c *gin.Context, id int64) error {
 	return httpapi.JSON(c, http.StatusOK, in, err)
 }
 
-// onceOf reads a request's Idempotency-Key (8 to 64 letters, digits, _ or
-// -, as a phone's queue makes them) and who sent it.
+// onceOf reads a request's Idempotency-Key (gridwatch.ValidKey) and who
+// sent it.
 func onceOf(c *gin.Context, p *auth.Principal) (incident.Once, error) {
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if key == "" {
-		return incident.Once{}, nil
+	if err := gridwatch.CheckIdempotencyKey(key); err != nil || key == "" {
+		return incident.Once{}, err
 	}
-	if !validKey(key) {
-		return incident.Once{}, gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header %q is not 8 to 64 letters, digits, _ or -", truncateRunes(key, 80)).
-			WithDetails(map[string]any{"header": "Idempotency-Key"})
-	}
-	return incident.Once{Caller: p.Kind + ":" + strconv.FormatInt(p.ID, 10), Key: key}, nil
+	return incident.Once{Caller: callerKey(p), Key: key}, nil
 }
 
-// validKey reports whether k is 8 to 64 characters of [A-Za-z0-9_-].
-func validKey(k string) bool {
-	if len(k) < 8 || len(k) > 64 {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
+// callerKey names who sends a keyed request ("user:<id>", "token:<id>"):
+// one caller's keys never match another's.
+func callerKey(p *auth.Principal) string { return p.Kind + ":" + strconv.FormatInt(p.ID, 10) }
 
 func truncateRunes(s string, n int) string {
 	r := []rune(s)
@@ -307,10 +294,10 @@ func (s *Server) attachPhoto(c *gin.Context, id int64) error {
 // uploadOf reads an upload's key from the path; its caller is p.
 func uploadOf(c *gin.Context, p *auth.Principal) (incident.Once, error) {
 	key := c.Param("key")
-	if !validKey(key) {
+	if !gridwatch.ValidKey(key) {
 		return incident.Once{}, httpapi.ParamError("key", key, "want 8 to 64 letters, digits, _ or -, made by the client for this file")
 	}
-	return incident.Once{Caller: p.Kind + ":" + strconv.FormatInt(p.ID, 10), Key: key}, nil
+	return incident.Once{Caller: callerKey(p), Key: key}, nil
 }
 
 // putUploadChunk is PUT /api/v1/incidents/:id/attachments/uploads/:key: one

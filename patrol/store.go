@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -16,18 +15,6 @@ import (
 	"gridwatch/internal/database"
 	"gridwatch/internal/events"
 )
-
-// keyPattern is what an Idempotency-Key may be.
-var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
-
-// CheckKey checks an Idempotency-Key ("" is none).
-func CheckKey(key string) error {
-	if key != "" && !keyPattern.MatchString(key) {
-		return gridwatch.Errorf(gridwatch.EInvalid, "the Idempotency-Key header must be 8 to 64 characters A-Z, a-z, 0-9, _ or -").
-			WithDetails(map[string]any{"header": "Idempotency-Key"})
-	}
-	return nil
-}
 
 const patrolColumns = `p.id, u.id, u.username, u.display_name, p.started_at, p.ended_at, p.distance_m, p.points,
 	ST_X(p.last_point), ST_Y(p.last_point), p.last_at, p.last_accuracy_m, p.last_grid_id, p.created_at, p.updated_at,
@@ -186,7 +173,7 @@ func (s *Service) Start(ctx context.Context, v Viewer, key string, startedAt *ti
 	if v.UserID == 0 {
 		return nil, false, gridwatch.Errorf(gridwatch.EForbidden, "patrols are recorded by a signed-in member, not by an API token")
 	}
-	if err := CheckKey(key); err != nil {
+	if err := gridwatch.CheckIdempotencyKey(key); err != nil {
 		return nil, false, err
 	}
 	now := s.now()

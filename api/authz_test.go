@@ -86,11 +86,14 @@ func (e *authEnv) tokenFor(role auth.Role, codes ...string) string {
 var allowed = map[auth.Role][]auth.Permission{
 	auth.RoleAdmin: {auth.GridsRead, auth.GridsWrite, auth.Locate, auth.UsersManage, auth.TokensManage, auth.AuditRead, auth.MetricsRead,
 		auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasWrite, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.ExportsManage,
-		auth.PatrolsRecord, auth.PatrolsRead},
-	auth.RoleCommander:   {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.PatrolsRecord, auth.PatrolsRead},
-	auth.RoleOperator:    {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.CamerasRead, auth.CamerasWrite, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback},
-	auth.RoleGISEditor:   {auth.GridsRead, auth.GridsWrite, auth.Locate},
-	auth.RoleGridLeader:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.PatrolsRecord},
+		auth.PatrolsRecord, auth.PatrolsRead,
+		auth.BaseRead, auth.BaseImport, auth.BaseWrite, auth.ResidentsRead, auth.ResidentsWrite, auth.ResidentsUnmask, auth.ResidentsExport, auth.VisitsRecord},
+	auth.RoleCommander: {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.StaffManage, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.PatrolsRecord, auth.PatrolsRead,
+		auth.BaseRead, auth.ResidentsRead},
+	auth.RoleOperator:  {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.CamerasRead, auth.CamerasWrite, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.BaseRead},
+	auth.RoleGISEditor: {auth.GridsRead, auth.GridsWrite, auth.Locate, auth.BaseRead, auth.BaseImport, auth.BaseWrite},
+	auth.RoleGridLeader: {auth.GridsRead, auth.Locate, auth.IncidentsRead, auth.IncidentsCreate, auth.IncidentsTransition, auth.CamerasRead, auth.CamerasPTZ, auth.VideoLive, auth.VideoPlayback, auth.PatrolsRecord,
+		auth.BaseRead, auth.BaseWrite, auth.ResidentsRead, auth.ResidentsWrite, auth.ResidentsUnmask, auth.VisitsRecord},
 	auth.RoleIntegration: {auth.IncidentsCreate, auth.IncidentsRead}, // no cameras, no video
 }
 

@@ -32,6 +32,7 @@ import (
 	"gridwatch/api/tiles"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/basedata"
 	"gridwatch/camera"
 	"gridwatch/camera/gb28181"
 	"gridwatch/camera/live"
@@ -78,6 +79,9 @@ type Deps struct {
 	Incidents *incident.Service
 	// Patrols records the members' patrols; nil answers 503 on their routes.
 	Patrols *patrol.Service
+	// Base keeps buildings, households, residents, parcels and components;
+	// nil answers 503 on their routes.
+	Base *basedata.Service
 	// MaxBulkBytes caps a bulk NDJSON upload (default 1 GiB).
 	MaxBulkBytes int64
 	// Auth answers who a request is; Audit serves the trail.
@@ -172,7 +176,7 @@ func New(deps Deps) *Server {
 	s.open311 = open311.New(open311.Deps{Incidents: deps.Incidents, LeaderReportOutside: deps.LeaderReportOutside})
 	s.ogc = ogc.New(ogc.Deps{Logger: deps.Logger, Version: deps.Version, Grids: deps.Grids, Incidents: deps.Incidents,
 		Cameras: deps.Cameras, MaxVertices: deps.MaxVertices, OGCRequireIfMatch: deps.OGCRequireIfMatch})
-	s.tiles = tiles.New(tiles.Deps{Grids: deps.Grids, Incidents: deps.Incidents, Cameras: deps.Cameras, TLS: deps.TLS})
+	s.tiles = tiles.New(tiles.Deps{Grids: deps.Grids, Incidents: deps.Incidents, Cameras: deps.Cameras, Base: deps.Base, TLS: deps.TLS})
 	s.routes()
 	return s
 }
@@ -305,7 +309,8 @@ func (s *Server) Routes() []Route {
 	}
 	// Open311 (open311.go), vector tiles (tiles.go) and OGC API Features
 	// (ogc.go) keep their tables beside their handlers.
-	return slices.Concat(table, s.open311.Routes(), s.tiles.Routes(), s.ogc.Routes())
+	// Base data (basedata.go, residents.go) likewise.
+	return slices.Concat(table, s.baseRoutes(), s.peopleRoutes(), s.open311.Routes(), s.tiles.Routes(), s.ogc.Routes())
 }
 
 // routes registers the table behind the middleware; the dashboard's files

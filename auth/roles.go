@@ -79,6 +79,25 @@ const (
 	// PatrolsRead reads everyone's patrols in scope, live and in the
 	// monthly statistics.
 	PatrolsRead Permission = "patrols.read"
+	// Base data (issue 19: people, houses, land, components). BaseRead
+	// sees buildings, parcels, components and grid summaries (care flags
+	// only as counts), in scope; BaseImport imports and exports buildings,
+	// parcels and components; BaseWrite edits them (a component's state),
+	// in scope.
+	BaseRead   Permission = "base.read"
+	BaseImport Permission = "base.import"
+	BaseWrite  Permission = "base.write"
+	// ResidentsRead lists households and residents, always masked, in
+	// scope; ResidentsWrite imports them and records moves; ResidentsUnmask
+	// reveals one resident's ID number, phone and birth date for a stated
+	// purpose, audited; ResidentsExport exports personal data in bulk
+	// (audited, and only where the server allows it: --pii-export).
+	ResidentsRead   Permission = "residents.read"
+	ResidentsWrite  Permission = "residents.write"
+	ResidentsUnmask Permission = "residents.unmask"
+	ResidentsExport Permission = "residents.export"
+	// VisitsRecord records home visits (走访) to households in scope.
+	VisitsRecord Permission = "visits.record"
 	// ClusterPeer is another node of the cluster, presenting the cluster's
 	// peer token (package cluster); no role grants it.
 	ClusterPeer Permission = "cluster.peer"
@@ -88,7 +107,8 @@ const (
 func Permissions() []Permission {
 	return []Permission{GridsRead, GridsWrite, Locate, UsersManage, TokensManage, AuditRead, MetricsRead,
 		IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage,
-		CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback, ExportsManage, PatrolsRecord, PatrolsRead}
+		CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback, ExportsManage, PatrolsRecord, PatrolsRead,
+		BaseRead, BaseImport, BaseWrite, ResidentsRead, ResidentsWrite, ResidentsUnmask, ResidentsExport, VisitsRecord}
 }
 
 // grants is the role → permission table.
@@ -97,13 +117,15 @@ func grants(r Role) []Permission {
 	case RoleAdmin:
 		return Permissions()
 	case RoleCommander:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback, PatrolsRecord, PatrolsRead}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsCommand, IncidentsHandle, StaffManage, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback, PatrolsRecord, PatrolsRead,
+			BaseRead, ResidentsRead}
 	case RoleOperator:
-		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback}
+		return []Permission{GridsRead, Locate, IncidentsRead, CamerasRead, CamerasWrite, CamerasPTZ, VideoLive, VideoPlayback, BaseRead}
 	case RoleGridLeader:
-		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback, PatrolsRecord}
+		return []Permission{GridsRead, Locate, IncidentsRead, IncidentsCreate, IncidentsTransition, IncidentsHandle, CamerasRead, CamerasPTZ, VideoLive, VideoPlayback, PatrolsRecord,
+			BaseRead, BaseWrite, ResidentsRead, ResidentsWrite, ResidentsUnmask, VisitsRecord}
 	case RoleGISEditor:
-		return []Permission{GridsRead, GridsWrite, Locate}
+		return []Permission{GridsRead, GridsWrite, Locate, BaseRead, BaseImport, BaseWrite}
 	case RoleIntegration:
 		// A hotline, a sensor or a citizen app (its token is also the
 		// Open311 api_key, which travels in URLs): it posts incidents and

@@ -18,6 +18,7 @@ import (
 
 	"gridwatch/api/httpapi"
 	"gridwatch/auth"
+	"gridwatch/basedata"
 	"gridwatch/camera"
 	"gridwatch/geo"
 	"gridwatch/incident"
@@ -79,6 +80,8 @@ type Deps struct {
 	Grids     *geo.Store
 	Incidents *incident.Service
 	Cameras   *camera.Store
+	// Base draws the buildings' and components' tiles.
+	Base *basedata.Service
 	// TLS makes the TileJSON's tile URLs https.
 	TLS bool
 }

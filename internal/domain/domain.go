@@ -22,6 +22,7 @@ import (
 	"gridwatch/api"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/basedata"
 	"gridwatch/camera"
 	"gridwatch/camera/record"
 	"gridwatch/geo"
@@ -38,6 +39,7 @@ type Options struct {
 	Auth      auth.Options
 	Incidents incident.Options
 	Patrols   patrol.Options
+	Base      basedata.Options
 }
 
 // Domain is the stores and services of one database, wired.
@@ -50,6 +52,7 @@ type Domain struct {
 	Cameras   *camera.Store
 	Footage   *record.Store
 	Patrols   *patrol.Service
+	Base      *basedata.Service
 
 	log *slog.Logger
 }
@@ -84,6 +87,10 @@ func New(pool *pgxpool.Pool, opts Options) *Domain {
 		opts.Patrols.Logger = log
 	}
 	d.Patrols = patrol.NewService(pool, opts.Patrols)
+	if opts.Base.Logger == nil {
+		opts.Base.Logger = log
+	}
+	d.Base = basedata.NewService(pool, opts.Base)
 
 	// A boundary change or an import carries scopes, cameras and cases
 	// along in its transaction, from what geo tells them changed hands (no
@@ -93,6 +100,7 @@ func New(pool *pgxpool.Pool, opts Options) *Domain {
 	d.Grids.Participate(d.Auth.FollowGrids)
 	d.Grids.Participate(d.Cameras.FollowGrids)
 	d.Grids.Participate(d.Incidents.FollowGrids)
+	d.Grids.Participate(d.Base.FollowGrids)
 
 	return d
 }
@@ -117,5 +125,6 @@ func (d *Domain) APIDeps() api.Deps {
 		Incidents: d.Incidents,
 		Cameras:   d.Cameras,
 		Patrols:   d.Patrols,
+		Base:      d.Base,
 	}
 }

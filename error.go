@@ -40,6 +40,18 @@ const (
 	EIdempotencyMismatch = "idempotency_mismatch"
 )
 
+// Error codes of base data (buildings, parcels, components, residents).
+const (
+	// EInvalidRows: an import with bad rows, each listed in the details
+	// ({"rows":[{"row","field","message"}],"count"}); nothing was stored.
+	EInvalidRows = "invalid_rows"
+	// EPurposeRequired: revealing personal data needs a stated purpose.
+	EPurposeRequired = "purpose_required"
+	// EExportDisabled: the bulk export of personal data is off on this
+	// server (--pii-export).
+	EExportDisabled = "pii_export_disabled"
+)
+
 // Error is an error a user can act on: a code, a plain message and optional
 // structured details (for a geometry: which feature, which ring, where).
 type Error struct {

@@ -102,6 +102,9 @@ func (s *Server) listIncidents(c *gin.Context) error {
 	if f.GridID, err = httpapi.IDQuery(c, "grid", "a grid"); err != nil {
 		return err
 	}
+	if f.ComponentID, err = httpapi.IDQuery(c, "component", "a component"); err != nil {
+		return err
+	}
 	if v := c.Query("ids"); v != "" {
 		for _, x := range strings.Split(v, ",") {
 			id, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)

@@ -85,8 +85,8 @@ func TestOpen311Services(t *testing.T) {
 	e.token = "" // the service list is public
 	r := e.do("GET", "/open311/v2/services.json?jurisdiction_id=zhengzhou", nil)
 	services := open311List(t, r)
-	if r.status != 200 || len(services) != 19 {
-		t.Fatalf("services: %d, %d services, want 200 and 19 subclasses", r.status, len(services))
+	if r.status != 200 || len(services) != 24 {
+		t.Fatalf("services: %d, %d services, want 200 and 24 subclasses (0101…0601 and the component classes 0701…0705)", r.status, len(services))
 	}
 	first := services[0]
 	for k, want := range map[string]any{"service_code": "0101", "service_name": "暴露垃圾", "group": "市容环境", "metadata": false, "type": "realtime"} {

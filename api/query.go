@@ -83,7 +83,7 @@ var queryParams = map[string][]string{
 	"GET /api/v1/categories":                             nil,
 	"POST /api/v1/incidents":                             {"crs"},
 	"POST /api/v1/incidents/bulk":                        {"crs"},
-	"GET /api/v1/incidents":                              append([]string{"grid", "status", "category", "from", "to", "bbox", "overdue", "unassigned", "ids", "assignee"}, pageQuery...),
+	"GET /api/v1/incidents":                              append([]string{"grid", "status", "category", "from", "to", "bbox", "overdue", "unassigned", "ids", "assignee", "component"}, pageQuery...),
 	"GET /api/v1/incidents/:id":                          nil,
 	"POST /api/v1/incidents/:id/transitions":             nil,
 	"POST /api/v1/incidents/:id/attachments":             {"filename"},
@@ -161,6 +161,9 @@ const (
 	bodyRaw
 	// bodyForm is a form (Open311) or, when so labelled, JSON.
 	bodyForm
+	// bodyTable is an import: CSV (text/csv or ?format=csv), checked as
+	// UTF-8 text without NUL, or else JSON, checked as a whole.
+	bodyTable
 )
 
 // bodyKinds are the routes whose body is not one JSON document.
@@ -271,7 +274,33 @@ func checkBody(c *gin.Context, kind bodyKind) error {
 		return err // over the limit: writeError answers 413
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
+	if kind == bodyTable && (c.ContentType() == "text/csv" || strings.EqualFold(c.Query("format"), "csv")) {
+		return checkText(body)
+	}
 	return jsoncheck.Check(body)
+}
+
+// checkText refuses a text body (CSV) that is not UTF-8 or holds a NUL,
+// naming the line.
+func checkText(body []byte) error {
+	line := 1
+	for i := 0; i < len(body); {
+		r, n := utf8.DecodeRune(body[i:])
+		why := ""
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			why = "is not valid UTF-8 text (save the file as UTF-8)"
+		case r == 0:
+			why = "holds a NUL character"
+		case r == '\n':
+			line++
+		}
+		if why != "" {
+			return gridwatch.Errorf(gridwatch.EInvalid, "line %d %s", line, why).WithDetails(map[string]any{"line": line})
+		}
+		i += n
+	}
+	return nil
 }
 
 // checkForm refuses a form value or name that is not UTF-8 text without NUL.

@@ -89,15 +89,20 @@ type ChangeReport struct {
 	Cameras   MoveList `json:"cameras"`
 	Incidents MoveList `json:"incidents"`
 	Flagged   MoveList `json:"flagged"`
+	// Buildings and Components (base data) change grid.
+	Buildings  MoveList `json:"buildings"`
+	Components MoveList `json:"components"`
 	// Revision is the grid (and tile) version after the commit.
 	Revision int64 `json:"revision,omitempty"`
 }
 
 // Move lists.
 const (
-	MovedCamera   = "camera"
-	MovedIncident = "incident"
-	FlaggedCase   = "flagged"
+	MovedCamera    = "camera"
+	MovedIncident  = "incident"
+	FlaggedCase    = "flagged"
+	MovedBuilding  = "building"
+	MovedComponent = "component"
 )
 
 // ChangeOptions are what every change request says.
@@ -206,7 +211,8 @@ func (s *Store) describe(ctx context.Context, tx pgx.Tx, ch *Change, rep *Change
 		}
 		return refs[*id]
 	}
-	for what, list := range map[string]*MoveList{MovedCamera: &rep.Cameras, MovedIncident: &rep.Incidents, FlaggedCase: &rep.Flagged} {
+	for what, list := range map[string]*MoveList{MovedCamera: &rep.Cameras, MovedIncident: &rep.Incidents, FlaggedCase: &rep.Flagged,
+		MovedBuilding: &rep.Buildings, MovedComponent: &rep.Components} {
 		ms := ch.moves[what]
 		list.Count, list.Items = len(ms), make([]Move, 0, min(len(ms), MaxListedMoves))
 		for _, m := range ms[:min(len(ms), MaxListedMoves)] {

@@ -101,6 +101,14 @@ type Relocation struct {
 	Only string
 	// Set, when not empty, are more assignments made to a moved row (as t).
 	Set string
+	// In, when not empty, is the SQL condition on a row (as t) that puts it
+	// in the changed area ($1); empty, its location is covered by the area.
+	// Things with a footprint use it to take in those the area only
+	// touches.
+	In string
+	// At, when not empty, is the SQL of a row's new grid (t, with $2 the
+	// removed grids); empty, GridAt its location.
+	At string
 }
 
 // Relocate is the one "move to the grid now covering it" routine: the
@@ -109,6 +117,13 @@ type Relocation struct {
 // reported as moved and written by id, in one statement.
 func (ch *Change) Relocate(ctx context.Context, tx pgx.Tx, r Relocation) error {
 	only, set := "", ""
+	in, at := "ST_Covers($1::geometry, t.location)", GridAt("t.location", "$2")
+	if r.In != "" {
+		in = "(" + r.In + ")"
+	}
+	if r.At != "" {
+		at = r.At
+	}
 	if r.Only != "" {
 		only = " AND (" + r.Only + ")"
 	}
@@ -119,10 +134,10 @@ func (ch *Change) Relocate(ctx context.Context, tx pgx.Tx, r Relocation) error {
 	// index, the removed grids' through the grid index (with an OR the
 	// planner tested every row).
 	rows, err := tx.Query(ctx, `WITH found AS (
-			SELECT t.id FROM `+r.Table+` t WHERE ST_Covers($1::geometry, t.location)`+only+`
+			SELECT t.id FROM `+r.Table+` t WHERE `+in+only+`
 			UNION SELECT t.id FROM `+r.Table+` t WHERE t.grid_id = ANY($2::bigint[])
 		) SELECT id, label, old, new FROM (
-			SELECT t.id, t.`+r.Label+` AS label, t.grid_id AS old, `+GridAt("t.location", "$2")+` AS new
+			SELECT t.id, t.`+r.Label+` AS label, t.grid_id AS old, `+at+` AS new
 			FROM found JOIN `+r.Table+` t ON t.id = found.id
 		) m WHERE new IS DISTINCT FROM old ORDER BY id`, ch.Area, ch.Removed)
 	if err != nil {

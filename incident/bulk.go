@@ -340,6 +340,9 @@ func (s *Service) parseStream(ctx context.Context, r io.Reader, crs geo.CRS, hou
 			if err == nil && (n.Via != "" || n.AccuracyM != nil) {
 				err = FieldError("via", "via and accuracy_m come with a field app report, one at a time (POST /api/v1/incidents), not in bulk")
 			}
+			if err == nil && n.ComponentID != nil {
+				err = FieldError("component_id", "a component case is filed one at a time (POST /api/v1/incidents), not in bulk")
+			}
 			if err == nil {
 				if h, ok := hours[n.Category]; !ok {
 					err = FieldError("category", "%q is not a known subclass code (such as 0101; GET /api/v1/categories lists them)", n.Category)

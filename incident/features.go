@@ -35,6 +35,9 @@ func (f FeatureFilter) where(now time.Time, v Viewer) database.Where {
 	if len(f.IDs) > 0 {
 		w.Add("i.id = ANY(?)", f.IDs)
 	}
+	if f.ComponentID != 0 {
+		w.Add("i.component_id = ?", f.ComponentID)
+	}
 	if f.InGrid != 0 {
 		w.Add("i.grid_id = ?", f.InGrid)
 	}

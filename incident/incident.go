@@ -138,8 +138,11 @@ type Incident struct {
 	CreatedBy    string     `json:"created_by"`
 	// Via is "field" for a report from the field app, with AccuracyM the
 	// phone's accuracy of the location, in metres.
-	Via         string       `json:"via,omitempty"`
-	AccuracyM   *float64     `json:"accuracy_m,omitempty"`
+	Via       string   `json:"via,omitempty"`
+	AccuracyM *float64 `json:"accuracy_m,omitempty"`
+	// ComponentID names the city component a component case (部件类) is
+	// about (nil: none).
+	ComponentID *int64       `json:"component_id"`
 	UpdatedAt   time.Time    `json:"updated_at"`
 	History     []Event      `json:"history,omitempty"`
 	Attachments []Attachment `json:"attachments,omitempty"`

@@ -34,6 +34,9 @@ type NewIncident struct {
 	// AccuracyM the phone's accuracy of its position, in metres.
 	Via       string
 	AccuracyM *float64
+	// ComponentID names the city component a component case is about
+	// (nil: none); Create checks that it exists.
+	ComponentID *int64
 	// IdempotencyKey makes a retry return the first incident.
 	IdempotencyKey string
 	// RequestHash is the SHA-256 of the canonical request (its JSON with
@@ -59,6 +62,7 @@ type rawIncident struct {
 	Priority    *string         `json:"priority"`
 	Via         *string         `json:"via"`
 	AccuracyM   *float64        `json:"accuracy_m"`
+	ComponentID *int64          `json:"component_id"`
 }
 
 // FieldError is a bad field of a report: it names the field.
@@ -163,6 +167,12 @@ func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 		}
 		n.AccuracyM = raw.AccuracyM
 	}
+	if raw.ComponentID != nil {
+		if *raw.ComponentID <= 0 {
+			return n, FieldError("component_id", "%d is not a component id", *raw.ComponentID)
+		}
+		n.ComponentID = raw.ComponentID
+	}
 	return n, nil
 }
 
@@ -187,8 +197,13 @@ func canonicalHash(data []byte, crs geo.CRS) string {
 // fieldsHash is the request hash of a report built in code rather than
 // parsed from a body: its fields, in a fixed order.
 func (n NewIncident) fieldsHash() string {
-	b, _ := json.Marshal([]any{n.Source, n.ExternalID, n.Category, n.Title, n.Description, n.Lon, n.Lat,
-		n.Address, n.ReportedAt.UTC().Format(time.RFC3339Nano), n.Priority})
+	fields := []any{n.Source, n.ExternalID, n.Category, n.Title, n.Description, n.Lon, n.Lat,
+		n.Address, n.ReportedAt.UTC().Format(time.RFC3339Nano), n.Priority}
+	if n.ComponentID != nil {
+		// Only when set: the hashes of reports without one stay as they were.
+		fields = append(fields, *n.ComponentID)
+	}
+	b, _ := json.Marshal(fields)
 	return canonicalHash(b, geo.CRSWGS84)
 }
 

@@ -143,6 +143,9 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 		if err := checkCategory(ctx, tx, n.Category); err != nil {
 			return err
 		}
+		if err := checkComponent(ctx, tx, n.ComponentID); err != nil {
+			return err
+		}
 		gridID, err := s.assign(ctx, tx, n.Lon, n.Lat)
 		if err != nil {
 			return fmt.Errorf("assign grid: %w", err)
@@ -156,14 +159,14 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO incidents (source, external_id, idempotency_key, category, title, description, location,
 				address, reported_at, received_at, priority, grid_id, deadline, created_by, created_by_token, updated_at,
-				reporter_key, request_hash, via, accuracy_m)
+				reporter_key, request_hash, via, accuracy_m, component_id)
 			SELECT $1, NULLIF($2, ''), NULLIF($3, ''), $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326),
 				$9, $10::timestamptz, $11, $12, $13, $10::timestamptz + c.deadline_hours * interval '1 hour', $14, NULLIF($15, 0), $11,
-				$16, NULLIF($17, ''), $18, $19
+				$16, NULLIF($17, ''), $18, $19, $20
 			FROM incident_categories c WHERE c.code = $4
 			ON CONFLICT DO NOTHING RETURNING id`,
 			n.Source, n.ExternalID, n.IdempotencyKey, n.Category, n.Title, n.Description, n.Lon, n.Lat,
-			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID, key, hash, n.Via, n.AccuracyM).Scan(&id)
+			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID, key, hash, n.Via, n.AccuracyM, n.ComponentID).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent retry won the race: answer with its incident.
 			id, err = s.findDuplicate(ctx, tx, n, key)
@@ -240,6 +243,22 @@ func checkCategory(ctx context.Context, tx pgx.Tx, code string) error {
 	}
 	if !ok {
 		return FieldError("category", "%q is not a known subclass code (such as 0101; GET /api/v1/categories lists them)", code)
+	}
+	return nil
+}
+
+// checkComponent refuses a component case naming a component that does
+// not exist (nil names none).
+func checkComponent(ctx context.Context, tx pgx.Tx, id *int64) error {
+	if id == nil {
+		return nil
+	}
+	var ok bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM components WHERE id = $1)", *id).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return FieldError("component_id", "component %d does not exist (GET /api/v1/components lists them)", *id)
 	}
 	return nil
 }

@@ -70,7 +70,8 @@ const incidentColumns = `i.id, i.source, i.external_id, i.category, c.name, i.ti
 	ST_X(i.location), ST_Y(i.location), i.address, i.reported_at, i.received_at, i.priority,
 	g.id, g.code, g.name, g.level,
 	s.id, s.grid_id, s.role, s.name, s.phone, s.organisation, s.user_id, s.created_at,
-	i.deadline, i.status, i.version, i.registered_at, i.closed_at, i.created_by, i.updated_at, i.via, i.accuracy_m`
+	i.deadline, i.status, i.version, i.registered_at, i.closed_at, i.created_by, i.updated_at, i.via, i.accuracy_m,
+	i.component_id`
 
 const incidentFrom = ` FROM incidents i
 	JOIN incident_categories c ON c.code = i.category
@@ -91,7 +92,8 @@ func (s *Service) scanIncident(row pgx.Row) (*Incident, error) {
 		&in.Location.Coordinates[0], &in.Location.Coordinates[1], &in.Address, &in.ReportedAt, &in.ReceivedAt, &in.Priority,
 		&gid, &gcode, &gname, &glevel,
 		&sid, &sgrid, &srole, &sname, &sphone, &sorg, &suser, &screated,
-		&in.Deadline, &in.Status, &in.Version, &in.RegisteredAt, &in.ClosedAt, &in.CreatedBy, &in.UpdatedAt, &in.Via, &accuracy)
+		&in.Deadline, &in.Status, &in.Version, &in.RegisteredAt, &in.ClosedAt, &in.CreatedBy, &in.UpdatedAt, &in.Via, &accuracy,
+		&in.ComponentID)
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +197,8 @@ type Filter struct {
 	AssigneeUser int64
 	// IDs keeps these incidents only (the new cases a live event names).
 	IDs []int64
+	// ComponentID keeps the cases about this city component.
+	ComponentID int64
 	// Before is the cursor: only ids below it (lists run newest first).
 	Before int64
 	Limit  int

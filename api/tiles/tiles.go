@@ -73,6 +73,14 @@ var (
 		minZoom:     10, maxZoom: 16,
 		fields: map[string]string{"code": "String", "name": "String", "status": "String", "enabled": "Boolean",
 			"heading": "Number (degrees from north)", "grid_id": "Number"}}
+	buildingTiles = tileLayer{name: basedata.BuildingLayer, title: "Gridwatch buildings",
+		description: "Buildings the caller may see: the footprint where known, else the point.",
+		minZoom:     13, maxZoom: 18,
+		fields: map[string]string{"code": "String", "name": "String", "floors": "Number", "grid_id": "Number"}}
+	componentTiles = tileLayer{name: basedata.ComponentLayer, title: "Gridwatch city components",
+		description: "City components (GB/T 30428.2) the caller may see, one point each.",
+		minZoom:     14, maxZoom: 18,
+		fields: map[string]string{"code": "String", "class": "String (class code)", "state": "String: intact, damaged, lost or removed", "grid_id": "Number"}}
 )
 
 // Deps are what the tiles need from the rest of the service.
@@ -97,14 +105,18 @@ func New(deps Deps) *Service { return &Service{deps: deps} }
 // tiles name the revision they were drawn for as ?v= (TileJSON's
 // template), the cache key that every change bumps.
 var Query = map[string][]string{
-	"GET /tiles/grids/:z/:x/:file":     {versionParam},
-	"GET /tiles/grids.json":            nil,
-	"GET /tiles/incidents/:z/:x/:file": {"status"},
-	"GET /tiles/incidents.json":        nil,
-	"GET /tiles/cameras/:z/:x/:file":   {"status"},
-	"GET /tiles/cameras.json":          nil,
-	"GET /tiles/:layer":                nil,
-	"GET /tiles/:layer/:z/:x/:file":    nil,
+	"GET /tiles/grids/:z/:x/:file":      {versionParam},
+	"GET /tiles/grids.json":             nil,
+	"GET /tiles/incidents/:z/:x/:file":  {"status"},
+	"GET /tiles/incidents.json":         nil,
+	"GET /tiles/cameras/:z/:x/:file":    {"status"},
+	"GET /tiles/cameras.json":           nil,
+	"GET /tiles/buildings/:z/:x/:file":  nil,
+	"GET /tiles/buildings.json":         nil,
+	"GET /tiles/components/:z/:x/:file": {"state", "class"},
+	"GET /tiles/components.json":        nil,
+	"GET /tiles/:layer":                 nil,
+	"GET /tiles/:layer/:z/:x/:file":     nil,
 }
 
 // Routes serves the vector tiles; GIS clients may use HTTP Basic.
@@ -116,6 +128,10 @@ func (s *Service) Routes() []httpapi.Route {
 		httpapi.R("GET", "/tiles/incidents.json", auth.IncidentsRead, s.tileJSON(incidentTiles)),
 		httpapi.R("GET", "/tiles/cameras/:z/:x/:file", auth.CamerasRead, s.cameraTile),
 		httpapi.R("GET", "/tiles/cameras.json", auth.CamerasRead, s.tileJSON(cameraTiles)),
+		httpapi.R("GET", "/tiles/buildings/:z/:x/:file", auth.BaseRead, s.buildingTile),
+		httpapi.R("GET", "/tiles/buildings.json", auth.BaseRead, s.tileJSON(buildingTiles)),
+		httpapi.R("GET", "/tiles/components/:z/:x/:file", auth.BaseRead, s.componentTile),
+		httpapi.R("GET", "/tiles/components.json", auth.BaseRead, s.tileJSON(componentTiles)),
 		// Any other layer: a JSON 404, not the dashboard's file server.
 		httpapi.R("GET", "/tiles/:layer", auth.Authenticated, s.unknownTileLayer),
 		httpapi.R("GET", "/tiles/:layer/:z/:x/:file", auth.Authenticated, s.unknownTileLayer),
@@ -124,7 +140,7 @@ func (s *Service) Routes() []httpapi.Route {
 
 func (s *Service) unknownTileLayer(c *gin.Context) error {
 	layer := strings.TrimSuffix(c.Param("layer"), ".json")
-	return httpapi.Errorf(http.StatusNotFound, "not_found", "no tile layer %q: the layers are grids, incidents and cameras", layer)
+	return httpapi.Errorf(http.StatusNotFound, "not_found", "no tile layer %q: the layers are grids, incidents, cameras, buildings and components", layer)
 }
 
 // tileParam reads the tile from the path: z, x and the file {y}.mvt.
@@ -294,6 +310,38 @@ func incidentTileFilter(st string) (incident.TileFilter, error) {
 func (s *Service) cameraTile(c *gin.Context) error {
 	return pointTile(c, cameraTiles, "c", func(t geo.Tile) ([]byte, error) {
 		return s.deps.Cameras.Tile(c.Request.Context(), t, httpapi.CameraViewer(httpapi.Principal(c)))
+	})
+}
+
+// baseViewer is what p may see of buildings and components: its grids.
+func baseViewer(p *auth.Principal) basedata.Viewer { return basedata.Viewer{Grids: p.ScopeIDs()} }
+
+// baseService returns the base-data service, or 503 when there is none.
+func (s *Service) baseService() (*basedata.Service, error) {
+	if s.deps.Base == nil {
+		return nil, httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "base data is not available on this server")
+	}
+	return s.deps.Base, nil
+}
+
+func (s *Service) buildingTile(c *gin.Context) error {
+	base, err := s.baseService()
+	if err != nil {
+		return err
+	}
+	return pointTile(c, buildingTiles, "b", func(t geo.Tile) ([]byte, error) {
+		return base.BuildingTile(c.Request.Context(), t, baseViewer(httpapi.Principal(c)))
+	})
+}
+
+func (s *Service) componentTile(c *gin.Context) error {
+	base, err := s.baseService()
+	if err != nil {
+		return err
+	}
+	return pointTile(c, componentTiles, "k", func(t geo.Tile) ([]byte, error) {
+		f := basedata.Filter{State: c.Query("state"), Class: c.Query("class")}
+		return base.ComponentTile(c.Request.Context(), t, f, baseViewer(httpapi.Principal(c)))
 	})
 }
 

@@ -286,7 +286,7 @@ export function gridCandidates(features) {
 /**
  * place returns the candidate drawn nearest the map's middle whose point is
  * not under an overlay (legend, controls, panel) nor an incident's point or
- * cluster, with its page x/y; with
+ * cluster (nor a building or component), with its page x/y; with
  * recentre, it first centres the map on list[0] and waits for idle.
  */
 export function place(page, list, recentre = false) {
@@ -297,6 +297,7 @@ export function place(page, list, recentre = false) {
         const choose = () => {
           const r = map.getContainer().getBoundingClientRect();
           const incidentLayers = ['inc-cluster', 'inc-point'].filter((l) => map.getLayer(l));
+          const baseLayers = ['base-bld-fill', 'base-bld-point', 'base-cmp-point'].filter((l) => map.getLayer(l));
           let best = null;
           for (const c of list) {
             const p = map.project([c.lon, c.lat]);
@@ -306,6 +307,8 @@ export function place(page, list, recentre = false) {
             if (document.elementFromPoint(x, y)?.tagName !== 'CANVAS') continue;
             // An incident drawn there would take the click (it opens the case, not the grid).
             if (incidentLayers.length && map.queryRenderedFeatures([[p.x - 14, p.y - 14], [p.x + 14, p.y + 14]], { layers: incidentLayers }).length) continue;
+            // So would a building or a component (drawn from zoom 14): it opens its card.
+            if (baseLayers.length && map.queryRenderedFeatures([[p.x - 6, p.y - 6], [p.x + 6, p.y + 6]], { layers: baseLayers }).length) continue;
             const d = Math.hypot(p.x - r.width / 2, p.y - r.height / 2);
             if (!best || d < best.d) best = { ...c, x, y, d };
           }
@@ -378,8 +381,8 @@ export function reportProblems() {
 /**
  * freeGridPoint centres the map on grid cand (zoom 15.5) and, once it is
  * idle, finds a point on a spiral around cand's interior point (step px
- * apart) where the grid's own fill is on top and no camera or incident
- * would take a click: its page coordinates, or null.
+ * apart) where the grid's own fill is on top and no camera, incident,
+ * building or component would take a click: its page coordinates, or null.
  */
 export function freeGridPoint(page, cand, step = 22) {
   return page.evaluate(
@@ -390,6 +393,8 @@ export function freeGridPoint(page, cand, step = 22) {
           const r = map.getContainer().getBoundingClientRect();
           const fills = ['gw-fill-district', 'gw-fill-street', 'gw-fill-community', 'gw-fill-grid'].filter((l) => map.getLayer(l));
           const blockers = ['cam-point', 'cam-cone-fill', 'inc-point', 'inc-cluster'].filter((l) => map.getLayer(l));
+          // A building or a city component (base data, from zoom 14) would open its card instead.
+          const baseBlockers = ['base-bld-fill', 'base-bld-point', 'base-cmp-point'].filter((l) => map.getLayer(l));
           const c = map.project([lon, lat]);
           for (let ring = 0; ring <= 10; ring++) {
             const n = ring === 0 ? 1 : ring * 8;
@@ -403,6 +408,7 @@ export function freeGridPoint(page, cand, step = 22) {
               const hit = map.queryRenderedFeatures([p.x, p.y], { layers: fills }).some((f) => Number(f.id) === gridId && f.properties.level === 'grid');
               if (!hit) continue;
               if (blockers.length && map.queryRenderedFeatures([[p.x - 16, p.y - 16], [p.x + 16, p.y + 16]], { layers: blockers }).length) continue;
+              if (baseBlockers.length && map.queryRenderedFeatures([[p.x - 8, p.y - 8], [p.x + 8, p.y + 8]], { layers: baseBlockers }).length) continue;
               resolve({ x, y });
               return;
             }

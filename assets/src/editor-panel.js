@@ -76,6 +76,8 @@ export const panelMethods = {
     this.renderMoves('cameras', rep.cameras);
     this.renderMoves('incidents', rep.incidents);
     this.renderMoves('flagged', rep.flagged);
+    this.renderMoves('buildings', rep.buildings);
+    this.renderMoves('components', rep.components);
   },
 
   renderMoves(name, list) {
@@ -177,6 +179,8 @@ export const panelMethods = {
           moves('cameras', '个摄像机改变网格', 'cameras change grid'),
           moves('incidents', '件事件改变网格', 'cases change grid'),
           moves('flagged', '件已立案事件需改派', 'registered cases to re-dispatch'),
+          moves('buildings', '栋建筑改变网格', 'buildings change grid (with their households)'),
+          moves('components', '个部件改变网格', 'city components change grid'),
         ),
       ),
       el('p', { className: 'ed-message', dataset: { field: 'message' }, role: 'alert', hidden: true }),

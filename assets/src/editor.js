@@ -21,7 +21,7 @@
 //   #editor[data-tool][data-preview=idle|pending|loading|ok|error][data-errors][data-warnings][data-save=idle|saving|stale|error|saved]
 //   #editor[data-changed-elsewhere]  set when a grid.changed event showed that the grid (or the
 //                                  picked neighbour) changed since editing started
-//   #editor [data-field=area-change|findings|cameras|incidents|flagged|save|message|reload|stale-warning|stale-reload]
+//   #editor [data-field=area-change|findings|cameras|incidents|flagged|buildings|components|save|message|reload|stale-warning|stale-reload]
 //   document.body.dataset.editing  the grid id being edited (absent when not editing)
 //   window.gridwatchEditor         {state(), vertices(), setGeometry(geometry)} — state().line is
 //                                  the drawn line's coordinates; setGeometry

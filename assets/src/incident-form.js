@@ -3,6 +3,8 @@
 // source, address — with the location picked by clicking the map (the marker
 // can be dragged; the grid it falls in is shown). It posts with an
 // Idempotency-Key, so a retried submit never files the case twice.
+// prefill opens it for a known thing (a city component's "report a
+// problem"): its place, a category, and fields sent along (component_id).
 
 import * as maplibregl from 'maplibre-gl';
 import { describe, getJSON, request } from './api.js';
@@ -57,6 +59,8 @@ export class IncidentForm {
     this.key = idempotencyKey();
     this.locateSeq = 0;
     this.built = false;
+    this.extra = null; // fields sent with the case as they are (prefill's extra)
+    this.pendingCategory = ''; // the category prefill asked for, set once the list is filled
     root.querySelector('[data-part="close"]').addEventListener('click', () => this.onClose());
   }
 
@@ -73,6 +77,10 @@ export class IncidentForm {
     try {
       const cats = await categories();
       if (this.catSelect.options.length <= 1) fillCategories(this.catSelect, cats);
+      if (this.pendingCategory) {
+        this.catSelect.value = this.pendingCategory;
+        this.pendingCategory = '';
+      }
     } catch (err) {
       formError(this.form, err);
     }
@@ -85,7 +93,10 @@ export class IncidentForm {
     this.marker?.remove();
     this.marker = null;
     this.lngLat = null;
+    this.extra = null;
+    this.pendingCategory = '';
     if (this.built) {
+      this.linked.hidden = true;
       this.form.reset();
       formError(this.form, null);
       this.showLocation();
@@ -106,10 +117,12 @@ export class IncidentForm {
     const cancel = el('button', { type: 'button', className: 'btn' }, '取消 Cancel');
     cancel.addEventListener('click', () => this.onClose());
     this.status = el('p', { className: 'form-status', role: 'status' });
+    this.linked = el('p', { className: 'form-linked', hidden: true, dataset: { field: 'linked' } });
     const label = (text, control, help) => el('label', 'field', el('span', 'field-label', text), control, help ? el('span', 'field-help', help) : null);
     this.form = el(
       'form',
       { className: 'new-form', id: 'incident-new-form', noValidate: true },
+      this.linked,
       label('类别 Category', this.catSelect),
       label('标题 Title', input('title', { required: true, maxLength: 200, autocomplete: 'off' })),
       label('描述 Description', el('textarea', { name: 'description', id: 'new-description', rows: 3, maxLength: 5000 })),
@@ -127,6 +140,27 @@ export class IncidentForm {
     });
     this.body.replaceChildren(this.form);
     this.showLocation();
+  }
+
+  /**
+   * prefill fills the form before open(): the place (lngLat), category (a
+   * code, chosen once the list is there), title and address, a line saying
+   * what the case is about (label), and extra, sent with the case as it is
+   * (e.g. {component_id}).
+   */
+  prefill({ lngLat, category = '', title = '', address = '', label = '', extra = null }) {
+    if (!this.built) this.build();
+    this.extra = extra;
+    this.pendingCategory = category;
+    if (category && this.catSelect.options.length > 1) {
+      this.catSelect.value = category;
+      this.pendingCategory = '';
+    }
+    this.form.elements.namedItem('title').value = title;
+    this.form.elements.namedItem('address').value = address;
+    this.linked.textContent = label;
+    this.linked.hidden = !label;
+    if (lngLat) this.place(lngLat);
   }
 
   setPicking(on) {
@@ -204,6 +238,7 @@ export class IncidentForm {
       priority: v('priority'),
       address: v('address'),
       location: { type: 'Point', coordinates: [Number(this.lngLat.lng.toFixed(7)), Number(this.lngLat.lat.toFixed(7))] },
+      ...this.extra,
     };
     this.submit.disabled = true;
     this.submit.dataset.busy = 'true';

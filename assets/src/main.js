@@ -23,6 +23,8 @@
 //   #field-banner (header.js)
 //   document.body.dataset.patrolsLoaded, .patrol-marker[data-patrol-id], #patrol-card (patrol-layer.js,
 //   patrol-card.js), window.gridwatchPatrols {members(), open(id), refresh(), reads()}
+//   #panel [data-field=base-section] (base-panel.js), #base-card, #base-reveal (base-card.js),
+//   document.body.dataset.baseLayers (base-layer.js), window.gridwatchBase {open(kind, id), hit(x, y)}
 //
 // This file wires the parts together and keeps the selection (grid, camera,
 // case, locate); the parts live in their own modules: header.js (banner,
@@ -32,7 +34,8 @@
 // boundary editor, loaded on first use), locate.js, incident-panels.js (the
 // case drawers), counts.js (figures and shading), topbar-menu.js and
 // legend.js (the bar and the legend on a narrow screen), patrol-layer.js and
-// patrol-card.js (members on patrol).
+// patrol-card.js (members on patrol), base-layer.js, base-panel.js and
+// base-card.js (buildings, households, residents, components, parcels).
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
@@ -70,6 +73,9 @@ import { TopbarMenu } from './topbar-menu.js';
 import { Legend } from './legend.js';
 import { PatrolLayer } from './patrol-layer.js';
 import { PatrolCard } from './patrol-card.js';
+import { BaseLayer } from './base-layer.js';
+import { BasePanel } from './base-panel.js';
+import { BaseCard } from './base-card.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -189,6 +195,7 @@ const patrolCard = new PatrolCard({
   layer: patrols,
   onOpen: () => {
     if (panel.isOpen) closePanel();
+    baseCard.close();
   },
 });
 // The grid panel (a grid, a camera, a locate) and the patrol card share the right-hand side.
@@ -208,6 +215,48 @@ window.gridwatchPatrols = {
   // How many times the list was read, by cause (see patrol-layer.js).
   reads: () => ({ ...patrols.reads }),
 };
+
+// ---- base data (base.read): buildings and components on the map, the grid panel's figures, the cards ----
+
+const baseOn = can('base.read');
+const baseLayer = new BaseLayer(map, { onError: (err, context) => showError(err, context) });
+$('#legend-body').insertBefore(baseLayer.legendSection(baseOn), $('#legend-body .legend-foot'));
+const baseCard = new BaseCard({
+  map,
+  layer: baseLayer,
+  onIncident: (id) => openIncident(id),
+  onGrid: (id) => selectGrid(id, { fit: true }),
+  onReport: (c) => reportComponent(c),
+  onChanged: () => basePanel.reload(),
+  onOpen: () => patrolCard.close(),
+});
+const basePanel = new BasePanel($('#panel'), {
+  onOpen: (kind, id, opts) => baseCard.open(kind, id, opts),
+  current: (seq) => seq === selectSeq,
+});
+window.gridwatchBase = {
+  open: (kind, id) => baseCard.open(kind, id),
+  // What a click at page point x, y would open: {kind, id} or null.
+  hit: (x, y) => {
+    const r = map.getContainer().getBoundingClientRect();
+    return baseOn ? baseLayer.hit({ x: x - r.left, y: y - r.top }) : null;
+  },
+};
+
+/** reportComponent opens the new-incident form for a component's problem: its place, component_id, a 07xx category. */
+function reportComponent(c) {
+  if (view.isOpen) closeIncident();
+  const cls = c.class?.name || c.name || '部件';
+  newForm.prefill({
+    lngLat: Number.isFinite(c.lon) && Number.isFinite(c.lat) ? { lng: c.lon, lat: c.lat } : null,
+    category: c.category,
+    title: `${cls} ${c.code ?? ''}`.trim(),
+    address: c.address ?? '',
+    label: `部件 Component ${c.code ?? ''} · ${cls}`,
+    extra: { component_id: Number(c.id) },
+  });
+  newForm.open();
+}
 
 let grids = null; // prepareGrids() result once the grids are drawn
 let gridsDrawn; // resolves once the first grids are on the map
@@ -259,7 +308,8 @@ map.on('load', async () => {
     // Milliseconds from navigation start to grids drawn: the first-load budget.
     document.body.dataset.gridsLoadedMs = String(Math.round(performance.now()));
     document.body.dataset.gridsLoaded = String(grids.total);
-    // Cameras, then incidents, go on top once the grids are drawn: the grids come first.
+    // Buildings and components, cameras, then incidents, go on top once the grids are drawn: the grids come first.
+    if (baseOn) baseLayer.add().catch((err) => showError(err, 'Base data layers'));
     if (camerasOn) addCameras();
     if (incidentsOn) showIncidents();
     if (patrolsOn) patrols.start().catch((err) => showError(err, 'Loading patrols'));
@@ -275,6 +325,7 @@ function drawGrids(fc, tiles) {
   const tilesURL = gridTilesURL(tiles);
   document.body.dataset.gridTiles = tilesURL;
   addGridLayers(map, grids, { withGraticule: offlineStyle(), tilesURL });
+  baseLayer.raise();
   camLayer.raise();
   patrols.raise();
   incLayer.setGrids(grids);
@@ -340,6 +391,11 @@ function hoverAt(ev) {
   }
   if (hoverIncident(ev)) return;
   if (hoverCamera(ev)) return;
+  if (baseOn && !locator.active && !newForm.picking && baseLayer.hit(ev.point)) {
+    tip.hide();
+    map.getCanvas().style.cursor = 'pointer';
+    return;
+  }
   const f = pick(ev.point);
   tip.setHover(f ? f.id : null);
   map.getCanvas().style.cursor = locator.active ? 'crosshair' : f ? 'pointer' : '';
@@ -376,6 +432,11 @@ map.on('click', (ev) => {
     openCamera(cam.id);
     return;
   }
+  const base = baseOn ? baseLayer.hit(ev.point) : null;
+  if (base) {
+    baseCard.open(base.kind, base.id);
+    return;
+  }
   const f = pick(ev.point);
   if (f) selectGrid(f.id, { fit: false });
   else closePanel();
@@ -395,6 +456,7 @@ function setSelected(id) {
 async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
   const seq = ++selectSeq;
   camLayer.select(null);
+  baseCard.close();
   if (!fromLocate) clearLocateMarker();
   setSelected(id);
   gridHistory.reset(id);
@@ -404,6 +466,7 @@ async function selectGrid(id, { fit = false, fromLocate = false } = {}) {
     const g = await getJSON(`/api/v1/grids/${encodeURIComponent(id)}`);
     if (seq !== selectSeq) return;
     panel.showGrid(g, grids?.descendants(Number(g.id)));
+    if (baseOn) basePanel.load(Number(g.id), seq);
     document.title = `${g.name} · ${levelLabel(g.level)} — Gridwatch`;
     extras.load(Number(g.id), seq);
   } catch (err) {
@@ -420,6 +483,8 @@ function closePanel() {
   camLayer.select(null);
   clearLocateMarker();
   gridHistory.reset();
+  basePanel.hide();
+  baseCard.close();
   panel.close();
   document.title = 'Gridwatch 网格治理';
 }
@@ -449,6 +514,7 @@ document.addEventListener('keydown', (ev) => {
   else if (locator.active) locator.set(false);
   else if (view.isOpen) closeIncident();
   else if (newForm.isOpen) closeNewForm();
+  else if (baseCard.isOpen) baseCard.close();
   else if (patrolCard.isOpen) patrolCard.close();
   else if (panel.isOpen) closePanel();
   else header.hideBanner();
@@ -574,6 +640,8 @@ let casesTimer = 0;
 store.subscribe((change) => {
   counts.show();
   if (change.kind === 'upsert' && change.announce) live.announce(change.incident);
+  // A case about the component on show (its "report a problem", or anyone's): its history follows.
+  if (change.kind === 'upsert' && change.incident?.component_id) baseCard.caseChanged(change.incident);
   if (selectedId === null || !panel.isOpen) return;
   const touched = (inc) => inc?.grid && withinGrid(grids, inc.grid.id, selectedId);
   if (change.kind === 'reset' || touched(change.incident) || touched(change.previous)) {
@@ -633,6 +701,7 @@ const card = new CameraCard({
   onGBDevice: (id) => admin.openGBDevice(id),
 });
 function openCamera(id, opts) {
+  baseCard.close();
   return card.open(id, opts);
 }
 

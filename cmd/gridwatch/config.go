@@ -21,6 +21,7 @@ import (
 	"gridwatch/camera/record"
 	"gridwatch/camera/whep"
 	"gridwatch/internal/objstore"
+	"gridwatch/internal/pii"
 )
 
 // Config is gridwatch's whole configuration. Load fills it from, in order:
@@ -111,6 +112,14 @@ type Config struct {
 	// GB28181TimeZone is the devices' clocks' zone (IANA name; "Local":
 	// this server's): MANSCDP times carry none.
 	GB28181TimeZone string
+	// PIIKeyFile holds the keys residents' personal data are sealed with
+	// ("": <data-dir>/pii.keys), made with one fresh key when missing;
+	// PIIKeys, when set, are the keys themselves instead (entries
+	// "<id> <base64>" separated by ";"). PIIExport allows the bulk export
+	// of personal data (admins, audited).
+	PIIKeyFile string
+	PIIKeys    string
+	PIIExport  bool
 }
 
 // DefaultConfig returns the defaults.
@@ -179,9 +188,24 @@ type option struct {
 	name   string // flag name; the file key is it with _ for -, the env var GRIDWATCH_ + upper
 	usage  string
 	secret bool
-	set    func(c *Config, v string) error
-	get    func(c *Config) string
+	// bare lets the flag be given without a value, meaning true
+	// (--pii-export); its value then goes after "=".
+	bare bool
+	set  func(c *Config, v string) error
+	get  func(c *Config) string
 }
+
+// bareBool is the text of a flag that may be given bare, as a bool flag.
+type bareBool struct{ p *string }
+
+func (b bareBool) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return *b.p
+}
+func (b bareBool) Set(v string) error { *b.p = v; return nil }
+func (b bareBool) IsBoolFlag() bool   { return true }
 
 func options() []option {
 	str := func(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
@@ -262,6 +286,13 @@ func options() []option {
 	gbzSet, gbzGet := str(func(c *Config) *string { return &c.GB28181TimeZone })
 	gbPassword := opt("gb28181-password", "the password GB/T 28181 devices register with, unless a device is given its own (PUT /api/v1/gb28181/devices/{id})", gbpSet, gbpGet)
 	gbPassword.secret = true
+	piiFileSet, piiFileGet := str(func(c *Config) *string { return &c.PIIKeyFile })
+	piiKeysSet, piiKeysGet := str(func(c *Config) *string { return &c.PIIKeys })
+	piiKeys := opt("pii-keys", "the personal-data keys themselves instead of a key file: entries \"<id> <base64 of 32 bytes>\" separated by ;", piiKeysSet, piiKeysGet)
+	piiKeys.secret = true
+	piiExportSet, piiExportGet := setting(func(c *Config) *bool { return &c.PIIExport }, strconv.ParseBool, strconv.FormatBool)
+	piiExport := opt("pii-export", "allow admins the bulk export of residents' personal data (GET /api/v1/residents/export, audited); off by default", piiExportSet, piiExportGet)
+	piiExport.bare = true
 	return []option{
 		opt("addr", "HTTP listen address (host:port; port 0 picks a free one)", addrSet, addrGet),
 		opt("data-dir", "directory for the private database and, later, recordings", dataSet, dataGet),
@@ -329,6 +360,9 @@ func options() []option {
 		opt("gb28181-missed-keepalives", "keepalives a device may miss before it is offline", gbnSet, gbnGet),
 		opt("gb28181-alarm-category", "the incident category a device's alarm becomes", gbcSet, gbcGet),
 		opt("gb28181-time-zone", "the time zone of the devices' clocks (IANA name such as Asia/Shanghai; Local: this server's): GB/T 28181 times carry none", gbzSet, gbzGet),
+		opt("pii-key-file", "the file of the keys residents' ID numbers, phones and birth dates are sealed with, made (mode 0600, one fresh key) when missing; keep it out of database backups (default <data-dir>/pii.keys)", piiFileSet, piiFileGet),
+		piiKeys,
+		piiExport,
 		opt("shutdown-timeout", "how long a graceful shutdown waits for requests to finish", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d
@@ -353,6 +387,12 @@ func LoadConfig(cmd string, args []string, getenv func(string) string, out io.Wr
 	def := DefaultConfig()
 	given := map[string]*string{}
 	for _, o := range opts {
+		if o.bare {
+			v := o.get(&def)
+			given[o.name] = &v
+			fs.Var(bareBool{&v}, o.name, o.usage+" (env "+o.envName()+")")
+			continue
+		}
 		given[o.name] = fs.String(o.name, o.get(&def), o.usage+" (env "+o.envName()+")")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -454,6 +494,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxCameras < 0 {
 		bad("max-cameras", "%d is negative", c.MaxCameras)
+	}
+	if c.PIIKeys != "" {
+		// The keys' text is never repeated: pii's errors name entries by
+		// their place.
+		if _, err := pii.ParseEntries(c.PIIKeys); err != nil {
+			bad("pii-keys", "%v", err)
+		}
 	}
 	if len(c.NodeID) > 200 || strings.ContainsAny(c.NodeID, " \t\n/") {
 		bad("node-id", "%q is longer than 200 bytes or has a space or slash", c.NodeID)

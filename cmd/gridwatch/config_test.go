@@ -105,3 +105,50 @@ func TestLeaderReportOutsideFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestPIIFlags(t *testing.T) {
+	cfg, err := LoadConfig("serve", []string{"--data-dir", "/srv/gw"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PIIExport || cfg.PIIKeys != "" || piiKeyFile(cfg) != "/srv/gw/pii.keys" {
+		t.Errorf("defaults: export %v, keys %q, key file %q", cfg.PIIExport, cfg.PIIKeys, piiKeyFile(cfg))
+	}
+	cfg, err = LoadConfig("demo", []string{"--pii-key-file", "/etc/gw/pii.keys", "--pii-export"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.PIIExport || piiKeyFile(cfg) != "/etc/gw/pii.keys" {
+		t.Errorf("flags: export %v, key file %q", cfg.PIIExport, piiKeyFile(cfg))
+	}
+	if cfg, err := LoadConfig("serve", []string{"--pii-export=false"}, envOf(map[string]string{"GRIDWATCH_PII_EXPORT": "true"}), io.Discard); err != nil || cfg.PIIExport {
+		t.Errorf("--pii-export=false over the environment: %v", err)
+	}
+	key := "1 " + strings.Repeat("A", 43) + "="
+	cfg, err = LoadConfig("serve", nil, envOf(map[string]string{"GRIDWATCH_PII_KEYS": key, "GRIDWATCH_PII_EXPORT": "true"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.PIIExport || cfg.PIIKeys != key {
+		t.Errorf("environment: export %v", cfg.PIIExport)
+	}
+	if k, file, err := loadPIIKeys(cfg); err != nil || file != "" || k.Current() != 1 {
+		t.Errorf("keys from the environment: %v %q %v", k, file, err)
+	}
+	for _, bad := range []struct {
+		args   []string
+		env    map[string]string
+		wantIn string
+	}{
+		{[]string{"--pii-export=maybe"}, nil, "pii-export"},
+		{nil, map[string]string{"GRIDWATCH_PII_KEYS": "1 " + strings.Repeat("B", 40)}, "pii-keys"},
+	} {
+		_, err := LoadConfig("serve", bad.args, envOf(bad.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), bad.wantIn) {
+			t.Errorf("%v %v: %v, want an error naming %s", bad.args, bad.env, err, bad.wantIn)
+		}
+		if err != nil && strings.Contains(err.Error(), strings.Repeat("B", 40)) {
+			t.Errorf("the error shows the key: %v", err)
+		}
+	}
+}

@@ -23,6 +23,7 @@ Usage:
   gridwatch serve   [flags]   run the API and dashboard
   gridwatch demo    [flags]   seed the demo city (if absent) and serve it; --seed-only to just seed
   gridwatch migrate [flags]   apply database migrations and exit
+  gridwatch pii keys|rotate|prune [flags]   the keys residents' personal data are sealed with
   gridwatch version           print the version
 
 Run 'gridwatch serve -h' for the flags; each has a GRIDWATCH_… environment variable.
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "camsim":
 		return runCamsim(ctx, rest, getenv, stdout, stderr)
+	case "pii":
+		return runPII(ctx, rest, getenv, stdout, stderr)
 	case "serve", "migrate", "demo":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		m.Camsim = true
 		m.DemoNVR = true
 		m.DemoTasks = true
+		m.DemoYear = true
+		m.DemoBase = true
 		m.MigrateOnly = seedOnly
 	}
 	if err := m.Run(ctx); err != nil {

@@ -22,6 +22,7 @@ import (
 	"gridwatch/assets"
 	"gridwatch/audit"
 	"gridwatch/auth"
+	"gridwatch/basedata"
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/gb28181"
@@ -41,6 +42,7 @@ import (
 	"gridwatch/internal/events"
 	"gridwatch/internal/objstore"
 	"gridwatch/internal/pgcluster"
+	"gridwatch/internal/pii"
 	"gridwatch/migrations"
 )
 
@@ -64,14 +66,20 @@ type Main struct {
 	// DemoTasks dispatches a few cases to the demo grid leader (the field
 	// app's first screen), once.
 	DemoTasks bool
+	// DemoYear seeds the demo with a year of cases (the statistics, the
+	// map's shading, overdue lists), and DemoBase with its base data
+	// (buildings, parcels, components, synthetic residents), once.
+	DemoYear, DemoBase bool
 	// PasswordHash sets the cost of hashing passwords (zero: argon2id at
 	// OWASP's minimum). Tests that start the service many times, on a
 	// loaded machine and under the race detector, set a cheap one: each demo
 	// user and each sign-in otherwise costs a hash of 19 MiB, twice.
 	PasswordHash auth.HashParams
 
-	cluster  *pgcluster.Cluster
-	pool     *pgxpool.Pool
+	cluster *pgcluster.Cluster
+	pool    *pgxpool.Pool
+	// keys seal residents' personal data (pii.go); nil for migrate alone.
+	keys     *pii.Keyring
 	domain   *domain.Domain
 	viewings *audit.ViewLog
 	events   *events.Hub
@@ -128,6 +136,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if err := m.openObjects(ctx); err != nil {
 		return err
+	}
+	if !m.MigrateOnly || m.SeedDemo {
+		if err := m.loadKeys(); err != nil {
+			return err
+		}
 	}
 	m.buildDomain()
 	m.bg, m.stopBackground = context.WithCancel(context.Background())
@@ -190,6 +203,7 @@ func (m *Main) buildDomain() {
 		Auth: auth.Options{SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, DeviceSessionIdle: cfg.DeviceSessionIdle, DeviceSessionMax: cfg.DeviceSessionMax, BootstrapToken: cfg.AdminToken,
 			Hash: m.PasswordHash},
 		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), Blobs: m.blobs()},
+		Base:      basedata.Options{Keys: m.keys, Export: cfg.PIIExport},
 	})
 }
 
@@ -233,7 +247,8 @@ func (m *Main) seed(ctx context.Context) error {
 		}
 	}
 	if m.SeedDemo {
-		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL, ONVIFURL: onvifURL, Tasks: m.DemoTasks}); err != nil {
+		if err := m.domain.SeedDemo(ctx, domain.DemoOptions{SimURL: simURL, ONVIFURL: onvifURL, Tasks: m.DemoTasks,
+			Year: m.DemoYear, Base: m.DemoBase}); err != nil {
 			return err
 		}
 	}

@@ -58,6 +58,14 @@ type DemoOptions struct {
 	// Tasks seeds a few cases dispatched to the demo grid leader (the field
 	// app's "my tasks"), once.
 	Tasks bool
+	// Year seeds a year of cases (DemoYearCases, demo_year.go) worked
+	// through the workflow, once: the statistics, the map's shading and
+	// the overdue lists have something to show.
+	Year bool
+	// Base seeds the base data (demo_base.go): buildings, parcels,
+	// components and, when the base-data service has its key ring,
+	// households with synthetic residents, once.
+	Base bool
 }
 
 // DemoONVIFAccount is the account of the demo's simulated ONVIF devices.
@@ -65,7 +73,8 @@ var DemoONVIFAccount = camera.ONVIFAccount{Username: "demo", Password: "demo-cam
 
 // SeedDemo fills the database with the demo: the demo city unless its
 // district is stored already, one camera per community, each grid's team as
-// staff, the demo accounts that are missing and the demo integration token.
+// staff, the demo accounts that are missing and the demo integration token;
+// as opts ask, the base data, a year of cases and the grid leader's tasks.
 // Run again, it adds only what is missing (and points the cameras at the
 // simulator's new port).
 func (d *Domain) SeedDemo(ctx context.Context, opts DemoOptions) error {
@@ -84,6 +93,18 @@ func (d *Domain) SeedDemo(ctx context.Context, opts DemoOptions) error {
 	}
 	if err := d.seedDemoAccess(ctx); err != nil {
 		return err
+	}
+	// The base data first: the year's component cases name components.
+	now := time.Now()
+	if opts.Base {
+		if err := d.seedDemoBase(ctx, now.In(demoZone).Year()); err != nil {
+			return err
+		}
+	}
+	if opts.Year {
+		if err := d.seedDemoYear(ctx, now); err != nil {
+			return err
+		}
 	}
 	if !opts.Tasks {
 		return nil

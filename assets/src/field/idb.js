@@ -1,16 +1,18 @@
 // A tiny promise wrapper over IndexedDB for the field app's own database:
 // the outbox (what is still to be sent, in order), the photos and voice
 // notes waiting to be uploaded (as Blobs), the local ids of reports mapped to
-// the server's once known, and a few saved values (the patrol running).
+// the server's once known, a few saved values (the patrol running), and the
+// answers the page keeps itself for use offline (cache: the households of
+// the member's grids and their visits, each record naming its member).
 //
 // Each call is one transaction; run() gives the callback the object stores
 // and resolves once the transaction has committed, so "queued" means written.
 
 const DB_NAME = 'gridwatch-field';
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
-/** STORES names the object stores: outbox (autoincrement seq), blobs (id), ids (local), kv (k). */
-export const STORES = ['outbox', 'blobs', 'ids', 'kv'];
+/** STORES names the object stores: outbox (autoincrement seq), blobs (id), ids (local), kv (k), cache (k). */
+export const STORES = ['outbox', 'blobs', 'ids', 'kv', 'cache'];
 
 let opening = null;
 
@@ -25,6 +27,8 @@ export function openDB() {
         if (!db.objectStoreNames.contains('blobs')) db.createObjectStore('blobs', { keyPath: 'id' });
         if (!db.objectStoreNames.contains('ids')) db.createObjectStore('ids', { keyPath: 'local' });
         if (!db.objectStoreNames.contains('kv')) db.createObjectStore('kv', { keyPath: 'k' });
+        // Version 2: answers kept by the page (visits.js), {k, owner, at, body}.
+        if (!db.objectStoreNames.contains('cache')) db.createObjectStore('cache', { keyPath: 'k' });
       };
       req.onsuccess = () => {
         const db = req.result;
@@ -138,5 +142,56 @@ export function kvSet(k, v) {
 export function clearAll() {
   return run(STORES, 'readwrite', (s) => {
     for (const n of STORES) s[n].clear();
+  });
+}
+
+/** OWNER_KEY (kv) names the member whose data this phone keeps: {id, username} (main.js settles it at sign-in). */
+export const OWNER_KEY = 'owner';
+
+/**
+ * cacheGet reads a kept answer ({k, owner, at, body}) if it is owner's (a
+ * user id); another member's, or none, is undefined.
+ */
+export async function cacheGet(k, owner) {
+  const rec = await get('cache', k);
+  return rec && owner && rec.owner === owner ? rec : undefined;
+}
+
+/**
+ * cachePut keeps body under k for owner, in one transaction with a look at
+ * whose data the phone keeps now: a read that began before another member
+ * signed in (or before a sign-out) is not written, so nothing of one member
+ * lands in the next one's phone. It resolves whether it was written.
+ */
+export async function cachePut(k, owner, body) {
+  const out = await run(['cache', 'kv'], 'readwrite', (s) => {
+    const r = { written: false };
+    const req = s.kv.get(OWNER_KEY);
+    req.onsuccess = () => {
+      if (!owner || req.result?.v?.id !== owner) return;
+      s.cache.put({ k, owner, at: Date.now(), body });
+      r.written = true;
+    };
+    return r;
+  });
+  return out.written;
+}
+
+/**
+ * cacheUpdate rewrites owner's kept answer k in one transaction: fn(body)
+ * returns the new body (undefined: left as it is). Nothing kept, or another
+ * member's: nothing is written.
+ */
+export function cacheUpdate(k, owner, fn) {
+  return run(['cache', 'kv'], 'readwrite', (s) => {
+    const who = s.kv.get(OWNER_KEY);
+    const req = s.cache.get(k);
+    req.onsuccess = () => {
+      const rec = req.result;
+      // Requests of one transaction complete in order: who has its answer.
+      if (!rec || rec.owner !== owner || who.result?.v?.id !== owner) return;
+      const next = fn(rec.body);
+      if (next !== undefined) s.cache.put({ ...rec, body: next });
+    };
   });
 }

@@ -4,17 +4,21 @@
 // through the outbox (IndexedDB) with its idempotency key.
 //
 // Screens (the URL's hash): #tasks (the first screen, with the big report
-// button), #task-<id>, #report, #grid, #patrol, #queue (what is still to be
-// sent), #account (sign out). The bottom tab bar reaches the four main ones.
+// button), #task-<id>, #report, #grid, #patrol, #visits (households of my
+// grids, for members who record home visits), #household-<id>, #myvisits,
+// #queue (what is still to be sent), #account (sign out). The bottom tab bar
+// reaches the main ones.
 //
 // Whose data: the phone keeps one member's queue (outbox items and the
 // patrol record their user id). After any sign-in the member is compared
 // with the queue's: someone else is offered to sign in as that member to
 // send it, or to discard it (IndexedDB and that member's caches) and carry
 // on. Only a device session (signed in here, with this phone's name) is
-// used: a dashboard session in the same browser asks to sign in here.
+// used: a dashboard session in the same browser asks to sign in here. The
+// households and visits the page keeps (IndexedDB's cache) name their member
+// too, and go with a change of member or a sign-out.
 //
-// For tests and debugging: window.gridwatchField = {outbox, tasks, patrol, grids};
+// For tests and debugging: window.gridwatchField = {outbox, tasks, patrol, grids, visits};
 // body data attributes: auth (pending | login | checking | switch | ok), tab, online,
 // tasks-loaded (how many) and tasks-from (network | cache | error), queue
 // (items queued), sw (controlled once the service worker runs the page).
@@ -27,7 +31,7 @@ import { el, formatTime, gridsText, roleLabel } from '../dom.js';
 import { LiveFeed } from '../live.js';
 import { GridView } from './grid.js';
 import { MyGrids } from './grids.js';
-import { clearAll, getAll, kvGet, run } from './idb.js';
+import { clearAll, getAll, kvGet, OWNER_KEY, run } from './idb.js';
 import { Outbox } from './outbox.js';
 import { Patrol } from './patrol.js';
 import { Report } from './report.js';
@@ -35,10 +39,9 @@ import { SIGNED_IN_KEY, SignIn } from './signin.js';
 import { getFresh, holdReads, releaseReads } from './net.js';
 import { Tasks } from './tasks.js';
 import { bytes, toast } from './ui.js';
+import { VISIT_SCREENS, Visits } from './visits.js';
 
-const MAIN_TABS = ['tasks', 'report', 'grid', 'patrol'];
-/** OWNER_KEY (kv) names the member whose data this phone keeps: {id, username}. */
-const OWNER_KEY = 'owner';
+const MAIN_TABS = ['tasks', 'report', 'grid', 'patrol', 'visits'];
 const PATROL_KEY = 'patrol';
 
 const outbox = new Outbox();
@@ -57,19 +60,24 @@ const tasks = new Tasks({ outbox, go, grids });
 const report = new Report({ outbox, grids, go });
 const gridView = new GridView({ grids, go });
 const patrol = new Patrol({ outbox });
-window.gridwatchField = { outbox, tasks, patrol, grids };
+const visits = new Visits({ outbox, go });
+window.gridwatchField = { outbox, tasks, patrol, grids, visits };
 
 // ---- screens -----------------------------------------------------------------------------
 
 function show(route) {
   if (document.body.dataset.auth !== 'ok') return; // boot shows the route once signed in
   const [name, arg] = route.split('-');
-  const view = document.querySelector(`#view-${name}`) ? name : 'tasks';
+  visits.applyRole();
+  // The visits' screens are there only for members who record visits.
+  const allowed = !VISIT_SCREENS.includes(name) || visits.allowed();
+  const view = allowed && document.querySelector(`#view-${name}`) ? name : 'tasks';
   if (current === 'report' && view !== 'report') report.leave();
   if (current === 'grid' && view !== 'grid') gridView.leave();
   if (current === 'task' && view !== 'task') tasks.closeCard();
+  if (VISIT_SCREENS.includes(current) && current !== view) visits.leave(current);
   for (const v of document.querySelectorAll('.view')) v.hidden = v.dataset.view !== view;
-  const tab = MAIN_TABS.includes(view) ? view : view === 'task' ? 'tasks' : '';
+  const tab = MAIN_TABS.includes(view) ? view : view === 'task' ? 'tasks' : VISIT_SCREENS.includes(view) ? 'visits' : '';
   for (const b of document.querySelectorAll('.tab')) {
     if (b.dataset.tab === tab) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
@@ -80,6 +88,7 @@ function show(route) {
   if (view === 'report') report.enter();
   else if (view === 'grid') gridView.enter();
   else if (view === 'task') tasks.openCard(Number(arg));
+  else if (VISIT_SCREENS.includes(view)) visits.enter(view, arg);
   else if (view === 'queue') renderQueue();
   else if (view === 'account') {
     renderAccount();
@@ -103,7 +112,10 @@ function netState() {
 }
 window.addEventListener('online', () => {
   netState();
-  if (document.body.dataset.auth === 'ok') tasks.refresh();
+  if (document.body.dataset.auth === 'ok') {
+    tasks.refresh();
+    visits.refresh();
+  }
 });
 window.addEventListener('offline', netState);
 document.addEventListener('visibilitychange', () => {
@@ -394,10 +406,13 @@ async function settleOwner(me) {
     return { ok: false, owner: { id, username }, count: theirs.length, patrol: patrolTheirs };
   }
   const changed = !!owner && owner.id !== me.id;
-  await run(['outbox', 'kv', 'ids'], 'readwrite', (s) => {
+  await run(['outbox', 'kv', 'ids', 'cache'], 'readwrite', (s) => {
     for (const it of items) if (it.owner === undefined) s.outbox.put({ ...it, owner: me.id, ownerName: me.username });
     if (patrolState && patrolState.owner === undefined) s.kv.put({ k: PATROL_KEY, v: { ...patrolState, owner: me.id } });
-    if (changed) s.ids.clear();
+    if (changed) {
+      s.ids.clear();
+      s.cache.clear(); // the last member's households and visits
+    }
     s.kv.put({ k: OWNER_KEY, v: { id: me.id, username: me.username } });
   });
   outbox.setOwner(me);
@@ -567,6 +582,8 @@ async function boot() {
   show(location.hash.slice(1) || 'tasks');
   askPersist();
   await tasks.refresh(prefetched);
+  // The households of my grids are read (and kept) once the tasks are shown, for use offline later.
+  visits.preload();
   patrol.resume().catch((err) => console.warn('patrol:', err));
   live.start();
   registerWorker();

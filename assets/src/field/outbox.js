@@ -1,5 +1,6 @@
 // The outbox: every change the phone makes (a report and its photos and
-// voice note, a step of a task, a patrol's start, points and end) is written
+// voice note, a step of a task, a patrol's start, points and end, a home
+// visit recorded at a household) is written
 // to IndexedDB with its idempotency key first, then sent. Nothing is lost to
 // a poor signal and nothing arrives twice: a send that fails for want of a
 // network, because the server is busy or slow (5xx, 429, 408), because the
@@ -370,6 +371,10 @@ export class Outbox extends EventTarget {
         const id = await this.resolve(item.patrol);
         return request('POST', `/api/v1/patrols/${id}/end`, { json: item.body ?? {}, headers });
       }
+      case 'visit':
+        // A replay (the answer to the first try was lost) is answered 200
+        // with the visit recorded then: one visit, whatever the tries.
+        return request('POST', `/api/v1/households/${item.household}/visits`, { json: item.body, headers });
     }
     throw new Error(`unknown outbox item ${item.kind}`);
   }

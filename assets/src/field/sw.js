@@ -29,7 +29,9 @@
 //   and worker), nobody's own, are served from a shared cache and refreshed
 //   behind it.
 // - Never cached: anything but GET, the event stream, live video, locate,
-//   uploads, the patrol and statistics reads.
+//   uploads, the patrol and statistics reads, and households, residents and
+//   visits: the page keeps what it needs of those itself (visits.js), cut
+//   down to what it shows, in IndexedDB under the member's id.
 
 const SHELL = self.__SHELL__ || { version: 'dev', files: [] };
 const PREFIX = 'gw-field-';
@@ -203,6 +205,7 @@ self.addEventListener('fetch', (event) => {
 // or '' (straight to the network, never cached).
 function apiRule(path) {
   if (path === '/api/v1/events' || path === '/api/v1/locate') return '';
+  if (/^\/api\/v1\/(households|residents|visits)(\/|$)/.test(path)) return ''; // personal: visits.js keeps its own, cut down
   if (/\/(live|whep|hls|playback\.m3u8)(\/|$)/.test(path)) return '';
   if (/^\/api\/v1\/cameras\/\d+\/snapshot\.jpg$/.test(path)) return 'snapshot';
   if (/^\/api\/v1\/incidents\/\d+\/attachments\/uploads\//.test(path)) return '';

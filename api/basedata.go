@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -59,26 +60,20 @@ func init() {
 
 // baseRoutes are the base-data routes.
 func (s *Server) baseRoutes() []Route {
-	imports := func(path string, do func(context.Context, *basedata.Service, *gin.Context, basedata.ImportOptions) (*basedata.ImportResult, error)) Route {
+	imports := func(path string, do func(*basedata.Service, context.Context, io.Reader, basedata.ImportOptions) (*basedata.ImportResult, error)) Route {
 		return s.bulkBody(httpapi.R("POST", path, auth.BaseImport, s.importBase(do)))
 	}
 	return []Route{
-		imports("/api/v1/buildings/import", func(ctx context.Context, b *basedata.Service, c *gin.Context, o basedata.ImportOptions) (*basedata.ImportResult, error) {
-			return b.ImportBuildings(ctx, c.Request.Body, o)
-		}),
-		imports("/api/v1/parcels/import", func(ctx context.Context, b *basedata.Service, c *gin.Context, o basedata.ImportOptions) (*basedata.ImportResult, error) {
-			return b.ImportParcels(ctx, c.Request.Body, o)
-		}),
-		imports("/api/v1/components/import", func(ctx context.Context, b *basedata.Service, c *gin.Context, o basedata.ImportOptions) (*basedata.ImportResult, error) {
-			return b.ImportComponents(ctx, c.Request.Body, o)
-		}),
-		httpapi.R("GET", "/api/v1/buildings", auth.BaseRead, s.listBuildings),
+		imports("/api/v1/buildings/import", (*basedata.Service).ImportBuildings),
+		imports("/api/v1/parcels/import", (*basedata.Service).ImportParcels),
+		imports("/api/v1/components/import", (*basedata.Service).ImportComponents),
+		httpapi.R("GET", "/api/v1/buildings", auth.BaseRead, baseList(s, "buildings", pagedFilter, (*basedata.Service).Buildings)),
 		httpapi.R("GET", "/api/v1/buildings/export", auth.BaseRead, s.exportBase("buildings")),
 		httpapi.R("GET", "/api/v1/buildings/:id", auth.BaseRead, httpapi.ByID(s.getBuilding)),
-		httpapi.R("GET", "/api/v1/parcels", auth.BaseRead, s.listParcels),
+		httpapi.R("GET", "/api/v1/parcels", auth.BaseRead, baseList(s, "parcels", pagedFilter, (*basedata.Service).Parcels)),
 		httpapi.R("GET", "/api/v1/parcels/export", auth.BaseRead, s.exportBase("parcels")),
-		httpapi.R("GET", "/api/v1/parcels/:id", auth.BaseRead, httpapi.ByID(s.getParcel)),
-		httpapi.R("GET", "/api/v1/components", auth.BaseRead, s.listComponents),
+		httpapi.R("GET", "/api/v1/parcels/:id", auth.BaseRead, baseGet(s, (*basedata.Service).Parcel)),
+		httpapi.R("GET", "/api/v1/components", auth.BaseRead, baseList(s, "components", pagedFilter, (*basedata.Service).Components)),
 		httpapi.R("GET", "/api/v1/components/export", auth.BaseRead, s.exportBase("components")),
 		httpapi.R("GET", "/api/v1/components/:id", auth.BaseRead, httpapi.ByID(s.getComponent)),
 		httpapi.R("PATCH", "/api/v1/components/:id", auth.BaseWrite, httpapi.ByID(s.patchComponent)),
@@ -105,6 +100,41 @@ func baseViewer(p *auth.Principal) basedata.Viewer {
 	return v
 }
 
+// baseList is the handler of a list of base data: the filter read by
+// filter, the page listed by list as the caller may see it, under name.
+func baseList[T any](s *Server, name string, filter func(*gin.Context) (basedata.Filter, error),
+	list func(*basedata.Service, context.Context, basedata.Filter, basedata.Viewer) ([]T, int64, error)) httpapi.Handler {
+	return func(c *gin.Context) error {
+		svc, err := s.base()
+		if err != nil {
+			return err
+		}
+		f, err := filter(c)
+		if err != nil {
+			return err
+		}
+		items, next, err := list(svc, c.Request.Context(), f, baseViewer(httpapi.Principal(c)))
+		if err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, httpapi.Page(name, items, next))
+		return nil
+	}
+}
+
+// baseGet is the handler of one item of base data by id, as get gives it
+// to the caller.
+func baseGet[T any](s *Server, get func(*basedata.Service, context.Context, int64, basedata.Viewer) (*T, error)) httpapi.Handler {
+	return httpapi.ByID(func(c *gin.Context, id int64) error {
+		svc, err := s.base()
+		if err != nil {
+			return err
+		}
+		item, err := get(svc, c.Request.Context(), id, baseViewer(httpapi.Principal(c)))
+		return httpapi.JSON(c, http.StatusOK, item, err)
+	})
+}
+
 // importFormat is the format of an import: ?format=, else its
 // Content-Type (text/csv is CSV; anything else GeoJSON).
 func importFormat(c *gin.Context) (basedata.ImportFormat, error) {
@@ -119,7 +149,7 @@ func importFormat(c *gin.Context) (basedata.ImportFormat, error) {
 
 // importBase is POST …/import[?crs=&format=]: 201 with what was created
 // and updated; 422 invalid_rows listing every bad row, nothing stored.
-func (s *Server) importBase(do func(context.Context, *basedata.Service, *gin.Context, basedata.ImportOptions) (*basedata.ImportResult, error)) httpapi.Handler {
+func (s *Server) importBase(do func(*basedata.Service, context.Context, io.Reader, basedata.ImportOptions) (*basedata.ImportResult, error)) httpapi.Handler {
 	return func(c *gin.Context) error {
 		svc, err := s.base()
 		if err != nil {
@@ -132,7 +162,7 @@ func (s *Server) importBase(do func(context.Context, *basedata.Service, *gin.Con
 		if o.Format, err = importFormat(c); err != nil {
 			return err
 		}
-		res, err := do(c.Request.Context(), svc, c, o)
+		res, err := do(svc, c.Request.Context(), c.Request.Body, o)
 		return httpapi.JSON(c, http.StatusCreated, res, err)
 	}
 }
@@ -164,23 +194,6 @@ func pagedFilter(c *gin.Context) (basedata.Filter, error) {
 	}
 	f.Limit, f.Before, err = httpapi.PageParams(c)
 	return f, err
-}
-
-func (s *Server) listBuildings(c *gin.Context) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	f, err := pagedFilter(c)
-	if err != nil {
-		return err
-	}
-	list, next, err := svc.Buildings(c.Request.Context(), f, baseViewer(httpapi.Principal(c)))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, httpapi.Page("buildings", list, next))
-	return nil
 }
 
 // caseSummary is a case as a building or component lists it.
@@ -236,49 +249,6 @@ func (s *Server) getBuilding(c *gin.Context, id int64) error {
 		*basedata.BuildingDetail
 		Cases *[]caseSummary `json:"cases,omitempty"`
 	}{b, cases})
-	return nil
-}
-
-func (s *Server) listParcels(c *gin.Context) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	f, err := pagedFilter(c)
-	if err != nil {
-		return err
-	}
-	list, next, err := svc.Parcels(c.Request.Context(), f, baseViewer(httpapi.Principal(c)))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, httpapi.Page("parcels", list, next))
-	return nil
-}
-
-func (s *Server) getParcel(c *gin.Context, id int64) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	p, err := svc.Parcel(c.Request.Context(), id, baseViewer(httpapi.Principal(c)))
-	return httpapi.JSON(c, http.StatusOK, p, err)
-}
-
-func (s *Server) listComponents(c *gin.Context) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	f, err := pagedFilter(c)
-	if err != nil {
-		return err
-	}
-	list, next, err := svc.Components(c.Request.Context(), f, baseViewer(httpapi.Principal(c)))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, httpapi.Page("components", list, next))
 	return nil
 }
 

@@ -58,11 +58,11 @@ func init() {
 func (s *Server) peopleRoutes() []Route {
 	return []Route{
 		s.bulkBody(httpapi.R("POST", "/api/v1/residents/import", auth.ResidentsWrite, s.importResidents)),
-		httpapi.R("GET", "/api/v1/households", auth.ResidentsRead, s.listHouseholds),
-		httpapi.R("GET", "/api/v1/households/:id", auth.ResidentsRead, httpapi.ByID(s.getHousehold)),
-		httpapi.R("GET", "/api/v1/residents", auth.ResidentsRead, s.listResidents),
+		httpapi.R("GET", "/api/v1/households", auth.ResidentsRead, baseList(s, "households", pagedPeopleFilter, (*basedata.Service).Households)),
+		httpapi.R("GET", "/api/v1/households/:id", auth.ResidentsRead, baseGet(s, (*basedata.Service).Household)),
+		httpapi.R("GET", "/api/v1/residents", auth.ResidentsRead, baseList(s, "residents", pagedPeopleFilter, (*basedata.Service).Residents)),
 		httpapi.R("GET", "/api/v1/residents/export", auth.ResidentsExport, s.exportResidents),
-		httpapi.R("GET", "/api/v1/residents/:id", auth.ResidentsRead, httpapi.ByID(s.getResident)),
+		httpapi.R("GET", "/api/v1/residents/:id", auth.ResidentsRead, baseGet(s, (*basedata.Service).Resident)),
 		httpapi.R("POST", "/api/v1/residents/:id/unmask", auth.ResidentsUnmask, httpapi.ByID(s.unmaskResident)),
 		httpapi.R("POST", "/api/v1/residents/:id/moves", auth.ResidentsWrite, httpapi.ByID(s.moveResident)),
 		// Every holder of visits.record holds residents.read.
@@ -130,58 +130,6 @@ func (s *Server) importResidents(c *gin.Context) error {
 	}
 	res, err := svc.ImportResidents(c.Request.Context(), c.Request.Body, o)
 	return httpapi.JSON(c, http.StatusCreated, res, err)
-}
-
-func (s *Server) listHouseholds(c *gin.Context) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	f, err := pagedPeopleFilter(c)
-	if err != nil {
-		return err
-	}
-	list, next, err := svc.Households(c.Request.Context(), f, baseViewer(httpapi.Principal(c)))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, httpapi.Page("households", list, next))
-	return nil
-}
-
-func (s *Server) getHousehold(c *gin.Context, id int64) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	h, err := svc.Household(c.Request.Context(), id, baseViewer(httpapi.Principal(c)))
-	return httpapi.JSON(c, http.StatusOK, h, err)
-}
-
-func (s *Server) listResidents(c *gin.Context) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	f, err := pagedPeopleFilter(c)
-	if err != nil {
-		return err
-	}
-	list, next, err := svc.Residents(c.Request.Context(), f, baseViewer(httpapi.Principal(c)))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, httpapi.Page("residents", list, next))
-	return nil
-}
-
-func (s *Server) getResident(c *gin.Context, id int64) error {
-	svc, err := s.base()
-	if err != nil {
-		return err
-	}
-	r, err := svc.Resident(c.Request.Context(), id, baseViewer(httpapi.Principal(c)))
-	return httpapi.JSON(c, http.StatusOK, r, err)
 }
 
 // unmaskResident is POST /api/v1/residents/:id/unmask {"purpose"}: the

@@ -50,3 +50,21 @@ func (s *Service) FollowGrids(ctx context.Context, tx pgx.Tx, ch *geo.Change) er
 	}
 	return s.followBuildings(ctx, tx, ch)
 }
+
+// followImported gives the households, and their residents, of the
+// buildings an import just wrote (import_rows, by code) their building's
+// grid: followBuildings' statement narrowed to those buildings, so an
+// import of a few buildings does not compare every household.
+func (s *Service) followImported(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `WITH moved AS (
+			UPDATE households h SET grid_id = b.grid_id, updated_at = now()
+			FROM buildings b JOIN import_rows t ON t.code = b.code
+			WHERE b.id = h.building_id AND h.grid_id IS DISTINCT FROM b.grid_id
+			RETURNING h.id, h.grid_id)
+		UPDATE residents r SET grid_id = m.grid_id, updated_at = now()
+		FROM moved m WHERE r.household_id = m.id AND r.grid_id IS DISTINCT FROM m.grid_id`)
+	if err != nil {
+		return fmt.Errorf("households follow their buildings: %w", err)
+	}
+	return nil
+}

@@ -54,6 +54,7 @@ func TestFollowRedraw(t *testing.T) {
 			t.Fatalf("fixture: %s in %q, want %s", c, g, code0)
 		}
 	}
+	p.household("RIM")
 	var shareBefore float64
 	if err := p.city.Pool.QueryRow(p.ctx, `SELECT area_m2 FROM parcel_grids WHERE grid_id = $1`, p.ids[code0]).Scan(&shareBefore); err != nil {
 		t.Fatal(err)
@@ -97,6 +98,9 @@ func TestFollowRedraw(t *testing.T) {
 	if n := p.fromScratch(); n != 0 {
 		t.Errorf("after the redraw %d not where a placement from scratch puts them", n)
 	}
+	if n := p.householdsAstray(); n != 0 {
+		t.Errorf("after the redraw %d households not in their building's grid", n)
+	}
 	var shareAfter float64
 	if err := p.city.Pool.QueryRow(p.ctx, `SELECT coalesce(sum(area_m2), 0) FROM parcel_grids WHERE grid_id = $1`, id).Scan(&shareAfter); err != nil {
 		t.Fatal(err)
@@ -125,6 +129,7 @@ func TestFollowMerge(t *testing.T) {
 	code0, _ := p.middle(0)
 	code1, _ := p.middle(1)
 	a, b := p.ids[code0], p.ids[code1]
+	p.household("H-1")
 	rep, err := p.city.Grids.Merge(p.ctx, a, b, geo.ChangeOptions{IfMatch: 1}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +143,9 @@ func TestFollowMerge(t *testing.T) {
 	if n := p.fromScratch(); n != 0 {
 		t.Errorf("after the merge %d not where a placement from scratch puts them", n)
 	}
+	if n := p.householdsAstray(); n != 0 {
+		t.Errorf("after the merge %d households not in their building's grid", n)
+	}
 	parcel, err := p.base.Parcel(p.ctx, ids["P-1"], basedata.Viewer{})
 	if err != nil {
 		t.Fatal(err)
@@ -145,4 +153,25 @@ func TestFollowMerge(t *testing.T) {
 	if len(parcel.Grids) != 1 || parcel.Grids[0].ID != a || parcel.Grids[0].AreaM2 < parcel.AreaM2-1 {
 		t.Errorf("the parcel's grids after the merge: %+v (area %v)", parcel.Grids, parcel.AreaM2)
 	}
+}
+
+// household adds a household to building code, in its building's grid (as
+// an import of residents would).
+func (p *place) household(code string) {
+	p.t.Helper()
+	if _, err := p.city.Pool.Exec(p.ctx, `INSERT INTO households (code, building_id, grid_id)
+		SELECT 'HH-' || code, id, grid_id FROM buildings WHERE code = $1`, code); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// householdsAstray counts the households not in their building's grid.
+func (p *place) householdsAstray() int {
+	p.t.Helper()
+	var n int
+	if err := p.city.Pool.QueryRow(p.ctx, `SELECT count(*) FROM households h JOIN buildings b ON b.id = h.building_id
+		WHERE h.grid_id IS DISTINCT FROM b.grid_id`).Scan(&n); err != nil {
+		p.t.Fatal(err)
+	}
+	return n
 }

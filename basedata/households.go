@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,10 @@ type Household struct {
 	Grid      *GridRef         `json:"grid"`
 	Residents *int64           `json:"residents,omitempty"`
 	Care      map[string]int64 `json:"care,omitempty"`
+	// LastVisitAt is when the household was last visited (走访), null
+	// when never, or for viewers who do not see residents: the field app
+	// sorts the households due a visit by it.
+	LastVisitAt *time.Time `json:"last_visit_at"`
 }
 
 // HouseholdDetail is a household with its residents (masked) and its
@@ -62,10 +67,12 @@ const latestVisits = 20
 
 const householdColumns = `h.id, h.code, b.id, b.code, b.name, b.address, h.unit, h.room, g.id, g.code, g.name`
 
-// householdCounts are the residents of household h and their care flags.
+// householdCounts are the residents of household h, their care flags and
+// its latest visit (home_visits_household answers it from the index).
 const householdCounts = `, (SELECT count(*) FROM residents r WHERE r.household_id = h.id),
 	(SELECT jsonb_object_agg(f, n) FROM (SELECT unnest(r.care) AS f, count(*) AS n FROM residents r
-		WHERE r.household_id = h.id GROUP BY 1) c)`
+		WHERE r.household_id = h.id GROUP BY 1) c),
+	(SELECT max(v.visited_at) FROM home_visits v WHERE v.household_id = h.id)`
 
 const householdFrom = ` FROM households h JOIN buildings b ON b.id = h.building_id LEFT JOIN grids g ON g.id = h.grid_id`
 
@@ -79,7 +86,7 @@ func scanHousehold(row pgx.Row, counts bool) (Household, error) {
 	)
 	dest := []any{&h.ID, &h.Code, &h.Building.ID, &h.Building.Code, &h.Building.Name, &h.Building.Address, &h.Unit, &h.Room, &gid, &gcode, &gname}
 	if counts {
-		dest = append(dest, &n, &care)
+		dest = append(dest, &n, &care, &h.LastVisitAt)
 	}
 	if err := row.Scan(dest...); err != nil {
 		return h, err
@@ -204,18 +211,21 @@ func householdGrid(ctx context.Context, tx pgx.Tx, id int64, v Viewer) (*int64, 
 }
 
 // followBuildings gives households, and their residents, their building's
-// grid after buildings moved (FollowGrids, a building import), in tx. The
-// per-grid counts follow by their triggers.
+// grid after a boundary change moved buildings (FollowGrids), in tx. Only
+// the buildings the change could have moved are looked at — those in its
+// area (by point or footprint, as Relocate chose them) and those whose
+// households are in a removed grid — and only households that differ are
+// written; the per-grid counts follow by their triggers.
 func (s *Service) followBuildings(ctx context.Context, tx pgx.Tx, ch *geo.Change) error {
-	// Compared with the buildings as they now stand rather than narrowed to
-	// ch.Area: a building re-placed by any rule (area majority, a removed
-	// grid) is caught, and only households that differ are written.
-	_, err := tx.Exec(ctx, `WITH moved AS (
+	_, err := tx.Exec(ctx, `WITH b AS (
+			SELECT id, grid_id FROM buildings WHERE ST_Covers($1::geometry, location) OR ST_Intersects($1::geometry, footprint)
+			UNION SELECT b.id, b.grid_id FROM households h JOIN buildings b ON b.id = h.building_id WHERE h.grid_id = ANY($2)
+		), moved AS (
 			UPDATE households h SET grid_id = b.grid_id, updated_at = now()
-			FROM buildings b WHERE b.id = h.building_id AND h.grid_id IS DISTINCT FROM b.grid_id
+			FROM b WHERE b.id = h.building_id AND h.grid_id IS DISTINCT FROM b.grid_id
 			RETURNING h.id, h.grid_id)
 		UPDATE residents r SET grid_id = m.grid_id, updated_at = now()
-		FROM moved m WHERE r.household_id = m.id AND r.grid_id IS DISTINCT FROM m.grid_id`)
+		FROM moved m WHERE r.household_id = m.id AND r.grid_id IS DISTINCT FROM m.grid_id`, ch.Area, ch.Removed)
 	if err != nil {
 		return fmt.Errorf("households follow their buildings: %w", err)
 	}

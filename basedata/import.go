@@ -360,6 +360,78 @@ func (k kind) checkStaged(ctx context.Context, tx pgx.Tx, errs *rowErrors) error
 	return err
 }
 
+// checkScope adds to errs the rows a scoped importer (o.Viewer.Grids) may
+// not write: a row the placement rule puts in a grid outside the scope,
+// or in none (an unassigned row is nobody's to keep), a parcel sharing
+// area with a grid outside it, and a code already held by a row outside
+// it (the upsert would take it over).
+func (k kind) checkScope(ctx context.Context, tx pgx.Tx, o ImportOptions, errs *rowErrors) error {
+	field := "geometry"
+	if o.Format == FormatCSV {
+		field = "lon"
+	}
+	// Each query gives the rows out of scope with the code of a grid
+	// outside it they lie in (NULL: in no grid).
+	var placed, held string
+	switch k.name {
+	case buildingKind.name:
+		placed = `SELECT s.row, g.code FROM (SELECT t.row, ` + buildingGrid("t", "") + ` AS grid_id
+				FROM (SELECT row, coalesce(location, ST_PointOnSurface(shape)) AS location, ST_Multi(shape) AS footprint FROM import_rows) t) s
+			LEFT JOIN grids g ON g.id = s.grid_id
+			WHERE s.grid_id IS NULL OR s.grid_id NOT IN (SELECT * FROM grid_subtree($1))`
+		held = `SELECT r.row FROM import_rows r JOIN buildings x ON x.code = r.code
+			WHERE x.grid_id IS NULL OR x.grid_id NOT IN (SELECT * FROM grid_subtree($1))`
+	case componentKind.name:
+		placed = `SELECT s.row, g.code FROM (SELECT t.row, ` + geo.GridAt("t.location", "") + ` AS grid_id FROM import_rows t) s
+			LEFT JOIN grids g ON g.id = s.grid_id
+			WHERE s.grid_id IS NULL OR s.grid_id NOT IN (SELECT * FROM grid_subtree($1))`
+		held = `SELECT r.row FROM import_rows r JOIN components x ON x.code = r.code
+			WHERE x.grid_id IS NULL OR x.grid_id NOT IN (SELECT * FROM grid_subtree($1))`
+	default:
+		// A parcel's grids are the finest grids it shares area with
+		// (placeParcels): all must be in scope, and at least one.
+		shares := `FROM grids g WHERE g.level = 'grid' AND g.geom && t.shape AND ST_Relate(g.geom, t.shape, '2********')
+			AND ST_Area(ST_Intersection(g.geom, t.shape)::geography) > $2`
+		placed = `SELECT t.row, o.code FROM import_rows t
+			LEFT JOIN LATERAL (SELECT g.code ` + shares + ` AND g.id NOT IN (SELECT * FROM grid_subtree($1)) ORDER BY g.code LIMIT 1) o ON true
+			WHERE o.code IS NOT NULL OR NOT EXISTS (SELECT 1 ` + shares + ` AND g.id IN (SELECT * FROM grid_subtree($1)))`
+		held = `SELECT r.row FROM import_rows r JOIN parcels x ON x.code = r.code
+			WHERE NOT EXISTS (SELECT 1 FROM parcel_grids pg WHERE pg.parcel_id = x.id AND pg.grid_id IN (SELECT * FROM grid_subtree($1)))
+			OR EXISTS (SELECT 1 FROM parcel_grids pg WHERE pg.parcel_id = x.id AND pg.grid_id NOT IN (SELECT * FROM grid_subtree($1)))`
+	}
+	args := []any{o.Viewer.Grids}
+	if k.name == parcelKind.name {
+		args = append(args, MinParcelShareM2)
+	}
+	rows, err := tx.Query(ctx, placed+` ORDER BY 1`, args...)
+	if err != nil {
+		return err
+	}
+	var (
+		row  int32
+		grid *string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&row, &grid}, func() error {
+		if grid == nil {
+			errs.add(int(row), field, "lies in none of your grids: an importer limited to grids imports only into them")
+		} else {
+			errs.add(int(row), field, "lies in grid %s, outside your grids", *grid)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, held+` ORDER BY 1`, o.Viewer.Grids)
+	if err != nil {
+		return err
+	}
+	_, err = pgx.ForEachRow(rows, []any{&row}, func() error {
+		errs.add(int(row), "code", "is the code of one of the %s outside your grids: it cannot be changed here", k.name)
+		return nil
+	})
+	return err
+}
+
 // importRows runs an import of kind k: parse, stage, check, then write
 // with upsert (which returns the result) — or nothing, on any bad row.
 func (s *Service) importRows(ctx context.Context, k kind, r io.Reader, o ImportOptions,
@@ -384,6 +456,11 @@ func (s *Service) importRows(ctx context.Context, k kind, r io.Reader, o ImportO
 		}
 		if err := k.checkStaged(ctx, tx, errs); err != nil {
 			return fmt.Errorf("import %s: check: %w", k.name, err)
+		}
+		if o.Viewer.Grids != nil {
+			if err := k.checkScope(ctx, tx, o, errs); err != nil {
+				return fmt.Errorf("import %s: scope: %w", k.name, err)
+			}
 		}
 		if err := errs.err(k.name); err != nil {
 			return err
@@ -416,7 +493,7 @@ func scanResult(row pgx.Row) (*ImportResult, error) {
 // units, use), creating new codes and updating known ones.
 func (s *Service) ImportBuildings(ctx context.Context, r io.Reader, o ImportOptions) (*ImportResult, error) {
 	return s.importRows(ctx, buildingKind, r, o, func(ctx context.Context, tx pgx.Tx) (*ImportResult, error) {
-		return scanResult(tx.QueryRow(ctx, `WITH src AS (
+		res, err := scanResult(tx.QueryRow(ctx, `WITH src AS (
 				SELECT code, name, address, floors, units, use, coalesce(location, ST_PointOnSurface(shape)) AS location,
 					ST_Multi(shape) AS footprint FROM import_rows
 			), up AS (
@@ -428,6 +505,12 @@ func (s *Service) ImportBuildings(ctx context.Context, r io.Reader, o ImportOpti
 					grid_id = excluded.grid_id, updated_at = now()
 				RETURNING xmax = 0 AS created, grid_id
 			)`+upsertCounts))
+		if err != nil {
+			return nil, err
+		}
+		// A building the import moved to another grid takes its
+		// households and residents along, in the same transaction.
+		return res, s.followImported(ctx, tx)
 	})
 }
 

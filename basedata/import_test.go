@@ -2,12 +2,16 @@ package basedata
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"gridwatch"
 	"gridwatch/geo"
+	"gridwatch/geo/geotest"
 )
 
 // parseAll parses data as an import of k and returns the records, the bad
@@ -195,4 +199,126 @@ func FuzzImportGeoJSON(f *testing.F) {
 		}
 		checkParsed(t, k, recs, errs)
 	})
+}
+
+// gridOfCode is the grid_id of the row of table with code (0: none).
+func (p *people) gridOfCode(table, code string) int64 {
+	p.t.Helper()
+	var g *int64
+	if err := p.pool.QueryRow(p.ctx, `SELECT grid_id FROM `+pgx.Identifier{table}.Sanitize()+` WHERE code = $1`, code).Scan(&g); err != nil {
+		p.t.Fatal(err)
+	}
+	if g == nil {
+		return 0
+	}
+	return *g
+}
+
+// TestBuildingReimportCarriesHouseholds: a building imported again at a
+// point in another grid takes its households and residents there, in the
+// import's transaction; a building re-imported where it was leaves them.
+func TestBuildingReimportCarriesHouseholds(t *testing.T) {
+	p := newPeople(t)
+	p.mustImport(family...)
+	g0, g9 := p.buildings["B0"], p.buildings["B9"]
+	moved := geotest.Middle(p.cells[9])
+	stay := geotest.Middle(p.cells[1])
+	csv := fmt.Sprintf("code,name,lon,lat\nB0,零号楼,%f,%f\nB1,一号楼,%f,%f\n", moved[0], moved[1], stay[0], stay[1])
+	res, err := p.svc.ImportBuildings(p.ctx, strings.NewReader(csv), ImportOptions{Format: FormatCSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 0 || res.Updated != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	if g := p.gridOfCode("buildings", "B0"); g != g9 {
+		t.Fatalf("B0 in grid %d, want %d", g, g9)
+	}
+	if g := p.gridOfCode("households", "H1"); g != g9 {
+		t.Errorf("household H1 in grid %d after its building moved to %d (was %d)", g, g9, g0)
+	}
+	if g := p.gridOfCode("households", "H2"); g != p.buildings["B1"] {
+		t.Errorf("household H2 in grid %d, want %d (its building stayed)", g, p.buildings["B1"])
+	}
+	for _, id := range []string{zhangID, wifeID} {
+		if r := p.find(id); r.Grid == nil || r.Grid.ID != g9 {
+			t.Errorf("resident %s in grid %+v, want %d", r.Name, r.Grid, g9)
+		}
+	}
+	var stale int
+	if err := p.pool.QueryRow(p.ctx, `SELECT count(*) FROM residents r JOIN households h ON h.id = r.household_id
+		JOIN buildings b ON b.id = h.building_id WHERE r.grid_id IS DISTINCT FROM b.grid_id OR h.grid_id IS DISTINCT FROM b.grid_id`).Scan(&stale); err != nil {
+		t.Fatal(err)
+	}
+	if stale != 0 {
+		t.Errorf("%d residents not in their building's grid", stale)
+	}
+}
+
+// TestScopedImportStaysInScope: an importer limited to a grid imports
+// only into it. A row placed in another grid, a row in no grid and a row
+// taking over the code of a building elsewhere are each refused by row,
+// and nothing is stored; the same import within the grid passes.
+func TestScopedImportStaysInScope(t *testing.T) {
+	p := newPeople(t)
+	g0 := p.buildings["B0"]
+	in := geotest.Middle(p.cells[0])
+	out := geotest.Middle(p.cells[9])
+	scoped := ImportOptions{Format: FormatCSV, Viewer: Viewer{Grids: []int64{g0}}}
+	csv := fmt.Sprintf("code,lon,lat\nN1,%f,%f\nN2,%f,%f\nN3,100.5,30.5\nB9,%f,%f\n", in[0], in[1], out[0], out[1], in[0], in[1])
+	_, err := p.svc.ImportBuildings(p.ctx, strings.NewReader(csv), scoped)
+	bad, _ := gridwatch.ErrorDetails(err)["rows"].([]RowError)
+	if gridwatch.ErrorCode(err) != EInvalidRows || len(bad) != 3 {
+		t.Fatalf("scoped import: %v %+v, want rows 2, 3 and 4 refused", err, bad)
+	}
+	for i, w := range []struct {
+		row         int
+		field, says string
+	}{{2, "lon", "outside your grids"}, {3, "lon", "none of your grids"}, {4, "code", "outside your grids"}} {
+		if bad[i].Row != w.row || bad[i].Field != w.field || !strings.Contains(bad[i].Message, w.says) {
+			t.Errorf("bad row %+v, want row %d %s saying %q", bad[i], w.row, w.field, w.says)
+		}
+	}
+	if n := p.count("buildings"); n != 5 {
+		t.Errorf("%d buildings after a refused import, want the 5 there were", n)
+	}
+	if g := p.gridOfCode("buildings", "B9"); g != p.buildings["B9"] {
+		t.Errorf("B9 taken over: now in grid %d", g)
+	}
+	ok := fmt.Sprintf("code,lon,lat\nN1,%f,%f\nB0,%f,%f\n", in[0], in[1], in[0], in[1])
+	if res, err := p.svc.ImportBuildings(p.ctx, strings.NewReader(ok), scoped); err != nil || res.Created != 1 || res.Updated != 1 {
+		t.Fatalf("in-scope import: %+v %v", res, err)
+	}
+
+	// Components, by the same rule.
+	kcsv := fmt.Sprintf("code,class,lon,lat\nK1,0101,%f,%f\nK2,0101,%f,%f\n", in[0], in[1], out[0], out[1])
+	_, err = p.svc.ImportComponents(p.ctx, strings.NewReader(kcsv), scoped)
+	if bad, _ := gridwatch.ErrorDetails(err)["rows"].([]RowError); len(bad) != 1 || bad[0].Row != 2 {
+		t.Errorf("scoped component import: %v %+v", err, bad)
+	}
+	if n := p.count("components"); n != 0 {
+		t.Errorf("%d components stored by a refused import", n)
+	}
+
+	// Parcels: every grid a parcel shares area with must be in scope.
+	gj := `{"type":"FeatureCollection","features":[
+		{"type":"Feature","properties":{"code":"P1"},"geometry":` + squareJSON(in, 0.0002) + `},
+		{"type":"Feature","properties":{"code":"P2"},"geometry":` + squareJSON(out, 0.0002) + `},
+		{"type":"Feature","properties":{"code":"P3"},"geometry":` + squareJSON([2]float64{100.5, 30.5}, 0.0002) + `}]}`
+	_, err = p.svc.ImportParcels(p.ctx, strings.NewReader(gj), ImportOptions{Format: FormatGeoJSON, Viewer: scoped.Viewer})
+	if bad, _ := gridwatch.ErrorDetails(err)["rows"].([]RowError); len(bad) != 2 || bad[0].Row != 2 || bad[1].Row != 3 || bad[0].Field != "geometry" {
+		t.Errorf("scoped parcel import: %v %+v", err, bad)
+	}
+	if n := p.count("parcels"); n != 0 {
+		t.Errorf("%d parcels stored by a refused import", n)
+	}
+	// An unscoped importer may place rows anywhere, and in no grid.
+	if res, err := p.svc.ImportParcels(p.ctx, strings.NewReader(gj), ImportOptions{Format: FormatGeoJSON}); err != nil || res.Created != 3 || res.Unassigned != 1 {
+		t.Errorf("unscoped parcel import: %+v %v", res, err)
+	}
+}
+
+func squareJSON(c [2]float64, d float64) string {
+	return fmt.Sprintf(`{"type":"Polygon","coordinates":[[[%[1]f,%[2]f],[%[3]f,%[2]f],[%[3]f,%[4]f],[%[1]f,%[4]f],[%[1]f,%[2]f]]]}`,
+		c[0]-d, c[1]-d, c[0]+d, c[1]+d)
 }

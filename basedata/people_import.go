@@ -794,7 +794,15 @@ func checkHouseholds(ctx context.Context, tx pgx.Tx, v Viewer, errs *rowErrors) 
 		UNION ALL
 		SELECT t.first_row, t.rows, t.code, t.building_code, 'household' FROM people_households t
 		JOIN households h ON h.code = t.code
-		WHERE NOT coalesce(h.grid_id IN (SELECT * FROM grid_subtree($1)), false)`
+		WHERE NOT coalesce(h.grid_id IN (SELECT * FROM grid_subtree($1)), false)
+		UNION ALL
+		SELECT t.row, 1, t.household_code, '', 'resident' FROM people_rows t
+		JOIN residents r ON r.id_hash = ANY(array_prepend(t.id_hash, t.old_hashes))
+		WHERE NOT coalesce(r.grid_id IN (SELECT * FROM grid_subtree($1)), false)`
+		// A resident is known by their ID number wherever they live: a row
+		// naming one kept in another grid (or moved out of every grid)
+		// would rewrite them and move them in, a change of people outside
+		// the caller's scope; Move refuses it alike (404).
 	}
 	rows, err := tx.Query(ctx, query+` ORDER BY 1`, args...)
 	if err != nil {
@@ -816,6 +824,9 @@ func checkHouseholds(ctx context.Context, tx pgx.Tx, v Viewer, errs *rowErrors) 
 			found.add(int(first), "building_code", "%q is not a known building: import it first%s", building, others)
 		case "building":
 			found.add(int(first), "building_code", "building %q is not in your grids%s", building, others)
+		case "resident":
+			// The number is not repeated, nor where the resident is.
+			found.add(int(first), "id_number", "is a resident's kept outside your grids: who keeps their grid moves them out first, or an admin imports the row")
 		default:
 			found.add(int(first), "household_code", "household %q is in a building outside your grids%s", code, others)
 		}

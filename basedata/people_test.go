@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -454,7 +455,7 @@ func TestResidentImportJSONAndScope(t *testing.T) {
 		t.Fatalf("leader's residents: %+v %v", list, err)
 	}
 	_, err = p.importCSV(leader, personRow{"H5", "B1", "", "", "吴十", "", "", idNumber("19900101", 5), "", "", ""},
-		personRow{"H2", "B0", "", "", "李四", "", "", liID, "", "", ""})
+		personRow{"H2", "B0", "", "", "李五", "", "", idNumber("19900101", 7), "", "", ""})
 	d := gridwatch.ErrorDetails(err)
 	if gridwatch.ErrorCode(err) != EInvalidRows || d["count"] != 2 {
 		t.Fatalf("leader's import outside their grids: %v %v", err, d)
@@ -463,6 +464,22 @@ func TestResidentImportJSONAndScope(t *testing.T) {
 	if rows[0].Field != "building_code" || !strings.Contains(rows[0].Message, "not in your grids") ||
 		rows[1].Field != "household_code" || !strings.Contains(rows[1].Message, "outside your grids") {
 		t.Errorf("rows %+v", rows)
+	}
+	// A resident kept in another grid is not the leader's to rewrite and
+	// move in by naming their ID number in a row of their own household;
+	// the answer says so without repeating the number or where they are.
+	before := p.find(liID)
+	_, err = p.importCSV(leader, personRow{"H1", "B0", "1", "101", "冒名", "", "", liID, "13900000000", "", ""})
+	d = gridwatch.ErrorDetails(err)
+	if gridwatch.ErrorCode(err) != EInvalidRows || d["count"] != 1 {
+		t.Fatalf("leader's import of a resident outside their grids: %v %v", err, d)
+	}
+	if rows := d["rows"].([]RowError); rows[0].Row != 1 || rows[0].Field != "id_number" || strings.Contains(rows[0].Message, liID) ||
+		strings.Contains(rows[0].Message, "H2") {
+		t.Errorf("rows %+v", rows)
+	}
+	if after := p.find(liID); after.Name != before.Name || after.Household.Code != "H2" || after.Phone != before.Phone {
+		t.Errorf("the resident outside the leader's grids changed: %+v → %+v", before, after)
 	}
 	if _, err := p.svc.Unmask(p.ctx, p.find(liID).ID, "走访核实", leader); gridwatch.ErrorCode(err) != gridwatch.ENotFound {
 		t.Errorf("unmask outside the leader's grids: %v", err)
@@ -610,6 +627,42 @@ func TestVisitsAreIdempotent(t *testing.T) {
 	if err != nil || len(d.Visits) != 1 {
 		t.Errorf("the resident card's visits: %+v %v", d, err)
 	}
+
+	// A household's last visit is on it in lists and on its card (the
+	// newest, whoever made it), null for one never visited and for those
+	// who do not see residents.
+	earlier := at.Add(-24 * time.Hour)
+	if _, _, err := p.svc.RecordVisit(p.ctx, h1, NewVisit{VisitedAt: &earlier}, "visit-key-0003", wang); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := p.svc.Households(p.ctx, Filter{}, all)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("households: %+v %v", list, err)
+	}
+	for _, h := range list {
+		if h.LastVisitAt == nil || !h.LastVisitAt.Equal(map[int64]time.Time{h1: at, h2: p.now}[h.ID]) {
+			t.Errorf("household %s last visit %v", h.Code, h.LastVisitAt)
+		}
+	}
+	hd, err := p.svc.Household(p.ctx, h1, wang)
+	if err != nil || hd.LastVisitAt == nil || !hd.LastVisitAt.Equal(at) {
+		t.Errorf("household card's last visit: %+v %v", hd, err)
+	}
+	if b, _ := json.Marshal(hd); !strings.Contains(string(b), `"last_visit_at":"`+at.Format(time.RFC3339)) {
+		t.Errorf("household JSON: %s", b)
+	}
+	p.mustImport(personRow{"H3", "B2", "", "", "赵六", "", "", idNumber("19700101", 11), "", "", ""})
+	never, _, err := p.svc.Households(p.ctx, Filter{Q: "H3"}, all)
+	if err != nil || len(never) != 1 || never[0].LastVisitAt != nil {
+		t.Errorf("a household never visited: %+v %v", never, err)
+	}
+	if b, _ := json.Marshal(never[0]); !strings.Contains(string(b), `"last_visit_at":null`) {
+		t.Errorf("household JSON: %s", b)
+	}
+	noPeople, _, err := p.svc.Households(p.ctx, Filter{HouseholdID: h1}, Viewer{})
+	if err != nil || len(noPeople) != 1 || noPeople[0].LastVisitAt != nil {
+		t.Errorf("a household for one who does not see residents: %+v %v", noPeople, err)
+	}
 }
 
 func TestExportIsOffByDefaultAndAudited(t *testing.T) {
@@ -744,7 +797,8 @@ func TestSummaryCountsFollow(t *testing.T) {
 		if _, err := tx.Exec(p.ctx, `UPDATE buildings SET grid_id = $1 WHERE code = 'B0'`, g9); err != nil {
 			return err
 		}
-		return p.svc.followBuildings(p.ctx, tx, &geo.Change{})
+		// As a change removing the old grid would say it.
+		return p.svc.followBuildings(p.ctx, tx, &geo.Change{Removed: []int64{g0}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -821,4 +875,48 @@ func FuzzResidentImportRows(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Nodes share the database, not their key files: a node with a key 1 of
+// its own, or with the file from before a rotation, is warned while no
+// resident is stored and refused once one is.
+func TestCheckKeysTellsNodesApart(t *testing.T) {
+	p := newPeople(t)
+	if warn, err := p.svc.CheckKeys(p.ctx); warn != nil || err != nil {
+		t.Fatalf("the first node: %v %v", warn, err)
+	}
+	other, err := pii.Generate(nil) // a node that made its own key file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn, err := p.service(other, false).CheckKeys(p.ctx); warn == nil || err != nil {
+		t.Errorf("another key 1 before any resident: %v %v", warn, err)
+	}
+	p.mustImport(family...)
+	if _, err := p.service(other, false).CheckKeys(p.ctx); err == nil || !strings.Contains(err.Error(), "key 1 is not") {
+		t.Errorf("another key 1 with residents stored: %v", err)
+	}
+	if warn, err := p.svc.CheckKeys(p.ctx); warn != nil || err != nil {
+		t.Errorf("the first node again: %v %v", warn, err)
+	}
+	k2, err := pii.Generate(p.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn, err := p.service(k2, false).CheckKeys(p.ctx); warn != nil || err != nil {
+		t.Fatalf("the rotated ring: %v %v", warn, err)
+	}
+	// The file from before the rotation no longer starts a node.
+	if _, err := p.svc.CheckKeys(p.ctx); err == nil || !strings.Contains(err.Error(), "newer than") {
+		t.Errorf("a stale ring: %v", err)
+	}
+	var text string
+	if err := p.pool.QueryRow(p.ctx, `SELECT string_agg(encode(fingerprint, 'base64'), ' ') FROM pii_keys`).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range strings.Fields(string(k2.Marshal())) {
+		if len(secret) > 20 && strings.Contains(text, secret) {
+			t.Errorf("a key is in the database")
+		}
+	}
 }

@@ -1,9 +1,11 @@
 package basedata
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -176,4 +178,58 @@ func (s *Service) KeyRows(ctx context.Context) (map[int]int64, error) {
 		return nil, fmt.Errorf("rows per key: %w", err)
 	}
 	return out, nil
+}
+
+// CheckKeys records the ring's keys (their ids and check values, never
+// the keys) in the database, and compares them with those recorded by
+// every node and rotation before: a node started with a key file of its
+// own (each node makes one on a first start when none is given) or with
+// the file from before a rotation would seal under a key the others lack,
+// and could not open what they sealed. The problem is an error (the server
+// must not start) once residents are stored; with none yet, only a
+// warning to log, as nothing is lost until the first import.
+func (s *Service) CheckKeys(ctx context.Context) (warning, err error) {
+	if s.keys == nil {
+		return nil, nil
+	}
+	fps := s.keys.Fingerprints()
+	var problems []string
+	var stored bool
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, id := range s.keys.IDs() {
+			if _, err := tx.Exec(ctx, `INSERT INTO pii_keys (id, fingerprint) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, fps[id]); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT id, fingerprint FROM pii_keys ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		var id int
+		var fp []byte
+		if _, err := pgx.ForEachRow(rows, []any{&id, &fp}, func() error {
+			switch mine, ok := fps[id]; {
+			case ok && !bytes.Equal(mine, fp):
+				problems = append(problems, fmt.Sprintf("key %d is not the key %d the database knows", id, id))
+			case !ok && id > s.keys.Current():
+				problems = append(problems, fmt.Sprintf("the database knows key %d, newer than this ring's newest (%d)", id, s.keys.Current()))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM residents)`).Scan(&stored)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("personal-data keys: %w", err)
+	}
+	if len(problems) == 0 {
+		return nil, nil
+	}
+	p := fmt.Errorf("personal-data keys: %s: every node needs the same key file (copy it from the node where `gridwatch pii rotate` last ran, or give them all the same GRIDWATCH_PII_KEYS)",
+		strings.Join(problems, "; "))
+	if stored {
+		return nil, p
+	}
+	return p, nil
 }

@@ -478,18 +478,8 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 		if err != nil {
 			return fmt.Errorf("bulk insert: %w", err)
 		}
-		created := map[int64]*int64{}
-		for rows.Next() {
-			var id int64
-			var grid *int64
-			if err := rows.Scan(&id, &grid); err != nil {
-				rows.Close()
-				return err
-			}
-			created[id] = grid
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		created, err := scanCreated(rows)
+		if err != nil {
 			return fmt.Errorf("bulk insert: %w", err)
 		}
 		dups := map[int]int64{}
@@ -532,4 +522,17 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 		return nil, err
 	}
 	return results, nil
+}
+
+// scanCreated reads the (id, grid_id) rows of an INSERT … RETURNING into a
+// map of the cases created and their grids (nil: none).
+func scanCreated(rows pgx.Rows) (map[int64]*int64, error) {
+	created := map[int64]*int64{}
+	var id int64
+	var grid *int64
+	_, err := pgx.ForEachRow(rows, []any{&id, &grid}, func() error {
+		created[id] = grid
+		return nil
+	})
+	return created, err
 }

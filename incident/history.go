@@ -161,7 +161,7 @@ func (s *Service) SeedHistory(ctx context.Context, by Reporter, cases []Historic
 		if err := s.copyHistory(ctx, tx, by, cases, fresh, ids, grids, assignees, hours, withComponent); err != nil {
 			return err
 		}
-		created := map[int64]*int64{}
+		var created map[int64]*int64
 		rows, err = tx.Query(ctx, `INSERT INTO incidents (id, source, external_id, category, title, description, location, address,
 				reported_at, received_at, priority, grid_id, assignee_id, deadline, status, version, registered_at, closed_at,
 				created_by, updated_at, reporter_key`+componentColumn(withComponent)+`)
@@ -176,17 +176,7 @@ func (s *Service) SeedHistory(ctx context.Context, by Reporter, cases []Historic
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
-		for rows.Next() {
-			var id int64
-			var grid *int64
-			if err := rows.Scan(&id, &grid); err != nil {
-				rows.Close()
-				return err
-			}
-			created[id] = grid
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if created, err = scanCreated(rows); err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
 		steps, err := copySteps(ctx, tx, cases, fresh, ids, assignees, created)

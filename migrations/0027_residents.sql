@@ -83,6 +83,18 @@ CREATE INDEX residents_grid ON residents (grid_id, id);
 -- say care <> '{}' to use it).
 CREATE INDEX residents_care ON residents USING gin (care) WHERE care <> '{}';
 
+-- The personal-data keys the database's rows may be sealed under: their
+-- ids and check values (pii.Keyring.Fingerprints, derived apart from what
+-- seals and finds), never the keys. A node whose key file differs (one
+-- that made its own on a first start, or kept the file from before a
+-- rotation) is told so when it starts (basedata CheckKeys) rather than
+-- sealing under a key the other nodes cannot open.
+CREATE TABLE pii_keys (
+    id           integer PRIMARY KEY CHECK (id >= 1),
+    fingerprint  bytea NOT NULL,
+    added_at     timestamptz NOT NULL DEFAULT now()
+);
+
 -- Moves (迁入/迁出): a resident's history of households. A change of
 -- household is an 'out' of the old one and an 'in' to the new one.
 CREATE TABLE resident_moves (

@@ -30,9 +30,15 @@ const piiUsage = `Usage:
                                               run again to resume an interrupted rotation
   gridwatch pii prune  [flags]               remove from the key file the keys no resident uses
 
-A server reads the key file when it starts: rotate with the servers stopped,
-or restart them right after (until then they cannot open re-sealed rows).
-The flags are serve's (--data-dir, --database-url, --pii-key-file, …).
+A server reads the key file when it starts. Every node must hold the same
+keys: give them one key file (or the same GRIDWATCH_PII_KEYS), never let
+each make its own. To rotate: stop every node, run rotate on one of them,
+copy its key file to the others, start them. The database records each
+key's check value (never the key): a node whose key file differs from the
+database's keys, or lacks the newest, is refused at start once residents
+are stored (a warning before), and so is a rotate or prune run with a
+stale file. The flags are serve's (--data-dir, --database-url,
+--pii-key-file, …).
 `
 
 // piiKeyFile is where the key file is: --pii-key-file, or pii.keys in the
@@ -71,7 +77,17 @@ func (m *Main) loadKeys() error {
 	if file != "" {
 		m.Logger.Info("personal-data keys", "file", file, "keys", len(keys.IDs()), "sealing", keys.Current())
 	}
-	return nil
+	if m.pool == nil {
+		return nil
+	}
+	// Nodes share the database, not their data directories: one started
+	// with a key file of its own, or the one from before a rotation, must
+	// not seal under a key the others cannot open.
+	warn, err := basedata.NewService(m.pool, basedata.Options{Keys: keys}).CheckKeys(context.Background())
+	if warn != nil {
+		m.Logger.Warn("personal-data keys differ from other nodes'", "err", warn)
+	}
+	return err
 }
 
 // runPII is `gridwatch pii keys|rotate|prune`.
@@ -101,6 +117,24 @@ func runPII(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	m := NewMain(cfg, NewLogger(cfg, stderr))
+	defer m.Close()
+	if err := m.openDatabase(ctx); err != nil {
+		return err
+	}
+	// The key file must be the database's before a key is added to it: a
+	// rotation from a node whose file is stale would add a key of the id
+	// another rotation gave a different key.
+	check := func() error {
+		warn, err := basedata.NewService(m.pool, basedata.Options{Keys: keys}).CheckKeys(ctx)
+		if warn != nil {
+			fmt.Fprintf(stderr, "warning: %v\n", warn)
+		}
+		return err
+	}
+	if err := check(); err != nil {
+		return err
+	}
 	if sub == "rotate" && !noNewKey {
 		if file == "" {
 			return errors.New("the keys come from --pii-keys (GRIDWATCH_PII_KEYS): add the new key there yourself, with the highest id, then run `gridwatch pii rotate --no-new-key`")
@@ -113,12 +147,12 @@ func runPII(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err := pii.WriteFile(file, keys); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added key %d to %s: it seals from now on\n", keys.Current(), file)
-	}
-	m := NewMain(cfg, NewLogger(cfg, stderr))
-	defer m.Close()
-	if err := m.openDatabase(ctx); err != nil {
-		return err
+		fmt.Fprintf(stdout, "added key %d to %s: it seals from now on; copy this file to every other node before it starts again\n", keys.Current(), file)
+		// Recorded before any row is sealed under it: a node started with
+		// the older file is refused from now on.
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	svc := basedata.NewService(m.pool, basedata.Options{Keys: keys, Logger: m.Logger})
 	switch sub {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,6 +63,11 @@ func TestPIICommands(t *testing.T) {
 	if out := piiCmd("keys"); !hasLine(out, "1", "1", "seals") {
 		t.Errorf("pii keys:\n%s", out)
 	}
+	// The key file as it was before the rotation: another node's copy.
+	oldFile := filepath.Join(t.TempDir(), "old.keys")
+	if b, err := os.ReadFile(keyFile); err != nil || os.WriteFile(oldFile, b, 0o600) != nil {
+		t.Fatal(err)
+	}
 	out := piiCmd("rotate")
 	if !strings.Contains(out, "added key 2") || !strings.Contains(out, "re-sealed 1 residents under key 2; 0 still") {
 		t.Errorf("pii rotate:\n%s", out)
@@ -76,6 +82,25 @@ func TestPIICommands(t *testing.T) {
 	if err != nil || fmt.Sprint(keys.IDs()) != "[2]" {
 		t.Fatalf("key file after pruning: %v %v", keys, err)
 	}
+
+	// A node still holding the file from before the rotation is refused,
+	// by the pii commands and at start, rather than sealing under key 1.
+	var errOut bytes.Buffer
+	if err := run(context.Background(), []string{"pii", "keys", "--data-dir", dir, "--pii-key-file", oldFile, "--log-level", "error"},
+		envOf(nil), io.Discard, &errOut); err == nil || !strings.Contains(err.Error(), "newer than") {
+		t.Errorf("pii keys with a stale key file: %v", err)
+	}
+	cfg, err := LoadConfig("serve", []string{"--addr", "127.0.0.1:0", "--rtsp-addr", "127.0.0.1:0", "--data-dir", dir,
+		"--admin-token", testAdminToken, "--pii-key-file", oldFile}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := NewMain(cfg, slog.New(slog.DiscardHandler))
+	stale.PasswordHash = cheapHash
+	if err := stale.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "same key file") {
+		t.Errorf("a node started with a stale key file: %v", err)
+	}
+	stale.Close()
 
 	m = startMain(t, dir, false)
 	defer m.Close()

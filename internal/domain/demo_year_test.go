@@ -74,6 +74,17 @@ func TestSeedDemoYear(t *testing.T) {
 	if open < 20 || open > 99 || overdue < 5 {
 		t.Errorf("%d open, %d overdue: want a few dozen open, some overdue", open, overdue)
 	}
+	// The grid shading (open or overdue cases a grid) has something to
+	// shade: the open and overdue cases are spread over many grids, not
+	// heaped on a few.
+	var openGrids, overdueGrids int
+	if err := pool.QueryRow(ctx, `SELECT count(DISTINCT grid_id) FILTER (WHERE status NOT IN ('closed', 'rejected')),
+		count(DISTINCT grid_id) FILTER (WHERE status NOT IN ('closed', 'rejected') AND deadline < now()) FROM incidents`).Scan(&openGrids, &overdueGrids); err != nil {
+		t.Fatal(err)
+	}
+	if openGrids < 10 || overdueGrids < 5 {
+		t.Errorf("open cases in %d grids, overdue in %d: the shading would show little", openGrids, overdueGrids)
+	}
 
 	// Every grid has cases; the months of the year all have some.
 	now := time.Now()
@@ -109,6 +120,23 @@ func TestSeedDemoYear(t *testing.T) {
 	tot := month.Totals
 	if tot.Reported < 1000 || tot.Closed == 0 || tot.ClosedOnTime == 0 || tot.ClosedOnTime == tot.Closed || tot.MedianHours == nil || len(month.Rows) < 15 {
 		t.Errorf("last month: %+v in %d categories; want closures on time and late", tot, len(month.Rows))
+	}
+	// Per grid too: most grids closed cases both on time and late.
+	byGrid, err := d.Incidents.Stats(ctx, incident.StatsQuery{From: thisMonth.AddDate(0, -1, 0), To: thisMonth}, incident.Viewer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onTime, late int
+	for _, r := range byGrid.Rows {
+		if r.ClosedOnTime > 0 {
+			onTime++
+		}
+		if r.Closed > r.ClosedOnTime {
+			late++
+		}
+	}
+	if len(byGrid.Rows) != 66 || onTime < 60 || late < 30 {
+		t.Errorf("last month by grid: %d grids, %d with closures on time, %d with late ones", len(byGrid.Rows), onTime, late)
 	}
 	t.Logf("last month: %d reported, %d registered, %d closed (%d on time), median %.1f h",
 		tot.Reported, tot.Registered, tot.Closed, tot.ClosedOnTime, *tot.MedianHours)

@@ -78,7 +78,9 @@ func NormaliseIDUnchecked(s string) (IDNumber, error) {
 	}
 	birth, err := time.Parse("20060102", s[6:14])
 	if err != nil || birth.Year() < 1850 {
-		return IDNumber{}, fmt.Errorf("the date of birth it carries (%s) is not a date", s[6:14])
+		// Its digits are not repeated: a mistyped date of birth is still
+		// close to someone's, and an error answer may be logged or shown.
+		return IDNumber{}, errors.New("the date of birth it carries (characters 7 to 14, YYYYMMDD) is not a date")
 	}
 	return IDNumber{Number: s, Birth: birth, Female: (s[16]-'0')%2 == 0}, nil
 }
@@ -135,7 +137,8 @@ func NormalisePhone(s string) (string, error) {
 		}
 		return d, nil
 	}
-	if d[0] != '0' {
+	// 00… is the international prefix, no area code.
+	if d[0] != '0' || len(d) > 1 && d[1] == '0' {
 		return "", errors.New("a phone number is an 11-digit mobile, or a landline with its area code (0371-12345678)")
 	}
 	area := 4

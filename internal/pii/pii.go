@@ -52,6 +52,8 @@ type key struct {
 	// finds are HMACs keyed for finding, reused (Reset) rather than keyed
 	// again for each of a million rows.
 	finds sync.Pool
+	// check tells this key from another of the same id (Fingerprints).
+	check []byte
 }
 
 // Keyring holds the keys personal data are sealed with. It is safe for
@@ -93,6 +95,10 @@ func derive(id int, secret []byte) (*key, error) {
 	if err != nil {
 		return nil, err
 	}
+	check, err := hkdf.Key(sha256.New, secret, nil, "gridwatch pii check v1", 16)
+	if err != nil {
+		return nil, err
+	}
 	block, err := aes.NewCipher(sealKey)
 	if err != nil {
 		return nil, err
@@ -101,7 +107,7 @@ func derive(id int, secret []byte) (*key, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &key{id: id, secret: slices.Clone(secret), aead: aead}
+	k := &key{id: id, secret: slices.Clone(secret), aead: aead, check: check}
 	k.finds.New = func() any { return hmac.New(sha256.New, findKey) }
 	return k, nil
 }
@@ -278,6 +284,19 @@ func WriteFile(path string, k *Keyring) error {
 		return fmt.Errorf("pii: key file: %w", err)
 	}
 	return nil
+}
+
+// Fingerprints are the ring's keys' check values (id → 16 bytes), derived
+// apart from what seals and finds, so they may be kept in the database:
+// nodes that each made their own key file, or one started with a key file
+// older than a rotation, are told apart from the database's keys before
+// they seal anything under the wrong one.
+func (k *Keyring) Fingerprints() map[int][]byte {
+	out := make(map[int][]byte, len(k.keys))
+	for _, kk := range k.keys {
+		out[kk.id] = slices.Clone(kk.check)
+	}
+	return out
 }
 
 // Current is the id of the key that seals.

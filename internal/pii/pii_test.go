@@ -274,3 +274,44 @@ func FuzzNormaliseID(f *testing.F) {
 		}
 	})
 }
+
+// A number refused for its date of birth is not echoed back: a mistyped
+// date is still close to someone's, and errors reach logs and answers.
+func TestNormaliseIDErrorsRepeatNoDigits(t *testing.T) {
+	for _, s := range []string{"41010519480231123X", "410105194813041234", "410105180003041234", "410105480231123"} {
+		_, err := NormaliseIDUnchecked(s)
+		if err == nil {
+			t.Fatalf("%s: accepted", s)
+		}
+		for _, part := range []string{"19480231", "19481304", "18000304", "480231"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("%s: error %q repeats its digits", s, err)
+			}
+		}
+	}
+}
+
+func FuzzNormalisePhone(f *testing.F) {
+	for _, s := range []string{"13812345678", "+86 138 1234 5678", "0086", "+86", "0371-62345678", "(010)12345678", "", "1", "0", "０３７１", "-", "00001000000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := NormalisePhone(s)
+		if err != nil {
+			// A number long enough to be someone's is never echoed.
+			if in := strings.TrimSpace(s); len(in) >= 7 && strings.Contains(err.Error(), in) {
+				t.Fatalf("error %q repeats the input", err)
+			}
+			return
+		}
+		if again, err := NormalisePhone(p); err != nil || again != p {
+			t.Fatalf("%q → %q → %q, %v", s, p, again, err)
+		}
+		m := MaskPhone(p)
+		area, _, landline := strings.Cut(p, "-")
+		if strings.Count(m, "*") != 4 || m[len(m)-4:] != p[len(p)-4:] || !landline && (len(m) != 11 || m[:3] != p[:3]) ||
+			landline && !strings.HasPrefix(m, area+"-****") {
+			t.Fatalf("MaskPhone(%q) = %q", p, m)
+		}
+	})
+}

@@ -23,7 +23,11 @@
 //     problem" opens the new-incident form prefilled (its place, category
 //     0702, the component named): filed, the case is the lamp's (the API's
 //     component_id) and in its card's case history; the parcel's row
-//     outlines it on the map and lists its grids as the API does;
+//     outlines it on the map and lists its grids as the API does; at zoom
+//     14, 15 and 16 the map draws the demo's buildings and components; the
+//     community's link in the panel's chain shows the community's figures
+//     as its summary has them (more than the grid's), and its households
+//     list pages on ("load more", "50 / 2,416") without repeating a row;
 //   - as demo-operator (base.read, no residents.read): the figures only —
 //     households, residents and care flags are no links, and the page asks
 //     nothing of /api/v1/residents or /api/v1/households;
@@ -35,7 +39,8 @@
 //     agrees and the panel's "lost" figure follows;
 //   - on a phone (390×844), the leader's building card is a sheet the width
 //     of the screen at the bottom.
-// Screenshots base-commander.png, base-leader-reveal.png, base-phone.png in
+// Screenshots base-commander.png, base-z14/15/16.png, base-community.png,
+// base-leader-reveal.png, base-phone.png in
 // artifactDir. Prints one JSON line; exits 0 on success, 1 on failure.
 
 import path from 'node:path';
@@ -459,6 +464,48 @@ async function run() {
     await closeCard(page);
     if (await page.evaluate(() => document.body.dataset.baseParcel)) throw new Error('the parcel outline stays after its card closed');
     out.parcelGrids = wantGrids.length;
+
+    // The demo's density: buildings and components at zoom 14, 15 and 16 over the grid.
+    out.tiles = {};
+    for (const z of [14, 15, 16]) {
+      const drawn = await page.evaluate(
+        ([centre, z]) =>
+          new Promise((resolve) => {
+            const map = window.gridwatchMap;
+            map.once('idle', () => {
+              const count = (layers) => map.queryRenderedFeatures({ layers: layers.filter((l) => map.getLayer(l)) }).length;
+              resolve({ buildings: count(['base-bld-fill', 'base-bld-point']), components: count(['base-cmp-point']) });
+            });
+            map.jumpTo({ center: centre, zoom: z });
+            map.triggerRepaint();
+          }),
+        [d.centre, z],
+      );
+      if (!(drawn.buildings > 0 && drawn.components > 0)) throw new Error(`at zoom ${z} the map draws ${JSON.stringify(drawn)} buildings and components of the demo's`);
+      out.tiles[z] = drawn;
+      await page.screenshot({ path: path.join(artifactDir, `base-z${z}.png`) });
+    }
+
+    // The community above the grid (its link in the panel's chain): its figures are its summary's
+    // (the grid's and its neighbours'), and its households list pages through the demo's hundreds.
+    await page.click('#panel .chain-link[data-level="community"]');
+    const cf = all.find((f) => f.properties?.level === 'community' && String(f.properties.code) === LEADER.community);
+    const community = Number(cf?.id ?? cf?.properties?.id);
+    if (!(community > 0)) throw new Error(`no community ${LEADER.community} among the grids`);
+    await waitSection(page, community);
+    const { summary: cs } = await checkFigures(page, community);
+    if (!(cs.households > summary.households && cs.buildings > summary.buildings)) throw new Error(`the community's summary ${JSON.stringify(cs)} does not hold more than its grid's ${JSON.stringify(summary)}`);
+    await openList(page, 'households');
+    const first = await page.evaluate(() => document.querySelector('#panel [data-field="base-list"]').children.length);
+    const shownN = await page.textContent('#panel [data-field="base-list-n"]');
+    if (shownN.replace(/,/g, '') !== `(${first} / ${cs.households})`) throw new Error(`the community's households list says ${shownN}, want (${first} / ${cs.households})`);
+    if (!(first > 0 && first < cs.households) || !(await page.$('#panel [data-field="base-more"]:not([hidden])'))) throw new Error(`the community's households list shows ${first} of ${cs.households} with no "load more"`);
+    await page.click('#panel [data-field="base-more"]');
+    await waitFor(page, (n) => document.querySelector('#panel [data-field="base-list"]').dataset.state === 'ok' && document.querySelector('#panel [data-field="base-list"]').children.length > n, first, 'the second page of the community\'s households');
+    const ids = await page.$$eval('#panel [data-field="base-list"] button[data-base-id]', (bs) => bs.map((b) => b.dataset.baseId));
+    if (new Set(ids).size !== ids.length) throw new Error(`the pages of the households list repeat rows: ${ids.length} rows, ${new Set(ids).size} distinct`);
+    await page.screenshot({ path: path.join(artifactDir, 'base-community.png') });
+    out.community = { id: community, households: cs.households, residents: cs.residents, rows: ids.length };
     await watcher.check('as the commander');
     await context.close();
   }

@@ -9,11 +9,18 @@
 //    households with residents whose full ID numbers, phones and names this
 //    script knows (so it can look for them where they must never be).
 // 1. A phone (390×844, touch): demo-leader signs in with a device name. The
-//    走访 Visits tab is there (demo-leader records visits); the households of
-//    the community are listed with their care flags as chips and "never
-//    visited"; the one outside it is not; a search by room finds one, the
-//    care filter another.
+//    走访 Visits tab is there (demo-leader records visits). The community's
+//    households — the demo's base data (some 2,400) and this run's — are all
+//    read and kept, as many as the summaries of the leader's grids count; the
+//    screen draws the first 200 and asks for a search, which over them all
+//    is drawn at once (< 1 s, measured); the care filter "elderly alone"
+//    lists only such households. Searched by this run's tag: its households
+//    with their care flags as chips and "never visited"; the one outside the
+//    community is not listed; a search by room finds one, the care filter
+//    another.
 //    Layout at 390 and 360 px: nothing scrolls sideways, controls ≥ 44 px.
+//    (The rest works on this run's households, found by its tag among the
+//    demo's: their residents' full values are known to look for.)
 // 2. A household opened online: its residents with masked names.
 // 3. Offline (context.setOffline): a visit recorded there (the note, the
 //    time), and one at a household never opened: each shows at once as
@@ -32,7 +39,7 @@
 //    demo-leader's households is in IndexedDB or on the screen, theirs are.
 //    Signed out, nothing of anyone's households is left. demo-commander
 //    (no visits.record) signs in: no Visits tab, and #visits shows the tasks.
-// Screenshots visits-*.png go to artifactDir. Any page error, console error
+// Screenshots visits-*.png (visits-community.png: the demo's households) go to artifactDir. Any page error, console error
 // or unexpected HTTP error fails the run (what being offline causes, and the
 // answer dropped on purpose, are expected). Prints one JSON line and exits 0,
 // else "e2e: FAIL: …" and 1. Environment: CHROMIUM, E2E_TIMEOUT_MS.
@@ -201,10 +208,16 @@ async function go(page, route) {
 /** openHousehold taps a household on the list and waits for its card (from the network, or as kept: from). */
 async function openHousehold(page, id, from) {
   await go(page, 'visits');
-  await page.fill('#hh-q', '');
-  await page.dispatchEvent('#hh-q', 'input');
+  // Among the demo's households of the community, this run's by their tag.
+  await search(page, tag);
   await page.tap(`#hh-list [data-household-id="${id}"]`);
   await waitFor(page, ([id, from]) => document.body.dataset.tab === 'household' && document.querySelector('#hh-card').dataset.householdId === String(id) && from.includes(document.querySelector('#hh-card').dataset.from), [id, from], async () => `household ${id}'s card from ${from} (${await page.evaluate(() => JSON.stringify(document.querySelector('#hh-card').dataset))})`);
+}
+
+/** search types text into the households' search (what a leader does among a community's thousands) and waits for the rows. */
+async function search(page, text) {
+  await page.fill('#hh-q', text);
+  await waitFor(page, (t) => document.querySelector('#hh-q').value === t && (document.querySelector('#hh-list').children.length > 0 || !document.querySelector('#hh-empty').hidden), text, `the households searched for ${text}`);
 }
 
 /** recordVisit records a visit with note on the open household. */
@@ -349,7 +362,31 @@ async function run() {
   await signInAs(page, 'demo-leader', 'gridwatch-leader');
   await waitFor(page, () => !document.querySelector('.tab[data-tab="visits"]').hidden, null, 'the Visits tab shown to a grid leader');
   await page.tap('.tab[data-tab="visits"]');
-  await waitFor(page, (id) => document.body.dataset.tab === 'visits' && document.body.dataset.householdsFrom === 'network' && !!document.querySelector(`#hh-list [data-household-id="${id}"]`), hh.H3.id, async () => `the households listed from the network (${JSON.stringify(await state(page))})`);
+  await waitFor(page, () => document.body.dataset.tab === 'visits' && document.body.dataset.householdsFrom === 'network' && document.querySelector('#hh-list').children.length > 0, null, async () => `the households listed from the network (${JSON.stringify(await state(page))})`);
+  // The demo's households of the community (hundreds to thousands): all of them read and kept,
+  // as many as the grids' summaries count; the screen draws the first ones and asks for a search.
+  let inScope = 0;
+  for (const c of cands) inScope += Number((await must(leader, 'GET', `/api/v1/grids/${c.id}/summary`)).households) || 0;
+  const listed = await page.evaluate(() => ({ n: Number(document.body.dataset.householdsLoaded), rows: document.querySelectorAll('#hh-list [data-household-id]').length, count: document.querySelector('#hh-count').textContent, note: document.querySelector('#hh-list li.note')?.textContent ?? '' }));
+  if (inScope < 100 || listed.n !== inScope || listed.count !== String(inScope)) throw new Error(`demo-leader's phone lists ${JSON.stringify(listed)}, the summaries of their grids count ${inScope} households (the demo's and this run's; want hundreds)`);
+  if (listed.rows > 200 || (listed.n > listed.rows && !/search/.test(listed.note))) throw new Error(`the list of ${listed.n} households draws ${listed.rows} rows without asking for a search: ${JSON.stringify(listed)}`);
+  // A search over them all is drawn at once (one input event, measured in the page).
+  const searchMs = await page.evaluate(() => {
+    const q = document.querySelector('#hh-q');
+    const t0 = performance.now();
+    q.value = '1';
+    q.dispatchEvent(new Event('input'));
+    return Math.round(performance.now() - t0);
+  });
+  if (searchMs > 1000) throw new Error(`a search over ${listed.n} households took ${searchMs} ms`);
+  // A real question of the day: the households with someone elderly living alone.
+  await page.fill('#hh-q', '');
+  await page.selectOption('#hh-care', 'elderly_alone');
+  const alone = await page.evaluate(() => ({ count: document.querySelector('#hh-count').textContent, chips: [...document.querySelectorAll('#hh-list [data-household-id]')].map((b) => [...b.querySelectorAll('.chip')].map((c) => c.dataset.care)) }));
+  if (!alone.chips.length || alone.chips.some((c) => !c.includes('elderly_alone')) || !/^\d+\/\d+$/.test(alone.count)) throw new Error(`the care filter "elderly alone" over the demo's households: ${JSON.stringify(alone).slice(0, 400)}`);
+  await page.selectOption('#hh-care', '');
+  await shot(page, 'community');
+  await search(page, tag);
   const rows = await page.evaluate((ids) => ids.map((id) => {
     const b = document.querySelector(`#hh-list [data-household-id="${id}"]`);
     return b ? { chips: [...b.querySelectorAll('.chip')].map((c) => c.dataset.care), last: b.querySelector('.last-visit')?.dataset.at, text: b.textContent } : null;
@@ -421,6 +458,7 @@ async function run() {
   await waitFor(page, ([id, note]) => document.body.dataset.auth === 'ok' && document.querySelector('#hh-card')?.dataset.householdId === String(id) && document.querySelector('#hh-card').dataset.from === 'cache' && [...document.querySelectorAll('#hh-visits li[data-state="pending"]')].some((li) => li.textContent.includes(note)), [hh.H1.id, note1], async () => `household H1 and its pending visit, reloaded offline (${JSON.stringify(await state(page).catch((e) => e.message))})`);
   await shot(page, 'offline-reload');
   await go(page, 'visits');
+  await page.fill('#hh-q', tag);
   await waitFor(page, (ids) => document.body.dataset.householdsFrom === 'cache' && ids.every((id) => document.querySelector(`#hh-list [data-household-id="${id}"]`)), [hh.H1.id, hh.H2.id, hh.H3.id], async () => `the households listed from the phone, offline (${JSON.stringify(await state(page))})`);
   await waitFor(page, () => /Offline/.test(document.querySelector('#hh-note').textContent) && !document.querySelector('#hh-note').hidden, null, async () => `offline, the list saying it is as saved (${await page.textContent('#hh-note')})`);
   const pendingBadge = await page.evaluate((id) => document.querySelector(`#hh-list [data-household-id="${id}"] .badge-queued`)?.textContent ?? '', hh.H1.id);
@@ -504,6 +542,7 @@ async function run() {
   await signInAs(page, second.username, second.password);
   forgive(problems, reloadFrom, CUT);
   await go(page, 'visits');
+  await page.fill('#hh-q', tag);
   await waitFor(page, (id) => document.body.dataset.householdsFrom === 'network' && !!document.querySelector(`#hh-list [data-household-id="${id}"]`), hh.H4.id, async () => `the second leader's household listed (${JSON.stringify(await state(page))})`);
   const h4last = await page.evaluate((id) => document.querySelector(`#hh-list [data-household-id="${id}"] .last-visit`)?.dataset.at, hh.H4.id);
   if (!h4last || Math.abs(Date.parse(h4last) - visitedAt.getTime()) > 1000) throw new Error(`household H4's last visit on the second leader's phone: ${h4last}, want ${visitedAt.toISOString()} (from the server)`);
@@ -532,6 +571,7 @@ async function run() {
     url: FIELD,
     grid: grid.code,
     households: Object.fromEntries(Object.entries(hh).map(([k, h]) => [k, h.id])),
+    community: { households: listed.n, searchMs },
     replays,
     lost,
     layout,

@@ -168,6 +168,8 @@ export class BaseCard {
     this.title.textContent = '';
     this.code.textContent = '';
     this.body.replaceChildren();
+    // The nodes that held revealed values go with the card, not kept here.
+    this.personal = null;
     this.shown = null;
     this.deps.layer.select('building', null);
     this.deps.layer.select('component', null);
@@ -510,6 +512,7 @@ export class BaseCard {
   teardown() {
     this.revealForm.reset();
     formError(this.revealForm, null);
+    this.revealWho.textContent = '';
     this.revealFor = null;
   }
 

@@ -53,7 +53,7 @@ export class BasePanel {
 
     this.counts.addEventListener('click', (ev) => {
       const b = ev.target.closest('button[data-base-count]');
-      if (b) this.drill(b.dataset.baseCount, b.dataset.label ?? '');
+      if (b) this.drill(b.dataset.baseCount, b.dataset.label ?? '', Number(b.dataset.n));
     });
     this.back.addEventListener('click', () => this.showCounts({ focus: true }));
     this.more.addEventListener('click', () => this.loadMore());
@@ -111,7 +111,11 @@ export class BasePanel {
     } catch (err) {
       console.warn('base summary', err);
     }
-    if (this.list) this.startList(this.list.kind, this.list.params, this.list.label, this.list.filter);
+    if (this.list) {
+      const { kind, params, label, filter } = this.list;
+      const n = this.counts.querySelector(`[data-base-count="${kind === 'residents' && params.care ? `care:${params.care}` : filter ? `${kind}:${filter}` : kind}"]`)?.dataset.n;
+      this.startList(kind, params, label, filter, Number(n));
+    }
   }
 
   hide() {
@@ -172,7 +176,7 @@ export class BasePanel {
   }
 
   /** drill opens the list behind count key (buildings, care:elderly_alone, components:damaged, …). */
-  drill(key, label) {
+  drill(key, label, total = NaN) {
     const [what, filter = ''] = key.split(':');
     const params = { grid: String(this.gridId) };
     let kind = what;
@@ -181,12 +185,13 @@ export class BasePanel {
       params.care = filter;
     } else if (what === 'components' && filter) params.state = filter;
     if (!LIST_KINDS[kind] || !can(LIST_KINDS[kind].perm)) return;
-    this.startList(kind, params, label, filter);
+    this.startList(kind, params, label, filter, total);
     this.back.focus({ preventScroll: true });
   }
 
-  startList(kind, params, label, filter = '') {
-    this.list = { kind, params, label, filter, next: null, seq: ++this.seq, shown: 0 };
+  /** startList shows list kind (params: its filter); total is the figure it drills from (the summary's count), if known. */
+  startList(kind, params, label, filter = '', total = NaN) {
+    this.list = { kind, params, label, filter, total, next: null, seq: ++this.seq, shown: 0 };
     this.counts.hidden = true;
     this.listView.hidden = false;
     this.ol.replaceChildren();
@@ -212,7 +217,8 @@ export class BasePanel {
       l.next = page.next;
       l.shown += page.items.length;
       for (const item of page.items) this.ol.append(this.row(l.kind, item));
-      this.listN.textContent = `(${l.shown}${l.next ? '+' : ''})`;
+      // "(50 / 2,416)": how far the pages have come of the summary's figure.
+      this.listN.textContent = l.next && Number.isFinite(l.total) && l.total > l.shown ? `(${count(l.shown)} / ${count(l.total)})` : `(${count(l.shown)}${l.next ? '+' : ''})`;
       this.more.hidden = !l.next;
       this.listNote.hidden = l.shown > 0;
       this.listNote.textContent = l.shown === 0 ? '无 · None' : '';

@@ -92,7 +92,7 @@ export const panelMethods = {
     ol.replaceChildren(
       ...items.map((m) => el('li', { className: 'ed-move', dataset: { id: String(m.id) } }, el('span', 'ed-move-label', m.label || `#${m.id}`), el('span', 'ed-move-path', `${ref(m.from)} → ${ref(m.to)}`))),
     );
-    if (n > items.length) ol.append(el('li', 'ed-move ed-more', `… ${numberFmt.format(n - items.length)} more`));
+    if (n > items.length) ol.append(el('li', 'ed-move ed-more', `… 另有 ${numberFmt.format(n - items.length)} 项 · ${numberFmt.format(n - items.length)} more`));
     box.classList.toggle('ed-moves-empty', n === 0);
   },
 

@@ -10,7 +10,9 @@ import "testing"
 // list (by keyboard) and from a click on its footprint; residents are
 // masked everywhere for the commander, who has no Reveal and no state
 // select, and whose "report a problem" files a case linked to the
-// component; the operator sees counts only; the grid leader reveals one
+// component; buildings and components are drawn at zoom 14, 15 and 16;
+// the community's figures are its summary's and its households list pages
+// through the demo's thousands; the operator sees counts only; the grid leader reveals one
 // resident with a purpose (audited), and the full values leave the page
 // with the card; the leader sets a component's state; on a phone the card
 // is a sheet. Screenshots base-*.png are kept as artefacts.

@@ -100,6 +100,9 @@ func (d *Domain) SeedDemo(ctx context.Context, opts DemoOptions) error {
 		if err := d.seedDemoBase(ctx, now.In(demoZone).Year()); err != nil {
 			return err
 		}
+		if err := d.seedDemoVisits(ctx, now); err != nil {
+			return err
+		}
 	}
 	if opts.Year {
 		if err := d.seedDemoYear(ctx, now); err != nil {

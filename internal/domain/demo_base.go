@@ -18,6 +18,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/auth"
 	"gridwatch/basedata"
 	"gridwatch/geo"
 )
@@ -702,5 +703,90 @@ func (d *Domain) seedDemoResidents(ctx context.Context, data demoBaseData) error
 		return fmt.Errorf("demo residents: %w", err)
 	}
 	d.log.Info("demo residents seeded", "households", data.Households, "residents", res.Created, "grids", res.Grids)
+	return nil
+}
+
+// demoVisitNotes are what the demo grid leader wrote after a home visit.
+var demoVisitNotes = []string{
+	"上门走访，老人身体状况良好，生活物资充足 · Visited at home: in good health, well supplied",
+	"电话回访，提醒注意用电、燃气安全 · Called back: reminded about electricity and gas safety",
+	"协助办理高龄津贴申请材料 · Helped with the old-age allowance forms",
+	"家中无人，已留联系卡，约定下周再访 · No one home: left a card, back next week",
+	"送达防汛告知书，检查门窗 · Delivered the flood notice, checked doors and windows",
+	"了解就医需求，已转社区卫生服务站 · Noted a medical need, passed to the health station",
+}
+
+// demoVisitFlags are the care flags whose households the demo leader
+// visits: those a grid team looks in on.
+var demoVisitFlags = []string{"elderly_alone", "disabled", "low_income", "left_behind_minor"}
+
+// seedDemoVisits records the demo grid leader's home visits (走访) over the
+// past weeks to the households of its community that need looking in on —
+// one to three each, about a quarter never visited yet, so the field app's
+// list shows who is due — unless the leader has visits already. Each visit
+// goes through RecordVisit with its own key, as a phone sends it; the
+// choice and the days come from the household's code, so a day's seeding
+// is the same every time.
+func (d *Domain) seedDemoVisits(ctx context.Context, now time.Time) error {
+	var leader DemoAccount
+	for _, a := range DemoAccounts() {
+		if a.Role == auth.RoleGridLeader {
+			leader = a
+		}
+	}
+	users, err := d.Auth.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("demo visits: %w", err)
+	}
+	var uid int64
+	for _, u := range users {
+		if u.Username == leader.Username {
+			uid = u.ID
+		}
+	}
+	if uid == 0 {
+		return fmt.Errorf("demo visits: no user %s", leader.Username)
+	}
+	if done, _, err := d.Base.Visits(ctx, basedata.VisitFilter{UserID: uid, Limit: 1}, basedata.Viewer{UserID: uid, Residents: true}); err != nil || len(done) > 0 {
+		return err
+	}
+	scope, _, err := d.Grids.List(ctx, geo.Filter{Code: leader.GridCodes[0], Limit: 1})
+	if err != nil || len(scope) == 0 {
+		return fmt.Errorf("demo visits: grid %s: %v", leader.GridCodes[0], err)
+	}
+	v := basedata.Viewer{UserID: uid, Grids: []int64{scope[0].ID}, Residents: true}
+	seen := map[int64]bool{}
+	visits := 0
+	for _, flag := range demoVisitFlags {
+		var before int64
+		for {
+			page, next, err := d.Base.Households(ctx, basedata.Filter{Care: []string{flag}, Before: before, Limit: 500}, v)
+			if err != nil {
+				return fmt.Errorf("demo visits: %w", err)
+			}
+			for _, h := range page {
+				if seen[h.ID] {
+					continue
+				}
+				seen[h.ID] = true
+				rng := rand.New(rand.NewPCG(uint64(h.ID), 19))
+				n := rng.IntN(4) // 0: not visited yet
+				for k := range n {
+					at := now.Add(-time.Duration(2+k*25+rng.IntN(20))*24*time.Hour - time.Duration(rng.IntN(8*60))*time.Minute)
+					note := demoVisitNotes[rng.IntN(len(demoVisitNotes))]
+					key := fmt.Sprintf("demo-visit-%s-%d", h.Code, k)
+					if _, _, err := d.Base.RecordVisit(ctx, h.ID, basedata.NewVisit{VisitedAt: &at, Note: note}, key, v); err != nil {
+						return fmt.Errorf("demo visit to %s: %w", h.Code, err)
+					}
+					visits++
+				}
+			}
+			if next == 0 {
+				break
+			}
+			before = next
+		}
+	}
+	d.log.Info("demo visits seeded", "households", len(seen), "visits", visits)
 	return nil
 }

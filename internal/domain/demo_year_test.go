@@ -42,7 +42,7 @@ func TestSeedDemoYear(t *testing.T) {
 
 	counts := func() map[string]int64 {
 		out := map[string]int64{}
-		for _, table := range []string{"incidents", "incident_events", "incident_attachments", "buildings", "parcels", "components", "households", "residents"} {
+		for _, table := range []string{"incidents", "incident_events", "incident_attachments", "buildings", "parcels", "components", "households", "residents", "home_visits"} {
 			var n int64
 			if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 				t.Fatal(err)
@@ -61,6 +61,19 @@ func TestSeedDemoYear(t *testing.T) {
 	}
 	if first["buildings"] < 12*66 || first["components"] < 18*66 || first["parcels"] < 2*66 {
 		t.Errorf("base data %v: want 12+ buildings, about 20 components, 2+ parcels a grid", first)
+	}
+	// The demo leader has looked in on the households needing it: some
+	// visited (by the leader, in its community), some not yet.
+	var visited, due int64
+	if err := pool.QueryRow(ctx, `SELECT count(DISTINCT v.household_id) FILTER (WHERE u.username = 'demo-leader' AND v.grid_id IN (SELECT * FROM grid_subtree(ARRAY[(SELECT id FROM grids WHERE code = '410105001001')]))),
+			(SELECT count(DISTINCT r.household_id) FROM residents r WHERE r.care && ARRAY['elderly_alone', 'disabled', 'low_income', 'left_behind_minor']
+				AND r.grid_id IN (SELECT * FROM grid_subtree(ARRAY[(SELECT id FROM grids WHERE code = '410105001001')]))
+				AND NOT EXISTS (SELECT 1 FROM home_visits v WHERE v.household_id = r.household_id))
+		FROM home_visits v JOIN users u ON u.id = v.user_id`).Scan(&visited, &due); err != nil {
+		t.Fatal(err)
+	}
+	if visited < 20 || due == 0 || first["home_visits"] < visited {
+		t.Errorf("demo visits: %d households visited by demo-leader (%d visits), %d due: want some of each", visited, first["home_visits"], due)
 	}
 
 	open, err := d.Incidents.CountFeatures(ctx, incident.FeatureFilter{Filter: incident.Filter{Statuses: incident.OpenStatuses()}}, incident.Viewer{})

@@ -385,6 +385,17 @@ async function run() {
   const alone = await page.evaluate(() => ({ count: document.querySelector('#hh-count').textContent, chips: [...document.querySelectorAll('#hh-list [data-household-id]')].map((b) => [...b.querySelectorAll('.chip')].map((c) => c.dataset.care)) }));
   if (!alone.chips.length || alone.chips.some((c) => !c.includes('elderly_alone')) || !/^\d+\/\d+$/.test(alone.count)) throw new Error(`the care filter "elderly alone" over the demo's households: ${JSON.stringify(alone).slice(0, 400)}`);
   await page.selectOption('#hh-care', '');
+  // Those due a visit come first: the top of the whole list is households
+  // with someone on the care list, never visited before visited, the
+  // longest unvisited first.
+  const top = await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#hh-list [data-household-id]')].slice(0, 40);
+    if (rows.length < 40) return null;
+    return rows.map((b) => ({ chips: b.querySelectorAll('.chip').length, at: b.querySelector('.last-visit')?.dataset.at ?? '' }));
+  }, null, { timeout: 10000 }).then((h) => h.jsonValue());
+  const topAt = top.map((r) => r.at).filter(Boolean);
+  if (top.some((r) => r.chips === 0) || topAt.some((at, i) => i > 0 && Date.parse(at) < Date.parse(topAt[i - 1])) || (top.some((r) => r.at) && top.findIndex((r) => r.at) < top.findLastIndex((r) => !r.at)))
+    throw new Error(`the top of the households list is not those due a visit: ${JSON.stringify(top)}`);
   await shot(page, 'community');
   await search(page, tag);
   const rows = await page.evaluate((ids) => ids.map((id) => {

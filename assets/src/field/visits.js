@@ -1,6 +1,7 @@
 // 走访 Visits: the households of the member's grids, and the home visits
 // the member records there (issue 19). For members with visits.record only
-// (grid leaders, admins); the screens are #visits (the households, searchable
+// (grid leaders, admins); the screens are #visits (the households — those
+// with someone on the care list, the longest unvisited, first — searchable
 // by building, unit, room or code, with their care flags and last visit),
 // #household-<id> (the household, its residents masked, its visits, and
 // "Record a visit") and #myvisits (the visits I recorded, and those still to
@@ -67,6 +68,12 @@ const STATE_TEXT = { pending: '待发送 queued', sending: '发送中 sending', 
 // ---- what the phone keeps ------------------------------------------------------------------
 
 const ref = (o, ...keys) => (o && typeof o === 'object' ? Object.fromEntries(keys.map((k) => [k, o[k] ?? null])) : null);
+
+/** dueRank orders households for a visit: [0 with a care flag else 1, the last visit's time (0: never)]. */
+function dueRank(h) {
+  const cared = Object.values(h.care ?? {}).some((n) => Number(n) > 0);
+  return [cared ? 0 : 1, cared && h.last_visit_at ? Date.parse(h.last_visit_at) : 0];
+}
 
 /** keepHousehold is what the phone keeps of a household: where it is, how many live there, their care flags' counts. */
 export function keepHousehold(h) {
@@ -321,10 +328,13 @@ export class Visits {
     }
     const list = [...seen.values()];
     if (list.some((h) => !h.last_known)) await this.lastVisits(scopes, seen);
-    // One collator for the sort: localeCompare with a locale builds one per
-    // comparison, slow on a phone over the ~thousand households of a community.
-    const keyed = list.map((h) => [place(h), h]);
-    keyed.sort(([pa, a], [pb, b]) => byPlace.compare(pa, pb) || byPlace.compare(a.code, b.code));
+    // Those to look in on first: households with someone on the care list,
+    // the longest since a visit (never visited before any) at the top; then
+    // every other household by place. One collator for the sort:
+    // localeCompare with a locale builds one per comparison, slow on a
+    // phone over the ~thousands of households of a community.
+    const keyed = list.map((h) => [place(h), h, dueRank(h)]);
+    keyed.sort(([pa, a, da], [pb, b, db]) => da[0] - db[0] || da[1] - db[1] || byPlace.compare(pa, pb) || byPlace.compare(a.code, b.code));
     return keyed.map(([, h]) => h);
   }
 

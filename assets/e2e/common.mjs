@@ -496,3 +496,55 @@ export async function tileInfo(page, id) {
     return { state: li.dataset.state, status: li.dataset.status, engine: li.dataset.engine, overlay: o && !o.hidden ? o.textContent.trim() : '', firstFrameAt: Number(li.dataset.firstFrameAt) || 0, startedAt: Number(li.dataset.startedAt) || 0 };
   }, id);
 }
+
+/**
+ * apiSession signs username in from the test's own process (a device session when device is
+ * given) and returns call(method, path, body, headers) → {status, json, text}, sending the
+ * session cookie and its CSRF token; call.me is the signed-in user, call.cookies the cookies.
+ */
+export async function apiSession(base, username, password, device) {
+  const res = await fetch(new URL('/api/v1/auth/login', base), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify(device ? { username, password, device } : { username, password }),
+  });
+  if (!res.ok) throw new Error(`sign-in of ${username} from the test: HTTP ${res.status} ${await res.text()}`);
+  const me = await res.json();
+  const cookies = res.headers.getSetCookie().map((c) => c.split(';')[0]);
+  const call = async (method, p, body, headers = {}) => {
+    const r = await fetch(new URL(p, base), {
+      method,
+      headers: { Cookie: cookies.join('; '), 'X-CSRF-Token': me.csrf_token, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON: the text says why
+    }
+    return { status: r.status, json, text };
+  };
+  call.cookies = cookies;
+  call.me = me;
+  return call;
+}
+
+/** must is an apiSession call that has to succeed: it returns the JSON. */
+export async function must(call, method, p, body) {
+  const r = await call(method, p, body);
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${p}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+  return r.json;
+}
+
+/** until polls fn (async) until it returns a truthy value, or throws what (or what()) after ms. */
+export async function until(fn, what, ms = timeoutMs) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`${typeof what === 'function' ? await what() : what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

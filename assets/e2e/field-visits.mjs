@@ -47,7 +47,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { bearerFetch, gridCandidates, launch, main, scriptArgs, timeoutMs, waitFor, watch } from './common.mjs';
+import { apiSession, bearerFetch, gridCandidates, launch, main, must, scriptArgs, timeoutMs, until, waitFor, watch } from './common.mjs';
 
 const { base, args: [artifactDir, adminToken], started } = scriptArgs('field-visits.mjs', '<artifactDir> <adminToken>', timeoutMs * 12 + 60000);
 const FIELD = new URL('/field/', base).href;
@@ -58,41 +58,6 @@ const tag = randomBytes(3).toString('hex');
 let browser;
 
 // ---- the API, from this process ------------------------------------------------------------
-
-/** session signs in from this process and returns call(method, path, body) → {status, json, text}. */
-async function session(username, password) {
-  const res = await fetch(new URL('/api/v1/auth/login', base), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({ username, password }),
-  });
-  if (!res.ok) throw new Error(`sign-in of ${username} from the test: HTTP ${res.status} ${await res.text()}`);
-  const me = await res.json();
-  const cookies = res.headers.getSetCookie().map((c) => c.split(';')[0]);
-  const call = async (method, p, body, headers = {}) => {
-    const r = await fetch(new URL(p, base), {
-      method,
-      headers: { Cookie: cookies.join('; '), 'X-CSRF-Token': me.csrf_token, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await r.text();
-    let json = null;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // not JSON: the text says why
-    }
-    return { status: r.status, json, text };
-  };
-  call.me = me;
-  return call;
-}
-
-async function must(call, method, p, body) {
-  const r = await call(method, p, body);
-  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${p}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
-  return r.json;
-}
 
 /** admin calls the API with the admin token; raw bodies (CSV, GeoJSON) with their type. */
 async function admin(method, p, { json, raw, type } = {}) {
@@ -113,16 +78,6 @@ async function admin(method, p, { json, raw, type } = {}) {
 
 /** list reads a list answer: {<key>: [...]} (the API's pages) or {items: [...]}. */
 const list = (body, key) => (Array.isArray(body) ? body : body?.[key] ?? body?.items ?? []);
-
-async function until(fn, what, ms = timeoutMs) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${typeof what === 'function' ? await what() : what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 // ---- the district of this run ------------------------------------------------------------------
 
@@ -329,7 +284,7 @@ async function signInAs(page, username, password) {
 async function run() {
   await mkdir(artifactDir, { recursive: true });
   browser = await launch();
-  const leader = await session('demo-leader', 'gridwatch-leader');
+  const leader = await apiSession(base, 'demo-leader', 'gridwatch-leader');
   const cands = gridCandidates((await must(leader, 'GET', '/api/v1/grids.geojson')).features ?? []);
   if (cands.length < 2) throw new Error(`demo-leader sees ${cands.length} grid-level grids; want two (one for the households, another for the second leader)`);
   // Two grids of demo-leader's community, and one outside it.
@@ -532,7 +487,7 @@ async function run() {
   await check('offline and back');
 
   // ---- 6. one phone, two leaders; signed out; a role without visits ----
-  const adminS = await session('demo-admin', 'gridwatch-admin');
+  const adminS = await apiSession(base, 'demo-admin', 'gridwatch-admin');
   const second = { username: `e2e-visits2-${tag}`, password: 'e2e-second-leader-password' };
   await must(adminS, 'POST', '/api/v1/users', { username: second.username, display_name: 'e2e 第二网格员', role: 'grid_leader', password: second.password, grid_codes: [other.code] });
   const before = await dump(page);

@@ -73,7 +73,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { gridCandidates, launch, main, scriptArgs, timeoutMs, waitFor, watch } from './common.mjs';
+import { apiSession, gridCandidates, launch, main, must, scriptArgs, timeoutMs, until, waitFor, watch } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('field.mjs', '<artifactDir>', timeoutMs * 20 + 60000);
 const FIELD = new URL('/field/', base).href;
@@ -84,43 +84,6 @@ const tag = randomBytes(3).toString('hex');
 let browser;
 
 // ---- the API, from this process ------------------------------------------------------------
-
-/** session signs in from this process and returns call(method, path, body, headers) → {status, json, text}. */
-async function session(username, password, device) {
-  const res = await fetch(new URL('/api/v1/auth/login', base), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify(device ? { username, password, device } : { username, password }),
-  });
-  if (!res.ok) throw new Error(`sign-in of ${username} from the test: HTTP ${res.status} ${await res.text()}`);
-  const me = await res.json();
-  const cookies = res.headers.getSetCookie().map((c) => c.split(';')[0]);
-  const call = async (method, p, body, headers = {}) => {
-    const r = await fetch(new URL(p, base), {
-      method,
-      headers: { Cookie: cookies.join('; '), 'X-CSRF-Token': me.csrf_token, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await r.text();
-    let json = null;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // not JSON: the text says why
-    }
-    return { status: r.status, json, text };
-  };
-  call.cookies = cookies;
-  call.me = me;
-  return call;
-}
-
-/** must is a call that has to succeed: it returns the JSON. */
-async function must(call, method, p, body) {
-  const r = await call(method, p, body);
-  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${p}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
-  return r.json;
-}
 
 /** dispatchTask files a case at [lon, lat] as the commander, registers and dispatches it to the grid's leader. */
 async function dispatchTask(cmd, title, [lon, lat]) {
@@ -134,18 +97,6 @@ async function dispatchTask(cmd, title, [lon, lat]) {
 async function byTitle(leader, title) {
   const list = await must(leader, 'GET', '/api/v1/incidents?limit=1000');
   return (list.incidents ?? []).filter((i) => i.title === title);
-}
-
-/** until polls fn (async) until it returns a truthy value, or throws what() after ms. */
-async function until(fn, what, ms = timeoutMs) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`${typeof what === 'function' ? await what() : what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 // ---- the page ------------------------------------------------------------------------------
@@ -338,8 +289,8 @@ function onScreen(page, selector) {
 async function run() {
   await mkdir(artifactDir, { recursive: true });
   browser = await launch({ args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] });
-  const leader = await session('demo-leader', 'gridwatch-leader');
-  const cmd = await session('demo-commander', 'gridwatch-commander');
+  const leader = await apiSession(base, 'demo-leader', 'gridwatch-leader');
+  const cmd = await apiSession(base, 'demo-commander', 'gridwatch-commander');
 
   // A point inside one of demo-leader's grids.
   const fc = await must(leader, 'GET', '/api/v1/grids.geojson');
@@ -755,7 +706,7 @@ async function run() {
 // errors, a manifest without errors, the service worker activated and in
 // control.
 async function installable() {
-  const phone = await session('demo-leader', 'gridwatch-leader', 'e2e install phone');
+  const phone = await apiSession(base, 'demo-leader', 'gridwatch-leader', 'e2e install phone');
   const dir = await mkdtemp(path.join(tmpdir(), 'gridwatch-field-e2e-'));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -825,10 +776,10 @@ function cacheHolding(page, url) {
 // grids and their case's photo are not served from a cache, online or off.
 async function twoMembers({ leader, cmd, grid, other, at, photoURL, photo }) {
   if (!other) throw new Error('demo-leader has one grid: a second leader needs another grid of the community');
-  const admin = await session('demo-admin', 'gridwatch-admin');
+  const admin = await apiSession(base, 'demo-admin', 'gridwatch-admin');
   const second = { username: `e2e-leader2-${tag}`, password: 'e2e-second-leader-password' };
   await must(admin, 'POST', '/api/v1/users', { username: second.username, display_name: 'e2e 第二网格员', role: 'grid_leader', password: second.password, grid_codes: [other.code] });
-  const secondAPI = await session(second.username, second.password);
+  const secondAPI = await apiSession(base, second.username, second.password);
   const secondGrids = (await must(secondAPI, 'GET', '/api/v1/grids.geojson')).features.length;
   const leaderGrids = (await must(leader, 'GET', '/api/v1/grids.geojson')).features.length;
   if (secondGrids === leaderGrids) throw new Error(`both leaders see ${secondGrids} grids: the cache check cannot tell them apart`);
@@ -967,7 +918,7 @@ async function twoMembers({ leader, cmd, grid, other, at, photoURL, photo }) {
 // null for it): the maps say they are unavailable, and the lists, the
 // position and the report form still work.
 async function withoutWebGL() {
-  const phone = await session('demo-leader', 'gridwatch-leader', 'e2e phone without WebGL');
+  const phone = await apiSession(base, 'demo-leader', 'gridwatch-leader', 'e2e phone without WebGL');
   const fc = await must(phone, 'GET', '/api/v1/grids.geojson');
   const [g] = gridCandidates(fc.features ?? []);
   const context = await browser.newContext({ ...PHONE, permissions: ['geolocation'], geolocation: { latitude: g.lat, longitude: g.lon, accuracy: 20 } });
@@ -1033,7 +984,7 @@ async function firstLoad() {
 // the proxy b goes through) and, through the proxy, again once its service
 // worker holds the shell.
 async function loadOnce(b, how, proxy = null) {
-  const phone = await session('demo-leader', 'gridwatch-leader', `e2e bench phone (${how})`);
+  const phone = await apiSession(base, 'demo-leader', 'gridwatch-leader', `e2e bench phone (${how})`);
   const context = await b.newContext({ ...PHONE });
   await context.addCookies(cookiesOf(phone));
   const page = await context.newPage();
@@ -1175,7 +1126,7 @@ async function benchOnly(runs) {
 // through the same throttling proxy, signed in, until it shows the number
 // of grids (its first data), and the bytes it took.
 async function dashboardLoad() {
-  const cmd = await session('demo-commander', 'gridwatch-commander');
+  const cmd = await apiSession(base, 'demo-commander', 'gridwatch-commander');
   const proxy = await throttleProxy(NETWORK);
   const b = await launch({ args: [`--proxy-server=http://127.0.0.1:${proxy.port}`, '--proxy-bypass-list=<-loopback>'] });
   try {

@@ -150,6 +150,10 @@ func TestBaseScopeAndComponentCases(t *testing.T) {
 	caseID := c["id"].(float64)
 	bad := fmt.Sprintf(`{"source":"hotline","category":"0701","title":"井盖丢失","location":%s,"component_id":99999999}`, geoPoint(in[0], in[1]))
 	want(t, "unknown component", e.do("POST", "/api/v1/incidents", []byte(bad)), http.StatusBadRequest, "invalid", "field", "component_id")
+	// A grid leader's case, in their grid, may not name another grid's
+	// component: told as if it did not exist.
+	other := fmt.Sprintf(`{"source":"patrol","category":"0701","title":"井盖丢失","location":%s,"component_id":%d}`, geoPoint(in[0], in[1]), kout)
+	want(t, "another grid's component", e.as(leader, "POST", "/api/v1/incidents", other), http.StatusBadRequest, "invalid", "field", "component_id")
 	r = e.do("GET", fmt.Sprintf("/api/v1/components/%d", kin), nil)
 	cases, _ := want(t, "component", r, http.StatusOK, "")["cases"].([]any)
 	if len(cases) != 1 || cases[0].(map[string]any)["id"] != caseID || cases[0].(map[string]any)["category"] != "0701" {

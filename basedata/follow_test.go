@@ -92,6 +92,17 @@ func TestFollowRedraw(t *testing.T) {
 	if !rep.Committed || rep.Components.Count != 1 {
 		t.Errorf("commit: %+v", rep)
 	}
+	// The change's audit entry counts them too.
+	var moved struct {
+		Buildings  int `json:"buildings_moved"`
+		Components int `json:"components_moved"`
+	}
+	if err := p.city.Pool.QueryRow(p.ctx, `SELECT summary FROM audit_log WHERE action LIKE 'grid.%' ORDER BY id DESC LIMIT 1`).Scan(&moved); err != nil {
+		t.Fatal(err)
+	}
+	if moved.Buildings != rep.Buildings.Count || moved.Components != 1 {
+		t.Errorf("the redraw's audit entry counts %+v moved; the report %d buildings, 1 component", moved, rep.Buildings.Count)
+	}
 	if b, k := p.gridOf("buildings", "RIM"), p.gridOf("components", "RIM-K"); b != "410105001001" || k != "410105001001" {
 		t.Errorf("after the redraw: building in %q, component in %q, want the community", b, k)
 	}

@@ -79,13 +79,14 @@ func (s *Store) change(ctx context.Context, kind string, opts ChangeOptions, ids
 		codes, gridIDs = append(codes, g.Code), append(gridIDs, g.ID)
 	}
 	summary := map[string]any{"grids": codes, "cameras_moved": rep.Cameras.Count, "incidents_moved": rep.Incidents.Count,
-		"flagged": rep.Flagged.Count, "warnings": rep.Warnings}
+		"flagged": rep.Flagged.Count, "buildings_moved": rep.Buildings.Count, "components_moved": rep.Components.Count, "warnings": rep.Warnings}
 	if err := audit.Record(ctx, tx, "grid."+kind, "grid", strconv.FormatInt(ids[0], 10), summary); err != nil {
 		return nil, err
 	}
 	if err := events.Publish(ctx, tx, events.GridChanged, &ids[0], map[string]any{
 		"id": strconv.FormatInt(ids[0], 10), "kind": kind, "grids": gridIDs, "codes": codes, "revision": rep.Revision,
 		"cameras_moved": rep.Cameras.Count, "incidents_moved": rep.Incidents.Count, "flagged": rep.Flagged.Count,
+		"buildings_moved": rep.Buildings.Count, "components_moved": rep.Components.Count,
 	}); err != nil {
 		return nil, err
 	}

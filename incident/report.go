@@ -143,7 +143,7 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 		if err := checkCategory(ctx, tx, n.Category); err != nil {
 			return err
 		}
-		if err := checkComponent(ctx, tx, n.ComponentID); err != nil {
+		if err := checkComponent(ctx, tx, n.ComponentID, v.Grids); err != nil {
 			return err
 		}
 		gridID, err := s.assign(ctx, tx, n.Lon, n.Lat)
@@ -248,13 +248,16 @@ func checkCategory(ctx context.Context, tx pgx.Tx, code string) error {
 }
 
 // checkComponent refuses a component case naming a component that does
-// not exist (nil names none).
-func checkComponent(ctx context.Context, tx pgx.Tx, id *int64) error {
+// not exist, or that a caller confined to grids (nil: all) may not see —
+// told alike, so a report reveals nothing of another grid's components.
+// nil names none.
+func checkComponent(ctx context.Context, tx pgx.Tx, id *int64, grids []int64) error {
 	if id == nil {
 		return nil
 	}
 	var ok bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM components WHERE id = $1)", *id).Scan(&ok); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM components WHERE id = $1
+			AND ($2::bigint[] IS NULL OR grid_id IN (SELECT * FROM grid_subtree($2))))`, *id, grids).Scan(&ok); err != nil {
 		return err
 	}
 	if !ok {

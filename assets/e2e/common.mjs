@@ -548,3 +548,22 @@ export async function until(fn, what, ms = timeoutMs) {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+// OFFLINE is what an offline phone causes: a request that found no network
+// (or the network changing under it), the service worker's "offline, and
+// nothing saved" answer, a fetch that failed for it, the event stream and an
+// icon cut off.
+export const OFFLINE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|offline, and nothing saved|Failed to fetch|GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)|GET \S+\/field\/icon-\d+\.png \(net::ERR_ABORTED\)/;
+
+// forgive drops, from the watcher's problems at indexes from..to, those
+// matching re — at most max of them — and returns how many it dropped.
+export function forgive(problems, from, re = OFFLINE, { to = problems.length, max = Infinity } = {}) {
+  let n = 0;
+  for (let i = Math.min(to, problems.length) - 1; i >= from && n < max; i--) {
+    if (re.test(problems[i])) {
+      problems.splice(i, 1);
+      n++;
+    }
+  }
+  return n;
+}

@@ -47,7 +47,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { apiSession, bearerFetch, gridCandidates, launch, main, must, scriptArgs, timeoutMs, until, waitFor, watch } from './common.mjs';
+import { apiSession, bearerFetch, forgive, gridCandidates, launch, main, must, OFFLINE, scriptArgs, timeoutMs, until, waitFor, watch } from './common.mjs';
 
 const { base, args: [artifactDir, adminToken], started } = scriptArgs('field-visits.mjs', '<artifactDir> <adminToken>', timeoutMs * 12 + 60000);
 const FIELD = new URL('/field/', base).href;
@@ -231,24 +231,8 @@ function leaks(d, secrets) {
   return found;
 }
 
-// OFFLINE is what an offline phone causes: a request that found no network,
-// the service worker's "offline, and nothing saved" answer, the event stream
-// and an icon cut off.
-const OFFLINE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|offline, and nothing saved|Failed to fetch|GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)|GET \S+\/field\/icon-\d+\.png \(net::ERR_ABORTED\)/;
-
 // CUT is a read a reload cuts short (signing out reloads too).
 const CUT = /^request failed: GET \S+ \(net::ERR_ABORTED\)$/;
-
-function forgive(problems, from, re = OFFLINE, { to = problems.length, max = Infinity } = {}) {
-  let n = 0;
-  for (let i = Math.min(to, problems.length) - 1; i >= from && n < max; i--) {
-    if (re.test(problems[i])) {
-      problems.splice(i, 1);
-      n++;
-    }
-  }
-  return n;
-}
 
 function layoutProblems(page) {
   return page.evaluate(() => {

@@ -73,7 +73,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { apiSession, gridCandidates, launch, main, must, scriptArgs, timeoutMs, until, waitFor, watch } from './common.mjs';
+import { apiSession, forgive, gridCandidates, launch, main, must, OFFLINE, scriptArgs, timeoutMs, until, waitFor, watch } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('field.mjs', '<artifactDir>', timeoutMs * 20 + 60000);
 const FIELD = new URL('/field/', base).href;
@@ -220,25 +220,6 @@ async function report(page, { title, photo, gridId, voice = false }) {
   await page.tap('#report-submit');
   await waitFor(page, () => document.body.dataset.tab === 'tasks', null, async () => `back to the tasks after sending (${JSON.stringify(await state(page))})`);
   return thumb;
-}
-
-// OFFLINE is what an offline phone causes: a request that found no network
-// (or the network changing under it), the service worker's "offline, and
-// nothing saved" answer, a fetch that failed for it, the event stream and an
-// icon cut off.
-const OFFLINE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|offline, and nothing saved|Failed to fetch|GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)|GET \S+\/field\/icon-\d+\.png \(net::ERR_ABORTED\)/;
-
-// forgive drops, from the watcher's problems at indexes from..to, those
-// matching re — at most max of them — and returns how many it dropped.
-function forgive(problems, from, re = OFFLINE, { to = problems.length, max = Infinity } = {}) {
-  let n = 0;
-  for (let i = Math.min(to, problems.length) - 1; i >= from && n < max; i--) {
-    if (re.test(problems[i])) {
-      problems.splice(i, 1);
-      n++;
-    }
-  }
-  return n;
 }
 
 // forgiveLost drops, from problems since from, what each answer dropped on

@@ -1,0 +1,157 @@
+package peerbench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gridwatch/camera/camsim"
+	"gridwatch/internal/pgcluster"
+)
+
+// BenchmarkPeers is make bench-peers: go2rtc, MediaMTX and gridwatch, one
+// after another, relay the same simulated cameras to the same viewers, at
+// each load of GRIDWATCH_PEERS_LOADS (default 10x50,10x10,100x5: cameras ×
+// viewers each). GRIDWATCH_PEERS_BIN is the folder with the three binaries
+// (go2rtc, mediamtx, gridwatch; NAME.commit beside each says what it was
+// built from); GRIDWATCH_PEERS_SERVERS picks some of them;
+// GRIDWATCH_PEERS_OUT names the Markdown file the table goes to.
+func BenchmarkPeers(b *testing.B) {
+	bin := os.Getenv("GRIDWATCH_PEERS_BIN")
+	if bin == "" {
+		b.Fatal("GRIDWATCH_PEERS_BIN is not set: run make bench-peers, which builds go2rtc, MediaMTX and gridwatch into a folder and sets it")
+	}
+	loads, err := parseLoads(cmpStr(os.Getenv("GRIDWATCH_PEERS_LOADS"), "10x50,10x10,100x5"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	servers := strings.Split(cmpStr(os.Getenv("GRIDWATCH_PEERS_SERVERS"), "go2rtc,mediamtx,gridwatch"), ",")
+	for _, s := range servers {
+		if _, err := os.Stat(filepath.Join(bin, s)); err != nil {
+			b.Fatalf("%s: %v", s, err)
+		}
+	}
+	var opts Options
+	if w := os.Getenv("GRIDWATCH_PEERS_WINDOW"); w != "" {
+		if opts.Window, err = time.ParseDuration(w); err != nil {
+			b.Fatalf("GRIDWATCH_PEERS_WINDOW: %v", err)
+		}
+	}
+
+	ctx := context.Background()
+	var pg *pgcluster.Cluster
+	dbs := 0
+	var results []Result
+	for _, ld := range loads {
+		sim, err := camsim.New(camsim.Config{N: ld.Cameras, Addr: "127.0.0.1:0"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sctx, stopSim := context.WithCancel(ctx)
+		simDone := make(chan struct{})
+		go func() { defer close(simDone); _ = sim.Run(sctx) }()
+		cams := make([]string, ld.Cameras)
+		for i := range cams {
+			cams[i] = sim.URL(i+1, "main")
+		}
+		for _, name := range servers {
+			b.Run(fmt.Sprintf("load=%s/server=%s", ld, name), func(b *testing.B) {
+				for b.Loop() {
+					dir := b.TempDir()
+					var s *Server
+					var err error
+					sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+					switch name {
+					case "go2rtc":
+						s, err = StartGo2RTC(sctx, filepath.Join(bin, name), dir, cams)
+					case "mediamtx":
+						s, err = StartMediaMTX(sctx, filepath.Join(bin, name), dir, cams)
+					case "gridwatch":
+						if pg == nil {
+							pg, err = pgcluster.Start(sctx, pgcluster.Options{Dir: filepath.Join(b.TempDir(), "pg"), Fast: true})
+							if err != nil {
+								b.Fatalf("postgres: %v", err)
+							}
+						}
+						dbs++
+						db := "peers" + strconv.Itoa(dbs)
+						if err = pg.EnsureDatabase(sctx, db); err == nil {
+							s, err = StartGridwatch(sctx, filepath.Join(bin, name), dir, pg.DSN(db), "peerbench-admin-token-0123456789", cams)
+						}
+					default:
+						err = fmt.Errorf("unknown server %q", name)
+					}
+					cancel()
+					if err != nil {
+						b.Fatal(err)
+					}
+					r, err := Measure(ctx, s, ld, opts)
+					s.Stop()
+					if err != nil {
+						b.Fatalf("%v\n--- %s log (tail) ---\n%s", err, name, s.Logs())
+					}
+					results = append(results, r)
+					b.ReportMetric(r.Cores, "cores")
+					b.ReportMetric(float64(r.RSS)/(1<<20), "RSS-MiB")
+					b.ReportMetric(r.CtxSw, "ctxsw/s")
+					b.ReportMetric(r.WritesPerPicture, "writes/pic")
+					b.ReportMetric(r.FPS, "fps/viewer")
+					b.ReportMetric(float64(r.JoinP(0.5).Microseconds())/1000, "join-p50-ms")
+					b.ReportMetric(float64(r.JoinP(0.95).Microseconds())/1000, "join-p95-ms")
+				}
+			})
+		}
+		stopSim()
+		<-simDone
+	}
+	if pg != nil {
+		pg.Close()
+	}
+	if out := os.Getenv("GRIDWATCH_PEERS_OUT"); out != "" && len(results) > 0 {
+		table := Table(results, versions(bin, servers))
+		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("\n%s", table)
+	}
+}
+
+func versions(bin string, servers []string) map[string]string {
+	v := map[string]string{}
+	for _, s := range servers {
+		v[s] = Commit(filepath.Join(bin, s))
+	}
+	if v["gridwatch"] == "" {
+		if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+			v["gridwatch"] = strings.TrimSpace(string(out))
+		}
+	}
+	return v
+}
+
+func parseLoads(spec string) ([]Load, error) {
+	var out []Load
+	for f := range strings.SplitSeq(spec, ",") {
+		c, v, ok := strings.Cut(strings.TrimSpace(f), "x")
+		nc, err1 := strconv.Atoi(c)
+		nv, err2 := strconv.Atoi(v)
+		if !ok || err1 != nil || err2 != nil || nc < 1 || nv < 1 {
+			return nil, fmt.Errorf("GRIDWATCH_PEERS_LOADS: %q is not CAMERASxVIEWERS", f)
+		}
+		out = append(out, Load{nc, nv})
+	}
+	return out, nil
+}
+
+func cmpStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,220 @@
+// Package peerbench measures what relaying live video costs gridwatch and
+// its two open-source peers, go2rtc and MediaMTX, under the same load, one
+// server after another in one run (`make bench-peers`).
+//
+// The cameras (package camsim: H.264 640x360, 25 fps, 1 s GOP, 0.5 Mbit/s)
+// and the viewers run in the benchmark's process; each server runs in its
+// own, and only that process is measured, from /proc: CPU time (user +
+// system) over a steady window, resident memory, context switches and
+// write-class system calls. Every viewer speaks the same few lines of RTSP
+// over TCP (Player), so no server is favoured by its own client.
+//
+// Nothing of the peers is in this repository: make bench-peers builds them
+// from source snapshots kept elsewhere (PEERS_SRC) and hands the binaries
+// over in GRIDWATCH_PEERS_BIN.
+package peerbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Load is a number of cameras, each watched by a number of viewers.
+type Load struct{ Cameras, Viewers int }
+
+func (l Load) String() string { return fmt.Sprintf("%dx%d", l.Cameras, l.Viewers) }
+
+// Options tune a measurement; zero values take the defaults.
+type Options struct {
+	Warmup time.Duration // after every viewer has its first picture (default 5 s)
+	Window time.Duration // the steady window measured (default 20 s)
+	Joins  int           // late joiners timed after the window (default 20)
+	FPS    float64       // the cameras' frame rate (default 25)
+}
+
+// Result is one server under one load.
+type Result struct {
+	Server string
+	Load   Load
+	Cores  float64 // CPU time per second of the steady window
+	RSS    int64   // the largest resident set seen in the window, bytes
+	CtxSw  float64 // context switches per second
+	// WritesPerPicture is write system calls per picture delivered to a
+	// viewer.
+	WritesPerPicture float64
+	// FPS is the pictures each viewer received per second, on average:
+	// a server that fell behind, or dropped viewers, shows here.
+	FPS float64
+	// Joins are the late joiners' times from dialling to the end of their
+	// first keyframe, sorted.
+	Joins []time.Duration
+}
+
+// JoinP returns the q-quantile (0..1) of the late joiners' times.
+func (r Result) JoinP(q float64) time.Duration {
+	if len(r.Joins) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(r.Joins)) + 0.5)
+	return r.Joins[min(max(i-1, 0), len(r.Joins)-1)]
+}
+
+// Measure plays every camera of s to ld.Viewers viewers, waits for each to
+// have its first picture, then measures s's process over the window; then
+// times o.Joins late joiners, one at a time, at random points of the GOP.
+func Measure(ctx context.Context, s *Server, ld Load, o Options) (Result, error) {
+	if o.Warmup == 0 {
+		o.Warmup = 5 * time.Second
+	}
+	if o.Window == 0 {
+		o.Window = 20 * time.Second
+	}
+	if o.Joins == 0 {
+		o.Joins = 20
+	}
+	if o.FPS == 0 {
+		o.FPS = 25
+	}
+	res := Result{Server: s.Name, Load: ld}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		mu      sync.Mutex
+		players []*Player
+		runErr  error
+		wg      sync.WaitGroup
+	)
+	defer func() {
+		for _, p := range players {
+			p.Close()
+		}
+		wg.Wait()
+	}()
+	// Connect the viewers a camera at a time, in parallel within a camera,
+	// as a wall of screens does.
+	for cam := 1; cam <= ld.Cameras; cam++ {
+		for range ld.Viewers {
+			hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
+			p, err := Dial(hctx, s.URL(cam), s.User, s.Password)
+			hcancel()
+			if err != nil {
+				return res, fmt.Errorf("%s camera %d: %w", s.Name, cam, err)
+			}
+			players = append(players, p)
+			wg.Go(func() {
+				err := p.Run()
+				if ctx.Err() == nil {
+					mu.Lock()
+					runErr = cmpErr(runErr, fmt.Errorf("%s camera %d: a viewer's stream ended: %v", s.Name, cam, err))
+					mu.Unlock()
+					cancel()
+				}
+			})
+		}
+	}
+	for _, p := range players {
+		select {
+		case <-p.FirstKeyframe():
+		case <-time.After(30 * time.Second):
+			return res, fmt.Errorf("%s: a viewer had no keyframe in 30 s", s.Name)
+		case <-ctx.Done():
+			return res, firstErr(&mu, &runErr, ctx)
+		}
+	}
+	select {
+	case <-time.After(o.Warmup):
+	case <-ctx.Done():
+		return res, firstErr(&mu, &runErr, ctx)
+	}
+
+	pictures := func() (n int64) {
+		for _, p := range players {
+			n += p.Pictures.Load()
+		}
+		return n
+	}
+	s0, err := Take(s.Pid())
+	if err != nil {
+		return res, err
+	}
+	p0 := pictures()
+	maxRSS := s0.RSS
+	tick := time.NewTicker(time.Second)
+	end := time.After(o.Window)
+	var s1 Sample
+loop:
+	for {
+		select {
+		case <-tick.C:
+			s, err := Take(s.Pid())
+			if err != nil {
+				tick.Stop()
+				return res, err
+			}
+			maxRSS = max(maxRSS, s.RSS)
+		case <-end:
+			break loop
+		case <-ctx.Done():
+			tick.Stop()
+			return res, firstErr(&mu, &runErr, ctx)
+		}
+	}
+	tick.Stop()
+	if s1, err = Take(s.Pid()); err != nil {
+		return res, err
+	}
+	p1 := pictures()
+	wall := s1.At.Sub(s0.At).Seconds()
+	res.Cores = (s1.CPU - s0.CPU).Seconds() / wall
+	res.RSS = max(maxRSS, s1.RSS)
+	res.CtxSw = float64(s1.CtxSw-s0.CtxSw) / wall
+	if d := p1 - p0; d > 0 {
+		res.WritesPerPicture = float64(s1.Writes-s0.Writes) / float64(d)
+	}
+	res.FPS = float64(p1-p0) / wall / float64(len(players))
+
+	// Late joiners, with the load still on: a random wait of up to one GOP
+	// between them, so that they land anywhere in it.
+	rng := rand.New(rand.NewPCG(uint64(ld.Cameras), uint64(ld.Viewers)))
+	for i := range o.Joins {
+		select {
+		case <-time.After(time.Duration(rng.Float64() * float64(time.Second))):
+		case <-ctx.Done():
+			return res, firstErr(&mu, &runErr, ctx)
+		}
+		jctx, jcancel := context.WithTimeout(ctx, 30*time.Second)
+		d, err := Join(jctx, s, 1+i%ld.Cameras)
+		jcancel()
+		if err != nil {
+			return res, fmt.Errorf("%s: late joiner %d: %w", s.Name, i+1, err)
+		}
+		res.Joins = append(res.Joins, d)
+	}
+	slices.Sort(res.Joins)
+	if err := firstErr(&mu, &runErr, ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return res, err
+	}
+	return res, nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func firstErr(mu *sync.Mutex, runErr *error, ctx context.Context) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if *runErr != nil {
+		return *runErr
+	}
+	return ctx.Err()
+}

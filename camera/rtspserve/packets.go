@@ -12,14 +12,14 @@ import (
 )
 
 // Bounds of a hub's packet cache: enough for the GOP burst of a new viewer
-// (a GOP of up to 4 s at 25 fps) and the backlog of a lagging one. A picture
+// (a GOP of up to 2 s at 25 fps) and the backlog of a lagging one. A picture
 // that has left the cache is packetised again by the session that needs it,
 // so the bounds cost CPU, never correctness; they keep the memory the cache
 // holds on to (about the pictures' size) to a few MB per camera.
 const (
-	cachePictures = 100
+	cachePictures = 50
 	cacheEntries  = 3 // entries a picture, audio included: 25 pictures and 50 G.711 packets a second
-	cacheBytes    = 4 << 20
+	cacheBytes    = 2 << 20
 )
 
 // packetCache packetises a hub's pictures once for all the sessions that

@@ -5,25 +5,31 @@
 // with an API token, in the URL (?token=…) or as the password of Basic
 // credentials.
 //
-// gortsplib's server speaks the protocol: DESCRIBE, SETUP, PLAY, TEARDOWN,
-// keepalives. DESCRIBE authorises the client first (Config.Access), then
-// acquires the camera's stream.Hub (Config.Acquire), waits for its codec
-// parameters and answers an SDP with one H.264 medium. Each acquisition is
-// released exactly once: when the session that took it over closes, or with
-// the connection when no SETUP followed.
+// The server speaks the little of RTSP (RFC 2326) a viewer needs: OPTIONS,
+// DESCRIBE, SETUP, PLAY, TEARDOWN and keepalives, over interleaved TCP; the
+// messages themselves are parsed and written by gortsplib's pkg/base and
+// pkg/headers, the SDP by pkg/description. gortsplib's own server is not
+// used: it gives every viewer five goroutines and queues of its own, which
+// at 50 viewers a camera were most of the relay's memory and a good part of
+// its CPU (see conn). Here a connection has one goroutine, which reads and
+// answers requests, and a playing session one more, its writer.
+//
+// DESCRIBE authorises the client first (Config.Access), then acquires the
+// camera's stream.Hub (Config.Acquire), waits for its codec parameters and
+// answers an SDP with the video medium (and the audio, when the camera has
+// sound). Each acquisition is released exactly once: when the session that
+// took it over ends, or with the connection when no SETUP followed.
 //
 // # Per-session writes
 //
 // Every playing session has its own hub viewer (stream.Hub.Subscribe), so a
 // new client starts at once from the hub's cached group of pictures instead
 // of waiting for the next keyframe, and a slow client is skipped ahead or
-// dropped by the hub without delaying anybody else. Its own goroutine writes
-// its pictures to that session only, with its own SSRC (the one its
-// ServerStream announced in SETUP), its own sequence numbers and its own
-// timestamp base (RTP timestamp = random base + PTS), and an RTCP sender
-// report every few seconds. There is no shared gortsplib.ServerStream
-// broadcast: a broadcast starts every reader at the same point, which is the
-// next keyframe, and its writes go through gortsplib's per-packet queue.
+// dropped by the hub without delaying anybody else. Its writer writes its
+// pictures to that session only, with its own SSRC (the one SETUP
+// announced), its own sequence numbers and its own timestamp base (RTP
+// timestamp = random base + PTS), and an RTCP sender report every few
+// seconds.
 //
 // The H.264 packetisation itself (rtph264.Encoder: single NAL unit, STAP-A,
 // FU-A) does not depend on the session, so it is done once per picture per
@@ -33,36 +39,28 @@
 //
 // # Batching
 //
-// gortsplib can write to one session (ServerSession.WritePacketRTP), but
-// only packet by packet: each packet is marshalled into a fresh 1472-byte
-// buffer, queued as a closure on the session's ring buffer and written by
-// the session's writer goroutine with its own SetWriteDeadline and write(2)
-// on the socket (pkg/conn writes straight to the net.Conn, with no bufio
-// and no net.Buffers). That is one system call and two allocations per RTP
-// packet. This package writes instead: once PLAY has been answered, a
-// session's goroutine frames its RTP packets as RTSP interleaved frames
-// ('$', channel, length) into one reusable buffer and hands everything that
-// viewer.Next returned (one picture when the client keeps up, a backlog or
-// the cached GOP when it does not) to the socket in a single write, with one
-// deadline. The socket is gortsplib's own connection (ServerConn.NetConn);
-// Go serialises writes on a net.Conn, so RTSP responses to keepalives that
-// gortsplib writes meanwhile never land inside a frame. The listener wraps
-// each connection only to learn when the PLAY response has been written:
-// no RTP byte may precede it. gortsplib's per-session queue stays empty.
-// A client that stops reading blocks only its own goroutine, until the
-// write deadline closes its session; the hub skips or drops its viewer
-// meanwhile.
+// A writer frames its RTP packets as RTSP interleaved frames ('$', channel,
+// length) into a buffer from a pool shared by all sessions and hands
+// everything that viewer.Next returned (one picture when the client keeps
+// up, a backlog or the cached GOP when it does not) to the socket in a
+// single write: one system call per picture per viewer. The writer starts
+// only once the PLAY response is out, and a connection's responses and
+// media are written under one lock, so keepalive answers never land inside
+// a frame. A client that stops reading blocks only its own writer, until
+// the write deadline closes its connection; the hub skips or drops its
+// viewer meanwhile.
 //
-// Only the TCP (interleaved) transport is offered. gortsplib's UDP needs a
-// fixed, even RTP port and the next one for RTCP, which ":0" cannot give;
-// a client asking for UDP gets 461 Unsupported Transport and falls back to
-// TCP (ffmpeg and VLC do).
+// Only the TCP (interleaved) transport is offered. UDP needs a fixed, even
+// RTP port and the next one for RTCP, which ":0" cannot give; a client
+// asking for UDP gets 461 Unsupported Transport and falls back to TCP
+// (ffmpeg and VLC do).
 //
 // Tokens never reach the logs: requests are logged by path, camera and
 // stream, never by URL (its query holds the token) or headers.
 package rtspserve
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -75,13 +73,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
 	"gridwatch"
-	"gridwatch/camera/internal/rtsprun"
 	"gridwatch/camera/stream"
 )
 
@@ -191,11 +188,18 @@ type Server struct {
 	// writeTimeout bounds each write to a client (tests shorten it).
 	writeTimeout time.Duration
 
-	writers sync.WaitGroup // session writers; Run waits for them
+	// ctx ends when Run is stopping: admissions waiting for a camera
+	// give up, writers end. Set by Run before the first connection.
+	ctx context.Context
 
-	mu     sync.Mutex
-	leases map[*lease]struct{}          // acquired and not yet released
-	caches map[*stream.Hub]*packetCache // by hub, while a lease holds it
+	writers sync.WaitGroup // session writers; Run waits for them
+	conns   sync.WaitGroup // connections' goroutines; likewise
+
+	mu      sync.Mutex
+	leases  map[*lease]struct{}          // acquired and not yet released
+	caches  map[*stream.Hub]*packetCache // by hub, while a lease holds it
+	open    map[*conn]struct{}           // connections being served
+	closing bool                         // Run is stopping: no new connections
 
 	sessions                atomic.Int64
 	packets, bytes, writesN atomic.Int64
@@ -229,6 +233,7 @@ func New(cfg Config) (*Server, error) {
 		writeTimeout: defaultWriteTimeout,
 		leases:       make(map[*lease]struct{}),
 		caches:       make(map[*stream.Hub]*packetCache),
+		open:         make(map[*conn]struct{}),
 	}, nil
 }
 
@@ -255,40 +260,84 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ln := s.ln
-	h := &handler{s: s, ctx: hctx}
-	srv := &gortsplib.Server{
-		Handler:     h,
-		RTSPAddress: s.addr,
-		// The listener was bound in New, so Addr is valid before Run.
-		Listen: func(string, string) (net.Listener, error) { return ln, nil },
-		// Nothing is queued on gortsplib's per-session writer (see the
-		// package doc), so its ring buffer can be small.
-		WriteQueueSize: 16,
-		// Sender reports are written by the session writers, which know
-		// each session's SSRC, timestamps and counts.
-		DisableRTCPSenderReports: true,
-	}
-	h.srv = srv
-	if err := srv.Start(); err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("rtspserve: start: %w", err)
-	}
+	s.ctx = hctx
 	s.log.Info("rtspserve: serving", "addr", s.addr)
+	accepted := make(chan error, 1)
+	go func() { accepted <- s.accept(hctx) }()
 
-	// Handlers blocked in Access, Acquire or Ready return first; then the
-	// server closes every connection and session, whose close callbacks
-	// stop the writers and release what they hold.
 	var runErr error
-	if err := rtsprun.Until(ctx, srv, cancel); err != nil {
+	select {
+	case <-ctx.Done():
+	case err := <-accepted:
 		runErr = fmt.Errorf("rtspserve: server stopped: %w", err)
 	}
+	// Admissions waiting for a camera return first; then every
+	// connection closes, and its goroutine ends its session, which stops
+	// the writer and releases what it holds.
+	cancel()
+	_ = s.ln.Close()
+	if runErr == nil {
+		<-accepted
+	}
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.open {
+		_ = c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.conns.Wait()
 	s.writers.Wait()
 	if n := s.releaseAll(); n > 0 {
 		s.log.Warn("rtspserve: released acquisitions left after close", "count", n)
 	}
 	s.log.Info("rtspserve: stopped", "addr", s.addr)
 	return runErr
+}
+
+// accept serves each connection in its own goroutine until the listener
+// closes (nil once ctx has ended) or fails.
+func (s *Server) accept(ctx context.Context) error {
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors, say: wait a little, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("rtspserve: accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), br: bufio.NewReaderSize(nc, readBufferSize)}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return nil
+		}
+		s.open[c] = struct{}{}
+		s.conns.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// untrackConn forgets a connection that has closed.
+func (s *Server) untrackConn(c *conn) {
+	s.mu.Lock()
+	delete(s.open, c)
+	s.mu.Unlock()
 }
 
 // track records an acquisition, so that Run can release any left over.
@@ -305,7 +354,7 @@ func (s *Server) untrack(l *lease) {
 }
 
 // releaseAll releases the acquisitions still held and returns their number.
-// After the gortsplib server has closed there should be none.
+// Once every connection has closed there should be none.
 func (s *Server) releaseAll() int {
 	s.mu.Lock()
 	left := make([]*lease, 0, len(s.leases))

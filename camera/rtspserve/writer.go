@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
@@ -23,16 +22,15 @@ const (
 	// flushBytes is where a batch is cut into several writes: a cached
 	// GOP of a big stream need not sit in one buffer.
 	flushBytes = 64 << 10
-	// keepBytes is the largest write buffer a session keeps between
-	// batches; a bigger one (grown by a GOP burst or a keyframe) is
-	// dropped, so an idle session holds little memory.
-	keepBytes = 16 << 10
+	// keepBytes is the largest batch buffer kept for the next batch; a
+	// bigger one (grown by a GOP burst) is dropped.
+	keepBytes = 64 << 10
 	// srPeriod is how often a session writes an RTCP sender report, which
 	// ties its RTP timestamps to wall-clock time.
 	srPeriod = 5 * time.Second
 )
 
-// gateListener wraps the connections it accepts in gateConns.
+// gateListener hands out the connections it accepts, after tune.
 type gateListener struct {
 	net.Listener
 	// tune, if set, adjusts each accepted connection before use (tests
@@ -49,48 +47,16 @@ func (l *gateListener) Accept() (net.Conn, error) {
 	if l.tune != nil {
 		l.tune(c)
 	}
-	return &gateConn{Conn: c}, nil
-}
-
-// gateConn is a connection as gortsplib sees it. gortsplib writes its
-// responses through it; a session writer writes RTP to the embedded Conn
-// directly. arm makes a gate that opens after gortsplib's next write, which
-// is the PLAY response when armed from OnPlay: gortsplib's own session
-// writer does not start before that response over TCP, and nothing else
-// writes to the connection.
-type gateConn struct {
-	net.Conn
-	gate atomic.Pointer[chan struct{}]
-}
-
-// arm returns a channel closed after the next write through c completes.
-func (c *gateConn) arm() <-chan struct{} {
-	ch := make(chan struct{})
-	c.gate.Store(&ch)
-	return ch
-}
-
-// Write implements net.Conn.
-func (c *gateConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if c.gate.Load() != nil {
-		if g := c.gate.Swap(nil); g != nil {
-			close(*g)
-		}
-	}
-	return n, err
+	return c, nil
 }
 
 // writerConfig is what a session writer writes, and to whom.
 type writerConfig struct {
-	lease   *lease
-	session *gortsplib.ServerSession
-	conn    *gortsplib.ServerConn
-	nc      *gateConn
+	lease *lease
+	c     *conn
 	// channel is the video's RTP channel, audioChannel the audio's (RTCP
 	// is on the next one); -1 for a medium the session did not set up.
 	channel, audioChannel int
-	remote                string
 }
 
 // writer is one playing session's goroutine: it takes the session's
@@ -98,18 +64,19 @@ type writerConfig struct {
 // and writes each batch in one call.
 type writer struct {
 	writerConfig
-	s      *Server
-	viewer *stream.Viewer
-	gate   <-chan struct{}
-	cancel context.CancelFunc
-	once   sync.Once
+	s       *Server
+	viewer  *stream.Viewer
+	ctx     context.Context
+	cancel  context.CancelFunc
+	started bool // start ran; only the connection's goroutine reads or sets it
+	stopped bool // stop ran; likewise
 
 	video, audio track
-	buf          []byte
 	// sent counts the bytes written to this client, for Config.Watch.
 	sent atomic.Int64
-	// done is closed when run has returned: sent is final then (a client
-	// may read a packet before the Write that sent it has returned).
+	// done is closed when run has returned, or by stop when run never
+	// started: sent is final then (a client may read a packet before the
+	// Write that sent it has returned).
 	done chan struct{}
 }
 
@@ -128,39 +95,53 @@ func newTrack(channel int, ssrc uint32) track {
 	return track{channel: byte(channel), ssrc: ssrc, seq: uint16(rand.Uint32()), base: rand.Uint32()}
 }
 
-// startWriter subscribes to the lease's hub now, so that the cached GOP is
-// the first thing the session gets, and starts the session's writer.
-func (s *Server) startWriter(ctx context.Context, cfg writerConfig) *writer {
-	ctx, cancel := context.WithCancel(ctx)
-	w := &writer{
+// newWriter makes the writer of a session that is about to play; start
+// starts it once PLAY has been answered.
+func (s *Server) newWriter(cfg writerConfig) *writer {
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.sessions.Add(1)
+	return &writer{
 		writerConfig: cfg,
 		s:            s,
-		done:         make(chan struct{}),
-		gate:         cfg.nc.arm(),
+		ctx:          ctx,
 		cancel:       cancel,
+		done:         make(chan struct{}),
 		video:        newTrack(cfg.channel, cfg.lease.ssrc),
 		audio:        newTrack(cfg.audioChannel, cfg.lease.audioSSRC),
 	}
-	if cfg.audioChannel >= 0 {
-		w.viewer = cfg.lease.hub.SubscribeAV()
-	} else {
-		w.viewer = cfg.lease.hub.Subscribe()
+}
+
+// start subscribes to the lease's hub now, so that the cached GOP is the
+// first thing the session gets, and starts the writer's goroutine.
+func (w *writer) start() {
+	if w.started || w.stopped {
+		return
 	}
-	s.sessions.Add(1)
-	s.writers.Add(1)
-	go w.run(ctx)
-	return w
+	w.started = true
+	if w.audioChannel >= 0 {
+		w.viewer = w.lease.hub.SubscribeAV()
+	} else {
+		w.viewer = w.lease.hub.Subscribe()
+	}
+	w.s.writers.Add(1)
+	go w.run(w.ctx)
 }
 
 // stop ends the writer without waiting for it: its viewer is closed, so
 // nothing is queued for it any more, and a write in progress ends with the
 // connection, or at its deadline. Run waits for every writer.
 func (w *writer) stop() {
-	w.once.Do(func() {
-		w.cancel()
-		w.viewer.Close()
-		w.s.sessions.Add(-1)
-	})
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	w.cancel()
+	w.s.sessions.Add(-1)
+	if !w.started {
+		close(w.done)
+		return
+	}
+	w.viewer.Close()
 }
 
 // errRevoked ends a session whose token no longer grants the camera.
@@ -178,7 +159,7 @@ func (w *writer) run(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // the session is closing already
 	}
-	log := w.s.log.With("camera", w.lease.key.camera, "stream", w.lease.key.stream, "remote", w.remote)
+	log := w.s.log.With("camera", w.lease.key.camera, "stream", w.lease.key.stream, "remote", w.c.remote)
 	switch {
 	case errors.Is(err, stream.ErrSlow):
 		log.Info("rtspserve: client too slow, closing")
@@ -192,42 +173,32 @@ func (w *writer) run(ctx context.Context) {
 		// A write failed or timed out, maybe in the middle of a frame:
 		// the connection is of no further use.
 		log.Info("rtspserve: write to client failed, closing", "err", errText(err))
-		w.conn.Close()
 	}
-	w.session.Close()
+	// The connection's goroutine sees it close, ends the session and
+	// releases the lease. A write may have failed in the middle of a
+	// frame: the connection is of no further use in any case.
+	_ = w.c.nc.Close()
 }
 
-// loop waits for the PLAY response to be out, then writes until the viewer
-// ends, a write fails or ctx ends.
+// loop writes until the viewer ends, a write fails or ctx ends. One timer
+// tells when the session's token is due to be checked again: a context with
+// a deadline a wait was a tenth of the relay's CPU.
 func (w *writer) loop(ctx context.Context) error {
-	select {
-	case <-w.gate:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	var batch []*stream.AccessUnit
-	recheck := time.Now().Add(w.s.cfg.Recheck)
+	recheck := time.NewTimer(w.s.cfg.Recheck)
+	defer recheck.Stop()
 	for {
-		// Wait for pictures until the next access check is due.
-		nctx, cancel := context.WithDeadline(ctx, recheck)
 		var err error
-		batch, err = w.viewer.Next(nctx, batch)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		batch, err = w.viewer.NextUntil(ctx, recheck.C, batch)
+		if errors.Is(err, stream.ErrUntil) {
 			if err := w.s.cfg.Access(ctx, w.lease.token, w.lease.key.camera); err != nil {
 				return fmt.Errorf("%w: %s", errRevoked, codeOf(err))
 			}
-			recheck = time.Now().Add(w.s.cfg.Recheck)
+			recheck.Reset(w.s.cfg.Recheck)
 			continue
 		}
 		if err != nil {
 			return err
-		}
-		if time.Now().After(recheck) {
-			if err := w.s.cfg.Access(ctx, w.lease.token, w.lease.key.camera); err != nil {
-				return fmt.Errorf("%w: %s", errRevoked, codeOf(err))
-			}
-			recheck = time.Now().Add(w.s.cfg.Recheck)
 		}
 		err = w.send(ctx, batch)
 		clear(batch) // let the pictures go; the hub decides how long they live
@@ -240,7 +211,13 @@ func (w *writer) loop(ctx context.Context) error {
 // send frames a batch of pictures as interleaved RTP and writes it in one
 // call, or in several of about flushBytes for a large batch.
 func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
-	buf := w.buf[:0]
+	bp := batchBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= keepBytes {
+			batchBuffers.Put(bp)
+		}
+	}()
+	buf := (*bp)[:0]
 	pkts := 0
 	for _, au := range batch {
 		tr := &w.video
@@ -298,26 +275,25 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 	}
 	if len(buf) > 0 {
 		if err := w.write(ctx, buf, pkts); err != nil {
+			*bp = buf
 			return err
 		}
 	}
-	if cap(buf) > keepBytes {
-		buf = nil
-	}
-	w.buf = buf
+	*bp = buf
 	return nil
 }
+
+// batchBuffers are the buffers batches are framed in. A batch is written
+// as soon as it is framed, so a few buffers serve every session of the
+// server, instead of one kept by each.
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 // write writes b, which holds pkts packets, with one deadline.
 func (w *writer) write(ctx context.Context, b []byte, pkts int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	nc := w.nc.Conn
-	if err := nc.SetWriteDeadline(time.Now().Add(w.s.writeTimeout)); err != nil {
-		return err
-	}
-	n, err := nc.Write(b)
+	n, err := w.c.write(b)
 	w.s.writesN.Add(1)
 	w.s.bytes.Add(int64(n))
 	w.sent.Add(int64(n))

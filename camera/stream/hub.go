@@ -434,6 +434,17 @@ func (v *Viewer) fail(err error) {
 // where it can. It returns the viewer's error once the viewer has ended and
 // its queue is empty, or ctx's error.
 func (v *Viewer) Next(ctx context.Context, buf []*AccessUnit) ([]*AccessUnit, error) {
+	return v.NextUntil(ctx, nil, buf)
+}
+
+// ErrUntil is NextUntil's error when its until channel fired first.
+var ErrUntil = errors.New("stream: wait ended")
+
+// NextUntil is Next that also stops waiting, with ErrUntil, when until
+// delivers (a timer's channel, say; nil never does). A writer that must
+// look up now and then keeps one timer for it instead of a context with a
+// deadline for every wait.
+func (v *Viewer) NextUntil(ctx context.Context, until <-chan time.Time, buf []*AccessUnit) ([]*AccessUnit, error) {
 	for {
 		v.mu.Lock()
 		if len(v.q) > 0 {
@@ -457,6 +468,8 @@ func (v *Viewer) Next(ctx context.Context, buf []*AccessUnit) ([]*AccessUnit, er
 		case <-v.notify:
 		case <-ctx.Done():
 			return buf[:0], ctx.Err()
+		case <-until:
+			return buf[:0], ErrUntil
 		}
 	}
 }

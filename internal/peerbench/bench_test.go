@@ -3,6 +3,8 @@ package peerbench
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +44,13 @@ func BenchmarkPeers(b *testing.B) {
 		if opts.Window, err = time.ParseDuration(w); err != nil {
 			b.Fatalf("GRIDWATCH_PEERS_WINDOW: %v", err)
 		}
+	}
+
+	// GRIDWATCH_PEERS_PROFILE=DIR: a gridwatch built with -tags pprof
+	// leaves its CPU profile over the window, and its heap and goroutines
+	// at the window's end, in DIR.
+	if dir := os.Getenv("GRIDWATCH_PEERS_PROFILE"); dir != "" {
+		opts.OnWindow = func(s *Server, window time.Duration) { profile(b, s, window, dir) }
 	}
 
 	ctx := context.Background()
@@ -154,4 +163,33 @@ func cmpStr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// profile saves s's CPU profile over the window and its heap and goroutine
+// profiles at its end in dir, named after the load; a server without a
+// profiler is left alone.
+func profile(b *testing.B, s *Server, window time.Duration, dir string) {
+	if s.Pprof == "" {
+		return
+	}
+	get := func(path, file string) {
+		res, err := http.Get("http://" + s.Pprof + path)
+		if err != nil {
+			b.Logf("profile: %v (build gridwatch with -tags pprof)", err)
+			return
+		}
+		defer res.Body.Close()
+		f, err := os.Create(filepath.Join(dir, file))
+		if err != nil {
+			b.Log(err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, res.Body)
+	}
+	name := strings.ReplaceAll(b.Name(), "/", "_")
+	get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(window.Seconds())-1)), name+".cpu.pprof")
+	get("/debug/pprof/heap", name+".heap.pprof")
+	get("/debug/pprof/goroutine?debug=1", name+".goroutines.txt")
+	get("/debug/pprof/allocs", name+".allocs.pprof")
 }

@@ -35,6 +35,9 @@ type Options struct {
 	Window time.Duration // the steady window measured (default 20 s)
 	Joins  int           // late joiners timed after the window (default 20)
 	FPS    float64       // the cameras' frame rate (default 25)
+	// OnWindow, when set, runs in its own goroutine as the steady window
+	// starts (to profile the server over it, say).
+	OnWindow func(s *Server, window time.Duration)
 }
 
 // Result is one server under one load.
@@ -144,6 +147,9 @@ func Measure(ctx context.Context, s *Server, ld Load, o Options) (Result, error)
 		return res, err
 	}
 	p0 := pictures()
+	if o.OnWindow != nil {
+		go o.OnWindow(s, o.Window)
+	}
 	maxRSS := s0.RSS
 	tick := time.NewTicker(time.Second)
 	end := time.After(o.Window)

@@ -26,6 +26,10 @@ type Server struct {
 	URL            func(n int) string
 	User, Password string
 
+	// Pprof is where a gridwatch built with -tags pprof serves Go's
+	// profiler ("" for the peers).
+	Pprof string
+
 	cmd  *exec.Cmd
 	done chan struct{}
 	logs *tailBuffer
@@ -181,14 +185,20 @@ func StartGridwatch(ctx context.Context, bin, dir, dsn, token string, cameras []
 	if err != nil {
 		return nil, err
 	}
+	pprofPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
 	argv := []string{bin, "serve",
 		"--addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--rtsp-addr", fmt.Sprintf("127.0.0.1:%d", rtspPort),
 		"--data-dir", dir, "--node-id", "peerbench", "--admin-token", token,
 		"--log-level", "error", "--log-format", "text"}
-	s, err := start("gridwatch", dir, argv, []string{"DATABASE_URL=" + dsn})
+	pprof := fmt.Sprintf("127.0.0.1:%d", pprofPort)
+	s, err := start("gridwatch", dir, argv, []string{"DATABASE_URL=" + dsn, "GRIDWATCH_PPROF_ADDR=" + pprof})
 	if err != nil {
 		return nil, err
 	}
+	s.Pprof = pprof
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	if err := s.waitReady(ctx, base+"/readyz"); err != nil {
 		s.Stop()

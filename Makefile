@@ -8,11 +8,16 @@ BIN := bin/gridwatch
 LDFLAGS := -s -w -X main.version=$(VERSION)
 ASSET_SRC := $(shell find assets/src -type f) assets/build.mjs assets/package.json assets/package-lock.json
 ARTIFACTS ?= test-artifacts
+# make bench-peers: the peers' source snapshots (go2rtc/ and mediamtx/, git
+# work trees or git directories) and where the three binaries go.
+PEERS_SRC ?= $(abspath $(CURDIR)/../peers)
+PEERS_BIN ?= $(CURDIR)/.peers/bin
+PEERS_PROFILES := $(CURDIR)/.peers/profiles
 
-.PHONY: help deps test-deps assets build run test stress bench lint fuzz clean
+.PHONY: help deps test-deps assets build run test stress bench bench-peers lint fuzz clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 deps: ## install PostgreSQL+PostGIS and Node/npm when missing (Debian/Ubuntu)
 	@scripts/install-deps.sh run
@@ -45,7 +50,7 @@ stress: test-deps build ## run the browser and real-time video tests STRESS_COUN
 	@scripts/stress.sh
 
 bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the 100k-incident ingest runs 3 times, video fan-out 5 s, the footage index loads 10.5M rows first, ten failovers of a three-node cluster, 1,000 GB/T 28181 devices keeping alive, the field app's first load on a throttled phone network, 1,000,000 residents imported into 10,000 grids)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $$($(GO) list ./... | grep -v -e /incident$$ -e /camera/live$$ -e /camera/record$$ -e /camera/whep$$ -e /camera/gb28181$$ -e /cmd/gridwatch$$ -e /basedata$$) | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $$($(GO) list ./... | grep -v -e /incident$$ -e /camera/live$$ -e /camera/record$$ -e /camera/whep$$ -e /camera/gb28181$$ -e /cmd/gridwatch$$ -e /basedata$$ -e /internal/peerbench$$) | tee bench.txt
 	$(GO) test -run '^$$' -bench BulkIngest -benchmem -benchtime 3x ./incident | tee -a bench.txt
 	$(GO) test -run '^$$' -bench CreateOne -benchmem -benchtime 2s ./incident | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'FanOut|Transcode' -benchtime 5x ./camera/live | tee -a bench.txt
@@ -59,6 +64,19 @@ bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the
 	$(GO) test -run '^$$' -bench 'Register1000|LiveGB20|InviteFirstPicture' -benchtime 1x -timeout 20m ./camera/gb28181 | tee -a bench.txt
 	$(GO) test -run '^$$' -bench FieldFirstLoad -benchtime 3x -timeout 20m ./cmd/gridwatch | tee -a bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -timeout 30m ./basedata | tee -a bench.txt
+
+bench-peers: test-deps build ## relay the same simulated cameras to the same RTSP viewers with go2rtc, MediaMTX and gridwatch, one after another, measured from /proc (peers built from PEERS_SRC into PEERS_BIN; the table goes into bench-peers.md; PROFILE=1: gridwatch's CPU and heap profiles into .peers/profiles; GRIDWATCH_PEERS_LOADS, _SERVERS and _WINDOW pass through)
+	scripts/build-peers.sh $(PEERS_SRC) $(PEERS_BIN)
+ifeq ($(PROFILE),1)
+	$(GO) build -trimpath -tags pprof -ldflags '-X main.version=$(VERSION)' -o $(PEERS_BIN)/gridwatch ./cmd/gridwatch
+	@mkdir -p $(PEERS_PROFILES)
+else
+	cp -f $(BIN) $(PEERS_BIN)/gridwatch
+endif
+	git describe --always --dirty >$(PEERS_BIN)/gridwatch.commit
+	GRIDWATCH_PEERS_BIN=$(PEERS_BIN) GRIDWATCH_PEERS_OUT=$(CURDIR)/bench-peers.md $(if $(filter 1,$(PROFILE)),GRIDWATCH_PEERS_PROFILE=$(PEERS_PROFILES)) \
+		$(GO) test -run '^$$' -bench Peers -benchtime 1x -timeout 60m ./internal/peerbench | tee bench-peers.txt
+	@echo; cat bench-peers.md
 
 lint: ## go vet, gofmt and go mod tidy check
 	$(GO) vet ./...

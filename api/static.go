@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gridwatch/api/httpapi"
@@ -55,19 +58,30 @@ var staticTypes = map[string]string{
 // both equally.
 var staticCodings = [...]struct{ name, suffix string }{{"br", ".br"}, {"gzip", ".gz"}}
 
-// staticFile is one built file, read once when the server starts.
+// staticFile is one built file. Its contents stay in the fs.FS (the
+// binary, for the embedded dashboard) and are read from there for each
+// answer: held on the heap they cost several megabytes, twice that in RSS
+// once the GC's headroom is counted. Its ETags and sniffed type are worked
+// out at its first request (load), not at start, so that a node that serves
+// no browser (a relay, say) never pages the dashboard in at all.
 type staticFile struct {
 	name         string
-	contentType  string
 	cacheControl string
 	// plain is the file itself; coded[i] is its staticCodings[i] form,
 	// nil when the build wrote none (small or binary files).
 	plain staticBody
 	coded [len(staticCodings)]*staticBody
+
+	once        sync.Once
+	loadErr     error
+	contentType string // set by load
 }
 
+// staticBody is one stored form of a file: where it is and what its
+// headers say, never its bytes.
 type staticBody struct {
-	data []byte
+	path string // in the site's fs.FS
+	size int64
 	etag string // strong, quoted; differs between a file's forms
 }
 
@@ -75,17 +89,19 @@ type staticBody struct {
 // "field/sw.js") and its folders ("field"). The .br and .gz siblings are
 // part of their file, not files of their own.
 type staticSite struct {
+	fsys  fs.FS
 	files map[string]*staticFile
 	dirs  map[string]bool
 }
 
-// newStaticSite reads every file of fsys and works out its headers.
+// newStaticSite walks fsys and notes every file's forms and sizes; nothing
+// is read until a file is first asked for (see staticFile.load).
 func newStaticSite(fsys fs.FS) (*staticSite, error) {
-	site := &staticSite{files: map[string]*staticFile{}, dirs: map[string]bool{}}
+	site := &staticSite{fsys: fsys, files: map[string]*staticFile{}, dirs: map[string]bool{}}
 	if fsys == nil {
 		return site, nil
 	}
-	all := map[string][]byte{}
+	sizes := map[string]int64{}
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -99,24 +115,24 @@ func newStaticSite(fsys fs.FS) (*staticSite, error) {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		data, err := fs.ReadFile(fsys, name)
-		all[name] = data
-		return err
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sizes[name] = info.Size()
+		return nil
 	})
-	for name, data := range all {
-		if isCodedSibling(name, all) || name == ".gitkeep" {
+	for name, size := range sizes {
+		if isCodedSibling(name, sizes) || name == ".gitkeep" {
 			continue
 		}
-		sum := sha256.Sum256(data)
-		tag := hex.EncodeToString(sum[:12])
-		f := &staticFile{name: name, contentType: staticType(name, data), cacheControl: cacheRevalidate,
-			plain: staticBody{data: data, etag: `"` + tag + `"`}}
+		f := &staticFile{name: name, cacheControl: cacheRevalidate, plain: staticBody{path: name, size: size}}
 		if assets.Hashed(name) {
 			f.cacheControl = cacheImmutable
 		}
 		for i, c := range staticCodings {
-			if coded, ok := all[name+c.suffix]; ok {
-				f.coded[i] = &staticBody{data: coded, etag: `"` + tag + "-" + c.suffix[1:] + `"`}
+			if coded, ok := sizes[name+c.suffix]; ok {
+				f.coded[i] = &staticBody{path: name + c.suffix, size: coded}
 			}
 		}
 		site.files[name] = f
@@ -124,8 +140,59 @@ func newStaticSite(fsys fs.FS) (*staticSite, error) {
 	return site, err
 }
 
+// load hashes the plain file, once, as a stream, and sets every form's ETag
+// and the Content-Type. A file that cannot be read answers 500, and is
+// tried again on no later request: the binary does not change.
+func (f *staticFile) load(fsys fs.FS) error {
+	f.once.Do(func() {
+		size, sum, ctype, err := hashStatic(fsys, f.plain.path)
+		if err != nil {
+			f.loadErr = fmt.Errorf("reading the dashboard file %s: %w", f.plain.path, err)
+			return
+		}
+		tag := hex.EncodeToString(sum[:12])
+		f.plain.size, f.plain.etag, f.contentType = size, `"`+tag+`"`, ctype
+		for i, c := range staticCodings {
+			if f.coded[i] != nil {
+				f.coded[i].etag = `"` + tag + "-" + c.suffix[1:] + `"`
+			}
+		}
+	})
+	return f.loadErr
+}
+
+// hashStatic streams the file name of fsys through SHA-256 and returns its
+// length, its hash and its Content-Type. Only the first 512 bytes are kept
+// aside, and only when the extension does not give the type, for
+// http.DetectContentType.
+func hashStatic(fsys fs.FS, name string) (size int64, sum [sha256.Size]byte, ctype string, err error) {
+	file, err := fsys.Open(name)
+	if err != nil {
+		return 0, sum, "", err
+	}
+	defer file.Close()
+	hash := sha256.New()
+	ctype = staticTypeByName(name)
+	if ctype == "" {
+		head := make([]byte, 512)
+		n, err := io.ReadFull(file, head)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return 0, sum, "", err
+		}
+		ctype = http.DetectContentType(head[:n])
+		hash.Write(head[:n])
+		size = int64(n)
+	}
+	n, err := io.Copy(hash, file)
+	if err != nil {
+		return 0, sum, "", err
+	}
+	hash.Sum(sum[:0])
+	return size + n, sum, ctype, nil
+}
+
 // isCodedSibling reports whether name is the .br or .gz form of another file.
-func isCodedSibling(name string, all map[string][]byte) bool {
+func isCodedSibling(name string, all map[string]int64) bool {
 	for _, c := range staticCodings {
 		if plain, ok := strings.CutSuffix(name, c.suffix); ok {
 			if _, ok := all[plain]; ok {
@@ -136,20 +203,19 @@ func isCodedSibling(name string, all map[string][]byte) bool {
 	return false
 }
 
-func staticType(name string, data []byte) string {
+// staticTypeByName is the Content-Type the name's extension gives, "" when
+// it gives none and the contents must be sniffed.
+func staticTypeByName(name string) string {
 	ext := path.Ext(name)
 	if t, ok := staticTypes[ext]; ok {
 		return t
 	}
-	if t := mime.TypeByExtension(ext); t != "" {
-		return t
-	}
-	return http.DetectContentType(data)
+	return mime.TypeByExtension(ext)
 }
 
 // noRoute returns the handler for requests no route takes: JSON 404s under
 // /api, /ogc and /tiles and for methods other than GET and HEAD, the built
-// dashboard otherwise. Its files are read here, once.
+// dashboard otherwise. Its files are looked at here, once.
 func (s *Server) noRoute() httpapi.Handler {
 	site, err := newStaticSite(s.deps.Assets)
 	if err != nil && s.deps.AssetsBuilt {
@@ -188,10 +254,8 @@ func (site *staticSite) serve(w http.ResponseWriter, r *http.Request) error {
 	if f == nil {
 		return httpapi.Errorf(http.StatusNotFound, "not_found", "no file %s", p)
 	}
-	h := w.Header()
-	h.Set("Cache-Control", f.cacheControl)
-	if f.coded != [len(staticCodings)]*staticBody{} {
-		h.Add("Vary", "Accept-Encoding")
+	if err := f.load(site.fsys); err != nil {
+		return err
 	}
 	// A range is of the plain file: ranges of a compressed form would not
 	// survive a client asking again with other codings.
@@ -200,14 +264,33 @@ func (site *staticSite) serve(w http.ResponseWriter, r *http.Request) error {
 	if !ranged {
 		body, coding = f.negotiate(r.Header.Get("Accept-Encoding"))
 	}
-	h.Set("ETag", body.etag)
+	h := w.Header()
 	if etagMatches(r.Header.Get("If-None-Match"), body.etag) {
+		f.setValidators(h, body)
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	// The file is opened before any header is set, so that an error answers
+	// a plain 500 rather than one carrying the file's ETag and caching.
+	file, err := site.fsys.Open(body.path)
+	if err != nil {
+		return fmt.Errorf("opening the dashboard file %s: %w", body.path, err)
+	}
+	defer file.Close()
+	f.setValidators(h, body)
 	h.Set("Content-Type", f.contentType)
 	if ranged {
-		http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(body.data))
+		content, ok := file.(io.ReadSeeker)
+		if !ok {
+			// Every fs.FS the server is given (embed.FS, os.DirFS) seeks;
+			// one that does not costs a copy of the file for this answer.
+			data, err := io.ReadAll(file)
+			if err != nil {
+				return fmt.Errorf("reading the dashboard file %s: %w", body.path, err)
+			}
+			content = bytes.NewReader(data)
+		}
+		http.ServeContent(w, r, f.name, time.Time{}, content)
 		return nil
 	}
 	if coding != "" {
@@ -215,12 +298,33 @@ func (site *staticSite) serve(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		h.Set("Accept-Ranges", "bytes")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body.data)))
+	h.Set("Content-Length", strconv.FormatInt(body.size, 10))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(body.data)
+		// No more than the Content-Length sent, whatever the file holds now.
+		// A failed write is the client gone: the status is out, nothing to add.
+		buf := staticBuffers.Get().(*[]byte)
+		_, _ = io.CopyBuffer(w, io.LimitReader(file, body.size), *buf)
+		staticBuffers.Put(buf)
 	}
 	return nil
+}
+
+// staticBuffers hold the buffers files are copied to the client through:
+// the writer gin hands a handler has no ReadFrom, so io.Copy would make a
+// new 32 KiB buffer for every answer.
+var staticBuffers = sync.Pool{New: func() any {
+	buf := make([]byte, 32<<10)
+	return &buf
+}}
+
+// setValidators sets the headers a 200, a 206 and a 304 for body share.
+func (f *staticFile) setValidators(h http.Header, body *staticBody) {
+	h.Set("Cache-Control", f.cacheControl)
+	if f.coded != [len(staticCodings)]*staticBody{} {
+		h.Add("Vary", "Accept-Encoding")
+	}
+	h.Set("ETag", body.etag)
 }
 
 // negotiate picks the form of f to send for an Accept-Encoding header: the

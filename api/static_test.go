@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
@@ -296,6 +298,99 @@ func TestStaticHeadAndRange(t *testing.T) {
 	}
 	if w := request(h, "HEAD", "/app-ABCDEFGH.js", "Range", "bytes=0-3"); w.Code != 206 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != "4" {
 		t.Errorf("HEAD with Range: %d, %d bytes, Content-Length %q", w.Code, w.Body.Len(), w.Header().Get("Content-Length"))
+	}
+}
+
+// storeFS is an fs.FS whose files the test can make fail to open, or hide
+// the Seek method of, after the server has looked at them.
+type storeFS struct {
+	fs.FS
+	gone   atomic.Bool
+	noSeek bool
+}
+
+func (s *storeFS) Open(name string) (fs.File, error) {
+	if s.gone.Load() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("the store is gone")}
+	}
+	f, err := s.FS.Open(name)
+	if err != nil || !s.noSeek {
+		return f, err
+	}
+	if info, err := f.Stat(); err == nil && info.IsDir() {
+		return f, nil // a folder keeps ReadDir, which the walk needs
+	}
+	return struct{ fs.File }{f}, nil
+}
+
+// TestStaticReadsTheFS checks the answers of files larger than a copy
+// buffer, which the server reads from the fs.FS for each answer rather than
+// keeping: every form, ranges, HEAD, 304, a type sniffed from the first
+// bytes, a file that does not seek, and an fs.FS that stops opening.
+func TestStaticReadsTheFS(t *testing.T) {
+	big := []byte(strings.Repeat("<p>grid 110105001002003 is covered by patrol 7</p>\n", 2000)) // ~100 KB
+	bigBr := bytes.Repeat([]byte("BROTLI"), 7000)
+	page := append([]byte("<!doctype html><title>Sniffed</title>"), big...)
+	dist := fstest.MapFS{
+		"index.html":              {Data: []byte("<!doctype html>")},
+		"report-ABCDEFGH.html":    {Data: big},
+		"report-ABCDEFGH.html.br": {Data: bigBr},
+		"report-ABCDEFGH.html.gz": {Data: gzipped(t, big)},
+		"page.html":               {Data: page},
+		"page":                    {Data: page}, // no extension: its type is sniffed
+	}
+	for _, noSeek := range []bool{false, true} {
+		store := &storeFS{FS: dist, noSeek: noSeek}
+		h := staticServer(t, store)
+		for _, c := range []struct {
+			accept, coding string
+			want           []byte
+		}{
+			{"", "", big},
+			{"br, gzip", "br", bigBr},
+			{"gzip", "gzip", gzipped(t, big)},
+		} {
+			w := request(h, "GET", "/report-ABCDEFGH.html", "Accept-Encoding", c.accept)
+			if w.Code != 200 || w.Header().Get("Content-Encoding") != c.coding || !bytes.Equal(w.Body.Bytes(), c.want) {
+				t.Errorf("noSeek %v, %q: %d, Content-Encoding %q, %d bytes; want %q, %d bytes", noSeek, c.accept, w.Code, w.Header().Get("Content-Encoding"), w.Body.Len(), c.coding, len(c.want))
+			}
+			if got := w.Header().Get("Content-Length"); got != strconv.Itoa(len(c.want)) {
+				t.Errorf("noSeek %v, %q: Content-Length %s, want %d", noSeek, c.accept, got, len(c.want))
+			}
+			head := request(h, "HEAD", "/report-ABCDEFGH.html", "Accept-Encoding", c.accept)
+			if head.Code != 200 || head.Body.Len() != 0 || head.Header().Get("Content-Length") != w.Header().Get("Content-Length") || head.Header().Get("ETag") != w.Header().Get("ETag") {
+				t.Errorf("noSeek %v, HEAD %q: %d, %d bytes, headers %v", noSeek, c.accept, head.Code, head.Body.Len(), head.Header())
+			}
+			if nm := request(h, "GET", "/report-ABCDEFGH.html", "Accept-Encoding", c.accept, "If-None-Match", w.Header().Get("ETag")); nm.Code != 304 || nm.Body.Len() != 0 {
+				t.Errorf("noSeek %v, %q revalidation: %d, %d bytes", noSeek, c.accept, nm.Code, nm.Body.Len())
+			}
+		}
+		w := request(h, "GET", "/report-ABCDEFGH.html", "Accept-Encoding", "br", "Range", "bytes=40000-40099")
+		if w.Code != 206 || !bytes.Equal(w.Body.Bytes(), big[40000:40100]) || w.Header().Get("Content-Range") != "bytes 40000-40099/"+strconv.Itoa(len(big)) {
+			t.Errorf("noSeek %v, Range: %d %q, Content-Range %q", noSeek, w.Code, w.Body, w.Header().Get("Content-Range"))
+		}
+		// The same bytes under two names: the same tag, whether or not the
+		// first of them were set aside to find the type.
+		sniffed, named := request(h, "GET", "/page"), request(h, "GET", "/page.html")
+		if sniffed.Header().Get("Content-Type") != "text/html; charset=utf-8" || !bytes.Equal(sniffed.Body.Bytes(), page) {
+			t.Errorf("noSeek %v, sniffed file: Content-Type %q, %d bytes", noSeek, sniffed.Header().Get("Content-Type"), sniffed.Body.Len())
+		}
+		if tag := sniffed.Header().Get("ETag"); tag == "" || tag != named.Header().Get("ETag") {
+			t.Errorf("noSeek %v: ETag %q for the sniffed file, %q for the named one", noSeek, tag, named.Header().Get("ETag"))
+		}
+		// A file that cannot be opened any more is a JSON 500 without the
+		// file's validators; a revalidation needs no file and still answers.
+		tag := request(h, "GET", "/report-ABCDEFGH.html").Header().Get("ETag")
+		store.gone.Store(true)
+		for _, hdr := range [][]string{nil, {"Range", "bytes=0-9"}, {"Accept-Encoding", "gzip"}} {
+			w := request(h, "GET", "/report-ABCDEFGH.html", hdr...)
+			if w.Code != 500 || !strings.Contains(w.Body.String(), `"internal"`) || w.Header().Get("ETag") != "" || w.Header().Get("Cache-Control") != "" {
+				t.Errorf("noSeek %v, %v with the store gone: %d %s, headers %v", noSeek, hdr, w.Code, w.Body, w.Header())
+			}
+		}
+		if w := request(h, "GET", "/report-ABCDEFGH.html", "If-None-Match", tag); w.Code != 304 {
+			t.Errorf("noSeek %v, revalidation with the store gone: %d", noSeek, w.Code)
+		}
 	}
 }
 

@@ -81,7 +81,9 @@ type ViewLog struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	queue   chan Viewing
+	// queue holds pointers: a full buffer of rows themselves, made at
+	// start, was a megabyte of heap on every node.
+	queue   chan *Viewing
 	stopped atomic.Bool
 
 	mu   sync.Mutex
@@ -123,7 +125,7 @@ func NewViewLog(pool *pgxpool.Pool, opt ViewLogOptions) *ViewLog {
 		return prometheus.NewDesc("gridwatch_viewings_"+name, help, nil, nil)
 	}
 	return &ViewLog{pool: pool, opt: opt, log: log, now: time.Now,
-		queue: make(chan Viewing, opt.Queue), http: map[httpKey]*ViewSession{},
+		queue: make(chan *Viewing, opt.Queue), http: map[httpKey]*ViewSession{},
 		descs: [5]*prometheus.Desc{
 			d("open", "viewing sessions open now"),
 			d("queued", "viewing-session rows waiting to be written"),
@@ -264,7 +266,7 @@ func (l *ViewLog) enqueue(v Viewing) {
 		return
 	}
 	select {
-	case l.queue <- v:
+	case l.queue <- &v:
 	default:
 		l.dropped.Add(1)
 	}
@@ -310,7 +312,7 @@ func (l *ViewLog) Run(ctx context.Context) error {
 			}
 			return nil
 		case v := <-l.queue:
-			pending = append(pending, v)
+			pending = append(pending, *v)
 			if len(pending) >= l.opt.Batch {
 				pending = l.flush(ctx, pending)
 			}
@@ -326,7 +328,7 @@ func (l *ViewLog) drain(pending []Viewing) []Viewing {
 	for {
 		select {
 		case v := <-l.queue:
-			pending = append(pending, v)
+			pending = append(pending, *v)
 		default:
 			return pending
 		}

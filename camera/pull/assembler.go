@@ -97,7 +97,10 @@ func (a *assembler) newParams() *stream.Params {
 // reset throws away a partial picture; pictures are dropped until the next
 // keyframe, the first one that decodes without what was lost.
 func (a *assembler) reset() {
-	a.dp = depacketizer{kind: a.kind}
+	// The fragment buffer outlives the loss: a new one for every loss would
+	// be garbage for nothing.
+	a.dp = depacketizer{kind: a.kind, scratch: a.dp.scratch}
+	a.dp.dropFragment()
 	a.loss = rtplossdetector.New()
 	a.resetDTS()
 	a.waitKey = true
@@ -160,8 +163,16 @@ func (a *assembler) unit(u Unit) *stream.AccessUnit {
 	return a.picture(u.NALUs, a.tl.unwrap(u.TS))
 }
 
+// paramsLead is the room picture leaves in front of a picture's NAL units
+// for the parameter sets (VPS, SPS, PPS) a keyframe gets.
+const paramsLead = 3
+
 func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
-	out := make([][]byte, 0, len(nalus)+3)
+	// One array for the picture's units, with the sets of a keyframe put
+	// in front in place: the slice stays with the picture (in the hub's
+	// cached group of pictures), and prepending by append would allocate
+	// a second one, larger than needed.
+	buf := make([][]byte, paramsLead, paramsLead+len(nalus))
 	for _, n := range nalus {
 		switch a.kind.ParamSet(n) {
 		case "vps":
@@ -172,10 +183,11 @@ func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 			a.pps = n
 		default:
 			if !a.dropUnit(n) {
-				out = append(out, n)
+				buf = append(buf, n)
 			}
 		}
 	}
+	out := buf[paramsLead:]
 	key := a.kind.IsKey(out)
 	// New parameters take effect at a keyframe only: a camera that repeats
 	// or flips them between pictures must not make every viewer start
@@ -192,7 +204,9 @@ func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
 	if key {
 		// Every keyframe carries its parameter sets, so a recording or a
 		// re-served stream can start at any keyframe.
-		out = append(a.params.Sets(), out...)
+		sets := a.params.Sets()
+		out = buf[paramsLead-len(sets):]
+		copy(out, sets)
 	}
 	dts, err := a.dtsx.Extract(out, pts)
 	if err != nil {

@@ -20,6 +20,11 @@ const (
 	maxAUSize = 8 << 20
 )
 
+// maxScratch is the largest fragment buffer the depacketiser keeps for the
+// next fragmented NAL unit: one huge keyframe slice must not pin its size
+// for the life of the session.
+const maxScratch = 1 << 20
+
 // errDepack is a malformed or unsupported packet: the picture it belongs to
 // is lost, and the assembler waits for the next keyframe.
 var errDepack = errors.New("malformed RTP payload")
@@ -37,7 +42,12 @@ type depacketizer struct {
 	ts    uint32
 	open  bool // nalus belong to the picture at ts
 
-	frag     []byte // a fragmented NAL unit being gathered
+	// scratch gathers a fragmented NAL unit while fragging. Its buffer is
+	// reused from one such unit to the next; the unit handed on is an
+	// exactly sized copy, because it is kept (in the hub's cached group of
+	// pictures) and grown by append its capacity would be up to twice its
+	// length.
+	scratch  []byte
 	fragging bool
 
 	// skipping: the picture at skipTS is damaged (a packet of it was lost
@@ -55,7 +65,17 @@ type unit struct {
 // reset drops whatever was being gathered.
 func (d *depacketizer) reset() {
 	d.nalus, d.size, d.open = nil, 0, false
-	d.frag, d.fragging = nil, false
+	d.dropFragment()
+}
+
+// dropFragment ends the fragmented NAL unit being gathered, keeping its
+// buffer for the next one unless it grew beyond maxScratch.
+func (d *depacketizer) dropFragment() {
+	d.fragging = false
+	if cap(d.scratch) > maxScratch {
+		d.scratch = nil
+	}
+	d.scratch = d.scratch[:0]
 }
 
 // skip drops the rest of the picture at ts: a packet of it was lost.
@@ -224,22 +244,24 @@ func (d *depacketizer) fragment(start, end bool, header []byte, data []byte) err
 		if d.fragging {
 			return fmt.Errorf("%w: a fragmented NAL unit restarted before its end", errDepack)
 		}
-		d.frag = append(append(make([]byte, 0, len(header)+len(data)), header...), data...)
+		d.scratch = append(append(d.scratch[:0], header...), data...)
 		d.fragging = true
 	case !d.fragging:
 		// Its start was lost (or came before this session): skip to the
 		// next NAL unit; the loss detector has already noticed the gap.
 		return fmt.Errorf("%w: fragment without its start", errDepack)
 	default:
-		if d.size+len(d.frag)+len(data) > maxAUSize {
+		if d.size+len(d.scratch)+len(data) > maxAUSize {
 			return fmt.Errorf("%w: picture larger than %d bytes", errDepack, maxAUSize)
 		}
-		d.frag = append(d.frag, data...)
+		d.scratch = append(d.scratch, data...)
 	}
 	if end {
-		d.fragging = false
-		nalu := d.frag
-		d.frag = nil
+		// A copy: the NAL unit outlives this buffer, which the next
+		// fragmented unit overwrites.
+		nalu := make([]byte, len(d.scratch))
+		copy(nalu, d.scratch)
+		d.dropFragment()
 		return d.add(nalu)
 	}
 	return nil

@@ -1,7 +1,9 @@
 package pull
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -86,6 +88,103 @@ func TestDepacketizerDamage(t *testing.T) {
 	}
 }
 
+// A fragmented NAL unit comes out whole, in an array of its own exactly its
+// size (it is kept with the cached pictures), never in the buffer the
+// fragments are gathered in, which the next fragmented unit reuses.
+func TestDepacketizerFragments(t *testing.T) {
+	for _, c := range []struct {
+		kind   stream.Kind
+		header []byte // the NAL unit header the FU stands for
+		fu     func(start, end bool, data []byte) []byte
+	}{
+		{stream.H264, []byte{0x65}, func(start, end bool, data []byte) []byte {
+			h := byte(5)
+			if start {
+				h |= 0x80
+			}
+			if end {
+				h |= 0x40
+			}
+			return append([]byte{28 | 0x60, h}, data...)
+		}},
+		{stream.H265, []byte{19 << 1, 1}, func(start, end bool, data []byte) []byte {
+			h := byte(19)
+			if start {
+				h |= 0x80
+			}
+			if end {
+				h |= 0x40
+			}
+			return append([]byte{49 << 1, 1, h}, data...)
+		}},
+	} {
+		d := depacketizer{kind: c.kind}
+		// Two fragmented units of one picture, the second longer, each in
+		// fragments of 1000 bytes.
+		var want [][]byte
+		var out []unit
+		for i, size := range []int{2500, 7300} {
+			body := make([]byte, size)
+			for j := range body {
+				body[j] = byte(i*7 + j)
+			}
+			want = append(want, append(slices.Clone(c.header), body...))
+			for off := 0; off < size; off += 1000 {
+				var err error
+				last := off+1000 >= size
+				out, err = d.push(out, 1, i == 1 && last, c.fu(off == 0, last, body[off:min(off+1000, size)]))
+				if err != nil {
+					t.Fatalf("%v: %v", c.kind, err)
+				}
+			}
+		}
+		if len(out) != 1 || len(out[0].nalus) != 2 {
+			t.Fatalf("%v: %+v, want one picture of two NAL units", c.kind, out)
+		}
+		for i, n := range out[0].nalus {
+			if !bytes.Equal(n, want[i]) || cap(n) != len(n) {
+				t.Errorf("%v: NAL unit %d: %d bytes (capacity %d), want %d", c.kind, i, len(n), cap(n), len(want[i]))
+			}
+		}
+		if cap(d.scratch) == 0 {
+			t.Errorf("%v: the fragment buffer was not kept", c.kind)
+		}
+		// A unit larger than maxScratch: its buffer is not kept.
+		big := make([]byte, maxScratch+1)
+		if _, err := d.push(nil, 2, false, c.fu(true, false, big[:len(big)/2])); err != nil {
+			t.Fatal(err)
+		}
+		out, err := d.push(nil, 2, true, c.fu(false, true, big[len(big)/2:]))
+		if err != nil || len(out) != 1 || len(out[0].nalus[0]) != len(c.header)+len(big) {
+			t.Fatalf("%v: large unit: %v, %+v", c.kind, err, out)
+		}
+		if cap(d.scratch) != 0 {
+			t.Errorf("%v: a fragment buffer of %d bytes was kept", c.kind, cap(d.scratch))
+		}
+	}
+}
+
+// A picture grown past maxAUSize by fragments is refused, and so are its
+// packets still to come; the next picture comes through.
+func TestDepacketizerFragmentTooLarge(t *testing.T) {
+	d := depacketizer{kind: stream.H264}
+	chunk := make([]byte, 64<<10)
+	_, err := d.push(nil, 1, false, append([]byte{28 | 0x60, 0x85}, chunk...))
+	for n := len(chunk); err == nil && n <= maxAUSize; n += len(chunk) {
+		_, err = d.push(nil, 1, false, append([]byte{28 | 0x60, 0x05}, chunk...))
+	}
+	if !errors.Is(err, errDepack) {
+		t.Fatalf("a fragmented unit over %d bytes: %v", maxAUSize, err)
+	}
+	if out, err := d.push(nil, 1, true, []byte{28 | 0x60, 0x45, 1}); err != nil || len(out) != 0 {
+		t.Fatalf("the rest of the refused picture: %v, %+v", err, out)
+	}
+	out, err := d.push(nil, 2, true, []byte{28 | 0x60, 0xc5, 1, 2})
+	if err != nil || len(out) != 1 || !bytes.Equal(out[0].nalus[0], []byte{0x65, 1, 2}) {
+		t.Fatalf("the next picture: %v, %+v", err, out)
+	}
+}
+
 // A packet lost inside a keyframe: the rest of that keyframe is dropped
 // (never published short of slices), and so is every picture up to the
 // next keyframe; a loss just before a keyframe's first packet costs nothing.
@@ -130,8 +229,26 @@ func FuzzDepacketizer(f *testing.F) {
 			d.kind = stream.H265
 		}
 		var out []unit
+		var kept [][]byte // copies of the NAL units as they came out
 		for i, p := range [][]byte{p1, p2, p3, p1, p3} {
+			n := len(out)
 			out, _ = d.push(out, uint32(i/2), i%2 == 1, p)
+			for _, u := range out[n:] {
+				for _, nalu := range u.nalus {
+					kept = append(kept, slices.Clone(nalu))
+				}
+			}
+		}
+		// A NAL unit handed on is never changed by later packets (it
+		// must not share the fragment buffer).
+		i := 0
+		for _, u := range out {
+			for _, nalu := range u.nalus {
+				if !bytes.Equal(nalu, kept[i]) {
+					t.Fatalf("NAL unit %d changed after it was handed on", i)
+				}
+				i++
+			}
 		}
 		for _, u := range out {
 			if len(u.nalus) == 0 || len(u.nalus) > maxNALUs {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
@@ -53,6 +54,14 @@ type conn struct {
 	wmu sync.Mutex
 	// deadline is the write deadline last set; guarded by wmu.
 	deadline time.Time
+	// partial is set while the socket holds part of a frame whose rest
+	// the session's writer has yet to write (see writeRest); other writes
+	// wait on restDone meanwhile. Guarded by wmu.
+	partial  bool
+	restDone *sync.Cond
+	// raw is the socket, for writes that must not block (tryWrite); nil
+	// when the connection has none.
+	raw syscall.RawConn
 
 	// pending is the acquisition of the connection's last successful
 	// DESCRIBE, until a SETUP takes it over. One at most, so a client
@@ -81,14 +90,93 @@ type session struct {
 func (c *conn) write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	for c.partial {
+		c.restDone.Wait()
+	}
+	return c.writeLocked(b)
+}
+
+func (c *conn) writeLocked(b []byte) (int, error) {
+	if err := c.freshDeadline(); err != nil {
+		return 0, err
+	}
+	return c.nc.Write(b)
+}
+
+// freshDeadline keeps the write deadline at least half of writeTimeout
+// ahead. A write that does not wait (tryWrite) needs it too: the socket
+// refuses any write once its deadline has passed.
+func (c *conn) freshDeadline() error {
 	now := time.Now()
 	if c.deadline.Sub(now) < c.s.writeTimeout/2 {
 		c.deadline = now.Add(c.s.writeTimeout)
-		if err := c.nc.SetWriteDeadline(c.deadline); err != nil {
-			return 0, err
-		}
+		return c.nc.SetWriteDeadline(c.deadline)
 	}
-	return c.nc.Write(b)
+	return nil
+}
+
+// writeRest writes the rest of a frame tryWrite began (or any bytes), and
+// then lets other writes go on.
+func (c *conn) writeRest(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n, err := c.writeLocked(b)
+	if c.partial {
+		c.partial = false
+		c.restDone.Broadcast()
+	}
+	return n, err
+}
+
+// abandonPartial gives up on the rest of a frame: the connection is closed,
+// since nothing written after a part of a frame would make sense.
+func (c *conn) abandonPartial() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.partial {
+		c.partial = false
+		c.restDone.Broadcast()
+	}
+	_ = c.nc.Close()
+}
+
+// tryWrite writes what the socket takes of b now, without waiting: n <
+// len(b) when it is full (n may be 0), or when a response is being written
+// (n = 0). A part of a frame written leaves the connection partial until
+// writeRest writes the rest.
+func (c *conn) tryWrite(b []byte) (int, error) {
+	if c.raw == nil || !c.wmu.TryLock() {
+		return 0, nil
+	}
+	defer c.wmu.Unlock()
+	if c.partial {
+		return 0, nil
+	}
+	if err := c.freshDeadline(); err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // done, or would block: never wait here
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	if n > 0 && n < len(b) {
+		c.partial = true
+	}
+	return n, nil
 }
 
 // serve reads and answers requests until the connection fails, the client
@@ -153,6 +241,7 @@ func (c *conn) serve() {
 // is left to the collector meanwhile: at 50 viewers a camera, idle read
 // buffers were a tenth of the relay's heap.
 func (c *conn) awaitByte() error {
+	c.br = nil
 	var one [1]byte
 	n, err := c.nc.Read(one[:])
 	if n == 0 {

@@ -12,12 +12,14 @@ import (
 )
 
 // Bounds of a hub's packet cache: enough for the GOP burst of a new viewer
-// (a GOP of up to 2 s at 25 fps) and the backlog of a lagging one. A picture
-// that has left the cache is packetised again by the session that needs it,
-// so the bounds cost CPU, never correctness; they keep the memory the cache
-// holds on to (about the pictures' size) to a few MB per camera.
+// (a GOP of up to 1.2 s at 25 fps) and the backlog of a lagging one; the
+// hub's sessions that keep up all write each new picture within one pump
+// round, so they need no more. A picture that has left the cache is
+// packetised again by the session that needs it (a new viewer of a camera
+// with a longer GOP, say), so the bounds cost CPU, never correctness; they
+// keep the memory the cache holds on to (about the pictures' size) small.
 const (
-	cachePictures = 50
+	cachePictures = 30
 	cacheEntries  = 3 // entries a picture, audio included: 25 pictures and 50 G.711 packets a second
 	cacheBytes    = 2 << 20
 )
@@ -31,6 +33,8 @@ const (
 // once per hub, not once per viewer. The packets are shared: read-only.
 type packetCache struct {
 	refs int // leases using it; guarded by Server.mu
+	// pump writes for the hub's sessions that keep up.
+	pump *pump
 
 	mu     sync.Mutex
 	enc    rtph264.Encoder
@@ -126,6 +130,9 @@ func (s *Server) packetCache(hub *stream.Hub) (*packetCache, error) {
 		if c, err = newPacketCache(); err != nil {
 			return nil, err
 		}
+		c.pump = newPump()
+		s.writers.Add(1)
+		go func() { defer s.writers.Done(); c.pump.run() }()
 		s.caches[hub] = c
 	}
 	c.refs++
@@ -139,6 +146,64 @@ func (s *Server) dropPacketCache(hub *stream.Hub) {
 	if c, ok := s.caches[hub]; ok {
 		if c.refs--; c.refs <= 0 {
 			delete(s.caches, hub)
+			close(c.pump.quit)
 		}
+	}
+}
+
+// pump writes for a hub's sessions whose clients keep up: one goroutine a
+// hub, woken once when the hub publishes, instead of one a session. Each
+// session's viewer signals the pump's notify; the pump then has every
+// member write what it has, without blocking (writer.pumped). A member
+// whose socket is full leaves for a goroutine of its own and comes back
+// when it has caught up.
+type pump struct {
+	notify chan struct{} // capacity 1, shared by the members' viewers
+	quit   chan struct{} // closed when the hub's last lease goes
+
+	mu      sync.Mutex
+	members map[*writer]struct{}
+	round   []*writer // the pump goroutine's scratch list
+}
+
+func newPump() *pump {
+	return &pump{notify: make(chan struct{}, 1), quit: make(chan struct{}), members: map[*writer]struct{}{}}
+}
+
+// add makes w a member and wakes the pump, so that what w's viewer holds
+// already (the GOP burst, or its end) is seen to.
+func (p *pump) add(w *writer) {
+	p.mu.Lock()
+	p.members[w] = struct{}{}
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pump) remove(w *writer) {
+	p.mu.Lock()
+	delete(p.members, w)
+	p.mu.Unlock()
+}
+
+func (p *pump) run() {
+	for {
+		select {
+		case <-p.notify:
+		case <-p.quit:
+			return
+		}
+		p.mu.Lock()
+		for w := range p.members {
+			p.round = append(p.round, w)
+		}
+		p.mu.Unlock()
+		for _, w := range p.round {
+			w.pumped()
+		}
+		clear(p.round)
+		p.round = p.round[:0]
 	}
 }

@@ -286,10 +286,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.conns.Wait()
-	s.writers.Wait()
+	// Every session has ended with its connection; a lease left over
+	// would keep its hub's pump running.
 	if n := s.releaseAll(); n > 0 {
 		s.log.Warn("rtspserve: released acquisitions left after close", "count", n)
 	}
+	s.writers.Wait()
 	s.log.Info("rtspserve: stopped", "addr", s.addr)
 	return runErr
 }
@@ -320,6 +322,10 @@ func (s *Server) accept(ctx context.Context) error {
 		}
 		backoff = 0
 		c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), br: bufio.NewReaderSize(nc, readBufferSize)}
+		c.restDone = sync.NewCond(&c.wmu)
+		if sc, ok := nc.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()

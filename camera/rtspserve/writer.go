@@ -59,26 +59,70 @@ type writerConfig struct {
 	channel, audioChannel int
 }
 
-// writer is one playing session's goroutine: it takes the session's
+// writer writes one playing session's media: it takes the session's
 // viewer's pictures, frames their packets with the session's own headers
 // and writes each batch in one call.
+//
+// A writer has no goroutine of its own while its client keeps up: the
+// hub's pump (see pump) writes for it, without blocking, together with the
+// hub's other sessions, so that a picture costs one wake-up a camera, not
+// one a viewer. When the socket does not take a whole batch, the rest and
+// whatever follows go through a goroutine of the writer's own, with
+// blocking writes bounded by the write deadline, until it has kept up for a
+// while and hands the session back to the pump.
 type writer struct {
 	writerConfig
-	s       *Server
-	viewer  *stream.Viewer
-	ctx     context.Context
-	cancel  context.CancelFunc
-	started bool // start ran; only the connection's goroutine reads or sets it
-	stopped bool // stop ran; likewise
+	s      *Server
+	viewer *stream.Viewer
+	pump   *pump
+	ctx    context.Context
+	cancel context.CancelFunc
+	// started and stopped are only read and set by the connection's
+	// goroutine.
+	started, stopped bool
 
+	// mu guards the mode and what the mode's goroutine hands over; the
+	// pump holds it while it writes for the session, never while waiting.
+	mu   sync.Mutex
+	mode writerMode
+	// owned is set while the writer's own goroutine runs.
+	owned bool
+	// pending is what the pump framed and the socket did not take, with
+	// its packets: the own goroutine writes it first.
+	pending     []byte
+	pendingPkts int
+	// batch is the pump's scratch list of this session's pictures.
+	batch []*stream.AccessUnit
+	// recheck checks the token again every Config.Recheck; rechecks
+	// counts those running, so that stop can wait for them.
+	recheck  *time.Timer
+	rechecks sync.WaitGroup
+
+	// video and audio are touched by whichever goroutine writes: the
+	// pump under mu, or the own goroutine, which the mode hands them to.
 	video, audio track
 	// sent counts the bytes written to this client, for Config.Watch.
 	sent atomic.Int64
-	// done is closed when run has returned, or by stop when run never
-	// started: sent is final then (a client may read a packet before the
-	// Write that sent it has returned).
+	// done is closed once nothing writes for the session any more: sent
+	// is final then (a client may read a packet before the write that
+	// sent it has returned).
 	done chan struct{}
 }
+
+// writerMode says who writes a session's media.
+type writerMode int
+
+const (
+	modePumped writerMode = iota // the hub's pump, without blocking
+	modeOwn                      // the writer's own goroutine
+	modeFailed                   // nobody: the connection is closing
+	modeEnded                    // nobody: stop has run
+)
+
+// ownKeptUp is how many batches in a row the own goroutine must write with
+// nothing left queued before it hands the session back to the pump: about
+// a second of pictures, so a client on the edge does not flap.
+const ownKeptUp = 25
 
 // track is the RTP state of one medium of a session.
 type track struct {
@@ -112,24 +156,21 @@ func (s *Server) newWriter(cfg writerConfig) *writer {
 }
 
 // start subscribes to the lease's hub now, so that the cached GOP is the
-// first thing the session gets, and starts the writer's goroutine.
+// first thing the session gets, and gives the session to the hub's pump.
 func (w *writer) start() {
 	if w.started || w.stopped {
 		return
 	}
 	w.started = true
-	if w.audioChannel >= 0 {
-		w.viewer = w.lease.hub.SubscribeAV()
-	} else {
-		w.viewer = w.lease.hub.Subscribe()
-	}
-	w.s.writers.Add(1)
-	go w.run(w.ctx)
+	w.pump = w.lease.cache.pump
+	w.viewer = w.lease.hub.SubscribeNotify(w.audioChannel >= 0, w.pump.notify)
+	w.recheck = time.AfterFunc(w.s.cfg.Recheck, w.checkAccess)
+	w.pump.add(w)
 }
 
-// stop ends the writer without waiting for it: its viewer is closed, so
-// nothing is queued for it any more, and a write in progress ends with the
-// connection, or at its deadline. Run waits for every writer.
+// stop ends the writer and returns once nobody writes for it any more
+// (done is closed then) and no access check runs: the viewer is closed, a
+// write in progress ends with the connection, or at its deadline.
 func (w *writer) stop() {
 	if w.stopped {
 		return
@@ -141,7 +182,42 @@ func (w *writer) stop() {
 		close(w.done)
 		return
 	}
+	w.pump.remove(w)
 	w.viewer.Close()
+	w.mu.Lock()
+	owned := w.owned
+	w.mode = modeEnded
+	w.mu.Unlock()
+	w.recheck.Stop()
+	w.rechecks.Wait()
+	w.recheck.Stop() // a check that was running may have set it again
+	if !owned {
+		close(w.done)
+	}
+	<-w.done
+}
+
+// checkAccess checks the session's token again, on the recheck timer's
+// goroutine; a revoked token, a disabled account or a narrowed grid scope
+// ends the session.
+func (w *writer) checkAccess() {
+	w.mu.Lock()
+	if w.mode == modeEnded {
+		w.mu.Unlock()
+		return
+	}
+	w.rechecks.Add(1)
+	w.mu.Unlock()
+	defer w.rechecks.Done()
+	err := w.s.cfg.Access(w.ctx, w.lease.token, w.lease.key.camera)
+	if w.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		w.fail(fmt.Errorf("%w: %s", errRevoked, codeOf(err)))
+		return
+	}
+	w.recheck.Reset(w.s.cfg.Recheck)
 }
 
 // errRevoked ends a session whose token no longer grants the camera.
@@ -151,14 +227,17 @@ var errRevoked = errors.New("access withdrawn")
 // H.265: the client must DESCRIBE again to learn the new coding.
 var errCodingChanged = errors.New("the camera changed its video coding")
 
-func (w *writer) run(ctx context.Context) {
-	defer w.s.writers.Done()
-	defer close(w.done)
-	defer w.viewer.Close()
-	err := w.loop(ctx)
-	if ctx.Err() != nil {
+// fail logs why the session cannot go on and closes its connection; the
+// connection's goroutine then ends the session and releases the lease.
+func (w *writer) fail(err error) {
+	if w.ctx.Err() != nil {
 		return // the session is closing already
 	}
+	w.mu.Lock()
+	if w.mode == modePumped {
+		w.mode = modeFailed
+	}
+	w.mu.Unlock()
 	log := w.s.log.With("camera", w.lease.key.camera, "stream", w.lease.key.stream, "remote", w.c.remote)
 	switch {
 	case errors.Is(err, stream.ErrSlow):
@@ -170,47 +249,144 @@ func (w *writer) run(ctx context.Context) {
 	case errors.Is(err, errRevoked):
 		log.Info("rtspserve: access withdrawn, closing", "reason", err.Error())
 	default:
-		// A write failed or timed out, maybe in the middle of a frame:
-		// the connection is of no further use.
 		log.Info("rtspserve: write to client failed, closing", "err", errText(err))
 	}
-	// The connection's goroutine sees it close, ends the session and
-	// releases the lease. A write may have failed in the middle of a
-	// frame: the connection is of no further use in any case.
+	// A write may have failed in the middle of a frame: the connection is
+	// of no further use in any case.
 	_ = w.c.nc.Close()
 }
 
-// loop writes until the viewer ends, a write fails or ctx ends. One timer
-// tells when the session's token is due to be checked again: a context with
-// a deadline a wait was a tenth of the relay's CPU.
-func (w *writer) loop(ctx context.Context) error {
-	var batch []*stream.AccessUnit
-	recheck := time.NewTimer(w.s.cfg.Recheck)
-	defer recheck.Stop()
-	for {
-		var err error
-		batch, err = w.viewer.NextUntil(ctx, recheck.C, batch)
-		if errors.Is(err, stream.ErrUntil) {
-			if err := w.s.cfg.Access(ctx, w.lease.token, w.lease.key.camera); err != nil {
-				return fmt.Errorf("%w: %s", errRevoked, codeOf(err))
-			}
-			recheck.Reset(w.s.cfg.Recheck)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = w.send(ctx, batch)
+// pumped writes what the session has pending without blocking; the pump
+// calls it when the hub has published. What the socket does not take goes
+// to the writer's own goroutine.
+func (w *writer) pumped() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mode != modePumped {
+		return
+	}
+	batch, err := w.viewer.TryNext(w.batch)
+	w.batch = batch
+	if err == nil && len(batch) > 0 {
+		err = w.send(batch, w.emitPumped)
 		clear(batch) // let the pictures go; the hub decides how long they live
-		if err != nil {
-			return err
-		}
+	}
+	switch {
+	case err != nil:
+		w.mode = modeFailed
+		w.mu.Unlock()
+		w.fail(err)
+		w.mu.Lock()
+	case len(w.pending) > 0:
+		w.mode, w.owned = modeOwn, true
+		w.pump.remove(w)
+		w.viewer.SetNotify(make(chan struct{}, 1))
+		w.s.writers.Add(1)
+		go w.own()
 	}
 }
 
-// send frames a batch of pictures as interleaved RTP and writes it in one
-// call, or in several of about flushBytes for a large batch.
-func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
+// emitPumped writes a framed chunk without blocking, or keeps it (or its
+// rest) pending once the socket has not taken everything.
+func (w *writer) emitPumped(b []byte, pkts int) error {
+	if len(w.pending) > 0 {
+		w.pending = append(w.pending, b...)
+		w.pendingPkts += pkts
+		return nil
+	}
+	n, err := w.c.tryWrite(b)
+	w.counted(n)
+	if err != nil {
+		return err
+	}
+	if n < len(b) {
+		w.pending = append(w.pending[:0], b[n:]...)
+		w.pendingPkts = pkts
+		return nil
+	}
+	w.s.packets.Add(int64(pkts))
+	return nil
+}
+
+// counted adds n bytes written to the counters.
+func (w *writer) counted(n int) {
+	w.s.writesN.Add(1)
+	w.s.bytes.Add(int64(n))
+	w.sent.Add(int64(n))
+}
+
+// own is the writer's goroutine while its client lags: it writes what the
+// pump left pending, then batch after batch with blocking writes, until the
+// client has kept up for ownKeptUp batches and the pump takes over again,
+// or the session ends.
+func (w *writer) own() {
+	defer w.s.writers.Done()
+	err := w.ownLoop()
+	w.mu.Lock()
+	w.owned = false
+	if len(w.pending) > 0 {
+		// Stopped before the rest of a frame got out: nothing may be
+		// written after it.
+		w.pending = nil
+		w.c.abandonPartial()
+	}
+	switch {
+	case w.mode == modeEnded:
+		close(w.done)
+		w.mu.Unlock()
+		return
+	case err == nil:
+		w.mode = modePumped
+		w.viewer.SetNotify(w.pump.notify)
+		w.pump.add(w)
+		w.mu.Unlock()
+		return
+	}
+	w.mode = modeFailed
+	w.mu.Unlock()
+	w.fail(err)
+}
+
+// ownLoop writes until the client has kept up, the viewer ends, a write
+// fails or the session ends (nil: kept up).
+func (w *writer) ownLoop() error {
+	ctx := w.ctx
+	if len(w.pending) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := w.c.writeRest(w.pending)
+		w.counted(n)
+		if err != nil {
+			return err
+		}
+		w.s.packets.Add(int64(w.pendingPkts))
+		w.pending, w.pendingPkts = nil, 0
+	}
+	var batch []*stream.AccessUnit
+	emit := func(b []byte, pkts int) error { return w.write(ctx, b, pkts) }
+	for keptUp := 0; keptUp < ownKeptUp; {
+		var err error
+		if batch, err = w.viewer.Next(ctx, batch); err != nil {
+			return err
+		}
+		err = w.send(batch, emit)
+		clear(batch)
+		if err != nil {
+			return err
+		}
+		if w.viewer.Pending() == 0 {
+			keptUp++
+		} else {
+			keptUp = 0
+		}
+	}
+	return nil
+}
+
+// send frames a batch of pictures as interleaved RTP and hands it to emit
+// in one piece, or in several of about flushBytes for a large batch.
+func (w *writer) send(batch []*stream.AccessUnit, emit func(b []byte, pkts int) error) error {
 	bp := batchBuffers.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= keepBytes {
@@ -223,7 +399,7 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 		tr := &w.video
 		switch {
 		case au.Audio != nil:
-			if au.Audio != w.lease.audio && !au.Audio.Equal(w.lease.audio) {
+			if w.audioChannel < 0 || au.Audio != w.lease.audio && !au.Audio.Equal(w.lease.audio) {
 				continue // not the track the client was told of
 			}
 			tr = &w.audio
@@ -267,14 +443,15 @@ func (w *writer) send(ctx context.Context, batch []*stream.AccessUnit) error {
 		}
 		pkts += len(rtps)
 		if len(buf) >= flushBytes {
-			if err := w.write(ctx, buf, pkts); err != nil {
+			if err := emit(buf, pkts); err != nil {
+				*bp = buf
 				return err
 			}
 			buf, pkts = buf[:0], 0
 		}
 	}
 	if len(buf) > 0 {
-		if err := w.write(ctx, buf, pkts); err != nil {
+		if err := emit(buf, pkts); err != nil {
 			*bp = buf
 			return err
 		}
@@ -294,9 +471,7 @@ func (w *writer) write(ctx context.Context, b []byte, pkts int) error {
 		return err
 	}
 	n, err := w.c.write(b)
-	w.s.writesN.Add(1)
-	w.s.bytes.Add(int64(n))
-	w.sent.Add(int64(n))
+	w.counted(n)
 	if err != nil {
 		return err
 	}

@@ -227,11 +227,21 @@ func (h *Hub) Subscribe() *Viewer { return h.subscribe(false) }
 // viewer waits for a keyframe.
 func (h *Hub) SubscribeAV() *Viewer { return h.subscribe(true) }
 
-func (h *Hub) subscribe(audio bool) *Viewer {
+// SubscribeNotify adds a viewer (of the pictures, and of the audio frames
+// too with audio) that signals notify, a channel of capacity 1 other
+// viewers may share, whenever it has something new. One goroutine can then
+// serve many viewers: woken once, it takes what each has with TryNext.
+func (h *Hub) SubscribeNotify(audio bool, notify chan struct{}) *Viewer {
+	return h.subscribeWith(audio, notify)
+}
+
+func (h *Hub) subscribe(audio bool) *Viewer { return h.subscribeWith(audio, make(chan struct{}, 1)) }
+
+func (h *Hub) subscribeWith(audio bool, notify chan struct{}) *Viewer {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	queue := h.opts.Queue
-	v := &Viewer{hub: h, notify: make(chan struct{}, 1), audio: audio, queue: queue, limit: queue + h.gopPictures}
+	v := &Viewer{hub: h, notify: notify, audio: audio, queue: queue, limit: queue + h.gopPictures}
 	if h.closed {
 		v.err = ErrClosed
 		return v
@@ -247,7 +257,7 @@ func (h *Hub) subscribe(audio bool) *Viewer {
 	}
 	v.waitKey = len(h.gop) == 0
 	if len(v.q) > 0 {
-		v.notify <- struct{}{}
+		v.wake()
 	}
 	h.viewers[v] = struct{}{}
 	h.signalLocked()
@@ -448,29 +458,66 @@ func (v *Viewer) NextUntil(ctx context.Context, until <-chan time.Time, buf []*A
 	for {
 		v.mu.Lock()
 		if len(v.q) > 0 {
-			buf = append(buf[:0], v.q...)
-			clear(v.q)
-			v.q = v.q[:0]
-			v.pics = 0
-			v.skips = 0
-			// The cached GOP burst is delivered; from now on the queue
-			// holds a live backlog only.
-			v.limit = v.queue
+			buf = v.takeLocked(buf)
 			v.mu.Unlock()
 			return buf, nil
 		}
-		err := v.err
+		err, notify := v.err, v.notify
 		v.mu.Unlock()
 		if err != nil {
 			return buf[:0], err
 		}
 		select {
-		case <-v.notify:
+		case <-notify:
 		case <-ctx.Done():
 			return buf[:0], ctx.Err()
 		case <-until:
 			return buf[:0], ErrUntil
 		}
+	}
+}
+
+// takeLocked appends the queue to buf[:0] and empties it.
+func (v *Viewer) takeLocked(buf []*AccessUnit) []*AccessUnit {
+	buf = append(buf[:0], v.q...)
+	clear(v.q)
+	v.q = v.q[:0]
+	v.pics = 0
+	v.skips = 0
+	// The cached GOP burst is delivered; from now on the queue holds a
+	// live backlog only.
+	v.limit = v.queue
+	return buf
+}
+
+// TryNext is Next without the wait: every picture pending, appended to
+// buf[:0] (none: an empty batch), or the viewer's error once it has ended
+// and its queue is empty.
+func (v *Viewer) TryNext(buf []*AccessUnit) ([]*AccessUnit, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.q) > 0 {
+		return v.takeLocked(buf), nil
+	}
+	return buf[:0], v.err
+}
+
+// Pending is the number of pictures and audio frames queued.
+func (v *Viewer) Pending() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.q)
+}
+
+// SetNotify makes the viewer signal notify from now on (see
+// SubscribeNotify), and signals it at once when something is pending or
+// the viewer has ended, so that no wake-up is lost in the change.
+func (v *Viewer) SetNotify(notify chan struct{}) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.notify = notify
+	if len(v.q) > 0 || v.err != nil {
+		v.wake()
 	}
 }
 

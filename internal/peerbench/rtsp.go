@@ -196,7 +196,8 @@ func readMessage(br *bufio.Reader) (*response, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = br.Discard(4 + int(h[2])<<8 | int(h[3]))
+		// The length in parentheses: + and | bind alike in Go.
+		_, err = br.Discard(4 + (int(h[2])<<8 | int(h[3])))
 		return nil, err
 	}
 	status, err := br.ReadString('\n')
@@ -208,7 +209,8 @@ func readMessage(br *bufio.Reader) (*response, error) {
 		return nil, fmt.Errorf("not an RTSP response: %q", status)
 	}
 	res := &response{header: map[string]string{}}
-	if res.status, err = strconv.Atoi(f[1]); err != nil {
+	// The status is three digits (RFC 2326 7.1.1).
+	if res.status, err = strconv.Atoi(f[1]); err != nil || len(f[1]) != 3 || res.status < 100 {
 		return nil, fmt.Errorf("bad status line %q", status)
 	}
 	for {

@@ -183,11 +183,33 @@ func (c *conn) tryWrite(b []byte) (int, error) {
 // leaves or the server stops; then it ends the session and releases what
 // the connection holds.
 func (c *conn) serve() {
-	defer c.s.conns.Done()
-	defer c.close()
+	if c.serveRequests() {
+		return // handed over to idle
+	}
+	c.close()
+	c.s.conns.Done()
+}
+
+// idle waits for a playing client's next bytes on a goroutine of its own,
+// which needs little more than the least stack Go gives one, and serves its
+// requests again when they come: the goroutine that answered DESCRIBE grew
+// its stack in admission and keeps it, 8 KiB or more a viewer.
+func (c *conn) idle() {
+	if err := c.awaitByte(); err != nil {
+		c.s.log.Debug("rtspserve: conn closed", "remote", c.remote, "reason", errText(err))
+		c.close()
+		c.s.conns.Done()
+		return
+	}
+	c.serve()
+}
+
+// serveRequests answers requests until the connection ends (false), or
+// until a playing client has sent nothing more for now (true): then it has
+// started idle to wait, and the connection is idle's.
+func (c *conn) serveRequests() bool {
 	s := c.s
-	s.log.Debug("rtspserve: conn open", "remote", c.remote)
-	reading := true // a read deadline is set
+	reading := true // a read deadline may be set
 	for {
 		playing := c.sess != nil && c.sess.w != nil
 		switch {
@@ -200,22 +222,20 @@ func (c *conn) serve() {
 		}
 		if playing && c.br.Buffered() == 0 {
 			// Wait for the client's next request (if it ever sends one)
-			// without holding a read buffer: most playing clients send
-			// nothing, or a keepalive a minute.
-			if err := c.awaitByte(); err != nil {
-				s.log.Debug("rtspserve: conn closed", "remote", c.remote, "reason", errText(err))
-				return
-			}
+			// without a read buffer and on a small stack: most playing
+			// clients send nothing, or a keepalive a minute.
+			go c.idle()
+			return true
 		}
 		b, err := c.br.Peek(1)
 		if err != nil {
 			s.log.Debug("rtspserve: conn closed", "remote", c.remote, "reason", errText(err))
-			return
+			return false
 		}
 		if b[0] == base.InterleavedFrameMagicByte {
 			// RTCP receiver reports: nothing here needs them.
 			if err := c.skipFrame(); err != nil {
-				return
+				return false
 			}
 			continue
 		}
@@ -223,12 +243,12 @@ func (c *conn) serve() {
 		if err := req.Unmarshal(c.br); err != nil {
 			s.log.Debug("rtspserve: bad request", "remote", c.remote, "err", errText(err))
 			_ = c.respond(&base.Response{StatusCode: base.StatusBadRequest}, nil)
-			return
+			return false
 		}
 		res, then := c.handle(&req)
 		if err := c.respond(res, req.Header["CSeq"]); err != nil {
 			s.log.Debug("rtspserve: conn closed", "remote", c.remote, "reason", errText(err))
-			return
+			return false
 		}
 		if then != nil {
 			then()
@@ -251,7 +271,8 @@ func (c *conn) awaitByte() error {
 		return err
 	}
 	c.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(one[:n]), c.nc), readBufferSize)
-	return nil
+	_, err = c.br.Peek(n) // buffered now, from the first reader alone: no wait
+	return err
 }
 
 // skipFrame discards one interleaved frame.

@@ -131,6 +131,7 @@ func (s *Server) packetCache(hub *stream.Hub) (*packetCache, error) {
 			return nil, err
 		}
 		c.pump = newPump()
+		c.pump.round = s.pumpRound
 		s.writers.Add(1)
 		go func() { defer s.writers.Done(); c.pump.run() }()
 		s.caches[hub] = c
@@ -161,9 +162,12 @@ type pump struct {
 	notify chan struct{} // capacity 1, shared by the members' viewers
 	quit   chan struct{} // closed when the hub's last lease goes
 
+	// round, when set, is called after each round (tests).
+	round func()
+
 	mu      sync.Mutex
 	members map[*writer]struct{}
-	round   []*writer // the pump goroutine's scratch list
+	batch   []*writer // the pump goroutine's scratch list
 }
 
 func newPump() *pump {
@@ -197,13 +201,16 @@ func (p *pump) run() {
 		}
 		p.mu.Lock()
 		for w := range p.members {
-			p.round = append(p.round, w)
+			p.batch = append(p.batch, w)
 		}
 		p.mu.Unlock()
-		for _, w := range p.round {
+		for _, w := range p.batch {
 			w.pumped()
 		}
-		clear(p.round)
-		p.round = p.round[:0]
+		clear(p.batch)
+		p.batch = p.batch[:0]
+		if p.round != nil {
+			p.round()
+		}
 	}
 }

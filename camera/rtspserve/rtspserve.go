@@ -187,6 +187,9 @@ type Server struct {
 
 	// writeTimeout bounds each write to a client (tests shorten it).
 	writeTimeout time.Duration
+	// pumpRound, when set (by tests, before any client), is called after
+	// each round of a pump.
+	pumpRound func()
 
 	// ctx ends when Run is stopping: admissions waiting for a camera
 	// give up, writers end. Set by Run before the first connection.
@@ -335,6 +338,7 @@ func (s *Server) accept(ctx context.Context) error {
 		s.open[c] = struct{}{}
 		s.conns.Add(1)
 		s.mu.Unlock()
+		s.log.Debug("rtspserve: conn open", "remote", c.remote)
 		go c.serve()
 	}
 }

@@ -867,3 +867,126 @@ func TestWatchHearsEverySession(t *testing.T) {
 		})
 	}
 }
+
+// pumped reports how many sessions the server's pumps write for now (the
+// others lag, and write in goroutines of their own).
+func (s *Server) pumped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.caches {
+		c.pump.mu.Lock()
+		n += len(c.pump.members)
+		c.pump.mu.Unlock()
+	}
+	return n
+}
+
+// settle waits until the pumps have written what their sessions had
+// pending, or the sessions have left them: a member with something pending
+// has woken its pump, whose next round ends with a signal on rounds.
+func (s *Server) settle(t testing.TB, rounds <-chan struct{}) {
+	t.Helper()
+	for {
+		idle := true
+		s.mu.Lock()
+		for _, c := range s.caches {
+			c.pump.mu.Lock()
+			for w := range c.pump.members {
+				if w.viewer.Pending() > 0 {
+					idle = false
+				}
+			}
+			c.pump.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if idle {
+			return
+		}
+		select {
+		case <-rounds:
+		case <-time.After(waitLong):
+			t.Fatal("the pump did not write what was pending")
+		}
+	}
+}
+
+// A client that stops reading for a while leaves the pump for a goroutine
+// of its own once its socket is full, gets every picture in order when it
+// reads again, with every frame whole (a write the socket took only part of
+// is finished before anything else), and goes back to the pump once it has
+// kept up.
+func TestLaggingClientCatchesUp(t *testing.T) {
+	c := testClip(t, smallClip)
+	e := startEnv(t, envOptions{sndbuf: 8 << 10})
+	rounds := make(chan struct{}, 1)
+	e.srv.pumpRound = func() {
+		select {
+		case rounds <- struct{}{}:
+		default:
+		}
+	}
+	src := newSource(e.main, c)
+	src.publish(1)
+	cl := dialRaw(t, e.srv.Addr(), 4<<10)
+	cl.play(t, e, "/cameras/1", goodToken)
+
+	var seq uint16
+	pictures, packets := 0, 0
+	// read takes frames until n more pictures have come, checking that the
+	// video's sequence numbers follow on.
+	read := func(n int) {
+		t.Helper()
+		for want := pictures + n; pictures < want; {
+			f := cl.frame(t)
+			if f.Channel != 0 {
+				continue // a sender report
+			}
+			var p rtp.Packet
+			if err := p.Unmarshal(f.Payload); err != nil {
+				t.Fatalf("picture %d: a broken RTP packet: %v", pictures+1, err)
+			}
+			if packets > 0 && p.SequenceNumber != seq+1 {
+				t.Fatalf("picture %d: sequence number %d after %d", pictures+1, p.SequenceNumber, seq)
+			}
+			seq = p.SequenceNumber
+			packets++
+			if p.Marker {
+				pictures++
+			}
+		}
+	}
+	read(1)
+	if got := e.srv.pumped(); got != 1 {
+		t.Fatalf("%d sessions pumped while the client keeps up, want 1", got)
+	}
+	// Stop reading: the socket fills within a few pictures and the session
+	// leaves the pump. The hub's queue (50) holds the rest.
+	behind := 0
+	for e.srv.pumped() != 0 {
+		if behind == 40 {
+			t.Fatalf("the session was still pumped after %d pictures the client did not read", behind)
+		}
+		src.publish(1)
+		behind++
+		e.srv.settle(t, rounds)
+	}
+	src.publish(5)
+	behind += 5
+	read(behind)
+	// Keeping up again, a picture at a time: the pump takes it back.
+	for i := 0; e.srv.pumped() != 1; i++ {
+		if i == 4*ownKeptUp {
+			t.Fatalf("the session had not gone back to the pump after %d pictures read at once", i)
+		}
+		src.publish(1)
+		read(1)
+		e.srv.settle(t, rounds)
+	}
+	src.publish(3)
+	read(3)
+	if st := e.main.Stats(); st.Skips != 0 || st.Drops != 0 {
+		t.Errorf("hub stats %+v: the lagging client was skipped, the test did not test the catching up", st)
+	}
+	t.Logf("%d pictures, %d packets, %d behind at most", pictures, packets, behind)
+}

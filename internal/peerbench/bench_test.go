@@ -49,9 +49,7 @@ func BenchmarkPeers(b *testing.B) {
 	// GRIDWATCH_PEERS_PROFILE=DIR: a gridwatch built with -tags pprof
 	// leaves its CPU profile over the window, and its heap and goroutines
 	// at the window's end, in DIR.
-	if dir := os.Getenv("GRIDWATCH_PEERS_PROFILE"); dir != "" {
-		opts.OnWindow = func(s *Server, window time.Duration) { profile(b, s, window, dir) }
-	}
+	profiles := os.Getenv("GRIDWATCH_PEERS_PROFILE")
 
 	ctx := context.Background()
 	var pg *pgcluster.Cluster
@@ -100,7 +98,11 @@ func BenchmarkPeers(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					r, err := Measure(ctx, s, ld, opts)
+					o := opts
+					if profiles != "" {
+						o.OnWindow = func(s *Server, window time.Duration) { profile(b, s, window, profiles) }
+					}
+					r, err := Measure(ctx, s, ld, o)
 					s.Stop()
 					if err != nil {
 						b.Fatalf("%v\n--- %s log (tail) ---\n%s", err, name, s.Logs())

@@ -148,7 +148,9 @@ func Measure(ctx context.Context, s *Server, ld Load, o Options) (Result, error)
 	}
 	p0 := pictures()
 	if o.OnWindow != nil {
-		go o.OnWindow(s, o.Window)
+		var hook sync.WaitGroup
+		hook.Go(func() { o.OnWindow(s, o.Window) })
+		defer hook.Wait()
 	}
 	maxRSS := s0.RSS
 	tick := time.NewTicker(time.Second)

@@ -325,4 +325,3 @@ func Join(ctx context.Context, s *Server, cam int) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: %v", errNoKeyframe, ctx.Err())
 	}
 }
-

@@ -51,8 +51,20 @@ func BenchmarkPeers(b *testing.B) {
 	// at the window's end, in DIR.
 	profiles := os.Getenv("GRIDWATCH_PEERS_PROFILE")
 
+	rounds := 3
+	if r := os.Getenv("GRIDWATCH_PEERS_ROUNDS"); r != "" {
+		if rounds, err = strconv.Atoi(r); err != nil || rounds < 1 {
+			b.Fatalf("GRIDWATCH_PEERS_ROUNDS: %q is not a positive number", r)
+		}
+	}
+
 	ctx := context.Background()
 	var pg *pgcluster.Cluster
+	pgDir, err := os.MkdirTemp("", "peerbench-pg-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(pgDir)
 	dbs := 0
 	var results []Result
 	for _, ld := range loads {
@@ -67,56 +79,67 @@ func BenchmarkPeers(b *testing.B) {
 		for i := range cams {
 			cams[i] = sim.URL(i+1, "main")
 		}
-		for _, name := range servers {
-			b.Run(fmt.Sprintf("load=%s/server=%s", ld, name), func(b *testing.B) {
-				for b.Loop() {
-					dir := b.TempDir()
-					var s *Server
-					var err error
-					sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-					switch name {
-					case "go2rtc":
-						s, err = StartGo2RTC(sctx, filepath.Join(bin, name), dir, cams)
-					case "mediamtx":
-						s, err = StartMediaMTX(sctx, filepath.Join(bin, name), dir, cams)
-					case "gridwatch":
-						if pg == nil {
-							pg, err = pgcluster.Start(sctx, pgcluster.Options{Dir: filepath.Join(b.TempDir(), "pg"), Fast: true})
-							if err != nil {
-								b.Fatalf("postgres: %v", err)
+		runs := map[string][]Result{}
+		// Each round starts with the next server, so that none is always
+		// first after a load's cameras start, or always after the same one.
+		for round := range rounds {
+			for k := range servers {
+				name := servers[(round+k)%len(servers)]
+				b.Run(fmt.Sprintf("load=%s/server=%s/round=%d", ld, name, round+1), func(b *testing.B) {
+					for b.Loop() {
+						dir := b.TempDir()
+						var s *Server
+						var err error
+						sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+						switch name {
+						case "go2rtc":
+							s, err = StartGo2RTC(sctx, filepath.Join(bin, name), dir, cams)
+						case "mediamtx":
+							s, err = StartMediaMTX(sctx, filepath.Join(bin, name), dir, cams)
+						case "gridwatch":
+							if pg == nil {
+								pg, err = pgcluster.Start(sctx, pgcluster.Options{Dir: filepath.Join(pgDir, "pg"), Fast: true})
+								if err != nil {
+									b.Fatalf("postgres: %v", err)
+								}
 							}
+							dbs++
+							db := "peers" + strconv.Itoa(dbs)
+							if err = pg.EnsureDatabase(sctx, db); err == nil {
+								s, err = StartGridwatch(sctx, filepath.Join(bin, name), dir, pg.DSN(db), "peerbench-admin-token-0123456789", cams)
+							}
+						default:
+							err = fmt.Errorf("unknown server %q", name)
 						}
-						dbs++
-						db := "peers" + strconv.Itoa(dbs)
-						if err = pg.EnsureDatabase(sctx, db); err == nil {
-							s, err = StartGridwatch(sctx, filepath.Join(bin, name), dir, pg.DSN(db), "peerbench-admin-token-0123456789", cams)
+						cancel()
+						if err != nil {
+							b.Fatal(err)
 						}
-					default:
-						err = fmt.Errorf("unknown server %q", name)
+						o := opts
+						if profiles != "" {
+							o.OnWindow = func(s *Server, window time.Duration) { profile(b, s, window, profiles) }
+						}
+						r, err := Measure(ctx, s, ld, o)
+						s.Stop()
+						if err != nil {
+							b.Fatalf("%v\n--- %s log (tail) ---\n%s", err, name, s.Logs())
+						}
+						runs[name] = append(runs[name], r)
+						b.ReportMetric(r.Cores, "cores")
+						b.ReportMetric(float64(r.RSS)/(1<<20), "RSS-MiB")
+						b.ReportMetric(r.CtxSw, "ctxsw/s")
+						b.ReportMetric(r.WritesPerPicture, "writes/pic")
+						b.ReportMetric(r.FPS, "fps/viewer")
+						b.ReportMetric(float64(r.JoinP(0.5).Microseconds())/1000, "join-p50-ms")
+						b.ReportMetric(float64(r.JoinP(0.95).Microseconds())/1000, "join-p95-ms")
 					}
-					cancel()
-					if err != nil {
-						b.Fatal(err)
-					}
-					o := opts
-					if profiles != "" {
-						o.OnWindow = func(s *Server, window time.Duration) { profile(b, s, window, profiles) }
-					}
-					r, err := Measure(ctx, s, ld, o)
-					s.Stop()
-					if err != nil {
-						b.Fatalf("%v\n--- %s log (tail) ---\n%s", err, name, s.Logs())
-					}
-					results = append(results, r)
-					b.ReportMetric(r.Cores, "cores")
-					b.ReportMetric(float64(r.RSS)/(1<<20), "RSS-MiB")
-					b.ReportMetric(r.CtxSw, "ctxsw/s")
-					b.ReportMetric(r.WritesPerPicture, "writes/pic")
-					b.ReportMetric(r.FPS, "fps/viewer")
-					b.ReportMetric(float64(r.JoinP(0.5).Microseconds())/1000, "join-p50-ms")
-					b.ReportMetric(float64(r.JoinP(0.95).Microseconds())/1000, "join-p95-ms")
-				}
-			})
+				})
+			}
+		}
+		for _, name := range servers {
+			if len(runs[name]) > 0 {
+				results = append(results, Merge(runs[name]))
+			}
 		}
 		stopSim()
 		<-simDone

@@ -56,6 +56,46 @@ type Result struct {
 	// Joins are the late joiners' times from dialling to the end of their
 	// first keyframe, sorted.
 	Joins []time.Duration
+	// Runs is how many measurements Merge made this of; CoresRange and
+	// RSSRange their lowest and highest cores and RSS.
+	Runs       int
+	CoresRange [2]float64
+	RSSRange   [2]int64
+}
+
+// Merge makes one result of several runs of a server under a load: the
+// median of each figure (cores, RSS, … each on its own), the ranges of
+// cores and RSS, and every late joiner.
+func Merge(runs []Result) Result {
+	if len(runs) == 0 {
+		return Result{}
+	}
+	median := func(f func(Result) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m := Result{Server: runs[0].Server, Load: runs[0].Load, Runs: len(runs)}
+	m.Cores = median(func(r Result) float64 { return r.Cores })
+	m.RSS = int64(median(func(r Result) float64 { return float64(r.RSS) }))
+	m.CtxSw = median(func(r Result) float64 { return r.CtxSw })
+	m.WritesPerPicture = median(func(r Result) float64 { return r.WritesPerPicture })
+	m.FPS = median(func(r Result) float64 { return r.FPS })
+	m.CoresRange = [2]float64{runs[0].Cores, runs[0].Cores}
+	m.RSSRange = [2]int64{runs[0].RSS, runs[0].RSS}
+	for _, r := range runs {
+		m.CoresRange = [2]float64{min(m.CoresRange[0], r.Cores), max(m.CoresRange[1], r.Cores)}
+		m.RSSRange = [2]int64{min(m.RSSRange[0], r.RSS), max(m.RSSRange[1], r.RSS)}
+		m.Joins = append(m.Joins, r.Joins...)
+	}
+	slices.Sort(m.Joins)
+	return m
 }
 
 // JoinP returns the q-quantile (0..1) of the late joiners' times.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,7 +333,7 @@ func TestTable(t *testing.T) {
 	}
 	got := Table(results, map[string]string{"go2rtc": "dc1685e9", "mediamtx": "", "gridwatch": "23bde11-dirty"})
 	want := []string{
-		"| load | server | cores | RSS | ctx switches/s | writes per picture per viewer | pictures/s per viewer | late joiner's first keyframe p50 / p95 | cores vs best peer | RSS vs best peer |",
+		"| load | server | cores (lowest–highest) | RSS (lowest–highest) | ctx switches/s | writes per picture per viewer | pictures/s per viewer | late joiner's first keyframe p50 / p95 | cores vs best peer | RSS vs best peer |",
 		"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
 		"| 10 × 5 | go2rtc | 0.500 | 100 MiB | 1200 | 1.50 | 25.0 | 100 / 200 ms | 1.00× | 1.00× |",
 		"| 10 × 5 | gridwatch | 0.250 | 150 MiB | 600 | 0.25 | 25.0 | 50 / 60 ms | 0.50× | 1.50× |",
@@ -457,5 +458,34 @@ func TestPlayerCamsim(t *testing.T) {
 	}
 	if _, err := Join(jctx, &Server{Name: "none", URL: func(int) string { return "rtsp://127.0.0.1:1/x" }}, 1); err == nil || errors.Is(err, errNoKeyframe) {
 		t.Errorf("Join on a closed port: %v; want a dial error", err)
+	}
+}
+
+// Merge takes each figure's median over the runs, keeps the ranges of cores
+// and RSS and every late joiner, and the table shows the ranges.
+func TestMerge(t *testing.T) {
+	runs := []Result{
+		{Server: "gridwatch", Load: Load{10, 50}, Cores: 0.30, RSS: 60 << 20, FPS: 25, Joins: []time.Duration{3}},
+		{Server: "gridwatch", Load: Load{10, 50}, Cores: 0.10, RSS: 50 << 20, FPS: 24, Joins: []time.Duration{1}},
+		{Server: "gridwatch", Load: Load{10, 50}, Cores: 0.20, RSS: 70 << 20, FPS: 25, Joins: []time.Duration{2}},
+	}
+	m := Merge(runs)
+	if m.Cores != 0.20 || m.RSS != 60<<20 || m.FPS != 25 || m.Runs != 3 {
+		t.Errorf("medians: cores %v RSS %d FPS %v runs %d, want 0.2, 60 MiB, 25, 3", m.Cores, m.RSS, m.FPS, m.Runs)
+	}
+	if m.CoresRange != [2]float64{0.10, 0.30} || m.RSSRange != [2]int64{50 << 20, 70 << 20} {
+		t.Errorf("ranges %v %v", m.CoresRange, m.RSSRange)
+	}
+	if !slices.Equal(m.Joins, []time.Duration{1, 2, 3}) {
+		t.Errorf("joins %v, want all three, sorted", m.Joins)
+	}
+	if even := Merge(runs[:2]); even.Cores != 0.20 {
+		t.Errorf("median of two runs: %v, want their mean 0.2", even.Cores)
+	}
+	table := Table([]Result{m}, nil)
+	for _, want := range []string{"0.200 (0.100–0.300)", "60 MiB (50–70)", "Medians of 3 runs"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
 	}
 }

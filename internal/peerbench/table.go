@@ -10,7 +10,7 @@ import (
 // same load, and what each server was built from.
 func Table(results []Result, versions map[string]string) string {
 	var sb strings.Builder
-	sb.WriteString("| load | server | cores | RSS | ctx switches/s | writes per picture per viewer | pictures/s per viewer | late joiner's first keyframe p50 / p95 | cores vs best peer | RSS vs best peer |\n")
+	sb.WriteString("| load | server | cores (lowest–highest) | RSS (lowest–highest) | ctx switches/s | writes per picture per viewer | pictures/s per viewer | late joiner's first keyframe p50 / p95 | cores vs best peer | RSS vs best peer |\n")
 	sb.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for i := 0; i < len(results); {
 		j := i
@@ -37,12 +37,20 @@ func Table(results []Result, versions map[string]string) string {
 				}
 				return fmt.Sprintf("%.2f×", v/best)
 			}
-			fmt.Fprintf(&sb, "| %d × %d | %s | %.3f | %.0f MiB | %.0f | %.2f | %.1f | %.0f / %.0f ms | %s | %s |\n",
-				r.Load.Cameras, r.Load.Viewers, r.Server, r.Cores, float64(r.RSS)/(1<<20), r.CtxSw, r.WritesPerPicture, r.FPS,
+			cores, rss := fmt.Sprintf("%.3f", r.Cores), fmt.Sprintf("%.0f MiB", float64(r.RSS)/(1<<20))
+			if r.Runs > 1 {
+				cores += fmt.Sprintf(" (%.3f–%.3f)", r.CoresRange[0], r.CoresRange[1])
+				rss += fmt.Sprintf(" (%.0f–%.0f)", float64(r.RSSRange[0])/(1<<20), float64(r.RSSRange[1])/(1<<20))
+			}
+			fmt.Fprintf(&sb, "| %d × %d | %s | %s | %s | %.0f | %.2f | %.1f | %.0f / %.0f ms | %s | %s |\n",
+				r.Load.Cameras, r.Load.Viewers, r.Server, cores, rss, r.CtxSw, r.WritesPerPicture, r.FPS,
 				float64(r.JoinP(0.5).Microseconds())/1000, float64(r.JoinP(0.95).Microseconds())/1000,
 				ratio(r.Cores, bestCores), ratio(float64(r.RSS), bestRSS))
 		}
 		i = j
+	}
+	if len(results) > 0 && results[0].Runs > 1 {
+		fmt.Fprintf(&sb, "\nMedians of %d runs a server and load, the servers taking turns.\n", results[0].Runs)
 	}
 	sb.WriteString("\nBuilt from:")
 	for _, s := range []string{"go2rtc", "mediamtx", "gridwatch"} {

@@ -60,8 +60,10 @@ type conn struct {
 	partial  bool
 	restDone *sync.Cond
 	// raw is the socket, for writes that must not block (tryWrite); nil
-	// when the connection has none.
+	// when the connection has none. tw is tryWrite's call, made once:
+	// a closure a write was a megabyte of garbage a second at 500 viewers.
 	raw syscall.RawConn
+	tw  rawWrite
 
 	// pending is the acquisition of the connection's last successful
 	// DESCRIBE, until a SETUP takes it over. One at most, so a client
@@ -155,16 +157,10 @@ func (c *conn) tryWrite(b []byte) (int, error) {
 	if err := c.freshDeadline(); err != nil {
 		return 0, err
 	}
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), b)
-			if werr != syscall.EINTR {
-				return true // done, or would block: never wait here
-			}
-		}
-	})
+	c.tw.b = b
+	err := c.raw.Write(c.tw.write)
+	n, werr := c.tw.n, c.tw.err
+	c.tw = rawWrite{write: c.tw.write}
 	switch {
 	case err != nil:
 		return 0, err
@@ -177,6 +173,25 @@ func (c *conn) tryWrite(b []byte) (int, error) {
 		c.partial = true
 	}
 	return n, nil
+}
+
+// rawWrite is one write(2) of b on a socket, as RawConn.Write calls it:
+// done, or would block, it never waits. Guarded by the connection's wmu.
+type rawWrite struct {
+	b     []byte
+	n     int
+	err   error
+	write func(fd uintptr) bool // rw.do, bound once
+}
+
+func (rw *rawWrite) do(fd uintptr) bool {
+	for {
+		rw.n, rw.err = syscall.Write(int(fd), rw.b)
+		if rw.err != syscall.EINTR {
+			rw.n = max(rw.n, 0)
+			return true
+		}
+	}
 }
 
 // serve reads and answers requests until the connection fails, the client

@@ -328,6 +328,7 @@ func (s *Server) accept(ctx context.Context) error {
 		c.restDone = sync.NewCond(&c.wmu)
 		if sc, ok := nc.(syscall.Conn); ok {
 			c.raw, _ = sc.SyscallConn()
+			c.tw.write = c.tw.do
 		}
 		s.mu.Lock()
 		if s.closing {

@@ -1,6 +1,5 @@
-// Package rtsprun is how the camera packages' RTSP servers (camsim's
-// simulated cameras, rtspserve's re-served streams) run a gortsplib server
-// they have started: until their context ends or the server fails, then an
+// Package rtsprun is how a camera package's gortsplib server (camsim's
+// simulated cameras; rtspserve has a server of its own) runs once started: until their context ends or the server fails, then an
 // ordered close in which nothing of the server outlives the call.
 package rtsprun
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -81,13 +82,32 @@ type HashParams struct {
 // DefaultHashParams follow OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane).
 func DefaultHashParams() HashParams { return HashParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1} }
 
+// hashSlots bounds the argon2id hashes running at once: each holds
+// MemoryKiB (19 MiB by default) while it runs, so fifty sign-ins at a shift
+// change would otherwise want a gigabyte.
+var hashSlots = make(chan struct{}, 2)
+
+// argon2Key is argon2.IDKey in a slot. The last hash of a burst hands the
+// memory back to the operating system: Go's scavenger would take about a
+// minute to, and meanwhile a relay node that checked one token carries
+// twice its working set.
+func argon2Key(password, salt []byte, p HashParams, n uint32) []byte {
+	hashSlots <- struct{}{}
+	key := argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, n)
+	<-hashSlots
+	if len(hashSlots) == 0 && p.MemoryKiB >= 4<<10 {
+		debug.FreeOSMemory()
+	}
+	return key
+}
+
 // HashPassword returns the password's argon2id hash in the PHC string format.
 func HashPassword(password string, p HashParams) string {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, 32)
+	key := argon2Key([]byte(password), salt, p, 32)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
@@ -118,6 +138,6 @@ func VerifyPassword(password, encoded string) bool {
 	if err != nil || len(want) == 0 || len(want) > 128 {
 		return false
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want)))
+	got := argon2Key([]byte(password), salt, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }

@@ -1,6 +1,8 @@
 package pull
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -288,4 +290,54 @@ func FuzzAssembler(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The gortsplib source hands on the client's packets without copying them
+// (see openGortsplib): that is right only while gortsplib gives each packet
+// memory of its own. Packets kept while many more arrive must not change.
+func TestGortsplibPacketsAreOurs(t *testing.T) {
+	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0", Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = sim.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	sess, err := RTSP{URL: sim.URL(1, "main-pcma"), DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second}.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	as, ok := sess.(AudioSession)
+	if !ok || as.AudioFormat() == nil {
+		t.Fatal("no audio played: the test would not cover the audio packets")
+	}
+	type kept struct {
+		pkt  *rtp.Packet
+		copy []byte
+	}
+	var video, audio []kept
+	deadline := time.After(30 * time.Second)
+	for len(video) < 300 || len(audio) < 50 {
+		select {
+		case p := <-sess.Packets():
+			video = append(video, kept{p, bytes.Clone(p.Payload)})
+		case p := <-as.AudioPackets():
+			audio = append(audio, kept{p, bytes.Clone(p.Payload)})
+		case <-sess.Done():
+			t.Fatalf("session ended: %v", sess.Err())
+		case <-deadline:
+			t.Fatalf("%d video and %d audio packets in 30 s", len(video), len(audio))
+		}
+	}
+	for name, ks := range map[string][]kept{"video": video, "audio": audio} {
+		for i, k := range ks {
+			if !bytes.Equal(k.pkt.Payload, k.copy) {
+				t.Fatalf("%s packet %d changed after it was handed on: gortsplib now reuses its buffers, so openGortsplib must copy them again", name, i)
+			}
+		}
+	}
 }

@@ -51,9 +51,12 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 	}
 	src.format = f
 	c.OnPacketRTP(medi, f, func(pkt *rtp.Packet) {
-		// The client may reuse its buffers: keep a copy.
-		cp := &rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)}
-		src.offer(cp)
+		// Over TCP (the only transport used here) gortsplib reads every
+		// interleaved frame into a buffer of its own and decodes a new
+		// rtp.Packet from it, so the packet is ours to keep, uncopied: a
+		// copy a packet was a fifth of a relay's garbage.
+		// TestGortsplibPacketsAreOurs holds the library to it.
+		src.offer(pkt)
 	})
 	// The audio, when the camera has some we carry, plays in the same
 	// session; a camera that refuses its SETUP is played without sound.
@@ -63,7 +66,7 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 		} else {
 			src.audio = af
 			c.OnPacketRTP(am, af, func(pkt *rtp.Packet) {
-				src.offerAudio(&rtp.Packet{Header: pkt.Header, Payload: append([]byte(nil), pkt.Payload...)})
+				src.offerAudio(pkt) // ours to keep, as the video's
 			})
 		}
 	} else if why != "" {

@@ -11,15 +11,15 @@ import (
 	"gridwatch/camera/stream"
 )
 
-// Bounds of a hub's packet cache: enough for the GOP burst of a new viewer
-// (a GOP of up to 1.2 s at 25 fps) and the backlog of a lagging one; the
-// hub's sessions that keep up all write each new picture within one pump
-// round, so they need no more. A picture that has left the cache is
-// packetised again by the session that needs it (a new viewer of a camera
-// with a longer GOP, say), so the bounds cost CPU, never correctness; they
-// keep the memory the cache holds on to (about the pictures' size) small.
+// Bounds of a hub's packet cache. The sessions that keep up all write each
+// new picture within one pump round, so they need only the latest few; a
+// new viewer's GOP burst and a lagging session's backlog are mostly
+// packetised again by the session that needs them. Packetising costs about
+// a microsecond a packet, once per join, while every picture cached holds a
+// copy of its bytes: a few kept are worth more than a GOP's worth (at 100
+// cameras a GOP each was 6 MB of heap).
 const (
-	cachePictures = 30
+	cachePictures = 8
 	cacheEntries  = 3 // entries a picture, audio included: 25 pictures and 50 G.711 packets a second
 	cacheBytes    = 2 << 20
 )

@@ -20,7 +20,9 @@ import (
 // BenchmarkPeers is make bench-peers: go2rtc, MediaMTX and gridwatch, one
 // after another, relay the same simulated cameras to the same viewers, at
 // each load of GRIDWATCH_PEERS_LOADS (default 10x50,10x10,100x5: cameras ×
-// viewers each). GRIDWATCH_PEERS_BIN is the folder with the three binaries
+// viewers each) over RTSP, and go2rtc and gridwatch at each load of
+// GRIDWATCH_PEERS_MSE_LOADS (default 10x50) over MSE, as browsers watch
+// (GRIDWATCH_PEERS_PROTOCOLS: rtsp,mse picks). GRIDWATCH_PEERS_BIN is the folder with the three binaries
 // (go2rtc, mediamtx, gridwatch; NAME.commit beside each says what it was
 // built from); GRIDWATCH_PEERS_SERVERS picks some of them;
 // GRIDWATCH_PEERS_OUT names the Markdown file the table goes to.
@@ -67,7 +69,39 @@ func BenchmarkPeers(b *testing.B) {
 	defer os.RemoveAll(pgDir)
 	dbs := 0
 	var results []Result
-	for _, ld := range loads {
+	mseLoads, err := parseLoads(cmpStr(os.Getenv("GRIDWATCH_PEERS_MSE_LOADS"), "10x50"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	type run struct {
+		proto   string
+		ld      Load
+		servers []string
+	}
+	var plan []run
+	for proto := range strings.SplitSeq(cmpStr(os.Getenv("GRIDWATCH_PEERS_PROTOCOLS"), "rtsp,mse"), ",") {
+		switch proto {
+		case ProtoRTSP:
+			for _, ld := range loads {
+				plan = append(plan, run{proto, ld, servers})
+			}
+		case ProtoMSE:
+			// MediaMTX has no MSE (its browsers play HLS or WebRTC).
+			var with []string
+			for _, name := range servers {
+				if name != "mediamtx" {
+					with = append(with, name)
+				}
+			}
+			for _, ld := range mseLoads {
+				plan = append(plan, run{proto, ld, with})
+			}
+		default:
+			b.Fatalf("GRIDWATCH_PEERS_PROTOCOLS: %q is not rtsp or mse", proto)
+		}
+	}
+	for _, step := range plan {
+		ld, servers := step.ld, step.servers
 		sim, err := camsim.New(camsim.Config{N: ld.Cameras, Addr: "127.0.0.1:0"})
 		if err != nil {
 			b.Fatal(err)
@@ -85,7 +119,7 @@ func BenchmarkPeers(b *testing.B) {
 		for round := range rounds {
 			for k := range servers {
 				name := servers[(round+k)%len(servers)]
-				b.Run(fmt.Sprintf("load=%s/server=%s/round=%d", ld, name, round+1), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/load=%s/server=%s/round=%d", step.proto, ld, name, round+1), func(b *testing.B) {
 					for b.Loop() {
 						dir := b.TempDir()
 						var s *Server
@@ -116,6 +150,7 @@ func BenchmarkPeers(b *testing.B) {
 							b.Fatal(err)
 						}
 						o := opts
+						o.Protocol = step.proto
 						if profiles != "" {
 							o.OnWindow = func(s *Server, window time.Duration) { profile(b, s, window, profiles) }
 						}

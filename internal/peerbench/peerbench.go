@@ -29,12 +29,32 @@ type Load struct{ Cameras, Viewers int }
 
 func (l Load) String() string { return fmt.Sprintf("%dx%d", l.Cameras, l.Viewers) }
 
+// Viewer is one viewer of a camera, whatever it plays over.
+type Viewer interface {
+	// Run reads until the viewer is closed or its stream fails.
+	Run() error
+	// FirstKeyframe is closed once the first keyframe has arrived whole.
+	FirstKeyframe() <-chan struct{}
+	// Count is the pictures received so far.
+	Count() int64
+	Close() error
+}
+
+// The protocols viewers play over.
+const (
+	ProtoRTSP = "rtsp" // interleaved TCP (Player)
+	ProtoMSE  = "mse"  // fMP4 over a WebSocket, as browsers play (DialMSE)
+)
+
 // Options tune a measurement; zero values take the defaults.
 type Options struct {
-	Warmup time.Duration // after every viewer has its first picture (default 5 s)
-	Window time.Duration // the steady window measured (default 20 s)
-	Joins  int           // late joiners timed after the window (default 20)
-	FPS    float64       // the cameras' frame rate (default 25)
+	// Protocol is ProtoRTSP (the default) or ProtoMSE; a server without MSE
+	// cannot be measured over it.
+	Protocol string
+	Warmup   time.Duration // after every viewer has its first picture (default 5 s)
+	Window   time.Duration // the steady window measured (default 20 s)
+	Joins    int           // late joiners timed after the window (default 20)
+	FPS      float64       // the cameras' frame rate (default 25)
 	// OnWindow, when set, runs in its own goroutine as the steady window
 	// starts (to profile the server over it, say).
 	OnWindow func(s *Server, window time.Duration)
@@ -42,11 +62,12 @@ type Options struct {
 
 // Result is one server under one load.
 type Result struct {
-	Server string
-	Load   Load
-	Cores  float64 // CPU time per second of the steady window
-	RSS    int64   // the largest resident set seen in the window, bytes
-	CtxSw  float64 // context switches per second
+	Server   string
+	Load     Load
+	Protocol string
+	Cores    float64 // CPU time per second of the steady window
+	RSS      int64   // the largest resident set seen in the window, bytes
+	CtxSw    float64 // context switches per second
 	// WritesPerPicture is write system calls per picture delivered to a
 	// viewer.
 	WritesPerPicture float64
@@ -81,7 +102,7 @@ func Merge(runs []Result) Result {
 		}
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
-	m := Result{Server: runs[0].Server, Load: runs[0].Load, Runs: len(runs)}
+	m := Result{Server: runs[0].Server, Load: runs[0].Load, Protocol: runs[0].Protocol, Runs: len(runs)}
 	m.Cores = median(func(r Result) float64 { return r.Cores })
 	m.RSS = int64(median(func(r Result) float64 { return float64(r.RSS) }))
 	m.CtxSw = median(func(r Result) float64 { return r.CtxSw })
@@ -123,13 +144,28 @@ func Measure(ctx context.Context, s *Server, ld Load, o Options) (Result, error)
 	if o.FPS == 0 {
 		o.FPS = 25
 	}
-	res := Result{Server: s.Name, Load: ld}
+	if o.Protocol == "" {
+		o.Protocol = ProtoRTSP
+	}
+	res := Result{Server: s.Name, Load: ld, Protocol: o.Protocol}
+	dial := func(ctx context.Context, cam int) (Viewer, error) {
+		switch o.Protocol {
+		case ProtoRTSP:
+			return Dial(ctx, s.URL(cam), s.User, s.Password)
+		case ProtoMSE:
+			if s.MSE == nil {
+				return nil, fmt.Errorf("%s has no MSE", s.Name)
+			}
+			return DialMSE(ctx, s.MSE, cam)
+		}
+		return nil, fmt.Errorf("no protocol %q", o.Protocol)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	var (
 		mu      sync.Mutex
-		players []*Player
+		players []Viewer
 		runErr  error
 		wg      sync.WaitGroup
 	)
@@ -144,7 +180,7 @@ func Measure(ctx context.Context, s *Server, ld Load, o Options) (Result, error)
 	for cam := 1; cam <= ld.Cameras; cam++ {
 		for range ld.Viewers {
 			hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
-			p, err := Dial(hctx, s.URL(cam), s.User, s.Password)
+			p, err := dial(hctx, cam)
 			hcancel()
 			if err != nil {
 				return res, fmt.Errorf("%s camera %d: %w", s.Name, cam, err)
@@ -178,7 +214,7 @@ func Measure(ctx context.Context, s *Server, ld Load, o Options) (Result, error)
 
 	pictures := func() (n int64) {
 		for _, p := range players {
-			n += p.Pictures.Load()
+			n += p.Count()
 		}
 		return n
 	}
@@ -237,7 +273,7 @@ loop:
 			return res, firstErr(&mu, &runErr, ctx)
 		}
 		jctx, jcancel := context.WithTimeout(ctx, 30*time.Second)
-		d, err := Join(jctx, s, 1+i%ld.Cameras)
+		d, err := join(jctx, func(ctx context.Context) (Viewer, error) { return dial(ctx, 1+i%ld.Cameras) })
 		jcancel()
 		if err != nil {
 			return res, fmt.Errorf("%s: late joiner %d: %w", s.Name, i+1, err)

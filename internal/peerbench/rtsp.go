@@ -343,6 +343,9 @@ func IsIDR(pl []byte) bool {
 	return false
 }
 
+// Count is the pictures received so far.
+func (p *Player) Count() int64 { return p.Pictures.Load() }
+
 // FirstKeyframe is closed when the first complete keyframe has arrived.
 func (p *Player) FirstKeyframe() <-chan struct{} { return p.firstKey }
 

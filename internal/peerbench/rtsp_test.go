@@ -4,16 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"gridwatch/camera/camsim"
+
+	"github.com/coder/websocket"
 )
 
 func TestResolveControl(t *testing.T) {
@@ -487,5 +493,106 @@ func TestMerge(t *testing.T) {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
 		}
+	}
+}
+
+// CountBoxes counts an fMP4 fragment's top-level boxes of a type, and
+// refuses a message whose boxes do not add up.
+func TestCountBoxes(t *testing.T) {
+	box := func(typ string, body int) []byte {
+		b := make([]byte, 8+body)
+		binary.BigEndian.PutUint32(b, uint32(8+body))
+		copy(b[4:], typ)
+		return b
+	}
+	two := slices.Concat(box("moof", 20), box("mdat", 100), box("moof", 4), box("mdat", 0))
+	if n, err := CountBoxes(two, "moof"); n != 2 || err != nil {
+		t.Errorf("two fragments: %d, %v", n, err)
+	}
+	if n, err := CountBoxes(slices.Concat(box("ftyp", 12), box("moov", 50)), "moof"); n != 0 || err != nil {
+		t.Errorf("an init segment: %d, %v", n, err)
+	}
+	large := make([]byte, 16+5)
+	binary.BigEndian.PutUint32(large, 1)
+	copy(large[4:], "moof")
+	binary.BigEndian.PutUint64(large[8:], 21)
+	if n, err := CountBoxes(large, "moof"); n != 1 || err != nil {
+		t.Errorf("a 64-bit size: %d, %v", n, err)
+	}
+	for name, b := range map[string][]byte{"truncated header": two[:5], "past the end": two[:30], "size under header": {0, 0, 0, 4, 'm', 'o', 'o', 'f'}} {
+		if _, err := CountBoxes(b, "moof"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// An MSE viewer says hello, skips the init segment and counts fragments
+// however the server packs them into messages.
+func TestMSEViewer(t *testing.T) {
+	box := func(typ string, body int) []byte {
+		b := make([]byte, 8+body)
+		binary.BigEndian.PutUint32(b, uint32(8+body))
+		copy(b[4:], typ)
+		return b
+	}
+	frag := func() []byte { return slices.Concat(box("moof", 16), box("mdat", 40<<10)) }
+	hello := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_, msg, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		hello <- string(msg)
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"mse"}`))
+		_ = c.Write(r.Context(), websocket.MessageBinary, slices.Concat(box("ftyp", 16), box("moov", 100)))
+		_ = c.Write(r.Context(), websocket.MessageBinary, frag())
+		_ = c.Write(r.Context(), websocket.MessageBinary, slices.Concat(frag(), frag()))
+		_ = c.Close(websocket.StatusNormalClosure, "done")
+	}))
+	defer srv.Close()
+	m := &MSE{
+		URL:    func(n int) string { return "ws" + strings.TrimPrefix(srv.URL, "http") + "/cam" + strconv.Itoa(n) },
+		Header: http.Header{"Authorization": {"Bearer tok"}},
+		Hello:  []byte(`{"type":"mse","value":"avc1.640029"}`),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := DialMSE(ctx, m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- v.Run() }()
+	select {
+	case err := <-ended: // the server closes once it has sent everything
+		if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+			t.Errorf("Run: %v, want the server's normal closure", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the viewer did not see the server close")
+	}
+	select {
+	case <-v.FirstKeyframe():
+	default:
+		t.Error("FirstKeyframe not closed")
+	}
+	if got := <-hello; got != string(m.Hello) {
+		t.Errorf("hello %q", got)
+	}
+	if v.Count() != 3 {
+		t.Errorf("%d fragments, want 3 (one message held two)", v.Count())
+	}
+	v.Close()
+	if _, err := DialMSE(ctx, &MSE{URL: m.URL}, 1); err == nil {
+		t.Error("dialled without the token")
 	}
 }

@@ -25,6 +25,8 @@ type Server struct {
 	// Password the credentials they present ("" for none).
 	URL            func(n int) string
 	User, Password string
+	// MSE is how browsers watch it (nil: it has no MSE).
+	MSE *MSE
 
 	// Pprof is where a gridwatch built with -tags pprof serves Go's
 	// profiler ("" for the peers).
@@ -129,6 +131,12 @@ func StartGo2RTC(ctx context.Context, bin, dir string, cameras []string) (*Serve
 		return nil, err
 	}
 	s.URL = func(n int) string { return fmt.Sprintf("rtsp://127.0.0.1:%d/cam%d", rtsp, n) }
+	// What go2rtc's own player (video-rtc.js) sends: the codecs the
+	// browser takes.
+	s.MSE = &MSE{
+		URL:   func(n int) string { return fmt.Sprintf("ws://127.0.0.1:%d/api/ws?src=cam%d", api, n) },
+		Hello: []byte(`{"type":"mse","value":"avc1.640029,avc1.64002A,avc1.640033,hvc1.1.6.L153.B0,mp4a.40.2,mp4a.40.5,flac,opus"}`),
+	}
 	if err := s.waitTCP(ctx, fmt.Sprintf("127.0.0.1:%d", rtsp)); err != nil {
 		s.Stop()
 		return nil, err
@@ -220,6 +228,12 @@ func StartGridwatch(ctx context.Context, bin, dir, dsn, token string, cameras []
 	}
 	s.URL = func(n int) string { return fmt.Sprintf("rtsp://127.0.0.1:%d/cameras/%d", rtspPort, ids[n-1]) }
 	s.User, s.Password = "peerbench", token
+	s.MSE = &MSE{
+		URL: func(n int) string {
+			return fmt.Sprintf("ws://127.0.0.1:%d/api/v1/cameras/%d/live?stream=main", httpPort, ids[n-1])
+		},
+		Header: http.Header{"Authorization": {"Bearer " + token}},
+	}
 	if err := s.waitTCP(ctx, fmt.Sprintf("127.0.0.1:%d", rtspPort)); err != nil {
 		s.Stop()
 		return nil, err
@@ -305,11 +319,15 @@ func Commit(bin string) string {
 
 var errNoKeyframe = errors.New("no keyframe")
 
-// Join measures a late joiner: from dialling the server to the end of the
-// first complete keyframe it receives.
+// Join measures a late joiner over RTSP: from dialling the server to the
+// end of the first complete keyframe it receives.
 func Join(ctx context.Context, s *Server, cam int) (time.Duration, error) {
+	return join(ctx, func(ctx context.Context) (Viewer, error) { return Dial(ctx, s.URL(cam), s.User, s.Password) })
+}
+
+func join(ctx context.Context, dial func(context.Context) (Viewer, error)) (time.Duration, error) {
 	t0 := time.Now()
-	p, err := Dial(ctx, s.URL(cam), s.User, s.Password)
+	p, err := dial(ctx)
 	if err != nil {
 		return 0, err
 	}

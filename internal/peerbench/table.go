@@ -14,7 +14,7 @@ func Table(results []Result, versions map[string]string) string {
 	sb.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for i := 0; i < len(results); {
 		j := i
-		for j < len(results) && results[j].Load == results[i].Load {
+		for j < len(results) && results[j].Load == results[i].Load && results[j].Protocol == results[i].Protocol {
 			j++
 		}
 		group := results[i:j]
@@ -42,8 +42,12 @@ func Table(results []Result, versions map[string]string) string {
 				cores += fmt.Sprintf(" (%.3f–%.3f)", r.CoresRange[0], r.CoresRange[1])
 				rss += fmt.Sprintf(" (%.0f–%.0f)", float64(r.RSSRange[0])/(1<<20), float64(r.RSSRange[1])/(1<<20))
 			}
-			fmt.Fprintf(&sb, "| %d × %d | %s | %s | %s | %.0f | %.2f | %.1f | %.0f / %.0f ms | %s | %s |\n",
-				r.Load.Cameras, r.Load.Viewers, r.Server, cores, rss, r.CtxSw, r.WritesPerPicture, r.FPS,
+			over := ""
+			if r.Protocol != "" && r.Protocol != ProtoRTSP {
+				over = " " + strings.ToUpper(r.Protocol)
+			}
+			fmt.Fprintf(&sb, "| %d × %d%s | %s | %s | %s | %.0f | %.2f | %.1f | %.0f / %.0f ms | %s | %s |\n",
+				r.Load.Cameras, r.Load.Viewers, over, r.Server, cores, rss, r.CtxSw, r.WritesPerPicture, r.FPS,
 				float64(r.JoinP(0.5).Microseconds())/1000, float64(r.JoinP(0.95).Microseconds())/1000,
 				ratio(r.Cores, bestCores), ratio(float64(r.RSS), bestRSS))
 		}

@@ -15,6 +15,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/camera/camsim"
+	"gridwatch/camera/internal/cliptest"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/stream"
 	"gridwatch/internal/testtool"
@@ -604,5 +605,46 @@ func TestBrokenSubStreamDoesNotFlap(t *testing.T) {
 	case sc := <-r.states:
 		t.Errorf("camera status changed to %+v while its main stream plays", sc.st)
 	default:
+	}
+}
+
+// blockedConn is a viewer whose socket takes nothing: every write waits
+// for its context.
+type blockedConn struct{ writes chan struct{} }
+
+func (c blockedConn) WriteText(ctx context.Context, msg []byte) error { return c.WriteBinary(ctx, msg) }
+func (c blockedConn) WriteBinary(ctx context.Context, msg []byte) error {
+	select {
+	case c.writes <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A viewer whose writes never complete is ended once one has taken the
+// write timeout, with an error that says so.
+func TestMSEWriteTimeout(t *testing.T) {
+	aus, params := cliptest.Clip(t, camsim.ClipMain)
+	hub := stream.NewHub(stream.HubOptions{})
+	hub.Publish(&stream.AccessUnit{NALUs: aus[0], Key: true, Params: params, Duration: 3600, Received: time.Now()})
+	conn := blockedConn{writes: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeMSE(context.Background(), hub, conn, func() (pull.State, bool) { return pull.State{}, false },
+			MSEOptions{WriteTimeout: 200 * time.Millisecond})
+	}()
+	<-conn.writes
+	began := time.Now()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "took over 200ms") {
+			t.Errorf("ServeMSE: %v, want the write timeout", err)
+		}
+		if d := time.Since(began); d < 200*time.Millisecond {
+			t.Errorf("ended %v after the write began, before the timeout", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a blocked viewer was never ended")
 	}
 }

@@ -1,11 +1,13 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gridwatch/camera/pull"
@@ -40,6 +42,8 @@ type MSEOptions struct {
 	// the fragments (a browser whose MediaSource refuses the combined type
 	// asks without it).
 	Audio bool
+	// WriteTimeout bounds one write (0: the package's WriteTimeout).
+	WriteTimeout time.Duration
 }
 
 // statusEvery is how often an unchanged status is repeated.
@@ -63,16 +67,31 @@ func ServeMSE(ctx context.Context, hub *stream.Hub, conn Conn, state func() (pul
 	defer v.Close()
 	ctx, cancel := context.WithCancel(ctx)
 
+	// A write that takes longer than WriteTimeout ends the viewer: one
+	// timer, set again for each write and stopped after it, cancels ctx.
+	// A context with a deadline a write was an eighth of the MSE relay's
+	// CPU at 500 viewers.
+	writeTimeout := cmp.Or(opts.WriteTimeout, WriteTimeout)
 	var wmu sync.Mutex
+	var stalled atomic.Bool
+	watchdog := time.AfterFunc(time.Hour, func() { stalled.Store(true); cancel() })
+	watchdog.Stop()
+	defer watchdog.Stop()
 	write := func(text bool, msg []byte) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		wctx, wcancel := context.WithTimeout(ctx, WriteTimeout)
-		defer wcancel()
+		watchdog.Reset(writeTimeout)
+		defer watchdog.Stop()
+		var err error
 		if text {
-			return conn.WriteText(wctx, msg)
+			err = conn.WriteText(ctx, msg)
+		} else {
+			err = conn.WriteBinary(ctx, msg)
 		}
-		return conn.WriteBinary(wctx, msg)
+		if err != nil && stalled.Load() {
+			return fmt.Errorf("live: a write to the viewer took over %v: %w", writeTimeout, err)
+		}
+		return err
 	}
 	sendState := func(st pull.State) error {
 		b, _ := json.Marshal(MSEMessage{Type: "status", State: &st})

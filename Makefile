@@ -65,7 +65,7 @@ bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the
 	$(GO) test -run '^$$' -bench FieldFirstLoad -benchtime 3x -timeout 20m ./cmd/gridwatch | tee -a bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -timeout 30m ./basedata | tee -a bench.txt
 
-bench-peers: test-deps build ## relay the same simulated cameras to the same RTSP viewers with go2rtc, MediaMTX and gridwatch, one after another, measured from /proc (peers built from PEERS_SRC into PEERS_BIN; the table goes into bench-peers.md; PROFILE=1: gridwatch's CPU and heap profiles into .peers/profiles; GRIDWATCH_PEERS_LOADS, _SERVERS, _ROUNDS and _WINDOW pass through)
+bench-peers: test-deps build ## relay the same simulated cameras to the same viewers with go2rtc, MediaMTX and gridwatch, taking turns, measured from /proc: RTSP at 10x50, 10x10 and 100x5, MSE at 10x50 (go2rtc and gridwatch), 3 rounds each, about 30 min (peers built from PEERS_SRC into PEERS_BIN; the table goes into bench-peers.md; PROFILE=1: gridwatch's CPU and heap profiles into .peers/profiles; GRIDWATCH_PEERS_LOADS, _MSE_LOADS, _PROTOCOLS, _SERVERS, _ROUNDS and _WINDOW pass through)
 	scripts/build-peers.sh $(PEERS_SRC) $(PEERS_BIN)
 ifeq ($(PROFILE),1)
 	$(GO) build -trimpath -tags pprof -ldflags '-X main.version=$(VERSION)' -o $(PEERS_BIN)/gridwatch ./cmd/gridwatch

@@ -496,15 +496,17 @@ func TestMerge(t *testing.T) {
 	}
 }
 
+// box is an MP4 box of type typ with body zero bytes of body.
+func box(typ string, body int) []byte {
+	b := make([]byte, 8+body)
+	binary.BigEndian.PutUint32(b, uint32(8+body))
+	copy(b[4:], typ)
+	return b
+}
+
 // CountBoxes counts an fMP4 fragment's top-level boxes of a type, and
 // refuses a message whose boxes do not add up.
 func TestCountBoxes(t *testing.T) {
-	box := func(typ string, body int) []byte {
-		b := make([]byte, 8+body)
-		binary.BigEndian.PutUint32(b, uint32(8+body))
-		copy(b[4:], typ)
-		return b
-	}
 	two := slices.Concat(box("moof", 20), box("mdat", 100), box("moof", 4), box("mdat", 0))
 	if n, err := CountBoxes(two, "moof"); n != 2 || err != nil {
 		t.Errorf("two fragments: %d, %v", n, err)
@@ -529,12 +531,6 @@ func TestCountBoxes(t *testing.T) {
 // An MSE viewer says hello, skips the init segment and counts fragments
 // however the server packs them into messages.
 func TestMSEViewer(t *testing.T) {
-	box := func(typ string, body int) []byte {
-		b := make([]byte, 8+body)
-		binary.BigEndian.PutUint32(b, uint32(8+body))
-		copy(b[4:], typ)
-		return b
-	}
 	frag := func() []byte { return slices.Concat(box("moof", 16), box("mdat", 40<<10)) }
 	hello := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

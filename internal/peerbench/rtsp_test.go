@@ -496,7 +496,7 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-// box is an MP4 box of type typ with body zero bytes of body.
+// box is an MP4 box of type typ whose body is that many zero bytes.
 func box(typ string, body int) []byte {
 	b := make([]byte, 8+body)
 	binary.BigEndian.PutUint32(b, uint32(8+body))

@@ -145,34 +145,35 @@ func (c *conn) abandonPartial() {
 // tryWrite writes what the socket takes of b now, without waiting: n <
 // len(b) when it is full (n may be 0), or when a response is being written
 // (n = 0). A part of a frame written leaves the connection partial until
-// writeRest writes the rest.
-func (c *conn) tryWrite(b []byte) (int, error) {
+// writeRest writes the rest. wrote says whether write(2) was called, for
+// the server's count of writes.
+func (c *conn) tryWrite(b []byte) (n int, wrote bool, err error) {
 	if c.raw == nil || !c.wmu.TryLock() {
-		return 0, nil
+		return 0, false, nil
 	}
 	defer c.wmu.Unlock()
 	if c.partial {
-		return 0, nil
+		return 0, false, nil
 	}
 	if err := c.freshDeadline(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	c.tw.b = b
-	err := c.raw.Write(c.tw.write)
+	if err := c.raw.Write(c.tw.write); err != nil {
+		return 0, false, err
+	}
 	n, werr := c.tw.n, c.tw.err
 	c.tw = rawWrite{write: c.tw.write}
 	switch {
-	case err != nil:
-		return 0, err
 	case werr == syscall.EAGAIN:
-		return 0, nil
+		return 0, true, nil
 	case werr != nil:
-		return 0, werr
+		return 0, true, werr
 	}
 	if n > 0 && n < len(b) {
 		c.partial = true
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // rawWrite is one write(2) of b on a socket, as RawConn.Write calls it:

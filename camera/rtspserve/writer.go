@@ -294,8 +294,10 @@ func (w *writer) emitPumped(b []byte, pkts int) error {
 		w.pendingPkts += pkts
 		return nil
 	}
-	n, err := w.c.tryWrite(b)
-	w.counted(n)
+	n, wrote, err := w.c.tryWrite(b)
+	if wrote {
+		w.counted(n)
+	}
 	if err != nil {
 		return err
 	}

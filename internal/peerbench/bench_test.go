@@ -1,6 +1,7 @@
 package peerbench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -31,11 +32,11 @@ func BenchmarkPeers(b *testing.B) {
 	if bin == "" {
 		b.Fatal("GRIDWATCH_PEERS_BIN is not set: run make bench-peers, which builds go2rtc, MediaMTX and gridwatch into a folder and sets it")
 	}
-	loads, err := parseLoads(cmpStr(os.Getenv("GRIDWATCH_PEERS_LOADS"), "10x50,10x10,100x5"))
+	loads, err := parseLoads(cmp.Or(os.Getenv("GRIDWATCH_PEERS_LOADS"), "10x50,10x10,100x5"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	servers := strings.Split(cmpStr(os.Getenv("GRIDWATCH_PEERS_SERVERS"), "go2rtc,mediamtx,gridwatch"), ",")
+	servers := strings.Split(cmp.Or(os.Getenv("GRIDWATCH_PEERS_SERVERS"), "go2rtc,mediamtx,gridwatch"), ",")
 	for _, s := range servers {
 		if _, err := os.Stat(filepath.Join(bin, s)); err != nil {
 			b.Fatalf("%s: %v", s, err)
@@ -69,7 +70,7 @@ func BenchmarkPeers(b *testing.B) {
 	defer os.RemoveAll(pgDir)
 	dbs := 0
 	var results []Result
-	mseLoads, err := parseLoads(cmpStr(os.Getenv("GRIDWATCH_PEERS_MSE_LOADS"), "10x50"))
+	mseLoads, err := parseLoads(cmp.Or(os.Getenv("GRIDWATCH_PEERS_MSE_LOADS"), "10x50"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func BenchmarkPeers(b *testing.B) {
 		servers []string
 	}
 	var plan []run
-	for proto := range strings.SplitSeq(cmpStr(os.Getenv("GRIDWATCH_PEERS_PROTOCOLS"), "rtsp,mse"), ",") {
+	for proto := range strings.SplitSeq(cmp.Or(os.Getenv("GRIDWATCH_PEERS_PROTOCOLS"), "rtsp,mse"), ",") {
 		switch proto {
 		case ProtoRTSP:
 			for _, ld := range loads {
@@ -216,13 +217,6 @@ func parseLoads(spec string) ([]Load, error) {
 		out = append(out, Load{nc, nv})
 	}
 	return out, nil
-}
-
-func cmpStr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // profile saves s's CPU profile over the window and its heap and goroutine

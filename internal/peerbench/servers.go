@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,6 +71,21 @@ func FreePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// freePorts returns n different free ports (FreePort's caveat applies).
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for len(ports) < n {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
+}
+
 func start(name, dir string, argv []string, env []string) (*Server, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
@@ -108,14 +124,11 @@ func (s *Server) waitTCP(ctx context.Context, addr string) error {
 // its RTSP server on a free loopback port and everything else it would
 // listen on turned off, except the HTTP API (MSE over WebSocket).
 func StartGo2RTC(ctx context.Context, bin, dir string, cameras []string) (*Server, error) {
-	rtsp, err := FreePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	api, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
+	rtsp, api := ports[0], ports[1]
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "api:\n  listen: \"127.0.0.1:%d\"\nrtsp:\n  listen: \"127.0.0.1:%d\"\n", api, rtsp)
 	cfg.WriteString("webrtc:\n  listen: \"\"\nrtmp:\n  listen: \"\"\nsrtp:\n  listen: \"\"\nlog:\n  level: error\nstreams:\n")
@@ -148,13 +161,9 @@ func StartGo2RTC(ctx context.Context, bin, dir string, cameras []string) (*Serve
 // pulled over TCP on demand, RTSP over TCP only on a free loopback port, and
 // its other servers off.
 func StartMediaMTX(ctx context.Context, bin, dir string, cameras []string) (*Server, error) {
-	var ports [3]int
-	for i := range ports {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
 	}
 	var cfg strings.Builder
 	cfg.WriteString("logLevel: error\nrtsp: true\nrtspTransports: [tcp]\nrtspEncryption: \"no\"\n")
@@ -185,18 +194,11 @@ func StartMediaMTX(ctx context.Context, bin, dir string, cameras []string) (*Ser
 // (not recording: a relay, like the peers) and returns once it is ready.
 // Viewers present token as their Basic password.
 func StartGridwatch(ctx context.Context, bin, dir, dsn, token string, cameras []string) (*Server, error) {
-	httpPort, err := FreePort()
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	rtspPort, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
-	pprofPort, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
+	httpPort, rtspPort, pprofPort := ports[0], ports[1], ports[2]
 	argv := []string{bin, "serve",
 		"--addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--rtsp-addr", fmt.Sprintf("127.0.0.1:%d", rtspPort),
 		"--data-dir", dir, "--node-id", "peerbench", "--admin-token", token,

@@ -1,6 +1,7 @@
 package peerbench
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -59,16 +60,9 @@ func Table(results []Result, versions map[string]string) string {
 	sb.WriteString("\nBuilt from:")
 	for _, s := range []string{"go2rtc", "mediamtx", "gridwatch"} {
 		if v, ok := versions[s]; ok {
-			fmt.Fprintf(&sb, " %s %s;", s, cmpOr(v, "unknown"))
+			fmt.Fprintf(&sb, " %s %s;", s, cmp.Or(v, "unknown"))
 		}
 	}
 	sb.WriteString("\n")
 	return sb.String()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

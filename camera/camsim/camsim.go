@@ -7,7 +7,9 @@
 // camera whose main stream is set to H.265), each looping an embedded 4 s
 // clip at 25 fps with a 1 s GOP and continuous 90 kHz RTP timestamps. A camera can be put in a
 // fault mode at runtime (see Fault) to exercise reconnects, stall detection,
-// loss handling and multi-slice frames. RTSP is served over TCP (interleaved)
+// loss handling and multi-slice frames, a change of picture size, jumps of
+// the RTP clock, a stream without keyframes, and an RTSP server that
+// answers slowly, with garbage, or hangs up after DESCRIBE. RTSP is served over TCP (interleaved)
 // only: UDP would need fixed port pairs, and tests never use fixed ports.
 //
 // With Config.Audio, each camera also has streams with sound, as real
@@ -31,10 +33,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
@@ -52,6 +56,10 @@ import (
 type Fault string
 
 // The fault modes. FaultNone is a healthy camera.
+//
+// The stream faults act on what is sent, from the next picture on (the
+// clip switches at the next IDR); the RTSP faults act on the requests of
+// new connections only, so sessions already playing go on.
 const (
 	FaultNone       Fault = ""
 	FaultDisconnect Fault = "disconnect" // drop every session of that camera and refuse new ones (DESCRIBE answers 503/404) until cleared
@@ -60,15 +68,54 @@ const (
 	FaultSlices     Fault = "slices"     // serve the 4-slices-per-frame clip (main stream; sub has no such clip), switching at the next IDR
 	FaultSlices32   Fault = "slices32"   // serve the 32-slices-per-frame clip (main stream), more NAL units a picture than mediacommon's decoders take
 	FaultMute       Fault = "mute"       // streams with sound announce it but send none (the pictures go on)
+
+	// FaultResize changes the picture size mid-stream, as a camera whose
+	// resolution an installer changes: from the next IDR the main stream
+	// (and those with sound built on it) sends the sub stream's 320x180
+	// clip and the sub stream the main's 640x360 one, each IDR with its
+	// own SPS and PPS in band (the SDP still announces the old ones).
+	// Clearing it switches back at the next IDR. The H.265 stream has no
+	// clip of another size and goes on unchanged.
+	FaultResize Fault = "resize"
+	// FaultTSJump makes the video's RTP timestamps jump 10 minutes forward
+	// once, at the first picture sent in the fault; FaultTSBack makes them
+	// jump 30 s back; FaultTSWrap makes them jump to 2 s before the 32-bit
+	// wrap, which they then go through. The jump stays after the fault is
+	// cleared (the camera's clock moved; clearing does not move it back).
+	// RTCP sender reports follow the new timestamps, as a camera's do.
+	// Audio is not moved.
+	FaultTSJump Fault = "tsjump"
+	FaultTSBack Fault = "tsback"
+	FaultTSWrap Fault = "tswrap"
+	// FaultNoKey sends only the pictures between keyframes: every IDR,
+	// with the parameter sets in front of it, is left out for as long as
+	// the fault is on (the RTP timestamps keep their place, so a picture
+	// interval is missing once a second).
+	FaultNoKey Fault = "nokey"
+	// FaultSlow answers every RTSP request of a new connection (DESCRIBE,
+	// SETUP, PLAY) SlowDelay late.
+	FaultSlow Fault = "slow"
+	// FaultGarbage answers DESCRIBE with bytes that are not RTSP, then
+	// closes the connection.
+	FaultGarbage Fault = "garbage"
+	// FaultDescribeClose answers DESCRIBE properly (the SDP), then closes
+	// the connection before SETUP.
+	FaultDescribeClose Fault = "describe-close"
 )
+
+// SlowDelay is how late FaultSlow answers each RTSP request.
+const SlowDelay = 3 * time.Second
+
+// Faults lists every fault mode but FaultNone, in the order a command's
+// help names them.
+func Faults() []Fault {
+	return []Fault{FaultDisconnect, FaultStall, FaultLoss, FaultSlices, FaultSlices32, FaultMute,
+		FaultResize, FaultTSJump, FaultTSBack, FaultTSWrap, FaultNoKey, FaultSlow, FaultGarbage, FaultDescribeClose}
+}
 
 // Valid reports whether f is one of the defined fault modes.
 func (f Fault) Valid() bool {
-	switch f {
-	case FaultNone, FaultDisconnect, FaultStall, FaultLoss, FaultSlices, FaultSlices32, FaultMute:
-		return true
-	}
-	return false
+	return f == FaultNone || slices.Contains(Faults(), f)
 }
 
 // Stream names, the last element of a camera's path.
@@ -142,7 +189,11 @@ func (c Config) Validate() error {
 		return errors.New("camsim: Addr is empty")
 	}
 	if !c.Fault.Valid() {
-		return fmt.Errorf("camsim: unknown fault %q", c.Fault)
+		var names []string
+		for _, f := range Faults() {
+			names = append(names, string(f))
+		}
+		return fmt.Errorf("camsim: unknown fault %q (want one of %s)", c.Fault, strings.Join(names, ", "))
 	}
 	if c.Username == "" && c.Password != "" {
 		return errors.New("camsim: Password set without Username")
@@ -166,6 +217,8 @@ type Sim struct {
 
 	ptzOnce sync.Once  // makes heads on the first ONVIFHandler
 	heads   []*ptzHead // the cameras' PTZ heads, by camera - 1
+
+	stop chan struct{} // closed when Run ends serving: FaultSlow's waits end
 
 	mu       sync.Mutex                           // guards srvReady, sessions and fault changes
 	srvReady bool                                 // streams are initialised and accept readers
@@ -214,16 +267,16 @@ func New(cfg Config) (*Sim, error) {
 	s := &Sim{
 		cfg:      cfg,
 		log:      log,
+		stop:     make(chan struct{}),
 		sessions: make(map[*gortsplib.ServerSession]*reader),
 	}
 	for n := 1; n <= cfg.N; n++ {
 		c := &camera{n: n, stamp: cfg.StampSEI}
 		c.fault.Store(cfg.Fault)
-		alt := map[Fault]*clip{FaultSlices: clips.slices, FaultSlices32: clips.slices32}
-		if c.main, err = newFeed(c, StreamMain, clips.main, alt, cfg.StartTimestamp); err != nil {
+		if c.main, err = newFeed(c, StreamMain, clips.main, clips.mainAlt(), cfg.StartTimestamp); err != nil {
 			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
 		}
-		if c.sub, err = newFeed(c, StreamSub, clips.sub, nil, cfg.StartTimestamp); err != nil {
+		if c.sub, err = newFeed(c, StreamSub, clips.sub, clips.subAlt(), cfg.StartTimestamp); err != nil {
 			return nil, fmt.Errorf("camsim: camera %d: %w", n, err)
 		}
 		if c.h265, err = newFeed(c, StreamH265, clips.h265, nil, cfg.StartTimestamp); err != nil {
@@ -252,12 +305,12 @@ func New(cfg Config) (*Sim, error) {
 func (s *Sim) addAudioFeeds(c *camera, clips clipSet, audio audioClipSet) error {
 	c.audio = make(map[string]*feed)
 	for _, as := range audioStreams() {
-		cl, alt := clips.main, map[Fault]*clip{FaultSlices: clips.slices, FaultSlices32: clips.slices32}
+		cl, alt := clips.main, clips.mainAlt()
 		switch as.video {
 		case StreamH265:
 			cl, alt = clips.h265, nil
 		case StreamSub:
-			cl, alt = clips.sub, nil
+			cl, alt = clips.sub, clips.subAlt()
 		}
 		f, err := newFeed(c, as.name, cl, alt, s.cfg.StartTimestamp)
 		if err != nil {
@@ -293,7 +346,7 @@ func streamSeed(name string) uint64 {
 }
 
 // newFeed prepares one stream of a camera. alt holds the clips served in
-// fault modes (FaultSlices, FaultSlices32), if any. Each feed gets its own
+// fault modes (FaultSlices, FaultSlices32, FaultResize), if any. Each feed gets its own
 // loss generator, seeded by camera and stream, so a loss run is
 // reproducible.
 func newFeed(c *camera, name string, cl *clip, alt map[Fault]*clip, start uint32) (*feed, error) {
@@ -381,6 +434,7 @@ func (s *Sim) Run(ctx context.Context) error {
 	// (they close their readers' sessions); then the server and its conns.
 	var runErr error
 	if err := rtsprun.Until(ctx, srv, func() {
+		close(s.stop)
 		stopPacers()
 		wg.Wait()
 		s.mu.Lock()
@@ -544,17 +598,78 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	h.s.log.Debug("camsim: conn closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "reason", ctx.Error)
 }
 
+// errFaultClose ends a connection on purpose: FaultGarbage,
+// FaultDescribeClose.
+var errFaultClose = errors.New("camsim: connection closed by the fault")
+
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return h.offer(ctx.Conn, ctx.Request, ctx.Path, func(f *feed) *base.Response {
+	var fault Fault
+	res, st, err := h.offer(ctx.Conn, ctx.Request, ctx.Path, func(f *feed) *base.Response {
+		fault = f.cam.currentFault()
 		h.s.log.Debug("camsim: describe", "camera", f.cam.n, "stream", f.name)
 		return nil
 	})
+	if err != nil || res.StatusCode != base.StatusOK {
+		return res, st, err
+	}
+	switch fault {
+	case FaultGarbage:
+		// What a confused device sends: binary noise, no status line, and
+		// the connection closed under gortsplib, so that no response of its
+		// own follows the noise.
+		nc := ctx.Conn.NetConn()
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write(garbage())
+		_ = nc.Close()
+		return status(base.StatusBadRequest), nil, errFaultClose
+	case FaultDescribeClose:
+		// The SDP goes out; the error closes the connection after it.
+		return res, st, errFaultClose
+	}
+	return res, st, nil
+}
+
+// garbage is what FaultGarbage answers: bytes that are not an RTSP
+// response nor an interleaved frame ('$').
+func garbage() []byte {
+	b := make([]byte, 512)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+		if b[i] == '$' {
+			b[i] = 0xff
+		}
+	}
+	b[0] = 0x16 // as a TLS record would begin: not "RTSP/"
+	copy(b[len(b)-4:], "\r\n\r\n")
+	return b
+}
+
+// slow holds a request of a camera in FaultSlow for SlowDelay (or until
+// the simulator stops).
+func (h *handler) slow(f *feed) {
+	if f.cam.currentFault() != FaultSlow {
+		return
+	}
+	t := time.NewTimer(SlowDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-h.s.stop:
+	}
 }
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return h.offer(ctx.Conn, ctx.Request, ctx.Path, func(f *feed) *base.Response {
+	closed := false
+	res, st, err := h.offer(ctx.Conn, ctx.Request, ctx.Path, func(f *feed) *base.Response {
+		if f.cam.currentFault() == FaultDescribeClose {
+			// A client that dials again for SETUP finds the connection
+			// closed too, without an answer: no session is ever made.
+			_ = ctx.Conn.NetConn().Close()
+			closed = true
+			return status(base.StatusServiceUnavailable)
+		}
 		s := h.s
 		r, ok := s.sessions[ctx.Session]
 		if ok && r.feed != f {
@@ -565,6 +680,10 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		}
 		return nil
 	})
+	if closed {
+		return res, nil, errFaultClose
+	}
+	return res, st, err
 }
 
 // offer answers DESCRIBE and SETUP: admit's checks, then, under s.mu, the
@@ -576,6 +695,7 @@ func (h *handler) offer(conn *gortsplib.ServerConn, req *base.Request, path stri
 	if f == nil {
 		return res, nil, err
 	}
+	h.slow(f) // before s.mu: a slow camera holds up its own requests only
 	s := h.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -592,8 +712,14 @@ func (h *handler) offer(conn *gortsplib.ServerConn, req *base.Request, path stri
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	s := h.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r, ok := s.sessions[ctx.Session]
+	s.mu.Unlock()
+	if ok {
+		h.slow(r.feed)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok = s.sessions[ctx.Session]
 	if !ok {
 		return status(base.StatusBadRequest), nil
 	}

@@ -61,6 +61,17 @@ func clipSpecs() [5]clipSpec {
 	}
 }
 
+// mainAlt is what the main stream serves in the faults that change its
+// clip.
+func (cs clipSet) mainAlt() map[Fault]*clip {
+	return map[Fault]*clip{FaultSlices: cs.slices, FaultSlices32: cs.slices32, FaultResize: cs.sub}
+}
+
+// subAlt is what the sub stream serves in the faults that change its clip.
+func (cs clipSet) subAlt() map[Fault]*clip {
+	return map[Fault]*clip{FaultResize: cs.main}
+}
+
 // loadClips loads and checks the embedded clips.
 func loadClips() (clipSet, error) {
 	var got [5]*clip

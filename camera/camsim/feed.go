@@ -66,7 +66,19 @@ type feed struct {
 	cur   *clip // clip of the current GOP
 	epoch time.Time
 	next  int64 // index of the next frame to send
+	// seen is the fault the pacer last sent in, so that a timestamp
+	// fault jumps once, when it begins; tsOff is what the jumps added to
+	// the video's RTP timestamps.
+	seen  Fault
+	tsOff uint32
 }
+
+// The timestamp faults' jumps, in 90 kHz ticks.
+const (
+	tsJumpTicks = 10 * 60 * clockRate // FaultTSJump: 10 minutes forward
+	tsBackTicks = 30 * clockRate      // FaultTSBack: 30 s back
+	tsWrapLead  = 2 * clockRate       // FaultTSWrap: 2 s before the wrap
+)
 
 // medias returns the stream's media: the video, then the audio if any.
 func (f *feed) medias() []*description.Media {
@@ -146,6 +158,18 @@ func (f *feed) run(ctx context.Context, log *slog.Logger) {
 // fault: one pacer and one clock for both media.
 func (f *feed) send(i int64, log *slog.Logger) {
 	fault := f.cam.currentFault()
+	if fault != f.seen {
+		f.seen = fault
+		switch fault {
+		case FaultTSJump:
+			f.tsOff += tsJumpTicks
+		case FaultTSBack:
+			f.tsOff -= tsBackTicks
+		case FaultTSWrap:
+			// The next picture's timestamp is tsWrapLead before 2^32.
+			f.tsOff = uint32(1<<32-tsWrapLead) - (f.start + uint32(i)*ticksPerFrame)
+		}
+	}
 	if i%clipGOP == 0 {
 		// Switch clips only at an IDR, so a reader never decodes P-frames
 		// against the other clip's pictures.
@@ -155,6 +179,13 @@ func (f *feed) send(i int64, log *slog.Logger) {
 		}
 	}
 	if fault == FaultStall || fault == FaultDisconnect {
+		return
+	}
+	if fault == FaultNoKey && i%clipGOP == 0 {
+		// The keyframe and its parameter sets are left out; the sound goes on.
+		if f.audio != nil {
+			f.sendAudio(i, fault, log)
+		}
 		return
 	}
 	f.sendVideo(i, fault, log)
@@ -176,7 +207,7 @@ func (f *feed) sendVideo(i int64, fault Fault, log *slog.Logger) {
 		return
 	}
 	// uint32 arithmetic wraps at 2^32 as RTP timestamps do.
-	ts := f.start + uint32(i)*ticksPerFrame
+	ts := f.start + uint32(i)*ticksPerFrame + f.tsOff
 	// Counted before the first packet goes out, so a reader that has the
 	// whole picture always finds it counted.
 	f.frames.Add(1)

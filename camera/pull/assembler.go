@@ -37,6 +37,9 @@ type assembler struct {
 	out           []*stream.AccessUnit // reused by packet
 
 	lost, dropped int64
+	// pictures counts the whole pictures assembled, handed on or dropped
+	// (waiting for a keyframe): the camera is sending, whatever comes of it.
+	pictures int64
 }
 
 // videoFormat reads what the assembler needs of an announced format: the
@@ -168,6 +171,7 @@ func (a *assembler) unit(u Unit) *stream.AccessUnit {
 const paramsLead = 3
 
 func (a *assembler) picture(nalus [][]byte, pts int64) *stream.AccessUnit {
+	a.pictures++
 	// One array for the picture's units, with the sets of a keyframe put
 	// in front in place: the slice stays with the picture (in the hub's
 	// cached group of pictures), and prepending by append would allocate

@@ -341,3 +341,46 @@ func TestGortsplibPacketsAreOurs(t *testing.T) {
 		}
 	}
 }
+
+// A camera whose RTP clock jumps forward by minutes, back by seconds or
+// through the 32-bit wrap plays on: every picture is kept, decode times
+// rise by one picture interval across each jump, never by the jump.
+func TestTimelineClockJumps(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		jump uint32 // added to the timestamps from the second GOP on
+	}{
+		{"forward 10 min", 10 * 60 * 90000},
+		{"back 30 s", 1<<32 - 30*90000},
+		{"back 4 s", 1<<32 - 4*90000},
+		{"forward 6 h (past half the 32-bit range)", 6 * 3600 * 90000},
+		{"to just before the wrap", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pkts, n := packets(t, camsim.ClipMain, 1000, 1400, 1)
+			for _, p := range pkts {
+				if i := (p.Timestamp - 1000) / 3600; i >= 25 {
+					if tc.jump == 0 {
+						p.Timestamp = p.Timestamp - 1000 - 25*3600 + (1<<32 - 90000)
+					} else {
+						p.Timestamp += tc.jump
+					}
+				}
+			}
+			tl := newTimeline()
+			// Pictures arrive at their pace: 40 ms apart.
+			at := time.Now()
+			tl.now = func() time.Time { at = at.Add(40 * time.Millisecond); return at }
+			aus := feed(newTestAssembler(t, tl), pkts)
+			checkTimeline(t, aus)
+			if len(aus) != n {
+				t.Errorf("%d pictures of %d kept", len(aus), n)
+			}
+			for i := 1; i < len(aus); i++ {
+				if d := aus[i].DTS - aus[i-1].DTS; d != 3600 {
+					t.Fatalf("picture %d: %d ticks after the one before, want 3600", i, d)
+				}
+			}
+		})
+	}
+}

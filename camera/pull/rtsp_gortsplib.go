@@ -3,10 +3,15 @@ package pull
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"syscall"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 )
 
@@ -38,7 +43,25 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 		}
 		return nil, sessionError(r.URL, err)
 	}
-	desc, _, err := c.Describe(u)
+	// Each request is bounded by DialTimeout: gortsplib's own bound on an
+	// answer is ReadTimeout, the one for a silent playing session, and a
+	// camera that takes that long to answer is better told apart.
+	request := func(method string, do func() error) error {
+		if r.DialTimeout <= 0 {
+			return requestError(method, do())
+		}
+		timer := time.AfterFunc(r.DialTimeout, c.Close)
+		err := do()
+		if !timer.Stop() && ctx.Err() == nil {
+			return fmt.Errorf("the camera did not answer %s within %s", method, r.DialTimeout)
+		}
+		return requestError(method, err)
+	}
+	var desc *description.Session
+	err = request("DESCRIBE", func() (err error) {
+		desc, _, err = c.Describe(u)
+		return err
+	})
 	if err != nil {
 		return fail(err)
 	}
@@ -46,7 +69,10 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+	if err := request("SETUP", func() error {
+		_, err := c.Setup(desc.BaseURL, medi, 0, 0)
+		return err
+	}); err != nil {
 		return fail(err)
 	}
 	src.format = f
@@ -61,7 +87,10 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 	// The audio, when the camera has some we carry, plays in the same
 	// session; a camera that refuses its SETUP is played without sound.
 	if am, af, why := findAudio(desc); am != nil {
-		if _, err := c.Setup(desc.BaseURL, am, 0, 0); err != nil {
+		if err := request("SETUP", func() error {
+			_, err := c.Setup(desc.BaseURL, am, 0, 0)
+			return err
+		}); err != nil {
 			r.logger().Info("camera audio not played", "err", sessionError(r.URL, err))
 		} else {
 			src.audio = af
@@ -72,7 +101,10 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 	} else if why != "" {
 		r.logger().Info("camera audio not played", "reason", why)
 	}
-	if _, err := c.Play(nil); err != nil {
+	if err := request("PLAY", func() error {
+		_, err := c.Play(nil)
+		return err
+	}); err != nil {
 		return fail(err)
 	}
 	stop()
@@ -89,4 +121,17 @@ func (r RTSP) openGortsplib(ctx context.Context) (Session, error) {
 		<-waited
 	}
 	return src, nil
+}
+
+// requestError says which request failed, and a connection the camera
+// closed in plain words (gortsplib skips bytes that are not RTSP, so a
+// camera that answers garbage and hangs up ends here too).
+func requestError(method string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s: the camera closed the connection without an answer", method)
+	}
+	return fmt.Errorf("%s: %w", method, err)
 }

@@ -120,8 +120,10 @@ type Config struct {
 	// ReadTimeout bounds a silent connection (default 10 s).
 	DialTimeout, ReadTimeout time.Duration
 	// StallTimeout: no picture for this long restarts the session (default
-	// 5 s). KeyTimeout: no keyframe for this long does too (default 15 s),
-	// unless the camera's GOP is known to be longer: see keyWatch.
+	// 5 s); pictures dropped while waiting for a keyframe count as
+	// pictures here. KeyTimeout: no keyframe for this long restarts it too
+	// (default 15 s), unless the camera's GOP is known to be longer: see
+	// keyWatch.
 	StallTimeout, KeyTimeout time.Duration
 	// KeyGOPs is how many of the camera's longest GOPs the keyframe
 	// watchdog waits (default 2); MaxKeyTimeout bounds the wait however
@@ -303,8 +305,22 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 		if pkt.PayloadType != f.PayloadType() {
 			return
 		}
+		n := asm.pictures
 		for _, au := range asm.packet(pkt) {
 			picture(au)
+		}
+		if asm.pictures != n {
+			// Pictures that wait for a keyframe are not a stall: a camera
+			// that sends no keyframe (or only damaged ones) is given up on
+			// by the keyframe watchdog, with a reason that says so.
+			stall.Reset(s.cfg.StallTimeout)
+		}
+	}
+	unit := func(u Unit) {
+		if au := asm.unit(u); au != nil {
+			picture(au)
+		} else {
+			stall.Reset(s.cfg.StallTimeout)
 		}
 	}
 	for {
@@ -328,9 +344,7 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 		case pkt := <-packets:
 			video(pkt)
 		case u := <-units:
-			if au := asm.unit(u); au != nil {
-				picture(au)
-			}
+			unit(u)
 		case pkt := <-audioPackets:
 			if pkt.PayloadType != at.dp.format.PayloadType() {
 				continue
@@ -344,9 +358,7 @@ func (s *Supervisor) session(ctx context.Context, tl *timeline, audio **audioTra
 				case vp := <-packets:
 					video(vp)
 				case u := <-units:
-					if au := asm.unit(u); au != nil {
-						picture(au)
-					}
+					unit(u)
 				default:
 					break drain
 				}

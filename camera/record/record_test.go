@@ -39,6 +39,7 @@ type recorded struct {
 	id       int64
 	from, to time.Time
 	rec      *record.Recorder
+	live     *live.Manager
 }
 
 // list lists the camera's recordings and gaps over the range recorded, a
@@ -69,6 +70,36 @@ func recordWith(t *testing.T, d time.Duration, during func(*camsim.Sim)) recorde
 // camera's main stream (camsim.StreamH265).
 func recordStream(t *testing.T, d time.Duration, simStream string, during func(*camsim.Sim)) recorded {
 	t.Helper()
+	return recordRun(t, recordOpts{length: d, simStream: simStream, during: func(sim *camsim.Sim, _ recorded) {
+		if during != nil {
+			during(sim)
+		}
+	}})
+}
+
+// recordOpts says how recordRun records.
+type recordOpts struct {
+	// length is how long to record at least (0: until during returns).
+	length    time.Duration
+	simStream string // camsim.StreamMain when empty
+	// config changes the recorder's configuration (files of 3 s in
+	// fragments of 1 s) before it starts.
+	config func(*record.Config)
+	// pull changes how the camera is pulled (backoff of 50..100 ms, a
+	// stall after 1 s).
+	pull func(*pull.Config)
+	// during runs while recording, with what is being recorded (its
+	// from and to not yet set).
+	during func(*camsim.Sim, recorded)
+}
+
+// recordRun runs camsim and a recording camera as o says, in a fresh
+// database and directory, then stops everything.
+func recordRun(t *testing.T, o recordOpts) recorded {
+	t.Helper()
+	if o.simStream == "" {
+		o.simStream = camsim.StreamMain
+	}
 	pool, dir := testdb.New(t), t.TempDir()
 	sim, err := camsim.New(camsim.Config{N: 1, Addr: "127.0.0.1:0", Audio: true})
 	if err != nil {
@@ -76,7 +107,7 @@ func recordStream(t *testing.T, d time.Duration, simStream string, during func(*
 	}
 	cams := camera.NewStore(pool)
 	sp := camera.Spec{Code: "REC-1", Name: "recording camera", Location: &camera.Point{Type: "Point", Coordinates: [2]float64{113.68, 34.79}},
-		MainURL: sim.URL(1, simStream), Record: true}
+		MainURL: sim.URL(1, o.simStream), Record: true}
 	if err := sp.Check(geo.CRSWGS84); err != nil {
 		t.Fatal(err)
 	}
@@ -84,20 +115,30 @@ func recordStream(t *testing.T, d time.Duration, simStream string, during func(*
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := record.NewRecorder(record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}, record.NewStore(pool))
+	cfg := record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	rec := record.NewRecorder(cfg, record.NewStore(pool))
 	rc := recorded{pool: pool, dir: dir, store: record.NewStore(pool), id: cam.ID, rec: rec}
-	m := live.NewManager(live.Config{Sources: video.Sources{Cameras: cams}, Record: rec.Record,
-		Pull: pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, StallTimeout: time.Second}})
+	pc := pull.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, StallTimeout: time.Second}
+	if o.pull != nil {
+		o.pull(&pc)
+	}
+	m := live.NewManager(live.Config{Sources: video.Sources{Cameras: cams}, Record: rec.Record, Pull: pc})
+	rc.live = m
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = sim.Run(ctx) }()
 	go func() { defer wg.Done(); _ = m.Run(ctx) }()
 	start := time.Now()
-	if during != nil {
-		during(sim)
+	if o.during != nil {
+		o.during(sim, rc)
 	}
-	<-time.After(d - time.Since(start)) // recording for a fixed length is the point of the test
+	if left := o.length - time.Since(start); left > 0 {
+		<-time.After(left) // recording for a fixed length is the point of the test
+	}
 	cancel()
 	wg.Wait()
 	rc.from, rc.to = start, time.Now()

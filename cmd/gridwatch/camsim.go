@@ -56,6 +56,15 @@ const (
 	gbDefaultDevID = "32010600001180000001"
 )
 
+// faultNames lists the simulator's fault modes for the --fault help.
+func faultNames() string {
+	var names []string
+	for _, f := range camsim.Faults() {
+		names = append(names, string(f))
+	}
+	return strings.Join(names, ", ")
+}
+
 // runCamsim is `gridwatch camsim`: it serves simulated cameras (or, with
 // --gb28181, simulated GB/T 28181 devices) until ctx ends.
 func runCamsim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -67,7 +76,7 @@ func runCamsim(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	n := fs.Int("n", 4, "number of cameras, numbered 1..n")
 	addr := fs.String("addr", "127.0.0.1:8554", "RTSP listen address")
-	fault := fs.String("fault", "", "fault for every camera: disconnect, stall, loss, slices, slices32 or mute (sound announced, none sent)")
+	fault := fs.String("fault", "", "fault for every camera: "+faultNames()+" (see camsim.Fault for what each does)")
 	audio := fs.Bool("audio", false, "also serve the streams with sound (main-aac, main-pcma, …); with --gb28181, G.711 A-law in every channel's stream")
 	// Env defaults are applied after parsing, so -h never prints a password.
 	user := fs.String("user", "", "require this user name (env GRIDWATCH_CAMSIM_USER)")

@@ -3,6 +3,10 @@ package record
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +39,7 @@ const expireEvery = time.Hour
 // made again) and removes expired ones every hour.
 func (x *Exporter) Run(ctx context.Context) {
 	log := x.rec.cfg.Logger
+	x.sweep(ctx)
 	var lastExpire time.Time
 	for {
 		x.Drain(ctx)
@@ -86,8 +91,63 @@ func (x *Exporter) Drain(ctx context.Context) {
 			if gridwatch.ErrorCode(err) == gridwatch.EInternal {
 				msg = "the export could not be made; see the server log"
 			}
-			_, _ = x.store.pool.Exec(ctx, `UPDATE exports SET status = 'failed', error = $2, finished_at = now()
+			tag, err := x.store.pool.Exec(ctx, `UPDATE exports SET status = 'failed', error = $2, finished_at = now()
 				WHERE id = $1 AND status = 'running' AND node_id IS NOT DISTINCT FROM nullif($3, '')`, e.ID, msg, x.rec.cfg.Node)
+			if err == nil && tag.RowsAffected() == 1 {
+				// A failed export has no file: not the one a crash
+				// renamed into place before this try, nor what this try
+				// left on its way out.
+				x.discard(e.ID)
+			}
+		}
+	}
+}
+
+// discard removes what export id has on this node's disk: its file, its
+// temporary file and its copies of footage.
+func (x *Exporter) discard(id int64) {
+	for _, p := range []string{x.Path(id), x.Path(id) + ".part"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			x.rec.cfg.Logger.Warn("export: remove", "file", p, "err", err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(x.dir, strconv.FormatInt(id, 10)+".files")); err != nil {
+		x.rec.cfg.Logger.Warn("export: remove copies of footage", "export", id, "err", err)
+	}
+}
+
+// sweep removes what a crash (kill -9, power loss) left in the exports
+// directory before this node makes any export: the temporary files
+// (.part) and copies of footage (.files) of exports that were being made,
+// and the files of exports that are not done on this node — failed, or
+// made again elsewhere — once their rows say so. An export left running
+// here is made again by Drain, from the start.
+func (x *Exporter) sweep(ctx context.Context) {
+	ents, err := os.ReadDir(x.dir)
+	if err != nil {
+		return
+	}
+	log := x.rec.cfg.Logger
+	for _, ent := range ents {
+		name := ent.Name()
+		if strings.HasSuffix(name, ".part") || strings.HasSuffix(name, ".files") {
+			log.Info("export: removed what a stopped export left", "file", name)
+			_ = os.RemoveAll(filepath.Join(x.dir, name))
+			continue
+		}
+		id, err := strconv.ParseInt(strings.TrimSuffix(name, ".mp4"), 10, 64)
+		if filepath.Ext(name) != ".mp4" || err != nil {
+			continue
+		}
+		var keep bool
+		if err := x.store.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM exports WHERE id = $1 AND node_id IS NOT DISTINCT FROM nullif($2, '')
+				AND (status = 'running' OR (status = 'done' AND object_key IS NULL)))`, id, x.rec.cfg.Node).Scan(&keep); err != nil {
+			log.Warn("export: check a file against its row", "file", name, "err", err)
+			continue
+		}
+		if !keep {
+			log.Info("export: removed a file no finished export of this node names", "file", name)
+			_ = os.Remove(filepath.Join(x.dir, name))
 		}
 	}
 }

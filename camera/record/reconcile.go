@@ -24,8 +24,10 @@ type ReconcileReport struct {
 	// fragment, which was cut off. Removed files held no whole fragment.
 	// Missing rows point at files that are gone. Finished files were
 	// open (indexed as they grew) when the process stopped: their rows
-	// now match what the files hold.
-	Indexed, Truncated, Removed, Missing, Finished int
+	// now match what the files hold. Uploaded are local copies of files
+	// the object store holds (the process stopped between the upload's
+	// row and the copy's removal), removed.
+	Indexed, Truncated, Removed, Missing, Finished, Uploaded int
 }
 
 // Reconcile brings disk and index together at start, before recording:
@@ -34,26 +36,26 @@ type ReconcileReport struct {
 // rows without files are marked missing.
 func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
-	type row struct{ seen, open, mine bool }
+	type row struct{ seen, open, mine, uploaded bool }
 	known := map[string]*row{}
-	// Only the rows of files on this node's disk: not those of other
-	// nodes, nor those uploaded to the object store.
+	// Only the rows of files on this node's disk (or uploaded from it),
+	// not those of other nodes.
 	// A row without a node (written before there were several) is this
 	// node's if its file is on this disk: it is adopted below. Only this
 	// node's rows are marked missing when their files are not here.
-	rows, err := r.store.pool.Query(ctx, `SELECT path, open, node_id IS NOT DISTINCT FROM nullif($1, '') FROM recordings
-		WHERE status = 'ok' AND object_key IS NULL AND (node_id IS NULL OR node_id = $1)`, r.cfg.Node)
+	rows, err := r.store.pool.Query(ctx, `SELECT path, open, node_id IS NOT DISTINCT FROM nullif($1, ''), object_key IS NOT NULL FROM recordings
+		WHERE status = 'ok' AND (node_id IS NULL OR node_id = $1)`, r.cfg.Node)
 	if err != nil {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
 	for rows.Next() {
 		var p string
-		var open, mine bool
-		if err := rows.Scan(&p, &open, &mine); err != nil {
+		var open, mine, uploaded bool
+		if err := rows.Scan(&p, &open, &mine, &uploaded); err != nil {
 			rows.Close()
 			return rep, err
 		}
-		known[p] = &row{open: open, mine: mine}
+		known[p] = &row{open: open, mine: mine, uploaded: uploaded}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -71,6 +73,14 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		rel, _ := filepath.Rel(r.cfg.Dir, path)
 		k := known[rel]
+		if k != nil && k.uploaded {
+			// The object store has it and the index points there: the
+			// local copy is left over.
+			k.seen = true
+			rep.Uploaded++
+			r.cfg.Logger.Info("recording: removed the local copy of an uploaded file", "file", rel)
+			return os.Remove(path)
+		}
 		if k != nil {
 			k.seen = true
 			if !k.mine {
@@ -129,7 +139,7 @@ func (r *Recorder) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, fmt.Errorf("record: reconcile: %w", err)
 	}
 	for p, k := range known {
-		if k.seen || !k.mine {
+		if k.seen || !k.mine || k.uploaded {
 			continue
 		}
 		if _, err := r.store.pool.Exec(ctx, `UPDATE recordings SET status = 'missing', open = false WHERE path = $1`, p); err != nil {

@@ -74,21 +74,23 @@ func (s *Service) Export(ctx context.Context, kind string, format ImportFormat, 
 		return err
 	}
 	w := spec.where(f, v)
-	rows, err := s.pool.Query(ctx, `SELECT `+spec.columns+spec.from+w.SQL()+` ORDER BY 1`, w.Args()...)
-	if err != nil {
-		return fmt.Errorf("export %s: %w", kind, err)
-	}
-	defer rows.Close()
-	bw := bufio.NewWriterSize(out, 64<<10)
-	if format == FormatCSV {
-		err = exportCSV(rows, spec, bw)
-	} else {
-		err = exportGeoJSON(rows, spec, bw)
-	}
-	if err != nil {
-		return fmt.Errorf("export %s: %w", kind, err)
-	}
-	return bw.Flush()
+	return database.Stream(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+spec.columns+spec.from+w.SQL()+` ORDER BY 1`, w.Args()...)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", kind, err)
+		}
+		defer rows.Close()
+		bw := bufio.NewWriterSize(out, 64<<10)
+		if format == FormatCSV {
+			err = exportCSV(rows, spec, bw)
+		} else {
+			err = exportGeoJSON(rows, spec, bw)
+		}
+		if err != nil {
+			return fmt.Errorf("export %s: %w", kind, err)
+		}
+		return bw.Flush()
+	})
 }
 
 // exportRow reads a row of spec's query: the id, the text columns (nil

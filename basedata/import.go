@@ -15,6 +15,7 @@ import (
 	"gridwatch"
 	"gridwatch/audit"
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 )
 
 // Imports of buildings, parcels and components: GeoJSON or CSV, all or
@@ -445,6 +446,10 @@ func (s *Service) importRows(ctx context.Context, k kind, r io.Reader, o ImportO
 	}
 	var res *ImportResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Batch work: bounded by its context, not by a request's statement timeout.
+		if err := database.Long(ctx, tx); err != nil {
+			return err
+		}
 		// No boundary change meanwhile: the rows are placed in the grids
 		// as this transaction sees them, and a change running beside it
 		// would not see these rows to carry them along.

@@ -602,6 +602,10 @@ func (s *Service) ImportResidents(ctx context.Context, r io.Reader, o ImportOpti
 	now := s.now()
 	var res ImportResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Batch work: bounded by its context, not by a request's statement timeout.
+		if err := database.Long(ctx, tx); err != nil {
+			return err
+		}
 		// No boundary change meanwhile: households take their buildings'
 		// grids as this transaction sees them, and a redraw running beside
 		// it would not see them to carry them along.

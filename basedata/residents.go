@@ -454,8 +454,16 @@ func (s *Service) ExportResidents(ctx context.Context, f Filter, v Viewer, w io.
 	return werr
 }
 
-func (s *Service) writeResidents(ctx context.Context, where database.Where, w io.Writer) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT h.code, b.code, h.unit, h.room, r.name, r.gender, r.relation,
+func (s *Service) writeResidents(ctx context.Context, where database.Where, w io.Writer) (n int, err error) {
+	err = database.Stream(ctx, s.pool, func(tx pgx.Tx) error {
+		n, err = s.writeResidentsTx(ctx, tx, where, w)
+		return err
+	})
+	return n, err
+}
+
+func (s *Service) writeResidentsTx(ctx context.Context, tx pgx.Tx, where database.Where, w io.Writer) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT h.code, b.code, h.unit, h.room, r.name, r.gender, r.relation,
 		r.id_sealed, r.phone_sealed, r.birth_sealed, r.care
 		FROM residents r LEFT JOIN households h ON h.id = r.household_id LEFT JOIN buildings b ON b.id = h.building_id`+
 		where.SQL()+` ORDER BY r.id`, where.Args()...)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"gridwatch/internal/database"
 	"gridwatch/internal/pii"
 )
 
@@ -78,6 +79,10 @@ func (s *Service) rotateBatch(ctx context.Context, after int64, batch int) (int,
 	n := 0
 	var last int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Batch work: bounded by its context, not by a request's statement timeout.
+		if err := database.Long(ctx, tx); err != nil {
+			return err
+		}
 		// SKIP LOCKED: rows held by a concurrent change (a move, an
 		// import) are left to the next run, which reports them.
 		rows, err := tx.Query(ctx, `SELECT id, id_sealed, phone_sealed, birth_sealed FROM residents

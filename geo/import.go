@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"gridwatch"
 	"gridwatch/audit"
+	"gridwatch/internal/database"
 	"strconv"
 	"strings"
 
@@ -51,6 +52,10 @@ type Repair struct {
 func (s *Store) Import(ctx context.Context, fs []ImportFeature, opts ImportOptions) (*ImportResult, error) {
 	var res *ImportResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Batch work: bounded by its context, not by a request's statement timeout.
+		if err := database.Long(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		res, err = s.importTx(ctx, tx, fs, opts)
 		return err

@@ -196,13 +196,17 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Grid, int64, error) {
 // each feature's id is the grid id; its properties are the grid's fields and
 // its kept properties (which never override the fields).
 func (s *Store) WriteGeoJSON(ctx context.Context, w io.Writer, f Filter) error {
+	return database.Stream(ctx, s.pool, func(tx pgx.Tx) error { return writeGeoJSON(ctx, tx, w, f) })
+}
+
+func writeGeoJSON(ctx context.Context, tx pgx.Tx, w io.Writer, f Filter) error {
 	where := f.where()
 	if f.After != 0 {
 		// Not a page (the order is by level and code), but the cursor
 		// still keeps only the grids after it, as it always has.
 		where.Add("g.id > ?", f.After)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT g.id, g.code, g.name, g.level, g.parent_id, p.code, g.area_m2, g.version, g.properties,
+	rows, err := tx.Query(ctx, `SELECT g.id, g.code, g.name, g.level, g.parent_id, p.code, g.area_m2, g.version, g.properties,
 		ST_AsGeoJSON(g.geom, 7) FROM grids g LEFT JOIN grids p ON p.id = g.parent_id`+where.SQL()+` ORDER BY g.level_rank, g.code`, where.Args()...)
 	if err != nil {
 		return fmt.Errorf("grids geojson: %w", err)

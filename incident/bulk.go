@@ -18,6 +18,7 @@ import (
 	"gridwatch"
 	"gridwatch/audit"
 	"gridwatch/geo"
+	"gridwatch/internal/database"
 	"gridwatch/internal/events"
 )
 
@@ -336,7 +337,11 @@ func (s *Service) parseStream(ctx context.Context, r io.Reader, crs geo.CRS, hou
 		case len(text) == 0:
 		default:
 			cur.lines++
-			n, err := ParseNew(text, crs, s.now())
+			now := s.now()
+			n, err := ParseNew(text, crs, now)
+			if err == nil && n.ReportedAt.IsZero() {
+				n.ReportedAt = now
+			}
 			if err == nil && (n.Via != "" || n.AccuracyM != nil) {
 				err = FieldError("via", "via and accuracy_m come with a field app report, one at a time (POST /api/v1/incidents), not in bulk")
 			}
@@ -394,6 +399,10 @@ func (s *Service) insertBatch(ctx context.Context, batch []pending, by Reporter)
 	var results []LineResult
 	now := s.now()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Batch work: bounded by its context, not by a request's statement timeout.
+		if err := database.Long(ctx, tx); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) FROM generate_series(1, $1)", len(batch))
 		if err != nil {
 			return err

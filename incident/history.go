@@ -106,6 +106,10 @@ func (s *Service) SeedHistory(ctx context.Context, by Reporter, cases []Historic
 	}
 	stored := 0
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Batch work: bounded by its context, not by a request's statement timeout.
+		if err := database.Long(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(historyLock)); err != nil {
 			return fmt.Errorf("history: %w", err)
 		}

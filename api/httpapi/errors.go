@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"syscall"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -72,10 +75,22 @@ type Problem struct {
 	Message  string
 	Details  map[string]any
 	Internal bool
+	// RetryAfter, when set, is sent as Retry-After (whole seconds): the
+	// fault passes and the same request may be sent again.
+	RetryAfter time.Duration
 }
 
+// dbRetryAfter is when a client may try again after the database was out
+// of reach or too slow: a restart of PostgreSQL takes a few seconds.
+const dbRetryAfter = 2 * time.Second
+
+// fdRetryAfter is when a client may try again after this process ran out
+// of file descriptors: they free as soon as connections close.
+const fdRetryAfter = time.Second
+
 // ProblemOf classifies err: a transport *Error, a body over its limit, the
-// database out of reach, or a domain error by its code. Internal problems
+// database out of reach, the process out of file descriptors, or a domain
+// error by its code. Internal problems
 // are logged here, once, with the route and request id; their message is
 // plain and their details hold only the request id.
 func ProblemOf(c *gin.Context, log *slog.Logger, err error) Problem {
@@ -93,7 +108,17 @@ func ProblemOf(c *gin.Context, log *slog.Logger, err error) Problem {
 		log.Error("database unavailable", "err", err, "route", c.FullPath(), "request_id", rid)
 		return Problem{Status: http.StatusServiceUnavailable, Code: gridwatch.EUnavailable,
 			Message: "the database is unavailable; try again shortly",
-			Details: map[string]any{"request_id": rid}, Internal: true}
+			Details: map[string]any{"request_id": rid}, Internal: true, RetryAfter: dbRetryAfter}
+	case gridwatch.ErrorCode(err) == gridwatch.EInternal && outOfDescriptors(err):
+		log.Error("out of file descriptors", "err", err, "route", c.FullPath(), "request_id", rid)
+		return Problem{Status: http.StatusServiceUnavailable, Code: gridwatch.EUnavailable,
+			Message: "the server is out of resources for the moment; try again shortly",
+			Details: map[string]any{"request_id": rid, "reason": "resources"}, Internal: true, RetryAfter: fdRetryAfter}
+	case gridwatch.ErrorCode(err) == gridwatch.EInternal && database.IsTimeout(err):
+		log.Error("database too slow", "err", err, "route", c.FullPath(), "request_id", rid)
+		return Problem{Status: http.StatusServiceUnavailable, Code: gridwatch.EUnavailable,
+			Message: "the database did not answer in time (it is slow or a table is locked); try again shortly",
+			Details: map[string]any{"request_id": rid, "reason": "timeout"}, Internal: true, RetryAfter: dbRetryAfter}
 	}
 	code := gridwatch.ErrorCode(err)
 	p := Problem{Status: StatusOf(code), Code: code, Message: gridwatch.ErrorMessage(err), Details: gridwatch.ErrorDetails(err)}
@@ -102,6 +127,13 @@ func ProblemOf(c *gin.Context, log *slog.Logger, err error) Problem {
 		p.Details, p.Internal = map[string]any{"request_id": rid}, true
 	}
 	return p
+}
+
+// outOfDescriptors reports a file or socket this process could not open
+// because it (EMFILE) or the system (ENFILE) has no descriptor left: a
+// load that passes, not a fault of the request's.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // WriteError is the one place an error becomes gridwatch's JSON answer:
@@ -120,5 +152,8 @@ func WriteError(c *gin.Context, log *slog.Logger, err error) {
 		out, _ = json.Marshal(gin.H{"error": body})
 	}
 	c.Abort()
+	if p.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(p.RetryAfter.Round(time.Second)/time.Second)))
+	}
 	c.Data(p.Status, "application/json; charset=utf-8", out)
 }

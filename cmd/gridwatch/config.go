@@ -20,6 +20,7 @@ import (
 	"gridwatch/camera/onvif"
 	"gridwatch/camera/record"
 	"gridwatch/camera/whep"
+	"gridwatch/internal/database"
 	"gridwatch/internal/objstore"
 	"gridwatch/internal/pii"
 )
@@ -89,6 +90,9 @@ type Config struct {
 	ClusterSecret string
 	Lease         time.Duration
 	MaxCameras    int
+	// DBStatementTimeout bounds each statement a request waits on (lock
+	// waits included); batch work lifts it for itself.
+	DBStatementTimeout time.Duration
 	// FootageStore is "local" (closed files stay on this node's disk) or
 	// s3://bucket/prefix; S3Endpoint, S3Region and S3PathStyle say how to
 	// reach it (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
@@ -155,6 +159,7 @@ func DefaultConfig() Config {
 		ONVIFDiscoveryAddr:      onvif.DiscoveryAddr,
 		PTZHold:                 30 * time.Second,
 		Lease:                   10 * time.Second,
+		DBStatementTimeout:      database.DefaultStatementTimeout,
 		FootageStore:            "local",
 		GB28181ID:               "34020000002000000001",
 		GB28181Transport:        "udp",
@@ -268,6 +273,7 @@ func options() []option {
 	csSet, csGet := str(func(c *Config) *string { return &c.ClusterSecret })
 	leaseSet, leaseGet := dur(func(c *Config) *time.Duration { return &c.Lease })
 	mcSet, mcGet := setting(func(c *Config) *int { return &c.MaxCameras }, strconv.Atoi, strconv.Itoa)
+	dbstSet, dbstGet := dur(func(c *Config) *time.Duration { return &c.DBStatementTimeout })
 	clusterSecret := opt("cluster-secret", "the secret nodes authenticate each other's requests with (default: one kept in the database, made by the first node)", csSet, csGet)
 	clusterSecret.secret = true
 	fsSet, fsGet := str(func(c *Config) *string { return &c.FootageStore })
@@ -319,6 +325,7 @@ func options() []option {
 		opt("transcode-max", "cameras this node transcodes from H.265 to H.264 at once for browsers that cannot decode H.265 (one ffmpeg each)", tcSet, tcGet),
 		opt("key-timeout", "the least a camera stream waits for a keyframe before it reconnects; a camera with a longer GOP (H.264+/H.265+ smart modes) gets twice its GOP, learnt", ktSet, ktGet),
 		db,
+		opt("db-statement-timeout", "the longest a request waits on one database statement, lock waits included, before it fails with 503 and Retry-After (imports, bulk ingest and downloads are bounded by their request instead)", dbstSet, dbstGet),
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
 		opt("log-format", "auto (JSON unless stderr is a terminal), json or text", lfSet, lfGet),
 		opt("basemap-style-url", "optional MapLibre style URL for the dashboard's base map (none: offline dark base)", bmSet, bmGet),
@@ -491,6 +498,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Lease < 300*time.Millisecond || c.Lease > 10*time.Minute {
 		bad("lease", "%v is not from 300ms to 10m", c.Lease)
+	}
+	if c.DBStatementTimeout < 100*time.Millisecond || c.DBStatementTimeout > time.Hour {
+		bad("db-statement-timeout", "%v is not from 100ms to 1h", c.DBStatementTimeout)
 	}
 	if c.MaxCameras < 0 {
 		bad("max-cameras", "%d is negative", c.MaxCameras)

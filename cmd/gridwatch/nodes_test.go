@@ -83,12 +83,18 @@ type nodeCluster struct {
 	extra string
 }
 
-func newNodeCluster(t testing.TB) *nodeCluster {
+func newNodeCluster(t testing.TB) *nodeCluster { return newNodeClusterWith(t, true) }
+
+// newNodeClusterWith is newNodeCluster on a database that is fast (no
+// fsync, commits acknowledged before their WAL is written) or durable: a
+// database stopped as in a crash loses no acknowledged commit only when
+// durable.
+func newNodeClusterWith(t testing.TB, fast bool) *nodeCluster {
 	t.Helper()
 	dir := dataDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Fast: true})
+	pg, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Fast: fast})
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
 	}

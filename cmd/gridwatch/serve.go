@@ -177,7 +177,7 @@ func (m *Main) openDatabase(ctx context.Context) error {
 		}
 		dsn = c.DSN("gridwatch")
 	}
-	pool, err := database.Open(ctx, dsn, database.Options{Logger: log})
+	pool, err := database.Open(ctx, dsn, database.Options{Logger: log, StatementTimeout: cfg.DBStatementTimeout})
 	if err != nil {
 		return err
 	}

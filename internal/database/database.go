@@ -16,6 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,8 +34,24 @@ var ErrNoPostGIS = errors.New("PostGIS is not available on this PostgreSQL serve
 type Options struct {
 	// MaxConns caps the pool; 0 keeps pgx's default (the larger of 4 and the CPU count).
 	MaxConns int32
-	Logger   *slog.Logger
+	// StatementTimeout bounds every statement a request waits on, lock
+	// waits included (PostgreSQL's statement_timeout on each connection):
+	// a slow or locked database fails the request with a clear error
+	// instead of holding it. 0 keeps DefaultStatementTimeout; negative
+	// sets none. Batch work (imports, ingest, migrations) lifts it for its
+	// own transaction with Long.
+	StatementTimeout time.Duration
+	Logger           *slog.Logger
 }
+
+// DefaultStatementTimeout is the statement timeout of a pool opened
+// without one: far above any interactive query's budget, short enough that
+// a request on a locked table fails while its user still waits.
+const DefaultStatementTimeout = 10 * time.Second
+
+// idleInTransactionTimeout ends a session left idle inside a transaction
+// (a client that went away holding locks).
+const idleInTransactionTimeout = time.Minute
 
 // Open connects to dsn, creates the postgis extension if it is available but
 // missing, and returns a pool whose connections all know the geometry type.
@@ -43,6 +62,23 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	st := opts.StatementTimeout
+	if st == 0 {
+		st = DefaultStatementTimeout
+	}
+	// A setting the connection string makes itself (statement_timeout=,
+	// or -c in options=) is the operator's and stays.
+	params := cfg.ConnConfig.RuntimeParams
+	setByURL := func(name string) bool {
+		_, set := params[name]
+		return set || strings.Contains(params["options"], name)
+	}
+	if !setByURL("statement_timeout") && st > 0 {
+		params["statement_timeout"] = strconv.FormatInt(st.Milliseconds(), 10)
+	}
+	if !setByURL("idle_in_transaction_session_timeout") {
+		params["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTransactionTimeout.Milliseconds(), 10)
 	}
 	if err := EnsurePostGIS(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
@@ -57,6 +93,30 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	return pool, nil
+}
+
+// Long lifts the statement timeout for the rest of tx: batch work (an
+// import, a bulk ingest, a migration, a key rotation) may run longer than
+// any request should wait, and is bounded by its own context instead.
+func Long(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		return fmt.Errorf("lift the statement timeout: %w", err)
+	}
+	return nil
+}
+
+// Stream runs fn in a read-only transaction without the statement
+// timeout: a download streamed as its rows arrive lasts as long as its
+// client takes to read it, and ends with the client's request.
+func Stream(ctx context.Context, db interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := Long(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // RegisterTypes teaches conn the geometry type (its OID differs per database),
@@ -102,6 +162,11 @@ func EnsurePostGIS(ctx context.Context, cfg *pgx.ConnConfig) error {
 	// Nodes starting at once would race on CREATE EXTENSION (IF NOT EXISTS
 	// does not hold against a concurrent create): they take the migrations'
 	// lock, and the connection's end lets it go.
+	// Another node's migrations may hold the lock for longer than a
+	// statement may take: this connection is its own and waits.
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+		return fmt.Errorf("check for postgis: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
 		return fmt.Errorf("check for postgis: lock: %w", err)
 	}

@@ -69,6 +69,17 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]int, error)
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Release()
+	// Migrations, and the wait for another node's, may take longer than a
+	// request's statement: no timeout on this connection until it goes
+	// back to the pool (a connection that cannot be reset is closed).
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), "RESET statement_timeout"); err != nil {
+			_ = conn.Conn().Close(context.Background())
+		}
+	}()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
 		return nil, fmt.Errorf("migrate: lock: %w", err)
 	}

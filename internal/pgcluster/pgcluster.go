@@ -53,6 +53,7 @@ type Cluster struct {
 	log    *slog.Logger
 	cred   *syscall.Credential
 	lock   *os.File
+	fast   bool
 }
 
 // ErrInUse is returned by Start when another process owns the cluster.
@@ -81,7 +82,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c := &Cluster{dir: dir, binDir: binDir, log: log}
+	c := &Cluster{dir: dir, binDir: binDir, log: log, fast: opts.Fast}
 	if os.Geteuid() == 0 {
 		// initdb and postgres refuse to run as root: run them as postgres.
 		if c.cred, err = postgresCredential(); err != nil {
@@ -181,8 +182,56 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
+// Stop stops the postmaster in pg_ctl's mode ("fast", "immediate": as a
+// crash, with recovery at the next start) and keeps the directory: the
+// fault tests take the database away under load and give it back with
+// StartAgain.
+func (c *Cluster) Stop(ctx context.Context, mode string) error {
+	return c.pgctl(ctx, "stop", "-m", mode, "-w", "-t", "55")
+}
+
+// StartAgain starts a cluster Stop stopped, as it was started.
+func (c *Cluster) StartAgain(ctx context.Context) error { return c.start(ctx, c.fast) }
+
+// Ctl runs pg_ctl with args on the cluster under dir, which another
+// process owns (its lock is left alone): for the operator's or the fault
+// tests' `pg_ctl restart -m immediate` of gridwatch's private database.
+// pg_ctl's output, and a postmaster's it starts (restart has no -l), go
+// to the cluster's log.
+func Ctl(ctx context.Context, dir string, args ...string) error {
+	binDir, err := FindBinDir()
+	if err != nil {
+		return err
+	}
+	c := &Cluster{dir: dir, binDir: binDir}
+	if os.Geteuid() == 0 {
+		if c.cred, err = postgresCredential(); err != nil {
+			return err
+		}
+	}
+	logf, err := os.OpenFile(c.logFile(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("pg_ctl %s: %w", args[0], err)
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), append([]string{args[0], "-D", c.dataDir()}, args[1:]...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	// A file, not a pipe: a pipe would be held open by the postmaster.
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Run(); err != nil {
+		log, _ := os.ReadFile(c.logFile())
+		return fmt.Errorf("pg_ctl %s: %w: %s", args[0], err, lastLines(log, 5))
+	}
+	return nil
+}
+
 func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
 func (c *Cluster) logFile() string { return filepath.Join(c.dir, "postgres.log") }
+
+// LogFile is where the postmaster logs.
+func (c *Cluster) LogFile() string { return c.logFile() }
 
 func (c *Cluster) acquireLock() error {
 	path := filepath.Join(c.dir, "gridwatch.lock")

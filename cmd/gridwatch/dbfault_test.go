@@ -61,7 +61,9 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 		rig := &dbRig{
 			t: t, url: up.url, dsn: fmt.Sprintf("host='%s' port=5432 user=postgres dbname='gridwatch' sslmode=disable", filepath.Join(pgdir, "run")),
 			recordings: filepath.Join(dir, "recordings"),
-			stop:       func(ctx context.Context) error { return pgcluster.Ctl(ctx, pgdir, "stop", "-m", "immediate", "-w", "-t", "55") },
+			stop: func(ctx context.Context) error {
+				return pgcluster.Ctl(ctx, pgdir, "stop", "-m", "immediate", "-w", "-t", "55")
+			},
 			// restart starts a stopped server with the options it last had.
 			start: func(ctx context.Context) error { return pgcluster.Ctl(ctx, pgdir, "restart", "-w", "-t", "55") },
 			// gridwatch stops its database as it stops: the test starts

@@ -421,7 +421,8 @@ func (m *Main) startVideo() {
 	if rep, err := m.recorder.Reconcile(ctx); err != nil {
 		log.Error("recordings: reconcile", "err", err)
 	} else if rep != (record.ReconcileReport{}) {
-		log.Info("recordings: reconciled", "indexed", rep.Indexed, "truncated", rep.Truncated, "removed", rep.Removed, "missing", rep.Missing)
+		log.Info("recordings: reconciled", "indexed", rep.Indexed, "truncated", rep.Truncated, "removed", rep.Removed, "missing", rep.Missing,
+			"finished", rep.Finished, "uploaded_copies_removed", rep.Uploaded)
 	}
 	cancel()
 	m.video = video.NewManager(m.domain.Cameras, live.Config{

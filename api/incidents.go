@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -30,7 +29,7 @@ func (s *Server) createIncident(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := incident.ParseNew(body, crs, time.Now())
+	n, err := incident.ParseNew(body, crs, s.deps.Incidents.Now())
 	if err != nil {
 		return err
 	}

@@ -261,7 +261,7 @@ func TestOpen311RequestsAsTheSpecShowsThem(t *testing.T) {
 		}
 		return out
 	}
-	now := time.Now().UTC()
+	now := e.clock.Now() // the service's clock dates the requests
 	for _, tc := range []struct {
 		query string
 		want  []string

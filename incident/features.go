@@ -76,10 +76,13 @@ func statusStrings(ss []Status) []string {
 // newest first, and the cursor of the next page (0: none). f.Before is the
 // cursor; f.Limit defaults to 100.
 func (s *Service) Features(ctx context.Context, f FeatureFilter, v Viewer) ([]Incident, int64, error) {
-	out, next, err := database.QueryPage(ctx, s.pool, `SELECT `+incidentColumns+incidentFrom, f.where(s.now(), v),
+	// One reading of the clock: a case the overdue filter keeps is flagged
+	// overdue, whatever the clock does meanwhile.
+	now := s.now()
+	out, next, err := database.QueryPage(ctx, s.pool, `SELECT `+incidentColumns+incidentFrom, f.where(now, v),
 		database.Keyset{Key: "i.id", Desc: true, Cursor: f.Before, Limit: f.Limit},
 		func(r pgx.CollectableRow) (Incident, error) {
-			in, err := s.scanIncident(r)
+			in, err := s.scanIncident(r, now)
 			if err != nil {
 				return Incident{}, err
 			}

@@ -50,6 +50,21 @@ type NewIncident struct {
 // (phones' clocks drift).
 const maxFuture = 5 * time.Minute
 
+// checkReportedAt refuses a report dated more than maxFuture after now or
+// more than 5 years before it. The deadline is the report's time plus the
+// category's hours, so a clock far ahead would put it out of reach and
+// make the handling time negative.
+func checkReportedAt(t, now time.Time) error {
+	if t.After(now.Add(maxFuture)) {
+		return FieldError("reported_at", "%s is in the future (the server's time is %s; up to %s ahead is accepted)",
+			t.Format(time.RFC3339), now.Format(time.RFC3339), maxFuture)
+	}
+	if t.Before(now.AddDate(-5, 0, 0)) {
+		return FieldError("reported_at", "%s is more than 5 years ago", t.Format(time.RFC3339))
+	}
+	return nil
+}
+
 type rawIncident struct {
 	Source      *string         `json:"source"`
 	ExternalID  *string         `json:"external_id"`
@@ -73,7 +88,10 @@ func FieldError(field, format string, args ...any) error {
 
 // ParseNew reads one report (JSON) and checks every field; the first bad
 // field is named in the error. Coordinates in crs are converted to WGS-84.
-// Whether the category exists is checked by the store.
+// Whether the category exists is checked by the store. A report without
+// reported_at keeps it zero: Create and the bulk upload date it by the
+// service's clock, the one received_at and the deadlines are taken from
+// (now, the caller's, only bounds a reported_at given).
 func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 	// A bulk line is decoded here only, so the text check (NUL, UTF-8, a
 	// second document on the line) is here too; it names the field.
@@ -137,17 +155,13 @@ func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 	if n.Lon, n.Lat, err = parsePoint(raw.Location, crs); err != nil {
 		return n, err
 	}
-	n.ReportedAt = now
 	if raw.ReportedAt != nil {
 		t, err := time.Parse(time.RFC3339, *raw.ReportedAt)
 		if err != nil {
 			return n, FieldError("reported_at", "%q is not an RFC 3339 time with offset, such as 2026-11-26T08:30:00+08:00", *raw.ReportedAt)
 		}
-		if t.After(now.Add(maxFuture)) {
-			return n, FieldError("reported_at", "%s is in the future (the server's time is %s)", t.Format(time.RFC3339), now.Format(time.RFC3339))
-		}
-		if t.Before(now.AddDate(-5, 0, 0)) {
-			return n, FieldError("reported_at", "%s is more than 5 years ago", t.Format(time.RFC3339))
+		if err := checkReportedAt(t, now); err != nil {
+			return n, err
 		}
 		n.ReportedAt = t
 	}

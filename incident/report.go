@@ -125,15 +125,28 @@ func (s *Service) assign(ctx context.Context, tx pgx.Tx, lon, lat float64) (*int
 }
 
 // Create files a report: assigns its grid and deadline in the same
-// transaction. A retry — the same Idempotency-Key, or the same source and
-// external id — returns the incident first filed, with created false, if v
-// may see it; otherwise it is a conflict that shows nothing of it.
+// transaction. The deadline is reported_at plus the category's hours, fixed
+// here and never computed again; a report without reported_at is dated by
+// the service's clock, and one dated more than 5 minutes ahead of it is
+// refused, naming reported_at. A retry — the same Idempotency-Key, or the
+// same source and external id — returns the incident first filed, with
+// created false, if v may see it; otherwise it is a conflict that shows
+// nothing of it.
 func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v Viewer) (*Incident, bool, error) {
 	var id int64
 	created := false
 	key := by.key()
 	if n.IdempotencyKey != "" && n.RequestHash == "" {
 		n.RequestHash = n.fieldsHash()
+	}
+	// The service's clock dates the report and bounds its reported_at: a
+	// caller may have parsed it by another clock, or built it from a
+	// device's (a camera's alarm time).
+	now := s.now()
+	if n.ReportedAt.IsZero() {
+		n.ReportedAt = now
+	} else if err := checkReportedAt(n.ReportedAt, now); err != nil {
+		return nil, false, err
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if existing, err := s.findDuplicate(ctx, tx, n, key); err != nil || existing != 0 {
@@ -166,7 +179,7 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 			FROM incident_categories c WHERE c.code = $4
 			ON CONFLICT DO NOTHING RETURNING id`,
 			n.Source, n.ExternalID, n.IdempotencyKey, n.Category, n.Title, n.Description, n.Lon, n.Lat,
-			n.Address, n.ReportedAt, s.now(), n.Priority, gridID, by.Name, by.TokenID, key, hash, n.Via, n.AccuracyM, n.ComponentID).Scan(&id)
+			n.Address, n.ReportedAt, now, n.Priority, gridID, by.Name, by.TokenID, key, hash, n.Via, n.AccuracyM, n.ComponentID).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent retry won the race: answer with its incident.
 			id, err = s.findDuplicate(ctx, tx, n, key)

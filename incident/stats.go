@@ -42,8 +42,9 @@ const maxStatsRange = 3660 * 24 * time.Hour
 
 // StatsQuery selects the cases counted: those reported in [From, To).
 type StatsQuery struct {
-	// From and To bound reported_at; a zero To is now, a zero From is
-	// DefaultStatsWindow before To.
+	// From and To bound reported_at; a zero To is now (and counts the
+	// cases reported since From, any dated ahead of the clock too), a zero
+	// From is DefaultStatsWindow before To.
 	From, To time.Time
 	// Group is the breakdown; empty means ByGrid.
 	Group StatsGroup
@@ -76,7 +77,8 @@ type StatsRow struct {
 	// OnTimeRate (按期结案率) is ClosedOnTime / Closed; null when none closed.
 	OnTimeRate *float64 `json:"on_time_rate"`
 	// MedianHours is the median of closed_at − reported_at over the closed
-	// cases, in hours; null when none closed.
+	// cases, in hours (0 for a case closed before its reported_at); null
+	// when none closed.
 	MedianHours *float64 `json:"median_handling_hours"`
 	// Open counts the cases not closed or rejected at the report's end
 	// (min(To, now)); Overdue those of them past their deadline then.
@@ -135,19 +137,38 @@ func (q StatsQuery) normalise(now time.Time) (StatsQuery, *time.Location, error)
 // row, empty months too.
 func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, error) {
 	now := s.now()
+	toNow := q.To.IsZero()
 	q, loc, err := q.normalise(now)
 	if err != nil {
 		return nil, err
 	}
+	// until bounds reported_at; nil leaves it open: a report up to now
+	// counts every case reported since From, those too that bear a time
+	// ahead of the clock (reported by a clock ahead, or before this clock
+	// stepped back).
+	until := &q.To
+	if toNow {
+		until = nil
+	}
 	asOf := q.To
-	if now.Before(asOf) {
+	// cut is the time the cases' states are read as of; nil reads them as
+	// they stand. A report reaching now counts every step taken: after the
+	// clock stepped back, a step may bear a time later than now (see
+	// Transition), and a case closed is not open again.
+	var cut *time.Time
+	if now.After(asOf) {
+		cut = &asOf
+	} else {
 		asOf = now
 	}
-	// $1, $2 and $3 are the period and the end the report is as of.
+	// $1 and $2 are the period (NULL $2: open), $3 the time deadlines are
+	// compared with, $4 the time the states are read as of (NULL: as they
+	// stand).
 	var w database.Where
 	w.Arg(q.From)
-	w.Arg(q.To)
+	w.Arg(until)
 	w.Arg(asOf)
+	w.Arg(cut)
 	var cols, joins string
 	switch q.Group {
 	case ByGrid:
@@ -159,18 +180,18 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 	case ByMonth:
 		cols = "NULL::bigint, to_char(i.reported_at AT TIME ZONE " + w.Arg(q.Zone) + ", 'YYYY-MM'), NULL::text, NULL::text, NULL::text"
 	}
-	w.Add("i.reported_at >= $1 AND i.reported_at < $2")
+	w.Add("i.reported_at >= $1 AND ($2::timestamptz IS NULL OR i.reported_at < $2)")
 	v.where(&w)
 	// One pass: the groups and, from the empty grouping set, the totals
 	// (whose median is over all closed cases, not a median of medians).
 	sql := `WITH base AS (
 			SELECT ` + cols + `,
-				-- The status at $3: the current one unless the case changed
+				-- The status at $4: the current one unless the case changed
 				-- since, else the last step taken by then.
-				CASE WHEN i.updated_at <= $3 THEN i.status ELSE coalesce((SELECT e.to_status FROM incident_events e
-					WHERE e.incident_id = i.id AND e.at <= $3 ORDER BY e.id DESC LIMIT 1), 'reported') END,
-				CASE WHEN i.registered_at <= $3 THEN i.registered_at END,
-				CASE WHEN i.closed_at <= $3 THEN i.closed_at END,
+				CASE WHEN $4::timestamptz IS NULL OR i.updated_at <= $4 THEN i.status ELSE coalesce((SELECT e.to_status FROM incident_events e
+					WHERE e.incident_id = i.id AND e.at <= $4 ORDER BY e.id DESC LIMIT 1), 'reported') END,
+				CASE WHEN $4::timestamptz IS NULL OR i.registered_at <= $4 THEN i.registered_at END,
+				CASE WHEN $4::timestamptz IS NULL OR i.closed_at <= $4 THEN i.closed_at END,
 				i.reported_at, i.deadline
 			FROM incidents i` + joins + w.SQL() + `
 		) SELECT GROUPING(gid, k, n, ck, cn) <> 0 AS total, gid, k, n, ck, cn,
@@ -178,7 +199,10 @@ func (s *Service) Stats(ctx context.Context, q StatsQuery, v Viewer) (*Stats, er
 			count(*) FILTER (WHERE registered_at IS NOT NULL AND status <> 'rejected'),
 			count(*) FILTER (WHERE status = 'closed'),
 			count(*) FILTER (WHERE status = 'closed' AND closed_at <= deadline),
-			percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - reported_at)::float8 / 3600)
+			-- Never below 0: a case closed before Transition kept its steps
+			-- at or after its report (a clock stepped back) may bear a
+			-- closed_at before its reported_at.
+			percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(extract(epoch FROM closed_at - reported_at)::float8, 0) / 3600)
 				FILTER (WHERE status = 'closed'),
 			count(*) FILTER (WHERE status NOT IN ('closed', 'rejected')),
 			count(*) FILTER (WHERE status NOT IN ('closed', 'rejected') AND deadline < $3)

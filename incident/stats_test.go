@@ -13,14 +13,24 @@ import (
 
 // TestMain is store_test.go's (one per test binary).
 
-// testClock is the service's clock, set by the test.
+// testClock is the service's clock, set by the test. When steps is not
+// empty, each reading takes the next of them and the clock stays at the
+// last (a clock that steps between two readings).
 type testClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu    sync.Mutex
+	now   time.Time
+	steps []time.Time
 }
 
-func (c *testClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.steps) > 0 {
+		c.now, c.steps = c.steps[0], c.steps[1:]
+	}
+	return c.now
+}
+func (c *testClock) Set(t time.Time) { c.mu.Lock(); c.now, c.steps = t, nil; c.mu.Unlock() }
 func utc(s string) time.Time         { t, _ := time.Parse(time.RFC3339, s); return t }
 func ptr[T any](v T) *T              { return &v }
 func eqPtr(a, b *float64) bool       { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

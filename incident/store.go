@@ -57,6 +57,11 @@ func NewService(pool *pgxpool.Pool, opts Options) *Service {
 	return &Service{pool: pool, loc: opts.Locator, now: opts.Now, log: opts.Logger, dir: opts.AttachmentDir, blobs: opts.Blobs, onCreated: opts.OnCreated}
 }
 
+// Now is the service's clock: the one that dates reports, steps and
+// deadlines and says what is overdue. Whoever checks a report's times
+// before Create (ParseNew's now) should read this clock, not another.
+func (s *Service) Now() time.Time { return s.now() }
+
 // Viewer is who reads or changes cases: their grid scope and, for an
 // integration token, the token whose own reports alone it may see.
 type Viewer struct {
@@ -78,7 +83,9 @@ const incidentFrom = ` FROM incidents i
 	LEFT JOIN grids g ON g.id = i.grid_id
 	LEFT JOIN grid_staff s ON s.id = i.assignee_id`
 
-func (s *Service) scanIncident(row pgx.Row) (*Incident, error) {
+// scanIncident reads one case; now is the clock's reading its overdue flag
+// is judged by (a list's, the same its filter used).
+func (s *Service) scanIncident(row pgx.Row, now time.Time) (*Incident, error) {
 	var in Incident
 	var (
 		gid                        *int64
@@ -109,7 +116,7 @@ func (s *Service) scanIncident(row pgx.Row) (*Incident, error) {
 	if sid != nil {
 		in.Assignee = &Staff{ID: *sid, GridID: *sgrid, Role: *srole, Name: *sname, Phone: *sphone, Organisation: *sorg, UserID: suser, CreatedAt: *screated}
 	}
-	in.Overdue = in.Status.Open() && s.now().After(in.Deadline)
+	in.Overdue = in.Status.Open() && now.After(in.Deadline)
 	in.Allowed = Allowed(in.Status)
 	if in.Allowed == nil {
 		in.Allowed = []Status{}
@@ -161,7 +168,7 @@ func (s *Service) get(ctx context.Context, q queryRower, id int64, v Viewer) (*I
 	var w database.Where
 	w.Add("i.id = ?", id)
 	v.where(&w)
-	in, err := s.scanIncident(q.QueryRow(ctx, `SELECT `+incidentColumns+incidentFrom+w.SQL(), w.Args()...))
+	in, err := s.scanIncident(q.QueryRow(ctx, `SELECT `+incidentColumns+incidentFrom+w.SQL(), w.Args()...), s.now())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, gridwatch.Errorf(gridwatch.ENotFound, "incident %d not found", id)
 	}

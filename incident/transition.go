@@ -83,9 +83,18 @@ func (s *Service) TransitionOnce(ctx context.Context, id int64, req TransitionRe
 			gridID   *int64
 			assignee *int64
 			updated  time.Time
+			now      time.Time
 		)
-		err := tx.QueryRow(ctx, `SELECT i.status, i.version, i.grid_id, i.assignee_id, i.updated_at FROM incidents i`+
-			w.SQL()+` FOR UPDATE`, w.Args()...).Scan(&from, &version, &gridID, &assignee, &updated)
+		// The step's time is the service's clock, but never before the
+		// report or a step already taken: a clock stepped back (NTP, or
+		// another node's clock behind) would otherwise close a case before
+		// it was reported or registered, and make its handling time
+		// negative. (GREATEST skips the NULLs.)
+		at := w.Arg(s.now())
+		err := tx.QueryRow(ctx, `SELECT i.status, i.version, i.grid_id, i.assignee_id, i.updated_at,
+				GREATEST(`+at+`::timestamptz, i.reported_at, i.received_at, i.registered_at, i.closed_at,
+					(SELECT max(e.at) FROM incident_events e WHERE e.incident_id = i.id))
+			FROM incidents i`+w.SQL()+` FOR UPDATE OF i`, w.Args()...).Scan(&from, &version, &gridID, &assignee, &updated, &now)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return gridwatch.Errorf(gridwatch.ENotFound, "incident %d not found", id)
 		}
@@ -127,7 +136,6 @@ func (s *Service) TransitionOnce(ctx context.Context, id int64, req TransitionRe
 		if !may(stage) {
 			return gridwatch.Errorf(gridwatch.EForbidden, "your role may not move a case from %s to %s", from, req.To)
 		}
-		now := s.now()
 		details := map[string]any{}
 		oldGrid := gridID
 		if req.To == Dispatched {

@@ -334,7 +334,7 @@ func (s *Service) open311CreateRequest(c *gin.Context) error {
 		"address":     strings.TrimSpace(form["address_string"]),
 		"location":    map[string]any{"type": "Point", "coordinates": []float64{long, lat}},
 	})
-	n, err := incident.ParseNew(report, crs, time.Now())
+	n, err := incident.ParseNew(report, crs, s.deps.Incidents.Now())
 	if err != nil {
 		return open311Rename(err)
 	}

@@ -119,6 +119,8 @@ type Main struct {
 	node *cluster.Node
 	// objects is the object store footage goes to (nil: the local disk).
 	objects *objstore.Store
+	// clock is the cases' clock (incident.Clock).
+	clock *incident.Clock
 }
 
 // NewMain returns a Main for cfg.
@@ -142,6 +144,14 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// Cases are dated, and judged overdue, by the database's clock carried
+	// on by this process's monotonic one: every node alike, and a step of
+	// this machine's wall clock moves neither.
+	clock, err := incident.NewClock(ctx, m.pool)
+	if err != nil {
+		return err
+	}
+	m.clock = clock
 	m.buildDomain()
 	m.bg, m.stopBackground = context.WithCancel(context.Background())
 	if err := m.seed(ctx); err != nil {
@@ -202,7 +212,7 @@ func (m *Main) buildDomain() {
 		Grids:  geo.StoreOptions{OverlapToleranceM2: cfg.OverlapToleranceM2, OutsideToleranceM2: cfg.OverlapToleranceM2},
 		Auth: auth.Options{SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, DeviceSessionIdle: cfg.DeviceSessionIdle, DeviceSessionMax: cfg.DeviceSessionMax, BootstrapToken: cfg.AdminToken,
 			Hash: m.PasswordHash},
-		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), Blobs: m.blobs()},
+		Incidents: incident.Options{AttachmentDir: filepath.Join(cfg.DataDir, "attachments"), Blobs: m.blobs(), Now: m.clock.Now},
 		Base:      basedata.Options{Keys: m.keys, Export: cfg.PIIExport},
 	})
 }
@@ -308,6 +318,7 @@ func (m *Main) startBackground(ctx context.Context) error {
 		return err
 	}
 	m.background.Go(func() { locator.Run(m.bg, 2*time.Second) })
+	m.background.Go(func() { m.clock.Run(m.bg, time.Minute, m.Logger) })
 	// The grid tiles of the city's first views are drawn ahead, at start
 	// and after every change, so the map never waits on PostGIS for them.
 	warm := make(chan struct{}, 1)

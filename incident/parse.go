@@ -50,11 +50,11 @@ type NewIncident struct {
 // (phones' clocks drift).
 const maxFuture = 5 * time.Minute
 
-// checkReportedAt refuses a report dated more than maxFuture after now or
+// CheckReportedAt refuses a report dated more than maxFuture after now or
 // more than 5 years before it. The deadline is the report's time plus the
 // category's hours, so a clock far ahead would put it out of reach and
 // make the handling time negative.
-func checkReportedAt(t, now time.Time) error {
+func CheckReportedAt(t, now time.Time) error {
 	if t.After(now.Add(maxFuture)) {
 		return FieldError("reported_at", "%s is in the future (the server's time is %s; up to %s ahead is accepted)",
 			t.Format(time.RFC3339), now.Format(time.RFC3339), maxFuture)
@@ -160,7 +160,7 @@ func ParseNew(data []byte, crs geo.CRS, now time.Time) (NewIncident, error) {
 		if err != nil {
 			return n, FieldError("reported_at", "%q is not an RFC 3339 time with offset, such as 2026-11-26T08:30:00+08:00", *raw.ReportedAt)
 		}
-		if err := checkReportedAt(t, now); err != nil {
+		if err := CheckReportedAt(t, now); err != nil {
 			return n, err
 		}
 		n.ReportedAt = t

@@ -145,7 +145,7 @@ func (s *Service) Create(ctx context.Context, n NewIncident, by Reporter, v View
 	now := s.now()
 	if n.ReportedAt.IsZero() {
 		n.ReportedAt = now
-	} else if err := checkReportedAt(n.ReportedAt, now); err != nil {
+	} else if err := CheckReportedAt(n.ReportedAt, now); err != nil {
 		return nil, false, err
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"gridwatch/incident"
 )
@@ -89,8 +90,15 @@ func (al *Alarms) handle(ctx context.Context, a Alarm) (int64, error) {
 	if desc == "" {
 		desc = a.Title()
 	}
+	// A device's clock may be off: an alarm dated where no report may be
+	// (ahead of the service's clock, or years back) is dated when it came;
+	// the device's own time stays in the alarm's row.
+	reported := a.Time
+	if incident.CheckReportedAt(reported, al.Incidents.Now()) != nil {
+		reported = time.Time{}
+	}
 	n := incident.NewIncident{Source: "camera", ExternalID: "gb28181:" + strconv.FormatInt(id, 10), Category: cat, Title: a.Title(),
-		Description: desc, Lon: lon, Lat: lat, ReportedAt: a.Time, Priority: priority(a.Priority)}
+		Description: desc, Lon: lon, Lat: lat, ReportedAt: reported, Priority: priority(a.Priority)}
 	inc, _, err := al.Incidents.Create(system(ctx), n, incident.Reporter{Name: "gb28181"}, incident.Viewer{})
 	if err != nil {
 		return 0, fmt.Errorf("alarm of channel %s: %w", a.Channel, err)

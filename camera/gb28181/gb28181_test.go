@@ -472,6 +472,26 @@ func TestAlarm(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the repeated alarm was not handled")
 	}
+	// A device whose clock is a day ahead: its alarm is not lost for it,
+	// but dated when it came (a report may not be dated ahead).
+	sent := time.Now()
+	if err := dev.Alarm(chanID(2), 2, 5, sent.Add(24*time.Hour).Truncate(time.Second), "移动侦测报警"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f = <-r.filed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the alarm of a device a day ahead was not handled")
+	}
+	if f.err != nil || f.incident == 0 {
+		t.Fatalf("alarm of a device a day ahead: incident %d, %v", f.incident, f.err)
+	}
+	if inc, err = r.d.Incidents.Get(context.Background(), f.incident, incident.Viewer{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := inc.ReportedAt.Sub(sent); d < -time.Minute || d > time.Minute {
+		t.Errorf("the alarm of a device a day ahead is dated %v, %v after it was sent; want its receipt", inc.ReportedAt, d)
+	}
 }
 
 // pictures reads n pictures from a hub, failing after wait.

@@ -13,8 +13,12 @@ ARTIFACTS ?= test-artifacts
 PEERS_SRC ?= $(abspath $(CURDIR)/../peers)
 PEERS_BIN ?= $(CURDIR)/.peers/bin
 PEERS_PROFILES := $(CURDIR)/.peers/profiles
+# make soak: how long the load runs and where the samples, chart and
+# summary go (CI runs 3m; the figures come from 1h).
+SOAK_DURATION ?= 1h
+SOAK_OUT ?= $(ARTIFACTS)/soak
 
-.PHONY: help deps test-deps assets build run test stress bench bench-peers lint fuzz clean
+.PHONY: help deps test-deps assets build run test stress soak reliability bench bench-peers lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +52,18 @@ test: test-deps build ## run every test (real PostGIS, race detector, headless C
 
 stress: test-deps build ## run the browser and real-time video tests STRESS_COUNT (10) times beside a CPU hog; per-test pass counts
 	@scripts/stress.sh
+
+soak: deps build ## run bin/gridwatch's demo with 20 recording cameras, 100 viewers joining and leaving, 5 reports/s, redraw previews, exports and tag edits for SOAK_DURATION (1h); sample every 10 s into SOAK_OUT (samples.csv, samples.svg, summary.md); fail on growth after the warm-up (SOAK_FLAGS pass to bin/soak: --interval, --warmup, --viewers, …)
+	$(GO) build -trimpath -o bin/soak ./cmd/soak
+	bin/soak --gridwatch $(BIN) --duration $(SOAK_DURATION) --out $(SOAK_OUT) $(SOAK_FLAGS)
+
+# make reliability: the fault tests (RELIABILITY.md), by name.
+FAULT_TESTS := TestDatabaseRestart|TestSlowDatabase|TestKill|TestResourceLimits|TestOutOf|TestRTSPServerFaults|TestNoKeyframes|TestReconnectStorm|TestTimelineClockJumps|TestResizeMidStream|TestTimestampJumps|TestRecordResize|TestRecordTimestampJumps|TestRecordNoKeyframes|TestRecordClockSteps|TestRecordLockedIndex|TestClockSteps|TestIncidentClockStep
+
+reliability: test-deps build ## run the fault tests alone (the database restarted, slow or locked; kill -9; cameras misbehaving; clock steps; out of fds and connections) and collect their RELIABILITY: figures into $(ARTIFACTS)/reliability.txt (RELIABILITY.md's tables)
+	@mkdir -p $(ARTIFACTS)
+	GRIDWATCH_TEST_ARTIFACTS=$(CURDIR)/$(ARTIFACTS) GRIDWATCH_REQUIRE_ALL=1 $(GO) test -race -count=1 -v -timeout 30m -run '$(FAULT_TESTS)' \
+		./cmd/gridwatch ./camera/pull ./camera/live ./camera/record ./incident ./api | grep -E '^(--- |ok |FAIL)|RELIABILITY:' | tee $(ARTIFACTS)/reliability.txt
 
 bench: test-deps build ## run the benchmarks (figures go into BENCHMARKS.md; the 100k-incident ingest runs 3 times, video fan-out 5 s, the footage index loads 10.5M rows first, ten failovers of a three-node cluster, 1,000 GB/T 28181 devices keeping alive, the field app's first load on a throttled phone network, 1,000,000 residents imported into 10,000 grids)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $$($(GO) list ./... | grep -v -e /incident$$ -e /camera/live$$ -e /camera/record$$ -e /camera/whep$$ -e /camera/gb28181$$ -e /cmd/gridwatch$$ -e /basedata$$ -e /internal/peerbench$$) | tee bench.txt

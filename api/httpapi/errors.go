@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,10 @@ type Problem struct {
 // of reach or too slow: a restart of PostgreSQL takes a few seconds.
 const dbRetryAfter = 2 * time.Second
 
+// statusClientClosed is the status logged for a request its client closed
+// before the answer (nginx's 499; nobody receives it).
+const statusClientClosed = 499
+
 // fdRetryAfter is when a client may try again after this process ran out
 // of file descriptors: they free as soon as connections close.
 const fdRetryAfter = time.Second
@@ -118,6 +123,18 @@ func ProblemOf(c *gin.Context, log *slog.Logger, err error) Problem {
 		log.Error("database too slow", "err", err, "route", c.FullPath(), "request_id", rid)
 		return Problem{Status: http.StatusServiceUnavailable, Code: gridwatch.EUnavailable,
 			Message: "the database did not answer in time (it is slow or a table is locked); try again shortly",
+			Details: map[string]any{"request_id": rid, "reason": "timeout"}, Internal: true, RetryAfter: dbRetryAfter}
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+		// The client went away: nobody reads the answer, and it is not
+		// a fault of ours (nginx's 499 in the access log).
+		log.Info("request cancelled by the client", "route", c.FullPath(), "request_id", rid)
+		return Problem{Status: statusClientClosed, Code: "cancelled", Message: "the client closed the request"}
+	case errors.Is(err, context.DeadlineExceeded) && c.Request.Context().Err() == nil:
+		// A wait of ours ran out: one of the database pool's connections
+		// (every one held by statements as slow), or a device's answer.
+		log.Error("timed out", "err", err, "route", c.FullPath(), "request_id", rid)
+		return Problem{Status: http.StatusServiceUnavailable, Code: gridwatch.EUnavailable,
+			Message: "this request ran out of time waiting (for a database connection, or a device); try again shortly",
 			Details: map[string]any{"request_id": rid, "reason": "timeout"}, Internal: true, RetryAfter: dbRetryAfter}
 	}
 	code := gridwatch.ErrorCode(err)

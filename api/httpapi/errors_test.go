@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,20 +29,29 @@ func TestDatabaseFaultAnswers(t *testing.T) {
 		status     int
 		retryAfter string
 		reason     any
+		gone       bool // the client closed the request
 	}{
-		{"restarting", fmt.Errorf("store: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), 503, "2", nil},
-		{"starting up", fmt.Errorf("store: %w", &pgconn.PgError{Code: "57P03"}), 503, "2", nil},
-		{"too many connections", fmt.Errorf("store: %w", &pgconn.PgError{Code: "53300"}), 503, "2", nil},
-		{"statement timeout", fmt.Errorf("store: %w", &pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}), 503, "2", "timeout"},
-		{"lock timeout", fmt.Errorf("store: %w", &pgconn.PgError{Code: "55P03"}), 503, "2", "timeout"},
-		{"a fault of ours", errors.New("nil map"), 500, "", nil},
-		{"not found", gridwatch.Errorf(gridwatch.ENotFound, "grid 7 not found"), 404, "", nil},
+		{"restarting", fmt.Errorf("store: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), 503, "2", nil, false},
+		{"starting up", fmt.Errorf("store: %w", &pgconn.PgError{Code: "57P03"}), 503, "2", nil, false},
+		{"too many connections", fmt.Errorf("store: %w", &pgconn.PgError{Code: "53300"}), 503, "2", nil, false},
+		{"statement timeout", fmt.Errorf("store: %w", &pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}), 503, "2", "timeout", false},
+		{"lock timeout", fmt.Errorf("store: %w", &pgconn.PgError{Code: "55P03"}), 503, "2", "timeout", false},
+		{"a fault of ours", errors.New("nil map"), 500, "", nil, false},
+		{"a wait of ours ran out", fmt.Errorf("incidents: %w", context.DeadlineExceeded), 503, "2", "timeout", false},
+		{"the client went away", fmt.Errorf("incidents: %w", context.Canceled), 499, "", nil, true},
+		{"cancelled, the client still there", fmt.Errorf("incidents: %w", context.Canceled), 500, "", nil, false},
+		{"not found", gridwatch.Errorf(gridwatch.ENotFound, "grid 7 not found"), 404, "", nil, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
 			ctx, _ := gin.CreateTestContext(w)
 			ctx.Request = httptest.NewRequest("GET", "/api/v1/incidents", nil)
+			if c.gone {
+				rctx, cancel := context.WithCancel(ctx.Request.Context())
+				cancel()
+				ctx.Request = ctx.Request.WithContext(rctx)
+			}
 			WriteError(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), c.err)
 			if w.Code != c.status {
 				t.Fatalf("status %d, want %d", w.Code, c.status)
@@ -70,4 +80,3 @@ func TestDatabaseFaultAnswers(t *testing.T) {
 		})
 	}
 }
-

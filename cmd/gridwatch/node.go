@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"gridwatch/cluster"
+	"gridwatch/internal/database"
 	"gridwatch/internal/objstore"
 )
 
@@ -30,7 +31,15 @@ func (m *Main) newNode(ctx context.Context) error {
 		}
 		id = h
 	}
-	n, err := cluster.New(ctx, m.pool, cluster.Config{
+	// The node's beats and leases have connections of their own: when a
+	// locked table holds every connection of the requests' pool, the node
+	// still renews its cameras (one LISTENs, one beats, one to spare).
+	np, err := database.Open(ctx, m.dsn, database.Options{MaxConns: 3, StatementTimeout: cfg.DBStatementTimeout, Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	m.nodePool = np
+	n, err := cluster.New(ctx, np, cluster.Config{
 		ID: id, Version: version, Lease: cfg.Lease, MaxCameras: cfg.MaxCameras, Secret: cfg.ClusterSecret,
 		Logger: m.Logger.With("component", "cluster"), Stats: m.nodeStats,
 		OnChange: func() {

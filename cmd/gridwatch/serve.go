@@ -121,6 +121,11 @@ type Main struct {
 	objects *objstore.Store
 	// clock is the cases' clock (incident.Clock).
 	clock *incident.Clock
+	// dsn is the database's connection string; nodePool the cluster
+	// node's own few connections (requests held up by a slow or locked
+	// database must not keep the node from renewing its leases).
+	dsn      string
+	nodePool *pgxpool.Pool
 }
 
 // NewMain returns a Main for cfg.
@@ -191,7 +196,7 @@ func (m *Main) openDatabase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.pool = pool
+	m.pool, m.dsn = pool, dsn
 	applied, err := database.Migrate(ctx, pool, migrations.FS())
 	if err != nil {
 		return err
@@ -714,6 +719,10 @@ func (m *Main) Close() error {
 		}
 		cancel()
 		m.node = nil
+	}
+	if m.nodePool != nil {
+		m.nodePool.Close()
+		m.nodePool = nil
 	}
 	if m.pool != nil {
 		m.pool.Close()

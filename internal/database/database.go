@@ -41,7 +41,13 @@ type Options struct {
 	// sets none. Batch work (imports, ingest, migrations) lifts it for its
 	// own transaction with Long.
 	StatementTimeout time.Duration
-	Logger           *slog.Logger
+	// AcquireTimeout bounds the wait for one of the pool's connections:
+	// when every one is held by a statement waiting on a lock, a request
+	// queued behind them fails after it (with an error IsTimeout reports)
+	// instead of after a queue of others' statement timeouts. 0 keeps
+	// the statement timeout (or none, if that is none); negative sets none.
+	AcquireTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 // DefaultStatementTimeout is the statement timeout of a pool opened
@@ -83,6 +89,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	if err := EnsurePostGIS(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
 	}
+	at := opts.AcquireTimeout
+	if at == 0 {
+		at = st
+	}
+	if at > 0 && cfg.ConnConfig.Tracer == nil {
+		cfg.ConnConfig.Tracer = acquireBound{at}
+	}
 	cfg.AfterConnect = RegisterTypes
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -94,6 +107,41 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	}
 	return pool, nil
 }
+
+// acquireBound is the pool's tracer of acquisitions: it gives each wait
+// for a connection a deadline (pgxpool runs the acquisition under the
+// context TraceAcquireStart returns), lifted once a connection is had.
+// The pool has no such bound of its own: a request queued behind requests
+// that hold every connection, each on a locked table, would wait for
+// their timeouts one round after another.
+type acquireBound struct{ wait time.Duration }
+
+type acquireCancel struct{}
+
+// TraceAcquireStart implements pgxpool.AcquireTracer.
+func (b acquireBound) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= b.wait {
+		return ctx // bounded closer already
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.wait)
+	return context.WithValue(ctx, acquireCancel{}, cancel)
+}
+
+// TraceAcquireEnd implements pgxpool.AcquireTracer.
+func (acquireBound) TraceAcquireEnd(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireEndData) {
+	if cancel, ok := ctx.Value(acquireCancel{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
+// TraceQueryStart implements pgx.QueryTracer (the pool finds its
+// acquisition tracer on the connections' tracer): queries are not traced.
+func (acquireBound) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (acquireBound) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // Long lifts the statement timeout for the rest of tx: batch work (an
 // import, a bulk ingest, a migration, a key rotation) may run longer than

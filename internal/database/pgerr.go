@@ -92,7 +92,8 @@ func isClosedConn(err error) bool {
 // (statement_timeout: 57014) or for waiting too long on a lock
 // (lock_timeout: 55P03): the database is slow or locked, not broken.
 // A statement a client cancelled by going away is 57014 too; its answer
-// is never read.
+// is never read. (A wait for one of the pool's connections past its bound
+// ends with the context's deadline instead: see Options.AcquireTimeout.)
 func IsTimeout(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "57014" || pe.Code == "55P03")

@@ -256,7 +256,7 @@ func (s *Server) Listen() error {
 		}
 		// A thousand devices keeping alive at once must not overflow it.
 		_ = udp.(*net.UDPConn).SetReadBuffer(4 << 20)
-		s.udp, s.tcp = udp, tcp
+		s.udp, s.tcp = udp, newPatientListener(tcp, s.log)
 		break
 	}
 	s.bindHost = host

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -318,6 +319,9 @@ func (x *Exporter) Open(ctx context.Context, e Export) (File, error) {
 		return obj, nil
 	}
 	f, err := os.Open(x.Path(e.ID))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("export %d: open its file: %w", e.ID, err) // out of descriptors, say: try again
+	}
 	if err != nil {
 		if e.node != "" && e.node != x.rec.cfg.Node {
 			return nil, gridwatch.Errorf(gridwatch.EUnavailable, "export %d was made on node %s and is kept there (no object store is configured)", e.ID, e.node)

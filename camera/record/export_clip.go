@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -82,6 +83,9 @@ func (x *Exporter) plan(ctx context.Context, e Export) (*clip, error) {
 		f, err := os.Open(abs)
 		if err != nil {
 			os.RemoveAll(c.tmp)
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("a recorded file of the range (%s): %w", r.Start.Format(time.RFC3339), err)
+			}
 			return nil, gridwatch.Errorf(gridwatch.ENotFound, "a recorded file of the range is missing (%s)", r.Start.Format(time.RFC3339))
 		}
 		n, err := c.addFile(f, r, e.From, e.To, len(c.files))

@@ -62,8 +62,12 @@ func (r *Recorder) OpenFile(ctx context.Context, rec Recording) (File, error) {
 		return nil, gridwatch.Errorf(gridwatch.EUnavailable, "recording %d is in the object store, which this node is not configured for (--footage-store)", rec.ID)
 	case rec.Node == "" || rec.Node == r.cfg.Node || r.cfg.Peers == nil:
 		f, err := os.Open(filepath.Join(r.cfg.Dir, filepath.Clean("/"+rec.Path)))
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, gridwatch.Errorf(gridwatch.ENotFound, "recording %d: its file is missing", rec.ID)
+		}
+		if err != nil {
+			// Out of descriptors, say: the file is there, try again.
+			return nil, fmt.Errorf("recording %d: open its file: %w", rec.ID, err)
 		}
 		return f, nil
 	}

@@ -84,9 +84,13 @@ func (s *Server) admit(req *base.Request, path, query, remote string) (*lease, *
 	token := requestToken(req, query)
 	if err := s.cfg.Access(ctx, token, id); err != nil {
 		st := statusOf(err)
-		if st == base.StatusInternalServerError {
+		switch {
+		case st == base.StatusInternalServerError:
 			log.Error("rtspserve: access check failed", "err", errText(err))
-		} else {
+		case gridwatch.ErrorCode(err) == gridwatch.EInternal:
+			// A fault that passes (statusOf): refused for now.
+			log.Warn("rtspserve: access check failed; refused for now", "status", int(st), "err", errText(err))
+		default:
 			log.Info("rtspserve: refused", "status", int(st), "code", codeOf(err))
 		}
 		if st == base.StatusUnauthorized {

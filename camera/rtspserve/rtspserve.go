@@ -80,6 +80,7 @@ import (
 
 	"gridwatch"
 	"gridwatch/camera/stream"
+	"gridwatch/internal/database"
 )
 
 // Stream names, as Acquire receives them.
@@ -430,9 +431,15 @@ func requestToken(req *base.Request, query string) string {
 }
 
 // statusOf maps an error of Access, Acquire or the wait for a picture to
-// an RTSP status.
+// an RTSP status. A fault that passes — the database out of reach or out
+// of connections, this process out of file descriptors — is 503, as the
+// HTTP API answers it: the client may try again.
 func statusOf(err error) base.StatusCode {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return base.StatusServiceUnavailable
+	}
+	if gridwatch.ErrorCode(err) == gridwatch.EInternal &&
+		(database.IsUnavailable(err) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
 		return base.StatusServiceUnavailable
 	}
 	switch gridwatch.ErrorCode(err) {

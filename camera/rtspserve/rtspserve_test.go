@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -768,6 +771,11 @@ func TestStatusOf(t *testing.T) {
 		{gridwatch.Errorf(gridwatch.EUnavailable, "x"), base.StatusServiceUnavailable},
 		{context.DeadlineExceeded, base.StatusServiceUnavailable},
 		{errors.New("boom"), base.StatusInternalServerError},
+		// Faults that pass: the database's connection broken under the
+		// access check, or no descriptor left to open one or a file.
+		{fmt.Errorf("camera 2: %w", &net.OpError{Op: "write", Net: "unix", Err: syscall.EPIPE}), base.StatusServiceUnavailable},
+		{fmt.Errorf("camera 2: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EMFILE}), base.StatusServiceUnavailable},
+		{fmt.Errorf("camera 2: %w", &os.SyscallError{Syscall: "socket", Err: syscall.ENFILE}), base.StatusServiceUnavailable},
 	} {
 		if got := statusOf(tc.err); got != tc.want {
 			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.want)

@@ -24,6 +24,7 @@ import (
 	"gridwatch/camera/camsim"
 	"gridwatch/geo"
 	"gridwatch/internal/pgcluster"
+	"gridwatch/internal/testtool"
 )
 
 // The database restarted under load (issue 14): PostgreSQL is stopped as a
@@ -155,6 +156,8 @@ type dbLoad struct {
 	seen     map[int64]bool
 	lastSeen time.Time // when the stream last announced a new report
 	resumes  int       // reconnections of the event stream with Last-Event-ID
+	// connected counts the streams the server said were subscribed.
+	connected int
 	changed  chan struct{}
 	// cut ends the event stream's connection (a network blip), taken by
 	// the stream's reader.
@@ -226,6 +229,41 @@ func (r *dbRig) request(ctx context.Context, client *http.Client, method, path s
 	return res, b, err
 }
 
+// runSim serves n simulated cameras until the test ends.
+func runSim(t *testing.T, n int) *camsim.Sim {
+	t.Helper()
+	sim, err := camsim.New(camsim.Config{N: n, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(testtool.Run(t, 15*time.Second, sim.Run))
+	return sim
+}
+
+// previewOf picks a grid to preview redraws of: its id, its own boundary
+// as the body of a dry run, and its ETag.
+func (r *dbRig) previewOf(ctx context.Context, t *testing.T, client *http.Client) (id int64, body []byte, etag string) {
+	t.Helper()
+	var grids struct {
+		Grids []struct {
+			ID int64 `json:"id"`
+		} `json:"grids"`
+	}
+	if st := getJSON(t, r.url+"/api/v1/grids?level=grid&limit=1", &grids); st != 200 || len(grids.Grids) == 0 {
+		t.Fatalf("no grid to preview: %d", st)
+	}
+	id = grids.Grids[0].ID
+	var grid struct {
+		Geometry json.RawMessage `json:"geometry"`
+	}
+	res, b, err := r.request(ctx, client, "GET", fmt.Sprintf("/api/v1/grids/%d", id), nil, nil)
+	if err != nil || res.StatusCode != 200 || json.Unmarshal(b, &grid) != nil {
+		t.Fatalf("grid %d: %v %v %s", id, err, res, b)
+	}
+	body, _ = json.Marshal(map[string]any{"type": "Feature", "geometry": grid.Geometry})
+	return id, body, res.Header.Get("ETag")
+}
+
 // retryPause is how long a client of the test waits before sending a
 // refused request again: less than the Retry-After it was given, to see
 // the service come back as soon as it does.
@@ -244,34 +282,9 @@ func runDBRestarts(t *testing.T, r *dbRig, cycles int) {
 	if st, b := send(t, client, "POST", r.url+"/api/v1/grids/import", geo.DemoCity()); st != http.StatusCreated {
 		t.Fatalf("import the demo city: %d %s", st, b)
 	}
-	// Two recording cameras.
-	sim, err := camsim.New(camsim.Config{N: 2, Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simCtx, stopSim := context.WithCancel(context.Background())
-	simDone := make(chan error, 1)
-	go func() { simDone <- sim.Run(simCtx) }()
-	defer func() { stopSim(); <-simDone }()
-	cams := createCameras(t, &gwNode{url: r.url}, sim, 2)
-	// A grid to preview redraws of: its boundary, sent back as a dry run.
-	var grids struct {
-		Grids []struct {
-			ID int64 `json:"id"`
-		} `json:"grids"`
-	}
-	if st := getJSON(t, r.url+"/api/v1/grids?level=grid&limit=1", &grids); st != 200 || len(grids.Grids) == 0 {
-		t.Fatalf("no grid to preview: %d", st)
-	}
-	gridID := grids.Grids[0].ID
-	var grid struct {
-		Geometry json.RawMessage `json:"geometry"`
-	}
-	res, body, err := r.request(ctx, client, "GET", fmt.Sprintf("/api/v1/grids/%d", gridID), nil, nil)
-	if err != nil || res.StatusCode != 200 || json.Unmarshal(body, &grid) != nil {
-		t.Fatalf("grid %d: %v %v %s", gridID, err, res, body)
-	}
-	etag := res.Header.Get("ETag")
+	// Two recording cameras, and a grid to preview redraws of.
+	cams := createCameras(t, &gwNode{url: r.url}, runSim(t, 2), 2)
+	gridID, preview, etag := r.previewOf(ctx, t, client)
 
 	l := &dbLoad{acked: map[string]int64{}, bulkAcked: map[string]int64{}, seen: map[int64]bool{},
 		changed: make(chan struct{}), cut: make(chan struct{}, 1)}
@@ -363,9 +376,8 @@ func runDBRestarts(t *testing.T, r *dbRig, cycles int) {
 	})
 	// Redraw previews of one grid.
 	wg.Go(func() {
-		body, _ := json.Marshal(map[string]any{"type": "Feature", "geometry": grid.Geometry})
 		for loadCtx.Err() == nil {
-			res, b, err := r.request(loadCtx, client, "PUT", fmt.Sprintf("/api/v1/grids/%d/geometry?dry_run=true", gridID), body, map[string]string{"If-Match": etag})
+			res, b, err := r.request(loadCtx, client, "PUT", fmt.Sprintf("/api/v1/grids/%d/geometry?dry_run=true", gridID), preview, map[string]string{"If-Match": etag})
 			if loadCtx.Err() != nil {
 				return
 			}
@@ -610,6 +622,8 @@ func (r *dbRig) followEvents(ctx context.Context, l *dbLoad) {
 						l.lastSeen = time.Now()
 					})
 				}
+			case line == ": connected":
+				l.note(func() { l.connected++ })
 			case line == "":
 				event = ""
 			}

@@ -18,6 +18,10 @@ import (
 	"gridwatch/internal/objstore"
 )
 
+// NodePoolName is the application_name of the cluster node's own
+// connections (pg_stat_activity tells them from the requests').
+const NodePoolName = "gridwatch-node"
+
 // newNode makes this process's cluster node (its loop starts in startNode,
 // once the listeners are up and it can say how to reach it). Its changes of
 // owner go to the video manager.
@@ -34,7 +38,8 @@ func (m *Main) newNode(ctx context.Context) error {
 	// The node's beats and leases have connections of their own: when a
 	// locked table holds every connection of the requests' pool, the node
 	// still renews its cameras (one LISTENs, one beats, one to spare).
-	np, err := database.Open(ctx, m.dsn, database.Options{MaxConns: 3, StatementTimeout: cfg.DBStatementTimeout, Logger: m.Logger})
+	np, err := database.Open(ctx, m.dsn, database.Options{MaxConns: 3, StatementTimeout: cfg.DBStatementTimeout,
+		ApplicationName: NodePoolName, Logger: m.Logger})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"gridwatch/camera/camsim"
 	"gridwatch/geo"
 	"gridwatch/internal/peerbench"
 )
@@ -59,35 +58,9 @@ func TestSlowDatabase(t *testing.T) {
 	if st, b := send(t, client, "POST", n.url+"/api/v1/grids/import", geo.DemoCity()); st != http.StatusCreated {
 		t.Fatalf("import the demo city: %d %s", st, b)
 	}
-	sim, err := camsim.New(camsim.Config{N: 2, Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simCtx, stopSim := context.WithCancel(context.Background())
-	simDone := make(chan error, 1)
-	go func() { simDone <- sim.Run(simCtx) }()
-	defer func() { stopSim(); <-simDone }()
-	cams := createCameras(t, n, sim, 2)
-
+	cams := createCameras(t, n, runSim(t, 2), 2)
 	// A grid to preview a redraw of (its own boundary, as a dry run).
-	var grids struct {
-		Grids []struct {
-			ID int64 `json:"id"`
-		} `json:"grids"`
-	}
-	if st := getJSON(t, n.url+"/api/v1/grids?level=grid&limit=1", &grids); st != 200 || len(grids.Grids) == 0 {
-		t.Fatalf("no grid to preview: %d", st)
-	}
-	gridID := grids.Grids[0].ID
-	var grid struct {
-		Geometry json.RawMessage `json:"geometry"`
-	}
-	res, body, err := rig.request(ctx, client, "GET", fmt.Sprintf("/api/v1/grids/%d", gridID), nil, nil)
-	if err != nil || res.StatusCode != 200 || json.Unmarshal(body, &grid) != nil {
-		t.Fatalf("grid %d: %v %v %s", gridID, err, res, body)
-	}
-	preview, _ := json.Marshal(map[string]any{"type": "Feature", "geometry": grid.Geometry})
-	etag := res.Header.Get("ETag")
+	gridID, preview, etag := rig.previewOf(ctx, t, client)
 
 	// The requests of the test: those that need a locked table, and those
 	// that need none.

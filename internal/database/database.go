@@ -47,7 +47,10 @@ type Options struct {
 	// instead of after a queue of others' statement timeouts. 0 keeps
 	// the statement timeout (or none, if that is none); negative sets none.
 	AcquireTimeout time.Duration
-	Logger         *slog.Logger
+	// ApplicationName names the pool's sessions in pg_stat_activity
+	// (empty: the connection string's, if any).
+	ApplicationName string
+	Logger          *slog.Logger
 }
 
 // DefaultStatementTimeout is the statement timeout of a pool opened
@@ -82,6 +85,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	}
 	if !setByURL("statement_timeout") && st > 0 {
 		params["statement_timeout"] = strconv.FormatInt(st.Milliseconds(), 10)
+	}
+	if opts.ApplicationName != "" {
+		params["application_name"] = opts.ApplicationName
 	}
 	if !setByURL("idle_in_transaction_session_timeout") {
 		params["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTransactionTimeout.Milliseconds(), 10)

@@ -158,7 +158,7 @@ type dbLoad struct {
 	resumes  int       // reconnections of the event stream with Last-Event-ID
 	// connected counts the streams the server said were subscribed.
 	connected int
-	changed  chan struct{}
+	changed   chan struct{}
 	// cut ends the event stream's connection (a network blip), taken by
 	// the stream's reader.
 	cut chan struct{}

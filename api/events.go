@@ -124,13 +124,18 @@ func (s *Server) streamEvents(c *gin.Context) error {
 	}
 }
 
-// writeEvent formats ev as one Server-Sent Event. A Reset with no event to
-// resume from sends an empty id, which clears the client's stale one.
+// writeEvent formats ev as one Server-Sent Event. Its id is the client's
+// position once it has ev (events.Position). A Reset with no event to resume
+// from sends an empty id, which clears the client's stale one.
 func writeEvent(buf *bytes.Buffer, ev events.Event) {
 	buf.WriteString("id:")
-	if ev.ID > 0 {
+	pos := ev.Pos
+	if pos.Last == 0 && len(pos.Gaps) == 0 {
+		pos.Last = ev.ID
+	}
+	if pos.Last > 0 {
 		buf.WriteByte(' ')
-		buf.WriteString(strconv.FormatInt(ev.ID, 10))
+		buf.WriteString(pos.String())
 	}
 	buf.WriteString("\nevent: ")
 	buf.WriteString(ev.Type)
@@ -139,24 +144,25 @@ func writeEvent(buf *bytes.Buffer, ev events.Event) {
 	buf.WriteString("\n\n")
 }
 
-// lastEventID reads the id a reconnecting client last saw (0: none).
-func lastEventID(c *gin.Context) (int64, error) {
+// lastEventID reads the position a reconnecting client last had (the zero
+// Position: none).
+func lastEventID(c *gin.Context) (events.Position, error) {
 	if v := c.GetHeader("Last-Event-ID"); v != "" {
-		id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil || id < 0 {
-			return 0, gridwatch.Errorf(gridwatch.EInvalid, "header Last-Event-ID=%q: want an event id from this stream", v).
+		pos, err := events.ParsePosition(v)
+		if err != nil {
+			return pos, gridwatch.Errorf(gridwatch.EInvalid, "header Last-Event-ID=%q: %v: want an id this stream sent", v, err).
 				WithDetails(map[string]any{"header": "Last-Event-ID", "value": v})
 		}
-		return id, nil
+		return pos, nil
 	}
 	if v := c.Query("last_event_id"); v != "" {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id < 0 {
-			return 0, httpapi.ParamError("last_event_id", v, "want an event id from this stream")
+		pos, err := events.ParsePosition(v)
+		if err != nil {
+			return pos, httpapi.ParamError("last_event_id", v, err.Error()+": want an id this stream sent")
 		}
-		return id, nil
+		return pos, nil
 	}
-	return 0, nil
+	return events.Position{}, nil
 }
 
 // eventPermission is the permission events of a kind (the type's prefix

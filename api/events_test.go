@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -213,8 +212,8 @@ func TestEventsStream(t *testing.T) {
 	if ev.event != events.IncidentCreated {
 		t.Fatalf("event %+v, want %s", ev, events.IncidentCreated)
 	}
-	if n, err := strconv.ParseInt(ev.id, 10, 64); err != nil || n <= 0 {
-		t.Errorf("event id %q, want a positive number", ev.id)
+	if pos, err := events.ParsePosition(ev.id); err != nil || pos.Last <= 0 {
+		t.Errorf("event id %q, want a position in the feed (%v)", ev.id, err)
 	}
 	data := eventData(t, ev)
 	if data["id"] != float64(id) || data["status"] != "reported" || data["grid_id"] == nil {
@@ -275,7 +274,7 @@ func TestEventsReplayWithLastEventID(t *testing.T) {
 	}
 	// An id from no stream of ours is refused, naming the header.
 	e.token = adminToken
-	for _, bad := range []string{"abc", "-1"} {
+	for _, bad := range []string{"abc", "-1", seen.id + "/" + seen.id, "9/5,3"} {
 		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/events", nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		req.Header.Set("Last-Event-ID", bad)

@@ -156,6 +156,7 @@ type dbLoad struct {
 	seen     map[int64]bool
 	lastSeen time.Time // when the stream last announced a new report
 	resumes  int       // reconnections of the event stream with Last-Event-ID
+	lastID   string    // the last id the stream sent
 	// connected counts the streams the server said were subscribed.
 	connected int
 	changed   chan struct{}
@@ -477,18 +478,20 @@ func runDBRestarts(t *testing.T, r *dbRig, cycles int) {
 	wg.Wait()
 
 	// Every acknowledged report announced on the stream, resumed or not.
+	var unseen []string
+	defer func() {
+		if t.Failed() && len(unseen) > 0 {
+			t.Logf("acknowledged, never announced: %v; the stream's last id: %s", unseen, l.lastID)
+		}
+	}()
 	l.waitFor(t, "every acknowledged report announced", time.Minute, func() bool {
-		for _, id := range l.acked {
+		unseen = unseen[:0]
+		for key, id := range mapsJoin(l.acked, l.bulkAcked) {
 			if !l.seen[id] {
-				return false
+				unseen = append(unseen, fmt.Sprintf("%s=%d", key, id))
 			}
 		}
-		for _, id := range l.bulkAcked {
-			if !l.seen[id] {
-				return false
-			}
-		}
-		return true
+		return len(unseen) == 0
 	})
 	stopStream()
 	<-streamDone
@@ -599,6 +602,7 @@ func (r *dbRig) followEvents(ctx context.Context, l *dbLoad) {
 			switch {
 			case strings.HasPrefix(line, "id: "):
 				last = strings.TrimPrefix(line, "id: ")
+				l.note(func() { l.lastID = last })
 			case strings.HasPrefix(line, "event: "):
 				event = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):

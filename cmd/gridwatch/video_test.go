@@ -39,13 +39,13 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 	// events; a subscription the hub drops (a slow reader under load) is
 	// resumed after the last event read, so no online event is missed.
 	online := map[string]bool{}
-	last := int64(0)
+	var last events.Position
 	for len(online) < domain.DemoCameras {
 		sub, err := m.events.Subscribe(ctx, func(ev events.Event) bool { return ev.Type == camera.EventOnline }, last)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last == 0 {
+		if last.Last == 0 {
 			var snap struct {
 				Cameras []struct{ Code, Status string }
 			}
@@ -69,13 +69,13 @@ func TestDemoVideoEndToEnd(t *testing.T) {
 				t.Fatalf("cameras online by their events: %v, want all %d demo cameras; the registry says %+v", online, domain.DemoCameras, snap.Cameras)
 			}
 			if !ok {
-				t.Logf("event subscription ended (%v); resuming after event %d", sub.Err(), last)
+				t.Logf("event subscription ended (%v); resuming after event %s", sub.Err(), last)
 				break
 			}
 			if ev.Type == events.Reset {
-				t.Fatalf("event replay after %d refused: %s", last, ev.Data)
+				t.Fatalf("event replay after %s refused: %s", last, ev.Data)
 			}
-			last = ev.ID
+			last = ev.Pos
 			var d struct{ Code string }
 			if err := json.Unmarshal(ev.Data, &d); err != nil || d.Code == "" {
 				t.Fatalf("camera.online event %d without a camera code: %s (%v)", ev.ID, ev.Data, err)

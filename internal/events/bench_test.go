@@ -30,7 +30,7 @@ func BenchmarkFanOut200(b *testing.B) {
 	}
 	subs := make([]*Subscription, subscribers)
 	for i := range subs {
-		s, err := h.Subscribe(ctx, func(Event) bool { return true }, 0)
+		s, err := h.Subscribe(ctx, func(Event) bool { return true }, Position{})
 		if err != nil {
 			b.Fatal(err)
 		}

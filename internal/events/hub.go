@@ -59,6 +59,9 @@ type Event struct {
 	Type   string          `json:"type"`
 	GridID *int64          `json:"grid_id"`
 	Data   json.RawMessage `json:"data"`
+	// Pos is the subscriber's position once it has this event: what the
+	// event's SSE id carries, and what a reconnect resumes from.
+	Pos Position `json:"-"`
 }
 
 // HubOptions tune a Hub; zero values take the defaults.
@@ -199,6 +202,17 @@ func (h *Hub) listen(ctx context.Context) (connected bool, err error) {
 		if err := conn.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM events").Scan(&h.last); err != nil {
 			return false, fmt.Errorf("read the newest event: %w", err)
 		}
+		// Ids just below it that are not in the table may be transactions
+		// still open (another process's): look for them as for any gap.
+		missing, err := missingBelow(ctx, conn, h.last)
+		if err != nil {
+			return false, err
+		}
+		h.mu.Lock()
+		for _, id := range missing {
+			h.gaps[id] = time.Now()
+		}
+		h.mu.Unlock()
 		h.started = true
 		h.readyOnce.Do(func() { close(h.ready) })
 		h.log.Debug("events: listening", "after", h.last)
@@ -251,6 +265,27 @@ func (h *Hub) isNew(payload string) bool {
 	return id > h.last || gap
 }
 
+// lookBack is how far below the newest event a hub that starts, or a
+// subscriber that is reset, looks for ids not committed yet.
+const lookBack = 64
+
+// missingBelow returns the ids in the lookBack ids below newest that are not
+// in the table.
+func missingBelow(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, newest int64) ([]int64, error) {
+	rows, err := q.Query(ctx, `SELECT g FROM generate_series(greatest($1::bigint - $2, 1), $1::bigint - 1) g
+		WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = g) ORDER BY g`, newest, lookBack)
+	if err != nil {
+		return nil, fmt.Errorf("read the ids missing below %d: %w", newest, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("read the ids missing below %d: %w", newest, err)
+	}
+	return ids, nil
+}
+
 const selectEvents = `SELECT id, at, type, grid_id, data || jsonb_build_object('grid_id', grid_id) FROM events`
 
 func scanEvent(row pgx.CollectableRow) (Event, error) {
@@ -291,17 +326,29 @@ func (h *Hub) fetch(ctx context.Context, conn *pgx.Conn) error {
 			return fmt.Errorf("read events: %w", err)
 		}
 		h.mu.Lock()
-		for _, ev := range evs {
+		pos, dirty, fallback := Position{}, true, false
+		for i := range evs {
+			ev := &evs[i]
 			if ev.ID <= h.last {
 				delete(h.gaps, ev.ID)
-				continue
-			}
-			if ev.ID-h.last <= maxGap && len(h.gaps) < maxGap {
-				for id := h.last + 1; id < ev.ID; id++ {
-					h.gaps[id] = now
+				dirty = true
+			} else {
+				if ev.ID-h.last <= maxGap && len(h.gaps) < maxGap {
+					for id := h.last + 1; id < ev.ID; id++ {
+						h.gaps[id] = now
+						dirty = true
+					}
 				}
+				h.last = ev.ID
 			}
-			h.last = ev.ID
+			if dirty {
+				pos, dirty = positionOf(h.last, h.gaps), false
+				// Too many gaps: the position stays below the lowest.
+				fallback = len(h.gaps) > 0 && len(pos.Gaps) == 0
+			}
+			if ev.Pos = pos; !fallback {
+				ev.Pos.Last = h.last // the gaps are shared until they change
+			}
 		}
 		h.deliverLocked(evs)
 		h.mu.Unlock()
@@ -384,6 +431,9 @@ type catchUp struct {
 	// it subscribed. An id between them that the hub reads later is one the
 	// client saw elsewhere before reconnecting.
 	since, floor int64
+	// gaps are the ids below since the client has not had (its position's
+	// gaps): the hub sends them when it reads them.
+	gaps map[int64]bool
 	// replayed holds replayed ids the hub had not read yet.
 	replayed map[int64]bool
 }
@@ -393,7 +443,7 @@ func (c *catchUp) skip(id int64) bool {
 		delete(c.replayed, id)
 		return true
 	}
-	return id > c.floor && id <= c.since
+	return id > c.floor && id <= c.since && !c.gaps[id]
 }
 
 // Close ends every subscription (with ErrClosed) and refuses new ones. The
@@ -457,15 +507,15 @@ func (s *Subscription) Close() {
 
 // Subscribe returns a subscription to the events filter takes (nil: all).
 // filter is called with the hub's lock held, for every event: it must be
-// quick and must not block. With lastEventID > 0 the events after it are
-// replayed first, from the table, within the window; when they cannot be
-// (that event is older than the window or unknown, or too many followed it),
-// the first event is a Reset instead. Live events follow without a gap or a
-// repeat. (Ids are taken at insert and seen at commit, so live events can
-// arrive out of id order; one with an id below lastEventID that commits
-// while the client is away is not replayed.)
-func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, lastEventID int64) (*Subscription, error) {
-	sub := &Subscription{hub: h, filter: filter, holding: lastEventID > 0}
+// quick and must not block. From a position (a reconnecting client's
+// Last-Event-ID; the zero Position: none) what the client has not had is
+// replayed first, from the table, within the window: the events after
+// from.Last, and those of its gaps that have committed since. When that
+// cannot be done (from.Last is older than the window or unknown, or too many
+// events followed it), the first event is a Reset instead. Live events
+// follow without a gap or a repeat; a gap that commits later is sent then.
+func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, from Position) (*Subscription, error) {
+	sub := &Subscription{hub: h, filter: filter, holding: from.Last > 0}
 	if !sub.holding {
 		sub.ch = make(chan Event, h.opts.Buffer)
 	}
@@ -476,9 +526,13 @@ func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, lastEventI
 	}
 	h.subs[sub] = struct{}{}
 	if sub.holding {
-		// Until the hub has read past lastEventID, what it reads above its
-		// current position the client has seen.
-		sub.catchUp = &catchUp{since: lastEventID, floor: h.last, replayed: map[int64]bool{}}
+		// Until the hub has read past from.Last, what it reads above its
+		// current position the client has had, but for its gaps.
+		gaps := make(map[int64]bool, len(from.Gaps))
+		for _, id := range from.Gaps {
+			gaps[id] = true
+		}
+		sub.catchUp = &catchUp{since: from.Last, floor: h.last, gaps: gaps, replayed: map[int64]bool{}}
 	}
 	h.mu.Unlock()
 	if !sub.holding {
@@ -487,7 +541,7 @@ func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, lastEventI
 	// Registered before the replay is read: an event committed after the
 	// read began is held as it arrives; one committed before is in the
 	// replay, and if the hub reads it later it is skipped then.
-	replay, err := h.replay(ctx, lastEventID)
+	replay, err := h.replay(ctx, from)
 	if err != nil {
 		sub.Close()
 		return nil, err
@@ -497,61 +551,134 @@ func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, lastEventI
 	if sub.done {
 		return nil, sub.err
 	}
-	c := sub.catchUp
-	out := make([]Event, 0, len(replay)+len(sub.held))
-	seen := make(map[int64]bool, len(replay))
-	for _, ev := range replay {
-		if ev.Type == Reset {
-			// The client reloads: nothing to skip on its account.
-			sub.catchUp, c = nil, &catchUp{replayed: map[int64]bool{}}
-			out = append(out, ev)
-			continue
-		}
-		seen[ev.ID] = true
-		if _, gap := h.gaps[ev.ID]; ev.ID > h.last || gap {
-			c.replayed[ev.ID] = true // the hub has yet to read it
-		}
-		if filter == nil || filter(ev) {
-			out = append(out, ev)
-		}
-	}
-	for _, ev := range sub.held {
-		if !seen[ev.ID] {
-			out = append(out, ev)
-		}
+	var out []Event
+	if len(replay) == 1 && replay[0].Type == Reset {
+		// The client reloads: nothing to skip on its account.
+		sub.catchUp = nil
+		out = append(replay, sub.held...)
+	} else {
+		out = h.resumeLocked(sub, from, replay)
 	}
 	sub.ch = make(chan Event, len(out)+h.opts.Buffer)
 	for _, ev := range out {
 		sub.ch <- ev
 	}
 	sub.holding, sub.held = false, nil
-	if sub.catchUp != nil && len(c.replayed) == 0 && h.last >= c.since {
+	if c := sub.catchUp; c != nil && len(c.replayed) == 0 && h.last >= c.since {
 		sub.catchUp = nil
 	}
 	return sub, nil
 }
 
-// replay reads the events after lastEventID, or a Reset when they cannot
-// all be had.
-func (h *Hub) replay(ctx context.Context, lastEventID int64) ([]Event, error) {
-	var inWindow bool
-	err := h.pool.QueryRow(ctx, "SELECT at >= now() - make_interval(secs => $2) FROM events WHERE id = $1",
-		lastEventID, h.opts.Window.Seconds()).Scan(&inWindow)
+// resumeLocked returns what a resuming subscriber is sent first: the replay
+// its filter takes, then the live events held meanwhile that the replay did
+// not have, each with the client's position once it has it. Replayed ids the
+// hub has yet to read are marked, to be skipped when it does.
+func (h *Hub) resumeLocked(sub *Subscription, from Position, replay []Event) []Event {
+	c := sub.catchUp
+	seen := make(map[int64]bool, len(replay)+len(sub.held))
+	for _, ev := range replay {
+		seen[ev.ID] = true
+		if _, gap := h.gaps[ev.ID]; ev.ID > h.last || gap {
+			c.replayed[ev.ID] = true
+		}
+	}
+	var held []Event
+	for _, ev := range sub.held {
+		if !seen[ev.ID] {
+			seen[ev.ID] = true
+			held = append(held, ev)
+		}
+	}
+	// An id missing from both may still commit unless the hub has read past
+	// it without waiting for it (it was read before, or given up on).
+	mayCommit := func(id int64) bool {
+		_, gap := h.gaps[id]
+		return seen[id] || id > h.last || gap
+	}
+	t := tracker{last: from.Last, gaps: map[int64]bool{}, mayCommit: mayCommit, dirty: true}
+	for _, id := range from.Gaps {
+		if mayCommit(id) {
+			t.gaps[id] = true
+		}
+	}
+	out := make([]Event, 0, len(replay)+len(held))
+	for _, ev := range replay {
+		ev.Pos = t.after(ev.ID)
+		if sub.filter == nil || sub.filter(ev) {
+			out = append(out, ev)
+		}
+	}
+	for _, ev := range held {
+		ev.Pos = t.after(ev.ID)
+		out = append(out, ev)
+	}
+	return out
+}
+
+// tracker follows a client's position through the events it is sent.
+type tracker struct {
+	last      int64
+	gaps      map[int64]bool
+	mayCommit func(id int64) bool // whether an id skipped over is a gap
+	pos       Position            // the position, as of the last change
+	dirty     bool
+}
+
+func (t *tracker) after(id int64) Position {
+	if id <= t.last {
+		if t.gaps[id] {
+			delete(t.gaps, id)
+			t.dirty = true
+		}
+	} else {
+		if id-t.last <= maxGap {
+			for g := t.last + 1; g < id; g++ {
+				if t.mayCommit(g) {
+					t.gaps[g] = true
+				}
+			}
+		}
+		t.last, t.dirty = id, true
+	}
+	if t.dirty {
+		gaps := make([]int64, 0, len(t.gaps))
+		for g := range t.gaps {
+			gaps = append(gaps, g)
+		}
+		t.pos, t.dirty = capped(t.last, gaps), false
+	}
+	return t.pos
+}
+
+// replay reads the events the client at from has not had, or a Reset when
+// they cannot all be had.
+func (h *Hub) replay(ctx context.Context, from Position) ([]Event, error) {
+	// The event at from.Last, or the one before it (an id that was never
+	// committed, as a position below a gap may name), dates the position.
+	var inWindow, known bool
+	err := h.pool.QueryRow(ctx, `SELECT at >= now() - make_interval(secs => $2), $1 <= (SELECT max(id) FROM events)
+		FROM events WHERE id <= $1 ORDER BY id DESC LIMIT 1`,
+		from.Last, h.opts.Window.Seconds()).Scan(&inWindow, &known)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("replay after %d: %w", lastEventID, err)
+		return nil, fmt.Errorf("replay after %s: %w", from, err)
 	}
 	reason := "the last event seen is older than the replay window"
-	if errors.Is(err, pgx.ErrNoRows) {
+	if !known {
 		reason = "the last event seen is unknown or older than the replay window"
 	}
-	if inWindow {
-		rows, err := h.pool.Query(ctx, selectEvents+" WHERE id > $1 ORDER BY id LIMIT $2", lastEventID, maxReplay+1)
+	if inWindow && known {
+		gaps := from.Gaps
+		if gaps == nil {
+			gaps = []int64{}
+		}
+		rows, err := h.pool.Query(ctx, selectEvents+" WHERE id > $1 OR id = ANY($2) ORDER BY id LIMIT $3", from.Last, gaps, maxReplay+1)
 		if err != nil {
-			return nil, fmt.Errorf("replay after %d: %w", lastEventID, err)
+			return nil, fmt.Errorf("replay after %s: %w", from, err)
 		}
 		evs, err := pgx.CollectRows(rows, scanEvent)
 		if err != nil {
-			return nil, fmt.Errorf("replay after %d: %w", lastEventID, err)
+			return nil, fmt.Errorf("replay after %s: %w", from, err)
 		}
 		if len(evs) <= maxReplay {
 			return evs, nil
@@ -560,8 +687,14 @@ func (h *Hub) replay(ctx context.Context, lastEventID int64) ([]Event, error) {
 	}
 	var newest int64
 	if err := h.pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM events").Scan(&newest); err != nil {
-		return nil, fmt.Errorf("replay after %d: %w", lastEventID, err)
+		return nil, fmt.Errorf("replay after %s: %w", from, err)
 	}
-	data, _ := json.Marshal(map[string]any{"reason": reason, "last_event_id": lastEventID})
-	return []Event{{ID: newest, At: time.Now(), Type: Reset, Data: data}}, nil
+	// The client reloads what is committed now; what commits later below
+	// newest it is sent on resuming from the reset's position.
+	missing, err := missingBelow(ctx, h.pool, newest)
+	if err != nil {
+		return nil, fmt.Errorf("replay after %s: %w", from, err)
+	}
+	data, _ := json.Marshal(map[string]any{"reason": reason, "last_event_id": from.String()})
+	return []Event{{ID: newest, At: time.Now(), Type: Reset, Data: data, Pos: capped(newest, missing)}}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,9 +62,14 @@ func publishTx(tx pgx.Tx, typ string, grid *int64, data map[string]any, id *int6
 
 func subscribe(t *testing.T, h *Hub, filter func(Event) bool, last int64) *Subscription {
 	t.Helper()
-	sub, err := h.Subscribe(context.Background(), filter, last)
+	return subscribeFrom(t, h, filter, Position{Last: last})
+}
+
+func subscribeFrom(t *testing.T, h *Hub, filter func(Event) bool, from Position) *Subscription {
+	t.Helper()
+	sub, err := h.Subscribe(context.Background(), filter, from)
 	if err != nil {
-		t.Fatalf("subscribe after %d: %v", last, err)
+		t.Fatalf("subscribe from %s: %v", from, err)
 	}
 	t.Cleanup(sub.Close)
 	return sub
@@ -377,7 +383,7 @@ func TestHubRunEnds(t *testing.T) {
 	h := NewHub(pool, HubOptions{RetainEvery: time.Millisecond})
 	stop := testtool.Run(t, wait, h.Run)
 	<-h.Ready()
-	sub, err := h.Subscribe(context.Background(), nil, 0)
+	sub, err := h.Subscribe(context.Background(), nil, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +393,111 @@ func TestHubRunEnds(t *testing.T) {
 	if _, ok := <-sub.Events(); ok || !errors.Is(sub.Err(), ErrClosed) {
 		t.Errorf("open subscription after Run: still open or %v, want ErrClosed", sub.Err())
 	}
-	if _, err := h.Subscribe(context.Background(), nil, 0); !errors.Is(err, ErrClosed) {
+	if _, err := h.Subscribe(context.Background(), nil, Position{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("subscribe after Run: %v, want ErrClosed", err)
+	}
+}
+
+// TestHubResumeAcrossAGap: a transaction takes an id and commits after a
+// later one was sent. The id sent with the later event names the open one
+// as a gap, so a client that reconnects with it is sent the late event,
+// whether it committed while the client was away or after it came back.
+func TestHubResumeAcrossAGap(t *testing.T) {
+	pool := testdb.New(t)
+	h := startHub(t, pool, HubOptions{})
+	ctx := context.Background()
+	for _, commit := range []string{"while away", "after the resume"} {
+		t.Run(commit, func(t *testing.T) {
+			sub := subscribe(t, h, nil, 0)
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			var open int64
+			if err := publishTx(tx, IncidentCreated, nil, nil, &open); err != nil {
+				t.Fatal(err)
+			}
+			later := publish(t, pool, IncidentCreated, nil, nil)
+			ev := next(t, sub)
+			if ev.ID != later || ev.Pos.Last != later || !slices.Contains(ev.Pos.Gaps, open) {
+				t.Fatalf("event %d at %s: want %d at a position with gap %d", ev.ID, ev.Pos, later, open)
+			}
+			sub.Close() // the client goes away
+			if commit == "while away" {
+				if err := tx.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			back := subscribeFrom(t, h, nil, ev.Pos)
+			if commit == "after the resume" {
+				if err := tx.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := next(t, back)
+			if got.ID != open {
+				t.Fatalf("resumed from %s: event %d, want the late one %d", ev.Pos, got.ID, open)
+			}
+			if got.Pos.Last < later || slices.Contains(got.Pos.Gaps, open) {
+				t.Errorf("position after the late event: %s, want at least %d without the gap %d", got.Pos, later, open)
+			}
+			// Nothing twice: the next event is a new one.
+			fresh := publish(t, pool, IncidentCreated, nil, nil)
+			if ev := next(t, back); ev.ID != fresh {
+				t.Errorf("after the late event: %d, want %d", ev.ID, fresh)
+			}
+		})
+	}
+}
+
+// TestHubResumeBelowAGap: a position may name an id that never committed
+// (a position falls back to just below its lowest gap): the replay goes on
+// from there, not a reset.
+func TestHubResumeBelowAGap(t *testing.T) {
+	pool := testdb.New(t)
+	h := startHub(t, pool, HubOptions{})
+	ctx := context.Background()
+	publish(t, pool, IncidentCreated, nil, nil)
+	var rolledBack int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := publishTx(tx, IncidentCreated, nil, nil, &rolledBack); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if rolledBack == 0 || err == nil {
+		t.Fatalf("want an id taken and rolled back: %d %v", rolledBack, err)
+	}
+	after := publish(t, pool, IncidentCreated, nil, nil)
+	sub := subscribeFrom(t, h, nil, Position{Last: rolledBack})
+	if ev := next(t, sub); ev.ID != after || ev.Type != IncidentCreated {
+		t.Errorf("resumed from a rolled-back id: %s %d, want %s %d", ev.Type, ev.ID, IncidentCreated, after)
+	}
+}
+
+// TestHubStartsWithOpenIDs: a hub that starts while another process's
+// transaction holds an id below the newest event sends that event when it
+// commits.
+func TestHubStartsWithOpenIDs(t *testing.T) {
+	pool := testdb.New(t)
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var open int64
+	if err := publishTx(tx, IncidentCreated, nil, nil, &open); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, pool, IncidentCreated, nil, nil)
+	h := startHub(t, pool, HubOptions{})
+	sub := subscribe(t, h, nil, 0)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, sub); ev.ID != open {
+		t.Errorf("event %d, want %d, committed after the hub started", ev.ID, open)
 	}
 }

@@ -3,6 +3,7 @@ package pull
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -251,6 +252,19 @@ func TestSessionErrorHidesCredentials(t *testing.T) {
 		err := sessionError(raw, fmt.Errorf("dial %s: 401 for password Hik12345", raw))
 		if strings.Contains(err.Error(), "Hik12345") {
 			t.Errorf("credentials of %s in %q", raw, err)
+		}
+	}
+	// A short username is scrubbed where it stands alone, not from inside
+	// the words of the reason an operator reads.
+	for _, tc := range []struct{ raw, msg, want string }{
+		{"rtsp://cam:pw-Hik12345@10.0.0.9/ch1", "camera 10.0.0.9: 401 for user cam (cam:pw-Hik12345)",
+			"camera 10.0.0.9: 401 for user *** (***)"},
+		{"rtsp://10.0.0.9/user=cam_password=Hik12345_channel=1", "camera says user=cam_ refused; Hik12345x is not Hik12345",
+			"camera says user=***_ refused; Hik12345x is not ***"},
+		{"rtsp://admin:admin@10.0.0.9/ch1", "administrator: admin/admin refused by admin", "administrator: ***/*** refused by ***"},
+	} {
+		if got := sessionError(tc.raw, errors.New(tc.msg)).Error(); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.raw, got, tc.want)
 		}
 	}
 }

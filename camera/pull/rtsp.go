@@ -59,9 +59,40 @@ func sessionError(rawURL string, err error) error {
 	}
 	_, secret := streamurl.Split(rawURL)
 	for _, text := range secret.Texts() {
-		msg = strings.ReplaceAll(msg, text, "***")
+		msg = scrubWord(msg, text)
 	}
 	return errors.New(msg)
+}
+
+// scrubWord replaces text in msg with "***" wherever it is not the inside of
+// a longer word: a letter or digit on the side where text begins or ends
+// with one leaves it alone. A username "cam" is scrubbed from "user cam",
+// "cam:" or "user=cam_" but leaves "camera" whole.
+func scrubWord(msg, text string) string {
+	if text == "" {
+		return msg
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, text)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		j := i + len(text)
+		if (i > 0 && isAlnum(text[0]) && isAlnum(msg[i-1])) || (j < len(msg) && isAlnum(text[len(text)-1]) && isAlnum(msg[j])) {
+			b.WriteString(msg[:i+1]) // inside a word: look further on
+			msg = msg[i+1:]
+			continue
+		}
+		b.WriteString(msg[:i])
+		b.WriteString("***")
+		msg = msg[j:]
+	}
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // packetQueue is how many RTP packets may wait between the client's reader

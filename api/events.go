@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,7 +60,9 @@ func (s *Server) streamEvents(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
+	defer func() { sub.Close() }()
+	pos := last           // the client's position: what the last event sent said
+	var resumed time.Time // when the stream last resumed itself
 
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -97,10 +100,17 @@ func (s *Server) streamEvents(c *gin.Context) error {
 			return nil
 		case ev, ok := <-sub.Events():
 			if !ok {
-				// Dropped for being slow, or the server is stopping: the
-				// client reconnects with the last id it saw.
+				if next := s.resumeSlow(ctx, sub, filter, pos, &resumed); next != nil {
+					sub = next
+					continue
+				}
+				// The server is stopping, or the client cannot keep up: it
+				// reconnects with the last id it saw.
 				s.log.Debug("event stream ended", "reason", sub.Err(), "request_id", c.GetString("request_id"))
 				return nil
+			}
+			if pos = ev.Pos; pos.Last == 0 && len(pos.Gaps) == 0 {
+				pos.Last = ev.ID
 			}
 			buf.Reset()
 			if ev.Type == events.IncidentsBulk {
@@ -122,6 +132,37 @@ func (s *Server) streamEvents(c *gin.Context) error {
 			}
 		}
 	}
+}
+
+// slowResumeEvery is how often a stream may resume itself after falling
+// behind; one that falls behind again sooner ends, and its client reconnects.
+const slowResumeEvery = 10 * time.Second
+
+// resumeSlow takes a stream that fell behind the feed (a burst, such as the
+// feed catching up after the database came back, overflowed its queue) on
+// from the table, from the client's position, without the client's
+// reconnection and retry delay. It waits a moment first, up to half a
+// second at random, so that streams dropped by one burst do not all read
+// the table at once. It returns nil when the stream should end instead.
+func (s *Server) resumeSlow(ctx context.Context, sub *events.Subscription, filter func(events.Event) bool,
+	pos events.Position, resumed *time.Time) *events.Subscription {
+	if !errors.Is(sub.Err(), events.ErrSlow) || pos.Last == 0 || time.Since(*resumed) < slowResumeEvery {
+		return nil
+	}
+	pause := time.NewTimer(rand.N(500 * time.Millisecond))
+	defer pause.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-pause.C:
+	}
+	next, err := s.deps.Events.Subscribe(ctx, filter, pos)
+	if err != nil {
+		s.log.Debug("event stream could not resume", "err", err)
+		return nil
+	}
+	*resumed = time.Now()
+	return next
 }
 
 // writeEvent formats ev as one Server-Sent Event. Its id is the client's

@@ -25,13 +25,14 @@ import (
 const eventWait = 15 * time.Second
 
 // newEventsEnv is a server over the demo city with a running events hub.
-func newEventsEnv(t *testing.T) *authEnv {
+// A hub option given replaces the default ones.
+func newEventsEnv(t *testing.T, opts ...events.HubOptions) *authEnv {
 	t.Helper()
 	var hub *events.Hub
 	ae := &authEnv{}
 	e := newEnv(t, func(d *api.Deps) {
 		var loc *geo.Locator
-		loc, hub = ae.wireWithHub(t, d)
+		loc, hub = ae.wireWithHub(t, d, opts...)
 		d.Incidents = incident.NewService(ae.pool, incident.Options{Locator: loc})
 	})
 	ae.env = e
@@ -49,14 +50,18 @@ func newEventsEnv(t *testing.T) *authEnv {
 // gives d an events hub over it, rechecked every 100 ms. It returns the
 // locator, for the incident service the caller builds, and the hub, which
 // the caller runs and awaits (awaitHub).
-func (ae *authEnv) wireWithHub(t *testing.T, d *api.Deps) (*geo.Locator, *events.Hub) {
+func (ae *authEnv) wireWithHub(t *testing.T, d *api.Deps, opts ...events.HubOptions) (*geo.Locator, *events.Hub) {
 	ae.pool = testdb.New(t)
 	store := geo.NewStore(ae.pool, geo.StoreOptions{})
 	loc := geo.NewLocator(store)
 	d.Grids, d.Locator = store, loc
 	d.Auth = auth.NewService(ae.pool, auth.Options{BootstrapToken: adminToken, Hash: cheapHash})
 	d.Audit = audit.NewStore(ae.pool)
-	hub := events.NewHub(ae.pool, events.HubOptions{Heartbeat: 100 * time.Millisecond})
+	opt := events.HubOptions{Heartbeat: 100 * time.Millisecond}
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
+	hub := events.NewHub(ae.pool, opt)
 	d.Events, d.EventsRecheck = hub, 100*time.Millisecond
 	return loc, hub
 }
@@ -291,6 +296,38 @@ func TestEventsReplayWithLastEventID(t *testing.T) {
 	old := e.openStream(adminToken, "999999")
 	if ev := old.nextEvent(); ev.event != events.Reset {
 		t.Errorf("unknown Last-Event-ID: %+v, want a reset", ev)
+	}
+}
+
+// TestEventsStreamResumesAfterABurst: a burst larger than a subscriber's
+// queue (the feed catching up after the database came back) does not end
+// the stream: it goes on from the table, on the same response, and every
+// event of the burst arrives once, in order.
+func TestEventsStreamResumesAfterABurst(t *testing.T) {
+	e := newEventsEnv(t, events.HubOptions{Heartbeat: time.Minute, Buffer: 4})
+	s := e.openStream(adminToken, "")
+	first, _ := e.report(113.6355, 34.833)
+	if ev := s.nextEvent(); eventData(t, ev)["id"] != float64(first) {
+		t.Fatalf("first event %+v, want incident %d", ev, first)
+	}
+	// One transaction, one notification, 200 events: far more than the
+	// queue of 4 takes while the stream writes.
+	const burst = 200
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO events (type, data)
+		SELECT 'incident.changed', jsonb_build_object('n', n) FROM generate_series(1, $1) n`, burst); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= burst; n++ {
+		ev := s.next()
+		if ev.comment != "" {
+			t.Fatalf("event %d of the burst: comment %q (the stream started again?)", n, ev.comment)
+		}
+		if got := eventData(t, ev)["n"]; ev.event != events.IncidentChanged || got != float64(n) {
+			t.Fatalf("event %d of the burst: %s %v", n, ev.event, got)
+		}
+	}
+	if next, _ := e.report(113.6355, 34.833); eventData(t, s.nextEvent())["id"] != float64(next) {
+		t.Errorf("after the burst: want incident %d live", next)
 	}
 }
 

@@ -49,6 +49,11 @@ type Camera struct {
 	// the status last changed (nil: never pulled yet).
 	StatusReason string     `json:"status_reason,omitempty"`
 	StatusSince  *time.Time `json:"status_since"`
+	// RecordingError says why a camera that should record does not (a
+	// file its recorder could not open or write), since when; empty while
+	// it records, and for a camera that does not record.
+	RecordingError      string     `json:"recording_error,omitempty"`
+	RecordingErrorSince *time.Time `json:"recording_error_since,omitempty"`
 	// Streams are the live states of the camera's running streams (main,
 	// sub): fps, bitrate, last keyframe, reconnects, uptime. The HTTP
 	// layer fills them in from the video (pull.State); the registry does

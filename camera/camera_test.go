@@ -7,7 +7,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/paulmach/orb"
 	orbgeo "github.com/paulmach/orb/geo"
 	"github.com/paulmach/orb/planar"
@@ -186,5 +189,63 @@ func TestImportPlacesCameras(t *testing.T) {
 	got, _ := s.Get(ctx, cam.ID, Viewer{})
 	if got.Grid == nil || got.Grid.Level != geo.LevelGrid || len(got.Sees) == 0 {
 		t.Errorf("after the grids came: grid %v, sees %v", got.Grid, got.Sees)
+	}
+}
+
+// TestRecordingError: a recording problem shows on a camera that records,
+// each change once as a camera.recording event; a camera that does not
+// record shows none.
+func TestRecordingError(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	s := NewStore(pool)
+	sp := Spec{Code: "REC-ERR", Name: "recording camera", Location: &Point{"Point", [2]float64{113.68, 34.79}},
+		MainURL: "rtsp://10.1.1.2/main", Record: true}
+	if err := sp.Check(geo.CRSWGS84); err != nil {
+		t.Fatal(err)
+	}
+	cam, err := s.Create(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	long := "record: open " + strings.Repeat("目录/", 200) + ": permission denied"
+	for range 2 { // the same problem twice: said once
+		if err := s.SetRecordingError(ctx, cam.ID, long, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Get(ctx, cam.ID, Viewer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.RecordingError, "record: open 目录/") || len(got.RecordingError) > maxProblem+len("…") ||
+		!utf8.ValidString(got.RecordingError) || got.RecordingErrorSince == nil || !got.RecordingErrorSince.Equal(at) {
+		t.Errorf("recording_error %q since %v: want the problem, cut short whole, since %v", got.RecordingError, got.RecordingErrorSince, at)
+	}
+	// Recording turned off: nothing to show; on again: the problem stands
+	// until the recorder says otherwise.
+	for _, record := range []bool{false, true} {
+		if _, err := s.Update(ctx, cam.ID, Patch{Record: &record}, geo.CRSWGS84); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, cam.ID, Viewer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shown := got.RecordingError != ""; shown != record {
+			t.Errorf("record %v: recording_error %q", record, got.RecordingError)
+		}
+	}
+	if err := s.SetRecordingError(ctx, cam.ID, "", at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, cam.ID, Viewer{}); err != nil || got.RecordingError != "" || got.RecordingErrorSince != nil {
+		t.Errorf("recording again: %q since %v (%v), want none", got.RecordingError, got.RecordingErrorSince, err)
+	}
+	rows, _ := pool.Query(ctx, `SELECT data->>'error' FROM events WHERE type = $1 AND (data->>'camera_id')::bigint = $2 ORDER BY id`, EventRecording, cam.ID)
+	said, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(said) != 2 || said[0] == "" || said[1] != "" {
+		t.Errorf("camera.recording events: %q (%v), want the problem once, then recording again", said, err)
 	}
 }

@@ -63,7 +63,8 @@ func conePolygon(r orb.Ring) *geom.Polygon {
 }
 
 const cameraColumns = `c.id, c.code, c.name, ST_X(c.location), ST_Y(c.location), c.heading, c.fov, c.range_m,
-	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since, c.version, c.created_at, c.updated_at,
+	c.main_url, c.sub_url, c.main_secret <> '[]' OR c.sub_secret <> '[]', c.enabled, c.record, c.retention_days, g.id, g.code, g.name, g.level, c.status, c.status_reason, c.status_since,
+	CASE WHEN c.record AND c.enabled THEN c.recording_error ELSE '' END, CASE WHEN c.record AND c.enabled THEN c.recording_error_since END, c.version, c.created_at, c.updated_at,
 	c.onvif_url, c.onvif_secret <> '{}', c.onvif_profile, c.onvif_device,
 	(SELECT o.node_id FROM camera_owners o WHERE o.camera_id = c.id)`
 
@@ -79,7 +80,7 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	var onvifCreds bool
 	var onvifDevice []byte
 	err := row.Scan(&c.ID, &c.Code, &c.Name, &c.Location.Coordinates[0], &c.Location.Coordinates[1], &c.Heading, &c.FOV, &c.Range,
-		&main, &sub, &hasCreds, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.Version, &c.CreatedAt, &c.UpdatedAt,
+		&main, &sub, &hasCreds, &c.Enabled, &c.Record, &c.RetentionDays, &gid, &gcode, &gname, &glevel, &c.Status, &c.StatusReason, &c.StatusSince, &c.RecordingError, &c.RecordingErrorSince, &c.Version, &c.CreatedAt, &c.UpdatedAt,
 		&onvifURL, &onvifCreds, &onvifProfile, &onvifDevice, &c.Node)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,6 +20,9 @@ import (
 const (
 	EventOnline  = "camera.online"
 	EventOffline = "camera.offline"
+	// EventRecording: a camera's recording failed, or records again
+	// (data: error, since; an empty error is recording again).
+	EventRecording = "camera.recording"
 )
 
 // Source is how the video reaches camera id.
@@ -109,6 +114,44 @@ func (s *Store) SetStatus(ctx context.Context, id int64, stream string, st Strea
 		return events.Publish(ctx, tx, typ, grid, map[string]any{
 			"id": strconv.FormatInt(id, 10), "camera_id": id, "code": code, "stream": stream,
 			"status": status, "reason": st.Reason, "since": st.Since,
+		})
+	})
+}
+
+// maxProblem bounds the text of a recording problem kept.
+const maxProblem = 300
+
+// SetRecordingError records why camera id's recording fails (problem; ""
+// when it records again), since when. A change is published as a
+// camera.recording event to the camera's grid, in the same transaction;
+// the same problem again writes nothing. Fenced like SetStatus: only the
+// camera's owner writes it.
+func (s *Store) SetRecordingError(ctx context.Context, id int64, problem string, since time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if f := fence.From(ctx); f.Valid() {
+			if _, err := tx.Exec(ctx, `SELECT gridwatch_fence($1, $2, $3)`, id, f.Node, f.Epoch); err != nil {
+				return fmt.Errorf("camera %d: recording error: %w", id, fence.Check(err))
+			}
+		}
+		var grid *int64
+		var code string
+		var at *time.Time
+		if len(problem) > maxProblem {
+			problem = strings.ToValidUTF8(problem[:maxProblem], "") + "…"
+		}
+		if problem != "" {
+			at = &since
+		}
+		err := tx.QueryRow(ctx, `UPDATE cameras SET recording_error = $2, recording_error_since = $3
+			WHERE id = $1 AND recording_error <> $2 RETURNING grid_id, code`, id, problem, at).Scan(&grid, &code)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // no change, or deleted meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("camera %d: recording error: %w", id, err)
+		}
+		return events.Publish(ctx, tx, EventRecording, grid, map[string]any{
+			"id": strconv.FormatInt(id, 10), "camera_id": id, "code": code, "error": problem, "since": at,
 		})
 	})
 }

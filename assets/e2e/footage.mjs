@@ -1,6 +1,6 @@
 // Browser test of recorded footage, through the real service, in real time.
 //
-//   node e2e/footage.mjs <baseURL> <artifactDir>
+//   node e2e/footage.mjs <baseURL> <artifactDir> <recordingsDir>
 //
 // The Go test starts gridwatch with 3 s recording files (1 s fragments), so
 // the demo cameras' footage is indexed within seconds of the start.
@@ -33,16 +33,22 @@
 // 7. An incident filed (integration token) at the camera's location: its page
 //    lists the auto-linked footage of that camera (关联录像 · Linked footage);
 //    its Play opens the footage view at that window, playing.
+// 8. A recording that fails: another online demo camera's directory under
+//    <recordingsDir> is replaced by a file, so its recorder cannot open its
+//    next file. Its card (opened before the fault) says 未在录像 · Not
+//    recording since HH:MM with the reason (what could not be made) within
+//    seconds, live (a camera.recording event), and so does GET
+//    /api/v1/cameras/{id}; the directory put back, the warning goes, live too.
 // Any page error, console error, CSP violation, error banner or unexpected
 // HTTP error fails the run. Prints one JSON line and exits 0, else prints
 // "e2e: FAIL: …" and exits 1.
 // Environment: CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 20000).
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { launch, signIn, timeoutMs, waitFor, waitGrids, main, passed, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident } from './common.mjs';
 
-const { base, args: [artifactDir], started } = scriptArgs('footage.mjs', '<artifactDir>', timeoutMs * 6 + 60000);
+const { base, args: [artifactDir, recordingsDir], started } = scriptArgs('footage.mjs', '<artifactDir> <recordingsDir>', timeoutMs * 7 + 60000);
 const DLG = '#footage-dialog';
 const token = demoToken;
 const RECORDINGS_WAIT_MS = 25000;
@@ -477,7 +483,58 @@ async function run() {
   );
   await page.keyboard.press('Escape');
   await waitFor(page, (sel) => !document.querySelector(sel)?.open, DLG, 'the footage view closed by Esc');
-  return passed(check, 'the linked footage', base, {
+  await check('the linked footage');
+
+  // 8. Another recording camera's files cannot be made: its card says so, live, and stops saying so once they can.
+  await page.keyboard.press('Escape'); // the incident's page closes
+  await waitFor(page, () => document.querySelector('#incident-view')?.hidden, null, 'the incident page closed by Esc');
+  const others = ((await get('/api/v1/cameras?limit=1000')).cameras ?? []).filter((c) => c.status === 'online' && c.record && c.id !== cam.id && /^JS-CAM-/.test(c.code ?? ''));
+  let failing = null;
+  for (const c of others) {
+    if (await clickCamera(page, c)) {
+      failing = c;
+      break;
+    }
+  }
+  if (!failing) throw new Error(`no other recording demo camera to click on the map (${others.map((c) => c.code).join(', ')})`);
+  const cardOf = (id) => page.evaluate((id) => {
+    const card = document.querySelector('#camera-card');
+    const w = card?.querySelector('[data-field="cam-rec-error"]');
+    return { shown: !!card && !card.hidden && card.dataset.camera === String(id), warning: w && !w.hidden ? w.textContent : '' };
+  }, id);
+  await waitFor(page, (id) => document.querySelector('#camera-card')?.dataset.camera === String(id), failing.id, `the camera card of ${failing.code}`);
+  if ((await cardOf(failing.id)).warning) throw new Error(`${failing.code}'s card warns before any fault: ${(await cardOf(failing.id)).warning}`);
+  const camDir = path.join(recordingsDir, String(failing.id));
+  await rename(camDir, `${camDir}.away`);
+  await writeFile(camDir, 'in the way of the recorder');
+  const faultAt = Date.now();
+  let warned;
+  try {
+    await waitFor(
+      page,
+      (id) => {
+        const card = document.querySelector('#camera-card');
+        const w = card?.querySelector('[data-field="cam-rec-error"]');
+        return card?.dataset.camera === String(id) && w && !w.hidden && /^未在录像 · Not recording since \d\d:\d\d — .*not a directory/.test(w.textContent);
+      },
+      failing.id,
+      async () => `${failing.code}'s card saying it does not record (${JSON.stringify(await cardOf(failing.id))})`,
+    );
+    warned = { ...(await cardOf(failing.id)), ms: Date.now() - faultAt };
+    const api = await get(`/api/v1/cameras/${failing.id}`);
+    if (!/not a directory/.test(api.recording_error ?? '') || !api.recording_error_since) throw new Error(`GET /api/v1/cameras/${failing.id}: recording_error ${JSON.stringify(api.recording_error)} since ${api.recording_error_since}`);
+  } finally {
+    await rm(camDir, { force: true });
+    await rename(`${camDir}.away`, camDir);
+  }
+  const backAt = Date.now();
+  await waitFor(page, (id) => {
+    const card = document.querySelector('#camera-card');
+    return card?.dataset.camera === String(id) && card.querySelector('[data-field="cam-rec-error"]').hidden;
+  }, failing.id, async () => `${failing.code}'s warning gone once it records again (${JSON.stringify(await cardOf(failing.id))})`);
+  const clearedMs = Date.now() - backAt;
+  if ((await get(`/api/v1/cameras/${failing.id}`)).recording_error) throw new Error(`GET /api/v1/cameras/${failing.id} still has a recording_error`);
+  return passed(check, 'the recording problem', base, {
     grids_loaded: gridsLoaded,
     camera: { id: cam.id, code: cam.code, recordings: recs.length },
     recordings_wait_ms: recordingsWaitMs,
@@ -494,6 +551,7 @@ async function run() {
     tag: { id: tag.id, label, author: tag.author, ms: tagMs },
     export: { id: Number(exp.id), sha256: job.sha256, bytes: job.bytes, ms: exportMs, screenshot: exportShot },
     incident: { id: incId, links: links.length, auto: links.filter((l) => l.source === 'auto').length, recorded_s: link.recorded_seconds },
+    recording_problem: { camera: failing.code, warning: warned.warning.slice(0, 160), shown_ms: warned.ms, cleared_ms: clearedMs },
     total_ms: Date.now() - started,
   });
 }

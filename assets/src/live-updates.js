@@ -43,6 +43,7 @@ export class LiveUpdates {
     const id = data && typeof data === 'object' ? data.id : undefined;
     if (recording.onEvent(type, data)) return;
     if (type === 'camera.online' || type === 'camera.offline') this.cameraEvent(data);
+    else if (type === 'camera.recording') this.deps.panel.cameraRecording(Number(data?.camera_id ?? data?.id), data);
     else if (type === 'gb.device.online' || type === 'gb.device.offline') this.deps.gbEvent?.(type, data); // the admin view's GB/T 28181 tab
     else if (type === 'incident.created') store.queue(id, { announce: true });
     else if (type === 'incident.changed') store.queue(id);

@@ -5,7 +5,7 @@ import { formatTime } from './dom.js';
 import { LEVEL_CN, LEVEL_EN } from './layers.js';
 import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
-import { formatBitrate, formatFps, formatUptime, offlineText } from './video-format.js';
+import { formatBitrate, formatFps, formatUptime, offlineText, recordingErrorText } from './video-format.js';
 import { VideoWall } from './video-wall.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -334,6 +334,18 @@ export class Panel {
       off.textContent = offlineText(c.status_since ?? st?.since, reason || (c.enabled === false ? '已停用 disabled' : ''));
     }
     off.dataset.status = c.status ?? '';
+    // A camera that should record and cannot (its recorder's files fail): said until it records again.
+    const rec = this.field('cam-rec-error');
+    rec.hidden = !c.recording_error;
+    rec.textContent = c.recording_error ? recordingErrorText(c.recording_error_since, c.recording_error) : '';
+  }
+
+  /** cameraRecording applies a camera.recording event (data.error: why it does not record, '' once it does) to the card. */
+  cameraRecording(id, data) {
+    const c = this.shownCamera;
+    if (!c || Number(c.id) !== Number(id) || this.camera.hidden) return;
+    this.shownCamera = { ...c, recording_error: data?.error ?? '', recording_error_since: data?.error ? (data.since ?? null) : null };
+    this.renderStream(this.shownCamera);
   }
 
   /**

@@ -21,6 +21,13 @@ export function offlineText(since, reason) {
   return reason ? `${head} — ${reason}` : head;
 }
 
+/** recordingErrorText is the camera card's warning for a camera whose recording fails. */
+export function recordingErrorText(since, reason) {
+  const t = clockTime(since);
+  const head = t ? `未在录像 · Not recording since ${t}` : '未在录像 · Not recording';
+  return reason ? `${head} — ${reason}` : head;
+}
+
 /** formatBitrate shows bits per second as kbit/s or Mbit/s. */
 export function formatBitrate(bps) {
   if (typeof bps !== 'number' || !Number.isFinite(bps) || bps <= 0) return '—';

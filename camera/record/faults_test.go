@@ -2,15 +2,20 @@ package record_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"gridwatch/camera"
 	"gridwatch/camera/camsim"
 	"gridwatch/camera/pull"
 	"gridwatch/camera/record"
+	"gridwatch/internal/events"
 	"gridwatch/internal/testtool"
 )
 
@@ -263,4 +268,110 @@ func TestRecordClockSteps(t *testing.T) {
 		t.Errorf("%d files after the step forward (want 1 that jumps), %d after the step back that go on from the last (want 2 or more)", afterForward, afterBack)
 	}
 	t.Logf("%d files; steps at %v and %v", len(recs), forward.Format(time.TimeOnly), back.Format(time.TimeOnly))
+}
+
+// TestRecordingProblemShown: files that cannot be opened (the camera's
+// directory is replaced by a file) are a recording problem on the camera
+// (the registry's recording_error, a camera.recording event); once files
+// are written again the problem is cleared, and said once each way.
+func TestRecordingProblemShown(t *testing.T) {
+	var failed, recovered recordingEvent
+	recordRun(t, recordOpts{during: func(_ *camsim.Sim, rc recorded) {
+		rc.waitClosed(t, 1)
+		camDir := filepath.Join(rc.dir, strconv.FormatInt(rc.id, 10))
+		if err := os.Rename(camDir, camDir+".away"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(camDir, []byte("in the way"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		failed = waitRecordingEvent(t, rc, func(e recordingEvent) bool { return e.Error != "" })
+		cam, err := camera.NewStore(rc.pool).Get(context.Background(), rc.id, camera.Viewer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cam.RecordingError != failed.Error || cam.RecordingErrorSince == nil || !strings.Contains(cam.RecordingError, "not a directory") {
+			t.Errorf("camera while failing: recording_error %q since %v; want the event's %q, saying what failed", cam.RecordingError, cam.RecordingErrorSince, failed.Error)
+		}
+		if err := os.Remove(camDir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(camDir+".away", camDir); err != nil {
+			t.Fatal(err)
+		}
+		recovered = waitRecordingEvent(t, rc, func(e recordingEvent) bool { return e.ID > failed.ID && e.Error == "" })
+		cam, err = camera.NewStore(rc.pool).Get(context.Background(), rc.id, camera.Viewer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cam.RecordingError != "" || cam.RecordingErrorSince != nil {
+			t.Errorf("camera recording again: recording_error %q since %v, want none", cam.RecordingError, cam.RecordingErrorSince)
+		}
+		n := len(rc.waitClosed(t, 1))
+		rc.waitClosed(t, n+1) // and files close again
+	}})
+	if failed.Since == nil || recovered.Since != nil {
+		t.Errorf("events: failed since %v, recovered since %v; want a time, then none", failed.Since, recovered.Since)
+	}
+}
+
+// recordingEvent is a camera.recording event as the events table holds it.
+type recordingEvent struct {
+	ID    int64      `json:"-"`
+	Error string     `json:"error"`
+	Since *time.Time `json:"since"`
+}
+
+// waitRecordingEvent waits for a camera.recording event of the camera that
+// ok takes, hearing of new events as the dashboard's feed does (LISTEN),
+// and fails if more than one such event has the same error (said twice).
+func waitRecordingEvent(t *testing.T, rc recorded, ok func(recordingEvent) bool) recordingEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := rc.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+events.Channel); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.Background(), "UNLISTEN *")
+	for {
+		rows, err := conn.Query(ctx, `SELECT id, data FROM events WHERE type = $1 AND (data->>'camera_id')::bigint = $2 ORDER BY id`,
+			camera.EventRecording, rc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found *recordingEvent
+		var prev string
+		var seen bool
+		for rows.Next() {
+			var e recordingEvent
+			var data []byte
+			if err := rows.Scan(&e.ID, &data); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(data, &e); err != nil {
+				t.Fatal(err)
+			}
+			if seen && e.Error == prev {
+				t.Errorf("event %d says %q again", e.ID, e.Error)
+			}
+			seen, prev = true, e.Error
+			if found == nil && ok(e) {
+				found = &e
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if found != nil {
+			return *found
+		}
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			t.Fatalf("no such camera.recording event: %v", err)
+		}
+	}
 }

@@ -71,6 +71,13 @@ type Config struct {
 	// time.Now). Either may step (NTP, an operator): see fileWriter.wall
 	// for what the index keeps whatever it does.
 	Now func() time.Time
+	// Problem, when set, hears why a camera's recording fails (a file that
+	// could not be opened or written: problem, since when) and, with an
+	// empty problem, that it records again; the camera registry shows it
+	// (camera.Store.SetRecordingError). It is called from the camera's
+	// indexer, in order, and a call that fails for the database is tried
+	// again like an index row; ctx carries the recorder's fence.
+	Problem func(ctx context.Context, camera int64, problem string, since time.Time) error
 }
 
 func (c *Config) defaults() {
@@ -175,6 +182,7 @@ func (r *Recorder) Record(ctx context.Context, camera int64, hub *stream.Hub) er
 			}
 			if err != nil {
 				log.Error("recording", "err", err)
+				w.fail(ctx, err)
 				w.close(ctx)
 			}
 		}
@@ -216,6 +224,27 @@ type fileWriter struct {
 	// ix writes the file's rows and the camera's gaps to the index (nil:
 	// one that writes each when it is handed over, made on first use).
 	ix *indexer
+	// problem is the recording problem last handed to Config.Problem;
+	// told whether one was handed over yet (a new recorder clears what
+	// an earlier one may have left, once it has written a fragment).
+	problem string
+	told    bool
+}
+
+// fail reports err as the camera's recording problem (Config.Problem),
+// when it is a new one.
+func (w *fileWriter) fail(ctx context.Context, err error) {
+	w.tell(ctx, err.Error())
+}
+
+// tell hands problem to the indexer, to be written in order with the rows,
+// unless it is the one last handed over.
+func (w *fileWriter) tell(ctx context.Context, problem string) {
+	if w.r.cfg.Problem == nil || (w.told && problem == w.problem) {
+		return
+	}
+	w.problem, w.told = problem, true
+	w.indexer().add(ctx, indexItem{problem: &problemItem{text: problem, since: time.Now()}})
 }
 
 // resumeWindow is how recent the end of a camera's footage must be for a
@@ -502,6 +531,7 @@ func (w *fileWriter) flush(ctx context.Context, endDTS int64) error {
 	if w.isStale() {
 		return fence.ErrStale
 	}
+	w.tell(ctx, "") // a fragment is on disk: the camera records
 	return nil
 }
 
@@ -528,6 +558,7 @@ func (w *fileWriter) close(ctx context.Context) {
 				return
 			}
 			w.log.Error("recording: last fragment", "err", err)
+			w.fail(ctx, err)
 		}
 	}
 	clear(w.pending)
@@ -540,6 +571,7 @@ func (w *fileWriter) close(ctx context.Context) {
 	abs := filepath.Join(w.r.cfg.Dir, w.rel)
 	if err := w.f.Close(); err != nil {
 		w.log.Error("recording: close", "file", w.rel, "err", err)
+		w.fail(ctx, fmt.Errorf("record: close %s: %w", w.rel, err))
 	}
 	w.f = nil
 	if len(w.frags) == 0 {
@@ -576,10 +608,11 @@ func (w *fileWriter) gap(ctx context.Context, from, to time.Time, reason string)
 // retryIndex or with the next row, whichever comes first; one the index
 // refuses for a stale fence stops all writing (see discardUnindexed).
 type indexer struct {
-	store  *Store
-	log    *slog.Logger
-	closed chan struct{} // Recorder.closed: a file closed and indexed
-	camera int64
+	store   *Store
+	problem func(ctx context.Context, camera int64, problem string, since time.Time) error
+	log     *slog.Logger
+	closed  chan struct{} // Recorder.closed: a file closed and indexed
+	camera  int64
 
 	mu sync.Mutex
 	// queue are the rows and gaps to write, oldest first: one row per
@@ -602,10 +635,18 @@ type indexer struct {
 
 // indexItem is a row or a gap to write.
 type indexItem struct {
-	seq    uint64
-	rec    *Recording
-	gap    *Gap
-	failed bool // a write of it failed already
+	seq     uint64
+	rec     *Recording
+	gap     *Gap
+	problem *problemItem
+	failed  bool // a write of it failed already
+}
+
+// problemItem is a camera's recording problem ("": none) to hand to
+// Config.Problem.
+type problemItem struct {
+	text  string
+	since time.Time
 }
 
 // retryIndex is how long the indexer waits to try a failed write again
@@ -613,7 +654,7 @@ type indexItem struct {
 const retryIndex = time.Second
 
 func newIndexer(r *Recorder, camera int64, log *slog.Logger) *indexer {
-	return &indexer{store: r.store, log: log, closed: r.closed, camera: camera, indexed: map[string]int64{}}
+	return &indexer{store: r.store, problem: r.cfg.Problem, log: log, closed: r.closed, camera: camera, indexed: map[string]int64{}}
 }
 
 // start runs the indexer's goroutine, its writes fenced by ctx's fence
@@ -680,6 +721,16 @@ func (x *indexer) add(ctx context.Context, it indexItem) {
 	x.seq++
 	it.seq = x.seq
 	queued := false
+	if it.problem != nil {
+		// Only the latest problem matters: it replaces one not handed on yet.
+		for i := range x.queue {
+			if q := &x.queue[i]; q.problem != nil {
+				*q = it
+				queued = true
+				break
+			}
+		}
+	}
 	if it.rec != nil {
 		for i := range x.queue {
 			if q := &x.queue[i]; q.rec != nil && q.rec.Path == it.rec.Path {
@@ -725,9 +776,12 @@ func (x *indexer) drain(ctx context.Context) bool {
 		}
 		wctx, cancel := context.WithTimeout(ctx, indexTimeout)
 		var err error
-		if it.rec != nil {
+		switch {
+		case it.rec != nil:
 			err = x.store.Put(wctx, *it.rec)
-		} else {
+		case it.problem != nil:
+			err = x.problem(wctx, x.camera, it.problem.text, it.problem.since)
+		default:
 			err = x.store.AddGap(wctx, x.camera, it.gap.From, it.gap.To, it.gap.Reason)
 		}
 		cancel()
@@ -819,6 +873,9 @@ func (x *indexer) held(path string) int64 {
 func (it indexItem) String() string {
 	if it.rec != nil {
 		return it.rec.Path
+	}
+	if it.problem != nil {
+		return fmt.Sprintf("recording problem %q", it.problem.text)
 	}
 	return fmt.Sprintf("gap %s to %s", it.gap.From.Format(time.RFC3339), it.gap.To.Format(time.RFC3339))
 }

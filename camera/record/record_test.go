@@ -115,7 +115,8 @@ func recordRun(t *testing.T, o recordOpts) recorded {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second}
+	// Recording problems go to the camera registry, as gridwatch has them.
+	cfg := record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 3 * time.Second, Problem: cams.SetRecordingError}
 	if o.config != nil {
 		o.config(&cfg)
 	}

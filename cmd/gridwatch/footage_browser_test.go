@@ -11,9 +11,13 @@ import "testing"
 // message instead of a blank player; then it drag-selects a range, tags it
 // (the API lists the tag) and exports it (the page's SHA-256 is the API's and
 // verifies), and files an incident at the camera whose page lists the
-// auto-linked footage and plays it.
+// auto-linked footage and plays it; last, another camera's recordings
+// directory is replaced by a file and its card says it does not record, and
+// stops saying so once the directory is back.
 func TestFootageInBrowser(t *testing.T) {
-	runBrowserScriptWith(t, "e2e/footage.mjs", []string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir} })
+	var recordings string
+	runBrowserScriptTuned(t, "e2e/footage.mjs", func(m *Main) { recordings = m.recordingsDir() },
+		[]string{"--recording-file", "3s", "--recording-fragment", "1s"}, func(url, dir string) []string { return []string{url, dir, recordings} })
 }
 
 // TestFootageOpsInBrowser is the operator's footage work in Chromium, in real

@@ -430,7 +430,8 @@ func (m *Main) startVideo() {
 	m.recorder = record.NewRecorder(record.Config{Dir: m.recordingsDir(), Logger: log.With("component", "recorder"),
 		FragmentDuration: m.Config.RecordingFragment, FileDuration: m.Config.RecordingFile,
 		MinFreeBytes: uint64(m.Config.RecordingMinFree),
-		Node:         m.node.ID(), Objects: m.footageObjects(), Peers: peers{m.pool, m.node}}, m.domain.Footage)
+		Node:         m.node.ID(), Objects: m.footageObjects(), Peers: peers{m.pool, m.node},
+		Problem: m.domain.Cameras.SetRecordingError}, m.domain.Footage)
 	// Disk and index agree before anything is recorded: what a crash left
 	// unindexed is indexed, torn fragments are cut, vanished files marked.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -27,6 +27,10 @@
 //    registered; the CSV download is a CSV with the same row.
 // 9. Bulk: two cases posted as NDJSON appear on the page; over the live
 //    stream they are read by id (?ids=), with no reload of the whole list.
+// 10. A browser whose clock is 3 h fast (its Date shifted, in a second
+//    context) signs in and opens the same case: its deadline countdown is the
+//    server's, the same as the first page's, not 3 h shorter (the page reads
+//    the server's time off every API answer: body[data-clock-skew] ≈ −3 h).
 // Step 6 also checks the grid's community and street count its case.
 // Any page error, console error, CSP violation, error banner or unexpected
 // HTTP error fails the run. Prints one JSON line and exits 0, else prints
@@ -38,9 +42,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, passed, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, openPage, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, passed, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
 
-const { base, args: [artifactDir], started } = scriptArgs('incidents.mjs', '<artifactDir>', timeoutMs * 8 + 20000);
+const { base, args: [artifactDir], started } = scriptArgs('incidents.mjs', '<artifactDir>', timeoutMs * 9 + 20000);
 const user = process.env.GW_USER || 'demo-commander';
 const password = process.env.GW_PASSWORD || 'gridwatch-commander';
 const token = demoToken;
@@ -328,8 +332,53 @@ async function run() {
   if (liveNow === 'sse' && (fullLoads !== 0 || byIds < 1)) {
     throw new Error(`after a bulk upload of 2 the page read the whole list ${fullLoads} times and by ids ${byIds} times: want 0 and at least 1`);
   }
+  await check('after bulk');
+
+  // 10. A browser whose clock is 3 h fast counts down to the same deadline.
+  const FAST_MS = 3 * 3600e3;
+  const fast = await openPage(browser, base);
+  await fast.context.addInitScript((off) => {
+    const Real = Date;
+    const realNow = Real.now.bind(Real);
+    function Shifted(...a) {
+      if (!new.target) return new Real(realNow() + off).toString();
+      return a.length ? new Real(...a) : new Real(realNow() + off);
+    }
+    Shifted.prototype = Real.prototype;
+    Shifted.now = () => realNow() + off;
+    Shifted.parse = Real.parse;
+    Shifted.UTC = Real.UTC;
+    globalThis.Date = Shifted;
+  }, FAST_MS);
+  await fast.page.goto(base.href);
+  await signIn(fast.page, user, password);
+  await waitGrids(fast.page, fast.watcher.problems);
+  const dueOf = async (p) => {
+    await p.evaluate((id) => window.gridwatchIncidents.open(id), id);
+    const shown = (id) => {
+      const v = document.querySelector('#incident-view');
+      return !!v && !v.hidden && v.dataset.incidentId === String(id) && !!v.querySelector('[data-field="deadline"]')?.textContent.trim();
+    };
+    await waitFor(p, shown, id, `case ${id}'s page with its deadline`);
+    return p.evaluate(() => {
+      const d = document.querySelector('#incident-view [data-field="deadline"]');
+      return { text: d.textContent.trim(), overdue: d.dataset.overdue, skew: Number(document.body.dataset.clockSkew ?? 0), now: Date.now() };
+    });
+  };
+  let due = null;
+  for (let i = 0; i < 5; i++) { // the two pages read a moment apart: a minute may turn between them
+    due = { right: await dueOf(page), fast: await dueOf(fast.page) };
+    if (due.right?.text && due.right.text === due.fast?.text && due.right.overdue === due.fast.overdue) break;
+  }
+  if (!due.right?.text || due.right.text !== due.fast?.text || due.right.overdue !== due.fast.overdue) throw new Error(`the deadline of case ${id} in a browser 3 h fast: ${JSON.stringify(due.fast)}; with the right clock: ${JSON.stringify(due.right)}`);
+  if (Math.abs(due.fast.now - Date.now() - FAST_MS) > 60e3) throw new Error(`the fast browser's clock is ${due.fast.now - Date.now()} ms ahead, want about ${FAST_MS}`);
+  if (Math.abs(due.fast.skew + FAST_MS) > 5000) throw new Error(`the fast browser's page reads a skew of ${due.fast.skew} ms, want about ${-FAST_MS}`);
+  await fast.watcher.check('a browser 3 h fast');
+  await fast.context.close();
+
   return passed(check, 'at the end', base, {
     user,
+    clock_fast_3h: { deadline: due.fast.text, skew_ms: due.fast.skew },
     grids_loaded: gridsLoaded,
     open_before: before.open,
     incident: { id, title, grid: grid.code, lon, lat },

@@ -29,6 +29,7 @@ import { ApiError, describe, getJSON, sendJSON } from './api.js';
 import { el, field, formError, formatTime } from './dom.js';
 import { adminForm, fillRows, flash, table } from './admin-parts.js';
 import { agoText } from './admin-nodes.js';
+import { serverNow } from './clock.js';
 
 const REFRESH_MS = 10000;
 const DEVICES = '/api/v1/gb28181/devices';
@@ -311,7 +312,7 @@ export class GBTab {
     this.provisionBtn.hidden = !!this.deviceId;
     this.listWrap.hidden = false;
     this.devices = Array.isArray(res?.devices) ? res.devices : [];
-    const now = Date.now();
+    const now = serverNow();
     fillRows(this.tbody, this.devices, '没有国标设备 No GB/T 28181 devices', (d) => this.row(d, now));
     const online = this.devices.filter((d) => d.online).length;
     // A quiet read (the timer's, or after an action) leaves the line to what the action said.
@@ -445,7 +446,7 @@ export class GBTab {
       return;
     }
     if (seq !== this.seq || mine !== this.devSeq || id !== this.deviceId) return;
-    this.showFacts(res.device ?? {}, Date.now());
+    this.showFacts(res.device ?? {}, serverNow());
     if (this.crsFor !== id) {
       // The form shows the device's datum; later reads leave a choice being made alone.
       this.sf.crs.value = res.device?.crs || 'wgs84';
@@ -571,7 +572,7 @@ export class GBTab {
       f.platform.checked = false;
       f.password.disabled = false;
       if (id !== this.deviceId) return;
-      this.showFacts({ ...d, ...res }, Date.now());
+      this.showFacts({ ...d, ...res }, serverNow());
       this.fetchList({ quiet: true });
       const what = [body.password !== undefined ? (body.password ? '密码已设置 password set' : '改用平台密码 platform password') : '', body.crs ? `坐标系 datum ${body.crs}` : ''].filter(Boolean).join(' · ');
       flash(this.status, `已保存 Saved: ${what}`);

@@ -7,6 +7,7 @@
 import { describe, getJSON } from './api.js';
 import { el, formatTime } from './dom.js';
 import { fillRows, flash, table } from './admin-parts.js';
+import { serverNow } from './clock.js';
 
 const REFRESH_MS = 3000;
 
@@ -71,7 +72,7 @@ export class NodesTab {
       const res = await getJSON('/api/v1/nodes');
       if (seq !== this.seq) return;
       const list = Array.isArray(res?.nodes) ? res.nodes : [];
-      const now = Date.now();
+      const now = serverNow();
       fillRows(this.tbody, list, '没有节点 No nodes', (n) => this.row(n, res.self, now));
       const alive = list.filter((n) => n.alive).length;
       flash(this.status, `${list.length} 个节点 nodes · ${alive} 在线 alive${list.length > alive ? ` · ${list.length - alive} 离线 dead` : ''}`, '');

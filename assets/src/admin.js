@@ -16,6 +16,7 @@ import { adminForm, codesOf, fillRows, flash, loadTable, nameOf, roleBadge, same
 import { AuditTab, ViewingsTab } from './admin-logs.js';
 import { NodesTab } from './admin-nodes.js';
 import { GBTab } from './admin-gb28181.js';
+import { serverNow } from './clock.js';
 
 const TABS = [
   { id: 'users', perm: 'users.manage', label: '用户 Users' },
@@ -430,7 +431,7 @@ class TokensTab {
   load() {
     return loadTable(this.status, '/api/v1/tokens', 'tokens', '个令牌 tokens', (list) => {
       this.tokens = list;
-      const now = Date.now();
+      const now = serverNow();
       fillRows(this.tbody, list, '没有令牌 No tokens', (t) => this.row(t, now));
     });
   }

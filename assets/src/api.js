@@ -10,6 +10,8 @@
 //     overlay) for a new session, then retries the same request, so the page
 //     keeps its state across a session expiry.
 
+import { noteServerDate } from './clock.js';
+
 /** ApiError is a failed API call; message is the text to show. */
 export class ApiError extends Error {
   constructor(message, { status = 0, code = '', details = null, path = '' } = {}) {
@@ -95,12 +97,14 @@ async function fetchOnce(method, path, { body, contentType, signal, accept, head
   if (body !== undefined && contentType) headers['Content-Type'] = contentType;
   if (MUTATING.has(method) && session.csrf) headers['X-CSRF-Token'] = session.csrf;
   let res;
+  const sentAt = Date.now();
   try {
     res = await fetch(path, { method, headers, body, signal, credentials: 'same-origin', cache: 'no-store' });
   } catch (err) {
     if (err?.name === 'AbortError') throw err;
     throw new ApiError(`Cannot reach the server (${path})`, { code: 'network', path });
   }
+  noteServerDate(res.headers.get('Date'), sentAt, Date.now());
   const text = await res.text();
   return { status: res.status, statusText: res.statusText, body: parse(text), empty: text === '', text, contentType: res.headers.get('Content-Type') ?? '', etag: res.headers.get('ETag') ?? '' };
 }

@@ -34,6 +34,7 @@ import { ApiError, can, describe, request } from './api.js';
 import { el } from './dom.js';
 import { DAY, clock, formatDuration, hhmm, iso, localInput } from './footage-format.js';
 import { isGBCamera } from './gb-url.js';
+import { serverNow } from './clock.js';
 
 const DEVICE_REFRESH_MS = 60000;
 const FETCH_MAX_MS = 10 * 60e3; // a fetch takes at most this much of the range selected
@@ -194,7 +195,7 @@ export const deviceMethods = {
     const cam = this.cam;
     if (!cam || this.devBusy) return; // one question to the device at a time
     const seq = ++this.devSeq;
-    const now = Date.now();
+    const now = serverNow();
     this.devBusy = true;
     if (!this.devAt) this.setDeviceState('loading', '正在询问设备… · Asking the device…');
     try {
@@ -264,7 +265,7 @@ export const deviceMethods = {
   selectDevice(t) {
     const [vf, vt] = this.drawnView ?? this.view();
     const msPerPx = (vt - vf) / (this.devLane.clientWidth || 800);
-    const now = Date.now();
+    const now = serverNow();
     const r = this.devRecs.find((x) => t >= x.fromMs - 2 * msPerPx && t < x.toMs);
     let from = t;
     let to = t + POINT_MS;
@@ -302,7 +303,7 @@ export const deviceMethods = {
 
   /** fetchSpan is the part of sel a fetch takes: its first FETCH_MAX_MS, up to a second ago. */
   fetchSpan(sel) {
-    return [sel.from, Math.min(sel.to, sel.from + FETCH_MAX_MS, seconds(Date.now() - 1000))];
+    return [sel.from, Math.min(sel.to, sel.from + FETCH_MAX_MS, seconds(serverNow() - 1000))];
   },
 
   // ---- fetching into gridwatch --------------------------------------------------------------

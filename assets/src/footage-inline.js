@@ -4,6 +4,7 @@
 import { el } from './dom.js';
 import { clock, hhmm } from './footage-format.js';
 import { FootagePlayer, pictureTime, playbackURL, stopVideo } from './footage-player.js';
+import { serverNow } from './clock.js';
 
 /**
  * InlineFootage plays one window of a camera's footage in place — an
@@ -61,7 +62,7 @@ export class InlineFootage extends FootagePlayer {
   async play(cam, from, to) {
     this.stop();
     const seq = ++this.seq;
-    const now = Date.now();
+    const now = serverNow();
     const end = Math.min(to, now - 500);
     const d = this.element.dataset;
     d.camera = String(cam.id);

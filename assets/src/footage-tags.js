@@ -9,6 +9,7 @@ import { startExport } from './export.js';
 import { clock, formatDuration, hhmm, iso, localInput, tagText } from './footage-format.js';
 import { OPEN_STATUSES } from './status.js';
 import { toast } from './toast.js';
+import { serverNow } from './clock.js';
 
 /** armDelete makes a tag's delete button ask for its confirmation (确认删除): the next click deletes. */
 function armDelete(t, btn) {
@@ -94,7 +95,7 @@ export const tagMethods = {
   selectNear() {
     const shown = this.shownTime();
     const last = this.runs[this.runs.length - 1];
-    const end = Number.isFinite(shown) ? shown : last ? last.to : Date.now();
+    const end = Number.isFinite(shown) ? shown : last ? last.to : serverNow();
     this.setSelection({ from: Math.round(end - 30e3), to: Math.round(end) });
     this.selFrom.focus({ preventScroll: true });
   },

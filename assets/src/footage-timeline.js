@@ -7,6 +7,7 @@
 
 import { el } from './dom.js';
 import { DAY, clock, formatDuration, hhmm, iso, tagText } from './footage-format.js';
+import { serverNow } from './clock.js';
 
 /** SPANS are the zooms the timeline offers. */
 export const SPANS = [
@@ -28,7 +29,7 @@ export const timelineMethods = {
    * down on the track: then it holds still, so a press or drag selects the
    * times that were under the pointer, not times the view scrolled to since.
    */
-  view(now = Date.now()) {
+  view(now = serverNow()) {
     if (this.held) return [this.held[0], this.held[1]];
     const dayStart = now - DAY;
     if (this.span >= DAY) return [dayStart, now];
@@ -162,7 +163,7 @@ export const timelineMethods = {
 
   render() {
     if (!this.dialog) return;
-    const now = Date.now();
+    const now = serverNow();
     const [from, to] = this.view(now);
     const span = to - from;
     const pct = (t) => `${(((Math.min(Math.max(t, from), to) - from) / span) * 100).toFixed(4)}%`;

@@ -53,6 +53,7 @@ import { tagMethods } from './footage-tags.js';
 import { SPANS, timelineMethods } from './footage-timeline.js';
 import { deviceMethods } from './footage-device.js';
 import { devicePlayMethods } from './footage-device-play.js';
+import { serverNow } from './clock.js';
 
 const REFRESH_MS = 30000;
 const TICK_MS = 250;
@@ -266,7 +267,7 @@ export class FootageDialog extends FootagePlayer {
     this.listAbort?.abort();
     const ctl = new AbortController();
     this.listAbort = ctl;
-    const now = Date.now();
+    const now = serverNow();
     const q = new URLSearchParams({ from: iso(now - DAY), to: iso(now + 60e3) });
     try {
       const tq = new URLSearchParams({ camera: String(cam.id), from: iso(now - DAY), to: iso(now + 60e3) });
@@ -317,7 +318,7 @@ export class FootageDialog extends FootagePlayer {
     if (!this.cam) return;
     this.closeDevicePlay(); // gridwatch's footage takes the player area back
     const cam = this.cam;
-    const now = Date.now();
+    const now = serverNow();
     t = Math.min(t, now - 1000);
     const seq = ++this.seq;
     this.stop();

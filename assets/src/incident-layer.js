@@ -16,6 +16,7 @@
 import * as maplibregl from 'maplibre-gl';
 import { GRID_SOURCE, SHADED_LEVELS, shadeZoomRanges } from './layers.js';
 import { OVERDUE_COLOR, STATUS_COLOR, STATUSES, isOpen, overdueNow } from './status.js';
+import { serverNow } from './clock.js';
 
 export const INCIDENT_SOURCE = 'incidents';
 const LAYERS = ['inc-cluster', 'inc-cluster-count', 'inc-point', 'inc-unassigned', 'inc-selected'];
@@ -256,7 +257,7 @@ export class IncidentLayer {
   }
 
   collection() {
-    const now = Date.now();
+    const now = serverNow();
     const features = [];
     const counts = new Map();
     let overdue = 0;

@@ -6,6 +6,7 @@
 
 import { ApiError, getJSON } from './api.js';
 import { CLOSED_STATUSES, OPEN_STATUSES, isOpen, overdueNow } from './status.js';
+import { serverNow } from './clock.js';
 
 const PAGE = 1000;
 const MAX_PAGES = 20; // at most 20,000 open cases on the map
@@ -19,7 +20,7 @@ function newer(a, b) {
 }
 
 /** recentlyClosed: closed or rejected within the window (by closed_at, else updated_at). */
-export function recentlyClosed(inc, now = Date.now()) {
+export function recentlyClosed(inc, now = serverNow()) {
   if (isOpen(inc.status)) return false;
   const t = Date.parse(inc.closed_at ?? inc.updated_at ?? '');
   return Number.isFinite(t) && now - t <= RECENT_CLOSED_MS;
@@ -69,7 +70,7 @@ export class IncidentStore {
     return [...this.byId.values()];
   }
 
-  counts(now = Date.now()) {
+  counts(now = serverNow()) {
     let open = 0;
     let overdue = 0;
     let unassigned = 0;
@@ -161,7 +162,7 @@ export class IncidentStore {
     const bbox = [clamp(b[0], 180), clamp(b[1], 90), clamp(b[2], 180), clamp(b[3], 90)].map((v) => v.toFixed(6)).join(',');
     const res = await getJSON(`/api/v1/incidents?${new URLSearchParams({ status: CLOSED_STATUSES.join(','), bbox, limit: '500' })}`);
     if (seq !== this.closedSeq) return;
-    const now = Date.now();
+    const now = serverNow();
     for (const inc of res?.incidents ?? []) {
       if (recentlyClosed(inc, now)) this.upsert(inc);
     }

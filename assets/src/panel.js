@@ -7,6 +7,7 @@ import { CAMERA_STATUS_LABEL } from './camera-layer.js';
 import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
 import { formatBitrate, formatFps, formatUptime, offlineText, recordingErrorText } from './video-format.js';
 import { VideoWall } from './video-wall.js';
+import { serverNow } from './clock.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const kmFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
@@ -384,7 +385,7 @@ export class Panel {
       this.field('cases-n').textContent = '';
       return;
     }
-    const now = Date.now();
+    const now = serverNow();
     const list = [...state.list].sort((a, b) => Number(overdueNow(b, now)) - Number(overdueNow(a, now)) || Number(b.id) - Number(a.id));
     this.field('cases-n').textContent = `(${list.length}${state.more ? '+' : ''})`;
     ol.replaceChildren();

@@ -2,6 +2,8 @@
 // panel and the statistics: statuses (GB/T 30428 case workflow), who may take
 // each step, and the display names of priorities and sources.
 
+import { serverNow } from './clock.js';
+
 /** STATUSES lists every status in workflow order. */
 export const STATUSES = ['reported', 'registered', 'dispatched', 'in_progress', 'handled', 'verified', 'closed', 'rejected', 'returned'];
 
@@ -107,7 +109,7 @@ export const SOURCE_LABEL = {
 export const STAFF_ROLE_LABEL = { leader: '网格长 Leader', volunteer: '志愿者 Volunteer', staff: '工作人员 Staff' };
 
 /** overdueNow says whether an open case is past its deadline (the server's flag, or the clock). */
-export function overdueNow(inc, now = Date.now()) {
+export function overdueNow(inc, now = serverNow()) {
   if (!inc || !isOpen(inc.status)) return false;
   if (inc.overdue) return true;
   const d = Date.parse(inc.deadline);
@@ -115,7 +117,7 @@ export function overdueNow(inc, now = Date.now()) {
 }
 
 /** dueText is e.g. "剩余 3 h left" or "超期 2 d overdue" for a deadline. */
-export function dueText(inc, now = Date.now()) {
+export function dueText(inc, now = serverNow()) {
   const d = Date.parse(inc?.deadline);
   if (!Number.isFinite(d)) return '';
   if (!isOpen(inc.status)) return '';

@@ -6,13 +6,15 @@
 //
 // Every API answer carries the server's time (HTTP Date, whole seconds):
 // api.js hands it here with when the request went and the answer came. The
-// skew is the median of the last few samples, and is applied only once it
-// is clearly more than the Date header's second and the network's delay.
+// skew is the median of the last few samples taken within a second, and is
+// applied only once it is clearly more than the Date header's second and
+// the network's delay could make it.
 //
 // Test hook: document.body.dataset.clockSkew (ms, server minus browser).
 
 const SAMPLES = 9;
 const MIN_SKEW_MS = 2000;
+const MAX_WAIT_MS = 1000;
 const samples = [];
 let skew = 0;
 
@@ -28,7 +30,9 @@ export function serverNow() {
  */
 export function noteServerDate(header, sentAt, receivedAt) {
   const server = Date.parse(header ?? '');
-  if (!Number.isFinite(server) || !(receivedAt >= sentAt) || receivedAt - sentAt > 5000) return; // no header, or too slow to tell
+  // No header, or an answer too slow to tell by: with at most 1 s between request and answer a sample
+  // is within 1 s of the truth (half the wait, half the header's second), under the 2 s applied.
+  if (!Number.isFinite(server) || !(receivedAt >= sentAt) || receivedAt - sentAt > MAX_WAIT_MS) return;
   // The header cuts to the second: the server's time was within it, at the request's middle.
   samples.push(server + 500 - (sentAt + receivedAt) / 2);
   if (samples.length > SAMPLES) samples.shift();

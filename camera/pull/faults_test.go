@@ -72,7 +72,7 @@ func supervise(t *testing.T, url string, cfg Config) *pulled {
 		default: // a test that does not read them loses some; State() still tells
 		}
 	}
-	cfg.Source = countingSource{RTSP: RTSP{URL: url, DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.ReadTimeout},
+	cfg.Source = countingSource{RTSP: RTSP{URL: url, Client: cfg.Client, DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.ReadTimeout},
 		mu: &p.mu, opens: &p.opens}
 	p.s = NewSupervisor(cfg)
 	t.Cleanup(testtool.Run(t, 30*time.Second, p.s.Run))
@@ -164,21 +164,25 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // connection after DESCRIBE: the stream is offline with a reason that
 // says what went wrong (and no password), retried with growing waits, and
 // online again soon after the fault clears. Nothing of the failed
-// attempts is left running or open.
+// attempts is left running or open. Both client libraries.
 func TestRTSPServerFaults(t *testing.T) {
 	for _, tc := range []struct {
+		client Client
 		fault  camsim.Fault
 		reason string // in the offline reason
 	}{
-		{camsim.FaultSlow, "did not answer DESCRIBE within"},
-		{camsim.FaultGarbage, "DESCRIBE: the camera closed the connection"},
-		{camsim.FaultDescribeClose, "SETUP: the camera closed the connection"},
+		{ClientGortsplib, camsim.FaultSlow, "did not answer DESCRIBE within"},
+		{ClientGortsplib, camsim.FaultGarbage, "DESCRIBE: the camera closed the connection"},
+		{ClientGortsplib, camsim.FaultDescribeClose, "SETUP: the camera closed the connection"},
+		{ClientVDK, camsim.FaultSlow, "did not finish the RTSP handshake"},
+		{ClientVDK, camsim.FaultGarbage, "closed the connection during the RTSP handshake"},
+		{ClientVDK, camsim.FaultDescribeClose, "closed the connection during the RTSP handshake"},
 	} {
-		t.Run(string(tc.fault), func(t *testing.T) {
+		t.Run(string(tc.client)+"/"+string(tc.fault), func(t *testing.T) {
 			noLeaks(t)
 			sim := startCamsim(t, 1)
 			sim.SetFault(1, tc.fault)
-			cfg := Config{DialTimeout: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 800 * time.Millisecond}
+			cfg := Config{Client: tc.client, DialTimeout: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 800 * time.Millisecond}
 			if tc.fault == camsim.FaultSlow {
 				// Each request answered SlowDelay late, bounded by DialTimeout.
 				cfg.DialTimeout = camsim.SlowDelay / 3
@@ -225,8 +229,8 @@ func TestRTSPServerFaults(t *testing.T) {
 			if g := percentile(gaps, 0.95); g < cfg.MinBackoff/2 {
 				t.Errorf("openings %v apart (p95): no backoff", g)
 			}
-			t.Logf("RELIABILITY: rtsp fault %s: online again after the fault cleared: p50 %v, p95 %v, max %v (%d repetitions, backoff %v..%v)",
-				tc.fault, percentile(recovery, 0.5).Round(time.Millisecond), percentile(recovery, 0.95).Round(time.Millisecond),
+			t.Logf("RELIABILITY: rtsp fault %s (%s): online again after the fault cleared: p50 %v, p95 %v, max %v (%d repetitions, backoff %v..%v)",
+				tc.fault, tc.client, percentile(recovery, 0.5).Round(time.Millisecond), percentile(recovery, 0.95).Round(time.Millisecond),
 				slices.Max(recovery).Round(time.Millisecond), reps, cfg.MinBackoff, cfg.MaxBackoff)
 		})
 	}

@@ -40,8 +40,22 @@ type RTSP struct {
 	Logger                   *slog.Logger
 }
 
+// Default timeouts of an RTSP source (and a Supervisor's).
+const (
+	defaultDialTimeout = 5 * time.Second
+	defaultReadTimeout = 10 * time.Second
+)
+
 // Open connects to the camera and has it play its H.264 or H.265 video.
+// Zero timeouts take the defaults (5 s, 10 s): vdk takes a zero as "none
+// left" and fails every request.
 func (r RTSP) Open(ctx context.Context) (Session, error) {
+	if r.DialTimeout <= 0 {
+		r.DialTimeout = defaultDialTimeout
+	}
+	if r.ReadTimeout <= 0 {
+		r.ReadTimeout = defaultReadTimeout
+	}
 	if r.Client == ClientVDK {
 		return r.openVDK(ctx)
 	}

@@ -2,7 +2,9 @@ package pull
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -12,6 +14,9 @@ import (
 	"github.com/deepch/vdk/format/rtspv2"
 	"github.com/pion/rtp"
 )
+
+// handshakeRequests is how many requests vdk's handshake makes.
+const handshakeRequests = 4
 
 // openVDK opens the session with vdk's rtspv2 client (see the package doc
 // for what is not used of it, and its limits).
@@ -32,14 +37,13 @@ func (r RTSP) openVDK(ctx context.Context) (Session, error) {
 		})
 		dch <- dialed{c, err}
 	}()
-	var c *rtspv2.RTSPClient
-	select {
-	case d := <-dch:
-		if d.err != nil {
-			return nil, sessionError(r.URL, d.err)
-		}
-		c = d.c
-	case <-ctx.Done():
+	// vdk bounds each request by ReadWriteTimeout, the streaming read
+	// timeout: the handshake (OPTIONS, DESCRIBE, SETUP, PLAY) is bounded
+	// here, by DialTimeout a request, as gortsplib's is.
+	limit := handshakeRequests * r.DialTimeout
+	handshake := time.NewTimer(limit)
+	defer handshake.Stop()
+	abandon := func() {
 		// The dial ends within its own timeouts; close what it opens.
 		go func() {
 			if d := <-dch; d.c != nil {
@@ -47,7 +51,23 @@ func (r RTSP) openVDK(ctx context.Context) (Session, error) {
 				drainUntilStop(d.c)
 			}
 		}()
+	}
+	var c *rtspv2.RTSPClient
+	select {
+	case d := <-dch:
+		if errors.Is(d.err, io.EOF) || errors.Is(d.err, io.ErrUnexpectedEOF) {
+			return nil, sessionError(r.URL, errors.New("the camera closed the connection during the RTSP handshake"))
+		}
+		if d.err != nil {
+			return nil, sessionError(r.URL, d.err)
+		}
+		c = d.c
+	case <-ctx.Done():
+		abandon()
 		return nil, ctx.Err()
+	case <-handshake.C:
+		abandon()
+		return nil, fmt.Errorf("the camera did not finish the RTSP handshake (OPTIONS, DESCRIBE, SETUP, PLAY) within %v", limit)
 	}
 	f, err := findVideoSDP(c.SDPRaw)
 	if err != nil {

@@ -145,8 +145,8 @@ func (c *Config) defaults() {
 			*d = v
 		}
 	}
-	def(&c.DialTimeout, 5*time.Second)
-	def(&c.ReadTimeout, 10*time.Second)
+	def(&c.DialTimeout, defaultDialTimeout)
+	def(&c.ReadTimeout, defaultReadTimeout)
 	def(&c.StallTimeout, 5*time.Second)
 	def(&c.KeyTimeout, 15*time.Second)
 	def(&c.MaxKeyTimeout, 2*time.Minute)

@@ -46,7 +46,10 @@
 // camera would stop the whole service. Its Dial leaves the connection open
 // when a request fails (a wrong password leaks a camera connection per
 // retry, and cameras accept few). And its keep-alive writes race with
-// Close. gortsplib meets those requirements; vdk is kept behind the same
+// Close. Two more are guarded here: one read/write timeout bounds both its
+// handshake and its streaming reads (the handshake is bounded from outside,
+// by the dial timeout a request), and it takes a zero timeout as none left.
+// gortsplib meets those requirements; vdk is kept behind the same
 // assembler for cameras that need it (--rtsp-client vdk), H.264 and H.265
 // alike, since only its raw packets are used.
 package pull

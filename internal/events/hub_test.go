@@ -52,6 +52,23 @@ func publish(t *testing.T, pool *pgxpool.Pool, typ string, grid *int64, data map
 	return id
 }
 
+// publishOpen publishes an event in a transaction it leaves open (rolled
+// back when the test ends, unless committed): the transaction and the id.
+func publishOpen(t *testing.T, pool *pgxpool.Pool) (pgx.Tx, int64) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	var id int64
+	if err := publishTx(tx, IncidentCreated, nil, nil, &id); err != nil {
+		t.Fatal(err)
+	}
+	return tx, id
+}
+
 func publishTx(tx pgx.Tx, typ string, grid *int64, data map[string]any, id *int64) error {
 	ctx := context.Background()
 	if err := Publish(ctx, tx, typ, grid, data); err != nil {
@@ -409,15 +426,7 @@ func TestHubResumeAcrossAGap(t *testing.T) {
 	for _, commit := range []string{"while away", "after the resume"} {
 		t.Run(commit, func(t *testing.T) {
 			sub := subscribe(t, h, nil, 0)
-			tx, err := pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx)
-			var open int64
-			if err := publishTx(tx, IncidentCreated, nil, nil, &open); err != nil {
-				t.Fatal(err)
-			}
+			tx, open := publishOpen(t, pool)
 			later := publish(t, pool, IncidentCreated, nil, nil)
 			ev := next(t, sub)
 			if ev.ID != later || ev.Pos.Last != later || !slices.Contains(ev.Pos.Gaps, open) {
@@ -482,15 +491,7 @@ func TestHubResumeBelowAGap(t *testing.T) {
 func TestHubStartsWithOpenIDs(t *testing.T) {
 	pool := testdb.New(t)
 	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	var open int64
-	if err := publishTx(tx, IncidentCreated, nil, nil, &open); err != nil {
-		t.Fatal(err)
-	}
+	tx, open := publishOpen(t, pool)
 	publish(t, pool, IncidentCreated, nil, nil)
 	h := startHub(t, pool, HubOptions{})
 	sub := subscribe(t, h, nil, 0)

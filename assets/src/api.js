@@ -104,7 +104,8 @@ async function fetchOnce(method, path, { body, contentType, signal, accept, head
     if (err?.name === 'AbortError') throw err;
     throw new ApiError(`Cannot reach the server (${path})`, { code: 'network', path });
   }
-  noteServerDate(res.headers.get('Date'), sentAt, Date.now());
+  // The field app's service worker may answer from its cache, with the Date of then: not a sample.
+  if (!res.headers.has('X-Gridwatch-Cached')) noteServerDate(res.headers.get('Date'), sentAt, Date.now());
   const text = await res.text();
   return { status: res.status, statusText: res.statusText, body: parse(text), empty: text === '', text, contentType: res.headers.get('Content-Type') ?? '', etag: res.headers.get('ETag') ?? '' };
 }

@@ -3,6 +3,7 @@
 // for what a failed send means (try again later, or tell the person).
 
 import { ApiError, ensureSignedIn } from '../api.js';
+import { noteServerDate } from '../clock.js';
 
 /** CACHED_HEADER is set by sw.js on an API answer served from its cache: when it was stored (ms since the epoch). */
 export const CACHED_HEADER = 'X-Gridwatch-Cached';
@@ -56,12 +57,15 @@ export async function getFresh(path, { signal, auth = true, fresh = false } = {}
     let res;
     const headers = { Accept: 'application/json' };
     if (fresh) headers[FRESH_HEADER] = '1';
+    const sentAt = Date.now();
     try {
       res = await fetch(path, { headers, credentials: 'same-origin', signal, cache: fresh ? 'no-store' : 'default' });
     } catch (err) {
       if (err?.name === 'AbortError') throw err;
       throw new ApiError(`无网络 · Cannot reach the server (${path})`, { code: 'network', path });
     }
+    // The server's time, for the tasks' deadlines (an answer from the cache has the time it was stored).
+    if (!res.headers.has(CACHED_HEADER)) noteServerDate(res.headers.get('Date'), sentAt, Date.now());
     const text = await res.text();
     let body = null;
     try {

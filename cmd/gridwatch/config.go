@@ -93,6 +93,9 @@ type Config struct {
 	// DBStatementTimeout bounds each statement a request waits on (lock
 	// waits included); batch work lifts it for itself.
 	DBStatementTimeout time.Duration
+	// DBMaxConns caps the database pool of requests, streams and
+	// recording (0: pgx's default, the larger of 4 and the CPU count).
+	DBMaxConns int
 	// FootageStore is "local" (closed files stay on this node's disk) or
 	// s3://bucket/prefix; S3Endpoint, S3Region and S3PathStyle say how to
 	// reach it (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
@@ -274,6 +277,7 @@ func options() []option {
 	leaseSet, leaseGet := dur(func(c *Config) *time.Duration { return &c.Lease })
 	mcSet, mcGet := setting(func(c *Config) *int { return &c.MaxCameras }, strconv.Atoi, strconv.Itoa)
 	dbstSet, dbstGet := dur(func(c *Config) *time.Duration { return &c.DBStatementTimeout })
+	dbmcSet, dbmcGet := setting(func(c *Config) *int { return &c.DBMaxConns }, strconv.Atoi, strconv.Itoa)
 	clusterSecret := opt("cluster-secret", "the secret nodes authenticate each other's requests with (default: one kept in the database, made by the first node)", csSet, csGet)
 	clusterSecret.secret = true
 	fsSet, fsGet := str(func(c *Config) *string { return &c.FootageStore })
@@ -326,6 +330,7 @@ func options() []option {
 		opt("key-timeout", "the least a camera stream waits for a keyframe before it reconnects; a camera with a longer GOP (H.264+/H.265+ smart modes) gets twice its GOP, learnt", ktSet, ktGet),
 		db,
 		opt("db-statement-timeout", "the longest a request waits on one database statement, lock waits included, before it fails with 503 and Retry-After (imports, bulk ingest and downloads are bounded by their request instead)", dbstSet, dbstGet),
+		opt("db-max-conns", "the most database connections this node's requests, streams and recording hold at once (0: the larger of 4 and the CPU count); the cluster node and the event feed have their own 3 and 1", dbmcSet, dbmcGet),
 		opt("log-level", "debug, info, warn or error", llSet, llGet),
 		opt("log-format", "auto (JSON unless stderr is a terminal), json or text", lfSet, lfGet),
 		opt("basemap-style-url", "optional MapLibre style URL for the dashboard's base map (none: offline dark base)", bmSet, bmGet),
@@ -501,6 +506,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBStatementTimeout < 100*time.Millisecond || c.DBStatementTimeout > time.Hour {
 		bad("db-statement-timeout", "%v is not from 100ms to 1h", c.DBStatementTimeout)
+	}
+	if c.DBMaxConns != 0 && (c.DBMaxConns < 2 || c.DBMaxConns > 1000) {
+		bad("db-max-conns", "%d is not 0 (the default) or from 2 to 1000", c.DBMaxConns)
 	}
 	if c.MaxCameras < 0 {
 		bad("max-cameras", "%d is negative", c.MaxCameras)

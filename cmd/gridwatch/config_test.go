@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad leader report policy", []string{"--leader-report-outside", "maybe"}, nil, "leader-report-outside"},
 		{"not a STUN URL", []string{"--webrtc-ice-servers", "http://stun.example"}, nil, "webrtc-ice-servers"},
 		{"keyframe wait under a second", []string{"--key-timeout", "500ms"}, nil, "key-timeout"},
+		{"a pool of one", []string{"--db-max-conns", "1"}, nil, "db-max-conns"},
+		{"a pool too big", nil, map[string]string{"GRIDWATCH_DB_MAX_CONNS": "5000"}, "db-max-conns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,4 +154,24 @@ func TestPIIFlags(t *testing.T) {
 			t.Errorf("the error shows the key: %v", err)
 		}
 	}
+}
+
+// TestDBMaxConns: --db-max-conns sizes the pool of requests, streams and
+// recording, as /metrics reports it.
+func TestDBMaxConns(t *testing.T) {
+	m := startMain(t, dataDir(t), false, "--db-max-conns", "7")
+	defer m.Close()
+	st, body := send(t, http.DefaultClient, "GET", m.URL()+"/metrics", nil)
+	if st != http.StatusOK {
+		t.Fatalf("/metrics: %d", st)
+	}
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "gridwatch_db_pool_max_connections{") {
+			if !strings.HasSuffix(strings.TrimSpace(line), " 7") {
+				t.Errorf("%s: want 7, from --db-max-conns", strings.TrimSpace(line))
+			}
+			return
+		}
+	}
+	t.Fatal("/metrics has no gridwatch_db_pool_max_connections")
 }

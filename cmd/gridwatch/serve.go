@@ -192,7 +192,7 @@ func (m *Main) openDatabase(ctx context.Context) error {
 		}
 		dsn = c.DSN("gridwatch")
 	}
-	pool, err := database.Open(ctx, dsn, database.Options{Logger: log, StatementTimeout: cfg.DBStatementTimeout})
+	pool, err := database.Open(ctx, dsn, database.Options{Logger: log, StatementTimeout: cfg.DBStatementTimeout, MaxConns: int32(cfg.DBMaxConns)})
 	if err != nil {
 		return err
 	}

@@ -182,12 +182,15 @@ var (
 		"1 while recording is stopped because the recordings' disk is full.", nil, nil)
 	diskFreeDesc = prometheus.NewDesc("gridwatch_recording_disk_free_bytes",
 		"Free bytes on the recordings' file system, as last checked.", nil, nil)
+	failingDesc = prometheus.NewDesc("gridwatch_recording_failing_cameras",
+		"Cameras this node records whose files cannot be opened or written now (the cameras API's recording_error says why).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
 	ch <- diskFullDesc
 	ch <- diskFreeDesc
+	ch <- failingDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -199,4 +202,5 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(diskFullDesc, prometheus.GaugeValue, full)
 	ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(st.FreeBytes))
+	ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, float64(r.failing.Load()))
 }

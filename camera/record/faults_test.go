@@ -3,6 +3,7 @@ package record_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"gridwatch/camera"
 	"gridwatch/camera/camsim"
@@ -286,6 +289,7 @@ func TestRecordingProblemShown(t *testing.T) {
 			t.Fatal(err)
 		}
 		failed = waitRecordingEvent(t, rc, func(e recordingEvent) bool { return e.Error != "" })
+		failingCameras(t, rc.rec, 1)
 		cam, err := camera.NewStore(rc.pool).Get(context.Background(), rc.id, camera.Viewer{})
 		if err != nil {
 			t.Fatal(err)
@@ -300,6 +304,7 @@ func TestRecordingProblemShown(t *testing.T) {
 			t.Fatal(err)
 		}
 		recovered = waitRecordingEvent(t, rc, func(e recordingEvent) bool { return e.ID > failed.ID && e.Error == "" })
+		failingCameras(t, rc.rec, 0)
 		cam, err = camera.NewStore(rc.pool).Get(context.Background(), rc.id, camera.Viewer{})
 		if err != nil {
 			t.Fatal(err)
@@ -312,6 +317,18 @@ func TestRecordingProblemShown(t *testing.T) {
 	}})
 	if failed.Since == nil || recovered.Since != nil {
 		t.Errorf("events: failed since %v, recovered since %v; want a time, then none", failed.Since, recovered.Since)
+	}
+}
+
+// failingCameras checks the recorder's gridwatch_recording_failing_cameras.
+func failingCameras(t *testing.T, rec *record.Recorder, want int) {
+	t.Helper()
+	exp := fmt.Sprintf(`# HELP gridwatch_recording_failing_cameras Cameras this node records whose files cannot be opened or written now (the cameras API's recording_error says why).
+# TYPE gridwatch_recording_failing_cameras gauge
+gridwatch_recording_failing_cameras %d
+`, want)
+	if err := testutil.CollectAndCompare(rec, strings.NewReader(exp), "gridwatch_recording_failing_cameras"); err != nil {
+		t.Error(err)
 	}
 }
 

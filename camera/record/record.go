@@ -115,6 +115,9 @@ type Recorder struct {
 	disk  disk
 	// closed is signalled when a file closes (the uploader wakes).
 	closed chan struct{}
+	// failing counts the cameras whose recording fails now (a file not
+	// opened or written since the last fragment written).
+	failing atomic.Int64
 }
 
 // NewRecorder returns a recorder writing under cfg.Dir and indexing into store.
@@ -157,6 +160,9 @@ func (r *Recorder) Record(ctx context.Context, camera int64, hub *stream.Hub) er
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 		defer cancel()
 		w.close(cctx)
+		if w.problem != "" {
+			r.failing.Add(-1) // no longer this recorder's to count
+		}
 		w.ix.stop(cctx)
 		if w.ix.stale.Load() {
 			w.discardUnindexed()
@@ -237,14 +243,23 @@ func (w *fileWriter) fail(ctx context.Context, err error) {
 	w.tell(ctx, err.Error())
 }
 
-// tell hands problem to the indexer, to be written in order with the rows,
+// tell counts the camera as failing or not (gridwatch_recording_failing_cameras)
+// and hands problem to the indexer, to be written in order with the rows,
 // unless it is the one last handed over.
 func (w *fileWriter) tell(ctx context.Context, problem string) {
-	if w.r.cfg.Problem == nil || (w.told && problem == w.problem) {
+	if w.told && problem == w.problem {
 		return
 	}
+	switch {
+	case w.problem == "" && problem != "":
+		w.r.failing.Add(1)
+	case w.problem != "" && problem == "":
+		w.r.failing.Add(-1)
+	}
 	w.problem, w.told = problem, true
-	w.indexer().add(ctx, indexItem{problem: &problemItem{text: problem, since: time.Now()}})
+	if w.r.cfg.Problem != nil {
+		w.indexer().add(ctx, indexItem{problem: &problemItem{text: problem, since: time.Now()}})
+	}
 }
 
 // resumeWindow is how recent the end of a camera's footage must be for a

@@ -189,12 +189,12 @@ func countFrames(parts []mseInit, t *testing.T) int {
 	return n
 }
 
-// A camera that changes its picture size mid-stream (new SPS and PPS at
-// an IDR): an MSE viewer gets a new initialisation segment of the new size
-// and goes on getting pictures that decode, on the same rising timeline;
-// the HLS playlist marks a discontinuity at the change with the new
-// initialisation segment.
-func TestResizeMidStream(t *testing.T) {
+// faultRig starts one simulated camera with its main stream held, its HLS
+// playlist and an MSE viewer, and waits until the viewer has 30 pictures:
+// the start of the tests that then set a fault. No goroutine or descriptor
+// may be left when the test ends.
+func faultRig(t *testing.T, what string) (*rig, *HLS, *mseRun) {
+	t.Helper()
 	noLeaks(t)
 	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
 	hub := r.hold(t, 1, Main)
@@ -203,7 +203,17 @@ func TestResizeMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := serveMSE(t, hub, r.m, Key{1, Main})
-	waitMSE(t, run, "pictures before the change", func(p []mseInit) bool { return countFrames(p, t) >= 30 })
+	waitMSE(t, run, what, func(p []mseInit) bool { return countFrames(p, t) >= 30 })
+	return r, h, run
+}
+
+// A camera that changes its picture size mid-stream (new SPS and PPS at
+// an IDR): an MSE viewer gets a new initialisation segment of the new size
+// and goes on getting pictures that decode, on the same rising timeline;
+// the HLS playlist marks a discontinuity at the change with the new
+// initialisation segment.
+func TestResizeMidStream(t *testing.T) {
+	r, h, run := faultRig(t, "pictures before the change")
 	waitPlaylist(t, h, regexp.MustCompile(`seg-\d+\.m4s\n(.|\n)*seg-\d+\.m4s`))
 
 	r.sim.SetFault(1, camsim.FaultResize)
@@ -273,16 +283,8 @@ func TestResizeMidStream(t *testing.T) {
 // time throughout (no hole for the player to stall at, no step back) and
 // decodes; HLS segments stay about as long as the GOP.
 func TestTimestampJumps(t *testing.T) {
-	noLeaks(t)
-	r := startRig(t, 1, camsim.FaultNone, pull.Config{})
-	hub := r.hold(t, 1, Main)
-	h, err := r.m.HLS(context.Background(), 1, Main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := serveMSE(t, hub, r.m, Key{1, Main})
+	r, h, run := faultRig(t, "pictures before the jumps")
 	want := 30
-	waitMSE(t, run, "pictures before the jumps", func(p []mseInit) bool { return countFrames(p, t) >= want })
 	for _, f := range []camsim.Fault{camsim.FaultTSJump, camsim.FaultTSBack, camsim.FaultTSWrap} {
 		r.sim.SetFault(1, f)
 		want += 60

@@ -197,6 +197,16 @@ func (k *killer) start(afterKill bool) *gwNode {
 	return k.node
 }
 
+// startWithCity starts the node and imports the demo city into it.
+func (k *killer) startWithCity() *gwNode {
+	k.t.Helper()
+	node := k.start(false)
+	if code := post(k.t, http.DefaultClient, node.url+"/api/v1/grids/import", geo.DemoCity(), nil); code != http.StatusCreated {
+		k.t.Fatalf("import the demo city: %d", code)
+	}
+	return node
+}
+
 // between is a random duration in [lo, hi).
 func (k *killer) between(lo, hi time.Duration) time.Duration {
 	if hi <= lo {
@@ -659,10 +669,7 @@ func TestKillBulkIngest(t *testing.T) {
 	nc := k.nc
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	node := k.start(false)
-	if code := post(t, http.DefaultClient, node.url+"/api/v1/grids/import", geo.DemoCity(), nil); code != http.StatusCreated {
-		t.Fatalf("import the demo city: %d", code)
-	}
+	node := k.startWithCity()
 	// How long a whole request takes: the kills fall within it.
 	began := time.Now()
 	res, err := sendBulk(ctx, node.url, bulkBody("warm", bulkLines))
@@ -770,10 +777,7 @@ func TestKillBoundaryChange(t *testing.T) {
 	nc := k.nc
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	node := k.start(false)
-	if code := post(t, http.DefaultClient, node.url+"/api/v1/grids/import", geo.DemoCity(), nil); code != http.StatusCreated {
-		t.Fatalf("import the demo city: %d", code)
-	}
+	node := k.startWithCity()
 	g := nc.query(`SELECT id, ST_AsGeoJSON(geom, 15), ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom),
 			ST_AsGeoJSON(ST_Multi(ST_Intersection(geom, ST_Translate(ST_Scale(ST_Translate(geom, -ST_X(c), -ST_Y(c)), 0.8, 0.8), ST_X(c), ST_Y(c)))), 15)
 		FROM grids, ST_Centroid(geom) c WHERE level = 'grid' ORDER BY code LIMIT 1`)[0]

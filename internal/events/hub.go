@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -130,6 +131,7 @@ type Hub struct {
 	started bool
 	last    int64               // the highest id read
 	gaps    map[int64]time.Time // ids below last not yet seen, since when
+	gapIDs  gapList             // the same ids, in order
 }
 
 // NewHub returns a hub reading the events of pool's database. Start it with Run.
@@ -199,23 +201,25 @@ func (h *Hub) listen(ctx context.Context) (connected bool, err error) {
 	}
 	if !h.started {
 		// Start at the newest event: older ones are for replays.
-		if err := conn.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM events").Scan(&h.last); err != nil {
+		var newest int64
+		if err := conn.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM events").Scan(&newest); err != nil {
 			return false, fmt.Errorf("read the newest event: %w", err)
 		}
 		// Ids just below it that are not in the table may be transactions
 		// still open (another process's): look for them as for any gap.
-		missing, err := missingBelow(ctx, conn, h.last)
+		missing, err := missingBelow(ctx, conn, newest)
 		if err != nil {
 			return false, err
 		}
 		h.mu.Lock()
+		h.last = newest
 		for _, id := range missing {
-			h.gaps[id] = time.Now()
+			h.addGapLocked(id, time.Now())
 		}
 		h.mu.Unlock()
 		h.started = true
 		h.readyOnce.Do(func() { close(h.ready) })
-		h.log.Debug("events: listening", "after", h.last)
+		h.log.Debug("events: listening", "after", newest)
 	} else if err := h.fetch(ctx, conn); err != nil { // what was missed while away
 		return false, err
 	}
@@ -265,6 +269,24 @@ func (h *Hub) isNew(payload string) bool {
 	return id > h.last || gap
 }
 
+// addGapLocked marks id as a gap, seen missing at at.
+func (h *Hub) addGapLocked(id int64, at time.Time) {
+	if _, ok := h.gaps[id]; !ok {
+		h.gaps[id] = at
+		h.gapIDs.add(id)
+	}
+}
+
+// dropGapLocked unmarks id; it reports whether it was a gap.
+func (h *Hub) dropGapLocked(id int64) bool {
+	if _, ok := h.gaps[id]; !ok {
+		return false
+	}
+	delete(h.gaps, id)
+	h.gapIDs.remove(id)
+	return true
+}
+
 // lookBack is how far below the newest event a hub that starts, or a
 // subscriber that is reset, looks for ids not committed yet.
 const lookBack = 64
@@ -308,14 +330,12 @@ func (h *Hub) fetch(ctx context.Context, conn *pgx.Conn) error {
 	for {
 		now := time.Now()
 		h.mu.Lock()
-		gaps := make([]int64, 0, len(h.gaps))
 		for id, since := range h.gaps {
 			if now.Sub(since) > gapWait {
-				delete(h.gaps, id) // rolled back, most likely
-				continue
+				h.dropGapLocked(id) // rolled back, most likely
 			}
-			gaps = append(gaps, id)
 		}
+		gaps := slices.Clone(h.gapIDs)
 		h.mu.Unlock()
 		rows, err := conn.Query(ctx, selectEvents+` WHERE id > $1 OR id = ANY($2) ORDER BY id LIMIT $3`, h.last, gaps, fetchBatch)
 		if err != nil {
@@ -330,19 +350,20 @@ func (h *Hub) fetch(ctx context.Context, conn *pgx.Conn) error {
 		for i := range evs {
 			ev := &evs[i]
 			if ev.ID <= h.last {
-				delete(h.gaps, ev.ID)
-				dirty = true
+				if h.dropGapLocked(ev.ID) {
+					dirty = true
+				}
 			} else {
-				if ev.ID-h.last <= maxGap && len(h.gaps) < maxGap {
-					for id := h.last + 1; id < ev.ID; id++ {
-						h.gaps[id] = now
+				if ev.ID-h.last <= maxGap {
+					for id := h.last + 1; id < ev.ID && len(h.gaps) < maxGap; id++ {
+						h.addGapLocked(id, now)
 						dirty = true
 					}
 				}
 				h.last = ev.ID
 			}
 			if dirty {
-				pos, dirty = positionOf(h.last, h.gaps), false
+				pos, dirty = capped(h.last, h.gapIDs), false
 				// Too many gaps: the position stays below the lowest.
 				fallback = len(h.gaps) > 0 && len(pos.Gaps) == 0
 			}
@@ -518,6 +539,8 @@ func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, from Posit
 	sub := &Subscription{hub: h, filter: filter, holding: from.Last > 0}
 	if !sub.holding {
 		sub.ch = make(chan Event, h.opts.Buffer)
+	} else if err := h.awaitReady(ctx); err != nil {
+		return nil, err
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -570,6 +593,30 @@ func (h *Hub) Subscribe(ctx context.Context, filter func(Event) bool, from Posit
 	return sub, nil
 }
 
+// readyWait bounds how long a resuming subscriber waits for a hub that is
+// not listening yet.
+const readyWait = 5 * time.Second
+
+// ErrNotReady: a subscriber resuming from a position came before the hub
+// first listened (the process is starting, its database away); it should
+// try again.
+var ErrNotReady = gridwatch.Errorf(gridwatch.EUnavailable, "live events are starting: reconnect with Last-Event-ID in a moment")
+
+// awaitReady waits until the hub listens: only then does it know where it
+// starts reading, which a replay's catch-up is measured against.
+func (h *Hub) awaitReady(ctx context.Context) error {
+	t := time.NewTimer(readyWait)
+	defer t.Stop()
+	select {
+	case <-h.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrNotReady
+	}
+}
+
 // resumeLocked returns what a resuming subscriber is sent first: the replay
 // its filter takes, then the live events held meanwhile that the replay did
 // not have, each with the client's position once it has it. Replayed ids the
@@ -590,16 +637,28 @@ func (h *Hub) resumeLocked(sub *Subscription, from Position, replay []Event) []E
 			held = append(held, ev)
 		}
 	}
+	// A gap of the client's that did not commit yet, below what this hub
+	// has read but not among its gaps (this process started after the id
+	// was taken, or the client comes from another process), becomes one
+	// of the hub's: it is sent when it commits. Client gaps take at most
+	// half of the hub's room for gaps, so that a forged header cannot
+	// crowd out the real ones.
+	now := time.Now()
+	for _, id := range from.Gaps {
+		if _, gap := h.gaps[id]; !seen[id] && id <= h.last && !gap && len(h.gaps) < maxGap/2 {
+			h.addGapLocked(id, now)
+		}
+	}
 	// An id missing from both may still commit unless the hub has read past
 	// it without waiting for it (it was read before, or given up on).
 	mayCommit := func(id int64) bool {
 		_, gap := h.gaps[id]
 		return seen[id] || id > h.last || gap
 	}
-	t := tracker{last: from.Last, gaps: map[int64]bool{}, mayCommit: mayCommit, dirty: true}
+	t := tracker{last: from.Last, mayCommit: mayCommit, dirty: true}
 	for _, id := range from.Gaps {
 		if mayCommit(id) {
-			t.gaps[id] = true
+			t.gaps.add(id)
 		}
 	}
 	out := make([]Event, 0, len(replay)+len(held))
@@ -619,7 +678,7 @@ func (h *Hub) resumeLocked(sub *Subscription, from Position, replay []Event) []E
 // tracker follows a client's position through the events it is sent.
 type tracker struct {
 	last      int64
-	gaps      map[int64]bool
+	gaps      gapList
 	mayCommit func(id int64) bool // whether an id skipped over is a gap
 	pos       Position            // the position, as of the last change
 	dirty     bool
@@ -627,26 +686,21 @@ type tracker struct {
 
 func (t *tracker) after(id int64) Position {
 	if id <= t.last {
-		if t.gaps[id] {
-			delete(t.gaps, id)
+		if t.gaps.remove(id) {
 			t.dirty = true
 		}
 	} else {
 		if id-t.last <= maxGap {
-			for g := t.last + 1; g < id; g++ {
+			for g := t.last + 1; g < id && len(t.gaps) < maxGap; g++ {
 				if t.mayCommit(g) {
-					t.gaps[g] = true
+					t.gaps.add(g)
 				}
 			}
 		}
 		t.last, t.dirty = id, true
 	}
 	if t.dirty {
-		gaps := make([]int64, 0, len(t.gaps))
-		for g := range t.gaps {
-			gaps = append(gaps, g)
-		}
-		t.pos, t.dirty = capped(t.last, gaps), false
+		t.pos, t.dirty = capped(t.last, t.gaps), false
 	}
 	return t.pos
 }

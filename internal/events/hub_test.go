@@ -502,3 +502,54 @@ func TestHubStartsWithOpenIDs(t *testing.T) {
 		t.Errorf("event %d, want %d, committed after the hub started", ev.ID, open)
 	}
 }
+
+// TestHubResumeOnAnotherHub: a client resumes, with a gap in its position,
+// on a hub that started after the gap's id was taken and too long after to
+// look back to it (another process, or this one restarted): that hub sends
+// the late event when it commits.
+func TestHubResumeOnAnotherHub(t *testing.T) {
+	pool := testdb.New(t)
+	a := startHub(t, pool, HubOptions{Buffer: 2 * lookBack})
+	subA := subscribe(t, a, nil, 0)
+	tx, open := publishOpen(t, pool)
+	var last int64
+	for range lookBack + 10 {
+		last = publish(t, pool, IncidentCreated, nil, nil)
+	}
+	var seen Event
+	for seen.ID != last {
+		seen = next(t, subA)
+	}
+	if !slices.Contains(seen.Pos.Gaps, open) {
+		t.Fatalf("position on the first hub %s: want the open id %d as a gap", seen.Pos, open)
+	}
+	b := startHub(t, pool, HubOptions{})
+	back := subscribeFrom(t, b, nil, seen.Pos)
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, back); ev.ID != open {
+		t.Fatalf("on the second hub: event %d at %s, want the late one %d", ev.ID, ev.Pos, open)
+	}
+}
+
+// TestHubIDsParse: after jumps of the id sequence (transactions rolled back
+// or still open by the hundred) the ids the hub sends still parse.
+func TestHubIDsParse(t *testing.T) {
+	pool := testdb.New(t)
+	h := startHub(t, pool, HubOptions{})
+	sub := subscribe(t, h, nil, 0)
+	for range 3 {
+		if _, err := pool.Exec(context.Background(), "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, 900)"); err != nil {
+			t.Fatal(err)
+		}
+		id := publish(t, pool, IncidentCreated, nil, nil)
+		ev := next(t, sub)
+		if ev.ID != id {
+			t.Fatalf("event %d, want %d", ev.ID, id)
+		}
+		if back, err := ParsePosition(ev.Pos.String()); err != nil || back.Last != ev.Pos.Last || len(back.Gaps) != len(ev.Pos.Gaps) {
+			t.Fatalf("event %d's id %q (%d gaps) parses to %v %v", ev.ID, ev.Pos.String(), len(ev.Pos.Gaps), back, err)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Position is a subscriber's place in the feed, and what the id of each
@@ -23,38 +22,104 @@ type Position struct {
 	Gaps []int64 // ascending, each below Last
 }
 
-// maxRanges caps the runs of gaps an id carries. Past it the position falls
-// back to just below its lowest gap: a client that resumes from there is
-// sent a few events again rather than miss one.
+// maxRanges caps the runs of gaps an id carries, and maxGap (hub.go) the
+// ids in them: ParsePosition takes no more. Past maxRanges the closest
+// runs are merged (the ids between them are sent again on a resume, if
+// asked for); past maxGap ids the position falls back to just below its
+// lowest gap: a client that resumes from there is sent events again
+// rather than miss one.
 const maxRanges = 32
 
-// positionOf is the position after last with the gaps in set (any order),
-// within maxRanges.
-func positionOf(last int64, set map[int64]time.Time) Position {
-	if len(set) == 0 {
+// capped is the position after last with gaps (ascending, distinct, each
+// below last), within maxRanges runs and maxGap ids. Its Gaps never alias
+// gaps.
+func capped(last int64, gaps []int64) Position {
+	if len(gaps) == 0 {
 		return Position{Last: last}
 	}
-	gaps := make([]int64, 0, len(set))
-	for id := range set {
-		gaps = append(gaps, id)
-	}
-	return capped(last, gaps)
-}
-
-// capped sorts gaps and bounds them to maxRanges runs.
-func capped(last int64, gaps []int64) Position {
-	slices.Sort(gaps)
-	gaps = slices.Compact(gaps)
-	runs := 0
-	for i, id := range gaps {
-		if i == 0 || id != gaps[i-1]+1 {
-			runs++
+	type run struct{ lo, hi int64 }
+	runs := make([]run, 0, 8)
+	for _, id := range gaps {
+		if n := len(runs); n > 0 && runs[n-1].hi+1 == id {
+			runs[n-1].hi = id
+			continue
 		}
+		runs = append(runs, run{id, id})
 	}
-	if runs > maxRanges {
+	if len(runs) > maxRanges {
+		// Merge across the smallest spaces between runs: keep the
+		// maxRanges-1 widest spaces, fill in the others.
+		spaces := make([]int64, len(runs)-1)
+		for i := range spaces {
+			spaces[i] = runs[i+1].lo - runs[i].hi
+		}
+		widest := slices.Clone(spaces)
+		slices.Sort(widest)
+		cut := widest[len(widest)-(maxRanges-1)] // spaces at least this wide stay (ties: the first ones)
+		keep := maxRanges - 1
+		for _, sp := range spaces {
+			if sp > cut {
+				keep--
+			}
+		}
+		merged := runs[:1]
+		for i, sp := range spaces {
+			switch {
+			case sp > cut:
+			case sp == cut && keep > 0:
+				keep--
+			default:
+				merged[len(merged)-1].hi = runs[i+1].hi
+				continue
+			}
+			merged = append(merged, runs[i+1])
+		}
+		runs = merged
+	}
+	var n int64
+	for _, r := range runs {
+		n += r.hi - r.lo + 1
+	}
+	if n >= maxGap {
 		return Position{Last: gaps[0] - 1}
 	}
-	return Position{Last: last, Gaps: gaps}
+	out := make([]int64, 0, n)
+	for _, r := range runs {
+		for id := r.lo; id <= r.hi; id++ {
+			out = append(out, id)
+		}
+	}
+	return Position{Last: last, Gaps: out}
+}
+
+// gapList is a sorted set of ids: the gaps of a position being followed.
+type gapList []int64
+
+// add puts id in, keeping the order (ids past the end are appended).
+func (g *gapList) add(id int64) {
+	l := *g
+	if n := len(l); n == 0 || l[n-1] < id {
+		*g = append(l, id)
+		return
+	}
+	if i, found := slices.BinarySearch(l, id); !found {
+		*g = slices.Insert(l, i, id)
+	}
+}
+
+// remove takes id out; it reports whether it was in.
+func (g *gapList) remove(id int64) bool {
+	i, found := slices.BinarySearch(*g, id)
+	if found {
+		*g = slices.Delete(*g, i, i+1)
+	}
+	return found
+}
+
+// has reports whether id is in.
+func (g gapList) has(id int64) bool {
+	_, found := slices.BinarySearch(g, id)
+	return found
 }
 
 // String is the position's text form, the SSE id.

@@ -1,10 +1,10 @@
 package events
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 )
 
 func TestPositionText(t *testing.T) {
@@ -31,25 +31,69 @@ func TestPositionText(t *testing.T) {
 	}
 }
 
-// TestPositionCapped: more runs of gaps than an id carries fall back to just
-// below the lowest gap (events sent again, none missed).
+// TestPositionCapped: past maxRanges runs of gaps the closest runs merge
+// (ids between them asked for again on a resume: sent twice, none missed);
+// past maxGap ids the position falls back to just below the lowest gap.
 func TestPositionCapped(t *testing.T) {
-	set := map[int64]time.Time{}
+	var gaps []int64
 	for i := range int64(maxRanges) {
-		set[100+2*i] = time.Time{}
+		gaps = append(gaps, 100+3*i) // 32 runs, 2 ids apart
 	}
-	pos := positionOf(500, set)
-	if pos.Last != 500 || len(pos.Gaps) != maxRanges {
+	pos := capped(500, gaps)
+	if pos.Last != 500 || !slices.Equal(pos.Gaps, gaps) {
 		t.Fatalf("%d runs: %s, want all of them", maxRanges, pos)
 	}
-	set[99] = time.Time{} // adjacent to 100: still maxRanges runs
-	if pos := positionOf(500, set); len(pos.Gaps) != maxRanges+1 {
-		t.Fatalf("adjacent gap: %s, want it in the first run", pos)
+	more := append(slices.Clone(gaps), 195, 197) // 193, 195, 197: one id apart, the closest
+	pos = capped(500, more)
+	if pos.Last != 500 || len(pos.Gaps) != maxRanges+4 || !slices.Contains(pos.Gaps, 194) || !slices.Contains(pos.Gaps, 196) {
+		t.Fatalf("%d runs: %s, want the closest merged (194 and 196 filled in)", maxRanges+2, pos)
 	}
-	set[50] = time.Time{}
-	if pos := positionOf(500, set); pos.Last != 49 || len(pos.Gaps) != 0 {
-		t.Fatalf("%d runs: %s, want 49 (below the lowest gap)", maxRanges+1, pos)
+	if _, err := ParsePosition(pos.String()); err != nil {
+		t.Fatalf("%s does not parse: %v", pos, err)
 	}
+	var many []int64
+	for i := range int64(maxGap) {
+		many = append(many, 2000+i)
+	}
+	if pos := capped(5000, many); pos.Last != 1999 || len(pos.Gaps) != 0 {
+		t.Fatalf("%d gaps: %s, want 1999 (below the lowest gap)", maxGap, pos)
+	}
+}
+
+// FuzzCapped: whatever gaps a hub holds, the id it sends parses back to
+// the same position, and names every gap (or falls back below them all).
+func FuzzCapped(f *testing.F) {
+	f.Add(int64(500), []byte{1, 2, 3, 7, 9, 200})
+	f.Add(int64(5000), bytes.Repeat([]byte{2}, 600))
+	f.Fuzz(func(t *testing.T, last int64, steps []byte) {
+		if last < 2 || last > 1<<40 {
+			return
+		}
+		var gaps []int64
+		for id := int64(1); len(steps) > 0; steps = steps[1:] {
+			id += int64(steps[0]) + 1
+			if id >= last {
+				break
+			}
+			gaps = append(gaps, id)
+		}
+		pos := capped(last, gaps)
+		back, err := ParsePosition(pos.String())
+		if err != nil || back.Last != pos.Last || !slices.Equal(back.Gaps, pos.Gaps) {
+			t.Fatalf("%s → %q → %v %v", pos, pos.String(), back, err)
+		}
+		if len(pos.Gaps) == 0 && len(gaps) > 0 {
+			if pos.Last >= gaps[0] {
+				t.Fatalf("fallback %s not below the lowest gap %d", pos, gaps[0])
+			}
+			return
+		}
+		for _, g := range gaps {
+			if !slices.Contains(pos.Gaps, g) {
+				t.Fatalf("%s lost gap %d", pos, g)
+			}
+		}
+	})
 }
 
 func FuzzParsePosition(f *testing.F) {

@@ -885,9 +885,10 @@ async function twoMembers({ leader, cmd, grid, other, at, photoURL, photo }) {
   await context.setOffline(false);
   if (offline.grids !== secondGrids || offline.photo === 200) throw new Error(`offline the second leader reads ${JSON.stringify(offline)}; want their ${secondGrids} grids and not demo-leader's photo`);
   forgive(watcher.problems, offline2From);
-  // A reload cuts what the page had in flight: the event stream (after
-  // signing out), and the manifest's icon when the browser was fetching it.
-  forgive(watcher.problems, signOutAt, /GET \S+\/api\/v1\/events \(net::ERR_ABORTED\)/);
+  // A reload cuts what the page had in flight: the event stream and the
+  // map's worker script when the map was starting (after signing out), and
+  // the manifest's icon when the browser was fetching it.
+  forgive(watcher.problems, signOutAt, /GET \S+\/(api\/v1\/events|maplibre-gl-worker-\w+\.mjs) \(net::ERR_ABORTED\)/);
   forgive(watcher.problems, 0, /GET \S+\/field\/icon-\d+\.png \(net::ERR_ABORTED\)/); // any of this step's reloads
   await shot(page, 'second-member');
   await watcher.check('signed out, then another member');

@@ -489,12 +489,40 @@ async function run() {
   await page.keyboard.press('Escape'); // the incident's page closes
   await waitFor(page, () => document.querySelector('#incident-view')?.hidden, null, 'the incident page closed by Esc');
   const others = ((await get('/api/v1/cameras?limit=1000')).cameras ?? []).filter((c) => c.status === 'online' && c.record && c.id !== cam.id && /^JS-CAM-/.test(c.code ?? ''));
-  let failing = null;
-  for (const c of others) {
-    if (await clickCamera(page, c)) {
-      failing = c;
-      break;
+  // The card's first load of the camera is answered before the fault and
+  // held until the card has heard of it: a late answer must not undo what
+  // the event said.
+  const otherPaths = new Set(others.map((c) => `/api/v1/cameras/${c.id}`));
+  let firstLoad = null;
+  let release;
+  let heard;
+  const released = new Promise((resolve) => (release = resolve));
+  const asked = new Promise((resolve) => (heard = resolve));
+  const holdFirst = async (route) => {
+    const p = new URL(route.request().url()).pathname;
+    if (firstLoad || route.request().method() !== 'GET' || !otherPaths.has(p)) return route.fallback();
+    firstLoad = { path: p, answer: route.fetch() };
+    heard();
+    let res;
+    try {
+      res = await firstLoad.answer;
+    } catch {
+      return; // the page went away
     }
+    await released;
+    await route.fulfill({ response: res }).catch(() => {});
+  };
+  await page.route(/\/api\/v1\/cameras\/\d+$/, holdFirst);
+  let failing = null;
+  try {
+    for (const c of others) {
+      if (await clickCamera(page, c)) {
+        failing = c;
+        break;
+      }
+    }
+  } finally {
+    if (!failing) release();
   }
   if (!failing) throw new Error(`no other recording demo camera to click on the map (${others.map((c) => c.code).join(', ')})`);
   const cardOf = (id) => page.evaluate((id) => {
@@ -504,6 +532,11 @@ async function run() {
   }, id);
   await waitFor(page, (id) => document.querySelector('#camera-card')?.dataset.camera === String(id), failing.id, `the camera card of ${failing.code}`);
   if ((await cardOf(failing.id)).warning) throw new Error(`${failing.code}'s card warns before any fault: ${(await cardOf(failing.id)).warning}`);
+  let noLoad;
+  await Promise.race([asked, new Promise((_, reject) => (noLoad = setTimeout(() => reject(new Error(`the card of ${failing.code} did not load the camera within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(noLoad));
+  if (firstLoad.path !== `/api/v1/cameras/${failing.id}`) throw new Error(`the card's first load was ${firstLoad.path}, not /api/v1/cameras/${failing.id}`);
+  const early = await firstLoad.answer; // read before the fault
+  if ((await early.json()).recording_error) throw new Error(`${failing.code} has a recording_error before any fault`);
   const camDir = path.join(recordingsDir, String(failing.id));
   await rename(camDir, `${camDir}.away`);
   await writeFile(camDir, 'in the way of the recorder');
@@ -523,7 +556,15 @@ async function run() {
     warned = { ...(await cardOf(failing.id)), ms: Date.now() - faultAt };
     const api = await get(`/api/v1/cameras/${failing.id}`);
     if (!/not a directory/.test(api.recording_error ?? '') || !api.recording_error_since) throw new Error(`GET /api/v1/cameras/${failing.id}: recording_error ${JSON.stringify(api.recording_error)} since ${api.recording_error_since}`);
+    // The load answered before the fault comes now: the card keeps the warning.
+    const answered = await page.evaluate(() => document.querySelector('#camera-card')?.dataset.answered);
+    release();
+    await waitFor(page, (n) => document.querySelector('#camera-card')?.dataset.answered !== n, answered, 'the card taking its late load');
+    const after = await cardOf(failing.id);
+    if (!after.shown || !/not a directory/.test(after.warning)) throw new Error(`a load of ${failing.code} answered before the fault, taken after it showed, undid the card's warning: ${JSON.stringify(after)}`);
   } finally {
+    release();
+    await page.unroute(/\/api\/v1\/cameras\/\d+$/, holdFirst);
     await rm(camDir, { force: true });
     await rename(`${camDir}.away`, camDir);
   }
@@ -533,7 +574,8 @@ async function run() {
     return card?.dataset.camera === String(id) && card.querySelector('[data-field="cam-rec-error"]').hidden;
   }, failing.id, async () => `${failing.code}'s warning gone once it records again (${JSON.stringify(await cardOf(failing.id))})`);
   const clearedMs = Date.now() - backAt;
-  if ((await get(`/api/v1/cameras/${failing.id}`)).recording_error) throw new Error(`GET /api/v1/cameras/${failing.id} still has a recording_error`);
+  const back = await get(`/api/v1/cameras/${failing.id}`);
+  if (back.recording_error) throw new Error(`the card of ${failing.code} says it records, GET /api/v1/cameras/${failing.id} still has a recording_error ${JSON.stringify(back.recording_error)} since ${back.recording_error_since} (${clearedMs} ms after the directory was back)`);
   return passed(check, 'the recording problem', base, {
     grids_loaded: gridsLoaded,
     camera: { id: cam.id, code: cam.code, recordings: recs.length },

@@ -20,6 +20,10 @@ export class CameraCard {
   constructor(deps) {
     this.deps = deps;
     this.timer = 0;
+    // asked numbers the loads of the shown camera; applied is the last one
+    // shown: an answer that comes after a later one's is dropped.
+    this.asked = 0;
+    this.applied = 0;
   }
 
   /** open shows camera id (flying to it when fly). */
@@ -56,14 +60,21 @@ export class CameraCard {
   /** refresh reloads GET /api/v1/cameras/{id} into the card if it still shows that camera (selection seq). */
   async refresh(id, seq) {
     const { panel, current } = this.deps;
+    const n = ++this.asked;
+    const sent = performance.now();
     try {
-      const cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
-      if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id)) return;
+      let cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
+      if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id) || n < this.applied) return;
+      this.applied = n;
+      // Events heard while it was on its way are newer than what it says.
+      cam = panel.fresher(cam, sent);
       panel.showCamera(cam);
       showNode(panel.camera, cam);
       this.showGB(panel.camera, cam);
     } catch (err) {
       if (current(seq)) console.warn('camera', err);
+    } finally {
+      if (current(seq)) panel.camera.dataset.answered = String(n); // a hook: the card has taken (or dropped) load n
     }
   }
 

@@ -69,6 +69,9 @@ export class Panel {
   constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {
     Object.assign(this, { root, onPick, onClose, onIncident, onCamera, onPlay });
     this.shownCamera = null; // the camera the card shows
+    // heard is when (performance.now()) events last changed the shown
+    // camera's status and recording problem: {id, status, recording}.
+    this.heard = null;
     this.wall = new VideoWall(root.querySelector('[data-field="wall-section"]'), { onOpen: (cam, opener) => this.onPlay(cam, opener) });
     const play = this.field('cam-play');
     play.addEventListener('click', () => {
@@ -251,6 +254,7 @@ export class Panel {
     if (this.shownCamera && Number(this.shownCamera.id) === Number(id) && !this.camera.hidden) {
       // The stream figures are stale now: the camera's own URL brings new ones (main.js).
       this.showCamera({ ...this.shownCamera, status: st.status, status_reason: st.reason, status_since: st.since, streams: undefined });
+      this.hear(id, 'status');
     }
   }
 
@@ -347,6 +351,29 @@ export class Panel {
     if (!c || Number(c.id) !== Number(id) || this.camera.hidden) return;
     this.shownCamera = { ...c, recording_error: data?.error ?? '', recording_error_since: data?.error ? (data.since ?? null) : null };
     this.renderStream(this.shownCamera);
+    this.hear(id, 'recording');
+  }
+
+  /** hear notes that an event changed what (status, recording) of camera id, shown on the card, now. */
+  hear(id, what) {
+    if (Number(this.heard?.id) !== Number(id)) this.heard = { id: Number(id) };
+    this.heard[what] = performance.now();
+  }
+
+  /**
+   * fresher returns camera c, loaded by a request sent at asked
+   * (performance.now()), with what events changed on the card since it was
+   * sent kept as they say: an answer read before a change must not undo it
+   * (the next load brings it).
+   */
+  fresher(c, asked) {
+    const shown = this.shownCamera;
+    const heard = this.heard;
+    if (!c || !shown || Number(heard?.id) !== Number(c.id) || Number(shown.id) !== Number(c.id)) return c;
+    const out = { ...c };
+    if (heard.status > asked) Object.assign(out, { status: shown.status, status_reason: shown.status_reason, status_since: shown.status_since, streams: undefined });
+    if (heard.recording > asked) Object.assign(out, { recording_error: shown.recording_error, recording_error_since: shown.recording_error_since });
+    return out;
   }
 
   /**

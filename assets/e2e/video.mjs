@@ -285,8 +285,62 @@ async function run() {
     });
     const good = new URL(detail.main_url ?? cam.main_url);
     [good.username, good.password] = camsimUser.split(':');
+    // The map's load of the list after that event is read at once but held
+    // back; meanwhile the camera fails again, and its camera.offline event
+    // (a camera the map still does not hold) brings a second load, which
+    // shows it grey. The held answer, read while it was online, comes last:
+    // the map must not take it over the newer one.
+    const LIST = /\/api\/v1\/cameras\?/;
+    let listRead = null;
+    let releaseList;
+    let heardList;
+    const listReleased = new Promise((resolve) => (releaseList = resolve));
+    const listAsked = new Promise((resolve) => (heardList = resolve));
+    const holdList = async (route) => {
+      if (listRead || route.request().method() !== 'GET') return route.fallback();
+      listRead = route.fetch();
+      heardList();
+      let res;
+      try {
+        res = await listRead;
+      } catch {
+        return; // the page went away
+      }
+      await listReleased;
+      await route.fulfill({ response: res }).catch(() => {});
+    };
+    await page.route(LIST, holdList);
+    let lateList;
+    try {
+      await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: good.href, record: true });
+      let noList;
+      await Promise.race([listAsked, new Promise((_, reject) => (noList = setTimeout(() => reject(new Error(`the map did not load the cameras within ${timeoutMs} ms of ${code}'s camera.online`)), timeoutMs)))]).finally(() => clearTimeout(noList));
+      const early = await (await listRead).json();
+      const seen = (early.cameras ?? []).find((c) => c.id === bad.id);
+      if (seen?.status !== 'online') throw new Error(`the held list has ${code} as ${JSON.stringify(seen?.status)}, want online`);
+      await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: 'rtsp://127.0.0.1:9/none' });
+      await waitFor(
+        page,
+        (id) => window.__e2eMapStatus(id) === 'offline',
+        bad.id,
+        async () => `${code}'s point offline on the map, from the load after its camera.offline event (map: ${await page.evaluate((id) => window.__e2eMapStatus(id), bad.id)})`,
+      );
+      const answered = await page.evaluate(() => document.body.dataset.camerasAnswered);
+      releaseList();
+      await waitFor(page, (n) => document.body.dataset.camerasAnswered !== n, answered, 'the map taking the held load of the cameras');
+      // What the map's source was last given (the drawn features follow it a frame later).
+      lateList = await page.evaluate(async (id) => {
+        const data = await window.gridwatchMap.getSource('gw-cameras').getData();
+        return data.features.find((f) => Number(f.properties.id) === id && f.properties.cone === false)?.properties.status ?? null;
+      }, bad.id);
+      if (lateList !== 'offline') throw new Error(`a load of the cameras read while ${code} was online, answered after a later load, turned its point ${lateList}`);
+    } finally {
+      releaseList();
+      await page.unroute(LIST, holdList);
+    }
+    // Back online: the point the map now holds turns green in place.
     const t1 = Date.now();
-    await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: good.href, record: true });
+    await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: good.href });
     await waitFor(
       page,
       (id) => window.__e2eMapStatus(id) === 'online',

@@ -41,14 +41,42 @@ export class CameraLayer {
     this.added = false;
     this.selectedId = null;
     this.redraw = 0;
+    // Loads overlap (the first, a camera.online of a camera not held yet, a
+    // reconnect): asked numbers them, applied is the last one drawn, and an
+    // answer that comes after a later one's is dropped. heard holds the
+    // statuses events brought (id → {status, reason, since, at}), newer
+    // than a list read before them.
+    this.asked = 0;
+    this.applied = 0;
+    this.heard = new Map();
   }
 
-  /** load fetches every camera the user may see. */
+  /**
+   * load fetches every camera the user may see; it returns how many, or
+   * null when a later load was drawn first (this one is dropped).
+   */
   async load() {
-    const list = await fetchAllCameras();
-    this.byId = new Map(list.map((c) => [Number(c.id), c]));
-    if (this.added) this.map.getSource(CAMERA_SOURCE)?.setData(this.collection());
-    return list.length;
+    const n = ++this.asked;
+    const sent = performance.now();
+    try {
+      const list = await fetchAllCameras();
+      if (n < this.applied) return null;
+      this.applied = n;
+      const byId = new Map(list.map((c) => [Number(c.id), c]));
+      for (const [id, h] of this.heard) {
+        if (h.at <= sent) {
+          this.heard.delete(id); // the list was read after it
+          continue;
+        }
+        const c = byId.get(id);
+        if (c) byId.set(id, { ...c, status: h.status, status_reason: h.reason ?? '', status_since: h.since ?? null });
+      }
+      this.byId = byId;
+      if (this.added) this.map.getSource(CAMERA_SOURCE)?.setData(this.collection());
+      return list.length;
+    } finally {
+      document.body.dataset.camerasAnswered = String(n); // a hook: load n was drawn or dropped
+    }
   }
 
   get(id) {
@@ -61,8 +89,11 @@ export class CameraLayer {
    * false for a camera this layer does not hold.
    */
   setStatus(id, { status, reason, since }) {
+    if (typeof status !== 'string') return false;
+    // A load on its way may have read the list before this: it keeps this status.
+    if (this.applied < this.asked) this.heard.set(Number(id), { status, reason, since, at: performance.now() });
     const c = this.byId.get(Number(id));
-    if (!c || typeof status !== 'string') return false;
+    if (!c) return false;
     this.byId.set(Number(id), { ...c, status, status_reason: reason ?? '', status_since: since ?? null });
     if (this.added && !this.redraw) {
       // A burst of events (a switch going down) redraws once.

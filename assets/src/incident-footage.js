@@ -27,13 +27,16 @@ export const footageMethods = {
         })
         .catch(() => {});
     }
+    // Only the load asked last is shown: one asked before a link or an
+    // unlink may answer after the one asked since.
+    const n = (this.footageAsked = (this.footageAsked ?? 0) + 1);
     try {
       const res = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}/footage`);
-      if (seq !== this.seq) return;
+      if (seq !== this.seq || n !== this.footageAsked) return;
       this.footage = Array.isArray(res?.footage) ? res.footage : [];
       if (Array.isArray(res?.exports)) this.mergeExports(id, res.exports);
     } catch (err) {
-      if (seq !== this.seq) return;
+      if (seq !== this.seq || n !== this.footageAsked) return;
       this.footage = { error: describe(err) };
     }
     this.renderFootage();

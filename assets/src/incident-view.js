@@ -154,9 +154,13 @@ export class IncidentView {
 
   async reload(seq = this.seq) {
     const id = this.id;
+    this.answered ??= 0;
     try {
       const inc = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`);
       if (seq !== this.seq) return;
+      // Two loads of the case overlap (opened, then changed by an event): an
+      // answer older than what shows came late and is dropped.
+      if (Number(this.inc?.id) === Number(inc.id) && Number(inc.version) < Number(this.inc.version)) return;
       this.inc = inc;
       this.store.upsert(inc);
       this.render();
@@ -170,6 +174,8 @@ export class IncidentView {
         return;
       }
       this.onError(err, `Incident ${id}`);
+    } finally {
+      this.root.dataset.answered = String(++this.answered); // a hook: loads answered (taken or dropped)
     }
   }
 

@@ -40,6 +40,11 @@ export class IncidentStore {
     this.pending = new Set();
     this.pendingTimer = 0;
     this.refreshing = null;
+    // stored numbers each change stored; a refresh removes only cases not
+    // stored since it began (one an event brought meanwhile is not in the
+    // list it read, and is not gone).
+    this.stored = 0;
+    this.storedAt = new Map(); // id → stored when last changed
   }
 
   /** subscribe(fn): fn({kind: "reset"|"upsert"|"remove", incident, announce}) on every change. */
@@ -109,6 +114,7 @@ export class IncidentStore {
       if (n ? newer(old, n) : id > listMax) fresh.set(id, old);
     }
     this.byId = fresh;
+    for (const id of this.storedAt.keys()) if (!fresh.has(id)) this.storedAt.delete(id);
     this.truncated = !complete;
     this.maxId = Math.max(this.maxId, listMax);
     this.loaded = true;
@@ -130,6 +136,7 @@ export class IncidentStore {
   }
 
   async doRefresh() {
+    const began = this.stored;
     const { list, complete } = await this.fetchPages({ status: OPEN_STATUSES.join(',') });
     const seen = new Set();
     const maxBefore = this.loaded ? this.maxId : Infinity; // nothing is "new" before a first load
@@ -143,7 +150,7 @@ export class IncidentStore {
       this.emit({ kind: 'reset' });
     }
     if (complete) {
-      const gone = [...this.byId.values()].filter((i) => isOpen(i.status) && !seen.has(Number(i.id)));
+      const gone = [...this.byId.values()].filter((i) => isOpen(i.status) && !seen.has(Number(i.id)) && !((this.storedAt.get(Number(i.id)) ?? 0) > began));
       if (gone.length > 30) {
         for (const i of gone) this.remove(i.id);
       } else {
@@ -235,6 +242,7 @@ export class IncidentStore {
     if (!keep) return;
     const { history, ...row } = inc; // the store keeps list rows; the view fetches the history
     this.byId.set(id, row);
+    this.storedAt.set(id, ++this.stored);
     if (id > this.maxId) this.maxId = id;
     this.emit({ kind: 'upsert', incident: row, previous: old ?? null, announce: announce && !old });
   }
@@ -244,6 +252,7 @@ export class IncidentStore {
     const old = this.byId.get(n);
     if (!old) return;
     this.byId.delete(n);
+    this.storedAt.delete(n);
     this.emit({ kind: 'remove', incident: old });
   }
 }

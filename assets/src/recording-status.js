@@ -25,6 +25,12 @@ export class RecordingStatus {
   constructor() {
     this.banner = null;
     this.missing = false; // the server has no status endpoint
+    // Loads overlap events (at start, after a reconnect, each poll): an
+    // answer is dropped when a later load's came first or an event was
+    // heard after it was sent (events are newer, and missed ones replay).
+    this.asked = 0;
+    this.applied = 0;
+    this.heardAt = -Infinity;
   }
 
   get enabled() {
@@ -47,8 +53,13 @@ export class RecordingStatus {
   /** load asks the server for the recorder's state (404: the server has none; nothing shows). */
   async load() {
     if (!this.enabled || this.missing) return;
+    const n = ++this.asked;
+    const sent = performance.now();
     try {
-      this.apply(await getJSON('/api/v1/recording/status'));
+      const st = await getJSON('/api/v1/recording/status');
+      if (n < this.applied || this.heardAt > sent) return;
+      this.applied = n;
+      this.apply(st);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) this.missing = true;
       else console.warn('recording status', err);
@@ -59,6 +70,7 @@ export class RecordingStatus {
   onEvent(type, data) {
     if (type !== 'recording.disk_full' && type !== 'recording.resumed') return false;
     if (!this.enabled) return true;
+    this.heardAt = performance.now();
     this.apply({ ...(data && typeof data === 'object' ? data : {}), state: type === 'recording.disk_full' ? 'disk_full' : 'ok' });
     return true;
   }

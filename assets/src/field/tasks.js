@@ -225,6 +225,9 @@ export class Tasks {
     try {
       const { body, cachedAt } = await getFresh(`/api/v1/incidents/${id}`);
       if (this.openId !== id) return;
+      // Two reads of the card overlap (opened, then a list refresh): an answer
+      // older than what shows (or a saved copy) came late and is dropped.
+      if (this.card && Number(body?.version) < Number(this.card.version)) return;
       // Unchanged (a refresh of the list): keep what is on screen, its map included.
       const same = this.card && this.card.version === body.version && (this.card.attachments?.length ?? 0) === (body.attachments?.length ?? 0);
       this.card = body;

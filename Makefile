@@ -48,7 +48,7 @@ run: deps build ## build, seed the demo city into ./data and serve it on 127.0.0
 
 test: test-deps build ## run every test (real PostGIS, race detector, headless Chromium)
 	@mkdir -p $(ARTIFACTS)
-	GRIDWATCH_TEST_ARTIFACTS=$(CURDIR)/$(ARTIFACTS) GRIDWATCH_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m ./...
+	GRIDWATCH_TEST_ARTIFACTS=$(CURDIR)/$(ARTIFACTS) GRIDWATCH_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 45m ./...
 
 stress: test-deps build ## run the browser and real-time video tests STRESS_COUNT (10) times beside a CPU hog; per-test pass counts
 	@scripts/stress.sh

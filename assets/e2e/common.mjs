@@ -230,6 +230,50 @@ export async function waitFor(page, fn, arg, what, ms = timeoutMs) {
   }
 }
 
+/**
+ * holdAnswer holds back the answer to the page's next request for url (a
+ * RegExp; GET, and only one whose path passes accept): the server answers
+ * it at once, and the page gets that answer only on release(). A late
+ * answer, read before a change and shown after it: the page must not take
+ * it over what it heard since. read() waits (timeoutMs) for the request and
+ * returns the server's answer (a Playwright APIResponse); stop() releases
+ * it and removes the route.
+ */
+export async function holdAnswer(page, url, what, accept = () => true) {
+  let answer = null;
+  let release;
+  let asked;
+  const released = new Promise((resolve) => (release = resolve));
+  const seen = new Promise((resolve) => (asked = resolve));
+  const handler = async (route) => {
+    const req = route.request();
+    if (answer || req.method() !== 'GET' || !accept(new URL(req.url()).pathname)) return route.fallback();
+    answer = route.fetch();
+    asked(new URL(req.url()).pathname);
+    let res;
+    try {
+      res = await answer;
+    } catch {
+      return; // the page went away
+    }
+    await released;
+    await route.fulfill({ response: res }).catch(() => {});
+  };
+  await page.route(url, handler);
+  return {
+    async read() {
+      let timer;
+      const path = await Promise.race([seen, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no request within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(timer));
+      return { path, res: await answer };
+    },
+    release,
+    async stop() {
+      release();
+      await page.unroute(url, handler);
+    },
+  };
+}
+
 /** loginOverlayShown reports whether the login overlay is open and in front. */
 export function loginOverlayShown(page) {
   return page.evaluate(() => {

@@ -46,7 +46,7 @@
 
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, signIn, timeoutMs, waitFor, waitGrids, main, passed, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, passed, demoToken, scriptArgs, openPage, clickAt, pointAt, fileIncident, holdAnswer } from './common.mjs';
 
 const { base, args: [artifactDir, recordingsDir], started } = scriptArgs('footage.mjs', '<artifactDir> <recordingsDir>', timeoutMs * 7 + 60000);
 const DLG = '#footage-dialog';
@@ -493,26 +493,7 @@ async function run() {
   // held until the card has heard of it: a late answer must not undo what
   // the event said.
   const otherPaths = new Set(others.map((c) => `/api/v1/cameras/${c.id}`));
-  let firstLoad = null;
-  let release;
-  let heard;
-  const released = new Promise((resolve) => (release = resolve));
-  const asked = new Promise((resolve) => (heard = resolve));
-  const holdFirst = async (route) => {
-    const p = new URL(route.request().url()).pathname;
-    if (firstLoad || route.request().method() !== 'GET' || !otherPaths.has(p)) return route.fallback();
-    firstLoad = { path: p, answer: route.fetch() };
-    heard();
-    let res;
-    try {
-      res = await firstLoad.answer;
-    } catch {
-      return; // the page went away
-    }
-    await released;
-    await route.fulfill({ response: res }).catch(() => {});
-  };
-  await page.route(/\/api\/v1\/cameras\/\d+$/, holdFirst);
+  const firstLoad = await holdAnswer(page, /\/api\/v1\/cameras\/\d+$/, "the card's first load of the camera", (p) => otherPaths.has(p));
   let failing = null;
   try {
     for (const c of others) {
@@ -522,7 +503,7 @@ async function run() {
       }
     }
   } finally {
-    if (!failing) release();
+    if (!failing) await firstLoad.stop();
   }
   if (!failing) throw new Error(`no other recording demo camera to click on the map (${others.map((c) => c.code).join(', ')})`);
   const cardOf = (id) => page.evaluate((id) => {
@@ -532,10 +513,8 @@ async function run() {
   }, id);
   await waitFor(page, (id) => document.querySelector('#camera-card')?.dataset.camera === String(id), failing.id, `the camera card of ${failing.code}`);
   if ((await cardOf(failing.id)).warning) throw new Error(`${failing.code}'s card warns before any fault: ${(await cardOf(failing.id)).warning}`);
-  let noLoad;
-  await Promise.race([asked, new Promise((_, reject) => (noLoad = setTimeout(() => reject(new Error(`the card of ${failing.code} did not load the camera within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(noLoad));
-  if (firstLoad.path !== `/api/v1/cameras/${failing.id}`) throw new Error(`the card's first load was ${firstLoad.path}, not /api/v1/cameras/${failing.id}`);
-  const early = await firstLoad.answer; // read before the fault
+  const { path: loaded, res: early } = await firstLoad.read(); // read before the fault
+  if (loaded !== `/api/v1/cameras/${failing.id}`) throw new Error(`the card's first load was ${loaded}, not /api/v1/cameras/${failing.id}`);
   if ((await early.json()).recording_error) throw new Error(`${failing.code} has a recording_error before any fault`);
   const camDir = path.join(recordingsDir, String(failing.id));
   await rename(camDir, `${camDir}.away`);
@@ -558,15 +537,14 @@ async function run() {
     if (!/not a directory/.test(api.recording_error ?? '') || !api.recording_error_since) throw new Error(`GET /api/v1/cameras/${failing.id}: recording_error ${JSON.stringify(api.recording_error)} since ${api.recording_error_since}`);
     // The load answered before the fault comes now: the card keeps the warning.
     const answered = await page.evaluate(() => document.querySelector('#camera-card')?.dataset.answered);
-    release();
+    firstLoad.release();
     await waitFor(page, (n) => document.querySelector('#camera-card')?.dataset.answered !== n, answered, 'the card taking its late load');
     const after = await cardOf(failing.id);
     if (!after.shown || !/not a directory/.test(after.warning)) throw new Error(`a load of ${failing.code} answered before the fault, taken after it showed, undid the card's warning: ${JSON.stringify(after)}`);
   } finally {
-    release();
-    await page.unroute(/\/api\/v1\/cameras\/\d+$/, holdFirst);
     await rm(camDir, { force: true });
     await rename(`${camDir}.away`, camDir);
+    await firstLoad.stop();
   }
   const backAt = Date.now();
   await waitFor(page, (id) => {

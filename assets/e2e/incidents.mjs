@@ -42,7 +42,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, openPage, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, passed, demoToken, scriptArgs, clickAt, pointAt, bearerFetch } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, openPage, panelShows, signIn, timeoutMs, waitFor, waitGrids, watch, main, passed, demoToken, scriptArgs, clickAt, pointAt, bearerFetch, holdAnswer } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('incidents.mjs', '<artifactDir>', timeoutMs * 9 + 20000);
 const user = process.env.GW_USER || 'demo-commander';
@@ -282,32 +282,11 @@ async function run() {
   // comes with the next poll instead: the same reload, up to 15 s later.)
   const lateCase = await api('POST', '/api/v1/incidents', { source: 'hotline', category: '0101', title: `${title} late`, location: { type: 'Point', coordinates: [lon, lat] } });
   await waitFor(page, (id) => window.gridwatchIncidents.has(id), lateCase.id, `case ${lateCase.id} in the page's store`);
-  const CASE = new RegExp(`/api/v1/incidents/${lateCase.id}$`);
-  let caseRead = null;
-  let releaseCase;
-  let heardCase;
-  const caseReleased = new Promise((resolve) => (releaseCase = resolve));
-  const caseAsked = new Promise((resolve) => (heardCase = resolve));
-  const holdCase = async (route) => {
-    if (caseRead || route.request().method() !== 'GET') return route.fallback();
-    caseRead = route.fetch();
-    heardCase();
-    let res;
-    try {
-      res = await caseRead;
-    } catch {
-      return; // the page went away
-    }
-    await caseReleased;
-    await route.fulfill({ response: res }).catch(() => {});
-  };
-  await page.route(CASE, holdCase);
+  const held = await holdAnswer(page, new RegExp(`/api/v1/incidents/${lateCase.id}$`), `the page's load of case ${lateCase.id}`);
   let lateView;
   try {
     await page.evaluate((id) => window.gridwatchIncidents.open(id), lateCase.id);
-    let noRead;
-    await Promise.race([caseAsked, new Promise((_, reject) => (noRead = setTimeout(() => reject(new Error(`the page did not load case ${lateCase.id} within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(noRead));
-    const early = await (await caseRead).json();
+    const early = await (await held.read()).res.json();
     if (early.status !== 'reported') throw new Error(`the held load of case ${lateCase.id} says ${early.status}, want reported`);
     await other('POST', `/api/v1/incidents/${lateCase.id}/transitions`, { to: 'registered', version: early.version, note: 'e2e: registered meanwhile' });
     await waitFor(
@@ -320,13 +299,12 @@ async function run() {
       async () => `case ${lateCase.id} registered on the page, from the load after the change (view: ${JSON.stringify(await viewState(page))})`,
     );
     const answered = await page.evaluate(() => document.querySelector('#incident-view').dataset.answered);
-    releaseCase();
+    held.release();
     await waitFor(page, (n) => document.querySelector('#incident-view').dataset.answered !== n, answered, `the page taking the held load of case ${lateCase.id}`);
     lateView = await viewState(page);
     if (lateView.status !== 'registered' || lateView.version !== String(early.version + 1)) throw new Error(`a load of case ${lateCase.id} read before it was registered, answered after, took the page back: ${JSON.stringify(lateView)}`);
   } finally {
-    releaseCase();
-    await page.unroute(CASE, holdCase);
+    await held.stop();
   }
 
   // The monthly report lists the grid, and downloads as CSV.

@@ -45,7 +45,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { gridCandidates, gridFeatures, launch, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage, bearerFetch, openGrid, plays, tileInfo } from './common.mjs';
+import { gridCandidates, gridFeatures, launch, signIn, timeoutMs, waitFor, waitGrids, main, scriptArgs, openPage, bearerFetch, openGrid, plays, tileInfo, holdAnswer } from './common.mjs';
 
 const { base, args: [artifactDir], started } = scriptArgs('video.mjs', '<artifactDir>', timeoutMs * 10 + 30000);
 const adminToken = process.env.GW_ADMIN_TOKEN || 'test-admin-token-0123456789';
@@ -290,33 +290,16 @@ async function run() {
     // (a camera the map still does not hold) brings a second load, which
     // shows it grey. The held answer, read while it was online, comes last:
     // the map must not take it over the newer one.
-    const LIST = /\/api\/v1\/cameras\?/;
-    let listRead = null;
-    let releaseList;
-    let heardList;
-    const listReleased = new Promise((resolve) => (releaseList = resolve));
-    const listAsked = new Promise((resolve) => (heardList = resolve));
-    const holdList = async (route) => {
-      if (listRead || route.request().method() !== 'GET') return route.fallback();
-      listRead = route.fetch();
-      heardList();
-      let res;
-      try {
-        res = await listRead;
-      } catch {
-        return; // the page went away
-      }
-      await listReleased;
-      await route.fulfill({ response: res }).catch(() => {});
-    };
-    await page.route(LIST, holdList);
+    // Its URL changes under its tile below, more than once: the server ends
+    // the tile's WebRTC session with the stream, and the tile's DELETE of it
+    // may find it gone (404, as WHEP has it).
+    watcher.expect('DELETE', new RegExp(`^/api/v1/cameras/${bad.id}/whep/[0-9a-f]+$`), 404);
+    const list = await holdAnswer(page, /\/api\/v1\/cameras\?/, `the map's load of the cameras after ${code}'s camera.online`);
     let lateList;
     try {
       await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: good.href, record: true });
-      let noList;
-      await Promise.race([listAsked, new Promise((_, reject) => (noList = setTimeout(() => reject(new Error(`the map did not load the cameras within ${timeoutMs} ms of ${code}'s camera.online`)), timeoutMs)))]).finally(() => clearTimeout(noList));
-      const early = await (await listRead).json();
-      const seen = (early.cameras ?? []).find((c) => c.id === bad.id);
+      const { res } = await list.read();
+      const seen = ((await res.json()).cameras ?? []).find((c) => c.id === bad.id);
       if (seen?.status !== 'online') throw new Error(`the held list has ${code} as ${JSON.stringify(seen?.status)}, want online`);
       await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: 'rtsp://127.0.0.1:9/none' });
       await waitFor(
@@ -326,7 +309,7 @@ async function run() {
         async () => `${code}'s point offline on the map, from the load after its camera.offline event (map: ${await page.evaluate((id) => window.__e2eMapStatus(id), bad.id)})`,
       );
       const answered = await page.evaluate(() => document.body.dataset.camerasAnswered);
-      releaseList();
+      list.release();
       await waitFor(page, (n) => document.body.dataset.camerasAnswered !== n, answered, 'the map taking the held load of the cameras');
       // What the map's source was last given (the drawn features follow it a frame later).
       lateList = await page.evaluate(async (id) => {
@@ -335,18 +318,38 @@ async function run() {
       }, bad.id);
       if (lateList !== 'offline') throw new Error(`a load of the cameras read while ${code} was online, answered after a later load, turned its point ${lateList}`);
     } finally {
-      releaseList();
-      await page.unroute(LIST, holdList);
+      await list.stop();
     }
-    // Back online: the point the map now holds turns green in place.
-    const t1 = Date.now();
-    await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: good.href });
-    await waitFor(
-      page,
-      (id) => window.__e2eMapStatus(id) === 'online',
-      bad.id,
-      async () => `${code}'s point online on the map after its camera.online event (map: ${await page.evaluate((id) => window.__e2eMapStatus(id), bad.id)}, live: ${await page.evaluate(() => document.body.dataset.live)}, tile: ${JSON.stringify(await tileInfo(page, bad.id))})`,
-    );
+    // Back online while the grid, opened again, reads its cameras: the
+    // answer, read while the camera was offline, comes after its
+    // camera.online event; the grid's list shows it online all the same.
+    // And the point the map now holds turns green in place.
+    await page.keyboard.press('Escape');
+    await waitFor(page, () => document.querySelector('#panel').hidden, null, 'the panel closed by Esc');
+    const gridCams = await holdAnswer(page, new RegExp(`/api/v1/grids/${grid.id}/cameras\\?`), `grid ${grid.code}'s list of cameras`);
+    let t1;
+    let lateDot;
+    try {
+      await openGrid(page, grid);
+      const { res } = await gridCams.read();
+      const seen = ((await res.json()).cameras ?? []).find((c) => c.id === bad.id);
+      if (!seen || seen.status === 'online') throw new Error(`the held list of grid ${grid.code} has ${code} as ${JSON.stringify(seen?.status)}, want it listed, not online`);
+      t1 = Date.now();
+      await api('PATCH', `/api/v1/cameras/${bad.id}`, { main_url: good.href });
+      await waitFor(
+        page,
+        (id) => window.__e2eMapStatus(id) === 'online',
+        bad.id,
+        async () => `${code}'s point online on the map after its camera.online event (map: ${await page.evaluate((id) => window.__e2eMapStatus(id), bad.id)}, live: ${await page.evaluate(() => document.body.dataset.live)}, tile: ${JSON.stringify(await tileInfo(page, bad.id))})`,
+      );
+      gridCams.release();
+      const DOT = `#panel [data-field="cams"] [data-camera-id="${bad.id}"] .dot-cam`;
+      await waitFor(page, (sel) => !!document.querySelector(sel), DOT, `${code} in grid ${grid.code}'s list of cameras`);
+      lateDot = await page.evaluate((sel) => document.querySelector(sel).dataset.status, DOT);
+      if (lateDot !== 'online') throw new Error(`grid ${grid.code}'s list of cameras, read while ${code} was offline and answered after its camera.online event, shows it ${lateDot}`);
+    } finally {
+      await gridCams.stop();
+    }
     await waitFor(page, (sel) => document.querySelector(sel)?.dataset.state === 'playing', badSel, async () => `${code}'s tile playing once online (tile: ${JSON.stringify(await tileInfo(page, bad.id))})`);
     const backOnlineMs = Date.now() - t1;
     // … and goes again: the camera.offline event turns the point it now holds grey, in place.

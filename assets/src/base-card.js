@@ -154,10 +154,12 @@ export class BaseCard {
     const top = this.stack.at(-1);
     if (!this.isOpen || top?.kind !== 'component' || top.id !== Number(inc?.component_id)) return;
     clearTimeout(this.caseTimer);
-    // A burst of events (the case filed, then registered) reads it once.
+    // A burst of events (the case filed, then registered) reads it once; a
+    // read still on its way may have begun before the change, so it is
+    // started again (show drops its answer).
     this.caseTimer = setTimeout(() => {
       const now = this.stack.at(-1);
-      if (this.isOpen && now?.kind === 'component' && now.id === top.id && this.root.dataset.state !== 'loading') this.show();
+      if (this.isOpen && now?.kind === 'component' && now.id === top.id) this.show();
     }, 400);
   }
 

@@ -4,6 +4,7 @@
 
 import { can, getJSON } from './api.js';
 import { el } from './dom.js';
+import { Loads } from './freshness.js';
 import { gbChannelOf } from './gb-url.js';
 import { flyNear } from './map-setup.js';
 
@@ -20,10 +21,8 @@ export class CameraCard {
   constructor(deps) {
     this.deps = deps;
     this.timer = 0;
-    // asked numbers the loads of the shown camera; applied is the last one
-    // shown: an answer that comes after a later one's is dropped.
-    this.asked = 0;
-    this.applied = 0;
+    // The card's loads: an answer after a later one's is dropped.
+    this.loads = new Loads();
   }
 
   /** open shows camera id (flying to it when fly). */
@@ -33,6 +32,7 @@ export class CameraCard {
     let cam = camLayer.get(id);
     const cached = !!cam;
     if (!cam) {
+      const sent = performance.now();
       try {
         cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
       } catch (err) {
@@ -40,6 +40,7 @@ export class CameraCard {
         return;
       }
       if (!current(seq)) return;
+      cam = panel.fresher(cam, sent);
     }
     camLayer.select(cam.id);
     panel.showCamera(cam);
@@ -60,21 +61,19 @@ export class CameraCard {
   /** refresh reloads GET /api/v1/cameras/{id} into the card if it still shows that camera (selection seq). */
   async refresh(id, seq) {
     const { panel, current } = this.deps;
-    const n = ++this.asked;
-    const sent = performance.now();
+    const t = this.loads.ask();
     try {
       let cam = await getJSON(`/api/v1/cameras/${encodeURIComponent(id)}`);
-      if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id) || n < this.applied) return;
-      this.applied = n;
+      if (!current(seq) || Number(panel.shownCamera?.id) !== Number(id) || !this.loads.take(t)) return;
       // Events heard while it was on its way are newer than what it says.
-      cam = panel.fresher(cam, sent);
+      cam = panel.fresher(cam, t.sent);
       panel.showCamera(cam);
       showNode(panel.camera, cam);
       this.showGB(panel.camera, cam);
     } catch (err) {
       if (current(seq)) console.warn('camera', err);
     } finally {
-      if (current(seq)) panel.camera.dataset.answered = String(n); // a hook: the card has taken (or dropped) load n
+      if (current(seq)) panel.camera.dataset.answered = String(t.n); // a hook: the card has taken (or dropped) load n
     }
   }
 

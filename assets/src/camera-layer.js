@@ -5,6 +5,7 @@
 // leaves them alone; the source id does, but is not one that function removes.
 
 import { getJSON } from './api.js';
+import { Heard, Loads, withStatus } from './freshness.js';
 
 export const CAMERA_SOURCE = 'gw-cameras';
 export const CAMERA_STATUS_COLOR = { online: '#22c55e', connecting: '#f59e0b', offline: '#64748b' };
@@ -42,13 +43,10 @@ export class CameraLayer {
     this.selectedId = null;
     this.redraw = 0;
     // Loads overlap (the first, a camera.online of a camera not held yet, a
-    // reconnect): asked numbers them, applied is the last one drawn, and an
-    // answer that comes after a later one's is dropped. heard holds the
-    // statuses events brought (id → {status, reason, since, at}), newer
-    // than a list read before them.
-    this.asked = 0;
-    this.applied = 0;
-    this.heard = new Map();
+    // reconnect): an answer after a later one's is dropped, and statuses
+    // events brought while a list was read stand over it.
+    this.loads = new Loads();
+    this.heard = new Heard();
   }
 
   /**
@@ -56,26 +54,16 @@ export class CameraLayer {
    * null when a later load was drawn first (this one is dropped).
    */
   async load() {
-    const n = ++this.asked;
-    const sent = performance.now();
+    const t = this.loads.ask();
     try {
       const list = await fetchAllCameras();
-      if (n < this.applied) return null;
-      this.applied = n;
-      const byId = new Map(list.map((c) => [Number(c.id), c]));
-      for (const [id, h] of this.heard) {
-        if (h.at <= sent) {
-          this.heard.delete(id); // the list was read after it
-          continue;
-        }
-        const c = byId.get(id);
-        if (c) byId.set(id, { ...c, status: h.status, status_reason: h.reason ?? '', status_since: h.since ?? null });
-      }
-      this.byId = byId;
+      if (!this.loads.take(t)) return null;
+      this.heard.forget(t.sent); // the list was read after these
+      this.byId = new Map(list.map((c) => [Number(c.id), withStatus(c, this.heard.since(c.id, t.sent))]));
       if (this.added) this.map.getSource(CAMERA_SOURCE)?.setData(this.collection());
       return list.length;
     } finally {
-      document.body.dataset.camerasAnswered = String(n); // a hook: load n was drawn or dropped
+      document.body.dataset.camerasAnswered = String(t.n); // a hook: load n was drawn or dropped
     }
   }
 
@@ -91,10 +79,10 @@ export class CameraLayer {
   setStatus(id, { status, reason, since }) {
     if (typeof status !== 'string') return false;
     // A load on its way may have read the list before this: it keeps this status.
-    if (this.applied < this.asked) this.heard.set(Number(id), { status, reason, since, at: performance.now() });
+    if (this.loads.pending) this.heard.note(id, { status, reason, since });
     const c = this.byId.get(Number(id));
     if (!c) return false;
-    this.byId.set(Number(id), { ...c, status, status_reason: reason ?? '', status_since: since ?? null });
+    this.byId.set(Number(id), withStatus(c, { status, reason, since }));
     if (this.added && !this.redraw) {
       // A burst of events (a switch going down) redraws once.
       this.redraw = requestAnimationFrame(() => {

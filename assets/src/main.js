@@ -76,6 +76,7 @@ import { PatrolCard } from './patrol-card.js';
 import { BaseLayer } from './base-layer.js';
 import { BasePanel } from './base-panel.js';
 import { BaseCard } from './base-card.js';
+import { Loads } from './freshness.js';
 
 // MapLibre 6 runs its worker from a separate module file, shipped next to app.js.
 maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.mjs', import.meta.url).href);
@@ -340,9 +341,12 @@ function drawGrids(fc, tiles) {
  * event) and redraws them from the tiles of the new revision, keeping the
  * selection.
  */
+const gridLoads = new Loads(); // two quick changes: the older reload's answer may come last
 async function reloadGrids() {
   await gridsReady;
+  const t = gridLoads.ask();
   const [fc, tiles] = await Promise.all([getJSON('/api/v1/grids.geojson'), getJSON('/tiles/grids.json')]);
+  if (!gridLoads.take(t)) return grids;
   const keep = selectedId;
   drawGrids(fc, tiles);
   selectedId = null;
@@ -676,7 +680,17 @@ map.on('moveend', () => {
 
 // ---- the grid panel's cases and team ----------------------------------------------------
 
-const extras = new GridExtras({ panel, current: (seq) => seq === selectSeq, incidentsOn, camerasOn, videoOn });
+const extras = new GridExtras({
+  panel,
+  current: (seq) => seq === selectSeq,
+  incidentsOn,
+  camerasOn,
+  videoOn,
+  latestCase: (inc) => {
+    const known = store.get(inc.id);
+    return known && Number(known.version) > Number(inc.version) ? known : inc;
+  },
+});
 
 // ---- cameras: the card, hover, flying to one ------------------------------------------------
 

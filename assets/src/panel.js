@@ -8,6 +8,7 @@ import { STATUS_COLOR, overdueNow, statusLabel } from './status.js';
 import { formatBitrate, formatFps, formatUptime, offlineText, recordingErrorText } from './video-format.js';
 import { VideoWall } from './video-wall.js';
 import { serverNow } from './clock.js';
+import { Heard, withStatus } from './freshness.js';
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const kmFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
@@ -69,9 +70,10 @@ export class Panel {
   constructor(root, { onPick, onClose, onIncident = () => {}, onCamera = () => {}, onPlay = () => {}, onFootage = () => {} }) {
     Object.assign(this, { root, onPick, onClose, onIncident, onCamera, onPlay });
     this.shownCamera = null; // the camera the card shows
-    // heard is when (performance.now()) events last changed the shown
-    // camera's status and recording problem: {id, status, recording}.
-    this.heard = null;
+    // What events said of cameras' status and recording problems, and when:
+    // a load of the grid's cameras or of the card read before them keeps it.
+    this.heardStatus = new Heard();
+    this.heardRecording = new Heard();
     this.wall = new VideoWall(root.querySelector('[data-field="wall-section"]'), { onOpen: (cam, opener) => this.onPlay(cam, opener) });
     const play = this.field('cam-play');
     play.addEventListener('click', () => {
@@ -246,6 +248,7 @@ export class Panel {
 
   /** cameraStatus applies a camera.online/offline event to the wall, the list and the card. */
   cameraStatus(id, st) {
+    this.heardStatus.note(id, st);
     this.wall.setStatus(id, st);
     for (const dot of this.root.querySelectorAll(`[data-field="cams"] [data-camera-id="${Number(id)}"] .dot-cam`)) {
       dot.dataset.status = st.status ?? '';
@@ -253,8 +256,7 @@ export class Panel {
     }
     if (this.shownCamera && Number(this.shownCamera.id) === Number(id) && !this.camera.hidden) {
       // The stream figures are stale now: the camera's own URL brings new ones (main.js).
-      this.showCamera({ ...this.shownCamera, status: st.status, status_reason: st.reason, status_since: st.since, streams: undefined });
-      this.hear(id, 'status');
+      this.showCamera({ ...withStatus(this.shownCamera, st), streams: undefined });
     }
   }
 
@@ -347,33 +349,25 @@ export class Panel {
 
   /** cameraRecording applies a camera.recording event (data.error: why it does not record, '' once it does) to the card. */
   cameraRecording(id, data) {
+    const rec = { recording_error: data?.error ?? '', recording_error_since: data?.error ? (data.since ?? null) : null };
+    this.heardRecording.note(id, rec);
     const c = this.shownCamera;
     if (!c || Number(c.id) !== Number(id) || this.camera.hidden) return;
-    this.shownCamera = { ...c, recording_error: data?.error ?? '', recording_error_since: data?.error ? (data.since ?? null) : null };
+    this.shownCamera = { ...c, ...rec };
     this.renderStream(this.shownCamera);
-    this.hear(id, 'recording');
-  }
-
-  /** hear notes that an event changed what (status, recording) of camera id, shown on the card, now. */
-  hear(id, what) {
-    if (Number(this.heard?.id) !== Number(id)) this.heard = { id: Number(id) };
-    this.heard[what] = performance.now();
   }
 
   /**
-   * fresher returns camera c, loaded by a request sent at asked
-   * (performance.now()), with what events changed on the card since it was
-   * sent kept as they say: an answer read before a change must not undo it
-   * (the next load brings it).
+   * fresher returns camera c, loaded by a request sent at sent
+   * (performance.now()), with what events said of it since it was sent
+   * (its status, its recording problem) over what it read: an answer read
+   * before a change must not undo it.
    */
-  fresher(c, asked) {
-    const shown = this.shownCamera;
-    const heard = this.heard;
-    if (!c || !shown || Number(heard?.id) !== Number(c.id) || Number(shown.id) !== Number(c.id)) return c;
-    const out = { ...c };
-    if (heard.status > asked) Object.assign(out, { status: shown.status, status_reason: shown.status_reason, status_since: shown.status_since, streams: undefined });
-    if (heard.recording > asked) Object.assign(out, { recording_error: shown.recording_error, recording_error_since: shown.recording_error_since });
-    return out;
+  fresher(c, sent) {
+    if (!c) return c;
+    const st = this.heardStatus.since(c.id, sent);
+    const rec = this.heardRecording.since(c.id, sent);
+    return { ...withStatus(c, st), ...(st ? { streams: undefined } : {}), ...rec };
   }
 
   /**

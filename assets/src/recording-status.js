@@ -12,6 +12,7 @@
 
 import { ApiError, can, getJSON } from './api.js';
 import { el } from './dom.js';
+import { Loads } from './freshness.js';
 
 const pad = (n) => String(n).padStart(2, '0');
 
@@ -28,8 +29,7 @@ export class RecordingStatus {
     // Loads overlap events (at start, after a reconnect, each poll): an
     // answer is dropped when a later load's came first or an event was
     // heard after it was sent (events are newer, and missed ones replay).
-    this.asked = 0;
-    this.applied = 0;
+    this.loads = new Loads();
     this.heardAt = -Infinity;
   }
 
@@ -53,12 +53,10 @@ export class RecordingStatus {
   /** load asks the server for the recorder's state (404: the server has none; nothing shows). */
   async load() {
     if (!this.enabled || this.missing) return;
-    const n = ++this.asked;
-    const sent = performance.now();
+    const t = this.loads.ask();
     try {
       const st = await getJSON('/api/v1/recording/status');
-      if (n < this.applied || this.heardAt > sent) return;
-      this.applied = n;
+      if (this.heardAt > t.sent || !this.loads.take(t)) return;
       this.apply(st);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) this.missing = true;

@@ -232,7 +232,7 @@ export async function waitFor(page, fn, arg, what, ms = timeoutMs) {
 
 /**
  * holdAnswer holds back the answer to the page's next request for url (a
- * RegExp; GET, and only one whose path passes accept): the server answers
+ * RegExp; GET, and only one whose URL passes accept): the server answers
  * it at once, and the page gets that answer only on release(). A late
  * answer, read before a change and shown after it: the page must not take
  * it over what it heard since. read() waits (timeoutMs) for the request and
@@ -247,7 +247,7 @@ export async function holdAnswer(page, url, what, accept = () => true) {
   const seen = new Promise((resolve) => (asked = resolve));
   const handler = async (route) => {
     const req = route.request();
-    if (answer || req.method() !== 'GET' || !accept(new URL(req.url()).pathname)) return route.fallback();
+    if (answer || req.method() !== 'GET' || !accept(new URL(req.url()))) return route.fallback();
     answer = route.fetch();
     asked(new URL(req.url()).pathname);
     let res;

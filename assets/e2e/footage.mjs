@@ -493,7 +493,7 @@ async function run() {
   // held until the card has heard of it: a late answer must not undo what
   // the event said.
   const otherPaths = new Set(others.map((c) => `/api/v1/cameras/${c.id}`));
-  const firstLoad = await holdAnswer(page, /\/api\/v1\/cameras\/\d+$/, "the card's first load of the camera", (p) => otherPaths.has(p));
+  const firstLoad = await holdAnswer(page, /\/api\/v1\/cameras\/\d+$/, "the card's first load of the camera", (u) => otherPaths.has(u.pathname));
   let failing = null;
   try {
     for (const c of others) {

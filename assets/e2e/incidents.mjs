@@ -280,11 +280,17 @@ async function run() {
   // registers it and answered after the reload that change's event brought,
   // must not take the page back to the older version. (Polling, the change
   // comes with the next poll instead: the same reload, up to 15 s later.)
+  // So must the grid's list of cases, read again after each of these.
+  const panelGrid = await page.evaluate(() => document.querySelector('#panel').dataset.gridId);
+  const gridCases = await holdAnswer(page, /\/api\/v1\/incidents\?/, `grid ${panelGrid}'s list of cases`, (u) => u.searchParams.get('grid') === panelGrid);
   const lateCase = await api('POST', '/api/v1/incidents', { source: 'hotline', category: '0101', title: `${title} late`, location: { type: 'Point', coordinates: [lon, lat] } });
   await waitFor(page, (id) => window.gridwatchIncidents.has(id), lateCase.id, `case ${lateCase.id} in the page's store`);
   const held = await holdAnswer(page, new RegExp(`/api/v1/incidents/${lateCase.id}$`), `the page's load of case ${lateCase.id}`);
   let lateView;
+  let lateItem;
   try {
+    const listed = await (await gridCases.read()).res.json();
+    if (!(listed.incidents ?? []).some((i) => i.id === lateCase.id)) throw new Error(`the held list of grid ${panelGrid}'s cases has no case ${lateCase.id}`);
     await page.evaluate((id) => window.gridwatchIncidents.open(id), lateCase.id);
     const early = await (await held.read()).res.json();
     if (early.status !== 'reported') throw new Error(`the held load of case ${lateCase.id} says ${early.status}, want reported`);
@@ -303,8 +309,16 @@ async function run() {
     await waitFor(page, (n) => document.querySelector('#incident-view').dataset.answered !== n, answered, `the page taking the held load of case ${lateCase.id}`);
     lateView = await viewState(page);
     if (lateView.status !== 'registered' || lateView.version !== String(early.version + 1)) throw new Error(`a load of case ${lateCase.id} read before it was registered, answered after, took the page back: ${JSON.stringify(lateView)}`);
+    const ITEM = `#panel .case-item[data-incident-id="${lateCase.id}"]`;
+    await waitFor(page, (sel) => document.querySelector(sel)?.dataset.status === 'registered', ITEM, async () => `case ${lateCase.id} registered in grid ${panelGrid}'s list (${await page.evaluate((sel) => document.querySelector(sel)?.outerHTML.slice(0, 200), ITEM)})`);
+    const listAnswered = await page.evaluate(() => document.querySelector('#panel').dataset.casesAnswered);
+    gridCases.release();
+    await waitFor(page, (n) => document.querySelector('#panel').dataset.casesAnswered !== n, listAnswered, `grid ${panelGrid}'s list taking its held load`);
+    lateItem = await page.evaluate((sel) => document.querySelector(sel)?.dataset.status ?? null, ITEM);
+    if (lateItem !== 'registered') throw new Error(`grid ${panelGrid}'s list of cases, read before case ${lateCase.id} was registered and answered after, shows it ${lateItem}`);
   } finally {
     await held.stop();
+    await gridCases.stop();
   }
 
   // The monthly report lists the grid, and downloads as CSV.

@@ -54,6 +54,8 @@ export class GridExtras {
     } catch (err) {
       if (!current(seq) || !this.caseLoads.take(t)) return;
       panel.showCases(gridId, { error: describe(err) });
+    } finally {
+      panel.root.dataset.casesAnswered = String(t.n); // a hook: load n of a grid's cases shown or dropped
     }
   }
 

@@ -282,6 +282,8 @@ async function run() {
   // comes with the next poll instead: the same reload, up to 15 s later.)
   // So must the grid's list of cases, read again after each of these.
   const panelGrid = await page.evaluate(() => document.querySelector('#panel').dataset.gridId);
+  // The list's reload after the change above first (600 ms after it), lest it be the one held.
+  await waitFor(page, (id) => document.querySelector(`#panel .case-item[data-incident-id="${id}"]`)?.dataset.status === 'in_progress', id, `case ${id} in_progress in grid ${panelGrid}'s list`);
   const gridCases = await holdAnswer(page, /\/api\/v1\/incidents\?/, `grid ${panelGrid}'s list of cases`, (u) => u.searchParams.get('grid') === panelGrid);
   const lateCase = await api('POST', '/api/v1/incidents', { source: 'hotline', category: '0101', title: `${title} late`, location: { type: 'Point', coordinates: [lon, lat] } });
   await waitFor(page, (id) => window.gridwatchIncidents.has(id), lateCase.id, `case ${lateCase.id} in the page's store`);

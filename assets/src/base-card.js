@@ -155,11 +155,13 @@ export class BaseCard {
     if (!this.isOpen || top?.kind !== 'component' || top.id !== Number(inc?.component_id)) return;
     clearTimeout(this.caseTimer);
     // A burst of events (the case filed, then registered) reads it once; a
-    // read still on its way may have begun before the change, so it is
-    // started again (show drops its answer).
+    // read still on its way may have begun before the change: it reads
+    // once more when it ends.
     this.caseTimer = setTimeout(() => {
       const now = this.stack.at(-1);
-      if (this.isOpen && now?.kind === 'component' && now.id === top.id) this.show();
+      if (!this.isOpen || now?.kind !== 'component' || now.id !== top.id) return;
+      if (this.root.dataset.state === 'loading') this.stale = true;
+      else this.show();
     }, 400);
   }
 
@@ -182,6 +184,7 @@ export class BaseCard {
   async show() {
     const { kind, id, item } = this.stack.at(-1);
     const seq = ++this.seq;
+    this.stale = false;
     this.forget();
     this.root.dataset.kind = kind;
     this.root.dataset.id = String(id);
@@ -207,6 +210,8 @@ export class BaseCard {
       this.root.dataset.state = 'error';
       this.body.replaceChildren(el('p', { className: 'form-error', dataset: { field: 'error' } }, `无法加载 · Cannot load — ${describe(err)}`));
     }
+    // A case about it changed while it was read: read it again.
+    if (this.stale && seq === this.seq && this.isOpen) this.show();
   }
 
   // ---- pieces --------------------------------------------------------------------------

@@ -124,14 +124,26 @@ export class IncidentStore {
   /**
    * refresh re-reads the open cases and applies the difference: new ones are
    * announced, changed ones replaced, ones no longer open fetched again (they
-   * were closed or moved out of scope). The polling fallback.
+   * were closed or moved out of scope). The polling fallback. One runs at
+   * a time; one asked for meanwhile (an event since its list was read)
+   * runs once more after it, and the promise returned covers that too.
    */
   refresh() {
-    if (!this.refreshing) {
-      this.refreshing = this.doRefresh().finally(() => {
-        this.refreshing = null;
-      });
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
     }
+    this.refreshing = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.doRefresh();
+        } while (this.again);
+      } finally {
+        this.refreshing = null;
+        this.again = false;
+      }
+    })();
     return this.refreshing;
   }
 

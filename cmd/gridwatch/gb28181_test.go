@@ -197,7 +197,11 @@ func TestGB28181EndToEnd(t *testing.T) {
 	}
 	for deadline := time.Now().Add(60 * time.Second); e.Status != "done"; {
 		if e.Status == "failed" || time.Now().After(deadline) {
-			t.Fatalf("export %d: %s (%v)", e.ID, e.Status, e.Error)
+			why := "no error given"
+			if e.Error != nil {
+				why = *e.Error
+			}
+			t.Fatalf("export %d of fetched footage: %s (%s)", e.ID, e.Status, why)
 		}
 		<-time.After(100 * time.Millisecond) // polled as the dashboard does
 		getJSON(t, fmt.Sprintf("%s/api/v1/exports/%d", url, e.ID), &e)

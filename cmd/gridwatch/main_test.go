@@ -63,7 +63,19 @@ func startMainWith(t testing.TB, dir string, seed bool, tune func(*Main), extra 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Its warnings and errors are shown with a test that fails (the last
+	// 64 KiB): why an export failed, or a request was refused.
+	logs := &testtool.LogBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			l := logs.String()
+			if len(l) > 64<<10 {
+				l = "…" + l[len(l)-64<<10:]
+			}
+			t.Logf("gridwatch's warnings and errors:\n%s", l)
+		}
+	})
+	m := NewMain(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	m.SeedDemo = seed
 	// The demo's cameras are simulated in process, as `gridwatch demo` does.
 	m.Camsim = seed
@@ -378,7 +390,10 @@ func runBrowserScriptTuned(t *testing.T, script string, tune func(*Main), extra 
 	chromium := browserReady(t)
 	m := startMainWith(t, dataDir(t), true, tune, extra...)
 	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// A script bounds each of its waits, and itself (scriptArgs); this bound
+	// is for a hang outside those, with room for a loaded machine (the base
+	// data script took 5.5 min beside a CPU hog and another test run).
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args(m.URL(), artifactDir(t))...)...)
 	cmd.Dir = "../../assets"

@@ -277,6 +277,12 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 					continue
 				}
 				first = au.DTS
+				// The sound the device said the recording has, before the
+				// first picture: the recorder decides at a keyframe whether
+				// a file has a sound track, and the first must have it if
+				// the rest do (or the export of the range would have to
+				// join files of two kinds).
+				retimed.SetAudio(hub.Audio())
 			}
 			c := stream.AccessUnit{DTS: au.DTS, PTS: au.PTS, Duration: au.Duration, NALUs: au.NALUs, Key: au.Key, Params: au.Params, Payload: au.Payload}
 			at := c.DTS - first

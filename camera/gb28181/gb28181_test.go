@@ -3,7 +3,9 @@ package gb28181_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -582,10 +584,12 @@ func TestFetch(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	r.start(r.nvr(func(c *gbsim.Config) {
 		c.Records = []gbsim.Record{{Channel: chanID(1), Start: now.Add(-time.Hour), End: now, Type: "time"}}
+		c.Audio = true
 	}))
 	r.wait("the catalog", func() bool { return r.device(nvrID).Cameras == 4 })
 	cam := *r.channels(nvrID)[chanID(1)].Camera
-	rec := record.NewRecorder(record.Config{Dir: t.TempDir(), FragmentDuration: time.Second, FileDuration: 10 * time.Second, Node: "node-a"}, r.d.Footage)
+	dir := t.TempDir()
+	rec := record.NewRecorder(record.Config{Dir: dir, FragmentDuration: time.Second, FileDuration: 10 * time.Second, Node: "node-a"}, r.d.Footage)
 	pbs := &gb28181.Playbacks{Server: r.srv}
 	t.Cleanup(testtool.Run(t, 15*time.Second, pbs.Run))
 	fx := &gb28181.Fetches{Playbacks: pbs, Footage: r.d.Footage, Record: rec.Record}
@@ -614,6 +618,28 @@ func TestFetch(t *testing.T) {
 	}
 	if len(recs) == 0 || recs[0].Start.Sub(from).Abs() > time.Second || to.Sub(recs[len(recs)-1].End) > 2*time.Second {
 		t.Fatalf("fetched footage %v to %v: %+v", from, to, recs)
+	}
+	// The recording has sound from its start: every file has the sound
+	// track, the first too (its keyframe may come before any sound), or
+	// an export of the range would join files of two kinds.
+	for _, rec := range recs {
+		head := make([]byte, rec.InitSize)
+		fh, err := os.Open(filepath.Join(dir, rec.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadFull(fh, head)
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		init, _, err := stream.ParseInit(head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(init.Tracks) != 2 {
+			t.Errorf("fetched file %s to %s has %d tracks, not pictures and sound (files: %d)", rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), len(init.Tracks), len(recs))
+		}
 	}
 	f, err = fx.Start(ctx, cam, nvrID, chanID(1), from, to)
 	if err != nil || f.Running || len(f.Ranges) != 0 {

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -146,20 +147,18 @@ func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (i
 	if _, err := io.ReadFull(f, head); err != nil {
 		return 0, fmt.Errorf("record: export: %w", err)
 	}
-	added := 0
+	added, joined := 0, false
 	for _, fr := range r.Fragments {
 		fs := r.Start.Add(time.Duration(fr.Start) * time.Millisecond)
 		fe := fs.Add(time.Duration(fr.Duration) * time.Millisecond)
 		if !fe.After(from) {
 			continue
 		}
-		if c.init == nil {
-			c.init = head
-			if init, _, err := stream.ParseInit(head); err == nil && len(init.Tracks) > 1 && init.Tracks[1].ID == stream.AudioTrackID {
-				c.rate = int(init.Tracks[1].TimeScale)
+		if !joined {
+			if err := c.join(head, r.Start); err != nil {
+				return added, err
 			}
-		} else if !bytes.Equal(c.init, head) {
-			return added, gridwatch.Errorf(gridwatch.EConflict, "the camera's video format changed at %s: export up to there and from there separately", r.Start.Format(time.RFC3339))
+			joined = true
 		}
 		data := make([]byte, fr.Size)
 		if _, err := f.ReadAt(data, fr.Offset); err != nil {
@@ -209,6 +208,44 @@ func (c *clip) addFile(f *os.File, r Recording, from, to time.Time, file int) (i
 		}
 	}
 	return added, nil
+}
+
+// join takes the initialisation segment of a file recorded from start
+// into the clip's. The pictures' format must be the one the clip has. The
+// sound may start or stop between files (a camera's sound comes a little
+// after its pictures; a fetched recording's may too): the clip then has
+// the sound track of the files that have one, and its sound where they do.
+func (c *clip) join(head []byte, start time.Time) error {
+	if c.init == nil {
+		c.init = head
+		c.rate = audioRate(head)
+		return nil
+	}
+	if bytes.Equal(c.init, head) {
+		return nil
+	}
+	at := start.Format(time.RFC3339)
+	have, _, err1 := stream.ParseInit(c.init)
+	next, _, err2 := stream.ParseInit(head)
+	if err1 != nil || err2 != nil || len(have.Tracks) == 0 || len(next.Tracks) == 0 || !reflect.DeepEqual(have.Tracks[0], next.Tracks[0]) {
+		return gridwatch.Errorf(gridwatch.EConflict, "the camera's video format changed at %s: export up to there and from there separately", at)
+	}
+	switch {
+	case len(have.Tracks) > 1 && len(next.Tracks) > 1 && !reflect.DeepEqual(have.Tracks[1], next.Tracks[1]):
+		return gridwatch.Errorf(gridwatch.EConflict, "the camera's sound format changed at %s: export up to there and from there separately", at)
+	case len(have.Tracks) == 1 && len(next.Tracks) > 1:
+		c.init, c.rate = head, audioRate(head)
+	}
+	return nil
+}
+
+// audioRate is the sample rate of an initialisation segment's sound track,
+// 0 without one.
+func audioRate(head []byte) int {
+	if init, _, err := stream.ParseInit(head); err == nil && len(init.Tracks) > 1 && init.Tracks[1].ID == stream.AudioTrackID {
+		return int(init.Tracks[1].TimeScale)
+	}
+	return 0
 }
 
 // cutAudio keeps the audio frames heard while the pictures show, and holds

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,14 @@ const frameTicks = stream.ClockRate / 25
 // time is dts0 on the camera stream's timeline.
 func (f *footage) file(start time.Time, dts0 int64, n int) {
 	f.t.Helper()
-	init, err := stream.InitSegment(f.params, nil)
+	f.fileWith(start, dts0, n, nil)
+}
+
+// fileWith is file with a sound track of a (none when nil): G.711 at 8 kHz,
+// a frame with each picture.
+func (f *footage) fileWith(start time.Time, dts0 int64, n int, a *stream.Audio) {
+	f.t.Helper()
+	init, err := stream.InitSegment(f.params, a)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -81,6 +89,14 @@ func (f *footage) file(start time.Time, dts0 int64, n int) {
 			dts := dts0 + int64(k)*frameTicks
 			nalus := f.aus[k%len(f.aus)]
 			aus = append(aus, &stream.AccessUnit{DTS: dts, PTS: dts, Duration: frameTicks, NALUs: nalus, Key: f.params.Kind.IsKey(nalus), Params: f.params})
+			if a != nil {
+				adts := dts * 8000 / stream.ClockRate
+				payload := make([]byte, 320)
+				for b := range payload {
+					payload[b] = byte(k*13 + b)
+				}
+				aus = append(aus, &stream.AccessUnit{Audio: a, DTS: adts, PTS: adts, Duration: 320, Payload: payload})
+			}
 		}
 		data, err := stream.Fragment(uint32(i/50+1), aus, dts0+int64(j)*frameTicks)
 		if err != nil {
@@ -197,6 +213,82 @@ func TestExportTimeline(t *testing.T) {
 				t.Errorf("ffprobe: %d frames; manifest says %v", frames, want)
 			}
 		})
+	}
+}
+
+// A camera's sound that starts after a file began, or stops, is no change
+// of format: an export across files with and without sound holds the
+// pictures of all and the sound where it was recorded. A change of the
+// sound's or the pictures' format is refused, naming which and where.
+func TestExportSoundStartsLate(t *testing.T) {
+	f := newFootage(t)
+	x := f.exporter(record.ExportLimits{})
+	ctx := context.Background()
+	alaw, err := stream.NewAudio(stream.PCMA, 8000, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := func(e record.Export) string {
+		if e.Error == nil {
+			return ""
+		}
+		return *e.Error
+	}
+	t0 := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	f.fileWith(t0, 0, 100, nil)                                  // 4 s of pictures alone
+	f.fileWith(t0.Add(4*time.Second), 100*frameTicks, 100, alaw) // then with sound
+	f.fileWith(t0.Add(8*time.Second), 200*frameTicks, 100, nil)  // then without again
+	e, err := x.Request(ctx, f.cam, t0, t0.Add(12*time.Second), nil, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Drain(ctx)
+	if e, err = x.Get(ctx, e.ID); err != nil || e.Status != "done" {
+		t.Fatalf("export across sound starting and stopping: %v %s %s", err, e.Status, why(e))
+	}
+	probe := testtool.FFprobe(t, "-show_entries", "stream=codec_name,duration,start_time", x.Path(e.ID))
+	if len(probe.Streams) != 2 || probe.Streams[0].CodecName != "h264" || probe.Streams[1].CodecName != "flac" {
+		t.Fatalf("export: %s, want h264 and flac", probe.Out)
+	}
+	v, as, ad := probe.Streams[0].Seconds(), probe.Streams[1].Start(), probe.Streams[1].Seconds()
+	t.Logf("export: pictures %.3f s, sound from %.3f s for %.3f s", v, as, ad)
+	if v < 11.5 || math.Abs(as-4) > 0.1 || math.Abs(ad-4) > 0.2 {
+		t.Errorf("export: pictures %.3f s, sound from %.3f s for %.3f s; want 12 s of pictures, sound from 4 s for 4 s", v, as, ad)
+	}
+	out, err := exec.Command(testtool.Require(t, "ffmpeg"), "-v", "error", "-i", x.Path(e.ID), "-f", "null", "-").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decoding the export: %v %s", err, out)
+	}
+
+	// The sound's format changes (G.711's two laws are both kept as
+	// FLAC, which is no change): refused, and said so.
+	opus, err := stream.NewAudio(stream.Opus, 48000, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(time.Hour)
+	f.fileWith(t1, 0, 100, alaw)
+	f.fileWith(t1.Add(4*time.Second), 100*frameTicks, 100, opus)
+	// And the pictures' format: the camera's sub stream's clip.
+	t2 := t0.Add(2 * time.Hour)
+	f.file(t2, 0, 100)
+	f.aus, f.params = cliptest.Clip(t, camsim.ClipSub)
+	f.file(t2.Add(4*time.Second), 100*frameTicks, 100)
+	for _, c := range []struct {
+		from time.Time
+		want string
+	}{
+		{t1, "the camera's sound format changed at " + t1.Add(4*time.Second).Format(time.RFC3339)},
+		{t2, "the camera's video format changed at " + t2.Add(4*time.Second).Format(time.RFC3339)},
+	} {
+		e, err := x.Request(ctx, f.cam, c.from, c.from.Add(8*time.Second), nil, "tester")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.Drain(ctx)
+		if e, err = x.Get(ctx, e.ID); err != nil || e.Status != "failed" || !strings.Contains(why(e), c.want) {
+			t.Errorf("export across a change of format: %v %s %q, want failed saying %q", err, e.Status, why(e), c.want)
+		}
 	}
 }
 

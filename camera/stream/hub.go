@@ -189,16 +189,24 @@ func (h *Hub) SetAudio(a *Audio) {
 }
 
 // LiveAudio is the stream's audio track when sound is actually coming: a
-// frame within the last liveAudio, or the sound announced less than
-// audioGrace ago (it starts a little after the pictures). A camera that
-// announces sound but sends none (or stops) must not be given an audio
+// frame within liveAudio of the latest picture, or the sound announced less
+// than audioGrace ago (it starts a little after the pictures). A camera
+// that announces sound but sends none (or stops) must not be given an audio
 // track: a browser's MediaSource buffers what both tracks hold, so an empty
 // one stops the pictures. Consumers that start an MP4 at a keyframe ask it.
+//
+// Recency is judged on the frames' own times (Received), not the clock: a
+// hub fed a recording faster than real time, with the times it was
+// recorded at (a device's footage fetched), has sound as long as its
+// frames do, however the feeding runs.
 func (h *Hub) LiveAudio() *Audio {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := time.Now()
-	if h.audio == nil || now.Sub(h.lastAudio) > liveAudio && now.Sub(h.audioSet) > audioGrace {
+	now := h.lastAU
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if h.audio == nil || now.Sub(h.lastAudio) > liveAudio && time.Since(h.audioSet) > audioGrace {
 		return nil
 	}
 	return h.audio

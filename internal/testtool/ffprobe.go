@@ -30,6 +30,14 @@ type ProbeStream struct {
 	ReadFrames string `json:"nb_read_frames"`
 	// Duration is the stream's own duration (stream=duration).
 	Duration string `json:"duration"`
+	// StartTime is when the stream starts (stream=start_time).
+	StartTime string `json:"start_time"`
+}
+
+// Start is when the stream starts, in seconds, 0 when ffprobe gave none.
+func (s ProbeStream) Start() float64 {
+	d, _ := strconv.ParseFloat(s.StartTime, 64)
+	return d
 }
 
 // Seconds is the stream's duration, 0 when ffprobe gave none.

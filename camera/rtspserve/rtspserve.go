@@ -191,6 +191,10 @@ type Server struct {
 	// pumpRound, when set (by tests, before any client), is called after
 	// each round of a pump.
 	pumpRound func()
+	// ownChecked, when set (by tests, before any client), is called by a
+	// lagging session's own goroutine once it has written a batch and
+	// looked whether more is pending, with the batch's last decode time.
+	ownChecked func(dts int64)
 
 	// ctx ends when Run is stopping: admissions waiting for a camera
 	// give up, writers end. Set by Run before the first connection.

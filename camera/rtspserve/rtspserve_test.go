@@ -934,6 +934,15 @@ func TestLaggingClientCatchesUp(t *testing.T) {
 		default:
 		}
 	}
+	// The lagging session's goroutine says which picture it wrote last
+	// each time it has looked whether more is pending.
+	checked := make(chan int64, 1024)
+	e.srv.ownChecked = func(dts int64) {
+		select {
+		case checked <- dts:
+		default:
+		}
+	}
 	src := newSource(e.main, c)
 	src.publish(1)
 	cl := dialRaw(t, e.srv.Addr(), 4<<10)
@@ -982,13 +991,25 @@ func TestLaggingClientCatchesUp(t *testing.T) {
 	src.publish(5)
 	behind += 5
 	read(behind)
-	// Keeping up again, a picture at a time: the pump takes it back.
+	// Keeping up again, a picture at a time: the pump takes it back. The
+	// next picture is published once the session's goroutine has looked
+	// for more after the last (published sooner, it would be pending then,
+	// and the goroutine right not to count it as kept up).
 	for i := 0; e.srv.pumped() != 1; i++ {
 		if i == 4*ownKeptUp {
 			t.Fatalf("the session had not gone back to the pump after %d pictures read at once", i)
 		}
 		src.publish(1)
 		read(1)
+		last := int64(src.published()-1) * 3600
+		for wrote := int64(-1); wrote != last && e.srv.pumped() != 1; {
+			select {
+			case wrote = <-checked:
+			case <-rounds: // the pump took the session back: pumped() says so
+			case <-time.After(waitLong):
+				t.Fatalf("the lagging session's goroutine did not look for more after picture %d", last/3600)
+			}
+		}
 		e.srv.settle(t, rounds)
 	}
 	src.publish(3)

@@ -373,6 +373,7 @@ func (w *writer) ownLoop() error {
 			return err
 		}
 		err = w.send(batch, emit)
+		last := batch[len(batch)-1].DTS
 		clear(batch)
 		if err != nil {
 			return err
@@ -381,6 +382,9 @@ func (w *writer) ownLoop() error {
 			keptUp++
 		} else {
 			keptUp = 0
+		}
+		if w.s.ownChecked != nil {
+			w.s.ownChecked(last)
 		}
 	}
 	return nil

@@ -241,12 +241,18 @@ func TestRTSPServerFaults(t *testing.T) {
 // gives up), the stream is then offline with a reason about keyframes, and
 // is reopened at the pace of the watchdog, not in a loop; a viewer that
 // joins meanwhile gets nothing until a keyframe; once the fault clears,
-// pictures come again from a keyframe.
+// pictures come again from a keyframe. Both client libraries.
 func TestNoKeyframes(t *testing.T) {
+	for _, client := range []Client{ClientGortsplib, ClientVDK} {
+		t.Run(string(client), func(t *testing.T) { noKeyframes(t, client) })
+	}
+}
+
+func noKeyframes(t *testing.T, client Client) {
 	noLeaks(t)
 	sim := startCamsim(t, 1)
 	const keyTimeout = 3 * time.Second
-	p := supervise(t, sim.URL(1, camsim.StreamSub), Config{KeyTimeout: keyTimeout, MaxKeyTimeout: keyTimeout,
+	p := supervise(t, sim.URL(1, camsim.StreamSub), Config{Client: client, KeyTimeout: keyTimeout, MaxKeyTimeout: keyTimeout,
 		StallTimeout: 500 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond})
 	p.wait(t, StatusOnline, 30*time.Second)
 	sim.SetFault(1, camsim.FaultNoKey)
@@ -284,19 +290,25 @@ func TestNoKeyframes(t *testing.T) {
 		t.Error("the first picture after the fault is not a keyframe")
 	}
 	p.wait(t, StatusOnline, 30*time.Second)
-	t.Logf("RELIABILITY: nokey: pictures again %v after the fault cleared; %d openings in %v without keyframes (key timeout %v)",
-		time.Since(cleared).Round(time.Millisecond), reopened, faultFor, keyTimeout)
+	t.Logf("RELIABILITY: nokey (%s): pictures again %v after the fault cleared; %d openings in %v without keyframes (key timeout %v)",
+		client, time.Since(cleared).Round(time.Millisecond), reopened, faultFor, keyTimeout)
 }
 
 // A reconnect storm: 100 cameras dropped at once, refusing for a while,
 // then back. Every supervisor comes back; the dials are spread by the
 // backoff's jitter instead of coming all at once, and the process keeps
-// answering meanwhile.
+// answering meanwhile. Both client libraries.
 func TestReconnectStorm(t *testing.T) {
+	for _, client := range []Client{ClientGortsplib, ClientVDK} {
+		t.Run(string(client), func(t *testing.T) { reconnectStorm(t, client) })
+	}
+}
+
+func reconnectStorm(t *testing.T, client Client) {
 	noLeaks(t)
 	const n = 100
 	sim := startCamsim(t, n)
-	cfg := Config{MinBackoff: 500 * time.Millisecond, MaxBackoff: 4 * time.Second}
+	cfg := Config{Client: client, MinBackoff: 500 * time.Millisecond, MaxBackoff: 4 * time.Second}
 	ps := make([]*pulled, n)
 	for i := range ps {
 		ps[i] = supervise(t, sim.URL(i+1, camsim.StreamSub), cfg)
@@ -378,8 +390,8 @@ func TestReconnectStorm(t *testing.T) {
 	for _, c := range windows {
 		peak = max(peak, c)
 	}
-	t.Logf("RELIABILITY: reconnect storm of %d cameras (3 s refused, backoff %v..%v ±50%%): back online after the fault cleared: p50 %v, p95 %v, max %v",
-		n, cfg.MinBackoff, cfg.MaxBackoff, percentile(recovery, 0.5).Round(time.Millisecond),
+	t.Logf("RELIABILITY: reconnect storm of %d cameras (%s; 3 s refused, backoff %v..%v ±50%%): back online after the fault cleared: p50 %v, p95 %v, max %v",
+		n, client, cfg.MinBackoff, cfg.MaxBackoff, percentile(recovery, 0.5).Round(time.Millisecond),
 		percentile(recovery, 0.95).Round(time.Millisecond), slices.Max(recovery).Round(time.Millisecond))
 	t.Logf("RELIABILITY: reconnect storm: %d dials over %v in %d windows of 100 ms, at most %d in one",
 		total, last.Sub(first).Round(time.Millisecond), len(windows), peak)

@@ -22,7 +22,9 @@
 //     card has no state select (no base.write), and "上报部件问题 Report a
 //     problem" opens the new-incident form prefilled (its place, category
 //     0702, the component named): filed, the case is the lamp's (the API's
-//     component_id) and in its card's case history; the parcel's row
+//     component_id) and in its card's case history; a read of the card
+//     sent before another case about the lamp and answered after it (held
+//     back in the browser) is read again: both cases show; the parcel's row
 //     outlines it on the map and lists its grids as the API does; at zoom
 //     14, 15 and 16 the map draws the demo's buildings and components; the
 //     community's link in the panel's chain shows the community's figures
@@ -45,7 +47,7 @@
 
 import path from 'node:path';
 import { bboxOf, distanceM, interiorPoint, pointInGeometry } from '../src/geometry.js';
-import { gridCandidates, launch, main, openGrid, openPage, passed, scriptArgs, signIn, timeoutMs, waitFor, waitGrids } from './common.mjs';
+import { gridCandidates, holdAnswer, launch, main, openGrid, openPage, passed, scriptArgs, signIn, timeoutMs, waitFor, waitGrids } from './common.mjs';
 
 const { base, args: [artifactDir, adminToken], started } = scriptArgs('base.mjs', '<artifactDir> <adminToken>', timeoutMs * 30 + 60000);
 
@@ -446,6 +448,21 @@ async function run() {
     // The lamp's case history has it (read again by the card, or when opened again).
     await waitFor(page, (id) => !!document.querySelector(`#base-card:not([hidden]) [data-field="cases"] [data-incident-id="${id}"]`), caseId, 'the case in the lamp card\'s history');
     await page.keyboard.press('Escape'); // the incident view
+    // A read of the card sent before a case about the lamp is filed, and
+    // answered after: the card heard the case meanwhile and reads again.
+    const fileLampCase = (title) => admin('POST', '/api/v1/incidents', { source: 'hotline', category: '0702', title, component_id: d.lampObj.id, location: { type: 'Point', coordinates: d.lampAt } });
+    const heldRead = await holdAnswer(page, new RegExp(`/api/v1/components/${d.lampObj.id}$`), "the lamp card's read after a case");
+    const before = await fileLampCase(`e2e 路灯 ${d.lamp.code} 读取前`);
+    await heldRead.read(); // the card's read for the first case: answered, and held
+    const during = await fileLampCase(`e2e 路灯 ${d.lamp.code} 读取中`);
+    await waitFor(page, () => document.querySelector('#base-card')?.dataset.stale === 'true', null, 'the card to hear the second case while its read is held');
+    await heldRead.stop();
+    await waitFor(
+      page,
+      (ids) => ids.every((id) => !!document.querySelector(`#base-card:not([hidden]) [data-field="cases"] [data-incident-id="${id}"]`)),
+      [before.id, during.id],
+      async () => `both cases in the lamp card's history after its late read (cases shown: ${await page.evaluate(() => JSON.stringify([...document.querySelectorAll('#base-card [data-field="cases"] [data-incident-id]')].map((b) => b.dataset.incidentId)))})`,
+    );
     await closeCard(page);
     out.caseId = caseId;
 

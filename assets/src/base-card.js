@@ -25,6 +25,7 @@
 //              map, and its grids with the area in each.
 //
 // Test hooks: #base-card[data-kind][data-id][data-state=loading|ok|error]
+// [data-stale] (a case about it changed while it was read: it reads again)
 // [data-revealed], its [data-field=…] (title, code, id-number, phone,
 // birth-date, state, state-select, reveal-btn, hide-btn, report-btn,
 // households, residents, visits, moves, cases, parcel-grids, back, error),
@@ -160,8 +161,10 @@ export class BaseCard {
     this.caseTimer = setTimeout(() => {
       const now = this.stack.at(-1);
       if (!this.isOpen || now?.kind !== 'component' || now.id !== top.id) return;
-      if (this.root.dataset.state === 'loading') this.stale = true;
-      else this.show();
+      if (this.root.dataset.state === 'loading') {
+        this.stale = true;
+        this.root.dataset.stale = 'true';
+      } else this.show();
     }, 400);
   }
 
@@ -185,6 +188,7 @@ export class BaseCard {
     const { kind, id, item } = this.stack.at(-1);
     const seq = ++this.seq;
     this.stale = false;
+    delete this.root.dataset.stale;
     this.forget();
     this.root.dataset.kind = kind;
     this.root.dataset.id = String(id);

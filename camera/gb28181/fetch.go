@@ -235,6 +235,24 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 	f.mu.Lock()
 	r.Done = from
 	f.mu.Unlock()
+	publish := func(c *stream.AccessUnit) {
+		retimed.Publish(c)
+		if c.Audio == nil {
+			f.mu.Lock()
+			r.Done = c.Received
+			f.mu.Unlock()
+		}
+	}
+	// The first pictures, held until it is known whether sound comes
+	// with them (settled).
+	var early []*stream.AccessUnit
+	settled := false
+	flush := func() {
+		for _, c := range early {
+			publish(c)
+		}
+		early, settled = nil, true
+	}
 	var batch []*stream.AccessUnit
 	for {
 		nctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -242,6 +260,7 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 		cancel()
 		if err != nil {
 			st, _ := f.Playbacks.Get(pb.ID)
+			flush()
 			stop()
 			rerr := <-recorded
 			if st.Failure != "" && to.Sub(f.done(r)) <= 1500*time.Millisecond {
@@ -277,14 +296,11 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 					continue
 				}
 				first = au.DTS
-				// The sound the device said the recording has, before the
-				// first picture: the recorder decides at a keyframe whether
-				// a file has a sound track, and the first must have it if
-				// the rest do (or the export of the range would have to
-				// join files of two kinds).
-				retimed.SetAudio(hub.Audio())
+				// Without sound announced (the playback's hub is told
+				// before its first picture), none to wait for.
+				settled = hub.Audio() == nil
 			}
-			c := stream.AccessUnit{DTS: au.DTS, PTS: au.PTS, Duration: au.Duration, NALUs: au.NALUs, Key: au.Key, Params: au.Params, Payload: au.Payload}
+			c := &stream.AccessUnit{DTS: au.DTS, PTS: au.PTS, Duration: au.Duration, NALUs: au.NALUs, Key: au.Key, Params: au.Params, Payload: au.Payload}
 			at := c.DTS - first
 			if au.Audio != nil {
 				at = au.DTS*stream.ClockRate/int64(au.Audio.ClockRate()) - first
@@ -304,15 +320,27 @@ func (f *Fetches) fetch(ctx context.Context, r *Fetch, device, channel string, f
 			at += shift
 			c.Received = from.Add(time.Duration(at) * time.Second / stream.ClockRate)
 			if !c.Received.Before(to) {
+				flush()
 				stop()
 				return <-recorded
 			}
-			retimed.Publish(&c)
-			if au.Audio == nil {
-				f.mu.Lock()
-				r.Done = c.Received
-				f.mu.Unlock()
+			if !settled {
+				// The recorder decides at a keyframe whether a file has a
+				// sound track, and the sound may come a little after the
+				// first picture: the pictures wait (a fetch is not live)
+				// until it comes, or a second of them has none.
+				switch {
+				case au.Audio != nil:
+					settled = true
+				case len(early) > 0 && c.Received.Sub(early[0].Received) >= time.Second:
+					settled = true
+				default:
+					early = append(early, c)
+					continue
+				}
+				flush()
 			}
+			publish(c)
 		}
 	}
 }

@@ -259,6 +259,29 @@ func TestExportSoundStartsLate(t *testing.T) {
 	if err != nil || len(out) > 0 {
 		t.Errorf("ffmpeg decoding the export: %v %s", err, out)
 	}
+	// And back: sound, none, sound. The silence between is the last
+	// frame before it held (as across a gap between files).
+	f.fileWith(t0.Add(12*time.Second), 300*frameTicks, 100, alaw)
+	if e, err = x.Request(ctx, f.cam, t0.Add(4*time.Second), t0.Add(16*time.Second), nil, "tester"); err != nil {
+		t.Fatal(err)
+	}
+	x.Drain(ctx)
+	if e, err = x.Get(ctx, e.ID); err != nil || e.Status != "done" {
+		t.Fatalf("export across sound stopping and starting again: %v %s %s", err, e.Status, why(e))
+	}
+	probe = testtool.FFprobe(t, "-show_entries", "stream=codec_name,duration,start_time", x.Path(e.ID))
+	if len(probe.Streams) != 2 || probe.Streams[1].CodecName != "flac" {
+		t.Fatalf("export: %s, want h264 and flac", probe.Out)
+	}
+	v, as, ad = probe.Streams[0].Seconds(), probe.Streams[1].Start(), probe.Streams[1].Seconds()
+	t.Logf("export: pictures %.3f s, sound from %.3f s for %.3f s", v, as, ad)
+	if v < 11.5 || as > 0.1 || math.Abs(ad-v) > 0.2 {
+		t.Errorf("export: pictures %.3f s, sound from %.3f s for %.3f s; want 12 s of both", v, as, ad)
+	}
+	out, err = exec.Command(testtool.Require(t, "ffmpeg"), "-v", "error", "-i", x.Path(e.ID), "-f", "null", "-").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decoding the export: %v %s", err, out)
+	}
 
 	// The sound's format changes (G.711's two laws are both kept as
 	// FLAC, which is no change): refused, and said so.

@@ -237,27 +237,32 @@ export async function waitFor(page, fn, arg, what, ms = timeoutMs) {
  * answer, read before a change and shown after it: the page must not take
  * it over what it heard since. read() waits (timeoutMs) for the request and
  * returns the server's answer (a Playwright APIResponse); stop() releases
- * it and removes the route.
+ * it, waits until the page has it, and removes the route. (Removed first,
+ * the route would let the held request go to the server again: the page
+ * would get a new answer, not the late one.)
  */
 export async function holdAnswer(page, url, what, accept = () => true) {
   let answer = null;
   let release;
   let asked;
+  let given;
   const released = new Promise((resolve) => (release = resolve));
   const seen = new Promise((resolve) => (asked = resolve));
+  const delivered = new Promise((resolve) => (given = resolve));
   const handler = async (route) => {
     const req = route.request();
     if (answer || req.method() !== 'GET' || !accept(new URL(req.url()))) return route.fallback();
     answer = route.fetch();
     asked(new URL(req.url()).pathname);
-    let res;
     try {
-      res = await answer;
+      const res = await answer;
+      await released;
+      await route.fulfill({ response: res }).catch(() => {});
     } catch {
-      return; // the page went away
+      // the page went away
+    } finally {
+      given();
     }
-    await released;
-    await route.fulfill({ response: res }).catch(() => {});
   };
   await page.route(url, handler);
   return {
@@ -269,6 +274,7 @@ export async function holdAnswer(page, url, what, accept = () => true) {
     release,
     async stop() {
       release();
+      if (answer) await delivered;
       await page.unroute(url, handler);
     },
   };

@@ -17,7 +17,9 @@
 // 4. 手动关联录像 · Link footage by hand: another camera, the default window
 //    (2 min before to 5 after the reported time): the list gains a manual
 //    link; linking it again is refused (409) and the toast says why; Unlink
-//    (with its confirm) removes it from the page and the API.
+//    (with its confirm) removes it from the page and the API; the page's read
+//    of the footage after the link, held back in the browser until the read
+//    after the unlink has answered, does not bring the link back.
 // 5. 时间轴 · Timeline opens the footage view at the link's window; the
 //    operator tags the selected range, edits the tag (label, note and the
 //    range through the From/To fields): the API has the new values. The tag
@@ -38,7 +40,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, fileIncident } from './common.mjs';
+import { launch, signIn, timeoutMs, waitFor, waitGrids, main, demoToken, scriptArgs, openPage, fileIncident, holdAnswer } from './common.mjs';
 
 const { base, args: [artifactDir, modeArg], started } = scriptArgs('footage-ops.mjs', '<artifactDir>', timeoutMs * 8 + 60000);
 // footage: steps 1–7; exports: steps 1–3 and 8 (two runs, each within the
@@ -233,8 +235,13 @@ async function run() {
       await page.selectOption(`${IV} form.inc-link-form select[name="camera_id"]`, String(other.id));
       await page.click(`${IV} form.inc-link-form .inc-link-submit`);
     };
+    // The page reads the footage again after the link: that read is held
+    // back, and given to the page after the unlink below.
+    const linkedRead = await holdAnswer(page, new RegExp(`/api/v1/incidents/${incId}/footage$`), 'the read of the footage after the manual link');
     await linkByHand();
     await waitFor(page, (id) => !!document.querySelector(`#incident-view li.inc-footage-item[data-camera="${id}"][data-source="manual"]`) && !document.querySelector('#incident-view form.inc-link-form'), other.id, 'the manual link listed');
+    const { res: withLink } = await linkedRead.read();
+    if (!((await withLink.json()).footage ?? []).some((l) => l.camera_id === other.id && l.source === 'manual')) throw new Error('the held read of the footage does not have the manual link');
     const manual = ((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).find((l) => l.camera_id === other.id && l.source === 'manual');
     if (!manual || Math.abs(Date.parse(manual.from) - defaults.from) > 1000) throw new Error(`the API's manual link: ${JSON.stringify(manual)}`);
     await page.click(`${IV} .inc-footage-add`);
@@ -251,9 +258,16 @@ async function run() {
     await page.click(`${ML} .inc-footage-unlink`);
     await waitFor(page, (sel) => !!document.querySelector(`${sel} .inc-footage-unlink-yes`), ML, 'the unlink confirm');
     if (!(await page.evaluate((sel) => !!document.querySelector(sel), ML))) throw new Error('unlinked before the confirm');
+    const readsBefore = Number(await page.evaluate(() => document.querySelector('#incident-view').dataset.footageAnswered ?? 0));
     await page.click(`${ML} .inc-footage-unlink-yes`);
     await waitFor(page, (sel) => !document.querySelector(sel), ML, 'the manual link gone from the page');
     if (((await apiOK(op.api, 'GET', `/api/v1/incidents/${incId}/footage`)).footage ?? []).some((l) => l.id === manual.id)) throw new Error('the API still lists the unlinked footage');
+    // The read after the unlink answered, then the one from before it: the
+    // page keeps the unlink.
+    await waitFor(page, (n) => Number(document.querySelector('#incident-view').dataset.footageAnswered) > n, readsBefore, 'the read of the footage after the unlink answered');
+    await linkedRead.stop();
+    await waitFor(page, (n) => Number(document.querySelector('#incident-view').dataset.footageAnswered) > n + 1, readsBefore, 'the page taking the read held since the link');
+    if (await page.evaluate((sel) => !!document.querySelector(sel), ML)) throw new Error('a read of the footage from before the unlink, answered after it, brought the unlinked footage back');
     await check('link by hand and unlink');
 
     // 5. The footage view at the window: tag, edit, search, link the range.

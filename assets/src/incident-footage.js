@@ -35,11 +35,15 @@ export const footageMethods = {
       if (seq !== this.seq || n !== this.footageAsked) return;
       this.footage = Array.isArray(res?.footage) ? res.footage : [];
       if (Array.isArray(res?.exports)) this.mergeExports(id, res.exports);
+      this.renderFootage();
     } catch (err) {
       if (seq !== this.seq || n !== this.footageAsked) return;
       this.footage = { error: describe(err) };
+      this.renderFootage();
+    } finally {
+      this.footageAnswers = (this.footageAnswers ?? 0) + 1;
+      this.root.dataset.footageAnswered = String(this.footageAnswers); // a hook: reads of the footage answered (shown or dropped)
     }
-    this.renderFootage();
   },
 
   /** stopInline stops the inline player, if one plays. */

@@ -18,7 +18,8 @@
 // API refusals (e.g. 409 already linked) are shown in a toast.
 // The linked footage, its exports and the link form are incident-footage.js's
 // (their methods are the view's own, mixed into its prototype below).
-// Test hooks: #incident-view [data-field=footage][data-count] with
+// Test hooks: #incident-view[data-footage-answered] (reads of the linked
+// footage answered, shown or dropped), [data-field=footage][data-count] with
 //   li.inc-footage-item[data-link-id][data-camera][data-source] (.inc-footage-inline, .inc-footage-play,
 //   .inc-footage-export, .inc-footage-unlink, .inc-footage-confirm .inc-footage-unlink-yes, .inline-footage (see footage-inline.js)),
 //   .inc-footage-add, form.inc-link-form (select[name=camera_id], input[name=from|to], .form-error),

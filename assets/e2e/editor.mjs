@@ -14,6 +14,9 @@
 // editor's back → the grid.changed event makes the editor warn at once
 // (before any save); save anyway → the server's 412 message; the warning's
 // Reload starts again from the new version and its ETag.
+// Two quick changes through the API: the map's reload of the grids after the
+// first, held back in the browser until the reload after the second has
+// drawn, does not put the older boundary and version back.
 // Move edge: a pair of sibling grids sharing an edge (found through the
 // API); the second is picked with a click, the new edge drawn with mouse
 // clicks from one end of the shared edge to the other, bent ~30 m into the
@@ -26,7 +29,7 @@
 
 import path from 'node:path';
 import { pointInGeometry, polygonsOf } from '../src/geometry.js';
-import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage, bearerFetch, reportProblems } from './common.mjs';
+import { clickGrid, gridCandidates, gridFeatures, launch, panelShows, place, signIn, timeoutMs, waitFor, waitGrids, scriptArgs, openPage, bearerFetch, reportProblems, holdAnswer } from './common.mjs';
 
 const { base, args: [artifacts, adminToken], started } = scriptArgs('editor.mjs', '<artifactsDir> <adminToken>', timeoutMs * 10 + 30000);
 
@@ -595,6 +598,33 @@ async function run() {
   await page.click('#editor [data-field="cancel"]');
   await waitFor(page, () => !document.querySelector('#editor') && !document.body.classList.contains('editing'), null, 'editor closed');
   await watcher.check('split and merge');
+
+  // ---- Two changes in quick succession: the older reload's answer comes last --------------
+  // Someone changes the grid twice; the map's reload of the grids after the
+  // first is answered at once but held back in the browser until the reload
+  // after the second has drawn: the map and the panel keep the second.
+  const cur = await api('GET', `/api/v1/grids/${at.id}`);
+  await openGrid(page, at.id);
+  await waitFor(page, (v) => document.querySelector('#panel [data-field="version"]')?.textContent === `v${v}` && !document.querySelector('#panel').hidden, cur.body.version, async () => `the panel on grid ${at.id} at v${cur.body.version} (it shows ${await page.evaluate(() => JSON.stringify({ hidden: document.querySelector('#panel').hidden, version: document.querySelector('#panel [data-field="version"]')?.textContent }))})`);
+  const heldReload = await holdAnswer(page, /\/api\/v1\/grids\.geojson$/, "the map's reload of the grids after the first change");
+  const first = await api('PUT', `/api/v1/grids/${at.id}/geometry`, after.body.geometry, { 'If-Match': cur.etag });
+  if (first.status !== 200) throw new Error(`the first change: ${first.status} ${JSON.stringify(first.body)}`);
+  await heldReload.read();
+  const reloads = await page.evaluate(() => Number(document.body.dataset.gridReloads ?? 0));
+  const afterFirst = await api('GET', `/api/v1/grids/${at.id}`);
+  const put2 = await api('PUT', `/api/v1/grids/${at.id}/geometry`, before.body.geometry, { 'If-Match': afterFirst.etag });
+  if (put2.status !== 200) throw new Error(`the second change: ${put2.status} ${JSON.stringify(put2.body)}`);
+  const second = await api('GET', `/api/v1/grids/${at.id}`);
+  if (second.body.version !== afterFirst.body.version + 1) throw new Error(`versions v${afterFirst.body.version} then v${second.body.version}`);
+  await waitFor(page, (v) => document.querySelector('#panel [data-field="version"]')?.textContent === `v${v}`, second.body.version, async () => `the panel showing the second change, v${second.body.version} (${await page.evaluate(() => JSON.stringify({ hidden: document.querySelector('#panel').hidden, version: document.querySelector('#panel [data-field="version"]')?.textContent, reloads: document.body.dataset.gridReloads, tiles: document.body.dataset.gridTiles, live: document.body.dataset.live }))}; reloads before: ${reloads}; first v${afterFirst.body.version})`);
+  await waitFor(page, (n) => Number(document.body.dataset.gridReloads) > n, reloads, "the map's reload after the second change");
+  const drawn = await page.evaluate(() => document.body.dataset.gridTiles);
+  await heldReload.stop();
+  await waitFor(page, (n) => Number(document.body.dataset.gridReloads) > n + 1, reloads, 'the map taking the reload held since the first change');
+  const kept = await page.evaluate(() => ({ version: document.querySelector('#panel [data-field="version"]')?.textContent, tiles: document.body.dataset.gridTiles }));
+  if (kept.version !== `v${second.body.version}` || kept.tiles !== drawn) throw new Error(`the map's reload after the first change, answered last, put the map back: ${JSON.stringify(kept)}, want v${second.body.version} and tiles ${drawn}`);
+  result.lateReload = kept;
+  await watcher.check('two quick changes');
 
   result.edge = await moveEdge(page, at.id);
   await watcher.check('move edge');

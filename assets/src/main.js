@@ -6,6 +6,7 @@
 //   document.body.dataset.user, .role  the signed-in username and role
 //   document.body.dataset.gridsLoaded  feature count, set at the first idle after the grids are drawn
 //   document.body.dataset.gridTiles    the grids' tile URL template, ?v= the grid revision drawn
+//   document.body.dataset.gridReloads  reloads of the grids answered (drawn, or dropped as older)
 //   window.gridwatchMap                the maplibregl.Map
 //   #panel [data-field=name|code|level|area|chain|cases]
 //   document.body.dataset.incidentsLoaded  open cases loaded (incidents.read), after the first load
@@ -342,20 +343,45 @@ function drawGrids(fc, tiles) {
  * selection.
  */
 const gridLoads = new Loads(); // two quick changes: the older reload's answer may come last
+let gridReloadsAnswered = 0;
 async function reloadGrids() {
   await gridsReady;
   const t = gridLoads.ask();
-  const [fc, tiles] = await Promise.all([getJSON('/api/v1/grids.geojson'), getJSON('/tiles/grids.json')]);
-  if (!gridLoads.take(t)) return grids;
-  const keep = selectedId;
-  drawGrids(fc, tiles);
-  selectedId = null;
-  if (keep !== null && grids.byId.has(keep)) setSelected(keep);
-  else if (keep !== null) closePanel();
-  map.once('idle', () => {
-    document.body.dataset.gridsLoaded = String(grids.total);
-  });
-  return grids;
+  try {
+    const [fc, tiles] = await Promise.all([getJSON('/api/v1/grids.geojson'), getJSON('/tiles/grids.json')]);
+    if (!gridLoads.take(t)) return grids;
+    const keep = selectedId;
+    drawGrids(fc, tiles);
+    selectedId = null;
+    if (keep !== null && grids.byId.has(keep)) setSelected(keep);
+    else if (keep !== null) closePanel();
+    map.once('idle', () => {
+      document.body.dataset.gridsLoaded = String(grids.total);
+    });
+    return grids;
+  } finally {
+    document.body.dataset.gridReloads = String(++gridReloadsAnswered);
+  }
+}
+
+/**
+ * refreshGridFacts reads the open panel's grid again when a grid.changed
+ * event names it (someone else changed its boundary): its area, version
+ * and last update follow; what else the panel shows stays. Reads overlap
+ * when changes come quickly: only the newest answer is shown.
+ */
+const gridFactLoads = new Loads();
+async function refreshGridFacts(data) {
+  const id = selectedId;
+  const ids = (Array.isArray(data?.grids) ? data.grids : []).map(Number);
+  if (id === null || !panel.isOpen || !ids.includes(Number(id))) return;
+  const t = gridFactLoads.ask();
+  try {
+    const g = await getJSON(`/api/v1/grids/${encodeURIComponent(id)}`);
+    if (gridFactLoads.take(t) && selectedId === id) panel.updateGridFacts(g);
+  } catch (err) {
+    console.warn('grid', id, err); // the next change, or opening it again, reads it
+  }
 }
 
 function fitAll(animate = true) {
@@ -631,7 +657,10 @@ const live = new DashboardLive({
   camerasOn,
   showError,
   reloadGrids,
-  gridChanged: (data) => editors.editor?.gridChanged(data),
+  gridChanged: (data) => {
+    editors.editor?.gridChanged(data);
+    refreshGridFacts(data);
+  },
   refreshCard: (id) => card.refresh(id, selectSeq),
   gbEvent: (type, data) => admin.onEvent(type, data),
   openIncident,

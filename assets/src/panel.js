@@ -143,6 +143,18 @@ export class Panel {
   }
 
   /** showGrid renders GET /api/v1/grids/{id}; below counts its sub-areas by level, if known. */
+  /**
+   * updateGridFacts shows what a change of grid g's boundary changed (its
+   * area, version, last update) when the panel shows g: someone else's
+   * change, heard as an event, leaves the rest of the panel as it is.
+   */
+  updateGridFacts(g) {
+    if (this.root.dataset.gridId !== String(g?.id) || this.detail.hidden) return;
+    this.field('area').textContent = formatArea(g.area_m2);
+    this.field('version').textContent = g.version !== undefined && g.version !== null ? `v${g.version}` : '—';
+    this.field('updated').textContent = formatTime(g.updated_at ?? g.created_at);
+  }
+
   showGrid(g, below) {
     this.open();
     this.loading.hidden = true;

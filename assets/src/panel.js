@@ -142,7 +142,6 @@ export class Panel {
     this.loading.hidden = true;
   }
 
-  /** showGrid renders GET /api/v1/grids/{id}; below counts its sub-areas by level, if known. */
   /**
    * updateGridFacts shows what a change of grid g's boundary changed (its
    * area, version, last update) when the panel shows g: someone else's
@@ -150,11 +149,17 @@ export class Panel {
    */
   updateGridFacts(g) {
     if (this.root.dataset.gridId !== String(g?.id) || this.detail.hidden) return;
+    this.showFacts(g);
+  }
+
+  /** showFacts fills in what a change of the boundary changes: area, version, last update. */
+  showFacts(g) {
     this.field('area').textContent = formatArea(g.area_m2);
     this.field('version').textContent = g.version !== undefined && g.version !== null ? `v${g.version}` : '—';
     this.field('updated').textContent = formatTime(g.updated_at ?? g.created_at);
   }
 
+  /** showGrid renders GET /api/v1/grids/{id}; below counts its sub-areas by level, if known. */
   showGrid(g, below) {
     this.open();
     this.loading.hidden = true;
@@ -167,9 +172,7 @@ export class Panel {
     level.dataset.level = g.level ?? '';
     this.field('name').textContent = g.name ?? '';
     this.field('code').textContent = g.code ?? '';
-    this.field('area').textContent = formatArea(g.area_m2);
-    this.field('version').textContent = g.version !== undefined && g.version !== null ? `v${g.version}` : '—';
-    this.field('updated').textContent = formatTime(g.updated_at ?? g.created_at);
+    this.showFacts(g);
     this.field('id').textContent = String(g.id);
     const parts = below ? ['street', 'community', 'grid'].filter((l) => below[l] > 0).map((l) => `${below[l]} ${LEVEL_CN[l]}`) : [];
     this.field('contains-row').hidden = parts.length === 0;
